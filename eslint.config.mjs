@@ -1,0 +1,36 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import nx from '@nx/eslint-plugin';
+import prettier from 'eslint-config-prettier';
+
+export default tseslint.config(
+  { ignores: ['**/node_modules/**', '**/dist/**', 'tools/.cache/**', 'bench-results/**', 'coverage/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  prettier,
+  {
+    files: ['**/*.ts'],
+    plugins: { '@nx': nx },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-restricted-syntax': ['error', { selector: 'TSEnumDeclaration', message: 'Use a const object instead of a TS enum.' }],
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: false,
+          allow: [],
+          depConstraints: [
+            { sourceTag: 'scope:contract', onlyDependOnLibsWithTags: [], allowedExternalImports: ['typebox', 'typebox/*', 'node:*'] },
+            { sourceTag: 'scope:monitoring', onlyDependOnLibsWithTags: ['scope:contract'] },
+            { sourceTag: 'scope:testing', onlyDependOnLibsWithTags: ['scope:contract'] },
+            { sourceTag: 'scope:drivers', onlyDependOnLibsWithTags: ['scope:contract', 'scope:monitoring', 'scope:testing'] },
+            { sourceTag: 'scope:agent', onlyDependOnLibsWithTags: ['scope:contract', 'scope:drivers', 'scope:monitoring', 'scope:testing'] },
+            { sourceTag: 'scope:gateway', onlyDependOnLibsWithTags: ['scope:contract', 'scope:monitoring', 'scope:testing'] },
+            { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['*'] },
+          ],
+        },
+      ],
+    },
+  },
+);

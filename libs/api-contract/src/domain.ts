@@ -1,0 +1,176 @@
+import Type, { type Static } from 'typebox';
+import { HostPath, ObjectName, Uuid } from './names.js';
+
+/** Which hypervisor runs a domain; `qemu` is TCG emulation and `kvm` hardware acceleration, both on the qemu driver. */
+export const DomainDriver = Type.Enum(['test', 'qemu', 'kvm', 'lxc'], { description: 'Domain type (hypervisor)' });
+export type DomainDriver = Static<typeof DomainDriver>;
+
+/** libvirt's virDomainState names. */
+export const DomainStates = ['nostate', 'running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended'] as const;
+export const DomainState = Type.Enum([...DomainStates], { description: "libvirt's domain state" });
+export type DomainState = Static<typeof DomainState>;
+
+/** libvirt's per-state reasons (virDomainRunningReason, virDomainPausedReason, …) in lower case. */
+export const StateReasons = {
+  nostate: ['unknown'],
+  running: ['unknown', 'booted', 'migrated', 'restored', 'from_snapshot', 'unpaused', 'migration_canceled', 'save_canceled', 'wakeup', 'crashed', 'postcopy'],
+  blocked: ['unknown'],
+  paused: ['unknown', 'user', 'migration', 'save', 'dump', 'ioerror', 'watchdog', 'from_snapshot', 'shutting_down', 'snapshot', 'crashed', 'starting_up', 'postcopy', 'postcopy_failed'],
+  shutdown: ['unknown', 'user'],
+  shutoff: ['unknown', 'shutdown', 'destroyed', 'crashed', 'migrated', 'saved', 'failed', 'from_snapshot', 'daemon'],
+  crashed: ['unknown', 'panicked'],
+  pmsuspended: ['unknown'],
+} as const satisfies Record<DomainState, readonly string[]>;
+
+export const StateReason = Type.Enum([...new Set(Object.values(StateReasons).flat())], {
+  description: 'Why the domain is in its state (libvirt reason names, see StateReasons)',
+});
+export type StateReason = Static<typeof StateReason>;
+
+export const DiskSource = Type.Union(
+  [
+    Type.Object({ path: HostPath }, { additionalProperties: false }),
+    Type.Object({ pool: ObjectName, volume: ObjectName }, { additionalProperties: false }),
+  ],
+  { description: 'A file on the node or a volume in one of its storage pools' },
+);
+
+export const DomainDisk = Type.Object(
+  {
+    source: DiskSource,
+    device: Type.Optional(Type.Enum(['disk', 'cdrom'], { default: 'disk' })),
+    format: Type.Optional(Type.Enum(['qcow2', 'raw'], { default: 'qcow2' })),
+    bus: Type.Optional(Type.Enum(['virtio', 'sata', 'ide'], { default: 'virtio' })),
+    target: Type.Optional(Type.String({ pattern: '^(vd|sd|hd)[a-z]{1,2}$', description: 'Guest device name, e.g. vda' })),
+    readonly: Type.Optional(Type.Boolean({ default: false })),
+  },
+  { additionalProperties: false },
+);
+export type DomainDisk = Static<typeof DomainDisk>;
+
+export const MacAddress = Type.String({ pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$', description: 'Lower-case MAC address' });
+
+export const DomainNic = Type.Object(
+  {
+    type: Type.Enum(['user', 'network', 'bridge', 'none'], { description: 'user-mode NAT, a virtbus network, or a host bridge' }),
+    source: Type.Optional(ObjectName),
+    model: Type.Optional(Type.Enum(['virtio', 'e1000', 'rtl8139'], { default: 'virtio' })),
+    mac: Type.Optional(MacAddress),
+  },
+  { additionalProperties: false },
+);
+export type DomainNic = Static<typeof DomainNic>;
+
+export const KernelCmdline = Type.String({
+  maxLength: 4096,
+  pattern: '^[^\\x00-\\x1f\\x7f]*$',
+  description: 'Kernel command line (no control characters)',
+});
+
+export const DomainOs = Type.Object(
+  {
+    kernel: Type.Optional(HostPath),
+    initrd: Type.Optional(HostPath),
+    cmdline: Type.Optional(KernelCmdline),
+    boot: Type.Optional(Type.Array(Type.Enum(['hd', 'cdrom', 'network']), { maxItems: 3, uniqueItems: true })),
+    machine: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', description: 'Machine type, e.g. pc or q35' })),
+  },
+  { additionalProperties: false, description: "Boot configuration (libvirt's <os>): direct kernel boot or a boot order" },
+);
+
+export const DomainConsole = Type.Object(
+  { type: Type.Enum(['serial', 'none'], { default: 'serial' }) },
+  { additionalProperties: false },
+);
+
+/** Config fields shared by define (DomainsPost) and update (DomainPut). */
+const configFields = {
+  vcpus: Type.Integer({ minimum: 1, maximum: 256, description: 'Virtual CPUs' }),
+  memory: Type.Integer({ minimum: 1, maximum: 4_194_304, description: 'Memory in MiB' }),
+  os: DomainOs,
+  disks: Type.Array(DomainDisk, { maxItems: 64 }),
+  nics: Type.Array(DomainNic, { maxItems: 32 }),
+  console: DomainConsole,
+  autostart: Type.Boolean({ description: 'Start with the agent' }),
+};
+
+export const DomainsPost = Type.Object(
+  {
+    name: ObjectName,
+    uuid: Type.Optional(Uuid),
+    driver: DomainDriver,
+    vcpus: Type.Optional(configFields.vcpus),
+    memory: Type.Optional(configFields.memory),
+    os: Type.Optional(configFields.os),
+    disks: Type.Optional(configFields.disks),
+    nics: Type.Optional(configFields.nics),
+    console: Type.Optional(configFields.console),
+    autostart: Type.Optional(configFields.autostart),
+  },
+  { additionalProperties: false, title: 'DomainsPost', description: 'Define a new persistent domain' },
+);
+export type DomainsPost = Static<typeof DomainsPost>;
+
+export const DomainPut = Type.Object(
+  {
+    vcpus: Type.Optional(configFields.vcpus),
+    memory: Type.Optional(configFields.memory),
+    os: Type.Optional(configFields.os),
+    disks: Type.Optional(configFields.disks),
+    nics: Type.Optional(configFields.nics),
+    console: Type.Optional(configFields.console),
+    autostart: Type.Optional(configFields.autostart),
+  },
+  { additionalProperties: false, title: 'DomainPut', description: 'Replace the given config fields; they apply at next start' },
+);
+export type DomainPut = Static<typeof DomainPut>;
+
+/** The full persistent configuration with every default filled in. */
+export const DomainConfig = Type.Object(
+  {
+    name: ObjectName,
+    uuid: Uuid,
+    driver: DomainDriver,
+    vcpus: configFields.vcpus,
+    memory: configFields.memory,
+    os: configFields.os,
+    disks: configFields.disks,
+    nics: configFields.nics,
+    console: configFields.console,
+    autostart: configFields.autostart,
+  },
+  { additionalProperties: false, title: 'DomainConfig' },
+);
+export type DomainConfig = Static<typeof DomainConfig>;
+
+export const DomainStateActions = ['start', 'shutdown', 'destroy', 'reboot', 'reset', 'suspend', 'resume'] as const;
+export const DomainStatePut = Type.Object(
+  {
+    action: Type.Enum([...DomainStateActions]),
+    timeout: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds to wait for shutdown/reboot' })),
+    force: Type.Optional(Type.Boolean({ description: 'shutdown: destroy when the timeout expires' })),
+    paused: Type.Optional(Type.Boolean({ description: 'start: leave the vCPUs paused' })),
+  },
+  { additionalProperties: false, title: 'DomainStatePut' },
+);
+export type DomainStatePut = Static<typeof DomainStatePut>;
+
+export const Domain = Type.Object(
+  {
+    uuid: Uuid,
+    name: ObjectName,
+    node: Type.String(),
+    driver: DomainDriver,
+    state: DomainState,
+    reason: StateReason,
+    persistent: Type.Boolean(),
+    autostart: Type.Boolean(),
+    config: DomainConfig,
+    stateChangedAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false, title: 'Domain' },
+);
+export type Domain = Static<typeof Domain>;
+
+export const DomainList = Type.Object({ domains: Type.Array(Domain) }, { additionalProperties: false, title: 'DomainList' });
+export type DomainList = Static<typeof DomainList>;

@@ -1,0 +1,67 @@
+import Type, { type Static } from 'typebox';
+
+/** Stable error codes of API v1 with their HTTP statuses: one table for every side. */
+export const ErrorStatus = {
+  INVALID_ARG: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  NO_NODE: 404,
+  NO_DOMAIN: 404,
+  DOMAIN_EXISTS: 409,
+  OPERATION_INVALID: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  INTERNAL: 500,
+  OPERATION_FAILED: 500,
+  OPERATION_UNSUPPORTED: 501,
+  AGENT_UNREACHABLE: 503,
+  OPERATION_TIMEOUT: 504,
+} as const;
+
+export type ErrorCode = keyof typeof ErrorStatus;
+export const ErrorCode = Object.fromEntries(Object.keys(ErrorStatus).map((code) => [code, code])) as {
+  readonly [K in ErrorCode]: K;
+};
+export const ErrorCodes = Object.keys(ErrorStatus) as ErrorCode[];
+
+export const ErrorBody = Type.Object(
+  {
+    code: Type.Enum(ErrorCodes, { description: 'Stable machine-readable error code' }),
+    message: Type.String({ description: 'Human-readable explanation' }),
+    status: Type.Integer({ minimum: 400, maximum: 599, description: 'HTTP status that goes with the code' }),
+  },
+  { additionalProperties: false, title: 'Error' },
+);
+export type ErrorBody = Static<typeof ErrorBody>;
+
+/** The one error class of virtbus: a stable code plus the cause it came from. */
+export class VirtError extends Error {
+  override readonly name = 'VirtError';
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+
+  get status(): number {
+    return ErrorStatus[this.code];
+  }
+
+  toBody(): ErrorBody {
+    return { code: this.code, message: this.message, status: this.status };
+  }
+
+  static fromBody(body: ErrorBody): VirtError {
+    return new VirtError(body.code, body.message);
+  }
+
+  static is(error: unknown, code?: ErrorCode): error is VirtError {
+    return error instanceof VirtError && (code === undefined || error.code === code);
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ErrorStatus, value);
+}

@@ -1,0 +1,48 @@
+import Type, { type Static } from 'typebox';
+import { DomainState, StateReason } from './domain.js';
+import { Uuid } from './names.js';
+
+/** libvirt's virDomainEventType with the detail codes each one carries. */
+export const LifecycleDetails = {
+  DEFINED: ['ADDED', 'UPDATED', 'RENAMED', 'FROM_SNAPSHOT'],
+  UNDEFINED: ['REMOVED', 'RENAMED'],
+  STARTED: ['BOOTED', 'MIGRATED', 'RESTORED', 'FROM_SNAPSHOT', 'WAKEUP'],
+  SUSPENDED: ['PAUSED', 'MIGRATED', 'IOERROR', 'WATCHDOG', 'RESTORED', 'FROM_SNAPSHOT', 'API_ERROR', 'POSTCOPY', 'POSTCOPY_FAILED'],
+  RESUMED: ['UNPAUSED', 'MIGRATED', 'FROM_SNAPSHOT', 'POSTCOPY', 'POSTCOPY_FAILED'],
+  STOPPED: ['SHUTDOWN', 'DESTROYED', 'CRASHED', 'MIGRATED', 'SAVED', 'FAILED', 'FROM_SNAPSHOT'],
+  SHUTDOWN: ['FINISHED', 'GUEST', 'HOST'],
+  PMSUSPENDED: ['MEMORY', 'DISK'],
+  CRASHED: ['PANICKED', 'CRASHLOADED'],
+} as const;
+
+export type LifecycleType = keyof typeof LifecycleDetails;
+export const LifecycleTypes = Object.keys(LifecycleDetails) as LifecycleType[];
+export const LifecycleType = Type.Enum(LifecycleTypes, { description: "libvirt's lifecycle event type" });
+export const LifecycleDetail = Type.Enum([...new Set(Object.values(LifecycleDetails).flat())], {
+  description: 'Detail code for the event type (see LifecycleDetails)',
+});
+export type LifecycleDetail = Static<typeof LifecycleDetail>;
+
+export const LifecycleEvent = Type.Object(
+  {
+    kind: Type.Literal('domain.lifecycle'),
+    node: Type.String(),
+    seq: Type.Integer({ minimum: 1, description: 'Per-node sequence number, gap-free across agent restarts' }),
+    timestamp: Type.String({ format: 'date-time' }),
+    uuid: Uuid,
+    name: Type.String(),
+    type: LifecycleType,
+    detail: LifecycleDetail,
+    state: DomainState,
+    reason: StateReason,
+  },
+  { additionalProperties: false, title: 'LifecycleEvent' },
+);
+export type LifecycleEvent = Static<typeof LifecycleEvent>;
+
+/** What the gateway's SSE stream sends: the event plus its position in the durable stream. */
+export const StreamedEvent = Type.Object(
+  { streamSeq: Type.Integer({ minimum: 1 }), event: LifecycleEvent },
+  { additionalProperties: false, title: 'StreamedEvent' },
+);
+export type StreamedEvent = Static<typeof StreamedEvent>;

@@ -1,0 +1,39 @@
+import { VirtError } from './errors.js';
+import { isNodeName } from './names.js';
+
+/** Every NATS subject, stream and bucket name of API v1 is built here and nowhere else. */
+export const SUBJECT_ROOT = 'virt.v1';
+export const AGENT_SERVICE_NAME = 'virt-agent';
+export const EVENTS_STREAM = 'VIRT_EVENTS';
+export const NODES_BUCKET = 'virt_nodes';
+
+/** Read verbs and write verbs sit under different tokens so nats-server permissions can split them. */
+export const Access = { ReadOnly: 'ro', ReadWrite: 'rw' } as const;
+export type Access = (typeof Access)[keyof typeof Access];
+
+function token(value: string, what: string): string {
+  if (!value || /[\s.*>]/.test(value)) throw new VirtError('INVALID_ARG', `invalid ${what} for a subject: ${JSON.stringify(value)}`);
+  return value;
+}
+
+function node(name: string): string {
+  if (!isNodeName(name)) throw new VirtError('INVALID_ARG', `invalid node name: ${JSON.stringify(name)}`);
+  return name;
+}
+
+export const Subjects = {
+  request: (nodeName: string, access: Access, operation: string) => `${SUBJECT_ROOT}.${node(nodeName)}.${access}.${operation}`,
+  nodeRequests: (nodeName: string) => `${SUBJECT_ROOT}.${node(nodeName)}.>`,
+  nodeAccess: (nodeName: string, access: Access) => `${SUBJECT_ROOT}.${node(nodeName)}.${access}.>`,
+  allAccess: (access: Access) => `${SUBJECT_ROOT}.*.${access}.>`,
+  domainEvent: (nodeName: string, uuid: string, type: string) =>
+    `${SUBJECT_ROOT}.${node(nodeName)}.events.domain.${token(uuid, 'uuid')}.${token(type, 'event type')}`,
+  nodeEvents: (nodeName: string) => `${SUBJECT_ROOT}.${node(nodeName)}.events.>`,
+  allEvents: `${SUBJECT_ROOT}.*.events.>`,
+  /** Filter for domain events; an absent part matches everything. */
+  domainEventFilter: (filter: { node?: string; uuid?: string; type?: string }) =>
+    `${SUBJECT_ROOT}.${filter.node ? node(filter.node) : '*'}.events.domain.${filter.uuid ? token(filter.uuid, 'uuid') : '*'}.${
+      filter.type ? token(filter.type, 'event type') : '*'
+    }`,
+  stats: (nodeName: string) => `${SUBJECT_ROOT}.${node(nodeName)}.stats`,
+} as const;

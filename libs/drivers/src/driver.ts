@@ -1,0 +1,82 @@
+import type { DomainConfig, DomainDriver, DomainState, DriverInfo, StateReason } from '@virtbus/api-contract';
+import type { Logger } from 'pino';
+
+/** Driver-owned runtime facts (pid, sockets, start time…) that the agent persists atomically with the domain. */
+export type DomainRuntime = Record<string, unknown>;
+
+/** What the agent hands a driver for every call. */
+export interface DomainRecord {
+  readonly config: DomainConfig;
+  readonly state: DomainState;
+  readonly reason: StateReason;
+  readonly runtime?: DomainRuntime;
+}
+
+export interface RunState {
+  state: DomainState;
+  reason: StateReason;
+  /** Replaces the persisted runtime; `null` clears it, `undefined` keeps it. */
+  runtime?: DomainRuntime | null;
+}
+
+export interface DriverContext {
+  readonly node: string;
+  /** A directory private to this driver under the agent's state dir. */
+  readonly stateDir: string;
+  readonly logger: Logger;
+  /** Reports a change the driver saw on its own (guest poweroff, crash, QMP event); the agent publishes the event. */
+  observedState(uuid: string, change: RunState): void;
+  /** Persists runtime facts at once (before a long wait), so a restarted agent can find the domain. */
+  saveRuntime(uuid: string, runtime: DomainRuntime | null): Promise<void>;
+}
+
+export interface StartOptions {
+  paused: boolean;
+}
+
+export interface WaitOptions {
+  /** How long to wait for the guest; on expiry the driver throws OPERATION_TIMEOUT. */
+  timeoutMs: number;
+}
+
+/** Console of a running domain: what it printed so far, then live output; keystrokes go back in. */
+export interface ConsoleSession {
+  readonly history: Buffer;
+  onData(listener: (chunk: Buffer) => void): void;
+  onClose(listener: () => void): void;
+  write(data: Buffer): void;
+  close(): void;
+}
+
+export interface ConsoleCapability {
+  openConsole(domain: DomainRecord): Promise<ConsoleSession>;
+}
+
+/**
+ * One interface for every hypervisor. Lifecycle calls are mandatory; optional capability groups
+ * (console, stats, …) are absent when unsupported and the agent answers OPERATION_UNSUPPORTED.
+ * The agent serialises calls per domain (one job at a time) and owns the persisted definition.
+ */
+export interface HypervisorDriver {
+  readonly name: string;
+  /** The domain `driver` values this driver runs (the qemu driver runs both `qemu` and `kvm`). */
+  readonly domainTypes: readonly DomainDriver[];
+  init(context: DriverContext): Promise<void>;
+  probe(): Promise<DriverInfo>;
+  /** Throws INVALID_ARG or OPERATION_UNSUPPORTED for a config this driver cannot run. */
+  validate(config: DomainConfig): void;
+  /** After an agent restart: find the domain's real state (re-attach to a live process, or report it gone). */
+  adopt(domain: DomainRecord): Promise<RunState>;
+  start(domain: DomainRecord, options: StartOptions): Promise<RunState>;
+  shutdown(domain: DomainRecord, options: WaitOptions): Promise<RunState>;
+  destroy(domain: DomainRecord): Promise<RunState>;
+  reboot(domain: DomainRecord, options: WaitOptions): Promise<RunState>;
+  reset(domain: DomainRecord): Promise<RunState>;
+  suspend(domain: DomainRecord): Promise<RunState>;
+  resume(domain: DomainRecord): Promise<RunState>;
+  /** Removes the driver's files for a shut-off domain being undefined. */
+  undefine(domain: DomainRecord): Promise<void>;
+  /** The agent is stopping: let go of monitors and watchers, never of the domains themselves. */
+  close(): Promise<void>;
+  readonly console?: ConsoleCapability;
+}

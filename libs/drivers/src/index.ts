@@ -1,0 +1,14 @@
+export type {
+  ConsoleCapability,
+  ConsoleSession,
+  DomainRecord,
+  DomainRuntime,
+  DriverContext,
+  HypervisorDriver,
+  RunState,
+  StartOptions,
+  WaitOptions,
+} from './driver.js';
+export { TestDriver, type TestDriverOptions } from './test/test-driver.js';
+export { DriverFactories, DriverNames, createDrivers, type DriverName, type DriverOptions } from './registry.js';
+export { writeFileAtomic, writeJsonAtomic } from './util/atomic.js';

@@ -1,0 +1,18 @@
+import type { HypervisorDriver } from './driver.js';
+import { TestDriver, type TestDriverOptions } from './test/test-driver.js';
+
+export interface DriverOptions {
+  test?: TestDriverOptions;
+}
+
+/** Every driver virtbus ships, by name: a literal map, so adding one is one line. */
+export const DriverFactories = {
+  test: (options: DriverOptions) => new TestDriver(options.test),
+} as const satisfies Record<string, (options: DriverOptions) => HypervisorDriver>;
+
+export type DriverName = keyof typeof DriverFactories;
+export const DriverNames = Object.keys(DriverFactories) as DriverName[];
+
+export function createDrivers(names: readonly DriverName[], options: DriverOptions = {}): HypervisorDriver[] {
+  return names.map((name) => DriverFactories[name](options));
+}

@@ -1,0 +1,123 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VirtError, type DomainConfig, type DriverInfo } from '@virtbus/api-contract';
+import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, RunState } from '../driver.js';
+import { TestConsole } from './test-console.js';
+
+export interface TestDriverOptions {
+  /** Simulated hypervisor latency per call, so callers can exercise locking and timeouts. */
+  latencyMs?: number;
+}
+
+/**
+ * libvirt's test:///default for virtbus: every API, no hypervisor. State transitions follow libvirt's
+ * rules; the agent persists definitions and state, so "running" test domains survive an agent restart.
+ */
+export class TestDriver implements HypervisorDriver, ConsoleCapability {
+  readonly name = 'test';
+  readonly domainTypes = ['test'] as const;
+  readonly console: ConsoleCapability = this;
+  private readonly latencyMs: number;
+  private readonly consoles = new Map<string, TestConsole>();
+
+  constructor(options: TestDriverOptions = {}) {
+    this.latencyMs = options.latencyMs ?? 0;
+  }
+
+  async init(_context: DriverContext): Promise<void> {}
+
+  async probe(): Promise<DriverInfo> {
+    return {
+      name: this.name,
+      domainTypes: [...this.domainTypes],
+      available: true,
+      detail: 'simulated hypervisor, no real guests',
+      capabilities: ['lifecycle', 'console'],
+    };
+  }
+
+  validate(config: DomainConfig): void {
+    if (config.driver !== 'test') throw new VirtError('OPERATION_UNSUPPORTED', `the test driver cannot run ${config.driver} domains`);
+  }
+
+  async adopt(domain: DomainRecord): Promise<RunState> {
+    return { state: domain.state, reason: domain.reason };
+  }
+
+  async start(domain: DomainRecord, options: { paused: boolean }): Promise<RunState> {
+    this.require(domain, ['shutoff', 'crashed', 'nostate'], 'start');
+    await this.work();
+    this.consoleOf(domain).append(`virtbus test domain ${domain.config.name} booted\r\nGUEST-READY\r\n`);
+    return options.paused ? { state: 'paused', reason: 'user' } : { state: 'running', reason: 'booted' };
+  }
+
+  async shutdown(domain: DomainRecord, _options: { timeoutMs: number }): Promise<RunState> {
+    this.require(domain, ['running', 'blocked', 'paused', 'shutdown'], 'shut down');
+    await this.work();
+    return { state: 'shutoff', reason: 'shutdown' };
+  }
+
+  async destroy(domain: DomainRecord): Promise<RunState> {
+    this.require(domain, ['running', 'blocked', 'paused', 'shutdown', 'crashed', 'pmsuspended'], 'destroy');
+    await this.work();
+    this.consoles.get(domain.config.uuid)?.end();
+    this.consoles.delete(domain.config.uuid);
+    return { state: 'shutoff', reason: 'destroyed' };
+  }
+
+  async reboot(domain: DomainRecord, _options: { timeoutMs: number }): Promise<RunState> {
+    this.require(domain, ['running', 'blocked'], 'reboot');
+    await this.work();
+    return { state: 'running', reason: 'booted' };
+  }
+
+  async reset(domain: DomainRecord): Promise<RunState> {
+    this.require(domain, ['running', 'blocked', 'paused'], 'reset');
+    await this.work();
+    return { state: domain.state, reason: domain.reason };
+  }
+
+  async suspend(domain: DomainRecord): Promise<RunState> {
+    this.require(domain, ['running', 'blocked'], 'suspend');
+    await this.work();
+    return { state: 'paused', reason: 'user' };
+  }
+
+  async resume(domain: DomainRecord): Promise<RunState> {
+    this.require(domain, ['paused'], 'resume');
+    await this.work();
+    return { state: 'running', reason: 'unpaused' };
+  }
+
+  async undefine(domain: DomainRecord): Promise<void> {
+    this.consoles.delete(domain.config.uuid);
+  }
+
+  async close(): Promise<void> {
+    for (const console of this.consoles.values()) console.end();
+    this.consoles.clear();
+  }
+
+  async openConsole(domain: DomainRecord): Promise<ConsoleSession> {
+    if (domain.state !== 'running' && domain.state !== 'paused') throw new VirtError('OPERATION_INVALID', 'domain is not running');
+    return this.consoleOf(domain).session();
+  }
+
+  private consoleOf(domain: DomainRecord): TestConsole {
+    let console = this.consoles.get(domain.config.uuid);
+    if (!console) {
+      console = new TestConsole();
+      this.consoles.set(domain.config.uuid, console);
+    }
+    return console;
+  }
+
+  private require(domain: DomainRecord, states: readonly string[], verb: string): void {
+    if (!states.includes(domain.state)) {
+      throw new VirtError('OPERATION_INVALID', `cannot ${verb} domain ${domain.config.name}: it is ${domain.state}`);
+    }
+  }
+
+  private async work(): Promise<void> {
+    if (this.latencyMs > 0) await sleep(this.latencyMs);
+  }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages virtbus runs and tests with, only those whose binary is missing.
+set -euo pipefail
+
+# binary-to-check:debian-package
+REQUIRED=(
+  /usr/sbin/nats-server:nats-server
+  /usr/bin/qemu-system-x86_64:qemu-system-x86
+  /usr/bin/qemu-img:qemu-utils
+  /usr/bin/busybox:busybox-static
+  /usr/bin/as:binutils
+  /usr/sbin/dnsmasq:dnsmasq-base
+  /usr/sbin/nft:nftables
+  /usr/sbin/ip:iproute2
+  /usr/bin/openssl:openssl
+)
+
+missing=()
+for entry in "${REQUIRED[@]}"; do
+  binary=${entry%%:*}
+  package=${entry##*:}
+  [ -x "$binary" ] || missing+=("$package")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "virtbus needs these Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+  [ -n "${CI:-}" ] && exit 1
+  exit 0
+fi
+
+echo "Installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
