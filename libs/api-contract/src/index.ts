@@ -7,3 +7,4 @@ export * from './subjects.js';
 export * from './api.js';
 export * from './validate.js';
 export * from './lifecycle.js';
+export * from './stats.js';

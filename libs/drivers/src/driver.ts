@@ -1,4 +1,4 @@
-import type { DomainConfig, DomainDriver, DomainState, DriverInfo, StateReason } from '@virtbus/api-contract';
+import type { DomainConfig, DomainDriver, DomainState, DomainStats, DriverInfo, StateReason } from '@virtbus/api-contract';
 import type { Logger } from 'pino';
 
 /** Driver-owned runtime facts (pid, sockets, start time…) that the agent persists atomically with the domain. */
@@ -52,6 +52,11 @@ export interface ConsoleCapability {
   openConsole(domain: DomainRecord): Promise<ConsoleSession>;
 }
 
+/** Host-side stats of one domain; must answer within `deadlineMs` or throw OPERATION_TIMEOUT. */
+export interface StatsCapability {
+  domainStats(domain: DomainRecord, options: { deadlineMs: number }): Promise<DomainStats>;
+}
+
 /**
  * One interface for every hypervisor. Lifecycle calls are mandatory; optional capability groups
  * (console, stats, …) are absent when unsupported and the agent answers OPERATION_UNSUPPORTED.
@@ -79,4 +84,5 @@ export interface HypervisorDriver {
   /** The agent is stopping: let go of monitors and watchers, never of the domains themselves. */
   close(): Promise<void>;
   readonly console?: ConsoleCapability;
+  readonly stats?: StatsCapability;
 }

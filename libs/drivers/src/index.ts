@@ -7,6 +7,7 @@ export type {
   HypervisorDriver,
   RunState,
   StartOptions,
+  StatsCapability,
   WaitOptions,
 } from './driver.js';
 export { TestDriver, type TestDriverOptions } from './test/test-driver.js';
