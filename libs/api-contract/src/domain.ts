@@ -83,6 +83,23 @@ export const DomainConsole = Type.Object(
   { additionalProperties: false },
 );
 
+export const EnvName = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' });
+export const CommandArg = Type.String({ maxLength: 4096, pattern: '^[^\\x00]*$' });
+
+/** Container settings (driver `lxc`): root filesystem, init, limits, environment. */
+export const DomainContainer = Type.Object(
+  {
+    rootfs: DiskSource,
+    init: Type.Optional(Type.Array(CommandArg, { minItems: 1, maxItems: 64, description: 'Init command and arguments (default /sbin/init)' })),
+    env: Type.Optional(Type.Record(EnvName, Type.String({ maxLength: 4096, pattern: '^[^\\x00\\n]*$' }))),
+    hostname: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$' })),
+    pidsLimit: Type.Optional(Type.Integer({ minimum: 1, maximum: 4_194_304 })),
+    cpuShares: Type.Optional(Type.Integer({ minimum: 2, maximum: 262_144, description: 'Relative CPU weight (cgroup v1 cpu.shares scale)' })),
+  },
+  { additionalProperties: false },
+);
+export type DomainContainer = Static<typeof DomainContainer>;
+
 /** Config fields shared by define (DomainsPost) and update (DomainPut). */
 const configFields = {
   vcpus: Type.Integer({ minimum: 1, maximum: 256, description: 'Virtual CPUs' }),
@@ -92,6 +109,7 @@ const configFields = {
   nics: Type.Array(DomainNic, { maxItems: 32 }),
   console: DomainConsole,
   autostart: Type.Boolean({ description: 'Start with the agent' }),
+  container: DomainContainer,
 };
 
 export const DomainsPost = Type.Object(
@@ -106,6 +124,7 @@ export const DomainsPost = Type.Object(
     nics: Type.Optional(configFields.nics),
     console: Type.Optional(configFields.console),
     autostart: Type.Optional(configFields.autostart),
+    container: Type.Optional(configFields.container),
   },
   { additionalProperties: false, title: 'DomainsPost', description: 'Define a new persistent domain' },
 );
@@ -120,6 +139,7 @@ export const DomainPut = Type.Object(
     nics: Type.Optional(configFields.nics),
     console: Type.Optional(configFields.console),
     autostart: Type.Optional(configFields.autostart),
+    container: Type.Optional(configFields.container),
   },
   { additionalProperties: false, title: 'DomainPut', description: 'Replace the given config fields; they apply at next start' },
 );
@@ -138,6 +158,7 @@ export const DomainConfig = Type.Object(
     nics: configFields.nics,
     console: configFields.console,
     autostart: configFields.autostart,
+    container: Type.Optional(configFields.container),
   },
   { additionalProperties: false, title: 'DomainConfig' },
 );
@@ -174,3 +195,24 @@ export type Domain = Static<typeof Domain>;
 
 export const DomainList = Type.Object({ domains: Type.Array(Domain) }, { additionalProperties: false, title: 'DomainList' });
 export type DomainList = Static<typeof DomainList>;
+
+export const ExecRequest = Type.Object(
+  {
+    command: Type.Array(CommandArg, { minItems: 1, maxItems: 256 }),
+    env: Type.Optional(Type.Record(EnvName, Type.String({ maxLength: 4096, pattern: '^[^\\x00\\n]*$' }))),
+    timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, default: 60, description: 'Seconds before the command is killed' })),
+  },
+  { additionalProperties: false, title: 'DomainExecPost' },
+);
+export type ExecRequest = Static<typeof ExecRequest>;
+
+export const ExecResult = Type.Object(
+  {
+    exitCode: Type.Integer(),
+    stdout: Type.String({ description: 'UTF-8 output, truncated to 1 MiB' }),
+    stderr: Type.String({ description: 'UTF-8 output, truncated to 1 MiB' }),
+    timedOut: Type.Boolean(),
+  },
+  { additionalProperties: false, title: 'ExecResult' },
+);
+export type ExecResult = Static<typeof ExecResult>;

@@ -1,4 +1,4 @@
-import type { DomainConfig, DomainDriver, DomainState, DomainStats, DriverInfo, StateReason } from '@virtbus/api-contract';
+import type { DomainConfig, DomainDriver, DomainState, DomainStats, DriverInfo, ExecRequest, ExecResult, StateReason } from '@virtbus/api-contract';
 import type { Logger } from 'pino';
 
 /** Driver-owned runtime facts (pid, sockets, start time…) that the agent persists atomically with the domain. */
@@ -57,6 +57,11 @@ export interface StatsCapability {
   domainStats(domain: DomainRecord, options: { deadlineMs: number }): Promise<DomainStats>;
 }
 
+/** Run a command inside a running domain (containers: lxc-attach; like incus exec). */
+export interface ExecCapability {
+  exec(domain: DomainRecord, request: ExecRequest): Promise<ExecResult>;
+}
+
 /**
  * One interface for every hypervisor. Lifecycle calls are mandatory; optional capability groups
  * (console, stats, …) are absent when unsupported and the agent answers OPERATION_UNSUPPORTED.
@@ -85,4 +90,5 @@ export interface HypervisorDriver {
   close(): Promise<void>;
   readonly console?: ConsoleCapability;
   readonly stats?: StatsCapability;
+  readonly exec?: ExecCapability;
 }

@@ -4,6 +4,7 @@ export type {
   DomainRecord,
   DomainRuntime,
   DriverContext,
+  ExecCapability,
   HypervisorDriver,
   RunState,
   StartOptions,
