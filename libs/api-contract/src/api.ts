@@ -1,5 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox';
-import { Domain, DomainList, DomainPut, DomainsPost, DomainStatePut } from './domain.js';
+import { Domain, DomainList, DomainPut, DomainsPost, DomainStatePut, ExecRequest, ExecResult } from './domain.js';
+import { DomainStats } from './stats.js';
 import { DomainId } from './names.js';
 import { ErrorBody } from './errors.js';
 import { NodeInfo } from './node.js';
@@ -9,6 +10,27 @@ export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empt
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
 export const DomainUpdateRequest = Type.Object({ id: DomainId, config: DomainPut }, { additionalProperties: false });
 export const DomainStateRequest = Type.Object({ id: DomainId, change: DomainStatePut }, { additionalProperties: false });
+
+export const DomainExecRequest = Type.Object({ id: DomainId, exec: ExecRequest }, { additionalProperties: false });
+
+const Base64 = Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', description: 'base64 bytes' });
+export const ConsoleAttachRequest = Type.Object(
+  { id: DomainId, force: Type.Optional(Type.Boolean({ description: 'Take the console from the current writer' })) },
+  { additionalProperties: false },
+);
+export const ConsoleAttachment = Type.Object(
+  {
+    session: Type.String({ description: 'Writer session; empty for read-only viewers' }),
+    history: Base64,
+    subject: Type.String({ description: 'Core NATS subject carrying live console output as raw bytes' }),
+  },
+  { additionalProperties: false, title: 'ConsoleAttachment' },
+);
+export const ConsoleWriteRequest = Type.Object(
+  { id: DomainId, session: Type.String({ minLength: 1, maxLength: 64 }), data: Type.String({ ...Base64, maxLength: 87_384 }) },
+  { additionalProperties: false },
+);
+export const ConsoleDetachRequest = Type.Object({ id: DomainId, session: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
 
 export interface OperationSpec {
   readonly access: Access;
@@ -26,6 +48,12 @@ export const Operations = {
   'domain.update': { access: Access.ReadWrite, request: DomainUpdateRequest, response: Domain, summary: "Replace parts of a domain's config" },
   'domain.undefine': { access: Access.ReadWrite, request: DomainRef, response: Domain, summary: 'Remove a shut-off domain' },
   'domain.state': { access: Access.ReadWrite, request: DomainStateRequest, response: Domain, summary: 'Change the run state' },
+  'domain.stats': { access: Access.ReadOnly, request: DomainRef, response: DomainStats, summary: 'Host-side stats of one domain' },
+  'domain.exec': { access: Access.ReadWrite, request: DomainExecRequest, response: ExecResult, summary: 'Run a command inside a running domain' },
+  'domain.console.read': { access: Access.ReadOnly, request: DomainRef, response: ConsoleAttachment, summary: 'Console output so far and the live subject' },
+  'domain.console.attach': { access: Access.ReadWrite, request: ConsoleAttachRequest, response: ConsoleAttachment, summary: 'Become the console writer' },
+  'domain.console.write': { access: Access.ReadWrite, request: ConsoleWriteRequest, response: Empty, summary: 'Send keystrokes to the console' },
+  'domain.console.detach': { access: Access.ReadWrite, request: ConsoleDetachRequest, response: Empty, summary: 'Give up the console writer session' },
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

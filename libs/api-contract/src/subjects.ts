@@ -36,4 +36,5 @@ export const Subjects = {
       filter.type ? token(filter.type, 'event type') : '*'
     }`,
   stats: (nodeName: string) => `${SUBJECT_ROOT}.${node(nodeName)}.stats`,
+  consoleOutput: (nodeName: string, uuid: string) => `${SUBJECT_ROOT}.${node(nodeName)}.console.${token(uuid, 'uuid')}.out`,
 } as const;
