@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Builds the tiny test guest (Debian cloud kernel + busybox initramfs) and the KVM multiboot stub; cached between runs.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+OUT=${VIRTBUS_GUEST_DIR:-$REPO/tools/.cache/guest}
+CMDLINE='console=ttyS0 quiet panic=-1'
+MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_blk button evdev)
+OUTPUTS=(vmlinuz initramfs.gz kvm-stub.elf manifest.json)
+
+# Editing this script or the stub invalidates the cache too.
+RECIPE=$(cat "$HERE/build.sh" "$HERE/kvm-stub.S" | sha256sum | cut -d' ' -f1)
+
+log() { echo "guest-build: $*" >&2; }
+
+mkdir -p "$OUT"
+# Concurrent test processes share one cache directory: one builds, the others wait and reuse.
+exec 9>"$OUT/.lock"
+flock 9
+
+resolve_kernel_package() {
+  apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+}
+
+manifest_field() {
+  [ -f "$OUT/manifest.json" ] || return 0
+  sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\\1/p" "$OUT/manifest.json" | head -n1
+}
+
+all_outputs_present() {
+  local f
+  for f in "${OUTPUTS[@]}"; do [ -s "$OUT/$f" ] || return 1; done
+}
+
+cache_usable=false
+all_outputs_present && [ "$(manifest_field recipe)" = "$RECIPE" ] && cache_usable=true
+
+package=$(resolve_kernel_package || true)
+if [ -z "$package" ] && [ "$cache_usable" = false ]; then
+  # A fresh machine has empty package lists.
+  log "apt-cache knows no cloud kernel; running apt-get update"
+  apt-get update -q >/dev/null 2>&1 || log "apt-get update failed"
+  package=$(resolve_kernel_package || true)
+fi
+
+if [ "$cache_usable" = true ]; then
+  if [ -z "$package" ]; then
+    log "apt lookup failed (offline?); using the cached guest"
+    echo "$OUT"
+    exit 0
+  fi
+  if [ "linux-image-$(manifest_field release)" = "$package" ]; then
+    echo "$OUT"
+    exit 0
+  fi
+  log "cached kernel $(manifest_field release) differs from $package; rebuilding"
+fi
+
+[ -n "$package" ] || { log "cannot resolve linux-image-cloud-amd64 (apt-cache depends found nothing)"; exit 1; }
+release=${package#linux-image-}
+
+WORK=$(mktemp -d "$OUT/.build.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+chmod 755 "$WORK"
+
+log "downloading $package and busybox-static"
+(cd "$WORK" && apt-get download -q -o APT::Sandbox::User=root "$package" busybox-static >/dev/null)
+kernel_deb=$(ls "$WORK"/linux-image-*.deb)
+busybox_deb=$(ls "$WORK"/busybox-static_*.deb)
+kernel_deb_version=$(dpkg-deb -f "$kernel_deb" Version)
+busybox_deb_version=$(dpkg-deb -f "$busybox_deb" Version)
+dpkg-deb -x "$kernel_deb" "$WORK/kernel"
+dpkg-deb -x "$busybox_deb" "$WORK/busybox"
+cp "$WORK/kernel/boot/vmlinuz-$release" "$WORK/vmlinuz"
+
+# --- initramfs ---------------------------------------------------------------------------------------------------
+ROOT="$WORK/root"
+mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,root,run,var/run,var/log,etc/acpi/PWRF,etc/udhcpc,lib/modules}
+cp "$WORK/busybox/bin/busybox" "$ROOT/bin/busybox"
+while read -r applet; do
+  [ "$applet" = bin/busybox ] && continue
+  [ -e "$ROOT/$applet" ] || ln -s /bin/busybox "$ROOT/$applet"
+done < <("$ROOT/bin/busybox" --list-full)
+
+for module in "${MODULES[@]}"; do
+  found=$(find "$WORK/kernel/lib/modules/$release" -name "$module.ko" -print -quit)
+  if [ -n "$found" ]; then cp "$found" "$ROOT/lib/modules/$module.ko"; else log "module $module not in the package (built in?)"; fi
+done
+
+cat >"$ROOT/init" <<'EOF'
+#!/bin/sh
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root PS1='# '
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+ip link set lo up
+for module in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_blk button evdev; do
+  [ -f "/lib/modules/$module.ko" ] && insmod "/lib/modules/$module.ko" 2>/dev/null
+done
+cmdline=$(cat /proc/cmdline)
+acpid -c /etc/acpi
+case " $cmdline " in
+  *" virtbus.net=dhcp "*)
+    if [ -e /sys/class/net/eth0 ]; then
+      ip link set eth0 up
+      udhcpc -i eth0 -n -q -t 5 -T 1 -s /etc/udhcpc/default.script >/dev/null 2>&1 || echo "GUEST-DHCP-FAILED"
+    else
+      echo "GUEST-DHCP-FAILED no eth0"
+    fi
+    ;;
+esac
+case " $cmdline " in
+  *" virtbus.counter=1 "*)
+    (n=0; while :; do n=$((n + 1)); echo "COUNTER $n" >/dev/console; sleep 0.5; done) &
+    ;;
+esac
+echo "GUEST-READY"
+while :; do
+  setsid cttyhack sh -l || sleep 1
+done
+EOF
+
+cat >"$ROOT/etc/acpi/PWRF/00000080" <<'EOF'
+#!/bin/sh
+echo "GUEST-POWEROFF" >/dev/console
+sync
+poweroff -f
+EOF
+
+cat >"$ROOT/etc/udhcpc/default.script" <<'EOF'
+#!/bin/sh
+case "$1" in
+  deconfig)
+    ip addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}"
+    for gateway in $router; do
+      route add default gw "$gateway" dev "$interface"
+      break
+    done
+    : >/etc/resolv.conf
+    for server in $dns; do echo "nameserver $server" >>/etc/resolv.conf; done
+    echo "GUEST-IP $ip" >/dev/console
+    ;;
+esac
+exit 0
+EOF
+chmod 755 "$ROOT/init" "$ROOT/etc/acpi/PWRF/00000080" "$ROOT/etc/udhcpc/default.script"
+echo 'root:x:0:0:root:/root:/bin/sh' >"$ROOT/etc/passwd"
+echo 'root:x:0:' >"$ROOT/etc/group"
+
+(cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | "$ROOT/bin/busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -9 -n) >"$WORK/initramfs.gz"
+
+# --- KVM multiboot stub ------------------------------------------------------------------------------------------
+as --32 -o "$WORK/kvm-stub.o" "$HERE/kvm-stub.S"
+ld -m elf_i386 -Ttext 0x100000 -o "$WORK/kvm-stub.elf" "$WORK/kvm-stub.o"
+
+# --- manifest + publish ------------------------------------------------------------------------------------------
+sha() { sha256sum "$WORK/$1" | cut -d' ' -f1; }
+cat >"$WORK/manifest.json" <<EOF
+{
+  "kernel": { "package": "$package", "release": "$release", "debVersion": "$kernel_deb_version" },
+  "busybox": { "package": "busybox-static", "debVersion": "$busybox_deb_version" },
+  "cmdline": "$CMDLINE",
+  "recipe": "$RECIPE",
+  "flags": { "dhcp": "virtbus.net=dhcp", "counter": "virtbus.counter=1" },
+  "files": {
+    "vmlinuz": { "sha256": "$(sha vmlinuz)" },
+    "initramfs.gz": { "sha256": "$(sha initramfs.gz)" },
+    "kvm-stub.elf": { "sha256": "$(sha kvm-stub.elf)" }
+  },
+  "builtAt": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+}
+EOF
+# Manifest last: a crash mid-publish leaves no manifest, so the next run rebuilds.
+rm -f "$OUT/manifest.json"
+for f in vmlinuz initramfs.gz kvm-stub.elf manifest.json; do mv -f "$WORK/$f" "$OUT/$f"; done
+log "built $package into $OUT"
+echo "$OUT"
