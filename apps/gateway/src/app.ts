@@ -1,0 +1,66 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import websocket from '@fastify/websocket';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import agentClient, { type NatsSource } from './plugins/agent-client.js';
+import errors, { formatValidationErrors } from './plugins/errors.js';
+import liveStreams from './plugins/live-streams.js';
+import openapi from './plugins/openapi.js';
+import { consoleRoutes } from './routes/console.js';
+import { domainRoutes } from './routes/domains.js';
+import { eventRoutes } from './routes/events.js';
+import { nodeRoutes } from './routes/nodes.js';
+import { sharedSchemaDefinitions } from './schemas.js';
+import type { TraceInjector } from './trace.js';
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
+export interface GatewayDeps {
+  /** The NATS connection, or a function that yields it on first use (the OpenAPI document needs none). */
+  nc: NatsSource;
+  logger?: FastifyServerOptions['logger'];
+  bodyLimit?: number;
+  requestTimeoutMs?: number;
+  /** Check agent replies against the contract; on unless NODE_ENV is production. */
+  validateReplies?: boolean;
+  /** Adds W3C trace context to agent requests; the monitoring lib provides it. */
+  injectTrace?: TraceInjector;
+  /** SSE heartbeat interval (tests shorten it). */
+  heartbeatMs?: number;
+  /** How long GET /v1/nodes waits for agents to answer the services info request. */
+  discoveryWaitMs?: number;
+}
+
+export type GatewayApp = FastifyInstance;
+
+export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
+  const requestTimeoutMs = deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    schemaErrorFormatter: formatValidationErrors,
+    // Upgraded and streaming connections end through liveStreams; idle keep-alive sockets close at once.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  for (const schema of sharedSchemaDefinitions()) app.addSchema(schema);
+
+  await app.register(errors);
+  await app.register(liveStreams);
+  await app.register(agentClient, {
+    nc: deps.nc,
+    requestTimeoutMs,
+    validateReplies: deps.validateReplies ?? process.env['NODE_ENV'] !== 'production',
+    ...(deps.injectTrace ? { injectTrace: deps.injectTrace } : {}),
+    ...(deps.discoveryWaitMs ? { discoveryWaitMs: deps.discoveryWaitMs } : {}),
+  });
+  await app.register(openapi);
+  await app.register(websocket, { options: { maxPayload: DEFAULT_BODY_LIMIT } });
+
+  await app.register(nodeRoutes);
+  await app.register(domainRoutes, { requestTimeoutMs });
+  await app.register(eventRoutes, deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {});
+  await app.register(consoleRoutes);
+  return app;
+}

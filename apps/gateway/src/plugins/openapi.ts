@@ -1,0 +1,36 @@
+import type { FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { shared } from './skip-override.js';
+
+export const Tags = {
+  Nodes: 'nodes',
+  Domains: 'domains',
+  Events: 'events',
+  Console: 'console',
+} as const;
+
+async function openapiPlugin(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'virtbus API',
+        version: 'v1',
+        description: 'Domains on a fleet of nodes. Each node runs an agent; the gateway forwards every call to it over NATS.',
+      },
+      tags: [
+        { name: Tags.Nodes, description: 'Nodes and their agents' },
+        { name: Tags.Domains, description: 'Virtual machines and containers' },
+        { name: Tags.Events, description: 'Lifecycle events (Server-Sent Events)' },
+        { name: Tags.Console, description: 'Serial console (WebSocket)' },
+      ],
+    },
+    // Shared schemas keep their $id as the component name instead of def-0, def-1…
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, index) => (typeof json.$id === 'string' ? json.$id : `def-${index}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+}
+
+export default shared(openapiPlugin);

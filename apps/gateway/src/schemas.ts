@@ -1,0 +1,49 @@
+import Type, { type TSchema } from 'typebox';
+import {
+  Domain,
+  DomainId,
+  DomainList,
+  DomainStats,
+  ErrorBody,
+  ErrorStatus,
+  ExecResult,
+  LifecycleEvent,
+  NodeInfo,
+  NodeList,
+  NodeName,
+  type ErrorCode,
+} from '@virtbus/api-contract';
+
+/** Response schemas shared by $ref so the OpenAPI document names them under components.schemas. */
+export const SharedSchemas = { Error: ErrorBody, Domain, DomainList, DomainStats, ExecResult, LifecycleEvent, NodeInfo, NodeList } as const;
+export type SharedSchemaName = keyof typeof SharedSchemas;
+
+export function sharedSchemaDefinitions(): Array<TSchema & { $id: string }> {
+  return Object.entries(SharedSchemas).map(([name, schema]) => ({ ...schema, $id: name }));
+}
+
+export function ref(name: SharedSchemaName): { $ref: string } {
+  return { $ref: `${name}#` };
+}
+
+export const NodeParams = Type.Object({ node: NodeName }, { additionalProperties: false });
+export const DomainParams = Type.Object({ node: NodeName, id: DomainId }, { additionalProperties: false });
+
+/** Error responses of a route, each described by the codes that produce that status. */
+export function errorResponses(...codes: ErrorCode[]): Record<number, { $ref: string; description: string }> {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of new Set<ErrorCode>(['INVALID_ARG', 'INTERNAL', ...codes])) {
+    const status = ErrorStatus[code];
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const responses: Record<number, { $ref: string; description: string }> = {};
+  for (const [status, list] of [...byStatus].sort(([a], [b]) => a - b)) {
+    responses[status] = { ...ref('Error'), description: list.join(', ') };
+  }
+  return responses;
+}
+
+/** Codes every call to an agent can produce. */
+export const AgentCallCodes: ErrorCode[] = ['NO_NODE', 'AGENT_UNREACHABLE', 'OPERATION_TIMEOUT', 'OPERATION_FAILED'];
+/** Codes of calls addressing one domain. */
+export const DomainCallCodes: ErrorCode[] = [...AgentCallCodes, 'NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'];
