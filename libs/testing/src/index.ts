@@ -1,2 +1,3 @@
 export { startNatsServer, freePort, type NatsServerHandle, type NatsServerOptions } from './nats-server.js';
 export { findBinary, requireBinary, hasBinaryOrSkip } from './binaries.js';
+export { ensureTestGuest, GUEST_MARKERS, GUEST_FLAGS, GuestBuildError, type TestGuest } from './guest.js';

@@ -1,0 +1,80 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+const BUILD_SCRIPT = fileURLToPath(new URL('../../../tools/guest/build.sh', import.meta.url));
+
+/** Strings the test guest prints on its serial console (ttyS0). */
+export const GUEST_MARKERS = {
+  ready: 'GUEST-READY',
+  powerOff: 'GUEST-POWEROFF',
+  /** Followed by a space and the IPv4 address, e.g. `GUEST-IP 10.0.2.15`. */
+  ip: 'GUEST-IP',
+  dhcpFailed: 'GUEST-DHCP-FAILED',
+  /** Followed by a space and an increasing number, every 0.5 s. */
+  counter: 'COUNTER',
+  kvmStubReady: 'KVM-STUB-READY',
+  kvmStubPowerOff: 'KVM-STUB-POWEROFF',
+} as const;
+
+/** Kernel command-line flags the guest's /init understands; append them to `cmdline`. */
+export const GUEST_FLAGS = {
+  dhcp: 'virtbus.net=dhcp',
+  counter: 'virtbus.counter=1',
+} as const;
+
+export interface TestGuest {
+  readonly dir: string;
+  /** Debian cloud kernel bzImage; boot it under TCG (`-accel tcg -cpu max`). */
+  readonly kernel: string;
+  readonly initrd: string;
+  /** 32-bit multiboot stub for `-accel kvm -cpu qemu64` (a Linux kernel cannot run under this host's KVM). */
+  readonly kvmStub: string;
+  readonly cmdline: string;
+  readonly kernelRelease: string;
+}
+
+interface GuestManifest {
+  kernel: { package: string; release: string };
+  cmdline: string;
+}
+
+export class GuestBuildError extends Error {
+  override readonly name = 'GuestBuildError';
+}
+
+let pending: Promise<TestGuest> | undefined;
+
+/** Builds (or reuses the cached) test guest; the build script runs at most once per process. */
+export function ensureTestGuest(): Promise<TestGuest> {
+  pending ??= buildTestGuest().catch((error: unknown) => {
+    pending = undefined;
+    throw error;
+  });
+  return pending;
+}
+
+async function buildTestGuest(): Promise<TestGuest> {
+  let stdout: string;
+  try {
+    ({ stdout } = await execFileAsync('bash', [BUILD_SCRIPT], { maxBuffer: 1024 * 1024, timeout: 300_000 }));
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? '';
+    throw new GuestBuildError(`tools/guest/build.sh failed: ${stderr.trim()}`, { cause: error });
+  }
+  const dir = stdout.trim().split('\n').pop() ?? '';
+  if (!dir.startsWith('/')) throw new GuestBuildError(`tools/guest/build.sh printed no output directory: ${stdout}`);
+  const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as GuestManifest;
+  return {
+    dir,
+    kernel: join(dir, 'vmlinuz'),
+    initrd: join(dir, 'initramfs.gz'),
+    kvmStub: join(dir, 'kvm-stub.elf'),
+    cmdline: manifest.cmdline,
+    kernelRelease: manifest.kernel.release,
+  };
+}
