@@ -1,0 +1,114 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** Seconds; lifecycle operations wait for guests, so the buckets reach a minute. */
+export const REQUEST_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const LAG_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Code label of a successful request; failures use the contract's error code (NO_DOMAIN, …). */
+export const OK_CODE = 'OK';
+
+export interface NatsStatusProbe {
+  /** Whether the NATS connection is up right now. */
+  connected(): boolean;
+  /** One round trip to the server in milliseconds (nats.js `nc.rtt()`); bounded by rttTimeoutMs on scrape. */
+  rttMs?(): Promise<number>;
+}
+
+export interface AgentMetricsOptions {
+  registry: Registry;
+  node: string;
+  nats?: NatsStatusProbe;
+  rttTimeoutMs?: number;
+}
+
+export interface AgentMetrics {
+  /** Starts timing one bus request; call the result with the reply's code (OK_CODE or an error code). */
+  startRequest(operation: string): (code: string) => void;
+  observeRequest(operation: string, code: string, seconds: number): void;
+  /** Time from the state change being observed to JetStream acknowledging its event. */
+  observeEventPublishLag(type: string, seconds: number): void;
+  countDriverError(driver: string, operation: string, code: string): void;
+  countEventPublishFailure(type: string): void;
+}
+
+export function createAgentMetrics(options: AgentMetricsOptions): AgentMetrics {
+  const { registry, node, nats } = options;
+  const rttTimeoutMs = options.rttTimeoutMs ?? 1_000;
+
+  const requests = new Histogram({
+    name: 'virtbus_agent_request_duration_seconds',
+    help: 'Time the agent took to answer one bus request, by operation and reply code.',
+    labelNames: ['node', 'operation', 'code'],
+    buckets: REQUEST_DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const publishLag = new Histogram({
+    name: 'virtbus_agent_event_publish_lag_seconds',
+    help: 'Time from observing a domain state change to JetStream acknowledging its event.',
+    labelNames: ['node', 'type'],
+    buckets: LAG_BUCKETS,
+    registers: [registry],
+  });
+  const publishFailures = new Counter({
+    name: 'virtbus_agent_event_publish_failures_total',
+    help: 'Lifecycle events whose publication failed (they are retried).',
+    labelNames: ['node', 'type'],
+    registers: [registry],
+  });
+  const driverErrors = new Counter({
+    name: 'virtbus_agent_driver_errors_total',
+    help: 'Errors returned by hypervisor drivers, by driver, operation and error code.',
+    labelNames: ['node', 'driver', 'operation', 'code'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'virtbus_agent_nats_connected',
+    help: 'Whether the agent is connected to NATS (1) or not (0).',
+    labelNames: ['node'],
+    registers: [registry],
+    collect() {
+      this.set({ node }, nats?.connected() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'virtbus_agent_nats_rtt_seconds',
+    help: 'Round trip time to the NATS server measured at scrape time; absent when it cannot be measured in time.',
+    labelNames: ['node'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!nats?.rttMs || !nats.connected()) return;
+      const rtt = await boundedRtt(nats.rttMs.bind(nats), rttTimeoutMs);
+      if (rtt !== undefined) this.set({ node }, rtt / 1000);
+    },
+  });
+
+  return {
+    startRequest(operation) {
+      const end = requests.startTimer({ node, operation });
+      return (code) => end({ code });
+    },
+    observeRequest(operation, code, seconds) {
+      requests.observe({ node, operation, code }, seconds);
+    },
+    observeEventPublishLag(type, seconds) {
+      publishLag.observe({ node, type }, seconds);
+    },
+    countDriverError(driver, operation, code) {
+      driverErrors.inc({ node, driver, operation, code });
+    },
+    countEventPublishFailure(type) {
+      publishFailures.inc({ node, type });
+    },
+  };
+}
+
+async function boundedRtt(measure: () => Promise<number>, timeoutMs: number): Promise<number | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)));
+  try {
+    return await Promise.race([measure().catch(() => undefined), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,44 @@
+import { Histogram, type Registry } from 'prom-client';
+import { REQUEST_DURATION_BUCKETS } from './agent-metrics.js';
+
+export interface GatewayMetricsOptions {
+  registry: Registry;
+}
+
+export interface GatewayMetrics {
+  /** `route` is the route pattern (`/v1/nodes/:node/domains/:uuid`), never the raw URL, to bound cardinality. */
+  observeHttp(route: string, method: string, status: number, seconds: number): void;
+  /** Starts timing one NATS request to an agent; call the result with the reply's code. */
+  startBusCall(node: string, operation: string): (code: string) => void;
+  observeBusCall(node: string, operation: string, code: string, seconds: number): void;
+}
+
+export function createGatewayMetrics(options: GatewayMetricsOptions): GatewayMetrics {
+  const { registry } = options;
+  const http = new Histogram({
+    name: 'virtbus_gateway_http_request_duration_seconds',
+    help: 'Time the gateway took to answer one HTTP request, by route pattern, method and status.',
+    labelNames: ['route', 'method', 'status'],
+    buckets: REQUEST_DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const bus = new Histogram({
+    name: 'virtbus_gateway_bus_call_duration_seconds',
+    help: 'Time one NATS request from the gateway to an agent took, by target node, operation and reply code.',
+    labelNames: ['node', 'operation', 'code'],
+    buckets: REQUEST_DURATION_BUCKETS,
+    registers: [registry],
+  });
+  return {
+    observeHttp(route, method, status, seconds) {
+      http.observe({ route, method, status: String(status) }, seconds);
+    },
+    startBusCall(node, operation) {
+      const end = bus.startTimer({ node, operation });
+      return (code) => end({ code });
+    },
+    observeBusCall(node, operation, code, seconds) {
+      bus.observe({ node, operation, code }, seconds);
+    },
+  };
+}

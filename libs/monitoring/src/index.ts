@@ -1,0 +1,40 @@
+export {
+  createDomainMetrics,
+  StoragePoolStates,
+  type DomainListing,
+  type DomainMetrics,
+  type DomainMetricsOptions,
+  type DomainStatsSource,
+  type StoragePoolListing,
+  type StoragePoolState,
+} from './domain-metrics.js';
+export {
+  createNodeMetrics,
+  parseMeminfo,
+  parseNumaMeminfo,
+  parseProcStat,
+  CPU_MODES,
+  type CpuMode,
+  type NodeMemory,
+  type NodeMetricsOptions,
+  type NumaCellMemory,
+} from './node-metrics.js';
+export { createAgentMetrics, OK_CODE, REQUEST_DURATION_BUCKETS, type AgentMetrics, type AgentMetricsOptions, type NatsStatusProbe } from './agent-metrics.js';
+export { createGatewayMetrics, type GatewayMetrics, type GatewayMetricsOptions } from './gateway-metrics.js';
+export { startMetricsServer, type MetricsServer, type MetricsServerOptions } from './metrics-server.js';
+export {
+  activeTraceIds,
+  extractTraceContext,
+  initTracing,
+  injectTraceHeaders,
+  SpanKind,
+  TracingConfigError,
+  withSpan,
+  type Attributes,
+  type Context,
+  type Span,
+  type SpanOptions,
+  type Tracing,
+  type TracingOptions,
+} from './tracing.js';
+export { Registry } from 'prom-client';

@@ -1,0 +1,160 @@
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  NodeTracerProvider,
+  SimpleSpanProcessor,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-node';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+
+export { SpanKind, type Attributes, type Context, type Span };
+
+export interface TracingOptions {
+  serviceName: string;
+  serviceVersion?: string;
+  /** Explicit exporter (tests: InMemorySpanExporter); spans go to it synchronously, whatever the environment says. */
+  exporter?: SpanExporter;
+  /** Defaults to process.env; the standard OTEL_* variables decide whether and where to export. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Tracing {
+  /** False when nothing was registered: the API's no-op tracer is in use and spans cost next to nothing. */
+  readonly enabled: boolean;
+  forceFlush(): Promise<void>;
+  /** Flushes, then unregisters the global provider so a later initTracing can register again. */
+  shutdown(): Promise<void>;
+}
+
+export class TracingConfigError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TracingConfigError';
+  }
+}
+
+/** One fixed W3C propagator: trace context crosses NATS the same way whether or not the SDK is registered. */
+const W3C = new W3CTraceContextPropagator();
+
+const DISABLED: Tracing = { enabled: false, forceFlush: async () => undefined, shutdown: async () => undefined };
+
+/** The exporter the OTEL_* environment asks for, or undefined when tracing is off. */
+function exporterFromEnv(env: NodeJS.ProcessEnv): SpanExporter | undefined {
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return undefined;
+  const names = (env.OTEL_TRACES_EXPORTER ?? '')
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter(Boolean);
+  const endpointSet = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  if (names.length === 0) return endpointSet ? new OTLPTraceExporter() : undefined;
+  if (names.includes('none')) return undefined;
+  const [name, ...rest] = names;
+  if (rest.length > 0) throw new TracingConfigError(`OTEL_TRACES_EXPORTER: one exporter is supported, got ${names.join(',')}`);
+  if (name === 'otlp') {
+    const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
+    if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
+      throw new TracingConfigError(`OTLP protocol ${protocol} is not supported (use http/protobuf or http/json)`);
+    }
+    return new OTLPTraceExporter();
+  }
+  if (name === 'console') return new ConsoleSpanExporter();
+  throw new TracingConfigError(`OTEL_TRACES_EXPORTER=${name} is not supported (otlp, console or none)`);
+}
+
+/**
+ * Registers a global tracer provider when the standard OTEL_* environment asks for one (OTLP over HTTP, batched)
+ * or when an exporter is passed; otherwise registers nothing.
+ */
+export function initTracing(options: TracingOptions): Tracing {
+  const env = options.env ?? process.env;
+  let processor: SpanProcessor;
+  if (options.exporter) {
+    processor = new SimpleSpanProcessor(options.exporter);
+  } else {
+    const exporter = exporterFromEnv(env);
+    if (!exporter) return DISABLED;
+    processor = new BatchSpanProcessor(exporter);
+  }
+
+  const resource = defaultResource()
+    .merge(
+      resourceFromAttributes({
+        [ATTR_SERVICE_NAME]: options.serviceName,
+        ...(options.serviceVersion ? { [ATTR_SERVICE_VERSION]: options.serviceVersion } : {}),
+      }),
+    )
+    // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override what the code says, as the spec wants.
+    .merge(detectResources({ detectors: [envDetector] }));
+
+  const provider = new NodeTracerProvider({ resource, spanProcessors: [processor] });
+  provider.register({ propagator: W3C });
+  return {
+    enabled: true,
+    forceFlush: () => provider.forceFlush(),
+    async shutdown() {
+      try {
+        await provider.shutdown();
+      } finally {
+        trace.disable();
+        context.disable();
+        propagation.disable();
+      }
+    },
+  };
+}
+
+/** Writes `traceparent` (and `tracestate`) for the active span, e.g. into NATS message headers; nothing when untraced. */
+export function injectTraceHeaders(setHeader: (key: string, value: string) => void, from: Context = context.active()): void {
+  W3C.inject(from, undefined, { set: (_carrier, key, value) => setHeader(key, value) });
+}
+
+/** The context a remote caller's `traceparent` describes; start handler spans in it to continue the trace. */
+export function extractTraceContext(getHeader: (key: string) => string | undefined, base: Context = context.active()): Context {
+  return W3C.extract(base, undefined, {
+    get: (_carrier, key) => getHeader(key) || undefined,
+    keys: () => ['traceparent', 'tracestate'],
+  });
+}
+
+export interface SpanOptions {
+  kind?: SpanKind;
+  /** Parent context, e.g. from extractTraceContext; the active context otherwise. */
+  parent?: Context;
+  tracerName?: string;
+}
+
+/**
+ * Runs fn in a new active span; a thrown error is recorded on the span (with its `code`, when it has one,
+ * as error.type) and rethrown. The span ends when fn settles.
+ */
+export async function withSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => T | Promise<T>, options: SpanOptions = {}): Promise<T> {
+  const tracer = trace.getTracer(options.tracerName ?? 'virtbus');
+  const parent = options.parent ?? context.active();
+  return tracer.startActiveSpan(name, { attributes, kind: options.kind ?? SpanKind.INTERNAL }, parent, async (span) => {
+    try {
+      return await fn(span);
+    } catch (error) {
+      const exception = error instanceof Error ? error : new Error(String(error));
+      span.recordException(exception);
+      const code = (error as { code?: unknown }).code;
+      span.setAttribute('error.type', typeof code === 'string' ? code : exception.name);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: exception.message });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/** Ids of the active span for log correlation; undefined when untraced. */
+export function activeTraceIds(): { traceId: string; spanId: string } | undefined {
+  const span = trace.getActiveSpan();
+  if (!span) return undefined;
+  const spanContext = span.spanContext();
+  return trace.isSpanContextValid(spanContext) ? { traceId: spanContext.traceId, spanId: spanContext.spanId } : undefined;
+}
