@@ -36,6 +36,12 @@ all_outputs_present() {
 cache_usable=false
 all_outputs_present && [ "$(manifest_field recipe)" = "$RECIPE" ] && cache_usable=true
 
+# apt-cache costs ~1 s; its answer can only have changed if the package lists changed since the last build.
+if [ "$cache_usable" = true ] && [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -newer "$OUT/manifest.json" 2>/dev/null | head -n1)" ]; then
+  echo "$OUT"
+  exit 0
+fi
+
 package=$(resolve_kernel_package || true)
 if [ -z "$package" ] && [ "$cache_usable" = false ]; then
   # A fresh machine has empty package lists.
@@ -51,6 +57,7 @@ if [ "$cache_usable" = true ]; then
     exit 0
   fi
   if [ "linux-image-$(manifest_field release)" = "$package" ]; then
+    touch "$OUT/manifest.json"
     echo "$OUT"
     exit 0
   fi
@@ -116,9 +123,11 @@ case " $cmdline " in
     (n=0; while :; do n=$((n + 1)); echo "COUNTER $n" >/dev/console; sleep 0.5; done) &
     ;;
 esac
-echo "GUEST-READY"
+# The shell itself prints GUEST-READY once ttyS0 is open, so input typed after the marker is never lost.
+ready='echo GUEST-READY; exec sh -l'
 while :; do
-  setsid cttyhack sh -l || sleep 1
+  setsid cttyhack sh -c "$ready" || sleep 1
+  ready='exec sh -l'
 done
 EOF
 

@@ -42,9 +42,17 @@ reload_segments:
         outb %al, $0x21
         mov $0xff, %al
         outb %al, $0xa1
-        sti
 poll:
+        sti
         hlt
+        jmp poll
+
+# irq_handler: every vector lands here; it never returns with iret (PVM KVM cannot emulate iret), it restarts the poll.
+irq_handler:
+        mov $0x20, %al
+        outb %al, $0xa0
+        outb %al, $0x20
+        mov $stack_top, %esp
         movl pm1a_evt, %edx
         inw %dx, %ax
         test $PWRBTN_STS, %ax
@@ -155,14 +163,6 @@ idt_setup:
         loop 1b
         lidt idt_descriptor
         ret
-
-irq_handler:
-        push %eax
-        mov $0x20, %al
-        outb %al, $0xa0
-        outb %al, $0x20
-        pop %eax
-        iret
 
         .section .data
         .align 8
