@@ -1,0 +1,99 @@
+import { mkdir } from 'node:fs/promises';
+import { Kvm } from '@nats-io/kv';
+import type { Service } from '@nats-io/services';
+import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { NODES_BUCKET, Subjects, VirtError, isNodeName, type DriverInfo } from '@virtbus/api-contract';
+import { createDrivers, type DriverName, type DriverOptions } from '@virtbus/drivers';
+import { pino, type Logger } from 'pino';
+import { ConsoleHub } from './console-hub.js';
+import { DomainManager } from './domains/manager.js';
+import { DomainStore } from './domains/store.js';
+import { DEFAULT_STREAM_LIMITS, EventPublisher, type EventStreamLimits } from './events/publisher.js';
+import { createHandlers } from './handlers.js';
+import { serveOperations } from './service.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentConfig {
+  node: string;
+  /** NATS servers and connection options (TLS, credentials); `servers` is required. */
+  nats: NodeConnectionOptions;
+  stateDir: string;
+  drivers: readonly DriverName[];
+  driverOptions?: DriverOptions;
+  streamLimits?: EventStreamLimits;
+  logger?: Logger;
+}
+
+export interface Agent {
+  readonly node: string;
+  readonly nc: NatsConnection;
+  readonly manager: DomainManager;
+  readonly events: EventPublisher;
+  close(): Promise<void>;
+}
+
+/** Refuses to serve a node that a live agent already serves: requests would be split between two owners. */
+async function assertNodeIsFree(nc: NatsConnection, node: string): Promise<void> {
+  try {
+    await nc.request(Subjects.request(node, 'ro', 'node.info'), '{}', { timeout: 1500 });
+  } catch (error) {
+    const text = String((error as Error).message) + String((error as { code?: unknown }).code ?? '');
+    if (/no responders|503/i.test(text)) return;
+    throw new VirtError('OPERATION_INVALID', `node ${node} has a responder that does not answer; is another agent hung?`, { cause: error });
+  }
+  throw new VirtError('OPERATION_INVALID', `node ${node} is already served by a live agent`);
+}
+
+export async function startAgent(config: AgentConfig): Promise<Agent> {
+  if (!isNodeName(config.node)) throw new VirtError('INVALID_ARG', `invalid node name ${JSON.stringify(config.node)}`);
+  const logger = (config.logger ?? pino({ level: 'info' })).child({ node: config.node });
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  const startedAt = new Date().toISOString();
+
+  const nc = await connect({ name: `virt-agent-${config.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...config.nats });
+  let service: Service | undefined;
+  let manager: DomainManager | undefined;
+  try {
+    await assertNodeIsFree(nc, config.node);
+    const events = new EventPublisher(nc, config.node, config.stateDir, logger, config.streamLimits ?? DEFAULT_STREAM_LIMITS);
+    await events.init();
+    const drivers = createDrivers(config.drivers, config.driverOptions);
+    manager = new DomainManager({ node: config.node, stateDir: config.stateDir, drivers, store: new DomainStore(config.stateDir, logger), events, logger });
+    const consoles = new ConsoleHub(nc, config.node, logger);
+    events.onEvent((event) => {
+      if (event.type === 'STOPPED' || event.type === 'CRASHED' || event.type === 'UNDEFINED') consoles.forget(event.uuid);
+    });
+    await manager.init();
+    const driverInfo: DriverInfo[] = await Promise.all(drivers.map((driver) => driver.probe()));
+
+    const kv = await new Kvm(nc).create(NODES_BUCKET, { history: 1 });
+    await kv.put(config.node, JSON.stringify({ node: config.node, version: AGENT_VERSION, registeredAt: startedAt }));
+
+    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo });
+    service = await serveOperations({ nc, node: config.node, version: AGENT_VERSION, handlers, logger });
+    logger.info({ domains: manager.list().length, drivers: config.drivers }, 'agent serving');
+
+    const ownedManager = manager;
+    const ownedService = service;
+    return {
+      node: config.node,
+      nc,
+      manager,
+      events,
+      async close() {
+        await ownedService.stop().catch(() => undefined);
+        consoles.closeAll();
+        await events.drain(2000);
+        await events.close();
+        await ownedManager.close();
+        await nc.drain().catch(() => nc.close());
+      },
+    };
+  } catch (error) {
+    await service?.stop().catch(() => undefined);
+    await manager?.close().catch(() => undefined);
+    await nc.close();
+    throw error;
+  }
+}

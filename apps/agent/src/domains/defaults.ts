@@ -1,0 +1,55 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { DomainConfig, DomainDisk, DomainNic, DomainPut, DomainsPost } from '@virtbus/api-contract';
+
+/** A stable locally-administered MAC (QEMU's 52:54:00 prefix) derived from the domain uuid and NIC index. */
+export function stableMac(uuid: string, index: number): string {
+  const digest = createHash('sha256').update(`${uuid}/${index}`).digest();
+  return ['52', '54', '00', ...[0, 1, 2].map((i) => digest[i]!.toString(16).padStart(2, '0'))].join(':');
+}
+
+function withDiskDefaults(disk: DomainDisk): DomainDisk {
+  const device = disk.device ?? 'disk';
+  return {
+    ...disk,
+    device,
+    format: disk.format ?? (device === 'cdrom' ? 'raw' : 'qcow2'),
+    bus: disk.bus ?? (device === 'cdrom' ? 'sata' : 'virtio'),
+    readonly: disk.readonly ?? device === 'cdrom',
+  };
+}
+
+function withNicDefaults(uuid: string, nics: DomainNic[]): DomainNic[] {
+  return nics.map((nic, index) => ({ ...nic, model: nic.model ?? 'virtio', mac: nic.mac ?? stableMac(uuid, index) }));
+}
+
+/** Fills every default so the stored config says exactly what will run. */
+export function configFromPost(post: DomainsPost): DomainConfig {
+  const uuid = (post.uuid ?? randomUUID()).toLowerCase();
+  const config: DomainConfig = {
+    name: post.name,
+    uuid,
+    driver: post.driver,
+    vcpus: post.vcpus ?? 1,
+    memory: post.memory ?? (post.driver === 'lxc' ? 256 : 128),
+    os: post.os ?? {},
+    disks: (post.disks ?? []).map(withDiskDefaults),
+    nics: withNicDefaults(uuid, post.nics ?? []),
+    console: post.console ?? { type: 'serial' },
+    autostart: post.autostart ?? false,
+  };
+  if (post.container) config.container = post.container;
+  return config;
+}
+
+export function applyPut(config: DomainConfig, put: DomainPut): DomainConfig {
+  const next: DomainConfig = { ...config };
+  if (put.vcpus !== undefined) next.vcpus = put.vcpus;
+  if (put.memory !== undefined) next.memory = put.memory;
+  if (put.os !== undefined) next.os = put.os;
+  if (put.disks !== undefined) next.disks = put.disks.map(withDiskDefaults);
+  if (put.nics !== undefined) next.nics = withNicDefaults(config.uuid, put.nics);
+  if (put.console !== undefined) next.console = put.console;
+  if (put.autostart !== undefined) next.autostart = put.autostart;
+  if (put.container !== undefined) next.container = put.container;
+  return next;
+}

@@ -1,0 +1,292 @@
+import { join } from 'node:path';
+import {
+  VirtError,
+  isUuid,
+  lifecycleChanges,
+  type Domain,
+  type DomainConfig,
+  type DomainPut,
+  type DomainsPost,
+  type DomainStatePut,
+  type DomainStats,
+  type ExecRequest,
+  type ExecResult,
+  type LifecycleChange,
+} from '@virtbus/api-contract';
+import type { DomainRecord, DomainRuntime, DriverContext, HypervisorDriver, RunState } from '@virtbus/drivers';
+import type { Logger } from 'pino';
+import type { EventPublisher } from '../events/publisher.js';
+import { applyPut, configFromPost } from './defaults.js';
+import { JobLocks } from './job-lock.js';
+import type { DomainStore, StoredDomain } from './store.js';
+
+const INACTIVE_STATES = new Set(['shutoff', 'crashed', 'nostate']);
+export const DEFAULT_SHUTDOWN_TIMEOUT_S = 30;
+const STATS_DEADLINE_MS = 2000;
+
+export interface DomainManagerOptions {
+  node: string;
+  stateDir: string;
+  drivers: readonly HypervisorDriver[];
+  store: DomainStore;
+  events: EventPublisher;
+  logger: Logger;
+}
+
+/**
+ * Owns every domain of the node: definitions, state, the per-domain job lock, and the lifecycle
+ * events that state changes produce. Drivers only run things.
+ */
+export class DomainManager {
+  private readonly domains = new Map<string, StoredDomain>();
+  private readonly locks = new JobLocks();
+  private readonly writes = new Map<string, Promise<void>>();
+  private readonly driversByType = new Map<string, HypervisorDriver>();
+
+  constructor(private readonly options: DomainManagerOptions) {
+    for (const driver of options.drivers) for (const type of driver.domainTypes) this.driversByType.set(type, driver);
+  }
+
+  get drivers(): readonly HypervisorDriver[] {
+    return this.options.drivers;
+  }
+
+  async init(): Promise<void> {
+    for (const driver of this.options.drivers) await driver.init(this.contextFor(driver));
+    for (const stored of await this.options.store.loadAll()) this.domains.set(stored.config.uuid, stored);
+    await Promise.all([...this.domains.values()].map((stored) => this.adopt(stored.config.uuid)));
+    for (const stored of this.domains.values()) {
+      if (stored.config.autostart && INACTIVE_STATES.has(stored.state)) {
+        await this.changeState(stored.config.uuid, { action: 'start' }).catch((error: unknown) =>
+          this.options.logger.error({ err: error, domain: stored.config.name }, 'autostart failed'),
+        );
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.options.drivers.map((driver) => driver.close()));
+    await Promise.all(this.writes.values());
+  }
+
+  list(): Domain[] {
+    return [...this.domains.values()].map((stored) => this.view(stored)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  get(id: string): Domain {
+    return this.view(this.resolve(id));
+  }
+
+  /** The record a driver sees (for capability calls outside the manager). */
+  record(id: string): DomainRecord {
+    return this.resolve(id);
+  }
+
+  driverFor(config: DomainConfig): HypervisorDriver {
+    const driver = this.driversByType.get(config.driver);
+    if (!driver) throw new VirtError('OPERATION_UNSUPPORTED', `no ${config.driver} driver on node ${this.options.node}`);
+    return driver;
+  }
+
+  async define(post: DomainsPost): Promise<Domain> {
+    const config = configFromPost(post);
+    this.driverFor(config).validate(config);
+    return this.locks.run(`name:${config.name}`, async () => {
+      if (this.findByName(config.name)) throw new VirtError('DOMAIN_EXISTS', `domain ${config.name} already exists`);
+      if (this.domains.has(config.uuid)) throw new VirtError('DOMAIN_EXISTS', `domain with uuid ${config.uuid} already exists`);
+      const stored: StoredDomain = { config, state: 'shutoff', reason: 'unknown', stateChangedAt: new Date().toISOString() };
+      await this.options.store.save(stored);
+      this.domains.set(config.uuid, stored);
+      await this.publish(stored, { type: 'DEFINED', detail: 'ADDED' });
+      return this.view(stored);
+    });
+  }
+
+  async update(id: string, put: DomainPut): Promise<Domain> {
+    const uuid = this.resolve(id).config.uuid;
+    return this.locks.run(uuid, async () => {
+      const stored = this.resolve(uuid);
+      const config = applyPut(stored.config, put);
+      this.driverFor(config).validate(config);
+      const next = { ...stored, config };
+      await this.options.store.save(next);
+      this.domains.set(uuid, next);
+      await this.publish(next, { type: 'DEFINED', detail: 'UPDATED' });
+      return this.view(next);
+    });
+  }
+
+  async undefine(id: string): Promise<Domain> {
+    const uuid = this.resolve(id).config.uuid;
+    return this.locks.run(uuid, async () => {
+      const stored = this.resolve(uuid);
+      if (!INACTIVE_STATES.has(stored.state)) {
+        throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is ${stored.state}: destroy it before undefining`);
+      }
+      await this.driverFor(stored.config).undefine(stored);
+      await this.writes.get(uuid);
+      await this.options.store.remove(uuid);
+      this.domains.delete(uuid);
+      await this.publish(stored, { type: 'UNDEFINED', detail: 'REMOVED' });
+      return this.view(stored);
+    });
+  }
+
+  async changeState(id: string, change: DomainStatePut): Promise<Domain> {
+    const uuid = this.resolve(id).config.uuid;
+    return this.locks.run(uuid, async () => {
+      const stored = this.resolve(uuid);
+      const driver = this.driverFor(stored.config);
+      const timeoutMs = (change.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT_S) * 1000;
+      let result: RunState;
+      switch (change.action) {
+        case 'start':
+          if (!INACTIVE_STATES.has(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
+          driver.validate(stored.config);
+          result = await driver.start(stored, { paused: change.paused ?? false });
+          break;
+        case 'shutdown':
+          try {
+            result = await driver.shutdown(stored, { timeoutMs });
+          } catch (error) {
+            if (!change.force || !VirtError.is(error, 'OPERATION_TIMEOUT')) throw error;
+            this.options.logger.warn({ domain: stored.config.name }, 'shutdown timed out; destroying as asked');
+            result = await driver.destroy(this.resolve(uuid));
+          }
+          break;
+        case 'destroy':
+          result = await driver.destroy(stored);
+          break;
+        case 'reboot':
+          result = await driver.reboot(stored, { timeoutMs });
+          break;
+        case 'reset':
+          result = await driver.reset(stored);
+          break;
+        case 'suspend':
+          result = await driver.suspend(stored);
+          break;
+        case 'resume':
+          result = await driver.resume(stored);
+          break;
+      }
+      await this.apply(uuid, result);
+      return this.view(this.resolve(uuid));
+    });
+  }
+
+  async stats(id: string): Promise<DomainStats> {
+    const stored = this.resolve(id);
+    const driver = this.driverFor(stored.config);
+    if (INACTIVE_STATES.has(stored.state)) {
+      return { uuid: stored.config.uuid, name: stored.config.name, state: stored.state, reason: stored.reason, collectedAt: new Date().toISOString() };
+    }
+    if (!driver.stats) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no stats`);
+    return driver.stats.domainStats(stored, { deadlineMs: STATS_DEADLINE_MS });
+  }
+
+  async exec(id: string, request: ExecRequest): Promise<ExecResult> {
+    const stored = this.resolve(id);
+    const driver = this.driverFor(stored.config);
+    if (!driver.exec) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver cannot exec`);
+    if (stored.state !== 'running') throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is ${stored.state}`);
+    return driver.exec.exec(stored, request);
+  }
+
+  /** Applies a state change from a call or from the driver; an unchanged state publishes nothing. */
+  private async apply(uuid: string, change: RunState): Promise<void> {
+    const stored = this.domains.get(uuid);
+    if (!stored) return;
+    const next: StoredDomain = { ...stored };
+    if (change.runtime === null) delete next.runtime;
+    else if (change.runtime !== undefined) next.runtime = change.runtime;
+    const changes = lifecycleChanges(stored.state, change.state, change.reason);
+    if (stored.state !== change.state) {
+      next.state = change.state;
+      next.reason = change.reason;
+      next.stateChangedAt = new Date().toISOString();
+    }
+    this.domains.set(uuid, next);
+    await this.persist(next);
+    for (const lifecycle of changes) await this.publish(next, lifecycle);
+  }
+
+  private async adopt(uuid: string): Promise<void> {
+    await this.locks.run(uuid, async () => {
+      const stored = this.resolve(uuid);
+      const driver = this.driversByType.get(stored.config.driver);
+      if (!driver) {
+        this.options.logger.warn({ domain: stored.config.name, driver: stored.config.driver }, 'no driver for domain; leaving it as recorded');
+        return;
+      }
+      try {
+        await this.apply(uuid, await driver.adopt(stored));
+      } catch (error) {
+        this.options.logger.error({ err: error, domain: stored.config.name }, 'could not adopt domain');
+      }
+    });
+  }
+
+  private persist(stored: StoredDomain): Promise<void> {
+    const uuid = stored.config.uuid;
+    const write = (this.writes.get(uuid) ?? Promise.resolve()).then(() => {
+      // A domain undefined meanwhile must not be written back.
+      if (this.domains.get(uuid) === undefined) return;
+      return this.options.store.save(this.domains.get(uuid)!);
+    });
+    const tail = write.catch((error: unknown) => this.options.logger.error({ err: error, uuid }, 'could not persist domain'));
+    this.writes.set(uuid, tail);
+    return write;
+  }
+
+  private async publish(stored: StoredDomain, change: LifecycleChange): Promise<void> {
+    await this.options.events.emit({ uuid: stored.config.uuid, name: stored.config.name }, change, stored.state, stored.reason);
+  }
+
+  private contextFor(driver: HypervisorDriver): DriverContext {
+    const stateDir = join(this.options.stateDir, 'drivers', driver.name);
+    return {
+      node: this.options.node,
+      stateDir,
+      logger: this.options.logger.child({ driver: driver.name }),
+      observedState: (uuid, change) => {
+        this.apply(uuid, change).catch((error: unknown) => this.options.logger.error({ err: error, uuid }, 'could not apply observed state'));
+      },
+      saveRuntime: async (uuid, runtime: DomainRuntime | null) => {
+        const stored = this.domains.get(uuid);
+        if (!stored) return;
+        const next: StoredDomain = { ...stored };
+        if (runtime === null) delete next.runtime;
+        else next.runtime = runtime;
+        this.domains.set(uuid, next);
+        await this.persist(next);
+      },
+    };
+  }
+
+  private resolve(id: string): StoredDomain {
+    const stored = isUuid(id) ? this.domains.get(id.toLowerCase()) : this.findByName(id);
+    if (!stored) throw new VirtError('NO_DOMAIN', `no domain ${id} on node ${this.options.node}`);
+    return stored;
+  }
+
+  private findByName(name: string): StoredDomain | undefined {
+    for (const stored of this.domains.values()) if (stored.config.name === name) return stored;
+    return undefined;
+  }
+
+  private view(stored: StoredDomain): Domain {
+    return {
+      uuid: stored.config.uuid,
+      name: stored.config.name,
+      node: this.options.node,
+      driver: stored.config.driver,
+      state: stored.state,
+      reason: stored.reason,
+      persistent: true,
+      autostart: stored.config.autostart,
+      config: stored.config,
+      stateChangedAt: stored.stateChangedAt,
+    };
+  }
+}

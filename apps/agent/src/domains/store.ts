@@ -1,0 +1,54 @@
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { compileValidator, DomainConfig, DomainState, StateReason, isUuid } from '@virtbus/api-contract';
+import { writeJsonAtomic, type DomainRuntime } from '@virtbus/drivers';
+import Type, { type Static } from 'typebox';
+import type { Logger } from 'pino';
+
+/** What the agent keeps on disk per domain: the definition, the last known state and the driver's runtime facts. */
+export const StoredDomain = Type.Object({
+  config: DomainConfig,
+  state: DomainState,
+  reason: StateReason,
+  stateChangedAt: Type.String(),
+  runtime: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+export type StoredDomain = Static<typeof StoredDomain> & { runtime?: DomainRuntime };
+
+const validStoredDomain = compileValidator(StoredDomain);
+
+export class DomainStore {
+  private readonly dir: string;
+
+  constructor(
+    stateDir: string,
+    private readonly logger: Logger,
+  ) {
+    this.dir = join(stateDir, 'domains');
+  }
+
+  async loadAll(): Promise<StoredDomain[]> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const domains: StoredDomain[] = [];
+    for (const file of await readdir(this.dir)) {
+      if (!file.endsWith('.json') || !isUuid(file.slice(0, -5))) continue;
+      const path = join(this.dir, file);
+      try {
+        const parsed: unknown = JSON.parse(await readFile(path, 'utf8'));
+        domains.push(validStoredDomain.parse(parsed) as StoredDomain);
+      } catch (error) {
+        // A damaged file is kept for a person to inspect, never silently deleted.
+        this.logger.error({ err: error, path }, 'ignoring unreadable domain definition');
+      }
+    }
+    return domains;
+  }
+
+  async save(domain: StoredDomain): Promise<void> {
+    await writeJsonAtomic(join(this.dir, `${domain.config.uuid}.json`), domain);
+  }
+
+  async remove(uuid: string): Promise<void> {
+    await rm(join(this.dir, `${uuid}.json`), { force: true });
+  }
+}

@@ -1,0 +1,169 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { jetstream, jetstreamManager, StorageType, type JetStreamClient } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import {
+  EVENTS_STREAM,
+  Subjects,
+  type DomainState,
+  type LifecycleChange,
+  type LifecycleEvent,
+  type StateReason,
+} from '@virtbus/api-contract';
+import { writeJsonAtomic } from '@virtbus/drivers';
+import type { Logger } from 'pino';
+
+export interface EventStreamLimits {
+  /** How long the stream keeps events. */
+  maxAgeMs: number;
+  /** How many events the stream keeps in all. */
+  maxMessages: number;
+}
+
+export const DEFAULT_STREAM_LIMITS: EventStreamLimits = { maxAgeMs: 7 * 24 * 3600 * 1000, maxMessages: 1_000_000 };
+
+interface Outbox {
+  lastSeq: number;
+  pending: LifecycleEvent[];
+}
+
+/**
+ * Numbers events per node and hands them to JetStream in order. The outbox on disk holds every event
+ * not yet acknowledged, so neither a NATS outage nor an agent restart loses one or leaves a gap.
+ */
+export class EventPublisher {
+  private outbox: Outbox = { lastSeq: 0, pending: [] };
+  private readonly path: string;
+  private readonly js: JetStreamClient;
+  private flushing: Promise<void> | undefined;
+  private persisting: Promise<void> = Promise.resolve();
+  private closed = false;
+  private readonly listeners = new Set<(event: LifecycleEvent) => void>();
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly node: string,
+    stateDir: string,
+    private readonly logger: Logger,
+    private readonly limits: EventStreamLimits = DEFAULT_STREAM_LIMITS,
+  ) {
+    this.path = join(stateDir, 'events-outbox.json');
+    this.js = jetstream(nc);
+  }
+
+  async init(): Promise<void> {
+    try {
+      this.outbox = JSON.parse(await readFile(this.path, 'utf8')) as Outbox;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    await this.ensureStream();
+    this.kick();
+  }
+
+  get lastSeq(): number {
+    return this.outbox.lastSeq;
+  }
+
+  get pendingCount(): number {
+    return this.outbox.pending.length;
+  }
+
+  onEvent(listener: (event: LifecycleEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Records the event durably (outbox) and returns once it is on disk; publishing follows in order. */
+  async emit(domain: { uuid: string; name: string }, change: LifecycleChange, state: DomainState, reason: StateReason): Promise<LifecycleEvent> {
+    const event: LifecycleEvent = {
+      kind: 'domain.lifecycle',
+      node: this.node,
+      seq: ++this.outbox.lastSeq,
+      timestamp: new Date().toISOString(),
+      uuid: domain.uuid,
+      name: domain.name,
+      type: change.type,
+      detail: change.detail,
+      state,
+      reason,
+    };
+    this.outbox.pending.push(event);
+    await this.persist();
+    for (const listener of this.listeners) listener(event);
+    this.kick();
+    return event;
+  }
+
+  /** Waits until every recorded event is acknowledged by JetStream (or the timeout passes). */
+  async drain(timeoutMs = 5000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.outbox.pending.length > 0 && Date.now() < deadline) {
+      this.kick();
+      await sleep(20);
+    }
+    return this.outbox.pending.length === 0;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flushing;
+    await this.persisting;
+  }
+
+  private async ensureStream(): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    const config = {
+      name: EVENTS_STREAM,
+      subjects: [Subjects.allEvents],
+      storage: StorageType.File,
+      max_age: nanos(this.limits.maxAgeMs),
+      max_msgs: this.limits.maxMessages,
+      duplicate_window: nanos(2 * 60 * 1000),
+    };
+    try {
+      await jsm.streams.info(EVENTS_STREAM);
+      await jsm.streams.update(EVENTS_STREAM, { max_age: config.max_age, max_msgs: config.max_msgs });
+    } catch (error) {
+      if (!/stream not found/i.test(String((error as Error).message))) throw error;
+      try {
+        await jsm.streams.add(config);
+      } catch (addError) {
+        // Another agent created it in the meantime.
+        if (!/already in use|exists/i.test(String((addError as Error).message))) throw addError;
+      }
+    }
+  }
+
+  private persist(): Promise<void> {
+    const snapshot = { lastSeq: this.outbox.lastSeq, pending: [...this.outbox.pending] };
+    this.persisting = this.persisting.then(() => writeJsonAtomic(this.path, snapshot));
+    return this.persisting;
+  }
+
+  private kick(): void {
+    if (this.flushing || this.closed) return;
+    this.flushing = this.flush().finally(() => {
+      this.flushing = undefined;
+      if (this.outbox.pending.length > 0 && !this.closed) setTimeout(() => this.kick(), 250).unref();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (!this.closed && this.outbox.pending.length > 0) {
+      const event = this.outbox.pending[0]!;
+      try {
+        await this.js.publish(Subjects.domainEvent(event.node, event.uuid, event.type), JSON.stringify(event), {
+          msgID: `${event.node}-${event.seq}`,
+          timeout: 2000,
+        });
+      } catch (error) {
+        this.logger.warn({ err: error, seq: event.seq }, 'event not published yet; will retry');
+        return;
+      }
+      this.outbox.pending.shift();
+      await this.persist();
+    }
+  }
+}

@@ -1,0 +1,52 @@
+import { VirtError, type DriverInfo } from '@virtbus/api-contract';
+import type { ConsoleHub } from './console-hub.js';
+import type { DomainManager } from './domains/manager.js';
+import { readNodeInfo } from './node-info.js';
+import type { OperationHandlers } from './service.js';
+
+export interface HandlerDeps {
+  node: string;
+  version: string;
+  startedAt: string;
+  manager: DomainManager;
+  consoles: ConsoleHub;
+  driverInfo: DriverInfo[];
+}
+
+/** What each contract operation does on this agent. */
+export function createHandlers(deps: HandlerDeps): OperationHandlers {
+  const { manager, consoles } = deps;
+  const consoleTarget = (id: string) => {
+    const record = manager.record(id);
+    return { record, driver: manager.driverFor(record.config) };
+  };
+  return {
+    'node.info': () => readNodeInfo(deps.node, deps.version, deps.startedAt, deps.driverInfo),
+    'domain.list': async () => ({ domains: manager.list() }),
+    'domain.get': async ({ id }) => manager.get(id),
+    'domain.define': (post) => manager.define(post),
+    'domain.update': ({ id, config }) => manager.update(id, config),
+    'domain.undefine': ({ id }) => manager.undefine(id),
+    'domain.state': ({ id, change }) => manager.changeState(id, change),
+    'domain.stats': ({ id }) => manager.stats(id),
+    'domain.exec': ({ id, exec }) => manager.exec(id, exec),
+    'domain.console.read': async ({ id }) => {
+      const { record, driver } = consoleTarget(id);
+      return consoles.read(record, driver);
+    },
+    'domain.console.attach': async ({ id, force }) => {
+      const { record, driver } = consoleTarget(id);
+      return consoles.attach(record, driver, force ?? false);
+    },
+    'domain.console.write': async ({ id, session, data }) => {
+      const bytes = Buffer.from(data, 'base64');
+      if (bytes.length > 65_536) throw new VirtError('INVALID_ARG', 'console writes are limited to 64 KiB');
+      consoles.write(manager.record(id), session, bytes);
+      return {};
+    },
+    'domain.console.detach': async ({ id, session }) => {
+      consoles.detach(manager.record(id), session);
+      return {};
+    },
+  };
+}

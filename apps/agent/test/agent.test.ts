@@ -1,0 +1,189 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Svcm } from '@nats-io/services';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { AGENT_SERVICE_NAME, Subjects, VirtError, type LifecycleEvent } from '@virtbus/api-contract';
+import { VirtClient } from '@virtbus/client';
+import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let client: VirtClient;
+let workDir: string;
+const agents: AgentProcess[] = [];
+const seen: LifecycleEvent[] = [];
+let eventSub: Subscription;
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<VirtError> {
+  const error = await promise.then(
+    () => undefined,
+    (failure: unknown) => failure,
+  );
+  expect(error, `expected ${code}`).toBeInstanceOf(VirtError);
+  expect((error as VirtError).code).toBe(code);
+  return error as VirtError;
+}
+
+async function eventsFor(uuid: string, count: number): Promise<LifecycleEvent[]> {
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    const matching = seen.filter((event) => event.uuid === uuid);
+    if (matching.length >= count) return matching;
+    await sleep(20);
+  }
+  return seen.filter((event) => event.uuid === uuid);
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  workDir = await mkdtemp(join(tmpdir(), 'virtbus-agent-test-'));
+  nc = await connect({ servers: nats.url });
+  client = new VirtClient(nc);
+  eventSub = nc.subscribe(Subjects.allEvents, {
+    // Core subscribers get at-least-once delivery (an agent killed mid-flush republishes); (node, seq) identifies an event.
+    callback: (_error, msg) => {
+      const event = msg.json<LifecycleEvent>();
+      if (!seen.some((other) => other.node === event.node && other.seq === event.seq)) seen.push(event);
+    },
+  });
+  agents.push(
+    ...(await Promise.all(
+      ['alpha', 'beta'].map((node) => spawnAgent({ node, natsUrl: nats.url, stateDir: join(workDir, node), env: { VIRTBUS_TEST_DRIVER_LATENCY_MS: '50' } })),
+    )),
+  );
+});
+
+afterAll(async () => {
+  eventSub?.unsubscribe();
+  await Promise.all(agents.map((agent) => agent.stop()));
+  await nc?.close();
+  await nats?.stop();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+describe('agent over a real NATS bus', () => {
+  it('is discoverable through the NATS services API with its node name', async () => {
+    const infos = [];
+    for await (const info of await new Svcm(nc).client().info(AGENT_SERVICE_NAME)) infos.push(info);
+    expect(infos.map((info) => info.metadata?.node).sort()).toEqual(['alpha', 'beta']);
+    const endpoints = infos[0]!.endpoints.map((endpoint) => endpoint.subject);
+    expect(endpoints.some((subject) => subject.endsWith('.ro.domain.list'))).toBe(true);
+    expect(endpoints.some((subject) => subject.endsWith('.rw.domain.state'))).toBe(true);
+  });
+
+  it('reports the node from /proc and /sys', async () => {
+    const info = await client.call('alpha', 'node.info', {});
+    expect(info.node).toBe('alpha');
+    expect(info.cpu.count).toBeGreaterThan(0);
+    expect(info.memory.totalBytes).toBeGreaterThan(0);
+    expect(info.drivers.map((driver) => driver.name)).toContain('test');
+  });
+
+  it('runs a full lifecycle and publishes libvirt events in order', async () => {
+    const domain = await client.call('alpha', 'domain.define', { name: 'web-1', driver: 'test', vcpus: 2, memory: 256 });
+    expect(domain).toMatchObject({ name: 'web-1', node: 'alpha', state: 'shutoff', persistent: true });
+    expect((await client.call('beta', 'domain.list', {})).domains).toEqual([]);
+
+    const steps = [
+      [{ action: 'start' }, 'running', 'booted'],
+      [{ action: 'suspend' }, 'paused', 'user'],
+      [{ action: 'resume' }, 'running', 'unpaused'],
+      [{ action: 'shutdown', timeout: 5 }, 'shutoff', 'shutdown'],
+      [{ action: 'start', paused: true }, 'paused', 'user'],
+      [{ action: 'destroy' }, 'shutoff', 'destroyed'],
+    ] as const;
+    for (const [change, state, reason] of steps) {
+      const after = await client.call('alpha', 'domain.state', { id: 'web-1', change });
+      expect([after.state, after.reason]).toEqual([state, reason]);
+    }
+    await rejectsWith(client.call('alpha', 'domain.state', { id: 'web-1', change: { action: 'suspend' } }), 'OPERATION_INVALID');
+    await client.call('alpha', 'domain.undefine', { id: domain.uuid });
+    await rejectsWith(client.call('alpha', 'domain.get', { id: 'web-1' }), 'NO_DOMAIN');
+
+    const events = await eventsFor(domain.uuid, 9);
+    expect(events.map((event) => `${event.type}/${event.detail}`)).toEqual([
+      'DEFINED/ADDED',
+      'STARTED/BOOTED',
+      'SUSPENDED/PAUSED',
+      'RESUMED/UNPAUSED',
+      'STOPPED/SHUTDOWN',
+      'STARTED/BOOTED',
+      'SUSPENDED/PAUSED',
+      'STOPPED/DESTROYED',
+      'UNDEFINED/REMOVED',
+    ]);
+    const seqs = events.map((event) => event.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(new Set(events.map((event) => event.node))).toEqual(new Set(['alpha']));
+  });
+
+  it('serialises concurrent jobs on one domain', async () => {
+    const domain = await client.call('beta', 'domain.define', { name: 'race', driver: 'test' });
+    const [started, destroyed] = await Promise.allSettled([
+      client.call('beta', 'domain.state', { id: 'race', change: { action: 'start' } }),
+      client.call('beta', 'domain.state', { id: 'race', change: { action: 'destroy' } }),
+    ]);
+    // Arrival order decides: start runs first, destroy sees it running and stops it.
+    expect(started.status).toBe('fulfilled');
+    expect(destroyed.status).toBe('fulfilled');
+    expect((await client.call('beta', 'domain.get', { id: domain.uuid })).state).toBe('shutoff');
+    const events = await eventsFor(domain.uuid, 3);
+    expect(events.map((event) => event.type)).toEqual(['DEFINED', 'STARTED', 'STOPPED']);
+  });
+
+  it('rejects bad input with INVALID_ARG and changes nothing', async () => {
+    const before = await client.call('alpha', 'domain.list', {});
+    const raw = async (subject: string, payload: string) => {
+      const reply = await nc.request(subject, payload, { timeout: 3000 });
+      return reply.json<{ error?: { code: string; status: number } }>();
+    };
+    const define = Subjects.request('alpha', 'rw', 'domain.define');
+    for (const payload of [
+      '{not json',
+      JSON.stringify({ name: 'x', driver: 'test', vcpus: 'two' }),
+      JSON.stringify({ name: 'x', driver: 'test', sneaky: true }),
+      JSON.stringify({ name: '../etc', driver: 'test' }),
+      JSON.stringify({ name: 'a/b', driver: 'test' }),
+      JSON.stringify({ name: 'bell\u0007', driver: 'test' }),
+      JSON.stringify({ name: 'x', driver: 'xen' }),
+      JSON.stringify({ name: 'x', driver: 'test', memory: 1e12 }),
+      JSON.stringify({ name: 'x', driver: 'test', disks: [{ source: { path: '/var/lib/../../etc/shadow' } }] }),
+      JSON.stringify({ name: 'x', driver: 'test', disks: [{ source: { path: '/tmp/a,file=/etc/passwd' } }] }),
+      JSON.stringify({ name: 'x'.repeat(65), driver: 'test' }),
+    ]) {
+      const reply = await raw(define, payload);
+      expect(reply.error, payload).toMatchObject({ code: 'INVALID_ARG', status: 400 });
+    }
+    const huge = JSON.stringify({ name: 'x', driver: 'test', os: { cmdline: 'a'.repeat(900_000) } });
+    expect((await raw(define, huge)).error?.code).toBe('INVALID_ARG');
+    expect(await client.call('alpha', 'domain.list', {})).toEqual(before);
+  });
+
+  it('refuses to start a second agent for a node that is already served', async () => {
+    const duplicate = await spawnAgent({ node: 'alpha', natsUrl: nats.url, stateDir: join(workDir, 'alpha-2'), waitReady: false });
+    expect(await duplicate.exited).not.toBe(0);
+    expect(duplicate.output()).toMatch(/already served by a live agent/);
+    expect((await client.call('alpha', 'node.info', {})).node).toBe('alpha');
+  });
+
+  it('keeps definitions, state and the event sequence across an agent restart', async () => {
+    const domain = await client.call('alpha', 'domain.define', { name: 'survivor', driver: 'test' });
+    await client.call('alpha', 'domain.state', { id: 'survivor', change: { action: 'start' } });
+    const lastSeq = Math.max(...(await eventsFor(domain.uuid, 2)).map((event) => event.seq));
+
+    const old = agents.shift()!;
+    await old.kill('SIGKILL');
+    await rejectsWith(client.call('alpha', 'domain.list', {}, { timeoutMs: 1000 }), 'AGENT_UNREACHABLE');
+    await rejectsWith(client.call('gamma', 'domain.list', {}, { timeoutMs: 1000 }), 'NO_NODE');
+    agents.push(await spawnAgent({ node: 'alpha', natsUrl: nats.url, stateDir: join(workDir, 'alpha') }));
+
+    const after = await client.call('alpha', 'domain.get', { id: 'survivor' });
+    expect([after.uuid, after.state, after.reason]).toEqual([domain.uuid, 'running', 'booted']);
+    await client.call('alpha', 'domain.state', { id: domain.uuid, change: { action: 'destroy' } });
+    const events = await eventsFor(domain.uuid, 3);
+    expect(events[2]).toMatchObject({ type: 'STOPPED', detail: 'DESTROYED', seq: lastSeq + 1 });
+  });
+});

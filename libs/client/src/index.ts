@@ -1,0 +1,1 @@
+export { VirtClient, decodeReply, DEFAULT_CALL_TIMEOUT_MS, type CallOptions } from './client.js';

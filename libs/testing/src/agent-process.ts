@@ -1,0 +1,109 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { VirtClient } from '@virtbus/client';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const AGENT_MAIN = fileURLToPath(new URL('../../../apps/agent/src/main.ts', import.meta.url));
+
+export interface AgentProcessOptions {
+  node: string;
+  natsUrl: string;
+  stateDir: string;
+  drivers?: string;
+  extraArgs?: string[];
+  env?: Record<string, string>;
+  /** Wait until the agent answers node.info (default true). */
+  waitReady?: boolean;
+}
+
+export interface AgentProcess {
+  readonly pid: number;
+  readonly node: string;
+  readonly output: () => string;
+  /** Resolves with the exit code once the process is gone. */
+  readonly exited: Promise<number | null>;
+  stop(): Promise<void>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Runs the real agent (apps/agent/src/main.ts) as its own process, like a deployment would. */
+export async function spawnAgent(options: AgentProcessOptions): Promise<AgentProcess> {
+  const args = [
+    '--import',
+    'tsx',
+    AGENT_MAIN,
+    '--node',
+    options.node,
+    '--nats',
+    options.natsUrl,
+    '--state-dir',
+    options.stateDir,
+    '--drivers',
+    options.drivers ?? 'test',
+    '--log-level',
+    'warn',
+    ...(options.extraArgs ?? []),
+  ];
+  const child: ChildProcess = spawn(process.execPath, args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const handle: AgentProcess = {
+    pid: child.pid!,
+    node: options.node,
+    output: () => output,
+    exited,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const result = await Promise.race([exited.then(() => 'exited'), sleep(10_000).then(() => 'timeout')]);
+      if (result === 'timeout') {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      await exited;
+    },
+  };
+  if (options.waitReady !== false) await waitForAgent(handle, options.natsUrl);
+  return handle;
+}
+
+async function waitForAgent(agent: AgentProcess, natsUrl: string, timeoutMs = 30_000): Promise<void> {
+  const nc: NatsConnection = await connect({ servers: natsUrl });
+  const client = new VirtClient(nc);
+  const deadline = Date.now() + timeoutMs;
+  let exitCode: number | null | undefined;
+  void agent.exited.then((code) => {
+    exitCode = code;
+  });
+  try {
+    while (Date.now() < deadline) {
+      if (exitCode !== undefined) throw new Error(`agent ${agent.node} exited (${exitCode}) before it was ready:\n${agent.output()}`);
+      try {
+        await client.call(agent.node, 'node.info', {}, { timeoutMs: 1000 });
+        return;
+      } catch {
+        await sleep(100);
+      }
+    }
+    await agent.kill();
+    throw new Error(`agent ${agent.node} was not ready within ${timeoutMs} ms:\n${agent.output()}`);
+  } finally {
+    await nc.close();
+  }
+}
