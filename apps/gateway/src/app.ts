@@ -44,6 +44,8 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // JSON only: a text/plain body would otherwise reach validation as a string.
+  app.removeContentTypeParser('text/plain');
   for (const schema of sharedSchemaDefinitions()) app.addSchema(schema);
 
   await app.register(errors);

@@ -63,7 +63,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
         throw new VirtError('AGENT_UNREACHABLE', `the event stream ${EVENTS_STREAM} does not exist yet: no agent has started`, { cause: error });
       }
       const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, {
-        filter_subjects: [filter],
+        filter_subjects: filter,
         ...(after === undefined ? { deliver_policy: 'new' as const } : { deliver_policy: 'by_start_sequence' as const, opt_start_seq: after + 1 }),
       });
       const messages: ConsumerMessages = await consumer.consume();
