@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VirtError, type DomainConfig, type DriverInfo } from '@virtbus/api-contract';
-import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, RunState } from '../driver.js';
+import { VirtError, type DomainConfig, type DomainStats, type DriverInfo } from '@virtbus/api-contract';
+import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, RunState, StatsCapability } from '../driver.js';
 import { TestConsole } from './test-console.js';
 
 export interface TestDriverOptions {
@@ -12,10 +12,12 @@ export interface TestDriverOptions {
  * libvirt's test:///default for virtbus: every API, no hypervisor. State transitions follow libvirt's
  * rules; the agent persists definitions and state, so "running" test domains survive an agent restart.
  */
-export class TestDriver implements HypervisorDriver, ConsoleCapability {
+export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCapability {
   readonly name = 'test';
   readonly domainTypes = ['test'] as const;
   readonly console: ConsoleCapability = this;
+  readonly stats: StatsCapability = this;
+  private readonly runningSince = new Map<string, number>();
   private readonly latencyMs: number;
   private readonly consoles = new Map<string, TestConsole>();
 
@@ -31,7 +33,7 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability {
       domainTypes: [...this.domainTypes],
       available: true,
       detail: 'simulated hypervisor, no real guests',
-      capabilities: ['lifecycle', 'console'],
+      capabilities: ['lifecycle', 'console', 'stats'],
     };
   }
 
@@ -47,20 +49,21 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability {
     this.require(domain, ['shutoff', 'crashed', 'nostate'], 'start');
     await this.work();
     this.consoleOf(domain).append(`virtbus test domain ${domain.config.name} booted\r\nGUEST-READY\r\n`);
+    this.runningSince.set(domain.config.uuid, Date.now());
     return options.paused ? { state: 'paused', reason: 'user' } : { state: 'running', reason: 'booted' };
   }
 
   async shutdown(domain: DomainRecord, _options: { timeoutMs: number }): Promise<RunState> {
     this.require(domain, ['running', 'blocked', 'paused', 'shutdown'], 'shut down');
     await this.work();
+    this.stopped(domain);
     return { state: 'shutoff', reason: 'shutdown' };
   }
 
   async destroy(domain: DomainRecord): Promise<RunState> {
     this.require(domain, ['running', 'blocked', 'paused', 'shutdown', 'crashed', 'pmsuspended'], 'destroy');
     await this.work();
-    this.consoles.get(domain.config.uuid)?.end();
-    this.consoles.delete(domain.config.uuid);
+    this.stopped(domain);
     return { state: 'shutoff', reason: 'destroyed' };
   }
 
@@ -102,6 +105,49 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability {
     return this.consoleOf(domain).session();
   }
 
+  /** Simulated counters that grow while the domain runs, so monitoring has something real to plot. */
+  async domainStats(domain: DomainRecord, _options: { deadlineMs: number }): Promise<DomainStats> {
+    const { config } = domain;
+    const since = this.runningSince.get(config.uuid) ?? Date.now();
+    this.runningSince.set(config.uuid, since);
+    const elapsedNs = (Date.now() - since) * 1_000_000;
+    const memoryBytes = config.memory * 1024 * 1024;
+    return {
+      uuid: config.uuid,
+      name: config.name,
+      state: domain.state,
+      reason: domain.reason,
+      collectedAt: new Date().toISOString(),
+      cpu: { timeNs: Math.round(elapsedNs / 10) },
+      memory: { maximumBytes: memoryBytes, currentBytes: memoryBytes, rssBytes: Math.round(memoryBytes / 2) },
+      vcpu: {
+        current: config.vcpus,
+        maximum: config.vcpus,
+        list: Array.from({ length: config.vcpus }, (_, id) => ({ id, state: 'running' as const, timeNs: Math.round(elapsedNs / 10 / config.vcpus) })),
+      },
+      block: config.disks.map((_, index) => ({
+        name: `vd${String.fromCharCode(97 + index)}`,
+        readRequests: 0,
+        readBytes: 0,
+        readTimeNs: 0,
+        writeRequests: 0,
+        writeBytes: 0,
+        writeTimeNs: 0,
+      })),
+      net: config.nics.map((_, index) => ({
+        name: `vnet${index}`,
+        rxBytes: 0,
+        rxPackets: 0,
+        rxErrors: 0,
+        rxDrops: 0,
+        txBytes: 0,
+        txPackets: 0,
+        txErrors: 0,
+        txDrops: 0,
+      })),
+    };
+  }
+
   private consoleOf(domain: DomainRecord): TestConsole {
     let console = this.consoles.get(domain.config.uuid);
     if (!console) {
@@ -109,6 +155,12 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability {
       this.consoles.set(domain.config.uuid, console);
     }
     return console;
+  }
+
+  private stopped(domain: DomainRecord): void {
+    this.consoles.get(domain.config.uuid)?.end();
+    this.consoles.delete(domain.config.uuid);
+    this.runningSince.delete(domain.config.uuid);
   }
 
   private require(domain: DomainRecord, states: readonly string[], verb: string): void {

@@ -1,0 +1,58 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VirtError, type DomainConfig } from '@virtbus/api-contract';
+import { describe, expect, it } from 'vitest';
+import type { DomainRecord, RunState } from '../driver.js';
+import { TestDriver } from './test-driver.js';
+
+const config: DomainConfig = {
+  name: 'vm1',
+  uuid: '6f0f5c0e-8a0e-4a4e-9a59-2a5c6ad2f001',
+  driver: 'test',
+  vcpus: 2,
+  memory: 64,
+  os: {},
+  disks: [],
+  nics: [],
+  console: { type: 'serial' },
+  autostart: false,
+};
+const record = (state: RunState): DomainRecord => ({ config, state: state.state, reason: state.reason });
+
+describe('TestDriver', () => {
+  it("follows libvirt's state machine and refuses impossible transitions", async () => {
+    const driver = new TestDriver();
+    let state: RunState = { state: 'shutoff', reason: 'unknown' };
+    await expect(driver.suspend(record(state))).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
+    state = await driver.start(record(state), { paused: false });
+    expect(state).toEqual({ state: 'running', reason: 'booted' });
+    await expect(driver.start(record(state), { paused: false })).rejects.toBeInstanceOf(VirtError);
+    state = await driver.suspend(record(state));
+    expect(state).toEqual({ state: 'paused', reason: 'user' });
+    state = await driver.resume(record(state));
+    expect(state).toEqual({ state: 'running', reason: 'unpaused' });
+    state = await driver.destroy(record(state));
+    expect(state).toEqual({ state: 'shutoff', reason: 'destroyed' });
+  });
+
+  it('echoes console input and keeps history', async () => {
+    const driver = new TestDriver();
+    const running = await driver.start(record({ state: 'shutoff', reason: 'unknown' }), { paused: false });
+    const session = await driver.openConsole(record(running));
+    expect(session.history.toString()).toContain('GUEST-READY');
+    const received: string[] = [];
+    session.onData((chunk) => received.push(chunk.toString()));
+    session.write(Buffer.from('echo hi\n'));
+    expect(received.join('')).toBe('echo hi\r\n');
+  });
+
+  it('reports stats whose CPU time grows while the domain runs', async () => {
+    const driver = new TestDriver();
+    const running = await driver.start(record({ state: 'shutoff', reason: 'unknown' }), { paused: false });
+    const first = await driver.domainStats(record(running), { deadlineMs: 100 });
+    await sleep(30);
+    const second = await driver.domainStats(record(running), { deadlineMs: 100 });
+    expect(second.cpu!.timeNs).toBeGreaterThan(first.cpu!.timeNs);
+    expect(second.vcpu?.list).toHaveLength(2);
+    expect(second.memory?.maximumBytes).toBe(64 * 1024 * 1024);
+  });
+});
