@@ -1,13 +1,16 @@
 import type { HypervisorDriver } from './driver.js';
 import { TestDriver, type TestDriverOptions } from './test/test-driver.js';
+import { QemuDriver, type QemuDriverOptions } from './qemu/qemu-driver.js';
 
 export interface DriverOptions {
   test?: TestDriverOptions;
+  qemu?: QemuDriverOptions;
 }
 
 /** Every driver virtbus ships, by name: a literal map, so adding one is one line. */
 export const DriverFactories = {
   test: (options: DriverOptions) => new TestDriver(options.test),
+  qemu: (options: DriverOptions) => new QemuDriver(options.qemu),
 } as const satisfies Record<string, (options: DriverOptions) => HypervisorDriver>;
 
 export type DriverName = keyof typeof DriverFactories;

@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { VirtError, type DomainConfig, type DomainDisk, type DomainNic } from '@virtbus/api-contract';
+
+export const QemuAccels = { kvm: 'kvm', tcg: 'tcg' } as const;
+export type QemuAccel = (typeof QemuAccels)[keyof typeof QemuAccels];
+
+/** Files of one running domain, all inside its runtime directory. */
+export interface QemuPaths {
+  runDir: string;
+  qmpSocket: string;
+  consoleSocket: string;
+  consoleLog: string;
+  pidFile: string;
+  qemuLog: string;
+}
+
+export interface CommandLineOptions {
+  accel: QemuAccel;
+  cpuModel: string;
+}
+
+export function qemuPaths(runDir: string): QemuPaths {
+  return {
+    runDir,
+    qmpSocket: join(runDir, 'qmp.sock'),
+    consoleSocket: join(runDir, 'console.sock'),
+    consoleLog: join(runDir, 'console.log'),
+    pidFile: join(runDir, 'qemu.pid'),
+    qemuLog: join(runDir, 'qemu.log'),
+  };
+}
+
+/** QEMU's option syntax splits on commas; a literal comma inside a value is written twice. */
+export function qemuOptValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+/** Accelerator for a domain type: `kvm` domains use KVM, `qemu` domains TCG. */
+export function accelFor(config: DomainConfig): QemuAccel {
+  return config.driver === 'kvm' ? QemuAccels.kvm : QemuAccels.tcg;
+}
+
+/** A stable locally administered MAC in QEMU's 52:54:00 range, derived from the domain and NIC index. */
+export function macFor(uuid: string, index: number): string {
+  const digest = createHash('sha256').update(`${uuid.toLowerCase()}/${index}`).digest();
+  return ['52', '54', '00', ...[...digest.subarray(0, 3)].map((byte) => byte.toString(16).padStart(2, '0'))].join(':');
+}
+
+const NIC_MODELS: Record<NonNullable<DomainNic['model']>, string> = { virtio: 'virtio-net-pci', e1000: 'e1000', rtl8139: 'rtl8139' };
+const BOOT_DEVICES = { hd: 'c', cdrom: 'd', network: 'n' } as const;
+const TARGET_PREFIX: Record<NonNullable<DomainDisk['bus']>, string> = { virtio: 'vd', sata: 'sd', ide: 'hd' };
+
+/** Guest device names for every disk: the configured target or the next free one on its bus. */
+export function diskTargets(disks: readonly DomainDisk[]): string[] {
+  const used = new Set(disks.map((disk) => disk.target).filter((target): target is string => target !== undefined));
+  if (used.size !== disks.filter((disk) => disk.target !== undefined).length) throw new VirtError('INVALID_ARG', 'two disks have the same target');
+  return disks.map((disk) => {
+    if (disk.target) return disk.target;
+    const prefix = TARGET_PREFIX[disk.bus ?? 'virtio'];
+    for (let index = 0; index < 26 * 27; index++) {
+      const suffix = index < 26 ? String.fromCharCode(97 + index) : String.fromCharCode(96 + Math.floor(index / 26)) + String.fromCharCode(97 + (index % 26));
+      const candidate = `${prefix}${suffix}`;
+      if (!used.has(candidate)) {
+        used.add(candidate);
+        return candidate;
+      }
+    }
+    throw new VirtError('INVALID_ARG', 'too many disks');
+  });
+}
+
+function diskArgs(disk: DomainDisk, target: string, sataIndex: () => number): string[] {
+  if (!('path' in disk.source)) throw new VirtError('OPERATION_UNSUPPORTED', 'disks from storage pools are not supported by the qemu driver yet');
+  const readOnly = disk.readonly === true || disk.device === 'cdrom' ? 'on' : 'off';
+  const fileNode = `file-${target}`;
+  const formatNode = `fmt-${target}`;
+  const args = [
+    '-blockdev',
+    `driver=file,node-name=${fileNode},filename=${qemuOptValue(disk.source.path)},read-only=${readOnly}`,
+    '-blockdev',
+    `driver=${disk.format ?? 'qcow2'},node-name=${formatNode},file=${fileNode},read-only=${readOnly}`,
+  ];
+  const bus = disk.bus ?? 'virtio';
+  if (bus === 'virtio') {
+    if (disk.device === 'cdrom') throw new VirtError('INVALID_ARG', `disk ${target}: a cdrom cannot sit on the virtio bus`);
+    args.push('-device', `virtio-blk-pci,drive=${formatNode},id=${target}`);
+  } else {
+    const model = disk.device === 'cdrom' ? 'ide-cd' : 'ide-hd';
+    const placement = bus === 'sata' ? `,bus=sata0.${sataIndex()}` : '';
+    args.push('-device', `${model},drive=${formatNode},id=${target}${placement}`);
+  }
+  return args;
+}
+
+/** The whole QEMU command line (without the binary) for a domain: one place, pure, unit-tested. */
+export function buildCommandLine(config: DomainConfig, paths: QemuPaths, options: CommandLineOptions): string[] {
+  const args = [
+    '-name',
+    `guest=${qemuOptValue(config.name)},debug-threads=on`,
+    '-uuid',
+    config.uuid,
+    '-machine',
+    qemuOptValue(config.os.machine ?? 'pc'),
+    '-accel',
+    options.accel,
+    '-cpu',
+    qemuOptValue(options.cpuModel),
+    '-smp',
+    String(config.vcpus),
+    '-m',
+    `${config.memory}M`,
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    // Start with vCPUs stopped so QMP and the console are attached before the guest prints anything.
+    '-S',
+    // A guest poweroff pauses QEMU instead of exiting, so the driver sees SHUTDOWN and can fake a reboot.
+    '-no-shutdown',
+    '-action',
+    'panic=pause',
+    '-msg',
+    'timestamp=on',
+    '-pidfile',
+    paths.pidFile,
+    '-chardev',
+    `socket,id=qmp,path=${qemuOptValue(paths.qmpSocket)},server=on,wait=off`,
+    '-mon',
+    'chardev=qmp,mode=control',
+  ];
+  if (config.console.type === 'serial') {
+    args.push(
+      '-chardev',
+      `socket,id=serial0,path=${qemuOptValue(paths.consoleSocket)},server=on,wait=off,logfile=${qemuOptValue(paths.consoleLog)},logappend=on`,
+      '-serial',
+      'chardev:serial0',
+    );
+  }
+  if (config.os.kernel) {
+    args.push('-kernel', config.os.kernel);
+    if (config.os.initrd) args.push('-initrd', config.os.initrd);
+    if (config.os.cmdline) args.push('-append', config.os.cmdline);
+  } else if (config.os.initrd || config.os.cmdline) {
+    throw new VirtError('INVALID_ARG', 'os.initrd and os.cmdline need os.kernel');
+  }
+  if (config.os.boot?.length) args.push('-boot', `order=${config.os.boot.map((device) => BOOT_DEVICES[device]).join('')}`);
+
+  const targets = diskTargets(config.disks);
+  if (config.disks.some((disk) => disk.bus === 'sata')) args.push('-device', 'ich9-ahci,id=sata0');
+  let sataPorts = 0;
+  config.disks.forEach((disk, index) => args.push(...diskArgs(disk, targets[index] as string, () => sataPorts++)));
+
+  config.nics.forEach((nic, index) => {
+    if (nic.type === 'none') return;
+    if (nic.type !== 'user') throw new VirtError('OPERATION_UNSUPPORTED', `NIC type ${nic.type} is not supported by the qemu driver yet`);
+    const mac = nic.mac ?? macFor(config.uuid, index);
+    args.push('-netdev', `user,id=net${index}`, '-device', `${NIC_MODELS[nic.model ?? 'virtio']},netdev=net${index},id=nic${index},mac=${mac}`);
+  });
+
+  args.push('-device', 'virtio-balloon-pci,id=balloon0', '-device', 'pvpanic');
+  return args;
+}

@@ -1,0 +1,674 @@
+import { execFile, spawn } from 'node:child_process';
+import { accessSync, closeSync, constants as fsConstants, openSync } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { promisify } from 'node:util';
+import { VirtError, type DomainConfig, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
+import type {
+  ConsoleCapability,
+  ConsoleSession,
+  DomainRecord,
+  DriverContext,
+  HypervisorDriver,
+  RunState,
+  StartOptions,
+  StatsCapability,
+  WaitOptions,
+} from '../driver.js';
+import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
+import { ConsoleHub } from './console.js';
+import { parseRuntime, QemuInstance, type ExitInfo, type QemuRuntime } from './instance.js';
+import { CLOCK_TICKS_PER_SECOND, isProcessAlive, readProcStat, readTaskStat, signalProcess, spawnDetached, waitForProcessExit } from './process.js';
+import type { QemuRunStatus } from './qmp/commands.js';
+import { QmpClosedError, QmpCommandError, QmpMonitor, QmpTimeoutError, type QmpEvent } from './qmp/monitor.js';
+
+export interface QemuDriverOptions {
+  /** Path of qemu-system-x86_64; found on PATH when absent. */
+  binary?: string;
+  /** CPU model for `kvm` domains; by default `host`, or `qemu64` where `-cpu host` does not start (paravirtual KVM). */
+  kvmCpuModel?: string;
+  /** CPU model for `qemu` (TCG) domains. */
+  tcgCpuModel?: string;
+  /** How long start waits for QEMU's QMP socket. */
+  startTimeoutMs?: number;
+  /** Timeout of one QMP command issued by a lifecycle call. */
+  commandTimeoutMs?: number;
+  /** The KVM device; a test may point it elsewhere. */
+  kvmDevice?: string;
+}
+
+/** Extra option a caller may pass to shutdown: destroy when the guest ignores the power button. */
+export interface ShutdownOptions extends WaitOptions {
+  force?: boolean;
+}
+
+const ACTIVE_STATES: readonly DomainState[] = ['running', 'blocked', 'paused', 'shutdown', 'pmsuspended', 'crashed'];
+const MAX_UNIX_SOCKET_PATH = 107;
+const execFileAsync = promisify(execFile);
+
+function findOnPath(name: string): string | undefined {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin']) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, name), fsConstants.X_OK);
+      return join(dir, name);
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** QMP failures in driver terms: no answer → OPERATION_TIMEOUT, anything else → OPERATION_FAILED. */
+function qmpFailure(error: unknown, what: string): VirtError {
+  if (error instanceof VirtError) return error;
+  if (error instanceof QmpTimeoutError) return new VirtError('OPERATION_TIMEOUT', `${what}: QEMU did not answer in time`, { cause: error });
+  if (error instanceof QmpClosedError) return new VirtError('OPERATION_FAILED', `${what}: QEMU went away`, { cause: error });
+  if (error instanceof QmpCommandError) return new VirtError('OPERATION_FAILED', `${what}: ${error.desc}`, { cause: error });
+  return new VirtError('OPERATION_FAILED', `${what}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+}
+
+/** query-status → libvirt state and reason for a live QEMU. */
+export function stateFromStatus(status: QemuRunStatus): { state: DomainState; reason: StateReason } {
+  switch (status) {
+    case 'running':
+      return { state: 'running', reason: 'unknown' };
+    case 'paused':
+      return { state: 'paused', reason: 'user' };
+    case 'prelaunch':
+      return { state: 'paused', reason: 'starting_up' };
+    case 'io-error':
+      return { state: 'paused', reason: 'ioerror' };
+    case 'watchdog':
+      return { state: 'paused', reason: 'watchdog' };
+    case 'inmigrate':
+    case 'postmigrate':
+    case 'finish-migrate':
+      return { state: 'paused', reason: 'migration' };
+    case 'save-vm':
+      return { state: 'paused', reason: 'save' };
+    case 'restore-vm':
+      return { state: 'paused', reason: 'from_snapshot' };
+    case 'shutdown':
+      return { state: 'paused', reason: 'shutting_down' };
+    case 'guest-panicked':
+      return { state: 'crashed', reason: 'panicked' };
+    case 'suspended':
+      return { state: 'pmsuspended', reason: 'unknown' };
+    default:
+      return { state: 'paused', reason: 'unknown' };
+  }
+}
+
+/** Runs the `qemu` (TCG) and `kvm` domain types on QEMU, one detached process per domain, driven over QMP. */
+export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCapability {
+  readonly name = 'qemu';
+  readonly domainTypes = ['qemu', 'kvm'] as const;
+  readonly console: ConsoleCapability = this;
+  readonly stats: StatsCapability = this;
+  private context?: DriverContext;
+  private readonly instances = new Map<string, QemuInstance>();
+  private kvmCpuModelPromise?: Promise<{ model: string; note?: string }>;
+  private kvmUsableCache?: { usable: boolean; detail: string };
+
+  constructor(private readonly options: QemuDriverOptions = {}) {}
+
+  async init(context: DriverContext): Promise<void> {
+    this.context = context;
+    await mkdir(context.stateDir, { recursive: true });
+  }
+
+  async probe(): Promise<DriverInfo> {
+    const binary = this.binary();
+    if (!binary) {
+      return { name: this.name, domainTypes: [...this.domainTypes], available: false, detail: 'qemu-system-x86_64 is not installed', capabilities: [] };
+    }
+    let version = 'QEMU';
+    try {
+      const { stdout } = await execFileAsync(binary, ['--version'], { timeout: 10_000 });
+      version = stdout.split('\n')[0]?.trim() ?? version;
+    } catch (error) {
+      return { name: this.name, domainTypes: [...this.domainTypes], available: false, detail: `${binary} --version failed: ${(error as Error).message}`, capabilities: [] };
+    }
+    const kvm = this.kvmUsable(true);
+    const capabilities = ['lifecycle', 'console', 'stats', 'accel:tcg'];
+    let kvmDetail = kvm.detail;
+    if (kvm.usable) {
+      capabilities.push('accel:kvm');
+      const cpu = await this.kvmCpuModel();
+      kvmDetail = `KVM usable (kvm domains use -cpu ${cpu.model}${cpu.note ? `; ${cpu.note}` : ''})`;
+    }
+    return { name: this.name, domainTypes: [...this.domainTypes], available: true, detail: `${version} at ${binary}; ${kvmDetail}`, capabilities };
+  }
+
+  validate(config: DomainConfig): void {
+    if (config.driver !== 'qemu' && config.driver !== 'kvm') throw new VirtError('OPERATION_UNSUPPORTED', `the qemu driver cannot run ${config.driver} domains`);
+    if (config.driver === 'kvm') {
+      const kvm = this.kvmUsable(false);
+      if (!kvm.usable) throw new VirtError('OPERATION_UNSUPPORTED', `kvm domains cannot run on this node: ${kvm.detail}`);
+    }
+    if (config.container) throw new VirtError('INVALID_ARG', 'container settings are for lxc domains');
+    if (!config.os.kernel && (config.os.initrd || config.os.cmdline)) throw new VirtError('INVALID_ARG', 'os.initrd and os.cmdline need os.kernel');
+    for (const disk of config.disks) {
+      if (!('path' in disk.source)) throw new VirtError('OPERATION_UNSUPPORTED', 'disks from storage pools are not supported by the qemu driver yet');
+      if (disk.device === 'cdrom' && (disk.bus ?? 'virtio') === 'virtio') throw new VirtError('INVALID_ARG', 'a cdrom needs the ide or sata bus');
+    }
+    diskTargets(config.disks);
+    for (const nic of config.nics) {
+      if (nic.type === 'network' || nic.type === 'bridge') throw new VirtError('OPERATION_UNSUPPORTED', `NIC type ${nic.type} is not supported by the qemu driver yet`);
+    }
+  }
+
+  async adopt(domain: DomainRecord): Promise<RunState> {
+    const { config } = domain;
+    const existing = this.instances.get(config.uuid);
+    if (existing) return this.currentState(existing, domain);
+    const runtime = parseRuntime(domain.runtime);
+    if (!runtime) {
+      if (ACTIVE_STATES.includes(domain.state)) return { state: 'shutoff', reason: 'unknown', runtime: null };
+      return { state: domain.state, reason: domain.reason };
+    }
+    const paths = this.paths(config.uuid);
+    if (!isProcessAlive(runtime.pid, runtime.startTime)) {
+      const reason = await this.reasonForDeathWhileAway(runtime);
+      this.log().info({ uuid: config.uuid, qemuPid: runtime.pid, reason }, 'QEMU exited while the agent was away');
+      await this.removeRuntimeFiles(paths);
+      return { state: 'shutoff', reason, runtime: null };
+    }
+    const instance = new QemuInstance(config, runtime, undefined, (inst, info) => this.onExit(inst, info));
+    try {
+      const monitor = await QmpMonitor.connect(runtime.qmpSocket, { timeoutMs: 5_000, commandTimeoutMs: this.commandTimeoutMs() });
+      instance.attachMonitor(monitor, (inst, event) => this.onEvent(inst, event));
+    } catch (error) {
+      // Alive but unreachable: keep watching the pid; destroy still works by signal.
+      this.log().error({ err: error, uuid: config.uuid, qemuPid: runtime.pid }, 'QEMU is alive but its QMP socket does not answer');
+      this.register(instance);
+      const state = ACTIVE_STATES.includes(domain.state) ? domain.state : 'running';
+      return { state, reason: state === domain.state ? domain.reason : 'unknown' };
+    }
+    if (runtime.consoleSocket && runtime.consoleLog) {
+      const hub = new ConsoleHub(runtime.consoleSocket, runtime.consoleLog, this.log());
+      try {
+        await hub.attach(false);
+        instance.console = hub;
+      } catch (error) {
+        this.log().warn({ err: error, uuid: config.uuid }, 'could not reattach to the serial console');
+      }
+    }
+    this.register(instance);
+    let result: RunState;
+    try {
+      result = await this.currentState(instance, domain);
+    } catch (error) {
+      if (instance.hasExited) return { state: 'shutoff', reason: this.exitReason(instance), runtime: null };
+      throw error;
+    }
+    if (result.state === 'paused' && result.reason === 'shutting_down') {
+      // The guest powered off while we were away (-no-shutdown kept QEMU): finish the job now.
+      instance.shutdownEvent = { guest: true, reason: 'guest-shutdown' };
+      instance.expectedExit = 'shutdown';
+      await instance.qmp?.quit().catch(() => undefined);
+      await this.awaitExit(instance, 5_000);
+      return { state: 'shutoff', reason: 'shutdown', runtime: null };
+    }
+    return result;
+  }
+
+  async start(domain: DomainRecord, options: StartOptions): Promise<RunState> {
+    const { config } = domain;
+    this.require(domain, ['shutoff', 'crashed', 'nostate'], 'start');
+    if (this.instances.has(config.uuid)) throw new VirtError('OPERATION_INVALID', `domain ${config.name} still has a QEMU process; destroy it first`);
+    this.validate(config);
+    const binary = this.binary();
+    if (!binary) throw new VirtError('OPERATION_UNSUPPORTED', 'qemu-system-x86_64 is not installed');
+    const accel = accelFor(config);
+    const cpuModel = accel === 'kvm' ? (await this.kvmCpuModel()).model : (this.options.tcgCpuModel ?? 'max');
+    const paths = this.paths(config.uuid);
+    if (Buffer.byteLength(paths.consoleSocket) > MAX_UNIX_SOCKET_PATH) {
+      throw new VirtError('OPERATION_FAILED', `state directory path too long for unix sockets: ${paths.consoleSocket}`);
+    }
+    await mkdir(paths.runDir, { recursive: true, mode: 0o700 });
+    await this.removeRuntimeFiles(paths);
+    await rm(paths.consoleLog, { force: true });
+    const args = buildCommandLine(config, paths, { accel, cpuModel });
+
+    const child = spawnDetached(binary, args, paths.qemuLog);
+    const spawned = await new Promise<Error | undefined>((resolve) => {
+      child.once('spawn', () => resolve(undefined));
+      child.once('error', (error) => resolve(error));
+    });
+    if (spawned || child.pid === undefined) throw new VirtError('OPERATION_FAILED', `could not run ${binary}: ${spawned?.message}`, { cause: spawned });
+    const pid = child.pid;
+    const procStat = await readProcStat(pid);
+    const runtime: QemuRuntime = {
+      pid,
+      startTime: procStat?.startTime ?? -1,
+      qmpSocket: paths.qmpSocket,
+      qemuLog: paths.qemuLog,
+      accel,
+      startedAt: new Date().toISOString(),
+      ...(config.console.type === 'serial' ? { consoleSocket: paths.consoleSocket, consoleLog: paths.consoleLog } : {}),
+    };
+    const instance = new QemuInstance(config, runtime, child, (inst, info) => this.onExit(inst, info));
+    this.log().debug({ uuid: config.uuid, qemuPid: pid, args }, 'QEMU spawned');
+    try {
+      if (!procStat) throw new VirtError('OPERATION_FAILED', 'QEMU exited at once');
+      await this.context?.saveRuntime(config.uuid, runtime);
+      const monitor = await this.connectMonitor(instance);
+      instance.attachMonitor(monitor, (inst, event) => this.onEvent(inst, event));
+      if (runtime.consoleSocket && runtime.consoleLog) {
+        const hub = new ConsoleHub(runtime.consoleSocket, runtime.consoleLog, this.log());
+        await hub.attach(true);
+        instance.console = hub;
+      }
+      if (!options.paused) await this.busy(instance, () => instance.qmp!.cont());
+    } catch (error) {
+      await this.abortStart(instance, paths);
+      const log = await readFile(paths.qemuLog, 'utf8').catch(() => '');
+      const detail = log.trim().split('\n').slice(-5).join(' | ');
+      const message = error instanceof Error ? error.message : String(error);
+      throw new VirtError('OPERATION_FAILED', `QEMU failed to start domain ${config.name}: ${detail || message}`, { cause: error });
+    }
+    this.register(instance);
+    return options.paused ? { state: 'paused', reason: 'user', runtime } : { state: 'running', reason: 'booted', runtime };
+  }
+
+  async shutdown(domain: DomainRecord, options: ShutdownOptions): Promise<RunState> {
+    this.require(domain, ['running', 'blocked', 'paused', 'shutdown', 'pmsuspended'], 'shut down');
+    const instance = this.live(domain);
+    return this.busy(instance, async () => {
+      try {
+        await instance.qmp!.systemPowerdown();
+      } catch (error) {
+        throw qmpFailure(error, `shutdown of ${domain.config.name}`);
+      }
+      if (options.timeoutMs <= 0) return { state: domain.state, reason: domain.reason };
+      instance.expectedExit = 'shutdown';
+      if (await this.awaitExit(instance, options.timeoutMs)) return { state: 'shutoff', reason: this.exitReason(instance), runtime: null };
+      instance.expectedExit = undefined;
+      if (options.force) return this.destroyInstance(instance);
+      throw new VirtError('OPERATION_TIMEOUT', `domain ${domain.config.name} did not shut down within ${options.timeoutMs} ms`);
+    });
+  }
+
+  async destroy(domain: DomainRecord): Promise<RunState> {
+    this.require(domain, ['running', 'blocked', 'paused', 'shutdown', 'crashed', 'pmsuspended'], 'destroy');
+    const instance = this.instances.get(domain.config.uuid);
+    if (!instance) {
+      const runtime = parseRuntime(domain.runtime);
+      if (runtime && isProcessAlive(runtime.pid, runtime.startTime)) {
+        signalProcess(runtime.pid, runtime.startTime, 'SIGKILL');
+        await waitForProcessExit(runtime.pid, runtime.startTime, 5_000);
+      }
+      if (runtime) await this.removeRuntimeFiles(this.paths(domain.config.uuid));
+      return { state: 'shutoff', reason: 'destroyed', runtime: null };
+    }
+    return this.busy(instance, () => this.destroyInstance(instance));
+  }
+
+  async reboot(domain: DomainRecord, options: WaitOptions): Promise<RunState> {
+    this.require(domain, ['running', 'blocked'], 'reboot');
+    const instance = this.live(domain);
+    return this.busy(instance, async () => {
+      let poweredOff!: () => void;
+      const guestOff = new Promise<void>((resolve) => (poweredOff = resolve));
+      instance.onGuestPoweroff = poweredOff;
+      try {
+        await instance.qmp!.systemPowerdown();
+        const outcome = await Promise.race([
+          guestOff.then(() => 'off' as const),
+          instance.exited.then(() => 'exited' as const),
+          new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), options.timeoutMs).unref()),
+        ]);
+        if (outcome === 'exited') throw new VirtError('OPERATION_FAILED', `domain ${domain.config.name} stopped during reboot`);
+        if (outcome === 'timeout') throw new VirtError('OPERATION_TIMEOUT', `domain ${domain.config.name} did not react to the power button within ${options.timeoutMs} ms`);
+        // libvirt's "fake reboot": the guest powered off, QEMU stayed (-no-shutdown); reset and run it again.
+        await instance.qmp!.systemReset();
+        instance.shutdownEvent = undefined;
+        await instance.qmp!.cont();
+        return { state: 'running', reason: 'booted' };
+      } catch (error) {
+        throw qmpFailure(error, `reboot of ${domain.config.name}`);
+      } finally {
+        instance.onGuestPoweroff = undefined;
+      }
+    });
+  }
+
+  async reset(domain: DomainRecord): Promise<RunState> {
+    this.require(domain, ['running', 'blocked', 'paused'], 'reset');
+    const instance = this.live(domain);
+    return this.busy(instance, async () => {
+      try {
+        await instance.qmp!.systemReset();
+      } catch (error) {
+        throw qmpFailure(error, `reset of ${domain.config.name}`);
+      }
+      return { state: domain.state, reason: domain.reason };
+    });
+  }
+
+  async suspend(domain: DomainRecord): Promise<RunState> {
+    this.require(domain, ['running', 'blocked'], 'suspend');
+    const instance = this.live(domain);
+    return this.busy(instance, async () => {
+      try {
+        await instance.qmp!.stop();
+      } catch (error) {
+        throw qmpFailure(error, `suspend of ${domain.config.name}`);
+      }
+      return { state: 'paused', reason: 'user' };
+    });
+  }
+
+  async resume(domain: DomainRecord): Promise<RunState> {
+    this.require(domain, ['paused'], 'resume');
+    const instance = this.live(domain);
+    return this.busy(instance, async () => {
+      try {
+        await instance.qmp!.cont();
+      } catch (error) {
+        throw qmpFailure(error, `resume of ${domain.config.name}`);
+      }
+      return { state: 'running', reason: 'unpaused' };
+    });
+  }
+
+  async undefine(domain: DomainRecord): Promise<void> {
+    if (this.instances.has(domain.config.uuid)) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is still running`);
+    await rm(this.paths(domain.config.uuid).runDir, { recursive: true, force: true });
+  }
+
+  async close(): Promise<void> {
+    for (const instance of this.instances.values()) instance.detach();
+    this.instances.clear();
+  }
+
+  async openConsole(domain: DomainRecord): Promise<ConsoleSession> {
+    const instance = this.instances.get(domain.config.uuid);
+    if (!instance || instance.hasExited) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is not running`);
+    if (!instance.console) throw new VirtError('OPERATION_UNSUPPORTED', `domain ${domain.config.name} has no serial console`);
+    return instance.console.session();
+  }
+
+  async domainStats(domain: DomainRecord, options: { deadlineMs: number }): Promise<DomainStats> {
+    const { config } = domain;
+    const stats: DomainStats = { uuid: config.uuid, name: config.name, state: domain.state, reason: domain.reason, collectedAt: new Date().toISOString() };
+    const instance = this.instances.get(config.uuid);
+    if (!instance || instance.hasExited) return stats;
+    const deadline = Date.now() + options.deadlineMs;
+    const remaining = () => ({ timeoutMs: Math.max(1, deadline - Date.now()) });
+    const { pid } = instance.runtime;
+    const tickNs = 1e9 / CLOCK_TICKS_PER_SECOND;
+    const procStat = await readProcStat(pid);
+    if (procStat) {
+      stats.cpu = {
+        timeNs: (procStat.utimeTicks + procStat.stimeTicks) * tickNs,
+        userNs: procStat.utimeTicks * tickNs,
+        systemNs: procStat.stimeTicks * tickNs,
+      };
+    }
+    const memory: NonNullable<DomainStats['memory']> = { maximumBytes: config.memory * 1024 * 1024 };
+    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+    const rss = /^VmRSS:\s+(\d+) kB/m.exec(status);
+    if (rss) memory.rssBytes = Number(rss[1]) * 1024;
+    stats.memory = memory;
+    const qmp = instance.qmp;
+    if (!qmp || instance.monitor?.closed) return stats;
+    try {
+      const [cpus, blocks, balloon] = await Promise.all([qmp.queryCpusFast(remaining()), qmp.queryBlockstats(remaining()), qmp.queryBalloon(remaining())]);
+      const list = await Promise.all(
+        cpus.map(async (cpu) => {
+          const threadStat = await readTaskStat(pid, cpu['thread-id']);
+          return { id: cpu['cpu-index'], state: 'running' as const, ...(threadStat ? { timeNs: (threadStat.utimeTicks + threadStat.stimeTicks) * tickNs } : {}) };
+        }),
+      );
+      stats.vcpu = { current: cpus.length, maximum: config.vcpus, list };
+      if (balloon) memory.currentBytes = balloon.actual;
+      const targets = diskTargets(config.disks);
+      // Our format nodes are named fmt-<target> (command-line.ts); the qdev of a virtio disk is a QOM path.
+      stats.block = blocks.flatMap((entry) => {
+        const index = targets.findIndex((target) => entry['node-name'] === `fmt-${target}` || entry.qdev === target);
+        if (index < 0) return [];
+        const source = config.disks[index]?.source;
+        return [
+          {
+            name: targets[index] as string,
+            ...(source && 'path' in source ? { path: source.path } : {}),
+            readRequests: entry.stats.rd_operations,
+            readBytes: entry.stats.rd_bytes,
+            readTimeNs: entry.stats.rd_total_time_ns,
+            writeRequests: entry.stats.wr_operations,
+            writeBytes: entry.stats.wr_bytes,
+            writeTimeNs: entry.stats.wr_total_time_ns,
+            flushRequests: entry.stats.flush_operations,
+          },
+        ];
+      });
+    } catch (error) {
+      throw qmpFailure(error, `stats of ${config.name}`);
+    }
+    return stats;
+  }
+
+  /** PIDs of the QEMU processes this driver watches, by domain uuid (tests and diagnostics). */
+  processes(): Map<string, number> {
+    return new Map([...this.instances].map(([uuid, instance]) => [uuid, instance.runtime.pid]));
+  }
+
+  private async destroyInstance(instance: QemuInstance): Promise<RunState> {
+    instance.expectedExit = 'destroyed';
+    const { pid, startTime } = instance.runtime;
+    if (instance.qmp && !instance.monitor?.closed) {
+      await instance.qmp.quit({ timeoutMs: 1_000 }).catch(() => undefined);
+      if (await this.awaitExit(instance, 2_000)) return { state: 'shutoff', reason: 'destroyed', runtime: null };
+    }
+    signalProcess(pid, startTime, 'SIGKILL');
+    if (!(await this.awaitExit(instance, 10_000))) throw new VirtError('OPERATION_FAILED', `QEMU process ${pid} survived SIGKILL`);
+    return { state: 'shutoff', reason: 'destroyed', runtime: null };
+  }
+
+  /** Waits for the QEMU process to be gone (exit event, QMP EOF or /proc); false on timeout. */
+  private async awaitExit(instance: QemuInstance, timeoutMs: number): Promise<boolean> {
+    if (instance.hasExited) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    try {
+      return await Promise.race([instance.exited.then(() => true), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async connectMonitor(instance: QemuInstance): Promise<QmpMonitor> {
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 30_000);
+    for (;;) {
+      if (instance.hasExited) throw new VirtError('OPERATION_FAILED', `QEMU exited (${JSON.stringify(instance.exitInfo)})`);
+      try {
+        return await QmpMonitor.connect(instance.runtime.qmpSocket, { timeoutMs: Math.max(1_000, deadline - Date.now()), commandTimeoutMs: this.commandTimeoutMs() });
+      } catch (error) {
+        if (Date.now() >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+  }
+
+  private async abortStart(instance: QemuInstance, paths: QemuPaths): Promise<void> {
+    instance.expectedExit = 'destroyed';
+    signalProcess(instance.runtime.pid, instance.runtime.startTime, 'SIGKILL');
+    await this.awaitExit(instance, 5_000);
+    instance.detach();
+    await this.removeRuntimeFiles(paths);
+    await this.context?.saveRuntime(instance.uuid, null).catch(() => undefined);
+  }
+
+  private register(instance: QemuInstance): void {
+    instance.registered = true;
+    this.instances.set(instance.uuid, instance);
+  }
+
+  private async busy<T>(instance: QemuInstance, work: () => Promise<T>): Promise<T> {
+    instance.busy++;
+    try {
+      return await work();
+    } finally {
+      instance.busy--;
+    }
+  }
+
+  private onEvent(instance: QemuInstance, event: QmpEvent): void {
+    const uuid = instance.uuid;
+    this.log().debug({ uuid, event: event.event, data: event.data }, 'QMP event');
+    switch (event.event) {
+      case 'SHUTDOWN': {
+        const guest = event.data.guest === true;
+        instance.shutdownEvent = { guest, reason: String(event.data.reason ?? 'unknown') };
+        if (!guest) return;
+        if (instance.onGuestPoweroff) return instance.onGuestPoweroff();
+        // The guest powered off and -no-shutdown kept QEMU paused: end the process, the exit reports shutoff/shutdown.
+        void instance.qmp?.quit().catch(() => signalProcess(instance.runtime.pid, instance.runtime.startTime, 'SIGTERM'));
+        return;
+      }
+      case 'STOP':
+        if (instance.shutdownEvent || instance.busy > 0) return;
+        void this.reportLiveState(instance);
+        return;
+      case 'RESUME':
+        if (instance.busy > 0) return;
+        this.observe(instance, { state: 'running', reason: 'unpaused' });
+        return;
+      case 'GUEST_PANICKED':
+        instance.panicked = true;
+        if (event.data.action === 'pause') this.observe(instance, { state: 'crashed', reason: 'panicked' });
+        return;
+      case 'SUSPEND':
+        this.observe(instance, { state: 'pmsuspended', reason: 'unknown' });
+        return;
+      case 'WAKEUP':
+        this.observe(instance, { state: 'running', reason: 'wakeup' });
+        return;
+    }
+  }
+
+  private async reportLiveState(instance: QemuInstance): Promise<void> {
+    try {
+      const { status } = await instance.qmp!.queryStatus();
+      if (instance.shutdownEvent || instance.busy > 0 || status === 'running') return;
+      this.observe(instance, stateFromStatus(status));
+    } catch (error) {
+      this.log().debug({ err: error, uuid: instance.uuid }, 'query-status after STOP failed');
+    }
+  }
+
+  private observe(instance: QemuInstance, change: RunState): void {
+    if (!instance.registered || instance.hasExited) return;
+    this.context?.observedState(instance.uuid, change);
+  }
+
+  private exitReason(instance: QemuInstance): StateReason {
+    if (instance.expectedExit === 'destroyed') return 'destroyed';
+    if (instance.shutdownEvent && !instance.panicked) return 'shutdown';
+    return 'crashed';
+  }
+
+  private onExit(instance: QemuInstance, info: ExitInfo): void {
+    if (this.instances.get(instance.uuid) === instance) this.instances.delete(instance.uuid);
+    if (!instance.registered) return;
+    const reason = this.exitReason(instance);
+    const detail = { uuid: instance.uuid, qemuPid: instance.runtime.pid, exitCode: info.code, signal: info.signal, reason };
+    if (reason === 'crashed') this.log().warn(detail, 'QEMU exited unexpectedly');
+    else this.log().info(detail, 'QEMU exited');
+    void this.removeRuntimeFiles(this.paths(instance.uuid));
+    this.context?.observedState(instance.uuid, { state: 'shutoff', reason, runtime: null });
+  }
+
+  private async currentState(instance: QemuInstance, domain: DomainRecord): Promise<RunState> {
+    if (!instance.qmp) return { state: domain.state, reason: domain.reason };
+    const { status } = await instance.qmp.queryStatus();
+    const live = stateFromStatus(status);
+    // Keep the persisted reason when the state did not change (running/booted stays booted).
+    return live.state === domain.state ? { state: domain.state, reason: domain.reason } : live;
+  }
+
+  /** QEMU died with nobody watching: a host signal (SIGTERM…) counts as destroyed, anything else as a crash. */
+  private async reasonForDeathWhileAway(runtime: QemuRuntime): Promise<StateReason> {
+    const log = await readFile(runtime.qemuLog, 'utf8').catch(() => '');
+    return /terminating on signal \d+/.test(log) ? 'destroyed' : 'crashed';
+  }
+
+  private async removeRuntimeFiles(paths: QemuPaths): Promise<void> {
+    await Promise.all([paths.qmpSocket, paths.consoleSocket, paths.pidFile].map((path) => rm(path, { force: true })));
+  }
+
+  private live(domain: DomainRecord): QemuInstance {
+    const instance = this.instances.get(domain.config.uuid);
+    if (!instance || instance.hasExited) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} has no running QEMU process`);
+    if (!instance.qmp || instance.monitor?.closed) throw new VirtError('OPERATION_FAILED', `domain ${domain.config.name}: QMP is not connected`);
+    return instance;
+  }
+
+  private require(domain: DomainRecord, states: readonly DomainState[], verb: string): void {
+    if (!states.includes(domain.state)) throw new VirtError('OPERATION_INVALID', `cannot ${verb} domain ${domain.config.name}: it is ${domain.state}`);
+  }
+
+  private paths(uuid: string): QemuPaths {
+    if (!this.context) throw new VirtError('INTERNAL', 'qemu driver used before init()');
+    return qemuPaths(join(this.context.stateDir, uuid.toLowerCase()));
+  }
+
+  private binary(): string | undefined {
+    return this.options.binary ?? findOnPath('qemu-system-x86_64');
+  }
+
+  private commandTimeoutMs(): number {
+    return this.options.commandTimeoutMs ?? 10_000;
+  }
+
+  private log() {
+    if (!this.context) throw new VirtError('INTERNAL', 'qemu driver used before init()');
+    return this.context.logger;
+  }
+
+  /** /dev/kvm is usable when we can open it read-write (what QEMU does). */
+  private kvmUsable(refresh: boolean): { usable: boolean; detail: string } {
+    if (this.kvmUsableCache && !refresh) return this.kvmUsableCache;
+    const device = this.options.kvmDevice ?? '/dev/kvm';
+    try {
+      closeSync(openSync(device, 'r+'));
+      this.kvmUsableCache = { usable: true, detail: `${device} is usable` };
+    } catch (error) {
+      this.kvmUsableCache = { usable: false, detail: `${device} is not usable (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); qemu (TCG) domains only` };
+    }
+    return this.kvmUsableCache;
+  }
+
+  /** `-cpu host` is best on real KVM but aborts on some paravirtual KVMs; try it once, else fall back to qemu64. */
+  private kvmCpuModel(): Promise<{ model: string; note?: string }> {
+    if (this.options.kvmCpuModel) return Promise.resolve({ model: this.options.kvmCpuModel });
+    this.kvmCpuModelPromise ??= this.tryKvmCpu('host').then((works) => (works ? { model: 'host' } : { model: 'qemu64', note: '-cpu host does not start here' }));
+    return this.kvmCpuModelPromise;
+  }
+
+  private tryKvmCpu(model: string): Promise<boolean> {
+    const binary = this.binary();
+    if (!binary) return Promise.resolve(false);
+    const args = ['-accel', 'kvm', '-cpu', model, '-machine', 'pc', '-m', '16', '-nodefaults', '-no-user-config', '-display', 'none', '-S', '-qmp', 'stdio'];
+    return new Promise((resolve) => {
+      const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'ignore'] });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('"QMP"') && !output.includes('"return"')) {
+          child.stdin.write('{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n{"execute":"quit"}\n');
+          output += '"return"';
+        }
+      });
+      child.on('error', () => resolve(false));
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code === 0);
+      });
+    });
+  }
+}

@@ -1,0 +1,191 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { QemuCommands } from './commands.js';
+import { QmpClosedError, QmpCommandError, QmpMonitor, QmpTimeoutError, type QmpEvent } from './monitor.js';
+
+const GREETING = { QMP: { version: { qemu: { major: 7, minor: 2, micro: 22 }, package: 'canned' }, capabilities: ['oob'] } };
+
+interface Received {
+  execute: string;
+  arguments?: Record<string, unknown>;
+  id: unknown;
+}
+
+/** A unix-socket server that speaks canned QMP: `reply` decides what to send for each command. */
+class CannedQmp {
+  server!: Server;
+  client?: Socket;
+  readonly received: Received[] = [];
+  reply: (command: Received, send: (message: object) => void) => void = (command, send) => send({ return: {}, id: command.id });
+
+  constructor(readonly path: string) {}
+
+  async listen(): Promise<void> {
+    this.server = createServer((socket) => {
+      this.client = socket;
+      socket.write(`${JSON.stringify(GREETING)}\r\n`);
+      let buffer = '';
+      socket.on('data', (chunk) => {
+        buffer += chunk.toString();
+        let newline: number;
+        while ((newline = buffer.indexOf('\n')) >= 0) {
+          const command = JSON.parse(buffer.slice(0, newline)) as Received;
+          buffer = buffer.slice(newline + 1);
+          this.received.push(command);
+          this.reply(command, (message) => socket.write(`${JSON.stringify(message)}\r\n`));
+        }
+      });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => this.server.listen(this.path, resolve));
+  }
+
+  send(message: object): void {
+    this.client?.write(`${JSON.stringify(message)}\r\n`);
+  }
+
+  async close(): Promise<void> {
+    this.client?.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+describe('QmpMonitor', () => {
+  let dir: string;
+  let qmp: CannedQmp;
+  let monitor: QmpMonitor | undefined;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'qmp-spec-'));
+    qmp = new CannedQmp(join(dir, 'qmp.sock'));
+    await qmp.listen();
+  });
+
+  afterEach(async () => {
+    monitor?.close();
+    monitor = undefined;
+    await qmp.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads the greeting and negotiates capabilities before anything else', async () => {
+    monitor = await QmpMonitor.connect(qmp.path);
+    expect(monitor.greeting?.QMP.version.qemu.major).toBe(7);
+    expect(qmp.received.map((command) => command.execute)).toEqual(['qmp_capabilities']);
+  });
+
+  it('correlates replies by id, even out of order', async () => {
+    const held: Received[] = [];
+    qmp.reply = (command, send) => {
+      if (command.execute === 'qmp_capabilities') return send({ return: {}, id: command.id });
+      held.push(command);
+      if (held.length === 2) for (const each of [...held].reverse()) send({ return: { answer: each.execute }, id: each.id });
+    };
+    monitor = await QmpMonitor.connect(qmp.path);
+    const [first, second] = await Promise.all([monitor.execute('query-status'), monitor.execute('query-name')]);
+    expect(first).toEqual({ answer: 'query-status' });
+    expect(second).toEqual({ answer: 'query-name' });
+    expect(new Set(qmp.received.map((command) => command.id)).size).toBe(3);
+  });
+
+  it('passes arguments and rejects QMP errors with their class', async () => {
+    qmp.reply = (command, send) =>
+      command.execute === 'qmp_capabilities'
+        ? send({ return: {}, id: command.id })
+        : send({ error: { class: 'DeviceNotFound', desc: 'no such device' }, id: command.id });
+    monitor = await QmpMonitor.connect(qmp.path);
+    const failure = monitor.execute('device_del', { id: 'vdb' });
+    await expect(failure).rejects.toBeInstanceOf(QmpCommandError);
+    await expect(failure).rejects.toMatchObject({ errorClass: 'DeviceNotFound', desc: 'no such device' });
+    expect(qmp.received.at(-1)?.arguments).toEqual({ id: 'vdb' });
+  });
+
+  it('times out one command without disturbing the next; the late reply is dropped', async () => {
+    let late: Received | undefined;
+    qmp.reply = (command, send) => {
+      if (command.execute === 'slow') late = command;
+      else send({ return: { ok: command.execute }, id: command.id });
+    };
+    monitor = await QmpMonitor.connect(qmp.path);
+    await expect(monitor.execute('slow', undefined, { timeoutMs: 50 })).rejects.toBeInstanceOf(QmpTimeoutError);
+    qmp.send({ return: { stale: true }, id: late?.id });
+    await expect(monitor.execute('query-status')).resolves.toEqual({ ok: 'query-status' });
+  });
+
+  it('fans out events', async () => {
+    monitor = await QmpMonitor.connect(qmp.path);
+    const events: QmpEvent[] = [];
+    monitor.on('event', (event) => events.push(event));
+    qmp.send({ event: 'STOP', timestamp: { seconds: 1, microseconds: 2 } });
+    qmp.send({ event: 'SHUTDOWN', data: { guest: true, reason: 'guest-shutdown' }, timestamp: { seconds: 1, microseconds: 3 } });
+    await expect.poll(() => events.length).toBe(2);
+    expect(events[0]).toMatchObject({ event: 'STOP', data: {} });
+    expect(events[1]).toMatchObject({ event: 'SHUTDOWN', data: { guest: true } });
+  });
+
+  it('rejects pending commands and emits close on EOF', async () => {
+    qmp.reply = (command, send) => {
+      if (command.execute === 'qmp_capabilities') send({ return: {}, id: command.id });
+    };
+    monitor = await QmpMonitor.connect(qmp.path);
+    const closed = new Promise<Error | undefined>((resolve) => monitor!.on('close', resolve));
+    const pending = monitor.execute('query-status');
+    qmp.client?.end();
+    await expect(pending).rejects.toBeInstanceOf(QmpClosedError);
+    await expect(closed).resolves.toBeUndefined();
+    expect(monitor.closed).toBe(true);
+    await expect(monitor.execute('cont')).rejects.toBeInstanceOf(QmpClosedError);
+  });
+
+  it('fails to connect when nothing listens, and when the greeting never comes', async () => {
+    await expect(QmpMonitor.connect(join(dir, 'missing.sock'), { timeoutMs: 200 })).rejects.toBeInstanceOf(QmpClosedError);
+    const silent = createServer(() => undefined);
+    const silentPath = join(dir, 'silent.sock');
+    await new Promise<void>((resolve) => silent.listen(silentPath, resolve));
+    try {
+      await expect(QmpMonitor.connect(silentPath, { timeoutMs: 100 })).rejects.toBeInstanceOf(QmpTimeoutError);
+    } finally {
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+});
+
+describe('QemuCommands', () => {
+  it('sends the right command names and maps query-balloon without a balloon to null', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'qmp-spec-'));
+    const qmp = new CannedQmp(join(dir, 'qmp.sock'));
+    qmp.reply = (command, send) => {
+      const answers: Record<string, unknown> = {
+        'query-status': { status: 'paused', running: false, singlestep: false },
+        'query-cpus-fast': [{ 'cpu-index': 0, 'qom-path': '/machine/unattached/device[0]', 'thread-id': 42, target: 'x86_64' }],
+        'query-blockstats': [{ device: '', 'node-name': 'fmt-vda', stats: { rd_bytes: 512, wr_bytes: 0, rd_operations: 1, wr_operations: 0, flush_operations: 0, rd_total_time_ns: 10, wr_total_time_ns: 0, flush_total_time_ns: 0 } }],
+      };
+      if (command.execute === 'query-balloon') return send({ error: { class: 'DeviceNotActive', desc: 'No balloon device has been activated' }, id: command.id });
+      send({ return: answers[command.execute] ?? {}, id: command.id });
+    };
+    await qmp.listen();
+    const monitor = await QmpMonitor.connect(qmp.path);
+    try {
+      const commands = new QemuCommands(monitor);
+      await expect(commands.queryStatus()).resolves.toMatchObject({ status: 'paused', running: false });
+      await expect(commands.queryCpusFast()).resolves.toEqual([expect.objectContaining({ 'thread-id': 42 })]);
+      await expect(commands.queryBlockstats()).resolves.toEqual([expect.objectContaining({ 'node-name': 'fmt-vda' })]);
+      await expect(commands.queryBalloon()).resolves.toBeNull();
+      await commands.cont();
+      await commands.stop();
+      await commands.systemPowerdown();
+      await commands.systemReset();
+      await commands.quit();
+      expect(qmp.received.map((command) => command.execute)).toEqual([
+        'qmp_capabilities', 'query-status', 'query-cpus-fast', 'query-blockstats', 'query-balloon', 'cont', 'stop', 'system_powerdown', 'system_reset', 'quit',
+      ]);
+    } finally {
+      monitor.close();
+      await qmp.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
