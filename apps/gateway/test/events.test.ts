@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { EVENTS_STREAM, Subjects, type LifecycleEvent, type LifecycleType } from '@virtbus/api-contract';
 import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
-import { startGateway, type RunningGateway } from '@virtbus/gateway';
+import { startGateway, type RunningGateway } from '../src/index.js';
 
 const UUID_A = '11111111-1111-4111-8111-111111111111';
 const UUID_B = '22222222-2222-4222-8222-222222222222';
