@@ -1,1 +1,12 @@
-export {};
+export * from './loopback.js';
+export * from './nats-permissions.js';
+export * from './nats-config.js';
+export * from './pki.js';
+export * from './bundle.js';
+export * from './nats-connect.js';
+export * from './listen-policy.js';
+export * from './roles.js';
+export * from './tokens.js';
+export * from './auth-plugin.js';
+export * from './audit.js';
+export * from './rate-limit.js';

@@ -1,0 +1,154 @@
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import { VirtError, type ErrorCode, type OperationName } from '@virtbus/api-contract';
+import { isLoopbackHost } from './loopback.js';
+import { Role, isRole, minimumRoleFor, roleAtLeast, type PermissionClass } from './roles.js';
+import { verifyToken, type TokenRecord } from './tokens.js';
+
+/** Who is calling, as every route and the audit log see it. */
+export interface Identity {
+  name: string;
+  role: Role;
+  /** Nodes this caller may reach; `all` for every node. */
+  nodes: 'all' | readonly string[];
+  via: 'token' | 'certificate' | 'loopback-dev';
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    identity: Identity | null;
+  }
+  interface FastifyContextConfig {
+    /** `false` exempts a route (health, OpenAPI document) from authentication. */
+    auth?: boolean;
+  }
+}
+
+export interface CertificateMapping {
+  role: Role;
+  nodes?: readonly string[];
+}
+
+export interface AuthPluginOptions {
+  /** Token records (or a getter, so the gateway can reload the file). */
+  tokens?: readonly TokenRecord[] | (() => readonly TokenRecord[]);
+  /**
+   * Accept verified TLS client certificates: the role comes from `mapping[CN]`, else from the certificate's OU
+   * when it names a role. The HTTPS server must use `requestCert: true` with the virtbus CA.
+   */
+  certificates?: { mapping?: Readonly<Record<string, CertificateMapping>> };
+  /** The address the server listens on; dev mode (no credentials configured) is only for loopback. */
+  listenHost?: string;
+  /** Paths that need no credentials (exact match, query ignored). */
+  publicPaths?: readonly string[];
+  now?: () => Date;
+}
+
+export function canSeeNode(identity: Identity | null, node: string): boolean {
+  return identity !== null && (identity.nodes === 'all' || identity.nodes.includes(node));
+}
+
+/** Filters a list down to the nodes the caller may see (list endpoints show nothing else). */
+export function visibleNodes<T>(identity: Identity | null, items: readonly T[], nodeOf: (item: T) => string): T[] {
+  return items.filter((item) => canSeeNode(identity, nodeOf(item)));
+}
+
+export function sendError(reply: FastifyReply, code: ErrorCode, message: string): FastifyReply {
+  const body = new VirtError(code, message).toBody();
+  if (code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="virtbus"');
+  return reply.code(body.status).send(body);
+}
+
+type Authentication = { identity: Identity } | { error: ErrorCode; message: string } | null;
+
+function fromToken(header: string, records: readonly TokenRecord[], now: Date): Authentication {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) return { error: 'UNAUTHORIZED', message: 'the Authorization header must be "Bearer <token>"' };
+  const check = verifyToken(records, match[1] as string, now);
+  if (!check.ok) return { error: 'UNAUTHORIZED', message: check.reason === 'expired' ? 'the token has expired' : 'invalid token' };
+  const { record } = check;
+  return { identity: { name: record.name, role: record.role, nodes: record.nodes ?? 'all', via: 'token' } };
+}
+
+function fromCertificate(request: FastifyRequest, mapping: Readonly<Record<string, CertificateMapping>>): Authentication {
+  const socket = request.raw.socket as Partial<TLSSocket>;
+  if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return null;
+  const subject = socket.getPeerCertificate().subject as Record<string, string | string[]> | undefined;
+  const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
+  const cn = first(subject?.CN);
+  if (!cn) return null;
+  const mapped = mapping[cn];
+  const ou = first(subject?.OU);
+  if (mapped) return { identity: { name: cn, role: mapped.role, nodes: mapped.nodes ?? 'all', via: 'certificate' } };
+  if (isRole(ou)) return { identity: { name: cn, role: ou, nodes: 'all', via: 'certificate' } };
+  return { error: 'FORBIDDEN', message: `certificate ${cn} carries no virtbus role` };
+}
+
+function boundHost(app: FastifyInstance, fallback: string | undefined): string | undefined {
+  const address = app.server.address();
+  return address && typeof address === 'object' ? address.address : fallback;
+}
+
+/**
+ * Authenticates every request by bearer token or TLS client certificate and decorates `request.identity`.
+ * With neither configured it is loopback-only dev mode: every caller is admin, but only when the server listens on loopback.
+ */
+export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, options) => {
+  const tokens = options.tokens;
+  const getTokens = typeof tokens === 'function' ? tokens : () => tokens ?? [];
+  const certificates = options.certificates;
+  const devMode = tokens === undefined && certificates === undefined;
+  const publicPaths = new Set(options.publicPaths ?? []);
+  const now = options.now ?? (() => new Date());
+  if (devMode) {
+    const host = options.listenHost;
+    if (host !== undefined && !isLoopbackHost(host)) {
+      throw new VirtError('OPERATION_INVALID', `no tokens or client certificates configured: refusing dev mode (everyone is admin) on ${host}`);
+    }
+  }
+
+  app.decorateRequest('identity', null);
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config?.auth === false || publicPaths.has(request.url.split('?')[0] as string)) return;
+    let result: Authentication = null;
+    const header = request.headers.authorization;
+    if (header !== undefined) result = fromToken(header, getTokens(), now());
+    else if (certificates) result = fromCertificate(request, certificates.mapping ?? {});
+    if (result === null && devMode) {
+      const host = boundHost(app, options.listenHost);
+      const local = request.raw.socket.localAddress;
+      if (host !== undefined && isLoopbackHost(host) && (local === undefined || isLoopbackHost(local))) {
+        result = { identity: { name: 'loopback-dev', role: Role.Admin, nodes: 'all', via: 'loopback-dev' } };
+      }
+    }
+    if (result === null) return sendError(reply, 'UNAUTHORIZED', 'authentication required: send "Authorization: Bearer <token>" or a client certificate');
+    if ('error' in result) return sendError(reply, result.error, result.message);
+    request.identity = result.identity;
+  });
+};
+(authPlugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
+
+function nodeParam(request: FastifyRequest, name: string): string | undefined {
+  const params = request.params as Record<string, unknown> | undefined;
+  const value = params?.[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** preHandler: 401 without an identity, 403 below `role` or (when the route has a `:node` param) outside the caller's nodes. */
+export function requireRole(role: Role, options: { nodeParam?: string } = {}): preHandlerAsyncHookHandler {
+  const paramName = options.nodeParam ?? 'node';
+  return async function checkRole(request, reply) {
+    const identity = request.identity;
+    if (!identity) return sendError(reply, 'UNAUTHORIZED', 'authentication required');
+    if (!roleAtLeast(identity.role, role)) {
+      return sendError(reply, 'FORBIDDEN', `${identity.name} has role ${identity.role}; this needs ${role}`);
+    }
+    const node = nodeParam(request, paramName);
+    if (node !== undefined && !canSeeNode(identity, node)) return sendError(reply, 'FORBIDDEN', `${identity.name} may not use node ${node}`);
+  };
+}
+
+/** preHandler for an operation or permission class, using the role table. */
+export function requirePermission(what: PermissionClass | OperationName, options: { nodeParam?: string } = {}): preHandlerAsyncHookHandler {
+  return requireRole(minimumRoleFor(what), options);
+}

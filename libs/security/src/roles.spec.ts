@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { OperationNames } from '@virtbus/api-contract';
+import { MinimumRole, OperationPermission, Role, isRole, minimumRoleFor, roleAtLeast } from './roles.js';
+
+describe('roles', () => {
+  it('orders read-only < operator < admin', () => {
+    expect(roleAtLeast(Role.Admin, Role.Operator)).toBe(true);
+    expect(roleAtLeast(Role.Operator, Role.Operator)).toBe(true);
+    expect(roleAtLeast(Role.ReadOnly, Role.Operator)).toBe(false);
+    expect(roleAtLeast(Role.Operator, Role.Admin)).toBe(false);
+  });
+
+  it('follows the issue: read-only reads, operator runs and consoles, admin defines', () => {
+    expect(minimumRoleFor('domain.list')).toBe('read-only');
+    expect(minimumRoleFor('domain.stats')).toBe('read-only');
+    expect(minimumRoleFor('events')).toBe('read-only');
+    expect(minimumRoleFor('domain.state')).toBe('operator');
+    expect(minimumRoleFor('domain.console.attach')).toBe('operator');
+    expect(minimumRoleFor('domain.define')).toBe('admin');
+    expect(minimumRoleFor('storage')).toBe('admin');
+    expect(MinimumRole['host-interface']).toBe('admin');
+  });
+
+  it('classifies every contract operation', () => {
+    expect(Object.keys(OperationPermission).sort()).toEqual([...OperationNames].sort());
+  });
+
+  it('recognises role names', () => {
+    expect(isRole('operator')).toBe(true);
+    expect(isRole('root')).toBe(false);
+    expect(isRole(undefined)).toBe(false);
+  });
+});

@@ -1,0 +1,67 @@
+import type { OperationName } from '@virtbus/api-contract';
+
+/** HTTP roles, weakest first; each includes everything the weaker ones may do. */
+export const Role = { ReadOnly: 'read-only', Operator: 'operator', Admin: 'admin' } as const;
+export type Role = (typeof Role)[keyof typeof Role];
+export const Roles: readonly Role[] = [Role.ReadOnly, Role.Operator, Role.Admin];
+
+const rank: Record<Role, number> = { 'read-only': 0, operator: 1, admin: 2 };
+
+export function isRole(value: unknown): value is Role {
+  return typeof value === 'string' && Object.hasOwn(rank, value);
+}
+
+/** Whether `role` is at least `minimum`. */
+export function roleAtLeast(role: Role, minimum: Role): boolean {
+  return rank[role] >= rank[minimum];
+}
+
+/** What a caller does, grouped the way libvirt's ro/rw sockets and ACLs group it. */
+export const PermissionClass = {
+  Read: 'read',
+  Events: 'events',
+  Lifecycle: 'lifecycle',
+  Console: 'console',
+  Define: 'define',
+  Storage: 'storage',
+  Network: 'network',
+  HostInterface: 'host-interface',
+  Audit: 'audit',
+} as const;
+export type PermissionClass = (typeof PermissionClass)[keyof typeof PermissionClass];
+
+/** The minimum role per permission class: read-only is libvirt's ro socket, operator runs and watches, admin changes configuration. */
+export const MinimumRole = {
+  read: Role.ReadOnly,
+  events: Role.ReadOnly,
+  lifecycle: Role.Operator,
+  console: Role.Operator,
+  define: Role.Admin,
+  storage: Role.Admin,
+  network: Role.Admin,
+  'host-interface': Role.Admin,
+  audit: Role.Admin,
+} as const satisfies Record<PermissionClass, Role>;
+
+/** Every agent operation must be classified; a new operation without a class fails to compile. */
+export const OperationPermission = {
+  'node.info': PermissionClass.Read,
+  'domain.list': PermissionClass.Read,
+  'domain.get': PermissionClass.Read,
+  'domain.stats': PermissionClass.Read,
+  'domain.define': PermissionClass.Define,
+  'domain.update': PermissionClass.Define,
+  'domain.undefine': PermissionClass.Define,
+  'domain.state': PermissionClass.Lifecycle,
+  // a guest command is as powerful as a console login
+  'domain.exec': PermissionClass.Console,
+  'domain.console.read': PermissionClass.Console,
+  'domain.console.attach': PermissionClass.Console,
+  'domain.console.write': PermissionClass.Console,
+  'domain.console.detach': PermissionClass.Console,
+} as const satisfies Record<OperationName, PermissionClass>;
+
+export function minimumRoleFor(what: PermissionClass | OperationName): Role {
+  const permission = (Object.hasOwn(OperationPermission, what) ? OperationPermission[what as OperationName] : what) as PermissionClass;
+  return MinimumRole[permission];
+}
