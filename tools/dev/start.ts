@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   if (!natsUrl) {
     const natsPort = (await portOpen(4222)) ? await freePort() : 4222;
     const configPath = join(stateRoot, 'nats-server.conf');
-    await writeFile(configPath, `listen: "127.0.0.1:${natsPort}"\njetstream { store_dir: "${join(stateRoot, 'jetstream')}" }\n`);
+    await writeFile(configPath, `listen: "127.0.0.1:${natsPort}"\njetstream { store_dir: "${join(stateRoot, 'jetstream')}" }\nlog_file: "${join(stateRoot, 'nats-server.log')}"\n`);
     run('nats-server', requireBinary('nats-server'), ['-c', configPath]);
     await waitForPort(natsPort, 'nats-server');
     natsUrl = `nats://127.0.0.1:${natsPort}`;

@@ -1,0 +1,104 @@
+import { spawn } from 'node:child_process';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect } from '@nats-io/transport-node';
+import { VirtClient } from '@virtbus/client';
+import { freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { load, round, type LatencySummary } from './stats.js';
+
+export interface BusBenchResult {
+  requests: { inFlight1: number; inFlight64: number };
+  raw: Record<'c1' | 'c64', LatencySummary>;
+  agent: Record<'c1' | 'c64', LatencySummary>;
+  gateway: Record<'c1' | 'c64', LatencySummary>;
+  ratios: { agentP50VsRaw: number; gatewayP50VsRaw: number; gatewayThroughput64VsRaw: number; agentThroughput64VsRaw: number };
+}
+
+async function waitForLine(child: ReturnType<typeof spawn>, text: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes(text)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`exited ${code} before "${text}"`)));
+  });
+}
+
+/** Raw nats.js request/reply vs the same read call through the agent and through the gateway, in one run. */
+export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBenchResult> {
+  const n1 = options.quick ? 300 : 3000;
+  const n64 = options.quick ? 3000 : 30000;
+  const nats = await startNatsServer();
+  const workDir = await mkdtemp(join(tmpdir(), 'virtbus-bench-'));
+  const nc = await connect({ servers: nats.url });
+  const responder = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./responder.ts', import.meta.url)), nats.url, 'bench.raw'], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(workDir, 'agent') });
+  const port = await freePort();
+  const gateway = spawn(process.execPath, ['--import', 'tsx', 'apps/gateway/src/main.ts', '--nats', nats.url, '--port', String(port)], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    await waitForLine(responder, 'ready');
+    const client = new VirtClient(nc);
+    const domain = await client.call('bench', 'domain.define', { name: 'bench-vm', driver: 'test' });
+    const url = `http://127.0.0.1:${port}/v1/nodes/bench/domains/${domain.uuid}`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if ((await fetch(url)).ok) break;
+      } catch {
+        // not listening yet
+      }
+      if (attempt > 300) throw new Error('gateway did not come up');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+
+    const raw = () => nc.request('bench.raw', '{"id":"x"}', { timeout: 5000 });
+    const viaAgent = () => client.call('bench', 'domain.get', { id: domain.uuid });
+    // node:http with keep-alive: fetch's own overhead would otherwise dominate the gateway's figure.
+    const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+    const viaGateway = () =>
+      new Promise<void>((resolve, reject) => {
+        const request = httpRequest(url, { agent: httpAgent }, (response) => {
+          response.on('data', () => undefined);
+          response.on('end', () => (response.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${response.statusCode}`))));
+        });
+        request.on('error', reject);
+        request.end();
+      });
+    const measure = async (call: () => Promise<unknown>) => {
+      await load(call, 8, Math.min(500, n1));
+      return { c1: await load(call, 1, n1), c64: await load(call, 64, n64) };
+    };
+    const rawResult = await measure(raw);
+    const agentResult = await measure(viaAgent);
+    const gatewayResult = await measure(viaGateway);
+    return {
+      requests: { inFlight1: n1, inFlight64: n64 },
+      raw: rawResult,
+      agent: agentResult,
+      gateway: gatewayResult,
+      ratios: {
+        agentP50VsRaw: round(agentResult.c1.p50Ms / rawResult.c1.p50Ms, 2),
+        gatewayP50VsRaw: round(gatewayResult.c1.p50Ms / rawResult.c1.p50Ms, 2),
+        agentThroughput64VsRaw: round(agentResult.c64.throughputPerSec / rawResult.c64.throughputPerSec, 2),
+        gatewayThroughput64VsRaw: round(gatewayResult.c64.throughputPerSec / rawResult.c64.throughputPerSec, 2),
+      },
+    };
+  } finally {
+    gateway.kill('SIGTERM');
+    responder.kill('SIGTERM');
+    await agent.stop();
+    await nc.close();
+    await nats.stop();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
