@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import type { DomainStats } from '@virtbus/api-contract';
 import { createDomainMetrics, type DomainListing, type DomainStatsSource, type StoragePoolListing } from './domain-metrics.js';
+import { fullStats } from './spec-fixtures.js';
 
 const WEB = '11111111-1111-4111-8111-111111111111';
 const STUCK = '22222222-2222-4222-8222-222222222222';
@@ -17,20 +17,7 @@ const listing = (uuid: string, name: string, state: DomainListing['state']): Dom
   memoryMiB: 256,
 });
 
-function stats(uuid: string, name: string, cpuNs: number): DomainStats {
-  return {
-    uuid,
-    name,
-    state: 'running',
-    reason: 'booted',
-    collectedAt: new Date().toISOString(),
-    cpu: { timeNs: cpuNs, userNs: cpuNs / 2, systemNs: cpuNs / 2 },
-    memory: { maximumBytes: 268_435_456, currentBytes: 268_435_456, rssBytes: 100_000_000, availableBytes: 200_000_000, usableBytes: 150_000_000, unusedBytes: 120_000_000 },
-    vcpu: { current: 2, maximum: 2, list: [ { id: 0, state: 'running', timeNs: 1_500_000_000 }, { id: 1, state: 'blocked', timeNs: 500_000_000 } ] },
-    block: [{ name: 'vda', path: '/var/lib/virtbus/web.qcow2', readRequests: 10, readBytes: 40_960, readTimeNs: 2_000_000, writeRequests: 5, writeBytes: 20_480, writeTimeNs: 3_000_000, flushRequests: 1, capacityBytes: 1_073_741_824 }],
-    net: [{ name: 'vnet0', rxBytes: 1000, rxPackets: 10, rxErrors: 0, rxDrops: 1, txBytes: 2000, txPackets: 20, txErrors: 0, txDrops: 0 }],
-  };
-}
+const stats = fullStats;
 
 /** A source in the shape the agent provides: WEB's CPU grows per call, STUCK answers once then hangs like a SIGSTOPped QEMU. */
 function makeSource() {
