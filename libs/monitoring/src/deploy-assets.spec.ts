@@ -34,7 +34,7 @@ async function exportedSeries(): Promise<Map<string, Set<string>>> {
       for (const label of Object.keys(value.labels)) labels.add(label);
       series.set(name, labels);
     }
-    if (!series.has(metric.name) && metric.type !== 'histogram') series.set(metric.name, new Set());
+    if (!series.has(metric.name) && String(metric.type) !== 'histogram') series.set(metric.name, new Set());
   }
   return series;
 }
