@@ -19,7 +19,7 @@ import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } fr
 import { ConsoleHub } from './console.js';
 import { parseRuntime, QemuInstance, type ExitInfo, type QemuRuntime } from './instance.js';
 import { CLOCK_TICKS_PER_SECOND, isProcessAlive, readProcStat, readTaskStat, signalProcess, spawnDetached, waitForProcessExit } from './process.js';
-import type { QemuRunStatus } from './qmp/commands.js';
+import type { QemuRunStatus, QmpStatusInfo } from './qmp/commands.js';
 import { QmpClosedError, QmpCommandError, QmpMonitor, QmpTimeoutError, type QmpEvent } from './qmp/monitor.js';
 
 export interface QemuDriverOptions {
@@ -449,6 +449,16 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       throw qmpFailure(error, `stats of ${config.name}`);
     }
     return stats;
+  }
+
+  /** QEMU's own view (query-status) of a running domain, for diagnostics and tests. */
+  async queryStatus(domain: DomainRecord): Promise<QmpStatusInfo> {
+    const instance = this.live(domain);
+    try {
+      return await instance.qmp!.queryStatus();
+    } catch (error) {
+      throw qmpFailure(error, `query-status of ${domain.config.name}`);
+    }
   }
 
   /** PIDs of the QEMU processes this driver watches, by domain uuid (tests and diagnostics). */

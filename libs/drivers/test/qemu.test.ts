@@ -1,0 +1,330 @@
+import { randomUUID } from 'node:crypto';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VirtError, type DomainConfig, type DomainState, type StateReason } from '@virtbus/api-contract';
+import { QemuDriver, type ConsoleSession, type DomainRecord, type DomainRuntime, type DriverContext, type RunState } from '../src/index.js';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, type TestGuest } from '@virtbus/testing';
+
+const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
+
+function kvmUsable(): string | undefined {
+  try {
+    closeSync(openSync('/dev/kvm', 'r+'));
+    return undefined;
+  } catch (error) {
+    return `/dev/kvm is not usable here (${(error as NodeJS.ErrnoException).code})`;
+  }
+}
+
+/** What the agent would keep for one domain: config, state, reason, runtime; updated from returns and observations. */
+class Domain implements DomainRecord {
+  state: DomainState = 'shutoff';
+  reason: StateReason = 'unknown';
+  runtime?: DomainRuntime;
+  constructor(readonly config: DomainConfig) {}
+
+  apply(change: RunState): RunState {
+    this.state = change.state;
+    this.reason = change.reason;
+    if (change.runtime === null) this.runtime = undefined;
+    else if (change.runtime !== undefined) this.runtime = change.runtime;
+    return change;
+  }
+
+  get pid(): number {
+    return this.runtime?.pid as number;
+  }
+}
+
+interface Observation {
+  uuid: string;
+  change: RunState;
+}
+
+/** A real DriverContext: temp state dir, a quiet logger, observations recorded and applied like the agent does. */
+function makeContext(stateDir: string, domains: Map<string, Domain>, observed: Observation[]): DriverContext {
+  return {
+    node: 'test-node',
+    stateDir,
+    logger: pino({ level: 'warn' }),
+    observedState(uuid, change) {
+      observed.push({ uuid, change });
+      domains.get(uuid)?.apply(change);
+    },
+    async saveRuntime(uuid, runtime) {
+      const domain = domains.get(uuid);
+      if (domain) domain.runtime = runtime ?? undefined;
+    },
+  };
+}
+
+async function waitFor(what: string, predicate: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Collects a console session's history plus live output. */
+function collect(session: ConsoleSession): { text: () => string } {
+  let text = session.history.toString('utf8');
+  session.onData((chunk) => (text += chunk.toString('utf8')));
+  return { text: () => text };
+}
+
+/** A zombie waiting for its reaper counts as dead. */
+function isAlive(pid: number): boolean {
+  const state = readState(pid);
+  return state !== undefined && state !== 'Z';
+}
+
+describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
+  let guest: TestGuest;
+  let stateDir: string;
+  const domains = new Map<string, Domain>();
+  const observed: Observation[] = [];
+  const drivers: QemuDriver[] = [];
+  const pids = new Set<number>();
+
+  const newDriver = async () => {
+    const driver = new QemuDriver();
+    await driver.init(makeContext(stateDir, domains, observed));
+    drivers.push(driver);
+    return driver;
+  };
+  const define = (name: string, config: Partial<DomainConfig> = {}) => {
+    const domain = new Domain({
+      name,
+      uuid: randomUUID(),
+      driver: 'qemu',
+      vcpus: 1,
+      memory: 128,
+      os: {},
+      disks: [],
+      nics: [],
+      console: { type: 'serial' },
+      autostart: false,
+      ...config,
+    });
+    domains.set(domain.config.uuid, domain);
+    return domain;
+  };
+  const start = async (driver: QemuDriver, domain: Domain, paused = false) => {
+    const result = domain.apply(await driver.start(domain, { paused }));
+    pids.add(domain.pid);
+    return result;
+  };
+  const observedFor = (domain: Domain) => observed.filter((entry) => entry.uuid === domain.config.uuid).map((entry) => entry.change);
+
+  beforeAll(async () => {
+    guest = await ensureTestGuest();
+    stateDir = await mkdtemp(join(tmpdir(), 'virtbus-qemu-'));
+  });
+
+  afterAll(async () => {
+    for (const driver of drivers) await driver.close();
+    for (const pid of pids) {
+      if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    }
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+
+  describe('a Linux guest under TCG (booted once, then restarted by a fake reboot)', () => {
+    let driver: QemuDriver;
+    let linux: Domain;
+
+    beforeAll(async () => {
+      driver = await newDriver();
+      linux = define('linux,guest', { memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline }, nics: [{ type: 'user' }] });
+    });
+
+    it('boots to GUEST-READY on the console and runs a typed command', async () => {
+      const result = await start(driver, linux);
+      expect(result).toMatchObject({ state: 'running', reason: 'booted', runtime: { pid: expect.any(Number), accel: 'tcg' } });
+      expect(isAlive(linux.pid)).toBe(true);
+      const console = collect(await driver.openConsole(linux));
+      await waitFor('GUEST-READY', () => console.text().includes(GUEST_MARKERS.ready));
+      const session = await driver.openConsole(linux);
+      session.write(Buffer.from('echo hello-virtbus\n'));
+      await waitFor('the echo output', () => /(^|\n)hello-virtbus\r?\n/.test(console.text()));
+      session.close();
+    });
+
+    it('reports host-side stats', async () => {
+      const stats = await driver.domainStats(linux, { deadlineMs: 5_000 });
+      expect(stats).toMatchObject({ uuid: linux.config.uuid, state: 'running', memory: { maximumBytes: 256 * 1024 * 1024 }, vcpu: { current: 1, maximum: 1 } });
+      expect(stats.cpu?.timeNs).toBeGreaterThan(0);
+      expect(stats.memory?.rssBytes).toBeGreaterThan(0);
+      expect(stats.memory?.currentBytes).toBe(256 * 1024 * 1024);
+      expect(stats.vcpu?.list).toHaveLength(1);
+      expect(stats.block).toEqual([]);
+    });
+
+    it('suspends and resumes', async () => {
+      expect(linux.apply(await driver.suspend(linux))).toEqual({ state: 'paused', reason: 'user' });
+      await expect(driver.queryStatus(linux)).resolves.toMatchObject({ status: 'paused', running: false });
+      expect(linux.apply(await driver.resume(linux))).toEqual({ state: 'running', reason: 'unpaused' });
+      await expect(driver.queryStatus(linux)).resolves.toMatchObject({ status: 'running', running: true });
+      await expect(driver.resume(linux)).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
+    });
+
+    it('is re-adopted by a restarted driver, console history and input included', async () => {
+      const pid = linux.pid;
+      await driver.close();
+      driver = await newDriver();
+      expect(linux.apply(await driver.adopt(linux))).toEqual({ state: 'running', reason: 'unpaused' });
+      expect(driver.processes().get(linux.config.uuid)).toBe(pid);
+      const session = await driver.openConsole(linux);
+      const console = collect(session);
+      expect(console.text()).toContain('hello-virtbus');
+      session.write(Buffer.from('echo again-$((6*7))\n'));
+      await waitFor('the echo after adoption', () => console.text().includes('again-42'));
+      session.close();
+    });
+
+    it('reboots (power button, then reset) back to GUEST-READY', async () => {
+      const console = collect(await driver.openConsole(linux));
+      const readyBefore = console.text().split(GUEST_MARKERS.ready).length;
+      expect(linux.apply(await driver.reboot(linux, { timeoutMs: 60_000 }))).toEqual({ state: 'running', reason: 'booted' });
+      await waitFor('GUEST-READY after reboot', () => console.text().split(GUEST_MARKERS.ready).length > readyBefore);
+      expect(isAlive(linux.pid)).toBe(true);
+    });
+
+    it('shuts down through ACPI to shutoff/shutdown', async () => {
+      const pid = linux.pid;
+      const console = collect(await driver.openConsole(linux));
+      let closed = false;
+      await driver.openConsole(linux).then((session) => session.onClose(() => (closed = true)));
+      const result = linux.apply(await driver.shutdown(linux, { timeoutMs: 60_000 }));
+      expect(result).toEqual({ state: 'shutoff', reason: 'shutdown', runtime: null });
+      expect(console.text()).toContain(GUEST_MARKERS.powerOff);
+      expect(isAlive(pid)).toBe(false);
+      await waitFor('console sessions closing', () => closed, 5_000);
+      expect(observedFor(linux).at(-1)).toEqual({ state: 'shutoff', reason: 'shutdown', runtime: null });
+      await expect(driver.openConsole(linux)).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
+    });
+  });
+
+  describe('domains without boot media (SeaBIOS only)', () => {
+    let driver: QemuDriver;
+
+    beforeAll(async () => {
+      driver = await newDriver();
+    });
+
+    it('runs two domains in parallel and destroys them', async () => {
+      const [a, b] = [define('bare-a'), define('bare-b')];
+      await Promise.all([start(driver, a), start(driver, b, true)]);
+      expect([a.state, b.state]).toEqual(['running', 'paused']);
+      expect(a.pid).not.toBe(b.pid);
+      await expect(driver.queryStatus(a)).resolves.toMatchObject({ status: 'running' });
+      await expect(driver.queryStatus(b)).resolves.toMatchObject({ status: 'prelaunch' });
+      const [pa, pb] = [a.pid, b.pid];
+      const results = await Promise.all([driver.destroy(a), driver.destroy(b)]);
+      expect(results).toEqual([
+        { state: 'shutoff', reason: 'destroyed', runtime: null },
+        { state: 'shutoff', reason: 'destroyed', runtime: null },
+      ]);
+      a.apply(results[0]!);
+      b.apply(results[1]!);
+      expect(isAlive(pa) || isAlive(pb)).toBe(false);
+      await expect(driver.start(a, { paused: false }).then((result) => a.apply(result))).resolves.toMatchObject({ state: 'running' });
+      pids.add(a.pid);
+      a.apply(await driver.destroy(a));
+      await driver.undefine(a);
+    });
+
+    it('times out a shutdown the guest ignores, or destroys it when forced', async () => {
+      const domain = define('deaf');
+      await start(driver, domain);
+      const failure = await driver.shutdown(domain, { timeoutMs: 300 }).catch((error: unknown) => error);
+      expect(VirtError.is(failure, 'OPERATION_TIMEOUT')).toBe(true);
+      expect(isAlive(domain.pid)).toBe(true);
+      const forced = await driver.shutdown(domain, { timeoutMs: 300, force: true });
+      expect(domain.apply(forced)).toEqual({ state: 'shutoff', reason: 'destroyed', runtime: null });
+    });
+
+    it('reports a kill -9 of QEMU as shutoff/crashed', async () => {
+      const domain = define('victim');
+      await start(driver, domain);
+      const pid = domain.pid;
+      process.kill(pid, 'SIGKILL');
+      await waitFor('the crash observation', () => observedFor(domain).length > 0, 10_000);
+      expect(observedFor(domain)).toEqual([{ state: 'shutoff', reason: 'crashed', runtime: null }]);
+      expect(domain.state).toBe('shutoff');
+      expect(driver.processes().has(domain.config.uuid)).toBe(false);
+    });
+
+    it('answers stats within the deadline or fails with OPERATION_TIMEOUT when QEMU is frozen', async () => {
+      const domain = define('frozen');
+      await start(driver, domain);
+      process.kill(domain.pid, 'SIGSTOP');
+      try {
+        const failure = await driver.domainStats(domain, { deadlineMs: 300 }).catch((error: unknown) => error);
+        expect(VirtError.is(failure, 'OPERATION_TIMEOUT')).toBe(true);
+      } finally {
+        process.kill(domain.pid, 'SIGCONT');
+      }
+      await expect(driver.domainStats(domain, { deadlineMs: 5_000 })).resolves.toMatchObject({ vcpu: { current: 1 } });
+      domain.apply(await driver.destroy(domain));
+    });
+
+    it('after an agent restart, adopts live QEMUs and reports the ones that died meanwhile', async () => {
+      const [survivor, lost] = [define('survivor'), define('lost')];
+      await Promise.all([start(driver, survivor), start(driver, lost, true)]);
+      const survivorPid = survivor.pid;
+      await driver.close();
+      process.kill(lost.pid, 'SIGKILL');
+      await waitFor('the lost QEMU to die', () => !isAlive(lost.pid), 5_000);
+      const restarted = await newDriver();
+      driver = restarted;
+      expect(survivor.apply(await restarted.adopt(survivor))).toEqual({ state: 'running', reason: 'booted' });
+      expect(lost.apply(await restarted.adopt(lost))).toEqual({ state: 'shutoff', reason: 'crashed', runtime: null });
+      await expect(restarted.queryStatus(survivor)).resolves.toMatchObject({ status: 'running' });
+      expect(survivor.apply(await restarted.destroy(survivor))).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
+      expect(isAlive(survivorPid)).toBe(false);
+    });
+
+    it('refuses what it cannot run', () => {
+      expect(() => driver.validate({ ...define('pool').config, disks: [{ source: { pool: 'p', volume: 'v' } }] })).toThrow(
+        expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }),
+      );
+      expect(() => driver.validate({ ...define('bridged').config, nics: [{ type: 'bridge', source: 'br0' }] })).toThrow(
+        expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }),
+      );
+      expect(() => driver.validate({ ...define('lxc').config, driver: 'lxc' })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
+    });
+  });
+
+  describe('KVM', () => {
+    const unusable = kvmUsable();
+    if (unusable) console.warn(`skipping the KVM smoke test: ${unusable}`);
+
+    it.skipIf(unusable !== undefined)('starts a kvm domain (multiboot stub), sees it running over QMP and destroys it', async () => {
+      const driver = await newDriver();
+      const info = await driver.probe();
+      expect(info).toMatchObject({ available: true, capabilities: expect.arrayContaining(['accel:kvm', 'accel:tcg']) });
+      const stub = define('kvm-stub', { driver: 'kvm', memory: 64, os: { kernel: guest.kvmStub } });
+      expect(await start(driver, stub)).toMatchObject({ state: 'running', runtime: { accel: 'kvm' } });
+      const console = collect(await driver.openConsole(stub));
+      await waitFor('KVM-STUB-READY', () => console.text().includes(GUEST_MARKERS.kvmStubReady), 30_000);
+      await expect(driver.queryStatus(stub)).resolves.toMatchObject({ status: 'running' });
+      const pid = stub.pid;
+      expect(stub.apply(await driver.destroy(stub))).toEqual({ state: 'shutoff', reason: 'destroyed', runtime: null });
+      expect(isAlive(pid)).toBe(false);
+    });
+  });
+});
+
+function readState(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+  } catch {
+    return undefined;
+  }
+}
