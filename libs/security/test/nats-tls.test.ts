@@ -152,7 +152,7 @@ describe.runIf(canRun)('nats-server with the generated TLS config', () => {
     const reply = await gateway.request(Subjects.request('a', Access.ReadWrite, 'domain.state'), '{}', { timeout: 2000 });
     expect(reply.json()).toEqual({ result: 'virt.v1.a.rw.domain.state' });
     const infos = [];
-    for await (const info of await new Svcm(gateway).client({ maxWait: 500 }).info(AGENT_SERVICE_NAME)) infos.push(info);
+    for await (const info of await new Svcm(gateway).client({ strategy: 'timer', maxWait: 500 }).info(AGENT_SERVICE_NAME)) infos.push(info);
     expect(infos.map((i) => i.metadata?.node)).toEqual(['a']);
   });
 
