@@ -29,6 +29,7 @@ export {
   injectTraceHeaders,
   SpanKind,
   TracingConfigError,
+  tracingActive,
   withSpan,
   type Attributes,
   type Context,

@@ -1,4 +1,15 @@
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import {
+  context,
+  INVALID_SPAN_CONTEXT,
+  propagation,
+  ProxyTracerProvider,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+} from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
@@ -108,8 +119,19 @@ export function initTracing(options: TracingOptions): Tracing {
   };
 }
 
+/** The API's no-op provider, which the global proxy delegates to until an SDK registers. */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+const NOOP_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/** Whether any SDK tracer provider is registered (by initTracing or by anyone else). */
+export function tracingActive(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_PROVIDER;
+}
+
 /** Writes `traceparent` (and `tracestate`) for the active span, e.g. into NATS message headers; nothing when untraced. */
 export function injectTraceHeaders(setHeader: (key: string, value: string) => void, from: Context = context.active()): void {
+  if (!trace.getSpan(from)) return;
   W3C.inject(from, undefined, { set: (_carrier, key, value) => setHeader(key, value) });
 }
 
@@ -133,6 +155,8 @@ export interface SpanOptions {
  * as error.type) and rethrown. The span ends when fn settles.
  */
 export async function withSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => T | Promise<T>, options: SpanOptions = {}): Promise<T> {
+  // Untraced processes skip span and context bookkeeping entirely.
+  if (!tracingActive()) return fn(NOOP_SPAN);
   const tracer = trace.getTracer(options.tracerName ?? 'virtbus');
   const parent = options.parent ?? context.active();
   return tracer.startActiveSpan(name, { attributes, kind: options.kind ?? SpanKind.INTERNAL }, parent, async (span) => {
