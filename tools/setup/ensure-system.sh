@@ -13,6 +13,7 @@ REQUIRED=(
   /usr/sbin/nft:nftables
   /usr/sbin/ip:iproute2
   /usr/bin/openssl:openssl
+  /usr/bin/lxc-start:lxc
   /usr/bin/prometheus:prometheus
 )
 
