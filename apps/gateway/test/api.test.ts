@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { NODES_BUCKET, type ErrorBody, type NodeInfo } from '@virtbus/api-contract';
+import { NODES_BUCKET, Subjects, type ErrorBody, type NodeInfo } from '@virtbus/api-contract';
 import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
 import { buildApp, type GatewayApp } from '../src/index.js';
 import { sampleDomain, startFakeAgent, type FakeAgent } from './fake-agent.js';
@@ -9,6 +9,7 @@ import { sampleDomain, startFakeAgent, type FakeAgent } from './fake-agent.js';
 const NODE = 'host1';
 const OFFLINE_NODE = 'host2';
 const REQUEST_TIMEOUT_MS = 500;
+const CONSOLE_UUID = '6f1c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f';
 
 const nodeInfo: NodeInfo = {
   node: NODE,
@@ -48,6 +49,13 @@ beforeAll(async () => {
   agent.handle('domain.state', () => ({ result: sampleDomain(NODE, { state: 'running', reason: 'booted' }) }));
   agent.handle('domain.exec', () => ({ result: { exitCode: 0, stdout: 'hi\n', stderr: '', timedOut: false } }));
   agent.handle('domain.update', () => ({ error: { code: 'OPERATION_INVALID', message: 'domain is running', status: 409 } }));
+  agent.handle('domain.console.attach', (request) => {
+    const { id } = request as { id: string };
+    if (id === 'busy') return { error: { code: 'OPERATION_INVALID', message: 'another client holds the console', status: 409 } };
+    return { result: { session: 'writer-1', history: Buffer.from('boot log\n').toString('base64'), subject: Subjects.consoleOutput(NODE, CONSOLE_UUID) } };
+  });
+  agent.handle('domain.console.write', () => ({ result: {} }));
+  agent.handle('domain.console.detach', () => ({ result: {} }));
   app = await buildApp({ nc, requestTimeoutMs: REQUEST_TIMEOUT_MS, bodyLimit: 64 * 1024, discoveryWaitMs: 500 });
 });
 
@@ -196,5 +204,66 @@ describe('documentation', () => {
     expect(ui.body).not.toMatch(/https?:\/\/(unpkg|cdn)/);
     const asset = await app.inject({ method: 'GET', url: '/docs/static/swagger-ui-bundle.js' });
     expect(asset.statusCode).toBe(200);
+  });
+});
+
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The client end of an injected WebSocket (ws ships no types here). */
+interface TestSocket {
+  on(event: 'message', listener: (data: Buffer) => void): void;
+  on(event: 'close', listener: (code: number, reason: Buffer) => void): void;
+  send(data: string | Buffer): void;
+  close(): void;
+  terminate(): void;
+}
+
+describe('console WebSocket', () => {
+  it('sends history then live output, forwards keystrokes and detaches on close', async () => {
+    const received: string[] = [];
+    const socket = (await app.injectWS(`/v1/nodes/${NODE}/domains/web1/console`)) as TestSocket;
+    socket.on('message', (data) => received.push(data.toString()));
+    await eventually(() => received.length === 1, 'the history');
+    expect(received).toEqual(['boot log\n']);
+    nc.publish(Subjects.consoleOutput(NODE, CONSOLE_UUID), 'login: ');
+    await eventually(() => received.length === 2, 'live output');
+    expect(received[1]).toBe('login: ');
+    socket.send('root\n');
+    await eventually(() => agent.calls.some((c) => c.operation === 'domain.console.write'), 'the keystrokes');
+    expect(agent.calls.find((c) => c.operation === 'domain.console.write')?.request).toEqual({
+      id: 'web1',
+      session: 'writer-1',
+      data: Buffer.from('root\n').toString('base64'),
+    });
+    // injectWS has no TCP socket to finish a close handshake on; terminate drops it like a lost connection.
+    socket.terminate();
+    await eventually(() => agent.calls.some((c) => c.operation === 'domain.console.detach'), 'the detach');
+    expect(agent.calls.find((c) => c.operation === 'domain.console.detach')?.request).toEqual({ id: 'web1', session: 'writer-1' });
+  });
+
+  it('closes with 4000 + status when another writer holds the console', async () => {
+    const socket = (await app.injectWS(`/v1/nodes/${NODE}/domains/busy/console`)) as TestSocket;
+    const [code, reason] = await new Promise<[number, string]>((resolve) => socket.on('close', (c, r) => resolve([c, r.toString()])));
+    expect(code).toBe(4409);
+    expect(reason).toMatch(/^OPERATION_INVALID: /);
+  });
+});
+
+describe('trace context', () => {
+  it('passes the injector to every agent request', async () => {
+    const traced = await buildApp({ nc, injectTrace: (headers) => headers.set('traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01') });
+    try {
+      const before = agent.calls.length;
+      await traced.inject({ method: 'GET', url: `/v1/nodes/${NODE}` });
+      expect(agent.calls[before]?.headers['traceparent']).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+    } finally {
+      await traced.close();
+    }
   });
 });
