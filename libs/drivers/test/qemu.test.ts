@@ -7,6 +7,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtError, type DomainConfig, type DomainState, type StateReason } from '@virtbus/api-contract';
 import { QemuDriver, type ConsoleSession, type DomainRecord, type DomainRuntime, type DriverContext, type RunState } from '../src/index.js';
+import { QmpMonitor } from '../src/qemu/qmp/monitor.js';
 import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, type TestGuest } from '@virtbus/testing';
 
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
@@ -134,7 +135,7 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
-  describe('a Linux guest under TCG (booted once, then restarted by a fake reboot)', () => {
+  describe('a Linux guest under TCG (booted once, then once more by a fake reboot)', () => {
     let driver: QemuDriver;
     let linux: Domain;
 
@@ -195,18 +196,60 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
       expect(isAlive(linux.pid)).toBe(true);
     });
 
-    it('shuts down through ACPI to shutoff/shutdown', async () => {
+    it('sees the guest power itself off as shutoff/shutdown', async () => {
       const pid = linux.pid;
-      const console = collect(await driver.openConsole(linux));
+      const session = await driver.openConsole(linux);
+      const console = collect(session);
       let closed = false;
-      await driver.openConsole(linux).then((session) => session.onClose(() => (closed = true)));
-      const result = linux.apply(await driver.shutdown(linux, { timeoutMs: 60_000 }));
-      expect(result).toEqual({ state: 'shutoff', reason: 'shutdown', runtime: null });
-      expect(console.text()).toContain(GUEST_MARKERS.powerOff);
-      expect(isAlive(pid)).toBe(false);
-      await waitFor('console sessions closing', () => closed, 5_000);
+      session.onClose(() => (closed = true));
+      session.write(Buffer.from('poweroff -f\n'));
+      await waitFor('the poweroff observation', () => linux.state === 'shutoff');
       expect(observedFor(linux).at(-1)).toEqual({ state: 'shutoff', reason: 'shutdown', runtime: null });
+      expect(console.text()).toContain('poweroff -f');
+      await waitFor('QEMU to exit', () => !isAlive(pid), 5_000);
+      await waitFor('console sessions closing', () => closed, 5_000);
       await expect(driver.openConsole(linux)).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
+    });
+  });
+
+  describe('the multiboot stub under TCG (it powers off on the ACPI button)', () => {
+    let driver: QemuDriver;
+    let stub: Domain;
+
+    beforeAll(async () => {
+      driver = await newDriver();
+      stub = define('tcg-stub', { memory: 64, os: { kernel: guest.kvmStub } });
+    });
+
+    const startAndWaitReady = async () => {
+      await start(driver, stub);
+      const console = collect(await driver.openConsole(stub));
+      await waitFor('KVM-STUB-READY', () => console.text().includes(GUEST_MARKERS.kvmStubReady), 30_000);
+      return console;
+    };
+
+    it('shuts down through ACPI to shutoff/shutdown', async () => {
+      const console = await startAndWaitReady();
+      const pid = stub.pid;
+      expect(stub.apply(await driver.shutdown(stub, { timeoutMs: 30_000 }))).toEqual({ state: 'shutoff', reason: 'shutdown', runtime: null });
+      expect(console.text()).toContain(GUEST_MARKERS.kvmStubPowerOff);
+      expect(isAlive(pid)).toBe(false);
+    });
+
+    it('finishes a poweroff that happened while no driver was watching', async () => {
+      await startAndWaitReady();
+      const pid = stub.pid;
+      await driver.close();
+      // Press the power button ourselves: the driver let go of the QMP socket.
+      const monitor = await QmpMonitor.connect(stub.runtime?.qmpSocket as string);
+      const shutdownSeen = new Promise((resolve) => monitor.on('event', (event) => event.event === 'SHUTDOWN' && resolve(event)));
+      await monitor.execute('system_powerdown');
+      await shutdownSeen;
+      monitor.close();
+      expect(isAlive(pid)).toBe(true);
+      driver = await newDriver();
+      expect(stub.apply(await driver.adopt(stub))).toEqual({ state: 'shutoff', reason: 'shutdown', runtime: null });
+      await waitFor('QEMU to exit', () => !isAlive(pid), 5_000);
     });
   });
 
