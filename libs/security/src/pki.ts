@@ -50,7 +50,7 @@ async function openssl(args: string[]): Promise<void> {
   }
 }
 
-export async function exists(path: string): Promise<boolean> {
+export async function fileExists(path: string): Promise<boolean> {
   try {
     await access(path);
     return true;
@@ -65,7 +65,7 @@ const newKeyArgs = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-no
 export async function ensureCertificateAuthority(dir: string, options: { organization?: string; days?: number } = {}): Promise<CertificateFiles> {
   await mkdir(dir, { recursive: true });
   const files = { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
-  if ((await exists(files.cert)) && (await exists(files.key))) return files;
+  if ((await fileExists(files.cert)) && (await fileExists(files.key))) return files;
   const organization = options.organization ?? 'virtbus';
   await openssl([
     'req', '-x509', ...newKeyArgs,
@@ -95,7 +95,7 @@ export async function issueCertificate(ca: CertificateFiles, dir: string, name: 
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw new VirtError('INVALID_ARG', `invalid certificate file name: ${JSON.stringify(name)}`);
   await mkdir(dir, { recursive: true });
   const files = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
-  if (!options.force && (await exists(files.cert)) && (await exists(files.key))) return files;
+  if (!options.force && (await fileExists(files.cert)) && (await fileExists(files.key))) return files;
   const usages = [...(options.serverHosts ? ['serverAuth'] : []), ...(options.client ? ['clientAuth'] : [])];
   if (usages.length === 0) throw new VirtError('INVALID_ARG', `certificate ${name} needs a server or client usage`);
   const extensions = [

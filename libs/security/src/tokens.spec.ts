@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VirtError } from '@virtbus/api-contract';
-import { createToken, emptyTokenFile, parseTokenFile, serializeTokenFile, verifyToken } from './tokens.js';
+import { createToken, emptyTokenFile, parseTokenFile, parseTtl, serializeTokenFile, verifyToken } from './tokens.js';
 
 describe('tokens', () => {
   const now = new Date('2026-01-01T00:00:00Z');
@@ -36,5 +36,14 @@ describe('tokens', () => {
     expect(() => parseTokenFile('{')).toThrow(VirtError);
     expect(() => parseTokenFile(JSON.stringify({ version: 1, tokens: [{ ...file.tokens[0], role: 'root' }] }))).toThrow(VirtError);
     expect(() => parseTokenFile(JSON.stringify({ version: 1, tokens: [file.tokens[0], file.tokens[0]] }))).toThrow(/twice/);
+  });
+
+  it('parses token lifetimes', () => {
+    expect(parseTtl('90d')).toBe(90 * 86_400);
+    expect(parseTtl('12h')).toBe(43_200);
+    expect(parseTtl('30m')).toBe(1800);
+    expect(parseTtl('45')).toBe(45);
+    expect(() => parseTtl('0')).toThrow(VirtError);
+    expect(() => parseTtl('1w')).toThrow(VirtError);
   });
 });

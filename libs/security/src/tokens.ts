@@ -108,3 +108,13 @@ export async function loadTokenFile(path: string): Promise<TokenFile> {
 export function serializeTokenFile(file: TokenFile): string {
   return `${JSON.stringify(tokenFileValidator.parse(file), null, 2)}\n`;
 }
+
+/** `90d`, `12h`, `30m`, `45s` or plain seconds → seconds. */
+export function parseTtl(text: string): number {
+  const match = /^(\d+)\s*([smhd]?)$/.exec(text.trim());
+  if (!match) throw new VirtError('INVALID_ARG', `invalid duration ${JSON.stringify(text)}: use e.g. 90d, 12h, 30m or seconds`);
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[match[2] as '' | 's' | 'm' | 'h' | 'd'];
+  const seconds = Number(match[1]) * unit;
+  if (seconds <= 0) throw new VirtError('INVALID_ARG', 'a token lifetime must be positive');
+  return seconds;
+}
