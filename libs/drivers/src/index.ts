@@ -13,5 +13,6 @@ export type {
 } from './driver.js';
 export { TestDriver, type TestDriverOptions } from './test/test-driver.js';
 export { QemuDriver, type QemuDriverOptions, type ShutdownOptions } from './qemu/qemu-driver.js';
+export { LxcDriver, type LxcDriverOptions } from './lxc/lxc-driver.js';
 export { DriverFactories, DriverNames, createDrivers, type DriverName, type DriverOptions } from './registry.js';
 export { writeFileAtomic, writeJsonAtomic } from './util/atomic.js';

@@ -1,16 +1,19 @@
 import type { HypervisorDriver } from './driver.js';
 import { TestDriver, type TestDriverOptions } from './test/test-driver.js';
 import { QemuDriver, type QemuDriverOptions } from './qemu/qemu-driver.js';
+import { LxcDriver, type LxcDriverOptions } from './lxc/lxc-driver.js';
 
 export interface DriverOptions {
   test?: TestDriverOptions;
   qemu?: QemuDriverOptions;
+  lxc?: LxcDriverOptions;
 }
 
 /** Every driver virtbus ships, by name: a literal map, so adding one is one line. */
 export const DriverFactories = {
   test: (options: DriverOptions) => new TestDriver(options.test),
   qemu: (options: DriverOptions) => new QemuDriver(options.qemu),
+  lxc: (options: DriverOptions) => new LxcDriver(options.lxc),
 } as const satisfies Record<string, (options: DriverOptions) => HypervisorDriver>;
 
 export type DriverName = keyof typeof DriverFactories;

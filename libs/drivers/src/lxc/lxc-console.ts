@@ -1,0 +1,175 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { open, stat } from 'node:fs/promises';
+import type { ConsoleSession } from '../driver.js';
+
+const HISTORY_LIMIT = 64 * 1024;
+const POLL_MS = 100;
+const READ_CHUNK = 256 * 1024;
+/** lxc-console's escape prefix (Ctrl+b); a literal one is sent doubled. */
+const ESCAPE = 0x02;
+
+function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+export interface LxcConsoleOptions {
+  logPath: string;
+  lxcConsole: string;
+  script: string;
+  lxcpath: string;
+  name: string;
+}
+
+/**
+ * A container's console without a terminal in the agent: output is read from LXC's console log file
+ * (lxc.console.logfile, written by the container's monitor), keystrokes go in through one `lxc-console -t 0`
+ * that util-linux `script` gives a pty, started on the first write and shared by every session.
+ */
+export class LxcConsole {
+  private readonly sessions = new Set<LogTail>();
+  private writer: ChildProcess | undefined;
+  /** Keystrokes held until lxc-console has connected: it flushes pending input when it sets its terminal raw. */
+  private pending: Buffer[] | undefined;
+
+  constructor(private readonly options: LxcConsoleOptions) {}
+
+  async session(): Promise<ConsoleSession> {
+    const tail = await LogTail.open(this.options.logPath);
+    this.sessions.add(tail);
+    tail.onEnd(() => this.sessions.delete(tail));
+    return {
+      history: tail.history,
+      onData: (listener) => tail.dataListeners.add(listener),
+      onClose: (listener) => tail.closeListeners.add(listener),
+      write: (data) => this.write(data),
+      close: () => tail.end(false),
+    };
+  }
+
+  write(data: Buffer): void {
+    const escaped: number[] = [];
+    for (const byte of data) {
+      escaped.push(byte);
+      if (byte === ESCAPE) escaped.push(ESCAPE);
+    }
+    const writer = this.ensureWriter();
+    if (this.pending) this.pending.push(Buffer.from(escaped));
+    else writer.stdin?.write(Buffer.from(escaped));
+  }
+
+  /** The container stopped or the driver closes: sessions see their end, the writer goes away. */
+  end(): void {
+    for (const tail of [...this.sessions]) tail.end(true);
+    this.sessions.clear();
+    this.stopWriter();
+  }
+
+  private ensureWriter(): ChildProcess {
+    if (this.writer && this.writer.exitCode === null && this.writer.signalCode === null) return this.writer;
+    const { lxcConsole, lxcpath, name, script } = this.options;
+    const command = [lxcConsole, '-P', lxcpath, '-n', name, '-t', '0', '-e', '^b'].map(shellQuote).join(' ');
+    // Own process group, so ending the writer ends script and its lxc-console together.
+    const writer = spawn(script, ['-qfc', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+    this.pending = [];
+    let banner = '';
+    // Output is read from the log file; lxc-console's own copy only tells when it is connected.
+    writer.stdout?.on('data', (chunk: Buffer) => {
+      if (this.writer !== writer || !this.pending) return;
+      banner += chunk.toString('latin1');
+      if (!banner.includes('Connected to tty')) return;
+      for (const keys of this.pending) writer.stdin?.write(keys);
+      this.pending = undefined;
+    });
+    writer.on('error', () => undefined);
+    writer.stdin?.on('error', () => undefined);
+    writer.on('exit', () => {
+      if (this.writer !== writer) return;
+      this.writer = undefined;
+      this.pending = undefined;
+    });
+    this.writer = writer;
+    return writer;
+  }
+
+  private stopWriter(): void {
+    const writer = this.writer;
+    this.writer = undefined;
+    this.pending = undefined;
+    if (!writer?.pid || writer.exitCode !== null || writer.signalCode !== null) return;
+    try {
+      process.kill(-writer.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Follows one log file from where a session opened it; a shrinking file (LXC truncates at lxc.console.size) restarts at 0. */
+class LogTail {
+  readonly dataListeners = new Set<(chunk: Buffer) => void>();
+  readonly closeListeners = new Set<() => void>();
+  private readonly endListeners = new Set<() => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private reading = false;
+  private ended = false;
+
+  private constructor(
+    private readonly path: string,
+    private offset: number,
+    readonly history: Buffer,
+  ) {
+    this.timer = setInterval(() => void this.poll(), POLL_MS);
+    this.timer.unref();
+  }
+
+  static async open(path: string): Promise<LogTail> {
+    const size = await stat(path).then((info) => info.size).catch(() => 0);
+    const start = Math.max(0, size - HISTORY_LIMIT);
+    const history = size > start ? await readRange(path, start, size - start) : Buffer.alloc(0);
+    return new LogTail(path, start + history.length, history);
+  }
+
+  onEnd(listener: () => void): void {
+    this.endListeners.add(listener);
+  }
+
+  end(notify: boolean): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (notify) for (const listener of this.closeListeners) listener();
+    for (const listener of this.endListeners) listener();
+    this.dataListeners.clear();
+    this.closeListeners.clear();
+  }
+
+  private async poll(): Promise<void> {
+    if (this.reading || this.ended) return;
+    this.reading = true;
+    try {
+      const size = await stat(this.path).then((info) => info.size).catch(() => 0);
+      if (size < this.offset) this.offset = 0;
+      while (!this.ended && size > this.offset) {
+        const chunk = await readRange(this.path, this.offset, Math.min(READ_CHUNK, size - this.offset));
+        if (chunk.length === 0) break;
+        this.offset += chunk.length;
+        for (const listener of this.dataListeners) listener(chunk);
+      }
+    } finally {
+      this.reading = false;
+    }
+  }
+}
+
+async function readRange(path: string, position: number, length: number): Promise<Buffer> {
+  const handle = await open(path, 'r').catch(() => undefined);
+  if (!handle) return Buffer.alloc(0);
+  try {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, position);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}

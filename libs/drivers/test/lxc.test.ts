@@ -1,0 +1,323 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VirtError, type DomainConfig, type DomainState, type StateReason } from '@virtbus/api-contract';
+import { LxcDriver, type ConsoleSession, type DomainRecord, type DomainRuntime, type DriverContext, type RunState } from '../src/index.js';
+import { ensureBusyboxRootfs, hasBinaryOrSkip, ROOTFS_MARKERS } from '@virtbus/testing';
+
+const LXC = hasBinaryOrSkip('lxc-start');
+const MIB = 1024 * 1024;
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+/** What the agent keeps for one domain, updated from returns and observations. */
+class Domain implements DomainRecord {
+  state: DomainState = 'shutoff';
+  reason: StateReason = 'unknown';
+  runtime?: DomainRuntime;
+  constructor(readonly config: DomainConfig) {}
+
+  apply(change: RunState): RunState {
+    this.state = change.state;
+    this.reason = change.reason;
+    if (change.runtime === null) this.runtime = undefined;
+    else if (change.runtime !== undefined) this.runtime = change.runtime;
+    return change;
+  }
+
+  get initPid(): number {
+    return this.runtime?.initPid as number;
+  }
+}
+
+interface Observation {
+  uuid: string;
+  change: RunState;
+}
+
+function makeContext(stateDir: string, domains: Map<string, Domain>, observed: Observation[]): DriverContext {
+  return {
+    node: 'test-node',
+    stateDir,
+    logger: pino({ level: 'warn' }),
+    observedState(uuid, change) {
+      observed.push({ uuid, change });
+      domains.get(uuid)?.apply(change);
+    },
+    async saveRuntime(uuid, runtime) {
+      const domain = domains.get(uuid);
+      if (domain) domain.runtime = runtime ?? undefined;
+    },
+  };
+}
+
+async function waitFor(what: string, predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function collect(session: ConsoleSession): { text: () => string } {
+  let text = session.history.toString('utf8');
+  session.onData((chunk) => (text += chunk.toString('utf8')));
+  return { text: () => text };
+}
+
+/** Every cgroup directory (any hierarchy, a few levels deep) whose name contains `needle`. */
+function cgroupDirsNamed(needle: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    if (depth > 4) return;
+    let entries: string[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory())
+        .map((entry) => entry.name);
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry);
+      if (entry.includes(needle)) found.push(path);
+      walk(path, depth + 1);
+    }
+  };
+  walk(CGROUP_ROOT, 0);
+  return found;
+}
+
+/** Live processes whose command line mentions `needle` (zombies have none). */
+function processesMentioning(needle: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmdline.includes(needle)) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+function sessionOf(pid: number): { pgid: number; sid: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { pgid: Number(fields[2]), sid: Number(fields[3]) };
+}
+
+function ppidOf(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+}
+
+async function expectVirtError(promise: Promise<unknown>, code: string): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(VirtError.is(error), String(error)).toBe(true);
+  expect((error as VirtError).code).toBe(code);
+}
+
+function containerConfig(rootfs: string, overrides: Partial<DomainConfig> & { container?: Partial<NonNullable<DomainConfig['container']>> } = {}): DomainConfig {
+  const { container, ...rest } = overrides;
+  return {
+    name: `lxc-${randomUUID().slice(0, 8)}`,
+    uuid: randomUUID(),
+    driver: 'lxc',
+    vcpus: 1,
+    memory: 32,
+    os: {},
+    disks: [],
+    nics: [],
+    console: { type: 'serial' },
+    autostart: false,
+    ...rest,
+    container: { rootfs: { path: rootfs }, ...container },
+  };
+}
+
+describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
+  const domains = new Map<string, Domain>();
+  const observed: Observation[] = [];
+  let stateDir: string;
+  let rootfs: string;
+  let driver: LxcDriver;
+  let main: Domain;
+  const pivotsBefore = new Set<string>();
+
+  beforeAll(async () => {
+    for (const pivot of cgroupDirsNamed('lxc.pivot')) pivotsBefore.add(pivot);
+    rootfs = await ensureBusyboxRootfs();
+    stateDir = await mkdtemp(join(tmpdir(), 'virtbus-lxc-'));
+    driver = new LxcDriver({ watchIntervalMs: 200 });
+    await driver.init(makeContext(stateDir, domains, observed));
+    main = new Domain(containerConfig(rootfs, { container: { rootfs: { path: rootfs }, hostname: 'vb-box', env: { GREETING: 'hello' }, pidsLimit: 64 } }));
+    domains.set(main.config.uuid, main);
+  });
+
+  afterAll(async () => {
+    // Whatever a failed test left running goes, through a fresh driver in case the first one was closed.
+    const cleaner = new LxcDriver();
+    await cleaner.init(makeContext(stateDir, new Map(), []));
+    for (const domain of domains.values()) {
+      const state = await cleaner.adopt(domain).catch(() => undefined);
+      if (state && state.state !== 'shutoff') await cleaner.destroy({ ...domain, state: state.state, reason: state.reason }).catch(() => undefined);
+    }
+    await cleaner.close();
+    await driver?.close();
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it('probes LXC and refuses configs it cannot run', async () => {
+    const info = await driver.probe();
+    expect(info.available, info.detail).toBe(true);
+    expect(info.capabilities).toEqual(expect.arrayContaining(['console', 'stats', 'exec']));
+    const pooled = containerConfig(rootfs);
+    expect(() => driver.validate({ ...pooled, container: { rootfs: { pool: 'default', volume: 'root' } } })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
+    expect(() => driver.validate({ ...pooled, container: undefined })).toThrow(expect.objectContaining({ code: 'INVALID_ARG' }));
+    expect(() => driver.validate({ ...pooled, nics: [{ type: 'bridge', source: 'vb-no-such-br0' }] })).toThrow(expect.objectContaining({ code: 'INVALID_ARG' }));
+    expect(() => driver.validate({ ...pooled, nics: [{ type: 'user' }] })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
+    expect(() => driver.validate({ ...pooled, driver: 'qemu' })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
+    driver.validate(main.config);
+  });
+
+  it('starts a busybox container whose monitor lives outside the agent session', async () => {
+    const started = Date.now();
+    expect(main.apply(await driver.start(main, { paused: false }))).toMatchObject({ state: 'running', reason: 'booted' });
+    const startMs = Date.now() - started;
+    expect(main.initPid).toBeGreaterThan(1);
+    const monitor = ppidOf(main.initPid);
+    const ours = sessionOf(process.pid);
+    const theirs = sessionOf(monitor);
+    expect(theirs.sid).not.toBe(ours.sid);
+    expect(theirs.pgid).not.toBe(ours.pgid);
+    console.info(`lxc: start took ${startMs} ms (init ${main.initPid}, monitor ${monitor})`);
+  });
+
+  it('shows the console: history, live output and keystrokes', async () => {
+    const session = await driver.openConsole(main);
+    const output = collect(session);
+    await waitFor('the container to boot', () => output.text().includes(ROOTFS_MARKERS.ready));
+    session.write(Buffer.from('echo console-$((6*7))\n'));
+    await waitFor('the echoed command output', () => output.text().includes('console-42'));
+    session.close();
+    const again = await driver.openConsole(main);
+    expect(again.history.toString('utf8')).toContain('console-42');
+    again.close();
+  });
+
+  it('runs commands through exec with hostname, env, exit codes and a timeout', async () => {
+    expect(await driver.exec!.exec(main, { command: ['hostname'] })).toEqual({ exitCode: 0, stdout: 'vb-box\n', stderr: '', timedOut: false });
+    const env = await driver.exec!.exec(main, { command: ['/bin/sh', '-c', 'echo "$A $GREETING"; echo oops >&2; exit 3'], env: { A: 'one' } });
+    expect(env).toEqual({ exitCode: 3, stdout: 'one hello\n', stderr: 'oops\n', timedOut: false });
+    const started = Date.now();
+    const slow = await driver.exec!.exec(main, { command: ['/bin/sleep', '300'], timeout: 1 });
+    expect(slow.timedOut).toBe(true);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    const ps = await driver.exec!.exec(main, { command: ['/bin/ps'] });
+    expect(ps.stdout).not.toContain('sleep 300');
+    const big = await driver.exec!.exec(main, { command: ['/bin/sh', '-c', 'head -c 3m /dev/zero | tr "\\0" a'] });
+    expect(big.stdout.length).toBe(MIB);
+  });
+
+  it('kills an allocation beyond the memory limit', async () => {
+    const small = await driver.exec!.exec(main, { command: ['/bin/sh', '-c', 'head -c 8m /dev/zero | tail -n 1 | wc -c'] });
+    expect(small.stdout.trim()).toBe(String(8 * MIB));
+    // busybox tail keeps a line without newline in memory: 64 MiB of zeros is one 64 MiB line.
+    const big = await driver.exec!.exec(main, { command: ['/bin/sh', '-c', 'head -c 64m /dev/zero | tail -n 1 > /dev/null'] });
+    expect(big.exitCode).toBe(128 + 9);
+    const memoryDir = (main.runtime?.cgroupDirs as string[]).find((dir) => dir.includes('/memory/') || dir.includes('/unified/') || !dir.includes('/sys/fs/cgroup/'));
+    const evidence = existsSync(join(memoryDir!, 'memory.oom_control'))
+      ? readFileSync(join(memoryDir!, 'memory.oom_control'), 'utf8')
+      : readFileSync(join(memoryDir!, 'memory.events'), 'utf8');
+    const oomKills = Number(/oom_kill (\d+)/.exec(evidence)?.[1]);
+    expect(oomKills).toBeGreaterThanOrEqual(1);
+    const stats = await driver.stats!.domainStats(main, { deadlineMs: 5_000 });
+    expect(stats.memory?.limitBytes).toBe(32 * MIB);
+    console.info(`lxc: 64 MiB allocation under a 32 MiB limit: exit ${big.exitCode}, oom_kill ${oomKills}`);
+  });
+
+  it('reports CPU, memory and pids stats that move', async () => {
+    const first = await driver.stats!.domainStats(main, { deadlineMs: 5_000 });
+    expect(first).toMatchObject({ uuid: main.config.uuid, state: 'running', memory: { maximumBytes: 32 * MIB, limitBytes: 32 * MIB }, pids: { limit: 64 } });
+    expect(first.pids!.current).toBeGreaterThanOrEqual(2);
+    expect(first.net).toEqual([]);
+    // CPU work, and 4 MiB in the container's tmpfs (charged to its memory cgroup until removed).
+    await driver.exec!.exec(main, { command: ['/bin/sh', '-c', 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; head -c 4m /dev/zero > /tmp/fill'] });
+    const second = await driver.stats!.domainStats(main, { deadlineMs: 5_000 });
+    expect(second.cpu!.timeNs).toBeGreaterThan(first.cpu!.timeNs);
+    expect(second.memory!.currentBytes!).toBeGreaterThan(first.memory!.currentBytes! + 2 * MIB);
+    await driver.exec!.exec(main, { command: ['/bin/rm', '/tmp/fill'] });
+    console.info(`lxc: cpu ${first.cpu!.timeNs} -> ${second.cpu!.timeNs} ns, memory ${first.memory!.currentBytes} -> ${second.memory!.currentBytes} bytes`);
+  });
+
+  it('freezes and thaws', async () => {
+    expect(main.apply(await driver.suspend(main))).toMatchObject({ state: 'paused', reason: 'user' });
+    await expectVirtError(driver.exec!.exec(main, { command: ['true'] }), 'OPERATION_INVALID');
+    expect(execFileSync('lxc-info', ['-P', stateDir, '-n', main.config.uuid, '-s', '-H'], { encoding: 'utf8' }).trim()).toBe('FROZEN');
+    expect(main.apply(await driver.resume(main))).toMatchObject({ state: 'running', reason: 'unpaused' });
+    expect((await driver.exec!.exec(main, { command: ['echo', 'thawed'] })).stdout).toBe('thawed\n');
+  });
+
+  it('is re-adopted by a fresh driver on the same state dir', async () => {
+    const pid = main.initPid;
+    await driver.close();
+    driver = new LxcDriver({ watchIntervalMs: 200 });
+    await driver.init(makeContext(stateDir, domains, observed));
+    expect(main.apply(await driver.adopt(main))).toMatchObject({ state: 'running', reason: 'unpaused' });
+    expect(main.initPid).toBe(pid);
+    expect((await driver.exec!.exec(main, { command: ['hostname'] })).stdout).toBe('vb-box\n');
+    const session = await driver.openConsole(main);
+    expect(session.history.toString('utf8')).toContain(ROOTFS_MARKERS.ready);
+    session.close();
+  });
+
+  it('reboots: a new init, still running', async () => {
+    const pid = main.initPid;
+    expect(main.apply(await driver.reboot(main, { timeoutMs: 20_000 }))).toMatchObject({ state: 'running', reason: 'booted' });
+    expect(main.initPid).not.toBe(pid);
+    expect((await driver.exec!.exec(main, { command: ['hostname'] })).stdout).toBe('vb-box\n');
+  });
+
+  it('shuts down on request within the timeout', async () => {
+    const started = Date.now();
+    expect(main.apply(await driver.shutdown(main, { timeoutMs: 20_000 }))).toMatchObject({ state: 'shutoff', reason: 'shutdown' });
+    console.info(`lxc: busybox shutdown took ${Date.now() - started} ms`);
+    expect(main.runtime).toBeUndefined();
+    await expectVirtError(driver.exec!.exec(main, { command: ['true'] }), 'OPERATION_INVALID');
+  });
+
+  it('starts paused and destroys a frozen container', async () => {
+    expect(main.apply(await driver.start(main, { paused: true }))).toMatchObject({ state: 'paused', reason: 'user' });
+    expect(main.apply(await driver.destroy(main))).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
+  });
+
+  it('times out a shutdown its init ignores, and reports an init that exits by itself', async () => {
+    const stubborn = new Domain(containerConfig(rootfs, { container: { rootfs: { path: rootfs }, init: ['/bin/sh', '-c', 'echo stubborn; sleep 6'] } }));
+    domains.set(stubborn.config.uuid, stubborn);
+    stubborn.apply(await driver.start(stubborn, { paused: false }));
+    await expectVirtError(driver.shutdown(stubborn, { timeoutMs: 500 }), 'OPERATION_TIMEOUT');
+    expect(stubborn.state).toBe('running');
+    await waitFor('the watcher to see init exit', () => observed.some((entry) => entry.uuid === stubborn.config.uuid && entry.change.state === 'shutoff'));
+    expect(stubborn).toMatchObject({ state: 'shutoff', reason: 'shutdown', runtime: undefined });
+    await driver.undefine(stubborn);
+    expect(existsSync(join(stateDir, stubborn.config.uuid))).toBe(false);
+  });
+
+  it('leaves nothing behind: cgroups, processes, veths, files', async () => {
+    await driver.undefine(main);
+    expect(existsSync(join(stateDir, main.config.uuid))).toBe(false);
+    for (const domain of domains.values()) expect(cgroupDirsNamed(domain.config.uuid)).toEqual([]);
+    const newPivots = cgroupDirsNamed('lxc.pivot').filter((pivot) => !pivotsBefore.has(pivot));
+    expect(newPivots).toEqual([]);
+    await waitFor('LXC processes to go', () => processesMentioning(stateDir).length === 0, 5_000).catch(() => undefined);
+    expect(processesMentioning(stateDir)).toEqual([]);
+    expect(readdirSync('/sys/class/net').filter((name) => name.startsWith('vbl'))).toEqual([]);
+  });
+});
