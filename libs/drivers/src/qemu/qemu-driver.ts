@@ -196,22 +196,22 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       }
     }
     this.register(instance);
-    let result: RunState;
+    let status: QemuRunStatus;
     try {
-      result = await this.currentState(instance, domain);
+      ({ status } = await instance.qmp!.queryStatus());
     } catch (error) {
       if (instance.hasExited) return { state: 'shutoff', reason: this.exitReason(instance), runtime: null };
-      throw error;
+      throw qmpFailure(error, `adopting ${config.name}`);
     }
-    if (result.state === 'paused' && result.reason === 'shutting_down') {
+    if (status === 'shutdown') {
       // The guest powered off while we were away (-no-shutdown kept QEMU): finish the job now.
       instance.shutdownEvent = { guest: true, reason: 'guest-shutdown' };
       instance.expectedExit = 'shutdown';
-      await instance.qmp?.quit().catch(() => undefined);
-      await this.awaitExit(instance, 5_000);
+      await instance.qmp!.quit().catch(() => undefined);
+      if (!(await this.awaitExit(instance, 5_000))) return this.destroyInstance(instance).then(() => ({ state: 'shutoff', reason: 'shutdown', runtime: null }));
       return { state: 'shutoff', reason: 'shutdown', runtime: null };
     }
-    return result;
+    return this.keepReason(stateFromStatus(status), domain);
   }
 
   async start(domain: DomainRecord, options: StartOptions): Promise<RunState> {
@@ -594,9 +594,15 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
 
   private async currentState(instance: QemuInstance, domain: DomainRecord): Promise<RunState> {
     if (!instance.qmp) return { state: domain.state, reason: domain.reason };
-    const { status } = await instance.qmp.queryStatus();
-    const live = stateFromStatus(status);
-    // Keep the persisted reason when the state did not change (running/booted stays booted).
+    try {
+      return this.keepReason(stateFromStatus((await instance.qmp.queryStatus()).status), domain);
+    } catch (error) {
+      throw qmpFailure(error, `query-status of ${domain.config.name}`);
+    }
+  }
+
+  /** Keeps the persisted reason when the state did not change (running/booted stays booted). */
+  private keepReason(live: { state: DomainState; reason: StateReason }, domain: DomainRecord): RunState {
     return live.state === domain.state ? { state: domain.state, reason: domain.reason } : live;
   }
 

@@ -1,0 +1,67 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { DomainConfig } from '@virtbus/api-contract';
+import { QemuDriver, stateFromStatus } from './qemu-driver.js';
+
+const config: DomainConfig = {
+  name: 'vm',
+  uuid: '6f1c1f5e-3a57-4a0b-8a34-3f0c1d9e2a10',
+  driver: 'kvm',
+  vcpus: 1,
+  memory: 64,
+  os: {},
+  disks: [],
+  nics: [],
+  console: { type: 'serial' },
+  autostart: false,
+};
+
+describe('QemuDriver without a usable /dev/kvm', () => {
+  const driver = new QemuDriver({ binary: '/bin/echo', kvmDevice: '/nonexistent/kvm' });
+
+  it('refuses kvm domains but takes qemu (TCG) ones', () => {
+    expect(() => driver.validate(config)).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
+    expect(() => driver.validate({ ...config, driver: 'qemu' })).not.toThrow();
+  });
+
+  it('says so in probe() and never offers accel:kvm', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'qemu-spec-'));
+    try {
+      await driver.init({ node: 'n', stateDir: dir, logger: pino({ level: 'silent' }), observedState: () => undefined, saveRuntime: async () => undefined });
+      const info = await driver.probe();
+      expect(info).toMatchObject({ available: true, domainTypes: ['qemu', 'kvm'] });
+      expect(info.capabilities).toContain('accel:tcg');
+      expect(info.capabilities).not.toContain('accel:kvm');
+      expect(info.detail).toMatch(/not usable/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports an absent binary as unavailable', async () => {
+    const missing = new QemuDriver({ binary: '/nonexistent/qemu-system-x86_64' });
+    await expect(missing.probe()).resolves.toMatchObject({ available: false });
+  });
+
+  it('refuses pool volumes, network/bridge NICs and container settings', () => {
+    const qemu = { ...config, driver: 'qemu' as const };
+    expect(() => driver.validate({ ...qemu, disks: [{ source: { pool: 'p', volume: 'v' } }] })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
+    expect(() => driver.validate({ ...qemu, nics: [{ type: 'network', source: 'default' }] })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
+    expect(() => driver.validate({ ...qemu, container: { rootfs: { path: '/r' } } })).toThrow(expect.objectContaining({ code: 'INVALID_ARG' }));
+    expect(() => driver.validate({ ...qemu, driver: 'lxc' })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
+  });
+});
+
+describe('stateFromStatus', () => {
+  it('maps QEMU run states to libvirt states and reasons', () => {
+    expect(stateFromStatus('running')).toEqual({ state: 'running', reason: 'unknown' });
+    expect(stateFromStatus('paused')).toEqual({ state: 'paused', reason: 'user' });
+    expect(stateFromStatus('prelaunch')).toEqual({ state: 'paused', reason: 'starting_up' });
+    expect(stateFromStatus('io-error')).toEqual({ state: 'paused', reason: 'ioerror' });
+    expect(stateFromStatus('guest-panicked')).toEqual({ state: 'crashed', reason: 'panicked' });
+    expect(stateFromStatus('suspended')).toEqual({ state: 'pmsuspended', reason: 'unknown' });
+  });
+});
