@@ -3,14 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Access, Subjects } from '@virtbus/api-contract';
+import { Access, EVENTS_STREAM, Subjects } from '@virtbus/api-contract';
 import { freePort, hasBinaryOrSkip, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
 import { generateSecurityBundle, natsConnectionOptions, renderNatsServerConfig, type SecurityBundle } from '../src/index.js';
 
 const canRun = hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl');
 
-describe.runIf(canRun)('two nats-servers routed over TLS with the generated certificates', () => {
+describe.runIf(canRun)('three nats-servers routed over TLS with the generated certificates', () => {
   let dir: string;
   let bundle: SecurityBundle;
   const servers: NatsServerHandle[] = [];
@@ -28,16 +29,11 @@ describe.runIf(canRun)('two nats-servers routed over TLS with the generated cert
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'virtbus-cluster-'));
     bundle = await generateSecurityBundle({ outDir: dir, nodes: ['a'] });
-    const routePorts = [await freePort(), await freePort()];
+    const routePorts = [await freePort(), await freePort(), await freePort()];
     for (const [i, port] of routePorts.entries()) {
-      const other = routePorts[1 - i];
-      const config = renderNatsServerConfig({
-        tls: bundle.tls,
-        users: bundle.users,
-        serverName: `nats-${i}`,
-        cluster: { name: 'virtbus', listen: `127.0.0.1:${port}`, routes: [`nats-route://127.0.0.1:${other}`] },
-      });
-      servers.push(await startNatsServer({ jetstream: false, config }));
+      const routes = routePorts.filter((other) => other !== port).map((other) => `nats-route://127.0.0.1:${other}`);
+      const config = renderNatsServerConfig({ tls: bundle.tls, users: bundle.users, serverName: `nats-${i}`, cluster: { name: 'virtbus', listen: `127.0.0.1:${port}`, routes } });
+      servers.push(await startNatsServer({ config }));
     }
   });
 
@@ -68,5 +64,22 @@ describe.runIf(canRun)('two nats-servers routed over TLS with the generated cert
     const readonly = await as('readonly', servers[1]!);
     await expect(readonly.request(subject, '', { timeout: 1000 })).rejects.toThrow(`Permissions Violation for Publish to "${subject}"`);
     expect((await readonly.request(Subjects.request('a', Access.ReadOnly, 'domain.list'), '', { timeout: 2000 })).string()).toBe('virt.v1.a.ro.domain.list');
+  });
+
+  it('runs a replicated VIRT_EVENTS the agent creates and the gateway reads from another server', async () => {
+    const agent = await as('agent-a', servers[0]!);
+    let jsm: JetStreamManager | undefined;
+    // JetStream answers once the servers have elected a meta leader
+    for (let attempt = 0; attempt < 100 && !jsm; attempt++) {
+      jsm = await jetstreamManager(agent).catch(async () => void (await sleep(100)));
+    }
+    await jsm!.streams.add({ name: EVENTS_STREAM, subjects: [Subjects.allEvents], num_replicas: 3 });
+    const ack = await jetstream(agent).publish(Subjects.domainEvent('a', 'uuid-1', 'started'), '{}');
+    expect(ack.stream).toBe(EVENTS_STREAM);
+    const info = await jsm!.streams.info(EVENTS_STREAM);
+    expect(info.cluster?.replicas).toHaveLength(2);
+    const gateway = await as('gateway', servers[2]!);
+    const consumer = await jetstream(gateway).consumers.get(EVENTS_STREAM, { filter_subjects: Subjects.nodeEvents('a') });
+    expect((await consumer.next({ expires: 5000 }))?.subject).toBe(Subjects.domainEvent('a', 'uuid-1', 'started'));
   });
 });
