@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -276,6 +276,48 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
     const session = await driver.openConsole(main);
     expect(session.history.toString('utf8')).toContain(ROOTFS_MARKERS.ready);
     session.close();
+  });
+
+  it('outlives a SIGKILLed driver process and its console writer does not', async () => {
+    const held = new Domain(containerConfig(rootfs, { container: { rootfs: { path: rootfs }, hostname: 'vb-held' } }));
+    domains.set(held.config.uuid, held);
+    // A separate Node process plays the agent: it starts the container, types on the console, then is killed.
+    const program = `
+      import pino from 'pino';
+      import { LxcDriver } from ${JSON.stringify(join(import.meta.dirname, '../src/index.ts'))};
+      const config = JSON.parse(process.env.LXC_CONFIG);
+      const driver = new LxcDriver();
+      await driver.init({ node: 'n', stateDir: process.env.LXC_STATE_DIR, logger: pino({ level: 'warn' }), observedState() {}, async saveRuntime() {} });
+      const started = await driver.start({ config, state: 'shutoff', reason: 'unknown' }, { paused: false });
+      const session = await driver.openConsole({ config, ...started });
+      session.write(Buffer.from('echo typed-before-kill\\n'));
+      session.onData((chunk) => { if (chunk.toString().includes('typed-before-kill')) console.log(JSON.stringify(started)); });
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', program], {
+      env: { ...process.env, LXC_CONFIG: JSON.stringify(held.config), LXC_STATE_DIR: stateDir },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    await waitFor('the child to start the container and type', () => out.includes('\n'), 60_000);
+    held.apply(JSON.parse(out.trim().split('\n')[0]!) as RunState);
+    const writers = () => processesMentioning(stateDir).filter((line) => line.includes('lxc-console'));
+    expect(writers().length).toBeGreaterThan(0);
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    await waitFor('the console writer to die with its parent', () => writers().length === 0, 5_000);
+
+    expect(held.apply(await driver.adopt(held))).toMatchObject({ state: 'running', reason: 'booted' });
+    expect((await driver.exec!.exec(held, { command: ['hostname'] })).stdout).toBe('vb-held\n');
+    const session = await driver.openConsole(held);
+    const output = collect(session);
+    expect(output.text()).toContain('typed-before-kill');
+    session.write(Buffer.from('echo typed-after-adopt\n'));
+    await waitFor('a keystroke through the new driver', () => output.text().includes('typed-after-adopt'));
+    session.close();
+    expect(held.apply(await driver.destroy(held))).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
+    expect(writers()).toEqual([]);
+    await driver.undefine(held);
   });
 
   it('reboots: a new init, still running', async () => {

@@ -16,6 +16,8 @@ export interface LxcConsoleOptions {
   logPath: string;
   lxcConsole: string;
   script: string;
+  /** util-linux setpriv: ties the writer's life to the agent's (parent-death signal), so a killed agent leaks no console. */
+  setpriv?: string | undefined;
   lxcpath: string;
   name: string;
 }
@@ -66,10 +68,13 @@ export class LxcConsole {
 
   private ensureWriter(): ChildProcess {
     if (this.writer && this.writer.exitCode === null && this.writer.signalCode === null) return this.writer;
-    const { lxcConsole, lxcpath, name, script } = this.options;
+    const { lxcConsole, lxcpath, name, script, setpriv } = this.options;
     const command = [lxcConsole, '-P', lxcpath, '-n', name, '-t', '0', '-e', '^b'].map(shellQuote).join(' ');
-    // Own process group, so ending the writer ends script and its lxc-console together.
-    const writer = spawn(script, ['-qfc', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+    const scriptArgs = ['-qfc', command, '/dev/null'];
+    // Own process group, so ending the writer ends script and its lxc-console (hung up with script's pty) together.
+    const writer = setpriv
+      ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', script, ...scriptArgs], { stdio: ['pipe', 'pipe', 'ignore'], detached: true })
+      : spawn(script, scriptArgs, { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
     this.pending = [];
     let banner = '';
     // Output is read from the log file; lxc-console's own copy only tells when it is connected.

@@ -271,7 +271,7 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
       const lxcConsole = this.tool('lxc-console');
       const script = findTool('script');
       if (!script) throw new VirtError('OPERATION_UNSUPPORTED', 'the container console needs util-linux script');
-      console = new LxcConsole({ logPath: consoleLogPath(this.containerDir(uuid)), lxcConsole, script, lxcpath: this.lxcpath, name: uuid });
+      console = new LxcConsole({ logPath: consoleLogPath(this.containerDir(uuid)), lxcConsole, script, setpriv: findTool('setpriv'), lxcpath: this.lxcpath, name: uuid });
       this.consoles.set(uuid, console);
     }
     return console.session();
