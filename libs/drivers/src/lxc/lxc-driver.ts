@@ -18,7 +18,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { detectCgroupVersion, parseNetDev, processCgroupDirectories, pruneLxcPivots, readCgroupStats, type CgroupVersion } from './cgroups.js';
 import { LxcConsole } from './lxc-console.js';
 import { consoleLogPath, DEFAULT_INIT, detectInitFlavor, lxcLogPath, renderLxcConfig, vethHostName, type LxcNic } from './lxc-config.js';
-import { descendants, domainStateOf, parseLxcInfo, processStartTime, run, type LxcInfo, type RunResult } from './lxc-tools.js';
+import { descendants, domainStateOf, parentPid, parseLxcInfo, processStartTime, run, type LxcInfo, type RunResult } from './lxc-tools.js';
 
 const MIB = 1024 * 1024;
 const POLL_MS = 100;
@@ -41,6 +41,9 @@ interface LxcRuntime {
   initStartTime: number;
   /** The container's cgroup directories, to clear LXC's leftovers after it stops. */
   cgroupDirs: string[];
+  /** lxc-start's monitor (init's parent): its exit is when LXC's cgroup cleanup is over. */
+  monitorPid?: number;
+  monitorStartTime?: number;
 }
 
 interface Watch {
@@ -69,7 +72,9 @@ function findTool(name: string, binDir?: string): string | undefined {
 function asRuntime(runtime: DomainRuntime | undefined): LxcRuntime | undefined {
   if (!runtime || typeof runtime.initPid !== 'number' || typeof runtime.initStartTime !== 'number') return undefined;
   const cgroupDirs = Array.isArray(runtime.cgroupDirs) ? runtime.cgroupDirs.filter((dir): dir is string => typeof dir === 'string') : [];
-  return { initPid: runtime.initPid, initStartTime: runtime.initStartTime, cgroupDirs };
+  const monitor =
+    typeof runtime.monitorPid === 'number' && typeof runtime.monitorStartTime === 'number' ? { monitorPid: runtime.monitorPid, monitorStartTime: runtime.monitorStartTime } : {};
+  return { initPid: runtime.initPid, initStartTime: runtime.initStartTime, cgroupDirs, ...monitor };
 }
 
 function toolError(what: string, result: RunResult, logTail = ''): VirtError {
@@ -383,7 +388,10 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
   private async describe(uuid: string, pid: number): Promise<LxcRuntime> {
     const initStartTime = (await processStartTime(pid)) ?? 0;
     const directories = await processCgroupDirectories(pid, uuid).catch(() => new Map<string, string>());
-    return { initPid: pid, initStartTime, cgroupDirs: [...new Set(directories.values())] };
+    const monitorPid = await parentPid(pid);
+    const monitorStartTime = monitorPid === undefined ? undefined : await processStartTime(monitorPid);
+    const monitor = monitorPid !== undefined && monitorStartTime !== undefined ? { monitorPid, monitorStartTime } : {};
+    return { initPid: pid, initStartTime, cgroupDirs: [...new Set(directories.values())], ...monitor };
   }
 
   private async stopped(domain: DomainRecord, reason: 'shutdown' | 'destroyed'): Promise<RunState> {
@@ -399,8 +407,10 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
     this.consoles.get(uuid)?.end();
     this.consoles.delete(uuid);
     const monitorDirs = runtime.cgroupDirs.map((dir) => join(dir, '..', `lxc.monitor.${uuid}`));
+    const monitorAlive = async () =>
+      runtime.monitorPid !== undefined && (await processStartTime(runtime.monitorPid)) === runtime.monitorStartTime;
     const deadline = Date.now() + MONITOR_EXIT_WAIT_MS;
-    while (monitorDirs.some((dir) => existsSync(dir)) && Date.now() < deadline) await sleep(POLL_MS);
+    while ((monitorDirs.some((dir) => existsSync(dir)) || (await monitorAlive())) && Date.now() < deadline) await sleep(POLL_MS / 5);
     await pruneLxcPivots(runtime.cgroupDirs);
   }
 

@@ -137,6 +137,17 @@ export async function processStartTime(pid: number): Promise<number | undefined>
   }
 }
 
+/** Field 4 of /proc/<pid>/stat. */
+export async function parentPid(pid: number): Promise<number | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const value = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isInteger(value) && value > 0 ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** All descendants of a process, deepest last (from /proc/<pid>/task/<tid>/children). */
 export async function descendants(pid: number): Promise<number[]> {
   const found: number[] = [];
