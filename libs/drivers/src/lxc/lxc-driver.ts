@@ -86,6 +86,10 @@ function toolError(what: string, result: RunResult, logTail = ''): VirtError {
  * Containers through Debian's LXC userspace (lxc-start, lxc-stop, lxc-info, lxc-attach, lxc-freeze):
  * one container per domain, named by its uuid, with its config under the driver's state dir (`lxc-* -P stateDir`).
  * lxc-start -d daemonizes a monitor in its own session, so containers outlive the agent and are re-adopted.
+ * Mapping: memory (MiB) → memory limit (+ memsw / swap.max 0); vcpus → CFS quota of vcpus × 100 ms per 100 ms
+ * (no cpuset pinning); shutdown → halt signal (SIGUSR2 for busybox init, else LXC's SIGPWR) then poll lxc-info;
+ * reboot → reboot signal, wait for a new init; reset → kill and start; suspend/resume → freezer.
+ * Console: output from lxc.console.logfile, input through `script` + `lxc-console -t 0` (see lxc-console.ts).
  */
 export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapability {
   readonly name = 'lxc';
