@@ -193,6 +193,6 @@ describe.runIf(canRun)('nats-server with the generated TLS config', () => {
   });
 
   it('refuses TLS without a client certificate', async () => {
-    await expect(connect({ servers: server.url, tls: { caFile: bundle.ca.cert }, reconnect: false, timeout: 3000 })).rejects.toThrow(/bad certificate/);
+    await expect(connect({ servers: server.url, tls: { caFile: bundle.ca.cert }, reconnect: false, timeout: 3000 })).rejects.toThrow(/certificate|ECONNRESET/);
   });
 });
