@@ -3,11 +3,29 @@ import tseslint from 'typescript-eslint';
 import nx from '@nx/eslint-plugin';
 import prettier from 'eslint-config-prettier';
 
+/** Which project may import which (Nx tags); the gateway never reaches the drivers. */
+const depConstraints = [
+  { sourceTag: 'scope:contract', onlyDependOnLibsWithTags: [], allowedExternalImports: ['typebox', 'typebox/*', 'node:*'] },
+  { sourceTag: 'scope:monitoring', onlyDependOnLibsWithTags: ['scope:contract'] },
+  { sourceTag: 'scope:testing', onlyDependOnLibsWithTags: ['scope:contract', 'scope:client'] },
+  { sourceTag: 'scope:client', onlyDependOnLibsWithTags: ['scope:contract'] },
+  { sourceTag: 'scope:security', onlyDependOnLibsWithTags: ['scope:contract', 'scope:testing'] },
+  { sourceTag: 'scope:drivers', onlyDependOnLibsWithTags: ['scope:contract', 'scope:monitoring', 'scope:testing'] },
+  { sourceTag: 'scope:agent', onlyDependOnLibsWithTags: ['scope:contract', 'scope:client', 'scope:drivers', 'scope:monitoring', 'scope:security', 'scope:testing'] },
+  { sourceTag: 'scope:gateway', onlyDependOnLibsWithTags: ['scope:contract', 'scope:client', 'scope:monitoring', 'scope:security', 'scope:testing'] },
+  { sourceTag: 'scope:cli', onlyDependOnLibsWithTags: ['scope:contract', 'scope:testing'] },
+  { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['*'] },
+];
+
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', 'tools/.cache/**', 'bench-results/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,
+  {
+    files: ['**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', URL: 'readonly', console: 'readonly' } },
+  },
   {
     files: ['**/*.ts'],
     plugins: { '@nx': nx },
@@ -20,17 +38,21 @@ export default tseslint.config(
         {
           enforceBuildableLibDependency: false,
           allow: [],
-          depConstraints: [
-            { sourceTag: 'scope:contract', onlyDependOnLibsWithTags: [], allowedExternalImports: ['typebox', 'typebox/*', 'node:*'] },
-            { sourceTag: 'scope:monitoring', onlyDependOnLibsWithTags: ['scope:contract'] },
-            { sourceTag: 'scope:testing', onlyDependOnLibsWithTags: ['scope:contract', 'scope:client'] },
-            { sourceTag: 'scope:client', onlyDependOnLibsWithTags: ['scope:contract'] },
-            { sourceTag: 'scope:security', onlyDependOnLibsWithTags: ['scope:contract', 'scope:testing'] },
-            { sourceTag: 'scope:drivers', onlyDependOnLibsWithTags: ['scope:contract', 'scope:monitoring', 'scope:testing'] },
-            { sourceTag: 'scope:agent', onlyDependOnLibsWithTags: ['scope:contract', 'scope:client', 'scope:drivers', 'scope:monitoring', 'scope:security', 'scope:testing'] },
-            { sourceTag: 'scope:gateway', onlyDependOnLibsWithTags: ['scope:contract', 'scope:client', 'scope:monitoring', 'scope:security', 'scope:testing'] },
-            { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['*'] },
-          ],
+          depConstraints,
+        },
+      ],
+    },
+  },
+  {
+    // Integration tests and tools run one app beside another (a gateway for the CLI, a dev stack); products never do.
+    files: ['apps/*/test/**/*.ts', 'tools/**/*.ts'],
+    rules: {
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: false,
+          allow: ['@virtbus/agent', '@virtbus/gateway'],
+          depConstraints,
         },
       ],
     },

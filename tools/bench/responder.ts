@@ -4,7 +4,11 @@ import { connect } from '@nats-io/transport-node';
 const [url, subject] = process.argv.slice(2);
 const nc = await connect({ servers: url! });
 const reply = new TextEncoder().encode(JSON.stringify({ result: { ok: true } }));
-nc.subscribe(subject!, { callback: (_error, msg) => msg.respond(reply) });
+nc.subscribe(subject!, {
+  callback: (_error, msg) => {
+    msg.respond(reply);
+  },
+});
 await nc.flush();
 process.stdout.write('ready\n');
 process.on('SIGTERM', () => void nc.close().then(() => process.exit(0)));

@@ -11,7 +11,6 @@ import {
   SUBJECT_ROOT,
   Subjects,
 } from '@virtbus/api-contract';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- the contract snapshot is the gateway's own OpenAPI document
 import { buildApp } from '@virtbus/gateway';
 import type { ContractSnapshot, Schema } from './compare.js';
 

@@ -1,0 +1,191 @@
+import { readFile } from 'node:fs/promises';
+import {
+  VirtError,
+  type Domain,
+  type DomainList,
+  type DomainsPost,
+  type DomainStatePut,
+  type DomainStats,
+  type ExecResult,
+  type LifecycleEvent,
+  type NodeInfo,
+  type NodeList,
+} from '@virtbus/api-contract';
+import { bytes, keyValues, table } from './format.js';
+import type { GatewayHttp } from './http.js';
+
+export interface Output {
+  out(text: string): void;
+  json: boolean;
+}
+
+export interface CommandContext {
+  http: GatewayHttp;
+  output: Output;
+  /** The node from --node/VIRTBUS_NODE, if given. */
+  node?: string;
+}
+
+const enc = encodeURIComponent;
+
+/** --node, or the only online node; more than one needs --node. */
+export async function resolveNode(ctx: CommandContext): Promise<string> {
+  if (ctx.node) return ctx.node;
+  const { nodes } = await ctx.http.json<NodeList>('GET', '/v1/nodes');
+  const online = nodes.filter((node) => node.online);
+  if (online.length === 1) return online[0]!.node;
+  throw new VirtError('INVALID_ARG', online.length === 0 ? 'no node is online' : `several nodes are online (${online.map((n) => n.node).join(', ')}): pass --node`);
+}
+
+function print(ctx: CommandContext, value: unknown, text: () => string): void {
+  ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
+}
+
+export async function nodes(ctx: CommandContext): Promise<void> {
+  const list = await ctx.http.json<NodeList>('GET', '/v1/nodes');
+  print(ctx, list, () => table(['Node', 'State', 'Version'], list.nodes.map((n) => [n.node, n.online ? 'online' : 'offline', n.version])));
+}
+
+export async function nodeinfo(ctx: CommandContext): Promise<void> {
+  const info = await ctx.http.json<NodeInfo>('GET', `/v1/nodes/${enc(await resolveNode(ctx))}`);
+  print(ctx, info, () =>
+    keyValues([
+      ['Node', info.node],
+      ['Hostname', info.hostname],
+      ['CPU model', info.cpu.model],
+      ['CPU(s)', info.cpu.count],
+      ['Topology', `${info.cpu.sockets} socket(s) × ${info.cpu.coresPerSocket} core(s) × ${info.cpu.threadsPerCore} thread(s)`],
+      ['Memory', `${bytes(info.memory.totalBytes)} (free ${bytes(info.memory.freeBytes)})`],
+      ['NUMA cells', info.numa.map((cell) => `${cell.id}: cpus ${cell.cpus.join(',')} free ${bytes(cell.memoryFreeBytes)}`).join('; ') || 'none'],
+      ['Drivers', info.drivers.map((d) => `${d.name}${d.available ? '' : ' (unavailable)'}`).join(', ')],
+      ['Agent', `${info.agentVersion} since ${info.startedAt}`],
+    ]),
+  );
+}
+
+export async function list(ctx: CommandContext, all: boolean): Promise<void> {
+  const node = await resolveNode(ctx);
+  const { domains } = await ctx.http.json<DomainList>('GET', `/v1/nodes/${enc(node)}/domains`);
+  const shown = all ? domains : domains.filter((d) => d.state !== 'shutoff');
+  print(ctx, { domains: shown }, () => table(['Name', 'State', 'Driver', 'UUID'], shown.map((d) => [d.name, d.state, d.driver, d.uuid])));
+}
+
+export async function dominfo(ctx: CommandContext, id: string): Promise<void> {
+  const d = await ctx.http.json<Domain>('GET', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}`);
+  print(ctx, d, () =>
+    keyValues([
+      ['Name', d.name],
+      ['UUID', d.uuid],
+      ['Node', d.node],
+      ['Driver', d.driver],
+      ['State', `${d.state} (${d.reason})`],
+      ['CPU(s)', d.config.vcpus],
+      ['Memory', `${d.config.memory} MiB`],
+      ['Persistent', d.persistent ? 'yes' : 'no'],
+      ['Autostart', d.autostart ? 'enable' : 'disable'],
+      ['Since', d.stateChangedAt],
+    ]),
+  );
+}
+
+export async function define(ctx: CommandContext, spec: DomainsPost | string): Promise<void> {
+  const body = typeof spec === 'string' ? (JSON.parse(await readFile(spec, 'utf8')) as DomainsPost) : spec;
+  const d = await ctx.http.json<Domain>('POST', `/v1/nodes/${enc(await resolveNode(ctx))}/domains`, body);
+  print(ctx, d, () => `Domain '${d.name}' defined (${d.uuid})`);
+}
+
+export async function update(ctx: CommandContext, id: string, put: Record<string, unknown>): Promise<void> {
+  const d = await ctx.http.json<Domain>('PUT', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}`, put);
+  print(ctx, d, () => `Domain '${d.name}' updated; changes apply at next start`);
+}
+
+export async function undefine(ctx: CommandContext, id: string): Promise<void> {
+  const d = await ctx.http.json<Domain>('DELETE', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}`);
+  print(ctx, d, () => `Domain '${d.name}' has been undefined`);
+}
+
+const pastTense: Record<DomainStatePut['action'], string> = {
+  start: 'started',
+  shutdown: 'shut down',
+  destroy: 'destroyed',
+  reboot: 'rebooted',
+  reset: 'reset',
+  suspend: 'suspended',
+  resume: 'resumed',
+};
+
+export async function changeState(ctx: CommandContext, id: string, change: DomainStatePut): Promise<void> {
+  const d = await ctx.http.json<Domain>('PUT', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}/state`, change);
+  print(ctx, d, () => `Domain '${d.name}' ${pastTense[change.action]}: ${d.state} (${d.reason})`);
+}
+
+export async function domstats(ctx: CommandContext, id: string): Promise<void> {
+  const s = await ctx.http.json<DomainStats>('GET', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}/stats`);
+  print(ctx, s, () =>
+    keyValues([
+      ['Domain', s.name],
+      ['state', `${s.state} (${s.reason})`],
+      ['cpu.time', s.cpu ? `${(s.cpu.timeNs / 1e9).toFixed(3)} s` : undefined],
+      ['balloon.maximum', s.memory ? bytes(s.memory.maximumBytes) : undefined],
+      ['balloon.rss', s.memory?.rssBytes !== undefined ? bytes(s.memory.rssBytes) : undefined],
+      ['vcpu.current', s.vcpu?.current],
+      ...(s.block ?? []).flatMap((b): [string, string][] => [[`block.${b.name}`, `rd ${bytes(b.readBytes)} / wr ${bytes(b.writeBytes)}`]]),
+      ...(s.net ?? []).flatMap((n): [string, string][] => [[`net.${n.name}`, `rx ${bytes(n.rxBytes)} / tx ${bytes(n.txBytes)}`]]),
+    ]),
+  );
+}
+
+export async function exec(ctx: CommandContext, id: string, command: string[], timeout?: number): Promise<number> {
+  const result = await ctx.http.json<ExecResult>('POST', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}/exec`, {
+    command,
+    ...(timeout ? { timeout } : {}),
+  });
+  if (ctx.output.json) ctx.output.out(JSON.stringify(result, null, 2));
+  else {
+    if (result.stdout) process.stdout.write(result.stdout);
+    if (result.stderr) process.stderr.write(result.stderr);
+  }
+  return result.timedOut ? 124 : result.exitCode;
+}
+
+export interface EventOptions {
+  node?: string;
+  domain?: string;
+  type?: string;
+  since?: number;
+  /** Stop after this many events (scripts and tests). */
+  count?: number;
+}
+
+/** Streams lifecycle events; each line shows the stream sequence to resume from with --since. */
+export async function events(ctx: CommandContext, options: EventOptions): Promise<void> {
+  const query = new URLSearchParams();
+  if (options.node) query.set('node', options.node);
+  if (options.domain) query.set('domain', options.domain);
+  if (options.type) query.set('type', options.type);
+  if (options.since !== undefined) query.set('since', String(options.since));
+  const response = await ctx.http.stream(`/v1/events?${query}`);
+  let buffer = '';
+  let seen = 0;
+  for await (const chunk of response) {
+    buffer += (chunk as Buffer).toString('utf8');
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const id = /^id: (\d+)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (!id || !data) continue;
+      const event = JSON.parse(data) as LifecycleEvent;
+      ctx.output.out(
+        ctx.output.json
+          ? JSON.stringify({ streamSeq: Number(id), event })
+          : `${id}  ${event.timestamp}  ${event.node}  ${event.name}  ${event.type}/${event.detail}  → ${event.state} (${event.reason})`,
+      );
+      if (options.count !== undefined && ++seen >= options.count) {
+        response.destroy();
+        return;
+      }
+    }
+  }
+}

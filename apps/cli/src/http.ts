@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { Agent, request as httpsRequest } from 'node:https';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { isErrorCode, VirtError } from '@virtbus/api-contract';
+
+export interface Connection {
+  url: string;
+  token?: string;
+  caFile?: string;
+}
+
+/** Talks to a virtbus gateway; errors come back as VirtErrors with the gateway's code. */
+export class GatewayHttp {
+  private readonly base: URL;
+  private readonly tlsAgent: Agent | undefined;
+
+  constructor(private readonly connection: Connection) {
+    this.base = new URL(connection.url);
+    this.tlsAgent = this.base.protocol === 'https:' ? new Agent({ keepAlive: true, ...(connection.caFile ? { ca: readFileSync(connection.caFile) } : {}) }) : undefined;
+  }
+
+  headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { ...(this.connection.token ? { authorization: `Bearer ${this.connection.token}` } : {}), ...extra };
+  }
+
+  url(path: string): URL {
+    return new URL(path, this.base);
+  }
+
+  get wsOptions(): { headers: Record<string, string>; ca?: Buffer } {
+    return { headers: this.headers(), ...(this.connection.caFile ? { ca: readFileSync(this.connection.caFile) } : {}) };
+  }
+
+  async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await this.send(method, path, body);
+    const text = await readAll(response);
+    const parsed: unknown = text ? JSON.parse(text) : undefined;
+    if ((response.statusCode ?? 500) >= 400) throw toError(response.statusCode ?? 500, parsed);
+    return parsed as T;
+  }
+
+  /** Opens a streaming GET (Server-Sent Events). */
+  async stream(path: string, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+    const response = await this.send('GET', path, undefined, headers);
+    if ((response.statusCode ?? 500) >= 400) throw toError(response.statusCode ?? 500, JSON.parse((await readAll(response)) || 'null'));
+    return response;
+  }
+
+  private send(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<IncomingMessage> {
+    const target = this.url(path);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers = this.headers({ ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}), ...extraHeaders });
+    return new Promise((resolve, reject) => {
+      const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, { method, headers, ...(this.tlsAgent ? { agent: this.tlsAgent } : {}) }, resolve);
+      request.on('error', (error) =>
+        reject(new VirtError('AGENT_UNREACHABLE', `cannot reach the gateway at ${this.base.origin}: ${error.message}`, { cause: error })),
+      );
+      request.end(payload);
+    });
+  }
+}
+
+async function readAll(response: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of response) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function toError(status: number, body: unknown): VirtError {
+  const { code, message } = (body ?? {}) as { code?: unknown; message?: unknown };
+  if (isErrorCode(code)) return new VirtError(code, String(message ?? code));
+  return new VirtError('INTERNAL', `gateway answered HTTP ${status}`);
+}

@@ -1,0 +1,1 @@
+export { run, main, USAGE } from './main.js';

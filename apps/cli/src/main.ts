@@ -1,0 +1,161 @@
+import { parseArgs } from 'node:util';
+import { DomainStateActions, VirtError, type DomainsPost, type DomainStatePut } from '@virtbus/api-contract';
+import * as commands from './commands.js';
+import { consoleCommand } from './console.js';
+import { GatewayHttp } from './http.js';
+
+export const USAGE = `virtbus — manage domains on virtbus nodes (like virsh)
+
+usage: virtbus [--url URL] [--token TOKEN] [--ca FILE] [--node NODE] [--json] COMMAND [ARGS]
+
+nodes                                 list nodes and whether their agent is online
+nodeinfo                              CPU, memory, NUMA and drivers of the node
+list [--all]                          domains of the node (running ones unless --all)
+dominfo DOMAIN                        one domain
+define FILE.json                      define a domain from a DomainsPost JSON file
+define --name N --driver D [--vcpus N] [--memory MiB] [--kernel P --initrd P --cmdline S] [--disk PATH]...
+update DOMAIN [--vcpus N] [--memory MiB] [--autostart|--no-autostart]
+undefine DOMAIN
+start DOMAIN [--paused] | shutdown DOMAIN [--timeout S] [--force] | destroy | reboot | reset | suspend | resume
+domstats DOMAIN                       host-side stats
+exec DOMAIN [--timeout S] -- CMD...   run a command in a running container
+console DOMAIN [--force] [--ro]       attach to the serial console (Ctrl-] leaves)
+events [--domain UUID] [--type T] [--since SEQ] [--count N]   stream lifecycle events
+
+environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_NODE
+`;
+
+export async function run(argv: string[], out: (text: string) => void = (text) => process.stdout.write(`${text}\n`)): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      url: { type: 'string' },
+      token: { type: 'string' },
+      ca: { type: 'string' },
+      node: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h' },
+      all: { type: 'boolean', default: false },
+      name: { type: 'string' },
+      driver: { type: 'string' },
+      vcpus: { type: 'string' },
+      memory: { type: 'string' },
+      kernel: { type: 'string' },
+      initrd: { type: 'string' },
+      cmdline: { type: 'string' },
+      disk: { type: 'string', multiple: true },
+      autostart: { type: 'boolean' },
+      'no-autostart': { type: 'boolean' },
+      paused: { type: 'boolean', default: false },
+      timeout: { type: 'string' },
+      force: { type: 'boolean', default: false },
+      ro: { type: 'boolean', default: false },
+      domain: { type: 'string' },
+      type: { type: 'string' },
+      since: { type: 'string' },
+      count: { type: 'string' },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (values.help || !command) {
+    out(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  const int = (name: string, text: string | undefined) => {
+    if (text === undefined) return undefined;
+    if (!/^\d+$/.test(text)) throw new VirtError('INVALID_ARG', `--${name} takes a whole number`);
+    return Number(text);
+  };
+  const need = (what: string) => {
+    const value = rest[0];
+    if (!value) throw new VirtError('INVALID_ARG', `${command} needs a ${what}`);
+    return value;
+  };
+  const ctx: commands.CommandContext = {
+    http: new GatewayHttp({
+      url: values.url ?? process.env.VIRTBUS_URL ?? 'http://127.0.0.1:8080',
+      ...((values.token ?? process.env.VIRTBUS_TOKEN) ? { token: values.token ?? process.env.VIRTBUS_TOKEN } : {}),
+      ...((values.ca ?? process.env.VIRTBUS_CA) ? { caFile: values.ca ?? process.env.VIRTBUS_CA } : {}),
+    }),
+    output: { out, json: values.json ?? false },
+    ...((values.node ?? process.env.VIRTBUS_NODE) ? { node: values.node ?? process.env.VIRTBUS_NODE } : {}),
+  };
+
+  switch (command) {
+    case 'nodes':
+      await commands.nodes(ctx);
+      return 0;
+    case 'nodeinfo':
+      await commands.nodeinfo(ctx);
+      return 0;
+    case 'list':
+      await commands.list(ctx, values.all ?? false);
+      return 0;
+    case 'dominfo':
+      await commands.dominfo(ctx, need('domain'));
+      return 0;
+    case 'define': {
+      if (rest[0]) {
+        await commands.define(ctx, rest[0]);
+        return 0;
+      }
+      if (!values.name || !values.driver) throw new VirtError('INVALID_ARG', 'define needs FILE.json, or --name and --driver');
+      const spec: Record<string, unknown> = { name: values.name, driver: values.driver };
+      if (values.vcpus) spec.vcpus = int('vcpus', values.vcpus);
+      if (values.memory) spec.memory = int('memory', values.memory);
+      if (values.kernel) spec.os = { kernel: values.kernel, initrd: values.initrd, cmdline: values.cmdline };
+      if (values.disk) spec.disks = values.disk.map((path) => ({ source: { path }, format: path.endsWith('.qcow2') ? 'qcow2' : 'raw' }));
+      await commands.define(ctx, spec as DomainsPost);
+      return 0;
+    }
+    case 'update': {
+      const put: Record<string, unknown> = {};
+      if (values.vcpus) put.vcpus = int('vcpus', values.vcpus);
+      if (values.memory) put.memory = int('memory', values.memory);
+      if (values.autostart) put.autostart = true;
+      if (values['no-autostart']) put.autostart = false;
+      await commands.update(ctx, need('domain'), put);
+      return 0;
+    }
+    case 'undefine':
+      await commands.undefine(ctx, need('domain'));
+      return 0;
+    case 'domstats':
+      await commands.domstats(ctx, need('domain'));
+      return 0;
+    case 'exec':
+      return commands.exec(ctx, need('domain'), rest.slice(1), int('timeout', values.timeout));
+    case 'console':
+      return consoleCommand(ctx, need('domain'), { force: values.force ?? false, readOnly: values.ro ?? false });
+    case 'events':
+      await commands.events(ctx, {
+        ...(ctx.node ? { node: ctx.node } : {}),
+        ...(values.domain ? { domain: values.domain } : {}),
+        ...(values.type ? { type: values.type } : {}),
+        ...(values.since !== undefined ? { since: int('since', values.since) } : {}),
+        ...(values.count !== undefined ? { count: int('count', values.count) } : {}),
+      });
+      return 0;
+    default: {
+      if (!(DomainStateActions as readonly string[]).includes(command)) throw new VirtError('INVALID_ARG', `unknown command ${command}; see virtbus --help`);
+      const change: DomainStatePut = { action: command as DomainStatePut['action'] };
+      if (values.timeout) change.timeout = int('timeout', values.timeout);
+      if (values.force) change.force = true;
+      if (values.paused) change.paused = true;
+      await commands.changeState(ctx, need('domain'), change);
+      return 0;
+    }
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    return await run(argv);
+  } catch (error) {
+    if (error instanceof VirtError) process.stderr.write(`error: ${error.message} (${error.code})\n`);
+    else process.stderr.write(`error: ${(error as Error).message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,79 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { startGateway } from '@virtbus/gateway';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../src/main.js';
+
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let agent: AgentProcess;
+let gateway: Awaited<ReturnType<typeof startGateway>>;
+let workDir: string;
+
+async function cli(...args: string[]): Promise<{ code: number; text: string }> {
+  const lines: string[] = [];
+  const code = await run(['--url', gateway.url, ...args], (text) => lines.push(text));
+  return { code, text: lines.join('\n') };
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  workDir = await mkdtemp(join(tmpdir(), 'virtbus-cli-'));
+  nc = await connect({ servers: nats.url });
+  agent = await spawnAgent({ node: 'solo', natsUrl: nats.url, stateDir: join(workDir, 'solo') });
+  gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, discoveryWaitMs: 300 });
+});
+
+afterAll(async () => {
+  await gateway?.close();
+  await agent?.stop();
+  await nc?.close();
+  await nats?.stop();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+describe('virtbus CLI against a real gateway and agent', () => {
+  it('lists nodes and picks the only online node by itself', async () => {
+    expect((await cli('nodes')).text).toMatch(/^Node\s+State\s+Version\n-+\nsolo\s+online\s+0\.1\.0$/);
+    expect((await cli('nodeinfo')).text).toMatch(/^Node:\s+solo$/m);
+  });
+
+  it('defines, starts, shows, stops and undefines a domain like virsh', async () => {
+    expect((await cli('define', '--name', 'shell-1', '--driver', 'test', '--vcpus', '2', '--memory', '64')).text).toMatch(/^Domain 'shell-1' defined/);
+    expect((await cli('list')).text).not.toContain('shell-1');
+    expect((await cli('list', '--all')).text).toMatch(/shell-1\s+shutoff\s+test/);
+    expect((await cli('start', 'shell-1')).text).toBe("Domain 'shell-1' started: running (booted)");
+    const info = await cli('dominfo', 'shell-1');
+    expect(info.text).toMatch(/^State:\s+running \(booted\)$/m);
+    expect(info.text).toMatch(/^CPU\(s\):\s+2$/m);
+    expect((await cli('domstats', 'shell-1')).text).toMatch(/^cpu\.time:\s+\d+\.\d{3} s$/m);
+    expect((await cli('destroy', 'shell-1')).text).toContain('shutoff (destroyed)');
+    const json = JSON.parse((await cli('--json', 'dominfo', 'shell-1')).text) as { state: string };
+    expect(json.state).toBe('shutoff');
+    expect((await cli('undefine', 'shell-1')).text).toBe("Domain 'shell-1' has been undefined");
+  });
+
+  it('streams events from a sequence and stops after --count', async () => {
+    const { text } = await cli('events', '--since', '0', '--count', '3');
+    const lines = text.split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines.map((line) => line.split(/\s+/)[4])).toEqual(['DEFINED/ADDED', 'STARTED/BOOTED', 'STOPPED/DESTROYED']);
+  });
+
+  it('prints the gateway error and exits non-zero (as a real process)', async () => {
+    const bin = fileURLToPath(new URL('../bin/virtbus.mjs', import.meta.url));
+    // Asynchronous on purpose: the gateway under test lives in this process and must keep answering.
+    const failure = (await promisify(execFile)(process.execPath, [bin, '--url', gateway.url, 'start', 'nope']).catch((error: unknown) => error)) as {
+      code?: number;
+      stderr?: string;
+    };
+    expect(failure.code).toBe(1);
+    expect(failure.stderr).toMatch(/error: no domain nope on node solo \(NO_DOMAIN\)/);
+  });
+});
