@@ -40,5 +40,7 @@ if (committedText === text) {
   await writeFile(COMMITTED, text);
   console.log(`contract: compatible additions written to ${COMMITTED}`);
 } else {
-  console.log('contract: compatible additions found; run npm run contract:update to commit them');
+  // The committed document is the published API: additions pass only once they are committed with it.
+  console.error('contract: compatible additions are not in the committed document; run npm run contract:update and commit it');
+  process.exit(1);
 }

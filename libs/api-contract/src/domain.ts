@@ -164,11 +164,14 @@ export const DomainConfig = Type.Object(
 );
 export type DomainConfig = Static<typeof DomainConfig>;
 
+/** How long shutdown and reboot wait for the guest when the caller gives no timeout. */
+export const DEFAULT_STATE_TIMEOUT_S = 30;
+
 export const DomainStateActions = ['start', 'shutdown', 'destroy', 'reboot', 'reset', 'suspend', 'resume'] as const;
 export const DomainStatePut = Type.Object(
   {
     action: Type.Enum([...DomainStateActions]),
-    timeout: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds to wait for shutdown/reboot' })),
+    timeout: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds to wait for shutdown/reboot (default 30)' })),
     force: Type.Optional(Type.Boolean({ description: 'shutdown: destroy when the timeout expires' })),
     paused: Type.Optional(Type.Boolean({ description: 'start: leave the vCPUs paused' })),
   },

@@ -39,10 +39,3 @@ export const LifecycleEvent = Type.Object(
   { additionalProperties: false, title: 'LifecycleEvent' },
 );
 export type LifecycleEvent = Static<typeof LifecycleEvent>;
-
-/** What the gateway's SSE stream sends: the event plus its position in the durable stream. */
-export const StreamedEvent = Type.Object(
-  { streamSeq: Type.Integer({ minimum: 1 }), event: LifecycleEvent },
-  { additionalProperties: false, title: 'StreamedEvent' },
-);
-export type StreamedEvent = Static<typeof StreamedEvent>;

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import {
+  DEFAULT_STATE_TIMEOUT_S,
   VirtError,
   isUuid,
   lifecycleChanges,
@@ -21,7 +22,6 @@ import { JobLocks } from './job-lock.js';
 import type { DomainStore, StoredDomain } from './store.js';
 
 const INACTIVE_STATES = new Set(['shutoff', 'crashed', 'nostate']);
-export const DEFAULT_SHUTDOWN_TIMEOUT_S = 30;
 const STATS_DEADLINE_MS = 2000;
 
 export interface DomainManagerOptions {
@@ -137,7 +137,7 @@ export class DomainManager {
     return this.locks.run(uuid, async () => {
       const stored = this.resolve(uuid);
       const driver = this.driverFor(stored.config);
-      const timeoutMs = (change.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT_S) * 1000;
+      const timeoutMs = (change.timeout ?? DEFAULT_STATE_TIMEOUT_S) * 1000;
       let result: RunState;
       switch (change.action) {
         case 'start':

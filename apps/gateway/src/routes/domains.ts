@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { DomainPut, DomainsPost, DomainStatePut, ExecRequest } from '@virtbus/api-contract';
+import { DEFAULT_STATE_TIMEOUT_S, DomainPut, DomainsPost, DomainStatePut, ExecRequest } from '@virtbus/api-contract';
 import { Tags } from '../plugins/openapi.js';
 import { AgentCallCodes, DomainCallCodes, DomainParams, errorResponses, NodeParams, ref } from '../schemas.js';
 
@@ -103,7 +103,7 @@ export const domainRoutes: FastifyPluginAsyncTypebox<DomainRouteOptions> = async
     },
     async (request) => {
       const change = request.body;
-      const timeoutMs = Math.max(requestTimeoutMs, ((change.timeout ?? 0) + REPLY_MARGIN_S) * SECOND);
+      const timeoutMs = Math.max(requestTimeoutMs, ((change.timeout ?? DEFAULT_STATE_TIMEOUT_S) + REPLY_MARGIN_S) * SECOND);
       return app.agents.call(request.params.node, 'domain.state', { id: request.params.id, change }, { timeoutMs });
     },
   );
