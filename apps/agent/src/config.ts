@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { VirtError } from '@virtbus/api-contract';
 import { DriverNames, type DriverName } from '@virtbus/drivers';
+import { mergeNatsClientConfig, natsClientConfigFromEnv, natsConnectionOptions } from '@virtbus/security';
 import type { AgentConfig } from './agent.js';
+import { DEFAULT_STREAM_LIMITS } from './events/publisher.js';
+import { DEFAULT_METRICS_ADDRESS, DEFAULT_METRICS_CACHE_MS, DEFAULT_STATS_INTERVAL_S } from './monitoring.js';
 
 /** A node name from the host name: subject-safe characters only. */
 export function nodeNameFromHost(host = hostname()): string {
@@ -30,7 +33,25 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
   --state-dir DIR      durable state (default: VIRTBUS_STATE_DIR or /var/lib/virtbus/<node>)
   --drivers LIST       drivers to load (default: VIRTBUS_DRIVERS or all: ${DriverNames.join(',')})
   --log-level LEVEL    pino level (default: info)
+  --metrics-address A  host:port of /metrics, or off (default: VIRTBUS_METRICS_ADDRESS or 127.0.0.1:9177; port 0 = any)
+  --metrics-cache-ms N scrapes within N ms of the last collection reuse it (default: VIRTBUS_METRICS_CACHE_MS or 5000)
+  --stats-interval S   seconds between stats messages on virt.v1.<node>.stats, 0 = off (default: VIRTBUS_STATS_INTERVAL or 10)
+  --events-max-age S   seconds the VIRT_EVENTS stream keeps events (default: VIRTBUS_EVENTS_MAX_AGE or 604800 = 7 days)
+  --events-max-messages N  events the VIRT_EVENTS stream keeps in all (default: VIRTBUS_EVENTS_MAX_MESSAGES or 1000000)
+  --nats-ca FILE       CA certificate for the NATS server (default: NATS_CA); any TLS option means TLS only
+  --nats-cert FILE     client certificate of this agent's identity (default: NATS_CERT)
+  --nats-key FILE      its private key (default: NATS_KEY)
+  --nats-creds FILE    a .creds file (JWT + nkey seed) instead (default: NATS_CREDS)
+  --nats-inbox-prefix P  reply inbox prefix, _INBOX.<identity> (default: NATS_INBOX_PREFIX)
+  --allow-insecure-nats  connect in plaintext to a non-loopback server anyway (VIRTBUS_NATS_ALLOW_INSECURE=1)
 `;
+
+function numberOption(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) throw new VirtError('INVALID_ARG', `${name} must be a number ≥ 0, got ${JSON.stringify(text)}`);
+  return value;
+}
 
 export interface AgentCliConfig extends AgentConfig {
   logLevel: string;
@@ -46,6 +67,17 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       drivers: { type: 'string' },
       'log-level': { type: 'string' },
       'test-latency-ms': { type: 'string' },
+      'metrics-address': { type: 'string' },
+      'metrics-cache-ms': { type: 'string' },
+      'stats-interval': { type: 'string' },
+      'events-max-age': { type: 'string' },
+      'events-max-messages': { type: 'string' },
+      'nats-ca': { type: 'string' },
+      'nats-cert': { type: 'string' },
+      'nats-key': { type: 'string' },
+      'nats-creds': { type: 'string' },
+      'nats-inbox-prefix': { type: 'string' },
+      'allow-insecure-nats': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -53,12 +85,33 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   if (values.help) return 'help';
   const node = values.node ?? env.VIRTBUS_NODE ?? nodeNameFromHost();
   const latency = Number(values['test-latency-ms'] ?? env.VIRTBUS_TEST_DRIVER_LATENCY_MS ?? 0);
+  // refuses plaintext to a non-loopback server before anything connects
+  const nats = natsConnectionOptions(
+    mergeNatsClientConfig(natsClientConfigFromEnv(env), {
+      url: values.nats,
+      ca: values['nats-ca'],
+      cert: values['nats-cert'],
+      key: values['nats-key'],
+      creds: values['nats-creds'],
+      inboxPrefix: values['nats-inbox-prefix'],
+      allowInsecure: values['allow-insecure-nats'] || undefined,
+    }),
+  );
   return {
     node,
-    nats: { servers: (values.nats ?? env.NATS_URL ?? 'nats://127.0.0.1:4222').split(',') },
+    nats,
     stateDir: values['state-dir'] ?? env.VIRTBUS_STATE_DIR ?? defaultStateDir(node),
     drivers: parseDriverList(values.drivers ?? env.VIRTBUS_DRIVERS ?? DriverNames.join(',')),
     driverOptions: { test: { latencyMs: latency } },
+    monitoring: {
+      metricsAddress: values['metrics-address'] ?? env.VIRTBUS_METRICS_ADDRESS ?? DEFAULT_METRICS_ADDRESS,
+      metricsCacheMs: numberOption('--metrics-cache-ms', values['metrics-cache-ms'] ?? env.VIRTBUS_METRICS_CACHE_MS, DEFAULT_METRICS_CACHE_MS),
+      statsIntervalS: numberOption('--stats-interval', values['stats-interval'] ?? env.VIRTBUS_STATS_INTERVAL, DEFAULT_STATS_INTERVAL_S),
+    },
+    streamLimits: {
+      maxAgeMs: numberOption('--events-max-age', values['events-max-age'] ?? env.VIRTBUS_EVENTS_MAX_AGE, DEFAULT_STREAM_LIMITS.maxAgeMs / 1000) * 1000,
+      maxMessages: numberOption('--events-max-messages', values['events-max-messages'] ?? env.VIRTBUS_EVENTS_MAX_MESSAGES, DEFAULT_STREAM_LIMITS.maxMessages),
+    },
     logLevel: values['log-level'] ?? env.VIRTBUS_LOG_LEVEL ?? 'info',
   };
 }

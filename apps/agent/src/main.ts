@@ -1,21 +1,30 @@
 import { pino } from 'pino';
-import { startAgent } from './agent.js';
+import { initTracing } from '@virtbus/monitoring';
+import { AGENT_VERSION, startAgent } from './agent.js';
 import { USAGE, configFromArgs } from './config.js';
 
-const config = configFromArgs(process.argv.slice(2));
+let config: ReturnType<typeof configFromArgs>;
+try {
+  config = configFromArgs(process.argv.slice(2));
+} catch (error) {
+  process.stderr.write(`virtbus agent: ${(error as Error).message}\n`);
+  process.exit(2);
+}
 if (config === 'help') {
   process.stdout.write(USAGE);
   process.exit(0);
 }
 const logger = pino({ level: config.logLevel });
 try {
+  // exports spans only when the standard OTEL_* variables ask for it
+  const tracing = initTracing({ serviceName: 'virtbus-agent', serviceVersion: AGENT_VERSION });
   const agent = await startAgent({ ...config, logger });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'agent stopping; domains keep running');
-    agent.close().then(
+    agent.close().then(() => tracing.shutdown()).then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'unclean stop');

@@ -40,6 +40,8 @@ export class EventPublisher {
   private persisting: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly listeners = new Set<(event: LifecycleEvent) => void>();
+  private readonly publishedListeners = new Set<(event: LifecycleEvent, lagSeconds: number) => void>();
+  private readonly failureListeners = new Set<(event: LifecycleEvent) => void>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -73,6 +75,18 @@ export class EventPublisher {
   onEvent(listener: (event: LifecycleEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Told once JetStream acknowledges an event, with the time since it was emitted (publish lag metrics). */
+  onPublished(listener: (event: LifecycleEvent, lagSeconds: number) => void): () => void {
+    this.publishedListeners.add(listener);
+    return () => this.publishedListeners.delete(listener);
+  }
+
+  /** Told when publishing an event failed (it is retried). */
+  onPublishFailure(listener: (event: LifecycleEvent) => void): () => void {
+    this.failureListeners.add(listener);
+    return () => this.failureListeners.delete(listener);
   }
 
   /** Records the event durably (outbox) and returns once it is on disk; publishing follows in order. */
@@ -124,7 +138,13 @@ export class EventPublisher {
     };
     try {
       await jsm.streams.info(EVENTS_STREAM);
-      await jsm.streams.update(EVENTS_STREAM, { max_age: config.max_age, max_msgs: config.max_msgs });
+      try {
+        await jsm.streams.update(EVENTS_STREAM, { max_age: config.max_age, max_msgs: config.max_msgs });
+      } catch (updateError) {
+        // agents may create the stream but only an admin may change it; the existing limits stay
+        if (!/permissions violation/i.test(String((updateError as Error).message))) throw updateError;
+        this.logger.warn({ stream: EVENTS_STREAM }, 'no permission to update the event stream limits; keeping its current limits');
+      }
     } catch (error) {
       if (!/stream not found/i.test(String((error as Error).message))) throw error;
       try {
@@ -160,8 +180,11 @@ export class EventPublisher {
         });
       } catch (error) {
         this.logger.warn({ err: error, seq: event.seq }, 'event not published yet; will retry');
+        for (const listener of this.failureListeners) listener(event);
         return;
       }
+      const lagSeconds = Math.max(0, (Date.now() - Date.parse(event.timestamp)) / 1000);
+      for (const listener of this.publishedListeners) listener(event, lagSeconds);
       this.outbox.pending.shift();
       await this.persist();
     }
