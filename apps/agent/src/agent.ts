@@ -40,6 +40,8 @@ async function assertNodeIsFree(nc: NatsConnection, node: string): Promise<void>
   } catch (error) {
     const text = String((error as Error).message) + String((error as { code?: unknown }).code ?? '');
     if (/no responders|503/i.test(text)) return;
+    // a bus identity may not request its own node's verbs; nats-server then guards the subjects instead
+    if (/permissions violation/i.test(text)) return;
     throw new VirtError('OPERATION_INVALID', `node ${node} has a responder that does not answer; is another agent hung?`, { cause: error });
   }
   throw new VirtError('OPERATION_INVALID', `node ${node} is already served by a live agent`);
