@@ -1,0 +1,310 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Subjects, type Domain, type LifecycleEvent, type NodeInfo } from '@virtbus/api-contract';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest } from '@virtbus/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startGateway, type RunningGateway } from '../src/index.js';
+
+const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
+const NODE = 'qnode';
+
+let nats: NatsServerHandle;
+let gateway: RunningGateway;
+let nc: NatsConnection;
+let workDir: string;
+let guest: TestGuest;
+let agent: AgentProcess | undefined;
+const busEvents: LifecycleEvent[] = [];
+
+const stateDir = () => join(workDir, 'agent');
+
+async function api(method: string, path: string, body?: unknown) {
+  const response = await fetch(`${gateway.url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+}
+
+async function changeState(id: string, change: Record<string, unknown>): Promise<Domain> {
+  const response = await api('PUT', `/v1/nodes/${NODE}/domains/${id}/state`, change);
+  expect(response.status, `${JSON.stringify(change)} → ${JSON.stringify(response.body)}`).toBe(200);
+  return response.body as unknown as Domain;
+}
+
+async function getDomain(id: string): Promise<Domain> {
+  const response = await api('GET', `/v1/nodes/${NODE}/domains/${id}`);
+  expect(response.status).toBe(200);
+  return response.body as unknown as Domain;
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function eventsOf(uuid: string): string[] {
+  return busEvents.filter((event) => event.uuid === uuid).map((event) => `${event.type}/${event.detail}`);
+}
+
+/** A console WebSocket through the gateway: everything received (history + live) and a way to type. */
+interface ConsoleClient {
+  text(): string;
+  type(keys: string): void;
+  close(): Promise<void>;
+}
+
+async function openConsole(id: string): Promise<ConsoleClient> {
+  const socket = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/v1/nodes/${NODE}/domains/${id}/console`);
+  let received = '';
+  let closedWith: string | undefined;
+  socket.on('message', (data: Buffer) => (received += data.toString('utf8')));
+  const closed = new Promise<void>((resolve) =>
+    socket.on('close', (code: number, reason: Buffer) => {
+      closedWith = `${code} ${reason.toString()}`;
+      resolve();
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('error', reject);
+  });
+  return {
+    text: () => {
+      if (closedWith && !closedWith.startsWith('1000')) throw new Error(`console closed: ${closedWith}`);
+      return received;
+    },
+    type: (keys) => socket.send(Buffer.from(keys)),
+    close: async () => {
+      socket.close(1000, 'done');
+      await Promise.race([closed, sleep(2_000)]);
+    },
+  };
+}
+
+/** The QEMU pid the agent persisted in `<stateDir>/domains/<uuid>.json`. */
+async function qemuPid(uuid: string): Promise<number> {
+  const stored = JSON.parse(await readFile(join(stateDir(), 'domains', `${uuid}.json`), 'utf8')) as { runtime?: { pid?: number } };
+  const pid = stored.runtime?.pid;
+  expect(pid, 'runtime.pid in the state file').toBeGreaterThan(1);
+  return pid!;
+}
+
+/** Alive and not a zombie (PID 1 here reaps orphans late). */
+function processRunning(pid: number): boolean {
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** Live QEMU processes whose command line mentions this test's work dir. */
+function ourQemus(): number[] {
+  if (!workDir) return [];
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes('qemu-system') && cmdline.includes(workDir) && processRunning(Number(entry))) found.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+async function startAgent(): Promise<AgentProcess> {
+  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,qemu' });
+  return agent;
+}
+
+describe.skipIf(!QEMU)('QEMU domains through the gateway, a real agent process and NATS', () => {
+  let linux: Domain;
+  let bios: Domain;
+  let kvmDetail: string | undefined;
+
+  beforeAll(async () => {
+    guest = await ensureTestGuest();
+    nats = await startNatsServer();
+    // Short path: QMP and console sockets live below it (unix socket paths are limited to 107 bytes).
+    workDir = await mkdtemp('/tmp/vbq-');
+    nc = await connect({ servers: nats.url });
+    nc.subscribe(Subjects.allEvents, {
+      callback: (_error, msg) => {
+        const event = msg.json<LifecycleEvent>();
+        if (!busEvents.some((other) => other.node === event.node && other.seq === event.seq)) busEvents.push(event);
+      },
+    });
+    await startAgent();
+    gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
+  }, 300_000);
+
+  afterAll(async () => {
+    // Whatever a failed test left running goes through the product first, then by pid.
+    if (gateway && agent) {
+      const listed = await api('GET', `/v1/nodes/${NODE}/domains`).catch(() => undefined);
+      for (const domain of ((listed?.body?.domains ?? []) as Domain[]).filter((d) => d.state !== 'shutoff')) {
+        await api('PUT', `/v1/nodes/${NODE}/domains/${domain.uuid}/state`, { action: 'destroy' }).catch(() => undefined);
+      }
+    }
+    await gateway?.close();
+    await agent?.stop();
+    for (const pid of ourQemus()) process.kill(pid, 'SIGKILL');
+    await nc?.close();
+    await nats?.stop();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it('reports the qemu driver in the node info', async () => {
+    const info = (await api('GET', `/v1/nodes/${NODE}`)).body as unknown as NodeInfo;
+    const qemu = info.drivers.find((driver) => driver.name === 'qemu');
+    expect(qemu?.available, qemu?.detail).toBe(true);
+    if (!qemu!.capabilities.includes('accel:kvm')) kvmDetail = qemu!.detail;
+  });
+
+  it('starts a Linux guest (direct kernel boot, TCG) and a SeaBIOS-only domain in parallel', async () => {
+    const defined = await Promise.all([
+      api('POST', `/v1/nodes/${NODE}/domains`, {
+        name: 'linux',
+        driver: 'qemu',
+        vcpus: 1,
+        memory: 256,
+        os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline },
+      }),
+      api('POST', `/v1/nodes/${NODE}/domains`, { name: 'bios', driver: 'qemu', vcpus: 1, memory: 64 }),
+    ]);
+    for (const response of defined) expect(response.status, JSON.stringify(response.body)).toBe(201);
+    [linux, bios] = defined.map((response) => response.body as unknown as Domain) as [Domain, Domain];
+
+    const begin = Date.now();
+    const [linuxUp, biosUp] = await Promise.all([changeState('linux', { action: 'start' }), changeState('bios', { action: 'start' })]);
+    console.info(`qemu-e2e: two domains started in parallel in ${Date.now() - begin} ms`);
+    expect([linuxUp.state, linuxUp.reason]).toEqual(['running', 'booted']);
+    expect([biosUp.state, biosUp.reason]).toEqual(['running', 'booted']);
+    expect(processRunning(await qemuPid(linux.uuid))).toBe(true);
+    expect(processRunning(await qemuPid(bios.uuid))).toBe(true);
+    expect((await api('GET', `/v1/nodes/${NODE}/domains`)).body!.domains as Domain[]).toHaveLength(2);
+  });
+
+  it('boots to GUEST-READY on the console WebSocket and runs a typed command', async () => {
+    const begin = Date.now();
+    const console1 = await openConsole('linux');
+    try {
+      await waitFor('GUEST-READY on the console', () => console1.text().includes(GUEST_MARKERS.ready), 120_000);
+      console.info(`qemu-e2e: GUEST-READY ${Date.now() - begin} ms after the console opened`);
+      console1.type('echo hello-$((6*7))\n');
+      await waitFor('hello-42 from the guest', () => console1.text().includes('hello-42'), 30_000);
+    } finally {
+      await console1.close();
+    }
+    // A second attach replays the history.
+    const console2 = await openConsole('linux');
+    try {
+      await waitFor('the history', () => console2.text().includes('hello-42'), 10_000);
+    } finally {
+      await console2.close();
+    }
+  });
+
+  it('suspends and resumes: paused vCPUs leave typed input unanswered until resume', async () => {
+    const terminal = await openConsole('linux');
+    try {
+      await waitFor('the history', () => terminal.text().includes(GUEST_MARKERS.ready), 10_000);
+      expect(await changeState('linux', { action: 'suspend' })).toMatchObject({ state: 'paused', reason: 'user' });
+      expect((await getDomain('linux')).state).toBe('paused');
+      terminal.type('echo paused-$((40+2))\n');
+      await sleep(1_500);
+      expect(terminal.text()).not.toContain('paused-42');
+      expect(await changeState('linux', { action: 'resume' })).toMatchObject({ state: 'running', reason: 'unpaused' });
+      await waitFor('the command typed while paused to run after resume', () => terminal.text().includes('paused-42'), 30_000);
+    } finally {
+      await terminal.close();
+    }
+    await waitFor('the events', () => eventsOf(linux.uuid).length >= 4, 10_000);
+    expect(eventsOf(linux.uuid)).toEqual(['DEFINED/ADDED', 'STARTED/BOOTED', 'SUSPENDED/PAUSED', 'RESUMED/UNPAUSED']);
+  });
+
+  it('destroys the SeaBIOS domain; a kill -9 of its QEMU reports a crash', async () => {
+    const pid = await qemuPid(bios.uuid);
+    expect(await changeState('bios', { action: 'destroy' })).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
+    await waitFor('the destroyed QEMU to exit', () => !processRunning(pid), 10_000);
+
+    expect(await changeState('bios', { action: 'start' })).toMatchObject({ state: 'running', reason: 'booted' });
+    const second = await qemuPid(bios.uuid);
+    process.kill(second, 'SIGKILL');
+    await waitFor('shutoff/crashed', async () => (await getDomain('bios')).state === 'shutoff', 15_000);
+    expect(await getDomain('bios')).toMatchObject({ state: 'shutoff', reason: 'crashed' });
+    await waitFor('the crash event', () => eventsOf(bios.uuid).includes('STOPPED/CRASHED'), 10_000);
+    expect(eventsOf(bios.uuid)).toEqual(['DEFINED/ADDED', 'STARTED/BOOTED', 'STOPPED/DESTROYED', 'STARTED/BOOTED', 'STOPPED/CRASHED']);
+  });
+
+  it('keeps the guest running when the agent is SIGKILLed; a new agent adopts it, types on its console and shuts it down', async () => {
+    const pid = await qemuPid(linux.uuid);
+    const old = agent!;
+    await old.kill('SIGKILL');
+    agent = undefined;
+    await sleep(500);
+    expect(processRunning(pid), 'QEMU outlives the agent').toBe(true);
+    expect((await api('GET', `/v1/nodes/${NODE}/domains/linux`)).status).toBe(503);
+
+    const begin = Date.now();
+    await startAgent();
+    console.info(`qemu-e2e: new agent ready (adopted) in ${Date.now() - begin} ms`);
+    expect(await getDomain('linux')).toMatchObject({ state: 'running' });
+    expect(await qemuPid(linux.uuid)).toBe(pid);
+
+    const terminal = await openConsole('linux');
+    try {
+      terminal.type('echo adopted-$((6*7))\n');
+      await waitFor('the adopted console to answer', () => terminal.text().includes('adopted-42'), 30_000);
+    } finally {
+      await terminal.close();
+    }
+
+    const shutdownBegin = Date.now();
+    expect(await changeState('linux', { action: 'shutdown', timeout: 60 })).toMatchObject({ state: 'shutoff', reason: 'shutdown' });
+    console.info(`qemu-e2e: ACPI shutdown took ${Date.now() - shutdownBegin} ms`);
+    await waitFor('QEMU to exit', () => !processRunning(pid), 10_000);
+    await waitFor('the shutdown event', () => eventsOf(linux.uuid).includes('STOPPED/SHUTDOWN'), 10_000);
+    expect(eventsOf(linux.uuid).slice(-1)).toEqual(['STOPPED/SHUTDOWN']);
+  });
+
+  it('starts, runs and destroys a kvm domain (multiboot stub)', async (context) => {
+    if (kvmDetail !== undefined) {
+      console.info(`qemu-e2e: kvm smoke test skipped: ${kvmDetail}`);
+      context.skip();
+    }
+    const defined = await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'kvm-stub', driver: 'kvm', vcpus: 1, memory: 32, os: { kernel: guest.kvmStub } });
+    expect(defined.status, JSON.stringify(defined.body)).toBe(201);
+    const stub = defined.body as unknown as Domain;
+    expect(await changeState('kvm-stub', { action: 'start' })).toMatchObject({ state: 'running', reason: 'booted' });
+    const pid = await qemuPid(stub.uuid);
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['kvm']));
+    const terminal = await openConsole('kvm-stub');
+    try {
+      await waitFor('the stub on COM1', () => terminal.text().includes(GUEST_MARKERS.kvmStubReady), 30_000);
+    } finally {
+      await terminal.close();
+    }
+    expect((await getDomain('kvm-stub')).state).toBe('running');
+    expect(await changeState('kvm-stub', { action: 'destroy' })).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
+    await waitFor('the kvm QEMU to exit', () => !processRunning(pid), 10_000);
+    expect(eventsOf(stub.uuid)).toEqual(['DEFINED/ADDED', 'STARTED/BOOTED', 'STOPPED/DESTROYED']);
+  });
+
+  it('leaves no QEMU process behind', async () => {
+    await waitFor('every QEMU of this test to exit', () => ourQemus().length === 0, 10_000).catch(() => undefined);
+    expect(ourQemus()).toEqual([]);
+  });
+});
