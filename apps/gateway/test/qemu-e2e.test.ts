@@ -125,7 +125,8 @@ function ourQemus(): number[] {
 }
 
 async function startAgent(): Promise<AgentProcess> {
-  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,qemu' });
+  // Any free /metrics port: another agent on this machine may hold the default 9177.
+  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
   return agent;
 }
 

@@ -1,0 +1,227 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Subjects, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
+import { VirtClient } from '@virtbus/client';
+import { ensureBusyboxRootfs, hasBinaryOrSkip, ROOTFS_MARKERS, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const LXC = hasBinaryOrSkip('lxc-start');
+const NODE = 'cnode';
+const MIB = 1024 * 1024;
+
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let client: VirtClient;
+let workDir: string;
+let agent: AgentProcess | undefined;
+const busEvents: LifecycleEvent[] = [];
+
+const stateDir = () => join(workDir, 'agent');
+const lxcPath = () => join(stateDir(), 'drivers', 'lxc');
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function eventsOf(uuid: string): string[] {
+  return busEvents.filter((event) => event.uuid === uuid).map((event) => `${event.type}/${event.detail}`);
+}
+
+function lxcState(uuid: string): string {
+  try {
+    return execFileSync('lxc-info', ['-P', lxcPath(), '-n', uuid, '-s', '-H'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'UNKNOWN';
+  }
+}
+
+/** Every cgroup directory (any hierarchy, a few levels deep) whose name contains `needle`. */
+function cgroupDirsNamed(needle: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    if (depth > 4) return;
+    let entries: string[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory())
+        .map((entry) => entry.name);
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry);
+      if (entry.includes(needle)) found.push(path);
+      walk(path, depth + 1);
+    }
+  };
+  walk('/sys/fs/cgroup', 0);
+  return found;
+}
+
+/** Live processes whose command line mentions `needle` (zombies have none). */
+function processesMentioning(needle: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmdline.includes(needle)) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+const vethNames = () => readdirSync('/sys/class/net').filter((name) => name.startsWith('vbl') || name.startsWith('veth'));
+
+async function startAgent(): Promise<AgentProcess> {
+  // Any free /metrics port: another agent on this machine may hold the default 9177.
+  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,lxc', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
+  return agent;
+}
+
+describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', () => {
+  let rootfs: string;
+  let box: Domain;
+  const vethsBefore = new Set<string>();
+
+  beforeAll(async () => {
+    for (const name of vethNames()) vethsBefore.add(name);
+    rootfs = await ensureBusyboxRootfs();
+    nats = await startNatsServer();
+    workDir = await mkdtemp(join(tmpdir(), 'vbc-'));
+    nc = await connect({ servers: nats.url });
+    client = new VirtClient(nc);
+    nc.subscribe(Subjects.allEvents, {
+      callback: (_error, msg) => {
+        const event = msg.json<LifecycleEvent>();
+        if (!busEvents.some((other) => other.node === event.node && other.seq === event.seq)) busEvents.push(event);
+      },
+    });
+    await startAgent();
+  }, 180_000);
+
+  afterAll(async () => {
+    if (agent && box) {
+      const current = await client.call(NODE, 'domain.get', { id: box.uuid }).catch(() => undefined);
+      if (current && current.state !== 'shutoff') await client.call(NODE, 'domain.state', { id: box.uuid, change: { action: 'destroy' } }, { timeoutMs: 30_000 }).catch(() => undefined);
+    }
+    await agent?.stop();
+    // Last resort for a broken run: stop the container by its LXC name, then remove the files.
+    if (box && lxcState(box.uuid) !== 'STOPPED' && lxcState(box.uuid) !== 'UNKNOWN') {
+      try {
+        execFileSync('lxc-stop', ['-P', lxcPath(), '-n', box.uuid, '-k'], { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
+    }
+    await nc?.close();
+    await nats?.stop();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it('defines and starts a busybox container with a memory limit', async () => {
+    const info = await client.call(NODE, 'node.info', {});
+    const lxc = info.drivers.find((driver) => driver.name === 'lxc');
+    expect(lxc?.available, lxc?.detail).toBe(true);
+    box = await client.call(NODE, 'domain.define', { name: 'box', driver: 'lxc', vcpus: 1, memory: 32, container: { rootfs: { path: rootfs }, hostname: 'vb-agent' } });
+    const begin = Date.now();
+    const started = await client.call(NODE, 'domain.state', { id: 'box', change: { action: 'start' } }, { timeoutMs: 60_000 });
+    console.info(`lxc-agent: start took ${Date.now() - begin} ms`);
+    expect([started.state, started.reason]).toEqual(['running', 'booted']);
+    expect(lxcState(box.uuid)).toBe('RUNNING');
+  });
+
+  it('runs commands through exec: hostname, exit codes', async () => {
+    expect(await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['hostname'] } })).toEqual({ exitCode: 0, stdout: 'vb-agent\n', stderr: '', timedOut: false });
+    const failed = await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'echo out; echo err >&2; exit 3'] } });
+    expect(failed).toEqual({ exitCode: 3, stdout: 'out\n', stderr: 'err\n', timedOut: false });
+  });
+
+  it('kills an allocation beyond the memory limit', async () => {
+    const small = await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'head -c 8m /dev/zero | tail -n 1 | wc -c'] } });
+    expect(small.stdout.trim()).toBe(String(8 * MIB));
+    // busybox tail keeps a line without newline in memory: 64 MiB of zeros is one 64 MiB line.
+    const big = await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'head -c 64m /dev/zero | tail -n 1 > /dev/null'] } }, { timeoutMs: 60_000 });
+    expect(big.exitCode).toBe(128 + 9);
+  });
+
+  it('reports CPU and memory stats that move', async () => {
+    const first = await client.call(NODE, 'domain.stats', { id: 'box' });
+    expect(first).toMatchObject({ uuid: box.uuid, state: 'running', memory: { limitBytes: 32 * MIB } });
+    await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; head -c 4m /dev/zero > /tmp/fill'] } });
+    const second = await client.call(NODE, 'domain.stats', { id: 'box' });
+    expect(second.cpu!.timeNs).toBeGreaterThan(first.cpu!.timeNs);
+    expect(second.memory!.currentBytes!).toBeGreaterThan(first.memory!.currentBytes! + 2 * MIB);
+    await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/rm', '/tmp/fill'] } });
+    console.info(`lxc-agent: cpu ${first.cpu!.timeNs} -> ${second.cpu!.timeNs} ns, memory ${first.memory!.currentBytes} -> ${second.memory!.currentBytes} bytes`);
+  });
+
+  it('shows the console: history, live output and keystrokes', async () => {
+    const read = await client.call(NODE, 'domain.console.read', { id: 'box' });
+    await waitFor('the boot marker in the console history', async () =>
+      Buffer.from((await client.call(NODE, 'domain.console.read', { id: 'box' })).history, 'base64').toString('utf8').includes(ROOTFS_MARKERS.ready),
+    );
+    const attached = await client.call(NODE, 'domain.console.attach', { id: 'box' });
+    expect(attached.subject).toBe(read.subject);
+    let live = '';
+    const subscription = nc.subscribe(attached.subject, { callback: (_error, msg) => (live += Buffer.from(msg.data).toString('utf8')) });
+    try {
+      await nc.flush();
+      await client.call(NODE, 'domain.console.write', { id: 'box', session: attached.session, data: Buffer.from('echo console-$((6*7))\n').toString('base64') });
+      await waitFor('the typed command output', () => live.includes('console-42'));
+    } finally {
+      subscription.unsubscribe();
+      await client.call(NODE, 'domain.console.detach', { id: 'box', session: attached.session });
+    }
+  });
+
+  it('freezes and thaws', async () => {
+    const frozen = await client.call(NODE, 'domain.state', { id: 'box', change: { action: 'suspend' } });
+    expect([frozen.state, frozen.reason]).toEqual(['paused', 'user']);
+    expect(lxcState(box.uuid)).toBe('FROZEN');
+    const thawed = await client.call(NODE, 'domain.state', { id: 'box', change: { action: 'resume' } });
+    expect([thawed.state, thawed.reason]).toEqual(['running', 'unpaused']);
+    expect(lxcState(box.uuid)).toBe('RUNNING');
+    expect((await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['echo', 'thawed'] } })).stdout).toBe('thawed\n');
+  });
+
+  it('keeps running when the agent is SIGKILLed; a new agent adopts it', async () => {
+    await agent!.kill('SIGKILL');
+    agent = undefined;
+    await sleep(500);
+    expect(lxcState(box.uuid)).toBe('RUNNING');
+    const begin = Date.now();
+    await startAgent();
+    console.info(`lxc-agent: new agent ready (adopted) in ${Date.now() - begin} ms`);
+    expect((await client.call(NODE, 'domain.get', { id: 'box' })).state).toBe('running');
+    expect((await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['hostname'] } })).stdout).toBe('vb-agent\n');
+  });
+
+  it('shuts down within the timeout and publishes the lifecycle events', async () => {
+    const begin = Date.now();
+    const stopped = await client.call(NODE, 'domain.state', { id: 'box', change: { action: 'shutdown', timeout: 30 } }, { timeoutMs: 45_000 });
+    console.info(`lxc-agent: shutdown took ${Date.now() - begin} ms`);
+    expect([stopped.state, stopped.reason]).toEqual(['shutoff', 'shutdown']);
+    expect(lxcState(box.uuid)).not.toBe('RUNNING');
+    await waitFor('the shutdown event', () => eventsOf(box.uuid).includes('STOPPED/SHUTDOWN'), 10_000);
+    expect(eventsOf(box.uuid)).toEqual(['DEFINED/ADDED', 'STARTED/BOOTED', 'SUSPENDED/PAUSED', 'RESUMED/UNPAUSED', 'STOPPED/SHUTDOWN']);
+  });
+
+  it('leaves nothing behind: cgroups, LXC processes, veths', async () => {
+    await client.call(NODE, 'domain.undefine', { id: 'box' });
+    await waitFor('LXC processes to go', () => processesMentioning(lxcPath()).length === 0, 5_000).catch(() => undefined);
+    expect(processesMentioning(lxcPath())).toEqual([]);
+    expect(cgroupDirsNamed(box.uuid)).toEqual([]);
+    expect(vethNames().filter((name) => !vethsBefore.has(name))).toEqual([]);
+  });
+});
