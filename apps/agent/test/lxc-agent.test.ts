@@ -174,7 +174,11 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
     const attached = await client.call(NODE, 'domain.console.attach', { id: 'box' });
     expect(attached.subject).toBe(read.subject);
     let live = '';
-    const subscription = nc.subscribe(attached.subject, { callback: (_error, msg) => (live += Buffer.from(msg.data).toString('utf8')) });
+    const subscription = nc.subscribe(attached.subject, {
+      callback: (_error, msg) => {
+        live += Buffer.from(msg.data).toString('utf8');
+      },
+    });
     try {
       await nc.flush();
       await client.call(NODE, 'domain.console.write', { id: 'box', session: attached.session, data: Buffer.from('echo console-$((6*7))\n').toString('base64') });
