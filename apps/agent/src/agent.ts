@@ -10,6 +10,7 @@ import { DomainManager } from './domains/manager.js';
 import { DomainStore } from './domains/store.js';
 import { DEFAULT_STREAM_LIMITS, EventPublisher, type EventStreamLimits } from './events/publisher.js';
 import { createHandlers } from './handlers.js';
+import { createAgentMonitoring, type AgentMonitoring, type AgentMonitoringConfig } from './monitoring.js';
 import { serveOperations } from './service.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -22,6 +23,8 @@ export interface AgentConfig {
   drivers: readonly DriverName[];
   driverOptions?: DriverOptions;
   streamLimits?: EventStreamLimits;
+  /** /metrics address, stats interval, scrape cache; /metrics on 127.0.0.1:9177 and stats every 10 s by default. */
+  monitoring?: AgentMonitoringConfig;
   logger?: Logger;
 }
 
@@ -30,6 +33,8 @@ export interface Agent {
   readonly nc: NatsConnection;
   readonly manager: DomainManager;
   readonly events: EventPublisher;
+  /** Base URL of the metrics server (`…/metrics`), undefined when metrics are off. */
+  readonly metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -56,12 +61,23 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
   const nc = await connect({ name: `virt-agent-${config.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...config.nats });
   let service: Service | undefined;
   let manager: DomainManager | undefined;
+  let monitoring: AgentMonitoring | undefined;
   try {
     await assertNodeIsFree(nc, config.node);
     const events = new EventPublisher(nc, config.node, config.stateDir, logger, config.streamLimits ?? DEFAULT_STREAM_LIMITS);
     await events.init();
     const drivers = createDrivers(config.drivers, config.driverOptions);
-    manager = new DomainManager({ node: config.node, stateDir: config.stateDir, drivers, store: new DomainStore(config.stateDir, logger), events, logger });
+    const watch = createAgentMonitoring({ node: config.node, nc, logger, ...(config.monitoring ? { config: config.monitoring } : {}) });
+    monitoring = watch;
+    manager = new DomainManager({
+      node: config.node,
+      stateDir: config.stateDir,
+      drivers,
+      store: new DomainStore(config.stateDir, logger),
+      events,
+      logger,
+      onDriverError: (driver, operation, error) => watch.onDriverError(driver, operation, error),
+    });
     const consoles = new ConsoleHub(nc, config.node, logger);
     events.onEvent((event) => {
       if (event.type === 'STOPPED' || event.type === 'CRASHED' || event.type === 'UNDEFINED') consoles.forget(event.uuid);
@@ -73,8 +89,17 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     await kv.put(config.node, JSON.stringify({ node: config.node, version: AGENT_VERSION, registeredAt: startedAt }));
 
     const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo });
-    service = await serveOperations({ nc, node: config.node, version: AGENT_VERSION, handlers, logger });
-    logger.info({ domains: manager.list().length, drivers: config.drivers }, 'agent serving');
+    service = await serveOperations({
+      nc,
+      node: config.node,
+      version: AGENT_VERSION,
+      handlers,
+      logger,
+      around: (context, run) => watch.around(context, run),
+      onResult: (operation, code, durationMs) => watch.onResult(operation, code, durationMs),
+    });
+    const metricsUrl = await watch.start(manager, events);
+    logger.info({ domains: manager.list().length, drivers: config.drivers, metricsUrl: metricsUrl ? `${metricsUrl}/metrics` : 'off' }, 'agent serving');
 
     const ownedManager = manager;
     const ownedService = service;
@@ -83,8 +108,10 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       nc,
       manager,
       events,
+      metricsUrl,
       async close() {
         await ownedService.stop().catch(() => undefined);
+        await watch.close().catch(() => undefined);
         consoles.closeAll();
         await events.drain(2000);
         await events.close();
@@ -94,6 +121,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     };
   } catch (error) {
     await service?.stop().catch(() => undefined);
+    await monitoring?.close().catch(() => undefined);
     await manager?.close().catch(() => undefined);
     await nc.close();
     throw error;

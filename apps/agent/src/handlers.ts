@@ -2,6 +2,7 @@ import { VirtError, type DriverInfo } from '@virtbus/api-contract';
 import type { ConsoleHub } from './console-hub.js';
 import type { DomainManager } from './domains/manager.js';
 import { readNodeInfo } from './node-info.js';
+import { readNodeStats } from './node-stats.js';
 import type { OperationHandlers } from './service.js';
 
 export interface HandlerDeps {
@@ -22,6 +23,7 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
   };
   return {
     'node.info': () => readNodeInfo(deps.node, deps.version, deps.startedAt, deps.driverInfo),
+    'node.stats': () => readNodeStats(deps.node),
     'domain.list': async () => ({ domains: manager.list() }),
     'domain.get': async ({ id }) => manager.get(id),
     'domain.define': (post) => manager.define(post),
@@ -29,6 +31,7 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.undefine': ({ id }) => manager.undefine(id),
     'domain.state': ({ id, change }) => manager.changeState(id, change),
     'domain.stats': ({ id }) => manager.stats(id),
+    'domain.stats.all': async () => ({ domains: await manager.statsAll() }),
     'domain.exec': ({ id, exec }) => manager.exec(id, exec),
     'domain.console.read': async ({ id }) => {
       const { record, driver } = consoleTarget(id);

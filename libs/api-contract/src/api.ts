@@ -1,6 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import { Domain, DomainList, DomainPut, DomainsPost, DomainStatePut, ExecRequest, ExecResult } from './domain.js';
-import { DomainStats } from './stats.js';
+import { DomainStats, DomainStatsList, NodeStats } from './stats.js';
 import { DomainId } from './names.js';
 import { ErrorBody } from './errors.js';
 import { NodeInfo } from './node.js';
@@ -42,6 +42,7 @@ export interface OperationSpec {
 /** The agent's request/reply API: operation name → subject access, request and response schemas. */
 export const Operations = {
   'node.info': { access: Access.ReadOnly, request: Empty, response: NodeInfo, summary: 'Node hardware, memory, NUMA and drivers' },
+  'node.stats': { access: Access.ReadOnly, request: Empty, response: NodeStats, summary: 'Host CPU seconds by mode, memory and NUMA free memory' },
   'domain.list': { access: Access.ReadOnly, request: Empty, response: DomainList, summary: 'All domains of the node' },
   'domain.get': { access: Access.ReadOnly, request: DomainRef, response: Domain, summary: 'One domain by uuid or name' },
   'domain.define': { access: Access.ReadWrite, request: DomainsPost, response: Domain, summary: 'Define a persistent domain' },
@@ -49,6 +50,12 @@ export const Operations = {
   'domain.undefine': { access: Access.ReadWrite, request: DomainRef, response: Domain, summary: 'Remove a shut-off domain' },
   'domain.state': { access: Access.ReadWrite, request: DomainStateRequest, response: Domain, summary: 'Change the run state' },
   'domain.stats': { access: Access.ReadOnly, request: DomainRef, response: DomainStats, summary: 'Host-side stats of one domain' },
+  'domain.stats.all': {
+    access: Access.ReadOnly,
+    request: Empty,
+    response: DomainStatsList,
+    summary: 'Stats of every domain, each bounded by a deadline (timedOut marks the late ones)',
+  },
   'domain.exec': { access: Access.ReadWrite, request: DomainExecRequest, response: ExecResult, summary: 'Run a command inside a running domain' },
   'domain.console.read': { access: Access.ReadOnly, request: DomainRef, response: ConsoleAttachment, summary: 'Console output so far and the live subject' },
   'domain.console.attach': { access: Access.ReadWrite, request: ConsoleAttachRequest, response: ConsoleAttachment, summary: 'Become the console writer' },

@@ -81,7 +81,51 @@ export const DomainStats = Type.Object(
       ),
     ),
     pids: Type.Optional(Type.Object({ current: Counter, limit: Type.Optional(Counter) }, { additionalProperties: false })),
+    timedOut: Type.Optional(
+      Type.Boolean({ description: 'The hypervisor missed the collection deadline: the groups are the last good values, or absent' }),
+    ),
   },
   { additionalProperties: false, title: 'DomainStats' },
 );
 export type DomainStats = Static<typeof DomainStats>;
+
+/** Host CPU modes in /proc/stat column order. */
+export const CpuModes = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'] as const;
+
+const Seconds = Type.Number({ minimum: 0 });
+
+/** Host-level stats of one node: CPU seconds by mode (all CPUs summed), memory, free memory per NUMA cell. */
+export const NodeStats = Type.Object(
+  {
+    node: Type.String(),
+    collectedAt: Type.String({ format: 'date-time' }),
+    cpu: Type.Object(
+      { user: Seconds, nice: Seconds, system: Seconds, idle: Seconds, iowait: Seconds, irq: Seconds, softirq: Seconds, steal: Seconds },
+      { additionalProperties: false, description: 'CPU seconds by mode since boot, summed over all CPUs' },
+    ),
+    memory: Type.Object(
+      { totalBytes: Counter, freeBytes: Counter, availableBytes: Counter },
+      { additionalProperties: false },
+    ),
+    numa: Type.Array(Type.Object({ cell: Counter, totalBytes: Counter, freeBytes: Counter }, { additionalProperties: false })),
+  },
+  { additionalProperties: false, title: 'NodeStats' },
+);
+export type NodeStats = Static<typeof NodeStats>;
+
+/** Stats of every domain of a node in one call, like virConnectGetAllDomainStats; each domain is bounded by a deadline. */
+export const DomainStatsList = Type.Object({ domains: Type.Array(DomainStats) }, { additionalProperties: false, title: 'DomainStatsList' });
+export type DomainStatsList = Static<typeof DomainStatsList>;
+
+/** What an agent publishes periodically on `virt.v1.<node>.stats`. */
+export const StatsMessage = Type.Object(
+  {
+    kind: Type.Literal('node.stats'),
+    node: Type.String(),
+    collectedAt: Type.String({ format: 'date-time' }),
+    host: NodeStats,
+    domains: Type.Array(DomainStats),
+  },
+  { additionalProperties: false, title: 'StatsMessage' },
+);
+export type StatsMessage = Static<typeof StatsMessage>;

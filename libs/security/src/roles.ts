@@ -49,6 +49,8 @@ export const OperationPermission = {
   'domain.list': PermissionClass.Read,
   'domain.get': PermissionClass.Read,
   'domain.stats': PermissionClass.Read,
+  'domain.stats.all': PermissionClass.Read,
+  'node.stats': PermissionClass.Read,
   'domain.define': PermissionClass.Define,
   'domain.update': PermissionClass.Define,
   'domain.undefine': PermissionClass.Define,

@@ -15,6 +15,7 @@ import {
   type LifecycleChange,
 } from '@virtbus/api-contract';
 import type { DomainRecord, DomainRuntime, DriverContext, HypervisorDriver, RunState } from '@virtbus/drivers';
+import { withSpan, type DomainListing } from '@virtbus/monitoring';
 import type { Logger } from 'pino';
 import type { EventPublisher } from '../events/publisher.js';
 import { applyPut, configFromPost } from './defaults.js';
@@ -23,6 +24,7 @@ import type { DomainStore, StoredDomain } from './store.js';
 
 const INACTIVE_STATES = new Set(['shutoff', 'crashed', 'nostate']);
 const STATS_DEADLINE_MS = 2000;
+const TIMED_OUT = Symbol('timed out');
 
 export interface DomainManagerOptions {
   node: string;
@@ -31,6 +33,8 @@ export interface DomainManagerOptions {
   store: DomainStore;
   events: EventPublisher;
   logger: Logger;
+  /** Told about every error a driver call returns (metrics). */
+  onDriverError?: (driver: string, operation: string, error: unknown) => void;
 }
 
 /**
@@ -42,6 +46,9 @@ export class DomainManager {
   private readonly locks = new JobLocks();
   private readonly writes = new Map<string, Promise<void>>();
   private readonly driversByType = new Map<string, HypervisorDriver>();
+  // One outstanding stats call per domain, shared by scrapes, bulk stats and single stats: a stuck QMP does not pile up calls.
+  private readonly statsCalls = new Map<string, Promise<DomainStats>>();
+  private readonly lastStats = new Map<string, DomainStats>();
 
   constructor(private readonly options: DomainManagerOptions) {
     for (const driver of options.drivers) for (const type of driver.domainTypes) this.driversByType.set(type, driver);
@@ -138,6 +145,15 @@ export class DomainManager {
       const stored = this.resolve(uuid);
       const driver = this.driverFor(stored.config);
       const timeoutMs = (change.timeout ?? DEFAULT_STATE_TIMEOUT_S) * 1000;
+      const result = await this.driverCall(driver, change.action, stored, () => this.runAction(driver, stored, change, timeoutMs));
+      await this.apply(uuid, result);
+      return this.view(this.resolve(uuid));
+    });
+  }
+
+  private async runAction(driver: HypervisorDriver, stored: StoredDomain, change: DomainStatePut, timeoutMs: number): Promise<RunState> {
+    const uuid = stored.config.uuid;
+    {
       let result: RunState;
       switch (change.action) {
         case 'start':
@@ -170,9 +186,92 @@ export class DomainManager {
           result = await driver.resume(stored);
           break;
       }
-      await this.apply(uuid, result);
-      return this.view(this.resolve(uuid));
-    });
+      return result;
+    }
+  }
+
+  /** One driver call in a driver span; errors are counted. */
+  private async driverCall<T>(driver: HypervisorDriver, operation: string, stored: StoredDomain, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await withSpan(`driver.${driver.name} ${operation}`, { 'virtbus.driver': driver.name, 'virtbus.domain.uuid': stored.config.uuid }, fn);
+    } catch (error) {
+      this.options.onDriverError?.(driver.name, operation, error);
+      throw error;
+    }
+  }
+
+  /** What the metrics collector lists without asking any hypervisor. */
+  listings(): DomainListing[] {
+    return [...this.domains.values()].map((stored) => ({
+      uuid: stored.config.uuid,
+      name: stored.config.name,
+      state: stored.state,
+      reason: stored.reason,
+      vcpus: stored.config.vcpus,
+      memoryMiB: stored.config.memory,
+    }));
+  }
+
+  /** The driver's stats of an active domain, not under the job lock; joins a call still outstanding. */
+  driverStats(id: string, deadlineMs = STATS_DEADLINE_MS): Promise<DomainStats> {
+    const stored = this.resolve(id);
+    const uuid = stored.config.uuid;
+    let call = this.statsCalls.get(uuid);
+    if (!call) {
+      const driver = this.driverFor(stored.config);
+      const stats = driver.stats;
+      if (!stats) return Promise.reject(new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no stats`));
+      call = this.driverCall(driver, 'stats', stored, () => stats.domainStats(stored, { deadlineMs }))
+        .then((result) => {
+          this.lastStats.set(uuid, result);
+          return result;
+        })
+        .finally(() => this.statsCalls.delete(uuid));
+      call.catch(() => undefined);
+      this.statsCalls.set(uuid, call);
+    }
+    return call;
+  }
+
+  /**
+   * Stats of every domain at once (virConnectGetAllDomainStats): all asked in parallel, none waited for longer than
+   * deadlineMs; a late one is reported with its last good values (or just its state) and `timedOut: true`.
+   */
+  async statsAll(deadlineMs = STATS_DEADLINE_MS): Promise<DomainStats[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(() => resolve(TIMED_OUT), deadlineMs)));
+    try {
+      const domains = [...this.domains.values()];
+      return await Promise.all(
+        domains.map(async (stored): Promise<DomainStats> => {
+          const base = {
+            uuid: stored.config.uuid,
+            name: stored.config.name,
+            state: stored.state,
+            reason: stored.reason,
+            collectedAt: new Date().toISOString(),
+          };
+          if (INACTIVE_STATES.has(stored.state)) {
+            this.lastStats.delete(stored.config.uuid);
+            return base;
+          }
+          try {
+            const result = await Promise.race([this.driverStats(stored.config.uuid, deadlineMs), deadline]);
+            if (result !== TIMED_OUT) return result;
+            const last = this.lastStats.get(stored.config.uuid);
+            return { ...(last ?? base), state: stored.state, reason: stored.reason, timedOut: true };
+          } catch (error) {
+            if (VirtError.is(error, 'OPERATION_TIMEOUT')) {
+              const last = this.lastStats.get(stored.config.uuid);
+              return { ...(last ?? base), state: stored.state, reason: stored.reason, timedOut: true };
+            }
+            return base;
+          }
+        }),
+      );
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async stats(id: string): Promise<DomainStats> {
@@ -182,7 +281,7 @@ export class DomainManager {
       return { uuid: stored.config.uuid, name: stored.config.name, state: stored.state, reason: stored.reason, collectedAt: new Date().toISOString() };
     }
     if (!driver.stats) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no stats`);
-    return driver.stats.domainStats(stored, { deadlineMs: STATS_DEADLINE_MS });
+    return this.driverStats(stored.config.uuid, STATS_DEADLINE_MS);
   }
 
   async exec(id: string, request: ExecRequest): Promise<ExecResult> {

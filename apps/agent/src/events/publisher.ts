@@ -23,6 +23,13 @@ export interface EventStreamLimits {
 
 export const DEFAULT_STREAM_LIMITS: EventStreamLimits = { maxAgeMs: 7 * 24 * 3600 * 1000, maxMessages: 1_000_000 };
 
+/** What publish hooks see of any event. */
+export interface PublishedEvent {
+  readonly type: string;
+  readonly seq: number;
+  readonly timestamp: string;
+}
+
 interface Outbox {
   lastSeq: number;
   pending: LifecycleEvent[];
@@ -40,8 +47,8 @@ export class EventPublisher {
   private persisting: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly listeners = new Set<(event: LifecycleEvent) => void>();
-  private readonly publishedListeners = new Set<(event: LifecycleEvent, lagSeconds: number) => void>();
-  private readonly failureListeners = new Set<(event: LifecycleEvent) => void>();
+  private readonly publishedListeners = new Set<(event: PublishedEvent, lagSeconds: number) => void>();
+  private readonly failureListeners = new Set<(event: PublishedEvent) => void>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -78,13 +85,13 @@ export class EventPublisher {
   }
 
   /** Told once JetStream acknowledges an event, with the time since it was emitted (publish lag metrics). */
-  onPublished(listener: (event: LifecycleEvent, lagSeconds: number) => void): () => void {
+  onPublished(listener: (event: PublishedEvent, lagSeconds: number) => void): () => void {
     this.publishedListeners.add(listener);
     return () => this.publishedListeners.delete(listener);
   }
 
   /** Told when publishing an event failed (it is retried). */
-  onPublishFailure(listener: (event: LifecycleEvent) => void): () => void {
+  onPublishFailure(listener: (event: PublishedEvent) => void): () => void {
     this.failureListeners.add(listener);
     return () => this.failureListeners.delete(listener);
   }

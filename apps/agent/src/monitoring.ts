@@ -1,0 +1,136 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Subjects, VirtError, type StatsMessage } from '@virtbus/api-contract';
+import {
+  createAgentMetrics,
+  createDomainMetrics,
+  createNodeMetrics,
+  extractTraceContext,
+  Registry,
+  SpanKind,
+  startMetricsServer,
+  tracingActive,
+  withSpan,
+  type AgentMetrics,
+  type MetricsServer,
+} from '@virtbus/monitoring';
+import type { Logger } from 'pino';
+import type { DomainManager } from './domains/manager.js';
+import type { EventPublisher } from './events/publisher.js';
+import { readNodeStats } from './node-stats.js';
+import type { CallContext } from './service.js';
+
+export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9177';
+export const DEFAULT_STATS_INTERVAL_S = 10;
+export const DEFAULT_METRICS_CACHE_MS = 5_000;
+export const DEFAULT_STATS_DEADLINE_MS = 2_000;
+
+export interface AgentMonitoringConfig {
+  /** `host:port` of /metrics (port 0 picks a free one), or `off`. */
+  metricsAddress?: string;
+  /** Seconds between stats messages on `virt.v1.<node>.stats`; 0 turns them off. */
+  statsIntervalS?: number;
+  /** Scrapes within this many ms of the last collection are served from the cache. */
+  metricsCacheMs?: number;
+  /** Bound for one domain's stats in a scrape or a bulk stats call. */
+  statsDeadlineMs?: number;
+}
+
+/** `host:port` or `[v6]:port`; undefined for `off`. */
+export function parseMetricsAddress(text: string): { host: string; port: number } | undefined {
+  if (text.trim().toLowerCase() === 'off') return undefined;
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim());
+  const port = Number(match?.[3]);
+  if (!match || port > 65_535) throw new VirtError('INVALID_ARG', `metrics address must be host:port or off, got ${JSON.stringify(text)}`);
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+const codeOf = (error: unknown) => (VirtError.is(error) ? error.code : 'INTERNAL');
+
+export interface AgentMonitoring {
+  readonly metrics: AgentMetrics;
+  /** serveOperations' hooks: a server span per request continuing the caller's trace, and the request histogram. */
+  around<T>(context: CallContext, run: () => Promise<T>): Promise<T>;
+  onResult(operation: string, code: string, durationMs: number): void;
+  onDriverError(driver: string, operation: string, error: unknown): void;
+  /** Starts /metrics and the periodic stats messages once the manager is ready; returns the metrics URL. */
+  start(manager: DomainManager, events: EventPublisher): Promise<string | undefined>;
+  close(): Promise<void>;
+}
+
+export function createAgentMonitoring(options: { node: string; nc: NatsConnection; logger: Logger; config?: AgentMonitoringConfig }): AgentMonitoring {
+  const { node, nc, logger } = options;
+  const config = options.config ?? {};
+  const address = parseMetricsAddress(config.metricsAddress ?? DEFAULT_METRICS_ADDRESS);
+  const statsIntervalS = config.statsIntervalS ?? DEFAULT_STATS_INTERVAL_S;
+  const deadlineMs = config.statsDeadlineMs ?? DEFAULT_STATS_DEADLINE_MS;
+  const registry = new Registry();
+  let connected = true;
+  const metrics = createAgentMetrics({ registry, node, nats: { connected: () => connected && !nc.isClosed(), rttMs: () => nc.rtt() } });
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') connected = false;
+      else if (status.type === 'reconnect') connected = true;
+    }
+  })().catch(() => undefined);
+
+  let server: MetricsServer | undefined;
+  let statsTimer: NodeJS.Timeout | undefined;
+
+  return {
+    metrics,
+    around(context, run) {
+      if (!tracingActive()) return run();
+      return withSpan(
+        `virtbus.agent ${context.operation}`,
+        { 'rpc.system': 'nats', 'rpc.method': context.operation, 'virtbus.node': node },
+        () => run(),
+        { parent: extractTraceContext((key) => context.headers.get(key) || undefined), kind: SpanKind.SERVER },
+      );
+    },
+    onResult(operation, code, durationMs) {
+      metrics.observeRequest(operation, code, durationMs / 1000);
+    },
+    onDriverError(driver, operation, error) {
+      metrics.countDriverError(driver, operation, codeOf(error));
+    },
+    async start(manager, events) {
+      events.onPublished((event, lagSeconds) => metrics.observeEventPublishLag(event.type, lagSeconds));
+      events.onPublishFailure((event) => metrics.countEventPublishFailure(event.type));
+      if (address) {
+        createDomainMetrics({
+          registry,
+          node,
+          cacheIntervalMs: config.metricsCacheMs ?? DEFAULT_METRICS_CACHE_MS,
+          deadlineMs,
+          source: {
+            listDomains: async () => manager.listings(),
+            domainStats: (uuid, { deadlineMs: bound }) => manager.driverStats(uuid, bound),
+          },
+        });
+        createNodeMetrics({ registry, node });
+        server = await startMetricsServer({ registry, host: address.host, port: address.port, healthy: () => !nc.isClosed() });
+        logger.info({ url: `${server.url}/metrics` }, 'metrics serving');
+      }
+      if (statsIntervalS > 0) {
+        let running = false;
+        statsTimer = setInterval(() => {
+          if (running) return;
+          running = true;
+          Promise.all([readNodeStats(node), manager.statsAll(deadlineMs)])
+            .then(([host, domains]) => {
+              const message: StatsMessage = { kind: 'node.stats', node, collectedAt: new Date().toISOString(), host, domains };
+              nc.publish(Subjects.stats(node), JSON.stringify(message));
+            })
+            .catch((error: unknown) => logger.warn({ err: error }, 'stats not published'))
+            .finally(() => (running = false));
+        }, statsIntervalS * 1000);
+        statsTimer.unref();
+      }
+      return server?.url;
+    },
+    async close() {
+      clearInterval(statsTimer);
+      await server?.close();
+    },
+  };
+}
