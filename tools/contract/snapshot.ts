@@ -15,7 +15,7 @@ import { buildApp } from '@virtbus/gateway';
 import type { ContractSnapshot, Schema } from './compare.js';
 
 /** Placeholder tokens that pass the subject builders' checks and read as template variables afterwards. */
-const Placeholder = { node: 'NODE', uuid: 'UUID', type: 'TYPE', operation: 'OPERATION' } as const;
+const Placeholder = { node: 'NODE', uuid: 'UUID', type: 'TYPE', operation: 'OPERATION', gateway: 'GATEWAY' } as const;
 
 function template(subject: string): string {
   const names = Object.fromEntries(Object.entries(Placeholder).map(([name, token]) => [token, `{${name}}`]));
@@ -48,6 +48,8 @@ function subjectTemplates(): Record<string, string> {
     domainEventFilter: template(Subjects.domainEventFilter({ node, uuid, type })),
     stats: template(Subjects.stats(node)),
     consoleOutput: template(Subjects.consoleOutput(node, uuid)),
+    audit: template(Subjects.audit(Placeholder.gateway)),
+    allAudit: Subjects.allAudit,
   };
 }
 

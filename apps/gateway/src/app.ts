@@ -4,6 +4,7 @@ import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/typ
 import agentClient, { type NatsSource } from './plugins/agent-client.js';
 import errors, { formatValidationErrors } from './plugins/errors.js';
 import liveStreams from './plugins/live-streams.js';
+import monitoring, { createGatewayMonitoring, injectActiveTrace, type GatewayMonitoringOptions } from './plugins/monitoring.js';
 import openapi from './plugins/openapi.js';
 import { consoleRoutes } from './routes/console.js';
 import { domainRoutes } from './routes/domains.js';
@@ -23,8 +24,10 @@ export interface GatewayDeps {
   requestTimeoutMs?: number;
   /** Check agent replies against the contract; on unless NODE_ENV is production. */
   validateReplies?: boolean;
-  /** Adds W3C trace context to agent requests; the monitoring lib provides it. */
+  /** Adds W3C trace context to agent requests; by default the active span's (nothing when untraced). */
   injectTrace?: TraceInjector;
+  /** Registry and metrics behind GET /metrics; a fresh registry by default. */
+  monitoring?: GatewayMonitoringOptions;
   /** SSE heartbeat interval (tests shorten it). */
   heartbeatMs?: number;
   /** How long GET /v1/nodes waits for agents to answer the services info request. */
@@ -48,13 +51,16 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   app.removeContentTypeParser('text/plain');
   for (const schema of sharedSchemaDefinitions()) app.addSchema(schema);
 
+  const watch = deps.monitoring ?? createGatewayMonitoring();
   await app.register(errors);
   await app.register(liveStreams);
+  await app.register(monitoring, watch);
   await app.register(agentClient, {
     nc: deps.nc,
     requestTimeoutMs,
     validateReplies: deps.validateReplies ?? process.env['NODE_ENV'] !== 'production',
-    ...(deps.injectTrace ? { injectTrace: deps.injectTrace } : {}),
+    injectTrace: deps.injectTrace ?? injectActiveTrace,
+    observeCall: (node, operation, code, seconds) => watch.metrics.observeBusCall(node, operation, code, seconds),
     ...(deps.discoveryWaitMs ? { discoveryWaitMs: deps.discoveryWaitMs } : {}),
   });
   await app.register(openapi);

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { initTracing } from '@virtbus/monitoring';
 import { startGateway } from './index.js';
 
 const { values } = parseArgs({
@@ -16,6 +17,8 @@ if (!Number.isInteger(port) || port < 0 || port > 65_535) {
   process.exit(2);
 }
 
+// exports spans only when the standard OTEL_* variables ask for it
+const tracing = initTracing({ serviceName: 'virtbus-gateway' });
 const gateway = await startGateway({
   natsUrl: values.nats.split(','),
   host: values.host,
@@ -30,7 +33,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     if (stopping) return;
     stopping = true;
     gateway.app.log.info({ signal }, 'gateway stopping');
-    gateway.close().then(
+    gateway.close().then(() => tracing.shutdown()).then(
       () => process.exit(0),
       (error: unknown) => {
         gateway.app.log.error({ err: error }, 'gateway close failed');

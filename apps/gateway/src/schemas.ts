@@ -4,6 +4,7 @@ import {
   DomainId,
   DomainList,
   DomainStats,
+  DomainStatsList,
   ErrorBody,
   ErrorStatus,
   ExecResult,
@@ -11,11 +12,23 @@ import {
   NodeInfo,
   NodeList,
   NodeName,
+  NodeStats,
   type ErrorCode,
 } from '@virtbus/api-contract';
 
 /** Response schemas shared by $ref so the OpenAPI document names them under components.schemas. */
-export const SharedSchemas = { Error: ErrorBody, Domain, DomainList, DomainStats, ExecResult, LifecycleEvent, NodeInfo, NodeList } as const;
+export const SharedSchemas = {
+  Error: ErrorBody,
+  Domain,
+  DomainList,
+  DomainStats,
+  DomainStatsList,
+  ExecResult,
+  LifecycleEvent,
+  NodeInfo,
+  NodeList,
+  NodeStats,
+} as const;
 export type SharedSchemaName = keyof typeof SharedSchemas;
 
 export function sharedSchemaDefinitions(): Array<TSchema & { $id: string }> {
@@ -32,7 +45,8 @@ export const DomainParams = Type.Object({ node: NodeName, id: DomainId }, { addi
 /** Error responses of a route, each described by the codes that produce that status. */
 export function errorResponses(...codes: ErrorCode[]): Record<number, { $ref: string; description: string }> {
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of new Set<ErrorCode>(['INVALID_ARG', 'INTERNAL', ...codes])) {
+  // every route authenticates, checks the caller's role and nodes, and is rate limited
+  for (const code of new Set<ErrorCode>(['INVALID_ARG', 'UNAUTHORIZED', 'FORBIDDEN', 'RATE_LIMITED', 'INTERNAL', ...codes])) {
     const status = ErrorStatus[code];
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }

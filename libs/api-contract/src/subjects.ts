@@ -16,6 +16,16 @@ function token(value: string, what: string): string {
   return value;
 }
 
+/** A leading `_` is not a valid node name, so audit subjects never overlap a node's subjects. */
+export const AUDIT_TOKEN = '_audit';
+/** Tokens that would let node-wide wildcards such as `virt.v1.*.stats` match an audit subject. */
+const RESERVED_AUDIT_SOURCES = new Set(['ro', 'rw', 'events', 'stats', 'console', 'audit']);
+
+function auditSource(name: string): string {
+  if (!isNodeName(name) || RESERVED_AUDIT_SOURCES.has(name)) throw new VirtError('INVALID_ARG', `invalid audit source (gateway id): ${JSON.stringify(name)}`);
+  return name;
+}
+
 function node(name: string): string {
   if (!isNodeName(name)) throw new VirtError('INVALID_ARG', `invalid node name: ${JSON.stringify(name)}`);
   return name;
@@ -37,4 +47,7 @@ export const Subjects = {
     }`,
   stats: (nodeName: string) => `${SUBJECT_ROOT}.${node(nodeName)}.stats`,
   consoleOutput: (nodeName: string, uuid: string) => `${SUBJECT_ROOT}.${node(nodeName)}.console.${token(uuid, 'uuid')}.out`,
+  /** Audit records of one gateway (its id has the node-name syntax). */
+  audit: (gatewayId: string) => `${SUBJECT_ROOT}.${AUDIT_TOKEN}.${auditSource(gatewayId)}`,
+  allAudit: `${SUBJECT_ROOT}.${AUDIT_TOKEN}.>`,
 } as const;

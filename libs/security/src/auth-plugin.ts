@@ -116,7 +116,8 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
     else if (certificates) result = fromCertificate(request, certificates.mapping ?? {});
     if (result === null && devMode) {
       const host = boundHost(app, options.listenHost);
-      const local = request.raw.socket.localAddress;
+      // injected WebSocket requests (tests) have no socket
+      const local = (request.raw.socket as { localAddress?: string } | undefined)?.localAddress;
       if (host !== undefined && isLoopbackHost(host) && (local === undefined || isLoopbackHost(local))) {
         result = { identity: { name: 'loopback-dev', role: Role.Admin, nodes: 'all', via: 'loopback-dev' } };
       }

@@ -87,6 +87,15 @@ describe('client identities', () => {
     expect(may(g, 'publish', '$KV.virt_nodes.a')).toBe(false);
     expect(may(g, 'publish', '$JS.API.STREAM.DELETE.VIRT_EVENTS')).toBe(false);
     expect(may(g, 'subscribe', 'virt.v1.a.rw.domain.state')).toBe(false);
+    expect(may(g, 'publish', 'virt.v1._audit.gateway')).toBe(true);
+  });
+
+  it('only the gateway publishes audit records and only admin reads them', () => {
+    expect(may(agentPermissions('a', 'agent-a'), 'publish', 'virt.v1._audit.gateway')).toBe(false);
+    expect(may(operatorPermissions('op'), 'publish', 'virt.v1._audit.gateway')).toBe(false);
+    expect(may(readOnlyPermissions('ro'), 'subscribe', 'virt.v1._audit.gateway')).toBe(false);
+    expect(may(operatorPermissions('op'), 'subscribe', 'virt.v1._audit.gateway')).toBe(false);
+    expect(may(adminPermissions('admin'), 'subscribe', 'virt.v1._audit.gateway')).toBe(true);
   });
 
   it('read-only may send read verbs only, and no consumer API', () => {

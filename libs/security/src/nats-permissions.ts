@@ -126,6 +126,8 @@ export function gatewayPermissions(identityName: string): NatsPermissions {
       allow: [
         Subjects.allAccess(Access.ReadOnly),
         Subjects.allAccess(Access.ReadWrite),
+        // audit records of every mutating HTTP call (virt.v1._audit.<gateway-id>); no node can be named `_audit`
+        Subjects.allAudit,
         ...serviceDiscoveryRequests,
         jsAccountInfo,
         ...consumerApi(EVENTS_STREAM),
@@ -169,7 +171,8 @@ export function adminPermissions(identityName: string): NatsPermissions {
   const operator = operatorPermissions(identityName);
   return {
     publish: { allow: [...operator.publish.allow, `${JS_API}.>`, '$JS.ACK.>', '$JS.FC.>', `$KV.${NODES_BUCKET}.>`] },
-    subscribe: operator.subscribe,
+    // reading the audit trail is an admin matter (PermissionClass.Audit)
+    subscribe: { allow: [...operator.subscribe.allow, Subjects.allAudit] },
   };
 }
 

@@ -17,6 +17,7 @@ import {
   type OperationResponse,
   type Validator,
 } from '@virtbus/api-contract';
+import { SpanKind, withSpan } from '@virtbus/monitoring';
 import { injectNoTrace, type TraceInjector } from '../trace.js';
 import { shared } from './skip-override.js';
 
@@ -43,6 +44,8 @@ export interface AgentClientOptions {
   injectTrace?: TraceInjector;
   /** How long GET /v1/nodes waits for service info replies. */
   discoveryWaitMs?: number;
+  /** Told about every bus call: target node, operation, reply code (OK or an error code) and seconds. */
+  observeCall?: (node: string, operation: OperationName, code: string, seconds: number) => void;
 }
 
 declare module 'fastify' {
@@ -110,6 +113,28 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     operation: N,
     request: OperationRequest<N>,
     callOptions: CallOptions = {},
+  ): Promise<OperationResponse<N>> {
+    const started = performance.now();
+    try {
+      const result = await withSpan(
+        `nats request ${operation}`,
+        { 'rpc.system': 'nats', 'rpc.method': operation, 'virtbus.node': node },
+        () => callAgent(node, operation, request, callOptions),
+        { kind: SpanKind.CLIENT },
+      );
+      options.observeCall?.(node, operation, 'OK', (performance.now() - started) / 1000);
+      return result;
+    } catch (error) {
+      options.observeCall?.(node, operation, VirtError.is(error) ? error.code : 'INTERNAL', (performance.now() - started) / 1000);
+      throw error;
+    }
+  }
+
+  async function callAgent<N extends OperationName>(
+    node: string,
+    operation: N,
+    request: OperationRequest<N>,
+    callOptions: CallOptions,
   ): Promise<OperationResponse<N>> {
     const spec = Operations[operation];
     const subject = Subjects.request(node, spec.access, operation);

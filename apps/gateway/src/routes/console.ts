@@ -4,6 +4,7 @@ import Type from 'typebox';
 import { VirtError, type ErrorBody } from '@virtbus/api-contract';
 import { toErrorBody } from '../plugins/errors.js';
 import { Tags } from '../plugins/openapi.js';
+import { auditRecordOf } from '../plugins/security.js';
 import { DomainCallCodes, DomainParams, errorResponses } from '../schemas.js';
 
 export const ConsoleQuery = Type.Object(
@@ -47,6 +48,8 @@ export const consoleRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.route({
     method: 'GET',
     url: '/v1/nodes/:node/domains/:id/console',
+    // console output can show what was typed (passwords): operator, like libvirt's read-write socket
+    config: { permission: 'domain.console.attach' },
     schema: {
       operationId: 'openConsole',
       tags: [Tags.Console],
@@ -74,8 +77,16 @@ export const consoleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       let writes = Promise.resolve();
       const pending: Buffer[] = [];
 
+      let audited = false;
+      const audit = (status: number, code?: ErrorBody['code']): void => {
+        if (audited || mode === 'ro') return;
+        audited = true;
+        void app.auditLog.write(auditRecordOf(request, 'domain.console.attach', status, code));
+      };
+
       const fail = (error: unknown): void => {
         const body = toErrorBody(error);
+        audit(body.status, body.code);
         if (body.code === 'INTERNAL') request.log.error({ err: error }, 'console failed');
         if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(closeCodeOf(body), closeReason(body));
       };
@@ -111,6 +122,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox = async (app) => {
             ? await app.agents.call(node, 'domain.console.read', { id })
             : await app.agents.call(node, 'domain.console.attach', force === undefined ? { id } : { id, force });
         session = attachment.session;
+        audit(101);
         if (closed) {
           if (session) await app.agents.call(node, 'domain.console.detach', { id, session }).catch(() => undefined);
           return;

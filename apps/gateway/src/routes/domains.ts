@@ -17,6 +17,7 @@ export const domainRoutes: FastifyPluginAsyncTypebox<DomainRouteOptions> = async
   app.get(
     '/v1/nodes/:node/domains',
     {
+      config: { permission: 'domain.list' },
       schema: {
         operationId: 'listDomains',
         tags: [Tags.Domains],
@@ -31,6 +32,7 @@ export const domainRoutes: FastifyPluginAsyncTypebox<DomainRouteOptions> = async
   app.post(
     '/v1/nodes/:node/domains',
     {
+      config: { permission: 'domain.define' },
       schema: {
         operationId: 'defineDomain',
         tags: [Tags.Domains],
@@ -49,6 +51,7 @@ export const domainRoutes: FastifyPluginAsyncTypebox<DomainRouteOptions> = async
   app.get(
     '/v1/nodes/:node/domains/:id',
     {
+      config: { permission: 'domain.get' },
       schema: {
         operationId: 'getDomain',
         tags: [Tags.Domains],
@@ -63,6 +66,7 @@ export const domainRoutes: FastifyPluginAsyncTypebox<DomainRouteOptions> = async
   app.put(
     '/v1/nodes/:node/domains/:id',
     {
+      config: { permission: 'domain.update' },
       schema: {
         operationId: 'updateDomain',
         tags: [Tags.Domains],
@@ -78,6 +82,7 @@ export const domainRoutes: FastifyPluginAsyncTypebox<DomainRouteOptions> = async
   app.delete(
     '/v1/nodes/:node/domains/:id',
     {
+      config: { permission: 'domain.undefine' },
       schema: {
         operationId: 'undefineDomain',
         tags: [Tags.Domains],
@@ -92,6 +97,7 @@ export const domainRoutes: FastifyPluginAsyncTypebox<DomainRouteOptions> = async
   app.put(
     '/v1/nodes/:node/domains/:id/state',
     {
+      config: { permission: 'domain.state' },
       schema: {
         operationId: 'changeDomainState',
         tags: [Tags.Domains],
@@ -111,6 +117,7 @@ export const domainRoutes: FastifyPluginAsyncTypebox<DomainRouteOptions> = async
   app.get(
     '/v1/nodes/:node/domains/:id/stats',
     {
+      config: { permission: 'domain.stats' },
       schema: {
         operationId: 'getDomainStats',
         tags: [Tags.Domains],
@@ -125,6 +132,7 @@ export const domainRoutes: FastifyPluginAsyncTypebox<DomainRouteOptions> = async
   app.post(
     '/v1/nodes/:node/domains/:id/exec',
     {
+      config: { permission: 'domain.exec' },
       schema: {
         operationId: 'execInDomain',
         tags: [Tags.Domains],

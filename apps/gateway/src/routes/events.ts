@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
 import { EVENTS_STREAM, LifecycleType, NodeName, Subjects, Uuid, VirtError } from '@virtbus/api-contract';
+import { canSeeNode } from '@virtbus/security';
 import { Tags } from '../plugins/openapi.js';
 import { errorResponses, ref } from '../schemas.js';
 
@@ -37,6 +38,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
   app.get(
     '/v1/events',
     {
+      config: { permission: 'events' },
       schema: {
         operationId: 'streamEvents',
         tags: [Tags.Events],
@@ -53,6 +55,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
     },
     async (request, reply) => {
       const { node, domain, type, since } = request.query;
+      if (node !== undefined && !canSeeNode(request.identity, node)) throw new VirtError('FORBIDDEN', `${request.identity?.name ?? 'caller'} may not use node ${node}`);
       const after = resumeAfter(since, request.headers['last-event-id']);
       const filter = Subjects.domainEventFilter({ node, uuid: domain, type });
       const nc = await app.agents.connection();
@@ -102,6 +105,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
             request.log.warn({ seq: message.seq, subject: message.subject }, 'skipping an event that is not JSON');
             continue;
           }
+          // callers limited to some nodes get only their nodes' events
+          if (!canSeeNode(request.identity, (event as { node?: unknown }).node as string)) continue;
           res.write(`id: ${message.seq}\nevent: lifecycle\ndata: ${JSON.stringify(event)}\n\n`);
         }
       })()

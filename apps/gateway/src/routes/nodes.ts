@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { visibleNodes } from '@virtbus/security';
 import { Tags } from '../plugins/openapi.js';
 import { AgentCallCodes, errorResponses, NodeParams, ref } from '../schemas.js';
 
@@ -13,12 +14,14 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('NodeList'), ...errorResponses('AGENT_UNREACHABLE') },
       },
     },
-    async () => ({ nodes: await app.agents.listNodes() }),
+    // callers limited to some nodes see only those
+    async (request) => ({ nodes: visibleNodes(request.identity, await app.agents.listNodes(), (summary) => summary.node) }),
   );
 
   app.get(
     '/v1/nodes/:node',
     {
+      config: { permission: 'node.info' },
       schema: {
         operationId: 'getNode',
         tags: [Tags.Nodes],
@@ -28,5 +31,33 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => app.agents.call(request.params.node, 'node.info', {}),
+  );
+
+  app.get(
+    '/v1/nodes/:node/stats',
+    {
+      schema: {
+        operationId: 'getNodeStats',
+        tags: [Tags.Nodes],
+        summary: 'Host CPU seconds by mode, memory and free memory per NUMA cell',
+        params: NodeParams,
+        response: { 200: ref('NodeStats'), ...errorResponses(...AgentCallCodes) },
+      },
+    },
+    async (request) => app.agents.call(request.params.node, 'node.stats', {}),
+  );
+
+  app.get(
+    '/v1/nodes/:node/stats/domains',
+    {
+      schema: {
+        operationId: 'getAllDomainStats',
+        tags: [Tags.Nodes],
+        summary: 'Stats of every domain of the node at once; a domain that misses the deadline is marked timedOut',
+        params: NodeParams,
+        response: { 200: ref('DomainStatsList'), ...errorResponses(...AgentCallCodes) },
+      },
+    },
+    async (request) => app.agents.call(request.params.node, 'domain.stats.all', {}),
   );
 };

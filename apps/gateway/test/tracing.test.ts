@@ -1,0 +1,129 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { Subjects, type Domain, type DomainStatsList, type NodeStats, type StatsMessage } from '@virtbus/api-contract';
+import { startAgent, type Agent } from '@virtbus/agent';
+import { initTracing, type Tracing } from '@virtbus/monitoring';
+import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp, type GatewayApp } from '../src/index.js';
+
+const NODE = 'traced';
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let agent: Agent;
+let app: GatewayApp;
+let tracing: Tracing;
+let workDir: string;
+const exporter = new InMemorySpanExporter();
+
+const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
+
+beforeAll(async () => {
+  tracing = initTracing({ serviceName: 'virtbus-test', exporter });
+  nats = await startNatsServer();
+  workDir = await mkdtemp(join(tmpdir(), 'virtbus-tracing-'));
+  agent = await startAgent({
+    node: NODE,
+    nats: { servers: nats.url },
+    stateDir: join(workDir, 'agent'),
+    drivers: ['test'],
+    logger: pino({ level: 'silent' }),
+    monitoring: { metricsAddress: '127.0.0.1:0', statsIntervalS: 1, metricsCacheMs: 0 },
+  });
+  nc = await connect({ servers: nats.url });
+  app = await buildApp({ nc });
+});
+
+afterAll(async () => {
+  await app?.close();
+  await nc?.close();
+  await agent?.close();
+  await tracing?.shutdown();
+  await nats?.stop();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+describe('gateway and agent monitoring, one process each side of a real NATS', () => {
+  let domain: Domain;
+
+  it('one trace spans the gateway route, the NATS request, the agent handler and the driver', async () => {
+    const defined = await app.inject({ method: 'POST', url: `/v1/nodes/${NODE}/domains`, payload: { name: 'traced-vm', driver: 'test' } });
+    expect(defined.statusCode).toBe(201);
+    domain = defined.json<Domain>();
+    exporter.reset();
+
+    const started = await app.inject({ method: 'PUT', url: `/v1/nodes/${NODE}/domains/${domain.uuid}/state`, payload: { action: 'start' } });
+    expect(started.statusCode).toBe(200);
+    await tracing.forceFlush();
+    const spans = exporter.getFinishedSpans();
+    const byName = (name: string) => {
+      const span = spans.find((candidate) => candidate.name === name);
+      expect(span, `span ${name} among ${spans.map((s) => s.name).join(', ')}`).toBeDefined();
+      return span!;
+    };
+    const route = byName('PUT /v1/nodes/:node/domains/:id/state');
+    const request = byName('nats request domain.state');
+    const handler = byName('virtbus.agent domain.state');
+    const driver = byName('driver.test start');
+
+    const traceId = route.spanContext().traceId;
+    for (const span of [request, handler, driver]) expect(span.spanContext().traceId).toBe(traceId);
+    expect(parentOf(route)).toBeUndefined();
+    expect(parentOf(request)).toBe(route.spanContext().spanId);
+    expect(parentOf(handler)).toBe(request.spanContext().spanId);
+    expect(parentOf(driver)).toBe(handler.spanContext().spanId);
+    expect(route.attributes['http.response.status_code']).toBe(200);
+  });
+
+  it('the gateway serves /metrics with the HTTP and bus-call histograms', async () => {
+    const response = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toMatch(/text\/plain/);
+    expect(response.body).toMatch(
+      /virtbus_gateway_http_request_duration_seconds_count\{route="\/v1\/nodes\/:node\/domains\/:id\/state",method="PUT",status="200"\} 1/,
+    );
+    expect(response.body).toMatch(/virtbus_gateway_bus_call_duration_seconds_count\{node="traced",operation="domain.state",code="OK"\} 1/);
+  });
+
+  it('the agent serves /metrics on the address it was given, with its own health and the domain', async () => {
+    expect(agent.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const body = await (await fetch(`${agent.metricsUrl}/metrics`)).text();
+    expect(body).toMatch(/virtbus_agent_request_duration_seconds_count\{node="traced",operation="domain.state",code="OK"\} 1/);
+    expect(body).toMatch(/virtbus_agent_nats_connected\{node="traced"\} 1/);
+    expect(body).toContain(`libvirt_domain_info_state{domain="traced-vm",uuid="${domain.uuid}",node="traced",state_desc="the domain is running"} 1`);
+    expect(body).toMatch(new RegExp(`libvirt_domain_timed_out\\{domain="traced-vm",uuid="${domain.uuid}",node="traced"\\} 0`));
+    expect(body).toMatch(/virtbus_agent_event_publish_lag_seconds_count\{node="traced",type="STARTED"\} 1/);
+  });
+
+  it('GET /v1/nodes/:node/stats and /stats/domains answer with the contract schemas', async () => {
+    const host = await app.inject({ method: 'GET', url: `/v1/nodes/${NODE}/stats` });
+    expect(host.statusCode).toBe(200);
+    const nodeStats = host.json<NodeStats>();
+    expect(nodeStats.node).toBe(NODE);
+    expect(nodeStats.cpu.user).toBeGreaterThan(0);
+    expect(nodeStats.memory.totalBytes).toBeGreaterThan(nodeStats.memory.freeBytes);
+
+    const bulk = await app.inject({ method: 'GET', url: `/v1/nodes/${NODE}/stats/domains` });
+    expect(bulk.statusCode).toBe(200);
+    const { domains } = bulk.json<DomainStatsList>();
+    expect(domains).toHaveLength(1);
+    expect(domains[0]).toMatchObject({ uuid: domain.uuid, state: 'running' });
+    expect(domains[0]!.cpu?.timeNs).toBeGreaterThanOrEqual(0);
+    expect(domains[0]!.timedOut).toBeUndefined();
+  });
+
+  it('the agent publishes stats periodically on virt.v1.<node>.stats', async () => {
+    const sub = nc.subscribe(Subjects.stats(NODE), { max: 1, timeout: 5000 });
+    for await (const msg of sub) {
+      const message = msg.json<StatsMessage>();
+      expect(message.kind).toBe('node.stats');
+      expect(message.host.node).toBe(NODE);
+      expect(message.domains.map((stats) => stats.uuid)).toEqual([domain.uuid]);
+    }
+    await app.inject({ method: 'PUT', url: `/v1/nodes/${NODE}/domains/${domain.uuid}/state`, payload: { action: 'destroy' } });
+  });
+});
