@@ -1,15 +1,15 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { DomainConfig } from '@virtbus/api-contract';
 import { QemuDriver, type DomainRecord } from '@virtbus/drivers';
-import { requireBinary } from '@virtbus/testing';
-import { summarize, type LatencySummary } from './stats.js';
+import { freePort, REPO_ROOT, requireBinary, spawnAgent, startNatsServer, type AgentProcess } from '@virtbus/testing';
+import { round, summarize, type LatencySummary } from './stats.js';
 
 export interface QemuBenchOptions {
   /** Runs per measurement and accelerator (at least 10). */
@@ -17,12 +17,19 @@ export interface QemuBenchOptions {
 }
 
 export interface AccelBench {
-  /** Bare qemu-system-x86_64 spawn → QMP answers query-status: the floor. */
+  /** Bare qemu-system-x86_64 spawn → QMP answers query-status: the start floor. */
   bareSpawnToQmp: LatencySummary;
-  /** QemuDriver.start → running (no disk, no kernel: SeaBIOS only). */
+  /** Bare QEMU: QMP `quit` sent → process reaped: the destroy floor. */
+  bareQuitToExit: LatencySummary;
+  /** QemuDriver.start → running, in this process (no disk, no kernel: SeaBIOS only). */
   driverStart: LatencySummary;
-  /** QemuDriver.destroy → shutoff (process gone). */
+  /** QemuDriver.destroy → shutoff (process gone), in this process. */
   driverDestroy: LatencySummary;
+  /** `PUT …/state {action:start}` through the gateway HTTP → the reply says running (gateway + agent processes over NATS). */
+  gatewayStart: LatencySummary;
+  /** `PUT …/state {action:destroy}` through the gateway HTTP → the reply says shutoff. */
+  gatewayDestroy: LatencySummary;
+  ratios: { gatewayStartP50VsFloor: number; gatewayDestroyP50VsFloor: number; driverStartP50VsFloor: number; driverDestroyP50VsFloor: number };
 }
 
 export interface QemuBenchResult {
@@ -31,15 +38,22 @@ export interface QemuBenchResult {
   kvm: AccelBench | { skipped: string };
 }
 
-/** Spawns bare QEMU and times until query-status answers over QMP, then quits it. */
-async function bareSpawnToQmp(binary: string, accel: 'kvm' | 'tcg', dir: string): Promise<number> {
+/** Spawns bare QEMU and times until query-status answers over QMP, then times `quit` until the process is reaped. */
+async function bareQemu(binary: string, accel: 'kvm' | 'tcg', dir: string): Promise<{ spawnToQmpMs: number; quitToExitMs: number }> {
   const socketPath = join(dir, `bare-${randomUUID().slice(0, 8)}.sock`);
   const cpu = accel === 'kvm' ? 'qemu64' : 'max';
   const begin = performance.now();
   const child = spawn(binary, ['-accel', accel, '-cpu', cpu, '-m', '64', '-nodefaults', '-no-user-config', '-display', 'none', '-qmp', `unix:${socketPath},server=on,wait=off`], {
     stdio: 'ignore',
   });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  let exitedAt = 0;
+  const exited = new Promise((resolve) =>
+    child.once('exit', (code) => {
+      exitedAt = performance.now();
+      resolve(code);
+    }),
+  );
+  let quitAt = 0;
   try {
     for (;;) {
       const answered = await new Promise<boolean>((resolve) => {
@@ -54,12 +68,17 @@ async function bareSpawnToQmp(binary: string, accel: 'kvm' | 'tcg', dir: string)
             asked = true;
           }
           if (/"id":\s*"s"/.test(buffer)) {
+            quitAt = performance.now();
             socket.end('{"execute":"quit"}\n');
             resolve(true);
           }
         });
       });
-      if (answered) return performance.now() - begin;
+      if (answered) {
+        const spawnToQmpMs = quitAt - begin;
+        await exited;
+        return { spawnToQmpMs, quitToExitMs: exitedAt - quitAt };
+      }
       if (child.exitCode !== null) throw new Error(`bare QEMU (${accel}) exited with ${child.exitCode}`);
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
@@ -79,43 +98,150 @@ function kvmUsable(): string | undefined {
   }
 }
 
-async function benchAccel(binary: string, driver: QemuDriver, accel: 'kvm' | 'tcg', runs: number, dir: string): Promise<AccelBench> {
-  const bare: number[] = [];
-  const starts: number[] = [];
-  const destroys: number[] = [];
-  for (let run = 0; run < runs; run++) bare.push(await bareSpawnToQmp(binary, accel, dir));
-  for (let run = 0; run < runs; run++) {
-    const config: DomainConfig = {
-      name: `bench-${accel}-${run}`,
-      uuid: randomUUID(),
-      driver: accel === 'kvm' ? 'kvm' : 'qemu',
-      vcpus: 1,
-      memory: 64,
-      os: {},
-      disks: [],
-      nics: [],
-      console: { type: 'serial' },
-      autostart: false,
-    };
-    let record: DomainRecord = { config, state: 'shutoff', reason: 'unknown' };
-    let begin = performance.now();
-    const started = await driver.start(record, { paused: false });
-    starts.push(performance.now() - begin);
-    record = { config, state: started.state, reason: started.reason, runtime: started.runtime ?? undefined };
-    begin = performance.now();
-    await driver.destroy(record);
-    destroys.push(performance.now() - begin);
-    await driver.undefine({ config, state: 'shutoff', reason: 'destroyed' });
-  }
-  const wall = (values: number[]) => values.reduce((sum, value) => sum + value, 0);
-  return { bareSpawnToQmp: summarize(bare, wall(bare)), driverStart: summarize(starts, wall(starts)), driverDestroy: summarize(destroys, wall(destroys)) };
+const wall = (values: number[]) => values.reduce((sum, value) => sum + value, 0);
+const summary = (values: number[]) => summarize(values, wall(values));
+
+/** A gateway process and an agent process (qemu driver) on a private nats-server, like a deployment. */
+interface Stack {
+  put(path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
+  close(): Promise<void>;
 }
 
-/** QEMU lifecycle latencies on this host: the bare-QEMU floor and the driver's start/destroy, for TCG and KVM. */
+async function startStack(dir: string): Promise<Stack> {
+  const nats = await startNatsServer();
+  let agent: AgentProcess | undefined;
+  let gateway: ChildProcess | undefined;
+  const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 4 });
+  const close = async () => {
+    gateway?.kill('SIGTERM');
+    if (gateway && gateway.exitCode === null) await new Promise((resolve) => gateway!.once('exit', resolve));
+    await agent?.stop();
+    httpAgent.destroy();
+    await nats.stop();
+  };
+  try {
+    agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(dir, 'agent'), drivers: 'qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
+    const port = await freePort();
+    gateway = spawn(process.execPath, ['--import', 'tsx', 'apps/gateway/src/main.ts', '--nats', nats.url, '--port', String(port)], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const send = (method: string, path: string, body?: unknown) =>
+      new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+        const payload = body === undefined ? undefined : JSON.stringify(body);
+        const request = httpRequest(
+          `${base}${path}`,
+          { method, agent: httpAgent, headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+          (response) => {
+            let text = '';
+            response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} }));
+          },
+        );
+        request.on('error', reject);
+        request.end(payload);
+      });
+    for (let attempt = 0; ; attempt++) {
+      const ready = await send('GET', '/v1/nodes/bench').catch(() => undefined);
+      if (ready?.status === 200) break;
+      if (attempt > 300) throw new Error(`gateway did not come up (last: ${JSON.stringify(ready)})`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return { put: (path, body) => send(path.endsWith('/domains') ? 'POST' : 'PUT', path, body), close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** Start → running and destroy → shutoff of one diskless domain through the gateway HTTP API. */
+async function gatewayCycler(stack: Stack, accel: 'kvm' | 'tcg'): Promise<() => Promise<{ startMs: number; destroyMs: number }>> {
+  const name = `bench-${accel}`;
+  const defined = await stack.put('/v1/nodes/bench/domains', { name, driver: accel === 'kvm' ? 'kvm' : 'qemu', vcpus: 1, memory: 64 });
+  if (defined.status !== 201) throw new Error(`define ${name}: HTTP ${defined.status} ${JSON.stringify(defined.body)}`);
+  const state = `/v1/nodes/bench/domains/${name}/state`;
+  const timed = async (action: string, expected: string) => {
+    const begin = performance.now();
+    const reply = await stack.put(state, { action });
+    const elapsed = performance.now() - begin;
+    if (reply.status !== 200 || reply.body.state !== expected) throw new Error(`${action} ${name}: HTTP ${reply.status} ${JSON.stringify(reply.body)}`);
+    return elapsed;
+  };
+  return async () => ({ startMs: await timed('start', 'running'), destroyMs: await timed('destroy', 'shutoff') });
+}
+
+/** QemuDriver.start → running and destroy → shutoff of one fresh diskless domain, in this process. */
+async function driverCycle(driver: QemuDriver, accel: 'kvm' | 'tcg', run: number): Promise<{ startMs: number; destroyMs: number }> {
+  const config: DomainConfig = {
+    name: `bench-${accel}-${run}`,
+    uuid: randomUUID(),
+    driver: accel === 'kvm' ? 'kvm' : 'qemu',
+    vcpus: 1,
+    memory: 64,
+    os: {},
+    disks: [],
+    nics: [],
+    console: { type: 'serial' },
+    autostart: false,
+  };
+  let record: DomainRecord = { config, state: 'shutoff', reason: 'unknown' };
+  let begin = performance.now();
+  const started = await driver.start(record, { paused: false });
+  const startMs = performance.now() - begin;
+  record = { config, state: started.state, reason: started.reason, runtime: started.runtime ?? undefined };
+  begin = performance.now();
+  await driver.destroy(record);
+  const destroyMs = performance.now() - begin;
+  await driver.undefine({ config, state: 'shutoff', reason: 'destroyed' });
+  return { startMs, destroyMs };
+}
+
+async function benchAccel(binary: string, driver: QemuDriver, stack: Stack, accel: 'kvm' | 'tcg', runs: number, dir: string): Promise<AccelBench> {
+  const figures = { spawnToQmp: [] as number[], quitToExit: [] as number[], driverStart: [] as number[], driverDestroy: [] as number[], gatewayStart: [] as number[], gatewayDestroy: [] as number[] };
+  const viaGateway = await gatewayCycler(stack, accel);
+  // One warm-up of each: the first QEMU pays for loading its binary and firmware from disk.
+  await bareQemu(binary, accel, dir);
+  await driverCycle(driver, accel, -1);
+  await viaGateway();
+  // Interleaved, so load from other work on the machine hits the floor and virtbus alike.
+  for (let run = 0; run < runs; run++) {
+    const bare = await bareQemu(binary, accel, dir);
+    figures.spawnToQmp.push(bare.spawnToQmpMs);
+    figures.quitToExit.push(bare.quitToExitMs);
+    const inProcess = await driverCycle(driver, accel, run);
+    figures.driverStart.push(inProcess.startMs);
+    figures.driverDestroy.push(inProcess.destroyMs);
+    const gateway = await viaGateway();
+    figures.gatewayStart.push(gateway.startMs);
+    figures.gatewayDestroy.push(gateway.destroyMs);
+  }
+  const result = {
+    bareSpawnToQmp: summary(figures.spawnToQmp),
+    bareQuitToExit: summary(figures.quitToExit),
+    driverStart: summary(figures.driverStart),
+    driverDestroy: summary(figures.driverDestroy),
+    gatewayStart: summary(figures.gatewayStart),
+    gatewayDestroy: summary(figures.gatewayDestroy),
+  };
+  return {
+    ...result,
+    ratios: {
+      gatewayStartP50VsFloor: round(result.gatewayStart.p50Ms / result.bareSpawnToQmp.p50Ms, 2),
+      gatewayDestroyP50VsFloor: round(result.gatewayDestroy.p50Ms / result.bareQuitToExit.p50Ms, 2),
+      driverStartP50VsFloor: round(result.driverStart.p50Ms / result.bareSpawnToQmp.p50Ms, 2),
+      driverDestroyP50VsFloor: round(result.driverDestroy.p50Ms / result.bareQuitToExit.p50Ms, 2),
+    },
+  };
+}
+
+/** QEMU lifecycle latencies on this host: the bare-QEMU floor, the driver in-process, and start/destroy through the gateway. */
 export async function benchQemu(options: QemuBenchOptions = {}): Promise<QemuBenchResult> {
   const runs = Math.max(10, options.runs ?? 10);
   const binary = requireBinary('qemu-system-x86_64');
-  const dir = await mkdtemp(join(tmpdir(), 'virtbus-bench-qemu-'));
+  // Short path: QMP sockets live below it (unix socket paths are limited to 107 bytes).
+  const dir = await mkdtemp('/tmp/vbb-');
   const driver = new QemuDriver({ binary });
   await driver.init({
     node: 'bench',
@@ -124,10 +250,12 @@ export async function benchQemu(options: QemuBenchOptions = {}): Promise<QemuBen
     observedState: () => undefined,
     saveRuntime: async () => undefined,
   });
+  let stack: Stack | undefined;
   try {
-    const tcg = await benchAccel(binary, driver, 'tcg', runs, dir);
+    stack = await startStack(dir);
+    const tcg = await benchAccel(binary, driver, stack, 'tcg', runs, dir);
     const unusable = kvmUsable();
-    const kvm = unusable ? { skipped: unusable } : await benchAccel(binary, driver, 'kvm', runs, dir);
+    const kvm = unusable ? { skipped: unusable } : await benchAccel(binary, driver, stack, 'kvm', runs, dir);
     return { runs, tcg, kvm };
   } finally {
     for (const pid of driver.processes().values()) {
@@ -138,6 +266,7 @@ export async function benchQemu(options: QemuBenchOptions = {}): Promise<QemuBen
       }
     }
     await driver.close();
+    await stack?.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '@virtbus/testing';
 import { benchBus, type BusBenchResult } from './bus.js';
+import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
 import { round, type LatencySummary } from './stats.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } }, strict: true });
@@ -31,6 +32,35 @@ function busMarkdown(result: BusBenchResult): string {
   ].join('\n');
 }
 
+const p50p90 = (s: LatencySummary) => `${round(s.p50Ms, 1)} | ${round(s.p90Ms, 1)}`;
+
+function accelRows(label: string, result: AccelBench | { skipped: string }): string[] {
+  if ('skipped' in result) return [`| ${label} | skipped: ${result.skipped} | | | |`];
+  const { ratios } = result;
+  return [
+    `| ${label} | bare spawn → QMP query-status (start floor) | ${p50p90(result.bareSpawnToQmp)} | — |`,
+    `| ${label} | bare QMP quit → reaped (destroy floor) | ${p50p90(result.bareQuitToExit)} | — |`,
+    `| ${label} | QemuDriver.start → running (in process) | ${p50p90(result.driverStart)} | ${ratios.driverStartP50VsFloor} |`,
+    `| ${label} | QemuDriver.destroy → shutoff (in process) | ${p50p90(result.driverDestroy)} | ${ratios.driverDestroyP50VsFloor} |`,
+    `| ${label} | gateway HTTP start → running | ${p50p90(result.gatewayStart)} | **${ratios.gatewayStartP50VsFloor}** (target ≤ 1.5) |`,
+    `| ${label} | gateway HTTP destroy → shutoff | ${p50p90(result.gatewayDestroy)} | **${ratios.gatewayDestroyP50VsFloor}** (target ≤ 3) |`,
+  ];
+}
+
+function qemuMarkdown(result: QemuBenchResult): string {
+  return [
+    '## QEMU lifecycle: bare QEMU floor vs virtbus (driver in process, and gateway → NATS → agent process)',
+    '',
+    `Diskless domain (SeaBIOS only), 64 MiB, 1 vCPU; ${result.runs} runs per figure after one warm-up, the three paths interleaved run by run. Ratios are p50 / the floor's p50.`,
+    '',
+    '| accel | measurement | p50 ms | p90 ms | ratio to floor |',
+    '|---|---|---|---|---|',
+    ...accelRows('tcg (qemu)', result.tcg),
+    ...accelRows('kvm', result.kvm),
+    '',
+  ].join('\n');
+}
+
 const report: Record<string, unknown> = { startedAt: new Date().toISOString(), node: process.version, quick: values.quick };
 const sections: string[] = [`# virtbus benchmark — ${report.startedAt as string}`, ''];
 
@@ -39,6 +69,13 @@ if (selected('bus')) {
   report.bus = bus;
   sections.push(busMarkdown(bus));
   console.log(busMarkdown(bus));
+}
+
+if (selected('qemu')) {
+  const qemu = await benchQemu({ runs: values.quick ? 10 : 20 });
+  report.qemu = qemu;
+  sections.push(qemuMarkdown(qemu));
+  console.log(qemuMarkdown(qemu));
 }
 
 const dir = join(REPO_ROOT, 'bench-results');
