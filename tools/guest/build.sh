@@ -71,8 +71,18 @@ WORK=$(mktemp -d "$OUT/.build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 chmod 755 "$WORK"
 
+download() { (cd "$WORK" && apt-get download -q -o APT::Sandbox::User=root "$package" busybox-static >/dev/null); }
 log "downloading $package and busybox-static"
-(cd "$WORK" && apt-get download -q -o APT::Sandbox::User=root "$package" busybox-static >/dev/null)
+if ! download; then
+  # Stale package lists name versions the mirror no longer has: refresh them once and resolve again.
+  log "apt-get download failed; running apt-get update and retrying"
+  apt-get update -q >/dev/null 2>&1 || log "apt-get update failed"
+  package=$(resolve_kernel_package || true)
+  [ -n "$package" ] || { log "cannot resolve linux-image-cloud-amd64 after apt-get update"; exit 1; }
+  release=${package#linux-image-}
+  rm -f "$WORK"/*.deb
+  download
+fi
 kernel_deb=$(ls "$WORK"/linux-image-*.deb)
 busybox_deb=$(ls "$WORK"/busybox-static_*.deb)
 kernel_deb_version=$(dpkg-deb -f "$kernel_deb" Version)

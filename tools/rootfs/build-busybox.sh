@@ -16,8 +16,10 @@ trap 'rm -rf "$work"' EXIT
 
 # apt-get download drops privileges to _apt, which needs a directory it can write.
 chmod 0777 "$work"
-(cd "$work" && apt-get download -q busybox-static >/dev/null 2>&1) || {
-  echo "build-busybox.sh: apt-get download busybox-static failed (run apt-get update?)" >&2
+download() { (cd "$work" && apt-get download -q busybox-static >/dev/null 2>&1); }
+# Absent or stale package lists (a fresh machine): refresh them once and retry.
+download || { apt-get update -q >/dev/null 2>&1 && download; } || {
+  echo "build-busybox.sh: apt-get download busybox-static failed, also after apt-get update" >&2
   exit 1
 }
 dpkg-deb -x "$work"/busybox-static_*.deb "$work/pkg"

@@ -9,6 +9,10 @@ REQUIRED=(
   /usr/bin/qemu-img:qemu-utils
   /usr/bin/busybox:busybox-static
   /usr/bin/as:binutils
+  /usr/bin/flock:util-linux
+  /usr/bin/setpriv:util-linux
+  /usr/bin/dpkg-deb:dpkg
+  /usr/bin/gzip:gzip
   /usr/sbin/dnsmasq:dnsmasq-base
   /usr/sbin/nft:nftables
   /usr/sbin/ip:iproute2
