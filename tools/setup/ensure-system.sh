@@ -19,6 +19,7 @@ REQUIRED=(
   /usr/bin/openssl:openssl
   /usr/bin/lxc-start:lxc
   /usr/bin/prometheus:prometheus
+  /usr/sbin/lvm:lvm2
 )
 
 missing=()

@@ -10,6 +10,7 @@ import { DomainManager } from './domains/manager.js';
 import { DomainStore } from './domains/store.js';
 import { DEFAULT_STREAM_LIMITS, EventPublisher, type EventStreamLimits } from './events/publisher.js';
 import { createHandlers } from './handlers.js';
+import { StorageManager } from './storage/manager.js';
 import { createAgentMonitoring, type AgentMonitoring, type AgentMonitoringConfig } from './monitoring.js';
 import { serveOperations } from './service.js';
 
@@ -33,6 +34,7 @@ export interface Agent {
   readonly nc: NatsConnection;
   readonly manager: DomainManager;
   readonly events: EventPublisher;
+  readonly storage: StorageManager;
   /** Base URL of the metrics server (`…/metrics`), undefined when metrics are off. */
   readonly metricsUrl: string | undefined;
   close(): Promise<void>;
@@ -61,6 +63,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
   const nc = await connect({ name: `virt-agent-${config.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...config.nats });
   let service: Service | undefined;
   let manager: DomainManager | undefined;
+  let storage: StorageManager | undefined;
   let monitoring: AgentMonitoring | undefined;
   try {
     await assertNodeIsFree(nc, config.node);
@@ -83,12 +86,15 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       if (event.type === 'STOPPED' || event.type === 'CRASHED' || event.type === 'UNDEFINED') consoles.forget(event.uuid);
     });
     await manager.init();
+    const pools = new StorageManager({ node: config.node, stateDir: config.stateDir, nc, events, logger });
+    storage = pools;
+    await pools.init();
     const driverInfo: DriverInfo[] = await Promise.all(drivers.map((driver) => driver.probe()));
 
     const kv = await new Kvm(nc).create(NODES_BUCKET, { history: 1 });
     await kv.put(config.node, JSON.stringify({ node: config.node, version: AGENT_VERSION, registeredAt: startedAt }));
 
-    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo });
+    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools });
     service = await serveOperations({
       nc,
       node: config.node,
@@ -108,11 +114,13 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       nc,
       manager,
       events,
+      storage: pools,
       metricsUrl,
       async close() {
         await ownedService.stop().catch(() => undefined);
         await watch.close().catch(() => undefined);
         consoles.closeAll();
+        await pools.close();
         await events.drain(2000);
         await events.close();
         await ownedManager.close();
@@ -122,6 +130,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
   } catch (error) {
     await service?.stop().catch(() => undefined);
     await monitoring?.close().catch(() => undefined);
+    await storage?.close().catch(() => undefined);
     await manager?.close().catch(() => undefined);
     await nc.close();
     throw error;

@@ -4,6 +4,8 @@ import type { DomainManager } from './domains/manager.js';
 import { readNodeInfo } from './node-info.js';
 import { readNodeStats } from './node-stats.js';
 import type { OperationHandlers } from './service.js';
+import { createStorageHandlers } from './storage/handlers.js';
+import type { StorageManager } from './storage/manager.js';
 
 export interface HandlerDeps {
   node: string;
@@ -12,6 +14,7 @@ export interface HandlerDeps {
   manager: DomainManager;
   consoles: ConsoleHub;
   driverInfo: DriverInfo[];
+  storage: StorageManager;
 }
 
 /** What each contract operation does on this agent. */
@@ -51,5 +54,6 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
       consoles.detach(manager.record(id), session);
       return {};
     },
+    ...createStorageHandlers(deps.storage),
   };
 }

@@ -5,6 +5,7 @@ import { DomainId } from './names.js';
 import { ErrorBody } from './errors.js';
 import { NodeInfo } from './node.js';
 import { Access } from './subjects.js';
+import { StorageOperations } from './storage.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
@@ -61,6 +62,7 @@ export const Operations = {
   'domain.console.attach': { access: Access.ReadWrite, request: ConsoleAttachRequest, response: ConsoleAttachment, summary: 'Become the console writer' },
   'domain.console.write': { access: Access.ReadWrite, request: ConsoleWriteRequest, response: Empty, summary: 'Send keystrokes to the console' },
   'domain.console.detach': { access: Access.ReadWrite, request: ConsoleDetachRequest, response: Empty, summary: 'Give up the console writer session' },
+  ...StorageOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

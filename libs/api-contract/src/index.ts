@@ -8,3 +8,4 @@ export * from './api.js';
 export * from './validate.js';
 export * from './lifecycle.js';
 export * from './stats.js';
+export * from './storage.js';

@@ -45,6 +45,12 @@ export const Subjects = {
     `${SUBJECT_ROOT}.${filter.node ? node(filter.node) : '*'}.events.domain.${filter.uuid ? token(filter.uuid, 'uuid') : '*'}.${
       filter.type ? token(filter.type, 'event type') : '*'
     }`,
+  poolEvent: (nodeName: string, pool: string, type: string) =>
+    `${SUBJECT_ROOT}.${node(nodeName)}.events.pool.${token(pool, 'pool name')}.${token(type, 'event type')}`,
+  operationEvent: (nodeName: string, id: string) => `${SUBJECT_ROOT}.${node(nodeName)}.events.operation.${token(id, 'operation id')}`,
+  /** Volume content sessions: uploads write (rw), downloads read (ro), so permissions apply as for requests. */
+  uploadSession: (nodeName: string, session: string) => `${SUBJECT_ROOT}.${node(nodeName)}.rw.stream.upload.${token(session, 'session')}`,
+  downloadSession: (nodeName: string, session: string) => `${SUBJECT_ROOT}.${node(nodeName)}.ro.stream.download.${token(session, 'session')}`,
   stats: (nodeName: string) => `${SUBJECT_ROOT}.${node(nodeName)}.stats`,
   consoleOutput: (nodeName: string, uuid: string) => `${SUBJECT_ROOT}.${node(nodeName)}.console.${token(uuid, 'uuid')}.out`,
   /** Audit records of one gateway (its id has the node-name syntax). */

@@ -16,3 +16,18 @@ export { QemuDriver, type QemuDriverOptions, type ShutdownOptions } from './qemu
 export { LxcDriver, type LxcDriverOptions } from './lxc/lxc-driver.js';
 export { DriverFactories, DriverNames, createDrivers, type DriverName, type DriverOptions } from './registry.js';
 export { writeFileAtomic, writeJsonAtomic } from './util/atomic.js';
+export type {
+  CreateVolumeSpec,
+  PoolBackend,
+  PoolDefinition,
+  PoolUsage,
+  ProgressFn,
+  ReadSource,
+  VolumeDetails,
+  WriteTarget,
+} from './storage/backend.js';
+export { PoolBackends, createPoolBackends } from './storage/registry.js';
+export { DirPoolBackend } from './storage/dir.js';
+export { LogicalPoolBackend } from './storage/logical.js';
+export { volumePathIn } from './storage/paths.js';
+export { parseQemuImgInfo, qemuImgInfo, type ImageInfo } from './storage/qemu-img.js';

@@ -61,6 +61,25 @@ export const OperationPermission = {
   'domain.console.attach': PermissionClass.Console,
   'domain.console.write': PermissionClass.Console,
   'domain.console.detach': PermissionClass.Console,
+  'pool.list': PermissionClass.Read,
+  'pool.get': PermissionClass.Read,
+  'volume.list': PermissionClass.Read,
+  'volume.get': PermissionClass.Read,
+  'operation.list': PermissionClass.Read,
+  'operation.get': PermissionClass.Read,
+  'pool.define': PermissionClass.Storage,
+  'pool.update': PermissionClass.Storage,
+  'pool.undefine': PermissionClass.Storage,
+  'pool.state': PermissionClass.Storage,
+  'volume.create': PermissionClass.Storage,
+  'volume.delete': PermissionClass.Storage,
+  'volume.resize': PermissionClass.Storage,
+  'volume.clone': PermissionClass.Storage,
+  'volume.wipe': PermissionClass.Storage,
+  'volume.upload': PermissionClass.Storage,
+  // disk contents may hold secrets: reading them needs the storage role
+  'volume.download': PermissionClass.Storage,
+  'operation.cancel': PermissionClass.Storage,
 } as const satisfies Record<OperationName, PermissionClass>;
 
 export function minimumRoleFor(what: PermissionClass | OperationName): Role {

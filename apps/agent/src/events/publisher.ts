@@ -9,7 +9,10 @@ import {
   type DomainState,
   type LifecycleChange,
   type LifecycleEvent,
+  type PoolEventType,
+  type PoolState,
   type StateReason,
+  type StoragePoolEvent,
 } from '@virtbus/api-contract';
 import { writeJsonAtomic } from '@virtbus/drivers';
 import type { Logger } from 'pino';
@@ -23,6 +26,9 @@ export interface EventStreamLimits {
 
 export const DEFAULT_STREAM_LIMITS: EventStreamLimits = { maxAgeMs: 7 * 24 * 3600 * 1000, maxMessages: 1_000_000 };
 
+/** Domain and storage pool lifecycle events share the node's sequence and the outbox. */
+type NodeEvent = LifecycleEvent | StoragePoolEvent;
+
 /** What publish hooks see of any event. */
 export interface PublishedEvent {
   readonly type: string;
@@ -32,7 +38,7 @@ export interface PublishedEvent {
 
 interface Outbox {
   lastSeq: number;
-  pending: LifecycleEvent[];
+  pending: NodeEvent[];
 }
 
 /**
@@ -117,6 +123,24 @@ export class EventPublisher {
     return event;
   }
 
+  /** A storage pool lifecycle event, recorded and published like a domain event. */
+  async emitPool(pool: { uuid: string; name: string }, type: PoolEventType, state: PoolState): Promise<StoragePoolEvent> {
+    const event: StoragePoolEvent = {
+      kind: 'pool.lifecycle',
+      node: this.node,
+      seq: ++this.outbox.lastSeq,
+      timestamp: new Date().toISOString(),
+      uuid: pool.uuid,
+      name: pool.name,
+      type,
+      state,
+    };
+    this.outbox.pending.push(event);
+    await this.persist();
+    this.kick();
+    return event;
+  }
+
   /** Waits until every recorded event is acknowledged by JetStream (or the timeout passes). */
   async drain(timeoutMs = 5000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
@@ -181,7 +205,9 @@ export class EventPublisher {
     while (!this.closed && this.outbox.pending.length > 0) {
       const event = this.outbox.pending[0]!;
       try {
-        await this.js.publish(Subjects.domainEvent(event.node, event.uuid, event.type), JSON.stringify(event), {
+        const subject =
+          event.kind === 'pool.lifecycle' ? Subjects.poolEvent(event.node, event.name, event.type) : Subjects.domainEvent(event.node, event.uuid, event.type);
+        await this.js.publish(subject, JSON.stringify(event), {
           msgID: `${event.node}-${event.seq}`,
           timeout: 2000,
         });

@@ -1,0 +1,28 @@
+import type { OperationHandlers } from '../service.js';
+import type { StorageManager } from './manager.js';
+
+type StorageOperationName = Extract<keyof OperationHandlers, `pool.${string}` | `volume.${string}` | `operation.${string}`>;
+
+/** What each storage contract operation does on this agent. */
+export function createStorageHandlers(storage: StorageManager): Pick<OperationHandlers, StorageOperationName> {
+  return {
+    'pool.list': async () => ({ pools: await storage.list() }),
+    'pool.get': ({ pool }) => storage.get(pool),
+    'pool.define': (post) => storage.define(post),
+    'pool.update': ({ pool, config }) => storage.update(pool, config),
+    'pool.undefine': ({ pool }) => storage.undefine(pool),
+    'pool.state': ({ pool, change }) => storage.changeState(pool, change),
+    'volume.list': async ({ pool }) => ({ volumes: await storage.listVolumes(pool) }),
+    'volume.get': ({ pool, volume }) => storage.getVolume(pool, volume),
+    'volume.create': ({ pool, volume }) => storage.createVolume(pool, volume),
+    'volume.delete': ({ pool, volume }) => storage.deleteVolume(pool, volume),
+    'volume.resize': ({ pool, volume, resize }) => storage.resizeVolume(pool, volume, resize.capacity, resize.allowShrink ?? false),
+    'volume.clone': ({ pool, volume, clone }) => storage.cloneVolume(pool, volume, clone.name),
+    'volume.wipe': ({ pool, volume }) => storage.wipeVolume(pool, volume),
+    'volume.upload': ({ pool, volume }) => storage.upload(pool, volume),
+    'volume.download': ({ pool, volume }) => storage.download(pool, volume),
+    'operation.list': async () => ({ operations: storage.operations.list() }),
+    'operation.get': async ({ id }) => storage.operations.get(id),
+    'operation.cancel': async ({ id }) => storage.operations.cancel(id),
+  };
+}
