@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -16,6 +16,8 @@ export interface AgentProcessOptions {
   env?: Record<string, string>;
   /** Wait until the agent answers node.info (default true). */
   waitReady?: boolean;
+  /** How the readiness probe connects (TLS, identity); plain `natsUrl` by default. */
+  readyConnection?: NodeConnectionOptions;
 }
 
 export interface AgentProcess {
@@ -79,12 +81,12 @@ export async function spawnAgent(options: AgentProcessOptions): Promise<AgentPro
       await exited;
     },
   };
-  if (options.waitReady !== false) await waitForAgent(handle, options.natsUrl);
+  if (options.waitReady !== false) await waitForAgent(handle, options.readyConnection ?? { servers: options.natsUrl });
   return handle;
 }
 
-async function waitForAgent(agent: AgentProcess, natsUrl: string, timeoutMs = 30_000): Promise<void> {
-  const nc: NatsConnection = await connect({ servers: natsUrl });
+async function waitForAgent(agent: AgentProcess, connection: NodeConnectionOptions, timeoutMs = 30_000): Promise<void> {
+  const nc: NatsConnection = await connect(connection);
   const client = new VirtClient(nc);
   const deadline = Date.now() + timeoutMs;
   let exitCode: number | null | undefined;
