@@ -39,7 +39,7 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(workDir, 'agent') });
+  const agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: ['--metrics-address', '127.0.0.1:0'] });
   const port = await freePort();
   const gateway = spawn(process.execPath, ['--import', 'tsx', 'apps/gateway/src/main.ts', '--nats', nats.url, '--port', String(port)], {
     cwd: REPO_ROOT,

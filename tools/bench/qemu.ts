@@ -3,10 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect as connectSocket } from 'node:net';
+import { connect } from '@nats-io/transport-node';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { DomainConfig } from '@virtbus/api-contract';
+import { VirtClient } from '@virtbus/client';
 import { QemuDriver, type DomainRecord } from '@virtbus/drivers';
 import { freePort, REPO_ROOT, requireBinary, spawnAgent, startNatsServer, type AgentProcess } from '@virtbus/testing';
 import { round, summarize, type LatencySummary } from './stats.js';
@@ -25,11 +27,22 @@ export interface AccelBench {
   driverStart: LatencySummary;
   /** QemuDriver.destroy → shutoff (process gone), in this process. */
   driverDestroy: LatencySummary;
+  /** domain.state start → running straight to the agent process over NATS (VirtClient), no gateway. */
+  agentStart: LatencySummary;
+  /** domain.state destroy → shutoff straight to the agent process over NATS. */
+  agentDestroy: LatencySummary;
   /** `PUT …/state {action:start}` through the gateway HTTP → the reply says running (gateway + agent processes over NATS). */
   gatewayStart: LatencySummary;
   /** `PUT …/state {action:destroy}` through the gateway HTTP → the reply says shutoff. */
   gatewayDestroy: LatencySummary;
-  ratios: { gatewayStartP50VsFloor: number; gatewayDestroyP50VsFloor: number; driverStartP50VsFloor: number; driverDestroyP50VsFloor: number };
+  ratios: {
+    gatewayStartP50VsFloor: number;
+    gatewayDestroyP50VsFloor: number;
+    agentStartP50VsFloor: number;
+    agentDestroyP50VsFloor: number;
+    driverStartP50VsFloor: number;
+    driverDestroyP50VsFloor: number;
+  };
 }
 
 export interface QemuBenchResult {
@@ -57,7 +70,7 @@ async function bareQemu(binary: string, accel: 'kvm' | 'tcg', dir: string): Prom
   try {
     for (;;) {
       const answered = await new Promise<boolean>((resolve) => {
-        const socket = connect({ path: socketPath });
+        const socket = connectSocket({ path: socketPath });
         let buffer = '';
         let asked = false;
         socket.on('error', () => resolve(false));
@@ -103,12 +116,14 @@ const summary = (values: number[]) => summarize(values, wall(values));
 
 /** A gateway process and an agent process (qemu driver) on a private nats-server, like a deployment. */
 interface Stack {
+  client: VirtClient;
   put(path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
   close(): Promise<void>;
 }
 
 async function startStack(dir: string): Promise<Stack> {
   const nats = await startNatsServer();
+  const nc = await connect({ servers: nats.url });
   let agent: AgentProcess | undefined;
   let gateway: ChildProcess | undefined;
   const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 4 });
@@ -117,6 +132,7 @@ async function startStack(dir: string): Promise<Stack> {
     if (gateway && gateway.exitCode === null) await new Promise((resolve) => gateway!.once('exit', resolve));
     await agent?.stop();
     httpAgent.destroy();
+    await nc.close();
     await nats.stop();
   };
   try {
@@ -149,7 +165,7 @@ async function startStack(dir: string): Promise<Stack> {
       if (attempt > 300) throw new Error(`gateway did not come up (last: ${JSON.stringify(ready)})`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    return { put: (path, body) => send(path.endsWith('/domains') ? 'POST' : 'PUT', path, body), close };
+    return { client: new VirtClient(nc), put: (path, body) => send(path.endsWith('/domains') ? 'POST' : 'PUT', path, body), close };
   } catch (error) {
     await close();
     throw error;
@@ -167,6 +183,20 @@ async function gatewayCycler(stack: Stack, accel: 'kvm' | 'tcg'): Promise<() => 
     const reply = await stack.put(state, { action });
     const elapsed = performance.now() - begin;
     if (reply.status !== 200 || reply.body.state !== expected) throw new Error(`${action} ${name}: HTTP ${reply.status} ${JSON.stringify(reply.body)}`);
+    return elapsed;
+  };
+  return async () => ({ startMs: await timed('start', 'running'), destroyMs: await timed('destroy', 'shutoff') });
+}
+
+/** Start → running and destroy → shutoff of one diskless domain straight to the agent over NATS. */
+async function agentCycler(stack: Stack, accel: 'kvm' | 'tcg'): Promise<() => Promise<{ startMs: number; destroyMs: number }>> {
+  const name = `bench-agent-${accel}`;
+  await stack.client.call('bench', 'domain.define', { name, driver: accel === 'kvm' ? 'kvm' : 'qemu', vcpus: 1, memory: 64 });
+  const timed = async (action: 'start' | 'destroy', expected: string) => {
+    const begin = performance.now();
+    const reply = await stack.client.call('bench', 'domain.state', { id: name, change: { action } }, { timeoutMs: 30_000 });
+    const elapsed = performance.now() - begin;
+    if (reply.state !== expected) throw new Error(`${action} ${name}: ${reply.state}`);
     return elapsed;
   };
   return async () => ({ startMs: await timed('start', 'running'), destroyMs: await timed('destroy', 'shutoff') });
@@ -199,11 +229,13 @@ async function driverCycle(driver: QemuDriver, accel: 'kvm' | 'tcg', run: number
 }
 
 async function benchAccel(binary: string, driver: QemuDriver, stack: Stack, accel: 'kvm' | 'tcg', runs: number, dir: string): Promise<AccelBench> {
-  const figures = { spawnToQmp: [] as number[], quitToExit: [] as number[], driverStart: [] as number[], driverDestroy: [] as number[], gatewayStart: [] as number[], gatewayDestroy: [] as number[] };
+  const figures = { spawnToQmp: [] as number[], quitToExit: [] as number[], driverStart: [] as number[], driverDestroy: [] as number[], agentStart: [] as number[], agentDestroy: [] as number[], gatewayStart: [] as number[], gatewayDestroy: [] as number[] };
   const viaGateway = await gatewayCycler(stack, accel);
+  const viaAgent = await agentCycler(stack, accel);
   // One warm-up of each: the first QEMU pays for loading its binary and firmware from disk.
   await bareQemu(binary, accel, dir);
   await driverCycle(driver, accel, -1);
+  await viaAgent();
   await viaGateway();
   // Interleaved, so load from other work on the machine hits the floor and virtbus alike.
   for (let run = 0; run < runs; run++) {
@@ -213,6 +245,9 @@ async function benchAccel(binary: string, driver: QemuDriver, stack: Stack, acce
     const inProcess = await driverCycle(driver, accel, run);
     figures.driverStart.push(inProcess.startMs);
     figures.driverDestroy.push(inProcess.destroyMs);
+    const direct = await viaAgent();
+    figures.agentStart.push(direct.startMs);
+    figures.agentDestroy.push(direct.destroyMs);
     const gateway = await viaGateway();
     figures.gatewayStart.push(gateway.startMs);
     figures.gatewayDestroy.push(gateway.destroyMs);
@@ -222,6 +257,8 @@ async function benchAccel(binary: string, driver: QemuDriver, stack: Stack, acce
     bareQuitToExit: summary(figures.quitToExit),
     driverStart: summary(figures.driverStart),
     driverDestroy: summary(figures.driverDestroy),
+    agentStart: summary(figures.agentStart),
+    agentDestroy: summary(figures.agentDestroy),
     gatewayStart: summary(figures.gatewayStart),
     gatewayDestroy: summary(figures.gatewayDestroy),
   };
@@ -230,6 +267,8 @@ async function benchAccel(binary: string, driver: QemuDriver, stack: Stack, acce
     ratios: {
       gatewayStartP50VsFloor: round(result.gatewayStart.p50Ms / result.bareSpawnToQmp.p50Ms, 2),
       gatewayDestroyP50VsFloor: round(result.gatewayDestroy.p50Ms / result.bareQuitToExit.p50Ms, 2),
+      agentStartP50VsFloor: round(result.agentStart.p50Ms / result.bareSpawnToQmp.p50Ms, 2),
+      agentDestroyP50VsFloor: round(result.agentDestroy.p50Ms / result.bareQuitToExit.p50Ms, 2),
       driverStartP50VsFloor: round(result.driverStart.p50Ms / result.bareSpawnToQmp.p50Ms, 2),
       driverDestroyP50VsFloor: round(result.driverDestroy.p50Ms / result.bareQuitToExit.p50Ms, 2),
     },

@@ -42,6 +42,8 @@ function accelRows(label: string, result: AccelBench | { skipped: string }): str
     `| ${label} | bare QMP quit → reaped (destroy floor) | ${p50p90(result.bareQuitToExit)} | — |`,
     `| ${label} | QemuDriver.start → running (in process) | ${p50p90(result.driverStart)} | ${ratios.driverStartP50VsFloor} |`,
     `| ${label} | QemuDriver.destroy → shutoff (in process) | ${p50p90(result.driverDestroy)} | ${ratios.driverDestroyP50VsFloor} |`,
+    `| ${label} | agent over NATS start → running | ${p50p90(result.agentStart)} | ${ratios.agentStartP50VsFloor} |`,
+    `| ${label} | agent over NATS destroy → shutoff | ${p50p90(result.agentDestroy)} | ${ratios.agentDestroyP50VsFloor} |`,
     `| ${label} | gateway HTTP start → running | ${p50p90(result.gatewayStart)} | **${ratios.gatewayStartP50VsFloor}** (target ≤ 1.5) |`,
     `| ${label} | gateway HTTP destroy → shutoff | ${p50p90(result.gatewayDestroy)} | **${ratios.gatewayDestroyP50VsFloor}** (target ≤ 3) |`,
   ];
@@ -49,9 +51,9 @@ function accelRows(label: string, result: AccelBench | { skipped: string }): str
 
 function qemuMarkdown(result: QemuBenchResult): string {
   return [
-    '## QEMU lifecycle: bare QEMU floor vs virtbus (driver in process, and gateway → NATS → agent process)',
+    '## QEMU lifecycle: bare QEMU floor vs virtbus (driver in process, agent process over NATS, gateway HTTP → agent)',
     '',
-    `Diskless domain (SeaBIOS only), 64 MiB, 1 vCPU; ${result.runs} runs per figure after one warm-up, the three paths interleaved run by run. Ratios are p50 / the floor's p50.`,
+    `Diskless domain (SeaBIOS only), 64 MiB, 1 vCPU; ${result.runs} runs per figure after one warm-up, the four paths interleaved run by run. Ratios are p50 / the floor's p50.`,
     '',
     '| accel | measurement | p50 ms | p90 ms | ratio to floor |',
     '|---|---|---|---|---|',

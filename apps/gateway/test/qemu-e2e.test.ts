@@ -202,7 +202,7 @@ describe.skipIf(!QEMU)('QEMU domains through the gateway, a real agent process a
     const begin = Date.now();
     const console1 = await openConsole('linux');
     try {
-      await waitFor('GUEST-READY on the console', () => console1.text().includes(GUEST_MARKERS.ready), 120_000);
+      await waitFor('GUEST-READY on the console', () => console1.text().includes(GUEST_MARKERS.ready), 100_000);
       console.info(`qemu-e2e: GUEST-READY ${Date.now() - begin} ms after the console opened`);
       console1.type('echo hello-$((6*7))\n');
       await waitFor('hello-42 from the guest', () => console1.text().includes('hello-42'), 30_000);
