@@ -1,0 +1,130 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { EVENTS_STREAM, type LifecycleEvent } from '@virtbus/api-contract';
+import { VirtClient } from '@virtbus/client';
+import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const NODE = 'durable';
+const AGENT_ARGS = ['--metrics-address', 'off', '--stats-interval', '0'];
+let workDir: string;
+let storeDir: string;
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let client: VirtClient;
+let agent: AgentProcess;
+
+/** Every event of the node in the VIRT_EVENTS stream, in stream order. */
+async function storedEvents(): Promise<LifecycleEvent[]> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(EVENTS_STREAM);
+  const events: LifecycleEvent[] = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+    const message = await jsm.streams.getMessage(EVENTS_STREAM, { seq });
+    if (message) events.push(message.json<LifecycleEvent>());
+  }
+  return events.filter((event) => event.node === NODE);
+}
+
+/** Waits until the stream holds `count` events of the node (or the time is up) and returns them. */
+async function waitForStored(count: number, timeoutMs = 20_000): Promise<LifecycleEvent[]> {
+  const until = Date.now() + timeoutMs;
+  let events: LifecycleEvent[] = [];
+  while (Date.now() < until) {
+    events = await storedEvents().catch(() => events);
+    if (events.length >= count) return events;
+    await sleep(100);
+  }
+  return events;
+}
+
+async function readOutbox(): Promise<{ lastSeq: number; pending: unknown[] }> {
+  return JSON.parse(await readFile(join(workDir, 'agent', 'events-outbox.json'), 'utf8')) as { lastSeq: number; pending: unknown[] };
+}
+
+function expectContiguous(events: LifecycleEvent[], last: number): void {
+  expect(events.map((event) => event.seq)).toEqual(Array.from({ length: last }, (_, index) => index + 1));
+}
+
+beforeAll(async () => {
+  workDir = await mkdtemp(join(tmpdir(), 'virtbus-durability-'));
+  storeDir = join(workDir, 'js');
+  nats = await startNatsServer({ storeDir });
+  nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  client = new VirtClient(nc);
+  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: AGENT_ARGS });
+});
+
+afterAll(async () => {
+  await agent?.stop();
+  await nc?.close();
+  await nats?.stop();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+describe('lifecycle events survive restarts with no gap and no duplicate in the node sequence', () => {
+  let defined = 0;
+
+  it('an agent SIGKILLed in the middle of a burst publishes what it recorded once it is back', async () => {
+    const burst = Array.from({ length: 24 }, (_, index) =>
+      client.call(NODE, 'domain.define', { name: `burst-${index}`, driver: 'test' }, { timeoutMs: 5000 }).then(
+        () => true,
+        () => false,
+      ),
+    );
+    // Kill as soon as a few calls have answered: the rest are recorded, in flight, or never run.
+    await Promise.race([Promise.all(burst.slice(0, 4)), sleep(5000)]);
+    await agent.kill('SIGKILL');
+    const answered = (await Promise.all(burst)).filter(Boolean).length;
+
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: AGENT_ARGS });
+    const { domains } = await client.call(NODE, 'domain.list', {});
+    defined = domains.length;
+    expect(defined).toBeGreaterThanOrEqual(answered);
+    const lastSeq = (await readOutbox()).lastSeq;
+    const events = await waitForStored(lastSeq);
+    expectContiguous(events, lastSeq);
+    // No event names a domain that was not persisted.
+    const persisted = new Set(domains.map((domain) => domain.uuid));
+    const definedEvents = events.filter((event) => event.kind === 'domain.lifecycle' && event.type === 'DEFINED');
+    for (const event of definedEvents) expect(persisted.has(event.uuid), event.name).toBe(true);
+    // Known gap (reported): define saves the domain before its event reaches the outbox, so a kill in between leaves a
+    // persisted domain without a DEFINED event. Logged, not asserted, until the manager records both atomically.
+    console.info(
+      `agent SIGKILL: ${answered} defines answered, ${defined} domains persisted, node seq 1..${lastSeq} stored without gap; ` +
+        `${defined - definedEvents.length} persisted domains have no DEFINED event`,
+    );
+  });
+
+  it('events recorded while nats-server is down are published in order when it is back on the same store', async () => {
+    const { domains } = await client.call(NODE, 'domain.list', {});
+    const before = (await readOutbox()).lastSeq;
+    expect((await storedEvents()).length).toBe(before);
+    // start + destroy on every domain: two events each, recorded in the outbox before each reply.
+    await Promise.all(domains.map((domain) => client.call(NODE, 'domain.state', { id: domain.uuid, change: { action: 'start' } })));
+    const destroys = domains.map((domain) => client.call(NODE, 'domain.state', { id: domain.uuid, change: { action: 'destroy' } }));
+    await Promise.all(destroys);
+    process.kill(nats.pid, 'SIGKILL');
+    const pendingAtKill = (await readOutbox()).pending.length;
+    await sleep(1500);
+    nats = await startNatsServer({ port: nats.port, storeDir });
+
+    const expected = before + 2 * domains.length;
+    const events = await waitForStored(expected, 30_000);
+    console.info(`nats SIGKILL: ${expected - before} events in the burst, ${pendingAtKill} still in the outbox at the kill, ${events.length} stored in all`);
+    expect(events.length).toBe(expected);
+    expectContiguous(events, expected);
+    const burst = events.slice(before).filter((event) => event.kind === 'domain.lifecycle');
+    expect(burst.filter((event) => event.type === 'STARTED')).toHaveLength(domains.length);
+    expect(burst.filter((event) => event.type === 'STOPPED')).toHaveLength(domains.length);
+
+    // The agent reconnected and serves requests again.
+    const again = await client.call(NODE, 'domain.state', { id: domains[0]!.uuid, change: { action: 'start' } }, { timeoutMs: 10_000 });
+    expect(again.state).toBe('running');
+    expectContiguous(await waitForStored(expected + 1), expected + 1);
+  });
+});
