@@ -289,18 +289,22 @@ describe.skipIf(!QEMU)('QEMU domains through the gateway, a real agent process a
     const defined = await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'kvm-stub', driver: 'kvm', vcpus: 1, memory: 32, os: { kernel: guest.kvmStub } });
     expect(defined.status, JSON.stringify(defined.body)).toBe(201);
     const stub = defined.body as unknown as Domain;
+    const begin = Date.now();
     expect(await changeState('kvm-stub', { action: 'start' })).toMatchObject({ state: 'running', reason: 'booted' });
+    console.info(`qemu-e2e: kvm domain running in ${Date.now() - begin} ms`);
     const pid = await qemuPid(stub.uuid);
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['kvm']));
     const terminal = await openConsole('kvm-stub');
     try {
       await waitFor('the stub on COM1', () => terminal.text().includes(GUEST_MARKERS.kvmStubReady), 30_000);
+      console.info(`qemu-e2e: ${GUEST_MARKERS.kvmStubReady} ${Date.now() - begin} ms after start`);
     } finally {
       await terminal.close();
     }
     expect((await getDomain('kvm-stub')).state).toBe('running');
     expect(await changeState('kvm-stub', { action: 'destroy' })).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
     await waitFor('the kvm QEMU to exit', () => !processRunning(pid), 10_000);
+    await waitFor('the destroy event', () => eventsOf(stub.uuid).includes('STOPPED/DESTROYED'), 10_000);
     expect(eventsOf(stub.uuid)).toEqual(['DEFINED/ADDED', 'STARTED/BOOTED', 'STOPPED/DESTROYED']);
   });
 
