@@ -6,7 +6,7 @@ import { DriverNames, type DriverName } from '@virtbus/drivers';
 import { mergeNatsClientConfig, natsClientConfigFromEnv, natsConnectionOptions } from '@virtbus/security';
 import type { AgentConfig } from './agent.js';
 import { DEFAULT_STREAM_LIMITS } from './events/publisher.js';
-import { DEFAULT_METRICS_ADDRESS, DEFAULT_METRICS_CACHE_MS, DEFAULT_STATS_INTERVAL_S } from './monitoring.js';
+import { DEFAULT_METRICS_ADDRESS, DEFAULT_METRICS_CACHE_MS, DEFAULT_STATS_DEADLINE_MS, DEFAULT_STATS_INTERVAL_S } from './monitoring.js';
 
 /** A node name from the host name: subject-safe characters only. */
 export function nodeNameFromHost(host = hostname()): string {
@@ -35,6 +35,7 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
   --log-level LEVEL    pino level (default: info)
   --metrics-address A  host:port of /metrics, or off (default: VIRTBUS_METRICS_ADDRESS or 127.0.0.1:9177; port 0 = any)
   --metrics-cache-ms N scrapes within N ms of the last collection reuse it (default: VIRTBUS_METRICS_CACHE_MS or 5000)
+  --stats-deadline-ms N  a domain's stats may take this long in a scrape or bulk call (default: VIRTBUS_STATS_DEADLINE_MS or 2000)
   --stats-interval S   seconds between stats messages on virt.v1.<node>.stats, 0 = off (default: VIRTBUS_STATS_INTERVAL or 10)
   --events-max-age S   seconds the VIRT_EVENTS stream keeps events (default: VIRTBUS_EVENTS_MAX_AGE or 604800 = 7 days)
   --events-max-messages N  events the VIRT_EVENTS stream keeps in all (default: VIRTBUS_EVENTS_MAX_MESSAGES or 1000000)
@@ -70,6 +71,7 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       'metrics-address': { type: 'string' },
       'metrics-cache-ms': { type: 'string' },
       'stats-interval': { type: 'string' },
+      'stats-deadline-ms': { type: 'string' },
       'events-max-age': { type: 'string' },
       'events-max-messages': { type: 'string' },
       'nats-ca': { type: 'string' },
@@ -106,6 +108,7 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     monitoring: {
       metricsAddress: values['metrics-address'] ?? env.VIRTBUS_METRICS_ADDRESS ?? DEFAULT_METRICS_ADDRESS,
       metricsCacheMs: numberOption('--metrics-cache-ms', values['metrics-cache-ms'] ?? env.VIRTBUS_METRICS_CACHE_MS, DEFAULT_METRICS_CACHE_MS),
+      statsDeadlineMs: numberOption('--stats-deadline-ms', values['stats-deadline-ms'] ?? env.VIRTBUS_STATS_DEADLINE_MS, DEFAULT_STATS_DEADLINE_MS),
       statsIntervalS: numberOption('--stats-interval', values['stats-interval'] ?? env.VIRTBUS_STATS_INTERVAL, DEFAULT_STATS_INTERVAL_S),
     },
     streamLimits: {

@@ -23,6 +23,7 @@ export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9177';
 export const DEFAULT_STATS_INTERVAL_S = 10;
 export const DEFAULT_METRICS_CACHE_MS = 5_000;
 export const DEFAULT_STATS_DEADLINE_MS = 2_000;
+const DRIVER_DEADLINE_MARGIN_MS = 500;
 
 export interface AgentMonitoringConfig {
   /** `host:port` of /metrics (port 0 picks a free one), or `off`. */
@@ -104,7 +105,8 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
           deadlineMs,
           source: {
             listDomains: async () => manager.listings(),
-            domainStats: (uuid, { deadlineMs: bound }) => manager.driverStats(uuid, bound),
+            // The driver gets a little longer than the collector, so a stuck domain is reported as timed out, not failed.
+            domainStats: (uuid, { deadlineMs: bound }) => manager.driverStats(uuid, bound + DRIVER_DEADLINE_MARGIN_MS),
           },
         });
         createNodeMetrics({ registry, node });

@@ -256,7 +256,7 @@ export class DomainManager {
             return base;
           }
           try {
-            const result = await Promise.race([this.driverStats(stored.config.uuid, deadlineMs), deadline]);
+            const result = await Promise.race([this.driverStats(stored.config.uuid, deadlineMs + 500), deadline]);
             if (result !== TIMED_OUT) return result;
             const last = this.lastStats.get(stored.config.uuid);
             return { ...(last ?? base), state: stored.state, reason: stored.reason, timedOut: true };
