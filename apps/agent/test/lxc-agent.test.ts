@@ -8,7 +8,9 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Subjects, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { ensureBusyboxRootfs, hasBinaryOrSkip, ROOTFS_MARKERS, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { startGateway, type RunningGateway } from '@virtbus/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 
 const LXC = hasBinaryOrSkip('lxc-start');
 const NODE = 'cnode';
@@ -19,6 +21,7 @@ let nc: NatsConnection;
 let client: VirtClient;
 let workDir: string;
 let agent: AgentProcess | undefined;
+let gateway: RunningGateway;
 const busEvents: LifecycleEvent[] = [];
 
 const stateDir = () => join(workDir, 'agent');
@@ -108,6 +111,7 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
       },
     });
     await startAgent();
+    gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
   }, 180_000);
 
   afterAll(async () => {
@@ -115,6 +119,7 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
       const current = await client.call(NODE, 'domain.get', { id: box.uuid }).catch(() => undefined);
       if (current && current.state !== 'shutoff') await client.call(NODE, 'domain.state', { id: box.uuid, change: { action: 'destroy' } }, { timeoutMs: 30_000 }).catch(() => undefined);
     }
+    await gateway?.close();
     await agent?.stop();
     // Last resort for a broken run: stop the container by its LXC name, then remove the files.
     if (box && lxcState(box.uuid) !== 'STOPPED' && lxcState(box.uuid) !== 'UNKNOWN') {
@@ -186,6 +191,23 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
     } finally {
       subscription.unsubscribe();
       await client.call(NODE, 'domain.console.detach', { id: 'box', session: attached.session });
+    }
+  });
+
+  it('serves the same console WebSocket as VM consoles through the gateway', async () => {
+    const socket = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/v1/nodes/${NODE}/domains/box/console`);
+    let received = '';
+    socket.on('message', (data: Buffer) => (received += data.toString('utf8')));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    try {
+      await waitFor('the console history', () => received.includes('console-42'));
+      socket.send(Buffer.from('echo websocket-$((6*7))\n'));
+      await waitFor('the typed command output', () => received.includes('websocket-42'));
+    } finally {
+      socket.close(1000, 'done');
     }
   });
 
