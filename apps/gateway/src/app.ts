@@ -10,6 +10,7 @@ import { consoleRoutes } from './routes/console.js';
 import { domainRoutes } from './routes/domains.js';
 import { eventRoutes } from './routes/events.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { storageRoutes } from './routes/storage.js';
 import { sharedSchemaDefinitions } from './schemas.js';
 import type { TraceInjector } from './trace.js';
 
@@ -70,5 +71,6 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(domainRoutes, { requestTimeoutMs });
   await app.register(eventRoutes, deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {});
   await app.register(consoleRoutes);
+  await app.register(storageRoutes);
   return app;
 }

@@ -8,6 +8,7 @@ export const Tags = {
   Domains: 'domains',
   Events: 'events',
   Console: 'console',
+  Storage: 'storage',
 } as const;
 
 async function openapiPlugin(app: FastifyInstance): Promise<void> {
@@ -24,6 +25,7 @@ async function openapiPlugin(app: FastifyInstance): Promise<void> {
         { name: Tags.Domains, description: 'Virtual machines and containers' },
         { name: Tags.Events, description: 'Lifecycle events (Server-Sent Events)' },
         { name: Tags.Console, description: 'Serial console (WebSocket)' },
+        { name: Tags.Storage, description: 'Storage pools, volumes and their async operations' },
       ],
     },
     // Shared schemas keep their $id as the component name instead of def-0, def-1…

@@ -1,0 +1,355 @@
+import { Readable } from 'node:stream';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import Type from 'typebox';
+import {
+  AsyncOperation,
+  AsyncOperationList,
+  ErrorBody,
+  NodeName,
+  ObjectName,
+  StoragePool,
+  StoragePoolList,
+  StoragePoolPut,
+  StoragePoolsPost,
+  StoragePoolStatePut,
+  StorageVolume,
+  StorageVolumeList,
+  StorageVolumesPost,
+  StreamActions,
+  StreamHeaders,
+  Uuid,
+  VirtError,
+  VolumeClone,
+  VolumeResize,
+  compileValidator,
+  type ErrorCode,
+  type StreamSession,
+} from '@virtbus/api-contract';
+import { Tags } from '../plugins/openapi.js';
+import { AgentCallCodes, errorResponses, NodeParams } from '../schemas.js';
+
+const PoolParams = Type.Object({ node: NodeName, pool: ObjectName }, { additionalProperties: false });
+const VolumeParams = Type.Object({ node: NodeName, pool: ObjectName, vol: ObjectName }, { additionalProperties: false });
+const OperationParams = Type.Object({ node: NodeName, id: Uuid }, { additionalProperties: false });
+
+const PoolCodes: ErrorCode[] = [...AgentCallCodes, 'NO_STORAGE_POOL', 'OPERATION_INVALID'];
+const VolumeCodes: ErrorCode[] = [...PoolCodes, 'NO_STORAGE_VOL', 'OPERATION_UNSUPPORTED'];
+
+/** Upload chunks in flight at once: enough to hide the round trip, small enough to bound memory. */
+const UPLOAD_WINDOW = 4;
+const CHUNK_TIMEOUT_MS = 30_000;
+/** Volume uploads are bounded by the pool, not by the JSON body limit. */
+const CONTENT_BODY_LIMIT = Number.MAX_SAFE_INTEGER;
+
+const errorBody = compileValidator(ErrorBody);
+
+/** A chunk reply is bytes, or a JSON error marked in the headers. */
+function checkChunkReply(reply: Msg): Msg {
+  if (reply.headers?.get(StreamHeaders.Action) !== 'error') return reply;
+  const parsed = JSON.parse(new TextDecoder().decode(reply.data)) as { error?: unknown };
+  throw errorBody.check(parsed.error) ? VirtError.fromBody(parsed.error) : new VirtError('INTERNAL', 'malformed stream error');
+}
+
+function jsonResult<T>(reply: Msg): T {
+  const parsed = JSON.parse(new TextDecoder().decode(checkChunkReply(reply).data)) as { result?: T; error?: unknown };
+  if (parsed.error !== undefined) throw errorBody.check(parsed.error) ? VirtError.fromBody(parsed.error) : new VirtError('INTERNAL', 'malformed stream error');
+  return parsed.result as T;
+}
+
+async function sendUpload(nc: NatsConnection, session: StreamSession, body: Readable): Promise<AsyncOperation> {
+  const inFlight: Promise<Msg>[] = [];
+  let offset = 0;
+  let parts: Buffer[] = [];
+  let buffered = 0;
+  const send = (data: Buffer) => {
+    const headers = natsHeaders();
+    headers.set(StreamHeaders.Offset, String(offset));
+    offset += data.length;
+    const request = nc.request(session.subject, data, { timeout: CHUNK_TIMEOUT_MS, headers });
+    // A rejection is handled when the window reaches it; this keeps Node from calling it unhandled first.
+    request.catch(() => undefined);
+    inFlight.push(request);
+  };
+  const drainTo = async (size: number) => {
+    while (inFlight.length > size) checkChunkReply(await inFlight.shift()!);
+  };
+  for await (const piece of body as AsyncIterable<Buffer>) {
+    parts.push(piece);
+    buffered += piece.length;
+    while (buffered >= session.chunkBytes) {
+      const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      send(all.subarray(0, session.chunkBytes));
+      const rest = all.subarray(session.chunkBytes);
+      parts = rest.length > 0 ? [rest] : [];
+      buffered = rest.length;
+      await drainTo(UPLOAD_WINDOW - 1);
+    }
+  }
+  if (buffered > 0) send(Buffer.concat(parts));
+  await drainTo(0);
+  const headers = natsHeaders();
+  headers.set(StreamHeaders.Action, StreamActions.Commit);
+  return jsonResult<AsyncOperation>(await nc.request(session.subject, new Uint8Array(0), { timeout: CHUNK_TIMEOUT_MS, headers }));
+}
+
+function abortSession(nc: NatsConnection, session: StreamSession): void {
+  const headers = natsHeaders();
+  headers.set(StreamHeaders.Action, StreamActions.Abort);
+  nc.request(session.subject, new Uint8Array(0), { timeout: CHUNK_TIMEOUT_MS, headers }).catch(() => undefined);
+}
+
+/** Pulls the volume chunk by chunk: the next pull only goes out when the HTTP response wants more bytes. */
+async function* pullDownload(nc: NatsConnection, session: StreamSession, onDone: (sha256: string) => void): AsyncGenerator<Buffer> {
+  let offset = 0;
+  let done = false;
+  try {
+    while (!done) {
+      const headers = natsHeaders();
+      headers.set(StreamHeaders.Offset, String(offset));
+      const reply = checkChunkReply(await nc.request(session.subject, new Uint8Array(0), { timeout: CHUNK_TIMEOUT_MS, headers }));
+      if (reply.headers?.get(StreamHeaders.Action) === StreamActions.Commit) {
+        done = true;
+        onDone(reply.headers.get(StreamHeaders.Sha256));
+        return;
+      }
+      offset += reply.data.length;
+      yield Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength);
+    }
+  } finally {
+    // The client went away before the end: tell the agent to close the file.
+    if (!done) abortSession(nc, session);
+  }
+}
+
+export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // Volume content arrives as a raw stream that is never buffered whole.
+  app.addContentTypeParser('application/octet-stream', { bodyLimit: CONTENT_BODY_LIMIT }, (_request, payload, done) => done(null, payload));
+
+  app.get(
+    '/v1/nodes/:node/storage-pools',
+    {
+      config: { permission: 'pool.list' },
+      schema: { operationId: 'listStoragePools', tags: [Tags.Storage], summary: 'Storage pools of the node', params: NodeParams, response: { 200: StoragePoolList, ...errorResponses(...AgentCallCodes) } },
+    },
+    async (request) => app.agents.call(request.params.node, 'pool.list', {}),
+  );
+
+  app.post(
+    '/v1/nodes/:node/storage-pools',
+    {
+      config: { permission: 'pool.define' },
+      schema: {
+        operationId: 'defineStoragePool',
+        tags: [Tags.Storage],
+        summary: 'Define a storage pool (inactive until built and started)',
+        params: NodeParams,
+        body: StoragePoolsPost,
+        response: { 201: StoragePool, ...errorResponses(...AgentCallCodes, 'STORAGE_POOL_EXISTS', 'PAYLOAD_TOO_LARGE') },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await app.agents.call(request.params.node, 'pool.define', request.body)),
+  );
+
+  app.get(
+    '/v1/nodes/:node/storage-pools/:pool',
+    {
+      config: { permission: 'pool.get' },
+      schema: { operationId: 'getStoragePool', tags: [Tags.Storage], summary: 'One pool with capacity, allocation and available bytes', params: PoolParams, response: { 200: StoragePool, ...errorResponses(...PoolCodes) } },
+    },
+    async (request) => app.agents.call(request.params.node, 'pool.get', { pool: request.params.pool }),
+  );
+
+  app.put(
+    '/v1/nodes/:node/storage-pools/:pool',
+    {
+      config: { permission: 'pool.update' },
+      schema: { operationId: 'updateStoragePool', tags: [Tags.Storage], summary: 'Change autostart', params: PoolParams, body: StoragePoolPut, response: { 200: StoragePool, ...errorResponses(...PoolCodes) } },
+    },
+    async (request) => app.agents.call(request.params.node, 'pool.update', { pool: request.params.pool, config: request.body }),
+  );
+
+  app.delete(
+    '/v1/nodes/:node/storage-pools/:pool',
+    {
+      config: { permission: 'pool.undefine' },
+      schema: { operationId: 'undefineStoragePool', tags: [Tags.Storage], summary: 'Remove an inactive pool definition', params: PoolParams, response: { 200: StoragePool, ...errorResponses(...PoolCodes) } },
+    },
+    async (request) => app.agents.call(request.params.node, 'pool.undefine', { pool: request.params.pool }),
+  );
+
+  app.put(
+    '/v1/nodes/:node/storage-pools/:pool/state',
+    {
+      config: { permission: 'pool.state' },
+      schema: {
+        operationId: 'changeStoragePoolState',
+        tags: [Tags.Storage],
+        summary: 'Build, start, stop, refresh or delete a pool',
+        params: PoolParams,
+        body: StoragePoolStatePut,
+        response: { 200: StoragePool, ...errorResponses(...PoolCodes) },
+      },
+    },
+    async (request) => app.agents.call(request.params.node, 'pool.state', { pool: request.params.pool, change: request.body }, { timeoutMs: 120_000 }),
+  );
+
+  app.get(
+    '/v1/nodes/:node/storage-pools/:pool/volumes',
+    {
+      config: { permission: 'volume.list' },
+      schema: { operationId: 'listStorageVolumes', tags: [Tags.Storage], summary: 'Volumes of a running pool', params: PoolParams, response: { 200: StorageVolumeList, ...errorResponses(...PoolCodes) } },
+    },
+    async (request) => app.agents.call(request.params.node, 'volume.list', { pool: request.params.pool }),
+  );
+
+  app.post(
+    '/v1/nodes/:node/storage-pools/:pool/volumes',
+    {
+      config: { permission: 'volume.create' },
+      schema: {
+        operationId: 'createStorageVolume',
+        tags: [Tags.Storage],
+        summary: 'Create a volume (qcow2 or raw), optionally a copy-on-write overlay over a backing volume',
+        params: PoolParams,
+        body: StorageVolumesPost,
+        response: { 201: StorageVolume, ...errorResponses(...VolumeCodes, 'STORAGE_VOL_EXISTS', 'PAYLOAD_TOO_LARGE') },
+      },
+    },
+    async (request, reply) =>
+      reply.code(201).send(await app.agents.call(request.params.node, 'volume.create', { pool: request.params.pool, volume: request.body }, { timeoutMs: 120_000 })),
+  );
+
+  app.get(
+    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol',
+    {
+      config: { permission: 'volume.get' },
+      schema: { operationId: 'getStorageVolume', tags: [Tags.Storage], summary: 'One volume: format, sizes, backing chain', params: VolumeParams, response: { 200: StorageVolume, ...errorResponses(...VolumeCodes) } },
+    },
+    async (request) => app.agents.call(request.params.node, 'volume.get', { pool: request.params.pool, volume: request.params.vol }),
+  );
+
+  app.delete(
+    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol',
+    {
+      config: { permission: 'volume.delete' },
+      schema: { operationId: 'deleteStorageVolume', tags: [Tags.Storage], summary: 'Delete a volume; returns it as it was', params: VolumeParams, response: { 200: StorageVolume, ...errorResponses(...VolumeCodes) } },
+    },
+    async (request) => app.agents.call(request.params.node, 'volume.delete', { pool: request.params.pool, volume: request.params.vol }),
+  );
+
+  app.post(
+    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/resize',
+    {
+      config: { permission: 'volume.resize' },
+      schema: { operationId: 'resizeStorageVolume', tags: [Tags.Storage], summary: 'Grow a volume; shrinking needs allowShrink', params: VolumeParams, body: VolumeResize, response: { 200: StorageVolume, ...errorResponses(...VolumeCodes) } },
+    },
+    async (request) => app.agents.call(request.params.node, 'volume.resize', { pool: request.params.pool, volume: request.params.vol, resize: request.body }),
+  );
+
+  app.post(
+    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/clone',
+    {
+      config: { permission: 'volume.clone' },
+      schema: {
+        operationId: 'cloneStorageVolume',
+        tags: [Tags.Storage],
+        summary: 'Copy a volume into a new one; returns the async operation',
+        params: VolumeParams,
+        body: VolumeClone,
+        response: { 202: AsyncOperation, ...errorResponses(...VolumeCodes, 'STORAGE_VOL_EXISTS') },
+      },
+    },
+    async (request, reply) =>
+      reply.code(202).send(await app.agents.call(request.params.node, 'volume.clone', { pool: request.params.pool, volume: request.params.vol, clone: request.body })),
+  );
+
+  app.post(
+    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/wipe',
+    {
+      config: { permission: 'volume.wipe' },
+      schema: { operationId: 'wipeStorageVolume', tags: [Tags.Storage], summary: 'Zero a volume; returns the async operation', params: VolumeParams, response: { 202: AsyncOperation, ...errorResponses(...VolumeCodes) } },
+    },
+    async (request, reply) => reply.code(202).send(await app.agents.call(request.params.node, 'volume.wipe', { pool: request.params.pool, volume: request.params.vol })),
+  );
+
+  app.put(
+    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/content',
+    {
+      config: { permission: 'volume.upload' },
+      bodyLimit: CONTENT_BODY_LIMIT,
+      schema: {
+        operationId: 'uploadStorageVolume',
+        tags: [Tags.Storage],
+        summary: 'Upload volume content (application/octet-stream); a missing dir volume is created, an existing one replaced',
+        params: VolumeParams,
+        response: { 200: AsyncOperation, ...errorResponses(...VolumeCodes) },
+      },
+    },
+    async (request) => {
+      const body = request.body as Readable | undefined;
+      if (!body || typeof (body as Partial<Readable>).pipe !== 'function') throw new VirtError('INVALID_ARG', 'send the content as application/octet-stream');
+      const session = await app.agents.call(request.params.node, 'volume.upload', { pool: request.params.pool, volume: request.params.vol });
+      const nc = await app.agents.connection();
+      try {
+        return await sendUpload(nc, session, body);
+      } catch (error) {
+        abortSession(nc, session);
+        throw error;
+      }
+    },
+  );
+
+  app.get(
+    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/content',
+    {
+      config: { permission: 'volume.download' },
+      schema: {
+        operationId: 'downloadStorageVolume',
+        tags: [Tags.Storage],
+        summary: 'Download volume content; the sha256 is in the trailer and in the operation named by x-virtbus-operation',
+        params: VolumeParams,
+        response: { 200: { description: 'The volume bytes', content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } }, ...errorResponses(...VolumeCodes) },
+      },
+    },
+    async (request, reply) => {
+      const session = await app.agents.call(request.params.node, 'volume.download', { pool: request.params.pool, volume: request.params.vol });
+      const nc = await app.agents.connection();
+      let sha256 = '';
+      const stream = Readable.from(pullDownload(nc, session, (digest) => (sha256 = digest)), { objectMode: false, highWaterMark: session.chunkBytes });
+      reply.header('content-type', 'application/octet-stream');
+      reply.header('x-virtbus-operation', session.operation.id);
+      reply.header('x-virtbus-size', String(session.sizeBytes ?? 0));
+      reply.trailer('x-checksum-sha256', async () => sha256);
+      // The response schema describes bytes; the stream is how they are sent.
+      return reply.send(stream as never);
+    },
+  );
+
+  app.get(
+    '/v1/nodes/:node/operations',
+    {
+      config: { permission: 'operation.list' },
+      schema: { operationId: 'listOperations', tags: [Tags.Storage], summary: 'Running and recently finished async operations', params: NodeParams, response: { 200: AsyncOperationList, ...errorResponses(...AgentCallCodes) } },
+    },
+    async (request) => app.agents.call(request.params.node, 'operation.list', {}),
+  );
+
+  app.get(
+    '/v1/nodes/:node/operations/:id',
+    {
+      config: { permission: 'operation.get' },
+      schema: { operationId: 'getOperation', tags: [Tags.Storage], summary: 'One async operation with progress', params: OperationParams, response: { 200: AsyncOperation, ...errorResponses(...AgentCallCodes, 'NOT_FOUND') } },
+    },
+    async (request) => app.agents.call(request.params.node, 'operation.get', { id: request.params.id }),
+  );
+
+  app.delete(
+    '/v1/nodes/:node/operations/:id',
+    {
+      config: { permission: 'operation.cancel' },
+      schema: { operationId: 'cancelOperation', tags: [Tags.Storage], summary: 'Cancel a running operation', params: OperationParams, response: { 200: AsyncOperation, ...errorResponses(...AgentCallCodes, 'NOT_FOUND', 'OPERATION_INVALID') } },
+    },
+    async (request) => app.agents.call(request.params.node, 'operation.cancel', { id: request.params.id }),
+  );
+};
