@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '@virtbus/testing';
 import { benchBus, type BusBenchResult } from './bus.js';
+import { benchMonitoring, type MonitoringBenchResult } from './monitoring.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
 import { round, type LatencySummary } from './stats.js';
 
@@ -63,6 +64,33 @@ function qemuMarkdown(result: QemuBenchResult): string {
   ].join('\n');
 }
 
+function monitoringMarkdown(result: MonitoringBenchResult): string {
+  const ms = (s: LatencySummary) => `${round(s.p50Ms, 2)} | ${round(s.p90Ms, 2)}`;
+  return [
+    '## Monitoring: /metrics scrape latency and event publish → subscriber latency',
+    '',
+    `Agent /metrics with N running test-driver domains, scrape cache off (every scrape lists the domains and asks the driver),`,
+    `${result.scrapes} sequential scrapes over keep-alive HTTP. Baseline: the same metrics HTTP server in its own process with a`,
+    'static prom-client registry holding as many gauge series as the agent exposed.',
+    '',
+    '| domains | series | agent p50 ms | agent p90 ms | baseline p50 ms | baseline p90 ms | p50 ratio | p90 ratio |',
+    '|---|---|---|---|---|---|---|---|',
+    ...result.scrape.map((row) => `| ${row.domains} | ${row.series} | ${ms(row.agent)} | ${ms(row.baseline)} | ${row.p50VsBaseline} | ${row.p90VsBaseline} |`),
+    '',
+    `Events: ${result.events.count} \`domain.state\` calls (start/destroy) in sequence; latency from the agent's event timestamp`,
+    '(set before the outbox write and fsync; ISO, 1 ms resolution) to a plain NATS subscriber of the node events. Baseline: raw',
+    'NATS publish → subscribe between two connections of the bench process (sub-ms clock).',
+    '',
+    '| path | p50 ms | p90 ms | p99 ms |',
+    '|---|---|---|---|',
+    `| agent event → subscriber | ${ms(result.events.agent)} | ${round(result.events.agent.p99Ms, 2)} |`,
+    `| raw publish → subscriber | ${ms(result.events.raw)} | ${round(result.events.raw.p99Ms, 2)} |`,
+    '',
+    `Agent event p50 / raw p50: ${result.events.p50VsRaw}`,
+    '',
+  ].join('\n');
+}
+
 const report: Record<string, unknown> = { startedAt: new Date().toISOString(), node: process.version, quick: values.quick };
 const sections: string[] = [`# virtbus benchmark — ${report.startedAt as string}`, ''];
 
@@ -71,6 +99,13 @@ if (selected('bus')) {
   report.bus = bus;
   sections.push(busMarkdown(bus));
   console.log(busMarkdown(bus));
+}
+
+if (selected('monitoring')) {
+  const monitoring = await benchMonitoring({ quick: values.quick });
+  report.monitoring = monitoring;
+  sections.push(monitoringMarkdown(monitoring));
+  console.log(monitoringMarkdown(monitoring));
 }
 
 if (selected('qemu')) {

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { SpanKind, tracingActive, withSpan } from '@virtbus/monitoring';
 
 /** An asynchronous QMP event (SHUTDOWN, STOP, RESUME, …) as QEMU sent it. */
 export interface QmpEvent {
@@ -123,6 +124,12 @@ export class QmpMonitor extends EventEmitter<MonitorEvents> {
 
   /** Sends one command and resolves with its `return` value; rejects on `error`, timeout or EOF. */
   execute<T = unknown>(command: string, args?: Record<string, unknown>, options: ExecuteOptions = {}): Promise<T> {
+    // A span per QMP command when tracing is on; untraced calls skip the wrapper entirely.
+    if (!tracingActive()) return this.send<T>(command, args, options);
+    return withSpan(`qmp ${command}`, { 'qmp.command': command }, () => this.send<T>(command, args, options), { kind: SpanKind.CLIENT });
+  }
+
+  private send<T>(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions): Promise<T> {
     if (this.closedWith !== null) return Promise.reject(new QmpClosedError(`QMP connection closed; cannot run ${command}`));
     const id = `virtbus-${this.nextId++}`;
     const timeoutMs = options.timeoutMs ?? this.commandTimeoutMs;
