@@ -6,12 +6,13 @@ import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trac
 import { Subjects, type Domain, type DomainStatsList, type NodeStats, type StatsMessage } from '@virtbus/api-contract';
 import { startAgent, type Agent } from '@virtbus/agent';
 import { initTracing, type Tracing } from '@virtbus/monitoring';
-import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { hasBinaryOrSkip, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type GatewayApp } from '../src/index.js';
 
 const NODE = 'traced';
+const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
 let nats: NatsServerHandle;
 let nc: NatsConnection;
 let agent: Agent;
@@ -30,7 +31,7 @@ beforeAll(async () => {
     node: NODE,
     nats: { servers: nats.url },
     stateDir: join(workDir, 'agent'),
-    drivers: ['test'],
+    drivers: QEMU ? ['test', 'qemu'] : ['test'],
     logger: pino({ level: 'silent' }),
     monitoring: { metricsAddress: '127.0.0.1:0', statsIntervalS: 1, metricsCacheMs: 0 },
   });
@@ -110,7 +111,7 @@ describe('gateway and agent monitoring, one process each side of a real NATS', (
     const bulk = await app.inject({ method: 'GET', url: `/v1/nodes/${NODE}/stats/domains` });
     expect(bulk.statusCode).toBe(200);
     const { domains } = bulk.json<DomainStatsList>();
-    expect(domains).toHaveLength(1);
+    expect(domains.filter((stats) => stats.uuid === domain.uuid)).toHaveLength(1);
     expect(domains[0]).toMatchObject({ uuid: domain.uuid, state: 'running' });
     expect(domains[0]!.cpu?.timeNs).toBeGreaterThanOrEqual(0);
     expect(domains[0]!.timedOut).toBeUndefined();
@@ -122,8 +123,38 @@ describe('gateway and agent monitoring, one process each side of a real NATS', (
       const message = msg.json<StatsMessage>();
       expect(message.kind).toBe('node.stats');
       expect(message.host.node).toBe(NODE);
-      expect(message.domains.map((stats) => stats.uuid)).toEqual([domain.uuid]);
+      expect(message.domains.map((stats) => stats.uuid)).toContain(domain.uuid);
     }
     await app.inject({ method: 'PUT', url: `/v1/nodes/${NODE}/domains/${domain.uuid}/state`, payload: { action: 'destroy' } });
+  });
+
+  it.skipIf(!QEMU)('a real QEMU start adds QMP command spans under the driver span of the same trace', async () => {
+    const defined = await app.inject({ method: 'POST', url: `/v1/nodes/${NODE}/domains`, payload: { name: 'traced-qemu', driver: 'qemu', memory: 64 } });
+    expect(defined.statusCode).toBe(201);
+    const vm = defined.json<Domain>();
+    try {
+      exporter.reset();
+      const started = await app.inject({ method: 'PUT', url: `/v1/nodes/${NODE}/domains/${vm.uuid}/state`, payload: { action: 'start' } });
+      expect(started.statusCode).toBe(200);
+      await tracing.forceFlush();
+      const spans = exporter.getFinishedSpans();
+      const route = spans.find((span) => span.name === 'PUT /v1/nodes/:node/domains/:id/state')!;
+      const driver = spans.find((span) => span.name === 'driver.qemu start')!;
+      expect(driver.spanContext().traceId).toBe(route.spanContext().traceId);
+      const qmp = spans.filter((span) => span.name.startsWith('qmp ') && span.spanContext().traceId === route.spanContext().traceId);
+      console.info(`QMP spans in the start trace: ${qmp.map((span) => span.name).join(', ')}`);
+      expect(qmp.length).toBeGreaterThan(0);
+      const byId = new Map(spans.map((span) => [span.spanContext().spanId, span]));
+      // Every QMP span descends from the driver span.
+      for (const span of qmp) {
+        let parent = parentOf(span);
+        while (parent && parent !== driver.spanContext().spanId) parent = byId.get(parent) ? parentOf(byId.get(parent)!) : undefined;
+        expect(parent, span.name).toBe(driver.spanContext().spanId);
+      }
+    } finally {
+      const destroyed = await app.inject({ method: 'PUT', url: `/v1/nodes/${NODE}/domains/${vm.uuid}/state`, payload: { action: 'destroy' } });
+      expect(destroyed.json<Domain>().state).toBe('shutoff');
+      expect((await app.inject({ method: 'DELETE', url: `/v1/nodes/${NODE}/domains/${vm.uuid}` })).statusCode).toBe(200);
+    }
   });
 });
