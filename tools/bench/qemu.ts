@@ -280,7 +280,8 @@ export async function benchQemu(options: QemuBenchOptions = {}): Promise<QemuBen
   const runs = Math.max(10, options.runs ?? 10);
   const binary = requireBinary('qemu-system-x86_64');
   // Short path: QMP sockets live below it (unix socket paths are limited to 107 bytes).
-  const dir = await mkdtemp('/tmp/vbb-');
+  // VIRTBUS_BENCH_DIR=/dev/shm puts the agent's durable state on tmpfs, to see what fsync costs.
+  const dir = await mkdtemp(join(process.env.VIRTBUS_BENCH_DIR ?? '/tmp', 'vbb-'));
   const driver = new QemuDriver({ binary });
   await driver.init({
     node: 'bench',
