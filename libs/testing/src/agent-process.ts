@@ -46,6 +46,9 @@ export async function spawnAgent(options: AgentProcessOptions): Promise<AgentPro
     options.drivers ?? 'test',
     '--log-level',
     'warn',
+    // Test agents run side by side: any free metrics port unless extraArgs names one (the last value wins).
+    '--metrics-address',
+    '127.0.0.1:0',
     ...(options.extraArgs ?? []),
   ];
   const child: ChildProcess = spawn(process.execPath, args, {
