@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect as connectSocket } from 'node:net';
@@ -111,13 +111,25 @@ function kvmUsable(): string | undefined {
   }
 }
 
+/** SIGKILLs live QEMU processes whose command line mentions `dir` (their sockets live below it). */
+function killQemusUnder(dir: string): void {
+  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes('qemu-system') && cmdline.includes(dir)) process.kill(Number(entry), 'SIGKILL');
+    } catch {
+      // exited meanwhile
+    }
+  }
+}
+
 const wall = (values: number[]) => values.reduce((sum, value) => sum + value, 0);
 const summary = (values: number[]) => summarize(values, wall(values));
 
 /** A gateway process and an agent process (qemu driver) on a private nats-server, like a deployment. */
 interface Stack {
   client: VirtClient;
-  put(path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
+  send(method: 'POST' | 'PUT', path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
   close(): Promise<void>;
 }
 
@@ -128,9 +140,14 @@ async function startStack(dir: string): Promise<Stack> {
   let gateway: ChildProcess | undefined;
   const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 4 });
   const close = async () => {
-    gateway?.kill('SIGTERM');
-    if (gateway && gateway.exitCode === null) await new Promise((resolve) => gateway!.once('exit', resolve));
+    if (gateway && gateway.exitCode === null && gateway.signalCode === null) {
+      const exited = new Promise((resolve) => gateway!.once('exit', resolve));
+      gateway.kill('SIGTERM');
+      await exited;
+    }
     await agent?.stop();
+    // Domains outlive their agent by design: a run that failed mid-cycle may have left a QEMU of ours running.
+    killQemusUnder(dir);
     httpAgent.destroy();
     await nc.close();
     await nats.stop();
@@ -165,7 +182,7 @@ async function startStack(dir: string): Promise<Stack> {
       if (attempt > 300) throw new Error(`gateway did not come up (last: ${JSON.stringify(ready)})`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    return { client: new VirtClient(nc), put: (path, body) => send(path.endsWith('/domains') ? 'POST' : 'PUT', path, body), close };
+    return { client: new VirtClient(nc), send, close };
   } catch (error) {
     await close();
     throw error;
@@ -175,12 +192,12 @@ async function startStack(dir: string): Promise<Stack> {
 /** Start → running and destroy → shutoff of one diskless domain through the gateway HTTP API. */
 async function gatewayCycler(stack: Stack, accel: 'kvm' | 'tcg'): Promise<() => Promise<{ startMs: number; destroyMs: number }>> {
   const name = `bench-${accel}`;
-  const defined = await stack.put('/v1/nodes/bench/domains', { name, driver: accel === 'kvm' ? 'kvm' : 'qemu', vcpus: 1, memory: 64 });
+  const defined = await stack.send('POST', '/v1/nodes/bench/domains', { name, driver: accel === 'kvm' ? 'kvm' : 'qemu', vcpus: 1, memory: 64 });
   if (defined.status !== 201) throw new Error(`define ${name}: HTTP ${defined.status} ${JSON.stringify(defined.body)}`);
   const state = `/v1/nodes/bench/domains/${name}/state`;
   const timed = async (action: string, expected: string) => {
     const begin = performance.now();
-    const reply = await stack.put(state, { action });
+    const reply = await stack.send('PUT', state, { action });
     const elapsed = performance.now() - begin;
     if (reply.status !== 200 || reply.body.state !== expected) throw new Error(`${action} ${name}: HTTP ${reply.status} ${JSON.stringify(reply.body)}`);
     return elapsed;
