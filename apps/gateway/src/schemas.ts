@@ -1,5 +1,7 @@
 import Type, { type TSchema } from 'typebox';
 import {
+  AsyncOperation,
+  AsyncOperationList,
   Domain,
   DomainId,
   DomainList,
@@ -13,6 +15,10 @@ import {
   NodeList,
   NodeName,
   NodeStats,
+  StoragePool,
+  StoragePoolList,
+  StorageVolume,
+  StorageVolumeList,
   type ErrorCode,
 } from '@virtbus/api-contract';
 
@@ -28,6 +34,12 @@ export const SharedSchemas = {
   NodeInfo,
   NodeList,
   NodeStats,
+  StoragePool,
+  StoragePoolList,
+  StorageVolume,
+  StorageVolumeList,
+  Operation: AsyncOperation,
+  OperationList: AsyncOperationList,
 } as const;
 export type SharedSchemaName = keyof typeof SharedSchemas;
 

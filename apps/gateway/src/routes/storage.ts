@@ -3,18 +3,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import Type from 'typebox';
 import {
-  AsyncOperation,
-  AsyncOperationList,
+  type AsyncOperation,
   ErrorBody,
   NodeName,
   ObjectName,
-  StoragePool,
-  StoragePoolList,
   StoragePoolPut,
   StoragePoolsPost,
   StoragePoolStatePut,
-  StorageVolume,
-  StorageVolumeList,
   StorageVolumesPost,
   StreamActions,
   StreamHeaders,
@@ -27,7 +22,7 @@ import {
   type StreamSession,
 } from '@virtbus/api-contract';
 import { Tags } from '../plugins/openapi.js';
-import { AgentCallCodes, errorResponses, NodeParams } from '../schemas.js';
+import { AgentCallCodes, errorResponses, NodeParams, ref } from '../schemas.js';
 
 const PoolParams = Type.Object({ node: NodeName, pool: ObjectName }, { additionalProperties: false });
 const VolumeParams = Type.Object({ node: NodeName, pool: ObjectName, vol: ObjectName }, { additionalProperties: false });
@@ -130,7 +125,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/storage-pools',
     {
       config: { permission: 'pool.list' },
-      schema: { operationId: 'listStoragePools', tags: [Tags.Storage], summary: 'Storage pools of the node', params: NodeParams, response: { 200: StoragePoolList, ...errorResponses(...AgentCallCodes) } },
+      schema: { operationId: 'listStoragePools', tags: [Tags.Storage], summary: 'Storage pools of the node', params: NodeParams, response: { 200: ref('StoragePoolList'), ...errorResponses(...AgentCallCodes) } },
     },
     async (request) => app.agents.call(request.params.node, 'pool.list', {}),
   );
@@ -145,7 +140,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Define a storage pool (inactive until built and started)',
         params: NodeParams,
         body: StoragePoolsPost,
-        response: { 201: StoragePool, ...errorResponses(...AgentCallCodes, 'STORAGE_POOL_EXISTS', 'PAYLOAD_TOO_LARGE') },
+        response: { 201: ref('StoragePool'), ...errorResponses(...AgentCallCodes, 'STORAGE_POOL_EXISTS', 'PAYLOAD_TOO_LARGE') },
       },
     },
     async (request, reply) => reply.code(201).send(await app.agents.call(request.params.node, 'pool.define', request.body)),
@@ -155,7 +150,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/storage-pools/:pool',
     {
       config: { permission: 'pool.get' },
-      schema: { operationId: 'getStoragePool', tags: [Tags.Storage], summary: 'One pool with capacity, allocation and available bytes', params: PoolParams, response: { 200: StoragePool, ...errorResponses(...PoolCodes) } },
+      schema: { operationId: 'getStoragePool', tags: [Tags.Storage], summary: 'One pool with capacity, allocation and available bytes', params: PoolParams, response: { 200: ref('StoragePool'), ...errorResponses(...PoolCodes) } },
     },
     async (request) => app.agents.call(request.params.node, 'pool.get', { pool: request.params.pool }),
   );
@@ -164,7 +159,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/storage-pools/:pool',
     {
       config: { permission: 'pool.update' },
-      schema: { operationId: 'updateStoragePool', tags: [Tags.Storage], summary: 'Change autostart', params: PoolParams, body: StoragePoolPut, response: { 200: StoragePool, ...errorResponses(...PoolCodes) } },
+      schema: { operationId: 'updateStoragePool', tags: [Tags.Storage], summary: 'Change autostart', params: PoolParams, body: StoragePoolPut, response: { 200: ref('StoragePool'), ...errorResponses(...PoolCodes) } },
     },
     async (request) => app.agents.call(request.params.node, 'pool.update', { pool: request.params.pool, config: request.body }),
   );
@@ -173,7 +168,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/storage-pools/:pool',
     {
       config: { permission: 'pool.undefine' },
-      schema: { operationId: 'undefineStoragePool', tags: [Tags.Storage], summary: 'Remove an inactive pool definition', params: PoolParams, response: { 200: StoragePool, ...errorResponses(...PoolCodes) } },
+      schema: { operationId: 'undefineStoragePool', tags: [Tags.Storage], summary: 'Remove an inactive pool definition', params: PoolParams, response: { 200: ref('StoragePool'), ...errorResponses(...PoolCodes) } },
     },
     async (request) => app.agents.call(request.params.node, 'pool.undefine', { pool: request.params.pool }),
   );
@@ -188,7 +183,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Build, start, stop, refresh or delete a pool',
         params: PoolParams,
         body: StoragePoolStatePut,
-        response: { 200: StoragePool, ...errorResponses(...PoolCodes) },
+        response: { 200: ref('StoragePool'), ...errorResponses(...PoolCodes) },
       },
     },
     async (request) => app.agents.call(request.params.node, 'pool.state', { pool: request.params.pool, change: request.body }, { timeoutMs: 120_000 }),
@@ -198,7 +193,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/storage-pools/:pool/volumes',
     {
       config: { permission: 'volume.list' },
-      schema: { operationId: 'listStorageVolumes', tags: [Tags.Storage], summary: 'Volumes of a running pool', params: PoolParams, response: { 200: StorageVolumeList, ...errorResponses(...PoolCodes) } },
+      schema: { operationId: 'listStorageVolumes', tags: [Tags.Storage], summary: 'Volumes of a running pool', params: PoolParams, response: { 200: ref('StorageVolumeList'), ...errorResponses(...PoolCodes) } },
     },
     async (request) => app.agents.call(request.params.node, 'volume.list', { pool: request.params.pool }),
   );
@@ -213,7 +208,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Create a volume (qcow2 or raw), optionally a copy-on-write overlay over a backing volume',
         params: PoolParams,
         body: StorageVolumesPost,
-        response: { 201: StorageVolume, ...errorResponses(...VolumeCodes, 'STORAGE_VOL_EXISTS', 'PAYLOAD_TOO_LARGE') },
+        response: { 201: ref('StorageVolume'), ...errorResponses(...VolumeCodes, 'STORAGE_VOL_EXISTS', 'PAYLOAD_TOO_LARGE') },
       },
     },
     async (request, reply) =>
@@ -224,7 +219,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/storage-pools/:pool/volumes/:vol',
     {
       config: { permission: 'volume.get' },
-      schema: { operationId: 'getStorageVolume', tags: [Tags.Storage], summary: 'One volume: format, sizes, backing chain', params: VolumeParams, response: { 200: StorageVolume, ...errorResponses(...VolumeCodes) } },
+      schema: { operationId: 'getStorageVolume', tags: [Tags.Storage], summary: 'One volume: format, sizes, backing chain', params: VolumeParams, response: { 200: ref('StorageVolume'), ...errorResponses(...VolumeCodes) } },
     },
     async (request) => app.agents.call(request.params.node, 'volume.get', { pool: request.params.pool, volume: request.params.vol }),
   );
@@ -233,7 +228,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/storage-pools/:pool/volumes/:vol',
     {
       config: { permission: 'volume.delete' },
-      schema: { operationId: 'deleteStorageVolume', tags: [Tags.Storage], summary: 'Delete a volume; returns it as it was', params: VolumeParams, response: { 200: StorageVolume, ...errorResponses(...VolumeCodes) } },
+      schema: { operationId: 'deleteStorageVolume', tags: [Tags.Storage], summary: 'Delete a volume; returns it as it was', params: VolumeParams, response: { 200: ref('StorageVolume'), ...errorResponses(...VolumeCodes) } },
     },
     async (request) => app.agents.call(request.params.node, 'volume.delete', { pool: request.params.pool, volume: request.params.vol }),
   );
@@ -242,7 +237,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/resize',
     {
       config: { permission: 'volume.resize' },
-      schema: { operationId: 'resizeStorageVolume', tags: [Tags.Storage], summary: 'Grow a volume; shrinking needs allowShrink', params: VolumeParams, body: VolumeResize, response: { 200: StorageVolume, ...errorResponses(...VolumeCodes) } },
+      schema: { operationId: 'resizeStorageVolume', tags: [Tags.Storage], summary: 'Grow a volume; shrinking needs allowShrink', params: VolumeParams, body: VolumeResize, response: { 200: ref('StorageVolume'), ...errorResponses(...VolumeCodes) } },
     },
     async (request) => app.agents.call(request.params.node, 'volume.resize', { pool: request.params.pool, volume: request.params.vol, resize: request.body }),
   );
@@ -257,7 +252,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Copy a volume into a new one; returns the async operation',
         params: VolumeParams,
         body: VolumeClone,
-        response: { 202: AsyncOperation, ...errorResponses(...VolumeCodes, 'STORAGE_VOL_EXISTS') },
+        response: { 202: ref('Operation'), ...errorResponses(...VolumeCodes, 'STORAGE_VOL_EXISTS') },
       },
     },
     async (request, reply) =>
@@ -268,7 +263,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/wipe',
     {
       config: { permission: 'volume.wipe' },
-      schema: { operationId: 'wipeStorageVolume', tags: [Tags.Storage], summary: 'Zero a volume; returns the async operation', params: VolumeParams, response: { 202: AsyncOperation, ...errorResponses(...VolumeCodes) } },
+      schema: { operationId: 'wipeStorageVolume', tags: [Tags.Storage], summary: 'Zero a volume; returns the async operation', params: VolumeParams, response: { 202: ref('Operation'), ...errorResponses(...VolumeCodes) } },
     },
     async (request, reply) => reply.code(202).send(await app.agents.call(request.params.node, 'volume.wipe', { pool: request.params.pool, volume: request.params.vol })),
   );
@@ -283,7 +278,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: [Tags.Storage],
         summary: 'Upload volume content (application/octet-stream); a missing dir volume is created, an existing one replaced',
         params: VolumeParams,
-        response: { 200: AsyncOperation, ...errorResponses(...VolumeCodes) },
+        response: { 200: ref('Operation'), ...errorResponses(...VolumeCodes) },
       },
     },
     async (request) => {
@@ -330,7 +325,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/operations',
     {
       config: { permission: 'operation.list' },
-      schema: { operationId: 'listOperations', tags: [Tags.Storage], summary: 'Running and recently finished async operations', params: NodeParams, response: { 200: AsyncOperationList, ...errorResponses(...AgentCallCodes) } },
+      schema: { operationId: 'listOperations', tags: [Tags.Storage], summary: 'Running and recently finished async operations', params: NodeParams, response: { 200: ref('OperationList'), ...errorResponses(...AgentCallCodes) } },
     },
     async (request) => app.agents.call(request.params.node, 'operation.list', {}),
   );
@@ -339,7 +334,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/operations/:id',
     {
       config: { permission: 'operation.get' },
-      schema: { operationId: 'getOperation', tags: [Tags.Storage], summary: 'One async operation with progress', params: OperationParams, response: { 200: AsyncOperation, ...errorResponses(...AgentCallCodes, 'NOT_FOUND') } },
+      schema: { operationId: 'getOperation', tags: [Tags.Storage], summary: 'One async operation with progress', params: OperationParams, response: { 200: ref('Operation'), ...errorResponses(...AgentCallCodes, 'NOT_FOUND') } },
     },
     async (request) => app.agents.call(request.params.node, 'operation.get', { id: request.params.id }),
   );
@@ -348,7 +343,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/operations/:id',
     {
       config: { permission: 'operation.cancel' },
-      schema: { operationId: 'cancelOperation', tags: [Tags.Storage], summary: 'Cancel a running operation', params: OperationParams, response: { 200: AsyncOperation, ...errorResponses(...AgentCallCodes, 'NOT_FOUND', 'OPERATION_INVALID') } },
+      schema: { operationId: 'cancelOperation', tags: [Tags.Storage], summary: 'Cancel a running operation', params: OperationParams, response: { 200: ref('Operation'), ...errorResponses(...AgentCallCodes, 'NOT_FOUND', 'OPERATION_INVALID') } },
     },
     async (request) => app.agents.call(request.params.node, 'operation.cancel', { id: request.params.id }),
   );
