@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { VirtError, type AsyncOperation, type StoragePoolEvent } from '@virtbus/api-contract';
+import { connect, headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { StreamHeaders, VirtError, type AsyncOperation, type OperationEvent, type StoragePoolEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,6 +60,8 @@ async function eventsOf(pool: string, count: number): Promise<string[]> {
   return types();
 }
 
+const startStorageAgent = () => spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'state'), env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+
 beforeAll(async () => {
   nats = await startNatsServer();
   workDir = await mkdtemp(join(tmpdir(), 'virtbus-storage-test-'));
@@ -71,12 +73,11 @@ beforeAll(async () => {
       if (!poolEvents.some((other) => other.seq === event.seq)) poolEvents.push(event);
     },
   });
-  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'state'), env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+  agent = await startStorageAgent();
 });
 
 afterAll(async () => {
   poolEventsSub?.unsubscribe();
-  if (process.env['VB_DEBUG']) console.log(agent?.output());
   await agent?.stop();
   // The volume group and loop device go even when a test failed half way.
   if (loopDevice) {
@@ -239,5 +240,40 @@ describe('storage pools and volumes on a real agent', () => {
     await client.call(NODE, 'pool.undefine', { pool: 'vg1' });
     expect(await eventsOf('vg1', 6)).toEqual(['DEFINED', 'CREATED', 'STARTED', 'STOPPED', 'DELETED', 'UNDEFINED']);
     await truncate(backing, 0);
+  });
+  it('announces operations on the bus and cancels an upload, leaving nothing behind', async () => {
+    const seen: OperationEvent[] = [];
+    const sub = nc.subscribe(`virt.v1.${NODE}.events.operation.>`, {
+      callback: (_error, msg) => {
+        seen.push(msg.json<OperationEvent>());
+      },
+    });
+    const session = await client.call(NODE, 'volume.upload', { pool: 'default', volume: 'cancelled.raw' });
+    expect(session.subject).toMatch(new RegExp(`^virt\\.v1\\.${NODE}\\.rw\\.stream\\.upload\\.`));
+    const headers = natsHeaders();
+    headers.set(StreamHeaders.Offset, '0');
+    const ack = await nc.request(session.subject, new Uint8Array(1000), { headers, timeout: 5000 });
+    expect(JSON.parse(ack.string())).toEqual({ result: { received: 1000 } });
+    await client.call(NODE, 'operation.cancel', { id: session.operation.id });
+    expect((await finished(session.operation)).status).toBe('cancelled');
+    headers.set(StreamHeaders.Offset, '1000');
+    await expect(nc.request(session.subject, new Uint8Array(10), { headers, timeout: 2000 })).rejects.toThrow();
+    expect(await readdir(join(workDir, 'state', 'pools', 'default'))).toEqual([]);
+    const deadline = Date.now() + 2000;
+    while (!seen.some((event) => event.operation.status === 'cancelled') && Date.now() < deadline) await sleep(20);
+    sub.unsubscribe();
+    const mine = seen.filter((event) => event.operation.id === session.operation.id).map((event) => event.operation.status);
+    expect(mine[0]).toBe('running');
+    expect(mine.at(-1)).toBe('cancelled');
+  });
+
+  it('keeps pool definitions across an agent restart and starts the pools that were running', async () => {
+    await agent.stop();
+    agent = await startStorageAgent();
+    const pools = (await client.call(NODE, 'pool.list', {})).pools.map((pool) => [pool.name, pool.state]);
+    expect(pools).toEqual([
+      ['default', 'running'],
+      ['p2', 'running'],
+    ]);
   });
 });
