@@ -92,7 +92,8 @@ export async function serveOperations(options: ServeOptions): Promise<Service> {
           (failure: unknown) => {
             const body = toErrorBody(failure);
             if (body.code === 'INTERNAL') logger.error({ err: failure, operation }, 'request failed');
-            msg.respondError(body.status, body.message, JSON.stringify({ error: body }));
+            // The description travels in a NATS header: a CR or LF there throws and would take the agent down.
+            msg.respondError(body.status, body.message.replace(/[\r\n]+/g, ' '), JSON.stringify({ error: body }));
             options.onResult?.(operation, body.code, performance.now() - started);
           },
         );
