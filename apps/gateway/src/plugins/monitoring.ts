@@ -69,6 +69,17 @@ async function monitoringPlugin(app: FastifyInstance, options: GatewayMonitoring
     done();
   });
 
+  // A client that goes away before the answer still ends its span.
+  app.addHook('onRequestAbort', (request: FastifyRequest, done: HookHandlerDoneFunction) => {
+    const traced = routeSpans.get(request);
+    if (traced) {
+      traced.span.setAttribute('http.request.aborted', true);
+      routeSpans.delete(request);
+      traced.finish();
+    }
+    done();
+  });
+
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
     const body = await registry.metrics();
     return reply.header('content-type', registry.contentType).header('cache-control', 'no-store').send(body);
