@@ -262,6 +262,17 @@ describe('storage pools and volumes on a real agent', () => {
     const deadline = Date.now() + 2000;
     while (!seen.some((event) => event.operation.status === 'cancelled') && Date.now() < deadline) await sleep(20);
     sub.unsubscribe();
+    // A declared size that the upload does not reach fails at commit and keeps nothing.
+    const short = await client.call(NODE, 'volume.upload', { pool: 'default', volume: 'short.raw', sizeBytes: 2000 });
+    headers.set(StreamHeaders.Offset, '0');
+    await nc.request(short.subject, new Uint8Array(1000), { headers, timeout: 5000 });
+    const commit = natsHeaders();
+    commit.set(StreamHeaders.Action, 'commit');
+    const refused = await nc.request(short.subject, new Uint8Array(0), { headers: commit, timeout: 5000 });
+    expect(refused.headers?.get(StreamHeaders.Action)).toBe('error');
+    expect(JSON.parse(refused.string())).toMatchObject({ error: { code: 'INVALID_ARG' } });
+    expect((await client.call(NODE, 'operation.get', { id: short.operation.id })).status).toBe('failure');
+    expect(await readdir(join(workDir, 'state', 'pools', 'default'))).toEqual([]);
     const mine = seen.filter((event) => event.operation.id === session.operation.id).map((event) => event.operation.status);
     expect(mine[0]).toBe('running');
     expect(mine.at(-1)).toBe('cancelled');

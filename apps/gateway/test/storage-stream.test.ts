@@ -54,7 +54,8 @@ async function withRssPeak<T>(work: () => Promise<T>): Promise<{ result: T; peak
 
 function upload(path: string, url: string, abortAfterBytes?: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' } }, (res) => {
+    const length = String(FILE_MIB * MiB);
+    const req = httpRequest(url, { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': length } }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
@@ -126,7 +127,11 @@ describe('volume content through the gateway over NATS', () => {
     const upSeconds = (performance.now() - upStart) / 1000;
     expect(uploaded.status, uploaded.body).toBe(200);
     const operation = JSON.parse(uploaded.body) as AsyncOperation;
-    expect(operation).toMatchObject({ status: 'success', result: { sizeBytes: FILE_MIB * MiB, sha256: sourceSha } });
+    expect(operation).toMatchObject({
+      status: 'success',
+      progress: { percent: 100, bytesTotal: FILE_MIB * MiB },
+      result: { sizeBytes: FILE_MIB * MiB, sha256: sourceSha },
+    });
 
     const volume = (await (await fetch(volumeUrl)).json()) as StorageVolume;
     expect(volume).toMatchObject({ format: 'raw', capacityBytes: FILE_MIB * MiB });

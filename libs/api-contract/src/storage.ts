@@ -238,7 +238,14 @@ export const StorageOperations = {
   'volume.wipe': { access: Access.ReadWrite, request: VolumeRef, response: AsyncOperation, summary: 'Zero a volume (async)' },
   'volume.upload': {
     access: Access.ReadWrite,
-    request: Type.Object({ pool: ObjectName, volume: ObjectName }, { additionalProperties: false }),
+    request: Type.Object(
+      {
+        pool: ObjectName,
+        volume: ObjectName,
+        sizeBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Expected size: progress total, and a shorter upload fails at commit' })),
+      },
+      { additionalProperties: false },
+    ),
     response: StreamSession,
     summary: 'Open an upload session: a missing volume is created (raw file), an existing one overwritten',
   },

@@ -19,7 +19,7 @@ export function createStorageHandlers(storage: StorageManager): Pick<OperationHa
     'volume.resize': ({ pool, volume, resize }) => storage.resizeVolume(pool, volume, resize.capacity, resize.allowShrink ?? false),
     'volume.clone': ({ pool, volume, clone }) => storage.cloneVolume(pool, volume, clone.name),
     'volume.wipe': ({ pool, volume }) => storage.wipeVolume(pool, volume),
-    'volume.upload': ({ pool, volume }) => storage.upload(pool, volume),
+    'volume.upload': ({ pool, volume, sizeBytes }) => storage.upload(pool, volume, sizeBytes),
     'volume.download': ({ pool, volume }) => storage.download(pool, volume),
     'operation.list': async () => ({ operations: storage.operations.list() }),
     'operation.get': async ({ id }) => storage.operations.get(id),

@@ -239,10 +239,14 @@ export class StorageManager {
     );
   }
 
-  async upload(poolName: string, name: string): Promise<StreamSession> {
+  async upload(poolName: string, name: string, sizeBytes?: number): Promise<StreamSession> {
     const { pool, backend } = this.running(poolName);
     const target = await backend.openWrite(pool, name);
-    return this.streams.upload(poolName, name, target, async () => undefined);
+    if (sizeBytes !== undefined && target.maxBytes !== undefined && sizeBytes > target.maxBytes) {
+      await target.abort();
+      throw new VirtError('INVALID_ARG', `${sizeBytes} bytes do not fit volume ${name} of ${target.maxBytes} bytes`);
+    }
+    return this.streams.upload(poolName, name, target, sizeBytes);
   }
 
   async download(poolName: string, name: string): Promise<StreamSession> {

@@ -27,10 +27,10 @@ export class ContentStreams {
     private readonly logger: Logger,
   ) {}
 
-  upload(pool: string, volume: string, target: WriteTarget, onCommitted: () => Promise<void>): StreamSession {
+  upload(pool: string, volume: string, target: WriteTarget, expectedBytes?: number): StreamSession {
     const session = randomBytes(12).toString('hex');
     const subject = Subjects.uploadSession(this.node, session);
-    const op = this.operations.begin(`Upload to volume ${volume} of pool ${pool}`, { pool, volume }, 0);
+    const op = this.operations.begin(`Upload to volume ${volume} of pool ${pool}`, { pool, volume }, expectedBytes ?? 0);
     const hash = createHash('sha256');
     let received = 0;
     let ended = false;
@@ -59,9 +59,11 @@ export class ContentStreams {
         return JSON.stringify({ result: op.snapshot() });
       }
       if (action === StreamActions.Commit) {
+        if (expectedBytes !== undefined && received !== expectedBytes) {
+          throw new VirtError('INVALID_ARG', `upload ended after ${received} of ${expectedBytes} bytes`);
+        }
         const sha256 = hash.digest('hex');
         await target.commit(received);
-        await onCommitted();
         await end();
         return JSON.stringify({ result: op.succeed({ sizeBytes: received, sha256 }) });
       }
@@ -77,7 +79,7 @@ export class ContentStreams {
       }
       hash.update(msg.data);
       received += msg.data.length;
-      op.progress(received, Math.max(received, target.maxBytes ?? 0));
+      op.progress(received, Math.max(received, expectedBytes ?? target.maxBytes ?? 0));
       return JSON.stringify({ result: { received } });
     }, end);
     return { session, subject, chunkBytes: CHUNK_BYTES, operation: op.snapshot() };
@@ -152,10 +154,11 @@ export class ContentStreams {
         else msg.respond(reply.data, { headers: reply.headers });
       } catch (error) {
         this.logger.warn({ err: error, subject: msg.subject }, 'stream session failed');
+        // The session is closed and the operation failed before the caller hears about it.
+        await end(error);
         const headers = natsHeaders();
         headers.set(StreamHeaders.Action, 'error');
         msg.respond(errorReply(error), { headers });
-        await end(error);
       }
     }
   }

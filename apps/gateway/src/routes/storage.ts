@@ -284,7 +284,13 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const body = request.body as Readable | undefined;
       if (!body || typeof (body as Partial<Readable>).pipe !== 'function') throw new VirtError('INVALID_ARG', 'send the content as application/octet-stream');
-      const session = await app.agents.call(request.params.node, 'volume.upload', { pool: request.params.pool, volume: request.params.vol });
+      const length = request.headers['content-length'];
+      const sizeBytes = length !== undefined && /^[0-9]{1,15}$/.test(length) ? Number(length) : undefined;
+      const session = await app.agents.call(request.params.node, 'volume.upload', {
+        pool: request.params.pool,
+        volume: request.params.vol,
+        ...(sizeBytes !== undefined ? { sizeBytes } : {}),
+      });
       const nc = await app.agents.connection();
       try {
         return await sendUpload(nc, session, body);
