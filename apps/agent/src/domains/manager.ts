@@ -61,6 +61,7 @@ export class DomainManager {
   async init(): Promise<void> {
     for (const driver of this.options.drivers) await driver.init(this.contextFor(driver));
     for (const stored of await this.options.store.loadAll()) this.domains.set(stored.config.uuid, stored);
+    await this.recoverEvents();
     await Promise.all([...this.domains.values()].map((stored) => this.adopt(stored.config.uuid)));
     for (const stored of this.domains.values()) {
       if (stored.config.autostart && INACTIVE_STATES.has(stored.state)) {
@@ -68,6 +69,31 @@ export class DomainManager {
           this.options.logger.error({ err: error, domain: stored.config.name }, 'autostart failed'),
         );
       }
+    }
+  }
+
+  /**
+   * A domain is saved before its event reaches the outbox: an agent killed in between restarts with changes that never
+   * became events. They are recorded now, from the state the last recorded event left each domain in.
+   */
+  private async recoverEvents(): Promise<void> {
+    const recorded = this.options.events.recordedDomains();
+    if (!recorded) {
+      const current = Object.fromEntries([...this.domains.values()].map((stored) => [stored.config.uuid, { name: stored.config.name, state: stored.state }]));
+      await this.options.events.seedRecordedDomains(current);
+      return;
+    }
+    for (const stored of this.domains.values()) {
+      const last = recorded[stored.config.uuid];
+      const defined: LifecycleChange = { type: 'DEFINED', detail: 'ADDED' };
+      const changes = last ? lifecycleChanges(last.state, stored.state, stored.reason) : [defined, ...lifecycleChanges('shutoff', stored.state, stored.reason)];
+      if (changes.length > 0) this.options.logger.warn({ domain: stored.config.name, changes }, 'recording lifecycle events lost by an unclean stop');
+      for (const change of changes) await this.publish(stored, change);
+    }
+    for (const [uuid, last] of Object.entries(recorded)) {
+      if (this.domains.has(uuid)) continue;
+      this.options.logger.warn({ domain: last.name }, 'recording an undefine lost by an unclean stop');
+      await this.options.events.emit({ uuid, name: last.name }, { type: 'UNDEFINED', detail: 'REMOVED' }, 'shutoff', 'unknown');
     }
   }
 

@@ -36,9 +36,17 @@ export interface PublishedEvent {
   readonly timestamp: string;
 }
 
+/** A domain as its last recorded event left it. */
+export interface RecordedDomain {
+  name: string;
+  state: DomainState;
+}
+
 interface Outbox {
   lastSeq: number;
   pending: NodeEvent[];
+  /** Each defined domain as of its last recorded event; absent in outboxes written before it existed. */
+  domains?: Record<string, RecordedDomain>;
 }
 
 /**
@@ -102,6 +110,17 @@ export class EventPublisher {
     return () => this.failureListeners.delete(listener);
   }
 
+  /** Domains as their last recorded events left them; undefined for an outbox from before this was recorded. */
+  recordedDomains(): Readonly<Record<string, RecordedDomain>> | undefined {
+    return this.outbox.domains;
+  }
+
+  /** Starts recording from the given domains (an outbox that predates the record). */
+  async seedRecordedDomains(domains: Record<string, RecordedDomain>): Promise<void> {
+    this.outbox.domains = { ...domains };
+    await this.persist();
+  }
+
   /** Records the event durably (outbox) and returns once it is on disk; publishing follows in order. */
   async emit(domain: { uuid: string; name: string }, change: LifecycleChange, state: DomainState, reason: StateReason): Promise<LifecycleEvent> {
     const event: LifecycleEvent = {
@@ -117,6 +136,10 @@ export class EventPublisher {
       reason,
     };
     this.outbox.pending.push(event);
+    // Recorded in the same write as the event, so a restart can tell which domain changes never became events.
+    this.outbox.domains ??= {};
+    if (change.type === 'UNDEFINED') delete this.outbox.domains[domain.uuid];
+    else this.outbox.domains[domain.uuid] = { name: domain.name, state };
     await this.persist();
     for (const listener of this.listeners) listener(event);
     this.kick();
@@ -188,7 +211,11 @@ export class EventPublisher {
   }
 
   private persist(): Promise<void> {
-    const snapshot = { lastSeq: this.outbox.lastSeq, pending: [...this.outbox.pending] };
+    const snapshot = {
+      lastSeq: this.outbox.lastSeq,
+      pending: [...this.outbox.pending],
+      ...(this.outbox.domains ? { domains: { ...this.outbox.domains } } : {}),
+    };
     this.persisting = this.persisting.then(() => writeJsonAtomic(this.path, snapshot));
     return this.persisting;
   }
