@@ -80,6 +80,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       events,
       logger,
       onDriverError: (driver, operation, error) => watch.onDriverError(driver, operation, error),
+      ...(config.monitoring?.statsDeadlineMs !== undefined ? { statsDeadlineMs: config.monitoring.statsDeadlineMs } : {}),
     });
     const consoles = new ConsoleHub(nc, config.node, logger);
     events.onEvent((event) => {

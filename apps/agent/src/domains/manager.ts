@@ -33,6 +33,8 @@ export interface DomainManagerOptions {
   store: DomainStore;
   events: EventPublisher;
   logger: Logger;
+  /** Bound for one domain's stats in single and bulk stats calls (default 2000 ms). */
+  statsDeadlineMs?: number;
   /** Told about every error a driver call returns (metrics). */
   onDriverError?: (driver: string, operation: string, error: unknown) => void;
 }
@@ -263,7 +265,7 @@ export class DomainManager {
    * Stats of every domain at once (virConnectGetAllDomainStats): all asked in parallel, none waited for longer than
    * deadlineMs; a late one is reported with its last good values (or just its state) and `timedOut: true`.
    */
-  async statsAll(deadlineMs = STATS_DEADLINE_MS): Promise<DomainStats[]> {
+  async statsAll(deadlineMs = this.options.statsDeadlineMs ?? STATS_DEADLINE_MS): Promise<DomainStats[]> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(() => resolve(TIMED_OUT), deadlineMs)));
     try {
@@ -307,7 +309,7 @@ export class DomainManager {
       return { uuid: stored.config.uuid, name: stored.config.name, state: stored.state, reason: stored.reason, collectedAt: new Date().toISOString() };
     }
     if (!driver.stats) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no stats`);
-    return this.driverStats(stored.config.uuid, STATS_DEADLINE_MS);
+    return this.driverStats(stored.config.uuid, this.options.statsDeadlineMs ?? STATS_DEADLINE_MS);
   }
 
   async exec(id: string, request: ExecRequest): Promise<ExecResult> {
