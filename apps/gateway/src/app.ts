@@ -1,3 +1,4 @@
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -6,6 +7,7 @@ import errors, { formatValidationErrors } from './plugins/errors.js';
 import liveStreams from './plugins/live-streams.js';
 import monitoring, { createGatewayMonitoring, injectActiveTrace, type GatewayMonitoringOptions } from './plugins/monitoring.js';
 import openapi from './plugins/openapi.js';
+import security, { type GatewaySecurityOptions } from './plugins/security.js';
 import { consoleRoutes } from './routes/console.js';
 import { domainRoutes } from './routes/domains.js';
 import { eventRoutes } from './routes/events.js';
@@ -33,20 +35,27 @@ export interface GatewayDeps {
   heartbeatMs?: number;
   /** How long GET /v1/nodes waits for agents to answer the services info request. */
   discoveryWaitMs?: number;
+  /** Authentication, rate limit and audit; defaults to loopback-only dev mode (everyone admin) with no audit file. */
+  security?: GatewaySecurityOptions;
+  /** HTTPS server options (cert, key, ca, requestCert…); plain HTTP when absent. */
+  https?: HttpsServerOptions;
 }
 
 export type GatewayApp = FastifyInstance;
 
 export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   const requestTimeoutMs = deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-  const app = Fastify({
+  const base = Fastify({
     logger: deps.logger ?? false,
     bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
     schemaErrorFormatter: formatValidationErrors,
     // Upgraded and streaming connections end through liveStreams; idle keep-alive sockets close at once.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-  }).withTypeProvider<TypeBoxTypeProvider>();
+    // an HTTPS instance has the same API; the type only differs in the raw server
+    ...(deps.https ? { https: deps.https } : {}),
+  } as FastifyServerOptions) as unknown as FastifyInstance;
+  const app = base.withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   // JSON only: a text/plain body would otherwise reach validation as a string.
   app.removeContentTypeParser('text/plain');
@@ -64,6 +73,7 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     observeCall: (node, operation, code, seconds) => watch.metrics.observeBusCall(node, operation, code, seconds),
     ...(deps.discoveryWaitMs ? { discoveryWaitMs: deps.discoveryWaitMs } : {}),
   });
+  await app.register(security, deps.security ?? {});
   await app.register(openapi);
   await app.register(websocket, { options: { maxPayload: DEFAULT_BODY_LIMIT } });
 

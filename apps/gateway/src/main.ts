@@ -1,31 +1,118 @@
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { loadTokenFile, mergeNatsClientConfig, natsClientConfigFromEnv, type TokenRecord } from '@virtbus/security';
 import { initTracing } from '@virtbus/monitoring';
-import { startGateway } from './index.js';
+import { startGateway, type RunningGateway } from './index.js';
 
+const USAGE = `virtbus gateway: the HTTP API in front of the agents
+
+  --nats URL             NATS server URL(s), comma separated (default: NATS_URL or nats://127.0.0.1:4222)
+  --nats-ca/--nats-cert/--nats-key FILE, --nats-creds FILE, --nats-inbox-prefix P
+                         the gateway's bus identity (default: NATS_CA, NATS_CERT, NATS_KEY, NATS_CREDS, NATS_INBOX_PREFIX)
+  --allow-insecure-nats  plaintext NATS to a non-loopback server anyway (VIRTBUS_NATS_ALLOW_INSECURE=1)
+  --host ADDR            listen address (default: GATEWAY_HOST or 127.0.0.1)
+  --port N               listen port (default: GATEWAY_PORT or 8080)
+  --tls-cert/--tls-key FILE  serve HTTPS (default: VIRTBUS_HTTPS_CERT, VIRTBUS_HTTPS_KEY)
+  --tls-ca FILE          accept client certificates signed by this CA (default: VIRTBUS_HTTPS_CA)
+  --allow-insecure-listen  plaintext HTTP on a non-loopback address anyway
+  --tokens FILE          bearer-token file (tools/security/token.ts; default: VIRTBUS_TOKENS); reloaded on SIGHUP
+  --audit-log FILE       JSON-lines audit log of mutating calls (default: VIRTBUS_AUDIT_LOG; none when unset)
+  --gateway-id ID        audit records go to virt.v1._audit.<ID> (default: VIRTBUS_GATEWAY_ID or gateway)
+  --rate-limit N         requests per second per identity, burst 2N; 0 turns it off (default: VIRTBUS_RATE_LIMIT or 50)
+
+With neither --tokens nor --tls-ca every caller is admin, and only on loopback (dev mode).
+`;
+
+const env = process.env;
 const { values } = parseArgs({
   options: {
-    nats: { type: 'string', default: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222' },
-    host: { type: 'string', default: process.env['GATEWAY_HOST'] ?? '127.0.0.1' },
-    port: { type: 'string', default: process.env['GATEWAY_PORT'] ?? '8080' },
+    nats: { type: 'string' },
+    'nats-ca': { type: 'string' },
+    'nats-cert': { type: 'string' },
+    'nats-key': { type: 'string' },
+    'nats-creds': { type: 'string' },
+    'nats-inbox-prefix': { type: 'string' },
+    'allow-insecure-nats': { type: 'boolean' },
+    host: { type: 'string', default: env['GATEWAY_HOST'] ?? '127.0.0.1' },
+    port: { type: 'string', default: env['GATEWAY_PORT'] ?? '8080' },
+    'tls-cert': { type: 'string', default: env['VIRTBUS_HTTPS_CERT'] },
+    'tls-key': { type: 'string', default: env['VIRTBUS_HTTPS_KEY'] },
+    'tls-ca': { type: 'string', default: env['VIRTBUS_HTTPS_CA'] },
+    'allow-insecure-listen': { type: 'boolean' },
+    tokens: { type: 'string', default: env['VIRTBUS_TOKENS'] },
+    'audit-log': { type: 'string', default: env['VIRTBUS_AUDIT_LOG'] },
+    'gateway-id': { type: 'string', default: env['VIRTBUS_GATEWAY_ID'] ?? 'gateway' },
+    'rate-limit': { type: 'string', default: env['VIRTBUS_RATE_LIMIT'] ?? '50' },
+    help: { type: 'boolean', short: 'h' },
   },
   strict: true,
 });
 
-const port = Number(values.port);
-if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-  console.error(`invalid --port: ${values.port}`);
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+
+function fail(message: string): never {
+  process.stderr.write(`virtbus gateway: ${message}\n`);
   process.exit(2);
+}
+
+const port = Number(values.port);
+if (!Number.isInteger(port) || port < 0 || port > 65_535) fail(`invalid --port: ${values.port}`);
+const rateLimit = Number(values['rate-limit']);
+if (!Number.isFinite(rateLimit) || rateLimit < 0) fail(`invalid --rate-limit: ${values['rate-limit']}`);
+if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) fail('HTTPS needs both --tls-cert and --tls-key');
+
+let tokens: readonly TokenRecord[] | undefined;
+const tokenFile = values.tokens;
+async function loadTokens(): Promise<void> {
+  if (tokenFile) tokens = (await loadTokenFile(tokenFile)).tokens;
 }
 
 // exports spans only when the standard OTEL_* variables ask for it
 const tracing = initTracing({ serviceName: 'virtbus-gateway' });
-const gateway = await startGateway({
-  natsUrl: values.nats.split(','),
-  host: values.host,
-  port,
-  logger: { level: process.env['LOG_LEVEL'] ?? 'info' },
+let gateway: RunningGateway;
+try {
+  await loadTokens();
+  gateway = await startGateway({
+    natsConfig: mergeNatsClientConfig(natsClientConfigFromEnv(env), {
+      url: values.nats,
+      ca: values['nats-ca'],
+      cert: values['nats-cert'],
+      key: values['nats-key'],
+      creds: values['nats-creds'],
+      inboxPrefix: values['nats-inbox-prefix'],
+      allowInsecure: values['allow-insecure-nats'] || undefined,
+      name: `virtbus-gateway-${hostname()}`,
+    }),
+    host: values.host,
+    port,
+    ...(values['tls-cert'] && values['tls-key']
+      ? { tls: { cert: values['tls-cert'], key: values['tls-key'], ...(values['tls-ca'] ? { ca: values['tls-ca'] } : {}) } }
+      : {}),
+    allowInsecureListen: values['allow-insecure-listen'] ?? false,
+    security: {
+      ...(tokenFile ? { tokens: () => tokens ?? [] } : {}),
+      ...(values['tls-ca'] && values['tls-cert'] ? { certificates: {} } : {}),
+      ...(values['audit-log'] ? { auditFile: values['audit-log'] } : {}),
+      gatewayId: values['gateway-id'],
+      ...(rateLimit > 0 ? { rateLimitPerSecond: rateLimit } : {}),
+    },
+    logger: { level: env['LOG_LEVEL'] ?? 'info' },
+  });
+} catch (error) {
+  fail((error as Error).message);
+}
+gateway.app.log.info({ url: gateway.url, nats: values.nats ?? env['NATS_URL'] ?? 'nats://127.0.0.1:4222' }, 'gateway listening');
+if (!values['audit-log']) gateway.app.log.warn('no --audit-log: audit records go only to the bus');
+
+process.on('SIGHUP', () => {
+  loadTokens().then(
+    () => gateway.app.log.info({ tokens: tokens?.length ?? 0 }, 'token file reloaded'),
+    (error: unknown) => gateway.app.log.error({ err: error }, 'token file reload failed; keeping the old tokens'),
+  );
 });
-gateway.app.log.info({ url: gateway.url, nats: values.nats }, 'gateway listening');
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
