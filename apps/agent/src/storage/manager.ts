@@ -58,13 +58,19 @@ export class StorageManager {
       await this.changeState(DEFAULT_POOL, { action: 'build' });
     }
     for (const pool of this.pools.values()) {
-      if (!pool.autostart && !pool.active) continue;
-      const wasActive = pool.active;
-      pool.active = false;
-      await this.changeState(pool.name, { action: 'start' }).catch((error: unknown) => {
-        this.options.logger.error({ err: error, pool: pool.name }, 'pool start failed');
-        if (wasActive) void this.store.save(pool);
-      });
+      if (pool.active) {
+        // Still active from before the agent restarted: check the backend agrees, and publish nothing new.
+        await this.backends[pool.type].start(pool).catch(async (error: unknown) => {
+          this.options.logger.error({ err: error, pool: pool.name }, 'active pool is no longer usable');
+          pool.active = false;
+          await this.store.save(pool);
+          await this.emit(pool, 'STOPPED');
+        });
+      } else if (pool.autostart) {
+        await this.changeState(pool.name, { action: 'start' }).catch((error: unknown) =>
+          this.options.logger.error({ err: error, pool: pool.name }, 'pool autostart failed'),
+        );
+      }
     }
   }
 
