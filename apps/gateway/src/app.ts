@@ -1,9 +1,10 @@
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { VirtError } from '@virtbus/api-contract';
 import agentClient, { type NatsSource } from './plugins/agent-client.js';
-import errors, { formatValidationErrors } from './plugins/errors.js';
+import errors, { formatValidationErrors, toErrorBody } from './plugins/errors.js';
 import liveStreams from './plugins/live-streams.js';
 import monitoring, { createGatewayMonitoring, injectActiveTrace, type GatewayMonitoringOptions } from './plugins/monitoring.js';
 import openapi from './plugins/openapi.js';
@@ -52,6 +53,12 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     // Upgraded and streaming connections end through liveStreams; idle keep-alive sockets close at once.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // the router's own rejections (malformed or over-long URL parameters) answer with the contract's error body too
+    frameworkErrors: (error, _request, reply) => {
+      const code = (error as { code?: string }).code;
+      const body = code === 'FST_ERR_BAD_URL' || code === 'FST_ERR_MAX_PARAM_LENGTH' ? new VirtError('INVALID_ARG', error.message).toBody() : toErrorBody(error);
+      void (reply as unknown as FastifyReply).code(body.status).send(body);
+    },
     // an HTTPS instance has the same API; the type only differs in the raw server
     ...(deps.https ? { https: deps.https } : {}),
   } as FastifyServerOptions) as unknown as FastifyInstance;
