@@ -7,6 +7,9 @@ export interface Connection {
   url: string;
   token?: string;
   caFile?: string;
+  /** Client certificate and key (HTTPS): the gateway takes the role from the certificate. */
+  certFile?: string;
+  keyFile?: string;
 }
 
 /** Talks to a virtbus gateway; errors come back as VirtErrors with the gateway's code. */
@@ -16,7 +19,7 @@ export class GatewayHttp {
 
   constructor(private readonly connection: Connection) {
     this.base = new URL(connection.url);
-    this.tlsAgent = this.base.protocol === 'https:' ? new Agent({ keepAlive: true, ...(connection.caFile ? { ca: readFileSync(connection.caFile) } : {}) }) : undefined;
+    this.tlsAgent = this.base.protocol === 'https:' ? new Agent({ keepAlive: true, ...this.tlsFiles() }) : undefined;
   }
 
   headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -27,8 +30,18 @@ export class GatewayHttp {
     return new URL(path, this.base);
   }
 
-  get wsOptions(): { headers: Record<string, string>; ca?: Buffer } {
-    return { headers: this.headers(), ...(this.connection.caFile ? { ca: readFileSync(this.connection.caFile) } : {}) };
+  private tlsFiles(): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+    const { caFile, certFile, keyFile } = this.connection;
+    if ((certFile === undefined) !== (keyFile === undefined)) throw new VirtError('INVALID_ARG', 'a client certificate needs both --cert and --key');
+    return {
+      ...(caFile ? { ca: readFileSync(caFile) } : {}),
+      ...(certFile ? { cert: readFileSync(certFile) } : {}),
+      ...(keyFile ? { key: readFileSync(keyFile) } : {}),
+    };
+  }
+
+  get wsOptions(): { headers: Record<string, string>; ca?: Buffer; cert?: Buffer; key?: Buffer } {
+    return { headers: this.headers(), ...this.tlsFiles() };
   }
 
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {

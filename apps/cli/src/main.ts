@@ -6,7 +6,7 @@ import { GatewayHttp } from './http.js';
 
 export const USAGE = `virtbus — manage domains on virtbus nodes (like virsh)
 
-usage: virtbus [--url URL] [--token TOKEN] [--ca FILE] [--node NODE] [--json] COMMAND [ARGS]
+usage: virtbus [--url URL] [--token TOKEN] [--ca FILE] [--cert FILE --key FILE] [--node NODE] [--json] COMMAND [ARGS]
 
 nodes                                 list nodes and whether their agent is online
 nodeinfo                              CPU, memory, NUMA and drivers of the node
@@ -22,7 +22,7 @@ exec DOMAIN [--timeout S] -- CMD...   run a command in a running container
 console DOMAIN [--force] [--ro]       attach to the serial console (Ctrl-] leaves)
 events [--domain UUID] [--type T] [--since SEQ] [--count N]   stream lifecycle events
 
-environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_NODE
+environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY, VIRTBUS_NODE
 `;
 
 export async function run(argv: string[], out: (text: string) => void = (text) => process.stdout.write(`${text}\n`)): Promise<number> {
@@ -34,6 +34,8 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       url: { type: 'string' },
       token: { type: 'string' },
       ca: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
       node: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
@@ -78,6 +80,8 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       url: values.url ?? process.env.VIRTBUS_URL ?? 'http://127.0.0.1:8080',
       ...((values.token ?? process.env.VIRTBUS_TOKEN) ? { token: values.token ?? process.env.VIRTBUS_TOKEN } : {}),
       ...((values.ca ?? process.env.VIRTBUS_CA) ? { caFile: values.ca ?? process.env.VIRTBUS_CA } : {}),
+      ...((values.cert ?? process.env.VIRTBUS_CERT) ? { certFile: values.cert ?? process.env.VIRTBUS_CERT } : {}),
+      ...((values.key ?? process.env.VIRTBUS_KEY) ? { keyFile: values.key ?? process.env.VIRTBUS_KEY } : {}),
     }),
     output: { out, json: values.json ?? false },
     ...((values.node ?? process.env.VIRTBUS_NODE) ? { node: values.node ?? process.env.VIRTBUS_NODE } : {}),
