@@ -1,11 +1,12 @@
-import { Kvm } from '@nats-io/kv';
-import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV } from '@nats-io/kv';
+import { headers as natsHeaders, RequestError, TimeoutError, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import {
+  ErrorBody,
   NODES_BUCKET,
   Operations,
   Subjects,
   VirtError,
-  isErrorCode,
+  compileValidator,
   isNodeName,
   type OperationName,
   type OperationRequest,
@@ -14,83 +15,111 @@ import {
 
 export interface CallOptions {
   timeoutMs?: number;
-  /** Extra message headers (trace context, identity). */
-  headers?: Record<string, string>;
+  /** Message headers (trace context, identity). */
+  headers?: MsgHdrs | Record<string, string>;
+}
+
+export interface NodeRegistration {
+  node?: unknown;
+  version?: unknown;
+  registeredAt?: unknown;
 }
 
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
-function errorCodeOf(error: unknown): string {
-  const { code, message } = error as { code?: unknown; message?: unknown };
-  return `${String(code ?? '')} ${String(message ?? '')}`;
+const validErrorBody = compileValidator(ErrorBody);
+
+function toHeaders(value: CallOptions['headers']): MsgHdrs | undefined {
+  if (!value) return undefined;
+  if (typeof (value as MsgHdrs).set === 'function' && typeof (value as MsgHdrs).get === 'function') return value as MsgHdrs;
+  const entries = Object.entries(value as Record<string, string>);
+  if (entries.length === 0) return undefined;
+  const headers = natsHeaders();
+  for (const [key, text] of entries) headers.set(key, text);
+  return headers;
 }
 
 /** Calls agents' operations over NATS: typed requests in, typed results or VirtErrors out. */
 export class VirtClient {
-  constructor(private readonly nc: NatsConnection) {}
+  private bucket: Promise<KV | undefined> | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly defaultTimeoutMs = DEFAULT_CALL_TIMEOUT_MS,
+  ) {}
 
   async call<N extends OperationName>(node: string, operation: N, request: OperationRequest<N>, options: CallOptions = {}): Promise<OperationResponse<N>> {
     if (!isNodeName(node)) throw new VirtError('INVALID_ARG', `invalid node name ${JSON.stringify(node)}`);
-    const spec = Operations[operation];
-    const subject = Subjects.request(node, spec.access, operation);
-    let hdrs;
-    if (options.headers && Object.keys(options.headers).length > 0) {
-      hdrs = natsHeaders();
-      for (const [key, value] of Object.entries(options.headers)) hdrs.set(key, value);
-    }
-    let reply;
+    const subject = Subjects.request(node, Operations[operation].access, operation);
+    const timeout = options.timeoutMs ?? this.defaultTimeoutMs;
+    let data: Uint8Array;
     try {
-      reply = await this.nc.request(subject, JSON.stringify(request), { timeout: options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, headers: hdrs });
+      const reply = await this.nc.request(subject, JSON.stringify(request), { timeout, headers: toHeaders(options.headers) });
+      data = reply.data;
     } catch (error) {
-      const text = errorCodeOf(error);
-      if (/no responders|503/i.test(text)) {
+      if (error instanceof RequestError && error.isNoResponders()) {
         const known = await this.isRegistered(node);
-        throw new VirtError(
-          known ? 'AGENT_UNREACHABLE' : 'NO_NODE',
-          known ? `the agent of node ${node} is not answering` : `no node named ${node}`,
-          { cause: error },
-        );
+        throw new VirtError(known ? 'AGENT_UNREACHABLE' : 'NO_NODE', known ? `the agent of node ${node} is not answering` : `no node named ${node}`, {
+          cause: error,
+        });
       }
-      if (/timeout/i.test(text)) throw new VirtError('OPERATION_TIMEOUT', `node ${node} did not answer ${operation} in time`, { cause: error });
-      throw new VirtError('AGENT_UNREACHABLE', `could not reach node ${node}: ${String((error as Error).message)}`, { cause: error });
+      if (error instanceof TimeoutError) throw new VirtError('OPERATION_TIMEOUT', `node ${node} did not answer ${operation} within ${timeout} ms`, { cause: error });
+      throw new VirtError('AGENT_UNREACHABLE', `request to node ${node} failed: ${(error as Error).message}`, { cause: error });
     }
-    return decodeReply(reply.data) as OperationResponse<N>;
+    return decodeReply(data, `node ${node} (${operation})`) as OperationResponse<N>;
+  }
+
+  /** What the node's agent wrote when it registered; undefined for a node that never existed. */
+  async registration(node: string): Promise<NodeRegistration | undefined> {
+    if (!isNodeName(node)) return undefined;
+    const kv = await this.nodesBucket();
+    const entry = await kv?.get(node).catch(() => null);
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    try {
+      return entry.json<NodeRegistration>();
+    } catch {
+      return {};
+    }
   }
 
   /** Whether an agent ever registered this node (distinguishes "down" from "never existed"). */
   async isRegistered(node: string): Promise<boolean> {
-    try {
-      const kv = await new Kvm(this.nc).open(NODES_BUCKET);
-      const entry = await kv.get(node);
-      return !!entry && entry.operation === 'PUT';
-    } catch {
-      return false;
-    }
+    return (await this.registration(node)) !== undefined;
   }
 
   async registeredNodes(): Promise<string[]> {
-    try {
-      const kv = await new Kvm(this.nc).open(NODES_BUCKET);
-      const names: string[] = [];
-      for await (const key of await kv.keys()) names.push(key);
-      return names.sort();
-    } catch {
-      return [];
-    }
+    const kv = await this.nodesBucket();
+    if (!kv) return [];
+    const names: string[] = [];
+    for await (const key of await kv.keys()) if (isNodeName(key)) names.push(key);
+    return names.sort();
+  }
+
+  private nodesBucket(): Promise<KV | undefined> {
+    // A missing bucket means no agent registered yet: try again next time rather than remember the miss.
+    this.bucket ??= new Kvm(this.nc).open(NODES_BUCKET).catch(() => {
+      this.bucket = undefined;
+      return undefined;
+    });
+    return this.bucket;
   }
 }
 
-export function decodeReply(data: Uint8Array): unknown {
+/** The result of a reply envelope, or the VirtError it carries; `from` names the sender in messages. */
+export function decodeReply(data: Uint8Array, from = 'agent'): unknown {
   let body: unknown;
   try {
     body = JSON.parse(new TextDecoder().decode(data));
   } catch (error) {
-    throw new VirtError('INTERNAL', 'agent sent a reply that is not JSON', { cause: error });
+    throw new VirtError('INTERNAL', `${from} sent a reply that is not JSON`, { cause: error });
   }
   if (body && typeof body === 'object') {
     if ('result' in body) return (body as { result: unknown }).result;
-    const failure = (body as { error?: { code?: unknown; message?: unknown } }).error;
-    if (failure && isErrorCode(failure.code)) throw new VirtError(failure.code, String(failure.message ?? failure.code));
+    if ('error' in body) {
+      const failure = (body as { error: unknown }).error;
+      if (!validErrorBody.check(failure)) throw new VirtError('INTERNAL', `${from} sent a malformed error`);
+      throw VirtError.fromBody(failure);
+    }
   }
-  throw new VirtError('INTERNAL', 'agent sent a reply of unknown shape');
+  throw new VirtError('INTERNAL', `${from} sent a reply without result or error`);
 }

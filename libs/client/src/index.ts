@@ -1,1 +1,1 @@
-export { VirtClient, decodeReply, DEFAULT_CALL_TIMEOUT_MS, type CallOptions } from './client.js';
+export { VirtClient, decodeReply, DEFAULT_CALL_TIMEOUT_MS, type CallOptions, type NodeRegistration } from './client.js';

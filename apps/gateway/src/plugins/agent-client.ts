@@ -1,15 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { headers as natsHeaders, RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV } from '@nats-io/kv';
+import { headers as natsHeaders, RequestError, type NatsConnection } from '@nats-io/transport-node';
 import { Svcm } from '@nats-io/services';
 import {
   AGENT_SERVICE_NAME,
   compileValidator,
-  ErrorBody,
   isNodeName,
-  NODES_BUCKET,
   Operations,
-  Subjects,
   VirtError,
   type NodeSummary,
   type OperationName,
@@ -17,6 +13,7 @@ import {
   type OperationResponse,
   type Validator,
 } from '@virtbus/api-contract';
+import { VirtClient } from '@virtbus/client';
 import { SpanKind, withSpan } from '@virtbus/monitoring';
 import { injectNoTrace, type TraceInjector } from '../trace.js';
 import { shared } from './skip-override.js';
@@ -54,22 +51,20 @@ declare module 'fastify' {
   }
 }
 
-interface Registration {
-  node?: unknown;
-  version?: unknown;
-}
-
-const errorEnvelope = compileValidator(ErrorBody);
-
 export function createAgentClient(options: AgentClientOptions): AgentClient {
   const injectTrace = options.injectTrace ?? injectNoTrace;
   const replyValidators = new Map<OperationName, Validator<unknown>>();
   let connecting: Promise<NatsConnection> | undefined;
-  let bucket: Promise<KV | undefined> | undefined;
+  let virtClient: Promise<VirtClient> | undefined;
 
   function connection(): Promise<NatsConnection> {
     connecting ??= Promise.resolve(typeof options.nc === 'function' ? options.nc() : options.nc);
     return connecting;
+  }
+
+  function client(): Promise<VirtClient> {
+    virtClient ??= connection().then((nc) => new VirtClient(nc, options.requestTimeoutMs));
+    return virtClient;
   }
 
   function replyValidator(operation: OperationName): Validator<unknown> {
@@ -81,31 +76,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     return validator;
   }
 
-  async function nodesBucket(): Promise<KV | undefined> {
-    // A missing bucket means no agent ever registered; retry next time instead of caching the miss.
-    bucket ??= connection()
-      .then((nc) => new Kvm(nc).open(NODES_BUCKET))
-      .catch(() => {
-        bucket = undefined;
-        return undefined;
-      });
-    return bucket;
-  }
-
-  async function registration(node: string): Promise<Registration | undefined> {
-    const kv = await nodesBucket();
-    if (!kv) return undefined;
-    const entry = await kv.get(node).catch(() => null);
-    if (!entry || entry.operation !== 'PUT') return undefined;
-    try {
-      return entry.json<Registration>();
-    } catch {
-      return {};
-    }
-  }
-
   async function isRegistered(node: string): Promise<boolean> {
-    return isNodeName(node) && (await registration(node)) !== undefined;
+    return (await client()).isRegistered(node);
   }
 
   async function call<N extends OperationName>(
@@ -136,41 +108,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     request: OperationRequest<N>,
     callOptions: CallOptions,
   ): Promise<OperationResponse<N>> {
-    const spec = Operations[operation];
-    const subject = Subjects.request(node, spec.access, operation);
-    const nc = await connection();
     const headers = natsHeaders();
     injectTrace(headers);
-    const timeout = callOptions.timeoutMs ?? options.requestTimeoutMs;
-    let data: Uint8Array;
-    try {
-      const reply = await nc.request(subject, JSON.stringify(request), { timeout, headers });
-      data = reply.data;
-    } catch (error) {
-      if (error instanceof RequestError && error.isNoResponders()) {
-        if (await isRegistered(node)) throw new VirtError('AGENT_UNREACHABLE', `the agent of node ${node} is not answering`, { cause: error });
-        throw new VirtError('NO_NODE', `no node named ${node}`, { cause: error });
-      }
-      if (error instanceof TimeoutError) {
-        throw new VirtError('OPERATION_TIMEOUT', `node ${node} did not answer ${operation} within ${timeout} ms`, { cause: error });
-      }
-      throw new VirtError('AGENT_UNREACHABLE', `request to node ${node} failed: ${(error as Error).message}`, { cause: error });
-    }
-    let envelope: unknown;
-    try {
-      envelope = JSON.parse(new TextDecoder().decode(data));
-    } catch (error) {
-      throw new VirtError('INTERNAL', `node ${node} sent a reply that is not JSON`, { cause: error });
-    }
-    if (envelope && typeof envelope === 'object' && 'error' in envelope) {
-      const body = (envelope as { error: unknown }).error;
-      if (!errorEnvelope.check(body)) throw new VirtError('INTERNAL', `node ${node} sent a malformed error for ${operation}`);
-      throw VirtError.fromBody(body);
-    }
-    if (!envelope || typeof envelope !== 'object' || !('result' in envelope)) {
-      throw new VirtError('INTERNAL', `node ${node} sent a reply without result or error for ${operation}`);
-    }
-    const result = (envelope as { result: unknown }).result;
+    const result = await (await client()).call(node, operation, request, { headers, ...(callOptions.timeoutMs ? { timeoutMs: callOptions.timeoutMs } : {}) });
     if (options.validateReplies) {
       const validator = replyValidator(operation);
       if (!validator.check(result)) {
@@ -181,16 +121,16 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         }
       }
     }
-    return result as OperationResponse<N>;
+    return result;
   }
 
   async function listNodes(): Promise<NodeSummary[]> {
     const nc = await connection();
-    const client = new Svcm(nc).client({ strategy: 'stall', maxWait: options.discoveryWaitMs ?? 1000, stall: 200 });
+    const services = new Svcm(nc).client({ strategy: 'stall', maxWait: options.discoveryWaitMs ?? 1000, stall: 200 });
     const nodes: NodeSummary[] = [];
     const online = new Set<string>();
     try {
-      for await (const info of await client.info(AGENT_SERVICE_NAME)) {
+      for await (const info of await services.info(AGENT_SERVICE_NAME)) {
         const node = info.metadata?.['node'];
         if (!node || !isNodeName(node)) continue;
         online.add(node);
@@ -200,14 +140,12 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       // No agent at all answers the info request with "no responders": the list is just the registered nodes.
       if (!(error instanceof RequestError && error.isNoResponders())) throw error;
     }
-    const kv = await nodesBucket();
-    if (kv) {
-      for await (const node of await kv.keys()) {
-        if (online.has(node) || !isNodeName(node)) continue;
-        const registered = await registration(node);
-        if (!registered) continue;
-        nodes.push({ node, id: '', version: typeof registered.version === 'string' ? registered.version : '', online: false });
-      }
+    const virt = await client();
+    for (const node of await virt.registeredNodes()) {
+      if (online.has(node)) continue;
+      const registered = await virt.registration(node);
+      if (!registered) continue;
+      nodes.push({ node, id: '', version: typeof registered.version === 'string' ? registered.version : '', online: false });
     }
     return nodes.sort((a, b) => a.node.localeCompare(b.node) || a.id.localeCompare(b.id));
   }
