@@ -41,9 +41,9 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
   });
   const agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: ['--metrics-address', '127.0.0.1:0'] });
   const port = await freePort();
-  const gateway = spawn(process.execPath, ['--import', 'tsx', 'apps/gateway/src/main.ts', '--nats', nats.url, '--port', String(port)], {
+  const gateway = spawn(process.execPath, [...(process.env.VIRTBUS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VIRTBUS_BENCH_PROFILE}`] : []), '--import', 'tsx', 'apps/gateway/src/main.ts', '--nats', nats.url, '--port', String(port), '--rate-limit', '0'], {
     cwd: REPO_ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
+    env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
@@ -63,6 +63,7 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
 
     const raw = () => nc.request('bench.raw', '{"id":"x"}', { timeout: 5000 });
     const viaAgent = () => client.call('bench', 'domain.get', { id: domain.uuid });
+    // The rate limit is off (--rate-limit 0): this measures the gateway's overhead, not its throttle.
     // node:http with keep-alive: fetch's own overhead would otherwise dominate the gateway's figure.
     const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
     const viaGateway = () =>

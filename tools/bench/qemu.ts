@@ -155,9 +155,9 @@ async function startStack(dir: string): Promise<Stack> {
   try {
     agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(dir, 'agent'), drivers: 'qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
     const port = await freePort();
-    gateway = spawn(process.execPath, ['--import', 'tsx', 'apps/gateway/src/main.ts', '--nats', nats.url, '--port', String(port)], {
+    gateway = spawn(process.execPath, ['--import', 'tsx', 'apps/gateway/src/main.ts', '--nats', nats.url, '--port', String(port), '--rate-limit', '0'], {
       cwd: REPO_ROOT,
-      env: { ...process.env, LOG_LEVEL: 'warn' },
+      env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     const base = `http://127.0.0.1:${port}`;
