@@ -91,7 +91,14 @@ export class VirtClient {
     const kv = await this.nodesBucket();
     if (!kv) return [];
     const names: string[] = [];
-    for await (const key of await kv.keys()) if (isNodeName(key)) names.push(key);
+    try {
+      for await (const key of await kv.keys()) if (isNodeName(key)) names.push(key);
+    } catch (error) {
+      // open() does not check that the bucket exists: before any agent registered, listing finds no stream
+      if (!/stream not found/i.test(String((error as Error).message))) throw error;
+      this.bucket = undefined;
+      return [];
+    }
     return names.sort();
   }
 

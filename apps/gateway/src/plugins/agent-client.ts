@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { headers as natsHeaders, RequestError, type NatsConnection } from '@nats-io/transport-node';
+import { headers as natsHeaders, NoRespondersError, RequestError, type NatsConnection } from '@nats-io/transport-node';
 import { Svcm } from '@nats-io/services';
 import {
   AGENT_SERVICE_NAME,
@@ -138,7 +138,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       }
     } catch (error) {
       // No agent at all answers the info request with "no responders": the list is just the registered nodes.
-      if (!(error instanceof RequestError && error.isNoResponders())) throw error;
+      // services' info() rejects with a bare NoRespondersError rather than a RequestError
+      if (!((error instanceof RequestError && error.isNoResponders()) || error instanceof NoRespondersError)) throw error;
     }
     const virt = await client();
     for (const node of await virt.registeredNodes()) {
