@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,7 @@ import {
   type NatsClientConfig,
   type SecurityBundle,
 } from '@virtbus/security';
-import { hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { hasBinaryOrSkip, REPO_ROOT, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { buildApp, startGateway, type RunningGateway } from '../src/index.js';
 
 const canRun = hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl');
@@ -214,8 +215,6 @@ describe('gateway start-up policy and rate limit', () => {
   });
 
   it('the gateway process exits non-zero with the refusal message', async () => {
-    const { spawnSync } = await import('node:child_process');
-    const { REPO_ROOT } = await import('@virtbus/testing');
     const result = spawnSync(process.execPath, ['--import', 'tsx', 'apps/gateway/src/main.ts', '--host', '0.0.0.0', '--port', '0'], {
       cwd: REPO_ROOT,
       encoding: 'utf8',
