@@ -4,70 +4,26 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VirtError, type DomainConfig, type DomainState, type StateReason } from '@virtbus/api-contract';
-import { LxcDriver, type ConsoleSession, type DomainRecord, type DomainRuntime, type DriverContext, type RunState } from '../src/index.js';
+import { VirtError, type DomainConfig } from '@virtbus/api-contract';
+import { LxcDriver, type RunState } from '../src/index.js';
+import { collectConsole, makeDriverContext, TestDomain, waitFor as waitForCondition, type Observation } from './support/driver-harness.js';
 import { ensureBusyboxRootfs, hasBinaryOrSkip, ROOTFS_MARKERS } from '@virtbus/testing';
 
 const LXC = hasBinaryOrSkip('lxc-start');
 const MIB = 1024 * 1024;
 const CGROUP_ROOT = '/sys/fs/cgroup';
 
-/** What the agent keeps for one domain, updated from returns and observations. */
-class Domain implements DomainRecord {
-  state: DomainState = 'shutoff';
-  reason: StateReason = 'unknown';
-  runtime?: DomainRuntime;
-  constructor(readonly config: DomainConfig) {}
-
-  apply(change: RunState): RunState {
-    this.state = change.state;
-    this.reason = change.reason;
-    if (change.runtime === null) this.runtime = undefined;
-    else if (change.runtime !== undefined) this.runtime = change.runtime;
-    return change;
-  }
-
+class Domain extends TestDomain {
   get initPid(): number {
     return this.runtime?.initPid as number;
   }
 }
 
-interface Observation {
-  uuid: string;
-  change: RunState;
-}
-
-function makeContext(stateDir: string, domains: Map<string, Domain>, observed: Observation[]): DriverContext {
-  return {
-    node: 'test-node',
-    stateDir,
-    logger: pino({ level: 'warn' }),
-    observedState(uuid, change) {
-      observed.push({ uuid, change });
-      domains.get(uuid)?.apply(change);
-    },
-    async saveRuntime(uuid, runtime) {
-      const domain = domains.get(uuid);
-      if (domain) domain.runtime = runtime ?? undefined;
-    },
-  };
-}
-
-async function waitFor(what: string, predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-function collect(session: ConsoleSession): { text: () => string } {
-  let text = session.history.toString('utf8');
-  session.onData((chunk) => (text += chunk.toString('utf8')));
-  return { text: () => text };
-}
+const makeContext = (stateDir: string, domains: Map<string, Domain>, observed: Observation[]) =>
+  makeDriverContext(stateDir, domains as Map<string, TestDomain>, observed);
+const waitFor = (what: string, predicate: () => boolean, timeoutMs = 20_000) => waitForCondition(what, predicate, timeoutMs);
+const collect = collectConsole;
 
 /** Every cgroup directory (any hierarchy, a few levels deep) whose name contains `needle`. */
 function cgroupDirsNamed(needle: string): string[] {

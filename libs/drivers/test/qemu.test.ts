@@ -3,10 +3,10 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VirtError, type DomainConfig, type DomainState, type StateReason } from '@virtbus/api-contract';
-import { QemuDriver, type ConsoleSession, type DomainRecord, type DomainRuntime, type DriverContext, type RunState } from '../src/index.js';
+import { VirtError, type DomainConfig } from '@virtbus/api-contract';
+import { QemuDriver } from '../src/index.js';
+import { collectConsole, makeDriverContext, TestDomain, waitFor as waitForCondition, type Observation } from './support/driver-harness.js';
 import { QmpMonitor } from '../src/qemu/qmp/monitor.js';
 import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, type TestGuest } from '@virtbus/testing';
 
@@ -21,62 +21,16 @@ function kvmUsable(): string | undefined {
   }
 }
 
-/** What the agent would keep for one domain: config, state, reason, runtime; updated from returns and observations. */
-class Domain implements DomainRecord {
-  state: DomainState = 'shutoff';
-  reason: StateReason = 'unknown';
-  runtime?: DomainRuntime;
-  constructor(readonly config: DomainConfig) {}
-
-  apply(change: RunState): RunState {
-    this.state = change.state;
-    this.reason = change.reason;
-    if (change.runtime === null) this.runtime = undefined;
-    else if (change.runtime !== undefined) this.runtime = change.runtime;
-    return change;
-  }
-
+class Domain extends TestDomain {
   get pid(): number {
     return this.runtime?.pid as number;
   }
 }
 
-interface Observation {
-  uuid: string;
-  change: RunState;
-}
-
-/** A real DriverContext: temp state dir, a quiet logger, observations recorded and applied like the agent does. */
-function makeContext(stateDir: string, domains: Map<string, Domain>, observed: Observation[]): DriverContext {
-  return {
-    node: 'test-node',
-    stateDir,
-    logger: pino({ level: 'warn' }),
-    observedState(uuid, change) {
-      observed.push({ uuid, change });
-      domains.get(uuid)?.apply(change);
-    },
-    async saveRuntime(uuid, runtime) {
-      const domain = domains.get(uuid);
-      if (domain) domain.runtime = runtime ?? undefined;
-    },
-  };
-}
-
-async function waitFor(what: string, predicate: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** Collects a console session's history plus live output. */
-function collect(session: ConsoleSession): { text: () => string } {
-  let text = session.history.toString('utf8');
-  session.onData((chunk) => (text += chunk.toString('utf8')));
-  return { text: () => text };
-}
+const makeContext = (stateDir: string, domains: Map<string, Domain>, observed: Observation[]) =>
+  makeDriverContext(stateDir, domains as Map<string, TestDomain>, observed);
+const waitFor = (what: string, predicate: () => boolean, timeoutMs = 60_000) => waitForCondition(what, predicate, timeoutMs);
+const collect = collectConsole;
 
 /** A zombie waiting for its reaper counts as dead. */
 function isAlive(pid: number): boolean {
