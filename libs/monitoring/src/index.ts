@@ -13,6 +13,7 @@ export {
   parseMeminfo,
   parseNumaMeminfo,
   parseProcStat,
+  readNumaCells,
   CPU_MODES,
   type CpuMode,
   type NodeMemory,

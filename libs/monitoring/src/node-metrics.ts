@@ -66,7 +66,8 @@ export interface NodeMetricsOptions {
   sysRoot?: string;
 }
 
-async function readNumaCells(sysRoot: string): Promise<NumaCellMemory[]> {
+/** Free and total memory of every NUMA cell from sysfs; none on kernels without NUMA. */
+export async function readNumaCells(sysRoot = '/sys'): Promise<NumaCellMemory[]> {
   const dir = join(sysRoot, 'devices/system/node');
   let names: string[];
   try {
