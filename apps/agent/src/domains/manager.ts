@@ -180,41 +180,29 @@ export class DomainManager {
   }
 
   private async runAction(driver: HypervisorDriver, stored: StoredDomain, change: DomainStatePut, timeoutMs: number): Promise<RunState> {
-    const uuid = stored.config.uuid;
-    {
-      let result: RunState;
-      switch (change.action) {
-        case 'start':
-          if (!INACTIVE_STATES.has(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
-          driver.validate(stored.config);
-          result = await driver.start(stored, { paused: change.paused ?? false });
-          break;
-        case 'shutdown':
-          try {
-            result = await driver.shutdown(stored, { timeoutMs });
-          } catch (error) {
-            if (!change.force || !VirtError.is(error, 'OPERATION_TIMEOUT')) throw error;
-            this.options.logger.warn({ domain: stored.config.name }, 'shutdown timed out; destroying as asked');
-            result = await driver.destroy(this.resolve(uuid));
-          }
-          break;
-        case 'destroy':
-          result = await driver.destroy(stored);
-          break;
-        case 'reboot':
-          result = await driver.reboot(stored, { timeoutMs });
-          break;
-        case 'reset':
-          result = await driver.reset(stored);
-          break;
-        case 'suspend':
-          result = await driver.suspend(stored);
-          break;
-        case 'resume':
-          result = await driver.resume(stored);
-          break;
-      }
-      return result;
+    switch (change.action) {
+      case 'start':
+        if (!INACTIVE_STATES.has(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
+        driver.validate(stored.config);
+        return driver.start(stored, { paused: change.paused ?? false });
+      case 'shutdown':
+        try {
+          return await driver.shutdown(stored, { timeoutMs });
+        } catch (error) {
+          if (!change.force || !VirtError.is(error, 'OPERATION_TIMEOUT')) throw error;
+          this.options.logger.warn({ domain: stored.config.name }, 'shutdown timed out; destroying as asked');
+          return driver.destroy(this.resolve(stored.config.uuid));
+        }
+      case 'destroy':
+        return driver.destroy(stored);
+      case 'reboot':
+        return driver.reboot(stored, { timeoutMs });
+      case 'reset':
+        return driver.reset(stored);
+      case 'suspend':
+        return driver.suspend(stored);
+      case 'resume':
+        return driver.resume(stored);
     }
   }
 
