@@ -72,7 +72,19 @@ async function main(): Promise<void> {
     natsUrl = `nats://127.0.0.1:${natsPort}`;
   }
   const tsx = ['--import', 'tsx'];
-  run('agent', process.execPath, [...tsx, 'apps/agent/src/main.ts', '--node', node, '--nats', natsUrl, '--state-dir', join(stateRoot, 'agents', node)]);
+  const metricsPort = (await portOpen(9177)) ? await freePort() : 9177;
+  run('agent', process.execPath, [
+    ...tsx,
+    'apps/agent/src/main.ts',
+    '--node',
+    node,
+    '--nats',
+    natsUrl,
+    '--state-dir',
+    join(stateRoot, 'agents', node),
+    '--metrics-address',
+    `127.0.0.1:${metricsPort}`,
+  ]);
   run('gateway', process.execPath, [...tsx, 'apps/gateway/src/main.ts', '--nats', natsUrl, '--host', '127.0.0.1', '--port', String(gatewayPort)]);
   await waitForPort(gatewayPort, 'gateway');
   const api = `http://127.0.0.1:${gatewayPort}`;
@@ -83,6 +95,8 @@ virtbus is running (Ctrl-C stops it; domains keep running)
   API          ${api}/v1/nodes
   API docs     ${api}/docs   (OpenAPI: ${api}/openapi.json)
   events       curl -N ${api}/v1/events
+  metrics      http://127.0.0.1:${metricsPort}/metrics (agent), ${api}/metrics (gateway)
+  CLI          node apps/cli/bin/virtbus.mjs --url ${api} list --all
   state        ${stateRoot}
   try          curl -s -XPOST ${api}/v1/nodes/${node}/domains -H 'content-type: application/json' -d '{"name":"demo","driver":"test"}'
                curl -s -XPUT ${api}/v1/nodes/${node}/domains/demo/state -H 'content-type: application/json' -d '{"action":"start"}'
