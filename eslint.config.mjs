@@ -6,7 +6,7 @@ import prettier from 'eslint-config-prettier';
 /** Which project may import which (Nx tags); the gateway never reaches the drivers. */
 const depConstraints = [
   { sourceTag: 'scope:contract', onlyDependOnLibsWithTags: [], allowedExternalImports: ['typebox', 'typebox/*', 'node:*', 'vitest'] },
-  { sourceTag: 'scope:monitoring', onlyDependOnLibsWithTags: ['scope:contract'] },
+  { sourceTag: 'scope:monitoring', onlyDependOnLibsWithTags: ['scope:contract', 'scope:testing'] },
   { sourceTag: 'scope:testing', onlyDependOnLibsWithTags: ['scope:contract', 'scope:client'] },
   { sourceTag: 'scope:client', onlyDependOnLibsWithTags: ['scope:contract'] },
   { sourceTag: 'scope:security', onlyDependOnLibsWithTags: ['scope:contract', 'scope:testing'] },

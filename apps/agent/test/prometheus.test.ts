@@ -1,22 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Domain } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { freePort, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { freePort, hasBinaryOrSkip, spawnAgent, startNatsServer, startPrometheus, type AgentProcess, type NatsServerHandle, type PrometheusHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const HAVE_BINARIES = hasBinaryOrSkip('prometheus') && hasBinaryOrSkip('qemu-system-x86_64');
 const NODE = 'scraped';
 const DEADLINE_MS = 400;
-
-interface QueryResult {
-  status: string;
-  data: { result: { metric: Record<string, string>; value: [number, string] }[] };
-}
 
 describe.skipIf(!HAVE_BINARIES)('a real Prometheus scraping an agent that runs a real QEMU domain', () => {
   let workDir: string;
@@ -25,28 +19,12 @@ describe.skipIf(!HAVE_BINARIES)('a real Prometheus scraping an agent that runs a
   let client: VirtClient;
   let agent: AgentProcess;
   let metricsUrl: string;
-  let prometheus: ChildProcess | undefined;
-  let prometheusUrl: string;
-  let prometheusLog = '';
+  let prometheus: PrometheusHandle | undefined;
   let domain: Domain;
   let qemuPid: number | undefined;
 
-  async function query(expr: string): Promise<number[]> {
-    const response = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
-    const body = (await response.json()) as QueryResult;
-    return body.data.result.map((sample) => Number(sample.value[1]));
-  }
-
-  async function waitForQuery(expr: string, accept: (values: number[]) => boolean, timeoutMs = 30_000): Promise<number[]> {
-    const until = Date.now() + timeoutMs;
-    let values: number[] = [];
-    while (Date.now() < until) {
-      values = await query(expr);
-      if (values.length > 0 && accept(values)) return values;
-      await sleep(250);
-    }
-    throw new Error(`${expr} never satisfied the check; last ${JSON.stringify(values)}\n${prometheusLog}`);
-  }
+  const query = (expr: string) => prometheus!.values(expr);
+  const waitForQuery = (expr: string, accept: (values: number[]) => boolean, timeoutMs?: number) => prometheus!.waitFor(expr, accept, timeoutMs);
 
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'virtbus-prometheus-'));
@@ -69,31 +47,7 @@ describe.skipIf(!HAVE_BINARIES)('a real Prometheus scraping an agent that runs a
     const record = JSON.parse(await readFile(join(workDir, 'agent', 'domains', `${domain.uuid}.json`), 'utf8')) as { runtime?: { pid?: number } };
     qemuPid = record.runtime?.pid;
 
-    const port = await freePort();
-    prometheusUrl = `http://127.0.0.1:${port}`;
-    const config = [
-      'global:',
-      '  scrape_interval: 1s',
-      '  scrape_timeout: 1s',
-      'scrape_configs:',
-      '  - job_name: virtbus-agent',
-      '    static_configs:',
-      `      - targets: ['127.0.0.1:${metricsPort}']`,
-      '',
-    ].join('\n');
-    await writeFile(join(workDir, 'prometheus.yml'), config);
-    prometheus = spawn(
-      'prometheus',
-      [`--config.file=${join(workDir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(workDir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    prometheus.stdout!.on('data', (chunk: Buffer) => (prometheusLog = (prometheusLog + chunk.toString()).slice(-8000)));
-    prometheus.stderr!.on('data', (chunk: Buffer) => (prometheusLog = (prometheusLog + chunk.toString()).slice(-8000)));
-    const until = Date.now() + 30_000;
-    while (!(await fetch(`${prometheusUrl}/-/ready`).then((response) => response.ok, () => false))) {
-      if (prometheus.exitCode !== null || Date.now() > until) throw new Error(`prometheus did not become ready\n${prometheusLog}`);
-      await sleep(100);
-    }
+    prometheus = await startPrometheus({ targets: [`127.0.0.1:${metricsPort}`] });
   });
 
   afterAll(async () => {
@@ -108,12 +62,7 @@ describe.skipIf(!HAVE_BINARIES)('a real Prometheus scraping an agent that runs a
       await client.call(NODE, 'domain.state', { id: domain.uuid, change: { action: 'destroy' } }).catch(() => undefined);
       await client.call(NODE, 'domain.undefine', { id: domain.uuid }).catch(() => undefined);
     }
-    if (prometheus?.pid !== undefined && prometheus.exitCode === null) {
-      const exited = new Promise((resolve) => prometheus!.once('exit', resolve));
-      process.kill(prometheus.pid, 'SIGTERM');
-      await Promise.race([exited, sleep(10_000)]);
-      if (prometheus.exitCode === null) process.kill(prometheus.pid, 'SIGKILL');
-    }
+    await prometheus?.stop();
     await agent?.stop();
     await nc?.close();
     await nats?.stop();

@@ -1,10 +1,5 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { execFile, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -19,8 +14,8 @@ import {
   type MetricsServer,
 } from '../src/index.js';
 import { fullStats, growingCpuSource, runningListing } from '../src/spec-fixtures.js';
+import { hasBinaryOrSkip, startPrometheus, type PrometheusHandle } from '@virtbus/testing';
 
-const PROMETHEUS = '/usr/bin/prometheus';
 const PROMTOOL = '/usr/bin/promtool';
 const WEB = '11111111-1111-4111-8111-111111111111';
 const STUCK = '22222222-2222-4222-8222-222222222222';
@@ -28,64 +23,16 @@ const DEADLINE_MS = 300;
 const DASHBOARD = new URL('../../../deploy/grafana/virtbus-dashboard.json', import.meta.url);
 const PROMETHEUS_CONFIG = new URL('../../../deploy/prometheus/prometheus.yml', import.meta.url);
 
-// libs/monitoring may depend on the contract only, so the few harness helpers it needs live here.
-function installedOrSkip(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    if (process.env.CI) throw new Error(`CI must have ${path}: tools/setup/ensure-system.sh installs it`);
-    console.warn(`skipping: ${path} is not installed on this machine (CI installs it)`);
-    return false;
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-interface QueryResult {
-  status: string;
-  error?: string;
-  data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] };
-}
-
-const haveBinaries = installedOrSkip(PROMETHEUS) && installedOrSkip(PROMTOOL);
+const haveBinaries = hasBinaryOrSkip('prometheus') && hasBinaryOrSkip('promtool');
 
 describe.skipIf(!haveBinaries)('a real Prometheus scraping the monitoring library', () => {
-  let dir: string;
   let metrics: MetricsServer;
-  let prometheus: ChildProcess | undefined;
-  let prometheusUrl: string;
-  let prometheusLog = '';
+  let prometheus: PrometheusHandle | undefined;
 
-  async function query(expr: string): Promise<QueryResult> {
-    const response = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
-    return (await response.json()) as QueryResult;
-  }
-
-  /** Polls an instant query until `accept` holds for its samples; returns the last samples. */
-  async function waitForQuery(expr: string, accept: (values: number[]) => boolean, timeoutMs = 30_000): Promise<number[]> {
-    const until = Date.now() + timeoutMs;
-    let values: number[] = [];
-    while (Date.now() < until) {
-      const result = await query(expr);
-      values = result.data.result.map((sample) => Number(sample.value[1]));
-      if (values.length > 0 && accept(values)) return values;
-      await sleep(250);
-    }
-    throw new Error(`${expr}: still ${JSON.stringify(values)} after ${timeoutMs} ms\n${prometheusLog}`);
-  }
+  const query = (expr: string) => prometheus!.query(expr);
+  const waitForQuery = (expr: string, accept: (values: number[]) => boolean, timeoutMs?: number) => prometheus!.waitFor(expr, accept, timeoutMs);
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'virtbus-prometheus-'));
     const registry = new Registry();
     const growing = growingCpuSource(WEB, 'web');
     let stuckCalls = 0;
@@ -111,53 +58,13 @@ describe.skipIf(!haveBinaries)('a real Prometheus scraping the monitoring librar
     gateway.observeBusCall('n1', 'domain.list', OK_CODE, 0.002);
     metrics = await startMetricsServer({ registry, port: 0 });
 
-    const port = await freePort();
-    prometheusUrl = `http://127.0.0.1:${port}`;
-    // A 1 s scrape timeout: a collector that waited on the stuck domain would fail every scrape.
-    const config = [
-      'global:',
-      '  scrape_interval: 1s',
-      '  scrape_timeout: 1s',
-      'scrape_configs:',
-      '  - job_name: virtbus-agent',
-      '    static_configs:',
-      `      - targets: ['127.0.0.1:${metrics.port}']`,
-      '',
-    ].join('\n');
-    await writeFile(join(dir, 'prometheus.yml'), config);
-    prometheus = spawn(
-      PROMETHEUS,
-      [
-        `--config.file=${join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        '--log.level=warn',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    prometheus.stdout!.on('data', (chunk: Buffer) => (prometheusLog += chunk.toString()));
-    prometheus.stderr!.on('data', (chunk: Buffer) => (prometheusLog += chunk.toString()));
-
-    const until = Date.now() + 30_000;
-    for (;;) {
-      if (prometheus.exitCode !== null) throw new Error(`prometheus exited with ${prometheus.exitCode}\n${prometheusLog}`);
-      const ready = await fetch(`${prometheusUrl}/-/ready`).then((response) => response.ok, () => false);
-      if (ready) break;
-      if (Date.now() > until) throw new Error(`prometheus not ready on ${prometheusUrl}\n${prometheusLog}`);
-      await sleep(100);
-    }
+    // Scrape timeout 1 s: a collector that waited on the stuck domain would fail every scrape.
+    prometheus = await startPrometheus({ targets: [`127.0.0.1:${metrics.port}`] });
   });
 
   afterAll(async () => {
-    if (prometheus?.pid !== undefined && prometheus.exitCode === null) {
-      const exited = new Promise((resolve) => prometheus!.once('exit', resolve));
-      process.kill(prometheus.pid, 'SIGTERM');
-      const killTimer = setTimeout(() => prometheus?.pid !== undefined && process.kill(prometheus.pid, 'SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(killTimer);
-    }
+    await prometheus?.stop();
     await metrics?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('sees the domain CPU time increase', async () => {
