@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Subjects, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { ensureBusyboxRootfs, hasBinaryOrSkip, ROOTFS_MARKERS, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, ROOTFS_MARKERS, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '@virtbus/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -45,29 +45,6 @@ function lxcState(uuid: string): string {
   } catch {
     return 'UNKNOWN';
   }
-}
-
-/** Every cgroup directory (any hierarchy, a few levels deep) whose name contains `needle`. */
-function cgroupDirsNamed(needle: string): string[] {
-  const found: string[] = [];
-  const walk = (dir: string, depth: number) => {
-    if (depth > 4) return;
-    let entries: string[];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true })
-        .filter((entry) => entry.isDirectory())
-        .map((entry) => entry.name);
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      const path = join(dir, entry);
-      if (entry.includes(needle)) found.push(path);
-      walk(path, depth + 1);
-    }
-  };
-  walk('/sys/fs/cgroup', 0);
-  return found;
 }
 
 /** Live processes whose command line mentions `needle` (zombies have none). */

@@ -8,11 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtError, type DomainConfig } from '@virtbus/api-contract';
 import { LxcDriver, type RunState } from '../src/index.js';
 import { collectConsole, makeDriverContext, TestDomain, waitFor as waitForCondition, type Observation } from './support/driver-harness.js';
-import { ensureBusyboxRootfs, hasBinaryOrSkip, ROOTFS_MARKERS } from '@virtbus/testing';
+import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, ROOTFS_MARKERS } from '@virtbus/testing';
 
 const LXC = hasBinaryOrSkip('lxc-start');
 const MIB = 1024 * 1024;
-const CGROUP_ROOT = '/sys/fs/cgroup';
 
 class Domain extends TestDomain {
   get initPid(): number {
@@ -24,29 +23,6 @@ const makeContext = (stateDir: string, domains: Map<string, Domain>, observed: O
   makeDriverContext(stateDir, domains as Map<string, TestDomain>, observed);
 const waitFor = (what: string, predicate: () => boolean, timeoutMs = 20_000) => waitForCondition(what, predicate, timeoutMs);
 const collect = collectConsole;
-
-/** Every cgroup directory (any hierarchy, a few levels deep) whose name contains `needle`. */
-function cgroupDirsNamed(needle: string): string[] {
-  const found: string[] = [];
-  const walk = (dir: string, depth: number) => {
-    if (depth > 4) return;
-    let entries: string[];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true })
-        .filter((entry) => entry.isDirectory())
-        .map((entry) => entry.name);
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      const path = join(dir, entry);
-      if (entry.includes(needle)) found.push(path);
-      walk(path, depth + 1);
-    }
-  };
-  walk(CGROUP_ROOT, 0);
-  return found;
-}
 
 /** Live processes whose command line mentions `needle` (zombies have none). */
 function processesMentioning(needle: string): string[] {

@@ -4,3 +4,4 @@ export { ensureTestGuest, GUEST_MARKERS, GUEST_FLAGS, GuestBuildError, type Test
 export { spawnAgent, REPO_ROOT, type AgentProcess, type AgentProcessOptions } from './agent-process.js';
 export { ensureBusyboxRootfs, ROOTFS_MARKERS, RootfsBuildError } from './rootfs.js';
 export { startPrometheus, type PrometheusHandle, type PromQueryResult } from './prometheus.js';
+export { cgroupDirsNamed } from './cgroups.js';
