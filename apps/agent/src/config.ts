@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { VirtError } from '@virtbus/api-contract';
 import { DriverNames, type DriverName } from '@virtbus/drivers';
-import { mergeNatsClientConfig, natsClientConfigFromEnv, natsConnectionOptions } from '@virtbus/security';
+import { NATS_IDENTITY_OPTIONS, natsClientConfigFromFlags, natsConnectionOptions } from '@virtbus/security';
 import type { AgentConfig } from './agent.js';
 import { DEFAULT_STREAM_LIMITS } from './events/publisher.js';
 import { DEFAULT_METRICS_ADDRESS, DEFAULT_METRICS_CACHE_MS, DEFAULT_STATS_DEADLINE_MS, DEFAULT_STATS_INTERVAL_S } from './monitoring.js';
@@ -74,12 +74,7 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       'stats-deadline-ms': { type: 'string' },
       'events-max-age': { type: 'string' },
       'events-max-messages': { type: 'string' },
-      'nats-ca': { type: 'string' },
-      'nats-cert': { type: 'string' },
-      'nats-key': { type: 'string' },
-      'nats-creds': { type: 'string' },
-      'nats-inbox-prefix': { type: 'string' },
-      'allow-insecure-nats': { type: 'boolean' },
+      ...NATS_IDENTITY_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -88,17 +83,7 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   const node = values.node ?? env.VIRTBUS_NODE ?? nodeNameFromHost();
   const latency = Number(values['test-latency-ms'] ?? env.VIRTBUS_TEST_DRIVER_LATENCY_MS ?? 0);
   // refuses plaintext to a non-loopback server before anything connects
-  const nats = natsConnectionOptions(
-    mergeNatsClientConfig(natsClientConfigFromEnv(env), {
-      url: values.nats,
-      ca: values['nats-ca'],
-      cert: values['nats-cert'],
-      key: values['nats-key'],
-      creds: values['nats-creds'],
-      inboxPrefix: values['nats-inbox-prefix'],
-      allowInsecure: values['allow-insecure-nats'] || undefined,
-    }),
-  );
+  const nats = natsConnectionOptions(natsClientConfigFromFlags(values, env));
   return {
     node,
     nats,

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { loadTokenFile, mergeNatsClientConfig, natsClientConfigFromEnv, type TokenRecord } from '@virtbus/security';
+import { loadTokenFile, NATS_IDENTITY_OPTIONS, natsClientConfigFromFlags, type TokenRecord } from '@virtbus/security';
 import { initTracing } from '@virtbus/monitoring';
 import { startGateway, type RunningGateway } from './index.js';
 
@@ -27,12 +27,7 @@ const env = process.env;
 const { values } = parseArgs({
   options: {
     nats: { type: 'string' },
-    'nats-ca': { type: 'string' },
-    'nats-cert': { type: 'string' },
-    'nats-key': { type: 'string' },
-    'nats-creds': { type: 'string' },
-    'nats-inbox-prefix': { type: 'string' },
-    'allow-insecure-nats': { type: 'boolean' },
+    ...NATS_IDENTITY_OPTIONS,
     host: { type: 'string', default: env['GATEWAY_HOST'] ?? '127.0.0.1' },
     port: { type: 'string', default: env['GATEWAY_PORT'] ?? '8080' },
     'tls-cert': { type: 'string', default: env['VIRTBUS_HTTPS_CERT'] },
@@ -76,16 +71,7 @@ let gateway: RunningGateway;
 try {
   await loadTokens();
   gateway = await startGateway({
-    natsConfig: mergeNatsClientConfig(natsClientConfigFromEnv(env), {
-      url: values.nats,
-      ca: values['nats-ca'],
-      cert: values['nats-cert'],
-      key: values['nats-key'],
-      creds: values['nats-creds'],
-      inboxPrefix: values['nats-inbox-prefix'],
-      allowInsecure: values['allow-insecure-nats'] || undefined,
-      name: `virtbus-gateway-${hostname()}`,
-    }),
+    natsConfig: { ...natsClientConfigFromFlags(values, env), name: `virtbus-gateway-${hostname()}` },
     host: values.host,
     port,
     ...(values['tls-cert'] && values['tls-key']

@@ -122,3 +122,29 @@ export function natsConnectionOptions(config: NatsClientConfig): NodeConnectionO
   if (config.name) options.name = config.name;
   return options;
 }
+
+/** The NATS identity flags every virtbus process takes, as `node:util` parseArgs options. */
+export const NATS_IDENTITY_OPTIONS = {
+  'nats-ca': { type: 'string' },
+  'nats-cert': { type: 'string' },
+  'nats-key': { type: 'string' },
+  'nats-creds': { type: 'string' },
+  'nats-inbox-prefix': { type: 'string' },
+  'allow-insecure-nats': { type: 'boolean' },
+} as const;
+
+/** Those flags (and `--nats`) over the `NATS_*` environment: flags win. */
+export function natsClientConfigFromFlags(
+  values: { nats?: string; 'nats-ca'?: string; 'nats-cert'?: string; 'nats-key'?: string; 'nats-creds'?: string; 'nats-inbox-prefix'?: string; 'allow-insecure-nats'?: boolean },
+  env: NodeJS.ProcessEnv,
+): NatsClientConfig {
+  return mergeNatsClientConfig(natsClientConfigFromEnv(env), {
+    url: values.nats,
+    ca: values['nats-ca'],
+    cert: values['nats-cert'],
+    key: values['nats-key'],
+    creds: values['nats-creds'],
+    inboxPrefix: values['nats-inbox-prefix'],
+    allowInsecure: values['allow-insecure-nats'] || undefined,
+  });
+}
