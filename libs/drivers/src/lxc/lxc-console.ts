@@ -1,12 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import type { ConsoleSession } from '../driver.js';
+import { descendants, processStartTime } from './lxc-tools.js';
 
 const HISTORY_LIMIT = 64 * 1024;
 const POLL_MS = 100;
 const READ_CHUNK = 256 * 1024;
 /** lxc-console's escape prefix (Ctrl+b); a literal one is sent doubled. */
 const ESCAPE = 0x02;
+const WRITER_EXIT_GRACE_MS = 2_000;
 
 function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
@@ -59,11 +61,11 @@ export class LxcConsole {
     else writer.stdin?.write(Buffer.from(escaped));
   }
 
-  /** The container stopped or the driver closes: sessions see their end, the writer goes away. */
-  end(): void {
+  /** The container stopped or the driver closes: sessions see their end, the writer is gone when this resolves. */
+  async end(): Promise<void> {
     for (const tail of [...this.sessions]) tail.end(true);
     this.sessions.clear();
-    this.stopWriter();
+    await this.stopWriter();
   }
 
   private ensureWriter(): ChildProcess {
@@ -96,16 +98,32 @@ export class LxcConsole {
     return writer;
   }
 
-  private stopWriter(): void {
+  private async stopWriter(): Promise<void> {
     const writer = this.writer;
     this.writer = undefined;
     this.pending = undefined;
     if (!writer?.pid || writer.exitCode !== null || writer.signalCode !== null) return;
-    try {
-      process.kill(-writer.pid, 'SIGTERM');
-    } catch {
-      // already gone
+    // script puts lxc-console in a session of its own: note it (with its start time, against pid reuse) before ending script.
+    const children = await Promise.all((await descendants(writer.pid)).map(async (pid) => ({ pid, started: await processStartTime(pid) })));
+    const exited = new Promise<void>((resolve) => writer.once('exit', () => resolve()));
+    signal(-writer.pid, 'SIGTERM');
+    const timer = setTimeout(() => signal(-writer.pid!, 'SIGKILL'), WRITER_EXIT_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+    const deadline = Date.now() + WRITER_EXIT_GRACE_MS;
+    const alive = async () => (await Promise.all(children.map(async (child) => child.started !== undefined && (await processStartTime(child.pid)) === child.started ? child.pid : undefined))).filter((pid) => pid !== undefined);
+    for (let left = await alive(); left.length > 0 && Date.now() < deadline + WRITER_EXIT_GRACE_MS; left = await alive()) {
+      for (const pid of left) signal(pid, Date.now() < deadline ? 'SIGTERM' : 'SIGKILL');
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS / 5));
     }
+  }
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // already gone
   }
 }
 

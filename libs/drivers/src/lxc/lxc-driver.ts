@@ -261,14 +261,14 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
     const info = await this.info(uuid);
     if (info.state !== 'STOPPED') throw new VirtError('OPERATION_INVALID', `container ${name} is still ${info.state.toLowerCase()}`);
     this.unwatch(uuid);
-    this.consoles.get(uuid)?.end();
+    await this.consoles.get(uuid)?.end();
     this.consoles.delete(uuid);
     await rm(this.containerDir(uuid), { recursive: true, force: true });
   }
 
   async close(): Promise<void> {
     for (const uuid of [...this.watches.keys()]) this.unwatch(uuid);
-    for (const console of this.consoles.values()) console.end();
+    await Promise.all([...this.consoles.values()].map((console) => console.end()));
     this.consoles.clear();
   }
 
@@ -408,7 +408,7 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
 
   /** Ends console sessions, waits for LXC's monitor to leave its cgroups, then clears the lxc.pivot it leaves behind. */
   private async cleanupAfterStop(uuid: string, runtime: LxcRuntime): Promise<void> {
-    this.consoles.get(uuid)?.end();
+    await this.consoles.get(uuid)?.end();
     this.consoles.delete(uuid);
     const monitorDirs = runtime.cgroupDirs.map((dir) => join(dir, '..', `lxc.monitor.${uuid}`));
     const monitorAlive = async () =>
