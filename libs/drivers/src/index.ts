@@ -31,3 +31,5 @@ export { DirPoolBackend } from './storage/dir.js';
 export { LogicalPoolBackend } from './storage/logical.js';
 export { volumePathIn } from './storage/paths.js';
 export { parseQemuImgInfo, qemuImgInfo, type ImageInfo } from './storage/qemu-img.js';
+export { NETNS_DIR, assertNetnsName, inNetns, netnsPath, runInNetns, type NetnsCommand } from './util/netns.js';
+export { runTool, type RunOptions } from './storage/run.js';
