@@ -60,7 +60,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   const startedAt = new Date().toISOString();
 
-  const nc = await connect({ name: `virt-agent-${config.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...config.nats });
+  const nc = await connect({ name: `virt-agent-${config.node}`, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...config.nats });
   let service: Service | undefined;
   let manager: DomainManager | undefined;
   let storage: StorageManager | undefined;

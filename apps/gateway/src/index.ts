@@ -49,7 +49,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     : undefined;
   const ownsConnection = !given;
   const url = natsUrl === undefined ? natsConfig?.url : Array.isArray(natsUrl) ? natsUrl.join(',') : natsUrl;
-  const nc = given ?? (await connect({ name: 'virtbus-gateway', ...natsConnectionOptions({ ...natsConfig, url: url ?? 'nats://127.0.0.1:4222' }) }));
+  const nc = given ?? (await connect({ name: 'virtbus-gateway', noAsyncTraces: true, ...natsConnectionOptions({ ...natsConfig, url: url ?? 'nats://127.0.0.1:4222' }) }));
   let app: GatewayApp;
   try {
     app = await buildApp({ ...deps, nc, ...(https ? { https } : {}), security: { ...deps.security, listenHost: host } });

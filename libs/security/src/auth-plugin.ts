@@ -84,9 +84,15 @@ function fromCertificate(request: FastifyRequest, mapping: Readonly<Record<strin
   return { error: 'FORBIDDEN', message: `certificate ${cn} carries no virtbus role` };
 }
 
-function boundHost(app: FastifyInstance, fallback: string | undefined): string | undefined {
-  const address = app.server.address();
-  return address && typeof address === 'object' ? address.address : fallback;
+/** The listening address, read once per server: it cannot change while listening. */
+function boundHostReader(app: FastifyInstance, fallback: string | undefined): () => string | undefined {
+  let bound: string | undefined;
+  return () => {
+    if (bound !== undefined) return bound;
+    const address = app.server.address();
+    if (address && typeof address === 'object') bound = address.address;
+    return bound ?? fallback;
+  };
 }
 
 /**
@@ -107,6 +113,7 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
     }
   }
 
+  const boundHost = boundHostReader(app, options.listenHost);
   app.decorateRequest('identity', null);
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config?.auth === false || publicPaths.has(request.url.split('?')[0] as string)) return;
@@ -115,7 +122,7 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
     if (header !== undefined) result = fromToken(header, getTokens(), now());
     else if (certificates) result = fromCertificate(request, certificates.mapping ?? {});
     if (result === null && devMode) {
-      const host = boundHost(app, options.listenHost);
+      const host = boundHost();
       // injected WebSocket requests (tests) have no socket
       const local = (request.raw.socket as { localAddress?: string } | undefined)?.localAddress;
       if (host !== undefined && isLoopbackHost(host) && (local === undefined || isLoopbackHost(local))) {
