@@ -20,6 +20,10 @@ REQUIRED=(
   /usr/bin/lxc-start:lxc
   /usr/bin/prometheus:prometheus
   /usr/sbin/lvm:lvm2
+  /usr/sbin/mkfs.ext4:e2fsprogs
+  /usr/sbin/debugfs:e2fsprogs
+  /usr/bin/genisoimage:genisoimage
+  /usr/bin/isoinfo:genisoimage
 )
 
 missing=()

@@ -72,7 +72,19 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     const drivers = createDrivers(config.drivers, config.driverOptions);
     const watch = createAgentMonitoring({ node: config.node, nc, logger, ...(config.monitoring ? { config: config.monitoring } : {}) });
     monitoring = watch;
+    // Pools come up before domains: autostarted domains may run on pool volumes.
+    const pools = new StorageManager({
+      node: config.node,
+      stateDir: config.stateDir,
+      nc,
+      events,
+      logger,
+      volumeUsers: (pool, volume) => manager?.domainsUsingVolume(pool, volume) ?? [],
+    });
+    storage = pools;
+    await pools.init();
     manager = new DomainManager({
+      volumes: pools,
       node: config.node,
       stateDir: config.stateDir,
       drivers,
@@ -87,9 +99,6 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       if (event.type === 'STOPPED' || event.type === 'CRASHED' || event.type === 'UNDEFINED') consoles.forget(event.uuid);
     });
     await manager.init();
-    const pools = new StorageManager({ node: config.node, stateDir: config.stateDir, nc, events, logger });
-    storage = pools;
-    await pools.init();
     const driverInfo: DriverInfo[] = await Promise.all(drivers.map((driver) => driver.probe()));
 
     const kv = await new Kvm(nc).create(NODES_BUCKET, { history: 1 });

@@ -9,10 +9,12 @@ export function stableMac(uuid: string, index: number): string {
 
 function withDiskDefaults(disk: DomainDisk): DomainDisk {
   const device = disk.device ?? 'disk';
+  // A pool volume's format comes from the volume (qemu-img info) at start unless the disk names one.
+  const format = disk.format ?? ('pool' in disk.source ? undefined : device === 'cdrom' ? 'raw' : 'qcow2');
   return {
     ...disk,
     device,
-    format: disk.format ?? (device === 'cdrom' ? 'raw' : 'qcow2'),
+    ...(format ? { format } : {}),
     bus: disk.bus ?? (device === 'cdrom' ? 'sata' : 'virtio'),
     readonly: disk.readonly ?? device === 'cdrom',
   };

@@ -21,6 +21,7 @@ import type { EventPublisher } from '../events/publisher.js';
 import { applyPut, configFromPost } from './defaults.js';
 import { JobLocks } from './job-lock.js';
 import type { DomainStore, StoredDomain } from './store.js';
+import { resolveConfig, volumesOf, type VolumeResolver } from './volumes.js';
 
 const INACTIVE_STATES = new Set(['shutoff', 'crashed', 'nostate']);
 const STATS_DEADLINE_MS = 2000;
@@ -35,6 +36,8 @@ export interface DomainManagerOptions {
   logger: Logger;
   /** Bound for one domain's stats in single and bulk stats calls (default 2000 ms). */
   statsDeadlineMs?: number;
+  /** Resolves disks and root filesystems that name pool volumes (the storage manager). */
+  volumes?: VolumeResolver;
   /** Told about every error a driver call returns (metrics). */
   onDriverError?: (driver: string, operation: string, error: unknown) => void;
 }
@@ -181,10 +184,12 @@ export class DomainManager {
 
   private async runAction(driver: HypervisorDriver, stored: StoredDomain, change: DomainStatePut, timeoutMs: number): Promise<RunState> {
     switch (change.action) {
-      case 'start':
+      case 'start': {
         if (!INACTIVE_STATES.has(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
-        driver.validate(stored.config);
-        return driver.start(stored, { paused: change.paused ?? false });
+        const resolved = await this.resolvedRecord(stored);
+        driver.validate(resolved.config);
+        return driver.start(resolved, { paused: change.paused ?? false });
+      }
       case 'shutdown':
         try {
           return await driver.shutdown(stored, { timeoutMs });
@@ -198,12 +203,27 @@ export class DomainManager {
       case 'reboot':
         return driver.reboot(stored, { timeoutMs });
       case 'reset':
-        return driver.reset(stored);
+        // A container reset starts it again from its config: it needs the resolved paths too.
+        return driver.reset(await this.resolvedRecord(stored).catch(() => stored));
       case 'suspend':
         return driver.suspend(stored);
       case 'resume':
         return driver.resume(stored);
     }
+  }
+
+  /** The record with every pool volume replaced by its path, as drivers need it to run the domain. */
+  async resolvedRecord(record: DomainRecord): Promise<DomainRecord> {
+    const config = await resolveConfig(record.config, this.options.volumes);
+    return config === record.config ? record : { ...record, config };
+  }
+
+  /** Names of the domains whose definition uses a pool volume (a volume in use cannot be deleted). */
+  domainsUsingVolume(pool: string, volume: string): string[] {
+    return [...this.domains.values()]
+      .filter((stored) => volumesOf(stored.config).some((ref) => ref.pool === pool && ref.volume === volume))
+      .map((stored) => stored.config.name)
+      .sort();
   }
 
   /** One driver call in a driver span; errors are counted. */

@@ -32,6 +32,8 @@ export interface StorageManagerOptions {
   events: EventPublisher;
   logger: Logger;
   backends?: Record<PoolType, PoolBackend>;
+  /** Names of the domains that use a volume; such a volume cannot be deleted. */
+  volumeUsers?: (pool: string, volume: string) => string[];
 }
 
 /** Owns the node's storage pools: definitions on disk, one job at a time per pool or volume, lifecycle events. */
@@ -197,6 +199,13 @@ export class StorageManager {
     return this.volumeView(poolName, await backend.volume(pool, name));
   }
 
+  /** Path and format of a volume for a domain (VolumeResolver): the pool must exist and be active. */
+  async resolveVolume(poolName: string, name: string): Promise<{ path: string; format: 'qcow2' | 'raw' }> {
+    const { pool, backend } = this.running(poolName);
+    const volume = await backend.volume(pool, name);
+    return { path: volume.path, format: volume.format };
+  }
+
   async createVolume(poolName: string, post: StorageVolumesPost): Promise<StorageVolume> {
     const { pool, backend } = this.running(poolName);
     const capacityBytes = parseSize(post.capacity);
@@ -213,6 +222,8 @@ export class StorageManager {
     const { pool, backend } = this.running(poolName);
     return this.locks.run(`vol:${poolName}/${name}`, async () => {
       const volume = await backend.volume(pool, name);
+      const users = this.options.volumeUsers?.(poolName, name) ?? [];
+      if (users.length > 0) throw new VirtError('OPERATION_INVALID', `volume ${name} of pool ${poolName} is used by domain ${users.join(', ')}`);
       await backend.deleteVolume(pool, name);
       return this.volumeView(poolName, volume);
     });

@@ -20,7 +20,7 @@ const config: DomainConfig = {
   container: { rootfs: { path: '/srv/rootfs' }, hostname: 'vb-box', env: { A: 'x y' }, pidsLimit: 64, cpuShares: 512 },
 };
 
-const base = { config, rootfs: '/srv/rootfs', containerDir: '/state/uuid', initFlavor: 'busybox' as const, nics: [], memsw: true, commonConf: '' };
+const base = { config, rootfs: 'dir:/srv/rootfs', containerDir: '/state/uuid', initFlavor: 'busybox' as const, nics: [], memsw: true, commonConf: '' };
 
 describe('renderLxcConfig', () => {
   it('writes v1 limits, busybox signals, no network', () => {

@@ -21,6 +21,7 @@ export interface LxcNic {
 export interface LxcConfigInput {
   config: DomainConfig;
   cgroupVersion: CgroupVersion;
+  /** `lxc.rootfs.path`: `dir:<dir>`, `loop:<image>` or a block device. */
   rootfs: string;
   containerDir: string;
   initFlavor: InitFlavor;
@@ -54,7 +55,7 @@ export function renderLxcConfig(input: LxcConfigInput): string {
   lines.push(commonConf ? `lxc.include = ${commonConf}` : 'lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed');
   lines.push(
     `lxc.uts.name = ${container?.hostname ?? config.name}`,
-    `lxc.rootfs.path = dir:${input.rootfs}`,
+    `lxc.rootfs.path = ${input.rootfs}`,
     'lxc.autodev = 1',
     // No getty ttys: the console is the only terminal, read from its log and written through lxc-console.
     'lxc.tty.max = 0',

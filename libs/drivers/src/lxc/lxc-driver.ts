@@ -1,5 +1,5 @@
 import { accessSync, constants, existsSync } from 'node:fs';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VirtError, type DomainConfig, type DomainStats, type DriverInfo, type ExecRequest, type ExecResult } from '@virtbus/api-contract';
@@ -17,7 +17,8 @@ import type {
 import { writeFileAtomic } from '../util/atomic.js';
 import { detectCgroupVersion, parseNetDev, processCgroupDirectories, pruneLxcPivots, readCgroupStats, type CgroupVersion } from './cgroups.js';
 import { LxcConsole } from './lxc-console.js';
-import { consoleLogPath, DEFAULT_INIT, detectInitFlavor, lxcLogPath, renderLxcConfig, vethHostName, type LxcNic } from './lxc-config.js';
+import { consoleLogPath, DEFAULT_INIT, lxcLogPath, renderLxcConfig, vethHostName, type LxcNic } from './lxc-config.js';
+import { initFlavorOf, inspectRootfs, lxcRootfsPath } from './rootfs.js';
 import { descendants, domainStateOf, parentPid, parseLxcInfo, processStartTime, run, type LxcInfo, type RunResult } from './lxc-tools.js';
 
 const MIB = 1024 * 1024;
@@ -126,7 +127,6 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
     if (config.driver !== 'lxc') throw new VirtError('OPERATION_UNSUPPORTED', `the lxc driver cannot run ${config.driver} domains`);
     const container = config.container;
     if (!container) throw new VirtError('INVALID_ARG', 'an lxc domain needs container settings (at least container.rootfs)');
-    if (!('path' in container.rootfs)) throw new VirtError('OPERATION_UNSUPPORTED', 'container root filesystems from storage pools are not supported yet: use rootfs.path');
     if (config.disks.length > 0) throw new VirtError('OPERATION_UNSUPPORTED', 'lxc domains have no disks: the root filesystem is container.rootfs');
     if (config.os.kernel || config.os.initrd) throw new VirtError('OPERATION_UNSUPPORTED', 'lxc domains share the host kernel: os.kernel and os.initrd do not apply');
     const init = container.init ?? DEFAULT_INIT;
@@ -156,9 +156,9 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
     const { config } = domain;
     const { uuid } = config;
     const container = config.container!;
-    const rootfs = (container.rootfs as { path: string }).path;
-    const rootfsInfo = await stat(rootfs).catch(() => undefined);
-    if (!rootfsInfo?.isDirectory()) throw new VirtError('INVALID_ARG', `container root filesystem ${rootfs} is not a directory`);
+    // The agent resolves a pool volume to its path before start.
+    if (!('path' in container.rootfs)) throw new VirtError('INTERNAL', `container ${config.name}: root filesystem volume was not resolved to a path`);
+    const rootfs = await inspectRootfs(container.rootfs.path);
     const current = await this.info(uuid);
     if (current.state !== 'STOPPED') throw new VirtError('OPERATION_INVALID', `container ${config.name} is already ${current.state.toLowerCase()}`);
 
@@ -168,9 +168,9 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
     const text = renderLxcConfig({
       config,
       cgroupVersion: this.cgroupVersion,
-      rootfs,
+      rootfs: lxcRootfsPath(rootfs),
       containerDir,
-      initFlavor: await detectInitFlavor(rootfs, init[0]!),
+      initFlavor: await initFlavorOf(rootfs, init[0]!),
       nics: this.resolveNics(config),
       memsw: this.cgroupVersion === 'v1' && existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes'),
     });

@@ -110,8 +110,8 @@ describe('buildCommandLine', () => {
     );
   });
 
-  it('refuses pool volumes and cdroms on virtio', () => {
-    expect(() => build({ disks: [{ source: { pool: 'p', volume: 'v' } }] })).toThrow(/storage pools/);
+  it('refuses unresolved pool volumes and cdroms on virtio', () => {
+    expect(() => build({ disks: [{ source: { pool: 'p', volume: 'v' } }] })).toThrow(/not resolved/);
     expect(() => build({ disks: [{ source: { path: '/a.iso' }, device: 'cdrom' }] })).toThrow(/virtio/);
   });
 

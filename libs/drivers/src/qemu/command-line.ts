@@ -71,7 +71,8 @@ export function diskTargets(disks: readonly DomainDisk[]): string[] {
 }
 
 function diskArgs(disk: DomainDisk, target: string, sataIndex: () => number): string[] {
-  if (!('path' in disk.source)) throw new VirtError('OPERATION_UNSUPPORTED', 'disks from storage pools are not supported by the qemu driver yet');
+  // The agent resolves pool volumes to paths before start.
+  if (!('path' in disk.source)) throw new VirtError('INTERNAL', `disk ${target}: its pool volume was not resolved to a path`);
   const readOnly = disk.readonly === true || disk.device === 'cdrom' ? 'on' : 'off';
   const fileNode = `file-${target}`;
   const formatNode = `fmt-${target}`;

@@ -46,9 +46,10 @@ describe('QemuDriver without a usable /dev/kvm', () => {
     await expect(missing.probe()).resolves.toMatchObject({ available: false });
   });
 
-  it('refuses pool volumes, network/bridge NICs and container settings', () => {
+  it('accepts pool volumes, refuses network/bridge NICs and container settings', () => {
     const qemu = { ...config, driver: 'qemu' as const };
-    expect(() => driver.validate({ ...qemu, disks: [{ source: { pool: 'p', volume: 'v' } }] })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
+    // Pool volumes are fine: the agent resolves them to paths before start.
+    expect(() => driver.validate({ ...qemu, disks: [{ source: { pool: 'p', volume: 'v' } }] })).not.toThrow();
     expect(() => driver.validate({ ...qemu, nics: [{ type: 'network', source: 'default' }] })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
     expect(() => driver.validate({ ...qemu, container: { rootfs: { path: '/r' } } })).toThrow(expect.objectContaining({ code: 'INVALID_ARG' }));
     expect(() => driver.validate({ ...qemu, driver: 'lxc' })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));

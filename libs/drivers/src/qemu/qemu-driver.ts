@@ -150,7 +150,6 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     if (config.container) throw new VirtError('INVALID_ARG', 'container settings are for lxc domains');
     if (!config.os.kernel && (config.os.initrd || config.os.cmdline)) throw new VirtError('INVALID_ARG', 'os.initrd and os.cmdline need os.kernel');
     for (const disk of config.disks) {
-      if (!('path' in disk.source)) throw new VirtError('OPERATION_UNSUPPORTED', 'disks from storage pools are not supported by the qemu driver yet');
       if (disk.device === 'cdrom' && (disk.bus ?? 'virtio') === 'virtio') throw new VirtError('INVALID_ARG', 'a cdrom needs the ide or sata bus');
     }
     diskTargets(config.disks);

@@ -1,0 +1,117 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { VirtError } from '@virtbus/api-contract';
+import { VirtClient } from '@virtbus/client';
+import { ensureBusyboxRootfs, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const NODE = 'prov';
+const LXC = hasBinaryOrSkip('lxc-start');
+const MKFS = hasBinaryOrSkip('mkfs.ext4');
+
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let client: VirtClient;
+let agent: AgentProcess;
+let workDir: string;
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<VirtError> {
+  const error = await promise.then(
+    () => undefined,
+    (failure: unknown) => failure,
+  );
+  expect(error, `expected ${code}`).toBeInstanceOf(VirtError);
+  expect((error as VirtError).code, (error as VirtError).message).toBe(code);
+  return error as VirtError;
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  workDir = await mkdtemp(join(tmpdir(), 'vb-prov-'));
+  nc = await connect({ servers: nats.url });
+  client = new VirtClient(nc);
+  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'state'), drivers: LXC ? 'test,lxc' : 'test', env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+}, 60_000);
+
+afterAll(async () => {
+  for (const domain of (await client?.call(NODE, 'domain.list', {}).catch(() => undefined))?.domains ?? []) {
+    if (domain.state !== 'shutoff') await client.call(NODE, 'domain.state', { id: domain.uuid, change: { action: 'destroy' } }, { timeoutMs: 30_000 }).catch(() => undefined);
+  }
+  await agent?.stop();
+  await nc?.close();
+  await nats?.stop();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+}, 60_000);
+
+describe('domains on pool volumes (test driver)', () => {
+  it('resolves a pool volume at start and reports missing volumes and inactive pools', async () => {
+    await client.call(NODE, 'volume.create', { pool: 'default', volume: { name: 'disk1', capacity: '8M' } });
+    const defined = await client.call(NODE, 'domain.define', { name: 't1', driver: 'test', disks: [{ source: { pool: 'default', volume: 'disk1' } }] });
+    // The stored definition keeps the reference; the format comes from the volume at start.
+    expect(defined.config.disks[0]).toMatchObject({ source: { pool: 'default', volume: 'disk1' }, device: 'disk', bus: 'virtio' });
+    expect(defined.config.disks[0]!.format).toBeUndefined();
+    const started = await client.call(NODE, 'domain.state', { id: 't1', change: { action: 'start' } });
+    expect(started.state).toBe('running');
+    expect(started.config.disks[0]!.source).toEqual({ pool: 'default', volume: 'disk1' });
+    await client.call(NODE, 'domain.state', { id: 't1', change: { action: 'destroy' } });
+
+    await client.call(NODE, 'domain.define', { name: 't2', driver: 'test', disks: [{ source: { pool: 'default', volume: 'absent' } }] });
+    await rejectsWith(client.call(NODE, 'domain.state', { id: 't2', change: { action: 'start' } }), 'NO_STORAGE_VOL');
+    await client.call(NODE, 'domain.update', { id: 't2', config: { disks: [{ source: { pool: 'nopool', volume: 'disk1' } }] } });
+    await rejectsWith(client.call(NODE, 'domain.state', { id: 't2', change: { action: 'start' } }), 'NO_STORAGE_POOL');
+
+    await client.call(NODE, 'pool.define', { name: 'idle', type: 'dir', target: join(workDir, 'idle') });
+    await client.call(NODE, 'pool.state', { pool: 'idle', change: { action: 'build' } });
+    await client.call(NODE, 'domain.update', { id: 't2', config: { disks: [{ source: { pool: 'idle', volume: 'disk1' } }] } });
+    const inactive = await rejectsWith(client.call(NODE, 'domain.state', { id: 't2', change: { action: 'start' } }), 'OPERATION_INVALID');
+    expect(inactive.message).toMatch(/not active/);
+    await client.call(NODE, 'domain.undefine', { id: 't2' });
+  });
+
+  it('refuses to delete a volume a defined domain uses, naming the domain', async () => {
+    const error = await rejectsWith(client.call(NODE, 'volume.delete', { pool: 'default', volume: 'disk1' }), 'OPERATION_INVALID');
+    expect(error.message).toContain('t1');
+    await client.call(NODE, 'domain.undefine', { id: 't1' });
+    await client.call(NODE, 'volume.delete', { pool: 'default', volume: 'disk1' });
+  });
+});
+
+describe.skipIf(!LXC || !MKFS)('an LXC container on an ext4 raw volume', () => {
+  it('starts a busybox rootfs from a loop-mounted raw volume and runs exec', async () => {
+    const rootfs = await ensureBusyboxRootfs();
+    const volume = await client.call(NODE, 'volume.create', { pool: 'default', volume: { name: 'ctroot', format: 'raw', capacity: '64M' } });
+    await run('mkfs.ext4', ['-q', '-F', '-d', rootfs, volume.path]);
+    await client.call(NODE, 'domain.define', { name: 'ct', driver: 'lxc', memory: 64, container: { rootfs: { pool: 'default', volume: 'ctroot' }, hostname: 'vb-loop' } });
+    const started = await client.call(NODE, 'domain.state', { id: 'ct', change: { action: 'start' } }, { timeoutMs: 60_000 });
+    expect(started.state).toBe('running');
+    const hostname = await client.call(NODE, 'domain.exec', { id: 'ct', exec: { command: ['hostname'] } });
+    expect(hostname.stdout).toBe('vb-loop\n');
+    const mounts = await client.call(NODE, 'domain.exec', { id: 'ct', exec: { command: ['/bin/sh', '-c', 'grep " / " /proc/mounts'] } });
+    expect(mounts.stdout).toMatch(/^\/dev\/loop\d+ \/ ext4 /m);
+    const written = await client.call(NODE, 'domain.exec', { id: 'ct', exec: { command: ['/bin/sh', '-c', 'echo persisted > /marker && sync'] } });
+    expect(written.exitCode).toBe(0);
+    await rejectsWith(client.call(NODE, 'volume.delete', { pool: 'default', volume: 'ctroot' }), 'OPERATION_INVALID');
+    await client.call(NODE, 'domain.state', { id: 'ct', change: { action: 'destroy' } }, { timeoutMs: 30_000 });
+    // LXC's loop device is released with the container, and the file written inside is in the image.
+    const { stdout: loops } = await run('losetup', ['-j', volume.path]);
+    expect(loops.trim()).toBe('');
+    const { stdout: marker } = await run('debugfs', ['-R', 'cat /marker', volume.path]);
+    expect(marker).toContain('persisted');
+    await client.call(NODE, 'domain.undefine', { id: 'ct' });
+    await client.call(NODE, 'volume.delete', { pool: 'default', volume: 'ctroot' });
+  }, 120_000);
+
+  it('refuses a qcow2 volume as a container root filesystem', async () => {
+    await client.call(NODE, 'volume.create', { pool: 'default', volume: { name: 'ctq', format: 'qcow2', capacity: '16M' } });
+    await client.call(NODE, 'domain.define', { name: 'ctq', driver: 'lxc', container: { rootfs: { pool: 'default', volume: 'ctq' } } });
+    const error = await rejectsWith(client.call(NODE, 'domain.state', { id: 'ctq', change: { action: 'start' } }), 'OPERATION_UNSUPPORTED');
+    expect(error.message).toMatch(/raw/);
+    await client.call(NODE, 'domain.undefine', { id: 'ctq' });
+    await client.call(NODE, 'volume.delete', { pool: 'default', volume: 'ctq' });
+  });
+});
