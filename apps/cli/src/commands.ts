@@ -152,9 +152,24 @@ export interface EventOptions {
   node?: string;
   domain?: string;
   type?: string;
+  /** domain (default), pool, operation or all. */
+  kind?: string;
   since?: number;
   /** Stop after this many events (scripts and tests). */
   count?: number;
+}
+
+/** One line per event: domain lifecycle with detail and state, other families by kind, name and type. */
+type BusEvent = Record<string, unknown> & { kind: string; node: string; timestamp: string };
+
+function describeEvent(event: BusEvent): string {
+  if (event.kind === 'domain.lifecycle') {
+    const e = event as unknown as LifecycleEvent;
+    return `${e.timestamp}  ${e.node}  ${e.name}  ${e.type}/${e.detail}  → ${e.state} (${e.reason})`;
+  }
+  const operation = event['operation'] as { id?: string; kind?: string; state?: string; percent?: number } | undefined;
+  if (operation) return `${event.timestamp}  ${event.node}  operation ${operation.id ?? '?'} ${operation.kind ?? ''} ${operation.state ?? ''} ${operation.percent ?? ''}%`.replace(/ +/g, ' ');
+  return `${event.timestamp}  ${event.node}  ${event.kind}  ${String(event['name'] ?? '')}  ${String(event['type'] ?? '')}  → ${String(event['state'] ?? '')}`;
 }
 
 /** Streams lifecycle events; each line shows the stream sequence to resume from with --since. */
@@ -163,6 +178,7 @@ export async function events(ctx: CommandContext, options: EventOptions): Promis
   if (options.node) query.set('node', options.node);
   if (options.domain) query.set('domain', options.domain);
   if (options.type) query.set('type', options.type);
+  if (options.kind) query.set('kind', options.kind);
   if (options.since !== undefined) query.set('since', String(options.since));
   const response = await ctx.http.stream(`/v1/events?${query}`);
   let buffer = '';
@@ -176,12 +192,8 @@ export async function events(ctx: CommandContext, options: EventOptions): Promis
       const id = /^id: (\d+)$/m.exec(block)?.[1];
       const data = /^data: (.*)$/m.exec(block)?.[1];
       if (!id || !data) continue;
-      const event = JSON.parse(data) as LifecycleEvent;
-      ctx.output.out(
-        ctx.output.json
-          ? JSON.stringify({ streamSeq: Number(id), event })
-          : `${id}  ${event.timestamp}  ${event.node}  ${event.name}  ${event.type}/${event.detail}  → ${event.state} (${event.reason})`,
-      );
+      const event = JSON.parse(data) as BusEvent;
+      ctx.output.out(ctx.output.json ? JSON.stringify({ streamSeq: Number(id), event }) : `${id}  ${describeEvent(event)}`);
       if (options.count !== undefined && ++seen >= options.count) {
         response.destroy();
         return;

@@ -20,7 +20,7 @@ start DOMAIN [--paused] | shutdown DOMAIN [--timeout S] [--force] | destroy | re
 domstats DOMAIN                       host-side stats
 exec DOMAIN [--timeout S] -- CMD...   run a command in a running container
 console DOMAIN [--force] [--ro]       attach to the serial console (Ctrl-] leaves)
-events [--domain UUID] [--type T] [--since SEQ] [--count N]   stream lifecycle events
+events [--kind domain|pool|operation|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
 
 environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY, VIRTBUS_NODE
 `;
@@ -58,6 +58,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       type: { type: 'string' },
       since: { type: 'string' },
       count: { type: 'string' },
+      kind: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -138,6 +139,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
         ...(ctx.node ? { node: ctx.node } : {}),
         ...(values.domain ? { domain: values.domain } : {}),
         ...(values.type ? { type: values.type } : {}),
+        ...(values.kind ? { kind: values.kind } : {}),
         ...(values.since !== undefined ? { since: int('since', values.since) } : {}),
         ...(values.count !== undefined ? { count: int('count', values.count) } : {}),
       });

@@ -179,6 +179,28 @@ describe('GET /v1/events', () => {
     await eventually(async () => gateway.app.liveStreams.size === 0, 'the stream to be released');
   });
 
+  it('streams pool and operation events by kind, every family with kind=all, domain events by default', async () => {
+    const last = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
+    const poolEvent = { kind: 'pool.lifecycle', node: 'host1', seq: 1, timestamp: new Date().toISOString(), uuid: UUID_B, name: 'images', type: 'STARTED', state: 'running' };
+    await jetstream(nc).publish(Subjects.poolEvent('host1', 'images', 'STARTED'), JSON.stringify(poolEvent));
+    const operationEvent = { kind: 'operation', node: 'host2', timestamp: new Date().toISOString(), operation: { id: 'op1' } };
+    await jetstream(nc).publish(Subjects.operationEvent('host2', 'op1'), JSON.stringify(operationEvent));
+    const closing = await publish(event('host1', UUID_A, 'STARTED'));
+
+    const pools = await readEvents(`/v1/events?since=${last}&kind=pool`, 1);
+    expect(pools.messages.map((m) => [m.event, (m.data as unknown as typeof poolEvent).name])).toEqual([['pool.lifecycle', 'images']]);
+    const operations = await readEvents(`/v1/events?since=${last}&kind=operation&node=host2`, 1);
+    expect(operations.messages.map((m) => m.event)).toEqual(['operation']);
+    const all = await readEvents(`/v1/events?since=${last}&kind=all`, 3);
+    expect(all.messages.map((m) => m.event)).toEqual(['pool.lifecycle', 'operation', 'lifecycle']);
+    const domains = await readEvents(`/v1/events?since=${last}`, 1);
+    expect(domains.messages.map((m) => Number(m.id))).toEqual([closing]);
+
+    const mixed = await fetch(`${gateway.url}/v1/events?kind=pool&domain=${UUID_A}`);
+    expect(mixed.status).toBe(400);
+    expect(await mixed.json()).toMatchObject({ code: 'INVALID_ARG' });
+  });
+
   it('rejects a bad Last-Event-ID', async () => {
     const response = await fetch(`${gateway.url}/v1/events`, { headers: { 'last-event-id': 'abc' } });
     expect(response.status).toBe(400);

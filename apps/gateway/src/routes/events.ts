@@ -13,12 +13,25 @@ export const EventsQuery = Type.Object(
     node: Type.Optional(NodeName),
     domain: Type.Optional(Type.String({ ...Uuid, description: 'Domain uuid (events are filtered by uuid, not by name)' })),
     type: Type.Optional(LifecycleType),
+    kind: Type.Optional(
+      Type.Enum(['domain', 'pool', 'operation', 'all'], {
+        default: 'domain',
+        description: 'Which events: domain lifecycle (default), storage pool lifecycle, async operations, or every family on the bus',
+      }),
+    ),
     since: Type.Optional(Type.Integer({ minimum: 0, description: 'Stream sequence to resume after (the last SSE id seen)' })),
   },
   { additionalProperties: false },
 );
 
 const SEQUENCE = /^[0-9]{1,15}$/;
+
+/** Domain events keep the `lifecycle` name they always had; other families are named by their `kind`. */
+function sseEventName(event: unknown): string {
+  const kind = (event as { kind?: unknown }).kind;
+  if (kind === 'domain.lifecycle' || typeof kind !== 'string' || !/^[a-z][a-z.]{0,63}$/.test(kind)) return 'lifecycle';
+  return kind;
+}
 
 /** The resume point: `since` wins over the Last-Event-ID header that browsers send on reconnect. */
 function resumeAfter(since: number | undefined, lastEventId: string | string[] | undefined): number | undefined {
@@ -44,7 +57,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
         tags: [Tags.Events],
         summary: 'Lifecycle events as Server-Sent Events',
         description:
-          'Each message has `id:` the stream sequence, `event: lifecycle` and `data:` a LifecycleEvent as JSON. ' +
+          'Each message has `id:` the stream sequence, `event:` the family (`lifecycle` for domain events, else the event `kind`, ' +
+          'e.g. `pool.lifecycle`, `operation`) and `data:` the event as JSON (LifecycleEvent for domains). ' +
           'Resume with `since` or the Last-Event-ID header; without either only new events are sent. A comment line is sent every 15 s.',
         querystring: EventsQuery,
         response: {
@@ -54,10 +68,11 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
       },
     },
     async (request, reply) => {
-      const { node, domain, type, since } = request.query;
+      const { node, domain, type, since, kind = 'domain' } = request.query;
       if (node !== undefined && !canSeeNode(request.identity, node)) throw new VirtError('FORBIDDEN', `${request.identity?.name ?? 'caller'} may not use node ${node}`);
+      if (kind !== 'domain' && (domain !== undefined || type !== undefined)) throw new VirtError('INVALID_ARG', 'domain and type filter domain events only (kind=domain)');
       const after = resumeAfter(since, request.headers['last-event-id']);
-      const filter = Subjects.domainEventFilter({ node, uuid: domain, type });
+      const filter = kind === 'domain' ? Subjects.domainEventFilter({ node, uuid: domain, type }) : Subjects.eventKindFilter({ node, kind });
       const nc = await app.agents.connection();
       const jsm = await jetstreamManager(nc);
       try {
@@ -107,7 +122,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
           }
           // callers limited to some nodes get only their nodes' events
           if (!canSeeNode(request.identity, (event as { node?: unknown }).node as string)) continue;
-          res.write(`id: ${message.seq}\nevent: lifecycle\ndata: ${JSON.stringify(event)}\n\n`);
+          res.write(`id: ${message.seq}\nevent: ${sseEventName(event)}\ndata: ${JSON.stringify(event)}\n\n`);
         }
       })()
         .catch((error: unknown) => request.log.warn({ err: error }, 'event stream failed'))
