@@ -16,6 +16,8 @@ REQUIRED=(
   /usr/sbin/dnsmasq:dnsmasq-base
   /usr/sbin/nft:nftables
   /usr/sbin/ip:iproute2
+  /usr/bin/nsenter:util-linux
+  /usr/sbin/sysctl:procps
   /usr/bin/openssl:openssl
   /usr/bin/lxc-start:lxc
   /usr/bin/prometheus:prometheus

@@ -11,6 +11,7 @@ import { DomainStore } from './domains/store.js';
 import { DEFAULT_STREAM_LIMITS, EventPublisher, type EventStreamLimits } from './events/publisher.js';
 import { createHandlers } from './handlers.js';
 import { StorageManager } from './storage/manager.js';
+import { NetworkManager } from './networks/manager.js';
 import { createAgentMonitoring, type AgentMonitoring, type AgentMonitoringConfig } from './monitoring.js';
 import { serveOperations } from './service.js';
 
@@ -27,6 +28,8 @@ export interface AgentConfig {
   /** /metrics address, stats interval, scrape cache; /metrics on 127.0.0.1:9177 and stats every 10 s by default. */
   monitoring?: AgentMonitoringConfig;
   logger?: Logger;
+  /** Network namespace (/run/netns/<name>) where this node's bridges, taps, dnsmasq and nft tables live. */
+  netns?: string;
 }
 
 export interface Agent {
@@ -35,6 +38,7 @@ export interface Agent {
   readonly manager: DomainManager;
   readonly events: EventPublisher;
   readonly storage: StorageManager;
+  readonly networks: NetworkManager;
   /** Base URL of the metrics server (`…/metrics`), undefined when metrics are off. */
   readonly metricsUrl: string | undefined;
   close(): Promise<void>;
@@ -83,8 +87,12 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     });
     storage = pools;
     await pools.init();
+    const networks = new NetworkManager({ node: config.node, stateDir: config.stateDir, ...(config.netns ? { netns: config.netns } : {}), events, logger });
+    // networks come up before domains, whose autostart may need them
+    await networks.init();
     manager = new DomainManager({
       volumes: pools,
+      networks,
       node: config.node,
       stateDir: config.stateDir,
       drivers,
@@ -104,7 +112,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     const kv = await new Kvm(nc).create(NODES_BUCKET, { history: 1 });
     await kv.put(config.node, JSON.stringify({ node: config.node, version: AGENT_VERSION, registeredAt: startedAt }));
 
-    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools });
+    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks });
     service = await serveOperations({
       nc,
       node: config.node,
@@ -125,6 +133,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       manager,
       events,
       storage: pools,
+      networks,
       metricsUrl,
       async close() {
         await ownedService.stop().catch(() => undefined);

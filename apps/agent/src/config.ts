@@ -2,7 +2,7 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { VirtError } from '@virtbus/api-contract';
-import { DriverNames, type DriverName } from '@virtbus/drivers';
+import { DriverNames, assertNetnsName, type DriverName } from '@virtbus/drivers';
 import { NATS_IDENTITY_OPTIONS, natsClientConfigFromFlags, natsConnectionOptions } from '@virtbus/security';
 import type { AgentConfig } from './agent.js';
 import { DEFAULT_STREAM_LIMITS } from './events/publisher.js';
@@ -33,6 +33,7 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
   --state-dir DIR      durable state (default: VIRTBUS_STATE_DIR or /var/lib/virtbus/<node>)
   --drivers LIST       drivers to load (default: VIRTBUS_DRIVERS or all: ${DriverNames.join(',')})
   --log-level LEVEL    pino level (default: info)
+  --netns NAME         keep this node's bridges, taps, dnsmasq and nft tables in network namespace /run/netns/NAME (default: VIRTBUS_NETNS)
   --metrics-address A  host:port of /metrics, or off (default: VIRTBUS_METRICS_ADDRESS or 127.0.0.1:9177; port 0 = any)
   --metrics-cache-ms N scrapes within N ms of the last collection reuse it (default: VIRTBUS_METRICS_CACHE_MS or 5000)
   --stats-deadline-ms N  a domain's stats may take this long in a scrape or bulk call (default: VIRTBUS_STATS_DEADLINE_MS or 2000)
@@ -54,6 +55,12 @@ function numberOption(name: string, text: string | undefined, fallback: number):
   return value;
 }
 
+function netnsOption(name: string | undefined): { netns?: string } {
+  if (!name) return {};
+  assertNetnsName(name);
+  return { netns: name };
+}
+
 export interface AgentCliConfig extends AgentConfig {
   logLevel: string;
 }
@@ -67,6 +74,7 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       'state-dir': { type: 'string' },
       drivers: { type: 'string' },
       'log-level': { type: 'string' },
+      netns: { type: 'string' },
       'test-latency-ms': { type: 'string' },
       'metrics-address': { type: 'string' },
       'metrics-cache-ms': { type: 'string' },
@@ -101,5 +109,6 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       maxMessages: numberOption('--events-max-messages', values['events-max-messages'] ?? env.VIRTBUS_EVENTS_MAX_MESSAGES, DEFAULT_STREAM_LIMITS.maxMessages),
     },
     logLevel: values['log-level'] ?? env.VIRTBUS_LOG_LEVEL ?? 'info',
+    ...netnsOption(values.netns ?? env.VIRTBUS_NETNS),
   };
 }

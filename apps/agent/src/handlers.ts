@@ -6,6 +6,8 @@ import { readNodeStats } from './node-stats.js';
 import type { OperationHandlers } from './service.js';
 import { createStorageHandlers } from './storage/handlers.js';
 import type { StorageManager } from './storage/manager.js';
+import { createNetworkHandlers } from './networks/handlers.js';
+import type { NetworkManager } from './networks/manager.js';
 
 export interface HandlerDeps {
   node: string;
@@ -15,6 +17,7 @@ export interface HandlerDeps {
   consoles: ConsoleHub;
   driverInfo: DriverInfo[];
   storage: StorageManager;
+  networks: NetworkManager;
 }
 
 /** What each contract operation does on this agent. */
@@ -55,5 +58,6 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
       return {};
     },
     ...createStorageHandlers(deps.storage),
+    ...createNetworkHandlers(deps.networks, manager),
   };
 }

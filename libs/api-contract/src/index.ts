@@ -9,3 +9,4 @@ export * from './validate.js';
 export * from './lifecycle.js';
 export * from './stats.js';
 export * from './storage.js';
+export * from './network.js';

@@ -50,6 +50,8 @@ export const Subjects = {
     `${SUBJECT_ROOT}.${filter.node ? node(filter.node) : '*'}.events.${filter.kind === 'all' ? '>' : `${filter.kind}.>`}`,
   poolEvent: (nodeName: string, pool: string, type: string) =>
     `${SUBJECT_ROOT}.${node(nodeName)}.events.pool.${token(pool, 'pool name')}.${token(type, 'event type')}`,
+  networkEvent: (nodeName: string, network: string, type: string) =>
+    `${SUBJECT_ROOT}.${node(nodeName)}.events.network.${token(network, 'network name')}.${token(type, 'event type')}`,
   operationEvent: (nodeName: string, id: string) => `${SUBJECT_ROOT}.${node(nodeName)}.events.operation.${token(id, 'operation id')}`,
   /** Volume content sessions: uploads write (rw), downloads read (ro), so permissions apply as for requests. */
   uploadSession: (nodeName: string, session: string) => `${SUBJECT_ROOT}.${node(nodeName)}.rw.stream.upload.${token(session, 'session')}`,

@@ -1,4 +1,4 @@
-import type { DomainConfig, DomainDriver, DomainState, DomainStats, DriverInfo, ExecRequest, ExecResult, StateReason } from '@virtbus/api-contract';
+import type { DomainConfig, DomainDriver, DomainNic, DomainState, DomainStats, DriverInfo, ExecRequest, ExecResult, StateReason } from '@virtbus/api-contract';
 import type { Logger } from 'pino';
 
 /** Driver-owned runtime facts (pid, sockets, start time…) that the agent persists atomically with the domain. */
@@ -19,6 +19,20 @@ export interface RunState {
   runtime?: DomainRuntime | null;
 }
 
+/** Where a `network` or `bridge` NIC plugs in: a bridge in the node's network namespace. */
+export interface NicAttachment {
+  bridge: string;
+  network?: string;
+}
+
+/** The agent's view of its virtual networks, for drivers that attach NICs to them. */
+export interface NetworkResolver {
+  /** Network namespace (/run/netns/<name>) of the node's bridges; taps and their QEMU live there too. */
+  readonly netns?: string;
+  /** Throws NO_NETWORK or OPERATION_INVALID (network not active) when the NIC cannot be attached. */
+  resolveNic(nic: DomainNic): NicAttachment;
+}
+
 export interface DriverContext {
   readonly node: string;
   /** A directory private to this driver under the agent's state dir. */
@@ -28,6 +42,8 @@ export interface DriverContext {
   observedState(uuid: string, change: RunState): void;
   /** Persists runtime facts at once (before a long wait), so a restarted agent can find the domain. */
   saveRuntime(uuid: string, runtime: DomainRuntime | null): Promise<void>;
+  /** Present when the agent manages virtual networks. */
+  readonly networks?: NetworkResolver;
 }
 
 export interface StartOptions {

@@ -33,3 +33,16 @@ export { volumePathIn } from './storage/paths.js';
 export { parseQemuImgInfo, qemuImgInfo, type ImageInfo } from './storage/qemu-img.js';
 export { NETNS_DIR, assertNetnsName, inNetns, netnsPath, runInNetns, type NetnsCommand } from './util/netns.js';
 export { runTool, type RunOptions } from './storage/run.js';
+export type { NetworkResolver, NicAttachment } from './driver.js';
+export { NetworkDriver, type NetworkDriverOptions, type NetworkRuntime, type LinkStats } from './network/network-driver.js';
+export {
+  assertInterfaceName,
+  defaultBridgeName,
+  nftTableName,
+  validateDefinition as validateNetworkDefinition,
+  validateHosts as validateNetworkHosts,
+  type NetworkDefinition,
+} from './network/definition.js';
+export { dnsmasqConfig, dhcpHostsFile, parseLeases } from './network/dnsmasq.js';
+export { nftRuleset } from './network/nft.js';
+export { runningTapNics, tapName, type TapNic } from './qemu/nics.js';

@@ -80,6 +80,14 @@ export const OperationPermission = {
   // disk contents may hold secrets: reading them needs the storage role
   'volume.download': PermissionClass.Storage,
   'operation.cancel': PermissionClass.Storage,
+  'network.list': PermissionClass.Read,
+  'network.get': PermissionClass.Read,
+  'network.leases': PermissionClass.Read,
+  'domain.interfaces': PermissionClass.Read,
+  'network.define': PermissionClass.Network,
+  'network.update': PermissionClass.Network,
+  'network.undefine': PermissionClass.Network,
+  'network.state': PermissionClass.Network,
 } as const satisfies Record<OperationName, PermissionClass>;
 
 export function minimumRoleFor(what: PermissionClass | OperationName): Role {

@@ -14,7 +14,7 @@ import {
   type ExecResult,
   type LifecycleChange,
 } from '@virtbus/api-contract';
-import type { DomainRecord, DomainRuntime, DriverContext, HypervisorDriver, RunState } from '@virtbus/drivers';
+import type { DomainRecord, DomainRuntime, DriverContext, HypervisorDriver, NetworkResolver, RunState } from '@virtbus/drivers';
 import { withSpan, type DomainListing } from '@virtbus/monitoring';
 import type { Logger } from 'pino';
 import type { EventPublisher } from '../events/publisher.js';
@@ -38,6 +38,8 @@ export interface DomainManagerOptions {
   statsDeadlineMs?: number;
   /** Resolves disks and root filesystems that name pool volumes (the storage manager). */
   volumes?: VolumeResolver;
+  /** Virtual networks that `network` NICs resolve to. */
+  networks?: NetworkResolver;
   /** Told about every error a driver call returns (metrics). */
   onDriverError?: (driver: string, operation: string, error: unknown) => void;
 }
@@ -384,6 +386,7 @@ export class DomainManager {
       node: this.options.node,
       stateDir,
       logger: this.options.logger.child({ driver: driver.name }),
+      ...(this.options.networks ? { networks: this.options.networks } : {}),
       observedState: (uuid, change) => {
         this.apply(uuid, change).catch((error: unknown) => this.options.logger.error({ err: error, uuid }, 'could not apply observed state'));
       },

@@ -13,6 +13,9 @@ import {
   type PoolState,
   type StateReason,
   type StoragePoolEvent,
+  type NetworkEvent,
+  type NetworkEventType,
+  type NetworkState,
 } from '@virtbus/api-contract';
 import { writeJsonAtomic } from '@virtbus/drivers';
 import type { Logger } from 'pino';
@@ -27,7 +30,7 @@ export interface EventStreamLimits {
 export const DEFAULT_STREAM_LIMITS: EventStreamLimits = { maxAgeMs: 7 * 24 * 3600 * 1000, maxMessages: 1_000_000 };
 
 /** Domain and storage pool lifecycle events share the node's sequence and the outbox. */
-type NodeEvent = LifecycleEvent | StoragePoolEvent;
+type NodeEvent = LifecycleEvent | StoragePoolEvent | NetworkEvent;
 
 /** What publish hooks see of any event. */
 export interface PublishedEvent {
@@ -164,6 +167,24 @@ export class EventPublisher {
     return event;
   }
 
+  /** A virtual network lifecycle event, recorded and published like a domain event. */
+  async emitNetwork(network: { uuid: string; name: string }, type: NetworkEventType, state: NetworkState): Promise<NetworkEvent> {
+    const event: NetworkEvent = {
+      kind: 'network.lifecycle',
+      node: this.node,
+      seq: ++this.outbox.lastSeq,
+      timestamp: new Date().toISOString(),
+      uuid: network.uuid,
+      name: network.name,
+      type,
+      state,
+    };
+    this.outbox.pending.push(event);
+    await this.persist();
+    this.kick();
+    return event;
+  }
+
   /** Waits until every recorded event is acknowledged by JetStream (or the timeout passes). */
   async drain(timeoutMs = 5000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
@@ -233,7 +254,11 @@ export class EventPublisher {
       const event = this.outbox.pending[0]!;
       try {
         const subject =
-          event.kind === 'pool.lifecycle' ? Subjects.poolEvent(event.node, event.name, event.type) : Subjects.domainEvent(event.node, event.uuid, event.type);
+          event.kind === 'pool.lifecycle'
+            ? Subjects.poolEvent(event.node, event.name, event.type)
+            : event.kind === 'network.lifecycle'
+              ? Subjects.networkEvent(event.node, event.name, event.type)
+              : Subjects.domainEvent(event.node, event.uuid, event.type);
         await this.js.publish(subject, JSON.stringify(event), {
           msgID: `${event.node}-${event.seq}`,
           timeout: 2000,

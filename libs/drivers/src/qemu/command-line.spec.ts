@@ -115,13 +115,15 @@ describe('buildCommandLine', () => {
     expect(() => build({ disks: [{ source: { path: '/a.iso' }, device: 'cdrom' }] })).toThrow(/virtio/);
   });
 
-  it('adds user-mode NICs with stable MACs and refuses the others', () => {
+  it('adds user-mode NICs with stable MACs, and taps for network/bridge NICs', () => {
     const args = build({ nics: [{ type: 'user' }, { type: 'none' }, { type: 'user', model: 'e1000', mac: '52:54:00:aa:bb:cc' }] });
     expect(values(args, '-netdev')).toEqual(['user,id=net0', 'user,id=net2']);
     expect(values(args, '-device')).toEqual(
       expect.arrayContaining([`virtio-net-pci,netdev=net0,id=nic0,mac=${macFor(base.uuid, 0)}`, 'e1000,netdev=net2,id=nic2,mac=52:54:00:aa:bb:cc']),
     );
-    expect(() => build({ nics: [{ type: 'network', source: 'default' }] })).toThrow(/not supported/);
+    expect(() => build({ nics: [{ type: 'network', source: 'default' }] })).toThrow(/no tap/);
+    const tapped = buildCommandLine({ ...base, nics: [{ type: 'network', source: 'default' }] } as DomainConfig, qemuPaths('/run/x'), { accel: 'tcg', cpuModel: 'max', taps: new Map([[0, 'vbabcdef01n0']]) });
+    expect(values(tapped, '-netdev')).toEqual(['tap,id=net0,ifname=vbabcdef01n0,script=no,downscript=no']);
   });
 });
 

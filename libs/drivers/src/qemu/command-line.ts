@@ -18,6 +18,8 @@ export interface QemuPaths {
 export interface CommandLineOptions {
   accel: QemuAccel;
   cpuModel: string;
+  /** Host tap device per NIC index, for `network` and `bridge` NICs. */
+  taps?: ReadonlyMap<number, string>;
 }
 
 export function qemuPaths(runDir: string): QemuPaths {
@@ -154,9 +156,14 @@ export function buildCommandLine(config: DomainConfig, paths: QemuPaths, options
 
   config.nics.forEach((nic, index) => {
     if (nic.type === 'none') return;
-    if (nic.type !== 'user') throw new VirtError('OPERATION_UNSUPPORTED', `NIC type ${nic.type} is not supported by the qemu driver yet`);
     const mac = nic.mac ?? macFor(config.uuid, index);
-    args.push('-netdev', `user,id=net${index}`, '-device', `${NIC_MODELS[nic.model ?? 'virtio']},netdev=net${index},id=nic${index},mac=${mac}`);
+    let netdev = `user,id=net${index}`;
+    if (nic.type !== 'user') {
+      const tap = options.taps?.get(index);
+      if (!tap) throw new VirtError('INTERNAL', `NIC ${index} (${nic.type}) has no tap device`);
+      netdev = `tap,id=net${index},ifname=${tap},script=no,downscript=no`;
+    }
+    args.push('-netdev', netdev, '-device', `${NIC_MODELS[nic.model ?? 'virtio']},netdev=net${index},id=nic${index},mac=${mac}`);
   });
 
   args.push('-device', 'virtio-balloon-pci,id=balloon0', '-device', 'pvpanic');

@@ -46,11 +46,12 @@ describe('QemuDriver without a usable /dev/kvm', () => {
     await expect(missing.probe()).resolves.toMatchObject({ available: false });
   });
 
-  it('accepts pool volumes, refuses network/bridge NICs and container settings', () => {
+  it('accepts pool volumes and network/bridge NICs with a source, refuses container settings', () => {
     const qemu = { ...config, driver: 'qemu' as const };
     // Pool volumes are fine: the agent resolves them to paths before start.
     expect(() => driver.validate({ ...qemu, disks: [{ source: { pool: 'p', volume: 'v' } }] })).not.toThrow();
-    expect(() => driver.validate({ ...qemu, nics: [{ type: 'network', source: 'default' }] })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
+    expect(() => driver.validate({ ...qemu, nics: [{ type: 'network' }] })).toThrow(expect.objectContaining({ code: 'INVALID_ARG' }));
+    expect(() => driver.validate({ ...qemu, nics: [{ type: 'network', source: 'default' }] })).not.toThrow();
     expect(() => driver.validate({ ...qemu, container: { rootfs: { path: '/r' } } })).toThrow(expect.objectContaining({ code: 'INVALID_ARG' }));
     expect(() => driver.validate({ ...qemu, driver: 'lxc' })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
   });

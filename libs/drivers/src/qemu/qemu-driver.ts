@@ -15,6 +15,8 @@ import type {
   StatsCapability,
   WaitOptions,
 } from '../driver.js';
+import { inNetns } from '../util/netns.js';
+import { attachTaps, planTapNics, runningTapNics, tapStats } from './nics.js';
 import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
 import { ConsoleHub } from './console.js';
 import { parseRuntime, QemuInstance, type ExitInfo, type QemuRuntime } from './instance.js';
@@ -154,7 +156,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     }
     diskTargets(config.disks);
     for (const nic of config.nics) {
-      if (nic.type === 'network' || nic.type === 'bridge') throw new VirtError('OPERATION_UNSUPPORTED', `NIC type ${nic.type} is not supported by the qemu driver yet`);
+      if ((nic.type === 'network' || nic.type === 'bridge') && !nic.source) throw new VirtError('INVALID_ARG', `a ${nic.type} NIC needs a source`);
     }
   }
 
@@ -229,9 +231,13 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     await mkdir(paths.runDir, { recursive: true, mode: 0o700 });
     await this.removeRuntimeFiles(paths);
     await rm(paths.consoleLog, { force: true });
-    const args = buildCommandLine(config, paths, { accel, cpuModel });
+    const tapNics = planTapNics(config, this.context?.networks);
+    const netns = tapNics.length > 0 ? this.context?.networks?.netns : undefined;
+    const args = buildCommandLine(config, paths, { accel, cpuModel, taps: new Map(tapNics.map((nic) => [nic.index, nic.tap])) });
 
-    const child = spawnDetached(binary, args, paths.qemuLog);
+    // taps live in the node's network namespace with their bridges, so QEMU must open them there
+    const spawnCommand = inNetns(netns, binary, args);
+    const child = spawnDetached(spawnCommand.command, spawnCommand.args, paths.qemuLog);
     const spawned = await new Promise<Error | undefined>((resolve) => {
       child.once('spawn', () => resolve(undefined));
       child.once('error', (error) => resolve(error));
@@ -247,6 +253,8 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       accel,
       startedAt: new Date().toISOString(),
       ...(config.console.type === 'serial' ? { consoleSocket: paths.consoleSocket, consoleLog: paths.consoleLog } : {}),
+      ...(tapNics.length > 0 ? { nics: tapNics } : {}),
+      ...(netns ? { netns } : {}),
     };
     const instance = new QemuInstance(config, runtime, child, (inst, info) => this.onExit(inst, info));
     this.log().debug({ uuid: config.uuid, qemuPid: pid, args }, 'QEMU spawned');
@@ -260,6 +268,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
         await hub.attach(true);
         instance.console = hub;
       }
+      await attachTaps(netns, tapNics);
       if (!options.paused) await this.busy(instance, () => instance.qmp!.cont());
     } catch (error) {
       await this.abortStart(instance, paths);
@@ -447,6 +456,8 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     } catch (error) {
       throw qmpFailure(error, `stats of ${config.name}`);
     }
+    const taps = runningTapNics(instance.runtime);
+    if (taps.nics.length > 0) stats.net = await tapStats(taps.netns, taps.nics).catch(() => []);
     return stats;
   }
 
