@@ -14,7 +14,16 @@ export interface BusBenchResult {
   raw: Record<'c1' | 'c64', LatencySummary>;
   agent: Record<'c1' | 'c64', LatencySummary>;
   gateway: Record<'c1' | 'c64', LatencySummary>;
-  ratios: { agentP50VsRaw: number; gatewayP50VsRaw: number; gatewayThroughput64VsRaw: number; agentThroughput64VsRaw: number };
+  /** Plain node:http forwarding the same bus call: what HTTP in front of NATS costs here before any gateway feature. */
+  httpForwarder: Record<'c1' | 'c64', LatencySummary>;
+  ratios: {
+    agentP50VsRaw: number;
+    gatewayP50VsRaw: number;
+    gatewayThroughput64VsRaw: number;
+    agentThroughput64VsRaw: number;
+    forwarderThroughput64VsRaw: number;
+    gatewayThroughput64VsForwarder: number;
+  };
 }
 
 async function waitForLine(child: ReturnType<typeof spawn>, text: string): Promise<void> {
@@ -46,11 +55,18 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
     env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  let forwarder: ReturnType<typeof spawn> | undefined;
   try {
     await waitForLine(responder, 'ready');
     const client = new VirtClient(nc);
     const domain = await client.call('bench', 'domain.define', { name: 'bench-vm', driver: 'test' });
     const url = `http://127.0.0.1:${port}/v1/nodes/bench/domains/${domain.uuid}`;
+    const forwarderPort = await freePort();
+    forwarder = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./forwarder.ts', import.meta.url)), nats.url, 'bench', domain.uuid, String(forwarderPort)], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await waitForLine(forwarder, 'ready');
     for (let attempt = 0; ; attempt++) {
       try {
         if ((await fetch(url)).ok) break;
@@ -66,15 +82,17 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
     // The rate limit is off (--rate-limit 0): this measures the gateway's overhead, not its throttle.
     // node:http with keep-alive: fetch's own overhead would otherwise dominate the gateway's figure.
     const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
-    const viaGateway = () =>
+    const httpGet = (target: string) => () =>
       new Promise<void>((resolve, reject) => {
-        const request = httpRequest(url, { agent: httpAgent }, (response) => {
+        const request = httpRequest(target, { agent: httpAgent }, (response) => {
           response.on('data', () => undefined);
           response.on('end', () => (response.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${response.statusCode}`))));
         });
         request.on('error', reject);
         request.end();
       });
+    const viaGateway = httpGet(url);
+    const viaForwarder = httpGet(`http://127.0.0.1:${forwarderPort}/`);
     const measure = async (call: () => Promise<unknown>) => {
       await load(call, 8, Math.min(500, n1));
       return { c1: await load(call, 1, n1), c64: await load(call, 64, n64) };
@@ -82,20 +100,25 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
     const rawResult = await measure(raw);
     const agentResult = await measure(viaAgent);
     const gatewayResult = await measure(viaGateway);
+    const forwarderResult = await measure(viaForwarder);
     return {
       requests: { inFlight1: n1, inFlight64: n64 },
       raw: rawResult,
       agent: agentResult,
       gateway: gatewayResult,
+      httpForwarder: forwarderResult,
       ratios: {
         agentP50VsRaw: round(agentResult.c1.p50Ms / rawResult.c1.p50Ms, 2),
         gatewayP50VsRaw: round(gatewayResult.c1.p50Ms / rawResult.c1.p50Ms, 2),
         agentThroughput64VsRaw: round(agentResult.c64.throughputPerSec / rawResult.c64.throughputPerSec, 2),
         gatewayThroughput64VsRaw: round(gatewayResult.c64.throughputPerSec / rawResult.c64.throughputPerSec, 2),
+        forwarderThroughput64VsRaw: round(forwarderResult.c64.throughputPerSec / rawResult.c64.throughputPerSec, 2),
+        gatewayThroughput64VsForwarder: round(gatewayResult.c64.throughputPerSec / forwarderResult.c64.throughputPerSec, 2),
       },
     };
   } finally {
     gateway.kill('SIGTERM');
+    forwarder?.kill('SIGTERM');
     responder.kill('SIGTERM');
     await agent.stop();
     await nc.close();

@@ -13,11 +13,12 @@ const selected = (name: string) => !values.only || values.only.split(',').includ
 const fmt = (s: LatencySummary) => `${round(s.p50Ms)} | ${round(s.p99Ms)} | ${Math.round(s.throughputPerSec)}`;
 
 function busMarkdown(result: BusBenchResult): string {
-  const rows = (['raw', 'agent', 'gateway'] as const).map((name) => `| ${name} | ${fmt(result[name].c1)} | ${fmt(result[name].c64)} |`);
+  const rows = (['raw', 'agent', 'gateway', 'httpForwarder'] as const).map((name) => `| ${name} | ${fmt(result[name].c1)} | ${fmt(result[name].c64)} |`);
   return [
     '## Request/reply: raw NATS vs agent vs gateway',
     '',
     `Read call: \`domain.get\` on the test driver (raw: a trivial responder). ${result.requests.inFlight1} requests at 1 in flight, ${result.requests.inFlight64} at 64.`,
+    'httpForwarder: plain node:http forwarding the same bus call (no framework, auth, schemas or metrics), the floor for any HTTP front here.',
     '',
     '| path | p50 ms (1) | p99 ms (1) | req/s (1) | p50 ms (64) | p99 ms (64) | req/s (64) |',
     '|---|---|---|---|---|---|---|',
@@ -29,6 +30,8 @@ function busMarkdown(result: BusBenchResult): string {
     `| gateway p50 / raw p50 | ${result.ratios.gatewayP50VsRaw} | ≤ 2.5 |`,
     `| gateway req/s at 64 / raw | ${result.ratios.gatewayThroughput64VsRaw} | ≥ 0.6 |`,
     `| agent req/s at 64 / raw | ${result.ratios.agentThroughput64VsRaw} | — |`,
+    `| plain HTTP forwarder req/s at 64 / raw | ${result.ratios.forwarderThroughput64VsRaw} | — |`,
+    `| gateway req/s at 64 / plain HTTP forwarder | ${result.ratios.gatewayThroughput64VsForwarder} | — |`,
     '',
   ].join('\n');
 }
