@@ -152,7 +152,7 @@ export interface EventOptions {
   node?: string;
   domain?: string;
   type?: string;
-  /** domain (default), pool, operation or all. */
+  /** domain (default), pool, network, operation or all. */
   kind?: string;
   since?: number;
   /** Stop after this many events (scripts and tests). */

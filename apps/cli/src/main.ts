@@ -20,7 +20,7 @@ start DOMAIN [--paused] | shutdown DOMAIN [--timeout S] [--force] | destroy | re
 domstats DOMAIN                       host-side stats
 exec DOMAIN [--timeout S] -- CMD...   run a command in a running container
 console DOMAIN [--force] [--ro]       attach to the serial console (Ctrl-] leaves)
-events [--kind domain|pool|operation|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
+events [--kind domain|pool|network|operation|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
 
 environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY, VIRTBUS_NODE
 `;
