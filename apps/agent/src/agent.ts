@@ -12,6 +12,7 @@ import { DEFAULT_STREAM_LIMITS, EventPublisher, type EventStreamLimits } from '.
 import { createHandlers } from './handlers.js';
 import { StorageManager } from './storage/manager.js';
 import { NetworkManager } from './networks/manager.js';
+import { InterfaceManager } from './interfaces/manager.js';
 import { createAgentMonitoring, type AgentMonitoring, type AgentMonitoringConfig } from './monitoring.js';
 import { serveOperations } from './service.js';
 
@@ -23,6 +24,8 @@ export interface AgentConfig {
   nats: NodeConnectionOptions;
   stateDir: string;
   drivers: readonly DriverName[];
+  /** Let the API configure the interfaces of the agent's own namespace (always allowed inside `netns`). */
+  manageHostInterfaces?: boolean;
   driverOptions?: DriverOptions;
   streamLimits?: EventStreamLimits;
   /** /metrics address, stats interval, scrape cache; /metrics on 127.0.0.1:9177 and stats every 10 s by default. */
@@ -107,12 +110,19 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       if (event.type === 'STOPPED' || event.type === 'CRASHED' || event.type === 'UNDEFINED') consoles.forget(event.uuid);
     });
     await manager.init();
+    const interfaces = new InterfaceManager({
+      stateDir: config.stateDir,
+      netns: config.netns,
+      configurable: config.netns !== undefined || config.manageHostInterfaces === true,
+      logger,
+    });
+    await interfaces.init();
     const driverInfo: DriverInfo[] = await Promise.all(drivers.map((driver) => driver.probe()));
 
     const kv = await new Kvm(nc).create(NODES_BUCKET, { history: 1 });
     await kv.put(config.node, JSON.stringify({ node: config.node, version: AGENT_VERSION, registeredAt: startedAt }));
 
-    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks });
+    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces });
     service = await serveOperations({
       nc,
       node: config.node,
@@ -139,6 +149,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
         await ownedService.stop().catch(() => undefined);
         await watch.close().catch(() => undefined);
         consoles.closeAll();
+        interfaces.close();
         await pools.close();
         await events.drain(2000);
         await events.close();

@@ -45,6 +45,7 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
   --nats-key FILE      its private key (default: NATS_KEY)
   --nats-creds FILE    a .creds file (JWT + nkey seed) instead (default: NATS_CREDS)
   --nats-inbox-prefix P  reply inbox prefix, _INBOX.<identity> (default: NATS_INBOX_PREFIX)
+  --manage-host-interfaces  let the API change this host's own interfaces (VIRTBUS_MANAGE_HOST_INTERFACES=1; implied inside --netns)
   --allow-insecure-nats  connect in plaintext to a non-loopback server anyway (VIRTBUS_NATS_ALLOW_INSECURE=1)
 `;
 
@@ -83,6 +84,7 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       'events-max-age': { type: 'string' },
       'events-max-messages': { type: 'string' },
       ...NATS_IDENTITY_OPTIONS,
+      'manage-host-interfaces': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -108,6 +110,7 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       maxAgeMs: numberOption('--events-max-age', values['events-max-age'] ?? env.VIRTBUS_EVENTS_MAX_AGE, DEFAULT_STREAM_LIMITS.maxAgeMs / 1000) * 1000,
       maxMessages: numberOption('--events-max-messages', values['events-max-messages'] ?? env.VIRTBUS_EVENTS_MAX_MESSAGES, DEFAULT_STREAM_LIMITS.maxMessages),
     },
+    manageHostInterfaces: values['manage-host-interfaces'] === true || env.VIRTBUS_MANAGE_HOST_INTERFACES === '1',
     logLevel: values['log-level'] ?? env.VIRTBUS_LOG_LEVEL ?? 'info',
     ...netnsOption(values.netns ?? env.VIRTBUS_NETNS),
   };

@@ -4,6 +4,8 @@ import type { DomainManager } from './domains/manager.js';
 import { readNodeInfo } from './node-info.js';
 import { readNodeStats } from './node-stats.js';
 import type { OperationHandlers } from './service.js';
+import { createInterfaceHandlers } from './interfaces/handlers.js';
+import type { InterfaceManager } from './interfaces/manager.js';
 import { createStorageHandlers } from './storage/handlers.js';
 import type { StorageManager } from './storage/manager.js';
 import { createNetworkHandlers } from './networks/handlers.js';
@@ -18,6 +20,7 @@ export interface HandlerDeps {
   driverInfo: DriverInfo[];
   storage: StorageManager;
   networks: NetworkManager;
+  interfaces: InterfaceManager;
 }
 
 /** What each contract operation does on this agent. */
@@ -59,5 +62,6 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     },
     ...createStorageHandlers(deps.storage),
     ...createNetworkHandlers(deps.networks, manager),
+    ...createInterfaceHandlers(deps.interfaces),
   };
 }

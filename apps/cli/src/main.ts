@@ -3,6 +3,7 @@ import { DomainStateActions, VirtError, type DomainsPost, type DomainStatePut } 
 import * as commands from './commands.js';
 import { consoleCommand } from './console.js';
 import { GatewayHttp } from './http.js';
+import { HOSTNET_USAGE, runHostNetCommand } from './hostnet.js';
 
 export const USAGE = `virtbus — manage domains on virtbus nodes (like virsh)
 
@@ -21,8 +22,7 @@ domstats DOMAIN                       host-side stats
 exec DOMAIN [--timeout S] -- CMD...   run a command in a running container
 console DOMAIN [--force] [--ro]       attach to the serial console (Ctrl-] leaves)
 events [--kind domain|pool|network|operation|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
-
-environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY, VIRTBUS_NODE
+${HOSTNET_USAGE}environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY, VIRTBUS_NODE
 `;
 
 export async function run(argv: string[], out: (text: string) => void = (text) => process.stdout.write(`${text}\n`)): Promise<number> {
@@ -145,6 +145,8 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       });
       return 0;
     default: {
+      const hostnet = await runHostNetCommand(ctx, command, rest, { ...(values.timeout ? { timeout: int('timeout', values.timeout) } : {}) });
+      if (hostnet !== undefined) return hostnet;
       if (!(DomainStateActions as readonly string[]).includes(command)) throw new VirtError('INVALID_ARG', `unknown command ${command}; see virtbus --help`);
       const change: DomainStatePut = { action: command as DomainStatePut['action'] };
       if (values.timeout) change.timeout = int('timeout', values.timeout);

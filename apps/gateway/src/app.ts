@@ -14,6 +14,7 @@ import { domainRoutes } from './routes/domains.js';
 import { eventRoutes } from './routes/events.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { storageRoutes } from './routes/storage.js';
+import { interfaceRoutes } from './routes/interfaces.js';
 import { sharedSchemaDefinitions } from './schemas.js';
 import type { TraceInjector } from './trace.js';
 
@@ -89,5 +90,6 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(eventRoutes, deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {});
   await app.register(consoleRoutes);
   await app.register(storageRoutes);
+  await app.register(interfaceRoutes);
   return app;
 }

@@ -304,8 +304,14 @@ describe.runIf(canRun)('hostile HTTP input (fast-check, every OpenAPI route)', (
         if (request.method === 'POST' && status === 201) {
           // a valid define: remove what it created (the collection URL plus the new object's uuid or name)
           const created = response.json() as { uuid?: string; name?: string };
-          const undoUrl = `${request.url.split('?')[0]!}/${encodeURIComponent(created.uuid ?? created.name ?? '')}`;
-          const undo = await app.inject({ method: 'DELETE', url: undoUrl });
+          const collection = request.url.split('?')[0]!;
+          let undoUrl = `${collection}/${encodeURIComponent(created.uuid ?? created.name ?? '')}`;
+          let undo = await app.inject({ method: 'DELETE', url: undoUrl });
+          // objects addressed by name only (storage pools, rule sets) also carry a uuid
+          if (undo.statusCode === 404 && created.uuid && created.name) {
+            undoUrl = `${collection}/${encodeURIComponent(created.name)}`;
+            undo = await app.inject({ method: 'DELETE', url: undoUrl });
+          }
           if (undo.statusCode >= 300) failures.push(`could not undo ${describe()}: DELETE ${undoUrl} ${undo.statusCode} ${undo.body}`);
           else counts.undone++;
         }

@@ -7,6 +7,7 @@ import { NodeInfo } from './node.js';
 import { Access } from './subjects.js';
 import { StorageOperations } from './storage.js';
 import { NetworkOperations } from './network.js';
+import { HostInterfaceOperations } from './interfaces.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
@@ -65,6 +66,7 @@ export const Operations = {
   'domain.console.detach': { access: Access.ReadWrite, request: ConsoleDetachRequest, response: Empty, summary: 'Give up the console writer session' },
   ...StorageOperations,
   ...NetworkOperations,
+  ...HostInterfaceOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

@@ -10,3 +10,4 @@ export * from './lifecycle.js';
 export * from './stats.js';
 export * from './storage.js';
 export * from './network.js';
+export * from './interfaces.js';

@@ -46,3 +46,13 @@ export {
 export { dnsmasqConfig, dhcpHostsFile, parseLeases } from './network/dnsmasq.js';
 export { nftRuleset } from './network/nft.js';
 export { runningTapNics, tapName, type TapNic } from './qemu/nics.js';
+export {
+  applyChange,
+  checkChange,
+  listHostInterfaces,
+  parseAddressCidr,
+  parseIpAddr,
+  restoreSnapshot,
+  snapshotOf,
+  type InterfaceSnapshot,
+} from './hostnet/interfaces.js';

@@ -88,6 +88,13 @@ export const OperationPermission = {
   'network.update': PermissionClass.Network,
   'network.undefine': PermissionClass.Network,
   'network.state': PermissionClass.Network,
+  'iface.list': PermissionClass.Read,
+  'iface.get': PermissionClass.Read,
+  'iface.transaction': PermissionClass.Read,
+  'iface.begin': PermissionClass.HostInterface,
+  'iface.commit': PermissionClass.HostInterface,
+  'iface.rollback': PermissionClass.HostInterface,
+  'iface.configure': PermissionClass.HostInterface,
 } as const satisfies Record<OperationName, PermissionClass>;
 
 export function minimumRoleFor(what: PermissionClass | OperationName): Role {

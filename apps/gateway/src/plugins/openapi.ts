@@ -9,6 +9,8 @@ export const Tags = {
   Events: 'events',
   Console: 'console',
   Storage: 'storage',
+  Interfaces: 'interfaces',
+  Firewall: 'firewall',
 } as const;
 
 async function openapiPlugin(app: FastifyInstance): Promise<void> {
@@ -26,6 +28,8 @@ async function openapiPlugin(app: FastifyInstance): Promise<void> {
         { name: Tags.Events, description: 'Lifecycle events (Server-Sent Events)' },
         { name: Tags.Console, description: 'Serial console (WebSocket)' },
         { name: Tags.Storage, description: 'Storage pools, volumes and their async operations' },
+        { name: Tags.Interfaces, description: 'Host interfaces and their configuration transaction' },
+        { name: Tags.Firewall, description: 'Firewall rule sets bound to domain NICs (nftables)' },
       ],
     },
     // Shared schemas keep their $id as the component name instead of def-0, def-1…

@@ -1,0 +1,17 @@
+import type { OperationHandlers } from '../service.js';
+import type { InterfaceManager } from './manager.js';
+
+type InterfaceOperationName = Extract<keyof OperationHandlers, `iface.${string}`>;
+
+/** What each host interface contract operation does on this agent. */
+export function createInterfaceHandlers(interfaces: InterfaceManager): Pick<OperationHandlers, InterfaceOperationName> {
+  return {
+    'iface.list': () => interfaces.list(),
+    'iface.get': ({ name }) => interfaces.get(name),
+    'iface.transaction': () => interfaces.current(),
+    'iface.begin': ({ timeoutSeconds }) => interfaces.begin(timeoutSeconds),
+    'iface.commit': () => interfaces.commit(),
+    'iface.rollback': () => interfaces.rollback(),
+    'iface.configure': ({ changes }) => interfaces.configure(changes),
+  };
+}

@@ -1,0 +1,129 @@
+import { readFile } from 'node:fs/promises';
+import { VirtError, type HostInterface, type HostInterfaceChange, type HostInterfaceList, type HostInterfaceTransaction } from '@virtbus/api-contract';
+import { resolveNode, type CommandContext } from './commands.js';
+import { bytes, keyValues, table } from './format.js';
+
+export const HOSTNET_USAGE = `iface-list                            host interfaces of the node
+iface-info IFACE                      one host interface
+iface-begin [--timeout S]             snapshot the interface config (rolled back after S seconds unless committed)
+iface-commit | iface-rollback         keep or undo the changes since iface-begin
+iface-start IFACE | iface-destroy IFACE   set an interface up or down
+iface-set IFACE [mtu=N] [master=BR|nomaster] [up|down]
+iface-addr-add IFACE ADDR/PREFIX | iface-addr-del IFACE ADDR/PREFIX
+iface-bridge-add NAME | iface-vlan-add NAME PARENT VLAN-ID | iface-delete NAME
+iface-apply FILE.json                 apply a HostInterfaceChanges file, all or nothing
+`;
+
+const enc = encodeURIComponent;
+
+function print(ctx: CommandContext, value: unknown, text: () => string): void {
+  ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
+}
+
+const addressList = (i: HostInterface) => i.addresses.map((a) => `${a.address}/${a.prefix}`).join(' ');
+
+function need(args: readonly string[], index: number, what: string, command: string): string {
+  const value = args[index];
+  if (!value) throw new VirtError('INVALID_ARG', `${command} needs ${what}`);
+  return value;
+}
+
+function setChange(name: string, words: readonly string[]): HostInterfaceChange {
+  const change: Extract<HostInterfaceChange, { action: 'set' }> = { action: 'set', name };
+  for (const word of words) {
+    const [key, value] = word.split('=', 2);
+    if (key === 'mtu' && value && /^\d+$/.test(value)) change.mtu = Number(value);
+    else if (key === 'master' && value) change.master = value;
+    else if (word === 'nomaster') change.master = null;
+    else if (word === 'up' || word === 'down') change.up = word === 'up';
+    else throw new VirtError('INVALID_ARG', `iface-set does not understand ${JSON.stringify(word)}; use mtu=N, master=BR, nomaster, up or down`);
+  }
+  return change;
+}
+
+/** The change a one-change iface verb stands for. */
+function changeFor(command: string, args: readonly string[]): HostInterfaceChange {
+  const name = need(args, 0, 'an interface name', command);
+  switch (command) {
+    case 'iface-start':
+      return { action: 'set', name, up: true };
+    case 'iface-destroy':
+      return { action: 'set', name, up: false };
+    case 'iface-set':
+      return setChange(name, args.slice(1));
+    case 'iface-addr-add':
+      return { action: 'add-address', name, address: need(args, 1, 'ADDR/PREFIX', command) };
+    case 'iface-addr-del':
+      return { action: 'remove-address', name, address: need(args, 1, 'ADDR/PREFIX', command) };
+    case 'iface-bridge-add':
+      return { action: 'create-bridge', name, up: true };
+    case 'iface-vlan-add': {
+      const id = need(args, 2, 'a VLAN id', command);
+      if (!/^\d+$/.test(id)) throw new VirtError('INVALID_ARG', 'the VLAN id is a whole number');
+      return { action: 'create-vlan', name, parent: need(args, 1, 'a parent interface', command), vlanId: Number(id), up: true };
+    }
+    case 'iface-delete':
+      return { action: 'delete', name };
+    default:
+      throw new VirtError('INVALID_ARG', `unknown command ${command}`);
+  }
+}
+
+function printList(ctx: CommandContext, list: HostInterfaceList): void {
+  print(ctx, list, () => {
+    const rows = list.interfaces.map((i) => [i.name, i.kind, i.adminUp ? 'up' : 'down', i.state, i.mtu, i.mac ?? '', i.master ?? '', addressList(i)]);
+    const text = table(['Name', 'Kind', 'Admin', 'State', 'MTU', 'MAC', 'Master', 'Addresses'], rows);
+    return list.transaction ? `${text}\n\nTransaction ${list.transaction.id} open since ${list.transaction.startedAt} (rollback at ${list.transaction.expiresAt})` : text;
+  });
+}
+
+function printTransaction(ctx: CommandContext, t: HostInterfaceTransaction, verb: string): void {
+  print(ctx, t, () => `Interface transaction ${t.id} ${verb} (${t.changes} change(s))`);
+}
+
+/** Runs an iface-* verb; undefined when the command is not one of them. */
+export async function runHostNetCommand(ctx: CommandContext, command: string, args: readonly string[], options: { timeout?: number }): Promise<number | undefined> {
+  if (!command.startsWith('iface-')) return undefined;
+  const base = `/v1/nodes/${enc(await resolveNode(ctx))}/interfaces`;
+  switch (command) {
+    case 'iface-list':
+      printList(ctx, await ctx.http.json<HostInterfaceList>('GET', base));
+      return 0;
+    case 'iface-info': {
+      const i = await ctx.http.json<HostInterface>('GET', `${base}/${enc(need(args, 0, 'an interface name', command))}`);
+      print(ctx, i, () =>
+        keyValues([
+          ['Name', i.name],
+          ['Kind', i.kind],
+          ['State', `${i.adminUp ? 'up' : 'down'} (${i.state})`],
+          ['MTU', i.mtu],
+          ['MAC', i.mac],
+          ['Master', i.master],
+          ['Members', i.members?.join(' ')],
+          ['VLAN', i.vlan ? `${i.vlan.id} on ${i.vlan.parent}` : undefined],
+          ['Addresses', addressList(i) || 'none'],
+          ['RX', i.stats ? `${bytes(i.stats.rxBytes)} in ${i.stats.rxPackets} packets` : undefined],
+          ['TX', i.stats ? `${bytes(i.stats.txBytes)} in ${i.stats.txPackets} packets` : undefined],
+        ]),
+      );
+      return 0;
+    }
+    case 'iface-begin':
+      printTransaction(ctx, await ctx.http.json<HostInterfaceTransaction>('POST', `${base}/transaction`, options.timeout ? { timeoutSeconds: options.timeout } : {}), 'begun');
+      return 0;
+    case 'iface-commit':
+      printTransaction(ctx, await ctx.http.json<HostInterfaceTransaction>('POST', `${base}/transaction/commit`), 'committed');
+      return 0;
+    case 'iface-rollback':
+      printTransaction(ctx, await ctx.http.json<HostInterfaceTransaction>('POST', `${base}/transaction/rollback`), 'rolled back');
+      return 0;
+    case 'iface-apply': {
+      const body = JSON.parse(await readFile(need(args, 0, 'a FILE.json', command), 'utf8')) as unknown;
+      printList(ctx, await ctx.http.json<HostInterfaceList>('POST', `${base}/changes`, body));
+      return 0;
+    }
+    default:
+      printList(ctx, await ctx.http.json<HostInterfaceList>('POST', `${base}/changes`, { changes: [changeFor(command, args)] }));
+      return 0;
+  }
+}
