@@ -13,6 +13,7 @@ import { createHandlers } from './handlers.js';
 import { StorageManager } from './storage/manager.js';
 import { NetworkManager } from './networks/manager.js';
 import { InterfaceManager } from './interfaces/manager.js';
+import { MigrationManager, type MigrationSettings } from './migration/manager.js';
 import { createAgentMonitoring, type AgentMonitoring, type AgentMonitoringConfig } from './monitoring.js';
 import { serveOperations } from './service.js';
 
@@ -33,6 +34,8 @@ export interface AgentConfig {
   logger?: Logger;
   /** Network namespace (/run/netns/<name>) where this node's bridges, taps, dnsmasq and nft tables live. */
   netns?: string;
+  /** Where incoming migrations listen (127.0.0.1 by default) and the migration TLS certificates. */
+  migration?: Partial<MigrationSettings>;
 }
 
 export interface Agent {
@@ -72,6 +75,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
   let manager: DomainManager | undefined;
   let storage: StorageManager | undefined;
   let monitoring: AgentMonitoring | undefined;
+  let migrations: MigrationManager | undefined;
   try {
     await assertNodeIsFree(nc, config.node);
     const events = new EventPublisher(nc, config.node, config.stateDir, logger, config.streamLimits ?? DEFAULT_STREAM_LIMITS);
@@ -117,12 +121,24 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       logger,
     });
     await interfaces.init();
+    const mover = new MigrationManager({
+      node: config.node,
+      nc,
+      stateDir: config.stateDir,
+      domains: manager,
+      operations: pools.operations,
+      networks,
+      logger,
+      settings: { listenHost: config.migration?.listenHost ?? '127.0.0.1', ...(config.migration?.tlsDir ? { tlsDir: config.migration.tlsDir } : {}) },
+    });
+    migrations = mover;
+    await mover.init();
     const driverInfo: DriverInfo[] = await Promise.all(drivers.map((driver) => driver.probe()));
 
     const kv = await new Kvm(nc).create(NODES_BUCKET, { history: 1 });
     await kv.put(config.node, JSON.stringify({ node: config.node, version: AGENT_VERSION, registeredAt: startedAt }));
 
-    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces });
+    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces, migrations: mover });
     service = await serveOperations({
       nc,
       node: config.node,
@@ -150,6 +166,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
         await watch.close().catch(() => undefined);
         consoles.closeAll();
         interfaces.close();
+        mover.close();
         await pools.close();
         await events.drain(2000);
         await events.close();
@@ -159,6 +176,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     };
   } catch (error) {
     await service?.stop().catch(() => undefined);
+    migrations?.close();
     await monitoring?.close().catch(() => undefined);
     await storage?.close().catch(() => undefined);
     await manager?.close().catch(() => undefined);

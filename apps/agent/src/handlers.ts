@@ -1,6 +1,7 @@
 import { VirtError, type DriverInfo } from '@virtbus/api-contract';
 import type { ConsoleHub } from './console-hub.js';
 import type { DomainManager } from './domains/manager.js';
+import type { MigrationManager } from './migration/manager.js';
 import { readNodeInfo } from './node-info.js';
 import { readNodeStats } from './node-stats.js';
 import type { OperationHandlers } from './service.js';
@@ -21,6 +22,7 @@ export interface HandlerDeps {
   storage: StorageManager;
   networks: NetworkManager;
   interfaces: InterfaceManager;
+  migrations: MigrationManager;
 }
 
 /** What each contract operation does on this agent. */
@@ -42,6 +44,7 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.stats': ({ id }) => manager.stats(id),
     'domain.stats.all': async () => ({ domains: await manager.statsAll() }),
     'domain.exec': ({ id, exec }) => manager.exec(id, exec),
+    'domain.migrate': ({ id, migration }) => deps.migrations.migrate(id, migration),
     'domain.console.read': async ({ id }) => {
       const { record, driver } = consoleTarget(id);
       return consoles.read(record, driver);

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { DomainStateActions, VirtError, type DomainsPost, type DomainStatePut } from '@virtbus/api-contract';
 import * as commands from './commands.js';
 import { consoleCommand } from './console.js';
+import { migrate } from './migrate.js';
 import { GatewayHttp } from './http.js';
 import { HOSTNET_USAGE, runHostNetCommand } from './hostnet.js';
 
@@ -21,6 +22,8 @@ start DOMAIN [--paused] | shutdown DOMAIN [--timeout S] [--force] | destroy | re
 domstats DOMAIN                       host-side stats
 exec DOMAIN [--timeout S] -- CMD...   run a command in a running container
 console DOMAIN [--force] [--ro]       attach to the serial console (Ctrl-] leaves)
+migrate DOMAIN DEST [--offline] [--paused] [--not-live] [--undefine-source] [--max-downtime MS] [--bandwidth MiBs]
+        [--auto-converge] [--post-copy] [--tls] [--copy-storage-all]   move a domain to node DEST (progress on stderr)
 events [--kind domain|pool|network|operation|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
 ${HOSTNET_USAGE}environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY, VIRTBUS_NODE
 `;
@@ -59,6 +62,15 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       since: { type: 'string' },
       count: { type: 'string' },
       kind: { type: 'string' },
+      offline: { type: 'boolean', default: false },
+      'not-live': { type: 'boolean', default: false },
+      'undefine-source': { type: 'boolean', default: false },
+      'max-downtime': { type: 'string' },
+      bandwidth: { type: 'string' },
+      'auto-converge': { type: 'boolean', default: false },
+      'post-copy': { type: 'boolean', default: false },
+      tls: { type: 'boolean', default: false },
+      'copy-storage-all': { type: 'boolean', default: false },
     },
   });
   const [command, ...rest] = positionals;
@@ -134,6 +146,34 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       return commands.exec(ctx, need('domain'), rest.slice(1), int('timeout', values.timeout));
     case 'console':
       return consoleCommand(ctx, need('domain'), { force: values.force ?? false, readOnly: values.ro ?? false });
+    case 'migrate': {
+      const destination = rest[1];
+      if (!destination) throw new VirtError('INVALID_ARG', 'migrate needs DOMAIN and DEST');
+      const maxDowntimeMs = int('max-downtime', values['max-downtime']);
+      const bandwidthMiBs = int('bandwidth', values.bandwidth);
+      const tty = process.stderr.isTTY;
+      return migrate(
+        ctx,
+        need('domain'),
+        {
+          destination,
+          live: !values['not-live'],
+          paused: values.paused ?? false,
+          offline: values.offline ?? false,
+          undefineSource: values['undefine-source'] ?? false,
+          autoConverge: values['auto-converge'] ?? false,
+          postCopy: values['post-copy'] ?? false,
+          tls: values.tls ?? false,
+          copyStorage: values['copy-storage-all'] ? 'all' : 'none',
+          ...(maxDowntimeMs !== undefined ? { maxDowntimeMs } : {}),
+          ...(bandwidthMiBs !== undefined ? { bandwidthMiBs } : {}),
+        },
+        (line, final) => {
+          if (tty) process.stderr.write(`\r${line}\x1b[K`);
+          else if (final) process.stderr.write(`${line}\n`);
+        },
+      ).finally(() => tty && process.stderr.write('\n'));
+    }
     case 'events':
       await commands.events(ctx, {
         ...(ctx.node ? { node: ctx.node } : {}),

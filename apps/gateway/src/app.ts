@@ -12,6 +12,7 @@ import security, { type GatewaySecurityOptions } from './plugins/security.js';
 import { consoleRoutes } from './routes/console.js';
 import { domainRoutes } from './routes/domains.js';
 import { eventRoutes } from './routes/events.js';
+import { migrationRoutes } from './routes/migration.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { storageRoutes } from './routes/storage.js';
 import { interfaceRoutes } from './routes/interfaces.js';
@@ -91,5 +92,6 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(consoleRoutes);
   await app.register(storageRoutes);
   await app.register(interfaceRoutes);
+  await app.register(migrationRoutes);
   return app;
 }

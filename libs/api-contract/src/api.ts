@@ -5,9 +5,10 @@ import { DomainId } from './names.js';
 import { ErrorBody } from './errors.js';
 import { NodeInfo } from './node.js';
 import { Access } from './subjects.js';
-import { StorageOperations } from './storage.js';
+import { AsyncOperation, StorageOperations } from './storage.js';
 import { NetworkOperations } from './network.js';
 import { HostInterfaceOperations } from './interfaces.js';
+import { DomainMigrateRequest } from './migration.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
@@ -64,6 +65,12 @@ export const Operations = {
   'domain.console.attach': { access: Access.ReadWrite, request: ConsoleAttachRequest, response: ConsoleAttachment, summary: 'Become the console writer' },
   'domain.console.write': { access: Access.ReadWrite, request: ConsoleWriteRequest, response: Empty, summary: 'Send keystrokes to the console' },
   'domain.console.detach': { access: Access.ReadWrite, request: ConsoleDetachRequest, response: Empty, summary: 'Give up the console writer session' },
+  'domain.migrate': {
+    access: Access.ReadWrite,
+    request: DomainMigrateRequest,
+    response: AsyncOperation,
+    summary: 'Migrate a domain to another node (async operation with progress and cancel)',
+  },
   ...StorageOperations,
   ...NetworkOperations,
   ...HostInterfaceOperations,

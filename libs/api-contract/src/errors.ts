@@ -16,6 +16,8 @@ export const ErrorStatus = {
   NO_NETWORK: 404,
   NETWORK_EXISTS: 409,
   OPERATION_INVALID: 409,
+  /** The destination cannot run the domain as it runs on the source (driver, machine, CPU, disks, networks). */
+  MIGRATION_INCOMPATIBLE: 409,
   PAYLOAD_TOO_LARGE: 413,
   RATE_LIMITED: 429,
   INTERNAL: 500,

@@ -11,3 +11,4 @@ export * from './stats.js';
 export * from './storage.js';
 export * from './network.js';
 export * from './interfaces.js';
+export * from './migration.js';

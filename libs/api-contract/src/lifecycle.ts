@@ -8,6 +8,8 @@ export interface LifecycleChange {
 
 const startedDetail: Partial<Record<StateReason, LifecycleDetail>> = {
   migrated: 'MIGRATED',
+  // an incoming migration's process starts paused (libvirt: STARTED/MIGRATED at prepare)
+  migration: 'MIGRATED',
   restored: 'RESTORED',
   from_snapshot: 'FROM_SNAPSHOT',
   wakeup: 'WAKEUP',

@@ -1,7 +1,8 @@
 import Type, { type Static } from 'typebox';
 import { Access } from './subjects.js';
 import { ErrorBody, VirtError } from './errors.js';
-import { HostPath, ObjectName, Uuid } from './names.js';
+import { HostPath, NodeName, ObjectName, Uuid } from './names.js';
+import { MigrationProgress } from './migration.js';
 
 export const PoolTypes = ['dir', 'logical'] as const;
 export const PoolType = Type.Enum([...PoolTypes], { description: 'Pool backend: `dir` (a directory) or `logical` (an LVM volume group)' });
@@ -126,7 +127,10 @@ export const AsyncOperation = Type.Object(
       { percent: Type.Number({ minimum: 0, maximum: 100 }), bytesProcessed: Type.Integer({ minimum: 0 }), bytesTotal: Type.Integer({ minimum: 0 }) },
       { additionalProperties: false },
     ),
-    resources: Type.Object({ pool: Type.Optional(ObjectName), volume: Type.Optional(ObjectName) }, { additionalProperties: false }),
+    resources: Type.Object(
+      { pool: Type.Optional(ObjectName), volume: Type.Optional(ObjectName), domain: Type.Optional(Uuid), destination: Type.Optional(NodeName) },
+      { additionalProperties: false },
+    ),
     createdAt: Type.String({ format: 'date-time' }),
     updatedAt: Type.String({ format: 'date-time' }),
     result: Type.Optional(
@@ -136,6 +140,7 @@ export const AsyncOperation = Type.Object(
       ),
     ),
     error: Type.Optional(ErrorBody),
+    migration: Type.Optional(MigrationProgress),
   },
   { additionalProperties: false, title: 'Operation', description: 'An asynchronous operation (Incus-style) with progress and cancel' },
 );

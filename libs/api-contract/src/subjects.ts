@@ -56,6 +56,10 @@ export const Subjects = {
   /** Volume content sessions: uploads write (rw), downloads read (ro), so permissions apply as for requests. */
   uploadSession: (nodeName: string, session: string) => `${SUBJECT_ROOT}.${node(nodeName)}.rw.stream.upload.${token(session, 'session')}`,
   downloadSession: (nodeName: string, session: string) => `${SUBJECT_ROOT}.${node(nodeName)}.ro.stream.download.${token(session, 'session')}`,
+  /** Agent-to-agent requests (migration): only agents may send them, only the named node's agent answers. */
+  peerRequest: (nodeName: string, service: string, verb: string) => `${SUBJECT_ROOT}.${node(nodeName)}.peer.${token(service, 'service')}.${token(verb, 'verb')}`,
+  nodePeerRequests: (nodeName: string) => `${SUBJECT_ROOT}.${node(nodeName)}.peer.>`,
+  allPeerRequests: `${SUBJECT_ROOT}.*.peer.>`,
   stats: (nodeName: string) => `${SUBJECT_ROOT}.${node(nodeName)}.stats`,
   consoleOutput: (nodeName: string, uuid: string) => `${SUBJECT_ROOT}.${node(nodeName)}.console.${token(uuid, 'uuid')}.out`,
   /** Audit records of one gateway (its id has the node-name syntax). */

@@ -78,6 +78,76 @@ export interface ExecCapability {
   exec(domain: DomainRecord, request: ExecRequest): Promise<ExecResult>;
 }
 
+/** Live figures a driver reports while migrating (query-migrate and storage mirror jobs). */
+export interface MigrationStatus {
+  phase: 'copying-storage' | 'copying-ram' | 'post-copy' | 'finishing';
+  ramTransferredBytes: number;
+  ramRemainingBytes: number;
+  ramTotalBytes: number;
+  iteration: number;
+  dirtyPagesRate: number;
+  diskProcessedBytes: number;
+  diskTotalBytes: number;
+  downtimeMs?: number;
+  totalTimeMs?: number;
+}
+
+export interface IncomingOptions {
+  /** Address the incoming QEMU listens on (the node's migration address). */
+  listenHost: string;
+  /** Directory with QEMU's x509 file names (ca-cert.pem, server-cert.pem, …) when the stream is encrypted. */
+  tlsDir?: string;
+  /** Storage copy: disk targets the destination creates empty and exports over NBD, with their sizes. */
+  copyDisks?: Record<string, number>;
+  /** post-copy needs the capability on both sides. */
+  postCopy?: boolean;
+}
+
+export interface IncomingTarget {
+  uri: string;
+  nbd?: { host: string; port: number; exports: Record<string, string> };
+}
+
+export interface OutgoingOptions {
+  target: IncomingTarget;
+  live: boolean;
+  maxDowntimeMs?: number;
+  bandwidthMiBs?: number;
+  autoConverge: boolean;
+  postCopy: boolean;
+  tlsDir?: string;
+  tlsHostname?: string;
+  signal: AbortSignal;
+  onProgress(status: MigrationStatus): void;
+}
+
+/** Facts the destination checks before it spawns anything (compatibility check). */
+export interface MigrationHostFacts {
+  machines: string[];
+  cpuModels: string[];
+}
+
+/**
+ * Live migration, split like libvirt's protocol: the destination prepares an incoming process, the source streams
+ * until the guest is paused there and complete here, then the destination finishes (resumes) and the source confirms
+ * (ends its process) — or, on any failure, the destination aborts and the source resumes.
+ */
+export interface MigrationCapability {
+  hostFacts(): Promise<MigrationHostFacts>;
+  /** Virtual size of every disk by target (for a storage copy). */
+  diskSizes(domain: DomainRecord): Promise<Record<string, number>>;
+  prepareIncoming(domain: DomainRecord, options: IncomingOptions): Promise<{ run: RunState; target: IncomingTarget }>;
+  finishIncoming(domain: DomainRecord, resume: boolean): Promise<RunState>;
+  /** Ends an incoming process that will not get (or did not finish) its migration. */
+  abortIncoming(domain: DomainRecord): Promise<RunState>;
+  /** Streams the domain; resolves once the source is paused with everything sent. Cancels on `signal`. */
+  migrateOut(domain: DomainRecord, options: OutgoingOptions): Promise<MigrationStatus>;
+  /** After a successful finish: end the source process (shutoff/migrated). */
+  confirmOutgoing(domain: DomainRecord): Promise<RunState>;
+  /** After a failure: cancel anything still running and resume the guest here if it was running before. */
+  recoverOutgoing(domain: DomainRecord, resume: boolean): Promise<RunState>;
+}
+
 /**
  * One interface for every hypervisor. Lifecycle calls are mandatory; optional capability groups
  * (console, stats, …) are absent when unsupported and the agent answers OPERATION_UNSUPPORTED.
@@ -107,4 +177,5 @@ export interface HypervisorDriver {
   readonly console?: ConsoleCapability;
   readonly stats?: StatsCapability;
   readonly exec?: ExecCapability;
+  readonly migration?: MigrationCapability;
 }

@@ -6,12 +6,19 @@ export type {
   DriverContext,
   ExecCapability,
   HypervisorDriver,
+  IncomingOptions,
+  IncomingTarget,
+  MigrationCapability,
+  MigrationHostFacts,
+  MigrationStatus,
+  OutgoingOptions,
   RunState,
   StartOptions,
   StatsCapability,
   WaitOptions,
 } from './driver.js';
 export { TestDriver, type TestDriverOptions } from './test/test-driver.js';
+export { diskTargets } from './qemu/command-line.js';
 export { QemuDriver, type QemuDriverOptions, type ShutdownOptions } from './qemu/qemu-driver.js';
 export { LxcDriver, type LxcDriverOptions } from './lxc/lxc-driver.js';
 export { DriverFactories, DriverNames, createDrivers, type DriverName, type DriverOptions } from './registry.js';

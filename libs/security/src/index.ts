@@ -10,3 +10,4 @@ export * from './tokens.js';
 export * from './auth-plugin.js';
 export * from './audit.js';
 export * from './rate-limit.js';
+export * from './migration-tls.js';

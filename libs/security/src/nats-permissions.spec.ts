@@ -63,6 +63,17 @@ describe('agentPermissions', () => {
     expect(may(a, 'subscribe', '_INBOX.gateway.abc')).toBe(false);
   });
 
+  it('asks other agents for migration and answers only its own peer subjects; clients cannot', () => {
+    expect(may(a, 'publish', 'virt.v1.b.peer.migration.prepare')).toBe(true);
+    expect(may(a, 'subscribe', 'virt.v1.a.peer.migration.prepare')).toBe(true);
+    expect(may(a, 'subscribe', 'virt.v1.b.peer.migration.prepare')).toBe(false);
+    expect(may(a, 'subscribe', 'virt.v1.*.peer.>')).toBe(false);
+    expect(may(a, 'publish', 'virt.v1.b.rw.domain.state')).toBe(false);
+    for (const client of [gatewayPermissions('gateway'), operatorPermissions('op'), readOnlyPermissions('ro')]) {
+      expect(may(client, 'publish', 'virt.v1.b.peer.migration.prepare')).toBe(false);
+    }
+  });
+
   it('never names another node', () => {
     const all = [...a.publish.allow, ...a.subscribe.allow];
     expect(all.filter((s) => s.includes('.b.') || s.endsWith('.b'))).toEqual([]);

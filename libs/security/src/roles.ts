@@ -54,6 +54,8 @@ export const OperationPermission = {
   'domain.define': PermissionClass.Define,
   'domain.update': PermissionClass.Define,
   'domain.undefine': PermissionClass.Define,
+  // moves a definition onto another node (and may remove it here)
+  'domain.migrate': PermissionClass.Define,
   'domain.state': PermissionClass.Lifecycle,
   // a guest command is as powerful as a console login
   'domain.exec': PermissionClass.Console,

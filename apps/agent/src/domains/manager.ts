@@ -142,6 +142,33 @@ export class DomainManager {
     });
   }
 
+  /** Defines a domain from a complete config that keeps its uuid (a migration's destination). */
+  async defineConfig(config: DomainConfig): Promise<Domain> {
+    this.driverFor(config).validate(config);
+    return this.locks.run(`name:${config.name}`, async () => {
+      if (this.findByName(config.name) || this.domains.has(config.uuid)) throw new VirtError('DOMAIN_EXISTS', `domain ${config.name} already exists on node ${this.options.node}`);
+      const stored: StoredDomain = { config, state: 'shutoff', reason: 'unknown', stateChangedAt: new Date().toISOString() };
+      await this.options.store.save(stored);
+      this.domains.set(config.uuid, stored);
+      await this.publish(stored, { type: 'DEFINED', detail: 'ADDED' });
+      return this.view(stored);
+    });
+  }
+
+  /**
+   * A multi-step job (migration) under the domain's job lock: `work` reports each state change it causes through
+   * `report`, which persists it and publishes its lifecycle events at once.
+   */
+  async runJob<T>(id: string, operation: string, work: (record: () => DomainRecord, driver: HypervisorDriver, report: (change: RunState) => Promise<void>) => Promise<T>): Promise<T> {
+    const uuid = this.resolve(id).config.uuid;
+    return this.locks.run(uuid, async () => {
+      const driver = this.driverFor(this.resolve(uuid).config);
+      return this.driverCall(driver, operation, this.resolve(uuid), () =>
+        work(() => this.resolve(uuid), driver, (change) => this.apply(uuid, change)),
+      );
+    });
+  }
+
   async update(id: string, put: DomainPut): Promise<Domain> {
     const uuid = this.resolve(id).config.uuid;
     return this.locks.run(uuid, async () => {

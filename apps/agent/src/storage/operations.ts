@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Subjects, VirtError, type AsyncOperation, type OperationEvent } from '@virtbus/api-contract';
+import { Subjects, VirtError, type AsyncOperation, type MigrationProgress, type OperationEvent } from '@virtbus/api-contract';
 import type { Logger } from 'pino';
 
 const PROGRESS_EVENT_INTERVAL_MS = 500;
@@ -12,7 +12,8 @@ type OperationResult = NonNullable<AsyncOperation['result']>;
 export interface OperationHandle {
   readonly id: string;
   readonly signal: AbortSignal;
-  progress(bytesProcessed: number, bytesTotal?: number): void;
+  /** `migration` carries a migration's own figures (RAM, iteration, dirty rate, disk). */
+  progress(bytesProcessed: number, bytesTotal?: number, migration?: MigrationProgress): void;
   succeed(result?: OperationResult): AsyncOperation;
   fail(error: unknown): AsyncOperation;
   snapshot(): AsyncOperation;
@@ -83,8 +84,9 @@ export class OperationManager {
     return {
       id: op.id,
       signal: entry.controller.signal,
-      progress: (bytesProcessed, bytesTotal) => {
+      progress: (bytesProcessed, bytesTotal, migration) => {
         if (op.status !== 'running') return;
+        if (migration) op.migration = migration;
         const total = bytesTotal ?? op.progress.bytesTotal;
         op.progress = { bytesProcessed, bytesTotal: total, percent: total > 0 ? Math.min(100, Math.round((bytesProcessed / total) * 10_000) / 100) : 0 };
         op.updatedAt = new Date().toISOString();

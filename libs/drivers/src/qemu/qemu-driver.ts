@@ -8,6 +8,7 @@ import type {
   ConsoleCapability,
   ConsoleSession,
   DomainRecord,
+  MigrationCapability,
   DriverContext,
   HypervisorDriver,
   RunState,
@@ -19,6 +20,7 @@ import { inNetns } from '../util/netns.js';
 import { attachTaps, planTapNics, runningTapNics, tapStats } from './nics.js';
 import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
 import { ConsoleHub } from './console.js';
+import { QemuMigration } from './migration.js';
 import { parseRuntime, QemuInstance, type ExitInfo, type QemuRuntime } from './instance.js';
 import { CLOCK_TICKS_PER_SECOND, isProcessAlive, readProcStat, readTaskStat, signalProcess, spawnDetached, waitForProcessExit } from './process.js';
 import type { QemuRunStatus, QmpStatusInfo } from './qmp/commands.js';
@@ -108,6 +110,14 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   readonly domainTypes = ['qemu', 'kvm'] as const;
   readonly console: ConsoleCapability = this;
   readonly stats: StatsCapability = this;
+  readonly migration: MigrationCapability = new QemuMigration({
+    live: (domain) => this.live(domain),
+    busy: (instance, work) => this.busy(instance, work),
+    spawn: (domain, extraArgs) => this.start(domain, { paused: true }, extraArgs),
+    end: (instance, reason) => this.destroyInstance(instance, reason),
+    binary: () => this.binary(),
+    log: () => this.log(),
+  });
   private context?: DriverContext;
   private readonly instances = new Map<string, QemuInstance>();
   private kvmCpuModelPromise?: Promise<{ model: string; note?: string }>;
@@ -215,7 +225,8 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     return this.keepReason(stateFromStatus(status), domain);
   }
 
-  async start(domain: DomainRecord, options: StartOptions): Promise<RunState> {
+  /** `extraArgs` go after the domain's own (a migration's `-incoming defer`). */
+  async start(domain: DomainRecord, options: StartOptions, extraArgs: readonly string[] = []): Promise<RunState> {
     const { config } = domain;
     this.require(domain, ['shutoff', 'crashed', 'nostate'], 'start');
     if (this.instances.has(config.uuid)) throw new VirtError('OPERATION_INVALID', `domain ${config.name} still has a QEMU process; destroy it first`);
@@ -233,7 +244,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     await rm(paths.consoleLog, { force: true });
     const tapNics = planTapNics(config, this.context?.networks);
     const netns = tapNics.length > 0 ? this.context?.networks?.netns : undefined;
-    const args = buildCommandLine(config, paths, { accel, cpuModel, taps: new Map(tapNics.map((nic) => [nic.index, nic.tap])) });
+    const args = [...buildCommandLine(config, paths, { accel, cpuModel, taps: new Map(tapNics.map((nic) => [nic.index, nic.tap])) }), ...extraArgs];
 
     // taps live in the node's network namespace with their bridges, so QEMU must open them there
     const spawnCommand = inNetns(netns, binary, args);
@@ -476,16 +487,16 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     return new Map([...this.instances].map(([uuid, instance]) => [uuid, instance.runtime.pid]));
   }
 
-  private async destroyInstance(instance: QemuInstance): Promise<RunState> {
-    instance.expectedExit = 'destroyed';
+  private async destroyInstance(instance: QemuInstance, reason: 'destroyed' | 'migrated' = 'destroyed'): Promise<RunState> {
+    instance.expectedExit = reason;
     const { pid, startTime } = instance.runtime;
     if (instance.qmp && !instance.monitor?.closed) {
       await instance.qmp.quit({ timeoutMs: 1_000 }).catch(() => undefined);
-      if (await this.awaitExit(instance, 2_000)) return { state: 'shutoff', reason: 'destroyed', runtime: null };
+      if (await this.awaitExit(instance, 2_000)) return { state: 'shutoff', reason, runtime: null };
     }
     signalProcess(pid, startTime, 'SIGKILL');
     if (!(await this.awaitExit(instance, 10_000))) throw new VirtError('OPERATION_FAILED', `QEMU process ${pid} survived SIGKILL`);
-    return { state: 'shutoff', reason: 'destroyed', runtime: null };
+    return { state: 'shutoff', reason, runtime: null };
   }
 
   /** Waits for the QEMU process to be gone (exit event, QMP EOF or /proc); false on timeout. */
@@ -587,6 +598,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
 
   private exitReason(instance: QemuInstance): StateReason {
     if (instance.expectedExit === 'destroyed') return 'destroyed';
+    if (instance.expectedExit === 'migrated') return 'migrated';
     if (instance.shutdownEvent && !instance.panicked) return 'shutdown';
     return 'crashed';
   }

@@ -1,0 +1,64 @@
+import { access } from 'node:fs/promises';
+import { VirtError, type PeerMigrationPrepare } from '@virtbus/api-contract';
+import { diskTargets, type NetworkResolver } from '@virtbus/drivers';
+import type { DomainManager } from '../domains/manager.js';
+
+export interface CompatibilityInput {
+  node: string;
+  domains: DomainManager;
+  prepare: PeerMigrationPrepare;
+  hasTls: boolean;
+  networks?: NetworkResolver;
+}
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * Whether this node can take the domain as the source runs it: driver, machine type, CPU model, disks (present for
+ * shared storage, absent for a storage copy) and TLS. Every refusal is MIGRATION_INCOMPATIBLE with the reason.
+ */
+export async function checkCompatibility({ node, domains, prepare, hasTls, networks }: CompatibilityInput): Promise<void> {
+  const { config, options } = prepare;
+  const refuse = (reason: string, cause?: unknown): never => {
+    throw new VirtError('MIGRATION_INCOMPATIBLE', `node ${node} cannot take domain ${config.name}: ${reason}`, cause ? { cause } : undefined);
+  };
+  let driver;
+  try {
+    driver = domains.driverFor(config);
+    driver.validate(config);
+  } catch (error) {
+    return refuse((error as Error).message, error);
+  }
+  for (const [index, nic] of config.nics.entries()) {
+    if (nic.type !== 'network' && nic.type !== 'bridge') continue;
+    if (!networks) return refuse(`NIC ${index} needs a ${nic.type}, and the node manages no networks`);
+    try {
+      networks.resolveNic(nic);
+    } catch (error) {
+      refuse(`NIC ${index}: ${(error as Error).message}`, error);
+    }
+  }
+  if (options.offline) return;
+  if (!driver.migration) return refuse(`the ${driver.name} driver cannot receive live migrations`);
+  if (options.tls && !hasTls) refuse('it has no migration TLS certificates');
+  const facts = await driver.migration.hostFacts();
+  const machine = config.os.machine ?? 'pc';
+  if (!facts.machines.includes(machine)) refuse(`machine type ${machine} is not supported by its QEMU`);
+  const cpu = config.driver === 'kvm' ? 'qemu64' : 'max';
+  if (!facts.cpuModels.includes(cpu)) refuse(`CPU model ${cpu} is not supported by its QEMU`);
+  const copy = (options.copyStorage ?? 'none') === 'all';
+  const targets = diskTargets(config.disks);
+  for (const [index, disk] of config.disks.entries()) {
+    if (!('path' in disk.source)) refuse(`disk ${targets[index]} comes from a storage pool, which migration does not support yet`);
+    const path = (disk.source as { path: string }).path;
+    const present = await exists(path);
+    const copied = copy && !disk.readonly;
+    if (copied && present) refuse(`disk ${targets[index]}: ${path} already exists there (a storage copy writes a new file; choose diskPaths)`);
+    if (!copied && !present) refuse(`disk ${targets[index]}: ${path} does not exist there (shared storage expected; use copyStorage all)`);
+    if (copied && prepare.diskSizes[targets[index]!] === undefined) refuse(`disk ${targets[index]}: the source sent no size`);
+  }
+}

@@ -1,0 +1,403 @@
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import {
+  PeerMigrationAbort,
+  PeerMigrationFinish,
+  PeerMigrationPrepare,
+  PeerMigrationVerbs,
+  Subjects,
+  VirtError,
+  compileValidator,
+  isErrorCode,
+  type AsyncOperation,
+  type DomainConfig,
+  type MigrationProgress,
+  type MigrationRequest,
+  type PeerMigrationTarget,
+  type PeerMigrationVerb,
+} from '@virtbus/api-contract';
+import { diskTargets, writeJsonAtomic, type DomainRecord, type NetworkResolver, type HypervisorDriver, type MigrationCapability, type MigrationStatus } from '@virtbus/drivers';
+import type { Logger } from 'pino';
+import type { DomainManager } from '../domains/manager.js';
+import type { OperationHandle, OperationManager } from '../storage/operations.js';
+import { checkCompatibility } from './compatibility.js';
+
+const PEER_SERVICE = 'migration';
+const PEER_TIMEOUT_MS = 60_000;
+const ACTIVE = new Set(['running', 'paused', 'blocked']);
+
+export interface MigrationSettings {
+  /** Address incoming migrations (and NBD storage copies) listen on. */
+  listenHost: string;
+  /** Directory with QEMU's x509 file names (ca-cert.pem, server-cert.pem, server-key.pem, client-cert.pem, client-key.pem). */
+  tlsDir?: string;
+}
+
+export interface MigrationManagerOptions {
+  node: string;
+  nc: NatsConnection;
+  stateDir: string;
+  domains: DomainManager;
+  operations: OperationManager;
+  logger: Logger;
+  settings: MigrationSettings;
+  /** The node's virtual networks, which network/bridge NICs must find on the destination. */
+  networks?: NetworkResolver;
+}
+
+/** What each side writes before it acts, so a restarted agent can put things back in a clean state. */
+interface Journal {
+  migrationId: string;
+  role: 'source' | 'destination';
+  uuid: string;
+  peer: string;
+  /** source: whether the guest ran before (it is resumed on failure); `finishing` once the destination was told to resume. */
+  wasRunning?: boolean;
+  phase?: 'migrating' | 'finishing';
+  /** destination: whether this migration created the definition, and the disk files it created. */
+  createdDefinition?: boolean;
+  createdFiles?: string[];
+}
+
+const validPrepare = compileValidator(PeerMigrationPrepare);
+const validFinish = compileValidator(PeerMigrationFinish);
+const validAbort = compileValidator(PeerMigrationAbort);
+
+function migrationOf(driver: HypervisorDriver): MigrationCapability {
+  if (!driver.migration) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver cannot migrate running domains (use offline)`);
+  return driver.migration;
+}
+
+function toProgress(status: MigrationStatus): MigrationProgress {
+  return {
+    phase: status.phase,
+    ramTransferredBytes: status.ramTransferredBytes,
+    ramRemainingBytes: status.ramRemainingBytes,
+    ramTotalBytes: status.ramTotalBytes,
+    iteration: status.iteration,
+    dirtyPagesRate: status.dirtyPagesRate,
+    diskProcessedBytes: status.diskProcessedBytes,
+    diskTotalBytes: status.diskTotalBytes,
+    ...(status.downtimeMs !== undefined ? { downtimeMs: status.downtimeMs } : {}),
+    ...(status.totalTimeMs !== undefined ? { totalTimeMs: status.totalTimeMs } : {}),
+  };
+}
+
+/** The disk paths a storage copy writes on the destination (`diskPaths` overrides by target). */
+function destinationConfig(config: DomainConfig, request: MigrationRequest, targets: readonly string[]): DomainConfig {
+  const paths = request.diskPaths ?? {};
+  return {
+    ...config,
+    disks: config.disks.map((disk, index) => {
+      const path = paths[targets[index] ?? ''];
+      return path && 'path' in disk.source ? { ...disk, source: { path } } : disk;
+    }),
+  };
+}
+
+/**
+ * Node-to-node migration: the source agent drives (check → prepare → stream → finish → confirm), the destination
+ * agent answers on its peer subjects. Each side journals its part so an agent restart mid-migration ends cleanly.
+ */
+export class MigrationManager {
+  private readonly active = new Set<string>();
+  private subscription?: Subscription;
+  private readonly dir: string;
+
+  constructor(private readonly options: MigrationManagerOptions) {
+    this.dir = join(options.stateDir, 'migrations');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    this.subscription = this.options.nc.subscribe(Subjects.nodePeerRequests(this.options.node), {
+      callback: (error, msg) => {
+        if (error) return;
+        const verb = msg.subject.split('.').pop() as PeerMigrationVerb;
+        void this.answer(verb, msg.data).then(
+          (result) => msg.respond(JSON.stringify({ result })),
+          (failure: unknown) => {
+            const body = (failure instanceof VirtError ? failure : new VirtError('INTERNAL', (failure as Error)?.message ?? String(failure))).toBody();
+            if (body.code === 'INTERNAL') this.options.logger.error({ err: failure, verb }, 'peer migration request failed');
+            msg.respond(JSON.stringify({ error: body }));
+          },
+        );
+      },
+    });
+    await this.recover();
+  }
+
+  close(): void {
+    this.subscription?.unsubscribe();
+  }
+
+  /** Starts migrating a domain to `request.destination`; checks compatibility first so a refusal is a plain error. */
+  async migrate(id: string, request: MigrationRequest): Promise<AsyncOperation> {
+    const { domains, node } = this.options;
+    const record = domains.record(id);
+    const { config } = record;
+    if (request.destination === node) throw new VirtError('INVALID_ARG', `domain ${config.name} is already on node ${node}`);
+    if (this.active.has(config.uuid)) throw new VirtError('OPERATION_INVALID', `domain ${config.name} is already migrating`);
+    const offline = request.offline ?? false;
+    const driver = domains.driverFor(config);
+    let diskSizes: Record<string, number> = {};
+    if (!offline) {
+      if (!ACTIVE.has(record.state)) throw new VirtError('OPERATION_INVALID', `domain ${config.name} is ${record.state}: only a running or paused domain migrates live (use offline)`);
+      const migration = migrationOf(driver);
+      if ((request.copyStorage ?? 'none') === 'all') diskSizes = await migration.diskSizes(record);
+      if (request.tls && !this.options.settings.tlsDir) throw new VirtError('MIGRATION_INCOMPATIBLE', `node ${node} has no migration TLS certificates`);
+    } else if (request.undefineSource && ACTIVE.has(record.state)) {
+      throw new VirtError('OPERATION_INVALID', `domain ${config.name} is ${record.state}: an offline migration cannot undefine an active source`);
+    }
+    const targets = diskTargets(config.disks);
+    const prepare: PeerMigrationPrepare = {
+      migrationId: '00000000-0000-4000-8000-000000000000',
+      source: node,
+      config: (request.copyStorage ?? 'none') === 'all' ? destinationConfig(config, request, targets) : config,
+      options: request,
+      diskSizes,
+    };
+    await this.peer(request.destination, PeerMigrationVerbs.check, prepare);
+    this.active.add(config.uuid);
+    const total = diskSizes ? Object.values(diskSizes).reduce((sum, size) => sum + size, 0) + config.memory * 1024 * 1024 : 0;
+    return this.options.operations.run(`migrate ${config.name} to ${request.destination}`, { domain: config.uuid, destination: request.destination }, offline ? 0 : total, (handle) =>
+      this.runSource(handle, record, { ...prepare, migrationId: handle.id }).finally(() => this.active.delete(config.uuid)),
+    );
+  }
+
+  private async runSource(handle: OperationHandle, record: DomainRecord, prepare: PeerMigrationPrepare): Promise<void> {
+    const { domains, logger } = this.options;
+    const request = prepare.options;
+    const uuid = record.config.uuid;
+    const destination = request.destination;
+    const report = (status: Partial<MigrationProgress> & Pick<MigrationProgress, 'phase'>) =>
+      handle.progress(0, undefined, { ramTransferredBytes: 0, ramRemainingBytes: 0, ramTotalBytes: 0, iteration: 0, dirtyPagesRate: 0, diskProcessedBytes: 0, diskTotalBytes: 0, ...status });
+    if (request.offline) {
+      report({ phase: 'preparing' });
+      await this.peer(destination, PeerMigrationVerbs.prepare, prepare);
+      if (request.undefineSource) await domains.undefine(uuid);
+      report({ phase: 'done' });
+      return;
+    }
+    const wasRunning = record.state === 'running' || record.state === 'blocked';
+    const journal: Journal = { migrationId: prepare.migrationId, role: 'source', uuid, peer: destination, wasRunning, phase: 'migrating' };
+    await this.writeJournal(journal);
+    let prepared = false;
+    let finished = false;
+    try {
+      report({ phase: 'preparing' });
+      const target = await this.peer<PeerMigrationTarget>(destination, PeerMigrationVerbs.prepare, prepare);
+      prepared = true;
+      await domains.runJob(uuid, 'migrate', async (current, driver, apply) => {
+        const migration = migrationOf(driver);
+        const status = await migration.migrateOut(current(), {
+          target,
+          live: request.live ?? true,
+          ...(request.maxDowntimeMs !== undefined ? { maxDowntimeMs: request.maxDowntimeMs } : {}),
+          ...(request.bandwidthMiBs !== undefined ? { bandwidthMiBs: request.bandwidthMiBs } : {}),
+          autoConverge: request.autoConverge ?? false,
+          postCopy: request.postCopy ?? false,
+          ...(request.tls && this.options.settings.tlsDir ? { tlsDir: this.options.settings.tlsDir } : {}),
+          signal: handle.signal,
+          onProgress: (progress) =>
+            handle.progress(progress.ramTransferredBytes + progress.diskProcessedBytes, progress.ramTotalBytes + progress.diskTotalBytes, toProgress(progress)),
+        });
+        handle.progress(status.ramTransferredBytes + status.diskProcessedBytes, undefined, toProgress({ ...status, phase: 'finishing' }));
+        await this.writeJournal({ ...journal, phase: 'finishing' });
+        try {
+          await this.peer(destination, PeerMigrationVerbs.finish, { migrationId: prepare.migrationId, uuid, resume: wasRunning && !(request.paused ?? false) });
+        } catch (error) {
+          // the destination did not take over: the guest continues here
+          await apply(await migration.recoverOutgoing(current(), wasRunning));
+          throw error;
+        }
+        finished = true;
+        await apply(await migration.confirmOutgoing(current()));
+        handle.progress(status.ramTotalBytes + status.diskTotalBytes, undefined, { ...toProgress(status), phase: 'done' });
+      });
+      await this.removeJournal(journal.migrationId);
+      if (request.undefineSource) await domains.undefine(uuid);
+    } catch (error) {
+      if (!finished) {
+        if (prepared) await this.peer(destination, PeerMigrationVerbs.abort, { migrationId: prepare.migrationId, uuid }).catch((failure: unknown) => logger.warn({ err: failure }, 'destination abort failed'));
+        await domains
+          .runJob(uuid, 'migrate-recover', async (current, driver, apply) => {
+            if (ACTIVE.has(current().state)) await apply(await migrationOf(driver).recoverOutgoing(current(), wasRunning));
+          })
+          .catch((failure: unknown) => logger.warn({ err: failure, uuid }, 'could not resume the source after a failed migration'));
+      }
+      await this.removeJournal(journal.migrationId);
+      throw error;
+    }
+  }
+
+  private async answer(verb: PeerMigrationVerb, data: Uint8Array): Promise<unknown> {
+    const body = JSON.parse(new TextDecoder().decode(data)) as unknown;
+    switch (verb) {
+      case PeerMigrationVerbs.check:
+        await this.check(validPrepare.parse(body));
+        return {};
+      case PeerMigrationVerbs.prepare:
+        return this.prepare(validPrepare.parse(body));
+      case PeerMigrationVerbs.finish:
+        return this.finish(validFinish.parse(body));
+      case PeerMigrationVerbs.abort:
+        await this.abort(validAbort.parse(body));
+        return {};
+      default:
+        throw new VirtError('INVALID_ARG', `unknown migration request ${String(verb)}`);
+    }
+  }
+
+  private async check(prepare: PeerMigrationPrepare): Promise<void> {
+    const { domains, node } = this.options;
+    try {
+      domains.record(prepare.config.uuid);
+      throw new VirtError('OPERATION_INVALID', `domain ${prepare.config.name} is already defined on node ${node}`);
+    } catch (error) {
+      if (!VirtError.is(error, 'NO_DOMAIN')) throw error;
+    }
+    try {
+      domains.record(prepare.config.name);
+      throw new VirtError('OPERATION_INVALID', `another domain named ${prepare.config.name} exists on node ${node}`);
+    } catch (error) {
+      if (!VirtError.is(error, 'NO_DOMAIN')) throw error;
+    }
+    await checkCompatibility({ node, domains, prepare, hasTls: this.options.settings.tlsDir !== undefined, ...(this.options.networks ? { networks: this.options.networks } : {}) });
+  }
+
+  private async prepare(prepare: PeerMigrationPrepare): Promise<PeerMigrationTarget> {
+    const { domains, logger } = this.options;
+    await this.check(prepare);
+    const { config, options } = prepare;
+    await domains.defineConfig(config);
+    if (options.offline) return { uri: '' };
+    const copy = (options.copyStorage ?? 'none') === 'all';
+    const targets = diskTargets(config.disks);
+    const copyDisks = copy ? Object.fromEntries(targets.flatMap((target, index) => (config.disks[index]?.readonly ? [] : prepare.diskSizes[target] !== undefined ? [[target, prepare.diskSizes[target]!]] : []))) : {};
+    const createdFiles = Object.keys(copyDisks).map((target) => {
+      const source = config.disks[targets.indexOf(target)]?.source;
+      return source && 'path' in source ? source.path : '';
+    });
+    const journal: Journal = { migrationId: prepare.migrationId, role: 'destination', uuid: config.uuid, peer: prepare.source, createdDefinition: true, createdFiles };
+    await this.writeJournal(journal);
+    try {
+      return await domains.runJob(config.uuid, 'migrate-prepare', async (current, driver, apply) => {
+        const { run, target } = await migrationOf(driver).prepareIncoming(current(), {
+          listenHost: this.options.settings.listenHost,
+          ...(options.tls && this.options.settings.tlsDir ? { tlsDir: this.options.settings.tlsDir } : {}),
+          ...(copy ? { copyDisks } : {}),
+          postCopy: options.postCopy ?? false,
+        });
+        await apply(run);
+        return target;
+      });
+    } catch (error) {
+      logger.warn({ err: error, domain: config.name }, 'incoming migration could not be prepared');
+      await this.dropIncoming(journal);
+      throw error;
+    }
+  }
+
+  private async finish(request: PeerMigrationFinish): Promise<Record<string, never>> {
+    await this.options.domains.runJob(request.uuid, 'migrate-finish', async (current, driver, apply) => {
+      await apply(await migrationOf(driver).finishIncoming(current(), request.resume));
+    });
+    await this.removeJournal(request.migrationId);
+    return {};
+  }
+
+  private async abort(request: PeerMigrationAbort): Promise<void> {
+    const journal = await this.readJournal(request.migrationId);
+    if (!journal || journal.role !== 'destination') return;
+    await this.dropIncoming(journal);
+  }
+
+  /** Kills the incoming process, drops the definition and the disk files this migration created. */
+  private async dropIncoming(journal: Journal): Promise<void> {
+    const { domains, logger } = this.options;
+    try {
+      await domains.runJob(journal.uuid, 'migrate-abort', async (current, driver, apply) => {
+        if (ACTIVE.has(current().state) && driver.migration) await apply(await driver.migration.abortIncoming(current()));
+      });
+      if (journal.createdDefinition) await domains.undefine(journal.uuid);
+    } catch (error) {
+      if (!VirtError.is(error, 'NO_DOMAIN')) logger.warn({ err: error, uuid: journal.uuid }, 'could not drop the incoming domain');
+    }
+    for (const file of journal.createdFiles ?? []) if (file) await rm(file, { force: true });
+    await this.removeJournal(journal.migrationId);
+  }
+
+  /** After a restart: a destination drops what it prepared; a source resumes its guest (or confirms if B took over). */
+  private async recover(): Promise<void> {
+    const { logger } = this.options;
+    for (const file of await readdir(this.dir)) {
+      if (!file.endsWith('.json')) continue;
+      const journal = await this.readJournal(file.slice(0, -5));
+      if (!journal) continue;
+      logger.warn({ migration: journal.migrationId, role: journal.role, uuid: journal.uuid }, 'ending a migration interrupted by an agent restart');
+      try {
+        if (journal.role === 'destination') {
+          await this.dropIncoming(journal);
+          continue;
+        }
+        const takenOver = journal.phase === 'finishing' && (await this.destinationRuns(journal));
+        if (!takenOver) await this.peer(journal.peer, PeerMigrationVerbs.abort, { migrationId: journal.migrationId, uuid: journal.uuid }).catch(() => undefined);
+        await this.options.domains.runJob(journal.uuid, 'migrate-recover', async (current, driver, apply) => {
+          if (!ACTIVE.has(current().state)) return;
+          const migration = migrationOf(driver);
+          await apply(takenOver ? await migration.confirmOutgoing(current()) : await migration.recoverOutgoing(current(), journal.wasRunning ?? true));
+        });
+      } catch (error) {
+        logger.error({ err: error, migration: journal.migrationId }, 'could not end an interrupted migration');
+      }
+      await this.removeJournal(journal.migrationId);
+    }
+  }
+
+  /** Whether the destination already runs the domain (it finished before the source could confirm). */
+  private async destinationRuns(journal: Journal): Promise<boolean> {
+    try {
+      const reply = await this.options.nc.request(Subjects.request(journal.peer, 'ro', 'domain.get'), JSON.stringify({ id: journal.uuid }), { timeout: 5_000 });
+      const parsed = JSON.parse(new TextDecoder().decode(reply.data)) as { result?: { state?: string } };
+      return parsed.result?.state === 'running';
+    } catch {
+      return false;
+    }
+  }
+
+  private async peer<T = unknown>(destination: string, verb: PeerMigrationVerb, body: unknown): Promise<T> {
+    let reply;
+    try {
+      reply = await this.options.nc.request(Subjects.peerRequest(destination, PEER_SERVICE, verb), JSON.stringify(body), { timeout: PEER_TIMEOUT_MS });
+    } catch (error) {
+      const text = String((error as Error).message);
+      if (/no responders|503/i.test(text)) throw new VirtError('AGENT_UNREACHABLE', `node ${destination} has no agent answering migrations`, { cause: error });
+      throw new VirtError('OPERATION_TIMEOUT', `node ${destination} did not answer ${verb}: ${text}`, { cause: error });
+    }
+    const parsed = JSON.parse(new TextDecoder().decode(reply.data)) as { result?: T; error?: { code?: unknown; message?: string } };
+    if (parsed.error) {
+      const code = isErrorCode(parsed.error.code) ? parsed.error.code : 'OPERATION_FAILED';
+      throw new VirtError(code, `node ${destination}: ${parsed.error.message ?? 'migration request failed'}`);
+    }
+    return parsed.result as T;
+  }
+
+  private writeJournal(journal: Journal): Promise<void> {
+    return writeJsonAtomic(join(this.dir, `${journal.migrationId}.json`), journal);
+  }
+
+  private async readJournal(id: string): Promise<Journal | undefined> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
+    try {
+      return JSON.parse(await readFile(join(this.dir, `${id}.json`), 'utf8')) as Journal;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private removeJournal(id: string): Promise<void> {
+    return rm(join(this.dir, `${id}.json`), { force: true });
+  }
+}

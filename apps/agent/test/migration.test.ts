@@ -1,0 +1,183 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { VirtError, type AsyncOperation, type Domain, type LifecycleEvent, type MigrationRequest } from '@virtbus/api-contract';
+import { VirtClient } from '@virtbus/client';
+import { ensureMigrationTlsDir } from '@virtbus/security';
+import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
+
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let client: VirtClient;
+let work: string;
+const agents: Record<'a' | 'b', AgentProcess | undefined> = { a: undefined, b: undefined };
+const events: LifecycleEvent[] = [];
+let uuid = '';
+
+const stateDir = (node: 'a' | 'b') => join(work, node);
+const consoleLog = (node: 'a' | 'b') => join(stateDir(node), 'drivers', 'qemu', uuid, 'console.log');
+
+async function startAgent(node: 'a' | 'b'): Promise<void> {
+  agents[node] = await spawnAgent({
+    node,
+    natsUrl: nats.url,
+    stateDir: stateDir(node),
+    drivers: 'qemu',
+    extraArgs: ['--migration-tls-dir', join(work, `tls-${node}`)],
+  });
+}
+
+async function counters(node: 'a' | 'b'): Promise<number[]> {
+  const text = await readFile(consoleLog(node), 'utf8').catch(() => '');
+  return [...text.matchAll(new RegExp(`${GUEST_MARKERS.counter} (\\d+)`, 'g'))].map((match) => Number(match[1]));
+}
+
+async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+const domainOn = (node: 'a' | 'b') => client.call(node, 'domain.get', { id: uuid }) as Promise<Domain>;
+const operation = (node: 'a' | 'b', id: string) => client.call(node, 'operation.get', { id }) as Promise<AsyncOperation>;
+const finished = (node: 'a' | 'b', id: string) =>
+  waitFor(`operation ${id}`, async () => {
+    const op = await operation(node, id);
+    return op.status !== 'running' && op;
+  }).catch(async (error: unknown) => {
+    throw new Error(`${(error as Error).message}: ${JSON.stringify(await operation(node, id))}`);
+  });
+const migrate = (from: 'a' | 'b', migration: MigrationRequest) => client.call(from, 'domain.migrate', { id: uuid, migration }, { timeoutMs: 30_000 });
+
+async function typeOn(node: 'a' | 'b', text: string): Promise<void> {
+  const { session } = await client.call(node, 'domain.console.attach', { id: uuid, force: true });
+  await client.call(node, 'domain.console.write', { id: uuid, session, data: Buffer.from(text).toString('base64') });
+  await client.call(node, 'domain.console.detach', { id: uuid, session });
+}
+
+const lifecycle = (node: string) => events.filter((event) => event.node === node && event.uuid === uuid).map((event) => `${event.type}/${event.detail}`);
+
+describe.skipIf(!QEMU)('live migration between two agents (real QEMU, TCG guest)', () => {
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'virtbus-mig-'));
+    const guest = await ensureTestGuest();
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+    client = new VirtClient(nc);
+    nc.subscribe('virt.v1.*.events.domain.>', {
+      callback: (_error, msg) => {
+        events.push(JSON.parse(new TextDecoder().decode(msg.data)) as LifecycleEvent);
+      },
+    });
+    for (const node of ['a', 'b'] as const) await ensureMigrationTlsDir(join(work, `tls-${node}`), { node, hosts: ['127.0.0.1'], ca: await sharedCa() });
+    await Promise.all([startAgent('a'), startAgent('b')]);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(work, 'disk.qcow2'), '16M']);
+    const domain = (await client.call('a', 'domain.define', {
+      name: 'mover',
+      driver: 'qemu',
+      memory: 256,
+      os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline} ${GUEST_FLAGS.counter}` },
+      disks: [{ source: { path: join(work, 'disk.qcow2') }, format: 'qcow2' }],
+    })) as Domain;
+    uuid = domain.uuid;
+    await client.call('a', 'domain.state', { id: uuid, change: { action: 'start' } });
+    await waitFor('the counter on a', async () => (await counters('a')).length >= 2);
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const node of ['a', 'b'] as const) {
+      await client?.call(node, 'domain.state', { id: uuid, change: { action: 'destroy' } }).catch(() => undefined);
+      await agents[node]?.stop();
+    }
+    await nc?.close();
+    await nats?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  let caDir: { cert: string; key: string } | undefined;
+  async function sharedCa() {
+    if (caDir) return caDir;
+    const { ensureCertificateAuthority } = await import('@virtbus/security');
+    caDir = await ensureCertificateAuthority(join(work, 'ca'));
+    return caDir;
+  }
+
+  it('refuses an incompatible destination with a clear error before anything starts', async () => {
+    const failure = await migrate('a', { destination: 'b', copyStorage: 'all', diskPaths: { vda: join(work, 'disk.qcow2') } }).catch((error: unknown) => error);
+    expect(VirtError.is(failure, 'MIGRATION_INCOMPATIBLE'), String(failure)).toBe(true);
+    expect(String((failure as Error).message)).toMatch(/already exists/);
+  });
+
+  it('an aborted migration leaves the guest running on the source, counting', async () => {
+    const started = await migrate('a', { destination: 'b', bandwidthMiBs: 1 });
+    await waitFor('RAM being sent', async () => ((await operation('a', started.id)).migration?.ramTransferredBytes ?? 0) > 0);
+    await client.call('a', 'operation.cancel', { id: started.id });
+    const ended = await finished('a', started.id);
+    expect(ended.status).toBe('cancelled');
+    expect((await domainOn('a')).state).toBe('running');
+    await expect(domainOn('b')).rejects.toThrow(/no domain/);
+    const before = Math.max(...(await counters('a')));
+    await waitFor('the counter going on', async () => Math.max(...(await counters('a'))) > before + 1);
+  });
+
+  it('a source agent killed mid-migration comes back with the guest running and the destination cleaned up', async () => {
+    const started = await migrate('a', { destination: 'b', bandwidthMiBs: 1 });
+    await waitFor('RAM being sent', async () => ((await operation('a', started.id)).migration?.ramTransferredBytes ?? 0) > 0);
+    await agents.a!.kill('SIGKILL');
+    await startAgent('a');
+    expect((await domainOn('a')).state).toBe('running');
+    await waitFor('the destination to drop the incoming domain', async () => (await client.call('b', 'domain.list', {})).domains.length === 0);
+    const before = Math.max(...(await counters('a')));
+    await waitFor('the counter going on', async () => Math.max(...(await counters('a'))) > before + 1);
+  });
+
+  it('migrates live over TLS: the count continues on b, a reports it shut off (migrated)', async () => {
+    const started = await migrate('a', { destination: 'b', tls: true, maxDowntimeMs: 300 });
+    const ended = await finished('a', started.id);
+    expect(ended.status, JSON.stringify(ended.error)).toBe('success');
+    expect(ended.migration?.phase).toBe('done');
+    const lastOnA = Math.max(...(await counters('a')));
+    const onB = await waitFor('the counter on b', async () => {
+      const seen = await counters('b');
+      return seen.length > 0 && seen;
+    });
+    expect(onB[0]).toBeGreaterThan(lastOnA);
+    expect(onB[0]).toBeLessThan(lastOnA + 20);
+    expect((await domainOn('b')).state).toBe('running');
+    expect(await domainOn('a')).toMatchObject({ state: 'shutoff', reason: 'migrated' });
+    await waitFor('events on both nodes', async () => lifecycle('a').includes('STOPPED/MIGRATED') && lifecycle('b').includes('RESUMED/MIGRATED'));
+    expect(lifecycle('b')).toEqual(expect.arrayContaining(['DEFINED/ADDED', 'STARTED/MIGRATED', 'RESUMED/MIGRATED']));
+    for (const node of ['a', 'b'] as const) expect(readdirSync(join(stateDir(node), 'migrations'))).toEqual([]);
+    await client.call('a', 'domain.undefine', { id: uuid });
+  });
+
+  it('copies a disk that is not shared: the guest reads its marker back on the destination', async () => {
+    await typeOn('b', 'echo migmark-4711 > /dev/vda; sync\n');
+    await sleep(1_000);
+    const copyPath = join(work, 'disk-copy.qcow2');
+    const started = await migrate('b', { destination: 'a', copyStorage: 'all', diskPaths: { vda: copyPath }, undefineSource: true });
+    const ended = await finished('b', started.id);
+    expect(ended.status, JSON.stringify(ended.error)).toBe('success');
+    expect(ended.migration?.diskTotalBytes).toBeGreaterThan(0);
+    const onA = await domainOn('a');
+    expect(onA.state).toBe('running');
+    expect(onA.config.disks[0]?.source).toEqual({ path: copyPath });
+    await expect(domainOn('b')).rejects.toThrow(/no domain/);
+    await typeOn('a', 'sync; echo 3 > /proc/sys/vm/drop_caches; head -c 12 /dev/vda | tr a-z A-Z; echo\n');
+    await waitFor('the marker read back on a', async () => (await readFile(consoleLog('a'), 'utf8')).includes('MIGMARK-4711'));
+    const raw = join(work, 'copy.raw');
+    execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', copyPath, raw]);
+    expect((await readFile(raw)).subarray(0, 12).toString()).toBe('migmark-4711');
+  });
+});

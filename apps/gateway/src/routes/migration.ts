@@ -1,0 +1,28 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { MigrationRequest } from '@virtbus/api-contract';
+import { Tags } from '../plugins/openapi.js';
+import { DomainCallCodes, DomainParams, errorResponses, ref } from '../schemas.js';
+
+/** The compatibility check asks the destination agent (and its QEMU) before the operation starts. */
+const MIGRATE_CHECK_TIMEOUT_MS = 30_000;
+
+export const migrationRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post(
+    '/v1/nodes/:node/domains/:id/migrate',
+    {
+      config: { permission: 'domain.migrate' },
+      schema: {
+        operationId: 'migrateDomain',
+        tags: [Tags.Domains],
+        summary: 'Migrate a domain from this node to the destination node; returns the async operation (progress, cancel)',
+        params: DomainParams,
+        body: MigrationRequest,
+        response: { 202: ref('Operation'), ...errorResponses(...DomainCallCodes, 'INVALID_ARG', 'MIGRATION_INCOMPATIBLE', 'DOMAIN_EXISTS') },
+      },
+    },
+    async (request, reply) =>
+      reply
+        .code(202)
+        .send(await app.agents.call(request.params.node, 'domain.migrate', { id: request.params.id, migration: request.body }, { timeoutMs: MIGRATE_CHECK_TIMEOUT_MS })),
+  );
+};

@@ -1,0 +1,76 @@
+import Type, { type Static } from 'typebox';
+import { DomainConfig } from './domain.js';
+import { DomainId, HostPath, NodeName, Uuid } from './names.js';
+
+/** libvirt-style migration flags: live or paused, offline, persist/undefine, tuning, TLS and storage copy. */
+export const MigrationRequest = Type.Object(
+  {
+    destination: NodeName,
+    live: Type.Optional(Type.Boolean({ default: true, description: 'Keep the guest running while RAM is copied (false: pause it first)' })),
+    paused: Type.Optional(Type.Boolean({ default: false, description: 'Leave the domain paused on the destination' })),
+    offline: Type.Optional(Type.Boolean({ default: false, description: 'Move the definition only; no QEMU is involved' })),
+    persistDestination: Type.Optional(Type.Boolean({ default: true, description: 'Keep the definition on the destination' })),
+    undefineSource: Type.Optional(Type.Boolean({ default: false, description: 'Remove the definition from the source when done' })),
+    maxDowntimeMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000, description: 'QEMU downtime-limit' })),
+    bandwidthMiBs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'QEMU max-bandwidth in MiB/s' })),
+    autoConverge: Type.Optional(Type.Boolean({ default: false, description: 'Throttle the vCPUs when RAM does not converge' })),
+    postCopy: Type.Optional(Type.Boolean({ default: false, description: 'Enable post-copy; switched to after the first pass' })),
+    tls: Type.Optional(Type.Boolean({ default: false, description: 'Encrypt the stream with tls-creds-x509 (needs the agents’ migration certificates)' })),
+    copyStorage: Type.Optional(Type.Enum(['none', 'all'], { default: 'none', description: 'none: shared storage; all: copy every writable disk over NBD' })),
+    diskPaths: Type.Optional(
+      Type.Record(Type.String({ pattern: '^(vd|sd|hd)[a-z]{1,2}$' }), HostPath, { description: 'copyStorage all: destination path per disk target (default: the same path)' }),
+    ),
+  },
+  { additionalProperties: false, title: 'MigrationRequest' },
+);
+export type MigrationRequest = Static<typeof MigrationRequest>;
+
+/** Live figures of a running migration (query-migrate and the storage mirror jobs). */
+export const MigrationProgress = Type.Object(
+  {
+    phase: Type.Enum(['checking', 'preparing', 'copying-storage', 'copying-ram', 'post-copy', 'finishing', 'done']),
+    ramTransferredBytes: Type.Integer({ minimum: 0 }),
+    ramRemainingBytes: Type.Integer({ minimum: 0 }),
+    ramTotalBytes: Type.Integer({ minimum: 0 }),
+    iteration: Type.Integer({ minimum: 0, description: 'dirty-sync-count: passes over guest RAM' }),
+    dirtyPagesRate: Type.Number({ minimum: 0, description: 'pages dirtied per second' }),
+    diskProcessedBytes: Type.Integer({ minimum: 0 }),
+    diskTotalBytes: Type.Integer({ minimum: 0 }),
+    downtimeMs: Type.Optional(Type.Number({ minimum: 0 })),
+    totalTimeMs: Type.Optional(Type.Number({ minimum: 0 })),
+  },
+  { additionalProperties: false, title: 'MigrationProgress' },
+);
+export type MigrationProgress = Static<typeof MigrationProgress>;
+
+export const DomainMigrateRequest = Type.Object({ id: DomainId, migration: MigrationRequest }, { additionalProperties: false });
+
+/** Agent-to-agent messages on `virt.v1.<destination>.peer.migration.*` (never on the public API). */
+export const PeerMigrationPrepare = Type.Object(
+  {
+    migrationId: Uuid,
+    source: NodeName,
+    config: DomainConfig,
+    options: MigrationRequest,
+    /** Virtual size in bytes per disk target, for the empty disks a storage copy fills. */
+    diskSizes: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type PeerMigrationPrepare = Static<typeof PeerMigrationPrepare>;
+
+export const PeerMigrationTarget = Type.Object(
+  {
+    uri: Type.String({ description: 'QEMU migration URI the source connects to' }),
+    nbd: Type.Optional(Type.Object({ host: Type.String(), port: Type.Integer(), exports: Type.Record(Type.String(), Type.String()) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+export type PeerMigrationTarget = Static<typeof PeerMigrationTarget>;
+
+export const PeerMigrationFinish = Type.Object({ migrationId: Uuid, uuid: Uuid, resume: Type.Boolean() }, { additionalProperties: false });
+export type PeerMigrationFinish = Static<typeof PeerMigrationFinish>;
+export const PeerMigrationAbort = Type.Object({ migrationId: Uuid, uuid: Uuid }, { additionalProperties: false });
+export type PeerMigrationAbort = Static<typeof PeerMigrationAbort>;
+export const PeerMigrationVerbs = { check: 'check', prepare: 'prepare', finish: 'finish', abort: 'abort' } as const;
+export type PeerMigrationVerb = (typeof PeerMigrationVerbs)[keyof typeof PeerMigrationVerbs];
