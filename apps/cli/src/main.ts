@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { DomainStateActions, VirtError, type DomainsPost, type DomainStatePut } from '@virtbus/api-contract';
 import * as commands from './commands.js';
+import * as net from './network-commands.js';
 import { consoleCommand } from './console.js';
 import { migrate } from './migrate.js';
 import { GatewayHttp } from './http.js';
@@ -24,6 +25,10 @@ exec DOMAIN [--timeout S] -- CMD...   run a command in a running container
 console DOMAIN [--force] [--ro]       attach to the serial console (Ctrl-] leaves)
 migrate DOMAIN DEST [--offline] [--paused] [--not-live] [--undefine-source] [--max-downtime MS] [--bandwidth MiBs]
         [--auto-converge] [--post-copy] [--tls] [--copy-storage-all]   move a domain to node DEST (progress on stderr)
+net-list [--all] | net-info NET | net-define FILE.json | net-start NET | net-destroy NET | net-undefine NET
+net-autostart NET [--disable]         start the network with the agent (or not)
+net-dhcp-leases NET                   DHCP leases of an active network
+domifaddr DOMAIN                      NIC addresses of a domain from the DHCP leases
 events [--kind domain|pool|network|operation|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
 ${HOSTNET_USAGE}environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY, VIRTBUS_NODE
 `;
@@ -71,6 +76,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       'post-copy': { type: 'boolean', default: false },
       tls: { type: 'boolean', default: false },
       'copy-storage-all': { type: 'boolean', default: false },
+      disable: { type: 'boolean', default: false },
     },
   });
   const [command, ...rest] = positionals;
@@ -183,6 +189,33 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
         ...(values.since !== undefined ? { since: int('since', values.since) } : {}),
         ...(values.count !== undefined ? { count: int('count', values.count) } : {}),
       });
+      return 0;
+    case 'net-list':
+      await net.netList(ctx, values.all ?? false);
+      return 0;
+    case 'net-info':
+      await net.netInfo(ctx, need('network'));
+      return 0;
+    case 'net-define':
+      await net.netDefine(ctx, need('file'));
+      return 0;
+    case 'net-start':
+      await net.netState(ctx, need('network'), 'start');
+      return 0;
+    case 'net-destroy':
+      await net.netState(ctx, need('network'), 'stop');
+      return 0;
+    case 'net-undefine':
+      await net.netUndefine(ctx, need('network'));
+      return 0;
+    case 'net-autostart':
+      await net.netAutostart(ctx, need('network'), !(values.disable ?? false));
+      return 0;
+    case 'net-dhcp-leases':
+      await net.netDhcpLeases(ctx, need('network'));
+      return 0;
+    case 'domifaddr':
+      await net.domifaddr(ctx, need('domain'));
       return 0;
     default: {
       const hostnet = await runHostNetCommand(ctx, command, rest, { ...(values.timeout ? { timeout: int('timeout', values.timeout) } : {}) });

@@ -16,6 +16,7 @@ import { migrationRoutes } from './routes/migration.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { storageRoutes } from './routes/storage.js';
 import { interfaceRoutes } from './routes/interfaces.js';
+import { networkRoutes } from './routes/networks.js';
 import { sharedSchemaDefinitions } from './schemas.js';
 import type { TraceInjector } from './trace.js';
 
@@ -93,5 +94,6 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(storageRoutes);
   await app.register(interfaceRoutes);
   await app.register(migrationRoutes);
+  await app.register(networkRoutes);
   return app;
 }

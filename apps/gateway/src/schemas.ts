@@ -19,6 +19,10 @@ import {
   StoragePoolList,
   StorageVolume,
   StorageVolumeList,
+  Network,
+  NetworkList,
+  DhcpLeaseList,
+  DomainInterfaceList,
   type ErrorCode,
 } from '@virtbus/api-contract';
 
@@ -38,6 +42,10 @@ export const SharedSchemas = {
   StoragePoolList,
   StorageVolume,
   StorageVolumeList,
+  Network,
+  NetworkList,
+  DhcpLeaseList,
+  DomainInterfaceList,
   Operation: AsyncOperation,
   OperationList: AsyncOperationList,
 } as const;

@@ -11,6 +11,7 @@ export const Tags = {
   Storage: 'storage',
   Interfaces: 'interfaces',
   Firewall: 'firewall',
+  Networks: 'networks',
 } as const;
 
 async function openapiPlugin(app: FastifyInstance): Promise<void> {
@@ -30,6 +31,7 @@ async function openapiPlugin(app: FastifyInstance): Promise<void> {
         { name: Tags.Storage, description: 'Storage pools, volumes and their async operations' },
         { name: Tags.Interfaces, description: 'Host interfaces and their configuration transaction' },
         { name: Tags.Firewall, description: 'Firewall rule sets bound to domain NICs (nftables)' },
+        { name: Tags.Networks, description: 'Virtual networks: bridges, DHCP/DNS (dnsmasq), NAT (nftables)' },
       ],
     },
     // Shared schemas keep their $id as the component name instead of def-0, def-1…

@@ -1,0 +1,82 @@
+import { readFile } from 'node:fs/promises';
+import type { DhcpLeaseList, DomainInterfaceList, Network, NetworkList, NetworksPost } from '@virtbus/api-contract';
+import { resolveNode, type CommandContext } from './commands.js';
+import { keyValues, table } from './format.js';
+
+const enc = encodeURIComponent;
+
+function print(ctx: CommandContext, value: unknown, text: () => string): void {
+  ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
+}
+
+async function base(ctx: CommandContext): Promise<string> {
+  return `/v1/nodes/${enc(await resolveNode(ctx))}`;
+}
+
+/** virsh net-list [--all] */
+export async function netList(ctx: CommandContext, all: boolean): Promise<void> {
+  const { networks } = await ctx.http.json<NetworkList>('GET', `${await base(ctx)}/networks`);
+  const shown = all ? networks : networks.filter((net) => net.state === 'active');
+  print(ctx, { networks: shown }, () =>
+    table(['Name', 'State', 'Autostart', 'Persistent', 'Mode', 'Bridge'], shown.map((n) => [n.name, n.state, n.autostart ? 'yes' : 'no', n.persistent ? 'yes' : 'no', n.mode, n.bridge])),
+  );
+}
+
+export async function netInfo(ctx: CommandContext, name: string): Promise<void> {
+  const n = await ctx.http.json<Network>('GET', `${await base(ctx)}/networks/${enc(name)}`);
+  print(ctx, n, () =>
+    keyValues([
+      ['Name', n.name],
+      ['UUID', n.uuid],
+      ['Active', n.state === 'active' ? 'yes' : 'no'],
+      ['Persistent', n.persistent ? 'yes' : 'no'],
+      ['Autostart', n.autostart ? 'yes' : 'no'],
+      ['Mode', n.mode],
+      ['Bridge', n.bridge],
+      ['IPv4', n.ipv4?.address ?? '-'],
+      ['IPv6', n.ipv6?.address ?? '-'],
+    ]),
+  );
+}
+
+/** virsh net-define FILE (a NetworksPost JSON file) */
+export async function netDefine(ctx: CommandContext, file: string): Promise<void> {
+  const body = JSON.parse(await readFile(file, 'utf8')) as NetworksPost;
+  const n = await ctx.http.json<Network>('POST', `${await base(ctx)}/networks`, body);
+  print(ctx, n, () => `Network ${n.name} defined (${n.uuid})`);
+}
+
+/** net-start / net-destroy */
+export async function netState(ctx: CommandContext, name: string, action: 'start' | 'stop'): Promise<void> {
+  const n = await ctx.http.json<Network>('PUT', `${await base(ctx)}/networks/${enc(name)}/state`, { action });
+  print(ctx, n, () => `Network ${n.name} ${action === 'start' ? 'started' : 'destroyed'}`);
+}
+
+export async function netUndefine(ctx: CommandContext, name: string): Promise<void> {
+  const n = await ctx.http.json<Network>('DELETE', `${await base(ctx)}/networks/${enc(name)}`);
+  print(ctx, n, () => `Network ${n.name} has been undefined`);
+}
+
+export async function netAutostart(ctx: CommandContext, name: string, autostart: boolean): Promise<void> {
+  const n = await ctx.http.json<Network>('PUT', `${await base(ctx)}/networks/${enc(name)}`, { autostart });
+  print(ctx, n, () => `Network ${n.name} ${autostart ? 'marked as autostarted' : 'unmarked as autostarted'}`);
+}
+
+export async function netDhcpLeases(ctx: CommandContext, name: string): Promise<void> {
+  const list = await ctx.http.json<DhcpLeaseList>('GET', `${await base(ctx)}/networks/${enc(name)}/leases`);
+  print(ctx, list, () =>
+    table(
+      ['Expiry Time', 'MAC address', 'Protocol', 'IP address', 'Hostname', 'Client ID'],
+      list.leases.map((l) => [l.expiresAt ?? 'never', l.mac ?? '-', l.type, `${l.ip}/${l.prefix}`, l.hostname ?? '-', l.clientId ?? '-']),
+    ),
+  );
+}
+
+/** virsh domifaddr DOMAIN (addresses from the DHCP leases) */
+export async function domifaddr(ctx: CommandContext, domain: string): Promise<void> {
+  const list = await ctx.http.json<DomainInterfaceList>('GET', `${await base(ctx)}/domains/${enc(domain)}/interfaces`);
+  const rows = list.interfaces.flatMap((nic) =>
+    nic.addresses.length ? nic.addresses.map((a) => [nic.name, nic.mac, a.type, `${a.address}/${a.prefix}`]) : [[nic.name, nic.mac, '-', '-']],
+  );
+  print(ctx, list, () => table(['Name', 'MAC address', 'Protocol', 'Address'], rows));
+}
