@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtError, type AsyncOperation, type Domain, type LifecycleEvent, type MigrationRequest } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { ensureMigrationTlsDir } from '@virtbus/security';
+import { ensureCertificateAuthority, ensureMigrationTlsDir } from '@virtbus/security';
 import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -108,7 +108,6 @@ describe.skipIf(!QEMU)('live migration between two agents (real QEMU, TCG guest)
   let caDir: { cert: string; key: string } | undefined;
   async function sharedCa() {
     if (caDir) return caDir;
-    const { ensureCertificateAuthority } = await import('@virtbus/security');
     caDir = await ensureCertificateAuthority(join(work, 'ca'));
     return caDir;
   }
