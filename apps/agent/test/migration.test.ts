@@ -179,4 +179,18 @@ describe.skipIf(!QEMU)('live migration between two agents (real QEMU, TCG guest)
     execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', copyPath, raw]);
     expect((await readFile(raw)).subarray(0, 12).toString()).toBe('migmark-4711');
   });
+
+  it('switches to post-copy when asked: the destination resumes before the last pages arrive', async () => {
+    const lastOnA = Math.max(...(await counters('a')));
+    const started = await migrate('a', { destination: 'b', postCopy: true, autoConverge: true, bandwidthMiBs: 16, undefineSource: true });
+    const ended = await finished('a', started.id);
+    expect(ended.status, JSON.stringify(ended.error)).toBe('success');
+    await waitFor('RESUMED/POSTCOPY on b', async () => lifecycle('b').includes('RESUMED/POSTCOPY'));
+    expect((await domainOn('b')).state).toBe('running');
+    const onB = await waitFor('the counter on b', async () => {
+      const seen = await counters('b');
+      return seen.length > 1 && seen;
+    });
+    expect(onB[0]).toBeGreaterThan(lastOnA);
+  });
 });

@@ -119,6 +119,8 @@ export interface OutgoingOptions {
   tlsHostname?: string;
   signal: AbortSignal;
   onProgress(status: MigrationStatus): void;
+  /** Called once the source switched to post-copy: the destination must resume now (it pulls pages on demand). */
+  onPostcopy?(): Promise<void>;
 }
 
 /** Facts the destination checks before it spawns anything (compatibility check). */

@@ -200,19 +200,27 @@ export class MigrationManager {
           postCopy: request.postCopy ?? false,
           ...(request.tls && this.options.settings.tlsDir ? { tlsDir: this.options.settings.tlsDir } : {}),
           signal: handle.signal,
+          onPostcopy: async () => {
+            // the destination owns the guest from here on: it must run now, and a failure can no longer fall back to the source
+            await this.writeJournal({ ...journal, phase: 'finishing' });
+            await this.peer(destination, PeerMigrationVerbs.finish, { migrationId: prepare.migrationId, uuid, resume: true });
+            finished = true;
+          },
           onProgress: (progress) =>
             handle.progress(progress.ramTransferredBytes + progress.diskProcessedBytes, progress.ramTotalBytes + progress.diskTotalBytes, toProgress(progress)),
         });
         handle.progress(status.ramTransferredBytes + status.diskProcessedBytes, undefined, toProgress({ ...status, phase: 'finishing' }));
-        await this.writeJournal({ ...journal, phase: 'finishing' });
-        try {
-          await this.peer(destination, PeerMigrationVerbs.finish, { migrationId: prepare.migrationId, uuid, resume: wasRunning && !(request.paused ?? false) });
-        } catch (error) {
-          // the destination did not take over: the guest continues here
-          await apply(await migration.recoverOutgoing(current(), wasRunning));
-          throw error;
+        if (!finished) {
+          await this.writeJournal({ ...journal, phase: 'finishing' });
+          try {
+            await this.peer(destination, PeerMigrationVerbs.finish, { migrationId: prepare.migrationId, uuid, resume: wasRunning && !(request.paused ?? false) });
+          } catch (error) {
+            // the destination did not take over: the guest continues here
+            await apply(await migration.recoverOutgoing(current(), wasRunning));
+            throw error;
+          }
+          finished = true;
         }
-        finished = true;
         await apply(await migration.confirmOutgoing(current()));
         handle.progress(status.ramTotalBytes + status.diskTotalBytes, undefined, { ...toProgress(status), phase: 'done' });
       });

@@ -151,18 +151,21 @@ export class QemuMigration implements MigrationCapability {
     return this.host.busy(instance, async () => {
       const qmp = instance.monitor!;
       const deadline = Date.now() + 60_000;
+      let postcopy = false;
       for (;;) {
         const info = await qmp.execute<QmpMigrationInfo>('query-migrate');
         if (info.status === 'failed') throw new VirtError('OPERATION_FAILED', `incoming migration failed: ${info['error-desc'] ?? 'unknown error'}`);
         const { status } = await qmp.execute<{ status: string }>('query-status');
-        // postcopy: the destination is already running
-        if (status !== 'inmigrate' && (info.status === 'completed' || status === 'running')) break;
+        // post-copy: resume at once, the pages still missing are pulled on demand
+        if (info.status === 'postcopy-active') postcopy = true;
+        if (postcopy || (status !== 'inmigrate' && info.status === 'completed')) break;
         if (Date.now() > deadline) throw new VirtError('OPERATION_TIMEOUT', 'the incoming migration did not complete');
         await sleep(20);
       }
-      await this.stopNbdServer(instance);
+      if (!postcopy) await this.stopNbdServer(instance);
       const { status } = await qmp.execute<{ status: string }>('query-status');
-      if (resume && status !== 'running') await qmp.execute('cont');
+      if ((resume || postcopy) && status !== 'running') await qmp.execute('cont');
+      if (postcopy) return { state: 'running', reason: 'postcopy' };
       if (!resume && status === 'running') await qmp.execute('stop');
       return resume ? { state: 'running', reason: 'migrated' } : { state: 'paused', reason: 'migration' };
     });
@@ -237,6 +240,7 @@ export class QemuMigration implements MigrationCapability {
         if (!options.live) await qmp.execute('stop');
         await qmp.execute('migrate', { uri: options.target.uri });
         let postcopyStarted = false;
+        let postcopyResumed = false;
         for (;;) {
           const info = await qmp.execute<QmpMigrationInfo>('query-migrate');
           const jobs = mirrors.length > 0 ? await qmp.execute<QmpBlockJob[]>('query-block-jobs') : [];
@@ -257,15 +261,18 @@ export class QemuMigration implements MigrationCapability {
             ...(info['total-time'] !== undefined ? { totalTimeMs: info['total-time'] } : {}),
           };
           options.onProgress(status);
+          if (info.status === 'postcopy-active' && !postcopyResumed) {
+            postcopyResumed = true;
+            await options.onPostcopy?.();
+          }
           if (info.status === 'completed') break;
           if (info.status === 'failed' || info.status === 'cancelled') {
             throw new VirtError('OPERATION_FAILED', `migration ${info.status}: ${info['error-desc'] ?? 'QEMU gave no reason'}`);
           }
-          if (cancelled()) {
-            if (postcopyStarted) throw new VirtError('OPERATION_INVALID', 'a migration in post-copy cannot be cancelled');
-            await qmp.execute('migrate_cancel');
-          }
-          if (options.postCopy && !postcopyStarted && info.status === 'active' && (info.ram?.['dirty-sync-count'] ?? 0) >= 2) {
+          // in post-copy the destination already runs the guest: there is nothing to go back to
+          if (cancelled() && !postcopyStarted) await qmp.execute('migrate_cancel');
+          // an idle guest converges within its first pass: switch as soon as RAM is flowing, not after it
+          if (options.postCopy && !postcopyStarted && info.status === 'active' && (info.ram?.transferred ?? 0) > 0) {
             await qmp.execute('migrate-start-postcopy');
             postcopyStarted = true;
           }
