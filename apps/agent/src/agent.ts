@@ -10,6 +10,7 @@ import { DomainManager } from './domains/manager.js';
 import { DomainStore } from './domains/store.js';
 import { DEFAULT_STREAM_LIMITS, EventPublisher, type EventStreamLimits } from './events/publisher.js';
 import { createHandlers } from './handlers.js';
+import { SnapshotService } from './snapshots/service.js';
 import { StorageManager } from './storage/manager.js';
 import { NetworkManager } from './networks/manager.js';
 import { InterfaceManager } from './interfaces/manager.js';
@@ -113,6 +114,12 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     events.onEvent((event) => {
       if (event.type === 'STOPPED' || event.type === 'CRASHED' || event.type === 'UNDEFINED') consoles.forget(event.uuid);
     });
+    // before the domains start: an autostarted domain with a managed save image resumes from it
+    const snapshots = new SnapshotService({ stateDir: config.stateDir, manager, storage: pools, events, logger });
+    await snapshots.init();
+    events.onEvent((event) => {
+      if (event.type === 'UNDEFINED') void snapshots.forget(event.uuid).catch((error: unknown) => logger.warn({ err: error, uuid: event.uuid }, 'snapshot metadata not removed'));
+    });
     await manager.init();
     const interfaces = new InterfaceManager({
       stateDir: config.stateDir,
@@ -138,7 +145,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     const kv = await new Kvm(nc).create(NODES_BUCKET, { history: 1 });
     await kv.put(config.node, JSON.stringify({ node: config.node, version: AGENT_VERSION, registeredAt: startedAt }));
 
-    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces, migrations: mover });
+    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces, migrations: mover, snapshots });
     service = await serveOperations({
       nc,
       node: config.node,

@@ -7,6 +7,8 @@ import { readNodeStats } from './node-stats.js';
 import type { OperationHandlers } from './service.js';
 import { createInterfaceHandlers } from './interfaces/handlers.js';
 import type { InterfaceManager } from './interfaces/manager.js';
+import { createSnapshotHandlers } from './snapshots/handlers.js';
+import type { SnapshotService } from './snapshots/service.js';
 import { createStorageHandlers } from './storage/handlers.js';
 import type { StorageManager } from './storage/manager.js';
 import { createNetworkHandlers } from './networks/handlers.js';
@@ -23,6 +25,7 @@ export interface HandlerDeps {
   networks: NetworkManager;
   interfaces: InterfaceManager;
   migrations: MigrationManager;
+  snapshots: SnapshotService;
 }
 
 /** What each contract operation does on this agent. */
@@ -66,5 +69,6 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     ...createStorageHandlers(deps.storage),
     ...createNetworkHandlers(deps.networks, manager),
     ...createInterfaceHandlers(deps.interfaces),
+    ...createSnapshotHandlers(deps.snapshots),
   };
 }

@@ -6,6 +6,7 @@ import { consoleCommand } from './console.js';
 import { migrate } from './migrate.js';
 import { GatewayHttp } from './http.js';
 import { HOSTNET_USAGE, runHostNetCommand } from './hostnet.js';
+import * as snapshots from './snapshots.js';
 
 export const USAGE = `virtbus — manage domains on virtbus nodes (like virsh)
 
@@ -29,6 +30,11 @@ net-list [--all] | net-info NET | net-define FILE.json | net-start NET | net-des
 net-autostart NET [--disable]         start the network with the agent (or not)
 net-dhcp-leases NET                   DHCP leases of an active network
 domifaddr DOMAIN                      NIC addresses of a domain from the DHCP leases
+snapshot-create DOMAIN [--name N] [--kind internal|external] [--description TEXT]
+snapshot-list DOMAIN [--tree] | snapshot-info DOMAIN SNAP | snapshot-revert DOMAIN SNAP
+snapshot-delete DOMAIN SNAP [--children|--children-only] [--metadata]
+save DOMAIN POOL FILE | restore POOL FILE [--paused]   memory state to/from a file in a dir pool
+managedsave DOMAIN | managedsave-remove DOMAIN        agent-kept save image; start resumes from it
 events [--kind domain|pool|network|operation|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
 ${HOSTNET_USAGE}environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY, VIRTBUS_NODE
 `;
@@ -66,6 +72,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       type: { type: 'string' },
       since: { type: 'string' },
       count: { type: 'string' },
+      tree: { type: 'boolean', default: false },
       kind: { type: 'string' },
       offline: { type: 'boolean', default: false },
       'not-live': { type: 'boolean', default: false },
@@ -77,6 +84,10 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       tls: { type: 'boolean', default: false },
       'copy-storage-all': { type: 'boolean', default: false },
       disable: { type: 'boolean', default: false },
+      description: { type: 'string' },
+      children: { type: 'boolean', default: false },
+      'children-only': { type: 'boolean', default: false },
+      metadata: { type: 'boolean', default: false },
     },
   });
   const [command, ...rest] = positionals;
@@ -91,6 +102,16 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
   };
   const need = (what: string) => {
     const value = rest[0];
+    if (!value) throw new VirtError('INVALID_ARG', `${command} needs a ${what}`);
+    return value;
+  };
+  const second = (what: string) => {
+    const value = rest[1];
+    if (!value) throw new VirtError('INVALID_ARG', `${command} needs a ${what}`);
+    return value;
+  };
+  const third = (what: string) => {
+    const value = rest[2];
     if (!value) throw new VirtError('INVALID_ARG', `${command} needs a ${what}`);
     return value;
   };
@@ -180,6 +201,40 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
         },
       ).finally(() => tty && process.stderr.write('\n'));
     }
+    case 'snapshot-create':
+      await snapshots.snapshotCreate(ctx, need('domain'), {
+        ...(values.name ? { name: values.name } : {}),
+        ...(values.kind ? { kind: values.kind } : {}),
+        ...(values.description ? { description: values.description } : {}),
+      });
+      return 0;
+    case 'snapshot-list':
+      await snapshots.snapshotList(ctx, need('domain'), values.tree ?? false);
+      return 0;
+    case 'snapshot-info':
+      await snapshots.snapshotInfo(ctx, need('domain'), second('snapshot'));
+      return 0;
+    case 'snapshot-revert':
+      await snapshots.snapshotRevert(ctx, need('domain'), second('snapshot'));
+      return 0;
+    case 'snapshot-delete':
+      await snapshots.snapshotDelete(ctx, need('domain'), second('snapshot'), {
+        ...(values.children ? { mode: 'children' } : values['children-only'] ? { mode: 'children-only' } : {}),
+        ...(values.metadata ? { metadataOnly: true } : {}),
+      });
+      return 0;
+    case 'save':
+      await snapshots.save(ctx, need('domain'), second('pool'), third('file name'));
+      return 0;
+    case 'restore':
+      await snapshots.restore(ctx, need('pool'), second('file name'), values.paused ?? false);
+      return 0;
+    case 'managedsave':
+      await snapshots.managedSave(ctx, need('domain'));
+      return 0;
+    case 'managedsave-remove':
+      await snapshots.managedSaveRemove(ctx, need('domain'));
+      return 0;
     case 'events':
       await commands.events(ctx, {
         ...(ctx.node ? { node: ctx.node } : {}),

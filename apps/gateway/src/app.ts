@@ -14,6 +14,7 @@ import { domainRoutes } from './routes/domains.js';
 import { eventRoutes } from './routes/events.js';
 import { migrationRoutes } from './routes/migration.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { snapshotRoutes } from './routes/snapshots.js';
 import { storageRoutes } from './routes/storage.js';
 import { interfaceRoutes } from './routes/interfaces.js';
 import { networkRoutes } from './routes/networks.js';
@@ -95,5 +96,6 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(interfaceRoutes);
   await app.register(migrationRoutes);
   await app.register(networkRoutes);
+  await app.register(snapshotRoutes);
   return app;
 }

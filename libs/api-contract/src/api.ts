@@ -9,6 +9,7 @@ import { AsyncOperation, StorageOperations } from './storage.js';
 import { NetworkOperations } from './network.js';
 import { HostInterfaceOperations } from './interfaces.js';
 import { DomainMigrateRequest } from './migration.js';
+import { SnapshotOperations } from './snapshots.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
@@ -74,6 +75,7 @@ export const Operations = {
   ...StorageOperations,
   ...NetworkOperations,
   ...HostInterfaceOperations,
+  ...SnapshotOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

@@ -12,3 +12,4 @@ export * from './storage.js';
 export * from './network.js';
 export * from './interfaces.js';
 export * from './migration.js';
+export * from './snapshots.js';

@@ -52,6 +52,8 @@ export const Subjects = {
     `${SUBJECT_ROOT}.${node(nodeName)}.events.pool.${token(pool, 'pool name')}.${token(type, 'event type')}`,
   networkEvent: (nodeName: string, network: string, type: string) =>
     `${SUBJECT_ROOT}.${node(nodeName)}.events.network.${token(network, 'network name')}.${token(type, 'event type')}`,
+  snapshotEvent: (nodeName: string, uuid: string, type: string) =>
+    `${SUBJECT_ROOT}.${node(nodeName)}.events.snapshot.${token(uuid, 'uuid')}.${token(type, 'event type')}`,
   operationEvent: (nodeName: string, id: string) => `${SUBJECT_ROOT}.${node(nodeName)}.events.operation.${token(id, 'operation id')}`,
   /** Volume content sessions: uploads write (rw), downloads read (ro), so permissions apply as for requests. */
   uploadSession: (nodeName: string, session: string) => `${SUBJECT_ROOT}.${node(nodeName)}.rw.stream.upload.${token(session, 'session')}`,

@@ -1,4 +1,17 @@
-import type { DomainConfig, DomainDriver, DomainNic, DomainState, DomainStats, DriverInfo, ExecRequest, ExecResult, StateReason } from '@virtbus/api-contract';
+import type {
+  DomainConfig,
+  DomainDriver,
+  DomainNic,
+  DomainSnapshot,
+  DomainState,
+  DomainStats,
+  DriverInfo,
+  ExecRequest,
+  ExecResult,
+  SnapshotDisk,
+  SnapshotKind,
+  StateReason,
+} from '@virtbus/api-contract';
 import type { Logger } from 'pino';
 
 /** Driver-owned runtime facts (pid, sockets, start time…) that the agent persists atomically with the domain. */
@@ -150,6 +163,47 @@ export interface MigrationCapability {
   recoverOutgoing(domain: DomainRecord, resume: boolean): Promise<RunState>;
 }
 
+/** What a driver made of a snapshot request; the agent keeps the metadata. */
+export interface SnapshotTaken {
+  state: DomainState;
+  memory: boolean;
+  disks: SnapshotDisk[];
+  /** New disk paths (external snapshots move each disk to its overlay); the agent persists it as the definition. */
+  config?: DomainConfig;
+}
+
+/** What a driver needs to know about the other snapshots while changing images. */
+export interface SnapshotContext {
+  /** Every snapshot of the domain (the one acted on included). */
+  all: readonly DomainSnapshot[];
+}
+
+export interface SnapshotReverted {
+  run: RunState;
+  /** States the domain passed through on the way (e.g. shutoff when QEMU was restarted), applied before `run`. */
+  through?: RunState[];
+  config?: DomainConfig;
+  /** Snapshot disk records rewritten by the change (an image merged into another), by snapshot name. */
+  updated?: Record<string, SnapshotDisk[]>;
+}
+
+/** Internal (qcow2, with RAM while running) and external (overlay) snapshots. */
+export interface SnapshotCapability {
+  createSnapshot(domain: DomainRecord, request: { name: string; kind: SnapshotKind }, context: SnapshotContext): Promise<SnapshotTaken>;
+  /** Returns the domain's state after the revert (the snapshot's for internal ones with RAM). */
+  revertSnapshot(domain: DomainRecord, snapshot: DomainSnapshot, context: SnapshotContext): Promise<SnapshotReverted>;
+  /** Removes the snapshot's data (merging external overlays); never the metadata, which the agent owns. */
+  deleteSnapshot(domain: DomainRecord, snapshot: DomainSnapshot, context: SnapshotContext): Promise<Omit<SnapshotReverted, 'run'>>;
+}
+
+/** Save a running domain's memory state into a file and stop it; restore it later (libvirt save/restore). */
+export interface SaveRestoreCapability {
+  /** Writes the save file (header from save-file.ts, then the driver's state) and stops the domain: shutoff/saved. */
+  save(domain: DomainRecord, path: string): Promise<RunState>;
+  /** Starts the domain from a save file written by `save`; running/restored (or paused). */
+  restore(domain: DomainRecord, path: string, options: { paused: boolean }): Promise<RunState>;
+}
+
 /**
  * One interface for every hypervisor. Lifecycle calls are mandatory; optional capability groups
  * (console, stats, …) are absent when unsupported and the agent answers OPERATION_UNSUPPORTED.
@@ -180,4 +234,6 @@ export interface HypervisorDriver {
   readonly stats?: StatsCapability;
   readonly exec?: ExecCapability;
   readonly migration?: MigrationCapability;
+  readonly snapshots?: SnapshotCapability;
+  readonly saveRestore?: SaveRestoreCapability;
 }

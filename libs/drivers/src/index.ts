@@ -13,6 +13,11 @@ export type {
   MigrationStatus,
   OutgoingOptions,
   RunState,
+  SaveRestoreCapability,
+  SnapshotCapability,
+  SnapshotContext,
+  SnapshotReverted,
+  SnapshotTaken,
   StartOptions,
   StatsCapability,
   WaitOptions,
@@ -63,3 +68,4 @@ export {
   snapshotOf,
   type InterfaceSnapshot,
 } from './hostnet/interfaces.js';
+export { encodeSaveHeader, readSaveHeader, writeSaveFile, type SaveHeader } from './save-file.js';

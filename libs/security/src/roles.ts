@@ -97,6 +97,17 @@ export const OperationPermission = {
   'iface.commit': PermissionClass.HostInterface,
   'iface.rollback': PermissionClass.HostInterface,
   'iface.configure': PermissionClass.HostInterface,
+  'domain.snapshot.list': PermissionClass.Read,
+  'domain.snapshot.get': PermissionClass.Read,
+  'domain.managedsave.get': PermissionClass.Read,
+  'domain.snapshot.create': PermissionClass.Lifecycle,
+  'domain.save': PermissionClass.Lifecycle,
+  'domain.restore': PermissionClass.Lifecycle,
+  'domain.managedsave': PermissionClass.Lifecycle,
+  // these throw guest state away: admin only
+  'domain.snapshot.revert': PermissionClass.Define,
+  'domain.snapshot.delete': PermissionClass.Define,
+  'domain.managedsave.remove': PermissionClass.Define,
 } as const satisfies Record<OperationName, PermissionClass>;
 
 export function minimumRoleFor(what: PermissionClass | OperationName): Role {

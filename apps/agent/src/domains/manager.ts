@@ -44,6 +44,16 @@ export interface DomainManagerOptions {
   onDriverError?: (driver: string, operation: string, error: unknown) => void;
 }
 
+/** What a job under the domain lock changed: a new definition, and the states it went through (last = current). */
+export interface DomainJobOutcome<T> {
+  result: T;
+  config?: DomainConfig;
+  states?: RunState[];
+}
+
+/** Returns the RunState of a start it handled itself, or undefined to let the driver boot the domain. */
+export type StartOverride = (record: DomainRecord, driver: HypervisorDriver, paused: boolean) => Promise<RunState | undefined>;
+
 /**
  * Owns every domain of the node: definitions, state, the per-domain job lock, and the lifecycle
  * events that state changes produce. Drivers only run things.
@@ -56,6 +66,7 @@ export class DomainManager {
   // One outstanding stats call per domain, shared by scrapes, bulk stats and single stats: a stuck QMP does not pile up calls.
   private readonly statsCalls = new Map<string, Promise<DomainStats>>();
   private readonly lastStats = new Map<string, DomainStats>();
+  private startOverride?: StartOverride;
 
   constructor(private readonly options: DomainManagerOptions) {
     for (const driver of options.drivers) for (const type of driver.domainTypes) this.driversByType.set(type, driver);
@@ -217,7 +228,7 @@ export class DomainManager {
         if (!INACTIVE_STATES.has(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
         const resolved = await this.resolvedRecord(stored);
         driver.validate(resolved.config);
-        return driver.start(resolved, { paused: change.paused ?? false });
+        return (await this.startOverride?.(resolved, driver, change.paused ?? false)) ?? driver.start(resolved, { paused: change.paused ?? false });
       }
       case 'shutdown':
         try {
@@ -253,6 +264,32 @@ export class DomainManager {
       .filter((stored) => volumesOf(stored.config).some((ref) => ref.pool === pool && ref.volume === volume))
       .map((stored) => stored.config.name)
       .sort();
+  }
+
+  /**
+   * Runs `work` under the domain's job lock (snapshots, save/restore): a new config is persisted first, then each
+   * returned state is applied in order, so every transition produces its lifecycle events.
+   */
+  async job<T>(id: string, operation: string, work: (record: DomainRecord, driver: HypervisorDriver) => Promise<DomainJobOutcome<T>>): Promise<T> {
+    const uuid = this.resolve(id).config.uuid;
+    return this.locks.run(uuid, async () => {
+      const stored = this.resolve(uuid);
+      const driver = this.driverFor(stored.config);
+      const record = await this.resolvedRecord(stored);
+      const outcome = await this.driverCall(driver, operation, stored, () => work(record, driver));
+      if (outcome.config) {
+        const next: StoredDomain = { ...this.resolve(uuid), config: outcome.config };
+        this.domains.set(uuid, next);
+        await this.persist(next);
+      }
+      for (const state of outcome.states ?? []) await this.apply(uuid, state);
+      return outcome.result;
+    });
+  }
+
+  /** Lets another part of the agent take over a plain start (a managed save image resumes instead of booting). */
+  setStartOverride(override: StartOverride): void {
+    this.startOverride = override;
   }
 
   /** One driver call in a driver span; errors are counted. */

@@ -6,11 +6,13 @@ import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import {
   EVENTS_STREAM,
   Subjects,
+  type DomainSnapshotEvent,
   type DomainState,
   type LifecycleChange,
   type LifecycleEvent,
   type PoolEventType,
   type PoolState,
+  type SnapshotEventType,
   type StateReason,
   type StoragePoolEvent,
   type NetworkEvent,
@@ -30,7 +32,7 @@ export interface EventStreamLimits {
 export const DEFAULT_STREAM_LIMITS: EventStreamLimits = { maxAgeMs: 7 * 24 * 3600 * 1000, maxMessages: 1_000_000 };
 
 /** Domain and storage pool lifecycle events share the node's sequence and the outbox. */
-type NodeEvent = LifecycleEvent | StoragePoolEvent | NetworkEvent;
+type NodeEvent = LifecycleEvent | StoragePoolEvent | NetworkEvent | DomainSnapshotEvent;
 
 /** What publish hooks see of any event. */
 export interface PublishedEvent {
@@ -185,6 +187,24 @@ export class EventPublisher {
     return event;
   }
 
+  /** A snapshot event (created, reverted, deleted), recorded and published like a domain event. */
+  async emitSnapshot(domain: { uuid: string; name: string }, snapshot: string, type: SnapshotEventType): Promise<DomainSnapshotEvent> {
+    const event: DomainSnapshotEvent = {
+      kind: 'snapshot.lifecycle',
+      node: this.node,
+      seq: ++this.outbox.lastSeq,
+      timestamp: new Date().toISOString(),
+      uuid: domain.uuid,
+      domain: domain.name,
+      snapshot,
+      type,
+    };
+    this.outbox.pending.push(event);
+    await this.persist();
+    this.kick();
+    return event;
+  }
+
   /** Waits until every recorded event is acknowledged by JetStream (or the timeout passes). */
   async drain(timeoutMs = 5000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
@@ -258,6 +278,8 @@ export class EventPublisher {
             ? Subjects.poolEvent(event.node, event.name, event.type)
             : event.kind === 'network.lifecycle'
               ? Subjects.networkEvent(event.node, event.name, event.type)
+            : event.kind === 'snapshot.lifecycle'
+              ? Subjects.snapshotEvent(event.node, event.uuid, event.type)
               : Subjects.domainEvent(event.node, event.uuid, event.type);
         await this.js.publish(subject, JSON.stringify(event), {
           msgID: `${event.node}-${event.seq}`,

@@ -1,7 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VirtError, type DomainConfig, type DomainStats, type DriverInfo } from '@virtbus/api-contract';
-import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, RunState, StatsCapability } from '../driver.js';
+import type {
+  ConsoleCapability,
+  ConsoleSession,
+  DomainRecord,
+  DriverContext,
+  HypervisorDriver,
+  RunState,
+  SaveRestoreCapability,
+  SnapshotCapability,
+  StatsCapability,
+} from '../driver.js';
 import { TestConsole } from './test-console.js';
+import { TestSnapshots } from './test-snapshots.js';
 
 export interface TestDriverOptions {
   /** Simulated hypervisor latency per call, so callers can exercise locking and timeouts. */
@@ -17,6 +28,15 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   readonly domainTypes = ['test'] as const;
   readonly console: ConsoleCapability = this;
   readonly stats: StatsCapability = this;
+  private readonly snapshotSupport = new TestSnapshots({
+    booted: (domain, banner) => {
+      this.consoleOf(domain).append(`${banner}\r\nGUEST-READY\r\n`);
+      this.runningSince.set(domain.config.uuid, Date.now());
+    },
+    stopped: (domain) => this.stopped(domain),
+  });
+  readonly snapshots: SnapshotCapability = this.snapshotSupport;
+  readonly saveRestore: SaveRestoreCapability = this.snapshotSupport;
   private readonly runningSince = new Map<string, number>();
   private readonly latencyMs: number;
   private readonly consoles = new Map<string, TestConsole>();
@@ -33,7 +53,7 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       domainTypes: [...this.domainTypes],
       available: true,
       detail: 'simulated hypervisor, no real guests',
-      capabilities: ['lifecycle', 'console', 'stats'],
+      capabilities: ['lifecycle', 'console', 'stats', 'snapshots', 'save-restore'],
     };
   }
 

@@ -1,0 +1,143 @@
+import Type, { type Static } from 'typebox';
+import { Domain, DomainState } from './domain.js';
+import { DomainId, ObjectName, Uuid } from './names.js';
+import { Access } from './subjects.js';
+
+export const SnapshotKinds = ['internal', 'external'] as const;
+export const SnapshotKind = Type.Enum([...SnapshotKinds], {
+  description: '`internal`: qcow2 internal snapshot (with RAM when the domain runs); `external`: disk-only, a new qcow2 overlay on each disk',
+});
+export type SnapshotKind = Static<typeof SnapshotKind>;
+
+export const SnapshotDisk = Type.Object(
+  {
+    target: Type.String({ description: 'Guest device name, e.g. vda' }),
+    file: Type.String({ description: 'internal: the image holding the snapshot; external: the image frozen at the snapshot (backing of later overlays)' }),
+    overlay: Type.Optional(Type.String({ description: 'external: the overlay created by the snapshot' })),
+  },
+  { additionalProperties: false },
+);
+export type SnapshotDisk = Static<typeof SnapshotDisk>;
+
+export const DomainSnapshot = Type.Object(
+  {
+    name: ObjectName,
+    domain: Uuid,
+    kind: SnapshotKind,
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+    state: DomainState,
+    memory: Type.Boolean({ description: 'Whether the snapshot holds RAM and device state (a revert resumes the guest where it was)' }),
+    parent: Type.Optional(ObjectName),
+    children: Type.Array(ObjectName),
+    current: Type.Boolean({ description: 'The snapshot the domain last was at (created or reverted to)' }),
+    createdAt: Type.String({ format: 'date-time' }),
+    disks: Type.Array(SnapshotDisk),
+  },
+  { additionalProperties: false, title: 'DomainSnapshot' },
+);
+export type DomainSnapshot = Static<typeof DomainSnapshot>;
+
+export const DomainSnapshotList = Type.Object(
+  { snapshots: Type.Array(DomainSnapshot, { description: 'Parents before their children (tree order)' }), current: Type.Optional(ObjectName) },
+  { additionalProperties: false, title: 'DomainSnapshotList' },
+);
+export type DomainSnapshotList = Static<typeof DomainSnapshotList>;
+
+export const DomainSnapshotsPost = Type.Object(
+  {
+    name: Type.Optional(ObjectName),
+    kind: Type.Optional(Type.Enum([...SnapshotKinds], { default: 'internal' })),
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+  },
+  { additionalProperties: false, title: 'DomainSnapshotsPost' },
+);
+export type DomainSnapshotsPost = Static<typeof DomainSnapshotsPost>;
+
+export const SnapshotDeleteModes = ['single', 'children', 'children-only'] as const;
+export const DomainSnapshotDelete = Type.Object(
+  {
+    mode: Type.Optional(
+      Type.Enum([...SnapshotDeleteModes], { default: 'single', description: 'single: this one (children move to its parent); children: it and its descendants; children-only: only descendants' }),
+    ),
+    metadataOnly: Type.Optional(Type.Boolean({ description: 'Forget the snapshots without touching any image (libvirt --metadata)' })),
+  },
+  { additionalProperties: false, title: 'DomainSnapshotDelete' },
+);
+export type DomainSnapshotDelete = Static<typeof DomainSnapshotDelete>;
+
+export const DomainSnapshotsDeleted = Type.Object({ deleted: Type.Array(ObjectName) }, { additionalProperties: false, title: 'DomainSnapshotsDeleted' });
+
+/** A save image lives in a storage pool as a file. */
+export const DomainSaveTarget = Type.Object(
+  { pool: ObjectName, volume: ObjectName },
+  { additionalProperties: false, title: 'DomainSaveTarget', description: 'The file (volume name) in a dir storage pool holding the saved memory state' },
+);
+export type DomainSaveTarget = Static<typeof DomainSaveTarget>;
+
+export const DomainRestorePost = Type.Object(
+  {
+    pool: ObjectName,
+    volume: ObjectName,
+    paused: Type.Optional(Type.Boolean({ description: 'Leave the restored guest paused' })),
+  },
+  { additionalProperties: false, title: 'DomainRestorePost' },
+);
+export type DomainRestorePost = Static<typeof DomainRestorePost>;
+
+export const ManagedSaveInfo = Type.Object(
+  { domain: Uuid, present: Type.Boolean(), sizeBytes: Type.Optional(Type.Integer({ minimum: 0 })), createdAt: Type.Optional(Type.String({ format: 'date-time' })) },
+  { additionalProperties: false, title: 'ManagedSaveInfo' },
+);
+export type ManagedSaveInfo = Static<typeof ManagedSaveInfo>;
+
+/** Snapshot events (libvirt has none besides the domain's own lifecycle events). */
+export const SnapshotEventTypes = ['CREATED', 'REVERTED', 'DELETED'] as const;
+export const SnapshotEventType = Type.Enum([...SnapshotEventTypes]);
+export type SnapshotEventType = Static<typeof SnapshotEventType>;
+
+export const DomainSnapshotEvent = Type.Object(
+  {
+    kind: Type.Literal('snapshot.lifecycle'),
+    node: Type.String(),
+    seq: Type.Integer({ minimum: 1, description: 'Per-node sequence number shared with domain events' }),
+    timestamp: Type.String({ format: 'date-time' }),
+    uuid: Uuid,
+    domain: Type.String({ description: 'Domain name' }),
+    snapshot: ObjectName,
+    type: SnapshotEventType,
+  },
+  { additionalProperties: false, title: 'DomainSnapshotEvent' },
+);
+export type DomainSnapshotEvent = Static<typeof DomainSnapshotEvent>;
+
+const SnapshotRef = Type.Object({ id: DomainId, snapshot: ObjectName }, { additionalProperties: false });
+const DomainOnly = Type.Object({ id: DomainId }, { additionalProperties: false });
+
+/** Snapshot and save/restore operations of the agent API, merged into `Operations` (api.ts). */
+export const SnapshotOperations = {
+  'domain.snapshot.list': { access: Access.ReadOnly, request: DomainOnly, response: DomainSnapshotList, summary: 'Snapshots of a domain in tree order' },
+  'domain.snapshot.get': { access: Access.ReadOnly, request: SnapshotRef, response: DomainSnapshot, summary: 'One snapshot' },
+  'domain.snapshot.create': {
+    access: Access.ReadWrite,
+    request: Type.Object({ id: DomainId, snapshot: DomainSnapshotsPost }, { additionalProperties: false }),
+    response: DomainSnapshot,
+    summary: 'Take an internal or external snapshot',
+  },
+  'domain.snapshot.revert': { access: Access.ReadWrite, request: SnapshotRef, response: Domain, summary: 'Return the domain to a snapshot (internal or external)' },
+  'domain.snapshot.delete': {
+    access: Access.ReadWrite,
+    request: Type.Object({ id: DomainId, snapshot: ObjectName, options: Type.Optional(DomainSnapshotDelete) }, { additionalProperties: false }),
+    response: DomainSnapshotsDeleted,
+    summary: 'Delete a snapshot, its children, or only its metadata',
+  },
+  'domain.save': {
+    access: Access.ReadWrite,
+    request: Type.Object({ id: DomainId, target: DomainSaveTarget }, { additionalProperties: false }),
+    response: Domain,
+    summary: "Save a running domain's memory to a file in a pool and stop it",
+  },
+  'domain.restore': { access: Access.ReadWrite, request: DomainRestorePost, response: Domain, summary: 'Start a domain from a save file' },
+  'domain.managedsave.get': { access: Access.ReadOnly, request: DomainOnly, response: ManagedSaveInfo, summary: 'Whether the domain has a managed save image' },
+  'domain.managedsave': { access: Access.ReadWrite, request: DomainOnly, response: Domain, summary: 'Save to the agent-managed image; a plain start resumes from it' },
+  'domain.managedsave.remove': { access: Access.ReadWrite, request: DomainOnly, response: ManagedSaveInfo, summary: 'Throw the managed save image away' },
+} as const;
