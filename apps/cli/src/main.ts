@@ -35,7 +35,7 @@ snapshot-list DOMAIN [--tree] | snapshot-info DOMAIN SNAP | snapshot-revert DOMA
 snapshot-delete DOMAIN SNAP [--children|--children-only] [--metadata]
 save DOMAIN POOL FILE | restore POOL FILE [--paused]   memory state to/from a file in a dir pool
 managedsave DOMAIN | managedsave-remove DOMAIN        agent-kept save image; start resumes from it
-events [--kind domain|pool|network|operation|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
+events [--kind domain|pool|network|snapshot|operation|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
 ${HOSTNET_USAGE}environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY, VIRTBUS_NODE
 `;
 

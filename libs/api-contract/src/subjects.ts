@@ -46,7 +46,7 @@ export const Subjects = {
       filter.type ? token(filter.type, 'event type') : '*'
     }`,
   /** Filter for one family of events (`all`: every family, present and future); an absent node matches every node. */
-  eventKindFilter: (filter: { node?: string; kind: 'pool' | 'network' | 'operation' | 'all' }) =>
+  eventKindFilter: (filter: { node?: string; kind: 'pool' | 'network' | 'snapshot' | 'operation' | 'all' }) =>
     `${SUBJECT_ROOT}.${filter.node ? node(filter.node) : '*'}.events.${filter.kind === 'all' ? '>' : `${filter.kind}.>`}`,
   poolEvent: (nodeName: string, pool: string, type: string) =>
     `${SUBJECT_ROOT}.${node(nodeName)}.events.pool.${token(pool, 'pool name')}.${token(type, 'event type')}`,
