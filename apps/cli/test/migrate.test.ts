@@ -23,7 +23,7 @@ beforeAll(async () => {
   nats = await startNatsServer();
   workDir = await mkdtemp(join(tmpdir(), 'virtbus-cli-migrate-'));
   nc = await connect({ servers: nats.url });
-  for (const node of ['ma', 'mb']) agents.push(await spawnAgent({ node, natsUrl: nats.url, stateDir: join(workDir, node) }));
+  agents.push(...(await Promise.all(['ma', 'mb'].map((node) => spawnAgent({ node, natsUrl: nats.url, stateDir: join(workDir, node) })))));
   gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, discoveryWaitMs: 300 });
 });
 

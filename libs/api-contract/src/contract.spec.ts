@@ -53,6 +53,16 @@ describe('lifecycleChanges', () => {
     ]);
     expect(lifecycleChanges('running', 'running', 'unpaused')).toEqual([]);
   });
+
+  it('reports both sides of a migration like libvirt', () => {
+    expect(lifecycleChanges('shutoff', 'paused', 'migration')).toEqual([
+      { type: 'STARTED', detail: 'MIGRATED' },
+      { type: 'SUSPENDED', detail: 'MIGRATED' },
+    ]);
+    expect(lifecycleChanges('paused', 'running', 'migrated')).toEqual([{ type: 'RESUMED', detail: 'MIGRATED' }]);
+    expect(lifecycleChanges('paused', 'running', 'postcopy')).toEqual([{ type: 'RESUMED', detail: 'POSTCOPY' }]);
+    expect(lifecycleChanges('running', 'shutoff', 'migrated')).toEqual([{ type: 'STOPPED', detail: 'MIGRATED' }]);
+  });
 });
 
 describe('validation and errors', () => {

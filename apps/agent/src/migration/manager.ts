@@ -138,6 +138,8 @@ export class MigrationManager {
     const record = domains.record(id);
     const { config } = record;
     if (request.destination === node) throw new VirtError('INVALID_ARG', `domain ${config.name} is already on node ${node}`);
+    // every definition here is persistent; a transient copy on the destination does not exist yet
+    if (request.persistDestination === false) throw new VirtError('OPERATION_UNSUPPORTED', 'persistDestination false (a transient domain on the destination) is not supported yet');
     if (this.active.has(config.uuid)) throw new VirtError('OPERATION_INVALID', `domain ${config.name} is already migrating`);
     const offline = request.offline ?? false;
     const driver = domains.driverFor(config);
