@@ -193,4 +193,15 @@ describe.skipIf(!QEMU)('live migration between two agents (real QEMU, TCG guest)
     });
     expect(onB[0]).toBeGreaterThan(lastOnA);
   });
+
+  it('a source QEMU that dies mid-migration fails the operation, and the destination drops its incoming domain', async () => {
+    const started = await migrate('b', { destination: 'a', bandwidthMiBs: 1 });
+    await waitFor('RAM being sent', async () => ((await operation('b', started.id)).migration?.ramTransferredBytes ?? 0) > 0);
+    await waitFor('the incoming domain on a', async () => (await client.call('a', 'domain.list', {})).domains.length === 1);
+    const stored = JSON.parse(await readFile(join(stateDir('b'), 'domains', `${uuid}.json`), 'utf8')) as { runtime: { pid: number } };
+    process.kill(stored.runtime.pid, 'SIGKILL');
+    expect((await finished('b', started.id)).status).toBe('failure');
+    await waitFor('a to drop the incoming domain', async () => (await client.call('a', 'domain.list', {})).domains.length === 0);
+    expect(readdirSync(join(stateDir('a'), 'migrations'))).toEqual([]);
+  });
 });

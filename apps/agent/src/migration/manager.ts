@@ -11,6 +11,7 @@ import {
   compileValidator,
   isErrorCode,
   type AsyncOperation,
+  type LifecycleEvent,
   type DomainConfig,
   type MigrationProgress,
   type MigrationRequest,
@@ -44,6 +45,8 @@ export interface MigrationManagerOptions {
   settings: MigrationSettings;
   /** The node's virtual networks, which network/bridge NICs must find on the destination. */
   networks?: NetworkResolver;
+  /** Lifecycle events of this node: an incoming process that dies (the source went away) is cleaned up at once. */
+  onLifecycle?: (listener: (event: LifecycleEvent) => void) => void;
 }
 
 /** What each side writes before it acts, so a restarted agent can put things back in a clean state. */
@@ -102,6 +105,8 @@ function destinationConfig(config: DomainConfig, request: MigrationRequest, targ
  */
 export class MigrationManager {
   private readonly active = new Set<string>();
+  /** Destination side: migration id by domain uuid while an incoming process waits for its finish. */
+  private readonly incoming = new Map<string, string>();
   private subscription?: Subscription;
   private readonly dir: string;
 
@@ -111,6 +116,13 @@ export class MigrationManager {
 
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    this.options.onLifecycle?.((event) => {
+      const migrationId = this.incoming.get(event.uuid);
+      if (event.type !== 'STOPPED' || !migrationId) return;
+      // the incoming QEMU exits by itself when the stream breaks (source killed): drop what was prepared
+      this.incoming.delete(event.uuid);
+      void this.readJournal(migrationId).then((journal) => journal && this.dropIncoming(journal));
+    });
     this.subscription = this.options.nc.subscribe(Subjects.nodePeerRequests(this.options.node), {
       callback: (error, msg) => {
         if (error) return;
@@ -301,6 +313,7 @@ export class MigrationManager {
           postCopy: options.postCopy ?? false,
         });
         await apply(run);
+        this.incoming.set(config.uuid, prepare.migrationId);
         return target;
       });
     } catch (error) {
@@ -311,6 +324,7 @@ export class MigrationManager {
   }
 
   private async finish(request: PeerMigrationFinish): Promise<Record<string, never>> {
+    this.incoming.delete(request.uuid);
     await this.options.domains.runJob(request.uuid, 'migrate-finish', async (current, driver, apply) => {
       await apply(await migrationOf(driver).finishIncoming(current(), request.resume));
     });
@@ -327,6 +341,7 @@ export class MigrationManager {
   /** Kills the incoming process, drops the definition and the disk files this migration created. */
   private async dropIncoming(journal: Journal): Promise<void> {
     const { domains, logger } = this.options;
+    this.incoming.delete(journal.uuid);
     try {
       await domains.runJob(journal.uuid, 'migrate-abort', async (current, driver, apply) => {
         if (ACTIVE.has(current().state) && driver.migration) await apply(await driver.migration.abortIncoming(current()));
