@@ -48,6 +48,9 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.stats.all': async () => ({ domains: await manager.statsAll() }),
     'domain.exec': ({ id, exec }) => manager.exec(id, exec),
     'domain.migrate': ({ id, migration }) => deps.migrations.migrate(id, migration),
+    'domain.disk.attach': ({ id, attach }) => manager.attachDisk(id, attach),
+    'domain.disk.detach': ({ id, target, detach }) => manager.detachDisk(id, target, detach),
+    'domain.media.change': ({ id, target, change }) => manager.changeMedia(id, target, change),
     'domain.console.read': async ({ id }) => {
       const { record, driver } = consoleTarget(id);
       return consoles.read(record, driver);

@@ -81,6 +81,51 @@ describe('domains on pool volumes (test driver)', () => {
   });
 });
 
+describe('disk hotplug and media on the test driver (the reference implementation)', () => {
+  it('attaches live and/or to the config, detaches, changes and ejects cdrom media', async () => {
+    await client.call(NODE, 'volume.create', { pool: 'default', volume: { name: 'hot1', capacity: '4M' } });
+    await client.call(NODE, 'volume.create', { pool: 'default', volume: { name: 'disc2.iso', format: 'raw', capacity: '1M' } });
+    await client.call(NODE, 'domain.define', {
+      name: 'th',
+      driver: 'test',
+      disks: [{ source: { path: '/srv/a.qcow2' } }, { source: { path: '/srv/install.iso' }, device: 'cdrom' }],
+    });
+    // Shut off: the default scope is the definition, and live is refused.
+    await rejectsWith(client.call(NODE, 'domain.disk.attach', { id: 'th', attach: { disk: { source: { pool: 'default', volume: 'hot1' } }, live: true } }), 'OPERATION_INVALID');
+    const persisted = await client.call(NODE, 'domain.disk.attach', { id: 'th', attach: { disk: { source: { pool: 'default', volume: 'hot1' } } } });
+    expect(persisted.config.disks.map((disk) => disk.target)).toEqual(['vda', 'sda', 'vdb']);
+    const removed = await client.call(NODE, 'domain.disk.detach', { id: 'th', target: 'vdb', detach: {} });
+    expect(removed.config.disks.map((disk) => disk.target)).toEqual(['vda', 'sda']);
+
+    const running = await client.call(NODE, 'domain.state', { id: 'th', change: { action: 'start' } });
+    expect(running.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'sda']);
+    const plugged = await client.call(NODE, 'domain.disk.attach', { id: 'th', attach: { disk: { source: { pool: 'default', volume: 'hot1' } } } });
+    expect(plugged.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'sda', 'vdb']);
+    expect(plugged.config.disks).toHaveLength(2);
+    await rejectsWith(client.call(NODE, 'domain.disk.attach', { id: 'th', attach: { disk: { source: { path: '/srv/b' }, target: 'vdb' } } }), 'OPERATION_INVALID');
+    await rejectsWith(client.call(NODE, 'domain.disk.attach', { id: 'th', attach: { disk: { source: { pool: 'default', volume: 'nothere' } } } }), 'NO_STORAGE_VOL');
+    await rejectsWith(client.call(NODE, 'volume.delete', { pool: 'default', volume: 'hot1' }), 'OPERATION_INVALID');
+    const unplugged = await client.call(NODE, 'domain.disk.detach', { id: 'th', target: 'vdb', detach: { live: true } });
+    expect(unplugged.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'sda']);
+    await rejectsWith(client.call(NODE, 'domain.disk.detach', { id: 'th', target: 'vdq', detach: { live: true } }), 'INVALID_ARG');
+
+    const changed = await client.call(NODE, 'domain.media.change', { id: 'th', target: 'sda', change: { source: { pool: 'default', volume: 'disc2.iso' }, live: true, config: true } });
+    expect(changed.liveDisks?.[1]?.source).toEqual({ pool: 'default', volume: 'disc2.iso' });
+    expect(changed.config.disks[1]?.source).toEqual({ pool: 'default', volume: 'disc2.iso' });
+    const ejected = await client.call(NODE, 'domain.media.change', { id: 'th', target: 'sda', change: {} });
+    expect(ejected.liveDisks?.[1]?.source).toBeUndefined();
+    await rejectsWith(client.call(NODE, 'domain.media.change', { id: 'th', target: 'sda', change: { config: true } }), 'OPERATION_UNSUPPORTED');
+    await rejectsWith(client.call(NODE, 'domain.media.change', { id: 'th', target: 'vda', change: { source: { path: '/srv/x.iso' } } }), 'INVALID_ARG');
+    const qcow = await client.call(NODE, 'volume.create', { pool: 'default', volume: { name: 'q.qcow2', capacity: '1M' } });
+    expect(qcow.format).toBe('qcow2');
+    await rejectsWith(client.call(NODE, 'domain.media.change', { id: 'th', target: 'sda', change: { source: { pool: 'default', volume: 'q.qcow2' } } }), 'OPERATION_INVALID');
+
+    await client.call(NODE, 'domain.state', { id: 'th', change: { action: 'destroy' } });
+    await client.call(NODE, 'domain.undefine', { id: 'th' });
+    for (const volume of ['hot1', 'disc2.iso', 'q.qcow2']) await client.call(NODE, 'volume.delete', { pool: 'default', volume });
+  });
+});
+
 describe.skipIf(!LXC || !MKFS)('an LXC container on an ext4 raw volume', () => {
   it('starts a busybox rootfs from a loop-mounted raw volume and runs exec', async () => {
     const rootfs = await ensureBusyboxRootfs();
@@ -105,6 +150,12 @@ describe.skipIf(!LXC || !MKFS)('an LXC container on an ext4 raw volume', () => {
     await client.call(NODE, 'domain.undefine', { id: 'ct' });
     await client.call(NODE, 'volume.delete', { pool: 'default', volume: 'ctroot' });
   }, 120_000);
+
+  it('has no disk hotplug: OPERATION_UNSUPPORTED', async () => {
+    await client.call(NODE, 'domain.define', { name: 'ct2', driver: 'lxc', container: { rootfs: { path: '/srv/none' } } });
+    await rejectsWith(client.call(NODE, 'domain.disk.attach', { id: 'ct2', attach: { disk: { source: { path: '/srv/d.img' } }, config: true } }), 'OPERATION_UNSUPPORTED');
+    await client.call(NODE, 'domain.undefine', { id: 'ct2' });
+  });
 
   it('refuses a qcow2 volume as a container root filesystem', async () => {
     await client.call(NODE, 'volume.create', { pool: 'default', volume: { name: 'ctq', format: 'qcow2', capacity: '16M' } });

@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
-import { DomainStateActions, VirtError, type DomainsPost, type DomainStatePut } from '@virtbus/api-contract';
+import { DomainStateActions, VirtError, type DomainDisk, type DomainsPost, type DomainStatePut } from '@virtbus/api-contract';
 import * as commands from './commands.js';
 import * as net from './network-commands.js';
+import * as diskCommands from './disk-commands.js';
 import { consoleCommand } from './console.js';
 import { migrate } from './migrate.js';
 import { GatewayHttp } from './http.js';
@@ -30,6 +31,10 @@ net-list [--all] | net-info NET | net-define FILE.json | net-start NET | net-des
 net-autostart NET [--disable]         start the network with the agent (or not)
 net-dhcp-leases NET                   DHCP leases of an active network
 domifaddr DOMAIN                      NIC addresses of a domain from the DHCP leases
+attach-disk DOMAIN SOURCE [--target vdb] [--format qcow2|raw] [--bus virtio|sata|ide] [--cdrom] [--readonly] [--live] [--config]
+                                      SOURCE is /path/on/node or pool/volume; no --live/--config: live when running
+detach-disk DOMAIN TARGET [--live] [--config] [--timeout S]
+change-media DOMAIN TARGET [SOURCE] [--eject] [--live] [--config]   insert media into a cdrom drive, or eject it
 snapshot-create DOMAIN [--name N] [--kind internal|external] [--description TEXT]
 snapshot-list DOMAIN [--tree] | snapshot-info DOMAIN SNAP | snapshot-revert DOMAIN SNAP
 snapshot-delete DOMAIN SNAP [--children|--children-only] [--metadata]
@@ -88,6 +93,14 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       children: { type: 'boolean', default: false },
       'children-only': { type: 'boolean', default: false },
       metadata: { type: 'boolean', default: false },
+      target: { type: 'string' },
+      format: { type: 'string' },
+      bus: { type: 'string' },
+      cdrom: { type: 'boolean', default: false },
+      readonly: { type: 'boolean', default: false },
+      live: { type: 'boolean', default: false },
+      config: { type: 'boolean', default: false },
+      eject: { type: 'boolean', default: false },
     },
   });
   const [command, ...rest] = positionals;
@@ -115,6 +128,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
     if (!value) throw new VirtError('INVALID_ARG', `${command} needs a ${what}`);
     return value;
   };
+  const scope = () => ({ ...(values.live ? { live: true } : {}), ...(values.config ? { config: true } : {}) });
   const ctx: commands.CommandContext = {
     http: new GatewayHttp({
       url: values.url ?? process.env.VIRTBUS_URL ?? 'http://127.0.0.1:8080',
@@ -235,6 +249,33 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
     case 'managedsave-remove':
       await snapshots.managedSaveRemove(ctx, need('domain'));
       return 0;
+    case 'attach-disk': {
+      const source = rest[1];
+      if (!source) throw new VirtError('INVALID_ARG', 'attach-disk needs DOMAIN and SOURCE');
+      const disk: Record<string, unknown> = { source: diskCommands.diskSource(source) };
+      if (values.target) disk.target = values.target;
+      if (values.format) disk.format = values.format;
+      if (values.bus) disk.bus = values.bus;
+      if (values.cdrom) disk.device = 'cdrom';
+      if (values.readonly) disk.readonly = true;
+      await diskCommands.attachDisk(ctx, need('domain'), { disk: disk as DomainDisk, ...scope() });
+      return 0;
+    }
+    case 'detach-disk': {
+      const target = rest[1];
+      if (!target) throw new VirtError('INVALID_ARG', 'detach-disk needs DOMAIN and TARGET');
+      const timeout = int('timeout', values.timeout);
+      await diskCommands.detachDisk(ctx, need('domain'), target, { ...scope(), ...(timeout !== undefined ? { timeout } : {}) });
+      return 0;
+    }
+    case 'change-media': {
+      const [, target, source] = rest;
+      if (!target) throw new VirtError('INVALID_ARG', 'change-media needs DOMAIN and TARGET');
+      if (!source && !values.eject) throw new VirtError('INVALID_ARG', 'change-media needs a SOURCE, or --eject');
+      if (source && values.eject) throw new VirtError('INVALID_ARG', 'change-media takes a SOURCE or --eject, not both');
+      await diskCommands.changeMedia(ctx, need('domain'), target, { ...(source ? { source: diskCommands.diskSource(source) } : {}), ...scope() });
+      return 0;
+    }
     case 'events':
       await commands.events(ctx, {
         ...(ctx.node ? { node: ctx.node } : {}),

@@ -10,6 +10,7 @@ import monitoring, { createGatewayMonitoring, injectActiveTrace, type GatewayMon
 import openapi from './plugins/openapi.js';
 import security, { type GatewaySecurityOptions } from './plugins/security.js';
 import { consoleRoutes } from './routes/console.js';
+import { diskRoutes } from './routes/disks.js';
 import { domainRoutes } from './routes/domains.js';
 import { eventRoutes } from './routes/events.js';
 import { migrationRoutes } from './routes/migration.js';
@@ -97,5 +98,6 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(migrationRoutes);
   await app.register(networkRoutes);
   await app.register(snapshotRoutes);
+  await app.register(diskRoutes, { requestTimeoutMs });
   return app;
 }

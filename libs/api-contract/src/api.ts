@@ -10,6 +10,7 @@ import { NetworkOperations } from './network.js';
 import { HostInterfaceOperations } from './interfaces.js';
 import { DomainMigrateRequest } from './migration.js';
 import { SnapshotOperations } from './snapshots.js';
+import { DeviceOperations } from './devices.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
@@ -76,6 +77,7 @@ export const Operations = {
   ...NetworkOperations,
   ...HostInterfaceOperations,
   ...SnapshotOperations,
+  ...DeviceOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

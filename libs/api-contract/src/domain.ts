@@ -35,18 +35,31 @@ export const DiskSource = Type.Union(
   { description: 'A file on the node or a volume in one of its storage pools' },
 );
 
+export const DiskTarget = Type.String({ pattern: '^(vd|sd|hd)[a-z]{1,2}$', description: 'Guest device name, e.g. vda' });
+
 export const DomainDisk = Type.Object(
   {
     source: DiskSource,
     device: Type.Optional(Type.Enum(['disk', 'cdrom'], { default: 'disk' })),
     format: Type.Optional(Type.Enum(['qcow2', 'raw'], { default: 'qcow2' })),
     bus: Type.Optional(Type.Enum(['virtio', 'sata', 'ide'], { default: 'virtio' })),
-    target: Type.Optional(Type.String({ pattern: '^(vd|sd|hd)[a-z]{1,2}$', description: 'Guest device name, e.g. vda' })),
+    target: Type.Optional(DiskTarget),
     readonly: Type.Optional(Type.Boolean({ default: false })),
   },
   { additionalProperties: false },
 );
 export type DomainDisk = Static<typeof DomainDisk>;
+
+/** A disk of the running domain as attached now: always with its target; an ejected cdrom has no source. */
+export const LiveDisk = Type.Object(
+  {
+    ...DomainDisk.properties,
+    source: Type.Optional(DiskSource),
+    target: DiskTarget,
+  },
+  { additionalProperties: false, title: 'LiveDisk' },
+);
+export type LiveDisk = Static<typeof LiveDisk>;
 
 export const MacAddress = Type.String({ pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$', description: 'Lower-case MAC address' });
 
@@ -191,6 +204,7 @@ export const Domain = Type.Object(
     autostart: Type.Boolean(),
     config: DomainConfig,
     stateChangedAt: Type.String({ format: 'date-time' }),
+    liveDisks: Type.Optional(Type.Array(LiveDisk, { description: 'Disks of the running domain, hotplugged ones included (absent when shut off)' })),
   },
   { additionalProperties: false, title: 'Domain' },
 );

@@ -13,3 +13,4 @@ export * from './network.js';
 export * from './interfaces.js';
 export * from './migration.js';
 export * from './snapshots.js';
+export * from './devices.js';

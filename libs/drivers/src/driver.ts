@@ -1,5 +1,6 @@
 import type {
   DomainConfig,
+  DomainDisk,
   DomainDriver,
   DomainNic,
   DomainSnapshot,
@@ -204,6 +205,24 @@ export interface SaveRestoreCapability {
   restore(domain: DomainRecord, path: string, options: { paused: boolean }): Promise<RunState>;
 }
 
+/** A disk as the driver plugs it: the agent resolved pool volumes to a path and chose the target. */
+export type PluggedDisk = DomainDisk & { source: { path: string }; target: string };
+
+/** Media for a cdrom drive: a resolved path and its format. */
+export interface Media {
+  path: string;
+  format: 'qcow2' | 'raw';
+}
+
+/** Disk hotplug and cdrom media on a running domain (libvirt attach-disk/detach-disk/change-media --live). */
+export interface DiskCapability {
+  attachDisk(domain: DomainRecord, disk: PluggedDisk): Promise<void>;
+  /** Waits for the guest to release the disk; throws OPERATION_TIMEOUT when it does not within `timeoutMs`. */
+  detachDisk(domain: DomainRecord, target: string, options: WaitOptions): Promise<void>;
+  /** Inserts `media` into the cdrom drive `target`, or ejects it when undefined. */
+  changeMedia(domain: DomainRecord, target: string, media: Media | undefined): Promise<void>;
+}
+
 /**
  * One interface for every hypervisor. Lifecycle calls are mandatory; optional capability groups
  * (console, stats, …) are absent when unsupported and the agent answers OPERATION_UNSUPPORTED.
@@ -236,4 +255,5 @@ export interface HypervisorDriver {
   readonly migration?: MigrationCapability;
   readonly snapshots?: SnapshotCapability;
   readonly saveRestore?: SaveRestoreCapability;
+  readonly disks?: DiskCapability;
 }

@@ -57,6 +57,10 @@ export const OperationPermission = {
   // moves a definition onto another node (and may remove it here)
   'domain.migrate': PermissionClass.Define,
   'domain.state': PermissionClass.Lifecycle,
+  // disks and media change what the guest can read and write, like a definition change
+  'domain.disk.attach': PermissionClass.Define,
+  'domain.disk.detach': PermissionClass.Define,
+  'domain.media.change': PermissionClass.Define,
   // a guest command is as powerful as a console login
   'domain.exec': PermissionClass.Console,
   'domain.console.read': PermissionClass.Console,

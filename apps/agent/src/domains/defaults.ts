@@ -7,7 +7,7 @@ export function stableMac(uuid: string, index: number): string {
   return ['52', '54', '00', ...[0, 1, 2].map((i) => digest[i]!.toString(16).padStart(2, '0'))].join(':');
 }
 
-function withDiskDefaults(disk: DomainDisk): DomainDisk {
+export function withDiskDefaults(disk: DomainDisk): DomainDisk {
   const device = disk.device ?? 'disk';
   // A pool volume's format comes from the volume (qemu-img info) at start unless the disk names one.
   const format = disk.format ?? ('pool' in disk.source ? undefined : device === 'cdrom' ? 'raw' : 'qcow2');

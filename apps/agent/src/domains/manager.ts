@@ -1,9 +1,12 @@
 import { join } from 'node:path';
 import {
+  DEFAULT_DETACH_TIMEOUT_S,
   DEFAULT_STATE_TIMEOUT_S,
   VirtError,
   isUuid,
   lifecycleChanges,
+  type DiskAttach,
+  type DiskDetach,
   type Domain,
   type DomainConfig,
   type DomainPut,
@@ -13,15 +16,18 @@ import {
   type ExecRequest,
   type ExecResult,
   type LifecycleChange,
+  type LiveDisk,
+  type MediaChange,
 } from '@virtbus/api-contract';
-import type { DomainRecord, DomainRuntime, DriverContext, HypervisorDriver, NetworkResolver, RunState } from '@virtbus/drivers';
+import type { DiskCapability, DomainRecord, DomainRuntime, DriverContext, HypervisorDriver, NetworkResolver, PluggedDisk, RunState } from '@virtbus/drivers';
 import { withSpan, type DomainListing } from '@virtbus/monitoring';
 import type { Logger } from 'pino';
 import type { EventPublisher } from '../events/publisher.js';
 import { applyPut, configFromPost } from './defaults.js';
 import { JobLocks } from './job-lock.js';
 import type { DomainStore, StoredDomain } from './store.js';
-import { resolveConfig, volumesOf, type VolumeResolver } from './volumes.js';
+import { configWithDisk, diskToAttach, findTarget, scopeOf, withTargets } from './disk-ops.js';
+import { resolveConfig, resolveDisk, volumesOf, type VolumeResolver } from './volumes.js';
 
 const INACTIVE_STATES = new Set(['shutoff', 'crashed', 'nostate']);
 const STATS_DEADLINE_MS = 2000;
@@ -217,6 +223,7 @@ export class DomainManager {
       const driver = this.driverFor(stored.config);
       const timeoutMs = (change.timeout ?? DEFAULT_STATE_TIMEOUT_S) * 1000;
       const result = await this.driverCall(driver, change.action, stored, () => this.runAction(driver, stored, change, timeoutMs));
+      if (change.action === 'start' && !INACTIVE_STATES.has(result.state)) this.domains.set(uuid, { ...this.resolve(uuid), liveDisks: withTargets(stored.config.disks) });
       await this.apply(uuid, result);
       return this.view(this.resolve(uuid));
     });
@@ -252,6 +259,95 @@ export class DomainManager {
     }
   }
 
+  /** Hotplugs a disk (live) and/or adds it to the definition (config), like libvirt's attach-disk. */
+  async attachDisk(id: string, attach: DiskAttach): Promise<Domain> {
+    const uuid = this.resolve(id).config.uuid;
+    return this.locks.run(uuid, async () => {
+      const stored = this.resolve(uuid);
+      const scope = scopeOf(stored.config.name, stored.state, attach);
+      const driver = this.driverFor(stored.config);
+      const live = this.liveDisksOf(stored);
+      const disk = diskToAttach(attach.disk, [...(scope.live ? [live] : []), ...(scope.config ? [stored.config.disks] : [])]);
+      const config = scope.config ? configWithDisk(stored.config, disk) : stored.config;
+      if (scope.config) driver.validate(config);
+      if (scope.live) {
+        const disks = this.hotplug(driver);
+        const plugged = (await resolveDisk(disk, this.options.volumes)) as PluggedDisk;
+        await this.driverCall(driver, 'attachDisk', stored, () => disks.attachDisk(stored, plugged));
+      }
+      return this.saveDevices(uuid, config, scope.live ? [...live, disk] : undefined, scope.config);
+    });
+  }
+
+  /** Unplugs a disk (live: waits for the guest to release it) and/or removes it from the definition (config). */
+  async detachDisk(id: string, target: string, detach: DiskDetach): Promise<Domain> {
+    const uuid = this.resolve(id).config.uuid;
+    return this.locks.run(uuid, async () => {
+      const stored = this.resolve(uuid);
+      const scope = scopeOf(stored.config.name, stored.state, detach);
+      const driver = this.driverFor(stored.config);
+      const live = this.liveDisksOf(stored);
+      if (scope.live && !live.some((disk) => disk.target === target)) throw new VirtError('INVALID_ARG', `running domain ${stored.config.name} has no disk ${target}`);
+      if (scope.config && findTarget(stored.config.disks, target) < 0) throw new VirtError('INVALID_ARG', `domain ${stored.config.name} has no disk ${target} in its definition`);
+      if (scope.live) {
+        const disks = this.hotplug(driver);
+        const timeoutMs = (detach.timeout ?? DEFAULT_DETACH_TIMEOUT_S) * 1000;
+        await this.driverCall(driver, 'detachDisk', stored, () => disks.detachDisk(stored, target, { timeoutMs }));
+      }
+      const config = scope.config ? { ...stored.config, disks: withTargets(stored.config.disks).filter((disk) => disk.target !== target) } : stored.config;
+      return this.saveDevices(uuid, config, scope.live ? live.filter((disk) => disk.target !== target) : undefined, scope.config);
+    });
+  }
+
+  /** Inserts media into a cdrom drive or ejects it, like libvirt's change-media. */
+  async changeMedia(id: string, target: string, change: MediaChange): Promise<Domain> {
+    const uuid = this.resolve(id).config.uuid;
+    return this.locks.run(uuid, async () => {
+      const stored = this.resolve(uuid);
+      const scope = scopeOf(stored.config.name, stored.state, change);
+      const driver = this.driverFor(stored.config);
+      const live = this.liveDisksOf(stored);
+      const liveIndex = live.findIndex((disk) => disk.target === target);
+      const configDisks = withTargets(stored.config.disks);
+      const configIndex = configDisks.findIndex((disk) => disk.target === target);
+      const notCdrom = (disk: LiveDisk | undefined) => !disk || disk.device !== 'cdrom';
+      if (scope.live && notCdrom(live[liveIndex])) throw new VirtError('INVALID_ARG', `running domain ${stored.config.name} has no cdrom drive ${target}`);
+      if (scope.config && notCdrom(configDisks[configIndex])) throw new VirtError('INVALID_ARG', `domain ${stored.config.name} has no cdrom drive ${target} in its definition`);
+      if (scope.config && !change.source) throw new VirtError('OPERATION_UNSUPPORTED', 'a definition cannot hold an empty cdrom drive: eject live, or detach the drive');
+      let nextLive: LiveDisk[] | undefined;
+      if (scope.live) {
+        const disks = this.hotplug(driver);
+        const current = live[liveIndex]!;
+        const media = change.source ? await resolveDisk({ ...current, source: change.source }, this.options.volumes) : undefined;
+        const path = media && 'path' in media.source ? media.source.path : undefined;
+        await this.driverCall(driver, 'changeMedia', stored, () => disks.changeMedia(stored, target, path ? { path, format: media?.format ?? 'raw' } : undefined));
+        const { source: _old, ...empty } = current;
+        nextLive = live.map((disk, index) => (index === liveIndex ? (change.source ? { ...empty, source: change.source } : empty) : disk));
+      }
+      const config = scope.config ? { ...stored.config, disks: configDisks.map((disk, index) => (index === configIndex ? { ...disk, source: change.source! } : disk)) } : stored.config;
+      return this.saveDevices(uuid, config, nextLive, scope.config);
+    });
+  }
+
+  private liveDisksOf(stored: StoredDomain): LiveDisk[] {
+    return stored.liveDisks ?? withTargets(stored.config.disks);
+  }
+
+  private hotplug(driver: HypervisorDriver): DiskCapability {
+    if (!driver.disks) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver cannot change disks of a running domain`);
+    return driver.disks;
+  }
+
+  /** Persists a device change: the definition (with a DEFINED/UPDATED event) and/or the running domain's disks. */
+  private async saveDevices(uuid: string, config: DomainConfig, liveDisks: LiveDisk[] | undefined, configChanged: boolean): Promise<Domain> {
+    const next: StoredDomain = { ...this.resolve(uuid), config };
+    if (liveDisks) next.liveDisks = liveDisks;
+    this.domains.set(uuid, next);
+    await this.persist(next);
+    if (configChanged) await this.publish(next, { type: 'DEFINED', detail: 'UPDATED' });
+    return this.view(next);
+  }
+
   /** The record with every pool volume replaced by its path, as drivers need it to run the domain. */
   async resolvedRecord(record: DomainRecord): Promise<DomainRecord> {
     const config = await resolveConfig(record.config, this.options.volumes);
@@ -261,7 +357,10 @@ export class DomainManager {
   /** Names of the domains whose definition uses a pool volume (a volume in use cannot be deleted). */
   domainsUsingVolume(pool: string, volume: string): string[] {
     return [...this.domains.values()]
-      .filter((stored) => volumesOf(stored.config).some((ref) => ref.pool === pool && ref.volume === volume))
+      .filter((stored) => {
+        const live = (stored.liveDisks ?? []).flatMap((disk) => (disk.source && 'pool' in disk.source ? [disk.source] : []));
+        return [...volumesOf(stored.config), ...live].some((ref) => ref.pool === pool && ref.volume === volume);
+      })
       .map((stored) => stored.config.name)
       .sort();
   }
@@ -402,6 +501,7 @@ export class DomainManager {
     if (change.runtime === null) delete next.runtime;
     else if (change.runtime !== undefined) next.runtime = change.runtime;
     const changes = lifecycleChanges(stored.state, change.state, change.reason);
+    if (INACTIVE_STATES.has(change.state)) delete next.liveDisks;
     if (stored.state !== change.state) {
       next.state = change.state;
       next.reason = change.reason;
@@ -489,6 +589,7 @@ export class DomainManager {
       autostart: stored.config.autostart,
       config: stored.config,
       stateChangedAt: stored.stateChangedAt,
+      ...(stored.liveDisks && !INACTIVE_STATES.has(stored.state) ? { liveDisks: stored.liveDisks } : {}),
     };
   }
 }

@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { compileValidator, DomainConfig, DomainState, StateReason, isUuid } from '@virtbus/api-contract';
+import { compileValidator, DomainConfig, DomainState, LiveDisk, StateReason, isUuid } from '@virtbus/api-contract';
 import { writeJsonAtomic, type DomainRuntime } from '@virtbus/drivers';
 import Type, { type Static } from 'typebox';
 import type { Logger } from 'pino';
@@ -12,6 +12,8 @@ export const StoredDomain = Type.Object({
   reason: StateReason,
   stateChangedAt: Type.String(),
   runtime: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  /** Disks of the running domain (boot disks plus hotplugged ones); absent when shut off. */
+  liveDisks: Type.Optional(Type.Array(LiveDisk)),
 });
 export type StoredDomain = Static<typeof StoredDomain> & { runtime?: DomainRuntime };
 

@@ -7,6 +7,7 @@ import { VirtError, type DomainConfig, type DomainState, type DomainStats, type 
 import type {
   ConsoleCapability,
   ConsoleSession,
+  DiskCapability,
   DomainRecord,
   MigrationCapability,
   DriverContext,
@@ -21,6 +22,7 @@ import { attachTaps, planTapNics, runningTapNics, tapStats } from './nics.js';
 import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
 import { ConsoleHub } from './console.js';
 import { QemuMigration } from './migration.js';
+import { QemuDiskHotplug } from './disk-hotplug.js';
 import { parseRuntime, QemuInstance, type ExitInfo, type QemuRuntime } from './instance.js';
 import { CLOCK_TICKS_PER_SECOND, isProcessAlive, readProcStat, readTaskStat, signalProcess, spawnDetached, waitForProcessExit } from './process.js';
 import type { QemuRunStatus, QmpStatusInfo } from './qmp/commands.js';
@@ -118,6 +120,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     binary: () => this.binary(),
     log: () => this.log(),
   });
+  readonly disks: DiskCapability = new QemuDiskHotplug((domain) => this.live(domain).monitor!);
   private context?: DriverContext;
   private readonly instances = new Map<string, QemuInstance>();
   private kvmCpuModelPromise?: Promise<{ model: string; note?: string }>;

@@ -3,14 +3,19 @@ import { VirtError, type DomainConfig, type DomainStats, type DriverInfo } from 
 import type {
   ConsoleCapability,
   ConsoleSession,
+  DiskCapability,
   DomainRecord,
   DriverContext,
   HypervisorDriver,
+  Media,
+  PluggedDisk,
   RunState,
   SaveRestoreCapability,
   SnapshotCapability,
   StatsCapability,
+  WaitOptions,
 } from '../driver.js';
+import { diskTargets } from '../qemu/command-line.js';
 import { TestConsole } from './test-console.js';
 import { TestSnapshots } from './test-snapshots.js';
 
@@ -23,7 +28,7 @@ export interface TestDriverOptions {
  * libvirt's test:///default for virtbus: every API, no hypervisor. State transitions follow libvirt's
  * rules; the agent persists definitions and state, so "running" test domains survive an agent restart.
  */
-export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCapability {
+export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCapability, DiskCapability {
   readonly name = 'test';
   readonly domainTypes = ['test'] as const;
   readonly console: ConsoleCapability = this;
@@ -37,6 +42,9 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   });
   readonly snapshots: SnapshotCapability = this.snapshotSupport;
   readonly saveRestore: SaveRestoreCapability = this.snapshotSupport;
+  readonly disks: DiskCapability = this;
+  /** Disks plugged into each running domain by target: whether it is a cdrom and what media it holds. */
+  private readonly plugged = new Map<string, Map<string, { cdrom: boolean; media?: string }>>();
   private readonly runningSince = new Map<string, number>();
   private readonly latencyMs: number;
   private readonly consoles = new Map<string, TestConsole>();
@@ -70,6 +78,7 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     await this.work();
     this.consoleOf(domain).append(`virtbus test domain ${domain.config.name} booted\r\nGUEST-READY\r\n`);
     this.runningSince.set(domain.config.uuid, Date.now());
+    this.plugged.set(domain.config.uuid, this.bootDisks(domain));
     return options.paused ? { state: 'paused', reason: 'user' } : { state: 'running', reason: 'booted' };
   }
 
@@ -113,6 +122,31 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
 
   async undefine(domain: DomainRecord): Promise<void> {
     this.consoles.delete(domain.config.uuid);
+  }
+
+  async attachDisk(domain: DomainRecord, disk: PluggedDisk): Promise<void> {
+    const disks = this.pluggedInto(domain);
+    if ((disk.bus ?? 'virtio') !== 'virtio' || disk.device === 'cdrom') {
+      throw new VirtError('OPERATION_UNSUPPORTED', 'only virtio disks can be hotplugged (cdroms: change their media instead)');
+    }
+    if (disks.has(disk.target)) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} already has a disk ${disk.target}`);
+    await this.work();
+    disks.set(disk.target, { cdrom: false, media: disk.source.path });
+  }
+
+  async detachDisk(domain: DomainRecord, target: string, _options: WaitOptions): Promise<void> {
+    const disks = this.pluggedInto(domain);
+    if (!disks.has(target)) throw new VirtError('INVALID_ARG', `domain ${domain.config.name} has no disk ${target}`);
+    await this.work();
+    disks.delete(target);
+  }
+
+  async changeMedia(domain: DomainRecord, target: string, media: Media | undefined): Promise<void> {
+    const drive = this.pluggedInto(domain).get(target);
+    if (!drive?.cdrom) throw new VirtError('INVALID_ARG', `domain ${domain.config.name} has no cdrom drive ${target}`);
+    await this.work();
+    if (media) drive.media = media.path;
+    else delete drive.media;
   }
 
   async close(): Promise<void> {
@@ -181,6 +215,20 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     this.consoles.get(domain.config.uuid)?.end();
     this.consoles.delete(domain.config.uuid);
     this.runningSince.delete(domain.config.uuid);
+    this.plugged.delete(domain.config.uuid);
+  }
+
+  private pluggedInto(domain: DomainRecord): Map<string, { cdrom: boolean; media?: string }> {
+    if (domain.state !== 'running' && domain.state !== 'paused') throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is not running`);
+    // A domain still running from before an agent restart has its boot disks.
+    let disks = this.plugged.get(domain.config.uuid);
+    if (!disks) this.plugged.set(domain.config.uuid, (disks = this.bootDisks(domain)));
+    return disks;
+  }
+
+  private bootDisks(domain: DomainRecord): Map<string, { cdrom: boolean; media?: string }> {
+    const targets = diskTargets(domain.config.disks);
+    return new Map(domain.config.disks.map((disk, index) => [targets[index]!, { cdrom: disk.device === 'cdrom', ...('path' in disk.source ? { media: disk.source.path } : {}) }]));
   }
 
   private require(domain: DomainRecord, states: readonly string[], verb: string): void {

@@ -1,0 +1,210 @@
+import { readdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { type Domain } from '@virtbus/api-contract';
+import { VirtClient } from '@virtbus/client';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest } from '@virtbus/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type RunningGateway } from '../src/index.js';
+
+const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
+const NODE = 'hotplug';
+const MiB = 1024 * 1024;
+
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let client: VirtClient;
+let gateway: RunningGateway;
+let agent: AgentProcess | undefined;
+let workDir: string;
+let guest: TestGuest;
+
+async function api(method: string, path: string, body?: unknown) {
+  const response = await fetch(`${gateway.url}/v1/nodes/${NODE}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+}
+
+async function ok<T>(method: string, path: string, body?: unknown, status = 200): Promise<T> {
+  const response = await api(method, path, body);
+  expect(response.status, `${method} ${path} → ${JSON.stringify(response.body)}`).toBe(status);
+  return response.body as T;
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** The guest's busybox shell on the serial console, driven through the agent's console API over NATS. */
+class GuestShell {
+  private output = '';
+  private counter = 0;
+  private subscription?: Subscription;
+  private constructor(
+    private readonly id: string,
+    private readonly session: string,
+  ) {}
+
+  static async open(id: string): Promise<GuestShell> {
+    const attached = await client.call(NODE, 'domain.console.attach', { id });
+    const shell = new GuestShell(id, attached.session);
+    shell.subscription = nc.subscribe(attached.subject, { callback: (_error, msg) => shell.append(Buffer.from(msg.data).toString('utf8')) });
+    await nc.flush();
+    shell.append(Buffer.from(attached.history, 'base64').toString('utf8'));
+    return shell;
+  }
+
+  append(text: string): void {
+    this.output += text;
+  }
+
+  text(): string {
+    return this.output;
+  }
+
+  /** Runs a command and returns what it printed; the markers are computed by the shell so the echoed input never matches. */
+  async run(command: string, timeoutMs = 20_000): Promise<string> {
+    const n = ++this.counter;
+    const pattern = new RegExp(`S${1000 + n}\\r?\\n([\\s\\S]*?)E${1000 + n}`);
+    const keys = `echo S$((1000+${n})); ${command}; echo E$((1000+${n}))\n`;
+    await client.call(NODE, 'domain.console.write', { id: this.id, session: this.session, data: Buffer.from(keys).toString('base64') });
+    await waitFor(`output of ${command}`, () => pattern.test(this.output), timeoutMs);
+    return pattern.exec(this.output)![1]!.replace(/\r/g, '').trim();
+  }
+
+  /** Polls a command until its output satisfies `accept`. */
+  async until(command: string, accept: (output: string) => boolean, timeoutMs = 30_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const output = await this.run(command);
+      if (accept(output)) return output;
+      if (Date.now() > deadline) throw new Error(`${command} kept printing ${JSON.stringify(output)}`);
+      await sleep(200);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.subscription?.unsubscribe();
+    await client.call(NODE, 'domain.console.detach', { id: this.id, session: this.session }).catch(() => undefined);
+  }
+}
+
+describe.skipIf(!QEMU)('pool volumes and disk hotplug on a running TCG guest', () => {
+  let domain: Domain;
+  let shell: GuestShell | undefined;
+  const poolDir = () => join(workDir, 'state', 'pools', 'default');
+
+  beforeAll(async () => {
+    guest = await ensureTestGuest();
+    nats = await startNatsServer();
+    workDir = await mkdtemp(join(tmpdir(), 'vb-hotplug-'));
+    nc = await connect({ servers: nats.url });
+    client = new VirtClient(nc);
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'state'), drivers: 'test,qemu' });
+    gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
+  }, 300_000);
+
+  afterAll(async () => {
+    await shell?.close();
+    if (domain) await client.call(NODE, 'domain.state', { id: domain.uuid, change: { action: 'destroy' } }, { timeoutMs: 30_000 }).catch(() => undefined);
+    await gateway?.close();
+    await agent?.stop();
+    await nc?.close();
+    await nats?.stop();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it('boots with a qcow2 pool volume as /dev/vda of the right size', async () => {
+    await ok('POST', '/storage-pools/default/volumes', { name: 'root.qcow2', capacity: '48M' }, 201);
+    domain = await ok<Domain>(
+      'POST',
+      '/domains',
+      {
+        name: 'hp',
+        driver: 'qemu',
+        memory: 256,
+        os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline },
+        disks: [{ source: { pool: 'default', volume: 'root.qcow2' } }],
+      },
+      201,
+    );
+    const started = await ok<Domain>('PUT', `/domains/hp/state`, { action: 'start' });
+    expect(started.state).toBe('running');
+    expect(started.liveDisks).toEqual([expect.objectContaining({ target: 'vda', source: { pool: 'default', volume: 'root.qcow2' } })]);
+    shell = await GuestShell.open('hp');
+    await waitFor('the guest shell', () => shell!.text().includes(GUEST_MARKERS.ready), 120_000);
+    expect(Number(await shell.run('cat /sys/block/vda/size')) * 512).toBe(48 * MiB);
+  }, 180_000);
+
+  it('rejects path-traversal names with INVALID_ARG and creates nothing', async () => {
+    const before = (await readdir(poolDir())).sort();
+    for (const name of ['../evil', '..', 'a/b', '.hidden/../x']) {
+      const created = await api('POST', '/storage-pools/default/volumes', { name, capacity: '1M' });
+      expect(created.status, name).toBe(400);
+      expect(created.body?.code).toBe('INVALID_ARG');
+      const attached = await api('POST', '/domains/hp/disks', { disk: { source: { pool: 'default', volume: name } } });
+      expect(attached.status, name).toBe(400);
+      expect(attached.body?.code).toBe('INVALID_ARG');
+    }
+    const traversal = await api('POST', '/domains/hp/disks', { disk: { source: { path: '/tmp/../etc/passwd' } } });
+    expect(traversal.body?.code).toBe('INVALID_ARG');
+    expect((await readdir(poolDir())).sort()).toEqual(before);
+    expect((await client.call(NODE, 'domain.get', { id: 'hp' })).liveDisks).toHaveLength(1);
+  });
+
+  it('hotplugs a second disk: /dev/vdb appears with its size; the definition is unchanged', async () => {
+    await ok('POST', '/storage-pools/default/volumes', { name: 'data.raw', format: 'raw', capacity: '32M' }, 201);
+    const begin = Date.now();
+    const attached = await ok<Domain>('POST', '/domains/hp/disks', { disk: { source: { pool: 'default', volume: 'data.raw' } }, live: true });
+    console.info(`disk-hotplug: attach answered in ${Date.now() - begin} ms`);
+    expect(attached.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'vdb']);
+    expect(attached.config.disks).toHaveLength(1);
+    const size = await shell!.until('cat /sys/block/vdb/size 2>/dev/null || echo none', (output) => output !== 'none');
+    console.info(`disk-hotplug: /dev/vdb seen ${Date.now() - begin} ms after the attach call`);
+    expect(Number(size) * 512).toBe(32 * MiB);
+    // The guest can use it.
+    expect(await shell!.run('echo hotplugged > /dev/vdb && sync && head -c 10 /dev/vdb')).toBe('hotplugged');
+
+    const inUse = await api('DELETE', '/storage-pools/default/volumes/data.raw');
+    expect(inUse.status).toBe(409);
+    expect(String(inUse.body?.message)).toContain('hp');
+  }, 60_000);
+
+  it('unplugs it (device_del, DEVICE_DELETED, blockdev-del): /dev/vdb goes away and the target is free again', async () => {
+    const begin = Date.now();
+    const detached = await ok<Domain>('DELETE', '/domains/hp/disks/vdb?live=true');
+    console.info(`disk-hotplug: detach (DEVICE_DELETED) took ${Date.now() - begin} ms`);
+    expect(detached.liveDisks?.map((disk) => disk.target)).toEqual(['vda']);
+    expect(await shell!.run('[ -e /sys/block/vdb ] && echo present || echo gone')).toBe('gone');
+    const unknown = await api('DELETE', '/domains/hp/disks/vdz?live=true');
+    expect(unknown.body?.code).toBe('INVALID_ARG');
+
+    // The same target again, live and persisted: the old block nodes were deleted, so the names are free.
+    const again = await ok<Domain>('POST', '/domains/hp/disks', { disk: { source: { pool: 'default', volume: 'data.raw' }, target: 'vdb' }, live: true, config: true });
+    expect(again.config.disks.map((disk) => disk.target)).toEqual(['vda', 'vdb']);
+    expect(await shell!.until('head -c 10 /dev/vdb 2>/dev/null || echo none', (output) => output !== 'none')).toBe('hotplugged');
+  }, 60_000);
+
+  it('keeps config-only changes for the next start and refuses live changes on a shut-off domain', async () => {
+    await shell!.close();
+    shell = undefined;
+    const stopped = await ok<Domain>('PUT', '/domains/hp/state', { action: 'destroy' });
+    expect(stopped.liveDisks).toBeUndefined();
+    expect(stopped.config.disks.map((disk) => disk.target)).toEqual(['vda', 'vdb']);
+    const live = await api('POST', '/domains/hp/disks', { disk: { source: { pool: 'default', volume: 'data.raw' } }, live: true });
+    expect(live.body?.code).toBe('OPERATION_INVALID');
+    const removed = await ok<Domain>('DELETE', '/domains/hp/disks/vdb');
+    expect(removed.config.disks.map((disk) => disk.target)).toEqual(['vda']);
+    await ok('DELETE', '/storage-pools/default/volumes/data.raw');
+  });
+});
