@@ -45,7 +45,7 @@ export class QemuInstance {
   /** Lifecycle calls in progress; STOP/RESUME seen meanwhile are the call's own doing. */
   busy = 0;
   /** Set by destroy/shutdown so the exit is reported with their reason. */
-  expectedExit?: 'destroyed' | 'shutdown' | 'migrated';
+  expectedExit?: 'destroyed' | 'shutdown' | 'migrated' | 'saved' | 'from_snapshot';
   /** The SHUTDOWN event QEMU sent, if any (guest poweroff, host quit or signal). */
   shutdownEvent?: { guest: boolean; reason: string };
   panicked = false;

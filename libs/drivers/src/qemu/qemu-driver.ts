@@ -13,6 +13,8 @@ import type {
   DriverContext,
   HypervisorDriver,
   RunState,
+  SaveRestoreCapability,
+  SnapshotCapability,
   StartOptions,
   StatsCapability,
   WaitOptions,
@@ -23,6 +25,7 @@ import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } fr
 import { ConsoleHub } from './console.js';
 import { QemuMigration } from './migration.js';
 import { QemuDiskHotplug } from './disk-hotplug.js';
+import { QemuSnapshots } from './snapshots.js';
 import { parseRuntime, QemuInstance, type ExitInfo, type QemuRuntime } from './instance.js';
 import { CLOCK_TICKS_PER_SECOND, isProcessAlive, readProcStat, readTaskStat, signalProcess, spawnDetached, waitForProcessExit } from './process.js';
 import type { QemuRunStatus, QmpStatusInfo } from './qmp/commands.js';
@@ -121,6 +124,15 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     log: () => this.log(),
   });
   readonly disks: DiskCapability = new QemuDiskHotplug((domain) => this.live(domain).monitor!);
+  private readonly snapshotSupport = new QemuSnapshots({
+    instance: (domain) => this.instances.get(domain.config.uuid),
+    busy: (instance, work) => this.busy(instance, work),
+    spawn: (domain, paused, extraArgs) => this.start(domain, { paused }, extraArgs),
+    end: (instance, reason) => this.destroyInstance(instance, reason),
+    log: () => this.log(),
+  });
+  readonly snapshots: SnapshotCapability = this.snapshotSupport;
+  readonly saveRestore: SaveRestoreCapability = this.snapshotSupport;
   private context?: DriverContext;
   private readonly instances = new Map<string, QemuInstance>();
   private kvmCpuModelPromise?: Promise<{ model: string; note?: string }>;
@@ -146,7 +158,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       return { name: this.name, domainTypes: [...this.domainTypes], available: false, detail: `${binary} --version failed: ${(error as Error).message}`, capabilities: [] };
     }
     const kvm = this.kvmUsable(true);
-    const capabilities = ['lifecycle', 'console', 'stats', 'accel:tcg'];
+    const capabilities = ['lifecycle', 'console', 'stats', 'snapshots', 'save-restore', 'accel:tcg'];
     let kvmDetail = kvm.detail;
     if (kvm.usable) {
       capabilities.push('accel:kvm');
@@ -490,7 +502,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     return new Map([...this.instances].map(([uuid, instance]) => [uuid, instance.runtime.pid]));
   }
 
-  private async destroyInstance(instance: QemuInstance, reason: 'destroyed' | 'migrated' = 'destroyed'): Promise<RunState> {
+  private async destroyInstance(instance: QemuInstance, reason: 'destroyed' | 'migrated' | 'saved' | 'from_snapshot' = 'destroyed'): Promise<RunState> {
     instance.expectedExit = reason;
     const { pid, startTime } = instance.runtime;
     if (instance.qmp && !instance.monitor?.closed) {
@@ -602,6 +614,8 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   private exitReason(instance: QemuInstance): StateReason {
     if (instance.expectedExit === 'destroyed') return 'destroyed';
     if (instance.expectedExit === 'migrated') return 'migrated';
+    if (instance.expectedExit === 'saved') return 'saved';
+    if (instance.expectedExit === 'from_snapshot') return 'from_snapshot';
     if (instance.shutdownEvent && !instance.panicked) return 'shutdown';
     return 'crashed';
   }
