@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
-import type { AsyncOperation, Domain } from '@virtbus/api-contract';
+import { Subjects, type AsyncOperation, type Domain } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { ensureTestGuest, freePort, GUEST_FLAGS, requireBinary, spawnAgent, startNatsServer, type AgentProcess, type TestGuest } from '@virtbus/testing';
 import { round, summarize, type LatencySummary } from './stats.js';
@@ -174,13 +174,24 @@ async function virtbusRuns(guest: TestGuest, dir: string, runs: number): Promise
     const figures: RunFigures[] = [];
     for (let run = 1; run <= runs; run++) {
       const there = here === 'a' ? 'b' : 'a';
+      // the end comes as an operation event (no polling load on the agents while QEMU migrates)
+      const ended = new Map<string, AsyncOperation>();
+      let notify: (() => void) | undefined;
+      const subscription = nc.subscribe(Subjects.nodeEvents(here), {
+        callback: (_error, msg) => {
+          const event = JSON.parse(new TextDecoder().decode(msg.data)) as { kind?: string; operation?: AsyncOperation };
+          if (event.kind === 'operation' && event.operation && event.operation.status !== 'running') {
+            ended.set(event.operation.id, event.operation);
+            notify?.();
+          }
+        },
+      });
       const begin = performance.now();
-      let operation: AsyncOperation = await client.call(here, 'domain.migrate', { id: uuid, migration: { destination: there, undefineSource: true } }, { timeoutMs: 30_000 });
-      while (operation.status === 'running') {
-        await sleep(10);
-        operation = await client.call(here, 'operation.get', { id: operation.id });
-      }
+      const started: AsyncOperation = await client.call(here, 'domain.migrate', { id: uuid, migration: { destination: there, undefineSource: true } }, { timeoutMs: 30_000 });
+      while (!ended.has(started.id)) await new Promise<void>((resolve) => (notify = resolve));
       const wallMs = performance.now() - begin;
+      subscription.unsubscribe();
+      const operation = ended.get(started.id)!;
       if (operation.status !== 'success') throw new Error(`virtbus migration ${operation.status}: ${JSON.stringify(operation.error)}`);
       figures.push({ wallMs, qemuTotalMs: operation.migration?.totalTimeMs ?? 0, downtimeMs: operation.migration?.downtimeMs ?? 0 });
       here = there;
