@@ -20,7 +20,7 @@ import type { QemuInstance } from './instance.js';
 import { QmpCommandError } from './qmp/monitor.js';
 
 const execFileAsync = promisify(execFile);
-const POLL_MS = 100;
+const POLL_MS = 25;
 /** QEMU's own defaults for downtime-limit and max-bandwidth. */
 const QEMU_DEFAULT_DOWNTIME_MS = 300;
 const QEMU_DEFAULT_BANDWIDTH_MIBS = 128;
