@@ -141,6 +141,17 @@ describe.skipIf(!QEMU)('live migration between two agents (real QEMU, TCG guest)
     await waitFor('the counter going on', async () => Math.max(...(await counters('a'))) > before + 1);
   });
 
+  it('a destination agent killed mid-migration drops its incoming QEMU on restart; the source keeps the guest', async () => {
+    const started = await migrate('a', { destination: 'b', bandwidthMiBs: 1 });
+    await waitFor('RAM being sent', async () => ((await operation('a', started.id)).migration?.ramTransferredBytes ?? 0) > 0);
+    await agents.b!.kill('SIGKILL');
+    await startAgent('b');
+    expect((await finished('a', started.id)).status).toBe('failure');
+    expect((await domainOn('a')).state).toBe('running');
+    expect((await client.call('b', 'domain.list', {})).domains).toEqual([]);
+    expect(readdirSync(join(stateDir('b'), 'migrations'))).toEqual([]);
+  });
+
   it('migrates live over TLS: the count continues on b, a reports it shut off (migrated)', async () => {
     const started = await migrate('a', { destination: 'b', tls: true, maxDowntimeMs: 300 });
     const ended = await finished('a', started.id);
