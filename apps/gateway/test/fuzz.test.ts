@@ -154,7 +154,11 @@ describe.runIf(canRun)('hostile HTTP input (fast-check, every OpenAPI route)', (
 
     const kinds: fc.Arbitrary<FuzzRequest>[] = [
       base.map(({ p, b, q }) => make('valid', p, q, withBody(b))),
-      fc.tuple(base, fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH')).map(([{ p, q }, method]) => ({ ...make('method', p, q), method })),
+      // another method on a read route's path can be a real write (GET → POST …/managed-save): only other ids get those
+      fc.tuple(base, fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH'), otherId).map(([{ p, q }, method, other]) => ({
+        ...make('method', method === 'GET' || !hasId ? p : { ...p, id: other }, q),
+        method,
+      })),
       fc.tuple(base, fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 20 }), { maxKeys: 3 }), fc.string({ maxLength: 300 })).map(([{ p, b }, garbage, raw]) =>
         make('query', p, streaming ? `${new URLSearchParams(garbage).toString()}&bogus=1` : raw.length % 2 ? garbage : raw, withBody(b)),
       ),
