@@ -1,6 +1,7 @@
 import { VirtError, type DriverInfo } from '@virtbus/api-contract';
 import type { ConsoleHub } from './console-hub.js';
 import type { DomainManager } from './domains/manager.js';
+import { defineFromImage } from './domains/provision.js';
 import type { MigrationManager } from './migration/manager.js';
 import { readNodeInfo } from './node-info.js';
 import { readNodeStats } from './node-stats.js';
@@ -48,6 +49,7 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.stats.all': async () => ({ domains: await manager.statsAll() }),
     'domain.exec': ({ id, exec }) => manager.exec(id, exec),
     'domain.migrate': ({ id, migration }) => deps.migrations.migrate(id, migration),
+    'domain.define.image': (request) => defineFromImage(request, deps.storage, manager),
     'domain.disk.attach': ({ id, attach }) => manager.attachDisk(id, attach),
     'domain.disk.detach': ({ id, target, detach }) => manager.detachDisk(id, target, detach),
     'domain.media.change': ({ id, target, change }) => manager.changeMedia(id, target, change),

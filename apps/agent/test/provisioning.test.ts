@@ -126,6 +126,57 @@ describe('disk hotplug and media on the test driver (the reference implementatio
   });
 });
 
+describe.skipIf(!hasBinaryOrSkip('genisoimage') || !hasBinaryOrSkip('isoinfo'))('a domain from an image with a cloud-init seed', () => {
+  const userData = '#cloud-config\nusers:\n  - name: ops\n    ssh_authorized_keys: ["ssh-ed25519 AAAA ops@example"]\nruncmd:\n  - [sh, -c, "echo ünïcode > /etc/motd"]\n';
+  const networkConfig = 'version: 2\nethernets:\n  eth0:\n    dhcp4: true\n';
+
+  it('creates an overlay on the image and a cidata ISO whose files read back exactly', async () => {
+    await client.call(NODE, 'volume.create', { pool: 'default', volume: { name: 'debian.qcow2', capacity: '64M' } });
+    const domain = await client.call(NODE, 'domain.define.image', {
+      domain: { name: 'vm1', driver: 'test', memory: 256 },
+      image: { pool: 'default', volume: 'debian.qcow2' },
+      rootSize: '96M',
+      cloudInit: { userData, networkConfig },
+    });
+    expect(domain.config.disks).toEqual([
+      expect.objectContaining({ source: { pool: 'default', volume: 'vm1-root.qcow2' }, format: 'qcow2', bus: 'virtio' }),
+      expect.objectContaining({ source: { pool: 'default', volume: 'vm1-cidata.iso' }, device: 'cdrom', bus: 'sata', readonly: true }),
+    ]);
+    const root = await client.call(NODE, 'volume.get', { pool: 'default', volume: 'vm1-root.qcow2' });
+    expect(root.format).toBe('qcow2');
+    expect(root.capacityBytes).toBe(96 * 1024 * 1024);
+    expect(root.backingChain[0]?.path).toMatch(/\/debian\.qcow2$/);
+    const seed = await client.call(NODE, 'volume.get', { pool: 'default', volume: 'vm1-cidata.iso' });
+    expect(seed.format).toBe('raw');
+    const { stdout: header } = await run('isoinfo', ['-d', '-i', seed.path]);
+    expect(header).toMatch(/^Volume id: cidata$/m);
+    const read = async (name: string) => (await run('isoinfo', ['-i', seed.path, '-R', '-x', `/${name}`], { encoding: 'buffer' })).stdout as unknown as Buffer;
+    expect((await read('user-data')).equals(Buffer.from(userData))).toBe(true);
+    expect((await read('network-config')).equals(Buffer.from(networkConfig))).toBe(true);
+    expect((await read('meta-data')).toString()).toBe(`instance-id: ${domain.uuid}\nlocal-hostname: vm1\n`);
+    const { stdout: listing } = await run('isoinfo', ['-i', seed.path, '-R', '-f']);
+    expect(listing.split('\n').filter(Boolean).sort()).toEqual(['/meta-data', '/network-config', '/user-data']);
+
+    const started = await client.call(NODE, 'domain.state', { id: 'vm1', change: { action: 'start' } });
+    expect(started.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'sda']);
+    await rejectsWith(client.call(NODE, 'volume.delete', { pool: 'default', volume: 'vm1-cidata.iso' }), 'OPERATION_INVALID');
+    await client.call(NODE, 'domain.state', { id: 'vm1', change: { action: 'destroy' } });
+  });
+
+  it('creates nothing when the call fails', async () => {
+    const before = (await client.call(NODE, 'volume.list', { pool: 'default' })).volumes.map((volume) => volume.name);
+    await rejectsWith(client.call(NODE, 'domain.define.image', { domain: { name: 'vm1', driver: 'test' }, image: { pool: 'default', volume: 'debian.qcow2' } }), 'DOMAIN_EXISTS');
+    await rejectsWith(client.call(NODE, 'domain.define.image', { domain: { name: 'vm2', driver: 'test' }, image: { pool: 'default', volume: 'nothere' } }), 'NO_STORAGE_VOL');
+    await rejectsWith(client.call(NODE, 'domain.define.image', { domain: { name: 'vm2', driver: 'test' }, image: { pool: 'default', volume: '../etc' } }), 'INVALID_ARG');
+    await rejectsWith(client.call(NODE, 'domain.define.image', { domain: { name: 'vm3', driver: 'test', disks: [{ source: { path: '/x' }, target: 'vdc' }, { source: { path: '/y' }, target: 'vdc' }] }, image: { pool: 'default', volume: 'debian.qcow2' } }), 'INVALID_ARG');
+    // This agent has no qemu driver: define fails after the volumes were made, and they are removed again.
+    await rejectsWith(client.call(NODE, 'domain.define.image', { domain: { name: 'vm4', driver: 'qemu' }, image: { pool: 'default', volume: 'debian.qcow2' } }), 'OPERATION_UNSUPPORTED');
+    expect((await client.call(NODE, 'volume.list', { pool: 'default' })).volumes.map((volume) => volume.name)).toEqual(before);
+    await client.call(NODE, 'domain.undefine', { id: 'vm1' });
+    for (const volume of ['vm1-root.qcow2', 'vm1-cidata.iso', 'debian.qcow2']) await client.call(NODE, 'volume.delete', { pool: 'default', volume });
+  });
+});
+
 describe.skipIf(!LXC || !MKFS)('an LXC container on an ext4 raw volume', () => {
   it('starts a busybox rootfs from a loop-mounted raw volume and runs exec', async () => {
     const rootfs = await ensureBusyboxRootfs();

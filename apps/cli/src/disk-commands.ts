@@ -1,4 +1,4 @@
-import { VirtError, type DiskAttach, type DiskDetach, type Domain, type DomainDisk, type MediaChange } from '@virtbus/api-contract';
+import { VirtError, type DiskAttach, type DiskDetach, type Domain, type DomainDisk, type DomainFromImage, type MediaChange } from '@virtbus/api-contract';
 import type { CommandContext } from './commands.js';
 import { resolveNode } from './commands.js';
 
@@ -41,4 +41,10 @@ export async function detachDisk(ctx: CommandContext, id: string, target: string
 export async function changeMedia(ctx: CommandContext, id: string, target: string, change: MediaChange): Promise<void> {
   const d = await ctx.http.json<Domain>('PUT', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}/disks/${enc(target)}/media`, change);
   out(ctx, d, change.source ? `Media in ${target} of '${d.name}' changed` : `Media ejected from ${target} of '${d.name}'`);
+}
+
+export async function defineFromImage(ctx: CommandContext, request: DomainFromImage): Promise<void> {
+  const d = await ctx.http.json<Domain>('POST', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/from-image`, request);
+  const disks = d.config.disks.map((disk) => ('pool' in disk.source ? `${disk.source.pool}/${disk.source.volume}` : disk.source.path)).join(', ');
+  out(ctx, d, `Domain '${d.name}' defined (${d.uuid}) on ${disks}`);
 }

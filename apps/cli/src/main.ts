@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DomainStateActions, VirtError, type DomainDisk, type DomainsPost, type DomainStatePut } from '@virtbus/api-contract';
 import * as commands from './commands.js';
@@ -35,6 +36,8 @@ attach-disk DOMAIN SOURCE [--target vdb] [--format qcow2|raw] [--bus virtio|sata
                                       SOURCE is /path/on/node or pool/volume; no --live/--config: live when running
 detach-disk DOMAIN TARGET [--live] [--config] [--timeout S]
 change-media DOMAIN TARGET [SOURCE] [--eject] [--live] [--config]   insert media into a cdrom drive, or eject it
+define-from-image --name N --driver qemu|kvm --image POOL/VOLUME [--root-size 10G] [--vcpus N] [--memory MiB]
+        [--user-data FILE] [--meta-data FILE] [--network-config FILE]   overlay on the image + cloud-init seed cdrom
 snapshot-create DOMAIN [--name N] [--kind internal|external] [--description TEXT]
 snapshot-list DOMAIN [--tree] | snapshot-info DOMAIN SNAP | snapshot-revert DOMAIN SNAP
 snapshot-delete DOMAIN SNAP [--children|--children-only] [--metadata]
@@ -101,6 +104,11 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       live: { type: 'boolean', default: false },
       config: { type: 'boolean', default: false },
       eject: { type: 'boolean', default: false },
+      image: { type: 'string' },
+      'root-size': { type: 'string' },
+      'user-data': { type: 'string' },
+      'meta-data': { type: 'string' },
+      'network-config': { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -266,6 +274,24 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       if (!target) throw new VirtError('INVALID_ARG', 'detach-disk needs DOMAIN and TARGET');
       const timeout = int('timeout', values.timeout);
       await diskCommands.detachDisk(ctx, need('domain'), target, { ...scope(), ...(timeout !== undefined ? { timeout } : {}) });
+      return 0;
+    }
+    case 'define-from-image': {
+      if (!values.name || !values.driver || !values.image) throw new VirtError('INVALID_ARG', 'define-from-image needs --name, --driver and --image POOL/VOLUME');
+      const image = diskCommands.diskSource(values.image);
+      if (!('pool' in image)) throw new VirtError('INVALID_ARG', '--image takes POOL/VOLUME');
+      const domain: Record<string, unknown> = { name: values.name, driver: values.driver };
+      if (values.vcpus) domain.vcpus = int('vcpus', values.vcpus);
+      if (values.memory) domain.memory = int('memory', values.memory);
+      const file = (path: string | undefined) => (path === undefined ? undefined : readFileSync(path, 'utf8'));
+      const seed = { userData: file(values['user-data']), metaData: file(values['meta-data']), networkConfig: file(values['network-config']) };
+      const cloudInit = Object.fromEntries(Object.entries(seed).filter(([, value]) => value !== undefined));
+      await diskCommands.defineFromImage(ctx, {
+        domain: domain as DomainsPost,
+        image,
+        ...(values['root-size'] ? { rootSize: values['root-size'] } : {}),
+        ...(Object.keys(cloudInit).length > 0 ? { cloudInit } : {}),
+      });
       return 0;
     }
     case 'change-media': {

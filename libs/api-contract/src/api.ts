@@ -11,6 +11,7 @@ import { HostInterfaceOperations } from './interfaces.js';
 import { DomainMigrateRequest } from './migration.js';
 import { SnapshotOperations } from './snapshots.js';
 import { DeviceOperations } from './devices.js';
+import { ProvisionOperations } from './provision.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
@@ -78,6 +79,7 @@ export const Operations = {
   ...HostInterfaceOperations,
   ...SnapshotOperations,
   ...DeviceOperations,
+  ...ProvisionOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

@@ -14,3 +14,4 @@ export * from './interfaces.js';
 export * from './migration.js';
 export * from './snapshots.js';
 export * from './devices.js';
+export * from './provision.js';

@@ -72,3 +72,4 @@ export {
   type InterfaceSnapshot,
 } from './hostnet/interfaces.js';
 export { encodeSaveHeader, readSaveHeader, writeSaveFile, type SaveHeader } from './save-file.js';
+export { buildNoCloudIso, NOCLOUD_LABEL, type NoCloudFiles } from './storage/cloud-init.js';

@@ -59,6 +59,8 @@ export const OperationPermission = {
   'domain.state': PermissionClass.Lifecycle,
   // disks and media change what the guest can read and write, like a definition change
   'domain.disk.attach': PermissionClass.Define,
+  // creates volumes too, but what it makes is a domain definition
+  'domain.define.image': PermissionClass.Define,
   'domain.disk.detach': PermissionClass.Define,
   'domain.media.change': PermissionClass.Define,
   // a guest command is as powerful as a console login

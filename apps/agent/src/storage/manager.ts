@@ -218,6 +218,25 @@ export class StorageManager {
     );
   }
 
+  /** Creates a raw volume holding `bytes` (a small generated image such as a cloud-init seed). */
+  async writeVolume(poolName: string, name: string, bytes: Buffer): Promise<StorageVolume> {
+    const { pool, backend } = this.running(poolName);
+    return this.locks.run(`vol:${poolName}/${name}`, async () => {
+      if ((await backend.listVolumes(pool)).some((volume) => volume.name === name)) {
+        throw new VirtError('STORAGE_VOL_EXISTS', `volume ${name} already exists in pool ${poolName}`);
+      }
+      const target = await backend.openWrite(pool, name);
+      try {
+        await target.handle.write(bytes, 0, bytes.length, 0);
+        await target.commit(bytes.length);
+      } catch (error) {
+        await target.abort();
+        throw error;
+      }
+      return this.volumeView(poolName, await backend.volume(pool, name));
+    });
+  }
+
   async deleteVolume(poolName: string, name: string): Promise<StorageVolume> {
     const { pool, backend } = this.running(poolName);
     return this.locks.run(`vol:${poolName}/${name}`, async () => {

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { DEFAULT_DETACH_TIMEOUT_S, DiskAttach, DiskDetach, DiskTarget, DomainId, MediaChange, NodeName } from '@virtbus/api-contract';
+import { DEFAULT_DETACH_TIMEOUT_S, DiskAttach, DiskDetach, DiskTarget, DomainFromImage, DomainId, MediaChange, NodeName } from '@virtbus/api-contract';
 import Type from 'typebox';
 import { Tags } from '../plugins/openapi.js';
-import { DomainCallCodes, DomainParams, errorResponses, ref } from '../schemas.js';
+import { AgentCallCodes, DomainCallCodes, DomainParams, errorResponses, NodeParams, ref } from '../schemas.js';
 
 const SECOND = 1000;
 /** Agents get this much longer than the operation's own timeout to send their reply. */
@@ -14,8 +14,27 @@ export interface DiskRouteOptions {
   requestTimeoutMs: number;
 }
 
-/** Disk hotplug and cdrom media (libvirt attach-disk, detach-disk, change-media) with --live / --config. */
+/** Disk hotplug and cdrom media (libvirt attach-disk, detach-disk, change-media) with --live / --config; domains from images. */
 export const diskRoutes: FastifyPluginAsyncTypebox<DiskRouteOptions> = async (app, { requestTimeoutMs }) => {
+  app.post(
+    '/v1/nodes/:node/domains/from-image',
+    {
+      config: { permission: 'domain.define.image' },
+      schema: {
+        operationId: 'defineDomainFromImage',
+        tags: [Tags.Domains],
+        summary: 'Define a domain on a qcow2 overlay of an image volume, with a cloud-init NoCloud seed cdrom',
+        params: NodeParams,
+        body: DomainFromImage,
+        response: {
+          201: ref('Domain'),
+          ...errorResponses(...AgentCallCodes, 'DOMAIN_EXISTS', 'NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'STORAGE_VOL_EXISTS', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED', 'PAYLOAD_TOO_LARGE'),
+        },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await app.agents.call(request.params.node, 'domain.define.image', request.body, { timeoutMs: Math.max(requestTimeoutMs, 60 * SECOND) })),
+  );
+
   app.post(
     '/v1/nodes/:node/domains/:id/disks',
     {
