@@ -178,6 +178,27 @@ describe.skipIf(!TOOLS)('virtual networks in a network namespace (real bridge, d
     await waitFor('the fixed address in the leases', async () => (await leases()).some((entry) => entry.mac === mac && entry.ip === FIXED_IP), 10_000);
   });
 
+  it('link down cuts the guest off, link up restores it; a hotplugged NIC appears in the guest and unplugs cleanly', async () => {
+    await client.call(NODE, 'domain.nic.link', { id: uuid, mac, link: 'down' });
+    await type('ping -c 1 -W 2 10.77.0.1 >/dev/null || echo LINK-$((10+7))-DOWN\n');
+    await waitFor('ping to fail with the link down', async () => (await consoleLog()).includes('LINK-17-DOWN'), 30_000);
+    await client.call(NODE, 'domain.nic.link', { id: uuid, mac, link: 'up' });
+    await type('ping -c 2 -W 3 10.77.0.1 >/dev/null && echo LINK-$((10+8))-UP\n');
+    await waitFor('ping to work again', async () => (await consoleLog()).includes('LINK-18-UP'), 30_000);
+
+    const attached = (await client.call(NODE, 'domain.nic.attach', { id: uuid, nic: { type: 'network', source: 'lan' } })) as Domain;
+    expect(attached.config.nics).toHaveLength(2);
+    const second = attached.config.nics[1]!.mac!;
+    const hotTap = `vb${uuid.replace(/-/g, '').slice(0, 6)}h${second.replace(/:/g, '').slice(6)}`;
+    expect(inNs('-j', 'link', 'show', 'master', 'vb-lan')).toContain(hotTap);
+    // ACPI hotplug under TCG takes a moment: poll for eth1 in the guest
+    await type('for i in $(seq 60); do [ -e /sys/class/net/eth1 ] && break; sleep 0.5; done; tr a-f A-F </sys/class/net/eth1/address | sed s/^/HOTPLUG-/\n');
+    await waitFor('eth1 in the guest', async () => (await consoleLog()).includes(`HOTPLUG-${second.toUpperCase()}`), 30_000);
+    const detached = (await client.call(NODE, 'domain.nic.detach', { id: uuid, mac: second })) as Domain;
+    expect(detached.config.nics).toHaveLength(1);
+    await waitFor('the hotplugged tap to go', async () => !links().includes(hotTap), 10_000);
+  });
+
   it('a restarted agent re-adopts the running network and its dnsmasq', async () => {
     const before = (await client.call(NODE, 'network.get', { network: 'lan' })) as Network;
     await agent?.stop();

@@ -1,6 +1,6 @@
 import Type, { type Static } from 'typebox';
 import { Access } from './subjects.js';
-import { MacAddress } from './domain.js';
+import { Domain, DomainNic, MacAddress } from './domain.js';
 import { DomainId, ObjectName, Uuid } from './names.js';
 
 /** isolated: no uplink; nat: masquerade out of the node; routed: forwarded without NAT; bridge: an existing host bridge. */
@@ -196,5 +196,26 @@ export const NetworkOperations = {
     request: Type.Object({ id: DomainId }, { additionalProperties: false }),
     response: DomainInterfaceList,
     summary: "A domain's NIC addresses from the DHCP leases of its networks",
+  },
+  'domain.nic.link': {
+    access: Access.ReadWrite,
+    request: Type.Object({ id: DomainId, mac: MacAddress, link: Type.Enum(['up', 'down']) }, { additionalProperties: false }),
+    response: Domain,
+    summary: "Set a running domain's NIC link up or down (domif-setlink)",
+  },
+  'domain.nic.attach': {
+    access: Access.ReadWrite,
+    request: Type.Object({ id: DomainId, nic: DomainNic }, { additionalProperties: false }),
+    response: Domain,
+    summary: 'Add a NIC: hotplugged into a running domain, and kept in the definition (attach-interface)',
+  },
+  'domain.nic.detach': {
+    access: Access.ReadWrite,
+    request: Type.Object(
+      { id: DomainId, mac: MacAddress, timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 600, description: 'Seconds to wait for the guest to release it (default 10)' })) },
+      { additionalProperties: false },
+    ),
+    response: Domain,
+    summary: 'Remove a NIC: unplugged from a running domain, and from the definition (detach-interface)',
   },
 } as const;

@@ -221,6 +221,12 @@ export interface DiskCapability {
   detachDisk(domain: DomainRecord, target: string, options: WaitOptions): Promise<void>;
   /** Inserts `media` into the cdrom drive `target`, or ejects it when undefined. */
   changeMedia(domain: DomainRecord, target: string, media: Media | undefined): Promise<void>;
+/** NICs of a running domain (libvirt's domif-setlink, attach-interface, detach-interface). */
+export interface NicCapability {
+  setLink(domain: DomainRecord, mac: string, up: boolean): Promise<void>;
+  /** Plugs the NIC in live; the agent then adds it to the persistent config. */
+  attachNic(domain: DomainRecord, nic: DomainNic & { mac: string }): Promise<void>;
+  detachNic(domain: DomainRecord, mac: string, options: WaitOptions): Promise<void>;
 }
 
 /**
@@ -256,4 +262,5 @@ export interface HypervisorDriver {
   readonly snapshots?: SnapshotCapability;
   readonly saveRestore?: SaveRestoreCapability;
   readonly disks?: DiskCapability;
+  readonly nics?: NicCapability;
 }

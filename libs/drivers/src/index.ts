@@ -7,6 +7,7 @@ export type {
   DriverContext,
   ExecCapability,
   HypervisorDriver,
+  NicCapability,
   IncomingOptions,
   IncomingTarget,
   MigrationCapability,

@@ -96,6 +96,10 @@ export const OperationPermission = {
   'network.update': PermissionClass.Network,
   'network.undefine': PermissionClass.Network,
   'network.state': PermissionClass.Network,
+  // a NIC's link is run-time state, like start and stop
+  'domain.nic.link': PermissionClass.Lifecycle,
+  'domain.nic.attach': PermissionClass.Define,
+  'domain.nic.detach': PermissionClass.Define,
   'iface.list': PermissionClass.Read,
   'iface.get': PermissionClass.Read,
   'iface.transaction': PermissionClass.Read,

@@ -1,10 +1,18 @@
-import { tapName } from '@virtbus/drivers';
-import type { DomainInterface } from '@virtbus/api-contract';
+import { runningTapNics, tapName, type HypervisorDriver } from '@virtbus/drivers';
+import { VirtError, type DomainInterface } from '@virtbus/api-contract';
+import { stableMac } from '../domains/defaults.js';
 import type { DomainManager } from '../domains/manager.js';
 import type { OperationHandlers } from '../service.js';
 import type { NetworkManager } from './manager.js';
 
-type NetworkOperationName = Extract<keyof OperationHandlers, `network.${string}` | 'domain.interfaces'>;
+type NetworkOperationName = Extract<keyof OperationHandlers, `network.${string}` | 'domain.interfaces' | `domain.nic.${string}`>;
+
+const RUNNING = new Set(['running', 'blocked', 'paused', 'pmsuspended']);
+
+function nicCapability(driver: HypervisorDriver) {
+  if (!driver.nics) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver cannot change NICs of a running domain`);
+  return driver.nics;
+}
 
 /** What each network contract operation does on this agent. */
 export function createNetworkHandlers(networks: NetworkManager, domains: DomainManager): Pick<OperationHandlers, NetworkOperationName> {
@@ -17,14 +25,15 @@ export function createNetworkHandlers(networks: NetworkManager, domains: DomainM
     'network.state': ({ network, change }) => networks.changeState(network, change),
     'network.leases': async ({ network }) => ({ leases: await networks.leases(network) }),
     'domain.interfaces': async ({ id }) => {
-      const { config } = domains.record(id);
+      const { config, runtime } = domains.record(id);
+      const taps = runningTapNics(runtime).nics;
       const leases = await networks.allLeases();
       const interfaces: DomainInterface[] = [];
       config.nics.forEach((nic, index) => {
         if (nic.type === 'none' || !nic.mac) return;
         const mine = leases.filter((lease) => lease.mac === nic.mac && (nic.type !== 'network' || lease.network === nic.source));
         interfaces.push({
-          name: nic.type === 'network' || nic.type === 'bridge' ? tapName(config.uuid, index) : `net${index}`,
+          name: taps.find((tap) => tap.mac === nic.mac)?.tap ?? (nic.type === 'network' || nic.type === 'bridge' ? tapName(config.uuid, index) : `net${index}`),
           index,
           mac: nic.mac,
           type: nic.type,
@@ -33,6 +42,32 @@ export function createNetworkHandlers(networks: NetworkManager, domains: DomainM
         });
       });
       return { source: 'lease' as const, interfaces };
+    },
+    'domain.nic.link': async ({ id, mac, link }) => {
+      await domains.runJob(id, 'nic.link', async (record, driver) => {
+        if (!RUNNING.has(record().state)) throw new VirtError('OPERATION_INVALID', `domain ${record().config.name} is not running`);
+        await nicCapability(driver).setLink(record(), mac, link === 'up');
+      });
+      return domains.get(id);
+    },
+    'domain.nic.attach': async ({ id, nic }) => {
+      const { config } = domains.record(id);
+      const used = new Set(config.nics.map((existing) => existing.mac));
+      let mac = nic.mac;
+      for (let index = config.nics.length; !mac || used.has(mac); index++) mac = stableMac(config.uuid, index);
+      const full = { ...nic, model: nic.model ?? 'virtio', mac };
+      if (full.type === 'network') networks.resolveNic(full);
+      await domains.runJob(id, 'nic.attach', async (record, driver) => {
+        if (RUNNING.has(record().state)) await nicCapability(driver).attachNic(record(), full);
+      });
+      return domains.update(id, { nics: [...domains.record(id).config.nics, full] });
+    },
+    'domain.nic.detach': async ({ id, mac, timeout }) => {
+      if (!domains.record(id).config.nics.some((nic) => nic.mac === mac)) throw new VirtError('INVALID_ARG', `domain ${id} has no NIC with MAC ${mac}`);
+      await domains.runJob(id, 'nic.detach', async (record, driver) => {
+        if (RUNNING.has(record().state)) await nicCapability(driver).detachNic(record(), mac, { timeoutMs: (timeout ?? 10) * 1000 });
+      });
+      return domains.update(id, { nics: domains.record(id).config.nics.filter((nic) => nic.mac !== mac) });
     },
   };
 }

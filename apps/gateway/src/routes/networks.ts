@@ -1,10 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { NetworkPut, NetworksPost, NetworkStatePut, NodeName, ObjectName, type ErrorCode } from '@virtbus/api-contract';
+import { DomainNic, MacAddress, NetworkPut, NetworksPost, NetworkStatePut, NodeName, ObjectName, type ErrorCode } from '@virtbus/api-contract';
 import { Tags } from '../plugins/openapi.js';
 import { AgentCallCodes, DomainCallCodes, DomainParams, errorResponses, NodeParams, ref } from '../schemas.js';
 
 const NetworkParams = Type.Object({ node: NodeName, network: ObjectName }, { additionalProperties: false });
+const NicParams = Type.Object({ node: NodeName, id: DomainParams.properties.id, mac: MacAddress }, { additionalProperties: false });
+const NicLinkPut = Type.Object({ link: Type.Enum(['up', 'down']) }, { additionalProperties: false, title: 'NicLinkPut' });
+const NicDetachQuery = Type.Object({ timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 600 })) }, { additionalProperties: false });
 const NetworkCodes: ErrorCode[] = [...AgentCallCodes, 'NO_NETWORK', 'OPERATION_INVALID'];
 
 /** Virtual networks of a node (libvirt's net-* verbs) and domain addresses from their leases. */
@@ -99,5 +102,56 @@ export const networkRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => app.agents.call(request.params.node, 'domain.interfaces', { id: request.params.id }),
+  );
+  app.put(
+    '/v1/nodes/:node/domains/:id/interfaces/:mac/link',
+    {
+      config: { permission: 'domain.nic.link' },
+      schema: {
+        operationId: 'setDomainInterfaceLink',
+        tags: [Tags.Networks],
+        summary: "Set a running domain's NIC link up or down (domif-setlink)",
+        params: NicParams,
+        body: NicLinkPut,
+        response: { 200: ref('Domain'), ...errorResponses(...DomainCallCodes) },
+      },
+    },
+    async (request) => app.agents.call(request.params.node, 'domain.nic.link', { id: request.params.id, mac: request.params.mac, link: request.body.link }),
+  );
+  app.post(
+    '/v1/nodes/:node/domains/:id/interfaces',
+    {
+      config: { permission: 'domain.nic.attach' },
+      schema: {
+        operationId: 'attachDomainInterface',
+        tags: [Tags.Networks],
+        summary: 'Add a NIC: hotplugged when the domain runs, and kept in its definition',
+        params: DomainParams,
+        body: DomainNic,
+        response: { 200: ref('Domain'), ...errorResponses(...DomainCallCodes, 'NO_NETWORK') },
+      },
+    },
+    async (request) => app.agents.call(request.params.node, 'domain.nic.attach', { id: request.params.id, nic: request.body }, { timeoutMs: 30_000 }),
+  );
+  app.delete(
+    '/v1/nodes/:node/domains/:id/interfaces/:mac',
+    {
+      config: { permission: 'domain.nic.detach' },
+      schema: {
+        operationId: 'detachDomainInterface',
+        tags: [Tags.Networks],
+        summary: 'Remove a NIC: unplugged when the domain runs (waits for the guest), and from its definition',
+        params: NicParams,
+        querystring: NicDetachQuery,
+        response: { 200: ref('Domain'), ...errorResponses(...DomainCallCodes) },
+      },
+    },
+    async (request) =>
+      app.agents.call(
+        request.params.node,
+        'domain.nic.detach',
+        { id: request.params.id, mac: request.params.mac, ...(request.query.timeout ? { timeout: request.query.timeout } : {}) },
+        { timeoutMs: ((request.query.timeout ?? 10) + 10) * 1000 },
+      ),
   );
 };

@@ -3,7 +3,7 @@ import { accessSync, closeSync, constants as fsConstants, openSync } from 'node:
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
-import { VirtError, type DomainConfig, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
+import { VirtError, type DomainConfig, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
 import type {
   ConsoleCapability,
   ConsoleSession,
@@ -12,6 +12,7 @@ import type {
   MigrationCapability,
   DriverContext,
   HypervisorDriver,
+  NicCapability,
   RunState,
   SaveRestoreCapability,
   SnapshotCapability,
@@ -20,7 +21,7 @@ import type {
   WaitOptions,
 } from '../driver.js';
 import { inNetns } from '../util/netns.js';
-import { attachTaps, planTapNics, runningTapNics, tapStats } from './nics.js';
+import { attachTaps, hotplugTapNic, planTapNics, qemuNicIds, runningTapNics, tapStats, unplugNic, type TapNic } from './nics.js';
 import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
 import { ConsoleHub } from './console.js';
 import { QemuMigration } from './migration.js';
@@ -110,11 +111,12 @@ export function stateFromStatus(status: QemuRunStatus): { state: DomainState; re
 }
 
 /** Runs the `qemu` (TCG) and `kvm` domain types on QEMU, one detached process per domain, driven over QMP. */
-export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCapability {
+export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCapability, NicCapability {
   readonly name = 'qemu';
   readonly domainTypes = ['qemu', 'kvm'] as const;
   readonly console: ConsoleCapability = this;
   readonly stats: StatsCapability = this;
+  readonly nics: NicCapability = this;
   readonly migration: MigrationCapability = new QemuMigration({
     live: (domain) => this.live(domain),
     busy: (instance, work) => this.busy(instance, work),
@@ -485,6 +487,58 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     const taps = runningTapNics(instance.runtime);
     if (taps.nics.length > 0) stats.net = await tapStats(taps.netns, taps.nics).catch(() => []);
     return stats;
+  }
+
+  async setLink(domain: DomainRecord, mac: string, up: boolean): Promise<void> {
+    const instance = this.live(domain);
+    const ids = this.nicIds(instance, domain, mac);
+    try {
+      await instance.monitor!.execute('set_link', { name: ids.deviceId, up });
+    } catch (error) {
+      throw qmpFailure(error, `set_link on ${domain.config.name}`);
+    }
+  }
+
+  async attachNic(domain: DomainRecord, nic: DomainNic & { mac: string }): Promise<void> {
+    const instance = this.live(domain);
+    if (nic.type !== 'network' && nic.type !== 'bridge') throw new VirtError('OPERATION_UNSUPPORTED', `hotplug of ${nic.type} NICs is not supported`);
+    const resolver = this.context?.networks;
+    if (!resolver) throw new VirtError('OPERATION_UNSUPPORTED', 'this agent manages no networks');
+    const current = runningTapNics(instance.runtime);
+    if (current.nics.some((existing) => existing.mac === nic.mac) || domain.config.nics.some((existing) => existing.mac === nic.mac)) {
+      throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} already has a NIC with MAC ${nic.mac}`);
+    }
+    const netns = current.netns;
+    // QEMU opens the tap in its own namespace, which must be the bridges' one
+    if (resolver.netns !== netns) throw new VirtError('OPERATION_UNSUPPORTED', `domain ${domain.config.name} runs outside the network namespace; restart it with a network NIC`);
+    let plan: TapNic;
+    try {
+      plan = await hotplugTapNic(instance.monitor!, netns, domain.config.uuid, nic, domain.config.nics.length, resolver.resolveNic(nic));
+    } catch (error) {
+      throw qmpFailure(error, `NIC hotplug on ${domain.config.name}`);
+    }
+    instance.runtime.nics = [...current.nics, plan];
+    await this.context?.saveRuntime(domain.config.uuid, instance.runtime);
+  }
+
+  async detachNic(domain: DomainRecord, mac: string, options: WaitOptions): Promise<void> {
+    const instance = this.live(domain);
+    const ids = this.nicIds(instance, domain, mac);
+    try {
+      await unplugNic(instance.monitor!, ids, options.timeoutMs);
+    } catch (error) {
+      throw qmpFailure(error, `NIC unplug on ${domain.config.name}`);
+    }
+    instance.runtime.nics = runningTapNics(instance.runtime).nics.filter((nic) => nic.mac !== mac);
+    await this.context?.saveRuntime(domain.config.uuid, instance.runtime);
+  }
+
+  private nicIds(instance: QemuInstance, domain: DomainRecord, mac: string): { deviceId: string; netdevId: string } {
+    const tap = runningTapNics(instance.runtime).nics.find((nic) => nic.mac === mac);
+    if (tap) return qemuNicIds(tap);
+    const index = domain.config.nics.findIndex((nic) => nic.mac === mac);
+    if (index < 0 || domain.config.nics[index]?.type === 'none') throw new VirtError('INVALID_ARG', `domain ${domain.config.name} has no NIC with MAC ${mac}`);
+    return qemuNicIds({ index });
   }
 
   /** QEMU's own view (query-status) of a running domain, for diagnostics and tests. */
