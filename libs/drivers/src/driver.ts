@@ -221,6 +221,8 @@ export interface DiskCapability {
   detachDisk(domain: DomainRecord, target: string, options: WaitOptions): Promise<void>;
   /** Inserts `media` into the cdrom drive `target`, or ejects it when undefined. */
   changeMedia(domain: DomainRecord, target: string, media: Media | undefined): Promise<void>;
+}
+
 /** NICs of a running domain (libvirt's domif-setlink, attach-interface, detach-interface). */
 export interface NicCapability {
   setLink(domain: DomainRecord, mac: string, up: boolean): Promise<void>;
