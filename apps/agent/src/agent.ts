@@ -15,6 +15,8 @@ import { StorageManager } from './storage/manager.js';
 import { NetworkManager } from './networks/manager.js';
 import { InterfaceManager } from './interfaces/manager.js';
 import { MigrationManager, type MigrationSettings } from './migration/manager.js';
+import { FirewallManager, type FirewallDomainSource } from './firewall/manager.js';
+import { staticAddressesOf } from './firewall/addresses.js';
 import { createAgentMonitoring, type AgentMonitoring, type AgentMonitoringConfig } from './monitoring.js';
 import { serveOperations } from './service.js';
 
@@ -45,6 +47,7 @@ export interface Agent {
   readonly manager: DomainManager;
   readonly events: EventPublisher;
   readonly storage: StorageManager;
+  readonly firewall: FirewallManager;
   readonly networks: NetworkManager;
   /** Base URL of the metrics server (`…/metrics`), undefined when metrics are off. */
   readonly metricsUrl: string | undefined;
@@ -120,7 +123,17 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     events.onEvent((event) => {
       if (event.type === 'UNDEFINED') void snapshots.forget(event.uuid).catch((error: unknown) => logger.warn({ err: error, uuid: event.uuid }, 'snapshot metadata not removed'));
     });
+    const firewall = new FirewallManager({ stateDir: config.stateDir, logger });
+    await firewall.init();
+    const domains = manager;
+    const firewallSource: FirewallDomainSource = { record: (id) => domains.record(id), addressesOf: (network, mac) => staticAddressesOf(networks, network, mac) };
+    // NIC filters follow the domain: applied when it runs, removed when it stops
+    events.onEvent((event) => firewall.onLifecycle(event, firewallSource));
     await manager.init();
+    await firewall.resync(
+      manager.list().map((domain) => domain.uuid),
+      firewallSource,
+    );
     const interfaces = new InterfaceManager({
       stateDir: config.stateDir,
       netns: config.netns,
@@ -146,7 +159,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     const kv = await new Kvm(nc).create(NODES_BUCKET, { history: 1 });
     await kv.put(config.node, JSON.stringify({ node: config.node, version: AGENT_VERSION, registeredAt: startedAt }));
 
-    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces, migrations: mover, snapshots });
+    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces, migrations: mover, snapshots, firewall });
     service = await serveOperations({
       nc,
       node: config.node,
@@ -168,6 +181,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       events,
       storage: pools,
       networks,
+      firewall,
       metricsUrl,
       async close() {
         await ownedService.stop().catch(() => undefined);
@@ -175,6 +189,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
         consoles.closeAll();
         interfaces.close();
         mover.close();
+        await firewall.idle();
         await pools.close();
         await events.drain(2000);
         await events.close();

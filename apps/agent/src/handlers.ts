@@ -6,6 +6,8 @@ import type { MigrationManager } from './migration/manager.js';
 import { readNodeInfo } from './node-info.js';
 import { readNodeStats } from './node-stats.js';
 import type { OperationHandlers } from './service.js';
+import { createFirewallHandlers } from './firewall/handlers.js';
+import type { FirewallManager } from './firewall/manager.js';
 import { createInterfaceHandlers } from './interfaces/handlers.js';
 import type { InterfaceManager } from './interfaces/manager.js';
 import { createSnapshotHandlers } from './snapshots/handlers.js';
@@ -27,6 +29,7 @@ export interface HandlerDeps {
   interfaces: InterfaceManager;
   migrations: MigrationManager;
   snapshots: SnapshotService;
+  firewall: FirewallManager;
 }
 
 /** What each contract operation does on this agent. */
@@ -75,5 +78,6 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     ...createNetworkHandlers(deps.networks, manager),
     ...createInterfaceHandlers(deps.interfaces),
     ...createSnapshotHandlers(deps.snapshots),
+    ...createFirewallHandlers(deps.firewall),
   };
 }

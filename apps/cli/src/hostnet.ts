@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { VirtError, type HostInterface, type HostInterfaceChange, type HostInterfaceList, type HostInterfaceTransaction } from '@virtbus/api-contract';
+import { VirtError, type FirewallRuleSet, type FirewallRuleSetList, type HostInterface, type HostInterfaceChange, type HostInterfaceList, type HostInterfaceTransaction } from '@virtbus/api-contract';
 import { resolveNode, type CommandContext } from './commands.js';
 import { bytes, keyValues, table } from './format.js';
 
@@ -12,6 +12,10 @@ iface-set IFACE [mtu=N] [master=BR|nomaster] [up|down]
 iface-addr-add IFACE ADDR/PREFIX | iface-addr-del IFACE ADDR/PREFIX
 iface-bridge-add NAME | iface-vlan-add NAME PARENT VLAN-ID | iface-delete NAME
 iface-apply FILE.json                 apply a HostInterfaceChanges file, all or nothing
+nwfilter-list                         firewall rule sets and the NICs they filter
+nwfilter-dumpxml NAME                 one rule set as JSON
+nwfilter-define FILE.json             define a rule set (FirewallRuleSetsPost), or replace its rules if it exists
+nwfilter-undefine NAME                delete a rule set no running NIC uses
 `;
 
 const enc = encodeURIComponent;
@@ -81,8 +85,47 @@ function printTransaction(ctx: CommandContext, t: HostInterfaceTransaction, verb
   print(ctx, t, () => `Interface transaction ${t.id} ${verb} (${t.changes} change(s))`);
 }
 
-/** Runs an iface-* verb; undefined when the command is not one of them. */
+const ruleCount = (r: FirewallRuleSet) => `${r.rules.length} rule(s)${r.antiSpoofing?.mac || r.antiSpoofing?.ip ? ', anti-spoofing' : ''}`;
+
+async function runFirewallCommand(ctx: CommandContext, command: string, args: readonly string[]): Promise<number> {
+  const base = `/v1/nodes/${enc(await resolveNode(ctx))}/firewall/rulesets`;
+  switch (command) {
+    case 'nwfilter-list': {
+      const list = await ctx.http.json<FirewallRuleSetList>('GET', base);
+      print(ctx, list, () => table(['Name', 'Rules', 'Bound to'], list.ruleSets.map((r) => [r.name, ruleCount(r), r.bindings.map((b) => b.device).join(' ')])));
+      return 0;
+    }
+    case 'nwfilter-dumpxml': {
+      // virsh's name; the rule set comes as JSON
+      const ruleSet = await ctx.http.json<FirewallRuleSet>('GET', `${base}/${enc(need(args, 0, 'a rule set name', command))}`);
+      ctx.output.out(JSON.stringify(ruleSet, null, 2));
+      return 0;
+    }
+    case 'nwfilter-define': {
+      const body = JSON.parse(await readFile(need(args, 0, 'a FILE.json', command), 'utf8')) as { name?: unknown } & Record<string, unknown>;
+      if (typeof body.name !== 'string') throw new VirtError('INVALID_ARG', 'the rule set file needs a name');
+      const { name, ...spec } = body;
+      const exists = await ctx.http.json<FirewallRuleSet>('GET', `${base}/${enc(name)}`).then(
+        () => true,
+        (error: unknown) => (VirtError.is(error, 'NOT_FOUND') ? false : Promise.reject(error)),
+      );
+      const ruleSet = exists ? await ctx.http.json<FirewallRuleSet>('PUT', `${base}/${enc(name)}`, spec) : await ctx.http.json<FirewallRuleSet>('POST', base, body);
+      print(ctx, ruleSet, () => `Network filter ${ruleSet.name} ${exists ? 'updated' : 'defined'} (${ruleCount(ruleSet)})`);
+      return 0;
+    }
+    case 'nwfilter-undefine': {
+      const ruleSet = await ctx.http.json<FirewallRuleSet>('DELETE', `${base}/${enc(need(args, 0, 'a rule set name', command))}`);
+      print(ctx, ruleSet, () => `Network filter ${ruleSet.name} undefined`);
+      return 0;
+    }
+    default:
+      throw new VirtError('INVALID_ARG', `unknown command ${command}; see virtbus --help`);
+  }
+}
+
+/** Runs an iface-* or nwfilter-* verb; undefined when the command is not one of them. */
 export async function runHostNetCommand(ctx: CommandContext, command: string, args: readonly string[], options: { timeout?: number }): Promise<number | undefined> {
+  if (command.startsWith('nwfilter-')) return runFirewallCommand(ctx, command, args);
   if (!command.startsWith('iface-')) return undefined;
   const base = `/v1/nodes/${enc(await resolveNode(ctx))}/interfaces`;
   switch (command) {

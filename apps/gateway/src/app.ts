@@ -19,6 +19,7 @@ import { snapshotRoutes } from './routes/snapshots.js';
 import { storageRoutes } from './routes/storage.js';
 import { interfaceRoutes } from './routes/interfaces.js';
 import { networkRoutes } from './routes/networks.js';
+import { firewallRoutes } from './routes/firewall.js';
 import { sharedSchemaDefinitions } from './schemas.js';
 import type { TraceInjector } from './trace.js';
 
@@ -99,5 +100,6 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(networkRoutes);
   await app.register(snapshotRoutes);
   await app.register(diskRoutes, { requestTimeoutMs });
+  await app.register(firewallRoutes);
   return app;
 }

@@ -12,6 +12,7 @@ import { DomainMigrateRequest } from './migration.js';
 import { SnapshotOperations } from './snapshots.js';
 import { DeviceOperations } from './devices.js';
 import { ProvisionOperations } from './provision.js';
+import { FirewallOperations } from './firewall.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
@@ -80,6 +81,7 @@ export const Operations = {
   ...SnapshotOperations,
   ...DeviceOperations,
   ...ProvisionOperations,
+  ...FirewallOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

@@ -69,6 +69,7 @@ export const DomainNic = Type.Object(
     source: Type.Optional(ObjectName),
     model: Type.Optional(Type.Enum(['virtio', 'e1000', 'rtl8139'], { default: 'virtio' })),
     mac: Type.Optional(MacAddress),
+    filter: Type.Optional(Type.String({ ...ObjectName, description: 'Firewall rule set applied to this NIC while the domain runs (network and bridge NICs)' })),
   },
   { additionalProperties: false },
 );

@@ -15,3 +15,4 @@ export * from './migration.js';
 export * from './snapshots.js';
 export * from './devices.js';
 export * from './provision.js';
+export * from './firewall.js';

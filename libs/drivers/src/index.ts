@@ -74,3 +74,13 @@ export {
 } from './hostnet/interfaces.js';
 export { encodeSaveHeader, readSaveHeader, writeSaveFile, type SaveHeader } from './save-file.js';
 export { buildNoCloudIso, NOCLOUD_LABEL, type NoCloudFiles } from './storage/cloud-init.js';
+export {
+  FIREWALL_FAMILY,
+  FIREWALL_TABLE,
+  applyScript as firewallApplyScript,
+  renderNicChains,
+  renderRule as renderFirewallRule,
+  type NicFilterSpec,
+  type RuleSetBody,
+} from './firewall/nft.js';
+export { applyNicFilter, listFilteredDevices, removeNicFilter, type NicFilterTarget } from './firewall/apply.js';

@@ -118,6 +118,11 @@ export const OperationPermission = {
   'domain.snapshot.revert': PermissionClass.Define,
   'domain.snapshot.delete': PermissionClass.Define,
   'domain.managedsave.remove': PermissionClass.Define,
+  'firewall.ruleset.list': PermissionClass.Read,
+  'firewall.ruleset.get': PermissionClass.Read,
+  'firewall.ruleset.define': PermissionClass.Network,
+  'firewall.ruleset.update': PermissionClass.Network,
+  'firewall.ruleset.delete': PermissionClass.Network,
 } as const satisfies Record<OperationName, PermissionClass>;
 
 export function minimumRoleFor(what: PermissionClass | OperationName): Role {
