@@ -97,6 +97,11 @@ describe('snapshots and save/restore on the test driver', () => {
     const restored = await client.call(NODE, 'domain.restore', { pool: 'default', volume: 'tsnap.save' });
     expect(restored).toMatchObject({ uuid: id, state: 'running', reason: 'restored' });
 
+    // a save file brings its domain along when it was undefined meanwhile
+    await client.call(NODE, 'domain.save', { id, target: { pool: 'default', volume: 'tsnap2.save' } });
+    await client.call(NODE, 'domain.undefine', { id });
+    expect(await client.call(NODE, 'domain.restore', { pool: 'default', volume: 'tsnap2.save' })).toMatchObject({ uuid: id, name: 'tsnap', state: 'running', reason: 'restored' });
+
     await client.call(NODE, 'domain.managedsave', { id });
     expect(await client.call(NODE, 'domain.managedsave.get', { id })).toMatchObject({ present: true });
     const resumed = await client.call(NODE, 'domain.state', { id, change: { action: 'start' } });
@@ -106,7 +111,7 @@ describe('snapshots and save/restore on the test driver', () => {
     await client.call(NODE, 'domain.managedsave.remove', { id });
     expect(await client.call(NODE, 'domain.state', { id, change: { action: 'start' } })).toMatchObject({ state: 'running', reason: 'booted' });
 
-    expect(await eventsFor(id, 20)).toEqual([
+    expect(await eventsFor(id, 24)).toEqual([
       'DEFINED/ADDED',
       'STARTED/BOOTED',
       'snapshot CREATED a',
@@ -122,6 +127,10 @@ describe('snapshots and save/restore on the test driver', () => {
       'snapshot DELETED c',
       'snapshot DELETED a',
       'STOPPED/SAVED',
+      'STARTED/RESTORED',
+      'STOPPED/SAVED',
+      'UNDEFINED/REMOVED',
+      'DEFINED/ADDED',
       'STARTED/RESTORED',
       'STOPPED/SAVED',
       'STARTED/RESTORED',

@@ -9,6 +9,7 @@ import {
   type DomainSnapshotDelete,
   type DomainSnapshotList,
   type DomainSnapshotsPost,
+  type DomainsPost,
   type ManagedSaveInfo,
 } from '@virtbus/api-contract';
 import { readSaveHeader, volumePathIn, type DomainRecord, type HypervisorDriver, type RunState, type SaveRestoreCapability, type SnapshotCapability } from '@virtbus/drivers';
@@ -147,6 +148,9 @@ export class SnapshotService {
   async restore(post: DomainRestorePost): Promise<Domain> {
     const path = await this.poolFile(post.pool, post.volume);
     const { header } = await readSaveHeader(path);
+    // like libvirt, a save file brings its domain along: one undefined meanwhile is defined again from it
+    const known = this.options.manager.list().some((domain) => domain.uuid === header.config.uuid);
+    if (!known) await this.options.manager.define(header.config as DomainsPost);
     const uuid = await this.options.manager.job(header.config.uuid, 'restore', async (stored, driver) => {
       if (ACTIVE.has(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
       const run = await saveRestoreOf(driver).restore(stored, path, { paused: post.paused ?? false });
