@@ -81,12 +81,14 @@ describe.skipIf(!TOOLS)('virtual networks in a network namespace (real bridge, d
       },
     });
     await startAgent();
+    // an empty rule set: the NIC is bound from the start, its rules change later while the guest runs
+    await client.call(NODE, 'firewall.ruleset.define', { name: 'guest-fw', rules: [] });
     const domain = (await client.call(NODE, 'domain.define', {
       name: 'netguest',
       driver: 'qemu',
       memory: 256,
       os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline} ${GUEST_FLAGS.dhcp}` },
-      nics: [{ type: 'network', source: 'lan' }],
+      nics: [{ type: 'network', source: 'lan', filter: 'guest-fw' }],
     })) as Domain;
     uuid = domain.uuid;
     mac = domain.config.nics[0]!.mac!;
@@ -169,6 +171,19 @@ describe.skipIf(!TOOLS)('virtual networks in a network namespace (real bridge, d
     expect(inNs('-j', 'link', 'show', 'master', 'vb-lan')).toContain(stats.net?.[0]?.name);
   });
 
+  it('a firewall rule set on the NIC blocks the ping to the gateway; emptying it restores the ping', async () => {
+    const tap = `vb${uuid.replace(/-/g, '').slice(0, 8)}n0`;
+    const bound = await client.call(NODE, 'firewall.ruleset.get', { name: 'guest-fw' });
+    expect(bound.bindings).toEqual([{ domain: uuid, device: tap, mac, ips: [] }]);
+    expect(nftTables()).toContain('table bridge virtbus-fw');
+    await client.call(NODE, 'firewall.ruleset.update', { name: 'guest-fw', ruleSet: { rules: [{ action: 'drop', direction: 'out', protocol: 'icmp' }] } });
+    await type('ping -c 1 -W 2 10.77.0.1 >/dev/null || echo FW-$((20+1))-BLOCKED\n');
+    await waitFor('the rule set to block the ping', async () => (await consoleLog()).includes('FW-21-BLOCKED'), 30_000);
+    await client.call(NODE, 'firewall.ruleset.update', { name: 'guest-fw', ruleSet: { rules: [] } });
+    await type('ping -c 2 -W 3 10.77.0.1 >/dev/null && echo FW-$((20+2))-OPEN\n');
+    await waitFor('the ping to work again', async () => (await consoleLog()).includes('FW-22-OPEN'), 30_000);
+  });
+
   it('a static host entry, added live without restarting dnsmasq, gives the guest a fixed address', async () => {
     const before = (await client.call(NODE, 'network.get', { network: 'lan' })) as Network;
     const updated = (await client.call(NODE, 'network.update', { network: 'lan', config: { ipv4Hosts: [{ mac, ip: FIXED_IP, name: 'fixed' }] } })) as Network;
@@ -212,6 +227,8 @@ describe.skipIf(!TOOLS)('virtual networks in a network namespace (real bridge, d
     const tap = `vb${uuid.replace(/-/g, '').slice(0, 8)}n0`;
     await client.call(NODE, 'domain.state', { id: uuid, change: { action: 'destroy' } });
     await waitFor('the tap to go', async () => !links().includes(tap), 10_000);
+    await waitFor('the NIC firewall chains to go with the domain', async () => !nftTables().includes('virtbus-fw'), 10_000);
+    expect((await client.call(NODE, 'firewall.ruleset.get', { name: 'guest-fw' })).bindings).toEqual([]);
     const { dnsmasqPid } = (await client.call(NODE, 'network.get', { network: 'lan' })) as Network;
     const stopped = (await client.call(NODE, 'network.state', { network: 'lan', change: { action: 'stop' } })) as Network;
     expect(stopped.state).toBe('inactive');
