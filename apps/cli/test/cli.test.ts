@@ -77,3 +77,23 @@ describe('virtbus CLI against a real gateway and agent', () => {
     expect(failure.stderr).toMatch(/error: no domain nope on node solo \(NO_DOMAIN\)/);
   });
 });
+
+describe('virtbus CLI snapshot and save verbs', () => {
+  it('creates, lists as a tree, reverts and deletes snapshots; saves, restores and managed-saves', async () => {
+    await cli('define', '--name', 'snap-1', '--driver', 'test');
+    await cli('start', 'snap-1');
+    expect((await cli('snapshot-create', 'snap-1', '--name', 'a')).text).toBe('Domain snapshot a created (internal, with memory)');
+    await cli('snapshot-create', 'snap-1', '--name', 'b');
+    expect((await cli('snapshot-revert', 'snap-1', 'a')).text).toBe("Domain 'snap-1' reverted to snapshot a: running (from_snapshot)");
+    await cli('snapshot-create', 'snap-1', '--name', 'c', '--kind', 'external');
+    expect((await cli('snapshot-list', 'snap-1', '--tree')).text).toBe(['a', '├── b', '└── c (current)'].join('\n'));
+    expect((await cli('snapshot-info', 'snap-1', 'c')).text).toMatch(/^Kind:\s+external \(disk only\)$/m);
+    expect((await cli('snapshot-delete', 'snap-1', 'a', '--children', '--metadata')).text).toBe('Domain snapshots b, c, a deleted');
+    expect((await cli('save', 'snap-1', 'default', 'snap-1.save')).text).toBe("Domain 'snap-1' saved to default/snap-1.save");
+    expect((await cli('restore', 'default', 'snap-1.save')).text).toBe("Domain 'snap-1' restored from default/snap-1.save: running (restored)");
+    await cli('managedsave', 'snap-1');
+    expect((await cli('start', 'snap-1')).text).toBe("Domain 'snap-1' started: running (restored)");
+    await cli('managedsave', 'snap-1');
+    expect((await cli('managedsave-remove', 'snap-1')).text).toBe('Removed managed save image for domain snap-1');
+  });
+});
