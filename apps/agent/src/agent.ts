@@ -30,6 +30,8 @@ export interface AgentConfig {
   drivers: readonly DriverName[];
   /** Let the API configure the interfaces of the agent's own namespace (always allowed inside `netns`). */
   manageHostInterfaces?: boolean;
+  /** Let virtual networks and bridge NICs change the agent's own namespace (always allowed inside `netns`). */
+  manageHostNetworks?: boolean;
   driverOptions?: DriverOptions;
   streamLimits?: EventStreamLimits;
   /** /metrics address, stats interval, scrape cache; /metrics on 127.0.0.1:9177 and stats every 10 s by default. */
@@ -98,7 +100,14 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     });
     storage = pools;
     await pools.init();
-    const networks = new NetworkManager({ node: config.node, stateDir: config.stateDir, ...(config.netns ? { netns: config.netns } : {}), events, logger });
+    const networks = new NetworkManager({
+      node: config.node,
+      stateDir: config.stateDir,
+      ...(config.netns ? { netns: config.netns } : {}),
+      manageHostNetworks: config.manageHostNetworks === true,
+      events,
+      logger,
+    });
     // networks come up before domains, whose autostart may need them
     await networks.init();
     manager = new DomainManager({

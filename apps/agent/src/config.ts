@@ -46,6 +46,7 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
   --nats-creds FILE    a .creds file (JWT + nkey seed) instead (default: NATS_CREDS)
   --nats-inbox-prefix P  reply inbox prefix, _INBOX.<identity> (default: NATS_INBOX_PREFIX)
   --manage-host-interfaces  let the API change this host's own interfaces (VIRTBUS_MANAGE_HOST_INTERFACES=1; implied inside --netns)
+  --manage-host-networks  let virtual networks create bridges, dnsmasq and nft tables in the agent's own namespace (VIRTBUS_MANAGE_HOST_NETWORKS=1; implied inside --netns)
   --migration-address A  address incoming migrations listen on (default: VIRTBUS_MIGRATION_ADDRESS or 127.0.0.1)
   --migration-tls-dir D  QEMU x509 files (ca-cert.pem, server-cert.pem/-key.pem, client-cert.pem/-key.pem) for TLS migrations
                          (default: VIRTBUS_MIGRATION_TLS_DIR)
@@ -90,6 +91,7 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       'migration-tls-dir': { type: 'string' },
       ...NATS_IDENTITY_OPTIONS,
       'manage-host-interfaces': { type: 'boolean' },
+      'manage-host-networks': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -116,6 +118,7 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       maxMessages: numberOption('--events-max-messages', values['events-max-messages'] ?? env.VIRTBUS_EVENTS_MAX_MESSAGES, DEFAULT_STREAM_LIMITS.maxMessages),
     },
     manageHostInterfaces: values['manage-host-interfaces'] === true || env.VIRTBUS_MANAGE_HOST_INTERFACES === '1',
+    manageHostNetworks: values['manage-host-networks'] === true || env.VIRTBUS_MANAGE_HOST_NETWORKS === '1',
     migration: {
       listenHost: values['migration-address'] ?? env.VIRTBUS_MIGRATION_ADDRESS ?? '127.0.0.1',
       ...((values['migration-tls-dir'] ?? env.VIRTBUS_MIGRATION_TLS_DIR) ? { tlsDir: values['migration-tls-dir'] ?? env.VIRTBUS_MIGRATION_TLS_DIR } : {}),

@@ -29,6 +29,8 @@ export interface NetworkManagerOptions {
   stateDir: string;
   /** Network namespace holding the node's bridges, dnsmasq and nft tables (tests, or a dedicated namespace). */
   netns?: string;
+  /** Outside a namespace, networks only start when this is set: a stray API call never changes the host's network. */
+  manageHostNetworks?: boolean;
   events: EventPublisher;
   logger: Logger;
 }
@@ -168,6 +170,7 @@ export class NetworkManager implements NetworkResolver {
     return this.locks.run(`net:${name}`, async () => {
       const network = this.network(name);
       if (change.action === 'start') {
+        this.assertMayChangeNetwork();
         if (network.active) throw new VirtError('OPERATION_INVALID', `network ${name} is already active`);
         const runtime = await this.driver.start(definitionOf(network));
         network.active = true;
@@ -200,11 +203,18 @@ export class NetworkManager implements NetworkResolver {
 
   resolveNic(nic: DomainNic): NicAttachment {
     if (!nic.source) throw new VirtError('INVALID_ARG', `a ${nic.type} NIC needs a source`);
+    this.assertMayChangeNetwork();
     if (nic.type === 'bridge') return { bridge: nic.source };
     const network = this.networks.get(nic.source);
     if (!network) throw new VirtError('NO_NETWORK', `no network ${nic.source}`);
     if (!network.active) throw new VirtError('OPERATION_INVALID', `network ${nic.source} is not active`);
     return { bridge: network.bridge, network: network.name };
+  }
+
+  private assertMayChangeNetwork(): void {
+    if (this.options.netns === undefined && this.options.manageHostNetworks !== true) {
+      throw new VirtError('OPERATION_UNSUPPORTED', 'this agent may not change the host network: run it with --netns NAME or --manage-host-networks');
+    }
   }
 
   private network(name: string): StoredNetwork {

@@ -478,7 +478,12 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
       if (nic.type === 'none') return;
       if (nic.type === 'user') throw new VirtError('OPERATION_UNSUPPORTED', 'containers have no user-mode networking: use a network or bridge NIC');
       if (!nic.source) throw new VirtError('INVALID_ARG', `NIC ${index} of type ${nic.type} needs a source`);
-      const bridge = nic.type === 'bridge' ? nic.source : this.options.networkBridge?.(nic.source);
+      const resolver = this.context?.networks;
+      // veths are made by lxc-start in the agent's namespace: the bridge must be there too
+      if (resolver?.netns !== undefined && !this.options.networkBridge) {
+        throw new VirtError('OPERATION_UNSUPPORTED', `NIC ${index}: containers cannot join bridges in network namespace ${resolver.netns} yet`);
+      }
+      const bridge = nic.type === 'bridge' ? nic.source : (this.options.networkBridge?.(nic.source) ?? resolver?.resolveNic(nic).bridge);
       if (!bridge) throw new VirtError('OPERATION_UNSUPPORTED', `network ${nic.source} has no bridge the lxc driver knows`);
       if (!existsSync(`/sys/class/net/${bridge}/bridge`)) throw new VirtError('INVALID_ARG', `NIC ${index}: bridge ${bridge} does not exist on this node`);
       nics.push({ bridge, hostName: vethHostName(config.uuid, nics.length), ...(nic.mac ? { mac: nic.mac } : {}) });
