@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
+const GENISOIMAGE = hasBinaryOrSkip('genisoimage');
 const NODE = 'hotplug';
 const MiB = 1024 * 1024;
 
@@ -99,7 +100,7 @@ class GuestShell {
   }
 }
 
-describe.skipIf(!QEMU)('pool volumes and disk hotplug on a running TCG guest', () => {
+describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a running TCG guest', () => {
   let domain: Domain;
   let shell: GuestShell | undefined;
   const poolDir = () => join(workDir, 'state', 'pools', 'default');
@@ -124,23 +125,25 @@ describe.skipIf(!QEMU)('pool volumes and disk hotplug on a running TCG guest', (
     if (workDir) await rm(workDir, { recursive: true, force: true });
   }, 120_000);
 
-  it('boots with a qcow2 pool volume as /dev/vda of the right size', async () => {
-    await ok('POST', '/storage-pools/default/volumes', { name: 'root.qcow2', capacity: '48M' }, 201);
+  it('boots from an image (qcow2 overlay + cidata cdrom) with the overlay as /dev/vda of the right size', async () => {
+    await ok('POST', '/storage-pools/default/volumes', { name: 'base.qcow2', capacity: '32M' }, 201);
     domain = await ok<Domain>(
       'POST',
-      '/domains',
+      '/domains/from-image',
       {
-        name: 'hp',
-        driver: 'qemu',
-        memory: 256,
-        os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline },
-        disks: [{ source: { pool: 'default', volume: 'root.qcow2' } }],
+        domain: { name: 'hp', driver: 'qemu', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline } },
+        image: { pool: 'default', volume: 'base.qcow2' },
+        rootSize: '48M',
+        cloudInit: { userData: '#cloud-config\nhostname: hp\n' },
       },
       201,
     );
     const started = await ok<Domain>('PUT', `/domains/hp/state`, { action: 'start' });
     expect(started.state).toBe('running');
-    expect(started.liveDisks).toEqual([expect.objectContaining({ target: 'vda', source: { pool: 'default', volume: 'root.qcow2' } })]);
+    expect(started.liveDisks).toEqual([
+      expect.objectContaining({ target: 'vda', source: { pool: 'default', volume: 'hp-root.qcow2' } }),
+      expect.objectContaining({ target: 'sda', device: 'cdrom', source: { pool: 'default', volume: 'hp-cidata.iso' } }),
+    ]);
     shell = await GuestShell.open('hp');
     await waitFor('the guest shell', () => shell!.text().includes(GUEST_MARKERS.ready), 120_000);
     expect(Number(await shell.run('cat /sys/block/vda/size')) * 512).toBe(48 * MiB);
@@ -159,7 +162,7 @@ describe.skipIf(!QEMU)('pool volumes and disk hotplug on a running TCG guest', (
     const traversal = await api('POST', '/domains/hp/disks', { disk: { source: { path: '/tmp/../etc/passwd' } } });
     expect(traversal.body?.code).toBe('INVALID_ARG');
     expect((await readdir(poolDir())).sort()).toEqual(before);
-    expect((await client.call(NODE, 'domain.get', { id: 'hp' })).liveDisks).toHaveLength(1);
+    expect((await client.call(NODE, 'domain.get', { id: 'hp' })).liveDisks).toHaveLength(2);
   });
 
   it('hotplugs a second disk: /dev/vdb appears with its size; the definition is unchanged', async () => {
@@ -167,8 +170,8 @@ describe.skipIf(!QEMU)('pool volumes and disk hotplug on a running TCG guest', (
     const begin = Date.now();
     const attached = await ok<Domain>('POST', '/domains/hp/disks', { disk: { source: { pool: 'default', volume: 'data.raw' } }, live: true });
     console.info(`disk-hotplug: attach answered in ${Date.now() - begin} ms`);
-    expect(attached.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'vdb']);
-    expect(attached.config.disks).toHaveLength(1);
+    expect(attached.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'sda', 'vdb']);
+    expect(attached.config.disks).toHaveLength(2);
     const size = await shell!.until('cat /sys/block/vdb/size 2>/dev/null || echo none', (output) => output !== 'none');
     console.info(`disk-hotplug: /dev/vdb seen ${Date.now() - begin} ms after the attach call`);
     expect(Number(size) * 512).toBe(32 * MiB);
@@ -184,27 +187,40 @@ describe.skipIf(!QEMU)('pool volumes and disk hotplug on a running TCG guest', (
     const begin = Date.now();
     const detached = await ok<Domain>('DELETE', '/domains/hp/disks/vdb?live=true');
     console.info(`disk-hotplug: detach (DEVICE_DELETED) took ${Date.now() - begin} ms`);
-    expect(detached.liveDisks?.map((disk) => disk.target)).toEqual(['vda']);
+    expect(detached.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'sda']);
     expect(await shell!.run('[ -e /sys/block/vdb ] && echo present || echo gone')).toBe('gone');
     const unknown = await api('DELETE', '/domains/hp/disks/vdz?live=true');
     expect(unknown.body?.code).toBe('INVALID_ARG');
 
     // The same target again, live and persisted: the old block nodes were deleted, so the names are free.
     const again = await ok<Domain>('POST', '/domains/hp/disks', { disk: { source: { pool: 'default', volume: 'data.raw' }, target: 'vdb' }, live: true, config: true });
-    expect(again.config.disks.map((disk) => disk.target)).toEqual(['vda', 'vdb']);
+    expect(again.config.disks.map((disk) => disk.target)).toEqual(['vda', 'sda', 'vdb']);
     expect(await shell!.until('head -c 10 /dev/vdb 2>/dev/null || echo none', (output) => output !== 'none')).toBe('hotplugged');
   }, 60_000);
+
+  it('ejects and changes the cdrom media of the running domain (QMP eject / blockdev-change-medium)', async () => {
+    const ejected = await ok<Domain>('PUT', '/domains/hp/disks/sda/media', { live: true });
+    expect(ejected.liveDisks?.[1]).not.toHaveProperty('source');
+    expect(ejected.config.disks[1]?.source).toEqual({ pool: 'default', volume: 'hp-cidata.iso' });
+    const inserted = await ok<Domain>('PUT', '/domains/hp/disks/sda/media', { source: { pool: 'default', volume: 'hp-cidata.iso' } });
+    expect(inserted.liveDisks?.[1]?.source).toEqual({ pool: 'default', volume: 'hp-cidata.iso' });
+    const notCdrom = await api('PUT', '/domains/hp/disks/vda/media', {});
+    expect(notCdrom.body?.code).toBe('INVALID_ARG');
+    // The virtio disk cannot become a cdrom, and a sata disk cannot be hotplugged.
+    const sata = await api('POST', '/domains/hp/disks', { disk: { source: { pool: 'default', volume: 'hp-cidata.iso' }, device: 'cdrom' }, live: true });
+    expect(sata.body?.code).toBe('OPERATION_UNSUPPORTED');
+  });
 
   it('keeps config-only changes for the next start and refuses live changes on a shut-off domain', async () => {
     await shell!.close();
     shell = undefined;
     const stopped = await ok<Domain>('PUT', '/domains/hp/state', { action: 'destroy' });
     expect(stopped.liveDisks).toBeUndefined();
-    expect(stopped.config.disks.map((disk) => disk.target)).toEqual(['vda', 'vdb']);
+    expect(stopped.config.disks.map((disk) => disk.target)).toEqual(['vda', 'sda', 'vdb']);
     const live = await api('POST', '/domains/hp/disks', { disk: { source: { pool: 'default', volume: 'data.raw' } }, live: true });
     expect(live.body?.code).toBe('OPERATION_INVALID');
     const removed = await ok<Domain>('DELETE', '/domains/hp/disks/vdb');
-    expect(removed.config.disks.map((disk) => disk.target)).toEqual(['vda']);
+    expect(removed.config.disks.map((disk) => disk.target)).toEqual(['vda', 'sda']);
     await ok('DELETE', '/storage-pools/default/volumes/data.raw');
   });
 });
