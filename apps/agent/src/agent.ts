@@ -136,6 +136,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     await firewall.init();
     const domains = manager;
     const firewallSource: FirewallDomainSource = { record: (id) => domains.record(id), addressesOf: (network, mac) => staticAddressesOf(networks, network, mac) };
+    firewall.useSource(firewallSource);
     // NIC filters follow the domain: applied when it runs, removed when it stops
     events.onEvent((event) => firewall.onLifecycle(event, firewallSource));
     await manager.init();

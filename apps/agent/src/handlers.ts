@@ -6,7 +6,7 @@ import type { MigrationManager } from './migration/manager.js';
 import { readNodeInfo } from './node-info.js';
 import { readNodeStats } from './node-stats.js';
 import type { OperationHandlers } from './service.js';
-import { createFirewallHandlers } from './firewall/handlers.js';
+import { createFirewallHandlers, withFirewallSync } from './firewall/handlers.js';
 import type { FirewallManager } from './firewall/manager.js';
 import { createInterfaceHandlers } from './interfaces/handlers.js';
 import type { InterfaceManager } from './interfaces/manager.js';
@@ -75,7 +75,7 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
       return {};
     },
     ...createStorageHandlers(deps.storage),
-    ...createNetworkHandlers(deps.networks, manager),
+    ...withFirewallSync(createNetworkHandlers(deps.networks, manager), deps.firewall),
     ...createInterfaceHandlers(deps.interfaces),
     ...createSnapshotHandlers(deps.snapshots),
     ...createFirewallHandlers(deps.firewall),

@@ -201,17 +201,21 @@ describe.skipIf(!TOOLS)('virtual networks in a network namespace (real bridge, d
     await type('ping -c 2 -W 3 10.77.0.1 >/dev/null && echo LINK-$((10+8))-UP\n');
     await waitFor('ping to work again', async () => (await consoleLog()).includes('LINK-18-UP'), 30_000);
 
-    const attached = (await client.call(NODE, 'domain.nic.attach', { id: uuid, nic: { type: 'network', source: 'lan' } })) as Domain;
+    const attached = (await client.call(NODE, 'domain.nic.attach', { id: uuid, nic: { type: 'network', source: 'lan', filter: 'guest-fw' } })) as Domain;
     expect(attached.config.nics).toHaveLength(2);
     const second = attached.config.nics[1]!.mac!;
     const hotTap = `vb${uuid.replace(/-/g, '').slice(0, 6)}h${second.replace(/:/g, '').slice(6)}`;
     expect(inNs('-j', 'link', 'show', 'master', 'vb-lan')).toContain(hotTap);
+    // the hotplugged NIC is bound to its rule set at once
+    expect((await client.call(NODE, 'firewall.ruleset.get', { name: 'guest-fw' })).bindings.map((b) => b.device).sort()).toEqual([`vb${uuid.replace(/-/g, '').slice(0, 8)}n0`, hotTap].sort());
     // ACPI hotplug under TCG takes a moment: poll for eth1 in the guest
     await type('for i in $(seq 60); do [ -e /sys/class/net/eth1 ] && break; sleep 0.5; done; tr a-f A-F </sys/class/net/eth1/address | sed s/^/HOTPLUG-/\n');
     await waitFor('eth1 in the guest', async () => (await consoleLog()).includes(`HOTPLUG-${second.toUpperCase()}`), 30_000);
     const detached = (await client.call(NODE, 'domain.nic.detach', { id: uuid, mac: second })) as Domain;
     expect(detached.config.nics).toHaveLength(1);
     await waitFor('the hotplugged tap to go', async () => !links().includes(hotTap), 10_000);
+    expect((await client.call(NODE, 'firewall.ruleset.get', { name: 'guest-fw' })).bindings.map((b) => b.device)).not.toContain(hotTap);
+    expect(nftTables()).toContain('virtbus-fw');
   });
 
   it('a restarted agent re-adopts the running network and its dnsmasq', async () => {

@@ -13,3 +13,22 @@ export function createFirewallHandlers(firewall: FirewallManager): Pick<Operatio
     'firewall.ruleset.delete': ({ name }) => firewall.delete(name),
   };
 }
+
+type NicHotplug = Pick<OperationHandlers, 'domain.nic.attach' | 'domain.nic.detach'>;
+
+/** A hotplugged NIC gets its rule set at once and an unplugged one loses it: hotplug publishes no lifecycle event. */
+export function withFirewallSync<H extends NicHotplug>(handlers: H, firewall: FirewallManager): H {
+  return {
+    ...handlers,
+    'domain.nic.attach': async (request, context) => {
+      const domain = await handlers['domain.nic.attach'](request, context);
+      await firewall.sync(domain.uuid);
+      return domain;
+    },
+    'domain.nic.detach': async (request, context) => {
+      const domain = await handlers['domain.nic.detach'](request, context);
+      await firewall.sync(domain.uuid);
+      return domain;
+    },
+  };
+}

@@ -42,6 +42,7 @@ export class FirewallManager {
   private readonly ruleSets = new Map<string, StoredRuleSet>();
   private bindings: NicBinding[] = [];
   private queue: Promise<unknown> = Promise.resolve();
+  private source: FirewallDomainSource | undefined;
   private readonly dir: string;
   private readonly bindingsFile: string;
 
@@ -229,6 +230,17 @@ export class FirewallManager {
   async resync(domains: readonly string[], source: FirewallDomainSource): Promise<void> {
     const all = new Set([...domains, ...this.bindings.map((b) => b.domain)]);
     for (const uuid of all) await this.syncDomain(uuid, source);
+  }
+
+  /** Where domain records come from, for sync() without a source at hand. */
+  useSource(source: FirewallDomainSource): void {
+    this.source = source;
+  }
+
+  /** Brings one domain's NIC bindings up to date (after a hotplug); logs instead of failing the caller. */
+  async sync(uuid: string): Promise<void> {
+    if (!this.source) return;
+    await this.syncDomain(uuid, this.source).catch((error: unknown) => this.options.logger.error({ err: error, domain: uuid }, 'firewall sync failed'));
   }
 
   /** Waits for queued firewall work (tests and shutdown). */
