@@ -156,7 +156,7 @@ describe.runIf(canRun)('hostile HTTP input (fast-check, every OpenAPI route)', (
       base.map(({ p, b, q }) => make('valid', p, q, withBody(b))),
       // another method on a read route's path can be a real write (GET → POST …/managed-save): only other ids get those
       fc.tuple(base, fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH'), otherId).map(([{ p, q }, method, other]) => ({
-        ...make('method', method === 'GET' || !hasId ? p : { ...p, id: other }, q),
+        ...make('method', method === 'GET' || !hasId ? p : { ...p, id: String(other) }, q),
         method,
       })),
       fc.tuple(base, fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 20 }), { maxKeys: 3 }), fc.string({ maxLength: 300 })).map(([{ p, b }, garbage, raw]) =>
