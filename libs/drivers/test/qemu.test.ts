@@ -288,12 +288,9 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
     });
 
     it('refuses what it cannot run', () => {
-      expect(() => driver.validate({ ...define('pool').config, disks: [{ source: { pool: 'p', volume: 'v' } }] })).toThrow(
-        expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }),
-      );
-      expect(() => driver.validate({ ...define('bridged').config, nics: [{ type: 'bridge', source: 'br0' }] })).toThrow(
-        expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }),
-      );
+      // pool volumes are resolved to paths by the agent and network/bridge NICs to taps at start: only malformed ones are refused here
+      expect(() => driver.validate({ ...define('pool').config, disks: [{ source: { pool: 'p', volume: 'v' } }] })).not.toThrow();
+      expect(() => driver.validate({ ...define('bridged').config, nics: [{ type: 'bridge' }] })).toThrow(expect.objectContaining({ code: 'INVALID_ARG' }));
       expect(() => driver.validate({ ...define('lxc').config, driver: 'lxc' })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
     });
   });
