@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { VirtError, type DomainConfig, type DomainDisk, type DomainNic } from '@virtbus/api-contract';
+import { diskBootIndexes } from './boot-order.js';
 
 export const QemuAccels = { kvm: 'kvm', tcg: 'tcg' } as const;
 export type QemuAccel = (typeof QemuAccels)[keyof typeof QemuAccels];
@@ -72,7 +73,7 @@ export function diskTargets(disks: readonly DomainDisk[]): string[] {
   });
 }
 
-function diskArgs(disk: DomainDisk, target: string, sataIndex: () => number): string[] {
+function diskArgs(disk: DomainDisk, target: string, sataIndex: () => number, bootIndex?: number): string[] {
   // The agent resolves pool volumes to paths before start.
   if (!('path' in disk.source)) throw new VirtError('INTERNAL', `disk ${target}: its pool volume was not resolved to a path`);
   const readOnly = disk.readonly === true || disk.device === 'cdrom' ? 'on' : 'off';
@@ -85,13 +86,14 @@ function diskArgs(disk: DomainDisk, target: string, sataIndex: () => number): st
     `driver=${disk.format ?? 'qcow2'},node-name=${formatNode},file=${fileNode},read-only=${readOnly}`,
   ];
   const bus = disk.bus ?? 'virtio';
+  const boot = bootIndex === undefined ? '' : `,bootindex=${bootIndex}`;
   if (bus === 'virtio') {
     if (disk.device === 'cdrom') throw new VirtError('INVALID_ARG', `disk ${target}: a cdrom cannot sit on the virtio bus`);
-    args.push('-device', `virtio-blk-pci,drive=${formatNode},id=${target}`);
+    args.push('-device', `virtio-blk-pci,drive=${formatNode},id=${target}${boot}`);
   } else {
     const model = disk.device === 'cdrom' ? 'ide-cd' : 'ide-hd';
     const placement = bus === 'sata' ? `,bus=sata0.${sataIndex()}` : '';
-    args.push('-device', `${model},drive=${formatNode},id=${target}${placement}`);
+    args.push('-device', `${model},drive=${formatNode},id=${target}${placement}${boot}`);
   }
   return args;
 }
@@ -152,7 +154,8 @@ export function buildCommandLine(config: DomainConfig, paths: QemuPaths, options
   const targets = diskTargets(config.disks);
   if (config.disks.some((disk) => disk.bus === 'sata')) args.push('-device', 'ich9-ahci,id=sata0');
   let sataPorts = 0;
-  config.disks.forEach((disk, index) => args.push(...diskArgs(disk, targets[index] as string, () => sataPorts++)));
+  const bootIndexes = diskBootIndexes(config);
+  config.disks.forEach((disk, index) => args.push(...diskArgs(disk, targets[index] as string, () => sataPorts++, bootIndexes[index])));
 
   config.nics.forEach((nic, index) => {
     if (nic.type === 'none') return;
