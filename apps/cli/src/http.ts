@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import { isErrorCode, VirtError } from '@virtbus/api-contract';
 
 export interface Connection {
@@ -57,6 +58,22 @@ export class GatewayHttp {
     const response = await this.send('GET', path, undefined, headers);
     if ((response.statusCode ?? 500) >= 400) throw toError(response.statusCode ?? 500, JSON.parse((await readAll(response)) || 'null'));
     return response;
+  }
+
+  /** PUTs a byte stream of known length (volume uploads); resolves with the JSON reply. */
+  async upload<T>(path: string, body: Readable, sizeBytes: number): Promise<T> {
+    const target = this.url(path);
+    const headers = this.headers({ 'content-type': 'application/octet-stream', 'content-length': String(sizeBytes) });
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, { method: 'PUT', headers, ...(this.tlsAgent ? { agent: this.tlsAgent } : {}) }, resolve);
+      request.on('error', (error) => reject(new VirtError('AGENT_UNREACHABLE', `upload to ${this.base.origin} failed: ${error.message}`, { cause: error })));
+      body.on('error', (error) => request.destroy(error));
+      body.pipe(request);
+    });
+    const text = await readAll(response);
+    const parsed: unknown = text ? JSON.parse(text) : undefined;
+    if ((response.statusCode ?? 500) >= 400) throw toError(response.statusCode ?? 500, parsed);
+    return parsed as T;
   }
 
   private send(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<IncomingMessage> {

@@ -8,6 +8,7 @@ import { consoleCommand } from './console.js';
 import { migrate } from './migrate.js';
 import { GatewayHttp } from './http.js';
 import { HOSTNET_USAGE, runHostNetCommand } from './hostnet.js';
+import { runStorageCommand, STORAGE_USAGE } from './storage-commands.js';
 import * as snapshots from './snapshots.js';
 
 export const USAGE = `virtbus — manage domains on virtbus nodes (like virsh)
@@ -44,7 +45,7 @@ snapshot-delete DOMAIN SNAP [--children|--children-only] [--metadata]
 save DOMAIN POOL FILE | restore POOL FILE [--paused]   memory state to/from a file in a dir pool
 managedsave DOMAIN | managedsave-remove DOMAIN        agent-kept save image; start resumes from it
 events [--kind domain|pool|network|snapshot|operation|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
-${HOSTNET_USAGE}environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY, VIRTBUS_NODE
+${HOSTNET_USAGE}${STORAGE_USAGE}environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY, VIRTBUS_NODE
 `;
 
 export async function run(argv: string[], out: (text: string) => void = (text) => process.stdout.write(`${text}\n`)): Promise<number> {
@@ -104,6 +105,9 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       live: { type: 'boolean', default: false },
       config: { type: 'boolean', default: false },
       eject: { type: 'boolean', default: false },
+      'source-dev': { type: 'string', multiple: true },
+      backing: { type: 'string' },
+      shrink: { type: 'boolean', default: false },
       image: { type: 'string' },
       'root-size': { type: 'string' },
       'user-data': { type: 'string' },
@@ -342,6 +346,27 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
     default: {
       const hostnet = await runHostNetCommand(ctx, command, rest, { ...(values.timeout ? { timeout: int('timeout', values.timeout) } : {}) });
       if (hostnet !== undefined) return hostnet;
+      const tty = process.stderr.isTTY;
+      const storage = await runStorageCommand(
+        ctx,
+        command,
+        rest,
+        {
+          ...(values.name ? { name: values.name } : {}),
+          ...(values.type ? { type: values.type } : {}),
+          ...(values.target ? { target: values.target } : {}),
+          ...(values['source-dev'] ? { sourceDevices: values['source-dev'] } : {}),
+          ...(values.format ? { format: values.format } : {}),
+          ...(values.backing ? { backing: values.backing } : {}),
+          shrink: values.shrink ?? false,
+          disable: values.disable ?? false,
+        },
+        (line, final) => {
+          if (tty) process.stderr.write(`\r${line}\x1b[K${final ? '\n' : ''}`);
+          else if (final) process.stderr.write(`${line}\n`);
+        },
+      );
+      if (storage !== undefined) return storage;
       if (!(DomainStateActions as readonly string[]).includes(command)) throw new VirtError('INVALID_ARG', `unknown command ${command}; see virtbus --help`);
       const change: DomainStatePut = { action: command as DomainStatePut['action'] };
       if (values.timeout) change.timeout = int('timeout', values.timeout);

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +65,33 @@ describe('virtbus CLI against a real gateway and agent', () => {
     const lines = text.split('\n');
     expect(lines).toHaveLength(3);
     expect(lines.map((line) => line.split(/\s+/)[4])).toEqual(['DEFINED/ADDED', 'STARTED/BOOTED', 'STOPPED/DESTROYED']);
+  });
+
+  it('manages pools and volumes like virsh, uploads and downloads content with its sha256, clones with progress', async () => {
+    expect((await cli('pool-list')).text).toMatch(/^default\s+dir\s+running/m);
+    const target = join(workDir, 'pool-two');
+    expect((await cli('pool-define', '--name', 'two', '--type', 'dir', '--target', target)).text).toBe('Pool two defined');
+    expect((await cli('pool-build', 'two')).text).toMatch(/^Pool two: build done/);
+    expect((await cli('pool-start', 'two')).text).toBe('Pool two: start done, running');
+    expect((await cli('pool-info', 'two')).text).toMatch(/^Target:\s+.*pool-two$/m);
+
+    expect((await cli('vol-create', 'two', 'blank', '1MiB', '--format', 'raw')).text).toBe('Vol blank created (raw, 1.0 MiB)');
+    const content = randomBytes(3 * 1024 * 1024 + 17);
+    const source = join(workDir, 'upload.bin');
+    await writeFile(source, content);
+    const sha256 = createHash('sha256').update(content).digest('hex');
+    expect((await cli('vol-upload', 'two', 'data', source)).text).toBe(`Uploaded 3.0 MiB to two/data, sha256 ${sha256}`);
+    const copy = join(workDir, 'download.bin');
+    expect((await cli('vol-download', 'two', 'data', copy)).text).toMatch(new RegExp(`^Downloaded 3\\.0 MiB to .*download\\.bin, sha256 ${sha256}$`));
+    expect((await readFile(copy)).equals(content)).toBe(true);
+    expect((await cli('vol-clone', 'two', 'data', 'data-copy')).text).toBe('Vol data-copy cloned from data');
+    expect((await cli('vol-info', 'two', 'data-copy')).text).toMatch(/^Format:\s+raw$/m);
+    expect((await cli('vol-resize', 'two', 'blank', '2MiB')).text).toBe("Size of volume 'blank' changed to 2.0 MiB");
+    expect((await cli('vol-list', 'two')).text.split('\n').slice(2).map((line) => line.split(/\s+/)[0]).sort()).toEqual(['blank', 'data', 'data-copy']);
+    for (const volume of ['blank', 'data', 'data-copy']) expect((await cli('vol-delete', 'two', volume)).code).toBe(0);
+    expect((await cli('pool-destroy', 'two')).text).toBe('Pool two: stop done, inactive');
+    expect((await cli('pool-undefine', 'two')).text).toBe('Pool two undefined');
+    expect((await cli('pool-list')).text).not.toMatch(/^two\s/m);
   });
 
   it('prints the gateway error and exits non-zero (as a real process)', async () => {

@@ -1,0 +1,235 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  VirtError,
+  type AsyncOperation,
+  type StoragePool,
+  type StoragePoolsPost,
+  type StorageVolume,
+  type StorageVolumesPost,
+} from '@virtbus/api-contract';
+import { resolveNode, type CommandContext } from './commands.js';
+import { bytes, keyValues, table } from './format.js';
+
+export const STORAGE_USAGE = `pool-list                             storage pools of the node
+pool-info POOL                        one pool: state, capacity, allocation, available
+pool-define --name N --type dir|logical [--target DIR] [--source-dev DEV]...   define a pool (inactive)
+pool-build POOL | pool-start POOL | pool-destroy POOL | pool-refresh POOL | pool-delete POOL
+pool-autostart POOL [--disable] | pool-undefine POOL
+vol-list POOL                         volumes of a pool
+vol-info POOL VOL                     one volume: format, capacity, allocation, backing chain
+vol-create POOL VOL SIZE [--format qcow2|raw] [--backing VOL]   SIZE like 10G, 512MiB
+vol-delete POOL VOL | vol-resize POOL VOL SIZE [--shrink]
+vol-clone POOL VOL NEW | vol-wipe POOL VOL   async, with progress on stderr
+vol-upload POOL VOL FILE | vol-download POOL VOL FILE   stream content, with progress; prints the sha256
+`;
+
+const POLL_MS = 250;
+const BAR_WIDTH = 30;
+const enc = encodeURIComponent;
+
+export interface StorageFlags {
+  name?: string;
+  type?: string;
+  target?: string;
+  sourceDevices?: string[];
+  format?: string;
+  backing?: string;
+  shrink?: boolean;
+  disable?: boolean;
+}
+
+/** Where progress lines go: redrawn in place on a terminal, only the last one otherwise. */
+export type ProgressSink = (line: string, final: boolean) => void;
+
+export function progressBar(percent: number, done: number, total: number | undefined): string {
+  const clamped = Math.max(0, Math.min(100, percent));
+  const filled = Math.round((clamped / 100) * BAR_WIDTH);
+  return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${clamped.toFixed(1).padStart(5)}% ${bytes(done)}${total !== undefined ? `/${bytes(total)}` : ''}`;
+}
+
+function print(ctx: CommandContext, value: unknown, text: () => string): void {
+  ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
+}
+
+function need(args: readonly string[], index: number, what: string, command: string): string {
+  const value = args[index];
+  if (!value) throw new VirtError('INVALID_ARG', `${command} needs ${what}`);
+  return value;
+}
+
+/** Polls an async operation until it ends, drawing its progress; a failed or cancelled one becomes an error. */
+export async function followOperation(ctx: CommandContext, node: string, start: AsyncOperation, progress: ProgressSink): Promise<AsyncOperation> {
+  let operation = start;
+  while (operation.status === 'running') {
+    progress(progressBar(operation.progress.percent, operation.progress.bytesProcessed, operation.progress.bytesTotal), false);
+    await sleep(POLL_MS);
+    operation = await ctx.http.json<AsyncOperation>('GET', `/v1/nodes/${enc(node)}/operations/${enc(operation.id)}`);
+  }
+  progress(progressBar(operation.progress.percent, operation.progress.bytesProcessed, operation.progress.bytesTotal), true);
+  if (operation.status !== 'success') {
+    throw new VirtError(operation.error?.code ?? 'OPERATION_FAILED', `${operation.description} ${operation.status}: ${operation.error?.message ?? 'no reason given'}`);
+  }
+  return operation;
+}
+
+/** Counts bytes as they pass and reports them, for the progress bar of a stream. */
+function counter(onBytes: (total: number) => void): Transform {
+  let total = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      total += chunk.length;
+      onBytes(total);
+      done(null, chunk);
+    },
+  });
+}
+
+function poolLines(pool: StoragePool): [string, string | number | boolean | undefined][] {
+  return [
+    ['Name', pool.name],
+    ['UUID', pool.uuid],
+    ['Type', pool.type],
+    ['State', pool.state],
+    ['Autostart', pool.autostart ? 'yes' : 'no'],
+    ['Target', pool.target],
+    ['Capacity', bytes(pool.capacityBytes)],
+    ['Allocation', bytes(pool.allocationBytes)],
+    ['Available', bytes(pool.availableBytes)],
+  ];
+}
+
+/** Runs a pool-* or vol-* verb; undefined when the command is not one of them. */
+export async function runStorageCommand(ctx: CommandContext, command: string, args: readonly string[], flags: StorageFlags, progress: ProgressSink): Promise<number | undefined> {
+  if (!command.startsWith('pool-') && !command.startsWith('vol-')) return undefined;
+  const node = await resolveNode(ctx);
+  const pools = `/v1/nodes/${enc(node)}/storage-pools`;
+  const pool = () => `${pools}/${enc(need(args, 0, 'a pool name', command))}`;
+  const volume = () => `${pool()}/volumes/${enc(need(args, 1, 'a volume name', command))}`;
+  switch (command) {
+    case 'pool-list': {
+      const list = await ctx.http.json<{ pools: StoragePool[] }>('GET', pools);
+      print(ctx, list, () =>
+        table(
+          ['Name', 'Type', 'State', 'Autostart', 'Capacity', 'Available'],
+          list.pools.map((p) => [p.name, p.type, p.state, p.autostart ? 'yes' : 'no', bytes(p.capacityBytes), bytes(p.availableBytes)]),
+        ),
+      );
+      return 0;
+    }
+    case 'pool-info': {
+      const info = await ctx.http.json<StoragePool>('GET', pool());
+      print(ctx, info, () => keyValues(poolLines(info)));
+      return 0;
+    }
+    case 'pool-define': {
+      if (!flags.name || !flags.type) throw new VirtError('INVALID_ARG', 'pool-define needs --name and --type dir|logical');
+      const body = {
+        name: flags.name,
+        type: flags.type,
+        ...(flags.target ? { target: flags.target } : {}),
+        ...(flags.sourceDevices?.length ? { sourceDevices: flags.sourceDevices } : {}),
+      } as StoragePoolsPost;
+      const defined = await ctx.http.json<StoragePool>('POST', pools, body);
+      print(ctx, defined, () => `Pool ${defined.name} defined`);
+      return 0;
+    }
+    case 'pool-build':
+    case 'pool-start':
+    case 'pool-destroy':
+    case 'pool-refresh':
+    case 'pool-delete': {
+      const action = command === 'pool-destroy' ? 'stop' : command.slice('pool-'.length);
+      const result = await ctx.http.json<StoragePool>('PUT', `${pool()}/state`, { action });
+      print(ctx, result, () => `Pool ${result.name}: ${action} done, ${result.state}`);
+      return 0;
+    }
+    case 'pool-autostart': {
+      const result = await ctx.http.json<StoragePool>('PUT', pool(), { autostart: !flags.disable });
+      print(ctx, result, () => `Pool ${result.name} ${result.autostart ? 'marked as autostarted' : 'unmarked as autostarted'}`);
+      return 0;
+    }
+    case 'pool-undefine': {
+      const result = await ctx.http.json<unknown>('DELETE', pool());
+      print(ctx, result, () => `Pool ${need(args, 0, 'a pool name', command)} undefined`);
+      return 0;
+    }
+    case 'vol-list': {
+      const list = await ctx.http.json<{ volumes: StorageVolume[] }>('GET', `${pool()}/volumes`);
+      print(ctx, list, () => table(['Name', 'Format', 'Capacity', 'Allocation', 'Path'], list.volumes.map((v) => [v.name, v.format, bytes(v.capacityBytes), bytes(v.allocationBytes), v.path])));
+      return 0;
+    }
+    case 'vol-info': {
+      const v = await ctx.http.json<StorageVolume>('GET', volume());
+      print(ctx, v, () =>
+        keyValues([
+          ['Name', v.name],
+          ['Pool', v.pool],
+          ['Path', v.path],
+          ['Format', v.format],
+          ['Capacity', bytes(v.capacityBytes)],
+          ['Allocation', bytes(v.allocationBytes)],
+          ['Backing', v.backingChain.map((b) => `${b.path} (${b.format})`).join(' <- ') || '-'],
+        ]),
+      );
+      return 0;
+    }
+    case 'vol-create': {
+      const body: StorageVolumesPost = { name: need(args, 1, 'a volume name', command), capacity: need(args, 2, 'a SIZE', command) };
+      if (flags.format) body.format = flags.format as StorageVolumesPost['format'];
+      if (flags.backing) body.backing = { volume: flags.backing };
+      const created = await ctx.http.json<StorageVolume>('POST', `${pool()}/volumes`, body);
+      print(ctx, created, () => `Vol ${created.name} created (${created.format}, ${bytes(created.capacityBytes)})`);
+      return 0;
+    }
+    case 'vol-delete': {
+      const result = await ctx.http.json<unknown>('DELETE', volume());
+      print(ctx, result, () => `Vol ${need(args, 1, 'a volume name', command)} deleted`);
+      return 0;
+    }
+    case 'vol-resize': {
+      const resized = await ctx.http.json<StorageVolume>('POST', `${volume()}/resize`, { capacity: need(args, 2, 'a SIZE', command), ...(flags.shrink ? { allowShrink: true } : {}) });
+      print(ctx, resized, () => `Size of volume '${resized.name}' changed to ${bytes(resized.capacityBytes)}`);
+      return 0;
+    }
+    case 'vol-clone':
+    case 'vol-wipe': {
+      const started = await ctx.http.json<AsyncOperation>('POST', `${volume()}/${command.slice('vol-'.length)}`, command === 'vol-clone' ? { name: need(args, 2, 'a NEW name', command) } : undefined);
+      const done = await followOperation(ctx, node, started, progress);
+      print(ctx, done, () => `${command === 'vol-clone' ? `Vol ${args[2]} cloned from ${args[1]}` : `Vol ${args[1]} wiped`}`);
+      return 0;
+    }
+    case 'vol-upload': {
+      const file = need(args, 2, 'a FILE', command);
+      const size = (await stat(file)).size;
+      const report = counter((sent) => progress(progressBar(size ? (100 * sent) / size : 100, sent, size), false));
+      const source = createReadStream(file).pipe(report);
+      const operation = await ctx.http.upload<AsyncOperation>(`${volume()}/content`, source, size);
+      progress(progressBar(100, size, size), true);
+      const sha256 = operation.result?.sha256;
+      print(ctx, operation, () => `Uploaded ${bytes(size)} to ${args[0]}/${args[1]}${sha256 ? `, sha256 ${sha256}` : ''}`);
+      return 0;
+    }
+    case 'vol-download': {
+      const file = need(args, 2, 'a FILE', command);
+      const response = await ctx.http.stream(`${volume()}/content`);
+      const header = response.headers['x-virtbus-size'];
+      const size = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined;
+      let received = 0;
+      const report = counter((total) => {
+        received = total;
+        progress(progressBar(size ? (100 * total) / size : 0, total, size), false);
+      });
+      await pipeline(response, report, createWriteStream(file, { mode: 0o600 }));
+      progress(progressBar(100, received, size), true);
+      const sha256 = response.trailers['x-checksum-sha256'];
+      print(ctx, { file, bytes: received, sha256 }, () => `Downloaded ${bytes(received)} to ${file}${sha256 ? `, sha256 ${sha256}` : ''}`);
+      return 0;
+    }
+    default:
+      throw new VirtError('INVALID_ARG', `unknown command ${command}; see virtbus --help`);
+  }
+}
