@@ -111,7 +111,8 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
     expect(info.available, info.detail).toBe(true);
     expect(info.capabilities).toEqual(expect.arrayContaining(['console', 'stats', 'exec']));
     const pooled = containerConfig(rootfs);
-    expect(() => driver.validate({ ...pooled, container: { rootfs: { pool: 'default', volume: 'root' } } })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
+    // a pool volume rootfs is valid: the agent resolves it to a path before start (apps/agent/test/provisioning.test.ts runs one)
+    driver.validate({ ...pooled, container: { rootfs: { pool: 'default', volume: 'root' } } });
     expect(() => driver.validate({ ...pooled, container: undefined })).toThrow(expect.objectContaining({ code: 'INVALID_ARG' }));
     expect(() => driver.validate({ ...pooled, nics: [{ type: 'bridge', source: 'vb-no-such-br0' }] })).toThrow(expect.objectContaining({ code: 'INVALID_ARG' }));
     expect(() => driver.validate({ ...pooled, nics: [{ type: 'user' }] })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
