@@ -152,53 +152,23 @@ export class EventPublisher {
   }
 
   /** A storage pool lifecycle event, recorded and published like a domain event. */
-  async emitPool(pool: { uuid: string; name: string }, type: PoolEventType, state: PoolState): Promise<StoragePoolEvent> {
-    const event: StoragePoolEvent = {
-      kind: 'pool.lifecycle',
-      node: this.node,
-      seq: ++this.outbox.lastSeq,
-      timestamp: new Date().toISOString(),
-      uuid: pool.uuid,
-      name: pool.name,
-      type,
-      state,
-    };
-    this.outbox.pending.push(event);
-    await this.persist();
-    this.kick();
-    return event;
+  emitPool(pool: { uuid: string; name: string }, type: PoolEventType, state: PoolState): Promise<StoragePoolEvent> {
+    return this.record((stamp) => ({ kind: 'pool.lifecycle', ...stamp, uuid: pool.uuid, name: pool.name, type, state }));
   }
 
   /** A virtual network lifecycle event, recorded and published like a domain event. */
-  async emitNetwork(network: { uuid: string; name: string }, type: NetworkEventType, state: NetworkState): Promise<NetworkEvent> {
-    const event: NetworkEvent = {
-      kind: 'network.lifecycle',
-      node: this.node,
-      seq: ++this.outbox.lastSeq,
-      timestamp: new Date().toISOString(),
-      uuid: network.uuid,
-      name: network.name,
-      type,
-      state,
-    };
-    this.outbox.pending.push(event);
-    await this.persist();
-    this.kick();
-    return event;
+  emitNetwork(network: { uuid: string; name: string }, type: NetworkEventType, state: NetworkState): Promise<NetworkEvent> {
+    return this.record((stamp) => ({ kind: 'network.lifecycle', ...stamp, uuid: network.uuid, name: network.name, type, state }));
   }
 
   /** A snapshot event (created, reverted, deleted), recorded and published like a domain event. */
-  async emitSnapshot(domain: { uuid: string; name: string }, snapshot: string, type: SnapshotEventType): Promise<DomainSnapshotEvent> {
-    const event: DomainSnapshotEvent = {
-      kind: 'snapshot.lifecycle',
-      node: this.node,
-      seq: ++this.outbox.lastSeq,
-      timestamp: new Date().toISOString(),
-      uuid: domain.uuid,
-      domain: domain.name,
-      snapshot,
-      type,
-    };
+  emitSnapshot(domain: { uuid: string; name: string }, snapshot: string, type: SnapshotEventType): Promise<DomainSnapshotEvent> {
+    return this.record((stamp) => ({ kind: 'snapshot.lifecycle', ...stamp, uuid: domain.uuid, domain: domain.name, snapshot, type }));
+  }
+
+  /** Numbers a resource event in the node's sequence, writes it to the outbox, then lets the publisher send it. */
+  private async record<E extends StoragePoolEvent | NetworkEvent | DomainSnapshotEvent>(build: (stamp: { node: string; seq: number; timestamp: string }) => E): Promise<E> {
+    const event = build({ node: this.node, seq: ++this.outbox.lastSeq, timestamp: new Date().toISOString() });
     this.outbox.pending.push(event);
     await this.persist();
     this.kick();
