@@ -1,42 +1,24 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
-import { startGateway } from '@virtbus/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../src/main.js';
+import { startCliStack, type CliStack } from './support/stack.js';
 
-let nats: NatsServerHandle;
-let nc: NatsConnection;
-let agent: AgentProcess;
-let gateway: Awaited<ReturnType<typeof startGateway>>;
+let stack: CliStack;
 let workDir: string;
-
-async function cli(...args: string[]): Promise<{ code: number; text: string }> {
-  const lines: string[] = [];
-  const code = await run(['--url', gateway.url, ...args], (text) => lines.push(text));
-  return { code, text: lines.join('\n') };
-}
+let gatewayUrl: string;
+const cli = (...args: string[]) => stack.cli(...args);
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  workDir = await mkdtemp(join(tmpdir(), 'virtbus-cli-'));
-  nc = await connect({ servers: nats.url });
-  agent = await spawnAgent({ node: 'solo', natsUrl: nats.url, stateDir: join(workDir, 'solo') });
-  gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, discoveryWaitMs: 300 });
+  stack = await startCliStack({ nodes: ['solo'] });
+  ({ workDir, gatewayUrl } = stack);
 });
 
 afterAll(async () => {
-  await gateway?.close();
-  await agent?.stop();
-  await nc?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
+  await stack?.close();
 });
 
 describe('virtbus CLI against a real gateway and agent', () => {
@@ -97,7 +79,7 @@ describe('virtbus CLI against a real gateway and agent', () => {
   it('prints the gateway error and exits non-zero (as a real process)', async () => {
     const bin = fileURLToPath(new URL('../bin/virtbus.mjs', import.meta.url));
     // Asynchronous on purpose: the gateway under test lives in this process and must keep answering.
-    const failure = (await promisify(execFile)(process.execPath, [bin, '--url', gateway.url, 'start', 'nope']).catch((error: unknown) => error)) as {
+    const failure = (await promisify(execFile)(process.execPath, [bin, '--url', gatewayUrl, 'start', 'nope']).catch((error: unknown) => error)) as {
       code?: number;
       stderr?: string;
     };

@@ -1,38 +1,17 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startGateway } from '@virtbus/gateway';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../src/main.js';
+import { startCliStack, type CliStack } from './support/stack.js';
 
-let nats: NatsServerHandle;
-let nc: NatsConnection;
-const agents: AgentProcess[] = [];
-let gateway: Awaited<ReturnType<typeof startGateway>>;
-let workDir: string;
-
-async function cli(...args: string[]): Promise<{ code: number; text: string }> {
-  const lines: string[] = [];
-  const code = await run(['--url', gateway.url, ...args], (text) => lines.push(text));
-  return { code, text: lines.join('\n') };
-}
+let stack: CliStack;
+let gatewayUrl: string;
+const cli = (...args: string[]) => stack.cli(...args);
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  workDir = await mkdtemp(join(tmpdir(), 'virtbus-cli-migrate-'));
-  nc = await connect({ servers: nats.url });
-  agents.push(...(await Promise.all(['ma', 'mb'].map((node) => spawnAgent({ node, natsUrl: nats.url, stateDir: join(workDir, node) })))));
-  gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, discoveryWaitMs: 300 });
+  stack = await startCliStack({ nodes: ['ma', 'mb'] });
+  gatewayUrl = stack.gatewayUrl;
 });
 
 afterAll(async () => {
-  await gateway?.close();
-  for (const agent of agents) await agent.stop();
-  await nc?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
+  await stack?.close();
 });
 
 describe('virtbus migrate through the gateway (test driver: offline only)', () => {
@@ -47,7 +26,7 @@ describe('virtbus migrate through the gateway (test driver: offline only)', () =
 
   it('refuses a live migration the driver cannot do, and a second copy on the destination', async () => {
     await cli('--node', 'mb', 'start', 'wanderer');
-    const response = await fetch(`${gateway.url}/v1/nodes/mb/domains/wanderer/migrate`, {
+    const response = await fetch(`${gatewayUrl}/v1/nodes/mb/domains/wanderer/migrate`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ destination: 'ma' }),
@@ -55,7 +34,7 @@ describe('virtbus migrate through the gateway (test driver: offline only)', () =
     expect(response.status).toBe(501);
     expect(((await response.json()) as { code: string }).code).toBe('OPERATION_UNSUPPORTED');
     expect((await cli('--node', 'ma', 'define', '--name', 'wanderer', '--driver', 'test')).code).toBe(0);
-    const again = await fetch(`${gateway.url}/v1/nodes/mb/domains/wanderer/migrate`, {
+    const again = await fetch(`${gatewayUrl}/v1/nodes/mb/domains/wanderer/migrate`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ destination: 'ma', offline: true }),

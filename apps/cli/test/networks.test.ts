@@ -1,55 +1,24 @@
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startGateway } from '@virtbus/gateway';
-import { hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { hasBinaryOrSkip } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../src/main.js';
+import { startCliStack, type CliStack } from './support/stack.js';
 
-const netns = `vbt-clinet-${randomBytes(4).toString('hex')}`;
-let nats: NatsServerHandle;
-let nc: NatsConnection;
-let agent: AgentProcess | undefined;
-let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
+let stack: CliStack | undefined;
 let workDir: string;
-
-async function cli(...args: string[]): Promise<{ code: number; text: string }> {
-  const lines: string[] = [];
-  const code = await run(['--url', gateway!.url, '--node', 'clinets', ...args], (text) => lines.push(text));
-  return { code, text: lines.join('\n') };
-}
+let netns: string;
+const cli = (...args: string[]) => stack!.cli(...args);
 
 describe.skipIf(!hasBinaryOrSkip('dnsmasq') || !hasBinaryOrSkip('nft') || !hasBinaryOrSkip('nsenter'))('virtbus CLI: net-* verbs and domifaddr (agent in a test network namespace)', () => {
   beforeAll(async () => {
-    execFileSync('ip', ['netns', 'add', netns]);
-    execFileSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
-    nats = await startNatsServer();
-    workDir = await mkdtemp(join(tmpdir(), 'virtbus-cli-nets-'));
-    nc = await connect({ servers: nats.url });
-    agent = await spawnAgent({ node: 'clinets', natsUrl: nats.url, stateDir: join(workDir, 'state'), extraArgs: ['--netns', netns], env: { VIRTBUS_STATS_INTERVAL: '0' } });
-    gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, discoveryWaitMs: 300 });
+    stack = await startCliStack({ nodes: ['clinets'], netns: true, defaultArgs: ['--node', 'clinets'] });
+    workDir = stack.workDir;
+    netns = stack.netns!;
   });
 
   afterAll(async () => {
-    await gateway?.close();
-    await agent?.stop();
-    await nc?.close();
-    await nats?.stop();
-    // a dnsmasq left by a failed test lives in our namespace: end it by PID before removing the namespace
-    try {
-      for (const pid of execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // none
-    }
-    try {
-      execFileSync('ip', ['netns', 'del', netns]);
-    } catch {
-      // never created
-    }
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    await stack?.close();
   });
 
   it('defines, starts, lists, shows leases, stops and undefines a network', async () => {
