@@ -9,6 +9,8 @@ const READ_CHUNK = 256 * 1024;
 /** lxc-console's escape prefix (Ctrl+b); a literal one is sent doubled. */
 const ESCAPE = 0x02;
 const WRITER_EXIT_GRACE_MS = 2_000;
+const WRITER_RETRY_MS = 250;
+const WRITER_CONNECT_ATTEMPTS = 40;
 
 function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
@@ -34,6 +36,7 @@ export class LxcConsole {
   private writer: ChildProcess | undefined;
   /** Keystrokes held until lxc-console has connected: it flushes pending input when it sets its terminal raw. */
   private pending: Buffer[] | undefined;
+  private connectAttempts = 0;
 
   constructor(private readonly options: LxcConsoleOptions) {}
 
@@ -61,6 +64,17 @@ export class LxcConsole {
     else writer.stdin?.write(Buffer.from(escaped));
   }
 
+  /** Keys typed before a writer connected outlive a writer that could not connect (the monitor may still hold the console for a client that just died). */
+  private retryWriter(keys: Buffer[]): void {
+    if (this.connectAttempts >= WRITER_CONNECT_ATTEMPTS) return;
+    this.connectAttempts += 1;
+    setTimeout(() => {
+      if (this.writer || this.sessions.size === 0) return;
+      this.ensureWriter();
+      this.pending = [...keys, ...(this.pending ?? [])];
+    }, WRITER_RETRY_MS).unref();
+  }
+
   /** The container stopped or the driver closes: sessions see their end, the writer is gone when this resolves. */
   async end(): Promise<void> {
     for (const tail of [...this.sessions]) tail.end(true);
@@ -86,13 +100,16 @@ export class LxcConsole {
       if (!banner.includes('Connected to tty')) return;
       for (const keys of this.pending) writer.stdin?.write(keys);
       this.pending = undefined;
+      this.connectAttempts = 0;
     });
     writer.on('error', () => undefined);
     writer.stdin?.on('error', () => undefined);
     writer.on('exit', () => {
       if (this.writer !== writer) return;
+      const unsent = this.pending;
       this.writer = undefined;
       this.pending = undefined;
+      if (unsent && unsent.length > 0) this.retryWriter(unsent);
     });
     this.writer = writer;
     return writer;
