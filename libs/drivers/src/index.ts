@@ -50,7 +50,7 @@ export { parseQemuImgInfo, qemuImgInfo, type ImageInfo } from './storage/qemu-im
 export { NETNS_DIR, assertNetnsName, inNetns, netnsPath, runInNetns, type NetnsCommand } from './util/netns.js';
 export { runTool, type RunOptions } from './storage/run.js';
 export type { NetworkResolver, NicAttachment } from './driver.js';
-export { NetworkDriver, type NetworkDriverOptions, type NetworkRuntime, type LinkStats } from './network/network-driver.js';
+export { NetworkDriver, type NetworkDriverOptions, type NetworkRuntime } from './network/network-driver.js';
 export {
   assertInterfaceName,
   defaultBridgeName,

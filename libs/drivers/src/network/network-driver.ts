@@ -26,17 +26,6 @@ export interface NetworkRuntime {
   dnsmasqStartTime?: number;
 }
 
-export interface LinkStats {
-  rxBytes: number;
-  rxPackets: number;
-  rxErrors: number;
-  rxDropped: number;
-  txBytes: number;
-  txPackets: number;
-  txErrors: number;
-  txDropped: number;
-}
-
 interface IpLink {
   ifname: string;
   operstate?: string;
@@ -138,28 +127,6 @@ export class NetworkDriver {
   async leases(definition: NetworkDefinition): Promise<DhcpLease[]> {
     const text = await readFile(this.paths(definition).leaseFile, 'utf8').catch(() => '');
     return parseLeases(text, definition);
-  }
-
-  /** Counters of a host-side device (a domain's tap) in the node's namespace; undefined when it is gone. */
-  async linkStats(name: string): Promise<LinkStats | undefined> {
-    let links: IpLink[];
-    try {
-      links = await this.links(['-s', '-s']).then((all) => all.filter((link) => link.ifname === name));
-    } catch {
-      return undefined;
-    }
-    const stats = links[0]?.stats64;
-    if (!stats) return undefined;
-    return {
-      rxBytes: stats.rx.bytes ?? 0,
-      rxPackets: stats.rx.packets ?? 0,
-      rxErrors: stats.rx.errors ?? 0,
-      rxDropped: stats.rx.dropped ?? 0,
-      txBytes: stats.tx.bytes ?? 0,
-      txPackets: stats.tx.packets ?? 0,
-      txErrors: stats.tx.errors ?? 0,
-      txDropped: stats.tx.dropped ?? 0,
-    };
   }
 
   private async enableForwarding(definition: NetworkDefinition): Promise<void> {
