@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtError, type FirewallRuleSetsPost } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { hasBinaryOrSkip, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { addTestNetns, hasBinaryOrSkip, removeTestNetns, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../src/agent.js';
@@ -70,8 +70,8 @@ describe.skipIf(!HAVE_TOOLS)('firewall rule sets on a bridge port in test networ
   let foreignBefore: string;
 
   beforeAll(async () => {
-    execFileSync('ip', ['netns', 'add', hostNs]);
-    execFileSync('ip', ['netns', 'add', guestNs]);
+    addTestNetns(hostNs, { loopbackUp: false });
+    addTestNetns(guestNs, { loopbackUp: false });
     const h = (...args: string[]) => execFileSync('ip', ['-n', hostNs, ...args]);
     const g = (...args: string[]) => execFileSync('ip', ['-n', guestNs, ...args]);
     h('link', 'set', 'lo', 'up');
@@ -105,13 +105,7 @@ describe.skipIf(!HAVE_TOOLS)('firewall rule sets on a bridge port in test networ
     await nats?.stop().catch(() => undefined);
     if (server?.pid && server.exitCode === null) server.kill('SIGKILL');
     // the node server is a child of `ip netns exec`, which exec()s it: one pid
-    for (const ns of [hostNs, guestNs]) {
-      try {
-        execFileSync('ip', ['netns', 'del', ns]);
-      } catch {
-        // never created
-      }
-    }
+    for (const ns of [hostNs, guestNs]) removeTestNetns(ns);
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 

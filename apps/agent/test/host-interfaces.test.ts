@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtError, type HostInterfaceChange } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { hasBinaryOrSkip, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { addTestNetns, hasBinaryOrSkip, removeTestNetns, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../src/agent.js';
@@ -61,7 +61,7 @@ describe.skipIf(!HAVE_IP)('host interfaces in a test network namespace', () => {
   let vlans = false;
 
   beforeAll(async () => {
-    execFileSync('ip', ['netns', 'add', netns]);
+    addTestNetns(netns, { loopbackUp: false });
     // no duplicate address detection: a `tentative` flag that clears on its own would make `ip -j` differ by timing
     for (const conf of ['all', 'default']) execFileSync('ip', ['netns', 'exec', netns, 'sysctl', '-qw', `net.ipv6.conf.${conf}.accept_dad=0`]);
     ip('link', 'set', 'lo', 'up');
@@ -87,11 +87,7 @@ describe.skipIf(!HAVE_IP)('host interfaces in a test network namespace', () => {
     await agent?.close().catch(() => undefined);
     await nc?.close().catch(() => undefined);
     await nats?.stop().catch(() => undefined);
-    try {
-      execFileSync('ip', ['netns', 'del', netns]);
-    } catch {
-      // never created
-    }
+    removeTestNetns(netns);
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtError, type DhcpLease, type Domain, type Network, type NetworkEvent, type NetworksPost } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { addTestNetns, ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, removeTestNetns, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const TOOLS = hasBinaryOrSkip('qemu-system-x86_64') && hasBinaryOrSkip('dnsmasq') && hasBinaryOrSkip('nft') && hasBinaryOrSkip('nsenter');
@@ -69,8 +69,7 @@ const leases = async () => ((await client.call(NODE, 'network.leases', { network
 describe.skipIf(!TOOLS)('virtual networks in a network namespace (real bridge, dnsmasq, nftables, TCG guest)', () => {
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'virtbus-net-'));
-    execFileSync('ip', ['netns', 'add', NETNS]);
-    inNs('link', 'set', 'lo', 'up');
+    addTestNetns(NETNS);
     const guest = await ensureTestGuest();
     nats = await startNatsServer();
     nc = await connect({ servers: nats.url });
@@ -97,26 +96,8 @@ describe.skipIf(!TOOLS)('virtual networks in a network namespace (real bridge, d
   afterAll(async () => {
     await client?.call(NODE, 'domain.state', { id: uuid, change: { action: 'destroy' } }).catch(() => undefined);
     await agent?.stop();
-    // anything still running in our namespace (dnsmasq, QEMU) was started by this test: end it by PID
-    const pids = (() => {
-      try {
-        return execFileSync('ip', ['netns', 'pids', NETNS], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-      } catch {
-        return [];
-      }
-    })();
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    try {
-      execFileSync('ip', ['netns', 'del', NETNS]);
-    } catch {
-      // never created
-    }
+    // anything still running in our namespace (dnsmasq, QEMU) was started by this test
+    removeTestNetns(NETNS);
     await nc?.close();
     await nats?.stop();
     if (work) await rm(work, { recursive: true, force: true });

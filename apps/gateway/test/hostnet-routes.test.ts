@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createToken } from '@virtbus/security';
-import { hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { addTestNetns, hasBinaryOrSkip, removeTestNetns, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type GatewayApp } from '../src/index.js';
 
@@ -23,8 +23,7 @@ describe.skipIf(!hasBinaryOrSkip('ip') || !hasBinaryOrSkip('nsenter'))('gateway:
   let app: GatewayApp;
 
   beforeAll(async () => {
-    execFileSync('ip', ['netns', 'add', netns]);
-    execFileSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+    addTestNetns(netns);
     dir = await mkdtemp(join(tmpdir(), 'virtbus-hnet-'));
     nats = await startNatsServer();
     agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(dir, 'state'), extraArgs: ['--netns', netns], env: { VIRTBUS_STATS_INTERVAL: '0' } });
@@ -38,11 +37,7 @@ describe.skipIf(!hasBinaryOrSkip('ip') || !hasBinaryOrSkip('nsenter'))('gateway:
     await nc?.close();
     await agent?.stop();
     await nats?.stop();
-    try {
-      execFileSync('ip', ['netns', 'del', netns]);
-    } catch {
-      // never created
-    }
+    removeTestNetns(netns);
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

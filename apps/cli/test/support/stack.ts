@@ -1,11 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startGateway } from '@virtbus/gateway';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { addTestNetns, removeTestNetns, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { run } from '../../src/main.js';
 
 export interface CliStackOptions {
@@ -39,26 +38,12 @@ export async function startCliStack(options: CliStackOptions): Promise<CliStack>
     await Promise.all(agents.map((agent) => agent.stop()));
     await nc?.close();
     await nats?.stop();
-    if (netns) {
-      // a dnsmasq left by a failed test lives in the namespace: end it by PID before removing the namespace
-      try {
-        for (const pid of execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // none
-      }
-      try {
-        execFileSync('ip', ['netns', 'del', netns]);
-      } catch {
-        // never created
-      }
-    }
+    // a dnsmasq left by a failed test lives in the namespace and goes with it
+    if (netns) removeTestNetns(netns);
     await rm(workDir, { recursive: true, force: true });
   };
   try {
-    if (netns) {
-      execFileSync('ip', ['netns', 'add', netns]);
-      execFileSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
-    }
+    if (netns) addTestNetns(netns);
     nats = await startNatsServer();
     nc = await connect({ servers: nats.url });
     const natsUrl = nats.url;
