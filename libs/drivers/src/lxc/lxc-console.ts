@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { open, stat } from 'node:fs/promises';
+import { open, readFile, readlink, stat } from 'node:fs/promises';
 import type { ConsoleSession } from '../driver.js';
-import { descendants, processStartTime } from './lxc-tools.js';
+import { descendants, processStartTime, run } from './lxc-tools.js';
 
 const HISTORY_LIMIT = 64 * 1024;
 const POLL_MS = 100;
@@ -11,6 +11,8 @@ const ESCAPE = 0x02;
 const WRITER_EXIT_GRACE_MS = 2_000;
 const WRITER_RETRY_MS = 250;
 const WRITER_CONNECT_ATTEMPTS = 40;
+/** How long lxc-console may take from its banner to a raw terminal before keys are sent anyway. */
+const RAW_WAIT_MS = 5_000;
 
 function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
@@ -96,11 +98,16 @@ export class LxcConsole {
     // Output is read from the log file; lxc-console's own copy only tells when it is connected.
     writer.stdout?.on('data', (chunk: Buffer) => {
       if (this.writer !== writer || !this.pending) return;
+      if (banner.includes('Connected to tty')) return;
       banner += chunk.toString('latin1');
       if (!banner.includes('Connected to tty')) return;
-      for (const keys of this.pending) writer.stdin?.write(keys);
-      this.pending = undefined;
-      this.connectAttempts = 0;
+      // lxc-console prints its banner before it makes its terminal raw with TCSAFLUSH, which drops input sent meanwhile
+      void waitForRawTerminal(writer, RAW_WAIT_MS).then(() => {
+        if (this.writer !== writer || !this.pending) return;
+        for (const keys of this.pending) writer.stdin?.write(keys);
+        this.pending = undefined;
+        this.connectAttempts = 0;
+      });
     });
     writer.on('error', () => undefined);
     writer.stdin?.on('error', () => undefined);
@@ -134,6 +141,23 @@ export class LxcConsole {
       await new Promise((resolve) => setTimeout(resolve, POLL_MS / 5));
     }
   }
+}
+
+/** Resolves once the writer's lxc-console has put its terminal in raw mode (or the wait is over, or it is gone). */
+async function waitForRawTerminal(writer: ChildProcess, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && writer.exitCode === null && writer.signalCode === null && writer.pid) {
+    for (const pid of await descendants(writer.pid)) {
+      const command = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (!command.includes('lxc-console')) continue;
+      const terminal = await readlink(`/proc/${pid}/fd/0`).catch(() => '');
+      if (!terminal.startsWith('/dev/pts/')) continue;
+      const result = await run('stty', ['-F', terminal, '-a'], { timeoutMs: 2_000 }).catch(() => undefined);
+      if (result?.exitCode === 0 && /(^|\s)-icanon(;|\s|$)/.test(result.stdout.toString('utf8'))) return true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS / 5));
+  }
+  return false;
 }
 
 function signal(pid: number, name: NodeJS.Signals): void {
