@@ -120,6 +120,36 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
     driver.validate(main.config);
   });
 
+  function pidsCgroupDir(): string {
+    const dirs = main.runtime?.cgroupDirs as string[];
+    const pidsDir = dirs.find((dir) => dir.includes('/pids/')) ?? dirs.find((dir) => existsSync(join(dir, 'cgroup.threads')));
+    if (!pidsDir) throw new Error(`no pids cgroup among ${dirs.join(', ')}`);
+    return pidsDir;
+  }
+
+  const pidsCurrentFile = () => Number(readFileSync(join(pidsCgroupDir(), 'pids.current'), 'utf8'));
+
+  /** Tasks in the container's pids cgroup and below it (what pids.current counts, zombies aside), as `pid:comm`. */
+  function containerTasks(): string[] {
+    const pidsDir = pidsCgroupDir();
+    const tasks: string[] = [];
+    const walk = (dir: string) => {
+      const file = existsSync(join(dir, 'tasks')) ? 'tasks' : 'cgroup.threads';
+      for (const tid of readFileSync(join(dir, file), 'utf8').split('\n').filter(Boolean)) {
+        let comm = 'exited';
+        try {
+          comm = readFileSync(`/proc/${tid}/comm`, 'utf8').trim();
+        } catch {
+          // ended between the two reads
+        }
+        tasks.push(`${tid}:${comm}`);
+      }
+      for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) walk(join(dir, entry.name));
+    };
+    walk(pidsDir);
+    return tasks;
+  }
+
   it('starts a busybox container whose monitor lives outside the agent session', async () => {
     const started = Date.now();
     expect(main.apply(await driver.start(main, { paused: false }))).toMatchObject({ state: 'running', reason: 'booted' });
@@ -138,7 +168,9 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
     const output = collect(session);
     await waitFor('the container to boot', () => output.text().includes(ROOTFS_MARKERS.ready));
     session.write(Buffer.from('echo console-$((6*7))\n'));
-    await waitFor('the echoed command output', () => output.text().includes('console-42'));
+    await waitFor('the echoed command output', () => output.text().includes('console-42')).catch((error: unknown) => {
+      throw new Error(`${String(error)}; console: ${JSON.stringify(output.text().slice(-600))}; processes: ${processesMentioning(main.config.uuid).join(' | ')}`);
+    });
     session.close();
     const again = await driver.openConsole(main);
     expect(again.history.toString('utf8')).toContain('console-42');
@@ -177,9 +209,15 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
   });
 
   it('reports CPU, memory and pids stats that move', async () => {
+    // The container's steady state is init plus its console shell. It churns for a moment after the tests before:
+    // busybox init respawns an ended shell and reaps orphans only once a second (its main loop sleeps 1 s), and an
+    // unreaped zombie still counts in pids.current though it is gone from the task list. Wait until it settles.
+    console.info(`lxc: tasks in the container before stats: ${containerTasks().join(', ')} (pids.current ${pidsCurrentFile()})`);
+    await waitFor('init and the console shell alone in the pids cgroup, no zombie', () => containerTasks().length >= 2 && pidsCurrentFile() === containerTasks().length, 10_000);
+    const tasks = containerTasks();
     const first = await driver.stats!.domainStats(main, { deadlineMs: 5_000 });
     expect(first).toMatchObject({ uuid: main.config.uuid, state: 'running', memory: { maximumBytes: 32 * MIB, limitBytes: 32 * MIB }, pids: { limit: 64 } });
-    expect(first.pids!.current).toBeGreaterThanOrEqual(2);
+    expect(first.pids!.current, `pids.current against the cgroup's tasks ${tasks.join(', ')}`).toBe(tasks.length);
     expect(first.net).toEqual([]);
     // CPU work, and 4 MiB in the container's tmpfs (charged to its memory cgroup until removed).
     await driver.exec!.exec(main, { command: ['/bin/sh', '-c', 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; head -c 4m /dev/zero > /tmp/fill'] });
