@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { connect, headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { StreamHeaders, VirtError, type AsyncOperation, type OperationEvent, type StoragePoolEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { deviceMapperMissingReason, hasBinaryOrSkip, spawnAgent, titleWithSkipReason, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -201,8 +201,10 @@ describe('storage pools and volumes on a real agent', () => {
     expect(await readdir(workDir, { recursive: true })).toEqual(before);
   });
 
-  it('runs a logical pool on a loop device: VG built, figures from vgs, volumes through lvcreate', async () => {
-    if (!hasBinaryOrSkip('lvm') || !hasBinaryOrSkip('losetup')) return;
+  const noLvmTools = hasBinaryOrSkip('lvm') && hasBinaryOrSkip('losetup') ? undefined : 'lvm or losetup is not installed (CI installs them)';
+  const noDeviceMapper = noLvmTools ?? deviceMapperMissingReason();
+
+  it.skipIf(noLvmTools !== undefined)(titleWithSkipReason('builds and starts a logical pool on a loop device: VG built, figures from vgs, bad volumes refused', noLvmTools), async () => {
     const backing = join(workDir, 'pv.img');
     await run('truncate', ['-s', '128M', backing]);
     loopDevice = (await run('losetup', ['-f', '--show', backing])).stdout.trim();
@@ -215,32 +217,39 @@ describe('storage pools and volumes on a real agent', () => {
     expect(pool).toMatchObject({ state: 'running', target: `/dev/${vgName}`, vgName, capacityBytes: Number(vg.vg_size), availableBytes: Number(vg.vg_free) });
     await rejectsWith(client.call(NODE, 'volume.create', { pool: 'vg1', volume: { name: 'lv1', format: 'qcow2', capacity: '8M' } }), 'INVALID_ARG');
     await rejectsWith(client.call(NODE, 'volume.create', { pool: 'vg1', volume: { name: '../lv', capacity: '8M' } }), 'INVALID_ARG');
+  });
 
-    // Logical volumes need the kernel's device-mapper; some sandboxed kernels lack it.
-    if (!existsSync('/dev/mapper/control') || !(await run('dmsetup', ['version']).then(() => true, () => false))) {
+  it.skipIf(noLvmTools !== undefined || noDeviceMapper === undefined)(
+    titleWithSkipReason('refuses logical volumes with a clear error where the kernel has no device-mapper', noLvmTools ?? (noDeviceMapper === undefined ? 'this kernel has device-mapper' : undefined)),
+    async () => {
       const error = await rejectsWith(client.call(NODE, 'volume.create', { pool: 'vg1', volume: { name: 'lv1', capacity: '8M' } }), 'OPERATION_FAILED');
       expect(error.message).toMatch(/device-mapper/);
-      console.warn('storage.test: this kernel has no device-mapper, so LV create/resize/clone/wipe were NOT exercised (only VG lifecycle)');
-    } else {
-      const lv = await client.call(NODE, 'volume.create', { pool: 'vg1', volume: { name: 'lv1', capacity: '8M' } });
-      expect(lv).toMatchObject({ format: 'raw', capacityBytes: 8 * MiB, path: `/dev/${vgName}/lv1` });
-      expect((await qemuImgInfo(lv.path))[0]).toMatchObject({ format: 'raw', 'virtual-size': 8 * MiB });
-      expect((await client.call(NODE, 'volume.resize', { pool: 'vg1', volume: 'lv1', resize: { capacity: '16M' } })).capacityBytes).toBe(16 * MiB);
-      await rejectsWith(client.call(NODE, 'volume.resize', { pool: 'vg1', volume: 'lv1', resize: { capacity: '4M' } }), 'OPERATION_INVALID');
-      expect((await finished(await client.call(NODE, 'volume.clone', { pool: 'vg1', volume: 'lv1', clone: { name: 'lv2' } }))).status).toBe('success');
-      expect((await finished(await client.call(NODE, 'volume.wipe', { pool: 'vg1', volume: 'lv2' }))).status).toBe('success');
-      const lvs = await lvm('lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', 'lv_name,lv_size', vgName);
-      expect(lvs.stdout).toContain('"lv2"');
-      for (const name of ['lv1', 'lv2']) await client.call(NODE, 'volume.delete', { pool: 'vg1', volume: name });
-    }
+    },
+  );
+
+  it.skipIf(noDeviceMapper !== undefined)(titleWithSkipReason('creates, resizes, clones, wipes and deletes logical volumes (lvcreate)', noDeviceMapper), async () => {
+    const lv = await client.call(NODE, 'volume.create', { pool: 'vg1', volume: { name: 'lv1', capacity: '8M' } });
+    expect(lv).toMatchObject({ format: 'raw', capacityBytes: 8 * MiB, path: `/dev/${vgName}/lv1` });
+    expect((await qemuImgInfo(lv.path))[0]).toMatchObject({ format: 'raw', 'virtual-size': 8 * MiB });
+    expect((await client.call(NODE, 'volume.resize', { pool: 'vg1', volume: 'lv1', resize: { capacity: '16M' } })).capacityBytes).toBe(16 * MiB);
+    await rejectsWith(client.call(NODE, 'volume.resize', { pool: 'vg1', volume: 'lv1', resize: { capacity: '4M' } }), 'OPERATION_INVALID');
+    expect((await finished(await client.call(NODE, 'volume.clone', { pool: 'vg1', volume: 'lv1', clone: { name: 'lv2' } }))).status).toBe('success');
+    expect((await finished(await client.call(NODE, 'volume.wipe', { pool: 'vg1', volume: 'lv2' }))).status).toBe('success');
+    const lvs = await lvm('lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', 'lv_name,lv_size', vgName);
+    expect(lvs.stdout).toContain('"lv2"');
+    for (const name of ['lv1', 'lv2']) await client.call(NODE, 'volume.delete', { pool: 'vg1', volume: name });
+  });
+
+  it.skipIf(noLvmTools !== undefined)(titleWithSkipReason('stops, deletes and undefines the logical pool with its lifecycle events', noLvmTools), async () => {
     expect((await client.call(NODE, 'volume.list', { pool: 'vg1' })).volumes).toEqual([]);
     await client.call(NODE, 'pool.state', { pool: 'vg1', change: { action: 'stop' } });
     await client.call(NODE, 'pool.state', { pool: 'vg1', change: { action: 'delete' } });
     expect(await lvm('vgs', vgName).then(() => 'exists', () => 'gone')).toBe('gone');
     await client.call(NODE, 'pool.undefine', { pool: 'vg1' });
     expect(await eventsOf('vg1', 6)).toEqual(['DEFINED', 'CREATED', 'STARTED', 'STOPPED', 'DELETED', 'UNDEFINED']);
-    await truncate(backing, 0);
+    await truncate(join(workDir, 'pv.img'), 0);
   });
+
   it('announces operations on the bus and cancels an upload, leaving nothing behind', async () => {
     const seen: OperationEvent[] = [];
     const sub = nc.subscribe(`virt.v1.${NODE}.events.operation.>`, {

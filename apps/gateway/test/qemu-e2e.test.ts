@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Subjects, type Domain, type LifecycleEvent, type NodeInfo } from '@virtbus/api-contract';
-import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest, titleWithSkipReason } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startGateway, type RunningGateway } from '../src/index.js';
@@ -281,11 +281,10 @@ describe.skipIf(!QEMU)('QEMU domains through the gateway, a real agent process a
     expect(eventsOf(linux.uuid).slice(-1)).toEqual(['STOPPED/SHUTDOWN']);
   });
 
-  it('starts, runs and destroys a kvm domain (multiboot stub)', async (context) => {
-    if (kvmDetail !== undefined) {
-      console.info(`qemu-e2e: kvm smoke test skipped: ${kvmDetail}`);
-      context.skip();
-    }
+  const kvmUnusable = kvmUnusableReason();
+  it.skipIf(kvmUnusable !== undefined)(titleWithSkipReason('starts, runs and destroys a kvm domain (multiboot stub)', kvmUnusable), async () => {
+    // /dev/kvm opens here, so the driver must offer it too
+    expect(kvmDetail).toBeUndefined();
     const defined = await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'kvm-stub', driver: 'kvm', vcpus: 1, memory: 32, os: { kernel: guest.kvmStub } });
     expect(defined.status, JSON.stringify(defined.body)).toBe(201);
     const stub = defined.body as unknown as Domain;

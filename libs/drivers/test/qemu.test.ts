@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,18 +8,9 @@ import { VirtError, type DomainConfig } from '@virtbus/api-contract';
 import { QemuDriver } from '../src/index.js';
 import { collectConsole, makeDriverContext, TestDomain, waitFor as waitForCondition, type Observation } from './support/driver-harness.js';
 import { QmpMonitor } from '../src/qemu/qmp/monitor.js';
-import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, type TestGuest } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, titleWithSkipReason, type TestGuest } from '@virtbus/testing';
 
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
-
-function kvmUsable(): string | undefined {
-  try {
-    closeSync(openSync('/dev/kvm', 'r+'));
-    return undefined;
-  } catch (error) {
-    return `/dev/kvm is not usable here (${(error as NodeJS.ErrnoException).code})`;
-  }
-}
 
 class Domain extends TestDomain {
   get pid(): number {
@@ -296,10 +287,9 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
   });
 
   describe('KVM', () => {
-    const unusable = kvmUsable();
-    if (unusable) console.warn(`skipping the KVM smoke test: ${unusable}`);
+    const unusable = kvmUnusableReason();
 
-    it.skipIf(unusable !== undefined)('starts a kvm domain (multiboot stub), sees it running over QMP and destroys it', async () => {
+    it.skipIf(unusable !== undefined)(titleWithSkipReason('starts a kvm domain (multiboot stub), sees it running over QMP and destroys it', unusable), async () => {
       const driver = await newDriver();
       const info = await driver.probe();
       expect(info).toMatchObject({ available: true, capabilities: expect.arrayContaining(['accel:kvm', 'accel:tcg']) });

@@ -5,4 +5,5 @@ export { spawnAgent, REPO_ROOT, type AgentProcess, type AgentProcessOptions } fr
 export { ensureBusyboxRootfs, ROOTFS_MARKERS, RootfsBuildError } from './rootfs.js';
 export { startPrometheus, type PrometheusHandle, type PromQueryResult } from './prometheus.js';
 export { cgroupDirsNamed } from './cgroups.js';
-export { addTestNetns, removeTestNetns } from './netns.js';
+export { addTestNetns, removeTestNetns, processesMentioning } from './netns.js';
+export { kvmUnusableReason, deviceMapperMissingReason, titleWithSkipReason } from './kernel.js';

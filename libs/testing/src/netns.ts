@@ -1,4 +1,29 @@
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Running = present and not a zombie (a slow PID 1 may take a second to reap what we killed). */
+function running(pid: number): boolean {
+  try {
+    return !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Live processes whose command line mentions `needle` (zombies have none). */
+export function processesMentioning(needle: string): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number)) {
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmdline.includes(needle) && running(entry)) found.push(`${entry}: ${cmdline.trim()}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
 
 /** Creates a network namespace for a test (loopback up unless asked otherwise). */
 export function addTestNetns(name: string, options: { loopbackUp?: boolean } = {}): void {
@@ -6,8 +31,11 @@ export function addTestNetns(name: string, options: { loopbackUp?: boolean } = {
   if (options.loopbackUp ?? true) execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
 }
 
-/** Kills what still runs in a test's namespace (a dnsmasq or QEMU the test started), then removes it; never throws. */
-export function removeTestNetns(name: string): void {
+/**
+ * Kills what still runs in a test's namespace (a dnsmasq or QEMU the test started), waits (bounded) until none of it
+ * runs, then removes the namespace; never throws. Returns the processes that still ran after the wait.
+ */
+export function removeTestNetns(name: string): number[] {
   let pids: number[] = [];
   try {
     pids = execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
@@ -21,9 +49,16 @@ export function removeTestNetns(name: string): void {
       // already gone
     }
   }
+  const deadline = Date.now() + 5_000;
+  let left = pids.filter(running);
+  while (left.length > 0 && Date.now() < deadline) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    left = left.filter(running);
+  }
   try {
     execFileSync('ip', ['netns', 'del', name]);
   } catch {
     // never created
   }
+  return left;
 }
