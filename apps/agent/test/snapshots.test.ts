@@ -7,11 +7,12 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import { VirtError, type DomainSnapshotEvent, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { ensureBusyboxRootfs, ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const NODE = 'snap';
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
+const LXC = hasBinaryOrSkip('lxc-start');
 let nats: NatsServerHandle;
 let nc: NatsConnection;
 let client: VirtClient;
@@ -139,9 +140,10 @@ describe('snapshots and save/restore on the test driver', () => {
     ]);
   });
 
-  it('answers OPERATION_UNSUPPORTED for lxc domains', async () => {
-    const domain = await client.call(NODE, 'domain.define', { name: 'lsnap', driver: 'lxc' }).catch(() => undefined);
-    if (!domain) return;
+  it.skipIf(!LXC)('answers OPERATION_UNSUPPORTED for lxc domains', async () => {
+    const rootfs = await ensureBusyboxRootfs();
+    const domain = await client.call(NODE, 'domain.define', { name: 'lsnap', driver: 'lxc', container: { rootfs: { path: rootfs } } });
+    expect(domain).toMatchObject({ driver: 'lxc', state: 'shutoff' });
     expect(await code(client.call(NODE, 'domain.snapshot.create', { id: domain.uuid, snapshot: {} }))).toBe('OPERATION_UNSUPPORTED');
     expect(await code(client.call(NODE, 'domain.managedsave', { id: domain.uuid }))).toBe('OPERATION_UNSUPPORTED');
   });
