@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtError, type DhcpLease, type Domain, type Network, type NetworkEvent, type NetworksPost } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { addTestNetns, ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, removeTestNetns, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { addTestNetns, ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, processesMentioning, removeTestNetns, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const TOOLS = hasBinaryOrSkip('qemu-system-x86_64') && hasBinaryOrSkip('dnsmasq') && hasBinaryOrSkip('nft') && hasBinaryOrSkip('nsenter');
@@ -97,11 +97,14 @@ describe.skipIf(!TOOLS)('virtual networks in a network namespace (real bridge, d
     await client?.call(NODE, 'domain.state', { id: uuid, change: { action: 'destroy' } }).catch(() => undefined);
     await agent?.stop();
     // anything still running in our namespace (dnsmasq, QEMU) was started by this test
-    removeTestNetns(NETNS);
+    const stillRunning = removeTestNetns(NETNS);
     await nc?.close();
     await nats?.stop();
+    const leftovers = work ? processesMentioning(work) : [];
     if (work) await rm(work, { recursive: true, force: true });
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(NETNS);
+    expect(stillRunning).toEqual([]);
+    expect(leftovers).toEqual([]);
   });
 
   it('rejects bad definitions with INVALID_ARG and creates nothing', async () => {
@@ -219,7 +222,8 @@ describe.skipIf(!TOOLS)('virtual networks in a network namespace (real bridge, d
     expect(stopped.state).toBe('inactive');
     expect(links()).toEqual(['lo']);
     expect(nftTables()).toBe('');
-    await waitFor('dnsmasq to exit', async () => !alive(dnsmasqPid!), 5_000);
+    // the stop returned once its dnsmasq was gone
+    expect(alive(dnsmasqPid!)).toBe(false);
     await client.call(NODE, 'network.undefine', { network: 'lan' });
     await waitFor('UNDEFINED event', async () => netEvents.some((event) => event.type === 'UNDEFINED'), 10_000);
     expect(netEvents.map((event) => event.type)).toEqual(['DEFINED', 'STARTED', 'STOPPED', 'UNDEFINED']);

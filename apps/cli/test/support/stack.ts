@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startGateway } from '@virtbus/gateway';
-import { addTestNetns, removeTestNetns, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { addTestNetns, processesMentioning, removeTestNetns, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { run } from '../../src/main.js';
 
 export interface CliStackOptions {
@@ -39,8 +39,11 @@ export async function startCliStack(options: CliStackOptions): Promise<CliStack>
     await nc?.close();
     await nats?.stop();
     // a dnsmasq left by a failed test lives in the namespace and goes with it
-    if (netns) removeTestNetns(netns);
+    const stillRunning = netns ? removeTestNetns(netns) : [];
+    const leftovers = processesMentioning(workDir);
     await rm(workDir, { recursive: true, force: true });
+    // teardown returns only when nothing of the stack runs any more
+    if (stillRunning.length > 0 || leftovers.length > 0) throw new Error(`the CLI stack left processes behind: ${[...stillRunning.map(String), ...leftovers].join('; ')}`);
   };
   try {
     if (netns) addTestNetns(netns);
