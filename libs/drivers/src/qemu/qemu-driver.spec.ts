@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -54,6 +54,27 @@ describe('QemuDriver without a usable /dev/kvm', () => {
     expect(() => driver.validate({ ...qemu, nics: [{ type: 'network', source: 'default' }] })).not.toThrow();
     expect(() => driver.validate({ ...qemu, container: { rootfs: { path: '/r' } } })).toThrow(expect.objectContaining({ code: 'INVALID_ARG' }));
     expect(() => driver.validate({ ...qemu, driver: 'lxc' })).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED' }));
+  });
+});
+
+describe('QemuDriver on a KVM where -cpu host dies at once', () => {
+  it('falls back to qemu64 without crashing on the closed QMP pipe', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'qemu-spec-'));
+    try {
+      // a QEMU that closes its QMP stdin before greeting, then exits: answering the greeting hits EPIPE
+      const binary = join(dir, 'qemu-system-x86_64');
+      await writeFile(binary, `#!/bin/sh\n[ "$1" = --version ] && { echo 'QEMU emulator version 7.2.0'; exit 0; }\nexec 0<&-\necho '{"QMP": {"version": {}}}'\nsleep 0.3\nexit 1\n`);
+      await chmod(binary, 0o755);
+      const kvmDevice = join(dir, 'kvm');
+      await writeFile(kvmDevice, '');
+      const driver = new QemuDriver({ binary, kvmDevice });
+      await driver.init({ node: 'n', stateDir: dir, logger: pino({ level: 'silent' }), observedState: () => undefined, saveRuntime: async () => undefined });
+      const info = await driver.probe();
+      expect(info.capabilities).toContain('accel:kvm');
+      expect(info.detail).toContain('-cpu qemu64; -cpu host does not start here');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

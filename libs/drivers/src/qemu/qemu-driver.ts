@@ -774,6 +774,8 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
         }
       });
       child.on('error', () => resolve(false));
+      // a QEMU that aborts at once closes its QMP pipe: our answer then fails with EPIPE, which must not end the agent
+      child.stdin.on('error', () => undefined);
       child.on('exit', (code) => {
         clearTimeout(timer);
         resolve(code === 0);
