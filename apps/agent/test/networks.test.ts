@@ -202,13 +202,22 @@ describe.skipIf(!TOOLS)('virtual networks in a network namespace (real bridge, d
     expect(nftTables()).toContain('virtbus-fw');
   });
 
-  it('a restarted agent re-adopts the running network and its dnsmasq', async () => {
+  it('a restarted agent re-adopts the running network and its dnsmasq, and starts an autostart network', async () => {
     const before = (await client.call(NODE, 'network.get', { network: 'lan' })) as Network;
+    await client.call(NODE, 'network.define', { name: 'auto', mode: 'isolated', ipv4: { address: '10.79.0.1/24', dhcp: { ranges: [{ start: '10.79.0.10', end: '10.79.0.20' }] } } });
+    expect(((await client.call(NODE, 'network.update', { network: 'auto', config: { autostart: true } })) as Network)).toMatchObject({ autostart: true, state: 'inactive' });
     await agent?.stop();
     await startAgent();
     const after = (await client.call(NODE, 'network.get', { network: 'lan' })) as Network;
     expect(after).toMatchObject({ state: 'active', dnsmasqPid: before.dnsmasqPid });
     expect(((await client.call(NODE, 'domain.get', { id: uuid })) as Domain).state).toBe('running');
+    const auto = (await client.call(NODE, 'network.get', { network: 'auto' })) as Network;
+    expect(auto).toMatchObject({ state: 'active', autostart: true });
+    expect(alive(auto.dnsmasqPid!)).toBe(true);
+    expect(inNs('-br', 'address', 'show', 'dev', auto.bridge)).toContain('10.79.0.1/24');
+    await client.call(NODE, 'network.state', { network: 'auto', change: { action: 'stop' } });
+    expect(alive(auto.dnsmasqPid!)).toBe(false);
+    await client.call(NODE, 'network.undefine', { network: 'auto' });
   });
 
   it('stopping the domain removes its tap; stopping the network removes bridge, dnsmasq and nft table', async () => {
@@ -225,7 +234,8 @@ describe.skipIf(!TOOLS)('virtual networks in a network namespace (real bridge, d
     // the stop returned once its dnsmasq was gone
     expect(alive(dnsmasqPid!)).toBe(false);
     await client.call(NODE, 'network.undefine', { network: 'lan' });
-    await waitFor('UNDEFINED event', async () => netEvents.some((event) => event.type === 'UNDEFINED'), 10_000);
-    expect(netEvents.map((event) => event.type)).toEqual(['DEFINED', 'STARTED', 'STOPPED', 'UNDEFINED']);
+    await waitFor('UNDEFINED event', async () => netEvents.some((event) => event.type === 'UNDEFINED' && event.name === 'lan'), 10_000);
+    expect(netEvents.filter((event) => event.name === 'lan').map((event) => event.type)).toEqual(['DEFINED', 'STARTED', 'STOPPED', 'UNDEFINED']);
+    expect(netEvents.filter((event) => event.name === 'auto').map((event) => event.type)).toEqual(['DEFINED', 'STARTED', 'STOPPED', 'UNDEFINED']);
   });
 });

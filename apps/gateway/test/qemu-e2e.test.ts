@@ -236,6 +236,30 @@ describe.skipIf(!QEMU)('QEMU domains through the gateway, a real agent process a
     expect(eventsOf(linux.uuid)).toEqual(['DEFINED/ADDED', 'STARTED/BOOTED', 'SUSPENDED/PAUSED', 'RESUMED/UNPAUSED']);
   });
 
+  it('reboots and resets the guest through the API: the console shows a new boot each time', async () => {
+    const terminal = await openConsole('linux');
+    try {
+      const boots = () => terminal.text().split(GUEST_MARKERS.ready).length - 1;
+      await waitFor('the history', () => boots() >= 1, 10_000);
+      const before = boots();
+      const eventsBefore = eventsOf(linux.uuid).length;
+      // reboot: ACPI power button, the guest powers off, QEMU stays and is reset (libvirt's fake reboot)
+      expect(await changeState('linux', { action: 'reboot', timeout: 60 })).toMatchObject({ state: 'running' });
+      await waitFor('GUEST-READY after the reboot', () => boots() > before, 100_000);
+      const afterReboot = boots();
+      // reset: the machine restarts at once, like pressing the reset button
+      expect(await changeState('linux', { action: 'reset' })).toMatchObject({ state: 'running' });
+      await waitFor('GUEST-READY after the reset', () => boots() > afterReboot, 100_000);
+      terminal.type('echo reset-$((6*7))\n');
+      await waitFor('the guest to answer after the reset', () => terminal.text().includes('reset-42'), 30_000);
+      expect((await getDomain('linux')).state).toBe('running');
+      // neither is a lifecycle change (libvirt reports them as REBOOT, not as stop/start)
+      expect(eventsOf(linux.uuid).slice(eventsBefore)).toEqual([]);
+    } finally {
+      await terminal.close();
+    }
+  });
+
   it('destroys the SeaBIOS domain; a kill -9 of its QEMU reports a crash', async () => {
     const pid = await qemuPid(bios.uuid);
     expect(await changeState('bios', { action: 'destroy' })).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
@@ -279,6 +303,37 @@ describe.skipIf(!QEMU)('QEMU domains through the gateway, a real agent process a
     await waitFor('QEMU to exit', () => !processRunning(pid), 10_000);
     await waitFor('the shutdown event', () => eventsOf(linux.uuid).includes('STOPPED/SHUTDOWN'), 10_000);
     expect(eventsOf(linux.uuid).slice(-1)).toEqual(['STOPPED/SHUTDOWN']);
+  });
+
+  it('autostarts a domain marked autostart when the agent starts', async () => {
+    const updated = await api('PUT', `/v1/nodes/${NODE}/domains/linux`, { autostart: true });
+    expect(updated.status, JSON.stringify(updated.body)).toBe(200);
+    expect(updated.body).toMatchObject({ autostart: true, state: 'shutoff' });
+    await agent!.stop();
+    agent = undefined;
+    await startAgent();
+    // the agent starts autostart domains before it serves requests
+    expect(await getDomain('linux')).toMatchObject({ state: 'running', reason: 'booted', autostart: true });
+    const pid = await qemuPid(linux.uuid);
+    const terminal = await openConsole('linux');
+    try {
+      // typed again until the booting guest's shell reads it (keys sent before the serial port is open are lost)
+      let typedAt = 0;
+      await waitFor('the autostarted guest to answer', () => {
+        if (terminal.text().includes('autostarted-42')) return true;
+        if (Date.now() - typedAt > 2_000) {
+          terminal.type('echo autostarted-$((6*7))\n');
+          typedAt = Date.now();
+        }
+        return false;
+      }, 100_000);
+    } finally {
+      await terminal.close();
+    }
+    expect(await changeState('linux', { action: 'destroy' })).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
+    await waitFor('QEMU to exit', () => !processRunning(pid), 10_000);
+    expect((await api('PUT', `/v1/nodes/${NODE}/domains/linux`, { autostart: false })).body).toMatchObject({ autostart: false });
+    expect(eventsOf(linux.uuid).slice(-2)).toEqual(['STARTED/BOOTED', 'STOPPED/DESTROYED']);
   });
 
   const kvmUnusable = kvmUnusableReason();
