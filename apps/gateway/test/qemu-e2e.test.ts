@@ -306,6 +306,7 @@ describe.skipIf(!QEMU)('QEMU domains through the gateway, a real agent process a
   });
 
   it('autostarts a domain marked autostart when the agent starts', async () => {
+    const eventsBefore = eventsOf(linux.uuid).length;
     const updated = await api('PUT', `/v1/nodes/${NODE}/domains/linux`, { autostart: true });
     expect(updated.status, JSON.stringify(updated.body)).toBe(200);
     expect(updated.body).toMatchObject({ autostart: true, state: 'shutoff' });
@@ -333,7 +334,8 @@ describe.skipIf(!QEMU)('QEMU domains through the gateway, a real agent process a
     expect(await changeState('linux', { action: 'destroy' })).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
     await waitFor('QEMU to exit', () => !processRunning(pid), 10_000);
     expect((await api('PUT', `/v1/nodes/${NODE}/domains/linux`, { autostart: false })).body).toMatchObject({ autostart: false });
-    expect(eventsOf(linux.uuid).slice(-2)).toEqual(['STARTED/BOOTED', 'STOPPED/DESTROYED']);
+    await waitFor('the events', () => eventsOf(linux.uuid).length >= eventsBefore + 4, 10_000);
+    expect(eventsOf(linux.uuid).slice(eventsBefore)).toEqual(['DEFINED/UPDATED', 'STARTED/BOOTED', 'STOPPED/DESTROYED', 'DEFINED/UPDATED']);
   });
 
   const kvmUnusable = kvmUnusableReason();
