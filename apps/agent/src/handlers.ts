@@ -1,4 +1,4 @@
-import { VirtError, type DriverInfo } from '@virtbus/api-contract';
+import { PAGE_ENVELOPE_BYTES, VirtError, type DriverInfo } from '@virtbus/api-contract';
 import type { ConsoleHub } from './console-hub.js';
 import type { DomainManager } from './domains/manager.js';
 import { defineFromImage } from './domains/provision.js';
@@ -42,7 +42,7 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
   return {
     'node.info': () => readNodeInfo(deps.node, deps.version, deps.startedAt, deps.driverInfo),
     'node.stats': () => readNodeStats(deps.node),
-    'domain.list': async () => ({ domains: manager.list() }),
+    'domain.list': async (query, { maxReplyBytes }) => manager.listPage(query, maxReplyBytes - PAGE_ENVELOPE_BYTES),
     'domain.get': async ({ id }) => manager.get(id),
     'domain.define': (post) => manager.define(post),
     'domain.update': ({ id, config }) => manager.update(id, config),

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // A small max_payload makes a few hundred domains a reply bigger than the server carries (1 MiB needs ~2,700).
 const MAX_PAYLOAD = 64 * 1024;
 const DOMAINS = 400;
+const RUNNING = 300;
 
 let nats: NatsServerHandle;
 let nc: NatsConnection;
@@ -28,6 +29,10 @@ beforeAll(async () => {
   const names = Array.from({ length: DOMAINS }, (_, index) => `vm-${String(index).padStart(4, '0')}`);
   for (let start = 0; start < names.length; start += 50) {
     await Promise.all(names.slice(start, start + 50).map((name) => client.call('big', 'domain.define', { name, driver: 'test', labels: { app: name.endsWith('0') ? 'web' : 'db' } })));
+  }
+  // running domains have stats: domain.stats.all then outgrows max_payload too
+  for (let start = 0; start < RUNNING; start += 50) {
+    await Promise.all(names.slice(start, start + 50).map((name) => client.call('big', 'domain.state', { id: name, change: { action: 'start' } })));
   }
 }, 120_000);
 
@@ -75,6 +80,33 @@ describe('replies bigger than the server max_payload', () => {
     );
     expect(error).toBeInstanceOf(VirtError);
     expect((error as VirtError).code).toBe('REPLY_TOO_LARGE');
+    await stillServing();
+  });
+
+  it('filters by state, driver and name prefix on the agent', async () => {
+    const running: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.call('big', 'domain.list', { state: 'running', driver: 'test', ...(token ? { continue: token } : {}) });
+      running.push(...page.domains.map((domain) => domain.name));
+      token = page.continue;
+    } while (token);
+    expect(running).toHaveLength(RUNNING);
+    const shutoff = await client.call('big', 'domain.list', { state: 'shutoff' });
+    expect(shutoff.domains).toHaveLength(DOMAINS - RUNNING);
+    expect((await client.call('big', 'domain.list', { driver: 'qemu' })).domains).toEqual([]);
+    const prefixed = await client.call('big', 'domain.list', { prefix: 'vm-001' });
+    expect(prefixed.domains.map((domain) => domain.name)).toEqual(Array.from({ length: 10 }, (_, index) => `vm-001${index}`));
+  });
+
+  it('rejects a bad selector or token with INVALID_ARG', async () => {
+    for (const request of [{ labelSelector: 'app in (web' }, { continue: 'bm90LWEtdG9rZW4' }, { limit: 0 }, { limit: 1001 }]) {
+      const error = await client.call('big', 'domain.list', request).then(
+        () => undefined,
+        (failure: unknown) => failure,
+      );
+      expect(VirtError.is(error, 'INVALID_ARG'), JSON.stringify(request)).toBe(true);
+    }
     await stillServing();
   });
 
