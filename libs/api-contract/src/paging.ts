@@ -19,6 +19,12 @@ export const PageRequestFields = {
   continue: Type.Optional(ContinueToken),
 };
 
+/** Request fields of lists keyed by name: paging plus a name prefix filter. */
+export const NamePageRequestFields = {
+  ...PageRequestFields,
+  prefix: Type.Optional(Type.String({ maxLength: 64, description: 'Only names starting with this' })),
+};
+
 /** Response fields of every paged list: `continue` is absent on the last page. */
 export const PageResponseFields = {
   continue: Type.Optional(ContinueToken),
