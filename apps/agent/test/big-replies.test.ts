@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { VirtError, type Domain } from '@virtbus/api-contract';
+import { Subjects, VirtError, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -109,6 +109,31 @@ describe('replies bigger than the server max_payload', () => {
     }
     await stillServing();
   });
+
+  it('replaces labels on update, lists by them at once and carries them in lifecycle events', async () => {
+    const events: LifecycleEvent[] = [];
+    const sub = nc.subscribe(Subjects.allEvents, { callback: (_error, msg) => events.push(msg.json<LifecycleEvent>()) });
+    try {
+      const updated = await client.call('big', 'domain.update', { id: 'vm-0001', config: { labels: { app: 'cache', 'example.com/owner': 'team-a' } } });
+      expect(updated.config.labels).toEqual({ app: 'cache', 'example.com/owner': 'team-a' });
+      expect((await client.call('big', 'domain.list', { labelSelector: 'app=cache,example.com/owner' })).domains.map((domain) => domain.name)).toEqual(['vm-0001']);
+      await nc.flush();
+      // the 700 events of the set-up may still be on their way out of the outbox
+      const deadline = Date.now() + 60_000;
+      const isUpdate = (event: LifecycleEvent) => event.name === 'vm-0001' && event.type === 'DEFINED' && event.detail === 'UPDATED';
+      while (!events.some(isUpdate) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(events.find(isUpdate)).toMatchObject({ labels: { app: 'cache', 'example.com/owner': 'team-a' } });
+      const cleared = await client.call('big', 'domain.update', { id: 'vm-0001', config: { labels: {} } });
+      expect(cleared.config.labels).toBeUndefined();
+      const bad = await client.call('big', 'domain.update', { id: 'vm-0001', config: { labels: { '-bad': 'x' } } }).then(
+        () => undefined,
+        (failure: unknown) => failure,
+      );
+      expect(VirtError.is(bad, 'INVALID_ARG')).toBe(true);
+    } finally {
+      sub.unsubscribe();
+    }
+  }, 90_000);
 
   it('filters by label selector on the agent', async () => {
     const web = await client.call('big', 'domain.list', { labelSelector: 'app=web' });
