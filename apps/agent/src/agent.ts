@@ -54,6 +54,8 @@ export interface Agent {
   readonly networks: NetworkManager;
   /** Base URL of the metrics server (`…/metrics`), undefined when metrics are off. */
   readonly metricsUrl: string | undefined;
+  /** Counts a rejection nothing handled (the process handler in main logs it). */
+  countUnhandledRejection(): void;
   close(): Promise<void>;
 }
 
@@ -194,6 +196,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       networks,
       firewall,
       metricsUrl,
+      countUnhandledRejection: () => watch.metrics.countUnhandledRejection(),
       async close() {
         await ownedService.stop().catch(() => undefined);
         await watch.close().catch(() => undefined);

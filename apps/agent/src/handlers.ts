@@ -5,6 +5,7 @@ import { defineFromImage } from './domains/provision.js';
 import type { MigrationManager } from './migration/manager.js';
 import { readNodeInfo } from './node-info.js';
 import { readNodeStats } from './node-stats.js';
+import { pageBudget } from './paging.js';
 import type { OperationHandlers } from './service.js';
 import { createFirewallHandlers, withFirewallSync } from './firewall/handlers.js';
 import type { FirewallManager } from './firewall/manager.js';
@@ -42,7 +43,7 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
   return {
     'node.info': () => readNodeInfo(deps.node, deps.version, deps.startedAt, deps.driverInfo),
     'node.stats': () => readNodeStats(deps.node),
-    'domain.list': async () => ({ domains: manager.list() }),
+    'domain.list': async (query, context) => manager.listPage(query, pageBudget(context)),
     'domain.get': async ({ id }) => manager.get(id),
     'domain.define': (post) => manager.define(post),
     'domain.update': ({ id, config }) => manager.update(id, config),

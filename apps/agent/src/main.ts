@@ -15,16 +15,23 @@ if (config === 'help') {
   process.exit(0);
 }
 const logger = pino({ level: config.logLevel });
+let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+// A rejection nothing handled is a bug, but never a reason to leave every domain of the node without its agent.
+process.on('unhandledRejection', (reason) => {
+  logger.error({ err: reason }, 'unhandled promise rejection');
+  agent?.countUnhandledRejection();
+});
 try {
   // exports spans only when the standard OTEL_* variables ask for it
   const tracing = initTracing({ serviceName: 'virtbus-agent', serviceVersion: AGENT_VERSION });
-  const agent = await startAgent({ ...config, logger });
+  const running = await startAgent({ ...config, logger });
+  agent = running;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'agent stopping; domains keep running');
-    agent.close().then(() => tracing.shutdown()).then(
+    running.close().then(() => tracing.shutdown()).then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'unclean stop');

@@ -22,7 +22,12 @@ export interface MsgHeaderReader {
 export interface CallContext {
   operation: OperationName;
   headers: MsgHeaderReader;
+  /** The bus max_payload now: no reply may be larger (lists cut their pages below it). */
+  maxReplyBytes: number;
 }
+
+/** nats-server's default max_payload, for a connection that has not received INFO yet. */
+export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 export type OperationHandlers = {
   [N in OperationName]: (request: OperationRequest<N>, context: CallContext) => Promise<OperationResponse<N>>;
@@ -46,6 +51,32 @@ const validators = Object.fromEntries(OperationNames.map((name) => [name, compil
 function toErrorBody(error: unknown): ErrorBody {
   if (error instanceof VirtError) return error.toBody();
   return new VirtError('INTERNAL', 'internal error').toBody();
+}
+
+function replyError(msg: ServiceMsg, body: ErrorBody): void {
+  // The description travels in a NATS header: a CR or LF there throws and would take the agent down.
+  msg.respondError(body.status, body.message.replace(/[\r\n]+/g, ' ').slice(0, 1024), JSON.stringify({ error: body }));
+}
+
+/** Sends a result unless it is larger than the bus carries; returns the error body sent instead, if any. */
+function replyResult(msg: ServiceMsg, operation: OperationName, result: unknown, maxReplyBytes: number): ErrorBody | undefined {
+  let text: string;
+  try {
+    text = JSON.stringify({ result });
+  } catch (error) {
+    return new VirtError('INTERNAL', `the ${operation} reply could not be encoded`, { cause: error }).toBody();
+  }
+  const size = Buffer.byteLength(text);
+  if (size > maxReplyBytes) {
+    return new VirtError('REPLY_TOO_LARGE', `the ${operation} reply is ${size} bytes, more than the bus max_payload of ${maxReplyBytes}`).toBody();
+  }
+  try {
+    msg.respond(text);
+    return undefined;
+  } catch (error) {
+    // the server may have lowered max_payload since INFO; answered as an error instead of throwing out of the handler
+    return (VirtError.is(error) ? error : new VirtError('REPLY_TOO_LARGE', `the ${operation} reply was refused by the bus: ${(error as Error).message}`, { cause: error })).toBody();
+  }
 }
 
 function decode(msg: ServiceMsg): unknown {
@@ -79,24 +110,28 @@ export async function serveOperations(options: ServeOptions): Promise<Service> {
           return;
         }
         const started = performance.now();
-        const context: CallContext = { operation, headers: { get: (name) => msg.headers?.get(name) ?? '' } };
+        const maxReplyBytes = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+        const context: CallContext = { operation, headers: { get: (name) => msg.headers?.get(name) ?? '' }, maxReplyBytes };
+        const fail = (body: ErrorBody, failure: unknown) => {
+          if (body.code === 'INTERNAL' || body.code === 'REPLY_TOO_LARGE') logger.error({ err: failure, operation }, 'request failed');
+          replyError(msg, body);
+          options.onResult?.(operation, body.code, performance.now() - started);
+        };
         void around(context, async () => {
           const request = validators[operation].parse(decode(msg));
           const handler = handlers[operation] as (request: unknown, context: CallContext) => Promise<unknown>;
           return handler(request, context);
-        }).then(
-          (result) => {
-            msg.respond(JSON.stringify({ result }));
-            options.onResult?.(operation, 'OK', performance.now() - started);
-          },
-          (failure: unknown) => {
-            const body = toErrorBody(failure);
-            if (body.code === 'INTERNAL') logger.error({ err: failure, operation }, 'request failed');
-            // The description travels in a NATS header: a CR or LF there throws and would take the agent down.
-            msg.respondError(body.status, body.message.replace(/[\r\n]+/g, ' '), JSON.stringify({ error: body }));
-            options.onResult?.(operation, body.code, performance.now() - started);
-          },
-        );
+        })
+          .then(
+            (result) => {
+              const refused = replyResult(msg, operation, result, maxReplyBytes);
+              if (refused) fail(refused, refused.message);
+              else options.onResult?.(operation, 'OK', performance.now() - started);
+            },
+            (failure: unknown) => fail(toErrorBody(failure), failure),
+          )
+          // nothing a reply does may end the agent: the caller then times out, the failure is logged
+          .catch((error: unknown) => logger.error({ err: error, operation }, 'could not answer a request'));
       },
     });
   }

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import {
+  MAX_PAGE_LIMIT,
   VirtError,
   type Domain,
-  type DomainList,
   type DomainsPost,
   type DomainStatePut,
   type DomainStats,
@@ -37,6 +37,30 @@ export async function resolveNode(ctx: CommandContext): Promise<string> {
   throw new VirtError('INVALID_ARG', online.length === 0 ? 'no node is online' : `several nodes are online (${online.map((n) => n.node).join(', ')}): pass --node`);
 }
 
+/** Query parameters of a list: filters plus the bound on how many items to fetch in all. */
+export interface ListOptions {
+  /** Stop after this many items (all pages otherwise). */
+  max?: number | undefined;
+  query?: Record<string, string | undefined>;
+}
+
+/** Every page of a paged list route (or the first `max` items), following `continue` tokens. */
+export async function listAll<K extends string, T>(ctx: CommandContext, path: string, key: K, options: ListOptions = {}): Promise<T[]> {
+  const items: T[] = [];
+  let token: string | undefined;
+  do {
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(options.query ?? {})) if (value !== undefined && value !== '') params.set(name, value);
+    const wanted = options.max === undefined ? MAX_PAGE_LIMIT : Math.min(MAX_PAGE_LIMIT, options.max - items.length);
+    params.set('limit', String(wanted));
+    if (token) params.set('continue', token);
+    const page = await ctx.http.json<Record<K, T[]> & { continue?: string }>('GET', `${path}?${params.toString()}`);
+    items.push(...page[key]);
+    token = page.continue;
+  } while (token && (options.max === undefined || items.length < options.max));
+  return items;
+}
+
 function print(ctx: CommandContext, value: unknown, text: () => string): void {
   ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
 }
@@ -63,10 +87,19 @@ export async function nodeinfo(ctx: CommandContext): Promise<void> {
   );
 }
 
-export async function list(ctx: CommandContext, all: boolean): Promise<void> {
+export interface DomainListFilters {
+  state?: string | undefined;
+  selector?: string | undefined;
+  prefix?: string | undefined;
+  driver?: string | undefined;
+}
+
+/** virsh list: every page from the gateway (filters applied by the agent), running ones unless --all or --state. */
+export async function list(ctx: CommandContext, all: boolean, filters: DomainListFilters = {}, max?: number): Promise<void> {
   const node = await resolveNode(ctx);
-  const { domains } = await ctx.http.json<DomainList>('GET', `/v1/nodes/${enc(node)}/domains`);
-  const shown = all ? domains : domains.filter((d) => d.state !== 'shutoff');
+  const query = { state: filters.state, labelSelector: filters.selector, prefix: filters.prefix, driver: filters.driver };
+  const domains = await listAll<'domains', Domain>(ctx, `/v1/nodes/${enc(node)}/domains`, 'domains', { query, max });
+  const shown = all || filters.state ? domains : domains.filter((d) => d.state !== 'shutoff');
   print(ctx, { domains: shown }, () => table(['Name', 'State', 'Driver', 'UUID'], shown.map((d) => [d.name, d.state, d.driver, d.uuid])));
 }
 

@@ -17,11 +17,13 @@ usage: virtbus [--url URL] [--token TOKEN] [--ca FILE] [--cert FILE --key FILE] 
 
 nodes                                 list nodes and whether their agent is online
 nodeinfo                              CPU, memory, NUMA and drivers of the node
-list [--all]                          domains of the node (running ones unless --all)
+list [--all] [--state S] [--selector SEL] [--prefix P] [--limit N]
+                                      domains of the node (running ones unless --all or --state), every page;
+                                      SEL is a Kubernetes label selector (app=web,tier!=db,env in (a,b),!legacy)
 dominfo DOMAIN                        one domain
 define FILE.json                      define a domain from a DomainsPost JSON file
-define --name N --driver D [--vcpus N] [--memory MiB] [--kernel P --initrd P --cmdline S] [--disk PATH]...
-update DOMAIN [--vcpus N] [--memory MiB] [--autostart|--no-autostart]
+define --name N --driver D [--vcpus N] [--memory MiB] [--kernel P --initrd P --cmdline S] [--disk PATH]... [--label K=V]...
+update DOMAIN [--vcpus N] [--memory MiB] [--autostart|--no-autostart] [--label K=V]... [--no-labels]   labels replace all
 undefine DOMAIN
 start DOMAIN [--paused] | shutdown DOMAIN [--timeout S] [--force] | destroy | reboot | reset | suspend | resume
 domstats DOMAIN                       host-side stats
@@ -29,7 +31,7 @@ exec DOMAIN [--timeout S] -- CMD...   run a command in a running container
 console DOMAIN [--force] [--ro]       attach to the serial console (Ctrl-] leaves)
 migrate DOMAIN DEST [--offline] [--paused] [--not-live] [--undefine-source] [--max-downtime MS] [--bandwidth MiBs]
         [--auto-converge] [--post-copy] [--tls] [--copy-storage-all]   move a domain to node DEST (progress on stderr)
-net-list [--all] | net-info NET | net-define FILE.json | net-start NET | net-destroy NET | net-undefine NET
+net-list [--all] [--limit N] | net-info NET | net-define FILE.json | net-start NET | net-destroy NET | net-undefine NET
 net-autostart NET [--disable]         start the network with the agent (or not)
 net-dhcp-leases NET                   DHCP leases of an active network
 domifaddr DOMAIN                      NIC addresses of a domain from the DHCP leases
@@ -63,6 +65,12 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
       all: { type: 'boolean', default: false },
+      state: { type: 'string' },
+      selector: { type: 'string' },
+      prefix: { type: 'string' },
+      limit: { type: 'string' },
+      label: { type: 'string', multiple: true },
+      'no-labels': { type: 'boolean', default: false },
       name: { type: 'string' },
       driver: { type: 'string' },
       vcpus: { type: 'string' },
@@ -140,6 +148,22 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
     if (!value) throw new VirtError('INVALID_ARG', `${command} needs a ${what}`);
     return value;
   };
+  const limit = () => {
+    const max = int('limit', values.limit);
+    if (max === 0) throw new VirtError('INVALID_ARG', '--limit takes a number above 0');
+    return max;
+  };
+  const labels = () => {
+    if (values['no-labels']) return {};
+    if (!values.label) return undefined;
+    return Object.fromEntries(
+      values.label.map((pair) => {
+        const at = pair.indexOf('=');
+        if (at <= 0) throw new VirtError('INVALID_ARG', `--label takes KEY=VALUE, got ${JSON.stringify(pair)}`);
+        return [pair.slice(0, at), pair.slice(at + 1)];
+      }),
+    );
+  };
   const scope = () => ({ ...(values.live ? { live: true } : {}), ...(values.config ? { config: true } : {}) });
   const ctx: commands.CommandContext = {
     http: new GatewayHttp({
@@ -161,7 +185,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       await commands.nodeinfo(ctx);
       return 0;
     case 'list':
-      await commands.list(ctx, values.all ?? false);
+      await commands.list(ctx, values.all ?? false, { state: values.state, selector: values.selector, prefix: values.prefix, driver: values.driver }, limit());
       return 0;
     case 'dominfo':
       await commands.dominfo(ctx, need('domain'));
@@ -177,6 +201,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       if (values.memory) spec.memory = int('memory', values.memory);
       if (values.kernel) spec.os = { kernel: values.kernel, initrd: values.initrd, cmdline: values.cmdline };
       if (values.disk) spec.disks = values.disk.map((path) => ({ source: { path }, format: path.endsWith('.qcow2') ? 'qcow2' : 'raw' }));
+      if (labels()) spec.labels = labels();
       await commands.define(ctx, spec as DomainsPost);
       return 0;
     }
@@ -186,6 +211,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       if (values.memory) put.memory = int('memory', values.memory);
       if (values.autostart) put.autostart = true;
       if (values['no-autostart']) put.autostart = false;
+      if (labels()) put.labels = labels();
       await commands.update(ctx, need('domain'), put);
       return 0;
     }
@@ -317,7 +343,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       });
       return 0;
     case 'net-list':
-      await net.netList(ctx, values.all ?? false);
+      await net.netList(ctx, values.all ?? false, limit());
       return 0;
     case 'net-info':
       await net.netInfo(ctx, need('network'));
@@ -360,6 +386,8 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
           ...(values.backing ? { backing: values.backing } : {}),
           shrink: values.shrink ?? false,
           disable: values.disable ?? false,
+          ...(values.limit !== undefined ? { limit: limit() } : {}),
+          ...(values.prefix !== undefined ? { prefix: values.prefix } : {}),
         },
         (line, final) => {
           if (tty) process.stderr.write(`\r${line}\x1b[K${final ? '\n' : ''}`);

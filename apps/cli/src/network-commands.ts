@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import type { DhcpLeaseList, DomainInterfaceList, Network, NetworkList, NetworksPost } from '@virtbus/api-contract';
-import { resolveNode, type CommandContext } from './commands.js';
+import type { DhcpLeaseList, DomainInterfaceList, Network, NetworksPost } from '@virtbus/api-contract';
+import { listAll, resolveNode, type CommandContext } from './commands.js';
 import { keyValues, table } from './format.js';
 
 const enc = encodeURIComponent;
@@ -14,8 +14,8 @@ async function base(ctx: CommandContext): Promise<string> {
 }
 
 /** virsh net-list [--all] */
-export async function netList(ctx: CommandContext, all: boolean): Promise<void> {
-  const { networks } = await ctx.http.json<NetworkList>('GET', `${await base(ctx)}/networks`);
+export async function netList(ctx: CommandContext, all: boolean, max?: number): Promise<void> {
+  const networks = await listAll<'networks', Network>(ctx, `${await base(ctx)}/networks`, 'networks', { max });
   const shown = all ? networks : networks.filter((net) => net.state === 'active');
   print(ctx, { networks: shown }, () =>
     table(['Name', 'State', 'Autostart', 'Persistent', 'Mode', 'Bridge'], shown.map((n) => [n.name, n.state, n.autostart ? 'yes' : 'no', n.persistent ? 'yes' : 'no', n.mode, n.bridge])),

@@ -11,15 +11,15 @@ import {
   type StorageVolume,
   type StorageVolumesPost,
 } from '@virtbus/api-contract';
-import { resolveNode, type CommandContext } from './commands.js';
+import { listAll, resolveNode, type CommandContext } from './commands.js';
 import { bytes, keyValues, table } from './format.js';
 
-export const STORAGE_USAGE = `pool-list                             storage pools of the node
+export const STORAGE_USAGE = `pool-list [--prefix P] [--limit N]    storage pools of the node (every page)
 pool-info POOL                        one pool: state, capacity, allocation, available
 pool-define --name N --type dir|logical [--target DIR] [--source-dev DEV]...   define a pool (inactive)
 pool-build POOL | pool-start POOL | pool-destroy POOL | pool-refresh POOL | pool-delete POOL
 pool-autostart POOL [--disable] | pool-undefine POOL
-vol-list POOL                         volumes of a pool
+vol-list POOL [--prefix P] [--limit N]   volumes of a pool (every page)
 vol-info POOL VOL                     one volume: format, capacity, allocation, backing chain
 vol-create POOL VOL SIZE [--format qcow2|raw] [--backing VOL]   SIZE like 10G, 512MiB
 vol-delete POOL VOL | vol-resize POOL VOL SIZE [--shrink]
@@ -40,6 +40,9 @@ export interface StorageFlags {
   backing?: string;
   shrink?: boolean;
   disable?: boolean;
+  /** pool-list/vol-list: at most this many (every page otherwise). */
+  limit?: number | undefined;
+  prefix?: string;
 }
 
 /** Where progress lines go: redrawn in place on a terminal, only the last one otherwise. */
@@ -111,7 +114,7 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
   const volume = () => `${pool()}/volumes/${enc(need(args, 1, 'a volume name', command))}`;
   switch (command) {
     case 'pool-list': {
-      const list = await ctx.http.json<{ pools: StoragePool[] }>('GET', pools);
+      const list = { pools: await listAll<'pools', StoragePool>(ctx, pools, 'pools', { max: flags.limit, query: { prefix: flags.prefix } }) };
       print(ctx, list, () =>
         table(
           ['Name', 'Type', 'State', 'Autostart', 'Capacity', 'Available'],
@@ -158,7 +161,7 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
       return 0;
     }
     case 'vol-list': {
-      const list = await ctx.http.json<{ volumes: StorageVolume[] }>('GET', `${pool()}/volumes`);
+      const list = { volumes: await listAll<'volumes', StorageVolume>(ctx, `${pool()}/volumes`, 'volumes', { max: flags.limit, query: { prefix: flags.prefix } }) };
       print(ctx, list, () => table(['Name', 'Format', 'Capacity', 'Allocation', 'Path'], list.volumes.map((v) => [v.name, v.format, bytes(v.capacityBytes), bytes(v.allocationBytes), v.path])));
       return 0;
     }

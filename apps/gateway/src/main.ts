@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadTokenFile, NATS_IDENTITY_OPTIONS, natsClientConfigFromFlags, type TokenRecord } from '@virtbus/security';
 import { initTracing } from '@virtbus/monitoring';
-import { startGateway, type RunningGateway } from './index.js';
+import { createGatewayMonitoring, startGateway, type RunningGateway } from './index.js';
 
 const USAGE = `virtbus gateway: the HTTP API in front of the agents
 
@@ -67,10 +67,18 @@ async function loadTokens(): Promise<void> {
 
 // exports spans only when the standard OTEL_* variables ask for it
 const tracing = initTracing({ serviceName: 'virtbus-gateway' });
-let gateway: RunningGateway;
+const monitoring = createGatewayMonitoring();
+let gateway: RunningGateway | undefined;
+// A rejection nothing handled is a bug, but never a reason to drop every HTTP client and SSE stream.
+process.on('unhandledRejection', (reason) => {
+  if (gateway) gateway.app.log.error({ err: reason }, 'unhandled promise rejection');
+  else process.stderr.write(`virtbus gateway: unhandled promise rejection: ${String(reason)}\n`);
+  monitoring.metrics.countUnhandledRejection();
+});
 try {
   await loadTokens();
   gateway = await startGateway({
+    monitoring,
     natsConfig: { ...natsClientConfigFromFlags(values, env), name: `virtbus-gateway-${hostname()}` },
     host: values.host,
     port,

@@ -1,6 +1,7 @@
 import Type, { type Static } from 'typebox';
 import { DomainState, StateReason } from './domain.js';
 import { Uuid } from './names.js';
+import { Labels } from './labels.js';
 
 /** libvirt's virDomainEventType with the detail codes each one carries. */
 export const LifecycleDetails = {
@@ -35,6 +36,7 @@ export const LifecycleEvent = Type.Object(
     detail: LifecycleDetail,
     state: DomainState,
     reason: StateReason,
+    labels: Type.Optional({ ...Labels, description: "The domain's labels when the event was recorded (absent when it has none)" }),
   },
   { additionalProperties: false, title: 'LifecycleEvent' },
 );

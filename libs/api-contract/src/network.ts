@@ -2,6 +2,7 @@ import Type, { type Static } from 'typebox';
 import { Access } from './subjects.js';
 import { Domain, DomainNic, MacAddress } from './domain.js';
 import { DomainId, ObjectName, Uuid } from './names.js';
+import { NamePageRequestFields, PageResponseFields } from './paging.js';
 
 /** isolated: no uplink; nat: masquerade out of the node; routed: forwarded without NAT; bridge: an existing host bridge. */
 export const NetworkModes = ['isolated', 'nat', 'routed', 'bridge'] as const;
@@ -108,7 +109,7 @@ export const Network = Type.Object(
   { additionalProperties: false, title: 'Network' },
 );
 export type Network = Static<typeof Network>;
-export const NetworkList = Type.Object({ networks: Type.Array(Network) }, { additionalProperties: false, title: 'NetworkList' });
+export const NetworkList = Type.Object({ networks: Type.Array(Network), ...PageResponseFields }, { additionalProperties: false, title: 'NetworkList' });
 export type NetworkList = Static<typeof NetworkList>;
 
 export const DhcpLease = Type.Object(
@@ -174,7 +175,12 @@ const NetworkRef = Type.Object({ network: ObjectName }, { additionalProperties: 
 
 /** Network operations of the agent API, merged into `Operations` (api.ts). */
 export const NetworkOperations = {
-  'network.list': { access: Access.ReadOnly, request: Type.Object({}, { additionalProperties: false }), response: NetworkList, summary: 'Virtual networks of the node' },
+  'network.list': {
+    access: Access.ReadOnly,
+    request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: 'NetworkListRequest' }),
+    response: NetworkList,
+    summary: 'Virtual networks of the node in name order (paged with limit/continue)',
+  },
   'network.get': { access: Access.ReadOnly, request: NetworkRef, response: Network, summary: 'One virtual network' },
   'network.define': { access: Access.ReadWrite, request: NetworksPost, response: Network, summary: 'Define a virtual network (inactive)' },
   'network.update': {

@@ -3,6 +3,7 @@ import { Access } from './subjects.js';
 import { ErrorBody, VirtError } from './errors.js';
 import { HostPath, NodeName, ObjectName, Uuid } from './names.js';
 import { MigrationProgress } from './migration.js';
+import { NamePageRequestFields, PageRequestFields, PageResponseFields } from './paging.js';
 
 export const PoolTypes = ['dir', 'logical'] as const;
 export const PoolType = Type.Enum([...PoolTypes], { description: 'Pool backend: `dir` (a directory) or `logical` (an LVM volume group)' });
@@ -81,7 +82,7 @@ export const StoragePool = Type.Object(
   { additionalProperties: false, title: 'StoragePool' },
 );
 export type StoragePool = Static<typeof StoragePool>;
-export const StoragePoolList = Type.Object({ pools: Type.Array(StoragePool) }, { additionalProperties: false, title: 'StoragePoolList' });
+export const StoragePoolList = Type.Object({ pools: Type.Array(StoragePool), ...PageResponseFields }, { additionalProperties: false, title: 'StoragePoolList' });
 
 export const StorageVolumesPost = Type.Object(
   {
@@ -108,7 +109,7 @@ export const StorageVolume = Type.Object(
   { additionalProperties: false, title: 'StorageVolume' },
 );
 export type StorageVolume = Static<typeof StorageVolume>;
-export const StorageVolumeList = Type.Object({ volumes: Type.Array(StorageVolume) }, { additionalProperties: false, title: 'StorageVolumeList' });
+export const StorageVolumeList = Type.Object({ volumes: Type.Array(StorageVolume), ...PageResponseFields }, { additionalProperties: false, title: 'StorageVolumeList' });
 
 export const VolumeResize = Type.Object(
   { capacity: SizeSpec, allowShrink: Type.Optional(Type.Boolean({ description: 'Shrinking loses data; refused unless true' })) },
@@ -145,7 +146,7 @@ export const AsyncOperation = Type.Object(
   { additionalProperties: false, title: 'Operation', description: 'An asynchronous operation (Incus-style) with progress and cancel' },
 );
 export type AsyncOperation = Static<typeof AsyncOperation>;
-export const AsyncOperationList = Type.Object({ operations: Type.Array(AsyncOperation) }, { additionalProperties: false, title: 'OperationList' });
+export const AsyncOperationList = Type.Object({ operations: Type.Array(AsyncOperation), ...PageResponseFields }, { additionalProperties: false, title: 'OperationList' });
 
 /** A content transfer session: chunks go over NATS requests on `subject`, one acknowledged chunk at a time. */
 export const StreamSession = Type.Object(
@@ -199,11 +200,15 @@ export type OperationEvent = Static<typeof OperationEvent>;
 const PoolRef = Type.Object({ pool: ObjectName }, { additionalProperties: false });
 const VolumeRef = Type.Object({ pool: ObjectName, volume: ObjectName }, { additionalProperties: false });
 const OperationRef = Type.Object({ id: Uuid }, { additionalProperties: false });
-const Empty = Type.Object({}, { additionalProperties: false });
 
 /** Storage operations of the agent API, merged into `Operations` (api.ts). */
 export const StorageOperations = {
-  'pool.list': { access: Access.ReadOnly, request: Empty, response: StoragePoolList, summary: 'Storage pools of the node' },
+  'pool.list': {
+    access: Access.ReadOnly,
+    request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: 'StoragePoolListRequest' }),
+    response: StoragePoolList,
+    summary: 'Storage pools of the node in name order (paged with limit/continue)',
+  },
   'pool.get': { access: Access.ReadOnly, request: PoolRef, response: StoragePool, summary: 'One storage pool with capacity figures' },
   'pool.define': { access: Access.ReadWrite, request: StoragePoolsPost, response: StoragePool, summary: 'Define a storage pool (inactive)' },
   'pool.update': {
@@ -219,7 +224,12 @@ export const StorageOperations = {
     response: StoragePool,
     summary: 'Build, start, stop, refresh or delete a pool',
   },
-  'volume.list': { access: Access.ReadOnly, request: PoolRef, response: StorageVolumeList, summary: 'Volumes of a running pool' },
+  'volume.list': {
+    access: Access.ReadOnly,
+    request: Type.Object({ pool: ObjectName, ...NamePageRequestFields }, { additionalProperties: false, title: 'StorageVolumeListRequest' }),
+    response: StorageVolumeList,
+    summary: 'Volumes of a running pool in name order (paged with limit/continue)',
+  },
   'volume.get': { access: Access.ReadOnly, request: VolumeRef, response: StorageVolume, summary: 'One volume (qemu-img info)' },
   'volume.create': {
     access: Access.ReadWrite,
@@ -255,7 +265,12 @@ export const StorageOperations = {
     summary: 'Open an upload session: a missing volume is created (raw file), an existing one overwritten',
   },
   'volume.download': { access: Access.ReadOnly, request: VolumeRef, response: StreamSession, summary: 'Open a download session for the volume bytes' },
-  'operation.list': { access: Access.ReadOnly, request: Empty, response: AsyncOperationList, summary: 'Running and recently finished operations' },
+  'operation.list': {
+    access: Access.ReadOnly,
+    request: Type.Object(PageRequestFields, { additionalProperties: false, title: 'OperationListRequest' }),
+    response: AsyncOperationList,
+    summary: 'Running and recently finished operations, oldest first (paged with limit/continue)',
+  },
   'operation.get': { access: Access.ReadOnly, request: OperationRef, response: AsyncOperation, summary: 'One async operation' },
   'operation.cancel': { access: Access.ReadWrite, request: OperationRef, response: AsyncOperation, summary: 'Cancel a running operation' },
 } as const;

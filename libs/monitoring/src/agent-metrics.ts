@@ -29,6 +29,8 @@ export interface AgentMetrics {
   observeEventPublishLag(type: string, seconds: number): void;
   countDriverError(driver: string, operation: string, code: string): void;
   countEventPublishFailure(type: string): void;
+  /** A promise rejection nothing handled (logged by the process handler instead of ending the agent). */
+  countUnhandledRejection(): void;
 }
 
 export function createAgentMetrics(options: AgentMetricsOptions): AgentMetrics {
@@ -61,6 +63,13 @@ export function createAgentMetrics(options: AgentMetricsOptions): AgentMetrics {
     labelNames: ['node', 'driver', 'operation', 'code'],
     registers: [registry],
   });
+  const unhandled = new Counter({
+    name: 'virtbus_agent_unhandled_rejections_total',
+    help: 'Promise rejections nothing handled; each is a bug, logged and survived.',
+    labelNames: ['node'],
+    registers: [registry],
+  });
+  unhandled.inc({ node }, 0);
   new Gauge({
     name: 'virtbus_agent_nats_connected',
     help: 'Whether the agent is connected to NATS (1) or not (0).',
@@ -99,6 +108,9 @@ export function createAgentMetrics(options: AgentMetricsOptions): AgentMetrics {
     },
     countEventPublishFailure(type) {
       publishFailures.inc({ node, type });
+    },
+    countUnhandledRejection() {
+      unhandled.inc({ node });
     },
   };
 }

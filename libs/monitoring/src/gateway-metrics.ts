@@ -1,4 +1,4 @@
-import { Histogram, type Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import { REQUEST_DURATION_BUCKETS } from './agent-metrics.js';
 
 export interface GatewayMetricsOptions {
@@ -11,6 +11,8 @@ export interface GatewayMetrics {
   /** Starts timing one NATS request to an agent; call the result with the reply's code. */
   startBusCall(node: string, operation: string): (code: string) => void;
   observeBusCall(node: string, operation: string, code: string, seconds: number): void;
+  /** A promise rejection nothing handled (logged by the process handler instead of ending the gateway). */
+  countUnhandledRejection(): void;
 }
 
 export function createGatewayMetrics(options: GatewayMetricsOptions): GatewayMetrics {
@@ -29,7 +31,15 @@ export function createGatewayMetrics(options: GatewayMetricsOptions): GatewayMet
     buckets: REQUEST_DURATION_BUCKETS,
     registers: [registry],
   });
+  const unhandled = new Counter({
+    name: 'virtbus_gateway_unhandled_rejections_total',
+    help: 'Promise rejections nothing handled; each is a bug, logged and survived.',
+    registers: [registry],
+  });
   return {
+    countUnhandledRejection() {
+      unhandled.inc();
+    },
     observeHttp(route, method, status, seconds) {
       http.observe({ route, method, status: String(status) }, seconds);
     },

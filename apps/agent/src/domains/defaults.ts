@@ -40,6 +40,7 @@ export function configFromPost(post: DomainsPost): DomainConfig {
     autostart: post.autostart ?? false,
   };
   if (post.container) config.container = post.container;
+  if (post.labels && Object.keys(post.labels).length > 0) config.labels = post.labels;
   return config;
 }
 
@@ -53,5 +54,9 @@ export function applyPut(config: DomainConfig, put: DomainPut): DomainConfig {
   if (put.console !== undefined) next.console = put.console;
   if (put.autostart !== undefined) next.autostart = put.autostart;
   if (put.container !== undefined) next.container = put.container;
+  if (put.labels !== undefined) {
+    if (Object.keys(put.labels).length > 0) next.labels = put.labels;
+    else delete next.labels;
+  }
   return next;
 }

@@ -5,10 +5,15 @@ import {
   VirtError,
   isUuid,
   lifecycleChanges,
+  matchesLabelSelector,
+  parseLabelSelector,
+  takePage,
   type DiskAttach,
   type DiskDetach,
   type Domain,
   type DomainConfig,
+  type DomainList,
+  type DomainListRequest,
   type DomainPut,
   type DomainsPost,
   type DomainStatePut,
@@ -32,6 +37,10 @@ import { resolveConfig, resolveDisk, volumesOf, type VolumeResolver } from './vo
 const INACTIVE_STATES = new Set(['shutoff', 'crashed', 'nostate']);
 const STATS_DEADLINE_MS = 2000;
 const TIMED_OUT = Symbol('timed out');
+
+// the order of compareKeys([name, uuid]) without building the keys: sorting 20,000 domains per page stays cheap
+const byNameThenUuid = (a: DomainConfig, b: DomainConfig) =>
+  a.name < b.name ? -1 : a.name > b.name ? 1 : a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0;
 
 export interface DomainManagerOptions {
   node: string;
@@ -128,6 +137,22 @@ export class DomainManager {
 
   list(): Domain[] {
     return [...this.domains.values()].map((stored) => this.view(stored)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** One page of domain.list: the matching domains in (name, uuid) code-unit order, at most `maxBytes` of them in JSON. */
+  listPage(query: DomainListRequest, maxBytes: number): DomainList {
+    const selector = parseLabelSelector(query.labelSelector ?? '');
+    const matching = [...this.domains.values()]
+      .filter(
+        ({ config, state }) =>
+          (query.state === undefined || state === query.state) &&
+          (query.driver === undefined || config.driver === query.driver) &&
+          (query.prefix === undefined || config.name.startsWith(query.prefix)) &&
+          matchesLabelSelector(config.labels, selector),
+      )
+      .sort((a, b) => byNameThenUuid(a.config, b.config));
+    const page = takePage(matching, { keyOf: ({ config }) => [config.name, config.uuid], view: (stored) => this.view(stored), query, maxBytes });
+    return { domains: page.items, ...(page.continue ? { continue: page.continue } : {}), remaining: page.remaining };
   }
 
   get(id: string): Domain {
@@ -541,7 +566,8 @@ export class DomainManager {
   }
 
   private async publish(stored: StoredDomain, change: LifecycleChange): Promise<void> {
-    await this.options.events.emit({ uuid: stored.config.uuid, name: stored.config.name }, change, stored.state, stored.reason);
+    const { uuid, name, labels } = stored.config;
+    await this.options.events.emit({ uuid, name, ...(labels ? { labels } : {}) }, change, stored.state, stored.reason);
   }
 
   private contextFor(driver: HypervisorDriver): DriverContext {

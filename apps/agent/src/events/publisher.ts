@@ -8,6 +8,7 @@ import {
   Subjects,
   type DomainSnapshotEvent,
   type DomainState,
+  type Labels,
   type LifecycleChange,
   type LifecycleEvent,
   type PoolEventType,
@@ -128,7 +129,7 @@ export class EventPublisher {
   }
 
   /** Records the event durably (outbox) and returns once it is on disk; publishing follows in order. */
-  async emit(domain: { uuid: string; name: string }, change: LifecycleChange, state: DomainState, reason: StateReason): Promise<LifecycleEvent> {
+  async emit(domain: { uuid: string; name: string; labels?: Labels }, change: LifecycleChange, state: DomainState, reason: StateReason): Promise<LifecycleEvent> {
     const event: LifecycleEvent = {
       kind: 'domain.lifecycle',
       node: this.node,
@@ -140,6 +141,7 @@ export class EventPublisher {
       detail: change.detail,
       state,
       reason,
+      ...(domain.labels ? { labels: domain.labels } : {}),
     };
     this.outbox.pending.push(event);
     // Recorded in the same write as the event, so a restart can tell which domain changes never became events.

@@ -2,6 +2,7 @@ import { runningTapNics, tapName, type HypervisorDriver } from '@virtbus/drivers
 import { VirtError, type DomainInterface } from '@virtbus/api-contract';
 import { stableMac } from '../domains/defaults.js';
 import type { DomainManager } from '../domains/manager.js';
+import { pageByName, pageFields } from '../paging.js';
 import type { OperationHandlers } from '../service.js';
 import type { NetworkManager } from './manager.js';
 
@@ -17,7 +18,10 @@ function nicCapability(driver: HypervisorDriver) {
 /** What each network contract operation does on this agent. */
 export function createNetworkHandlers(networks: NetworkManager, domains: DomainManager): Pick<OperationHandlers, NetworkOperationName> {
   return {
-    'network.list': async () => ({ networks: networks.list() }),
+    'network.list': async (query, context) => {
+      const page = pageByName(networks.list(), query, context);
+      return { networks: page.items, ...pageFields(page) };
+    },
     'network.get': async ({ network }) => networks.get(network),
     'network.define': (post) => networks.define(post),
     'network.update': ({ network, config }) => networks.update(network, config),

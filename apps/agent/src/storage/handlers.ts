@@ -1,3 +1,4 @@
+import { pageByName, pageFields, pageOf } from '../paging.js';
 import type { OperationHandlers } from '../service.js';
 import type { StorageManager } from './manager.js';
 
@@ -6,13 +7,19 @@ type StorageOperationName = Extract<keyof OperationHandlers, `pool.${string}` | 
 /** What each storage contract operation does on this agent. */
 export function createStorageHandlers(storage: StorageManager): Pick<OperationHandlers, StorageOperationName> {
   return {
-    'pool.list': async () => ({ pools: await storage.list() }),
+    'pool.list': async (query, context) => {
+      const page = pageByName(await storage.list(), query, context);
+      return { pools: page.items, ...pageFields(page) };
+    },
     'pool.get': ({ pool }) => storage.get(pool),
     'pool.define': (post) => storage.define(post),
     'pool.update': ({ pool, config }) => storage.update(pool, config),
     'pool.undefine': ({ pool }) => storage.undefine(pool),
     'pool.state': ({ pool, change }) => storage.changeState(pool, change),
-    'volume.list': async ({ pool }) => ({ volumes: await storage.listVolumes(pool) }),
+    'volume.list': async (query, context) => {
+      const page = pageByName(await storage.listVolumes(query.pool), query, context);
+      return { volumes: page.items, ...pageFields(page) };
+    },
     'volume.get': ({ pool, volume }) => storage.getVolume(pool, volume),
     'volume.create': ({ pool, volume }) => storage.createVolume(pool, volume),
     'volume.delete': ({ pool, volume }) => storage.deleteVolume(pool, volume),
@@ -21,7 +28,10 @@ export function createStorageHandlers(storage: StorageManager): Pick<OperationHa
     'volume.wipe': ({ pool, volume }) => storage.wipeVolume(pool, volume),
     'volume.upload': ({ pool, volume, sizeBytes }) => storage.upload(pool, volume, sizeBytes),
     'volume.download': ({ pool, volume }) => storage.download(pool, volume),
-    'operation.list': async () => ({ operations: storage.operations.list() }),
+    'operation.list': async (query, context) => {
+      const page = pageOf(storage.operations.list(), (operation) => [operation.createdAt, operation.id], query, context);
+      return { operations: page.items, ...pageFields(page) };
+    },
     'operation.get': async ({ id }) => storage.operations.get(id),
     'operation.cancel': async ({ id }) => storage.operations.cancel(id),
   };

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { DEFAULT_STATE_TIMEOUT_S, DomainPut, DomainsPost, DomainStatePut, ExecRequest } from '@virtbus/api-contract';
+import { DEFAULT_STATE_TIMEOUT_S, DomainListRequest, DomainPut, DomainsPost, DomainStatePut, ExecRequest } from '@virtbus/api-contract';
 import { Tags } from '../plugins/openapi.js';
 import { AgentCallCodes, DomainCallCodes, DomainParams, errorResponses, NodeParams, ref } from '../schemas.js';
 
@@ -21,12 +21,17 @@ export const domainRoutes: FastifyPluginAsyncTypebox<DomainRouteOptions> = async
       schema: {
         operationId: 'listDomains',
         tags: [Tags.Domains],
-        summary: 'All domains of the node',
+        summary: 'Domains of the node in (name, uuid) order',
+        description:
+          'Filtered by `state`, `driver`, name `prefix` and a Kubernetes `labelSelector`; paged with `limit` and the `continue` token of the ' +
+          'previous page (absent on the last page). Without `limit` every domain is returned unless that would exceed one bus reply; ' +
+          'then the first page that fits comes with `continue`.',
         params: NodeParams,
+        querystring: DomainListRequest,
         response: { 200: ref('DomainList'), ...errorResponses(...AgentCallCodes) },
       },
     },
-    async (request) => app.agents.call(request.params.node, 'domain.list', {}),
+    async (request) => app.agents.call(request.params.node, 'domain.list', request.query),
   );
 
   app.post(

@@ -1,12 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { DomainNic, MacAddress, NetworkPut, NetworksPost, NetworkStatePut, NodeName, ObjectName, type ErrorCode } from '@virtbus/api-contract';
+import { DomainNic, MacAddress, NamePageRequestFields, NetworkPut, NetworksPost, NetworkStatePut, NodeName, ObjectName, type ErrorCode } from '@virtbus/api-contract';
 import { Tags } from '../plugins/openapi.js';
 import { AgentCallCodes, DomainCallCodes, DomainParams, errorResponses, NodeParams, ref } from '../schemas.js';
 
 const NetworkParams = Type.Object({ node: NodeName, network: ObjectName }, { additionalProperties: false });
 const NicParams = Type.Object({ node: NodeName, id: DomainParams.properties.id, mac: MacAddress }, { additionalProperties: false });
 const NicLinkPut = Type.Object({ link: Type.Enum(['up', 'down']) }, { additionalProperties: false, title: 'NicLinkPut' });
+const NamePageQuery = Type.Object(NamePageRequestFields, { additionalProperties: false });
 const NicDetachQuery = Type.Object({ timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 600 })) }, { additionalProperties: false });
 const NetworkCodes: ErrorCode[] = [...AgentCallCodes, 'NO_NETWORK', 'OPERATION_INVALID'];
 
@@ -16,9 +17,9 @@ export const networkRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/networks',
     {
       config: { permission: 'network.list' },
-      schema: { operationId: 'listNetworks', tags: [Tags.Networks], summary: 'Virtual networks of the node', params: NodeParams, response: { 200: ref('NetworkList'), ...errorResponses(...AgentCallCodes) } },
+      schema: { operationId: 'listNetworks', tags: [Tags.Networks], summary: 'Virtual networks of the node in name order (paged with limit/continue)', params: NodeParams, querystring: NamePageQuery, response: { 200: ref('NetworkList'), ...errorResponses(...AgentCallCodes) } },
     },
-    async (request) => app.agents.call(request.params.node, 'network.list', {}),
+    async (request) => app.agents.call(request.params.node, 'network.list', request.query),
   );
   app.post(
     '/v1/nodes/:node/networks',

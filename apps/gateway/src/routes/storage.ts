@@ -5,8 +5,10 @@ import Type from 'typebox';
 import {
   type AsyncOperation,
   ErrorBody,
+  NamePageRequestFields,
   NodeName,
   ObjectName,
+  PageRequestFields,
   StoragePoolPut,
   StoragePoolsPost,
   StoragePoolStatePut,
@@ -24,6 +26,8 @@ import {
 import { Tags } from '../plugins/openapi.js';
 import { AgentCallCodes, errorResponses, NodeParams, ref } from '../schemas.js';
 
+const NamePageQuery = Type.Object(NamePageRequestFields, { additionalProperties: false });
+const PageQuery = Type.Object(PageRequestFields, { additionalProperties: false });
 const PoolParams = Type.Object({ node: NodeName, pool: ObjectName }, { additionalProperties: false });
 const VolumeParams = Type.Object({ node: NodeName, pool: ObjectName, vol: ObjectName }, { additionalProperties: false });
 const OperationParams = Type.Object({ node: NodeName, id: Uuid }, { additionalProperties: false });
@@ -125,9 +129,9 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/storage-pools',
     {
       config: { permission: 'pool.list' },
-      schema: { operationId: 'listStoragePools', tags: [Tags.Storage], summary: 'Storage pools of the node', params: NodeParams, response: { 200: ref('StoragePoolList'), ...errorResponses(...AgentCallCodes) } },
+      schema: { operationId: 'listStoragePools', tags: [Tags.Storage], summary: 'Storage pools of the node in name order (paged with limit/continue)', params: NodeParams, querystring: NamePageQuery, response: { 200: ref('StoragePoolList'), ...errorResponses(...AgentCallCodes) } },
     },
-    async (request) => app.agents.call(request.params.node, 'pool.list', {}),
+    async (request) => app.agents.call(request.params.node, 'pool.list', request.query),
   );
 
   app.post(
@@ -193,9 +197,9 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/storage-pools/:pool/volumes',
     {
       config: { permission: 'volume.list' },
-      schema: { operationId: 'listStorageVolumes', tags: [Tags.Storage], summary: 'Volumes of a running pool', params: PoolParams, response: { 200: ref('StorageVolumeList'), ...errorResponses(...PoolCodes) } },
+      schema: { operationId: 'listStorageVolumes', tags: [Tags.Storage], summary: 'Volumes of a running pool in name order (paged with limit/continue)', params: PoolParams, querystring: NamePageQuery, response: { 200: ref('StorageVolumeList'), ...errorResponses(...PoolCodes) } },
     },
-    async (request) => app.agents.call(request.params.node, 'volume.list', { pool: request.params.pool }),
+    async (request) => app.agents.call(request.params.node, 'volume.list', { ...request.query, pool: request.params.pool }),
   );
 
   app.post(
@@ -331,9 +335,9 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/nodes/:node/operations',
     {
       config: { permission: 'operation.list' },
-      schema: { operationId: 'listOperations', tags: [Tags.Storage], summary: 'Running and recently finished async operations', params: NodeParams, response: { 200: ref('OperationList'), ...errorResponses(...AgentCallCodes) } },
+      schema: { operationId: 'listOperations', tags: [Tags.Storage], summary: 'Running and recently finished async operations, oldest first (paged with limit/continue)', params: NodeParams, querystring: PageQuery, response: { 200: ref('OperationList'), ...errorResponses(...AgentCallCodes) } },
     },
-    async (request) => app.agents.call(request.params.node, 'operation.list', {}),
+    async (request) => app.agents.call(request.params.node, 'operation.list', request.query),
   );
 
   app.get(

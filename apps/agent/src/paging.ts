@@ -1,0 +1,24 @@
+import { PAGE_ENVELOPE_BYTES, compareKeys, takePage, type Page, type PageQuery } from '@virtbus/api-contract';
+import type { CallContext } from './service.js';
+
+/** The bytes a page's items may take so that the whole reply stays under the bus max_payload. */
+export function pageBudget(context: CallContext): number {
+  return context.maxReplyBytes - PAGE_ENVELOPE_BYTES;
+}
+
+/** `continue` (on all but the last page) and `remaining` of a reply. */
+export function pageFields(page: Page<unknown>): { continue?: string; remaining: number } {
+  return { ...(page.continue ? { continue: page.continue } : {}), remaining: page.remaining };
+}
+
+/** A page of items keyed by `key` (sorted here), e.g. [name] or [createdAt, id]. */
+export function pageOf<T>(items: readonly T[], key: (item: T) => readonly string[], query: PageQuery, context: CallContext): Page<T> {
+  const sorted = [...items].sort((a, b) => compareKeys(key(a), key(b)));
+  return takePage(sorted, { keyOf: key, view: (item) => item, query, maxBytes: pageBudget(context) });
+}
+
+/** A page of named items, filtered by name prefix. */
+export function pageByName<T extends { name: string }>(items: readonly T[], query: PageQuery & { prefix?: string | undefined }, context: CallContext): Page<T> {
+  const { prefix } = query;
+  return pageOf(prefix ? items.filter((item) => item.name.startsWith(prefix)) : items, (item) => [item.name], query, context);
+}
