@@ -21,6 +21,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** `false` exempts a route (health, OpenAPI document) from authentication. */
     auth?: boolean;
+    /** Nodes the call reaches besides its `:node` (a migration's destination): each must be in the caller's scope and is audited. */
+    touchesNodes?: (request: FastifyRequest) => readonly string[];
   }
 }
 
@@ -142,7 +144,12 @@ function nodeParam(request: FastifyRequest, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/** preHandler: 401 without an identity, 403 below `role` or (when the route has a `:node` param) outside the caller's nodes. */
+/** The nodes a route declares it reaches besides `:node` (none for most routes). */
+export function nodesTouched(request: FastifyRequest): readonly string[] {
+  return request.routeOptions.config?.touchesNodes?.(request) ?? [];
+}
+
+/** preHandler: 401 without an identity, 403 below `role` or when `:node` (or a node the route touches) is outside the caller's nodes. */
 export function requireRole(role: Role, options: { nodeParam?: string } = {}): preHandlerAsyncHookHandler {
   const paramName = options.nodeParam ?? 'node';
   return async function checkRole(request, reply) {
@@ -153,6 +160,9 @@ export function requireRole(role: Role, options: { nodeParam?: string } = {}): p
     }
     const node = nodeParam(request, paramName);
     if (node !== undefined && !canSeeNode(identity, node)) return sendError(reply, 'FORBIDDEN', `${identity.name} may not use node ${node}`);
+    for (const other of nodesTouched(request)) {
+      if (!canSeeNode(identity, other)) return sendError(reply, 'FORBIDDEN', `${identity.name} may not use node ${other}`);
+    }
   };
 }
 

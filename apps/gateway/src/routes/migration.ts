@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { MigrationRequest } from '@virtbus/api-contract';
+import { MigrationRequest, isNodeName } from '@virtbus/api-contract';
 import { Tags } from '../plugins/openapi.js';
 import { DomainCallCodes, DomainParams, errorResponses, ref } from '../schemas.js';
 
@@ -10,7 +10,14 @@ export const migrationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/nodes/:node/domains/:id/migrate',
     {
-      config: { permission: 'domain.migrate' },
+      config: {
+        permission: 'domain.migrate',
+        // checked before the body is validated: only a well-formed node name counts
+        touchesNodes: (request) => {
+          const destination = (request.body as { destination?: unknown } | undefined)?.destination;
+          return typeof destination === 'string' && destination.length <= 63 && isNodeName(destination) ? [destination] : [];
+        },
+      },
       schema: {
         operationId: 'migrateDomain',
         tags: [Tags.Domains],
