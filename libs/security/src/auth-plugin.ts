@@ -1,7 +1,8 @@
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import { VirtError, type ErrorCode, type OperationName } from '@virtbus/api-contract';
+import { VirtError, isNodeName, type ErrorCode, type OperationName } from '@virtbus/api-contract';
 import { isLoopbackHost } from './loopback.js';
+import { nodesFromUnit } from './pki.js';
 import { Role, isRole, minimumRoleFor, roleAtLeast, type PermissionClass } from './roles.js';
 import { verifyToken, type TokenRecord } from './tokens.js';
 
@@ -35,8 +36,8 @@ export interface AuthPluginOptions {
   /** Token records (or a getter, so the gateway can reload the file). */
   tokens?: readonly TokenRecord[] | (() => readonly TokenRecord[]);
   /**
-   * Accept verified TLS client certificates: the role comes from `mapping[CN]`, else from the certificate's OU
-   * when it names a role. The HTTPS server must use `requestCert: true` with the virtbus CA.
+   * Accept verified TLS client certificates: the role comes from `mapping[CN]`, else from the certificate's first OU
+   * when it names a role, limited to the nodes of a second OU `nodes a b`. The HTTPS server must use `requestCert: true` with the virtbus CA.
    */
   certificates?: { mapping?: Readonly<Record<string, CertificateMapping>> };
   /** The address the server listens on; dev mode (no credentials configured) is only for loopback. */
@@ -76,14 +77,20 @@ function fromCertificate(request: FastifyRequest, mapping: Readonly<Record<strin
   const socket = request.raw.socket as Partial<TLSSocket>;
   if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return null;
   const subject = socket.getPeerCertificate().subject as Record<string, string | string[]> | undefined;
-  const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
-  const cn = first(subject?.CN);
+  const all = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+  const cn = all(subject?.CN)[0];
   if (!cn) return null;
   const mapped = mapping[cn];
-  const ou = first(subject?.OU);
   if (mapped) return { identity: { name: cn, role: mapped.role, nodes: mapped.nodes ?? 'all', via: 'certificate' } };
-  if (isRole(ou)) return { identity: { name: cn, role: ou, nodes: 'all', via: 'certificate' } };
-  return { error: 'FORBIDDEN', message: `certificate ${cn} carries no virtbus role` };
+  const units = all(subject?.OU);
+  const role = units[0];
+  if (!isRole(role)) return { error: 'FORBIDDEN', message: `certificate ${cn} carries no virtbus role` };
+  // the node scope travels in the certificate (OU `nodes a b`), like a token's nodes
+  const scopes = units.slice(1).map(nodesFromUnit);
+  if (scopes.length > 1 || scopes.some((nodes) => nodes === undefined || nodes.length === 0 || !nodes.every(isNodeName))) {
+    return { error: 'FORBIDDEN', message: `certificate ${cn} has an unknown organisational unit` };
+  }
+  return { identity: { name: cn, role, nodes: scopes[0] ?? 'all', via: 'certificate' } };
 }
 
 /** The listening address, read once per server: it cannot change while listening. */
