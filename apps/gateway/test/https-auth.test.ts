@@ -239,8 +239,10 @@ describe.runIf(canRun)('gateway over HTTPS with tokens and certificates, agents 
       await agentA.close();
     }
     expect((await call('GET', '/v1/nodes/b/domains/planted', { token: adminToken.token })).status).toBe(404);
-    const logged = agents[1]!.output().split('\n').filter((line) => line.includes('peer migration request') && line.includes('"source":"a"'));
-    expect(logged.some((line) => line.includes('"verb":"prepare"') && line.includes('FORBIDDEN'))).toBe(true);
+    const logged = agents[1]!.output()
+      .split('\n')
+      .filter((line) => line.includes('peer migration request') && line.includes('0b6c5f3e-5d2a-4c1e-9a53-6f1d2a7b8c90'));
+    expect(logged.some((line) => line.includes('"verb":"prepare"') && line.includes('"source":"a"') && line.includes('FORBIDDEN'))).toBe(true);
     expect(logged.some((line) => line.includes('"verb":"finish"') && line.includes('FORBIDDEN'))).toBe(true);
   });
 

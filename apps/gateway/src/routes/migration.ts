@@ -27,9 +27,15 @@ export const migrationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 202: ref('Operation'), ...errorResponses(...DomainCallCodes, 'INVALID_ARG', 'MIGRATION_INCOMPATIBLE', 'DOMAIN_EXISTS') },
       },
     },
-    async (request, reply) =>
-      reply
-        .code(202)
-        .send(await app.agents.call(request.params.node, 'domain.migrate', { id: request.params.id, migration: request.body }, { timeoutMs: MIGRATE_CHECK_TIMEOUT_MS })),
+    async (request, reply) => {
+      const { node, id } = request.params;
+      const destination = request.body.destination;
+      // the caller is allowed on both nodes (touchesNodes): ask the destination for a one-time ticket the source hands on
+      const { uuid } = await app.agents.call(node, 'domain.get', { id });
+      const ticket =
+        destination === node ? undefined : (await app.agents.call(destination, 'migration.accept', { uuid, source: node })).ticket;
+      const operation = await app.agents.call(node, 'domain.migrate', { id: uuid, migration: request.body, ...(ticket ? { ticket } : {}) }, { timeoutMs: MIGRATE_CHECK_TIMEOUT_MS });
+      return reply.code(202).send(operation);
+    },
   );
 };
