@@ -23,6 +23,8 @@ export const ErrorStatus = {
   INTERNAL: 500,
   OPERATION_FAILED: 500,
   OPERATION_UNSUPPORTED: 501,
+  /** The agent could not write its state (disk full or over quota); the change was undone. */
+  STORAGE_FULL: 507,
   AGENT_UNREACHABLE: 503,
   OPERATION_TIMEOUT: 504,
 } as const;
