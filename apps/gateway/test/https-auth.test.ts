@@ -287,6 +287,14 @@ describe('gateway start-up policy and rate limit', () => {
     expect(result.stderr).toContain('refusing to listen on 0.0.0.0 without TLS');
   });
 
+  it('rate-limits unauthenticated callers too (per client address): 401 within the burst, then 429', async () => {
+    const app = await buildApp({ nc: () => Promise.reject(new Error('no bus')), security: { tokens: [], rateLimitPerSecond: 1 } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await app.inject({ method: 'GET', url: '/v1/nodes', headers: i % 2 ? { authorization: 'Bearer vbt_garbage' } : {} })).statusCode);
+    expect(statuses).toEqual([401, 401, 429, 429]);
+    await app.close();
+  });
+
   it('answers 429 RATE_LIMITED with Retry-After past the burst', async () => {
     const app = await buildApp({ nc: () => Promise.reject(new Error('no bus')), security: { rateLimitPerSecond: 1 } });
     const statuses: number[] = [];

@@ -44,6 +44,8 @@ export interface AuthPluginOptions {
   listenHost?: string;
   /** Paths that need no credentials (exact match, query ignored). */
   publicPaths?: readonly string[];
+  /** Rate limit of refused callers (the per-identity limit runs after authentication): milliseconds to wait, 0 = go on. */
+  limitRefused?: (request: FastifyRequest) => number;
   now?: () => Date;
 }
 
@@ -136,6 +138,14 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
       const local = (request.raw.socket as { localAddress?: string } | undefined)?.localAddress;
       if (host !== undefined && isLoopbackHost(host) && (local === undefined || isLoopbackHost(local))) {
         result = { identity: { name: 'loopback-dev', role: Role.Admin, nodes: 'all', via: 'loopback-dev' } };
+      }
+    }
+    if (result === null || 'error' in result) {
+      // unauthenticated callers are limited too, so guessing credentials costs time
+      const waitMs = options.limitRefused?.(request) ?? 0;
+      if (waitMs > 0) {
+        reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
+        return sendError(reply, 'RATE_LIMITED', `too many requests: retry in ${Math.ceil(waitMs / 1000)} s`);
       }
     }
     if (result === null) return sendError(reply, 'UNAUTHORIZED', 'authentication required: send "Authorization: Bearer <token>" or a client certificate');
