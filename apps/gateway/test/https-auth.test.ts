@@ -233,6 +233,8 @@ describe.runIf(canRun)('gateway over HTTPS with tokens and certificates, agents 
       const reply = await agentA.request('virt.v1.b.peer.migration.prepare', JSON.stringify(prepare), { timeout: 10_000 });
       const body = reply.json<{ result?: unknown; error?: { code: string } }>();
       expect(body.error?.code).toBe('FORBIDDEN');
+      const garbage = await agentA.request('virt.v1.b.peer.migration.check', '{not json', { timeout: 10_000 });
+      expect(garbage.json<{ error?: { code: string } }>().error?.code).toBe('INVALID_ARG');
       const finish = await agentA.request('virt.v1.b.peer.migration.finish', JSON.stringify({ migrationId: prepare.migrationId, uuid: config.uuid, resume: true }), { timeout: 10_000 });
       expect(finish.json<{ error?: { code: string } }>().error?.code).toBe('FORBIDDEN');
     } finally {

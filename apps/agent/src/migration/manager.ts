@@ -332,7 +332,12 @@ export class MigrationManager {
   }
 
   private async answer(verb: PeerMigrationVerb, data: Uint8Array): Promise<unknown> {
-    const body = JSON.parse(new TextDecoder().decode(data)) as unknown;
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder().decode(data));
+    } catch (error) {
+      throw new VirtError('INVALID_ARG', `the ${verb} request is not valid JSON`, { cause: error });
+    }
     switch (verb) {
       case PeerMigrationVerbs.check: {
         const prepare = validPrepare.parse(body);
