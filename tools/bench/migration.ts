@@ -187,7 +187,7 @@ async function virtbusRuns(guest: TestGuest, dir: string, runs: number): Promise
         },
       });
       const begin = performance.now();
-      const started: AsyncOperation = await client.call(here, 'domain.migrate', { id: uuid, migration: { destination: there, undefineSource: true } }, { timeoutMs: 30_000 });
+      const started: AsyncOperation = await client.migrate(here, uuid, { destination: there, undefineSource: true }, { timeoutMs: 30_000 });
       while (!ended.has(started.id)) await new Promise<void>((resolve) => (notify = resolve));
       const wallMs = performance.now() - begin;
       subscription.unsubscribe();

@@ -58,7 +58,7 @@ const finished = (node: 'a' | 'b', id: string) =>
   }).catch(async (error: unknown) => {
     throw new Error(`${(error as Error).message}: ${JSON.stringify(await operation(node, id))}`);
   });
-const migrate = (from: 'a' | 'b', migration: MigrationRequest) => client.call(from, 'domain.migrate', { id: uuid, migration }, { timeoutMs: 30_000 });
+const migrate = (from: 'a' | 'b', migration: MigrationRequest) => client.migrate(from, uuid, migration, { timeoutMs: 30_000 });
 
 async function typeOn(node: 'a' | 'b', text: string): Promise<void> {
   const { session } = await client.call(node, 'domain.console.attach', { id: uuid, force: true });

@@ -1,6 +1,8 @@
+import { readFile } from 'node:fs/promises';
+import type { Server as HttpsServer } from 'node:https';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { loadTokenFile, NATS_IDENTITY_OPTIONS, natsClientConfigFromFlags, type TokenRecord } from '@virtbus/security';
+import { loadTokenFile, NATS_IDENTITY_OPTIONS, natsClientConfigFromFlags, watchFiles, type TokenRecord } from '@virtbus/security';
 import { initTracing } from '@virtbus/monitoring';
 import { createGatewayMonitoring, startGateway, type RunningGateway } from './index.js';
 
@@ -15,7 +17,7 @@ const USAGE = `virtbus gateway: the HTTP API in front of the agents
   --tls-cert/--tls-key FILE  serve HTTPS (default: VIRTBUS_HTTPS_CERT, VIRTBUS_HTTPS_KEY)
   --tls-ca FILE          accept client certificates signed by this CA (default: VIRTBUS_HTTPS_CA)
   --allow-insecure-listen  plaintext HTTP on a non-loopback address anyway
-  --tokens FILE          bearer-token file (tools/security/token.ts; default: VIRTBUS_TOKENS); reloaded on SIGHUP
+  --tokens FILE          bearer-token file (tools/security/token.ts; default: VIRTBUS_TOKENS); reloaded when it changes (and on SIGHUP)
   --audit-log FILE       JSON-lines audit log of mutating calls (default: VIRTBUS_AUDIT_LOG; none when unset)
   --gateway-id ID        audit records go to virt.v1._audit.<ID> (default: VIRTBUS_GATEWAY_ID or gateway)
   --rate-limit N         requests per second per identity, burst 2N; 0 turns it off (default: VIRTBUS_RATE_LIMIT or 50)
@@ -101,11 +103,34 @@ try {
 gateway.app.log.info({ url: gateway.url, nats: values.nats ?? env['NATS_URL'] ?? 'nats://127.0.0.1:4222' }, 'gateway listening');
 if (!values['audit-log']) gateway.app.log.warn('no --audit-log: audit records go only to the bus');
 
-process.on('SIGHUP', () => {
+function reloadTokens(why: string): void {
   loadTokens().then(
-    () => gateway.app.log.info({ tokens: tokens?.length ?? 0 }, 'token file reloaded'),
+    () => gateway.app.log.info({ tokens: tokens?.length ?? 0, why }, 'token file reloaded'),
     (error: unknown) => gateway.app.log.error({ err: error }, 'token file reload failed; keeping the old tokens'),
   );
+}
+
+/** New HTTPS certificate, key or client CA: later handshakes use them (open connections keep theirs). */
+function reloadTls(): void {
+  const files = { cert: values['tls-cert'], key: values['tls-key'], ca: values['tls-ca'] };
+  if (!files.cert || !files.key) return;
+  Promise.all([readFile(files.cert), readFile(files.key), files.ca ? readFile(files.ca) : undefined]).then(
+    ([cert, key, ca]) => {
+      (gateway.app.server as HttpsServer).setSecureContext({ cert, key, ...(ca ? { ca } : {}) });
+      gateway.app.log.info('TLS certificate, key and client CA reloaded');
+    },
+    (error: unknown) => gateway.app.log.error({ err: error }, 'TLS reload failed; keeping the old files'),
+  );
+}
+
+// revocations apply within a second, without a signal
+const unwatch = [
+  ...(tokenFile ? [watchFiles([tokenFile], () => reloadTokens('changed'))] : []),
+  ...(values['tls-cert'] && values['tls-key'] ? [watchFiles([values['tls-cert'], values['tls-key'], ...(values['tls-ca'] ? [values['tls-ca']] : [])], reloadTls)] : []),
+];
+process.on('SIGHUP', () => {
+  reloadTokens('SIGHUP');
+  reloadTls();
 });
 
 let stopping = false;
@@ -114,6 +139,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     if (stopping) return;
     stopping = true;
     gateway.app.log.info({ signal }, 'gateway stopping');
+    for (const stop of unwatch) stop();
     gateway.close().then(() => tracing.shutdown()).then(
       () => process.exit(0),
       (error: unknown) => {

@@ -10,6 +10,7 @@ import { Subjects, type Domain } from '@virtbus/api-contract';
 import {
   auditRecordValidator,
   createToken,
+  DEFAULT_CLIENTS,
   generateSecurityBundle,
   natsConnectionOptions,
   serializeTokenFile,
@@ -43,6 +44,7 @@ describe.runIf(canRun)('gateway over HTTPS with tokens and certificates, agents 
   const adminToken = createToken({ name: 'root', role: 'admin' });
   const expired = createToken({ name: 'old', role: 'admin', ttlSeconds: 1, now: new Date(Date.now() - 60_000) });
   const limited = createToken({ name: 'ops-a', role: 'operator', nodes: ['a'] });
+  const adminA = createToken({ name: 'admin-a', role: 'admin', nodes: ['a'] });
 
   function identityConfig(name: string): NatsClientConfig {
     const identity = bundle.identities.find((i) => i.name === name);
@@ -52,7 +54,11 @@ describe.runIf(canRun)('gateway over HTTPS with tokens and certificates, agents 
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'virtbus-gw-https-'));
-    bundle = await generateSecurityBundle({ outDir: join(dir, 'security'), nodes: ['a', 'b'] });
+    bundle = await generateSecurityBundle({
+      outDir: join(dir, 'security'),
+      nodes: ['a', 'b'],
+      clients: [...DEFAULT_CLIENTS, { name: 'ro-a', kind: 'read-only', nodes: ['a'] }],
+    });
     ca = await readFile(bundle.ca.cert);
     server = await startNatsServer({ config: bundle.configFragment });
     natsUrl = `tls://127.0.0.1:${server.port}`;
@@ -76,7 +82,7 @@ describe.runIf(canRun)('gateway over HTTPS with tokens and certificates, agents 
     await admin.flush();
 
     const tokenFile = join(dir, 'tokens.json');
-    await writeFile(tokenFile, serializeTokenFile({ version: 1, tokens: [viewer, operator, adminToken, expired, limited].map((t) => t.record) }), { mode: 0o600 });
+    await writeFile(tokenFile, serializeTokenFile({ version: 1, tokens: [viewer, operator, adminToken, expired, limited, adminA].map((t) => t.record) }), { mode: 0o600 });
     const tokens = JSON.parse(await readFile(tokenFile, 'utf8')) as { tokens: never[] };
     auditFile = join(dir, 'audit', 'audit.jsonl');
     gateway = await startGateway({
@@ -183,6 +189,65 @@ describe.runIf(canRun)('gateway over HTTPS with tokens and certificates, agents 
     expect((await call('GET', '/v1/nodes/a/domains/web1', { identity: 'operator' })).status).toBe(200);
   });
 
+  it('a certificate limited to node a reads a (200) but not b (403), like a token', async () => {
+    expect((await call('GET', '/v1/nodes/a/domains', { identity: 'ro-a' })).status).toBe(200);
+    const other = await call('GET', '/v1/nodes/b/domains', { identity: 'ro-a' });
+    expect(other).toEqual({ status: 403, body: { code: 'FORBIDDEN', message: 'ro-a may not use node b', status: 403 } });
+    const nodes = await call('GET', '/v1/nodes', { identity: 'ro-a' });
+    expect((nodes.body as { nodes: { node: string }[] }).nodes.map((n) => n.node)).toEqual(['a']);
+  });
+
+  it('a token limited to node a may not migrate to node b (403); an unlimited admin may (202), both audited with both nodes', async () => {
+    const define = await call('POST', '/v1/nodes/a/domains', { token: adminToken.token, body: { name: 'mig1', driver: 'test', vcpus: 1, memory: 64 } });
+    expect(define.status).toBe(201);
+    const refused = await call('POST', '/v1/nodes/a/domains/mig1/migrate', { token: adminA.token, body: { destination: 'b', offline: true } });
+    expect(refused).toEqual({ status: 403, body: { code: 'FORBIDDEN', message: 'admin-a may not use node b', status: 403 } });
+    expect((await call('GET', '/v1/nodes/b/domains/mig1', { token: adminToken.token })).status).toBe(404);
+
+    const started = await call('POST', '/v1/nodes/a/domains/mig1/migrate', { token: adminToken.token, body: { destination: 'b', offline: true } });
+    expect(started.status).toBe(202);
+    const id = (started.body as { id: string }).id;
+    let status = 'running';
+    for (let i = 0; i < 100 && status === 'running'; i++) {
+      status = ((await call('GET', `/v1/nodes/a/operations/${id}`, { token: adminToken.token })).body as { status: string }).status;
+      if (status === 'running') await sleep(50);
+    }
+    expect(status).toBe('success');
+    expect((await call('GET', '/v1/nodes/b/domains/mig1', { token: adminToken.token })).status).toBe(200);
+
+    await sleep(100);
+    const lines = (await readFile(auditFile, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
+    const migrations = lines.filter((r) => r.action === 'POST /v1/nodes/:node/domains/:id/migrate').map((r) => [r.identity, r.status, r.node, r.nodes]);
+    expect(migrations).toEqual([
+      ['admin-a', 403, 'a', ['a', 'b']],
+      ['root', 202, 'a', ['a', 'b']],
+    ]);
+  });
+
+  it("agent a's certificate cannot plant a domain on node b through peer.migration.prepare, and b logs the attempt", async () => {
+    const agentA = await connect(natsConnectionOptions(identityConfig('agent-a')));
+    try {
+      const web1 = (await call('GET', '/v1/nodes/a/domains/web1', { token: adminToken.token })).body as Domain;
+      const config = { ...web1.config, name: 'planted', uuid: '0b6c5f3e-5d2a-4c1e-9a53-6f1d2a7b8c90', autostart: true };
+      const prepare = { migrationId: '5d0f1e2a-3b4c-4d5e-8f60-718293a4b5c6', source: 'a', config, options: { destination: 'b', offline: true }, diskSizes: {} };
+      const reply = await agentA.request('virt.v1.b.peer.migration.prepare', JSON.stringify(prepare), { timeout: 10_000 });
+      const body = reply.json<{ result?: unknown; error?: { code: string } }>();
+      expect(body.error?.code).toBe('FORBIDDEN');
+      const garbage = await agentA.request('virt.v1.b.peer.migration.check', '{not json', { timeout: 10_000 });
+      expect(garbage.json<{ error?: { code: string } }>().error?.code).toBe('INVALID_ARG');
+      const finish = await agentA.request('virt.v1.b.peer.migration.finish', JSON.stringify({ migrationId: prepare.migrationId, uuid: config.uuid, resume: true }), { timeout: 10_000 });
+      expect(finish.json<{ error?: { code: string } }>().error?.code).toBe('FORBIDDEN');
+    } finally {
+      await agentA.close();
+    }
+    expect((await call('GET', '/v1/nodes/b/domains/planted', { token: adminToken.token })).status).toBe(404);
+    const logged = agents[1]!.output()
+      .split('\n')
+      .filter((line) => line.includes('peer migration request') && line.includes('0b6c5f3e-5d2a-4c1e-9a53-6f1d2a7b8c90'));
+    expect(logged.some((line) => line.includes('"verb":"prepare"') && line.includes('"source":"a"') && line.includes('FORBIDDEN'))).toBe(true);
+    expect(logged.some((line) => line.includes('"verb":"finish"') && line.includes('FORBIDDEN'))).toBe(true);
+  });
+
   it('writes every mutating call to the audit file and publishes it on the bus', async () => {
     await sleep(200);
     const lines = (await readFile(auditFile, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
@@ -222,6 +287,14 @@ describe('gateway start-up policy and rate limit', () => {
     });
     expect(result.status).toBe(2);
     expect(result.stderr).toContain('refusing to listen on 0.0.0.0 without TLS');
+  });
+
+  it('rate-limits unauthenticated callers too (per client address): 401 within the burst, then 429', async () => {
+    const app = await buildApp({ nc: () => Promise.reject(new Error('no bus')), security: { tokens: [], rateLimitPerSecond: 1 } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await app.inject({ method: 'GET', url: '/v1/nodes', headers: i % 2 ? { authorization: 'Bearer vbt_garbage' } : {} })).statusCode);
+    expect(statuses).toEqual([401, 401, 429, 429]);
+    await app.close();
   });
 
   it('answers 429 RATE_LIMITED with Retry-After past the burst', async () => {

@@ -8,7 +8,7 @@ import { Access } from './subjects.js';
 import { AsyncOperation, StorageOperations } from './storage.js';
 import { NetworkOperations } from './network.js';
 import { HostInterfaceOperations } from './interfaces.js';
-import { DomainMigrateRequest } from './migration.js';
+import { DomainMigrateRequest, MigrationAcceptRequest, MigrationTicket } from './migration.js';
 import { SnapshotOperations } from './snapshots.js';
 import { DeviceOperations } from './devices.js';
 import { ProvisionOperations } from './provision.js';
@@ -79,6 +79,12 @@ export const Operations = {
     request: DomainMigrateRequest,
     response: AsyncOperation,
     summary: 'Migrate a domain to another node (async operation with progress and cancel)',
+  },
+  'migration.accept': {
+    access: Access.ReadWrite,
+    request: MigrationAcceptRequest,
+    response: MigrationTicket,
+    summary: 'On the destination: issue a one-time ticket that lets the source migrate this domain here (callers allowed on both nodes)',
   },
   ...StorageOperations,
   ...NetworkOperations,

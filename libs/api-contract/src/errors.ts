@@ -25,6 +25,8 @@ export const ErrorStatus = {
   /** The reply would exceed the bus max_payload; lists page instead, so this is a server-side bound (5xx), not the caller's fault. */
   REPLY_TOO_LARGE: 500,
   OPERATION_UNSUPPORTED: 501,
+  /** The agent could not write its state (disk full or over quota); the change was undone. */
+  STORAGE_FULL: 507,
   AGENT_UNREACHABLE: 503,
   OPERATION_TIMEOUT: 504,
 } as const;

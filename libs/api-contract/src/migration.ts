@@ -43,7 +43,27 @@ export const MigrationProgress = Type.Object(
 );
 export type MigrationProgress = Static<typeof MigrationProgress>;
 
-export const DomainMigrateRequest = Type.Object({ id: DomainId, migration: MigrationRequest }, { additionalProperties: false });
+/** A one-time permission from the destination for one incoming migration (bound to the domain and the source node). */
+export const MigrationTicketSecret = Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: 'One-time migration ticket from migration.accept' });
+
+/** `migration.accept` on the destination: a caller allowed on both nodes asks it to take this domain from `source`. */
+export const MigrationAcceptRequest = Type.Object({ uuid: Uuid, source: NodeName }, { additionalProperties: false, title: 'MigrationAcceptRequest' });
+export type MigrationAcceptRequest = Static<typeof MigrationAcceptRequest>;
+export const MigrationTicket = Type.Object(
+  { ticket: MigrationTicketSecret, expiresAt: Type.String({ format: 'date-time' }) },
+  { additionalProperties: false, title: 'MigrationTicket' },
+);
+export type MigrationTicket = Static<typeof MigrationTicket>;
+
+export const DomainMigrateRequest = Type.Object(
+  {
+    id: DomainId,
+    migration: MigrationRequest,
+    /** From migration.accept on the destination; without it the destination refuses. */
+    ticket: Type.Optional(MigrationTicketSecret),
+  },
+  { additionalProperties: false },
+);
 
 /** Agent-to-agent messages on `virt.v1.<destination>.peer.migration.*` (never on the public API). */
 export const PeerMigrationPrepare = Type.Object(
@@ -54,6 +74,8 @@ export const PeerMigrationPrepare = Type.Object(
     options: MigrationRequest,
     /** Virtual size in bytes per disk target, for the empty disks a storage copy fills. */
     diskSizes: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),
+    /** The destination's one-time ticket for this migration (check and prepare refuse without it). */
+    ticket: Type.Optional(MigrationTicketSecret),
   },
   { additionalProperties: false },
 );
@@ -68,9 +90,9 @@ export const PeerMigrationTarget = Type.Object(
 );
 export type PeerMigrationTarget = Static<typeof PeerMigrationTarget>;
 
-export const PeerMigrationFinish = Type.Object({ migrationId: Uuid, uuid: Uuid, resume: Type.Boolean() }, { additionalProperties: false });
+export const PeerMigrationFinish = Type.Object({ migrationId: Uuid, uuid: Uuid, resume: Type.Boolean(), ticket: Type.Optional(MigrationTicketSecret) }, { additionalProperties: false });
 export type PeerMigrationFinish = Static<typeof PeerMigrationFinish>;
-export const PeerMigrationAbort = Type.Object({ migrationId: Uuid, uuid: Uuid }, { additionalProperties: false });
+export const PeerMigrationAbort = Type.Object({ migrationId: Uuid, uuid: Uuid, ticket: Type.Optional(MigrationTicketSecret) }, { additionalProperties: false });
 export type PeerMigrationAbort = Static<typeof PeerMigrationAbort>;
 export const PeerMigrationVerbs = { check: 'check', prepare: 'prepare', finish: 'finish', abort: 'abort' } as const;
 export type PeerMigrationVerb = (typeof PeerMigrationVerbs)[keyof typeof PeerMigrationVerbs];

@@ -8,6 +8,8 @@ import {
   VirtError,
   compileValidator,
   isNodeName,
+  type AsyncOperation,
+  type MigrationRequest,
   type OperationName,
   type OperationRequest,
   type OperationResponse,
@@ -67,6 +69,16 @@ export class VirtClient {
       throw new VirtError('AGENT_UNREACHABLE', `request to node ${node} failed: ${(error as Error).message}`, { cause: error });
     }
     return decodeReply(data, `node ${node} (${operation})`) as OperationResponse<N>;
+  }
+
+  /**
+   * Migrates a domain the way the gateway does: the destination issues a one-time ticket (`migration.accept`, which
+   * needs write access to both nodes) and the source hands it on; without one the destination refuses.
+   */
+  async migrate(node: string, id: string, migration: MigrationRequest, options: CallOptions = {}): Promise<AsyncOperation> {
+    const { uuid } = await this.call(node, 'domain.get', { id }, options);
+    const { ticket } = await this.call(migration.destination, 'migration.accept', { uuid, source: node }, options);
+    return this.call(node, 'domain.migrate', { id: uuid, migration, ticket }, options);
   }
 
   /** What the node's agent wrote when it registered; undefined for a node that never existed. */

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
 import { ErrorCodes, compileValidator } from '@virtbus/api-contract';
+import { nodesTouched } from './auth-plugin.js';
 import { Roles, type Role } from './roles.js';
 
 /** One mutating call: who, what, on which node and object, with what result and trace. */
@@ -14,6 +15,7 @@ export const AuditRecord = Type.Object(
     via: Type.Union([Type.Enum(['token', 'certificate', 'loopback-dev']), Type.Null()]),
     action: Type.String({ description: 'Operation name, or METHOD and route' }),
     node: Type.Union([Type.String(), Type.Null()]),
+    nodes: Type.Optional(Type.Array(Type.String(), { description: 'Every node the call touches (source first) when it reaches more than its own' })),
     object: Type.Union([Type.String(), Type.Null()], { description: 'Domain (or other object) uuid or name' }),
     result: Type.Enum(['ok', 'error']),
     status: Type.Integer(),
@@ -106,13 +108,16 @@ export const auditPlugin: FastifyPluginAsync<AuditPluginOptions> = async (app, o
     const identity = request.identity ?? null;
     const status = reply.statusCode;
     const errorCode = errorCodes.get(request);
+    const node = param(request, 'node');
+    const others = nodesTouched(request);
     const record: AuditRecord = {
       time: new Date().toISOString(),
       identity: identity?.name ?? 'anonymous',
       role: identity?.role ?? null,
       via: identity?.via ?? null,
       action: options.action?.(request) ?? `${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]}`,
-      node: param(request, 'node'),
+      node,
+      ...(others.length ? { nodes: [...new Set([...(node === null ? [] : [node]), ...others])] } : {}),
       object: param(request, 'id', 'uuid', 'name', 'pool', 'network', 'interface'),
       result: status < 400 ? 'ok' : 'error',
       status,

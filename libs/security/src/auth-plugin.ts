@@ -1,7 +1,8 @@
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import { VirtError, type ErrorCode, type OperationName } from '@virtbus/api-contract';
+import { VirtError, isNodeName, type ErrorCode, type OperationName } from '@virtbus/api-contract';
 import { isLoopbackHost } from './loopback.js';
+import { nodesFromUnit } from './pki.js';
 import { Role, isRole, minimumRoleFor, roleAtLeast, type PermissionClass } from './roles.js';
 import { verifyToken, type TokenRecord } from './tokens.js';
 
@@ -21,6 +22,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** `false` exempts a route (health, OpenAPI document) from authentication. */
     auth?: boolean;
+    /** Nodes the call reaches besides its `:node` (a migration's destination): each must be in the caller's scope and is audited. */
+    touchesNodes?: (request: FastifyRequest) => readonly string[];
   }
 }
 
@@ -33,14 +36,16 @@ export interface AuthPluginOptions {
   /** Token records (or a getter, so the gateway can reload the file). */
   tokens?: readonly TokenRecord[] | (() => readonly TokenRecord[]);
   /**
-   * Accept verified TLS client certificates: the role comes from `mapping[CN]`, else from the certificate's OU
-   * when it names a role. The HTTPS server must use `requestCert: true` with the virtbus CA.
+   * Accept verified TLS client certificates: the role comes from `mapping[CN]`, else from the certificate's first OU
+   * when it names a role, limited to the nodes of a second OU `nodes a b`. The HTTPS server must use `requestCert: true` with the virtbus CA.
    */
   certificates?: { mapping?: Readonly<Record<string, CertificateMapping>> };
   /** The address the server listens on; dev mode (no credentials configured) is only for loopback. */
   listenHost?: string;
   /** Paths that need no credentials (exact match, query ignored). */
   publicPaths?: readonly string[];
+  /** Rate limit of refused callers (the per-identity limit runs after authentication): milliseconds to wait, 0 = go on. */
+  limitRefused?: (request: FastifyRequest) => number;
   now?: () => Date;
 }
 
@@ -74,14 +79,20 @@ function fromCertificate(request: FastifyRequest, mapping: Readonly<Record<strin
   const socket = request.raw.socket as Partial<TLSSocket>;
   if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return null;
   const subject = socket.getPeerCertificate().subject as Record<string, string | string[]> | undefined;
-  const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
-  const cn = first(subject?.CN);
+  const all = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+  const cn = all(subject?.CN)[0];
   if (!cn) return null;
   const mapped = mapping[cn];
-  const ou = first(subject?.OU);
   if (mapped) return { identity: { name: cn, role: mapped.role, nodes: mapped.nodes ?? 'all', via: 'certificate' } };
-  if (isRole(ou)) return { identity: { name: cn, role: ou, nodes: 'all', via: 'certificate' } };
-  return { error: 'FORBIDDEN', message: `certificate ${cn} carries no virtbus role` };
+  const units = all(subject?.OU);
+  const role = units[0];
+  if (!isRole(role)) return { error: 'FORBIDDEN', message: `certificate ${cn} carries no virtbus role` };
+  // the node scope travels in the certificate (OU `nodes a b`), like a token's nodes
+  const scopes = units.slice(1).map(nodesFromUnit);
+  if (scopes.length > 1 || scopes.some((nodes) => nodes === undefined || nodes.length === 0 || !nodes.every(isNodeName))) {
+    return { error: 'FORBIDDEN', message: `certificate ${cn} has an unknown organisational unit` };
+  }
+  return { identity: { name: cn, role, nodes: scopes[0] ?? 'all', via: 'certificate' } };
 }
 
 /** The listening address, read once per server: it cannot change while listening. */
@@ -129,6 +140,14 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
         result = { identity: { name: 'loopback-dev', role: Role.Admin, nodes: 'all', via: 'loopback-dev' } };
       }
     }
+    if (result === null || 'error' in result) {
+      // unauthenticated callers are limited too, so guessing credentials costs time
+      const waitMs = options.limitRefused?.(request) ?? 0;
+      if (waitMs > 0) {
+        reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
+        return sendError(reply, 'RATE_LIMITED', `too many requests: retry in ${Math.ceil(waitMs / 1000)} s`);
+      }
+    }
     if (result === null) return sendError(reply, 'UNAUTHORIZED', 'authentication required: send "Authorization: Bearer <token>" or a client certificate');
     if ('error' in result) return sendError(reply, result.error, result.message);
     request.identity = result.identity;
@@ -142,7 +161,12 @@ function nodeParam(request: FastifyRequest, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/** preHandler: 401 without an identity, 403 below `role` or (when the route has a `:node` param) outside the caller's nodes. */
+/** The nodes a route declares it reaches besides `:node` (none for most routes). */
+export function nodesTouched(request: FastifyRequest): readonly string[] {
+  return request.routeOptions.config?.touchesNodes?.(request) ?? [];
+}
+
+/** preHandler: 401 without an identity, 403 below `role` or when `:node` (or a node the route touches) is outside the caller's nodes. */
 export function requireRole(role: Role, options: { nodeParam?: string } = {}): preHandlerAsyncHookHandler {
   const paramName = options.nodeParam ?? 'node';
   return async function checkRole(request, reply) {
@@ -153,6 +177,9 @@ export function requireRole(role: Role, options: { nodeParam?: string } = {}): p
     }
     const node = nodeParam(request, paramName);
     if (node !== undefined && !canSeeNode(identity, node)) return sendError(reply, 'FORBIDDEN', `${identity.name} may not use node ${node}`);
+    for (const other of nodesTouched(request)) {
+      if (!canSeeNode(identity, other)) return sendError(reply, 'FORBIDDEN', `${identity.name} may not use node ${other}`);
+    }
   };
 }
 

@@ -112,7 +112,8 @@ export async function generateSecurityBundle(options: BundleOptions): Promise<Se
   for (const spec of specs) {
     if (names.has(spec.name)) throw new VirtError('INVALID_ARG', `duplicate identity name: ${spec.name}`);
     names.add(spec.name);
-    const dn: DistinguishedName = { O: ORGANIZATION, OU: spec.kind, CN: spec.name };
+    const nodes = 'nodes' in spec && spec.nodes?.length ? spec.nodes : undefined;
+    const dn: DistinguishedName = { O: ORGANIZATION, OU: spec.kind, ...(nodes ? { nodes } : {}), CN: spec.name };
     const files = await issue(spec.name, { subject: dn, client: true });
     const envFile = join(envDir, `${spec.name}.env`);
     const env: Record<string, string> = {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { access, chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { access, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,28 +17,48 @@ export interface CertificateFiles {
 export interface DistinguishedName {
   O: string;
   OU?: string;
+  /** The identity's node scope, carried in the certificate as a second OU `nodes <n1> <n2>…` so every verifier sees it. */
+  nodes?: readonly string[];
   CN: string;
 }
 
 const DN_VALUE = /^[A-Za-z0-9 _.-]+$/;
+/** The OU value prefix that carries a node scope. */
+export const NODES_OU_PREFIX = 'nodes ';
+
+/** The organisational units in certificate order: the kind, then the node scope when limited. */
+function unitsOf(dn: DistinguishedName): string[] {
+  return [...(dn.OU ? [dn.OU] : []), ...(dn.nodes?.length ? [`${NODES_OU_PREFIX}${dn.nodes.join(' ')}`] : [])];
+}
 
 function checkDn(dn: DistinguishedName): void {
-  for (const value of [dn.O, dn.OU, dn.CN]) {
-    if (value !== undefined && !DN_VALUE.test(value)) {
+  for (const value of [dn.O, ...unitsOf(dn), dn.CN]) {
+    if (!DN_VALUE.test(value)) {
       throw new VirtError('INVALID_ARG', `certificate subject values allow letters, digits, space, _ . - only: ${JSON.stringify(value)}`);
     }
   }
 }
 
+/** The node scope an OU value carries (`nodes a b` → [a, b]); undefined when it is no scope. */
+export function nodesFromUnit(unit: string): string[] | undefined {
+  if (!unit.startsWith(NODES_OU_PREFIX)) return undefined;
+  return unit.slice(NODES_OU_PREFIX.length).split(' ').filter(Boolean);
+}
+
 export function opensslSubject(dn: DistinguishedName): string {
   checkDn(dn);
-  return `/O=${dn.O}${dn.OU ? `/OU=${dn.OU}` : ''}/CN=${dn.CN}`;
+  return `/O=${dn.O}${unitsOf(dn).map((unit) => `/OU=${unit}`).join('')}/CN=${dn.CN}`;
+}
+
+/** The subject as node's X509Certificate prints it (certificate order, one attribute a line). */
+function x509Subject(dn: DistinguishedName): string {
+  return [`O=${dn.O}`, ...unitsOf(dn).map((unit) => `OU=${unit}`), `CN=${dn.CN}`].join('\n');
 }
 
 /** The user name nats-server's `verify_and_map` derives from a certificate without SANs: RFC 2253, most specific first. */
 export function natsUserForDn(dn: DistinguishedName): string {
   checkDn(dn);
-  return [`CN=${dn.CN}`, ...(dn.OU ? [`OU=${dn.OU}`] : []), `O=${dn.O}`].join(',');
+  return [`CN=${dn.CN}`, ...unitsOf(dn).reverse().map((unit) => `OU=${unit}`), `O=${dn.O}`].join(',');
 }
 
 async function openssl(args: string[]): Promise<void> {
@@ -90,12 +110,21 @@ export interface IssueOptions {
   force?: boolean;
 }
 
-/** Issues `<dir>/<name>.crt` and `.key` signed by the CA; keeps an existing pair unless `force`. */
+async function subjectIs(certFile: string, dn: DistinguishedName): Promise<boolean> {
+  try {
+    return new X509Certificate(await readFile(certFile)).subject === x509Subject(dn);
+  } catch {
+    return false;
+  }
+}
+
+/** Issues `<dir>/<name>.crt` and `.key` signed by the CA; keeps an existing pair with the same subject unless `force`. */
 export async function issueCertificate(ca: CertificateFiles, dir: string, name: string, options: IssueOptions): Promise<CertificateFiles> {
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw new VirtError('INVALID_ARG', `invalid certificate file name: ${JSON.stringify(name)}`);
   await mkdir(dir, { recursive: true });
   const files = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
-  if (!options.force && (await fileExists(files.cert)) && (await fileExists(files.key))) return files;
+  // a certificate whose subject no longer says what the identity is (role, node scope) is reissued
+  if (!options.force && (await fileExists(files.cert)) && (await fileExists(files.key)) && (await subjectIs(files.cert, options.subject))) return files;
   const usages = [...(options.serverHosts ? ['serverAuth'] : []), ...(options.client ? ['clientAuth'] : [])];
   if (usages.length === 0) throw new VirtError('INVALID_ARG', `certificate ${name} needs a server or client usage`);
   const extensions = [

@@ -56,6 +56,8 @@ export const OperationPermission = {
   'domain.undefine': PermissionClass.Define,
   // moves a definition onto another node (and may remove it here)
   'domain.migrate': PermissionClass.Define,
+  // lets a migration define a domain on this node
+  'migration.accept': PermissionClass.Define,
   'domain.state': PermissionClass.Lifecycle,
   // disks and media change what the guest can read and write, like a definition change
   'domain.disk.attach': PermissionClass.Define,

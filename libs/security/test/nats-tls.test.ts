@@ -10,7 +10,7 @@ import { Svcm, type Service } from '@nats-io/services';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_SERVICE_NAME, Access, EVENTS_STREAM, NODES_BUCKET, Subjects } from '@virtbus/api-contract';
 import { hasBinaryOrSkip, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
-import { generateSecurityBundle, natsConnectionOptions, type SecurityBundle } from '../src/index.js';
+import { DEFAULT_CLIENTS, generateSecurityBundle, natsConnectionOptions, type SecurityBundle } from '../src/index.js';
 
 const canRun = hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl');
 
@@ -53,7 +53,7 @@ describe.runIf(canRun)('nats-server with the generated TLS config', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'virtbus-sec-'));
-    bundle = await generateSecurityBundle({ outDir: dir, nodes: ['a', 'b'] });
+    bundle = await generateSecurityBundle({ outDir: dir, nodes: ['a', 'b'], clients: [...DEFAULT_CLIENTS, { name: 'ro-a', kind: 'read-only', nodes: ['a'] }] });
     server = await startNatsServer({ config: bundle.configFragment });
     agentA = await as('agent-a');
     // the agent's start-up: create the stream and the bucket, then serve its verbs as the virt-agent service
@@ -92,7 +92,17 @@ describe.runIf(canRun)('nats-server with the generated TLS config', () => {
       'CN=readonly,OU=read-only,O=virtbus',
       'CN=operator,OU=operator,O=virtbus',
       'CN=admin,OU=admin,O=virtbus',
+      // the node scope is in the certificate, so the gateway sees it too
+      'CN=ro-a,OU=nodes a,OU=read-only,O=virtbus',
     ]);
+  });
+
+  it('maps a node-limited certificate (two OUs) to its user: node a answers, node b is denied', async () => {
+    const limited = await as('ro-a');
+    const list = await limited.request(Subjects.request('a', Access.ReadOnly, 'domain.list'), '{}', { timeout: 2000 });
+    expect(list.json()).toEqual({ result: 'virt.v1.a.ro.domain.list' });
+    const other = Subjects.request('b', Access.ReadOnly, 'domain.list');
+    await expect(limited.request(other, '{}', { timeout: 2000 })).rejects.toThrow(`Permissions Violation for Publish to "${other}"`);
   });
 
   it("denies agent-a a subscription to node b's requests (it cannot answer for b)", async () => {

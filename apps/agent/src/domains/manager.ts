@@ -69,6 +69,13 @@ export interface DomainJobOutcome<T> {
 /** Returns the RunState of a start it handled itself, or undefined to let the driver boot the domain. */
 export type StartOverride = (record: DomainRecord, driver: HypervisorDriver, paused: boolean) => Promise<RunState | undefined>;
 
+/** A failed state write as a clear error: STORAGE_FULL for a full disk or quota, with the cause. */
+function stateWriteError(name: string, error: unknown): VirtError {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const full = code === 'ENOSPC' || code === 'EDQUOT';
+  return new VirtError(full ? 'STORAGE_FULL' : 'OPERATION_FAILED', `the state of domain ${name} could not be written: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+}
+
 /**
  * Owns every domain of the node: definitions, state, the per-domain job lock, and the lifecycle
  * events that state changes produce. Drivers only run things.
@@ -248,8 +255,15 @@ export class DomainManager {
       const driver = this.driverFor(stored.config);
       const timeoutMs = (change.timeout ?? DEFAULT_STATE_TIMEOUT_S) * 1000;
       const result = await this.driverCall(driver, change.action, stored, () => this.runAction(driver, stored, change, timeoutMs));
-      if (change.action === 'start' && !INACTIVE_STATES.has(result.state)) this.domains.set(uuid, { ...this.resolve(uuid), liveDisks: withTargets(stored.config.disks) });
-      await this.apply(uuid, result);
+      const started = change.action === 'start' && !INACTIVE_STATES.has(result.state);
+      if (started) this.domains.set(uuid, { ...this.resolve(uuid), liveDisks: withTargets(stored.config.disks) });
+      try {
+        await this.apply(uuid, result);
+      } catch (error) {
+        // a start whose state cannot be written would run unrecorded (and come back shut off after a crash): undo it
+        if (started) await this.undoStart(driver, stored, result);
+        throw error;
+      }
       return this.view(this.resolve(uuid));
     });
   }
@@ -518,6 +532,19 @@ export class DomainManager {
     return driver.exec.exec(stored, request);
   }
 
+  /** Stops a domain just started and puts the record back as it was before the start. */
+  private async undoStart(driver: HypervisorDriver, before: StoredDomain, result: RunState): Promise<void> {
+    const uuid = before.config.uuid;
+    const running: StoredDomain = { ...before, state: result.state, reason: result.reason, ...(result.runtime ? { runtime: result.runtime } : {}) };
+    try {
+      await driver.destroy(running);
+    } catch (error) {
+      this.options.logger.error({ err: error, domain: before.config.name }, 'could not stop a domain whose start could not be recorded');
+      return;
+    }
+    if (this.domains.has(uuid)) this.domains.set(uuid, before);
+  }
+
   /** Applies a state change from a call or from the driver; an unchanged state publishes nothing. */
   private async apply(uuid: string, change: RunState): Promise<void> {
     const stored = this.domains.get(uuid);
@@ -533,7 +560,11 @@ export class DomainManager {
       next.stateChangedAt = new Date().toISOString();
     }
     this.domains.set(uuid, next);
-    await this.persist(next);
+    try {
+      await this.persist(next);
+    } catch (error) {
+      throw stateWriteError(stored.config.name, error);
+    }
     for (const lifecycle of changes) await this.publish(next, lifecycle);
   }
 

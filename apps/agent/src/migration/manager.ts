@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -13,8 +14,10 @@ import {
   type AsyncOperation,
   type LifecycleEvent,
   type DomainConfig,
+  type MigrationAcceptRequest,
   type MigrationProgress,
   type MigrationRequest,
+  type MigrationTicket,
   type PeerMigrationTarget,
   type PeerMigrationVerb,
 } from '@virtbus/api-contract';
@@ -26,6 +29,10 @@ import { checkCompatibility } from './compatibility.js';
 
 const PEER_SERVICE = 'migration';
 const PEER_TIMEOUT_MS = 60_000;
+/** How long a ticket from migration.accept stays usable: the source uses it within seconds. */
+const TICKET_TTL_MS = 120_000;
+/** Outstanding tickets per destination; more means someone is asking without migrating. */
+const MAX_TICKETS = 256;
 const ACTIVE = new Set(['running', 'paused', 'blocked']);
 
 export interface MigrationSettings {
@@ -61,11 +68,41 @@ interface Journal {
   /** destination: whether this migration created the definition, and the disk files it created. */
   createdDefinition?: boolean;
   createdFiles?: string[];
+  /** source: the destination's ticket (finish and abort need it); destination: its sha256. */
+  ticket?: string;
+  ticketHash?: string;
 }
+
+interface PendingTicket {
+  uuid: string;
+  source: string;
+  expiresAt: number;
+}
+
+const hashTicket = (ticket: string) => createHash('sha256').update(ticket).digest('hex');
+const refused = (node: string, what: string) => new VirtError('FORBIDDEN', `node ${node} refuses ${what}: no valid migration ticket (migration.accept on this node issues one)`);
 
 const validPrepare = compileValidator(PeerMigrationPrepare);
 const validFinish = compileValidator(PeerMigrationFinish);
 const validAbort = compileValidator(PeerMigrationAbort);
+
+/** What the destination logs about a peer call: who claims to send it, for which migration and domain. */
+function peerCallFields(data: Uint8Array): Record<string, unknown> {
+  try {
+    const body = JSON.parse(new TextDecoder().decode(data)) as Record<string, unknown>;
+    const text = (value: unknown) => (typeof value === 'string' ? value.slice(0, 64) : undefined);
+    const config = body['config'] as Record<string, unknown> | undefined;
+    return {
+      source: text(body['source']),
+      migrationId: text(body['migrationId']),
+      uuid: text(body['uuid']) ?? text(config?.['uuid']),
+      domain: text(config?.['name']),
+      ticket: typeof body['ticket'] === 'string',
+    };
+  } catch {
+    return { malformed: true };
+  }
+}
 
 function migrationOf(driver: HypervisorDriver): MigrationCapability {
   if (!driver.migration) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver cannot migrate running domains (use offline)`);
@@ -107,6 +144,8 @@ export class MigrationManager {
   private readonly active = new Set<string>();
   /** Destination side: migration id by domain uuid while an incoming process waits for its finish. */
   private readonly incoming = new Map<string, string>();
+  /** Destination side: tickets issued by migration.accept and not yet used, by ticket. */
+  private readonly tickets = new Map<string, PendingTicket>();
   private subscription?: Subscription;
   private readonly dir: string;
 
@@ -127,11 +166,16 @@ export class MigrationManager {
       callback: (error, msg) => {
         if (error) return;
         const verb = msg.subject.split('.').pop() as PeerMigrationVerb;
+        const about = peerCallFields(msg.data);
         void this.answer(verb, msg.data).then(
-          (result) => msg.respond(JSON.stringify({ result })),
+          (result) => {
+            this.options.logger.info({ verb, ...about }, 'peer migration request accepted');
+            msg.respond(JSON.stringify({ result }));
+          },
           (failure: unknown) => {
             const body = (failure instanceof VirtError ? failure : new VirtError('INTERNAL', (failure as Error)?.message ?? String(failure))).toBody();
-            if (body.code === 'INTERNAL') this.options.logger.error({ err: failure, verb }, 'peer migration request failed');
+            if (body.code === 'INTERNAL') this.options.logger.error({ err: failure, verb, ...about }, 'peer migration request failed');
+            else this.options.logger.warn({ verb, ...about, code: body.code, reason: body.message }, 'peer migration request refused');
             msg.respond(JSON.stringify({ error: body }));
           },
         );
@@ -144,8 +188,39 @@ export class MigrationManager {
     this.subscription?.unsubscribe();
   }
 
+  /** Destination side: a one-time ticket for migrating `uuid` here from `source` (the caller is authorised for both nodes). */
+  accept(request: MigrationAcceptRequest): MigrationTicket {
+    const { node, logger } = this.options;
+    if (request.source === node) throw new VirtError('INVALID_ARG', `a migration from node ${node} to itself needs no ticket`);
+    const now = Date.now();
+    for (const [ticket, pending] of this.tickets) if (pending.expiresAt <= now) this.tickets.delete(ticket);
+    if (this.tickets.size >= MAX_TICKETS) throw new VirtError('OPERATION_INVALID', `node ${node} has ${MAX_TICKETS} unused migration tickets; try again later`);
+    const ticket = randomBytes(32).toString('base64url');
+    const expiresAt = now + TICKET_TTL_MS;
+    this.tickets.set(ticket, { uuid: request.uuid, source: request.source, expiresAt });
+    logger.info({ uuid: request.uuid, source: request.source }, 'migration ticket issued');
+    return { ticket, expiresAt: new Date(expiresAt).toISOString() };
+  }
+
+  /** Whether the ticket allows this prepare; `consume` spends it (prepare), check only looks. */
+  private ticketValid(prepare: PeerMigrationPrepare, consume: boolean): boolean {
+    const pending = prepare.ticket === undefined ? undefined : this.tickets.get(prepare.ticket);
+    if (!pending || pending.expiresAt <= Date.now() || pending.uuid !== prepare.config.uuid || pending.source !== prepare.source) return false;
+    if (consume) this.tickets.delete(prepare.ticket as string);
+    return true;
+  }
+
+  /** Finish and abort act only on a migration this node prepared, for the holder of its ticket. */
+  private async incomingJournal(request: PeerMigrationAbort): Promise<Journal> {
+    const journal = await this.readJournal(request.migrationId);
+    if (!journal || journal.role !== 'destination' || journal.uuid !== request.uuid || !request.ticket || journal.ticketHash !== hashTicket(request.ticket)) {
+      throw refused(this.options.node, `migration ${request.migrationId}`);
+    }
+    return journal;
+  }
+
   /** Starts migrating a domain to `request.destination`; checks compatibility first so a refusal is a plain error. */
-  async migrate(id: string, request: MigrationRequest): Promise<AsyncOperation> {
+  async migrate(id: string, request: MigrationRequest, ticket?: string): Promise<AsyncOperation> {
     const { domains, node } = this.options;
     const record = domains.record(id);
     const { config } = record;
@@ -171,6 +246,7 @@ export class MigrationManager {
       config: (request.copyStorage ?? 'none') === 'all' ? destinationConfig(config, request, targets) : config,
       options: request,
       diskSizes,
+      ...(ticket !== undefined ? { ticket } : {}),
     };
     await this.peer(request.destination, PeerMigrationVerbs.check, prepare);
     this.active.add(config.uuid);
@@ -195,7 +271,8 @@ export class MigrationManager {
       return;
     }
     const wasRunning = record.state === 'running' || record.state === 'blocked';
-    const journal: Journal = { migrationId: prepare.migrationId, role: 'source', uuid, peer: destination, wasRunning, phase: 'migrating' };
+    const ticket = prepare.ticket;
+    const journal: Journal = { migrationId: prepare.migrationId, role: 'source', uuid, peer: destination, wasRunning, phase: 'migrating', ...(ticket ? { ticket } : {}) };
     await this.writeJournal(journal);
     let prepared = false;
     let finished = false;
@@ -217,7 +294,7 @@ export class MigrationManager {
           onPostcopy: async () => {
             // the destination owns the guest from here on: it must run now, and a failure can no longer fall back to the source
             await this.writeJournal({ ...journal, phase: 'finishing' });
-            await this.peer(destination, PeerMigrationVerbs.finish, { migrationId: prepare.migrationId, uuid, resume: true });
+            await this.peer(destination, PeerMigrationVerbs.finish, { migrationId: prepare.migrationId, uuid, resume: true, ...(ticket ? { ticket } : {}) });
             finished = true;
           },
           onProgress: (progress) =>
@@ -227,7 +304,7 @@ export class MigrationManager {
         if (!finished) {
           await this.writeJournal({ ...journal, phase: 'finishing' });
           try {
-            await this.peer(destination, PeerMigrationVerbs.finish, { migrationId: prepare.migrationId, uuid, resume: wasRunning && !(request.paused ?? false) });
+            await this.peer(destination, PeerMigrationVerbs.finish, { migrationId: prepare.migrationId, uuid, resume: wasRunning && !(request.paused ?? false), ...(ticket ? { ticket } : {}) });
           } catch (error) {
             // the destination did not take over: the guest continues here
             await apply(await migration.recoverOutgoing(current(), wasRunning));
@@ -242,7 +319,7 @@ export class MigrationManager {
       if (request.undefineSource) await domains.undefine(uuid);
     } catch (error) {
       if (!finished) {
-        if (prepared) await this.peer(destination, PeerMigrationVerbs.abort, { migrationId: prepare.migrationId, uuid }).catch((failure: unknown) => logger.warn({ err: failure }, 'destination abort failed'));
+        if (prepared) await this.peer(destination, PeerMigrationVerbs.abort, { migrationId: prepare.migrationId, uuid, ...(ticket ? { ticket } : {}) }).catch((failure: unknown) => logger.warn({ err: failure }, 'destination abort failed'));
         await domains
           .runJob(uuid, 'migrate-recover', async (current, driver, apply) => {
             if (ACTIVE.has(current().state)) await apply(await migrationOf(driver).recoverOutgoing(current(), wasRunning));
@@ -255,13 +332,24 @@ export class MigrationManager {
   }
 
   private async answer(verb: PeerMigrationVerb, data: Uint8Array): Promise<unknown> {
-    const body = JSON.parse(new TextDecoder().decode(data)) as unknown;
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder().decode(data));
+    } catch (error) {
+      throw new VirtError('INVALID_ARG', `the ${verb} request is not valid JSON`, { cause: error });
+    }
     switch (verb) {
-      case PeerMigrationVerbs.check:
-        await this.check(validPrepare.parse(body));
+      case PeerMigrationVerbs.check: {
+        const prepare = validPrepare.parse(body);
+        if (!this.ticketValid(prepare, false)) throw refused(this.options.node, `to check domain ${prepare.config.name}`);
+        await this.check(prepare);
         return {};
-      case PeerMigrationVerbs.prepare:
-        return this.prepare(validPrepare.parse(body));
+      }
+      case PeerMigrationVerbs.prepare: {
+        const prepare = validPrepare.parse(body);
+        if (!this.ticketValid(prepare, true)) throw refused(this.options.node, `to prepare domain ${prepare.config.name}`);
+        return this.prepare(prepare);
+      }
       case PeerMigrationVerbs.finish:
         return this.finish(validFinish.parse(body));
       case PeerMigrationVerbs.abort:
@@ -302,7 +390,15 @@ export class MigrationManager {
       const source = config.disks[targets.indexOf(target)]?.source;
       return source && 'path' in source ? source.path : '';
     });
-    const journal: Journal = { migrationId: prepare.migrationId, role: 'destination', uuid: config.uuid, peer: prepare.source, createdDefinition: true, createdFiles };
+    const journal: Journal = {
+      migrationId: prepare.migrationId,
+      role: 'destination',
+      uuid: config.uuid,
+      peer: prepare.source,
+      createdDefinition: true,
+      createdFiles,
+      ticketHash: hashTicket(prepare.ticket as string),
+    };
     await this.writeJournal(journal);
     try {
       return await domains.runJob(config.uuid, 'migrate-prepare', async (current, driver, apply) => {
@@ -324,6 +420,7 @@ export class MigrationManager {
   }
 
   private async finish(request: PeerMigrationFinish): Promise<Record<string, never>> {
+    await this.incomingJournal(request);
     this.incoming.delete(request.uuid);
     await this.options.domains.runJob(request.uuid, 'migrate-finish', async (current, driver, apply) => {
       await apply(await migrationOf(driver).finishIncoming(current(), request.resume));
@@ -334,8 +431,9 @@ export class MigrationManager {
 
   private async abort(request: PeerMigrationAbort): Promise<void> {
     const journal = await this.readJournal(request.migrationId);
-    if (!journal || journal.role !== 'destination') return;
-    await this.dropIncoming(journal);
+    // nothing prepared (or already dropped): nothing to abort
+    if (!journal) return;
+    await this.dropIncoming(await this.incomingJournal(request));
   }
 
   /** Kills the incoming process, drops the definition and the disk files this migration created. */
@@ -368,7 +466,9 @@ export class MigrationManager {
           continue;
         }
         const takenOver = journal.phase === 'finishing' && (await this.destinationRuns(journal));
-        if (!takenOver) await this.peer(journal.peer, PeerMigrationVerbs.abort, { migrationId: journal.migrationId, uuid: journal.uuid }).catch(() => undefined);
+        if (!takenOver) {
+          await this.peer(journal.peer, PeerMigrationVerbs.abort, { migrationId: journal.migrationId, uuid: journal.uuid, ...(journal.ticket ? { ticket: journal.ticket } : {}) }).catch(() => undefined);
+        }
         await this.options.domains.runJob(journal.uuid, 'migrate-recover', async (current, driver, apply) => {
           if (!ACTIVE.has(current().state)) return;
           const migration = migrationOf(driver);

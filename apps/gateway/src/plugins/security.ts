@@ -8,6 +8,7 @@ import {
   auditPlugin,
   authPlugin,
   rateLimitPlugin,
+  TokenBuckets,
   type AuditRecord,
   type AuthPluginOptions,
   type CertificateMapping,
@@ -70,10 +71,15 @@ async function securityPlugin(app: FastifyInstance, options: GatewaySecurityOpti
     ...(options.tokens !== undefined ? { tokens: options.tokens } : {}),
     ...(options.certificates !== undefined ? { certificates: options.certificates } : {}),
   };
-  await app.register(authPlugin, auth);
-  if (options.rateLimitPerSecond !== undefined && options.rateLimitPerSecond > 0) {
-    await app.register(rateLimitPlugin, { refillPerSecond: options.rateLimitPerSecond, capacity: Math.max(1, Math.ceil(options.rateLimitPerSecond * 2)) });
+  const limited = options.rateLimitPerSecond !== undefined && options.rateLimitPerSecond > 0;
+  const buckets = limited ? { refillPerSecond: options.rateLimitPerSecond as number, capacity: Math.max(1, Math.ceil((options.rateLimitPerSecond as number) * 2)) } : undefined;
+  if (buckets) {
+    // refused callers (no or bad credentials) share one bucket per client address
+    const refused = new TokenBuckets(buckets);
+    auth.limitRefused = (request) => refused.take(`ip:${request.ip}`);
   }
+  await app.register(authPlugin, auth);
+  if (buckets) await app.register(rateLimitPlugin, buckets);
   // before body validation, so a caller without the role learns nothing about the input it sent
   const checks = new Map<string, preHandlerAsyncHookHandler>();
   app.addHook('preValidation', async function checkRole(request, reply) {

@@ -109,7 +109,7 @@ export const domainRoutes: FastifyPluginAsyncTypebox<DomainRouteOptions> = async
         summary: 'Start, shut down, destroy, reboot, reset, suspend or resume',
         params: DomainParams,
         body: DomainStatePut,
-        response: { 200: ref('Domain'), ...errorResponses(...DomainCallCodes, 'PAYLOAD_TOO_LARGE') },
+        response: { 200: ref('Domain'), ...errorResponses(...DomainCallCodes, 'PAYLOAD_TOO_LARGE', 'STORAGE_FULL') },
       },
     },
     async (request) => {

@@ -1,0 +1,87 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmdirSync } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { VirtError, type LifecycleEvent } from '@virtbus/api-contract';
+import { VirtClient } from '@virtbus/client';
+import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/** Whether this process may mount a tmpfs (root, no seccomp/namespace restriction). */
+function canMountTmpfs(): boolean {
+  const probe = mkdtempSync(join(tmpdir(), 'virtbus-mount-probe-'));
+  try {
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe]).status !== 0) return false;
+    spawnSync('umount', [probe]);
+    return true;
+  } finally {
+    rmdirSync(probe);
+  }
+}
+
+const MOUNT = canMountTmpfs();
+
+/** Writes zeros until the file system is full (ENOSPC). */
+async function fill(path: string): Promise<void> {
+  const file = await open(path, 'w');
+  const chunk = Buffer.alloc(4096);
+  try {
+    for (;;) await file.write(chunk);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+  } finally {
+    await file.close().catch(() => undefined);
+  }
+}
+
+// skipped (reason: mounting a tmpfs needs root) where mount is not permitted
+describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
+  let work = '';
+  let state = '';
+  let nats: NatsServerHandle;
+  let nc: NatsConnection;
+  let client: VirtClient;
+  let agent: AgentProcess;
+  const events: LifecycleEvent[] = [];
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'virtbus-full-'));
+    state = join(work, 'state');
+    mkdirSync(state);
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', state]).status).toBe(0);
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+    client = new VirtClient(nc);
+    nc.subscribe('virt.v1.full.events.domain.>', {
+      callback: (_error, msg) => {
+        events.push(msg.json<LifecycleEvent>());
+      },
+    });
+    agent = await spawnAgent({ node: 'full', natsUrl: nats.url, stateDir: state, extraArgs: ['--metrics-address', 'off', '--stats-interval', '0'] });
+  }, 60_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await nc?.close();
+    await nats?.stop();
+    if (state) spawnSync('umount', [state]);
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('start answers STORAGE_FULL and leaves the domain shut off (the start is undone), and works once there is space', async () => {
+    const domain = await client.call('full', 'domain.define', { name: 'vm1', driver: 'test', vcpus: 1, memory: 64 });
+    const filler = join(state, 'filler');
+    await fill(filler);
+    const failure = await client.call('full', 'domain.state', { id: 'vm1', change: { action: 'start' } }).catch((error: unknown) => error);
+    expect(VirtError.is(failure, 'STORAGE_FULL')).toBe(true);
+    expect((failure as VirtError).message).toMatch(/ENOSPC|no space/i);
+    expect((await client.call('full', 'domain.get', { id: 'vm1' })).state).toBe('shutoff');
+    await rm(filler);
+    const started = await client.call('full', 'domain.state', { id: 'vm1', change: { action: 'start' } });
+    expect(started.state).toBe('running');
+    await nc.flush();
+    expect(events.filter((event) => event.uuid === domain.uuid && event.type === 'STARTED')).toHaveLength(1);
+  });
+});
