@@ -100,13 +100,15 @@ try {
 } catch (error) {
   fail((error as Error).message);
 }
-gateway.app.log.info({ url: gateway.url, nats: values.nats ?? env['NATS_URL'] ?? 'nats://127.0.0.1:4222' }, 'gateway listening');
-if (!values['audit-log']) gateway.app.log.warn('no --audit-log: audit records go only to the bus');
+// the process ends in fail() when the gateway did not start
+const running: RunningGateway = gateway ?? fail('the gateway did not start');
+running.app.log.info({ url: running.url, nats: values.nats ?? env['NATS_URL'] ?? 'nats://127.0.0.1:4222' }, 'gateway listening');
+if (!values['audit-log']) running.app.log.warn('no --audit-log: audit records go only to the bus');
 
 function reloadTokens(why: string): void {
   loadTokens().then(
-    () => gateway.app.log.info({ tokens: tokens?.length ?? 0, why }, 'token file reloaded'),
-    (error: unknown) => gateway.app.log.error({ err: error }, 'token file reload failed; keeping the old tokens'),
+    () => running.app.log.info({ tokens: tokens?.length ?? 0, why }, 'token file reloaded'),
+    (error: unknown) => running.app.log.error({ err: error }, 'token file reload failed; keeping the old tokens'),
   );
 }
 
@@ -116,10 +118,10 @@ function reloadTls(): void {
   if (!files.cert || !files.key) return;
   Promise.all([readFile(files.cert), readFile(files.key), files.ca ? readFile(files.ca) : undefined]).then(
     ([cert, key, ca]) => {
-      (gateway.app.server as HttpsServer).setSecureContext({ cert, key, ...(ca ? { ca } : {}) });
-      gateway.app.log.info('TLS certificate, key and client CA reloaded');
+      (running.app.server as HttpsServer).setSecureContext({ cert, key, ...(ca ? { ca } : {}) });
+      running.app.log.info('TLS certificate, key and client CA reloaded');
     },
-    (error: unknown) => gateway.app.log.error({ err: error }, 'TLS reload failed; keeping the old files'),
+    (error: unknown) => running.app.log.error({ err: error }, 'TLS reload failed; keeping the old files'),
   );
 }
 
@@ -138,12 +140,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
-    gateway.app.log.info({ signal }, 'gateway stopping');
+    running.app.log.info({ signal }, 'gateway stopping');
     for (const stop of unwatch) stop();
-    gateway.close().then(() => tracing.shutdown()).then(
+    running.close().then(() => tracing.shutdown()).then(
       () => process.exit(0),
       (error: unknown) => {
-        gateway.app.log.error({ err: error }, 'gateway close failed');
+        running.app.log.error({ err: error }, 'gateway close failed');
         process.exit(1);
       },
     );
