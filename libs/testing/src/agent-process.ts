@@ -88,7 +88,7 @@ export async function spawnAgent(options: AgentProcessOptions): Promise<AgentPro
   return handle;
 }
 
-async function waitForAgent(agent: AgentProcess, connection: NodeConnectionOptions, timeoutMs = 30_000): Promise<void> {
+async function waitForAgent(agent: AgentProcess, connection: NodeConnectionOptions, timeoutMs = 60_000): Promise<void> {
   const nc: NatsConnection = await connect(connection);
   const client = new VirtClient(nc);
   const deadline = Date.now() + timeoutMs;
