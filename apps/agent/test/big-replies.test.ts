@@ -112,7 +112,7 @@ describe('replies bigger than the server max_payload', () => {
 
   it('replaces labels on update, lists by them at once and carries them in lifecycle events', async () => {
     const events: LifecycleEvent[] = [];
-    const sub = nc.subscribe(Subjects.allEvents, { callback: (_error, msg) => events.push(msg.json<LifecycleEvent>()) });
+    const sub = nc.subscribe(Subjects.allEvents, { callback: (_error, msg) => void events.push(msg.json<LifecycleEvent>()) });
     try {
       const updated = await client.call('big', 'domain.update', { id: 'vm-0001', config: { labels: { app: 'cache', 'example.com/owner': 'team-a' } } });
       expect(updated.config.labels).toEqual({ app: 'cache', 'example.com/owner': 'team-a' });
