@@ -5,7 +5,7 @@ import { defineFromImage } from './domains/provision.js';
 import type { MigrationManager } from './migration/manager.js';
 import { readNodeInfo } from './node-info.js';
 import { readNodeStats } from './node-stats.js';
-import { pageBudget } from './paging.js';
+import { pageBudget, pageFields, pageOf } from './paging.js';
 import type { OperationHandlers } from './service.js';
 import { createFirewallHandlers, withFirewallSync } from './firewall/handlers.js';
 import type { FirewallManager } from './firewall/manager.js';
@@ -50,7 +50,10 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.undefine': ({ id }) => manager.undefine(id),
     'domain.state': ({ id, change }) => manager.changeState(id, change),
     'domain.stats': ({ id }) => manager.stats(id),
-    'domain.stats.all': async () => ({ domains: await manager.statsAll() }),
+    'domain.stats.all': async (query, context) => {
+      const page = pageOf(await manager.statsAll(), (stats) => [stats.name, stats.uuid], query, context);
+      return { domains: page.items, ...pageFields(page) };
+    },
     'domain.exec': ({ id, exec }) => manager.exec(id, exec),
     'domain.migrate': ({ id, migration, ticket }) => deps.migrations.migrate(id, migration, ticket),
     'migration.accept': async (request) => deps.migrations.accept(request),

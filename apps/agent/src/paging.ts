@@ -11,14 +11,19 @@ export function pageFields(page: Page<unknown>): { continue?: string; remaining:
   return { ...(page.continue ? { continue: page.continue } : {}), remaining: page.remaining };
 }
 
-/** A page of items keyed by `key` (sorted here), e.g. [name] or [createdAt, id]. */
-export function pageOf<T>(items: readonly T[], key: (item: T) => readonly string[], query: PageQuery, context: CallContext): Page<T> {
+/** A page of items keyed by `key` (sorted here), e.g. [name] or [createdAt, id]; `otherBytes` is what the rest of the reply takes. */
+export function pageOf<T>(items: readonly T[], key: (item: T) => readonly string[], query: PageQuery, context: CallContext, otherBytes = 0): Page<T> {
   const sorted = [...items].sort((a, b) => compareKeys(key(a), key(b)));
-  return takePage(sorted, { keyOf: key, view: (item) => item, query, maxBytes: pageBudget(context) });
+  return takePage(sorted, { keyOf: key, view: (item) => item, query, maxBytes: pageBudget(context) - otherBytes });
 }
 
 /** A page of named items, filtered by name prefix. */
-export function pageByName<T extends { name: string }>(items: readonly T[], query: PageQuery & { prefix?: string | undefined }, context: CallContext): Page<T> {
+export function pageByName<T extends { name: string }>(
+  items: readonly T[],
+  query: PageQuery & { prefix?: string | undefined },
+  context: CallContext,
+  otherBytes = 0,
+): Page<T> {
   const { prefix } = query;
-  return pageOf(prefix ? items.filter((item) => item.name.startsWith(prefix)) : items, (item) => [item.name], query, context);
+  return pageOf(prefix ? items.filter((item) => item.name.startsWith(prefix)) : items, (item) => [item.name], query, context, otherBytes);
 }

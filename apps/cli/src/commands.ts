@@ -42,6 +42,8 @@ export interface ListOptions {
   /** Stop after this many items (all pages otherwise). */
   max?: number | undefined;
   query?: Record<string, string | undefined>;
+  /** Sees each whole page (fields beside the items, like an interface list's transaction). */
+  onPage?: (page: Record<string, unknown>) => void;
 }
 
 /** Every page of a paged list route (or the first `max` items), following `continue` tokens. */
@@ -56,6 +58,7 @@ export async function listAll<K extends string, T>(ctx: CommandContext, path: st
     if (token) params.set('continue', token);
     const page = await ctx.http.json<Record<K, T[]> & { continue?: string }>('GET', `${path}?${params.toString()}`);
     items.push(...page[key]);
+    options.onPage?.(page);
     token = page.continue;
   } while (token && (options.max === undefined || items.length < options.max));
   return items;

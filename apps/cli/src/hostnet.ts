@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { VirtError, type FirewallRuleSet, type FirewallRuleSetList, type HostInterface, type HostInterfaceChange, type HostInterfaceList, type HostInterfaceTransaction } from '@virtbus/api-contract';
-import { resolveNode, type CommandContext } from './commands.js';
+import { listAll, resolveNode, type CommandContext } from './commands.js';
 import { bytes, keyValues, table } from './format.js';
 
 export const HOSTNET_USAGE = `iface-list                            host interfaces of the node
@@ -91,7 +91,7 @@ async function runFirewallCommand(ctx: CommandContext, command: string, args: re
   const base = `/v1/nodes/${enc(await resolveNode(ctx))}/firewall/rulesets`;
   switch (command) {
     case 'nwfilter-list': {
-      const list = await ctx.http.json<FirewallRuleSetList>('GET', base);
+      const list: FirewallRuleSetList = { ruleSets: await listAll<'ruleSets', FirewallRuleSet>(ctx, base, 'ruleSets') };
       print(ctx, list, () => table(['Name', 'Rules', 'Bound to'], list.ruleSets.map((r) => [r.name, ruleCount(r), r.bindings.map((b) => b.device).join(' ')])));
       return 0;
     }
@@ -129,9 +129,12 @@ export async function runHostNetCommand(ctx: CommandContext, command: string, ar
   if (!command.startsWith('iface-')) return undefined;
   const base = `/v1/nodes/${enc(await resolveNode(ctx))}/interfaces`;
   switch (command) {
-    case 'iface-list':
-      printList(ctx, await ctx.http.json<HostInterfaceList>('GET', base));
+    case 'iface-list': {
+      let transaction: HostInterfaceList['transaction'];
+      const interfaces = await listAll<'interfaces', HostInterface>(ctx, base, 'interfaces', { onPage: (page) => (transaction = (page as HostInterfaceList).transaction) });
+      printList(ctx, { interfaces, ...(transaction ? { transaction } : {}) });
       return 0;
+    }
     case 'iface-info': {
       const i = await ctx.http.json<HostInterface>('GET', `${base}/${enc(need(args, 0, 'an interface name', command))}`);
       print(ctx, i, () =>

@@ -1,6 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import { Domain, DomainList, DomainListRequest, DomainPut, DomainsPost, DomainStatePut, ExecRequest, ExecResult } from './domain.js';
-import { DomainStats, DomainStatsList, NodeStats } from './stats.js';
+import { DomainStats, DomainStatsList, DomainStatsListRequest, NodeStats } from './stats.js';
 import { DomainId } from './names.js';
 import { ErrorBody } from './errors.js';
 import { NodeInfo } from './node.js';
@@ -65,9 +65,9 @@ export const Operations = {
   'domain.stats': { access: Access.ReadOnly, request: DomainRef, response: DomainStats, summary: 'Host-side stats of one domain' },
   'domain.stats.all': {
     access: Access.ReadOnly,
-    request: Empty,
+    request: DomainStatsListRequest,
     response: DomainStatsList,
-    summary: 'Stats of every domain, each bounded by a deadline (timedOut marks the late ones)',
+    summary: 'Stats of every domain in (name, uuid) order, each bounded by a deadline (timedOut marks the late ones); paged with limit/continue',
   },
   'domain.exec': { access: Access.ReadWrite, request: DomainExecRequest, response: ExecResult, summary: 'Run a command inside a running domain' },
   'domain.console.read': { access: Access.ReadOnly, request: DomainRef, response: ConsoleAttachment, summary: 'Console output so far and the live subject' },

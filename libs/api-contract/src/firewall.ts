@@ -2,6 +2,7 @@ import Type, { type Static } from 'typebox';
 import { VirtError } from './errors.js';
 import { ObjectName } from './names.js';
 import { Access } from './subjects.js';
+import { NamePageRequestFields, PageResponseFields } from './paging.js';
 
 /** A port (`80`) or an inclusive range (`1000-2000`). */
 export const PortRange = Type.String({ pattern: '^[0-9]{1,5}(-[0-9]{1,5})?$', maxLength: 11, description: 'Port or inclusive range, e.g. `80` or `1000-2000`' });
@@ -68,7 +69,7 @@ export const FirewallRuleSet = Type.Object(
 );
 export type FirewallRuleSet = Static<typeof FirewallRuleSet>;
 
-export const FirewallRuleSetList = Type.Object({ ruleSets: Type.Array(FirewallRuleSet) }, { additionalProperties: false, title: 'FirewallRuleSetList' });
+export const FirewallRuleSetList = Type.Object({ ruleSets: Type.Array(FirewallRuleSet), ...PageResponseFields }, { additionalProperties: false, title: 'FirewallRuleSetList' });
 export type FirewallRuleSetList = Static<typeof FirewallRuleSetList>;
 
 export interface ParsedCidr {
@@ -137,7 +138,12 @@ export function checkFirewallRules(rules: readonly FirewallRule[]): void {
 const RuleSetRef = Type.Object({ name: ObjectName }, { additionalProperties: false });
 
 export const FirewallOperations = {
-  'firewall.ruleset.list': { access: Access.ReadOnly, request: Type.Object({}, { additionalProperties: false }), response: FirewallRuleSetList, summary: 'Firewall rule sets of the node' },
+  'firewall.ruleset.list': {
+    access: Access.ReadOnly,
+    request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: 'FirewallRuleSetListRequest' }),
+    response: FirewallRuleSetList,
+    summary: 'Firewall rule sets of the node in name order (paged with limit/continue)',
+  },
   'firewall.ruleset.get': { access: Access.ReadOnly, request: RuleSetRef, response: FirewallRuleSet, summary: 'One rule set with the NICs it is applied to' },
   'firewall.ruleset.define': { access: Access.ReadWrite, request: FirewallRuleSetsPost, response: FirewallRuleSet, summary: 'Define a rule set (nwfilter-define)' },
   'firewall.ruleset.update': {

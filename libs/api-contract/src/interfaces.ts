@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox';
 import { Access } from './subjects.js';
+import { NamePageRequestFields, PageResponseFields } from './paging.js';
 
 /** Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no `/`, `:`, spaces; never `.` or `..`. */
 export const IFACE_NAME_PATTERN = '^(?!\\.{1,2}$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$';
@@ -70,7 +71,7 @@ export const HostInterfaceTransaction = Type.Object(
 export type HostInterfaceTransaction = Static<typeof HostInterfaceTransaction>;
 
 export const HostInterfaceList = Type.Object(
-  { interfaces: Type.Array(HostInterface), transaction: Type.Optional(HostInterfaceTransaction) },
+  { interfaces: Type.Array(HostInterface), transaction: Type.Optional(HostInterfaceTransaction), ...PageResponseFields },
   { additionalProperties: false, title: 'HostInterfaceList' },
 );
 export type HostInterfaceList = Static<typeof HostInterfaceList>;
@@ -129,7 +130,12 @@ export const HostInterfaceRef = Type.Object({ name: HostInterfaceName }, { addit
 const NoBody = Type.Object({}, { additionalProperties: false });
 
 export const HostInterfaceOperations = {
-  'iface.list': { access: Access.ReadOnly, request: NoBody, response: HostInterfaceList, summary: 'Host interfaces with addresses, stats and bridge membership' },
+  'iface.list': {
+    access: Access.ReadOnly,
+    request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: 'HostInterfaceListRequest' }),
+    response: HostInterfaceList,
+    summary: 'Host interfaces with addresses, stats and bridge membership, in name order (paged with limit/continue)',
+  },
   'iface.get': { access: Access.ReadOnly, request: HostInterfaceRef, response: HostInterface, summary: 'One host interface' },
   'iface.transaction': { access: Access.ReadOnly, request: NoBody, response: HostInterfaceList, summary: 'The open configuration transaction, if any' },
   'iface.begin': {

@@ -1,6 +1,7 @@
 import Type, { type Static } from 'typebox';
 import { DomainState, StateReason } from './domain.js';
 import { Uuid } from './names.js';
+import { PageRequestFields, PageResponseFields } from './paging.js';
 
 const Counter = Type.Integer({ minimum: 0 });
 
@@ -114,7 +115,8 @@ export const NodeStats = Type.Object(
 export type NodeStats = Static<typeof NodeStats>;
 
 /** Stats of every domain of a node in one call, like virConnectGetAllDomainStats; each domain is bounded by a deadline. */
-export const DomainStatsList = Type.Object({ domains: Type.Array(DomainStats) }, { additionalProperties: false, title: 'DomainStatsList' });
+export const DomainStatsList = Type.Object({ domains: Type.Array(DomainStats), ...PageResponseFields }, { additionalProperties: false, title: 'DomainStatsList' });
+export const DomainStatsListRequest = Type.Object(PageRequestFields, { additionalProperties: false, title: 'DomainStatsListRequest' });
 export type DomainStatsList = Static<typeof DomainStatsList>;
 
 /** What an agent publishes periodically on `virt.v1.<node>.stats`. */

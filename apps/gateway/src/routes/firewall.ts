@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { FirewallRuleSet, FirewallRuleSetList, FirewallRuleSetPut, FirewallRuleSetsPost, NodeName, ObjectName, type ErrorCode } from '@virtbus/api-contract';
+import { FirewallRuleSet, FirewallRuleSetList, FirewallRuleSetPut, FirewallRuleSetsPost, NamePageRequestFields, NodeName, ObjectName, type ErrorCode } from '@virtbus/api-contract';
 import { Tags } from '../plugins/openapi.js';
 import { AgentCallCodes, errorResponses, NodeParams } from '../schemas.js';
 
@@ -18,10 +18,11 @@ export const firewallRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: [Tags.Firewall],
         summary: 'Firewall rule sets with the running NICs they are applied to',
         params: NodeParams,
+        querystring: Type.Object(NamePageRequestFields, { additionalProperties: false }),
         response: { 200: FirewallRuleSetList, ...errorResponses(...AgentCallCodes) },
       },
     },
-    async (request) => app.agents.call(request.params.node, 'firewall.ruleset.list', {}),
+    async (request) => app.agents.call(request.params.node, 'firewall.ruleset.list', request.query),
   );
 
   app.post(

@@ -7,6 +7,7 @@ import {
   HostInterfaceList,
   HostInterfaceName,
   HostInterfaceTransaction,
+  NamePageRequestFields,
   NodeName,
   type ErrorCode,
 } from '@virtbus/api-contract';
@@ -30,10 +31,11 @@ export const interfaceRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: [Tags.Interfaces],
         summary: 'Host interfaces: state, MTU, MAC, addresses, stats, bridge membership, and the open transaction',
         params: NodeParams,
+        querystring: Type.Object(NamePageRequestFields, { additionalProperties: false }),
         response: { 200: HostInterfaceList, ...errorResponses(...AgentCallCodes) },
       },
     },
-    async (request) => app.agents.call(request.params.node, 'iface.list', {}),
+    async (request) => app.agents.call(request.params.node, 'iface.list', request.query),
   );
 
   app.post(

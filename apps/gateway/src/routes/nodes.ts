@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { DomainStatsListRequest } from '@virtbus/api-contract';
 import { visibleNodes } from '@virtbus/security';
 import { Tags } from '../plugins/openapi.js';
 import { AgentCallCodes, errorResponses, NodeParams, ref } from '../schemas.js';
@@ -53,11 +54,12 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         operationId: 'getAllDomainStats',
         tags: [Tags.Nodes],
-        summary: 'Stats of every domain of the node at once; a domain that misses the deadline is marked timedOut',
+        summary: 'Stats of every domain of the node in (name, uuid) order (paged with limit/continue); a domain that misses the deadline is marked timedOut',
         params: NodeParams,
+        querystring: DomainStatsListRequest,
         response: { 200: ref('DomainStatsList'), ...errorResponses(...AgentCallCodes) },
       },
     },
-    async (request) => app.agents.call(request.params.node, 'domain.stats.all', {}),
+    async (request) => app.agents.call(request.params.node, 'domain.stats.all', request.query),
   );
 };
