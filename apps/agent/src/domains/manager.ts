@@ -103,22 +103,26 @@ export class DomainManager {
   private async recoverEvents(): Promise<void> {
     const recorded = this.options.events.recordedDomains();
     if (!recorded) {
-      const current = Object.fromEntries([...this.domains.values()].map((stored) => [stored.config.uuid, { name: stored.config.name, state: stored.state }]));
+      const current = new Map([...this.domains.values()].map((stored) => [stored.config.uuid, { name: stored.config.name, state: stored.state }]));
       await this.options.events.seedRecordedDomains(current);
       return;
     }
+    const lost: Promise<void>[] = [];
     for (const stored of this.domains.values()) {
-      const last = recorded[stored.config.uuid];
+      const last = recorded.get(stored.config.uuid);
       const defined: LifecycleChange = { type: 'DEFINED', detail: 'ADDED' };
       const changes = last ? lifecycleChanges(last.state, stored.state, stored.reason) : [defined, ...lifecycleChanges('shutoff', stored.state, stored.reason)];
-      if (changes.length > 0) this.options.logger.warn({ domain: stored.config.name, changes }, 'recording lifecycle events lost by an unclean stop');
-      for (const change of changes) await this.publish(stored, change);
+      if (changes.length === 0) continue;
+      this.options.logger.warn({ domain: stored.config.name, changes }, 'recording lifecycle events lost by an unclean stop');
+      // Numbered in order here; the log writes them together.
+      for (const change of changes) lost.push(this.publish(stored, change));
     }
-    for (const [uuid, last] of Object.entries(recorded)) {
+    for (const [uuid, last] of [...recorded]) {
       if (this.domains.has(uuid)) continue;
       this.options.logger.warn({ domain: last.name }, 'recording an undefine lost by an unclean stop');
-      await this.options.events.emit({ uuid, name: last.name }, { type: 'UNDEFINED', detail: 'REMOVED' }, 'shutoff', 'unknown');
+      lost.push(this.options.events.emit({ uuid, name: last.name }, { type: 'UNDEFINED', detail: 'REMOVED' }, 'shutoff', 'unknown').then(() => undefined));
     }
+    await Promise.all(lost);
   }
 
   async close(): Promise<void> {
@@ -508,7 +512,8 @@ export class DomainManager {
       next.stateChangedAt = new Date().toISOString();
     }
     this.domains.set(uuid, next);
-    await this.persist(next);
+    // An unchanged domain (an adopt at start finding it as recorded) is not written again.
+    if (next.state !== stored.state || next.runtime !== stored.runtime || next.liveDisks !== stored.liveDisks) await this.persist(next);
     for (const lifecycle of changes) await this.publish(next, lifecycle);
   }
 
@@ -535,7 +540,12 @@ export class DomainManager {
       if (this.domains.get(uuid) === undefined) return;
       return this.options.store.save(this.domains.get(uuid)!);
     });
-    const tail = write.catch((error: unknown) => this.options.logger.error({ err: error, uuid }, 'could not persist domain'));
+    const tail: Promise<void> = write
+      .catch((error: unknown) => this.options.logger.error({ err: error, uuid }, 'could not persist domain'))
+      .then(() => {
+        // Only a write still in progress is kept: 10,000 idle domains hold no settled promise chains.
+        if (this.writes.get(uuid) === tail) this.writes.delete(uuid);
+      });
     this.writes.set(uuid, tail);
     return write;
   }
