@@ -84,7 +84,14 @@ export class DomainManager {
 
   async init(): Promise<void> {
     for (const driver of this.options.drivers) await driver.init(this.contextFor(driver));
-    for (const stored of await this.options.store.loadAll()) this.domains.set(stored.config.uuid, stored);
+    const recorded = this.options.events.recordedDomains();
+    for (const stored of await this.options.store.loadAll()) {
+      // A state change is durable in the event log; the domain file is only rewritten for what the log does not hold.
+      const last = recorded?.get(stored.config.uuid);
+      if (last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt) {
+        this.domains.set(stored.config.uuid, { ...stored, state: last.state, reason: last.reason, stateChangedAt: last.stateChangedAt });
+      } else this.domains.set(stored.config.uuid, stored);
+    }
     await this.recoverEvents();
     await Promise.all([...this.domains.values()].map((stored) => this.adopt(stored.config.uuid)));
     for (const stored of this.domains.values()) {
@@ -512,9 +519,15 @@ export class DomainManager {
       next.stateChangedAt = new Date().toISOString();
     }
     this.domains.set(uuid, next);
-    // An unchanged domain (an adopt at start finding it as recorded) is not written again.
-    if (next.state !== stored.state || next.runtime !== stored.runtime || next.liveDisks !== stored.liveDisks) await this.persist(next);
-    for (const lifecycle of changes) await this.publish(next, lifecycle);
+    // The event log record carries the new state; the file is written only for what the log does not hold (runtime
+    // facts, disks of the running domain, a state change without an event). An adopt finding the domain as recorded writes nothing.
+    const fileChanged =
+      (next.state !== stored.state && changes.length === 0) ||
+      JSON.stringify(next.runtime) !== JSON.stringify(stored.runtime) ||
+      JSON.stringify(this.liveDisksOf(next)) !== JSON.stringify(this.liveDisksOf(stored));
+    const writes: Promise<void>[] = fileChanged ? [this.persist(next)] : [];
+    for (const lifecycle of changes) writes.push(this.publish(next, lifecycle));
+    await Promise.all(writes);
   }
 
   private async adopt(uuid: string): Promise<void> {
@@ -551,7 +564,7 @@ export class DomainManager {
   }
 
   private async publish(stored: StoredDomain, change: LifecycleChange): Promise<void> {
-    await this.options.events.emit({ uuid: stored.config.uuid, name: stored.config.name }, change, stored.state, stored.reason);
+    await this.options.events.emit({ uuid: stored.config.uuid, name: stored.config.name }, change, stored.state, stored.reason, stored.stateChangedAt);
   }
 
   private contextFor(driver: HypervisorDriver): DriverContext {
@@ -599,7 +612,7 @@ export class DomainManager {
       autostart: stored.config.autostart,
       config: stored.config,
       stateChangedAt: stored.stateChangedAt,
-      ...(stored.liveDisks && !INACTIVE_STATES.has(stored.state) ? { liveDisks: stored.liveDisks } : {}),
+      ...(!INACTIVE_STATES.has(stored.state) ? { liveDisks: this.liveDisksOf(stored) } : {}),
     };
   }
 }

@@ -1,17 +1,19 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { DomainState } from '@virtbus/api-contract';
+import type { DomainState, StateReason } from '@virtbus/api-contract';
 import { writeFileAtomic } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 
-/** A domain as its last recorded event left it. */
+/** A domain as its last recorded event left it (reason and stateChangedAt: absent in records of older agents). */
 export interface RecordedDomain {
   name: string;
   state: DomainState;
+  reason?: StateReason;
+  stateChangedAt?: string;
 }
 
 /** The domain fact written in the same log record as an event: its state as of the event, or that it is gone. */
-export type DomainChange = { uuid: string; name: string; state: DomainState } | { uuid: string; removed: true };
+export type DomainChange = ({ uuid: string } & RecordedDomain) | { uuid: string; removed: true };
 
 /** One line of a segment file. */
 interface LogLine<E> {
@@ -278,7 +280,10 @@ export class EventLog<E extends { seq: number }> {
   private applyDomain(change: DomainChange): void {
     this.domains ??= new Map();
     if ('removed' in change) this.domains.delete(change.uuid);
-    else this.domains.set(change.uuid, { name: change.name, state: change.state });
+    else {
+      const { uuid, ...recorded } = change;
+      this.domains.set(uuid, recorded);
+    }
   }
 
   private async roll(firstSeq: number): Promise<void> {

@@ -121,9 +121,11 @@ export class EventPublisher {
   }
 
   /** Records the event durably (event log) and returns once it is on disk; publishing follows in order. */
-  async emit(domain: { uuid: string; name: string }, change: LifecycleChange, state: DomainState, reason: StateReason): Promise<LifecycleEvent> {
-    // The domain's state goes in the same record as the event, so a restart can tell which domain changes never became events.
-    const recorded: DomainChange = change.type === 'UNDEFINED' ? { uuid: domain.uuid, removed: true } : { uuid: domain.uuid, name: domain.name, state };
+  async emit(domain: { uuid: string; name: string }, change: LifecycleChange, state: DomainState, reason: StateReason, stateChangedAt?: string): Promise<LifecycleEvent> {
+    // The domain's state goes in the same record as the event: the durable copy of a state change, and at restart the
+    // way to tell which domain changes never became events.
+    const recorded: DomainChange =
+      change.type === 'UNDEFINED' ? { uuid: domain.uuid, removed: true } : { uuid: domain.uuid, name: domain.name, state, reason, ...(stateChangedAt ? { stateChangedAt } : {}) };
     const { event, durable } = this.log.append(
       (seq): LifecycleEvent => ({
         kind: 'domain.lifecycle',
