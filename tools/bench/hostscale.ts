@@ -1,7 +1,7 @@
 /**
  * Host scale: events/s and publish lag with 16 domains changing state in parallel (baselines: a bare pipelined
  * JetStream publisher and a bare append+fsync loop), define rate at 100 vs N domains, restart time with N domains vs an
- * empty agent, and agent RSS per defined domain. N is --hostscale-domains (10,000 by default).
+ * empty agent, and agent RSS per defined domain. N is --hostscale-domains (10,000 by default, 2,000 with --quick).
  */
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -172,7 +172,8 @@ export async function benchHostScale(options: { quick: boolean; domains: number 
     await defineMany(client, 'scale', 'fill', 0, Math.max(0, options.domains - 300), 64);
     const ratePerSecAtN = await defineMany(client, 'scale', 'probe-b', 0, 200, 16);
     const loadedKiB = await rssKiB(empty.agent.pid);
-    const total = (await client.call('scale', 'domain.list', {}, { timeoutMs: 30_000 })).domains.length;
+    // (domain.list of 10,000 domains is larger than one NATS message; the count is what was defined)
+    const total = 300 + Math.max(0, options.domains - 300) + 200;
     await empty.agent.stop();
 
     // (c) restart with N domains vs an agent with none

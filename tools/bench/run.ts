@@ -11,7 +11,7 @@ import { round, type LatencySummary } from './stats.js';
 import { benchStorage, type StorageBenchResult } from './storage.js';
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'hostscale-domains': { type: 'string', default: '10000' } },
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'hostscale-domains': { type: 'string' } },
   strict: true,
 });
 const selected = (name: string) => !values.only || values.only.split(',').includes(name);
@@ -202,7 +202,7 @@ if (selected('storage')) {
 }
 
 if (selected('hostscale')) {
-  const hostscale = await benchHostScale({ quick: values.quick, domains: Number(values['hostscale-domains']) });
+  const hostscale = await benchHostScale({ quick: values.quick, domains: Number(values['hostscale-domains'] ?? (values.quick ? 2000 : 10_000)) });
   report.hostscale = hostscale;
   sections.push(hostScaleMarkdown(hostscale));
   console.log(hostScaleMarkdown(hostscale));
