@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -118,3 +118,22 @@ describe('parallel state changes on many domains survive an agent SIGKILL', () =
     }
   });
 });
+
+describe('agent start with many domains', () => {
+  it('reads every domain file and writes none of them', async () => {
+    const dir = join(workDir, 'agent', 'domains');
+    const files = async () => {
+      const names = (await readdir(dir)).filter((name) => /^[0-9a-f-]{36}\.json$/.test(name)).sort();
+      return Promise.all(names.map(async (name) => ({ name, ...(({ ino, mtimeMs }) => ({ ino, mtimeMs }))(await stat(join(dir, name))) })));
+    };
+    const before = await files();
+    expect(before.length).toBe(DOMAINS);
+    await agent!.stop();
+    agent = await spawnAgent(agentOptions());
+    const { domains } = await client.call(NODE, 'domain.list', {});
+    expect(domains).toHaveLength(DOMAINS);
+    // an atomic rewrite would give a new inode and mtime
+    expect(await files()).toEqual(before);
+  });
+});
+
