@@ -427,6 +427,8 @@ export class EventLog<E extends { seq: number }> {
         this.activeSize = Buffer.byteLength(text.slice(0, offset));
       } else this.sealed.push(segment);
     }
+    // The publisher starts after the acked marker: it must name the event before the first one still on disk.
+    if (this.pending.length > 0) this.acked = Math.max(this.acked, this.pending[0]!.seq - 1);
     this.nextSeq = Math.max(this.active.lastSeq, this.acked, this.snapshotSeq) + 1;
     if (this.active.lastSeq < this.nextSeq - 1) {
       // Everything acknowledged and the active segment empty: it takes the next seq as its name.
