@@ -3,13 +3,17 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '@virtbus/testing';
 import { benchBus, type BusBenchResult } from './bus.js';
+import { benchHostScale, type HostScaleBenchResult } from './hostscale.js';
 import { benchMonitoring, type MonitoringBenchResult } from './monitoring.js';
 import { benchMigration, type MigrationBenchResult } from './migration.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
 import { round, type LatencySummary } from './stats.js';
 import { benchStorage, type StorageBenchResult } from './storage.js';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } }, strict: true });
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'hostscale-domains': { type: 'string' } },
+  strict: true,
+});
 const selected = (name: string) => !values.only || values.only.split(',').includes(name);
 
 const fmt = (s: LatencySummary) => `${round(s.p50Ms)} | ${round(s.p99Ms)} | ${Math.round(s.throughputPerSec)}`;
@@ -134,6 +138,31 @@ function storageMarkdown(result: StorageBenchResult): string {
   ].join('\n');
 }
 
+function hostScaleMarkdown(result: HostScaleBenchResult): string {
+  const { events, define, restart, rss } = result;
+  return [
+    '## Host scale: events under parallel state changes, define rate, restart time and memory with many domains',
+    '',
+    `Events: ${events.parallelDomains} test-driver domains flip start/destroy in parallel (one agent process, calls over NATS) for ${events.seconds} s;`,
+    'a plain NATS subscriber counts the domain events it receives. Lag: event timestamp (set at emit, before the log write',
+    'and fsync; 1 ms resolution) → delivery to the subscriber, which JetStream does as it stores the publish (≈ emit → ack).',
+    `Floors in the same run: a bare JetStream publisher (256 in flight, msgIDs) and a bare append + fdatasync loop (one event line per fsync).`,
+    '',
+    '| figure | measured | baseline | ratio | target |',
+    '|---|---|---|---|---|',
+    `| events/s delivered (16 domains in parallel) | ${events.agentEventsPerSec} | bare JetStream ${events.bareJetStreamPerSec}/s | ${events.vsBareJetStream} | ≥ 2,000/s |`,
+    `| events/s vs one fsync per event | ${events.agentEventsPerSec} | append+fsync ${events.bareAppendFsyncPerSec}/s | **${events.vsBareAppendFsync}** | — |`,
+    `| publish lag p50 / p99 ms | ${events.lagP50Ms} / **${events.lagP99Ms}** | — | — | p99 ≤ 50 ms |`,
+    `| define rate at 100 → at ${result.domains} domains (defines/s; median of 5 alternating probes of 100) | ${define.ratePerSecAt100} → ${define.ratePerSecAtN} | rate at 100 | **${define.ratio}** | ≥ 0.8 |`,
+    `| agent start with ${result.domains} domains vs empty (ms) | ${restart.loadedMs} | empty ${restart.emptyMs} | **${restart.ratio}** | ≤ 2 |`,
+    `| RSS per defined domain, after defining (bytes) | ${rss.definedBytesPerDomain} | empty agent ${rss.emptyKiB} KiB → ${rss.loadedKiB} KiB | — | ≤ 5,120 |`,
+    `| RSS per domain after a restart (bytes) | **${rss.restartedBytesPerDomain}** | empty restart ${rss.emptyRestartKiB} KiB → ${rss.afterRestartKiB} KiB | — | ≤ 5,120 |`,
+    '',
+    'Agent start time is spawn → first node.info answer (includes Node + tsx start-up, the same in both).',
+    '',
+  ].join('\n');
+}
+
 const report: Record<string, unknown> = { startedAt: new Date().toISOString(), node: process.version, quick: values.quick };
 const sections: string[] = [`# virtbus benchmark — ${report.startedAt as string}`, ''];
 
@@ -170,6 +199,13 @@ if (selected('storage')) {
   report.storage = storage;
   sections.push(storageMarkdown(storage));
   console.log(storageMarkdown(storage));
+}
+
+if (selected('hostscale')) {
+  const hostscale = await benchHostScale({ quick: values.quick, domains: Number(values['hostscale-domains'] ?? (values.quick ? 2000 : 10_000)) });
+  report.hostscale = hostscale;
+  sections.push(hostScaleMarkdown(hostscale));
+  console.log(hostScaleMarkdown(hostscale));
 }
 
 const dir = join(REPO_ROOT, 'bench-results');

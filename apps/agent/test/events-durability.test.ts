@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,6 +8,7 @@ import { EVENTS_STREAM, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventLog } from '../src/events/log.js';
 
 const NODE = 'durable';
 const AGENT_ARGS = ['--metrics-address', 'off', '--stats-interval', '0'];
@@ -43,7 +44,7 @@ async function waitForStored(count: number, timeoutMs = 20_000): Promise<Lifecyc
 }
 
 async function readOutbox(): Promise<{ lastSeq: number; pending: unknown[] }> {
-  return JSON.parse(await readFile(join(workDir, 'agent', 'events-outbox.json'), 'utf8')) as { lastSeq: number; pending: unknown[] };
+  return EventLog.inspect(join(workDir, 'agent', 'events'));
 }
 
 /** Waits until the outbox holds `count` unacknowledged events (or the time is up) and returns how many it holds. */

@@ -58,8 +58,8 @@ describe.runIf(canRun)('hostile HTTP input (fast-check, every OpenAPI route)', (
   async function snapshot(): Promise<{ domains: unknown; files: Record<string, string> }> {
     const list = await app.inject({ method: 'GET', url: `/v1/nodes/${NODE}/domains` });
     const domains = (list.json() as DomainList).domains.map((d) => ({ uuid: d.uuid, name: d.name, state: d.state, config: d.config })).sort((a, b) => a.uuid.localeCompare(b.uuid));
-    // the event outbox holds the define/undefine events of valid requests; everything else must be byte-identical
-    const files = await fileDigests(join(dir, 'state'), (rel) => rel === 'events-outbox.json');
+    // the event log holds the define/undefine events of valid requests; everything else must be byte-identical
+    const files = await fileDigests(join(dir, 'state'), (rel) => rel === 'events');
     return { domains, files };
   }
 

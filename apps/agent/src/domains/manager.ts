@@ -100,7 +100,14 @@ export class DomainManager {
 
   async init(): Promise<void> {
     for (const driver of this.options.drivers) await driver.init(this.contextFor(driver));
-    for (const stored of await this.options.store.loadAll()) this.domains.set(stored.config.uuid, stored);
+    const recorded = this.options.events.recordedDomains();
+    for (const stored of await this.options.store.loadAll()) {
+      // A state change is durable in the event log; the domain file is only rewritten for what the log does not hold.
+      const last = recorded?.get(stored.config.uuid);
+      if (last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt) {
+        this.domains.set(stored.config.uuid, { ...stored, state: last.state, reason: last.reason, stateChangedAt: last.stateChangedAt });
+      } else this.domains.set(stored.config.uuid, stored);
+    }
     await this.recoverEvents();
     await Promise.all([...this.domains.values()].map((stored) => this.adopt(stored.config.uuid)));
     for (const stored of this.domains.values()) {
@@ -119,22 +126,26 @@ export class DomainManager {
   private async recoverEvents(): Promise<void> {
     const recorded = this.options.events.recordedDomains();
     if (!recorded) {
-      const current = Object.fromEntries([...this.domains.values()].map((stored) => [stored.config.uuid, { name: stored.config.name, state: stored.state }]));
+      const current = new Map([...this.domains.values()].map((stored) => [stored.config.uuid, { name: stored.config.name, state: stored.state }]));
       await this.options.events.seedRecordedDomains(current);
       return;
     }
+    const lost: Promise<void>[] = [];
     for (const stored of this.domains.values()) {
-      const last = recorded[stored.config.uuid];
+      const last = recorded.get(stored.config.uuid);
       const defined: LifecycleChange = { type: 'DEFINED', detail: 'ADDED' };
       const changes = last ? lifecycleChanges(last.state, stored.state, stored.reason) : [defined, ...lifecycleChanges('shutoff', stored.state, stored.reason)];
-      if (changes.length > 0) this.options.logger.warn({ domain: stored.config.name, changes }, 'recording lifecycle events lost by an unclean stop');
-      for (const change of changes) await this.publish(stored, change);
+      if (changes.length === 0) continue;
+      this.options.logger.warn({ domain: stored.config.name, changes }, 'recording lifecycle events lost by an unclean stop');
+      // Numbered in order here; the log writes them together.
+      for (const change of changes) lost.push(this.publish(stored, change));
     }
-    for (const [uuid, last] of Object.entries(recorded)) {
+    for (const [uuid, last] of [...recorded]) {
       if (this.domains.has(uuid)) continue;
       this.options.logger.warn({ domain: last.name }, 'recording an undefine lost by an unclean stop');
-      await this.options.events.emit({ uuid, name: last.name }, { type: 'UNDEFINED', detail: 'REMOVED' }, 'shutoff', 'unknown');
+      lost.push(this.options.events.emit({ uuid, name: last.name }, { type: 'UNDEFINED', detail: 'REMOVED' }, 'shutoff', 'unknown').then(() => undefined));
     }
+    await Promise.all(lost);
   }
 
   async close(): Promise<void> {
@@ -560,12 +571,19 @@ export class DomainManager {
       next.stateChangedAt = new Date().toISOString();
     }
     this.domains.set(uuid, next);
+    // The event log record carries the new state; the file is written only for what the log does not hold (runtime
+    // facts, disks of the running domain, a state change without an event). An adopt finding the domain as recorded writes nothing.
+    const fileChanged =
+      (next.state !== stored.state && changes.length === 0) ||
+      JSON.stringify(next.runtime) !== JSON.stringify(stored.runtime) ||
+      JSON.stringify(this.liveDisksOf(next)) !== JSON.stringify(this.liveDisksOf(stored));
     try {
-      await this.persist(next);
+      // the file before the events: a write that fails then publishes nothing
+      if (fileChanged) await this.persist(next);
+      await Promise.all(changes.map((lifecycle) => this.publish(next, lifecycle)));
     } catch (error) {
       throw stateWriteError(stored.config.name, error);
     }
-    for (const lifecycle of changes) await this.publish(next, lifecycle);
   }
 
   private async adopt(uuid: string): Promise<void> {
@@ -591,14 +609,19 @@ export class DomainManager {
       if (this.domains.get(uuid) === undefined) return;
       return this.options.store.save(this.domains.get(uuid)!);
     });
-    const tail = write.catch((error: unknown) => this.options.logger.error({ err: error, uuid }, 'could not persist domain'));
+    const tail: Promise<void> = write
+      .catch((error: unknown) => this.options.logger.error({ err: error, uuid }, 'could not persist domain'))
+      .then(() => {
+        // Only a write still in progress is kept: 10,000 idle domains hold no settled promise chains.
+        if (this.writes.get(uuid) === tail) this.writes.delete(uuid);
+      });
     this.writes.set(uuid, tail);
     return write;
   }
 
   private async publish(stored: StoredDomain, change: LifecycleChange): Promise<void> {
     const { uuid, name, labels } = stored.config;
-    await this.options.events.emit({ uuid, name, ...(labels ? { labels } : {}) }, change, stored.state, stored.reason);
+    await this.options.events.emit({ uuid, name, ...(labels ? { labels } : {}) }, change, stored.state, stored.reason, stored.stateChangedAt);
   }
 
   private contextFor(driver: HypervisorDriver): DriverContext {
@@ -646,7 +669,7 @@ export class DomainManager {
       autostart: stored.config.autostart,
       config: stored.config,
       stateChangedAt: stored.stateChangedAt,
-      ...(stored.liveDisks && !INACTIVE_STATES.has(stored.state) ? { liveDisks: stored.liveDisks } : {}),
+      ...(!INACTIVE_STATES.has(stored.state) ? { liveDisks: this.liveDisksOf(stored) } : {}),
     };
   }
 }

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, jetstreamManager, StorageType, type JetStreamClient } from '@nats-io/jetstream';
@@ -21,8 +20,10 @@ import {
   type NetworkState,
 } from '@virtbus/api-contract';
 import { untilJetStreamReady } from '@virtbus/client';
-import { writeJsonAtomic } from '@virtbus/drivers';
 import type { Logger } from 'pino';
+import { EventLog, type DomainChange, type RecordedDomain } from './log.js';
+
+export type { RecordedDomain } from './log.js';
 
 export interface EventStreamLimits {
   /** How long the stream keeps events. */
@@ -43,29 +44,24 @@ export interface PublishedEvent {
   readonly timestamp: string;
 }
 
-/** A domain as its last recorded event left it. */
-export interface RecordedDomain {
-  name: string;
-  state: DomainState;
-}
-
-interface Outbox {
-  lastSeq: number;
-  pending: NodeEvent[];
-  /** Each defined domain as of its last recorded event; absent in outboxes written before it existed. */
-  domains?: Record<string, RecordedDomain>;
-}
+/** Publishes in flight at once; acks are still taken in seq order. */
+const PUBLISH_WINDOW = 256;
+const PUBLISH_TIMEOUT_MS = 2000;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5000;
 
 /**
- * Numbers events per node and hands them to JetStream in order. The outbox on disk holds every event
- * not yet acknowledged, so neither a NATS outage nor an agent restart loses one or leaves a gap.
+ * Numbers events per node and hands them to JetStream in order. The event log on disk holds every event not yet
+ * acknowledged, so neither a NATS outage nor an agent restart loses one or leaves a gap.
  */
 export class EventPublisher {
-  private outbox: Outbox = { lastSeq: 0, pending: [] };
-  private readonly path: string;
+  private log!: EventLog<NodeEvent>;
+  private readonly dir: string;
+  private readonly legacyPath: string;
   private readonly js: JetStreamClient;
-  private flushing: Promise<void> | undefined;
-  private persisting: Promise<void> = Promise.resolve();
+  private running: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private connected = true;
   private closed = false;
   private readonly listeners = new Set<(event: LifecycleEvent) => void>();
   private readonly publishedListeners = new Set<(event: PublishedEvent, lagSeconds: number) => void>();
@@ -78,26 +74,25 @@ export class EventPublisher {
     private readonly logger: Logger,
     private readonly limits: EventStreamLimits = DEFAULT_STREAM_LIMITS,
   ) {
-    this.path = join(stateDir, 'events-outbox.json');
+    this.dir = join(stateDir, 'events');
+    this.legacyPath = join(stateDir, 'events-outbox.json');
     this.js = jetstream(nc);
   }
 
   async init(): Promise<void> {
-    try {
-      this.outbox = JSON.parse(await readFile(this.path, 'utf8')) as Outbox;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
+    this.log = await EventLog.open<NodeEvent>({ dir: this.dir, legacyOutboxPath: this.legacyPath, logger: this.logger });
+    this.log.onDurable(() => this.signal());
+    void this.watchConnection();
     await this.ensureStream();
-    this.kick();
+    this.running = this.run();
   }
 
   get lastSeq(): number {
-    return this.outbox.lastSeq;
+    return this.log.lastSeq;
   }
 
   get pendingCount(): number {
-    return this.outbox.pending.length;
+    return this.log.pendingCount;
   }
 
   onEvent(listener: (event: LifecycleEvent) => void): () => void {
@@ -117,41 +112,42 @@ export class EventPublisher {
     return () => this.failureListeners.delete(listener);
   }
 
-  /** Domains as their last recorded events left them; undefined for an outbox from before this was recorded. */
-  recordedDomains(): Readonly<Record<string, RecordedDomain>> | undefined {
-    return this.outbox.domains;
+  /** Domains as their last recorded events left them; undefined for a log from before this was recorded. */
+  recordedDomains(): ReadonlyMap<string, RecordedDomain> | undefined {
+    return this.log.recordedDomains();
   }
 
-  /** Starts recording from the given domains (an outbox that predates the record). */
-  async seedRecordedDomains(domains: Record<string, RecordedDomain>): Promise<void> {
-    this.outbox.domains = { ...domains };
-    await this.persist();
+  /** Starts recording from the given domains (a log that predates the record). */
+  async seedRecordedDomains(domains: ReadonlyMap<string, RecordedDomain>): Promise<void> {
+    await this.log.seedDomains(domains);
   }
 
-  /** Records the event durably (outbox) and returns once it is on disk; publishing follows in order. */
-  async emit(domain: { uuid: string; name: string; labels?: Labels }, change: LifecycleChange, state: DomainState, reason: StateReason): Promise<LifecycleEvent> {
-    const event: LifecycleEvent = {
-      kind: 'domain.lifecycle',
-      node: this.node,
-      seq: ++this.outbox.lastSeq,
-      timestamp: new Date().toISOString(),
-      uuid: domain.uuid,
-      name: domain.name,
-      type: change.type,
-      detail: change.detail,
-      state,
-      reason,
-      ...(domain.labels ? { labels: domain.labels } : {}),
-    };
-    this.outbox.pending.push(event);
-    // Recorded in the same write as the event, so a restart can tell which domain changes never became events.
-    this.outbox.domains ??= {};
-    if (change.type === 'UNDEFINED') delete this.outbox.domains[domain.uuid];
-    else this.outbox.domains[domain.uuid] = { name: domain.name, state };
-    await this.persist();
-    for (const listener of this.listeners) listener(event);
-    this.kick();
-    return event;
+  /** Records the event durably (event log) and returns once it is on disk; publishing follows in order. */
+  async emit(domain: { uuid: string; name: string; labels?: Labels }, change: LifecycleChange, state: DomainState, reason: StateReason, stateChangedAt?: string): Promise<LifecycleEvent> {
+    // The domain's state goes in the same record as the event: the durable copy of a state change, and at restart the
+    // way to tell which domain changes never became events.
+    const recorded: DomainChange =
+      change.type === 'UNDEFINED' ? { uuid: domain.uuid, removed: true } : { uuid: domain.uuid, name: domain.name, state, reason, ...(stateChangedAt ? { stateChangedAt } : {}) };
+    const { event, durable } = this.log.append(
+      (seq): LifecycleEvent => ({
+        kind: 'domain.lifecycle',
+        node: this.node,
+        seq,
+        timestamp: new Date().toISOString(),
+        uuid: domain.uuid,
+        name: domain.name,
+        type: change.type,
+        detail: change.detail,
+        state,
+        reason,
+        ...(domain.labels ? { labels: domain.labels } : {}),
+      }),
+      recorded,
+    );
+    await durable;
+    const lifecycle = event as LifecycleEvent;
+    for (const listener of this.listeners) listener(lifecycle);
+    return lifecycle;
   }
 
   /** A storage pool lifecycle event, recorded and published like a domain event. */
@@ -169,29 +165,25 @@ export class EventPublisher {
     return this.record((stamp) => ({ kind: 'snapshot.lifecycle', ...stamp, uuid: domain.uuid, domain: domain.name, snapshot, type }));
   }
 
-  /** Numbers a resource event in the node's sequence, writes it to the outbox, then lets the publisher send it. */
+  /** Numbers a resource event in the node's sequence, writes it to the log, then lets the publisher send it. */
   private async record<E extends StoragePoolEvent | NetworkEvent | DomainSnapshotEvent>(build: (stamp: { node: string; seq: number; timestamp: string }) => E): Promise<E> {
-    const event = build({ node: this.node, seq: ++this.outbox.lastSeq, timestamp: new Date().toISOString() });
-    this.outbox.pending.push(event);
-    await this.persist();
-    this.kick();
-    return event;
+    const { event, durable } = this.log.append((seq) => build({ node: this.node, seq, timestamp: new Date().toISOString() }));
+    await durable;
+    return event as E;
   }
 
   /** Waits until every recorded event is acknowledged by JetStream (or the timeout passes). */
   async drain(timeoutMs = 5000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.outbox.pending.length > 0 && Date.now() < deadline) {
-      this.kick();
-      await sleep(20);
-    }
-    return this.outbox.pending.length === 0;
+    while (this.log.pendingCount > 0 && Date.now() < deadline) await sleep(20);
+    return this.log.pendingCount === 0;
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.flushing;
-    await this.persisting;
+    this.signal();
+    await this.running;
+    await this.log.close();
   }
 
   /** A JetStream cluster that is still forming (no meta leader, peers not yet known) is waited for, not fatal. */
@@ -229,49 +221,86 @@ export class EventPublisher {
     }
   }
 
-  private persist(): Promise<void> {
-    const snapshot = {
-      lastSeq: this.outbox.lastSeq,
-      pending: [...this.outbox.pending],
-      ...(this.outbox.domains ? { domains: { ...this.outbox.domains } } : {}),
-    };
-    this.persisting = this.persisting.then(() => writeJsonAtomic(this.path, snapshot));
-    return this.persisting;
+  private signal(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
   }
 
-  private kick(): void {
-    if (this.flushing || this.closed) return;
-    this.flushing = this.flush().finally(() => {
-      this.flushing = undefined;
-      if (this.outbox.pending.length > 0 && !this.closed) setTimeout(() => this.kick(), 250).unref();
+  private waitForSignal(ms?: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
     });
   }
 
-  private async flush(): Promise<void> {
-    while (!this.closed && this.outbox.pending.length > 0) {
-      const event = this.outbox.pending[0]!;
-      try {
-        const subject =
-          event.kind === 'pool.lifecycle'
-            ? Subjects.poolEvent(event.node, event.name, event.type)
-            : event.kind === 'network.lifecycle'
-              ? Subjects.networkEvent(event.node, event.name, event.type)
-            : event.kind === 'snapshot.lifecycle'
-              ? Subjects.snapshotEvent(event.node, event.uuid, event.type)
-              : Subjects.domainEvent(event.node, event.uuid, event.type);
-        await this.js.publish(subject, JSON.stringify(event), {
-          msgID: `${event.node}-${event.seq}`,
-          timeout: 2000,
-        });
-      } catch (error) {
-        this.logger.warn({ err: error, seq: event.seq }, 'event not published yet; will retry');
-        for (const listener of this.failureListeners) listener(event);
-        return;
+  /** No new publishes while disconnected: what nats.js buffers then is dropped at reconnect, after later ones went out. */
+  private async watchConnection(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type === 'disconnect') this.connected = false;
+      else if (status.type === 'reconnect') {
+        this.connected = true;
+        this.signal();
       }
-      const lagSeconds = Math.max(0, (Date.now() - Date.parse(event.timestamp)) / 1000);
-      for (const listener of this.publishedListeners) listener(event, lagSeconds);
-      this.outbox.pending.shift();
-      await this.persist();
     }
+  }
+
+  /**
+   * Keeps up to PUBLISH_WINDOW durable events in flight and takes their acks in seq order; on a failure it lets the
+   * window settle and sends again from the first unacknowledged event (the msgID makes a re-send a duplicate JetStream drops).
+   */
+  private async run(): Promise<void> {
+    let backoffMs = BACKOFF_MIN_MS;
+    while (!this.closed) {
+      const inflight: { event: NodeEvent; ack: Promise<unknown> }[] = [];
+      let next = this.log.ackedSeq + 1;
+      let failed = false;
+      while (!this.closed) {
+        while (this.connected && inflight.length < PUBLISH_WINDOW && next <= this.log.durableSeq) {
+          const event = this.log.eventAt(next++)!;
+          const ack = this.js.publish(subjectOf(event), JSON.stringify(event), { msgID: `${event.node}-${event.seq}`, timeout: PUBLISH_TIMEOUT_MS });
+          ack.catch(() => undefined);
+          inflight.push({ event, ack });
+        }
+        const head = inflight.shift();
+        if (!head) {
+          await this.waitForSignal(this.connected ? undefined : 250);
+          continue;
+        }
+        try {
+          await head.ack;
+        } catch (error) {
+          this.logger.warn({ err: error, seq: head.event.seq }, 'event not published yet; will retry');
+          for (const listener of this.failureListeners) listener(head.event);
+          failed = true;
+          break;
+        }
+        backoffMs = BACKOFF_MIN_MS;
+        this.log.ack(head.event.seq);
+        const lagSeconds = Math.max(0, (Date.now() - Date.parse(head.event.timestamp)) / 1000);
+        for (const listener of this.publishedListeners) listener(head.event, lagSeconds);
+      }
+      await Promise.allSettled(inflight.map((item) => item.ack));
+      if (failed && !this.closed) {
+        await this.waitForSignal(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
+      }
+    }
+  }
+}
+
+function subjectOf(event: NodeEvent): string {
+  switch (event.kind) {
+    case 'pool.lifecycle':
+      return Subjects.poolEvent(event.node, event.name, event.type);
+    case 'network.lifecycle':
+      return Subjects.networkEvent(event.node, event.name, event.type);
+    case 'snapshot.lifecycle':
+      return Subjects.snapshotEvent(event.node, event.uuid, event.type);
+    default:
+      return Subjects.domainEvent(event.node, event.uuid, event.type);
   }
 }

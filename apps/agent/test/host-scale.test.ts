@@ -1,0 +1,139 @@
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { EVENTS_STREAM, type DomainState, type LifecycleEvent } from '@virtbus/api-contract';
+import { VirtClient } from '@virtbus/client';
+import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventLog } from '../src/events/log.js';
+
+const NODE = 'scale';
+const DOMAINS = 32;
+const AGENT_ARGS = ['--metrics-address', 'off', '--stats-interval', '0'];
+let workDir: string;
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let client: VirtClient;
+let agent: AgentProcess | undefined;
+
+const agentOptions = () => ({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: AGENT_ARGS });
+
+/** Every event of the node in the VIRT_EVENTS stream, in stream order (a consumer-less direct read). */
+async function storedEvents(): Promise<LifecycleEvent[]> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(EVENTS_STREAM);
+  const events: LifecycleEvent[] = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+    const message = await jsm.streams.getMessage(EVENTS_STREAM, { seq });
+    if (message) events.push(message.json<LifecycleEvent>());
+  }
+  return events.filter((event) => event.node === NODE);
+}
+
+async function waitForStored(count: number, timeoutMs = 60_000): Promise<LifecycleEvent[]> {
+  const until = Date.now() + timeoutMs;
+  let events: LifecycleEvent[] = [];
+  while (Date.now() < until) {
+    events = await storedEvents().catch(() => events);
+    if (events.length >= count) return events;
+    await sleep(200);
+  }
+  return events;
+}
+
+beforeAll(async () => {
+  workDir = await mkdtemp(join(tmpdir(), 'virtbus-hostscale-'));
+  nats = await startNatsServer({ storeDir: join(workDir, 'js') });
+  nc = await connect({ servers: nats.url });
+  client = new VirtClient(nc);
+  agent = await spawnAgent(agentOptions());
+});
+
+afterAll(async () => {
+  await agent?.stop();
+  await nc?.close();
+  await nats?.stop();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+describe('parallel state changes on many domains survive an agent SIGKILL', () => {
+  it('keeps every answered change in the domain state and every event in the stream, numbered 1..lastSeq without a gap', async () => {
+    const defined = await Promise.all(Array.from({ length: DOMAINS }, (_, index) => client.call(NODE, 'domain.define', { name: `scale-${index}`, driver: 'test' })));
+    const uuids = defined.map((domain) => domain.uuid);
+
+    // Each domain flips start/destroy in its own loop (one call at a time per domain, all domains in parallel).
+    const acked = new Map<string, { starts: number; destroys: number; last: DomainState }>(uuids.map((uuid) => [uuid, { starts: 0, destroys: 0, last: 'shutoff' }]));
+    const inFlight = new Map<string, 'start' | 'destroy'>();
+    let answered = 0;
+    let stop = false;
+    const loops = uuids.map(async (uuid) => {
+      const tally = acked.get(uuid)!;
+      while (!stop) {
+        const action = tally.last === 'running' ? 'destroy' : 'start';
+        inFlight.set(uuid, action);
+        try {
+          const domain = await client.call(NODE, 'domain.state', { id: uuid, change: { action } }, { timeoutMs: 3000 });
+          inFlight.delete(uuid);
+          tally.last = domain.state;
+          if (action === 'start') tally.starts++;
+          else tally.destroys++;
+          answered++;
+        } catch {
+          // the agent is gone: this call may or may not have been applied
+          return;
+        }
+      }
+    });
+    while (answered < 20 * DOMAINS) await sleep(5);
+    await agent!.kill('SIGKILL');
+    stop = true;
+    await Promise.all(loops);
+    agent = await spawnAgent(agentOptions());
+
+    const { lastSeq } = await EventLog.inspect(join(workDir, 'agent', 'events'));
+    const events = await waitForStored(lastSeq);
+    console.info(`host scale: ${answered} state changes answered on ${DOMAINS} domains before SIGKILL, node seq 1..${lastSeq}, ${events.length} stored`);
+    expect(events.map((event) => event.seq)).toEqual(Array.from({ length: lastSeq }, (_, index) => index + 1));
+
+    const { domains } = await client.call(NODE, 'domain.list', {});
+    for (const uuid of uuids) {
+      const tally = acked.get(uuid)!;
+      const pending = inFlight.get(uuid);
+      const domain = domains.find((candidate) => candidate.uuid === uuid)!;
+      // The answered state, or the state the one unanswered call left.
+      const allowed = pending === undefined ? [tally.last] : [tally.last, pending === 'start' ? 'running' : 'shutoff'];
+      expect(allowed).toContain(domain.state);
+      const mine = events.filter((event) => event.kind === 'domain.lifecycle' && event.uuid === uuid);
+      const started = mine.filter((event) => event.type === 'STARTED').length;
+      const stopped = mine.filter((event) => event.type === 'STOPPED').length;
+      expect(started - tally.starts).toBeGreaterThanOrEqual(0);
+      expect(started - tally.starts).toBeLessThanOrEqual(pending === 'start' ? 1 : 0);
+      expect(stopped - tally.destroys).toBeGreaterThanOrEqual(0);
+      expect(stopped - tally.destroys).toBeLessThanOrEqual(pending === 'destroy' ? 1 : 0);
+      // The last event of the domain describes the state it is in.
+      expect(mine[mine.length - 1]!.state).toBe(domain.state);
+    }
+  });
+});
+
+describe('agent start with many domains', () => {
+  it('reads every domain file and writes none of them', async () => {
+    const dir = join(workDir, 'agent', 'domains');
+    const files = async () => {
+      const names = (await readdir(dir)).filter((name) => /^[0-9a-f-]{36}\.json$/.test(name)).sort();
+      return Promise.all(names.map(async (name) => ({ name, ...(({ ino, mtimeMs }) => ({ ino, mtimeMs }))(await stat(join(dir, name))) })));
+    };
+    const before = await files();
+    expect(before.length).toBe(DOMAINS);
+    await agent!.stop();
+    agent = await spawnAgent(agentOptions());
+    const { domains } = await client.call(NODE, 'domain.list', {});
+    expect(domains).toHaveLength(DOMAINS);
+    // an atomic rewrite would give a new inode and mtime
+    expect(await files()).toEqual(before);
+  });
+});
+
