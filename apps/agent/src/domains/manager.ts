@@ -3,6 +3,7 @@ import {
   DEFAULT_DETACH_TIMEOUT_S,
   DEFAULT_STATE_TIMEOUT_S,
   VirtError,
+  isActive,
   isUuid,
   lifecycleChanges,
   type DiskAttach,
@@ -29,7 +30,6 @@ import type { DomainStore, StoredDomain } from './store.js';
 import { configWithDisk, diskToAttach, findTarget, scopeOf, withTargets } from './disk-ops.js';
 import { resolveConfig, resolveDisk, volumesOf, type VolumeResolver } from './volumes.js';
 
-const INACTIVE_STATES = new Set(['shutoff', 'crashed', 'nostate']);
 const STATS_DEADLINE_MS = 2000;
 const TIMED_OUT = Symbol('timed out');
 
@@ -88,7 +88,7 @@ export class DomainManager {
     await this.recoverEvents();
     await Promise.all([...this.domains.values()].map((stored) => this.adopt(stored.config.uuid)));
     for (const stored of this.domains.values()) {
-      if (stored.config.autostart && INACTIVE_STATES.has(stored.state)) {
+      if (stored.config.autostart && !isActive(stored.state)) {
         await this.changeState(stored.config.uuid, { action: 'start' }).catch((error: unknown) =>
           this.options.logger.error({ err: error, domain: stored.config.name }, 'autostart failed'),
         );
@@ -204,7 +204,7 @@ export class DomainManager {
     const uuid = this.resolve(id).config.uuid;
     return this.locks.run(uuid, async () => {
       const stored = this.resolve(uuid);
-      if (!INACTIVE_STATES.has(stored.state)) {
+      if (isActive(stored.state)) {
         throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is ${stored.state}: destroy it before undefining`);
       }
       await this.driverFor(stored.config).undefine(stored);
@@ -223,7 +223,7 @@ export class DomainManager {
       const driver = this.driverFor(stored.config);
       const timeoutMs = (change.timeout ?? DEFAULT_STATE_TIMEOUT_S) * 1000;
       const result = await this.driverCall(driver, change.action, stored, () => this.runAction(driver, stored, change, timeoutMs));
-      if (change.action === 'start' && !INACTIVE_STATES.has(result.state)) this.domains.set(uuid, { ...this.resolve(uuid), liveDisks: withTargets(stored.config.disks) });
+      if (change.action === 'start' && isActive(result.state)) this.domains.set(uuid, { ...this.resolve(uuid), liveDisks: withTargets(stored.config.disks) });
       await this.apply(uuid, result);
       return this.view(this.resolve(uuid));
     });
@@ -232,7 +232,7 @@ export class DomainManager {
   private async runAction(driver: HypervisorDriver, stored: StoredDomain, change: DomainStatePut, timeoutMs: number): Promise<RunState> {
     switch (change.action) {
       case 'start': {
-        if (!INACTIVE_STATES.has(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
+        if (isActive(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
         const resolved = await this.resolvedRecord(stored);
         driver.validate(resolved.config);
         return (await this.startOverride?.(resolved, driver, change.paused ?? false)) ?? driver.start(resolved, { paused: change.paused ?? false });
@@ -452,7 +452,7 @@ export class DomainManager {
             reason: stored.reason,
             collectedAt: new Date().toISOString(),
           };
-          if (INACTIVE_STATES.has(stored.state)) {
+          if (!isActive(stored.state)) {
             this.lastStats.delete(stored.config.uuid);
             return base;
           }
@@ -478,7 +478,7 @@ export class DomainManager {
   async stats(id: string): Promise<DomainStats> {
     const stored = this.resolve(id);
     const driver = this.driverFor(stored.config);
-    if (INACTIVE_STATES.has(stored.state)) {
+    if (!isActive(stored.state)) {
       return { uuid: stored.config.uuid, name: stored.config.name, state: stored.state, reason: stored.reason, collectedAt: new Date().toISOString() };
     }
     if (!driver.stats) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no stats`);
@@ -501,7 +501,7 @@ export class DomainManager {
     if (change.runtime === null) delete next.runtime;
     else if (change.runtime !== undefined) next.runtime = change.runtime;
     const changes = lifecycleChanges(stored.state, change.state, change.reason);
-    if (INACTIVE_STATES.has(change.state)) delete next.liveDisks;
+    if (!isActive(change.state)) delete next.liveDisks;
     if (stored.state !== change.state) {
       next.state = change.state;
       next.reason = change.reason;
@@ -589,7 +589,7 @@ export class DomainManager {
       autostart: stored.config.autostart,
       config: stored.config,
       stateChangedAt: stored.stateChangedAt,
-      ...(stored.liveDisks && !INACTIVE_STATES.has(stored.state) ? { liveDisks: stored.liveDisks } : {}),
+      ...(stored.liveDisks && isActive(stored.state) ? { liveDisks: stored.liveDisks } : {}),
     };
   }
 }

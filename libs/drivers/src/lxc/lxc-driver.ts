@@ -2,7 +2,7 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VirtError, type DomainConfig, type DomainStats, type DriverInfo, type ExecRequest, type ExecResult } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainConfig, type DomainStats, type DriverInfo, type ExecRequest, type ExecResult } from '@virtbus/api-contract';
 import type {
   ConsoleCapability,
   ConsoleSession,
@@ -140,7 +140,7 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
     const previous = asRuntime(domain.runtime);
     if (info.state === 'STOPPED' || info.pid === undefined) {
       if (previous) await this.cleanupAfterStop(uuid, previous);
-      if (domain.state === 'shutoff' || domain.state === 'crashed' || domain.state === 'nostate') return { state: domain.state, reason: domain.reason, runtime: null };
+      if (!isActive(domain.state)) return { state: domain.state, reason: domain.reason, runtime: null };
       return { state: 'shutoff', reason: 'unknown', runtime: null };
     }
     const runtime = await this.describe(uuid, info.pid);

@@ -3,7 +3,7 @@ import { accessSync, closeSync, constants as fsConstants, openSync } from 'node:
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
-import { VirtError, type DomainConfig, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainConfig, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
 import type {
   ConsoleCapability,
   ConsoleSession,
@@ -51,7 +51,8 @@ export interface ShutdownOptions extends WaitOptions {
   force?: boolean;
 }
 
-const ACTIVE_STATES: readonly DomainState[] = ['running', 'blocked', 'paused', 'shutdown', 'pmsuspended', 'crashed'];
+/** The record says a QEMU runs: active, or crashed (a panicked guest stays paused in its QEMU, panic action `pause`). */
+const claimsProcess = (state: DomainState) => isActive(state) || state === 'crashed';
 const MAX_UNIX_SOCKET_PATH = 107;
 const execFileAsync = promisify(execFile);
 
@@ -192,7 +193,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     if (existing) return this.currentState(existing, domain);
     const runtime = parseRuntime(domain.runtime);
     if (!runtime) {
-      if (ACTIVE_STATES.includes(domain.state)) return { state: 'shutoff', reason: 'unknown', runtime: null };
+      if (claimsProcess(domain.state)) return { state: 'shutoff', reason: 'unknown', runtime: null };
       return { state: domain.state, reason: domain.reason };
     }
     const paths = this.paths(config.uuid);
@@ -210,7 +211,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       // Alive but unreachable: keep watching the pid; destroy still works by signal.
       this.log().error({ err: error, uuid: config.uuid, qemuPid: runtime.pid }, 'QEMU is alive but its QMP socket does not answer');
       this.register(instance);
-      const state = ACTIVE_STATES.includes(domain.state) ? domain.state : 'running';
+      const state = claimsProcess(domain.state) ? domain.state : 'running';
       return { state, reason: state === domain.state ? domain.reason : 'unknown' };
     }
     if (runtime.consoleSocket && runtime.consoleLog) {

@@ -1,7 +1,7 @@
 import { open, rename, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VirtError, type DomainSnapshot, type SnapshotDisk, type SnapshotKind } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainSnapshot, type SnapshotDisk, type SnapshotKind } from '@virtbus/api-contract';
 import type { Logger } from 'pino';
 import type { DomainRecord, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotContext, SnapshotReverted, SnapshotTaken } from '../driver.js';
 import { encodeSaveHeader, readSaveHeader } from '../save-file.js';
@@ -31,7 +31,6 @@ interface Disk {
 }
 
 const JOB_TIMEOUT_MS = 600_000;
-const ACTIVE = new Set(['running', 'blocked', 'paused', 'pmsuspended']);
 
 /** Writable file-backed disks: the ones a snapshot covers (cdroms and read-only disks are left alone). */
 function writableDisks(domain: DomainRecord): Disk[] {
@@ -227,7 +226,7 @@ export class QemuSnapshots implements SnapshotCapability, SaveRestoreCapability 
   }
 
   async restore(domain: DomainRecord, path: string, options: { paused: boolean }): Promise<RunState> {
-    if (this.activeInstance(domain) || ACTIVE.has(domain.state)) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is already ${domain.state}`);
+    if (this.activeInstance(domain) || isActive(domain.state)) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is already ${domain.state}`);
     const { header, payloadOffset } = await readSaveHeader(path);
     if (header.config.uuid !== domain.config.uuid) throw new VirtError('INVALID_ARG', `${path} holds domain ${header.config.name}, not ${domain.config.name}`);
     // the device model must be the one that was saved: QEMU runs with the saved definition
