@@ -14,6 +14,7 @@ import type {
   RunState,
   StatsCapability,
 } from '../driver.js';
+import { driverCapabilities } from '../driver.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { detectCgroupVersion, parseNetDev, processCgroupDirectories, pruneLxcPivots, readCgroupStats, type CgroupVersion } from './cgroups.js';
 import { LxcConsole } from './lxc-console.js';
@@ -115,7 +116,7 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
   }
 
   async probe(): Promise<DriverInfo> {
-    const base = { name: this.name, domainTypes: [...this.domainTypes], capabilities: ['lifecycle', 'console', 'stats', 'exec'] };
+    const base = { name: this.name, domainTypes: [...this.domainTypes], capabilities: driverCapabilities(this) };
     const lxcStart = findTool('lxc-start', this.options.binDir);
     if (!lxcStart) return { ...base, available: false, detail: 'lxc-start not found (Debian package lxc)' };
     const version = await run(lxcStart, ['--version'], { timeoutMs: 5_000 }).catch(() => undefined);

@@ -20,6 +20,7 @@ import type {
   StatsCapability,
   WaitOptions,
 } from '../driver.js';
+import { driverCapabilities } from '../driver.js';
 import { inNetns } from '../util/netns.js';
 import { attachTaps, hotplugTapNic, planTapNics, qemuNicIds, runningTapNics, tapStats, unplugNic, type TapNic } from './nics.js';
 import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
@@ -160,14 +161,14 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       return { name: this.name, domainTypes: [...this.domainTypes], available: false, detail: `${binary} --version failed: ${(error as Error).message}`, capabilities: [] };
     }
     const kvm = this.kvmUsable(true);
-    const capabilities = ['lifecycle', 'console', 'stats', 'snapshots', 'save-restore', 'accel:tcg'];
+    const accels = ['accel:tcg'];
     let kvmDetail = kvm.detail;
     if (kvm.usable) {
-      capabilities.push('accel:kvm');
+      accels.push('accel:kvm');
       const cpu = await this.kvmCpuModel();
       kvmDetail = `KVM usable (kvm domains use -cpu ${cpu.model}${cpu.note ? `; ${cpu.note}` : ''})`;
     }
-    return { name: this.name, domainTypes: [...this.domainTypes], available: true, detail: `${version} at ${binary}; ${kvmDetail}`, capabilities };
+    return { name: this.name, domainTypes: [...this.domainTypes], available: true, detail: `${version} at ${binary}; ${kvmDetail}`, capabilities: driverCapabilities(this, accels) };
   }
 
   validate(config: DomainConfig): void {
