@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import {
   DEFAULT_DETACH_TIMEOUT_S,
   DEFAULT_STATE_TIMEOUT_S,
@@ -29,6 +28,7 @@ import { JobLocks } from './job-lock.js';
 import type { DomainStore, StoredDomain } from './store.js';
 import { configWithDisk, diskToAttach, findTarget, scopeOf, withTargets } from './disk-ops.js';
 import { resolveConfig, resolveDisk, volumesOf, type VolumeResolver } from './volumes.js';
+import { StateDir } from '../state-dir.js';
 
 const STATS_DEADLINE_MS = 2000;
 const TIMED_OUT = Symbol('timed out');
@@ -545,7 +545,7 @@ export class DomainManager {
   }
 
   private contextFor(driver: HypervisorDriver): DriverContext {
-    const stateDir = join(this.options.stateDir, 'drivers', driver.name);
+    const stateDir = StateDir.driver(this.options.stateDir, driver.name);
     return {
       node: this.options.node,
       stateDir,

@@ -20,6 +20,7 @@ import type { EventPublisher } from '../events/publisher.js';
 import type { StorageManager } from '../storage/manager.js';
 import { SnapshotStore } from './store.js';
 import { added, defaultName, descendants, find, removed, treeOrder, viewOf, withDisks } from './tree.js';
+import { StateDir } from '../state-dir.js';
 
 export interface SnapshotServiceOptions {
   stateDir: string;
@@ -49,7 +50,7 @@ export class SnapshotService {
 
   constructor(private readonly options: SnapshotServiceOptions) {
     this.store = new SnapshotStore(options.stateDir);
-    this.managedDir = join(options.stateDir, 'managed-save');
+    this.managedDir = StateDir.managedSave(options.stateDir);
   }
 
   async init(): Promise<void> {
