@@ -151,6 +151,7 @@ describe('QmpMonitor', () => {
       await new Promise((resolve) => silent.close(resolve));
     }
   });
+
   describe('Qmp command groups', () => {
     let client: Qmp | undefined;
 
