@@ -44,6 +44,17 @@ export default tseslint.config(
     },
   },
   {
+    // QMP in layers like libvirt: outside libs/drivers/src/qemu/qmp only the typed command groups (qmp/index.ts) are reachable.
+    files: ['libs/drivers/**/*.ts'],
+    ignores: ['libs/drivers/src/qemu/qmp/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: 'qmp/(monitor|qmp|commands/.*)\\.js$', message: 'Use the typed commands from qemu/qmp/index.js; the monitor is private to qemu/qmp.' }] },
+      ],
+    },
+  },
+  {
     // Integration tests and tools run one app beside another (a gateway for the CLI, a dev stack); products never do.
     files: ['apps/*/test/**/*.ts', 'tools/**/*.ts'],
     rules: {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { DomainsPost } from './domain.js';
+import { DomainsPost, DomainStates } from './domain.js';
 import { ErrorStatus, VirtError } from './errors.js';
-import { lifecycleChanges } from './lifecycle.js';
+import { isActive, lifecycleChanges } from './lifecycle.js';
 import { isNodeName, isObjectName } from './names.js';
 import { Subjects } from './subjects.js';
 import { compileValidator } from './validate.js';
@@ -32,6 +32,12 @@ describe('subjects', () => {
     expect(() => Subjects.request('a.b', 'ro', 'domain.list')).toThrow(VirtError);
     expect(() => Subjects.request('*', 'ro', 'domain.list')).toThrow(VirtError);
     expect(() => Subjects.domainEvent('n1', 'u.*', 'STARTED')).toThrow(VirtError);
+  });
+});
+
+describe('isActive', () => {
+  it('is libvirt virDomainObjIsActive by state: crashed, shutoff and nostate are inactive', () => {
+    expect(DomainStates.filter(isActive)).toEqual(['running', 'blocked', 'paused', 'shutdown', 'pmsuspended']);
   });
 });
 

@@ -38,7 +38,15 @@ const stoppedDetail: Partial<Record<StateReason, LifecycleDetail>> = {
   from_snapshot: 'FROM_SNAPSHOT',
 };
 
-const isInactive = (state: DomainState) => state === 'shutoff' || state === 'crashed' || state === 'nostate';
+/**
+ * Whether a domain in this state is active (libvirt's virDomainObjIsActive, which asks for a live process): running,
+ * blocked, paused, shutdown (on its way down) and pmsuspended are; shutoff and nostate are not. `crashed` counts as
+ * inactive, as virtbus always treated it (crashed → running is STARTED, start is allowed from it), although libvirt
+ * calls a crashed domain whose process is kept (on_crash=preserve) active: a driver that keeps one checks its process.
+ */
+export function isActive(state: DomainState): boolean {
+  return state !== 'shutoff' && state !== 'crashed' && state !== 'nostate';
+}
 
 /** The libvirt lifecycle events a state transition produces, in order (none when nothing changed). */
 export function lifecycleChanges(previous: DomainState, next: DomainState, reason: StateReason): LifecycleChange[] {
@@ -47,11 +55,11 @@ export function lifecycleChanges(previous: DomainState, next: DomainState, reaso
     case 'running':
     case 'blocked':
       if (previous === 'paused' || previous === 'pmsuspended') return [{ type: 'RESUMED', detail: resumedDetail[reason] ?? 'UNPAUSED' }];
-      if (isInactive(previous)) return [{ type: 'STARTED', detail: startedDetail[reason] ?? 'BOOTED' }];
+      if (!isActive(previous)) return [{ type: 'STARTED', detail: startedDetail[reason] ?? 'BOOTED' }];
       return [];
     case 'paused': {
       const suspended: LifecycleChange = { type: 'SUSPENDED', detail: suspendedDetail[reason] ?? 'PAUSED' };
-      return isInactive(previous) ? [{ type: 'STARTED', detail: startedDetail[reason] ?? 'BOOTED' }, suspended] : [suspended];
+      return !isActive(previous) ? [{ type: 'STARTED', detail: startedDetail[reason] ?? 'BOOTED' }, suspended] : [suspended];
     }
     case 'shutdown':
       return [{ type: 'SHUTDOWN', detail: 'FINISHED' }];

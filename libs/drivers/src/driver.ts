@@ -266,3 +266,24 @@ export interface HypervisorDriver {
   readonly disks?: DiskCapability;
   readonly nics?: NicCapability;
 }
+
+/** The optional capability groups of a driver: every optional member of HypervisorDriver. */
+export type CapabilitySlot = { [K in keyof HypervisorDriver]-?: undefined extends HypervisorDriver[K] ? K : never }[keyof HypervisorDriver];
+
+/** The name `probe()` reports for each filled slot; a new slot without a name here does not compile. */
+export const CapabilityNames = {
+  console: 'console',
+  stats: 'stats',
+  exec: 'exec',
+  migration: 'migration',
+  snapshots: 'snapshots',
+  saveRestore: 'save-restore',
+  disks: 'disks',
+  nics: 'nics',
+} as const satisfies Record<CapabilitySlot, string>;
+
+/** A driver's capabilities as the slots it fills say (so probe() cannot drift from them), then driver facts such as `accel:kvm`. */
+export function driverCapabilities(driver: HypervisorDriver, extra: readonly string[] = []): string[] {
+  const slots = Object.keys(CapabilityNames) as CapabilitySlot[];
+  return ['lifecycle', ...slots.filter((slot) => driver[slot] !== undefined).map((slot) => CapabilityNames[slot]), ...extra];
+}

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtError, type DomainConfig } from '@virtbus/api-contract';
 import { QemuDriver } from '../src/index.js';
 import { collectConsole, makeDriverContext, TestDomain, waitFor as waitForCondition, type Observation } from './support/driver-harness.js';
-import { QmpMonitor } from '../src/qemu/qmp/monitor.js';
+import { Qmp } from '../src/qemu/qmp/index.js';
 import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, titleWithSkipReason, type TestGuest } from '@virtbus/testing';
 
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
@@ -186,11 +186,11 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
       const pid = stub.pid;
       await driver.close();
       // Press the power button ourselves: the driver let go of the QMP socket.
-      const monitor = await QmpMonitor.connect(stub.runtime?.qmpSocket as string);
-      const shutdownSeen = new Promise((resolve) => monitor.on('event', (event) => event.event === 'SHUTDOWN' && resolve(event)));
-      await monitor.execute('system_powerdown');
-      await shutdownSeen;
-      monitor.close();
+      const qmp = await Qmp.connect(stub.runtime?.qmpSocket as string);
+      const shutdownSeen = qmp.nextEvent('SHUTDOWN', () => true, 30_000, () => new Error('no SHUTDOWN event'));
+      await qmp.lifecycle.systemPowerdown();
+      await shutdownSeen.promise;
+      qmp.close();
       expect(isAlive(pid)).toBe(true);
       driver = await newDriver();
       expect(stub.apply(await driver.adopt(stub))).toEqual({ state: 'shutoff', reason: 'shutdown', runtime: null });

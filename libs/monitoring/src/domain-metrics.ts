@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { DomainStates, type DomainState, type DomainStats, type StateReason } from '@virtbus/api-contract';
+import { DomainStates, isActive, type DomainState, type DomainStats, type StateReason } from '@virtbus/api-contract';
 
 /** What the collector needs to know about a domain without asking its hypervisor. */
 export interface DomainListing {
@@ -62,7 +62,6 @@ const STATE_DESCRIPTIONS: Record<DomainState, string> = {
 const VCPU_STATE_CODES = { offline: 0, running: 1, blocked: 2 } as const;
 
 /** States in which a domain has a live hypervisor process to ask for stats. */
-const ACTIVE_STATES: ReadonlySet<DomainState> = new Set(['running', 'blocked', 'paused', 'shutdown', 'pmsuspended']);
 
 const MIB = 1024 * 1024;
 const NS_PER_SECOND = 1e9;
@@ -150,7 +149,7 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
 
       const domains = await Promise.all(
         listing.map(async (domain): Promise<DomainEntry> => {
-          if (!ACTIVE_STATES.has(domain.state)) {
+          if (!isActive(domain.state)) {
             lastGood.delete(domain.uuid);
             return { listing: domain, stats: undefined, timedOut: false };
           }
@@ -283,7 +282,7 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
     'counter',
     'libvirt_domain_info_cpu_time_seconds_total',
     'Amount of CPU time used by the domain, in seconds.',
-    (entry) => (entry.stats ? (entry.stats.cpu?.timeNs ?? 0) / NS_PER_SECOND : ACTIVE_STATES.has(entry.listing.state) ? undefined : 0),
+    (entry) => (entry.stats ? (entry.stats.cpu?.timeNs ?? 0) / NS_PER_SECOND : isActive(entry.listing.state) ? undefined : 0),
   );
 
   const memory = (entry: DomainEntry) => entry.stats?.memory;

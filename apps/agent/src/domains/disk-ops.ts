@@ -1,8 +1,6 @@
-import { VirtError, type DomainConfig, type DomainDisk } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainConfig, type DomainDisk, type DomainState } from '@virtbus/api-contract';
 import { diskTargets } from '@virtbus/drivers';
 import { withDiskDefaults } from './defaults.js';
-
-const INACTIVE = new Set(['shutoff', 'crashed', 'nostate']);
 
 export interface Scope {
   live: boolean;
@@ -10,8 +8,8 @@ export interface Scope {
 }
 
 /** libvirt's flags: none given means the running domain when active, else the definition; live needs an active domain. */
-export function scopeOf(name: string, state: string, flags: { live?: boolean | undefined; config?: boolean | undefined }): Scope {
-  const active = !INACTIVE.has(state);
+export function scopeOf(name: string, state: DomainState, flags: { live?: boolean | undefined; config?: boolean | undefined }): Scope {
+  const active = isActive(state);
   if (!flags.live && !flags.config) return { live: active, config: !active };
   if (flags.live && !active) throw new VirtError('OPERATION_INVALID', `domain ${name} is ${state}: a live change needs a running domain`);
   return { live: flags.live === true, config: flags.config === true };

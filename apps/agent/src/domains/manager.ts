@@ -1,8 +1,8 @@
-import { join } from 'node:path';
 import {
   DEFAULT_DETACH_TIMEOUT_S,
   DEFAULT_STATE_TIMEOUT_S,
   VirtError,
+  isActive,
   isUuid,
   lifecycleChanges,
   matchesLabelSelector,
@@ -33,8 +33,8 @@ import { JobLocks } from './job-lock.js';
 import type { DomainStore, StoredDomain } from './store.js';
 import { configWithDisk, diskToAttach, findTarget, scopeOf, withTargets } from './disk-ops.js';
 import { resolveConfig, resolveDisk, volumesOf, type VolumeResolver } from './volumes.js';
+import { StateDir } from '../state-dir.js';
 
-const INACTIVE_STATES = new Set(['shutoff', 'crashed', 'nostate']);
 const STATS_DEADLINE_MS = 2000;
 const TIMED_OUT = Symbol('timed out');
 
@@ -111,7 +111,7 @@ export class DomainManager {
     await this.recoverEvents();
     await Promise.all([...this.domains.values()].map((stored) => this.adopt(stored.config.uuid)));
     for (const stored of this.domains.values()) {
-      if (stored.config.autostart && INACTIVE_STATES.has(stored.state)) {
+      if (stored.config.autostart && !isActive(stored.state)) {
         await this.changeState(stored.config.uuid, { action: 'start' }).catch((error: unknown) =>
           this.options.logger.error({ err: error, domain: stored.config.name }, 'autostart failed'),
         );
@@ -247,7 +247,7 @@ export class DomainManager {
     const uuid = this.resolve(id).config.uuid;
     return this.locks.run(uuid, async () => {
       const stored = this.resolve(uuid);
-      if (!INACTIVE_STATES.has(stored.state)) {
+      if (isActive(stored.state)) {
         throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is ${stored.state}: destroy it before undefining`);
       }
       await this.driverFor(stored.config).undefine(stored);
@@ -266,7 +266,7 @@ export class DomainManager {
       const driver = this.driverFor(stored.config);
       const timeoutMs = (change.timeout ?? DEFAULT_STATE_TIMEOUT_S) * 1000;
       const result = await this.driverCall(driver, change.action, stored, () => this.runAction(driver, stored, change, timeoutMs));
-      const started = change.action === 'start' && !INACTIVE_STATES.has(result.state);
+      const started = change.action === 'start' && isActive(result.state);
       if (started) this.domains.set(uuid, { ...this.resolve(uuid), liveDisks: withTargets(stored.config.disks) });
       try {
         await this.apply(uuid, result);
@@ -282,7 +282,7 @@ export class DomainManager {
   private async runAction(driver: HypervisorDriver, stored: StoredDomain, change: DomainStatePut, timeoutMs: number): Promise<RunState> {
     switch (change.action) {
       case 'start': {
-        if (!INACTIVE_STATES.has(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
+        if (isActive(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
         const resolved = await this.resolvedRecord(stored);
         driver.validate(resolved.config);
         return (await this.startOverride?.(resolved, driver, change.paused ?? false)) ?? driver.start(resolved, { paused: change.paused ?? false });
@@ -502,7 +502,7 @@ export class DomainManager {
             reason: stored.reason,
             collectedAt: new Date().toISOString(),
           };
-          if (INACTIVE_STATES.has(stored.state)) {
+          if (!isActive(stored.state)) {
             this.lastStats.delete(stored.config.uuid);
             return base;
           }
@@ -528,7 +528,7 @@ export class DomainManager {
   async stats(id: string): Promise<DomainStats> {
     const stored = this.resolve(id);
     const driver = this.driverFor(stored.config);
-    if (INACTIVE_STATES.has(stored.state)) {
+    if (!isActive(stored.state)) {
       return { uuid: stored.config.uuid, name: stored.config.name, state: stored.state, reason: stored.reason, collectedAt: new Date().toISOString() };
     }
     if (!driver.stats) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no stats`);
@@ -564,7 +564,7 @@ export class DomainManager {
     if (change.runtime === null) delete next.runtime;
     else if (change.runtime !== undefined) next.runtime = change.runtime;
     const changes = lifecycleChanges(stored.state, change.state, change.reason);
-    if (INACTIVE_STATES.has(change.state)) delete next.liveDisks;
+    if (!isActive(change.state)) delete next.liveDisks;
     if (stored.state !== change.state) {
       next.state = change.state;
       next.reason = change.reason;
@@ -625,7 +625,7 @@ export class DomainManager {
   }
 
   private contextFor(driver: HypervisorDriver): DriverContext {
-    const stateDir = join(this.options.stateDir, 'drivers', driver.name);
+    const stateDir = StateDir.driver(this.options.stateDir, driver.name);
     return {
       node: this.options.node,
       stateDir,
@@ -669,7 +669,7 @@ export class DomainManager {
       autostart: stored.config.autostart,
       config: stored.config,
       stateChangedAt: stored.stateChangedAt,
-      ...(!INACTIVE_STATES.has(stored.state) ? { liveDisks: this.liveDisksOf(stored) } : {}),
+      ...(isActive(stored.state) ? { liveDisks: this.liveDisksOf(stored) } : {}),
     };
   }
 }

@@ -6,6 +6,7 @@ import { compileValidator, DomainConfig, DomainState, LiveDisk, StateReason, isU
 import { writeJsonAtomic, type DomainRuntime } from '@virtbus/drivers';
 import Type, { type Static } from 'typebox';
 import type { Logger } from 'pino';
+import { StateDir } from '../state-dir.js';
 
 /** What the agent keeps on disk per domain: the definition, the last known state and the driver's runtime facts. */
 export const StoredDomain = Type.Object({
@@ -29,7 +30,7 @@ export class DomainStore {
     stateDir: string,
     private readonly logger: Logger,
   ) {
-    this.dir = join(stateDir, 'domains');
+    this.dir = StateDir.domains(stateDir);
   }
 
   /**

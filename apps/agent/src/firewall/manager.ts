@@ -12,6 +12,7 @@ import {
 } from '@virtbus/api-contract';
 import { applyNicFilter, removeNicFilter, runningTapNics, writeJsonAtomic, type DomainRecord } from '@virtbus/drivers';
 import type { Logger } from 'pino';
+import { StateDir } from '../state-dir.js';
 
 type StoredRuleSet = Omit<FirewallRuleSet, 'bindings'>;
 
@@ -47,8 +48,8 @@ export class FirewallManager {
   private readonly bindingsFile: string;
 
   constructor(private readonly options: FirewallManagerOptions) {
-    this.dir = join(options.stateDir, 'firewall', 'rulesets');
-    this.bindingsFile = join(options.stateDir, 'firewall', 'bindings.json');
+    this.dir = StateDir.firewallRulesets(options.stateDir);
+    this.bindingsFile = StateDir.firewallBindings(options.stateDir);
   }
 
   async init(): Promise<void> {

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import {
   VirtError,
   type HostInterface,
@@ -10,6 +9,7 @@ import {
 } from '@virtbus/api-contract';
 import { applyChange, checkChange, listHostInterfaces, restoreSnapshot, snapshotOf, writeJsonAtomic, type InterfaceSnapshot } from '@virtbus/drivers';
 import type { Logger } from 'pino';
+import { StateDir } from '../state-dir.js';
 
 export const DEFAULT_TRANSACTION_TIMEOUT_S = 600;
 
@@ -37,7 +37,7 @@ export class InterfaceManager {
   private readonly file: string;
 
   constructor(private readonly options: InterfaceManagerOptions) {
-    this.file = join(options.stateDir, 'interfaces', 'transaction.json');
+    this.file = StateDir.interfacesTransaction(options.stateDir);
   }
 
   /** A transaction left open by a previous agent is rolled back: nobody can commit it any more. */

@@ -1,5 +1,5 @@
 import { runningTapNics, tapName, type HypervisorDriver } from '@virtbus/drivers';
-import { VirtError, type DomainInterface } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainInterface } from '@virtbus/api-contract';
 import { stableMac } from '../domains/defaults.js';
 import type { DomainManager } from '../domains/manager.js';
 import { pageByName, pageFields } from '../paging.js';
@@ -7,8 +7,6 @@ import type { OperationHandlers } from '../service.js';
 import type { NetworkManager } from './manager.js';
 
 type NetworkOperationName = Extract<keyof OperationHandlers, `network.${string}` | 'domain.interfaces' | `domain.nic.${string}`>;
-
-const RUNNING = new Set(['running', 'blocked', 'paused', 'pmsuspended']);
 
 function nicCapability(driver: HypervisorDriver) {
   if (!driver.nics) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver cannot change NICs of a running domain`);
@@ -49,7 +47,7 @@ export function createNetworkHandlers(networks: NetworkManager, domains: DomainM
     },
     'domain.nic.link': async ({ id, mac, link }) => {
       await domains.runJob(id, 'nic.link', async (record, driver) => {
-        if (!RUNNING.has(record().state)) throw new VirtError('OPERATION_INVALID', `domain ${record().config.name} is not running`);
+        if (!isActive(record().state)) throw new VirtError('OPERATION_INVALID', `domain ${record().config.name} is not running`);
         await nicCapability(driver).setLink(record(), mac, link === 'up');
       });
       return domains.get(id);
@@ -62,14 +60,14 @@ export function createNetworkHandlers(networks: NetworkManager, domains: DomainM
       const full = { ...nic, model: nic.model ?? 'virtio', mac };
       if (full.type === 'network') networks.resolveNic(full);
       await domains.runJob(id, 'nic.attach', async (record, driver) => {
-        if (RUNNING.has(record().state)) await nicCapability(driver).attachNic(record(), full);
+        if (isActive(record().state)) await nicCapability(driver).attachNic(record(), full);
       });
       return domains.update(id, { nics: [...domains.record(id).config.nics, full] });
     },
     'domain.nic.detach': async ({ id, mac, timeout }) => {
       if (!domains.record(id).config.nics.some((nic) => nic.mac === mac)) throw new VirtError('INVALID_ARG', `domain ${id} has no NIC with MAC ${mac}`);
       await domains.runJob(id, 'nic.detach', async (record, driver) => {
-        if (RUNNING.has(record().state)) await nicCapability(driver).detachNic(record(), mac, { timeoutMs: (timeout ?? 10) * 1000 });
+        if (isActive(record().state)) await nicCapability(driver).detachNic(record(), mac, { timeoutMs: (timeout ?? 10) * 1000 });
       });
       return domains.update(id, { nics: domains.record(id).config.nics.filter((nic) => nic.mac !== mac) });
     },

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import {
   VirtError,
   type DhcpLease,
@@ -23,6 +22,7 @@ import type { Logger } from 'pino';
 import { JobLocks } from '../domains/job-lock.js';
 import type { EventPublisher } from '../events/publisher.js';
 import { NetworkStore, type StoredNetwork } from './store.js';
+import { StateDir } from '../state-dir.js';
 
 export interface NetworkManagerOptions {
   node: string;
@@ -57,7 +57,7 @@ export class NetworkManager implements NetworkResolver {
   constructor(private readonly options: NetworkManagerOptions) {
     this.store = new NetworkStore(options.stateDir, options.logger);
     this.driver = new NetworkDriver({
-      stateDir: join(options.stateDir, 'drivers', 'network'),
+      stateDir: StateDir.driver(options.stateDir, 'network'),
       ...(options.netns ? { netns: options.netns } : {}),
       logger: options.logger.child({ component: 'network' }),
     });

@@ -4,6 +4,7 @@ import { compileValidator, DnsHost, isObjectName, NetworkIp, NetworkMode, Object
 import { writeJsonAtomic } from '@virtbus/drivers';
 import Type, { type Static } from 'typebox';
 import type { Logger } from 'pino';
+import { StateDir } from '../state-dir.js';
 
 /** A network as the agent keeps it on disk: definition, autostart, whether it runs, and its dnsmasq. */
 export const StoredNetwork = Type.Object({
@@ -31,7 +32,7 @@ export class NetworkStore {
     stateDir: string,
     private readonly logger: Logger,
   ) {
-    this.dir = join(stateDir, 'networks');
+    this.dir = StateDir.networks(stateDir);
   }
 
   async loadAll(): Promise<StoredNetwork[]> {

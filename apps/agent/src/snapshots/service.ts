@@ -1,6 +1,7 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  isActive,
   VirtError,
   type Domain,
   type DomainRestorePost,
@@ -19,8 +20,7 @@ import type { EventPublisher } from '../events/publisher.js';
 import type { StorageManager } from '../storage/manager.js';
 import { SnapshotStore } from './store.js';
 import { added, defaultName, descendants, find, removed, treeOrder, viewOf, withDisks } from './tree.js';
-
-const ACTIVE = new Set(['running', 'blocked', 'paused', 'pmsuspended', 'shutdown']);
+import { StateDir } from '../state-dir.js';
 
 export interface SnapshotServiceOptions {
   stateDir: string;
@@ -50,7 +50,7 @@ export class SnapshotService {
 
   constructor(private readonly options: SnapshotServiceOptions) {
     this.store = new SnapshotStore(options.stateDir);
-    this.managedDir = join(options.stateDir, 'managed-save');
+    this.managedDir = StateDir.managedSave(options.stateDir);
   }
 
   async init(): Promise<void> {
@@ -152,7 +152,7 @@ export class SnapshotService {
     const known = this.options.manager.list().some((domain) => domain.uuid === header.config.uuid);
     if (!known) await this.options.manager.define(header.config as DomainsPost);
     const uuid = await this.options.manager.job(header.config.uuid, 'restore', async (stored, driver) => {
-      if (ACTIVE.has(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
+      if (isActive(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
       const run = await saveRestoreOf(driver).restore(stored, path, { paused: post.paused ?? false });
       return { result: stored.config.uuid, states: [run] };
     });

@@ -2,13 +2,14 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '@virtbus/drivers';
 import type { SnapshotSet } from './tree.js';
+import { StateDir } from '../state-dir.js';
 
 /** Snapshot metadata, one JSON file per domain under <state-dir>/snapshots, written atomically. */
 export class SnapshotStore {
   private readonly dir: string;
 
   constructor(stateDir: string) {
-    this.dir = join(stateDir, 'snapshots');
+    this.dir = StateDir.snapshots(stateDir);
   }
 
   async init(): Promise<void> {

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   VirtError,
@@ -22,6 +21,7 @@ import type { EventPublisher } from '../events/publisher.js';
 import { OperationManager } from './operations.js';
 import { PoolStore, type StoredPool } from './pool-store.js';
 import { ContentStreams } from './streams.js';
+import { StateDir } from '../state-dir.js';
 
 export const DEFAULT_POOL = 'default';
 
@@ -97,7 +97,7 @@ export class StorageManager {
       let target: string;
       if (post.type === 'dir') {
         if (sourceDevices.length > 0 || post.vgName) throw new VirtError('INVALID_ARG', 'dir pools take a target directory, not source devices');
-        target = post.target ?? join(this.options.stateDir, 'pools', post.name);
+        target = post.target ?? StateDir.poolTarget(this.options.stateDir, post.name);
       } else {
         if (post.target) throw new VirtError('INVALID_ARG', 'logical pools live in /dev/<vgName>; give vgName, not target');
         target = `/dev/${post.vgName ?? post.name}`;

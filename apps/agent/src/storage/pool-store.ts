@@ -4,6 +4,7 @@ import { compileValidator, isObjectName, ObjectName, PoolType, Uuid } from '@vir
 import { writeJsonAtomic } from '@virtbus/drivers';
 import Type, { type Static } from 'typebox';
 import type { Logger } from 'pino';
+import { StateDir } from '../state-dir.js';
 
 /** A pool as the agent keeps it on disk: its definition and whether it was started. */
 export const StoredPool = Type.Object({
@@ -27,7 +28,7 @@ export class PoolStore {
     stateDir: string,
     private readonly logger: Logger,
   ) {
-    this.dir = join(stateDir, 'storage-pools');
+    this.dir = StateDir.storagePools(stateDir);
   }
 
   async loadAll(): Promise<StoredPool[]> {

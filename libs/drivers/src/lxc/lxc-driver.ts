@@ -2,7 +2,7 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VirtError, type DomainConfig, type DomainStats, type DriverInfo, type ExecRequest, type ExecResult } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainConfig, type DomainStats, type DriverInfo, type ExecRequest, type ExecResult } from '@virtbus/api-contract';
 import type {
   ConsoleCapability,
   ConsoleSession,
@@ -14,6 +14,7 @@ import type {
   RunState,
   StatsCapability,
 } from '../driver.js';
+import { driverCapabilities } from '../driver.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { detectCgroupVersion, parseNetDev, processCgroupDirectories, pruneLxcPivots, readCgroupStats, type CgroupVersion } from './cgroups.js';
 import { LxcConsole } from './lxc-console.js';
@@ -115,7 +116,7 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
   }
 
   async probe(): Promise<DriverInfo> {
-    const base = { name: this.name, domainTypes: [...this.domainTypes], capabilities: ['lifecycle', 'console', 'stats', 'exec'] };
+    const base = { name: this.name, domainTypes: [...this.domainTypes], capabilities: driverCapabilities(this) };
     const lxcStart = findTool('lxc-start', this.options.binDir);
     if (!lxcStart) return { ...base, available: false, detail: 'lxc-start not found (Debian package lxc)' };
     const version = await run(lxcStart, ['--version'], { timeoutMs: 5_000 }).catch(() => undefined);
@@ -140,7 +141,7 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
     const previous = asRuntime(domain.runtime);
     if (info.state === 'STOPPED' || info.pid === undefined) {
       if (previous) await this.cleanupAfterStop(uuid, previous);
-      if (domain.state === 'shutoff' || domain.state === 'crashed' || domain.state === 'nostate') return { state: domain.state, reason: domain.reason, runtime: null };
+      if (!isActive(domain.state)) return { state: domain.state, reason: domain.reason, runtime: null };
       return { state: 'shutoff', reason: 'unknown', runtime: null };
     }
     const runtime = await this.describe(uuid, info.pid);

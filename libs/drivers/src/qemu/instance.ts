@@ -2,8 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { DomainConfig } from '@virtbus/api-contract';
 import type { ConsoleHub } from './console.js';
 import type { QemuAccel } from './command-line.js';
-import { QemuCommands } from './qmp/commands.js';
-import type { QmpEvent, QmpMonitor } from './qmp/monitor.js';
+import type { Qmp, QmpEvent } from './qmp/index.js';
 import { isProcessAlive, waitForProcessExit, zombieExitStatus } from './process.js';
 
 /** What the agent persists for a running QEMU domain (the driver's `runtime` blob). */
@@ -35,12 +34,11 @@ export interface ExitInfo {
 const LIVENESS_POLL_MS = 1_000;
 
 /**
- * One QEMU process the driver watches: its monitor, console hub and exit detection
+ * One QEMU process the driver watches: its QMP, console hub and exit detection
  * (child 'exit' when we spawned it, QMP EOF + /proc polling otherwise; a zombie counts as dead).
  */
 export class QemuInstance {
-  monitor?: QmpMonitor;
-  qmp?: QemuCommands;
+  qmp?: Qmp;
   console?: ConsoleHub;
   /** Lifecycle calls in progress; STOP/RESUME seen meanwhile are the call's own doing. */
   busy = 0;
@@ -80,13 +78,12 @@ export class QemuInstance {
     return this.exitInfo !== undefined;
   }
 
-  attachMonitor(monitor: QmpMonitor, onEvent: (instance: QemuInstance, event: QmpEvent) => void): void {
-    this.monitor = monitor;
-    this.qmp = new QemuCommands(monitor);
-    monitor.on('event', (event) => {
+  attachQmp(qmp: Qmp, onEvent: (instance: QemuInstance, event: QmpEvent) => void): void {
+    this.qmp = qmp;
+    qmp.onEvent((event) => {
       if (!this.detached) onEvent(this, event);
     });
-    monitor.on('close', () => {
+    qmp.onClose(() => {
       if (!this.detached) void this.pollUntilExit();
     });
   }
@@ -99,7 +96,7 @@ export class QemuInstance {
   detach(): void {
     this.detached = true;
     this.stopWatching();
-    this.monitor?.close();
+    this.qmp?.close();
     this.console?.end();
   }
 
@@ -107,7 +104,7 @@ export class QemuInstance {
     if (this.exitInfo || this.detached) return;
     this.exitInfo = info;
     this.stopWatching();
-    this.monitor?.close();
+    this.qmp?.close();
     this.console?.end();
     this.resolveExited(info);
     this.onExit(this, info);

@@ -17,7 +17,7 @@ import type {
 } from '../driver.js';
 import { diskTargets } from './command-line.js';
 import type { QemuInstance } from './instance.js';
-import { QmpCommandError } from './qmp/monitor.js';
+import { QmpCommandError, type QmpBlockJobInfo, type QmpMigrationInfo } from './qmp/index.js';
 
 const execFileAsync = promisify(execFile);
 const POLL_MS = 25;
@@ -38,22 +38,6 @@ export interface QemuMigrationHost {
   end(instance: QemuInstance, reason: 'migrated' | 'destroyed'): Promise<RunState>;
   binary(): string | undefined;
   log(): Logger;
-}
-
-interface QmpMigrationInfo {
-  status?: string;
-  'total-time'?: number;
-  downtime?: number;
-  'error-desc'?: string;
-  ram?: { transferred: number; remaining: number; total: number; 'dirty-sync-count': number; 'dirty-pages-rate': number };
-}
-
-interface QmpBlockJob {
-  device: string;
-  offset: number;
-  len: number;
-  ready: boolean;
-  status?: string;
 }
 
 /** A TCP port free right now on `host` (QEMU is told the number; the window for a race is tiny on one node). */
@@ -93,7 +77,7 @@ export class QemuMigration implements MigrationCapability {
 
   async diskSizes(domain: DomainRecord): Promise<Record<string, number>> {
     const instance = this.host.live(domain);
-    const nodes = await instance.monitor!.execute<{ 'node-name': string; image: { 'virtual-size': number } }[]>('query-named-block-nodes', { flat: true });
+    const nodes = await instance.qmp!.block.queryNamedBlockNodes();
     const sizes: Record<string, number> = {};
     for (const target of diskTargets(domain.config.disks)) {
       const node = nodes.find((entry) => entry['node-name'] === `fmt-${target}`);
@@ -114,27 +98,27 @@ export class QemuMigration implements MigrationCapability {
     }
     const run = await this.host.spawn(domain, ['-incoming', 'defer']);
     const instance = this.host.live({ ...domain, runtime: run.runtime ?? undefined });
-    const qmp = instance.monitor!;
+    const qmp = instance.qmp!;
     try {
       if (options.tlsDir) {
-        await qmp.execute('object-add', { 'qom-type': 'tls-creds-x509', id: TLS_ID, dir: options.tlsDir, endpoint: 'server', 'verify-peer': true });
-        await qmp.execute('migrate-set-parameters', { 'tls-creds': TLS_ID });
+        await qmp.misc.objectAdd({ 'qom-type': 'tls-creds-x509', id: TLS_ID, dir: options.tlsDir, endpoint: 'server', 'verify-peer': true });
+        await qmp.migration.migrateSetParameters({ 'tls-creds': TLS_ID });
       }
-      if (options.postCopy) await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'postcopy-ram', state: true }] });
+      if (options.postCopy) await qmp.migration.migrateSetCapabilities([{ capability: 'postcopy-ram', state: true }]);
       const port = await freeTcpPort(options.listenHost);
       const uri = `tcp:${bracketed(options.listenHost)}:${port}`;
-      await qmp.execute('migrate-incoming', { uri });
+      await qmp.migration.migrateIncoming(uri);
       const target: IncomingTarget = { uri };
       const copy = Object.keys(options.copyDisks ?? {});
       if (copy.length > 0) {
         const nbdPort = await freeTcpPort(options.listenHost);
-        await qmp.execute('nbd-server-start', {
+        await qmp.block.nbdServerStart({
           addr: { type: 'inet', data: { host: options.listenHost, port: String(nbdPort) } },
           ...(options.tlsDir ? { 'tls-creds': TLS_ID } : {}),
         });
         const exports: Record<string, string> = {};
         for (const disk of copy) {
-          await qmp.execute('block-export-add', { type: 'nbd', id: `mig-export-${disk}`, 'node-name': `fmt-${disk}`, name: disk, writable: true });
+          await qmp.block.blockExportAdd({ type: 'nbd', id: `mig-export-${disk}`, 'node-name': `fmt-${disk}`, name: disk, writable: true });
           exports[disk] = disk;
         }
         target.nbd = { host: options.listenHost, port: nbdPort, exports };
@@ -149,13 +133,13 @@ export class QemuMigration implements MigrationCapability {
   async finishIncoming(domain: DomainRecord, resume: boolean): Promise<RunState> {
     const instance = this.host.live(domain);
     return this.host.busy(instance, async () => {
-      const qmp = instance.monitor!;
+      const qmp = instance.qmp!;
       const deadline = Date.now() + 60_000;
       let postcopy = false;
       for (;;) {
-        const info = await qmp.execute<QmpMigrationInfo>('query-migrate');
+        const info = await qmp.migration.queryMigrate();
         if (info.status === 'failed') throw new VirtError('OPERATION_FAILED', `incoming migration failed: ${info['error-desc'] ?? 'unknown error'}`);
-        const { status } = await qmp.execute<{ status: string }>('query-status');
+        const { status } = await qmp.lifecycle.queryStatus();
         // post-copy: resume at once, the pages still missing are pulled on demand
         if (info.status === 'postcopy-active') postcopy = true;
         if (postcopy || (status !== 'inmigrate' && info.status === 'completed')) break;
@@ -163,10 +147,10 @@ export class QemuMigration implements MigrationCapability {
         await sleep(20);
       }
       if (!postcopy) await this.stopNbdServer(instance);
-      const { status } = await qmp.execute<{ status: string }>('query-status');
-      if ((resume || postcopy) && status !== 'running') await qmp.execute('cont');
+      const { status } = await qmp.lifecycle.queryStatus();
+      if ((resume || postcopy) && status !== 'running') await qmp.lifecycle.cont();
       if (postcopy) return { state: 'running', reason: 'postcopy' };
-      if (!resume && status === 'running') await qmp.execute('stop');
+      if (!resume && status === 'running') await qmp.lifecycle.stop();
       return resume ? { state: 'running', reason: 'migrated' } : { state: 'paused', reason: 'migration' };
     });
   }
@@ -184,7 +168,7 @@ export class QemuMigration implements MigrationCapability {
   async migrateOut(domain: DomainRecord, options: OutgoingOptions): Promise<MigrationStatus> {
     const instance = this.host.live(domain);
     return this.host.busy(instance, async () => {
-      const qmp = instance.monitor!;
+      const qmp = instance.qmp!;
       const mirrors = Object.keys(options.target.nbd?.exports ?? {});
       let status: MigrationStatus = {
         phase: mirrors.length > 0 ? 'copying-storage' : 'copying-ram',
@@ -199,15 +183,13 @@ export class QemuMigration implements MigrationCapability {
       const cancelled = () => options.signal.aborted;
       try {
         if (options.tlsDir) {
-          await qmp.execute('object-add', { 'qom-type': 'tls-creds-x509', id: TLS_ID, dir: options.tlsDir, endpoint: 'client', 'verify-peer': true });
+          await qmp.misc.objectAdd({ 'qom-type': 'tls-creds-x509', id: TLS_ID, dir: options.tlsDir, endpoint: 'client', 'verify-peer': true });
         }
-        await qmp.execute('migrate-set-capabilities', {
-          capabilities: [
-            { capability: 'auto-converge', state: options.autoConverge },
-            { capability: 'postcopy-ram', state: options.postCopy },
-          ],
-        });
-        await qmp.execute('migrate-set-parameters', {
+        await qmp.migration.migrateSetCapabilities([
+          { capability: 'auto-converge', state: options.autoConverge },
+          { capability: 'postcopy-ram', state: options.postCopy },
+        ]);
+        await qmp.migration.migrateSetParameters({
           // parameters outlive a migration in QEMU: an earlier attempt's throttle must not stay
           'downtime-limit': options.maxDowntimeMs ?? QEMU_DEFAULT_DOWNTIME_MS,
           'max-bandwidth': (options.bandwidthMiBs ?? QEMU_DEFAULT_BANDWIDTH_MIBS) * 1024 * 1024,
@@ -217,18 +199,18 @@ export class QemuMigration implements MigrationCapability {
         const nbd = options.target.nbd;
         if (nbd) {
           for (const target of mirrors) {
-            await qmp.execute('blockdev-add', {
+            await qmp.block.blockdevAdd({
               driver: 'nbd',
               'node-name': nbdNode(target),
               server: { type: 'inet', host: nbd.host, port: String(nbd.port) },
               export: nbd.exports[target],
               ...(options.tlsDir ? { 'tls-creds': TLS_ID, ...(options.tlsHostname ? { 'tls-hostname': options.tlsHostname } : {}) } : {}),
             });
-            await qmp.execute('blockdev-mirror', { 'job-id': mirrorJob(target), device: `fmt-${target}`, target: nbdNode(target), sync: 'full', 'auto-dismiss': false });
+            await qmp.jobs.blockdevMirror({ 'job-id': mirrorJob(target), device: `fmt-${target}`, target: nbdNode(target), sync: 'full', 'auto-dismiss': false });
           }
           for (;;) {
             if (cancelled()) throw new VirtError('OPERATION_FAILED', 'migration cancelled');
-            const jobs = (await qmp.execute<QmpBlockJob[]>('query-block-jobs')).filter((job) => job.device.startsWith('mig-mirror-'));
+            const jobs = (await qmp.jobs.queryBlockJobs()).filter((job) => job.device.startsWith('mig-mirror-'));
             const failed = jobs.find((job) => job.status === 'concluded' && !job.ready);
             if (failed) throw new VirtError('OPERATION_FAILED', `storage copy of ${failed.device} stopped`);
             status = { ...status, diskProcessedBytes: jobs.reduce((sum, job) => sum + job.offset, 0), diskTotalBytes: jobs.reduce((sum, job) => sum + job.len, 0) };
@@ -237,13 +219,13 @@ export class QemuMigration implements MigrationCapability {
             await sleep(POLL_MS);
           }
         }
-        if (!options.live) await qmp.execute('stop');
-        await qmp.execute('migrate', { uri: options.target.uri });
+        if (!options.live) await qmp.lifecycle.stop();
+        await qmp.migration.migrate(options.target.uri);
         let postcopyStarted = false;
         let postcopyResumed = false;
         for (;;) {
-          const info = await qmp.execute<QmpMigrationInfo>('query-migrate');
-          const jobs = mirrors.length > 0 ? await qmp.execute<QmpBlockJob[]>('query-block-jobs') : [];
+          const info = await qmp.migration.queryMigrate();
+          const jobs = mirrors.length > 0 ? await qmp.jobs.queryBlockJobs() : [];
           status = {
             ...status,
             phase: info.status === 'postcopy-active' ? 'post-copy' : info.status === 'completed' || info.status === 'device' ? 'finishing' : 'copying-ram',
@@ -270,10 +252,10 @@ export class QemuMigration implements MigrationCapability {
             throw new VirtError('OPERATION_FAILED', `migration ${info.status}: ${info['error-desc'] ?? 'QEMU gave no reason'}`);
           }
           // in post-copy the destination already runs the guest: there is nothing to go back to
-          if (cancelled() && !postcopyStarted) await qmp.execute('migrate_cancel');
+          if (cancelled() && !postcopyStarted) await qmp.migration.migrateCancel();
           // an idle guest converges within its first pass: switch as soon as RAM is flowing, not after it
           if (options.postCopy && !postcopyStarted && info.status === 'active' && (info.ram?.transferred ?? 0) > 0) {
-            await qmp.execute('migrate-start-postcopy');
+            await qmp.migration.migrateStartPostcopy();
             postcopyStarted = true;
           }
           await sleep(POLL_MS);
@@ -295,21 +277,21 @@ export class QemuMigration implements MigrationCapability {
   async recoverOutgoing(domain: DomainRecord, resume: boolean): Promise<RunState> {
     const instance = this.host.live(domain);
     return this.host.busy(instance, async () => {
-      const qmp = instance.monitor!;
-      const info = await qmp.execute<QmpMigrationInfo>('query-migrate').catch(() => ({}) as QmpMigrationInfo);
+      const qmp = instance.qmp!;
+      const info = await qmp.migration.queryMigrate().catch((): QmpMigrationInfo => ({}));
       if (info.status === 'active' || info.status === 'setup' || info.status === 'pre-switchover' || info.status === 'device') {
-        await qmp.execute('migrate_cancel').catch(() => undefined);
+        await qmp.migration.migrateCancel().catch(() => undefined);
         const deadline = Date.now() + 10_000;
         while (Date.now() < deadline) {
-          const now = await qmp.execute<QmpMigrationInfo>('query-migrate').catch(() => ({}) as QmpMigrationInfo);
+          const now = await qmp.migration.queryMigrate().catch((): QmpMigrationInfo => ({}));
           if (now.status !== 'cancelling' && now.status !== 'active') break;
           await sleep(20);
         }
       }
       await this.cleanupOutgoing(instance);
-      const { status } = await qmp.execute<{ status: string }>('query-status');
+      const { status } = await qmp.lifecycle.queryStatus();
       if (resume && status !== 'running') {
-        await qmp.execute('cont');
+        await qmp.lifecycle.cont();
         return { state: 'running', reason: 'migration_canceled' };
       }
       return status === 'running' ? { state: 'running', reason: 'migration_canceled' } : { state: 'paused', reason: 'user' };
@@ -318,41 +300,41 @@ export class QemuMigration implements MigrationCapability {
 
   /** Mirror jobs, NBD client nodes and the TLS object of an outgoing migration, removed whatever state they are in. */
   private async cleanupOutgoing(instance: QemuInstance): Promise<void> {
-    const qmp = instance.monitor!;
-    const jobs = await qmp.execute<QmpBlockJob[]>('query-block-jobs').catch(() => [] as QmpBlockJob[]);
+    const qmp = instance.qmp!;
+    const jobs = await qmp.jobs.queryBlockJobs().catch((): QmpBlockJobInfo[] => []);
     for (const job of jobs.filter((entry) => entry.device.startsWith('mig-mirror-'))) await this.endMirror(instance, job.device.slice('mig-mirror-'.length), true);
-    const nodes = await qmp.execute<{ 'node-name': string }[]>('query-named-block-nodes', { flat: true }).catch(() => []);
-    for (const node of nodes.filter((entry) => entry['node-name'].startsWith('mig-nbd-'))) {
-      await qmp.execute('blockdev-del', { 'node-name': node['node-name'] }).catch(() => undefined);
+    const nodes = await qmp.block.queryNamedBlockNodes().catch(() => []);
+    for (const name of nodes.map((entry) => entry['node-name'] ?? '').filter((entry) => entry.startsWith('mig-nbd-'))) {
+      await qmp.block.blockdevDel(name).catch(() => undefined);
     }
-    await qmp.execute('object-del', { id: TLS_ID }).catch(() => undefined);
+    await qmp.misc.objectDel(TLS_ID).catch(() => undefined);
   }
 
   /** block-job-cancel on a ready mirror completes it with the target in sync (no pivot); then dismiss and drop the NBD node. */
   private async endMirror(instance: QemuInstance, target: string, force: boolean): Promise<void> {
-    const qmp = instance.monitor!;
+    const qmp = instance.qmp!;
     const id = mirrorJob(target);
-    await qmp.execute('block-job-cancel', { device: id, force }).catch(() => undefined);
+    await qmp.jobs.blockJobCancel(id, force).catch(() => undefined);
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
-      const job = (await qmp.execute<QmpBlockJob[]>('query-block-jobs')).find((entry) => entry.device === id);
+      const job = (await qmp.jobs.queryBlockJobs()).find((entry) => entry.device === id);
       if (!job) break;
       if (job.status === 'concluded') {
-        await qmp.execute('job-dismiss', { id }).catch(() => undefined);
+        await qmp.jobs.jobDismiss(id).catch(() => undefined);
         break;
       }
       await sleep(20);
     }
-    await qmp.execute('blockdev-del', { 'node-name': nbdNode(target) }).catch(() => undefined);
+    await qmp.block.blockdevDel(nbdNode(target)).catch(() => undefined);
   }
 
   private async stopNbdServer(instance: QemuInstance): Promise<void> {
-    const qmp = instance.monitor!;
-    const exports = await qmp.execute<{ id: string }[]>('query-block-exports').catch(() => []);
+    const qmp = instance.qmp!;
+    const exports = await qmp.block.queryBlockExports().catch(() => []);
     for (const entry of exports.filter((item) => item.id.startsWith('mig-export-'))) {
-      await qmp.execute('block-export-del', { id: entry.id }).catch(() => undefined);
+      await qmp.block.blockExportDel(entry.id).catch(() => undefined);
     }
-    await qmp.execute('nbd-server-stop').catch(() => undefined);
+    await qmp.block.nbdServerStop().catch(() => undefined);
   }
 
   private async readHostFacts(): Promise<MigrationHostFacts> {

@@ -1,6 +1,6 @@
 import { VirtError, type DomainConfig, type DomainNic, type DomainStats } from '@virtbus/api-contract';
 import type { DomainRuntime, NetworkResolver, NicAttachment } from '../driver.js';
-import type { QmpEvent, QmpMonitor } from './qmp/monitor.js';
+import type { Qmp } from './qmp/index.js';
 import { runInNetns } from '../util/netns.js';
 import { macFor } from './command-line.js';
 
@@ -16,7 +16,7 @@ export interface TapNic {
   netdevId?: string;
 }
 
-const NIC_DEVICES: Record<NonNullable<DomainNic['model']>, string> = { virtio: 'virtio-net-pci', e1000: 'e1000', rtl8139: 'rtl8139' };
+const NIC_DEVICES: Record<NonNullable<DomainNic['model']>, 'virtio-net-pci' | 'e1000' | 'rtl8139'> = { virtio: 'virtio-net-pci', e1000: 'e1000', rtl8139: 'rtl8139' };
 
 /** QEMU device and netdev ids of a NIC: command-line NICs by index, hotplugged ones by MAC. */
 export function qemuNicIds(nic: Pick<TapNic, 'index' | 'deviceId' | 'netdevId'>): { deviceId: string; netdevId: string } {
@@ -24,7 +24,7 @@ export function qemuNicIds(nic: Pick<TapNic, 'index' | 'deviceId' | 'netdevId'>)
 }
 
 /** Plugs a tap NIC into a running QEMU: the tap (in the namespace) on its bridge, then netdev_add + device_add. */
-export async function hotplugTapNic(monitor: QmpMonitor, netns: string | undefined, uuid: string, nic: DomainNic & { mac: string }, index: number, attachment: NicAttachment): Promise<TapNic> {
+export async function hotplugTapNic(qmp: Qmp, netns: string | undefined, uuid: string, nic: DomainNic & { mac: string }, index: number, attachment: NicAttachment): Promise<TapNic> {
   const suffix = nic.mac.replace(/:/g, '').slice(6);
   const plan: TapNic = {
     index,
@@ -35,35 +35,31 @@ export async function hotplugTapNic(monitor: QmpMonitor, netns: string | undefin
     deviceId: `hnic${suffix}`,
     netdevId: `hnet${suffix}`,
   };
-  await monitor.execute('netdev_add', { type: 'tap', id: plan.netdevId, ifname: plan.tap, script: 'no', downscript: 'no' });
+  const ids = qemuNicIds(plan);
+  await qmp.net.netdevAdd({ type: 'tap', id: ids.netdevId, ifname: plan.tap, script: 'no', downscript: 'no' });
   try {
     await attachTaps(netns, [plan]);
-    await monitor.execute('device_add', { driver: NIC_DEVICES[nic.model ?? 'virtio'], id: plan.deviceId, netdev: plan.netdevId, mac: nic.mac });
+    await qmp.misc.deviceAdd({ driver: NIC_DEVICES[nic.model ?? 'virtio'], id: ids.deviceId, netdev: ids.netdevId, mac: nic.mac });
   } catch (error) {
-    await monitor.execute('netdev_del', { id: plan.netdevId }).catch(() => undefined);
+    await qmp.net.netdevDel(ids.netdevId).catch(() => undefined);
     throw error;
   }
   return plan;
 }
 
 /** device_del, wait for DEVICE_DELETED (the guest lets go), then netdev_del, which closes the tap. */
-export async function unplugNic(monitor: QmpMonitor, ids: { deviceId: string; netdevId: string }, timeoutMs: number): Promise<void> {
-  const deleted = new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => {
-      monitor.off('event', onEvent);
-      resolve(false);
-    }, timeoutMs);
-    const onEvent = (event: QmpEvent) => {
-      if (event.event !== 'DEVICE_DELETED' || event.data.device !== ids.deviceId) return;
-      clearTimeout(timer);
-      monitor.off('event', onEvent);
-      resolve(true);
-    };
-    monitor.on('event', onEvent);
-  });
-  await monitor.execute('device_del', { id: ids.deviceId });
-  if (!(await deleted)) throw new VirtError('OPERATION_TIMEOUT', `the guest did not release NIC ${ids.deviceId} within ${timeoutMs} ms`);
-  await monitor.execute('netdev_del', { id: ids.netdevId });
+export async function unplugNic(qmp: Qmp, ids: { deviceId: string; netdevId: string }, timeoutMs: number): Promise<void> {
+  const timedOut = () => new VirtError('OPERATION_TIMEOUT', `the guest did not release NIC ${ids.deviceId} within ${timeoutMs} ms`);
+  const deleted = qmp.nextEvent('DEVICE_DELETED', (data) => data.device === ids.deviceId, timeoutMs, timedOut);
+  deleted.promise.catch(() => undefined);
+  try {
+    await qmp.misc.deviceDel(ids.deviceId);
+  } catch (error) {
+    deleted.stop();
+    throw error;
+  }
+  await deleted.promise;
+  await qmp.net.netdevDel(ids.netdevId);
 }
 
 /** Host-side tap name: unique per domain and NIC, within the 15-character limit. */

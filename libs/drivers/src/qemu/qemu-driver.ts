@@ -3,7 +3,7 @@ import { accessSync, closeSync, constants as fsConstants, openSync } from 'node:
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
-import { VirtError, type DomainConfig, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainConfig, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
 import type {
   ConsoleCapability,
   ConsoleSession,
@@ -20,6 +20,7 @@ import type {
   StatsCapability,
   WaitOptions,
 } from '../driver.js';
+import { driverCapabilities } from '../driver.js';
 import { inNetns } from '../util/netns.js';
 import { attachTaps, hotplugTapNic, planTapNics, qemuNicIds, runningTapNics, tapStats, unplugNic, type TapNic } from './nics.js';
 import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
@@ -29,8 +30,7 @@ import { QemuDiskHotplug } from './disk-hotplug.js';
 import { QemuSnapshots } from './snapshots.js';
 import { parseRuntime, QemuInstance, type ExitInfo, type QemuRuntime } from './instance.js';
 import { CLOCK_TICKS_PER_SECOND, isProcessAlive, readProcStat, readTaskStat, signalProcess, spawnDetached, waitForProcessExit } from './process.js';
-import type { QemuRunStatus, QmpStatusInfo } from './qmp/commands.js';
-import { QmpClosedError, QmpCommandError, QmpMonitor, QmpTimeoutError, type QmpEvent } from './qmp/monitor.js';
+import { Qmp, QmpClosedError, QmpCommandError, QmpTimeoutError, type QemuRunStatus, type QmpEvent, type QmpStatusInfo } from './qmp/index.js';
 
 export interface QemuDriverOptions {
   /** Path of qemu-system-x86_64; found on PATH when absent. */
@@ -52,7 +52,8 @@ export interface ShutdownOptions extends WaitOptions {
   force?: boolean;
 }
 
-const ACTIVE_STATES: readonly DomainState[] = ['running', 'blocked', 'paused', 'shutdown', 'pmsuspended', 'crashed'];
+/** The record says a QEMU runs: active, or crashed (a panicked guest stays paused in its QEMU, panic action `pause`). */
+const claimsProcess = (state: DomainState) => isActive(state) || state === 'crashed';
 const MAX_UNIX_SOCKET_PATH = 107;
 const execFileAsync = promisify(execFile);
 
@@ -125,7 +126,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     binary: () => this.binary(),
     log: () => this.log(),
   });
-  readonly disks: DiskCapability = new QemuDiskHotplug((domain) => this.live(domain).monitor!);
+  readonly disks: DiskCapability = new QemuDiskHotplug((domain) => this.live(domain).qmp!);
   private readonly snapshotSupport = new QemuSnapshots({
     instance: (domain) => this.instances.get(domain.config.uuid),
     busy: (instance, work) => this.busy(instance, work),
@@ -160,14 +161,14 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       return { name: this.name, domainTypes: [...this.domainTypes], available: false, detail: `${binary} --version failed: ${(error as Error).message}`, capabilities: [] };
     }
     const kvm = this.kvmUsable(true);
-    const capabilities = ['lifecycle', 'console', 'stats', 'snapshots', 'save-restore', 'accel:tcg'];
+    const accels = ['accel:tcg'];
     let kvmDetail = kvm.detail;
     if (kvm.usable) {
-      capabilities.push('accel:kvm');
+      accels.push('accel:kvm');
       const cpu = await this.kvmCpuModel();
       kvmDetail = `KVM usable (kvm domains use -cpu ${cpu.model}${cpu.note ? `; ${cpu.note}` : ''})`;
     }
-    return { name: this.name, domainTypes: [...this.domainTypes], available: true, detail: `${version} at ${binary}; ${kvmDetail}`, capabilities };
+    return { name: this.name, domainTypes: [...this.domainTypes], available: true, detail: `${version} at ${binary}; ${kvmDetail}`, capabilities: driverCapabilities(this, accels) };
   }
 
   validate(config: DomainConfig): void {
@@ -193,7 +194,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     if (existing) return this.currentState(existing, domain);
     const runtime = parseRuntime(domain.runtime);
     if (!runtime) {
-      if (ACTIVE_STATES.includes(domain.state)) return { state: 'shutoff', reason: 'unknown', runtime: null };
+      if (claimsProcess(domain.state)) return { state: 'shutoff', reason: 'unknown', runtime: null };
       return { state: domain.state, reason: domain.reason };
     }
     const paths = this.paths(config.uuid);
@@ -205,13 +206,13 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     }
     const instance = new QemuInstance(config, runtime, undefined, (inst, info) => this.onExit(inst, info));
     try {
-      const monitor = await QmpMonitor.connect(runtime.qmpSocket, { timeoutMs: 5_000, commandTimeoutMs: this.commandTimeoutMs() });
-      instance.attachMonitor(monitor, (inst, event) => this.onEvent(inst, event));
+      const qmp = await Qmp.connect(runtime.qmpSocket, { timeoutMs: 5_000, commandTimeoutMs: this.commandTimeoutMs() });
+      instance.attachQmp(qmp, (inst, event) => this.onEvent(inst, event));
     } catch (error) {
       // Alive but unreachable: keep watching the pid; destroy still works by signal.
       this.log().error({ err: error, uuid: config.uuid, qemuPid: runtime.pid }, 'QEMU is alive but its QMP socket does not answer');
       this.register(instance);
-      const state = ACTIVE_STATES.includes(domain.state) ? domain.state : 'running';
+      const state = claimsProcess(domain.state) ? domain.state : 'running';
       return { state, reason: state === domain.state ? domain.reason : 'unknown' };
     }
     if (runtime.consoleSocket && runtime.consoleLog) {
@@ -226,7 +227,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     this.register(instance);
     let status: QemuRunStatus;
     try {
-      ({ status } = await instance.qmp!.queryStatus());
+      ({ status } = await instance.qmp!.lifecycle.queryStatus());
     } catch (error) {
       if (instance.hasExited) return { state: 'shutoff', reason: this.exitReason(instance), runtime: null };
       throw qmpFailure(error, `adopting ${config.name}`);
@@ -235,7 +236,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       // The guest powered off while we were away (-no-shutdown kept QEMU): finish the job now.
       instance.shutdownEvent = { guest: true, reason: 'guest-shutdown' };
       instance.expectedExit = 'shutdown';
-      await instance.qmp!.quit().catch(() => undefined);
+      await instance.qmp!.lifecycle.quit().catch(() => undefined);
       if (!(await this.awaitExit(instance, 5_000))) return this.destroyInstance(instance).then(() => ({ state: 'shutoff', reason: 'shutdown', runtime: null }));
       return { state: 'shutoff', reason: 'shutdown', runtime: null };
     }
@@ -289,15 +290,14 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     try {
       if (!procStat) throw new VirtError('OPERATION_FAILED', 'QEMU exited at once');
       await this.context?.saveRuntime(config.uuid, runtime);
-      const monitor = await this.connectMonitor(instance);
-      instance.attachMonitor(monitor, (inst, event) => this.onEvent(inst, event));
+      instance.attachQmp(await this.connectQmp(instance), (inst, event) => this.onEvent(inst, event));
       if (runtime.consoleSocket && runtime.consoleLog) {
         const hub = new ConsoleHub(runtime.consoleSocket, runtime.consoleLog, this.log());
         await hub.attach(true);
         instance.console = hub;
       }
       await attachTaps(netns, tapNics);
-      if (!options.paused) await this.busy(instance, () => instance.qmp!.cont());
+      if (!options.paused) await this.busy(instance, () => instance.qmp!.lifecycle.cont());
     } catch (error) {
       await this.abortStart(instance, paths);
       const log = await readFile(paths.qemuLog, 'utf8').catch(() => '');
@@ -314,7 +314,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     const instance = this.live(domain);
     return this.busy(instance, async () => {
       try {
-        await instance.qmp!.systemPowerdown();
+        await instance.qmp!.lifecycle.systemPowerdown();
       } catch (error) {
         throw qmpFailure(error, `shutdown of ${domain.config.name}`);
       }
@@ -350,7 +350,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       const guestOff = new Promise<void>((resolve) => (poweredOff = resolve));
       instance.onGuestPoweroff = poweredOff;
       try {
-        await instance.qmp!.systemPowerdown();
+        await instance.qmp!.lifecycle.systemPowerdown();
         const outcome = await Promise.race([
           guestOff.then(() => 'off' as const),
           instance.exited.then(() => 'exited' as const),
@@ -359,9 +359,9 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
         if (outcome === 'exited') throw new VirtError('OPERATION_FAILED', `domain ${domain.config.name} stopped during reboot`);
         if (outcome === 'timeout') throw new VirtError('OPERATION_TIMEOUT', `domain ${domain.config.name} did not react to the power button within ${options.timeoutMs} ms`);
         // libvirt's "fake reboot": the guest powered off, QEMU stayed (-no-shutdown); reset and run it again.
-        await instance.qmp!.systemReset();
+        await instance.qmp!.lifecycle.systemReset();
         instance.shutdownEvent = undefined;
-        await instance.qmp!.cont();
+        await instance.qmp!.lifecycle.cont();
         return { state: 'running', reason: 'booted' };
       } catch (error) {
         throw qmpFailure(error, `reboot of ${domain.config.name}`);
@@ -376,7 +376,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     const instance = this.live(domain);
     return this.busy(instance, async () => {
       try {
-        await instance.qmp!.systemReset();
+        await instance.qmp!.lifecycle.systemReset();
       } catch (error) {
         throw qmpFailure(error, `reset of ${domain.config.name}`);
       }
@@ -389,7 +389,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     const instance = this.live(domain);
     return this.busy(instance, async () => {
       try {
-        await instance.qmp!.stop();
+        await instance.qmp!.lifecycle.stop();
       } catch (error) {
         throw qmpFailure(error, `suspend of ${domain.config.name}`);
       }
@@ -402,7 +402,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     const instance = this.live(domain);
     return this.busy(instance, async () => {
       try {
-        await instance.qmp!.cont();
+        await instance.qmp!.lifecycle.cont();
       } catch (error) {
         throw qmpFailure(error, `resume of ${domain.config.name}`);
       }
@@ -450,9 +450,13 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     if (rss) memory.rssBytes = Number(rss[1]) * 1024;
     stats.memory = memory;
     const qmp = instance.qmp;
-    if (!qmp || instance.monitor?.closed) return stats;
+    if (!qmp || qmp.closed) return stats;
     try {
-      const [cpus, blocks, balloon] = await Promise.all([qmp.queryCpusFast(remaining()), qmp.queryBlockstats(remaining()), qmp.queryBalloon(remaining())]);
+      const [cpus, blocks, balloon] = await Promise.all([
+        qmp.lifecycle.queryCpusFast(remaining()),
+        qmp.block.queryBlockstats(remaining()),
+        qmp.lifecycle.queryBalloon(remaining()),
+      ]);
       const list = await Promise.all(
         cpus.map(async (cpu) => {
           const threadStat = await readTaskStat(pid, cpu['thread-id']);
@@ -493,7 +497,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     const instance = this.live(domain);
     const ids = this.nicIds(instance, domain, mac);
     try {
-      await instance.monitor!.execute('set_link', { name: ids.deviceId, up });
+      await instance.qmp!.net.setLink(ids.deviceId, up);
     } catch (error) {
       throw qmpFailure(error, `set_link on ${domain.config.name}`);
     }
@@ -513,7 +517,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     if (resolver.netns !== netns) throw new VirtError('OPERATION_UNSUPPORTED', `domain ${domain.config.name} runs outside the network namespace; restart it with a network NIC`);
     let plan: TapNic;
     try {
-      plan = await hotplugTapNic(instance.monitor!, netns, domain.config.uuid, nic, domain.config.nics.length, resolver.resolveNic(nic));
+      plan = await hotplugTapNic(instance.qmp!, netns, domain.config.uuid, nic, domain.config.nics.length, resolver.resolveNic(nic));
     } catch (error) {
       throw qmpFailure(error, `NIC hotplug on ${domain.config.name}`);
     }
@@ -525,7 +529,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     const instance = this.live(domain);
     const ids = this.nicIds(instance, domain, mac);
     try {
-      await unplugNic(instance.monitor!, ids, options.timeoutMs);
+      await unplugNic(instance.qmp!, ids, options.timeoutMs);
     } catch (error) {
       throw qmpFailure(error, `NIC unplug on ${domain.config.name}`);
     }
@@ -545,7 +549,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   async queryStatus(domain: DomainRecord): Promise<QmpStatusInfo> {
     const instance = this.live(domain);
     try {
-      return await instance.qmp!.queryStatus();
+      return await instance.qmp!.lifecycle.queryStatus();
     } catch (error) {
       throw qmpFailure(error, `query-status of ${domain.config.name}`);
     }
@@ -559,8 +563,8 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   private async destroyInstance(instance: QemuInstance, reason: 'destroyed' | 'migrated' | 'saved' | 'from_snapshot' = 'destroyed'): Promise<RunState> {
     instance.expectedExit = reason;
     const { pid, startTime } = instance.runtime;
-    if (instance.qmp && !instance.monitor?.closed) {
-      await instance.qmp.quit({ timeoutMs: 1_000 }).catch(() => undefined);
+    if (instance.qmp && !instance.qmp.closed) {
+      await instance.qmp.lifecycle.quit({ timeoutMs: 1_000 }).catch(() => undefined);
       if (await this.awaitExit(instance, 2_000)) return { state: 'shutoff', reason, runtime: null };
     }
     signalProcess(pid, startTime, 'SIGKILL');
@@ -580,12 +584,12 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     }
   }
 
-  private async connectMonitor(instance: QemuInstance): Promise<QmpMonitor> {
+  private async connectQmp(instance: QemuInstance): Promise<Qmp> {
     const deadline = Date.now() + (this.options.startTimeoutMs ?? 30_000);
     for (;;) {
       if (instance.hasExited) throw new VirtError('OPERATION_FAILED', `QEMU exited (${JSON.stringify(instance.exitInfo)})`);
       try {
-        return await QmpMonitor.connect(instance.runtime.qmpSocket, { timeoutMs: Math.max(1_000, deadline - Date.now()), commandTimeoutMs: this.commandTimeoutMs() });
+        return await Qmp.connect(instance.runtime.qmpSocket, { timeoutMs: Math.max(1_000, deadline - Date.now()), commandTimeoutMs: this.commandTimeoutMs() });
       } catch (error) {
         if (Date.now() >= deadline) throw error;
         await new Promise((resolve) => setTimeout(resolve, 10));
@@ -626,7 +630,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
         if (!guest) return;
         if (instance.onGuestPoweroff) return instance.onGuestPoweroff();
         // The guest powered off and -no-shutdown kept QEMU paused: end the process, the exit reports shutoff/shutdown.
-        void instance.qmp?.quit().catch(() => signalProcess(instance.runtime.pid, instance.runtime.startTime, 'SIGTERM'));
+        void instance.qmp?.lifecycle.quit().catch(() => signalProcess(instance.runtime.pid, instance.runtime.startTime, 'SIGTERM'));
         return;
       }
       case 'STOP':
@@ -652,7 +656,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
 
   private async reportLiveState(instance: QemuInstance): Promise<void> {
     try {
-      const { status } = await instance.qmp!.queryStatus();
+      const { status } = await instance.qmp!.lifecycle.queryStatus();
       if (instance.shutdownEvent || instance.busy > 0 || status === 'running') return;
       this.observe(instance, stateFromStatus(status));
     } catch (error) {
@@ -688,7 +692,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   private async currentState(instance: QemuInstance, domain: DomainRecord): Promise<RunState> {
     if (!instance.qmp) return { state: domain.state, reason: domain.reason };
     try {
-      return this.keepReason(stateFromStatus((await instance.qmp.queryStatus()).status), domain);
+      return this.keepReason(stateFromStatus((await instance.qmp.lifecycle.queryStatus()).status), domain);
     } catch (error) {
       throw qmpFailure(error, `query-status of ${domain.config.name}`);
     }
@@ -712,7 +716,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   private live(domain: DomainRecord): QemuInstance {
     const instance = this.instances.get(domain.config.uuid);
     if (!instance || instance.hasExited) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} has no running QEMU process`);
-    if (!instance.qmp || instance.monitor?.closed) throw new VirtError('OPERATION_FAILED', `domain ${domain.config.name}: QMP is not connected`);
+    if (!instance.qmp || instance.qmp.closed) throw new VirtError('OPERATION_FAILED', `domain ${domain.config.name}: QMP is not connected`);
     return instance;
   }
 

@@ -1,7 +1,7 @@
 import { open, rename, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VirtError, type DomainSnapshot, type SnapshotDisk, type SnapshotKind } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainSnapshot, type SnapshotDisk, type SnapshotKind } from '@virtbus/api-contract';
 import type { Logger } from 'pino';
 import type { DomainRecord, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotContext, SnapshotReverted, SnapshotTaken } from '../driver.js';
 import { encodeSaveHeader, readSaveHeader } from '../save-file.js';
@@ -10,7 +10,7 @@ import { qemuImgInfo } from '../storage/qemu-img.js';
 import { runTool } from '../storage/run.js';
 import { diskTargets } from './command-line.js';
 import type { QemuInstance } from './instance.js';
-import { QmpCommandError } from './qmp/monitor.js';
+import { QmpCommandError, type Qmp } from './qmp/index.js';
 
 /** What the snapshot and save code needs from the QEMU driver's internals. */
 export interface QemuSnapshotHost {
@@ -30,25 +30,7 @@ interface Disk {
   format: string;
 }
 
-interface QmpBlockInfo {
-  qdev?: string;
-  inserted?: { 'node-name'?: string; file?: string };
-}
-
-interface QmpNamedNode {
-  'node-name': string;
-  drv: string;
-  file: string;
-}
-
-interface QmpJob {
-  id: string;
-  status: string;
-  error?: string;
-}
-
 const JOB_TIMEOUT_MS = 600_000;
-const ACTIVE = new Set(['running', 'blocked', 'paused', 'pmsuspended']);
 
 /** Writable file-backed disks: the ones a snapshot covers (cdroms and read-only disks are left alone). */
 function writableDisks(domain: DomainRecord): Disk[] {
@@ -91,7 +73,7 @@ export class QemuSnapshots implements SnapshotCapability, SaveRestoreCapability 
       if (disks.length === 0) throw new VirtError('OPERATION_UNSUPPORTED', 'a snapshot with memory needs a qcow2 disk to hold it');
       await this.host.busy(instance, async () => {
         const nodes = await this.topNodes(instance, disks);
-        await this.runJob(instance, 'snapshot-save', { tag: request.name, vmstate: nodes[0], devices: nodes });
+        await this.runJob(instance, 'snapshot-save', (qmp, id) => qmp.snapshots.snapshotSave({ 'job-id': id, tag: request.name, vmstate: nodes[0]!, devices: nodes }));
       });
       return { state: domain.state, memory: true, disks: disks.map(({ target, file }) => ({ target, file })) };
     }
@@ -134,10 +116,10 @@ export class QemuSnapshots implements SnapshotCapability, SaveRestoreCapability 
       if (instance) {
         await this.host.busy(instance, async () => {
           const nodes = await nodesOf(instance);
-          await this.runJob(instance, 'snapshot-load', { tag: snapshot.name, vmstate: nodes[0], devices: nodes });
-          const { status } = await instance.qmp!.queryStatus();
-          if (wantPaused && status === 'running') await instance.qmp!.stop();
-          if (!wantPaused && status !== 'running') await instance.qmp!.cont();
+          await this.runJob(instance, 'snapshot-load', (qmp, id) => qmp.snapshots.snapshotLoad({ 'job-id': id, tag: snapshot.name, vmstate: nodes[0]!, devices: nodes }));
+          const { status } = await instance.qmp!.lifecycle.queryStatus();
+          if (wantPaused && status === 'running') await instance.qmp!.lifecycle.stop();
+          if (!wantPaused && status !== 'running') await instance.qmp!.lifecycle.cont();
         });
         return {
           run: wantPaused ? { state: 'paused', reason: 'from_snapshot' } : { state: 'running', reason: 'from_snapshot' },
@@ -150,8 +132,8 @@ export class QemuSnapshots implements SnapshotCapability, SaveRestoreCapability 
       try {
         await this.host.busy(live, async () => {
           const nodes = await nodesOf(live);
-          await this.runJob(live, 'snapshot-load', { tag: snapshot.name, vmstate: nodes[0], devices: nodes });
-          if (!wantPaused) await live.qmp!.cont();
+          await this.runJob(live, 'snapshot-load', (qmp, id) => qmp.snapshots.snapshotLoad({ 'job-id': id, tag: snapshot.name, vmstate: nodes[0]!, devices: nodes }));
+          if (!wantPaused) await live.qmp!.lifecycle.cont();
         });
       } catch (error) {
         await this.host.end(live, 'destroyed').catch(() => undefined);
@@ -186,7 +168,7 @@ export class QemuSnapshots implements SnapshotCapability, SaveRestoreCapability 
           await this.host.busy(instance, async () => {
             const node = await this.nodeForFile(instance, disk.file);
             if (!node) throw new VirtError('OPERATION_FAILED', `${disk.file} is not open in QEMU`);
-            await this.runJob(instance, 'snapshot-delete', { tag: snapshot.name, devices: [node] });
+            await this.runJob(instance, 'snapshot-delete', (qmp, id) => qmp.snapshots.snapshotDelete({ 'job-id': id, tag: snapshot.name, devices: [node] }));
           });
         } else {
           await qemuImg('snapshot', '-d', snapshot.name, disk.file);
@@ -228,14 +210,14 @@ export class QemuSnapshots implements SnapshotCapability, SaveRestoreCapability 
       await this.host.busy(instance, async () => {
         const qmp = instance.qmp!;
         // the guest stops first, so the file holds one consistent state and the stream ends after one pass
-        await qmp.stop();
-        await qmp.monitor.execute('migrate-set-parameters', { 'max-bandwidth': 0x7fffffff });
-        await qmp.monitor.execute('migrate', { uri: `exec:cat >> ${shellQuote(partial)}` });
+        await qmp.lifecycle.stop();
+        await qmp.migration.migrateSetParameters({ 'max-bandwidth': 0x7fffffff });
+        await qmp.migration.migrate(`exec:cat >> ${shellQuote(partial)}`);
         await this.awaitMigration(instance, 'save');
       });
     } catch (error) {
       await rm(partial, { force: true });
-      if (domain.state === 'running') await instance.qmp?.cont().catch(() => undefined);
+      if (domain.state === 'running') await instance.qmp?.lifecycle.cont().catch(() => undefined);
       throw this.failure(error, `save of ${domain.config.name}`);
     }
     await rename(partial, path);
@@ -244,7 +226,7 @@ export class QemuSnapshots implements SnapshotCapability, SaveRestoreCapability 
   }
 
   async restore(domain: DomainRecord, path: string, options: { paused: boolean }): Promise<RunState> {
-    if (this.activeInstance(domain) || ACTIVE.has(domain.state)) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is already ${domain.state}`);
+    if (this.activeInstance(domain) || isActive(domain.state)) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is already ${domain.state}`);
     const { header, payloadOffset } = await readSaveHeader(path);
     if (header.config.uuid !== domain.config.uuid) throw new VirtError('INVALID_ARG', `${path} holds domain ${header.config.name}, not ${domain.config.name}`);
     // the device model must be the one that was saved: QEMU runs with the saved definition
@@ -255,9 +237,9 @@ export class QemuSnapshots implements SnapshotCapability, SaveRestoreCapability 
     const paused = options.paused || header.state === 'paused';
     try {
       await this.host.busy(instance, async () => {
-        await instance.qmp!.monitor.execute('migrate-incoming', { uri: `exec:tail -c +${payloadOffset + 1} ${shellQuote(path)}` });
+        await instance.qmp!.migration.migrateIncoming(`exec:tail -c +${payloadOffset + 1} ${shellQuote(path)}`);
         await this.awaitMigration(instance, 'restore');
-        if (!paused) await instance.qmp!.cont();
+        if (!paused) await instance.qmp!.lifecycle.cont();
       });
     } catch (error) {
       await this.host.end(instance, 'destroyed').catch(() => undefined);
@@ -270,13 +252,13 @@ export class QemuSnapshots implements SnapshotCapability, SaveRestoreCapability 
   private activeInstance(domain: DomainRecord): QemuInstance | undefined {
     const instance = this.host.instance(domain);
     if (!instance || instance.hasExited) return undefined;
-    if (!instance.qmp || instance.monitor?.closed) throw new VirtError('OPERATION_FAILED', `domain ${domain.config.name}: QMP is not connected`);
+    if (!instance.qmp || instance.qmp.closed) throw new VirtError('OPERATION_FAILED', `domain ${domain.config.name}: QMP is not connected`);
     return instance;
   }
 
   /** The node at the top of each disk's chain (our fmt-<target> until an external snapshot puts an overlay on it). */
   private async topNodes(instance: QemuInstance, disks: readonly Disk[]): Promise<string[]> {
-    const blocks = await instance.qmp!.monitor.execute<QmpBlockInfo[]>('query-block');
+    const blocks = await instance.qmp!.block.queryBlock();
     return disks.map((disk) => {
       const block = blocks.find((entry) => entry.qdev === disk.target || entry.qdev?.startsWith(`/machine/peripheral/${disk.target}/`));
       const node = block?.inserted?.['node-name'];
@@ -286,24 +268,24 @@ export class QemuSnapshots implements SnapshotCapability, SaveRestoreCapability 
   }
 
   private async nodeForFile(instance: QemuInstance, file: string): Promise<string | undefined> {
-    const nodes = await instance.qmp!.monitor.execute<QmpNamedNode[]>('query-named-block-nodes', { flat: true });
+    const nodes = await instance.qmp!.block.queryNamedBlockNodes();
     return nodes.find((node) => node.file === file && node.drv === 'qcow2')?.['node-name'];
   }
 
   private async liveOverlays(instance: QemuInstance, disks: readonly Disk[], overlays: readonly string[]): Promise<void> {
-    const qmp = instance.qmp!.monitor;
+    const qmp = instance.qmp!;
     const tops = await this.topNodes(instance, disks);
     const stamp = Date.now().toString(36);
     const names = disks.map((disk) => `ov-${disk.target}-${stamp}`);
     const added: string[] = [];
     try {
       for (const [index, overlay] of overlays.entries()) {
-        await qmp.execute('blockdev-add', { driver: 'qcow2', 'node-name': names[index], file: { driver: 'file', filename: overlay }, backing: null });
+        await qmp.block.blockdevAdd({ driver: 'qcow2', 'node-name': names[index]!, file: { driver: 'file', filename: overlay }, backing: null });
         added.push(names[index]!);
       }
-      await qmp.execute('transaction', { actions: tops.map((node, index) => ({ type: 'blockdev-snapshot', data: { node, overlay: names[index] } })) });
+      await qmp.snapshots.blockdevSnapshots(tops.map((node, index) => ({ node, overlay: names[index]! })));
     } catch (error) {
-      for (const node of added) await qmp.execute('blockdev-del', { 'node-name': node }).catch(() => undefined);
+      for (const node of added) await qmp.block.blockdevDel(node).catch(() => undefined);
       throw error;
     }
   }
@@ -314,27 +296,26 @@ export class QemuSnapshots implements SnapshotCapability, SaveRestoreCapability 
     const fromNode = await this.nodeForFile(instance, step.from);
     const intoNode = await this.nodeForFile(instance, step.into);
     if (!fromNode || !intoNode) throw new VirtError('OPERATION_FAILED', `${step.from} or ${step.into} is not in the running chain of ${disk.target}`);
-    const args: Record<string, unknown> = { device: top, 'base-node': intoNode, 'auto-dismiss': false };
-    if (fromNode !== top) args['top-node'] = fromNode;
-    await this.runJob(instance, 'block-commit', args);
+    const topNode = fromNode === top ? {} : { 'top-node': fromNode };
+    await this.runJob(instance, 'block-commit', (qmp, id) => qmp.jobs.blockCommit({ 'job-id': id, device: top!, 'base-node': intoNode, ...topNode, 'auto-dismiss': false }));
   }
 
-  /** Runs a QMP job to its end (completing a block job once it is ready) and reports its error. */
-  private async runJob(instance: QemuInstance, command: string, args: Record<string, unknown>): Promise<void> {
-    const qmp = instance.qmp!.monitor;
+  /** Starts a job (`command` names it in ids and errors), runs it to its end (completing a block job once ready) and reports its error. */
+  private async runJob(instance: QemuInstance, command: string, start: (qmp: Qmp, jobId: string) => Promise<void>): Promise<void> {
+    const qmp = instance.qmp!;
     const id = `${command}-${Date.now().toString(36)}`;
-    await qmp.execute(command, { 'job-id': id, ...args });
+    await start(qmp, id);
     const deadline = Date.now() + JOB_TIMEOUT_MS;
     let completed = false;
     for (;;) {
-      const job = (await qmp.execute<QmpJob[]>('query-jobs')).find((entry) => entry.id === id);
+      const job = (await qmp.jobs.queryJobs()).find((entry) => entry.id === id);
       if (!job) throw new VirtError('OPERATION_FAILED', `${command} job vanished`);
       if (job.status === 'ready' && !completed) {
-        await qmp.execute('job-complete', { id });
+        await qmp.jobs.jobComplete(id);
         completed = true;
       }
       if (job.status === 'concluded') {
-        await qmp.execute('job-dismiss', { id });
+        await qmp.jobs.jobDismiss(id);
         if (job.error) throw new VirtError('OPERATION_FAILED', `${command}: ${job.error}`);
         return;
       }
@@ -345,7 +326,7 @@ export class QemuSnapshots implements SnapshotCapability, SaveRestoreCapability 
 
   private async awaitMigration(instance: QemuInstance, what: string): Promise<void> {
     for (;;) {
-      const info = await instance.qmp!.monitor.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+      const info = await instance.qmp!.migration.queryMigrate();
       if (info.status === 'completed') return;
       if (info.status === 'failed' || info.status === 'cancelled') throw new VirtError('OPERATION_FAILED', `${what} failed: ${info['error-desc'] ?? info.status}`);
       await sleep(50);

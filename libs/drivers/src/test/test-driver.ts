@@ -15,6 +15,7 @@ import type {
   StatsCapability,
   WaitOptions,
 } from '../driver.js';
+import { driverCapabilities } from '../driver.js';
 import { diskTargets } from '../qemu/command-line.js';
 import { TestConsole } from './test-console.js';
 import { TestSnapshots } from './test-snapshots.js';
@@ -61,7 +62,7 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       domainTypes: [...this.domainTypes],
       available: true,
       detail: 'simulated hypervisor, no real guests',
-      capabilities: ['lifecycle', 'console', 'stats', 'snapshots', 'save-restore'],
+      capabilities: driverCapabilities(this),
     };
   }
 

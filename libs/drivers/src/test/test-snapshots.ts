@@ -1,11 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { VirtError, type DomainSnapshot, type SnapshotKind } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainSnapshot, type SnapshotKind } from '@virtbus/api-contract';
 import type { DomainRecord, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotContext, SnapshotReverted, SnapshotTaken } from '../driver.js';
 import { diskTargets } from '../qemu/command-line.js';
 import { readSaveHeader, writeSaveFile } from '../save-file.js';
 import { afterCommit, commitPlan, overlayPath, withDiskFiles } from '../snapshot-files.js';
-
-const ACTIVE = new Set(['running', 'blocked', 'paused']);
 
 /** What the test driver lets its snapshot and save code do to a simulated domain. */
 export interface TestDomainHooks {
@@ -23,7 +21,7 @@ export class TestSnapshots implements SnapshotCapability, SaveRestoreCapability 
   constructor(private readonly hooks: TestDomainHooks) {}
 
   async createSnapshot(domain: DomainRecord, request: { name: string; kind: SnapshotKind }): Promise<SnapshotTaken> {
-    const active = ACTIVE.has(domain.state);
+    const active = isActive(domain.state);
     if (!active && domain.state !== 'shutoff') throw new VirtError('OPERATION_INVALID', `cannot snapshot domain ${domain.config.name}: it is ${domain.state}`);
     const files = diskFiles(domain);
     if (request.kind === 'internal') return { state: domain.state, memory: active, disks: files };
@@ -33,7 +31,7 @@ export class TestSnapshots implements SnapshotCapability, SaveRestoreCapability 
   }
 
   async revertSnapshot(domain: DomainRecord, snapshot: DomainSnapshot): Promise<SnapshotReverted> {
-    const active = ACTIVE.has(domain.state);
+    const active = isActive(domain.state);
     const reverted: RunState = { state: 'running', reason: 'from_snapshot' };
     if (snapshot.kind === 'internal') {
       if (!snapshot.memory) {
@@ -69,7 +67,7 @@ export class TestSnapshots implements SnapshotCapability, SaveRestoreCapability 
   }
 
   async restore(domain: DomainRecord, path: string, options: { paused: boolean }): Promise<RunState> {
-    if (ACTIVE.has(domain.state)) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is already ${domain.state}`);
+    if (isActive(domain.state)) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is already ${domain.state}`);
     const { header, payloadOffset } = await readSaveHeader(path);
     if (header.config.uuid !== domain.config.uuid) throw new VirtError('INVALID_ARG', `${path} holds domain ${header.config.name}, not ${domain.config.name}`);
     const payload = JSON.parse((await readFile(path)).subarray(payloadOffset).toString('utf8')) as { driver?: string };

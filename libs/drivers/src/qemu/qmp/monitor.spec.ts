@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { QemuCommands } from './commands.js';
+import { Qmp } from './qmp.js';
 import { QmpClosedError, QmpCommandError, QmpMonitor, QmpTimeoutError, type QmpEvent } from './monitor.js';
 
 const GREETING = { QMP: { version: { qemu: { major: 7, minor: 2, micro: 22 }, package: 'canned' }, capabilities: ['oob'] } };
@@ -151,41 +151,79 @@ describe('QmpMonitor', () => {
       await new Promise((resolve) => silent.close(resolve));
     }
   });
-});
 
-describe('QemuCommands', () => {
-  it('sends the right command names and maps query-balloon without a balloon to null', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'qmp-spec-'));
-    const qmp = new CannedQmp(join(dir, 'qmp.sock'));
-    qmp.reply = (command, send) => {
-      const answers: Record<string, unknown> = {
-        'query-status': { status: 'paused', running: false, singlestep: false },
-        'query-cpus-fast': [{ 'cpu-index': 0, 'qom-path': '/machine/unattached/device[0]', 'thread-id': 42, target: 'x86_64' }],
-        'query-blockstats': [{ device: '', 'node-name': 'fmt-vda', stats: { rd_bytes: 512, wr_bytes: 0, rd_operations: 1, wr_operations: 0, flush_operations: 0, rd_total_time_ns: 10, wr_total_time_ns: 0, flush_total_time_ns: 0 } }],
+  describe('Qmp command groups', () => {
+    let client: Qmp | undefined;
+
+    afterEach(() => {
+      client?.close();
+      client = undefined;
+    });
+
+    it('sends the right command names and maps query-balloon without a balloon to null', async () => {
+      qmp.reply = (command, send) => {
+        const answers: Record<string, unknown> = {
+          'query-status': { status: 'paused', running: false, singlestep: false },
+          'query-cpus-fast': [{ 'cpu-index': 0, 'qom-path': '/machine/unattached/device[0]', 'thread-id': 42, target: 'x86_64' }],
+          'query-blockstats': [{ device: '', 'node-name': 'fmt-vda', stats: { rd_bytes: 512, wr_bytes: 0, rd_operations: 1, wr_operations: 0, flush_operations: 0, rd_total_time_ns: 10, wr_total_time_ns: 0, flush_total_time_ns: 0 } }],
+        };
+        if (command.execute === 'query-balloon') return send({ error: { class: 'DeviceNotActive', desc: 'No balloon device has been activated' }, id: command.id });
+        send({ return: answers[command.execute] ?? {}, id: command.id });
       };
-      if (command.execute === 'query-balloon') return send({ error: { class: 'DeviceNotActive', desc: 'No balloon device has been activated' }, id: command.id });
-      send({ return: answers[command.execute] ?? {}, id: command.id });
-    };
-    await qmp.listen();
-    const monitor = await QmpMonitor.connect(qmp.path);
-    try {
-      const commands = new QemuCommands(monitor);
-      await expect(commands.queryStatus()).resolves.toMatchObject({ status: 'paused', running: false });
-      await expect(commands.queryCpusFast()).resolves.toEqual([expect.objectContaining({ 'thread-id': 42 })]);
-      await expect(commands.queryBlockstats()).resolves.toEqual([expect.objectContaining({ 'node-name': 'fmt-vda' })]);
-      await expect(commands.queryBalloon()).resolves.toBeNull();
-      await commands.cont();
-      await commands.stop();
-      await commands.systemPowerdown();
-      await commands.systemReset();
-      await commands.quit();
+          client = await Qmp.connect(qmp.path);
+      await expect(client.lifecycle.queryStatus()).resolves.toMatchObject({ status: 'paused', running: false });
+      await expect(client.lifecycle.queryCpusFast()).resolves.toEqual([expect.objectContaining({ 'thread-id': 42 })]);
+      await expect(client.block.queryBlockstats()).resolves.toEqual([expect.objectContaining({ 'node-name': 'fmt-vda' })]);
+      await expect(client.lifecycle.queryBalloon()).resolves.toBeNull();
+      await client.lifecycle.cont();
+      await client.lifecycle.stop();
+      await client.lifecycle.systemPowerdown();
+      await client.lifecycle.systemReset();
+      await client.lifecycle.quit();
       expect(qmp.received.map((command) => command.execute)).toEqual([
         'qmp_capabilities', 'query-status', 'query-cpus-fast', 'query-blockstats', 'query-balloon', 'cont', 'stop', 'system_powerdown', 'system_reset', 'quit',
       ]);
-    } finally {
-      monitor.close();
-      await qmp.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
+
+    it('puts the arguments where QEMU reads them (names and members of the QAPI schema)', async () => {
+          client = await Qmp.connect(qmp.path);
+      const q = client;
+      const calls: [() => Promise<unknown>, string, Record<string, unknown> | undefined][] = [
+        [() => q.block.blockdevAdd({ driver: 'file', 'node-name': 'file-vdb', filename: '/x.qcow2', 'read-only': false }), 'blockdev-add', { driver: 'file', 'node-name': 'file-vdb', filename: '/x.qcow2', 'read-only': false }],
+        [() => q.block.blockdevDel('fmt-vdb'), 'blockdev-del', { 'node-name': 'fmt-vdb' }],
+        [() => q.block.queryNamedBlockNodes(), 'query-named-block-nodes', { flat: true }],
+        [() => q.block.queryBlock(), 'query-block', undefined],
+        [() => q.block.eject({ id: 'sda', force: true }), 'eject', { id: 'sda', force: true }],
+        [() => q.block.nbdServerStart({ addr: { type: 'inet', data: { host: '127.0.0.1', port: '10809' } } }), 'nbd-server-start', { addr: { type: 'inet', data: { host: '127.0.0.1', port: '10809' } } }],
+        [() => q.block.blockExportDel('mig-export-vda'), 'block-export-del', { id: 'mig-export-vda' }],
+        [() => q.migration.migrate('tcp:127.0.0.1:4444'), 'migrate', { uri: 'tcp:127.0.0.1:4444' }],
+        [() => q.migration.migrateIncoming('tcp:127.0.0.1:4444'), 'migrate-incoming', { uri: 'tcp:127.0.0.1:4444' }],
+        [() => q.migration.migrateSetCapabilities([{ capability: 'postcopy-ram', state: true }]), 'migrate-set-capabilities', { capabilities: [{ capability: 'postcopy-ram', state: true }] }],
+        [() => q.migration.migrateSetParameters({ 'max-bandwidth': 1 }), 'migrate-set-parameters', { 'max-bandwidth': 1 }],
+        [() => q.migration.migrateCancel(), 'migrate_cancel', undefined],
+        [() => q.migration.migrateStartPostcopy(), 'migrate-start-postcopy', undefined],
+        [() => q.jobs.blockJobCancel('mig-mirror-vda', false), 'block-job-cancel', { device: 'mig-mirror-vda', force: false }],
+        [() => q.jobs.jobComplete('j'), 'job-complete', { id: 'j' }],
+        [() => q.jobs.jobDismiss('j'), 'job-dismiss', { id: 'j' }],
+        [() => q.snapshots.snapshotDelete({ 'job-id': 'j', tag: 's1', devices: ['fmt-vda'] }), 'snapshot-delete', { 'job-id': 'j', tag: 's1', devices: ['fmt-vda'] }],
+        [() => q.snapshots.blockdevSnapshots([{ node: 'fmt-vda', overlay: 'ov-vda' }]), 'transaction', { actions: [{ type: 'blockdev-snapshot', data: { node: 'fmt-vda', overlay: 'ov-vda' } }] }],
+        [() => q.net.netdevAdd({ type: 'tap', id: 'hnet1', ifname: 'vbtap', script: 'no', downscript: 'no' }), 'netdev_add', { type: 'tap', id: 'hnet1', ifname: 'vbtap', script: 'no', downscript: 'no' }],
+        [() => q.net.netdevDel('hnet1'), 'netdev_del', { id: 'hnet1' }],
+        [() => q.net.setLink('nic0', false), 'set_link', { name: 'nic0', up: false }],
+        [() => q.misc.deviceDel('vdb'), 'device_del', { id: 'vdb' }],
+        [() => q.misc.objectDel('mig-tls'), 'object-del', { id: 'mig-tls' }],
+      ];
+      for (const [call] of calls) await call();
+      expect(qmp.received.slice(1).map(({ execute, arguments: args }) => [execute, args])).toEqual(calls.map(([, execute, args]) => [execute, args]));
+    });
+
+    it('waits for one event and gives up after its timeout', async () => {
+          client = await Qmp.connect(qmp.path);
+      const deleted = client.nextEvent('DEVICE_DELETED', (data) => data.device === 'vdb', 5_000, () => new Error('late'));
+      qmp.send({ event: 'DEVICE_DELETED', data: { device: 'vda', path: '/machine/peripheral/vda' }, timestamp: { seconds: 1, microseconds: 0 } });
+      qmp.send({ event: 'DEVICE_DELETED', data: { device: 'vdb', path: '/machine/peripheral/vdb' }, timestamp: { seconds: 1, microseconds: 1 } });
+      await expect(deleted.promise).resolves.toMatchObject({ data: { device: 'vdb' } });
+      await expect(client.nextEvent('DEVICE_DELETED', () => true, 10, () => new Error('late')).promise).rejects.toThrow('late');
+    });
   });
 });

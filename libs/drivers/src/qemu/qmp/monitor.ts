@@ -123,13 +123,13 @@ export class QmpMonitor extends EventEmitter<MonitorEvents> {
   }
 
   /** Sends one command and resolves with its `return` value; rejects on `error`, timeout or EOF. */
-  execute<T = unknown>(command: string, args?: Record<string, unknown>, options: ExecuteOptions = {}): Promise<T> {
+  execute<T = unknown>(command: string, args?: object, options: ExecuteOptions = {}): Promise<T> {
     // A span per QMP command when tracing is on; untraced calls skip the wrapper entirely.
     if (!tracingActive()) return this.send<T>(command, args, options);
     return withSpan(`qmp ${command}`, { 'qmp.command': command }, () => this.send<T>(command, args, options), { kind: SpanKind.CLIENT });
   }
 
-  private send<T>(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions): Promise<T> {
+  private send<T>(command: string, args: object | undefined, options: ExecuteOptions): Promise<T> {
     if (this.closedWith !== null) return Promise.reject(new QmpClosedError(`QMP connection closed; cannot run ${command}`));
     const id = `virtbus-${this.nextId++}`;
     const timeoutMs = options.timeoutMs ?? this.commandTimeoutMs;

@@ -1,0 +1,30 @@
+import { join } from 'node:path';
+
+/**
+ * The agent's layout under --state-dir, in one place: every store and manager joins its path here. The layout is what a
+ * restarted or upgraded agent reads back, so a name here never changes.
+ */
+export const StateDir = {
+  /** One `<uuid>.json` per domain definition and state. */
+  domains: (root: string) => join(root, 'domains'),
+  /** What a driver keeps per domain (QEMU sockets and logs, LXC configs, dnsmasq files of the network driver). */
+  driver: (root: string, name: string) => join(root, 'drivers', name),
+  /** One record per migration in flight. */
+  migrations: (root: string) => join(root, 'migrations'),
+  /** One `<uuid>.json` snapshot tree per domain. */
+  snapshots: (root: string) => join(root, 'snapshots'),
+  /** Managed-save images, `<uuid>.save`. */
+  managedSave: (root: string) => join(root, 'managed-save'),
+  /** The host interface change in progress (begin/commit/rollback). */
+  interfacesTransaction: (root: string) => join(root, 'interfaces', 'transaction.json'),
+  /** Firewall rule sets, one `<name>.json` each. */
+  firewallRulesets: (root: string) => join(root, 'firewall', 'rulesets'),
+  /** Which devices use which firewall rule set. */
+  firewallBindings: (root: string) => join(root, 'firewall', 'bindings.json'),
+  /** One `<name>.json` per storage pool definition. */
+  storagePools: (root: string) => join(root, 'storage-pools'),
+  /** Where a dir pool defined without a target keeps its volumes (the node's `default` pool among them). */
+  poolTarget: (root: string, pool: string) => join(root, 'pools', pool),
+  /** One `<name>.json` per virtual network definition. */
+  networks: (root: string) => join(root, 'networks'),
+} as const;

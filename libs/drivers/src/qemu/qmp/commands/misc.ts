@@ -1,0 +1,37 @@
+import type { ExecuteOptions, QmpRun } from './run.js';
+
+/** device_add arguments: the device type, its id and the device's own properties (qapi/qdev.json). */
+export type QmpDeviceAdd =
+  | { driver: 'virtio-blk-pci'; id: string; drive: string }
+  | { driver: 'virtio-net-pci' | 'e1000' | 'rtl8139'; id: string; netdev: string; mac: string };
+
+/** TlsCredsX509Properties (qapi/crypto.json) as object-add takes them. */
+export interface QmpTlsCredsX509 {
+  'qom-type': 'tls-creds-x509';
+  id: string;
+  dir: string;
+  endpoint: 'client' | 'server';
+  'verify-peer': boolean;
+}
+
+/** Devices and QOM objects (qapi/qdev.json, qom.json). */
+export class MiscCommands {
+  constructor(private readonly run: QmpRun) {}
+
+  async deviceAdd(device: QmpDeviceAdd, options?: ExecuteOptions): Promise<void> {
+    await this.run('device_add', device, options);
+  }
+
+  /** Asks the guest to release the device; it is gone at DEVICE_DELETED. */
+  async deviceDel(id: string, options?: ExecuteOptions): Promise<void> {
+    await this.run('device_del', { id }, options);
+  }
+
+  async objectAdd(object: QmpTlsCredsX509, options?: ExecuteOptions): Promise<void> {
+    await this.run('object-add', object, options);
+  }
+
+  async objectDel(id: string, options?: ExecuteOptions): Promise<void> {
+    await this.run('object-del', { id }, options);
+  }
+}
