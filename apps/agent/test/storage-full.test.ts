@@ -74,14 +74,26 @@ describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
     const domain = await client.call('full', 'domain.define', { name: 'vm1', driver: 'test', vcpus: 1, memory: 64 });
     const filler = join(state, 'filler');
     await fill(filler);
-    const failure = await client.call('full', 'domain.state', { id: 'vm1', change: { action: 'start' } }).catch((error: unknown) => error);
-    expect(VirtError.is(failure, 'STORAGE_FULL')).toBe(true);
+    // Appends may still fit in the last page of the event log on a full tmpfs: start and stop until a start's record does not.
+    let failure: unknown;
+    let starts = 0;
+    for (let round = 0; round < 500 && failure === undefined; round++) {
+      failure = await client.call('full', 'domain.state', { id: 'vm1', change: { action: 'start' } }).then(
+        () => void (starts += 1),
+        (error: unknown) => error,
+      );
+      if (failure === undefined) await client.call('full', 'domain.state', { id: 'vm1', change: { action: 'destroy' } }).catch(() => undefined);
+    }
+    expect(VirtError.is(failure, 'STORAGE_FULL'), JSON.stringify(failure)).toBe(true);
     expect((failure as VirtError).message).toMatch(/ENOSPC|no space/i);
     expect((await client.call('full', 'domain.get', { id: 'vm1' })).state).toBe('shutoff');
     await rm(filler);
     const started = await client.call('full', 'domain.state', { id: 'vm1', change: { action: 'start' } });
     expect(started.state).toBe('running');
+    starts += 1;
     await nc.flush();
-    expect(events.filter((event) => event.uuid === domain.uuid && event.type === 'STARTED')).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // the refused start published nothing
+    expect(events.filter((event) => event.uuid === domain.uuid && event.type === 'STARTED')).toHaveLength(starts);
   });
 });

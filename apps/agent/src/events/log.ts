@@ -58,7 +58,6 @@ const SEGMENT_SUFFIX = '.jsonl';
 const ACKED_FILE = 'acked.json';
 const DOMAINS_FILE = 'domains.json';
 const DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024;
-const WRITE_RETRY_MS = 1000;
 
 const segmentName = (firstSeq: number) => `${String(firstSeq).padStart(16, '0')}${SEGMENT_SUFFIX}`;
 
@@ -95,7 +94,6 @@ export class EventLog<E extends { seq: number }> {
   private handle: FileHandle | undefined;
   private queue: Queued[] = [];
   private writing: Promise<void> | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
   private writes = 0;
   private nextSeq = 1;
   private durable = 0;
@@ -227,7 +225,6 @@ export class EventLog<E extends { seq: number }> {
   /** Waits for queued writes, writes the acked marker and closes the segment. */
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.retryTimer);
     clearTimeout(this.checkpointTimer);
     this.checkpointTimer = undefined;
     await this.writing;
@@ -237,7 +234,7 @@ export class EventLog<E extends { seq: number }> {
   }
 
   private startWriting(): void {
-    if (this.writing || this.retryTimer) return;
+    if (this.writing) return;
     this.writing = this.writeLoop().finally(() => {
       this.writing = undefined;
       // Appends made between the loop's last check and here would otherwise wait for the next append.
@@ -255,16 +252,16 @@ export class EventLog<E extends { seq: number }> {
         await this.handle!.appendFile(data, 'utf8');
         await this.handle!.datasync();
       } catch (error) {
-        // Back to the last whole line; the batch stays first in line (its seqs are taken) and is written again later.
+        // Back to the last whole line. The failed batch and everything queued behind it never happened: their emits
+        // reject (the caller treats the change as failed), their seqs are handed out again, nothing of them is published.
         await this.handle?.truncate(this.activeSize).catch(() => undefined);
-        this.queue = [...batch, ...this.queue];
-        for (const item of batch) item.done.reject(new Error('event log write failed; retrying', { cause: error }));
-        this.options.logger.error({ err: error }, 'event log write failed; retrying');
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = undefined;
-          this.startWriting();
-        }, WRITE_RETRY_MS);
-        this.retryTimer.unref();
+        const dropped = [...batch, ...this.queue];
+        this.queue = [];
+        this.nextSeq = this.durable + 1;
+        while (this.pending.length > this.head && this.pending[this.pending.length - 1]!.seq > this.durable) this.pending.pop();
+        const failure = Object.assign(new Error(`event log write failed: ${(error as Error).message}`, { cause: error }), { code: (error as NodeJS.ErrnoException).code });
+        for (const item of dropped) item.done.reject(failure);
+        this.options.logger.error({ err: error, dropped: dropped.length }, 'event log write failed; the changes it carried are refused');
         return;
       }
       this.writes++;
