@@ -11,3 +11,4 @@ export * from './auth-plugin.js';
 export * from './audit.js';
 export * from './rate-limit.js';
 export * from './migration-tls.js';
+export * from './daemon-config.js';
