@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { cp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile, type Plugin } from 'esbuild';
 
@@ -16,7 +16,10 @@ export const Bundles = {
   'install.mjs': 'tools/install/install.ts',
 } as const;
 
-const META_FILE = join(DIST_DIR, '.build-meta.json');
+/** Installed under share/doc/virtbus. */
+const DOCS = ['docs/INSTALL.md', 'docs/CLI.md'];
+
+const META_FILE = '.build-meta.json';
 
 // CommonJS dependencies inside an ESM bundle still call require() and read __dirname.
 const BANNER = [
@@ -54,6 +57,8 @@ function version(): string {
 
 /** Bundles agent, gateway, CLI and installer into plain JavaScript under dist/ (no TypeScript at run time). */
 export async function buildAll(outdir = DIST_DIR): Promise<Metafile> {
+  // a source saved while this build runs makes the result stale
+  const startedAt = Date.now();
   await rm(outdir, { recursive: true, force: true });
   const result = await build({
     absWorkingDir: REPO_ROOT,
@@ -78,8 +83,10 @@ export async function buildAll(outdir = DIST_DIR): Promise<Metafile> {
   const swaggerUi = dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui/package.json'));
   await mkdir(join(outdir, 'swagger-ui'), { recursive: true });
   await cp(join(swaggerUi, 'static'), join(outdir, 'swagger-ui', 'static'), { recursive: true });
+  await mkdir(join(outdir, 'doc'), { recursive: true });
+  for (const doc of DOCS) await cp(join(REPO_ROOT, doc), join(outdir, 'doc', basename(doc)));
   const inputs = Object.keys(result.metafile.inputs);
-  await writeFile(META_FILE, `${JSON.stringify({ builtAt: Date.now(), inputs: [...inputs, 'package-lock.json', 'tools/build/build.ts'] })}\n`);
+  await writeFile(join(outdir, META_FILE), `${JSON.stringify({ builtAt: startedAt, inputs: [...inputs, ...DOCS, 'package-lock.json', 'tools/build/build.ts'] })}\n`);
   return result.metafile;
 }
 
@@ -87,7 +94,7 @@ export async function buildAll(outdir = DIST_DIR): Promise<Metafile> {
 export async function isStale(outdir = DIST_DIR): Promise<boolean> {
   let meta: { builtAt: number; inputs: string[] };
   try {
-    meta = JSON.parse(await readFile(join(outdir, '.build-meta.json'), 'utf8')) as typeof meta;
+    meta = JSON.parse(await readFile(join(outdir, META_FILE), 'utf8')) as typeof meta;
     for (const file of Object.keys(Bundles)) await stat(join(outdir, file));
   } catch {
     return true;
