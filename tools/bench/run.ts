@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '@virtbus/testing';
 import { benchBus, type BusBenchResult } from './bus.js';
+import { benchCli, type CliBenchResult } from './cli.js';
 import { benchMonitoring, type MonitoringBenchResult } from './monitoring.js';
 import { benchMigration, type MigrationBenchResult } from './migration.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
@@ -134,6 +135,35 @@ function storageMarkdown(result: StorageBenchResult): string {
   ].join('\n');
 }
 
+function cliMarkdown(result: CliBenchResult): string {
+  const ms = (s: LatencySummary) => `${round(s.p50Ms, 1)} | ${round(s.p90Ms, 1)}`;
+  const virsh = 'notMeasured' in result.virshList ? `| \`virsh list --all\` (qemu:///system) | not measured: ${result.virshList.notMeasured} | | |` : `| \`virsh list --all\` (qemu:///system) | ${ms(result.virshList)} | ${result.virshList.count} |`;
+  return [
+    '## CLI: cold `virtbus list` (installed bundle) vs `virsh list`',
+    '',
+    'Each run is a new process from a temporary directory. virtbus: the wrapper installed by `dist/install.mjs` into a scratch root,',
+    '`list --all` without `--node` (asks the gateway for the online node, then lists its 5 test-driver domains) against the',
+    'installed gateway and an agent on a local nats-server. Baselines in the same run: `node -e 0`, and `virsh list --all`',
+    'when a libvirtd answers.',
+    '',
+    '| command | p50 ms | p90 ms | runs |',
+    '|---|---|---|---|',
+    `| \`node -e 0\` (floor) | ${ms(result.nodeFloor)} | ${result.nodeFloor.count} |`,
+    `| \`virtbus list --all\` (installed bundle) | ${ms(result.virtbusList)} | ${result.virtbusList.count} |`,
+    `| \`virtbus list --all\` from the sources through tsx (before the build) | ${ms(result.fromSources)} | ${result.fromSources.count} |`,
+    virsh,
+    '',
+    '| ratio | measured | target |',
+    '|---|---|---|',
+    `| virtbus list p50 / node floor p50 | ${result.ratios.listP50VsNodeFloor} | — |`,
+    `| virtbus list p50 / virsh list p50 | ${result.ratios.listP50VsVirsh ?? 'not measured'} | — |`,
+    `| from sources p50 / installed p50 | ${result.ratios.sourcesP50VsList} | — |`,
+    '',
+    `Install size (du of the scratch root, agent + gateway + CLI): ${result.installKiB.total} KiB, of which ${result.installKiB.lib} KiB bundles, source maps, licences and the API docs' static files.`,
+    '',
+  ].join('\n');
+}
+
 const report: Record<string, unknown> = { startedAt: new Date().toISOString(), node: process.version, quick: values.quick };
 const sections: string[] = [`# virtbus benchmark — ${report.startedAt as string}`, ''];
 
@@ -142,6 +172,13 @@ if (selected('bus')) {
   report.bus = bus;
   sections.push(busMarkdown(bus));
   console.log(busMarkdown(bus));
+}
+
+if (selected('cli')) {
+  const cli = await benchCli({ quick: values.quick });
+  report.cli = cli;
+  sections.push(cliMarkdown(cli));
+  console.log(cliMarkdown(cli));
 }
 
 if (selected('monitoring')) {

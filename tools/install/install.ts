@@ -142,8 +142,15 @@ WantedBy=multi-user.target
 
 function wrapper(layout: Layout, bundle: string, sourceMaps: boolean): string {
   const flags = sourceMaps ? ' --enable-source-maps' : '';
-  // the bundle is found from the wrapper's own place, so a --destdir tree runs where it is staged
-  return `#!/bin/sh\n# installed by virtbus install.mjs: runs the bundle with the system node\nlib=$(dirname "$(readlink -f "$0")")/../lib/virtbus\nexec ${layout.node}${flags} "$lib/${bundle}" "$@"\n`;
+  // next to the wrapper (a --destdir tree runs where it is staged), else the installed path (a symlinked wrapper); no fork
+  return [
+    '#!/bin/sh',
+    '# installed by virtbus install.mjs: runs the bundle with the system node',
+    'lib="${0%/*}/../lib/virtbus"',
+    `[ -e "$lib/${bundle}" ] || lib=${libDir(layout)}`,
+    `exec ${layout.node}${flags} "$lib/${bundle}" "$@"`,
+    '',
+  ].join('\n');
 }
 
 function systemdRunning(layout: Layout): boolean {
