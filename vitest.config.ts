@@ -15,6 +15,8 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
+          // processes the tests start run dist/ (what ships), rebuilt here when stale
+          globalSetup: ['tools/build/global-setup.ts'],
           include: ['apps/*/test/**/*.test.ts', 'libs/*/test/**/*.test.ts', 'tools/**/test/**/*.test.ts'],
           exclude: ['**/node_modules/**'],
           testTimeout: 120_000,

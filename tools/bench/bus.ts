@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
-import { freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { builtBundle, freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { load, round, type LatencySummary } from './stats.js';
 
 export interface BusBenchResult {
@@ -50,7 +50,7 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
   });
   const agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: ['--metrics-address', '127.0.0.1:0'] });
   const port = await freePort();
-  const gateway = spawn(process.execPath, [...(process.env.VIRTBUS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VIRTBUS_BENCH_PROFILE}`] : []), '--import', 'tsx', 'apps/gateway/src/main.ts', '--nats', nats.url, '--port', String(port), '--rate-limit', '0'], {
+  const gateway = spawn(process.execPath, [...(process.env.VIRTBUS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VIRTBUS_BENCH_PROFILE}`] : []), builtBundle('virtbus-gateway'), '--config', 'none', '--nats', nats.url, '--port', String(port), '--rate-limit', '0'], {
     cwd: REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -10,7 +10,7 @@ import pino from 'pino';
 import type { DomainConfig } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { QemuDriver, type DomainRecord } from '@virtbus/drivers';
-import { freePort, REPO_ROOT, requireBinary, spawnAgent, startNatsServer, type AgentProcess } from '@virtbus/testing';
+import { builtBundle, freePort, REPO_ROOT, requireBinary, spawnAgent, startNatsServer, type AgentProcess } from '@virtbus/testing';
 import { round, summarize, type LatencySummary } from './stats.js';
 
 export interface QemuBenchOptions {
@@ -155,7 +155,7 @@ async function startStack(dir: string): Promise<Stack> {
   try {
     agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(dir, 'agent'), drivers: 'qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
     const port = await freePort();
-    gateway = spawn(process.execPath, ['--import', 'tsx', 'apps/gateway/src/main.ts', '--nats', nats.url, '--port', String(port), '--rate-limit', '0'], {
+    gateway = spawn(process.execPath, [builtBundle('virtbus-gateway'), '--config', 'none', '--nats', nats.url, '--port', String(port), '--rate-limit', '0'], {
       cwd: REPO_ROOT,
       env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
       stdio: ['ignore', 'ignore', 'inherit'],

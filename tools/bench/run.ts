@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '@virtbus/testing';
 import { benchBus, type BusBenchResult } from './bus.js';
 import { benchHostScale, type HostScaleBenchResult } from './hostscale.js';
+import { benchCli, type CliBenchResult } from './cli.js';
 import { benchMonitoring, type MonitoringBenchResult } from './monitoring.js';
 import { benchMigration, type MigrationBenchResult } from './migration.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
@@ -158,7 +159,36 @@ function hostScaleMarkdown(result: HostScaleBenchResult): string {
     `| RSS per defined domain, after defining (bytes) | ${rss.definedBytesPerDomain} | empty agent ${rss.emptyKiB} KiB → ${rss.loadedKiB} KiB | — | ≤ 5,120 |`,
     `| RSS per domain after a restart (bytes) | **${rss.restartedBytesPerDomain}** | empty restart ${rss.emptyRestartKiB} KiB → ${rss.afterRestartKiB} KiB | — | ≤ 5,120 |`,
     '',
-    'Agent start time is spawn → first node.info answer (includes Node + tsx start-up, the same in both).',
+    'Agent start time is spawn → first node.info answer (includes Node start-up, the same in both).',
+    '',
+  ].join('\n');
+}
+
+function cliMarkdown(result: CliBenchResult): string {
+  const ms = (s: LatencySummary) => `${round(s.p50Ms, 1)} | ${round(s.p90Ms, 1)}`;
+  const virsh = 'notMeasured' in result.virshList ? `| \`virsh list --all\` (qemu:///system) | not measured: ${result.virshList.notMeasured} | | |` : `| \`virsh list --all\` (qemu:///system) | ${ms(result.virshList)} | ${result.virshList.count} |`;
+  return [
+    '## CLI: cold `virtbus list` (installed bundle) vs `virsh list`',
+    '',
+    'Each run is a new process from a temporary directory. virtbus: the wrapper installed by `dist/install.mjs` into a scratch root,',
+    '`list --all` without `--node` (asks the gateway for the online node, then lists its 5 test-driver domains) against the',
+    'installed gateway and an agent on a local nats-server. Baselines in the same run: `node -e 0`, and `virsh list --all`',
+    'when a libvirtd answers.',
+    '',
+    '| command | p50 ms | p90 ms | runs |',
+    '|---|---|---|---|',
+    `| \`node -e 0\` (floor) | ${ms(result.nodeFloor)} | ${result.nodeFloor.count} |`,
+    `| \`virtbus list --all\` (installed bundle) | ${ms(result.virtbusList)} | ${result.virtbusList.count} |`,
+    `| \`virtbus list --all\` from the sources through tsx (before the build) | ${ms(result.fromSources)} | ${result.fromSources.count} |`,
+    virsh,
+    '',
+    '| ratio | measured | target |',
+    '|---|---|---|',
+    `| virtbus list p50 / node floor p50 | ${result.ratios.listP50VsNodeFloor} | — |`,
+    `| virtbus list p50 / virsh list p50 | ${result.ratios.listP50VsVirsh ?? 'not measured'} | — |`,
+    `| from sources p50 / installed p50 | ${result.ratios.sourcesP50VsList} | — |`,
+    '',
+    `Install size (du of the scratch root, agent + gateway + CLI): ${result.installKiB.total} KiB, of which ${result.installKiB.lib} KiB bundles, source maps, licences and the API docs' static files.`,
     '',
   ].join('\n');
 }
@@ -171,6 +201,13 @@ if (selected('bus')) {
   report.bus = bus;
   sections.push(busMarkdown(bus));
   console.log(busMarkdown(bus));
+}
+
+if (selected('cli')) {
+  const cli = await benchCli({ quick: values.quick });
+  report.cli = cli;
+  sections.push(cliMarkdown(cli));
+  console.log(cliMarkdown(cli));
 }
 
 if (selected('monitoring')) {

@@ -4,7 +4,7 @@ import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nodeNameFromHost } from '@virtbus/agent';
-import { freePort, REPO_ROOT, requireBinary } from '@virtbus/testing';
+import { builtBundle, freePort, REPO_ROOT, requireBinary } from '@virtbus/testing';
 
 /** `npm start`: an embedded nats-server (unless NATS_URL is set), one agent named after the host, and the gateway. */
 const stateRoot = process.env.VIRTBUS_DEV_DIR ?? join(REPO_ROOT, '.virtbus');
@@ -71,11 +71,12 @@ async function main(): Promise<void> {
     await waitForPort(natsPort, 'nats-server');
     natsUrl = `nats://127.0.0.1:${natsPort}`;
   }
-  const tsx = ['--import', 'tsx'];
+  // the built bundles (npm start builds first): the dev stack runs what install.mjs ships; no /etc/virtbus config
   const metricsPort = (await portOpen(9177)) ? await freePort() : 9177;
   run('agent', process.execPath, [
-    ...tsx,
-    'apps/agent/src/main.ts',
+    builtBundle('virtbus-agent'),
+    '--config',
+    'none',
     '--node',
     node,
     '--nats',
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
     '--metrics-address',
     `127.0.0.1:${metricsPort}`,
   ]);
-  run('gateway', process.execPath, [...tsx, 'apps/gateway/src/main.ts', '--nats', natsUrl, '--host', '127.0.0.1', '--port', String(gatewayPort)]);
+  run('gateway', process.execPath, [builtBundle('virtbus-gateway'), '--config', 'none', '--nats', natsUrl, '--host', '127.0.0.1', '--port', String(gatewayPort)]);
   await waitForPort(gatewayPort, 'gateway');
   const api = `http://127.0.0.1:${gatewayPort}`;
   console.log(`
@@ -96,7 +97,7 @@ virtbus is running (Ctrl-C stops it; domains keep running)
   API docs     ${api}/docs   (OpenAPI: ${api}/openapi.json)
   events       curl -N ${api}/v1/events
   metrics      http://127.0.0.1:${metricsPort}/metrics (agent), ${api}/metrics (gateway)
-  CLI          node apps/cli/bin/virtbus.mjs --url ${api} list --all
+  CLI          node dist/virtbus.mjs --url ${api} list --all   (installed: virtbus, see docs/INSTALL.md)
   state        ${stateRoot}
   try          curl -s -XPOST ${api}/v1/nodes/${node}/domains -H 'content-type: application/json' -d '{"name":"demo","driver":"test"}'
                curl -s -XPUT ${api}/v1/nodes/${node}/domains/demo/state -H 'content-type: application/json' -d '{"action":"start"}'

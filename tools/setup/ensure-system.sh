@@ -26,6 +26,7 @@ REQUIRED=(
   /usr/sbin/debugfs:e2fsprogs
   /usr/bin/genisoimage:genisoimage
   /usr/bin/isoinfo:genisoimage
+  /usr/bin/systemd-analyze:systemd
 )
 
 missing=()

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { VirtError } from '@virtbus/api-contract';
 import { DriverNames, assertNetnsName, type DriverName } from '@virtbus/drivers';
-import { NATS_IDENTITY_OPTIONS, natsClientConfigFromFlags, natsConnectionOptions } from '@virtbus/security';
+import { daemonEnvironment, NATS_IDENTITY_OPTIONS, natsClientConfigFromFlags, natsConnectionOptions } from '@virtbus/security';
 import type { AgentConfig } from './agent.js';
 import { DEFAULT_STREAM_LIMITS } from './events/publisher.js';
 import { DEFAULT_METRICS_ADDRESS, DEFAULT_METRICS_CACHE_MS, DEFAULT_STATS_DEADLINE_MS, DEFAULT_STATS_INTERVAL_S } from './monitoring.js';
@@ -26,13 +26,18 @@ export function parseDriverList(text: string): DriverName[] {
   return names as DriverName[];
 }
 
+/** The agent's config file when no --config names one (read only if it exists). */
+export const AGENT_CONFIG_FILE = '/etc/virtbus/agent.env';
+
 export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
 
+  --config FILE        KEY=VALUE lines of the environment variables below (default: ${AGENT_CONFIG_FILE} if it exists;
+                       none = no file); the process environment and flags override it
   --node NAME          node name (default: VIRTBUS_NODE or the host name)
   --nats URL           NATS server URL(s), comma separated (default: NATS_URL or nats://127.0.0.1:4222)
   --state-dir DIR      durable state (default: VIRTBUS_STATE_DIR or /var/lib/virtbus/<node>)
   --drivers LIST       drivers to load (default: VIRTBUS_DRIVERS or all: ${DriverNames.join(',')})
-  --log-level LEVEL    pino level (default: info)
+  --log-level LEVEL    pino level (default: VIRTBUS_LOG_LEVEL or info)
   --netns NAME         keep this node's bridges, taps, dnsmasq and nft tables in network namespace /run/netns/NAME (default: VIRTBUS_NETNS)
   --metrics-address A  host:port of /metrics, or off (default: VIRTBUS_METRICS_ADDRESS or 127.0.0.1:9177; port 0 = any)
   --metrics-cache-ms N scrapes within N ms of the last collection reuse it (default: VIRTBUS_METRICS_CACHE_MS or 5000)
@@ -70,10 +75,12 @@ export interface AgentCliConfig extends AgentConfig {
   logLevel: string;
 }
 
-export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentCliConfig | 'help' {
+export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = process.env): AgentCliConfig | 'help' {
+  const env = daemonEnvironment(argv, AGENT_CONFIG_FILE, processEnv);
   const { values } = parseArgs({
     args: argv,
     options: {
+      config: { type: 'string' },
       node: { type: 'string' },
       nats: { type: 'string' },
       'state-dir': { type: 'string' },

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-// Runs the TypeScript entry through tsx so the CLI works straight from a checkout.
-import { spawnSync } from 'node:child_process';
+// Runs the built CLI bundle (npm run build); it needs nothing from the checkout at run time.
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const main = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
-const result = spawnSync(process.execPath, ['--import', 'tsx', main, ...process.argv.slice(2)], { stdio: 'inherit' });
-process.exit(result.status ?? 1);
+const bundle = fileURLToPath(new URL('../../../dist/virtbus.mjs', import.meta.url));
+if (!existsSync(bundle)) {
+  process.stderr.write(`virtbus: ${bundle} is missing; run npm run build first\n`);
+  process.exit(2);
+}
+await import(bundle);

@@ -1,4 +1,3 @@
-import WebSocket from 'ws';
 import type { CommandContext } from './commands.js';
 import { resolveNode } from './commands.js';
 
@@ -11,6 +10,8 @@ export async function consoleCommand(ctx: CommandContext, id: string, options: {
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   if (options.force) url.searchParams.set('force', 'true');
   if (options.readOnly) url.searchParams.set('mode', 'ro');
+  // ws loads only here: every other cold CLI call stays short
+  const { default: WebSocket } = await import('ws');
   const socket = new WebSocket(url, ctx.http.wsOptions);
   const stdin = process.stdin;
   return new Promise((resolve) => {

@@ -13,6 +13,13 @@ export interface Connection {
   keyFile?: string;
 }
 
+/** No answer at all from the gateway (refused, unresolvable, TLS failure): the CLI exits 3. */
+export class GatewayUnreachableError extends VirtError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('AGENT_UNREACHABLE', message, options);
+  }
+}
+
 /** Talks to a virtbus gateway; errors come back as VirtErrors with the gateway's code. */
 export class GatewayHttp {
   private readonly base: URL;
@@ -66,7 +73,7 @@ export class GatewayHttp {
     const headers = this.headers({ 'content-type': 'application/octet-stream', 'content-length': String(sizeBytes) });
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
       const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, { method: 'PUT', headers, ...(this.tlsAgent ? { agent: this.tlsAgent } : {}) }, resolve);
-      request.on('error', (error) => reject(new VirtError('AGENT_UNREACHABLE', `upload to ${this.base.origin} failed: ${error.message}`, { cause: error })));
+      request.on('error', (error) => reject(new GatewayUnreachableError(`upload to ${this.base.origin} failed: ${error.message}`, { cause: error })));
       body.on('error', (error) => request.destroy(error));
       body.pipe(request);
     });
@@ -83,7 +90,7 @@ export class GatewayHttp {
     return new Promise((resolve, reject) => {
       const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, { method, headers, ...(this.tlsAgent ? { agent: this.tlsAgent } : {}) }, resolve);
       request.on('error', (error) =>
-        reject(new VirtError('AGENT_UNREACHABLE', `cannot reach the gateway at ${this.base.origin}: ${error.message}`, { cause: error })),
+        reject(new GatewayUnreachableError(`cannot reach the gateway at ${this.base.origin}: ${error.message}`, { cause: error })),
       );
       request.end(payload);
     });

@@ -6,14 +6,18 @@ import * as net from './network-commands.js';
 import * as diskCommands from './disk-commands.js';
 import { consoleCommand } from './console.js';
 import { migrate } from './migrate.js';
-import { GatewayHttp } from './http.js';
+import { GatewayHttp, GatewayUnreachableError } from './http.js';
+import { bashCompletion, verbHelp } from './help.js';
+import { remoteCommand, resolveConnection, UsageError } from './remotes.js';
+import { VERSION } from './version.js';
 import { HOSTNET_USAGE, runHostNetCommand } from './hostnet.js';
 import { runStorageCommand, STORAGE_USAGE } from './storage-commands.js';
 import * as snapshots from './snapshots.js';
 
 export const USAGE = `virtbus — manage domains on virtbus nodes (like virsh)
 
-usage: virtbus [--url URL] [--token TOKEN] [--ca FILE] [--cert FILE --key FILE] [--node NODE] [--json] COMMAND [ARGS]
+usage: virtbus [--remote NAME | --url URL] [--token TOKEN] [--ca FILE] [--cert FILE --key FILE] [--node NODE] [--json] COMMAND [ARGS]
+       virtbus --version | help [COMMAND] | COMMAND --help
 
 nodes                                 list nodes and whether their agent is online
 nodeinfo                              CPU, memory, NUMA and drivers of the node
@@ -47,7 +51,14 @@ snapshot-delete DOMAIN SNAP [--children|--children-only] [--metadata]
 save DOMAIN POOL FILE | restore POOL FILE [--paused]   memory state to/from a file in a dir pool
 managedsave DOMAIN | managedsave-remove DOMAIN        agent-kept save image; start resumes from it
 events [--kind domain|pool|network|snapshot|operation|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
-${HOSTNET_USAGE}${STORAGE_USAGE}environment: VIRTBUS_URL (default http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY, VIRTBUS_NODE
+${HOSTNET_USAGE}${STORAGE_USAGE}remote add NAME URL [--token-file FILE] [--ca FILE] [--cert FILE --key FILE] | remote list | remote remove NAME | remote default [NAME]
+                                      named gateways in ~/.config/virtbus/config.json (the first one added is the default)
+help [COMMAND]                        this text, or the usage of one command
+completion bash                       bash completion script (virtbus completion bash > /etc/bash_completion.d/virtbus)
+environment: VIRTBUS_URL (default: the default remote, else http://127.0.0.1:8080), VIRTBUS_TOKEN, VIRTBUS_CA, VIRTBUS_CERT, VIRTBUS_KEY,
+  VIRTBUS_NODE, VIRTBUS_CONFIG (default ~/.config/virtbus/config.json); --url/--token/--ca/--cert/--key and these override the remote
+exit codes: 0 done, 1 the gateway or the operation refused or failed, 2 usage error (unknown command or option, missing
+  argument, bad config file), 3 the gateway could not be reached; exec exits with the command's code
 `;
 
 export async function run(argv: string[], out: (text: string) => void = (text) => process.stdout.write(`${text}\n`)): Promise<number> {
@@ -56,8 +67,11 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
     allowPositionals: true,
     strict: true,
     options: {
+      remote: { type: 'string' },
       url: { type: 'string' },
       token: { type: 'string' },
+      'token-file': { type: 'string' },
+      version: { type: 'boolean', short: 'V' },
       ca: { type: 'string' },
       cert: { type: 'string' },
       key: { type: 'string' },
@@ -124,9 +138,32 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
     },
   });
   const [command, ...rest] = positionals;
+  if (values.version) {
+    out(`virtbus ${VERSION}`);
+    return 0;
+  }
+  if (command === 'help' || (values.help && command)) {
+    const verb = command === 'help' ? rest[0] : command;
+    if (!verb) {
+      out(USAGE);
+      return 0;
+    }
+    const text = verbHelp(USAGE, verb);
+    if (text === undefined) throw new UsageError(`unknown command ${verb}; see virtbus help`);
+    out(`usage: virtbus [options] ${text}`);
+    return 0;
+  }
   if (values.help || !command) {
     out(USAGE);
     return command || values.help ? 0 : 2;
+  }
+  if (command === 'completion') {
+    if (rest[0] !== 'bash') throw new UsageError('completion needs a shell: bash');
+    out(bashCompletion(USAGE));
+    return 0;
+  }
+  if (command === 'remote') {
+    return remoteCommand(rest, { tokenFile: values['token-file'], ca: values.ca, cert: values.cert, key: values.key }, out, values.json ?? false);
   }
   const int = (name: string, text: string | undefined) => {
     if (text === undefined) return undefined;
@@ -135,17 +172,17 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
   };
   const need = (what: string) => {
     const value = rest[0];
-    if (!value) throw new VirtError('INVALID_ARG', `${command} needs a ${what}`);
+    if (!value) throw new UsageError(`${command} needs a ${what}`);
     return value;
   };
   const second = (what: string) => {
     const value = rest[1];
-    if (!value) throw new VirtError('INVALID_ARG', `${command} needs a ${what}`);
+    if (!value) throw new UsageError(`${command} needs a ${what}`);
     return value;
   };
   const third = (what: string) => {
     const value = rest[2];
-    if (!value) throw new VirtError('INVALID_ARG', `${command} needs a ${what}`);
+    if (!value) throw new UsageError(`${command} needs a ${what}`);
     return value;
   };
   const limit = () => {
@@ -166,13 +203,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
   };
   const scope = () => ({ ...(values.live ? { live: true } : {}), ...(values.config ? { config: true } : {}) });
   const ctx: commands.CommandContext = {
-    http: new GatewayHttp({
-      url: values.url ?? process.env.VIRTBUS_URL ?? 'http://127.0.0.1:8080',
-      ...((values.token ?? process.env.VIRTBUS_TOKEN) ? { token: values.token ?? process.env.VIRTBUS_TOKEN } : {}),
-      ...((values.ca ?? process.env.VIRTBUS_CA) ? { caFile: values.ca ?? process.env.VIRTBUS_CA } : {}),
-      ...((values.cert ?? process.env.VIRTBUS_CERT) ? { certFile: values.cert ?? process.env.VIRTBUS_CERT } : {}),
-      ...((values.key ?? process.env.VIRTBUS_KEY) ? { keyFile: values.key ?? process.env.VIRTBUS_KEY } : {}),
-    }),
+    http: new GatewayHttp(resolveConnection(values)),
     output: { out, json: values.json ?? false },
     ...((values.node ?? process.env.VIRTBUS_NODE) ? { node: values.node ?? process.env.VIRTBUS_NODE } : {}),
   };
@@ -395,7 +426,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
         },
       );
       if (storage !== undefined) return storage;
-      if (!(DomainStateActions as readonly string[]).includes(command)) throw new VirtError('INVALID_ARG', `unknown command ${command}; see virtbus --help`);
+      if (!(DomainStateActions as readonly string[]).includes(command)) throw new UsageError(`unknown command ${command}; see virtbus help`);
       const change: DomainStatePut = { action: command as DomainStatePut['action'] };
       if (values.timeout) change.timeout = int('timeout', values.timeout);
       if (values.force) change.force = true;
@@ -406,12 +437,22 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
   }
 }
 
+/** Exit codes (docs/CLI.md): 0 done, 1 refused or failed, 2 usage error, 3 gateway unreachable. */
+export const ExitCodes = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
+
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof UsageError) return ExitCodes.usage;
+  if (error instanceof GatewayUnreachableError) return ExitCodes.unreachable;
+  if (typeof (error as { code?: unknown }).code === 'string' && (error as { code: string }).code.startsWith('ERR_PARSE_ARGS_')) return ExitCodes.usage;
+  return ExitCodes.failed;
+}
+
 export async function main(argv: string[]): Promise<number> {
   try {
     return await run(argv);
   } catch (error) {
     if (error instanceof VirtError) process.stderr.write(`error: ${error.message} (${error.code})\n`);
     else process.stderr.write(`error: ${(error as Error).message}\n`);
-    return 1;
+    return exitCodeOf(error);
   }
 }

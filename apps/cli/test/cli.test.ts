@@ -3,8 +3,8 @@ import { promisify } from 'node:util';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { builtBundle } from '@virtbus/testing';
 import { startCliStack, type CliStack } from './support/stack.js';
 
 let stack: CliStack;
@@ -77,7 +77,7 @@ describe('virtbus CLI against a real gateway and agent', () => {
   });
 
   it('prints the gateway error and exits non-zero (as a real process)', async () => {
-    const bin = fileURLToPath(new URL('../bin/virtbus.mjs', import.meta.url));
+    const bin = builtBundle('virtbus');
     // Asynchronous on purpose: the gateway under test lives in this process and must keep answering.
     const failure = (await promisify(execFile)(process.execPath, [bin, '--url', gatewayUrl, 'start', 'nope']).catch((error: unknown) => error)) as {
       code?: number;

@@ -2,12 +2,17 @@ import { readFile } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { loadTokenFile, NATS_IDENTITY_OPTIONS, natsClientConfigFromFlags, watchFiles, type TokenRecord } from '@virtbus/security';
+import { daemonEnvironment, loadTokenFile, NATS_IDENTITY_OPTIONS, natsClientConfigFromFlags, watchFiles, type TokenRecord } from '@virtbus/security';
 import { initTracing } from '@virtbus/monitoring';
 import { createGatewayMonitoring, startGateway, type RunningGateway } from './index.js';
 
+/** The gateway's config file when no --config names one (read only if it exists). */
+const GATEWAY_CONFIG_FILE = '/etc/virtbus/gateway.env';
+
 const USAGE = `virtbus gateway: the HTTP API in front of the agents
 
+  --config FILE          KEY=VALUE lines of the environment variables named here (default: ${GATEWAY_CONFIG_FILE} if it
+                         exists; none = no file); the process environment and flags override it
   --nats URL             NATS server URL(s), comma separated (default: NATS_URL or nats://127.0.0.1:4222)
   --nats-ca/--nats-cert/--nats-key FILE, --nats-creds FILE, --nats-inbox-prefix P
                          the gateway's bus identity (default: NATS_CA, NATS_CERT, NATS_KEY, NATS_CREDS, NATS_INBOX_PREFIX)
@@ -22,12 +27,24 @@ const USAGE = `virtbus gateway: the HTTP API in front of the agents
   --gateway-id ID        audit records go to virt.v1._audit.<ID> (default: VIRTBUS_GATEWAY_ID or gateway)
   --rate-limit N         requests per second per identity, burst 2N; 0 turns it off (default: VIRTBUS_RATE_LIMIT or 50)
 
+Also: LOG_LEVEL (default info), OTEL_* (tracing export).
 With neither --tokens nor --tls-ca every caller is admin, and only on loopback (dev mode).
 `;
 
-const env = process.env;
+function fail(message: string): never {
+  process.stderr.write(`virtbus gateway: ${message}\n`);
+  process.exit(2);
+}
+
+let env: NodeJS.ProcessEnv;
+try {
+  env = daemonEnvironment(process.argv.slice(2), GATEWAY_CONFIG_FILE);
+} catch (error) {
+  fail((error as Error).message);
+}
 const { values } = parseArgs({
   options: {
+    config: { type: 'string' },
     nats: { type: 'string' },
     ...NATS_IDENTITY_OPTIONS,
     host: { type: 'string', default: env['GATEWAY_HOST'] ?? '127.0.0.1' },
@@ -48,11 +65,6 @@ const { values } = parseArgs({
 if (values.help) {
   process.stdout.write(USAGE);
   process.exit(0);
-}
-
-function fail(message: string): never {
-  process.stderr.write(`virtbus gateway: ${message}\n`);
-  process.exit(2);
 }
 
 const port = Number(values.port);

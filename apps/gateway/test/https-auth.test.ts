@@ -18,7 +18,7 @@ import {
   type NatsClientConfig,
   type SecurityBundle,
 } from '@virtbus/security';
-import { hasBinaryOrSkip, REPO_ROOT, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { builtBundle, hasBinaryOrSkip, REPO_ROOT, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { buildApp, startGateway, type RunningGateway } from '../src/index.js';
 
 const canRun = hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl');
@@ -280,7 +280,7 @@ describe('gateway start-up policy and rate limit', () => {
   });
 
   it('the gateway process exits non-zero with the refusal message', async () => {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', 'apps/gateway/src/main.ts', '--host', '0.0.0.0', '--port', '0'], {
+    const result = spawnSync(process.execPath, [builtBundle('virtbus-gateway'), '--config', 'none', '--host', '0.0.0.0', '--port', '0'], {
       cwd: REPO_ROOT,
       encoding: 'utf8',
       timeout: 60_000,

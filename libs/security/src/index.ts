@@ -12,3 +12,4 @@ export * from './audit.js';
 export * from './rate-limit.js';
 export * from './migration-tls.js';
 export * from './file-watch.js';
+export * from './daemon-config.js';

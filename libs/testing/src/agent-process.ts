@@ -3,9 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
+import { builtBundle } from './built.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const AGENT_MAIN = fileURLToPath(new URL('../../../apps/agent/src/main.ts', import.meta.url));
 
 export interface AgentProcessOptions {
   node: string;
@@ -30,12 +30,13 @@ export interface AgentProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Runs the real agent (apps/agent/src/main.ts) as its own process, like a deployment would. */
+/** Runs the built agent (dist/virtbus-agent.mjs, what install.mjs ships) as its own process, like a deployment would. */
 export async function spawnAgent(options: AgentProcessOptions): Promise<AgentProcess> {
   const args = [
-    '--import',
-    'tsx',
-    AGENT_MAIN,
+    builtBundle('virtbus-agent'),
+    // a host's /etc/virtbus/agent.env must not reach a test agent
+    '--config',
+    'none',
     '--node',
     options.node,
     '--nats',

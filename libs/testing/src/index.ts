@@ -7,3 +7,4 @@ export { startPrometheus, type PrometheusHandle, type PromQueryResult } from './
 export { cgroupDirsNamed } from './cgroups.js';
 export { addTestNetns, removeTestNetns, processesMentioning } from './netns.js';
 export { kvmUnusableReason, deviceMapperMissingReason, titleWithSkipReason } from './kernel.js';
+export { builtBundle, DIST_DIR, type BuiltBundle } from './built.js';

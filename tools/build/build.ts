@@ -1,0 +1,114 @@
+import { execFileSync } from 'node:child_process';
+import { cp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { basename, dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build, type Metafile, type Plugin } from 'esbuild';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const DIST_DIR = join(REPO_ROOT, 'dist');
+
+/** The bundles under dist/ and their entry points; what `install.mjs` copies and the tests run. */
+export const Bundles = {
+  'virtbus.mjs': 'apps/cli/src/bin.ts',
+  'virtbus-agent.mjs': 'apps/agent/src/main.ts',
+  'virtbus-gateway.mjs': 'apps/gateway/src/main.ts',
+  'install.mjs': 'tools/install/install.ts',
+} as const;
+
+/** Installed under share/doc/virtbus. */
+const DOCS = ['docs/INSTALL.md', 'docs/CLI.md'];
+
+const META_FILE = '.build-meta.json';
+
+// CommonJS dependencies inside an ESM bundle still call require() and read __dirname.
+const BANNER = [
+  "import { createRequire as __virtbusCreateRequire } from 'node:module';",
+  "import { fileURLToPath as __virtbusFileURLToPath } from 'node:url';",
+  "import { dirname as __virtbusDirname } from 'node:path';",
+  'const require = __virtbusCreateRequire(import.meta.url);',
+  'const __filename = __virtbusFileURLToPath(import.meta.url);',
+  'const __dirname = __virtbusDirname(__filename);',
+].join('\n');
+
+/** @fastify/swagger-ui reads its static files next to its own sources: point it at dist/swagger-ui instead. */
+function swaggerUiAssets(): Plugin {
+  return {
+    name: 'swagger-ui-assets',
+    setup(pluginBuild) {
+      pluginBuild.onLoad({ filter: /@fastify[\\/]swagger-ui[\\/](index|lib[\\/]routes)\.js$/ }, async (args) => {
+        const source = await readFile(args.path, 'utf8');
+        const where = args.path.endsWith('index.js') ? "'swagger-ui'" : "'swagger-ui', 'lib'";
+        return { contents: source.replaceAll('__dirname', `require('node:path').join(__dirname, ${where})`), loader: 'js' };
+      });
+    },
+  };
+}
+
+function version(): string {
+  const { version: base } = createRequire(import.meta.url)(join(REPO_ROOT, 'package.json')) as { version: string };
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return `${base} (${commit})`;
+  } catch {
+    return base;
+  }
+}
+
+/** Bundles agent, gateway, CLI and installer into plain JavaScript under dist/ (no TypeScript at run time). */
+export async function buildAll(outdir = DIST_DIR): Promise<Metafile> {
+  // a source saved while this build runs makes the result stale
+  const startedAt = Date.now();
+  await rm(outdir, { recursive: true, force: true });
+  const result = await build({
+    absWorkingDir: REPO_ROOT,
+    entryPoints: Object.fromEntries(Object.entries(Bundles).map(([file, entry]) => [file.replace(/\.mjs$/, ''), entry])),
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    banner: { js: BANNER },
+    define: { __VIRTBUS_VERSION__: JSON.stringify(version()) },
+    // optional native speed-ups of ws; it works without them
+    external: ['bufferutil', 'utf-8-validate'],
+    plugins: [swaggerUiAssets()],
+    legalComments: 'linked',
+    sourcemap: 'linked',
+    sourcesContent: false,
+    metafile: true,
+    logLevel: 'warning',
+  });
+  const swaggerUi = dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui/package.json'));
+  await mkdir(join(outdir, 'swagger-ui'), { recursive: true });
+  await cp(join(swaggerUi, 'static'), join(outdir, 'swagger-ui', 'static'), { recursive: true });
+  await mkdir(join(outdir, 'doc'), { recursive: true });
+  for (const doc of DOCS) await cp(join(REPO_ROOT, doc), join(outdir, 'doc', basename(doc)));
+  const inputs = Object.keys(result.metafile.inputs);
+  await writeFile(join(outdir, META_FILE), `${JSON.stringify({ builtAt: startedAt, inputs: [...inputs, ...DOCS, 'package-lock.json', 'tools/build/build.ts'] })}\n`);
+  return result.metafile;
+}
+
+/** True when dist/ is missing or any file it was built from changed since. */
+export async function isStale(outdir = DIST_DIR): Promise<boolean> {
+  let meta: { builtAt: number; inputs: string[] };
+  try {
+    meta = JSON.parse(await readFile(join(outdir, META_FILE), 'utf8')) as typeof meta;
+    for (const file of Object.keys(Bundles)) await stat(join(outdir, file));
+  } catch {
+    return true;
+  }
+  for (const input of meta.inputs) {
+    const mtime = await stat(join(REPO_ROOT, input)).then((s) => s.mtimeMs, () => Infinity);
+    if (mtime > meta.builtAt) return true;
+  }
+  return false;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const started = Date.now();
+  const meta = await buildAll();
+  const sizes = Object.keys(Bundles).map((file) => `${file} ${Math.round(meta.outputs[relative(REPO_ROOT, join(DIST_DIR, file))]?.bytes ?? 0) / 1000} kB`);
+  console.log(`built dist/ in ${Date.now() - started} ms: ${sizes.join(', ')}`);
+}
