@@ -2,11 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { EVENTS_STREAM, type LifecycleEvent } from '@virtbus/api-contract';
+import { type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { spawnAgent, startNatsServer, storedNodeEvents, waitForStoredNodeEvents, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventLog } from '../src/events/log.js';
 
@@ -19,29 +18,8 @@ let nc: NatsConnection;
 let client: VirtClient;
 let agent: AgentProcess;
 
-/** Every event of the node in the VIRT_EVENTS stream, in stream order. */
-async function storedEvents(): Promise<LifecycleEvent[]> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(EVENTS_STREAM);
-  const events: LifecycleEvent[] = [];
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
-    const message = await jsm.streams.getMessage(EVENTS_STREAM, { seq });
-    if (message) events.push(message.json<LifecycleEvent>());
-  }
-  return events.filter((event) => event.node === NODE);
-}
-
-/** Waits until the stream holds `count` events of the node (or the time is up) and returns them. */
-async function waitForStored(count: number, timeoutMs = 20_000): Promise<LifecycleEvent[]> {
-  const until = Date.now() + timeoutMs;
-  let events: LifecycleEvent[] = [];
-  while (Date.now() < until) {
-    events = await storedEvents().catch(() => events);
-    if (events.length >= count) return events;
-    await sleep(100);
-  }
-  return events;
-}
+const storedEvents = () => storedNodeEvents(nc, NODE);
+const waitForStored = (count: number, timeoutMs = 20_000) => waitForStoredNodeEvents(nc, NODE, count, timeoutMs);
 
 async function readOutbox(): Promise<{ lastSeq: number; pending: unknown[] }> {
   return EventLog.inspect(join(workDir, 'agent', 'events'));

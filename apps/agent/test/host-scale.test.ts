@@ -2,11 +2,10 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { EVENTS_STREAM, type DomainState, type LifecycleEvent } from '@virtbus/api-contract';
+import { type DomainState } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { spawnAgent, startNatsServer, waitForStoredNodeEvents, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventLog } from '../src/events/log.js';
 
@@ -21,28 +20,7 @@ let agent: AgentProcess | undefined;
 
 const agentOptions = () => ({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: AGENT_ARGS });
 
-/** Every event of the node in the VIRT_EVENTS stream, in stream order (a consumer-less direct read). */
-async function storedEvents(): Promise<LifecycleEvent[]> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(EVENTS_STREAM);
-  const events: LifecycleEvent[] = [];
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
-    const message = await jsm.streams.getMessage(EVENTS_STREAM, { seq });
-    if (message) events.push(message.json<LifecycleEvent>());
-  }
-  return events.filter((event) => event.node === NODE);
-}
-
-async function waitForStored(count: number, timeoutMs = 60_000): Promise<LifecycleEvent[]> {
-  const until = Date.now() + timeoutMs;
-  let events: LifecycleEvent[] = [];
-  while (Date.now() < until) {
-    events = await storedEvents().catch(() => events);
-    if (events.length >= count) return events;
-    await sleep(200);
-  }
-  return events;
-}
+const waitForStored = (count: number, timeoutMs = 60_000) => waitForStoredNodeEvents(nc, NODE, count, timeoutMs);
 
 beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'virtbus-hostscale-'));

@@ -8,3 +8,4 @@ export { cgroupDirsNamed } from './cgroups.js';
 export { addTestNetns, removeTestNetns, processesMentioning } from './netns.js';
 export { kvmUnusableReason, deviceMapperMissingReason, titleWithSkipReason } from './kernel.js';
 export { builtBundle, DIST_DIR, type BuiltBundle } from './built.js';
+export { storedNodeEvents, waitForStoredNodeEvents } from './stream-events.js';
