@@ -3,13 +3,17 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '@virtbus/testing';
 import { benchBus, type BusBenchResult } from './bus.js';
+import { benchLibvirt, type Compared, type LibvirtBenchResult } from './libvirt.js';
 import { benchMonitoring, type MonitoringBenchResult } from './monitoring.js';
 import { benchMigration, type MigrationBenchResult } from './migration.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
 import { round, type LatencySummary } from './stats.js';
 import { benchStorage, type StorageBenchResult } from './storage.js';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } }, strict: true });
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'with-libvirt': { type: 'boolean', default: false } },
+  strict: true,
+});
 const selected = (name: string) => !values.only || values.only.split(',').includes(name);
 
 const fmt = (s: LatencySummary) => `${round(s.p50Ms)} | ${round(s.p99Ms)} | ${Math.round(s.throughputPerSec)}`;
@@ -134,6 +138,40 @@ function storageMarkdown(result: StorageBenchResult): string {
   ].join('\n');
 }
 
+const LIBVIRT_ROWS = [
+  ['start (defined → running), p50 ms', 'startMs', 'time'],
+  ['destroy (→ shut off, reaped), p50 ms', 'destroyMs', 'time'],
+  ['define, 1,000 sequential, defines/s', 'definesPerSec', 'rate'],
+  ['list all 1,001 domains with state, p50 ms', 'listMs', 'time'],
+  ['lookup + info of one domain, p50 ms', 'lookupInfoMs', 'time'],
+  ['volume upload 256 MiB into a dir pool, MiB/s', 'uploadMiBs', 'rate'],
+  ['volume download 256 MiB, MiB/s', 'downloadMiBs', 'rate'],
+] as const;
+
+function libvirtMarkdown(result: LibvirtBenchResult | undefined): string {
+  const row = ([label, key, kind]: (typeof LIBVIRT_ROWS)[number]) => {
+    if (!result) return `| ${label} | not measured | not measured | — |`;
+    const figure: Compared = result[key];
+    // Ratios read "how many times libvirt": time rows libvirt / virtbus, rate rows virtbus / libvirt.
+    const times = kind === 'time' ? round(figure.libvirt / figure.virtbus, 2) : round(figure.virtbus / figure.libvirt, 2);
+    return `| ${label} | ${figure.virtbus} | ${figure.libvirt} | **${times}×** |`;
+  };
+  return [
+    '## virtbus vs libvirt, side by side',
+    '',
+    result
+      ? `libvirt ${result.libvirtVersion} (Debian; libvirtd + virtlogd in a private mount and network namespace with the bench's own dirs, QEMU as root, under a subreaper), timed with \`virsh -t\` (one connection per batch). virtbus: one agent (qemu driver) over NATS with VirtClient; volumes through the gateway HTTP. Same diskless 64 MiB TCG domain, same ${result.fileMiB} MiB file; ${result.runs} runs per latency (after a warm-up), medians.`
+      : 'Run with `--with-libvirt` to measure (installs Debian\'s libvirt when missing).',
+    '',
+    '| measurement | virtbus | libvirt | virtbus faster by |',
+    '|---|---|---|---|',
+    ...LIBVIRT_ROWS.map(row),
+    '',
+    result ? `sha256 of every downloaded file (both sides) equal to the source: ${result.checksumsEqual}` : '',
+    '',
+  ].join('\n');
+}
+
 const report: Record<string, unknown> = { startedAt: new Date().toISOString(), node: process.version, quick: values.quick };
 const sections: string[] = [`# virtbus benchmark — ${report.startedAt as string}`, ''];
 
@@ -170,6 +208,13 @@ if (selected('storage')) {
   report.storage = storage;
   sections.push(storageMarkdown(storage));
   console.log(storageMarkdown(storage));
+}
+
+if (selected('libvirt')) {
+  const libvirt = values['with-libvirt'] ? await benchLibvirt({ quick: values.quick }) : undefined;
+  report.libvirt = libvirt ?? 'not measured (run with --with-libvirt)';
+  sections.push(libvirtMarkdown(libvirt));
+  console.log(libvirtMarkdown(libvirt));
 }
 
 const dir = join(REPO_ROOT, 'bench-results');
