@@ -5,6 +5,7 @@ import { REPO_ROOT } from '@virtbus/testing';
 import { benchBus, type BusBenchResult } from './bus.js';
 import { benchHostScale, type HostScaleBenchResult } from './hostscale.js';
 import { benchCli, type CliBenchResult } from './cli.js';
+import { benchLibvirt, type Compared, type LibvirtBenchResult } from './libvirt.js';
 import { benchMonitoring, type MonitoringBenchResult } from './monitoring.js';
 import { benchMigration, type MigrationBenchResult } from './migration.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
@@ -12,7 +13,7 @@ import { round, type LatencySummary } from './stats.js';
 import { benchStorage, type StorageBenchResult } from './storage.js';
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'hostscale-domains': { type: 'string' } },
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'hostscale-domains': { type: 'string' }, 'with-libvirt': { type: 'boolean', default: false } },
   strict: true,
 });
 const selected = (name: string) => !values.only || values.only.split(',').includes(name);
@@ -125,8 +126,8 @@ function storageMarkdown(result: StorageBenchResult): string {
     '## Volume upload/download through the gateway vs cp',
     '',
     `A ${result.fileMiB} MiB file of random bytes, ${result.runs} runs each (median MiB/s), interleaved run by run. Upload: HTTP PUT`,
-    '→ gateway → NATS chunks (one acknowledged chunk at a time) → agent → pool file, fsync at commit. Download: HTTP GET back',
-    'to a file. cp: the same file into the pool directory (no fsync).',
+    '→ gateway → NATS chunks (~1 MiB, up to 8 unacknowledged; agent writes overlapped) → agent → pool file, fsync at commit.',
+    'Download: HTTP GET back to a file (the agent reads ahead of the pulls). cp: the same file into the pool directory (no fsync).',
     '',
     '| path | MiB/s | / cp |',
     '|---|---|---|',
@@ -135,6 +136,49 @@ function storageMarkdown(result: StorageBenchResult): string {
     `| download through the gateway | ${result.downloadMiBs} | **${result.downloadVsCp}** |`,
     '',
     `Downloaded sha256 equal to the source in every run: ${result.checksumsEqual}`,
+    '',
+    `Memory during one ${result.memory.transferMiB} MiB transfer each way (gateway in its own process), peak RSS growth over idle (target ≤ 64 MiB):`,
+    '',
+    '| process | upload MiB | download MiB |',
+    '|---|---|---|',
+    `| agent | ${result.memory.agentUploadMiB} | ${result.memory.agentDownloadMiB} |`,
+    `| gateway | ${result.memory.gatewayUploadMiB} | ${result.memory.gatewayDownloadMiB} |`,
+    '',
+    `sha256 of the ${result.memory.transferMiB} MiB download equal to the source: ${result.memory.checksumEqual}`,
+    '',
+  ].join('\n');
+}
+
+const LIBVIRT_ROWS = [
+  ['start (defined → running), p50 ms', 'startMs', 'time'],
+  ['destroy (→ shut off, reaped), p50 ms', 'destroyMs', 'time'],
+  ['define, 1,000 sequential, defines/s', 'definesPerSec', 'rate'],
+  ['list all 1,001 domains with state, p50 ms', 'listMs', 'time'],
+  ['lookup + info of one domain, p50 ms', 'lookupInfoMs', 'time'],
+  ['volume upload 256 MiB into a dir pool, MiB/s', 'uploadMiBs', 'rate'],
+  ['volume download 256 MiB, MiB/s', 'downloadMiBs', 'rate'],
+] as const;
+
+function libvirtMarkdown(result: LibvirtBenchResult | undefined): string {
+  const row = ([label, key, kind]: (typeof LIBVIRT_ROWS)[number]) => {
+    if (!result) return `| ${label} | not measured | not measured | — |`;
+    const figure: Compared = result[key];
+    // Ratios read "how many times libvirt": time rows libvirt / virtbus, rate rows virtbus / libvirt.
+    const times = kind === 'time' ? round(figure.libvirt / figure.virtbus, 2) : round(figure.virtbus / figure.libvirt, 2);
+    return `| ${label} | ${figure.virtbus} | ${figure.libvirt} | **${times}×** |`;
+  };
+  return [
+    '## virtbus vs libvirt, side by side',
+    '',
+    result
+      ? `libvirt ${result.libvirtVersion} (Debian; libvirtd + virtlogd in a private mount and network namespace with the bench's own dirs, QEMU as root, under a subreaper), timed with \`virsh -t\` (one connection per batch). virtbus: one agent (qemu driver) over NATS with VirtClient; volumes through the gateway HTTP. Same diskless 64 MiB TCG domain, same ${result.fileMiB} MiB file; ${result.runs} runs per latency (after a warm-up), medians.`
+      : 'Run with `--with-libvirt` to measure (installs Debian\'s libvirt when missing).',
+    '',
+    '| measurement | virtbus | libvirt | virtbus faster by |',
+    '|---|---|---|---|',
+    ...LIBVIRT_ROWS.map(row),
+    '',
+    result ? `sha256 of every downloaded file (both sides) equal to the source: ${result.checksumsEqual}` : '',
     '',
   ].join('\n');
 }
@@ -243,6 +287,13 @@ if (selected('hostscale')) {
   report.hostscale = hostscale;
   sections.push(hostScaleMarkdown(hostscale));
   console.log(hostScaleMarkdown(hostscale));
+}
+
+if (selected('libvirt')) {
+  const libvirt = values['with-libvirt'] ? await benchLibvirt({ quick: values.quick }) : undefined;
+  report.libvirt = libvirt ?? 'not measured (run with --with-libvirt)';
+  sections.push(libvirtMarkdown(libvirt));
+  console.log(libvirtMarkdown(libvirt));
 }
 
 const dir = join(REPO_ROOT, 'bench-results');

@@ -1,7 +1,7 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { startGateway } from '@virtbus/gateway';
-import { spawnAgent, startNatsServer } from '@virtbus/testing';
+import { freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { round } from './stats.js';
 
 const run = promisify(execFile);
@@ -32,6 +32,8 @@ export interface StorageBenchResult {
   uploadVsCp: number;
   downloadVsCp: number;
   checksumsEqual: boolean;
+  /** One large transfer each way through a gateway process: RSS growth over idle (MiB) of the agent and the gateway. */
+  memory: { transferMiB: number; agentUploadMiB: number; agentDownloadMiB: number; gatewayUploadMiB: number; gatewayDownloadMiB: number; checksumEqual: boolean };
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -60,6 +62,59 @@ async function download(url: string, path: string): Promise<void> {
   const response = await fetch(url);
   if (response.status !== 200 || !response.body) throw new Error(`download: ${response.status}`);
   await pipeline(Readable.fromWeb(response.body as never), createWriteStream(path));
+}
+
+async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** Peak RSS growth (MiB) of each pid over its value before `work`, sampled every 50 ms. */
+async function rssGrowth(pids: number[], work: () => Promise<unknown>): Promise<number[]> {
+  const idle = await Promise.all(pids.map(rssBytes));
+  const peak = [...idle];
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      const now = await Promise.all(pids.map(rssBytes));
+      now.forEach((value, i) => (peak[i] = Math.max(peak[i]!, value)));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  try {
+    await work();
+  } finally {
+    running = false;
+    await sampler;
+  }
+  return peak.map((value, i) => round((value - idle[i]!) / MiB, 1));
+}
+
+/** A gateway in its own process, so its memory is its own. */
+async function spawnGatewayProcess(natsUrl: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'apps/gateway/src/main.ts', '--nats', natsUrl, '--port', String(port), '--rate-limit', '0'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  };
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; ; attempt++) {
+    const ok = await fetch(`${url}/v1/nodes/${NODE}`).then((res) => res.status === 200, () => false);
+    if (ok) return { url, pid: child.pid!, stop };
+    if (attempt > 300 || child.exitCode !== null) {
+      await stop();
+      throw new Error('gateway process did not come up');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 async function sha256Of(path: string): Promise<string> {
@@ -102,6 +157,25 @@ export async function benchStorage(options: StorageBenchOptions): Promise<Storag
       checksumsEqual &&= (await sha256Of(back)) === sourceSha;
       await rm(back);
     }
+    // Memory: one large transfer each way through a gateway process (2 GiB; 512 MiB with --quick).
+    const transferMiB = options.quick ? 512 : 2048;
+    const big = join(workDir, 'big.img');
+    const bigHandle = await open(big, 'w');
+    for (let i = 0; i < transferMiB; i++) await bigHandle.write(randomBytes(MiB));
+    await bigHandle.close();
+    const bigSha = await sha256Of(big);
+    const gatewayProcess = await spawnGatewayProcess(nats.url);
+    let memory: StorageBenchResult['memory'];
+    try {
+      const bigUrl = `${gatewayProcess.url}/v1/nodes/${NODE}/storage-pools/default/volumes/big.raw/content`;
+      const [agentUploadMiB, gatewayUploadMiB] = await rssGrowth([agent.pid, gatewayProcess.pid], () => upload(big, bigUrl, transferMiB * MiB));
+      await rm(big);
+      const [agentDownloadMiB, gatewayDownloadMiB] = await rssGrowth([agent.pid, gatewayProcess.pid], () => download(bigUrl, big));
+      memory = { transferMiB, agentUploadMiB: agentUploadMiB!, agentDownloadMiB: agentDownloadMiB!, gatewayUploadMiB: gatewayUploadMiB!, gatewayDownloadMiB: gatewayDownloadMiB!, checksumEqual: (await sha256Of(big)) === bigSha };
+      await rm(big);
+    } finally {
+      await gatewayProcess.stop();
+    }
     const cpMiBs = median(cp);
     const uploadMiBs = median(up);
     const downloadMiBs = median(down);
@@ -114,6 +188,7 @@ export async function benchStorage(options: StorageBenchOptions): Promise<Storag
       uploadVsCp: round(uploadMiBs / cpMiBs, 3),
       downloadVsCp: round(downloadMiBs / cpMiBs, 3),
       checksumsEqual,
+      memory,
     };
   } finally {
     await gateway.close();

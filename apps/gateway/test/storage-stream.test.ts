@@ -194,3 +194,40 @@ describe('volume content through the gateway over NATS', () => {
   });
 });
 
+
+describe('volume content over a server with a small max_payload', () => {
+  const SMALL = 'smallpay';
+  let smallNats: NatsServerHandle;
+  let smallNc: NatsConnection;
+  let smallAgent: AgentProcess;
+  let smallApp: GatewayApp;
+  let smallDir: string;
+
+  beforeAll(async () => {
+    smallNats = await startNatsServer({ config: 'max_payload: 262144' });
+    smallDir = await mkdtemp(join(tmpdir(), 'virtbus-stream-small-'));
+    smallNc = await connect({ servers: smallNats.url });
+    smallAgent = await spawnAgent({ node: SMALL, natsUrl: smallNats.url, stateDir: join(smallDir, 'state'), env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+    smallApp = await buildApp({ nc: smallNc, discoveryWaitMs: 500 });
+  });
+
+  afterAll(async () => {
+    await smallApp?.close();
+    await smallAgent?.stop();
+    await smallNc?.close();
+    await smallNats?.stop();
+    if (smallDir) await rm(smallDir, { recursive: true, force: true });
+  });
+
+  it('sizes chunks under the server limit, so 3 MiB go up and come back with equal sha256', async () => {
+    const content = randomBytes(3 * MiB + 12_345);
+    const sha = createHash('sha256').update(content).digest('hex');
+    const url = `/v1/nodes/${SMALL}/storage-pools/default/volumes/small.raw/content`;
+    const up = await smallApp.inject({ method: 'PUT', url, headers: { 'content-type': 'application/octet-stream' }, payload: content });
+    expect(up.statusCode, up.body).toBe(200);
+    expect(up.json<AsyncOperation>()).toMatchObject({ status: 'success', result: { sizeBytes: content.length, sha256: sha } });
+    const down = await smallApp.inject({ method: 'GET', url });
+    expect(down.statusCode).toBe(200);
+    expect(createHash('sha256').update(down.rawPayload).digest('hex')).toBe(sha);
+  });
+});

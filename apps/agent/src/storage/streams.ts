@@ -1,21 +1,42 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { StreamActions, StreamHeaders, Subjects, VirtError, type StreamSession } from '@virtbus/api-contract';
 import type { ReadSource, WriteTarget } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 import type { OperationManager } from './operations.js';
 
-/** Chunk size of both directions: well under NATS' default 1 MiB max_payload. */
-export const CHUNK_BYTES = 256 * 1024;
+/** Largest chunk of either direction: past ~1 MiB the round trips no longer dominate. */
+const MAX_CHUNK_BYTES = 1024 * 1024;
+/** Room left in a message for the subject, reply inbox and chunk headers. */
+const HEADROOM_BYTES = 8 * 1024;
+/** Disk writes (upload) or reads (download) of one session running at once; the gateway's window is no larger. */
+export const IO_WINDOW = 8;
+/** Chunks a download reads ahead of the pulls. */
+const READ_AHEAD = 2;
 /** A session with no chunk for this long is aborted (client gone without saying so). */
 const IDLE_TIMEOUT_MS = 30_000;
+
+/** Chunk size for a server's max_payload: a multiple of 64 KiB that fits with its headers, at most 1 MiB. */
+export function chunkBytesFor(maxPayload: number | undefined): number {
+  const limit = Math.min(MAX_CHUNK_BYTES, (maxPayload ?? MAX_CHUNK_BYTES) - HEADROOM_BYTES);
+  const aligned = Math.floor(limit / 65_536) * 65_536;
+  return aligned > 0 ? aligned : Math.max(1024, limit);
+}
 
 const errorReply = (error: unknown) =>
   JSON.stringify({ error: (error instanceof VirtError ? error : new VirtError('OPERATION_FAILED', (error as Error)?.message ?? String(error))).toBody() });
 
+const errorHeaders = () => {
+  const headers = natsHeaders();
+  headers.set(StreamHeaders.Action, 'error');
+  return headers;
+};
+
 /**
- * Volume content over NATS without large messages: the gateway sends (upload) or pulls (download) one chunk
- * per request, so each acknowledged request is the flow control and memory stays at one chunk per session.
+ * Volume content over NATS without large messages: the gateway sends (upload) or pulls (download) one chunk per
+ * request with a few requests in flight. The agent runs up to IO_WINDOW disk writes or reads of a session at once,
+ * hashes in offset order and answers each request when its chunk is on disk (upload) or read (download), so the
+ * acknowledgements are the flow control and memory stays at a window of chunks per session.
  */
 export class ContentStreams {
   private readonly sessions = new Set<(failure?: unknown) => Promise<void>>();
@@ -27,72 +48,135 @@ export class ContentStreams {
     private readonly logger: Logger,
   ) {}
 
+  private get chunkBytes(): number {
+    return chunkBytesFor(this.nc.info?.max_payload);
+  }
+
   upload(pool: string, volume: string, target: WriteTarget, expectedBytes?: number): StreamSession {
     const session = randomBytes(12).toString('hex');
     const subject = Subjects.uploadSession(this.node, session);
     const op = this.operations.begin(`Upload to volume ${volume} of pool ${pool}`, { pool, volume }, expectedBytes ?? 0);
     const hash = createHash('sha256');
+    /** Bytes accepted (offset checked, hashed, write started) and bytes on disk. */
     let received = 0;
+    let written = 0;
     let ended = false;
+    let failed: unknown;
+    /** Writes in flight; they never reject (a failed write ends the session itself). */
+    const writes = new Set<Promise<void>>();
     const sub = this.nc.subscribe(subject);
     const end = async (failure?: unknown) => {
       if (ended) return;
       ended = true;
+      failed = failure;
       clearTimeout(idle);
       sub.unsubscribe();
       this.sessions.delete(end);
       if (failure !== undefined) {
+        await Promise.allSettled(writes);
         await target.abort();
         op.fail(failure);
       }
+    };
+    const fail = async (msg: Msg, error: unknown) => {
+      this.logger.warn({ err: error, subject: msg.subject }, 'stream session failed');
+      // The session is closed and the operation failed before the caller hears about it.
+      await end(error);
+      msg.respond(errorReply(error), { headers: errorHeaders() });
     };
     let idle = setTimeout(() => void end(new VirtError('OPERATION_TIMEOUT', 'upload session idle')), IDLE_TIMEOUT_MS);
     op.signal.addEventListener('abort', () => void end(new VirtError('OPERATION_FAILED', 'upload cancelled')), { once: true });
     this.sessions.add(end);
 
-    void this.serve(sub, async (msg) => {
-      clearTimeout(idle);
-      idle = setTimeout(() => void end(new VirtError('OPERATION_TIMEOUT', 'upload session idle')), IDLE_TIMEOUT_MS);
-      const action = msg.headers?.get(StreamHeaders.Action) || StreamActions.Chunk;
-      if (action === StreamActions.Abort) {
-        await end(new VirtError('OPERATION_FAILED', 'upload aborted by the client'));
-        return JSON.stringify({ result: op.snapshot() });
+    const writeChunk = async (data: Uint8Array, offset: number) => {
+      let done = 0;
+      while (done < data.length) {
+        const { bytesWritten } = await target.handle.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
       }
-      if (action === StreamActions.Commit) {
-        if (expectedBytes !== undefined && received !== expectedBytes) {
-          throw new VirtError('INVALID_ARG', `upload ended after ${received} of ${expectedBytes} bytes`);
+    };
+
+    void (async () => {
+      for await (const msg of sub) {
+        if (ended) break;
+        clearTimeout(idle);
+        idle = setTimeout(() => void end(new VirtError('OPERATION_TIMEOUT', 'upload session idle')), IDLE_TIMEOUT_MS);
+        const action = msg.headers?.get(StreamHeaders.Action) || StreamActions.Chunk;
+        try {
+          if (action === StreamActions.Abort) {
+            await end(new VirtError('OPERATION_FAILED', 'upload aborted by the client'));
+            msg.respond(JSON.stringify({ result: op.snapshot() }));
+            continue;
+          }
+          if (action === StreamActions.Commit) {
+            await Promise.all(writes);
+            if (ended) throw new VirtError('OPERATION_FAILED', 'upload ended before the commit', { cause: failed });
+            if (expectedBytes !== undefined && received !== expectedBytes) {
+              throw new VirtError('INVALID_ARG', `upload ended after ${received} of ${expectedBytes} bytes`);
+            }
+            const sha256 = hash.digest('hex');
+            await target.commit(received);
+            await end();
+            msg.respond(JSON.stringify({ result: op.succeed({ sizeBytes: received, sha256 }) }));
+            continue;
+          }
+          const offset = Number(msg.headers?.get(StreamHeaders.Offset) ?? 'NaN');
+          if (offset !== received) throw new VirtError('INVALID_ARG', `chunk at offset ${offset}, expected ${received}`);
+          if (target.maxBytes !== undefined && received + msg.data.length > target.maxBytes) {
+            throw new VirtError('INVALID_ARG', `upload exceeds the volume size of ${target.maxBytes} bytes`);
+          }
+          // Chunks arrive in offset order, so hashing here keeps the digest in order while the writes overlap.
+          hash.update(msg.data);
+          received += msg.data.length;
+          const acknowledged = received;
+          const write: Promise<void> = writeChunk(msg.data, offset)
+            .then(
+              () => {
+                written += msg.data.length;
+                op.progress(written, Math.max(received, expectedBytes ?? target.maxBytes ?? 0));
+                if (ended) msg.respond(errorReply(failed ?? new VirtError('OPERATION_FAILED', 'upload ended')), { headers: errorHeaders() });
+                else msg.respond(JSON.stringify({ result: { received: acknowledged } }));
+              },
+              (error: unknown) => fail(msg, error),
+            )
+            .catch((error: unknown) => this.logger.warn({ err: error, subject }, 'upload chunk reply failed'))
+            .finally(() => writes.delete(write));
+          writes.add(write);
+          if (writes.size >= IO_WINDOW) await Promise.race(writes);
+        } catch (error) {
+          await fail(msg, error).catch((replyError: unknown) => this.logger.warn({ err: replyError, subject }, 'upload reply failed'));
         }
-        const sha256 = hash.digest('hex');
-        await target.commit(received);
-        await end();
-        return JSON.stringify({ result: op.succeed({ sizeBytes: received, sha256 }) });
       }
-      const offset = Number(msg.headers?.get(StreamHeaders.Offset) ?? 'NaN');
-      if (offset !== received) throw new VirtError('INVALID_ARG', `chunk at offset ${offset}, expected ${received}`);
-      if (target.maxBytes !== undefined && received + msg.data.length > target.maxBytes) {
-        throw new VirtError('INVALID_ARG', `upload exceeds the volume size of ${target.maxBytes} bytes`);
-      }
-      let written = 0;
-      while (written < msg.data.length) {
-        const { bytesWritten } = await target.handle.write(msg.data, written, msg.data.length - written, received + written);
-        written += bytesWritten;
-      }
-      hash.update(msg.data);
-      received += msg.data.length;
-      op.progress(received, Math.max(received, expectedBytes ?? target.maxBytes ?? 0));
-      return JSON.stringify({ result: { received } });
-    }, end);
-    return { session, subject, chunkBytes: CHUNK_BYTES, operation: op.snapshot() };
+    })();
+    return { session, subject, chunkBytes: this.chunkBytes, operation: op.snapshot() };
   }
 
   download(pool: string, volume: string, source: ReadSource): StreamSession {
     const session = randomBytes(12).toString('hex');
     const subject = Subjects.downloadSession(this.node, session);
     const op = this.operations.begin(`Download of volume ${volume} of pool ${pool}`, { pool, volume }, source.sizeBytes);
+    const chunkBytes = this.chunkBytes;
     const hash = createHash('sha256');
-    const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+    /** Next offset a pull must ask for, and bytes answered so far. */
+    let next = 0;
     let sent = 0;
     let ended = false;
+    /** Reads in flight (settled, never rejecting), and reads started ahead of their pull by offset. */
+    const reads = new Set<Promise<void>>();
+    const prefetched = new Map<number, Promise<Uint8Array>>();
+    const track = (read: Promise<Uint8Array>) => {
+      const settled: Promise<void> = read.then(
+        () => undefined,
+        () => undefined,
+      );
+      reads.add(settled);
+      void settled.then(() => reads.delete(settled));
+    };
+    /** Replies go out in pull order: each waits for its own read and for the reply before it. */
+    let replies: Promise<void> = Promise.resolve();
+    const inOrder = (reply: () => Promise<void>) => {
+      replies = replies.then(reply).catch((error: unknown) => this.logger.warn({ err: error, subject }, 'download reply failed'));
+    };
     const sub = this.nc.subscribe(subject);
     const end = async (failure?: unknown) => {
       if (ended) return;
@@ -100,66 +184,102 @@ export class ContentStreams {
       clearTimeout(idle);
       sub.unsubscribe();
       this.sessions.delete(end);
+      await Promise.allSettled(reads);
       await source.handle.close().catch(() => undefined);
       if (failure !== undefined) op.fail(failure);
+    };
+    const fail = async (msg: Msg, error: unknown) => {
+      this.logger.warn({ err: error, subject: msg.subject }, 'stream session failed');
+      await end(error);
+      msg.respond(errorReply(error), { headers: errorHeaders() });
     };
     let idle = setTimeout(() => void end(new VirtError('OPERATION_TIMEOUT', 'download session idle')), IDLE_TIMEOUT_MS);
     op.signal.addEventListener('abort', () => void end(new VirtError('OPERATION_FAILED', 'download cancelled')), { once: true });
     this.sessions.add(end);
 
-    void this.serve(sub, async (msg) => {
-      clearTimeout(idle);
-      idle = setTimeout(() => void end(new VirtError('OPERATION_TIMEOUT', 'download session idle')), IDLE_TIMEOUT_MS);
-      if (msg.headers?.get(StreamHeaders.Action) === StreamActions.Abort) {
-        await end(new VirtError('OPERATION_FAILED', 'download aborted by the client'));
-        return JSON.stringify({ result: op.snapshot() });
+    const readChunk = async (offset: number, length: number): Promise<Uint8Array> => {
+      // A fresh buffer per chunk: nats.js keeps a reference to a reply's bytes until it flushes them.
+      const buffer = Buffer.allocUnsafeSlow(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await source.handle.read(buffer, done, length - done, offset + done);
+        if (bytesRead === 0) throw new VirtError('OPERATION_FAILED', `volume ${volume} shrank during the download (${offset + done} of ${source.sizeBytes} bytes)`);
+        done += bytesRead;
       }
-      const offset = Number(msg.headers?.get(StreamHeaders.Offset) ?? 'NaN');
-      if (offset !== sent) throw new VirtError('INVALID_ARG', `pull at offset ${offset}, expected ${sent}`);
-      const length = Math.min(CHUNK_BYTES, source.sizeBytes - sent);
-      const { bytesRead } = length > 0 ? await source.handle.read(buffer, 0, length, sent) : { bytesRead: 0 };
+      return buffer;
+    };
+    const chunkHeaders = (action: string): MsgHdrs => {
       const headers = natsHeaders();
-      if (bytesRead === 0) {
-        const sha256 = hash.digest('hex');
-        headers.set(StreamHeaders.Sha256, sha256);
-        headers.set(StreamHeaders.Action, StreamActions.Commit);
-        await end();
-        op.succeed({ sizeBytes: sent, sha256 });
-        return { data: new Uint8Array(0), headers };
+      headers.set(StreamHeaders.Action, action);
+      return headers;
+    };
+
+    void (async () => {
+      for await (const msg of sub) {
+        if (ended) break;
+        clearTimeout(idle);
+        idle = setTimeout(() => void end(new VirtError('OPERATION_TIMEOUT', 'download session idle')), IDLE_TIMEOUT_MS);
+        if (msg.headers?.get(StreamHeaders.Action) === StreamActions.Abort) {
+          inOrder(async () => {
+            await end(new VirtError('OPERATION_FAILED', 'download aborted by the client'));
+            msg.respond(JSON.stringify({ result: op.snapshot() }));
+          });
+          continue;
+        }
+        const offset = Number(msg.headers?.get(StreamHeaders.Offset) ?? 'NaN');
+        if (offset !== next) {
+          const error = new VirtError('INVALID_ARG', `pull at offset ${offset}, expected ${next}`);
+          inOrder(() => fail(msg, error));
+          continue;
+        }
+        const length = Math.min(chunkBytes, source.sizeBytes - offset);
+        if (length <= 0) {
+          next = Number.NaN;
+          inOrder(async () => {
+            if (ended) return;
+            const sha256 = hash.digest('hex');
+            const headers = chunkHeaders(StreamActions.Commit);
+            headers.set(StreamHeaders.Sha256, sha256);
+            await end();
+            op.succeed({ sizeBytes: sent, sha256 });
+            msg.respond(new Uint8Array(0), { headers });
+          });
+          continue;
+        }
+        next = offset + length;
+        const read = prefetched.get(offset) ?? readChunk(offset, length);
+        prefetched.delete(offset);
+        // Read ahead of the pulls, so a client pulling one chunk at a time still overlaps the disk with the bus.
+        for (let ahead = next; prefetched.size < READ_AHEAD && ahead < source.sizeBytes; ahead += chunkBytes) {
+          if (prefetched.has(ahead)) continue;
+          const early = readChunk(ahead, Math.min(chunkBytes, source.sizeBytes - ahead));
+          early.catch(() => undefined);
+          prefetched.set(ahead, early);
+          track(early);
+        }
+        track(read);
+        inOrder(async () => {
+          if (ended) return;
+          let chunk: Uint8Array;
+          try {
+            chunk = await read;
+          } catch (error) {
+            await fail(msg, error);
+            return;
+          }
+          if (ended) return;
+          hash.update(chunk);
+          sent += chunk.length;
+          op.progress(sent);
+          msg.respond(chunk, { headers: chunkHeaders(StreamActions.Chunk) });
+        });
+        if (reads.size >= IO_WINDOW) await Promise.race(reads);
       }
-      const chunk = buffer.subarray(0, bytesRead);
-      hash.update(chunk);
-      sent += bytesRead;
-      op.progress(sent);
-      headers.set(StreamHeaders.Action, StreamActions.Chunk);
-      return { data: chunk, headers };
-    }, end);
-    return { session, subject, chunkBytes: CHUNK_BYTES, sizeBytes: source.sizeBytes, operation: op.snapshot() };
+    })();
+    return { session, subject, chunkBytes, sizeBytes: source.sizeBytes, operation: op.snapshot() };
   }
 
   async closeAll(): Promise<void> {
     await Promise.all([...this.sessions].map((end) => end(new VirtError('OPERATION_FAILED', 'agent stopping'))));
-  }
-
-  /** One request at a time, in order; an error ends the session and goes back to the caller as an error reply. */
-  private async serve(
-    sub: Subscription,
-    handle: (msg: Msg) => Promise<string | { data: Uint8Array; headers: ReturnType<typeof natsHeaders> }>,
-    end: (failure?: unknown) => Promise<void>,
-  ): Promise<void> {
-    for await (const msg of sub) {
-      try {
-        const reply = await handle(msg);
-        if (typeof reply === 'string') msg.respond(reply);
-        else msg.respond(reply.data, { headers: reply.headers });
-      } catch (error) {
-        this.logger.warn({ err: error, subject: msg.subject }, 'stream session failed');
-        // The session is closed and the operation failed before the caller hears about it.
-        await end(error);
-        const headers = natsHeaders();
-        headers.set(StreamHeaders.Action, 'error');
-        msg.respond(errorReply(error), { headers });
-      }
-    }
   }
 }

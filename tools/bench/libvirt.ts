@@ -1,0 +1,330 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { connect } from '@nats-io/transport-node';
+import { VirtClient } from '@virtbus/client';
+import { startGateway } from '@virtbus/gateway';
+import { requireBinary, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { percentile, round } from './stats.js';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+const NODE = 'benchlv';
+const LIBVIRTD = '/usr/sbin/libvirtd';
+const VIRTLOGD = '/usr/sbin/virtlogd';
+const VIRSH = '/usr/bin/virsh';
+/** Host directories libvirtd (privileged) uses; each gets a bench directory bind-mounted over it in a private mount namespace. */
+const LIBVIRT_DIRS = { etc: '/etc/libvirt', run: '/run', lib: '/var/lib/libvirt', cache: '/var/cache/libvirt', log: '/var/log/libvirt' } as const;
+
+export interface LibvirtBenchOptions {
+  quick: boolean;
+}
+
+/** One compared figure: virtbus, libvirt, and virtbus / libvirt (time: < 1 is faster; rate: > 1 is faster). */
+export interface Compared {
+  virtbus: number;
+  libvirt: number;
+  ratio: number;
+}
+
+export interface LibvirtBenchResult {
+  libvirtVersion: string;
+  runs: number;
+  /** ms p50: start of a defined diskless TCG domain → running (virsh start / domain.state start over NATS). */
+  startMs: Compared;
+  /** ms p50: destroy → shut off, process reaped. */
+  destroyMs: Compared;
+  /** Defines per second, 1,000 sequential defines from one client connection. */
+  definesPerSec: Compared;
+  /** ms p50: list all of 1,000+ domains with their states (virsh list --all / domain.list). */
+  listMs: Compared;
+  /** ms p50: one domain by name with its info (virsh dominfo / domain.get). */
+  lookupInfoMs: Compared;
+  fileMiB: number;
+  /** MiB/s median: a file into a dir pool (virsh vol-upload / HTTP PUT through the gateway), and back. */
+  uploadMiBs: Compared;
+  downloadMiBs: Compared;
+  /** Every downloaded file, both sides, has the source's sha256. */
+  checksumsEqual: boolean;
+}
+
+const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50);
+const compare = (virtbus: number, libvirt: number): Compared => ({ virtbus: round(virtbus, 2), libvirt: round(libvirt, 2), ratio: round(virtbus / libvirt, 3) });
+
+async function timed(work: () => Promise<unknown>): Promise<number> {
+  const begin = performance.now();
+  await work();
+  return performance.now() - begin;
+}
+
+/** Installs Debian's libvirt when missing (the package's services are not started here: the bench runs its own). */
+async function ensureLibvirt(): Promise<void> {
+  if ([LIBVIRTD, VIRTLOGD, VIRSH].every((path) => existsSync(path))) return;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const { stdout } = await run('apt-cache', ['policy', 'libvirt-daemon-system'], { env });
+  if (!/Candidate: (?!\(none\))/.test(stdout)) await run('apt-get', ['update'], { env, maxBuffer: 64 * MiB });
+  console.log('installing libvirt-daemon-system libvirt-clients (apt-get)…');
+  await run('apt-get', ['install', '-y', 'libvirt-daemon-system', 'libvirt-clients'], { env, maxBuffer: 64 * MiB });
+  for (const path of [LIBVIRTD, VIRTLOGD, VIRSH]) if (!existsSync(path)) throw new Error(`${path} missing after installing libvirt`);
+}
+
+/**
+ * Runs under `unshare --mount --net` as PID of the bench's choosing: bind-mounts the bench's directories over libvirt's
+ * (and /run), becomes a child subreaper (so QEMUs libvirtd daemonizes are reaped at once, not left as zombies that
+ * libvirt's destroy would poll), starts virtlogd and libvirtd in the foreground and reaps every child until they end.
+ * A private network namespace keeps libvirtd's firewall probing and drivers away from the host's network.
+ */
+const WRAPPER = String.raw`
+use strict;
+use POSIX ();
+my $root = shift @ARGV;
+syscall(157, 36, 1, 0, 0, 0) == 0 or die "prctl(PR_SET_CHILD_SUBREAPER): $!";
+for my $pair (@ARGV) {
+  my ($from, $to) = split /=/, $pair, 2;
+  system('mount', '--bind', "$root/$from", $to) == 0 or die "mount --bind $root/$from $to failed";
+}
+system('ip', 'link', 'set', 'lo', 'up');
+my @daemons;
+for my $cmd (['${VIRTLOGD}'], ['${LIBVIRTD}']) {
+  my $pid = fork() // die "fork: $!";
+  if ($pid == 0) { exec(@$cmd) or POSIX::_exit(127); }
+  push @daemons, $pid;
+}
+my $stop = 0;
+$SIG{TERM} = sub { $stop = 1; kill 'TERM', reverse @daemons; };
+while (1) {
+  my $pid = waitpid(-1, 0);
+  if ($pid == -1) { next if $!{EINTR}; last; }
+  if (grep { $_ == $pid } @daemons) { @daemons = grep { $_ != $pid } @daemons; kill 'TERM', @daemons unless $stop; $stop = 1; }
+}
+`;
+
+interface Libvirt {
+  uri: string;
+  /** Runs commands in one virsh process (one connection) with -t; returns each command's time in ms. */
+  batch(commands: string[]): Promise<number[]>;
+  stop(): Promise<void>;
+}
+
+async function startLibvirt(root: string): Promise<Libvirt> {
+  for (const from of Object.keys(LIBVIRT_DIRS)) await mkdir(join(root, from), { recursive: true });
+  for (const to of Object.values(LIBVIRT_DIRS)) if (!existsSync(to)) throw new Error(`${to} does not exist: is libvirt installed?`);
+  await writeFile(
+    join(root, 'etc', 'qemu.conf'),
+    ['user = "root"', 'group = "root"', 'dynamic_ownership = 0', 'remember_owner = 0', 'security_driver = "none"', 'namespaces = [ ]', 'cgroup_controllers = [ ]', ''].join('\n'),
+  );
+  await writeFile(join(root, 'etc', 'libvirtd.conf'), ['auth_unix_ro = "none"', 'auth_unix_rw = "none"', 'unix_sock_rw_perms = "0700"', ''].join('\n'));
+  await writeFile(join(root, 'wrapper.pl'), WRAPPER);
+  const mounts = Object.entries(LIBVIRT_DIRS).map(([from, to]) => `${from}=${to}`);
+  const wrapper: ChildProcess = spawn('unshare', ['--mount', '--net', '--propagation', 'private', 'perl', join(root, 'wrapper.pl'), root, ...mounts], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  wrapper.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+  const exited = new Promise((resolve) => wrapper.once('exit', resolve));
+  const uri = `qemu+unix:///system?socket=${join(root, 'run', 'libvirt', 'libvirt-sock')}`;
+  const stop = async () => {
+    if (wrapper.exitCode === null && wrapper.signalCode === null) {
+      wrapper.kill('SIGTERM');
+      const timer = setTimeout(() => wrapper.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    }
+  };
+  const batch = async (commands: string[]) => {
+    const { stdout } = await run(VIRSH, ['-q', '-t', '-c', uri, commands.join(' ; ')], { maxBuffer: 64 * MiB });
+    const times = [...stdout.matchAll(/\(Time: ([0-9.]+) ms\)/g)].map((match) => Number(match[1]));
+    if (times.length !== commands.length) throw new Error(`virsh: ${times.length} timings for ${commands.length} commands:\n${stdout.slice(-2000)}`);
+    return times;
+  };
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (wrapper.exitCode !== null) throw new Error(`libvirtd wrapper exited (${wrapper.exitCode}):\n${stderr}`);
+    const ok = await run(VIRSH, ['-q', '-c', uri, 'version']).then(
+      () => true,
+      () => false,
+    );
+    if (ok) return { uri, batch, stop };
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`libvirtd did not answer within 120 s:\n${stderr}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** The diskless 64 MiB TCG domain both sides run (libvirt type qemu = `-accel tcg`). */
+const domainXml = (name: string) =>
+  `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
+  `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>` +
+  `<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;
+
+/** SIGKILLs QEMUs whose command line has the tag (domains of this run a failed step may have left). */
+function killQemusTagged(tag: string): void {
+  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes('qemu-system') && cmdline.includes(tag)) process.kill(Number(entry), 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+}
+
+function httpUpload(path: string, url: string, sizeBytes: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(sizeBytes) } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`upload: ${res.statusCode} ${body}`))));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    createReadStream(path, { highWaterMark: MiB }).pipe(req);
+  });
+}
+
+async function httpDownload(url: string, path: string): Promise<void> {
+  const response = await fetch(url);
+  if (response.status !== 200 || !response.body) throw new Error(`download: ${response.status}`);
+  await pipeline(Readable.fromWeb(response.body as never), createWriteStream(path));
+}
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+/**
+ * virtbus and libvirt side by side in one run, on the same host, the same diskless TCG domain and the same file.
+ * libvirt: Debian's libvirtd + virtlogd in a private mount and network namespace with the bench's own config, state and
+ * runtime directories, QEMU as root, under a subreaper; measured with one `virsh -t` process per batch (its per-command
+ * times, one connection). virtbus: one agent (qemu driver) over NATS with VirtClient; volumes through the gateway HTTP.
+ */
+export async function benchLibvirt(options: LibvirtBenchOptions): Promise<LibvirtBenchResult> {
+  await ensureLibvirt();
+  const runs = options.quick ? 5 : 10;
+  const defines = 1000;
+  const fileMiB = 256;
+  const volumeRuns = options.quick ? 2 : 3;
+  const tag = `vbl${randomBytes(3).toString('hex')}`;
+  // Short path: unix socket paths are limited to 107 bytes.
+  const root = await mkdtemp(join('/tmp', `${tag}-`));
+  const nats = await startNatsServer();
+  const nc = await connect({ servers: nats.url });
+  const client = new VirtClient(nc, 120_000);
+  let libvirt: Libvirt | undefined;
+  let agent: Awaited<ReturnType<typeof spawnAgent>> | undefined;
+  let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
+  try {
+    libvirt = await startLibvirt(join(root, 'lv'));
+    const { stdout: version } = await run(VIRSH, ['-q', '-c', libvirt.uri, 'version', '--daemon']);
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(root, 'agent'), drivers: 'qemu', env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+    gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, discoveryWaitMs: 500 });
+
+    // Volumes first, before 2,000 define/undefine events keep the agent's outbox busy: the same file into a dir pool, and back.
+    const source = join(root, 'source.img');
+    const handle = await open(source, 'w');
+    for (let i = 0; i < fileMiB; i++) await handle.write(randomBytes(MiB));
+    await handle.close();
+    const sourceSha = await sha256Of(source);
+    const poolDir = join(root, 'lvpool');
+    await mkdir(poolDir);
+    const pool = `${tag}-pool`;
+    await libvirt.batch([`pool-create-as ${pool} dir --target ${poolDir}`]);
+    const back = join(root, 'back.img');
+    const url = `${gateway.url}/v1/nodes/${NODE}/storage-pools/default/volumes/bench.raw/content`;
+    const up = { vb: [] as number[], lv: [] as number[] };
+    const down = { vb: [] as number[], lv: [] as number[] };
+    let checksumsEqual = true;
+    for (let i = 0; i < volumeRuns; i++) {
+      up.vb.push(fileMiB / ((await timed(() => httpUpload(source, url, fileMiB * MiB))) / 1000));
+      down.vb.push(fileMiB / ((await timed(() => httpDownload(url, back))) / 1000));
+      checksumsEqual &&= (await sha256Of(back)) === sourceSha;
+      await rm(back);
+      const [, lvUp, lvDown] = await libvirt.batch([
+        `vol-create-as ${pool} bench.raw ${fileMiB}M --format raw`,
+        `vol-upload --pool ${pool} bench.raw ${source}`,
+        `vol-download --pool ${pool} bench.raw ${back}`,
+      ]);
+      up.lv.push(fileMiB / (lvUp! / 1000));
+      down.lv.push(fileMiB / (lvDown! / 1000));
+      checksumsEqual &&= (await sha256Of(back)) === sourceSha;
+      await rm(back);
+      await libvirt.batch([`vol-delete --pool ${pool} bench.raw`]);
+    }
+    await libvirt.batch([`pool-destroy ${pool}`]);
+
+    // Start / destroy: one warm-up cycle each, then `runs` cycles, the two sides interleaved cycle by cycle.
+    const xmlDir = join(root, 'xml');
+    await mkdir(xmlDir);
+    const life = `${tag}-life`;
+    await writeFile(join(xmlDir, 'life.xml'), domainXml(life));
+    await libvirt.batch([`define ${join(xmlDir, 'life.xml')}`]);
+    await client.call(NODE, 'domain.define', { name: life, driver: 'qemu', vcpus: 1, memory: 64 });
+    const figures = { vbStart: [] as number[], vbDestroy: [] as number[], lvStart: [] as number[], lvDestroy: [] as number[] };
+    for (let i = 0; i <= runs; i++) {
+      const start = await timed(() => client.call(NODE, 'domain.state', { id: life, change: { action: 'start' } }));
+      const destroy = await timed(() => client.call(NODE, 'domain.state', { id: life, change: { action: 'destroy' } }));
+      const [lvStart, lvDestroy] = await libvirt.batch([`start ${life}`, `destroy ${life}`]);
+      if (i === 0) continue;
+      figures.vbStart.push(start);
+      figures.vbDestroy.push(destroy);
+      figures.lvStart.push(lvStart!);
+      figures.lvDestroy.push(lvDestroy!);
+    }
+
+    // 1,000 defines, sequential from one connection each.
+    const names = Array.from({ length: defines }, (_, i) => `${tag}-d${i}`);
+    await Promise.all(names.map((name, i) => writeFile(join(xmlDir, `d${i}.xml`), domainXml(name))));
+    const lvDefineMs = (await libvirt.batch(names.map((_, i) => `define ${join(xmlDir, `d${i}.xml`)}`))).reduce((a, b) => a + b, 0);
+    const vbDefineMs = await timed(async () => {
+      for (const name of names) await client.call(NODE, 'domain.define', { name, driver: 'qemu', vcpus: 1, memory: 64 });
+    });
+
+    // List of all domains (1,001) and one lookup with its info.
+    const lvList = await libvirt.batch(Array.from({ length: runs }, () => 'list --all'));
+    const vbList: number[] = [];
+    for (let i = 0; i < runs; i++) vbList.push(await timed(() => client.call(NODE, 'domain.list', {})));
+    const lookups = runs * 5;
+    const probe = names[defines / 2]!;
+    const lvLookup = await libvirt.batch(Array.from({ length: lookups }, () => `dominfo ${probe}`));
+    const vbLookup: number[] = [];
+    for (let i = 0; i < lookups; i++) vbLookup.push(await timed(() => client.call(NODE, 'domain.get', { id: probe })));
+
+    await libvirt.batch([...names, life].map((name) => `undefine ${name}`));
+    for (const name of [...names, life]) await client.call(NODE, 'domain.undefine', { id: name });
+
+    const p50 = median;
+    return {
+      libvirtVersion: version.trim().split('\n').join('; '),
+      runs,
+      startMs: compare(p50(figures.vbStart), p50(figures.lvStart)),
+      destroyMs: compare(p50(figures.vbDestroy), p50(figures.lvDestroy)),
+      definesPerSec: compare(defines / (vbDefineMs / 1000), defines / (lvDefineMs / 1000)),
+      listMs: compare(p50(vbList), p50(lvList)),
+      lookupInfoMs: compare(p50(vbLookup), p50(lvLookup)),
+      fileMiB,
+      uploadMiBs: compare(median(up.vb), median(up.lv)),
+      downloadMiBs: compare(median(down.vb), median(down.lv)),
+      checksumsEqual,
+    };
+  } finally {
+    await gateway?.close();
+    await agent?.stop();
+    await libvirt?.stop();
+    // Domains outlive their daemon by design: whatever a failed step left running of ours goes now.
+    killQemusTagged(tag);
+    await nc.close();
+    await nats.stop();
+    await rm(root, { recursive: true, force: true });
+  }
+}
