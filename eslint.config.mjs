@@ -57,4 +57,18 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // Library integration tests may use the client's helpers (waiting for a JetStream cluster to form), like app tests.
+    files: ['libs/*/test/**/*.ts'],
+    rules: {
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: false,
+          allow: ['@virtbus/client'],
+          depConstraints,
+        },
+      ],
+    },
+  },
 );

@@ -3,6 +3,7 @@ import { Kvm } from '@nats-io/kv';
 import type { Service } from '@nats-io/services';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { NODES_BUCKET, Subjects, VirtError, isNodeName, type DriverInfo } from '@virtbus/api-contract';
+import { untilJetStreamReady } from '@virtbus/client';
 import { createDrivers, type DriverName, type DriverOptions } from '@virtbus/drivers';
 import { pino, type Logger } from 'pino';
 import { ConsoleHub } from './console-hub.js';
@@ -166,7 +167,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     await mover.init();
     const driverInfo: DriverInfo[] = await Promise.all(drivers.map((driver) => driver.probe()));
 
-    const kv = await new Kvm(nc).create(NODES_BUCKET, { history: 1 });
+    const kv = await untilJetStreamReady(`bucket ${NODES_BUCKET}`, () => new Kvm(nc).create(NODES_BUCKET, { history: 1 }), { logger });
     await kv.put(config.node, JSON.stringify({ node: config.node, version: AGENT_VERSION, registeredAt: startedAt }));
 
     const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces, migrations: mover, snapshots, firewall });

@@ -1,1 +1,10 @@
 export { VirtClient, decodeReply, DEFAULT_CALL_TIMEOUT_MS, type CallOptions, type NodeRegistration } from './client.js';
+export {
+  untilJetStreamReady,
+  transientJetStreamWait,
+  retryDelayMs,
+  JetStreamNotReadyError,
+  DEFAULT_JETSTREAM_READY_DEADLINE_MS,
+  type JetStreamRetryOptions,
+  type RetryLogger,
+} from './jetstream-ready.js';

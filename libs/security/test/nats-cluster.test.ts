@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Access, EVENTS_STREAM, Subjects } from '@virtbus/api-contract';
+import { untilJetStreamReady } from '@virtbus/client';
 import { freePort, hasBinaryOrSkip, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
 import { generateSecurityBundle, natsConnectionOptions, renderNatsServerConfig, type SecurityBundle } from '../src/index.js';
 
@@ -68,15 +69,15 @@ describe.runIf(canRun)('three nats-servers routed over TLS with the generated ce
 
   it('runs a replicated VIRT_EVENTS the agent creates and the gateway reads from another server', async () => {
     const agent = await as('agent-a', servers[0]!);
-    let jsm: JetStreamManager | undefined;
-    // JetStream answers once the servers have elected a meta leader
-    for (let attempt = 0; attempt < 100 && !jsm; attempt++) {
-      jsm = await jetstreamManager(agent).catch(async () => void (await sleep(100)));
-    }
-    await jsm!.streams.add({ name: EVENTS_STREAM, subjects: [Subjects.allEvents], num_replicas: 3 });
+    // right after start the servers may have no meta leader or not know their peers yet: the product's own wait
+    const jsm = await untilJetStreamReady(`stream ${EVENTS_STREAM}`, async () => {
+      const manager = await jetstreamManager(agent);
+      await manager.streams.add({ name: EVENTS_STREAM, subjects: [Subjects.allEvents], num_replicas: 3 });
+      return manager;
+    });
     const ack = await jetstream(agent).publish(Subjects.domainEvent('a', 'uuid-1', 'started'), '{}');
     expect(ack.stream).toBe(EVENTS_STREAM);
-    const info = await jsm!.streams.info(EVENTS_STREAM);
+    const info = await jsm.streams.info(EVENTS_STREAM);
     expect(info.cluster?.replicas).toHaveLength(2);
     const gateway = await as('gateway', servers[2]!);
     const consumer = await jetstream(gateway).consumers.get(EVENTS_STREAM, { filter_subjects: Subjects.nodeEvents('a') });

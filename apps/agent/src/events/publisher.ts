@@ -19,6 +19,7 @@ import {
   type NetworkEventType,
   type NetworkState,
 } from '@virtbus/api-contract';
+import { untilJetStreamReady } from '@virtbus/client';
 import { writeJsonAtomic } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 
@@ -191,7 +192,12 @@ export class EventPublisher {
     await this.persisting;
   }
 
-  private async ensureStream(): Promise<void> {
+  /** A JetStream cluster that is still forming (no meta leader, peers not yet known) is waited for, not fatal. */
+  private ensureStream(): Promise<void> {
+    return untilJetStreamReady(`stream ${EVENTS_STREAM}`, () => this.ensureStreamOnce(), { logger: this.logger });
+  }
+
+  private async ensureStreamOnce(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
     const config = {
       name: EVENTS_STREAM,
