@@ -1,5 +1,5 @@
 import Type, { type Static, type TSchema } from 'typebox';
-import { Domain, DomainList, DomainPut, DomainsPost, DomainStatePut, ExecRequest, ExecResult } from './domain.js';
+import { Domain, DomainList, DomainListRequest, DomainPut, DomainsPost, DomainStatePut, ExecRequest, ExecResult } from './domain.js';
 import { DomainStats, DomainStatsList, NodeStats } from './stats.js';
 import { DomainId } from './names.js';
 import { ErrorBody } from './errors.js';
@@ -51,7 +51,12 @@ export interface OperationSpec {
 export const Operations = {
   'node.info': { access: Access.ReadOnly, request: Empty, response: NodeInfo, summary: 'Node hardware, memory, NUMA and drivers' },
   'node.stats': { access: Access.ReadOnly, request: Empty, response: NodeStats, summary: 'Host CPU seconds by mode, memory and NUMA free memory' },
-  'domain.list': { access: Access.ReadOnly, request: Empty, response: DomainList, summary: 'All domains of the node' },
+  'domain.list': {
+    access: Access.ReadOnly,
+    request: DomainListRequest,
+    response: DomainList,
+    summary: 'Domains of the node in (name, uuid) order: filtered, paged with limit/continue, never more than one reply holds',
+  },
   'domain.get': { access: Access.ReadOnly, request: DomainRef, response: Domain, summary: 'One domain by uuid or name' },
   'domain.define': { access: Access.ReadWrite, request: DomainsPost, response: Domain, summary: 'Define a persistent domain' },
   'domain.update': { access: Access.ReadWrite, request: DomainUpdateRequest, response: Domain, summary: "Replace parts of a domain's config" },

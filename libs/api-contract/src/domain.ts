@@ -1,5 +1,7 @@
 import Type, { type Static } from 'typebox';
 import { HostPath, ObjectName, Uuid } from './names.js';
+import { LabelSelector, Labels } from './labels.js';
+import { PageRequestFields, PageResponseFields } from './paging.js';
 
 /** Which hypervisor runs a domain; `qemu` is TCG emulation and `kvm` hardware acceleration, both on the qemu driver. */
 export const DomainDriver = Type.Enum(['test', 'qemu', 'kvm', 'lxc'], { description: 'Domain type (hypervisor)' });
@@ -124,6 +126,7 @@ const configFields = {
   console: DomainConsole,
   autostart: Type.Boolean({ description: 'Start with the agent' }),
   container: DomainContainer,
+  labels: Labels,
 };
 
 export const DomainsPost = Type.Object(
@@ -139,6 +142,7 @@ export const DomainsPost = Type.Object(
     console: Type.Optional(configFields.console),
     autostart: Type.Optional(configFields.autostart),
     container: Type.Optional(configFields.container),
+    labels: Type.Optional(configFields.labels),
   },
   { additionalProperties: false, title: 'DomainsPost', description: 'Define a new persistent domain' },
 );
@@ -154,8 +158,9 @@ export const DomainPut = Type.Object(
     console: Type.Optional(configFields.console),
     autostart: Type.Optional(configFields.autostart),
     container: Type.Optional(configFields.container),
+    labels: Type.Optional({ ...configFields.labels, description: 'Replaces every label at once (applies immediately)' }),
   },
-  { additionalProperties: false, title: 'DomainPut', description: 'Replace the given config fields; they apply at next start' },
+  { additionalProperties: false, title: 'DomainPut', description: 'Replace the given config fields; they apply at next start (labels at once)' },
 );
 export type DomainPut = Static<typeof DomainPut>;
 
@@ -173,6 +178,7 @@ export const DomainConfig = Type.Object(
     console: configFields.console,
     autostart: configFields.autostart,
     container: Type.Optional(configFields.container),
+    labels: Type.Optional(configFields.labels),
   },
   { additionalProperties: false, title: 'DomainConfig' },
 );
@@ -211,7 +217,20 @@ export const Domain = Type.Object(
 );
 export type Domain = Static<typeof Domain>;
 
-export const DomainList = Type.Object({ domains: Type.Array(Domain) }, { additionalProperties: false, title: 'DomainList' });
+export const DomainList = Type.Object({ domains: Type.Array(Domain), ...PageResponseFields }, { additionalProperties: false, title: 'DomainList' });
+
+/** domain.list: one page of the node's domains in (name, uuid) order, filtered; no fields = every domain that fits in one reply. */
+export const DomainListRequest = Type.Object(
+  {
+    ...PageRequestFields,
+    state: Type.Optional(DomainState),
+    driver: Type.Optional(DomainDriver),
+    prefix: Type.Optional(Type.String({ maxLength: 64, description: 'Only names starting with this' })),
+    labelSelector: Type.Optional(LabelSelector),
+  },
+  { additionalProperties: false, title: 'DomainListRequest' },
+);
+export type DomainListRequest = Static<typeof DomainListRequest>;
 export type DomainList = Static<typeof DomainList>;
 
 export const ExecRequest = Type.Object(

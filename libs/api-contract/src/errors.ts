@@ -22,6 +22,8 @@ export const ErrorStatus = {
   RATE_LIMITED: 429,
   INTERNAL: 500,
   OPERATION_FAILED: 500,
+  /** The reply would exceed the bus max_payload; lists page instead, so this is a server-side bound (5xx), not the caller's fault. */
+  REPLY_TOO_LARGE: 500,
   OPERATION_UNSUPPORTED: 501,
   AGENT_UNREACHABLE: 503,
   OPERATION_TIMEOUT: 504,

@@ -16,3 +16,5 @@ export * from './snapshots.js';
 export * from './devices.js';
 export * from './provision.js';
 export * from './firewall.js';
+export * from './labels.js';
+export * from './paging.js';
