@@ -38,6 +38,7 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
   --metrics-cache-ms N scrapes within N ms of the last collection reuse it (default: VIRTBUS_METRICS_CACHE_MS or 5000)
   --stats-deadline-ms N  a domain's stats may take this long in a scrape or bulk call (default: VIRTBUS_STATS_DEADLINE_MS or 2000)
   --stats-interval S   seconds between stats messages on virt.v1.<node>.stats, 0 = off (default: VIRTBUS_STATS_INTERVAL or 10)
+  --heartbeat-interval S  seconds between node registry heartbeats (default: VIRTBUS_HEARTBEAT_INTERVAL or 5)
   --events-max-age S   seconds the VIRT_EVENTS stream keeps events (default: VIRTBUS_EVENTS_MAX_AGE or 604800 = 7 days)
   --events-max-messages N  events the VIRT_EVENTS stream keeps in all (default: VIRTBUS_EVENTS_MAX_MESSAGES or 1000000)
   --nats-ca FILE       CA certificate for the NATS server (default: NATS_CA); any TLS option means TLS only
@@ -86,6 +87,7 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       'stats-interval': { type: 'string' },
       'stats-deadline-ms': { type: 'string' },
       'events-max-age': { type: 'string' },
+      'heartbeat-interval': { type: 'string' },
       'events-max-messages': { type: 'string' },
       'migration-address': { type: 'string' },
       'migration-tls-dir': { type: 'string' },
@@ -117,6 +119,7 @@ export function configFromArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       maxAgeMs: numberOption('--events-max-age', values['events-max-age'] ?? env.VIRTBUS_EVENTS_MAX_AGE, DEFAULT_STREAM_LIMITS.maxAgeMs / 1000) * 1000,
       maxMessages: numberOption('--events-max-messages', values['events-max-messages'] ?? env.VIRTBUS_EVENTS_MAX_MESSAGES, DEFAULT_STREAM_LIMITS.maxMessages),
     },
+    heartbeatIntervalMs: Math.max(0.1, numberOption('--heartbeat-interval', values['heartbeat-interval'] ?? env.VIRTBUS_HEARTBEAT_INTERVAL, 5)) * 1000,
     manageHostInterfaces: values['manage-host-interfaces'] === true || env.VIRTBUS_MANAGE_HOST_INTERFACES === '1',
     manageHostNetworks: values['manage-host-networks'] === true || env.VIRTBUS_MANAGE_HOST_NETWORKS === '1',
     migration: {

@@ -40,8 +40,10 @@ export interface GatewayDeps {
   monitoring?: GatewayMonitoringOptions;
   /** SSE heartbeat interval (tests shorten it). */
   heartbeatMs?: number;
-  /** How long GET /v1/nodes waits for agents to answer the services info request. */
+  /** How long GET /v1/nodes waits for the node registry's first load. */
   discoveryWaitMs?: number;
+  /** A node is listed online while its last registry heartbeat is younger than this (15 s by default). */
+  onlineWithinMs?: number;
   /** Authentication, rate limit and audit; defaults to loopback-only dev mode (everyone admin) with no audit file. */
   security?: GatewaySecurityOptions;
   /** HTTPS server options (cert, key, ca, requestCert…); plain HTTP when absent. */
@@ -85,6 +87,7 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     injectTrace: deps.injectTrace ?? injectActiveTrace,
     observeCall: (node, operation, code, seconds) => watch.metrics.observeBusCall(node, operation, code, seconds),
     ...(deps.discoveryWaitMs ? { discoveryWaitMs: deps.discoveryWaitMs } : {}),
+    ...(deps.onlineWithinMs ? { onlineWithinMs: deps.onlineWithinMs } : {}),
   });
   await app.register(security, deps.security ?? {});
   await app.register(openapi);

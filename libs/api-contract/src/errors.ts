@@ -26,6 +26,8 @@ export const ErrorStatus = {
   REPLY_TOO_LARGE: 500,
   OPERATION_UNSUPPORTED: 501,
   AGENT_UNREACHABLE: 503,
+  /** The gateway has no connection to the NATS bus right now (it keeps reconnecting); retry later. */
+  BUS_UNAVAILABLE: 503,
   OPERATION_TIMEOUT: 504,
 } as const;
 
