@@ -3,7 +3,7 @@ import { Kvm } from '@nats-io/kv';
 import type { Service } from '@nats-io/services';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { NODES_BUCKET, Subjects, VirtError, isNodeName, type DriverInfo, type NodeRecord } from '@virtbus/api-contract';
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, startHeartbeat, untilJetStreamReady, type Heartbeat } from '@virtbus/client';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, RECONNECT_FOREVER, startHeartbeat, untilJetStreamReady, type Heartbeat } from '@virtbus/client';
 import { createDrivers, type DriverName, type DriverOptions } from '@virtbus/drivers';
 import { pino, type Logger } from 'pino';
 import { ConsoleHub } from './console-hub.js';
@@ -35,6 +35,8 @@ export interface AgentConfig {
   manageHostNetworks?: boolean;
   driverOptions?: DriverOptions;
   streamLimits?: EventStreamLimits;
+  /** Replicas of VIRT_EVENTS and the node registry bucket when this agent creates them; 3 on a clustered bus, else 1. */
+  streamReplicas?: number;
   /** /metrics address, stats interval, scrape cache; /metrics on 127.0.0.1:9177 and stats every 10 s by default. */
   monitoring?: AgentMonitoringConfig;
   logger?: Logger;
@@ -79,7 +81,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   const startedAt = new Date().toISOString();
 
-  const nc = await connect({ name: `virt-agent-${config.node}`, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...config.nats });
+  const nc = await connect({ name: `virt-agent-${config.node}`, noAsyncTraces: true, ...RECONNECT_FOREVER, ...config.nats });
   let service: Service | undefined;
   let heartbeat: Heartbeat | undefined;
   let manager: DomainManager | undefined;
@@ -88,7 +90,9 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
   let migrations: MigrationManager | undefined;
   try {
     await assertNodeIsFree(nc, config.node);
-    const events = new EventPublisher(nc, config.node, config.stateDir, logger, config.streamLimits ?? DEFAULT_STREAM_LIMITS);
+    // a clustered bus keeps the stream and the registry on three servers, so losing one loses nothing
+    const replicas = config.streamReplicas ?? (nc.info?.cluster ? 3 : 1);
+    const events = new EventPublisher(nc, config.node, config.stateDir, logger, { ...(config.streamLimits ?? DEFAULT_STREAM_LIMITS), replicas });
     await events.init();
     const drivers = createDrivers(config.drivers, config.driverOptions);
     const watch = createAgentMonitoring({ node: config.node, nc, logger, ...(config.monitoring ? { config: config.monitoring } : {}) });
@@ -170,7 +174,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     await mover.init();
     const driverInfo: DriverInfo[] = await Promise.all(drivers.map((driver) => driver.probe()));
 
-    const kv = await untilJetStreamReady(`bucket ${NODES_BUCKET}`, () => new Kvm(nc).create(NODES_BUCKET, { history: 1 }), { logger });
+    const kv = await untilJetStreamReady(`bucket ${NODES_BUCKET}`, () => new Kvm(nc).create(NODES_BUCKET, { history: 1, replicas }), { logger });
     const heartbeatIntervalMs = config.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     const availableDrivers = driverInfo.filter((driver) => driver.available).map((driver) => driver.name);
     const domainsManager = manager;

@@ -5,6 +5,7 @@ import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/typ
 import { VirtError } from '@virtbus/api-contract';
 import agentClient, { type NatsSource } from './plugins/agent-client.js';
 import errors, { formatValidationErrors, toErrorBody } from './plugins/errors.js';
+import health from './plugins/health.js';
 import liveStreams from './plugins/live-streams.js';
 import monitoring, { createGatewayMonitoring, injectActiveTrace, type GatewayMonitoringOptions } from './plugins/monitoring.js';
 import openapi from './plugins/openapi.js';
@@ -40,6 +41,8 @@ export interface GatewayDeps {
   monitoring?: GatewayMonitoringOptions;
   /** SSE heartbeat interval (tests shorten it). */
   heartbeatMs?: number;
+  /** How long an SSE consumer may stay silent with events pending before it is replaced (default 5 s). */
+  sseStallCheckMs?: number;
   /** How long GET /v1/nodes waits for the node registry's first load. */
   discoveryWaitMs?: number;
   /** A node is listed online while its last registry heartbeat is younger than this (15 s by default). */
@@ -90,12 +93,13 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     ...(deps.onlineWithinMs ? { onlineWithinMs: deps.onlineWithinMs } : {}),
   });
   await app.register(security, deps.security ?? {});
+  await app.register(health);
   await app.register(openapi);
   await app.register(websocket, { options: { maxPayload: DEFAULT_BODY_LIMIT } });
 
   await app.register(nodeRoutes);
   await app.register(domainRoutes, { requestTimeoutMs });
-  await app.register(eventRoutes, deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {});
+  await app.register(eventRoutes, { ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}), ...(deps.sseStallCheckMs ? { stallCheckMs: deps.sseStallCheckMs } : {}) });
   await app.register(consoleRoutes);
   await app.register(storageRoutes);
   await app.register(interfaceRoutes);

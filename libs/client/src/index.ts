@@ -18,3 +18,4 @@ export {
   type NodeRegistryOptions,
   type RegisteredNode,
 } from './node-registry.js';
+export { RECONNECT_FOREVER } from './reconnect.js';

@@ -31,6 +31,10 @@ export interface AgentClient {
   close(): Promise<void>;
   isRegistered(node: string): Promise<boolean>;
   connection(): Promise<NatsConnection>;
+  /** The connection while it is up; BUS_UNAVAILABLE (503) at once while it reconnects. */
+  liveConnection(): Promise<NatsConnection>;
+  /** When the bus connection went down (ms since the epoch); undefined while connected. */
+  busDownSince(): number | undefined;
 }
 
 export interface AgentClientOptions {
@@ -60,9 +64,40 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   let virtClient: Promise<VirtClient> | undefined;
   let nodeRegistry: Promise<NodeRegistryCache> | undefined;
 
+  // whether the connection is up right now: while it reconnects, calls fail fast instead of queueing until a timeout
+  let busDown: { since: number } | undefined;
+
   function connection(): Promise<NatsConnection> {
-    connecting ??= Promise.resolve(typeof options.nc === 'function' ? options.nc() : options.nc);
+    connecting ??= Promise.resolve(typeof options.nc === 'function' ? options.nc() : options.nc).then((nc) => {
+      void (async () => {
+        for await (const status of nc.status()) {
+          if (status.type === 'disconnect' || status.type === 'close') busDown ??= { since: Date.now() };
+          else if (status.type === 'reconnect') busDown = undefined;
+        }
+      })().catch(() => undefined);
+      if (nc.isClosed()) busDown = { since: Date.now() };
+      return nc;
+    });
     return connecting;
+  }
+
+  function busUnavailable(): VirtError | undefined {
+    if (!busDown) return undefined;
+    return new VirtError('BUS_UNAVAILABLE', `the gateway has been disconnected from the NATS bus for ${Math.round((Date.now() - busDown.since) / 1000)} s; it keeps reconnecting`);
+  }
+
+  /** The connection, or BUS_UNAVAILABLE at once while it is down (or could not be made). */
+  async function liveConnection(): Promise<NatsConnection> {
+    let nc: NatsConnection;
+    try {
+      nc = await connection();
+    } catch (error) {
+      connecting = undefined;
+      throw new VirtError('BUS_UNAVAILABLE', `no connection to the NATS bus: ${(error as Error).message}`, { cause: error });
+    }
+    const down = busUnavailable();
+    if (down) throw down;
+    return nc;
   }
 
   function client(): Promise<VirtClient> {
@@ -115,9 +150,18 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     request: OperationRequest<N>,
     callOptions: CallOptions,
   ): Promise<OperationResponse<N>> {
+    await liveConnection();
     const headers = natsHeaders();
     injectTrace(headers);
-    const result = await (await client()).call(node, operation, request, { headers, ...(callOptions.timeoutMs ? { timeoutMs: callOptions.timeoutMs } : {}) });
+    let result: OperationResponse<N>;
+    try {
+      result = await (await client()).call(node, operation, request, { headers, ...(callOptions.timeoutMs ? { timeoutMs: callOptions.timeoutMs } : {}) });
+    } catch (error) {
+      // the connection dropped while the call was out: the agent is not to blame
+      const down = busUnavailable();
+      if (down && !VirtError.is(error, 'NO_NODE')) throw new VirtError('BUS_UNAVAILABLE', down.message, { cause: error });
+      throw error;
+    }
     if (options.validateReplies) {
       const validator = replyValidator(operation);
       if (!validator.check(result)) {
@@ -141,6 +185,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   }
 
   async function listNodes(): Promise<NodeSummary[]> {
+    await liveConnection();
     const cache = await registry();
     const waitMs = options.discoveryWaitMs ?? 2000;
     if (!(await cache.ready(waitMs))) throw new VirtError('BUS_UNAVAILABLE', `the node registry did not load within ${waitMs} ms`);
@@ -157,7 +202,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     await (await cache?.catch(() => undefined))?.close();
   }
 
-  return { call, listNodes, onlineWithinSeconds, isRegistered, connection, close };
+  return { call, listNodes, onlineWithinSeconds, isRegistered, connection, liveConnection, busDownSince: () => busDown?.since, close };
 }
 
 async function agentClientPlugin(app: FastifyInstance, options: AgentClientOptions): Promise<void> {
