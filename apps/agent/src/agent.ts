@@ -191,7 +191,10 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
         domains: { total: domains.length, running: domains.filter((domain) => domain.state === 'running').length },
       };
     };
-    await kv.put(config.node, JSON.stringify({ ...nodeRecord(), heartbeatAt: new Date().toISOString(), heartbeatIntervalMs }));
+    // a bucket just created on a cluster may have no stream leader yet: the first write waits like the creation
+    const register = () =>
+      untilJetStreamReady(`registration of ${config.node}`, () => kv.put(config.node, JSON.stringify({ ...nodeRecord(), heartbeatAt: new Date().toISOString(), heartbeatIntervalMs })), { logger });
+    await register();
 
     const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces, migrations: mover, snapshots, firewall });
     service = await serveOperations({
@@ -204,7 +207,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       onResult: (operation, code, durationMs) => watch.onResult(operation, code, durationMs),
     });
     // written at once with the service id, then every interval
-    await kv.put(config.node, JSON.stringify({ ...nodeRecord(), heartbeatAt: new Date().toISOString(), heartbeatIntervalMs }));
+    await register();
     heartbeat = startHeartbeat({ kv, node: config.node, intervalMs: heartbeatIntervalMs, record: nodeRecord, logger });
     const metricsUrl = await watch.start(manager, events);
     logger.info({ domains: manager.list().length, drivers: config.drivers, metricsUrl: metricsUrl ? `${metricsUrl}/metrics` : 'off' }, 'agent serving');

@@ -9,6 +9,8 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 5000;
 export const DEFAULT_ONLINE_WITHIN_MS = 15_000;
 
 const validRecord = compileValidator(NodeRecord);
+/** Agents beat every 5 s: a watch silent for 10 s has most likely lost its consumer (or no agent runs; a restart is cheap). */
+export const DEFAULT_SILENT_RESTART_MS = 10_000;
 
 export interface HeartbeatOptions {
   kv: KV;
@@ -94,7 +96,7 @@ export class NodeRegistryCache {
     options: NodeRegistryOptions = {},
   ) {
     this.onlineWithinMs = options.onlineWithinMs ?? DEFAULT_ONLINE_WITHIN_MS;
-    this.silentRestartMs = options.silentRestartMs ?? 2 * this.onlineWithinMs;
+    this.silentRestartMs = options.silentRestartMs ?? DEFAULT_SILENT_RESTART_MS;
     this.logger = options.logger;
   }
 
@@ -166,6 +168,14 @@ export class NodeRegistryCache {
   markUnreachable(node: string): void {
     const entry = this.nodes.get(node);
     if (entry) entry.unreachableAt = Date.now();
+  }
+
+  /** A call got an answer from the node: first-hand news that it is alive, whatever the last heartbeat said. */
+  markReachable(node: string): void {
+    const entry = this.nodes.get(node);
+    if (!entry) return;
+    delete entry.unreachableAt;
+    entry.seenAt = Math.max(entry.seenAt, Date.now());
   }
 
   async close(): Promise<void> {

@@ -133,6 +133,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         { kind: SpanKind.CLIENT },
       );
       options.observeCall?.(node, operation, 'OK', (performance.now() - started) / 1000);
+      void nodeRegistry?.then((cache) => cache.markReachable(node), () => undefined);
       return result;
     } catch (error) {
       options.observeCall?.(node, operation, VirtError.is(error) ? error.code : 'INTERNAL', (performance.now() - started) / 1000);
