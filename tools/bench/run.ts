@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '@virtbus/testing';
 import { benchBus, type BusBenchResult } from './bus.js';
+import { benchFleet, type FleetBenchResult } from './fleet.js';
 import { benchMonitoring, type MonitoringBenchResult } from './monitoring.js';
 import { benchMigration, type MigrationBenchResult } from './migration.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
@@ -134,6 +135,30 @@ function storageMarkdown(result: StorageBenchResult): string {
   ].join('\n');
 }
 
+function fleetMarkdown(result: FleetBenchResult): string {
+  const ms = (s: LatencySummary) => `${round(s.p50Ms, 2)} | ${round(s.p90Ms, 2)} | ${round(s.p99Ms, 2)}`;
+  return [
+    `## Node list at ${result.nodes} nodes: GET /v1/nodes (registry cache) vs raw NATS request/reply`,
+    '',
+    `${result.nodes} simulated test-driver nodes in one process (tools/sim: a \`virt-agent\` service with every endpoint and a`,
+    `registry heartbeat each). ${result.requests} sequential calls per path, keep-alive HTTP. The fan-out row is the discovery the`,
+    `gateway used before (\`$SRV.INFO\` to every agent, done after 200 ms of silence), ${result.fanOut.runs} runs, for reference.`,
+    '',
+    '| path | p50 ms | p90 ms | p99 ms | bytes per answer |',
+    '|---|---|---|---|---|',
+    `| raw NATS request/reply | ${ms(result.raw)} | ~30 |`,
+    `| GET /v1/nodes (${result.gatewayNodes.listed} nodes, one page) | ${ms(result.gatewayNodes)} | ${result.gatewayNodes.bytes} |`,
+    `| old fan-out: $SRV.INFO (${result.fanOut.replies} replies) | ${ms(result.fanOut)} | ${result.fanOut.bytes} |`,
+    '',
+    '| ratio | measured |',
+    '|---|---|',
+    `| GET /v1/nodes p50 / raw p50 | ${result.ratios.gatewayNodesP50VsRaw} |`,
+    `| fan-out p50 / GET /v1/nodes p50 | ${result.ratios.fanOutP50VsGatewayNodes} |`,
+    `| fan-out bytes / GET /v1/nodes bytes | ${result.ratios.fanOutBytesVsGatewayNodes} |`,
+    '',
+  ].join('\n');
+}
+
 const report: Record<string, unknown> = { startedAt: new Date().toISOString(), node: process.version, quick: values.quick };
 const sections: string[] = [`# virtbus benchmark — ${report.startedAt as string}`, ''];
 
@@ -142,6 +167,13 @@ if (selected('bus')) {
   report.bus = bus;
   sections.push(busMarkdown(bus));
   console.log(busMarkdown(bus));
+}
+
+if (selected('fleet')) {
+  const fleet = await benchFleet({ quick: values.quick });
+  report.fleet = fleet;
+  sections.push(fleetMarkdown(fleet));
+  console.log(fleetMarkdown(fleet));
 }
 
 if (selected('monitoring')) {
