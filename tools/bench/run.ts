@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '@virtbus/testing';
 import { benchBus, type BusBenchResult } from './bus.js';
 import { benchFleet, type FleetBenchResult } from './fleet.js';
+import { benchOutage, type OutageBenchResult } from './outage.js';
 import { benchMonitoring, type MonitoringBenchResult } from './monitoring.js';
 import { benchMigration, type MigrationBenchResult } from './migration.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
@@ -159,6 +160,25 @@ function fleetMarkdown(result: FleetBenchResult): string {
   ].join('\n');
 }
 
+function outageMarkdown(result: OutageBenchResult): string {
+  return [
+    `## Bus outage of ${result.outageSeconds} s: the gateway fails fast, then recovers`,
+    '',
+    'One nats-server, one agent, the gateway in its own process. The server stops for the whole outage (longer than nats.js\'',
+    'default 10 reconnect attempts), then restarts on the same port and store. During the outage `GET /v1/nodes/bench` every',
+    '250 ms; after it, the time until the gateway answers 200 vs until a plain nats.js client that reconnects forever gets an answer.',
+    '',
+    '| measurement | value |',
+    '|---|---|',
+    `| answers during the outage | ${Object.entries(result.duringOutage.codes).map(([code, count]) => `${count} × ${code}`).join(', ')} |`,
+    `| answer latency during the outage p50 / p99 ms | ${round(result.duringOutage.p50Ms, 2)} / ${round(result.duringOutage.p99Ms, 2)} |`,
+    `| restart → plain client answered (floor) ms | ${result.rawRecoveryMs} |`,
+    `| restart → gateway 200 ms | ${result.gatewayRecoveryMs} |`,
+    `| gateway recovery / floor | **${result.ratios.gatewayRecoveryVsRaw}** |`,
+    '',
+  ].join('\n');
+}
+
 const report: Record<string, unknown> = { startedAt: new Date().toISOString(), node: process.version, quick: values.quick };
 const sections: string[] = [`# virtbus benchmark — ${report.startedAt as string}`, ''];
 
@@ -174,6 +194,13 @@ if (selected('fleet')) {
   report.fleet = fleet;
   sections.push(fleetMarkdown(fleet));
   console.log(fleetMarkdown(fleet));
+}
+
+if (selected('outage')) {
+  const outage = await benchOutage({ quick: values.quick });
+  report.outage = outage;
+  sections.push(outageMarkdown(outage));
+  console.log(outageMarkdown(outage));
 }
 
 if (selected('monitoring')) {
