@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { generateSecurityBundle, natsConnectionOptions, renderNatsServerConfig, type NatsClientConfig, type SecurityBundle } from '@virtbus/security';
 import { EVENTS_STREAM, NODES_BUCKET, type LifecycleEvent, type NodeList } from '@virtbus/api-contract';
 import { freePort, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,21 +28,27 @@ interface EventTap {
   close(): void;
 }
 
-describe.runIf(hasBinaryOrSkip('nats-server'))('fleet in a box: three nats-servers, three agents, one gateway', () => {
+describe.runIf(hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl'))('fleet in a box: three nats-servers over TLS, three agents, one gateway', () => {
   let dir: string;
   const servers: ClusterServer[] = [];
   const agents = new Map<string, AgentProcess>();
   let gateway: RunningGateway;
   let nc: NatsConnection;
   let tap: EventTap;
+  let bundle: SecurityBundle;
 
+  /** Connection settings of one of the bundle's bus identities (TLS client certificate, own inbox prefix). */
+  function identity(name: string, url: string): NatsClientConfig {
+    const found = bundle.identities.find((candidate) => candidate.name === name);
+    if (!found) throw new Error(`no identity ${name}`);
+    return { url, ca: bundle.ca.cert, cert: found.files.cert, key: found.files.key, inboxPrefix: `_INBOX.${name}` };
+  }
+
+  // clients and routes over TLS with the generated certificates and per-identity permissions, as deployed
   const config = (server: Omit<ClusterServer, 'handle'>, all: Omit<ClusterServer, 'handle'>[]) => {
-    const routes = all.filter((other) => other.index !== server.index).map((other) => `"nats-route://127.0.0.1:${other.routePort}"`);
-    return [
-      `server_name: "nats-${server.index}"`,
-      `http: "127.0.0.1:${server.httpPort}"`,
-      `cluster { name: "fleet", listen: "127.0.0.1:${server.routePort}", routes: [${routes.join(', ')}] }`,
-    ].join('\n');
+    const routes = all.filter((other) => other.index !== server.index).map((other) => `nats-route://127.0.0.1:${other.routePort}`);
+    const cluster = renderNatsServerConfig({ tls: bundle.tls, users: bundle.users, serverName: `nats-${server.index}`, cluster: { name: 'fleet', listen: `127.0.0.1:${server.routePort}`, routes } });
+    return `${cluster}\nhttp: "127.0.0.1:${server.httpPort}"`;
   };
   const start = (server: Omit<ClusterServer, 'handle'>, all: Omit<ClusterServer, 'handle'>[]) =>
     startNatsServer({ port: server.clientPort, storeDir: server.storeDir, config: config(server, all) });
@@ -121,17 +128,23 @@ describe.runIf(hasBinaryOrSkip('nats-server'))('fleet in a box: three nats-serve
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'virtbus-fleet-'));
+    bundle = await generateSecurityBundle({ outDir: join(dir, 'security'), nodes: [...NODES] });
     const plans = await Promise.all(
       [0, 1, 2].map(async (index) => ({ index, clientPort: await freePort(), routePort: await freePort(), httpPort: await freePort(), storeDir: join(dir, `js-${index}`) })),
     );
     for (const plan of plans) servers.push({ ...plan, handle: await start(plan, plans) });
-    const urls = servers.map((server) => server.handle.url);
-    // every agent gets all three URLs; each starts while the cluster may still be electing its meta leader
+    const urls = servers.map((server) => `tls://127.0.0.1:${server.clientPort}`);
+    const readyConnection = natsConnectionOptions(identity('admin', urls.join(',')));
+    // every agent gets all three URLs and its own identity; each starts while the cluster may still be electing its meta leader
     const started = await Promise.all(
-      NODES.map((node) => spawnAgent({ node, natsUrl: urls.join(','), stateDir: join(dir, node), readyConnection: { servers: urls }, extraArgs: ['--heartbeat-interval', '1'] })),
+      NODES.map((node) => {
+        const own = identity(`agent-${node}`, urls.join(','));
+        const env = { NATS_CA: own.ca!, NATS_CERT: own.cert!, NATS_KEY: own.key!, NATS_INBOX_PREFIX: own.inboxPrefix! };
+        return spawnAgent({ node, natsUrl: urls.join(','), stateDir: join(dir, node), env, readyConnection, extraArgs: ['--heartbeat-interval', '1'] });
+      }),
     );
     for (const agent of started) agents.set(agent.node, agent);
-    nc = await connect({ servers: urls });
+    nc = await connect(readyConnection);
   });
 
   afterAll(async () => {
@@ -151,7 +164,7 @@ describe.runIf(hasBinaryOrSkip('nats-server'))('fleet in a box: three nats-serve
     // the server n1 is on is the one that dies; the gateway sits on another
     const victim = await serverOf('virt-agent-n1');
     const gatewayServer = servers.find((server) => server !== victim)!;
-    gateway = await startGateway({ natsUrl: gatewayServer.handle.url, host: '127.0.0.1', port: 0, sseStallCheckMs: 1000 });
+    gateway = await startGateway({ natsConfig: identity('gateway', `tls://127.0.0.1:${gatewayServer.clientPort}`), host: '127.0.0.1', port: 0, sseStallCheckMs: 1000 });
 
     const listed = await api('GET', '/v1/nodes');
     expect(listed.status).toBe(200);
@@ -175,7 +188,7 @@ describe.runIf(hasBinaryOrSkip('nats-server'))('fleet in a box: three nats-serve
 
     // the server comes back with its store and rejoins the cluster: the stream has three current replicas again
     victim.handle = await start(victim, servers);
-    const back = await connect({ servers: victim.handle.url });
+    const back = await connect(natsConnectionOptions(identity('admin', `tls://127.0.0.1:${victim.clientPort}`)));
     try {
       const deadline = Date.now() + 30_000;
       let peers: { name: string; current: boolean }[] = [];
