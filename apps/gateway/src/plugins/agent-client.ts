@@ -43,13 +43,15 @@ export interface AgentClientOptions {
   /** Check every reply against the operation's response schema (dev and test). */
   validateReplies: boolean;
   injectTrace?: TraceInjector;
-  /** How long GET /v1/nodes waits for the node registry's first load (then 503 BUS_UNAVAILABLE). */
+  /** How long GET /v1/nodes waits for the node registry's first load, at least 5 s (then 503 BUS_UNAVAILABLE). */
   discoveryWaitMs?: number;
   /** A node is online while its last heartbeat is younger than this (15 s by default). */
   onlineWithinMs?: number;
   /** Told about every bus call: target node, operation, reply code (OK or an error code) and seconds. */
   observeCall?: (node: string, operation: OperationName, code: string, seconds: number) => void;
 }
+
+const REGISTRY_LOAD_WAIT_MS = 5000;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -188,7 +190,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   async function listNodes(): Promise<NodeSummary[]> {
     await liveConnection();
     const cache = await registry();
-    const waitMs = options.discoveryWaitMs ?? 2000;
+    // older callers passed the fan-out's reply wait (50–500 ms); a first registry load gets at least 5 s
+    const waitMs = Math.max(options.discoveryWaitMs ?? 0, REGISTRY_LOAD_WAIT_MS);
     if (!(await cache.ready(waitMs))) throw new VirtError('BUS_UNAVAILABLE', `the node registry did not load within ${waitMs} ms`);
     return cache.summaries();
   }
