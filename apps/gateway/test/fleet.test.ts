@@ -136,14 +136,17 @@ describe.runIf(hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl'))('fl
     const urls = servers.map((server) => `tls://127.0.0.1:${server.clientPort}`);
     const readyConnection = natsConnectionOptions(identity('admin', urls.join(',')));
     // every agent gets all three URLs and its own identity; each starts while the cluster may still be electing its meta leader
-    const started = await Promise.all(
+    const started = await Promise.allSettled(
       NODES.map((node) => {
         const own = identity(`agent-${node}`, urls.join(','));
         const env = { NATS_CA: own.ca!, NATS_CERT: own.cert!, NATS_KEY: own.key!, NATS_INBOX_PREFIX: own.inboxPrefix! };
         return spawnAgent({ node, natsUrl: urls.join(','), stateDir: join(dir, node), env, readyConnection, extraArgs: ['--heartbeat-interval', '1'] });
       }),
     );
-    for (const agent of started) agents.set(agent.node, agent);
+    // agents that did start are stopped in afterAll even when another one failed
+    for (const result of started) if (result.status === 'fulfilled') agents.set(result.value.node, result.value);
+    const failed = started.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
     nc = await connect(readyConnection);
   });
 
