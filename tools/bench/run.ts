@@ -6,6 +6,8 @@ import { benchBus, type BusBenchResult } from './bus.js';
 import { benchHostScale, type HostScaleBenchResult } from './hostscale.js';
 import { benchCli, type CliBenchResult } from './cli.js';
 import { benchLibvirt, type Compared, type LibvirtBenchResult } from './libvirt.js';
+import { benchFleet, type FleetBenchResult } from './fleet.js';
+import { benchOutage, type OutageBenchResult } from './outage.js';
 import { benchMonitoring, type MonitoringBenchResult } from './monitoring.js';
 import { benchMigration, type MigrationBenchResult } from './migration.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
@@ -237,6 +239,49 @@ function cliMarkdown(result: CliBenchResult): string {
   ].join('\n');
 }
 
+function fleetMarkdown(result: FleetBenchResult): string {
+  const ms = (s: LatencySummary) => `${round(s.p50Ms, 2)} | ${round(s.p90Ms, 2)} | ${round(s.p99Ms, 2)}`;
+  return [
+    `## Node list at ${result.nodes} nodes: GET /v1/nodes (registry cache) vs raw NATS request/reply`,
+    '',
+    `${result.nodes} simulated test-driver nodes in one process (tools/sim: a \`virt-agent\` service with every endpoint and a`,
+    `registry heartbeat each). ${result.requests} sequential calls per path, keep-alive HTTP. The fan-out row is the discovery the`,
+    `gateway used before (\`$SRV.INFO\` to every agent, done after 200 ms of silence), ${result.fanOut.runs} runs, for reference.`,
+    '',
+    '| path | p50 ms | p90 ms | p99 ms | bytes per answer |',
+    '|---|---|---|---|---|',
+    `| raw NATS request/reply | ${ms(result.raw)} | ~30 |`,
+    `| GET /v1/nodes (${result.gatewayNodes.listed} nodes, one page) | ${ms(result.gatewayNodes)} | ${result.gatewayNodes.bytes} |`,
+    `| old fan-out: $SRV.INFO (${result.fanOut.replies} replies) | ${ms(result.fanOut)} | ${result.fanOut.bytes} |`,
+    '',
+    '| ratio | measured |',
+    '|---|---|',
+    `| GET /v1/nodes p50 / raw p50 | ${result.ratios.gatewayNodesP50VsRaw} |`,
+    `| fan-out p50 / GET /v1/nodes p50 | ${result.ratios.fanOutP50VsGatewayNodes} |`,
+    `| fan-out bytes / GET /v1/nodes bytes | ${result.ratios.fanOutBytesVsGatewayNodes} |`,
+    '',
+  ].join('\n');
+}
+
+function outageMarkdown(result: OutageBenchResult): string {
+  return [
+    `## Bus outage of ${result.outageSeconds} s: the gateway fails fast, then recovers`,
+    '',
+    'One nats-server, one agent, the gateway in its own process. The server stops for the whole outage (longer than nats.js\'',
+    'default 10 reconnect attempts), then restarts on the same port and store. During the outage `GET /v1/nodes/bench` every',
+    '250 ms; after it, the time until the gateway answers 200 vs until a plain nats.js client that reconnects forever gets an answer.',
+    '',
+    '| measurement | value |',
+    '|---|---|',
+    `| answers during the outage | ${Object.entries(result.duringOutage.codes).map(([code, count]) => `${count} × ${code}`).join(', ')} |`,
+    `| answer latency during the outage p50 / p99 ms | ${round(result.duringOutage.p50Ms, 2)} / ${round(result.duringOutage.p99Ms, 2)} |`,
+    `| restart → plain client answered (floor) ms | ${result.rawRecoveryMs} |`,
+    `| restart → gateway 200 ms | ${result.gatewayRecoveryMs} |`,
+    `| gateway recovery / floor | **${result.ratios.gatewayRecoveryVsRaw}** |`,
+    '',
+  ].join('\n');
+}
+
 const report: Record<string, unknown> = { startedAt: new Date().toISOString(), node: process.version, quick: values.quick };
 const sections: string[] = [`# virtbus benchmark — ${report.startedAt as string}`, ''];
 
@@ -252,6 +297,20 @@ if (selected('cli')) {
   report.cli = cli;
   sections.push(cliMarkdown(cli));
   console.log(cliMarkdown(cli));
+}
+
+if (selected('fleet')) {
+  const fleet = await benchFleet({ quick: values.quick });
+  report.fleet = fleet;
+  sections.push(fleetMarkdown(fleet));
+  console.log(fleetMarkdown(fleet));
+}
+
+if (selected('outage')) {
+  const outage = await benchOutage({ quick: values.quick });
+  report.outage = outage;
+  sections.push(outageMarkdown(outage));
+  console.log(outageMarkdown(outage));
 }
 
 if (selected('monitoring')) {

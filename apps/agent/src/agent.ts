@@ -2,8 +2,8 @@ import { mkdir } from 'node:fs/promises';
 import { Kvm } from '@nats-io/kv';
 import type { Service } from '@nats-io/services';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { NODES_BUCKET, Subjects, VirtError, isNodeName, type DriverInfo } from '@virtbus/api-contract';
-import { untilJetStreamReady } from '@virtbus/client';
+import { NODES_BUCKET, Subjects, VirtError, isNodeName, type DriverInfo, type NodeRecord } from '@virtbus/api-contract';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, RECONNECT_FOREVER, startHeartbeat, untilJetStreamReady, type Heartbeat } from '@virtbus/client';
 import { createDrivers, type DriverName, type DriverOptions } from '@virtbus/drivers';
 import { pino, type Logger } from 'pino';
 import { ConsoleHub } from './console-hub.js';
@@ -35,11 +35,15 @@ export interface AgentConfig {
   manageHostNetworks?: boolean;
   driverOptions?: DriverOptions;
   streamLimits?: EventStreamLimits;
+  /** Replicas of VIRT_EVENTS and the node registry bucket when this agent creates them; 3 on a clustered bus, else 1. */
+  streamReplicas?: number;
   /** /metrics address, stats interval, scrape cache; /metrics on 127.0.0.1:9177 and stats every 10 s by default. */
   monitoring?: AgentMonitoringConfig;
   logger?: Logger;
   /** Network namespace (/run/netns/<name>) where this node's bridges, taps, dnsmasq and nft tables live. */
   netns?: string;
+  /** How often the agent refreshes its node registry entry (the liveness signal of GET /v1/nodes); 5 s by default. */
+  heartbeatIntervalMs?: number;
   /** Where incoming migrations listen (127.0.0.1 by default) and the migration TLS certificates. */
   migration?: Partial<MigrationSettings>;
 }
@@ -79,15 +83,18 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   const startedAt = new Date().toISOString();
 
-  const nc = await connect({ name: `virt-agent-${config.node}`, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...config.nats });
+  const nc = await connect({ name: `virt-agent-${config.node}`, noAsyncTraces: true, ...RECONNECT_FOREVER, ...config.nats });
   let service: Service | undefined;
+  let heartbeat: Heartbeat | undefined;
   let manager: DomainManager | undefined;
   let storage: StorageManager | undefined;
   let monitoring: AgentMonitoring | undefined;
   let migrations: MigrationManager | undefined;
   try {
     await assertNodeIsFree(nc, config.node);
-    const events = new EventPublisher(nc, config.node, config.stateDir, logger, config.streamLimits ?? DEFAULT_STREAM_LIMITS);
+    // a clustered bus keeps the stream and the registry on three servers, so losing one loses nothing
+    const replicas = config.streamReplicas ?? (nc.info?.cluster ? 3 : 1);
+    const events = new EventPublisher(nc, config.node, config.stateDir, logger, { ...(config.streamLimits ?? DEFAULT_STREAM_LIMITS), replicas });
     await events.init();
     const drivers = createDrivers(config.drivers, config.driverOptions);
     const watch = createAgentMonitoring({ node: config.node, nc, logger, ...(config.monitoring ? { config: config.monitoring } : {}) });
@@ -169,8 +176,27 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     await mover.init();
     const driverInfo: DriverInfo[] = await Promise.all(drivers.map((driver) => driver.probe()));
 
-    const kv = await untilJetStreamReady(`bucket ${NODES_BUCKET}`, () => new Kvm(nc).create(NODES_BUCKET, { history: 1 }), { logger });
-    await kv.put(config.node, JSON.stringify({ node: config.node, version: AGENT_VERSION, registeredAt: startedAt }));
+    const kv = await untilJetStreamReady(`bucket ${NODES_BUCKET}`, () => new Kvm(nc).create(NODES_BUCKET, { history: 1, replicas }), { logger });
+    const heartbeatIntervalMs = config.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    const availableDrivers = driverInfo.filter((driver) => driver.available).map((driver) => driver.name);
+    const domainsManager = manager;
+    // the registry entry is the node list's source: identity, drivers, domain counts, refreshed as the liveness heartbeat
+    const nodeRecord = (): NodeRecord => {
+      const domains = domainsManager.list();
+      return {
+        node: config.node,
+        version: AGENT_VERSION,
+        registeredAt: startedAt,
+        startedAt,
+        ...(service ? { serviceId: service.info().id } : {}),
+        drivers: availableDrivers,
+        domains: { total: domains.length, running: domains.filter((domain) => domain.state === 'running').length },
+      };
+    };
+    // a bucket just created on a cluster may have no stream leader yet: the first write waits like the creation
+    const register = () =>
+      untilJetStreamReady(`registration of ${config.node}`, () => kv.put(config.node, JSON.stringify({ ...nodeRecord(), heartbeatAt: new Date().toISOString(), heartbeatIntervalMs })), { logger });
+    await register();
 
     const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces, migrations: mover, snapshots, firewall });
     service = await serveOperations({
@@ -182,11 +208,15 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       around: (context, run) => watch.around(context, run),
       onResult: (operation, code, durationMs) => watch.onResult(operation, code, durationMs),
     });
+    // written at once with the service id, then every interval
+    await register();
+    heartbeat = startHeartbeat({ kv, node: config.node, intervalMs: heartbeatIntervalMs, record: nodeRecord, logger });
     const metricsUrl = await watch.start(manager, events);
     logger.info({ domains: manager.list().length, drivers: config.drivers, metricsUrl: metricsUrl ? `${metricsUrl}/metrics` : 'off' }, 'agent serving');
 
     const ownedManager = manager;
     const ownedService = service;
+    const ownedHeartbeat = heartbeat;
     return {
       node: config.node,
       nc,
@@ -198,6 +228,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       metricsUrl,
       countUnhandledRejection: () => watch.metrics.countUnhandledRejection(),
       async close() {
+        await ownedHeartbeat.stop();
         await ownedService.stop().catch(() => undefined);
         await watch.close().catch(() => undefined);
         consoles.closeAll();
@@ -212,6 +243,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       },
     };
   } catch (error) {
+    await heartbeat?.stop({ markStopped: false });
     await service?.stop().catch(() => undefined);
     migrations?.close();
     await monitoring?.close().catch(() => undefined);

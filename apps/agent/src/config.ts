@@ -43,6 +43,9 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
   --metrics-cache-ms N scrapes within N ms of the last collection reuse it (default: VIRTBUS_METRICS_CACHE_MS or 5000)
   --stats-deadline-ms N  a domain's stats may take this long in a scrape or bulk call (default: VIRTBUS_STATS_DEADLINE_MS or 2000)
   --stats-interval S   seconds between stats messages on virt.v1.<node>.stats, 0 = off (default: VIRTBUS_STATS_INTERVAL or 10)
+  --stream-replicas N  replicas of VIRT_EVENTS and the node registry when this agent creates them (default:
+                       VIRTBUS_STREAM_REPLICAS, or 3 when the NATS server is part of a cluster, else 1)
+  --heartbeat-interval S  seconds between node registry heartbeats (default: VIRTBUS_HEARTBEAT_INTERVAL or 5)
   --events-max-age S   seconds the VIRT_EVENTS stream keeps events (default: VIRTBUS_EVENTS_MAX_AGE or 604800 = 7 days)
   --events-max-messages N  events the VIRT_EVENTS stream keeps in all (default: VIRTBUS_EVENTS_MAX_MESSAGES or 1000000)
   --nats-ca FILE       CA certificate for the NATS server (default: NATS_CA); any TLS option means TLS only
@@ -63,6 +66,13 @@ function numberOption(name: string, text: string | undefined, fallback: number):
   const value = Number(text);
   if (!Number.isFinite(value) || value < 0) throw new VirtError('INVALID_ARG', `${name} must be a number ≥ 0, got ${JSON.stringify(text)}`);
   return value;
+}
+
+function streamReplicasOption(text: string | undefined): { streamReplicas?: number } {
+  if (text === undefined || text === '') return {};
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > 5) throw new VirtError('INVALID_ARG', `--stream-replicas must be an integer from 1 to 5, got ${JSON.stringify(text)}`);
+  return { streamReplicas: value };
 }
 
 function netnsOption(name: string | undefined): { netns?: string } {
@@ -93,6 +103,8 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
       'stats-interval': { type: 'string' },
       'stats-deadline-ms': { type: 'string' },
       'events-max-age': { type: 'string' },
+      'heartbeat-interval': { type: 'string' },
+      'stream-replicas': { type: 'string' },
       'events-max-messages': { type: 'string' },
       'migration-address': { type: 'string' },
       'migration-tls-dir': { type: 'string' },
@@ -124,6 +136,8 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
       maxAgeMs: numberOption('--events-max-age', values['events-max-age'] ?? env.VIRTBUS_EVENTS_MAX_AGE, DEFAULT_STREAM_LIMITS.maxAgeMs / 1000) * 1000,
       maxMessages: numberOption('--events-max-messages', values['events-max-messages'] ?? env.VIRTBUS_EVENTS_MAX_MESSAGES, DEFAULT_STREAM_LIMITS.maxMessages),
     },
+    ...streamReplicasOption(values['stream-replicas'] ?? env.VIRTBUS_STREAM_REPLICAS),
+    heartbeatIntervalMs: Math.max(0.1, numberOption('--heartbeat-interval', values['heartbeat-interval'] ?? env.VIRTBUS_HEARTBEAT_INTERVAL, 5)) * 1000,
     manageHostInterfaces: values['manage-host-interfaces'] === true || env.VIRTBUS_MANAGE_HOST_INTERFACES === '1',
     manageHostNetworks: values['manage-host-networks'] === true || env.VIRTBUS_MANAGE_HOST_NETWORKS === '1',
     migration: {

@@ -5,6 +5,7 @@ import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/typ
 import { VirtError } from '@virtbus/api-contract';
 import agentClient, { type NatsSource } from './plugins/agent-client.js';
 import errors, { formatValidationErrors, toErrorBody } from './plugins/errors.js';
+import health from './plugins/health.js';
 import liveStreams from './plugins/live-streams.js';
 import monitoring, { createGatewayMonitoring, injectActiveTrace, type GatewayMonitoringOptions } from './plugins/monitoring.js';
 import openapi from './plugins/openapi.js';
@@ -40,8 +41,12 @@ export interface GatewayDeps {
   monitoring?: GatewayMonitoringOptions;
   /** SSE heartbeat interval (tests shorten it). */
   heartbeatMs?: number;
-  /** How long GET /v1/nodes waits for agents to answer the services info request. */
+  /** How long an SSE consumer may stay silent with events pending before it is replaced (default 5 s). */
+  sseStallCheckMs?: number;
+  /** How long GET /v1/nodes waits for the node registry's first load. */
   discoveryWaitMs?: number;
+  /** A node is listed online while its last registry heartbeat is younger than this (15 s by default). */
+  onlineWithinMs?: number;
   /** Authentication, rate limit and audit; defaults to loopback-only dev mode (everyone admin) with no audit file. */
   security?: GatewaySecurityOptions;
   /** HTTPS server options (cert, key, ca, requestCert…); plain HTTP when absent. */
@@ -85,14 +90,16 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     injectTrace: deps.injectTrace ?? injectActiveTrace,
     observeCall: (node, operation, code, seconds) => watch.metrics.observeBusCall(node, operation, code, seconds),
     ...(deps.discoveryWaitMs ? { discoveryWaitMs: deps.discoveryWaitMs } : {}),
+    ...(deps.onlineWithinMs ? { onlineWithinMs: deps.onlineWithinMs } : {}),
   });
   await app.register(security, deps.security ?? {});
+  await app.register(health);
   await app.register(openapi);
   await app.register(websocket, { options: { maxPayload: DEFAULT_BODY_LIMIT } });
 
   await app.register(nodeRoutes);
   await app.register(domainRoutes, { requestTimeoutMs });
-  await app.register(eventRoutes, deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {});
+  await app.register(eventRoutes, { ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}), ...(deps.sseStallCheckMs ? { stallCheckMs: deps.sseStallCheckMs } : {}) });
   await app.register(consoleRoutes);
   await app.register(storageRoutes);
   await app.register(interfaceRoutes);

@@ -32,7 +32,6 @@ beforeAll(async () => {
   server = await startNatsServer();
   nc = await connect({ servers: server.url });
   const kv = await new Kvm(nc).create(NODES_BUCKET);
-  await kv.put(NODE, JSON.stringify({ node: NODE, version: '0.0.1-test', registeredAt: '2025-01-01T00:00:00.000Z' }));
   await kv.put(OFFLINE_NODE, JSON.stringify({ node: OFFLINE_NODE, version: '0.0.0-old', registeredAt: '2025-01-01T00:00:00.000Z' }));
   agent = await startFakeAgent(nc, NODE);
   agent.handle('node.info', () => ({ result: nodeInfo }));

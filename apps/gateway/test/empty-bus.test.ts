@@ -25,7 +25,7 @@ describe.runIf(canRun)('gateway on a bus where no agent ever started', () => {
   it('lists no nodes (no service answers, no node bucket yet) instead of failing', async () => {
     const response = await app.inject({ method: 'GET', url: '/v1/nodes' });
     expect(response.statusCode).toBe(200);
-    expect(response.json()).toEqual({ nodes: [] });
+    expect(response.json()).toEqual({ nodes: [], onlineWithinSeconds: 15 });
     const unknown = await app.inject({ method: 'GET', url: '/v1/nodes/nobody/domains' });
     expect(unknown.json()).toMatchObject({ code: 'NO_NODE', status: 404 });
   });

@@ -1,15 +1,19 @@
 import { Svcm, type Service } from '@nats-io/services';
+import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   AGENT_SERVICE_NAME,
+  NODES_BUCKET,
   OperationNames,
   Operations,
   Subjects,
   VirtError,
   type Domain,
+  type NodeRecord,
   type OperationName,
   type ReplyEnvelope,
 } from '@virtbus/api-contract';
+import { startHeartbeat, type Heartbeat } from '@virtbus/client';
 
 /** What a handler returns: a reply envelope to send, or `'silent'` to never answer. */
 export type Answer = ReplyEnvelope | 'silent';
@@ -23,12 +27,13 @@ export interface ReceivedCall {
 
 export interface FakeAgent {
   readonly calls: ReceivedCall[];
+  readonly serviceId: string;
   handle(operation: OperationName, handler: Handler): void;
   stop(): Promise<void>;
 }
 
 /** A real NATS service speaking the agent protocol with canned answers: a peer for the gateway's routing tests. */
-export async function startFakeAgent(nc: NatsConnection, node: string): Promise<FakeAgent> {
+export async function startFakeAgent(nc: NatsConnection, node: string, options: { heartbeat?: boolean } = {}): Promise<FakeAgent> {
   const handlers = new Map<OperationName, Handler>();
   const calls: ReceivedCall[] = [];
   const service: Service = await new Svcm(nc).add({ name: AGENT_SERVICE_NAME, version: '0.0.1-test', metadata: { node } });
@@ -51,10 +56,23 @@ export async function startFakeAgent(nc: NatsConnection, node: string): Promise<
       },
     });
   }
+  // like a real agent: a node registry entry refreshed as the liveness heartbeat (the node list reads only that)
+  const registeredAt = new Date().toISOString();
+  const record = (): NodeRecord => ({ node, version: '0.0.1-test', registeredAt, startedAt: registeredAt, serviceId: service.info().id, drivers: ['test'], domains: { total: 1, running: 0 } });
+  let heartbeat: Heartbeat | undefined;
+  if (options.heartbeat !== false) {
+    const kv = await new Kvm(nc).create(NODES_BUCKET, { history: 1 });
+    await kv.put(node, JSON.stringify({ ...record(), heartbeatAt: registeredAt, heartbeatIntervalMs: 1000 }));
+    heartbeat = startHeartbeat({ kv, node, intervalMs: 1000, record });
+  }
   return {
     calls,
+    serviceId: service.info().id,
     handle: (operation, handler) => handlers.set(operation, handler),
-    stop: () => service.stop().then(() => undefined),
+    stop: async () => {
+      await heartbeat?.stop();
+      await service.stop();
+    },
   };
 }
 

@@ -28,6 +28,8 @@ export const ErrorStatus = {
   /** The agent could not write its state (disk full or over quota); the change was undone. */
   STORAGE_FULL: 507,
   AGENT_UNREACHABLE: 503,
+  /** The gateway has no connection to the NATS bus right now (it keeps reconnecting); retry later. */
+  BUS_UNAVAILABLE: 503,
   OPERATION_TIMEOUT: 504,
 } as const;
 

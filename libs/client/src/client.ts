@@ -1,4 +1,4 @@
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { headers as natsHeaders, RequestError, TimeoutError, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import {
   ErrorBody,
@@ -84,8 +84,16 @@ export class VirtClient {
   /** What the node's agent wrote when it registered; undefined for a node that never existed. */
   async registration(node: string): Promise<NodeRegistration | undefined> {
     if (!isNodeName(node)) return undefined;
-    const kv = await this.nodesBucket();
-    const entry = await kv?.get(node).catch(() => null);
+    let entry: KvEntry | null | undefined;
+    try {
+      entry = await (await this.nodesBucket())?.get(node);
+    } catch (error) {
+      // the registry cannot be read right now (a server lost, a leader being elected): a known-but-down 503 is the
+      // honest answer, a 404 would tell the caller the node does not exist
+      if (!/stream not found/i.test(String((error as Error).message))) return {};
+      this.bucket = undefined;
+      return undefined;
+    }
     if (!entry || entry.operation !== 'PUT') return undefined;
     try {
       return entry.json<NodeRegistration>();
@@ -116,9 +124,10 @@ export class VirtClient {
 
   private nodesBucket(): Promise<KV | undefined> {
     // A missing bucket means no agent registered yet: try again next time rather than remember the miss.
-    this.bucket ??= new Kvm(this.nc).open(NODES_BUCKET).catch(() => {
+    this.bucket ??= new Kvm(this.nc).open(NODES_BUCKET).catch((error: unknown) => {
       this.bucket = undefined;
-      return undefined;
+      if (/stream not found/i.test(String((error as Error).message))) return undefined;
+      throw error;
     });
     return this.bucket;
   }

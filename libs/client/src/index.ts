@@ -8,3 +8,14 @@ export {
   type JetStreamRetryOptions,
   type RetryLogger,
 } from './jetstream-ready.js';
+export {
+  startHeartbeat,
+  NodeRegistryCache,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_ONLINE_WITHIN_MS,
+  type Heartbeat,
+  type HeartbeatOptions,
+  type NodeRegistryOptions,
+  type RegisteredNode,
+} from './node-registry.js';
+export { RECONNECT_FOREVER } from './reconnect.js';

@@ -13,6 +13,8 @@ describe('transientJetStreamWait', () => {
     expect(transientJetStreamWait(new jserrors.JetStreamNotEnabled('jetstream is not enabled'))).toMatch(/elect a meta leader/);
     expect(transientJetStreamWait(new TimeoutError())).toMatch(/timeout/);
     expect(transientJetStreamWait(apiError(500, 10009, 'JetStream cluster can not handle request'))).toBeDefined();
+    const publish = new jserrors.JetStreamNotEnabled('jetstream is not enabled', { cause: new Error("no responders: '$KV.virt_nodes.n3'") });
+    expect(transientJetStreamWait(publish)).toBe('waiting for the stream to elect a leader');
   });
 
   it('does not retry permanent errors', () => {

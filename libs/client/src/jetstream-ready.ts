@@ -42,6 +42,8 @@ export function transientJetStreamWait(error: unknown): string | undefined {
   if (/permissions? violation|authorization/i.test(text)) return undefined;
   if (/no suitable peers|insufficient resources/i.test(text)) return 'waiting for enough JetStream servers to join the cluster to place the replicas';
   if (/temporarily unavailable|can ?not handle request|no (meta )?leader/i.test(text)) return 'waiting for the JetStream cluster to elect a meta leader';
+  // a publish to a stream that was just created answers "no responders" until the stream's own group elects a leader
+  if (/no responders: '\$KV\.|no responders: '(?!\$JS\.API)/i.test(text)) return 'waiting for the stream to elect a leader';
   if (/jetstream (is )?not enabled|no responders|\b503\b/i.test(text)) return 'waiting for the JetStream cluster to elect a meta leader (JetStream API not answering)';
   if (error.name === 'TimeoutError' || /\btimeout\b|timed out/i.test(text)) return 'waiting for the JetStream API to answer (timeout; a meta leader may still be elected)';
   if (/stream is offline|stream offline/i.test(text)) return 'waiting for the stream to come online';

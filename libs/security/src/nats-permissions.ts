@@ -136,6 +136,8 @@ export function gatewayPermissions(identityName: string): NatsPermissions {
         ...consumerApi(EVENTS_STREAM),
         ...kvDirectRead,
         ...consumerApi(KV_STREAM),
+        // the node list's registry watch is a flow-controlled push consumer: it must answer flow control
+        `$JS.FC.${KV_STREAM}.>`,
       ],
     },
     subscribe: { allow: [...liveReadSubjects(['*']), `${inboxPrefix(identityName)}.>`] },

@@ -30,6 +30,8 @@ export interface EventStreamLimits {
   maxAgeMs: number;
   /** How many events the stream keeps in all. */
   maxMessages: number;
+  /** Servers that keep a copy when the stream is created (1 by default); an existing stream keeps its own. */
+  replicas?: number;
 }
 
 export const DEFAULT_STREAM_LIMITS: EventStreamLimits = { maxAgeMs: 7 * 24 * 3600 * 1000, maxMessages: 1_000_000 };
@@ -200,6 +202,7 @@ export class EventPublisher {
       max_age: nanos(this.limits.maxAgeMs),
       max_msgs: this.limits.maxMessages,
       duplicate_window: nanos(2 * 60 * 1000),
+      num_replicas: this.limits.replicas ?? 1,
     };
     try {
       await jsm.streams.info(EVENTS_STREAM);

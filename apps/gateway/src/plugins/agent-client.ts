@@ -1,10 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { headers as natsHeaders, NoRespondersError, RequestError, type NatsConnection } from '@nats-io/transport-node';
-import { Svcm } from '@nats-io/services';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import {
-  AGENT_SERVICE_NAME,
   compileValidator,
-  isNodeName,
   Operations,
   VirtError,
   type NodeSummary,
@@ -13,7 +10,7 @@ import {
   type OperationResponse,
   type Validator,
 } from '@virtbus/api-contract';
-import { VirtClient } from '@virtbus/client';
+import { NodeRegistryCache, VirtClient } from '@virtbus/client';
 import { SpanKind, withSpan } from '@virtbus/monitoring';
 import { injectNoTrace, type TraceInjector } from '../trace.js';
 import { shared } from './skip-override.js';
@@ -27,10 +24,17 @@ export interface CallOptions {
 
 export interface AgentClient {
   call<N extends OperationName>(node: string, operation: N, request: OperationRequest<N>, options?: CallOptions): Promise<OperationResponse<N>>;
-  /** Live agents from the services API plus registered nodes whose agent is not answering. */
+  /** Every registered node, from the watch-fed registry cache (no agent is asked); online = recent heartbeat. */
   listNodes(): Promise<NodeSummary[]>;
+  /** The heartbeat age under which a node counts as online. */
+  onlineWithinSeconds(): Promise<number>;
+  close(): Promise<void>;
   isRegistered(node: string): Promise<boolean>;
   connection(): Promise<NatsConnection>;
+  /** The connection while it is up; BUS_UNAVAILABLE (503) at once while it reconnects. */
+  liveConnection(): Promise<NatsConnection>;
+  /** When the bus connection went down (ms since the epoch); undefined while connected. */
+  busDownSince(): number | undefined;
 }
 
 export interface AgentClientOptions {
@@ -39,11 +43,15 @@ export interface AgentClientOptions {
   /** Check every reply against the operation's response schema (dev and test). */
   validateReplies: boolean;
   injectTrace?: TraceInjector;
-  /** How long GET /v1/nodes waits for service info replies. */
+  /** How long GET /v1/nodes waits for the node registry's first load, at least 5 s (then 503 BUS_UNAVAILABLE). */
   discoveryWaitMs?: number;
+  /** A node is online while its last heartbeat is younger than this (15 s by default). */
+  onlineWithinMs?: number;
   /** Told about every bus call: target node, operation, reply code (OK or an error code) and seconds. */
   observeCall?: (node: string, operation: OperationName, code: string, seconds: number) => void;
 }
+
+const REGISTRY_LOAD_WAIT_MS = 5000;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -56,10 +64,42 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   const replyValidators = new Map<OperationName, Validator<unknown>>();
   let connecting: Promise<NatsConnection> | undefined;
   let virtClient: Promise<VirtClient> | undefined;
+  let nodeRegistry: Promise<NodeRegistryCache> | undefined;
+
+  // whether the connection is up right now: while it reconnects, calls fail fast instead of queueing until a timeout
+  let busDown: { since: number } | undefined;
 
   function connection(): Promise<NatsConnection> {
-    connecting ??= Promise.resolve(typeof options.nc === 'function' ? options.nc() : options.nc);
+    connecting ??= Promise.resolve(typeof options.nc === 'function' ? options.nc() : options.nc).then((nc) => {
+      void (async () => {
+        for await (const status of nc.status()) {
+          if (status.type === 'disconnect' || status.type === 'close') busDown ??= { since: Date.now() };
+          else if (status.type === 'reconnect') busDown = undefined;
+        }
+      })().catch(() => undefined);
+      if (nc.isClosed()) busDown = { since: Date.now() };
+      return nc;
+    });
     return connecting;
+  }
+
+  function busUnavailable(): VirtError | undefined {
+    if (!busDown) return undefined;
+    return new VirtError('BUS_UNAVAILABLE', `the gateway has been disconnected from the NATS bus for ${Math.round((Date.now() - busDown.since) / 1000)} s; it keeps reconnecting`);
+  }
+
+  /** The connection, or BUS_UNAVAILABLE at once while it is down (or could not be made). */
+  async function liveConnection(): Promise<NatsConnection> {
+    let nc: NatsConnection;
+    try {
+      nc = await connection();
+    } catch (error) {
+      connecting = undefined;
+      throw new VirtError('BUS_UNAVAILABLE', `no connection to the NATS bus: ${(error as Error).message}`, { cause: error });
+    }
+    const down = busUnavailable();
+    if (down) throw down;
+    return nc;
   }
 
   function client(): Promise<VirtClient> {
@@ -95,9 +135,14 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         { kind: SpanKind.CLIENT },
       );
       options.observeCall?.(node, operation, 'OK', (performance.now() - started) / 1000);
+      void nodeRegistry?.then((cache) => cache.markReachable(node), () => undefined);
       return result;
     } catch (error) {
       options.observeCall?.(node, operation, VirtError.is(error) ? error.code : 'INTERNAL', (performance.now() - started) / 1000);
+      // no responder on the node's subject is first-hand news that its agent is gone: list it offline until it beats again
+      if (VirtError.is(error, 'AGENT_UNREACHABLE') && (error.cause as { isNoResponders?: () => boolean } | undefined)?.isNoResponders?.()) {
+        void nodeRegistry?.then((cache) => cache.markUnreachable(node), () => undefined);
+      }
       throw error;
     }
   }
@@ -108,9 +153,18 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     request: OperationRequest<N>,
     callOptions: CallOptions,
   ): Promise<OperationResponse<N>> {
+    await liveConnection();
     const headers = natsHeaders();
     injectTrace(headers);
-    const result = await (await client()).call(node, operation, request, { headers, ...(callOptions.timeoutMs ? { timeoutMs: callOptions.timeoutMs } : {}) });
+    let result: OperationResponse<N>;
+    try {
+      result = await (await client()).call(node, operation, request, { headers, ...(callOptions.timeoutMs ? { timeoutMs: callOptions.timeoutMs } : {}) });
+    } catch (error) {
+      // the connection dropped while the call was out: the agent is not to blame
+      const down = busUnavailable();
+      if (down && !VirtError.is(error, 'NO_NODE')) throw new VirtError('BUS_UNAVAILABLE', down.message, { cause: error });
+      throw error;
+    }
     if (options.validateReplies) {
       const validator = replyValidator(operation);
       if (!validator.check(result)) {
@@ -124,38 +178,41 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     return result;
   }
 
-  async function listNodes(): Promise<NodeSummary[]> {
-    const nc = await connection();
-    const services = new Svcm(nc).client({ strategy: 'stall', maxWait: options.discoveryWaitMs ?? 1000, stall: 200 });
-    const nodes: NodeSummary[] = [];
-    const online = new Set<string>();
-    try {
-      for await (const info of await services.info(AGENT_SERVICE_NAME)) {
-        const node = info.metadata?.['node'];
-        if (!node || !isNodeName(node)) continue;
-        online.add(node);
-        nodes.push({ node, id: info.id, version: info.version, online: true });
-      }
-    } catch (error) {
-      // No agent at all answers the info request with "no responders": the list is just the registered nodes.
-      // services' info() rejects with a bare NoRespondersError rather than a RequestError
-      if (!((error instanceof RequestError && error.isNoResponders()) || error instanceof NoRespondersError)) throw error;
-    }
-    const virt = await client();
-    for (const node of await virt.registeredNodes()) {
-      if (online.has(node)) continue;
-      const registered = await virt.registration(node);
-      if (!registered) continue;
-      nodes.push({ node, id: '', version: typeof registered.version === 'string' ? registered.version : '', online: false });
-    }
-    return nodes.sort((a, b) => a.node.localeCompare(b.node) || a.id.localeCompare(b.id));
+  function registry(): Promise<NodeRegistryCache> {
+    nodeRegistry ??= connection().then((nc) => {
+      const cache = new NodeRegistryCache(nc, options.onlineWithinMs ? { onlineWithinMs: options.onlineWithinMs } : {});
+      cache.start();
+      return cache;
+    });
+    return nodeRegistry;
   }
 
-  return { call, listNodes, isRegistered, connection };
+  async function listNodes(): Promise<NodeSummary[]> {
+    await liveConnection();
+    const cache = await registry();
+    // older callers passed the fan-out's reply wait (50–500 ms); a first registry load gets at least 5 s
+    const waitMs = Math.max(options.discoveryWaitMs ?? 0, REGISTRY_LOAD_WAIT_MS);
+    if (!(await cache.ready(waitMs))) throw new VirtError('BUS_UNAVAILABLE', `the node registry did not load within ${waitMs} ms`);
+    return cache.summaries();
+  }
+
+  async function onlineWithinSeconds(): Promise<number> {
+    return (await registry()).onlineWithinSeconds;
+  }
+
+  async function close(): Promise<void> {
+    const cache = nodeRegistry;
+    nodeRegistry = undefined;
+    await (await cache?.catch(() => undefined))?.close();
+  }
+
+  return { call, listNodes, onlineWithinSeconds, isRegistered, connection, liveConnection, busDownSince: () => busDown?.since, close };
 }
 
 async function agentClientPlugin(app: FastifyInstance, options: AgentClientOptions): Promise<void> {
-  app.decorate('agents', createAgentClient(options));
+  const agents = createAgentClient(options);
+  app.decorate('agents', agents);
+  app.addHook('onClose', () => agents.close());
 }
 
 export default shared(agentClientPlugin);

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { jetstream, jetstreamManager, type Consumer, type ConsumerMessages } from '@nats-io/jetstream';
 import { EVENTS_STREAM, LifecycleType, NodeName, Subjects, Uuid, VirtError } from '@virtbus/api-contract';
 import { canSeeNode } from '@virtbus/security';
 import { Tags } from '../plugins/openapi.js';
@@ -44,10 +45,16 @@ function resumeAfter(since: number | undefined, lastEventId: string | string[] |
 
 export interface EventRouteOptions {
   heartbeatMs?: number;
+  /** How long an SSE consumer may stay silent with events pending before it is replaced (default 5 s). */
+  stallCheckMs?: number;
+  /** How long a lost consumer is retried before the stream ends with an `error` event (default 30 s). */
+  resumeDeadlineMs?: number;
 }
 
 export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (app, options) => {
   const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
+  const stallCheckMs = options.stallCheckMs ?? 5000;
+  const resumeDeadlineMs = options.resumeDeadlineMs ?? 30_000;
   app.get(
     '/v1/events',
     {
@@ -59,11 +66,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
         description:
           'Each message has `id:` the stream sequence, `event:` the family (`lifecycle` for domain events, else the event `kind`, ' +
           'e.g. `pool.lifecycle`, `operation`) and `data:` the event as JSON (LifecycleEvent for domains). ' +
-          'Resume with `since` or the Last-Event-ID header; without either only new events are sent. A comment line is sent every 15 s.',
+          'Resume with `since` or the Last-Event-ID header; without either only new events are sent. A comment line is sent every 15 s. ' +
+          'A consumer lost with a NATS server is replaced after the last sent id; if that fails for 30 s the stream ends with `event: error` ' +
+          '(data: the error body plus `resumeAfter`, the id to resume after).',
         querystring: EventsQuery,
         response: {
           200: { description: 'An endless text/event-stream', content: { 'text/event-stream': { schema: ref('LifecycleEvent') } } },
-          ...errorResponses('AGENT_UNREACHABLE'),
+          ...errorResponses('AGENT_UNREACHABLE', 'BUS_UNAVAILABLE'),
         },
       },
     },
@@ -73,18 +82,21 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
       if (kind !== 'domain' && (domain !== undefined || type !== undefined)) throw new VirtError('INVALID_ARG', 'domain and type filter domain events only (kind=domain)');
       const after = resumeAfter(since, request.headers['last-event-id']);
       const filter = kind === 'domain' ? Subjects.domainEventFilter({ node, uuid: domain, type }) : Subjects.eventKindFilter({ node, kind });
-      const nc = await app.agents.connection();
+      const nc = await app.agents.liveConnection();
       const jsm = await jetstreamManager(nc);
+      let lastSeq: number;
       try {
-        await jsm.streams.info(EVENTS_STREAM);
+        // without a resume point the stream starts after what the stream holds now (that is "only new events")
+        lastSeq = after ?? (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
+        if (after !== undefined) await jsm.streams.info(EVENTS_STREAM);
       } catch (error) {
         throw new VirtError('AGENT_UNREACHABLE', `the event stream ${EVENTS_STREAM} does not exist yet: no agent has started`, { cause: error });
       }
-      const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, {
-        filter_subjects: filter,
-        ...(after === undefined ? { deliver_policy: 'new' as const } : { deliver_policy: 'by_start_sequence' as const, opt_start_seq: after + 1 }),
-      });
-      const messages: ConsumerMessages = await consumer.consume();
+      const open = async (): Promise<{ consumer: Consumer; messages: ConsumerMessages }> => {
+        const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, { filter_subjects: filter, deliver_policy: 'by_start_sequence', opt_start_seq: lastSeq + 1 });
+        return { consumer, messages: await consumer.consume() };
+      };
+      let current = await open();
 
       reply.hijack();
       const res = reply.raw;
@@ -97,32 +109,82 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
       res.write(': events\n\n');
 
       let ended = false;
+      let lastDeliveryAt = Date.now();
+      let suspicion = 0;
+      let checking = false;
       const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
+      // a consumer whose server died can go silent with events pending: compare with the server's view and resume
+      const watchdog = setInterval(() => {
+        if (ended || checking || Date.now() - lastDeliveryAt < stallCheckMs) {
+          if (Date.now() - lastDeliveryAt < stallCheckMs) suspicion = 0;
+          return;
+        }
+        checking = true;
+        const watched = current;
+        void Promise.race([watched.consumer.info(false).then((info) => info.num_pending), sleep(stallCheckMs).then(() => -1)])
+          .catch(() => -1)
+          .then((pending) => {
+            suspicion = pending === 0 ? 0 : suspicion + (pending < 0 ? 2 : 1);
+            if (suspicion >= 2 && watched === current && !ended) {
+              suspicion = 0;
+              request.log.warn({ lastSeq, pending }, 'event consumer stalled; resuming after the last delivered sequence');
+              void watched.messages.close().catch(() => undefined);
+            }
+          })
+          .finally(() => (checking = false));
+      }, stallCheckMs);
       const end = async (): Promise<void> => {
         if (ended) return;
         ended = true;
         clearInterval(heartbeat);
+        clearInterval(watchdog);
         unregister();
-        await messages.close().catch(() => undefined);
-        await consumer.delete().catch(() => undefined);
+        await current.messages.close().catch(() => undefined);
+        await current.consumer.delete().catch(() => undefined);
         if (!res.writableEnded) res.end();
       };
       const unregister = app.liveStreams.add({ end });
       res.on('close', () => void end());
 
       void (async () => {
-        for await (const message of messages) {
-          if (ended) break;
-          let event: unknown;
-          try {
-            event = message.json();
-          } catch {
-            request.log.warn({ seq: message.seq, subject: message.subject }, 'skipping an event that is not JSON');
-            continue;
+        let failingSince: number | undefined;
+        for (;;) {
+          for await (const message of current.messages) {
+            if (ended) break;
+            lastDeliveryAt = Date.now();
+            lastSeq = message.seq;
+            let event: unknown;
+            try {
+              event = message.json();
+            } catch {
+              request.log.warn({ seq: message.seq, subject: message.subject }, 'skipping an event that is not JSON');
+              continue;
+            }
+            // callers limited to some nodes get only their nodes' events
+            if (!canSeeNode(request.identity, (event as { node?: unknown }).node as string)) continue;
+            res.write(`id: ${message.seq}\nevent: ${sseEventName(event)}\ndata: ${JSON.stringify(event)}\n\n`);
           }
-          // callers limited to some nodes get only their nodes' events
-          if (!canSeeNode(request.identity, (event as { node?: unknown }).node as string)) continue;
-          res.write(`id: ${message.seq}\nevent: ${sseEventName(event)}\ndata: ${JSON.stringify(event)}\n\n`);
+          if (ended) return;
+          // the consumer ended (stalled, deleted with its server, or the bus is down): a new one after lastSeq
+          void current.consumer.delete().catch(() => undefined);
+          for (let attempt = 0; !ended; attempt++) {
+            try {
+              current = await open();
+              lastDeliveryAt = Date.now();
+              failingSince = undefined;
+              break;
+            } catch (error) {
+              failingSince ??= Date.now();
+              if (Date.now() - failingSince > resumeDeadlineMs) {
+                // the client resumes with Last-Event-ID (the id below) once the bus is back
+                const body = { ...new VirtError('BUS_UNAVAILABLE', `the event stream could not be resumed for ${Math.round(resumeDeadlineMs / 1000)} s: ${(error as Error).message}`).toBody(), resumeAfter: lastSeq };
+                res.write(`id: ${lastSeq}\nevent: error\ndata: ${JSON.stringify(body)}\n\n`);
+                return;
+              }
+              await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2));
+            }
+          }
+          if (ended) return;
         }
       })()
         .catch((error: unknown) => request.log.warn({ err: error }, 'event stream failed'))
