@@ -24,7 +24,7 @@ describe.runIf(canRun)('tools/security command lines', () => {
     const out = join(dir, 'bundle');
     const { stdout } = await tsx('generate.ts', ['--out', out, '--nodes', 'a,b', '--nats-hosts', '127.0.0.1,localhost', '--jetstream-dir', join(dir, 'js'), '--client', 'ro-a:read-only:a']);
     expect(stdout).toContain('agent-b');
-    expect(stdout).toContain('nats user "CN=ro-a,OU=read-only,O=virtbus"');
+    expect(stdout).toContain('nats user "CN=ro-a,OU=nodes a,OU=read-only,O=virtbus"');
     const natsServer = requireBinary('nats-server');
     for (const conf of ['nats-server.conf', 'nats-server-127.0.0.1.conf', 'nats-server-localhost.conf']) {
       const { stderr, stdout: out2 } = await run(natsServer, ['-t', '-c', join(out, conf)]);
