@@ -5,6 +5,7 @@ import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/typ
 import { VirtError } from '@virtbus/api-contract';
 import agentClient, { type NatsSource } from './plugins/agent-client.js';
 import errors, { formatValidationErrors, toErrorBody } from './plugins/errors.js';
+import idempotency from './plugins/idempotency.js';
 import limitsPlugin, { resolveLimits, type GatewayLimits } from './plugins/limits.js';
 import liveStreams from './plugins/live-streams.js';
 import monitoring, { createGatewayMonitoring, injectActiveTrace, type GatewayMonitoringOptions } from './plugins/monitoring.js';
@@ -97,6 +98,7 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   });
   await app.register(security, deps.security ?? {});
   await app.register(limitsPlugin, limits);
+  await app.register(idempotency);
   await app.register(openapi);
   await app.register(websocket, { options: { maxPayload: DEFAULT_BODY_LIMIT } });
 

@@ -1,9 +1,11 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FastifyInstance } from 'fastify';
 import { headers as natsHeaders, NoRespondersError, RequestError, type NatsConnection } from '@nats-io/transport-node';
 import { Svcm } from '@nats-io/services';
 import {
   AGENT_SERVICE_NAME,
   compileValidator,
+  IDEMPOTENCY_HEADER,
   isNodeName,
   Operations,
   VirtError,
@@ -17,6 +19,13 @@ import { VirtClient } from '@virtbus/client';
 import { SpanKind, withSpan } from '@virtbus/monitoring';
 import { injectNoTrace, type TraceInjector } from '../trace.js';
 import { shared } from './skip-override.js';
+
+const idempotencyKeys = new AsyncLocalStorage<string>();
+
+/** Write calls made inside `run` carry the key to the agent, which answers a repeat with its first answer. */
+export function runWithIdempotencyKey<T>(key: string, run: () => T): T {
+  return idempotencyKeys.run(key, run);
+}
 
 /** A NATS connection, or a way to get one on first use (so building the app needs no server). */
 export type NatsSource = NatsConnection | (() => NatsConnection | Promise<NatsConnection>);
@@ -110,6 +119,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   ): Promise<OperationResponse<N>> {
     const headers = natsHeaders();
     injectTrace(headers);
+    const idempotencyKey = idempotencyKeys.getStore();
+    if (idempotencyKey && Operations[operation].access === 'rw') headers.set(IDEMPOTENCY_HEADER, idempotencyKey);
     const result = await (await client()).call(node, operation, request, { headers, ...(callOptions.timeoutMs ? { timeoutMs: callOptions.timeoutMs } : {}) });
     if (options.validateReplies) {
       const validator = replyValidator(operation);
