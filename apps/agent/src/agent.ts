@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Kvm } from '@nats-io/kv';
 import type { Service } from '@nats-io/services';
@@ -20,6 +21,7 @@ import { FirewallManager, type FirewallDomainSource } from './firewall/manager.j
 import { staticAddressesOf } from './firewall/addresses.js';
 import { createAgentMonitoring, type AgentMonitoring, type AgentMonitoringConfig } from './monitoring.js';
 import { serveOperations } from './service.js';
+import { IdempotencyStore } from './idempotency.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -199,7 +201,10 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     await register();
 
     const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces, migrations: mover, snapshots, firewall });
+    const idempotency = new IdempotencyStore({ dir: join(config.stateDir, 'idempotency'), logger });
+    await idempotency.init();
     service = await serveOperations({
+      idempotency,
       nc,
       node: config.node,
       version: AGENT_VERSION,

@@ -2,6 +2,8 @@ import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   AGENT_SERVICE_NAME,
+  IDEMPOTENCY_HEADER,
+  isIdempotencyKey,
   Operations,
   OperationNames,
   Subjects,
@@ -14,6 +16,7 @@ import {
   type Validator,
 } from '@virtbus/api-contract';
 import type { Logger } from 'pino';
+import { fingerprintOf, NOT_REPLAYABLE, type IdempotencyStore } from './idempotency.js';
 
 export interface MsgHeaderReader {
   get(name: string): string;
@@ -42,6 +45,8 @@ export interface ServeOptions {
   /** Wraps every call (tracing, metrics); must call `run`. */
   around?: <T>(context: CallContext, run: () => Promise<T>) => Promise<T>;
   onResult?: (operation: OperationName, code: string, durationMs: number) => void;
+  /** Writes carrying an Idempotency-Key header are answered from here when repeated. */
+  idempotency?: IdempotencyStore;
 }
 
 const validators = Object.fromEntries(OperationNames.map((name) => [name, compileValidator(Operations[name].request)])) as {
@@ -117,10 +122,19 @@ export async function serveOperations(options: ServeOptions): Promise<Service> {
           replyError(msg, body);
           options.onResult?.(operation, body.code, performance.now() - started);
         };
+        const key = spec.access === 'rw' && options.idempotency && !NOT_REPLAYABLE.has(operation) ? (msg.headers?.get(IDEMPOTENCY_HEADER) ?? '') : '';
         void around(context, async () => {
-          const request = validators[operation].parse(decode(msg));
-          const handler = handlers[operation] as (request: unknown, context: CallContext) => Promise<unknown>;
-          return handler(request, context);
+          const payload = decode(msg);
+          const execute = async (): Promise<unknown> => {
+            const request = validators[operation].parse(payload);
+            const handler = handlers[operation] as (request: unknown, context: CallContext) => Promise<unknown>;
+            return handler(request, context);
+          };
+          if (!key || !options.idempotency) return execute();
+          if (!isIdempotencyKey(key)) throw new VirtError('INVALID_ARG', `${IDEMPOTENCY_HEADER} must be 1 to 255 visible ASCII characters`);
+          const { outcome } = await options.idempotency.run(key, operation, fingerprintOf(operation, payload), execute);
+          if ('error' in outcome) throw VirtError.fromBody(outcome.error);
+          return outcome.result;
         })
           .then(
             (result) => {

@@ -1,8 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request as httpsRequest } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { isErrorCode, VirtError } from '@virtbus/api-contract';
+import { IDEMPOTENCY_HEADER, isErrorCode, VirtError } from '@virtbus/api-contract';
+
+/** A write is sent again with the same Idempotency-Key after a timeout, an unreachable agent or a lost connection. */
+const WRITE_RETRIES = 2;
+const RETRY_STATUSES = new Set([502, 503, 504]);
 
 export interface Connection {
   url: string;
@@ -53,7 +59,22 @@ export class GatewayHttp {
   }
 
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const response = await this.send(method, path, body);
+    if (method === 'GET' || method === 'HEAD') return this.once<T>(method, path, body);
+    // the agent answers a repeated key with the first answer, so a retry never runs the write twice
+    const key = { [IDEMPOTENCY_HEADER.toLowerCase()]: randomUUID() };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once<T>(method, path, body, key);
+      } catch (error) {
+        // a lost connection is AGENT_UNREACHABLE (503) too
+        if (attempt >= WRITE_RETRIES || !(VirtError.is(error) && RETRY_STATUSES.has(error.status))) throw error;
+        await sleep(250 * 2 ** attempt);
+      }
+    }
+  }
+
+  private async once<T>(method: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
+    const response = await this.send(method, path, body, headers);
     const text = await readAll(response);
     const parsed: unknown = text ? JSON.parse(text) : undefined;
     if ((response.statusCode ?? 500) >= 400) throw toError(response.statusCode ?? 500, parsed);

@@ -6,6 +6,8 @@ import { VirtError } from '@virtbus/api-contract';
 import agentClient, { type NatsSource } from './plugins/agent-client.js';
 import errors, { formatValidationErrors, toErrorBody } from './plugins/errors.js';
 import health from './plugins/health.js';
+import idempotency from './plugins/idempotency.js';
+import limitsPlugin, { resolveLimits, type GatewayLimits } from './plugins/limits.js';
 import liveStreams from './plugins/live-streams.js';
 import monitoring, { createGatewayMonitoring, injectActiveTrace, type GatewayMonitoringOptions } from './plugins/monitoring.js';
 import openapi from './plugins/openapi.js';
@@ -49,6 +51,8 @@ export interface GatewayDeps {
   onlineWithinMs?: number;
   /** Authentication, rate limit and audit; defaults to loopback-only dev mode (everyone admin) with no audit file. */
   security?: GatewaySecurityOptions;
+  /** Connection, body and stream bounds (timeouts, SSE and console caps); defaults in plugins/limits.ts. */
+  limits?: GatewayLimits;
   /** HTTPS server options (cert, key, ca, requestCert…); plain HTTP when absent. */
   https?: HttpsServerOptions;
 }
@@ -57,12 +61,17 @@ export type GatewayApp = FastifyInstance;
 
 export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   const requestTimeoutMs = deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const limits = resolveLimits(deps.limits);
   const base = Fastify({
     logger: deps.logger ?? false,
     bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
     schemaErrorFormatter: formatValidationErrors,
     // Upgraded and streaming connections end through liveStreams; idle keep-alive sockets close at once.
     forceCloseConnections: 'idle',
+    // no request may hold a connection forever: whole request (uploads included), idle socket, idle keep-alive
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.connectionTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
     return503OnClosing: true,
     // the router's own rejections (malformed or over-long URL parameters) answer with the contract's error body too
     frameworkErrors: (error, _request, reply) => {
@@ -74,6 +83,7 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     ...(deps.https ? { https: deps.https } : {}),
   } as FastifyServerOptions) as unknown as FastifyInstance;
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
+  app.server.headersTimeout = limits.requestTimeoutMs > 0 ? Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) : limits.headersTimeoutMs;
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   // JSON only: a text/plain body would otherwise reach validation as a string.
   app.removeContentTypeParser('text/plain');
@@ -94,13 +104,15 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   });
   await app.register(security, deps.security ?? {});
   await app.register(health);
+  await app.register(limitsPlugin, limits);
+  await app.register(idempotency);
   await app.register(openapi);
   await app.register(websocket, { options: { maxPayload: DEFAULT_BODY_LIMIT } });
 
   await app.register(nodeRoutes);
   await app.register(domainRoutes, { requestTimeoutMs });
   await app.register(eventRoutes, { ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}), ...(deps.sseStallCheckMs ? { stallCheckMs: deps.sseStallCheckMs } : {}) });
-  await app.register(consoleRoutes);
+  await app.register(consoleRoutes, { idleTimeoutMs: limits.consoleIdleTimeoutMs });
   await app.register(storageRoutes);
   await app.register(interfaceRoutes);
   await app.register(migrationRoutes);

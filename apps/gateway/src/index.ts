@@ -7,6 +7,7 @@ import { buildApp, type GatewayDeps, type GatewayApp } from './app.js';
 export { buildApp, DEFAULT_BODY_LIMIT, DEFAULT_REQUEST_TIMEOUT_MS, type GatewayApp, type GatewayDeps } from './app.js';
 export { createAgentClient, type AgentClient, type NatsSource } from './plugins/agent-client.js';
 export { toErrorBody } from './plugins/errors.js';
+export { DEFAULT_LIMITS, type GatewayLimits } from './plugins/limits.js';
 export { createGatewayMonitoring } from './plugins/monitoring.js';
 export type { TraceInjector } from './trace.js';
 export { auditRecordOf, type GatewaySecurityOptions } from './plugins/security.js';

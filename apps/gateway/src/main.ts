@@ -26,6 +26,10 @@ const USAGE = `virtbus gateway: the HTTP API in front of the agents
   --audit-log FILE       JSON-lines audit log of mutating calls (default: VIRTBUS_AUDIT_LOG; none when unset)
   --gateway-id ID        audit records go to virt.v1._audit.<ID> (default: VIRTBUS_GATEWAY_ID or gateway)
   --rate-limit N         requests per second per identity, burst 2N; 0 turns it off (default: VIRTBUS_RATE_LIMIT or 50)
+  --max-event-streams N, --max-event-streams-per-identity N   open SSE streams (default 1000, 20)
+  --max-consoles N, --max-consoles-per-identity N             open console WebSockets (default 200, 10)
+  --console-idle-timeout S  close a console without traffic after S seconds, 0 = never (default 900)
+  --body-timeout S       a JSON body must arrive within S seconds (default 30)
 
 Also: LOG_LEVEL (default info), OTEL_* (tracing export).
 With neither --tokens nor --tls-ca every caller is admin, and only on loopback (dev mode).
@@ -57,6 +61,12 @@ const { values } = parseArgs({
     'audit-log': { type: 'string', default: env['VIRTBUS_AUDIT_LOG'] },
     'gateway-id': { type: 'string', default: env['VIRTBUS_GATEWAY_ID'] ?? 'gateway' },
     'rate-limit': { type: 'string', default: env['VIRTBUS_RATE_LIMIT'] ?? '50' },
+    'max-event-streams': { type: 'string' },
+    'max-event-streams-per-identity': { type: 'string' },
+    'max-consoles': { type: 'string' },
+    'max-consoles-per-identity': { type: 'string' },
+    'console-idle-timeout': { type: 'string' },
+    'body-timeout': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -72,6 +82,22 @@ if (!Number.isInteger(port) || port < 0 || port > 65_535) fail(`invalid --port: 
 const rateLimit = Number(values['rate-limit']);
 if (!Number.isFinite(rateLimit) || rateLimit < 0) fail(`invalid --rate-limit: ${values['rate-limit']}`);
 if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) fail('HTTPS needs both --tls-cert and --tls-key');
+
+function count(flag: string, scale = 1): number | undefined {
+  const text = values[flag as keyof typeof values];
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0) fail(`invalid --${flag}: ${String(text)}`);
+  return value * scale;
+}
+const limits = {
+  maxEventStreams: count('max-event-streams'),
+  maxEventStreamsPerIdentity: count('max-event-streams-per-identity'),
+  maxConsoles: count('max-consoles'),
+  maxConsolesPerIdentity: count('max-consoles-per-identity'),
+  consoleIdleTimeoutMs: count('console-idle-timeout', 1000),
+  bodyTimeoutMs: count('body-timeout', 1000),
+};
 
 let tokens: readonly TokenRecord[] | undefined;
 const tokenFile = values.tokens;
@@ -100,6 +126,7 @@ try {
       ? { tls: { cert: values['tls-cert'], key: values['tls-key'], ...(values['tls-ca'] ? { ca: values['tls-ca'] } : {}) } }
       : {}),
     allowInsecureListen: values['allow-insecure-listen'] ?? false,
+    limits,
     security: {
       ...(tokenFile ? { tokens: () => tokens ?? [] } : {}),
       ...(values['tls-ca'] && values['tls-cert'] ? { certificates: {} } : {}),

@@ -18,6 +18,10 @@ export const ErrorStatus = {
   OPERATION_INVALID: 409,
   /** The destination cannot run the domain as it runs on the source (driver, machine, CPU, disks, networks). */
   MIGRATION_INCOMPATIBLE: 409,
+  /** The Idempotency-Key was used before with a different request (operation or body): nothing was run. */
+  IDEMPOTENCY_KEY_REUSED: 422,
+  /** The request body did not arrive in time (a slow client); the connection is closed. */
+  REQUEST_TIMEOUT: 408,
   PAYLOAD_TOO_LARGE: 413,
   RATE_LIMITED: 429,
   INTERNAL: 500,

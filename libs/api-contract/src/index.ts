@@ -18,3 +18,4 @@ export * from './provision.js';
 export * from './firewall.js';
 export * from './labels.js';
 export * from './paging.js';
+export * from './idempotency.js';

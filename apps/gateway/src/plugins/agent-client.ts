@@ -1,7 +1,9 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FastifyInstance } from 'fastify';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import {
   compileValidator,
+  IDEMPOTENCY_HEADER,
   Operations,
   VirtError,
   type NodeSummary,
@@ -14,6 +16,13 @@ import { NodeRegistryCache, VirtClient } from '@virtbus/client';
 import { SpanKind, withSpan } from '@virtbus/monitoring';
 import { injectNoTrace, type TraceInjector } from '../trace.js';
 import { shared } from './skip-override.js';
+
+const idempotencyKeys = new AsyncLocalStorage<string>();
+
+/** Write calls made inside `run` carry the key to the agent, which answers a repeat with its first answer. */
+export function runWithIdempotencyKey<T>(key: string, run: () => T): T {
+  return idempotencyKeys.run(key, run);
+}
 
 /** A NATS connection, or a way to get one on first use (so building the app needs no server). */
 export type NatsSource = NatsConnection | (() => NatsConnection | Promise<NatsConnection>);
@@ -156,6 +165,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     await liveConnection();
     const headers = natsHeaders();
     injectTrace(headers);
+    const idempotencyKey = idempotencyKeys.getStore();
+    if (idempotencyKey && Operations[operation].access === 'rw') headers.set(IDEMPOTENCY_HEADER, idempotencyKey);
     let result: OperationResponse<N>;
     try {
       result = await (await client()).call(node, operation, request, { headers, ...(callOptions.timeoutMs ? { timeoutMs: callOptions.timeoutMs } : {}) });

@@ -3,6 +3,7 @@ import type { Subscription } from '@nats-io/transport-node';
 import Type from 'typebox';
 import { VirtError, type ErrorBody } from '@virtbus/api-contract';
 import { toErrorBody } from '../plugins/errors.js';
+import { releaseLiveStream } from '../plugins/limits.js';
 import { Tags } from '../plugins/openapi.js';
 import { auditRecordOf } from '../plugins/security.js';
 import { DomainCallCodes, DomainParams, errorResponses } from '../schemas.js';
@@ -33,6 +34,13 @@ const WRITE_CHUNK_BYTES = 65_536;
 /** WebSocket close codes 4000-4999 are the application's: 4000 + the HTTP status of the error. */
 export const closeCodeOf = (error: ErrorBody): number => 4000 + error.status;
 const GOING_AWAY = 1001;
+/** Closes a console idle in both directions: 4000 + 408 (Request Timeout), reason `IDLE_TIMEOUT: …`. */
+export const IDLE_CLOSE_CODE = 4408;
+
+export interface ConsoleRouteOptions {
+  /** No traffic either way for this long closes the console (0 = never). */
+  idleTimeoutMs?: number;
+}
 
 function closeReason(error: ErrorBody): string {
   // A close frame's reason is at most 123 bytes.
@@ -44,12 +52,13 @@ function toBuffer(data: RawData): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data);
 }
 
-export const consoleRoutes: FastifyPluginAsyncTypebox = async (app) => {
+export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRouteOptions> = async (app, options) => {
+  const idleTimeoutMs = options.idleTimeoutMs ?? 0;
   app.route({
     method: 'GET',
     url: '/v1/nodes/:node/domains/:id/console',
     // console output can show what was typed (passwords): operator, like libvirt's read-write socket
-    config: { permission: 'domain.console.attach' },
+    config: { permission: 'domain.console.attach', liveStream: 'console' },
     schema: {
       operationId: 'openConsole',
       tags: [Tags.Console],
@@ -57,7 +66,9 @@ export const consoleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       description:
         'Upgrade to a WebSocket. The server sends the output so far, then live output, as binary frames; binary or text frames ' +
         'from the client are keystrokes (mode rw only). Errors close the socket with code 4000 + HTTP status and the reason `CODE: message`. ' +
-        'Only one writer at a time: attaching while another holds the console closes with 4409 unless force is set.',
+        'Only one writer at a time: attaching while another holds the console closes with 4409 unless force is set. ' +
+        'A console with no traffic either way for the idle timeout (15 min by default) closes with 4408 `IDLE_TIMEOUT: …`; ' +
+        'past the per-caller or gateway cap of open consoles the upgrade is refused with 429 and Retry-After.',
       params: DomainParams,
       querystring: ConsoleQuery,
       response: {
@@ -101,9 +112,20 @@ export const consoleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       };
 
       const unregister = app.liveStreams.add({ end: () => socket.close(GOING_AWAY, 'gateway shutting down') });
+      let idleTimer: NodeJS.Timeout | undefined;
+      const touch = (): void => {
+        if (idleTimeoutMs <= 0 || closed) return;
+        if (idleTimer) return void idleTimer.refresh();
+        idleTimer = setTimeout(() => {
+          const minutes = idleTimeoutMs >= 60_000 ? `${Math.round(idleTimeoutMs / 60_000)} min` : `${Math.round(idleTimeoutMs / 1000)} s`;
+          if (socket.readyState === socket.OPEN) socket.close(IDLE_CLOSE_CODE, `IDLE_TIMEOUT: no console traffic for ${minutes}`);
+        }, idleTimeoutMs);
+      };
+      touch();
 
       // Handlers go on at once: keystrokes typed before the attach reply wait in `pending`.
       socket.on('message', (data: RawData) => {
+        touch();
         if (mode === 'ro') return;
         const bytes = toBuffer(data);
         if (session) write(bytes);
@@ -111,6 +133,8 @@ export const consoleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       });
       socket.on('close', () => {
         closed = true;
+        clearTimeout(idleTimer);
+        releaseLiveStream(request);
         unregister();
         void subscription?.unsubscribe();
         if (session) void app.agents.call(node, 'domain.console.detach', { id, session }).catch(() => undefined);
@@ -131,7 +155,10 @@ export const consoleRoutes: FastifyPluginAsyncTypebox = async (app) => {
         subscription = nc.subscribe(attachment.subject, {
           callback: (error, message) => {
             if (error) return fail(new VirtError('AGENT_UNREACHABLE', `console output subscription failed: ${error.message}`, { cause: error }));
-            if (socket.readyState === socket.OPEN) socket.send(message.data, { binary: true });
+            if (socket.readyState === socket.OPEN) {
+              touch();
+              socket.send(message.data, { binary: true });
+            }
           },
         });
         const history = Buffer.from(attachment.history, 'base64');

@@ -8,6 +8,8 @@ import { Tags } from '../plugins/openapi.js';
 import { errorResponses, ref } from '../schemas.js';
 
 export const HEARTBEAT_MS = 15_000;
+/** The largest resume point: the next sequence must stay an exact JSON integer for JetStream. */
+const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER - 1;
 
 export const EventsQuery = Type.Object(
   {
@@ -20,7 +22,7 @@ export const EventsQuery = Type.Object(
         description: 'Which events: domain lifecycle (default), storage pool or virtual network lifecycle, domain snapshots, async operations, or every family on the bus',
       }),
     ),
-    since: Type.Optional(Type.Integer({ minimum: 0, description: 'Stream sequence to resume after (the last SSE id seen)' })),
+    since: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SEQUENCE, description: 'Stream sequence to resume after (the last SSE id seen)' })),
   },
   { additionalProperties: false },
 );
@@ -58,7 +60,9 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
   app.get(
     '/v1/events',
     {
-      config: { permission: 'events' },
+      config: { permission: 'events', liveStream: 'events' },
+      // HEAD is answered below at once instead of opening a stream no body will ever be read from
+      exposeHeadRoute: false,
       schema: {
         operationId: 'streamEvents',
         tags: [Tags.Events],
@@ -190,5 +194,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
         .catch((error: unknown) => request.log.warn({ err: error }, 'event stream failed'))
         .finally(() => void end());
     },
+  );
+  app.head('/v1/events', { config: { permission: 'events' }, schema: { hide: true, querystring: EventsQuery } }, async (_request, reply) =>
+    reply.code(200).header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache, no-transform').send(),
   );
 };

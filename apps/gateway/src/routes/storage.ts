@@ -322,7 +322,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.put(
     '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/content',
     {
-      config: { permission: 'volume.upload' },
+      config: { permission: 'volume.upload', streamingBody: true },
       bodyLimit: CONTENT_BODY_LIMIT,
       schema: {
         operationId: 'uploadStorageVolume',
