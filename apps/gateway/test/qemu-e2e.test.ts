@@ -52,8 +52,12 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ti
   }
 }
 
+/** A domain's events in its node's sequence (a re-sent publish may reach plain subscribers after later ones). */
 function eventsOf(uuid: string): string[] {
-  return busEvents.filter((event) => event.uuid === uuid).map((event) => `${event.type}/${event.detail}`);
+  return busEvents
+    .filter((event) => event.uuid === uuid)
+    .sort((a, b) => a.seq - b.seq)
+    .map((event) => `${event.type}/${event.detail}`);
 }
 
 /** A console WebSocket through the gateway: everything received (history + live) and a way to type. */
