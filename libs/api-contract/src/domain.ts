@@ -243,7 +243,7 @@ export const FleetDomain = Type.Object(
     state: DomainState,
     reason: StateReason,
     labels: Type.Optional(Labels),
-    stateChangedAt: Type.String({ format: 'date-time' }),
+    stateChangedAt: Type.String({ format: 'date-time', description: "The agent's time of the last state change, or the time of the event that reported it" }),
   },
   { additionalProperties: false, title: 'FleetDomain' },
 );

@@ -42,8 +42,8 @@ class Nodes implements FleetSource {
     return { domains: page.items, ...(page.continue ? { continue: page.continue } : {}), remaining: page.remaining };
   }
 
-  async driverOf(node: string, uuid: string) {
-    return this.domains.get(node)?.get(uuid)?.driver;
+  async describe(node: string, uuid: string) {
+    return this.domains.get(node)?.get(uuid);
   }
 }
 

@@ -5,6 +5,7 @@ import {
   matchesLabelSelector,
   parseLabelSelector,
   takePage,
+  type Domain,
   type DomainDriver,
   type DomainList,
   type DomainListRequest,
@@ -14,10 +15,10 @@ import {
   type LifecycleEvent,
 } from '@virtbus/api-contract';
 
-/** How the index reaches agents: one page of a node's domain.list, and the driver of one domain (undefined: it is gone). */
+/** How the index reaches agents: one page of a node's domain.list, and one domain (undefined: it is gone). */
 export interface FleetSource {
   list(node: string, query: DomainListRequest): Promise<DomainList>;
-  driverOf(node: string, uuid: string): Promise<DomainDriver | undefined>;
+  describe(node: string, uuid: string): Promise<Pick<Domain, 'driver' | 'state' | 'stateChangedAt'> | undefined>;
 }
 
 export interface FleetIndexOptions {
@@ -252,16 +253,21 @@ export class FleetIndex {
     if (!previous) void this.learnDriver(node, state, event.uuid);
   }
 
-  /** Events do not carry the driver: a domain first seen in an event is asked for it once. */
+  /** Events do not carry the driver: a domain first seen in an event is asked for once. */
   private async learnDriver(node: string, state: NodeState, uuid: string): Promise<void> {
     try {
-      const driver = await this.source.driverOf(node, uuid);
+      const domain = await this.source.describe(node, uuid);
       const entry = state.domains.get(uuid);
       if (!entry || state.removed) return;
       state.sorted = undefined;
       // gone already: its UNDEFINED event follows (or was missed, which a gap reveals)
-      if (driver === undefined) state.domains.delete(uuid);
-      else entry.driver = driver;
+      if (domain === undefined) {
+        state.domains.delete(uuid);
+        return;
+      }
+      entry.driver = domain.driver;
+      // the agent's own time of the change beats the event's (a few ms later) while the state is the same
+      if (domain.state === entry.state) entry.stateChangedAt = domain.stateChangedAt;
     } catch (error) {
       this.options.logger?.warn({ err: error, node, uuid }, 'fleet index: could not learn a domain driver; listing the node again');
       this.resync(node);

@@ -54,9 +54,9 @@ async function fleetIndexPlugin(app: FastifyInstance, options: FleetIndexPluginO
     const index = new FleetIndex(
       {
         list: (node, query) => app.agents.call(node, 'domain.list', query),
-        driverOf: async (node, uuid) => {
+        describe: async (node, uuid) => {
           try {
-            return (await app.agents.call(node, 'domain.get', { id: uuid })).driver;
+            return await app.agents.call(node, 'domain.get', { id: uuid });
           } catch (error) {
             if (VirtError.is(error, 'NO_DOMAIN')) return undefined;
             throw error;
