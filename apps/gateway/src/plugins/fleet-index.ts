@@ -46,6 +46,7 @@ function parseEvent(data: Uint8Array): NumberedEvent | undefined {
 
 async function fleetIndexPlugin(app: FastifyInstance, options: FleetIndexPluginOptions): Promise<void> {
   let starting: Promise<FleetIndex> | undefined;
+  let closed = false;
   const cleanup: Array<() => void> = [];
 
   async function start(): Promise<FleetIndex> {
@@ -77,6 +78,7 @@ async function fleetIndexPlugin(app: FastifyInstance, options: FleetIndexPluginO
     cleanup.push(() => subscription.unsubscribe());
     void (async () => {
       for await (const status of nc.status()) {
+        if (closed) break;
         // plain subscribers miss what was published while the connection was down
         if (status.type === 'reconnect') index.resyncAll();
       }
@@ -101,6 +103,7 @@ async function fleetIndexPlugin(app: FastifyInstance, options: FleetIndexPluginO
     },
   } satisfies FleetView);
   app.addHook('onClose', async () => {
+    closed = true;
     for (const undo of cleanup.splice(0)) undo();
   });
 }
