@@ -7,6 +7,7 @@ import {
   type DomainStatePut,
   type DomainStats,
   type ExecResult,
+  type FleetDomain,
   type LifecycleEvent,
   type NodeInfo,
   type NodeList,
@@ -104,6 +105,23 @@ export async function list(ctx: CommandContext, all: boolean, filters: DomainLis
   const domains = await listAll<'domains', Domain>(ctx, `/v1/nodes/${enc(node)}/domains`, 'domains', { query, max });
   const shown = all || filters.state ? domains : domains.filter((d) => d.state !== 'shutoff');
   print(ctx, { domains: shown }, () => table(['Name', 'State', 'Driver', 'UUID'], shown.map((d) => [d.name, d.state, d.driver, d.uuid])));
+}
+
+/** list --fleet: every node's domains from the gateway's fleet index (GET /v1/domains), every page. */
+export async function listFleet(ctx: CommandContext, all: boolean, filters: DomainListFilters = {}, max?: number): Promise<void> {
+  const query = { state: filters.state, labelSelector: filters.selector, prefix: filters.prefix, driver: filters.driver };
+  const stale = new Set<string>();
+  const domains = await listAll<'domains', FleetDomain>(ctx, '/v1/domains', 'domains', {
+    query,
+    max,
+    onPage: (page) => (page['stale'] as string[] | undefined)?.forEach((node) => stale.add(node)),
+  });
+  const shown = all || filters.state ? domains : domains.filter((d) => d.state !== 'shutoff');
+  const staleNodes = [...stale].sort();
+  print(ctx, { domains: shown, ...(staleNodes.length > 0 ? { stale: staleNodes } : {}) }, () => {
+    const text = table(['Node', 'Name', 'State', 'Driver', 'UUID'], shown.map((d) => [d.node, d.name, d.state, d.driver, d.uuid]));
+    return staleNodes.length > 0 ? `${text}\n(not current: ${staleNodes.join(', ')})` : text;
+  });
 }
 
 export async function dominfo(ctx: CommandContext, id: string): Promise<void> {

@@ -21,8 +21,9 @@ usage: virtbus [--remote NAME | --url URL] [--token TOKEN] [--ca FILE] [--cert F
 
 nodes                                 list nodes and whether their agent is online
 nodeinfo                              CPU, memory, NUMA and drivers of the node
-list [--all] [--state S] [--selector SEL] [--prefix P] [--limit N]
+list [--all] [--state S] [--selector SEL] [--prefix P] [--driver D] [--limit N] [--fleet]
                                       domains of the node (running ones unless --all or --state), every page;
+                                      --fleet: of every node, from the gateway's fleet index (node column);
                                       SEL is a Kubernetes label selector (app=web,tier!=db,env in (a,b),!legacy)
 dominfo DOMAIN                        one domain
 define FILE.json                      define a domain from a DomainsPost JSON file
@@ -79,6 +80,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
       all: { type: 'boolean', default: false },
+      fleet: { type: 'boolean', default: false },
       state: { type: 'string' },
       selector: { type: 'string' },
       prefix: { type: 'string' },
@@ -216,7 +218,12 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       await commands.nodeinfo(ctx);
       return 0;
     case 'list':
-      await commands.list(ctx, values.all ?? false, { state: values.state, selector: values.selector, prefix: values.prefix, driver: values.driver }, limit());
+      await (values.fleet ? commands.listFleet : commands.list)(
+        ctx,
+        values.all ?? false,
+        { state: values.state, selector: values.selector, prefix: values.prefix, driver: values.driver },
+        limit(),
+      );
       return 0;
     case 'dominfo':
       await commands.dominfo(ctx, need('domain'));

@@ -4,6 +4,7 @@ import websocket from '@fastify/websocket';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { VirtError } from '@virtbus/api-contract';
 import agentClient, { type NatsSource } from './plugins/agent-client.js';
+import fleetIndex from './plugins/fleet-index.js';
 import errors, { formatValidationErrors, toErrorBody } from './plugins/errors.js';
 import health from './plugins/health.js';
 import idempotency from './plugins/idempotency.js';
@@ -23,6 +24,7 @@ import { storageRoutes } from './routes/storage.js';
 import { interfaceRoutes } from './routes/interfaces.js';
 import { networkRoutes } from './routes/networks.js';
 import { firewallRoutes } from './routes/firewall.js';
+import { fleetRoutes } from './routes/fleet.js';
 import { sharedSchemaDefinitions } from './schemas.js';
 import type { TraceInjector } from './trace.js';
 
@@ -49,6 +51,8 @@ export interface GatewayDeps {
   discoveryWaitMs?: number;
   /** A node is listed online while its last registry heartbeat is younger than this (15 s by default). */
   onlineWithinMs?: number;
+  /** Fleet index (GET /v1/domains): how long its first request waits for every node's first list. */
+  fleetInitialWaitMs?: number;
   /** Authentication, rate limit and audit; defaults to loopback-only dev mode (everyone admin) with no audit file. */
   security?: GatewaySecurityOptions;
   /** Connection, body and stream bounds (timeouts, SSE and console caps); defaults in plugins/limits.ts. */
@@ -102,6 +106,7 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     ...(deps.discoveryWaitMs ? { discoveryWaitMs: deps.discoveryWaitMs } : {}),
     ...(deps.onlineWithinMs ? { onlineWithinMs: deps.onlineWithinMs } : {}),
   });
+  await app.register(fleetIndex, deps.fleetInitialWaitMs !== undefined ? { initialWaitMs: deps.fleetInitialWaitMs } : {});
   await app.register(security, deps.security ?? {});
   await app.register(health);
   await app.register(limitsPlugin, limits);
@@ -120,5 +125,6 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(snapshotRoutes);
   await app.register(diskRoutes, { requestTimeoutMs });
   await app.register(firewallRoutes);
+  await app.register(fleetRoutes);
   return app;
 }

@@ -233,6 +233,39 @@ export const DomainListRequest = Type.Object(
 export type DomainListRequest = Static<typeof DomainListRequest>;
 export type DomainList = Static<typeof DomainList>;
 
+/** One domain in the gateway's fleet index: what a fleet-wide list shows and filters on. */
+export const FleetDomain = Type.Object(
+  {
+    node: Type.String(),
+    uuid: Uuid,
+    name: ObjectName,
+    driver: DomainDriver,
+    state: DomainState,
+    reason: StateReason,
+    labels: Type.Optional(Labels),
+    stateChangedAt: Type.String({ format: 'date-time', description: "The agent's time of the last state change, or the time of the event that reported it" }),
+  },
+  { additionalProperties: false, title: 'FleetDomain' },
+);
+export type FleetDomain = Static<typeof FleetDomain>;
+
+/** GET /v1/domains: the same filters and paging as domain.list, over every node the caller may see. */
+export const FleetDomainListRequest = Type.Object({ ...DomainListRequest.properties }, { additionalProperties: false, title: 'FleetDomainListRequest' });
+export type FleetDomainListRequest = Static<typeof FleetDomainListRequest>;
+
+export const FleetDomainList = Type.Object(
+  {
+    domains: Type.Array(FleetDomain, { description: 'In (node, name, uuid) order' }),
+    ...PageResponseFields,
+    asOf: Type.String({ format: 'date-time', description: 'When the gateway answered from its fleet index' }),
+    stale: Type.Optional(
+      Type.Array(Type.String(), { description: 'Nodes whose entries are not current: not yet listed, being listed again after a missed event, or unreachable (last known entries shown)' }),
+    ),
+  },
+  { additionalProperties: false, title: 'FleetDomainList' },
+);
+export type FleetDomainList = Static<typeof FleetDomainList>;
+
 export const ExecRequest = Type.Object(
   {
     command: Type.Array(CommandArg, { minItems: 1, maxItems: 256 }),

@@ -90,6 +90,7 @@ export class NodeRegistryCache {
   private watcher: QueuedIterator<KvWatchEntry> | undefined;
   private lastMessageAt = Date.now();
   private restartRequested = false;
+  private readonly listeners = new Set<(node: string, entry: RegisteredNode | undefined) => void>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -164,6 +165,16 @@ export class NodeRegistryCache {
       });
   }
 
+  /** Tells `listener` about every entry applied (undefined: the node was deleted); returns the unsubscribe. */
+  onChange(listener: (node: string, entry: RegisteredNode | undefined) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(node: string, entry: RegisteredNode | undefined): void {
+    for (const listener of this.listeners) listener(node, entry);
+  }
+
   /** A call found no responder for the node: it is offline until its next heartbeat. */
   markUnreachable(node: string): void {
     const entry = this.nodes.get(node);
@@ -201,6 +212,7 @@ export class NodeRegistryCache {
     if (!isNodeName(entry.key)) return;
     if (entry.operation !== 'PUT') {
       this.nodes.delete(entry.key);
+      this.notify(entry.key, undefined);
       return;
     }
     let record: unknown;
@@ -217,7 +229,9 @@ export class NodeRegistryCache {
     const previous = this.nodes.get(entry.key);
     // receipt time of a live update has no clock skew; the initial load only has the bus's time
     const seenAt = live ? Date.now() : storedAt;
-    this.nodes.set(entry.key, { record, storedAt, seenAt: Math.max(seenAt, previous?.seenAt ?? 0), ...(previous?.unreachableAt !== undefined ? { unreachableAt: previous.unreachableAt } : {}) });
+    const next: RegisteredNode = { record, storedAt, seenAt: Math.max(seenAt, previous?.seenAt ?? 0), ...(previous?.unreachableAt !== undefined ? { unreachableAt: previous.unreachableAt } : {}) };
+    this.nodes.set(entry.key, next);
+    this.notify(entry.key, next);
   }
 
   private async run(): Promise<void> {

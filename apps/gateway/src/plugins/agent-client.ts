@@ -37,6 +37,8 @@ export interface AgentClient {
   listNodes(): Promise<NodeSummary[]>;
   /** The heartbeat age under which a node counts as online. */
   onlineWithinSeconds(): Promise<number>;
+  /** The watch-fed node registry cache (started on first use). */
+  registry(): Promise<NodeRegistryCache>;
   close(): Promise<void>;
   isRegistered(node: string): Promise<boolean>;
   connection(): Promise<NatsConnection>;
@@ -217,7 +219,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     await (await cache?.catch(() => undefined))?.close();
   }
 
-  return { call, listNodes, onlineWithinSeconds, isRegistered, connection, liveConnection, busDownSince: () => busDown?.since, close };
+  return { call, listNodes, onlineWithinSeconds, registry, isRegistered, connection, liveConnection, busDownSince: () => busDown?.since, close };
 }
 
 async function agentClientPlugin(app: FastifyInstance, options: AgentClientOptions): Promise<void> {
