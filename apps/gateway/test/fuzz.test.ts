@@ -385,9 +385,11 @@ describe.runIf(canRun)('hostile HTTP input (fast-check, every OpenAPI route)', (
         const response = await app.inject({ method: 'GET', url });
         sent++;
         const code = (response.json() as { code: string }).code;
-        // `.`, `..`, `/` and the empty string change the path itself: no route matches
+        // `.`, `..`, `/` and the empty string change the path itself: no route matches, or `/v1/nodes/../domains`
+        // becomes the fleet-wide `/v1/domains` (its reply has `asOf`)
         const routeChanged = ['.', '..', ''].includes(name) || name.includes('/');
-        if (!(code === 'INVALID_ARG' || (routeChanged && response.statusCode === 404))) wrong.push(`GET ${url.slice(0, 80)} → ${response.statusCode} ${response.body.slice(0, 200)}`);
+        const fleetList = name === '..' && url.endsWith('/domains') && response.statusCode === 200 && 'asOf' in (response.json() as object);
+        if (!(code === 'INVALID_ARG' || (routeChanged && (response.statusCode === 404 || fleetList)))) wrong.push(`GET ${url.slice(0, 80)} → ${response.statusCode} ${response.body.slice(0, 200)}`);
       }
     }
     console.log(`injection cases: ${sent} requests, ${wrong.length} not INVALID_ARG`);

@@ -339,7 +339,8 @@ describe.skipIf(!QEMU)('QEMU domains through the gateway, a real agent process a
     await waitFor('QEMU to exit', () => !processRunning(pid), 10_000);
     expect((await api('PUT', `/v1/nodes/${NODE}/domains/linux`, { autostart: false })).body).toMatchObject({ autostart: false });
     await waitFor('the events', () => eventsOf(linux.uuid).length >= eventsBefore + 4, 10_000);
-    expect(eventsOf(linux.uuid).slice(eventsBefore)).toEqual(['DEFINED/UPDATED', 'STARTED/BOOTED', 'STOPPED/DESTROYED', 'DEFINED/UPDATED']);
+    const trail = busEvents.filter((event) => event.uuid === linux.uuid).map((event) => `${event.seq} ${event.type}/${event.detail} ${event.timestamp}`);
+    expect(eventsOf(linux.uuid).slice(eventsBefore), trail.join('; ')).toEqual(['DEFINED/UPDATED', 'STARTED/BOOTED', 'STOPPED/DESTROYED', 'DEFINED/UPDATED']);
   });
 
   const kvmUnusable = kvmUnusableReason();

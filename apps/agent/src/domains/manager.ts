@@ -577,13 +577,13 @@ export class DomainManager {
       (next.state !== stored.state && changes.length === 0) ||
       JSON.stringify(next.runtime) !== JSON.stringify(stored.runtime) ||
       JSON.stringify(this.liveDisksOf(next)) !== JSON.stringify(this.liveDisksOf(stored));
-    try {
-      // the file before the events: a write that fails then publishes nothing
-      if (fileChanged) await this.persist(next);
-      await Promise.all(changes.map((lifecycle) => this.publish(next, lifecycle)));
-    } catch (error) {
-      throw stateWriteError(stored.config.name, error);
-    }
+    // Both writes start now, in the order of the memory change: the events take their seqs here, so a concurrent apply
+    // (a driver-observed exit racing a destroy) can never number its events before this one's.
+    const writes: Promise<void>[] = fileChanged ? [this.persist(next)] : [];
+    for (const lifecycle of changes) writes.push(this.publish(next, lifecycle));
+    const outcomes = await Promise.allSettled(writes);
+    const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    if (failed) throw stateWriteError(stored.config.name, failed.reason);
   }
 
   private async adopt(uuid: string): Promise<void> {
