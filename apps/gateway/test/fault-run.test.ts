@@ -55,6 +55,8 @@ interface Fault {
   endedAt?: number;
   /** First 2xx (a write for disk-full) of a request sent after the fault ended. */
   recoveredAt?: number;
+  /** How long stopping took (gateway.close() while requests keep coming). */
+  stopMs?: number;
 }
 
 async function fill(path: string): Promise<void> {
@@ -137,7 +139,7 @@ describe.runIf(hasBinaryOrSkip('nats-server'))('fault run: writes and reads thro
         const code = typeof parsed['code'] === 'string' ? parsed['code'] : undefined;
         count(code ? `${response.status} ${code}` : String(response.status));
         if (response.status >= 500) {
-          const outage = (response.status === 503 && (code === 'AGENT_UNREACHABLE' || code === 'BUS_UNAVAILABLE')) || (response.status === 504 && code === 'OPERATION_TIMEOUT');
+          const outage = (response.status === 503 && (code === 'AGENT_UNREACHABLE' || code === 'BUS_UNAVAILABLE' || code === 'SHUTTING_DOWN')) || (response.status === 504 && code === 'OPERATION_TIMEOUT');
           const full = response.status === 507 && code === 'STORAGE_FULL' && diskFull;
           if (!((outage && activeFault(sentAt)) || full)) unexplained.push(`${method} ${path} → ${response.status} ${code ?? text.slice(0, 200)} at ${sentAt} ms`);
         }
@@ -211,6 +213,7 @@ describe.runIf(hasBinaryOrSkip('nats-server'))('fault run: writes and reads thro
       const restart: Fault = { kind: 'gateway-restart', at: now() };
       faults.push(restart);
       await gateway!.close();
+      restart.stopMs = now() - restart.at;
       await sleep(500);
       await startOurGateway();
       restart.endedAt = now();
@@ -271,6 +274,7 @@ describe.runIf(hasBinaryOrSkip('nats-server'))('fault run: writes and reads thro
         atMs: fault.at,
         downMs: fault.endedAt === undefined ? null : fault.endedAt - fault.at,
         recoveryMs: fault.recoveredAt === undefined ? null : fault.recoveredAt - fault.at,
+        ...(fault.stopMs !== undefined ? { stopMs: fault.stopMs } : {}),
       })),
       diskFull: mounted ? 'tmpfs 16 MiB' : 'skipped (mount not permitted)',
       domains: tracked.length,
