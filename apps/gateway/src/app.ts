@@ -101,6 +101,11 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     const body = new VirtError('SHUTTING_DOWN', 'the gateway is shutting down; retry the request').toBody();
     return reply.header('connection', 'close').code(body.status).send(body);
   });
+  // an answer that was in flight when closing began ends its keep-alive socket too, else the socket holds close() open
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
   await app.register(liveStreams);
   await app.register(monitoring, watch);
   await app.register(agentClient, {

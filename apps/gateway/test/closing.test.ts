@@ -35,3 +35,48 @@ describe('a gateway that is closing', () => {
     expect(answer.headers.get('connection')).toBe('close');
   });
 });
+
+describe('a request in flight when the gateway starts closing', () => {
+  let nats: NatsServerHandle;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+  });
+
+  afterAll(async () => {
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  it('is answered with Connection: close, so its kept-alive socket does not hold close() open', async () => {
+    const app = await buildApp({ nc });
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let arrived: () => void = () => undefined;
+    const inFlight = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    app.get('/test-slow', async () => {
+      arrived();
+      await gate;
+      return { ok: true };
+    });
+    // the slow request ends only once close() has begun
+    app.addHook('preClose', async () => {
+      release();
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const answer = fetch(`http://127.0.0.1:${port}/test-slow`);
+    await inFlight;
+    await app.close();
+    const response = await answer;
+    expect(response.status).toBe(200);
+    expect(response.headers.get('connection')).toBe('close');
+  });
+});
