@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Kvm } from '@nats-io/kv';
 import type { Service } from '@nats-io/services';
@@ -22,6 +21,7 @@ import { staticAddressesOf } from './firewall/addresses.js';
 import { createAgentMonitoring, type AgentMonitoring, type AgentMonitoringConfig } from './monitoring.js';
 import { serveOperations } from './service.js';
 import { IdempotencyStore } from './idempotency.js';
+import { StateDir, removeStaleTemps } from './state-dir.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -94,6 +94,9 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
   let migrations: MigrationManager | undefined;
   try {
     await assertNodeIsFree(nc, config.node);
+    // only now: a live agent on this node (refused above) could be in the middle of a write
+    const staleTemps = await removeStaleTemps(config.stateDir);
+    if (staleTemps.length > 0) logger.info({ files: staleTemps }, `removed ${staleTemps.length} temp files of interrupted atomic writes`);
     // a clustered bus keeps the stream and the registry on three servers, so losing one loses nothing
     const replicas = config.streamReplicas ?? (nc.info?.cluster ? 3 : 1);
     const events = new EventPublisher(nc, config.node, config.stateDir, logger, { ...(config.streamLimits ?? DEFAULT_STREAM_LIMITS), replicas });
@@ -201,7 +204,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     await register();
 
     const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces, migrations: mover, snapshots, firewall });
-    const idempotency = new IdempotencyStore({ dir: join(config.stateDir, 'idempotency'), logger });
+    const idempotency = new IdempotencyStore({ dir: StateDir.idempotency(config.stateDir), logger });
     await idempotency.init();
     service = await serveOperations({
       idempotency,

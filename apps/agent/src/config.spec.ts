@@ -21,3 +21,25 @@ describe('agent fleet options', () => {
     for (const bad of ['0', '6', '2.5', 'three']) expect(() => configFromArgs([...base, '--stream-replicas', bad], {}), bad).toThrow(VirtError);
   });
 });
+
+describe('agent listeners off loopback', () => {
+  const local = ['--node', 'n1', '--state-dir', '/tmp/virtbus-config-spec'];
+
+  it('refuses a metrics address that is not loopback (no TLS there) unless forced', () => {
+    expect(() => configFromArgs([...local, '--metrics-address', '0.0.0.0:9177'], {})).toThrow(/refusing to serve \/metrics on 0\.0\.0\.0 without TLS.*--allow-insecure-listen/);
+    expect(() => configFromArgs(local, { VIRTBUS_METRICS_ADDRESS: '[::]:9177' })).toThrow(/refusing to serve \/metrics on ::/);
+    expect(configFromArgs([...local, '--metrics-address', '0.0.0.0:9177', '--allow-insecure-listen'], {})).toMatchObject({ monitoring: { metricsAddress: '0.0.0.0:9177' } });
+    expect(configFromArgs([...local, '--metrics-address', '10.0.0.5:9177'], { VIRTBUS_ALLOW_INSECURE_LISTEN: '1' })).toMatchObject({ monitoring: { metricsAddress: '10.0.0.5:9177' } });
+    expect(configFromArgs([...local, '--metrics-address', 'localhost:0'], {})).toMatchObject({ monitoring: { metricsAddress: 'localhost:0' } });
+    expect(configFromArgs([...local, '--metrics-address', 'off'], {})).toMatchObject({ monitoring: { metricsAddress: 'off' } });
+  });
+
+  it('refuses a migration address that is not loopback without migration TLS certificates unless forced', () => {
+    expect(() => configFromArgs([...local, '--migration-address', '0.0.0.0'], {})).toThrow(/refusing to listen for migrations on 0\.0\.0\.0 without TLS.*--migration-tls-dir.*--allow-insecure-listen/);
+    expect(configFromArgs([...local, '--migration-address', '10.0.0.5', '--migration-tls-dir', '/etc/virtbus/migration'], {})).toMatchObject({
+      migration: { listenHost: '10.0.0.5', tlsDir: '/etc/virtbus/migration' },
+    });
+    expect(configFromArgs([...local, '--migration-address', '10.0.0.5', '--allow-insecure-listen'], {})).toMatchObject({ migration: { listenHost: '10.0.0.5' } });
+    expect(configFromArgs(local, {})).toMatchObject({ migration: { listenHost: '127.0.0.1' }, monitoring: { metricsAddress: '127.0.0.1:9177' } });
+  });
+});

@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { VirtError } from '@virtbus/api-contract';
 import { DriverNames, assertNetnsName, type DriverName } from '@virtbus/drivers';
-import { daemonEnvironment, NATS_IDENTITY_OPTIONS, natsClientConfigFromFlags, natsConnectionOptions } from '@virtbus/security';
+import { assertSecureListen, daemonEnvironment, NATS_IDENTITY_OPTIONS, natsClientConfigFromFlags, natsConnectionOptions } from '@virtbus/security';
 import type { AgentConfig } from './agent.js';
 import { DEFAULT_STREAM_LIMITS } from './events/publisher.js';
-import { DEFAULT_METRICS_ADDRESS, DEFAULT_METRICS_CACHE_MS, DEFAULT_STATS_DEADLINE_MS, DEFAULT_STATS_INTERVAL_S } from './monitoring.js';
+import { DEFAULT_METRICS_ADDRESS, DEFAULT_METRICS_CACHE_MS, DEFAULT_STATS_DEADLINE_MS, DEFAULT_STATS_INTERVAL_S, parseMetricsAddress } from './monitoring.js';
 
 /** A node name from the host name: subject-safe characters only. */
 export function nodeNameFromHost(host = hostname()): string {
@@ -59,6 +59,8 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
   --migration-tls-dir D  QEMU x509 files (ca-cert.pem, server-cert.pem/-key.pem, client-cert.pem/-key.pem) for TLS migrations
                          (default: VIRTBUS_MIGRATION_TLS_DIR)
   --allow-insecure-nats  connect in plaintext to a non-loopback server anyway (VIRTBUS_NATS_ALLOW_INSECURE=1)
+  --allow-insecure-listen  serve /metrics, and incoming migrations without --migration-tls-dir, on a non-loopback
+                       address anyway (VIRTBUS_ALLOW_INSECURE_LISTEN=1)
 `;
 
 function numberOption(name: string, text: string | undefined, fallback: number): number {
@@ -108,6 +110,7 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
       'events-max-messages': { type: 'string' },
       'migration-address': { type: 'string' },
       'migration-tls-dir': { type: 'string' },
+      'allow-insecure-listen': { type: 'boolean' },
       ...NATS_IDENTITY_OPTIONS,
       'manage-host-interfaces': { type: 'boolean' },
       'manage-host-networks': { type: 'boolean' },
@@ -120,6 +123,21 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
   const latency = Number(values['test-latency-ms'] ?? env.VIRTBUS_TEST_DRIVER_LATENCY_MS ?? 0);
   // refuses plaintext to a non-loopback server before anything connects
   const nats = natsConnectionOptions(natsClientConfigFromFlags(values, env));
+  // the listeners too, before the state directory or the network is touched
+  const allowInsecure = values['allow-insecure-listen'] === true || env.VIRTBUS_ALLOW_INSECURE_LISTEN === '1';
+  const metricsAddress = values['metrics-address'] ?? env.VIRTBUS_METRICS_ADDRESS ?? DEFAULT_METRICS_ADDRESS;
+  const metrics = parseMetricsAddress(metricsAddress);
+  if (metrics) {
+    assertSecureListen(metrics.host, { tls: false, allowInsecure, action: 'serve /metrics on', remedy: 'use a loopback address (a local scraper or proxy), or force it with --allow-insecure-listen' });
+  }
+  const migrationHost = values['migration-address'] ?? env.VIRTBUS_MIGRATION_ADDRESS ?? '127.0.0.1';
+  const migrationTlsDir = values['migration-tls-dir'] ?? env.VIRTBUS_MIGRATION_TLS_DIR;
+  assertSecureListen(migrationHost, {
+    tls: Boolean(migrationTlsDir),
+    allowInsecure,
+    action: 'listen for migrations on',
+    remedy: 'give the migration certificates with --migration-tls-dir, use a loopback address, or force it with --allow-insecure-listen',
+  });
   return {
     node,
     nats,
@@ -127,7 +145,7 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
     drivers: parseDriverList(values.drivers ?? env.VIRTBUS_DRIVERS ?? DriverNames.join(',')),
     driverOptions: { test: { latencyMs: latency } },
     monitoring: {
-      metricsAddress: values['metrics-address'] ?? env.VIRTBUS_METRICS_ADDRESS ?? DEFAULT_METRICS_ADDRESS,
+      metricsAddress,
       metricsCacheMs: numberOption('--metrics-cache-ms', values['metrics-cache-ms'] ?? env.VIRTBUS_METRICS_CACHE_MS, DEFAULT_METRICS_CACHE_MS),
       statsDeadlineMs: numberOption('--stats-deadline-ms', values['stats-deadline-ms'] ?? env.VIRTBUS_STATS_DEADLINE_MS, DEFAULT_STATS_DEADLINE_MS),
       statsIntervalS: numberOption('--stats-interval', values['stats-interval'] ?? env.VIRTBUS_STATS_INTERVAL, DEFAULT_STATS_INTERVAL_S),
@@ -141,8 +159,8 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
     manageHostInterfaces: values['manage-host-interfaces'] === true || env.VIRTBUS_MANAGE_HOST_INTERFACES === '1',
     manageHostNetworks: values['manage-host-networks'] === true || env.VIRTBUS_MANAGE_HOST_NETWORKS === '1',
     migration: {
-      listenHost: values['migration-address'] ?? env.VIRTBUS_MIGRATION_ADDRESS ?? '127.0.0.1',
-      ...((values['migration-tls-dir'] ?? env.VIRTBUS_MIGRATION_TLS_DIR) ? { tlsDir: values['migration-tls-dir'] ?? env.VIRTBUS_MIGRATION_TLS_DIR } : {}),
+      listenHost: migrationHost,
+      ...(migrationTlsDir ? { tlsDir: migrationTlsDir } : {}),
     },
     logLevel: values['log-level'] ?? env.VIRTBUS_LOG_LEVEL ?? 'info',
     ...netnsOption(values.netns ?? env.VIRTBUS_NETNS),

@@ -16,6 +16,8 @@ describe('StateDir', () => {
       storagePools: StateDir.storagePools(root),
       poolTarget: StateDir.poolTarget(root, 'default'),
       networks: StateDir.networks(root),
+      events: StateDir.events(root),
+      idempotency: StateDir.idempotency(root),
     }).toEqual({
       domains: `${root}/domains`,
       driver: `${root}/drivers/qemu`,
@@ -28,6 +30,8 @@ describe('StateDir', () => {
       storagePools: `${root}/storage-pools`,
       poolTarget: `${root}/pools/default`,
       networks: `${root}/networks`,
+      events: `${root}/events`,
+      idempotency: `${root}/idempotency`,
     });
   });
 });

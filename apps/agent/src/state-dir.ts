@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { removeAtomicTemps } from '@virtbus/drivers';
 
 /**
  * The agent's layout under --state-dir, in one place: every store and manager joins its path here. The layout is what a
@@ -27,4 +28,31 @@ export const StateDir = {
   poolTarget: (root: string, pool: string) => join(root, 'pools', pool),
   /** One `<name>.json` per virtual network definition. */
   networks: (root: string) => join(root, 'networks'),
+  /** The event log (segments, acked mark, last state per domain) that feeds VIRT_EVENTS. */
+  events: (root: string) => join(root, 'events'),
+  /** One answer per Idempotency-Key. */
+  idempotency: (root: string) => join(root, 'idempotency'),
 } as const;
+
+/** Where the agent and its drivers write atomically; pool volumes (user data) and managed-save images are not among them. */
+export function atomicWriteDirs(root: string): string[] {
+  return [
+    StateDir.domains(root),
+    join(root, 'drivers'),
+    StateDir.migrations(root),
+    StateDir.snapshots(root),
+    join(root, 'interfaces'),
+    join(root, 'firewall'),
+    StateDir.storagePools(root),
+    StateDir.networks(root),
+    StateDir.events(root),
+    StateDir.idempotency(root),
+  ];
+}
+
+/** Removes the temp files of atomic writes that a crash left behind (run at start, before anything writes); returns their paths. */
+export async function removeStaleTemps(root: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const dir of atomicWriteDirs(root)) removed.push(...(await removeAtomicTemps(dir)));
+  return removed;
+}

@@ -76,7 +76,7 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     requestTimeout: limits.requestTimeoutMs,
     connectionTimeout: limits.connectionTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
-    return503OnClosing: true,
+    return503OnClosing: false,
     // the router's own rejections (malformed or over-long URL parameters) answer with the contract's error body too
     frameworkErrors: (error, _request, reply) => {
       const code = (error as { code?: string }).code;
@@ -95,6 +95,21 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
 
   const watch = deps.monitoring ?? createGatewayMonitoring();
   await app.register(errors);
+  // A request on a kept-alive connection while the gateway closes: the contract's 503 (Fastify's own has another body), connection closed.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    const body = new VirtError('SHUTTING_DOWN', 'the gateway is shutting down; retry the request').toBody();
+    return reply.header('connection', 'close').code(body.status).send(body);
+  });
+  // an answer that was in flight when closing began ends its keep-alive socket too, else the socket holds close() open
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
   await app.register(liveStreams);
   await app.register(monitoring, watch);
   await app.register(agentClient, {

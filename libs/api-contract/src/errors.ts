@@ -34,6 +34,8 @@ export const ErrorStatus = {
   AGENT_UNREACHABLE: 503,
   /** The gateway has no connection to the NATS bus right now (it keeps reconnecting); retry later. */
   BUS_UNAVAILABLE: 503,
+  /** The gateway is shutting down (a restart or a redeploy): nothing was run; retry, on another gateway or after it is back. */
+  SHUTTING_DOWN: 503,
   OPERATION_TIMEOUT: 504,
 } as const;
 

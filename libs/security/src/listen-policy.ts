@@ -4,13 +4,15 @@ import { isLoopbackHost } from './loopback.js';
 export interface ListenPolicyOptions {
   tls: boolean;
   allowInsecure?: boolean;
+  /** What listens, as in "refusing to <action> <host> without TLS" (default `listen on`). */
+  action?: string;
+  /** How to fix it, for the message (default: the gateway's certificate, loopback or the allow-insecure option). */
+  remedy?: string;
 }
 
-/** The gateway refuses to serve plaintext HTTP beyond loopback unless the operator forces it. */
+/** Daemons refuse to serve plaintext beyond loopback unless the operator forces it. */
 export function assertSecureListen(host: string, options: ListenPolicyOptions): void {
   if (options.tls || options.allowInsecure || isLoopbackHost(host)) return;
-  throw new VirtError(
-    'OPERATION_INVALID',
-    `refusing to listen on ${host} without TLS: configure a certificate and key, listen on loopback, or force it with the allow-insecure option`,
-  );
+  const remedy = options.remedy ?? 'configure a certificate and key, listen on loopback, or force it with the allow-insecure option';
+  throw new VirtError('OPERATION_INVALID', `refusing to ${options.action ?? 'listen on'} ${host} without TLS: ${remedy}`);
 }

@@ -195,9 +195,7 @@ export class DomainManager {
       if (this.findByName(config.name)) throw new VirtError('DOMAIN_EXISTS', `domain ${config.name} already exists`);
       if (this.domains.has(config.uuid)) throw new VirtError('DOMAIN_EXISTS', `domain with uuid ${config.uuid} already exists`);
       const stored: StoredDomain = { config, state: 'shutoff', reason: 'unknown', stateChangedAt: new Date().toISOString() };
-      await this.options.store.save(stored);
-      this.domains.set(config.uuid, stored);
-      await this.publish(stored, { type: 'DEFINED', detail: 'ADDED' });
+      await this.addDefinition(stored);
       return this.view(stored);
     });
   }
@@ -208,9 +206,7 @@ export class DomainManager {
     return this.locks.run(`name:${config.name}`, async () => {
       if (this.findByName(config.name) || this.domains.has(config.uuid)) throw new VirtError('DOMAIN_EXISTS', `domain ${config.name} already exists on node ${this.options.node}`);
       const stored: StoredDomain = { config, state: 'shutoff', reason: 'unknown', stateChangedAt: new Date().toISOString() };
-      await this.options.store.save(stored);
-      this.domains.set(config.uuid, stored);
-      await this.publish(stored, { type: 'DEFINED', detail: 'ADDED' });
+      await this.addDefinition(stored);
       return this.view(stored);
     });
   }
@@ -236,7 +232,11 @@ export class DomainManager {
       const config = applyPut(stored.config, put);
       this.driverFor(config).validate(config);
       const next = { ...stored, config };
-      await this.options.store.save(next);
+      try {
+        await this.options.store.save(next);
+      } catch (error) {
+        throw stateWriteError(config.name, error);
+      }
       this.domains.set(uuid, next);
       await this.publish(next, { type: 'DEFINED', detail: 'UPDATED' });
       return this.view(next);
@@ -557,6 +557,25 @@ export class DomainManager {
   }
 
   /** Applies a state change from a call or from the driver; an unchanged state publishes nothing. */
+  /** A new definition on disk, in the map and in the event log, or (full disk) none of them and STORAGE_FULL. */
+  private async addDefinition(stored: StoredDomain): Promise<void> {
+    const uuid = stored.config.uuid;
+    try {
+      await this.options.store.save(stored);
+    } catch (error) {
+      throw stateWriteError(stored.config.name, error);
+    }
+    this.domains.set(uuid, stored);
+    try {
+      await this.publish(stored, { type: 'DEFINED', detail: 'ADDED' });
+    } catch (error) {
+      // no DEFINED event was recorded, so the define is undone rather than left half done
+      this.domains.delete(uuid);
+      await this.options.store.remove(uuid).catch((removal: unknown) => this.options.logger.error({ err: removal, domain: stored.config.name }, 'undone define left its file'));
+      throw stateWriteError(stored.config.name, error);
+    }
+  }
+
   private async apply(uuid: string, change: RunState): Promise<void> {
     const stored = this.domains.get(uuid);
     if (!stored) return;

@@ -22,6 +22,7 @@ import {
 import { untilJetStreamReady } from '@virtbus/client';
 import type { Logger } from 'pino';
 import { EventLog, type DomainChange, type RecordedDomain } from './log.js';
+import { StateDir } from '../state-dir.js';
 
 export type { RecordedDomain } from './log.js';
 
@@ -76,7 +77,7 @@ export class EventPublisher {
     private readonly logger: Logger,
     private readonly limits: EventStreamLimits = DEFAULT_STREAM_LIMITS,
   ) {
-    this.dir = join(stateDir, 'events');
+    this.dir = StateDir.events(stateDir);
     this.legacyPath = join(stateDir, 'events-outbox.json');
     this.js = jetstream(nc);
   }

@@ -26,6 +26,7 @@ import type { Logger } from 'pino';
 import type { DomainManager } from '../domains/manager.js';
 import type { OperationHandle, OperationManager } from '../storage/operations.js';
 import { checkCompatibility } from './compatibility.js';
+import { assertMigrationTls, wantsTls } from './tls-policy.js';
 
 const PEER_SERVICE = 'migration';
 const PEER_TIMEOUT_MS = 60_000;
@@ -235,20 +236,27 @@ export class MigrationManager {
       if (!ACTIVE.has(record.state)) throw new VirtError('OPERATION_INVALID', `domain ${config.name} is ${record.state}: only a running or paused domain migrates live (use offline)`);
       const migration = migrationOf(driver);
       if ((request.copyStorage ?? 'none') === 'all') diskSizes = await migration.diskSizes(record);
-      if (request.tls && !this.options.settings.tlsDir) throw new VirtError('MIGRATION_INCOMPATIBLE', `node ${node} has no migration TLS certificates`);
     } else if (request.undefineSource && ACTIVE.has(record.state)) {
       throw new VirtError('OPERATION_INVALID', `domain ${config.name} is ${record.state}: an offline migration cannot undefine an active source`);
     }
+    const { listenHost, tlsDir } = this.options.settings;
+    // TLS by default once this node's migration address is off loopback; the destination may ask for it too (check's answer)
+    const ownTls = offline ? request.tls : (request.tls ?? (wantsTls(undefined, listenHost) ? true : undefined));
+    if (!offline) assertMigrationTls({ node, tls: ownTls ?? false, listenHost, ...(tlsDir ? { tlsDir } : {}), ...(request.tls !== undefined ? { requested: request.tls } : {}) });
     const targets = diskTargets(config.disks);
-    const prepare: PeerMigrationPrepare = {
+    let prepare: PeerMigrationPrepare = {
       migrationId: '00000000-0000-4000-8000-000000000000',
       source: node,
       config: (request.copyStorage ?? 'none') === 'all' ? destinationConfig(config, request, targets) : config,
-      options: request,
+      options: ownTls === undefined ? request : { ...request, tls: ownTls },
       diskSizes,
       ...(ticket !== undefined ? { ticket } : {}),
     };
-    await this.peer(request.destination, PeerMigrationVerbs.check, prepare);
+    const checked = await this.peer<{ tls?: boolean } | undefined>(request.destination, PeerMigrationVerbs.check, prepare);
+    if (!offline && ownTls === undefined && checked?.tls === true) {
+      assertMigrationTls({ node, tls: true, listenHost, ...(tlsDir ? { tlsDir } : {}), because: `node ${request.destination} takes migrations off loopback and asks for TLS (tls: false in the request forces plaintext)` });
+      prepare = { ...prepare, options: { ...prepare.options, tls: true } };
+    }
     this.active.add(config.uuid);
     const total = diskSizes ? Object.values(diskSizes).reduce((sum, size) => sum + size, 0) + config.memory * 1024 * 1024 : 0;
     return this.options.operations.run(`migrate ${config.name} to ${request.destination}`, { domain: config.uuid, destination: request.destination }, offline ? 0 : total, (handle) =>
@@ -342,8 +350,7 @@ export class MigrationManager {
       case PeerMigrationVerbs.check: {
         const prepare = validPrepare.parse(body);
         if (!this.ticketValid(prepare, false)) throw refused(this.options.node, `to check domain ${prepare.config.name}`);
-        await this.check(prepare);
-        return {};
+        return this.check(prepare);
       }
       case PeerMigrationVerbs.prepare: {
         const prepare = validPrepare.parse(body);
@@ -360,7 +367,8 @@ export class MigrationManager {
     }
   }
 
-  private async check(prepare: PeerMigrationPrepare): Promise<void> {
+  /** Whether this node can take the domain; answers whether the stream is to be encrypted. */
+  private async check(prepare: PeerMigrationPrepare): Promise<{ tls: boolean }> {
     const { domains, node } = this.options;
     try {
       domains.record(prepare.config.uuid);
@@ -375,6 +383,11 @@ export class MigrationManager {
       if (!VirtError.is(error, 'NO_DOMAIN')) throw error;
     }
     await checkCompatibility({ node, domains, prepare, hasTls: this.options.settings.tlsDir !== undefined, ...(this.options.networks ? { networks: this.options.networks } : {}) });
+    if (prepare.options.offline) return { tls: false };
+    const { listenHost, tlsDir } = this.options.settings;
+    const tls = wantsTls(prepare.options.tls, listenHost);
+    assertMigrationTls({ node, tls, listenHost, ...(tlsDir ? { tlsDir } : {}), ...(prepare.options.tls !== undefined ? { requested: prepare.options.tls } : {}) });
+    return { tls };
   }
 
   private async prepare(prepare: PeerMigrationPrepare): Promise<PeerMigrationTarget> {
@@ -404,7 +417,7 @@ export class MigrationManager {
       return await domains.runJob(config.uuid, 'migrate-prepare', async (current, driver, apply) => {
         const { run, target } = await migrationOf(driver).prepareIncoming(current(), {
           listenHost: this.options.settings.listenHost,
-          ...(options.tls && this.options.settings.tlsDir ? { tlsDir: this.options.settings.tlsDir } : {}),
+          ...(wantsTls(options.tls, this.options.settings.listenHost) && this.options.settings.tlsDir ? { tlsDir: this.options.settings.tlsDir } : {}),
           ...(copy ? { copyDisks } : {}),
           postCopy: options.postCopy ?? false,
         });

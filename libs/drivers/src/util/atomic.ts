@@ -1,4 +1,4 @@
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -33,4 +33,29 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** The name writeFileAtomic gives its temp file: `.<target name>.<12 hex>.tmp`. */
+export const ATOMIC_TEMP_NAME = /^\..+\.[0-9a-f]{12}\.tmp$/;
+
+/** Removes the temp files of atomic writes a crash left in dir and below (files only; symlinks not followed); returns their paths. */
+export async function removeAtomicTemps(dir: string, maxDepth = 8): Promise<string[]> {
+  const removed: string[] = [];
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return removed;
+    throw error;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isFile() && ATOMIC_TEMP_NAME.test(entry.name)) {
+      await rm(path, { force: true });
+      removed.push(path);
+    } else if (entry.isDirectory() && maxDepth > 0) {
+      removed.push(...(await removeAtomicTemps(path, maxDepth - 1)));
+    }
+  }
+  return removed;
 }
