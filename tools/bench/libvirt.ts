@@ -1,17 +1,15 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 import { startGateway } from '@virtbus/gateway';
 import { requireBinary, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { percentile, round } from './stats.js';
+import { download, sha256Of, upload } from './storage.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -177,31 +175,6 @@ function killQemusTagged(tag: string): void {
   }
 }
 
-function httpUpload(path: string, url: string, sizeBytes: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(sizeBytes) } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`upload: ${res.statusCode} ${body}`))));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    createReadStream(path, { highWaterMark: MiB }).pipe(req);
-  });
-}
-
-async function httpDownload(url: string, path: string): Promise<void> {
-  const response = await fetch(url);
-  if (response.status !== 200 || !response.body) throw new Error(`download: ${response.status}`);
-  await pipeline(Readable.fromWeb(response.body as never), createWriteStream(path));
-}
-
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash);
-  return hash.digest('hex');
-}
 
 /**
  * virtbus and libvirt side by side in one run, on the same host, the same diskless TCG domain and the same file.
@@ -246,8 +219,8 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     const down = { vb: [] as number[], lv: [] as number[] };
     let checksumsEqual = true;
     for (let i = 0; i < volumeRuns; i++) {
-      up.vb.push(fileMiB / ((await timed(() => httpUpload(source, url, fileMiB * MiB))) / 1000));
-      down.vb.push(fileMiB / ((await timed(() => httpDownload(url, back))) / 1000));
+      up.vb.push(fileMiB / ((await timed(() => upload(source, url, fileMiB * MiB))) / 1000));
+      down.vb.push(fileMiB / ((await timed(() => download(url, back))) / 1000));
       checksumsEqual &&= (await sha256Of(back)) === sourceSha;
       await rm(back);
       const [, lvUp, lvDown] = await libvirt.batch([

@@ -44,7 +44,8 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
   return (performance.now() - start) / 1000;
 }
 
-function upload(path: string, url: string, sizeBytes: number): Promise<void> {
+/** PUT of a file's bytes to a volume content URL. */
+export function upload(path: string, url: string, sizeBytes: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(sizeBytes) } }, (res) => {
       let body = '';
@@ -58,7 +59,8 @@ function upload(path: string, url: string, sizeBytes: number): Promise<void> {
   });
 }
 
-async function download(url: string, path: string): Promise<void> {
+/** GET of a volume content URL into a file. */
+export async function download(url: string, path: string): Promise<void> {
   const response = await fetch(url);
   if (response.status !== 200 || !response.body) throw new Error(`download: ${response.status}`);
   await pipeline(Readable.fromWeb(response.body as never), createWriteStream(path));
@@ -117,7 +119,7 @@ async function spawnGatewayProcess(natsUrl: string): Promise<{ url: string; pid:
   }
 }
 
-async function sha256Of(path: string): Promise<string> {
+export async function sha256Of(path: string): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(path), hash);
   return hash.digest('hex');

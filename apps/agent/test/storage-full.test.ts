@@ -1,40 +1,17 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmdirSync } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtError, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { canMountTmpfs, fillFileSystem, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-/** Whether this process may mount a tmpfs (root, no seccomp/namespace restriction). */
-function canMountTmpfs(): boolean {
-  const probe = mkdtempSync(join(tmpdir(), 'virtbus-mount-probe-'));
-  try {
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe]).status !== 0) return false;
-    spawnSync('umount', [probe]);
-    return true;
-  } finally {
-    rmdirSync(probe);
-  }
-}
 
 const MOUNT = canMountTmpfs();
 
-/** Writes zeros until the file system is full (ENOSPC). */
-async function fill(path: string): Promise<void> {
-  const file = await open(path, 'w');
-  const chunk = Buffer.alloc(4096);
-  try {
-    for (;;) await file.write(chunk);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
-  } finally {
-    await file.close().catch(() => undefined);
-  }
-}
 
 // skipped (reason: mounting a tmpfs needs root) where mount is not permitted
 describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
@@ -73,7 +50,7 @@ describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
   it('start answers STORAGE_FULL and leaves the domain shut off (the start is undone), and works once there is space', async () => {
     const domain = await client.call('full', 'domain.define', { name: 'vm1', driver: 'test', vcpus: 1, memory: 64 });
     const filler = join(state, 'filler');
-    await fill(filler);
+    await fillFileSystem(filler);
     // Appends may still fit in the last page of the event log on a full tmpfs: start and stop until a start's record does not.
     let failure: unknown;
     let starts = 0;

@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmdirSync, statfsSync } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdirSync, statfsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { canMountTmpfs, fillFileSystem, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
@@ -21,17 +21,6 @@ const RUN_MS = 24_000;
 const MAX_REQUESTS = 20_000;
 const RETRIES = 3;
 
-/** Whether this process may mount a tmpfs (root, no seccomp/namespace restriction). */
-function canMountTmpfs(): boolean {
-  const probe = mkdtempSync(join(tmpdir(), 'virtbus-mount-probe-'));
-  try {
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe]).status !== 0) return false;
-    spawnSync('umount', [probe]);
-    return true;
-  } finally {
-    rmdirSync(probe);
-  }
-}
 const MOUNT = canMountTmpfs();
 
 /** A domain's steps in order; a worker moves to the next only once the previous one was acknowledged. */
@@ -59,17 +48,6 @@ interface Fault {
   stopMs?: number;
 }
 
-async function fill(path: string): Promise<void> {
-  const file = await open(path, 'w');
-  const chunk = Buffer.alloc(64 * 1024);
-  try {
-    for (;;) await file.write(chunk);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
-  } finally {
-    await file.close();
-  }
-}
 
 describe.runIf(hasBinaryOrSkip('nats-server'))('fault run: writes and reads through the gateway while agent, gateway, bus and disk fail', () => {
   let work = '';
@@ -237,7 +215,7 @@ describe.runIf(hasBinaryOrSkip('nats-server'))('fault run: writes and reads thro
         const disk: Fault = { kind: 'disk-full', at: now() };
         faults.push(disk);
         diskFull = true;
-        await fill(join(state, 'filler'));
+        await fillFileSystem(join(state, 'filler'), 64 * 1024);
         await sleep(2000);
         await rm(join(state, 'filler'));
         disk.endedAt = now();

@@ -9,3 +9,4 @@ export { addTestNetns, removeTestNetns, processesMentioning } from './netns.js';
 export { kvmUnusableReason, deviceMapperMissingReason, titleWithSkipReason } from './kernel.js';
 export { builtBundle, DIST_DIR, type BuiltBundle } from './built.js';
 export { storedNodeEvents, waitForStoredNodeEvents } from './stream-events.js';
+export { canMountTmpfs, fillFileSystem } from './tmpfs.js';
