@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { VirtError, type LifecycleEvent } from '@virtbus/api-contract';
+import { VirtError, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { canMountTmpfs, fillFileSystem, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,8 +36,34 @@ describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
         events.push(msg.json<LifecycleEvent>());
       },
     });
-    agent = await spawnAgent({ node: 'full', natsUrl: nats.url, stateDir: state, extraArgs: ['--metrics-address', 'off', '--stats-interval', '0'] });
+    agent = await startAgent();
   }, 60_000);
+
+  const startAgent = () => spawnAgent({ node: 'full', natsUrl: nats.url, stateDir: state, extraArgs: ['--metrics-address', 'off', '--stats-interval', '0'] });
+
+  /** Destroys the running domains one by one (each a log append) until a destroy finds the disk full; returns it. */
+  async function destroyUntilFull(names: string[]): Promise<{ name: string; failure: unknown }> {
+    for (const name of names) {
+      const domain = await client.call('full', 'domain.get', { id: name });
+      if (domain.state !== 'running') continue;
+      const failure = await client.call('full', 'domain.state', { id: name, change: { action: 'destroy' } }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      if (failure !== undefined) return { name, failure };
+    }
+    throw new Error('every destroy found room on the full disk');
+  }
+
+  /** Polls domain.get until `until` holds (bounded: the agent retries a pending write with backoff up to 5 s). */
+  async function waitFor(name: string, until: (domain: Domain) => boolean): Promise<Domain> {
+    let domain = await client.call('full', 'domain.get', { id: name });
+    for (let round = 0; round < 200 && !until(domain); round++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      domain = await client.call('full', 'domain.get', { id: name });
+    }
+    return domain;
+  }
 
   afterAll(async () => {
     await agent?.stop();
@@ -73,4 +99,56 @@ describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
     // the refused start published nothing
     expect(events.filter((event) => event.uuid === domain.uuid && event.type === 'STARTED')).toHaveLength(starts);
   });
+
+  it('a destroy that cannot be recorded answers STORAGE_FULL, shows the domain shut off with its write pending, and records it once there is room', async () => {
+    const names = Array.from({ length: 40 }, (_, index) => `d${index}`);
+    for (const name of names) {
+      await client.call('full', 'domain.define', { name, driver: 'test', vcpus: 1, memory: 64 });
+      await client.call('full', 'domain.state', { id: name, change: { action: 'start' } });
+    }
+    const filler = join(state, 'filler');
+    await fillFileSystem(filler);
+    const { name, failure } = await destroyUntilFull(names);
+    expect(VirtError.is(failure, 'STORAGE_FULL'), JSON.stringify(failure)).toBe(true);
+    expect((failure as VirtError).message).toMatch(/ENOSPC|no space/i);
+    // the guest is gone: memory says so, marked as not yet on disk, and nothing was published
+    const pending = await client.call('full', 'domain.get', { id: name });
+    expect(pending.state).toBe('shutoff');
+    expect(pending.persistPending).toBe(true);
+    expect(events.filter((event) => event.name === name && event.type === 'STOPPED')).toHaveLength(0);
+    // another change of that domain waits for its record
+    const refused = await client.call('full', 'domain.state', { id: name, change: { action: 'start' } }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(VirtError.is(refused, 'STORAGE_FULL'), JSON.stringify(refused)).toBe(true);
+    await rm(filler);
+    const written = await waitFor(name, (domain) => domain.persistPending !== true);
+    expect(written.persistPending).toBeUndefined();
+    expect(written.state).toBe('shutoff');
+    await nc.flush();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const stopped = events.filter((event) => event.name === name && event.type === 'STOPPED');
+    expect(stopped).toHaveLength(1);
+    expect(stopped[0]!.detail).toBe('DESTROYED');
+  }, 120_000);
+
+  it('an agent killed before a pending destroy was written comes back with the domain shut off and records the STOPPED event', async () => {
+    const filler = join(state, 'filler');
+    await fillFileSystem(filler);
+    const running = (await client.call('full', 'domain.list', {})).domains.filter((domain) => domain.state === 'running').map((domain) => domain.name);
+    const { name, failure } = await destroyUntilFull(running);
+    expect(VirtError.is(failure, 'STORAGE_FULL'), JSON.stringify(failure)).toBe(true);
+    await agent.kill('SIGKILL');
+    await rm(filler);
+    agent = await startAgent();
+    const after = await client.call('full', 'domain.get', { id: name });
+    expect(after.state).toBe('shutoff');
+    expect(after.persistPending).toBeUndefined();
+    await nc.flush();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(events.filter((event) => event.name === name && event.type === 'STOPPED')).toHaveLength(1);
+    // the domains that were not touched are still running
+    expect((await client.call('full', 'domain.list', { state: 'running' })).domains.length).toBeGreaterThan(0);
+  }, 120_000);
 });

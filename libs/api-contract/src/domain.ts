@@ -212,6 +212,12 @@ export const Domain = Type.Object(
     config: DomainConfig,
     stateChangedAt: Type.String({ format: 'date-time' }),
     liveDisks: Type.Optional(Type.Array(LiveDisk, { description: 'Disks of the running domain, hotplugged ones included (absent when shut off)' })),
+    persistPending: Type.Optional(
+      Type.Literal(true, {
+        description:
+          'The state shown happened but is not yet on disk (state dir full): the agent retries the write and publishes its events once it succeeds; other changes of the domain answer STORAGE_FULL until then',
+      }),
+    ),
   },
   { additionalProperties: false, title: 'Domain' },
 );

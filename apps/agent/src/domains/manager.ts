@@ -36,6 +36,9 @@ import { resolveConfig, resolveDisk, volumesOf, type VolumeResolver } from './vo
 import { StateDir } from '../state-dir.js';
 
 const STATS_DEADLINE_MS = 2000;
+// A change that happened but could not be recorded is written again after 0.1 s, doubling to 5 s.
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 5000;
 const TIMED_OUT = Symbol('timed out');
 
 // the order of compareKeys([name, uuid]) without building the keys: sorting 20,000 domains per page stays cheap
@@ -89,6 +92,9 @@ export class DomainManager {
   private readonly statsCalls = new Map<string, Promise<DomainStats>>();
   private readonly lastStats = new Map<string, DomainStats>();
   private startOverride?: StartOverride;
+  /** Domains whose last change happened (the guest stopped, paused…) but is not yet on disk: retried until written. */
+  private readonly pendingWrites = new Map<string, { delayMs: number; timer?: NodeJS.Timeout }>();
+  private closing = false;
 
   constructor(private readonly options: DomainManagerOptions) {
     for (const driver of options.drivers) for (const type of driver.domainTypes) this.driversByType.set(type, driver);
@@ -149,6 +155,8 @@ export class DomainManager {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    for (const pending of this.pendingWrites.values()) clearTimeout(pending.timer);
     await Promise.all(this.options.drivers.map((driver) => driver.close()));
     await Promise.all(this.writes.values());
   }
@@ -218,6 +226,7 @@ export class DomainManager {
   async runJob<T>(id: string, operation: string, work: (record: () => DomainRecord, driver: HypervisorDriver, report: (change: RunState) => Promise<void>) => Promise<T>): Promise<T> {
     const uuid = this.resolve(id).config.uuid;
     return this.locks.run(uuid, async () => {
+      await this.requireRecorded(uuid);
       const driver = this.driverFor(this.resolve(uuid).config);
       return this.driverCall(driver, operation, this.resolve(uuid), () =>
         work(() => this.resolve(uuid), driver, (change) => this.apply(uuid, change)),
@@ -228,6 +237,7 @@ export class DomainManager {
   async update(id: string, put: DomainPut): Promise<Domain> {
     const uuid = this.resolve(id).config.uuid;
     return this.locks.run(uuid, async () => {
+      await this.requireRecorded(uuid);
       const stored = this.resolve(uuid);
       const config = applyPut(stored.config, put);
       this.driverFor(config).validate(config);
@@ -246,6 +256,7 @@ export class DomainManager {
   async undefine(id: string): Promise<Domain> {
     const uuid = this.resolve(id).config.uuid;
     return this.locks.run(uuid, async () => {
+      await this.requireRecorded(uuid);
       const stored = this.resolve(uuid);
       if (isActive(stored.state)) {
         throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is ${stored.state}: destroy it before undefining`);
@@ -254,7 +265,13 @@ export class DomainManager {
       await this.writes.get(uuid);
       await this.options.store.remove(uuid);
       this.domains.delete(uuid);
-      await this.publish(stored, { type: 'UNDEFINED', detail: 'REMOVED' });
+      try {
+        await this.publish(stored, { type: 'UNDEFINED', detail: 'REMOVED' });
+      } catch (error) {
+        // the file is gone, so a restart records the removal too; until then it is retried
+        this.markPending(uuid);
+        throw stateWriteError(stored.config.name, error);
+      }
       return this.view(stored);
     });
   }
@@ -262,6 +279,7 @@ export class DomainManager {
   async changeState(id: string, change: DomainStatePut): Promise<Domain> {
     const uuid = this.resolve(id).config.uuid;
     return this.locks.run(uuid, async () => {
+      await this.requireRecorded(uuid);
       const stored = this.resolve(uuid);
       const driver = this.driverFor(stored.config);
       const timeoutMs = (change.timeout ?? DEFAULT_STATE_TIMEOUT_S) * 1000;
@@ -422,6 +440,7 @@ export class DomainManager {
   async job<T>(id: string, operation: string, work: (record: DomainRecord, driver: HypervisorDriver) => Promise<DomainJobOutcome<T>>): Promise<T> {
     const uuid = this.resolve(id).config.uuid;
     return this.locks.run(uuid, async () => {
+      await this.requireRecorded(uuid);
       const stored = this.resolve(uuid);
       const driver = this.driverFor(stored.config);
       const record = await this.resolvedRecord(stored);
@@ -554,6 +573,9 @@ export class DomainManager {
       return;
     }
     if (this.domains.has(uuid)) this.domains.set(uuid, before);
+    // the record on disk is the state before the start again: nothing is left to write
+    clearTimeout(this.pendingWrites.get(uuid)?.timer);
+    this.pendingWrites.delete(uuid);
   }
 
   /** Applies a state change from a call or from the driver; an unchanged state publishes nothing. */
@@ -602,7 +624,68 @@ export class DomainManager {
     for (const lifecycle of changes) writes.push(this.publish(next, lifecycle));
     const outcomes = await Promise.allSettled(writes);
     const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
-    if (failed) throw stateWriteError(stored.config.name, failed.reason);
+    if (failed) {
+      // the change happened (a guest that stopped cannot be restarted as if nothing was): shown as pending, retried
+      this.markPending(uuid);
+      throw stateWriteError(stored.config.name, failed.reason);
+    }
+  }
+
+  /** Marks a domain whose current state is not on disk and schedules a retry of the write. */
+  private markPending(uuid: string): void {
+    const pending = this.pendingWrites.get(uuid);
+    if (pending) return;
+    this.pendingWrites.set(uuid, { delayMs: RETRY_FIRST_MS });
+    this.scheduleRetry(uuid);
+  }
+
+  private scheduleRetry(uuid: string): void {
+    const pending = this.pendingWrites.get(uuid);
+    if (!pending || this.closing) return;
+    clearTimeout(pending.timer);
+    pending.timer = setTimeout(() => {
+      pending.timer = undefined;
+      this.locks
+        .run(uuid, () => this.writePending(uuid))
+        .catch((error: unknown) => {
+          this.options.logger.warn({ err: error, uuid, retryMs: pending.delayMs }, 'state write still failing; retrying');
+          pending.delayMs = Math.min(pending.delayMs * 2, RETRY_MAX_MS);
+          this.scheduleRetry(uuid);
+        });
+    }, pending.delayMs);
+    pending.timer.unref();
+  }
+
+  /**
+   * Writes a pending domain as it is now (under its job lock): the file, then the lifecycle events from the state its last
+   * durable event recorded to the current one (an UNDEFINED for a domain removed meanwhile). Throws while the disk is full.
+   */
+  private async writePending(uuid: string): Promise<void> {
+    if (!this.pendingWrites.has(uuid)) return;
+    const stored = this.domains.get(uuid);
+    const last = this.options.events.recordedDomains()?.get(uuid);
+    if (stored) {
+      await this.persist(stored);
+      const changes = last ? lifecycleChanges(last.state, stored.state, stored.reason) : [{ type: 'DEFINED', detail: 'ADDED' } as const, ...lifecycleChanges('shutoff', stored.state, stored.reason)];
+      // numbered together here, written by one group commit
+      await Promise.all(changes.map((change) => this.publish(stored, change)));
+    } else if (last) {
+      await this.options.events.emit({ uuid, name: last.name }, { type: 'UNDEFINED', detail: 'REMOVED' }, 'shutoff', 'unknown');
+    }
+    clearTimeout(this.pendingWrites.get(uuid)?.timer);
+    this.pendingWrites.delete(uuid);
+    this.options.logger.info({ uuid, domain: stored?.config.name ?? last?.name }, 'pending state written');
+  }
+
+  /** A domain with a pending write takes no other change until that write succeeds (its events would come out of order). */
+  private async requireRecorded(uuid: string): Promise<void> {
+    if (!this.pendingWrites.has(uuid)) return;
+    try {
+      await this.writePending(uuid);
+    } catch (error) {
+      const name = this.domains.get(uuid)?.config.name ?? uuid;
+      throw stateWriteError(name, Object.assign(new Error(`its last change is not yet written: ${(error as Error)?.message ?? String(error)}`, { cause: error }), { code: (error as NodeJS.ErrnoException | undefined)?.code }));
+    }
   }
 
   private async adopt(uuid: string): Promise<void> {
@@ -689,6 +772,7 @@ export class DomainManager {
       config: stored.config,
       stateChangedAt: stored.stateChangedAt,
       ...(isActive(stored.state) ? { liveDisks: this.liveDisksOf(stored) } : {}),
+      ...(this.pendingWrites.has(stored.config.uuid) ? { persistPending: true as const } : {}),
     };
   }
 }

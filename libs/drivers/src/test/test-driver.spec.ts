@@ -1,4 +1,8 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pino from 'pino';
 import { VirtError, type DomainConfig } from '@virtbus/api-contract';
 import { describe, expect, it } from 'vitest';
 import type { DomainRecord, RunState } from '../driver.js';
@@ -54,5 +58,45 @@ describe('TestDriver', () => {
     expect(second.cpu!.timeNs).toBeGreaterThan(first.cpu!.timeNs);
     expect(second.vcpu?.list).toHaveLength(2);
     expect(second.memory?.maximumBytes).toBe(64 * 1024 * 1024);
+  });
+
+  it('a restarted driver finds its guests as they really are, whatever the agent recorded', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'virtbus-test-driver-'));
+    const context = { node: 'n', stateDir, logger: pino({ level: 'silent' }), observedState: () => undefined, saveRuntime: async () => undefined };
+    try {
+      const first = new TestDriver();
+      await first.init(context);
+      const running = await first.start(record({ state: 'shutoff', reason: 'unknown' }), { paused: false });
+      const restarted = async () => {
+        const driver = new TestDriver();
+        await driver.init(context);
+        return driver;
+      };
+      expect(await (await restarted()).adopt(record(running))).toEqual(running);
+      const paused = await first.suspend(record(running));
+      // the agent could not record the pause: its record still says running
+      expect(await (await restarted()).adopt(record(running))).toEqual({ state: 'paused', reason: 'unknown' });
+      await first.destroy(record(paused));
+      expect(await (await restarted()).adopt(record(paused))).toEqual({ state: 'shutoff', reason: 'unknown' });
+      expect(await (await restarted()).adopt(record({ state: 'shutoff', reason: 'destroyed' }))).toEqual({ state: 'shutoff', reason: 'destroyed' });
+    } finally {
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes guests of a state dir from before the marks as recorded', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'virtbus-test-driver-'));
+    const context = { node: 'n', stateDir, logger: pino({ level: 'silent' }), observedState: () => undefined, saveRuntime: async () => undefined };
+    try {
+      const driver = new TestDriver();
+      await driver.init(context);
+      const running: RunState = { state: 'running', reason: 'booted' };
+      expect(await driver.adopt(record(running))).toEqual(running);
+      const next = new TestDriver();
+      await next.init(context);
+      expect(await next.adopt(record(running))).toEqual(running);
+    } finally {
+      await rm(stateDir, { recursive: true, force: true });
+    }
   });
 });

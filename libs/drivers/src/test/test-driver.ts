@@ -1,3 +1,5 @@
+import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VirtError, type DomainConfig, type DomainStats, type DriverInfo } from '@virtbus/api-contract';
 import type {
@@ -25,9 +27,13 @@ export interface TestDriverOptions {
   latencyMs?: number;
 }
 
+type Mark = 'running' | 'paused';
+
 /**
  * libvirt's test:///default for virtbus: every API, no hypervisor. State transitions follow libvirt's
- * rules; the agent persists definitions and state, so "running" test domains survive an agent restart.
+ * rules. A simulated guest leaves an empty `<uuid>.running|paused` file under the driver's state dir (its "process",
+ * like QEMU's pid): a restarted agent finds its guests by them, including a destroy whose record the agent could not
+ * write (removing a file needs no room on a full disk).
  */
 export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCapability, DiskCapability {
   readonly name = 'test';
@@ -36,6 +42,7 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   readonly stats: StatsCapability = this;
   private readonly snapshotSupport = new TestSnapshots({
     booted: (domain, banner) => {
+      this.mark(domain, 'running');
       this.consoleOf(domain).append(`${banner}\r\nGUEST-READY\r\n`);
       this.runningSince.set(domain.config.uuid, Date.now());
     },
@@ -49,12 +56,20 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   private readonly runningSince = new Map<string, number>();
   private readonly latencyMs: number;
   private readonly consoles = new Map<string, TestConsole>();
+  private runDir: string | undefined;
+  /** The state dir predates the marks: guests of the agent before are taken as recorded (and marked). */
+  private unmarked = false;
 
   constructor(options: TestDriverOptions = {}) {
     this.latencyMs = options.latencyMs ?? 0;
   }
 
-  async init(_context: DriverContext): Promise<void> {}
+  async init(context: DriverContext): Promise<void> {
+    const dir = join(context.stateDir, 'running');
+    this.unmarked = !existsSync(dir);
+    mkdirSync(dir, { recursive: true });
+    this.runDir = dir;
+  }
 
   async probe(): Promise<DriverInfo> {
     return {
@@ -71,13 +86,21 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   }
 
   async adopt(domain: DomainRecord): Promise<RunState> {
-    return { state: domain.state, reason: domain.reason };
+    const active = domain.state === 'running' || domain.state === 'paused';
+    if (!this.runDir || (this.unmarked && active)) {
+      if (active) this.mark(domain, domain.state as Mark);
+      return { state: domain.state, reason: domain.reason };
+    }
+    const marked = this.markOf(domain);
+    if (marked === undefined) return active ? { state: 'shutoff', reason: 'unknown' } : { state: domain.state, reason: domain.reason };
+    return { state: marked, reason: marked === domain.state ? domain.reason : 'unknown' };
   }
 
   async start(domain: DomainRecord, options: { paused: boolean }): Promise<RunState> {
     this.require(domain, ['shutoff', 'crashed', 'nostate'], 'start');
     await this.work();
     this.consoleOf(domain).append(`virtbus test domain ${domain.config.name} booted\r\nGUEST-READY\r\n`);
+    this.mark(domain, options.paused ? 'paused' : 'running');
     this.runningSince.set(domain.config.uuid, Date.now());
     this.plugged.set(domain.config.uuid, this.bootDisks(domain));
     return options.paused ? { state: 'paused', reason: 'user' } : { state: 'running', reason: 'booted' };
@@ -112,12 +135,14 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   async suspend(domain: DomainRecord): Promise<RunState> {
     this.require(domain, ['running', 'blocked'], 'suspend');
     await this.work();
+    this.mark(domain, 'paused');
     return { state: 'paused', reason: 'user' };
   }
 
   async resume(domain: DomainRecord): Promise<RunState> {
     this.require(domain, ['paused'], 'resume');
     await this.work();
+    this.mark(domain, 'running');
     return { state: 'running', reason: 'unpaused' };
   }
 
@@ -213,10 +238,35 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   }
 
   private stopped(domain: DomainRecord): void {
+    this.mark(domain, undefined);
     this.consoles.get(domain.config.uuid)?.end();
     this.consoles.delete(domain.config.uuid);
     this.runningSince.delete(domain.config.uuid);
     this.plugged.delete(domain.config.uuid);
+  }
+
+  /** Moves the guest's mark to `state` (rename: no room needed), creates it, or removes it (undefined). */
+  private mark(domain: DomainRecord, state: Mark | undefined): void {
+    const dir = this.runDir;
+    if (!dir) return;
+    const path = (mark: Mark) => join(dir, `${domain.config.uuid}.${mark}`);
+    const current = this.markOf(domain);
+    if (current === state) return;
+    try {
+      if (state === undefined) rmSync(path(current!), { force: true });
+      else if (current) renameSync(path(current), path(state));
+      else closeSync(openSync(path(state), 'a', 0o600));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new VirtError(code === 'ENOSPC' || code === 'EDQUOT' ? 'STORAGE_FULL' : 'OPERATION_FAILED', `test driver: cannot mark ${domain.config.name} ${state ?? 'stopped'}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  private markOf(domain: DomainRecord): Mark | undefined {
+    const dir = this.runDir;
+    if (!dir) return undefined;
+    if (existsSync(join(dir, `${domain.config.uuid}.running`))) return 'running';
+    return existsSync(join(dir, `${domain.config.uuid}.paused`)) ? 'paused' : undefined;
   }
 
   private pluggedInto(domain: DomainRecord): Map<string, { cdrom: boolean; media?: string }> {
