@@ -219,7 +219,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     const down = { vb: [] as number[], lv: [] as number[] };
     let checksumsEqual = true;
     for (let i = 0; i < volumeRuns; i++) {
-      up.vb.push(fileMiB / ((await timed(() => upload(source, url, fileMiB * MiB))) / 1000));
+      up.vb.push(fileMiB / ((await timed(() => upload(source, `${url}?create=true`, fileMiB * MiB))) / 1000));
       down.vb.push(fileMiB / ((await timed(() => download(url, back))) / 1000));
       checksumsEqual &&= (await sha256Of(back)) === sourceSha;
       await rm(back);

@@ -154,7 +154,7 @@ export async function benchStorage(options: StorageBenchOptions): Promise<Storag
     for (let i = 0; i < runs; i++) {
       cp.push(fileMiB / (await timed(() => run('cp', [source, copy]))));
       await rm(copy);
-      up.push(fileMiB / (await timed(() => upload(source, url, fileMiB * MiB))));
+      up.push(fileMiB / (await timed(() => upload(source, `${url}?create=true`, fileMiB * MiB))));
       down.push(fileMiB / (await timed(() => download(url, back))));
       checksumsEqual &&= (await sha256Of(back)) === sourceSha;
       await rm(back);
@@ -170,7 +170,7 @@ export async function benchStorage(options: StorageBenchOptions): Promise<Storag
     let memory: StorageBenchResult['memory'];
     try {
       const bigUrl = `${gatewayProcess.url}/v1/nodes/${NODE}/storage-pools/default/volumes/big.raw/content`;
-      const [agentUploadMiB, gatewayUploadMiB] = await rssGrowth([agent.pid, gatewayProcess.pid], () => upload(big, bigUrl, transferMiB * MiB));
+      const [agentUploadMiB, gatewayUploadMiB] = await rssGrowth([agent.pid, gatewayProcess.pid], () => upload(big, `${bigUrl}?create=true`, transferMiB * MiB));
       await rm(big);
       const [agentDownloadMiB, gatewayDownloadMiB] = await rssGrowth([agent.pid, gatewayProcess.pid], () => download(bigUrl, big));
       memory = { transferMiB, agentUploadMiB: agentUploadMiB!, agentDownloadMiB: agentDownloadMiB!, gatewayUploadMiB: gatewayUploadMiB!, gatewayDownloadMiB: gatewayDownloadMiB!, checksumEqual: (await sha256Of(big)) === bigSha };

@@ -257,7 +257,7 @@ describe('storage pools and volumes on a real agent', () => {
         seen.push(msg.json<OperationEvent>());
       },
     });
-    const session = await client.call(NODE, 'volume.upload', { pool: 'default', volume: 'cancelled.raw' });
+    const session = await client.call(NODE, 'volume.upload', { pool: 'default', volume: 'cancelled.raw', create: true });
     expect(session.subject).toMatch(new RegExp(`^virt\\.v1\\.${NODE}\\.rw\\.stream\\.upload\\.`));
     const headers = natsHeaders();
     headers.set(StreamHeaders.Offset, '0');
@@ -272,7 +272,7 @@ describe('storage pools and volumes on a real agent', () => {
     while (!seen.some((event) => event.operation.status === 'cancelled') && Date.now() < deadline) await sleep(20);
     sub.unsubscribe();
     // A declared size that the upload does not reach fails at commit and keeps nothing.
-    const short = await client.call(NODE, 'volume.upload', { pool: 'default', volume: 'short.raw', sizeBytes: 2000 });
+    const short = await client.call(NODE, 'volume.upload', { pool: 'default', volume: 'short.raw', sizeBytes: 2000, create: true });
     headers.set(StreamHeaders.Offset, '0');
     await nc.request(short.subject, new Uint8Array(1000), { headers, timeout: 5000 });
     const commit = natsHeaders();
@@ -285,6 +285,42 @@ describe('storage pools and volumes on a real agent', () => {
     const mine = seen.filter((event) => event.operation.id === session.operation.id).map((event) => event.operation.status);
     expect(mine[0]).toBe('running');
     expect(mine.at(-1)).toBe('cancelled');
+  });
+
+  /** A whole upload over the bus: one chunk, then the commit; returns the commit's reply (result or error). */
+  async function uploadAll(volume: string, data: Uint8Array, create?: boolean): Promise<{ result?: AsyncOperation; error?: { code: string; message: string } }> {
+    const session = await client.call(NODE, 'volume.upload', { pool: 'default', volume, sizeBytes: data.length, ...(create !== undefined ? { create } : {}) });
+    const chunk = natsHeaders();
+    chunk.set(StreamHeaders.Offset, '0');
+    await nc.request(session.subject, data, { headers: chunk, timeout: 5000 });
+    const commit = natsHeaders();
+    commit.set(StreamHeaders.Action, 'commit');
+    return JSON.parse((await nc.request(session.subject, new Uint8Array(0), { headers: commit, timeout: 10_000 })).string()) as { result?: AsyncOperation };
+  }
+
+  it('uploads only into an existing volume unless asked to create it, and never changes its capacity', async () => {
+    const data = new Uint8Array(300 * 1024).fill(7);
+    // a missing volume is an error, and nothing is created
+    await rejectsWith(client.call(NODE, 'volume.upload', { pool: 'default', volume: 'missing.raw' }), 'NO_STORAGE_VOL');
+    expect(existsSync(join(workDir, 'state', 'pools', 'default', 'missing.raw'))).toBe(false);
+    // with create it is made from the upload
+    expect((await uploadAll('made.raw', data, true)).result?.status).toBe('success');
+    expect((await client.call(NODE, 'volume.get', { pool: 'default', volume: 'made.raw' })).capacityBytes).toBe(data.length);
+    // a 4 MiB raw volume keeps its 4 MiB: the upload is its first bytes, the rest reads as zeros
+    await client.call(NODE, 'volume.create', { pool: 'default', volume: { name: 'big.raw', format: 'raw', capacity: 4 * MiB } });
+    expect((await uploadAll('big.raw', data)).result?.status).toBe('success');
+    expect((await client.call(NODE, 'volume.get', { pool: 'default', volume: 'big.raw' })).capacityBytes).toBe(4 * MiB);
+    const content = await readFile(join(workDir, 'state', 'pools', 'default', 'big.raw'));
+    expect(content.length).toBe(4 * MiB);
+    expect(content.subarray(0, data.length).equals(Buffer.from(data))).toBe(true);
+    expect(content.subarray(data.length).every((byte) => byte === 0)).toBe(true);
+    // more bytes than the volume holds are refused up front
+    await rejectsWith(client.call(NODE, 'volume.upload', { pool: 'default', volume: 'made.raw', sizeBytes: data.length + 1 }), 'INVALID_ARG');
+    // raw bytes into a qcow2 volume would change its format and size: refused, the volume unchanged
+    await client.call(NODE, 'volume.create', { pool: 'default', volume: { name: 'disk.qcow2', format: 'qcow2', capacity: 8 * MiB } });
+    expect((await uploadAll('disk.qcow2', data)).error?.code).toBe('INVALID_ARG');
+    expect(await client.call(NODE, 'volume.get', { pool: 'default', volume: 'disk.qcow2' })).toMatchObject({ format: 'qcow2', capacityBytes: 8 * MiB });
+    for (const volume of ['made.raw', 'big.raw', 'disk.qcow2']) await client.call(NODE, 'volume.delete', { pool: 'default', volume });
   });
 
   it('keeps pool definitions across an agent restart and starts the pools that were running', async () => {

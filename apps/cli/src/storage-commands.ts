@@ -24,7 +24,8 @@ vol-info POOL VOL                     one volume: format, capacity, allocation, 
 vol-create POOL VOL SIZE [--format qcow2|raw] [--backing VOL]   SIZE like 10G, 512MiB
 vol-delete POOL VOL | vol-resize POOL VOL SIZE [--shrink]
 vol-clone POOL VOL NEW | vol-wipe POOL VOL   async, with progress on stderr
-vol-upload POOL VOL FILE | vol-download POOL VOL FILE   stream content, with progress; prints the sha256
+vol-upload POOL VOL FILE [--create] | vol-download POOL VOL FILE   stream content, with progress; prints the sha256
+                                      (upload: into an existing volume, whose capacity never changes; --create makes a missing one)
 `;
 
 const POLL_MS = 250;
@@ -39,6 +40,8 @@ export interface StorageFlags {
   format?: string;
   backing?: string;
   shrink?: boolean;
+  /** vol-upload: make a missing volume (an error otherwise). */
+  create?: boolean;
   disable?: boolean;
   /** pool-list/vol-list: at most this many (every page otherwise). */
   limit?: number | undefined;
@@ -210,7 +213,7 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
       const size = (await stat(file)).size;
       const report = counter((sent) => progress(progressBar(size ? (100 * sent) / size : 100, sent, size), false));
       const source = createReadStream(file).pipe(report);
-      const operation = await ctx.http.upload<AsyncOperation>(`${volume()}/content`, source, size);
+      const operation = await ctx.http.upload<AsyncOperation>(`${volume()}/content${flags.create ? '?create=true' : ''}`, source, size);
       progress(progressBar(100, size, size), true);
       const sha256 = operation.result?.sha256;
       print(ctx, operation, () => `Uploaded ${bytes(size)} to ${args[0]}/${args[1]}${sha256 ? `, sha256 ${sha256}` : ''}`);

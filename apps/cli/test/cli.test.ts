@@ -62,7 +62,15 @@ describe('virtbus CLI against a real gateway and agent', () => {
     const source = join(workDir, 'upload.bin');
     await writeFile(source, content);
     const sha256 = createHash('sha256').update(content).digest('hex');
-    expect((await cli('vol-upload', 'two', 'data', source)).text).toBe(`Uploaded 3.0 MiB to two/data, sha256 ${sha256}`);
+    // a volume that does not exist is not made behind the user's back
+    await expect(cli('vol-upload', 'two', 'data', source)).rejects.toMatchObject({ code: 'NO_STORAGE_VOL' });
+    expect((await cli('vol-list', 'two')).text).not.toMatch(/^data\s/m);
+    expect((await cli('vol-upload', '--create', 'two', 'data', source)).text).toBe(`Uploaded 3.0 MiB to two/data, sha256 ${sha256}`);
+    // a smaller file into the 1 MiB raw volume keeps its capacity
+    const small = join(workDir, 'small.bin');
+    await writeFile(small, randomBytes(100 * 1024));
+    expect((await cli('vol-upload', 'two', 'blank', small)).code).toBe(0);
+    expect((await cli('vol-info', 'two', 'blank')).text).toMatch(/^Capacity:\s+1\.0 MiB$/m);
     const copy = join(workDir, 'download.bin');
     expect((await cli('vol-download', 'two', 'data', copy)).text).toMatch(new RegExp(`^Downloaded 3\\.0 MiB to .*download\\.bin, sha256 ${sha256}$`));
     expect((await readFile(copy)).equals(content)).toBe(true);

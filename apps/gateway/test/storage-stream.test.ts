@@ -123,7 +123,7 @@ describe('volume content through the gateway over NATS', () => {
 
     const idleRss = await rssBytes(agent.pid);
     const upStart = performance.now();
-    const { result: uploaded, peak: uploadPeak } = await withRssPeak(() => upload(sourcePath, `${volumeUrl}/content`));
+    const { result: uploaded, peak: uploadPeak } = await withRssPeak(() => upload(sourcePath, `${volumeUrl}/content?create=true`));
     const upSeconds = (performance.now() - upStart) / 1000;
     expect(uploaded.status, uploaded.body).toBe(200);
     const operation = JSON.parse(uploaded.body) as AsyncOperation;
@@ -164,7 +164,7 @@ describe('volume content through the gateway over NATS', () => {
 
   it('drops a partial new volume when the client disconnects mid-upload', async () => {
     const volumeUrl = `${base}/v1/nodes/${NODE}/storage-pools/default/volumes/partial.raw`;
-    await upload(sourcePath, `${volumeUrl}/content`, 20 * MiB);
+    await upload(sourcePath, `${volumeUrl}/content?create=true`, 20 * MiB);
     let operation: AsyncOperation | undefined;
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
@@ -223,7 +223,7 @@ describe('volume content over a server with a small max_payload', () => {
     const content = randomBytes(3 * MiB + 12_345);
     const sha = createHash('sha256').update(content).digest('hex');
     const url = `/v1/nodes/${SMALL}/storage-pools/default/volumes/small.raw/content`;
-    const up = await smallApp.inject({ method: 'PUT', url, headers: { 'content-type': 'application/octet-stream' }, payload: content });
+    const up = await smallApp.inject({ method: 'PUT', url: `${url}?create=true`, headers: { 'content-type': 'application/octet-stream' }, payload: content });
     expect(up.statusCode, up.body).toBe(200);
     expect(up.json<AsyncOperation>()).toMatchObject({ status: 'success', result: { sizeBytes: content.length, sha256: sha } });
     const down = await smallApp.inject({ method: 'GET', url });

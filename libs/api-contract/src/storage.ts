@@ -258,11 +258,13 @@ export const StorageOperations = {
         pool: ObjectName,
         volume: ObjectName,
         sizeBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Expected size: progress total, and a shorter upload fails at commit' })),
+        create: Type.Optional(Type.Boolean({ description: 'Create a missing volume (a dir pool file of the upload\'s size); without it a missing volume is NO_STORAGE_VOL' })),
       },
       { additionalProperties: false },
     ),
     response: StreamSession,
-    summary: 'Open an upload session: a missing volume is created (raw file), an existing one overwritten',
+    summary:
+      'Open an upload session into an existing volume, whose capacity never changes (a raw volume keeps its size, zeros after the upload; an upload that would change a qcow2 volume\'s format or size is refused); `create` makes a missing one',
   },
   'volume.download': { access: Access.ReadOnly, request: VolumeRef, response: StreamSession, summary: 'Open a download session for the volume bytes' },
   'operation.list': {

@@ -26,7 +26,7 @@ export function createStorageHandlers(storage: StorageManager): Pick<OperationHa
     'volume.resize': ({ pool, volume, resize }) => storage.resizeVolume(pool, volume, resize.capacity, resize.allowShrink ?? false),
     'volume.clone': ({ pool, volume, clone }) => storage.cloneVolume(pool, volume, clone.name),
     'volume.wipe': ({ pool, volume }) => storage.wipeVolume(pool, volume),
-    'volume.upload': ({ pool, volume, sizeBytes }) => storage.upload(pool, volume, sizeBytes),
+    'volume.upload': ({ pool, volume, sizeBytes, create }) => storage.upload(pool, volume, sizeBytes, create),
     'volume.download': ({ pool, volume }) => storage.download(pool, volume),
     'operation.list': async (query, context) => {
       const page = pageOf(storage.operations.list(), (operation) => [operation.createdAt, operation.id], query, context);

@@ -275,9 +275,14 @@ export class StorageManager {
     );
   }
 
-  async upload(poolName: string, name: string, sizeBytes?: number): Promise<StreamSession> {
+  async upload(poolName: string, name: string, sizeBytes?: number, create = false): Promise<StreamSession> {
     const { pool, backend } = this.running(poolName);
-    const target = await backend.openWrite(pool, name);
+    const existing = await backend.volume(pool, name).catch((error: unknown) => {
+      if (VirtError.is(error, 'NO_STORAGE_VOL')) return undefined;
+      throw error;
+    });
+    if (!existing && !create) throw new VirtError('NO_STORAGE_VOL', `no volume ${name} in pool ${poolName}: create it first, or upload with create (CLI: --create)`);
+    const target = await backend.openWrite(pool, name, existing);
     if (sizeBytes !== undefined && target.maxBytes !== undefined && sizeBytes > target.maxBytes) {
       await target.abort();
       throw new VirtError('INVALID_ARG', `${sizeBytes} bytes do not fit volume ${name} of ${target.maxBytes} bytes`);

@@ -31,6 +31,10 @@ const PageQuery = Type.Object(PageRequestFields, { additionalProperties: false }
 const PoolParams = Type.Object({ node: NodeName, pool: ObjectName }, { additionalProperties: false });
 const VolumeParams = Type.Object({ node: NodeName, pool: ObjectName, vol: ObjectName }, { additionalProperties: false });
 const OperationParams = Type.Object({ node: NodeName, id: Uuid }, { additionalProperties: false });
+const UploadQuery = Type.Object(
+  { create: Type.Optional(Type.Boolean({ description: 'Create the volume when it does not exist (else 404 NO_STORAGE_VOL)' })) },
+  { additionalProperties: false },
+);
 
 const PoolCodes: ErrorCode[] = [...AgentCallCodes, 'NO_STORAGE_POOL', 'OPERATION_INVALID'];
 const VolumeCodes: ErrorCode[] = [...PoolCodes, 'NO_STORAGE_VOL', 'OPERATION_UNSUPPORTED'];
@@ -327,8 +331,9 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         operationId: 'uploadStorageVolume',
         tags: [Tags.Storage],
-        summary: 'Upload volume content (application/octet-stream); a missing dir volume is created, an existing one replaced',
+        summary: 'Upload volume content (application/octet-stream) into an existing volume, whose capacity never changes; ?create=true makes a missing dir volume',
         params: VolumeParams,
+        querystring: UploadQuery,
         response: { 200: ref('Operation'), ...errorResponses(...VolumeCodes) },
       },
     },
@@ -341,6 +346,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
         pool: request.params.pool,
         volume: request.params.vol,
         ...(sizeBytes !== undefined ? { sizeBytes } : {}),
+        ...(request.query.create ? { create: true } : {}),
       });
       const nc = await app.agents.connection();
       try {

@@ -74,5 +74,6 @@ export interface PoolBackend {
   cloneVolume(pool: PoolDefinition, source: string, target: string, progress: ProgressFn, signal: AbortSignal): Promise<VolumeDetails>;
   wipeVolume(pool: PoolDefinition, name: string, progress: ProgressFn, signal: AbortSignal): Promise<void>;
   openRead(pool: PoolDefinition, name: string): Promise<ReadSource>;
-  openWrite(pool: PoolDefinition, name: string): Promise<WriteTarget>;
+  /** `existing`: the volume as it is (its capacity is kept); undefined creates it from the upload (dir pools). */
+  openWrite(pool: PoolDefinition, name: string, existing?: VolumeDetails): Promise<WriteTarget>;
 }

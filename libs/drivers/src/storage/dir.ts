@@ -127,19 +127,39 @@ export class DirPoolBackend implements PoolBackend {
     return { handle, sizeBytes: (await handle.stat()).size };
   }
 
-  async openWrite(pool: PoolDefinition, name: string): Promise<WriteTarget> {
+  async openWrite(pool: PoolDefinition, name: string, existing?: VolumeDetails): Promise<WriteTarget> {
     const path = volumePathIn(pool.target, name);
     const temp = join(pool.target, `.${name}.upload-${randomBytes(6).toString('hex')}`);
     const handle = await open(temp, 'wx', 0o600);
     let done = false;
+    const raw = existing?.format === 'raw';
     return {
       handle,
+      // a raw volume takes at most its capacity; a qcow2 file's length is not its capacity (checked at commit)
+      ...(raw ? { maxBytes: existing.capacityBytes } : {}),
       async commit(sizeBytes: number) {
         done = true;
-        await handle.truncate(sizeBytes);
-        await handle.sync();
-        await handle.close();
-        await rename(temp, path);
+        try {
+          // an existing raw volume keeps its size: the upload is its first bytes, the rest a hole that reads as zeros
+          await handle.truncate(raw ? Math.max(sizeBytes, existing.capacityBytes) : sizeBytes);
+          await handle.sync();
+          await handle.close();
+          if (existing && !raw) {
+            const info = await qemuImgInfo(temp);
+            const format = info.format === 'qcow2' ? 'qcow2' : 'raw';
+            if (format !== existing.format || info.virtualSize !== existing.capacityBytes) {
+              throw new VirtError(
+                'INVALID_ARG',
+                `the upload is a ${format} image of ${info.virtualSize} bytes; volume ${name} is ${existing.format} of ${existing.capacityBytes} bytes and an upload does not change that (resize it first, or upload to a new volume with create)`,
+              );
+            }
+          }
+          await rename(temp, path);
+        } catch (error) {
+          await handle.close().catch(() => undefined);
+          await rm(temp, { force: true });
+          throw error;
+        }
       },
       async abort() {
         if (done) return;

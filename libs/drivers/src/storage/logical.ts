@@ -140,8 +140,9 @@ export class LogicalPoolBackend implements PoolBackend {
     return { handle: await open(volume.path, 'r'), sizeBytes: volume.capacityBytes };
   }
 
-  async openWrite(pool: PoolDefinition, name: string): Promise<WriteTarget> {
-    const volume = await this.volume(pool, name);
+  async openWrite(pool: PoolDefinition, name: string, existing?: VolumeDetails): Promise<WriteTarget> {
+    // a logical volume is written in place and never resized; it must exist
+    const volume = existing ?? (await this.volume(pool, name));
     const handle = await open(volume.path, 'r+');
     let closed = false;
     const close = async () => {
