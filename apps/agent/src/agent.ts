@@ -139,7 +139,9 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     });
     const consoles = new ConsoleHub(nc, config.node, logger);
     events.onEvent((event) => {
-      if (event.type === 'STOPPED' || event.type === 'CRASHED' || event.type === 'UNDEFINED') consoles.forget(event.uuid);
+      if (event.type === 'STOPPED' || event.type === 'CRASHED' || event.type === 'UNDEFINED') {
+        consoles.forget(event.uuid, `domain ${event.name} ${event.type === 'UNDEFINED' ? 'undefined' : `${event.type.toLowerCase()} (${event.detail.toLowerCase()})`}`);
+      }
     });
     // before the domains start: an autostarted domain with a managed save image resumes from it
     const snapshots = new SnapshotService({ stateDir: config.stateDir, manager, storage: pools, events, logger });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { Subjects, VirtError } from '@virtbus/api-contract';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { ConsoleHeaders, Subjects, VirtError } from '@virtbus/api-contract';
 import type { ConsoleSession, DomainRecord, HypervisorDriver } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 
@@ -59,14 +59,23 @@ export class ConsoleHub {
     if (console?.writer === session) console.writer = undefined;
   }
 
-  /** The domain stopped: its console session ends with it. */
-  forget(uuid: string): void {
+  /**
+   * The domain stopped: its console session ends with it, and readers are told why (published even when the driver's
+   * session already closed on its own, as the test driver's and a QEMU that exited do before the event).
+   */
+  forget(uuid: string, why?: string): void {
+    if (why !== undefined) {
+      const headers = natsHeaders();
+      headers.set(ConsoleHeaders.End, why);
+      this.nc.publish(Subjects.consoleOutput(this.node, uuid), new Uint8Array(0), { headers });
+    }
     const console = this.consoles.get(uuid);
     if (!console) return;
     this.consoles.delete(uuid);
     console.session.close();
   }
 
+  /** The agent stops: sessions close, the domains (and their consoles) live on for the next agent. */
   closeAll(): void {
     for (const uuid of [...this.consoles.keys()]) this.forget(uuid);
   }

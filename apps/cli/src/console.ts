@@ -34,7 +34,9 @@ export async function consoleCommand(ctx: CommandContext, id: string, options: {
     socket.on('message', (data: Buffer) => process.stdout.write(data));
     socket.on('close', (code, reason) => {
       restore();
+      // 1000 with a reason: the domain stopped (the gateway says how); without one: the user left with Ctrl-]
       if (code !== 1000 && code !== 1005) process.stderr.write(`\r\nconsole closed: ${reason.toString() || code}\r\n`);
+      else if (reason.length > 0) process.stderr.write(`\r\nconsole ended: ${reason.toString()}\r\n`);
       resolve(code === 1000 || code === 1005 ? 0 : 1);
     });
     socket.on('error', (error) => {

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -82,6 +82,30 @@ describe('virtbus CLI against a real gateway and agent', () => {
     expect((await cli('pool-destroy', 'two')).text).toBe('Pool two: stop done, inactive');
     expect((await cli('pool-undefine', 'two')).text).toBe('Pool two undefined');
     expect((await cli('pool-list')).text).not.toMatch(/^two\s/m);
+  });
+
+  it('ends a console session with a message and exit 0 when its domain stops (as a real process)', async () => {
+    await cli('define', '--name', 'tty-1', '--driver', 'test');
+    await cli('start', 'tty-1');
+    const child = spawn(process.execPath, [builtBundle('virtbus'), '--url', gatewayUrl, 'console', 'tty-1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      // attached once the history (the boot banner) is shown
+      for (let round = 0; round < 100 && !stdout.includes('GUEST-READY'); round++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(stdout).toContain('GUEST-READY');
+      await cli('destroy', 'tty-1');
+      // bounded: a session still attached after 15 s is the bug
+      const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still attached'), 15_000))]);
+      expect(code).toBe(0);
+      expect(stderr).toMatch(/domain tty-1 (stopped|is shut ?off)/i);
+    } finally {
+      child.kill('SIGKILL');
+      await cli('undefine', 'tty-1').catch(() => undefined);
+    }
   });
 
   it('prints the gateway error and exits non-zero (as a real process)', async () => {

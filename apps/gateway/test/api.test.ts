@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { NODES_BUCKET, Subjects, type ErrorBody, type NodeInfo } from '@virtbus/api-contract';
+import { ConsoleHeaders, NODES_BUCKET, Subjects, type ErrorBody, type NodeInfo } from '@virtbus/api-contract';
 import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
 import { buildApp, type GatewayApp } from '../src/index.js';
 import { sampleDomain, startFakeAgent, type FakeAgent } from './fake-agent.js';
@@ -38,7 +38,9 @@ beforeAll(async () => {
   agent.handle('domain.list', () => ({ result: { domains: [sampleDomain(NODE)] } }));
   agent.handle('domain.get', (request) => {
     const { id } = request as { id: string };
-    if (id === 'web1') return { result: sampleDomain(NODE) };
+    // running: its console stays open
+    if (id === 'web1') return { result: sampleDomain(NODE, { state: 'running', reason: 'booted' }) };
+    if (id === 'idle1') return { result: sampleDomain(NODE, { name: 'idle1' }) };
     if (id === 'slow') return 'silent';
     if (id === 'broken') return { result: { ...sampleDomain(NODE), state: 'exploded' } };
     return { error: { code: 'NO_DOMAIN', message: `no domain ${id}`, status: 404 } };
@@ -244,6 +246,27 @@ describe('console WebSocket', () => {
     socket.terminate();
     await eventually(() => agent.calls.some((c) => c.operation === 'domain.console.detach'), 'the detach');
     expect(agent.calls.find((c) => c.operation === 'domain.console.detach')?.request).toEqual({ id: 'web1', session: 'writer-1' });
+  });
+
+  it('closes with 1000 and the reason when the agent says the console ended (the domain stopped)', async () => {
+    const received: string[] = [];
+    const socket = (await app.injectWS(`/v1/nodes/${NODE}/domains/web1/console`)) as TestSocket;
+    socket.on('message', (data) => received.push(data.toString()));
+    const closed = new Promise<[number, string]>((resolve) => socket.on('close', (c, r) => resolve([c, r.toString()])));
+    await eventually(() => received.length === 1, 'the history');
+    // the running check after the subscription is done once domain.get was asked
+    await eventually(() => agent.calls.filter((c) => c.operation === 'domain.get').length > 0, 'the state check');
+    const headers = natsHeaders();
+    headers.set(ConsoleHeaders.End, 'domain web1 stopped (destroyed)');
+    nc.publish(Subjects.consoleOutput(NODE, CONSOLE_UUID), new Uint8Array(0), { headers });
+    expect(await closed).toEqual([1000, 'domain web1 stopped (destroyed)']);
+    expect(received).toEqual(['boot log\n']);
+  });
+
+  it('closes with 1000 at once when the domain is not running', async () => {
+    const socket = (await app.injectWS(`/v1/nodes/${NODE}/domains/idle1/console`)) as TestSocket;
+    const [code, reason] = await new Promise<[number, string]>((resolve) => socket.on('close', (c, r) => resolve([c, r.toString()])));
+    expect([code, reason]).toEqual([1000, 'domain idle1 is shutoff']);
   });
 
   it('closes with 4000 + status when another writer holds the console', async () => {

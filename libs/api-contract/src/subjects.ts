@@ -31,6 +31,9 @@ function node(name: string): string {
   return name;
 }
 
+/** Headers on `Subjects.consoleOutput` messages: one with `End` carries no output, the session is over and its value says why. */
+export const ConsoleHeaders = { End: 'virtbus-console-end' } as const;
+
 export const Subjects = {
   request: (nodeName: string, access: Access, operation: string) => `${SUBJECT_ROOT}.${node(nodeName)}.${access}.${operation}`,
   nodeRequests: (nodeName: string) => `${SUBJECT_ROOT}.${node(nodeName)}.>`,

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Subscription } from '@nats-io/transport-node';
 import Type from 'typebox';
-import { VirtError, type ErrorBody } from '@virtbus/api-contract';
+import { ConsoleHeaders, isActive, VirtError, type ErrorBody } from '@virtbus/api-contract';
 import { toErrorBody } from '../plugins/errors.js';
 import { releaseLiveStream } from '../plugins/limits.js';
 import { Tags } from '../plugins/openapi.js';
@@ -34,6 +34,8 @@ const WRITE_CHUNK_BYTES = 65_536;
 /** WebSocket close codes 4000-4999 are the application's: 4000 + the HTTP status of the error. */
 export const closeCodeOf = (error: ErrorBody): number => 4000 + error.status;
 const GOING_AWAY = 1001;
+/** The domain stopped: a normal close whose reason says why (`domain web1 stopped (destroyed)`). */
+const NORMAL_CLOSURE = 1000;
 /** Closes a console idle in both directions: 4000 + 408 (Request Timeout), reason `IDLE_TIMEOUT: …`. */
 export const IDLE_CLOSE_CODE = 4408;
 
@@ -45,6 +47,11 @@ export interface ConsoleRouteOptions {
 function closeReason(error: ErrorBody): string {
   // A close frame's reason is at most 123 bytes.
   return Buffer.from(`${error.code}: ${error.message}`).subarray(0, 123).toString().replace(/\uFFFD$/, '');
+}
+
+/** A close frame's reason is at most 123 bytes. */
+function shortReason(text: string): string {
+  return Buffer.from(text).subarray(0, 123).toString().replace(/\uFFFD$/, '');
 }
 
 function toBuffer(data: RawData): Buffer {
@@ -67,6 +74,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRouteOptions> = asy
         'Upgrade to a WebSocket. The server sends the output so far, then live output, as binary frames; binary or text frames ' +
         'from the client are keystrokes (mode rw only). Errors close the socket with code 4000 + HTTP status and the reason `CODE: message`. ' +
         'Only one writer at a time: attaching while another holds the console closes with 4409 unless force is set. ' +
+        'When the domain stops (or is not running) the socket closes with 1000 and a reason saying so, e.g. `domain web1 stopped (destroyed)`. ' +
         'A console with no traffic either way for the idle timeout (15 min by default) closes with 4408 `IDLE_TIMEOUT: …`; ' +
         'past the per-caller or gateway cap of open consoles the upgrade is refused with 429 and Retry-After.',
       params: DomainParams,
@@ -100,6 +108,10 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRouteOptions> = asy
         audit(body.status, body.code);
         if (body.code === 'INTERNAL') request.log.error({ err: error }, 'console failed');
         if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(closeCodeOf(body), closeReason(body));
+      };
+
+      const end = (why: string): void => {
+        if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(NORMAL_CLOSURE, shortReason(why));
       };
 
       const write = (bytes: Buffer): void => {
@@ -155,6 +167,8 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRouteOptions> = asy
         subscription = nc.subscribe(attachment.subject, {
           callback: (error, message) => {
             if (error) return fail(new VirtError('AGENT_UNREACHABLE', `console output subscription failed: ${error.message}`, { cause: error }));
+            const ended = message.headers?.get(ConsoleHeaders.End);
+            if (ended) return end(ended);
             if (socket.readyState === socket.OPEN) {
               touch();
               socket.send(message.data, { binary: true });
@@ -164,6 +178,12 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRouteOptions> = asy
         const history = Buffer.from(attachment.history, 'base64');
         if (history.length > 0) socket.send(history, { binary: true });
         for (const bytes of pending.splice(0)) write(bytes);
+        // a stop between the attach and the subscription published its end before anyone listened
+        const domain = await app.agents.call(node, 'domain.get', { id }).catch((error: unknown) => {
+          request.log.debug({ err: error }, 'console: domain state not checked; the end message still closes the session');
+          return undefined;
+        });
+        if (domain && !isActive(domain.state)) end(`domain ${domain.name} is ${domain.state}`);
       })().catch(fail);
     },
   });
