@@ -2,18 +2,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { VirtError, type AsyncOperation, type MigrationRequest } from '@virtbus/api-contract';
 import { resolveNode, type CommandContext } from './commands.js';
 import { bytes } from './format.js';
+import { ProgressMeter, progressBar } from './progress.js';
 
 const POLL_MS = 250;
-const BAR_WIDTH = 30;
+
+/** The migration's own figures after the bar. */
+function migrationFigures(operation: AsyncOperation): string {
+  const migration = operation.migration;
+  return migration ? ` ${migration.phase}, pass ${migration.iteration}, ${bytes(migration.ramRemainingBytes)} RAM left` : '';
+}
 
 /** One status line: a bar, percent, bytes and the migration's own figures. */
 export function progressLine(operation: AsyncOperation): string {
   const { percent, bytesProcessed, bytesTotal } = operation.progress;
-  const filled = Math.round((Math.min(100, percent) / 100) * BAR_WIDTH);
-  const bar = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
-  const migration = operation.migration;
-  const extra = migration ? ` ${migration.phase}, pass ${migration.iteration}, ${bytes(migration.ramRemainingBytes)} RAM left` : '';
-  return `${bar} ${percent.toFixed(1).padStart(5)}% ${bytes(bytesProcessed)}/${bytes(bytesTotal)}${extra}`;
+  return `${progressBar(percent, bytesProcessed, bytesTotal)}${migrationFigures(operation)}`;
 }
 
 /** Starts the migration, then follows its operation with a progress bar on stderr until it ends. */
@@ -21,12 +23,14 @@ export async function migrate(ctx: CommandContext, id: string, request: Migratio
   const node = await resolveNode(ctx);
   const enc = encodeURIComponent;
   let operation = await ctx.http.json<AsyncOperation>('POST', `/v1/nodes/${enc(node)}/domains/${enc(id)}/migrate`, request);
+  // bytes, rate and time left from the meter; a migration's total can grow (dirty pages), so the ETA is a guess
+  const meter = new ProgressMeter(progress);
   while (operation.status === 'running') {
-    progress(progressLine(operation), false);
+    meter.update(operation.progress.bytesProcessed, operation.progress.bytesTotal, migrationFigures(operation));
     await sleep(POLL_MS);
     operation = await ctx.http.json<AsyncOperation>('GET', `/v1/nodes/${enc(node)}/operations/${enc(operation.id)}`);
   }
-  progress(progressLine(operation), true);
+  meter.finish(operation.progress.bytesProcessed, operation.progress.bytesTotal, migrationFigures(operation));
   if (ctx.output.json) ctx.output.out(JSON.stringify(operation, null, 2));
   if (operation.status !== 'success') {
     const error = operation.error;

@@ -13,6 +13,9 @@ import {
 } from '@virtbus/api-contract';
 import { listAll, resolveNode, type CommandContext } from './commands.js';
 import { bytes, keyValues, table } from './format.js';
+import { ProgressMeter, type ProgressSink } from './progress.js';
+
+export type { ProgressSink } from './progress.js';
 
 export const STORAGE_USAGE = `pool-list [--prefix P] [--limit N]    storage pools of the node (every page)
 pool-info POOL                        one pool: state, capacity, allocation, available
@@ -29,7 +32,6 @@ vol-upload POOL VOL FILE [--create] | vol-download POOL VOL FILE   stream conten
 `;
 
 const POLL_MS = 250;
-const BAR_WIDTH = 30;
 const enc = encodeURIComponent;
 
 export interface StorageFlags {
@@ -48,14 +50,6 @@ export interface StorageFlags {
   prefix?: string;
 }
 
-/** Where progress lines go: redrawn in place on a terminal, only the last one otherwise. */
-export type ProgressSink = (line: string, final: boolean) => void;
-
-export function progressBar(percent: number, done: number, total: number | undefined): string {
-  const clamped = Math.max(0, Math.min(100, percent));
-  const filled = Math.round((clamped / 100) * BAR_WIDTH);
-  return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${clamped.toFixed(1).padStart(5)}% ${bytes(done)}${total !== undefined ? `/${bytes(total)}` : ''}`;
-}
 
 function print(ctx: CommandContext, value: unknown, text: () => string): void {
   ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
@@ -70,12 +64,14 @@ function need(args: readonly string[], index: number, what: string, command: str
 /** Polls an async operation until it ends, drawing its progress; a failed or cancelled one becomes an error. */
 export async function followOperation(ctx: CommandContext, node: string, start: AsyncOperation, progress: ProgressSink): Promise<AsyncOperation> {
   let operation = start;
+  const meter = new ProgressMeter(progress);
+  const totalOf = (op: AsyncOperation) => (op.progress.bytesTotal > 0 ? op.progress.bytesTotal : undefined);
   while (operation.status === 'running') {
-    progress(progressBar(operation.progress.percent, operation.progress.bytesProcessed, operation.progress.bytesTotal), false);
+    meter.update(operation.progress.bytesProcessed, totalOf(operation));
     await sleep(POLL_MS);
     operation = await ctx.http.json<AsyncOperation>('GET', `/v1/nodes/${enc(node)}/operations/${enc(operation.id)}`);
   }
-  progress(progressBar(operation.progress.percent, operation.progress.bytesProcessed, operation.progress.bytesTotal), true);
+  meter.finish(operation.progress.bytesProcessed, totalOf(operation));
   if (operation.status !== 'success') {
     throw new VirtError(operation.error?.code ?? 'OPERATION_FAILED', `${operation.description} ${operation.status}: ${operation.error?.message ?? 'no reason given'}`);
   }
@@ -211,10 +207,11 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
     case 'vol-upload': {
       const file = need(args, 2, 'a FILE', command);
       const size = (await stat(file)).size;
-      const report = counter((sent) => progress(progressBar(size ? (100 * sent) / size : 100, sent, size), false));
+      const meter = new ProgressMeter(progress);
+      const report = counter((sent) => meter.update(sent, size));
       const source = createReadStream(file).pipe(report);
       const operation = await ctx.http.upload<AsyncOperation>(`${volume()}/content${flags.create ? '?create=true' : ''}`, source, size);
-      progress(progressBar(100, size, size), true);
+      meter.finish(size, size);
       const sha256 = operation.result?.sha256;
       print(ctx, operation, () => `Uploaded ${bytes(size)} to ${args[0]}/${args[1]}${sha256 ? `, sha256 ${sha256}` : ''}`);
       return 0;
@@ -225,12 +222,13 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
       const header = response.headers['x-virtbus-size'];
       const size = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined;
       let received = 0;
+      const meter = new ProgressMeter(progress);
       const report = counter((total) => {
         received = total;
-        progress(progressBar(size ? (100 * total) / size : 0, total, size), false);
+        meter.update(total, size);
       });
       await pipeline(response, report, createWriteStream(file, { mode: 0o600 }));
-      progress(progressBar(100, received, size), true);
+      meter.finish(received, size);
       const sha256 = response.trailers['x-checksum-sha256'];
       print(ctx, { file, bytes: received, sha256 }, () => `Downloaded ${bytes(received)} to ${file}${sha256 ? `, sha256 ${sha256}` : ''}`);
       return 0;
