@@ -63,6 +63,8 @@ function eventsOf(uuid: string): string[] {
 /** A console WebSocket through the gateway: everything received (history + live) and a way to type. */
 interface ConsoleClient {
   text(): string;
+  /** `code reason` once the gateway closed it. */
+  closedWith(): string | undefined;
   type(keys: string): void;
   close(): Promise<void>;
 }
@@ -88,6 +90,7 @@ async function openConsole(id: string): Promise<ConsoleClient> {
       return received;
     },
     type: (keys) => socket.send(Buffer.from(keys)),
+    closedWith: () => closedWith,
     close: async () => {
       socket.close(1000, 'done');
       await Promise.race([closed, sleep(2_000)]);
@@ -301,8 +304,12 @@ describe.skipIf(!QEMU)('QEMU domains through the gateway, a real agent process a
       await terminal.close();
     }
 
+    // a console left open ends with the domain, saying why
+    const watcher = await openConsole('linux');
     const shutdownBegin = Date.now();
     expect(await changeState('linux', { action: 'shutdown', timeout: 60 })).toMatchObject({ state: 'shutoff', reason: 'shutdown' });
+    await waitFor('the console to end with the domain', () => watcher.closedWith() !== undefined, 10_000);
+    expect(watcher.closedWith()).toBe('1000 domain linux stopped (shutdown)');
     console.info(`qemu-e2e: ACPI shutdown took ${Date.now() - shutdownBegin} ms`);
     await waitFor('QEMU to exit', () => !processRunning(pid), 10_000);
     await waitFor('the shutdown event', () => eventsOf(linux.uuid).includes('STOPPED/SHUTDOWN'), 10_000);

@@ -93,7 +93,7 @@ export class DomainManager {
   private readonly lastStats = new Map<string, DomainStats>();
   private startOverride?: StartOverride;
   /** Domains whose last change happened (the guest stopped, paused…) but is not yet on disk: retried until written. */
-  private readonly pendingWrites = new Map<string, { delayMs: number; timer?: NodeJS.Timeout }>();
+  private readonly pendingWrites = new Map<string, { delayMs: number; timer?: NodeJS.Timeout; updated?: boolean }>();
   private closing = false;
 
   constructor(private readonly options: DomainManagerOptions) {
@@ -248,7 +248,13 @@ export class DomainManager {
         throw stateWriteError(config.name, error);
       }
       this.domains.set(uuid, next);
-      await this.publish(next, { type: 'DEFINED', detail: 'UPDATED' });
+      try {
+        await this.publish(next, { type: 'DEFINED', detail: 'UPDATED' });
+      } catch (error) {
+        // the new definition is on disk: its event is retried rather than lost
+        this.markPending(uuid, true);
+        throw stateWriteError(config.name, error);
+      }
       return this.view(next);
     });
   }
@@ -411,8 +417,14 @@ export class DomainManager {
     const next: StoredDomain = { ...this.resolve(uuid), config };
     if (liveDisks) next.liveDisks = liveDisks;
     this.domains.set(uuid, next);
-    await this.persist(next);
-    if (configChanged) await this.publish(next, { type: 'DEFINED', detail: 'UPDATED' });
+    try {
+      await this.persist(next);
+      if (configChanged) await this.publish(next, { type: 'DEFINED', detail: 'UPDATED' });
+    } catch (error) {
+      // the device is plugged (or unplugged) already: the record follows once it can be written
+      this.markPending(uuid, configChanged);
+      throw stateWriteError(config.name, error);
+    }
     return this.view(next);
   }
 
@@ -445,12 +457,18 @@ export class DomainManager {
       const driver = this.driverFor(stored.config);
       const record = await this.resolvedRecord(stored);
       const outcome = await this.driverCall(driver, operation, stored, () => work(record, driver));
+      // the work is done (a reverted or saved guest): every state is applied even when a write fails, which marks it pending
+      let failure: unknown;
       if (outcome.config) {
         const next: StoredDomain = { ...this.resolve(uuid), config: outcome.config };
         this.domains.set(uuid, next);
-        await this.persist(next);
+        await this.persist(next).catch((error: unknown) => {
+          this.markPending(uuid);
+          failure ??= stateWriteError(next.config.name, error);
+        });
       }
-      for (const state of outcome.states ?? []) await this.apply(uuid, state);
+      for (const state of outcome.states ?? []) await this.apply(uuid, state).catch((error: unknown) => (failure ??= error));
+      if (failure !== undefined) throw failure;
       return outcome.result;
     });
   }
@@ -631,11 +649,14 @@ export class DomainManager {
     }
   }
 
-  /** Marks a domain whose current state is not on disk and schedules a retry of the write. */
-  private markPending(uuid: string): void {
+  /** Marks a domain whose current state (and, `updated`, definition) is not on disk and schedules a retry of the write. */
+  private markPending(uuid: string, updated = false): void {
     const pending = this.pendingWrites.get(uuid);
-    if (pending) return;
-    this.pendingWrites.set(uuid, { delayMs: RETRY_FIRST_MS });
+    if (pending) {
+      pending.updated ||= updated;
+      return;
+    }
+    this.pendingWrites.set(uuid, { delayMs: RETRY_FIRST_MS, ...(updated ? { updated } : {}) });
     this.scheduleRetry(uuid);
   }
 
@@ -661,12 +682,15 @@ export class DomainManager {
    * durable event recorded to the current one (an UNDEFINED for a domain removed meanwhile). Throws while the disk is full.
    */
   private async writePending(uuid: string): Promise<void> {
-    if (!this.pendingWrites.has(uuid)) return;
+    const pending = this.pendingWrites.get(uuid);
+    if (!pending) return;
     const stored = this.domains.get(uuid);
     const last = this.options.events.recordedDomains()?.get(uuid);
     if (stored) {
       await this.persist(stored);
-      const changes = last ? lifecycleChanges(last.state, stored.state, stored.reason) : [{ type: 'DEFINED', detail: 'ADDED' } as const, ...lifecycleChanges('shutoff', stored.state, stored.reason)];
+      const changes: LifecycleChange[] = last
+        ? [...(pending.updated ? [{ type: 'DEFINED', detail: 'UPDATED' } as const] : []), ...lifecycleChanges(last.state, stored.state, stored.reason)]
+        : [{ type: 'DEFINED', detail: 'ADDED' } as const, ...lifecycleChanges('shutoff', stored.state, stored.reason)];
       // numbered together here, written by one group commit
       await Promise.all(changes.map((change) => this.publish(stored, change)));
     } else if (last) {
