@@ -96,6 +96,7 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
     },
     async start(manager, events) {
       events.onPublished((event, lagSeconds) => metrics.observeEventPublishLag(event.type, lagSeconds));
+      metrics.watchPendingStateWrites(() => manager.pendingWriteCount);
       events.onPublishFailure((event) => metrics.countEventPublishFailure(event.type));
       if (address) {
         createDomainMetrics({

@@ -41,18 +41,18 @@ describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
 
   const startAgent = () => spawnAgent({ node: 'full', natsUrl: nats.url, stateDir: state, extraArgs: ['--metrics-address', 'off', '--stats-interval', '0'] });
 
-  /** Destroys the running domains one by one (each a log append) until a destroy finds the disk full; returns it. */
-  async function destroyUntilFull(names: string[]): Promise<{ name: string; failure: unknown }> {
+  /** Destroys (or suspends) the running domains one by one (each a log append) until one finds the disk full; returns it. */
+  async function destroyUntilFull(names: string[], action: 'destroy' | 'suspend' = 'destroy'): Promise<{ name: string; failure: unknown }> {
     for (const name of names) {
       const domain = await client.call('full', 'domain.get', { id: name });
       if (domain.state !== 'running') continue;
-      const failure = await client.call('full', 'domain.state', { id: name, change: { action: 'destroy' } }).then(
+      const failure = await client.call('full', 'domain.state', { id: name, change: { action } }).then(
         () => undefined,
         (error: unknown) => error,
       );
       if (failure !== undefined) return { name, failure };
     }
-    throw new Error('every destroy found room on the full disk');
+    throw new Error(`every ${action} found room on the full disk`);
   }
 
   /** Polls domain.get until `until` holds (bounded: the agent retries a pending write with backoff up to 5 s). */
@@ -150,5 +150,23 @@ describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
     expect(events.filter((event) => event.name === name && event.type === 'STOPPED')).toHaveLength(1);
     // the domains that were not touched are still running
     expect((await client.call('full', 'domain.list', { state: 'running' })).domains.length).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('a suspend that cannot be recorded shows the domain paused and pending; after an agent crash it comes back paused with its SUSPENDED event', async () => {
+    const filler = join(state, 'filler');
+    await fillFileSystem(filler);
+    const running = (await client.call('full', 'domain.list', { state: 'running' })).domains.map((domain) => domain.name);
+    const { name, failure } = await destroyUntilFull(running, 'suspend');
+    expect(VirtError.is(failure, 'STORAGE_FULL'), JSON.stringify(failure)).toBe(true);
+    expect(await client.call('full', 'domain.get', { id: name })).toMatchObject({ state: 'paused', persistPending: true });
+    await agent.kill('SIGKILL');
+    await rm(filler);
+    agent = await startAgent();
+    const after = await client.call('full', 'domain.get', { id: name });
+    expect(after.state).toBe('paused');
+    expect(after.persistPending).toBeUndefined();
+    await nc.flush();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(events.filter((event) => event.name === name && event.type === 'SUSPENDED')).toHaveLength(1);
   }, 120_000);
 });

@@ -31,6 +31,8 @@ export interface AgentMetrics {
   countEventPublishFailure(type: string): void;
   /** A promise rejection nothing handled (logged by the process handler instead of ending the agent). */
   countUnhandledRejection(): void;
+  /** Where the count of domains with a state write still pending (full state dir) is read at scrape time. */
+  watchPendingStateWrites(count: () => number): void;
 }
 
 export function createAgentMetrics(options: AgentMetricsOptions): AgentMetrics {
@@ -70,6 +72,16 @@ export function createAgentMetrics(options: AgentMetricsOptions): AgentMetrics {
     registers: [registry],
   });
   unhandled.inc({ node }, 0);
+  let pendingStateWrites: (() => number) | undefined;
+  new Gauge({
+    name: 'virtbus_agent_domains_persist_pending',
+    help: 'Domains whose last change happened but is not yet on disk (state dir full or failing); the agent retries the write.',
+    labelNames: ['node'],
+    registers: [registry],
+    collect() {
+      this.set({ node }, pendingStateWrites?.() ?? 0);
+    },
+  });
   new Gauge({
     name: 'virtbus_agent_nats_connected',
     help: 'Whether the agent is connected to NATS (1) or not (0).',
@@ -111,6 +123,9 @@ export function createAgentMetrics(options: AgentMetricsOptions): AgentMetrics {
     },
     countUnhandledRejection() {
       unhandled.inc({ node });
+    },
+    watchPendingStateWrites(count) {
+      pendingStateWrites = count;
     },
   };
 }

@@ -100,6 +100,11 @@ export class DomainManager {
     for (const driver of options.drivers) for (const type of driver.domainTypes) this.driversByType.set(type, driver);
   }
 
+  /** Domains whose last change is not yet on disk (shown as `persistPending`, retried). */
+  get pendingWriteCount(): number {
+    return this.pendingWrites.size;
+  }
+
   get drivers(): readonly HypervisorDriver[] {
     return this.options.drivers;
   }
