@@ -133,6 +133,7 @@ export async function dominfo(ctx: CommandContext, id: string): Promise<void> {
       ['Node', d.node],
       ['Driver', d.driver],
       ['State', `${d.state} (${d.reason})`],
+      ['Pending', d.persistPending ? 'this state is not yet on disk (state dir full); the agent retries' : undefined],
       ['CPU(s)', d.config.vcpus],
       ['Memory', `${d.config.memory} MiB`],
       ['Persistent', d.persistent ? 'yes' : 'no'],
