@@ -595,8 +595,14 @@ export class DomainManager {
       this.options.logger.error({ err: error, domain: before.config.name }, 'could not stop a domain whose start could not be recorded');
       return;
     }
-    if (this.domains.has(uuid)) this.domains.set(uuid, before);
-    // the record on disk is the state before the start again: nothing is left to write
+    if (!this.domains.has(uuid)) return;
+    this.domains.set(uuid, before);
+    // the domain file may already say running (QEMU's runtime facts): it is put back too, or stays pending until it can be
+    try {
+      await this.persist(before);
+    } catch {
+      return;
+    }
     clearTimeout(this.pendingWrites.get(uuid)?.timer);
     this.pendingWrites.delete(uuid);
   }
