@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { setImmediate } from 'node:timers/promises';
 import { join } from 'node:path';
 import { compileValidator, DomainConfig, DomainState, LiveDisk, StateReason, isUuid } from '@virtbus/api-contract';
-import { writeJsonAtomic, type DomainRuntime } from '@virtbus/drivers';
+import type { DomainRuntime } from '@virtbus/drivers';
 import Type, { type Static } from 'typebox';
 import type { Logger } from 'pino';
 import { StateDir } from '../state-dir.js';
+import { GroupSync } from './group-sync.js';
 
 /** What the agent keeps on disk per domain: the definition, the last known state and the driver's runtime facts. */
 export const StoredDomain = Type.Object({
@@ -25,12 +26,24 @@ const LOAD_BATCH = 256;
 
 export class DomainStore {
   private readonly dir: string;
+  private created: Promise<unknown> | undefined;
+  private tempSeq = 0;
+  // Renames that land while the directory is being synced share the next sync: parallel defines do not queue one each.
+  private readonly dirSync: GroupSync;
 
   constructor(
     stateDir: string,
     private readonly logger: Logger,
   ) {
     this.dir = StateDir.domains(stateDir);
+    this.dirSync = new GroupSync(async () => {
+      const handle = await open(this.dir, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    });
   }
 
   /**
@@ -57,8 +70,29 @@ export class DomainStore {
     return loaded;
   }
 
+  /** Atomic and durable like writeJsonAtomic (temp file, fdatasync, rename, directory fsync), without a mkdir per write. */
   async save(domain: StoredDomain): Promise<void> {
-    await writeJsonAtomic(join(this.dir, `${domain.config.uuid}.json`), domain);
+    await (this.created ??= mkdir(this.dir, { recursive: true, mode: 0o700 }));
+    const path = join(this.dir, `${domain.config.uuid}.json`);
+    // the name removeStaleTemps knows (ATOMIC_TEMP_NAME): `.<file>.<12 hex>.tmp`
+    const temp = join(this.dir, `.${domain.config.uuid}.json.${(this.tempSeq++).toString(16).padStart(12, '0')}.tmp`);
+    const handle = await open(temp, 'w', 0o600);
+    try {
+      await handle.writeFile(`${JSON.stringify(domain, null, 2)}\n`);
+      await handle.datasync();
+    } catch (error) {
+      await handle.close();
+      await rm(temp, { force: true });
+      throw error;
+    }
+    await handle.close();
+    try {
+      await rename(temp, path);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
+    await this.dirSync.run();
   }
 
   async remove(uuid: string): Promise<void> {
