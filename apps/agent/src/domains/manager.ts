@@ -97,8 +97,9 @@ export class DomainManager {
 
   async init(): Promise<void> {
     for (const driver of this.options.drivers) await driver.init(this.contextFor(driver));
+    this.options.events.setBeforeSnapshot(() => this.options.store.syncUnsynced());
     const recorded = this.options.events.recordedDomains();
-    for (const stored of await this.options.store.loadAll()) {
+    for (const stored of await this.options.store.loadAll(this.options.events.takeDefinitions())) {
       // A state change is durable in the event log; the domain file is only rewritten for what the log does not hold.
       const last = recorded?.get(stored.config.uuid);
       if (last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt) {
@@ -561,9 +562,10 @@ export class DomainManager {
   /** A new definition on disk, in the map and in the event log, or (full disk) none of them and STORAGE_FULL. */
   private async addDefinition(stored: StoredDomain): Promise<void> {
     const uuid = stored.config.uuid;
-    // The file and the DEFINED record are written together (one wait for the disk, not two); whichever failed, the other
-    // is undone. A crash in between is repaired at start: a file without its event gets DEFINED, an event without its file UNDEFINED.
-    const [saved, recorded] = await Promise.allSettled([this.options.store.save(stored), this.publish(stored, { type: 'DEFINED', detail: 'ADDED' })]);
+    // One wait for the disk: the DEFINED record carries the whole definition (durable in the log until a snapshot, before
+    // which the store syncs the file), and the file is written meanwhile without a sync. Whichever failed, the other is
+    // undone. After a crash the file is rebuilt from the record (DomainStore.loadAll), or a file without its event gets DEFINED.
+    const [saved, recorded] = await Promise.allSettled([this.options.store.saveUnsynced(stored), this.publish(stored, { type: 'DEFINED', detail: 'ADDED' }, stored)]);
     if (saved.status === 'fulfilled' && recorded.status === 'fulfilled') {
       this.domains.set(uuid, stored);
       return;
@@ -641,9 +643,9 @@ export class DomainManager {
     return write;
   }
 
-  private async publish(stored: StoredDomain, change: LifecycleChange): Promise<void> {
+  private async publish(stored: StoredDomain, change: LifecycleChange, definition?: StoredDomain): Promise<void> {
     const { uuid, name, labels } = stored.config;
-    await this.options.events.emit({ uuid, name, ...(labels ? { labels } : {}) }, change, stored.state, stored.reason, stored.stateChangedAt);
+    await this.options.events.emit({ uuid, name, ...(labels ? { labels } : {}) }, change, stored.state, stored.reason, stored.stateChangedAt, definition);
   }
 
   private contextFor(driver: HypervisorDriver): DriverContext {
