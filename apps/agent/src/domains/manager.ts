@@ -99,13 +99,12 @@ export class DomainManager {
     for (const driver of this.options.drivers) await driver.init(this.contextFor(driver));
     this.options.events.setBeforeSnapshot(() => this.options.store.syncUnsynced());
     const recorded = this.options.events.recordedDomains();
-    for (const stored of await this.options.store.loadAll(this.options.events.takeDefinitions())) {
+    const loaded = (await this.options.store.loadAll(this.options.events.takeDefinitions())).map((stored) => {
       // A state change is durable in the event log; the domain file is only rewritten for what the log does not hold.
       const last = recorded?.get(stored.config.uuid);
-      if (last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt) {
-        this.domains.set(stored.config.uuid, { ...stored, state: last.state, reason: last.reason, stateChangedAt: last.stateChangedAt });
-      } else this.domains.set(stored.config.uuid, stored);
-    }
+      return last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt ? { ...stored, state: last.state, reason: last.reason, stateChangedAt: last.stateChangedAt } : stored;
+    });
+    this.domains.load(loaded);
     await this.recoverEvents();
     await Promise.all([...this.domains.values()].map((stored) => this.adopt(stored.config.uuid)));
     for (const stored of this.domains.values()) {
@@ -153,6 +152,18 @@ export class DomainManager {
 
   list(): Domain[] {
     return [...this.domains.values()].map((stored) => this.view(stored)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** How many domains there are and how many run (the node record's heartbeat), without building a view of each. */
+  counts(): { total: number; running: number } {
+    let running = 0;
+    for (const stored of this.domains.values()) if (stored.state === 'running') running++;
+    return { total: this.domains.size, running };
+  }
+
+  /** Every domain's uuid. */
+  uuids(): string[] {
+    return [...this.domains.orderedUuids()];
   }
 
   /** One page of domain.list: the matching domains in (name, uuid) code-unit order, at most `maxBytes` of them in JSON. */

@@ -47,4 +47,17 @@ describe('DomainTable', () => {
     expect(table.orderedUuids()).toEqual([]);
     expect(table.delete(uuid(1))).toBe(false);
   });
+
+  it('loads many records at once in the same order and with the same name index as one by one', () => {
+    const records = Array.from({ length: 300 }, (_, index) => stored(`vm-${(index * 7919) % 300}`, uuid(index * 31 + 1)));
+    const loaded = new DomainTable();
+    loaded.load(records);
+    const oneByOne = new DomainTable();
+    for (const record of records) oneByOne.set(record.config.uuid, record);
+    expect(loaded.orderedUuids()).toEqual(oneByOne.orderedUuids());
+    expect(loaded.findByName('vm-17')?.config.uuid).toBe(oneByOne.findByName('vm-17')?.config.uuid);
+    loaded.set(uuid(100_000), stored('vm-00', uuid(100_000)));
+    oneByOne.set(uuid(100_000), stored('vm-00', uuid(100_000)));
+    expect(loaded.orderedUuids()).toEqual(oneByOne.orderedUuids());
+  });
 });

@@ -35,6 +35,22 @@ export class DomainTable {
     return this.byUuid.values();
   }
 
+  /** Fills an empty table at once (one sort, not one insert per domain); a later record of a uuid wins. */
+  load(records: readonly StoredDomain[]): void {
+    if (this.byUuid.size > 0) throw new Error('DomainTable.load needs an empty table');
+    for (const stored of records) this.byUuid.set(stored.config.uuid, stored);
+    for (const [uuid, stored] of this.byUuid) {
+      this.byName.set(stored.config.name, uuid);
+      this.ordered.push(uuid);
+    }
+    const configs = this.byUuid;
+    this.ordered.sort((a, b) => {
+      const x = configs.get(a)!.config;
+      const y = configs.get(b)!.config;
+      return compareNameUuid(x.name, x.uuid, y.name, y.uuid);
+    });
+  }
+
   set(uuid: string, stored: StoredDomain): void {
     const previous = this.byUuid.get(uuid);
     if (previous && previous.config.name !== stored.config.name) this.unindex(previous);
