@@ -75,7 +75,13 @@ export class DomainStore {
     const found = new Set(loaded.map((stored) => stored.config.uuid));
     for (const [uuid, definition] of definitions) {
       if (found.has(uuid)) continue;
-      const stored = validStoredDomain.parse(definition) as StoredDomain;
+      let stored: StoredDomain;
+      try {
+        stored = validStoredDomain.parse(definition) as StoredDomain;
+      } catch (error) {
+        this.logger.error({ err: error, uuid }, 'ignoring an unreadable definition in the event log');
+        continue;
+      }
       this.logger.warn({ domain: stored.config.name, uuid }, 'domain file rebuilt from its definition in the event log');
       await this.save(stored);
       loaded.push(stored);
