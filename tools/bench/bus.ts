@@ -26,7 +26,7 @@ export interface BusBenchResult {
   };
 }
 
-async function waitForLine(child: ReturnType<typeof spawn>, text: string): Promise<void> {
+export async function waitForLine(child: ReturnType<typeof spawn>, text: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     let out = '';
     child.stdout?.on('data', (chunk: Buffer) => {

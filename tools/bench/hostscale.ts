@@ -1,17 +1,22 @@
 /**
  * Host scale: events/s and publish lag with 16 domains changing state in parallel (baselines: a bare pipelined
- * JetStream publisher and a bare append+fsync loop), define rate at 100 vs N domains, restart time with N domains vs an
- * empty agent, and agent RSS per defined domain. N is --hostscale-domains (10,000 by default, 2,000 with --quick).
+ * JetStream publisher and a bare append+fsync loop), define rate at 100 vs N domains, the first page of 100 domains at N
+ * vs a raw NATS request/reply, restart time with N domains vs an empty agent, and agent RSS per defined domain (after a
+ * forced GC). N is --hostscale-domains (10,000 by default, 2,000 with --quick).
  */
+import { spawn as spawnChild } from 'node:child_process';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Subjects, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { REPO_ROOT, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { waitForLine } from './bus.js';
+import { INSPECT_ARGS, measureAfterGc, type MemoryAfterGc } from './inspector.js';
 import { percentile, round } from './stats.js';
 
 export interface HostScaleBenchResult {
@@ -28,8 +33,22 @@ export interface HostScaleBenchResult {
     vsBareAppendFsync: number;
   };
   define: { ratePerSecAt100: number; ratePerSecAtN: number; ratio: number };
+  /** domain.list {limit: 100} over NATS (VirtClient → agent with N domains) vs a trivial responder process, p50 of sequential calls. */
+  firstPage: { calls: number; pageP50Ms: number; rawP50Ms: number; ratio: number };
   restart: { emptyMs: number; loadedMs: number; ratio: number };
-  rss: { emptyKiB: number; loadedKiB: number; emptyRestartKiB: number; afterRestartKiB: number; definedBytesPerDomain: number; restartedBytesPerDomain: number };
+  /** Every figure after two forced full GCs (over the agent's inspector); KiB of RSS and of V8's used heap. */
+  rss: {
+    empty: MemoryAfterGc;
+    loaded: MemoryAfterGc;
+    emptyRestart: MemoryAfterGc;
+    afterRestart: MemoryAfterGc;
+    definedBytesPerDomain: number;
+    restartedBytesPerDomain: number;
+    definedHeapBytesPerDomain: number;
+    restartedHeapBytesPerDomain: number;
+    /** RSS growth per domain without forcing a GC (what the process holds, garbage included), for reference. */
+    definedBytesPerDomainNoGc: number;
+  };
 }
 
 const AGENT_ARGS = ['--metrics-address', 'off', '--stats-interval', '0'];
@@ -38,6 +57,7 @@ const PUBLISH_WINDOW = 256;
 const DEFINE_ROUNDS = 5;
 const DEFINE_PROBE = 100;
 const DEFINE_WARMUP_ROUNDS = 10;
+const PAGE_LIMIT = 100;
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
@@ -139,6 +159,34 @@ async function bareAppendFsync(dir: string, seconds: number): Promise<number> {
   return (count * 1000) / (performance.now() - started);
 }
 
+/** p50 of `calls` sequential first-page lists vs raw request/replies to a trivial responder process, interleaved call by call. */
+async function firstPageVsRaw(natsUrl: string, nc: NatsConnection, client: VirtClient, node: string, calls: number): Promise<{ pageMs: number; rawMs: number }> {
+  const responder = spawnChild(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./responder.ts', import.meta.url)), natsUrl, 'bench.raw'], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    await waitForLine(responder, 'ready');
+    const page: number[] = [];
+    const raw: number[] = [];
+    for (let call = -calls / 10; call < calls; call++) {
+      let started = performance.now();
+      const listed = await client.call(node, 'domain.list', { limit: PAGE_LIMIT });
+      const pageMs = performance.now() - started;
+      if (listed.domains.length !== PAGE_LIMIT) throw new Error(`a first page held ${listed.domains.length} domains, not ${PAGE_LIMIT}`);
+      started = performance.now();
+      await nc.request('bench.raw', '{"id":"x"}', { timeout: 5000 });
+      const rawMs = performance.now() - started;
+      if (call < 0) continue;
+      page.push(pageMs);
+      raw.push(rawMs);
+    }
+    return { pageMs: median(page), rawMs: median(raw) };
+  } finally {
+    responder.kill('SIGTERM');
+  }
+}
+
 async function timedStart(options: Parameters<typeof spawnAgent>[0]): Promise<{ agent: AgentProcess; ms: number }> {
   const started = performance.now();
   const agent = await spawnAgent(options);
@@ -156,7 +204,7 @@ export async function benchHostScale(options: { quick: boolean; domains: number 
     nc = await connect({ servers: nats.url });
     const client = new VirtClient(nc);
     const spawn = async (node: string) => {
-      const started = await timedStart({ node, natsUrl: nats!.url, stateDir: join(workDir, node), extraArgs: AGENT_ARGS });
+      const started = await timedStart({ node, natsUrl: nats!.url, stateDir: join(workDir, node), extraArgs: AGENT_ARGS, nodeArgs: INSPECT_ARGS });
       agents.push(started.agent);
       return started;
     };
@@ -171,11 +219,13 @@ export async function benchHostScale(options: { quick: boolean; domains: number 
 
     // (b) define rate at 100 and at N domains; (d) RSS per defined domain
     const empty = await spawn('scale');
-    const emptyKiB = await rssKiB(empty.agent.pid);
+    const emptyMemory = await measureAfterGc(empty.agent.pid, empty.agent.output);
     const small = await spawn('small');
     await defineMany(client, 'small', 'warm', 0, 100, 16);
+    const emptyKiB = await rssKiB(empty.agent.pid);
     await defineMany(client, 'scale', 'fill', 0, options.domains, 64);
     const loadedKiB = await rssKiB(empty.agent.pid);
+    const loadedMemory = await measureAfterGc(empty.agent.pid, empty.agent.output);
     // Probes alternate between the agent with 100 and the one with N domains (the machine's load changes over time);
     // each probe's domains are undefined again, untimed, so the counts stay at 100 and N.
     const at100: number[] = [];
@@ -191,6 +241,8 @@ export async function benchHostScale(options: { quick: boolean; domains: number 
     const ratePerSecAt100 = median(at100);
     const ratePerSecAtN = median(atN);
     const total = options.domains;
+    const pageCalls = options.quick ? 200 : 500;
+    const firstPage = await firstPageVsRaw(nats.url, nc, client, 'scale', pageCalls);
     await small.agent.stop();
     await empty.agent.stop();
 
@@ -199,12 +251,13 @@ export async function benchHostScale(options: { quick: boolean; domains: number 
     await emptyStart.agent.stop();
     const emptyRestart = await spawn('empty');
     await sleep(500);
-    const emptyRestartKiB = await rssKiB(emptyRestart.agent.pid);
+    const emptyRestartMemory = await measureAfterGc(emptyRestart.agent.pid, emptyRestart.agent.output);
     await emptyRestart.agent.stop();
     const loadedRestart = await spawn('scale');
     await sleep(500);
-    const afterRestartKiB = await rssKiB(loadedRestart.agent.pid);
+    const afterRestartMemory = await measureAfterGc(loadedRestart.agent.pid, loadedRestart.agent.output);
     await loadedRestart.agent.stop();
+    const perDomain = (from: number, to: number) => Math.round(((to - from) * 1024) / total);
 
     return {
       domains: total,
@@ -220,14 +273,18 @@ export async function benchHostScale(options: { quick: boolean; domains: number 
         vsBareAppendFsync: round(load.perSec / bareFsync, 2),
       },
       define: { ratePerSecAt100: Math.round(ratePerSecAt100), ratePerSecAtN: Math.round(ratePerSecAtN), ratio: round(ratePerSecAtN / ratePerSecAt100, 2) },
+      firstPage: { calls: pageCalls, pageP50Ms: round(firstPage.pageMs, 3), rawP50Ms: round(firstPage.rawMs, 3), ratio: round(firstPage.pageMs / firstPage.rawMs, 2) },
       restart: { emptyMs: Math.round(emptyRestart.ms), loadedMs: Math.round(loadedRestart.ms), ratio: round(loadedRestart.ms / emptyRestart.ms, 2) },
       rss: {
-        emptyKiB,
-        loadedKiB,
-        emptyRestartKiB,
-        afterRestartKiB,
-        definedBytesPerDomain: Math.round(((loadedKiB - emptyKiB) * 1024) / total),
-        restartedBytesPerDomain: Math.round(((afterRestartKiB - emptyRestartKiB) * 1024) / total),
+        empty: emptyMemory,
+        loaded: loadedMemory,
+        emptyRestart: emptyRestartMemory,
+        afterRestart: afterRestartMemory,
+        definedBytesPerDomain: perDomain(emptyMemory.rssKiB, loadedMemory.rssKiB),
+        restartedBytesPerDomain: perDomain(emptyRestartMemory.rssKiB, afterRestartMemory.rssKiB),
+        definedHeapBytesPerDomain: perDomain(emptyMemory.heapUsedKiB, loadedMemory.heapUsedKiB),
+        restartedHeapBytesPerDomain: perDomain(emptyRestartMemory.heapUsedKiB, afterRestartMemory.heapUsedKiB),
+        definedBytesPerDomainNoGc: perDomain(emptyKiB, loadedKiB),
       },
     };
   } finally {

@@ -186,7 +186,7 @@ function libvirtMarkdown(result: LibvirtBenchResult | undefined): string {
 }
 
 function hostScaleMarkdown(result: HostScaleBenchResult): string {
-  const { events, define, restart, rss } = result;
+  const { events, define, firstPage, restart, rss } = result;
   return [
     '## Host scale: events under parallel state changes, define rate, restart time and memory with many domains',
     '',
@@ -201,11 +201,14 @@ function hostScaleMarkdown(result: HostScaleBenchResult): string {
     `| events/s vs one fsync per event | ${events.agentEventsPerSec} | append+fsync ${events.bareAppendFsyncPerSec}/s | **${events.vsBareAppendFsync}** | — |`,
     `| publish lag p50 / p99 ms | ${events.lagP50Ms} / **${events.lagP99Ms}** | — | — | p99 ≤ 50 ms |`,
     `| define rate at 100 → at ${result.domains} domains (defines/s; median of 5 alternating probes of 100) | ${define.ratePerSecAt100} → ${define.ratePerSecAtN} | rate at 100 | **${define.ratio}** | ≥ 0.8 |`,
+    `| first page of ${result.domains} domains (domain.list limit 100, agent over NATS), p50 ms of ${firstPage.calls} | ${firstPage.pageP50Ms} | raw NATS request/reply ${firstPage.rawP50Ms} ms | **${firstPage.ratio}** | ≤ 3 |`,
     `| agent start with ${result.domains} domains vs empty (ms) | ${restart.loadedMs} | empty ${restart.emptyMs} | **${restart.ratio}** | ≤ 2 |`,
-    `| RSS per defined domain, after defining (bytes) | ${rss.definedBytesPerDomain} | empty agent ${rss.emptyKiB} KiB → ${rss.loadedKiB} KiB | — | ≤ 5,120 |`,
-    `| RSS per domain after a restart (bytes) | **${rss.restartedBytesPerDomain}** | empty restart ${rss.emptyRestartKiB} KiB → ${rss.afterRestartKiB} KiB | — | ≤ 5,120 |`,
+    `| RSS per defined domain after defining, forced GC (bytes; V8 heap ${rss.definedHeapBytesPerDomain}) | **${rss.definedBytesPerDomain}** | empty agent ${rss.empty.rssKiB} KiB → ${rss.loaded.rssKiB} KiB | — | ≤ 5,120 |`,
+    `| RSS per domain after a restart, forced GC (bytes; V8 heap ${rss.restartedHeapBytesPerDomain}) | **${rss.restartedBytesPerDomain}** | empty restart ${rss.emptyRestart.rssKiB} KiB → ${rss.afterRestart.rssKiB} KiB | — | ≤ 5,120 |`,
+    `| RSS per defined domain without a forced GC (bytes, garbage included) | ${rss.definedBytesPerDomainNoGc} | — | — | — |`,
     '',
-    'Agent start time is spawn → first node.info answer (includes Node start-up, the same in both).',
+    'Agent start time is spawn → first node.info answer (includes Node start-up, the same in both). Agents run with',
+    '`--inspect=127.0.0.1:0`: the bench forces two full GCs over the inspector before each memory figure.',
     '',
   ].join('\n');
 }

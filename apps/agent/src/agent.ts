@@ -157,10 +157,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     // NIC filters follow the domain: applied when it runs, removed when it stops
     events.onEvent((event) => firewall.onLifecycle(event, firewallSource));
     await manager.init();
-    await firewall.resync(
-      manager.list().map((domain) => domain.uuid),
-      firewallSource,
-    );
+    await firewall.resync(manager.uuids(), firewallSource);
     const interfaces = new InterfaceManager({
       stateDir: config.stateDir,
       netns: config.netns,
@@ -189,7 +186,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     const domainsManager = manager;
     // the registry entry is the node list's source: identity, drivers, domain counts, refreshed as the liveness heartbeat
     const nodeRecord = (): NodeRecord => {
-      const domains = domainsManager.list();
+      const domains = domainsManager.counts();
       return {
         node: config.node,
         version: AGENT_VERSION,
@@ -197,7 +194,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
         startedAt,
         ...(service ? { serviceId: service.info().id } : {}),
         drivers: availableDrivers,
-        domains: { total: domains.length, running: domains.filter((domain) => domain.state === 'running').length },
+        domains,
       };
     };
     // a bucket just created on a cluster may have no stream leader yet: the first write waits like the creation
@@ -222,7 +219,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     await register();
     heartbeat = startHeartbeat({ kv, node: config.node, intervalMs: heartbeatIntervalMs, record: nodeRecord, logger });
     const metricsUrl = await watch.start(manager, events);
-    logger.info({ domains: manager.list().length, drivers: config.drivers, metricsUrl: metricsUrl ? `${metricsUrl}/metrics` : 'off' }, 'agent serving');
+    logger.info({ domains: manager.counts().total, drivers: config.drivers, metricsUrl: metricsUrl ? `${metricsUrl}/metrics` : 'off' }, 'agent serving');
 
     const ownedManager = manager;
     const ownedService = service;

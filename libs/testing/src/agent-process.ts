@@ -13,6 +13,8 @@ export interface AgentProcessOptions {
   stateDir: string;
   drivers?: string;
   extraArgs?: string[];
+  /** Options for node itself, before the bundle (e.g. --inspect=127.0.0.1:0 for a bench's forced GC). */
+  nodeArgs?: string[];
   env?: Record<string, string>;
   /** Wait until the agent answers node.info (default true). */
   waitReady?: boolean;
@@ -33,6 +35,7 @@ export interface AgentProcess {
 /** Runs the built agent (dist/virtbus-agent.mjs, what install.mjs ships) as its own process, like a deployment would. */
 export async function spawnAgent(options: AgentProcessOptions): Promise<AgentProcess> {
   const args = [
+    ...(options.nodeArgs ?? []),
     builtBundle('virtbus-agent'),
     // a host's /etc/virtbus/agent.env must not reach a test agent
     '--config',

@@ -30,6 +30,7 @@ import type { Logger } from 'pino';
 import type { EventPublisher } from '../events/publisher.js';
 import { applyPut, configFromPost } from './defaults.js';
 import { JobLocks } from './job-lock.js';
+import { DomainTable } from './table.js';
 import type { DomainStore, StoredDomain } from './store.js';
 import { configWithDisk, diskToAttach, findTarget, scopeOf, withTargets } from './disk-ops.js';
 import { resolveConfig, resolveDisk, volumesOf, type VolumeResolver } from './volumes.js';
@@ -40,10 +41,6 @@ const STATS_DEADLINE_MS = 2000;
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 5000;
 const TIMED_OUT = Symbol('timed out');
-
-// the order of compareKeys([name, uuid]) without building the keys: sorting 20,000 domains per page stays cheap
-const byNameThenUuid = (a: DomainConfig, b: DomainConfig) =>
-  a.name < b.name ? -1 : a.name > b.name ? 1 : a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0;
 
 export interface DomainManagerOptions {
   node: string;
@@ -84,7 +81,7 @@ function stateWriteError(name: string, error: unknown): VirtError {
  * events that state changes produce. Drivers only run things.
  */
 export class DomainManager {
-  private readonly domains = new Map<string, StoredDomain>();
+  private readonly domains = new DomainTable();
   private readonly locks = new JobLocks();
   private readonly writes = new Map<string, Promise<void>>();
   private readonly driversByType = new Map<string, HypervisorDriver>();
@@ -111,14 +108,14 @@ export class DomainManager {
 
   async init(): Promise<void> {
     for (const driver of this.options.drivers) await driver.init(this.contextFor(driver));
+    this.options.events.setBeforeSnapshot(() => this.options.store.syncUnsynced());
     const recorded = this.options.events.recordedDomains();
-    for (const stored of await this.options.store.loadAll()) {
+    const loaded = (await this.options.store.loadAll(this.options.events.takeDefinitions())).map((stored) => {
       // A state change is durable in the event log; the domain file is only rewritten for what the log does not hold.
       const last = recorded?.get(stored.config.uuid);
-      if (last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt) {
-        this.domains.set(stored.config.uuid, { ...stored, state: last.state, reason: last.reason, stateChangedAt: last.stateChangedAt });
-      } else this.domains.set(stored.config.uuid, stored);
-    }
+      return last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt ? { ...stored, state: last.state, reason: last.reason, stateChangedAt: last.stateChangedAt } : stored;
+    });
+    this.domains.load(loaded);
     await this.recoverEvents();
     await Promise.all([...this.domains.values()].map((stored) => this.adopt(stored.config.uuid)));
     for (const stored of this.domains.values()) {
@@ -170,19 +167,35 @@ export class DomainManager {
     return [...this.domains.values()].map((stored) => this.view(stored)).sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** How many domains there are and how many run (the node record's heartbeat), without building a view of each. */
+  counts(): { total: number; running: number } {
+    let running = 0;
+    for (const stored of this.domains.values()) if (stored.state === 'running') running++;
+    return { total: this.domains.size, running };
+  }
+
+  /** Every domain's uuid. */
+  uuids(): string[] {
+    return [...this.domains.orderedUuids()];
+  }
+
   /** One page of domain.list: the matching domains in (name, uuid) code-unit order, at most `maxBytes` of them in JSON. */
   listPage(query: DomainListRequest, maxBytes: number): DomainList {
     const selector = parseLabelSelector(query.labelSelector ?? '');
-    const matching = [...this.domains.values()]
-      .filter(
-        ({ config, state }) =>
-          (query.state === undefined || state === query.state) &&
-          (query.driver === undefined || config.driver === query.driver) &&
-          (query.prefix === undefined || config.name.startsWith(query.prefix)) &&
-          matchesLabelSelector(config.labels, selector),
-      )
-      .sort((a, b) => byNameThenUuid(a.config, b.config));
-    const page = takePage(matching, { keyOf: ({ config }) => [config.name, config.uuid], view: (stored) => this.view(stored), query, maxBytes });
+    const filtered = query.state !== undefined || query.driver !== undefined || query.prefix !== undefined || selector.length > 0;
+    const ordered = this.domains.orderedUuids();
+    const matching = filtered
+      ? ordered.filter((uuid) => {
+          const { config, state } = this.domains.get(uuid)!;
+          return (
+            (query.state === undefined || state === query.state) &&
+            (query.driver === undefined || config.driver === query.driver) &&
+            (query.prefix === undefined || config.name.startsWith(query.prefix)) &&
+            matchesLabelSelector(config.labels, selector)
+          );
+        })
+      : ordered;
+    const page = takePage(matching, { keyOf: (uuid) => [this.domains.get(uuid)!.config.name, uuid], view: (uuid) => this.view(this.domains.get(uuid)!), query, maxBytes });
     return { domains: page.items, ...(page.continue ? { continue: page.continue } : {}), remaining: page.remaining };
   }
 
@@ -205,7 +218,7 @@ export class DomainManager {
     const config = configFromPost(post);
     this.driverFor(config).validate(config);
     return this.locks.run(`name:${config.name}`, async () => {
-      if (this.findByName(config.name)) throw new VirtError('DOMAIN_EXISTS', `domain ${config.name} already exists`);
+      if (this.domains.findByName(config.name)) throw new VirtError('DOMAIN_EXISTS', `domain ${config.name} already exists`);
       if (this.domains.has(config.uuid)) throw new VirtError('DOMAIN_EXISTS', `domain with uuid ${config.uuid} already exists`);
       const stored: StoredDomain = { config, state: 'shutoff', reason: 'unknown', stateChangedAt: new Date().toISOString() };
       await this.addDefinition(stored);
@@ -217,7 +230,7 @@ export class DomainManager {
   async defineConfig(config: DomainConfig): Promise<Domain> {
     this.driverFor(config).validate(config);
     return this.locks.run(`name:${config.name}`, async () => {
-      if (this.findByName(config.name) || this.domains.has(config.uuid)) throw new VirtError('DOMAIN_EXISTS', `domain ${config.name} already exists on node ${this.options.node}`);
+      if (this.domains.findByName(config.name) || this.domains.has(config.uuid)) throw new VirtError('DOMAIN_EXISTS', `domain ${config.name} already exists on node ${this.options.node}`);
       const stored: StoredDomain = { config, state: 'shutoff', reason: 'unknown', stateChangedAt: new Date().toISOString() };
       await this.addDefinition(stored);
       return this.view(stored);
@@ -611,20 +624,23 @@ export class DomainManager {
   /** A new definition on disk, in the map and in the event log, or (full disk) none of them and STORAGE_FULL. */
   private async addDefinition(stored: StoredDomain): Promise<void> {
     const uuid = stored.config.uuid;
-    try {
-      await this.options.store.save(stored);
-    } catch (error) {
-      throw stateWriteError(stored.config.name, error);
+    // One wait for the disk: the DEFINED record carries the whole definition (durable in the log until a snapshot, before
+    // which the store syncs the file), and the file is written meanwhile without a sync. Whichever failed, the other is
+    // undone. After a crash the file is rebuilt from the record (DomainStore.loadAll), or a file without its event gets DEFINED.
+    const [saved, recorded] = await Promise.allSettled([this.options.store.saveUnsynced(stored), this.publish(stored, { type: 'DEFINED', detail: 'ADDED' }, stored)]);
+    if (saved.status === 'fulfilled' && recorded.status === 'fulfilled') {
+      this.domains.set(uuid, stored);
+      return;
     }
-    this.domains.set(uuid, stored);
-    try {
-      await this.publish(stored, { type: 'DEFINED', detail: 'ADDED' });
-    } catch (error) {
-      // no DEFINED event was recorded, so the define is undone rather than left half done
-      this.domains.delete(uuid);
+    if (saved.status === 'fulfilled') {
       await this.options.store.remove(uuid).catch((removal: unknown) => this.options.logger.error({ err: removal, domain: stored.config.name }, 'undone define left its file'));
-      throw stateWriteError(stored.config.name, error);
+    } else if (recorded.status === 'fulfilled') {
+      await this.publish(stored, { type: 'UNDEFINED', detail: 'REMOVED' }).catch((undo: unknown) =>
+        this.options.logger.error({ err: undo, domain: stored.config.name }, 'undone define left its DEFINED event (the next start records UNDEFINED)'),
+      );
     }
+    const failed = saved.status === 'rejected' ? saved.reason : (recorded as PromiseRejectedResult).reason;
+    throw stateWriteError(stored.config.name, failed);
   }
 
   private async apply(uuid: string, change: RunState): Promise<void> {
@@ -756,9 +772,9 @@ export class DomainManager {
     return write;
   }
 
-  private async publish(stored: StoredDomain, change: LifecycleChange): Promise<void> {
+  private async publish(stored: StoredDomain, change: LifecycleChange, definition?: StoredDomain): Promise<void> {
     const { uuid, name, labels } = stored.config;
-    await this.options.events.emit({ uuid, name, ...(labels ? { labels } : {}) }, change, stored.state, stored.reason, stored.stateChangedAt);
+    await this.options.events.emit({ uuid, name, ...(labels ? { labels } : {}) }, change, stored.state, stored.reason, stored.stateChangedAt, definition);
   }
 
   private contextFor(driver: HypervisorDriver): DriverContext {
@@ -784,15 +800,11 @@ export class DomainManager {
   }
 
   private resolve(id: string): StoredDomain {
-    const stored = isUuid(id) ? this.domains.get(id.toLowerCase()) : this.findByName(id);
+    const stored = isUuid(id) ? this.domains.get(id.toLowerCase()) : this.domains.findByName(id);
     if (!stored) throw new VirtError('NO_DOMAIN', `no domain ${id} on node ${this.options.node}`);
     return stored;
   }
 
-  private findByName(name: string): StoredDomain | undefined {
-    for (const stored of this.domains.values()) if (stored.config.name === name) return stored;
-    return undefined;
-  }
 
   private view(stored: StoredDomain): Domain {
     return {

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { setImmediate } from 'node:timers/promises';
 import { join } from 'node:path';
 import { compileValidator, DomainConfig, DomainState, LiveDisk, StateReason, isUuid } from '@virtbus/api-contract';
-import { writeJsonAtomic, type DomainRuntime } from '@virtbus/drivers';
+import type { DomainRuntime } from '@virtbus/drivers';
 import Type, { type Static } from 'typebox';
 import type { Logger } from 'pino';
 import { StateDir } from '../state-dir.js';
+import { GroupSync } from './group-sync.js';
 
 /** What the agent keeps on disk per domain: the definition, the last known state and the driver's runtime facts. */
 export const StoredDomain = Type.Object({
@@ -22,22 +23,38 @@ export type StoredDomain = Static<typeof StoredDomain> & { runtime?: DomainRunti
 
 const validStoredDomain = compileValidator(StoredDomain);
 const LOAD_BATCH = 256;
+const SYNC_PARALLEL = 32;
 
 export class DomainStore {
   private readonly dir: string;
+  private created: Promise<unknown> | undefined;
+  private tempSeq = 0;
+  // Renames that land while the directory is being synced share the next sync: parallel defines do not queue one each.
+  private readonly dirSync: GroupSync;
+  /** Writes without a sync in progress, and files written so (their definitions are in the event log until synced). */
+  private readonly unsyncedWrites = new Map<string, Promise<unknown>>();
+  private readonly unsynced = new Set<string>();
 
   constructor(
     stateDir: string,
     private readonly logger: Logger,
   ) {
     this.dir = StateDir.domains(stateDir);
+    this.dirSync = new GroupSync(async () => {
+      const handle = await open(this.dir, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    });
   }
 
   /**
    * Reads every domain file, nothing is written. Synchronous reads in batches (one file is a few hundred bytes: four
    * thread-pool round trips of an async read cost more than the read), yielding to the event loop between batches.
    */
-  async loadAll(): Promise<StoredDomain[]> {
+  async loadAll(definitions: ReadonlyMap<string, unknown> = new Map()): Promise<StoredDomain[]> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const files = (await readdir(this.dir)).filter((file) => file.endsWith('.json') && isUuid(file.slice(0, -5)));
     const loaded: StoredDomain[] = [];
@@ -54,11 +71,95 @@ export class DomainStore {
       }
       await setImmediate();
     }
+    // A domain defined just before a crash: its file (written without a sync) is missing or damaged, its event log record is not.
+    const found = new Set(loaded.map((stored) => stored.config.uuid));
+    for (const [uuid, definition] of definitions) {
+      if (found.has(uuid)) continue;
+      let stored: StoredDomain;
+      try {
+        stored = validStoredDomain.parse(definition) as StoredDomain;
+      } catch (error) {
+        this.logger.error({ err: error, uuid }, 'ignoring an unreadable definition in the event log');
+        continue;
+      }
+      this.logger.warn({ domain: stored.config.name, uuid }, 'domain file rebuilt from its definition in the event log');
+      await this.save(stored);
+      loaded.push(stored);
+    }
     return loaded;
   }
 
+  /**
+   * Writes a new domain's file without waiting for the disk: the caller records the definition durably in the event
+   * log at the same time, and syncUnsynced makes the file durable before that record may go.
+   */
+  saveUnsynced(domain: StoredDomain): Promise<void> {
+    const uuid = domain.config.uuid;
+    const write = this.write(domain, false).then(() => {
+      this.unsynced.add(uuid);
+    });
+    const settled: Promise<unknown> = write
+      .catch(() => undefined)
+      .then(() => {
+        if (this.unsyncedWrites.get(uuid) === settled) this.unsyncedWrites.delete(uuid);
+      });
+    this.unsyncedWrites.set(uuid, settled);
+    return write;
+  }
+
+  /** Makes every file saveUnsynced wrote (or is writing) so far durable: its data, then the directory. */
+  async syncUnsynced(): Promise<void> {
+    await Promise.all(this.unsyncedWrites.values());
+    const uuids = [...this.unsynced];
+    if (uuids.length === 0) return;
+    for (let start = 0; start < uuids.length; start += SYNC_PARALLEL) {
+      await Promise.all(
+        uuids.slice(start, start + SYNC_PARALLEL).map(async (uuid) => {
+          const handle = await open(join(this.dir, `${uuid}.json`), 'r').catch((error: NodeJS.ErrnoException) => {
+            // undefined since: nothing to keep
+            if (error.code === 'ENOENT') return undefined;
+            throw error;
+          });
+          if (!handle) return;
+          try {
+            await handle.datasync();
+          } finally {
+            await handle.close();
+          }
+        }),
+      );
+    }
+    await this.dirSync.run();
+    for (const uuid of uuids) this.unsynced.delete(uuid);
+  }
+
+  /** Atomic and durable like writeJsonAtomic (temp file, fdatasync, rename, directory fsync), without a mkdir per write. */
   async save(domain: StoredDomain): Promise<void> {
-    await writeJsonAtomic(join(this.dir, `${domain.config.uuid}.json`), domain);
+    await this.write(domain, true);
+  }
+
+  private async write(domain: StoredDomain, durable: boolean): Promise<void> {
+    await (this.created ??= mkdir(this.dir, { recursive: true, mode: 0o700 }));
+    const path = join(this.dir, `${domain.config.uuid}.json`);
+    // the name removeStaleTemps knows (ATOMIC_TEMP_NAME): `.<file>.<12 hex>.tmp`
+    const temp = join(this.dir, `.${domain.config.uuid}.json.${(this.tempSeq++).toString(16).padStart(12, '0')}.tmp`);
+    const handle = await open(temp, 'w', 0o600);
+    try {
+      await handle.writeFile(`${JSON.stringify(domain, null, 2)}\n`);
+      if (durable) await handle.datasync();
+    } catch (error) {
+      await handle.close();
+      await rm(temp, { force: true });
+      throw error;
+    }
+    await handle.close();
+    try {
+      await rename(temp, path);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
+    if (durable) await this.dirSync.run();
   }
 
   async remove(uuid: string): Promise<void> {

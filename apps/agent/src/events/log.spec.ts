@@ -163,4 +163,34 @@ describe('EventLog', () => {
     expect(append(reopened, 'a', 'four').event.seq).toBe(4);
     await reopened.close();
   });
+
+  it('keeps definitions for the records after the last snapshot, and runs the before-snapshot hook before a snapshot lets records go', async () => {
+    const log = await open({ segmentBytes: 200 });
+    const order: string[] = [];
+    log.setBeforeSnapshot(async () => {
+      order.push('hook');
+    });
+    const domain = (uuid: string): DomainChange => ({ uuid, name: uuid, state: 'shutoff', reason: 'unknown' });
+    await log.append((seq) => ({ seq, uuid: 'a', note: 'defined' }), domain('a'), { config: { uuid: 'a' } }).durable;
+    await log.append((seq) => ({ seq, uuid: 'b', note: 'defined' }), domain('b'), { config: { uuid: 'b' } }).durable;
+    await log.append((seq) => ({ seq, uuid: 'b', note: 'gone' }), { uuid: 'b', removed: true }).durable;
+    // the recorded state never holds a definition: they cost memory only in the log file
+    expect(log.recordedDomains()?.get('a')).toEqual({ name: 'a', state: 'shutoff', reason: 'unknown' });
+    await log.close();
+
+    const again = await open({ segmentBytes: 200 });
+    expect([...again.takeDefinitions()]).toEqual([['a', { config: { uuid: 'a' } }]]);
+    expect(again.takeDefinitions().size).toBe(0);
+    again.setBeforeSnapshot(async () => {
+      order.push('hook');
+    });
+    // acknowledged and sealed: a checkpoint writes a snapshot (after the hook) and drops the segments it covers
+    for (let index = 0; index < 6; index++) await append(again, 'c', `n${index}`).durable;
+    again.ack(again.durableSeq);
+    await again.close();
+    expect(order.length).toBeGreaterThan(0);
+    const third = await open({ segmentBytes: 200 });
+    expect(third.takeDefinitions().size).toBe(0);
+    await third.close();
+  });
 });

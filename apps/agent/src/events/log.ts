@@ -19,6 +19,8 @@ export type DomainChange = ({ uuid: string } & RecordedDomain) | { uuid: string;
 interface LogLine<E> {
   event: E;
   domain?: DomainChange;
+  /** A new domain's whole record (its file is written without waiting for the disk): the durable copy until a snapshot. */
+  definition?: unknown;
 }
 
 /** The outbox file of agents before the log (`events-outbox.json`). */
@@ -53,6 +55,9 @@ export interface EventLogOptions {
   /** Longest wait before the acked marker is written and acknowledged segments are dropped (default 200 ms). */
   checkpointMs?: number;
 }
+
+/** Makes durable elsewhere what definitions recorded so far hold (run before a snapshot lets their segments go). */
+export type BeforeSnapshot = () => Promise<void>;
 
 const SEGMENT_SUFFIX = '.jsonl';
 const ACKED_FILE = 'acked.json';
@@ -108,6 +113,9 @@ export class EventLog<E extends { seq: number }> {
   private checkpointing: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly durableListeners = new Set<() => void>();
+  /** Definitions in records after the snapshot, as found at load (uuid → record), until taken. */
+  private definitions = new Map<string, unknown>();
+  private beforeSnapshot: BeforeSnapshot | undefined;
 
   private constructor(private readonly options: EventLogOptions) {
     this.segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
@@ -183,6 +191,18 @@ export class EventLog<E extends { seq: number }> {
     return this.domains;
   }
 
+  /** Definitions recorded after the last snapshot, as found at load: what a domain file lost in a crash is rebuilt from. Once. */
+  takeDefinitions(): Map<string, unknown> {
+    const definitions = this.definitions;
+    this.definitions = new Map();
+    return definitions;
+  }
+
+  /** Runs `hook` before each snapshot: the records it covers (and their definitions) may be dropped after it. */
+  setBeforeSnapshot(hook: BeforeSnapshot): void {
+    this.beforeSnapshot = hook;
+  }
+
   /** Starts the domain record from the given domains (written as the snapshot). */
   async seedDomains(domains: ReadonlyMap<string, RecordedDomain>): Promise<void> {
     this.domains = new Map(domains);
@@ -193,11 +213,11 @@ export class EventLog<E extends { seq: number }> {
    * Numbers the next event and queues it for the next group write; the event is returned at once (seq assigned, no gap
    * possible) and `durable` resolves once its line is on disk.
    */
-  append(build: (seq: number) => E, domain?: DomainChange): { event: E; durable: Promise<void> } {
+  append(build: (seq: number) => E, domain?: DomainChange, definition?: unknown): { event: E; durable: Promise<void> } {
     if (this.closed) throw new Error('event log is closed');
     const seq = this.nextSeq++;
     const event = build(seq);
-    const line: LogLine<E> = domain ? { event, domain } : { event };
+    const line: LogLine<E> = domain ? { event, domain, ...(definition === undefined ? {} : { definition }) } : { event };
     let done!: Queued['done'];
     const durable = new Promise<void>((resolve, reject) => (done = { resolve, reject }));
     this.queue.push({ seq, line: `${JSON.stringify(line)}\n`, ...(domain ? { domain } : {}), done });
@@ -321,6 +341,8 @@ export class EventLog<E extends { seq: number }> {
     // The map only holds durable changes, so it is exactly the state as of durableSeq.
     const seq = this.durable;
     const text = JSON.stringify({ seq, domains: Object.fromEntries(this.domains ?? []) });
+    // Definitions up to seq stop being needed once the snapshot is written: their files become durable first.
+    await this.beforeSnapshot?.();
     await writeFileAtomic(join(this.options.dir, DOMAINS_FILE), `${text}\n`);
     this.snapshotSeq = seq;
   }
@@ -414,7 +436,11 @@ export class EventLog<E extends { seq: number }> {
         }
         expected = seq + 1;
         segment.lastSeq = seq;
-        if (record.domain && seq > this.snapshotSeq) this.applyDomain(record.domain);
+        if (record.domain && seq > this.snapshotSeq) {
+          this.applyDomain(record.domain);
+          if ('removed' in record.domain) this.definitions.delete(record.domain.uuid);
+          else if (record.definition !== undefined) this.definitions.set(record.domain.uuid, record.definition);
+        }
         if (seq > this.acked) this.pending.push(record.event);
         offset = end + 1;
       }

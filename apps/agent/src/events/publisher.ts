@@ -21,7 +21,7 @@ import {
 } from '@virtbus/api-contract';
 import { untilJetStreamReady } from '@virtbus/client';
 import type { Logger } from 'pino';
-import { EventLog, type DomainChange, type RecordedDomain } from './log.js';
+import { EventLog, type BeforeSnapshot, type DomainChange, type RecordedDomain } from './log.js';
 import { StateDir } from '../state-dir.js';
 
 export type { RecordedDomain } from './log.js';
@@ -125,8 +125,21 @@ export class EventPublisher {
     await this.log.seedDomains(domains);
   }
 
-  /** Records the event durably (event log) and returns once it is on disk; publishing follows in order. */
-  async emit(domain: { uuid: string; name: string; labels?: Labels }, change: LifecycleChange, state: DomainState, reason: StateReason, stateChangedAt?: string): Promise<LifecycleEvent> {
+  /** Definitions recorded after the last snapshot (EventLog.takeDefinitions). */
+  takeDefinitions(): Map<string, unknown> {
+    return this.log.takeDefinitions();
+  }
+
+  /** Runs `hook` before each snapshot of the event log (EventLog.setBeforeSnapshot). */
+  setBeforeSnapshot(hook: BeforeSnapshot): void {
+    this.log.setBeforeSnapshot(hook);
+  }
+
+  /**
+   * Records the event durably (event log) and returns once it is on disk; publishing follows in order. `definition`: a
+   * new domain's whole record, kept in the log as its durable copy until the next snapshot (see DomainStore.saveUnsynced).
+   */
+  async emit(domain: { uuid: string; name: string; labels?: Labels }, change: LifecycleChange, state: DomainState, reason: StateReason, stateChangedAt?: string, definition?: unknown): Promise<LifecycleEvent> {
     // The domain's state goes in the same record as the event: the durable copy of a state change, and at restart the
     // way to tell which domain changes never became events.
     const recorded: DomainChange =
@@ -146,6 +159,7 @@ export class EventPublisher {
         ...(domain.labels ? { labels: domain.labels } : {}),
       }),
       recorded,
+      definition,
     );
     await durable;
     const lifecycle = event as LifecycleEvent;

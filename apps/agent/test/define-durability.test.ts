@@ -1,0 +1,63 @@
+import { mkdtemp, readdir, readFile, rm, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { VirtClient } from '@virtbus/client';
+import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const NODE = 'defdur';
+const AGENT_ARGS = ['--metrics-address', 'off', '--stats-interval', '0'];
+let workDir: string;
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let client: VirtClient;
+let agent: AgentProcess | undefined;
+
+beforeAll(async () => {
+  workDir = await mkdtemp(join(tmpdir(), 'virtbus-defdur-'));
+  nats = await startNatsServer({ storeDir: join(workDir, 'js') });
+  nc = await connect({ servers: nats.url });
+  client = new VirtClient(nc);
+});
+
+afterAll(async () => {
+  await agent?.stop();
+  await nc?.close();
+  await nats?.stop();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+describe('a define is durable through its event log record', () => {
+  it('domain files lost or torn by a crash (written without a sync) are rebuilt from the log at start', async () => {
+    const stateDir = join(workDir, 'agent');
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir, extraArgs: AGENT_ARGS });
+    const defined = [];
+    for (let index = 0; index < 12; index++) {
+      defined.push(await client.call(NODE, 'domain.define', { name: `dur-${index}`, driver: 'test', vcpus: 2, memory: 96, labels: { index: String(index) } }));
+    }
+    await agent.kill('SIGKILL');
+    // What a crash can leave of files written without a sync: none, or an empty one.
+    const domainsDir = join(stateDir, 'domains');
+    for (const [index, domain] of defined.entries()) {
+      const path = join(domainsDir, `${domain.uuid}.json`);
+      if (index % 3 === 0) await rm(path);
+      else if (index % 3 === 1) await truncate(path, 0);
+    }
+
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir, extraArgs: AGENT_ARGS });
+    const { domains } = await client.call(NODE, 'domain.list', {});
+    expect(domains.map((domain) => domain.uuid).sort()).toEqual(defined.map((domain) => domain.uuid).sort());
+    for (const domain of defined) {
+      const back = await client.call(NODE, 'domain.get', { id: domain.uuid });
+      expect(back.config).toEqual(domain.config);
+      expect(back.state).toBe('shutoff');
+    }
+    // The files are whole again, so the log may drop those records.
+    const files = (await readdir(domainsDir)).filter((file) => file.endsWith('.json'));
+    expect(files).toHaveLength(defined.length);
+    for (const file of files) expect(JSON.parse(await readFile(join(domainsDir, file), 'utf8'))).toHaveProperty('config.uuid', file.slice(0, -5));
+    await agent.stop();
+    agent = undefined;
+  });
+});
