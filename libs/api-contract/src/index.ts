@@ -4,6 +4,7 @@ export * from './domain.js';
 export * from './node.js';
 export * from './events.js';
 export * from './subjects.js';
+export * from './operation-spec.js';
 export * from './api.js';
 export * from './validate.js';
 export * from './lifecycle.js';

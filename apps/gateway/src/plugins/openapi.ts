@@ -1,18 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { HttpTags } from '@virtbus/api-contract';
 import { shared } from './skip-override.js';
 
-export const Tags = {
-  Nodes: 'nodes',
-  Domains: 'domains',
-  Events: 'events',
-  Console: 'console',
-  Storage: 'storage',
-  Interfaces: 'interfaces',
-  Firewall: 'firewall',
-  Networks: 'networks',
-} as const;
+export const Tags = HttpTags;
 
 async function openapiPlugin(app: FastifyInstance): Promise<void> {
   await app.register(swagger, {
