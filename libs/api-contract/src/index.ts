@@ -20,3 +20,4 @@ export * from './firewall.js';
 export * from './labels.js';
 export * from './paging.js';
 export * from './idempotency.js';
+export * from './sse.js';
