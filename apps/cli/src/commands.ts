@@ -169,6 +169,12 @@ export async function changeState(ctx: CommandContext, id: string, change: Domai
   print(ctx, d, () => `Domain '${d.name}' ${pastTense[change.action]}: ${d.state} (${d.reason})`);
 }
 
+/** virsh domstate [--reason] */
+export async function domstate(ctx: CommandContext, id: string, reason: boolean): Promise<void> {
+  const s = await ctx.http.call('domain.state.get', { node: await resolveNode(ctx), id });
+  print(ctx, s, () => (reason ? `${s.state} (${s.reason})` : s.state));
+}
+
 export async function domstats(ctx: CommandContext, id: string): Promise<void> {
   const s = await ctx.http.call('domain.stats', { node: await resolveNode(ctx), id });
   print(ctx, s, () =>

@@ -20,6 +20,12 @@ export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: f
 export const DomainUpdateRequest = Type.Object({ id: DomainId, config: DomainPut }, { additionalProperties: false });
 export const DomainStateRequest = Type.Object({ id: DomainId, change: DomainStatePut }, { additionalProperties: false });
 
+/** virsh domstate --reason: the run state alone, without the definition. */
+export const DomainStateInfo = Type.Object(
+  { uuid: Domain.properties.uuid, name: Domain.properties.name, state: Domain.properties.state, reason: Domain.properties.reason, stateChangedAt: Domain.properties.stateChangedAt },
+  { additionalProperties: false, title: 'DomainStateInfo' },
+);
+
 export const DomainExecRequest = Type.Object({ id: DomainId, exec: ExecRequest }, { additionalProperties: false });
 
 const Base64 = Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$', description: 'base64 bytes' });
@@ -112,6 +118,15 @@ export const Operations = {
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED', 'STORAGE_FULL'],
     http: { method: 'PUT', path: '/v1/nodes/:node/domains/:id/state', operationId: 'changeDomainState', tag: HttpTags.Domains, body: 'change' },
     wait: { seconds: DEFAULT_STATE_TIMEOUT_S, field: 'change.timeout', marginSeconds: 5 },
+  },
+  'domain.state.get': {
+    access: Access.ReadOnly,
+    request: DomainRef,
+    response: DomainStateInfo,
+    summary: 'The run state of a domain and why it is in it (virsh domstate --reason)',
+    permission: PermissionClass.Read,
+    errors: ['NO_DOMAIN'],
+    http: { method: 'GET', path: '/v1/nodes/:node/domains/:id/state', operationId: 'getDomainState', tag: HttpTags.Domains },
   },
   'domain.stats': {
     access: Access.ReadOnly,

@@ -13,6 +13,7 @@ describe('roles', () => {
   it('follows the issue: read-only reads, operator runs and consoles, admin defines', () => {
     expect(minimumRoleFor('domain.list')).toBe('read-only');
     expect(minimumRoleFor('domain.stats')).toBe('read-only');
+    expect(minimumRoleFor('domain.state.get')).toBe('read-only');
     expect(minimumRoleFor('events')).toBe('read-only');
     expect(minimumRoleFor('domain.state')).toBe('operator');
     expect(minimumRoleFor('domain.console.attach')).toBe('operator');
