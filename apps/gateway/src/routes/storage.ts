@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import Type from 'typebox';
+import { decodeReply } from '@virtbus/client';
 import {
   type AsyncOperation,
   ErrorBody,
@@ -46,9 +47,7 @@ function checkChunkReply(reply: Msg): Msg {
 }
 
 function jsonResult<T>(reply: Msg): T {
-  const parsed = JSON.parse(new TextDecoder().decode(checkChunkReply(reply).data)) as { result?: T; error?: unknown };
-  if (parsed.error !== undefined) throw errorBody.check(parsed.error) ? VirtError.fromBody(parsed.error) : new VirtError('INTERNAL', 'malformed stream error');
-  return parsed.result as T;
+  return decodeReply(checkChunkReply(reply).data, 'the volume stream') as T;
 }
 
 /** The agent's chunk size, smaller if this gateway's server takes smaller messages. */
