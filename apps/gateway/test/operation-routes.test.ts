@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { operationPath, OperationNames, Operations, type OperationName, type OperationSpec } from '@virtbus/api-contract';
+import { httpPath, operationPath, OperationNames, Operations, type OperationName, type OperationSpec } from '@virtbus/api-contract';
 import { auditRecordValidator, createToken, minimumRoleFor, type AuditRecord } from '@virtbus/security';
 import { buildApp, type GatewayApp } from '../src/index.js';
 
@@ -48,7 +48,7 @@ describe('every route of the operation table runs the app-wide checks (no bus ne
 
   const call = (name: OperationName, node: string, token: string, extra: { headers?: Record<string, string>; payload?: string } = {}) => {
     const http = (Operations[name] as OperationSpec).http!;
-    const params = Object.fromEntries([...http.path.matchAll(/:(\w+)/g)].map(([, param]) => [param!, param === 'node' ? node : Samples[param!]!]));
+    const params = Object.fromEntries([...httpPath(http).matchAll(/:(\w+)/g)].map(([, param]) => [param!, param === 'node' ? node : Samples[param!]!]));
     const hasBody = http.method === 'POST' || http.method === 'PUT';
     return app.inject({
       method: http.method,
@@ -92,7 +92,7 @@ describe('every route of the operation table runs the app-wide checks (no bus ne
     const records = (await readFile(auditFile, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
     for (const record of records) expect(auditRecordValidator.check(record)).toBe(true);
     for (const [name, spec] of tableRoutes.filter(([, spec]) => spec.http.method !== 'GET')) {
-      const action = `${spec.http.method} ${spec.http.path}`;
+      const action = `${spec.http.method} ${httpPath(spec.http)}`;
       expect(records.some((r) => r.action === action && r.node === 'b' && r.identity === 'admin-a' && r.status === 403), `${name} ${action}`).toBe(true);
     }
   });

@@ -55,7 +55,7 @@ export const Operations = {
     response: NodeInfo,
     summary: 'Node hardware, memory, NUMA cells and drivers',
     permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/v1/nodes/:node', operationId: 'getNode', tag: HttpTags.Nodes },
+    http: { method: 'GET', path: '', operationId: 'getNode', tag: HttpTags.Nodes },
   },
   'node.stats': {
     access: Access.ReadOnly,
@@ -63,7 +63,7 @@ export const Operations = {
     response: NodeStats,
     summary: 'Host CPU seconds by mode, memory and free memory per NUMA cell',
     permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/v1/nodes/:node/stats', operationId: 'getNodeStats', tag: HttpTags.Nodes },
+    http: { method: 'GET', path: '/stats', operationId: 'getNodeStats', tag: HttpTags.Nodes },
   },
   'domain.list': {
     access: Access.ReadOnly,
@@ -71,7 +71,7 @@ export const Operations = {
     response: DomainList,
     summary: 'Domains of the node in (name, uuid) order',
     permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/v1/nodes/:node/domains', operationId: 'listDomains', tag: HttpTags.Domains, description: 'Filtered by `state`, `driver`, name `prefix` and a Kubernetes `labelSelector`; paged with `limit` and the `continue` token of the previous page (absent on the last page). Without `limit` every domain is returned unless that would exceed one bus reply; then the first page that fits comes with `continue`.', query: true },
+    http: { method: 'GET', path: '/domains', operationId: 'listDomains', tag: HttpTags.Domains, description: 'Filtered by `state`, `driver`, name `prefix` and a Kubernetes `labelSelector`; paged with `limit` and the `continue` token of the previous page (absent on the last page). Without `limit` every domain is returned unless that would exceed one bus reply; then the first page that fits comes with `continue`.', query: true },
   },
   'domain.get': {
     access: Access.ReadOnly,
@@ -80,7 +80,7 @@ export const Operations = {
     summary: 'One domain by uuid or name',
     permission: PermissionClass.Read,
     errors: ['NO_DOMAIN'],
-    http: { method: 'GET', path: '/v1/nodes/:node/domains/:id', operationId: 'getDomain', tag: HttpTags.Domains },
+    http: { method: 'GET', path: '/domains/:id', operationId: 'getDomain', tag: HttpTags.Domains },
   },
   'domain.define': {
     access: Access.ReadWrite,
@@ -89,7 +89,7 @@ export const Operations = {
     summary: 'Define a persistent domain',
     permission: PermissionClass.Define,
     errors: ['DOMAIN_EXISTS', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/domains', operationId: 'defineDomain', tag: HttpTags.Domains, status: 201, body: true },
+    http: { method: 'POST', path: '/domains', operationId: 'defineDomain', tag: HttpTags.Domains, status: 201, body: true },
   },
   'domain.update': {
     access: Access.ReadWrite,
@@ -98,7 +98,7 @@ export const Operations = {
     summary: "Replace parts of a domain's config; they apply at next start",
     permission: PermissionClass.Define,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'PUT', path: '/v1/nodes/:node/domains/:id', operationId: 'updateDomain', tag: HttpTags.Domains, body: 'config' },
+    http: { method: 'PUT', path: '/domains/:id', operationId: 'updateDomain', tag: HttpTags.Domains, body: 'config' },
   },
   'domain.undefine': {
     access: Access.ReadWrite,
@@ -107,7 +107,7 @@ export const Operations = {
     summary: 'Remove a shut-off domain; returns it as it was',
     permission: PermissionClass.Define,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'DELETE', path: '/v1/nodes/:node/domains/:id', operationId: 'undefineDomain', tag: HttpTags.Domains },
+    http: { method: 'DELETE', path: '/domains/:id', operationId: 'undefineDomain', tag: HttpTags.Domains },
   },
   'domain.state': {
     access: Access.ReadWrite,
@@ -116,7 +116,7 @@ export const Operations = {
     summary: 'Start, shut down, destroy, reboot, reset, suspend or resume',
     permission: PermissionClass.Lifecycle,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED', 'STORAGE_FULL'],
-    http: { method: 'PUT', path: '/v1/nodes/:node/domains/:id/state', operationId: 'changeDomainState', tag: HttpTags.Domains, body: 'change' },
+    http: { method: 'PUT', path: '/domains/:id/state', operationId: 'changeDomainState', tag: HttpTags.Domains, body: 'change' },
     wait: { seconds: DEFAULT_STATE_TIMEOUT_S, field: 'change.timeout', marginSeconds: 5 },
   },
   'domain.state.get': {
@@ -126,7 +126,7 @@ export const Operations = {
     summary: 'The run state of a domain and why it is in it (virsh domstate --reason)',
     permission: PermissionClass.Read,
     errors: ['NO_DOMAIN'],
-    http: { method: 'GET', path: '/v1/nodes/:node/domains/:id/state', operationId: 'getDomainState', tag: HttpTags.Domains },
+    http: { method: 'GET', path: '/domains/:id/state', operationId: 'getDomainState', tag: HttpTags.Domains },
   },
   'domain.stats': {
     access: Access.ReadOnly,
@@ -135,7 +135,7 @@ export const Operations = {
     summary: 'Host-side stats of one domain (libvirt stats groups)',
     permission: PermissionClass.Read,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'GET', path: '/v1/nodes/:node/domains/:id/stats', operationId: 'getDomainStats', tag: HttpTags.Domains },
+    http: { method: 'GET', path: '/domains/:id/stats', operationId: 'getDomainStats', tag: HttpTags.Domains },
   },
   'domain.stats.all': {
     access: Access.ReadOnly,
@@ -143,7 +143,7 @@ export const Operations = {
     response: DomainStatsList,
     summary: 'Stats of every domain of the node in (name, uuid) order (paged with limit/continue); a domain that misses the deadline is marked timedOut',
     permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/v1/nodes/:node/stats/domains', operationId: 'getAllDomainStats', tag: HttpTags.Nodes, query: true },
+    http: { method: 'GET', path: '/stats/domains', operationId: 'getAllDomainStats', tag: HttpTags.Nodes, query: true },
   },
   // a guest command is as powerful as a console login
   'domain.exec': {
@@ -153,7 +153,7 @@ export const Operations = {
     summary: 'Run a command inside a running domain and wait for it',
     permission: PermissionClass.Console,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/domains/:id/exec', operationId: 'execInDomain', tag: HttpTags.Domains, body: 'exec' },
+    http: { method: 'POST', path: '/domains/:id/exec', operationId: 'execInDomain', tag: HttpTags.Domains, body: 'exec' },
     wait: { seconds: 60, field: 'exec.timeout', marginSeconds: 5 },
   },
   'domain.console.read': {
@@ -192,7 +192,8 @@ export const Operations = {
     summary: 'Migrate a domain from this node to the destination node; returns the async operation (progress, cancel)',
     permission: PermissionClass.Define,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'MIGRATION_INCOMPATIBLE', 'DOMAIN_EXISTS', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/domains/:id/migrate', operationId: 'migrateDomain', tag: HttpTags.Domains, status: 202, served: 'hand' },
+    // by hand: it asks the destination agent for a ticket first
+    http: { method: 'POST', path: '/domains/:id/migrate', operationId: 'migrateDomain', tag: HttpTags.Domains, status: 202, body: 'migration', served: 'hand' },
     wait: { seconds: 30 },
   },
   // lets a migration define a domain on this node

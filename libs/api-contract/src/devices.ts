@@ -44,7 +44,7 @@ export const DeviceOperations = {
     summary: 'Attach a disk: hotplug it (live) and/or add it to the definition (config)',
     permission: PermissionClass.Define,
     errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/domains/:id/disks', operationId: 'attachDisk', tag: HttpTags.Domains, body: 'attach' },
+    http: { method: 'POST', path: '/domains/:id/disks', operationId: 'attachDisk', tag: HttpTags.Domains, body: 'attach' },
   },
   'domain.disk.detach': {
     access: Access.ReadWrite,
@@ -53,7 +53,7 @@ export const DeviceOperations = {
     summary: 'Detach a disk: unplug it (live, waits for the guest) and/or remove it from the definition (config)',
     permission: PermissionClass.Define,
     errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'DELETE', path: '/v1/nodes/:node/domains/:id/disks/:target', operationId: 'detachDisk', tag: HttpTags.Domains, query: 'detach' },
+    http: { method: 'DELETE', path: '/domains/:id/disks/:target', operationId: 'detachDisk', tag: HttpTags.Domains, query: 'detach' },
     wait: { seconds: DEFAULT_DETACH_TIMEOUT_S, field: 'detach.timeout', marginSeconds: 5 },
   },
   'domain.media.change': {
@@ -63,6 +63,6 @@ export const DeviceOperations = {
     summary: 'Insert media into a cdrom drive, or eject it (no source)',
     permission: PermissionClass.Define,
     errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'PUT', path: '/v1/nodes/:node/domains/:id/disks/:target/media', operationId: 'changeMedia', tag: HttpTags.Domains, body: 'change' },
+    http: { method: 'PUT', path: '/domains/:id/disks/:target/media', operationId: 'changeMedia', tag: HttpTags.Domains, body: 'change' },
   },
 } as const satisfies Record<string, OperationSpec>;

@@ -145,7 +145,7 @@ export const FirewallOperations = {
     response: FirewallRuleSetList,
     summary: 'Firewall rule sets with the running NICs they are applied to',
     permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/v1/nodes/:node/firewall/rulesets', operationId: 'listFirewallRuleSets', tag: HttpTags.Firewall, query: true },
+    http: { method: 'GET', path: '/firewall/rulesets', operationId: 'listFirewallRuleSets', tag: HttpTags.Firewall, query: true },
   },
   'firewall.ruleset.get': {
     access: Access.ReadOnly,
@@ -154,7 +154,7 @@ export const FirewallOperations = {
     summary: 'One rule set',
     permission: PermissionClass.Read,
     errors: ['NOT_FOUND'],
-    http: { method: 'GET', path: '/v1/nodes/:node/firewall/rulesets/:name', operationId: 'getFirewallRuleSet', tag: HttpTags.Firewall },
+    http: { method: 'GET', path: '/firewall/rulesets/:name', operationId: 'getFirewallRuleSet', tag: HttpTags.Firewall },
   },
   'firewall.ruleset.define': {
     access: Access.ReadWrite,
@@ -163,7 +163,7 @@ export const FirewallOperations = {
     summary: 'Define a rule set (nwfilter-define)',
     permission: PermissionClass.Network,
     errors: ['OPERATION_INVALID', 'PAYLOAD_TOO_LARGE'],
-    http: { method: 'POST', path: '/v1/nodes/:node/firewall/rulesets', operationId: 'defineFirewallRuleSet', tag: HttpTags.Firewall, status: 201, body: true },
+    http: { method: 'POST', path: '/firewall/rulesets', operationId: 'defineFirewallRuleSet', tag: HttpTags.Firewall, status: 201, body: true },
   },
   'firewall.ruleset.update': {
     access: Access.ReadWrite,
@@ -172,7 +172,7 @@ export const FirewallOperations = {
     summary: 'Replace the rules; every running NIC bound to the set gets them at once',
     permission: PermissionClass.Network,
     errors: ['NOT_FOUND', 'PAYLOAD_TOO_LARGE'],
-    http: { method: 'PUT', path: '/v1/nodes/:node/firewall/rulesets/:name', operationId: 'updateFirewallRuleSet', tag: HttpTags.Firewall, body: 'ruleSet' },
+    http: { method: 'PUT', path: '/firewall/rulesets/:name', operationId: 'updateFirewallRuleSet', tag: HttpTags.Firewall, body: 'ruleSet' },
     wait: { seconds: 60 },
   },
   'firewall.ruleset.delete': {
@@ -182,6 +182,6 @@ export const FirewallOperations = {
     summary: 'Delete a rule set no running NIC uses (nwfilter-undefine)',
     permission: PermissionClass.Network,
     errors: ['NOT_FOUND', 'OPERATION_INVALID'],
-    http: { method: 'DELETE', path: '/v1/nodes/:node/firewall/rulesets/:name', operationId: 'deleteFirewallRuleSet', tag: HttpTags.Firewall },
+    http: { method: 'DELETE', path: '/firewall/rulesets/:name', operationId: 'deleteFirewallRuleSet', tag: HttpTags.Firewall },
   },
 } as const satisfies Record<string, OperationSpec>;

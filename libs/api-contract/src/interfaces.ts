@@ -137,7 +137,7 @@ export const HostInterfaceOperations = {
     response: HostInterfaceList,
     summary: 'Host interfaces: state, MTU, MAC, addresses, stats, bridge membership, and the open transaction',
     permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/v1/nodes/:node/interfaces', operationId: 'listHostInterfaces', tag: HttpTags.Interfaces, query: true },
+    http: { method: 'GET', path: '/interfaces', operationId: 'listHostInterfaces', tag: HttpTags.Interfaces, query: true },
   },
   'iface.get': {
     access: Access.ReadOnly,
@@ -146,7 +146,7 @@ export const HostInterfaceOperations = {
     summary: 'One host interface',
     permission: PermissionClass.Read,
     errors: ['NOT_FOUND'],
-    http: { method: 'GET', path: '/v1/nodes/:node/interfaces/:name', operationId: 'getHostInterface', tag: HttpTags.Interfaces },
+    http: { method: 'GET', path: '/interfaces/:name', operationId: 'getHostInterface', tag: HttpTags.Interfaces },
   },
   'iface.transaction': {
     access: Access.ReadOnly,
@@ -155,7 +155,7 @@ export const HostInterfaceOperations = {
     summary: 'The open transaction with the current interfaces (OPERATION_INVALID when none is open)',
     permission: PermissionClass.Read,
     errors: ['OPERATION_INVALID'],
-    http: { method: 'GET', path: '/v1/nodes/:node/interfaces/transaction', operationId: 'getHostInterfaceTransaction', tag: HttpTags.Interfaces },
+    http: { method: 'GET', path: '/interfaces/transaction', operationId: 'getHostInterfaceTransaction', tag: HttpTags.Interfaces },
   },
   'iface.begin': {
     access: Access.ReadWrite,
@@ -164,7 +164,7 @@ export const HostInterfaceOperations = {
     summary: 'Snapshot the interface configuration (iface-begin); rolled back automatically unless committed in time',
     permission: PermissionClass.HostInterface,
     errors: ['OPERATION_INVALID'],
-    http: { method: 'POST', path: '/v1/nodes/:node/interfaces/transaction', operationId: 'beginHostInterfaceTransaction', tag: HttpTags.Interfaces, status: 201, body: true },
+    http: { method: 'POST', path: '/interfaces/transaction', operationId: 'beginHostInterfaceTransaction', tag: HttpTags.Interfaces, status: 201, body: true },
   },
   'iface.commit': {
     access: Access.ReadWrite,
@@ -173,7 +173,7 @@ export const HostInterfaceOperations = {
     summary: 'Keep the changes made since begin (iface-commit)',
     permission: PermissionClass.HostInterface,
     errors: ['OPERATION_INVALID'],
-    http: { method: 'POST', path: '/v1/nodes/:node/interfaces/transaction/commit', operationId: 'commitHostInterfaceTransaction', tag: HttpTags.Interfaces },
+    http: { method: 'POST', path: '/interfaces/transaction/commit', operationId: 'commitHostInterfaceTransaction', tag: HttpTags.Interfaces },
   },
   'iface.rollback': {
     access: Access.ReadWrite,
@@ -182,7 +182,7 @@ export const HostInterfaceOperations = {
     summary: 'Restore the configuration of begin (iface-rollback)',
     permission: PermissionClass.HostInterface,
     errors: ['OPERATION_INVALID'],
-    http: { method: 'POST', path: '/v1/nodes/:node/interfaces/transaction/rollback', operationId: 'rollbackHostInterfaceTransaction', tag: HttpTags.Interfaces },
+    http: { method: 'POST', path: '/interfaces/transaction/rollback', operationId: 'rollbackHostInterfaceTransaction', tag: HttpTags.Interfaces },
     wait: { seconds: 60 },
   },
   'iface.configure': {
@@ -192,7 +192,7 @@ export const HostInterfaceOperations = {
     summary: 'Apply changes live in order, all or nothing (up/down, MTU, master, addresses, create/delete bridge or VLAN)',
     permission: PermissionClass.HostInterface,
     errors: ['OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/interfaces/changes', operationId: 'configureHostInterfaces', tag: HttpTags.Interfaces, body: true },
+    http: { method: 'POST', path: '/interfaces/changes', operationId: 'configureHostInterfaces', tag: HttpTags.Interfaces, body: true },
     wait: { seconds: 60 },
   },
 } as const satisfies Record<string, OperationSpec>;

@@ -182,7 +182,7 @@ export const NetworkOperations = {
     response: NetworkList,
     summary: 'Virtual networks of the node in name order (paged with limit/continue)',
     permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/v1/nodes/:node/networks', operationId: 'listNetworks', tag: HttpTags.Networks, query: true },
+    http: { method: 'GET', path: '/networks', operationId: 'listNetworks', tag: HttpTags.Networks, query: true },
   },
   'network.get': {
     access: Access.ReadOnly,
@@ -191,7 +191,7 @@ export const NetworkOperations = {
     summary: 'One virtual network',
     permission: PermissionClass.Read,
     errors: ['NO_NETWORK', 'OPERATION_INVALID'],
-    http: { method: 'GET', path: '/v1/nodes/:node/networks/:network', operationId: 'getNetwork', tag: HttpTags.Networks },
+    http: { method: 'GET', path: '/networks/:network', operationId: 'getNetwork', tag: HttpTags.Networks },
   },
   'network.define': {
     access: Access.ReadWrite,
@@ -200,7 +200,7 @@ export const NetworkOperations = {
     summary: 'Define a virtual network (inactive until started)',
     permission: PermissionClass.Network,
     errors: ['NETWORK_EXISTS', 'PAYLOAD_TOO_LARGE'],
-    http: { method: 'POST', path: '/v1/nodes/:node/networks', operationId: 'defineNetwork', tag: HttpTags.Networks, status: 201, body: true },
+    http: { method: 'POST', path: '/networks', operationId: 'defineNetwork', tag: HttpTags.Networks, status: 201, body: true },
   },
   'network.update': {
     access: Access.ReadWrite,
@@ -209,7 +209,7 @@ export const NetworkOperations = {
     summary: 'Change autostart, static DHCP hosts and DNS hosts; host changes apply live on an active network',
     permission: PermissionClass.Network,
     errors: ['NO_NETWORK', 'OPERATION_INVALID'],
-    http: { method: 'PUT', path: '/v1/nodes/:node/networks/:network', operationId: 'updateNetwork', tag: HttpTags.Networks, body: 'config' },
+    http: { method: 'PUT', path: '/networks/:network', operationId: 'updateNetwork', tag: HttpTags.Networks, body: 'config' },
   },
   'network.undefine': {
     access: Access.ReadWrite,
@@ -218,7 +218,7 @@ export const NetworkOperations = {
     summary: 'Remove an inactive network definition',
     permission: PermissionClass.Network,
     errors: ['NO_NETWORK', 'OPERATION_INVALID'],
-    http: { method: 'DELETE', path: '/v1/nodes/:node/networks/:network', operationId: 'undefineNetwork', tag: HttpTags.Networks },
+    http: { method: 'DELETE', path: '/networks/:network', operationId: 'undefineNetwork', tag: HttpTags.Networks },
   },
   'network.state': {
     access: Access.ReadWrite,
@@ -227,7 +227,7 @@ export const NetworkOperations = {
     summary: 'Start (bridge, dnsmasq, nftables) or stop (all removed) a network',
     permission: PermissionClass.Network,
     errors: ['NO_NETWORK', 'OPERATION_INVALID'],
-    http: { method: 'PUT', path: '/v1/nodes/:node/networks/:network/state', operationId: 'changeNetworkState', tag: HttpTags.Networks, body: 'change' },
+    http: { method: 'PUT', path: '/networks/:network/state', operationId: 'changeNetworkState', tag: HttpTags.Networks, body: 'change' },
     wait: { seconds: 60 },
   },
   'network.leases': {
@@ -237,7 +237,7 @@ export const NetworkOperations = {
     summary: 'DHCP leases of an active network',
     permission: PermissionClass.Read,
     errors: ['NO_NETWORK', 'OPERATION_INVALID'],
-    http: { method: 'GET', path: '/v1/nodes/:node/networks/:network/leases', operationId: 'listNetworkLeases', tag: HttpTags.Networks },
+    http: { method: 'GET', path: '/networks/:network/leases', operationId: 'listNetworkLeases', tag: HttpTags.Networks },
   },
   'domain.interfaces': {
     access: Access.ReadOnly,
@@ -246,7 +246,7 @@ export const NetworkOperations = {
     summary: "A domain's NICs with their addresses from DHCP leases (domifaddr --source lease)",
     permission: PermissionClass.Read,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'GET', path: '/v1/nodes/:node/domains/:id/interfaces', operationId: 'listDomainInterfaces', tag: HttpTags.Networks },
+    http: { method: 'GET', path: '/domains/:id/interfaces', operationId: 'listDomainInterfaces', tag: HttpTags.Networks },
   },
   // a NIC's link is run-time state, like start and stop
   'domain.nic.link': {
@@ -256,7 +256,7 @@ export const NetworkOperations = {
     summary: "Set a running domain's NIC link up or down (domif-setlink)",
     permission: PermissionClass.Lifecycle,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'PUT', path: '/v1/nodes/:node/domains/:id/interfaces/:mac/link', operationId: 'setDomainInterfaceLink', tag: HttpTags.Networks, body: true },
+    http: { method: 'PUT', path: '/domains/:id/interfaces/:mac/link', operationId: 'setDomainInterfaceLink', tag: HttpTags.Networks, body: true },
   },
   'domain.nic.attach': {
     access: Access.ReadWrite,
@@ -265,7 +265,7 @@ export const NetworkOperations = {
     summary: 'Add a NIC: hotplugged when the domain runs, and kept in its definition',
     permission: PermissionClass.Define,
     errors: ['NO_DOMAIN', 'NO_NETWORK', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/domains/:id/interfaces', operationId: 'attachDomainInterface', tag: HttpTags.Networks, body: 'nic' },
+    http: { method: 'POST', path: '/domains/:id/interfaces', operationId: 'attachDomainInterface', tag: HttpTags.Networks, body: 'nic' },
     wait: { seconds: 30 },
   },
   'domain.nic.detach': {
@@ -278,7 +278,7 @@ export const NetworkOperations = {
     summary: 'Remove a NIC: unplugged when the domain runs (waits for the guest), and from its definition',
     permission: PermissionClass.Define,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'DELETE', path: '/v1/nodes/:node/domains/:id/interfaces/:mac', operationId: 'detachDomainInterface', tag: HttpTags.Networks, query: true },
+    http: { method: 'DELETE', path: '/domains/:id/interfaces/:mac', operationId: 'detachDomainInterface', tag: HttpTags.Networks, query: true },
     wait: { seconds: 10, field: 'timeout', marginSeconds: 10 },
   },
 } as const satisfies Record<string, OperationSpec>;

@@ -38,7 +38,7 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
  */
 export interface HttpBinding {
   readonly method: HttpMethod;
-  /** Fastify-style path; `:node` addresses the agent. */
+  /** Fastify-style path below NODE_PATH (whose `:node` addresses the agent); '' is the node itself. */
   readonly path: string;
   readonly operationId: string;
   readonly tag: HttpTag;
@@ -52,6 +52,14 @@ export interface HttpBinding {
   readonly params?: Readonly<Record<string, string>>;
   /** Registered by hand (byte streams, calls to several agents); the binding still names its path and document. */
   readonly served?: 'hand';
+}
+
+/** Every table route addresses one node's agent. */
+export const NODE_PATH = '/v1/nodes/:node';
+
+/** The full Fastify-style path of a binding. */
+export function httpPath(binding: Pick<HttpBinding, 'path'>): string {
+  return `${NODE_PATH}${binding.path}`;
 }
 
 /** How long a caller waits for the reply: the request's own timeout field (seconds) or `seconds`, plus a margin. */
@@ -88,9 +96,10 @@ export function replyWaitMs(spec: Pick<OperationSpec, 'wait'>, request: unknown,
 
 /** The URL of an HTTP-bound operation with its path parameters filled in (percent-encoded). */
 export function operationPath(binding: Pick<HttpBinding, 'path'>, params: Readonly<Record<string, string>>): string {
-  return binding.path.replace(/:(\w+)/g, (_match, name: string) => {
+  const path = httpPath(binding);
+  return path.replace(/:(\w+)/g, (_match, name: string) => {
     const value = params[name];
-    if (value === undefined) throw new Error(`${binding.path}: no value for :${name}`);
+    if (value === undefined) throw new Error(`${path}: no value for :${name}`);
     return encodeURIComponent(value);
   });
 }

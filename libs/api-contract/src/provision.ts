@@ -46,7 +46,7 @@ export const ProvisionOperations = {
     summary: 'Define a domain on a qcow2 overlay of an image volume, with a cloud-init NoCloud seed cdrom',
     permission: PermissionClass.Define,
     errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'DOMAIN_EXISTS', 'STORAGE_VOL_EXISTS', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/domains/from-image', operationId: 'defineDomainFromImage', tag: HttpTags.Domains, status: 201, body: true },
+    http: { method: 'POST', path: '/domains/from-image', operationId: 'defineDomainFromImage', tag: HttpTags.Domains, status: 201, body: true },
     wait: { seconds: 60 },
   },
 } as const satisfies Record<string, OperationSpec>;

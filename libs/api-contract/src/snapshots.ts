@@ -123,7 +123,7 @@ export const SnapshotOperations = {
     summary: 'Snapshots of a domain in tree order, with parent, children and current',
     permission: PermissionClass.Read,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'GET', path: '/v1/nodes/:node/domains/:id/snapshots', operationId: 'listDomainSnapshots', tag: HttpTags.Domains },
+    http: { method: 'GET', path: '/domains/:id/snapshots', operationId: 'listDomainSnapshots', tag: HttpTags.Domains },
   },
   'domain.snapshot.get': {
     access: Access.ReadOnly,
@@ -132,7 +132,7 @@ export const SnapshotOperations = {
     summary: 'One snapshot',
     permission: PermissionClass.Read,
     errors: ['NO_DOMAIN', 'NOT_FOUND', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'GET', path: '/v1/nodes/:node/domains/:id/snapshots/:snapshot', operationId: 'getDomainSnapshot', tag: HttpTags.Domains },
+    http: { method: 'GET', path: '/domains/:id/snapshots/:snapshot', operationId: 'getDomainSnapshot', tag: HttpTags.Domains },
   },
   'domain.snapshot.create': {
     access: Access.ReadWrite,
@@ -141,7 +141,7 @@ export const SnapshotOperations = {
     summary: 'Take an internal (qcow2, with RAM while running) or external (overlay, disk-only) snapshot',
     permission: PermissionClass.Lifecycle,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/domains/:id/snapshots', operationId: 'createDomainSnapshot', tag: HttpTags.Domains, status: 201, body: 'snapshot' },
+    http: { method: 'POST', path: '/domains/:id/snapshots', operationId: 'createDomainSnapshot', tag: HttpTags.Domains, status: 201, body: 'snapshot' },
     wait: { seconds: 300 },
   },
   // these throw guest state away: admin only
@@ -152,7 +152,7 @@ export const SnapshotOperations = {
     summary: 'Return the domain to a snapshot; for an external one the overlays made after it are discarded',
     permission: PermissionClass.Define,
     errors: ['NO_DOMAIN', 'NOT_FOUND', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/domains/:id/snapshots/:snapshot/revert', operationId: 'revertDomainSnapshot', tag: HttpTags.Domains },
+    http: { method: 'POST', path: '/domains/:id/snapshots/:snapshot/revert', operationId: 'revertDomainSnapshot', tag: HttpTags.Domains },
     wait: { seconds: 300 },
   },
   'domain.snapshot.delete': {
@@ -162,7 +162,7 @@ export const SnapshotOperations = {
     summary: 'Delete a snapshot (external ones are merged with commit), its children, or only the metadata',
     permission: PermissionClass.Define,
     errors: ['NO_DOMAIN', 'NOT_FOUND', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'DELETE', path: '/v1/nodes/:node/domains/:id/snapshots/:snapshot', operationId: 'deleteDomainSnapshot', tag: HttpTags.Domains, query: 'options' },
+    http: { method: 'DELETE', path: '/domains/:id/snapshots/:snapshot', operationId: 'deleteDomainSnapshot', tag: HttpTags.Domains, query: 'options' },
     wait: { seconds: 300 },
   },
   'domain.save': {
@@ -172,7 +172,7 @@ export const SnapshotOperations = {
     summary: "Save a running domain's memory state to a file in a dir pool and stop it (shutoff, reason saved)",
     permission: PermissionClass.Lifecycle,
     errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NOT_FOUND', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/domains/:id/save', operationId: 'saveDomain', tag: HttpTags.Domains, body: 'target' },
+    http: { method: 'POST', path: '/domains/:id/save', operationId: 'saveDomain', tag: HttpTags.Domains, body: 'target' },
     wait: { seconds: 300 },
   },
   'domain.restore': {
@@ -182,7 +182,7 @@ export const SnapshotOperations = {
     summary: 'Start a domain from a save file in a pool; the file names the domain',
     permission: PermissionClass.Lifecycle,
     errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NOT_FOUND', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/restore', operationId: 'restoreDomain', tag: HttpTags.Domains, body: true },
+    http: { method: 'POST', path: '/restore', operationId: 'restoreDomain', tag: HttpTags.Domains, body: true },
     wait: { seconds: 300 },
   },
   'domain.managedsave.get': {
@@ -192,7 +192,7 @@ export const SnapshotOperations = {
     summary: 'Whether the domain has a managed save image',
     permission: PermissionClass.Read,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'GET', path: '/v1/nodes/:node/domains/:id/managed-save', operationId: 'getManagedSave', tag: HttpTags.Domains },
+    http: { method: 'GET', path: '/domains/:id/managed-save', operationId: 'getManagedSave', tag: HttpTags.Domains },
   },
   'domain.managedsave': {
     access: Access.ReadWrite,
@@ -201,7 +201,7 @@ export const SnapshotOperations = {
     summary: 'Save the domain to an image the agent keeps; the next plain start resumes from it',
     permission: PermissionClass.Lifecycle,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/domains/:id/managed-save', operationId: 'managedSaveDomain', tag: HttpTags.Domains },
+    http: { method: 'POST', path: '/domains/:id/managed-save', operationId: 'managedSaveDomain', tag: HttpTags.Domains },
     wait: { seconds: 300 },
   },
   'domain.managedsave.remove': {
@@ -211,6 +211,6 @@ export const SnapshotOperations = {
     summary: 'Throw the managed save image away (the next start boots afresh)',
     permission: PermissionClass.Define,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'DELETE', path: '/v1/nodes/:node/domains/:id/managed-save', operationId: 'removeManagedSave', tag: HttpTags.Domains },
+    http: { method: 'DELETE', path: '/domains/:id/managed-save', operationId: 'removeManagedSave', tag: HttpTags.Domains },
   },
 } as const satisfies Record<string, OperationSpec>;

@@ -210,7 +210,7 @@ export const StorageOperations = {
     response: StoragePoolList,
     summary: 'Storage pools of the node in name order (paged with limit/continue)',
     permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/v1/nodes/:node/storage-pools', operationId: 'listStoragePools', tag: HttpTags.Storage, query: true },
+    http: { method: 'GET', path: '/storage-pools', operationId: 'listStoragePools', tag: HttpTags.Storage, query: true },
   },
   'pool.get': {
     access: Access.ReadOnly,
@@ -219,7 +219,7 @@ export const StorageOperations = {
     summary: 'One pool with capacity, allocation and available bytes',
     permission: PermissionClass.Read,
     errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
-    http: { method: 'GET', path: '/v1/nodes/:node/storage-pools/:pool', operationId: 'getStoragePool', tag: HttpTags.Storage },
+    http: { method: 'GET', path: '/storage-pools/:pool', operationId: 'getStoragePool', tag: HttpTags.Storage },
   },
   'pool.define': {
     access: Access.ReadWrite,
@@ -228,7 +228,7 @@ export const StorageOperations = {
     summary: 'Define a storage pool (inactive until built and started)',
     permission: PermissionClass.Storage,
     errors: ['STORAGE_POOL_EXISTS', 'PAYLOAD_TOO_LARGE'],
-    http: { method: 'POST', path: '/v1/nodes/:node/storage-pools', operationId: 'defineStoragePool', tag: HttpTags.Storage, status: 201, body: true },
+    http: { method: 'POST', path: '/storage-pools', operationId: 'defineStoragePool', tag: HttpTags.Storage, status: 201, body: true },
   },
   'pool.update': {
     access: Access.ReadWrite,
@@ -237,7 +237,7 @@ export const StorageOperations = {
     summary: 'Change autostart',
     permission: PermissionClass.Storage,
     errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
-    http: { method: 'PUT', path: '/v1/nodes/:node/storage-pools/:pool', operationId: 'updateStoragePool', tag: HttpTags.Storage, body: 'config' },
+    http: { method: 'PUT', path: '/storage-pools/:pool', operationId: 'updateStoragePool', tag: HttpTags.Storage, body: 'config' },
   },
   'pool.undefine': {
     access: Access.ReadWrite,
@@ -246,7 +246,7 @@ export const StorageOperations = {
     summary: 'Remove an inactive pool definition',
     permission: PermissionClass.Storage,
     errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
-    http: { method: 'DELETE', path: '/v1/nodes/:node/storage-pools/:pool', operationId: 'undefineStoragePool', tag: HttpTags.Storage },
+    http: { method: 'DELETE', path: '/storage-pools/:pool', operationId: 'undefineStoragePool', tag: HttpTags.Storage },
   },
   'pool.state': {
     access: Access.ReadWrite,
@@ -255,7 +255,7 @@ export const StorageOperations = {
     summary: 'Build, start, stop, refresh or delete a pool',
     permission: PermissionClass.Storage,
     errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
-    http: { method: 'PUT', path: '/v1/nodes/:node/storage-pools/:pool/state', operationId: 'changeStoragePoolState', tag: HttpTags.Storage, body: 'change' },
+    http: { method: 'PUT', path: '/storage-pools/:pool/state', operationId: 'changeStoragePoolState', tag: HttpTags.Storage, body: 'change' },
     wait: { seconds: 120 },
   },
   'volume.list': {
@@ -265,7 +265,7 @@ export const StorageOperations = {
     summary: 'Volumes of a running pool in name order (paged with limit/continue)',
     permission: PermissionClass.Read,
     errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
-    http: { method: 'GET', path: '/v1/nodes/:node/storage-pools/:pool/volumes', operationId: 'listStorageVolumes', tag: HttpTags.Storage, query: true },
+    http: { method: 'GET', path: '/storage-pools/:pool/volumes', operationId: 'listStorageVolumes', tag: HttpTags.Storage, query: true },
   },
   'volume.get': {
     access: Access.ReadOnly,
@@ -274,7 +274,7 @@ export const StorageOperations = {
     summary: 'One volume: format, sizes, backing chain',
     permission: PermissionClass.Read,
     errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'GET', path: '/v1/nodes/:node/storage-pools/:pool/volumes/:vol', operationId: 'getStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' } },
+    http: { method: 'GET', path: '/storage-pools/:pool/volumes/:vol', operationId: 'getStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' } },
   },
   'volume.create': {
     access: Access.ReadWrite,
@@ -283,7 +283,7 @@ export const StorageOperations = {
     summary: 'Create a volume (qcow2 or raw), optionally a copy-on-write overlay over a backing volume',
     permission: PermissionClass.Storage,
     errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'STORAGE_VOL_EXISTS', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/storage-pools/:pool/volumes', operationId: 'createStorageVolume', tag: HttpTags.Storage, status: 201, body: 'volume' },
+    http: { method: 'POST', path: '/storage-pools/:pool/volumes', operationId: 'createStorageVolume', tag: HttpTags.Storage, status: 201, body: 'volume' },
     wait: { seconds: 120 },
   },
   'volume.delete': {
@@ -293,7 +293,7 @@ export const StorageOperations = {
     summary: 'Delete a volume; returns it as it was',
     permission: PermissionClass.Storage,
     errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'DELETE', path: '/v1/nodes/:node/storage-pools/:pool/volumes/:vol', operationId: 'deleteStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' } },
+    http: { method: 'DELETE', path: '/storage-pools/:pool/volumes/:vol', operationId: 'deleteStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' } },
   },
   'volume.resize': {
     access: Access.ReadWrite,
@@ -302,7 +302,7 @@ export const StorageOperations = {
     summary: 'Grow a volume; shrinking needs allowShrink',
     permission: PermissionClass.Storage,
     errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/resize', operationId: 'resizeStorageVolume', tag: HttpTags.Storage, body: 'resize', params: { vol: 'volume' } },
+    http: { method: 'POST', path: '/storage-pools/:pool/volumes/:vol/resize', operationId: 'resizeStorageVolume', tag: HttpTags.Storage, body: 'resize', params: { vol: 'volume' } },
   },
   'volume.clone': {
     access: Access.ReadWrite,
@@ -311,7 +311,7 @@ export const StorageOperations = {
     summary: 'Copy a volume into a new one; returns the async operation',
     permission: PermissionClass.Storage,
     errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'STORAGE_VOL_EXISTS', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/clone', operationId: 'cloneStorageVolume', tag: HttpTags.Storage, status: 202, body: 'clone', params: { vol: 'volume' } },
+    http: { method: 'POST', path: '/storage-pools/:pool/volumes/:vol/clone', operationId: 'cloneStorageVolume', tag: HttpTags.Storage, status: 202, body: 'clone', params: { vol: 'volume' } },
   },
   'volume.wipe': {
     access: Access.ReadWrite,
@@ -320,7 +320,7 @@ export const StorageOperations = {
     summary: 'Zero a volume; returns the async operation',
     permission: PermissionClass.Storage,
     errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'POST', path: '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/wipe', operationId: 'wipeStorageVolume', tag: HttpTags.Storage, status: 202, params: { vol: 'volume' } },
+    http: { method: 'POST', path: '/storage-pools/:pool/volumes/:vol/wipe', operationId: 'wipeStorageVolume', tag: HttpTags.Storage, status: 202, params: { vol: 'volume' } },
   },
   'volume.upload': {
     access: Access.ReadWrite,
@@ -336,7 +336,7 @@ export const StorageOperations = {
     summary: 'Upload volume content (application/octet-stream); a missing dir volume is created, an existing one replaced',
     permission: PermissionClass.Storage,
     errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'PUT', path: '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/content', operationId: 'uploadStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' }, served: 'hand' },
+    http: { method: 'PUT', path: '/storage-pools/:pool/volumes/:vol/content', operationId: 'uploadStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' }, served: 'hand' },
   },
   // disk contents may hold secrets: reading them needs the storage role
   'volume.download': {
@@ -346,7 +346,7 @@ export const StorageOperations = {
     summary: 'Download volume content; the sha256 is in the trailer and in the operation named by x-virtbus-operation',
     permission: PermissionClass.Storage,
     errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'GET', path: '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/content', operationId: 'downloadStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' }, served: 'hand' },
+    http: { method: 'GET', path: '/storage-pools/:pool/volumes/:vol/content', operationId: 'downloadStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' }, served: 'hand' },
   },
   'operation.list': {
     access: Access.ReadOnly,
@@ -354,7 +354,7 @@ export const StorageOperations = {
     response: AsyncOperationList,
     summary: 'Running and recently finished async operations, oldest first (paged with limit/continue)',
     permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/v1/nodes/:node/operations', operationId: 'listOperations', tag: HttpTags.Storage, query: true },
+    http: { method: 'GET', path: '/operations', operationId: 'listOperations', tag: HttpTags.Storage, query: true },
   },
   'operation.get': {
     access: Access.ReadOnly,
@@ -363,7 +363,7 @@ export const StorageOperations = {
     summary: 'One async operation with progress',
     permission: PermissionClass.Read,
     errors: ['NOT_FOUND'],
-    http: { method: 'GET', path: '/v1/nodes/:node/operations/:id', operationId: 'getOperation', tag: HttpTags.Storage },
+    http: { method: 'GET', path: '/operations/:id', operationId: 'getOperation', tag: HttpTags.Storage },
   },
   'operation.cancel': {
     access: Access.ReadWrite,
@@ -372,6 +372,6 @@ export const StorageOperations = {
     summary: 'Cancel a running operation',
     permission: PermissionClass.Storage,
     errors: ['NOT_FOUND', 'OPERATION_INVALID'],
-    http: { method: 'DELETE', path: '/v1/nodes/:node/operations/:id', operationId: 'cancelOperation', tag: HttpTags.Storage },
+    http: { method: 'DELETE', path: '/operations/:id', operationId: 'cancelOperation', tag: HttpTags.Storage },
   },
 } as const satisfies Record<string, OperationSpec>;

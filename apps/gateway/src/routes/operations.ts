@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type, { type TSchema } from 'typebox';
-import { NodeName, OperationNames, Operations, replyWaitMs, type OperationName, type OperationRequest, type OperationSpec } from '@virtbus/api-contract';
+import { httpPath, NodeName, OperationNames, Operations, replyWaitMs, type OperationName, type OperationRequest, type OperationSpec } from '@virtbus/api-contract';
 import { AgentCallCodes, errorResponses, ref, SharedSchemas, type SharedSchemaName } from '../schemas.js';
 
 export interface OperationRouteOptions {
@@ -15,7 +15,7 @@ const pathParams = (path: string): string[] => [...path.matchAll(/:(\w+)/g)].map
 
 /** Request field each path parameter fills (`:node` addresses the agent and fills none). */
 function paramFields(http: Bound['http']): Record<string, string> {
-  return Object.fromEntries(pathParams(http.path).filter((param) => param !== 'node').map((param) => [param, http.params?.[param] ?? param]));
+  return Object.fromEntries(pathParams(httpPath(http)).filter((param) => param !== 'node').map((param) => [param, http.params?.[param] ?? param]));
 }
 
 /** The schema of the query string or body: one request field, or the request's fields that neither the path nor the other part fills. */
@@ -35,7 +35,7 @@ export function operationSchema(name: OperationName) {
   const { http } = spec;
   const fields = fieldsOf(spec.request);
   const params = Type.Object(
-    Object.fromEntries(pathParams(http.path).map((param) => [param, param === 'node' ? NodeName : fields[http.params?.[param] ?? param]!])),
+    Object.fromEntries(pathParams(httpPath(http)).map((param) => [param, param === 'node' ? NodeName : fields[http.params?.[param] ?? param]!])),
     { additionalProperties: false },
   );
   const shared = sharedNames.get(spec.response);
@@ -46,7 +46,7 @@ export function operationSchema(name: OperationName) {
     tags: [http.tag],
     summary: spec.summary,
     ...(http.description ? { description: http.description } : {}),
-    ...(pathParams(http.path).length > 0 ? { params } : {}),
+    ...(pathParams(httpPath(http)).length > 0 ? { params } : {}),
     ...(http.query !== undefined ? { querystring: partSchema(spec, http.query, http.body) } : {}),
     ...(http.body !== undefined ? { body: partSchema(spec, http.body, http.query) } : {}),
     response: { [http.status ?? 200]: success, ...errorResponses(...AgentCallCodes, ...(spec.errors ?? [])) },
@@ -76,7 +76,7 @@ export const operationRoutes: FastifyPluginAsyncTypebox<OperationRouteOptions> =
     const bound = spec as Bound;
     app.route({
       method: bound.http.method,
-      url: bound.http.path,
+      url: httpPath(bound.http),
       config: { permission: name },
       schema: operationSchema(name),
       handler: async (request, reply) => {
