@@ -152,6 +152,14 @@ describe('SchemaComparer', () => {
     expect(compare(number, integer, 'request')).toEqual(['type changed from number to integer']);
   });
 
+  it('reads OpenAPI 3.0 nullable as null, so the 3.1 form of the same values passes', () => {
+    const openapi30Null = { type: 'object', nullable: true, enum: [null] };
+    expect(compare(openapi30Null, { type: 'null' }, 'request')).toEqual([]);
+    expect(compare(openapi30Null, { type: 'null' }, 'response')).toEqual([]);
+    expect(compare({ type: 'string', nullable: true }, { type: ['string', 'null'] }, 'request')).toEqual([]);
+    expect(compare({ type: 'string', nullable: true }, { type: 'string' }, 'request')).toEqual(['type changed from string|null to string']);
+  });
+
   it('matches union variants in any order and fails a removed variant', () => {
     const a = { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] };
     const b = { type: 'object', properties: { pool: { type: 'string' } }, required: ['pool'] };

@@ -38,15 +38,20 @@ function resolve(schema: Schema, root: JsonObject, seen = new Set<string>()): Sc
 }
 
 function typesOf(schema: JsonObject): Set<string> | undefined {
+  // OpenAPI 3.0 writes null as a nullable object limited to null; 3.1 as type null: the same values
+  if (Array.isArray(schema['enum']) && schema['enum'].length > 0 && schema['enum'].every((value) => value === null)) return new Set(['null']);
   const type = schema['type'];
-  if (typeof type === 'string') return new Set(type === 'integer' ? ['integer'] : [type]);
-  if (Array.isArray(type)) return new Set(type.filter((t): t is string => typeof t === 'string'));
+  const nullable = schema['nullable'] === true ? ['null'] : [];
+  if (typeof type === 'string') return new Set([type, ...nullable]);
+  if (Array.isArray(type)) return new Set([...type.filter((t): t is string => typeof t === 'string'), ...nullable]);
   return undefined;
 }
 
 function enumOf(schema: JsonObject): Json[] | undefined {
   if (Array.isArray(schema['enum'])) return schema['enum'];
   if ('const' in schema) return [schema['const'] ?? null];
+  // type null allows one value
+  if (schema['type'] === 'null') return [null];
   return undefined;
 }
 

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { Kvm } from '@nats-io/kv';
 import type { Service } from '@nats-io/services';
-import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { connect, RequestError, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { NODES_BUCKET, Subjects, VirtError, isNodeName, type DriverInfo, type NodeRecord } from '@virtbus/api-contract';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, RECONNECT_FOREVER, startHeartbeat, untilJetStreamReady, type Heartbeat } from '@virtbus/client';
 import { createDrivers, type DriverName, type DriverOptions } from '@virtbus/drivers';
@@ -70,10 +70,9 @@ async function assertNodeIsFree(nc: NatsConnection, node: string): Promise<void>
   try {
     await nc.request(Subjects.request(node, 'ro', 'node.info'), '{}', { timeout: 1500 });
   } catch (error) {
-    const text = String((error as Error).message) + String((error as { code?: unknown }).code ?? '');
-    if (/no responders|503/i.test(text)) return;
+    if (error instanceof RequestError && error.isNoResponders()) return;
     // a bus identity may not request its own node's verbs; nats-server then guards the subjects instead
-    if (/permissions violation/i.test(text)) return;
+    if (/permissions violation/i.test(String((error as Error).message))) return;
     throw new VirtError('OPERATION_INVALID', `node ${node} has a responder that does not answer; is another agent hung?`, { cause: error });
   }
   throw new VirtError('OPERATION_INVALID', `node ${node} is already served by a live agent`);

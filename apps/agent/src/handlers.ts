@@ -49,6 +49,10 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.update': ({ id, config }) => manager.update(id, config),
     'domain.undefine': ({ id }) => manager.undefine(id),
     'domain.state': ({ id, change }) => manager.changeState(id, change),
+    'domain.state.get': async ({ id }) => {
+      const { uuid, name, state, reason, stateChangedAt } = manager.get(id);
+      return { uuid, name, state, reason, stateChangedAt };
+    },
     'domain.stats': ({ id }) => manager.stats(id),
     'domain.stats.all': async (query, context) => {
       const page = pageOf(await manager.statsAll(), (stats) => [stats.name, stats.uuid], query, context);

@@ -5,15 +5,12 @@ import {
   type Domain,
   type DomainsPost,
   type DomainStatePut,
-  type DomainStats,
-  type ExecResult,
   type FleetDomain,
   type LifecycleEvent,
-  type NodeInfo,
   type NodeList,
 } from '@virtbus/api-contract';
 import { bytes, keyValues, table } from './format.js';
-import type { GatewayHttp } from './http.js';
+import { operationUrl, type GatewayHttp } from './http.js';
 
 export interface Output {
   out(text: string): void;
@@ -27,7 +24,6 @@ export interface CommandContext {
   node?: string;
 }
 
-const enc = encodeURIComponent;
 
 /** --node, or the only online node; more than one needs --node. */
 export async function resolveNode(ctx: CommandContext): Promise<string> {
@@ -75,7 +71,7 @@ export async function nodes(ctx: CommandContext): Promise<void> {
 }
 
 export async function nodeinfo(ctx: CommandContext): Promise<void> {
-  const info = await ctx.http.json<NodeInfo>('GET', `/v1/nodes/${enc(await resolveNode(ctx))}`);
+  const info = await ctx.http.call('node.info', { node: await resolveNode(ctx) });
   print(ctx, info, () =>
     keyValues([
       ['Node', info.node],
@@ -102,7 +98,7 @@ export interface DomainListFilters {
 export async function list(ctx: CommandContext, all: boolean, filters: DomainListFilters = {}, max?: number): Promise<void> {
   const node = await resolveNode(ctx);
   const query = { state: filters.state, labelSelector: filters.selector, prefix: filters.prefix, driver: filters.driver };
-  const domains = await listAll<'domains', Domain>(ctx, `/v1/nodes/${enc(node)}/domains`, 'domains', { query, max });
+  const domains = await listAll<'domains', Domain>(ctx, operationUrl('domain.list', { node }), 'domains', { query, max });
   const shown = all || filters.state ? domains : domains.filter((d) => d.state !== 'shutoff');
   print(ctx, { domains: shown }, () => table(['Name', 'State', 'Driver', 'UUID'], shown.map((d) => [d.name, d.state, d.driver, d.uuid])));
 }
@@ -125,7 +121,7 @@ export async function listFleet(ctx: CommandContext, all: boolean, filters: Doma
 }
 
 export async function dominfo(ctx: CommandContext, id: string): Promise<void> {
-  const d = await ctx.http.json<Domain>('GET', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}`);
+  const d = await ctx.http.call('domain.get', { node: await resolveNode(ctx), id });
   print(ctx, d, () =>
     keyValues([
       ['Name', d.name],
@@ -145,17 +141,17 @@ export async function dominfo(ctx: CommandContext, id: string): Promise<void> {
 
 export async function define(ctx: CommandContext, spec: DomainsPost | string): Promise<void> {
   const body = typeof spec === 'string' ? (JSON.parse(await readFile(spec, 'utf8')) as DomainsPost) : spec;
-  const d = await ctx.http.json<Domain>('POST', `/v1/nodes/${enc(await resolveNode(ctx))}/domains`, body);
+  const d = await ctx.http.call('domain.define', { node: await resolveNode(ctx) }, body);
   print(ctx, d, () => `Domain '${d.name}' defined (${d.uuid})`);
 }
 
 export async function update(ctx: CommandContext, id: string, put: Record<string, unknown>): Promise<void> {
-  const d = await ctx.http.json<Domain>('PUT', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}`, put);
+  const d = await ctx.http.call('domain.update', { node: await resolveNode(ctx), id }, put);
   print(ctx, d, () => `Domain '${d.name}' updated; changes apply at next start`);
 }
 
 export async function undefine(ctx: CommandContext, id: string): Promise<void> {
-  const d = await ctx.http.json<Domain>('DELETE', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}`);
+  const d = await ctx.http.call('domain.undefine', { node: await resolveNode(ctx), id });
   print(ctx, d, () => `Domain '${d.name}' has been undefined`);
 }
 
@@ -170,12 +166,18 @@ const pastTense: Record<DomainStatePut['action'], string> = {
 };
 
 export async function changeState(ctx: CommandContext, id: string, change: DomainStatePut): Promise<void> {
-  const d = await ctx.http.json<Domain>('PUT', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}/state`, change);
+  const d = await ctx.http.call('domain.state', { node: await resolveNode(ctx), id }, change);
   print(ctx, d, () => `Domain '${d.name}' ${pastTense[change.action]}: ${d.state} (${d.reason})`);
 }
 
+/** virsh domstate [--reason] */
+export async function domstate(ctx: CommandContext, id: string, reason: boolean): Promise<void> {
+  const s = await ctx.http.call('domain.state.get', { node: await resolveNode(ctx), id });
+  print(ctx, s, () => (reason ? `${s.state} (${s.reason})` : s.state));
+}
+
 export async function domstats(ctx: CommandContext, id: string): Promise<void> {
-  const s = await ctx.http.json<DomainStats>('GET', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}/stats`);
+  const s = await ctx.http.call('domain.stats', { node: await resolveNode(ctx), id });
   print(ctx, s, () =>
     keyValues([
       ['Domain', s.name],
@@ -191,7 +193,7 @@ export async function domstats(ctx: CommandContext, id: string): Promise<void> {
 }
 
 export async function exec(ctx: CommandContext, id: string, command: string[], timeout?: number): Promise<number> {
-  const result = await ctx.http.json<ExecResult>('POST', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}/exec`, {
+  const result = await ctx.http.call('domain.exec', { node: await resolveNode(ctx), id }, {
     command,
     ...(timeout ? { timeout } : {}),
   });

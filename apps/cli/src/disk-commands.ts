@@ -2,7 +2,6 @@ import { VirtError, type DiskAttach, type DiskDetach, type Domain, type DomainDi
 import type { CommandContext } from './commands.js';
 import { resolveNode } from './commands.js';
 
-const enc = encodeURIComponent;
 
 /** `/abs/path` is a file on the node; `pool/volume` a volume of one of its pools. */
 export function diskSource(text: string): DomainDisk['source'] {
@@ -24,7 +23,7 @@ function out(ctx: CommandContext, d: Domain, text: string): void {
 }
 
 export async function attachDisk(ctx: CommandContext, id: string, attach: DiskAttach): Promise<void> {
-  const d = await ctx.http.json<Domain>('POST', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}/disks`, attach);
+  const d = await ctx.http.call('domain.disk.attach', { node: await resolveNode(ctx), id }, attach);
   out(ctx, d, `Disk attached to '${d.name}' ${scopeText(d, attach)}`);
 }
 
@@ -33,18 +32,17 @@ export async function detachDisk(ctx: CommandContext, id: string, target: string
   if (detach.live) query.set('live', 'true');
   if (detach.config) query.set('config', 'true');
   if (detach.timeout !== undefined) query.set('timeout', String(detach.timeout));
-  const suffix = query.size > 0 ? `?${query}` : '';
-  const d = await ctx.http.json<Domain>('DELETE', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}/disks/${enc(target)}${suffix}`);
+  const d = await ctx.http.call('domain.disk.detach', { node: await resolveNode(ctx), id, target }, undefined, query);
   out(ctx, d, `Disk ${target} detached from '${d.name}' ${scopeText(d, detach)}`);
 }
 
 export async function changeMedia(ctx: CommandContext, id: string, target: string, change: MediaChange): Promise<void> {
-  const d = await ctx.http.json<Domain>('PUT', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}/disks/${enc(target)}/media`, change);
+  const d = await ctx.http.call('domain.media.change', { node: await resolveNode(ctx), id, target }, change);
   out(ctx, d, change.source ? `Media in ${target} of '${d.name}' changed` : `Media ejected from ${target} of '${d.name}'`);
 }
 
 export async function defineFromImage(ctx: CommandContext, request: DomainFromImage): Promise<void> {
-  const d = await ctx.http.json<Domain>('POST', `/v1/nodes/${enc(await resolveNode(ctx))}/domains/from-image`, request);
+  const d = await ctx.http.call('domain.define.image', { node: await resolveNode(ctx) }, request);
   const disks = d.config.disks.map((disk) => ('pool' in disk.source ? `${disk.source.pool}/${disk.source.volume}` : disk.source.path)).join(', ');
   out(ctx, d, `Domain '${d.name}' defined (${d.uuid}) on ${disks}`);
 }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { VirtError, type FirewallRuleSet, type FirewallRuleSetList, type HostInterface, type HostInterfaceChange, type HostInterfaceList, type HostInterfaceTransaction } from '@virtbus/api-contract';
 import { listAll, resolveNode, type CommandContext } from './commands.js';
 import { bytes, keyValues, table } from './format.js';
+import { operationUrl } from './http.js';
 
 export const HOSTNET_USAGE = `iface-list                            host interfaces of the node
 iface-info IFACE                      one host interface
@@ -18,7 +19,6 @@ nwfilter-define FILE.json             define a rule set (FirewallRuleSetsPost), 
 nwfilter-undefine NAME                delete a rule set no running NIC uses
 `;
 
-const enc = encodeURIComponent;
 
 function print(ctx: CommandContext, value: unknown, text: () => string): void {
   ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
@@ -88,16 +88,16 @@ function printTransaction(ctx: CommandContext, t: HostInterfaceTransaction, verb
 const ruleCount = (r: FirewallRuleSet) => `${r.rules.length} rule(s)${r.antiSpoofing?.mac || r.antiSpoofing?.ip ? ', anti-spoofing' : ''}`;
 
 async function runFirewallCommand(ctx: CommandContext, command: string, args: readonly string[]): Promise<number> {
-  const base = `/v1/nodes/${enc(await resolveNode(ctx))}/firewall/rulesets`;
+  const node = await resolveNode(ctx);
   switch (command) {
     case 'nwfilter-list': {
-      const list: FirewallRuleSetList = { ruleSets: await listAll<'ruleSets', FirewallRuleSet>(ctx, base, 'ruleSets') };
+      const list: FirewallRuleSetList = { ruleSets: await listAll<'ruleSets', FirewallRuleSet>(ctx, operationUrl('firewall.ruleset.list', { node }), 'ruleSets') };
       print(ctx, list, () => table(['Name', 'Rules', 'Bound to'], list.ruleSets.map((r) => [r.name, ruleCount(r), r.bindings.map((b) => b.device).join(' ')])));
       return 0;
     }
     case 'nwfilter-dumpxml': {
       // virsh's name; the rule set comes as JSON
-      const ruleSet = await ctx.http.json<FirewallRuleSet>('GET', `${base}/${enc(need(args, 0, 'a rule set name', command))}`);
+      const ruleSet = await ctx.http.call('firewall.ruleset.get', { node, name: need(args, 0, 'a rule set name', command) });
       ctx.output.out(JSON.stringify(ruleSet, null, 2));
       return 0;
     }
@@ -105,16 +105,16 @@ async function runFirewallCommand(ctx: CommandContext, command: string, args: re
       const body = JSON.parse(await readFile(need(args, 0, 'a FILE.json', command), 'utf8')) as { name?: unknown } & Record<string, unknown>;
       if (typeof body.name !== 'string') throw new VirtError('INVALID_ARG', 'the rule set file needs a name');
       const { name, ...spec } = body;
-      const exists = await ctx.http.json<FirewallRuleSet>('GET', `${base}/${enc(name)}`).then(
+      const exists = await ctx.http.call('firewall.ruleset.get', { node, name }).then(
         () => true,
         (error: unknown) => (VirtError.is(error, 'NOT_FOUND') ? false : Promise.reject(error)),
       );
-      const ruleSet = exists ? await ctx.http.json<FirewallRuleSet>('PUT', `${base}/${enc(name)}`, spec) : await ctx.http.json<FirewallRuleSet>('POST', base, body);
+      const ruleSet = exists ? await ctx.http.call('firewall.ruleset.update', { node, name }, spec) : await ctx.http.call('firewall.ruleset.define', { node }, body);
       print(ctx, ruleSet, () => `Network filter ${ruleSet.name} ${exists ? 'updated' : 'defined'} (${ruleCount(ruleSet)})`);
       return 0;
     }
     case 'nwfilter-undefine': {
-      const ruleSet = await ctx.http.json<FirewallRuleSet>('DELETE', `${base}/${enc(need(args, 0, 'a rule set name', command))}`);
+      const ruleSet = await ctx.http.call('firewall.ruleset.delete', { node, name: need(args, 0, 'a rule set name', command) });
       print(ctx, ruleSet, () => `Network filter ${ruleSet.name} undefined`);
       return 0;
     }
@@ -127,16 +127,16 @@ async function runFirewallCommand(ctx: CommandContext, command: string, args: re
 export async function runHostNetCommand(ctx: CommandContext, command: string, args: readonly string[], options: { timeout?: number }): Promise<number | undefined> {
   if (command.startsWith('nwfilter-')) return runFirewallCommand(ctx, command, args);
   if (!command.startsWith('iface-')) return undefined;
-  const base = `/v1/nodes/${enc(await resolveNode(ctx))}/interfaces`;
+  const node = await resolveNode(ctx);
   switch (command) {
     case 'iface-list': {
       let transaction: HostInterfaceList['transaction'];
-      const interfaces = await listAll<'interfaces', HostInterface>(ctx, base, 'interfaces', { onPage: (page) => (transaction = (page as HostInterfaceList).transaction) });
+      const interfaces = await listAll<'interfaces', HostInterface>(ctx, operationUrl('iface.list', { node }), 'interfaces', { onPage: (page) => (transaction = (page as HostInterfaceList).transaction) });
       printList(ctx, { interfaces, ...(transaction ? { transaction } : {}) });
       return 0;
     }
     case 'iface-info': {
-      const i = await ctx.http.json<HostInterface>('GET', `${base}/${enc(need(args, 0, 'an interface name', command))}`);
+      const i = await ctx.http.call('iface.get', { node, name: need(args, 0, 'an interface name', command) });
       print(ctx, i, () =>
         keyValues([
           ['Name', i.name],
@@ -155,21 +155,21 @@ export async function runHostNetCommand(ctx: CommandContext, command: string, ar
       return 0;
     }
     case 'iface-begin':
-      printTransaction(ctx, await ctx.http.json<HostInterfaceTransaction>('POST', `${base}/transaction`, options.timeout ? { timeoutSeconds: options.timeout } : {}), 'begun');
+      printTransaction(ctx, await ctx.http.call('iface.begin', { node }, options.timeout ? { timeoutSeconds: options.timeout } : {}), 'begun');
       return 0;
     case 'iface-commit':
-      printTransaction(ctx, await ctx.http.json<HostInterfaceTransaction>('POST', `${base}/transaction/commit`), 'committed');
+      printTransaction(ctx, await ctx.http.call('iface.commit', { node }), 'committed');
       return 0;
     case 'iface-rollback':
-      printTransaction(ctx, await ctx.http.json<HostInterfaceTransaction>('POST', `${base}/transaction/rollback`), 'rolled back');
+      printTransaction(ctx, await ctx.http.call('iface.rollback', { node }), 'rolled back');
       return 0;
     case 'iface-apply': {
       const body = JSON.parse(await readFile(need(args, 0, 'a FILE.json', command), 'utf8')) as unknown;
-      printList(ctx, await ctx.http.json<HostInterfaceList>('POST', `${base}/changes`, body));
+      printList(ctx, await ctx.http.call('iface.configure', { node }, body));
       return 0;
     }
     default:
-      printList(ctx, await ctx.http.json<HostInterfaceList>('POST', `${base}/changes`, { changes: [changeFor(command, args)] }));
+      printList(ctx, await ctx.http.call('iface.configure', { node }, { changes: [changeFor(command, args)] }));
       return 0;
   }
 }

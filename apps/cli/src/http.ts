@@ -4,7 +4,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request as httpsRequest } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { IDEMPOTENCY_HEADER, isErrorCode, VirtError } from '@virtbus/api-contract';
+import {
+  IDEMPOTENCY_HEADER,
+  isErrorCode,
+  operationPath,
+  Operations,
+  VirtError,
+  type OperationName,
+  type OperationResponse,
+  type OperationSpec,
+} from '@virtbus/api-contract';
 
 /** A write is sent again with the same Idempotency-Key after a timeout, an unreachable agent or a lost connection. */
 const WRITE_RETRIES = 2;
@@ -24,6 +33,14 @@ export class GatewayUnreachableError extends VirtError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('AGENT_UNREACHABLE', message, options);
   }
+}
+
+/** The URL of a table operation: its binding's path with `params` filled in, plus an optional query string. */
+export function operationUrl(name: OperationName, params: Readonly<Record<string, string>>, query?: URLSearchParams): string {
+  const http = (Operations[name] as OperationSpec).http;
+  if (!http) throw new Error(`${name} has no HTTP binding`);
+  const path = operationPath(http, params);
+  return query && query.size > 0 ? `${path}?${query.toString()}` : path;
 }
 
 /** Talks to a virtbus gateway; errors come back as VirtErrors with the gateway's code. */
@@ -71,6 +88,12 @@ export class GatewayHttp {
         await sleep(250 * 2 ** attempt);
       }
     }
+  }
+
+  /** Calls a table operation: method and URL come from its HTTP binding. */
+  async call<N extends OperationName>(name: N, params: Readonly<Record<string, string>>, body?: unknown, query?: URLSearchParams): Promise<OperationResponse<N>> {
+    const http = (Operations[name] as OperationSpec).http!;
+    return this.json<OperationResponse<N>>(http.method, operationUrl(name, params, query), body);
   }
 
   private async once<T>(method: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {

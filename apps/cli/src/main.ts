@@ -31,6 +31,7 @@ define --name N --driver D [--vcpus N] [--memory MiB] [--kernel P --initrd P --c
 update DOMAIN [--vcpus N] [--memory MiB] [--autostart|--no-autostart] [--label K=V]... [--no-labels]   labels replace all
 undefine DOMAIN
 start DOMAIN [--paused] | shutdown DOMAIN [--timeout S] [--force] | destroy | reboot | reset | suspend | resume
+domstate DOMAIN [--reason]            run state (and why)
 domstats DOMAIN                       host-side stats
 exec DOMAIN [--timeout S] -- CMD...   run a command in a running container
 console DOMAIN [--force] [--ro]       attach to the serial console (Ctrl-] leaves)
@@ -80,6 +81,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
       all: { type: 'boolean', default: false },
+      reason: { type: 'boolean', default: false },
       fleet: { type: 'boolean', default: false },
       state: { type: 'string' },
       selector: { type: 'string' },
@@ -256,6 +258,9 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
     }
     case 'undefine':
       await commands.undefine(ctx, need('domain'));
+      return 0;
+    case 'domstate':
+      await commands.domstate(ctx, need('domain'), values.reason ?? false);
       return 0;
     case 'domstats':
       await commands.domstats(ctx, need('domain'));

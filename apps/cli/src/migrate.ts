@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VirtError, type AsyncOperation, type MigrationRequest } from '@virtbus/api-contract';
+import { Operations, VirtError, type AsyncOperation, type MigrationRequest } from '@virtbus/api-contract';
 import { resolveNode, type CommandContext } from './commands.js';
 import { bytes } from './format.js';
 import { ProgressMeter, progressBar } from './progress.js';
+import { operationUrl } from './http.js';
 
 const POLL_MS = 250;
 
@@ -21,14 +22,14 @@ export function progressLine(operation: AsyncOperation): string {
 /** Starts the migration, then follows its operation with a progress bar on stderr until it ends. */
 export async function migrate(ctx: CommandContext, id: string, request: MigrationRequest, progress: (line: string, final: boolean) => void): Promise<number> {
   const node = await resolveNode(ctx);
-  const enc = encodeURIComponent;
-  let operation = await ctx.http.json<AsyncOperation>('POST', `/v1/nodes/${enc(node)}/domains/${enc(id)}/migrate`, request);
   // bytes, rate and time left from the meter; a migration's total can grow (dirty pages), so the ETA is a guess
+  // the route takes the migration itself; the agent's request wraps it with the uuid and ticket
+  let operation = await ctx.http.json<AsyncOperation>(Operations['domain.migrate'].http.method, operationUrl('domain.migrate', { node, id }), request);
   const meter = new ProgressMeter(progress);
   while (operation.status === 'running') {
     meter.update(operation.progress.bytesProcessed, operation.progress.bytesTotal, migrationFigures(operation));
     await sleep(POLL_MS);
-    operation = await ctx.http.json<AsyncOperation>('GET', `/v1/nodes/${enc(node)}/operations/${enc(operation.id)}`);
+    operation = await ctx.http.call('operation.get', { node, id: operation.id });
   }
   meter.finish(operation.progress.bytesProcessed, operation.progress.bytesTotal, migrationFigures(operation));
   if (ctx.output.json) ctx.output.out(JSON.stringify(operation, null, 2));

@@ -1,21 +1,16 @@
 import { readFile } from 'node:fs/promises';
-import type { DhcpLeaseList, DomainInterfaceList, Network, NetworksPost } from '@virtbus/api-contract';
+import type { Network, NetworksPost } from '@virtbus/api-contract';
 import { listAll, resolveNode, type CommandContext } from './commands.js';
 import { keyValues, table } from './format.js';
-
-const enc = encodeURIComponent;
+import { operationUrl } from './http.js';
 
 function print(ctx: CommandContext, value: unknown, text: () => string): void {
   ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
 }
 
-async function base(ctx: CommandContext): Promise<string> {
-  return `/v1/nodes/${enc(await resolveNode(ctx))}`;
-}
-
 /** virsh net-list [--all] */
 export async function netList(ctx: CommandContext, all: boolean, max?: number): Promise<void> {
-  const networks = await listAll<'networks', Network>(ctx, `${await base(ctx)}/networks`, 'networks', { max });
+  const networks = await listAll<'networks', Network>(ctx, operationUrl('network.list', { node: await resolveNode(ctx) }), 'networks', { max });
   const shown = all ? networks : networks.filter((net) => net.state === 'active');
   print(ctx, { networks: shown }, () =>
     table(['Name', 'State', 'Autostart', 'Persistent', 'Mode', 'Bridge'], shown.map((n) => [n.name, n.state, n.autostart ? 'yes' : 'no', n.persistent ? 'yes' : 'no', n.mode, n.bridge])),
@@ -23,7 +18,7 @@ export async function netList(ctx: CommandContext, all: boolean, max?: number): 
 }
 
 export async function netInfo(ctx: CommandContext, name: string): Promise<void> {
-  const n = await ctx.http.json<Network>('GET', `${await base(ctx)}/networks/${enc(name)}`);
+  const n = await ctx.http.call('network.get', { node: await resolveNode(ctx), network: name });
   print(ctx, n, () =>
     keyValues([
       ['Name', n.name],
@@ -42,28 +37,28 @@ export async function netInfo(ctx: CommandContext, name: string): Promise<void> 
 /** virsh net-define FILE (a NetworksPost JSON file) */
 export async function netDefine(ctx: CommandContext, file: string): Promise<void> {
   const body = JSON.parse(await readFile(file, 'utf8')) as NetworksPost;
-  const n = await ctx.http.json<Network>('POST', `${await base(ctx)}/networks`, body);
+  const n = await ctx.http.call('network.define', { node: await resolveNode(ctx) }, body);
   print(ctx, n, () => `Network ${n.name} defined (${n.uuid})`);
 }
 
 /** net-start / net-destroy */
 export async function netState(ctx: CommandContext, name: string, action: 'start' | 'stop'): Promise<void> {
-  const n = await ctx.http.json<Network>('PUT', `${await base(ctx)}/networks/${enc(name)}/state`, { action });
+  const n = await ctx.http.call('network.state', { node: await resolveNode(ctx), network: name }, { action });
   print(ctx, n, () => `Network ${n.name} ${action === 'start' ? 'started' : 'destroyed'}`);
 }
 
 export async function netUndefine(ctx: CommandContext, name: string): Promise<void> {
-  const n = await ctx.http.json<Network>('DELETE', `${await base(ctx)}/networks/${enc(name)}`);
+  const n = await ctx.http.call('network.undefine', { node: await resolveNode(ctx), network: name });
   print(ctx, n, () => `Network ${n.name} has been undefined`);
 }
 
 export async function netAutostart(ctx: CommandContext, name: string, autostart: boolean): Promise<void> {
-  const n = await ctx.http.json<Network>('PUT', `${await base(ctx)}/networks/${enc(name)}`, { autostart });
+  const n = await ctx.http.call('network.update', { node: await resolveNode(ctx), network: name }, { autostart });
   print(ctx, n, () => `Network ${n.name} ${autostart ? 'marked as autostarted' : 'unmarked as autostarted'}`);
 }
 
 export async function netDhcpLeases(ctx: CommandContext, name: string): Promise<void> {
-  const list = await ctx.http.json<DhcpLeaseList>('GET', `${await base(ctx)}/networks/${enc(name)}/leases`);
+  const list = await ctx.http.call('network.leases', { node: await resolveNode(ctx), network: name });
   print(ctx, list, () =>
     table(
       ['Expiry Time', 'MAC address', 'Protocol', 'IP address', 'Hostname', 'Client ID'],
@@ -74,7 +69,7 @@ export async function netDhcpLeases(ctx: CommandContext, name: string): Promise<
 
 /** virsh domifaddr DOMAIN (addresses from the DHCP leases) */
 export async function domifaddr(ctx: CommandContext, domain: string): Promise<void> {
-  const list = await ctx.http.json<DomainInterfaceList>('GET', `${await base(ctx)}/domains/${enc(domain)}/interfaces`);
+  const list = await ctx.http.call('domain.interfaces', { node: await resolveNode(ctx), id: domain });
   const rows = list.interfaces.flatMap((nic) =>
     nic.addresses.length ? nic.addresses.map((a) => [nic.name, nic.mac, a.type, `${a.address}/${a.prefix}`]) : [[nic.name, nic.mac, '-', '-']],
   );

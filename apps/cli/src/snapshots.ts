@@ -1,15 +1,13 @@
-import type { Domain, DomainSnapshot, DomainSnapshotList, ManagedSaveInfo } from '@virtbus/api-contract';
+import type { DomainSnapshot, DomainSnapshotList } from '@virtbus/api-contract';
 import { resolveNode, type CommandContext } from './commands.js';
 import { table } from './format.js';
-
-const enc = encodeURIComponent;
 
 function print(ctx: CommandContext, value: unknown, text: () => string): void {
   ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
 }
 
-async function domainPath(ctx: CommandContext, id: string): Promise<string> {
-  return `/v1/nodes/${enc(await resolveNode(ctx))}/domains/${enc(id)}`;
+async function domainParams(ctx: CommandContext, id: string): Promise<{ node: string; id: string }> {
+  return { node: await resolveNode(ctx), id };
 }
 
 /** `virsh snapshot-list --tree`: children indented under their parent, the current one marked. */
@@ -30,12 +28,12 @@ export function snapshotTree(list: DomainSnapshotList): string {
 }
 
 export async function snapshotCreate(ctx: CommandContext, id: string, body: { name?: string; kind?: string; description?: string }): Promise<void> {
-  const snapshot = await ctx.http.json<DomainSnapshot>('POST', `${await domainPath(ctx, id)}/snapshots`, body);
+  const snapshot = await ctx.http.call('domain.snapshot.create', await domainParams(ctx, id), body);
   print(ctx, snapshot, () => `Domain snapshot ${snapshot.name} created (${snapshot.kind}${snapshot.memory ? ', with memory' : ', disk only'})`);
 }
 
 export async function snapshotList(ctx: CommandContext, id: string, tree: boolean): Promise<void> {
-  const list = await ctx.http.json<DomainSnapshotList>('GET', `${await domainPath(ctx, id)}/snapshots`);
+  const list = await ctx.http.call('domain.snapshot.list', await domainParams(ctx, id));
   print(ctx, list, () =>
     tree
       ? snapshotTree(list)
@@ -47,7 +45,7 @@ export async function snapshotList(ctx: CommandContext, id: string, tree: boolea
 }
 
 export async function snapshotInfo(ctx: CommandContext, id: string, name: string): Promise<void> {
-  const s = await ctx.http.json<DomainSnapshot>('GET', `${await domainPath(ctx, id)}/snapshots/${enc(name)}`);
+  const s = await ctx.http.call('domain.snapshot.get', { ...(await domainParams(ctx, id)), snapshot: name });
   print(ctx, s, () =>
     [
       `Name:      ${s.name}`,
@@ -63,7 +61,7 @@ export async function snapshotInfo(ctx: CommandContext, id: string, name: string
 }
 
 export async function snapshotRevert(ctx: CommandContext, id: string, name: string): Promise<void> {
-  const d = await ctx.http.json<Domain>('POST', `${await domainPath(ctx, id)}/snapshots/${enc(name)}/revert`);
+  const d = await ctx.http.call('domain.snapshot.revert', { ...(await domainParams(ctx, id)), snapshot: name });
   print(ctx, d, () => `Domain '${d.name}' reverted to snapshot ${name}: ${d.state} (${d.reason})`);
 }
 
@@ -71,27 +69,26 @@ export async function snapshotDelete(ctx: CommandContext, id: string, name: stri
   const query = new URLSearchParams();
   if (options.mode) query.set('mode', options.mode);
   if (options.metadataOnly) query.set('metadataOnly', 'true');
-  const suffix = query.size > 0 ? `?${query}` : '';
-  const result = await ctx.http.json<{ deleted: string[] }>('DELETE', `${await domainPath(ctx, id)}/snapshots/${enc(name)}${suffix}`);
+  const result = await ctx.http.call('domain.snapshot.delete', { ...(await domainParams(ctx, id)), snapshot: name }, undefined, query);
   print(ctx, result, () => `Domain snapshot${result.deleted.length === 1 ? '' : 's'} ${result.deleted.join(', ') || '(none)'} deleted`);
 }
 
 export async function save(ctx: CommandContext, id: string, pool: string, volume: string): Promise<void> {
-  const d = await ctx.http.json<Domain>('POST', `${await domainPath(ctx, id)}/save`, { pool, volume });
+  const d = await ctx.http.call('domain.save', await domainParams(ctx, id), { pool, volume });
   print(ctx, d, () => `Domain '${d.name}' saved to ${pool}/${volume}`);
 }
 
 export async function restore(ctx: CommandContext, pool: string, volume: string, paused: boolean): Promise<void> {
-  const d = await ctx.http.json<Domain>('POST', `/v1/nodes/${enc(await resolveNode(ctx))}/restore`, { pool, volume, ...(paused ? { paused } : {}) });
+  const d = await ctx.http.call('domain.restore', { node: await resolveNode(ctx) }, { pool, volume, ...(paused ? { paused } : {}) });
   print(ctx, d, () => `Domain '${d.name}' restored from ${pool}/${volume}: ${d.state} (${d.reason})`);
 }
 
 export async function managedSave(ctx: CommandContext, id: string): Promise<void> {
-  const d = await ctx.http.json<Domain>('POST', `${await domainPath(ctx, id)}/managed-save`);
+  const d = await ctx.http.call('domain.managedsave', await domainParams(ctx, id));
   print(ctx, d, () => `Domain '${d.name}' state saved by the agent; the next start resumes it`);
 }
 
 export async function managedSaveRemove(ctx: CommandContext, id: string): Promise<void> {
-  const info = await ctx.http.json<ManagedSaveInfo>('DELETE', `${await domainPath(ctx, id)}/managed-save`);
+  const info = await ctx.http.call('domain.managedsave.remove', await domainParams(ctx, id));
   print(ctx, info, () => `Removed managed save image for domain ${id}`);
 }

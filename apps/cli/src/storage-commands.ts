@@ -16,6 +16,7 @@ import { bytes, keyValues, table } from './format.js';
 import { ProgressMeter, type ProgressSink } from './progress.js';
 
 export type { ProgressSink } from './progress.js';
+import { operationUrl } from './http.js';
 
 export const STORAGE_USAGE = `pool-list [--prefix P] [--limit N]    storage pools of the node (every page)
 pool-info POOL                        one pool: state, capacity, allocation, available
@@ -32,7 +33,6 @@ vol-upload POOL VOL FILE [--create] | vol-download POOL VOL FILE   stream conten
 `;
 
 const POLL_MS = 250;
-const enc = encodeURIComponent;
 
 export interface StorageFlags {
   name?: string;
@@ -69,7 +69,7 @@ export async function followOperation(ctx: CommandContext, node: string, start: 
   while (operation.status === 'running') {
     meter.update(operation.progress.bytesProcessed, totalOf(operation));
     await sleep(POLL_MS);
-    operation = await ctx.http.json<AsyncOperation>('GET', `/v1/nodes/${enc(node)}/operations/${enc(operation.id)}`);
+    operation = await ctx.http.call('operation.get', { node, id: operation.id });
   }
   meter.finish(operation.progress.bytesProcessed, totalOf(operation));
   if (operation.status !== 'success') {
@@ -108,12 +108,11 @@ function poolLines(pool: StoragePool): [string, string | number | boolean | unde
 export async function runStorageCommand(ctx: CommandContext, command: string, args: readonly string[], flags: StorageFlags, progress: ProgressSink): Promise<number | undefined> {
   if (!command.startsWith('pool-') && !command.startsWith('vol-')) return undefined;
   const node = await resolveNode(ctx);
-  const pools = `/v1/nodes/${enc(node)}/storage-pools`;
-  const pool = () => `${pools}/${enc(need(args, 0, 'a pool name', command))}`;
-  const volume = () => `${pool()}/volumes/${enc(need(args, 1, 'a volume name', command))}`;
+  const pool = () => ({ node, pool: need(args, 0, 'a pool name', command) });
+  const volume = () => ({ ...pool(), vol: need(args, 1, 'a volume name', command) });
   switch (command) {
     case 'pool-list': {
-      const list = { pools: await listAll<'pools', StoragePool>(ctx, pools, 'pools', { max: flags.limit, query: { prefix: flags.prefix } }) };
+      const list = { pools: await listAll<'pools', StoragePool>(ctx, operationUrl('pool.list', { node }), 'pools', { max: flags.limit, query: { prefix: flags.prefix } }) };
       print(ctx, list, () =>
         table(
           ['Name', 'Type', 'State', 'Autostart', 'Capacity', 'Available'],
@@ -123,7 +122,7 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
       return 0;
     }
     case 'pool-info': {
-      const info = await ctx.http.json<StoragePool>('GET', pool());
+      const info = await ctx.http.call('pool.get', pool());
       print(ctx, info, () => keyValues(poolLines(info)));
       return 0;
     }
@@ -135,7 +134,7 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
         ...(flags.target ? { target: flags.target } : {}),
         ...(flags.sourceDevices?.length ? { sourceDevices: flags.sourceDevices } : {}),
       } as StoragePoolsPost;
-      const defined = await ctx.http.json<StoragePool>('POST', pools, body);
+      const defined = await ctx.http.call('pool.define', { node }, body);
       print(ctx, defined, () => `Pool ${defined.name} defined`);
       return 0;
     }
@@ -145,27 +144,27 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
     case 'pool-refresh':
     case 'pool-delete': {
       const action = command === 'pool-destroy' ? 'stop' : command.slice('pool-'.length);
-      const result = await ctx.http.json<StoragePool>('PUT', `${pool()}/state`, { action });
+      const result = await ctx.http.call('pool.state', pool(), { action });
       print(ctx, result, () => `Pool ${result.name}: ${action} done, ${result.state}`);
       return 0;
     }
     case 'pool-autostart': {
-      const result = await ctx.http.json<StoragePool>('PUT', pool(), { autostart: !flags.disable });
+      const result = await ctx.http.call('pool.update', pool(), { autostart: !flags.disable });
       print(ctx, result, () => `Pool ${result.name} ${result.autostart ? 'marked as autostarted' : 'unmarked as autostarted'}`);
       return 0;
     }
     case 'pool-undefine': {
-      const result = await ctx.http.json<unknown>('DELETE', pool());
+      const result = await ctx.http.call('pool.undefine', pool());
       print(ctx, result, () => `Pool ${need(args, 0, 'a pool name', command)} undefined`);
       return 0;
     }
     case 'vol-list': {
-      const list = { volumes: await listAll<'volumes', StorageVolume>(ctx, `${pool()}/volumes`, 'volumes', { max: flags.limit, query: { prefix: flags.prefix } }) };
+      const list = { volumes: await listAll<'volumes', StorageVolume>(ctx, operationUrl('volume.list', pool()), 'volumes', { max: flags.limit, query: { prefix: flags.prefix } }) };
       print(ctx, list, () => table(['Name', 'Format', 'Capacity', 'Allocation', 'Path'], list.volumes.map((v) => [v.name, v.format, bytes(v.capacityBytes), bytes(v.allocationBytes), v.path])));
       return 0;
     }
     case 'vol-info': {
-      const v = await ctx.http.json<StorageVolume>('GET', volume());
+      const v = await ctx.http.call('volume.get', volume());
       print(ctx, v, () =>
         keyValues([
           ['Name', v.name],
@@ -183,23 +182,23 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
       const body: StorageVolumesPost = { name: need(args, 1, 'a volume name', command), capacity: need(args, 2, 'a SIZE', command) };
       if (flags.format) body.format = flags.format as StorageVolumesPost['format'];
       if (flags.backing) body.backing = { volume: flags.backing };
-      const created = await ctx.http.json<StorageVolume>('POST', `${pool()}/volumes`, body);
+      const created = await ctx.http.call('volume.create', pool(), body);
       print(ctx, created, () => `Vol ${created.name} created (${created.format}, ${bytes(created.capacityBytes)})`);
       return 0;
     }
     case 'vol-delete': {
-      const result = await ctx.http.json<unknown>('DELETE', volume());
+      const result = await ctx.http.call('volume.delete', volume());
       print(ctx, result, () => `Vol ${need(args, 1, 'a volume name', command)} deleted`);
       return 0;
     }
     case 'vol-resize': {
-      const resized = await ctx.http.json<StorageVolume>('POST', `${volume()}/resize`, { capacity: need(args, 2, 'a SIZE', command), ...(flags.shrink ? { allowShrink: true } : {}) });
+      const resized = await ctx.http.call('volume.resize', volume(), { capacity: need(args, 2, 'a SIZE', command), ...(flags.shrink ? { allowShrink: true } : {}) });
       print(ctx, resized, () => `Size of volume '${resized.name}' changed to ${bytes(resized.capacityBytes)}`);
       return 0;
     }
     case 'vol-clone':
     case 'vol-wipe': {
-      const started = await ctx.http.json<AsyncOperation>('POST', `${volume()}/${command.slice('vol-'.length)}`, command === 'vol-clone' ? { name: need(args, 2, 'a NEW name', command) } : undefined);
+      const started = await (command === 'vol-clone' ? ctx.http.call('volume.clone', volume(), { name: need(args, 2, 'a NEW name', command) }) : ctx.http.call('volume.wipe', volume()));
       const done = await followOperation(ctx, node, started, progress);
       print(ctx, done, () => `${command === 'vol-clone' ? `Vol ${args[2]} cloned from ${args[1]}` : `Vol ${args[1]} wiped`}`);
       return 0;
@@ -210,7 +209,7 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
       const meter = new ProgressMeter(progress);
       const report = counter((sent) => meter.update(sent, size));
       const source = createReadStream(file).pipe(report);
-      const operation = await ctx.http.upload<AsyncOperation>(`${volume()}/content${flags.create ? '?create=true' : ''}`, source, size);
+      const operation = await ctx.http.upload<AsyncOperation>(`${operationUrl('volume.upload', volume())}${flags.create ? '?create=true' : ''}`, source, size);
       meter.finish(size, size);
       const sha256 = operation.result?.sha256;
       print(ctx, operation, () => `Uploaded ${bytes(size)} to ${args[0]}/${args[1]}${sha256 ? `, sha256 ${sha256}` : ''}`);
@@ -218,7 +217,7 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
     }
     case 'vol-download': {
       const file = need(args, 2, 'a FILE', command);
-      const response = await ctx.http.stream(`${volume()}/content`);
+      const response = await ctx.http.stream(operationUrl('volume.download', volume()));
       const header = response.headers['x-virtbus-size'];
       const size = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined;
       let received = 0;

@@ -36,7 +36,10 @@ describe('virtbus CLI against a real gateway and agent', () => {
     expect(info.text).toMatch(/^State:\s+running \(booted\)$/m);
     expect(info.text).toMatch(/^CPU\(s\):\s+2$/m);
     expect((await cli('domstats', 'shell-1')).text).toMatch(/^cpu\.time:\s+\d+\.\d{3} s$/m);
+    expect((await cli('domstate', 'shell-1')).text).toBe('running');
+    expect((await cli('domstate', 'shell-1', '--reason')).text).toBe('running (booted)');
     expect((await cli('destroy', 'shell-1')).text).toContain('shutoff (destroyed)');
+    expect((await cli('domstate', 'shell-1', '--reason')).text).toBe('shutoff (destroyed)');
     const json = JSON.parse((await cli('--json', 'dominfo', 'shell-1')).text) as { state: string };
     expect(json.state).toBe('shutoff');
     expect((await cli('undefine', 'shell-1')).text).toBe("Domain 'shell-1' has been undefined");

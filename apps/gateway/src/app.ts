@@ -14,16 +14,11 @@ import monitoring, { createGatewayMonitoring, injectActiveTrace, type GatewayMon
 import openapi from './plugins/openapi.js';
 import security, { type GatewaySecurityOptions } from './plugins/security.js';
 import { consoleRoutes } from './routes/console.js';
-import { diskRoutes } from './routes/disks.js';
-import { domainRoutes } from './routes/domains.js';
 import { eventRoutes } from './routes/events.js';
 import { migrationRoutes } from './routes/migration.js';
 import { nodeRoutes } from './routes/nodes.js';
-import { snapshotRoutes } from './routes/snapshots.js';
+import { operationRoutes } from './routes/operations.js';
 import { storageRoutes } from './routes/storage.js';
-import { interfaceRoutes } from './routes/interfaces.js';
-import { networkRoutes } from './routes/networks.js';
-import { firewallRoutes } from './routes/firewall.js';
 import { fleetRoutes } from './routes/fleet.js';
 import { sharedSchemaDefinitions } from './schemas.js';
 import type { TraceInjector } from './trace.js';
@@ -130,16 +125,12 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(websocket, { options: { maxPayload: DEFAULT_BODY_LIMIT } });
 
   await app.register(nodeRoutes);
-  await app.register(domainRoutes, { requestTimeoutMs });
+  // every request/reply operation of the contract's table; the routes below are the hand-written rest
+  await app.register(operationRoutes, { requestTimeoutMs });
   await app.register(eventRoutes, { ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}), ...(deps.sseStallCheckMs ? { stallCheckMs: deps.sseStallCheckMs } : {}) });
   await app.register(consoleRoutes, { idleTimeoutMs: limits.consoleIdleTimeoutMs });
   await app.register(storageRoutes);
-  await app.register(interfaceRoutes);
   await app.register(migrationRoutes);
-  await app.register(networkRoutes);
-  await app.register(snapshotRoutes);
-  await app.register(diskRoutes, { requestTimeoutMs });
-  await app.register(firewallRoutes);
   await app.register(fleetRoutes);
   return app;
 }

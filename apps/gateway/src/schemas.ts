@@ -29,6 +29,8 @@ import {
   DhcpLeaseList,
   DomainInterfaceList,
   type ErrorCode,
+  SseErrorEvent,
+  SseEventFamilies,
 } from '@virtbus/api-contract';
 
 /** Response schemas shared by $ref so the OpenAPI document names them under components.schemas. */
@@ -58,6 +60,12 @@ export const SharedSchemas = {
   ManagedSaveInfo,
   Operation: AsyncOperation,
   OperationList: AsyncOperationList,
+  // every payload GET /v1/events can send
+  StoragePoolEvent: SseEventFamilies.pool.payload,
+  NetworkEvent: SseEventFamilies.network.payload,
+  DomainSnapshotEvent: SseEventFamilies.snapshot.payload,
+  OperationEvent: SseEventFamilies.operation.payload,
+  SseErrorEvent,
 } as const;
 export type SharedSchemaName = keyof typeof SharedSchemas;
 

@@ -1,10 +1,11 @@
-import Type, { type Static, type TSchema } from 'typebox';
-import { Domain, DomainList, DomainListRequest, DomainPut, DomainsPost, DomainStatePut, ExecRequest, ExecResult } from './domain.js';
+import Type, { type Static } from 'typebox';
+import { DEFAULT_STATE_TIMEOUT_S, Domain, DomainList, DomainListRequest, DomainPut, DomainsPost, DomainStatePut, ExecRequest, ExecResult } from './domain.js';
 import { DomainStats, DomainStatsList, DomainStatsListRequest, NodeStats } from './stats.js';
 import { DomainId } from './names.js';
 import { ErrorBody } from './errors.js';
 import { NodeInfo } from './node.js';
 import { Access } from './subjects.js';
+import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { AsyncOperation, StorageOperations } from './storage.js';
 import { NetworkOperations } from './network.js';
 import { HostInterfaceOperations } from './interfaces.js';
@@ -18,6 +19,12 @@ export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empt
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
 export const DomainUpdateRequest = Type.Object({ id: DomainId, config: DomainPut }, { additionalProperties: false });
 export const DomainStateRequest = Type.Object({ id: DomainId, change: DomainStatePut }, { additionalProperties: false });
+
+/** virsh domstate --reason: the run state alone, without the definition. */
+export const DomainStateInfo = Type.Object(
+  { uuid: Domain.properties.uuid, name: Domain.properties.name, state: Domain.properties.state, reason: Domain.properties.reason, stateChangedAt: Domain.properties.stateChangedAt },
+  { additionalProperties: false, title: 'DomainStateInfo' },
+);
 
 export const DomainExecRequest = Type.Object({ id: DomainId, exec: ExecRequest }, { additionalProperties: false });
 
@@ -40,51 +47,162 @@ export const ConsoleWriteRequest = Type.Object(
 );
 export const ConsoleDetachRequest = Type.Object({ id: DomainId, session: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
 
-export interface OperationSpec {
-  readonly access: Access;
-  readonly request: TSchema;
-  readonly response: TSchema;
-  readonly summary: string;
-}
-
 /** The agent's request/reply API: operation name → subject access, request and response schemas. */
 export const Operations = {
-  'node.info': { access: Access.ReadOnly, request: Empty, response: NodeInfo, summary: 'Node hardware, memory, NUMA and drivers' },
-  'node.stats': { access: Access.ReadOnly, request: Empty, response: NodeStats, summary: 'Host CPU seconds by mode, memory and NUMA free memory' },
+  'node.info': {
+    access: Access.ReadOnly,
+    request: Empty,
+    response: NodeInfo,
+    summary: 'Node hardware, memory, NUMA cells and drivers',
+    permission: PermissionClass.Read,
+    http: { method: 'GET', path: '', operationId: 'getNode', tag: HttpTags.Nodes },
+  },
+  'node.stats': {
+    access: Access.ReadOnly,
+    request: Empty,
+    response: NodeStats,
+    summary: 'Host CPU seconds by mode, memory and free memory per NUMA cell',
+    permission: PermissionClass.Read,
+    http: { method: 'GET', path: '/stats', operationId: 'getNodeStats', tag: HttpTags.Nodes },
+  },
   'domain.list': {
     access: Access.ReadOnly,
     request: DomainListRequest,
     response: DomainList,
-    summary: 'Domains of the node in (name, uuid) order: filtered, paged with limit/continue, never more than one reply holds',
+    summary: 'Domains of the node in (name, uuid) order',
+    permission: PermissionClass.Read,
+    http: { method: 'GET', path: '/domains', operationId: 'listDomains', tag: HttpTags.Domains, description: 'Filtered by `state`, `driver`, name `prefix` and a Kubernetes `labelSelector`; paged with `limit` and the `continue` token of the previous page (absent on the last page). Without `limit` every domain is returned unless that would exceed one bus reply; then the first page that fits comes with `continue`.', query: true },
   },
-  'domain.get': { access: Access.ReadOnly, request: DomainRef, response: Domain, summary: 'One domain by uuid or name' },
-  'domain.define': { access: Access.ReadWrite, request: DomainsPost, response: Domain, summary: 'Define a persistent domain' },
-  'domain.update': { access: Access.ReadWrite, request: DomainUpdateRequest, response: Domain, summary: "Replace parts of a domain's config" },
-  'domain.undefine': { access: Access.ReadWrite, request: DomainRef, response: Domain, summary: 'Remove a shut-off domain' },
-  'domain.state': { access: Access.ReadWrite, request: DomainStateRequest, response: Domain, summary: 'Change the run state' },
-  'domain.stats': { access: Access.ReadOnly, request: DomainRef, response: DomainStats, summary: 'Host-side stats of one domain' },
+  'domain.get': {
+    access: Access.ReadOnly,
+    request: DomainRef,
+    response: Domain,
+    summary: 'One domain by uuid or name',
+    permission: PermissionClass.Read,
+    errors: ['NO_DOMAIN'],
+    http: { method: 'GET', path: '/domains/:id', operationId: 'getDomain', tag: HttpTags.Domains },
+  },
+  'domain.define': {
+    access: Access.ReadWrite,
+    request: DomainsPost,
+    response: Domain,
+    summary: 'Define a persistent domain',
+    permission: PermissionClass.Define,
+    errors: ['DOMAIN_EXISTS', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'POST', path: '/domains', operationId: 'defineDomain', tag: HttpTags.Domains, status: 201, body: true },
+  },
+  'domain.update': {
+    access: Access.ReadWrite,
+    request: DomainUpdateRequest,
+    response: Domain,
+    summary: "Replace parts of a domain's config; they apply at next start",
+    permission: PermissionClass.Define,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'PUT', path: '/domains/:id', operationId: 'updateDomain', tag: HttpTags.Domains, body: 'config' },
+  },
+  'domain.undefine': {
+    access: Access.ReadWrite,
+    request: DomainRef,
+    response: Domain,
+    summary: 'Remove a shut-off domain; returns it as it was',
+    permission: PermissionClass.Define,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'DELETE', path: '/domains/:id', operationId: 'undefineDomain', tag: HttpTags.Domains },
+  },
+  'domain.state': {
+    access: Access.ReadWrite,
+    request: DomainStateRequest,
+    response: Domain,
+    summary: 'Start, shut down, destroy, reboot, reset, suspend or resume',
+    permission: PermissionClass.Lifecycle,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED', 'STORAGE_FULL'],
+    http: { method: 'PUT', path: '/domains/:id/state', operationId: 'changeDomainState', tag: HttpTags.Domains, body: 'change' },
+    wait: { seconds: DEFAULT_STATE_TIMEOUT_S, field: 'change.timeout', marginSeconds: 5 },
+  },
+  'domain.state.get': {
+    access: Access.ReadOnly,
+    request: DomainRef,
+    response: DomainStateInfo,
+    summary: 'The run state of a domain and why it is in it (virsh domstate --reason)',
+    permission: PermissionClass.Read,
+    errors: ['NO_DOMAIN'],
+    http: { method: 'GET', path: '/domains/:id/state', operationId: 'getDomainState', tag: HttpTags.Domains },
+  },
+  'domain.stats': {
+    access: Access.ReadOnly,
+    request: DomainRef,
+    response: DomainStats,
+    summary: 'Host-side stats of one domain (libvirt stats groups)',
+    permission: PermissionClass.Read,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'GET', path: '/domains/:id/stats', operationId: 'getDomainStats', tag: HttpTags.Domains },
+  },
   'domain.stats.all': {
     access: Access.ReadOnly,
     request: DomainStatsListRequest,
     response: DomainStatsList,
-    summary: 'Stats of every domain in (name, uuid) order, each bounded by a deadline (timedOut marks the late ones); paged with limit/continue',
+    summary: 'Stats of every domain of the node in (name, uuid) order (paged with limit/continue); a domain that misses the deadline is marked timedOut',
+    permission: PermissionClass.Read,
+    http: { method: 'GET', path: '/stats/domains', operationId: 'getAllDomainStats', tag: HttpTags.Nodes, query: true },
   },
-  'domain.exec': { access: Access.ReadWrite, request: DomainExecRequest, response: ExecResult, summary: 'Run a command inside a running domain' },
-  'domain.console.read': { access: Access.ReadOnly, request: DomainRef, response: ConsoleAttachment, summary: 'Console output so far and the live subject' },
-  'domain.console.attach': { access: Access.ReadWrite, request: ConsoleAttachRequest, response: ConsoleAttachment, summary: 'Become the console writer' },
-  'domain.console.write': { access: Access.ReadWrite, request: ConsoleWriteRequest, response: Empty, summary: 'Send keystrokes to the console' },
-  'domain.console.detach': { access: Access.ReadWrite, request: ConsoleDetachRequest, response: Empty, summary: 'Give up the console writer session' },
+  // a guest command is as powerful as a console login
+  'domain.exec': {
+    access: Access.ReadWrite,
+    request: DomainExecRequest,
+    response: ExecResult,
+    summary: 'Run a command inside a running domain and wait for it',
+    permission: PermissionClass.Console,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'POST', path: '/domains/:id/exec', operationId: 'execInDomain', tag: HttpTags.Domains, body: 'exec' },
+    wait: { seconds: 60, field: 'exec.timeout', marginSeconds: 5 },
+  },
+  'domain.console.read': {
+    access: Access.ReadOnly,
+    request: DomainRef,
+    response: ConsoleAttachment,
+    summary: 'Console output so far and the live subject',
+    permission: PermissionClass.Console,
+  },
+  'domain.console.attach': {
+    access: Access.ReadWrite,
+    request: ConsoleAttachRequest,
+    response: ConsoleAttachment,
+    summary: 'Become the console writer',
+    permission: PermissionClass.Console,
+  },
+  'domain.console.write': {
+    access: Access.ReadWrite,
+    request: ConsoleWriteRequest,
+    response: Empty,
+    summary: 'Send keystrokes to the console',
+    permission: PermissionClass.Console,
+  },
+  'domain.console.detach': {
+    access: Access.ReadWrite,
+    request: ConsoleDetachRequest,
+    response: Empty,
+    summary: 'Give up the console writer session',
+    permission: PermissionClass.Console,
+  },
+  // moves a definition onto another node (and may remove it here)
   'domain.migrate': {
     access: Access.ReadWrite,
     request: DomainMigrateRequest,
     response: AsyncOperation,
-    summary: 'Migrate a domain to another node (async operation with progress and cancel)',
+    summary: 'Migrate a domain from this node to the destination node; returns the async operation (progress, cancel)',
+    permission: PermissionClass.Define,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'MIGRATION_INCOMPATIBLE', 'DOMAIN_EXISTS', 'OPERATION_UNSUPPORTED'],
+    // by hand: it asks the destination agent for a ticket first
+    http: { method: 'POST', path: '/domains/:id/migrate', operationId: 'migrateDomain', tag: HttpTags.Domains, status: 202, body: 'migration', served: 'hand' },
+    wait: { seconds: 30 },
   },
+  // lets a migration define a domain on this node
   'migration.accept': {
     access: Access.ReadWrite,
     request: MigrationAcceptRequest,
     response: MigrationTicket,
     summary: 'On the destination: issue a one-time ticket that lets the source migrate this domain here (callers allowed on both nodes)',
+    permission: PermissionClass.Define,
   },
   ...StorageOperations,
   ...NetworkOperations,

@@ -2,6 +2,7 @@ import Type, { type Static } from 'typebox';
 import { DiskSource, DiskTarget, Domain, DomainDisk } from './domain.js';
 import { DomainId } from './names.js';
 import { Access } from './subjects.js';
+import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
 
 /** libvirt's --live / --config: neither means the running domain when active, else the definition. */
 const scopeFields = {
@@ -35,22 +36,33 @@ export const DEFAULT_DETACH_TIMEOUT_S = 10;
 
 /** Device operations of the agent API, merged into `Operations` (api.ts). */
 export const DeviceOperations = {
+  // disks and media change what the guest can read and write, like a definition change
   'domain.disk.attach': {
     access: Access.ReadWrite,
     request: Type.Object({ id: DomainId, attach: DiskAttach }, { additionalProperties: false }),
     response: Domain,
-    summary: 'Attach a disk: hotplug (live) and/or add to the definition (config)',
+    summary: 'Attach a disk: hotplug it (live) and/or add it to the definition (config)',
+    permission: PermissionClass.Define,
+    errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'POST', path: '/domains/:id/disks', operationId: 'attachDisk', tag: HttpTags.Domains, body: 'attach' },
   },
   'domain.disk.detach': {
     access: Access.ReadWrite,
     request: Type.Object({ id: DomainId, target: DiskTarget, detach: DiskDetach }, { additionalProperties: false }),
     response: Domain,
-    summary: 'Detach a disk: unplug (live, waits for the guest) and/or remove from the definition (config)',
+    summary: 'Detach a disk: unplug it (live, waits for the guest) and/or remove it from the definition (config)',
+    permission: PermissionClass.Define,
+    errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'DELETE', path: '/domains/:id/disks/:target', operationId: 'detachDisk', tag: HttpTags.Domains, query: 'detach' },
+    wait: { seconds: DEFAULT_DETACH_TIMEOUT_S, field: 'detach.timeout', marginSeconds: 5 },
   },
   'domain.media.change': {
     access: Access.ReadWrite,
     request: Type.Object({ id: DomainId, target: DiskTarget, change: MediaChange }, { additionalProperties: false }),
     response: Domain,
-    summary: 'Change or eject the media of a cdrom drive',
+    summary: 'Insert media into a cdrom drive, or eject it (no source)',
+    permission: PermissionClass.Define,
+    errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'PUT', path: '/domains/:id/disks/:target/media', operationId: 'changeMedia', tag: HttpTags.Domains, body: 'change' },
   },
-} as const;
+} as const satisfies Record<string, OperationSpec>;

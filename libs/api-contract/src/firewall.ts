@@ -2,6 +2,7 @@ import Type, { type Static } from 'typebox';
 import { VirtError } from './errors.js';
 import { ObjectName } from './names.js';
 import { Access } from './subjects.js';
+import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { NamePageRequestFields, PageResponseFields } from './paging.js';
 
 /** A port (`80`) or an inclusive range (`1000-2000`). */
@@ -142,15 +143,45 @@ export const FirewallOperations = {
     access: Access.ReadOnly,
     request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: 'FirewallRuleSetListRequest' }),
     response: FirewallRuleSetList,
-    summary: 'Firewall rule sets of the node in name order (paged with limit/continue)',
+    summary: 'Firewall rule sets with the running NICs they are applied to',
+    permission: PermissionClass.Read,
+    http: { method: 'GET', path: '/firewall/rulesets', operationId: 'listFirewallRuleSets', tag: HttpTags.Firewall, query: true },
   },
-  'firewall.ruleset.get': { access: Access.ReadOnly, request: RuleSetRef, response: FirewallRuleSet, summary: 'One rule set with the NICs it is applied to' },
-  'firewall.ruleset.define': { access: Access.ReadWrite, request: FirewallRuleSetsPost, response: FirewallRuleSet, summary: 'Define a rule set (nwfilter-define)' },
+  'firewall.ruleset.get': {
+    access: Access.ReadOnly,
+    request: RuleSetRef,
+    response: FirewallRuleSet,
+    summary: 'One rule set',
+    permission: PermissionClass.Read,
+    errors: ['NOT_FOUND'],
+    http: { method: 'GET', path: '/firewall/rulesets/:name', operationId: 'getFirewallRuleSet', tag: HttpTags.Firewall },
+  },
+  'firewall.ruleset.define': {
+    access: Access.ReadWrite,
+    request: FirewallRuleSetsPost,
+    response: FirewallRuleSet,
+    summary: 'Define a rule set (nwfilter-define)',
+    permission: PermissionClass.Network,
+    errors: ['OPERATION_INVALID', 'PAYLOAD_TOO_LARGE'],
+    http: { method: 'POST', path: '/firewall/rulesets', operationId: 'defineFirewallRuleSet', tag: HttpTags.Firewall, status: 201, body: true },
+  },
   'firewall.ruleset.update': {
     access: Access.ReadWrite,
     request: Type.Object({ name: ObjectName, ruleSet: FirewallRuleSetPut }, { additionalProperties: false }),
     response: FirewallRuleSet,
     summary: 'Replace the rules; every running NIC bound to the set gets them at once',
+    permission: PermissionClass.Network,
+    errors: ['NOT_FOUND', 'PAYLOAD_TOO_LARGE'],
+    http: { method: 'PUT', path: '/firewall/rulesets/:name', operationId: 'updateFirewallRuleSet', tag: HttpTags.Firewall, body: 'ruleSet' },
+    wait: { seconds: 60 },
   },
-  'firewall.ruleset.delete': { access: Access.ReadWrite, request: RuleSetRef, response: FirewallRuleSet, summary: 'Delete a rule set no running NIC uses (nwfilter-undefine)' },
-} as const;
+  'firewall.ruleset.delete': {
+    access: Access.ReadWrite,
+    request: RuleSetRef,
+    response: FirewallRuleSet,
+    summary: 'Delete a rule set no running NIC uses (nwfilter-undefine)',
+    permission: PermissionClass.Network,
+    errors: ['NOT_FOUND', 'OPERATION_INVALID'],
+    http: { method: 'DELETE', path: '/firewall/rulesets/:name', operationId: 'deleteFirewallRuleSet', tag: HttpTags.Firewall },
+  },
+} as const satisfies Record<string, OperationSpec>;

@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox';
 import { Access } from './subjects.js';
+import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { NamePageRequestFields, PageResponseFields } from './paging.js';
 
 /** Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no `/`, `:`, spaces; never `.` or `..`. */
@@ -134,17 +135,64 @@ export const HostInterfaceOperations = {
     access: Access.ReadOnly,
     request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: 'HostInterfaceListRequest' }),
     response: HostInterfaceList,
-    summary: 'Host interfaces with addresses, stats and bridge membership, in name order (paged with limit/continue)',
+    summary: 'Host interfaces: state, MTU, MAC, addresses, stats, bridge membership, and the open transaction',
+    permission: PermissionClass.Read,
+    http: { method: 'GET', path: '/interfaces', operationId: 'listHostInterfaces', tag: HttpTags.Interfaces, query: true },
   },
-  'iface.get': { access: Access.ReadOnly, request: HostInterfaceRef, response: HostInterface, summary: 'One host interface' },
-  'iface.transaction': { access: Access.ReadOnly, request: NoBody, response: HostInterfaceList, summary: 'The open configuration transaction, if any' },
+  'iface.get': {
+    access: Access.ReadOnly,
+    request: HostInterfaceRef,
+    response: HostInterface,
+    summary: 'One host interface',
+    permission: PermissionClass.Read,
+    errors: ['NOT_FOUND'],
+    http: { method: 'GET', path: '/interfaces/:name', operationId: 'getHostInterface', tag: HttpTags.Interfaces },
+  },
+  'iface.transaction': {
+    access: Access.ReadOnly,
+    request: NoBody,
+    response: HostInterfaceList,
+    summary: 'The open transaction with the current interfaces (OPERATION_INVALID when none is open)',
+    permission: PermissionClass.Read,
+    errors: ['OPERATION_INVALID'],
+    http: { method: 'GET', path: '/interfaces/transaction', operationId: 'getHostInterfaceTransaction', tag: HttpTags.Interfaces },
+  },
   'iface.begin': {
     access: Access.ReadWrite,
     request: HostInterfaceBegin,
     response: HostInterfaceTransaction,
-    summary: 'Snapshot the host interface configuration; later changes can be rolled back (iface-begin)',
+    summary: 'Snapshot the interface configuration (iface-begin); rolled back automatically unless committed in time',
+    permission: PermissionClass.HostInterface,
+    errors: ['OPERATION_INVALID'],
+    http: { method: 'POST', path: '/interfaces/transaction', operationId: 'beginHostInterfaceTransaction', tag: HttpTags.Interfaces, status: 201, body: true },
   },
-  'iface.commit': { access: Access.ReadWrite, request: NoBody, response: HostInterfaceTransaction, summary: 'Keep the changes made since begin (iface-commit)' },
-  'iface.rollback': { access: Access.ReadWrite, request: NoBody, response: HostInterfaceTransaction, summary: 'Restore the configuration of begin (iface-rollback)' },
-  'iface.configure': { access: Access.ReadWrite, request: HostInterfaceChanges, response: HostInterfaceList, summary: 'Apply changes live, all or nothing' },
-} as const;
+  'iface.commit': {
+    access: Access.ReadWrite,
+    request: NoBody,
+    response: HostInterfaceTransaction,
+    summary: 'Keep the changes made since begin (iface-commit)',
+    permission: PermissionClass.HostInterface,
+    errors: ['OPERATION_INVALID'],
+    http: { method: 'POST', path: '/interfaces/transaction/commit', operationId: 'commitHostInterfaceTransaction', tag: HttpTags.Interfaces },
+  },
+  'iface.rollback': {
+    access: Access.ReadWrite,
+    request: NoBody,
+    response: HostInterfaceTransaction,
+    summary: 'Restore the configuration of begin (iface-rollback)',
+    permission: PermissionClass.HostInterface,
+    errors: ['OPERATION_INVALID'],
+    http: { method: 'POST', path: '/interfaces/transaction/rollback', operationId: 'rollbackHostInterfaceTransaction', tag: HttpTags.Interfaces },
+    wait: { seconds: 60 },
+  },
+  'iface.configure': {
+    access: Access.ReadWrite,
+    request: HostInterfaceChanges,
+    response: HostInterfaceList,
+    summary: 'Apply changes live in order, all or nothing (up/down, MTU, master, addresses, create/delete bridge or VLAN)',
+    permission: PermissionClass.HostInterface,
+    errors: ['OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'POST', path: '/interfaces/changes', operationId: 'configureHostInterfaces', tag: HttpTags.Interfaces, body: true },
+    wait: { seconds: 60 },
+  },
+} as const satisfies Record<string, OperationSpec>;

@@ -3,6 +3,7 @@ import { Domain, DomainsPost } from './domain.js';
 import { ObjectName } from './names.js';
 import { SizeSpec } from './storage.js';
 import { Access } from './subjects.js';
+import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
 
 const CloudInitText = Type.String({ maxLength: 65_536, pattern: '^[^\\x00]*$' });
 
@@ -37,10 +38,15 @@ export type DomainFromImage = Static<typeof DomainFromImage>;
 
 /** Provisioning operations of the agent API, merged into `Operations` (api.ts). */
 export const ProvisionOperations = {
+  // creates volumes too, but what it makes is a domain definition
   'domain.define.image': {
     access: Access.ReadWrite,
     request: DomainFromImage,
     response: Domain,
-    summary: 'Define a domain on an overlay of an image volume, with a cloud-init NoCloud seed cdrom',
+    summary: 'Define a domain on a qcow2 overlay of an image volume, with a cloud-init NoCloud seed cdrom',
+    permission: PermissionClass.Define,
+    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'DOMAIN_EXISTS', 'STORAGE_VOL_EXISTS', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'POST', path: '/domains/from-image', operationId: 'defineDomainFromImage', tag: HttpTags.Domains, status: 201, body: true },
+    wait: { seconds: 60 },
   },
-} as const;
+} as const satisfies Record<string, OperationSpec>;

@@ -2,6 +2,7 @@ import Type, { type Static } from 'typebox';
 import { Domain, DomainState } from './domain.js';
 import { DomainId, ObjectName, Uuid } from './names.js';
 import { Access } from './subjects.js';
+import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
 
 export const SnapshotKinds = ['internal', 'external'] as const;
 export const SnapshotKind = Type.Enum([...SnapshotKinds], {
@@ -115,29 +116,101 @@ const DomainOnly = Type.Object({ id: DomainId }, { additionalProperties: false }
 
 /** Snapshot and save/restore operations of the agent API, merged into `Operations` (api.ts). */
 export const SnapshotOperations = {
-  'domain.snapshot.list': { access: Access.ReadOnly, request: DomainOnly, response: DomainSnapshotList, summary: 'Snapshots of a domain in tree order' },
-  'domain.snapshot.get': { access: Access.ReadOnly, request: SnapshotRef, response: DomainSnapshot, summary: 'One snapshot' },
+  'domain.snapshot.list': {
+    access: Access.ReadOnly,
+    request: DomainOnly,
+    response: DomainSnapshotList,
+    summary: 'Snapshots of a domain in tree order, with parent, children and current',
+    permission: PermissionClass.Read,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'GET', path: '/domains/:id/snapshots', operationId: 'listDomainSnapshots', tag: HttpTags.Domains },
+  },
+  'domain.snapshot.get': {
+    access: Access.ReadOnly,
+    request: SnapshotRef,
+    response: DomainSnapshot,
+    summary: 'One snapshot',
+    permission: PermissionClass.Read,
+    errors: ['NO_DOMAIN', 'NOT_FOUND', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'GET', path: '/domains/:id/snapshots/:snapshot', operationId: 'getDomainSnapshot', tag: HttpTags.Domains },
+  },
   'domain.snapshot.create': {
     access: Access.ReadWrite,
     request: Type.Object({ id: DomainId, snapshot: DomainSnapshotsPost }, { additionalProperties: false }),
     response: DomainSnapshot,
-    summary: 'Take an internal or external snapshot',
+    summary: 'Take an internal (qcow2, with RAM while running) or external (overlay, disk-only) snapshot',
+    permission: PermissionClass.Lifecycle,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'POST', path: '/domains/:id/snapshots', operationId: 'createDomainSnapshot', tag: HttpTags.Domains, status: 201, body: 'snapshot' },
+    wait: { seconds: 300 },
   },
-  'domain.snapshot.revert': { access: Access.ReadWrite, request: SnapshotRef, response: Domain, summary: 'Return the domain to a snapshot (internal or external)' },
+  // these throw guest state away: admin only
+  'domain.snapshot.revert': {
+    access: Access.ReadWrite,
+    request: SnapshotRef,
+    response: Domain,
+    summary: 'Return the domain to a snapshot; for an external one the overlays made after it are discarded',
+    permission: PermissionClass.Define,
+    errors: ['NO_DOMAIN', 'NOT_FOUND', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'POST', path: '/domains/:id/snapshots/:snapshot/revert', operationId: 'revertDomainSnapshot', tag: HttpTags.Domains },
+    wait: { seconds: 300 },
+  },
   'domain.snapshot.delete': {
     access: Access.ReadWrite,
     request: Type.Object({ id: DomainId, snapshot: ObjectName, options: Type.Optional(DomainSnapshotDelete) }, { additionalProperties: false }),
     response: DomainSnapshotsDeleted,
-    summary: 'Delete a snapshot, its children, or only its metadata',
+    summary: 'Delete a snapshot (external ones are merged with commit), its children, or only the metadata',
+    permission: PermissionClass.Define,
+    errors: ['NO_DOMAIN', 'NOT_FOUND', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'DELETE', path: '/domains/:id/snapshots/:snapshot', operationId: 'deleteDomainSnapshot', tag: HttpTags.Domains, query: 'options' },
+    wait: { seconds: 300 },
   },
   'domain.save': {
     access: Access.ReadWrite,
     request: Type.Object({ id: DomainId, target: DomainSaveTarget }, { additionalProperties: false }),
     response: Domain,
-    summary: "Save a running domain's memory to a file in a pool and stop it",
+    summary: "Save a running domain's memory state to a file in a dir pool and stop it (shutoff, reason saved)",
+    permission: PermissionClass.Lifecycle,
+    errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NOT_FOUND', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'POST', path: '/domains/:id/save', operationId: 'saveDomain', tag: HttpTags.Domains, body: 'target' },
+    wait: { seconds: 300 },
   },
-  'domain.restore': { access: Access.ReadWrite, request: DomainRestorePost, response: Domain, summary: 'Start a domain from a save file' },
-  'domain.managedsave.get': { access: Access.ReadOnly, request: DomainOnly, response: ManagedSaveInfo, summary: 'Whether the domain has a managed save image' },
-  'domain.managedsave': { access: Access.ReadWrite, request: DomainOnly, response: Domain, summary: 'Save to the agent-managed image; a plain start resumes from it' },
-  'domain.managedsave.remove': { access: Access.ReadWrite, request: DomainOnly, response: ManagedSaveInfo, summary: 'Throw the managed save image away' },
-} as const;
+  'domain.restore': {
+    access: Access.ReadWrite,
+    request: DomainRestorePost,
+    response: Domain,
+    summary: 'Start a domain from a save file in a pool; the file names the domain',
+    permission: PermissionClass.Lifecycle,
+    errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NOT_FOUND', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'POST', path: '/restore', operationId: 'restoreDomain', tag: HttpTags.Domains, body: true },
+    wait: { seconds: 300 },
+  },
+  'domain.managedsave.get': {
+    access: Access.ReadOnly,
+    request: DomainOnly,
+    response: ManagedSaveInfo,
+    summary: 'Whether the domain has a managed save image',
+    permission: PermissionClass.Read,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'GET', path: '/domains/:id/managed-save', operationId: 'getManagedSave', tag: HttpTags.Domains },
+  },
+  'domain.managedsave': {
+    access: Access.ReadWrite,
+    request: DomainOnly,
+    response: Domain,
+    summary: 'Save the domain to an image the agent keeps; the next plain start resumes from it',
+    permission: PermissionClass.Lifecycle,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'POST', path: '/domains/:id/managed-save', operationId: 'managedSaveDomain', tag: HttpTags.Domains },
+    wait: { seconds: 300 },
+  },
+  'domain.managedsave.remove': {
+    access: Access.ReadWrite,
+    request: DomainOnly,
+    response: ManagedSaveInfo,
+    summary: 'Throw the managed save image away (the next start boots afresh)',
+    permission: PermissionClass.Define,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'DELETE', path: '/domains/:id/managed-save', operationId: 'removeManagedSave', tag: HttpTags.Domains },
+  },
+} as const satisfies Record<string, OperationSpec>;

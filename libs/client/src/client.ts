@@ -1,12 +1,11 @@
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
-import { headers as natsHeaders, RequestError, TimeoutError, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { request } from './rpc.js';
 import {
-  ErrorBody,
   NODES_BUCKET,
   Operations,
   Subjects,
   VirtError,
-  compileValidator,
   isNodeName,
   type AsyncOperation,
   type MigrationRequest,
@@ -29,8 +28,6 @@ export interface NodeRegistration {
 
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
-const validErrorBody = compileValidator(ErrorBody);
-
 function toHeaders(value: CallOptions['headers']): MsgHdrs | undefined {
   if (!value) return undefined;
   if (typeof (value as MsgHdrs).set === 'function' && typeof (value as MsgHdrs).get === 'function') return value as MsgHdrs;
@@ -50,25 +47,20 @@ export class VirtClient {
     private readonly defaultTimeoutMs = DEFAULT_CALL_TIMEOUT_MS,
   ) {}
 
-  async call<N extends OperationName>(node: string, operation: N, request: OperationRequest<N>, options: CallOptions = {}): Promise<OperationResponse<N>> {
+  async call<N extends OperationName>(node: string, operation: N, body: OperationRequest<N>, options: CallOptions = {}): Promise<OperationResponse<N>> {
     if (!isNodeName(node)) throw new VirtError('INVALID_ARG', `invalid node name ${JSON.stringify(node)}`);
     const subject = Subjects.request(node, Operations[operation].access, operation);
-    const timeout = options.timeoutMs ?? this.defaultTimeoutMs;
-    let data: Uint8Array;
-    try {
-      const reply = await this.nc.request(subject, JSON.stringify(request), { timeout, headers: toHeaders(options.headers) });
-      data = reply.data;
-    } catch (error) {
-      if (error instanceof RequestError && error.isNoResponders()) {
+    const headers = toHeaders(options.headers);
+    return (await request(this.nc, subject, body, {
+      timeoutMs: options.timeoutMs ?? this.defaultTimeoutMs,
+      ...(headers ? { headers } : {}),
+      callee: `node ${node} (${operation})`,
+      // a node that registered once is down; one that never did does not exist
+      noResponders: async (error) => {
         const known = await this.isRegistered(node);
-        throw new VirtError(known ? 'AGENT_UNREACHABLE' : 'NO_NODE', known ? `the agent of node ${node} is not answering` : `no node named ${node}`, {
-          cause: error,
-        });
-      }
-      if (error instanceof TimeoutError) throw new VirtError('OPERATION_TIMEOUT', `node ${node} did not answer ${operation} within ${timeout} ms`, { cause: error });
-      throw new VirtError('AGENT_UNREACHABLE', `request to node ${node} failed: ${(error as Error).message}`, { cause: error });
-    }
-    return decodeReply(data, `node ${node} (${operation})`) as OperationResponse<N>;
+        return new VirtError(known ? 'AGENT_UNREACHABLE' : 'NO_NODE', known ? `the agent of node ${node} is not answering` : `no node named ${node}`, { cause: error });
+      },
+    })) as OperationResponse<N>;
   }
 
   /**
@@ -131,23 +123,4 @@ export class VirtClient {
     });
     return this.bucket;
   }
-}
-
-/** The result of a reply envelope, or the VirtError it carries; `from` names the sender in messages. */
-export function decodeReply(data: Uint8Array, from = 'agent'): unknown {
-  let body: unknown;
-  try {
-    body = JSON.parse(new TextDecoder().decode(data));
-  } catch (error) {
-    throw new VirtError('INTERNAL', `${from} sent a reply that is not JSON`, { cause: error });
-  }
-  if (body && typeof body === 'object') {
-    if ('result' in body) return (body as { result: unknown }).result;
-    if ('error' in body) {
-      const failure = (body as { error: unknown }).error;
-      if (!validErrorBody.check(failure)) throw new VirtError('INTERNAL', `${from} sent a malformed error`);
-      throw VirtError.fromBody(failure);
-    }
-  }
-  throw new VirtError('INTERNAL', `${from} sent a reply without result or error`);
 }

@@ -1,4 +1,5 @@
-export { VirtClient, decodeReply, DEFAULT_CALL_TIMEOUT_MS, type CallOptions, type NodeRegistration } from './client.js';
+export { VirtClient, DEFAULT_CALL_TIMEOUT_MS, type CallOptions, type NodeRegistration } from './client.js';
+export { decodeReply, errorBodyOf, errorEnvelope, request, resultEnvelope, serve, type RequestOptions, type ServeHooks } from './rpc.js';
 export {
   untilJetStreamReady,
   transientJetStreamWait,

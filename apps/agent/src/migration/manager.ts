@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { request, serve } from '@virtbus/client';
 import {
   PeerMigrationAbort,
   PeerMigrationFinish,
@@ -10,7 +11,6 @@ import {
   Subjects,
   VirtError,
   compileValidator,
-  isErrorCode,
   type AsyncOperation,
   type LifecycleEvent,
   type DomainConfig,
@@ -163,23 +163,13 @@ export class MigrationManager {
       this.incoming.delete(event.uuid);
       void this.readJournal(migrationId).then((journal) => journal && this.dropIncoming(journal));
     });
-    this.subscription = this.options.nc.subscribe(Subjects.nodePeerRequests(this.options.node), {
-      callback: (error, msg) => {
-        if (error) return;
-        const verb = msg.subject.split('.').pop() as PeerMigrationVerb;
-        const about = peerCallFields(msg.data);
-        void this.answer(verb, msg.data).then(
-          (result) => {
-            this.options.logger.info({ verb, ...about }, 'peer migration request accepted');
-            msg.respond(JSON.stringify({ result }));
-          },
-          (failure: unknown) => {
-            const body = (failure instanceof VirtError ? failure : new VirtError('INTERNAL', (failure as Error)?.message ?? String(failure))).toBody();
-            if (body.code === 'INTERNAL') this.options.logger.error({ err: failure, verb, ...about }, 'peer migration request failed');
-            else this.options.logger.warn({ verb, ...about, code: body.code, reason: body.message }, 'peer migration request refused');
-            msg.respond(JSON.stringify({ error: body }));
-          },
-        );
+    const verbOf = (msg: Msg) => msg.subject.split('.').pop() as PeerMigrationVerb;
+    this.subscription = serve(this.options.nc, Subjects.nodePeerRequests(this.options.node), (msg) => this.answer(verbOf(msg), msg.data), {
+      onResult: (msg) => this.options.logger.info({ verb: verbOf(msg), ...peerCallFields(msg.data) }, 'peer migration request accepted'),
+      onError: (msg, body, failure) => {
+        const about = { verb: verbOf(msg), ...peerCallFields(msg.data) };
+        if (body.code === 'INTERNAL') this.options.logger.error({ err: failure, ...about }, 'peer migration request failed');
+        else this.options.logger.warn({ ...about, code: body.code, reason: body.message }, 'peer migration request refused');
       },
     });
     await this.recover();
@@ -497,29 +487,19 @@ export class MigrationManager {
   /** Whether the destination already runs the domain (it finished before the source could confirm). */
   private async destinationRuns(journal: Journal): Promise<boolean> {
     try {
-      const reply = await this.options.nc.request(Subjects.request(journal.peer, 'ro', 'domain.get'), JSON.stringify({ id: journal.uuid }), { timeout: 5_000 });
-      const parsed = JSON.parse(new TextDecoder().decode(reply.data)) as { result?: { state?: string } };
-      return parsed.result?.state === 'running';
+      const domain = (await request(this.options.nc, Subjects.request(journal.peer, 'ro', 'domain.get'), { id: journal.uuid }, { timeoutMs: 5_000, callee: `node ${journal.peer}` })) as { state?: string };
+      return domain.state === 'running';
     } catch {
       return false;
     }
   }
 
   private async peer<T = unknown>(destination: string, verb: PeerMigrationVerb, body: unknown): Promise<T> {
-    let reply;
-    try {
-      reply = await this.options.nc.request(Subjects.peerRequest(destination, PEER_SERVICE, verb), JSON.stringify(body), { timeout: PEER_TIMEOUT_MS });
-    } catch (error) {
-      const text = String((error as Error).message);
-      if (/no responders|503/i.test(text)) throw new VirtError('AGENT_UNREACHABLE', `node ${destination} has no agent answering migrations`, { cause: error });
-      throw new VirtError('OPERATION_TIMEOUT', `node ${destination} did not answer ${verb}: ${text}`, { cause: error });
-    }
-    const parsed = JSON.parse(new TextDecoder().decode(reply.data)) as { result?: T; error?: { code?: unknown; message?: string } };
-    if (parsed.error) {
-      const code = isErrorCode(parsed.error.code) ? parsed.error.code : 'OPERATION_FAILED';
-      throw new VirtError(code, `node ${destination}: ${parsed.error.message ?? 'migration request failed'}`);
-    }
-    return parsed.result as T;
+    return (await request(this.options.nc, Subjects.peerRequest(destination, PEER_SERVICE, verb), body, {
+      timeoutMs: PEER_TIMEOUT_MS,
+      callee: `node ${destination} (${verb})`,
+      noResponders: (error) => new VirtError('AGENT_UNREACHABLE', `node ${destination} has no agent answering migrations`, { cause: error }),
+    })) as T;
   }
 
   private writeJournal(journal: Journal): Promise<void> {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { StreamActions, StreamHeaders, Subjects, VirtError, type StreamSession } from '@virtbus/api-contract';
+import { errorEnvelope, resultEnvelope } from '@virtbus/client';
 import type { ReadSource, WriteTarget } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 import type { OperationManager } from './operations.js';
@@ -23,8 +24,7 @@ export function chunkBytesFor(maxPayload: number | undefined): number {
   return aligned > 0 ? aligned : Math.max(1024, limit);
 }
 
-const errorReply = (error: unknown) =>
-  JSON.stringify({ error: (error instanceof VirtError ? error : new VirtError('OPERATION_FAILED', (error as Error)?.message ?? String(error))).toBody() });
+const errorReply = (error: unknown) => errorEnvelope(error, 'OPERATION_FAILED');
 
 const errorHeaders = () => {
   const headers = natsHeaders();
@@ -105,7 +105,7 @@ export class ContentStreams {
         try {
           if (action === StreamActions.Abort) {
             await end(new VirtError('OPERATION_FAILED', 'upload aborted by the client'));
-            msg.respond(JSON.stringify({ result: op.snapshot() }));
+            msg.respond(resultEnvelope(op.snapshot()));
             continue;
           }
           if (action === StreamActions.Commit) {
@@ -117,7 +117,7 @@ export class ContentStreams {
             const sha256 = hash.digest('hex');
             await target.commit(received);
             await end();
-            msg.respond(JSON.stringify({ result: op.succeed({ sizeBytes: received, sha256 }) }));
+            msg.respond(resultEnvelope(op.succeed({ sizeBytes: received, sha256 })));
             continue;
           }
           const offset = Number(msg.headers?.get(StreamHeaders.Offset) ?? 'NaN');
@@ -135,7 +135,7 @@ export class ContentStreams {
                 written += msg.data.length;
                 op.progress(written, Math.max(received, expectedBytes ?? target.maxBytes ?? 0));
                 if (ended) msg.respond(errorReply(failed ?? new VirtError('OPERATION_FAILED', 'upload ended')), { headers: errorHeaders() });
-                else msg.respond(JSON.stringify({ result: { received: acknowledged } }));
+                else msg.respond(resultEnvelope({ received: acknowledged }));
               },
               (error: unknown) => fail(msg, error),
             )
@@ -222,7 +222,7 @@ export class ContentStreams {
         if (msg.headers?.get(StreamHeaders.Action) === StreamActions.Abort) {
           inOrder(async () => {
             await end(new VirtError('OPERATION_FAILED', 'download aborted by the client'));
-            msg.respond(JSON.stringify({ result: op.snapshot() }));
+            msg.respond(resultEnvelope(op.snapshot()));
           });
           continue;
         }

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import Type from 'typebox';
+import Type, { type TSchema } from 'typebox';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, jetstreamManager, type Consumer, type ConsumerMessages } from '@nats-io/jetstream';
-import { EVENTS_STREAM, LifecycleType, NodeName, Subjects, Uuid, VirtError } from '@virtbus/api-contract';
+import { EVENTS_STREAM, LifecycleType, NodeName, SSE_ERROR_EVENT, SseEventFamilies, Subjects, Uuid, VirtError } from '@virtbus/api-contract';
 import { canSeeNode } from '@virtbus/security';
 import { Tags } from '../plugins/openapi.js';
 import { errorResponses, ref } from '../schemas.js';
@@ -28,6 +28,20 @@ export const EventsQuery = Type.Object(
 );
 
 const SEQUENCE = /^[0-9]{1,15}$/;
+
+const titleOf = (schema: TSchema): string => (schema as { title?: string }).title ?? '';
+/** The payloads are shared components named by their title (schemas.ts). */
+const componentRef = (schema: TSchema) => ({ $ref: `#/components/schemas/${titleOf(schema)}` });
+/** Each SSE `event:` name, the `?kind=` values that deliver it and its payload, for the API document. */
+const sseEventsDoc = {
+  ...Object.fromEntries(
+    Object.entries(SseEventFamilies).map(([kind, family]) => [family.event, { kinds: [kind, 'all'], payload: componentRef(family.payload) }]),
+  ),
+  [SSE_ERROR_EVENT]: { kinds: [...Object.keys(SseEventFamilies), 'all'], payload: { $ref: '#/components/schemas/SseErrorEvent' } },
+};
+const sseEventsText = Object.entries(SseEventFamilies)
+  .map(([kind, family]) => `\`${family.event}\` (kind=${kind}: ${titleOf(family.payload)})`)
+  .join(', ');
 
 /** Domain events keep the `lifecycle` name they always had; other families are named by their `kind`. */
 function sseEventName(event: unknown): string {
@@ -74,8 +88,12 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
           'A consumer lost with a NATS server is replaced after the last sent id; if that fails for 30 s the stream ends with `event: error` ' +
           '(data: the error body plus `resumeAfter`, the id to resume after).',
         querystring: EventsQuery,
+        'x-sse-events': sseEventsDoc,
         response: {
-          200: { description: 'An endless text/event-stream', content: { 'text/event-stream': { schema: ref('LifecycleEvent') } } },
+          200: {
+            description: `An endless text/event-stream. Event names and data: ${sseEventsText}; kind=all sends them all; \`error\` (SseErrorEvent) ends a stream that could not be resumed. x-sse-events lists them.`,
+            content: { 'text/event-stream': { schema: ref('LifecycleEvent') } },
+          },
           ...errorResponses('AGENT_UNREACHABLE', 'BUS_UNAVAILABLE'),
         },
       },

@@ -1,14 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { MigrationRequest, isNodeName } from '@virtbus/api-contract';
-import { Tags } from '../plugins/openapi.js';
-import { DomainCallCodes, DomainParams, errorResponses, ref } from '../schemas.js';
+import { httpPath, isNodeName, Operations, replyWaitMs, type MigrationRequest } from '@virtbus/api-contract';
+import { operationSchema } from './operations.js';
 
-/** The compatibility check asks the destination agent (and its QEMU) before the operation starts. */
-const MIGRATE_CHECK_TIMEOUT_MS = 30_000;
+const spec = Operations['domain.migrate'];
 
 export const migrationRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.post(
-    '/v1/nodes/:node/domains/:id/migrate',
+  app.post<{ Params: { node: string; id: string }; Body: MigrationRequest }>(
+    httpPath(spec.http),
     {
       config: {
         permission: 'domain.migrate',
@@ -18,14 +16,8 @@ export const migrationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           return typeof destination === 'string' && destination.length <= 63 && isNodeName(destination) ? [destination] : [];
         },
       },
-      schema: {
-        operationId: 'migrateDomain',
-        tags: [Tags.Domains],
-        summary: 'Migrate a domain from this node to the destination node; returns the async operation (progress, cancel)',
-        params: DomainParams,
-        body: MigrationRequest,
-        response: { 202: ref('Operation'), ...errorResponses(...DomainCallCodes, 'INVALID_ARG', 'MIGRATION_INCOMPATIBLE', 'DOMAIN_EXISTS') },
-      },
+      // the compatibility check asks the destination agent (and its QEMU) before the operation starts: spec.wait
+      schema: operationSchema('domain.migrate'),
     },
     async (request, reply) => {
       const { node, id } = request.params;
@@ -34,8 +26,8 @@ export const migrationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { uuid } = await app.agents.call(node, 'domain.get', { id });
       const ticket =
         destination === node ? undefined : (await app.agents.call(destination, 'migration.accept', { uuid, source: node })).ticket;
-      const operation = await app.agents.call(node, 'domain.migrate', { id: uuid, migration: request.body, ...(ticket ? { ticket } : {}) }, { timeoutMs: MIGRATE_CHECK_TIMEOUT_MS });
-      return reply.code(202).send(operation);
+      const operation = await app.agents.call(node, 'domain.migrate', { id: uuid, migration: request.body, ...(ticket ? { ticket } : {}) }, { timeoutMs: replyWaitMs(spec, {}, 0) });
+      return reply.code(spec.http.status).send(operation);
     },
   );
 };

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { DomainStatsListRequest, PAGE_ENVELOPE_BYTES, PageRequestFields, takePage } from '@virtbus/api-contract';
+import { PAGE_ENVELOPE_BYTES, PageRequestFields, takePage } from '@virtbus/api-contract';
 import { visibleNodes } from '@virtbus/security';
 import { Tags } from '../plugins/openapi.js';
-import { AgentCallCodes, errorResponses, NodeParams, ref } from '../schemas.js';
+import { errorResponses, ref } from '../schemas.js';
 
 const NodeListQuery = Type.Object({ ...PageRequestFields }, { additionalProperties: false });
 /** An unpaged node list stays under 1 MiB like every bus reply (about 3,000 nodes); beyond that it pages. */
@@ -31,49 +31,5 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         onlineWithinSeconds: await app.agents.onlineWithinSeconds(),
       };
     },
-  );
-
-  app.get(
-    '/v1/nodes/:node',
-    {
-      config: { permission: 'node.info' },
-      schema: {
-        operationId: 'getNode',
-        tags: [Tags.Nodes],
-        summary: 'Node hardware, memory, NUMA cells and drivers',
-        params: NodeParams,
-        response: { 200: ref('NodeInfo'), ...errorResponses(...AgentCallCodes) },
-      },
-    },
-    async (request) => app.agents.call(request.params.node, 'node.info', {}),
-  );
-
-  app.get(
-    '/v1/nodes/:node/stats',
-    {
-      schema: {
-        operationId: 'getNodeStats',
-        tags: [Tags.Nodes],
-        summary: 'Host CPU seconds by mode, memory and free memory per NUMA cell',
-        params: NodeParams,
-        response: { 200: ref('NodeStats'), ...errorResponses(...AgentCallCodes) },
-      },
-    },
-    async (request) => app.agents.call(request.params.node, 'node.stats', {}),
-  );
-
-  app.get(
-    '/v1/nodes/:node/stats/domains',
-    {
-      schema: {
-        operationId: 'getAllDomainStats',
-        tags: [Tags.Nodes],
-        summary: 'Stats of every domain of the node in (name, uuid) order (paged with limit/continue); a domain that misses the deadline is marked timedOut',
-        params: NodeParams,
-        querystring: DomainStatsListRequest,
-        response: { 200: ref('DomainStatsList'), ...errorResponses(...AgentCallCodes) },
-      },
-    },
-    async (request) => app.agents.call(request.params.node, 'domain.stats.all', request.query),
   );
 };

@@ -2,35 +2,23 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import Type from 'typebox';
+import { decodeReply } from '@virtbus/client';
 import {
   type AsyncOperation,
   ErrorBody,
-  NamePageRequestFields,
   NodeName,
   ObjectName,
-  PageRequestFields,
-  StoragePoolPut,
-  StoragePoolsPost,
-  StoragePoolStatePut,
-  StorageVolumesPost,
   StreamActions,
   StreamHeaders,
-  Uuid,
   VirtError,
-  VolumeClone,
-  VolumeResize,
   compileValidator,
   type ErrorCode,
   type StreamSession,
 } from '@virtbus/api-contract';
 import { Tags } from '../plugins/openapi.js';
-import { AgentCallCodes, errorResponses, NodeParams, ref } from '../schemas.js';
+import { AgentCallCodes, errorResponses, ref } from '../schemas.js';
 
-const NamePageQuery = Type.Object(NamePageRequestFields, { additionalProperties: false });
-const PageQuery = Type.Object(PageRequestFields, { additionalProperties: false });
-const PoolParams = Type.Object({ node: NodeName, pool: ObjectName }, { additionalProperties: false });
 const VolumeParams = Type.Object({ node: NodeName, pool: ObjectName, vol: ObjectName }, { additionalProperties: false });
-const OperationParams = Type.Object({ node: NodeName, id: Uuid }, { additionalProperties: false });
 const UploadQuery = Type.Object(
   { create: Type.Optional(Type.Boolean({ description: 'Create the volume when it does not exist (else 404 NO_STORAGE_VOL)' })) },
   { additionalProperties: false },
@@ -63,9 +51,7 @@ function checkChunkReply(reply: Msg): Msg {
 }
 
 function jsonResult<T>(reply: Msg): T {
-  const parsed = JSON.parse(new TextDecoder().decode(checkChunkReply(reply).data)) as { result?: T; error?: unknown };
-  if (parsed.error !== undefined) throw errorBody.check(parsed.error) ? VirtError.fromBody(parsed.error) : new VirtError('INTERNAL', 'malformed stream error');
-  return parsed.result as T;
+  return decodeReply(checkChunkReply(reply).data, 'the volume stream') as T;
 }
 
 /** The agent's chunk size, smaller if this gateway's server takes smaller messages. */
@@ -176,153 +162,6 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Volume content arrives as a raw stream that is never buffered whole.
   app.addContentTypeParser('application/octet-stream', { bodyLimit: CONTENT_BODY_LIMIT }, (_request, payload, done) => done(null, payload));
 
-  app.get(
-    '/v1/nodes/:node/storage-pools',
-    {
-      config: { permission: 'pool.list' },
-      schema: { operationId: 'listStoragePools', tags: [Tags.Storage], summary: 'Storage pools of the node in name order (paged with limit/continue)', params: NodeParams, querystring: NamePageQuery, response: { 200: ref('StoragePoolList'), ...errorResponses(...AgentCallCodes) } },
-    },
-    async (request) => app.agents.call(request.params.node, 'pool.list', request.query),
-  );
-
-  app.post(
-    '/v1/nodes/:node/storage-pools',
-    {
-      config: { permission: 'pool.define' },
-      schema: {
-        operationId: 'defineStoragePool',
-        tags: [Tags.Storage],
-        summary: 'Define a storage pool (inactive until built and started)',
-        params: NodeParams,
-        body: StoragePoolsPost,
-        response: { 201: ref('StoragePool'), ...errorResponses(...AgentCallCodes, 'STORAGE_POOL_EXISTS', 'PAYLOAD_TOO_LARGE') },
-      },
-    },
-    async (request, reply) => reply.code(201).send(await app.agents.call(request.params.node, 'pool.define', request.body)),
-  );
-
-  app.get(
-    '/v1/nodes/:node/storage-pools/:pool',
-    {
-      config: { permission: 'pool.get' },
-      schema: { operationId: 'getStoragePool', tags: [Tags.Storage], summary: 'One pool with capacity, allocation and available bytes', params: PoolParams, response: { 200: ref('StoragePool'), ...errorResponses(...PoolCodes) } },
-    },
-    async (request) => app.agents.call(request.params.node, 'pool.get', { pool: request.params.pool }),
-  );
-
-  app.put(
-    '/v1/nodes/:node/storage-pools/:pool',
-    {
-      config: { permission: 'pool.update' },
-      schema: { operationId: 'updateStoragePool', tags: [Tags.Storage], summary: 'Change autostart', params: PoolParams, body: StoragePoolPut, response: { 200: ref('StoragePool'), ...errorResponses(...PoolCodes) } },
-    },
-    async (request) => app.agents.call(request.params.node, 'pool.update', { pool: request.params.pool, config: request.body }),
-  );
-
-  app.delete(
-    '/v1/nodes/:node/storage-pools/:pool',
-    {
-      config: { permission: 'pool.undefine' },
-      schema: { operationId: 'undefineStoragePool', tags: [Tags.Storage], summary: 'Remove an inactive pool definition', params: PoolParams, response: { 200: ref('StoragePool'), ...errorResponses(...PoolCodes) } },
-    },
-    async (request) => app.agents.call(request.params.node, 'pool.undefine', { pool: request.params.pool }),
-  );
-
-  app.put(
-    '/v1/nodes/:node/storage-pools/:pool/state',
-    {
-      config: { permission: 'pool.state' },
-      schema: {
-        operationId: 'changeStoragePoolState',
-        tags: [Tags.Storage],
-        summary: 'Build, start, stop, refresh or delete a pool',
-        params: PoolParams,
-        body: StoragePoolStatePut,
-        response: { 200: ref('StoragePool'), ...errorResponses(...PoolCodes) },
-      },
-    },
-    async (request) => app.agents.call(request.params.node, 'pool.state', { pool: request.params.pool, change: request.body }, { timeoutMs: 120_000 }),
-  );
-
-  app.get(
-    '/v1/nodes/:node/storage-pools/:pool/volumes',
-    {
-      config: { permission: 'volume.list' },
-      schema: { operationId: 'listStorageVolumes', tags: [Tags.Storage], summary: 'Volumes of a running pool in name order (paged with limit/continue)', params: PoolParams, querystring: NamePageQuery, response: { 200: ref('StorageVolumeList'), ...errorResponses(...PoolCodes) } },
-    },
-    async (request) => app.agents.call(request.params.node, 'volume.list', { ...request.query, pool: request.params.pool }),
-  );
-
-  app.post(
-    '/v1/nodes/:node/storage-pools/:pool/volumes',
-    {
-      config: { permission: 'volume.create' },
-      schema: {
-        operationId: 'createStorageVolume',
-        tags: [Tags.Storage],
-        summary: 'Create a volume (qcow2 or raw), optionally a copy-on-write overlay over a backing volume',
-        params: PoolParams,
-        body: StorageVolumesPost,
-        response: { 201: ref('StorageVolume'), ...errorResponses(...VolumeCodes, 'STORAGE_VOL_EXISTS', 'PAYLOAD_TOO_LARGE') },
-      },
-    },
-    async (request, reply) =>
-      reply.code(201).send(await app.agents.call(request.params.node, 'volume.create', { pool: request.params.pool, volume: request.body }, { timeoutMs: 120_000 })),
-  );
-
-  app.get(
-    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol',
-    {
-      config: { permission: 'volume.get' },
-      schema: { operationId: 'getStorageVolume', tags: [Tags.Storage], summary: 'One volume: format, sizes, backing chain', params: VolumeParams, response: { 200: ref('StorageVolume'), ...errorResponses(...VolumeCodes) } },
-    },
-    async (request) => app.agents.call(request.params.node, 'volume.get', { pool: request.params.pool, volume: request.params.vol }),
-  );
-
-  app.delete(
-    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol',
-    {
-      config: { permission: 'volume.delete' },
-      schema: { operationId: 'deleteStorageVolume', tags: [Tags.Storage], summary: 'Delete a volume; returns it as it was', params: VolumeParams, response: { 200: ref('StorageVolume'), ...errorResponses(...VolumeCodes) } },
-    },
-    async (request) => app.agents.call(request.params.node, 'volume.delete', { pool: request.params.pool, volume: request.params.vol }),
-  );
-
-  app.post(
-    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/resize',
-    {
-      config: { permission: 'volume.resize' },
-      schema: { operationId: 'resizeStorageVolume', tags: [Tags.Storage], summary: 'Grow a volume; shrinking needs allowShrink', params: VolumeParams, body: VolumeResize, response: { 200: ref('StorageVolume'), ...errorResponses(...VolumeCodes) } },
-    },
-    async (request) => app.agents.call(request.params.node, 'volume.resize', { pool: request.params.pool, volume: request.params.vol, resize: request.body }),
-  );
-
-  app.post(
-    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/clone',
-    {
-      config: { permission: 'volume.clone' },
-      schema: {
-        operationId: 'cloneStorageVolume',
-        tags: [Tags.Storage],
-        summary: 'Copy a volume into a new one; returns the async operation',
-        params: VolumeParams,
-        body: VolumeClone,
-        response: { 202: ref('Operation'), ...errorResponses(...VolumeCodes, 'STORAGE_VOL_EXISTS') },
-      },
-    },
-    async (request, reply) =>
-      reply.code(202).send(await app.agents.call(request.params.node, 'volume.clone', { pool: request.params.pool, volume: request.params.vol, clone: request.body })),
-  );
-
-  app.post(
-    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/wipe',
-    {
-      config: { permission: 'volume.wipe' },
-      schema: { operationId: 'wipeStorageVolume', tags: [Tags.Storage], summary: 'Zero a volume; returns the async operation', params: VolumeParams, response: { 202: ref('Operation'), ...errorResponses(...VolumeCodes) } },
-    },
-    async (request, reply) => reply.code(202).send(await app.agents.call(request.params.node, 'volume.wipe', { pool: request.params.pool, volume: request.params.vol })),
-  );
-
   app.put(
     '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/content',
     {
@@ -382,32 +221,5 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // The response schema describes bytes; the stream is how they are sent.
       return reply.send(stream as never);
     },
-  );
-
-  app.get(
-    '/v1/nodes/:node/operations',
-    {
-      config: { permission: 'operation.list' },
-      schema: { operationId: 'listOperations', tags: [Tags.Storage], summary: 'Running and recently finished async operations, oldest first (paged with limit/continue)', params: NodeParams, querystring: PageQuery, response: { 200: ref('OperationList'), ...errorResponses(...AgentCallCodes) } },
-    },
-    async (request) => app.agents.call(request.params.node, 'operation.list', request.query),
-  );
-
-  app.get(
-    '/v1/nodes/:node/operations/:id',
-    {
-      config: { permission: 'operation.get' },
-      schema: { operationId: 'getOperation', tags: [Tags.Storage], summary: 'One async operation with progress', params: OperationParams, response: { 200: ref('Operation'), ...errorResponses(...AgentCallCodes, 'NOT_FOUND') } },
-    },
-    async (request) => app.agents.call(request.params.node, 'operation.get', { id: request.params.id }),
-  );
-
-  app.delete(
-    '/v1/nodes/:node/operations/:id',
-    {
-      config: { permission: 'operation.cancel' },
-      schema: { operationId: 'cancelOperation', tags: [Tags.Storage], summary: 'Cancel a running operation', params: OperationParams, response: { 200: ref('Operation'), ...errorResponses(...AgentCallCodes, 'NOT_FOUND', 'OPERATION_INVALID') } },
-    },
-    async (request) => app.agents.call(request.params.node, 'operation.cancel', { id: request.params.id }),
   );
 };

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { OperationNames, Operations } from './api.js';
+import { httpPath, operationPath, replyWaitMs, type OperationSpec } from './operation-spec.js';
+
+const specs = OperationNames.map((name) => [name, Operations[name] as OperationSpec] as const);
+const fieldsOf = (spec: OperationSpec) => Object.keys((spec.request as { properties?: object }).properties ?? {});
+
+describe('the operation table', () => {
+  it('binds each HTTP path parameter, body and query field to a request field', () => {
+    for (const [name, spec] of specs) {
+      if (!spec.http) continue;
+      const fields = fieldsOf(spec);
+      for (const [, param] of httpPath(spec.http).matchAll(/:(\w+)/g)) {
+        if (param !== 'node') expect(fields, `${name} :${param}`).toContain(spec.http.params?.[param!] ?? param);
+      }
+      for (const part of [spec.http.body, spec.http.query]) if (typeof part === 'string') expect(fields, `${name} ${part}`).toContain(part);
+    }
+  });
+
+  it('gives every HTTP operation its own operationId and method + path', () => {
+    const bound = specs.filter(([, spec]) => spec.http).map(([, spec]) => spec.http!);
+    expect(new Set(bound.map((http) => http.operationId)).size).toBe(bound.length);
+    expect(new Set(bound.map((http) => `${http.method} ${httpPath(http)}`)).size).toBe(bound.length);
+  });
+
+  it('reads a wait from the request, never below the minimum', () => {
+    const wait = { wait: { seconds: 30, field: 'change.timeout', marginSeconds: 5 } };
+    expect(replyWaitMs(wait, { change: { timeout: 100 } }, 10_000)).toBe(105_000);
+    expect(replyWaitMs(wait, { change: {} }, 10_000)).toBe(35_000);
+    expect(replyWaitMs(wait, { change: { timeout: 1 } }, 10_000)).toBe(10_000);
+    expect(replyWaitMs({}, {}, 10_000)).toBe(10_000);
+  });
+
+  it('fills and encodes path parameters', () => {
+    expect(operationPath({ path: '/domains/:id' }, { node: 'n1', id: 'a b/c' })).toBe('/v1/nodes/n1/domains/a%20b%2Fc');
+    expect(() => operationPath({ path: '' }, {})).toThrow(/:node/);
+  });
+});
