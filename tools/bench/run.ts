@@ -7,7 +7,7 @@ import { benchHostScale, type HostScaleBenchResult } from './hostscale.js';
 import { benchCli, type CliBenchResult } from './cli.js';
 import { benchLibvirt, type Compared, type LibvirtBenchResult } from './libvirt.js';
 import { benchFleet, type FleetBenchResult } from './fleet.js';
-import { benchOutage, type OutageBenchResult } from './outage.js';
+import { benchFailover, benchOutage, type FailoverBenchResult, type OutageBenchResult } from './outage.js';
 import { benchMonitoring, type MonitoringBenchResult } from './monitoring.js';
 import { benchMigration, type MigrationBenchResult } from './migration.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
@@ -290,6 +290,30 @@ function outageMarkdown(result: OutageBenchResult): string {
   ].join('\n');
 }
 
+function failoverMarkdown(result: FailoverBenchResult): string {
+  return [
+    '## Failover: kill -9 of a node\'s NATS server in a three-server cluster',
+    '',
+    'Three routed nats-servers (JetStream replicas 3), one agent with all three URLs, the gateway and a plain nats.js client on',
+    'the two other servers. While the agent\'s events flow (suspend/resume every ~20 ms) its server is killed with SIGKILL; then',
+    'the time until a call on the node answers through the gateway vs through the plain client (the floor: the agent\'s own',
+    'move), each trying a new call every 20 ms from the kill on, and every sequence number of the node an SSE stream opened',
+    'before the kill delivered.',
+    '',
+    '| measurement | value | target |',
+    '|---|---|---|',
+    `| node events over the run (of them during the move) | ${result.events} (${result.eventsWhileMoving}) | |`,
+    `| kill → plain client answered by the node (floor) ms | ${result.rawFailoverMs} | |`,
+    `| kill → gateway 200 for the node ms | ${result.gatewayFailoverMs} | |`,
+    `| gateway failover / floor | **${result.ratios.gatewayFailoverVsRaw}** | |`,
+    `| attempts (one per 20 ms) that failed only after ≥ 400 ms: gateway / plain | ${result.slowFailures.gateway} / ${result.slowFailures.raw} | |`,
+    `| events missing on the open SSE stream | **${result.sseMissing}** | 0 |`,
+    `| events repeated on the open SSE stream | ${result.sseRepeated} | 0 |`,
+    `| events missing in the stream | ${result.storedMissing} | 0 |`,
+    '',
+  ].join('\n');
+}
+
 const report: Record<string, unknown> = { startedAt: new Date().toISOString(), node: process.version, quick: values.quick };
 const sections: string[] = [`# virtbus benchmark — ${report.startedAt as string}`, ''];
 
@@ -315,10 +339,12 @@ if (selected('fleet')) {
 }
 
 if (selected('outage')) {
-  const outage = await benchOutage({ quick: values.quick });
+  const failover = await benchFailover({ quick: values.quick });
+  const outage = { ...(await benchOutage({ quick: values.quick })), failover };
   report.outage = outage;
-  sections.push(outageMarkdown(outage));
+  sections.push(outageMarkdown(outage), failoverMarkdown(failover));
   console.log(outageMarkdown(outage));
+  console.log(failoverMarkdown(failover));
 }
 
 if (selected('monitoring')) {
