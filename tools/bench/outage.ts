@@ -185,9 +185,7 @@ export async function benchFailover(options: { quick?: boolean } = {}): Promise<
     })().catch(() => undefined);
 
     // a steady flow of the node's events: suspend, resume, … (a call in flight during the move is tried again)
-    let flowing = 0;
-    let killedAt: number | undefined;
-    let movedAt: number | undefined;
+    const phase: { killedAt?: number; movedAt?: number } = {};
     let whileMoving = 0;
     const flow = (async () => {
       for (let suspended = false; generating; ) {
@@ -197,8 +195,7 @@ export async function benchFailover(options: { quick?: boolean } = {}): Promise<
         );
         if (done) {
           suspended = !suspended;
-          flowing++;
-          if (killedAt !== undefined && movedAt === undefined) whileMoving++;
+          if (phase.killedAt !== undefined && phase.movedAt === undefined) whileMoving++;
         }
         await sleep(done ? 20 : 50);
       }
@@ -206,14 +203,15 @@ export async function benchFailover(options: { quick?: boolean } = {}): Promise<
     await sleep(settleMs / 2);
 
     process.kill(victim.handle!.pid, 'SIGKILL');
-    killedAt = performance.now();
+    const killedAt = performance.now();
+    phase.killedAt = killedAt;
     // a new attempt every 20 ms, not after the last one ended: a request that went to the dead server waits its whole
     // timeout (10 s in the gateway), and the figure is when the node answers again, not when that request gives up
     const probe = async (attempt: () => Promise<boolean>): Promise<{ ms: number | undefined; timedOut: number }> => {
       let answeredAt: number | undefined;
       let timedOut = 0;
       const pending = new Set<Promise<void>>();
-      while (answeredAt === undefined && performance.now() - killedAt! < 60_000) {
+      while (answeredAt === undefined && performance.now() - killedAt < 60_000) {
         const begin = performance.now();
         const run = attempt().then((answered) => {
           if (answered) answeredAt = Math.min(answeredAt ?? Number.POSITIVE_INFINITY, performance.now());
@@ -224,7 +222,7 @@ export async function benchFailover(options: { quick?: boolean } = {}): Promise<
         await sleep(20);
       }
       await Promise.all(pending);
-      return { ms: answeredAt === undefined ? undefined : answeredAt - killedAt!, timedOut };
+      return { ms: answeredAt === undefined ? undefined : answeredAt - killedAt, timedOut };
     };
     const [raw, viaGateway] = await Promise.all([
       probe(() => client.call('fo', 'node.info', {}, { timeoutMs: 500 }).then(() => true, () => false)),
@@ -232,7 +230,7 @@ export async function benchFailover(options: { quick?: boolean } = {}): Promise<
     ]);
     const rawFailoverMs = raw.ms;
     const gatewayFailoverMs = viaGateway.ms;
-    movedAt = performance.now();
+    phase.movedAt = performance.now();
     if (rawFailoverMs === undefined || gatewayFailoverMs === undefined) throw new Error(`no failover within 60 s (raw ${rawFailoverMs}, gateway ${gatewayFailoverMs})`);
     await sleep(settleMs / 2);
     generating = false;
