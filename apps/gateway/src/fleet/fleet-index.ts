@@ -168,10 +168,10 @@ export class FleetIndex {
 
   /** Nodes whose entries are not current (not yet listed, being listed again, or failing). */
   staleNodes(): string[] {
-    return [...this.nodes.entries()]
-      .filter(([, state]) => !state.synced || state.syncing)
-      .map(([node]) => node)
-      .sort(byCodeUnits);
+    // asked on every page: one pass over the nodes, no intermediate arrays
+    const stale: string[] = [];
+    for (const [node, state] of this.nodes) if (!state.synced || state.syncing) stale.push(node);
+    return stale.sort(byCodeUnits);
   }
 
   /** Resolves true once every known node is synced, false after `timeoutMs`. */
