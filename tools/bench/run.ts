@@ -302,7 +302,7 @@ function failoverMarkdown(result: FailoverBenchResult): string {
     '',
     '| measurement | value | target |',
     '|---|---|---|',
-    `| node events over the run (of them during the move) | ${result.events} (${result.eventsWhileMoving}) | |`,
+    `| node events over the run (of them after the kill) | ${result.events} (${result.eventsAfterKill}) | |`,
     `| kill → plain client answered by the node (floor) ms | ${result.rawFailoverMs} | |`,
     `| kill → gateway 200 for the node ms | ${result.gatewayFailoverMs} | |`,
     `| gateway failover / floor | **${result.ratios.gatewayFailoverVsRaw}** | |`,
