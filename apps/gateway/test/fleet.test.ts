@@ -296,6 +296,6 @@ describe.runIf(hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl'))('fl
       }
     },
     // two outages of OUTAGE_MS, each followed by a rejoin (seconds), plus the lifecycles around them
-    2 * OUTAGE_MS + 180_000,
+    2 * OUTAGE_MS + 240_000,
   );
 });
