@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
 import { RECONNECT_FOREVER, VirtClient } from '@virtbus/client';
-import { freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { freePort, REPO_ROOT, spawnAgent, startNatsServer, storedNodeEvents, type NatsServerHandle } from '@virtbus/testing';
 import { round, summarize, type LatencySummary } from './stats.js';
 
 export interface OutageBenchResult {
@@ -79,6 +79,197 @@ export async function benchOutage(options: { quick?: boolean } = {}): Promise<Ou
     await agent.stop();
     await nc.close();
     await nats.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export interface FailoverBenchResult {
+  /** Events the agent published over the run (its last sequence number), and how many of them after the kill. */
+  events: number;
+  eventsAfterKill: number;
+  /** From kill -9 of the agent's server to the first 200 from the gateway (on a surviving server) for a call on that node. */
+  gatewayFailoverMs: number;
+  /** The same for a plain nats.js client on a surviving server calling the agent directly (the floor: the agent's own move). */
+  rawFailoverMs: number;
+  /** Attempts (one every 20 ms from the kill) that failed only after 400 ms or more: sent towards the dead server, they waited for their timeout. */
+  slowFailures: { gateway: number; raw: number };
+  /** Sequence numbers of the node an SSE stream opened before the kill never delivered (target 0), and ones it delivered twice. */
+  sseMissing: number;
+  sseRepeated: number;
+  /** Sequence numbers the stream itself lacks (the agent's outbox re-sends: 0). */
+  storedMissing: number;
+  ratios: { gatewayFailoverVsRaw: number };
+}
+
+/** One server of a three-server cluster (plain TCP routes, JetStream replicas 3). */
+interface BenchServer {
+  index: number;
+  clientPort: number;
+  routePort: number;
+  httpPort: number;
+  storeDir: string;
+  handle?: NatsServerHandle;
+}
+
+/**
+ * A node's NATS server dies (kill -9) under a steady flow of its events: how long until the gateway reaches the node again
+ * (vs a plain client, the floor), and whether an SSE stream opened before the kill misses any of the node's events.
+ */
+export async function benchFailover(options: { quick?: boolean } = {}): Promise<FailoverBenchResult> {
+  const settleMs = options.quick ? 3000 : 6000;
+  const dir = await mkdtemp(join(tmpdir(), 'virtbus-bench-failover-'));
+  const servers: BenchServer[] = await Promise.all(
+    [0, 1, 2].map(async (index) => ({ index, clientPort: await freePort(), routePort: await freePort(), httpPort: await freePort(), storeDir: join(dir, `js-${index}`) })),
+  );
+  const config = (server: BenchServer) =>
+    [
+      `server_name: "nats-${server.index}"`,
+      `http: "127.0.0.1:${server.httpPort}"`,
+      `cluster { name: "bench", listen: "127.0.0.1:${server.routePort}", routes: [${servers
+        .filter((other) => other !== server)
+        .map((other) => `"nats-route://127.0.0.1:${other.routePort}"`)
+        .join(', ')}] }`,
+    ].join('\n');
+  const urlOf = (server: BenchServer) => `nats://127.0.0.1:${server.clientPort}`;
+  let agent: Awaited<ReturnType<typeof spawnAgent>> | undefined;
+  let gateway: ChildProcess | undefined;
+  const connections: { close(): Promise<void> }[] = [];
+  const sse = new AbortController();
+  let generating = true;
+  try {
+    await Promise.all(servers.map(async (server) => (server.handle = await startNatsServer({ port: server.clientPort, storeDir: server.storeDir, config: config(server) }))));
+    agent = await spawnAgent({ node: 'fo', natsUrl: servers.map(urlOf).join(','), stateDir: join(dir, 'agent'), extraArgs: ['--heartbeat-interval', '1'] });
+    // the agent's server is the one that dies; everyone else sits on the other two
+    let victim: BenchServer | undefined;
+    for (const server of servers) {
+      const connz = (await fetch(`http://127.0.0.1:${server.httpPort}/connz?limit=1024`).then((response) => response.json())) as { connections?: { name?: string }[] };
+      if (connz.connections?.some((connection) => connection.name === 'virt-agent-fo')) victim = server;
+    }
+    if (!victim) throw new Error('no server holds the agent connection');
+    const survivors = servers.filter((server) => server !== victim).map(urlOf);
+    const nc = await connect({ servers: survivors, ...RECONNECT_FOREVER });
+    connections.push(nc);
+    const client = new VirtClient(nc, 1000);
+    const port = await freePort();
+    gateway = spawn(process.execPath, ['--import', 'tsx', 'apps/gateway/src/main.ts', '--nats', survivors.join(','), '--port', String(port), '--rate-limit', '0'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const ok = (path: string) => fetch(`${base}${path}`).then((response) => response.ok, () => false);
+    for (let attempt = 0; !(await ok('/v1/nodes/fo')); attempt++) {
+      if (attempt > 300) throw new Error('gateway did not come up');
+      await sleep(100);
+    }
+    await client.call('fo', 'domain.define', { name: 'web', driver: 'test', vcpus: 1, memory: 64 });
+    await client.call('fo', 'domain.state', { id: 'web', change: { action: 'start' } });
+
+    // every sequence number of the node the stream delivers
+    const delivered: number[] = [];
+    const response = await fetch(`${base}/v1/events?since=0&kind=all`, { signal: sse.signal });
+    if (response.status !== 200) throw new Error(`SSE answered ${response.status}`);
+    void (async () => {
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const data = /^data: (.*)$/m.exec(buffer.slice(0, end))?.[1];
+          buffer = buffer.slice(end + 2);
+          const event = data ? (JSON.parse(data) as { node?: string; seq?: number }) : undefined;
+          if (event?.node === 'fo' && typeof event.seq === 'number') delivered.push(event.seq);
+        }
+      }
+    })().catch(() => undefined);
+
+    // a steady flow of the node's events: suspend, resume, … (a call in flight during the move is tried again)
+    const phase: { killedAt?: number } = {};
+    let afterKill = 0;
+    const flow = (async () => {
+      for (let suspended = false; generating; ) {
+        const done = await client.call('fo', 'domain.state', { id: 'web', change: { action: suspended ? 'resume' : 'suspend' } }).then(
+          () => true,
+          () => false,
+        );
+        // a call whose answer was lost may have been done: the next action follows the domain's state
+        if (!done) suspended = await client.call('fo', 'domain.get', { id: 'web' }).then((domain) => domain.state === 'paused', () => suspended);
+        if (done) {
+          suspended = !suspended;
+          if (phase.killedAt !== undefined) afterKill++;
+        }
+        await sleep(done ? 20 : 50);
+      }
+    })();
+    await sleep(settleMs / 2);
+
+    process.kill(victim.handle!.pid, 'SIGKILL');
+    const killedAt = performance.now();
+    phase.killedAt = killedAt;
+    // a new attempt every 20 ms, not after the last one ended: a request that went to the dead server waits its whole
+    // timeout (10 s in the gateway), and the figure is when the node answers again, not when that request gives up
+    const probe = async (attempt: () => Promise<boolean>): Promise<{ ms: number | undefined; timedOut: number }> => {
+      let answeredAt: number | undefined;
+      let timedOut = 0;
+      const pending = new Set<Promise<void>>();
+      while (answeredAt === undefined && performance.now() - killedAt < 60_000) {
+        const begin = performance.now();
+        const run = attempt().then((answered) => {
+          if (answered) answeredAt = Math.min(answeredAt ?? Number.POSITIVE_INFINITY, performance.now());
+          else if (performance.now() - begin > 400) timedOut++;
+        });
+        pending.add(run);
+        void run.finally(() => pending.delete(run));
+        await sleep(20);
+      }
+      await Promise.all(pending);
+      return { ms: answeredAt === undefined ? undefined : answeredAt - killedAt, timedOut };
+    };
+    const [raw, viaGateway] = await Promise.all([
+      probe(() => client.call('fo', 'node.info', {}, { timeoutMs: 500 }).then(() => true, () => false)),
+      probe(() => ok('/v1/nodes/fo')),
+    ]);
+    const rawFailoverMs = raw.ms;
+    const gatewayFailoverMs = viaGateway.ms;
+    if (rawFailoverMs === undefined || gatewayFailoverMs === undefined) throw new Error(`no failover within 60 s (raw ${rawFailoverMs}, gateway ${gatewayFailoverMs})`);
+    await sleep(settleMs / 2);
+    generating = false;
+    await flow;
+
+    // every event the node published is in the stream; the SSE stream has caught up once it delivered the last one
+    // JetStream may still be electing leaders after the loss of a server: the read is tried again
+    let stored: Awaited<ReturnType<typeof storedNodeEvents>> | undefined;
+    for (const readUntil = Date.now() + 60_000; !stored; await sleep(500)) {
+      stored = await storedNodeEvents(nc, 'fo').catch((error: unknown) => {
+        if (Date.now() > readUntil) throw error;
+        return undefined;
+      });
+    }
+    const last = Math.max(...stored.map((event) => event.seq));
+    const deadline = Date.now() + 60_000;
+    while (!delivered.includes(last) && Date.now() < deadline) await sleep(100);
+    const storedSeqs = new Set(stored.map((event) => event.seq));
+    const deliveredSeqs = new Set(delivered);
+    const missing = (seen: Set<number>) => Array.from({ length: last }, (_, index) => index + 1).filter((seq) => !seen.has(seq)).length;
+    return {
+      events: last,
+      eventsAfterKill: afterKill,
+      gatewayFailoverMs: round(gatewayFailoverMs, 0),
+      rawFailoverMs: round(rawFailoverMs, 0),
+      slowFailures: { gateway: viaGateway.timedOut, raw: raw.timedOut },
+      sseMissing: missing(deliveredSeqs),
+      sseRepeated: delivered.length - deliveredSeqs.size,
+      storedMissing: missing(storedSeqs),
+      ratios: { gatewayFailoverVsRaw: round(gatewayFailoverMs / rawFailoverMs, 2) },
+    };
+  } finally {
+    generating = false;
+    sse.abort();
+    gateway?.kill('SIGTERM');
+    await agent?.stop();
+    for (const connection of connections) await connection.close();
+    await Promise.all(servers.map((server) => server.handle?.stop()));
     await rm(dir, { recursive: true, force: true });
   }
 }

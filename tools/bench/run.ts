@@ -7,7 +7,7 @@ import { benchHostScale, type HostScaleBenchResult } from './hostscale.js';
 import { benchCli, type CliBenchResult } from './cli.js';
 import { benchLibvirt, type Compared, type LibvirtBenchResult } from './libvirt.js';
 import { benchFleet, type FleetBenchResult } from './fleet.js';
-import { benchOutage, type OutageBenchResult } from './outage.js';
+import { benchFailover, benchOutage, type FailoverBenchResult, type OutageBenchResult } from './outage.js';
 import { benchMonitoring, type MonitoringBenchResult } from './monitoring.js';
 import { benchMigration, type MigrationBenchResult } from './migration.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
@@ -245,23 +245,31 @@ function cliMarkdown(result: CliBenchResult): string {
 function fleetMarkdown(result: FleetBenchResult): string {
   const ms = (s: LatencySummary) => `${round(s.p50Ms, 2)} | ${round(s.p90Ms, 2)} | ${round(s.p99Ms, 2)}`;
   return [
-    `## Node list at ${result.nodes} nodes: GET /v1/nodes (registry cache) vs raw NATS request/reply`,
+    `## Fleet at ${result.nodes} nodes × ${result.domainsPerNode} domains: GET /v1/nodes and GET /v1/domains vs raw NATS request/reply`,
     '',
-    `${result.nodes} simulated test-driver nodes in one process (tools/sim: a \`virt-agent\` service with every endpoint and a`,
-    `registry heartbeat each). ${result.requests} sequential calls per path, keep-alive HTTP. The fan-out row is the discovery the`,
-    `gateway used before (\`$SRV.INFO\` to every agent, done after 200 ms of silence), ${result.fanOut.runs} runs, for reference.`,
+    `${result.nodes} simulated test-driver nodes in one process (tools/sim: a \`virt-agent\` service with every endpoint, a registry`,
+    `heartbeat and ${result.domainsPerNode} domains each). ${result.requests} sequential calls per path, keep-alive HTTP; a call's time ends with`,
+    'its last byte and its check comes after (every node listed once; 100 domains, the rest counted, no stale node). The',
+    'same-size rows are NATS request/reply answering as many bytes as the gateway. The fan-out row is the discovery the gateway',
+    `used before (\`$SRV.INFO\` to every agent, done after 200 ms of silence), ${result.fanOut.runs} runs, for reference.`,
     '',
     '| path | p50 ms | p90 ms | p99 ms | bytes per answer |',
     '|---|---|---|---|---|',
     `| raw NATS request/reply | ${ms(result.raw)} | ~30 |`,
+    `| raw NATS request/reply, node-list size | ${ms(result.rawNodesSize)} | ${result.rawNodesSize.bytes} |`,
     `| GET /v1/nodes (${result.gatewayNodes.listed} nodes, one page) | ${ms(result.gatewayNodes)} | ${result.gatewayNodes.bytes} |`,
+    `| raw NATS request/reply, domain-page size | ${ms(result.rawDomainsSize)} | ${result.rawDomainsSize.bytes} |`,
+    `| GET /v1/domains?limit=100 (of ${result.gatewayDomains.total}) | ${ms(result.gatewayDomains)} | ${result.gatewayDomains.bytes} |`,
     `| old fan-out: $SRV.INFO (${result.fanOut.replies} replies) | ${ms(result.fanOut)} | ${result.fanOut.bytes} |`,
     '',
-    '| ratio | measured |',
-    '|---|---|',
-    `| GET /v1/nodes p50 / raw p50 | ${result.ratios.gatewayNodesP50VsRaw} |`,
-    `| fan-out p50 / GET /v1/nodes p50 | ${result.ratios.fanOutP50VsGatewayNodes} |`,
-    `| fan-out bytes / GET /v1/nodes bytes | ${result.ratios.fanOutBytesVsGatewayNodes} |`,
+    '| ratio | measured | target |',
+    '|---|---|---|',
+    `| GET /v1/nodes p50 / raw p50 | **${result.ratios.gatewayNodesP50VsRaw}** | ≤ 5 |`,
+    `| GET /v1/nodes p50 / same-size raw p50 | ${result.ratios.gatewayNodesP50VsRawSameSize} | |`,
+    `| GET /v1/domains?limit=100 p50 / raw p50 | **${result.ratios.gatewayDomainsP50VsRaw}** | ≤ 5 |`,
+    `| GET /v1/domains?limit=100 p50 / same-size raw p50 | ${result.ratios.gatewayDomainsP50VsRawSameSize} | |`,
+    `| fan-out p50 / GET /v1/nodes p50 | ${result.ratios.fanOutP50VsGatewayNodes} | |`,
+    `| fan-out bytes / GET /v1/nodes bytes | ${result.ratios.fanOutBytesVsGatewayNodes} | |`,
     '',
   ].join('\n');
 }
@@ -281,6 +289,30 @@ function outageMarkdown(result: OutageBenchResult): string {
     `| restart → plain client answered (floor) ms | ${result.rawRecoveryMs} |`,
     `| restart → gateway 200 ms | ${result.gatewayRecoveryMs} |`,
     `| gateway recovery / floor | **${result.ratios.gatewayRecoveryVsRaw}** |`,
+    '',
+  ].join('\n');
+}
+
+function failoverMarkdown(result: FailoverBenchResult): string {
+  return [
+    '## Failover: kill -9 of a node\'s NATS server in a three-server cluster',
+    '',
+    'Three routed nats-servers (JetStream replicas 3), one agent with all three URLs, the gateway and a plain nats.js client on',
+    'the two other servers. While the agent\'s events flow (suspend/resume every ~20 ms) its server is killed with SIGKILL; then',
+    'the time until a call on the node answers through the gateway vs through the plain client (the floor: the agent\'s own',
+    'move), each trying a new call every 20 ms from the kill on, and every sequence number of the node an SSE stream opened',
+    'before the kill delivered.',
+    '',
+    '| measurement | value | target |',
+    '|---|---|---|',
+    `| node events over the run (of them after the kill) | ${result.events} (${result.eventsAfterKill}) | |`,
+    `| kill → plain client answered by the node (floor) ms | ${result.rawFailoverMs} | |`,
+    `| kill → gateway 200 for the node ms | ${result.gatewayFailoverMs} | |`,
+    `| gateway failover / floor | **${result.ratios.gatewayFailoverVsRaw}** | |`,
+    `| attempts (one per 20 ms) that failed only after ≥ 400 ms: gateway / plain | ${result.slowFailures.gateway} / ${result.slowFailures.raw} | |`,
+    `| events missing on the open SSE stream | **${result.sseMissing}** | 0 |`,
+    `| events repeated on the open SSE stream | ${result.sseRepeated} | 0 |`,
+    `| events missing in the stream | ${result.storedMissing} | 0 |`,
     '',
   ].join('\n');
 }
@@ -310,10 +342,12 @@ if (selected('fleet')) {
 }
 
 if (selected('outage')) {
-  const outage = await benchOutage({ quick: values.quick });
+  const failover = await benchFailover({ quick: values.quick });
+  const outage = { ...(await benchOutage({ quick: values.quick })), failover };
   report.outage = outage;
-  sections.push(outageMarkdown(outage));
+  sections.push(outageMarkdown(outage), failoverMarkdown(failover));
   console.log(outageMarkdown(outage));
+  console.log(failoverMarkdown(failover));
 }
 
 if (selected('monitoring')) {

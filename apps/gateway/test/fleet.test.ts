@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,12 +6,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { generateSecurityBundle, natsConnectionOptions, renderNatsServerConfig, type NatsClientConfig, type SecurityBundle } from '@virtbus/security';
-import { EVENTS_STREAM, NODES_BUCKET, type LifecycleEvent, type NodeList } from '@virtbus/api-contract';
-import { freePort, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { EVENTS_STREAM, IDEMPOTENCY_HEADER, NODES_BUCKET, type FleetDomainList, type LifecycleEvent, type NodeList } from '@virtbus/api-contract';
+import { RECONNECT_FOREVER } from '@virtbus/client';
+import { freePort, hasBinaryOrSkip, spawnAgent, startNatsServer, storedNodeEvents, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
 const NODES = ['n1', 'n2', 'n3'] as const;
+/** How long each killed server stays down (issue #14: 60 s, longer than nats.js' default reconnect attempts). */
+const OUTAGE_MS = 60_000;
 
 interface ClusterServer {
   index: number;
@@ -35,6 +39,8 @@ describe.runIf(hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl'))('fl
   let gateway: RunningGateway;
   let nc: NatsConnection;
   let tap: EventTap;
+  let lateTap: EventTap;
+  let gatewayNc: NatsConnection | undefined;
   let bundle: SecurityBundle;
 
   /** Connection settings of one of the bundle's bus identities (TLS client certificate, own inbox prefix). */
@@ -53,21 +59,22 @@ describe.runIf(hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl'))('fl
   const start = (server: Omit<ClusterServer, 'handle'>, all: Omit<ClusterServer, 'handle'>[]) =>
     startNatsServer({ port: server.clientPort, storeDir: server.storeDir, config: config(server, all) });
 
-  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  async function api(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<{ status: number; body: Record<string, unknown> }> {
     const response = await fetch(`${gateway.url}${path}`, {
       method,
-      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...(idempotencyKey ? { [IDEMPOTENCY_HEADER]: idempotencyKey } : {}) } }),
     });
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
   }
 
-  /** Retries while the bus fails over (a node's agent reconnecting answers 503 for a moment). */
+  /** Retries while the bus fails over (a node's agent or the gateway reconnecting answers 503 for a moment); a write repeats with its idempotency key. */
   async function apiEventually(method: string, path: string, body: unknown, status: number): Promise<Record<string, unknown>> {
     const deadline = Date.now() + 30_000;
-    let last = await api(method, path, body);
+    const key = randomUUID();
+    let last = await api(method, path, body, key);
     while (last.status !== status && [503, 504].includes(last.status) && Date.now() < deadline) {
       await sleep(200);
-      last = await api(method, path, body);
+      last = await api(method, path, body, key);
     }
     expect(last, `${method} ${path}`).toMatchObject({ status });
     return last.body;
@@ -92,7 +99,7 @@ describe.runIf(hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl'))('fl
     const errors: string[] = [];
     void (async () => {
       const response = await fetch(`${gateway.url}${path}`, { signal: controller.signal });
-      expect(response.status).toBe(200);
+      if (response.status !== 200) throw new Error(`GET ${path} answered ${response.status}: ${await response.text()}`);
       const decoder = new TextDecoder();
       let buffer = '';
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
@@ -152,48 +159,20 @@ describe.runIf(hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl'))('fl
 
   afterAll(async () => {
     tap?.close();
+    lateTap?.close();
     await gateway?.close();
+    await gatewayNc?.close();
     await Promise.all([...agents.values()].map((agent) => agent.stop()));
     await nc?.close();
     await Promise.all(servers.map((server) => server.handle.stop()));
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('keeps the stream and the registry on three servers, serves every node, and survives losing one server', async () => {
-    const jsm = await jetstreamManager(nc);
-    expect((await jsm.streams.info(EVENTS_STREAM)).config.num_replicas).toBe(3);
-    expect((await jsm.streams.info(`KV_${NODES_BUCKET}`)).config.num_replicas).toBe(3);
-
-    // the server n1 is on is the one that dies; the gateway sits on another
-    const victim = await serverOf('virt-agent-n1');
-    const gatewayServer = servers.find((server) => server !== victim)!;
-    gateway = await startGateway({ natsConfig: identity('gateway', `tls://127.0.0.1:${gatewayServer.clientPort}`), host: '127.0.0.1', port: 0, sseStallCheckMs: 1000 });
-
-    const listed = await api('GET', '/v1/nodes');
-    expect(listed.status).toBe(200);
-    expect((listed.body as unknown as NodeList).nodes.map((node) => [node.node, node.online])).toEqual(NODES.map((node) => [node, true]));
-
-    // every family, so each node's sequence (shared by pool, network and domain events) must come without a gap
-    tap = openTap('/v1/events?since=0&kind=all');
-    const cycle = ['start', 'suspend', 'resume', 'shutdown'] as const;
-    await Promise.all(NODES.map((node) => lifecycle(node, `web-${node}`, cycle)));
-    for (const node of NODES) expect((await eventsOf(node, 5)).map((event) => event.type)).toEqual(['DEFINED', 'STARTED', 'SUSPENDED', 'RESUMED', 'STOPPED']);
-
-    process.kill(victim.handle.pid, 'SIGKILL');
-    await victim.handle.stop();
-    // during the outage: n1 fails over to another server, every node keeps working and listing
-    await Promise.all(NODES.map((node) => lifecycle(node, `db-${node}`, ['start'])));
-    const during = await api('GET', '/v1/nodes');
-    expect(during.status).toBe(200);
-    expect((during.body as unknown as NodeList).nodes.map((node) => [node.node, node.online])).toEqual(NODES.map((node) => [node, true]));
-    expect((await serverOf('virt-agent-n1')).index).not.toBe(victim.index);
-    for (const node of NODES) expect((await eventsOf(node, 7)).slice(5).map((event) => event.type)).toEqual(['DEFINED', 'STARTED']);
-
-    // the server comes back with its store and rejoins the cluster: the stream has three current replicas again
-    victim.handle = await start(victim, servers);
-    const back = await connect(natsConnectionOptions(identity('admin', `tls://127.0.0.1:${victim.clientPort}`)));
+  /** Waits until the restarted server answers JetStream and every replica of the events stream is current again. */
+  async function expectRejoined(server: ClusterServer): Promise<void> {
+    const back = await connect(natsConnectionOptions(identity('admin', `tls://127.0.0.1:${server.clientPort}`)));
     try {
-      const deadline = Date.now() + 30_000;
+      const deadline = Date.now() + 60_000;
       let peers: { name: string; current: boolean }[] = [];
       while (Date.now() < deadline) {
         // the rejoining server answers JetStream only once it caught up with the meta group
@@ -209,18 +188,114 @@ describe.runIf(hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl'))('fl
     } finally {
       await back.close();
     }
-    await Promise.all(NODES.map((node) => apiEventually('PUT', `/v1/nodes/${node}/domains/db-${node}/state`, { action: 'shutdown' }, 200)));
+  }
 
-    // one SSE stream saw every event of every node, in each node's order, with no gap and no repeat
-    for (const node of NODES) {
-      const events = await eventsOf(node, 8);
-      expect(events.map((event) => `${event.name}/${event.type}`).slice(5)).toEqual([`db-${node}/DEFINED`, `db-${node}/STARTED`, `db-${node}/STOPPED`]);
-      const sequence = tap.events.filter((item) => item.event.node === node).map((item) => item.event.seq);
-      expect(sequence).toEqual(Array.from({ length: sequence.length }, (_, index) => index + 1));
-      expect(sequence.at(-1)).toBe(events.at(-1)!.seq);
+  /** Every node listed online by GET /v1/nodes. */
+  async function expectNodesListed(eventually: boolean): Promise<void> {
+    const listed = eventually ? { status: 200, body: await apiEventually('GET', '/v1/nodes', undefined, 200) } : await api('GET', '/v1/nodes');
+    expect(listed.status).toBe(200);
+    expect((listed.body as unknown as NodeList).nodes.map((node) => [node.node, node.online])).toEqual(NODES.map((node) => [node, true]));
+  }
+
+  /** GET /v1/domains answers, and shows each `node/name` in its state within a bound (the index follows events). */
+  async function expectFleetDomains(states: Record<string, string>, eventually: boolean): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    let shown: Record<string, string> = {};
+    for (;;) {
+      const listed = eventually ? { status: 200, body: await apiEventually('GET', '/v1/domains', undefined, 200) } : await api('GET', '/v1/domains');
+      expect(listed.status).toBe(200);
+      shown = Object.fromEntries((listed.body as unknown as FleetDomainList).domains.map((domain) => [`${domain.node}/${domain.name}`, domain.state]));
+      if (Object.entries(states).every(([key, state]) => shown[key] === state) || Date.now() > deadline) break;
+      await sleep(250);
     }
-    expect(tap.errors).toEqual([]);
-    const ids = tap.events.map((item) => item.id);
-    expect(ids).toEqual([...new Set(ids)].sort((a, b) => a - b));
-  });
+    expect(shown).toMatchObject(states);
+  }
+
+  /**
+   * kill -9 of one server for OUTAGE_MS: `first` runs at once (calls on every node), then until the server comes back
+   * the node and fleet lists are asked every 2 s and each node's `toggled` domain is suspended and resumed, so events
+   * keep flowing through the outage. `fromGateway`: the gateway's own server, so its first answers may be 503 while it
+   * reconnects. Ends once the restarted server has rejoined.
+   */
+  async function outage(server: ClusterServer, toggled: string, fromGateway: boolean, first: () => Promise<void>): Promise<void> {
+    const killedAt = Date.now();
+    process.kill(server.handle.pid, 'SIGKILL');
+    await server.handle.stop();
+    await first();
+    await expectNodesListed(fromGateway);
+    const states = Object.fromEntries(NODES.map((node) => [`${node}/${toggled}`, 'running']));
+    await expectFleetDomains(states, fromGateway);
+    let suspended = false;
+    while (Date.now() - killedAt < OUTAGE_MS) {
+      await Promise.all(NODES.map((node) => apiEventually('PUT', `/v1/nodes/${node}/domains/${toggled}/state`, { action: suspended ? 'resume' : 'suspend' }, 200)));
+      suspended = !suspended;
+      await expectNodesListed(false);
+      await expectFleetDomains(Object.fromEntries(Object.keys(states).map((key) => [key, suspended ? 'paused' : 'running'])), false);
+      await sleep(Math.min(2000, Math.max(0, OUTAGE_MS - (Date.now() - killedAt))));
+    }
+    if (suspended) await Promise.all(NODES.map((node) => apiEventually('PUT', `/v1/nodes/${node}/domains/${toggled}/state`, { action: 'resume' }, 200)));
+    // the server comes back with its store and rejoins the cluster: the stream has three current replicas again
+    server.handle = await start(server, servers);
+    await expectRejoined(server);
+  }
+
+  it(
+    'keeps the stream and the registry on three servers, serves every node, and survives losing a node\'s server and then the gateway\'s for 60 s each',
+    async () => {
+      const jsm = await jetstreamManager(nc);
+      expect((await jsm.streams.info(EVENTS_STREAM)).config.num_replicas).toBe(3);
+      expect((await jsm.streams.info(`KV_${NODES_BUCKET}`)).config.num_replicas).toBe(3);
+
+      // the server n1 is on dies first; the gateway sits on another (tried first, then the rest), which dies second
+      const victim = await serverOf('virt-agent-n1');
+      const gatewayServer = servers.find((server) => server !== victim)!;
+      const ordered = [gatewayServer, ...servers.filter((server) => server !== gatewayServer)].map((server) => `tls://127.0.0.1:${server.clientPort}`);
+      gatewayNc = await connect({ name: 'virtbus-gateway', noAsyncTraces: true, ...RECONNECT_FOREVER, ...natsConnectionOptions(identity('gateway', ordered.join(','))), noRandomize: true });
+      gateway = await startGateway({ nc: gatewayNc, host: '127.0.0.1', port: 0, sseStallCheckMs: 1000 });
+      expect((await serverOf('virtbus-gateway')).index).toBe(gatewayServer.index);
+
+      await expectNodesListed(false);
+      // every family, so each node's sequence (shared by pool, network and domain events) must come without a gap
+      tap = openTap('/v1/events?since=0&kind=all');
+      const cycle = ['start', 'suspend', 'resume', 'shutdown'] as const;
+      await Promise.all(NODES.map((node) => lifecycle(node, `web-${node}`, cycle)));
+      for (const node of NODES) expect((await eventsOf(node, 5)).map((event) => event.type)).toEqual(['DEFINED', 'STARTED', 'SUSPENDED', 'RESUMED', 'STOPPED']);
+
+      // a node's server dies: n1 fails over to another server, every node keeps working and listing, a new stream opens
+      await outage(victim, `db`, false, async () => {
+        await Promise.all(NODES.map((node) => lifecycle(node, 'db', ['start'])));
+        expect((await serverOf('virt-agent-n1')).index).not.toBe(victim.index);
+        lateTap = openTap('/v1/events?since=0&kind=all');
+        for (const node of NODES) expect((await eventsOf(node, 7)).slice(5).map((event) => `${event.name}/${event.type}`)).toEqual(['db/DEFINED', 'db/STARTED']);
+      });
+
+      // the gateway's own server dies: the gateway moves to another one and answers again, its open streams go on
+      await outage(gatewayServer, 'app', true, async () => {
+        await Promise.all(NODES.map((node) => lifecycle(node, 'app', ['start'])));
+        expect((await serverOf('virtbus-gateway')).index).not.toBe(gatewayServer.index);
+      });
+
+      await Promise.all(NODES.map((node) => apiEventually('PUT', `/v1/nodes/${node}/domains/db/state`, { action: 'shutdown' }, 200)));
+      await Promise.all(NODES.map((node) => apiEventually('PUT', `/v1/nodes/${node}/domains/app/state`, { action: 'shutdown' }, 200)));
+
+      // both SSE streams saw every event of every node, in each node's order, with no gap and no repeat
+      const stored = await Promise.all(NODES.map((node) => storedNodeEvents(nc, node)));
+      for (const [index, node] of NODES.entries()) {
+        const last = Math.max(...stored[index]!.map((event) => event.seq));
+        for (const [name, open] of [['tap opened before the outages', tap] as const, ['tap opened during the first outage', lateTap] as const]) {
+          const deadline = Date.now() + 30_000;
+          const sequence = () => open.events.filter((item) => item.event.node === node).map((item) => item.event.seq);
+          while (!sequence().includes(last) && open.errors.length === 0 && Date.now() < deadline) await sleep(100);
+          expect(sequence(), `${node}, ${name}, errors: ${open.errors.join('; ')}`).toEqual(Array.from({ length: last }, (_, position) => position + 1));
+          const lifecycleEvents = open.events.filter((item) => item.event.node === node && item.event.kind === 'domain.lifecycle').map((item) => `${item.event.name}/${item.event.type}`);
+          expect(lifecycleEvents.slice(-2)).toEqual(['db/STOPPED', 'app/STOPPED']);
+          expect(open.errors).toEqual([]);
+          const ids = open.events.map((item) => item.id);
+          expect(ids).toEqual([...new Set(ids)].sort((a, b) => a - b));
+        }
+      }
+    },
+    // two outages of OUTAGE_MS, each followed by a rejoin (seconds), plus the lifecycles around them
+    2 * OUTAGE_MS + 240_000,
+  );
 });

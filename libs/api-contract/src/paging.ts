@@ -102,6 +102,8 @@ export interface TakePageOptions<S, T> {
   query: PageQuery;
   /** Bytes the page's items may take in JSON (the reply bound minus PAGE_ENVELOPE_BYTES). */
   maxBytes: number;
+  /** Bytes an item takes in the reply (default: its JSON's UTF-8 length); views that are already serialized know it. */
+  sizeOf?: (item: T) => number;
 }
 
 /**
@@ -110,6 +112,7 @@ export interface TakePageOptions<S, T> {
  */
 export function takePage<S, T>(sorted: readonly S[], options: TakePageOptions<S, T>): Page<T> {
   const { keyOf, view, query, maxBytes } = options;
+  const sizeOf = options.sizeOf ?? ((item: T) => utf8Length(JSON.stringify(item)));
   let start = 0;
   if (query.continue !== undefined) {
     const after = decodeContinueToken(query.continue);
@@ -126,7 +129,7 @@ export function takePage<S, T>(sorted: readonly S[], options: TakePageOptions<S,
   let end = start;
   while (end < sorted.length && items.length < limit) {
     const item = view(sorted[end]!);
-    const size = utf8Length(JSON.stringify(item)) + 1;
+    const size = sizeOf(item) + 1;
     if (bytes + size > maxBytes) {
       if (items.length === 0) throw new VirtError('REPLY_TOO_LARGE', `one item of this list is larger than a reply may be (${maxBytes} bytes)`);
       break;

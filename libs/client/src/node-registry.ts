@@ -91,6 +91,7 @@ export class NodeRegistryCache {
   private lastMessageAt = Date.now();
   private restartRequested = false;
   private readonly listeners = new Set<(node: string, entry: RegisteredNode | undefined) => void>();
+  private sortedNames: string[] | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -148,21 +149,28 @@ export class NodeRegistryCache {
 
   /** Every registered node in name order, as the API lists them. */
   summaries(now = Date.now()): NodeSummary[] {
-    return [...this.nodes.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([node, entry]) => {
-        const { record } = entry;
-        return {
-          node,
-          id: record.serviceId ?? '',
-          version: record.version,
-          online: this.isOnline(entry, now),
-          ...(record.startedAt ? { startedAt: record.startedAt } : {}),
-          lastHeartbeat: new Date(entry.storedAt).toISOString(),
-          ...(record.drivers ? { drivers: record.drivers } : {}),
-          ...(record.domains ? { domains: record.domains } : {}),
-        };
-      });
+    return this.names().map((node) => this.summary(node, this.nodes.get(node)!, now));
+  }
+
+  /** Registered node names in code-unit order (kept sorted until a node comes or goes). */
+  names(): readonly string[] {
+    this.sortedNames ??= [...this.nodes.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return this.sortedNames;
+  }
+
+  /** One node as the API lists it; `online` may be given to build the other variant of a cached answer. */
+  summary(node: string, entry: RegisteredNode, now = Date.now(), online = this.isOnline(entry, now)): NodeSummary {
+    const { record } = entry;
+    return {
+      node,
+      id: record.serviceId ?? '',
+      version: record.version,
+      online,
+      ...(record.startedAt ? { startedAt: record.startedAt } : {}),
+      lastHeartbeat: new Date(entry.storedAt).toISOString(),
+      ...(record.drivers ? { drivers: record.drivers } : {}),
+      ...(record.domains ? { domains: record.domains } : {}),
+    };
   }
 
   /** Tells `listener` about every entry applied (undefined: the node was deleted); returns the unsubscribe. */
@@ -211,7 +219,7 @@ export class NodeRegistryCache {
     this.lastMessageAt = Date.now();
     if (!isNodeName(entry.key)) return;
     if (entry.operation !== 'PUT') {
-      this.nodes.delete(entry.key);
+      if (this.nodes.delete(entry.key)) this.sortedNames = undefined;
       this.notify(entry.key, undefined);
       return;
     }
@@ -230,6 +238,7 @@ export class NodeRegistryCache {
     // receipt time of a live update has no clock skew; the initial load only has the bus's time
     const seenAt = live ? Date.now() : storedAt;
     const next: RegisteredNode = { record, storedAt, seenAt: Math.max(seenAt, previous?.seenAt ?? 0), ...(previous?.unreachableAt !== undefined ? { unreachableAt: previous.unreachableAt } : {}) };
+    if (!previous) this.sortedNames = undefined;
     this.nodes.set(entry.key, next);
     this.notify(entry.key, next);
   }

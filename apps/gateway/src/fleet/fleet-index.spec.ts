@@ -104,6 +104,44 @@ describe('FleetIndex', () => {
     index.close();
   });
 
+  it('answers every page as filtering the whole fleet list and paging it would (items, remaining, continue), byte bound included', async () => {
+    const nodes = new Nodes();
+    for (const node of ['n2', 'n10', 'n1', 'm', 'empty']) {
+      const count = node === 'empty' ? 0 : node.length * 3;
+      for (let i = 0; i < count; i++) nodes.add(node, `vm-${(i * 7) % 11}`, { tier: i % 3 === 0 ? 'db' : 'web' }, i % 2 === 0 ? 'running' : 'shutoff');
+    }
+    nodes.domains.set('empty', new Map());
+    const index = new FleetIndex(nodes);
+    for (const node of nodes.domains.keys()) index.setNode(node, 'g1');
+    expect(await index.whenSynced(5000)).toBe(true);
+    const every = [...nodes.domains.values()]
+      .flatMap((map) => [...map.values()])
+      .map((d) => ({ node: d.node, uuid: d.uuid, name: d.name, driver: d.driver, state: d.state, reason: d.reason, labels: d.config.labels!, stateChangedAt: d.stateChangedAt }))
+      .sort((a, b) => (a.node !== b.node ? (a.node < b.node ? -1 : 1) : a.name !== b.name ? (a.name < b.name ? -1 : 1) : a.uuid < b.uuid ? -1 : 1));
+    const queries: FleetDomainListRequest[] = [{}, { limit: 1 }, { limit: 4 }, { limit: 7, state: 'running' }, { limit: 3, labelSelector: 'tier=db' }, { prefix: 'vm-1', limit: 2 }, { limit: 1000 }];
+    for (const [query, visible, maxBytes] of [
+      ...queries.map((query) => [query, everyone, BYTES] as const),
+      [{ limit: 5 }, (node: string) => node !== 'n10', BYTES] as const,
+      [{}, everyone, 1500] as const,
+    ]) {
+      const selector = query.labelSelector === 'tier=db' ? (d: FleetDomain) => d.labels?.['tier'] === 'db' : () => true;
+      const matching = every.filter((d) => visible(d.node) && (query.state === undefined || d.state === query.state) && (query.prefix === undefined || d.name.startsWith(query.prefix)) && selector(d));
+      let token: string | undefined;
+      do {
+        const page = index.page({ ...query, ...(token ? { continue: token } : {}) }, visible, maxBytes);
+        const reference = takePage(matching, { keyOf: (d) => [d.node, d.name, d.uuid], view: (d) => d, query: { ...query, ...(token ? { continue: token } : {}) }, maxBytes });
+        expect({ domains: page.domains, remaining: page.remaining, continue: page.continue }, JSON.stringify(query)).toEqual({
+          domains: reference.items,
+          remaining: reference.remaining,
+          continue: reference.continue,
+        });
+        token = page.continue;
+      } while (token);
+    }
+    expect(() => index.page({ continue: 'bm90LWEtdG9rZW4' }, everyone, BYTES)).toThrow(/invalid continue token/);
+    index.close();
+  });
+
   it('applies lifecycle events, drops repeats and learns the driver of a new domain', async () => {
     const nodes = new Nodes();
     const web = nodes.add('n1', 'web');

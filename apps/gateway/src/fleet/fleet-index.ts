@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   compareKeys,
   decodeContinueToken,
+  encodeContinueToken,
   matchesLabelSelector,
   parseLabelSelector,
   takePage,
@@ -65,6 +66,7 @@ const isLifecycle = (event: NumberedEvent): event is LifecycleEvent => event.kin
  */
 export class FleetIndex {
   private readonly nodes = new Map<string, NodeState>();
+  private sortedNodes: string[] | undefined;
   private readonly queue: string[] = [];
   private active = 0;
   private closed = false;
@@ -95,6 +97,7 @@ export class FleetIndex {
       this.resync(node);
       return;
     }
+    this.sortedNodes = undefined;
     this.nodes.set(node, {
       generation,
       domains: new Map(),
@@ -116,6 +119,7 @@ export class FleetIndex {
     if (!state) return;
     state.removed = true;
     this.nodes.delete(node);
+    this.sortedNodes = undefined;
     this.wake();
   }
 
@@ -164,10 +168,10 @@ export class FleetIndex {
 
   /** Nodes whose entries are not current (not yet listed, being listed again, or failing). */
   staleNodes(): string[] {
-    return [...this.nodes.entries()]
-      .filter(([, state]) => !state.synced || state.syncing)
-      .map(([node]) => node)
-      .sort(byCodeUnits);
+    // asked on every page: one pass over the nodes, no intermediate arrays
+    const stale: string[] = [];
+    for (const [node, state] of this.nodes) if (!state.synced || state.syncing) stale.push(node);
+    return stale.sort(byCodeUnits);
   }
 
   /** Resolves true once every known node is synced, false after `timeoutMs`. */
@@ -189,31 +193,52 @@ export class FleetIndex {
     return true;
   }
 
-  /** One page of the fleet list in (node, name, uuid) order over the nodes `visible` lets through. */
+  /**
+   * One page of the fleet list in (node, name, uuid) order over the nodes `visible` lets through. Only the page's
+   * items are collected: nodes and domains before the token are skipped by search, and the rest is counted (by
+   * size without filters), so a call costs the page plus one step per node, not one per domain of the fleet.
+   */
   page(query: FleetDomainListRequest, visible: (node: string) => boolean, maxBytes: number): FleetDomainList {
     const selector = parseLabelSelector(query.labelSelector ?? '');
-    const after = query.continue;
-    const names = [...this.nodes.keys()].filter(visible).sort(byCodeUnits);
-    const matching: FleetDomain[] = [];
-    // takePage decodes the token again; nodes before its key are skipped here without filtering their domains
-    const firstNode = after === undefined ? undefined : decodeFirst(after);
-    for (const node of names) {
-      if (firstNode !== undefined && node < firstNode) continue;
-      for (const domain of this.sortedOf(this.nodes.get(node)!)) {
-        if (query.state !== undefined && domain.state !== query.state) continue;
-        if (query.driver !== undefined && domain.driver !== query.driver) continue;
-        if (query.prefix !== undefined && !domain.name.startsWith(query.prefix)) continue;
-        if (!matchesLabelSelector(domain.labels, selector)) continue;
-        matching.push(domain);
+    const filtered = query.state !== undefined || query.driver !== undefined || query.prefix !== undefined || query.labelSelector !== undefined;
+    const matches = (domain: FleetDomain): boolean =>
+      (query.state === undefined || domain.state === query.state) &&
+      (query.driver === undefined || domain.driver === query.driver) &&
+      (query.prefix === undefined || domain.name.startsWith(query.prefix)) &&
+      matchesLabelSelector(domain.labels, selector);
+    const after = query.continue === undefined ? undefined : decodeContinueToken(query.continue);
+    const limit = query.limit ?? Number.POSITIVE_INFINITY;
+    const candidates: FleetDomain[] = [];
+    let beyond = 0;
+    for (const node of this.nodeNames()) {
+      if (after !== undefined && node < after[0]!) continue;
+      if (!visible(node)) continue;
+      const sorted = this.sortedOf(this.nodes.get(node)!);
+      let start = 0;
+      if (after !== undefined && node === after[0]) {
+        let high = sorted.length;
+        while (start < high) {
+          const middle = (start + high) >>> 1;
+          const domain = sorted[middle]!;
+          if (compareKeys([domain.node, domain.name, domain.uuid], after) <= 0) start = middle + 1;
+          else high = middle;
+        }
       }
+      let index = start;
+      for (; index < sorted.length && candidates.length < limit; index++) if (matches(sorted[index]!)) candidates.push(sorted[index]!);
+      if (!filtered) beyond += sorted.length - index;
+      else for (; index < sorted.length; index++) if (matches(sorted[index]!)) beyond++;
     }
     const stale = this.staleNodes().filter(visible);
     const envelope = stale.reduce((bytes, node) => bytes + node.length + 3, 0);
-    const page = takePage(matching, { keyOf: (domain) => [domain.node, domain.name, domain.uuid], view: (domain) => domain, query, maxBytes: maxBytes - envelope });
+    // the candidates start after the token already; takePage only applies the limit and the byte bound
+    const page = takePage(candidates, { keyOf: (domain) => [domain.node, domain.name, domain.uuid], view: (domain) => domain, query: { ...(query.limit ? { limit: query.limit } : {}) }, maxBytes: maxBytes - envelope });
+    const remaining = page.remaining + beyond;
+    const last = page.items.at(-1);
     return {
       domains: page.items,
-      ...(page.continue ? { continue: page.continue } : {}),
-      remaining: page.remaining,
+      ...(remaining > 0 && last ? { continue: encodeContinueToken([last.node, last.name, last.uuid]) } : {}),
+      remaining,
       asOf: new Date().toISOString(),
       ...(stale.length > 0 ? { stale } : {}),
     };
@@ -223,6 +248,12 @@ export class FleetIndex {
     this.closed = true;
     this.queue.length = 0;
     this.wake();
+  }
+
+  /** Known nodes in code-unit order, kept until a node comes or goes. */
+  private nodeNames(): string[] {
+    this.sortedNodes ??= [...this.nodes.keys()].sort(byCodeUnits);
+    return this.sortedNodes;
   }
 
   private sortedOf(state: NodeState): FleetDomain[] {
@@ -364,13 +395,4 @@ export class FleetIndex {
 
 function byCodeUnits(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** The node part of a continue token; an invalid token is left to takePage to refuse. */
-function decodeFirst(token: string): string | undefined {
-  try {
-    return decodeContinueToken(token)[0];
-  } catch {
-    return undefined;
-  }
 }

@@ -35,6 +35,8 @@ export interface AgentClient {
   call<N extends OperationName>(node: string, operation: N, request: OperationRequest<N>, options?: CallOptions): Promise<OperationResponse<N>>;
   /** Every registered node, from the watch-fed registry cache (no agent is asked); online = recent heartbeat. */
   listNodes(): Promise<NodeSummary[]>;
+  /** The registry cache once loaded; BUS_UNAVAILABLE while the bus is down or the first load takes too long. */
+  loadedRegistry(): Promise<NodeRegistryCache>;
   /** The heartbeat age under which a node counts as online. */
   onlineWithinSeconds(): Promise<number>;
   /** The watch-fed node registry cache (started on first use). */
@@ -200,13 +202,17 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     return nodeRegistry;
   }
 
-  async function listNodes(): Promise<NodeSummary[]> {
+  async function loadedRegistry(): Promise<NodeRegistryCache> {
     await liveConnection();
     const cache = await registry();
     // older callers passed the fan-out's reply wait (50–500 ms); a first registry load gets at least 5 s
     const waitMs = Math.max(options.discoveryWaitMs ?? 0, REGISTRY_LOAD_WAIT_MS);
     if (!(await cache.ready(waitMs))) throw new VirtError('BUS_UNAVAILABLE', `the node registry did not load within ${waitMs} ms`);
-    return cache.summaries();
+    return cache;
+  }
+
+  async function listNodes(): Promise<NodeSummary[]> {
+    return (await loadedRegistry()).summaries();
   }
 
   async function onlineWithinSeconds(): Promise<number> {
@@ -219,7 +225,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     await (await cache?.catch(() => undefined))?.close();
   }
 
-  return { call, listNodes, onlineWithinSeconds, registry, isRegistered, connection, liveConnection, busDownSince: () => busDown?.since, close };
+  return { call, listNodes, loadedRegistry, onlineWithinSeconds, registry, isRegistered, connection, liveConnection, busDownSince: () => busDown?.since, close };
 }
 
 async function agentClientPlugin(app: FastifyInstance, options: AgentClientOptions): Promise<void> {

@@ -106,19 +106,37 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
       const filter = kind === 'domain' ? Subjects.domainEventFilter({ node, uuid: domain, type }) : Subjects.eventKindFilter({ node, kind });
       const nc = await app.agents.liveConnection();
       const jsm = await jetstreamManager(nc);
-      let lastSeq: number;
-      try {
-        // without a resume point the stream starts after what the stream holds now (that is "only new events")
-        lastSeq = after ?? (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
-        if (after !== undefined) await jsm.streams.info(EVENTS_STREAM);
-      } catch (error) {
-        throw new VirtError('AGENT_UNREACHABLE', `the event stream ${EVENTS_STREAM} does not exist yet: no agent has started`, { cause: error });
-      }
       const open = async (): Promise<{ consumer: Consumer; messages: ConsumerMessages }> => {
         const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, { filter_subjects: filter, deliver_policy: 'by_start_sequence', opt_start_seq: lastSeq + 1 });
         return { consumer, messages: await consumer.consume() };
       };
-      let current = await open();
+      let lastSeq = 0;
+      // a stream that loses a server answers nothing (or 503) while it elects a leader: a new stream waits for that, bounded
+      const openFirst = async (): Promise<{ consumer: Consumer; messages: ConsumerMessages }> => {
+        const openUntil = Date.now() + Math.min(resumeDeadlineMs, 10_000);
+        for (let attempt = 0; ; attempt++) {
+          try {
+            // without a resume point the stream starts after what the stream holds now (that is "only new events")
+            lastSeq = after ?? (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
+            if (after !== undefined) await jsm.streams.info(EVENTS_STREAM);
+          } catch (error) {
+            if (/stream not found/i.test(String((error as Error).message))) {
+              throw new VirtError('AGENT_UNREACHABLE', `the event stream ${EVENTS_STREAM} does not exist yet: no agent has started`, { cause: error });
+            }
+            if (Date.now() > openUntil) throw new VirtError('BUS_UNAVAILABLE', `the event stream ${EVENTS_STREAM} does not answer: ${(error as Error).message}`, { cause: error });
+            await sleep(Math.min(1000, 100 * 2 ** Math.min(attempt, 4)) * (0.5 + Math.random() / 2));
+            continue;
+          }
+          try {
+            return await open();
+          } catch (error) {
+            if (Date.now() > openUntil) throw new VirtError('BUS_UNAVAILABLE', `no consumer of the event stream could be made: ${(error as Error).message}`, { cause: error });
+            request.log.warn({ err: error, attempt }, 'event consumer not made yet; trying again');
+            await sleep(Math.min(1000, 100 * 2 ** Math.min(attempt, 4)) * (0.5 + Math.random() / 2));
+          }
+        }
+      };
+      let current = await openFirst();
 
       reply.hijack();
       const res = reply.raw;

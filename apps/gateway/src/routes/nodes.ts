@@ -1,7 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { PAGE_ENVELOPE_BYTES, PageRequestFields, takePage } from '@virtbus/api-contract';
-import { visibleNodes } from '@virtbus/security';
+import { PAGE_ENVELOPE_BYTES, PageRequestFields } from '@virtbus/api-contract';
+import type { NodeRegistryCache } from '@virtbus/client';
+import { canSeeNode } from '@virtbus/security';
+import { NodeListJson } from '../fleet/node-list.js';
 import { Tags } from '../plugins/openapi.js';
 import { errorResponses, ref } from '../schemas.js';
 
@@ -10,6 +12,7 @@ const NodeListQuery = Type.Object({ ...PageRequestFields }, { additionalProperti
 const NODE_PAGE_BYTES = 1024 * 1024 - PAGE_ENVELOPE_BYTES;
 
 export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const nodeLists = new WeakMap<NodeRegistryCache, NodeListJson>();
   app.get(
     '/v1/nodes',
     {
@@ -21,15 +24,13 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('NodeList'), ...errorResponses('AGENT_UNREACHABLE', 'BUS_UNAVAILABLE') },
       },
     },
-    async (request) => {
-      // callers limited to some nodes see only those; paging runs over what they may see
-      const visible = visibleNodes(request.identity, await app.agents.listNodes(), (summary) => summary.node);
-      const page = takePage(visible, { keyOf: (summary) => [summary.node], view: (summary) => summary, query: request.query, maxBytes: NODE_PAGE_BYTES });
-      return {
-        nodes: page.items,
-        ...(page.continue ? { continue: page.continue, remaining: page.remaining } : {}),
-        onlineWithinSeconds: await app.agents.onlineWithinSeconds(),
-      };
+    async (request, reply) => {
+      const registry = await app.agents.loadedRegistry();
+      let list = nodeLists.get(registry);
+      if (!list) nodeLists.set(registry, (list = new NodeListJson(registry)));
+      // callers limited to some nodes see only those; paging runs over what they may see. Already JSON: sent as is
+      const body = list.page(request.query, (node) => canSeeNode(request.identity, node), NODE_PAGE_BYTES);
+      return reply.type('application/json; charset=utf-8').send(body);
     },
   );
 };
