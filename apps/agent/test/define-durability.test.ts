@@ -60,4 +60,24 @@ describe('a define is durable through its event log record', () => {
     await agent.stop();
     agent = undefined;
   });
+
+  it('a domain is found by domain.get as soon as its DEFINED event is out (subscribers ask for what events announce)', async () => {
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'visible'), extraArgs: AGENT_ARGS });
+    const lookups: Promise<string>[] = [];
+    const sub = nc.subscribe(`virt.v1.${NODE}.events.domain.*.DEFINED`, {
+      callback: (_error, msg) => {
+        const uuid = (msg.json() as { uuid: string }).uuid;
+        lookups.push(client.call(NODE, 'domain.get', { id: uuid }).then(() => 'found', (error: unknown) => `${uuid}: ${(error as Error).message}`));
+      },
+    });
+    await nc.flush();
+    await Promise.all(Array.from({ length: 24 }, (_, index) => client.call(NODE, 'domain.define', { name: `vis-${index}`, driver: 'test', vcpus: 1, memory: 64 })));
+    await nc.flush();
+    for (let waited = 0; lookups.length < 24 && waited < 100; waited++) await new Promise((resolve) => setTimeout(resolve, 50));
+    sub.unsubscribe();
+    expect((await Promise.all(lookups)).filter((outcome) => outcome !== 'found')).toEqual([]);
+    expect(lookups).toHaveLength(24);
+    await agent.stop();
+    agent = undefined;
+  });
 });

@@ -627,11 +627,19 @@ export class DomainManager {
     // One wait for the disk: the DEFINED record carries the whole definition (durable in the log until a snapshot, before
     // which the store syncs the file), and the file is written meanwhile without a sync. Whichever failed, the other is
     // undone. After a crash the file is rebuilt from the record (DomainStore.loadAll), or a file without its event gets DEFINED.
-    const [saved, recorded] = await Promise.allSettled([this.options.store.saveUnsynced(stored), this.publish(stored, { type: 'DEFINED', detail: 'ADDED' }, stored)]);
-    if (saved.status === 'fulfilled' && recorded.status === 'fulfilled') {
+    // Visible before its DEFINED event can go out (subscribers ask for what events announce); jobs on it wait for the
+    // writes under its lock, and a failed define takes it away again.
+    await this.locks.run(uuid, async () => {
       this.domains.set(uuid, stored);
-      return;
-    }
+      const [saved, recorded] = await Promise.allSettled([this.options.store.saveUnsynced(stored), this.publish(stored, { type: 'DEFINED', detail: 'ADDED' }, stored)]);
+      if (saved.status === 'fulfilled' && recorded.status === 'fulfilled') return;
+      this.domains.delete(uuid);
+      await this.undoDefinition(stored, saved, recorded);
+    });
+  }
+
+  private async undoDefinition(stored: StoredDomain, saved: PromiseSettledResult<void>, recorded: PromiseSettledResult<void>): Promise<never> {
+    const uuid = stored.config.uuid;
     if (saved.status === 'fulfilled') {
       await this.options.store.remove(uuid).catch((removal: unknown) => this.options.logger.error({ err: removal, domain: stored.config.name }, 'undone define left its file'));
     } else if (recorded.status === 'fulfilled') {
