@@ -4,16 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request as httpsRequest } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import {
-  IDEMPOTENCY_HEADER,
-  isErrorCode,
-  operationPath,
-  Operations,
-  VirtError,
-  type OperationName,
-  type OperationResponse,
-  type OperationSpec,
-} from '@virtbus/api-contract';
+import { IDEMPOTENCY_HEADER, isErrorCode, operationPath, VirtError, type HttpBinding, type OperationName, type OperationResponse } from '@virtbus/api-contract';
+import { HttpBindings } from './operation-bindings.js';
 
 /** A write is sent again with the same Idempotency-Key after a timeout, an unreachable agent or a lost connection. */
 const WRITE_RETRIES = 2;
@@ -37,10 +29,14 @@ export class GatewayUnreachableError extends VirtError {
 
 /** The URL of a table operation: its binding's path with `params` filled in, plus an optional query string. */
 export function operationUrl(name: OperationName, params: Readonly<Record<string, string>>, query?: URLSearchParams): string {
-  const http = (Operations[name] as OperationSpec).http;
-  if (!http) throw new Error(`${name} has no HTTP binding`);
-  const path = operationPath(http, params);
+  const path = operationPath(binding(name), params);
   return query && query.size > 0 ? `${path}?${query.toString()}` : path;
+}
+
+function binding(name: OperationName): HttpBinding {
+  const http = HttpBindings[name];
+  if (!http) throw new Error(`${name} has no HTTP binding`);
+  return http;
 }
 
 /** Talks to a virtbus gateway; errors come back as VirtErrors with the gateway's code. */
@@ -92,8 +88,7 @@ export class GatewayHttp {
 
   /** Calls a table operation: method and URL come from its HTTP binding. */
   async call<N extends OperationName>(name: N, params: Readonly<Record<string, string>>, body?: unknown, query?: URLSearchParams): Promise<OperationResponse<N>> {
-    const http = (Operations[name] as OperationSpec).http!;
-    return this.json<OperationResponse<N>>(http.method, operationUrl(name, params, query), body);
+    return this.json<OperationResponse<N>>(binding(name).method, operationUrl(name, params, query), body);
   }
 
   private async once<T>(method: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {

@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Operations, VirtError, type AsyncOperation, type MigrationRequest } from '@virtbus/api-contract';
+import { VirtError, type AsyncOperation, type MigrationRequest } from '@virtbus/api-contract';
 import { resolveNode, type CommandContext } from './commands.js';
 import { bytes } from './format.js';
-import { operationUrl } from './http.js';
 
 const POLL_MS = 250;
 const BAR_WIDTH = 30;
@@ -21,7 +20,7 @@ export function progressLine(operation: AsyncOperation): string {
 export async function migrate(ctx: CommandContext, id: string, request: MigrationRequest, progress: (line: string, final: boolean) => void): Promise<number> {
   const node = await resolveNode(ctx);
   // the route takes the migration itself; the agent's request wraps it with the uuid and ticket
-  let operation = await ctx.http.json<AsyncOperation>(Operations['domain.migrate'].http.method, operationUrl('domain.migrate', { node, id }), request);
+  let operation: AsyncOperation = await ctx.http.call('domain.migrate', { node, id }, request);
   while (operation.status === 'running') {
     progress(progressLine(operation), false);
     await sleep(POLL_MS);
