@@ -1,8 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request as httpsRequest } from 'node:https';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { IDEMPOTENCY_HEADER, isErrorCode, operationPath, VirtError, type HttpBinding, type OperationName, type OperationResponse } from '@virtbus/api-contract';
 import { HttpBindings } from './operation-bindings.js';
@@ -39,14 +37,28 @@ function binding(name: OperationName): HttpBinding {
   return http;
 }
 
+/** How requests go out: node:http, or node:https with the TLS files (loaded only for an https URL: a cold call stays short). */
+interface Transport {
+  request: typeof httpRequest;
+  agent: HttpAgent;
+}
+
 /** Talks to a virtbus gateway; errors come back as VirtErrors with the gateway's code. */
 export class GatewayHttp {
   private readonly base: URL;
-  private readonly tlsAgent: Agent | undefined;
+  private transport: Promise<Transport> | undefined;
 
   constructor(private readonly connection: Connection) {
     this.base = new URL(connection.url);
-    this.tlsAgent = this.base.protocol === 'https:' ? new Agent({ keepAlive: true, ...this.tlsFiles() }) : undefined;
+  }
+
+  // one kept-alive connection for the calls of a command (its idle socket does not hold the process)
+  private connect(): Promise<Transport> {
+    this.transport ??=
+      this.base.protocol === 'https:'
+        ? import('node:https').then((https) => ({ request: https.request, agent: new https.Agent({ keepAlive: true, ...this.tlsFiles() }) }))
+        : Promise.resolve({ request: httpRequest, agent: new HttpAgent({ keepAlive: true }) });
+    return this.transport;
   }
 
   headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -74,6 +86,7 @@ export class GatewayHttp {
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
     if (method === 'GET' || method === 'HEAD') return this.once<T>(method, path, body);
     // the agent answers a repeated key with the first answer, so a retry never runs the write twice
+    const { randomUUID } = await import('node:crypto');
     const key = { [IDEMPOTENCY_HEADER.toLowerCase()]: randomUUID() };
     for (let attempt = 0; ; attempt++) {
       try {
@@ -110,8 +123,9 @@ export class GatewayHttp {
   async upload<T>(path: string, body: Readable, sizeBytes: number): Promise<T> {
     const target = this.url(path);
     const headers = this.headers({ 'content-type': 'application/octet-stream', 'content-length': String(sizeBytes) });
+    const { request: send, agent } = await this.connect();
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, { method: 'PUT', headers, ...(this.tlsAgent ? { agent: this.tlsAgent } : {}) }, resolve);
+      const request = send(target, { method: 'PUT', headers, agent }, resolve);
       request.on('error', (error) => reject(new GatewayUnreachableError(`upload to ${this.base.origin} failed: ${error.message}`, { cause: error })));
       body.on('error', (error) => request.destroy(error));
       body.pipe(request);
@@ -122,12 +136,13 @@ export class GatewayHttp {
     return parsed as T;
   }
 
-  private send(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<IncomingMessage> {
+  private async send(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<IncomingMessage> {
     const target = this.url(path);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers = this.headers({ ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}), ...extraHeaders });
+    const { request: send, agent } = await this.connect();
     return new Promise((resolve, reject) => {
-      const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, { method, headers, ...(this.tlsAgent ? { agent: this.tlsAgent } : {}) }, resolve);
+      const request = send(target, { method, headers, agent }, resolve);
       request.on('error', (error) =>
         reject(new GatewayUnreachableError(`cannot reach the gateway at ${this.base.origin}: ${error.message}`, { cause: error })),
       );
