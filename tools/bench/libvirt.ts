@@ -16,7 +16,7 @@ const MiB = 1024 * 1024;
 const NODE = 'benchlv';
 const LIBVIRTD = '/usr/sbin/libvirtd';
 const VIRTLOGD = '/usr/sbin/virtlogd';
-const VIRSH = '/usr/bin/virsh';
+export const VIRSH = '/usr/bin/virsh';
 /** Host directories libvirtd (privileged) uses; each gets a bench directory bind-mounted over it in a private mount namespace. */
 const LIBVIRT_DIRS = { etc: '/etc/libvirt', run: '/run', lib: '/var/lib/libvirt', cache: '/var/cache/libvirt', log: '/var/log/libvirt' } as const;
 
@@ -62,7 +62,7 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
 }
 
 /** Installs Debian's libvirt when missing (the package's services are not started here: the bench runs its own). */
-async function ensureLibvirt(): Promise<void> {
+export async function ensureLibvirt(): Promise<void> {
   if ([LIBVIRTD, VIRTLOGD, VIRSH].every((path) => existsSync(path))) return;
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const { stdout } = await run('apt-cache', ['policy', 'libvirt-daemon-system'], { env });
@@ -103,14 +103,14 @@ while (1) {
 }
 `;
 
-interface Libvirt {
+export interface Libvirt {
   uri: string;
   /** Runs commands in one virsh process (one connection) with -t; returns each command's time in ms. */
   batch(commands: string[]): Promise<number[]>;
   stop(): Promise<void>;
 }
 
-async function startLibvirt(root: string): Promise<Libvirt> {
+export async function startLibvirt(root: string): Promise<Libvirt> {
   for (const from of Object.keys(LIBVIRT_DIRS)) await mkdir(join(root, from), { recursive: true });
   for (const to of Object.values(LIBVIRT_DIRS)) if (!existsSync(to)) throw new Error(`${to} does not exist: is libvirt installed?`);
   await writeFile(
@@ -158,7 +158,7 @@ async function startLibvirt(root: string): Promise<Libvirt> {
 }
 
 /** The diskless 64 MiB TCG domain both sides run (libvirt type qemu = `-accel tcg`). */
-const domainXml = (name: string) =>
+export const domainXml = (name: string) =>
   `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
   `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>` +
   `<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;

@@ -215,29 +215,37 @@ function hostScaleMarkdown(result: HostScaleBenchResult): string {
 
 function cliMarkdown(result: CliBenchResult): string {
   const ms = (s: LatencySummary) => `${round(s.p50Ms, 1)} | ${round(s.p90Ms, 1)}`;
-  const virsh = 'notMeasured' in result.virshList ? `| \`virsh list --all\` (qemu:///system) | not measured: ${result.virshList.notMeasured} | | |` : `| \`virsh list --all\` (qemu:///system) | ${ms(result.virshList)} | ${result.virshList.count} |`;
+  const virsh =
+    'notMeasured' in result.virshList
+      ? `| \`virsh list --all\` | not measured: ${result.virshList.notMeasured} | | |`
+      : `| \`virsh list --all\` (idle libvirtd, ${result.virshList.domains} defined domains) | ${ms(result.virshList)} | ${result.virshList.count} |`;
   return [
     '## CLI: cold `virtbus list` (installed bundle) vs `virsh list`',
     '',
-    'Each run is a new process from a temporary directory. virtbus: the wrapper installed by `dist/install.mjs` into a scratch root,',
-    '`list --all` without `--node` (asks the gateway for the online node, then lists its 5 test-driver domains) against the',
-    'installed gateway and an agent on a local nats-server. Baselines in the same run: `node -e 0`, and `virsh list --all`',
-    'when a libvirtd answers.',
+    'Each run is a new process from a temporary directory, the commands interleaved run by run. virtbus: the wrapper installed',
+    `by \`dist/install.mjs\` into a scratch root, \`list --all\` without \`--node\` (asks the gateway for the online node, then lists its`,
+    `5 test-driver domains) against the installed gateway and an agent on a local nats-server. Baselines in the same run: \`node -e 0\`,`,
+    'and `virsh list --all` against an idle libvirtd of the bench\'s own with as many defined domains (`--with-libvirt`).',
+    `Load average when the timed runs began: ${result.loadAverage}.`,
     '',
     '| command | p50 ms | p90 ms | runs |',
     '|---|---|---|---|',
     `| \`node -e 0\` (floor) | ${ms(result.nodeFloor)} | ${result.nodeFloor.count} |`,
+    `| \`virtbus --version\` (start-up, no network) | ${ms(result.virtbusVersion)} | ${result.virtbusVersion.count} |`,
     `| \`virtbus list --all\` (installed bundle) | ${ms(result.virtbusList)} | ${result.virtbusList.count} |`,
+    `| its two HTTP calls from a warm in-process client | ${ms(result.listRequests)} | ${result.listRequests.count} |`,
     `| \`virtbus list --all\` from the sources through tsx (before the build) | ${ms(result.fromSources)} | ${result.fromSources.count} |`,
     virsh,
     '',
     '| ratio | measured | target |',
     '|---|---|---|',
+    `| virtbus list p50, ms | ${round(result.virtbusList.p50Ms, 1)} | ≤ 150 |`,
+    `| virtbus list p50 − node floor p50, ms | ${result.listOverFloorMs} | — |`,
     `| virtbus list p50 / node floor p50 | ${result.ratios.listP50VsNodeFloor} | — |`,
     `| virtbus list p50 / virsh list p50 | ${result.ratios.listP50VsVirsh ?? 'not measured'} | — |`,
     `| from sources p50 / installed p50 | ${result.ratios.sourcesP50VsList} | — |`,
     '',
-    `Install size (du of the scratch root, agent + gateway + CLI): ${result.installKiB.total} KiB, of which ${result.installKiB.lib} KiB bundles, source maps, licences and the API docs' static files.`,
+    `Install size (du of the scratch root, agent + gateway + CLI): ${result.installKiB.total} KiB, of which ${result.installKiB.lib} KiB bundles, source maps, licences and the API docs' static files; the CLI alone ${result.installKiB.cli} KiB.`,
     '',
   ].join('\n');
 }
@@ -328,7 +336,7 @@ if (selected('bus')) {
 }
 
 if (selected('cli')) {
-  const cli = await benchCli({ quick: values.quick });
+  const cli = await benchCli({ quick: values.quick, withLibvirt: values['with-libvirt'] });
   report.cli = cli;
   sections.push(cliMarkdown(cli));
   console.log(cliMarkdown(cli));

@@ -4,17 +4,24 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile, type Plugin } from 'esbuild';
+import ts from 'typescript';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const DIST_DIR = join(REPO_ROOT, 'dist');
 
 /** The bundles under dist/ and their entry points; what `install.mjs` copies and the tests run. */
 export const Bundles = {
-  'virtbus.mjs': 'apps/cli/src/bin.ts',
+  'virtbus.cjs': 'apps/cli/src/bin.ts',
   'virtbus-agent.mjs': 'apps/agent/src/main.ts',
   'virtbus-gateway.mjs': 'apps/gateway/src/main.ts',
   'install.mjs': 'tools/install/install.ts',
 } as const;
+
+/**
+ * The CLI is bundled on its own so a cold call loads as little as it can (see cliStartupPlugins), as CommonJS: Node 20
+ * starts an ES module entry and its `node:` imports (one facade each) measurably slower than require().
+ */
+const CLI_BUNDLE = 'virtbus.cjs';
 
 /** Installed under share/doc/virtbus. */
 const DOCS = ['docs/INSTALL.md', 'docs/CLI.md'];
@@ -45,6 +52,55 @@ function swaggerUiAssets(): Plugin {
   };
 }
 
+/**
+ * Wraps each top-level `const` initializer in a pure-annotated arrow call, so esbuild drops the ones nothing uses. The
+ * contract's top level only builds values (schemas, tables), so a constant nobody reads is safe to leave out.
+ */
+export function pureTopLevelConstants(source: string, fileName: string): string {
+  const file = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const edits: { at: number; text: string }[] = [];
+  for (const statement of file.statements) {
+    if (!ts.isVariableStatement(statement) || !(statement.declarationList.flags & ts.NodeFlags.Const)) continue;
+    for (const declaration of statement.declarationList.declarations) {
+      const init = declaration.initializer;
+      if (!init || ts.isLiteralExpression(init)) continue;
+      edits.push({ at: init.getStart(file), text: '/* @__PURE__ */ (() => (' }, { at: init.getEnd(), text: '))()' });
+    }
+  }
+  let result = source;
+  for (const edit of edits.sort((a, b) => b.at - a.at)) result = result.slice(0, edit.at) + edit.text + result.slice(edit.at);
+  return result;
+}
+
+/**
+ * A cold `virtbus` should not build the contract's TypeBox schemas it never validates with: the HTTP binding table is
+ * inlined as data, the contract's unused constants are dropped (pureTopLevelConstants) and TypeBox is side-effect free
+ * (so it goes when nothing uses it).
+ */
+function cliStartupPlugins(): Plugin[] {
+  return [
+    {
+      name: 'cli-http-bindings',
+      setup(pluginBuild) {
+        pluginBuild.onLoad({ filter: /apps[\\/]cli[\\/]src[\\/]operation-bindings\.ts$/ }, async (args) => {
+          const { HttpBindings } = (await import(args.path)) as { HttpBindings: unknown };
+          return { contents: `export const HttpBindings = ${JSON.stringify(HttpBindings)};\n`, loader: 'js' };
+        });
+      },
+    },
+    {
+      name: 'pure-contract-constants',
+      setup(pluginBuild) {
+        pluginBuild.onLoad({ filter: /libs[\\/]api-contract[\\/]src[\\/][^\\/]+\.ts$/ }, async (args) => ({
+          contents: pureTopLevelConstants(await readFile(args.path, 'utf8'), args.path),
+          loader: 'ts',
+        }));
+        pluginBuild.onResolve({ filter: /^typebox$/ }, (args) => ({ path: createRequire(args.importer).resolve(args.path), sideEffects: false }));
+      },
+    },
+  ];
+}
+
 function version(): string {
   const { version: base } = createRequire(import.meta.url)(join(REPO_ROOT, 'package.json')) as { version: string };
   try {
@@ -60,26 +116,32 @@ export async function buildAll(outdir = DIST_DIR): Promise<Metafile> {
   // a source saved while this build runs makes the result stale
   const startedAt = Date.now();
   await rm(outdir, { recursive: true, force: true });
-  const result = await build({
+  const options = (bundles: Record<string, string>, plugins: Plugin[]) => ({
     absWorkingDir: REPO_ROOT,
-    entryPoints: Object.fromEntries(Object.entries(Bundles).map(([file, entry]) => [file.replace(/\.mjs$/, ''), entry])),
+    entryPoints: Object.fromEntries(Object.entries(bundles).map(([file, entry]) => [file.replace(/\.[cm]js$/, ''), entry])),
     outdir,
     outExtension: { '.js': '.mjs' },
     bundle: true,
-    platform: 'node',
-    format: 'esm',
+    platform: 'node' as const,
+    format: 'esm' as const,
     target: 'node20',
     banner: { js: BANNER },
     define: { __VIRTBUS_VERSION__: JSON.stringify(version()) },
     // optional native speed-ups of ws; it works without them
     external: ['bufferutil', 'utf-8-validate'],
-    plugins: [swaggerUiAssets()],
-    legalComments: 'linked',
-    sourcemap: 'linked',
+    plugins,
+    legalComments: 'linked' as const,
+    sourcemap: 'linked' as const,
     sourcesContent: false,
-    metafile: true,
-    logLevel: 'warning',
+    metafile: true as const,
+    logLevel: 'warning' as const,
   });
+  const { [CLI_BUNDLE]: cliEntry, ...daemonEntries } = Bundles;
+  const [daemons, cli] = await Promise.all([
+    build(options(daemonEntries, [swaggerUiAssets()])),
+    build({ ...options({ [CLI_BUNDLE]: cliEntry }, cliStartupPlugins()), format: 'cjs', outExtension: { '.js': '.cjs' }, banner: {} }),
+  ]);
+  const result = { metafile: { inputs: { ...daemons.metafile.inputs, ...cli.metafile.inputs }, outputs: { ...daemons.metafile.outputs, ...cli.metafile.outputs } } };
   const swaggerUi = dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui/package.json'));
   await mkdir(join(outdir, 'swagger-ui'), { recursive: true });
   await cp(join(swaggerUi, 'static'), join(outdir, 'swagger-ui', 'static'), { recursive: true });

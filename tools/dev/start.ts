@@ -97,7 +97,7 @@ virtbus is running (Ctrl-C stops it; domains keep running)
   API docs     ${api}/docs   (OpenAPI: ${api}/openapi.json)
   events       curl -N ${api}/v1/events
   metrics      http://127.0.0.1:${metricsPort}/metrics (agent), ${api}/metrics (gateway)
-  CLI          node dist/virtbus.mjs --url ${api} list --all   (installed: virtbus, see docs/INSTALL.md)
+  CLI          node dist/virtbus.cjs --url ${api} list --all   (installed: virtbus, see docs/INSTALL.md)
   state        ${stateRoot}
   try          curl -s -XPOST ${api}/v1/nodes/${node}/domains -H 'content-type: application/json' -d '{"name":"demo","driver":"test"}'
                curl -s -XPUT ${api}/v1/nodes/${node}/domains/demo/state -H 'content-type: application/json' -d '{"action":"start"}'

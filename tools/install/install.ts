@@ -36,6 +36,8 @@ interface Manifest {
 }
 
 const path = (layout: Layout, absolute: string) => join(layout.destdir || '/', absolute);
+// the CLI bundle is CommonJS (it starts faster), the daemons' are ES modules
+const bundleFile = (bundle: string) => (bundle === 'virtbus' ? 'virtbus.cjs' : `${bundle}.mjs`);
 const libDir = (layout: Layout) => join(layout.prefix, 'lib/virtbus');
 
 const AGENT_ENV = `# virtbus agent settings: KEY=VALUE lines of the agent's environment variables (virtbus-agent --help).
@@ -162,7 +164,7 @@ function systemctl(...args: string[]): void {
 }
 
 async function install(layout: Layout, roles: Role[], enable: boolean): Promise<void> {
-  for (const file of ['virtbus.mjs', ...roles.map((role) => `virtbus-${role}.mjs`)]) {
+  for (const file of ['virtbus', ...roles.map((role) => `virtbus-${role}`)].map(bundleFile)) {
     if (!existsSync(join(HERE, file))) throw new Error(`${join(HERE, file)} is missing: run npm run build first`);
   }
   const manifestPath = path(layout, join(libDir(layout), MANIFEST));
@@ -183,10 +185,11 @@ async function install(layout: Layout, roles: Role[], enable: boolean): Promise<
   const lib = libDir(layout);
   const bundles = ['virtbus', ...roles.map((role) => `virtbus-${role}`)];
   for (const bundle of bundles) {
-    for (const suffix of ['.mjs', '.mjs.map', '.mjs.LEGAL.txt']) {
-      if (existsSync(join(HERE, bundle + suffix))) await put(join(lib, bundle + suffix), { copy: join(HERE, bundle + suffix) }, 0o644);
+    for (const suffix of ['', '.map', '.LEGAL.txt']) {
+      const file = bundleFile(bundle) + suffix;
+      if (existsSync(join(HERE, file))) await put(join(lib, file), { copy: join(HERE, file) }, 0o644);
     }
-    await put(join(layout.prefix, 'bin', bundle), wrapper(layout, `${bundle}.mjs`, bundle !== 'virtbus'), 0o755);
+    await put(join(layout.prefix, 'bin', bundle), wrapper(layout, bundleFile(bundle), bundle !== 'virtbus'), 0o755);
   }
   if (roles.includes('gateway')) {
     await rm(path(layout, join(lib, 'swagger-ui')), { recursive: true, force: true });
@@ -196,7 +199,7 @@ async function install(layout: Layout, roles: Role[], enable: boolean): Promise<
   for (const doc of ['INSTALL.md', 'CLI.md']) {
     if (existsSync(join(HERE, 'doc', doc))) await put(join(layout.prefix, 'share/doc/virtbus', doc), { copy: join(HERE, 'doc', doc) }, 0o644);
   }
-  const completion = execFileSync(process.execPath, [join(HERE, 'virtbus.mjs'), 'completion', 'bash'], { encoding: 'utf8' });
+  const completion = execFileSync(process.execPath, [join(HERE, bundleFile('virtbus')), 'completion', 'bash'], { encoding: 'utf8' });
   await put(join(layout.prefix, 'share/bash-completion/completions/virtbus'), completion, 0o644);
 
   // configuration is the admin's: written once, never overwritten

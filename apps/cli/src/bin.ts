@@ -1,3 +1,4 @@
 import { main } from './main.js';
 
-process.exitCode = await main(process.argv.slice(2));
+// no top-level await: the built CLI is CommonJS (tools/build/build.ts)
+void main(process.argv.slice(2)).then((code) => (process.exitCode = code));

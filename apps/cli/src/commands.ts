@@ -126,12 +126,13 @@ export async function dominfo(ctx: CommandContext, id: string): Promise<void> {
     keyValues([
       ['Name', d.name],
       ['UUID', d.uuid],
+      ['OS Type', d.driver === 'lxc' ? 'exe' : 'hvm'],
       ['Node', d.node],
       ['Driver', d.driver],
       ['State', `${d.state} (${d.reason})`],
       ['Pending', d.persistPending ? 'this state is not yet on disk (state dir full); the agent retries' : undefined],
       ['CPU(s)', d.config.vcpus],
-      ['Memory', `${d.config.memory} MiB`],
+      ['Max memory', `${d.config.memory * 1024} KiB`],
       ['Persistent', d.persistent ? 'yes' : 'no'],
       ['Autostart', d.autostart ? 'enable' : 'disable'],
       ['Since', d.stateChangedAt],
@@ -174,22 +175,6 @@ export async function changeState(ctx: CommandContext, id: string, change: Domai
 export async function domstate(ctx: CommandContext, id: string, reason: boolean): Promise<void> {
   const s = await ctx.http.call('domain.state.get', { node: await resolveNode(ctx), id });
   print(ctx, s, () => (reason ? `${s.state} (${s.reason})` : s.state));
-}
-
-export async function domstats(ctx: CommandContext, id: string): Promise<void> {
-  const s = await ctx.http.call('domain.stats', { node: await resolveNode(ctx), id });
-  print(ctx, s, () =>
-    keyValues([
-      ['Domain', s.name],
-      ['state', `${s.state} (${s.reason})`],
-      ['cpu.time', s.cpu ? `${(s.cpu.timeNs / 1e9).toFixed(3)} s` : undefined],
-      ['balloon.maximum', s.memory ? bytes(s.memory.maximumBytes) : undefined],
-      ['balloon.rss', s.memory?.rssBytes !== undefined ? bytes(s.memory.rssBytes) : undefined],
-      ['vcpu.current', s.vcpu?.current],
-      ...(s.block ?? []).flatMap((b): [string, string][] => [[`block.${b.name}`, `rd ${bytes(b.readBytes)} / wr ${bytes(b.writeBytes)}`]]),
-      ...(s.net ?? []).flatMap((n): [string, string][] => [[`net.${n.name}`, `rx ${bytes(n.rxBytes)} / tx ${bytes(n.txBytes)}`]]),
-    ]),
-  );
 }
 
 export async function exec(ctx: CommandContext, id: string, command: string[], timeout?: number): Promise<number> {

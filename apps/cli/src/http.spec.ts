@@ -1,6 +1,12 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { hasBinaryOrSkip } from '@virtbus/testing';
 import { GatewayHttp } from './http.js';
 
 let server: Server | undefined;
@@ -40,5 +46,31 @@ describe('GatewayHttp writes', () => {
     const keys = gateway.seen.map((headers) => headers['idempotency-key']);
     expect(keys[0]).not.toBe(keys[1]);
     expect(keys[2]).toBeUndefined();
+  });
+});
+
+describe.runIf(hasBinaryOrSkip('openssl'))('GatewayHttp over HTTPS (TLS loads only for an https URL)', () => {
+  it('verifies the gateway against --ca and sends reads and writes over one TLS transport', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'virtbus-cli-tls-'));
+    try {
+      const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+      const methods: string[] = [];
+      const tls = createHttpsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (request, response) => {
+        methods.push(`${request.method} ${request.headers['idempotency-key'] ? 'keyed' : 'plain'}`);
+        request.resume();
+        response.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+      });
+      server = tls as unknown as Server;
+      await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+      const url = `https://127.0.0.1:${(tls.address() as AddressInfo).port}`;
+      const http = new GatewayHttp({ url, caFile: cert });
+      expect(await http.json('GET', '/v1/nodes')).toEqual({ ok: true });
+      expect(await http.json('POST', '/v1/nodes/n1/domains', { name: 'a' })).toEqual({ ok: true });
+      expect(methods).toEqual(['GET plain', 'POST keyed']);
+      await expect(new GatewayHttp({ url }).json('GET', '/v1/nodes')).rejects.toThrow(/cannot reach the gateway.*self-signed/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

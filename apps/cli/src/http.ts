@@ -1,19 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request as httpsRequest } from 'node:https';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import {
-  IDEMPOTENCY_HEADER,
-  isErrorCode,
-  operationPath,
-  Operations,
-  VirtError,
-  type OperationName,
-  type OperationResponse,
-  type OperationSpec,
-} from '@virtbus/api-contract';
+import { IDEMPOTENCY_HEADER, isErrorCode, operationPath, VirtError, type HttpBinding, type OperationName, type OperationResponse } from '@virtbus/api-contract';
+import { HttpBindings } from './operation-bindings.js';
 
 /** A write is sent again with the same Idempotency-Key after a timeout, an unreachable agent or a lost connection. */
 const WRITE_RETRIES = 2;
@@ -37,20 +27,38 @@ export class GatewayUnreachableError extends VirtError {
 
 /** The URL of a table operation: its binding's path with `params` filled in, plus an optional query string. */
 export function operationUrl(name: OperationName, params: Readonly<Record<string, string>>, query?: URLSearchParams): string {
-  const http = (Operations[name] as OperationSpec).http;
-  if (!http) throw new Error(`${name} has no HTTP binding`);
-  const path = operationPath(http, params);
+  const path = operationPath(binding(name), params);
   return query && query.size > 0 ? `${path}?${query.toString()}` : path;
+}
+
+function binding(name: OperationName): HttpBinding {
+  const http = HttpBindings[name];
+  if (!http) throw new Error(`${name} has no HTTP binding`);
+  return http;
+}
+
+/** How requests go out: node:http, or node:https with the TLS files (loaded only for an https URL: a cold call stays short). */
+interface Transport {
+  request: typeof httpRequest;
+  agent: HttpAgent;
 }
 
 /** Talks to a virtbus gateway; errors come back as VirtErrors with the gateway's code. */
 export class GatewayHttp {
   private readonly base: URL;
-  private readonly tlsAgent: Agent | undefined;
+  private transport: Promise<Transport> | undefined;
 
   constructor(private readonly connection: Connection) {
     this.base = new URL(connection.url);
-    this.tlsAgent = this.base.protocol === 'https:' ? new Agent({ keepAlive: true, ...this.tlsFiles() }) : undefined;
+  }
+
+  // one kept-alive connection for the calls of a command (its idle socket does not hold the process)
+  private connect(): Promise<Transport> {
+    this.transport ??=
+      this.base.protocol === 'https:'
+        ? import('node:https').then((https) => ({ request: https.request, agent: new https.Agent({ keepAlive: true, ...this.tlsFiles() }) }))
+        : Promise.resolve({ request: httpRequest, agent: new HttpAgent({ keepAlive: true }) });
+    return this.transport;
   }
 
   headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -78,6 +86,7 @@ export class GatewayHttp {
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
     if (method === 'GET' || method === 'HEAD') return this.once<T>(method, path, body);
     // the agent answers a repeated key with the first answer, so a retry never runs the write twice
+    const { randomUUID } = await import('node:crypto');
     const key = { [IDEMPOTENCY_HEADER.toLowerCase()]: randomUUID() };
     for (let attempt = 0; ; attempt++) {
       try {
@@ -92,8 +101,7 @@ export class GatewayHttp {
 
   /** Calls a table operation: method and URL come from its HTTP binding. */
   async call<N extends OperationName>(name: N, params: Readonly<Record<string, string>>, body?: unknown, query?: URLSearchParams): Promise<OperationResponse<N>> {
-    const http = (Operations[name] as OperationSpec).http!;
-    return this.json<OperationResponse<N>>(http.method, operationUrl(name, params, query), body);
+    return this.json<OperationResponse<N>>(binding(name).method, operationUrl(name, params, query), body);
   }
 
   private async once<T>(method: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
@@ -115,8 +123,9 @@ export class GatewayHttp {
   async upload<T>(path: string, body: Readable, sizeBytes: number): Promise<T> {
     const target = this.url(path);
     const headers = this.headers({ 'content-type': 'application/octet-stream', 'content-length': String(sizeBytes) });
+    const { request: send, agent } = await this.connect();
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, { method: 'PUT', headers, ...(this.tlsAgent ? { agent: this.tlsAgent } : {}) }, resolve);
+      const request = send(target, { method: 'PUT', headers, agent }, resolve);
       request.on('error', (error) => reject(new GatewayUnreachableError(`upload to ${this.base.origin} failed: ${error.message}`, { cause: error })));
       body.on('error', (error) => request.destroy(error));
       body.pipe(request);
@@ -127,12 +136,13 @@ export class GatewayHttp {
     return parsed as T;
   }
 
-  private send(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<IncomingMessage> {
+  private async send(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<IncomingMessage> {
     const target = this.url(path);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers = this.headers({ ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}), ...extraHeaders });
+    const { request: send, agent } = await this.connect();
     return new Promise((resolve, reject) => {
-      const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, { method, headers, ...(this.tlsAgent ? { agent: this.tlsAgent } : {}) }, resolve);
+      const request = send(target, { method, headers, agent }, resolve);
       request.on('error', (error) =>
         reject(new GatewayUnreachableError(`cannot reach the gateway at ${this.base.origin}: ${error.message}`, { cause: error })),
       );

@@ -13,6 +13,7 @@ import { VERSION } from './version.js';
 import { HOSTNET_USAGE, runHostNetCommand } from './hostnet.js';
 import { runStorageCommand, STORAGE_USAGE } from './storage-commands.js';
 import * as snapshots from './snapshots.js';
+import { runVirshCommand, VIRSH_USAGE } from './virsh-commands.js';
 
 export const USAGE = `virtbus — manage domains on virtbus nodes (like virsh)
 
@@ -32,8 +33,7 @@ update DOMAIN [--vcpus N] [--memory MiB] [--autostart|--no-autostart] [--label K
 undefine DOMAIN
 start DOMAIN [--paused] | shutdown DOMAIN [--timeout S] [--force] | destroy | reboot | reset | suspend | resume
 domstate DOMAIN [--reason]            run state (and why)
-domstats DOMAIN                       host-side stats
-exec DOMAIN [--timeout S] -- CMD...   run a command in a running container
+${VIRSH_USAGE}exec DOMAIN [--timeout S] -- CMD...   run a command in a running container
 console DOMAIN [--force] [--ro]       attach to the serial console (Ctrl-] leaves)
 migrate DOMAIN DEST [--offline] [--paused] [--not-live] [--undefine-source] [--max-downtime MS] [--bandwidth MiBs]
         [--auto-converge] [--post-copy] [--tls] [--copy-storage-all]   move a domain to node DEST (progress on stderr)
@@ -212,6 +212,8 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
     output: { out, json: values.json ?? false },
     ...((values.node ?? process.env.VIRTBUS_NODE) ? { node: values.node ?? process.env.VIRTBUS_NODE } : {}),
   };
+  const virsh = await runVirshCommand(ctx, command, need);
+  if (virsh !== undefined) return virsh;
 
   switch (command) {
     case 'nodes':
@@ -261,9 +263,6 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       return 0;
     case 'domstate':
       await commands.domstate(ctx, need('domain'), values.reason ?? false);
-      return 0;
-    case 'domstats':
-      await commands.domstats(ctx, need('domain'));
       return 0;
     case 'exec':
       return commands.exec(ctx, need('domain'), rest.slice(1), int('timeout', values.timeout));

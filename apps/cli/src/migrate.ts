@@ -1,9 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Operations, VirtError, type AsyncOperation, type MigrationRequest } from '@virtbus/api-contract';
+import { VirtError, type AsyncOperation, type MigrationRequest } from '@virtbus/api-contract';
 import { resolveNode, type CommandContext } from './commands.js';
 import { bytes } from './format.js';
 import { ProgressMeter, progressBar } from './progress.js';
-import { operationUrl } from './http.js';
 
 const POLL_MS = 250;
 
@@ -24,7 +23,7 @@ export async function migrate(ctx: CommandContext, id: string, request: Migratio
   const node = await resolveNode(ctx);
   // bytes, rate and time left from the meter; a migration's total can grow (dirty pages), so the ETA is a guess
   // the route takes the migration itself; the agent's request wraps it with the uuid and ticket
-  let operation = await ctx.http.json<AsyncOperation>(Operations['domain.migrate'].http.method, operationUrl('domain.migrate', { node, id }), request);
+  let operation: AsyncOperation = await ctx.http.call('domain.migrate', { node, id }, request);
   const meter = new ProgressMeter(progress);
   while (operation.status === 'running') {
     meter.update(operation.progress.bytesProcessed, operation.progress.bytesTotal, migrationFigures(operation));

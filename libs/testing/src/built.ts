@@ -8,7 +8,8 @@ export type BuiltBundle = 'virtbus' | 'virtbus-agent' | 'virtbus-gateway' | 'ins
 
 /** Path of a built bundle, so tests and tools run what ships; fails clearly when nothing was built. */
 export function builtBundle(name: BuiltBundle): string {
-  const path = `${DIST_DIR}${name}.mjs`;
+  // the CLI is CommonJS: it starts faster (tools/build)
+  const path = `${DIST_DIR}${name}${name === 'virtbus' ? '.cjs' : '.mjs'}`;
   if (!existsSync(path)) throw new Error(`${path} is missing: run npm run build (npm test and vitest's global setup do)`);
   return path;
 }

@@ -31,7 +31,7 @@ afterAll(async () => {
 describe('install.mjs into a scratch root (--destdir)', () => {
   it('lays out commands, bundles, settings, state, units, docs and completion', async () => {
     for (const name of ['virtbus', 'virtbus-agent', 'virtbus-gateway']) expect((await stat(bin(name))).mode & 0o111).not.toBe(0);
-    for (const file of ['virtbus.mjs', 'virtbus-agent.mjs', 'virtbus-gateway.mjs', 'swagger-ui/static/index.html', 'installed.json']) {
+    for (const file of ['virtbus.cjs', 'virtbus-agent.mjs', 'virtbus-gateway.mjs', 'swagger-ui/static/index.html', 'installed.json']) {
       expect(existsSync(installed(join(PREFIX, 'lib/virtbus', file))), file).toBe(true);
     }
     expect((await stat(installed('/etc/virtbus/agent.env'))).mode & 0o777).toBe(0o600);
@@ -50,7 +50,7 @@ describe('install.mjs into a scratch root (--destdir)', () => {
     const { stdout } = await run(bin('virtbus'), ['--version'], { cwd: work, env: { PATH: '/usr/bin:/bin' } });
     const { version } = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
     expect(stdout.trim()).toMatch(new RegExp(`^virtbus ${version.replaceAll('.', '\\.')}( \\([0-9a-f]+\\))?$`));
-    const bundles = await Promise.all(['virtbus.mjs', 'virtbus-agent.mjs', 'virtbus-gateway.mjs'].map((file) => readFile(installed(join(PREFIX, 'lib/virtbus', file)), 'utf8')));
+    const bundles = await Promise.all(['virtbus.cjs', 'virtbus-agent.mjs', 'virtbus-gateway.mjs'].map((file) => readFile(installed(join(PREFIX, 'lib/virtbus', file)), 'utf8')));
     for (const bundle of bundles) expect(bundle).not.toMatch(/from ['"](tsx|typescript|@virtbus\/[a-z-]+)['"]/);
     const usage = await run(bin('virtbus'), ['help', 'list'], { cwd: work });
     expect(usage.stdout).toMatch(/^usage: virtbus \[options\] list/);
