@@ -48,8 +48,9 @@ export async function spawnAgent(options: AgentProcessOptions): Promise<AgentPro
     options.stateDir,
     '--drivers',
     options.drivers ?? 'test',
+    // info: start-up lines, so an agent that is not ready in time shows how far it got
     '--log-level',
-    'warn',
+    'info',
     // Test agents run side by side: any free metrics port unless extraArgs names one (the last value wins).
     '--metrics-address',
     '127.0.0.1:0',
@@ -97,6 +98,7 @@ async function waitForAgent(agent: AgentProcess, connection: NodeConnectionOptio
   const client = new VirtClient(nc);
   const deadline = Date.now() + timeoutMs;
   let exitCode: number | null | undefined;
+  let lastError: unknown;
   void agent.exited.then((code) => {
     exitCode = code;
   });
@@ -106,12 +108,13 @@ async function waitForAgent(agent: AgentProcess, connection: NodeConnectionOptio
       try {
         await client.call(agent.node, 'node.info', {}, { timeoutMs: 1000 });
         return;
-      } catch {
+      } catch (error) {
+        lastError = error;
         await sleep(100);
       }
     }
     await agent.kill();
-    throw new Error(`agent ${agent.node} was not ready within ${timeoutMs} ms:\n${agent.output()}`);
+    throw new Error(`agent ${agent.node} was not ready within ${timeoutMs} ms (last node.info: ${String(lastError)}):\n${agent.output()}`);
   } finally {
     await nc.close();
   }
