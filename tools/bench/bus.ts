@@ -69,7 +69,7 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
     const domain = await client.call('bench', 'domain.define', { name: 'bench-vm', driver: 'test' });
     const url = `http://127.0.0.1:${port}/v1/nodes/bench/domains/${domain.uuid}`;
     const forwarderPort = await freePort();
-    forwarder = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./forwarder.ts', import.meta.url)), nats.url, 'bench', domain.uuid, String(forwarderPort)], {
+    forwarder = spawn(process.execPath, [...(process.env.VIRTBUS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VIRTBUS_BENCH_PROFILE}/forwarder`] : []), '--import', 'tsx', fileURLToPath(new URL('./forwarder.ts', import.meta.url)), nats.url, 'bench', domain.uuid, String(forwarderPort)], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -38,6 +38,8 @@ function busMarkdown(result: BusBenchResult): string {
     '|---|---|---|',
     `| agent p50 / raw p50 | ${result.ratios.agentP50VsRaw} | ≤ 1.5 |`,
     `| gateway p50 / raw p50 | **${result.ratios.gatewayP50VsRaw}** | ≤ 2 |`,
+    `| bare HTTP forwarder p50 / raw p50 (the floor of any HTTP front here) | ${round(result.httpForwarder.c1.p50Ms / result.raw.c1.p50Ms, 2)} | — |`,
+    `| gateway p50 / bare HTTP forwarder p50 | ${round(result.gateway.c1.p50Ms / result.httpForwarder.c1.p50Ms, 2)} | — |`,
     `| gateway req/s at 64 / raw | ${result.ratios.gatewayThroughput64VsRaw} | ≥ 0.6 |`,
     `| agent req/s at 64 / raw | ${result.ratios.agentThroughput64VsRaw} | — |`,
     `| plain HTTP forwarder req/s at 64 / raw | ${result.ratios.forwarderThroughput64VsRaw} | — |`,
