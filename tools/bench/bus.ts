@@ -7,7 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 import { builtBundle, freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { httpLoadGenerator, httpLoadWithCpu, rssKiB, type HttpLoadResult } from './httpload.js';
 import { load, round, type LatencySummary } from './stats.js';
+
+type HttpLoadFigure = HttpLoadResult & { cpuMicrosPerRequest: Record<string, number> };
 
 export interface BusBenchResult {
   requests: { inFlight1: number; inFlight64: number };
@@ -16,6 +19,10 @@ export interface BusBenchResult {
   gateway: Record<'c1' | 'c64', LatencySummary>;
   /** Plain node:http forwarding the same bus call: what HTTP in front of NATS costs here before any gateway feature. */
   httpForwarder: Record<'c1' | 'c64', LatencySummary>;
+  /** 64 keep-alive connections from an external load generator (wrk when installed), gateway and forwarder alternated. */
+  http64: { generator: 'wrk' | 'worker'; gateway: HttpLoadFigure; httpForwarder: HttpLoadFigure; gatewayVsForwarder: number };
+  /** Built agent's RSS once ready and idle (one domain defined) vs a bare `node -e` process kept alive by a timer. */
+  idleRss: { agentKiB: number; bareNodeKiB: number; ratio: number };
   ratios: {
     agentP50VsRaw: number;
     gatewayP50VsRaw: number;
@@ -62,11 +69,15 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
     const domain = await client.call('bench', 'domain.define', { name: 'bench-vm', driver: 'test' });
     const url = `http://127.0.0.1:${port}/v1/nodes/bench/domains/${domain.uuid}`;
     const forwarderPort = await freePort();
-    forwarder = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./forwarder.ts', import.meta.url)), nats.url, 'bench', domain.uuid, String(forwarderPort)], {
+    forwarder = spawn(process.execPath, [...(process.env.VIRTBUS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VIRTBUS_BENCH_PROFILE}/forwarder`] : []), '--import', 'tsx', fileURLToPath(new URL('./forwarder.ts', import.meta.url)), nats.url, 'bench', domain.uuid, String(forwarderPort)], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     await waitForLine(forwarder, 'ready');
+    const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => undefined, 1e9)'], { stdio: 'ignore' });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const idleRss = { agentKiB: await rssKiB(agent.pid), bareNodeKiB: await rssKiB(bareNode.pid!) };
+    bareNode.kill('SIGTERM');
     for (let attempt = 0; ; attempt++) {
       try {
         if ((await fetch(url)).ok) break;
@@ -101,12 +112,36 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
     const agentResult = await measure(viaAgent);
     const gatewayResult = await measure(viaGateway);
     const forwarderResult = await measure(viaForwarder);
+    // Alternated rounds so a burst of load from elsewhere on the machine hits both sides alike.
+    const seconds = options.quick ? 2 : 4;
+    const rounds: { gateway: HttpLoadFigure; httpForwarder: HttpLoadFigure }[] = [];
+    for (let round_ = 0; round_ < (options.quick ? 1 : 2); round_++) {
+      const gatewayRun = await httpLoadWithCpu(url, 64, seconds, { gateway: gateway.pid!, agent: agent.pid });
+      const forwarderRun = await httpLoadWithCpu(`http://127.0.0.1:${forwarderPort}/`, 64, seconds, { forwarder: forwarder.pid!, agent: agent.pid });
+      rounds.push({ gateway: gatewayRun, httpForwarder: forwarderRun });
+    }
+    const combine = (runs: HttpLoadFigure[]): HttpLoadFigure => {
+      const requests = runs.reduce((sum, r) => sum + r.requests, 0);
+      const cpu: Record<string, number> = {};
+      for (const r of runs) for (const [name, micros] of Object.entries(r.cpuMicrosPerRequest)) cpu[name] = (cpu[name] ?? 0) + micros * r.requests;
+      return {
+        requests,
+        seconds: runs.reduce((sum, r) => sum + r.seconds, 0),
+        requestsPerSec: round(runs.reduce((sum, r) => sum + r.requestsPerSec * r.seconds, 0) / runs.reduce((sum, r) => sum + r.seconds, 0), 0),
+        errors: runs.reduce((sum, r) => sum + r.errors, 0),
+        cpuMicrosPerRequest: Object.fromEntries(Object.entries(cpu).map(([name, total]) => [name, round(total / Math.max(1, requests), 1)])),
+      };
+    };
+    const gateway64 = combine(rounds.map((r) => r.gateway));
+    const forwarder64 = combine(rounds.map((r) => r.httpForwarder));
     return {
       requests: { inFlight1: n1, inFlight64: n64 },
       raw: rawResult,
       agent: agentResult,
       gateway: gatewayResult,
       httpForwarder: forwarderResult,
+      http64: { generator: httpLoadGenerator(), gateway: gateway64, httpForwarder: forwarder64, gatewayVsForwarder: round(gateway64.requestsPerSec / forwarder64.requestsPerSec, 2) },
+      idleRss: { ...idleRss, ratio: round(idleRss.agentKiB / idleRss.bareNodeKiB, 2) },
       ratios: {
         agentP50VsRaw: round(agentResult.c1.p50Ms / rawResult.c1.p50Ms, 2),
         gatewayP50VsRaw: round(gatewayResult.c1.p50Ms / rawResult.c1.p50Ms, 2),

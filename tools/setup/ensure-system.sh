@@ -27,6 +27,7 @@ REQUIRED=(
   /usr/bin/genisoimage:genisoimage
   /usr/bin/isoinfo:genisoimage
   /usr/bin/systemd-analyze:systemd
+  /usr/bin/wrk:wrk
 )
 
 missing=()

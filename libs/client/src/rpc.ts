@@ -2,6 +2,7 @@ import { RequestError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection
 import { ErrorBody, VirtError, compileValidator, type ErrorCode } from '@virtbus/api-contract';
 
 const validErrorBody = compileValidator(ErrorBody);
+const decoder = new TextDecoder();
 
 /** The reply envelope of a result. */
 export function resultEnvelope(result: unknown): string {
@@ -22,7 +23,7 @@ export function errorEnvelope(error: unknown, fallback: ErrorCode = 'INTERNAL'):
 export function decodeReply(data: Uint8Array, from = 'agent'): unknown {
   let body: unknown;
   try {
-    body = JSON.parse(new TextDecoder().decode(data));
+    body = JSON.parse(decoder.decode(data));
   } catch (error) {
     throw new VirtError('INTERNAL', `${from} sent a reply that is not JSON`, { cause: error });
   }

@@ -125,6 +125,16 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
   }
 
   const boundHost = boundHostReader(app, options.listenHost);
+  // a server sees few local addresses: remember each answer instead of parsing the address on every request
+  const loopbackAnswers = new Map<string, boolean>();
+  const isLoopback = (address: string): boolean => {
+    let answer = loopbackAnswers.get(address);
+    if (answer === undefined) {
+      answer = isLoopbackHost(address);
+      if (loopbackAnswers.size < 64) loopbackAnswers.set(address, answer);
+    }
+    return answer;
+  };
   app.decorateRequest('identity', null);
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config?.auth === false || publicPaths.has(request.url.split('?')[0] as string)) return;
@@ -136,7 +146,7 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
       const host = boundHost();
       // injected WebSocket requests (tests) have no socket
       const local = (request.raw.socket as { localAddress?: string } | undefined)?.localAddress;
-      if (host !== undefined && isLoopbackHost(host) && (local === undefined || isLoopbackHost(local))) {
+      if (host !== undefined && isLoopback(host) && (local === undefined || isLoopback(local))) {
         result = { identity: { name: 'loopback-dev', role: Role.Admin, nodes: 'all', via: 'loopback-dev' } };
       }
     }

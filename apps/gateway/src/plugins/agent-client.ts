@@ -173,7 +173,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     if (idempotencyKey && Operations[operation].access === 'rw') headers.set(IDEMPOTENCY_HEADER, idempotencyKey);
     let result: OperationResponse<N>;
     try {
-      result = await (await client()).call(node, operation, request, { headers, ...(callOptions.timeoutMs ? { timeoutMs: callOptions.timeoutMs } : {}) });
+      // an empty header block still costs an HPUB and the agent's header parse on every call
+      const withHeaders = headers.keys().length > 0 ? { headers } : {};
+      result = await (await client()).call(node, operation, request, { ...withHeaders, ...(callOptions.timeoutMs ? { timeoutMs: callOptions.timeoutMs } : {}) });
     } catch (error) {
       // the connection dropped while the call was out: the agent is not to blame
       const down = busUnavailable();

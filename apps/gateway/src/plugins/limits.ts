@@ -125,35 +125,41 @@ async function limitsPlugin(app: FastifyInstance, limits: ResolvedLimits): Promi
   };
 
   if (limits.bodyTimeoutMs > 0) {
-    app.addHook('onRequest', async (request, reply) => {
-      if (!hasBody(request) || request.routeOptions.config?.streamingBody) return;
+    // callback hooks: they run on every request, and a promise each costs more than what they check
+    app.addHook('onRequest', (request, reply, done) => {
+      if (!hasBody(request) || request.routeOptions.config?.streamingBody) return done();
       const timer = setTimeout(() => timeOutBody(request, reply, limits.bodyTimeoutMs), limits.bodyTimeoutMs);
       const clear = (): void => clearTimeout(timer);
       request.raw.once('end', clear);
       request.raw.once('close', clear);
       reply.raw.once('close', clear);
+      done();
     });
   }
 
   // after authentication and the role check, so a refused caller holds no slot
-  app.addHook('preHandler', async (request, reply) => {
+  app.addHook('preHandler', (request, reply, done) => {
     const kind = request.routeOptions.config?.liveStream;
-    if (!kind || request.method === 'HEAD') return;
+    if (!kind || request.method === 'HEAD') return done();
     // a console GET without the upgrade is refused by its handler and holds nothing
     const upgrade = (request as FastifyRequest & { ws?: boolean }).ws === true;
-    if (kind === 'console' && !upgrade) return;
+    if (kind === 'console' && !upgrade) return done();
     let release: () => void;
     try {
       release = counters[kind].acquire(request.identity?.name ?? `ip:${request.ip}`);
     } catch (error) {
       reply.header('retry-after', String(RETRY_AFTER_S));
-      throw error;
+      return done(error as Error);
     }
     // SSE ends with its response; an upgraded socket outlives the response object
-    if (!upgrade) return void reply.raw.once('close', release);
+    if (!upgrade) {
+      reply.raw.once('close', release);
+      return done();
+    }
     // the route's socket close gives the slot back; the raw socket's close too (it is absent in injected requests)
     slots.set(request.raw, release);
     (request.raw.socket as typeof request.raw.socket | undefined)?.once('close', release);
+    done();
   });
 }
 

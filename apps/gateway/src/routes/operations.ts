@@ -54,7 +54,7 @@ export function operationSchema(name: OperationName) {
 }
 
 /** The agent request of an HTTP call: path parameters, query string and body placed as the binding says. */
-function agentRequest(spec: Bound, params: Record<string, string>, query: unknown, body: unknown): Record<string, unknown> {
+function agentRequest(spec: Bound, fieldOfParam: readonly (readonly [string, string])[], params: Record<string, string>, query: unknown, body: unknown): Record<string, unknown> {
   const { http } = spec;
   const request: Record<string, unknown> = {};
   for (const [part, value] of [
@@ -64,7 +64,7 @@ function agentRequest(spec: Bound, params: Record<string, string>, query: unknow
     if (part === true) Object.assign(request, value);
     else if (part !== undefined) request[part] = value;
   }
-  for (const [param, field] of Object.entries(paramFields(http))) request[field] = params[param];
+  for (const [param, field] of fieldOfParam) request[field] = params[param];
   return request;
 }
 
@@ -74,6 +74,8 @@ export const operationRoutes: FastifyPluginAsyncTypebox<OperationRouteOptions> =
     const spec = specOf(name);
     if (!spec.http || spec.http.served === 'hand') continue;
     const bound = spec as Bound;
+    // computed once per route, not per request (a regex over the path each time)
+    const fieldOfParam = Object.entries(paramFields(bound.http));
     app.route({
       method: bound.http.method,
       url: httpPath(bound.http),
@@ -81,7 +83,7 @@ export const operationRoutes: FastifyPluginAsyncTypebox<OperationRouteOptions> =
       schema: operationSchema(name),
       handler: async (request, reply) => {
         const params = request.params as Record<string, string>;
-        const payload = agentRequest(bound, params, request.query, request.body);
+        const payload = agentRequest(bound, fieldOfParam, params, request.query, request.body);
         const timeoutMs = replyWaitMs(bound, payload, requestTimeoutMs);
         const result = await app.agents.call(params['node']!, name, payload as OperationRequest<typeof name>, { timeoutMs });
         return reply.code(bound.http.status ?? 200).send(result);
