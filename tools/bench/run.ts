@@ -181,6 +181,9 @@ function libvirtMarkdown(result: LibvirtBenchResult | undefined): string {
     ...LIBVIRT_ROWS.map(row),
     '',
     result ? `sha256 of every downloaded file (both sides) equal to the source: ${result.checksumsEqual}` : '',
+    result
+      ? `Raw NATS floor, same run: the same ${result.fileMiB} MiB in ~1 MiB requests between two connections through the same nats-server, 8 in flight, hashed by the responder: ${result.natsBulkMiBs} MiB/s (upload ${round(result.uploadMiBs.virtbus / result.natsBulkMiBs, 2)}×, download ${round(result.downloadMiBs.virtbus / result.natsBulkMiBs, 2)}× of it). The gateway runs in its own process (built code).`
+      : '',
     '',
   ].join('\n');
 }
