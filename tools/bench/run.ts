@@ -129,7 +129,7 @@ function storageMarkdown(result: StorageBenchResult): string {
     '',
     `A ${result.fileMiB} MiB file of random bytes, ${result.runs} runs each (median MiB/s), interleaved run by run. Upload: HTTP PUT`,
     '→ gateway → NATS chunks (~1 MiB, up to 8 unacknowledged; agent writes overlapped) → agent → pool file, fsync at commit.',
-    'Download: HTTP GET back to a file (the agent reads ahead of the pulls). cp: the same file into the pool directory (no fsync).',
+    'Download: HTTP GET back to a file (up to 4 pulls in flight; the agent reads ahead of them). cp: the same file into the pool directory (no fsync).',
     '',
     '| path | MiB/s | / cp |',
     '|---|---|---|',
