@@ -17,7 +17,7 @@ const nats = await startNatsServer();
 const profArgs = (name: string) => (prof ? ['--cpu-prof', '--cpu-prof-dir', join(prof, name)] : []);
 const agent = await spawnAgent({ node: 'probe', natsUrl: nats.url, stateDir: join(work, 'state'), nodeArgs: profArgs('agent'), env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
 const port = await freePort();
-const gw = spawn(process.execPath, [...profArgs('gateway'), builtBundle('virtbus-gateway'), '--nats', nats.url, '--port', String(port), '--rate-limit', '0'], { cwd: REPO_ROOT, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+const gw = spawn(process.execPath, [...profArgs('gateway'), ...(process.env.PROBE_GW_ARGS ?? '').split(' ').filter(Boolean), builtBundle('virtbus-gateway'), '--nats', nats.url, '--port', String(port), '--rate-limit', '0'], { cwd: REPO_ROOT, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', process.env.PROBE_GW_ARGS ? 'inherit' : 'ignore', 'inherit'] });
 const base = `http://127.0.0.1:${port}`;
 for (let i = 0; i < 300; i++) {
   if (await fetch(`${base}/v1/nodes/probe`).then((r) => r.status === 200, () => false)) break;
