@@ -145,7 +145,7 @@ function storageMarkdown(result: StorageBenchResult): string {
     '',
     `A ${result.fileMiB} MiB file of random bytes, ${result.runs} runs each (median MiB/s), interleaved run by run. Upload: HTTP PUT`,
     '→ gateway → NATS chunks (~1 MiB, up to 8 unacknowledged; agent writes overlapped) → agent → pool file, fsync at commit.',
-    'Download: HTTP GET back to a file (the agent reads ahead of the pulls). cp: the same file into the pool directory (no fsync).',
+    'Download: HTTP GET back to a file (up to 4 pulls in flight; the agent reads ahead of them). cp: the same file into the pool directory (no fsync).',
     '',
     '| path | MiB/s | / cp |',
     '|---|---|---|',
@@ -197,6 +197,9 @@ function libvirtMarkdown(result: LibvirtBenchResult | undefined): string {
     ...LIBVIRT_ROWS.map(row),
     '',
     result ? `sha256 of every downloaded file (both sides) equal to the source: ${result.checksumsEqual}` : '',
+    result
+      ? `Raw NATS floor, same run: the same ${result.fileMiB} MiB in ~1 MiB requests between two connections through the same nats-server, 8 in flight, hashed by the responder: ${result.natsBulkMiBs} MiB/s (upload ${round(result.uploadMiBs.virtbus / result.natsBulkMiBs, 2)}×, download ${round(result.downloadMiBs.virtbus / result.natsBulkMiBs, 2)}× of it). The gateway runs in its own process (built code).`
+      : '',
     '',
   ].join('\n');
 }

@@ -5,12 +5,11 @@ import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { startGateway } from '@virtbus/gateway';
-import { freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { builtBundle, freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { round } from './stats.js';
 
 const run = promisify(execFile);
@@ -59,11 +58,53 @@ export function upload(path: string, url: string, sizeBytes: number): Promise<vo
   });
 }
 
-/** GET of a volume content URL into a file. */
-export async function download(url: string, path: string): Promise<void> {
-  const response = await fetch(url);
-  if (response.status !== 200 || !response.body) throw new Error(`download: ${response.status}`);
-  await pipeline(Readable.fromWeb(response.body as never), createWriteStream(path));
+/** GET of a volume content URL into a file (node:http: a cheaper client than fetch, so the client is not the bottleneck). */
+export function download(url: string, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`download: ${res.statusCode}`));
+        return;
+      }
+      pipeline(res, createWriteStream(path)).then(resolve, reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * Raw NATS bulk transfer floor: `fileMiB` in chunks of `chunkBytes` published from one connection to a subscriber on
+ * another through the same server, with `window` chunks unacknowledged (the subscriber acknowledges each). MiB/s.
+ */
+export async function rawNatsBulkMiBs(natsUrl: string, fileMiB: number, chunkBytes = 960 * 1024, window = 8): Promise<number> {
+  const sender = await connect({ servers: natsUrl });
+  const receiver = await connect({ servers: natsUrl });
+  try {
+    const chunk = randomBytes(chunkBytes);
+    const count = Math.ceil((fileMiB * MiB) / chunkBytes);
+    const hash = createHash('sha256');
+    receiver.subscribe('bench.raw.bulk', {
+      callback: (_error, msg) => {
+        hash.update(msg.data);
+        msg.respond();
+      },
+    });
+    await receiver.flush();
+    const inFlight: Promise<unknown>[] = [];
+    const seconds = await timed(async () => {
+      for (let i = 0; i < count; i++) {
+        inFlight.push(sender.request('bench.raw.bulk', chunk, { timeout: 30_000 }));
+        if (inFlight.length >= window) await inFlight.shift();
+      }
+      await Promise.all(inFlight);
+    });
+    return round((count * chunkBytes) / MiB / seconds, 1);
+  } finally {
+    await sender.close();
+    await receiver.close();
+  }
 }
 
 async function rssBytes(pid: number): Promise<number> {
@@ -92,10 +133,11 @@ async function rssGrowth(pids: number[], work: () => Promise<unknown>): Promise<
   return peak.map((value, i) => round((value - idle[i]!) / MiB, 1));
 }
 
-/** A gateway in its own process, so its memory is its own. */
-async function spawnGatewayProcess(natsUrl: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+/** A gateway in its own process (built code, as shipped), so its memory and CPU are its own; BENCH_CPU_PROF=<dir> profiles it. */
+export async function spawnGatewayProcess(natsUrl: string, node = NODE): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'apps/gateway/src/main.ts', '--nats', natsUrl, '--port', String(port), '--rate-limit', '0'], {
+  const profile = process.env['BENCH_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CPU_PROF']}`] : [];
+  const child = spawn(process.execPath, [...profile, builtBundle('virtbus-gateway'), '--nats', natsUrl, '--port', String(port), '--rate-limit', '0'], {
     cwd: REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -103,13 +145,14 @@ async function spawnGatewayProcess(natsUrl: string): Promise<{ url: string; pid:
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
+      // SIGINT: a clean exit, so a --cpu-prof profile gets written.
+      child.kill('SIGINT');
       await exited;
     }
   };
   const url = `http://127.0.0.1:${port}`;
   for (let attempt = 0; ; attempt++) {
-    const ok = await fetch(`${url}/v1/nodes/${NODE}`).then((res) => res.status === 200, () => false);
+    const ok = await fetch(`${url}/v1/nodes/${node}`).then((res) => res.status === 200, () => false);
     if (ok) return { url, pid: child.pid!, stop };
     if (attempt > 300 || child.exitCode !== null) {
       await stop();
