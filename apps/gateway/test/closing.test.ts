@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 
@@ -12,10 +12,7 @@ describe('a gateway that is closing', () => {
     nc = await connect({ servers: nats.url });
   });
 
-  afterAll(async () => {
-    await nc?.close();
-    await nats?.stop();
-  });
+  afterAll(() => tearDown(nc, nats));
 
   it('answers a request that still arrives with 503 SHUTTING_DOWN in the contract body and closes the connection', async () => {
     const app = await buildApp({ nc });
@@ -45,10 +42,7 @@ describe('a request in flight when the gateway starts closing', () => {
     nc = await connect({ servers: nats.url });
   });
 
-  afterAll(async () => {
-    await nc?.close();
-    await nats?.stop();
-  });
+  afterAll(() => tearDown(nc, nats));
 
   it('is answered with Connection: close, so its kept-alive socket does not hold close() open', async () => {
     const app = await buildApp({ nc });

@@ -5,10 +5,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VirtError, type DomainConfig } from '@virtbus/api-contract';
+import { type DomainConfig } from '@virtbus/api-contract';
 import { LxcDriver, type RunState } from '../src/index.js';
 import { collectConsole, makeDriverContext, TestDomain, waitFor as waitForCondition, type Observation } from './support/driver-harness.js';
-import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, ROOTFS_MARKERS } from '@virtbus/testing';
+import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, rejectsWith, ROOTFS_MARKERS } from '@virtbus/testing';
 
 const LXC = hasBinaryOrSkip('lxc-start');
 const MIB = 1024 * 1024;
@@ -45,15 +45,6 @@ function sessionOf(pid: number): { pgid: number; sid: number } {
 
 function ppidOf(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-}
-
-async function expectVirtError(promise: Promise<unknown>, code: string): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(VirtError.is(error), String(error)).toBe(true);
-  expect((error as VirtError).code).toBe(code);
 }
 
 function containerConfig(rootfs: string, overrides: Partial<DomainConfig> & { container?: Partial<NonNullable<DomainConfig['container']>> } = {}): DomainConfig {
@@ -230,7 +221,7 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
 
   it('freezes and thaws', async () => {
     expect(main.apply(await driver.suspend(main))).toMatchObject({ state: 'paused', reason: 'user' });
-    await expectVirtError(driver.exec!.exec(main, { command: ['true'] }), 'OPERATION_INVALID');
+    await rejectsWith(driver.exec!.exec(main, { command: ['true'] }), 'OPERATION_INVALID');
     expect(execFileSync('lxc-info', ['-P', stateDir, '-n', main.config.uuid, '-s', '-H'], { encoding: 'utf8' }).trim()).toBe('FROZEN');
     expect(main.apply(await driver.resume(main))).toMatchObject({ state: 'running', reason: 'unpaused' });
     expect((await driver.exec!.exec(main, { command: ['echo', 'thawed'] })).stdout).toBe('thawed\n');
@@ -304,7 +295,7 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
     expect(main.apply(await driver.shutdown(main, { timeoutMs: 20_000 }))).toMatchObject({ state: 'shutoff', reason: 'shutdown' });
     console.info(`lxc: busybox shutdown took ${Date.now() - started} ms`);
     expect(main.runtime).toBeUndefined();
-    await expectVirtError(driver.exec!.exec(main, { command: ['true'] }), 'OPERATION_INVALID');
+    await rejectsWith(driver.exec!.exec(main, { command: ['true'] }), 'OPERATION_INVALID');
   });
 
   it('starts paused and destroys a frozen container', async () => {
@@ -316,7 +307,7 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
     const stubborn = new Domain(containerConfig(rootfs, { container: { rootfs: { path: rootfs }, init: ['/bin/sh', '-c', 'echo stubborn; sleep 6'] } }));
     domains.set(stubborn.config.uuid, stubborn);
     stubborn.apply(await driver.start(stubborn, { paused: false }));
-    await expectVirtError(driver.shutdown(stubborn, { timeoutMs: 500 }), 'OPERATION_TIMEOUT');
+    await rejectsWith(driver.shutdown(stubborn, { timeoutMs: 500 }), 'OPERATION_TIMEOUT');
     expect(stubborn.state).toBe('running');
     await waitFor('the watcher to see init exit', () => observed.some((entry) => entry.uuid === stubborn.config.uuid && entry.change.state === 'shutoff'));
     expect(stubborn).toMatchObject({ state: 'shutoff', reason: 'shutdown', runtime: undefined });

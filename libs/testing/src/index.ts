@@ -10,3 +10,5 @@ export { kvmUnusableReason, deviceMapperMissingReason, titleWithSkipReason } fro
 export { builtBundle, DIST_DIR, type BuiltBundle } from './built.js';
 export { storedNodeEvents, waitForStoredNodeEvents } from './stream-events.js';
 export { canMountTmpfs, fillFileSystem } from './tmpfs.js';
+export { tearDown, type TearDownPart } from './teardown.js';
+export { rejectsWith } from './rejects.js';
