@@ -5,12 +5,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, type NatsServerHandle, spawnAgent, startNatsServer, storedNodeEvents, tearDown, waitForStoredNodeEvents } from '@virtbus/testing';
+import { type AgentProcess, type NatsServerHandle, QUIET_AGENT_ARGS, spawnAgent, startNatsServer, storedNodeEvents, tearDown, waitForStoredNodeEvents } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventLog } from '../src/events/log.js';
 
 const NODE = 'durable';
-const AGENT_ARGS = ['--metrics-address', 'off', '--stats-interval', '0'];
 let workDir: string;
 let storeDir: string;
 let nats: NatsServerHandle;
@@ -47,7 +46,7 @@ beforeAll(async () => {
   nats = await startNatsServer({ storeDir });
   nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
   client = new VirtClient(nc);
-  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: AGENT_ARGS });
+  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: QUIET_AGENT_ARGS });
 });
 
 afterAll(() => tearDown(agent, nc, nats, workDir));
@@ -67,7 +66,7 @@ describe('lifecycle events survive restarts with no gap and no duplicate in the 
     await agent.kill('SIGKILL');
     const answered = (await Promise.all(burst)).filter(Boolean).length;
 
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: AGENT_ARGS });
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: QUIET_AGENT_ARGS });
     const { domains } = await client.call(NODE, 'domain.list', {});
     defined = domains.length;
     expect(defined).toBeGreaterThanOrEqual(answered);
@@ -86,7 +85,7 @@ describe('lifecycle events survive restarts with no gap and no duplicate in the 
   it('events recorded while nats-server is down are published in order when it is back on the same store', async () => {
     // A slow hypervisor (3 s per call) lets the changes complete while the server is down.
     await agent.stop();
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: [...AGENT_ARGS, '--test-latency-ms', '3000'] });
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: [...QUIET_AGENT_ARGS, '--test-latency-ms', '3000'] });
     const { domains } = await client.call(NODE, 'domain.list', {});
     expect(domains.length).toBeGreaterThan(0);
     const before = (await readOutbox()).lastSeq;

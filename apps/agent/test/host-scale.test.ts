@@ -5,20 +5,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type DomainState } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, type NatsServerHandle, spawnAgent, startNatsServer, tearDown, waitForStoredNodeEvents } from '@virtbus/testing';
+import { type AgentProcess, type NatsServerHandle, QUIET_AGENT_ARGS, spawnAgent, startNatsServer, tearDown, waitForStoredNodeEvents } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventLog } from '../src/events/log.js';
 
 const NODE = 'scale';
 const DOMAINS = 32;
-const AGENT_ARGS = ['--metrics-address', 'off', '--stats-interval', '0'];
 let workDir: string;
 let nats: NatsServerHandle;
 let nc: NatsConnection;
 let client: VirtClient;
 let agent: AgentProcess | undefined;
 
-const agentOptions = () => ({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: AGENT_ARGS });
+const agentOptions = () => ({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: QUIET_AGENT_ARGS });
 
 const waitForStored = (count: number, timeoutMs = 60_000) => waitForStoredNodeEvents(nc, NODE, count, timeoutMs);
 
