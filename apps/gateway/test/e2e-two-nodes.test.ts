@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { sseMessages, Subjects, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { sseMessages, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
+import { type AgentProcess, collectBusEvents, type NatsServerHandle, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
@@ -71,12 +71,7 @@ beforeAll(async () => {
   nats = await startNatsServer();
   workDir = await mkdtemp(join(tmpdir(), 'virtbus-e2e-'));
   nc = await connect({ servers: nats.url });
-  nc.subscribe(Subjects.allEvents, {
-    callback: (_error, msg) => {
-      const event = msg.json<LifecycleEvent>();
-      if (!busEvents.some((other) => other.node === event.node && other.seq === event.seq)) busEvents.push(event);
-    },
-  });
+  collectBusEvents(nc, busEvents);
   for (const node of ['east', 'west']) {
     agents.set(node, await spawnAgent({ node, natsUrl: nats.url, stateDir: join(workDir, node) }));
   }

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DomainConfig } from '@virtbus/api-contract';
 import { LxcDriver, type RunState } from '../src/index.js';
 import { collectConsole, makeDriverContext, TestDomain, waitFor as waitForCondition, type Observation } from './support/driver-harness.js';
-import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, rejectsWith, ROOTFS_MARKERS } from '@virtbus/testing';
+import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, processesMentioning, rejectsWith, ROOTFS_MARKERS } from '@virtbus/testing';
 
 const LXC = hasBinaryOrSkip('lxc-start');
 const MIB = 1024 * 1024;
@@ -23,20 +23,6 @@ const makeContext = (stateDir: string, domains: Map<string, Domain>, observed: O
   makeDriverContext(stateDir, domains as Map<string, TestDomain>, observed);
 const waitFor = (what: string, predicate: () => boolean, timeoutMs = 20_000) => waitForCondition(what, predicate, timeoutMs);
 const collect = collectConsole;
-
-/** Live processes whose command line mentions `needle` (zombies have none). */
-function processesMentioning(needle: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmdline.includes(needle)) found.push(`${pid}: ${cmdline}`);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
-}
 
 function sessionOf(pid: number): { pgid: number; sid: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');

@@ -8,7 +8,7 @@ export { cgroupDirsNamed } from './cgroups.js';
 export { addTestNetns, removeTestNetns, processesMentioning } from './netns.js';
 export { kvmUnusableReason, deviceMapperMissingReason, titleWithSkipReason } from './kernel.js';
 export { builtBundle, DIST_DIR, type BuiltBundle } from './built.js';
-export { storedNodeEvents, waitForStoredNodeEvents } from './stream-events.js';
+export { collectBusEvents, storedNodeEvents, waitForStoredNodeEvents } from './stream-events.js';
 export { canMountTmpfs, fillFileSystem } from './tmpfs.js';
 export { tearDown, type TearDownPart } from './teardown.js';
 export { rejectsWith } from './rejects.js';
