@@ -12,3 +12,4 @@ export { collectBusEvents, storedNodeEvents, waitForStoredNodeEvents } from './s
 export { canMountTmpfs, fillFileSystem } from './tmpfs.js';
 export { tearDown, type TearDownPart } from './teardown.js';
 export { rejectsWith } from './rejects.js';
+export { testDomainConfig } from './domain-config.js';
