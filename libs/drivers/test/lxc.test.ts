@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DomainConfig } from '@virtbus/api-contract';
 import { LxcDriver, type RunState } from '../src/index.js';
 import { collectConsole, makeDriverContext, TestDomain, waitFor as waitForCondition, type Observation } from './support/driver-harness.js';
-import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, processesMentioning, rejectsWith, ROOTFS_MARKERS } from '@virtbus/testing';
+import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, processesMentioning, rejectsWith, ROOTFS_MARKERS, testDomainConfig } from '@virtbus/testing';
 
 const LXC = hasBinaryOrSkip('lxc-start');
 const MIB = 1024 * 1024;
@@ -35,20 +35,7 @@ function ppidOf(pid: number): number {
 
 function containerConfig(rootfs: string, overrides: Partial<DomainConfig> & { container?: Partial<NonNullable<DomainConfig['container']>> } = {}): DomainConfig {
   const { container, ...rest } = overrides;
-  return {
-    name: `lxc-${randomUUID().slice(0, 8)}`,
-    uuid: randomUUID(),
-    driver: 'lxc',
-    vcpus: 1,
-    memory: 32,
-    os: {},
-    disks: [],
-    nics: [],
-    console: { type: 'serial' },
-    autostart: false,
-    ...rest,
-    container: { rootfs: { path: rootfs }, ...container },
-  };
+  return testDomainConfig({ name: `lxc-${randomUUID().slice(0, 8)}`, driver: 'lxc', memory: 32, ...rest, container: { rootfs: { path: rootfs }, ...container } });
 }
 
 describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
