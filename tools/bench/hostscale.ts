@@ -14,7 +14,7 @@ import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Subjects, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { REPO_ROOT, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, type NatsServerHandle, QUIET_AGENT_ARGS, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { waitForLine } from './bus.js';
 import { INSPECT_ARGS, measureAfterGc, type MemoryAfterGc } from './inspector.js';
 import { percentile, round } from './stats.js';
@@ -51,7 +51,6 @@ export interface HostScaleBenchResult {
   };
 }
 
-const AGENT_ARGS = ['--metrics-address', 'off', '--stats-interval', '0'];
 const PARALLEL_DOMAINS = 16;
 const PUBLISH_WINDOW = 256;
 const DEFINE_ROUNDS = 5;
@@ -204,7 +203,7 @@ export async function benchHostScale(options: { quick: boolean; domains: number 
     nc = await connect({ servers: nats.url });
     const client = new VirtClient(nc);
     const spawn = async (node: string) => {
-      const started = await timedStart({ node, natsUrl: nats!.url, stateDir: join(workDir, node), extraArgs: AGENT_ARGS, nodeArgs: INSPECT_ARGS });
+      const started = await timedStart({ node, natsUrl: nats!.url, stateDir: join(workDir, node), extraArgs: QUIET_AGENT_ARGS, nodeArgs: INSPECT_ARGS });
       agents.push(started.agent);
       return started;
     };

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
+import { sseMessages } from '@virtbus/api-contract';
 import { RECONNECT_FOREVER, VirtClient } from '@virtbus/client';
 import { freePort, REPO_ROOT, spawnAgent, startNatsServer, storedNodeEvents, type NatsServerHandle } from '@virtbus/testing';
 import { round, summarize, type LatencySummary } from './stats.js';
@@ -170,17 +171,9 @@ export async function benchFailover(options: { quick?: boolean } = {}): Promise<
     const response = await fetch(`${base}/v1/events?since=0&kind=all`, { signal: sse.signal });
     if (response.status !== 200) throw new Error(`SSE answered ${response.status}`);
     void (async () => {
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const data = /^data: (.*)$/m.exec(buffer.slice(0, end))?.[1];
-          buffer = buffer.slice(end + 2);
-          const event = data ? (JSON.parse(data) as { node?: string; seq?: number }) : undefined;
-          if (event?.node === 'fo' && typeof event.seq === 'number') delivered.push(event.seq);
-        }
+      for await (const { data } of sseMessages(response.body as unknown as AsyncIterable<Uint8Array>)) {
+        const event = data ? (JSON.parse(data) as { node?: string; seq?: number }) : undefined;
+        if (event?.node === 'fo' && typeof event.seq === 'number') delivered.push(event.seq);
       }
     })().catch(() => undefined);
 

@@ -10,7 +10,7 @@ import pino from 'pino';
 import type { DomainConfig } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { QemuDriver, type DomainRecord } from '@virtbus/drivers';
-import { builtBundle, freePort, REPO_ROOT, requireBinary, spawnAgent, startNatsServer, type AgentProcess } from '@virtbus/testing';
+import { type AgentProcess, builtBundle, freePort, REPO_ROOT, requireBinary, spawnAgent, startNatsServer, testDomainConfig } from '@virtbus/testing';
 import { round, summarize, type LatencySummary } from './stats.js';
 
 export interface QemuBenchOptions {
@@ -221,18 +221,10 @@ async function agentCycler(stack: Stack, accel: 'kvm' | 'tcg'): Promise<() => Pr
 
 /** QemuDriver.start → running and destroy → shutoff of one fresh diskless domain, in this process. */
 async function driverCycle(driver: QemuDriver, accel: 'kvm' | 'tcg', run: number): Promise<{ startMs: number; destroyMs: number }> {
-  const config: DomainConfig = {
+  const config: DomainConfig = testDomainConfig({
     name: `bench-${accel}-${run}`,
-    uuid: randomUUID(),
     driver: accel === 'kvm' ? 'kvm' : 'qemu',
-    vcpus: 1,
-    memory: 64,
-    os: {},
-    disks: [],
-    nics: [],
-    console: { type: 'serial' },
-    autostart: false,
-  };
+  });
   let record: DomainRecord = { config, state: 'shutoff', reason: 'unknown' };
   let begin = performance.now();
   const started = await driver.start(record, { paused: false });

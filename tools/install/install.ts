@@ -77,9 +77,10 @@ const GATEWAY_ENV = `# virtbus gateway settings: KEY=VALUE lines of the gateway'
 #LOG_LEVEL=info
 `;
 
-function agentUnit(layout: Layout): string {
+/** A daemon's systemd unit: what both daemons share around their own [Service] settings. */
+function unit(layout: Layout, daemon: 'agent' | 'gateway', description: string, service: string): string {
   return `[Unit]
-Description=virtbus agent: this host's hypervisors on NATS
+Description=${description}
 Documentation=file://${join(layout.prefix, 'share/doc/virtbus/INSTALL.md')}
 Wants=network-online.target
 After=network-online.target nats-server.service
@@ -87,9 +88,20 @@ StartLimitIntervalSec=0
 
 [Service]
 Type=exec
-# settings: /etc/virtbus/agent.env
-ExecStart=${join(layout.prefix, 'bin/virtbus-agent')}
-# Only the agent stops: QEMU and LXC domains keep running through a restart or an upgrade (like libvirtd), and the
+# settings: /etc/virtbus/${daemon}.env
+ExecStart=${join(layout.prefix, `bin/virtbus-${daemon}`)}
+${service}
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+function agentUnit(layout: Layout): string {
+  return unit(
+    layout,
+    'agent',
+    "virtbus agent: this host's hypervisors on NATS",
+    `# Only the agent stops: QEMU and LXC domains keep running through a restart or an upgrade (like libvirtd), and the
 # new agent adopts them.
 KillMode=process
 # a bus that is not up yet ends the daemon: retry every 5 s for good; exit 2 (bad settings) stays down
@@ -101,25 +113,16 @@ StateDirectory=virtbus
 StateDirectoryMode=0700
 LimitNOFILE=1048576
 TasksMax=infinity
-
-[Install]
-WantedBy=multi-user.target
-`;
+`,
+  );
 }
 
 function gatewayUnit(layout: Layout): string {
-  return `[Unit]
-Description=virtbus gateway: the HTTP API in front of the agents
-Documentation=file://${join(layout.prefix, 'share/doc/virtbus/INSTALL.md')}
-Wants=network-online.target
-After=network-online.target nats-server.service
-StartLimitIntervalSec=0
-
-[Service]
-Type=exec
-# settings: /etc/virtbus/gateway.env
-ExecStart=${join(layout.prefix, 'bin/virtbus-gateway')}
-# re-reads the token file
+  return unit(
+    layout,
+    'gateway',
+    'virtbus gateway: the HTTP API in front of the agents',
+    `# re-reads the token file
 ExecReload=/bin/kill -HUP $MAINPID
 # a bus that is not up yet ends the gateway: retry every 5 s for good
 Restart=on-failure
@@ -136,10 +139,8 @@ ProtectKernelModules=yes
 ProtectControlGroups=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
-
-[Install]
-WantedBy=multi-user.target
-`;
+`,
+  );
 }
 
 function wrapper(layout: Layout, bundle: string, sourceMaps: boolean): string {

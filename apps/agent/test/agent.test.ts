@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Svcm } from '@nats-io/services';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { AGENT_SERVICE_NAME, Subjects, VirtError, type LifecycleEvent } from '@virtbus/api-contract';
+import { AGENT_SERVICE_NAME, Subjects, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, collectBusEvents, type NatsServerHandle, rejectsWith, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let nats: NatsServerHandle;
@@ -16,16 +16,6 @@ let workDir: string;
 const agents: AgentProcess[] = [];
 const seen: LifecycleEvent[] = [];
 let eventSub: Subscription;
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<VirtError> {
-  const error = await promise.then(
-    () => undefined,
-    (failure: unknown) => failure,
-  );
-  expect(error, `expected ${code}`).toBeInstanceOf(VirtError);
-  expect((error as VirtError).code).toBe(code);
-  return error as VirtError;
-}
 
 async function eventsFor(uuid: string, count: number): Promise<LifecycleEvent[]> {
   const deadline = Date.now() + 5000;
@@ -42,13 +32,7 @@ beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'virtbus-agent-test-'));
   nc = await connect({ servers: nats.url });
   client = new VirtClient(nc);
-  eventSub = nc.subscribe(Subjects.allEvents, {
-    // Core subscribers get at-least-once delivery (an agent killed mid-flush republishes); (node, seq) identifies an event.
-    callback: (_error, msg) => {
-      const event = msg.json<LifecycleEvent>();
-      if (!seen.some((other) => other.node === event.node && other.seq === event.seq)) seen.push(event);
-    },
-  });
+  eventSub = collectBusEvents(nc, seen);
   agents.push(
     ...(await Promise.all(
       ['alpha', 'beta'].map((node) => spawnAgent({ node, natsUrl: nats.url, stateDir: join(workDir, node), env: { VIRTBUS_TEST_DRIVER_LATENCY_MS: '50' } })),

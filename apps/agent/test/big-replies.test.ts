@@ -1,10 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Subjects, VirtError, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // A small max_payload makes a few hundred domains a reply bigger than the server carries (1 MiB needs ~2,700).
@@ -36,12 +36,7 @@ beforeAll(async () => {
   }
 }, 120_000);
 
-afterAll(async () => {
-  await agent?.stop();
-  await nc?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
+afterAll(() => tearDown(agent, nc, nats, workDir));
 
 async function stillServing(): Promise<void> {
   expect(exitCode, agent.output()).toBeUndefined();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtError } from '@virtbus/api-contract';
-import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { request, serve } from '@virtbus/client';
 
 describe('serve / request: one request/reply pair for every bus verb', () => {
@@ -13,10 +13,7 @@ describe('serve / request: one request/reply pair for every bus verb', () => {
     nc = await connect({ servers: server.url });
   });
 
-  afterAll(async () => {
-    await nc?.close();
-    await server?.stop();
-  });
+  afterAll(() => tearDown(nc, server));
 
   const failure = (promise: Promise<unknown>) => promise.then(() => expect.unreachable('the call succeeded'), (error: unknown) => error as VirtError);
 

@@ -3,11 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, type NatsServerHandle, QUIET_AGENT_ARGS, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const NODE = 'defdur';
-const AGENT_ARGS = ['--metrics-address', 'off', '--stats-interval', '0'];
 let workDir: string;
 let nats: NatsServerHandle;
 let nc: NatsConnection;
@@ -21,17 +20,12 @@ beforeAll(async () => {
   client = new VirtClient(nc);
 });
 
-afterAll(async () => {
-  await agent?.stop();
-  await nc?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
+afterAll(() => tearDown(agent, nc, nats, workDir));
 
 describe('a define is durable through its event log record', () => {
   it('domain files lost or torn by a crash (written without a sync) are rebuilt from the log at start', async () => {
     const stateDir = join(workDir, 'agent');
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir, extraArgs: AGENT_ARGS });
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir, extraArgs: QUIET_AGENT_ARGS });
     const defined = [];
     for (let index = 0; index < 12; index++) {
       defined.push(await client.call(NODE, 'domain.define', { name: `dur-${index}`, driver: 'test', vcpus: 2, memory: 96, labels: { index: String(index) } }));
@@ -45,7 +39,7 @@ describe('a define is durable through its event log record', () => {
       else if (index % 3 === 1) await truncate(path, 0);
     }
 
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir, extraArgs: AGENT_ARGS });
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir, extraArgs: QUIET_AGENT_ARGS });
     const { domains } = await client.call(NODE, 'domain.list', {});
     expect(domains.map((domain) => domain.uuid).sort()).toEqual(defined.map((domain) => domain.uuid).sort());
     for (const domain of defined) {
@@ -62,7 +56,7 @@ describe('a define is durable through its event log record', () => {
   });
 
   it('a domain is found by domain.get as soon as its DEFINED event is out (subscribers ask for what events announce)', async () => {
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'visible'), extraArgs: AGENT_ARGS });
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'visible'), extraArgs: QUIET_AGENT_ARGS });
     const lookups: Promise<string>[] = [];
     const sub = nc.subscribe(`virt.v1.${NODE}.events.domain.*.DEFINED`, {
       callback: (_error, msg) => {

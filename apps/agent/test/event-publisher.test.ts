@@ -1,11 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { EVENTS_STREAM } from '@virtbus/api-contract';
-import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventPublisher } from '../src/events/publisher.js';
@@ -54,11 +54,7 @@ beforeAll(async () => {
   reader = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
 });
 
-afterAll(async () => {
-  await reader?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
+afterAll(() => tearDown(reader, nats, workDir));
 
 describe('EventPublisher over a real nats-server', () => {
   it('publishes a burst of concurrent emits with many in flight, stored once each in seq order', async () => {

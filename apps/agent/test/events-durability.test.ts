@@ -1,16 +1,15 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { spawnAgent, startNatsServer, storedNodeEvents, waitForStoredNodeEvents, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, type NatsServerHandle, QUIET_AGENT_ARGS, spawnAgent, startNatsServer, storedNodeEvents, tearDown, waitForStoredNodeEvents } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventLog } from '../src/events/log.js';
 
 const NODE = 'durable';
-const AGENT_ARGS = ['--metrics-address', 'off', '--stats-interval', '0'];
 let workDir: string;
 let storeDir: string;
 let nats: NatsServerHandle;
@@ -47,15 +46,10 @@ beforeAll(async () => {
   nats = await startNatsServer({ storeDir });
   nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
   client = new VirtClient(nc);
-  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: AGENT_ARGS });
+  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: QUIET_AGENT_ARGS });
 });
 
-afterAll(async () => {
-  await agent?.stop();
-  await nc?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
+afterAll(() => tearDown(agent, nc, nats, workDir));
 
 describe('lifecycle events survive restarts with no gap and no duplicate in the node sequence', () => {
   let defined = 0;
@@ -72,7 +66,7 @@ describe('lifecycle events survive restarts with no gap and no duplicate in the 
     await agent.kill('SIGKILL');
     const answered = (await Promise.all(burst)).filter(Boolean).length;
 
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: AGENT_ARGS });
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: QUIET_AGENT_ARGS });
     const { domains } = await client.call(NODE, 'domain.list', {});
     defined = domains.length;
     expect(defined).toBeGreaterThanOrEqual(answered);
@@ -91,7 +85,7 @@ describe('lifecycle events survive restarts with no gap and no duplicate in the 
   it('events recorded while nats-server is down are published in order when it is back on the same store', async () => {
     // A slow hypervisor (3 s per call) lets the changes complete while the server is down.
     await agent.stop();
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: [...AGENT_ARGS, '--test-latency-ms', '3000'] });
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: [...QUIET_AGENT_ARGS, '--test-latency-ms', '3000'] });
     const { domains } = await client.call(NODE, 'domain.list', {});
     expect(domains.length).toBeGreaterThan(0);
     const before = (await readOutbox()).lastSeq;

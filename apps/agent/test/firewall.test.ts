@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { VirtError, type FirewallRuleSetsPost } from '@virtbus/api-contract';
+import { type FirewallRuleSetsPost } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { addTestNetns, hasBinaryOrSkip, removeTestNetns, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { addTestNetns, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, removeTestNetns, startNatsServer } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../src/agent.js';
@@ -49,15 +49,6 @@ async function connects(port: number): Promise<boolean> {
 
 function nftTables(): string {
   return inNs(hostNs, 'nft', 'list', 'tables');
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (failure: unknown) => failure,
-  );
-  expect(error, `expected ${code}`).toBeInstanceOf(VirtError);
-  expect((error as VirtError).code).toBe(code);
 }
 
 describe.skipIf(!HAVE_TOOLS)('firewall rule sets on a bridge port in test network namespaces', () => {

@@ -5,9 +5,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { VirtError, type HostInterfaceChange } from '@virtbus/api-contract';
+import { type HostInterfaceChange } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { addTestNetns, hasBinaryOrSkip, removeTestNetns, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { addTestNetns, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, removeTestNetns, startNatsServer } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../src/agent.js';
@@ -30,15 +30,6 @@ function ipJson(): unknown {
 /** The same without what a recreated link cannot keep: its index, and the qdisc the kernel attaches on its first `up`. */
 function ipJsonOfRecreated(): unknown {
   return (ipJson() as Record<string, unknown>[]).map(({ ifindex: _ifindex, qdisc: _qdisc, ...rest }) => rest);
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (failure: unknown) => failure,
-  );
-  expect(error, `expected ${code}`).toBeInstanceOf(VirtError);
-  expect((error as VirtError).code).toBe(code);
 }
 
 /** The kernel here may lack 802.1Q (CONFIG_VLAN_8021Q): find out in the test namespace. */

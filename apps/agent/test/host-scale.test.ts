@@ -1,24 +1,23 @@
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type DomainState } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { spawnAgent, startNatsServer, waitForStoredNodeEvents, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, type NatsServerHandle, QUIET_AGENT_ARGS, spawnAgent, startNatsServer, tearDown, waitForStoredNodeEvents } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventLog } from '../src/events/log.js';
 
 const NODE = 'scale';
 const DOMAINS = 32;
-const AGENT_ARGS = ['--metrics-address', 'off', '--stats-interval', '0'];
 let workDir: string;
 let nats: NatsServerHandle;
 let nc: NatsConnection;
 let client: VirtClient;
 let agent: AgentProcess | undefined;
 
-const agentOptions = () => ({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: AGENT_ARGS });
+const agentOptions = () => ({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: QUIET_AGENT_ARGS });
 
 const waitForStored = (count: number, timeoutMs = 60_000) => waitForStoredNodeEvents(nc, NODE, count, timeoutMs);
 
@@ -30,12 +29,7 @@ beforeAll(async () => {
   agent = await spawnAgent(agentOptions());
 });
 
-afterAll(async () => {
-  await agent?.stop();
-  await nc?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
+afterAll(() => tearDown(agent, nc, nats, workDir));
 
 describe('parallel state changes on many domains survive an agent SIGKILL', () => {
   it('keeps every answered change in the domain state and every event in the stream, numbered 1..lastSeq without a gap', async () => {

@@ -1,13 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Subjects, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
+import { type Domain, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, ROOTFS_MARKERS, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, cgroupDirsNamed, collectBusEvents, ensureBusyboxRootfs, hasBinaryOrSkip, type NatsServerHandle, processesMentioning, ROOTFS_MARKERS, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '@virtbus/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -47,20 +47,6 @@ function lxcState(uuid: string): string {
   }
 }
 
-/** Live processes whose command line mentions `needle` (zombies have none). */
-function processesMentioning(needle: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmdline.includes(needle)) found.push(`${pid}: ${cmdline}`);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
-}
-
 const vethNames = () => readdirSync('/sys/class/net').filter((name) => name.startsWith('vbl') || name.startsWith('veth'));
 
 async function startAgent(): Promise<AgentProcess> {
@@ -81,12 +67,7 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
     workDir = await mkdtemp(join(tmpdir(), 'vbc-'));
     nc = await connect({ servers: nats.url });
     client = new VirtClient(nc);
-    nc.subscribe(Subjects.allEvents, {
-      callback: (_error, msg) => {
-        const event = msg.json<LifecycleEvent>();
-        if (!busEvents.some((other) => other.node === event.node && other.seq === event.seq)) busEvents.push(event);
-      },
-    });
+    collectBusEvents(nc, busEvents);
     await startAgent();
     gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
   }, 180_000);

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -6,7 +6,7 @@ import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/t
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes, OperationNames, Operations, Subjects, type OperationName } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 
 /** Malformed messages straight to every operation subject of a real agent: always a contract error, never a crash or a change. */
 const canRun = hasBinaryOrSkip('nats-server');
@@ -46,12 +46,7 @@ describe.runIf(canRun)('hostile NATS messages to the agent', () => {
     await client.call(NODE, 'domain.state', { id: 'keep', change: { action: 'start' } });
   }, 120_000);
 
-  afterAll(async () => {
-    await nc?.close();
-    await agent?.stop();
-    await nats?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown(nc, agent, nats, dir));
 
   const encode = (text: string) => new TextEncoder().encode(text);
   const hostile = fc.constantFrom('../etc', '/etc/passwd', 'a\u0000b', 'a,b', 'a=b', 'a\nb', 'x'.repeat(70_000), '', 'keep,format=raw');

@@ -4,9 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { VirtError } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { ensureBusyboxRootfs, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, ensureBusyboxRootfs, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -19,16 +18,6 @@ let nc: NatsConnection;
 let client: VirtClient;
 let agent: AgentProcess;
 let workDir: string;
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<VirtError> {
-  const error = await promise.then(
-    () => undefined,
-    (failure: unknown) => failure,
-  );
-  expect(error, `expected ${code}`).toBeInstanceOf(VirtError);
-  expect((error as VirtError).code, (error as VirtError).message).toBe(code);
-  return error as VirtError;
-}
 
 beforeAll(async () => {
   nats = await startNatsServer();

@@ -2,7 +2,7 @@ import type { Service } from '@nats-io/services';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtError } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveOperations, type OperationHandlers } from '../src/service.js';
@@ -36,12 +36,7 @@ beforeAll(async () => {
   });
 });
 
-afterAll(async () => {
-  await service?.stop();
-  await agentSide?.close();
-  await callerSide?.close();
-  await nats?.stop();
-});
+afterAll(() => tearDown(service, agentSide, callerSide, nats));
 
 async function failure(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(

@@ -4,10 +4,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { VirtError, type DomainSnapshotEvent, type LifecycleEvent } from '@virtbus/api-contract';
+import { type DomainSnapshotEvent, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ensureBusyboxRootfs, ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, ensureBusyboxRootfs, ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const NODE = 'snap';
@@ -20,15 +20,6 @@ let agent: AgentProcess;
 let workDir: string;
 let eventsSub: Subscription;
 const events: (LifecycleEvent | DomainSnapshotEvent)[] = [];
-
-async function code(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    () => undefined,
-    (failure: unknown) => failure,
-  );
-  expect(error).toBeInstanceOf(VirtError);
-  return (error as VirtError).code;
-}
 
 async function eventsFor(uuid: string, count: number): Promise<string[]> {
   const deadline = Date.now() + 5000;
@@ -68,7 +59,7 @@ describe('snapshots and save/restore on the test driver', () => {
     const b = await client.call(NODE, 'domain.snapshot.create', { id, snapshot: { name: 'b', kind: 'external' } });
     expect(b.disks).toEqual([{ target: 'vda', file: '/var/lib/virtbus/tsnap.qcow2', overlay: '/var/lib/virtbus/tsnap-vda.b.qcow2' }]);
     expect((await client.call(NODE, 'domain.get', { id })).config.disks[0]?.source).toEqual({ path: '/var/lib/virtbus/tsnap-vda.b.qcow2' });
-    expect(await code(client.call(NODE, 'domain.snapshot.create', { id, snapshot: { name: 'a' } }))).toBe('OPERATION_INVALID');
+    await rejectsWith(client.call(NODE, 'domain.snapshot.create', { id, snapshot: { name: 'a' } }), 'OPERATION_INVALID');
 
     let reverted = await client.call(NODE, 'domain.snapshot.revert', { id, snapshot: 'a' });
     expect(reverted).toMatchObject({ state: 'running', reason: 'from_snapshot' });
@@ -90,11 +81,11 @@ describe('snapshots and save/restore on the test driver', () => {
     expect(await client.call(NODE, 'domain.snapshot.delete', { id, snapshot: 'a' })).toEqual({ deleted: ['a'] });
     list = await client.call(NODE, 'domain.snapshot.list', { id });
     expect(list).toEqual({ snapshots: [] });
-    expect(await code(client.call(NODE, 'domain.snapshot.get', { id, snapshot: 'a' }))).toBe('NOT_FOUND');
+    await rejectsWith(client.call(NODE, 'domain.snapshot.get', { id, snapshot: 'a' }), 'NOT_FOUND');
 
     const saved = await client.call(NODE, 'domain.save', { id, target: { pool: 'default', volume: 'tsnap.save' } });
     expect(saved).toMatchObject({ state: 'shutoff', reason: 'saved' });
-    expect(await code(client.call(NODE, 'domain.save', { id, target: { pool: 'default', volume: 'tsnap.save' } }))).toBe('OPERATION_INVALID');
+    await rejectsWith(client.call(NODE, 'domain.save', { id, target: { pool: 'default', volume: 'tsnap.save' } }), 'OPERATION_INVALID');
     const restored = await client.call(NODE, 'domain.restore', { pool: 'default', volume: 'tsnap.save' });
     expect(restored).toMatchObject({ uuid: id, state: 'running', reason: 'restored' });
 
@@ -144,8 +135,8 @@ describe('snapshots and save/restore on the test driver', () => {
     const rootfs = await ensureBusyboxRootfs();
     const domain = await client.call(NODE, 'domain.define', { name: 'lsnap', driver: 'lxc', container: { rootfs: { path: rootfs } } });
     expect(domain).toMatchObject({ driver: 'lxc', state: 'shutoff' });
-    expect(await code(client.call(NODE, 'domain.snapshot.create', { id: domain.uuid, snapshot: {} }))).toBe('OPERATION_UNSUPPORTED');
-    expect(await code(client.call(NODE, 'domain.managedsave', { id: domain.uuid }))).toBe('OPERATION_UNSUPPORTED');
+    await rejectsWith(client.call(NODE, 'domain.snapshot.create', { id: domain.uuid, snapshot: {} }), 'OPERATION_UNSUPPORTED');
+    await rejectsWith(client.call(NODE, 'domain.managedsave', { id: domain.uuid }), 'OPERATION_UNSUPPORTED');
   });
 });
 

@@ -1,7 +1,7 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 describe('agent start removes temp files a crash left in the middle of an atomic write', () => {
@@ -14,11 +14,7 @@ describe('agent start removes temp files a crash left in the middle of an atomic
     nats = await startNatsServer();
   });
 
-  afterAll(async () => {
-    await agent?.stop();
-    await nats?.stop();
-    if (work) await rm(work, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown(agent, nats, work));
 
   it('removes `.<name>.<12 hex>.tmp` files in the directories it writes and keeps everything else', async () => {
     const state = join(work, 'state');

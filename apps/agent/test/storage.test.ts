@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { connect, headers as natsHeaders, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { StreamHeaders, VirtError, type AsyncOperation, type OperationEvent, type StoragePoolEvent } from '@virtbus/api-contract';
+import { StreamHeaders, type AsyncOperation, type OperationEvent, type StoragePoolEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { deviceMapperMissingReason, hasBinaryOrSkip, spawnAgent, titleWithSkipReason, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, deviceMapperMissingReason, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, spawnAgent, startNatsServer, titleWithSkipReason } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -27,16 +27,6 @@ let poolEventsSub: Subscription;
 const poolEvents: StoragePoolEvent[] = [];
 let loopDevice: string | undefined;
 const vgName = `vbtest${process.pid}`;
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<VirtError> {
-  const error = await promise.then(
-    () => undefined,
-    (failure: unknown) => failure,
-  );
-  expect(error, `expected ${code}`).toBeInstanceOf(VirtError);
-  expect((error as VirtError).code).toBe(code);
-  return error as VirtError;
-}
 
 async function qemuImgInfo(path: string): Promise<Record<string, unknown>[]> {
   const { stdout } = await run('qemu-img', ['info', '--output=json', '--backing-chain', '-U', path]);

@@ -1,10 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
-import { freePort, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, freePort, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // A rejection nothing handles, raised inside the agent process on SIGUSR2 once it serves (the preload stands in for a bug).
@@ -32,12 +32,7 @@ beforeAll(async () => {
   void agent.exited.then((code) => (exitCode = code));
 });
 
-afterAll(async () => {
-  await agent?.stop();
-  await nc?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
+afterAll(() => tearDown(agent, nc, nats, workDir));
 
 describe('an unhandled rejection in the agent', () => {
   it('is logged and counted, and the agent keeps serving', async () => {

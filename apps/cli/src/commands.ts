@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import {
   MAX_PAGE_LIMIT,
+  sseMessages,
   VirtError,
   type Domain,
   type DomainsPost,
@@ -223,23 +224,14 @@ export async function events(ctx: CommandContext, options: EventOptions): Promis
   if (options.kind) query.set('kind', options.kind);
   if (options.since !== undefined) query.set('since', String(options.since));
   const response = await ctx.http.stream(`/v1/events?${query}`);
-  let buffer = '';
   let seen = 0;
-  for await (const chunk of response) {
-    buffer += (chunk as Buffer).toString('utf8');
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const id = /^id: (\d+)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (!id || !data) continue;
-      const event = JSON.parse(data) as BusEvent;
-      ctx.output.out(ctx.output.json ? JSON.stringify({ streamSeq: Number(id), event }) : `${id}  ${describeEvent(event)}`);
-      if (options.count !== undefined && ++seen >= options.count) {
-        response.destroy();
-        return;
-      }
+  for await (const { id, data } of sseMessages(response)) {
+    if (!id || !data) continue;
+    const event = JSON.parse(data) as BusEvent;
+    ctx.output.out(ctx.output.json ? JSON.stringify({ streamSeq: Number(id), event }) : `${id}  ${describeEvent(event)}`);
+    if (options.count !== undefined && ++seen >= options.count) {
+      response.destroy();
+      return;
     }
   }
 }

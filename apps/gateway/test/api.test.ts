@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { ConsoleHeaders, NODES_BUCKET, Subjects, type ErrorBody, type NodeInfo } from '@virtbus/api-contract';
-import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { buildApp, type GatewayApp } from '../src/index.js';
 import { sampleDomain, startFakeAgent, type FakeAgent } from './fake-agent.js';
 
@@ -60,12 +60,7 @@ beforeAll(async () => {
   app = await buildApp({ nc, requestTimeoutMs: REQUEST_TIMEOUT_MS, bodyLimit: 64 * 1024, discoveryWaitMs: 500 });
 });
 
-afterAll(async () => {
-  await app?.close();
-  await agent?.stop();
-  await nc?.close();
-  await server?.stop();
-});
+afterAll(() => tearDown(app, agent, nc, server));
 
 function errorOf(response: { json(): unknown }): ErrorBody {
   return response.json() as ErrorBody;

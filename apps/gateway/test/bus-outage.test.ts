@@ -1,8 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
@@ -36,12 +36,7 @@ describe.runIf(hasBinaryOrSkip('nats-server'))('gateway while its NATS server is
     gateway = await startGateway({ natsUrl: nats.url, host: '127.0.0.1', port: 0 });
   });
 
-  afterAll(async () => {
-    await gateway?.close();
-    await agent?.stop();
-    await nats?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown(gateway, agent, nats, dir));
 
   it('is ready with the bus, fails fast with 503 BUS_UNAVAILABLE without it, and recovers when it returns', async () => {
     expect(await get('/healthz')).toEqual({ status: 200, body: { status: 'ok' } });

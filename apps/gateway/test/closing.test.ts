@@ -1,22 +1,19 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  nc = await connect({ servers: nats.url });
+});
+
+afterAll(() => tearDown(nc, nats));
+
 describe('a gateway that is closing', () => {
-  let nats: NatsServerHandle;
-  let nc: NatsConnection;
-
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-  });
-
-  afterAll(async () => {
-    await nc?.close();
-    await nats?.stop();
-  });
-
   it('answers a request that still arrives with 503 SHUTTING_DOWN in the contract body and closes the connection', async () => {
     const app = await buildApp({ nc });
     // sent while close() runs: after the gateway's own preClose hooks, before the server stops listening
@@ -37,19 +34,6 @@ describe('a gateway that is closing', () => {
 });
 
 describe('a request in flight when the gateway starts closing', () => {
-  let nats: NatsServerHandle;
-  let nc: NatsConnection;
-
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-  });
-
-  afterAll(async () => {
-    await nc?.close();
-    await nats?.stop();
-  });
-
   it('is answered with Connection: close, so its kept-alive socket does not hold close() open', async () => {
     const app = await buildApp({ nc });
     let release: () => void = () => undefined;

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Subjects, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { sseMessages, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
+import { type AgentProcess, collectBusEvents, type NatsServerHandle, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
@@ -39,18 +39,8 @@ async function readSse(path: string, count: number, headers: Record<string, stri
     const response = await fetch(`${gateway.url}${path}`, { headers, signal: controller.signal });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const id = /^id: (\d+)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (id && data) messages.push({ id: Number(id), event: JSON.parse(data) as LifecycleEvent });
-      }
+    for await (const { id, data } of sseMessages(response.body as unknown as AsyncIterable<Uint8Array>)) {
+      if (id && data) messages.push({ id: Number(id), event: JSON.parse(data) as LifecycleEvent });
       if (messages.length >= count) break;
     }
   } catch (error) {
@@ -81,12 +71,7 @@ beforeAll(async () => {
   nats = await startNatsServer();
   workDir = await mkdtemp(join(tmpdir(), 'virtbus-e2e-'));
   nc = await connect({ servers: nats.url });
-  nc.subscribe(Subjects.allEvents, {
-    callback: (_error, msg) => {
-      const event = msg.json<LifecycleEvent>();
-      if (!busEvents.some((other) => other.node === event.node && other.seq === event.seq)) busEvents.push(event);
-    },
-  });
+  collectBusEvents(nc, busEvents);
   for (const node of ['east', 'west']) {
     agents.set(node, await spawnAgent({ node, natsUrl: nats.url, stateDir: join(workDir, node) }));
   }

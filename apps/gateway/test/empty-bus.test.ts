@@ -1,6 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasBinaryOrSkip, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { hasBinaryOrSkip, type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { buildApp, type GatewayApp } from '../src/index.js';
 
 const canRun = hasBinaryOrSkip('nats-server');
@@ -16,11 +16,7 @@ describe.runIf(canRun)('gateway on a bus where no agent ever started', () => {
     app = await buildApp({ nc, discoveryWaitMs: 200 });
   });
 
-  afterAll(async () => {
-    await app?.close();
-    await nc?.close();
-    await nats?.stop();
-  });
+  afterAll(() => tearDown(app, nc, nats));
 
   it('lists no nodes (no service answers, no node bucket yet) instead of failing', async () => {
     const response = await app.inject({ method: 'GET', url: '/v1/nodes' });

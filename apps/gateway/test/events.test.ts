@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { EVENTS_STREAM, Subjects, type LifecycleEvent, type LifecycleType } from '@virtbus/api-contract';
-import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
 const UUID_A = '11111111-1111-4111-8111-111111111111';
@@ -128,11 +128,7 @@ beforeAll(async () => {
   await publish(event('host2', UUID_B, 'STOPPED'));
 });
 
-afterAll(async () => {
-  await gateway?.close();
-  await nc?.close();
-  await server?.stop();
-});
+afterAll(() => tearDown(gateway, nc, server));
 
 describe('GET /v1/events', () => {
   it('replays the stream in order from since=0 with ids and event names', async () => {

@@ -14,6 +14,7 @@ import {
   type ReplyEnvelope,
 } from '@virtbus/api-contract';
 import { startHeartbeat, type Heartbeat } from '@virtbus/client';
+import { testDomainConfig } from '@virtbus/testing';
 
 /** What a handler returns: a reply envelope to send, or `'silent'` to never answer. */
 export type Answer = ReplyEnvelope | 'silent';
@@ -88,18 +89,7 @@ export function sampleDomain(node: string, overrides: Partial<Domain> = {}): Dom
     reason: 'unknown',
     persistent: true,
     autostart: false,
-    config: {
-      name,
-      uuid,
-      driver: 'test',
-      vcpus: 1,
-      memory: 128,
-      os: {},
-      disks: [],
-      nics: [],
-      console: { type: 'serial' },
-      autostart: false,
-    },
+    config: testDomainConfig({ name, uuid, driver: 'test', memory: 128 }),
     stateChangedAt: '2025-01-01T00:00:00.000Z',
     ...overrides,
   };

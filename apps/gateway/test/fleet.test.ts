@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { generateSecurityBundle, natsConnectionOptions, renderNatsServerConfig, type NatsClientConfig, type SecurityBundle } from '@virtbus/security';
-import { EVENTS_STREAM, IDEMPOTENCY_HEADER, NODES_BUCKET, type FleetDomainList, type LifecycleEvent, type NodeList } from '@virtbus/api-contract';
+import { EVENTS_STREAM, IDEMPOTENCY_HEADER, NODES_BUCKET, sseMessages, type FleetDomainList, type LifecycleEvent, type NodeList } from '@virtbus/api-contract';
 import { RECONNECT_FOREVER } from '@virtbus/client';
 import { freePort, hasBinaryOrSkip, spawnAgent, startNatsServer, storedNodeEvents, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -100,19 +100,9 @@ describe.runIf(hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl'))('fl
     void (async () => {
       const response = await fetch(`${gateway.url}${path}`, { signal: controller.signal });
       if (response.status !== 200) throw new Error(`GET ${path} answered ${response.status}: ${await response.text()}`);
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const id = /^id: (\d+)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (/^event: error$/m.test(block)) errors.push(data ?? block);
-          else if (id && data) events.push({ id: Number(id), event: JSON.parse(data) as LifecycleEvent });
-        }
+      for await (const { id, event, data } of sseMessages(response.body as unknown as AsyncIterable<Uint8Array>)) {
+        if (event === 'error') errors.push(data ?? 'an error event without data');
+        else if (id && data) events.push({ id: Number(id), event: JSON.parse(data) as LifecycleEvent });
       }
     })().catch((error: unknown) => {
       if ((error as Error).name !== 'AbortError') errors.push(String(error));

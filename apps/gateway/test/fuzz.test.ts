@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes, type Domain, type DomainList } from '@virtbus/api-contract';
-import { hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { buildApp, type GatewayApp } from '../src/index.js';
 import { arbitraryFor, fileDigests, HOSTILE_NAMES, HOSTILE_NUMBERS, HOSTILE_PATHS, type JsonSchema } from './fuzz-support.js';
 
@@ -90,13 +90,7 @@ describe.runIf(canRun)('hostile HTTP input (fast-check, every OpenAPI route)', (
     }
   }, 120_000);
 
-  afterAll(async () => {
-    await app?.close();
-    await nc?.close();
-    await agent?.stop();
-    await nats?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown(app, nc, agent, nats, dir));
 
   const resolve = (ref: string): JsonSchema => {
     const name = ref.replace(/^#\/components\/schemas\//, '');

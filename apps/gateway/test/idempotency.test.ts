@@ -1,10 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
 const NODE = 'idem1';
@@ -42,13 +42,7 @@ beforeAll(async () => {
   gateway = await startGateway({ nc, port: 0, requestTimeoutMs: 500 });
 });
 
-afterAll(async () => {
-  await gateway?.close();
-  await agent?.stop();
-  await nc?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
+afterAll(() => tearDown(gateway, agent, nc, nats, workDir));
 
 describe('Idempotency-Key', () => {
   it('answers the retry of a define that timed out but ran later with the first result, across an agent restart', async () => {

@@ -6,7 +6,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { EVENTS_STREAM, Subjects } from '@virtbus/api-contract';
 import { createToken } from '@virtbus/security';
-import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '../src/index.js';
 import { startFakeAgent, type FakeAgent } from './fake-agent.js';
 
@@ -86,12 +86,7 @@ beforeAll(async () => {
   });
 });
 
-afterAll(async () => {
-  await gateway?.close();
-  await agent?.stop();
-  await nc?.close();
-  await server?.stop();
-});
+afterAll(() => tearDown(gateway, agent, nc, server));
 
 describe('event stream input', () => {
   it('answers 400 to a since beyond any stream sequence', async () => {

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { NODES_BUCKET, type NodeList, type NodeRecord } from '@virtbus/api-contract';
-import { hasBinaryOrSkip, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { hasBinaryOrSkip, type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type GatewayApp } from '../src/index.js';
 import { startFakeAgent, type FakeAgent } from './fake-agent.js';
@@ -35,13 +35,7 @@ describe.runIf(hasBinaryOrSkip('nats-server'))('GET /v1/nodes from the node regi
     app = await buildApp({ nc, discoveryWaitMs: 5000 });
   });
 
-  afterAll(async () => {
-    await app?.close();
-    await agent?.stop();
-    await spy?.close();
-    await nc?.close();
-    await server?.stop();
-  });
+  afterAll(() => tearDown(app, agent, spy, nc, server));
 
   it('answers from the registry without asking any agent, with each node summary', async () => {
     const response = await app.inject({ method: 'GET', url: '/v1/nodes' });

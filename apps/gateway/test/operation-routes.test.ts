@@ -1,10 +1,11 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpPath, operationPath, OperationNames, Operations, type OperationName, type OperationSpec } from '@virtbus/api-contract';
 import { auditRecordValidator, createToken, minimumRoleFor, type AuditRecord } from '@virtbus/security';
 import { buildApp, type GatewayApp } from '../src/index.js';
+import { tearDown } from '@virtbus/testing';
 
 /** A valid value for each path parameter of the table's routes. */
 const Samples: Record<string, string> = {
@@ -41,10 +42,7 @@ describe('every route of the operation table runs the app-wide checks (no bus ne
     });
   });
 
-  afterAll(async () => {
-    await app?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown(app, dir));
 
   const call = (name: OperationName, node: string, token: string, extra: { headers?: Record<string, string>; payload?: string } = {}) => {
     const http = (Operations[name] as OperationSpec).http!;

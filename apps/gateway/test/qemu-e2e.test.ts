@@ -3,8 +3,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Subjects, type Domain, type LifecycleEvent, type NodeInfo } from '@virtbus/api-contract';
-import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest, titleWithSkipReason } from '@virtbus/testing';
+import { type Domain, type LifecycleEvent, type NodeInfo } from '@virtbus/api-contract';
+import { type AgentProcess, collectBusEvents, ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, type NatsServerHandle, spawnAgent, startNatsServer, type TestGuest, titleWithSkipReason } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startGateway, type RunningGateway } from '../src/index.js';
@@ -148,12 +148,7 @@ describe.skipIf(!QEMU)('QEMU domains through the gateway, a real agent process a
     // Short path: QMP and console sockets live below it (unix socket paths are limited to 107 bytes).
     workDir = await mkdtemp('/tmp/vbq-');
     nc = await connect({ servers: nats.url });
-    nc.subscribe(Subjects.allEvents, {
-      callback: (_error, msg) => {
-        const event = msg.json<LifecycleEvent>();
-        if (!busEvents.some((other) => other.node === event.node && other.seq === event.seq)) busEvents.push(event);
-      },
-    });
+    collectBusEvents(nc, busEvents);
     await startAgent();
     gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
   }, 300_000);

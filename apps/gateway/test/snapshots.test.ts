@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { NODES_BUCKET, type DomainSnapshot } from '@virtbus/api-contract';
-import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { buildApp, type GatewayApp } from '../src/index.js';
 import { sampleDomain, startFakeAgent, type FakeAgent } from './fake-agent.js';
 
@@ -40,12 +40,7 @@ beforeAll(async () => {
   app = await buildApp({ nc, requestTimeoutMs: 2000, discoveryWaitMs: 500 });
 });
 
-afterAll(async () => {
-  await app?.close();
-  await agent?.stop();
-  await nc?.close();
-  await server?.stop();
-});
+afterAll(() => tearDown(app, agent, nc, server));
 
 const lastRequest = () => agent.calls.at(-1)?.request;
 

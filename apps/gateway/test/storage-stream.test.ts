@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { AsyncOperation, StorageVolume } from '@virtbus/api-contract';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { type AgentProcess, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type GatewayApp } from '../src/index.js';
 
@@ -105,13 +105,7 @@ beforeAll(async () => {
   sourceSha = hash.digest('hex');
 });
 
-afterAll(async () => {
-  await app?.close();
-  await agent?.stop();
-  await nc?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
+afterAll(() => tearDown(app, agent, nc, nats, workDir));
 
 describe('volume content through the gateway over NATS', () => {
   it(`uploads and downloads ${FILE_MIB} MiB with equal sha256 while the agent's memory stays bounded`, async () => {
@@ -211,13 +205,7 @@ describe('volume content over a server with a small max_payload', () => {
     smallApp = await buildApp({ nc: smallNc, discoveryWaitMs: 500 });
   });
 
-  afterAll(async () => {
-    await smallApp?.close();
-    await smallAgent?.stop();
-    await smallNc?.close();
-    await smallNats?.stop();
-    if (smallDir) await rm(smallDir, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown(smallApp, smallAgent, smallNc, smallNats, smallDir));
 
   it('sizes chunks under the server limit, so 3 MiB go up and come back with equal sha256', async () => {
     const content = randomBytes(3 * MiB + 12_345);

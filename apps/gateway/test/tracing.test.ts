@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -6,7 +6,7 @@ import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trac
 import { Subjects, type Domain, type DomainStatsList, type NodeStats, type StatsMessage } from '@virtbus/api-contract';
 import { startAgent, type Agent } from '@virtbus/agent';
 import { initTracing, type Tracing } from '@virtbus/monitoring';
-import { hasBinaryOrSkip, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { hasBinaryOrSkip, type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type GatewayApp } from '../src/index.js';
@@ -39,14 +39,7 @@ beforeAll(async () => {
   app = await buildApp({ nc });
 });
 
-afterAll(async () => {
-  await app?.close();
-  await nc?.close();
-  await agent?.close();
-  await tracing?.shutdown();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
+afterAll(() => tearDown(app, nc, agent, tracing, nats, workDir));
 
 describe('gateway and agent monitoring, one process each side of a real NATS', () => {
   let domain: Domain;

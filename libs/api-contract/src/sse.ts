@@ -25,3 +25,34 @@ export const SseErrorEvent = Type.Object(
 );
 export type SseErrorEvent = Static<typeof SseErrorEvent>;
 export const SSE_ERROR_EVENT = 'error';
+
+/** One message of a text/event-stream as sent: its fields (the last of each name) and its comment lines. */
+export interface SseMessage {
+  readonly id?: string;
+  readonly event?: string;
+  readonly data?: string;
+  readonly comments: readonly string[];
+}
+
+/** The messages of an event stream's body, in order, as each blank-line-ended block completes (chunks may split them anywhere, UTF-8 included). */
+export async function* sseMessages(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<SseMessage> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of chunks) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const fields: Record<string, string> = {};
+      const comments: string[] = [];
+      for (const line of block.split('\n')) {
+        const colon = line.indexOf(':');
+        if (colon === 0) comments.push(line.slice(1).trim());
+        else if (colon < 0) fields[line] = '';
+        else fields[line.slice(0, colon)] = line.slice(colon + 1).replace(/^ /, '');
+      }
+      yield { id: fields['id'], event: fields['event'], data: fields['data'], comments };
+    }
+  }
+}

@@ -5,10 +5,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VirtError, type DomainConfig } from '@virtbus/api-contract';
+import { type DomainConfig } from '@virtbus/api-contract';
 import { LxcDriver, type RunState } from '../src/index.js';
 import { collectConsole, makeDriverContext, TestDomain, waitFor as waitForCondition, type Observation } from './support/driver-harness.js';
-import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, ROOTFS_MARKERS } from '@virtbus/testing';
+import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, processesMentioning, rejectsWith, ROOTFS_MARKERS, testDomainConfig } from '@virtbus/testing';
 
 const LXC = hasBinaryOrSkip('lxc-start');
 const MIB = 1024 * 1024;
@@ -24,20 +24,6 @@ const makeContext = (stateDir: string, domains: Map<string, Domain>, observed: O
 const waitFor = (what: string, predicate: () => boolean, timeoutMs = 20_000) => waitForCondition(what, predicate, timeoutMs);
 const collect = collectConsole;
 
-/** Live processes whose command line mentions `needle` (zombies have none). */
-function processesMentioning(needle: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmdline.includes(needle)) found.push(`${pid}: ${cmdline}`);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
-}
-
 function sessionOf(pid: number): { pgid: number; sid: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return { pgid: Number(fields[2]), sid: Number(fields[3]) };
@@ -47,31 +33,9 @@ function ppidOf(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
 }
 
-async function expectVirtError(promise: Promise<unknown>, code: string): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(VirtError.is(error), String(error)).toBe(true);
-  expect((error as VirtError).code).toBe(code);
-}
-
 function containerConfig(rootfs: string, overrides: Partial<DomainConfig> & { container?: Partial<NonNullable<DomainConfig['container']>> } = {}): DomainConfig {
   const { container, ...rest } = overrides;
-  return {
-    name: `lxc-${randomUUID().slice(0, 8)}`,
-    uuid: randomUUID(),
-    driver: 'lxc',
-    vcpus: 1,
-    memory: 32,
-    os: {},
-    disks: [],
-    nics: [],
-    console: { type: 'serial' },
-    autostart: false,
-    ...rest,
-    container: { rootfs: { path: rootfs }, ...container },
-  };
+  return testDomainConfig({ name: `lxc-${randomUUID().slice(0, 8)}`, driver: 'lxc', memory: 32, ...rest, container: { rootfs: { path: rootfs }, ...container } });
 }
 
 describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
@@ -230,7 +194,7 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
 
   it('freezes and thaws', async () => {
     expect(main.apply(await driver.suspend(main))).toMatchObject({ state: 'paused', reason: 'user' });
-    await expectVirtError(driver.exec!.exec(main, { command: ['true'] }), 'OPERATION_INVALID');
+    await rejectsWith(driver.exec!.exec(main, { command: ['true'] }), 'OPERATION_INVALID');
     expect(execFileSync('lxc-info', ['-P', stateDir, '-n', main.config.uuid, '-s', '-H'], { encoding: 'utf8' }).trim()).toBe('FROZEN');
     expect(main.apply(await driver.resume(main))).toMatchObject({ state: 'running', reason: 'unpaused' });
     expect((await driver.exec!.exec(main, { command: ['echo', 'thawed'] })).stdout).toBe('thawed\n');
@@ -304,7 +268,7 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
     expect(main.apply(await driver.shutdown(main, { timeoutMs: 20_000 }))).toMatchObject({ state: 'shutoff', reason: 'shutdown' });
     console.info(`lxc: busybox shutdown took ${Date.now() - started} ms`);
     expect(main.runtime).toBeUndefined();
-    await expectVirtError(driver.exec!.exec(main, { command: ['true'] }), 'OPERATION_INVALID');
+    await rejectsWith(driver.exec!.exec(main, { command: ['true'] }), 'OPERATION_INVALID');
   });
 
   it('starts paused and destroys a frozen container', async () => {
@@ -316,7 +280,7 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
     const stubborn = new Domain(containerConfig(rootfs, { container: { rootfs: { path: rootfs }, init: ['/bin/sh', '-c', 'echo stubborn; sleep 6'] } }));
     domains.set(stubborn.config.uuid, stubborn);
     stubborn.apply(await driver.start(stubborn, { paused: false }));
-    await expectVirtError(driver.shutdown(stubborn, { timeoutMs: 500 }), 'OPERATION_TIMEOUT');
+    await rejectsWith(driver.shutdown(stubborn, { timeoutMs: 500 }), 'OPERATION_TIMEOUT');
     expect(stubborn.state).toBe('running');
     await waitFor('the watcher to see init exit', () => observed.some((entry) => entry.uuid === stubborn.config.uuid && entry.change.state === 'shutoff'));
     expect(stubborn).toMatchObject({ state: 'shutoff', reason: 'shutdown', runtime: undefined });

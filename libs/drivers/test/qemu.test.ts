@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,7 +7,7 @@ import { VirtError, type DomainConfig } from '@virtbus/api-contract';
 import { QemuDriver } from '../src/index.js';
 import { collectConsole, makeDriverContext, TestDomain, waitFor as waitForCondition, type Observation } from './support/driver-harness.js';
 import { Qmp } from '../src/qemu/qmp/index.js';
-import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, titleWithSkipReason, type TestGuest } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, testDomainConfig, type TestGuest, titleWithSkipReason } from '@virtbus/testing';
 
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
 
@@ -44,19 +43,7 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
     return driver;
   };
   const define = (name: string, config: Partial<DomainConfig> = {}) => {
-    const domain = new Domain({
-      name,
-      uuid: randomUUID(),
-      driver: 'qemu',
-      vcpus: 1,
-      memory: 128,
-      os: {},
-      disks: [],
-      nics: [],
-      console: { type: 'serial' },
-      autostart: false,
-      ...config,
-    });
+    const domain = new Domain(testDomainConfig({ name, driver: 'qemu', memory: 128, ...config }));
     domains.set(domain.config.uuid, domain);
     return domain;
   };

@@ -204,29 +204,25 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
     labelNames: readonly L[],
     fill: (set: (labels: Record<L, string>, value: number) => void, data: Snapshot) => void,
   ): void {
+    const common = { name, help, labelNames, registers: [registry] };
+    const refresh = async (metric: { reset(): void }, set: (labels: Record<L, string>, value: number) => void) => {
+      const data = await current();
+      metric.reset();
+      fill(set, data);
+    };
     if (kind === 'gauge') {
       new Gauge<L>({
-        name,
-        help,
-        labelNames,
-        registers: [registry],
-        async collect() {
-          const data = await current();
-          this.reset();
-          fill((labels, value) => this.set(labels, value), data);
+        ...common,
+        collect() {
+          return refresh(this, (labels, value) => this.set(labels, value));
         },
       });
     } else {
       // Counters mirror the hypervisor's cumulative values: reset, then add the absolute value.
       new Counter<L>({
-        name,
-        help,
-        labelNames,
-        registers: [registry],
-        async collect() {
-          const data = await current();
-          this.reset();
-          fill((labels, value) => this.inc(labels, Math.max(0, value)), data);
+        ...common,
+        collect() {
+          return refresh(this, (labels, value) => this.inc(labels, Math.max(0, value)));
         },
       });
     }

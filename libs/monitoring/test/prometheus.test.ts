@@ -14,7 +14,7 @@ import {
   type MetricsServer,
 } from '../src/index.js';
 import { fullStats, growingCpuSource, runningListing } from '../src/spec-fixtures.js';
-import { hasBinaryOrSkip, startPrometheus, type PrometheusHandle } from '@virtbus/testing';
+import { hasBinaryOrSkip, type PrometheusHandle, startPrometheus, tearDown } from '@virtbus/testing';
 
 const PROMTOOL = '/usr/bin/promtool';
 const WEB = '11111111-1111-4111-8111-111111111111';
@@ -62,10 +62,7 @@ describe.skipIf(!haveBinaries)('a real Prometheus scraping the monitoring librar
     prometheus = await startPrometheus({ targets: [`127.0.0.1:${metrics.port}`] });
   });
 
-  afterAll(async () => {
-    await prometheus?.stop();
-    await metrics?.close();
-  });
+  afterAll(() => tearDown(prometheus, metrics));
 
   it('sees the domain CPU time increase', async () => {
     const selector = `libvirt_domain_info_cpu_time_seconds_total{job="virtbus-agent",uuid="${WEB}",domain="web",node="n1"}`;

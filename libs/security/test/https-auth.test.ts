@@ -1,10 +1,10 @@
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { readFile, mkdtemp } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasBinaryOrSkip } from '@virtbus/testing';
+import { hasBinaryOrSkip, tearDown } from '@virtbus/testing';
 import { authPlugin, createToken, generateSecurityBundle, requirePermission, visibleNodes, type SecurityBundle } from '../src/index.js';
 
 const canRun = hasBinaryOrSkip('openssl');
@@ -40,10 +40,7 @@ describe.runIf(canRun)('auth plugin over HTTPS with the generated certificates',
     port = (app.server.address() as { port: number }).port;
   });
 
-  afterAll(async () => {
-    await app?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => tearDown(app, dir));
 
   async function call(method: string, path: string, options: { identity?: string; token?: string } = {}): Promise<{ status: number; body: Record<string, unknown> }> {
     const identity = options.identity ? bundle.identities.find((i) => i.name === options.identity) : undefined;

@@ -7,12 +7,15 @@ import { builtBundle } from './built.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
+/** Agent flags for scale and durability runs: no metrics listener, no stats sampling. */
+export const QUIET_AGENT_ARGS: readonly string[] = ['--metrics-address', 'off', '--stats-interval', '0'];
+
 export interface AgentProcessOptions {
   node: string;
   natsUrl: string;
   stateDir: string;
   drivers?: string;
-  extraArgs?: string[];
+  extraArgs?: readonly string[];
   /** Options for node itself, before the bundle (e.g. --inspect=127.0.0.1:0 for a bench's forced GC). */
   nodeArgs?: string[];
   env?: Record<string, string>;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { EVENTS_STREAM, type LifecycleEvent } from '@virtbus/api-contract';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { EVENTS_STREAM, Subjects, type LifecycleEvent } from '@virtbus/api-contract';
 
 /** Every event of the node in the VIRT_EVENTS stream, in stream order (a consumer-less direct read). */
 export async function storedNodeEvents(nc: NatsConnection, node: string): Promise<LifecycleEvent[]> {
@@ -25,4 +25,14 @@ export async function waitForStoredNodeEvents(nc: NatsConnection, node: string, 
     await sleep(100);
   }
   return events;
+}
+
+/** Subscribes to every node's events and keeps each once in `into`: core subscribers get at-least-once delivery (an agent killed mid-flush republishes), and (node, seq) identifies an event. */
+export function collectBusEvents(nc: NatsConnection, into: LifecycleEvent[]): Subscription {
+  return nc.subscribe(Subjects.allEvents, {
+    callback: (_error, msg) => {
+      const event = msg.json<LifecycleEvent>();
+      if (!into.some((other) => other.node === event.node && other.seq === event.seq)) into.push(event);
+    },
+  });
 }

@@ -5,20 +5,16 @@ import { describe, expect, it } from 'vitest';
 import type { DomainConfig } from '@virtbus/api-contract';
 import { detectInitFlavor, renderLxcConfig, sharesToWeight, vethHostName } from './lxc-config.js';
 import { domainStateOf, parseLxcInfo } from './lxc-tools.js';
+import { testDomainConfig } from '@virtbus/testing';
 
-const config: DomainConfig = {
+const config: DomainConfig = testDomainConfig({
   name: 'box',
   uuid: '6f1c1a2e-9d4b-4c57-8a63-0d7f3f2b9e10',
   driver: 'lxc',
   vcpus: 2,
   memory: 32,
-  os: {},
-  disks: [],
-  nics: [],
-  console: { type: 'serial' },
-  autostart: false,
   container: { rootfs: { path: '/srv/rootfs' }, hostname: 'vb-box', env: { A: 'x y' }, pidsLimit: 64, cpuShares: 512 },
-};
+});
 
 const base = { config, rootfs: 'dir:/srv/rootfs', containerDir: '/state/uuid', initFlavor: 'busybox' as const, nics: [], memsw: true, commonConf: '' };
 

@@ -2,19 +2,15 @@ import { describe, expect, it } from 'vitest';
 import type { DomainConfig } from '@virtbus/api-contract';
 import { VirtError } from '@virtbus/api-contract';
 import { accelFor, buildCommandLine, diskTargets, macFor, qemuOptValue, qemuPaths } from './command-line.js';
+import { testDomainConfig } from '@virtbus/testing';
 
-const base: DomainConfig = {
+const base: DomainConfig = testDomainConfig({
   name: 'web-1',
   uuid: '0b7e0c9a-1c4e-4d55-9a51-0a3c3f1e2b77',
   driver: 'qemu',
   vcpus: 2,
   memory: 256,
-  os: {},
-  disks: [],
-  nics: [],
-  console: { type: 'serial' },
-  autostart: false,
-};
+});
 const paths = qemuPaths('/run/vb/0b7e0c9a');
 const build = (config: Partial<DomainConfig>, accel: 'kvm' | 'tcg' = 'tcg') => buildCommandLine({ ...base, ...config }, paths, { accel, cpuModel: accel === 'kvm' ? 'qemu64' : 'max' });
 /** The value following each occurrence of `flag`. */

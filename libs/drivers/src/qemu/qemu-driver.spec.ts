@@ -5,19 +5,13 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { DomainConfig } from '@virtbus/api-contract';
 import { QemuDriver, stateFromStatus } from './qemu-driver.js';
+import { testDomainConfig } from '@virtbus/testing';
 
-const config: DomainConfig = {
+const config: DomainConfig = testDomainConfig({
   name: 'vm',
   uuid: '6f1c1f5e-3a57-4a0b-8a34-3f0c1d9e2a10',
   driver: 'kvm',
-  vcpus: 1,
-  memory: 64,
-  os: {},
-  disks: [],
-  nics: [],
-  console: { type: 'serial' },
-  autostart: false,
-};
+});
 
 describe('QemuDriver without a usable /dev/kvm', () => {
   const driver = new QemuDriver({ binary: '/bin/echo', kvmDevice: '/nonexistent/kvm' });

@@ -372,41 +372,28 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   }
 
   async reset(domain: DomainRecord): Promise<RunState> {
-    this.require(domain, ['running', 'blocked', 'paused'], 'reset');
-    const instance = this.live(domain);
-    return this.busy(instance, async () => {
-      try {
-        await instance.qmp!.lifecycle.systemReset();
-      } catch (error) {
-        throw qmpFailure(error, `reset of ${domain.config.name}`);
-      }
-      return { state: domain.state, reason: domain.reason };
-    });
+    return this.lifecycleCommand(domain, ['running', 'blocked', 'paused'], 'reset', (qmp) => qmp.lifecycle.systemReset(), { state: domain.state, reason: domain.reason });
   }
 
   async suspend(domain: DomainRecord): Promise<RunState> {
-    this.require(domain, ['running', 'blocked'], 'suspend');
-    const instance = this.live(domain);
-    return this.busy(instance, async () => {
-      try {
-        await instance.qmp!.lifecycle.stop();
-      } catch (error) {
-        throw qmpFailure(error, `suspend of ${domain.config.name}`);
-      }
-      return { state: 'paused', reason: 'user' };
-    });
+    return this.lifecycleCommand(domain, ['running', 'blocked'], 'suspend', (qmp) => qmp.lifecycle.stop(), { state: 'paused', reason: 'user' });
   }
 
   async resume(domain: DomainRecord): Promise<RunState> {
-    this.require(domain, ['paused'], 'resume');
+    return this.lifecycleCommand(domain, ['paused'], 'resume', (qmp) => qmp.lifecycle.cont(), { state: 'running', reason: 'unpaused' });
+  }
+
+  /** One QMP command on a domain in one of `states`, under its busy flag; the domain is then in `after`. */
+  private async lifecycleCommand(domain: DomainRecord, states: readonly DomainState[], verb: string, command: (qmp: Qmp) => Promise<unknown>, after: RunState): Promise<RunState> {
+    this.require(domain, states, verb);
     const instance = this.live(domain);
     return this.busy(instance, async () => {
       try {
-        await instance.qmp!.lifecycle.cont();
+        await command(instance.qmp!);
       } catch (error) {
-        throw qmpFailure(error, `resume of ${domain.config.name}`);
+        throw qmpFailure(error, `${verb} of ${domain.config.name}`);
       }
-      return { state: 'running', reason: 'unpaused' };
+      return after;
     });
   }
 

@@ -7,19 +7,14 @@ import { VirtError, type DomainConfig } from '@virtbus/api-contract';
 import { describe, expect, it } from 'vitest';
 import type { DomainRecord, RunState } from '../driver.js';
 import { TestDriver } from './test-driver.js';
+import { testDomainConfig } from '@virtbus/testing';
 
-const config: DomainConfig = {
+const config: DomainConfig = testDomainConfig({
   name: 'vm1',
   uuid: '6f0f5c0e-8a0e-4a4e-9a59-2a5c6ad2f001',
   driver: 'test',
   vcpus: 2,
-  memory: 64,
-  os: {},
-  disks: [],
-  nics: [],
-  console: { type: 'serial' },
-  autostart: false,
-};
+});
 const record = (state: RunState): DomainRecord => ({ config, state: state.state, reason: state.reason });
 
 describe('TestDriver', () => {

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import type { DomainConfig } from '@virtbus/api-contract';
 import { LxcDriver, type DomainRecord, type RunState } from '../../src/index.js';
+import { testDomainConfig } from '@virtbus/testing';
 
 interface LinkInfo {
   ifname: string;
@@ -24,19 +25,14 @@ function links(): LinkInfo[] {
   return JSON.parse(execFileSync('ip', ['-j', 'link'], { encoding: 'utf8' })) as LinkInfo[];
 }
 
-const config: DomainConfig = {
+const config: DomainConfig = testDomainConfig({
   name: `vbt-nic-${randomUUID().slice(0, 8)}`,
   uuid: randomUUID(),
   driver: 'lxc',
-  vcpus: 1,
   memory: 32,
-  os: {},
-  disks: [],
   nics: [{ type: 'bridge', source: bridge, model: 'virtio', mac }],
-  console: { type: 'serial' },
-  autostart: false,
   container: { rootfs: { path: rootfs }, hostname: 'vb-nic' },
-};
+});
 
 const driver = new LxcDriver();
 await driver.init({ node: 'netns-node', stateDir, logger: pino({ level: 'warn' }), observedState() {}, async saveRuntime() {} });
