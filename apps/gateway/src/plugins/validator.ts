@@ -11,8 +11,10 @@ export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, http
   const typeCheck = Compile(schema);
   return (value: unknown) => {
     if (typeCheck.Check(value)) return { value };
-    const converted = httpPart === 'body' ? value : Value.Convert(schema, value);
-    if (converted !== value && typeCheck.Check(converted)) return { value: converted };
+    if (httpPart === 'body') return { error: typeCheck.Errors(value) as unknown as FastifySchemaValidationError[] };
+    // Convert may change the object in place and hand back the same reference
+    const converted = Value.Convert(schema, value);
+    if (typeCheck.Check(converted)) return { value: converted };
     return { error: typeCheck.Errors(converted) as unknown as FastifySchemaValidationError[] };
   };
 };
