@@ -268,6 +268,8 @@ describe.runIf(hasBinaryOrSkip('nats-server'))('fault run: writes and reads thro
     console.info(`fault-run ${JSON.stringify(figures)}`);
 
     expect(unexplained).toEqual([]);
+    // only well-formed requests are sent: a 400 is a gateway defect, not a fault's effect
+    expect([...statuses.keys()].filter((status) => status.startsWith('400'))).toEqual([]);
     expect(missing).toEqual([]);
     expect(found).toBe(acknowledged);
     expect(faults.map((fault) => fault.kind)).toEqual(['agent-kill-9', 'gateway-restart', 'bus-restart', ...(mounted ? ['disk-full'] : [])]);
