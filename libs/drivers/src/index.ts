@@ -31,7 +31,7 @@ export { diskTargets } from './qemu/command-line.js';
 export { QemuDriver, type QemuDriverOptions, type ShutdownOptions } from './qemu/qemu-driver.js';
 export { LxcDriver, type LxcDriverOptions } from './lxc/lxc-driver.js';
 export { DriverFactories, DriverNames, createDrivers, type DriverName, type DriverOptions } from './registry.js';
-export { ATOMIC_TEMP_NAME, removeAtomicTemps, writeFileAtomic, writeJsonAtomic } from './util/atomic.js';
+export { ATOMIC_TEMP_NAME, removeAtomicTemps, writeAndRename, writeFileAtomic, writeJsonAtomic } from './util/atomic.js';
 export type {
   CreateVolumeSpec,
   PoolBackend,

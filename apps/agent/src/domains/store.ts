@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { setImmediate } from 'node:timers/promises';
 import { join } from 'node:path';
 import { compileValidator, DomainConfig, DomainState, LiveDisk, StateReason, isUuid } from '@virtbus/api-contract';
-import type { DomainRuntime } from '@virtbus/drivers';
+import { writeAndRename, type DomainRuntime } from '@virtbus/drivers';
 import Type, { type Static } from 'typebox';
 import type { Logger } from 'pino';
 import { StateDir } from '../state-dir.js';
@@ -143,22 +143,7 @@ export class DomainStore {
     const path = join(this.dir, `${domain.config.uuid}.json`);
     // the name removeStaleTemps knows (ATOMIC_TEMP_NAME): `.<file>.<12 hex>.tmp`
     const temp = join(this.dir, `.${domain.config.uuid}.json.${(this.tempSeq++).toString(16).padStart(12, '0')}.tmp`);
-    const handle = await open(temp, 'w', 0o600);
-    try {
-      await handle.writeFile(`${JSON.stringify(domain, null, 2)}\n`);
-      if (durable) await handle.datasync();
-    } catch (error) {
-      await handle.close();
-      await rm(temp, { force: true });
-      throw error;
-    }
-    await handle.close();
-    try {
-      await rename(temp, path);
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw error;
-    }
+    await writeAndRename(temp, path, `${JSON.stringify(domain, null, 2)}\n`, durable ? 'data' : 'none');
     if (durable) await this.dirSync.run();
   }
 

@@ -2,27 +2,32 @@ import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-/** Write to a temp file, fsync, rename over the target, fsync the directory: readers see old or new, never half. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(tmp, 'w', 0o600);
+/** Writes `data` to `temp` (synced as asked), then renames it over `path`; a failure leaves no temp file behind. */
+export async function writeAndRename(temp: string, path: string, data: string | Uint8Array, sync: 'full' | 'data' | 'none'): Promise<void> {
+  const handle = await open(temp, 'w', 0o600);
   try {
     await handle.writeFile(data);
-    await handle.sync();
+    if (sync === 'full') await handle.sync();
+    else if (sync === 'data') await handle.datasync();
   } catch (error) {
     await handle.close();
-    await rm(tmp, { force: true });
+    await rm(temp, { force: true });
     throw error;
   }
   await handle.close();
   try {
-    await rename(tmp, path);
+    await rename(temp, path);
   } catch (error) {
-    await rm(tmp, { force: true });
+    await rm(temp, { force: true });
     throw error;
   }
+}
+
+/** Write to a temp file, fsync, rename over the target, fsync the directory: readers see old or new, never half. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  await writeAndRename(join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`), path, data, 'full');
   const dirHandle = await open(dir, 'r');
   try {
     await dirHandle.sync();
