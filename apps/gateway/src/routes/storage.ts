@@ -12,10 +12,11 @@ import {
   StreamHeaders,
   VirtError,
   compileValidator,
+  httpPath,
+  Operations,
   type ErrorCode,
   type StreamSession,
 } from '@virtbus/api-contract';
-import { Tags } from '../plugins/openapi.js';
 import { AgentCallCodes, errorResponses, ref } from '../schemas.js';
 
 const VolumeParams = Type.Object({ node: NodeName, pool: ObjectName, vol: ObjectName }, { additionalProperties: false });
@@ -158,18 +159,22 @@ async function* pullDownload(nc: NatsConnection, session: StreamSession, onDone:
   }
 }
 
+// the hand routes' path, operationId and tag come from their table entries (served: 'hand')
+const upload = Operations['volume.upload'];
+const download = Operations['volume.download'];
+
 export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Volume content arrives as a raw stream that is never buffered whole.
   app.addContentTypeParser('application/octet-stream', { bodyLimit: CONTENT_BODY_LIMIT }, (_request, payload, done) => done(null, payload));
 
   app.put(
-    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/content',
+    httpPath(upload.http),
     {
       config: { permission: 'volume.upload', streamingBody: true },
       bodyLimit: CONTENT_BODY_LIMIT,
       schema: {
-        operationId: 'uploadStorageVolume',
-        tags: [Tags.Storage],
+        operationId: upload.http.operationId,
+        tags: [upload.http.tag],
         summary: 'Upload volume content (application/octet-stream) into an existing volume, whose capacity never changes; ?create=true makes a missing dir volume',
         params: VolumeParams,
         querystring: UploadQuery,
@@ -198,12 +203,12 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.get(
-    '/v1/nodes/:node/storage-pools/:pool/volumes/:vol/content',
+    httpPath(download.http),
     {
       config: { permission: 'volume.download' },
       schema: {
-        operationId: 'downloadStorageVolume',
-        tags: [Tags.Storage],
+        operationId: download.http.operationId,
+        tags: [download.http.tag],
         summary: 'Download volume content; the sha256 is in the trailer and in the operation named by x-virtbus-operation',
         params: VolumeParams,
         response: { 200: { description: 'The volume bytes', content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } }, ...errorResponses(...VolumeCodes) },
