@@ -101,7 +101,7 @@ export async function list(ctx: CommandContext, all: boolean, filters: DomainLis
   const query = { state: filters.state, labelSelector: filters.selector, prefix: filters.prefix, driver: filters.driver };
   const domains = await listAll<'domains', Domain>(ctx, operationUrl('domain.list', { node }), 'domains', { query, max });
   const shown = all || filters.state ? domains : domains.filter((d) => d.state !== 'shutoff');
-  print(ctx, { domains: shown }, () => table(['Name', 'State', 'Driver', 'UUID'], shown.map((d) => [d.name, d.state, d.driver, d.uuid])));
+  print(ctx, { domains: shown }, () => table(['Id', 'Name', 'State', 'Driver', 'UUID'], shown.map((d) => [domainId(d), d.name, d.state, d.driver, d.uuid])));
 }
 
 /** list --fleet: every node's domains from the gateway's fleet index (GET /v1/domains), every page. */
@@ -121,10 +121,14 @@ export async function listFleet(ctx: CommandContext, all: boolean, filters: Doma
   });
 }
 
+/** virsh's Id column: the running domain's number, `-` when shut off. */
+export const domainId = (d: Pick<Domain, 'id'>): string => (d.id === undefined ? '-' : String(d.id));
+
 export async function dominfo(ctx: CommandContext, id: string): Promise<void> {
   const d = await ctx.http.call('domain.get', { node: await resolveNode(ctx), id });
   print(ctx, d, () =>
     keyValues([
+      ['Id', domainId(d)],
       ['Name', d.name],
       ['UUID', d.uuid],
       ['OS Type', d.driver === 'lxc' ? 'exe' : 'hvm'],

@@ -1,5 +1,5 @@
 import type { Domain, DomainDisk, DomainStats } from '@virtbus/api-contract';
-import { resolveNode, type CommandContext } from './commands.js';
+import { domainId, resolveNode, type CommandContext } from './commands.js';
 import { keyValues, table } from './format.js';
 import { VERSION } from './version.js';
 
@@ -9,6 +9,7 @@ domblklist DOMAIN                     disks of a domain: target and source (live
 domiflist DOMAIN                      NICs of a domain: type, source, model, MAC
 dumpconfig DOMAIN                     the domain's full configuration as JSON (like virsh dumpxml)
 domuuid DOMAIN                        the domain's UUID
+domid DOMAIN                          the running domain's id (- when shut off)
 uri                                   the gateway URL this CLI talks to
 hostname                              the node's host name
 version                               versions of this CLI, the node's agent and its drivers
@@ -47,6 +48,11 @@ export async function dumpconfig(ctx: CommandContext, id: string): Promise<void>
 export async function domuuid(ctx: CommandContext, id: string): Promise<void> {
   const d = await domain(ctx, id);
   print(ctx, { uuid: d.uuid }, () => d.uuid);
+}
+
+export async function domid(ctx: CommandContext, id: string): Promise<void> {
+  const d = await domain(ctx, id);
+  print(ctx, { id: d.id ?? null }, () => domainId(d));
 }
 
 export function uri(ctx: CommandContext): void {
@@ -137,6 +143,7 @@ export async function runVirshCommand(ctx: CommandContext, command: string, need
     domiflist: () => domiflist(ctx, need('domain')),
     dumpconfig: () => dumpconfig(ctx, need('domain')),
     domuuid: () => domuuid(ctx, need('domain')),
+    domid: () => domid(ctx, need('domain')),
     domstats: async () => {
       const stats = await ctx.http.call('domain.stats', { node: await resolveNode(ctx), id: need('domain') });
       print(ctx, stats, () => statsLines(stats));

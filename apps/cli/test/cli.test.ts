@@ -40,6 +40,20 @@ describe('virtbus CLI against a real gateway and agent', () => {
     expect((await cli('domstate', 'shell-1', '--reason')).text).toBe('running (booted)');
     expect((await cli('destroy', 'shell-1')).text).toContain('shutoff (destroyed)');
     expect((await cli('domstate', 'shell-1', '--reason')).text).toBe('shutoff (destroyed)');
+    // virsh's numeric ids: a running domain has one (list's Id column, domid, dominfo), a shut-off one shows -
+    expect((await cli('domid', 'shell-1')).text).toBe('-');
+    expect((await cli('list', '--all')).text).toMatch(/^Id\s+Name\s+State\s+Driver\s+UUID\n-+\n(.*\n)*-\s+shell-1\s+shutoff\s+test\s/m);
+    await cli('start', 'shell-1');
+    const listed = /^(\d+)\s+shell-1\s+running\s/m.exec((await cli('list')).text);
+    expect(listed).not.toBeNull();
+    const id = Number(listed![1]);
+    expect((await cli('domid', 'shell-1')).text).toBe(String(id));
+    expect((await cli('dominfo', 'shell-1')).text).toMatch(new RegExp(`^Id:\\s+${id}$`, 'm'));
+    await cli('destroy', 'shell-1');
+    await cli('start', 'shell-1');
+    // a new start gets a new id, as in libvirt
+    expect(Number((await cli('domid', 'shell-1')).text)).toBeGreaterThan(id);
+    await cli('destroy', 'shell-1');
     const json = JSON.parse((await cli('--json', 'dominfo', 'shell-1')).text) as { state: string };
     expect(json.state).toBe('shutoff');
     expect((await cli('undefine', 'shell-1')).text).toBe("Domain 'shell-1' has been undefined");
@@ -146,6 +160,9 @@ describe('virtbus CLI against a real gateway and agent', () => {
     // the built CLI (bindings inlined by the build) answers the same
     const built = await promisify(execFile)(process.execPath, [builtBundle('virtbus'), '--url', gatewayUrl, 'domuuid', 'inspect-1']);
     expect(built.stdout.trim()).toBe(uuid);
+    const builtId = await promisify(execFile)(process.execPath, [builtBundle('virtbus'), '--url', gatewayUrl, 'domid', 'inspect-1']);
+    expect(builtId.stdout.trim()).toBe(String((JSON.parse((await cli('--json', 'dominfo', 'inspect-1')).text) as { id: number }).id));
+    expect(builtId.stdout.trim()).toMatch(/^\d+$/);
     await cli('destroy', 'inspect-1');
     expect((await cli('undefine', 'inspect-1')).code).toBe(0);
   });

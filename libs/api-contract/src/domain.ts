@@ -211,6 +211,9 @@ export const Domain = Type.Object(
     autostart: Type.Boolean(),
     config: DomainConfig,
     stateChangedAt: Type.String({ format: 'date-time' }),
+    id: Type.Optional(
+      Type.Integer({ minimum: 1, description: "virsh's domain id: a number the node gives the domain when it starts, unique on the node while it runs; absent when shut off" }),
+    ),
     liveDisks: Type.Optional(Type.Array(LiveDisk, { description: 'Disks of the running domain, hotplugged ones included (absent when shut off)' })),
     persistPending: Type.Optional(
       Type.Literal(true, {

@@ -92,6 +92,8 @@ export class DomainManager {
   /** Domains whose last change happened (the guest stopped, paused…) but is not yet on disk: retried until written. */
   private readonly pendingWrites = new Map<string, { delayMs: number; timer?: NodeJS.Timeout; updated?: boolean }>();
   private closing = false;
+  /** The id the next domain to start gets (virsh's domain id; never reused while the agent's state dir lives). */
+  private nextId = 1;
 
   constructor(private readonly options: DomainManagerOptions) {
     for (const driver of options.drivers) for (const type of driver.domainTypes) this.driversByType.set(type, driver);
@@ -116,6 +118,7 @@ export class DomainManager {
       return last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt ? { ...stored, state: last.state, reason: last.reason, stateChangedAt: last.stateChangedAt } : stored;
     });
     this.domains.load(loaded);
+    for (const stored of loaded) if (stored.id !== undefined && stored.id >= this.nextId) this.nextId = stored.id + 1;
     await this.recoverEvents();
     await Promise.all([...this.domains.values()].map((stored) => this.adopt(stored.config.uuid)));
     for (const stored of this.domains.values()) {
@@ -658,7 +661,10 @@ export class DomainManager {
     if (change.runtime === null) delete next.runtime;
     else if (change.runtime !== undefined) next.runtime = change.runtime;
     const changes = lifecycleChanges(stored.state, change.state, change.reason);
-    if (!isActive(change.state)) delete next.liveDisks;
+    if (!isActive(change.state)) {
+      delete next.liveDisks;
+      delete next.id;
+    } else if (next.id === undefined) next.id = this.nextId++;
     if (stored.state !== change.state) {
       next.state = change.state;
       next.reason = change.reason;
@@ -669,6 +675,7 @@ export class DomainManager {
     // facts, disks of the running domain, a state change without an event). An adopt finding the domain as recorded writes nothing.
     const fileChanged =
       (next.state !== stored.state && changes.length === 0) ||
+      next.id !== stored.id ||
       JSON.stringify(next.runtime) !== JSON.stringify(stored.runtime) ||
       JSON.stringify(this.liveDisksOf(next)) !== JSON.stringify(this.liveDisksOf(stored));
     // Both writes start now, in the order of the memory change: the events take their seqs here, so a concurrent apply
@@ -826,6 +833,7 @@ export class DomainManager {
       autostart: stored.config.autostart,
       config: stored.config,
       stateChangedAt: stored.stateChangedAt,
+      ...(isActive(stored.state) && stored.id !== undefined ? { id: stored.id } : {}),
       ...(isActive(stored.state) ? { liveDisks: this.liveDisksOf(stored) } : {}),
       ...(this.pendingWrites.has(stored.config.uuid) ? { persistPending: true as const } : {}),
     };

@@ -15,6 +15,8 @@ export const StoredDomain = Type.Object({
   state: DomainState,
   reason: StateReason,
   stateChangedAt: Type.String(),
+  /** virsh's domain id: given at each start from the agent's counter, kept while the domain runs (restarts included). */
+  id: Type.Optional(Type.Integer({ minimum: 1 })),
   runtime: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   /** Disks of the running domain (boot disks plus hotplugged ones); absent when shut off. */
   liveDisks: Type.Optional(Type.Array(LiveDisk)),
