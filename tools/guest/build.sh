@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the tiny test guest (Debian cloud kernel + busybox initramfs) and the KVM multiboot stub; cached between runs.
+# Builds the tiny test guest (Debian cloud kernel + busybox initramfs), a bootable disk of it (syslinux) and the KVM
+# multiboot stub; cached between runs.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -7,10 +8,14 @@ REPO=$(cd "$HERE/../.." && pwd)
 OUT=${VIRTBUS_GUEST_DIR:-$REPO/tools/.cache/guest}
 CMDLINE='console=ttyS0 quiet panic=-1'
 MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_blk button evdev)
-OUTPUTS=(vmlinuz initramfs.gz kvm-stub.elf manifest.json)
+# Loaded only with virtbus.nocloud=1: the IDE cdrom that holds the cloud-init seed (this kernel has no AHCI).
+SEED_MODULES=(scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs)
+# What the bootable disk's syslinux passes to the kernel.
+DISK_CMDLINE="$CMDLINE virtbus.net=dhcp virtbus.nocloud=1"
+OUTPUTS=(vmlinuz initramfs.gz kvm-stub.elf disk.qcow2 manifest.json)
 
 # Editing this script or the stub invalidates the cache too.
-RECIPE=$(cat "$HERE/build.sh" "$HERE/kvm-stub.S" | sha256sum | cut -d' ' -f1)
+RECIPE=$(cat "$HERE/build.sh" "$HERE/build-disk.sh" "$HERE/kvm-stub.S" "$HERE/nocloud-seed.sh" | sha256sum | cut -d' ' -f1)
 
 log() { echo "guest-build: $*" >&2; }
 
@@ -100,7 +105,7 @@ while read -r applet; do
   [ -e "$ROOT/$applet" ] || ln -s /bin/busybox "$ROOT/$applet"
 done < <("$ROOT/bin/busybox" --list-full)
 
-for module in "${MODULES[@]}"; do
+for module in "${MODULES[@]}" "${SEED_MODULES[@]}"; do
   found=$(find "$WORK/kernel/lib/modules/$release" -name "$module.ko" -print -quit)
   if [ -n "$found" ]; then cp "$found" "$ROOT/lib/modules/$module.ko"; else log "module $module not in the package (built in?)"; fi
 done
@@ -118,6 +123,9 @@ for module in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev vir
 done
 cmdline=$(cat /proc/cmdline)
 acpid -c /etc/acpi
+case " $cmdline " in
+  *" virtbus.nocloud=1 "*) /sbin/nocloud-seed ;;
+esac
 case " $cmdline " in
   *" virtbus.net=dhcp "*)
     if [ -e /sys/class/net/eth0 ]; then
@@ -168,11 +176,15 @@ case "$1" in
 esac
 exit 0
 EOF
-chmod 755 "$ROOT/init" "$ROOT/etc/acpi/PWRF/00000080" "$ROOT/etc/udhcpc/default.script"
+cp "$HERE/nocloud-seed.sh" "$ROOT/sbin/nocloud-seed"
+chmod 755 "$ROOT/init" "$ROOT/etc/acpi/PWRF/00000080" "$ROOT/etc/udhcpc/default.script" "$ROOT/sbin/nocloud-seed"
 echo 'root:x:0:0:root:/root:/bin/sh' >"$ROOT/etc/passwd"
 echo 'root:x:0:' >"$ROOT/etc/group"
 
 (cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | "$ROOT/bin/busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -9 -n) >"$WORK/initramfs.gz"
+
+# --- bootable disk -----------------------------------------------------------------------------------------------
+bash "$HERE/build-disk.sh" "$WORK" "$DISK_CMDLINE"
 
 # --- KVM multiboot stub ------------------------------------------------------------------------------------------
 as --32 -o "$WORK/kvm-stub.o" "$HERE/kvm-stub.S"
@@ -186,17 +198,19 @@ cat >"$WORK/manifest.json" <<EOF
   "busybox": { "package": "busybox-static", "debVersion": "$busybox_deb_version" },
   "cmdline": "$CMDLINE",
   "recipe": "$RECIPE",
-  "flags": { "dhcp": "virtbus.net=dhcp", "counter": "virtbus.counter=1" },
+  "flags": { "dhcp": "virtbus.net=dhcp", "counter": "virtbus.counter=1", "nocloud": "virtbus.nocloud=1" },
+  "diskCmdline": "$DISK_CMDLINE",
   "files": {
     "vmlinuz": { "sha256": "$(sha vmlinuz)" },
     "initramfs.gz": { "sha256": "$(sha initramfs.gz)" },
-    "kvm-stub.elf": { "sha256": "$(sha kvm-stub.elf)" }
+    "kvm-stub.elf": { "sha256": "$(sha kvm-stub.elf)" },
+    "disk.qcow2": { "sha256": "$(sha disk.qcow2)" }
   },
   "builtAt": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 }
 EOF
 # Manifest last: a crash mid-publish leaves no manifest, so the next run rebuilds.
 rm -f "$OUT/manifest.json"
-for f in vmlinuz initramfs.gz kvm-stub.elf manifest.json; do mv -f "$WORK/$f" "$OUT/$f"; done
+for f in vmlinuz initramfs.gz kvm-stub.elf disk.qcow2 manifest.json; do mv -f "$WORK/$f" "$OUT/$f"; done
 log "built $package into $OUT"
 echo "$OUT"

@@ -2,7 +2,7 @@
 # Installs the Debian packages virtbus runs and tests with, only those whose binary is missing.
 set -euo pipefail
 
-# binary-to-check:debian-package
+# file-to-check:debian-package (a binary, or a data file such as syslinux's MBR)
 REQUIRED=(
   /usr/sbin/nats-server:nats-server
   /usr/bin/qemu-system-x86_64:qemu-system-x86
@@ -25,6 +25,10 @@ REQUIRED=(
   /usr/sbin/mkfs.ext4:e2fsprogs
   /usr/sbin/debugfs:e2fsprogs
   /usr/bin/genisoimage:genisoimage
+  /usr/bin/syslinux:syslinux
+  /usr/lib/syslinux/mbr/mbr.bin:syslinux-common
+  /usr/bin/mcopy:mtools
+  /usr/sbin/mkfs.vfat:dosfstools
   /usr/bin/isoinfo:genisoimage
   /usr/bin/systemd-analyze:systemd
   /usr/bin/wrk:wrk
@@ -34,7 +38,7 @@ missing=()
 for entry in "${REQUIRED[@]}"; do
   binary=${entry%%:*}
   package=${entry##*:}
-  [ -x "$binary" ] || missing+=("$package")
+  [ -e "$binary" ] || missing+=("$package")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then

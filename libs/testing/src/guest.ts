@@ -17,6 +17,12 @@ export const GUEST_MARKERS = {
   dhcpFailed: 'GUEST-DHCP-FAILED',
   /** Followed by a space and an increasing number, every 0.5 s. */
   counter: 'COUNTER',
+  /** `virtbus.nocloud=1` applied the cloud-init seed: followed by ` hostname=NAME users=A,B`. */
+  nocloudDone: 'NOCLOUD-DONE',
+  /** `virtbus.nocloud=1` found no cdrom labelled cidata. */
+  nocloudNoSeed: 'NOCLOUD-NO-SEED',
+  /** Printed by syslinux on ttyS0 when the guest boots from its disk (disk.qcow2). */
+  bootloader: 'SYSLINUX',
   kvmStubReady: 'KVM-STUB-READY',
   kvmStubPowerOff: 'KVM-STUB-POWEROFF',
 } as const;
@@ -25,6 +31,8 @@ export const GUEST_MARKERS = {
 export const GUEST_FLAGS = {
   dhcp: 'virtbus.net=dhcp',
   counter: 'virtbus.counter=1',
+  /** Apply the NoCloud seed of a cdrom labelled cidata (hostname, users and their SSH keys), then print NOCLOUD-DONE. */
+  nocloud: 'virtbus.nocloud=1',
 } as const;
 
 export interface TestGuest {
@@ -34,13 +42,18 @@ export interface TestGuest {
   readonly initrd: string;
   /** 32-bit multiboot stub for `-accel kvm -cpu qemu64` (a Linux kernel cannot run under this host's KVM). */
   readonly kvmStub: string;
+  /** The same kernel and initramfs on a BIOS-bootable qcow2 disk (syslinux; cmdline `diskCmdline`), like a cloud image. */
+  readonly disk: string;
   readonly cmdline: string;
+  /** What the disk's bootloader passes: `cmdline` plus the dhcp and nocloud flags. */
+  readonly diskCmdline: string;
   readonly kernelRelease: string;
 }
 
 interface GuestManifest {
   kernel: { package: string; release: string };
   cmdline: string;
+  diskCmdline: string;
 }
 
 export class GuestBuildError extends Error {
@@ -74,7 +87,9 @@ async function buildTestGuest(): Promise<TestGuest> {
     kernel: join(dir, 'vmlinuz'),
     initrd: join(dir, 'initramfs.gz'),
     kvmStub: join(dir, 'kvm-stub.elf'),
+    disk: join(dir, 'disk.qcow2'),
     cmdline: manifest.cmdline,
+    diskCmdline: manifest.diskCmdline,
     kernelRelease: manifest.kernel.release,
   };
 }
