@@ -129,7 +129,7 @@ describe.skipIf(!hasBinaryOrSkip('genisoimage') || !hasBinaryOrSkip('isoinfo'))(
     });
     expect(domain.config.disks).toEqual([
       expect.objectContaining({ source: { pool: 'default', volume: 'vm1-root.qcow2' }, format: 'qcow2', bus: 'virtio' }),
-      expect.objectContaining({ source: { pool: 'default', volume: 'vm1-cidata.iso' }, device: 'cdrom', bus: 'sata', readonly: true }),
+      expect.objectContaining({ source: { pool: 'default', volume: 'vm1-cidata.iso' }, device: 'cdrom', bus: 'ide', readonly: true }),
     ]);
     const root = await client.call(NODE, 'volume.get', { pool: 'default', volume: 'vm1-root.qcow2' });
     expect(root.format).toBe('qcow2');
@@ -147,7 +147,7 @@ describe.skipIf(!hasBinaryOrSkip('genisoimage') || !hasBinaryOrSkip('isoinfo'))(
     expect(listing.split('\n').filter(Boolean).sort()).toEqual(['/meta-data', '/network-config', '/user-data']);
 
     const started = await client.call(NODE, 'domain.state', { id: 'vm1', change: { action: 'start' } });
-    expect(started.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'sda']);
+    expect(started.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'hda']);
     await rejectsWith(client.call(NODE, 'volume.delete', { pool: 'default', volume: 'vm1-cidata.iso' }), 'OPERATION_INVALID');
     await client.call(NODE, 'domain.state', { id: 'vm1', change: { action: 'destroy' } });
   });

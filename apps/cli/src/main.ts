@@ -45,8 +45,9 @@ attach-disk DOMAIN SOURCE [--target vdb] [--format qcow2|raw] [--bus virtio|sata
                                       SOURCE is /path/on/node or pool/volume; no --live/--config: live when running
 detach-disk DOMAIN TARGET [--live] [--config] [--timeout S]
 change-media DOMAIN TARGET [SOURCE] [--eject] [--live] [--config]   insert media into a cdrom drive, or eject it
-define-from-image --name N --driver qemu|kvm --image POOL/VOLUME [--root-size 10G] [--vcpus N] [--memory MiB]
-        [--user-data FILE] [--meta-data FILE] [--network-config FILE]   overlay on the image + cloud-init seed cdrom
+define-from-image --name N --driver qemu|kvm --image POOL/VOLUME [--root-size 10G] [--vcpus N] [--memory MiB] [--network NET]...
+        [--user-data FILE] [--meta-data FILE] [--network-config FILE]   overlay on the image + cloud-init seed cdrom;
+                                      --network: a virtio NIC on that virtual network (net-list), one per flag
 snapshot-create DOMAIN [--name N] [--kind internal|external] [--description TEXT]
 snapshot-list DOMAIN [--tree] | snapshot-info DOMAIN SNAP | snapshot-revert DOMAIN SNAP
 snapshot-delete DOMAIN SNAP [--children|--children-only] [--metadata]
@@ -140,6 +141,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       'user-data': { type: 'string' },
       'meta-data': { type: 'string' },
       'network-config': { type: 'string' },
+      network: { type: 'string', multiple: true },
     },
   });
   const [command, ...rest] = positionals;
@@ -356,6 +358,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       const domain: Record<string, unknown> = { name: values.name, driver: values.driver };
       if (values.vcpus) domain.vcpus = int('vcpus', values.vcpus);
       if (values.memory) domain.memory = int('memory', values.memory);
+      if (values.network) domain.nics = values.network.map((source) => ({ type: 'network', source }));
       const file = (path: string | undefined) => (path === undefined ? undefined : readFileSync(path, 'utf8'));
       const seed = { userData: file(values['user-data']), metaData: file(values['meta-data']), networkConfig: file(values['network-config']) };
       const cloudInit = Object.fromEntries(Object.entries(seed).filter(([, value]) => value !== undefined));

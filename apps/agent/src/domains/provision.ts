@@ -24,10 +24,10 @@ export async function defineFromImage(request: DomainFromImage, storage: Storage
   if (manager.list().some((domain) => domain.name === post.name)) throw new VirtError('DOMAIN_EXISTS', `domain ${post.name} already exists`);
   const uuid = (post.uuid ?? randomUUID()).toLowerCase();
   const root: DomainDisk = { source: { pool: image.pool, volume: names.root }, format: 'qcow2', bus: 'virtio' };
-  const cidata: DomainDisk = { source: { pool: image.pool, volume: names.seed }, device: 'cdrom', format: 'raw', bus: 'sata', readonly: true };
-  const disks = [root, ...(post.disks ?? []), cidata];
-  // Two disks on one target fail here, before any volume exists.
-  withTargets(disks);
+  // IDE, not SATA: Debian's cloud kernel (genericcloud images) has no AHCI driver but has ata_piix (the pc machine's IDE).
+  const cidata: DomainDisk = { source: { pool: image.pool, volume: names.seed }, device: 'cdrom', format: 'raw', bus: 'ide', readonly: true };
+  // Two disks on one target fail here, before any volume exists; the targets are recorded, as libvirt does (domblklist).
+  const disks = withTargets([root, ...(post.disks ?? []), cidata]);
   const base = await storage.getVolume(image.pool, image.volume);
   const created: string[] = [];
   try {

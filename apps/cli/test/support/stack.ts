@@ -12,6 +12,8 @@ export interface CliStackOptions {
   nodes: string[];
   /** Run the agents with `--netns` in a network namespace made for the stack (and removed with it). */
   netns?: boolean;
+  /** The agents' --drivers (default: the test driver). */
+  drivers?: string;
   /** Passed before every command, e.g. ['--node', 'n1']. */
   defaultArgs?: string[];
 }
@@ -52,7 +54,7 @@ export async function startCliStack(options: CliStackOptions): Promise<CliStack>
     const natsUrl = nats.url;
     // One after another: the first agent creates the event stream; racing JetStream set-up on a loaded host can time out.
     for (const node of options.nodes) {
-      agents.push(await spawnAgent({ node, natsUrl, stateDir: join(workDir, node), ...(netns ? { extraArgs: ['--netns', netns], env: { VIRTBUS_STATS_INTERVAL: '0' } } : {}) }));
+      agents.push(await spawnAgent({ node, natsUrl, stateDir: join(workDir, node), ...(options.drivers ? { drivers: options.drivers } : {}), ...(netns ? { extraArgs: ['--netns', netns], env: { VIRTBUS_STATS_INTERVAL: '0' } } : {}) }));
     }
     gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, discoveryWaitMs: 300 });
   } catch (error) {
