@@ -142,7 +142,7 @@ describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a runni
     expect(started.state).toBe('running');
     expect(started.liveDisks).toEqual([
       expect.objectContaining({ target: 'vda', source: { pool: 'default', volume: 'hp-root.qcow2' } }),
-      expect.objectContaining({ target: 'sda', device: 'cdrom', source: { pool: 'default', volume: 'hp-cidata.iso' } }),
+      expect.objectContaining({ target: 'hda', device: 'cdrom', source: { pool: 'default', volume: 'hp-cidata.iso' } }),
     ]);
     shell = await GuestShell.open('hp');
     await waitFor('the guest shell', () => shell!.text().includes(GUEST_MARKERS.ready), 120_000);
@@ -170,7 +170,7 @@ describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a runni
     const begin = Date.now();
     const attached = await ok<Domain>('POST', '/domains/hp/disks', { disk: { source: { pool: 'default', volume: 'data.raw' } }, live: true });
     console.info(`disk-hotplug: attach answered in ${Date.now() - begin} ms`);
-    expect(attached.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'sda', 'vdb']);
+    expect(attached.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'hda', 'vdb']);
     expect(attached.config.disks).toHaveLength(2);
     const size = await shell!.until('cat /sys/block/vdb/size 2>/dev/null || echo none', (output) => output !== 'none');
     console.info(`disk-hotplug: /dev/vdb seen ${Date.now() - begin} ms after the attach call`);
@@ -187,22 +187,22 @@ describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a runni
     const begin = Date.now();
     const detached = await ok<Domain>('DELETE', '/domains/hp/disks/vdb?live=true');
     console.info(`disk-hotplug: detach (DEVICE_DELETED) took ${Date.now() - begin} ms`);
-    expect(detached.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'sda']);
+    expect(detached.liveDisks?.map((disk) => disk.target)).toEqual(['vda', 'hda']);
     expect(await shell!.run('[ -e /sys/block/vdb ] && echo present || echo gone')).toBe('gone');
     const unknown = await api('DELETE', '/domains/hp/disks/vdz?live=true');
     expect(unknown.body?.code).toBe('INVALID_ARG');
 
     // The same target again, live and persisted: the old block nodes were deleted, so the names are free.
     const again = await ok<Domain>('POST', '/domains/hp/disks', { disk: { source: { pool: 'default', volume: 'data.raw' }, target: 'vdb' }, live: true, config: true });
-    expect(again.config.disks.map((disk) => disk.target)).toEqual(['vda', 'sda', 'vdb']);
+    expect(again.config.disks.map((disk) => disk.target)).toEqual(['vda', 'hda', 'vdb']);
     expect(await shell!.until('head -c 10 /dev/vdb 2>/dev/null || echo none', (output) => output !== 'none')).toBe('hotplugged');
   }, 60_000);
 
   it('ejects and changes the cdrom media of the running domain (QMP eject / blockdev-change-medium)', async () => {
-    const ejected = await ok<Domain>('PUT', '/domains/hp/disks/sda/media', { live: true });
+    const ejected = await ok<Domain>('PUT', '/domains/hp/disks/hda/media', { live: true });
     expect(ejected.liveDisks?.[1]).not.toHaveProperty('source');
     expect(ejected.config.disks[1]?.source).toEqual({ pool: 'default', volume: 'hp-cidata.iso' });
-    const inserted = await ok<Domain>('PUT', '/domains/hp/disks/sda/media', { source: { pool: 'default', volume: 'hp-cidata.iso' } });
+    const inserted = await ok<Domain>('PUT', '/domains/hp/disks/hda/media', { source: { pool: 'default', volume: 'hp-cidata.iso' } });
     expect(inserted.liveDisks?.[1]?.source).toEqual({ pool: 'default', volume: 'hp-cidata.iso' });
     const notCdrom = await api('PUT', '/domains/hp/disks/vda/media', {});
     expect(notCdrom.body?.code).toBe('INVALID_ARG');
@@ -216,11 +216,11 @@ describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a runni
     shell = undefined;
     const stopped = await ok<Domain>('PUT', '/domains/hp/state', { action: 'destroy' });
     expect(stopped.liveDisks).toBeUndefined();
-    expect(stopped.config.disks.map((disk) => disk.target)).toEqual(['vda', 'sda', 'vdb']);
+    expect(stopped.config.disks.map((disk) => disk.target)).toEqual(['vda', 'hda', 'vdb']);
     const live = await api('POST', '/domains/hp/disks', { disk: { source: { pool: 'default', volume: 'data.raw' } }, live: true });
     expect(live.body?.code).toBe('OPERATION_INVALID');
     const removed = await ok<Domain>('DELETE', '/domains/hp/disks/vdb');
-    expect(removed.config.disks.map((disk) => disk.target)).toEqual(['vda', 'sda']);
+    expect(removed.config.disks.map((disk) => disk.target)).toEqual(['vda', 'hda']);
     await ok('DELETE', '/storage-pools/default/volumes/data.raw');
   });
 });
