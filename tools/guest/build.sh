@@ -11,7 +11,7 @@ MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
 # Loaded only with virtbus.nocloud=1: the IDE cdrom that holds the cloud-init seed (this kernel has no AHCI).
 SEED_MODULES=(scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs)
 # What the bootable disk's syslinux passes to the kernel.
-DISK_CMDLINE="$CMDLINE virtbus.net=dhcp virtbus.nocloud=1"
+DISK_CMDLINE="$CMDLINE virtbus.net=dhcp virtbus.nocloud=1 virtbus.sshd=1"
 OUTPUTS=(vmlinuz initramfs.gz kvm-stub.elf disk.qcow2 manifest.json)
 
 # Editing this script or the stub invalidates the cache too.
@@ -76,7 +76,8 @@ WORK=$(mktemp -d "$OUT/.build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 chmod 755 "$WORK"
 
-download() { (cd "$WORK" && apt-get download -q -o APT::Sandbox::User=root "$package" busybox-static >/dev/null); }
+SSH_PACKAGES=(dropbear-bin libtomcrypt1 libtommath1)
+download() { (cd "$WORK" && apt-get download -q -o APT::Sandbox::User=root "$package" busybox-static "${SSH_PACKAGES[@]}" >/dev/null); }
 log "downloading $package and busybox-static"
 if ! download; then
   # Stale package lists name versions the mirror no longer has: refresh them once and resolve again.
@@ -94,6 +95,9 @@ kernel_deb_version=$(dpkg-deb -f "$kernel_deb" Version)
 busybox_deb_version=$(dpkg-deb -f "$busybox_deb" Version)
 dpkg-deb -x "$kernel_deb" "$WORK/kernel"
 dpkg-deb -x "$busybox_deb" "$WORK/busybox"
+dropbear_deb=$(ls "$WORK"/dropbear-bin_*.deb)
+dropbear_deb_version=$(dpkg-deb -f "$dropbear_deb" Version)
+for deb in "$WORK"/dropbear-bin_*.deb "$WORK"/libtomcrypt1_*.deb "$WORK"/libtommath1_*.deb; do dpkg-deb -x "$deb" "$WORK/dropbear"; done
 cp "$WORK/kernel/boot/vmlinuz-$release" "$WORK/vmlinuz"
 
 # --- initramfs ---------------------------------------------------------------------------------------------------
@@ -137,6 +141,12 @@ case " $cmdline " in
     ;;
 esac
 case " $cmdline " in
+  *" virtbus.sshd=1 "*)
+    # -R: host keys made at the first connection; -s: no password logins, keys only
+    if dropbear -R -s -p 22 2>/dev/console; then echo "GUEST-SSHD" >/dev/console; else echo "GUEST-SSHD-FAILED" >/dev/console; fi
+    ;;
+esac
+case " $cmdline " in
   *" virtbus.counter=1 "*)
     (n=0; while :; do n=$((n + 1)); echo "COUNTER $n" >/dev/console; sleep 0.5; done) &
     ;;
@@ -177,6 +187,28 @@ esac
 exit 0
 EOF
 cp "$HERE/nocloud-seed.sh" "$ROOT/sbin/nocloud-seed"
+
+# dropbear (virtbus.sshd=1) with the shared libraries it needs: its own packages' first, then the host's libc, libz and
+# libcrypt (Debian's essential packages, the same release as the downloaded ones).
+cp "$WORK/dropbear/usr/sbin/dropbear" "$ROOT/usr/sbin/dropbear"
+mkdir -p "$ROOT/lib/x86_64-linux-gnu" "$ROOT/lib64" "$ROOT/etc/dropbear"
+cp -L /lib64/ld-linux-x86-64.so.2 "$ROOT/lib64/"
+pending=("$ROOT/usr/sbin/dropbear")
+while [ ${#pending[@]} -gt 0 ]; do
+  file=${pending[0]}
+  pending=("${pending[@]:1}")
+  for lib in $(objdump -p "$file" | awk '/NEEDED/ { print $2 }'); do
+    [ -e "$ROOT/lib/x86_64-linux-gnu/$lib" ] && continue
+    found=
+    for dir in "$WORK/dropbear/usr/lib/x86_64-linux-gnu" /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu; do
+      [ -e "$dir/$lib" ] && { found=$dir/$lib; break; }
+    done
+    [ -n "$found" ] || { log "dropbear needs $lib, found nowhere"; exit 1; }
+    cp -L "$found" "$ROOT/lib/x86_64-linux-gnu/$lib"
+    pending+=("$ROOT/lib/x86_64-linux-gnu/$lib")
+  done
+done
+printf '/bin/sh\n/bin/ash\n' >"$ROOT/etc/shells"
 chmod 755 "$ROOT/init" "$ROOT/etc/acpi/PWRF/00000080" "$ROOT/etc/udhcpc/default.script" "$ROOT/sbin/nocloud-seed"
 echo 'root:x:0:0:root:/root:/bin/sh' >"$ROOT/etc/passwd"
 echo 'root:x:0:' >"$ROOT/etc/group"
@@ -196,9 +228,10 @@ cat >"$WORK/manifest.json" <<EOF
 {
   "kernel": { "package": "$package", "release": "$release", "debVersion": "$kernel_deb_version" },
   "busybox": { "package": "busybox-static", "debVersion": "$busybox_deb_version" },
+  "dropbear": { "package": "dropbear-bin", "debVersion": "$dropbear_deb_version" },
   "cmdline": "$CMDLINE",
   "recipe": "$RECIPE",
-  "flags": { "dhcp": "virtbus.net=dhcp", "counter": "virtbus.counter=1", "nocloud": "virtbus.nocloud=1" },
+  "flags": { "dhcp": "virtbus.net=dhcp", "counter": "virtbus.counter=1", "nocloud": "virtbus.nocloud=1", "sshd": "virtbus.sshd=1" },
   "diskCmdline": "$DISK_CMDLINE",
   "files": {
     "vmlinuz": { "sha256": "$(sha vmlinuz)" },

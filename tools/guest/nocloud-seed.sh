@@ -8,7 +8,8 @@ done
 
 seed=
 try=0
-while [ -z "$seed" ] && [ "$try" -lt 20 ]; do
+# ATA probing runs in the background after insmod and is slow under TCG on a busy host: up to 30 s
+while [ -z "$seed" ] && [ "$try" -lt 60 ]; do
   for dev in /dev/sr* /dev/vd* /dev/sd*; do
     [ -b "$dev" ] || continue
     # the ISO9660 volume id: 32 bytes at byte 40 of sector 16 (this busybox has no blkid)

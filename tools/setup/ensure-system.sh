@@ -29,6 +29,8 @@ REQUIRED=(
   /usr/lib/syslinux/mbr/mbr.bin:syslinux-common
   /usr/bin/mcopy:mtools
   /usr/sbin/mkfs.vfat:dosfstools
+  /usr/bin/ssh:openssh-client
+  /usr/bin/ssh-keygen:openssh-client
   /usr/bin/isoinfo:genisoimage
   /usr/bin/systemd-analyze:systemd
   /usr/bin/wrk:wrk

@@ -155,7 +155,8 @@ describe('agent over a real NATS bus', () => {
 
   it('keeps definitions, state and the event sequence across an agent restart', async () => {
     const domain = await client.call('alpha', 'domain.define', { name: 'survivor', driver: 'test' });
-    await client.call('alpha', 'domain.state', { id: 'survivor', change: { action: 'start' } });
+    const started = await client.call('alpha', 'domain.state', { id: 'survivor', change: { action: 'start' } });
+    expect(started.id).toBeGreaterThanOrEqual(1);
     const lastSeq = Math.max(...(await eventsFor(domain.uuid, 2)).map((event) => event.seq));
 
     const old = agents.shift()!;
@@ -166,8 +167,14 @@ describe('agent over a real NATS bus', () => {
 
     const after = await client.call('alpha', 'domain.get', { id: 'survivor' });
     expect([after.uuid, after.state, after.reason]).toEqual([domain.uuid, 'running', 'booted']);
+    // its virsh id too
+    expect(after.id).toBe(started.id);
     await client.call('alpha', 'domain.state', { id: domain.uuid, change: { action: 'destroy' } });
     const events = await eventsFor(domain.uuid, 3);
     expect(events[2]).toMatchObject({ type: 'STOPPED', detail: 'DESTROYED', seq: lastSeq + 1 });
+    // the next domain to start gets a new id, not one given before the restart
+    await client.call('alpha', 'domain.define', { name: 'newcomer', driver: 'test' });
+    const newcomer = await client.call('alpha', 'domain.state', { id: 'newcomer', change: { action: 'start' } });
+    expect(newcomer.id).toBeGreaterThan(started.id!);
   });
 });

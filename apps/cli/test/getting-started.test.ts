@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { builtBundle, ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, type TestGuest } from '@virtbus/testing';
@@ -8,8 +8,9 @@ import { startCliStack, type CliStack } from './support/stack.js';
 
 // docs/GETTING-STARTED.md, step by step, with the built `virtbus` as a user runs it; the image is the project's own
 // bootable test disk (tools/guest/build.sh: disk.qcow2) in place of a distribution's cloud image.
-const TOOLS = ['qemu-system-x86_64', 'qemu-img', 'genisoimage', 'dnsmasq', 'nft', 'nsenter', 'syslinux', 'mcopy', 'mkfs.vfat'].every((tool) => hasBinaryOrSkip(tool));
-const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdldHRpbmctc3RhcnRlZC10ZXN0LWtleQ ops@getting-started';
+const TOOLS = ['qemu-system-x86_64', 'qemu-img', 'genisoimage', 'dnsmasq', 'nft', 'nsenter', 'syslinux', 'mcopy', 'mkfs.vfat', 'ssh', 'ssh-keygen'].every((tool) =>
+  hasBinaryOrSkip(tool),
+);
 const BOOT_WAIT_MS = 150_000;
 
 let stack: CliStack | undefined;
@@ -21,7 +22,7 @@ async function virtbus(...args: string[]): Promise<string> {
   return stdout.trimEnd();
 }
 
-describe.skipIf(!TOOLS)('docs/GETTING-STARTED.md: a cloud image with cloud-init user-data, booted from its disk, reached by console and DHCP address', () => {
+describe.skipIf(!TOOLS)('docs/GETTING-STARTED.md: a cloud image with cloud-init user-data, booted from its disk, reached by console and by ssh at its DHCP address', () => {
   beforeAll(async () => {
     guest = await ensureTestGuest();
     // the agent in a network namespace of its own: the page's NAT network never touches the host's
@@ -32,7 +33,7 @@ describe.skipIf(!TOOLS)('docs/GETTING-STARTED.md: a cloud image with cloud-init 
     await stack?.close();
   });
 
-  it('uploads the image, defines the VM from it with user-data, starts it, finds its address and reads the applied user-data on the console', { timeout: 300_000 }, async () => {
+  it('uploads the image, defines the VM from it with user-data, starts it, reads the applied user-data on the console, finds its address and logs in with ssh', { timeout: 300_000 }, async () => {
     const workDir = stack!.workDir;
     // 2. the image into the default pool
     expect(await virtbus('pool-list')).toMatch(/^default\s+dir\s+running/m);
@@ -47,7 +48,9 @@ describe.skipIf(!TOOLS)('docs/GETTING-STARTED.md: a cloud image with cloud-init 
     expect(await virtbus('net-define', 'default-net.json')).toMatch(/^Network default defined/);
     expect(await virtbus('net-start', 'default')).toBe('Network default started');
 
-    // 4. define from the image with the user-data (the page's file, the key written out)
+    // 4. define from the image with the user-data (the page's file, with a key made for the test)
+    await promisify(execFile)('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'ops@getting-started', '-f', join(workDir, 'id_ed25519')]);
+    const KEY = (await readFile(join(workDir, 'id_ed25519.pub'), 'utf8')).trim();
     await writeFile(
       join(workDir, 'user-data'),
       ['#cloud-config', 'hostname: web-1', 'users:', '  - name: ops', '    sudo: ALL=(ALL) NOPASSWD:ALL', '    shell: /bin/bash', '    ssh_authorized_keys:', `      - ${KEY}`, ''].join('\n'),
@@ -80,11 +83,20 @@ describe.skipIf(!TOOLS)('docs/GETTING-STARTED.md: a cloud image with cloud-init 
       // the user-data as the guest applied it, read back through the console
       console.stdin.write('echo "CHECK host=$(hostname) uid=$(id -u ops) home=$(stat -c %U:%a /home/ops/.ssh)"; cat /home/ops/.ssh/authorized_keys\n');
       await waitFor(/CHECK host=web-1 uid=1000 home=ops:700\r?\n/, 'user-data check');
-      await waitFor(new RegExp(`^${KEY.replaceAll('+', '\\+')}\\r?$`, 'm'), 'authorized key');
+      await waitFor(new RegExp(`^${KEY.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\r?$`, 'm'), 'authorized key');
 
       // the address a user would ssh to: the lease the network's dnsmasq gave the guest
       expect(leased).toMatch(/^192\.168\.122\.\d+$/);
       expect(await virtbus('domifaddr', 'web-1')).toMatch(new RegExp(`^\\S+\\s+52:54:00(:[0-9a-f]{2}){3}\\s+ipv4\\s+${leased!.replaceAll('.', '\\.')}/24$`, 'm'));
+
+      // 5. ssh ops@ADDRESS with the key of the user-data (from the agent's network namespace, where the bridge is)
+      await waitFor(new RegExp(GUEST_MARKERS.sshd), 'sshd');
+      const ssh = await promisify(execFile)(
+        'ip',
+        ['netns', 'exec', stack!.netns!, 'ssh', '-i', join(workDir, 'id_ed25519'), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=30', `ops@${leased}`, 'id -un; hostname'],
+        { timeout: 90_000 },
+      );
+      expect(ssh.stdout.split('\n').slice(0, 2)).toEqual(['ops', 'web-1']);
 
       // day two: the console ends by itself when the VM stops
       await virtbus('destroy', 'web-1');

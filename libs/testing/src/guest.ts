@@ -21,6 +21,8 @@ export const GUEST_MARKERS = {
   nocloudDone: 'NOCLOUD-DONE',
   /** `virtbus.nocloud=1` found no cdrom labelled cidata. */
   nocloudNoSeed: 'NOCLOUD-NO-SEED',
+  /** `virtbus.sshd=1`: dropbear listens on port 22 (public-key logins only; host keys made at the first connection). */
+  sshd: 'GUEST-SSHD',
   /** Printed by syslinux on ttyS0 when the guest boots from its disk (disk.qcow2). */
   bootloader: 'SYSLINUX',
   kvmStubReady: 'KVM-STUB-READY',
@@ -33,6 +35,8 @@ export const GUEST_FLAGS = {
   counter: 'virtbus.counter=1',
   /** Apply the NoCloud seed of a cdrom labelled cidata (hostname, users and their SSH keys), then print NOCLOUD-DONE. */
   nocloud: 'virtbus.nocloud=1',
+  /** Start dropbear on port 22, then print GUEST-SSHD. */
+  sshd: 'virtbus.sshd=1',
 } as const;
 
 export interface TestGuest {
@@ -45,7 +49,7 @@ export interface TestGuest {
   /** The same kernel and initramfs on a BIOS-bootable qcow2 disk (syslinux; cmdline `diskCmdline`), like a cloud image. */
   readonly disk: string;
   readonly cmdline: string;
-  /** What the disk's bootloader passes: `cmdline` plus the dhcp and nocloud flags. */
+  /** What the disk's bootloader passes: `cmdline` plus the dhcp, nocloud and sshd flags. */
   readonly diskCmdline: string;
   readonly kernelRelease: string;
 }
