@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes WORK/disk.qcow2, a BIOS-bootable disk: syslinux's MBR, one active FAT partition at 1 MiB holding WORK/vmlinuz,
-# WORK/initramfs.gz and syslinux (ldlinux.sys) with CMDLINE. Built without mounting anything (mkfs.vfat -C, mcopy,
+# WORK/initramfs.gz, WORK/ssh.cpio.gz (loaded after it: the kernel unpacks both) and syslinux (ldlinux.sys) with CMDLINE. Built without mounting anything (mkfs.vfat -C, mcopy,
 # syslinux --offset); called by build.sh.
 set -euo pipefail
 
@@ -10,7 +10,7 @@ FAT_MIB=32
 START=2048
 export MTOOLS_SKIP_CHECK=1
 
-[ -s "$WORK/vmlinuz" ] && [ -s "$WORK/initramfs.gz" ] || { echo "build-disk: $WORK has no vmlinuz/initramfs.gz" >&2; exit 1; }
+for file in vmlinuz initramfs.gz ssh.cpio.gz; do [ -s "$WORK/$file" ] || { echo "build-disk: $WORK has no $file" >&2; exit 1; }; done
 
 # -h: the partition's first sector, which syslinux's boot sector adds to its reads.
 mkfs.vfat -C -n VIRTBUS -h "$START" "$WORK/fat.img" $((FAT_MIB * 1024)) >/dev/null
@@ -22,10 +22,10 @@ PROMPT 0
 TIMEOUT 0
 LABEL linux
   KERNEL /vmlinuz
-  INITRD /initramfs.gz
+  INITRD /initramfs.gz,/ssh.cpio.gz
   APPEND $CMDLINE
 CFG
-mcopy -i "$WORK/fat.img" "$WORK/vmlinuz" "$WORK/initramfs.gz" "$WORK/syslinux.cfg" ::/
+mcopy -i "$WORK/fat.img" "$WORK/vmlinuz" "$WORK/initramfs.gz" "$WORK/ssh.cpio.gz" "$WORK/syslinux.cfg" ::/
 
 disk="$WORK/disk.img"
 rm -f "$disk"

@@ -188,32 +188,36 @@ exit 0
 EOF
 cp "$HERE/nocloud-seed.sh" "$ROOT/sbin/nocloud-seed"
 
-# dropbear (virtbus.sshd=1) with the shared libraries it needs: its own packages' first, then the host's libc, libz and
-# libcrypt (Debian's essential packages, the same release as the downloaded ones).
-cp "$WORK/dropbear/usr/sbin/dropbear" "$ROOT/usr/sbin/dropbear"
-mkdir -p "$ROOT/lib/x86_64-linux-gnu" "$ROOT/lib64" "$ROOT/etc/dropbear"
-cp -L /lib64/ld-linux-x86-64.so.2 "$ROOT/lib64/"
-pending=("$ROOT/usr/sbin/dropbear")
-while [ ${#pending[@]} -gt 0 ]; do
-  file=${pending[0]}
-  pending=("${pending[@]:1}")
-  for lib in $(objdump -p "$file" | awk '/NEEDED/ { print $2 }'); do
-    [ -e "$ROOT/lib/x86_64-linux-gnu/$lib" ] && continue
-    found=
-    for dir in "$WORK/dropbear/usr/lib/x86_64-linux-gnu" /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu; do
-      [ -e "$dir/$lib" ] && { found=$dir/$lib; break; }
-    done
-    [ -n "$found" ] || { log "dropbear needs $lib, found nowhere"; exit 1; }
-    cp -L "$found" "$ROOT/lib/x86_64-linux-gnu/$lib"
-    pending+=("$ROOT/lib/x86_64-linux-gnu/$lib")
-  done
-done
-printf '/bin/sh\n/bin/ash\n' >"$ROOT/etc/shells"
 chmod 755 "$ROOT/init" "$ROOT/etc/acpi/PWRF/00000080" "$ROOT/etc/udhcpc/default.script" "$ROOT/sbin/nocloud-seed"
 echo 'root:x:0:0:root:/root:/bin/sh' >"$ROOT/etc/passwd"
 echo 'root:x:0:' >"$ROOT/etc/group"
 
 (cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | "$ROOT/bin/busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -9 -n) >"$WORK/initramfs.gz"
+
+# --- ssh.cpio.gz: dropbear for virtbus.sshd=1, a second initramfs only the disk loads (the -kernel tests stay small) --
+# Its shared libraries: its own packages' first, then the build host's libc, libz and libcrypt (Debian's essential
+# packages, the same release as the downloaded ones).
+SSHROOT="$WORK/sshroot"
+mkdir -p "$SSHROOT/usr/sbin" "$SSHROOT/lib/x86_64-linux-gnu" "$SSHROOT/lib64" "$SSHROOT/etc/dropbear"
+cp "$WORK/dropbear/usr/sbin/dropbear" "$SSHROOT/usr/sbin/dropbear"
+cp -L /lib64/ld-linux-x86-64.so.2 "$SSHROOT/lib64/"
+pending=("$SSHROOT/usr/sbin/dropbear")
+while [ ${#pending[@]} -gt 0 ]; do
+  file=${pending[0]}
+  pending=("${pending[@]:1}")
+  for lib in $(objdump -p "$file" | awk '/NEEDED/ { print $2 }'); do
+    [ -e "$SSHROOT/lib/x86_64-linux-gnu/$lib" ] && continue
+    found=
+    for dir in "$WORK/dropbear/usr/lib/x86_64-linux-gnu" /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu; do
+      [ -e "$dir/$lib" ] && { found=$dir/$lib; break; }
+    done
+    [ -n "$found" ] || { log "dropbear needs $lib, found nowhere"; exit 1; }
+    cp -L "$found" "$SSHROOT/lib/x86_64-linux-gnu/$lib"
+    pending+=("$SSHROOT/lib/x86_64-linux-gnu/$lib")
+  done
+done
+printf '/bin/sh\n/bin/ash\n' >"$SSHROOT/etc/shells"
+(cd "$SSHROOT" && find . -mindepth 1 | LC_ALL=C sort | "$ROOT/bin/busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -9 -n) >"$WORK/ssh.cpio.gz"
 
 # --- bootable disk -----------------------------------------------------------------------------------------------
 bash "$HERE/build-disk.sh" "$WORK" "$DISK_CMDLINE"
