@@ -1,5 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Subjects, VirtError, type StatsMessage } from '@virtbus/api-contract';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { EVENTS_STREAM, Subjects, VirtError, type StatsMessage } from '@virtbus/api-contract';
 import {
   createAgentMetrics,
   createDomainMetrics,
@@ -58,6 +59,21 @@ export interface AgentMonitoring {
   close(): Promise<void>;
 }
 
+/** How long /readyz waits for the event stream's info: a disconnected bus answers nothing. */
+const READY_TIMEOUT_MS = 2_000;
+
+/** /readyz of the agent: the bus connected and the event stream reachable (undefined), or why not. */
+async function busReady(nc: NatsConnection): Promise<string | undefined> {
+  if (nc.isClosed()) return 'bus connection closed';
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: READY_TIMEOUT_MS, checkAPI: false });
+    await jsm.streams.info(EVENTS_STREAM);
+    return undefined;
+  } catch (error) {
+    return `event stream ${EVENTS_STREAM} unreachable: ${(error as Error).message}`;
+  }
+}
+
 export function createAgentMonitoring(options: { node: string; nc: NatsConnection; logger: Logger; config?: AgentMonitoringConfig }): AgentMonitoring {
   const { node, nc, logger } = options;
   const config = options.config ?? {};
@@ -111,7 +127,7 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
           },
         });
         createNodeMetrics({ registry, node });
-        server = await startMetricsServer({ registry, host: address.host, port: address.port, healthy: () => !nc.isClosed() });
+        server = await startMetricsServer({ registry, host: address.host, port: address.port, healthy: () => !nc.isClosed(), ready: () => busReady(nc) });
         logger.info({ url: `${server.url}/metrics` }, 'metrics serving');
       }
       if (statsIntervalS > 0) {

@@ -5,10 +5,11 @@ import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 describe('startMetricsServer', () => {
   const registry = new Registry();
   let healthy = true;
+  let notReady: string | undefined;
   let server: MetricsServer;
   beforeAll(async () => {
     new Gauge({ name: 'virtbus_test_value', help: 'A value.', registers: [registry] }).set(42);
-    server = await startMetricsServer({ registry, port: 0, healthy: () => healthy });
+    server = await startMetricsServer({ registry, port: 0, healthy: () => healthy, ready: async () => notReady });
   });
   afterAll(async () => {
     await server.close();
@@ -29,6 +30,19 @@ describe('startMetricsServer', () => {
     healthy = true;
     expect((await fetch(`${server.url}/nope`)).status).toBe(404);
     expect((await fetch(`${server.url}/metrics`, { method: 'POST' })).status).toBe(405);
+  });
+
+  it('answers /readyz from its own callback, with the reason when not ready', async () => {
+    const readyz = async () => {
+      const response = await fetch(`${server.url}/readyz`);
+      return [response.status, await response.text()];
+    };
+    expect(await readyz()).toEqual([200, 'ready\n']);
+    notReady = 'bus disconnected';
+    expect(await readyz()).toEqual([503, 'not ready: bus disconnected\n']);
+    // alive all the while
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    notReady = undefined;
   });
 
   it('answers 500 when collection throws, and keeps serving', async () => {

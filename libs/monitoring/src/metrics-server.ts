@@ -10,6 +10,8 @@ export interface MetricsServerOptions {
   port: number;
   /** /healthz answers 503 while this returns false. */
   healthy?: () => boolean;
+  /** /readyz: undefined when ready, else why not (answered 503); bounds its own waits. Absent: /readyz answers as /healthz. */
+  ready?: () => Promise<string | undefined>;
 }
 
 export interface MetricsServer {
@@ -18,9 +20,9 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** A tiny HTTP server for /metrics and /healthz, separate from any API port. */
+/** A tiny HTTP server for /metrics, /healthz and /readyz, separate from any API port. */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
-  const { registry, healthy } = options;
+  const { registry, healthy, ready } = options;
   const host = options.host ?? '127.0.0.1';
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -38,6 +40,12 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     if (path === '/healthz') {
       const ok = healthy ? healthy() : true;
       response.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8' }).end(ok ? 'ok\n' : 'unhealthy\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const why = ready ? await ready() : (healthy?.() ?? true) ? undefined : 'unhealthy';
+      response.writeHead(why === undefined ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+      response.end(why === undefined ? 'ready\n' : `not ready: ${why}\n`);
       return;
     }
     response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
