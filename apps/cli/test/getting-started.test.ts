@@ -98,9 +98,11 @@ describe.skipIf(!TOOLS)('docs/GETTING-STARTED.md: a cloud image with cloud-init 
       );
       expect(ssh.stdout.split('\n').slice(0, 2)).toEqual(['ops', 'web-1']);
 
-      // day two: the console ends by itself when the VM stops
-      await virtbus('destroy', 'web-1');
-      expect(await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still attached'), 15_000))])).toBe(0);
+      // 6. day two: shutdown (ACPI power button), and the console ends by itself when the VM stops
+      expect(await virtbus('shutdown', 'web-1')).toMatch(/^Domain 'web-1' shut down: /);
+      expect(await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still attached'), 60_000))])).toBe(0);
+      expect(screen).toContain(GUEST_MARKERS.powerOff);
+      expect(await virtbus('domstate', 'web-1', '--reason')).toBe('shutoff (shutdown)');
     } finally {
       console.kill('SIGKILL');
     }
