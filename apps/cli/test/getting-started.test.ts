@@ -66,10 +66,10 @@ describe.skipIf(!TOOLS)('docs/GETTING-STARTED.md: a cloud image with cloud-init 
     // 5. start, list with its id, console
     expect(await virtbus('start', 'web-1')).toBe("Domain 'web-1' started: running (booted)");
     expect(await virtbus('list')).toMatch(/^\d+\s+web-1\s+running\s/m);
-    const console = spawn(process.execPath, [builtBundle('virtbus'), '--url', stack!.gatewayUrl, 'console', 'web-1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const session = spawn(process.execPath, [builtBundle('virtbus'), '--url', stack!.gatewayUrl, 'console', 'web-1'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let screen = '';
-    console.stdout.on('data', (chunk: Buffer) => (screen += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => console.once('exit', (code) => resolve(code)));
+    session.stdout.on('data', (chunk: Buffer) => (screen += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => session.once('exit', (code) => resolve(code)));
     const waitFor = async (pattern: RegExp, what: string) => {
       for (const deadline = Date.now() + BOOT_WAIT_MS; !pattern.test(screen) && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 200));
       if (!pattern.test(screen)) throw new Error(`no ${what} on the console; it shows:\n${screen.slice(-3000)}`);
@@ -81,7 +81,7 @@ describe.skipIf(!TOOLS)('docs/GETTING-STARTED.md: a cloud image with cloud-init 
       expect(screen).toContain(`${GUEST_MARKERS.nocloudDone} hostname=web-1 users=ops`);
       const [, leased] = await waitFor(new RegExp(`${GUEST_MARKERS.ip} (\\S+)`), 'DHCP lease');
       // the user-data as the guest applied it, read back through the console
-      console.stdin.write('echo "CHECK host=$(hostname) uid=$(id -u ops) home=$(stat -c %U:%a /home/ops/.ssh)"; cat /home/ops/.ssh/authorized_keys\n');
+      session.stdin.write('echo "CHECK host=$(hostname) uid=$(id -u ops) home=$(stat -c %U:%a /home/ops/.ssh)"; cat /home/ops/.ssh/authorized_keys\n');
       await waitFor(/CHECK host=web-1 uid=1000 home=ops:700\r?\n/, 'user-data check');
       await waitFor(new RegExp(`^${KEY.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\r?$`, 'm'), 'authorized key');
 
@@ -104,7 +104,7 @@ describe.skipIf(!TOOLS)('docs/GETTING-STARTED.md: a cloud image with cloud-init 
       expect(screen).toContain(GUEST_MARKERS.powerOff);
       expect(await virtbus('domstate', 'web-1', '--reason')).toBe('shutoff (shutdown)');
     } finally {
-      console.kill('SIGKILL');
+      session.kill('SIGKILL');
     }
     expect(await virtbus('undefine', 'web-1')).toBe("Domain 'web-1' has been undefined");
     for (const volume of ['web-1-root.qcow2', 'web-1-cidata.iso', 'debian-12.qcow2']) await virtbus('vol-delete', 'default', volume);
