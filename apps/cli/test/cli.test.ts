@@ -49,7 +49,10 @@ describe('virtbus CLI against a real gateway and agent', () => {
     const id = Number(listed![1]);
     expect((await cli('domid', 'shell-1')).text).toBe(String(id));
     expect((await cli('dominfo', 'shell-1')).text).toMatch(new RegExp(`^Id:\\s+${id}$`, 'm'));
+    // as in virsh, the id names the running domain
+    expect((await cli('domstate', String(id))).text).toBe('running');
     await cli('destroy', 'shell-1');
+    await expect(cli('domstate', String(id))).rejects.toMatchObject({ code: 'NO_DOMAIN' });
     await cli('start', 'shell-1');
     // a new start gets a new id, as in libvirt
     expect(Number((await cli('domid', 'shell-1')).text)).toBeGreaterThan(id);

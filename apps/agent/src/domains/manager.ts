@@ -814,8 +814,16 @@ export class DomainManager {
     };
   }
 
+  /** virsh takes a running domain's id where it takes a name; a domain named like a number wins (looked up first). */
+  private findRunningById(id: string): StoredDomain | undefined {
+    if (!/^[1-9]\d{0,9}$/.test(id)) return undefined;
+    const wanted = Number(id);
+    for (const stored of this.domains.values()) if (stored.id === wanted && isActive(stored.state)) return stored;
+    return undefined;
+  }
+
   private resolve(id: string): StoredDomain {
-    const stored = isUuid(id) ? this.domains.get(id.toLowerCase()) : this.domains.findByName(id);
+    const stored = isUuid(id) ? this.domains.get(id.toLowerCase()) : (this.domains.findByName(id) ?? this.findRunningById(id));
     if (!stored) throw new VirtError('NO_DOMAIN', `no domain ${id} on node ${this.options.node}`);
     return stored;
   }
