@@ -37,7 +37,11 @@ if (command === 'up') {
     process.stderr.write(`a fleet already runs from ${values.dir} (namespaces ${existing.plan.prefix}-*): fleet down first\n`);
     process.exit(1);
   }
-  const state = await fleetUp({ prefix: values.prefix, dir: values.dir, drivers: values.drivers });
+  const state = await fleetUp({ prefix: values.prefix, dir: values.dir, drivers: values.drivers }).catch((error: unknown) => {
+    // fleetUp removed what it had made
+    process.stderr.write(`fleet up failed: ${(error as Error).message}\n`);
+    process.exit(1);
+  });
   process.stdout.write(`${(await fleetStatus(state)).join('\n')}\ngateway: curl --unix-socket ${state.plan.gateway.httpSocket} http://fleet/v1/nodes\n`);
 } else if (!existing) {
   process.stderr.write(`no fleet runs from ${values.dir}\n`);

@@ -40,6 +40,8 @@ export interface FleetState {
   agents: Record<string, number>;
   relays: Record<string, number>;
   gateway?: number;
+  /** Namespaces this fleet created (only these are removed: a name already taken is never someone else's to delete). */
+  namespaces: string[];
 }
 
 export interface FleetOptions {
@@ -107,6 +109,12 @@ async function waitUntil(what: string, check: () => boolean | Promise<boolean>, 
     if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs} ms${log ? `; ${log}:\n${readFileSync(log, 'utf8').slice(-3000)}` : ''}`);
     await sleep(100);
   }
+}
+
+/** The last lines of the gateway's, agents' and servers' logs (what a failed start or test shows). */
+export function fleetLogTails(plan: FleetPlan, chars = 2000): string {
+  const names = ['gateway', ...plan.hosts.flatMap((host) => [`agent-${host.node}`, `nats-${host.node}`])];
+  return names.map((name) => `--- ${name}:\n${existsSync(logFile(plan, name)) ? readFileSync(logFile(plan, name), 'utf8').slice(-chars) : '(no log)'}`).join('\n');
 }
 
 /** Ends a process by PID: `signal`, then SIGKILL after `graceMs`; resolves once it is gone. */
@@ -222,14 +230,19 @@ export async function loadFleetState(dir: string): Promise<FleetState | undefine
 }
 
 /** The namespaces and the bridge: every namespace gets eth0 (a veth whose peer is on br0 in the switch namespace). */
-function buildNetwork(plan: FleetPlan): void {
+function buildNetwork(state: FleetState): void {
+  const { plan } = state;
   const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  addTestNetns(plan.switchNetns);
+  const addNetns = (name: string) => {
+    addTestNetns(name);
+    state.namespaces.push(name);
+  };
+  addNetns(plan.switchNetns);
   ip('-n', plan.switchNetns, 'link', 'add', 'br0', 'type', 'bridge');
   ip('-n', plan.switchNetns, 'link', 'set', 'br0', 'up');
   const members = [...plan.hosts.map((host) => ({ netns: host.netns, ip: host.ip, port: host.node })), { netns: plan.gateway.netns, ip: plan.gateway.ip, port: 'gw' }];
   for (const member of members) {
-    addTestNetns(member.netns);
+    addNetns(member.netns);
     ip('-n', plan.switchNetns, 'link', 'add', member.port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', member.netns);
     ip('-n', plan.switchNetns, 'link', 'set', member.port, 'master', 'br0', 'up');
     ip('-n', member.netns, 'addr', 'add', `${member.ip}/24`, 'dev', 'eth0');
@@ -244,11 +257,15 @@ function buildNetwork(plan: FleetPlan): void {
  */
 export async function fleetUp(options: FleetOptions): Promise<FleetState> {
   const plan = fleetPlan(options);
-  const state: FleetState = { plan, servers: {}, agents: {}, relays: {} };
+  const state: FleetState = { plan, servers: {}, agents: {}, relays: {}, namespaces: [] };
   try {
     for (const sub of ['logs', 'nats', 'sockets', 'state', 'jetstream']) await mkdir(join(plan.dir, sub), { recursive: true });
     await saveState(state);
-    buildNetwork(plan);
+    try {
+      buildNetwork(state);
+    } finally {
+      await saveState(state);
+    }
     const nodes = plan.hosts.map((host) => host.node);
     const bundle = await generateSecurityBundle({ outDir: securityDir(plan), nodes, natsHosts: plan.hosts.map((host) => host.ip) });
     for (const host of plan.hosts) await writeFile(join(plan.dir, 'nats', `${host.node}.conf`), natsServerConfig(plan, host, bundle));
@@ -287,8 +304,7 @@ export async function fleetUp(options: FleetOptions): Promise<FleetState> {
       },
       120_000,
     ).catch((error: unknown) => {
-      const logs = ['gateway', ...nodes.map((node) => `agent-${node}`)].map((name) => `--- ${name}:\n${readFileSync(logFile(plan, name), 'utf8').slice(-2000)}`);
-      throw new Error(`${(error as Error).message}\n${logs.join('\n')}`, { cause: error });
+      throw new Error(`${(error as Error).message}\n${fleetLogTails(plan)}`, { cause: error });
     });
     return state;
   } catch (error) {
@@ -309,7 +325,7 @@ export async function fleetDown(state: FleetState): Promise<number[]> {
   await Promise.all(Object.values(state.servers).map((pid) => endProcess(pid)));
   await Promise.all(Object.values(state.relays).map((pid) => endProcess(pid)));
   const left: number[] = [];
-  for (const netns of [plan.gateway.netns, ...plan.hosts.map((host) => host.netns), plan.switchNetns]) left.push(...removeTestNetns(netns));
+  for (const netns of [...state.namespaces].reverse()) left.push(...removeTestNetns(netns));
   await rm(join(plan.dir, 'sockets'), { recursive: true, force: true });
   await rm(stateFile(plan.dir), { force: true });
   return left;
