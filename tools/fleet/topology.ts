@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createServer, connect as netConnect, type Socket } from 'node:net';
@@ -91,9 +91,9 @@ function identityEnv(identity: NatsClientConfig): Record<string, string> {
   return { NATS_CA: identity.ca!, NATS_CERT: identity.cert!, NATS_KEY: identity.key!, NATS_INBOX_PREFIX: identity.inboxPrefix! };
 }
 
-/** Starts `command` inside `netns` (ip netns exec execs it: the PID is the command's), detached, output to a log file. */
+/** Starts `command` inside `netns` (ip netns exec execs it: the PID is the command's), detached, output appended to a log file. */
 function spawnIn(netns: string, command: string, args: readonly string[], log: string, env: Record<string, string> = {}): number {
-  const out = openSync(log, 'w');
+  const out = openSync(log, 'a');
   try {
     const child = spawn('ip', ['netns', 'exec', netns, command, ...args], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, ...env } });
     child.unref();
@@ -102,6 +102,8 @@ function spawnIn(netns: string, command: string, args: readonly string[], log: s
     closeSync(out);
   }
 }
+
+const logSize = (log: string) => (existsSync(log) ? statSync(log).size : 0);
 
 async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, log?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -117,9 +119,18 @@ export function fleetLogTails(plan: FleetPlan, chars = 2000): string {
   return names.map((name) => `--- ${name}:\n${existsSync(logFile(plan, name)) ? readFileSync(logFile(plan, name), 'utf8').slice(-chars) : '(no log)'}`).join('\n');
 }
 
-/** Ends a process by PID: `signal`, then SIGKILL after `graceMs`; resolves once it is gone. */
-export async function endProcess(pid: number | undefined, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
-  if (pid === undefined || !processRunning(pid)) return;
+/** Whether `pid` still is a process of the fleet in `dir` (every one names the directory in its command line), not a reused PID. */
+function fleetProcess(pid: number, dir: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir);
+  } catch {
+    return false;
+  }
+}
+
+/** Ends a process of the fleet in `dir` by PID: `signal`, then SIGKILL after `graceMs`; resolves once it is gone. */
+export async function endProcess(dir: string, pid: number | undefined, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
+  if (pid === undefined || !processRunning(pid) || !fleetProcess(pid, dir)) return;
   try {
     process.kill(pid, signal);
   } catch {
@@ -150,10 +161,13 @@ function natsServerConfig(plan: FleetPlan, host: FleetHost, bundle: { tls: Param
 export async function startFleetServer(plan: FleetPlan, node: string): Promise<number> {
   const host = hostOf(plan, node);
   const log = logFile(plan, `nats-${node}`);
+  // a restart appends to the log of the killed run: only what this run wrote counts
+  const from = logSize(log);
   const pid = spawnIn(host.netns, requireBinary('nats-server'), ['-c', join(plan.dir, 'nats', `${node}.conf`)], log);
+  const written = () => readFileSync(log).subarray(from).toString();
   await waitUntil(`nats-server of ${node} was not ready`, () => {
-    if (!processRunning(pid)) throw new Error(`nats-server of ${node} exited:\n${readFileSync(log, 'utf8').slice(-3000)}`);
-    return readFileSync(log, 'utf8').includes('Server is ready');
+    if (!processRunning(pid)) throw new Error(`nats-server of ${node} exited:\n${written().slice(-3000)}`);
+    return written().includes('Server is ready');
   }, 30_000, log);
   return pid;
 }
@@ -291,7 +305,10 @@ export async function fleetUp(options: FleetOptions): Promise<FleetState> {
     }
     // the gateway is on the second host's server (the first host's dies first in the test, the gateway's second)
     const gatewayServer = plan.hosts[1] ?? plan.hosts[0]!;
-    const gatewayArgs = [builtBundle('virtbus-gateway'), '--config', 'none', '--nats', natsUrlOf(gatewayServer), '--host', '127.0.0.1', '--port', String(FLEET_PORTS.gateway)];
+    const gatewayArgs = [
+      ...[builtBundle('virtbus-gateway'), '--config', 'none', '--nats', natsUrlOf(gatewayServer), '--host', '127.0.0.1', '--port', String(FLEET_PORTS.gateway)],
+      ...['--audit-log', logFile(plan, 'audit')],
+    ];
     state.gateway = spawnIn(plan.gateway.netns, process.execPath, gatewayArgs, logFile(plan, 'gateway'), identityEnv(fleetIdentity(plan, 'gateway', natsUrlOf(gatewayServer))));
     state.relays[plan.gateway.netns] = await startRelay(plan, plan.gateway.netns, [{ socket: plan.gateway.httpSocket, host: '127.0.0.1', port: FLEET_PORTS.gateway }]);
     await saveState(state);
@@ -320,10 +337,10 @@ export async function fleetUp(options: FleetOptions): Promise<FleetState> {
  */
 export async function fleetDown(state: FleetState): Promise<number[]> {
   const { plan } = state;
-  await endProcess(state.gateway);
-  await Promise.all(Object.values(state.agents).map((pid) => endProcess(pid)));
-  await Promise.all(Object.values(state.servers).map((pid) => endProcess(pid)));
-  await Promise.all(Object.values(state.relays).map((pid) => endProcess(pid)));
+  await endProcess(plan.dir, state.gateway);
+  await Promise.all(Object.values(state.agents).map((pid) => endProcess(plan.dir, pid)));
+  await Promise.all(Object.values(state.servers).map((pid) => endProcess(plan.dir, pid)));
+  await Promise.all(Object.values(state.relays).map((pid) => endProcess(plan.dir, pid)));
   const left: number[] = [];
   for (const netns of [...state.namespaces].reverse()) left.push(...removeTestNetns(netns));
   await rm(join(plan.dir, 'sockets'), { recursive: true, force: true });

@@ -198,7 +198,7 @@ describe.skipIf(NETNS_MISSING !== undefined || !BINARIES)(
      */
     async function outage(node: string, toggled: string, fromGateway: boolean, first: () => Promise<void>): Promise<void> {
       const killedAt = Date.now();
-      await endProcess(state!.servers[node], 'SIGKILL');
+      await endProcess(state!.plan.dir, state!.servers[node], 'SIGKILL');
       await first();
       await expectNodesListed(fromGateway);
       const states = Object.fromEntries(nodes.map((name) => [`${name}/${toggled}`, 'running']));
