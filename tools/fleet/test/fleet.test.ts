@@ -16,7 +16,7 @@ import { agentStateDir, endProcess, fleetDown, fleetIdentity, fleetLogTails, fle
 /** How long each killed server stays down (issue #14: 60 s, longer than nats.js' default reconnect attempts). */
 const OUTAGE_MS = 60_000;
 const NETNS_MISSING = netnsUnsupportedReason();
-const BINARIES = ['nats-server', 'openssl', 'qemu-system-x86_64', 'qemu-img'].every((name) => hasBinaryOrSkip(name));
+const BINARIES = ['ip', 'nats-server', 'openssl', 'qemu-system-x86_64', 'qemu-img'].every((name) => hasBinaryOrSkip(name));
 
 /** An open SSE stream that keeps every event it receives, until closed. */
 interface EventTap {
@@ -91,7 +91,14 @@ describe.skipIf(NETNS_MISSING !== undefined || !BINARIES)(
       const events: EventTap['events'] = [];
       const errors: string[] = [];
       void (async () => {
-        const response = await fetch(`${gatewayUrl}${path}`, { signal: controller.signal });
+        // a stream opened while JetStream elects its leaders may answer 503 BUS_UNAVAILABLE after its bounded wait (OUTAGES.md): a client asks again
+        const deadline = Date.now() + 60_000;
+        let response = await fetch(`${gatewayUrl}${path}`, { signal: controller.signal });
+        while (response.status === 503 && Date.now() < deadline) {
+          await response.body?.cancel();
+          await sleep(500);
+          response = await fetch(`${gatewayUrl}${path}`, { signal: controller.signal });
+        }
         if (response.status !== 200) throw new Error(`GET ${path} answered ${response.status}: ${await response.text()}`);
         for await (const { id, event, data } of sseMessages(response.body as unknown as AsyncIterable<Uint8Array>)) {
           if (event === 'error') errors.push(data ?? 'an error event without data');
@@ -301,10 +308,11 @@ describe.skipIf(NETNS_MISSING !== undefined || !BINARIES)(
           for (const node of nodes) expect(types(await eventsOf(node, 'db', 2))).toEqual(['db/DEFINED', 'db/STARTED']);
         });
 
-        // the gateway's own server (the second host's) dies: the gateway moves to another one and answers again, its open streams go on
+        // the gateway's own server (the second host's) dies: the gateway and that host's agent move to another one, the gateway answers again, its open streams go on
         await outage(second, 'app', true, async () => {
           await Promise.all(nodes.map((node) => lifecycle(node, 'app', ['start'])));
           expect(await serverOf('virtbus-gateway')).not.toBe(second);
+          expect(await serverOf(`virt-agent-${second}`)).not.toBe(second);
         });
 
         await Promise.all(nodes.map((node) => apiEventually('PUT', `/v1/nodes/${node}/domains/db/state`, { action: 'shutdown' }, 200)));
