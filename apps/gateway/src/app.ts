@@ -43,6 +43,8 @@ export interface GatewayDeps {
   heartbeatMs?: number;
   /** How long an SSE consumer may stay silent with events pending before it is replaced (default 5 s). */
   sseStallCheckMs?: number;
+  /** How long a lost or not yet made SSE consumer is retried before the stream fails (default 30 s; a new stream waits at most 10 s). */
+  sseResumeDeadlineMs?: number;
   /** How long GET /v1/nodes waits for the node registry's first load. */
   discoveryWaitMs?: number;
   /** A node is listed online while its last registry heartbeat is younger than this (15 s by default). */
@@ -129,7 +131,7 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(nodeRoutes);
   // every request/reply operation of the contract's table; the routes below are the hand-written rest
   await app.register(operationRoutes, { requestTimeoutMs });
-  await app.register(eventRoutes, { ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}), ...(deps.sseStallCheckMs ? { stallCheckMs: deps.sseStallCheckMs } : {}) });
+  await app.register(eventRoutes, { ...(deps.heartbeatMs ? { heartbeatMs: deps.heartbeatMs } : {}), ...(deps.sseStallCheckMs ? { stallCheckMs: deps.sseStallCheckMs } : {}), ...(deps.sseResumeDeadlineMs ? { resumeDeadlineMs: deps.sseResumeDeadlineMs } : {}) });
   await app.register(consoleRoutes, { idleTimeoutMs: limits.consoleIdleTimeoutMs });
   await app.register(storageRoutes);
   await app.register(migrationRoutes);

@@ -35,9 +35,9 @@ export interface AgentProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Runs the built agent (dist/virtbus-agent.mjs, what install.mjs ships) as its own process, like a deployment would. */
-export async function spawnAgent(options: AgentProcessOptions): Promise<AgentProcess> {
-  const args = [
+/** Node's arguments for the built agent (dist/virtbus-agent.mjs) with a test's settings; also what tools/fleet runs in its namespaces. */
+export function agentArgs(options: Omit<AgentProcessOptions, 'env' | 'waitReady' | 'readyConnection'>): string[] {
+  return [
     ...(options.nodeArgs ?? []),
     builtBundle('virtbus-agent'),
     // a host's /etc/virtbus/agent.env must not reach a test agent
@@ -59,6 +59,11 @@ export async function spawnAgent(options: AgentProcessOptions): Promise<AgentPro
     '127.0.0.1:0',
     ...(options.extraArgs ?? []),
   ];
+}
+
+/** Runs the built agent (dist/virtbus-agent.mjs, what install.mjs ships) as its own process, like a deployment would. */
+export async function spawnAgent(options: AgentProcessOptions): Promise<AgentProcess> {
+  const args = agentArgs(options);
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...options.env },

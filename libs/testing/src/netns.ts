@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 /** Running = present and not a zombie (a slow PID 1 may take a second to reap what we killed). */
-function running(pid: number): boolean {
+export function processRunning(pid: number): boolean {
   try {
     return !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
@@ -16,7 +16,7 @@ export function processesMentioning(needle: string): string[] {
   for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number)) {
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmdline.includes(needle) && running(entry)) found.push(`${entry}: ${cmdline.trim()}`);
+      if (cmdline.includes(needle) && processRunning(entry)) found.push(`${entry}: ${cmdline.trim()}`);
     } catch {
       // exited meanwhile
     }
@@ -24,6 +24,10 @@ export function processesMentioning(needle: string): string[] {
   return found;
 }
 
+/** Why this kernel cannot give a test network namespaces, or undefined when it can. */
+export function netnsUnsupportedReason(): string | undefined {
+  return existsSync('/proc/self/ns/net') ? undefined : 'this kernel has no network namespaces (/proc/self/ns/net is absent)';
+}
 
 /** Creates a network namespace for a test (loopback up unless asked otherwise). */
 export function addTestNetns(name: string, options: { loopbackUp?: boolean } = {}): void {
@@ -50,10 +54,10 @@ export function removeTestNetns(name: string): number[] {
     }
   }
   const deadline = Date.now() + 5_000;
-  let left = pids.filter(running);
+  let left = pids.filter(processRunning);
   while (left.length > 0 && Date.now() < deadline) {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-    left = left.filter(running);
+    left = left.filter(processRunning);
   }
   try {
     execFileSync('ip', ['netns', 'del', name]);

@@ -105,7 +105,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRouteOptions> = async (
       const after = resumeAfter(since, request.headers['last-event-id']);
       const filter = kind === 'domain' ? Subjects.domainEventFilter({ node, uuid: domain, type }) : Subjects.eventKindFilter({ node, kind });
       const nc = await app.agents.liveConnection();
-      const jsm = await jetstreamManager(nc);
+      // no API check here: it would fail (500) while the cluster elects a leader; the stream info below is retried, bounded
+      const jsm = await jetstreamManager(nc, { checkAPI: false });
       const open = async (): Promise<{ consumer: Consumer; messages: ConsumerMessages }> => {
         const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, { filter_subjects: filter, deliver_policy: 'by_start_sequence', opt_start_seq: lastSeq + 1 });
         return { consumer, messages: await consumer.consume() };
