@@ -171,6 +171,8 @@ const LIBVIRT_ROWS = [
   ['start (defined → running), p50 ms', 'startMs', 'time'],
   ['destroy (→ shut off, reaped), p50 ms', 'destroyMs', 'time'],
   ['define, 1,000 sequential, defines/s', 'definesPerSec', 'rate'],
+  ['define, 100 sequential with 100 defined, defines/s', 'definesPerSecAt100', 'rate'],
+  ['define, 100 sequential with N defined (N below), defines/s', 'definesPerSecAtScale', 'rate'],
   ['list all 1,001 domains with state, p50 ms', 'listMs', 'time'],
   ['lookup + info of one domain, p50 ms', 'lookupInfoMs', 'time'],
   ['volume upload 256 MiB into a dir pool, MiB/s', 'uploadMiBs', 'rate'],
@@ -196,6 +198,13 @@ function libvirtMarkdown(result: LibvirtBenchResult | undefined): string {
     '|---|---|---|---|',
     ...LIBVIRT_ROWS.map(row),
     '',
+    '| idle memory | virtbus agent | libvirtd | agent / libvirtd | target |',
+    '|---|---|---|---|---|',
+    result
+      ? `| RSS KiB, ready, no domain, same moment (agent built, qemu driver) | ${result.idleRssKiB.virtbus} | ${result.idleRssKiB.libvirt} | **${round(result.idleRssKiB.ratio, 2)}×** | ≤ 1.5 |`
+      : '| RSS KiB, ready, no domain | not measured | not measured | — | ≤ 1.5 |',
+    '',
+    result ? `N for the define probe at scale: ${result.scaleDomains} domains on each side (filled untimed between the probes).` : '',
     result ? `sha256 of every downloaded file (both sides) equal to the source: ${result.checksumsEqual}` : '',
     result
       ? `Raw NATS floor, same run: the same ${result.fileMiB} MiB in ~1 MiB requests between two connections through the same nats-server, 8 in flight, hashed by the responder: ${result.natsBulkMiBs} MiB/s (upload ${round(result.uploadMiBs.virtbus / result.natsBulkMiBs, 2)}×, download ${round(result.downloadMiBs.virtbus / result.natsBulkMiBs, 2)}× of it). The gateway runs in its own process (built code).`
