@@ -82,7 +82,7 @@ describe('EventPublisher over a real nats-server', () => {
     const { publisher, nc } = await startPublisher('stamps');
     const seen: { emitted: number; published: number; timestamp: string }[] = [];
     const sub = reader.subscribe(Subjects.nodeEvents('stamps'), {
-      callback: (_error, msg) => seen.push({ emitted: Number(msg.headers?.get(EventTimeHeaders.emitted)), published: Number(msg.headers?.get(EventTimeHeaders.published)), timestamp: msg.json<{ timestamp: string }>().timestamp }),
+      callback: (_error, msg) => void seen.push({ emitted: Number(msg.headers?.get(EventTimeHeaders.emitted)), published: Number(msg.headers?.get(EventTimeHeaders.published)), timestamp: msg.json<{ timestamp: string }>().timestamp }),
     });
     await reader.flush();
     await burst(publisher, 10);
