@@ -1,4 +1,4 @@
-// Gateway CPU profile under wrk: one agent (test driver), the built gateway with --cpu-prof, `wrk -c64` on domain.get for PROF_SECONDS (5); PROF_DIR (/tmp/gateway-prof) gets the profile and a summary by self time.
+// Gateway CPU profile under wrk: one agent (test driver), the built gateway with --cpu-prof (PROF_FORWARDER=1: the bare forwarder), `wrk -c$PROF_CONNS` (64) on domain.get for PROF_SECONDS (5); PROF_DIR (/tmp/gateway-prof) gets the profile; prints self time by function and by package.
 
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import { processCpuMicros } from './httpload.js';
 const run = promisify(execFile);
 const dir = process.env['PROF_DIR'] ?? '/tmp/gateway-prof';
 const seconds = Number(process.env['PROF_SECONDS'] ?? 5);
+const connections = process.env['PROF_CONNS'] ?? '64';
 const nats = await startNatsServer();
 const work = await mkdtemp(join(tmpdir(), 'gwprof-'));
 const agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(work, 'agent') });
@@ -43,7 +44,7 @@ await run('/usr/bin/wrk', ['-t1', '-c64', '-d1s', url]);
 // CLOCK_MONOTONIC µs, the clock of the profile's sample times: only samples under the timed load count.
 const loadFrom = Number(process.hrtime.bigint() / 1000n);
 const cpu0 = await processCpuMicros(gateway.pid!);
-const { stdout } = await run('/usr/bin/wrk', ['-t1', '-c64', `-d${seconds}s`, url]);
+const { stdout } = await run('/usr/bin/wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, url]);
 const cpu1 = await processCpuMicros(gateway.pid!);
 const loadTo = Number(process.hrtime.bigint() / 1000n);
 const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
