@@ -1,4 +1,4 @@
-// A/B of gateway bundles under wrk: GW_BUNDLES=a.mjs,b.mjs (built gateways), the bare forwarder too, ROUNDS (3) × SECONDS (3) each, alternated; prints req/s and CPU µs/req per round and the medians.
+// A/B of gateway bundles under wrk (64 connections, then the p50 at 1): GW_BUNDLES=a.mjs,b.mjs (built gateways), the bare forwarder too, ROUNDS (3) × SECONDS (3) each, alternated; prints req/s and CPU µs/req per round and the medians.
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -45,20 +45,23 @@ for (const front of fronts) {
   }
   await run('/usr/bin/wrk', ['-t1', '-c64', '-d1s', front.url]);
 }
-const results = new Map<string, { perSec: number; cpu: number }[]>();
+const results = new Map<string, { perSec: number; cpu: number; p50Ms: number }[]>();
+const ms = (text: string | undefined) => (text === undefined ? Number.NaN : text.endsWith('us') ? Number.parseFloat(text) / 1000 : text.endsWith('ms') ? Number.parseFloat(text) : Number.parseFloat(text) * 1000);
 for (let round = 0; round < rounds; round++) {
   for (const front of fronts) {
     const cpu0 = await processCpuMicros(front.child.pid!);
     const { stdout } = await run('/usr/bin/wrk', ['-t1', '-c64', `-d${seconds}s`, front.url]);
     const cpu1 = await processCpuMicros(front.child.pid!);
     const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
-    const figure = { perSec: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]), cpu: (cpu1 - cpu0) / requests };
+    // p50 at 1 connection (wrk --latency), the latency figure next to the throughput one
+    const { stdout: single } = await run('/usr/bin/wrk', ['-t1', '-c1', '--latency', `-d${Math.max(1, Math.round(seconds / 2))}s`, front.url]);
+    const figure = { perSec: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]), cpu: (cpu1 - cpu0) / requests, p50Ms: ms(/\s50%\s+([\d.]+\w+)/.exec(single)?.[1]) };
     results.set(front.name, [...(results.get(front.name) ?? []), figure]);
-    console.log(`round ${round} ${front.name}: ${figure.perSec} req/s, ${figure.cpu.toFixed(1)} µs/req`);
+    console.log(`round ${round} ${front.name}: ${figure.perSec} req/s, ${figure.cpu.toFixed(1)} µs/req at 64; p50 ${figure.p50Ms} ms at 1`);
   }
 }
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-for (const [name, figures] of results) console.log(`median ${name}: ${median(figures.map((f) => f.perSec))} req/s, ${median(figures.map((f) => f.cpu)).toFixed(1)} µs/req`);
+for (const [name, figures] of results) console.log(`median ${name}: ${median(figures.map((f) => f.perSec))} req/s, ${median(figures.map((f) => f.cpu)).toFixed(1)} µs/req at 64; p50 ${median(figures.map((f) => f.p50Ms))} ms at 1`);
 for (const front of fronts) front.child.kill('SIGTERM');
 await agent.stop();
 await nc.close();

@@ -74,8 +74,8 @@ function accelRows(label: string, result: AccelBench | { skipped: string }): str
     `| ${label} | QemuDriver.destroy → shutoff (in process) | ${p50p90(result.driverDestroy)} | ${ratios.driverDestroyP50VsFloor} |`,
     `| ${label} | agent over NATS start → running | ${p50p90(result.agentStart)} | ${ratios.agentStartP50VsFloor} |`,
     `| ${label} | agent over NATS destroy → shutoff | ${p50p90(result.agentDestroy)} | ${ratios.agentDestroyP50VsFloor} |`,
-    `| ${label} | gateway HTTP start → running | ${p50p90(result.gatewayStart)} | **${ratios.gatewayStartP50VsFloor}** (target ≤ 1.5) |`,
-    `| ${label} | gateway HTTP destroy → shutoff | ${p50p90(result.gatewayDestroy)} | **${ratios.gatewayDestroyP50VsFloor}** (target ≤ 3) |`,
+    `| ${label} | gateway HTTP start → running | ${p50p90(result.gatewayStart)} | **${ratios.gatewayStartP50VsFloor}** (target ≤ 1.2) |`,
+    `| ${label} | gateway HTTP destroy → shutoff | ${p50p90(result.gatewayDestroy)} | **${ratios.gatewayDestroyP50VsFloor}** (target ≤ 2) |`,
   ];
 }
 
