@@ -74,22 +74,28 @@ function busSocket(nc: NatsConnection): Socket | undefined {
 }
 
 /**
- * Holds the bus socket's writes until the end of this event-loop turn, so the requests of every HTTP call that arrived in
- * it leave in one syscall: nats.js flushes each request in its own microtask, one write each, and that write was the
- * largest CPU cost per call under load (tools/bench/gateway-profile.ts).
+ * Holds the bus socket's writes until the end of this event-loop turn while other calls are out, so the requests of every
+ * HTTP call that arrived in it leave in one syscall: nats.js flushes each request in its own microtask, one write each,
+ * and that write was the largest CPU cost per call under load (tools/bench/gateway-profile.ts). A lone call goes at once.
  */
-function coalesceTurn(): (nc: NatsConnection) => void {
+function coalesceTurn(): { begin: (nc: NatsConnection) => void; end: () => void } {
   let corked: Socket | undefined;
-  return (nc) => {
-    if (corked) return;
-    const socket = busSocket(nc);
-    if (!socket) return;
-    corked = socket;
-    socket.cork();
-    setImmediate(() => {
-      corked = undefined;
-      socket.uncork();
-    });
+  let out = 0;
+  return {
+    begin: (nc) => {
+      if (out++ === 0 || corked) return;
+      const socket = busSocket(nc);
+      if (!socket) return;
+      corked = socket;
+      socket.cork();
+      setImmediate(() => {
+        corked = undefined;
+        socket.uncork();
+      });
+    },
+    end: () => {
+      out--;
+    },
   };
 }
 
@@ -194,7 +200,21 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     request: OperationRequest<N>,
     callOptions: CallOptions,
   ): Promise<OperationResponse<N>> {
-    coalesce(await liveConnection());
+    const nc = await liveConnection();
+    coalesce.begin(nc);
+    try {
+      return await requestAgent(node, operation, request, callOptions);
+    } finally {
+      coalesce.end();
+    }
+  }
+
+  async function requestAgent<N extends OperationName>(
+    node: string,
+    operation: N,
+    request: OperationRequest<N>,
+    callOptions: CallOptions,
+  ): Promise<OperationResponse<N>> {
     const headers = natsHeaders();
     injectTrace(headers);
     const idempotencyKey = idempotencyKeys.getStore();
