@@ -9,7 +9,9 @@ import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 import { freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { waitForLine } from './bus.js';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { processCpuMicros } from './httpload.js';
+import { load } from './stats.js';
 
 const run = promisify(execFile);
 const bundles = (process.env['GW_BUNDLES'] ?? '').split(',').filter(Boolean);
@@ -44,6 +46,10 @@ for (const front of fronts) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   await run('/usr/bin/wrk', ['-t1', '-c64', '-d1s', front.url]);
+  if (process.env['AB_HEADERS']) {
+    const response = await fetch(front.url);
+    console.log(front.name, response.status, [...response.headers].map(([key, value]) => `${key}: ${value}`).join('; '), (await response.text()).length, 'bytes');
+  }
 }
 const results = new Map<string, { perSec: number; cpu: number; p50Ms: number }[]>();
 const ms = (text: string | undefined) => (text === undefined ? Number.NaN : text.endsWith('us') ? Number.parseFloat(text) / 1000 : text.endsWith('ms') ? Number.parseFloat(text) : Number.parseFloat(text) * 1000);
@@ -57,6 +63,22 @@ for (let round = 0; round < rounds; round++) {
     const { stdout: single } = await run('/usr/bin/wrk', ['-t1', '-c1', '--latency', `-d${Math.max(1, Math.round(seconds / 2))}s`, front.url]);
     const figure = { perSec: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]), cpu: (cpu1 - cpu0) / requests, p50Ms: ms(/\s50%\s+([\d.]+\w+)/.exec(single)?.[1]) };
     results.set(front.name, [...(results.get(front.name) ?? []), figure]);
+    if (process.env['AB_NODE_CLIENT']) {
+      // the bus bench's own c1 client (node:http keep-alive), for comparison with wrk's p50
+      const agentHttp = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+      const get = () =>
+        new Promise<void>((resolve, reject) => {
+          const req = httpRequest(front.url, { agent: agentHttp }, (response) => {
+            response.on('data', () => undefined);
+            response.on('end', () => resolve());
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      await load(get, 1, 100);
+      console.log(`  node:http c1 p50 ${front.name}: ${(await load(get, 1, 1000)).p50Ms} ms`);
+      agentHttp.destroy();
+    }
     console.log(`round ${round} ${front.name}: ${figure.perSec} req/s, ${figure.cpu.toFixed(1)} µs/req at 64; p50 ${figure.p50Ms} ms at 1`);
   }
 }

@@ -27,7 +27,7 @@ function busMarkdown(result: BusBenchResult): string {
   return [
     '## Request/reply: raw NATS vs agent vs gateway',
     '',
-    `Read call: \`domain.get\` on the test driver (raw: a trivial responder). ${result.requests.inFlight1} requests at 1 in flight, ${result.requests.inFlight64} at 64.`,
+    `Read call: \`domain.get\` on the test driver (raw: a trivial responder). ${result.requests.inFlight1} requests at 1 in flight (the four paths interleaved in 5 rounds), ${result.requests.inFlight64} at 64.`,
     'httpForwarder: plain node:http forwarding the same bus call (no framework, auth, schemas or metrics), the floor for any HTTP front here.',
     '',
     '| path | p50 ms (1) | p99 ms (1) | req/s (1) | p50 ms (64) | p99 ms (64) | req/s (64) |',
