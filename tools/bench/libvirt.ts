@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 import { requireBinary, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { rssKiB } from './httpload.js';
 import { percentile, round } from './stats.js';
 import { download, rawNatsBulkMiBs, sha256Of, spawnGatewayProcess, upload } from './storage.js';
 
@@ -21,6 +22,8 @@ const LIBVIRT_DIRS = { etc: '/etc/libvirt', run: '/run', lib: '/var/lib/libvirt'
 
 export interface LibvirtBenchOptions {
   quick: boolean;
+  /** Domains defined on each side for the define-rate probe at scale (10,000; quick 2,000). */
+  scaleDomains?: number;
 }
 
 /** One compared figure: virtbus, libvirt, and virtbus / libvirt (time: < 1 is faster; rate: > 1 is faster). */
@@ -39,6 +42,10 @@ export interface LibvirtBenchResult {
   destroyMs: Compared;
   /** Defines per second, 1,000 sequential defines from one client connection. */
   definesPerSec: Compared;
+  /** Defines per second of 100 sequential defines while 100 domains exist, and while `scaleDomains` exist. */
+  scaleDomains: number;
+  definesPerSecAt100: Compared;
+  definesPerSecAtScale: Compared;
   /** ms p50: list all of 1,000+ domains with their states (virsh list --all / domain.list). */
   listMs: Compared;
   /** ms p50: one domain by name with its info (virsh dominfo / domain.get). */
@@ -51,6 +58,8 @@ export interface LibvirtBenchResult {
   natsBulkMiBs: number;
   /** Every downloaded file, both sides, has the source's sha256. */
   checksumsEqual: boolean;
+  /** KiB: idle RSS of the agent (built code, qemu driver, no domain) vs libvirtd (no domain), both ready and settled, same moment. */
+  idleRssKiB: Compared;
 }
 
 const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50);
@@ -108,6 +117,8 @@ export interface Libvirt {
   uri: string;
   /** Runs commands in one virsh process (one connection) with -t; returns each command's time in ms. */
   batch(commands: string[]): Promise<number[]>;
+  /** The libvirtd process (a child of the wrapper). */
+  libvirtdPid(): number;
   stop(): Promise<void>;
 }
 
@@ -149,13 +160,28 @@ export async function startLibvirt(root: string): Promise<Libvirt> {
       () => true,
       () => false,
     );
-    if (ok) return { uri, batch, stop };
+    if (ok) return { uri, batch, stop, libvirtdPid: () => childNamed(wrapper.pid!, 'libvirtd') };
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`libvirtd did not answer within 120 s:\n${stderr}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+}
+
+/** The pid of the child of `parent` whose command name is `name` (from /proc/<pid>/stat). */
+function childNamed(parent: number, name: string): number {
+  for (const entry of readdirSync('/proc').filter((pid) => /^\d+$/.test(pid))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (comm === name && ppid === parent) return Number(entry);
+    } catch {
+      // gone already
+    }
+  }
+  throw new Error(`no ${name} child of ${parent}`);
 }
 
 /** The diskless 64 MiB TCG domain both sides run (libvirt type qemu = `-accel tcg`). */
@@ -187,6 +213,8 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
   await ensureLibvirt();
   const runs = options.quick ? 5 : 10;
   const defines = 1000;
+  const scale = options.scaleDomains ?? (options.quick ? 2000 : 10_000);
+  const probeSize = 100;
   const fileMiB = 256;
   const volumeRuns = options.quick ? 2 : 3;
   const tag = `vbl${randomBytes(3).toString('hex')}`;
@@ -204,6 +232,10 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(root, 'agent'), drivers: 'qemu', env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
     // The gateway in its own process, as deployed (the HTTP client is this process, as virsh is its own).
     gateway = await spawnGatewayProcess(nats.url, NODE);
+    // Idle memory before any work: both daemons answered their first call, then a second to settle.
+    await client.call(NODE, 'node.info', {});
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const idleRssKiB = compare(await rssKiB(agent.pid), await rssKiB(libvirt.libvirtdPid()));
 
     // Volumes first, before 2,000 define/undefine events keep the agent's outbox busy: the same file into a dir pool, and back.
     const source = join(root, 'source.img');
@@ -259,13 +291,22 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       figures.lvDestroy.push(lvDestroy!);
     }
 
-    // 1,000 defines, sequential from one connection each.
-    const names = Array.from({ length: defines }, (_, i) => `${tag}-d${i}`);
+    // Defines, sequential from one connection each: the first 1,000 timed in all, and probes of 100 while 100 and while
+    // `scale` domains exist (the rest filled untimed, virtbus 16 in parallel, libvirt in batches of 1,000 commands).
+    const names = Array.from({ length: scale + probeSize }, (_, i) => `${tag}-d${i}`);
     await Promise.all(names.map((name, i) => writeFile(join(xmlDir, `d${i}.xml`), domainXml(name))));
-    const lvDefineMs = (await libvirt.batch(names.map((_, i) => `define ${join(xmlDir, `d${i}.xml`)}`))).reduce((a, b) => a + b, 0);
-    const vbDefineMs = await timed(async () => {
-      for (const name of names) await client.call(NODE, 'domain.define', { name, driver: 'qemu', vcpus: 1, memory: 64 });
-    });
+    const lvDefine = async (from: number, to: number) => {
+      let ms = 0;
+      for (let i = from; i < to; i += 1000) ms += (await libvirt!.batch(names.slice(i, Math.min(to, i + 1000)).map((_, j) => `define ${join(xmlDir, `d${i + j}.xml`)}`))).reduce((a, b) => a + b, 0);
+      return ms;
+    };
+    const vbDefine = (from: number, to: number) =>
+      timed(async () => {
+        for (const name of names.slice(from, to)) await client.call(NODE, 'domain.define', { name, driver: 'qemu', vcpus: 1, memory: 64 });
+      });
+    const first = { lv: [await lvDefine(0, 100), await lvDefine(100, 200), await lvDefine(200, defines)], vb: [await vbDefine(0, 100), await vbDefine(100, 200), await vbDefine(200, defines)] };
+    const lvDefineMs = first.lv.reduce((a, b) => a + b, 0);
+    const vbDefineMs = first.vb.reduce((a, b) => a + b, 0);
 
     // List of all domains (1,001) and one lookup with its info.
     const lvList = await libvirt.batch(Array.from({ length: runs }, () => 'list --all'));
@@ -277,8 +318,19 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     const vbLookup: number[] = [];
     for (let i = 0; i < lookups; i++) vbLookup.push(await timed(() => client.call(NODE, 'domain.get', { id: probe })));
 
-    await libvirt.batch([...names, life].map((name) => `undefine ${name}`));
-    for (const name of [...names, life]) await client.call(NODE, 'domain.undefine', { id: name });
+    await lvDefine(defines, scale);
+    const fill = names.slice(defines, scale);
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      for (let name = fill.shift(); name !== undefined; name = fill.shift()) await client.call(NODE, 'domain.define', { name, driver: 'qemu', vcpus: 1, memory: 64 });
+    }));
+    const atScale = { lv: await lvDefine(scale, scale + probeSize), vb: await vbDefine(scale, scale + probeSize) };
+
+    for (let i = 0; i < names.length; i += 1000) await libvirt.batch(names.slice(i, i + 1000).map((name) => `undefine ${name}`));
+    await libvirt.batch([`undefine ${life}`]);
+    const gone = [...names, life];
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      for (let name = gone.shift(); name !== undefined; name = gone.shift()) await client.call(NODE, 'domain.undefine', { id: name });
+    }));
 
     const p50 = median;
     return {
@@ -287,6 +339,9 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       startMs: compare(p50(figures.vbStart), p50(figures.lvStart)),
       destroyMs: compare(p50(figures.vbDestroy), p50(figures.lvDestroy)),
       definesPerSec: compare(defines / (vbDefineMs / 1000), defines / (lvDefineMs / 1000)),
+      scaleDomains: scale,
+      definesPerSecAt100: compare(probeSize / (first.vb[1]! / 1000), probeSize / (first.lv[1]! / 1000)),
+      definesPerSecAtScale: compare(probeSize / (atScale.vb / 1000), probeSize / (atScale.lv / 1000)),
       listMs: compare(p50(vbList), p50(lvList)),
       lookupInfoMs: compare(p50(vbLookup), p50(lvLookup)),
       fileMiB,
@@ -294,6 +349,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       downloadMiBs: compare(median(down.vb), median(down.lv)),
       natsBulkMiBs: round(median(natsBulk), 1),
       checksumsEqual,
+      idleRssKiB,
     };
   } finally {
     await gateway?.stop();

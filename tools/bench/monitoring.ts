@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Subjects, type LifecycleEvent } from '@virtbus/api-contract';
+import { EventTimeHeaders, Subjects, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { round, summarize, type LatencySummary } from './stats.js';
@@ -23,7 +23,8 @@ export interface ScrapeBench {
 export interface MonitoringBenchResult {
   scrapes: number;
   scrape: ScrapeBench[];
-  events: { count: number; agent: LatencySummary; raw: LatencySummary; p50VsRaw: number };
+  /** agent: emit (before the event log write and fsync) → subscriber; published: the agent's publish → subscriber (µs headers). */
+  events: { count: number; agent: LatencySummary; published: LatencySummary; raw: LatencySummary; p50VsRaw: number; publishedP50VsRaw: number };
 }
 
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
@@ -133,7 +134,7 @@ export async function benchMonitoring(options: { quick?: boolean } = {}): Promis
       }
     }
 
-    // Events: the agent's emit timestamp (ISO, ms resolution) → a plain NATS subscriber; baseline: a raw publish carrying a
+    // Events: the agent's emit and publish times (µs headers) → a plain NATS subscriber; baseline: a raw publish carrying a
     // sub-ms timestamp from another connection of this process.
     const node = 'events';
     const agent = await spawnAgent({ node, natsUrl: nats.url, stateDir: join(workDir, node), extraArgs: ['--metrics-address', 'off', '--stats-interval', '0'] });
@@ -141,14 +142,19 @@ export async function benchMonitoring(options: { quick?: boolean } = {}): Promis
     const publisher = await connect({ servers: nats.url });
     try {
       const agentLatencies: number[] = [];
+      const publishedLatencies: number[] = [];
+      const now = () => performance.timeOrigin + performance.now();
       subscriber.subscribe(Subjects.nodeEvents(node), {
         callback: (_error, msg) => {
           const event = msg.json<LifecycleEvent>();
-          if (event.kind === 'domain.lifecycle' && event.type !== 'DEFINED') agentLatencies.push(Date.now() - Date.parse(event.timestamp));
+          if (event.kind !== 'domain.lifecycle' || event.type === 'DEFINED') return;
+          // the agent's microsecond headers (the event's ISO timestamp has 1 ms resolution)
+          const at = now();
+          agentLatencies.push(at - Number(msg.headers?.get(EventTimeHeaders.emitted)) / 1000);
+          publishedLatencies.push(at - Number(msg.headers?.get(EventTimeHeaders.published)) / 1000);
         },
       });
       const rawLatencies: number[] = [];
-      const now = () => performance.timeOrigin + performance.now();
       subscriber.subscribe('bench.monitoring.raw', {
         callback: (_error, msg) => {
           rawLatencies.push(now() - Number(msg.string()));
@@ -171,12 +177,21 @@ export async function benchMonitoring(options: { quick?: boolean } = {}): Promis
       const rawWallMs = performance.now() - rawWall;
       const until = Date.now() + 10_000;
       while ((agentLatencies.length < eventCount || rawLatencies.length < eventCount) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+      if (agentLatencies.some((value) => !Number.isFinite(value))) throw new Error('an agent event came without its time headers');
       const agentSummary = summarize(agentLatencies, agentWall);
+      const publishedSummary = summarize(publishedLatencies, agentWall);
       const rawSummary = summarize(rawLatencies, rawWallMs);
       return {
         scrapes,
         scrape,
-        events: { count: eventCount, agent: agentSummary, raw: rawSummary, p50VsRaw: round(agentSummary.p50Ms / rawSummary.p50Ms, 1) },
+        events: {
+          count: eventCount,
+          agent: agentSummary,
+          published: publishedSummary,
+          raw: rawSummary,
+          p50VsRaw: round(agentSummary.p50Ms / rawSummary.p50Ms, 1),
+          publishedP50VsRaw: round(publishedSummary.p50Ms / rawSummary.p50Ms, 1),
+        },
       };
     } finally {
       await subscriber.close();

@@ -25,6 +25,12 @@ export function summarize(latenciesMs: readonly number[], wallMs: number): Laten
 
 /** Runs `call` `total` times with at most `inFlight` outstanding, timing each call. */
 export async function load(call: () => Promise<unknown>, inFlight: number, total: number): Promise<LatencySummary> {
+  const { latencies, wallMs } = await timeCalls(call, inFlight, total);
+  return summarize(latencies, wallMs);
+}
+
+/** `load`'s timings before summarizing: each call's ms and the wall time. */
+export async function timeCalls(call: () => Promise<unknown>, inFlight: number, total: number): Promise<{ latencies: number[]; wallMs: number }> {
   const latencies: number[] = [];
   let started = 0;
   const wallStart = performance.now();
@@ -37,7 +43,7 @@ export async function load(call: () => Promise<unknown>, inFlight: number, total
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
-  return summarize(latencies, performance.now() - wallStart);
+  return { latencies, wallMs: performance.now() - wallStart };
 }
 
 export const round = (value: number, digits = 3) => Number(value.toFixed(digits));

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { EVENTS_STREAM } from '@virtbus/api-contract';
+import { EVENTS_STREAM, EventTimeHeaders, Subjects } from '@virtbus/api-contract';
 import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,6 +76,27 @@ describe('EventPublisher over a real nats-server', () => {
     expect(await again.publisher.drain(10_000)).toBe(true);
     await again.publisher.close();
     await again.nc.close();
+  });
+
+  it('stamps each published event with its emit and publish times in microseconds, emit ≤ publish, both within the event timestamp ms', async () => {
+    const { publisher, nc } = await startPublisher('stamps');
+    const seen: { emitted: number; published: number; timestamp: string }[] = [];
+    const sub = reader.subscribe(Subjects.nodeEvents('stamps'), {
+      callback: (_error, msg) => void seen.push({ emitted: Number(msg.headers?.get(EventTimeHeaders.emitted)), published: Number(msg.headers?.get(EventTimeHeaders.published)), timestamp: msg.json<{ timestamp: string }>().timestamp }),
+    });
+    await reader.flush();
+    await burst(publisher, 10);
+    expect(await publisher.drain(10_000)).toBe(true);
+    await reader.flush();
+    sub.unsubscribe();
+    await publisher.close();
+    await nc.close();
+    expect(seen).toHaveLength(10);
+    for (const { emitted, published, timestamp } of seen) {
+      expect(Number.isInteger(emitted) && Number.isInteger(published)).toBe(true);
+      expect(published).toBeGreaterThanOrEqual(emitted);
+      expect(Math.floor(emitted / 1000)).toBe(Date.parse(timestamp));
+    }
   });
 
   it('sends again from the first unacknowledged event after nats-server dies mid-burst: every event stored once, in order', async () => {

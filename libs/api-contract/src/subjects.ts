@@ -6,6 +6,12 @@ export const SUBJECT_ROOT = 'virt.v1';
 export const AGENT_SERVICE_NAME = 'virt-agent';
 export const EVENTS_STREAM = 'VIRT_EVENTS';
 export const NODES_BUCKET = 'virt_nodes';
+/**
+ * NATS headers on every published event: when the agent recorded it (emitted) and handed it to the bus (published), each
+ * in microseconds since the epoch on the agent's clock (the event's `timestamp` has 1 ms resolution). Emitted is absent
+ * for an event recorded before an agent restart.
+ */
+export const EventTimeHeaders = { emitted: 'Virt-Emitted-Us', published: 'Virt-Published-Us' } as const;
 
 /** Read verbs and write verbs sit under different tokens so nats-server permissions can split them. */
 export const Access = { ReadOnly: 'ro', ReadWrite: 'rw' } as const;

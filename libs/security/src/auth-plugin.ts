@@ -136,8 +136,14 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
     return answer;
   };
   app.decorateRequest('identity', null);
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config?.auth === false || publicPaths.has(request.url.split('?')[0] as string)) return;
+  // a callback hook: it runs on every request, and a promise each costs more than the check
+  app.addHook('onRequest', (request, reply, done) => {
+    const refused = authenticate(request, reply);
+    if (refused === undefined) done();
+  });
+  /** Sets request.identity; answers (and returns the reply) when the caller is refused. */
+  function authenticate(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+    if (request.routeOptions.config?.auth === false || publicPaths.has(request.url.split('?')[0] as string)) return undefined;
     let result: Authentication = null;
     const header = request.headers.authorization;
     if (header !== undefined) result = fromToken(header, getTokens(), now());
@@ -161,7 +167,8 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
     if (result === null) return sendError(reply, 'UNAUTHORIZED', 'authentication required: send "Authorization: Bearer <token>" or a client certificate');
     if ('error' in result) return sendError(reply, result.error, result.message);
     request.identity = result.identity;
-  });
+    return undefined;
+  }
 };
 (authPlugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
 
@@ -176,20 +183,25 @@ export function nodesTouched(request: FastifyRequest): readonly string[] {
   return request.routeOptions.config?.touchesNodes?.(request) ?? [];
 }
 
+/** Why the caller may not make this request (401 without an identity, 403 below `role` or outside its nodes), or undefined. */
+export function roleRefusal(request: FastifyRequest, role: Role, paramName = 'node'): { code: ErrorCode; message: string } | undefined {
+  const identity = request.identity;
+  if (!identity) return { code: 'UNAUTHORIZED', message: 'authentication required' };
+  if (!roleAtLeast(identity.role, role)) return { code: 'FORBIDDEN', message: `${identity.name} has role ${identity.role}; this needs ${role}` };
+  const node = nodeParam(request, paramName);
+  if (node !== undefined && !canSeeNode(identity, node)) return { code: 'FORBIDDEN', message: `${identity.name} may not use node ${node}` };
+  for (const other of nodesTouched(request)) {
+    if (!canSeeNode(identity, other)) return { code: 'FORBIDDEN', message: `${identity.name} may not use node ${other}` };
+  }
+  return undefined;
+}
+
 /** preHandler: 401 without an identity, 403 below `role` or when `:node` (or a node the route touches) is outside the caller's nodes. */
 export function requireRole(role: Role, options: { nodeParam?: string } = {}): preHandlerAsyncHookHandler {
   const paramName = options.nodeParam ?? 'node';
   return async function checkRole(request, reply) {
-    const identity = request.identity;
-    if (!identity) return sendError(reply, 'UNAUTHORIZED', 'authentication required');
-    if (!roleAtLeast(identity.role, role)) {
-      return sendError(reply, 'FORBIDDEN', `${identity.name} has role ${identity.role}; this needs ${role}`);
-    }
-    const node = nodeParam(request, paramName);
-    if (node !== undefined && !canSeeNode(identity, node)) return sendError(reply, 'FORBIDDEN', `${identity.name} may not use node ${node}`);
-    for (const other of nodesTouched(request)) {
-      if (!canSeeNode(identity, other)) return sendError(reply, 'FORBIDDEN', `${identity.name} may not use node ${other}`);
-    }
+    const refusal = roleRefusal(request, role, paramName);
+    if (refusal) return sendError(reply, refusal.code, refusal.message);
   };
 }
 

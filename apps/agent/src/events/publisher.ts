@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, jetstreamManager, StorageType, type JetStreamClient } from '@nats-io/jetstream';
-import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
 import {
   EVENTS_STREAM,
+  EventTimeHeaders,
   Subjects,
   type DomainSnapshotEvent,
   type DomainState,
@@ -37,6 +38,9 @@ export interface EventStreamLimits {
 
 export const DEFAULT_STREAM_LIMITS: EventStreamLimits = { maxAgeMs: 7 * 24 * 3600 * 1000, maxMessages: 1_000_000 };
 
+/** Microseconds since the epoch with sub-ms resolution (Date.now() has 1 ms). */
+const epochMicros = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
+
 /** Domain and storage pool lifecycle events share the node's sequence and the outbox. */
 type NodeEvent = LifecycleEvent | StoragePoolEvent | NetworkEvent | DomainSnapshotEvent;
 
@@ -67,6 +71,8 @@ export class EventPublisher {
   private connected = true;
   private closed = false;
   private readonly listeners = new Set<(event: LifecycleEvent) => void>();
+  /** Emit time (µs since the epoch) of each recorded event until JetStream acknowledges it. */
+  private readonly emittedMicros = new Map<number, number>();
   private readonly publishedListeners = new Set<(event: PublishedEvent, lagSeconds: number) => void>();
   private readonly failureListeners = new Set<(event: PublishedEvent) => void>();
 
@@ -149,7 +155,7 @@ export class EventPublisher {
         kind: 'domain.lifecycle',
         node: this.node,
         seq,
-        timestamp: new Date().toISOString(),
+        timestamp: this.stamp(seq),
         uuid: domain.uuid,
         name: domain.name,
         type: change.type,
@@ -184,9 +190,16 @@ export class EventPublisher {
 
   /** Numbers a resource event in the node's sequence, writes it to the log, then lets the publisher send it. */
   private async record<E extends StoragePoolEvent | NetworkEvent | DomainSnapshotEvent>(build: (stamp: { node: string; seq: number; timestamp: string }) => E): Promise<E> {
-    const { event, durable } = this.log.append((seq) => build({ node: this.node, seq, timestamp: new Date().toISOString() }));
+    const { event, durable } = this.log.append((seq) => build({ node: this.node, seq, timestamp: this.stamp(seq) }));
     await durable;
     return event as E;
+  }
+
+  /** The event's ISO timestamp; its microsecond emit time is kept until the publish (the Virt-Emitted-Us header). */
+  private stamp(seq: number): string {
+    const micros = epochMicros();
+    this.emittedMicros.set(seq, micros);
+    return new Date(micros / 1000).toISOString();
   }
 
   /** Waits until every recorded event is acknowledged by JetStream (or the timeout passes). */
@@ -279,7 +292,11 @@ export class EventPublisher {
       while (!this.closed) {
         while (this.connected && inflight.length < PUBLISH_WINDOW && next <= this.log.durableSeq) {
           const event = this.log.eventAt(next++)!;
-          const ack = this.js.publish(subjectOf(event), JSON.stringify(event), { msgID: `${event.node}-${event.seq}`, timeout: PUBLISH_TIMEOUT_MS });
+          const headers = natsHeaders();
+          const emitted = this.emittedMicros.get(event.seq);
+          if (emitted !== undefined) headers.set(EventTimeHeaders.emitted, String(emitted));
+          headers.set(EventTimeHeaders.published, String(epochMicros()));
+          const ack = this.js.publish(subjectOf(event), JSON.stringify(event), { msgID: `${event.node}-${event.seq}`, timeout: PUBLISH_TIMEOUT_MS, headers });
           ack.catch(() => undefined);
           inflight.push({ event, ack });
         }
@@ -298,6 +315,7 @@ export class EventPublisher {
         }
         backoffMs = BACKOFF_MIN_MS;
         this.log.ack(head.event.seq);
+        this.emittedMicros.delete(head.event.seq);
         const lagSeconds = Math.max(0, (Date.now() - Date.parse(head.event.timestamp)) / 1000);
         for (const listener of this.publishedListeners) listener(head.event, lagSeconds);
       }

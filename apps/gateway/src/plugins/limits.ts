@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { VirtError } from '@virtbus/api-contract';
 import { shared } from './skip-override.js';
 
@@ -137,10 +137,15 @@ async function limitsPlugin(app: FastifyInstance, limits: ResolvedLimits): Promi
     });
   }
 
-  // after authentication and the role check, so a refused caller holds no slot
-  app.addHook('preHandler', (request, reply, done) => {
-    const kind = request.routeOptions.config?.liveStream;
-    if (!kind || request.method === 'HEAD') return done();
+  // after authentication and the role check, so a refused caller holds no slot; only on live-stream routes (every other
+  // request skips the hook)
+  app.addHook('onRoute', (route) => {
+    const kind = route.config?.liveStream;
+    if (!kind) return;
+    route.preHandler = [(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => takeSlot(kind, request, reply, done), ...(route.preHandler === undefined ? [] : [route.preHandler].flat())];
+  });
+  function takeSlot(kind: LiveStreamKind, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    if (request.method === 'HEAD') return done();
     // a console GET without the upgrade is refused by its handler and holds nothing
     const upgrade = (request as FastifyRequest & { ws?: boolean }).ws === true;
     if (kind === 'console' && !upgrade) return done();
@@ -160,7 +165,7 @@ async function limitsPlugin(app: FastifyInstance, limits: ResolvedLimits): Promi
     slots.set(request.raw, release);
     (request.raw.socket as typeof request.raw.socket | undefined)?.once('close', release);
     done();
-  });
+  }
 }
 
 export default shared(limitsPlugin);

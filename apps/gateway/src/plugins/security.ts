@@ -1,9 +1,12 @@
-import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Subjects, type ErrorCode, type OperationName } from '@virtbus/api-contract';
 import {
   traceIdFrom,
+  minimumRoleFor,
   PermissionClass,
-  requirePermission,
+  roleRefusal,
+  sendError,
+  type Role,
   AuditLog,
   auditPlugin,
   authPlugin,
@@ -81,17 +84,20 @@ async function securityPlugin(app: FastifyInstance, options: GatewaySecurityOpti
   await app.register(authPlugin, auth);
   if (buckets) await app.register(rateLimitPlugin, buckets);
   // before body validation, so a caller without the role learns nothing about the input it sent
-  const checks = new Map<string, preHandlerAsyncHookHandler>();
-  app.addHook('preValidation', async function checkRole(request, reply) {
+  // a callback hook (it runs on every request, and a promise each costs more than the check); the role per permission once
+  const roles = new Map<string, Role>();
+  app.addHook('preValidation', function checkRole(request, reply, done) {
     const config = request.routeOptions.config;
-    if (request.is404 || config?.auth === false) return;
+    if (request.is404 || config?.auth === false) return done();
     const permission = config?.permission ?? (SAFE_METHODS.has(request.method) ? PermissionClass.Read : PermissionClass.Define);
-    let check = checks.get(permission);
-    if (!check) {
-      check = requirePermission(permission);
-      checks.set(permission, check);
+    let role = roles.get(permission);
+    if (role === undefined) {
+      role = minimumRoleFor(permission);
+      roles.set(permission, role);
     }
-    return check.call(this, request, reply);
+    const refusal = roleRefusal(request, role);
+    if (refusal) return void sendError(reply, refusal.code, refusal.message);
+    done();
   });
 
   const gatewayId = options.gatewayId;
