@@ -245,6 +245,8 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
         await events.drain(2000);
         await events.close();
         await ownedManager.close();
+        // last: no domain changes after it, so the next start may load every record from it
+        await ownedManager.writeCleanSnapshot().catch((error: unknown) => logger.warn({ err: error }, 'clean-stop snapshot not written; the next start reads the domain files'));
         await nc.drain().catch(() => nc.close());
       },
     };
