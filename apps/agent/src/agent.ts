@@ -218,7 +218,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     await register();
     heartbeat = startHeartbeat({ kv, node: config.node, intervalMs: heartbeatIntervalMs, record: nodeRecord, logger });
     const metricsUrl = await watch.start(manager, events);
-    logger.info({ domains: manager.counts().total, drivers: config.drivers, metricsUrl: metricsUrl ? `${metricsUrl}/metrics` : 'off' }, 'agent serving');
+    logger.info({ domains: manager.counts().total, drivers: config.drivers, metricsUrl: metricsUrl ? `${metricsUrl}/metrics` : 'off', processUptimeMs: Math.round(process.uptime() * 1000) }, 'agent serving');
 
     const ownedManager = manager;
     const ownedService = service;

@@ -41,6 +41,7 @@ const STATS_DEADLINE_MS = 2000;
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 5000;
 const TIMED_OUT = Symbol('timed out');
+const ADOPT_PARALLEL = 64;
 
 export interface DomainManagerOptions {
   node: string;
@@ -118,7 +119,13 @@ export class DomainManager {
     });
     this.domains.load(loaded);
     await this.recoverEvents();
-    await Promise.all([...this.domains.values()].map((stored) => this.adopt(stored.config.uuid)));
+    // ADOPT_PARALLEL at a time: 10,000 adopts in flight at once keep 10,000 promise chains alive through every GC
+    const uuids = [...this.domains.orderedUuids()];
+    let next = 0;
+    const adoptAll = async () => {
+      while (next < uuids.length) await this.adopt(uuids[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(ADOPT_PARALLEL, uuids.length) }, adoptAll));
     for (const stored of this.domains.values()) {
       if (stored.config.autostart && !isActive(stored.state)) {
         await this.changeState(stored.config.uuid, { action: 'start' }).catch((error: unknown) =>
