@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { setImmediate } from 'node:timers/promises';
 import { join } from 'node:path';
 import { compileValidator, DomainConfig, DomainState, LiveDisk, StateReason, isUuid } from '@virtbus/api-contract';
@@ -134,7 +134,8 @@ export class DomainStore {
   private async currentSnapshot(sources: LoadSources): Promise<StoredDomain[] | undefined> {
     let text: string;
     try {
-      text = await readFile(join(this.snapshotDir, SNAPSHOT_FILE), 'utf8');
+      // one synchronous read: an async one of a few MiB is many thread-pool round trips, and nothing else runs yet
+      text = readFileSync(join(this.snapshotDir, SNAPSHOT_FILE), 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn({ err: error }, 'clean-stop snapshot unreadable; reading the domain files');
       return undefined;
