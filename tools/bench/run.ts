@@ -239,7 +239,7 @@ function hostScaleMarkdown(result: HostScaleBenchResult): string {
     `| RSS per domain after a restart, forced GC (bytes; V8 heap ${rss.restartedHeapBytesPerDomain}) | **${rss.restartedBytesPerDomain}** | empty restart ${rss.emptyRestart.rssKiB} KiB → ${rss.afterRestart.rssKiB} KiB | — | ≤ 5,120 |`,
     `| RSS per defined domain without a forced GC (bytes, garbage included) | ${rss.definedBytesPerDomainNoGc} | — | — | — |`,
     '',
-    'Agent start time is spawn → first node.info answer (includes Node start-up, the same in both). Agents run with',
+    'Agent start time is spawn → first node.info answer, polled every 20 ms (includes Node start-up, the same in both). Agents run with',
     '`--inspect=127.0.0.1:0`: the bench forces two full GCs over the inspector before each memory figure.',
     '',
   ].join('\n');

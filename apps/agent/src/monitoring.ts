@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { EVENTS_STREAM, Subjects, VirtError, type StatsMessage } from '@virtbus/api-contract';
+import { EVENTS_STREAM, Subjects, VirtError } from '@virtbus/api-contract';
 import {
   createAgentMetrics,
   createDomainMetrics,
@@ -18,7 +18,8 @@ import type { Logger } from 'pino';
 import type { DomainManager } from './domains/manager.js';
 import type { EventPublisher } from './events/publisher.js';
 import { readNodeStats } from './node-stats.js';
-import type { CallContext } from './service.js';
+import { DEFAULT_MAX_PAYLOAD, type CallContext } from './service.js';
+import { statsMessages } from './stats-messages.js';
 
 export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9177';
 export const DEFAULT_STATS_INTERVAL_S = 10;
@@ -137,8 +138,10 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
           running = true;
           Promise.all([readNodeStats(node), manager.statsAll(deadlineMs)])
             .then(([host, domains]) => {
-              const message: StatsMessage = { kind: 'node.stats', node, collectedAt: new Date().toISOString(), host, domains };
-              nc.publish(Subjects.stats(node), JSON.stringify(message));
+              // split below the bus max_payload: one message of 10,000 domains' stats is more than 1 MiB
+              const { messages, skipped } = statsMessages({ kind: 'node.stats', node, collectedAt: new Date().toISOString(), host }, domains, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
+              if (skipped > 0) logger.warn({ skipped }, 'stats of domains larger than a bus message left out');
+              for (const message of messages) nc.publish(Subjects.stats(node), message);
             })
             .catch((error: unknown) => logger.warn({ err: error }, 'stats not published'))
             .finally(() => (running = false));

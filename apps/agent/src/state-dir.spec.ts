@@ -6,6 +6,7 @@ describe('StateDir', () => {
     const root = '/var/lib/virtbus/n1';
     expect({
       domains: StateDir.domains(root),
+      cleanStop: StateDir.cleanStop(root),
       driver: StateDir.driver(root, 'qemu'),
       migrations: StateDir.migrations(root),
       snapshots: StateDir.snapshots(root),
@@ -20,6 +21,7 @@ describe('StateDir', () => {
       idempotency: StateDir.idempotency(root),
     }).toEqual({
       domains: `${root}/domains`,
+      cleanStop: `${root}/clean-stop`,
       driver: `${root}/drivers/qemu`,
       migrations: `${root}/migrations`,
       snapshots: `${root}/snapshots`,

@@ -8,6 +8,8 @@ import { removeAtomicTemps } from '@virtbus/drivers';
 export const StateDir = {
   /** One `<uuid>.json` per domain definition and state. */
   domains: (root: string) => join(root, 'domains'),
+  /** `domains.json`: every domain record in one file, written at a clean stop and removed before the next domain write. */
+  cleanStop: (root: string) => join(root, 'clean-stop'),
   /** What a driver keeps per domain (QEMU sockets and logs, LXC configs, dnsmasq files of the network driver). */
   driver: (root: string, name: string) => join(root, 'drivers', name),
   /** One record per migration in flight. */
@@ -38,6 +40,7 @@ export const StateDir = {
 export function atomicWriteDirs(root: string): string[] {
   return [
     StateDir.domains(root),
+    StateDir.cleanStop(root),
     join(root, 'drivers'),
     StateDir.migrations(root),
     StateDir.snapshots(root),

@@ -80,7 +80,7 @@ describe('snapshots and save/restore on the test driver', () => {
     expect(await client.call(NODE, 'domain.snapshot.delete', { id, snapshot: 'a', options: { mode: 'children-only', metadataOnly: true } })).toEqual({ deleted: ['b', 'c'] });
     expect(await client.call(NODE, 'domain.snapshot.delete', { id, snapshot: 'a' })).toEqual({ deleted: ['a'] });
     list = await client.call(NODE, 'domain.snapshot.list', { id });
-    expect(list).toEqual({ snapshots: [] });
+    expect(list).toEqual({ snapshots: [], remaining: 0 });
     await rejectsWith(client.call(NODE, 'domain.snapshot.get', { id, snapshot: 'a' }), 'NOT_FOUND');
 
     const saved = await client.call(NODE, 'domain.save', { id, target: { pool: 'default', volume: 'tsnap.save' } });

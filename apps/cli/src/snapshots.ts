@@ -1,6 +1,7 @@
 import type { DomainSnapshot, DomainSnapshotList } from '@virtbus/api-contract';
-import { resolveNode, type CommandContext } from './commands.js';
+import { listAll, resolveNode, type CommandContext } from './commands.js';
 import { table } from './format.js';
+import { operationUrl } from './http.js';
 
 function print(ctx: CommandContext, value: unknown, text: () => string): void {
   ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
@@ -33,7 +34,12 @@ export async function snapshotCreate(ctx: CommandContext, id: string, body: { na
 }
 
 export async function snapshotList(ctx: CommandContext, id: string, tree: boolean): Promise<void> {
-  const list = await ctx.http.call('domain.snapshot.list', await domainParams(ctx, id));
+  let current: string | undefined;
+  // every page: the tree needs every snapshot
+  const snapshots = await listAll<'snapshots', DomainSnapshot>(ctx, operationUrl('domain.snapshot.list', await domainParams(ctx, id)), 'snapshots', {
+    onPage: (page) => (current = (page as DomainSnapshotList).current ?? current),
+  });
+  const list: DomainSnapshotList = { snapshots, ...(current !== undefined ? { current } : {}) };
   print(ctx, list, () =>
     tree
       ? snapshotTree(list)

@@ -200,4 +200,28 @@ describe('virtbus CLI snapshot and save verbs', () => {
     await cli('managedsave', 'snap-1');
     expect((await cli('managedsave-remove', 'snap-1')).text).toBe('Removed managed save image for domain snap-1');
   });
+
+  it('pages a snapshot list through the gateway with limit and continue, oldest first; the CLI shows every page', async () => {
+    await cli('define', '--name', 'snap-pages', '--driver', 'test');
+    const names = ['s1', 's2', 's3', 's4', 's5'];
+    for (const name of names) await cli('snapshot-create', 'snap-pages', '--name', name);
+    const seen: string[] = [];
+    let token: string | undefined;
+    let pages = 0;
+    do {
+      const response = await fetch(`${gatewayUrl}/v1/nodes/solo/domains/snap-pages/snapshots?limit=2${token ? `&continue=${token}` : ''}`);
+      expect(response.status).toBe(200);
+      const page = (await response.json()) as { snapshots: { name: string }[]; current?: string; continue?: string; remaining: number };
+      expect(page.snapshots.length).toBeLessThanOrEqual(2);
+      expect(page.current).toBe('s5');
+      seen.push(...page.snapshots.map((snapshot) => snapshot.name));
+      expect(page.remaining).toBe(names.length - seen.length);
+      token = page.continue;
+      pages++;
+    } while (token);
+    expect(pages).toBe(3);
+    expect(seen).toEqual(names);
+    expect((await fetch(`${gatewayUrl}/v1/nodes/solo/domains/snap-pages/snapshots?continue=not-ours`)).status).toBe(400);
+    expect((await cli('snapshot-list', 'snap-pages', '--tree')).text).toBe(['s1', '└── s2', '    └── s3', '        └── s4', '            └── s5 (current)'].join('\n'));
+  });
 });

@@ -3,6 +3,7 @@ import { Domain, DomainState } from './domain.js';
 import { DomainId, ObjectName, Uuid } from './names.js';
 import { Access } from './subjects.js';
 import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
+import { PageRequestFields, PageResponseFields } from './paging.js';
 
 export const SnapshotKinds = ['internal', 'external'] as const;
 export const SnapshotKind = Type.Enum([...SnapshotKinds], {
@@ -39,9 +40,14 @@ export const DomainSnapshot = Type.Object(
 export type DomainSnapshot = Static<typeof DomainSnapshot>;
 
 export const DomainSnapshotList = Type.Object(
-  { snapshots: Type.Array(DomainSnapshot, { description: 'Parents before their children (tree order)' }), current: Type.Optional(ObjectName) },
+  {
+    snapshots: Type.Array(DomainSnapshot, { description: 'Oldest first (creation time, then name), so parents before their children' }),
+    current: Type.Optional(ObjectName),
+    ...PageResponseFields,
+  },
   { additionalProperties: false, title: 'DomainSnapshotList' },
 );
+export const DomainSnapshotListRequest = Type.Object({ id: DomainId, ...PageRequestFields }, { additionalProperties: false, title: 'DomainSnapshotListRequest' });
 export type DomainSnapshotList = Static<typeof DomainSnapshotList>;
 
 export const DomainSnapshotsPost = Type.Object(
@@ -118,12 +124,12 @@ const DomainOnly = Type.Object({ id: DomainId }, { additionalProperties: false }
 export const SnapshotOperations = {
   'domain.snapshot.list': {
     access: Access.ReadOnly,
-    request: DomainOnly,
+    request: DomainSnapshotListRequest,
     response: DomainSnapshotList,
-    summary: 'Snapshots of a domain in tree order, with parent, children and current',
+    summary: 'Snapshots of a domain oldest first (parents before children), with parent, children and current (paged with limit/continue)',
     permission: PermissionClass.Read,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'GET', path: '/domains/:id/snapshots', operationId: 'listDomainSnapshots', tag: HttpTags.Domains },
+    http: { method: 'GET', path: '/domains/:id/snapshots', operationId: 'listDomainSnapshots', tag: HttpTags.Domains, query: true },
   },
   'domain.snapshot.get': {
     access: Access.ReadOnly,

@@ -127,7 +127,9 @@ export const StatsMessage = Type.Object(
     collectedAt: Type.String({ format: 'date-time' }),
     host: NodeStats,
     domains: Type.Array(DomainStats),
+    part: Type.Optional(Type.Integer({ minimum: 1, description: 'This message is part `part` of `parts` of one sample (same node and collectedAt)' })),
+    parts: Type.Optional(Type.Integer({ minimum: 1, description: 'How many messages the sample was split into, each below the bus max_payload' })),
   },
-  { additionalProperties: false, title: 'StatsMessage' },
+  { additionalProperties: false, title: 'StatsMessage', description: 'One sample, split into parts when its domains do not fit one message' },
 );
 export type StatsMessage = Static<typeof StatsMessage>;

@@ -41,6 +41,7 @@ const STATS_DEADLINE_MS = 2000;
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 5000;
 const TIMED_OUT = Symbol('timed out');
+const ADOPT_PARALLEL = 64;
 
 export interface DomainManagerOptions {
   node: string;
@@ -112,7 +113,8 @@ export class DomainManager {
     for (const driver of this.options.drivers) await driver.init(this.contextFor(driver));
     this.options.events.setBeforeSnapshot(() => this.options.store.syncUnsynced());
     const recorded = this.options.events.recordedDomains();
-    const loaded = (await this.options.store.loadAll(this.options.events.takeDefinitions())).map((stored) => {
+    const sources = { definitions: this.options.events.takeDefinitions(), logSeq: this.options.events.lastSeq, ...(recorded ? { recorded } : {}) };
+    const loaded = (await this.options.store.loadAll(sources)).map((stored) => {
       // A state change is durable in the event log; the domain file is only rewritten for what the log does not hold.
       const last = recorded?.get(stored.config.uuid);
       return last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt ? { ...stored, state: last.state, reason: last.reason, stateChangedAt: last.stateChangedAt } : stored;
@@ -120,7 +122,13 @@ export class DomainManager {
     this.domains.load(loaded);
     for (const stored of loaded) if (stored.id !== undefined && stored.id >= this.nextId) this.nextId = stored.id + 1;
     await this.recoverEvents();
-    await Promise.all([...this.domains.values()].map((stored) => this.adopt(stored.config.uuid)));
+    // ADOPT_PARALLEL at a time: 10,000 adopts in flight at once keep 10,000 promise chains alive through every GC
+    const uuids = [...this.domains.orderedUuids()];
+    let next = 0;
+    const adoptAll = async () => {
+      while (next < uuids.length) await this.adopt(uuids[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(ADOPT_PARALLEL, uuids.length) }, adoptAll));
     for (const stored of this.domains.values()) {
       if (stored.config.autostart && !isActive(stored.state)) {
         await this.changeState(stored.config.uuid, { action: 'start' }).catch((error: unknown) =>
@@ -164,6 +172,12 @@ export class DomainManager {
     for (const pending of this.pendingWrites.values()) clearTimeout(pending.timer);
     await Promise.all(this.options.drivers.map((driver) => driver.close()));
     await Promise.all(this.writes.values());
+  }
+
+  /** At a clean stop (after close and the event log's close): every record in one file, unless a change is still unwritten. */
+  async writeCleanSnapshot(): Promise<void> {
+    if (this.pendingWrites.size > 0 || this.writes.size > 0) return;
+    await this.options.store.writeSnapshot(this.domains.values(), this.options.events.lastSeq);
   }
 
   list(): Domain[] {
@@ -657,6 +671,8 @@ export class DomainManager {
   private async apply(uuid: string, change: RunState): Promise<void> {
     const stored = this.domains.get(uuid);
     if (!stored) return;
+    // nothing changes (an adopt finding the domain as recorded): no copy, no comparison, no write
+    if (change.state === stored.state && change.runtime === undefined && (isActive(change.state) || stored.liveDisks === undefined)) return;
     const next: StoredDomain = { ...stored };
     if (change.runtime === null) delete next.runtime;
     else if (change.runtime !== undefined) next.runtime = change.runtime;

@@ -251,6 +251,17 @@ export class EventLog<E extends { seq: number }> {
     await this.enqueueCheckpoint(false).catch((error: unknown) => this.options.logger.warn({ err: error }, 'event log checkpoint at close failed'));
     await this.handle?.close();
     this.handle = undefined;
+    // Everything acknowledged: a snapshot covers every record and all segments go, so the next start replays none.
+    if (this.acked === this.durable && this.domains) await this.compactAll().catch((error: unknown) => this.options.logger.warn({ err: error }, 'event log compaction at close failed'));
+  }
+
+  /** Writes the domain snapshot at the last seq and removes every segment (all acknowledged, the log closed). */
+  private async compactAll(): Promise<void> {
+    await this.enqueueCheckpoint(true);
+    if (this.snapshotSeq !== this.durable || this.markedAcked !== this.durable) return;
+    for (const segment of [...this.sealed, this.active]) await rm(segment.path, { force: true });
+    this.sealed = [];
+    await syncDir(this.options.dir);
   }
 
   private startWriting(): void {

@@ -229,8 +229,21 @@ export class FirewallManager {
 
   /** After an agent restart: re-apply for running domains, drop bindings of domains that are gone or stopped. */
   async resync(domains: readonly string[], source: FirewallDomainSource): Promise<void> {
-    const all = new Set([...domains, ...this.bindings.map((b) => b.domain)]);
-    for (const uuid of all) await this.syncDomain(uuid, source);
+    const bound = new Set(this.bindings.map((b) => b.domain));
+    for (const uuid of new Set([...domains, ...bound])) {
+      // a domain that does not run and has no binding has nothing to apply or remove (most of 10,000 at start)
+      if (!bound.has(uuid) && !this.mayRun(uuid, source)) continue;
+      await this.syncDomain(uuid, source);
+    }
+  }
+
+  private mayRun(uuid: string, source: FirewallDomainSource): boolean {
+    try {
+      const { state } = source.record(uuid);
+      return state === 'running' || state === 'paused' || state === 'blocked';
+    } catch {
+      return false;
+    }
   }
 
   /** Where domain records come from, for sync() without a source at hand. */

@@ -54,12 +54,14 @@ export async function removeAtomicTemps(dir: string, maxDepth = 8): Promise<stri
     throw error;
   }
   for (const entry of entries) {
-    const path = join(dir, entry.name);
-    if (entry.isFile() && ATOMIC_TEMP_NAME.test(entry.name)) {
+    // no path built for the other entries: a directory of 10,000 domain files is read at every agent start
+    if (entry.isFile()) {
+      if (!entry.name.startsWith('.') || !ATOMIC_TEMP_NAME.test(entry.name)) continue;
+      const path = join(dir, entry.name);
       await rm(path, { force: true });
       removed.push(path);
     } else if (entry.isDirectory() && maxDepth > 0) {
-      removed.push(...(await removeAtomicTemps(path, maxDepth - 1)));
+      removed.push(...(await removeAtomicTemps(join(dir, entry.name), maxDepth - 1)));
     }
   }
   return removed;
