@@ -1,3 +1,4 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { request } from './rpc.js';
@@ -27,6 +28,8 @@ export interface NodeRegistration {
 }
 
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+/** A registry read after "no responders" (a bucket whose stream is still being set up does not answer direct gets). */
+const REGISTRY_READ_TIMEOUT_MS = 2_000;
 
 function toHeaders(value: CallOptions['headers']): MsgHdrs | undefined {
   if (!value) return undefined;
@@ -116,11 +119,29 @@ export class VirtClient {
 
   private nodesBucket(): Promise<KV | undefined> {
     // A missing bucket means no agent registered yet: try again next time rather than remember the miss.
-    this.bucket ??= new Kvm(this.nc).open(NODES_BUCKET).catch((error: unknown) => {
-      this.bucket = undefined;
-      if (/stream not found/i.test(String((error as Error).message))) return undefined;
-      throw error;
-    });
+    this.bucket ??= this.openNodesBucket().then(
+      (kv) => {
+        if (!kv) this.bucket = undefined;
+        return kv;
+      },
+      (error: unknown) => {
+        this.bucket = undefined;
+        throw error;
+      },
+    );
     return this.bucket;
+  }
+
+  /**
+   * The registry bucket read with direct gets, or undefined when it does not exist yet (a stream-name lookup, since a
+   * direct get on a missing stream only times out): a STREAM.MSG.GET racing the bucket's creation by a starting agent
+   * crashes nats-server 2.9.10 (Debian 12: the stream is listed before its store exists).
+   */
+  private async openNodesBucket(): Promise<KV | undefined> {
+    const options = { timeout: REGISTRY_READ_TIMEOUT_MS, checkAPI: false };
+    const jsm = await jetstreamManager(this.nc, options);
+    const names = await jsm.streams.names(`$KV.${NODES_BUCKET}.>`).next();
+    if (!names.includes(`KV_${NODES_BUCKET}`)) return undefined;
+    return new Kvm(jetstream(this.nc, options)).open(NODES_BUCKET, { allow_direct: true });
   }
 }
