@@ -13,3 +13,5 @@ export { canMountTmpfs, fillFileSystem } from './tmpfs.js';
 export { tearDown, type TearDownPart } from './teardown.js';
 export { rejectsWith } from './rejects.js';
 export { testDomainConfig } from './domain-config.js';
+export { waitFor } from './wait.js';
+export { useNatsBus, type NatsBus } from './nats-bus.js';
