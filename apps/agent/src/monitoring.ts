@@ -107,7 +107,7 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
           source: {
             listDomains: async () => manager.listings(),
             // The driver gets a little longer than the collector, so a stuck domain is reported as timed out, not failed.
-            domainStats: (uuid, { deadlineMs: bound }) => manager.driverStats(uuid, bound + DRIVER_DEADLINE_MARGIN_MS),
+            domainStats: (uuid, { deadlineMs: bound }) => manager.stats.driverStats(uuid, bound + DRIVER_DEADLINE_MARGIN_MS),
           },
         });
         createNodeMetrics({ registry, node });
@@ -119,7 +119,7 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
         statsTimer = setInterval(() => {
           if (running) return;
           running = true;
-          Promise.all([readNodeStats(node), manager.statsAll(deadlineMs)])
+          Promise.all([readNodeStats(node), manager.stats.all(deadlineMs)])
             .then(([host, domains]) => {
               const message: StatsMessage = { kind: 'node.stats', node, collectedAt: new Date().toISOString(), host, domains };
               nc.publish(Subjects.stats(node), JSON.stringify(message));
