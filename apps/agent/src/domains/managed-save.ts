@@ -1,22 +1,12 @@
-import { mkdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
 import type { ManagedSaveInfo } from '@virtbus/api-contract';
 import { StateDir } from '../state-dir.js';
+import { PerDomainFiles } from './per-domain-files.js';
 
 /** Managed save images (libvirt's managedsave): one per domain in the state dir; a plain start resumes from it. */
-export class ManagedSaveImages {
-  private readonly dir: string;
-
+export class ManagedSaveImages extends PerDomainFiles {
   constructor(stateDir: string) {
-    this.dir = StateDir.managedSave(stateDir);
-  }
-
-  async init(): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-  }
-
-  path(uuid: string): string {
-    return join(this.dir, `${uuid.toLowerCase()}.save`);
+    super(StateDir.managedSave(stateDir), '.save');
   }
 
   async info(uuid: string): Promise<ManagedSaveInfo> {
@@ -30,9 +20,5 @@ export class ManagedSaveImages {
 
   async exists(uuid: string): Promise<boolean> {
     return (await this.info(uuid)).present;
-  }
-
-  async remove(uuid: string): Promise<void> {
-    await rm(this.path(uuid), { force: true });
   }
 }
