@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,7 +6,7 @@ import { Svcm } from '@nats-io/services';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { AGENT_SERVICE_NAME, Subjects, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, collectBusEvents, type NatsServerHandle, rejectsWith, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { type AgentProcess, collectBusEvents, type NatsServerHandle, rejectsWith, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let nats: NatsServerHandle;
@@ -42,10 +42,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   eventSub?.unsubscribe();
-  await Promise.all(agents.map((agent) => agent.stop()));
-  await nc?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
+  await tearDown(agents, nc, nats, workDir);
 });
 
 describe('agent over a real NATS bus', () => {

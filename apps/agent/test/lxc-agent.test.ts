@@ -42,8 +42,7 @@ function lxcState(uuid: string): string {
 const vethNames = () => readdirSync('/sys/class/net').filter((name) => name.startsWith('vbl') || name.startsWith('veth'));
 
 async function startAgent(): Promise<AgentProcess> {
-  // Any free /metrics port: another agent on this machine may hold the default 9177.
-  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,lxc', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
+  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,lxc' });
   return agent;
 }
 

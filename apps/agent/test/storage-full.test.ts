@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtError, type Domain, type DomainState, type LifecycleEvent, type LifecycleType } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { canMountTmpfs, fillFileSystem, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { canMountTmpfs, fillFileSystem, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 
@@ -66,11 +66,9 @@ describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
   }
 
   afterAll(async () => {
-    await agent?.stop();
-    await nc?.close();
-    await nats?.stop();
+    await tearDown(agent, nc, nats);
     if (state) spawnSync('umount', [state]);
-    if (work) await rm(work, { recursive: true, force: true });
+    await tearDown(work);
   });
 
   it('start answers STORAGE_FULL and leaves the domain shut off (the start is undone), and works once there is space', async () => {

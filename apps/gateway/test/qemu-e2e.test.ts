@@ -124,8 +124,7 @@ function ourQemus(): number[] {
 }
 
 async function startAgent(): Promise<AgentProcess> {
-  // Any free /metrics port: another agent on this machine may hold the default 9177.
-  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
+  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,qemu' });
   return agent;
 }
 

@@ -15,3 +15,4 @@ export { rejectsWith } from './rejects.js';
 export { testDomainConfig } from './domain-config.js';
 export { waitFor } from './wait.js';
 export { useNatsBus, type NatsBus } from './nats-bus.js';
+export { useTempDir } from './temp-dir.js';
