@@ -5,7 +5,7 @@ export { spawnAgent, REPO_ROOT, QUIET_AGENT_ARGS, type AgentProcess, type AgentP
 export { ensureBusyboxRootfs, ROOTFS_MARKERS, RootfsBuildError } from './rootfs.js';
 export { startPrometheus, type PrometheusHandle, type PromQueryResult } from './prometheus.js';
 export { cgroupDirsNamed } from './cgroups.js';
-export { addTestNetns, removeTestNetns, processesMentioning } from './netns.js';
+export { addTestNetns, removeTestNetns, processesMentioning, killQemusMentioning } from './netns.js';
 export { kvmUnusableReason, deviceMapperMissingReason, titleWithSkipReason } from './kernel.js';
 export { builtBundle, DIST_DIR, type BuiltBundle } from './built.js';
 export { collectBusEvents, storedNodeEvents, waitForStoredNodeEvents } from './stream-events.js';
