@@ -8,12 +8,12 @@ export interface NatsBus {
   readonly nc: NatsConnection;
 }
 
-/** A nats-server and a connection to it for the enclosing file or describe block: up in beforeAll, ended after the block's own afterAll hooks. */
-export function useNatsBus(options?: NatsServerOptions): NatsBus {
+/** A nats-server and a connection to it for the enclosing file or describe block: up in beforeAll, ended after the block's own afterAll hooks (options given as a function are read in beforeAll). */
+export function useNatsBus(options?: NatsServerOptions | (() => NatsServerOptions)): NatsBus {
   let server: NatsServerHandle | undefined;
   let nc: NatsConnection | undefined;
   beforeAll(async () => {
-    server = await startNatsServer(options);
+    server = await startNatsServer(typeof options === 'function' ? options() : options);
     nc = await connect({ servers: server.url });
   });
   afterAll(() => tearDown(nc, server));
