@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
-import { requireBinary, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { killQemusMentioning, requireBinary, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { rssKiB } from './httpload.js';
 import { percentile, round } from './stats.js';
 import { download, rawNatsBulkMiBs, sha256Of, spawnGatewayProcess, upload } from './storage.js';
@@ -190,18 +190,6 @@ export const domainXml = (name: string) =>
   `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>` +
   `<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;
 
-/** SIGKILLs QEMUs whose command line has the tag (domains of this run a failed step may have left). */
-function killQemusTagged(tag: string): void {
-  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes('qemu-system') && cmdline.includes(tag)) process.kill(Number(entry), 'SIGKILL');
-    } catch {
-      // gone already
-    }
-  }
-}
-
 
 /**
  * virtbus and libvirt side by side in one run, on the same host, the same diskless TCG domain and the same file.
@@ -356,7 +344,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     await agent?.stop();
     await libvirt?.stop();
     // Domains outlive their daemon by design: whatever a failed step left running of ours goes now.
-    killQemusTagged(tag);
+    killQemusMentioning(tag);
     await nc.close();
     await nats.stop();
     await rm(root, { recursive: true, force: true });

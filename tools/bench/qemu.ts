@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect as connectSocket } from 'node:net';
@@ -10,7 +10,7 @@ import pino from 'pino';
 import type { DomainConfig } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { QemuDriver, type DomainRecord } from '@virtbus/drivers';
-import { type AgentProcess, builtBundle, freePort, REPO_ROOT, requireBinary, spawnAgent, startNatsServer, testDomainConfig } from '@virtbus/testing';
+import { type AgentProcess, builtBundle, freePort, killQemusMentioning, REPO_ROOT, requireBinary, spawnAgent, startNatsServer, testDomainConfig } from '@virtbus/testing';
 import { round, summarize, type LatencySummary } from './stats.js';
 
 export interface QemuBenchOptions {
@@ -111,18 +111,6 @@ function kvmUsable(): string | undefined {
   }
 }
 
-/** SIGKILLs live QEMU processes whose command line mentions `dir` (their sockets live below it). */
-function killQemusUnder(dir: string): void {
-  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes('qemu-system') && cmdline.includes(dir)) process.kill(Number(entry), 'SIGKILL');
-    } catch {
-      // exited meanwhile
-    }
-  }
-}
-
 const wall = (values: number[]) => values.reduce((sum, value) => sum + value, 0);
 const summary = (values: number[]) => summarize(values, wall(values));
 
@@ -147,7 +135,7 @@ async function startStack(dir: string): Promise<Stack> {
     }
     await agent?.stop();
     // Domains outlive their agent by design: a run that failed mid-cycle may have left a QEMU of ours running.
-    killQemusUnder(dir);
+    killQemusMentioning(dir);
     httpAgent.destroy();
     await nc.close();
     await nats.stop();

@@ -360,69 +360,38 @@ function failoverMarkdown(result: FailoverBenchResult): string {
 const report: Record<string, unknown> = { startedAt: new Date().toISOString(), node: process.version, quick: values.quick };
 const sections: string[] = [`# virtbus benchmark — ${report.startedAt as string}`, ''];
 
-if (selected('bus')) {
-  const bus = await benchBus({ quick: values.quick });
-  report.bus = bus;
-  sections.push(busMarkdown(bus));
-  console.log(busMarkdown(bus));
-}
-
-if (selected('cli')) {
-  const cli = await benchCli({ quick: values.quick, withLibvirt: values['with-libvirt'] });
-  report.cli = cli;
-  sections.push(cliMarkdown(cli));
-  console.log(cliMarkdown(cli));
-}
-
-if (selected('fleet')) {
-  const fleet = await benchFleet({ quick: values.quick });
-  report.fleet = fleet;
-  sections.push(fleetMarkdown(fleet));
-  console.log(fleetMarkdown(fleet));
-}
-
-if (selected('outage')) {
-  const failover = await benchFailover({ quick: values.quick });
-  const outage = { ...(await benchOutage({ quick: values.quick })), failover };
-  report.outage = outage;
-  sections.push(outageMarkdown(outage), failoverMarkdown(failover));
-  console.log(outageMarkdown(outage));
-  console.log(failoverMarkdown(failover));
-}
-
-if (selected('monitoring')) {
-  const monitoring = await benchMonitoring({ quick: values.quick });
-  report.monitoring = monitoring;
-  sections.push(monitoringMarkdown(monitoring));
-  console.log(monitoringMarkdown(monitoring));
-}
-
-if (selected('qemu')) {
-  const qemu = await benchQemu({ runs: values.quick ? 10 : 20 });
-  report.qemu = qemu;
-  sections.push(qemuMarkdown(qemu));
-  console.log(qemuMarkdown(qemu));
-}
-
-if (selected('migration')) {
-  const migration = await benchMigration({ quick: values.quick });
-  report.migration = migration;
-  sections.push(migrationMarkdown(migration));
-  console.log(migrationMarkdown(migration));
-}
-
-if (selected('storage')) {
-  const storage = await benchStorage({ quick: values.quick });
-  report.storage = storage;
-  sections.push(storageMarkdown(storage));
-  console.log(storageMarkdown(storage));
-}
-
-if (selected('hostscale')) {
-  const hostscale = await benchHostScale({ quick: values.quick, domains: Number(values['hostscale-domains'] ?? (values.quick ? 2000 : 10_000)) });
-  report.hostscale = hostscale;
-  sections.push(hostScaleMarkdown(hostscale));
-  console.log(hostScaleMarkdown(hostscale));
+/** A bench and the markdown sections its result reads as. */
+const bench =
+  <T>(run: () => Promise<T>, ...views: Array<(result: T) => string>) =>
+  async () => {
+    const result = await run();
+    return { result, markdown: views.map((view) => view(result)) };
+  };
+const quick = values.quick;
+const benches = {
+  bus: bench(() => benchBus({ quick }), busMarkdown),
+  cli: bench(() => benchCli({ quick, withLibvirt: values['with-libvirt'] }), cliMarkdown),
+  fleet: bench(() => benchFleet({ quick }), fleetMarkdown),
+  outage: bench(
+    async () => {
+      const failover = await benchFailover({ quick });
+      return { ...(await benchOutage({ quick })), failover };
+    },
+    outageMarkdown,
+    (outage) => failoverMarkdown(outage.failover),
+  ),
+  monitoring: bench(() => benchMonitoring({ quick }), monitoringMarkdown),
+  qemu: bench(() => benchQemu({ runs: quick ? 10 : 20 }), qemuMarkdown),
+  migration: bench(() => benchMigration({ quick }), migrationMarkdown),
+  storage: bench(() => benchStorage({ quick }), storageMarkdown),
+  hostscale: bench(() => benchHostScale({ quick, domains: Number(values['hostscale-domains'] ?? (quick ? 2000 : 10_000)) }), hostScaleMarkdown),
+};
+for (const [name, run] of Object.entries(benches)) {
+  if (!selected(name)) continue;
+  const { result, markdown } = await run();
+  report[name] = result;
+  sections.push(...markdown);
+  for (const text of markdown) console.log(text);
 }
 
 if (selected('libvirt')) {

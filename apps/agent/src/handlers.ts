@@ -53,18 +53,18 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
       const { uuid, name, state, reason, stateChangedAt } = manager.get(id);
       return { uuid, name, state, reason, stateChangedAt };
     },
-    'domain.stats': ({ id }) => manager.stats(id),
+    'domain.stats': ({ id }) => manager.stats.get(id),
     'domain.stats.all': async (query, context) => {
-      const page = pageOf(await manager.statsAll(), (stats) => [stats.name, stats.uuid], query, context);
+      const page = pageOf(await manager.stats.all(), (stats) => [stats.name, stats.uuid], query, context);
       return { domains: page.items, ...pageFields(page) };
     },
     'domain.exec': ({ id, exec }) => manager.exec(id, exec),
     'domain.migrate': ({ id, migration, ticket }) => deps.migrations.migrate(id, migration, ticket),
     'migration.accept': async (request) => deps.migrations.accept(request),
     'domain.define.image': (request) => defineFromImage(request, deps.storage, manager),
-    'domain.disk.attach': ({ id, attach }) => manager.attachDisk(id, attach),
-    'domain.disk.detach': ({ id, target, detach }) => manager.detachDisk(id, target, detach),
-    'domain.media.change': ({ id, target, change }) => manager.changeMedia(id, target, change),
+    'domain.disk.attach': ({ id, attach }) => manager.devices.attachDisk(id, attach),
+    'domain.disk.detach': ({ id, target, detach }) => manager.devices.detachDisk(id, target, detach),
+    'domain.media.change': ({ id, target, change }) => manager.devices.changeMedia(id, target, change),
     'domain.console.read': async ({ id }) => {
       const { record, driver } = consoleTarget(id);
       return consoles.read(record, driver);

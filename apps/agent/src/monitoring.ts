@@ -124,7 +124,7 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
           source: {
             listDomains: async () => manager.listings(),
             // The driver gets a little longer than the collector, so a stuck domain is reported as timed out, not failed.
-            domainStats: (uuid, { deadlineMs: bound }) => manager.driverStats(uuid, bound + DRIVER_DEADLINE_MARGIN_MS),
+            domainStats: (uuid, { deadlineMs: bound }) => manager.stats.driverStats(uuid, bound + DRIVER_DEADLINE_MARGIN_MS),
           },
         });
         createNodeMetrics({ registry, node });
@@ -136,7 +136,7 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
         statsTimer = setInterval(() => {
           if (running) return;
           running = true;
-          Promise.all([readNodeStats(node), manager.statsAll(deadlineMs)])
+          Promise.all([readNodeStats(node), manager.stats.all(deadlineMs)])
             .then(([host, domains]) => {
               // split below the bus max_payload: one message of 10,000 domains' stats is more than 1 MiB
               const { messages, skipped } = statsMessages({ kind: 'node.stats', node, collectedAt: new Date().toISOString(), host }, domains, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);

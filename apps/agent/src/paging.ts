@@ -27,3 +27,14 @@ export function pageByName<T extends { name: string }>(
   const { prefix } = query;
   return pageOf(prefix ? items.filter((item) => item.name.startsWith(prefix)) : items, (item) => [item.name], query, context, otherBytes);
 }
+
+/** A list reply of named items (`{ networks: [...], continue, remaining }`): one page of them under `key`. */
+export function namedListPage<K extends string, T extends { name: string }>(
+  key: K,
+  items: readonly T[],
+  query: PageQuery & { prefix?: string | undefined },
+  context: CallContext,
+): Record<K, T[]> & { continue?: string; remaining: number } {
+  const page = pageByName(items, query, context);
+  return { [key]: page.items, ...pageFields(page) } as Record<K, T[]> & { continue?: string; remaining: number };
+}

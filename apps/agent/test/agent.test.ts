@@ -1,18 +1,15 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Svcm } from '@nats-io/services';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Subscription } from '@nats-io/transport-node';
 import { AGENT_SERVICE_NAME, Subjects, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, collectBusEvents, type NatsServerHandle, rejectsWith, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { type AgentProcess, collectBusEvents, rejectsWith, spawnAgent, tearDown, useNatsBus, useTempDir } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-let nats: NatsServerHandle;
-let nc: NatsConnection;
+const bus = useNatsBus();
 let client: VirtClient;
-let workDir: string;
+const work = useTempDir('virtbus-agent-test-');
 const agents: AgentProcess[] = [];
 const seen: LifecycleEvent[] = [];
 let eventSub: Subscription;
@@ -28,30 +25,24 @@ async function eventsFor(uuid: string, count: number): Promise<LifecycleEvent[]>
 }
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  workDir = await mkdtemp(join(tmpdir(), 'virtbus-agent-test-'));
-  nc = await connect({ servers: nats.url });
-  client = new VirtClient(nc);
-  eventSub = collectBusEvents(nc, seen);
+  client = new VirtClient(bus.nc);
+  eventSub = collectBusEvents(bus.nc, seen);
   agents.push(
     ...(await Promise.all(
-      ['alpha', 'beta'].map((node) => spawnAgent({ node, natsUrl: nats.url, stateDir: join(workDir, node), env: { VIRTBUS_TEST_DRIVER_LATENCY_MS: '50' } })),
+      ['alpha', 'beta'].map((node) => spawnAgent({ node, natsUrl: bus.server.url, stateDir: join(work.path, node), env: { VIRTBUS_TEST_DRIVER_LATENCY_MS: '50' } })),
     )),
   );
 });
 
 afterAll(async () => {
   eventSub?.unsubscribe();
-  await Promise.all(agents.map((agent) => agent.stop()));
-  await nc?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
+  await tearDown(agents);
 });
 
 describe('agent over a real NATS bus', () => {
   it('is discoverable through the NATS services API with its node name', async () => {
     const infos = [];
-    for await (const info of await new Svcm(nc).client().info(AGENT_SERVICE_NAME)) infos.push(info);
+    for await (const info of await new Svcm(bus.nc).client().info(AGENT_SERVICE_NAME)) infos.push(info);
     expect(infos.map((info) => info.metadata?.node).sort()).toEqual(['alpha', 'beta']);
     const endpoints = infos[0]!.endpoints.map((endpoint) => endpoint.subject);
     expect(endpoints.some((subject) => subject.endsWith('.ro.domain.list'))).toBe(true);
@@ -121,7 +112,7 @@ describe('agent over a real NATS bus', () => {
   it('rejects bad input with INVALID_ARG and changes nothing', async () => {
     const before = await client.call('alpha', 'domain.list', {});
     const raw = async (subject: string, payload: string) => {
-      const reply = await nc.request(subject, payload, { timeout: 3000 });
+      const reply = await bus.nc.request(subject, payload, { timeout: 3000 });
       return reply.json<{ error?: { code: string; status: number } }>();
     };
     const define = Subjects.request('alpha', 'rw', 'domain.define');
@@ -147,7 +138,7 @@ describe('agent over a real NATS bus', () => {
   });
 
   it('refuses to start a second agent for a node that is already served', async () => {
-    const duplicate = await spawnAgent({ node: 'alpha', natsUrl: nats.url, stateDir: join(workDir, 'alpha-2'), waitReady: false });
+    const duplicate = await spawnAgent({ node: 'alpha', natsUrl: bus.server.url, stateDir: join(work.path, 'alpha-2'), waitReady: false });
     expect(await duplicate.exited).not.toBe(0);
     expect(duplicate.output()).toMatch(/already served by a live agent/);
     expect((await client.call('alpha', 'node.info', {})).node).toBe('alpha');
@@ -163,7 +154,7 @@ describe('agent over a real NATS bus', () => {
     await old.kill('SIGKILL');
     await rejectsWith(client.call('alpha', 'domain.list', {}, { timeoutMs: 1000 }), 'AGENT_UNREACHABLE');
     await rejectsWith(client.call('gamma', 'domain.list', {}, { timeoutMs: 1000 }), 'NO_NODE');
-    agents.push(await spawnAgent({ node: 'alpha', natsUrl: nats.url, stateDir: join(workDir, 'alpha') }));
+    agents.push(await spawnAgent({ node: 'alpha', natsUrl: bus.server.url, stateDir: join(work.path, 'alpha') }));
 
     const after = await client.call('alpha', 'domain.get', { id: 'survivor' });
     expect([after.uuid, after.state, after.reason]).toEqual([domain.uuid, 'running', 'booted']);

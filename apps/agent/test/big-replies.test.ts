@@ -1,10 +1,7 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Subjects, VirtError, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
+import { type AgentProcess, spawnAgent, tearDown, useNatsBus, useTempDir } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // A small max_payload makes a few hundred domains a reply bigger than the server carries (1 MiB needs ~2,700).
@@ -12,19 +9,15 @@ const MAX_PAYLOAD = 64 * 1024;
 const DOMAINS = 400;
 const RUNNING = 300;
 
-let nats: NatsServerHandle;
-let nc: NatsConnection;
+const bus = useNatsBus({ config: `max_payload: ${MAX_PAYLOAD}` });
 let client: VirtClient;
-let workDir: string;
+const work = useTempDir('virtbus-big-replies-');
 let agent: AgentProcess;
 let exitCode: number | null | undefined;
 
 beforeAll(async () => {
-  nats = await startNatsServer({ config: `max_payload: ${MAX_PAYLOAD}` });
-  workDir = await mkdtemp(join(tmpdir(), 'virtbus-big-replies-'));
-  nc = await connect({ servers: nats.url });
-  client = new VirtClient(nc);
-  agent = await spawnAgent({ node: 'big', natsUrl: nats.url, stateDir: join(workDir, 'big') });
+  client = new VirtClient(bus.nc);
+  agent = await spawnAgent({ node: 'big', natsUrl: bus.server.url, stateDir: join(work.path, 'big') });
   void agent.exited.then((code) => (exitCode = code));
   const names = Array.from({ length: DOMAINS }, (_, index) => `vm-${String(index).padStart(4, '0')}`);
   for (let start = 0; start < names.length; start += 50) {
@@ -36,7 +29,7 @@ beforeAll(async () => {
   }
 }, 120_000);
 
-afterAll(() => tearDown(agent, nc, nats, workDir));
+afterAll(() => tearDown(agent));
 
 async function stillServing(): Promise<void> {
   expect(exitCode, agent.output()).toBeUndefined();
@@ -114,12 +107,12 @@ describe('replies bigger than the server max_payload', () => {
 
   it('replaces labels on update, lists by them at once and carries them in lifecycle events', async () => {
     const events: LifecycleEvent[] = [];
-    const sub = nc.subscribe(Subjects.allEvents, { callback: (_error, msg) => void events.push(msg.json<LifecycleEvent>()) });
+    const sub = bus.nc.subscribe(Subjects.allEvents, { callback: (_error, msg) => void events.push(msg.json<LifecycleEvent>()) });
     try {
       const updated = await client.call('big', 'domain.update', { id: 'vm-0001', config: { labels: { app: 'cache', 'example.com/owner': 'team-a' } } });
       expect(updated.config.labels).toEqual({ app: 'cache', 'example.com/owner': 'team-a' });
       expect((await client.call('big', 'domain.list', { labelSelector: 'app=cache,example.com/owner' })).domains.map((domain) => domain.name)).toEqual(['vm-0001']);
-      await nc.flush();
+      await bus.nc.flush();
       // the 700 events of the set-up may still be on their way out of the outbox
       const deadline = Date.now() + 60_000;
       const isUpdate = (event: LifecycleEvent) => event.name === 'vm-0001' && event.type === 'DEFINED' && event.detail === 'UPDATED';

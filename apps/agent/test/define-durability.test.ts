@@ -1,31 +1,25 @@
-import { mkdtemp, readdir, readFile, rm, truncate } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, type NatsServerHandle, QUIET_AGENT_ARGS, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
+import { type AgentProcess, QUIET_AGENT_ARGS, spawnAgent, tearDown, useNatsBus, useTempDir } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const NODE = 'defdur';
-let workDir: string;
-let nats: NatsServerHandle;
-let nc: NatsConnection;
+const work = useTempDir('virtbus-defdur-');
+const bus = useNatsBus(() => ({ storeDir: join(work.path, 'js') }));
 let client: VirtClient;
 let agent: AgentProcess | undefined;
 
 beforeAll(async () => {
-  workDir = await mkdtemp(join(tmpdir(), 'virtbus-defdur-'));
-  nats = await startNatsServer({ storeDir: join(workDir, 'js') });
-  nc = await connect({ servers: nats.url });
-  client = new VirtClient(nc);
+  client = new VirtClient(bus.nc);
 });
 
-afterAll(() => tearDown(agent, nc, nats, workDir));
+afterAll(() => tearDown(agent));
 
 describe('a define is durable through its event log record', () => {
   it('domain files lost or torn by a crash (written without a sync) are rebuilt from the log at start', async () => {
-    const stateDir = join(workDir, 'agent');
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir, extraArgs: QUIET_AGENT_ARGS });
+    const stateDir = join(work.path, 'agent');
+    agent = await spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir, extraArgs: QUIET_AGENT_ARGS });
     const defined = [];
     for (let index = 0; index < 12; index++) {
       defined.push(await client.call(NODE, 'domain.define', { name: `dur-${index}`, driver: 'test', vcpus: 2, memory: 96, labels: { index: String(index) } }));
@@ -39,7 +33,7 @@ describe('a define is durable through its event log record', () => {
       else if (index % 3 === 1) await truncate(path, 0);
     }
 
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir, extraArgs: QUIET_AGENT_ARGS });
+    agent = await spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir, extraArgs: QUIET_AGENT_ARGS });
     const { domains } = await client.call(NODE, 'domain.list', {});
     expect(domains.map((domain) => domain.uuid).sort()).toEqual(defined.map((domain) => domain.uuid).sort());
     for (const domain of defined) {
@@ -56,17 +50,17 @@ describe('a define is durable through its event log record', () => {
   });
 
   it('a domain is found by domain.get as soon as its DEFINED event is out (subscribers ask for what events announce)', async () => {
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'visible'), extraArgs: QUIET_AGENT_ARGS });
+    agent = await spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir: join(work.path, 'visible'), extraArgs: QUIET_AGENT_ARGS });
     const lookups: Promise<string>[] = [];
-    const sub = nc.subscribe(`virt.v1.${NODE}.events.domain.*.DEFINED`, {
+    const sub = bus.nc.subscribe(`virt.v1.${NODE}.events.domain.*.DEFINED`, {
       callback: (_error, msg) => {
         const uuid = (msg.json() as { uuid: string }).uuid;
         lookups.push(client.call(NODE, 'domain.get', { id: uuid }).then(() => 'found', (error: unknown) => `${uuid}: ${(error as Error).message}`));
       },
     });
-    await nc.flush();
+    await bus.nc.flush();
     await Promise.all(Array.from({ length: 24 }, (_, index) => client.call(NODE, 'domain.define', { name: `vis-${index}`, driver: 'test', vcpus: 1, memory: 64 })));
-    await nc.flush();
+    await bus.nc.flush();
     for (let waited = 0; lookups.length < 24 && waited < 100; waited++) await new Promise((resolve) => setTimeout(resolve, 50));
     sub.unsubscribe();
     expect((await Promise.all(lookups)).filter((outcome) => outcome !== 'found')).toEqual([]);

@@ -1,22 +1,13 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnAgent } from '@virtbus/testing';
+import { describe, expect, it } from 'vitest';
+import { spawnAgent, useTempDir } from '@virtbus/testing';
 
 describe('agent refuses plaintext listeners off loopback', () => {
-  let dir = '';
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'virtbus-insecure-listen-'));
-  });
-
-  afterAll(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  const dir = useTempDir('virtbus-insecure-listen-');
 
   it('exits 2 with the refusal for --metrics-address 0.0.0.0:0, before touching its state directory', async () => {
-    const stateDir = join(dir, 'state');
+    const stateDir = join(dir.path, 'state');
     // the NATS URL is never contacted: the check runs while the arguments are parsed
     const agent = await spawnAgent({ node: 'listen', natsUrl: 'nats://127.0.0.1:1', stateDir, waitReady: false, extraArgs: ['--metrics-address', '0.0.0.0:0'] });
     expect(await agent.exited).toBe(2);

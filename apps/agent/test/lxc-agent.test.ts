@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type Domain, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, cgroupDirsNamed, collectBusEvents, ensureBusyboxRootfs, hasBinaryOrSkip, type NatsServerHandle, processesMentioning, ROOTFS_MARKERS, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { type AgentProcess, cgroupDirsNamed, collectBusEvents, ensureBusyboxRootfs, hasBinaryOrSkip, type NatsServerHandle, processesMentioning, ROOTFS_MARKERS, spawnAgent, startNatsServer, waitFor } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '@virtbus/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -27,14 +27,6 @@ const busEvents: LifecycleEvent[] = [];
 const stateDir = () => join(workDir, 'agent');
 const lxcPath = () => join(stateDir(), 'drivers', 'lxc');
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 function eventsOf(uuid: string): string[] {
   return busEvents.filter((event) => event.uuid === uuid).map((event) => `${event.type}/${event.detail}`);
 }
@@ -50,8 +42,7 @@ function lxcState(uuid: string): string {
 const vethNames = () => readdirSync('/sys/class/net').filter((name) => name.startsWith('vbl') || name.startsWith('veth'));
 
 async function startAgent(): Promise<AgentProcess> {
-  // Any free /metrics port: another agent on this machine may hold the default 9177.
-  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,lxc', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
+  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,lxc' });
   return agent;
 }
 

@@ -8,7 +8,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtError, type AsyncOperation, type Domain, type LifecycleEvent, type MigrationRequest } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { ensureCertificateAuthority, ensureMigrationTlsDir } from '@virtbus/security';
-import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, waitFor } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
@@ -37,16 +37,6 @@ async function startAgent(node: 'a' | 'b'): Promise<void> {
 async function counters(node: 'a' | 'b'): Promise<number[]> {
   const text = await readFile(consoleLog(node), 'utf8').catch(() => '');
   return [...text.matchAll(new RegExp(`${GUEST_MARKERS.counter} (\\d+)`, 'g'))].map((match) => Number(match[1]));
-}
-
-async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 const domainOn = (node: 'a' | 'b') => client.call(node, 'domain.get', { id: uuid }) as Promise<Domain>;

@@ -2,11 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtError, type DhcpLease, type Domain, type Network, type NetworkEvent, type NetworksPost } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { addTestNetns, ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, processesMentioning, removeTestNetns, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { addTestNetns, ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, processesMentioning, removeTestNetns, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, waitFor as waitUntil } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const TOOLS = hasBinaryOrSkip('qemu-system-x86_64') && hasBinaryOrSkip('dnsmasq') && hasBinaryOrSkip('nft') && hasBinaryOrSkip('nsenter');
@@ -43,16 +42,9 @@ const alive = (pid: number) => {
 };
 const consoleLog = () => readFile(join(work, 'state', 'drivers', 'qemu', uuid, 'console.log'), 'utf8').catch(() => '');
 const guestIps = async () => [...(await consoleLog()).matchAll(new RegExp(`${GUEST_MARKERS.ip} (\\S+)`, 'g'))].map((match) => match[1]!);
-
-async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; console:\n${(await consoleLog()).slice(-2000)}`);
-    await sleep(100);
-  }
-}
+/** Waits with the guest console's tail in the failure message (the guest says what went wrong there). */
+const waitFor = <T>(what: string, check: () => Promise<T>, timeoutMs = 90_000) =>
+  waitUntil(what, check, timeoutMs, async () => `console:\n${(await consoleLog()).slice(-2000)}`);
 
 async function type(text: string): Promise<void> {
   const { session } = await client.call(NODE, 'domain.console.attach', { id: uuid, force: true });

@@ -1,38 +1,31 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, freePort, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
+import { type AgentProcess, freePort, spawnAgent, tearDown, useNatsBus, useTempDir } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // A rejection nothing handles, raised inside the agent process on SIGUSR2 once it serves (the preload stands in for a bug).
 const PRELOAD = `--import "data:text/javascript,process.on('SIGUSR2', () => void Promise.reject(new Error('planted rejection')))"`;
 
-let nats: NatsServerHandle;
-let nc: NatsConnection;
-let workDir: string;
+const bus = useNatsBus();
+const work = useTempDir('virtbus-unhandled-');
 let agent: AgentProcess;
 let metricsPort: number;
 let exitCode: number | null | undefined;
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  nc = await connect({ servers: nats.url });
-  workDir = await mkdtemp(join(tmpdir(), 'virtbus-unhandled-'));
   metricsPort = await freePort();
   agent = await spawnAgent({
     node: 'bug',
-    natsUrl: nats.url,
-    stateDir: join(workDir, 'bug'),
+    natsUrl: bus.server.url,
+    stateDir: join(work.path, 'bug'),
     extraArgs: ['--metrics-address', `127.0.0.1:${metricsPort}`],
     env: { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} ${PRELOAD}` },
   });
   void agent.exited.then((code) => (exitCode = code));
 });
 
-afterAll(() => tearDown(agent, nc, nats, workDir));
+afterAll(() => tearDown(agent));
 
 describe('an unhandled rejection in the agent', () => {
   it('is logged and counted, and the agent keeps serving', async () => {
@@ -45,6 +38,6 @@ describe('an unhandled rejection in the agent', () => {
     expect(await metrics()).toMatch(/virtbus_agent_unhandled_rejections_total\{node="bug"\} 1/);
     expect(agent.output()).toContain('unhandled promise rejection');
     expect(agent.output()).toContain('planted rejection');
-    expect((await new VirtClient(nc).call('bug', 'node.info', {})).node).toBe('bug');
+    expect((await new VirtClient(bus.nc).call('bug', 'node.info', {})).node).toBe('bug');
   });
 });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { headers as natsHeaders } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { ConsoleHeaders, NODES_BUCKET, Subjects, type ErrorBody, type NodeInfo } from '@virtbus/api-contract';
-import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
+import { tearDown, useNatsBus } from '@virtbus/testing';
 import { buildApp, type GatewayApp } from '../src/index.js';
 import { sampleDomain, startFakeAgent, type FakeAgent } from './fake-agent.js';
 
@@ -23,17 +23,14 @@ const nodeInfo: NodeInfo = {
   drivers: [{ name: 'test', domainTypes: ['test'], available: true, capabilities: [] }],
 };
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
+const bus = useNatsBus();
 let agent: FakeAgent;
 let app: GatewayApp;
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  const kv = await new Kvm(nc).create(NODES_BUCKET);
+  const kv = await new Kvm(bus.nc).create(NODES_BUCKET);
   await kv.put(OFFLINE_NODE, JSON.stringify({ node: OFFLINE_NODE, version: '0.0.0-old', registeredAt: '2025-01-01T00:00:00.000Z' }));
-  agent = await startFakeAgent(nc, NODE);
+  agent = await startFakeAgent(bus.nc, NODE);
   agent.handle('node.info', () => ({ result: nodeInfo }));
   agent.handle('domain.list', () => ({ result: { domains: [sampleDomain(NODE)] } }));
   agent.handle('domain.get', (request) => {
@@ -57,10 +54,10 @@ beforeAll(async () => {
   });
   agent.handle('domain.console.write', () => ({ result: {} }));
   agent.handle('domain.console.detach', () => ({ result: {} }));
-  app = await buildApp({ nc, requestTimeoutMs: REQUEST_TIMEOUT_MS, bodyLimit: 64 * 1024, discoveryWaitMs: 500 });
+  app = await buildApp({ nc: bus.nc, requestTimeoutMs: REQUEST_TIMEOUT_MS, bodyLimit: 64 * 1024, discoveryWaitMs: 500 });
 });
 
-afterAll(() => tearDown(app, agent, nc, server));
+afterAll(() => tearDown(app, agent));
 
 function errorOf(response: { json(): unknown }): ErrorBody {
   return response.json() as ErrorBody;
@@ -227,7 +224,7 @@ describe('console WebSocket', () => {
     socket.on('message', (data) => received.push(data.toString()));
     await eventually(() => received.length === 1, 'the history');
     expect(received).toEqual(['boot log\n']);
-    nc.publish(Subjects.consoleOutput(NODE, CONSOLE_UUID), 'login: ');
+    bus.nc.publish(Subjects.consoleOutput(NODE, CONSOLE_UUID), 'login: ');
     await eventually(() => received.length === 2, 'live output');
     expect(received[1]).toBe('login: ');
     socket.send('root\n');
@@ -253,7 +250,7 @@ describe('console WebSocket', () => {
     await eventually(() => agent.calls.filter((c) => c.operation === 'domain.get').length > 0, 'the state check');
     const headers = natsHeaders();
     headers.set(ConsoleHeaders.End, 'domain web1 stopped (destroyed)');
-    nc.publish(Subjects.consoleOutput(NODE, CONSOLE_UUID), new Uint8Array(0), { headers });
+    bus.nc.publish(Subjects.consoleOutput(NODE, CONSOLE_UUID), new Uint8Array(0), { headers });
     expect(await closed).toEqual([1000, 'domain web1 stopped (destroyed)']);
     expect(received).toEqual(['boot log\n']);
   });
@@ -274,7 +271,7 @@ describe('console WebSocket', () => {
 
 describe('trace context', () => {
   it('passes the injector to every agent request', async () => {
-    const traced = await buildApp({ nc, injectTrace: (headers) => headers.set('traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01') });
+    const traced = await buildApp({ nc: bus.nc, injectTrace: (headers) => headers.set('traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01') });
     try {
       const before = agent.calls.length;
       await traced.inject({ method: 'GET', url: `/v1/nodes/${NODE}` });

@@ -1,21 +1,12 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useNatsBus } from '@virtbus/testing';
+import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 
-let nats: NatsServerHandle;
-let nc: NatsConnection;
-
-beforeAll(async () => {
-  nats = await startNatsServer();
-  nc = await connect({ servers: nats.url });
-});
-
-afterAll(() => tearDown(nc, nats));
+const bus = useNatsBus();
 
 describe('a gateway that is closing', () => {
   it('answers a request that still arrives with 503 SHUTTING_DOWN in the contract body and closes the connection', async () => {
-    const app = await buildApp({ nc });
+    const app = await buildApp({ nc: bus.nc });
     // sent while close() runs: after the gateway's own preClose hooks, before the server stops listening
     let sent: Promise<Response> | undefined;
     app.addHook('preClose', async () => {
@@ -35,7 +26,7 @@ describe('a gateway that is closing', () => {
 
 describe('a request in flight when the gateway starts closing', () => {
   it('is answered with Connection: close, so its kept-alive socket does not hold close() open', async () => {
-    const app = await buildApp({ nc });
+    const app = await buildApp({ nc: bus.nc });
     let release: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => {
       release = resolve;

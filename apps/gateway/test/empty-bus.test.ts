@@ -1,22 +1,18 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasBinaryOrSkip, type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
+import { hasBinaryOrSkip, tearDown, useNatsBus } from '@virtbus/testing';
 import { buildApp, type GatewayApp } from '../src/index.js';
 
 const canRun = hasBinaryOrSkip('nats-server');
 
 describe.runIf(canRun)('gateway on a bus where no agent ever started', () => {
-  let nats: NatsServerHandle;
-  let nc: NatsConnection;
+  const bus = useNatsBus();
   let app: GatewayApp;
 
   beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-    app = await buildApp({ nc, discoveryWaitMs: 200 });
+    app = await buildApp({ nc: bus.nc, discoveryWaitMs: 200 });
   });
 
-  afterAll(() => tearDown(app, nc, nats));
+  afterAll(() => tearDown(app));
 
   it('lists no nodes (no service answers, no node bucket yet) instead of failing', async () => {
     const response = await app.inject({ method: 'GET', url: '/v1/nodes' });
@@ -28,17 +24,14 @@ describe.runIf(canRun)('gateway on a bus where no agent ever started', () => {
 });
 
 describe.runIf(canRun)('gateway on a bus whose JetStream does not answer', () => {
-  let nats: NatsServerHandle;
-  let nc: NatsConnection;
+  const bus = useNatsBus({ jetstream: false });
   let app: GatewayApp;
 
   beforeAll(async () => {
-    nats = await startNatsServer({ jetstream: false });
-    nc = await connect({ servers: nats.url });
-    app = await buildApp({ nc, discoveryWaitMs: 200, sseResumeDeadlineMs: 500 });
+    app = await buildApp({ nc: bus.nc, discoveryWaitMs: 200, sseResumeDeadlineMs: 500 });
   });
 
-  afterAll(() => tearDown(app, nc, nats));
+  afterAll(() => tearDown(app));
 
   // a cluster electing a JetStream leader (a server just died) answers no JetStream API for a while: a new SSE stream waits, bounded, then 503
   it('a new event stream answers 503 BUS_UNAVAILABLE after its bounded wait, not 500', async () => {

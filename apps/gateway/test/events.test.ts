@@ -1,16 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { EVENTS_STREAM, Subjects, type LifecycleEvent, type LifecycleType } from '@virtbus/api-contract';
-import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
+import { tearDown, useNatsBus } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
 const UUID_A = '11111111-1111-4111-8111-111111111111';
 const UUID_B = '22222222-2222-4222-8222-222222222222';
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
+const bus = useNatsBus();
 let jsm: JetStreamManager;
 let gateway: RunningGateway;
 let nodeSeq = 0;
@@ -33,7 +31,7 @@ function event(node: string, uuid: string, type: LifecycleType): LifecycleEvent 
 }
 
 async function publish(e: LifecycleEvent): Promise<number> {
-  const ack = await jetstream(nc).publish(Subjects.domainEvent(e.node, e.uuid, e.type), JSON.stringify(e));
+  const ack = await jetstream(bus.nc).publish(Subjects.domainEvent(e.node, e.uuid, e.type), JSON.stringify(e));
   return ack.seq;
 }
 
@@ -116,11 +114,9 @@ function rawGet(path: string): Promise<{ status: number; body: string }> {
 }
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  jsm = await jetstreamManager(nc);
+  jsm = await jetstreamManager(bus.nc);
   await jsm.streams.add({ name: EVENTS_STREAM, subjects: [Subjects.allEvents] });
-  gateway = await startGateway({ nc, port: 0, heartbeatMs: 200 });
+  gateway = await startGateway({ nc: bus.nc, port: 0, heartbeatMs: 200 });
   await publish(event('host1', UUID_A, 'STARTED'));
   await publish(event('host1', UUID_B, 'STARTED'));
   await publish(event('host2', UUID_A, 'STARTED'));
@@ -128,7 +124,7 @@ beforeAll(async () => {
   await publish(event('host2', UUID_B, 'STOPPED'));
 });
 
-afterAll(() => tearDown(gateway, nc, server));
+afterAll(() => tearDown(gateway));
 
 describe('GET /v1/events', () => {
   it('replays the stream in order from since=0 with ids and event names', async () => {
@@ -178,9 +174,9 @@ describe('GET /v1/events', () => {
   it('streams pool and operation events by kind, every family with kind=all, domain events by default', async () => {
     const last = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
     const poolEvent = { kind: 'pool.lifecycle', node: 'host1', seq: 1, timestamp: new Date().toISOString(), uuid: UUID_B, name: 'images', type: 'STARTED', state: 'running' };
-    await jetstream(nc).publish(Subjects.poolEvent('host1', 'images', 'STARTED'), JSON.stringify(poolEvent));
+    await jetstream(bus.nc).publish(Subjects.poolEvent('host1', 'images', 'STARTED'), JSON.stringify(poolEvent));
     const operationEvent = { kind: 'operation', node: 'host2', timestamp: new Date().toISOString(), operation: { id: 'op1' } };
-    await jetstream(nc).publish(Subjects.operationEvent('host2', 'op1'), JSON.stringify(operationEvent));
+    await jetstream(bus.nc).publish(Subjects.operationEvent('host2', 'op1'), JSON.stringify(operationEvent));
     const closing = await publish(event('host1', UUID_A, 'STARTED'));
 
     const pools = await readEvents(`/v1/events?since=${last}&kind=pool`, 1);
@@ -212,7 +208,7 @@ describe('GET /v1/events', () => {
 
 describe('graceful close', () => {
   it('ends open event streams when the gateway closes', async () => {
-    const second = await startGateway({ nc, port: 0 });
+    const second = await startGateway({ nc: bus.nc, port: 0 });
     const response = await fetch(`${second.url}/v1/events?since=0`);
     const reader = response.body!.getReader();
     await reader.read();

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,7 +6,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { compareKeys, NODES_BUCKET, type Domain, type FleetDomain, type FleetDomainList } from '@virtbus/api-contract';
 import { createToken } from '@virtbus/security';
-import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
@@ -71,13 +71,7 @@ beforeAll(async () => {
   gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, discoveryWaitMs: 500, security: { tokens: [admin.record, onlyN2.record] } });
 });
 
-afterAll(async () => {
-  await gateway?.close();
-  await Promise.all(agents.map((agent) => agent.stop()));
-  await nc?.close();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
+afterAll(() => tearDown(gateway, agents, nc, nats, workDir));
 
 describe('GET /v1/domains: the fleet index over three agents', () => {
   it('pages through the domains of every node exactly once, in (node, name, uuid) order, listed first and then followed by events', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type Domain, type LifecycleEvent, type NodeInfo } from '@virtbus/api-contract';
-import { type AgentProcess, collectBusEvents, ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, type NatsServerHandle, spawnAgent, startNatsServer, type TestGuest, titleWithSkipReason } from '@virtbus/testing';
+import { type AgentProcess, collectBusEvents, ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, type NatsServerHandle, spawnAgent, startNatsServer, type TestGuest, titleWithSkipReason, waitFor } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startGateway, type RunningGateway } from '../src/index.js';
@@ -42,14 +42,6 @@ async function getDomain(id: string): Promise<Domain> {
   const response = await api('GET', `/v1/nodes/${NODE}/domains/${id}`);
   expect(response.status).toBe(200);
   return response.body as unknown as Domain;
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 /** A domain's events in its node's sequence (a re-sent publish may reach plain subscribers after later ones). */
@@ -132,8 +124,7 @@ function ourQemus(): number[] {
 }
 
 async function startAgent(): Promise<AgentProcess> {
-  // Any free /metrics port: another agent on this machine may hold the default 9177.
-  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
+  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,qemu' });
   return agent;
 }
 

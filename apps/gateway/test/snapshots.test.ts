@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { NODES_BUCKET, type DomainSnapshot } from '@virtbus/api-contract';
-import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
+import { tearDown, useNatsBus } from '@virtbus/testing';
 import { buildApp, type GatewayApp } from '../src/index.js';
 import { sampleDomain, startFakeAgent, type FakeAgent } from './fake-agent.js';
 
@@ -20,16 +19,13 @@ const snapshot: DomainSnapshot = {
   disks: [{ target: 'vda', file: '/d/a.qcow2', overlay: '/d/web1-vda.s1.qcow2' }],
 };
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
+const bus = useNatsBus();
 let agent: FakeAgent;
 let app: GatewayApp;
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
-  await (await new Kvm(nc).create(NODES_BUCKET)).put(NODE, JSON.stringify({ node: NODE, version: '0.0.1-test', registeredAt: '2025-01-01T00:00:00.000Z' }));
-  agent = await startFakeAgent(nc, NODE);
+  await (await new Kvm(bus.nc).create(NODES_BUCKET)).put(NODE, JSON.stringify({ node: NODE, version: '0.0.1-test', registeredAt: '2025-01-01T00:00:00.000Z' }));
+  agent = await startFakeAgent(bus.nc, NODE);
   agent.handle('domain.snapshot.create', () => ({ result: snapshot }));
   agent.handle('domain.snapshot.list', () => ({ result: { snapshots: [snapshot], current: 's1' } }));
   agent.handle('domain.snapshot.revert', () => ({ result: sampleDomain(NODE, { state: 'running', reason: 'from_snapshot' }) }));
@@ -37,10 +33,10 @@ beforeAll(async () => {
   agent.handle('domain.save', () => ({ result: sampleDomain(NODE, { state: 'shutoff', reason: 'saved' }) }));
   agent.handle('domain.restore', () => ({ result: sampleDomain(NODE, { state: 'running', reason: 'restored' }) }));
   agent.handle('domain.managedsave.get', () => ({ result: { domain: UUID, present: false } }));
-  app = await buildApp({ nc, requestTimeoutMs: 2000, discoveryWaitMs: 500 });
+  app = await buildApp({ nc: bus.nc, requestTimeoutMs: 2000, discoveryWaitMs: 500 });
 });
 
-afterAll(() => tearDown(app, agent, nc, server));
+afterAll(() => tearDown(app, agent));
 
 const lastRequest = () => agent.calls.at(-1)?.request;
 

@@ -129,19 +129,24 @@ const configFields = {
   labels: Labels,
 };
 
+/** The config fields a define or an update may leave out (labels differ in meaning between the two). */
+const optionalConfigFields = {
+  vcpus: Type.Optional(configFields.vcpus),
+  memory: Type.Optional(configFields.memory),
+  os: Type.Optional(configFields.os),
+  disks: Type.Optional(configFields.disks),
+  nics: Type.Optional(configFields.nics),
+  console: Type.Optional(configFields.console),
+  autostart: Type.Optional(configFields.autostart),
+  container: Type.Optional(configFields.container),
+};
+
 export const DomainsPost = Type.Object(
   {
     name: ObjectName,
     uuid: Type.Optional(Uuid),
     driver: DomainDriver,
-    vcpus: Type.Optional(configFields.vcpus),
-    memory: Type.Optional(configFields.memory),
-    os: Type.Optional(configFields.os),
-    disks: Type.Optional(configFields.disks),
-    nics: Type.Optional(configFields.nics),
-    console: Type.Optional(configFields.console),
-    autostart: Type.Optional(configFields.autostart),
-    container: Type.Optional(configFields.container),
+    ...optionalConfigFields,
     labels: Type.Optional(configFields.labels),
   },
   { additionalProperties: false, title: 'DomainsPost', description: 'Define a new persistent domain' },
@@ -150,14 +155,7 @@ export type DomainsPost = Static<typeof DomainsPost>;
 
 export const DomainPut = Type.Object(
   {
-    vcpus: Type.Optional(configFields.vcpus),
-    memory: Type.Optional(configFields.memory),
-    os: Type.Optional(configFields.os),
-    disks: Type.Optional(configFields.disks),
-    nics: Type.Optional(configFields.nics),
-    console: Type.Optional(configFields.console),
-    autostart: Type.Optional(configFields.autostart),
-    container: Type.Optional(configFields.container),
+    ...optionalConfigFields,
     labels: Type.Optional({ ...configFields.labels, description: 'Replaces every label at once (applies immediately)' }),
   },
   { additionalProperties: false, title: 'DomainPut', description: 'Replace the given config fields; they apply at next start (labels at once)' },

@@ -85,3 +85,12 @@ export class VirtError extends Error {
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ErrorStatus, value);
 }
+
+/** JSON.parse whose failure is a VirtError with `code` and `message`, the parser's error its cause. */
+export function parseJsonOr(text: string, code: ErrorCode, message: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new VirtError(code, message, { cause: error });
+  }
+}

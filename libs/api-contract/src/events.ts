@@ -1,6 +1,6 @@
 import Type, { type Static } from 'typebox';
+import { eventHeaderFields } from './event-header.js';
 import { DomainState, StateReason } from './domain.js';
-import { Uuid } from './names.js';
 import { Labels } from './labels.js';
 
 /** libvirt's virDomainEventType with the detail codes each one carries. */
@@ -26,11 +26,7 @@ export type LifecycleDetail = Static<typeof LifecycleDetail>;
 
 export const LifecycleEvent = Type.Object(
   {
-    kind: Type.Literal('domain.lifecycle'),
-    node: Type.String(),
-    seq: Type.Integer({ minimum: 1, description: 'Per-node sequence number, gap-free across agent restarts' }),
-    timestamp: Type.String({ format: 'date-time' }),
-    uuid: Uuid,
+    ...eventHeaderFields('domain.lifecycle', 'Per-node sequence number, gap-free across agent restarts'),
     name: Type.String(),
     type: LifecycleType,
     detail: LifecycleDetail,

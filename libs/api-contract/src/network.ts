@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import { eventHeaderFields } from './event-header.js';
 import { Access } from './subjects.js';
 import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { Domain, DomainNic, MacAddress } from './domain.js';
@@ -159,11 +160,7 @@ export type NetworkEventType = Static<typeof NetworkEventType>;
 
 export const NetworkEvent = Type.Object(
   {
-    kind: Type.Literal('network.lifecycle'),
-    node: Type.String(),
-    seq: Type.Integer({ minimum: 1, description: 'Per-node sequence number shared with domain and pool events' }),
-    timestamp: Type.String({ format: 'date-time' }),
-    uuid: Uuid,
+    ...eventHeaderFields('network.lifecycle', 'Per-node sequence number shared with domain and pool events'),
     name: ObjectName,
     type: NetworkEventType,
     state: NetworkState,

@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import { eventHeaderFields } from './event-header.js';
 import { Domain, DomainState } from './domain.js';
 import { DomainId, ObjectName, Uuid } from './names.js';
 import { Access } from './subjects.js';
@@ -104,11 +105,7 @@ export type SnapshotEventType = Static<typeof SnapshotEventType>;
 
 export const DomainSnapshotEvent = Type.Object(
   {
-    kind: Type.Literal('snapshot.lifecycle'),
-    node: Type.String(),
-    seq: Type.Integer({ minimum: 1, description: 'Per-node sequence number shared with domain events' }),
-    timestamp: Type.String({ format: 'date-time' }),
-    uuid: Uuid,
+    ...eventHeaderFields('snapshot.lifecycle', 'Per-node sequence number shared with domain events'),
     domain: Type.String({ description: 'Domain name' }),
     snapshot: ObjectName,
     type: SnapshotEventType,

@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import { eventHeaderFields } from './event-header.js';
 import { Access } from './subjects.js';
 import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { ErrorBody, VirtError } from './errors.js';
@@ -178,11 +179,7 @@ export type PoolEventType = Static<typeof PoolEventType>;
 
 export const StoragePoolEvent = Type.Object(
   {
-    kind: Type.Literal('pool.lifecycle'),
-    node: Type.String(),
-    seq: Type.Integer({ minimum: 1, description: 'Per-node sequence number shared with domain events' }),
-    timestamp: Type.String({ format: 'date-time' }),
-    uuid: Uuid,
+    ...eventHeaderFields('pool.lifecycle', 'Per-node sequence number shared with domain events'),
     name: ObjectName,
     type: PoolEventType,
     state: PoolState,

@@ -27,7 +27,7 @@ describe('VirtClient node lookup after no responders', () => {
   it('reads the node registry with direct gets, never with STREAM.MSG.GET', async () => {
     const seen: string[] = [];
     const watch = await connect({ servers: nats.url });
-    const sub = watch.subscribe('$JS.API.>', { callback: (_error, msg) => seen.push(msg.subject) });
+    const sub = watch.subscribe('$JS.API.>', { callback: (_error, msg) => void seen.push(msg.subject) });
     await watch.flush();
     const client = new VirtClient(nc);
     await rejectsWith(client.call('ghost', 'node.info', {}, { timeoutMs: 1000 }), 'NO_NODE');

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DomainConfig } from '@virtbus/api-contract';
 import { LxcDriver, type RunState } from '../src/index.js';
-import { collectConsole, makeDriverContext, TestDomain, waitFor as waitForCondition, type Observation } from './support/driver-harness.js';
-import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, processesMentioning, rejectsWith, ROOTFS_MARKERS, testDomainConfig } from '@virtbus/testing';
+import { collectConsole, makeDriverContext, TestDomain, type Observation } from './support/driver-harness.js';
+import { cgroupDirsNamed, ensureBusyboxRootfs, hasBinaryOrSkip, processesMentioning, rejectsWith, ROOTFS_MARKERS, testDomainConfig, waitFor } from '@virtbus/testing';
 
 const LXC = hasBinaryOrSkip('lxc-start');
 const MIB = 1024 * 1024;
@@ -18,11 +18,6 @@ class Domain extends TestDomain {
     return this.runtime?.initPid as number;
   }
 }
-
-const makeContext = (stateDir: string, domains: Map<string, Domain>, observed: Observation[]) =>
-  makeDriverContext(stateDir, domains as Map<string, TestDomain>, observed);
-const waitFor = (what: string, predicate: () => boolean, timeoutMs = 20_000) => waitForCondition(what, predicate, timeoutMs);
-const collect = collectConsole;
 
 function sessionOf(pid: number): { pgid: number; sid: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -52,7 +47,7 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
     rootfs = await ensureBusyboxRootfs();
     stateDir = await mkdtemp(join(tmpdir(), 'virtbus-lxc-'));
     driver = new LxcDriver({ watchIntervalMs: 200 });
-    await driver.init(makeContext(stateDir, domains, observed));
+    await driver.init(makeDriverContext(stateDir, domains, observed));
     main = new Domain(containerConfig(rootfs, { container: { rootfs: { path: rootfs }, hostname: 'vb-box', env: { GREETING: 'hello' }, pidsLimit: 64 } }));
     domains.set(main.config.uuid, main);
   });
@@ -60,7 +55,7 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
   afterAll(async () => {
     // Whatever a failed test left running goes, through a fresh driver in case the first one was closed.
     const cleaner = new LxcDriver();
-    await cleaner.init(makeContext(stateDir, new Map(), []));
+    await cleaner.init(makeDriverContext(stateDir, new Map(), []));
     for (const domain of domains.values()) {
       const state = await cleaner.adopt(domain).catch(() => undefined);
       if (state && state.state !== 'shutoff') await cleaner.destroy({ ...domain, state: state.state, reason: state.reason }).catch(() => undefined);
@@ -129,7 +124,7 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
 
   it('shows the console: history, live output and keystrokes', async () => {
     const session = await driver.openConsole(main);
-    const output = collect(session);
+    const output = collectConsole(session);
     await waitFor('the container to boot', () => output.text().includes(ROOTFS_MARKERS.ready));
     session.write(Buffer.from('echo console-$((6*7))\n'));
     await waitFor('the echoed command output', () => output.text().includes('console-42')).catch((error: unknown) => {
@@ -204,7 +199,7 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
     const pid = main.initPid;
     await driver.close();
     driver = new LxcDriver({ watchIntervalMs: 200 });
-    await driver.init(makeContext(stateDir, domains, observed));
+    await driver.init(makeDriverContext(stateDir, domains, observed));
     expect(main.apply(await driver.adopt(main))).toMatchObject({ state: 'running', reason: 'unpaused' });
     expect(main.initPid).toBe(pid);
     expect((await driver.exec!.exec(main, { command: ['hostname'] })).stdout).toBe('vb-box\n');
@@ -245,7 +240,7 @@ describe.skipIf(!LXC)('lxc driver (real LXC, busybox rootfs)', () => {
     expect(held.apply(await driver.adopt(held))).toMatchObject({ state: 'running', reason: 'booted' });
     expect((await driver.exec!.exec(held, { command: ['hostname'] })).stdout).toBe('vb-held\n');
     const session = await driver.openConsole(held);
-    const output = collect(session);
+    const output = collectConsole(session);
     expect(output.text()).toContain('typed-before-kill');
     session.write(Buffer.from('echo typed-after-adopt\n'));
     await waitFor('a keystroke through the new driver', () => output.text().includes('typed-after-adopt'));

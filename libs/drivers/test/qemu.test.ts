@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtError, type DomainConfig } from '@virtbus/api-contract';
 import { QemuDriver } from '../src/index.js';
-import { collectConsole, makeDriverContext, TestDomain, waitFor as waitForCondition, type Observation } from './support/driver-harness.js';
+import { collectConsole, makeDriverContext, TestDomain, type Observation } from './support/driver-harness.js';
 import { Qmp } from '../src/qemu/qmp/index.js';
-import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, testDomainConfig, type TestGuest, titleWithSkipReason } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, testDomainConfig, type TestGuest, titleWithSkipReason, waitFor } from '@virtbus/testing';
 
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
 
@@ -16,11 +16,6 @@ class Domain extends TestDomain {
     return this.runtime?.pid as number;
   }
 }
-
-const makeContext = (stateDir: string, domains: Map<string, Domain>, observed: Observation[]) =>
-  makeDriverContext(stateDir, domains as Map<string, TestDomain>, observed);
-const waitFor = (what: string, predicate: () => boolean, timeoutMs = 60_000) => waitForCondition(what, predicate, timeoutMs);
-const collect = collectConsole;
 
 /** A zombie waiting for its reaper counts as dead. */
 function isAlive(pid: number): boolean {
@@ -38,7 +33,7 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
 
   const newDriver = async () => {
     const driver = new QemuDriver();
-    await driver.init(makeContext(stateDir, domains, observed));
+    await driver.init(makeDriverContext(stateDir, domains, observed));
     drivers.push(driver);
     return driver;
   };
@@ -80,7 +75,7 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
       const result = await start(driver, linux);
       expect(result).toMatchObject({ state: 'running', reason: 'booted', runtime: { pid: expect.any(Number), accel: 'tcg' } });
       expect(isAlive(linux.pid)).toBe(true);
-      const console = collect(await driver.openConsole(linux));
+      const console = collectConsole(await driver.openConsole(linux));
       await waitFor('GUEST-READY', () => console.text().includes(GUEST_MARKERS.ready));
       const session = await driver.openConsole(linux);
       session.write(Buffer.from('echo hello-virtbus\n'));
@@ -113,7 +108,7 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
       expect(linux.apply(await driver.adopt(linux))).toEqual({ state: 'running', reason: 'unpaused' });
       expect(driver.processes().get(linux.config.uuid)).toBe(pid);
       const session = await driver.openConsole(linux);
-      const console = collect(session);
+      const console = collectConsole(session);
       expect(console.text()).toContain('hello-virtbus');
       session.write(Buffer.from('echo again-$((6*7))\n'));
       await waitFor('the echo after adoption', () => console.text().includes('again-42'));
@@ -121,7 +116,7 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
     });
 
     it('reboots (power button, then reset) back to GUEST-READY', async () => {
-      const console = collect(await driver.openConsole(linux));
+      const console = collectConsole(await driver.openConsole(linux));
       const readyBefore = console.text().split(GUEST_MARKERS.ready).length;
       expect(linux.apply(await driver.reboot(linux, { timeoutMs: 60_000 }))).toEqual({ state: 'running', reason: 'booted' });
       await waitFor('GUEST-READY after reboot', () => console.text().split(GUEST_MARKERS.ready).length > readyBefore);
@@ -131,7 +126,7 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
     it('sees the guest power itself off as shutoff/shutdown', async () => {
       const pid = linux.pid;
       const session = await driver.openConsole(linux);
-      const console = collect(session);
+      const console = collectConsole(session);
       let closed = false;
       session.onClose(() => (closed = true));
       session.write(Buffer.from('poweroff -f\n'));
@@ -155,7 +150,7 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
 
     const startAndWaitReady = async () => {
       await start(driver, stub);
-      const console = collect(await driver.openConsole(stub));
+      const console = collectConsole(await driver.openConsole(stub));
       await waitFor('KVM-STUB-READY', () => console.text().includes(GUEST_MARKERS.kvmStubReady), 30_000);
       return console;
     };
@@ -282,7 +277,7 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
       expect(info).toMatchObject({ available: true, capabilities: expect.arrayContaining(['accel:kvm', 'accel:tcg']) });
       const stub = define('kvm-stub', { driver: 'kvm', memory: 64, os: { kernel: guest.kvmStub } });
       expect(await start(driver, stub)).toMatchObject({ state: 'running', runtime: { accel: 'kvm' } });
-      const console = collect(await driver.openConsole(stub));
+      const console = collectConsole(await driver.openConsole(stub));
       await waitFor('KVM-STUB-READY', () => console.text().includes(GUEST_MARKERS.kvmStubReady), 30_000);
       await expect(driver.queryStatus(stub)).resolves.toMatchObject({ status: 'running' });
       const pid = stub.pid;

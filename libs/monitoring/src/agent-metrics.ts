@@ -1,7 +1,7 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { metricsIn } from './metric-factory.js';
 
-/** Seconds; lifecycle operations wait for guests, so the buckets reach a minute. */
-export const REQUEST_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+export { REQUEST_DURATION_BUCKETS } from './metric-factory.js';
 const LAG_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** Code label of a successful request; failures use the contract's error code (NO_DOMAIN, …). */
@@ -39,70 +39,49 @@ export function createAgentMetrics(options: AgentMetricsOptions): AgentMetrics {
   const { registry, node, nats } = options;
   const rttTimeoutMs = options.rttTimeoutMs ?? 1_000;
 
-  const requests = new Histogram({
-    name: 'virtbus_agent_request_duration_seconds',
-    help: 'Time the agent took to answer one bus request, by operation and reply code.',
-    labelNames: ['node', 'operation', 'code'],
-    buckets: REQUEST_DURATION_BUCKETS,
-    registers: [registry],
-  });
-  const publishLag = new Histogram({
-    name: 'virtbus_agent_event_publish_lag_seconds',
-    help: 'Time from observing a domain state change to JetStream acknowledging its event.',
-    labelNames: ['node', 'type'],
-    buckets: LAG_BUCKETS,
-    registers: [registry],
-  });
-  const publishFailures = new Counter({
-    name: 'virtbus_agent_event_publish_failures_total',
-    help: 'Lifecycle events whose publication failed (they are retried).',
-    labelNames: ['node', 'type'],
-    registers: [registry],
-  });
-  const driverErrors = new Counter({
-    name: 'virtbus_agent_driver_errors_total',
-    help: 'Errors returned by hypervisor drivers, by driver, operation and error code.',
-    labelNames: ['node', 'driver', 'operation', 'code'],
-    registers: [registry],
-  });
-  const unhandled = new Counter({
-    name: 'virtbus_agent_unhandled_rejections_total',
-    help: 'Promise rejections nothing handled; each is a bug, logged and survived.',
-    labelNames: ['node'],
-    registers: [registry],
-  });
+  const { histogram, counter, gauge } = metricsIn(registry);
+  const requests = histogram(
+    'virtbus_agent_request_duration_seconds',
+    'Time the agent took to answer one bus request, by operation and reply code.',
+    ['node', 'operation', 'code'],
+  );
+  const publishLag = histogram(
+    'virtbus_agent_event_publish_lag_seconds',
+    'Time from observing a domain state change to JetStream acknowledging its event.',
+    ['node', 'type'],
+    LAG_BUCKETS,
+  );
+  const publishFailures = counter('virtbus_agent_event_publish_failures_total', 'Lifecycle events whose publication failed (they are retried).', ['node', 'type']);
+  const driverErrors = counter(
+    'virtbus_agent_driver_errors_total',
+    'Errors returned by hypervisor drivers, by driver, operation and error code.',
+    ['node', 'driver', 'operation', 'code'],
+  );
+  const unhandled = counter('virtbus_agent_unhandled_rejections_total', 'Promise rejections nothing handled; each is a bug, logged and survived.', ['node']);
   unhandled.inc({ node }, 0);
   let pendingStateWrites: (() => number) | undefined;
-  new Gauge({
-    name: 'virtbus_agent_domains_persist_pending',
-    help: 'Domains whose last change happened but is not yet on disk (state dir full or failing); the agent retries the write.',
-    labelNames: ['node'],
-    registers: [registry],
-    collect() {
+  gauge(
+    'virtbus_agent_domains_persist_pending',
+    'Domains whose last change happened but is not yet on disk (state dir full or failing); the agent retries the write.',
+    ['node'],
+    function () {
       this.set({ node }, pendingStateWrites?.() ?? 0);
     },
+  );
+  gauge('virtbus_agent_nats_connected', 'Whether the agent is connected to NATS (1) or not (0).', ['node'], function () {
+    this.set({ node }, nats?.connected() ? 1 : 0);
   });
-  new Gauge({
-    name: 'virtbus_agent_nats_connected',
-    help: 'Whether the agent is connected to NATS (1) or not (0).',
-    labelNames: ['node'],
-    registers: [registry],
-    collect() {
-      this.set({ node }, nats?.connected() ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'virtbus_agent_nats_rtt_seconds',
-    help: 'Round trip time to the NATS server measured at scrape time; absent when it cannot be measured in time.',
-    labelNames: ['node'],
-    registers: [registry],
-    async collect() {
+  gauge(
+    'virtbus_agent_nats_rtt_seconds',
+    'Round trip time to the NATS server measured at scrape time; absent when it cannot be measured in time.',
+    ['node'],
+    async function () {
       this.reset();
       if (!nats?.rttMs || !nats.connected()) return;
       const rtt = await boundedRtt(nats.rttMs.bind(nats), rttTimeoutMs);
       if (rtt !== undefined) this.set({ node }, rtt / 1000);
     },
-  });
+  );
 
   return {
     startRequest(operation) {

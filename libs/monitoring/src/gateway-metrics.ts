@@ -1,5 +1,5 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
-import { REQUEST_DURATION_BUCKETS } from './agent-metrics.js';
+import type { Registry } from 'prom-client';
+import { metricsIn } from './metric-factory.js';
 
 export interface GatewayMetricsOptions {
   registry: Registry;
@@ -17,25 +17,18 @@ export interface GatewayMetrics {
 
 export function createGatewayMetrics(options: GatewayMetricsOptions): GatewayMetrics {
   const { registry } = options;
-  const http = new Histogram({
-    name: 'virtbus_gateway_http_request_duration_seconds',
-    help: 'Time the gateway took to answer one HTTP request, by route pattern, method and status.',
-    labelNames: ['route', 'method', 'status'],
-    buckets: REQUEST_DURATION_BUCKETS,
-    registers: [registry],
-  });
-  const bus = new Histogram({
-    name: 'virtbus_gateway_bus_call_duration_seconds',
-    help: 'Time one NATS request from the gateway to an agent took, by target node, operation and reply code.',
-    labelNames: ['node', 'operation', 'code'],
-    buckets: REQUEST_DURATION_BUCKETS,
-    registers: [registry],
-  });
-  const unhandled = new Counter({
-    name: 'virtbus_gateway_unhandled_rejections_total',
-    help: 'Promise rejections nothing handled; each is a bug, logged and survived.',
-    registers: [registry],
-  });
+  const { histogram, counter } = metricsIn(registry);
+  const http = histogram(
+    'virtbus_gateway_http_request_duration_seconds',
+    'Time the gateway took to answer one HTTP request, by route pattern, method and status.',
+    ['route', 'method', 'status'],
+  );
+  const bus = histogram(
+    'virtbus_gateway_bus_call_duration_seconds',
+    'Time one NATS request from the gateway to an agent took, by target node, operation and reply code.',
+    ['node', 'operation', 'code'],
+  );
+  const unhandled = counter('virtbus_gateway_unhandled_rejections_total', 'Promise rejections nothing handled; each is a bug, logged and survived.');
   return {
     countUnhandledRejection() {
       unhandled.inc();

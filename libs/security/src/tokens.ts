@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import Type, { type Static } from 'typebox';
-import { NodeName, VirtError, compileValidator } from '@virtbus/api-contract';
+import { NodeName, VirtError, compileValidator, parseJsonOr } from '@virtbus/api-contract';
 import { Roles, type Role } from './roles.js';
 
 /** Bearer tokens look like `vbt_<id>_<secret>`: the id finds the record, only sha256(secret) is stored. */
@@ -82,12 +82,7 @@ export function verifyToken(tokens: readonly TokenRecord[], token: string, now: 
 }
 
 export function parseTokenFile(text: string): TokenFile {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new VirtError('INVALID_ARG', 'token file is not valid JSON', { cause: error });
-  }
+  const json = parseJsonOr(text, 'INVALID_ARG', 'token file is not valid JSON');
   const file = tokenFileValidator.parse(json);
   const ids = new Set<string>();
   for (const token of file.tokens) {

@@ -5,7 +5,7 @@ export { spawnAgent, agentArgs, REPO_ROOT, QUIET_AGENT_ARGS, type AgentProcess, 
 export { ensureBusyboxRootfs, ROOTFS_MARKERS, RootfsBuildError } from './rootfs.js';
 export { startPrometheus, type PrometheusHandle, type PromQueryResult } from './prometheus.js';
 export { cgroupDirsNamed } from './cgroups.js';
-export { addTestNetns, removeTestNetns, processesMentioning, processRunning, netnsUnsupportedReason } from './netns.js';
+export { addTestNetns, removeTestNetns, processesMentioning, processRunning, netnsUnsupportedReason, killQemusMentioning } from './netns.js';
 export { kvmUnusableReason, deviceMapperMissingReason, titleWithSkipReason } from './kernel.js';
 export { builtBundle, DIST_DIR, type BuiltBundle } from './built.js';
 export { collectBusEvents, storedNodeEvents, waitForStoredNodeEvents } from './stream-events.js';
@@ -13,3 +13,6 @@ export { canMountTmpfs, fillFileSystem } from './tmpfs.js';
 export { tearDown, type TearDownPart } from './teardown.js';
 export { rejectsWith } from './rejects.js';
 export { testDomainConfig } from './domain-config.js';
+export { waitFor } from './wait.js';
+export { useNatsBus, type NatsBus } from './nats-bus.js';
+export { useTempDir } from './temp-dir.js';

@@ -66,3 +66,15 @@ export function removeTestNetns(name: string): number[] {
   }
   return left;
 }
+
+/** SIGKILLs live QEMU processes whose command line mentions `needle` (what a failed step of a run left behind). */
+export function killQemusMentioning(needle: string): void {
+  for (const found of processesMentioning(needle)) {
+    if (!found.includes('qemu-system')) continue;
+    try {
+      process.kill(Number(found.split(':')[0]), 'SIGKILL');
+    } catch {
+      // exited meanwhile
+    }
+  }
+}

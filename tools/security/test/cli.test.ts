@@ -1,10 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasBinaryOrSkip, requireBinary } from '@virtbus/testing';
+import { describe, expect, it } from 'vitest';
+import { hasBinaryOrSkip, requireBinary, useTempDir } from '@virtbus/testing';
 import { loadTokenFile, verifyToken } from '@virtbus/security';
 
 const run = promisify(execFile);
@@ -12,17 +11,11 @@ const tsx = (script: string, args: string[]) => run(process.execPath, ['--import
 const canRun = hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl');
 
 describe.runIf(canRun)('tools/security command lines', () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'virtbus-sec-cli-'));
-  });
-  afterAll(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  const dir = useTempDir('virtbus-sec-cli-');
 
   it('generate.ts writes configs nats-server accepts, clustered ones included', async () => {
-    const out = join(dir, 'bundle');
-    const { stdout } = await tsx('generate.ts', ['--out', out, '--nodes', 'a,b', '--nats-hosts', '127.0.0.1,localhost', '--jetstream-dir', join(dir, 'js'), '--client', 'ro-a:read-only:a']);
+    const out = join(dir.path, 'bundle');
+    const { stdout } = await tsx('generate.ts', ['--out', out, '--nodes', 'a,b', '--nats-hosts', '127.0.0.1,localhost', '--jetstream-dir', join(dir.path, 'js'), '--client', 'ro-a:read-only:a']);
     expect(stdout).toContain('agent-b');
     expect(stdout).toContain('nats user "CN=ro-a,OU=nodes a,OU=read-only,O=virtbus"');
     const natsServer = requireBinary('nats-server');
@@ -36,7 +29,7 @@ describe.runIf(canRun)('tools/security command lines', () => {
   });
 
   it('token.ts creates a token it prints once, lists and revokes it', async () => {
-    const file = join(dir, 'tokens.json');
+    const file = join(dir.path, 'tokens.json');
     const { stdout } = await tsx('token.ts', ['create', '--file', file, '--name', 'alice', '--role', 'operator', '--nodes', 'a', '--ttl', '1h']);
     const token = stdout.trim();
     const stored = await loadTokenFile(file);

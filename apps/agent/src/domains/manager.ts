@@ -1,5 +1,4 @@
 import {
-  DEFAULT_DETACH_TIMEOUT_S,
   DEFAULT_STATE_TIMEOUT_S,
   VirtError,
   isActive,
@@ -8,8 +7,6 @@ import {
   matchesLabelSelector,
   parseLabelSelector,
   takePage,
-  type DiskAttach,
-  type DiskDetach,
   type Domain,
   type DomainConfig,
   type DomainList,
@@ -17,14 +14,12 @@ import {
   type DomainPut,
   type DomainsPost,
   type DomainStatePut,
-  type DomainStats,
   type ExecRequest,
   type ExecResult,
   type LifecycleChange,
   type LiveDisk,
-  type MediaChange,
 } from '@virtbus/api-contract';
-import type { DiskCapability, DomainRecord, DomainRuntime, DriverContext, HypervisorDriver, NetworkResolver, PluggedDisk, RunState } from '@virtbus/drivers';
+import type { DomainRecord, DomainRuntime, DriverContext, HypervisorDriver, NetworkResolver, RunState, SaveRestoreCapability } from '@virtbus/drivers';
 import { withSpan, type DomainListing } from '@virtbus/monitoring';
 import type { Logger } from 'pino';
 import type { EventPublisher } from '../events/publisher.js';
@@ -32,15 +27,17 @@ import { applyPut, configFromPost } from './defaults.js';
 import { JobLocks } from './job-lock.js';
 import { DomainTable } from './table.js';
 import type { DomainStore, StoredDomain } from './store.js';
-import { configWithDisk, diskToAttach, findTarget, scopeOf, withTargets } from './disk-ops.js';
-import { resolveConfig, resolveDisk, volumesOf, type VolumeResolver } from './volumes.js';
+import { withTargets } from './disk-ops.js';
+import { resolveConfig, volumesOf, type VolumeResolver } from './volumes.js';
+import { DomainDevices, liveDisksOf } from './devices.js';
+import type { DomainJobs } from './jobs.js';
+import { ManagedSaveImages } from './managed-save.js';
+import { DomainStatsCache } from './stats.js';
 import { StateDir } from '../state-dir.js';
 
-const STATS_DEADLINE_MS = 2000;
 // A change that happened but could not be recorded is written again after 0.1 s, doubling to 5 s.
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 5000;
-const TIMED_OUT = Symbol('timed out');
 const ADOPT_PARALLEL = 64;
 
 export interface DomainManagerOptions {
@@ -67,9 +64,6 @@ export interface DomainJobOutcome<T> {
   states?: RunState[];
 }
 
-/** Returns the RunState of a start it handled itself, or undefined to let the driver boot the domain. */
-export type StartOverride = (record: DomainRecord, driver: HypervisorDriver, paused: boolean) => Promise<RunState | undefined>;
-
 /** A failed state write as a clear error: STORAGE_FULL for a full disk or quota, with the cause. */
 function stateWriteError(name: string, error: unknown): VirtError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -79,17 +73,17 @@ function stateWriteError(name: string, error: unknown): VirtError {
 
 /**
  * Owns every domain of the node: definitions, state, the per-domain job lock, and the lifecycle
- * events that state changes produce. Drivers only run things.
+ * events that state changes produce; disk changes (`devices`) and stats (`stats`) are parts of their own
+ * that enter a domain only through `inJob`. Drivers only run things.
  */
 export class DomainManager {
   private readonly domains = new DomainTable();
   private readonly locks = new JobLocks();
   private readonly writes = new Map<string, Promise<void>>();
   private readonly driversByType = new Map<string, HypervisorDriver>();
-  // One outstanding stats call per domain, shared by scrapes, bulk stats and single stats: a stuck QMP does not pile up calls.
-  private readonly statsCalls = new Map<string, Promise<DomainStats>>();
-  private readonly lastStats = new Map<string, DomainStats>();
-  private startOverride?: StartOverride;
+  readonly devices: DomainDevices;
+  readonly stats: DomainStatsCache;
+  readonly managedSaves: ManagedSaveImages;
   /** Domains whose last change happened (the guest stopped, paused…) but is not yet on disk: retried until written. */
   private readonly pendingWrites = new Map<string, { delayMs: number; timer?: NodeJS.Timeout; updated?: boolean }>();
   private closing = false;
@@ -98,6 +92,17 @@ export class DomainManager {
 
   constructor(private readonly options: DomainManagerOptions) {
     for (const driver of options.drivers) for (const type of driver.domainTypes) this.driversByType.set(type, driver);
+    const jobs: DomainJobs = {
+      inJob: (id, work) => this.inJob(id, work),
+      driverCall: (driver, operation, record, fn) => this.driverCall(driver, operation, record, fn),
+      saveDevices: (uuid, config, liveDisks, configChanged) => this.saveDevices(uuid, config, liveDisks, configChanged),
+      resolve: (id) => this.resolve(id),
+      driverFor: (config) => this.driverFor(config),
+      all: () => this.domains.values(),
+    };
+    this.devices = new DomainDevices(jobs, options.volumes);
+    this.stats = new DomainStatsCache(jobs, options.statsDeadlineMs);
+    this.managedSaves = new ManagedSaveImages(options.stateDir);
   }
 
   /** Domains whose last change is not yet on disk (shown as `persistPending`, retried). */
@@ -259,21 +264,25 @@ export class DomainManager {
    * `report`, which persists it and publishes its lifecycle events at once.
    */
   async runJob<T>(id: string, operation: string, work: (record: () => DomainRecord, driver: HypervisorDriver, report: (change: RunState) => Promise<void>) => Promise<T>): Promise<T> {
-    const uuid = this.resolve(id).config.uuid;
-    return this.locks.run(uuid, async () => {
-      await this.requireRecorded(uuid);
-      const driver = this.driverFor(this.resolve(uuid).config);
-      return this.driverCall(driver, operation, this.resolve(uuid), () =>
-        work(() => this.resolve(uuid), driver, (change) => this.apply(uuid, change)),
-      );
+    return this.inJob(id, (stored, driver) => {
+      const uuid = stored.config.uuid;
+      return this.driverCall(driver, operation, stored, () => work(() => this.resolve(uuid), driver, (change) => this.apply(uuid, change)));
     });
   }
 
-  async update(id: string, put: DomainPut): Promise<Domain> {
+  /** The one way into a domain job: `work` runs under the domain's job lock, after a pending write of it succeeded, on its record as it is then. */
+  private inJob<T>(id: string, work: (stored: StoredDomain, driver: HypervisorDriver) => Promise<T>): Promise<T> {
     const uuid = this.resolve(id).config.uuid;
     return this.locks.run(uuid, async () => {
       await this.requireRecorded(uuid);
       const stored = this.resolve(uuid);
+      return work(stored, this.driverFor(stored.config));
+    });
+  }
+
+  async update(id: string, put: DomainPut): Promise<Domain> {
+    return this.inJob(id, async (stored) => {
+      const uuid = stored.config.uuid;
       const config = applyPut(stored.config, put);
       this.driverFor(config).validate(config);
       const next = { ...stored, config };
@@ -295,14 +304,12 @@ export class DomainManager {
   }
 
   async undefine(id: string): Promise<Domain> {
-    const uuid = this.resolve(id).config.uuid;
-    return this.locks.run(uuid, async () => {
-      await this.requireRecorded(uuid);
-      const stored = this.resolve(uuid);
+    return this.inJob(id, async (stored, driver) => {
+      const uuid = stored.config.uuid;
       if (isActive(stored.state)) {
         throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is ${stored.state}: destroy it before undefining`);
       }
-      await this.driverFor(stored.config).undefine(stored);
+      await driver.undefine(stored);
       await this.writes.get(uuid);
       await this.options.store.remove(uuid);
       this.domains.delete(uuid);
@@ -318,11 +325,8 @@ export class DomainManager {
   }
 
   async changeState(id: string, change: DomainStatePut): Promise<Domain> {
-    const uuid = this.resolve(id).config.uuid;
-    return this.locks.run(uuid, async () => {
-      await this.requireRecorded(uuid);
-      const stored = this.resolve(uuid);
-      const driver = this.driverFor(stored.config);
+    return this.inJob(id, async (stored, driver) => {
+      const uuid = stored.config.uuid;
       const timeoutMs = (change.timeout ?? DEFAULT_STATE_TIMEOUT_S) * 1000;
       const result = await this.driverCall(driver, change.action, stored, () => this.runAction(driver, stored, change, timeoutMs));
       const started = change.action === 'start' && isActive(result.state);
@@ -344,7 +348,10 @@ export class DomainManager {
         if (isActive(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is already ${stored.state}`);
         const resolved = await this.resolvedRecord(stored);
         driver.validate(resolved.config);
-        return (await this.startOverride?.(resolved, driver, change.paused ?? false)) ?? driver.start(resolved, { paused: change.paused ?? false });
+        const paused = change.paused ?? false;
+        // a plain start of a domain with a managed save image resumes from it (libvirt's rule)
+        if (driver.saveRestore && (await this.managedSaves.exists(stored.config.uuid))) return this.startFromManagedSave(driver.saveRestore, resolved, paused);
+        return driver.start(resolved, { paused });
       }
       case 'shutdown':
         try {
@@ -366,85 +373,6 @@ export class DomainManager {
       case 'resume':
         return driver.resume(stored);
     }
-  }
-
-  /** Hotplugs a disk (live) and/or adds it to the definition (config), like libvirt's attach-disk. */
-  async attachDisk(id: string, attach: DiskAttach): Promise<Domain> {
-    const uuid = this.resolve(id).config.uuid;
-    return this.locks.run(uuid, async () => {
-      const stored = this.resolve(uuid);
-      const scope = scopeOf(stored.config.name, stored.state, attach);
-      const driver = this.driverFor(stored.config);
-      const live = this.liveDisksOf(stored);
-      const disk = diskToAttach(attach.disk, [...(scope.live ? [live] : []), ...(scope.config ? [stored.config.disks] : [])]);
-      const config = scope.config ? configWithDisk(stored.config, disk) : stored.config;
-      if (scope.config) driver.validate(config);
-      if (scope.live) {
-        const disks = this.hotplug(driver);
-        const plugged = (await resolveDisk(disk, this.options.volumes)) as PluggedDisk;
-        await this.driverCall(driver, 'attachDisk', stored, () => disks.attachDisk(stored, plugged));
-      }
-      return this.saveDevices(uuid, config, scope.live ? [...live, disk] : undefined, scope.config);
-    });
-  }
-
-  /** Unplugs a disk (live: waits for the guest to release it) and/or removes it from the definition (config). */
-  async detachDisk(id: string, target: string, detach: DiskDetach): Promise<Domain> {
-    const uuid = this.resolve(id).config.uuid;
-    return this.locks.run(uuid, async () => {
-      const stored = this.resolve(uuid);
-      const scope = scopeOf(stored.config.name, stored.state, detach);
-      const driver = this.driverFor(stored.config);
-      const live = this.liveDisksOf(stored);
-      if (scope.live && !live.some((disk) => disk.target === target)) throw new VirtError('INVALID_ARG', `running domain ${stored.config.name} has no disk ${target}`);
-      if (scope.config && findTarget(stored.config.disks, target) < 0) throw new VirtError('INVALID_ARG', `domain ${stored.config.name} has no disk ${target} in its definition`);
-      if (scope.live) {
-        const disks = this.hotplug(driver);
-        const timeoutMs = (detach.timeout ?? DEFAULT_DETACH_TIMEOUT_S) * 1000;
-        await this.driverCall(driver, 'detachDisk', stored, () => disks.detachDisk(stored, target, { timeoutMs }));
-      }
-      const config = scope.config ? { ...stored.config, disks: withTargets(stored.config.disks).filter((disk) => disk.target !== target) } : stored.config;
-      return this.saveDevices(uuid, config, scope.live ? live.filter((disk) => disk.target !== target) : undefined, scope.config);
-    });
-  }
-
-  /** Inserts media into a cdrom drive or ejects it, like libvirt's change-media. */
-  async changeMedia(id: string, target: string, change: MediaChange): Promise<Domain> {
-    const uuid = this.resolve(id).config.uuid;
-    return this.locks.run(uuid, async () => {
-      const stored = this.resolve(uuid);
-      const scope = scopeOf(stored.config.name, stored.state, change);
-      const driver = this.driverFor(stored.config);
-      const live = this.liveDisksOf(stored);
-      const liveIndex = live.findIndex((disk) => disk.target === target);
-      const configDisks = withTargets(stored.config.disks);
-      const configIndex = configDisks.findIndex((disk) => disk.target === target);
-      const notCdrom = (disk: LiveDisk | undefined) => !disk || disk.device !== 'cdrom';
-      if (scope.live && notCdrom(live[liveIndex])) throw new VirtError('INVALID_ARG', `running domain ${stored.config.name} has no cdrom drive ${target}`);
-      if (scope.config && notCdrom(configDisks[configIndex])) throw new VirtError('INVALID_ARG', `domain ${stored.config.name} has no cdrom drive ${target} in its definition`);
-      if (scope.config && !change.source) throw new VirtError('OPERATION_UNSUPPORTED', 'a definition cannot hold an empty cdrom drive: eject live, or detach the drive');
-      let nextLive: LiveDisk[] | undefined;
-      if (scope.live) {
-        const disks = this.hotplug(driver);
-        const current = live[liveIndex]!;
-        const media = change.source ? await resolveDisk({ ...current, source: change.source }, this.options.volumes) : undefined;
-        const path = media && 'path' in media.source ? media.source.path : undefined;
-        await this.driverCall(driver, 'changeMedia', stored, () => disks.changeMedia(stored, target, path ? { path, format: media?.format ?? 'raw' } : undefined));
-        const { source: _old, ...empty } = current;
-        nextLive = live.map((disk, index) => (index === liveIndex ? (change.source ? { ...empty, source: change.source } : empty) : disk));
-      }
-      const config = scope.config ? { ...stored.config, disks: configDisks.map((disk, index) => (index === configIndex ? { ...disk, source: change.source! } : disk)) } : stored.config;
-      return this.saveDevices(uuid, config, nextLive, scope.config);
-    });
-  }
-
-  private liveDisksOf(stored: StoredDomain): LiveDisk[] {
-    return stored.liveDisks ?? withTargets(stored.config.disks);
-  }
-
-  private hotplug(driver: HypervisorDriver): DiskCapability {
-    if (!driver.disks) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver cannot change disks of a running domain`);
-    return driver.disks;
   }
 
   /** Persists a device change: the definition (with a DEFINED/UPDATED event) and/or the running domain's disks. */
@@ -485,11 +413,8 @@ export class DomainManager {
    * returned state is applied in order, so every transition produces its lifecycle events.
    */
   async job<T>(id: string, operation: string, work: (record: DomainRecord, driver: HypervisorDriver) => Promise<DomainJobOutcome<T>>): Promise<T> {
-    const uuid = this.resolve(id).config.uuid;
-    return this.locks.run(uuid, async () => {
-      await this.requireRecorded(uuid);
-      const stored = this.resolve(uuid);
-      const driver = this.driverFor(stored.config);
+    return this.inJob(id, async (stored, driver) => {
+      const uuid = stored.config.uuid;
       const record = await this.resolvedRecord(stored);
       const outcome = await this.driverCall(driver, operation, stored, () => work(record, driver));
       // the work is done (a reverted or saved guest): every state is applied even when a write fails, which marks it pending
@@ -508,13 +433,16 @@ export class DomainManager {
     });
   }
 
-  /** Lets another part of the agent take over a plain start (a managed save image resumes instead of booting). */
-  setStartOverride(override: StartOverride): void {
-    this.startOverride = override;
+  /** Resumes a domain from its managed save image, which is then removed (it is consumed like libvirt's). */
+  private async startFromManagedSave(saveRestore: SaveRestoreCapability, record: DomainRecord, paused: boolean): Promise<RunState> {
+    const run = await saveRestore.restore(record, this.managedSaves.path(record.config.uuid), { paused });
+    await this.managedSaves.remove(record.config.uuid);
+    this.options.logger.info({ domain: record.config.name }, 'started from the managed save image');
+    return run;
   }
 
   /** One driver call in a driver span; errors are counted. */
-  private async driverCall<T>(driver: HypervisorDriver, operation: string, stored: StoredDomain, fn: () => Promise<T>): Promise<T> {
+  private async driverCall<T>(driver: HypervisorDriver, operation: string, stored: DomainRecord, fn: () => Promise<T>): Promise<T> {
     try {
       return await withSpan(`driver.${driver.name} ${operation}`, { 'virtbus.driver': driver.name, 'virtbus.domain.uuid': stored.config.uuid }, fn);
     } catch (error) {
@@ -533,78 +461,6 @@ export class DomainManager {
       vcpus: stored.config.vcpus,
       memoryMiB: stored.config.memory,
     }));
-  }
-
-  /** The driver's stats of an active domain, not under the job lock; joins a call still outstanding. */
-  driverStats(id: string, deadlineMs = STATS_DEADLINE_MS): Promise<DomainStats> {
-    const stored = this.resolve(id);
-    const uuid = stored.config.uuid;
-    let call = this.statsCalls.get(uuid);
-    if (!call) {
-      const driver = this.driverFor(stored.config);
-      const stats = driver.stats;
-      if (!stats) return Promise.reject(new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no stats`));
-      call = this.driverCall(driver, 'stats', stored, () => stats.domainStats(stored, { deadlineMs }))
-        .then((result) => {
-          this.lastStats.set(uuid, result);
-          return result;
-        })
-        .finally(() => this.statsCalls.delete(uuid));
-      call.catch(() => undefined);
-      this.statsCalls.set(uuid, call);
-    }
-    return call;
-  }
-
-  /**
-   * Stats of every domain at once (virConnectGetAllDomainStats): all asked in parallel, none waited for longer than
-   * deadlineMs; a late one is reported with its last good values (or just its state) and `timedOut: true`.
-   */
-  async statsAll(deadlineMs = this.options.statsDeadlineMs ?? STATS_DEADLINE_MS): Promise<DomainStats[]> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(() => resolve(TIMED_OUT), deadlineMs)));
-    try {
-      const domains = [...this.domains.values()];
-      return await Promise.all(
-        domains.map(async (stored): Promise<DomainStats> => {
-          const base = {
-            uuid: stored.config.uuid,
-            name: stored.config.name,
-            state: stored.state,
-            reason: stored.reason,
-            collectedAt: new Date().toISOString(),
-          };
-          if (!isActive(stored.state)) {
-            this.lastStats.delete(stored.config.uuid);
-            return base;
-          }
-          try {
-            const result = await Promise.race([this.driverStats(stored.config.uuid, deadlineMs + 500), deadline]);
-            if (result !== TIMED_OUT) return result;
-            const last = this.lastStats.get(stored.config.uuid);
-            return { ...(last ?? base), state: stored.state, reason: stored.reason, timedOut: true };
-          } catch (error) {
-            if (VirtError.is(error, 'OPERATION_TIMEOUT')) {
-              const last = this.lastStats.get(stored.config.uuid);
-              return { ...(last ?? base), state: stored.state, reason: stored.reason, timedOut: true };
-            }
-            return base;
-          }
-        }),
-      );
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async stats(id: string): Promise<DomainStats> {
-    const stored = this.resolve(id);
-    const driver = this.driverFor(stored.config);
-    if (!isActive(stored.state)) {
-      return { uuid: stored.config.uuid, name: stored.config.name, state: stored.state, reason: stored.reason, collectedAt: new Date().toISOString() };
-    }
-    if (!driver.stats) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no stats`);
-    return this.driverStats(stored.config.uuid, this.options.statsDeadlineMs ?? STATS_DEADLINE_MS);
   }
 
   async exec(id: string, request: ExecRequest): Promise<ExecResult> {
@@ -693,7 +549,7 @@ export class DomainManager {
       (next.state !== stored.state && changes.length === 0) ||
       next.id !== stored.id ||
       JSON.stringify(next.runtime) !== JSON.stringify(stored.runtime) ||
-      JSON.stringify(this.liveDisksOf(next)) !== JSON.stringify(this.liveDisksOf(stored));
+      JSON.stringify(liveDisksOf(next)) !== JSON.stringify(liveDisksOf(stored));
     // Both writes start now, in the order of the memory change: the events take their seqs here, so a concurrent apply
     // (a driver-observed exit racing a destroy) can never number its events before this one's.
     const writes: Promise<void>[] = fileChanged ? [this.persist(next)] : [];
@@ -858,7 +714,7 @@ export class DomainManager {
       config: stored.config,
       stateChangedAt: stored.stateChangedAt,
       ...(isActive(stored.state) && stored.id !== undefined ? { id: stored.id } : {}),
-      ...(isActive(stored.state) ? { liveDisks: this.liveDisksOf(stored) } : {}),
+      ...(isActive(stored.state) ? { liveDisks: liveDisksOf(stored) } : {}),
       ...(this.pendingWrites.has(stored.config.uuid) ? { persistPending: true as const } : {}),
     };
   }

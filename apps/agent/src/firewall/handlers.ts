@@ -1,4 +1,4 @@
-import { pageByName, pageFields } from '../paging.js';
+import { namedListPage } from '../paging.js';
 import type { OperationHandlers } from '../service.js';
 import type { FirewallManager } from './manager.js';
 
@@ -7,10 +7,7 @@ type FirewallOperationName = Extract<keyof OperationHandlers, `firewall.${string
 /** What each firewall contract operation does on this agent. */
 export function createFirewallHandlers(firewall: FirewallManager): Pick<OperationHandlers, FirewallOperationName> {
   return {
-    'firewall.ruleset.list': async (query, context) => {
-      const page = pageByName(firewall.list(), query, context);
-      return { ruleSets: page.items, ...pageFields(page) };
-    },
+    'firewall.ruleset.list': async (query, context) => namedListPage('ruleSets', firewall.list(), query, context),
     'firewall.ruleset.get': async ({ name }) => firewall.get(name),
     'firewall.ruleset.define': (post) => firewall.define(post),
     'firewall.ruleset.update': ({ name, ruleSet }) => firewall.update(name, ruleSet),

@@ -10,6 +10,7 @@ import {
   PeerMigrationVerbs,
   Subjects,
   VirtError,
+  parseJsonOr,
   compileValidator,
   type AsyncOperation,
   type LifecycleEvent,
@@ -330,12 +331,7 @@ export class MigrationManager {
   }
 
   private async answer(verb: PeerMigrationVerb, data: Uint8Array): Promise<unknown> {
-    let body: unknown;
-    try {
-      body = JSON.parse(new TextDecoder().decode(data));
-    } catch (error) {
-      throw new VirtError('INVALID_ARG', `the ${verb} request is not valid JSON`, { cause: error });
-    }
+    const body = parseJsonOr(new TextDecoder().decode(data), 'INVALID_ARG', `the ${verb} request is not valid JSON`);
     switch (verb) {
       case PeerMigrationVerbs.check: {
         const prepare = validPrepare.parse(body);

@@ -2,7 +2,7 @@ import { runningTapNics, tapName, type HypervisorDriver } from '@virtbus/drivers
 import { isActive, VirtError, type DomainInterface } from '@virtbus/api-contract';
 import { stableMac } from '../domains/defaults.js';
 import type { DomainManager } from '../domains/manager.js';
-import { pageByName, pageFields } from '../paging.js';
+import { namedListPage } from '../paging.js';
 import type { OperationHandlers } from '../service.js';
 import type { NetworkManager } from './manager.js';
 
@@ -16,10 +16,7 @@ function nicCapability(driver: HypervisorDriver) {
 /** What each network contract operation does on this agent. */
 export function createNetworkHandlers(networks: NetworkManager, domains: DomainManager): Pick<OperationHandlers, NetworkOperationName> {
   return {
-    'network.list': async (query, context) => {
-      const page = pageByName(networks.list(), query, context);
-      return { networks: page.items, ...pageFields(page) };
-    },
+    'network.list': async (query, context) => namedListPage('networks', networks.list(), query, context),
     'network.get': async ({ network }) => networks.get(network),
     'network.define': (post) => networks.define(post),
     'network.update': ({ network, config }) => networks.update(network, config),

@@ -1,5 +1,4 @@
-import { mkdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
 import {
   isActive,
   VirtError,
@@ -16,11 +15,11 @@ import {
 import { readSaveHeader, volumePathIn, type DomainRecord, type HypervisorDriver, type RunState, type SaveRestoreCapability, type SnapshotCapability } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 import type { DomainManager } from '../domains/manager.js';
+import type { ManagedSaveImages } from '../domains/managed-save.js';
 import type { EventPublisher } from '../events/publisher.js';
 import type { StorageManager } from '../storage/manager.js';
 import { SnapshotStore } from './store.js';
 import { added, defaultName, descendants, find, removed, treeOrder, viewOf, withDisks } from './tree.js';
-import { StateDir } from '../state-dir.js';
 
 export interface SnapshotServiceOptions {
   stateDir: string;
@@ -46,17 +45,19 @@ function saveRestoreOf(driver: HypervisorDriver): SaveRestoreCapability {
  */
 export class SnapshotService {
   private readonly store: SnapshotStore;
-  private readonly managedDir: string;
 
   constructor(private readonly options: SnapshotServiceOptions) {
     this.store = new SnapshotStore(options.stateDir);
-    this.managedDir = StateDir.managedSave(options.stateDir);
+  }
+
+  /** The manager's managed save images: a plain start resumes from one (DomainManager's start). */
+  private get images(): ManagedSaveImages {
+    return this.options.manager.managedSaves;
   }
 
   async init(): Promise<void> {
     await this.store.init();
-    await mkdir(this.managedDir, { recursive: true, mode: 0o700 });
-    this.options.manager.setStartOverride((stored, driver, paused) => this.startFromManagedSave(stored, driver, paused));
+    await this.images.init();
   }
 
   async list(id: string): Promise<DomainSnapshotList> {
@@ -101,7 +102,7 @@ export class SnapshotService {
       const reverted = await snapshotsOf(driver).revertSnapshot(stored, snapshot, { all: treeOrder(set) });
       await this.store.save(uuid, withDisks({ ...set, current: name }, reverted.updated));
       // the saved memory belongs to a state that no longer exists
-      await rm(this.managedPath(uuid), { force: true });
+      await this.images.remove(uuid);
       await this.options.events.emitSnapshot({ uuid, name: stored.config.name }, name, 'REVERTED');
       return { result: uuid, ...(reverted.config ? { config: reverted.config } : {}), states: [...(reverted.through ?? []), reverted.run] };
     });
@@ -161,29 +162,21 @@ export class SnapshotService {
 
   async managedSave(id: string): Promise<Domain> {
     const uuid = await this.options.manager.job(id, 'managed-save', async (stored, driver) => {
-      const path = this.managedPath(stored.config.uuid);
-      await rm(path, { force: true });
-      const run = await saveRestoreOf(driver).save(stored, path);
+      await this.images.remove(stored.config.uuid);
+      const run = await saveRestoreOf(driver).save(stored, this.images.path(stored.config.uuid));
       return { result: stored.config.uuid, states: [run] };
     });
     return this.options.manager.get(uuid);
   }
 
   async managedSaveInfo(id: string): Promise<ManagedSaveInfo> {
-    const uuid = this.options.manager.get(id).uuid;
-    try {
-      const info = await stat(this.managedPath(uuid));
-      return { domain: uuid, present: true, sizeBytes: info.size, createdAt: info.mtime.toISOString() };
-    } catch {
-      return { domain: uuid, present: false };
-    }
+    return this.images.info(this.options.manager.get(id).uuid);
   }
 
   async managedSaveRemove(id: string): Promise<ManagedSaveInfo> {
     return this.options.manager.job(id, 'managed-save-remove', async (stored) => {
-      const path = this.managedPath(stored.config.uuid);
-      if (!(await exists(path))) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} has no managed save image`);
-      await rm(path, { force: true });
+      if (!(await this.images.exists(stored.config.uuid))) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} has no managed save image`);
+      await this.images.remove(stored.config.uuid);
       // a shut-off domain no longer counts as saved once its image is gone
       const states: RunState[] = stored.state === 'shutoff' && stored.reason === 'saved' ? [{ state: 'shutoff', reason: 'unknown' }] : [];
       return { result: { domain: stored.config.uuid, present: false }, states };
@@ -193,21 +186,7 @@ export class SnapshotService {
   /** Metadata of a domain being undefined goes with it. */
   async forget(uuid: string): Promise<void> {
     await this.store.remove(uuid);
-    await rm(this.managedPath(uuid), { force: true });
-  }
-
-  /** A plain start of a domain with a managed save image resumes from it, then removes it (libvirt's rule). */
-  private async startFromManagedSave(stored: DomainRecord, driver: HypervisorDriver, paused: boolean): Promise<RunState | undefined> {
-    const path = this.managedPath(stored.config.uuid);
-    if (!driver.saveRestore || !(await exists(path))) return undefined;
-    const run = await driver.saveRestore.restore(stored, path, { paused });
-    await rm(path, { force: true });
-    this.options.logger.info({ domain: stored.config.name }, 'started from the managed save image');
-    return run;
-  }
-
-  private managedPath(uuid: string): string {
-    return join(this.managedDir, `${uuid.toLowerCase()}.save`);
+    await this.images.remove(uuid);
   }
 
   private async poolFile(poolName: string, volume: string): Promise<string> {

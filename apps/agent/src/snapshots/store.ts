@@ -1,19 +1,13 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { writeJsonAtomic } from '@virtbus/drivers';
 import type { SnapshotSet } from './tree.js';
+import { PerDomainFiles } from '../domains/per-domain-files.js';
 import { StateDir } from '../state-dir.js';
 
 /** Snapshot metadata, one JSON file per domain under <state-dir>/snapshots, written atomically. */
-export class SnapshotStore {
-  private readonly dir: string;
-
+export class SnapshotStore extends PerDomainFiles {
   constructor(stateDir: string) {
-    this.dir = StateDir.snapshots(stateDir);
-  }
-
-  async init(): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    super(StateDir.snapshots(stateDir), '.json');
   }
 
   async load(uuid: string): Promise<SnapshotSet> {
@@ -28,13 +22,5 @@ export class SnapshotStore {
   async save(uuid: string, set: SnapshotSet): Promise<void> {
     if (set.snapshots.length === 0) return this.remove(uuid);
     await writeJsonAtomic(this.path(uuid), set);
-  }
-
-  async remove(uuid: string): Promise<void> {
-    await rm(this.path(uuid), { force: true });
-  }
-
-  private path(uuid: string): string {
-    return join(this.dir, `${uuid.toLowerCase()}.json`);
   }
 }

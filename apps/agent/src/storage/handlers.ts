@@ -1,4 +1,4 @@
-import { pageByName, pageFields, pageOf } from '../paging.js';
+import { namedListPage, pageFields, pageOf } from '../paging.js';
 import type { OperationHandlers } from '../service.js';
 import type { StorageManager } from './manager.js';
 
@@ -7,19 +7,13 @@ type StorageOperationName = Extract<keyof OperationHandlers, `pool.${string}` | 
 /** What each storage contract operation does on this agent. */
 export function createStorageHandlers(storage: StorageManager): Pick<OperationHandlers, StorageOperationName> {
   return {
-    'pool.list': async (query, context) => {
-      const page = pageByName(await storage.list(), query, context);
-      return { pools: page.items, ...pageFields(page) };
-    },
+    'pool.list': async (query, context) => namedListPage('pools', await storage.list(), query, context),
     'pool.get': ({ pool }) => storage.get(pool),
     'pool.define': (post) => storage.define(post),
     'pool.update': ({ pool, config }) => storage.update(pool, config),
     'pool.undefine': ({ pool }) => storage.undefine(pool),
     'pool.state': ({ pool, change }) => storage.changeState(pool, change),
-    'volume.list': async (query, context) => {
-      const page = pageByName(await storage.listVolumes(query.pool), query, context);
-      return { volumes: page.items, ...pageFields(page) };
-    },
+    'volume.list': async (query, context) => namedListPage('volumes', await storage.listVolumes(query.pool), query, context),
     'volume.get': ({ pool, volume }) => storage.getVolume(pool, volume),
     'volume.create': ({ pool, volume }) => storage.createVolume(pool, volume),
     'volume.delete': ({ pool, volume }) => storage.deleteVolume(pool, volume),

@@ -162,20 +162,16 @@ export class StorageManager {
           await this.emit(pool, 'CREATED');
           break;
         case 'start':
-          mustBe(false);
-          await backend.start(pool);
-          pool.active = true;
+        case 'stop': {
+          const starting = change.action === 'start';
+          mustBe(!starting);
+          if (!starting) this.assertIdle(name);
+          await (starting ? backend.start(pool) : backend.stop(pool));
+          pool.active = starting;
           await this.store.save(pool);
-          await this.emit(pool, 'STARTED');
+          await this.emit(pool, starting ? 'STARTED' : 'STOPPED');
           break;
-        case 'stop':
-          mustBe(true);
-          this.assertIdle(name);
-          await backend.stop(pool);
-          pool.active = false;
-          await this.store.save(pool);
-          await this.emit(pool, 'STOPPED');
-          break;
+        }
         case 'refresh':
           mustBe(true);
           break;

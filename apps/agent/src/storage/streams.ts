@@ -4,7 +4,7 @@ import { StreamActions, StreamHeaders, Subjects, VirtError, type StreamSession }
 import { errorEnvelope, resultEnvelope } from '@virtbus/client';
 import type { ReadSource, WriteTarget } from '@virtbus/drivers';
 import type { Logger } from 'pino';
-import type { OperationManager } from './operations.js';
+import type { OperationHandle, OperationManager } from './operations.js';
 
 /** Largest chunk of either direction: past ~1 MiB the round trips no longer dominate. */
 const MAX_CHUNK_BYTES = 1024 * 1024;
@@ -60,33 +60,16 @@ export class ContentStreams {
     /** Bytes accepted (offset checked, hashed, write started) and bytes on disk. */
     let received = 0;
     let written = 0;
-    let ended = false;
     let failed: unknown;
     /** Writes in flight; they never reject (a failed write ends the session itself). */
     const writes = new Set<Promise<void>>();
-    const sub = this.nc.subscribe(subject);
-    const end = async (failure?: unknown) => {
-      if (ended) return;
-      ended = true;
+    const { sub, end, fail, touch, ended } = this.open('upload', subject, op, async (failure) => {
       failed = failure;
-      clearTimeout(idle);
-      sub.unsubscribe();
-      this.sessions.delete(end);
-      if (failure !== undefined) {
-        await Promise.allSettled(writes);
-        await target.abort();
-        op.fail(failure);
-      }
-    };
-    const fail = async (msg: Msg, error: unknown) => {
-      this.logger.warn({ err: error, subject: msg.subject }, 'stream session failed');
-      // The session is closed and the operation failed before the caller hears about it.
-      await end(error);
-      msg.respond(errorReply(error), { headers: errorHeaders() });
-    };
-    let idle = setTimeout(() => void end(new VirtError('OPERATION_TIMEOUT', 'upload session idle')), IDLE_TIMEOUT_MS);
-    op.signal.addEventListener('abort', () => void end(new VirtError('OPERATION_FAILED', 'upload cancelled')), { once: true });
-    this.sessions.add(end);
+      if (failure === undefined) return;
+      await Promise.allSettled(writes);
+      await target.abort();
+      op.fail(failure);
+    });
 
     const writeChunk = async (data: Uint8Array, offset: number) => {
       let done = 0;
@@ -98,9 +81,8 @@ export class ContentStreams {
 
     void (async () => {
       for await (const msg of sub) {
-        if (ended) break;
-        clearTimeout(idle);
-        idle = setTimeout(() => void end(new VirtError('OPERATION_TIMEOUT', 'upload session idle')), IDLE_TIMEOUT_MS);
+        if (ended()) break;
+        touch();
         const action = msg.headers?.get(StreamHeaders.Action) || StreamActions.Chunk;
         try {
           if (action === StreamActions.Abort) {
@@ -110,7 +92,7 @@ export class ContentStreams {
           }
           if (action === StreamActions.Commit) {
             await Promise.all(writes);
-            if (ended) throw new VirtError('OPERATION_FAILED', 'upload ended before the commit', { cause: failed });
+            if (ended()) throw new VirtError('OPERATION_FAILED', 'upload ended before the commit', { cause: failed });
             if (expectedBytes !== undefined && received !== expectedBytes) {
               throw new VirtError('INVALID_ARG', `upload ended after ${received} of ${expectedBytes} bytes`);
             }
@@ -134,7 +116,7 @@ export class ContentStreams {
               () => {
                 written += msg.data.length;
                 op.progress(written, Math.max(received, expectedBytes ?? target.maxBytes ?? 0));
-                if (ended) msg.respond(errorReply(failed ?? new VirtError('OPERATION_FAILED', 'upload ended')), { headers: errorHeaders() });
+                if (ended()) msg.respond(errorReply(failed ?? new VirtError('OPERATION_FAILED', 'upload ended')), { headers: errorHeaders() });
                 else msg.respond(resultEnvelope({ received: acknowledged }));
               },
               (error: unknown) => fail(msg, error),
@@ -160,7 +142,6 @@ export class ContentStreams {
     /** Next offset a pull must ask for, and bytes answered so far. */
     let next = 0;
     let sent = 0;
-    let ended = false;
     /** Reads in flight (settled, never rejecting), and reads started ahead of their pull by offset. */
     const reads = new Set<Promise<void>>();
     const prefetched = new Map<number, Promise<Uint8Array>>();
@@ -177,25 +158,11 @@ export class ContentStreams {
     const inOrder = (reply: () => Promise<void>) => {
       replies = replies.then(reply).catch((error: unknown) => this.logger.warn({ err: error, subject }, 'download reply failed'));
     };
-    const sub = this.nc.subscribe(subject);
-    const end = async (failure?: unknown) => {
-      if (ended) return;
-      ended = true;
-      clearTimeout(idle);
-      sub.unsubscribe();
-      this.sessions.delete(end);
+    const { sub, end, fail, touch, ended } = this.open('download', subject, op, async (failure) => {
       await Promise.allSettled(reads);
       await source.handle.close().catch(() => undefined);
       if (failure !== undefined) op.fail(failure);
-    };
-    const fail = async (msg: Msg, error: unknown) => {
-      this.logger.warn({ err: error, subject: msg.subject }, 'stream session failed');
-      await end(error);
-      msg.respond(errorReply(error), { headers: errorHeaders() });
-    };
-    let idle = setTimeout(() => void end(new VirtError('OPERATION_TIMEOUT', 'download session idle')), IDLE_TIMEOUT_MS);
-    op.signal.addEventListener('abort', () => void end(new VirtError('OPERATION_FAILED', 'download cancelled')), { once: true });
-    this.sessions.add(end);
+    });
 
     const readChunk = async (offset: number, length: number): Promise<Uint8Array> => {
       // A fresh buffer per chunk: nats.js keeps a reference to a reply's bytes until it flushes them.
@@ -216,9 +183,8 @@ export class ContentStreams {
 
     void (async () => {
       for await (const msg of sub) {
-        if (ended) break;
-        clearTimeout(idle);
-        idle = setTimeout(() => void end(new VirtError('OPERATION_TIMEOUT', 'download session idle')), IDLE_TIMEOUT_MS);
+        if (ended()) break;
+        touch();
         if (msg.headers?.get(StreamHeaders.Action) === StreamActions.Abort) {
           inOrder(async () => {
             await end(new VirtError('OPERATION_FAILED', 'download aborted by the client'));
@@ -236,7 +202,7 @@ export class ContentStreams {
         if (length <= 0) {
           next = Number.NaN;
           inOrder(async () => {
-            if (ended) return;
+            if (ended()) return;
             const sha256 = hash.digest('hex');
             const headers = chunkHeaders(StreamActions.Commit);
             headers.set(StreamHeaders.Sha256, sha256);
@@ -259,7 +225,7 @@ export class ContentStreams {
         }
         track(read);
         inOrder(async () => {
-          if (ended) return;
+          if (ended()) return;
           let chunk: Uint8Array;
           try {
             chunk = await read;
@@ -267,7 +233,7 @@ export class ContentStreams {
             await fail(msg, error);
             return;
           }
-          if (ended) return;
+          if (ended()) return;
           hash.update(chunk);
           sent += chunk.length;
           op.progress(sent);
@@ -277,6 +243,39 @@ export class ContentStreams {
       }
     })();
     return { session, subject, chunkBytes, sizeBytes: source.sizeBytes, operation: op.snapshot() };
+  }
+
+  /**
+   * What both directions share: the session's subscription, its end (once; `release` frees its side and fails the
+   * operation on a failure), a failure answered on the request that met it, the idle timer and the operation's cancel.
+   */
+  private open(direction: 'upload' | 'download', subject: string, op: OperationHandle, release: (failure?: unknown) => Promise<void>) {
+    const sub = this.nc.subscribe(subject);
+    let ended = false;
+    let idle: NodeJS.Timeout | undefined;
+    const end = async (failure?: unknown) => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(idle);
+      sub.unsubscribe();
+      this.sessions.delete(end);
+      await release(failure);
+    };
+    const fail = async (msg: Msg, error: unknown) => {
+      this.logger.warn({ err: error, subject: msg.subject }, 'stream session failed');
+      // The session is closed and the operation failed before the caller hears about it.
+      await end(error);
+      msg.respond(errorReply(error), { headers: errorHeaders() });
+    };
+    /** A request arrived: the idle timer starts again. */
+    const touch = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => void end(new VirtError('OPERATION_TIMEOUT', `${direction} session idle`)), IDLE_TIMEOUT_MS);
+    };
+    touch();
+    op.signal.addEventListener('abort', () => void end(new VirtError('OPERATION_FAILED', `${direction} cancelled`)), { once: true });
+    this.sessions.add(end);
+    return { sub, end, fail, touch, ended: () => ended };
   }
 
   async closeAll(): Promise<void> {

@@ -64,6 +64,16 @@ function event(domain: Domain, seq: number, type: LifecycleEvent['type'], state:
   } as LifecycleEvent;
 }
 
+/** An index synced over one node `n1` with one domain `web`. */
+async function oneWebDomain(): Promise<{ nodes: Nodes; web: Domain; index: FleetIndex }> {
+  const nodes = new Nodes();
+  const web = nodes.add('n1', 'web');
+  const index = new FleetIndex(nodes);
+  index.setNode('n1', 'g1');
+  await index.whenSynced(5000);
+  return { nodes, web, index };
+}
+
 function allPages(index: FleetIndex, query: FleetDomainListRequest = {}, visible: (node: string) => boolean = everyone): FleetDomain[] {
   const seen: FleetDomain[] = [];
   let token: string | undefined;
@@ -143,11 +153,7 @@ describe('FleetIndex', () => {
   });
 
   it('applies lifecycle events, drops repeats and learns the driver of a new domain', async () => {
-    const nodes = new Nodes();
-    const web = nodes.add('n1', 'web');
-    const index = new FleetIndex(nodes);
-    index.setNode('n1', 'g1');
-    await index.whenSynced(5000);
+    const { nodes, web, index } = await oneWebDomain();
 
     index.applyEvent(event(web, 10, 'STARTED', 'running'));
     expect(allPages(index)[0]).toMatchObject({ name: 'web', state: 'running' });
@@ -166,11 +172,7 @@ describe('FleetIndex', () => {
   });
 
   it('lists a node again on a sequence gap, a new agent generation or a resync, and drops a node that left', async () => {
-    const nodes = new Nodes();
-    const web = nodes.add('n1', 'web');
-    const index = new FleetIndex(nodes);
-    index.setNode('n1', 'g1');
-    await index.whenSynced(5000);
+    const { nodes, web, index } = await oneWebDomain();
     index.applyEvent(event(web, 1, 'STARTED', 'running'));
 
     // the index misses seq 2 (a domain defined behind its back); seq 3 reveals the gap

@@ -1,6 +1,6 @@
-import { accessSync, constants, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isActive, VirtError, type DomainConfig, type DomainStats, type DriverInfo, type ExecRequest, type ExecResult } from '@virtbus/api-contract';
 import type {
@@ -15,6 +15,7 @@ import type {
   StatsCapability,
 } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
+import { findExecutable } from '../util/executables.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { detectCgroupVersion, parseNetDev, processCgroupDirectories, pruneLxcPivots, readCgroupStats, type CgroupVersion } from './cgroups.js';
 import { LxcConsole } from './lxc-console.js';
@@ -58,17 +59,7 @@ interface Watch {
 }
 
 function findTool(name: string, binDir?: string): string | undefined {
-  const dirs = binDir ? [binDir] : [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/bin', '/sbin'];
-  for (const dir of dirs) {
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+  return binDir ? findExecutable(name, [binDir]) : findExecutable(name);
 }
 
 function asRuntime(runtime: DomainRuntime | undefined): LxcRuntime | undefined {

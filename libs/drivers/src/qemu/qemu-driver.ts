@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { isActive, VirtError, type DomainConfig, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
 import type {
@@ -21,6 +21,7 @@ import type {
   WaitOptions,
 } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
+import { findExecutable } from '../util/executables.js';
 import { inNetns } from '../util/netns.js';
 import { attachTaps, hotplugTapNic, planTapNics, qemuNicIds, runningTapNics, tapStats, unplugNic, type TapNic } from './nics.js';
 import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
@@ -56,19 +57,6 @@ export interface ShutdownOptions extends WaitOptions {
 const claimsProcess = (state: DomainState) => isActive(state) || state === 'crashed';
 const MAX_UNIX_SOCKET_PATH = 107;
 const execFileAsync = promisify(execFile);
-
-function findOnPath(name: string): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin']) {
-    if (!dir) continue;
-    try {
-      accessSync(join(dir, name), fsConstants.X_OK);
-      return join(dir, name);
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 /** QMP failures in driver terms: no answer → OPERATION_TIMEOUT, anything else → OPERATION_FAILED. */
 function qmpFailure(error: unknown, what: string): VirtError {
@@ -717,7 +705,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   }
 
   private binary(): string | undefined {
-    return this.options.binary ?? findOnPath('qemu-system-x86_64');
+    return this.options.binary ?? findExecutable('qemu-system-x86_64');
   }
 
   private commandTimeoutMs(): number {

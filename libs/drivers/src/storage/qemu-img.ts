@@ -1,4 +1,4 @@
-import { VirtError, type VolumeFormat } from '@virtbus/api-contract';
+import { parseJsonOr, VirtError, type VolumeFormat } from '@virtbus/api-contract';
 import { runTool, type RunOptions } from './run.js';
 
 export interface ImageInfo {
@@ -19,12 +19,7 @@ const num = (value: unknown) => (typeof value === 'number' && Number.isFinite(va
 
 /** Parses `qemu-img info --output=json [--backing-chain]`: one object, or the chain as an array (the image first). */
 export function parseQemuImgInfo(json: string): ImageInfo {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json);
-  } catch (error) {
-    throw new VirtError('OPERATION_FAILED', 'qemu-img info printed something that is not JSON', { cause: error });
-  }
+  const parsed = parseJsonOr(json, 'OPERATION_FAILED', 'qemu-img info printed something that is not JSON');
   const chain = (Array.isArray(parsed) ? parsed : [parsed]) as QemuImgEntry[];
   const [top, ...backing] = chain;
   if (!top || typeof top !== 'object' || typeof top.format !== 'string') throw new VirtError('OPERATION_FAILED', 'qemu-img info gave no format');

@@ -17,6 +17,12 @@ const config: DomainConfig = testDomainConfig({
 });
 const record = (state: RunState): DomainRecord => ({ config, state: state.state, reason: state.reason });
 
+/** A driver context on a fresh state dir that records nothing. */
+async function quietContext() {
+  const stateDir = await mkdtemp(join(tmpdir(), 'virtbus-test-driver-'));
+  return { stateDir, context: { node: 'n', stateDir, logger: pino({ level: 'silent' }), observedState: () => undefined, saveRuntime: async () => undefined } };
+}
+
 describe('TestDriver', () => {
   it("follows libvirt's state machine and refuses impossible transitions", async () => {
     const driver = new TestDriver();
@@ -56,8 +62,7 @@ describe('TestDriver', () => {
   });
 
   it('a restarted driver finds its guests as they really are, whatever the agent recorded', async () => {
-    const stateDir = await mkdtemp(join(tmpdir(), 'virtbus-test-driver-'));
-    const context = { node: 'n', stateDir, logger: pino({ level: 'silent' }), observedState: () => undefined, saveRuntime: async () => undefined };
+    const { stateDir, context } = await quietContext();
     try {
       const first = new TestDriver();
       await first.init(context);
@@ -80,8 +85,7 @@ describe('TestDriver', () => {
   });
 
   it('takes guests of a state dir from before the marks as recorded', async () => {
-    const stateDir = await mkdtemp(join(tmpdir(), 'virtbus-test-driver-'));
-    const context = { node: 'n', stateDir, logger: pino({ level: 'silent' }), observedState: () => undefined, saveRuntime: async () => undefined };
+    const { stateDir, context } = await quietContext();
     try {
       const driver = new TestDriver();
       await driver.init(context);

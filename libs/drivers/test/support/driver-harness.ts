@@ -24,7 +24,7 @@ export interface Observation {
 }
 
 /** A real DriverContext: temp state dir, a quiet logger, observations recorded and applied like the agent does. */
-export function makeDriverContext(stateDir: string, domains: Map<string, TestDomain>, observed: Observation[]): DriverContext {
+export function makeDriverContext<D extends TestDomain>(stateDir: string, domains: Map<string, D>, observed: Observation[]): DriverContext {
   return {
     node: 'test-node',
     stateDir,
@@ -38,14 +38,6 @@ export function makeDriverContext(stateDir: string, domains: Map<string, TestDom
       if (domain) domain.runtime = runtime ?? undefined;
     },
   };
-}
-
-export async function waitFor(what: string, predicate: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** Collects a console session's history plus live output. */
