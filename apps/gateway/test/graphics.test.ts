@@ -1,10 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inflateSync } from 'node:zlib';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Subjects, type Domain, type GraphicsEvent } from '@virtbus/api-contract';
-import { type AgentProcess, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { type AgentProcess, builtBundle, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startGateway, type RunningGateway } from '../src/index.js';
@@ -230,6 +232,14 @@ describe.skipIf(!QEMU)('graphical console: QEMU VNC on a unix socket, relayed ov
     const bad = await json('POST', `/v1/nodes/${NODE}/domains/screen/send-key`, { keys: ['no_such_key'] });
     expect(bad.status, JSON.stringify(bad.body)).toBe(400);
     expect(bad.body!.code).toBe('INVALID_ARG');
+  }, 30_000);
+
+  it('saves a screenshot and presses keys from the CLI', async () => {
+    const file = join(workDir, 'cli-shot.png');
+    const run = (...args: string[]) => promisify(execFile)(process.execPath, [builtBundle('virtbus'), '--url', gateway.url, '--node', NODE, ...args]);
+    expect((await run('screenshot', 'screen', file)).stdout).toContain(file);
+    expect(decodePng(await readFile(file)).width).toBeGreaterThan(0);
+    expect((await run('send-key', 'screen', 'shift', 'a', '--holdtime', '50')).stdout).toContain('shift a');
   }, 30_000);
 
   it('answers OPERATION_UNSUPPORTED for a domain without graphics and for the test driver', async () => {
