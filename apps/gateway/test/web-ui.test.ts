@@ -6,6 +6,7 @@ import { createToken } from '@virtbus/security';
 import { type AgentProcess, DIST_DIR, hasBinaryOrSkip, type NatsServerHandle, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -14,6 +15,7 @@ const NODE = 'webnode';
 /** Screenshots of each page, for people to look at. */
 const OUTPUT_DIR = join(REPO_ROOT, 'test-results', 'web-ui');
 const admin = createToken({ name: 'ui-admin', role: 'admin' });
+const reader = createToken({ name: 'ui-reader', role: 'read-only' });
 
 let nats: NatsServerHandle;
 let gateway: RunningGateway;
@@ -42,7 +44,7 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     workDir = await mkdtemp('/tmp/vbw-');
     nc = await connect({ servers: nats.url });
     agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
-    gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500, uiDir: join(DIST_DIR, 'web'), security: { tokens: [admin.record] } });
+    gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500, uiDir: join(DIST_DIR, 'web'), security: { tokens: [admin.record, reader.record] } });
     expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'mem', driver: 'test' })).status).toBe(201);
     expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'screen', driver: 'qemu', memory: 64, graphics: { type: 'vnc' } })).status).toBe(201);
     // root in a container: chromium's sandbox needs user namespaces it may not get
@@ -134,4 +136,33 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await writeFile(join(OUTPUT_DIR, 'screen-canvas.png'), Buffer.from(last!.png.split(',')[1]!, 'base64'));
     await page.screenshot({ path: join(OUTPUT_DIR, 'screen.png'), fullPage: true });
   }, 120_000);
+
+  it('takes a WebSocket token from its subprotocol (never echoed back) and keeps the screen from a read-only token', async () => {
+    const vnc = `${gateway.url.replace(/^http/, 'ws')}/v1/nodes/${NODE}/domains/screen/vnc`;
+    const opened = (protocols: string[]) =>
+      new Promise<{ protocol?: string; refused?: number }>((resolve) => {
+        const socket = new WebSocket(vnc, protocols);
+        socket.once('open', () => {
+          resolve({ protocol: socket.protocol });
+          socket.close();
+        });
+        socket.once('unexpected-response', (_request, response) => {
+          resolve({ refused: response.statusCode });
+          response.resume();
+          socket.terminate();
+        });
+        socket.once('error', () => undefined);
+      });
+    expect(await opened(['binary', `virtbus.bearer.${admin.token}`])).toEqual({ protocol: 'binary' });
+    // a 401 upgrade is left out: after one the gateway's close did not finish here (reported, not fixed in this branch)
+    expect(await opened(['binary', `virtbus.bearer.${reader.token}`])).toEqual({ refused: 403 });
+    const asReader = (method: string, path: string, body?: unknown) =>
+      fetch(`${gateway.url}/v1/nodes/${NODE}/domains/screen/${path}`, {
+        method,
+        headers: { authorization: `Bearer ${reader.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+    expect((await asReader('GET', 'screenshot')).status).toBe(403);
+    expect((await asReader('POST', 'send-key', { keys: ['a'] })).status).toBe(403);
+  }, 30_000);
 });
