@@ -111,6 +111,11 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
+  // a refused WebSocket upgrade (401, 403, 429…): its socket left the HTTP server's tracking, so nothing closes it but us
+  app.addHook('onResponse', (request, reply, done) => {
+    if (request.headers.upgrade?.toLowerCase() === 'websocket' && reply.statusCode !== 101) request.raw.socket?.destroySoon();
+    done();
+  });
   await app.register(liveStreams);
   await app.register(monitoring, watch);
   await app.register(agentClient, {
