@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inflateSync } from 'node:zlib';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Subjects, type Domain, type GraphicsEvent } from '@virtbus/api-contract';
+import { sseMessages, Subjects, type Domain, type GraphicsEvent, type SseMessage } from '@virtbus/api-contract';
 import { type AgentProcess, builtBundle, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -197,6 +197,18 @@ describe.skipIf(!QEMU)('graphical console: QEMU VNC on a unix socket, relayed ov
     const session = graphicsEvents.find((event) => event.type === 'CONNECTED')!.session;
     await viewer.close();
     await waitFor('the DISCONNECTED graphics event', () => graphicsEvents.some((event) => event.session === session && event.type === 'DISCONNECTED'));
+
+    // and over SSE, from the events stream
+    const abort = new AbortController();
+    const stream = await fetch(`${gateway.url}/v1/events?kind=graphics&since=0`, { signal: abort.signal });
+    const seen: SseMessage[] = [];
+    for await (const message of sseMessages(stream.body!)) {
+      if (message.event) seen.push(message);
+      if (seen.length === 2) break;
+    }
+    abort.abort();
+    expect(seen.map((message) => message.event)).toEqual(['graphics', 'graphics']);
+    expect(seen.map((message) => (JSON.parse(message.data!) as GraphicsEvent).type)).toEqual(['CONNECTED', 'DISCONNECTED']);
   }, 60_000);
 
   it('refuses an exclusive viewer while another watches, unless forced (which closes the other)', async () => {
