@@ -14,6 +14,8 @@ const depConstraints = [
   { sourceTag: 'scope:agent', onlyDependOnLibsWithTags: ['scope:contract', 'scope:client', 'scope:drivers', 'scope:monitoring', 'scope:security', 'scope:testing'] },
   { sourceTag: 'scope:gateway', onlyDependOnLibsWithTags: ['scope:contract', 'scope:client', 'scope:monitoring', 'scope:security', 'scope:testing'] },
   { sourceTag: 'scope:cli', onlyDependOnLibsWithTags: ['scope:contract', 'scope:testing'] },
+  // the web UI is a client of the public HTTP API only: no workspace library, not even the contract
+  { sourceTag: 'scope:web', onlyDependOnLibsWithTags: [] },
   { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['*'] },
 ];
 
@@ -27,7 +29,7 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', URL: 'readonly', console: 'readonly' } },
   },
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     plugins: { '@nx': nx },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],

@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { cp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile, type Plugin } from 'esbuild';
 import ts from 'typescript';
+import { build as viteBuild } from 'vite';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const DIST_DIR = join(REPO_ROOT, 'dist');
@@ -22,6 +23,16 @@ export const Bundles = {
  * starts an ES module entry and its `node:` imports (one facade each) measurably slower than require().
  */
 const CLI_BUNDLE = 'virtbus.cjs';
+
+/** The web UI (apps/web), built by Vite into `web/` beside the gateway bundle, which serves it at /ui. */
+const WEB_ROOT = 'apps/web';
+
+async function buildWeb(outdir: string): Promise<string[]> {
+  const root = join(REPO_ROOT, WEB_ROOT);
+  await viteBuild({ configFile: join(root, 'vite.config.ts'), build: { outDir: join(outdir, 'web'), emptyOutDir: true } });
+  const sources = (await readdir(join(root, 'src'))).map((file) => `${WEB_ROOT}/src/${file}`);
+  return [...sources, `${WEB_ROOT}/index.html`, `${WEB_ROOT}/vite.config.ts`, `${WEB_ROOT}/package.json`];
+}
 
 /** Installed under share/doc/virtbus. */
 const DOCS = ['docs/INSTALL.md', 'docs/CLI.md'];
@@ -137,9 +148,10 @@ export async function buildAll(outdir = DIST_DIR): Promise<Metafile> {
     logLevel: 'warning' as const,
   });
   const { [CLI_BUNDLE]: cliEntry, ...daemonEntries } = Bundles;
-  const [daemons, cli] = await Promise.all([
+  const [daemons, cli, webInputs] = await Promise.all([
     build(options(daemonEntries, [swaggerUiAssets()])),
     build({ ...options({ [CLI_BUNDLE]: cliEntry }, cliStartupPlugins()), format: 'cjs', outExtension: { '.js': '.cjs' }, banner: {} }),
+    buildWeb(outdir),
   ]);
   const result = { metafile: { inputs: { ...daemons.metafile.inputs, ...cli.metafile.inputs }, outputs: { ...daemons.metafile.outputs, ...cli.metafile.outputs } } };
   const swaggerUi = dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui/package.json'));
@@ -148,7 +160,7 @@ export async function buildAll(outdir = DIST_DIR): Promise<Metafile> {
   await mkdir(join(outdir, 'doc'), { recursive: true });
   for (const doc of DOCS) await cp(join(REPO_ROOT, doc), join(outdir, 'doc', basename(doc)));
   const inputs = Object.keys(result.metafile.inputs);
-  await writeFile(join(outdir, META_FILE), `${JSON.stringify({ builtAt: startedAt, inputs: [...inputs, ...DOCS, 'package-lock.json', 'tools/build/build.ts'] })}\n`);
+  await writeFile(join(outdir, META_FILE), `${JSON.stringify({ builtAt: startedAt, inputs: [...inputs, ...webInputs, ...DOCS, 'package-lock.json', 'tools/build/build.ts'] })}\n`);
   return result.metafile;
 }
 

@@ -193,9 +193,12 @@ async function install(layout: Layout, roles: Role[], enable: boolean): Promise<
     await put(join(layout.prefix, 'bin', bundle), wrapper(layout, bundleFile(bundle), bundle !== 'virtbus'), 0o755);
   }
   if (roles.includes('gateway')) {
-    await rm(path(layout, join(lib, 'swagger-ui')), { recursive: true, force: true });
-    await cp(join(HERE, 'swagger-ui'), path(layout, join(lib, 'swagger-ui')), { recursive: true });
-    files.push(join(lib, 'swagger-ui'));
+    // /docs and the web UI at /ui, beside the gateway bundle that serves them
+    for (const dir of ['swagger-ui', 'web']) {
+      await rm(path(layout, join(lib, dir)), { recursive: true, force: true });
+      await cp(join(HERE, dir), path(layout, join(lib, dir)), { recursive: true });
+      files.push(join(lib, dir));
+    }
   }
   for (const doc of ['INSTALL.md', 'CLI.md']) {
     if (existsSync(join(HERE, 'doc', doc))) await put(join(layout.prefix, 'share/doc/virtbus', doc), { copy: join(HERE, 'doc', doc) }, 0o644);

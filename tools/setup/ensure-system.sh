@@ -34,6 +34,8 @@ REQUIRED=(
   /usr/bin/isoinfo:genisoimage
   /usr/bin/systemd-analyze:systemd
   /usr/bin/wrk:wrk
+  # the web UI's browser tests (playwright-core drives it; no browser is downloaded)
+  /usr/bin/chromium:chromium
 )
 
 missing=()

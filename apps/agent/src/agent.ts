@@ -7,6 +7,7 @@ import { DEFAULT_HEARTBEAT_INTERVAL_MS, RECONNECT_FOREVER, startHeartbeat, until
 import { createDrivers, type DriverName, type DriverOptions } from '@virtbus/drivers';
 import { pino, type Logger } from 'pino';
 import { ConsoleHub } from './console-hub.js';
+import { GraphicsHub } from './graphics-hub.js';
 import { DomainManager } from './domains/manager.js';
 import { DomainStore } from './domains/store.js';
 import { DEFAULT_STREAM_LIMITS, EventPublisher, type EventStreamLimits } from './events/publisher.js';
@@ -137,9 +138,12 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       ...(config.monitoring?.statsDeadlineMs !== undefined ? { statsDeadlineMs: config.monitoring.statsDeadlineMs } : {}),
     });
     const consoles = new ConsoleHub(nc, config.node, logger);
+    const graphics = new GraphicsHub(nc, config.node, logger);
     events.onEvent((event) => {
       if (event.type === 'STOPPED' || event.type === 'CRASHED' || event.type === 'UNDEFINED') {
-        consoles.forget(event.uuid, `domain ${event.name} ${event.type === 'UNDEFINED' ? 'undefined' : `${event.type.toLowerCase()} (${event.detail.toLowerCase()})`}`);
+        const why = `domain ${event.name} ${event.type === 'UNDEFINED' ? 'undefined' : `${event.type.toLowerCase()} (${event.detail.toLowerCase()})`}`;
+        consoles.forget(event.uuid, why);
+        graphics.forget(event.uuid, why);
       }
     });
     // before the domains start: an autostarted domain with a managed save image resumes from it
@@ -201,7 +205,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       untilJetStreamReady(`registration of ${config.node}`, () => kv.put(config.node, JSON.stringify({ ...nodeRecord(), heartbeatAt: new Date().toISOString(), heartbeatIntervalMs })), { logger });
     await register();
 
-    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, driverInfo, storage: pools, networks, interfaces, migrations: mover, snapshots, firewall });
+    const handlers = createHandlers({ node: config.node, version: AGENT_VERSION, startedAt, manager, consoles, graphics, driverInfo, storage: pools, networks, interfaces, migrations: mover, snapshots, firewall });
     const idempotency = new IdempotencyStore({ dir: StateDir.idempotency(config.stateDir), logger });
     await idempotency.init();
     service = await serveOperations({
@@ -238,6 +242,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
         await ownedService.stop().catch(() => undefined);
         await watch.close().catch(() => undefined);
         consoles.closeAll();
+        graphics.closeAll();
         interfaces.close();
         mover.close();
         await firewall.idle();

@@ -6,6 +6,20 @@ import type { Logger } from 'pino';
 
 const HISTORY_LIMIT = 1024 * 1024;
 
+/** Tells the readers of a relay subject its session is over and why (a message with the End header and no bytes). */
+export function publishEnd(nc: NatsConnection, subject: string, why: string): void {
+  const headers = natsHeaders();
+  headers.set(ConsoleHeaders.End, why);
+  nc.publish(subject, new Uint8Array(0), { headers });
+}
+
+/** Consoles (serial or graphical) exist only while the domain's process runs. */
+export function requireRunning(domain: DomainRecord, what: string): void {
+  if (domain.state !== 'running' && domain.state !== 'paused' && domain.state !== 'blocked') {
+    throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is ${domain.state}: no ${what}`);
+  }
+}
+
 interface DomainConsole {
   session: ConsoleSession;
   history: Buffer;
@@ -64,11 +78,7 @@ export class ConsoleHub {
    * session already closed on its own, as the test driver's and a QEMU that exited do before the event).
    */
   forget(uuid: string, why?: string): void {
-    if (why !== undefined) {
-      const headers = natsHeaders();
-      headers.set(ConsoleHeaders.End, why);
-      this.nc.publish(Subjects.consoleOutput(this.node, uuid), new Uint8Array(0), { headers });
-    }
+    if (why !== undefined) publishEnd(this.nc, Subjects.consoleOutput(this.node, uuid), why);
     const console = this.consoles.get(uuid);
     if (!console) return;
     this.consoles.delete(uuid);
@@ -84,9 +94,7 @@ export class ConsoleHub {
     const existing = this.consoles.get(domain.config.uuid);
     if (existing) return existing;
     if (!driver.console) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no console`);
-    if (domain.state !== 'running' && domain.state !== 'paused' && domain.state !== 'blocked') {
-      throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is ${domain.state}: no console`);
-    }
+    requireRunning(domain, 'console');
     const session = await driver.console.openConsole(domain);
     const subject = Subjects.consoleOutput(this.node, domain.config.uuid);
     const console: DomainConsole = { session, history: session.history, subject, writer: undefined };

@@ -1,5 +1,6 @@
 import { VirtError, type DriverInfo } from '@virtbus/api-contract';
 import type { ConsoleHub } from './console-hub.js';
+import type { GraphicsHub } from './graphics-hub.js';
 import type { DomainManager } from './domains/manager.js';
 import { defineFromImage } from './domains/provision.js';
 import type { MigrationManager } from './migration/manager.js';
@@ -24,6 +25,7 @@ export interface HandlerDeps {
   startedAt: string;
   manager: DomainManager;
   consoles: ConsoleHub;
+  graphics: GraphicsHub;
   driverInfo: DriverInfo[];
   storage: StorageManager;
   networks: NetworkManager;
@@ -81,6 +83,32 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     },
     'domain.console.detach': async ({ id, session }) => {
       consoles.detach(manager.record(id), session);
+      return {};
+    },
+    'domain.graphics.attach': async ({ id, exclusive, force }) => {
+      const { record, driver } = consoleTarget(id);
+      return deps.graphics.attach(record, driver, { exclusive: exclusive ?? false, force: force ?? false });
+    },
+    'domain.graphics.write': async ({ id, session, data, ack }) => {
+      const bytes = data === undefined ? undefined : Buffer.from(data, 'base64');
+      if (bytes && bytes.length > 65_536) throw new VirtError('INVALID_ARG', 'graphics writes are limited to 64 KiB');
+      deps.graphics.write(manager.record(id), session, bytes, ack);
+      return {};
+    },
+    'domain.graphics.detach': async ({ id, session }) => {
+      deps.graphics.detach(manager.record(id), session);
+      return {};
+    },
+    'domain.screenshot': async ({ id }) => {
+      const { record, driver } = consoleTarget(id);
+      if (!driver.graphics) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no graphical console`);
+      const png = await driver.graphics.screenshot(record);
+      return { format: 'png' as const, data: png.toString('base64') };
+    },
+    'domain.sendKey': async ({ id, keys, holdTime }) => {
+      const { record, driver } = consoleTarget(id);
+      if (!driver.graphics) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no keyboard to press keys on`);
+      await driver.graphics.sendKey(record, keys, holdTime ?? 100);
       return {};
     },
     ...createStorageHandlers(deps.storage),

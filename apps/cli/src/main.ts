@@ -102,6 +102,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       'no-autostart': { type: 'boolean' },
       paused: { type: 'boolean', default: false },
       timeout: { type: 'string' },
+      holdtime: { type: 'string' },
       force: { type: 'boolean', default: false },
       ro: { type: 'boolean', default: false },
       domain: { type: 'string' },
@@ -214,7 +215,8 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
     output: { out, json: values.json ?? false },
     ...((values.node ?? process.env.VIRTBUS_NODE) ? { node: values.node ?? process.env.VIRTBUS_NODE } : {}),
   };
-  const virsh = await runVirshCommand(ctx, command, need);
+  const holdTime = int('holdtime', values.holdtime);
+  const virsh = await runVirshCommand(ctx, command, need, rest, holdTime !== undefined ? { holdTime } : {});
   if (virsh !== undefined) return virsh;
 
   switch (command) {

@@ -1,7 +1,11 @@
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import type { Domain, DomainDisk, DomainStats } from '@virtbus/api-contract';
 import { domainId, resolveNode, type CommandContext } from './commands.js';
 import { keyValues, table } from './format.js';
 import { VERSION } from './version.js';
+import { UsageError } from './remotes.js';
+import { operationUrl } from './http.js';
 
 /** Usage lines of the verbs below (main.ts puts them in USAGE; help and completion read it). */
 export const VIRSH_USAGE = `domstats DOMAIN                       host-side stats, one key=value line each (libvirt's keys)
@@ -14,6 +18,8 @@ uri                                   the gateway URL this CLI talks to
 hostname                              the node's host name
 version                               versions of this CLI, the node's agent and its drivers
 capabilities                          the node's CPU, memory, NUMA cells and drivers as JSON
+send-key DOMAIN KEY... [--holdtime MS]  press QEMU key names together (ctrl alt delete), like virsh send-key
+screenshot DOMAIN FILE                the domain's screen as a PNG file (domains with graphics)
 `;
 
 function print(ctx: CommandContext, value: unknown, text: () => string): void {
@@ -137,7 +143,13 @@ export function statsLines(s: DomainStats): string {
 }
 
 /** Verbs of this file by name; undefined when `command` is none of them. */
-export async function runVirshCommand(ctx: CommandContext, command: string, need: (what: string) => string): Promise<number | undefined> {
+export async function runVirshCommand(
+  ctx: CommandContext,
+  command: string,
+  need: (what: string) => string,
+  rest: readonly string[] = [],
+  options: { holdTime?: number } = {},
+): Promise<number | undefined> {
   const verbs: Record<string, () => Promise<void> | void> = {
     domblklist: () => domblklist(ctx, need('domain')),
     domiflist: () => domiflist(ctx, need('domain')),
@@ -147,6 +159,21 @@ export async function runVirshCommand(ctx: CommandContext, command: string, need
     domstats: async () => {
       const stats = await ctx.http.call('domain.stats', { node: await resolveNode(ctx), id: need('domain') });
       print(ctx, stats, () => statsLines(stats));
+    },
+    'send-key': async () => {
+      const id = need('domain');
+      const keys = rest.slice(1);
+      if (keys.length === 0) throw new UsageError('send-key needs at least one KEY');
+      await ctx.http.call('domain.sendKey', { node: await resolveNode(ctx), id }, { keys, ...(options.holdTime !== undefined ? { holdTime: options.holdTime } : {}) });
+      print(ctx, { keys }, () => `Keys sent to ${id}: ${keys.join(' ')}`);
+    },
+    screenshot: async () => {
+      const id = need('domain');
+      const file = rest[1];
+      if (!file) throw new UsageError('screenshot needs a FILE');
+      const response = await ctx.http.stream(operationUrl('domain.screenshot', { node: await resolveNode(ctx), id }));
+      await pipeline(response, createWriteStream(file, { mode: 0o600 }));
+      print(ctx, { file }, () => `Screenshot of ${id} saved to ${file}`);
     },
     uri: () => uri(ctx),
     hostname: () => hostname(ctx),

@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOpt
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { VirtError } from '@virtbus/api-contract';
+import { BEARER_SUBPROTOCOL_PREFIX } from '@virtbus/security';
 import agentClient, { type NatsSource } from './plugins/agent-client.js';
 import fleetIndex from './plugins/fleet-index.js';
 import errors, { formatValidationErrors, toErrorBody } from './plugins/errors.js';
@@ -15,6 +16,7 @@ import openapi from './plugins/openapi.js';
 import security, { type GatewaySecurityOptions } from './plugins/security.js';
 import { validatorCompiler } from './plugins/validator.js';
 import { consoleRoutes } from './routes/console.js';
+import { uiRoutes } from './routes/ui.js';
 import { eventRoutes } from './routes/events.js';
 import { migrationRoutes } from './routes/migration.js';
 import { nodeRoutes } from './routes/nodes.js';
@@ -55,6 +57,8 @@ export interface GatewayDeps {
   security?: GatewaySecurityOptions;
   /** Connection, body and stream bounds (timeouts, SSE and console caps); defaults in plugins/limits.ts. */
   limits?: GatewayLimits;
+  /** The built web UI served at /ui (dist/web); without it /ui answers 404. */
+  uiDir?: string;
   /** HTTPS server options (cert, key, ca, requestCert…); plain HTTP when absent. */
   https?: HttpsServerOptions;
 }
@@ -109,6 +113,11 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
+  // a refused WebSocket upgrade (401, 403, 429…): its socket left the HTTP server's tracking, so nothing closes it but us
+  app.addHook('onResponse', (request, reply, done) => {
+    if (request.headers.upgrade?.toLowerCase() === 'websocket' && reply.statusCode !== 101) request.raw.socket?.destroySoon();
+    done();
+  });
   await app.register(liveStreams);
   await app.register(monitoring, watch);
   await app.register(agentClient, {
@@ -126,7 +135,13 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(limitsPlugin, limits);
   await app.register(idempotency);
   await app.register(openapi);
-  await app.register(websocket, { options: { maxPayload: DEFAULT_BODY_LIMIT } });
+  await app.register(websocket, {
+    options: {
+      maxPayload: DEFAULT_BODY_LIMIT,
+      // the first offered subprotocol (`binary` for noVNC), never the one carrying a token
+      handleProtocols: (protocols: Set<string>) => [...protocols].find((protocol) => !protocol.startsWith(BEARER_SUBPROTOCOL_PREFIX)) ?? false,
+    },
+  });
 
   await app.register(nodeRoutes);
   // every request/reply operation of the contract's table; the routes below are the hand-written rest
@@ -136,5 +151,6 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(storageRoutes);
   await app.register(migrationRoutes);
   await app.register(fleetRoutes);
+  await app.register(uiRoutes, deps.uiDir !== undefined ? { dir: deps.uiDir } : {});
   return app;
 }

@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Server as HttpsServer } from 'node:https';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -135,6 +137,8 @@ try {
       ...(rateLimit > 0 ? { rateLimitPerSecond: rateLimit } : {}),
     },
     logger: { level: env['LOG_LEVEL'] ?? 'info' },
+    // the build puts the UI beside the gateway bundle
+    uiDir: join(dirname(fileURLToPath(import.meta.url)), 'web'),
   });
 } catch (error) {
   fail((error as Error).message);

@@ -41,6 +41,7 @@ export const SharedSchemas = {
   NetworkEvent: SseEventFamilies.network.payload,
   DomainSnapshotEvent: SseEventFamilies.snapshot.payload,
   OperationEvent: SseEventFamilies.operation.payload,
+  GraphicsEvent: SseEventFamilies.graphics.payload,
   SseErrorEvent,
 } as const;
 export type SharedSchemaName = keyof typeof SharedSchemas;

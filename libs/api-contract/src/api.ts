@@ -14,6 +14,7 @@ import { SnapshotOperations } from './snapshots.js';
 import { DeviceOperations } from './devices.js';
 import { ProvisionOperations } from './provision.js';
 import { FirewallOperations } from './firewall.js';
+import { GraphicsOperations } from './graphics.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
@@ -209,6 +210,7 @@ export const Operations = {
   ...HostInterfaceOperations,
   ...SnapshotOperations,
   ...DeviceOperations,
+  ...GraphicsOperations,
   ...ProvisionOperations,
   ...FirewallOperations,
 } as const satisfies Record<string, OperationSpec>;

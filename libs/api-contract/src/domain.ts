@@ -2,6 +2,7 @@ import Type, { type Static } from 'typebox';
 import { HostPath, ObjectName, Uuid } from './names.js';
 import { LabelSelector, Labels } from './labels.js';
 import { PageRequestFields, PageResponseFields } from './paging.js';
+import { DomainGraphics } from './graphics.js';
 
 /** Which hypervisor runs a domain; `qemu` is TCG emulation and `kvm` hardware acceleration, both on the qemu driver. */
 export const DomainDriver = Type.Enum(['test', 'qemu', 'kvm', 'lxc'], { description: 'Domain type (hypervisor)' });
@@ -124,6 +125,7 @@ const configFields = {
   disks: Type.Array(DomainDisk, { maxItems: 64 }),
   nics: Type.Array(DomainNic, { maxItems: 32 }),
   console: DomainConsole,
+  graphics: DomainGraphics,
   autostart: Type.Boolean({ description: 'Start with the agent' }),
   container: DomainContainer,
   labels: Labels,
@@ -137,6 +139,7 @@ const optionalConfigFields = {
   disks: Type.Optional(configFields.disks),
   nics: Type.Optional(configFields.nics),
   console: Type.Optional(configFields.console),
+  graphics: Type.Optional(configFields.graphics),
   autostart: Type.Optional(configFields.autostart),
   container: Type.Optional(configFields.container),
 };
@@ -174,6 +177,7 @@ export const DomainConfig = Type.Object(
     disks: configFields.disks,
     nics: configFields.nics,
     console: configFields.console,
+    graphics: Type.Optional({ ...configFields.graphics, description: 'Absent: no graphical console' }),
     autostart: configFields.autostart,
     container: Type.Optional(configFields.container),
     labels: Type.Optional(configFields.labels),

@@ -21,3 +21,4 @@ export * from './labels.js';
 export * from './paging.js';
 export * from './idempotency.js';
 export * from './sse.js';
+export * from './graphics.js';

@@ -1,6 +1,7 @@
 import Type, { type Static } from 'typebox';
 import { ErrorBody } from './errors.js';
 import { LifecycleEvent } from './events.js';
+import { GraphicsEvent } from './graphics.js';
 import { NetworkEvent } from './network.js';
 import { DomainSnapshotEvent } from './snapshots.js';
 import { OperationEvent, StoragePoolEvent } from './storage.js';
@@ -15,6 +16,7 @@ export const SseEventFamilies = {
   network: { event: 'network.lifecycle', payload: NetworkEvent },
   snapshot: { event: 'snapshot.lifecycle', payload: DomainSnapshotEvent },
   operation: { event: 'operation', payload: OperationEvent },
+  graphics: { event: 'graphics', payload: GraphicsEvent },
 } as const;
 export type SseEventKind = keyof typeof SseEventFamilies;
 

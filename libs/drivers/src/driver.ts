@@ -82,6 +82,20 @@ export interface ConsoleCapability {
   openConsole(domain: DomainRecord): Promise<ConsoleSession>;
 }
 
+/** One viewer's connection to a domain's VNC server: the RFB byte stream both ways; `pause` stops reading (flow control). */
+export interface GraphicsSession extends Omit<ConsoleSession, 'history'> {
+  pause(): void;
+  resume(): void;
+}
+
+/** The graphical console of a running domain: viewer connections, screenshots, keys without a viewer. */
+export interface GraphicsCapability {
+  openGraphics(domain: DomainRecord): Promise<GraphicsSession>;
+  /** The screen as PNG bytes. */
+  screenshot(domain: DomainRecord): Promise<Buffer>;
+  sendKey(domain: DomainRecord, keys: readonly string[], holdTimeMs: number): Promise<void>;
+}
+
 /** Host-side stats of one domain; must answer within `deadlineMs` or throw OPERATION_TIMEOUT. */
 export interface StatsCapability {
   domainStats(domain: DomainRecord, options: { deadlineMs: number }): Promise<DomainStats>;
@@ -258,6 +272,7 @@ export interface HypervisorDriver {
   /** The agent is stopping: let go of monitors and watchers, never of the domains themselves. */
   close(): Promise<void>;
   readonly console?: ConsoleCapability;
+  readonly graphics?: GraphicsCapability;
   readonly stats?: StatsCapability;
   readonly exec?: ExecCapability;
   readonly migration?: MigrationCapability;
@@ -273,6 +288,7 @@ export type CapabilitySlot = { [K in keyof HypervisorDriver]-?: undefined extend
 /** The name `probe()` reports for each filled slot; a new slot without a name here does not compile. */
 export const CapabilityNames = {
   console: 'console',
+  graphics: 'graphics',
   stats: 'stats',
   exec: 'exec',
   migration: 'migration',

@@ -1,6 +1,8 @@
 export type {
   ConsoleCapability,
   ConsoleSession,
+  GraphicsCapability,
+  GraphicsSession,
   DomainRecord,
   DiskCapability,
   DomainRuntime,

@@ -64,6 +64,21 @@ export function sendError(reply: FastifyReply, code: ErrorCode, message: string)
   return reply.code(body.status).send(body);
 }
 
+/** A browser cannot set headers on a WebSocket: it offers the token as the subprotocol `virtbus.bearer.<token>` beside the real one. */
+export const BEARER_SUBPROTOCOL_PREFIX = 'virtbus.bearer.';
+
+/** The Authorization header, or on a WebSocket upgrade without one the bearer token offered as a subprotocol. */
+export function bearerOf(request: FastifyRequest): string | undefined {
+  if (request.headers.authorization !== undefined) return request.headers.authorization;
+  const offered = request.headers['sec-websocket-protocol'];
+  if (typeof offered !== 'string' || request.headers.upgrade?.toLowerCase() !== 'websocket') return undefined;
+  const token = offered
+    .split(',')
+    .map((protocol) => protocol.trim())
+    .find((protocol) => protocol.startsWith(BEARER_SUBPROTOCOL_PREFIX));
+  return token === undefined ? undefined : `Bearer ${token.slice(BEARER_SUBPROTOCOL_PREFIX.length)}`;
+}
+
 type Authentication = { identity: Identity } | { error: ErrorCode; message: string } | null;
 
 function fromToken(header: string, records: readonly TokenRecord[], now: Date): Authentication {
@@ -145,7 +160,7 @@ export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opt
   function authenticate(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
     if (request.routeOptions.config?.auth === false || publicPaths.has(request.url.split('?')[0] as string)) return undefined;
     let result: Authentication = null;
-    const header = request.headers.authorization;
+    const header = bearerOf(request);
     if (header !== undefined) result = fromToken(header, getTokens(), now());
     else if (certificates) result = fromCertificate(request, certificates.mapping ?? {});
     if (result === null && devMode) {

@@ -140,7 +140,8 @@ export function gatewayPermissions(identityName: string): NatsPermissions {
         `$JS.FC.${KV_STREAM}.>`,
       ],
     },
-    subscribe: { allow: [...liveReadSubjects(['*']), `${inboxPrefix(identityName)}.>`] },
+    // and each VNC viewer session's server bytes, which it relays to a WebSocket
+    subscribe: { allow: [...liveReadSubjects(['*']), `${SUBJECT_ROOT}.*.graphics.*.*`, `${inboxPrefix(identityName)}.>`] },
   };
 }
 

@@ -31,7 +31,7 @@ afterAll(async () => {
 describe('install.mjs into a scratch root (--destdir)', () => {
   it('lays out commands, bundles, settings, state, units, docs and completion', async () => {
     for (const name of ['virtbus', 'virtbus-agent', 'virtbus-gateway']) expect((await stat(bin(name))).mode & 0o111).not.toBe(0);
-    for (const file of ['virtbus.cjs', 'virtbus-agent.mjs', 'virtbus-gateway.mjs', 'swagger-ui/static/index.html', 'installed.json']) {
+    for (const file of ['virtbus.cjs', 'virtbus-agent.mjs', 'virtbus-gateway.mjs', 'swagger-ui/static/index.html', 'web/index.html', 'installed.json']) {
       expect(existsSync(installed(join(PREFIX, 'lib/virtbus', file))), file).toBe(true);
     }
     expect((await stat(installed('/etc/virtbus/agent.env'))).mode & 0o777).toBe(0o600);

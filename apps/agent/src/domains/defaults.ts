@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { DomainConfig, DomainDisk, DomainNic, DomainPut, DomainsPost } from '@virtbus/api-contract';
+import type { DomainConfig, DomainDisk, DomainGraphics, DomainNic, DomainPut, DomainsPost } from '@virtbus/api-contract';
 
 /** A stable locally-administered MAC (QEMU's 52:54:00 prefix) derived from the domain uuid and NIC index. */
 export function stableMac(uuid: string, index: number): string {
@@ -24,6 +24,11 @@ function withNicDefaults(uuid: string, nics: DomainNic[]): DomainNic[] {
   return nics.map((nic, index) => ({ ...nic, model: nic.model ?? 'virtio', mac: nic.mac ?? stableMac(uuid, index) }));
 }
 
+/** A stored graphics device says its video card. */
+function withGraphicsDefaults(graphics: DomainGraphics): DomainGraphics {
+  return { type: 'vnc', video: graphics.video ?? 'std' };
+}
+
 /** Fills every default so the stored config says exactly what will run. */
 export function configFromPost(post: DomainsPost): DomainConfig {
   const uuid = (post.uuid ?? randomUUID()).toLowerCase();
@@ -39,6 +44,7 @@ export function configFromPost(post: DomainsPost): DomainConfig {
     console: post.console ?? { type: 'serial' },
     autostart: post.autostart ?? false,
   };
+  if (post.graphics?.type === 'vnc') config.graphics = withGraphicsDefaults(post.graphics);
   if (post.container) config.container = post.container;
   if (post.labels && Object.keys(post.labels).length > 0) config.labels = post.labels;
   return config;
@@ -52,6 +58,10 @@ export function applyPut(config: DomainConfig, put: DomainPut): DomainConfig {
   if (put.disks !== undefined) next.disks = put.disks.map(withDiskDefaults);
   if (put.nics !== undefined) next.nics = withNicDefaults(config.uuid, put.nics);
   if (put.console !== undefined) next.console = put.console;
+  if (put.graphics !== undefined) {
+    if (put.graphics.type === 'vnc') next.graphics = withGraphicsDefaults(put.graphics);
+    else delete next.graphics;
+  }
   if (put.autostart !== undefined) next.autostart = put.autostart;
   if (put.container !== undefined) next.container = put.container;
   if (put.labels !== undefined) {

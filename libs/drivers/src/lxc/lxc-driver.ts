@@ -121,6 +121,7 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
     if (!container) throw new VirtError('INVALID_ARG', 'an lxc domain needs container settings (at least container.rootfs)');
     if (config.disks.length > 0) throw new VirtError('OPERATION_UNSUPPORTED', 'lxc domains have no disks: the root filesystem is container.rootfs');
     if (config.os.kernel || config.os.initrd) throw new VirtError('OPERATION_UNSUPPORTED', 'lxc domains share the host kernel: os.kernel and os.initrd do not apply');
+    if (config.graphics?.type === 'vnc') throw new VirtError('OPERATION_UNSUPPORTED', 'lxc domains have no graphical console (graphics.type vnc)');
     const init = container.init ?? DEFAULT_INIT;
     if (!init[0]?.startsWith('/')) throw new VirtError('INVALID_ARG', 'container.init[0] must be an absolute path inside the root filesystem');
     this.resolveNics(config);

@@ -134,4 +134,13 @@ describe('diskTargets / macFor', () => {
     expect(macFor(base.uuid, 0)).toBe(macFor(base.uuid.toUpperCase(), 0));
     expect(macFor(base.uuid, 0)).not.toBe(macFor(base.uuid, 1));
   });
+
+  it('gives a graphics domain a video card and a VNC server on a unix socket only (never TCP)', () => {
+    expect(values(build({}), '-vnc')).toEqual([]);
+    expect(values(build({ graphics: { type: 'none' } }), '-vnc')).toEqual([]);
+    const std = build({ graphics: { type: 'vnc' } });
+    expect(values(std, '-vnc')).toEqual([`unix:${paths.vncSocket},share=allow-exclusive`]);
+    expect(values(std, '-device')).toContain('VGA,id=video0');
+    expect(values(build({ graphics: { type: 'vnc', video: 'virtio' } }), '-device')).toContain('virtio-vga,id=video0');
+  });
 });

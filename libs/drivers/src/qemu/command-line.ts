@@ -12,6 +12,10 @@ export interface QemuPaths {
   qmpSocket: string;
   consoleSocket: string;
   consoleLog: string;
+  /** QEMU's VNC server (domains with graphics): a unix socket, never a TCP port. */
+  vncSocket: string;
+  /** Where screendump writes before the driver reads it back. */
+  screenshot: string;
   pidFile: string;
   qemuLog: string;
 }
@@ -29,6 +33,8 @@ export function qemuPaths(runDir: string): QemuPaths {
     qmpSocket: join(runDir, 'qmp.sock'),
     consoleSocket: join(runDir, 'console.sock'),
     consoleLog: join(runDir, 'console.log'),
+    vncSocket: join(runDir, 'vnc.sock'),
+    screenshot: join(runDir, 'screen.png'),
     pidFile: join(runDir, 'qemu.pid'),
     qemuLog: join(runDir, 'qemu.log'),
   };
@@ -141,6 +147,10 @@ export function buildCommandLine(config: DomainConfig, paths: QemuPaths, options
       '-serial',
       'chardev:serial0',
     );
+  }
+  if (config.graphics?.type === 'vnc') {
+    // -nodefaults dropped the default VGA; VNC clients may share the server, one may ask for it alone
+    args.push('-device', config.graphics.video === 'virtio' ? 'virtio-vga,id=video0' : 'VGA,id=video0', '-vnc', `unix:${qemuOptValue(paths.vncSocket)},share=allow-exclusive`);
   }
   if (config.os.kernel) {
     args.push('-kernel', config.os.kernel);

@@ -9,6 +9,7 @@ import type {
   ConsoleSession,
   DiskCapability,
   DomainRecord,
+  GraphicsCapability,
   MigrationCapability,
   DriverContext,
   HypervisorDriver,
@@ -26,6 +27,7 @@ import { inNetns } from '../util/netns.js';
 import { attachTaps, hotplugTapNic, planTapNics, qemuNicIds, runningTapNics, tapStats, unplugNic, type TapNic } from './nics.js';
 import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
 import { ConsoleHub } from './console.js';
+import { QemuGraphics } from './graphics.js';
 import { QemuMigration } from './migration.js';
 import { QemuDiskHotplug } from './disk-hotplug.js';
 import { QemuSnapshots } from './snapshots.js';
@@ -114,6 +116,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     binary: () => this.binary(),
     log: () => this.log(),
   });
+  readonly graphics: GraphicsCapability = new QemuGraphics({ live: (domain) => this.live(domain), paths: (uuid) => this.paths(uuid) });
   readonly disks: DiskCapability = new QemuDiskHotplug((domain) => this.live(domain).qmp!);
   private readonly snapshotSupport = new QemuSnapshots({
     instance: (domain) => this.instances.get(domain.config.uuid),
@@ -685,7 +688,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   }
 
   private async removeRuntimeFiles(paths: QemuPaths): Promise<void> {
-    await Promise.all([paths.qmpSocket, paths.consoleSocket, paths.pidFile].map((path) => rm(path, { force: true })));
+    await Promise.all([paths.qmpSocket, paths.consoleSocket, paths.vncSocket, paths.pidFile].map((path) => rm(path, { force: true })));
   }
 
   private live(domain: DomainRecord): QemuInstance {

@@ -6,6 +6,7 @@ import { MiscCommands } from './commands/misc.js';
 import { NetCommands } from './commands/net.js';
 import type { QmpRun } from './commands/run.js';
 import { SnapshotCommands } from './commands/snapshots.js';
+import { UiCommands } from './commands/ui.js';
 import { QmpMonitor, type ConnectOptions, type QmpEvent } from './monitor.js';
 
 /** A pending wait for one event; `stop` drops it (and its timer) early. */
@@ -26,6 +27,7 @@ export class Qmp {
   readonly jobs: JobCommands;
   readonly snapshots: SnapshotCommands;
   readonly misc: MiscCommands;
+  readonly ui: UiCommands;
 
   private constructor(private readonly monitor: QmpMonitor) {
     const run: QmpRun = (command, args, options) => monitor.execute(command, args, options);
@@ -36,6 +38,7 @@ export class Qmp {
     this.jobs = new JobCommands(run);
     this.snapshots = new SnapshotCommands(run);
     this.misc = new MiscCommands(run);
+    this.ui = new UiCommands(run);
   }
 
   /** Connects to QEMU's QMP socket and leaves capabilities negotiation mode. */

@@ -1,0 +1,280 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { inflateSync } from 'node:zlib';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { sseMessages, Subjects, type Domain, type GraphicsEvent, type SseMessage } from '@virtbus/api-contract';
+import { type AgentProcess, builtBundle, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startGateway, type RunningGateway } from '../src/index.js';
+
+const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
+const NODE = 'gnode';
+
+let nats: NatsServerHandle;
+let gateway: RunningGateway;
+let nc: NatsConnection;
+let workDir: string;
+let agent: AgentProcess | undefined;
+const graphicsEvents: GraphicsEvent[] = [];
+
+async function api(method: string, path: string, body?: unknown) {
+  const response = await fetch(`${gateway.url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return response;
+}
+
+async function json(method: string, path: string, body?: unknown) {
+  const response = await api(method, path, body);
+  const text = await response.text();
+  return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** A decoded 8-bit RGB(A) PNG: size and raw pixel rows after undoing the filters. */
+function decodePng(png: Buffer): { width: number; height: number; pixels: Buffer; channels: number } {
+  expect(png.subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
+  let offset = 8;
+  let width = 0;
+  let height = 0;
+  let channels = 0;
+  const idat: Buffer[] = [];
+  while (offset < png.length) {
+    const length = png.readUInt32BE(offset);
+    const type = png.toString('latin1', offset + 4, offset + 8);
+    const data = png.subarray(offset + 8, offset + 8 + length);
+    if (type === 'IHDR') {
+      width = data.readUInt32BE(0);
+      height = data.readUInt32BE(4);
+      expect(data[8], 'bit depth').toBe(8);
+      channels = ({ 2: 3, 6: 4 } as Record<number, number>)[data[9]!] ?? 0;
+      expect(channels, `colour type ${data[9]}`).toBeGreaterThan(0);
+    }
+    if (type === 'IDAT') idat.push(data);
+    offset += 12 + length;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = width * channels;
+  expect(raw.length).toBe(height * (stride + 1));
+  const pixels = Buffer.alloc(height * stride);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)]!;
+    for (let x = 0; x < stride; x++) {
+      const value = raw[y * (stride + 1) + 1 + x]!;
+      const left = x >= channels ? pixels[y * stride + x - channels]! : 0;
+      const up = y > 0 ? pixels[(y - 1) * stride + x]! : 0;
+      const upLeft = y > 0 && x >= channels ? pixels[(y - 1) * stride + x - channels]! : 0;
+      let predictor = 0;
+      if (filter === 1) predictor = left;
+      else if (filter === 2) predictor = up;
+      else if (filter === 3) predictor = (left + up) >> 1;
+      else if (filter === 4) {
+        const p = left + up - upLeft;
+        const [pa, pb, pc] = [Math.abs(p - left), Math.abs(p - up), Math.abs(p - upLeft)];
+        predictor = pa <= pb && pa <= pc ? left : pb <= pc ? up : upLeft;
+      }
+      pixels[y * stride + x] = (value + predictor) & 0xff;
+    }
+  }
+  return { width, height, pixels, channels };
+}
+
+/** How many pixels differ from the first one: 0 is a blank screen. */
+function litPixels(image: ReturnType<typeof decodePng>): number {
+  let lit = 0;
+  const first = image.pixels.subarray(0, image.channels);
+  for (let at = 0; at < image.pixels.length; at += image.channels) if (!image.pixels.subarray(at, at + image.channels).equals(first)) lit++;
+  return lit;
+}
+
+/** A VNC WebSocket through the gateway that collects what the server sends. */
+async function openVnc(id: string, query = '') {
+  const socket = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/v1/nodes/${NODE}/domains/${id}/vnc${query}`, ['binary']);
+  let received = Buffer.alloc(0);
+  let closedWith: string | undefined;
+  socket.on('message', (data: Buffer) => (received = Buffer.concat([received, data])));
+  const closed = new Promise<void>((resolve) =>
+    socket.on('close', (code: number, reason: Buffer) => {
+      closedWith = `${code} ${reason.toString()}`;
+      resolve();
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('error', reject);
+  });
+  return {
+    socket,
+    received: () => received,
+    /** Takes `count` bytes once they are there. */
+    take: async (count: number): Promise<Buffer> => {
+      await waitFor(`${count} bytes from the VNC server (have ${received.length}, closed: ${closedWith})`, () => received.length >= count || closedWith !== undefined, 20_000);
+      expect(closedWith).toBeUndefined();
+      const bytes = received.subarray(0, count);
+      received = received.subarray(count);
+      return bytes;
+    },
+    closedWith: () => closedWith,
+    closed,
+    close: async () => {
+      socket.close(1000, 'done');
+      await Promise.race([closed, sleep(2_000)]);
+    },
+  };
+}
+
+describe.skipIf(!QEMU)('graphical console: QEMU VNC on a unix socket, relayed over the bus to a WebSocket', () => {
+  let screen: Domain;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    // Short path: the QMP, console and VNC sockets live below it (unix socket paths are limited to 107 bytes).
+    workDir = await mkdtemp('/tmp/vbg-');
+    nc = await connect({ servers: nats.url });
+    nc.subscribe(Subjects.eventKindFilter({ kind: 'graphics' }), { callback: (_error, message) => void graphicsEvents.push(message.json<GraphicsEvent>()) });
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
+    gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
+  }, 300_000);
+
+  afterAll(async () => {
+    if (gateway && agent && screen) await json('PUT', `/v1/nodes/${NODE}/domains/${screen.uuid}/state`, { action: 'destroy' }).catch(() => undefined);
+    await gateway?.close();
+    await agent?.stop();
+    await nc?.close();
+    await nats?.stop();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it('defines and starts a domain with a VNC screen (SeaBIOS only: it prints on the VGA text screen)', async () => {
+    const defined = await json('POST', `/v1/nodes/${NODE}/domains`, { name: 'screen', driver: 'qemu', memory: 64, graphics: { type: 'vnc' } });
+    expect(defined.status, JSON.stringify(defined.body)).toBe(201);
+    screen = defined.body as unknown as Domain;
+    expect(screen.config.graphics).toEqual({ type: 'vnc', video: 'std' });
+    const started = await json('PUT', `/v1/nodes/${NODE}/domains/screen/state`, { action: 'start' });
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+  }, 60_000);
+
+  it('relays the RFB handshake both ways through the gateway WebSocket (binary subprotocol)', async () => {
+    const viewer = await openVnc('screen');
+    expect(viewer.socket.protocol).toBe('binary');
+    expect((await viewer.take(12)).toString('latin1')).toBe('RFB 003.008\n');
+    viewer.socket.send(Buffer.from('RFB 003.008\n', 'latin1'));
+    const count = (await viewer.take(1))[0]!;
+    const types = [...(await viewer.take(count))];
+    expect(types).toContain(1);
+    viewer.socket.send(Buffer.from([1])); // security type None
+    expect((await viewer.take(4)).readUInt32BE(0), 'SecurityResult OK').toBe(0);
+    viewer.socket.send(Buffer.from([1])); // ClientInit: shared
+    const init = await viewer.take(24);
+    const [width, height] = [init.readUInt16BE(0), init.readUInt16BE(2)];
+    expect(width).toBeGreaterThan(0);
+    expect(height).toBeGreaterThan(0);
+    const nameLength = init.readUInt32BE(20);
+    expect((await viewer.take(nameLength)).toString('utf8')).toContain('screen');
+    // a full framebuffer update request: the server answers with a FramebufferUpdate (message type 0)
+    const request = Buffer.alloc(10);
+    request.writeUInt8(3, 0);
+    request.writeUInt8(0, 1);
+    request.writeUInt16BE(width, 6);
+    request.writeUInt16BE(height, 8);
+    viewer.socket.send(request);
+    expect((await viewer.take(1))[0], 'FramebufferUpdate').toBe(0);
+
+    await waitFor('the CONNECTED graphics event', () => graphicsEvents.some((event) => event.uuid === screen.uuid && event.type === 'CONNECTED'));
+    const session = graphicsEvents.find((event) => event.type === 'CONNECTED')!.session;
+    await viewer.close();
+    await waitFor('the DISCONNECTED graphics event', () => graphicsEvents.some((event) => event.session === session && event.type === 'DISCONNECTED'));
+
+    // and over SSE, from the events stream
+    const abort = new AbortController();
+    const stream = await fetch(`${gateway.url}/v1/events?kind=graphics&since=0`, { signal: abort.signal });
+    const seen: SseMessage[] = [];
+    for await (const message of sseMessages(stream.body!)) {
+      if (message.event) seen.push(message);
+      if (seen.length === 2) break;
+    }
+    abort.abort();
+    expect(seen.map((message) => message.event)).toEqual(['graphics', 'graphics']);
+    expect(seen.map((message) => (JSON.parse(message.data!) as GraphicsEvent).type)).toEqual(['CONNECTED', 'DISCONNECTED']);
+  }, 60_000);
+
+  it('refuses an exclusive viewer while another watches, unless forced (which closes the other)', async () => {
+    const first = await openVnc('screen');
+    expect((await first.take(12)).toString('latin1')).toBe('RFB 003.008\n');
+    const refused = await openVnc('screen', '?exclusive=true');
+    await refused.closed;
+    expect(refused.closedWith()).toMatch(/^4409 OPERATION_INVALID/);
+    const forced = await openVnc('screen', '?exclusive=true&force=true');
+    expect((await forced.take(12)).toString('latin1')).toBe('RFB 003.008\n');
+    await first.closed;
+    expect(first.closedWith()).toBe('1000 an exclusive viewer took the screen');
+    await forced.close();
+  }, 60_000);
+
+  it("answers a screenshot as a PNG of the guest's screen", async () => {
+    let image: ReturnType<typeof decodePng> | undefined;
+    await waitFor('SeaBIOS text on the screen', async () => {
+      const response = await api('GET', `/v1/nodes/${NODE}/domains/screen/screenshot`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toBe('image/png');
+      image = decodePng(Buffer.from(await response.arrayBuffer()));
+      // QEMU shows a placeholder of another size until the guest sets its video mode
+      return image.width === 720 && litPixels(image) > 100;
+    });
+    // the VGA text mode SeaBIOS leaves the screen in
+    expect([image!.width, image!.height]).toEqual([720, 400]);
+  }, 90_000);
+
+  it('presses keys with send-key and refuses unknown key names', async () => {
+    const sent = await json('POST', `/v1/nodes/${NODE}/domains/screen/send-key`, { keys: ['ctrl', 'alt', 'delete'] });
+    expect(sent.status, JSON.stringify(sent.body)).toBe(200);
+    const bad = await json('POST', `/v1/nodes/${NODE}/domains/screen/send-key`, { keys: ['no_such_key'] });
+    expect(bad.status, JSON.stringify(bad.body)).toBe(400);
+    expect(bad.body!.code).toBe('INVALID_ARG');
+  }, 30_000);
+
+  it('saves a screenshot and presses keys from the CLI', async () => {
+    const file = join(workDir, 'cli-shot.png');
+    const run = (...args: string[]) => promisify(execFile)(process.execPath, [builtBundle('virtbus'), '--url', gateway.url, '--node', NODE, ...args]);
+    expect((await run('screenshot', 'screen', file)).stdout).toContain(file);
+    expect(decodePng(await readFile(file)).width).toBeGreaterThan(0);
+    expect((await run('send-key', 'screen', 'shift', 'a', '--holdtime', '50')).stdout).toContain('shift a');
+  }, 30_000);
+
+  it('answers OPERATION_UNSUPPORTED for a domain without graphics and for the test driver', async () => {
+    expect((await json('POST', `/v1/nodes/${NODE}/domains`, { name: 'plain', driver: 'qemu', memory: 64 })).status).toBe(201);
+    expect((await json('PUT', `/v1/nodes/${NODE}/domains/plain/state`, { action: 'start' })).status).toBe(200);
+    const shot = await json('GET', `/v1/nodes/${NODE}/domains/plain/screenshot`);
+    expect([shot.status, shot.body!.code]).toEqual([501, 'OPERATION_UNSUPPORTED']);
+    const viewer = await openVnc('plain');
+    await viewer.closed;
+    expect(viewer.closedWith()).toMatch(/^4501 OPERATION_UNSUPPORTED/);
+    expect((await json('PUT', `/v1/nodes/${NODE}/domains/plain/state`, { action: 'destroy' })).status).toBe(200);
+
+    expect((await json('POST', `/v1/nodes/${NODE}/domains`, { name: 'mem', driver: 'test' })).status).toBe(201);
+    expect((await json('PUT', `/v1/nodes/${NODE}/domains/mem/state`, { action: 'start' })).status).toBe(200);
+    const key = await json('POST', `/v1/nodes/${NODE}/domains/mem/send-key`, { keys: ['a'] });
+    expect([key.status, key.body!.code]).toEqual([501, 'OPERATION_UNSUPPORTED']);
+  }, 60_000);
+
+  it('ends the viewer with the reason when the domain stops', async () => {
+    const viewer = await openVnc('screen');
+    expect((await viewer.take(12)).toString('latin1')).toBe('RFB 003.008\n');
+    expect((await json('PUT', `/v1/nodes/${NODE}/domains/screen/state`, { action: 'destroy' })).status).toBe(200);
+    await viewer.closed;
+    expect(viewer.closedWith()).toBe('1000 domain screen stopped (destroyed)');
+  }, 60_000);
+});

@@ -1,0 +1,104 @@
+/** The gateway's public HTTP API as the UI uses it: same origin, bearer token from the sign-in. */
+
+export interface NodeSummary {
+  node: string;
+  online: boolean;
+  version: string;
+  drivers?: string[];
+  domains?: { total: number; running: number };
+}
+
+export interface FleetDomain {
+  node: string;
+  uuid: string;
+  name: string;
+  driver: string;
+  state: string;
+  reason: string;
+}
+
+export interface LifecycleEvent {
+  node: string;
+  uuid: string;
+  name: string;
+  type: string;
+  state: string;
+  reason: string;
+}
+
+export interface ApiError {
+  code: string;
+  message: string;
+  status: number;
+}
+
+export class ApiFailure extends Error {
+  constructor(readonly body: ApiError) {
+    super(`${body.code}: ${body.message}`);
+  }
+}
+
+/** WebSocket subprotocol that carries the token, since a browser cannot set headers on a WebSocket. */
+export const BEARER_PROTOCOL_PREFIX = 'virtbus.bearer.';
+
+export class Api {
+  constructor(readonly token: string) {}
+
+  private headers(json: boolean): Record<string, string> {
+    return { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...(json ? { 'content-type': 'application/json' } : {}) };
+  }
+
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await fetch(path, { method, headers: this.headers(body !== undefined), ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const text = await response.text();
+    const parsed: unknown = text ? JSON.parse(text) : undefined;
+    if (!response.ok) throw new ApiFailure((parsed as ApiError | undefined) ?? { code: 'HTTP', message: response.statusText, status: response.status });
+    return parsed as T;
+  }
+
+  nodes(): Promise<{ nodes: NodeSummary[] }> {
+    return this.call('GET', '/v1/nodes');
+  }
+
+  domains(): Promise<{ domains: FleetDomain[] }> {
+    return this.call('GET', '/v1/domains');
+  }
+
+  changeState(domain: FleetDomain, action: string): Promise<unknown> {
+    return this.call('PUT', `/v1/nodes/${encodeURIComponent(domain.node)}/domains/${domain.uuid}/state`, { action });
+  }
+
+  /** Domain lifecycle events from the SSE stream, read with fetch so the token goes in a header; ends when `signal` aborts. */
+  async follow(onEvent: (event: LifecycleEvent) => void, signal: AbortSignal): Promise<void> {
+    const response = await fetch('/v1/events?kind=domain', { headers: { ...this.headers(false), accept: 'text/event-stream' }, signal });
+    if (!response.ok || !response.body) throw new ApiFailure({ code: 'HTTP', message: `events: ${response.status}`, status: response.status });
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = block
+          .split('\n')
+          .filter((line) => line.startsWith('data:'))
+          .map((line) => line.slice(5).replace(/^ /, ''))
+          .join('\n');
+        if (data && /^event: ?lifecycle$/m.test(block)) onEvent(JSON.parse(data) as LifecycleEvent);
+      }
+    }
+  }
+
+  vncUrl(domain: FleetDomain): string {
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    return `${scheme}://${location.host}/v1/nodes/${encodeURIComponent(domain.node)}/domains/${domain.uuid}/vnc`;
+  }
+
+  /** `binary` first: the server picks the first offered subprotocol, noVNC expects it. */
+  wsProtocols(): string[] {
+    return this.token ? ['binary', `${BEARER_PROTOCOL_PREFIX}${this.token}`] : ['binary'];
+  }
+}
