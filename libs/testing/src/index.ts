@@ -13,3 +13,4 @@ export { canMountTmpfs, fillFileSystem } from './tmpfs.js';
 export { tearDown, type TearDownPart } from './teardown.js';
 export { rejectsWith } from './rejects.js';
 export { testDomainConfig } from './domain-config.js';
+export { ensureLibvirt, startLibvirt, VIRSH, type Libvirt } from './libvirtd.js';
