@@ -99,3 +99,4 @@ export {
   type ProcedureName as LibvirtProcedureName,
   type ProcedureReply as LibvirtProcedureReply,
 } from './libvirt/protocol.js';
+export { LibvirtDriver, renderDomainXml, runStateOf, type LibvirtDriverOptions } from './libvirt/libvirt-driver.js';

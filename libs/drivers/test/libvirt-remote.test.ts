@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtError } from '@virtbus/api-contract';
-import { hasBinaryOrSkip, rejectsWith, requireBinary, startLibvirt, VIRSH, type Libvirt } from '@virtbus/testing';
-import { AuthType, DomainState, LibvirtClient, LibvirtRemoteError, ListDomainsFlag, parseLibvirtUri, uuidBytes, uuidString } from '../src/index.js';
+import { hasBinaryOrSkip, rejectsWith, requireBinary, startLibvirt, testDomainConfig, VIRSH, type Libvirt } from '@virtbus/testing';
+import { makeDriverContext, TestDomain, type Observation } from './support/driver-harness.js';
+import { AuthType, DomainState, LibvirtClient, LibvirtDriver, LibvirtRemoteError, ListDomainsFlag, parseLibvirtUri, uuidBytes, uuidString } from '../src/index.js';
 
 const run = promisify(execFile);
 const LIBVIRTD = hasBinaryOrSkip('libvirtd') && hasBinaryOrSkip('virsh');
@@ -151,8 +152,50 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
     await rejectsWith(client.call('connectGetType', undefined), 'OPERATION_FAILED');
   });
 
+  describe('LibvirtDriver (driver libvirt) on test:///default through the daemon', () => {
+    it('probes, starts (also paused), suspends, resumes, reboots, resets, shuts down, destroys, adopts and undefines', async () => {
+      const domains = new Map<string, TestDomain>();
+      const observed: Observation[] = [];
+      const driver = new LibvirtDriver({ uri: `test+unix:///default?socket=${socket}` });
+      await driver.init(makeDriverContext(join(root, 'driver'), domains, observed));
+      try {
+        expect(await driver.probe()).toMatchObject({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'hypervisor:test'] });
+        const domain = new TestDomain(testDomainConfig({ name: `${tag}-drv`, driver: 'libvirt', vcpus: 2, memory: 96 }));
+        expect(() => driver.validate(domain.config)).not.toThrow();
+        expect(() => driver.validate({ ...domain.config, driver: 'qemu' })).toThrow(VirtError);
+        expect(await driver.adopt(domain)).toEqual({ state: 'shutoff', reason: 'unknown' });
+
+        expect(domain.apply(await driver.start(domain, { paused: false }))).toEqual({ state: 'running', reason: 'booted' });
+        const lookedUp = (await test.call('domainLookupByName', { name: domain.config.name })).dom;
+        expect(await test.call('domainGetInfo', { dom: lookedUp })).toMatchObject({ maxMem: 96n * 1024n, nrVirtCpu: 2 });
+        expect(await driver.suspend(domain)).toEqual({ state: 'paused', reason: 'user' });
+        expect(await driver.resume(domain)).toEqual({ state: 'running', reason: 'unpaused' });
+        expect((await driver.reboot(domain, { timeoutMs: 10_000 })).state).toBe('running');
+        expect((await driver.reset(domain)).state).toBe('running');
+        expect(await driver.adopt(domain)).toMatchObject({ state: 'running' });
+        expect(await driver.shutdown(domain, { timeoutMs: 10_000 })).toEqual({ state: 'shutoff', reason: 'shutdown' });
+        expect(await driver.start(domain, { paused: true })).toEqual({ state: 'paused', reason: 'user' });
+        expect(await driver.destroy(domain)).toEqual({ state: 'shutoff', reason: 'destroyed' });
+
+        await driver.undefine(domain);
+        await rejectsWith(test.call('domainLookupByName', { name: domain.config.name }), 'NO_DOMAIN');
+        await driver.undefine(domain);
+      } finally {
+        await driver.close();
+      }
+      expect((await driver.probe()).available).toBe(false);
+    });
+
+    it('reports itself unavailable when libvirtd does not answer', async () => {
+      const driver = new LibvirtDriver({ uri: `test+unix:///default?socket=${join(root, 'no-such-sock')}` });
+      await driver.init(makeDriverContext(join(root, 'driver2'), new Map(), []));
+      expect(await driver.probe()).toMatchObject({ available: false, detail: expect.stringContaining('libvirtd unreachable') });
+      await rejectsWith(driver.start(new TestDomain(testDomainConfig({ name: `${tag}-x`, driver: 'libvirt' })), { paused: false }), 'OPERATION_FAILED');
+    });
+  });
+
   describe.skipIf(!QEMU)('qemu:///system on the private daemon (TCG)', () => {
-    it('define, create, reset, suspend, resume, destroy, undefine a diskless QEMU domain, seen by virsh', async () => {
+    it('define, create, reset, suspend, resume, destroy, create paused, undefine a diskless QEMU domain, seen by virsh', async () => {
       const name = `${tag}-q1`;
       const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
       try {
@@ -172,6 +215,10 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         await qemu.call('domainResume', { dom });
         await qemu.call('domainDestroy', { dom });
         expect(await virsh('domstate', name)).toBe('shut off');
+        // VIR_DOMAIN_START_PAUSED
+        await qemu.call('domainCreateWithFlags', { dom, flags: 1 });
+        expect(await virsh('domstate', name)).toBe('paused');
+        await qemu.call('domainDestroy', { dom });
         await qemu.call('domainUndefine', { dom });
         expect(await virsh('list', '--all', '--name')).not.toContain(name);
       } finally {

@@ -135,6 +135,8 @@ export const Procedures = {
   authList: procedure(66, xdrVoid, xdrStruct({ types: xdrArray(xdrInt, AUTH_TYPE_LIST_MAX) })),
   /** libvirt's own version, same encoding as connectGetVersion. */
   connectGetLibVersion: procedure(157, xdrVoid, xdrStruct({ libVer: xdrUhyper })),
+  /** flags: virDomainCreateFlags (1 = START_PAUSED). */
+  domainCreateWithFlags: procedure(196, domainFlags, domainReply),
   domainGetState: procedure(212, domainFlags, xdrStruct({ state: xdrInt, reason: xdrInt })),
   domainUndefineFlags: procedure(231, domainFlags, xdrVoid),
   domainReset: procedure(245, domainFlags, xdrVoid),
