@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -150,6 +151,25 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
     await client.close();
     expect(client.closed).toBe(true);
     await rejectsWith(client.call('connectGetType', undefined), 'OPERATION_FAILED');
+  });
+
+  it('keepalive: a silent libvirtd (SIGSTOPped) drops the connection and fails the call in flight', async () => {
+    // libvirtd is the wrapper's child (the wrapper is ours: startLibvirt spawned it)
+    const children = readFileSync(`/proc/${libvirt.pid}/task/${libvirt.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    const daemon = children.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('/usr/sbin/libvirtd'));
+    expect(daemon).toBeDefined();
+    const client = await LibvirtClient.connect({ socket, uri: 'test:///default', keepaliveIntervalMs: 200, keepaliveCount: 3 });
+    const closed = new Promise<Error>((resolve) => client.onClosed(resolve));
+    process.kill(daemon!, 'SIGSTOP');
+    try {
+      const call = rejectsWith(client.call('connectGetType', undefined), 'OPERATION_TIMEOUT');
+      expect(VirtError.is(await closed, 'OPERATION_TIMEOUT')).toBe(true);
+      await call;
+      expect(client.closed).toBe(true);
+    } finally {
+      process.kill(daemon!, 'SIGCONT');
+    }
+    await test.ping();
   });
 
   describe('LibvirtDriver (driver libvirt) on test:///default through the daemon', () => {
