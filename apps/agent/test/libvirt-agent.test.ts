@@ -49,7 +49,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
 
   it('reports the driver with libvirt\'s hypervisor and runs the lifecycle in libvirt, adopting after an agent restart', async () => {
     const info = await client.call(NODE, 'node.info', {});
-    expect(info.drivers).toEqual([expect.objectContaining({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'hypervisor:test'] })]);
+    expect(info.drivers).toEqual([expect.objectContaining({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'stats', 'hypervisor:test'] })]);
 
     const name = `${tag}-web`;
     const domain = await client.call(NODE, 'domain.define', { name, driver: 'libvirt', vcpus: 2, memory: 128 });
@@ -67,6 +67,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
       expect(await virsh('domstate', name)).toBe(virshState);
     }
     expect(await virsh('dominfo', name)).toMatch(/Max memory:\s+131072 KiB/);
+    expect(await client.call(NODE, 'domain.stats', { id: name })).toMatchObject({ state: 'running', memory: { maximumBytes: 128 * 1024 * 1024 }, vcpu: { current: 2 } });
 
     // the agent goes, libvirt keeps the domain running; the next agent reads its state back
     // (test:///default lives in libvirtd while a connection holds it: this one does, as a host's other users would)

@@ -179,7 +179,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       const driver = new LibvirtDriver({ uri: `test+unix:///default?socket=${socket}` });
       await driver.init(makeDriverContext(join(root, 'driver'), domains, observed));
       try {
-        expect(await driver.probe()).toMatchObject({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'hypervisor:test'] });
+        expect(await driver.probe()).toMatchObject({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'stats', 'hypervisor:test'] });
         const domain = new TestDomain(testDomainConfig({ name: `${tag}-drv`, driver: 'libvirt', vcpus: 2, memory: 96 }));
         expect(() => driver.validate(domain.config)).not.toThrow();
         expect(() => driver.validate({ ...domain.config, driver: 'qemu' })).toThrow(VirtError);
@@ -188,6 +188,14 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         expect(domain.apply(await driver.start(domain, { paused: false }))).toEqual({ state: 'running', reason: 'booted' });
         const lookedUp = (await test.call('domainLookupByName', { name: domain.config.name })).dom;
         expect(await test.call('domainGetInfo', { dom: lookedUp })).toMatchObject({ maxMem: 96n * 1024n, nrVirtCpu: 2 });
+        expect(await driver.stats!.domainStats(domain, { deadlineMs: 5000 })).toMatchObject({
+          uuid: domain.config.uuid,
+          state: 'running',
+          reason: 'booted',
+          cpu: { timeNs: expect.any(Number) },
+          memory: { maximumBytes: 96 * 1024 * 1024 },
+          vcpu: { current: 2, maximum: 2 },
+        });
         expect(await driver.suspend(domain)).toEqual({ state: 'paused', reason: 'user' });
         expect(await driver.resume(domain)).toEqual({ state: 'running', reason: 'unpaused' });
         expect((await driver.reboot(domain, { timeoutMs: 10_000 })).state).toBe('running');

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DomainStates, StateReasons, VirtError, type DomainConfig, type DomainState, type DriverInfo, type StateReason } from '@virtbus/api-contract';
-import type { DomainRecord, DriverContext, HypervisorDriver, RunState, StartOptions, WaitOptions } from '../driver.js';
+import { DomainStates, StateReasons, VirtError, type DomainConfig, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
+import type { DomainRecord, DriverContext, HypervisorDriver, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
 import { LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
@@ -38,9 +38,10 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
  * Fronts a host's libvirtd over its remote protocol: the agent owns the definition and defines it into libvirt on
  * every start; libvirt runs the domain with whatever hypervisor the URI names. Lifecycle only so far (issue 21).
  */
-export class LibvirtDriver implements HypervisorDriver {
+export class LibvirtDriver implements HypervisorDriver, StatsCapability {
   readonly name = 'libvirt';
   readonly domainTypes = ['libvirt'] as const;
+  readonly stats: StatsCapability = this;
   private client: LibvirtClient | undefined;
   private connectError: Error | undefined;
   /** libvirt's driver type lower-cased (`qemu`, `xen`, `vz`, `test`, …), the domain XML's type. */
@@ -156,6 +157,30 @@ export class LibvirtDriver implements HypervisorDriver {
       await this.connection().call('domainUndefineFlags', { dom: await this.lookup(domain), flags: 0 });
     } catch (error) {
       if (!VirtError.is(error, 'NO_DOMAIN')) throw error;
+    }
+  }
+
+  /** From virDomainGetInfo (state, memory, vCPU count, CPU time); GetAllDomainStats' richer groups come later. */
+  async domainStats(domain: DomainRecord, options: { deadlineMs: number }): Promise<DomainStats> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new VirtError('OPERATION_TIMEOUT', `libvirt stats of ${domain.config.name}: no answer in ${options.deadlineMs} ms`)), options.deadlineMs);
+    });
+    try {
+      const info = await Promise.race([this.lookup(domain).then((dom) => this.connection().call('domainGetInfo', { dom })), deadline]);
+      const { state, reason } = runStateOf(info.state, 0);
+      return {
+        uuid: domain.config.uuid,
+        name: domain.config.name,
+        state,
+        reason: state === domain.state ? domain.reason : reason,
+        collectedAt: new Date().toISOString(),
+        cpu: { timeNs: Number(info.cpuTime) },
+        memory: { maximumBytes: Number(info.maxMem) * 1024, currentBytes: Number(info.memory) * 1024 },
+        vcpu: { current: info.nrVirtCpu, maximum: domain.config.vcpus, list: [] },
+      };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
