@@ -219,6 +219,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       await driver.init(makeDriverContext(join(root, 'driver2'), new Map(), []));
       expect(await driver.probe()).toMatchObject({ available: false, detail: expect.stringContaining('libvirtd unreachable') });
       await rejectsWith(driver.start(new TestDomain(testDomainConfig({ name: `${tag}-x`, driver: 'libvirt' })), { paused: false }), 'OPERATION_FAILED');
+      await driver.close();
     });
   });
 
@@ -251,6 +252,36 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         expect(await virsh('list', '--all', '--name')).not.toContain(name);
       } finally {
         await qemu.close();
+      }
+    });
+  });
+  // last: restarts the shared daemon
+  describe.skipIf(!QEMU)('libvirtd restarted under a connected driver', () => {
+    it('the driver reports libvirtd unreachable, reconnects on its own, and finds the QEMU domain still running', async () => {
+      const name = `${tag}-keep`;
+      const driver = new LibvirtDriver({ uri: `qemu+unix:///system?socket=${socket}` });
+      await driver.init(makeDriverContext(join(root, 'driver3'), new Map(), []));
+      const waitAvailable = async (available: boolean) => {
+        const deadline = Date.now() + 30_000;
+        while ((await driver.probe()).available !== available) {
+          if (Date.now() > deadline) throw new Error(`driver never became ${available ? 'available' : 'unavailable'}`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      };
+      try {
+        await waitAvailable(true);
+        const domain = new TestDomain(testDomainConfig({ name, driver: 'libvirt' }));
+        expect((await driver.start(domain, { paused: false })).state).toBe('running');
+        await libvirt.stop();
+        await waitAvailable(false);
+        await rejectsWith(driver.adopt(domain), 'OPERATION_FAILED');
+        libvirt = await startLibvirt(join(root, 'lv'));
+        await waitAvailable(true);
+        expect(await driver.adopt(domain)).toMatchObject({ state: 'running' });
+        expect(await driver.destroy(domain)).toEqual({ state: 'shutoff', reason: 'destroyed' });
+        await driver.undefine(domain);
+      } finally {
+        await driver.close();
       }
     });
   });

@@ -15,6 +15,9 @@ export interface LibvirtDriverOptions {
 /** VIR_DOMAIN_START_PAUSED */
 const START_PAUSED = 1;
 const POLL_MS = 100;
+/** Reconnect backoff after libvirtd went away (a restart keeps its domains running). */
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 10_000;
 const VIR_ERR_INVALID_ARG = 8;
 
 const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -47,19 +50,52 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability {
   /** libvirt's driver type lower-cased (`qemu`, `xen`, `vz`, `test`, …), the domain XML's type. */
   private hypervisor = 'unknown';
   private detail = '';
+  private logger: DriverContext['logger'] | undefined;
+  private closing = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryMs = RETRY_MIN_MS;
 
   constructor(private readonly options: LibvirtDriverOptions) {}
 
-  async init(_context: DriverContext): Promise<void> {
+  async init(context: DriverContext): Promise<void> {
+    this.logger = context.logger;
+    await this.connect();
+  }
+
+  /** One attempt; on failure (or a later drop) retries with a bounded backoff until close(). */
+  private async connect(): Promise<void> {
     const { socket, uri } = parseLibvirtUri(this.options.uri);
     try {
-      this.client = await LibvirtClient.connect({ socket, uri, callTimeoutMs: this.options.callTimeoutMs });
-      const [{ type }, { hvVer }] = [await this.client.call('connectGetType', undefined), await this.client.call('connectGetVersion', undefined)];
+      const client = await LibvirtClient.connect({ socket, uri, callTimeoutMs: this.options.callTimeoutMs });
+      const [{ type }, { hvVer }] = [await client.call('connectGetType', undefined), await client.call('connectGetVersion', undefined)];
       this.hypervisor = type.toLowerCase();
       this.detail = `${uri} on ${socket}: ${type} ${hvVer}`;
+      if (this.closing) {
+        await client.close();
+        return;
+      }
+      this.client = client;
+      this.retryMs = RETRY_MIN_MS;
+      client.onClosed((error) => {
+        this.connectError = error;
+        if (this.closing) return;
+        this.logger?.warn({ err: error }, 'libvirtd connection lost; reconnecting');
+        this.scheduleReconnect();
+      });
     } catch (error) {
       this.connectError = error as Error;
+      this.scheduleReconnect();
     }
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closing || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.closing) void this.connect();
+    }, this.retryMs);
+    this.retryTimer.unref();
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
   }
 
   async probe(): Promise<DriverInfo> {
@@ -185,6 +221,8 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.retryTimer);
     await this.client?.close().catch((error: unknown) => this.connectError = error as Error);
     this.client = undefined;
   }
