@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { builtBundle, findBinary, freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
-import { domainXml, ensureLibvirt, startLibvirt, VIRSH, type Libvirt } from './libvirt.js';
+import { builtBundle, ensureLibvirt, findBinary, freePort, REPO_ROOT, spawnAgent, startLibvirt, startNatsServer, VIRSH, type Libvirt } from '@virtbus/testing';
+import { domainXml } from './libvirt.js';
 import { round, summarize, type LatencySummary } from './stats.js';
 
 const run = promisify(execFile);

@@ -43,3 +43,18 @@ describe('agent listeners off loopback', () => {
     expect(configFromArgs(local, {})).toMatchObject({ migration: { listenHost: '127.0.0.1' }, monitoring: { metricsAddress: '127.0.0.1:9177' } });
   });
 });
+
+describe('agent libvirt driver option', () => {
+  it('loads the libvirt driver only with --libvirt-uri (or VIRTBUS_LIBVIRT_URI), with that URI', () => {
+    expect(configFromArgs(base, {})).toMatchObject({ drivers: ['test', 'qemu', 'lxc'] });
+    expect(configFromArgs([...base, '--libvirt-uri', 'xen:///system'], {})).toMatchObject({
+      drivers: ['test', 'qemu', 'lxc', 'libvirt'],
+      driverOptions: { libvirt: { uri: 'xen:///system' } },
+    });
+    expect(configFromArgs([...base, '--drivers', 'libvirt'], { VIRTBUS_LIBVIRT_URI: 'test:///default' })).toMatchObject({ drivers: ['libvirt'], driverOptions: { libvirt: { uri: 'test:///default' } } });
+  });
+
+  it('refuses driver libvirt without a URI', () => {
+    expect(() => configFromArgs([...base, '--drivers', 'test,libvirt'], {})).toThrow(/needs --libvirt-uri/);
+  });
+});

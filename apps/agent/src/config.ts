@@ -36,7 +36,9 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
   --node NAME          node name (default: VIRTBUS_NODE or the host name)
   --nats URL           NATS server URL(s), comma separated (default: NATS_URL or nats://127.0.0.1:4222)
   --state-dir DIR      durable state (default: VIRTBUS_STATE_DIR or /var/lib/virtbus/<node>)
-  --drivers LIST       drivers to load (default: VIRTBUS_DRIVERS or all: ${DriverNames.join(',')})
+  --drivers LIST       drivers to load (default: VIRTBUS_DRIVERS or all: ${DriverNames.join(',')}; libvirt only with --libvirt-uri)
+  --libvirt-uri URI    front this host's libvirtd as driver libvirt: qemu:///system, xen:///system, vz:///system, test:///default,
+                       qemu+unix:///system?socket=PATH (default: VIRTBUS_LIBVIRT_URI; none = no libvirt driver)
   --log-level LEVEL    pino level (default: VIRTBUS_LOG_LEVEL or info)
   --netns NAME         keep this node's bridges, taps, dnsmasq and nft tables in network namespace /run/netns/NAME (default: VIRTBUS_NETNS)
   --metrics-address A  host:port of /metrics, or off (default: VIRTBUS_METRICS_ADDRESS or 127.0.0.1:9177; port 0 = any)
@@ -97,6 +99,7 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
       nats: { type: 'string' },
       'state-dir': { type: 'string' },
       drivers: { type: 'string' },
+      'libvirt-uri': { type: 'string' },
       'log-level': { type: 'string' },
       netns: { type: 'string' },
       'test-latency-ms': { type: 'string' },
@@ -120,6 +123,10 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
   });
   if (values.help) return 'help';
   const node = values.node ?? env.VIRTBUS_NODE ?? nodeNameFromHost();
+  const libvirtUri = values['libvirt-uri'] ?? env.VIRTBUS_LIBVIRT_URI;
+  // the libvirt driver fronts a daemon that must be named: it is in the default list only with its URI
+  const drivers = parseDriverList(values.drivers ?? env.VIRTBUS_DRIVERS ?? DriverNames.filter((name) => name !== 'libvirt' || libvirtUri).join(','));
+  if (drivers.includes('libvirt') && !libvirtUri) throw new VirtError('INVALID_ARG', 'driver libvirt needs --libvirt-uri (or VIRTBUS_LIBVIRT_URI)');
   const latency = Number(values['test-latency-ms'] ?? env.VIRTBUS_TEST_DRIVER_LATENCY_MS ?? 0);
   // refuses plaintext to a non-loopback server before anything connects
   const nats = natsConnectionOptions(natsClientConfigFromFlags(values, env));
@@ -142,8 +149,8 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
     node,
     nats,
     stateDir: values['state-dir'] ?? env.VIRTBUS_STATE_DIR ?? defaultStateDir(node),
-    drivers: parseDriverList(values.drivers ?? env.VIRTBUS_DRIVERS ?? DriverNames.join(',')),
-    driverOptions: { test: { latencyMs: latency } },
+    drivers,
+    driverOptions: { test: { latencyMs: latency }, ...(libvirtUri ? { libvirt: { uri: libvirtUri } } : {}) },
     monitoring: {
       metricsAddress,
       metricsCacheMs: numberOption('--metrics-cache-ms', values['metrics-cache-ms'] ?? env.VIRTBUS_METRICS_CACHE_MS, DEFAULT_METRICS_CACHE_MS),

@@ -5,7 +5,7 @@ import { PageRequestFields, PageResponseFields } from './paging.js';
 import { DomainGraphics } from './graphics.js';
 
 /** Which hypervisor runs a domain; `qemu` is TCG emulation and `kvm` hardware acceleration, both on the qemu driver. */
-export const DomainDriver = Type.Enum(['test', 'qemu', 'kvm', 'lxc'], { description: 'Domain type (hypervisor)' });
+export const DomainDriver = Type.Enum(['test', 'qemu', 'kvm', 'lxc', 'libvirt'], { description: 'Domain type (hypervisor); libvirt: run by the host\'s libvirtd (agent --libvirt-uri)' });
 export type DomainDriver = Static<typeof DomainDriver>;
 
 /** libvirt's virDomainState names. */

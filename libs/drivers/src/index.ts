@@ -86,3 +86,19 @@ export {
   type RuleSetBody,
 } from './firewall/nft.js';
 export { applyNicFilter, listFilteredDevices, removeNicFilter, type NicFilterTarget } from './firewall/apply.js';
+export { LibvirtClient, parseLibvirtUri, DEFAULT_LIBVIRT_SOCKET, type LibvirtClientOptions } from './libvirt/client.js';
+export { LibvirtRemoteError, virtErrorFromRemote } from './libvirt/errors.js';
+export {
+  AuthType,
+  DomainState,
+  ListDomainsFlag,
+  Procedures as LibvirtProcedures,
+  UndefineFlag,
+  uuidBytes,
+  uuidString,
+  type DomainRef as LibvirtDomainRef,
+  type ProcedureArgs as LibvirtProcedureArgs,
+  type ProcedureName as LibvirtProcedureName,
+  type ProcedureReply as LibvirtProcedureReply,
+} from './libvirt/protocol.js';
+export { LibvirtDriver, renderDomainXml, runStateOf, type LibvirtDriverOptions } from './libvirt/libvirt-driver.js';

@@ -16,3 +16,4 @@ export { testDomainConfig } from './domain-config.js';
 export { waitFor } from './wait.js';
 export { useNatsBus, type NatsBus } from './nats-bus.js';
 export { useTempDir } from './temp-dir.js';
+export { ensureLibvirt, startLibvirt, VIRSH, type Libvirt } from './libvirtd.js';

@@ -1,0 +1,259 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { VirtError } from '@virtbus/api-contract';
+import { virtErrorFromRemote } from './errors.js';
+import {
+  decodeHeader,
+  DriverFeature,
+  encodePacket,
+  HEADER_BYTES,
+  KEEPALIVE_PROGRAM,
+  KEEPALIVE_PROTOCOL_VERSION,
+  KeepaliveProcedure,
+  MESSAGE_MAX,
+  MessageStatus,
+  MessageType,
+  Procedures,
+  REMOTE_PROGRAM,
+  REMOTE_PROTOCOL_VERSION,
+  RemoteError,
+  type PacketHeader,
+  type ProcedureArgs,
+  type ProcedureName,
+  type ProcedureReply,
+} from './protocol.js';
+import { decodeXdr, encodeXdr, type Codec } from './xdr.js';
+
+export const DEFAULT_LIBVIRT_SOCKET = '/var/run/libvirt/libvirt-sock';
+
+export interface LibvirtClientOptions {
+  /** libvirtd's unix socket. */
+  socket: string;
+  /** URI libvirtd opens for this connection (`qemu:///system`, `test:///default`, `xen:///system`, …). */
+  uri: string;
+  /** Per-call reply timeout. */
+  callTimeoutMs?: number;
+  /** Keepalive: a PING after this much silence; the connection is dropped after `keepaliveCount` silent intervals. */
+  keepaliveIntervalMs?: number;
+  keepaliveCount?: number;
+  /** Calls in flight at once (libvirtd itself serves a few per client and queues the rest). */
+  maxPending?: number;
+}
+
+/** `qemu+unix:///system?socket=/path` (or a plain `qemu:///system`) → the socket and the URI libvirtd opens. */
+export function parseLibvirtUri(text: string): { socket: string; uri: string } {
+  const url = new URL(text);
+  const [driver, transport] = url.protocol.replace(/:$/, '').split('+');
+  if (!driver || (transport !== undefined && transport !== 'unix')) {
+    throw new VirtError('INVALID_ARG', `libvirt URI ${text}: only local unix-socket transports are supported`);
+  }
+  const socket = url.searchParams.get('socket') ?? DEFAULT_LIBVIRT_SOCKET;
+  url.searchParams.delete('socket');
+  const query = url.searchParams.toString();
+  return { socket, uri: `${driver}://${url.host}${url.pathname}${query ? `?${query}` : ''}` };
+}
+
+interface Pending {
+  procedure: string;
+  resolve(body: Buffer): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/** One connection to libvirtd over its remote protocol: calls matched to replies by serial, keepalive both ways. */
+export class LibvirtClient {
+  private readonly pending = new Map<number, Pending>();
+  private readonly pongWaiters: Array<() => void> = [];
+  private serial = 0;
+  private received: Buffer[] = [];
+  private receivedBytes = 0;
+  private lastHeard = Date.now();
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private closedError: Error | undefined;
+  private readonly closedListeners = new Set<(error: Error) => void>();
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly options: Required<Omit<LibvirtClientOptions, 'socket' | 'uri'>>,
+  ) {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (error) => this.fail(new VirtError('OPERATION_FAILED', `libvirtd connection: ${error.message}`, { cause: error })));
+    socket.on('close', () => this.fail(new VirtError('OPERATION_FAILED', 'libvirtd closed the connection')));
+  }
+
+  /** Connects to the socket, opens the URI and starts keepalive when libvirtd supports it. */
+  static async connect(options: LibvirtClientOptions): Promise<LibvirtClient> {
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const connection = netConnect(options.socket);
+      const timer = setTimeout(() => connection.destroy(new Error(`connect to ${options.socket} timed out`)), options.callTimeoutMs ?? 30_000);
+      connection.once('connect', () => {
+        clearTimeout(timer);
+        connection.off('error', reject);
+        resolve(connection);
+      });
+      connection.once('error', (error) => {
+        clearTimeout(timer);
+        reject(new VirtError('OPERATION_FAILED', `libvirtd socket ${options.socket}: ${error.message}`, { cause: error }));
+      });
+    });
+    const client = new LibvirtClient(socket, {
+      callTimeoutMs: options.callTimeoutMs ?? 30_000,
+      keepaliveIntervalMs: options.keepaliveIntervalMs ?? 5_000,
+      keepaliveCount: options.keepaliveCount ?? 5,
+      maxPending: options.maxPending ?? 256,
+    });
+    try {
+      await client.call('connectOpen', { name: options.uri, flags: 0 });
+      const { supported } = await client.call('connectSupportsFeature', { feature: DriverFeature.PROGRAM_KEEPALIVE });
+      if (supported === 1) client.startKeepalive();
+    } catch (error) {
+      client.socket.destroy();
+      throw error;
+    }
+    return client;
+  }
+
+  /** Calls one procedure of the table and waits for its reply. */
+  call<P extends ProcedureName>(name: P, args: ProcedureArgs<P>): Promise<ProcedureReply<P>> {
+    const procedure = Procedures[name];
+    if (this.closedError) return Promise.reject(this.closedError);
+    if (this.pending.size >= this.options.maxPending) {
+      return Promise.reject(new VirtError('RATE_LIMITED', `libvirt ${name}: ${this.pending.size} calls already in flight`));
+    }
+    this.serial = (this.serial + 1) >>> 0;
+    const serial = this.serial;
+    const body = encodeXdr(procedure.args as Codec<ProcedureArgs<P>>, args);
+    const packet = encodePacket(
+      { program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure: procedure.number, type: MessageType.CALL, serial, status: MessageStatus.OK },
+      body,
+    );
+    if (packet.length > MESSAGE_MAX) return Promise.reject(new VirtError('PAYLOAD_TOO_LARGE', `libvirt ${name}: ${packet.length} bytes exceed ${MESSAGE_MAX}`));
+    return new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(serial);
+        reject(new VirtError('OPERATION_TIMEOUT', `libvirt ${name}: no reply in ${this.options.callTimeoutMs} ms`));
+      }, this.options.callTimeoutMs);
+      this.pending.set(serial, { procedure: name, resolve, reject, timer });
+      this.socket.write(packet);
+    }).then((reply) => {
+      try {
+        return decodeXdr(procedure.reply as Codec<ProcedureReply<P>>, reply);
+      } catch (error) {
+        throw new VirtError('INTERNAL', `libvirt ${name}: reply does not match its layout`, { cause: error });
+      }
+    });
+  }
+
+  /** Sends a keepalive PING and waits for libvirtd's PONG. */
+  ping(): Promise<void> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new VirtError('OPERATION_TIMEOUT', `libvirt keepalive: no PONG in ${this.options.callTimeoutMs} ms`)), this.options.callTimeoutMs);
+      this.pongWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.sendKeepalive(KeepaliveProcedure.PING);
+    });
+  }
+
+  /** Called once when the connection is gone (closed, failed or keepalive timed out). */
+  onClosed(listener: (error: Error) => void): () => void {
+    this.closedListeners.add(listener);
+    return () => this.closedListeners.delete(listener);
+  }
+
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  /** connectClose, then the socket. */
+  async close(): Promise<void> {
+    if (this.closedError) return;
+    try {
+      await this.call('connectClose', undefined);
+    } finally {
+      this.fail(new VirtError('OPERATION_FAILED', 'libvirt connection closed'));
+      this.socket.end();
+    }
+  }
+
+  private startKeepalive(): void {
+    this.keepaliveTimer = setInterval(() => {
+      const silent = Date.now() - this.lastHeard;
+      if (silent >= this.options.keepaliveIntervalMs * this.options.keepaliveCount) {
+        this.fail(new VirtError('OPERATION_TIMEOUT', `libvirtd silent for ${silent} ms (keepalive)`));
+        this.socket.destroy();
+      } else if (silent >= this.options.keepaliveIntervalMs) {
+        this.sendKeepalive(KeepaliveProcedure.PING);
+      }
+    }, this.options.keepaliveIntervalMs);
+    this.keepaliveTimer.unref();
+  }
+
+  private sendKeepalive(procedure: number): void {
+    this.socket.write(
+      encodePacket(
+        { program: KEEPALIVE_PROGRAM, version: KEEPALIVE_PROTOCOL_VERSION, procedure, type: MessageType.MESSAGE, serial: 0, status: MessageStatus.OK },
+        Buffer.alloc(0),
+      ),
+    );
+  }
+
+  private onData(chunk: Buffer): void {
+    this.lastHeard = Date.now();
+    this.received.push(chunk);
+    this.receivedBytes += chunk.length;
+    while (this.receivedBytes >= 4) {
+      const buffer = this.received.length === 1 ? this.received[0]! : Buffer.concat(this.received);
+      const length = buffer.readUInt32BE(0);
+      if (length < HEADER_BYTES || length > MESSAGE_MAX) {
+        this.fail(new VirtError('INTERNAL', `libvirtd sent a packet of ${length} bytes (bad framing)`));
+        this.socket.destroy();
+        return;
+      }
+      if (buffer.length < length) {
+        this.received = [buffer];
+        return;
+      }
+      const rest = buffer.subarray(length);
+      this.received = rest.length ? [rest] : [];
+      this.receivedBytes = rest.length;
+      this.onPacket(decodeHeader(buffer), buffer.subarray(HEADER_BYTES, length));
+    }
+  }
+
+  private onPacket(header: PacketHeader, body: Buffer): void {
+    if (header.program === KEEPALIVE_PROGRAM) {
+      if (header.procedure === KeepaliveProcedure.PING) this.sendKeepalive(KeepaliveProcedure.PONG);
+      else if (header.procedure === KeepaliveProcedure.PONG) for (const waiter of this.pongWaiters.splice(0)) waiter();
+      return;
+    }
+    // events (type MESSAGE) and streams are not registered by this client yet
+    if (header.program !== REMOTE_PROGRAM || header.type !== MessageType.REPLY) return;
+    const pending = this.pending.get(header.serial);
+    if (!pending) return;
+    this.pending.delete(header.serial);
+    clearTimeout(pending.timer);
+    if (header.status === MessageStatus.OK) {
+      pending.resolve(Buffer.from(body));
+      return;
+    }
+    try {
+      pending.reject(virtErrorFromRemote(decodeXdr(RemoteError, body), pending.procedure));
+    } catch (error) {
+      pending.reject(new VirtError('INTERNAL', `libvirt ${pending.procedure}: undecodable error reply`, { cause: error }));
+    }
+  }
+
+  private fail(error: Error): void {
+    if (this.closedError) return;
+    this.closedError = error;
+    clearInterval(this.keepaliveTimer);
+    for (const pending of this.pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(error);
+    }
+    this.pending.clear();
+    for (const listener of this.closedListeners) listener(error);
+  }
+}

@@ -1,0 +1,288 @@
+import { execFile } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VirtError } from '@virtbus/api-contract';
+import { hasBinaryOrSkip, rejectsWith, requireBinary, startLibvirt, testDomainConfig, VIRSH, type Libvirt } from '@virtbus/testing';
+import { makeDriverContext, TestDomain, type Observation } from './support/driver-harness.js';
+import { AuthType, DomainState, LibvirtClient, LibvirtDriver, LibvirtRemoteError, ListDomainsFlag, parseLibvirtUri, uuidBytes, uuidString } from '../src/index.js';
+
+const run = promisify(execFile);
+const LIBVIRTD = hasBinaryOrSkip('libvirtd') && hasBinaryOrSkip('virsh');
+const QEMU = LIBVIRTD && hasBinaryOrSkip('qemu-system-x86_64');
+
+/** Every procedure of the table, one spec each, against a private libvirtd (its own dirs, socket, mount and network namespace). */
+describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvirtd', () => {
+  const tag = `vblr${randomBytes(3).toString('hex')}`;
+  let root: string;
+  let libvirt: Libvirt;
+  let test: LibvirtClient;
+  let socket: string;
+  const virsh = async (...args: string[]) => (await run(VIRSH, ['-q', '-c', libvirt.uri, ...args])).stdout.trim();
+  const testXml = (name: string, uuid = randomUUID()) =>
+    `<domain type='test'><name>${name}</name><uuid>${uuid}</uuid><memory unit='MiB'>64</memory><currentMemory unit='MiB'>32</currentMemory><vcpu>2</vcpu><os><type>hvm</type></os></domain>`;
+
+  beforeAll(async () => {
+    // short path: unix socket paths are limited to 107 bytes
+    root = await mkdtemp(join('/tmp', `${tag}-`));
+    libvirt = await startLibvirt(join(root, 'lv'));
+    socket = libvirt.socket;
+    test = await LibvirtClient.connect({ socket, uri: 'test:///default' });
+  });
+
+  afterAll(async () => {
+    await test?.close();
+    if (libvirt) {
+      // QEMU domains outlive libvirtd by design: ours go first
+      const names = (await virsh('list', '--all', '--name').catch(() => '')).split('\n').filter((name) => name.startsWith(tag));
+      for (const name of names) {
+        await virsh('destroy', name).catch(() => 'not running');
+        await virsh('undefine', name);
+      }
+      await libvirt.stop();
+    }
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  it('parses libvirt URIs into the socket and the URI libvirtd opens', () => {
+    expect(parseLibvirtUri(libvirt.uri)).toEqual({ socket, uri: 'qemu:///system' });
+    expect(parseLibvirtUri('xen:///system')).toEqual({ socket: '/var/run/libvirt/libvirt-sock', uri: 'xen:///system' });
+    expect(() => parseLibvirtUri('qemu+tls://host/system')).toThrow(VirtError);
+  });
+
+  it('connectOpen + connectGetType / connectGetVersion / connectGetLibVersion / connectGetHostname answer as virsh does', async () => {
+    expect(await test.call('connectGetType', undefined)).toEqual({ type: 'TEST' });
+    const { hvVer } = await test.call('connectGetVersion', undefined);
+    expect(hvVer).toBeGreaterThan(0n);
+    const [major, minor, release] = (await virsh('version', '--daemon')).match(/Running against daemon: ([0-9.]+)/)![1]!.split('.').map(Number);
+    expect(await test.call('connectGetLibVersion', undefined)).toEqual({ libVer: BigInt(major! * 1_000_000 + minor! * 1000 + release!) });
+    expect(await test.call('connectGetHostname', undefined)).toEqual({ hostname: await virsh('hostname') });
+  });
+
+  it('authList reports no authentication on the private socket; connectSupportsFeature knows keepalive', async () => {
+    expect(await test.call('authList', undefined)).toEqual({ types: [AuthType.NONE] });
+    expect(await test.call('connectSupportsFeature', { feature: 10 })).toEqual({ supported: 1 });
+  });
+
+  it('keepalive: a PING gets libvirtd PONG', async () => {
+    await test.ping();
+    await test.ping();
+  });
+
+  it('opening an unknown URI fails with the daemon error, mapped', async () => {
+    const error = await rejectsWith(LibvirtClient.connect({ socket, uri: 'nosuchdriver:///system' }), 'OPERATION_FAILED');
+    expect(error.cause).toBeInstanceOf(LibvirtRemoteError);
+  });
+
+  it('a test:/// domain goes through define, lookup, create, suspend, resume, shutdown, destroy, undefine', async () => {
+    const name = `${tag}-t1`;
+    const uuid = randomUUID();
+    const { dom } = await test.call('domainDefineXml', { xml: testXml(name, uuid) });
+    expect(dom.name).toBe(name);
+    expect(uuidString(dom.uuid)).toBe(uuid);
+    expect(dom.id).toBe(-1);
+    expect((await test.call('domainLookupByName', { name })).dom.uuid).toEqual(dom.uuid);
+    expect((await test.call('domainLookupByUuid', { uuid: uuidBytes(uuid) })).dom.name).toBe(name);
+    const state = async () => (await test.call('domainGetState', { dom, flags: 0 })).state;
+    expect(await state()).toBe(DomainState.SHUTOFF);
+    expect((await test.call('domainGetXmlDesc', { dom, flags: 0 })).xml).toContain(`<uuid>${uuid}</uuid>`);
+
+    await test.call('domainCreate', { dom });
+    expect(await state()).toBe(DomainState.RUNNING);
+    const running = (await test.call('domainLookupByName', { name })).dom;
+    expect(running.id).toBeGreaterThan(0);
+    expect(await test.call('domainGetInfo', { dom })).toEqual({ state: DomainState.RUNNING, maxMem: 65536n, memory: 32768n, nrVirtCpu: 2, cpuTime: expect.any(BigInt) });
+
+    await test.call('domainSuspend', { dom });
+    expect(await state()).toBe(DomainState.PAUSED);
+    await test.call('domainResume', { dom });
+    expect(await state()).toBe(DomainState.RUNNING);
+    await test.call('domainShutdown', { dom });
+    expect(await state()).toBe(DomainState.SHUTOFF);
+    await test.call('domainCreate', { dom });
+    await test.call('domainDestroy', { dom });
+    expect(await state()).toBe(DomainState.SHUTOFF);
+
+    await test.call('domainUndefine', { dom });
+    const gone = await rejectsWith(test.call('domainLookupByName', { name }), 'NO_DOMAIN');
+    expect((gone.cause as LibvirtRemoteError).libvirtCode).toBe(42);
+  });
+
+  it('connectListAllDomains filters by flags', async () => {
+    const [a, b] = [`${tag}-la`, `${tag}-lb`];
+    const { dom: domA } = await test.call('domainDefineXml', { xml: testXml(a) });
+    const { dom: domB } = await test.call('domainDefineXml', { xml: testXml(b) });
+    await test.call('domainCreate', { dom: domB });
+    const names = async (flags: number) => {
+      const reply = await test.call('connectListAllDomains', { needResults: 1, flags });
+      expect(reply.ret).toBe(reply.domains.length);
+      return reply.domains.map((dom) => dom.name).filter((name) => name.startsWith(tag));
+    };
+    expect((await names(0)).sort()).toEqual([a, b]);
+    expect(await names(ListDomainsFlag.ACTIVE)).toEqual([b]);
+    expect(await names(ListDomainsFlag.INACTIVE)).toEqual([a]);
+    // the test driver's own running domain is listed too
+    expect((await test.call('connectListAllDomains', { needResults: 1, flags: 0 })).domains.map((dom) => dom.name)).toContain('test');
+    await test.call('domainDestroy', { dom: domB });
+    await test.call('domainUndefineFlags', { dom: domB, flags: 0 });
+    await test.call('domainUndefine', { dom: domA });
+    expect(await names(0)).toEqual([]);
+  });
+
+  it('libvirt errors map to virtbus codes', async () => {
+    const name = `${tag}-err`;
+    const bad = await rejectsWith(test.call('domainDefineXml', { xml: '<domain type=' }), 'INVALID_ARG');
+    expect((bad.cause as LibvirtRemoteError).libvirtCode).toBe(35); // VIR_ERR_XML_DETAIL: libvirt's parser names the spot
+    const { dom } = await test.call('domainDefineXml', { xml: testXml(name) });
+    const inactive = await rejectsWith(test.call('domainDestroy', { dom }), 'OPERATION_INVALID');
+    expect((inactive.cause as LibvirtRemoteError).libvirtCode).toBe(55);
+    // libvirt reports a name taken by another UUID as VIR_ERR_OPERATION_FAILED, not VIR_ERR_DOM_EXIST: the driver checks names first
+    const clash = await rejectsWith(test.call('domainDefineXml', { xml: testXml(name) }), 'OPERATION_FAILED');
+    expect((clash.cause as LibvirtRemoteError).libvirtCode).toBe(9);
+    await test.call('domainUndefine', { dom });
+    await rejectsWith(test.call('domainLookupByUuid', { uuid: uuidBytes(randomUUID()) }), 'NO_DOMAIN');
+  });
+
+  it('a closed client rejects calls instead of hanging', async () => {
+    const client = await LibvirtClient.connect({ socket, uri: 'test:///default' });
+    await client.close();
+    expect(client.closed).toBe(true);
+    await rejectsWith(client.call('connectGetType', undefined), 'OPERATION_FAILED');
+  });
+
+  it('keepalive: a silent libvirtd (SIGSTOPped) drops the connection and fails the call in flight', async () => {
+    // libvirtd is the wrapper's child (the wrapper is ours: startLibvirt spawned it)
+    const children = readFileSync(`/proc/${libvirt.pid}/task/${libvirt.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    const daemon = children.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('/usr/sbin/libvirtd'));
+    expect(daemon).toBeDefined();
+    const client = await LibvirtClient.connect({ socket, uri: 'test:///default', keepaliveIntervalMs: 200, keepaliveCount: 3 });
+    const closed = new Promise<Error>((resolve) => client.onClosed(resolve));
+    process.kill(daemon!, 'SIGSTOP');
+    try {
+      const call = rejectsWith(client.call('connectGetType', undefined), 'OPERATION_TIMEOUT');
+      expect(VirtError.is(await closed, 'OPERATION_TIMEOUT')).toBe(true);
+      await call;
+      expect(client.closed).toBe(true);
+    } finally {
+      process.kill(daemon!, 'SIGCONT');
+    }
+    await test.ping();
+  });
+
+  describe('LibvirtDriver (driver libvirt) on test:///default through the daemon', () => {
+    it('probes, starts (also paused), suspends, resumes, reboots, resets, shuts down, destroys, adopts and undefines', async () => {
+      const domains = new Map<string, TestDomain>();
+      const observed: Observation[] = [];
+      const driver = new LibvirtDriver({ uri: `test+unix:///default?socket=${socket}` });
+      await driver.init(makeDriverContext(join(root, 'driver'), domains, observed));
+      try {
+        expect(await driver.probe()).toMatchObject({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'stats', 'hypervisor:test'] });
+        const domain = new TestDomain(testDomainConfig({ name: `${tag}-drv`, driver: 'libvirt', vcpus: 2, memory: 96 }));
+        expect(() => driver.validate(domain.config)).not.toThrow();
+        expect(() => driver.validate({ ...domain.config, driver: 'qemu' })).toThrow(VirtError);
+        expect(await driver.adopt(domain)).toEqual({ state: 'shutoff', reason: 'unknown' });
+
+        expect(domain.apply(await driver.start(domain, { paused: false }))).toEqual({ state: 'running', reason: 'booted' });
+        const lookedUp = (await test.call('domainLookupByName', { name: domain.config.name })).dom;
+        expect(await test.call('domainGetInfo', { dom: lookedUp })).toMatchObject({ maxMem: 96n * 1024n, nrVirtCpu: 2 });
+        expect(await driver.stats!.domainStats(domain, { deadlineMs: 5000 })).toMatchObject({
+          uuid: domain.config.uuid,
+          state: 'running',
+          reason: 'booted',
+          cpu: { timeNs: expect.any(Number) },
+          memory: { maximumBytes: 96 * 1024 * 1024 },
+          vcpu: { current: 2, maximum: 2 },
+        });
+        expect(await driver.suspend(domain)).toEqual({ state: 'paused', reason: 'user' });
+        expect(await driver.resume(domain)).toEqual({ state: 'running', reason: 'unpaused' });
+        expect((await driver.reboot(domain, { timeoutMs: 10_000 })).state).toBe('running');
+        expect((await driver.reset(domain)).state).toBe('running');
+        expect(await driver.adopt(domain)).toMatchObject({ state: 'running' });
+        expect(await driver.shutdown(domain, { timeoutMs: 10_000 })).toEqual({ state: 'shutoff', reason: 'shutdown' });
+        expect(await driver.start(domain, { paused: true })).toEqual({ state: 'paused', reason: 'user' });
+        expect(await driver.destroy(domain)).toEqual({ state: 'shutoff', reason: 'destroyed' });
+
+        await driver.undefine(domain);
+        await rejectsWith(test.call('domainLookupByName', { name: domain.config.name }), 'NO_DOMAIN');
+        await driver.undefine(domain);
+      } finally {
+        await driver.close();
+      }
+      expect((await driver.probe()).available).toBe(false);
+    });
+
+    it('reports itself unavailable when libvirtd does not answer', async () => {
+      const driver = new LibvirtDriver({ uri: `test+unix:///default?socket=${join(root, 'no-such-sock')}` });
+      await driver.init(makeDriverContext(join(root, 'driver2'), new Map(), []));
+      expect(await driver.probe()).toMatchObject({ available: false, detail: expect.stringContaining('libvirtd unreachable') });
+      await rejectsWith(driver.start(new TestDomain(testDomainConfig({ name: `${tag}-x`, driver: 'libvirt' })), { paused: false }), 'OPERATION_FAILED');
+      await driver.close();
+    });
+  });
+
+  describe.skipIf(!QEMU)('qemu:///system on the private daemon (TCG)', () => {
+    it('define, create, reset, suspend, resume, destroy, create paused, undefine a diskless QEMU domain, seen by virsh', async () => {
+      const name = `${tag}-q1`;
+      const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
+      try {
+        expect(await qemu.call('connectGetType', undefined)).toEqual({ type: 'QEMU' });
+        const xml =
+          `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
+          `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>` +
+          `<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;
+        const { dom } = await qemu.call('domainDefineXml', { xml });
+        expect(await virsh('domstate', name)).toBe('shut off');
+        await qemu.call('domainCreate', { dom });
+        expect(await virsh('domstate', name)).toBe('running');
+        expect((await qemu.call('domainGetState', { dom, flags: 0 })).state).toBe(DomainState.RUNNING);
+        await qemu.call('domainReset', { dom, flags: 0 });
+        await qemu.call('domainSuspend', { dom });
+        expect(await virsh('domstate', name)).toBe('paused');
+        await qemu.call('domainResume', { dom });
+        await qemu.call('domainDestroy', { dom });
+        expect(await virsh('domstate', name)).toBe('shut off');
+        // VIR_DOMAIN_START_PAUSED
+        await qemu.call('domainCreateWithFlags', { dom, flags: 1 });
+        expect(await virsh('domstate', name)).toBe('paused');
+        await qemu.call('domainDestroy', { dom });
+        await qemu.call('domainUndefine', { dom });
+        expect(await virsh('list', '--all', '--name')).not.toContain(name);
+      } finally {
+        await qemu.close();
+      }
+    });
+  });
+  // last: restarts the shared daemon
+  describe.skipIf(!QEMU)('libvirtd restarted under a connected driver', () => {
+    it('the driver reports libvirtd unreachable, reconnects on its own, and finds the QEMU domain still running', async () => {
+      const name = `${tag}-keep`;
+      const driver = new LibvirtDriver({ uri: `qemu+unix:///system?socket=${socket}` });
+      await driver.init(makeDriverContext(join(root, 'driver3'), new Map(), []));
+      const waitAvailable = async (available: boolean) => {
+        const deadline = Date.now() + 30_000;
+        while ((await driver.probe()).available !== available) {
+          if (Date.now() > deadline) throw new Error(`driver never became ${available ? 'available' : 'unavailable'}`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      };
+      try {
+        await waitAvailable(true);
+        const domain = new TestDomain(testDomainConfig({ name, driver: 'libvirt' }));
+        expect((await driver.start(domain, { paused: false })).state).toBe('running');
+        await libvirt.stop();
+        await waitAvailable(false);
+        await rejectsWith(driver.adopt(domain), 'OPERATION_FAILED');
+        libvirt = await startLibvirt(join(root, 'lv'));
+        await waitAvailable(true);
+        expect(await driver.adopt(domain)).toMatchObject({ state: 'running' });
+        expect(await driver.destroy(domain)).toEqual({ state: 'shutoff', reason: 'destroyed' });
+        await driver.undefine(domain);
+      } finally {
+        await driver.close();
+      }
+    });
+  });
+});
