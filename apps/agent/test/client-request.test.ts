@@ -2,7 +2,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtError } from '@virtbus/api-contract';
 import { startNatsServer, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { request, serve } from '../src/index.js';
+import { request, serve } from '@virtbus/client';
 
 let nats: NatsServerHandle;
 let server: NatsConnection;

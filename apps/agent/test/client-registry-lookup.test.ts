@@ -3,7 +3,7 @@ import { Kvm } from '@nats-io/kv';
 import { NODES_BUCKET } from '@virtbus/api-contract';
 import { rejectsWith, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VirtClient } from '../src/index.js';
+import { VirtClient } from '@virtbus/client';
 
 let nats: NatsServerHandle;
 let nc: NatsConnection;
