@@ -122,7 +122,9 @@ export class DomainManager {
     const loaded = (await this.options.store.loadAll(sources)).map((stored) => {
       // A state change is durable in the event log; the domain file is only rewritten for what the log does not hold.
       const last = recorded?.get(stored.config.uuid);
-      return last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt ? { ...stored, state: last.state, reason: last.reason, stateChangedAt: last.stateChangedAt } : stored;
+      if (!(last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt)) return stored;
+      const { id: _fileId, ...rest } = stored;
+      return { ...rest, state: last.state, reason: last.reason, stateChangedAt: last.stateChangedAt, ...(last.id !== undefined ? { id: last.id } : {}) };
     });
     this.domains.load(loaded);
     for (const stored of loaded) if (stored.id !== undefined && stored.id >= this.nextId) this.nextId = stored.id + 1;
@@ -536,7 +538,7 @@ export class DomainManager {
     if (!isActive(change.state)) {
       delete next.liveDisks;
       delete next.id;
-    } else if (next.id === undefined) next.id = this.nextId++;
+    } else if (next.id === undefined || !isActive(stored.state)) next.id = this.nextId++;
     if (stored.state !== change.state) {
       next.state = change.state;
       next.reason = change.reason;
@@ -547,7 +549,7 @@ export class DomainManager {
     // facts, disks of the running domain, a state change without an event). An adopt finding the domain as recorded writes nothing.
     const fileChanged =
       (next.state !== stored.state && changes.length === 0) ||
-      next.id !== stored.id ||
+      (next.id !== stored.id && changes.length === 0) ||
       JSON.stringify(next.runtime) !== JSON.stringify(stored.runtime) ||
       JSON.stringify(liveDisksOf(next)) !== JSON.stringify(liveDisksOf(stored));
     // Both writes start now, in the order of the memory change: the events take their seqs here, so a concurrent apply
@@ -661,7 +663,8 @@ export class DomainManager {
 
   private async publish(stored: StoredDomain, change: LifecycleChange, definition?: StoredDomain): Promise<void> {
     const { uuid, name, labels } = stored.config;
-    await this.options.events.emit({ uuid, name, ...(labels ? { labels } : {}) }, change, stored.state, stored.reason, stored.stateChangedAt, definition);
+    const id = isActive(stored.state) ? stored.id : undefined;
+    await this.options.events.emit({ uuid, name, ...(labels ? { labels } : {}), ...(id !== undefined ? { id } : {}) }, change, stored.state, stored.reason, stored.stateChangedAt, definition);
   }
 
   private contextFor(driver: HypervisorDriver): DriverContext {

@@ -10,6 +10,8 @@ export interface RecordedDomain {
   state: DomainState;
   reason?: StateReason;
   stateChangedAt?: string;
+  /** virsh's domain id while it runs: kept in the log record so a start or stop needs no domain file write. */
+  id?: number;
 }
 
 /** The domain fact written in the same log record as an event: its state as of the event, or that it is gone. */

@@ -145,11 +145,20 @@ export class EventPublisher {
    * Records the event durably (event log) and returns once it is on disk; publishing follows in order. `definition`: a
    * new domain's whole record, kept in the log as its durable copy until the next snapshot (see DomainStore.saveUnsynced).
    */
-  async emit(domain: { uuid: string; name: string; labels?: Labels }, change: LifecycleChange, state: DomainState, reason: StateReason, stateChangedAt?: string, definition?: unknown): Promise<LifecycleEvent> {
+  async emit(
+    domain: { uuid: string; name: string; labels?: Labels; id?: number },
+    change: LifecycleChange,
+    state: DomainState,
+    reason: StateReason,
+    stateChangedAt?: string,
+    definition?: unknown,
+  ): Promise<LifecycleEvent> {
     // The domain's state goes in the same record as the event: the durable copy of a state change, and at restart the
     // way to tell which domain changes never became events.
     const recorded: DomainChange =
-      change.type === 'UNDEFINED' ? { uuid: domain.uuid, removed: true } : { uuid: domain.uuid, name: domain.name, state, reason, ...(stateChangedAt ? { stateChangedAt } : {}) };
+      change.type === 'UNDEFINED'
+        ? { uuid: domain.uuid, removed: true }
+        : { uuid: domain.uuid, name: domain.name, state, reason, ...(stateChangedAt ? { stateChangedAt } : {}), ...(domain.id !== undefined ? { id: domain.id } : {}) };
     const { event, durable } = this.log.append(
       (seq): LifecycleEvent => ({
         kind: 'domain.lifecycle',
