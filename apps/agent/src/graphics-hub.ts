@@ -1,9 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Subjects, VirtError, type GraphicsEvent } from '@virtbus/api-contract';
-import type { DomainRecord, GraphicsSession, HypervisorDriver } from '@virtbus/drivers';
+import type { DomainRecord, GraphicsCapability, GraphicsSession, HypervisorDriver } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 import { publishEnd, requireRunning } from './console-hub.js';
+
+/** A domain's screen: one defined without a screen is refused (409, its config), a driver without screens answers 501. */
+export function graphicsOf(domain: DomainRecord, driver: HypervisorDriver): GraphicsCapability {
+  if (domain.config.graphics?.type !== 'vnc') throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} has no graphical console (define it with graphics.type vnc)`);
+  if (!driver.graphics) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no graphical console`);
+  return driver.graphics;
+}
 
 /** Server bytes sent beyond the viewer's last acknowledgement before the agent stops reading QEMU's socket. */
 export const GRAPHICS_WINDOW_BYTES = 2 * 1024 * 1024;
@@ -56,7 +63,7 @@ export class GraphicsHub {
   }
 
   async attach(domain: DomainRecord, driver: HypervisorDriver, options: { exclusive: boolean; force: boolean }) {
-    if (!driver.graphics) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no graphical console`);
+    const graphics = graphicsOf(domain, driver);
     requireRunning(domain, 'graphical console');
     const { uuid, name } = domain.config;
     const others = [...(this.viewers.get(uuid)?.values() ?? [])];
@@ -65,7 +72,7 @@ export class GraphicsHub {
       throw new VirtError('OPERATION_INVALID', options.exclusive ? `the screen of ${name} has other viewers; attach with force to close them` : `the screen of ${name} has an exclusive viewer; attach with force to close it`);
     }
     if (others.length - blocking.length >= MAX_VIEWERS_PER_DOMAIN) throw new VirtError('OPERATION_INVALID', `the screen of ${name} already has ${MAX_VIEWERS_PER_DOMAIN} viewers`);
-    const session = await driver.graphics.openGraphics(domain);
+    const session = await graphics.openGraphics(domain);
     for (const viewer of blocking) this.close(viewer, options.exclusive ? 'an exclusive viewer took the screen' : 'another viewer took the screen');
     const id = randomBytes(12).toString('hex');
     const viewer: Viewer = { id, uuid, name, subject: Subjects.graphicsOutput(this.node, uuid, id), exclusive: options.exclusive, session, sent: 0, acked: 0, started: false, paused: true, heardAt: Date.now() };

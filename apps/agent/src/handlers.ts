@@ -1,6 +1,6 @@
 import { VirtError, type DriverInfo } from '@virtbus/api-contract';
 import type { ConsoleHub } from './console-hub.js';
-import type { GraphicsHub } from './graphics-hub.js';
+import { graphicsOf, type GraphicsHub } from './graphics-hub.js';
 import type { DomainManager } from './domains/manager.js';
 import { defineFromImage } from './domains/provision.js';
 import type { MigrationManager } from './migration/manager.js';
@@ -101,14 +101,12 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     },
     'domain.screenshot': async ({ id }) => {
       const { record, driver } = consoleTarget(id);
-      if (!driver.graphics) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no graphical console`);
-      const png = await driver.graphics.screenshot(record);
+      const png = await graphicsOf(record, driver).screenshot(record);
       return { format: 'png' as const, data: png.toString('base64') };
     },
     'domain.sendKey': async ({ id, keys, holdTime }) => {
       const { record, driver } = consoleTarget(id);
-      if (!driver.graphics) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no keyboard to press keys on`);
-      await driver.graphics.sendKey(record, keys, holdTime ?? 100);
+      await graphicsOf(record, driver).sendKey(record, keys, holdTime ?? 100);
       return {};
     },
     ...createStorageHandlers(deps.storage),

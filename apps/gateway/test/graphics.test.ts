@@ -254,20 +254,24 @@ describe.skipIf(!QEMU)('graphical console: QEMU VNC on a unix socket, relayed ov
     expect((await run('send-key', 'screen', 'shift', 'a', '--holdtime', '50')).stdout).toContain('shift a');
   }, 30_000);
 
-  it('answers OPERATION_UNSUPPORTED for a domain without graphics and for the test driver', async () => {
+  it('refuses a domain defined without a screen (OPERATION_INVALID) and a driver without screens (OPERATION_UNSUPPORTED)', async () => {
     expect((await json('POST', `/v1/nodes/${NODE}/domains`, { name: 'plain', driver: 'qemu', memory: 64 })).status).toBe(201);
     expect((await json('PUT', `/v1/nodes/${NODE}/domains/plain/state`, { action: 'start' })).status).toBe(200);
     const shot = await json('GET', `/v1/nodes/${NODE}/domains/plain/screenshot`);
-    expect([shot.status, shot.body!.code]).toEqual([501, 'OPERATION_UNSUPPORTED']);
+    expect([shot.status, shot.body!.code]).toEqual([409, 'OPERATION_INVALID']);
     const viewer = await openVnc('plain');
     await viewer.closed;
-    expect(viewer.closedWith()).toMatch(/^4501 OPERATION_UNSUPPORTED/);
+    expect(viewer.closedWith()).toMatch(/^4409 OPERATION_INVALID/);
     expect((await json('PUT', `/v1/nodes/${NODE}/domains/plain/state`, { action: 'destroy' })).status).toBe(200);
 
     expect((await json('POST', `/v1/nodes/${NODE}/domains`, { name: 'mem', driver: 'test' })).status).toBe(201);
     expect((await json('PUT', `/v1/nodes/${NODE}/domains/mem/state`, { action: 'start' })).status).toBe(200);
     const key = await json('POST', `/v1/nodes/${NODE}/domains/mem/send-key`, { keys: ['a'] });
-    expect([key.status, key.body!.code]).toEqual([501, 'OPERATION_UNSUPPORTED']);
+    expect([key.status, key.body!.code]).toEqual([409, 'OPERATION_INVALID']);
+    expect((await json('POST', `/v1/nodes/${NODE}/domains`, { name: 'memscreen', driver: 'test', graphics: { type: 'vnc' } })).status).toBe(201);
+    expect((await json('PUT', `/v1/nodes/${NODE}/domains/memscreen/state`, { action: 'start' })).status).toBe(200);
+    const unsupported = await json('POST', `/v1/nodes/${NODE}/domains/memscreen/send-key`, { keys: ['a'] });
+    expect([unsupported.status, unsupported.body!.code]).toEqual([501, 'OPERATION_UNSUPPORTED']);
   }, 60_000);
 
   it('ends the viewer with the reason when the domain stops', async () => {

@@ -100,7 +100,7 @@ export class QemuGraphics implements GraphicsCapability {
   /** The running QEMU, which was started with a VNC server. */
   private vncOf(domain: DomainRecord): QemuInstance {
     const instance = this.hooks.live(domain);
-    if (instance.config.graphics?.type !== 'vnc') throw new VirtError('OPERATION_UNSUPPORTED', `domain ${domain.config.name} runs without graphics (define it with graphics.type vnc)`);
+    if (instance.config.graphics?.type !== 'vnc') throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} runs without graphics (define it with graphics.type vnc; the change applies at its next start)`);
     return instance;
   }
 }
