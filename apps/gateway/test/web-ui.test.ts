@@ -165,4 +165,25 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     expect((await asReader('GET', 'screenshot')).status).toBe(403);
     expect((await asReader('POST', 'send-key', { keys: ['a'] })).status).toBe(403);
   }, 30_000);
+  it('reads the fleet a page at a time: the 101st domain after "Load more"', async () => {
+    // names after "mem" and "screen" so the earlier rows stay on the first page
+    for (let index = 0; index <= 100; index++) {
+      expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: `zz-${String(index).padStart(3, '0')}`, driver: 'test' })).status).toBe(201);
+    }
+    await page.reload();
+    await page.getByTestId('domain-zz-097').waitFor({ timeout: 30_000 });
+    expect(await page.getByTestId('domain-zz-100').count()).toBe(0);
+    // a late DEFINED event may reload the first page: press again until the last row shows
+    await expect
+      .poll(
+        async () => {
+          const button = page.getByRole('button', { name: 'Load more' });
+          if (await button.isVisible()) await button.click();
+          return page.getByTestId('domain-zz-100').count();
+        },
+        { timeout: 30_000 },
+      )
+      .toBe(1);
+    expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0);
+  }, 120_000);
 });

@@ -41,6 +41,9 @@ export class ApiFailure extends Error {
 /** WebSocket subprotocol that carries the token, since a browser cannot set headers on a WebSocket. */
 export const BEARER_PROTOCOL_PREFIX = 'virtbus.bearer.';
 
+/** Items per list call: a fleet of 100,000 domains is read a page at a time. */
+export const PAGE_SIZE = 100;
+
 export class Api {
   constructor(readonly token: string) {}
 
@@ -56,12 +59,21 @@ export class Api {
     return parsed as T;
   }
 
-  nodes(): Promise<{ nodes: NodeSummary[] }> {
-    return this.call('GET', '/v1/nodes');
+  /** Every node, page after page (a fleet has at most a few thousand). */
+  async nodes(): Promise<{ nodes: NodeSummary[] }> {
+    const nodes: NodeSummary[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call<{ nodes: NodeSummary[]; continue?: string }>('GET', `/v1/nodes?limit=${PAGE_SIZE}${token ? `&continue=${encodeURIComponent(token)}` : ''}`);
+      nodes.push(...page.nodes);
+      token = page.continue;
+    } while (token);
+    return { nodes };
   }
 
-  domains(): Promise<{ domains: FleetDomain[] }> {
-    return this.call('GET', '/v1/domains');
+  /** One page of the fleet's domains; `continue` names the next one. */
+  domains(token?: string): Promise<{ domains: FleetDomain[]; continue?: string }> {
+    return this.call('GET', `/v1/domains?limit=${PAGE_SIZE}${token ? `&continue=${encodeURIComponent(token)}` : ''}`);
   }
 
   changeState(domain: FleetDomain, action: string): Promise<unknown> {

@@ -65,6 +65,7 @@ function Screen({ api, domain, onClose }: { api: Api; domain: FleetDomain; onClo
 function Fleet({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
   const [nodes, setNodes] = useState<NodeSummary[]>([]);
   const [domains, setDomains] = useState<FleetDomain[]>([]);
+  const [more, setMore] = useState<string | undefined>();
   const [error, setError] = useState('');
   const [screen, setScreen] = useState<FleetDomain | undefined>();
   const [live, setLive] = useState(false);
@@ -75,6 +76,7 @@ function Fleet({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
         const [nodeList, domainList] = await Promise.all([api.nodes(), api.domains()]);
         setNodes(nodeList.nodes);
         setDomains(domainList.domains);
+        setMore(domainList.continue);
       } catch (failure) {
         setError(failure instanceof ApiFailure ? failure.message : String(failure));
       }
@@ -104,6 +106,17 @@ function Fleet({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
       });
     return () => abort.abort();
   }, [api, refresh]);
+
+  const loadMore = async () => {
+    if (!more) return;
+    try {
+      const page = await api.domains(more);
+      setDomains((current) => [...current, ...page.domains]);
+      setMore(page.continue);
+    } catch (failure) {
+      setError(failure instanceof ApiFailure ? failure.message : String(failure));
+    }
+  };
 
   const act = async (domain: FleetDomain, action: string) => {
     setError('');
@@ -186,6 +199,7 @@ function Fleet({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
               ))}
             </tbody>
           </table>
+          {more && <button onClick={() => void loadMore()}>Load more</button>}
         </section>
         {screen && <Screen key={`${screen.node}/${screen.uuid}`} api={api} domain={screen} onClose={() => setScreen(undefined)} />}
       </main>
