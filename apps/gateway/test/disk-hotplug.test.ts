@@ -1,11 +1,11 @@
-import { readdir, mkdtemp, rm } from 'node:fs/promises';
+import { readdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { type Domain } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest, waitFor } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest, waitFor, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
@@ -110,11 +110,7 @@ describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a runni
   afterAll(async () => {
     await shell?.close();
     if (domain) await client.call(NODE, 'domain.state', { id: domain.uuid, change: { action: 'destroy' } }, { timeoutMs: 30_000 }).catch(() => undefined);
-    await gateway?.close();
-    await agent?.stop();
-    await nc?.close();
-    await nats?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    await tearDown(gateway, agent, nc, nats, workDir);
   }, 120_000);
 
   it('boots from an image (qcow2 overlay + cidata cdrom) with the overlay as /dev/vda of the right size', async () => {

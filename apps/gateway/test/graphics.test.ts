@@ -1,14 +1,13 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inflateSync } from 'node:zlib';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { sseMessages, Subjects, type Domain, type GraphicsEvent, type SseMessage } from '@virtbus/api-contract';
-import { type AgentProcess, builtBundle, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { type AgentProcess, builtBundle, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer, tearDown, openTestSocket } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
@@ -102,36 +101,16 @@ function litPixels(image: ReturnType<typeof decodePng>): number {
 
 /** A VNC WebSocket through the gateway that collects what the server sends. */
 async function openVnc(id: string, query = '') {
-  const socket = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/v1/nodes/${NODE}/domains/${id}/vnc${query}`, ['binary']);
-  let received = Buffer.alloc(0);
-  let closedWith: string | undefined;
-  socket.on('message', (data: Buffer) => (received = Buffer.concat([received, data])));
-  const closed = new Promise<void>((resolve) =>
-    socket.on('close', (code: number, reason: Buffer) => {
-      closedWith = `${code} ${reason.toString()}`;
-      resolve();
-    }),
-  );
-  await new Promise<void>((resolve, reject) => {
-    socket.once('open', () => resolve());
-    socket.once('error', reject);
-  });
+  const vnc = await openTestSocket(`${gateway.url.replace(/^http/, 'ws')}/v1/nodes/${NODE}/domains/${id}/vnc${query}`, ['binary']);
   return {
-    socket,
-    received: () => received,
+    ...vnc,
     /** Takes `count` bytes once they are there. */
     take: async (count: number): Promise<Buffer> => {
-      await waitFor(`${count} bytes from the VNC server (have ${received.length}, closed: ${closedWith})`, () => received.length >= count || closedWith !== undefined, 20_000);
-      expect(closedWith).toBeUndefined();
-      const bytes = received.subarray(0, count);
-      received = received.subarray(count);
+      await waitFor(`${count} bytes from the VNC server (have ${vnc.received().length}, closed: ${vnc.closedWith()})`, () => vnc.received().length >= count || vnc.closedWith() !== undefined, 20_000);
+      expect(vnc.closedWith()).toBeUndefined();
+      const bytes = vnc.received().subarray(0, count);
+      vnc.consume(count);
       return bytes;
-    },
-    closedWith: () => closedWith,
-    closed,
-    close: async () => {
-      socket.close(1000, 'done');
-      await Promise.race([closed, sleep(2_000)]);
     },
   };
 }
@@ -151,11 +130,7 @@ describe.skipIf(!QEMU)('graphical console: QEMU VNC on a unix socket, relayed ov
 
   afterAll(async () => {
     if (gateway && agent && screen) await json('PUT', `/v1/nodes/${NODE}/domains/${screen.uuid}/state`, { action: 'destroy' }).catch(() => undefined);
-    await gateway?.close();
-    await agent?.stop();
-    await nc?.close();
-    await nats?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    await tearDown(gateway, agent, nc, nats, workDir);
   }, 120_000);
 
   it('defines and starts a domain with a VNC screen (SeaBIOS only: it prints on the VGA text screen)', async () => {

@@ -4,9 +4,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type Domain, type LifecycleEvent, type NodeInfo } from '@virtbus/api-contract';
-import { type AgentProcess, collectBusEvents, ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, type NatsServerHandle, spawnAgent, startNatsServer, type TestGuest, titleWithSkipReason, waitFor } from '@virtbus/testing';
+import { type AgentProcess, collectBusEvents, ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, kvmUnusableReason, type NatsServerHandle, spawnAgent, startNatsServer, type TestGuest, titleWithSkipReason, waitFor, openTestSocket } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
@@ -62,31 +61,16 @@ interface ConsoleClient {
 }
 
 async function openConsole(id: string): Promise<ConsoleClient> {
-  const socket = new WebSocket(`${gateway.url.replace(/^http/, 'ws')}/v1/nodes/${NODE}/domains/${id}/console`);
-  let received = '';
-  let closedWith: string | undefined;
-  socket.on('message', (data: Buffer) => (received += data.toString('utf8')));
-  const closed = new Promise<void>((resolve) =>
-    socket.on('close', (code: number, reason: Buffer) => {
-      closedWith = `${code} ${reason.toString()}`;
-      resolve();
-    }),
-  );
-  await new Promise<void>((resolve, reject) => {
-    socket.once('open', () => resolve());
-    socket.once('error', reject);
-  });
+  const console = await openTestSocket(`${gateway.url.replace(/^http/, 'ws')}/v1/nodes/${NODE}/domains/${id}/console`);
   return {
     text: () => {
+      const closedWith = console.closedWith();
       if (closedWith && !closedWith.startsWith('1000')) throw new Error(`console closed: ${closedWith}`);
-      return received;
+      return console.received().toString('utf8');
     },
-    type: (keys) => socket.send(Buffer.from(keys)),
-    closedWith: () => closedWith,
-    close: async () => {
-      socket.close(1000, 'done');
-      await Promise.race([closed, sleep(2_000)]);
-    },
+    type: (keys) => console.socket.send(Buffer.from(keys)),
+    closedWith: console.closedWith,
+    close: console.close,
   };
 }
 

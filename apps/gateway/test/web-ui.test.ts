@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createToken } from '@virtbus/security';
-import { type AgentProcess, DIST_DIR, hasBinaryOrSkip, type NatsServerHandle, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { type AgentProcess, DIST_DIR, hasBinaryOrSkip, type NatsServerHandle, REPO_ROOT, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -57,11 +57,7 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     if (gateway) {
       for (const name of ['screen', 'mem']) await api('PUT', `/v1/nodes/${NODE}/domains/${name}/state`, { action: 'destroy' }).catch(() => undefined);
     }
-    await gateway?.close();
-    await agent?.stop();
-    await nc?.close();
-    await nats?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    await tearDown(gateway, agent, nc, nats, workDir);
   }, 120_000);
 
   it('serves the built UI without a token and without a dev server', async () => {

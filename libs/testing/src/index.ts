@@ -17,3 +17,4 @@ export { waitFor } from './wait.js';
 export { useNatsBus, type NatsBus } from './nats-bus.js';
 export { useTempDir } from './temp-dir.js';
 export { ensureLibvirt, startLibvirt, VIRSH, type Libvirt } from './libvirtd.js';
+export { openTestSocket, type TestSocket } from './websocket.js';
