@@ -62,7 +62,7 @@ const driver = {
   },
 } as unknown as HypervisorDriver;
 
-const domain: DomainRecord = { config: testDomainConfig({ name: 'screen', driver: 'qemu' }), state: 'running', reason: 'booted' } as DomainRecord;
+const domain: DomainRecord = { config: { ...testDomainConfig({ name: 'screen', driver: 'qemu' }), graphics: { type: 'vnc', video: 'std' } }, state: 'running', reason: 'booted' } as DomainRecord;
 let hub: GraphicsHub;
 
 afterEach(() => {
@@ -108,8 +108,10 @@ describe('GraphicsHub', () => {
     expect(events).toEqual(['CONNECTED', 'DISCONNECTED', 'CONNECTED', 'DISCONNECTED']);
   });
 
-  it('refuses drivers without graphics and domains that do not run', async () => {
+  it('refuses domains defined without a screen, drivers without graphics and domains that do not run', async () => {
     hub = new GraphicsHub(nc, 'n1', pino({ level: 'silent' }));
+    const { graphics: _screen, ...plain } = domain.config;
+    await expect(hub.attach({ ...domain, config: plain } as DomainRecord, driver, { exclusive: false, force: false })).rejects.toSatisfy((error) => VirtError.is(error) && error.code === 'OPERATION_INVALID');
     await expect(hub.attach(domain, { name: 'lxc' } as HypervisorDriver, { exclusive: false, force: false })).rejects.toSatisfy((error) => VirtError.is(error) && error.code === 'OPERATION_UNSUPPORTED');
     await expect(hub.attach({ ...domain, state: 'shutoff' }, driver, { exclusive: false, force: false })).rejects.toSatisfy((error) => VirtError.is(error) && error.code === 'OPERATION_INVALID');
   });
