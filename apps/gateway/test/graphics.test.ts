@@ -243,10 +243,27 @@ describe.skipIf(!QEMU)('graphical console: QEMU VNC on a unix socket, relayed ov
     expect((await json('PUT', `/v1/nodes/${NODE}/domains/mem/state`, { action: 'start' })).status).toBe(200);
     const key = await json('POST', `/v1/nodes/${NODE}/domains/mem/send-key`, { keys: ['a'] });
     expect([key.status, key.body!.code]).toEqual([409, 'OPERATION_INVALID']);
+  }, 60_000);
+
+  it("gives the test driver's domains a screen too: RFB through the WebSocket, a PNG, keys", async () => {
     expect((await json('POST', `/v1/nodes/${NODE}/domains`, { name: 'memscreen', driver: 'test', graphics: { type: 'vnc' } })).status).toBe(201);
     expect((await json('PUT', `/v1/nodes/${NODE}/domains/memscreen/state`, { action: 'start' })).status).toBe(200);
-    const unsupported = await json('POST', `/v1/nodes/${NODE}/domains/memscreen/send-key`, { keys: ['a'] });
-    expect([unsupported.status, unsupported.body!.code]).toEqual([501, 'OPERATION_UNSUPPORTED']);
+    expect((await json('POST', `/v1/nodes/${NODE}/domains/memscreen/send-key`, { keys: ['ctrl', 'alt', 'delete'] })).status).toBe(200);
+    const shot = await fetch(`${gateway.url}/v1/nodes/${NODE}/domains/memscreen/screenshot`);
+    expect(shot.headers.get('content-type')).toBe('image/png');
+    expect(decodePng(Buffer.from(await shot.arrayBuffer())).width).toBe(320);
+    const viewer = await openVnc('memscreen');
+    expect((await viewer.take(12)).toString('latin1')).toBe('RFB 003.008\n');
+    viewer.socket.send(Buffer.from('RFB 003.008\n'));
+    expect([...(await viewer.take(2))]).toEqual([1, 1]);
+    viewer.socket.send(Buffer.from([1]));
+    expect((await viewer.take(4)).readUInt32BE(0)).toBe(0);
+    viewer.socket.send(Buffer.from([1]));
+    const init = await viewer.take(24 + 'memscreen'.length);
+    expect([init.readUInt16BE(0), init.readUInt16BE(2)]).toEqual([320, 200]);
+    expect((await json('PUT', `/v1/nodes/${NODE}/domains/memscreen/state`, { action: 'destroy' })).status).toBe(200);
+    await viewer.closed;
+    expect(viewer.closedWith()).toMatch(/^1000 /);
   }, 60_000);
 
   it('ends the viewer with the reason when the domain stops', async () => {

@@ -8,6 +8,8 @@ import type {
   DiskCapability,
   DomainRecord,
   DriverContext,
+  GraphicsCapability,
+  GraphicsSession,
   HypervisorDriver,
   Media,
   PluggedDisk,
@@ -20,6 +22,7 @@ import type {
 import { driverCapabilities } from '../driver.js';
 import { diskTargets } from '../qemu/command-line.js';
 import { TestConsole } from './test-console.js';
+import { TestScreen } from './test-screen.js';
 import { TestSnapshots } from './test-snapshots.js';
 
 export interface TestDriverOptions {
@@ -35,10 +38,11 @@ type Mark = 'running' | 'paused';
  * like QEMU's pid): a restarted agent finds its guests by them, including a destroy whose record the agent could not
  * write (removing a file needs no room on a full disk).
  */
-export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCapability, DiskCapability {
+export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCapability, DiskCapability, GraphicsCapability {
   readonly name = 'test';
   readonly domainTypes = ['test'] as const;
   readonly console: ConsoleCapability = this;
+  readonly graphics: GraphicsCapability = this;
   readonly stats: StatsCapability = this;
   private readonly snapshotSupport = new TestSnapshots({
     booted: (domain, banner) => {
@@ -56,6 +60,7 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   private readonly runningSince = new Map<string, number>();
   private readonly latencyMs: number;
   private readonly consoles = new Map<string, TestConsole>();
+  private readonly screens = new Map<string, TestScreen>();
   private runDir: string | undefined;
   /** The state dir predates the marks: guests of the agent before are taken as recorded (and marked). */
   private unmarked = false;
@@ -237,6 +242,30 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     };
   }
 
+  async openGraphics(domain: DomainRecord): Promise<GraphicsSession> {
+    return this.screenOf(domain).session();
+  }
+
+  async screenshot(domain: DomainRecord): Promise<Buffer> {
+    return this.screenOf(domain).png();
+  }
+
+  async sendKey(domain: DomainRecord, keys: readonly string[], _holdTimeMs: number): Promise<void> {
+    this.screenOf(domain).pressKeys(keys);
+  }
+
+  /** The screen of a running domain defined with one (the agent checks the definition first; this guards direct callers). */
+  private screenOf(domain: DomainRecord): TestScreen {
+    if (domain.state !== 'running' && domain.state !== 'paused') throw new VirtError('OPERATION_INVALID', 'domain is not running');
+    if (domain.config.graphics?.type !== 'vnc') throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} runs without graphics (define it with graphics.type vnc)`);
+    let screen = this.screens.get(domain.config.uuid);
+    if (!screen) {
+      screen = new TestScreen(domain.config.name, domain.config.uuid);
+      this.screens.set(domain.config.uuid, screen);
+    }
+    return screen;
+  }
+
   private consoleOf(domain: DomainRecord): TestConsole {
     let console = this.consoles.get(domain.config.uuid);
     if (!console) {
@@ -250,6 +279,8 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     this.mark(domain, undefined);
     this.consoles.get(domain.config.uuid)?.end();
     this.consoles.delete(domain.config.uuid);
+    this.screens.get(domain.config.uuid)?.end();
+    this.screens.delete(domain.config.uuid);
     this.runningSince.delete(domain.config.uuid);
     this.plugged.delete(domain.config.uuid);
   }
