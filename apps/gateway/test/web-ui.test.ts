@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createToken } from '@virtbus/security';
-import { type AgentProcess, DIST_DIR, hasBinaryOrSkip, type NatsServerHandle, REPO_ROOT, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
+import { type AgentProcess, DIST_DIR, ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, type NatsServerHandle, REPO_ROOT, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -47,6 +47,9 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500, uiDir: join(DIST_DIR, 'web'), security: { tokens: [admin.record, reader.record] } });
     expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'mem', driver: 'test' })).status).toBe(201);
     expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'screen', driver: 'qemu', memory: 64, graphics: { type: 'vnc' } })).status).toBe(201);
+    const guest = await ensureTestGuest();
+    const linux = { name: 'linux', driver: 'qemu', vcpus: 1, memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline } };
+    expect((await api('POST', `/v1/nodes/${NODE}/domains`, linux)).status).toBe(201);
     // root in a container: chromium's sandbox needs user namespaces it may not get
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
@@ -55,7 +58,7 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
   afterAll(async () => {
     await browser?.close();
     if (gateway) {
-      for (const name of ['screen', 'mem']) await api('PUT', `/v1/nodes/${NODE}/domains/${name}/state`, { action: 'destroy' }).catch(() => undefined);
+      for (const name of ['linux', 'screen', 'mem']) await api('PUT', `/v1/nodes/${NODE}/domains/${name}/state`, { action: 'destroy' }).catch(() => undefined);
     }
     await tearDown(gateway, agent, nc, nats, workDir);
   }, 120_000);
@@ -95,7 +98,8 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
   it("shows a QEMU guest's screen through noVNC (the canvas is not blank)", async () => {
     await page.getByRole('button', { name: 'Start screen' }).click();
     await expect.poll(() => stateOf('screen').textContent(), { timeout: 30_000 }).toBe('running');
-    await page.getByRole('button', { name: 'Screen of screen' }).click();
+    await page.getByRole('link', { name: 'screen', exact: true }).click();
+    await page.getByRole('tab', { name: 'Screen' }).click();
     await expect.poll(() => page.getByTestId('vnc-status').textContent(), { timeout: 30_000 }).toBe('(connected)');
     // SeaBIOS prints on the VGA text screen: many pixels differ from the first one
     // a string: this file is typed for Node, the check runs in the page
@@ -131,7 +135,24 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await expect.poll(async () => matches((last = await compare())), { timeout: 60_000, interval: 500 }).toBe(true);
     await writeFile(join(OUTPUT_DIR, 'screen-canvas.png'), Buffer.from(last!.png.split(',')[1]!, 'base64'));
     await page.screenshot({ path: join(OUTPUT_DIR, 'screen.png'), fullPage: true });
+    await page.getByRole('link', { name: 'Fleet' }).click();
   }, 120_000);
+
+  it("starts the QEMU test guest from the UI and runs a command on its serial console (xterm.js)", async () => {
+    await page.getByRole('button', { name: 'Start linux' }).click();
+    await expect.poll(() => stateOf('linux').textContent(), { timeout: 30_000 }).toBe('running');
+    await page.getByRole('link', { name: 'linux', exact: true }).click();
+    const terminal = page.getByTestId('serial-console');
+    await expect.poll(() => page.getByTestId('serial-status').textContent(), { timeout: 30_000 }).toBe('(connected)');
+    // the guest's shell prints the marker once ttyS0 is open: keys typed after it are read
+    await expect.poll(() => terminal.textContent(), { timeout: 100_000, interval: 500 }).toContain(GUEST_MARKERS.ready);
+    await terminal.click();
+    await page.keyboard.type('echo ui-$((6*7))');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => terminal.textContent(), { timeout: 30_000 }).toContain('ui-42');
+    await page.screenshot({ path: join(OUTPUT_DIR, 'domain-serial.png') });
+    await page.getByRole('link', { name: 'Fleet' }).click();
+  }, 180_000);
 
   it('takes a WebSocket token from its subprotocol (never echoed back) and keeps the screen from a read-only token', async () => {
     const vnc = `${gateway.url.replace(/^http/, 'ws')}/v1/nodes/${NODE}/domains/screen/vnc`;
@@ -161,13 +182,13 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     expect((await asReader('GET', 'screenshot')).status).toBe(403);
     expect((await asReader('POST', 'send-key', { keys: ['a'] })).status).toBe(403);
   }, 30_000);
-  it('reads the fleet a page at a time: the 101st domain after "Load more"', async () => {
-    // names after "mem" and "screen" so the earlier rows stay on the first page
+  it('reads the fleet a page at a time: the rows past the first 100 after "Load more"', async () => {
+    // names after "linux", "mem" and "screen": those three and zz-000…zz-096 fill the first page
     for (let index = 0; index <= 100; index++) {
       expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: `zz-${String(index).padStart(3, '0')}`, driver: 'test' })).status).toBe(201);
     }
     await page.reload();
-    await page.getByTestId('domain-zz-097').waitFor({ timeout: 30_000 });
+    await page.getByTestId('domain-zz-096').waitFor({ timeout: 30_000 });
     expect(await page.getByTestId('domain-zz-100').count()).toBe(0);
     // a late DEFINED event may reload the first page: press again until the last row shows
     await expect

@@ -26,6 +26,26 @@ export interface LifecycleEvent {
   reason: string;
 }
 
+export interface DomainDetail extends FleetDomain {
+  persistent: boolean;
+  autostart: boolean;
+  config: {
+    vcpus: number;
+    memory: number;
+    disks: { type?: string; source?: string; target?: string; device?: string; bus?: string; readonly?: boolean }[];
+    nics: { type: string; source?: string; model?: string; mac?: string }[];
+    graphics?: { type: string; video?: string };
+    console?: { type: string };
+  };
+  liveDisks?: { source?: string; target: string }[];
+}
+
+/** The domain a page is about: its node and UUID. */
+export interface DomainRef {
+  node: string;
+  uuid: string;
+}
+
 export interface ApiError {
   code: string;
   message: string;
@@ -37,6 +57,9 @@ export class ApiFailure extends Error {
     super(`${body.code}: ${body.message}`);
   }
 }
+
+/** What to show for a failed call. */
+export const errorText = (failure: unknown): string => (failure instanceof ApiFailure ? failure.message : String(failure));
 
 /** WebSocket subprotocol that carries the token, since a browser cannot set headers on a WebSocket. */
 export const BEARER_PROTOCOL_PREFIX = 'virtbus.bearer.';
@@ -76,13 +99,25 @@ export class Api {
     return this.call('GET', `/v1/domains?limit=${PAGE_SIZE}${token ? `&continue=${encodeURIComponent(token)}` : ''}`);
   }
 
-  changeState(domain: FleetDomain, action: string): Promise<unknown> {
-    return this.call('PUT', `/v1/nodes/${encodeURIComponent(domain.node)}/domains/${domain.uuid}/state`, { action });
+  /** `/v1/nodes/:node/domains/:uuid` plus `rest`. */
+  domainPath(domain: DomainRef, rest = ''): string {
+    return `/v1/nodes/${encodeURIComponent(domain.node)}/domains/${domain.uuid}${rest}`;
   }
 
-  /** Domain lifecycle events from the SSE stream, read with fetch so the token goes in a header; ends when `signal` aborts. */
-  async follow(onEvent: (event: LifecycleEvent) => void, signal: AbortSignal): Promise<void> {
-    const response = await fetch('/v1/events?kind=domain', { headers: { ...this.headers(false), accept: 'text/event-stream' }, signal });
+  changeState(domain: DomainRef, action: string, options: { force?: boolean } = {}): Promise<unknown> {
+    return this.call('PUT', this.domainPath(domain, '/state'), { action, ...options });
+  }
+
+  /** Domain lifecycle events from the SSE stream; ends when `signal` aborts. */
+  follow(onEvent: (event: LifecycleEvent) => void, signal: AbortSignal): Promise<void> {
+    return this.events('kind=domain', (name, data) => {
+      if (name === 'lifecycle') onEvent(data as LifecycleEvent);
+    }, signal);
+  }
+
+  /** Any SSE event stream of `GET /v1/events?<query>`, read with fetch so the token goes in a header. */
+  async events(query: string, onEvent: (name: string, data: unknown) => void, signal: AbortSignal): Promise<void> {
+    const response = await fetch(`/v1/events?${query}`, { headers: { ...this.headers(false), accept: 'text/event-stream' }, signal });
     if (!response.ok || !response.body) throw new ApiFailure({ code: 'HTTP', message: `events: ${response.status}`, status: response.status });
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
@@ -94,19 +129,22 @@ export class Api {
       while ((end = buffer.indexOf('\n\n')) >= 0) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
-        const data = block
-          .split('\n')
-          .filter((line) => line.startsWith('data:'))
-          .map((line) => line.slice(5).replace(/^ /, ''))
-          .join('\n');
-        if (data && /^event: ?lifecycle$/m.test(block)) onEvent(JSON.parse(data) as LifecycleEvent);
+        const field = (name: string) =>
+          block
+            .split('\n')
+            .filter((line) => line.startsWith(`${name}:`))
+            .map((line) => line.slice(name.length + 1).replace(/^ /, ''))
+            .join('\n');
+        const data = field('data');
+        if (data) onEvent(field('event') || 'message', JSON.parse(data));
       }
     }
   }
 
-  vncUrl(domain: FleetDomain): string {
+  /** WebSocket URL of a domain's `vnc` or `console` stream. */
+  socketUrl(domain: DomainRef, stream: 'vnc' | 'console'): string {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    return `${scheme}://${location.host}/v1/nodes/${encodeURIComponent(domain.node)}/domains/${domain.uuid}/vnc`;
+    return `${scheme}://${location.host}${this.domainPath(domain, `/${stream}`)}`;
   }
 
   /** `binary` first: the server picks the first offered subprotocol, noVNC expects it. */

@@ -1,7 +1,7 @@
-import RFB from '@novnc/novnc';
 import { render } from 'preact';
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { Api, ApiFailure, type FleetDomain, type NodeSummary } from './api.js';
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { Api, type DomainRef, errorText, type FleetDomain, type NodeSummary } from './api.js';
+import { DomainPage } from './domain.js';
 
 const TOKEN_KEY = 'virtbus.token';
 
@@ -16,7 +16,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (api: Api) => void }) {
       sessionStorage.setItem(TOKEN_KEY, api.token);
       onSignedIn(api);
     } catch (failure) {
-      setError(failure instanceof ApiFailure ? failure.message : String(failure));
+      setError(errorText(failure));
     }
   };
   return (
@@ -41,33 +41,11 @@ function SignIn({ onSignedIn }: { onSignedIn: (api: Api) => void }) {
   );
 }
 
-function Screen({ api, domain, onClose }: { api: Api; domain: FleetDomain; onClose: () => void }) {
-  const target = useRef<HTMLDivElement>(null);
-  const [status, setStatus] = useState('connecting');
-  useEffect(() => {
-    if (!target.current) return;
-    const rfb = new RFB(target.current, api.vncUrl(domain), { wsProtocols: api.wsProtocols(), shared: true });
-    rfb.scaleViewport = true;
-    rfb.addEventListener('connect', () => setStatus('connected'));
-    rfb.addEventListener('disconnect', () => setStatus('disconnected'));
-    return () => rfb.disconnect();
-  }, [api, domain.node, domain.uuid]);
-  return (
-    <section aria-label={`Screen of ${domain.name}`}>
-      <h2>
-        Screen of {domain.name} <small data-testid="vnc-status">({status})</small> <button onClick={onClose}>Close</button>
-      </h2>
-      <div class="screen" ref={target} data-testid="vnc-screen" />
-    </section>
-  );
-}
-
-function Fleet({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
+function Fleet({ api }: { api: Api }) {
   const [nodes, setNodes] = useState<NodeSummary[]>([]);
   const [domains, setDomains] = useState<FleetDomain[]>([]);
   const [more, setMore] = useState<string | undefined>();
   const [error, setError] = useState('');
-  const [screen, setScreen] = useState<FleetDomain | undefined>();
   const [live, setLive] = useState(false);
 
   const refresh = useMemo(
@@ -78,7 +56,7 @@ function Fleet({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
         setDomains(domainList.domains);
         setMore(domainList.continue);
       } catch (failure) {
-        setError(failure instanceof ApiFailure ? failure.message : String(failure));
+        setError(errorText(failure));
       }
     },
     [api],
@@ -114,7 +92,7 @@ function Fleet({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
       setDomains((current) => [...current, ...page.domains]);
       setMore(page.continue);
     } catch (failure) {
-      setError(failure instanceof ApiFailure ? failure.message : String(failure));
+      setError(errorText(failure));
     }
   };
 
@@ -123,18 +101,16 @@ function Fleet({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
     try {
       await api.changeState(domain, action);
     } catch (failure) {
-      setError(failure instanceof ApiFailure ? failure.message : String(failure));
+      setError(errorText(failure));
     }
   };
 
   return (
     <>
-      <header>
-        <h1>virtbus</h1>
-        <span>{live ? 'live' : ''}</span>
-        <button onClick={onSignOut}>Sign out</button>
-      </header>
       <main>
+        <p class="live" aria-live="polite">
+          {live ? 'live' : ''}
+        </p>
         {error && (
           <p class="error" role="alert">
             {error}
@@ -178,7 +154,9 @@ function Fleet({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
             <tbody>
               {domains.map((domain) => (
                 <tr key={`${domain.node}/${domain.uuid}`} data-testid={`domain-${domain.name}`}>
-                  <td>{domain.name}</td>
+                  <td>
+                    <a href={domainHash(domain)}>{domain.name}</a>
+                  </td>
                   <td>{domain.node}</td>
                   <td>{domain.driver}</td>
                   <td class={`state-${domain.state}`} data-testid="state">
@@ -191,9 +169,6 @@ function Fleet({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
                     <button onClick={() => void act(domain, 'destroy')} disabled={domain.state === 'shutoff'} aria-label={`Stop ${domain.name}`}>
                       Stop
                     </button>
-                    <button onClick={() => setScreen(domain)} disabled={domain.state !== 'running'} aria-label={`Screen of ${domain.name}`}>
-                      Screen
-                    </button>
                   </td>
                 </tr>
               ))}
@@ -201,24 +176,51 @@ function Fleet({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
           </table>
           {more && <button onClick={() => void loadMore()}>Load more</button>}
         </section>
-        {screen && <Screen key={`${screen.node}/${screen.uuid}`} api={api} domain={screen} onClose={() => setScreen(undefined)} />}
       </main>
     </>
   );
 }
 
+const domainHash = (domain: DomainRef) => `#/domains/${encodeURIComponent(domain.node)}/${domain.uuid}`;
+
+/** The page named by the location hash: `#/` the fleet, `#/domains/<node>/<uuid>` one domain. */
+function useRoute(): DomainRef | undefined {
+  const read = () => {
+    const match = /^#\/domains\/([^/]+)\/([0-9a-f-]{36})$/.exec(location.hash);
+    return match ? { node: decodeURIComponent(match[1]!), uuid: match[2]! } : undefined;
+  };
+  const [route, setRoute] = useState(read);
+  useEffect(() => {
+    const changed = () => setRoute(read());
+    addEventListener('hashchange', changed);
+    return () => removeEventListener('hashchange', changed);
+  }, []);
+  return route;
+}
+
 function App() {
   const stored = sessionStorage.getItem(TOKEN_KEY);
   const [api, setApi] = useState<Api | undefined>(stored === null ? undefined : new Api(stored));
+  const route = useRoute();
   if (!api) return <SignIn onSignedIn={setApi} />;
   return (
-    <Fleet
-      api={api}
-      onSignOut={() => {
-        sessionStorage.removeItem(TOKEN_KEY);
-        setApi(undefined);
-      }}
-    />
+    <>
+      <header>
+        <h1>virtbus</h1>
+        <nav aria-label="Pages">
+          <a href="#/">Fleet</a>
+        </nav>
+        <button
+          onClick={() => {
+            sessionStorage.removeItem(TOKEN_KEY);
+            setApi(undefined);
+          }}
+        >
+          Sign out
+        </button>
+      </header>
+      {route ? <DomainPage key={`${route.node}/${route.uuid}`} api={api} domainRef={route} canWrite /> : <Fleet api={api} />}
+    </>
   );
 }
 

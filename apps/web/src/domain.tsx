@@ -1,0 +1,153 @@
+import { useEffect, useState } from 'preact/hooks';
+import { type Api, type DomainDetail, type DomainRef, errorText, type LifecycleEvent } from './api.js';
+import { Screen } from './screen.js';
+import { SerialConsole } from './terminal.js';
+
+/** The state actions (libvirt's lifecycle verbs), with the states each one applies to. */
+const ACTIONS: { label: string; action: string; force?: boolean; when: string[] }[] = [
+  { label: 'Start', action: 'start', when: ['shutoff', 'crashed'] },
+  { label: 'Shut down', action: 'shutdown', when: ['running'] },
+  { label: 'Force shutdown', action: 'shutdown', force: true, when: ['running', 'paused'] },
+  { label: 'Reboot', action: 'reboot', when: ['running'] },
+  { label: 'Reset', action: 'reset', when: ['running'] },
+  { label: 'Suspend', action: 'suspend', when: ['running'] },
+  { label: 'Resume', action: 'resume', when: ['paused'] },
+  { label: 'Destroy', action: 'destroy', when: ['running', 'paused', 'pmsuspended', 'crashed'] },
+];
+
+type Tab = 'serial' | 'screen' | 'events';
+
+/** Tabs in a tablist: arrow keys move between them (WAI-ARIA tabs pattern). */
+export function Tabs<T extends string>({ tabs, current, onSelect, label }: { tabs: { id: T; label: string }[]; current: T; onSelect: (id: T) => void; label: string }) {
+  const move = (event: KeyboardEvent, index: number) => {
+    const step = event.key === 'ArrowRight' ? 1 : event.key === 'ArrowLeft' ? -1 : 0;
+    if (!step) return;
+    const next = tabs[(index + step + tabs.length) % tabs.length]!;
+    onSelect(next.id);
+    document.getElementById(`tab-${next.id}`)?.focus();
+  };
+  return (
+    <div role="tablist" aria-label={label} class="tabs">
+      {tabs.map((tab, index) => (
+        <button
+          key={tab.id}
+          id={`tab-${tab.id}`}
+          role="tab"
+          aria-selected={tab.id === current}
+          aria-controls={`panel-${tab.id}`}
+          tabIndex={tab.id === current ? 0 : -1}
+          onClick={() => onSelect(tab.id)}
+          onKeyDown={(event) => move(event, index)}
+        >
+          {tab.label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+export function DomainPage({ api, domainRef, canWrite }: { api: Api; domainRef: DomainRef; canWrite: boolean }) {
+  const [domain, setDomain] = useState<DomainDetail | undefined>();
+  const [events, setEvents] = useState<LifecycleEvent[]>([]);
+  const [error, setError] = useState('');
+  const [tab, setTab] = useState<Tab>('serial');
+
+  const reload = () =>
+    api.call<DomainDetail>('GET', api.domainPath(domainRef)).then(setDomain, (failure: unknown) => setError(errorText(failure)));
+
+  useEffect(() => {
+    const abort = new AbortController();
+    void reload();
+    // since=0: this domain's past events first, then live ones
+    void api
+      .events(
+        `kind=domain&domain=${domainRef.uuid}&since=0`,
+        (name, data) => {
+          if (name !== 'lifecycle') return;
+          const event = data as LifecycleEvent;
+          setEvents((current) => [event, ...current].slice(0, 200));
+          setDomain((current) => (current ? { ...current, state: event.state, reason: event.reason } : current));
+        },
+        abort.signal,
+      )
+      .catch((failure: unknown) => {
+        if (!abort.signal.aborted) setError(`event stream: ${errorText(failure)}`);
+      });
+    return () => abort.abort();
+  }, [api, domainRef.node, domainRef.uuid]);
+
+  const act = async (action: string, force?: boolean) => {
+    setError('');
+    try {
+      await api.changeState(domainRef, action, force ? { force } : {});
+      await reload();
+    } catch (failure) {
+      setError(errorText(failure));
+    }
+  };
+
+  if (!domain) return <main>{error ? <p class="error" role="alert">{error}</p> : <p>Loading…</p>}</main>;
+  const running = domain.state === 'running' || domain.state === 'paused';
+  const tabs: { id: Tab; label: string }[] = [
+    { id: 'serial', label: 'Serial console' },
+    ...(domain.config.graphics ? [{ id: 'screen' as const, label: 'Screen' }] : []),
+    { id: 'events', label: 'Events' },
+  ];
+  return (
+    <main>
+      <section aria-labelledby="domain-title">
+        <h2 id="domain-title">
+          {domain.name} <small>on {domain.node}</small>
+        </h2>
+        <p>
+          State:{' '}
+          <strong class={`state-${domain.state}`} data-testid="domain-state">
+            {domain.state}
+          </strong>{' '}
+          ({domain.reason}) · {domain.driver} · {domain.config.vcpus} vCPU · {domain.config.memory} MiB
+        </p>
+        {canWrite && (
+          <div role="group" aria-label="Actions" class="actions">
+            {ACTIONS.map((item) => (
+              <button key={item.label} onClick={() => void act(item.action, item.force)} disabled={!item.when.includes(domain.state)}>
+                {item.label}
+              </button>
+            ))}
+          </div>
+        )}
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+      </section>
+      <section>
+        <Tabs tabs={tabs} current={tab} onSelect={setTab} label="Domain views" />
+        <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`}>
+          {tab === 'serial' && (running && canWrite ? <SerialConsole api={api} domain={domainRef} name={domain.name} /> : <p>The serial console needs a running domain and the operator role.</p>)}
+          {tab === 'screen' && (running && canWrite ? <Screen api={api} domain={domainRef} name={domain.name} /> : <p>The screen needs a running domain and the operator role.</p>)}
+          {tab === 'events' && (
+            <table aria-label="Events of this domain">
+              <thead>
+                <tr>
+                  <th scope="col">Type</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Reason</th>
+                </tr>
+              </thead>
+              <tbody>
+                {events.map((event, index) => (
+                  <tr key={index}>
+                    <td>{event.type}</td>
+                    <td>{event.state}</td>
+                    <td>{event.reason}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </div>
+      </section>
+    </main>
+  );
+}
