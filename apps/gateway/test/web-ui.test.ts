@@ -154,6 +154,43 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await page.getByRole('link', { name: 'Fleet' }).click();
   }, 180_000);
 
+  it("a domain's page: actions, live charts, snapshots as a tree, devices and its events", async () => {
+    await page.getByRole('link', { name: 'mem', exact: true }).click();
+    const state = page.getByTestId('domain-state');
+    await expect.poll(() => state.textContent(), { timeout: 20_000 }).toBe('running');
+    await page.getByRole('button', { name: 'Suspend' }).click();
+    await expect.poll(() => state.textContent(), { timeout: 20_000 }).toBe('paused');
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await expect.poll(() => state.textContent(), { timeout: 20_000 }).toBe('running');
+    await page.getByRole('tab', { name: 'Charts' }).click();
+    await expect.poll(async () => Number((await page.getByTestId('stats-samples').textContent())?.split(' ')[0]), { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
+    expect(await page.locator('.charts canvas').count()).toBe(4);
+    await page.screenshot({ path: join(OUTPUT_DIR, 'domain-charts.png') });
+    await page.getByRole('tab', { name: 'Snapshots' }).click();
+    for (const name of ['base', 'next']) {
+      await page.getByLabel('Snapshot name').fill(name);
+      await page.getByRole('button', { name: 'Create snapshot' }).click();
+      await page.getByTestId(`snapshot-${name}`).waitFor();
+    }
+    // the second is a child of the first in the tree
+    expect(await page.getByTestId('snapshot-base').getByTestId('snapshot-next').count()).toBe(1);
+    await page.getByRole('button', { name: 'Revert to base' }).click();
+    await expect.poll(() => page.getByTestId('snapshot-base').locator(':scope > em').textContent()).toBe('(current)');
+    await page.screenshot({ path: join(OUTPUT_DIR, 'domain-snapshots.png') });
+    await page.getByRole('button', { name: 'Delete next' }).click();
+    await expect.poll(() => page.getByTestId('snapshot-next').count()).toBe(0);
+    await page.getByRole('tab', { name: 'Disks and NICs' }).click();
+    await page.getByRole('table', { name: 'Disks' }).waitFor();
+    await page.screenshot({ path: join(OUTPUT_DIR, 'domain-devices.png') });
+    // keyboard: the arrow keys move between tabs
+    await page.getByRole('tab', { name: 'Disks and NICs' }).press('ArrowRight');
+    expect(await page.getByRole('tab', { name: 'Snapshots' }).getAttribute('aria-selected')).toBe('true');
+    await page.getByRole('tab', { name: 'Events' }).click();
+    await expect.poll(() => page.getByRole('table', { name: 'Events of this domain' }).textContent()).toContain('SUSPENDED');
+    await page.screenshot({ path: join(OUTPUT_DIR, 'domain-events.png') });
+    await page.getByRole('link', { name: 'Fleet' }).click();
+  }, 90_000);
+
   it('takes a WebSocket token from its subprotocol (never echoed back) and keeps the screen from a read-only token', async () => {
     const vnc = `${gateway.url.replace(/^http/, 'ws')}/v1/nodes/${NODE}/domains/screen/vnc`;
     const opened = (protocols: string[]) =>

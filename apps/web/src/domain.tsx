@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { type Api, type DomainDetail, type DomainRef, errorText, type LifecycleEvent } from './api.js';
+import { DevicesPanel, MigratePanel, SnapshotsPanel, StatsPanel } from './panels.js';
 import { Screen } from './screen.js';
 import { SerialConsole } from './terminal.js';
 
@@ -15,7 +16,7 @@ const ACTIONS: { label: string; action: string; force?: boolean; when: string[] 
   { label: 'Destroy', action: 'destroy', when: ['running', 'paused', 'pmsuspended', 'crashed'] },
 ];
 
-type Tab = 'serial' | 'screen' | 'events';
+type Tab = 'serial' | 'screen' | 'stats' | 'devices' | 'snapshots' | 'migrate' | 'events';
 
 /** Tabs in a tablist: arrow keys move between them (WAI-ARIA tabs pattern). */
 export function Tabs<T extends string>({ tabs, current, onSelect, label }: { tabs: { id: T; label: string }[]; current: T; onSelect: (id: T) => void; label: string }) {
@@ -51,6 +52,7 @@ export function DomainPage({ api, domainRef, canWrite }: { api: Api; domainRef: 
   const [events, setEvents] = useState<LifecycleEvent[]>([]);
   const [error, setError] = useState('');
   const [tab, setTab] = useState<Tab>('serial');
+  const [otherNodes, setOtherNodes] = useState<string[]>([]);
 
   const reload = () =>
     api.call<DomainDetail>('GET', api.domainPath(domainRef)).then(setDomain, (failure: unknown) => setError(errorText(failure)));
@@ -58,6 +60,10 @@ export function DomainPage({ api, domainRef, canWrite }: { api: Api; domainRef: 
   useEffect(() => {
     const abort = new AbortController();
     void reload();
+    void api.nodes().then(
+      (list) => setOtherNodes(list.nodes.filter((node) => node.online && node.node !== domainRef.node).map((node) => node.node)),
+      () => undefined,
+    );
     // since=0: this domain's past events first, then live ones
     void api
       .events(
@@ -91,6 +97,10 @@ export function DomainPage({ api, domainRef, canWrite }: { api: Api; domainRef: 
   const tabs: { id: Tab; label: string }[] = [
     { id: 'serial', label: 'Serial console' },
     ...(domain.config.graphics ? [{ id: 'screen' as const, label: 'Screen' }] : []),
+    { id: 'stats', label: 'Charts' },
+    { id: 'devices', label: 'Disks and NICs' },
+    { id: 'snapshots', label: 'Snapshots' },
+    ...(canWrite ? [{ id: 'migrate' as const, label: 'Migrate' }] : []),
     { id: 'events', label: 'Events' },
   ];
   return (
@@ -126,6 +136,10 @@ export function DomainPage({ api, domainRef, canWrite }: { api: Api; domainRef: 
         <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`}>
           {tab === 'serial' && (running && canWrite ? <SerialConsole api={api} domain={domainRef} name={domain.name} /> : <p>The serial console needs a running domain and the operator role.</p>)}
           {tab === 'screen' && (running && canWrite ? <Screen api={api} domain={domainRef} name={domain.name} /> : <p>The screen needs a running domain and the operator role.</p>)}
+          {tab === 'stats' && (running ? <StatsPanel api={api} domain={domainRef} /> : <p>Charts need a running domain.</p>)}
+          {tab === 'devices' && <DevicesPanel api={api} domain={domain} canWrite={canWrite} onChanged={reload} />}
+          {tab === 'snapshots' && <SnapshotsPanel api={api} domain={domainRef} canWrite={canWrite} onChanged={reload} />}
+          {tab === 'migrate' && <MigratePanel api={api} domain={domainRef} nodes={otherNodes} />}
           {tab === 'events' && (
             <table aria-label="Events of this domain">
               <thead>

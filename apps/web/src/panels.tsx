@@ -1,0 +1,325 @@
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { type Api, type DomainDetail, type DomainRef, errorText } from './api.js';
+
+interface StatsSample {
+  collectedAt: string;
+  cpu?: { timeNs: number };
+  memory?: { maximumBytes: number; currentBytes?: number; rssBytes?: number };
+  vcpu?: { current: number };
+  block?: { readBytes: number; writeBytes: number }[];
+  net?: { rxBytes: number; txBytes: number }[];
+}
+
+const STATS_INTERVAL_MS = 2_000;
+/** Points kept per chart: ten minutes at one sample every 2 s. */
+const STATS_POINTS = 300;
+
+const sum = (items: { [key: string]: number }[] | undefined, key: string) => (items ?? []).reduce((total, item) => total + (item[key] ?? 0), 0);
+
+/** One uPlot line chart; `data` is [times, ...series]. */
+function Chart({ title, series, data }: { title: string; series: string[]; data: number[][] }) {
+  const target = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | undefined>(undefined);
+  useEffect(() => {
+    if (!target.current) return;
+    const colours = ['#1a5fb4', '#c64600'];
+    plot.current = new uPlot(
+      { title, width: 560, height: 160, series: [{}, ...series.map((label, index) => ({ label, stroke: colours[index % colours.length]!, width: 1.5 }))], axes: [{}, { size: 60 }] },
+      data as uPlot.AlignedData,
+      target.current,
+    );
+    return () => plot.current?.destroy();
+  }, [title, series.join()]);
+  useEffect(() => plot.current?.setData(data as uPlot.AlignedData), [data]);
+  return <div ref={target} role="img" aria-label={title} data-testid={`chart-${title}`} />;
+}
+
+/** Live CPU, memory, disk and network charts from `GET …/stats`, as rates between two samples. */
+export function StatsPanel({ api, domain }: { api: Api; domain: DomainRef }) {
+  const [rows, setRows] = useState<number[][]>([[], [], [], [], [], [], []]);
+  const [error, setError] = useState('');
+  useEffect(() => {
+    let previous: StatsSample | undefined;
+    const sample = async () => {
+      try {
+        const stats = await api.call<StatsSample>('GET', api.domainPath(domain, '/stats'));
+        const last = previous;
+        previous = stats;
+        if (!last) return;
+        const seconds = (Date.parse(stats.collectedAt) - Date.parse(last.collectedAt)) / 1000;
+        if (seconds <= 0) return;
+        const vcpus = stats.vcpu?.current ?? 1;
+        const values = [
+          Date.parse(stats.collectedAt) / 1000,
+          stats.cpu && last.cpu ? ((stats.cpu.timeNs - last.cpu.timeNs) / 1e9 / seconds / vcpus) * 100 : 0,
+          (stats.memory?.currentBytes ?? stats.memory?.rssBytes ?? 0) / 2 ** 20,
+          (sum(stats.block, 'readBytes') - sum(last.block, 'readBytes')) / seconds / 1024,
+          (sum(stats.block, 'writeBytes') - sum(last.block, 'writeBytes')) / seconds / 1024,
+          (sum(stats.net, 'rxBytes') - sum(last.net, 'rxBytes')) / seconds / 1024,
+          (sum(stats.net, 'txBytes') - sum(last.net, 'txBytes')) / seconds / 1024,
+        ];
+        setRows((current) => current.map((row, index) => [...row, Math.max(0, values[index]!)].slice(-STATS_POINTS)));
+        setError('');
+      } catch (failure) {
+        setError(errorText(failure));
+      }
+    };
+    void sample();
+    const timer = setInterval(() => void sample(), STATS_INTERVAL_MS);
+    return () => clearInterval(timer);
+  }, [api, domain.node, domain.uuid]);
+  const [times, cpu, memory, read, write, rx, tx] = rows as [number[], number[], number[], number[], number[], number[], number[]];
+  return (
+    <div class="charts">
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <p data-testid="stats-samples">{times.length} samples</p>
+      <Chart title="CPU %" series={['cpu']} data={[times, cpu]} />
+      <Chart title="Memory MiB" series={['memory']} data={[times, memory]} />
+      <Chart title="Disk KiB/s" series={['read', 'write']} data={[times, read, write]} />
+      <Chart title="Network KiB/s" series={['rx', 'tx']} data={[times, rx, tx]} />
+    </div>
+  );
+}
+
+/** Runs a call, then `done`; a failure shows in `setError`. */
+const runner = (setError: (text: string) => void, done: () => unknown) => async (call: () => Promise<unknown>) => {
+  setError('');
+  try {
+    await call();
+    await done();
+  } catch (failure) {
+    setError(errorText(failure));
+  }
+};
+
+/** Disks and NICs of the definition (and the running domain's disks), with hotplug: live when running, and the definition. */
+export function DevicesPanel({ api, domain, canWrite, onChanged }: { api: Api; domain: DomainDetail; canWrite: boolean; onChanged: () => unknown }) {
+  const [error, setError] = useState('');
+  const [path, setPath] = useState('');
+  const [target, setTarget] = useState('');
+  const [network, setNetwork] = useState('');
+  const run = runner(setError, onChanged);
+  const running = domain.state === 'running' || domain.state === 'paused';
+  const scope = running ? { live: true, config: domain.persistent } : { config: true };
+  const disks = domain.liveDisks ?? domain.config.disks.map((disk) => ({ target: disk.target ?? '', source: disk.source }));
+  const sourceText = (source: unknown) => (source && typeof source === 'object' ? Object.values(source as Record<string, string>).join('/') : '(empty)');
+  const attachDisk = (event: Event) => {
+    event.preventDefault();
+    void run(() => api.call('POST', api.domainPath(domain, '/disks'), { disk: { source: { path }, ...(target ? { target } : {}) }, ...scope }));
+  };
+  const attachNic = (event: Event) => {
+    event.preventDefault();
+    void run(() => api.call('POST', api.domainPath(domain, '/interfaces'), network ? { type: 'network', source: network } : { type: 'user' }));
+  };
+  return (
+    <div>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <h3>Disks</h3>
+      <table aria-label="Disks">
+        <thead>
+          <tr>
+            <th scope="col">Target</th>
+            <th scope="col">Source</th>
+            {canWrite && <th scope="col">Actions</th>}
+          </tr>
+        </thead>
+        <tbody>
+          {disks.map((disk) => (
+            <tr key={disk.target}>
+              <td>{disk.target}</td>
+              <td>{sourceText(disk.source)}</td>
+              {canWrite && (
+                <td>
+                  <button
+                    onClick={() => void run(() => api.call('DELETE', api.domainPath(domain, `/disks/${disk.target}?${new URLSearchParams(Object.entries(scope).map(([key, value]) => [key, String(value)])).toString()}`)))}
+                    aria-label={`Detach ${disk.target}`}
+                  >
+                    Detach
+                  </button>
+                </td>
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {canWrite && (
+        <form class="inline" onSubmit={attachDisk}>
+          <label>
+            Disk image path <input value={path} required onInput={(event) => setPath((event.target as HTMLInputElement).value)} />
+          </label>
+          <label>
+            Target <input value={target} placeholder="vdb" size={5} onInput={(event) => setTarget((event.target as HTMLInputElement).value)} />
+          </label>
+          <button type="submit">Attach disk</button>
+        </form>
+      )}
+      <h3>Network interfaces</h3>
+      <table aria-label="Network interfaces">
+        <thead>
+          <tr>
+            <th scope="col">MAC</th>
+            <th scope="col">Type</th>
+            <th scope="col">Source</th>
+            {canWrite && <th scope="col">Actions</th>}
+          </tr>
+        </thead>
+        <tbody>
+          {domain.config.nics.map((nic, index) => (
+            <tr key={nic.mac ?? index}>
+              <td>{nic.mac}</td>
+              <td>{nic.type}</td>
+              <td>{nic.source}</td>
+              {canWrite && (
+                <td>
+                  {nic.mac && (
+                    <button onClick={() => void run(() => api.call('DELETE', api.domainPath(domain, `/interfaces/${nic.mac}`)))} aria-label={`Detach ${nic.mac}`}>
+                      Detach
+                    </button>
+                  )}
+                </td>
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {canWrite && (
+        <form class="inline" onSubmit={attachNic}>
+          <label>
+            Network (empty: user-mode NAT) <input value={network} onInput={(event) => setNetwork((event.target as HTMLInputElement).value)} />
+          </label>
+          <button type="submit">Attach interface</button>
+        </form>
+      )}
+    </div>
+  );
+}
+
+interface Snapshot {
+  name: string;
+  parent?: string;
+  children: string[];
+  current: boolean;
+  state: string;
+  kind: string;
+  createdAt: string;
+}
+
+/** Snapshots as a tree (children under their parent), with create, revert and delete. */
+export function SnapshotsPanel({ api, domain, canWrite, onChanged }: { api: Api; domain: DomainRef; canWrite: boolean; onChanged: () => unknown }) {
+  const [snapshots, setSnapshots] = useState<Snapshot[]>([]);
+  const [name, setName] = useState('');
+  const [error, setError] = useState('');
+  const load = async () => setSnapshots((await api.call<{ snapshots: Snapshot[] }>('GET', api.domainPath(domain, '/snapshots?limit=1000'))).snapshots);
+  const run = runner(setError, async () => {
+    await load();
+    await onChanged();
+  });
+  useEffect(() => void load().catch((failure: unknown) => setError(errorText(failure))), [api, domain.node, domain.uuid]);
+  const byName = new Map(snapshots.map((snapshot) => [snapshot.name, snapshot]));
+  const branch = (snapshot: Snapshot) => (
+    <li key={snapshot.name} data-testid={`snapshot-${snapshot.name}`}>
+      <strong>{snapshot.name}</strong> {snapshot.current && <em>(current)</em>} · {snapshot.kind} · {snapshot.state} · {new Date(snapshot.createdAt).toLocaleString()}{' '}
+      {canWrite && (
+        <>
+          <button onClick={() => void run(() => api.call('POST', api.domainPath(domain, `/snapshots/${snapshot.name}/revert`), {}))} aria-label={`Revert to ${snapshot.name}`}>
+            Revert
+          </button>
+          <button onClick={() => void run(() => api.call('DELETE', api.domainPath(domain, `/snapshots/${snapshot.name}`)))} aria-label={`Delete ${snapshot.name}`}>
+            Delete
+          </button>
+        </>
+      )}
+      {snapshot.children.length > 0 && <ul>{snapshot.children.flatMap((child) => (byName.has(child) ? [branch(byName.get(child)!)] : []))}</ul>}
+    </li>
+  );
+  const create = (event: Event) => {
+    event.preventDefault();
+    void run(() => api.call('POST', api.domainPath(domain, '/snapshots'), name ? { name } : {}));
+    setName('');
+  };
+  return (
+    <div>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {canWrite && (
+        <form class="inline" onSubmit={create}>
+          <label>
+            Snapshot name <input value={name} onInput={(event) => setName((event.target as HTMLInputElement).value)} />
+          </label>
+          <button type="submit">Create snapshot</button>
+        </form>
+      )}
+      <ul class="tree" aria-label="Snapshot tree">
+        {snapshots.filter((snapshot) => !snapshot.parent || !byName.has(snapshot.parent)).map(branch)}
+      </ul>
+    </div>
+  );
+}
+
+interface Operation {
+  id: string;
+  status: string;
+  progress: { percent: number };
+  error?: { code: string; message: string };
+}
+
+/** Migrate to another node: the async operation's progress as a progress bar, polled until it ends. */
+export function MigratePanel({ api, domain, nodes }: { api: Api; domain: DomainRef; nodes: string[] }) {
+  const [destination, setDestination] = useState(nodes[0] ?? '');
+  const [operation, setOperation] = useState<Operation | undefined>();
+  const [error, setError] = useState('');
+  const migrate = async (event: Event) => {
+    event.preventDefault();
+    setError('');
+    try {
+      let current = await api.call<Operation>('POST', api.domainPath(domain, '/migrate'), { destination });
+      setOperation(current);
+      while (current.status === 'running') {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        current = await api.call<Operation>('GET', `/v1/nodes/${encodeURIComponent(domain.node)}/operations/${current.id}`);
+        setOperation(current);
+      }
+      if (current.error) setError(`${current.error.code}: ${current.error.message}`);
+      else if (current.status === 'success') location.hash = `#/domains/${encodeURIComponent(destination)}/${domain.uuid}`;
+    } catch (failure) {
+      setError(errorText(failure));
+    }
+  };
+  if (nodes.length === 0) return <p>No other node to migrate to.</p>;
+  return (
+    <form class="inline" onSubmit={(event) => void migrate(event)}>
+      <label>
+        Destination node
+        <select value={destination} onChange={(event) => setDestination((event.target as HTMLSelectElement).value)}>
+          {nodes.map((node) => (
+            <option key={node}>{node}</option>
+          ))}
+        </select>
+      </label>
+      <button type="submit">Migrate</button>
+      {operation && (
+        <label>
+          Progress ({operation.status}) <progress max={100} value={operation.progress.percent} />
+        </label>
+      )}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </form>
+  );
+}
