@@ -95,6 +95,23 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await expect.poll(() => stateOf('mem').textContent(), { timeout: 20_000 }).toBe('running');
   }, 60_000);
 
+  it('creates a test-driver domain in the form: an API validation error shows on its field, the new row arrives live over SSE', async () => {
+    await page.getByRole('button', { name: 'Create domain' }).click();
+    await page.getByLabel('Driver').selectOption('test');
+    await page.getByLabel('Name').fill('bad name!');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    const nameError = page.locator('#error-name');
+    await expect.poll(() => nameError.textContent()).toContain('INVALID_ARG: /name');
+    expect(await page.getByLabel('Name').getAttribute('aria-invalid')).toBe('true');
+    await page.screenshot({ path: join(OUTPUT_DIR, 'create-domain.png') });
+    await page.getByLabel('Name').fill('made-in-form');
+    await page.getByLabel('Memory (MiB)').fill('64');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await expect.poll(() => stateOf('made-in-form').textContent(), { timeout: 20_000 }).toBe('shutoff');
+    const defined = (await api('GET', `/v1/nodes/${NODE}/domains/made-in-form`)).body as { driver: string; config: { memory: number } };
+    expect([defined.driver, defined.config.memory]).toEqual(['test', 64]);
+  }, 60_000);
+
   it("shows a QEMU guest's screen through noVNC (the canvas is not blank)", async () => {
     await page.getByRole('button', { name: 'Start screen' }).click();
     await expect.poll(() => stateOf('screen').textContent(), { timeout: 30_000 }).toBe('running');
@@ -220,12 +237,12 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     expect((await asReader('POST', 'send-key', { keys: ['a'] })).status).toBe(403);
   }, 30_000);
   it('reads the fleet a page at a time: the rows past the first 100 after "Load more"', async () => {
-    // names after "linux", "mem" and "screen": those three and zz-000…zz-096 fill the first page
+    // names after "linux", "made-in-form", "mem" and "screen": those four and zz-000…zz-095 fill the first page
     for (let index = 0; index <= 100; index++) {
       expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: `zz-${String(index).padStart(3, '0')}`, driver: 'test' })).status).toBe(201);
     }
     await page.reload();
-    await page.getByTestId('domain-zz-096').waitFor({ timeout: 30_000 });
+    await page.getByTestId('domain-zz-095').waitFor({ timeout: 30_000 });
     expect(await page.getByTestId('domain-zz-100').count()).toBe(0);
     // a late DEFINED event may reload the first page: press again until the last row shows
     await expect

@@ -1,6 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Api, type DomainRef, errorText, type FleetDomain, type NodeSummary } from './api.js';
+import { CreateDomain } from './create.js';
 import { DomainPage } from './domain.js';
 
 const TOKEN_KEY = 'virtbus.token';
@@ -47,6 +48,8 @@ function Fleet({ api }: { api: Api }) {
   const [more, setMore] = useState<string | undefined>();
   const [error, setError] = useState('');
   const [live, setLive] = useState(false);
+  const [creating, setCreating] = useState(false);
+  const [notice, setNotice] = useState('');
 
   const refresh = useMemo(
     () => async () => {
@@ -140,7 +143,24 @@ function Fleet({ api }: { api: Api }) {
           </table>
         </section>
         <section>
-          <h2>Domains</h2>
+          <h2>
+            Domains{' '}
+            <button onClick={() => setCreating(!creating)} aria-expanded={creating}>
+              {creating ? 'Cancel' : 'Create domain'}
+            </button>
+          </h2>
+          {notice && <p role="status">{notice}</p>}
+          {creating && (
+            <CreateDomain
+              api={api}
+              nodes={nodes}
+              onCreated={(created) => {
+                setCreating(false);
+                // the row arrives with the DEFINED event on the stream
+                setNotice(`Defined ${created.uuid} on ${created.node}`);
+              }}
+            />
+          )}
           <table>
             <thead>
               <tr>

@@ -1,0 +1,158 @@
+import { useState } from 'preact/hooks';
+import { type Api, ApiFailure, type DomainRef, errorText, type NodeSummary } from './api.js';
+
+type Source = 'none' | 'image' | 'iso';
+
+/** Form fields by the JSON pointer the API names in a validation error (`/name must match pattern …`). */
+const FIELD_OF_PATH: Record<string, string> = {
+  '/name': 'name',
+  '/domain/name': 'name',
+  '/vcpus': 'vcpus',
+  '/domain/vcpus': 'vcpus',
+  '/memory': 'memory',
+  '/domain/memory': 'memory',
+  '/driver': 'driver',
+  '/domain/driver': 'driver',
+  '/image/pool': 'pool',
+  '/image/volume': 'volume',
+  '/rootSize': 'size',
+  '/capacity': 'size',
+  '/cloudInit/userData': 'userData',
+};
+
+/** The fields an API error is about: schema paths in INVALID_ARG messages, and codes that name one field. */
+export function fieldErrors(failure: unknown): Record<string, string> {
+  if (!(failure instanceof ApiFailure)) return { form: String(failure) };
+  const { code, message } = failure.body;
+  if (code === 'DOMAIN_EXISTS') return { name: message };
+  if (code === 'NO_STORAGE_POOL') return { pool: message };
+  if (code === 'NO_STORAGE_VOL') return { volume: message };
+  const found: Record<string, string> = {};
+  for (const part of message.replace(/^[a-z]+: /, '').split('; ')) {
+    const path = /^(\/[\w/]+) /.exec(part)?.[1];
+    const field = path && (FIELD_OF_PATH[path] ?? FIELD_OF_PATH[path.replace(/\/\d+.*$/, '')]);
+    if (field) found[field] = `${code}: ${part}`;
+  }
+  return Object.keys(found).length ? found : { form: errorText(failure) };
+}
+
+/** Define a domain: empty (e.g. the test driver), from an image volume with cloud-init user-data, or from an ISO with a blank disk. */
+export function CreateDomain({ api, nodes, onCreated }: { api: Api; nodes: NodeSummary[]; onCreated: (domain: DomainRef) => void }) {
+  const online = nodes.filter((node) => node.online);
+  const [values, setValues] = useState({ node: online[0]?.node ?? '', name: '', driver: online[0]?.drivers?.[0] ?? 'test', vcpus: '1', memory: '128', pool: '', volume: '', size: '10G', userData: '#cloud-config\n' });
+  const [source, setSource] = useState<Source>('none');
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [busy, setBusy] = useState(false);
+  const drivers = online.find((node) => node.node === values.node)?.drivers ?? ['test'];
+  const set = (field: keyof typeof values) => (event: Event) => setValues({ ...values, [field]: (event.target as HTMLInputElement).value });
+  const nodePath = `/v1/nodes/${encodeURIComponent(values.node)}`;
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setErrors({});
+    setBusy(true);
+    const domain = { name: values.name, driver: values.driver, vcpus: Number(values.vcpus), memory: Number(values.memory) };
+    try {
+      let created: DomainRef & { uuid: string };
+      if (source === 'image') {
+        created = await api.call('POST', `${nodePath}/domains/from-image`, {
+          domain,
+          image: { pool: values.pool, volume: values.volume },
+          ...(values.size ? { rootSize: values.size } : {}),
+          cloudInit: { userData: values.userData },
+        });
+      } else if (source === 'iso') {
+        const disk = `${values.name}-disk`;
+        await api.call('POST', `${nodePath}/storage-pools/${encodeURIComponent(values.pool)}/volumes`, { name: disk, capacity: values.size });
+        created = await api.call('POST', `${nodePath}/domains`, {
+          ...domain,
+          os: { boot: ['cdrom', 'hd'] },
+          disks: [
+            { source: { pool: values.pool, volume: values.volume }, device: 'cdrom', bus: 'sata', readonly: true },
+            { source: { pool: values.pool, volume: disk } },
+          ],
+        });
+      } else {
+        created = await api.call('POST', `${nodePath}/domains`, domain);
+      }
+      onCreated({ node: values.node, uuid: created.uuid });
+    } catch (failure) {
+      setErrors(fieldErrors(failure));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const field = (name: keyof typeof values, label: string, input: preact.JSX.Element) => (
+    <label>
+      {label}
+      {input}
+      {errors[name] && (
+        <span class="error field-error" id={`error-${name}`} role="alert">
+          {errors[name]}
+        </span>
+      )}
+    </label>
+  );
+  const text = (name: keyof typeof values, label: string, props: Record<string, unknown> = {}) =>
+    field(name, label, <input name={name} value={values[name]} onInput={set(name)} aria-invalid={errors[name] ? true : undefined} aria-describedby={errors[name] ? `error-${name}` : undefined} {...props} />);
+
+  return (
+    <section aria-labelledby="create-title">
+      <h2 id="create-title">Create a domain</h2>
+      <form class="create" onSubmit={(event) => void submit(event)}>
+        {field(
+          'node',
+          'Node',
+          <select name="node" value={values.node} onChange={set('node')}>
+            {online.map((node) => (
+              <option key={node.node}>{node.node}</option>
+            ))}
+          </select>,
+        )}
+        {text('name', 'Name', { required: true })}
+        {field(
+          'driver',
+          'Driver',
+          <select name="driver" value={values.driver} onChange={set('driver')}>
+            {drivers.map((driver) => (
+              <option key={driver}>{driver}</option>
+            ))}
+          </select>,
+        )}
+        {text('vcpus', 'vCPUs', { type: 'number' })}
+        {text('memory', 'Memory (MiB)', { type: 'number' })}
+        <fieldset>
+          <legend>Boot from</legend>
+          {(
+            [
+              ['none', 'Nothing (define only)'],
+              ['image', 'Image volume with cloud-init'],
+              ['iso', 'ISO and a blank disk'],
+            ] as const
+          ).map(([id, label]) => (
+            <label key={id} class="radio">
+              <input type="radio" name="source" value={id} checked={source === id} onChange={() => setSource(id)} /> {label}
+            </label>
+          ))}
+        </fieldset>
+        {source !== 'none' && (
+          <>
+            {text('pool', 'Storage pool', { required: true })}
+            {text('volume', source === 'image' ? 'Image volume' : 'ISO volume', { required: true })}
+            {text('size', source === 'image' ? 'Root disk size' : 'Blank disk size')}
+          </>
+        )}
+        {source === 'image' && field('userData', 'cloud-init user-data', <textarea name="userData" rows={5} cols={50} value={values.userData} onInput={set('userData')} />)}
+        <button type="submit" disabled={busy}>
+          Create
+        </button>
+        {errors.form && (
+          <p class="error" role="alert">
+            {errors.form}
+          </p>
+        )}
+      </form>
+    </section>
+  );
+}
