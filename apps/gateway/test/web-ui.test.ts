@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createToken } from '@virtbus/security';
@@ -205,6 +205,42 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await page.getByRole('tab', { name: 'Events' }).click();
     await expect.poll(() => page.getByRole('table', { name: 'Events of this domain' }).textContent()).toContain('SUSPENDED');
     await page.screenshot({ path: join(OUTPUT_DIR, 'domain-events.png') });
+    await page.getByRole('link', { name: 'Fleet' }).click();
+  }, 90_000);
+
+  it('storage: uploads an image with a progress bar and downloads it; networks list; the events page follows the stream', async () => {
+    await page.getByRole('link', { name: 'Storage' }).click();
+    await page.getByTestId('pool-default').waitFor();
+    const image = Buffer.alloc(3 * 2 ** 20, 7);
+    image.write('virtbus-web-upload', 0);
+    await page.getByLabel('Image file').setInputFiles({ name: 'upload.raw', mimeType: 'application/octet-stream', buffer: image });
+    await page.getByRole('button', { name: 'Upload' }).click();
+    await page.getByTestId('volume-upload.raw').waitFor({ timeout: 30_000 });
+    expect(await page.getByTestId('upload-progress').getAttribute('value')).toBe('100');
+    await page.screenshot({ path: join(OUTPUT_DIR, 'storage.png') });
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download upload.raw' }).click()]);
+    const saved = join(workDir, 'downloaded.raw');
+    await download.saveAs(saved);
+    expect((await readFile(saved)).equals(image)).toBe(true);
+
+    await page.getByRole('link', { name: 'Networks' }).click();
+    await page.getByRole('table', { name: 'Networks' }).waitFor();
+    await page.screenshot({ path: join(OUTPUT_DIR, 'networks.png') });
+
+    await page.getByRole('link', { name: 'Events' }).click();
+    await page.getByRole('table', { name: 'Events' }).waitFor();
+    // the stream is subscribed once the gateway sent its headers: retry the change until it shows
+    await expect
+      .poll(
+        async () => {
+          await api('PUT', `/v1/nodes/${NODE}/domains/made-in-form/state`, { action: 'start' });
+          await api('PUT', `/v1/nodes/${NODE}/domains/made-in-form/state`, { action: 'destroy' });
+          return page.getByRole('table', { name: 'Events' }).textContent();
+        },
+        { timeout: 20_000, interval: 1_000 },
+      )
+      .toContain('name=made-in-form type=STARTED');
+    await page.screenshot({ path: join(OUTPUT_DIR, 'events.png') });
     await page.getByRole('link', { name: 'Fleet' }).click();
   }, 90_000);
 

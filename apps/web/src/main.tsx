@@ -3,6 +3,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Api, type DomainRef, errorText, type FleetDomain, type NodeSummary } from './api.js';
 import { CreateDomain } from './create.js';
 import { DomainPage } from './domain.js';
+import { EventsPage, NetworksPage, StoragePage } from './pages.js';
 
 const TOKEN_KEY = 'virtbus.token';
 
@@ -203,11 +204,16 @@ function Fleet({ api }: { api: Api }) {
 
 const domainHash = (domain: DomainRef) => `#/domains/${encodeURIComponent(domain.node)}/${domain.uuid}`;
 
-/** The page named by the location hash: `#/` the fleet, `#/domains/<node>/<uuid>` one domain. */
-function useRoute(): DomainRef | undefined {
+const PAGES = ['fleet', 'storage', 'networks', 'events'] as const;
+type Page = (typeof PAGES)[number];
+
+/** The page named by the location hash: `#/` the fleet, `#/storage` etc., `#/domains/<node>/<uuid>` one domain. */
+function useRoute(): { page: Page; domain?: DomainRef } {
   const read = () => {
     const match = /^#\/domains\/([^/]+)\/([0-9a-f-]{36})$/.exec(location.hash);
-    return match ? { node: decodeURIComponent(match[1]!), uuid: match[2]! } : undefined;
+    if (match) return { page: 'fleet' as const, domain: { node: decodeURIComponent(match[1]!), uuid: match[2]! } };
+    const page = PAGES.find((name) => location.hash === `#/${name}`);
+    return { page: page ?? 'fleet' };
   };
   const [route, setRoute] = useState(read);
   useEffect(() => {
@@ -228,7 +234,18 @@ function App() {
       <header>
         <h1>virtbus</h1>
         <nav aria-label="Pages">
-          <a href="#/">Fleet</a>
+          <a href="#/" aria-current={!route.domain && route.page === 'fleet' ? 'page' : undefined}>
+            Fleet
+          </a>
+          <a href="#/storage" aria-current={route.page === 'storage' ? 'page' : undefined}>
+            Storage
+          </a>
+          <a href="#/networks" aria-current={route.page === 'networks' ? 'page' : undefined}>
+            Networks
+          </a>
+          <a href="#/events" aria-current={route.page === 'events' ? 'page' : undefined}>
+            Events
+          </a>
         </nav>
         <button
           onClick={() => {
@@ -239,7 +256,17 @@ function App() {
           Sign out
         </button>
       </header>
-      {route ? <DomainPage key={`${route.node}/${route.uuid}`} api={api} domainRef={route} canWrite /> : <Fleet api={api} />}
+      {route.domain ? (
+        <DomainPage key={`${route.domain.node}/${route.domain.uuid}`} api={api} domainRef={route.domain} canWrite />
+      ) : route.page === 'storage' ? (
+        <StoragePage api={api} canWrite />
+      ) : route.page === 'networks' ? (
+        <NetworksPage api={api} canWrite />
+      ) : route.page === 'events' ? (
+        <EventsPage api={api} />
+      ) : (
+        <Fleet api={api} />
+      )}
     </>
   );
 }
