@@ -23,6 +23,7 @@ import { nodeRoutes } from './routes/nodes.js';
 import { operationRoutes } from './routes/operations.js';
 import { storageRoutes } from './routes/storage.js';
 import { fleetRoutes } from './routes/fleet.js';
+import { identityRoutes } from './routes/identity.js';
 import { sharedSchemaDefinitions } from './schemas.js';
 import type { TraceInjector } from './trace.js';
 
@@ -151,6 +152,7 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
   await app.register(storageRoutes);
   await app.register(migrationRoutes);
   await app.register(fleetRoutes);
+  await app.register(identityRoutes);
   await app.register(uiRoutes, deps.uiDir !== undefined ? { dir: deps.uiDir } : {});
   return app;
 }

@@ -293,4 +293,40 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
       .toBe(1);
     expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0);
   }, 120_000);
+
+  it('a read-only token sees no action buttons, and a call forced from the page gets 403', async () => {
+    await page.goto(`${gateway.url}/ui/#/`);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Token').fill(reader.token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByTestId('caller').textContent()).toBe('ui-reader (read-only)');
+    await expect.poll(() => stateOf('mem').textContent()).toBe('running');
+    // every button left is navigation: sign out, Load more, tabs
+    const actionButtons = /^(Start|Stop|Shut down|Force shutdown|Reboot|Reset|Suspend|Resume|Destroy|Create.*|Upload|Download.*|Revert.*|Delete.*|Detach.*|Attach.*|Migrate)$/;
+    const visibleActions = async () => (await page.getByRole('button').allTextContents()).filter((text) => actionButtons.test(text.trim()));
+    expect(await visibleActions()).toEqual([]);
+    await page.screenshot({ path: join(OUTPUT_DIR, 'fleet-read-only.png') });
+    await page.getByRole('link', { name: 'mem', exact: true }).click();
+    await expect.poll(() => page.getByTestId('domain-state').textContent()).toBe('running');
+    expect(await page.getByRole('group', { name: 'Actions' }).count()).toBe(0);
+    expect(await page.getByRole('tab', { name: 'Migrate' }).count()).toBe(0);
+    await page.getByRole('tab', { name: 'Disks and NICs' }).click();
+    await page.getByRole('table', { name: 'Disks' }).waitFor();
+    expect(await visibleActions()).toEqual([]);
+    await page.getByRole('tab', { name: 'Snapshots' }).click();
+    await page.getByTestId('snapshot-base').waitFor();
+    expect(await visibleActions()).toEqual([]);
+    await page.screenshot({ path: join(OUTPUT_DIR, 'domain-read-only.png') });
+    await page.getByRole('link', { name: 'Storage' }).click();
+    await page.getByTestId('volume-upload.raw').waitFor();
+    expect(await visibleActions()).toEqual([]);
+    // the same call the hidden button would make, sent anyway with the page's token
+    const forced = await page.evaluate(`(async () => {
+      const token = sessionStorage.getItem('virtbus.token');
+      const response = await fetch('/v1/nodes/${NODE}/domains/mem/state', { method: 'PUT', headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' }, body: JSON.stringify({ action: 'destroy' }) });
+      return { status: response.status, body: await response.json() };
+    })()`);
+    expect(forced).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    expect(((await api('GET', `/v1/nodes/${NODE}/domains/mem`)).body as { state: string }).state).toBe('running');
+  }, 60_000);
 });

@@ -152,3 +152,15 @@ export class Api {
     return this.token ? ['binary', `${BEARER_PROTOCOL_PREFIX}${this.token}`] : ['binary'];
   }
 }
+
+/** `GET /v1/whoami`: who signed in, so the UI shows only what the role allows. */
+export interface Caller {
+  name: string;
+  role: 'read-only' | 'operator' | 'admin';
+}
+
+const RANK: Record<Caller['role'], number> = { 'read-only': 0, operator: 1, admin: 2 };
+
+/** What a role may do in the UI: operators run domains and open consoles; admins also change definitions, storage and networks. */
+export const abilitiesOf = (role: Caller['role']) => ({ operate: RANK[role] >= RANK.operator, admin: RANK[role] >= RANK.admin });
+export type Abilities = ReturnType<typeof abilitiesOf>;

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { type Api, type DomainDetail, type DomainRef, errorText, type LifecycleEvent } from './api.js';
+import { type Abilities, type Api, type DomainDetail, type DomainRef, errorText, type LifecycleEvent } from './api.js';
 import { DevicesPanel, MigratePanel, SnapshotsPanel, StatsPanel } from './panels.js';
 import { Screen } from './screen.js';
 import { SerialConsole } from './terminal.js';
@@ -47,7 +47,7 @@ export function Tabs<T extends string>({ tabs, current, onSelect, label }: { tab
   );
 }
 
-export function DomainPage({ api, domainRef, canWrite }: { api: Api; domainRef: DomainRef; canWrite: boolean }) {
+export function DomainPage({ api, domainRef, can }: { api: Api; domainRef: DomainRef; can: Abilities }) {
   const [domain, setDomain] = useState<DomainDetail | undefined>();
   const [events, setEvents] = useState<LifecycleEvent[]>([]);
   const [error, setError] = useState('');
@@ -100,7 +100,7 @@ export function DomainPage({ api, domainRef, canWrite }: { api: Api; domainRef: 
     { id: 'stats', label: 'Charts' },
     { id: 'devices', label: 'Disks and NICs' },
     { id: 'snapshots', label: 'Snapshots' },
-    ...(canWrite ? [{ id: 'migrate' as const, label: 'Migrate' }] : []),
+    ...(can.admin ? [{ id: 'migrate' as const, label: 'Migrate' }] : []),
     { id: 'events', label: 'Events' },
   ];
   return (
@@ -116,7 +116,7 @@ export function DomainPage({ api, domainRef, canWrite }: { api: Api; domainRef: 
           </strong>{' '}
           ({domain.reason}) · {domain.driver} · {domain.config.vcpus} vCPU · {domain.config.memory} MiB
         </p>
-        {canWrite && (
+        {can.operate && (
           <div role="group" aria-label="Actions" class="actions">
             {ACTIONS.map((item) => (
               <button key={item.label} onClick={() => void act(item.action, item.force)} disabled={!item.when.includes(domain.state)}>
@@ -134,11 +134,11 @@ export function DomainPage({ api, domainRef, canWrite }: { api: Api; domainRef: 
       <section>
         <Tabs tabs={tabs} current={tab} onSelect={setTab} label="Domain views" />
         <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`}>
-          {tab === 'serial' && (running && canWrite ? <SerialConsole api={api} domain={domainRef} name={domain.name} /> : <p>The serial console needs a running domain and the operator role.</p>)}
-          {tab === 'screen' && (running && canWrite ? <Screen api={api} domain={domainRef} name={domain.name} /> : <p>The screen needs a running domain and the operator role.</p>)}
+          {tab === 'serial' && (running && can.operate ? <SerialConsole api={api} domain={domainRef} name={domain.name} /> : <p>The serial console needs a running domain and the operator role.</p>)}
+          {tab === 'screen' && (running && can.operate ? <Screen api={api} domain={domainRef} name={domain.name} /> : <p>The screen needs a running domain and the operator role.</p>)}
           {tab === 'stats' && (running ? <StatsPanel api={api} domain={domainRef} /> : <p>Charts need a running domain.</p>)}
-          {tab === 'devices' && <DevicesPanel api={api} domain={domain} canWrite={canWrite} onChanged={reload} />}
-          {tab === 'snapshots' && <SnapshotsPanel api={api} domain={domainRef} canWrite={canWrite} onChanged={reload} />}
+          {tab === 'devices' && <DevicesPanel api={api} domain={domain} canWrite={can.admin} onChanged={reload} />}
+          {tab === 'snapshots' && <SnapshotsPanel api={api} domain={domainRef} can={can} onChanged={reload} />}
           {tab === 'migrate' && <MigratePanel api={api} domain={domainRef} nodes={otherNodes} />}
           {tab === 'events' && (
             <table aria-label="Events of this domain">

@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { Api, type DomainRef, errorText, type FleetDomain, type NodeSummary } from './api.js';
+import { type Abilities, abilitiesOf, Api, type Caller, type DomainRef, errorText, type FleetDomain, type NodeSummary } from './api.js';
 import { CreateDomain } from './create.js';
 import { DomainPage } from './domain.js';
 import { EventsPage, NetworksPage, StoragePage } from './pages.js';
@@ -43,7 +43,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (api: Api) => void }) {
   );
 }
 
-function Fleet({ api }: { api: Api }) {
+function Fleet({ api, can }: { api: Api; can: Abilities }) {
   const [nodes, setNodes] = useState<NodeSummary[]>([]);
   const [domains, setDomains] = useState<FleetDomain[]>([]);
   const [more, setMore] = useState<string | undefined>();
@@ -146,9 +146,11 @@ function Fleet({ api }: { api: Api }) {
         <section>
           <h2>
             Domains{' '}
-            <button onClick={() => setCreating(!creating)} aria-expanded={creating}>
-              {creating ? 'Cancel' : 'Create domain'}
-            </button>
+            {can.admin && (
+              <button onClick={() => setCreating(!creating)} aria-expanded={creating}>
+                {creating ? 'Cancel' : 'Create domain'}
+              </button>
+            )}
           </h2>
           {notice && <p role="status">{notice}</p>}
           {creating && (
@@ -169,7 +171,7 @@ function Fleet({ api }: { api: Api }) {
                 <th scope="col">Node</th>
                 <th scope="col">Driver</th>
                 <th scope="col">State</th>
-                <th scope="col">Actions</th>
+                {can.operate && <th scope="col">Actions</th>}
               </tr>
             </thead>
             <tbody>
@@ -183,6 +185,7 @@ function Fleet({ api }: { api: Api }) {
                   <td class={`state-${domain.state}`} data-testid="state">
                     {domain.state}
                   </td>
+                  {can.operate && (
                   <td>
                     <button onClick={() => void act(domain, 'start')} disabled={domain.state !== 'shutoff'} aria-label={`Start ${domain.name}`}>
                       Start
@@ -191,6 +194,7 @@ function Fleet({ api }: { api: Api }) {
                       Stop
                     </button>
                   </td>
+                  )}
                 </tr>
               ))}
             </tbody>
@@ -228,7 +232,14 @@ function App() {
   const stored = sessionStorage.getItem(TOKEN_KEY);
   const [api, setApi] = useState<Api | undefined>(stored === null ? undefined : new Api(stored));
   const route = useRoute();
+  const [caller, setCaller] = useState<Caller | undefined>();
+  useEffect(() => {
+    setCaller(undefined);
+    if (api) void api.call<Caller>('GET', '/v1/whoami').then(setCaller, () => setApi(undefined));
+  }, [api]);
   if (!api) return <SignIn onSignedIn={setApi} />;
+  if (!caller) return <main>Loading…</main>;
+  const can = abilitiesOf(caller.role);
   return (
     <>
       <header>
@@ -247,6 +258,9 @@ function App() {
             Events
           </a>
         </nav>
+        <span data-testid="caller">
+          {caller.name} ({caller.role})
+        </span>
         <button
           onClick={() => {
             sessionStorage.removeItem(TOKEN_KEY);
@@ -257,15 +271,15 @@ function App() {
         </button>
       </header>
       {route.domain ? (
-        <DomainPage key={`${route.domain.node}/${route.domain.uuid}`} api={api} domainRef={route.domain} canWrite />
+        <DomainPage key={`${route.domain.node}/${route.domain.uuid}`} api={api} domainRef={route.domain} can={can} />
       ) : route.page === 'storage' ? (
-        <StoragePage api={api} canWrite />
+        <StoragePage api={api} canWrite={can.admin} />
       ) : route.page === 'networks' ? (
-        <NetworksPage api={api} canWrite />
+        <NetworksPage api={api} canWrite={can.admin} />
       ) : route.page === 'events' ? (
         <EventsPage api={api} />
       ) : (
-        <Fleet api={api} />
+        <Fleet api={api} can={can} />
       )}
     </>
   );

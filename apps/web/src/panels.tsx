@@ -1,7 +1,7 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { type Api, type DomainDetail, type DomainRef, errorText } from './api.js';
+import { type Abilities, type Api, type DomainDetail, type DomainRef, errorText } from './api.js';
 
 interface StatsSample {
   collectedAt: string;
@@ -215,7 +215,7 @@ interface Snapshot {
 }
 
 /** Snapshots as a tree (children under their parent), with create, revert and delete. */
-export function SnapshotsPanel({ api, domain, canWrite, onChanged }: { api: Api; domain: DomainRef; canWrite: boolean; onChanged: () => unknown }) {
+export function SnapshotsPanel({ api, domain, can, onChanged }: { api: Api; domain: DomainRef; can: Abilities; onChanged: () => unknown }) {
   const [snapshots, setSnapshots] = useState<Snapshot[]>([]);
   const [name, setName] = useState('');
   const [error, setError] = useState('');
@@ -229,7 +229,7 @@ export function SnapshotsPanel({ api, domain, canWrite, onChanged }: { api: Api;
   const branch = (snapshot: Snapshot) => (
     <li key={snapshot.name} data-testid={`snapshot-${snapshot.name}`}>
       <strong>{snapshot.name}</strong> {snapshot.current && <em>(current)</em>} · {snapshot.kind} · {snapshot.state} · {new Date(snapshot.createdAt).toLocaleString()}{' '}
-      {canWrite && (
+      {can.admin && (
         <>
           <button onClick={() => void run(() => api.call('POST', api.domainPath(domain, `/snapshots/${snapshot.name}/revert`), {}))} aria-label={`Revert to ${snapshot.name}`}>
             Revert
@@ -254,7 +254,7 @@ export function SnapshotsPanel({ api, domain, canWrite, onChanged }: { api: Api;
           {error}
         </p>
       )}
-      {canWrite && (
+      {can.operate && (
         <form class="inline" onSubmit={create}>
           <label>
             Snapshot name <input value={name} onInput={(event) => setName((event.target as HTMLInputElement).value)} />
