@@ -3,6 +3,7 @@ import { type Abilities, type Api, type DomainDetail, type DomainRef, errorText,
 import { DevicesPanel, MigratePanel, SnapshotsPanel, StatsPanel } from './panels.js';
 import { Screen } from './screen.js';
 import { SerialConsole } from './terminal.js';
+import { ErrorLine, Table } from './ui.js';
 
 /** The state actions (libvirt's lifecycle verbs), with the states each one applies to. */
 const ACTIONS: { label: string; action: string; force?: boolean; when: string[] }[] = [
@@ -125,11 +126,7 @@ export function DomainPage({ api, domainRef, can }: { api: Api; domainRef: Domai
             ))}
           </div>
         )}
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <ErrorLine error={error} />
       </section>
       <section>
         <Tabs tabs={tabs} current={tab} onSelect={setTab} label="Domain views" />
@@ -141,24 +138,7 @@ export function DomainPage({ api, domainRef, can }: { api: Api; domainRef: Domai
           {tab === 'snapshots' && <SnapshotsPanel api={api} domain={domainRef} can={can} onChanged={reload} />}
           {tab === 'migrate' && <MigratePanel api={api} domain={domainRef} nodes={otherNodes} />}
           {tab === 'events' && (
-            <table aria-label="Events of this domain">
-              <thead>
-                <tr>
-                  <th scope="col">Type</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Reason</th>
-                </tr>
-              </thead>
-              <tbody>
-                {events.map((event, index) => (
-                  <tr key={index}>
-                    <td>{event.type}</td>
-                    <td>{event.state}</td>
-                    <td>{event.reason}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <Table label="Events of this domain" columns={['Type', 'State', 'Reason']} rows={events} rowKey={(_event, index) => events.length - index} cells={(event) => [event.type, event.state, event.reason]} />
           )}
         </div>
       </section>

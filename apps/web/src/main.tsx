@@ -4,6 +4,7 @@ import { type Abilities, abilitiesOf, Api, type Caller, type DomainRef, errorTex
 import { CreateDomain } from './create.js';
 import { DomainPage } from './domain.js';
 import { EventsPage, NetworksPage, StoragePage } from './pages.js';
+import { Cell, ErrorLine, RowActions, Table } from './ui.js';
 
 const TOKEN_KEY = 'virtbus.token';
 
@@ -33,11 +34,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (api: Api) => void }) {
           </label>
           <button type="submit">Sign in</button>
         </form>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <ErrorLine error={error} />
       </section>
     </main>
   );
@@ -115,33 +112,17 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
         <p class="live" aria-live="polite">
           {live ? 'live' : ''}
         </p>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <ErrorLine error={error} />
         <section>
           <h2>Nodes</h2>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Node</th>
-                <th scope="col">Online</th>
-                <th scope="col">Drivers</th>
-                <th scope="col">Domains (running / total)</th>
-              </tr>
-            </thead>
-            <tbody>
-              {nodes.map((node) => (
-                <tr key={node.node} data-testid={`node-${node.node}`}>
-                  <td>{node.node}</td>
-                  <td>{node.online ? 'yes' : 'no'}</td>
-                  <td>{node.drivers?.join(', ')}</td>
-                  <td>{node.domains ? `${node.domains.running} / ${node.domains.total}` : ''}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <Table
+            label="Nodes"
+            columns={['Node', 'Online', 'Drivers', 'Domains (running / total)']}
+            rows={nodes}
+            rowKey={(node) => node.node}
+            testId="node"
+            cells={(node) => [node.node, node.online ? 'yes' : 'no', node.drivers?.join(', '), node.domains ? `${node.domains.running} / ${node.domains.total}` : '']}
+          />
         </section>
         <section>
           <h2>
@@ -164,41 +145,26 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
               }}
             />
           )}
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Node</th>
-                <th scope="col">Driver</th>
-                <th scope="col">State</th>
-                {can.operate && <th scope="col">Actions</th>}
-              </tr>
-            </thead>
-            <tbody>
-              {domains.map((domain) => (
-                <tr key={`${domain.node}/${domain.uuid}`} data-testid={`domain-${domain.name}`}>
-                  <td>
-                    <a href={domainHash(domain)}>{domain.name}</a>
-                  </td>
-                  <td>{domain.node}</td>
-                  <td>{domain.driver}</td>
-                  <td class={`state-${domain.state}`} data-testid="state">
-                    {domain.state}
-                  </td>
-                  {can.operate && (
-                  <td>
-                    <button onClick={() => void act(domain, 'start')} disabled={domain.state !== 'shutoff'} aria-label={`Start ${domain.name}`}>
-                      Start
-                    </button>
-                    <button onClick={() => void act(domain, 'destroy')} disabled={domain.state === 'shutoff'} aria-label={`Stop ${domain.name}`}>
-                      Stop
-                    </button>
-                  </td>
-                  )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <Table
+            label="Domains"
+            columns={['Name', 'Node', 'Driver', 'State', can.operate && 'Actions']}
+            rows={domains}
+            rowKey={(domain) => `${domain.node}/${domain.uuid}`}
+            rowProps={(domain) => ({ 'data-testid': `domain-${domain.name}` })}
+            cells={(domain) => [
+              <a href={domainHash(domain)}>{domain.name}</a>,
+              domain.node,
+              domain.driver,
+              new Cell({ class: `state-${domain.state}`, 'data-testid': 'state' }, domain.state),
+              <RowActions
+                subject={domain.name}
+                actions={[
+                  { label: 'Start', disabled: domain.state !== 'shutoff', run: () => act(domain, 'start') },
+                  { label: 'Stop', disabled: domain.state === 'shutoff', run: () => act(domain, 'destroy') },
+                ]}
+              />,
+            ]}
+          />
           {more && <button onClick={() => void loadMore()}>Load more</button>}
         </section>
       </main>

@@ -1,16 +1,9 @@
 import { useEffect, useState } from 'preact/hooks';
 import { type Api, errorText, type NodeSummary } from './api.js';
+import { Cell, ErrorLine, RowActions, runner, Table, TextField } from './ui.js';
 
 const nodePath = (node: string) => `/v1/nodes/${encodeURIComponent(node)}`;
 const bytes = (value: number) => (value >= 2 ** 30 ? `${(value / 2 ** 30).toFixed(1)} GiB` : `${(value / 2 ** 20).toFixed(1)} MiB`);
-
-function ErrorLine({ error }: { error: string }) {
-  return error ? (
-    <p class="error" role="alert">
-      {error}
-    </p>
-  ) : null;
-}
 
 /** The node a page shows: a select over the online nodes. */
 function useNode(api: Api): [string, (node: string) => void, NodeSummary[]] {
@@ -101,33 +94,26 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
   useEffect(() => void loadPools().catch((failure: unknown) => setError(errorText(failure))), [api, node]);
   useEffect(() => void loadVolumes().catch((failure: unknown) => setError(errorText(failure))), [api, node, pool]);
 
-  const poolAction = async (name: string, action: string) => {
-    setError('');
-    try {
+  const run = runner(setError);
+  const poolAction = (name: string, action: string) =>
+    run(async () => {
       await api.call('PUT', `${nodePath(node)}/storage-pools/${encodeURIComponent(name)}/state`, { action });
       await loadPools();
-    } catch (failure) {
-      setError(errorText(failure));
-    }
-  };
-  const upload = async (event: Event) => {
+    });
+  const upload = (event: Event) => {
     event.preventDefault();
     if (!file) return;
-    setError('');
     setProgress(0);
-    try {
+    void run(async () => {
       const name = volumeName || file.name;
       await uploadFile(api, `${nodePath(node)}/storage-pools/${encodeURIComponent(pool)}/volumes/${encodeURIComponent(name)}/content?create=true`, file, setProgress);
       setProgress(100);
       await loadVolumes();
-    } catch (failure) {
-      setError(errorText(failure));
-    }
+    });
   };
   // a link cannot carry the token header: fetch the bytes, then save them from a blob URL
-  const download = async (volume: Volume) => {
-    setError('');
-    try {
+  const download = (volume: Volume) =>
+    run(async () => {
       const response = await fetch(`${nodePath(node)}/storage-pools/${encodeURIComponent(pool)}/volumes/${encodeURIComponent(volume.name)}/content`, {
         headers: api.token ? { authorization: `Bearer ${api.token}` } : {},
       });
@@ -136,10 +122,7 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
       const link = Object.assign(document.createElement('a'), { href: url, download: volume.name });
       link.click();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
-    } catch (failure) {
-      setError(errorText(failure));
-    }
-  };
+    });
 
   return (
     <main>
@@ -147,88 +130,51 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
         <h2 id="storage-title">Storage pools</h2>
         <NodeSelect node={node} nodes={nodes} onChange={setNode} />
         <ErrorLine error={error} />
-        <table aria-label="Storage pools">
-          <thead>
-            <tr>
-              <th scope="col">Pool</th>
-              <th scope="col">Type</th>
-              <th scope="col">State</th>
-              <th scope="col">Available / capacity</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {pools.map((item) => (
-              <tr key={item.name} data-testid={`pool-${item.name}`} class={item.name === pool ? 'selected' : undefined}>
-                <td>
-                  <button class="link" onClick={() => setPool(item.name)} aria-label={`Volumes of ${item.name}`}>
-                    {item.name}
-                  </button>
-                </td>
-                <td>{item.type}</td>
-                <td>{item.state}</td>
-                <td>
-                  {bytes(item.availableBytes)} / {bytes(item.capacityBytes)}
-                </td>
-                <td>
-                  {canWrite && (
-                    <>
-                      <button onClick={() => void poolAction(item.name, 'start')} disabled={item.state === 'running'} aria-label={`Start pool ${item.name}`}>
-                        Start
-                      </button>
-                      <button onClick={() => void poolAction(item.name, 'stop')} disabled={item.state !== 'running'} aria-label={`Stop pool ${item.name}`}>
-                        Stop
-                      </button>
-                      <button onClick={() => void poolAction(item.name, 'refresh')} disabled={item.state !== 'running'} aria-label={`Refresh pool ${item.name}`}>
-                        Refresh
-                      </button>
-                    </>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <Table
+          label="Storage pools"
+          columns={['Pool', 'Type', 'State', 'Available / capacity', canWrite && 'Actions']}
+          rows={pools}
+          testId="pool"
+          rowProps={(item) => ({ class: item.name === pool ? 'selected' : undefined })}
+          cells={(item) => [
+            <button class="link" onClick={() => setPool(item.name)} aria-label={`Volumes of ${item.name}`}>
+              {item.name}
+            </button>,
+            item.type,
+            item.state,
+            `${bytes(item.availableBytes)} / ${bytes(item.capacityBytes)}`,
+            <RowActions
+              subject={`pool ${item.name}`}
+              actions={[
+                { label: 'Start', disabled: item.state === 'running', run: () => poolAction(item.name, 'start') },
+                { label: 'Stop', disabled: item.state !== 'running', run: () => poolAction(item.name, 'stop') },
+                { label: 'Refresh', disabled: item.state !== 'running', run: () => poolAction(item.name, 'refresh') },
+              ]}
+            />,
+          ]}
+        />
       </section>
       {pool && (
         <section aria-labelledby="volumes-title">
           <h2 id="volumes-title">Volumes of {pool}</h2>
-          <table aria-label="Volumes">
-            <thead>
-              <tr>
-                <th scope="col">Volume</th>
-                <th scope="col">Format</th>
-                <th scope="col">Capacity</th>
-                <th scope="col">Allocation</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {volumes.map((volume) => (
-                <tr key={volume.name} data-testid={`volume-${volume.name}`}>
-                  <td>{volume.name}</td>
-                  <td>{volume.format}</td>
-                  <td>{bytes(volume.capacityBytes)}</td>
-                  <td>{bytes(volume.allocationBytes)}</td>
-                  <td>
-                    {canWrite && (
-                      <button onClick={() => void download(volume)} aria-label={`Download ${volume.name}`}>
-                        Download
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <Table
+            label="Volumes"
+            columns={['Volume', 'Format', 'Capacity', 'Allocation', canWrite && 'Actions']}
+            rows={volumes}
+            testId="volume"
+            cells={(volume) => [
+              ...[volume.name, volume.format, bytes(volume.capacityBytes), bytes(volume.allocationBytes)],
+              <button onClick={() => void download(volume)} aria-label={`Download ${volume.name}`}>
+                Download
+              </button>,
+            ]}
+          />
           {canWrite && (
-            <form class="inline" onSubmit={(event) => void upload(event)}>
+            <form class="inline" onSubmit={upload}>
               <label>
                 Image file <input type="file" onChange={(event) => setFile((event.target as HTMLInputElement).files?.[0])} />
               </label>
-              <label>
-                Volume name <input value={volumeName} placeholder="the file's name" onInput={(event) => setVolumeName((event.target as HTMLInputElement).value)} />
-              </label>
+              <TextField label="Volume name" value={volumeName} onValue={setVolumeName} placeholder="the file's name" />
               <button type="submit" disabled={!file}>
                 Upload
               </button>
@@ -269,65 +215,46 @@ export function NetworksPage({ api, canWrite }: { api: Api; canWrite: boolean })
     if (node) setNetworks((await api.call<{ networks: Network[] }>('GET', `${nodePath(node)}/networks?limit=1000`)).networks);
   };
   useEffect(() => void load().catch((failure: unknown) => setError(errorText(failure))), [api, node]);
-  const act = async (name: string, action: string) => {
-    setError('');
-    try {
+  const run = runner(setError);
+  const act = (name: string, action: string) =>
+    run(async () => {
       await api.call('PUT', `${nodePath(node)}/networks/${encodeURIComponent(name)}/state`, { action });
       await load();
-    } catch (failure) {
-      setError(errorText(failure));
-    }
-  };
-  const showLeases = async (name: string) => {
-    setError('');
-    try {
-      setLeases({ network: name, leases: (await api.call<{ leases: Lease[] }>('GET', `${nodePath(node)}/networks/${encodeURIComponent(name)}/leases`)).leases });
-    } catch (failure) {
-      setError(errorText(failure));
-    }
-  };
+    });
+  const showLeases = (name: string) =>
+    run(async () => setLeases({ network: name, leases: (await api.call<{ leases: Lease[] }>('GET', `${nodePath(node)}/networks/${encodeURIComponent(name)}/leases`)).leases }));
   return (
     <main>
       <section aria-labelledby="networks-title">
         <h2 id="networks-title">Networks</h2>
         <NodeSelect node={node} nodes={nodes} onChange={setNode} />
         <ErrorLine error={error} />
-        <table aria-label="Networks">
-          <thead>
-            <tr>
-              <th scope="col">Network</th>
-              <th scope="col">Mode</th>
-              <th scope="col">State</th>
-              <th scope="col">IPv4</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {networks.map((network) => (
-              <tr key={network.name} data-testid={`network-${network.name}`}>
-                <td>{network.name}</td>
-                <td>{network.mode}</td>
-                <td data-testid="state">{network.state}</td>
-                <td>{network.ipv4 ? `${network.ipv4.address}/${network.ipv4.prefix}` : ''}</td>
-                <td>
-                  {canWrite && (
-                    <>
-                      <button onClick={() => void act(network.name, 'start')} disabled={network.state === 'active'} aria-label={`Start network ${network.name}`}>
-                        Start
-                      </button>
-                      <button onClick={() => void act(network.name, 'stop')} disabled={network.state !== 'active'} aria-label={`Stop network ${network.name}`}>
-                        Stop
-                      </button>
-                    </>
-                  )}
-                  <button onClick={() => void showLeases(network.name)} aria-label={`DHCP leases of ${network.name}`}>
-                    Leases
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <Table
+          label="Networks"
+          columns={['Network', 'Mode', 'State', 'IPv4', 'Actions']}
+          rows={networks}
+          testId="network"
+          cells={(network) => [
+            network.name,
+            network.mode,
+            new Cell({ 'data-testid': 'state' }, network.state),
+            network.ipv4 ? `${network.ipv4.address}/${network.ipv4.prefix}` : '',
+            <>
+              {canWrite && (
+                <RowActions
+                  subject={`network ${network.name}`}
+                  actions={[
+                    { label: 'Start', disabled: network.state === 'active', run: () => act(network.name, 'start') },
+                    { label: 'Stop', disabled: network.state !== 'active', run: () => act(network.name, 'stop') },
+                  ]}
+                />
+              )}
+              <button onClick={() => void showLeases(network.name)} aria-label={`DHCP leases of ${network.name}`}>
+                Leases
+              </button>
+            </>,
+          ]}
+        />
       </section>
       {leases && (
         <section aria-labelledby="leases-title">
@@ -335,26 +262,13 @@ export function NetworksPage({ api, canWrite }: { api: Api; canWrite: boolean })
           {leases.leases.length === 0 ? (
             <p>No leases.</p>
           ) : (
-            <table aria-label="DHCP leases">
-              <thead>
-                <tr>
-                  <th scope="col">MAC</th>
-                  <th scope="col">Address</th>
-                  <th scope="col">Hostname</th>
-                </tr>
-              </thead>
-              <tbody>
-                {leases.leases.map((lease) => (
-                  <tr key={lease.ip}>
-                    <td>{lease.mac}</td>
-                    <td>
-                      {lease.ip}/{lease.prefix}
-                    </td>
-                    <td>{lease.hostname}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <Table
+              label="DHCP leases"
+              columns={['MAC', 'Address', 'Hostname']}
+              rows={leases.leases}
+              rowKey={(lease) => lease.ip}
+              cells={(lease) => [lease.mac, `${lease.ip}/${lease.prefix}`, lease.hostname]}
+            />
           )}
         </section>
       )}
@@ -387,24 +301,7 @@ export function EventsPage({ api }: { api: Api }) {
       <section aria-labelledby="events-title">
         <h2 id="events-title">Events (live)</h2>
         <ErrorLine error={error} />
-        <table aria-label="Events">
-          <thead>
-            <tr>
-              <th scope="col">Received</th>
-              <th scope="col">Family</th>
-              <th scope="col">Event</th>
-            </tr>
-          </thead>
-          <tbody aria-live="polite">
-            {items.map((item, index) => (
-              <tr key={items.length - index}>
-                <td>{item.at}</td>
-                <td>{item.name}</td>
-                <td>{describe(item.data)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <Table label="Events" columns={['Received', 'Family', 'Event']} rows={items} rowKey={(_item, index) => items.length - index} cells={(item) => [item.at, item.name, describe(item.data)]} />
       </section>
     </main>
   );

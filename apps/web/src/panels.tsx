@@ -1,6 +1,7 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { ErrorLine, runner, Table, TextField } from './ui.js';
 import { type Abilities, type Api, type DomainDetail, type DomainRef, errorText } from './api.js';
 
 interface StatsSample {
@@ -73,11 +74,7 @@ export function StatsPanel({ api, domain }: { api: Api; domain: DomainRef }) {
   const [times, cpu, memory, read, write, rx, tx] = rows as [number[], number[], number[], number[], number[], number[], number[]];
   return (
     <div class="charts">
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorLine error={error} />
       <p data-testid="stats-samples">{times.length} samples</p>
       <Chart title="CPU %" series={['cpu']} data={[times, cpu]} />
       <Chart title="Memory MiB" series={['memory']} data={[times, memory]} />
@@ -86,17 +83,6 @@ export function StatsPanel({ api, domain }: { api: Api; domain: DomainRef }) {
     </div>
   );
 }
-
-/** Runs a call, then `done`; a failure shows in `setError`. */
-const runner = (setError: (text: string) => void, done: () => unknown) => async (call: () => Promise<unknown>) => {
-  setError('');
-  try {
-    await call();
-    await done();
-  } catch (failure) {
-    setError(errorText(failure));
-  }
-};
 
 /** Disks and NICs of the definition (and the running domain's disks), with hotplug: live when running, and the definition. */
 export function DevicesPanel({ api, domain, canWrite, onChanged }: { api: Api; domain: DomainDetail; canWrite: boolean; onChanged: () => unknown }) {
@@ -107,6 +93,7 @@ export function DevicesPanel({ api, domain, canWrite, onChanged }: { api: Api; d
   const run = runner(setError, onChanged);
   const running = domain.state === 'running' || domain.state === 'paused';
   const scope = running ? { live: true, config: domain.persistent } : { config: true };
+  const scopeQuery = new URLSearchParams(Object.entries(scope).map(([key, value]) => [key, String(value)])).toString();
   const disks = domain.liveDisks ?? domain.config.disks.map((disk) => ({ target: disk.target ?? '', source: disk.source }));
   const sourceText = (source: unknown) => (source && typeof source === 'object' ? Object.values(source as Record<string, string>).join('/') : '(empty)');
   const attachDisk = (event: Event) => {
@@ -119,84 +106,48 @@ export function DevicesPanel({ api, domain, canWrite, onChanged }: { api: Api; d
   };
   return (
     <div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorLine error={error} />
       <h3>Disks</h3>
-      <table aria-label="Disks">
-        <thead>
-          <tr>
-            <th scope="col">Target</th>
-            <th scope="col">Source</th>
-            {canWrite && <th scope="col">Actions</th>}
-          </tr>
-        </thead>
-        <tbody>
-          {disks.map((disk) => (
-            <tr key={disk.target}>
-              <td>{disk.target}</td>
-              <td>{sourceText(disk.source)}</td>
-              {canWrite && (
-                <td>
-                  <button
-                    onClick={() => void run(() => api.call('DELETE', api.domainPath(domain, `/disks/${disk.target}?${new URLSearchParams(Object.entries(scope).map(([key, value]) => [key, String(value)])).toString()}`)))}
-                    aria-label={`Detach ${disk.target}`}
-                  >
-                    Detach
-                  </button>
-                </td>
-              )}
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <Table
+        label="Disks"
+        columns={['Target', 'Source', canWrite && 'Actions']}
+        rows={disks}
+        rowKey={(disk) => disk.target}
+        cells={(disk) => [
+          disk.target,
+          sourceText(disk.source),
+          <button onClick={() => void run(() => api.call('DELETE', api.domainPath(domain, `/disks/${disk.target}?${scopeQuery}`)))} aria-label={`Detach ${disk.target}`}>
+            Detach
+          </button>,
+        ]}
+      />
       {canWrite && (
         <form class="inline" onSubmit={attachDisk}>
-          <label>
-            Disk image path <input value={path} required onInput={(event) => setPath((event.target as HTMLInputElement).value)} />
-          </label>
-          <label>
-            Target <input value={target} placeholder="vdb" size={5} onInput={(event) => setTarget((event.target as HTMLInputElement).value)} />
-          </label>
+          <TextField label="Disk image path" value={path} onValue={setPath} required />
+          <TextField label="Target" value={target} onValue={setTarget} placeholder="vdb" size={5} />
           <button type="submit">Attach disk</button>
         </form>
       )}
       <h3>Network interfaces</h3>
-      <table aria-label="Network interfaces">
-        <thead>
-          <tr>
-            <th scope="col">MAC</th>
-            <th scope="col">Type</th>
-            <th scope="col">Source</th>
-            {canWrite && <th scope="col">Actions</th>}
-          </tr>
-        </thead>
-        <tbody>
-          {domain.config.nics.map((nic, index) => (
-            <tr key={nic.mac ?? index}>
-              <td>{nic.mac}</td>
-              <td>{nic.type}</td>
-              <td>{nic.source}</td>
-              {canWrite && (
-                <td>
-                  {nic.mac && (
-                    <button onClick={() => void run(() => api.call('DELETE', api.domainPath(domain, `/interfaces/${nic.mac}`)))} aria-label={`Detach ${nic.mac}`}>
-                      Detach
-                    </button>
-                  )}
-                </td>
-              )}
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <Table
+        label="Network interfaces"
+        columns={['MAC', 'Type', 'Source', canWrite && 'Actions']}
+        rows={domain.config.nics}
+        rowKey={(nic, index) => nic.mac ?? index}
+        cells={(nic) => [
+          nic.mac,
+          nic.type,
+          nic.source,
+          nic.mac && (
+            <button onClick={() => void run(() => api.call('DELETE', api.domainPath(domain, `/interfaces/${nic.mac}`)))} aria-label={`Detach ${nic.mac}`}>
+              Detach
+            </button>
+          ),
+        ]}
+      />
       {canWrite && (
         <form class="inline" onSubmit={attachNic}>
-          <label>
-            Network (empty: user-mode NAT) <input value={network} onInput={(event) => setNetwork((event.target as HTMLInputElement).value)} />
-          </label>
+          <TextField label="Network (empty: user-mode NAT)" value={network} onValue={setNetwork} />
           <button type="submit">Attach interface</button>
         </form>
       )}
@@ -249,16 +200,10 @@ export function SnapshotsPanel({ api, domain, can, onChanged }: { api: Api; doma
   };
   return (
     <div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorLine error={error} />
       {can.operate && (
         <form class="inline" onSubmit={create}>
-          <label>
-            Snapshot name <input value={name} onInput={(event) => setName((event.target as HTMLInputElement).value)} />
-          </label>
+          <TextField label="Snapshot name" value={name} onValue={setName} />
           <button type="submit">Create snapshot</button>
         </form>
       )}
@@ -315,11 +260,7 @@ export function MigratePanel({ api, domain, nodes }: { api: Api; domain: DomainR
           Progress ({operation.status}) <progress max={100} value={operation.progress.percent} />
         </label>
       )}
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorLine error={error} />
     </form>
   );
 }
