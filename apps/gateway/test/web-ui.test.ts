@@ -12,6 +12,8 @@ import { startGateway, type RunningGateway } from '../src/index.js';
 const CHROMIUM = '/usr/bin/chromium';
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
 const NODE = 'webnode';
+/** A second node, test driver only: the destination of an offline migration. */
+const NODE2 = 'webnode2';
 /** Screenshots of each page, for people to look at. */
 const OUTPUT_DIR = join(REPO_ROOT, 'test-results', 'web-ui');
 const admin = createToken({ name: 'ui-admin', role: 'admin' });
@@ -22,6 +24,7 @@ let gateway: RunningGateway;
 let nc: NatsConnection;
 let workDir: string;
 let agent: AgentProcess | undefined;
+let agent2: AgentProcess | undefined;
 let browser: Browser;
 let page: Page;
 
@@ -43,7 +46,10 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     nats = await startNatsServer();
     workDir = await mkdtemp('/tmp/vbw-');
     nc = await connect({ servers: nats.url });
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
+    [agent, agent2] = await Promise.all([
+      spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] }),
+      spawnAgent({ node: NODE2, natsUrl: nats.url, stateDir: join(workDir, 'agent2'), drivers: 'test', extraArgs: ['--metrics-address', '127.0.0.1:0'] }),
+    ]);
     gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500, uiDir: join(DIST_DIR, 'web'), security: { tokens: [admin.record, reader.record] } });
     expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'mem', driver: 'test' })).status).toBe(201);
     expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'screen', driver: 'qemu', memory: 64, graphics: { type: 'vnc' } })).status).toBe(201);
@@ -60,7 +66,7 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     if (gateway) {
       for (const name of ['linux', 'screen', 'mem']) await api('PUT', `/v1/nodes/${NODE}/domains/${name}/state`, { action: 'destroy' }).catch(() => undefined);
     }
-    await tearDown(gateway, agent, nc, nats, workDir);
+    await tearDown(gateway, [agent, agent2], nc, nats, workDir);
   }, 120_000);
 
   it('serves the built UI without a token and without a dev server', async () => {
@@ -244,6 +250,21 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await page.getByRole('link', { name: 'Fleet' }).click();
   }, 90_000);
 
+  it('migrates a domain to the other node from its page (offline, the test driver), with the progress and the page following it', async () => {
+    await page.getByRole('link', { name: 'made-in-form', exact: true }).click();
+    await page.getByRole('tab', { name: 'Migrate' }).click();
+    await expect.poll(() => page.getByLabel('Destination node').inputValue()).toBe(NODE2);
+    await page.getByLabel('Offline (the definition only)').check();
+    await page.getByLabel('Remove it from this node').check();
+    await page.getByRole('button', { name: 'Migrate' }).click();
+    await expect.poll(() => page.locator('#domain-title small').textContent(), { timeout: 30_000 }).toBe(`on ${NODE2}`);
+    await page.screenshot({ path: join(OUTPUT_DIR, 'domain-migrated.png') });
+    expect((await api('GET', `/v1/nodes/${NODE}/domains/made-in-form`)).status).toBe(404);
+    expect((await api('GET', `/v1/nodes/${NODE2}/domains/made-in-form`)).status).toBe(200);
+    await page.getByRole('link', { name: 'Fleet' }).click();
+    await expect.poll(() => page.getByTestId('domain-made-in-form').locator('td').nth(1).textContent(), { timeout: 20_000 }).toBe(NODE2);
+  }, 60_000);
+
   it('takes a WebSocket token from its subprotocol (never echoed back) and keeps the screen from a read-only token', async () => {
     const vnc = `${gateway.url.replace(/^http/, 'ws')}/v1/nodes/${NODE}/domains/screen/vnc`;
     const opened = (protocols: string[]) =>
@@ -273,12 +294,12 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     expect((await asReader('POST', 'send-key', { keys: ['a'] })).status).toBe(403);
   }, 30_000);
   it('reads the fleet a page at a time: the rows past the first 100 after "Load more"', async () => {
-    // names after "linux", "made-in-form", "mem" and "screen": those four and zz-000…zz-095 fill the first page
+    // the fleet lists by (node, name): webnode's linux, mem and screen and zz-000…zz-096 fill the first page (made-in-form moved to webnode2)
     for (let index = 0; index <= 100; index++) {
       expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: `zz-${String(index).padStart(3, '0')}`, driver: 'test' })).status).toBe(201);
     }
     await page.reload();
-    await page.getByTestId('domain-zz-095').waitFor({ timeout: 30_000 });
+    await page.getByTestId('domain-zz-096').waitFor({ timeout: 30_000 });
     expect(await page.getByTestId('domain-zz-100').count()).toBe(0);
     // a late DEFINED event may reload the first page: press again until the last row shows
     await expect

@@ -223,14 +223,18 @@ interface Operation {
 
 /** Migrate to another node: the async operation's progress as a progress bar, polled until it ends. */
 export function MigratePanel({ api, domain, nodes }: { api: Api; domain: DomainRef; nodes: string[] }) {
-  const [destination, setDestination] = useState(nodes[0] ?? '');
+  const [chosen, setDestination] = useState('');
+  // the node list arrives after the first render
+  const destination = chosen || nodes[0] || '';
+  const [offline, setOffline] = useState(false);
+  const [undefineSource, setUndefineSource] = useState(false);
   const [operation, setOperation] = useState<Operation | undefined>();
   const [error, setError] = useState('');
   const migrate = async (event: Event) => {
     event.preventDefault();
     setError('');
     try {
-      let current = await api.call<Operation>('POST', api.domainPath(domain, '/migrate'), { destination });
+      let current = await api.call<Operation>('POST', api.domainPath(domain, '/migrate'), { destination, offline, undefineSource });
       setOperation(current);
       while (current.status === 'running') {
         await new Promise((resolve) => setTimeout(resolve, 500));
@@ -253,6 +257,12 @@ export function MigratePanel({ api, domain, nodes }: { api: Api; domain: DomainR
             <option key={node}>{node}</option>
           ))}
         </select>
+      </label>
+      <label class="radio">
+        <input type="checkbox" checked={offline} onChange={(event) => setOffline((event.target as HTMLInputElement).checked)} /> Offline (the definition only)
+      </label>
+      <label class="radio">
+        <input type="checkbox" checked={undefineSource} onChange={(event) => setUndefineSource((event.target as HTMLInputElement).checked)} /> Remove it from this node
       </label>
       <button type="submit">Migrate</button>
       {operation && (
