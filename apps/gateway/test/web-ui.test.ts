@@ -59,6 +59,8 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     // root in a container: chromium's sandbox needs user namespaces it may not get
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    // a missing element fails its step with a name instead of the whole test's timeout
+    page.setDefaultTimeout(20_000);
   }, 300_000);
 
   afterAll(async () => {

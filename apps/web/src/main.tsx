@@ -1,5 +1,5 @@
 import { render } from 'preact';
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { type Abilities, abilitiesOf, Api, type Caller, type DomainRef, errorText, type FleetDomain, type NodeSummary } from './api.js';
 import { CreateDomain } from './create.js';
 import { DomainPage } from './domain.js';
@@ -44,6 +44,11 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
   const [nodes, setNodes] = useState<NodeSummary[]>([]);
   const [domains, setDomains] = useState<FleetDomain[]>([]);
   const [more, setMore] = useState<string | undefined>();
+  // the event handler runs outside renders: it reads the latest rows and paging token here
+  const moreRef = useRef(more);
+  moreRef.current = more;
+  const domainsRef = useRef(domains);
+  domainsRef.current = domains;
   const [error, setError] = useState('');
   const [live, setLive] = useState(false);
   const [creating, setCreating] = useState(false);
@@ -70,15 +75,22 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
       .follow((event) => {
         setLive(true);
         void api.nodes().then((list) => setNodes(list.nodes), () => undefined);
-        setDomains((current) => {
-          const known = current.some((domain) => domain.node === event.node && domain.uuid === event.uuid);
-          if (event.type === 'UNDEFINED') return current.filter((domain) => !(domain.node === event.node && domain.uuid === event.uuid));
-          if (!known) {
-            void refresh();
-            return current;
-          }
-          return current.map((domain) => (domain.node === event.node && domain.uuid === event.uuid ? { ...domain, state: event.state, reason: event.reason } : domain));
-        });
+        if (event.type === 'UNDEFINED') return setDomains((current) => current.filter((domain) => !sameDomain(domain, event)));
+        setDomains((current) => current.map((domain) => (sameDomain(domain, event) ? { ...domain, state: event.state, reason: event.reason } : domain)));
+        if (domainsRef.current.some((domain) => sameDomain(domain, event))) return;
+        // a domain new to the table: read it from its node (the gateway's fleet index may not have it yet)
+        void api.call<FleetDomain>('GET', api.domainPath(event)).then(
+          (found) =>
+            setDomains((current) => {
+              if (current.some((domain) => sameDomain(domain, found))) return current;
+              const row: FleetDomain = { node: found.node, uuid: found.uuid, name: found.name, driver: found.driver, state: found.state, reason: found.reason };
+              const at = current.findIndex((domain) => fleetOrder(row, domain) < 0);
+              // past the last loaded row while more pages remain: Load more brings it
+              if (at < 0 && moreRef.current) return current;
+              return at < 0 ? [...current, row] : [...current.slice(0, at), row, ...current.slice(at)];
+            }),
+          () => undefined,
+        );
       }, abort.signal)
       .catch((failure: unknown) => {
         if (!abort.signal.aborted) setError(`event stream: ${String(failure)}`);
@@ -171,6 +183,10 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
     </>
   );
 }
+
+const sameDomain = (a: DomainRef, b: DomainRef) => a.node === b.node && a.uuid === b.uuid;
+/** The fleet list's order: node, name, uuid. */
+const fleetOrder = (a: FleetDomain, b: FleetDomain) => (a.node !== b.node ? (a.node < b.node ? -1 : 1) : a.name !== b.name ? (a.name < b.name ? -1 : 1) : a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0);
 
 const domainHash = (domain: DomainRef) => `#/domains/${encodeURIComponent(domain.node)}/${domain.uuid}`;
 
