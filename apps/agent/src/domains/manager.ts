@@ -444,7 +444,7 @@ export class DomainManager {
   }
 
   /** One driver call in a driver span; errors are counted. */
-  private async driverCall<T>(driver: HypervisorDriver, operation: string, stored: DomainRecord, fn: () => Promise<T>): Promise<T> {
+  async driverCall<T>(driver: HypervisorDriver, operation: string, stored: DomainRecord, fn: () => Promise<T>): Promise<T> {
     try {
       return await withSpan(`driver.${driver.name} ${operation}`, { 'virtbus.driver': driver.name, 'virtbus.domain.uuid': stored.config.uuid }, fn);
     } catch (error) {

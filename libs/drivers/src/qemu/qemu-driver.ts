@@ -8,6 +8,8 @@ import type {
   ConsoleCapability,
   ConsoleSession,
   DiskCapability,
+  ExecCapability,
+  GuestAgentCapability,
   DomainRecord,
   GraphicsCapability,
   MigrationCapability,
@@ -25,6 +27,7 @@ import { driverCapabilities } from '../driver.js';
 import { findExecutable } from '../util/executables.js';
 import { inNetns } from '../util/netns.js';
 import { attachTaps, hotplugTapNic, planTapNics, qemuNicIds, runningTapNics, tapStats, unplugNic, type TapNic } from './nics.js';
+import { QemuGuestAgent } from './qga/guest-agent.js';
 import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
 import { ConsoleHub } from './console.js';
 import { QemuGraphics } from './graphics.js';
@@ -118,6 +121,15 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   });
   readonly graphics: GraphicsCapability = new QemuGraphics({ live: (domain) => this.live(domain), paths: (uuid) => this.paths(uuid) });
   readonly disks: DiskCapability = new QemuDiskHotplug((domain) => this.live(domain).qmp!);
+  private readonly agent = new QemuGuestAgent({
+    socketOf: (domain) => {
+      this.live(domain);
+      return this.paths(domain.config.uuid).qgaSocket;
+    },
+  });
+  readonly guestAgent: GuestAgentCapability = this.agent;
+  /** Commands in the guest run through its guest agent (guest-exec). */
+  readonly exec: ExecCapability = this.agent;
   private readonly snapshotSupport = new QemuSnapshots({
     instance: (domain) => this.instances.get(domain.config.uuid),
     busy: (instance, work) => this.busy(instance, work),
@@ -688,7 +700,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   }
 
   private async removeRuntimeFiles(paths: QemuPaths): Promise<void> {
-    await Promise.all([paths.qmpSocket, paths.consoleSocket, paths.vncSocket, paths.pidFile].map((path) => rm(path, { force: true })));
+    await Promise.all([paths.qmpSocket, paths.consoleSocket, paths.vncSocket, paths.qgaSocket, paths.pidFile].map((path) => rm(path, { force: true })));
   }
 
   private live(domain: DomainRecord): QemuInstance {
