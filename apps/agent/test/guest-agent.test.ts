@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Domain } from '@virtbus/api-contract';
@@ -35,7 +36,7 @@ afterAll(() => tearDown(agent));
 
 describe('guest agent calls on the test driver', () => {
   it('answers like a small Linux guest, keeps frozen file systems and the clock, and refuses unless running', async () => {
-    const domain = await client.call(NODE, 'domain.define', { name: 'tqga', driver: 'test', nics: [{ type: 'user' }] });
+    const domain = await client.call(NODE, 'domain.define', { name: 'tqga', driver: 'test', nics: [{ type: 'user' }], disks: [{ source: { path: '/var/lib/virtbus/tqga.qcow2' } }] });
     const id = domain.uuid;
     await rejectsWith(client.call(NODE, 'domain.agent.ping', { id }), 'OPERATION_INVALID');
     await client.call(NODE, 'domain.state', { id, change: { action: 'start' } });
@@ -43,9 +44,13 @@ describe('guest agent calls on the test driver', () => {
     expect(await client.call(NODE, 'domain.agent.info', { id })).toMatchObject({ hostname: 'tqga', os: { id: 'virtbus-test' } });
     const { interfaces } = await client.call(NODE, 'domain.interface.addresses', { id, source: 'agent' });
     expect(interfaces.map((nic) => nic.name)).toEqual(['lo', 'eth0']);
-    expect(await client.call(NODE, 'domain.fs.freeze', { id })).toEqual({ filesystems: 1 });
+    expect(await client.call(NODE, 'domain.fs.freeze', { id })).toEqual({ filesystems: 2 });
     await rejectsWith(client.call(NODE, 'domain.fs.freeze', { id }), 'OPERATION_INVALID');
-    expect(await client.call(NODE, 'domain.fs.thaw', { id })).toEqual({ filesystems: 1 });
+    // a quiesced snapshot freezes too: refused while frozen, then taken and thawed
+    await rejectsWith(client.call(NODE, 'domain.snapshot.create', { id, snapshot: { name: 'q0', quiesce: true } }), 'OPERATION_INVALID');
+    expect(await client.call(NODE, 'domain.fs.thaw', { id })).toEqual({ filesystems: 2 });
+    expect((await client.call(NODE, 'domain.snapshot.create', { id, snapshot: { name: 'q1', quiesce: true } })).name).toBe('q1');
+    expect(await client.call(NODE, 'domain.fs.thaw', { id })).toEqual({ filesystems: 0 });
     await client.call(NODE, 'domain.user.password', { id, user: 'alice', password: 'secret' });
     expect((await client.call(NODE, 'domain.agent.info', { id })).users.map((user) => user.name)).toEqual(['alice']);
     expect((await client.call(NODE, 'domain.time.set', { id, seconds: 2_000_000_000 })).seconds).toBeGreaterThanOrEqual(2_000_000_000);
@@ -64,6 +69,7 @@ describe('guest agent calls on the test driver', () => {
     const domain = await client.call(NODE, 'domain.define', { name: 'lqga', driver: 'lxc', container: { rootfs: { path: rootfs } } });
     await rejectsWith(client.call(NODE, 'domain.agent.ping', { id: domain.uuid }), 'OPERATION_UNSUPPORTED');
     await rejectsWith(client.call(NODE, 'domain.fs.freeze', { id: domain.uuid }), 'OPERATION_UNSUPPORTED');
+    await rejectsWith(client.call(NODE, 'domain.snapshot.create', { id: domain.uuid, snapshot: { quiesce: true } }), 'OPERATION_UNSUPPORTED');
     await client.call(NODE, 'domain.undefine', { id: domain.uuid });
   });
 });
@@ -75,15 +81,24 @@ describe.skipIf(!QEMU)('guest agent calls on QEMU (TCG guest running qemu-ga fro
 
   beforeAll(async () => {
     const guest = await ensureTestGuest();
+    // an ext4 data disk the guest mounts: something to freeze
+    const raw = join(workDir.path, 'data.raw');
+    const disk = join(workDir.path, 'data.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'raw', raw, '32M']);
+    execFileSync('mkfs.ext4', ['-q', '-F', raw]);
+    execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, disk]);
     domain = await client.call(NODE, 'domain.define', {
       name: 'qqga',
       driver: 'qemu',
       memory: 256,
       os: { kernel: guest.kernel, initrd: guest.agentInitrd, cmdline: `${guest.cmdline} ${GUEST_FLAGS.dhcp}` },
       nics: [{ type: 'user' }],
+      disks: [{ source: { path: disk }, format: 'qcow2' }],
     });
     await client.call(NODE, 'domain.state', { id: id(), change: { action: 'start' } });
     await waitFor('qemu-ga in the guest', async () => (await log()).includes(GUEST_MARKERS.guestAgent), 120_000, async () => `console tail: ${(await log()).slice(-400)}`);
+    const mounted = await client.call(NODE, 'domain.exec', { id: id(), exec: { command: ['/bin/sh', '-c', 'mkdir -p /mnt && mount /dev/vda /mnt && echo data >/mnt/file'] } });
+    expect(mounted).toMatchObject({ exitCode: 0 });
   }, 240_000);
 
   afterAll(async () => {
@@ -116,10 +131,10 @@ describe.skipIf(!QEMU)('guest agent calls on QEMU (TCG guest running qemu-ga fro
     expect(shadow.stdout).toMatch(/^root:\$6\$/);
     await rejectsWith(client.call(NODE, 'domain.user.password', { id: id(), user: 'nobody-here', password: 'x' }), 'OPERATION_FAILED');
 
-    const frozen = await client.call(NODE, 'domain.fs.freeze', { id: id() });
-    expect(frozen.filesystems).toBeGreaterThanOrEqual(0);
-    const thawed = await client.call(NODE, 'domain.fs.thaw', { id: id() });
-    expect(thawed.filesystems).toBe(frozen.filesystems);
+    expect(await client.call(NODE, 'domain.fs.freeze', { id: id() })).toEqual({ filesystems: 1 });
+    expect(await client.call(NODE, 'domain.fs.thaw', { id: id() })).toEqual({ filesystems: 1 });
+    expect(await client.call(NODE, 'domain.fs.freeze', { id: id(), mountpoints: ['/mnt'] })).toEqual({ filesystems: 1 });
+    expect(await client.call(NODE, 'domain.fs.thaw', { id: id() })).toEqual({ filesystems: 1 });
 
     const set = await client.call(NODE, 'domain.time.set', { id: id(), seconds: 2_000_000_000 });
     expect(set.seconds).toBeGreaterThanOrEqual(2_000_000_000);
@@ -129,6 +144,13 @@ describe.skipIf(!QEMU)('guest agent calls on QEMU (TCG guest running qemu-ga fro
     const synced = await client.call(NODE, 'domain.time.set', { id: id(), sync: true });
     expect(Math.abs(synced.seconds - Date.now() / 1000)).toBeLessThan(60);
     expect(Math.abs((await client.call(NODE, 'domain.time.get', { id: id() })).seconds - Date.now() / 1000)).toBeLessThan(60);
+  });
+
+  it('takes a quiesced snapshot (frozen around it, thawed after: the guest writes to the disk again)', async () => {
+    const snapshot = await client.call(NODE, 'domain.snapshot.create', { id: id(), snapshot: { name: 'quiet', quiesce: true } });
+    expect(snapshot.name).toBe('quiet');
+    const written = await client.call(NODE, 'domain.exec', { id: id(), exec: { command: ['/bin/sh', '-c', 'echo more >>/mnt/file && cat /mnt/file'], timeout: 20 } });
+    expect(written).toEqual({ exitCode: 0, stdout: 'data\nmore\n', stderr: '', timedOut: false });
   });
 
   it('refuses while paused, and answers GUEST_AGENT_UNRESPONSIVE while qemu-ga is stopped in the guest', async () => {
