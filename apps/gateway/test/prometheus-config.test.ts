@@ -2,6 +2,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAgent, type Agent } from '@virtbus/agent';
+import { VirtClient } from '@virtbus/client';
 import { createToken } from '@virtbus/security';
 import { hasBinaryOrSkip, startNatsServer, startPrometheus, tearDown, type NatsServerHandle, type PrometheusHandle } from '@virtbus/testing';
 import { pino } from 'pino';
@@ -38,6 +39,9 @@ describe.skipIf(!hasBinaryOrSkip('prometheus'))('a real Prometheus with the ship
     await agent.storage.define({ name: 'scraped-pool', type: 'dir', target: join(workDir, 'pool') });
     await agent.storage.changeState('scraped-pool', { action: 'build' });
     await agent.storage.changeState('scraped-pool', { action: 'start' });
+    const client = new VirtClient(agent.nc);
+    const domain = await client.call(NODE, 'domain.define', { name: 'scraped-vm', driver: 'test', disks: [{ source: { path: '/var/lib/virtbus/scraped.qcow2' } }], nics: [{ type: 'user', mac: '52:54:00:aa:bb:cc' }] });
+    await client.call(NODE, 'domain.state', { id: domain.uuid, change: { action: 'start' } });
     const scraper = createToken({ name: 'prometheus', role: 'read-only' });
     gateway = await startGateway({ natsUrl: nats.url, security: { tokens: [scraper.record] } });
     const tokenFile = join(workDir, 'gateway.token');
@@ -67,6 +71,16 @@ describe.skipIf(!hasBinaryOrSkip('prometheus'))('a real Prometheus with the ship
       await prometheus.waitFor(`process_cpu_user_seconds_total{job="${job}"}`, ([seconds]) => seconds! > 0);
       await prometheus.waitFor(`nodejs_eventloop_lag_seconds{job="${job}"}`, () => true);
     }
+  });
+
+  it('has the block and interface info series of a running domain', async () => {
+    const [disk] = await prometheus.waitFor(
+      'libvirt_domain_block_stats_info{domain="scraped-vm",target_device="vda",target_bus="virtio",driver_type="qcow2",source_file="/var/lib/virtbus/scraped.qcow2"}',
+      () => true,
+    );
+    expect(disk).toBe(1);
+    const [nic] = await prometheus.waitFor('libvirt_domain_interface_stats_info{domain="scraped-vm",mac_address="52:54:00:aa:bb:cc",interface_type="user",model_type="virtio"}', () => true);
+    expect(nic).toBe(1);
   });
 
   it('has samples in every libvirt_storage_pool_* family', async () => {
