@@ -7,12 +7,12 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 OUT=${VIRTBUS_GUEST_DIR:-$REPO/tools/.cache/guest}
 CMDLINE='console=ttyS0 quiet panic=-1'
-MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_blk button evdev)
+MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_blk virtio_console virtio_balloon button evdev)
 # Loaded only with virtbus.nocloud=1: the IDE cdrom that holds the cloud-init seed (this kernel has no AHCI).
 SEED_MODULES=(scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs)
 # What the bootable disk's syslinux passes to the kernel.
 DISK_CMDLINE="$CMDLINE virtbus.net=dhcp virtbus.nocloud=1 virtbus.sshd=1"
-OUTPUTS=(vmlinuz initramfs.gz kvm-stub.elf disk.qcow2 manifest.json)
+OUTPUTS=(vmlinuz initramfs.gz initramfs-agent.gz kvm-stub.elf disk.qcow2 manifest.json)
 
 # Editing this script or the stub invalidates the cache too.
 RECIPE=$(cat "$HERE/build.sh" "$HERE/build-disk.sh" "$HERE/kvm-stub.S" "$HERE/nocloud-seed.sh" | sha256sum | cut -d' ' -f1)
@@ -77,7 +77,10 @@ trap 'rm -rf "$WORK"' EXIT
 chmod 755 "$WORK"
 
 SSH_PACKAGES=(dropbear-bin libtomcrypt1 libtommath1)
-download() { (cd "$WORK" && apt-get download -q -o APT::Sandbox::User=root "$package" busybox-static "${SSH_PACKAGES[@]}" >/dev/null); }
+# qemu-ga in the initramfs, started when the domain has the org.qemu.guest_agent.0 port; its libraries come from the
+# build host (libc, glib, libudev, liburing, libnuma: the packages qemu-system already pulls in).
+QGA_PACKAGES=(qemu-guest-agent)
+download() { (cd "$WORK" && apt-get download -q -o APT::Sandbox::User=root "$package" busybox-static "${SSH_PACKAGES[@]}" "${QGA_PACKAGES[@]}" >/dev/null); }
 log "downloading $package and busybox-static"
 if ! download; then
   # Stale package lists name versions the mirror no longer has: refresh them once and resolve again.
@@ -99,6 +102,32 @@ dropbear_deb=$(ls "$WORK"/dropbear-bin_*.deb)
 dropbear_deb_version=$(dpkg-deb -f "$dropbear_deb" Version)
 for deb in "$WORK"/dropbear-bin_*.deb "$WORK"/libtomcrypt1_*.deb "$WORK"/libtommath1_*.deb; do dpkg-deb -x "$deb" "$WORK/dropbear"; done
 cp "$WORK/kernel/boot/vmlinuz-$release" "$WORK/vmlinuz"
+qga_deb=$(ls "$WORK"/qemu-guest-agent_*.deb)
+qga_deb_version=$(dpkg-deb -f "$qga_deb" Version)
+dpkg-deb -x "$qga_deb" "$WORK/qga"
+
+# Copies an ELF binary's shared libraries (recursively) into ROOT/lib/x86_64-linux-gnu: from the given directories first,
+# then the build host's.
+copy_libs() {
+  local root=$1 binary=$2 first=$3 file lib dir found
+  local pending=("$binary")
+  mkdir -p "$root/lib/x86_64-linux-gnu" "$root/lib64"
+  cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
+  while [ ${#pending[@]} -gt 0 ]; do
+    file=${pending[0]}
+    pending=("${pending[@]:1}")
+    for lib in $(objdump -p "$file" | awk '/NEEDED/ { print $2 }'); do
+      [ -e "$root/lib/x86_64-linux-gnu/$lib" ] && continue
+      found=
+      for dir in $first /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu; do
+        [ -e "$dir/$lib" ] && { found=$dir/$lib; break; }
+      done
+      [ -n "$found" ] || { log "$(basename "$binary") needs $lib, found nowhere"; exit 1; }
+      cp -L "$found" "$root/lib/x86_64-linux-gnu/$lib"
+      pending+=("$root/lib/x86_64-linux-gnu/$lib")
+    done
+  done
+}
 
 # --- initramfs ---------------------------------------------------------------------------------------------------
 ROOT="$WORK/root"
@@ -122,10 +151,17 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 ip link set lo up
-for module in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_blk button evdev; do
+for module in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_blk virtio_console virtio_balloon button evdev; do
   [ -f "/lib/modules/$module.ko" ] && insmod "/lib/modules/$module.ko" 2>/dev/null
 done
 cmdline=$(cat /proc/cmdline)
+# The guest agent, when the domain has its channel (no udev: find the port by its name in sysfs).
+for port in /sys/class/virtio-ports/*; do
+  [ "$(cat "$port/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] || continue
+  mkdir -p /var/run /usr/local/var/run
+  command -v qemu-ga >/dev/null || break
+  if qemu-ga -d -m virtio-serial -p "/dev/${port##*/}" -f /var/run/qemu-ga.pid 2>/dev/console; then echo "GUEST-AGENT" >/dev/console; else echo "GUEST-AGENT-FAILED" >/dev/console; fi
+done
 acpid -c /etc/acpi
 case " $cmdline " in
   *" virtbus.nocloud=1 "*) /sbin/nocloud-seed ;;
@@ -188,9 +224,30 @@ exit 0
 EOF
 cp "$HERE/nocloud-seed.sh" "$ROOT/sbin/nocloud-seed"
 
-chmod 755 "$ROOT/init" "$ROOT/etc/acpi/PWRF/00000080" "$ROOT/etc/udhcpc/default.script" "$ROOT/sbin/nocloud-seed"
+# busybox has no chpasswd, which qemu-ga's guest-set-user-password runs: `user:password` lines on stdin, -e when crypted
+cat >"$ROOT/usr/sbin/chpasswd" <<'EOF'
+#!/bin/sh
+crypted=0
+[ "$1" = -e ] && crypted=1
+while IFS=: read -r user pass; do
+  [ -n "$user" ] || continue
+  grep -q "^$user:" /etc/passwd || { echo "chpasswd: unknown user $user" >&2; exit 1; }
+  if [ "$crypted" = 1 ]; then hash=$pass; else hash=$(mkpasswd -m sha512 "$pass") || exit 1; fi
+  if grep -q "^$user:" /etc/shadow; then
+    awk -F: -v u="$user" -v h="$hash" 'BEGIN { OFS = ":" } $1 == u { $2 = h } { print }' /etc/shadow >/etc/shadow.new && mv /etc/shadow.new /etc/shadow
+  else
+    echo "$user:$hash:19000:0:99999:7:::" >>/etc/shadow
+  fi
+done
+EOF
+
+chmod 755 "$ROOT/usr/sbin/chpasswd" "$ROOT/init" "$ROOT/etc/acpi/PWRF/00000080" "$ROOT/etc/udhcpc/default.script" "$ROOT/sbin/nocloud-seed"
 echo 'root:x:0:0:root:/root:/bin/sh' >"$ROOT/etc/passwd"
 echo 'root:x:0:' >"$ROOT/etc/group"
+echo 'root:*:19000:0:99999:7:::' >"$ROOT/etc/shadow"
+chmod 600 "$ROOT/etc/shadow"
+# what guest-get-osinfo reports
+printf 'ID=virtbus-test-guest\nNAME="virtbus test guest"\nPRETTY_NAME="virtbus test guest (busybox)"\nVERSION_ID=1\n' >"$ROOT/etc/os-release"
 
 (cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | "$ROOT/bin/busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -9 -n) >"$WORK/initramfs.gz"
 
@@ -198,26 +255,19 @@ echo 'root:x:0:' >"$ROOT/etc/group"
 # Its shared libraries: its own packages' first, then the build host's libc, libz and libcrypt (Debian's essential
 # packages, the same release as the downloaded ones).
 SSHROOT="$WORK/sshroot"
-mkdir -p "$SSHROOT/usr/sbin" "$SSHROOT/lib/x86_64-linux-gnu" "$SSHROOT/lib64" "$SSHROOT/etc/dropbear"
+mkdir -p "$SSHROOT/usr/sbin" "$SSHROOT/etc/dropbear"
 cp "$WORK/dropbear/usr/sbin/dropbear" "$SSHROOT/usr/sbin/dropbear"
-cp -L /lib64/ld-linux-x86-64.so.2 "$SSHROOT/lib64/"
-pending=("$SSHROOT/usr/sbin/dropbear")
-while [ ${#pending[@]} -gt 0 ]; do
-  file=${pending[0]}
-  pending=("${pending[@]:1}")
-  for lib in $(objdump -p "$file" | awk '/NEEDED/ { print $2 }'); do
-    [ -e "$SSHROOT/lib/x86_64-linux-gnu/$lib" ] && continue
-    found=
-    for dir in "$WORK/dropbear/usr/lib/x86_64-linux-gnu" /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu; do
-      [ -e "$dir/$lib" ] && { found=$dir/$lib; break; }
-    done
-    [ -n "$found" ] || { log "dropbear needs $lib, found nowhere"; exit 1; }
-    cp -L "$found" "$SSHROOT/lib/x86_64-linux-gnu/$lib"
-    pending+=("$SSHROOT/lib/x86_64-linux-gnu/$lib")
-  done
-done
+copy_libs "$SSHROOT" "$SSHROOT/usr/sbin/dropbear" "$WORK/dropbear/usr/lib/x86_64-linux-gnu"
 printf '/bin/sh\n/bin/ash\n' >"$SSHROOT/etc/shells"
 (cd "$SSHROOT" && find . -mindepth 1 | LC_ALL=C sort | "$ROOT/bin/busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -9 -n) >"$WORK/ssh.cpio.gz"
+
+# --- initramfs-agent.gz: the initramfs plus qemu-ga and its libraries (Linux unpacks concatenated archives in order) --
+QGAROOT="$WORK/qgaroot"
+mkdir -p "$QGAROOT/usr/sbin"
+cp "$WORK/qga/usr/sbin/qemu-ga" "$QGAROOT/usr/sbin/qemu-ga"
+copy_libs "$QGAROOT" "$QGAROOT/usr/sbin/qemu-ga" ""
+(cd "$QGAROOT" && find . -mindepth 1 | LC_ALL=C sort | "$ROOT/bin/busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -9 -n) >"$WORK/qga.cpio.gz"
+cat "$WORK/initramfs.gz" "$WORK/qga.cpio.gz" >"$WORK/initramfs-agent.gz"
 
 # --- bootable disk -----------------------------------------------------------------------------------------------
 bash "$HERE/build-disk.sh" "$WORK" "$DISK_CMDLINE"
@@ -233,6 +283,7 @@ cat >"$WORK/manifest.json" <<EOF
   "kernel": { "package": "$package", "release": "$release", "debVersion": "$kernel_deb_version" },
   "busybox": { "package": "busybox-static", "debVersion": "$busybox_deb_version" },
   "dropbear": { "package": "dropbear-bin", "debVersion": "$dropbear_deb_version" },
+  "guestAgent": { "package": "qemu-guest-agent", "debVersion": "$qga_deb_version", "channel": "org.qemu.guest_agent.0" },
   "cmdline": "$CMDLINE",
   "recipe": "$RECIPE",
   "flags": { "dhcp": "virtbus.net=dhcp", "counter": "virtbus.counter=1", "nocloud": "virtbus.nocloud=1", "sshd": "virtbus.sshd=1" },
@@ -240,6 +291,7 @@ cat >"$WORK/manifest.json" <<EOF
   "files": {
     "vmlinuz": { "sha256": "$(sha vmlinuz)" },
     "initramfs.gz": { "sha256": "$(sha initramfs.gz)" },
+    "initramfs-agent.gz": { "sha256": "$(sha initramfs-agent.gz)" },
     "kvm-stub.elf": { "sha256": "$(sha kvm-stub.elf)" },
     "disk.qcow2": { "sha256": "$(sha disk.qcow2)" }
   },
@@ -248,6 +300,6 @@ cat >"$WORK/manifest.json" <<EOF
 EOF
 # Manifest last: a crash mid-publish leaves no manifest, so the next run rebuilds.
 rm -f "$OUT/manifest.json"
-for f in vmlinuz initramfs.gz kvm-stub.elf disk.qcow2 manifest.json; do mv -f "$WORK/$f" "$OUT/$f"; done
+for f in "${OUTPUTS[@]}"; do mv -f "$WORK/$f" "$OUT/$f"; done
 log "built $package into $OUT"
 echo "$OUT"

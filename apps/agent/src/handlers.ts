@@ -13,6 +13,7 @@ import type { FirewallManager } from './firewall/manager.js';
 import { createInterfaceHandlers } from './interfaces/handlers.js';
 import type { InterfaceManager } from './interfaces/manager.js';
 import { createSnapshotHandlers } from './snapshots/handlers.js';
+import { createGuestAgentHandlers } from './guest-agent/handlers.js';
 import type { SnapshotService } from './snapshots/service.js';
 import { createStorageHandlers } from './storage/handlers.js';
 import type { StorageManager } from './storage/manager.js';
@@ -113,6 +114,7 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     ...withFirewallSync(createNetworkHandlers(deps.networks, manager), deps.firewall),
     ...createInterfaceHandlers(deps.interfaces),
     ...createSnapshotHandlers(deps.snapshots),
+    ...createGuestAgentHandlers(manager),
     ...createFirewallHandlers(deps.firewall),
   };
 }

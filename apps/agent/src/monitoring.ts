@@ -5,14 +5,17 @@ import {
   createAgentMetrics,
   createDomainMetrics,
   createNodeMetrics,
+  createProcessMetrics,
   extractTraceContext,
   Registry,
   SpanKind,
   startMetricsServer,
   tracingActive,
+  withoutTracing,
   withSpan,
   type AgentMetrics,
   type MetricsServer,
+  type StoragePoolListing,
 } from '@virtbus/monitoring';
 import type { Logger } from 'pino';
 import type { DomainManager } from './domains/manager.js';
@@ -56,7 +59,7 @@ export interface AgentMonitoring {
   onResult(operation: string, code: string, durationMs: number): void;
   onDriverError(driver: string, operation: string, error: unknown): void;
   /** Starts /metrics and the periodic stats messages once the manager is ready; returns the metrics URL. */
-  start(manager: DomainManager, events: EventPublisher): Promise<string | undefined>;
+  start(manager: DomainManager, events: EventPublisher, pools?: { list(): Promise<StoragePoolListing[]> }): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
@@ -83,6 +86,7 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
   const deadlineMs = config.statsDeadlineMs ?? DEFAULT_STATS_DEADLINE_MS;
   const registry = new Registry();
   let connected = true;
+  createProcessMetrics({ registry });
   const metrics = createAgentMetrics({ registry, node, nats: { connected: () => connected && !nc.isClosed(), rttMs: () => nc.rtt() } });
   void (async () => {
     for await (const status of nc.status()) {
@@ -111,7 +115,7 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
     onDriverError(driver, operation, error) {
       metrics.countDriverError(driver, operation, codeOf(error));
     },
-    async start(manager, events) {
+    async start(manager, events, pools) {
       events.onPublished((event, lagSeconds) => metrics.observeEventPublishLag(event.type, lagSeconds));
       metrics.watchPendingStateWrites(() => manager.pendingWriteCount);
       events.onPublishFailure((event) => metrics.countEventPublishFailure(event.type));
@@ -124,7 +128,9 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
           source: {
             listDomains: async () => manager.listings(),
             // The driver gets a little longer than the collector, so a stuck domain is reported as timed out, not failed.
-            domainStats: (uuid, { deadlineMs: bound }) => manager.stats.driverStats(uuid, bound + DRIVER_DEADLINE_MARGIN_MS),
+            // A scrape is no caller's request: its driver and QMP calls make no traces.
+            domainStats: (uuid, { deadlineMs: bound }) => withoutTracing(() => manager.stats.driverStats(uuid, bound + DRIVER_DEADLINE_MARGIN_MS)),
+            ...(pools ? { listPools: () => pools.list() } : {}),
           },
         });
         createNodeMetrics({ registry, node });
@@ -136,7 +142,8 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
         statsTimer = setInterval(() => {
           if (running) return;
           running = true;
-          Promise.all([readNodeStats(node), manager.stats.all(deadlineMs)])
+          // the periodic sample is no caller's request: no parentless trace per running domain every interval
+          Promise.all([readNodeStats(node), withoutTracing(() => manager.stats.all(deadlineMs))])
             .then(([host, domains]) => {
               // split below the bus max_payload: one message of 10,000 domains' stats is more than 1 MiB
               const { messages, skipped } = statsMessages({ kind: 'node.stats', node, collectedAt: new Date().toISOString(), host }, domains, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);

@@ -8,6 +8,9 @@ import { daemonEnvironment, loadTokenFile, NATS_IDENTITY_OPTIONS, natsClientConf
 import { initTracing } from '@virtbus/monitoring';
 import { createGatewayMonitoring, startGateway, type RunningGateway } from './index.js';
 
+/** The gateway's version in trace resources (apps/gateway/package.json). */
+const GATEWAY_VERSION = '0.1.0';
+
 /** The gateway's config file when no --config names one (read only if it exists). */
 const GATEWAY_CONFIG_FILE = '/etc/virtbus/gateway.env';
 
@@ -108,7 +111,7 @@ async function loadTokens(): Promise<void> {
 }
 
 // exports spans only when the standard OTEL_* variables ask for it
-const tracing = initTracing({ serviceName: 'virtbus-gateway' });
+const tracing = initTracing({ serviceName: 'virtbus-gateway', serviceVersion: GATEWAY_VERSION });
 const monitoring = createGatewayMonitoring();
 let gateway: RunningGateway | undefined;
 // A rejection nothing handled is a bug, but never a reason to drop every HTTP client and SSE stream.

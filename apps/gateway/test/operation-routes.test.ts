@@ -17,6 +17,7 @@ const Samples: Record<string, string> = {
   snapshot: 's1',
   mac: '52:54:00:00:00:01',
   target: 'vda',
+  user: 'root',
 };
 const BODY_LIMIT = 1024;
 

@@ -5,10 +5,10 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Subjects, type Domain, type DomainStatsList, type NodeStats, type StatsMessage } from '@virtbus/api-contract';
 import { startAgent, type Agent } from '@virtbus/agent';
-import { initTracing, type Tracing } from '@virtbus/monitoring';
+import { initTracing, SpanKind, type Tracing } from '@virtbus/monitoring';
 import { hasBinaryOrSkip, type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp, type GatewayApp } from '../src/index.js';
 
 const NODE = 'traced';
@@ -71,6 +71,14 @@ describe('gateway and agent monitoring, one process each side of a real NATS', (
     expect(parentOf(handler)).toBe(request.spanContext().spanId);
     expect(parentOf(driver)).toBe(handler.spanContext().spanId);
     expect(route.attributes['http.response.status_code']).toBe(200);
+    // The STARTED event's JetStream publish joins the trace of the call that caused it, once JetStream acknowledges.
+    const publish = await vi.waitFor(() => {
+      const found = exporter.getFinishedSpans().find((span) => span.name === 'publish VIRT_EVENTS' && String(span.attributes['messaging.destination.name']).endsWith('.STARTED'));
+      expect(found).toBeDefined();
+      return found!;
+    });
+    expect(publish.spanContext().traceId).toBe(traceId);
+    expect(publish.kind).toBe(SpanKind.PRODUCER);
   });
 
   it('the gateway serves /metrics with the HTTP and bus-call histograms', async () => {
@@ -110,14 +118,17 @@ describe('gateway and agent monitoring, one process each side of a real NATS', (
     expect(domains[0]!.timedOut).toBeUndefined();
   });
 
-  it('the agent publishes stats periodically on virt.v1.<node>.stats', async () => {
-    const sub = nc.subscribe(Subjects.stats(NODE), { max: 1, timeout: 5000 });
+  it('the agent publishes stats periodically on virt.v1.<node>.stats, making no traces of its own', async () => {
+    exporter.reset();
+    const sub = nc.subscribe(Subjects.stats(NODE), { max: 2, timeout: 5000 });
     for await (const msg of sub) {
       const message = msg.json<StatsMessage>();
       expect(message.kind).toBe('node.stats');
       expect(message.host.node).toBe(NODE);
       expect(message.domains.map((stats) => stats.uuid)).toContain(domain.uuid);
     }
+    await tracing.forceFlush();
+    expect(exporter.getFinishedSpans().map((span) => span.name)).not.toContain('driver.test stats');
     await app.inject({ method: 'PUT', url: `/v1/nodes/${NODE}/domains/${domain.uuid}/state`, payload: { action: 'destroy' } });
   });
 

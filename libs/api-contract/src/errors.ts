@@ -37,6 +37,8 @@ export const ErrorStatus = {
   /** The gateway is shutting down (a restart or a redeploy): nothing was run; retry, on another gateway or after it is back. */
   SHUTTING_DOWN: 503,
   OPERATION_TIMEOUT: 504,
+  /** The domain's guest agent (qemu-ga) did not answer in time: not running in the guest, or the guest is busy or frozen. */
+  GUEST_AGENT_UNRESPONSIVE: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorStatus;

@@ -22,3 +22,4 @@ export * from './paging.js';
 export * from './idempotency.js';
 export * from './sse.js';
 export * from './graphics.js';
+export * from './guest-agent.js';

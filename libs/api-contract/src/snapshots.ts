@@ -56,6 +56,7 @@ export const DomainSnapshotsPost = Type.Object(
     name: Type.Optional(ObjectName),
     kind: Type.Optional(Type.Enum([...SnapshotKinds], { default: 'internal' })),
     description: Type.Optional(Type.String({ maxLength: 1024 })),
+    quiesce: Type.Optional(Type.Boolean({ description: "Freeze the guest's file systems through its guest agent while the snapshot is taken (libvirt --quiesce)" })),
   },
   { additionalProperties: false, title: 'DomainSnapshotsPost' },
 );

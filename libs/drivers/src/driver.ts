@@ -1,4 +1,7 @@
 import type {
+  GuestInfo,
+  GuestInterface,
+  GuestTime,
   DomainConfig,
   DomainDisk,
   DomainDriver,
@@ -104,6 +107,20 @@ export interface StatsCapability {
 /** Run a command inside a running domain (containers: lxc-attach; like incus exec). */
 export interface ExecCapability {
   exec(domain: DomainRecord, request: ExecRequest): Promise<ExecResult>;
+}
+
+/** Calls the guest agent inside a running domain answers (qemu: qemu-ga on its virtio-serial channel). */
+export interface GuestAgentCapability {
+  ping(domain: DomainRecord): Promise<void>;
+  info(domain: DomainRecord): Promise<GuestInfo>;
+  interfaces(domain: DomainRecord): Promise<GuestInterface[]>;
+  /** Number of file systems frozen (all, or the given mount points). */
+  fsFreeze(domain: DomainRecord, mountpoints?: readonly string[]): Promise<number>;
+  fsThaw(domain: DomainRecord): Promise<number>;
+  setUserPassword(domain: DomainRecord, user: string, password: string, crypted: boolean): Promise<void>;
+  getTime(domain: DomainRecord): Promise<GuestTime>;
+  /** Sets the guest clock to `time`, or to the host's when absent; answers the guest's new time. */
+  setTime(domain: DomainRecord, time?: GuestTime): Promise<GuestTime>;
 }
 
 /** Live figures a driver reports while migrating (query-migrate and storage mirror jobs). */
@@ -280,6 +297,7 @@ export interface HypervisorDriver {
   readonly saveRestore?: SaveRestoreCapability;
   readonly disks?: DiskCapability;
   readonly nics?: NicCapability;
+  readonly guestAgent?: GuestAgentCapability;
 }
 
 /** The optional capability groups of a driver: every optional member of HypervisorDriver. */
@@ -296,6 +314,7 @@ export const CapabilityNames = {
   saveRestore: 'save-restore',
   disks: 'disks',
   nics: 'nics',
+  guestAgent: 'guest-agent',
 } as const satisfies Record<CapabilitySlot, string>;
 
 /** A driver's capabilities as the slots it fills say (so probe() cannot drift from them), then driver facts such as `accel:kvm`. */

@@ -8,6 +8,7 @@ export type {
   DomainRuntime,
   DriverContext,
   ExecCapability,
+  GuestAgentCapability,
   HypervisorDriver,
   NicCapability,
   IncomingOptions,

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -68,7 +69,15 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
 
     beforeAll(async () => {
       driver = await newDriver();
-      linux = define('linux,guest', { memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline }, nics: [{ type: 'user' }] });
+      // a data disk the guest reads, so block stats have something to count
+      const disk = join(stateDir, 'linux-data.qcow2');
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '8M']);
+      linux = define('linux,guest', {
+        memory: 256,
+        os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline },
+        nics: [{ type: 'user' }],
+        disks: [{ source: { path: disk }, format: 'qcow2' }],
+      });
     });
 
     it('boots to GUEST-READY on the console and runs a typed command', async () => {
@@ -83,14 +92,32 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
       session.close();
     });
 
-    it('reports host-side stats', async () => {
+    it('reports host-side stats: block counters of the disk the guest read, and the guest memory figures of the balloon', async () => {
+      const output = collectConsole(await driver.openConsole(linux));
+      const session = await driver.openConsole(linux);
+      session.write(Buffer.from('dd if=/dev/vda of=/dev/null bs=4096 count=256 && echo READ-$((40+2))\n'));
+      await waitFor('the guest read its disk', () => output.text().includes('READ-42'));
+      session.close();
       const stats = await driver.domainStats(linux, { deadlineMs: 5_000 });
       expect(stats).toMatchObject({ uuid: linux.config.uuid, state: 'running', memory: { maximumBytes: 256 * 1024 * 1024 }, vcpu: { current: 1, maximum: 1 } });
       expect(stats.cpu?.timeNs).toBeGreaterThan(0);
       expect(stats.memory?.rssBytes).toBeGreaterThan(0);
       expect(stats.memory?.currentBytes).toBe(256 * 1024 * 1024);
       expect(stats.vcpu?.list).toHaveLength(1);
-      expect(stats.block).toEqual([]);
+      expect(stats.block).toHaveLength(1);
+      expect(stats.block?.[0]).toMatchObject({ name: 'vda', path: join(stateDir, 'linux-data.qcow2') });
+      expect(stats.block?.[0]?.readBytes).toBeGreaterThanOrEqual(256 * 4096);
+      expect(stats.block?.[0]?.readRequests).toBeGreaterThan(0);
+      // the first stats call switched on the balloon's polling; the guest driver answers within a few seconds
+      const memory = await waitFor('balloon memory stats', async () => {
+        const next = (await driver.domainStats(linux, { deadlineMs: 5_000 })).memory;
+        return next?.usableBytes !== undefined && next;
+      }, 30_000);
+      console.info(`balloon stats: ${JSON.stringify(memory)}`);
+      expect(memory.availableBytes).toBeGreaterThan(0);
+      expect(memory.availableBytes).toBeLessThanOrEqual(256 * 1024 * 1024);
+      expect(memory.unusedBytes).toBeGreaterThan(0);
+      expect(memory.usableBytes).toBeLessThanOrEqual(memory.availableBytes!);
     });
 
     it('suspends and resumes', async () => {

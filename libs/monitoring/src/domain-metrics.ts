@@ -1,8 +1,27 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { DomainStates, isActive, type DomainState, type DomainStats, type StateReason } from '@virtbus/api-contract';
 
+/** A disk as defined, for libvirt_domain_block_stats_info. */
+export interface DiskListing {
+  target: string;
+  bus: string;
+  format: string;
+  source: string;
+}
+
+/** A NIC as defined, for libvirt_domain_interface_stats_info. */
+export interface NicListing {
+  type: string;
+  source?: string;
+  mac: string;
+  model: string;
+}
+
 /** What the collector needs to know about a domain without asking its hypervisor. */
 export interface DomainListing {
+  /** Devices of an active domain (their info metrics); absent for shut-off ones. */
+  disks?: readonly DiskListing[];
+  nics?: readonly NicListing[];
   uuid: string;
   name: string;
   state: DomainState;
@@ -349,6 +368,36 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
   blockMetric('counter', 'write_time_seconds_total', 'Total time spent on writes on a block device, in seconds', (b) => b.writeTimeNs / NS_PER_SECOND);
   blockMetric('counter', 'flush_requests_total', 'Total flush requests from a block device.', (b) => b.flushRequests);
   blockMetric('gauge', 'capacity_bytes', 'Logical size in bytes of the block device backing image.', (b) => b.capacityBytes);
+
+  family(
+    'gauge',
+    'libvirt_domain_block_stats_info',
+    'Metadata information on block devices.',
+    [...domainLabels, 'disk_type', 'driver_cache', 'driver_discard', 'driver_name', 'driver_type', 'serial', 'source_file', 'target_bus', 'target_device'],
+    (set, data) => {
+      for (const { listing } of data.domains) {
+        for (const disk of listing.disks ?? []) {
+          set(
+            { ...labelsOf(listing), disk_type: 'file', driver_cache: '', driver_discard: '', driver_name: 'qemu', driver_type: disk.format, serial: '', source_file: disk.source, target_bus: disk.bus, target_device: disk.target },
+            1,
+          );
+        }
+      }
+    },
+  );
+  family(
+    'gauge',
+    'libvirt_domain_interface_stats_info',
+    'Metadata information on network interfaces.',
+    [...domainLabels, 'interface_type', 'source_bridge', 'target_device', 'mac_address', 'model_type', 'mtu_size'],
+    (set, data) => {
+      for (const { listing } of data.domains) {
+        for (const nic of listing.nics ?? []) {
+          set({ ...labelsOf(listing), interface_type: nic.type, source_bridge: nic.source ?? '', target_device: '', mac_address: nic.mac, model_type: nic.model, mtu_size: '' }, 1);
+        }
+      }
+    },
+  );
 
   type Nic = NonNullable<DomainStats['net']>[number];
   const nicMetric = (name: string, help: string, value: (nic: Nic) => number) =>

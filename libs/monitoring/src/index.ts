@@ -24,13 +24,17 @@ export { createAgentMetrics, OK_CODE, REQUEST_DURATION_BUCKETS, type AgentMetric
 export { createGatewayMetrics, type GatewayMetrics, type GatewayMetricsOptions } from './gateway-metrics.js';
 export { startMetricsServer, type MetricsServer, type MetricsServerOptions } from './metrics-server.js';
 export {
+  activeContext,
   activeTraceIds,
+  endSpan,
   extractTraceContext,
   initTracing,
   injectTraceHeaders,
+  startSpan,
   SpanKind,
   TracingConfigError,
   tracingActive,
+  withoutTracing,
   withSpan,
   type Attributes,
   type Context,
@@ -39,4 +43,5 @@ export {
   type Tracing,
   type TracingOptions,
 } from './tracing.js';
+export { createProcessMetrics } from './process-metrics.js';
 export { Registry } from 'prom-client';

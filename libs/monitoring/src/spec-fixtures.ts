@@ -45,7 +45,16 @@ export function fullStats(uuid: string, name: string, cpuNs: number): DomainStat
 }
 
 export function runningListing(uuid: string, name: string): DomainListing {
-  return { uuid, name, state: 'running', reason: 'booted', vcpus: 2, memoryMiB: 256 };
+  return {
+    uuid,
+    name,
+    state: 'running',
+    reason: 'booted',
+    vcpus: 2,
+    memoryMiB: 256,
+    disks: [{ target: 'vda', bus: 'virtio', format: 'qcow2', source: `/var/lib/virtbus/${name}.qcow2` }],
+    nics: [{ type: 'network', source: 'default', mac: '52:54:00:12:34:56', model: 'virtio' }],
+  };
 }
 
 /** One running domain whose CPU time grows with wall-clock time at `cpuShare` cores, plus one storage pool. */

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { trace } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { activeTraceIds, extractTraceContext, initTracing, injectTraceHeaders, SpanKind, TracingConfigError, withSpan, type Tracing } from './tracing.js';
+import { hostname } from 'node:os';
+import { activeTraceIds, endSpan, extractTraceContext, initTracing, injectTraceHeaders, SpanKind, startSpan, TracingConfigError, withoutTracing, withSpan, type Tracing } from './tracing.js';
 
 describe('tracing', () => {
   let tracing: Tracing | undefined;
@@ -73,20 +74,21 @@ describe('tracing', () => {
     expect(span?.events[0]?.name).toBe('exception');
   });
 
-  it('exports over OTLP/HTTP when the standard environment names an endpoint', async () => {
-    const bodies: unknown[] = [];
+  /** Exports one span through initTracing with the given OTEL_* environment to a local receiver; what it received. */
+  async function exportOnce(env: Record<string, string>): Promise<{ contentType: string | undefined; body: Buffer }[]> {
+    const received: { contentType: string | undefined; body: Buffer }[] = [];
     const receiver = createServer((request, response) => {
-      let body = '';
-      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
-        if (request.url === '/v1/traces') bodies.push(JSON.parse(body));
-        response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        if (request.url === '/v1/traces') received.push({ contentType: request.headers['content-type'], body: Buffer.concat(chunks) });
+        response.writeHead(200, { 'content-type': request.headers['content-type'] ?? 'application/json' }).end();
       });
     });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
     const saved = { ...process.env };
-    Object.assign(process.env, { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'virtbus-from-env' });
+    Object.assign(process.env, { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_SERVICE_NAME: 'virtbus-from-env', ...env });
     try {
       tracing = initTracing({ serviceName: 'virtbus-agent' });
       expect(tracing.enabled).toBe(true);
@@ -96,9 +98,45 @@ describe('tracing', () => {
       process.env = saved;
       await new Promise((resolve) => receiver.close(resolve));
     }
-    const text = JSON.stringify(bodies);
+    return received;
+  }
+
+  it('exports OTLP/HTTP JSON when OTEL_EXPORTER_OTLP_PROTOCOL=http/json', async () => {
+    const [request] = await exportOnce({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' });
+    expect(request?.contentType).toBe('application/json');
+    const text = JSON.stringify(JSON.parse(request!.body.toString()));
     expect(text).toContain('agent domain.start');
     expect(text).toContain('virtbus-from-env');
+  });
+
+  it('exports OTLP/HTTP protobuf by default, as the OTLP spec says', async () => {
+    const [request] = await exportOnce({});
+    expect(request?.contentType).toBe('application/x-protobuf');
+    expect(() => JSON.parse(request!.body.toString())).toThrow();
+    // protobuf keeps strings as they are
+    expect(request!.body.toString('latin1')).toContain('agent domain.start');
+  });
+
+  it('puts host.name, the given attributes and the version in the resource', async () => {
+    const exporter = new InMemorySpanExporter();
+    tracing = initTracing({ serviceName: 'virtbus-agent', serviceVersion: '9.9.9', resourceAttributes: { 'virtbus.node': 'n7' }, exporter, env: {} });
+    await withSpan('s', {}, () => undefined);
+    const [span] = exporter.getFinishedSpans();
+    expect(span?.resource.attributes).toMatchObject({ 'service.name': 'virtbus-agent', 'service.version': '9.9.9', 'host.name': hostname(), 'virtbus.node': 'n7' });
+  });
+
+  it('makes no spans inside withoutTracing, and ends a startSpan span with its error', async () => {
+    const exporter = new InMemorySpanExporter();
+    tracing = initTracing({ serviceName: 'virtbus-test', exporter });
+    await withoutTracing(() => withSpan('background stats', {}, () => withSpan('qmp query-blockstats', {}, () => undefined)));
+    expect(exporter.getFinishedSpans()).toEqual([]);
+    await withSpan('caller', {}, () => {
+      endSpan(startSpan('publish VIRT_EVENTS', {}, { kind: SpanKind.PRODUCER }), Object.assign(new Error('no ack'), { code: 'TIMEOUT' }));
+    });
+    const [publish, caller] = exporter.getFinishedSpans();
+    expect(publish?.name).toBe('publish VIRT_EVENTS');
+    expect(publish?.parentSpanContext?.spanId).toBe(caller?.spanContext().spanId);
+    expect(publish?.attributes['error.type']).toBe('TIMEOUT');
   });
 
   it('leaves the global tracer a no-op again after shutdown', async () => {

@@ -10,8 +10,10 @@ import {
   type Context,
   type Span,
 } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { hostname } from 'node:os';
+import { suppressTracing, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter as OtlpJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OtlpProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BatchSpanProcessor,
@@ -28,6 +30,8 @@ export { SpanKind, type Attributes, type Context, type Span };
 export interface TracingOptions {
   serviceName: string;
   serviceVersion?: string;
+  /** Extra resource attributes, e.g. `{ 'virtbus.node': node }`; `host.name` is always set. */
+  resourceAttributes?: Attributes;
   /** Explicit exporter (tests: InMemorySpanExporter); spans go to it synchronously, whatever the environment says. */
   exporter?: SpanExporter;
   /** Defaults to process.env; the standard OTEL_* variables decide whether and where to export. */
@@ -62,19 +66,21 @@ function exporterFromEnv(env: NodeJS.ProcessEnv): SpanExporter | undefined {
     .map((name) => name.trim().toLowerCase())
     .filter(Boolean);
   const endpointSet = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
-  if (names.length === 0) return endpointSet ? new OTLPTraceExporter() : undefined;
+  if (names.length === 0) return endpointSet ? otlpExporter(env) : undefined;
   if (names.includes('none')) return undefined;
   const [name, ...rest] = names;
   if (rest.length > 0) throw new TracingConfigError(`OTEL_TRACES_EXPORTER: one exporter is supported, got ${names.join(',')}`);
-  if (name === 'otlp') {
-    const protocol = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
-    if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
-      throw new TracingConfigError(`OTLP protocol ${protocol} is not supported (use http/protobuf or http/json)`);
-    }
-    return new OTLPTraceExporter();
-  }
+  if (name === 'otlp') return otlpExporter(env);
   if (name === 'console') return new ConsoleSpanExporter();
   throw new TracingConfigError(`OTEL_TRACES_EXPORTER=${name} is not supported (otlp, console or none)`);
+}
+
+/** OTLP over HTTP in the protocol OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL names; protobuf is the spec's default. */
+function otlpExporter(env: NodeJS.ProcessEnv): SpanExporter {
+  const protocol = (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf').trim().toLowerCase();
+  if (protocol === 'http/protobuf') return new OtlpProtobufTraceExporter();
+  if (protocol === 'http/json') return new OtlpJsonTraceExporter();
+  throw new TracingConfigError(`OTLP protocol ${protocol} is not supported (use http/protobuf or http/json)`);
 }
 
 /**
@@ -96,6 +102,8 @@ export function initTracing(options: TracingOptions): Tracing {
     .merge(
       resourceFromAttributes({
         [ATTR_SERVICE_NAME]: options.serviceName,
+        'host.name': hostname(),
+        ...options.resourceAttributes,
         ...(options.serviceVersion ? { [ATTR_SERVICE_VERSION]: options.serviceVersion } : {}),
       }),
     )
@@ -163,16 +171,42 @@ export async function withSpan<T>(name: string, attributes: Attributes, fn: (spa
     try {
       return await fn(span);
     } catch (error) {
-      const exception = error instanceof Error ? error : new Error(String(error));
-      span.recordException(exception);
-      const code = (error as { code?: unknown }).code;
-      span.setAttribute('error.type', typeof code === 'string' ? code : exception.name);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: exception.message });
+      recordError(span, error);
       throw error;
     } finally {
       span.end();
     }
   });
+}
+
+/** The active context, to parent later work (an event's publish) on the call that caused it. */
+export function activeContext(): Context {
+  return context.active();
+}
+
+/** A span that is not made active, ended by the caller with endSpan (e.g. around a publish until its ack). */
+export function startSpan(name: string, attributes: Attributes, options: SpanOptions = {}): Span {
+  if (!tracingActive()) return NOOP_SPAN;
+  return trace.getTracer(options.tracerName ?? 'virtbus').startSpan(name, { attributes, kind: options.kind ?? SpanKind.INTERNAL }, options.parent ?? context.active());
+}
+
+/** Ends a span from startSpan, recording the error (and its code) when there is one. */
+export function endSpan(span: Span, error?: unknown): void {
+  if (error !== undefined) recordError(span, error);
+  span.end();
+}
+
+function recordError(span: Span, error: unknown): void {
+  const exception = error instanceof Error ? error : new Error(String(error));
+  span.recordException(exception);
+  const code = (error as { code?: unknown }).code;
+  span.setAttribute('error.type', typeof code === 'string' ? code : exception.name);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: exception.message });
+}
+
+/** Runs fn with tracing suppressed: background loops (periodic stats, scrapes) make no parentless traces. */
+export function withoutTracing<T>(fn: () => T): T {
+  return context.with(suppressTracing(context.active()), fn);
 }
 
 /** Ids of the active span for log correlation; undefined when untraced. */

@@ -11,6 +11,8 @@ const BUILD_SCRIPT = fileURLToPath(new URL('../../../tools/guest/build.sh', impo
 /** Strings the test guest prints on its serial console (ttyS0). */
 export const GUEST_MARKERS = {
   ready: 'GUEST-READY',
+  /** Booted with `agentInitrd` and the domain has the org.qemu.guest_agent.0 channel: qemu-ga runs. */
+  guestAgent: 'GUEST-AGENT',
   powerOff: 'GUEST-POWEROFF',
   /** Followed by a space and the IPv4 address, e.g. `GUEST-IP 10.0.2.15`. */
   ip: 'GUEST-IP',
@@ -44,6 +46,8 @@ export interface TestGuest {
   /** Debian cloud kernel bzImage; boot it under TCG (`-accel tcg -cpu max`). */
   readonly kernel: string;
   readonly initrd: string;
+  /** initrd plus qemu-ga, started when the domain has the org.qemu.guest_agent.0 channel (`GUEST-AGENT` on ttyS0). */
+  readonly agentInitrd: string;
   /** 32-bit multiboot stub for `-accel kvm -cpu qemu64` (a Linux kernel cannot run under this host's KVM). */
   readonly kvmStub: string;
   /** The same kernel and initramfs on a BIOS-bootable qcow2 disk (syslinux; cmdline `diskCmdline`), like a cloud image. */
@@ -90,6 +94,7 @@ async function buildTestGuest(): Promise<TestGuest> {
     dir,
     kernel: join(dir, 'vmlinuz'),
     initrd: join(dir, 'initramfs.gz'),
+    agentInitrd: join(dir, 'initramfs-agent.gz'),
     kvmStub: join(dir, 'kvm-stub.elf'),
     disk: join(dir, 'disk.qcow2'),
     cmdline: manifest.cmdline,

@@ -27,14 +27,15 @@ export interface PrometheusHandle {
 
 /**
  * A real Prometheus on a free loopback port scraping `targets` every second (timeout 1 s: a scrape that waits on a
- * stuck collector fails), with its own storage in a temp dir that `stop()` removes with the process.
+ * stuck collector fails), or with a whole `config` (e.g. the shipped one with test targets), with its own storage in a
+ * temp dir that `stop()` removes with the process.
  */
-export async function startPrometheus(options: { targets: string[]; jobName?: string }): Promise<PrometheusHandle> {
+export async function startPrometheus(options: { targets: string[]; jobName?: string } | { config: string }): Promise<PrometheusHandle> {
   const binary = requireBinary('prometheus');
   const dir = await mkdtemp(join(tmpdir(), 'virtbus-prometheus-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const config = [
+  const config = 'config' in options ? options.config : [
     'global:',
     '  scrape_interval: 1s',
     '  scrape_timeout: 1s',

@@ -19,7 +19,7 @@ import {
   type LifecycleChange,
   type LiveDisk,
 } from '@virtbus/api-contract';
-import type { DomainRecord, DomainRuntime, DriverContext, HypervisorDriver, NetworkResolver, RunState, SaveRestoreCapability } from '@virtbus/drivers';
+import { diskTargets, type DomainRecord, type DomainRuntime, type DriverContext, type HypervisorDriver, type NetworkResolver, type RunState, type SaveRestoreCapability } from '@virtbus/drivers';
 import { withSpan, type DomainListing } from '@virtbus/monitoring';
 import type { Logger } from 'pino';
 import type { EventPublisher } from '../events/publisher.js';
@@ -444,7 +444,7 @@ export class DomainManager {
   }
 
   /** One driver call in a driver span; errors are counted. */
-  private async driverCall<T>(driver: HypervisorDriver, operation: string, stored: DomainRecord, fn: () => Promise<T>): Promise<T> {
+  async driverCall<T>(driver: HypervisorDriver, operation: string, stored: DomainRecord, fn: () => Promise<T>): Promise<T> {
     try {
       return await withSpan(`driver.${driver.name} ${operation}`, { 'virtbus.driver': driver.name, 'virtbus.domain.uuid': stored.config.uuid }, fn);
     } catch (error) {
@@ -462,6 +462,7 @@ export class DomainManager {
       reason: stored.reason,
       vcpus: stored.config.vcpus,
       memoryMiB: stored.config.memory,
+      ...(isActive(stored.state) ? devicesOf(stored.config) : {}),
     }));
   }
 
@@ -721,4 +722,20 @@ export class DomainManager {
       ...(this.pendingWrites.has(stored.config.uuid) ? { persistPending: true as const } : {}),
     };
   }
+}
+
+/** The devices of an active domain for the block and interface info metrics. */
+function devicesOf(config: DomainConfig): Pick<DomainListing, 'disks' | 'nics'> {
+  const targets = diskTargets(config.disks);
+  return {
+    disks: config.disks.map((disk, index) => ({
+      target: targets[index] ?? '',
+      bus: disk.bus ?? 'virtio',
+      format: disk.format ?? 'qcow2',
+      source: 'path' in disk.source ? disk.source.path : `${disk.source.pool}/${disk.source.volume}`,
+    })),
+    nics: config.nics
+      .filter((nic) => nic.type !== 'none')
+      .map((nic) => ({ type: nic.type, ...(nic.source ? { source: nic.source } : {}), mac: nic.mac ?? '', model: nic.model ?? 'virtio' })),
+  };
 }

@@ -21,6 +21,7 @@ import {
   type NetworkState,
 } from '@virtbus/api-contract';
 import { untilJetStreamReady } from '@virtbus/client';
+import { activeContext, endSpan, SpanKind, startSpan, tracingActive, type Context } from '@virtbus/monitoring';
 import type { Logger } from 'pino';
 import { EventLog, type BeforeSnapshot, type DomainChange, type RecordedDomain } from './log.js';
 import { StateDir } from '../state-dir.js';
@@ -73,6 +74,8 @@ export class EventPublisher {
   private readonly listeners = new Set<(event: LifecycleEvent) => void>();
   /** Emit time (µs since the epoch) of each recorded event until JetStream acknowledges it. */
   private readonly emittedMicros = new Map<number, number>();
+  /** The trace context an event was emitted in (the call that caused it), parent of its publish span; kept until acked. */
+  private readonly emittedContexts = new Map<number, Context>();
   private readonly publishedListeners = new Set<(event: PublishedEvent, lagSeconds: number) => void>();
   private readonly failureListeners = new Set<(event: PublishedEvent) => void>();
 
@@ -208,6 +211,7 @@ export class EventPublisher {
   private stamp(seq: number): string {
     const micros = epochMicros();
     this.emittedMicros.set(seq, micros);
+    if (tracingActive()) this.emittedContexts.set(seq, activeContext());
     return new Date(micros / 1000).toISOString();
   }
 
@@ -305,8 +309,15 @@ export class EventPublisher {
           const emitted = this.emittedMicros.get(event.seq);
           if (emitted !== undefined) headers.set(EventTimeHeaders.emitted, String(emitted));
           headers.set(EventTimeHeaders.published, String(epochMicros()));
-          const ack = this.js.publish(subjectOf(event), JSON.stringify(event), { msgID: `${event.node}-${event.seq}`, timeout: PUBLISH_TIMEOUT_MS, headers });
-          ack.catch(() => undefined);
+          const subject = subjectOf(event);
+          const parent = this.emittedContexts.get(event.seq);
+          const span = startSpan(
+            `publish ${EVENTS_STREAM}`,
+            { 'messaging.system': 'nats', 'messaging.operation.type': 'send', 'messaging.destination.name': subject, 'virtbus.event.seq': event.seq },
+            { kind: SpanKind.PRODUCER, ...(parent ? { parent } : {}) },
+          );
+          const ack = this.js.publish(subject, JSON.stringify(event), { msgID: `${event.node}-${event.seq}`, timeout: PUBLISH_TIMEOUT_MS, headers });
+          ack.then(() => endSpan(span), (error: unknown) => endSpan(span, error));
           inflight.push({ event, ack });
         }
         const head = inflight.shift();
@@ -325,6 +336,7 @@ export class EventPublisher {
         backoffMs = BACKOFF_MIN_MS;
         this.log.ack(head.event.seq);
         this.emittedMicros.delete(head.event.seq);
+        this.emittedContexts.delete(head.event.seq);
         const lagSeconds = Math.max(0, (Date.now() - Date.parse(head.event.timestamp)) / 1000);
         for (const listener of this.publishedListeners) listener(head.event, lagSeconds);
       }

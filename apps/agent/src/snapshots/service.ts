@@ -77,7 +77,8 @@ export class SnapshotService {
       const name = post.name ?? defaultName();
       if (set.snapshots.some((snapshot) => snapshot.name === name)) throw new VirtError('OPERATION_INVALID', `snapshot ${name} already exists`);
       const kind = post.kind ?? 'internal';
-      const taken = await snapshotsOf(driver).createSnapshot(stored, { name, kind }, { all: treeOrder(set) });
+      const take = () => snapshotsOf(driver).createSnapshot(stored, { name, kind }, { all: treeOrder(set) });
+      const taken = post.quiesce ? await quiesced(stored, driver, take) : await take();
       const next = added(set, {
         name,
         domain: uuid,
@@ -202,4 +203,17 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** Runs `take` with the guest's file systems frozen by its guest agent, thawing them whatever happens. */
+async function quiesced<T>(stored: DomainRecord, driver: HypervisorDriver, take: () => Promise<T>): Promise<T> {
+  const agent = driver.guestAgent;
+  if (!agent) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no guest agent to quiesce the guest`);
+  if (stored.state !== 'running') throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is ${stored.state}: quiescing needs it running`);
+  await agent.fsFreeze(stored);
+  try {
+    return await take();
+  } finally {
+    await agent.fsThaw(stored);
+  }
 }

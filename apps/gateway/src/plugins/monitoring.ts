@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import type { MsgHdrs } from '@nats-io/transport-node';
 import {
   createGatewayMetrics,
+  createProcessMetrics,
   extractTraceContext,
   injectTraceHeaders,
   Registry,
@@ -24,6 +25,7 @@ export interface GatewayMonitoringOptions {
 
 export function createGatewayMonitoring(): GatewayMonitoringOptions {
   const registry = new Registry();
+  createProcessMetrics({ registry });
   return { registry, metrics: createGatewayMetrics({ registry }) };
 }
 

@@ -60,7 +60,13 @@ describe('buildCommandLine', () => {
     expect(values(build({}), '-serial')).toEqual(['chardev:serial0']);
     const none = build({ console: { type: 'none' } });
     expect(none).not.toContain('-serial');
-    expect(values(none, '-chardev')).toHaveLength(1);
+    expect(values(none, '-chardev').map((chardev) => String(chardev).split(',')[1])).toEqual(['id=qmp', 'id=qga0']);
+  });
+
+  it('gives every domain a guest agent channel on a unix socket in its runtime directory', () => {
+    const args = build({});
+    expect(values(args, '-chardev')).toContain(`socket,id=qga0,path=${paths.qgaSocket},server=on,wait=off`);
+    expect(values(args, '-device')).toContain('virtserialport,bus=virtio-serial0.0,chardev=qga0,name=org.qemu.guest_agent.0');
   });
 
   it('boots a kernel directly; -append is passed verbatim (not an option list)', () => {

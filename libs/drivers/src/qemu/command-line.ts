@@ -18,6 +18,8 @@ export interface QemuPaths {
   screenshot: string;
   pidFile: string;
   qemuLog: string;
+  /** The guest agent's virtio-serial channel (org.qemu.guest_agent.0), served by QEMU. */
+  qgaSocket: string;
 }
 
 export interface CommandLineOptions {
@@ -37,6 +39,7 @@ export function qemuPaths(runDir: string): QemuPaths {
     screenshot: join(runDir, 'screen.png'),
     pidFile: join(runDir, 'qemu.pid'),
     qemuLog: join(runDir, 'qemu.log'),
+    qgaSocket: join(runDir, 'qga.sock'),
   };
 }
 
@@ -180,5 +183,14 @@ export function buildCommandLine(config: DomainConfig, paths: QemuPaths, options
   });
 
   args.push('-device', 'virtio-balloon-pci,id=balloon0', '-device', 'pvpanic');
+  // the guest agent channel: qemu-ga in the guest opens the port, the driver connects to the socket per call
+  args.push(
+    '-device',
+    'virtio-serial-pci,id=virtio-serial0',
+    '-chardev',
+    `socket,id=qga0,path=${qemuOptValue(paths.qgaSocket)},server=on,wait=off`,
+    '-device',
+    'virtserialport,bus=virtio-serial0.0,chardev=qga0,name=org.qemu.guest_agent.0',
+  );
   return args;
 }

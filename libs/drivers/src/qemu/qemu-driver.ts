@@ -8,6 +8,8 @@ import type {
   ConsoleCapability,
   ConsoleSession,
   DiskCapability,
+  ExecCapability,
+  GuestAgentCapability,
   DomainRecord,
   GraphicsCapability,
   MigrationCapability,
@@ -25,6 +27,7 @@ import { driverCapabilities } from '../driver.js';
 import { findExecutable } from '../util/executables.js';
 import { inNetns } from '../util/netns.js';
 import { attachTaps, hotplugTapNic, planTapNics, qemuNicIds, runningTapNics, tapStats, unplugNic, type TapNic } from './nics.js';
+import { QemuGuestAgent } from './qga/guest-agent.js';
 import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
 import { ConsoleHub } from './console.js';
 import { QemuGraphics } from './graphics.js';
@@ -59,6 +62,9 @@ export interface ShutdownOptions extends WaitOptions {
 const claimsProcess = (state: DomainState) => isActive(state) || state === 'crashed';
 const MAX_UNIX_SOCKET_PATH = 107;
 const execFileAsync = promisify(execFile);
+/** The balloon device every domain gets (command-line.ts `id=balloon0`) and how often its guest driver reports memory stats. */
+const BALLOON_QOM_PATH = '/machine/peripheral/balloon0';
+const BALLOON_POLL_SECONDS = 2;
 
 /** QMP failures in driver terms: no answer → OPERATION_TIMEOUT, anything else → OPERATION_FAILED. */
 function qmpFailure(error: unknown, what: string): VirtError {
@@ -118,6 +124,15 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   });
   readonly graphics: GraphicsCapability = new QemuGraphics({ live: (domain) => this.live(domain), paths: (uuid) => this.paths(uuid) });
   readonly disks: DiskCapability = new QemuDiskHotplug((domain) => this.live(domain).qmp!);
+  private readonly agent = new QemuGuestAgent({
+    socketOf: (domain) => {
+      this.live(domain);
+      return this.paths(domain.config.uuid).qgaSocket;
+    },
+  });
+  readonly guestAgent: GuestAgentCapability = this.agent;
+  /** Commands in the guest run through its guest agent (guest-exec). */
+  readonly exec: ExecCapability = this.agent;
   private readonly snapshotSupport = new QemuSnapshots({
     instance: (domain) => this.instances.get(domain.config.uuid),
     busy: (instance, work) => this.busy(instance, work),
@@ -129,6 +144,8 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   readonly saveRestore: SaveRestoreCapability = this.snapshotSupport;
   private context?: DriverContext;
   private readonly instances = new Map<string, QemuInstance>();
+  /** QEMU processes whose balloon already polls the guest for memory stats. */
+  private readonly balloonPolling = new WeakSet<QemuInstance>();
   private kvmCpuModelPromise?: Promise<{ model: string; note?: string }>;
   private kvmUsableCache?: { usable: boolean; detail: string };
 
@@ -442,7 +459,10 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
         }),
       );
       stats.vcpu = { current: cpus.length, maximum: config.vcpus, list };
-      if (balloon) memory.currentBytes = balloon.actual;
+      if (balloon) {
+        memory.currentBytes = balloon.actual;
+        Object.assign(memory, await this.balloonStats(instance, qmp, remaining));
+      }
       const targets = diskTargets(config.disks);
       // Our format nodes are named fmt-<target> (command-line.ts); the qdev of a virtio disk is a QOM path.
       stats.block = blocks.flatMap((entry) => {
@@ -469,6 +489,23 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     const taps = runningTapNics(instance.runtime);
     if (taps.nics.length > 0) stats.net = await tapStats(taps.netns, taps.nics).catch(() => []);
     return stats;
+  }
+
+  /**
+   * The guest's own memory figures from the balloon driver (libvirt's usable/unused/available): polling is switched on at
+   * the first stats call of a QEMU process, and a guest without the driver just reports none.
+   */
+  private async balloonStats(instance: QemuInstance, qmp: Qmp, remaining: () => { timeoutMs: number }): Promise<Partial<NonNullable<DomainStats['memory']>>> {
+    if (!this.balloonPolling.has(instance)) {
+      await qmp.lifecycle.setBalloonStatsPolling(BALLOON_QOM_PATH, BALLOON_POLL_SECONDS, remaining());
+      this.balloonPolling.add(instance);
+    }
+    const { stats } = await qmp.lifecycle.balloonGuestStats(BALLOON_QOM_PATH, remaining());
+    const bytes = (value: number | undefined) => (value !== undefined && value >= 0 && Number.isSafeInteger(value) ? value : undefined);
+    const usable = bytes(stats['stat-available-memory']);
+    const unused = bytes(stats['stat-free-memory']);
+    const available = bytes(stats['stat-total-memory']);
+    return { ...(usable !== undefined ? { usableBytes: usable } : {}), ...(unused !== undefined ? { unusedBytes: unused } : {}), ...(available !== undefined ? { availableBytes: available } : {}) };
   }
 
   async setLink(domain: DomainRecord, mac: string, up: boolean): Promise<void> {
@@ -688,7 +725,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   }
 
   private async removeRuntimeFiles(paths: QemuPaths): Promise<void> {
-    await Promise.all([paths.qmpSocket, paths.consoleSocket, paths.vncSocket, paths.pidFile].map((path) => rm(path, { force: true })));
+    await Promise.all([paths.qmpSocket, paths.consoleSocket, paths.vncSocket, paths.qgaSocket, paths.pidFile].map((path) => rm(path, { force: true })));
   }
 
   private live(domain: DomainRecord): QemuInstance {

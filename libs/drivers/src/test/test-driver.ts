@@ -10,6 +10,7 @@ import type {
   DriverContext,
   GraphicsCapability,
   GraphicsSession,
+  GuestAgentCapability,
   HypervisorDriver,
   Media,
   PluggedDisk,
@@ -22,6 +23,7 @@ import type {
 import { driverCapabilities } from '../driver.js';
 import { diskTargets } from '../qemu/command-line.js';
 import { TestConsole } from './test-console.js';
+import { TestGuestAgent } from './test-guest-agent.js';
 import { TestScreen } from './test-screen.js';
 import { TestSnapshots } from './test-snapshots.js';
 
@@ -55,6 +57,8 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   readonly snapshots: SnapshotCapability = this.snapshotSupport;
   readonly saveRestore: SaveRestoreCapability = this.snapshotSupport;
   readonly disks: DiskCapability = this;
+  private readonly agent = new TestGuestAgent();
+  readonly guestAgent: GuestAgentCapability = this.agent;
   /** Disks plugged into each running domain by target: whether it is a cdrom and what media it holds. */
   private readonly plugged = new Map<string, Map<string, { cdrom: boolean; media?: string }>>();
   private readonly runningSince = new Map<string, number>();
@@ -283,6 +287,7 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     this.screens.delete(domain.config.uuid);
     this.runningSince.delete(domain.config.uuid);
     this.plugged.delete(domain.config.uuid);
+    this.agent.forget(domain.config.uuid);
   }
 
   /** Moves the guest's mark to `state` (rename: no room needed), creates it, or removes it (undefined). */

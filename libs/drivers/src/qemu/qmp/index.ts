@@ -1,7 +1,7 @@
 /** The QEMU driver's only way to QMP: the typed command groups on `Qmp`; the monitor stays inside this folder. */
 export { Qmp, type EventWait } from './qmp.js';
 export { QmpClosedError, QmpCommandError, QmpTimeoutError, type ConnectOptions, type ExecuteOptions, type QmpEvent } from './monitor.js';
-export type { QemuRunStatus, QmpBalloonInfo, QmpCpuInfoFast, QmpStatusInfo } from './commands/lifecycle.js';
+export type { QemuRunStatus, QmpBalloonGuestStats, QmpBalloonInfo, QmpCpuInfoFast, QmpStatusInfo } from './commands/lifecycle.js';
 export type { QmpBlockDeviceInfo, QmpBlockDeviceStats, QmpBlockInfo, QmpBlockStats, QmpBlockdevOptions, QmpBlockExportInfo, QmpImageInfo } from './commands/block.js';
 export type { QmpMigrateSetParameters, QmpMigrationCapability, QmpMigrationInfo, QmpMigrationStats, QmpMigrationStatus } from './commands/migration.js';
 export type { QmpBlockJobInfo, QmpJobInfo, QmpJobStatus } from './commands/jobs.js';

@@ -40,6 +40,12 @@ export interface QmpBalloonInfo {
   actual: number;
 }
 
+/** qom-get <balloon> guest-stats (docs/interop/virtio-balloon-stats): figures the guest's driver reports, -1 when it has none. */
+export interface QmpBalloonGuestStats {
+  stats: Partial<Record<'stat-free-memory' | 'stat-total-memory' | 'stat-available-memory' | 'stat-disk-caches' | 'stat-swap-in' | 'stat-swap-out', number>>;
+  'last-update': number;
+}
+
 /** Run state and power: query-status, cont, stop, system_powerdown, system_reset, quit, vCPU and balloon queries. */
 export class LifecycleCommands {
   constructor(private readonly run: QmpRun) {}
@@ -80,5 +86,14 @@ export class LifecycleCommands {
       if (error instanceof QmpCommandError && error.errorClass === 'DeviceNotActive') return null;
       throw error;
     }
+  }
+
+  /** Asks the balloon driver in the guest for memory stats every `seconds` (0 stops); they appear in balloonGuestStats. */
+  async setBalloonStatsPolling(qomPath: string, seconds: number, options?: ExecuteOptions): Promise<void> {
+    await this.run('qom-set', { path: qomPath, property: 'guest-stats-polling-interval', value: seconds }, options);
+  }
+
+  balloonGuestStats(qomPath: string, options?: ExecuteOptions): Promise<QmpBalloonGuestStats> {
+    return this.run<QmpBalloonGuestStats>('qom-get', { path: qomPath, property: 'guest-stats' }, options);
   }
 }
