@@ -5,7 +5,7 @@ import { DomainId } from './names.js';
 import { ErrorBody } from './errors.js';
 import { NodeInfo } from './node.js';
 import { Access } from './subjects.js';
-import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
+import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { AsyncOperation, StorageOperations } from './storage.js';
 import { NetworkOperations } from './network.js';
 import { HostInterfaceOperations } from './interfaces.js';
@@ -107,7 +107,7 @@ export const Operations = {
     response: Domain,
     summary: 'Remove a shut-off domain; returns it as it was',
     permission: PermissionClass.Define,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'DELETE', path: '/domains/:id', operationId: 'undefineDomain', tag: HttpTags.Domains },
   },
   'domain.state': {
@@ -135,7 +135,7 @@ export const Operations = {
     response: DomainStats,
     summary: 'Host-side stats of one domain (libvirt stats groups)',
     permission: PermissionClass.Read,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'GET', path: '/domains/:id/stats', operationId: 'getDomainStats', tag: HttpTags.Domains },
   },
   'domain.stats.all': {

@@ -1,7 +1,7 @@
 import Type, { type Static } from 'typebox';
 import { eventHeaderFields } from './event-header.js';
 import { Access } from './subjects.js';
-import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
+import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { Domain, DomainNic, MacAddress } from './domain.js';
 import { DomainId, ObjectName, Uuid } from './names.js';
 import { NamePageRequestFields, PageResponseFields } from './paging.js';
@@ -187,7 +187,7 @@ export const NetworkOperations = {
     response: Network,
     summary: 'One virtual network',
     permission: PermissionClass.Read,
-    errors: ['NO_NETWORK', 'OPERATION_INVALID'],
+    errors: ObjectErrors.network,
     http: { method: 'GET', path: '/networks/:network', operationId: 'getNetwork', tag: HttpTags.Networks },
   },
   'network.define': {
@@ -205,7 +205,7 @@ export const NetworkOperations = {
     response: Network,
     summary: 'Change autostart, static DHCP hosts and DNS hosts; host changes apply live on an active network',
     permission: PermissionClass.Network,
-    errors: ['NO_NETWORK', 'OPERATION_INVALID'],
+    errors: ObjectErrors.network,
     http: { method: 'PUT', path: '/networks/:network', operationId: 'updateNetwork', tag: HttpTags.Networks, body: 'config' },
   },
   'network.undefine': {
@@ -214,7 +214,7 @@ export const NetworkOperations = {
     response: Network,
     summary: 'Remove an inactive network definition',
     permission: PermissionClass.Network,
-    errors: ['NO_NETWORK', 'OPERATION_INVALID'],
+    errors: ObjectErrors.network,
     http: { method: 'DELETE', path: '/networks/:network', operationId: 'undefineNetwork', tag: HttpTags.Networks },
   },
   'network.state': {
@@ -223,7 +223,7 @@ export const NetworkOperations = {
     response: Network,
     summary: 'Start (bridge, dnsmasq, nftables) or stop (all removed) a network',
     permission: PermissionClass.Network,
-    errors: ['NO_NETWORK', 'OPERATION_INVALID'],
+    errors: ObjectErrors.network,
     http: { method: 'PUT', path: '/networks/:network/state', operationId: 'changeNetworkState', tag: HttpTags.Networks, body: 'change' },
     wait: { seconds: 60 },
   },
@@ -233,7 +233,7 @@ export const NetworkOperations = {
     response: DhcpLeaseList,
     summary: 'DHCP leases of an active network',
     permission: PermissionClass.Read,
-    errors: ['NO_NETWORK', 'OPERATION_INVALID'],
+    errors: ObjectErrors.network,
     http: { method: 'GET', path: '/networks/:network/leases', operationId: 'listNetworkLeases', tag: HttpTags.Networks },
   },
   'domain.interfaces': {
@@ -242,7 +242,7 @@ export const NetworkOperations = {
     response: DomainInterfaceList,
     summary: "A domain's NICs with their addresses from DHCP leases (domifaddr --source lease)",
     permission: PermissionClass.Read,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'GET', path: '/domains/:id/interfaces', operationId: 'listDomainInterfaces', tag: HttpTags.Networks },
   },
   // a NIC's link is run-time state, like start and stop
@@ -252,7 +252,7 @@ export const NetworkOperations = {
     response: Domain,
     summary: "Set a running domain's NIC link up or down (domif-setlink)",
     permission: PermissionClass.Lifecycle,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'PUT', path: '/domains/:id/interfaces/:mac/link', operationId: 'setDomainInterfaceLink', tag: HttpTags.Networks, body: true },
   },
   'domain.nic.attach': {
@@ -274,7 +274,7 @@ export const NetworkOperations = {
     response: Domain,
     summary: 'Remove a NIC: unplugged when the domain runs (waits for the guest), and from its definition',
     permission: PermissionClass.Define,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'DELETE', path: '/domains/:id/interfaces/:mac', operationId: 'detachDomainInterface', tag: HttpTags.Networks, query: true },
     wait: { seconds: 10, field: 'timeout', marginSeconds: 10 },
   },

@@ -1,7 +1,7 @@
 import Type, { type Static } from 'typebox';
 import { eventHeaderFields } from './event-header.js';
 import { Access } from './subjects.js';
-import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
+import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { ErrorBody, VirtError } from './errors.js';
 import { HostPath, NodeName, ObjectName, Uuid } from './names.js';
 import { MigrationProgress } from './migration.js';
@@ -215,7 +215,7 @@ export const StorageOperations = {
     response: StoragePool,
     summary: 'One pool with capacity, allocation and available bytes',
     permission: PermissionClass.Read,
-    errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
+    errors: ObjectErrors.pool,
     http: { method: 'GET', path: '/storage-pools/:pool', operationId: 'getStoragePool', tag: HttpTags.Storage },
   },
   'pool.define': {
@@ -233,7 +233,7 @@ export const StorageOperations = {
     response: StoragePool,
     summary: 'Change autostart',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
+    errors: ObjectErrors.pool,
     http: { method: 'PUT', path: '/storage-pools/:pool', operationId: 'updateStoragePool', tag: HttpTags.Storage, body: 'config' },
   },
   'pool.undefine': {
@@ -242,7 +242,7 @@ export const StorageOperations = {
     response: StoragePool,
     summary: 'Remove an inactive pool definition',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
+    errors: ObjectErrors.pool,
     http: { method: 'DELETE', path: '/storage-pools/:pool', operationId: 'undefineStoragePool', tag: HttpTags.Storage },
   },
   'pool.state': {
@@ -251,7 +251,7 @@ export const StorageOperations = {
     response: StoragePool,
     summary: 'Build, start, stop, refresh or delete a pool',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
+    errors: ObjectErrors.pool,
     http: { method: 'PUT', path: '/storage-pools/:pool/state', operationId: 'changeStoragePoolState', tag: HttpTags.Storage, body: 'change' },
     wait: { seconds: 120 },
   },
@@ -261,7 +261,7 @@ export const StorageOperations = {
     response: StorageVolumeList,
     summary: 'Volumes of a running pool in name order (paged with limit/continue)',
     permission: PermissionClass.Read,
-    errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
+    errors: ObjectErrors.pool,
     http: { method: 'GET', path: '/storage-pools/:pool/volumes', operationId: 'listStorageVolumes', tag: HttpTags.Storage, query: true },
   },
   'volume.get': {
@@ -270,7 +270,7 @@ export const StorageOperations = {
     response: StorageVolume,
     summary: 'One volume: format, sizes, backing chain',
     permission: PermissionClass.Read,
-    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.volume,
     http: { method: 'GET', path: '/storage-pools/:pool/volumes/:vol', operationId: 'getStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' } },
   },
   'volume.create': {
@@ -289,7 +289,7 @@ export const StorageOperations = {
     response: StorageVolume,
     summary: 'Delete a volume; returns it as it was',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.volume,
     http: { method: 'DELETE', path: '/storage-pools/:pool/volumes/:vol', operationId: 'deleteStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' } },
   },
   'volume.resize': {
@@ -298,7 +298,7 @@ export const StorageOperations = {
     response: StorageVolume,
     summary: 'Grow a volume; shrinking needs allowShrink',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.volume,
     http: { method: 'POST', path: '/storage-pools/:pool/volumes/:vol/resize', operationId: 'resizeStorageVolume', tag: HttpTags.Storage, body: 'resize', params: { vol: 'volume' } },
   },
   'volume.clone': {
@@ -316,7 +316,7 @@ export const StorageOperations = {
     response: AsyncOperation,
     summary: 'Zero a volume; returns the async operation',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.volume,
     http: { method: 'POST', path: '/storage-pools/:pool/volumes/:vol/wipe', operationId: 'wipeStorageVolume', tag: HttpTags.Storage, status: 202, params: { vol: 'volume' } },
   },
   'volume.upload': {
@@ -334,7 +334,7 @@ export const StorageOperations = {
     summary:
       'Open an upload session into an existing volume, whose capacity never changes (a raw volume keeps its size, zeros after the upload; an upload that would change a qcow2 volume\'s format or size is refused); `create` makes a missing one',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.volume,
     http: { method: 'PUT', path: '/storage-pools/:pool/volumes/:vol/content', operationId: 'uploadStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' }, served: 'hand' },
   },
   // disk contents may hold secrets: reading them needs the storage role
@@ -344,7 +344,7 @@ export const StorageOperations = {
     response: StreamSession,
     summary: 'Download volume content; the sha256 is in the trailer and in the operation named by x-virtbus-operation',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.volume,
     http: { method: 'GET', path: '/storage-pools/:pool/volumes/:vol/content', operationId: 'downloadStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' }, served: 'hand' },
   },
   'operation.list': {
