@@ -1,5 +1,5 @@
 import RFB from '@novnc/novnc';
-import { render } from 'preact';
+import { render, type ComponentChildren } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Api, ApiFailure, type FleetDomain, type NodeSummary } from './api.js';
 
@@ -140,70 +140,64 @@ function Fleet({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
             {error}
           </p>
         )}
-        <section>
-          <h2>Nodes</h2>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Node</th>
-                <th scope="col">Online</th>
-                <th scope="col">Drivers</th>
-                <th scope="col">Domains (running / total)</th>
-              </tr>
-            </thead>
-            <tbody>
-              {nodes.map((node) => (
-                <tr key={node.node} data-testid={`node-${node.node}`}>
-                  <td>{node.node}</td>
-                  <td>{node.online ? 'yes' : 'no'}</td>
-                  <td>{node.drivers?.join(', ')}</td>
-                  <td>{node.domains ? `${node.domains.running} / ${node.domains.total}` : ''}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </section>
-        <section>
-          <h2>Domains</h2>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Node</th>
-                <th scope="col">Driver</th>
-                <th scope="col">State</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {domains.map((domain) => (
-                <tr key={`${domain.node}/${domain.uuid}`} data-testid={`domain-${domain.name}`}>
-                  <td>{domain.name}</td>
-                  <td>{domain.node}</td>
-                  <td>{domain.driver}</td>
-                  <td class={`state-${domain.state}`} data-testid="state">
-                    {domain.state}
-                  </td>
-                  <td>
-                    <button onClick={() => void act(domain, 'start')} disabled={domain.state !== 'shutoff'} aria-label={`Start ${domain.name}`}>
-                      Start
-                    </button>
-                    <button onClick={() => void act(domain, 'destroy')} disabled={domain.state === 'shutoff'} aria-label={`Stop ${domain.name}`}>
-                      Stop
-                    </button>
-                    <button onClick={() => setScreen(domain)} disabled={domain.state !== 'running'} aria-label={`Screen of ${domain.name}`}>
-                      Screen
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-          {more && <button onClick={() => void loadMore()}>Load more</button>}
-        </section>
+        <Listing title="Nodes" columns={['Node', 'Online', 'Drivers', 'Domains (running / total)']}>
+          {nodes.map((node) => (
+            <tr key={node.node} data-testid={`node-${node.node}`}>
+              <td>{node.node}</td>
+              <td>{node.online ? 'yes' : 'no'}</td>
+              <td>{node.drivers?.join(', ')}</td>
+              <td>{node.domains ? `${node.domains.running} / ${node.domains.total}` : ''}</td>
+            </tr>
+          ))}
+        </Listing>
+        <Listing title="Domains" columns={['Name', 'Node', 'Driver', 'State', 'Actions']} footer={more && <button onClick={() => void loadMore()}>Load more</button>}>
+          {domains.map((domain) => (
+            <tr key={`${domain.node}/${domain.uuid}`} data-testid={`domain-${domain.name}`}>
+              <td>{domain.name}</td>
+              <td>{domain.node}</td>
+              <td>{domain.driver}</td>
+              <td class={`state-${domain.state}`} data-testid="state">
+                {domain.state}
+              </td>
+              <td>
+                <button onClick={() => void act(domain, 'start')} disabled={domain.state !== 'shutoff'} aria-label={`Start ${domain.name}`}>
+                  Start
+                </button>
+                <button onClick={() => void act(domain, 'destroy')} disabled={domain.state === 'shutoff'} aria-label={`Stop ${domain.name}`}>
+                  Stop
+                </button>
+                <button onClick={() => setScreen(domain)} disabled={domain.state !== 'running'} aria-label={`Screen of ${domain.name}`}>
+                  Screen
+                </button>
+              </td>
+            </tr>
+          ))}
+        </Listing>
         {screen && <Screen key={`${screen.node}/${screen.uuid}`} api={api} domain={screen} onClose={() => setScreen(undefined)} />}
       </main>
     </>
+  );
+}
+
+/** A titled table section: column headings, the rows, and what follows the table. */
+function Listing({ title, columns, footer, children }: { title: string; columns: string[]; footer?: ComponentChildren; children: ComponentChildren }) {
+  return (
+    <section>
+      <h2>{title}</h2>
+      <table>
+        <thead>
+          <tr>
+            {columns.map((column) => (
+              <th key={column} scope="col">
+                {column}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+      {footer}
+    </section>
   );
 }
 

@@ -1,6 +1,6 @@
 import Type, { type Static } from 'typebox';
 import { DomainConfig } from './domain.js';
-import { DomainId, HostPath, NodeName, Uuid } from './names.js';
+import { Count, DomainId, HostPath, NodeName, Uuid } from './names.js';
 
 /** libvirt-style migration flags: live or paused, offline, persist/undefine, tuning, TLS and storage copy. */
 export const MigrationRequest = Type.Object(
@@ -29,13 +29,13 @@ export type MigrationRequest = Static<typeof MigrationRequest>;
 export const MigrationProgress = Type.Object(
   {
     phase: Type.Enum(['checking', 'preparing', 'copying-storage', 'copying-ram', 'post-copy', 'finishing', 'done']),
-    ramTransferredBytes: Type.Integer({ minimum: 0 }),
-    ramRemainingBytes: Type.Integer({ minimum: 0 }),
-    ramTotalBytes: Type.Integer({ minimum: 0 }),
+    ramTransferredBytes: Count,
+    ramRemainingBytes: Count,
+    ramTotalBytes: Count,
     iteration: Type.Integer({ minimum: 0, description: 'dirty-sync-count: passes over guest RAM' }),
     dirtyPagesRate: Type.Number({ minimum: 0, description: 'pages dirtied per second' }),
-    diskProcessedBytes: Type.Integer({ minimum: 0 }),
-    diskTotalBytes: Type.Integer({ minimum: 0 }),
+    diskProcessedBytes: Count,
+    diskTotalBytes: Count,
     downtimeMs: Type.Optional(Type.Number({ minimum: 0 })),
     totalTimeMs: Type.Optional(Type.Number({ minimum: 0 })),
   },
@@ -73,7 +73,7 @@ export const PeerMigrationPrepare = Type.Object(
     config: DomainConfig,
     options: MigrationRequest,
     /** Virtual size in bytes per disk target, for the empty disks a storage copy fills. */
-    diskSizes: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),
+    diskSizes: Type.Record(Type.String(), Count),
     /** The destination's one-time ticket for this migration (check and prepare refuse without it). */
     ticket: Type.Optional(MigrationTicketSecret),
   },

@@ -4,7 +4,7 @@ import { Access } from './subjects.js';
 import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { Domain, DomainNic, MacAddress } from './domain.js';
 import { DomainId, ObjectName, Uuid } from './names.js';
-import { NamePageRequestFields, PageResponseFields } from './paging.js';
+import { namedListOperation, PageResponseFields } from './paging.js';
 
 /** isolated: no uplink; nat: masquerade out of the node; routed: forwarded without NAT; bridge: an existing host bridge. */
 export const NetworkModes = ['isolated', 'nat', 'routed', 'bridge'] as const;
@@ -173,14 +173,7 @@ const NetworkRef = Type.Object({ network: ObjectName }, { additionalProperties: 
 
 /** Network operations of the agent API, merged into `Operations` (api.ts). */
 export const NetworkOperations = {
-  'network.list': {
-    access: Access.ReadOnly,
-    request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: 'NetworkListRequest' }),
-    response: NetworkList,
-    summary: 'Virtual networks of the node in name order (paged with limit/continue)',
-    permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/networks', operationId: 'listNetworks', tag: HttpTags.Networks, query: true },
-  },
+  'network.list': namedListOperation('NetworkListRequest', NetworkList, 'Virtual networks of the node in name order (paged with limit/continue)', { path: '/networks', operationId: 'listNetworks', tag: HttpTags.Networks }),
   'network.get': {
     access: Access.ReadOnly,
     request: NetworkRef,

@@ -3,9 +3,9 @@ import { eventHeaderFields } from './event-header.js';
 import { Access } from './subjects.js';
 import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { ErrorBody, VirtError } from './errors.js';
-import { HostPath, NodeName, ObjectName, Uuid } from './names.js';
+import { Count, HostPath, NodeName, ObjectName, Uuid } from './names.js';
 import { MigrationProgress } from './migration.js';
-import { NamePageRequestFields, PageRequestFields, PageResponseFields } from './paging.js';
+import { namedListOperation, NamePageRequestFields, PageRequestFields, PageResponseFields } from './paging.js';
 
 export const PoolTypes = ['dir', 'logical'] as const;
 export const PoolType = Type.Enum([...PoolTypes], { description: 'Pool backend: `dir` (a directory) or `logical` (an LVM volume group)' });
@@ -77,9 +77,9 @@ export const StoragePool = Type.Object(
     target: Type.String({ description: 'dir: the directory; logical: /dev/<vg>' }),
     vgName: Type.Optional(Type.String()),
     sourceDevices: Type.Array(Type.String()),
-    capacityBytes: Type.Integer({ minimum: 0 }),
-    allocationBytes: Type.Integer({ minimum: 0 }),
-    availableBytes: Type.Integer({ minimum: 0 }),
+    capacityBytes: Count,
+    allocationBytes: Count,
+    availableBytes: Count,
   },
   { additionalProperties: false, title: 'StoragePool' },
 );
@@ -104,8 +104,8 @@ export const StorageVolume = Type.Object(
     pool: ObjectName,
     path: Type.String(),
     format: VolumeFormat,
-    capacityBytes: Type.Integer({ minimum: 0 }),
-    allocationBytes: Type.Integer({ minimum: 0 }),
+    capacityBytes: Count,
+    allocationBytes: Count,
     backingChain: Type.Array(BackingImage, { description: 'Backing images, nearest first (from qemu-img info --backing-chain)' }),
   },
   { additionalProperties: false, title: 'StorageVolume' },
@@ -127,7 +127,7 @@ export const AsyncOperation = Type.Object(
     description: Type.String(),
     status: Type.Enum([...OperationStatuses]),
     progress: Type.Object(
-      { percent: Type.Number({ minimum: 0, maximum: 100 }), bytesProcessed: Type.Integer({ minimum: 0 }), bytesTotal: Type.Integer({ minimum: 0 }) },
+      { percent: Type.Number({ minimum: 0, maximum: 100 }), bytesProcessed: Count, bytesTotal: Count },
       { additionalProperties: false },
     ),
     resources: Type.Object(
@@ -138,7 +138,7 @@ export const AsyncOperation = Type.Object(
     updatedAt: Type.String({ format: 'date-time' }),
     result: Type.Optional(
       Type.Object(
-        { sizeBytes: Type.Optional(Type.Integer({ minimum: 0 })), sha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })) },
+        { sizeBytes: Type.Optional(Count), sha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })) },
         { additionalProperties: false },
       ),
     ),
@@ -201,14 +201,7 @@ const OperationRef = Type.Object({ id: Uuid }, { additionalProperties: false });
 
 /** Storage operations of the agent API, merged into `Operations` (api.ts). */
 export const StorageOperations = {
-  'pool.list': {
-    access: Access.ReadOnly,
-    request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: 'StoragePoolListRequest' }),
-    response: StoragePoolList,
-    summary: 'Storage pools of the node in name order (paged with limit/continue)',
-    permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/storage-pools', operationId: 'listStoragePools', tag: HttpTags.Storage, query: true },
-  },
+  'pool.list': namedListOperation('StoragePoolListRequest', StoragePoolList, 'Storage pools of the node in name order (paged with limit/continue)', { path: '/storage-pools', operationId: 'listStoragePools', tag: HttpTags.Storage }),
   'pool.get': {
     access: Access.ReadOnly,
     request: PoolRef,

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type, { type TSchema } from 'typebox';
 import { httpPath, Operations, VirtError } from '@virtbus/api-contract';
 import { Tags } from '../plugins/openapi.js';
-import { DomainCallCodes, DomainParams, errorResponses, handRouteDocument } from '../schemas.js';
+import { bytesRouteOptions, DomainCallCodes, DomainParams, errorResponses, handRouteDocument } from '../schemas.js';
 import { relayWebSocket, type RelaySocket } from './relay.js';
 
 export { closeCodeOf, IDLE_CLOSE_CODE } from './relay.js';
@@ -129,17 +129,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRouteOptions> = asy
   const screenshot = Operations['domain.screenshot'];
   app.get(
     httpPath(screenshot.http),
-    {
-      config: { permission: 'domain.screenshot' },
-      schema: {
-        ...handRouteDocument(screenshot),
-        params: DomainParams,
-        response: {
-          200: { description: 'The screen', content: { 'image/png': { schema: Type.String({ format: 'binary' }) } } },
-          ...errorResponses(...DomainCallCodes),
-        },
-      },
-    },
+    bytesRouteOptions('domain.screenshot', screenshot, DomainParams, { description: 'The screen', contentType: 'image/png' }, DomainCallCodes),
     async (request, reply) => {
       const { node, id } = request.params;
       const shot = await app.agents.call(node, 'domain.screenshot', { id });

@@ -17,7 +17,7 @@ import {
   type ErrorCode,
   type StreamSession,
 } from '@virtbus/api-contract';
-import { AgentCallCodes, errorResponses, handRouteDocument, ref } from '../schemas.js';
+import { AgentCallCodes, bytesRouteOptions, errorResponses, handRouteDocument, ref } from '../schemas.js';
 
 const VolumeParams = Type.Object({ node: NodeName, pool: ObjectName, vol: ObjectName }, { additionalProperties: false });
 const UploadQuery = Type.Object(
@@ -205,14 +205,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     httpPath(download.http),
-    {
-      config: { permission: 'volume.download' },
-      schema: {
-        ...handRouteDocument(download),
-        params: VolumeParams,
-        response: { 200: { description: 'The volume bytes', content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } }, ...errorResponses(...VolumeCodes) },
-      },
-    },
+    bytesRouteOptions('volume.download', download, VolumeParams, { description: 'The volume bytes', contentType: 'application/octet-stream' }, VolumeCodes),
     async (request, reply) => {
       const session = await app.agents.call(request.params.node, 'volume.download', { pool: request.params.pool, volume: request.params.vol });
       const nc = await app.agents.connection();
