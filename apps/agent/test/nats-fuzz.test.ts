@@ -6,7 +6,7 @@ import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/t
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes, OperationNames, Operations, Subjects, type OperationName } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
+import { type AgentProcess, fuzzInBatches, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 
 /** Malformed messages straight to every operation subject of a real agent: always a contract error, never a crash or a change. */
 const canRun = hasBinaryOrSkip('nats-server');
@@ -110,15 +110,7 @@ describe.runIf(canRun)('hostile NATS messages to the agent', () => {
       }
     }
 
-    await fc.assert(
-      fc.asyncProperty(fc.array(message, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
-        await Promise.all(batch.map(send));
-        return failures.length === 0;
-      }),
-      { numRuns: RUNS, endOnFailure: true, seed: Number(process.env['VIRTBUS_FUZZ_SEED'] ?? 20261122) },
-    ).catch((error: unknown) => {
-      throw new Error(`${failures.slice(0, 20).join('\n')}\n${String(error).slice(0, 1500)}`);
-    });
+    await fuzzInBatches(message, { batch: BATCH, runs: RUNS, reportChars: 1500 }, send, failures);
     console.log(`NATS fuzz: ${JSON.stringify(counts)}`);
     expect(failures).toEqual([]);
     expect(counts.total).toBe(RUNS * BATCH);
