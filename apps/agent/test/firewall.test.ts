@@ -1,13 +1,9 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type FirewallRuleSetsPost } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { addTestNetns, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, removeTestNetns, startNatsServer } from '@virtbus/testing';
+import { addTestNetns, hasBinaryOrSkip, rejectsWith, removeTestNetns, tearDown, useNatsBus, useTempDir } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../src/agent.js';
@@ -52,9 +48,8 @@ function nftTables(): string {
 }
 
 describe.skipIf(!HAVE_TOOLS)('firewall rule sets on a bridge port in test network namespaces', () => {
-  let stateDir: string;
-  let nats: NatsServerHandle;
-  let nc: NatsConnection;
+  const bus = useNatsBus();
+  const work = useTempDir('virtbus-fw-');
   let client: VirtClient;
   let agent: Agent | undefined;
   let server: ChildProcess | undefined;
@@ -83,21 +78,18 @@ describe.skipIf(!HAVE_TOOLS)('firewall rule sets on a bridge port in test networ
     server = spawn('ip', ['netns', 'exec', guestNs, process.execPath, '-e', listen], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => server!.stdout!.once('data', () => resolve()));
 
-    stateDir = await mkdtemp(join(tmpdir(), 'virtbus-fw-'));
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-    client = new VirtClient(nc);
-    agent = await startAgent({ node: NODE, nats: { servers: nats.url }, stateDir, drivers: ['test'], netns: hostNs, logger: pino({ level: 'silent' }), monitoring: { metricsAddress: 'off' } });
+    client = new VirtClient(bus.nc);
+    agent = await startAgent({ node: NODE, nats: { servers: bus.server.url }, stateDir: work.path, drivers: ['test'], netns: hostNs, logger: pino({ level: 'silent' }), monitoring: { metricsAddress: 'off' } });
   });
 
   afterAll(async () => {
-    await agent?.close().catch(() => undefined);
-    await nc?.close().catch(() => undefined);
-    await nats?.stop().catch(() => undefined);
-    if (server?.pid && server.exitCode === null) server.kill('SIGKILL');
-    // the node server is a child of `ip netns exec`, which exec()s it: one pid
-    for (const ns of [hostNs, guestNs]) removeTestNetns(ns);
-    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+    try {
+      await tearDown(agent);
+    } finally {
+      if (server?.pid && server.exitCode === null) server.kill('SIGKILL');
+      // the node server is a child of `ip netns exec`, which exec()s it: one pid
+      for (const ns of [hostNs, guestNs]) removeTestNetns(ns);
+    }
   });
 
   const bind = (ruleSet: string, ips: string[] = [GUEST_IP]) => agent!.firewall.bind({ ruleSet, domain: 'test-domain', netns: hostNs, device: PORT, mac: GUEST_MAC, ips });

@@ -1,13 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type HostInterfaceChange } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { addTestNetns, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, removeTestNetns, startNatsServer } from '@virtbus/testing';
+import { addTestNetns, hasBinaryOrSkip, rejectsWith, removeTestNetns, tearDown, useNatsBus, useTempDir } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../src/agent.js';
@@ -44,9 +41,8 @@ function kernelHasVlans(): boolean {
 }
 
 describe.skipIf(!HAVE_IP)('host interfaces in a test network namespace', () => {
-  let stateDir: string;
-  let nats: NatsServerHandle;
-  let nc: NatsConnection;
+  const bus = useNatsBus({ jetstream: true });
+  const work = useTempDir('virtbus-ifaces-');
   let client: VirtClient;
   let agent: Agent | undefined;
   let vlans = false;
@@ -67,19 +63,16 @@ describe.skipIf(!HAVE_IP)('host interfaces in a test network namespace', () => {
     ip('link', 'set', 'vbkeep', 'down');
     vlans = kernelHasVlans();
     if (!vlans) console.warn('host-interfaces test: this kernel has no 802.1Q support; VLAN creation is checked to fail cleanly instead');
-    stateDir = await mkdtemp(join(tmpdir(), 'virtbus-ifaces-'));
-    nats = await startNatsServer({ jetstream: true });
-    nc = await connect({ servers: nats.url });
-    client = new VirtClient(nc);
-    agent = await startAgent({ node: NODE, nats: { servers: nats.url }, stateDir, drivers: ['test'], netns, logger, monitoring: { metricsAddress: 'off' } });
+    client = new VirtClient(bus.nc);
+    agent = await startAgent({ node: NODE, nats: { servers: bus.server.url }, stateDir: work.path, drivers: ['test'], netns, logger, monitoring: { metricsAddress: 'off' } });
   });
 
   afterAll(async () => {
-    await agent?.close().catch(() => undefined);
-    await nc?.close().catch(() => undefined);
-    await nats?.stop().catch(() => undefined);
-    removeTestNetns(netns);
-    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+    try {
+      await tearDown(agent);
+    } finally {
+      removeTestNetns(netns);
+    }
   });
 
   it('lists lo and the veth made in the namespace, with addresses, stats and bridge membership', async () => {
@@ -119,12 +112,12 @@ describe.skipIf(!HAVE_IP)('host interfaces in a test network namespace', () => {
     const bridge = during.interfaces.find((i) => i.name === 'vbbr0')!;
     expect(bridge).toMatchObject({ kind: 'bridge', mtu: 1400, members: ['vbveth1'] });
     expect(during.interfaces.find((i) => i.name === 'vbveth0')!.mtu).toBe(1280);
-    expect(existsSync(join(stateDir, 'interfaces', 'transaction.json'))).toBe(true);
+    expect(existsSync(join(work.path, 'interfaces', 'transaction.json'))).toBe(true);
 
     const rolledBack = await client.call(NODE, 'iface.rollback', {});
     expect(rolledBack.id).toBe(begun.id);
     expect(ipJson()).toEqual(before);
-    expect(existsSync(join(stateDir, 'interfaces', 'transaction.json'))).toBe(false);
+    expect(existsSync(join(work.path, 'interfaces', 'transaction.json'))).toBe(false);
     await rejectsWith(client.call(NODE, 'iface.rollback', {}), 'OPERATION_INVALID');
   });
 
@@ -168,11 +161,11 @@ describe.skipIf(!HAVE_IP)('host interfaces in a test network namespace', () => {
     await agent!.close();
     agent = undefined;
     expect(ip('-j', 'link', 'show')).toContain('vbbr3');
-    agent = await startAgent({ node: NODE, nats: { servers: nats.url }, stateDir, drivers: ['test'], netns, logger, monitoring: { metricsAddress: 'off' } });
+    agent = await startAgent({ node: NODE, nats: { servers: bus.server.url }, stateDir: work.path, drivers: ['test'], netns, logger, monitoring: { metricsAddress: 'off' } });
     expect(ipJson()).toEqual(before);
     expect((await client.call(NODE, 'iface.list', {})).transaction).toBeUndefined();
 
-    const manager = new InterfaceManager({ stateDir: join(stateDir, 'timeout'), netns, configurable: true, logger });
+    const manager = new InterfaceManager({ stateDir: join(work.path, 'timeout'), netns, configurable: true, logger });
     await manager.begin(1);
     await manager.configure([{ action: 'create-bridge', name: 'vbbr4' }]);
     const deadline = Date.now() + 10_000;
@@ -182,7 +175,7 @@ describe.skipIf(!HAVE_IP)('host interfaces in a test network namespace', () => {
   });
 
   it("refuses configuration where it was not switched on (the agent's own namespace by default)", async () => {
-    const manager = new InterfaceManager({ stateDir: join(stateDir, 'off'), netns, configurable: false, logger });
+    const manager = new InterfaceManager({ stateDir: join(work.path, 'off'), netns, configurable: false, logger });
     await rejectsWith(manager.begin(), 'OPERATION_INVALID');
     await rejectsWith(manager.configure([{ action: 'create-bridge', name: 'vbbr5' }]), 'OPERATION_INVALID');
     expect((await manager.list()).interfaces.length).toBeGreaterThan(0);
