@@ -11,7 +11,7 @@ import {
   type StorageVolume,
   type StorageVolumesPost,
 } from '@virtbus/api-contract';
-import { listAll, resolveNode, type CommandContext } from './commands.js';
+import { listAll, need, print, resolveNode, type CommandContext } from './commands.js';
 import { bytes, keyValues, table } from './format.js';
 import { ProgressMeter, type ProgressSink } from './progress.js';
 
@@ -50,16 +50,6 @@ export interface StorageFlags {
   prefix?: string;
 }
 
-
-function print(ctx: CommandContext, value: unknown, text: () => string): void {
-  ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
-}
-
-function need(args: readonly string[], index: number, what: string, command: string): string {
-  const value = args[index];
-  if (!value) throw new VirtError('INVALID_ARG', `${command} needs ${what}`);
-  return value;
-}
 
 /** Polls an async operation until it ends, drawing its progress; a failed or cancelled one becomes an error. */
 export async function followOperation(ctx: CommandContext, node: string, start: AsyncOperation, progress: ProgressSink): Promise<AsyncOperation> {
