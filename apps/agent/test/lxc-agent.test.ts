@@ -1,13 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type Domain, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, cgroupDirsNamed, collectBusEvents, ensureBusyboxRootfs, hasBinaryOrSkip, type NatsServerHandle, processesMentioning, ROOTFS_MARKERS, spawnAgent, startNatsServer, waitFor } from '@virtbus/testing';
+import { type AgentProcess, cgroupDirsNamed, collectBusEvents, ensureBusyboxRootfs, hasBinaryOrSkip, processesMentioning, ROOTFS_MARKERS, spawnAgent, useNatsBus, useTempDir, waitFor } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '@virtbus/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -16,15 +13,14 @@ const LXC = hasBinaryOrSkip('lxc-start');
 const NODE = 'cnode';
 const MIB = 1024 * 1024;
 
-let nats: NatsServerHandle;
-let nc: NatsConnection;
+const bus = useNatsBus();
+const work = useTempDir('vbc-');
 let client: VirtClient;
-let workDir: string;
 let agent: AgentProcess | undefined;
 let gateway: RunningGateway;
 const busEvents: LifecycleEvent[] = [];
 
-const stateDir = () => join(workDir, 'agent');
+const stateDir = () => join(work.path, 'agent');
 const lxcPath = () => join(stateDir(), 'drivers', 'lxc');
 
 function eventsOf(uuid: string): string[] {
@@ -42,7 +38,7 @@ function lxcState(uuid: string): string {
 const vethNames = () => readdirSync('/sys/class/net').filter((name) => name.startsWith('vbl') || name.startsWith('veth'));
 
 async function startAgent(): Promise<AgentProcess> {
-  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,lxc' });
+  agent = await spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir: stateDir(), drivers: 'test,lxc' });
   return agent;
 }
 
@@ -54,13 +50,10 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
   beforeAll(async () => {
     for (const name of vethNames()) vethsBefore.add(name);
     rootfs = await ensureBusyboxRootfs();
-    nats = await startNatsServer();
-    workDir = await mkdtemp(join(tmpdir(), 'vbc-'));
-    nc = await connect({ servers: nats.url });
-    client = new VirtClient(nc);
-    collectBusEvents(nc, busEvents);
+    client = new VirtClient(bus.nc);
+    collectBusEvents(bus.nc, busEvents);
     await startAgent();
-    gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
+    gateway = await startGateway({ nc: bus.nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
   }, 180_000);
 
   afterAll(async () => {
@@ -78,9 +71,6 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
         // already gone
       }
     }
-    await nc?.close();
-    await nats?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
   }, 120_000);
 
   it('defines and starts a busybox container with a memory limit', async () => {
@@ -130,13 +120,13 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
     const attached = await client.call(NODE, 'domain.console.attach', { id: 'box' });
     expect(attached.subject).toBe(read.subject);
     let live = '';
-    const subscription = nc.subscribe(attached.subject, {
+    const subscription = bus.nc.subscribe(attached.subject, {
       callback: (_error, msg) => {
         live += Buffer.from(msg.data).toString('utf8');
       },
     });
     try {
-      await nc.flush();
+      await bus.nc.flush();
       const type = () => client.call(NODE, 'domain.console.write', { id: 'box', session: attached.session, data: Buffer.from('echo console-$((6*7))\n').toString('base64') });
       await type();
       // A loaded machine can be slow to connect the writer: retype once, and say so, before failing.
