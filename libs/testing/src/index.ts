@@ -20,3 +20,4 @@ export { ensureLibvirt, startLibvirt, VIRSH, type Libvirt } from './libvirtd.js'
 export { openTestSocket, type TestSocket } from './websocket.js';
 export { fuzzInBatches, FUZZ_SEED, type FuzzBatches } from './fuzz.js';
 export { allPages } from './pages.js';
+export { useAgentBus, type AgentBus } from './agent-bus.js';
