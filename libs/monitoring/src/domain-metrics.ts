@@ -282,18 +282,32 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
   );
 
   const memory = (entry: DomainEntry) => entry.stats?.memory;
-  type Memory = NonNullable<DomainStats['memory']>;
-  const memoryMetric = (name: string, help: string, value: (stats: Memory) => number | undefined) =>
-    perDomain('gauge', `libvirt_domain_memory_stats_${name}`, help, (e) => {
-      const stats = memory(e);
-      return stats && value(stats);
-    });
-  memoryMetric('current_balloon_bytes', 'Current balloon value (in bytes).', (m) => m.currentBytes);
-  memoryMetric('maximum_bytes', 'Maximum memory used by the domain (in bytes)', (m) => m.maximumBytes);
-  memoryMetric('unused_bytes', 'The amount of memory left unused by the system (in bytes).', (m) => m.unusedBytes);
-  memoryMetric('available_bytes', 'The amount of usable memory as seen by the domain (in bytes).', (m) => m.availableBytes);
-  memoryMetric('usable_bytes', 'How much the balloon can be inflated without pushing the guest system to swap (in bytes).', (m) => m.usableBytes);
-  memoryMetric('rss_bytes', "Resident Set Size of running domain's process (in bytes).", (m) => m.rssBytes);
+  perDomain('gauge', 'libvirt_domain_memory_stats_current_balloon_bytes', 'Current balloon value (in bytes).', (e) => memory(e)?.currentBytes);
+  perDomain('gauge', 'libvirt_domain_memory_stats_maximum_bytes', 'Maximum memory used by the domain (in bytes)', (e) => memory(e)?.maximumBytes);
+  perDomain(
+    'gauge',
+    'libvirt_domain_memory_stats_unused_bytes',
+    'The amount of memory left unused by the system (in bytes).',
+    (e) => memory(e)?.unusedBytes,
+  );
+  perDomain(
+    'gauge',
+    'libvirt_domain_memory_stats_available_bytes',
+    'The amount of usable memory as seen by the domain (in bytes).',
+    (e) => memory(e)?.availableBytes,
+  );
+  perDomain(
+    'gauge',
+    'libvirt_domain_memory_stats_usable_bytes',
+    'How much the balloon can be inflated without pushing the guest system to swap (in bytes).',
+    (e) => memory(e)?.usableBytes,
+  );
+  perDomain(
+    'gauge',
+    'libvirt_domain_memory_stats_rss_bytes',
+    'Resident Set Size of running domain\'s process (in bytes).',
+    (e) => memory(e)?.rssBytes,
+  );
   perDomain('gauge', 'libvirt_domain_memory_stats_used_percent', 'The amount of memory in percent, that used by domain.', (e) => {
     const stats = memory(e);
     if (stats?.availableBytes === undefined || stats.usableBytes === undefined || stats.availableBytes === 0) return undefined;
