@@ -114,5 +114,6 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     ...createInterfaceHandlers(deps.interfaces),
     ...createSnapshotHandlers(deps.snapshots),
     ...createFirewallHandlers(deps.firewall),
+    ...deps.migrations.peerHandlers(),
   };
 }

@@ -105,7 +105,7 @@ describe.runIf(canRun)('hostile NATS messages to the agent', () => {
       if (envelope.error) {
         if (!ERROR_CODES.has(code) || typeof envelope.error.message !== 'string') failures.push(`bad error envelope: ${describe()}: ${text.slice(0, 200)}`);
         if ((envelope.error.status ?? 500) >= 500) failures.push(`server error ${code}: ${describe()}: ${text.slice(0, 300)}`);
-      } else if (spec.access === 'rw') {
+      } else if (spec.access !== 'ro') {
         failures.push(`a malformed write was accepted: ${describe()}: ${text.slice(0, 200)}`);
       }
     }
@@ -118,4 +118,21 @@ describe.runIf(canRun)('hostile NATS messages to the agent', () => {
     expect(await state()).toEqual(before);
     expect(agent.output()).not.toMatch(/"level":(50|60)/);
   }, 300_000);
+
+  it('answers bad input to every peer verb with INVALID_ARG', async () => {
+    const peerVerbs = OperationNames.filter((name) => Operations[name].access === 'peer');
+    expect(peerVerbs).toEqual(['migration.check', 'migration.prepare', 'migration.finish', 'migration.abort']);
+    const before = await state();
+    const bodies = ['{not json', '[]', '{}', JSON.stringify({ migrationId: 'x', uuid: 'keep', unknownField: 1 }), JSON.stringify({ migrationId: '00000000-0000-4000-8000-000000000000', uuid: 'u', resume: 'yes' })];
+    const codes: string[] = [];
+    for (const name of peerVerbs) {
+      for (const body of bodies) {
+        const reply = await nc.request(Subjects.request(NODE, 'peer', name), encode(body), { timeout: 10_000 });
+        const envelope = JSON.parse(new TextDecoder().decode(reply.data)) as { error?: { code?: string } };
+        codes.push(`${name} ${body.slice(0, 20)}: ${envelope.error?.code ?? 'OK'}`);
+      }
+    }
+    expect(codes.filter((line) => !line.endsWith(': INVALID_ARG'))).toEqual([]);
+    expect(await state()).toEqual(before);
+  });
 });

@@ -9,7 +9,7 @@ import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './o
 import { AsyncOperation, StorageOperations } from './storage.js';
 import { NetworkOperations } from './network.js';
 import { HostInterfaceOperations } from './interfaces.js';
-import { DomainMigrateRequest, MigrationAcceptRequest, MigrationTicket } from './migration.js';
+import { DomainMigrateRequest, MigrationAcceptRequest, MigrationTicket, PeerMigrationOperations } from './migration.js';
 import { SnapshotOperations } from './snapshots.js';
 import { DeviceOperations } from './devices.js';
 import { ProvisionOperations } from './provision.js';
@@ -213,6 +213,7 @@ export const Operations = {
   ...GraphicsOperations,
   ...ProvisionOperations,
   ...FirewallOperations,
+  ...PeerMigrationOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

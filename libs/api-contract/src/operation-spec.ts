@@ -13,6 +13,8 @@ export const PermissionClass = {
   Network: 'network',
   HostInterface: 'host-interface',
   Audit: 'audit',
+  /** Agent-to-agent verbs (access peer): no user role has it, only agents' bus identities reach them. */
+  Peer: 'peer',
 } as const;
 export type PermissionClass = (typeof PermissionClass)[keyof typeof PermissionClass];
 
