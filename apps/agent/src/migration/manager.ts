@@ -180,7 +180,8 @@ export class MigrationManager {
   }
 
   private async logged<T>(verb: PeerVerb, request: OperationRequest<PeerVerb>, run: () => Promise<T>): Promise<T> {
-    const about = { verb, ...peerCallFields(request) };
+    // logged as before the table served them (verb: check, prepare, finish, abort)
+    const about = { verb: verb.slice('migration.'.length), ...peerCallFields(request) };
     try {
       const result = await run();
       this.options.logger.info(about, 'peer migration request accepted');
