@@ -62,7 +62,7 @@ function busMarkdown(result: BusBenchResult): string {
   ].join('\n');
 }
 
-const p50p90 = (s: LatencySummary) => `${round(s.p50Ms, 1)} | ${round(s.p90Ms, 1)}`;
+const p50p90 = (s: LatencySummary, digits = 1) => `${round(s.p50Ms, digits)} | ${round(s.p90Ms, digits)}`;
 
 function accelRows(label: string, result: AccelBench | { skipped: string }): string[] {
   if ('skipped' in result) return [`| ${label} | skipped: ${result.skipped} | | | |`];
@@ -94,7 +94,7 @@ function qemuMarkdown(result: QemuBenchResult): string {
 }
 
 function monitoringMarkdown(result: MonitoringBenchResult): string {
-  const ms = (s: LatencySummary) => `${round(s.p50Ms, 2)} | ${round(s.p90Ms, 2)}`;
+  const ms = (s: LatencySummary) => p50p90(s, 2);
   return [
     '## Monitoring: /metrics scrape latency and event publish → subscriber latency',
     '',
@@ -125,7 +125,6 @@ function monitoringMarkdown(result: MonitoringBenchResult): string {
 }
 
 function migrationMarkdown(result: MigrationBenchResult): string {
-  const ms = (s: LatencySummary) => `${round(s.p50Ms, 1)} | ${round(s.p90Ms, 1)}`;
   return [
     '## Live migration: virtbus (two agents over NATS) vs a bare two-QEMU migration on loopback',
     '',
@@ -136,9 +135,9 @@ function migrationMarkdown(result: MigrationBenchResult): string {
     '',
     '| measurement | bare p50 ms | bare p90 ms | virtbus p50 ms | virtbus p90 ms | p50 ratio |',
     '|---|---|---|---|---|---|',
-    `| wall, request → running on destination | ${ms(result.bare.wall)} | ${ms(result.virtbus.wall)} | **${result.ratios.wallP50}** |`,
-    `| QEMU total-time | ${ms(result.bare.qemuTotal)} | ${ms(result.virtbus.qemuTotal)} | ${result.ratios.qemuTotalP50} |`,
-    `| QEMU downtime | ${ms(result.bare.downtime)} | ${ms(result.virtbus.downtime)} | **${result.ratios.downtimeP50}** |`,
+    `| wall, request → running on destination | ${p50p90(result.bare.wall)} | ${p50p90(result.virtbus.wall)} | **${result.ratios.wallP50}** |`,
+    `| QEMU total-time | ${p50p90(result.bare.qemuTotal)} | ${p50p90(result.virtbus.qemuTotal)} | ${result.ratios.qemuTotalP50} |`,
+    `| QEMU downtime | ${p50p90(result.bare.downtime)} | ${p50p90(result.virtbus.downtime)} | **${result.ratios.downtimeP50}** |`,
     '',
   ].join('\n');
 }

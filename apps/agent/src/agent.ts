@@ -91,7 +91,6 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
   let manager: DomainManager | undefined;
   let storage: StorageManager | undefined;
   let monitoring: AgentMonitoring | undefined;
-  let migrations: MigrationManager | undefined;
   try {
     await assertNodeIsFree(nc, config.node);
     // only now: a live agent on this node (refused above) could be in the middle of a write
@@ -179,7 +178,6 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       logger,
       settings: { listenHost: config.migration?.listenHost ?? '127.0.0.1', ...(config.migration?.tlsDir ? { tlsDir: config.migration.tlsDir } : {}) },
     });
-    migrations = mover;
     await mover.init();
     const driverInfo: DriverInfo[] = await Promise.all(drivers.map((driver) => driver.probe()));
 
@@ -244,7 +242,6 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
         consoles.closeAll();
         graphics.closeAll();
         interfaces.close();
-        mover.close();
         await firewall.idle();
         await pools.close();
         await events.drain(2000);
@@ -258,7 +255,6 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
   } catch (error) {
     await heartbeat?.stop({ markStopped: false });
     await service?.stop().catch(() => undefined);
-    migrations?.close();
     await monitoring?.close().catch(() => undefined);
     await storage?.close().catch(() => undefined);
     await manager?.close().catch(() => undefined);

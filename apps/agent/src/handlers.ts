@@ -116,5 +116,6 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     ...createSnapshotHandlers(deps.snapshots),
     ...createGuestAgentHandlers(manager),
     ...createFirewallHandlers(deps.firewall),
+    ...deps.migrations.peerHandlers(),
   };
 }

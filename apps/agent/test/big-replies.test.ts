@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { Subjects, VirtError, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
+import { Subjects, VirtError, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, spawnAgent, tearDown, useNatsBus, useTempDir } from '@virtbus/testing';
+import { type AgentProcess, allPages, spawnAgent, tearDown, useNatsBus, useTempDir } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // A small max_payload makes a few hundred domains a reply bigger than the server carries (1 MiB needs ~2,700).
@@ -48,44 +48,26 @@ describe('replies bigger than the server max_payload', () => {
   });
 
   it('pages through every domain exactly once, in name order', async () => {
-    const seen: Domain[] = [];
-    let token: string | undefined;
-    do {
-      const page = await client.call('big', 'domain.list', { limit: 1000, ...(token ? { continue: token } : {}) });
-      seen.push(...page.domains);
-      token = page.continue;
-    } while (token);
-    const names = seen.map((domain) => domain.name);
+    const pages = await allPages((token) => client.call('big', 'domain.list', { limit: 1000, ...(token ? { continue: token } : {}) }));
+    const names = pages.flatMap((page) => page.domains.map((domain) => domain.name));
     expect(new Set(names).size).toBe(DOMAINS);
     expect(names).toEqual([...names].sort());
     await stillServing();
   });
 
   it('domain.stats.all pages too: every domain once, each page under max_payload', async () => {
-    const names: string[] = [];
-    let token: string | undefined;
-    let pages = 0;
-    do {
-      const page = await client.call('big', 'domain.stats.all', token ? { continue: token } : {});
-      expect(Buffer.byteLength(JSON.stringify({ result: page }))).toBeLessThanOrEqual(MAX_PAYLOAD);
-      names.push(...page.domains.map((stats) => stats.name));
-      token = page.continue;
-      pages++;
-    } while (token);
-    expect(pages).toBeGreaterThan(1);
+    const pages = await allPages((token) => client.call('big', 'domain.stats.all', token ? { continue: token } : {}));
+    for (const page of pages) expect(Buffer.byteLength(JSON.stringify({ result: page }))).toBeLessThanOrEqual(MAX_PAYLOAD);
+    const names = pages.flatMap((page) => page.domains.map((stats) => stats.name));
+    expect(pages.length).toBeGreaterThan(1);
     expect(names).toEqual([...new Set(names)].sort());
     expect(names).toHaveLength(DOMAINS);
     await stillServing();
   });
 
   it('filters by state, driver and name prefix on the agent', async () => {
-    const running: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await client.call('big', 'domain.list', { state: 'running', driver: 'test', ...(token ? { continue: token } : {}) });
-      running.push(...page.domains.map((domain) => domain.name));
-      token = page.continue;
-    } while (token);
+    const pages = await allPages((token) => client.call('big', 'domain.list', { state: 'running', driver: 'test', ...(token ? { continue: token } : {}) }));
+    const running = pages.flatMap((page) => page.domains.map((domain) => domain.name));
     expect(running).toHaveLength(RUNNING);
     const shutoff = await client.call('big', 'domain.list', { state: 'shutoff' });
     expect(shutoff.domains).toHaveLength(DOMAINS - RUNNING);

@@ -1,13 +1,8 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type FirewallRuleSetsPost } from '@virtbus/api-contract';
-import { VirtClient } from '@virtbus/client';
-import { addTestNetns, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, removeTestNetns, startNatsServer } from '@virtbus/testing';
+import { addTestNetns, hasBinaryOrSkip, rejectsWith, removeTestNetns, tearDown, useAgentBus } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../src/agent.js';
@@ -52,10 +47,7 @@ function nftTables(): string {
 }
 
 describe.skipIf(!HAVE_TOOLS)('firewall rule sets on a bridge port in test network namespaces', () => {
-  let stateDir: string;
-  let nats: NatsServerHandle;
-  let nc: NatsConnection;
-  let client: VirtClient;
+  const bus = useAgentBus('virtbus-fw-');
   let agent: Agent | undefined;
   let server: ChildProcess | undefined;
   let foreignBefore: string;
@@ -82,22 +74,17 @@ describe.skipIf(!HAVE_TOOLS)('firewall rule sets on a bridge port in test networ
     const listen = `const net=require('net');for(const p of [8080,8081])net.createServer(s=>{s.on('error',()=>{});s.end('hi');}).listen(p,'${GUEST_IP}');console.log('listening');`;
     server = spawn('ip', ['netns', 'exec', guestNs, process.execPath, '-e', listen], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => server!.stdout!.once('data', () => resolve()));
-
-    stateDir = await mkdtemp(join(tmpdir(), 'virtbus-fw-'));
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-    client = new VirtClient(nc);
-    agent = await startAgent({ node: NODE, nats: { servers: nats.url }, stateDir, drivers: ['test'], netns: hostNs, logger: pino({ level: 'silent' }), monitoring: { metricsAddress: 'off' } });
+    agent = await startAgent({ node: NODE, nats: { servers: bus.server.url }, stateDir: bus.dir, drivers: ['test'], netns: hostNs, logger: pino({ level: 'silent' }), monitoring: { metricsAddress: 'off' } });
   });
 
   afterAll(async () => {
-    await agent?.close().catch(() => undefined);
-    await nc?.close().catch(() => undefined);
-    await nats?.stop().catch(() => undefined);
-    if (server?.pid && server.exitCode === null) server.kill('SIGKILL');
-    // the node server is a child of `ip netns exec`, which exec()s it: one pid
-    for (const ns of [hostNs, guestNs]) removeTestNetns(ns);
-    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+    try {
+      await tearDown(agent);
+    } finally {
+      if (server?.pid && server.exitCode === null) server.kill('SIGKILL');
+      // the node server is a child of `ip netns exec`, which exec()s it: one pid
+      for (const ns of [hostNs, guestNs]) removeTestNetns(ns);
+    }
   });
 
   const bind = (ruleSet: string, ips: string[] = [GUEST_IP]) => agent!.firewall.bind({ ruleSet, domain: 'test-domain', netns: hostNs, device: PORT, mac: GUEST_MAC, ips });
@@ -105,39 +92,39 @@ describe.skipIf(!HAVE_TOOLS)('firewall rule sets on a bridge port in test networ
 
   it('drops ICMP while bound, and the ping comes back when unbound; the table goes with the last NIC', async () => {
     expect(await guestPings()).toBe(true);
-    await client.call(NODE, 'firewall.ruleset.define', { name: 'no-icmp', rules: [{ action: 'drop', direction: 'inout', protocol: 'icmp' }] });
+    await bus.client.call(NODE, 'firewall.ruleset.define', { name: 'no-icmp', rules: [{ action: 'drop', direction: 'inout', protocol: 'icmp' }] });
     await bind('no-icmp');
     expect(await guestPings()).toBe(false);
-    expect((await client.call(NODE, 'firewall.ruleset.get', { name: 'no-icmp' })).bindings).toEqual([{ domain: 'test-domain', device: PORT, mac: GUEST_MAC, ips: [GUEST_IP] }]);
-    await rejectsWith(client.call(NODE, 'firewall.ruleset.delete', { name: 'no-icmp' }), 'OPERATION_INVALID');
+    expect((await bus.client.call(NODE, 'firewall.ruleset.get', { name: 'no-icmp' })).bindings).toEqual([{ domain: 'test-domain', device: PORT, mac: GUEST_MAC, ips: [GUEST_IP] }]);
+    await rejectsWith(bus.client.call(NODE, 'firewall.ruleset.delete', { name: 'no-icmp' }), 'OPERATION_INVALID');
 
     // updating the set re-applies it to the bound NIC at once
-    await client.call(NODE, 'firewall.ruleset.update', { name: 'no-icmp', ruleSet: { rules: [{ action: 'drop', direction: 'in', protocol: 'tcp', destinationPorts: ['9999'] }] } });
+    await bus.client.call(NODE, 'firewall.ruleset.update', { name: 'no-icmp', ruleSet: { rules: [{ action: 'drop', direction: 'in', protocol: 'tcp', destinationPorts: ['9999'] }] } });
     expect(await guestPings()).toBe(true);
-    await client.call(NODE, 'firewall.ruleset.update', { name: 'no-icmp', ruleSet: { rules: [{ action: 'drop', direction: 'inout', protocol: 'icmp' }] } });
+    await bus.client.call(NODE, 'firewall.ruleset.update', { name: 'no-icmp', ruleSet: { rules: [{ action: 'drop', direction: 'inout', protocol: 'icmp' }] } });
     expect(await guestPings()).toBe(false);
 
     await unbind();
     expect(await guestPings()).toBe(true);
     expect(nftTables()).not.toContain('virtbus-fw');
     expect(inNs(hostNs, 'nft', 'list', 'table', 'inet', 'vbt-foreign')).toBe(foreignBefore);
-    await client.call(NODE, 'firewall.ruleset.delete', { name: 'no-icmp' });
-    expect((await client.call(NODE, 'firewall.ruleset.list', {})).ruleSets).toEqual([]);
+    await bus.client.call(NODE, 'firewall.ruleset.delete', { name: 'no-icmp' });
+    expect((await bus.client.call(NODE, 'firewall.ruleset.list', {})).ruleSets).toEqual([]);
   });
 
   it('drops one TCP port and lets another through', async () => {
     expect(await connects(8080)).toBe(true);
-    await client.call(NODE, 'firewall.ruleset.define', { name: 'no-8080', rules: [{ action: 'drop', direction: 'in', protocol: 'tcp', destinationPorts: ['8080'] }] });
+    await bus.client.call(NODE, 'firewall.ruleset.define', { name: 'no-8080', rules: [{ action: 'drop', direction: 'in', protocol: 'tcp', destinationPorts: ['8080'] }] });
     await bind('no-8080');
     expect(await connects(8080)).toBe(false);
     expect(await connects(8081)).toBe(true);
     await unbind();
     expect(await connects(8080)).toBe(true);
-    await client.call(NODE, 'firewall.ruleset.delete', { name: 'no-8080' });
+    await bus.client.call(NODE, 'firewall.ruleset.delete', { name: 'no-8080' });
   });
 
   it('anti-spoofing drops packets from another source IP or MAC', async () => {
-    await client.call(NODE, 'firewall.ruleset.define', { name: 'clean', antiSpoofing: { mac: true, ip: true }, rules: [] });
+    await bus.client.call(NODE, 'firewall.ruleset.define', { name: 'clean', antiSpoofing: { mac: true, ip: true }, rules: [] });
     await bind('clean');
     expect(await guestPings()).toBe(true);
     expect(await guestPings('10.231.0.99')).toBe(false);
@@ -146,16 +133,16 @@ describe.skipIf(!HAVE_TOOLS)('firewall rule sets on a bridge port in test networ
     execFileSync('ip', ['-n', guestNs, 'link', 'set', 'eth0', 'address', GUEST_MAC]);
     await unbind();
     expect(await guestPings('10.231.0.99')).toBe(true);
-    await client.call(NODE, 'firewall.ruleset.delete', { name: 'clean' });
+    await bus.client.call(NODE, 'firewall.ruleset.delete', { name: 'clean' });
     expect(nftTables()).not.toContain('virtbus-fw');
     expect(inNs(hostNs, 'nft', 'list', 'table', 'inet', 'vbt-foreign')).toBe(foreignBefore);
   });
 
   it('refuses bad rule sets with INVALID_ARG and changes nothing', async () => {
-    await client.call(NODE, 'firewall.ruleset.define', { name: 'web', rules: [{ action: 'allow', direction: 'in', protocol: 'tcp', destinationPorts: ['80'] }] });
+    await bus.client.call(NODE, 'firewall.ruleset.define', { name: 'web', rules: [{ action: 'allow', direction: 'in', protocol: 'tcp', destinationPorts: ['80'] }] });
     await bind('web');
     const tableBefore = inNs(hostNs, 'nft', 'list', 'table', 'bridge', 'virtbus-fw');
-    const listBefore = await client.call(NODE, 'firewall.ruleset.list', {});
+    const listBefore = await bus.client.call(NODE, 'firewall.ruleset.list', {});
     const bad: FirewallRuleSetsPost['rules'][] = [
       [{ action: 'drop', direction: 'in', source: ['10.0.0.0/33'] }],
       [{ action: 'drop', direction: 'in', destination: ['2001:db8::g/64'] }],
@@ -163,15 +150,15 @@ describe.skipIf(!HAVE_TOOLS)('firewall rule sets on a bridge port in test networ
       [{ action: 'drop', direction: 'in', protocol: 'icmp', destinationPorts: ['80'] }],
     ];
     for (const rules of bad) {
-      await rejectsWith(client.call(NODE, 'firewall.ruleset.define', { name: 'bad', rules }), 'INVALID_ARG');
-      await rejectsWith(client.call(NODE, 'firewall.ruleset.update', { name: 'web', ruleSet: { rules } }), 'INVALID_ARG');
+      await rejectsWith(bus.client.call(NODE, 'firewall.ruleset.define', { name: 'bad', rules }), 'INVALID_ARG');
+      await rejectsWith(bus.client.call(NODE, 'firewall.ruleset.update', { name: 'web', ruleSet: { rules } }), 'INVALID_ARG');
     }
-    await rejectsWith(client.call(NODE, 'firewall.ruleset.define', { name: 'web', rules: [] }), 'OPERATION_INVALID');
-    expect(await client.call(NODE, 'firewall.ruleset.list', {})).toEqual(listBefore);
+    await rejectsWith(bus.client.call(NODE, 'firewall.ruleset.define', { name: 'web', rules: [] }), 'OPERATION_INVALID');
+    expect(await bus.client.call(NODE, 'firewall.ruleset.list', {})).toEqual(listBefore);
     expect(inNs(hostNs, 'nft', 'list', 'table', 'bridge', 'virtbus-fw')).toBe(tableBefore);
     await unbind();
-    await client.call(NODE, 'firewall.ruleset.delete', { name: 'web' });
-    await rejectsWith(client.call(NODE, 'firewall.ruleset.get', { name: 'web' }), 'NOT_FOUND');
+    await bus.client.call(NODE, 'firewall.ruleset.delete', { name: 'web' });
+    await rejectsWith(bus.client.call(NODE, 'firewall.ruleset.get', { name: 'web' }), 'NOT_FOUND');
     expect(nftTables()).not.toContain('virtbus-fw');
     expect(inNs(hostNs, 'nft', 'list', 'table', 'inet', 'vbt-foreign')).toBe(foreignBefore);
   });

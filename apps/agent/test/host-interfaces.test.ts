@@ -1,13 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type HostInterfaceChange } from '@virtbus/api-contract';
-import { VirtClient } from '@virtbus/client';
-import { addTestNetns, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, removeTestNetns, startNatsServer } from '@virtbus/testing';
+import { addTestNetns, hasBinaryOrSkip, rejectsWith, removeTestNetns, tearDown, useAgentBus } from '@virtbus/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../src/agent.js';
@@ -44,10 +40,7 @@ function kernelHasVlans(): boolean {
 }
 
 describe.skipIf(!HAVE_IP)('host interfaces in a test network namespace', () => {
-  let stateDir: string;
-  let nats: NatsServerHandle;
-  let nc: NatsConnection;
-  let client: VirtClient;
+  const bus = useAgentBus('virtbus-ifaces-', { jetstream: true });
   let agent: Agent | undefined;
   let vlans = false;
 
@@ -67,40 +60,36 @@ describe.skipIf(!HAVE_IP)('host interfaces in a test network namespace', () => {
     ip('link', 'set', 'vbkeep', 'down');
     vlans = kernelHasVlans();
     if (!vlans) console.warn('host-interfaces test: this kernel has no 802.1Q support; VLAN creation is checked to fail cleanly instead');
-    stateDir = await mkdtemp(join(tmpdir(), 'virtbus-ifaces-'));
-    nats = await startNatsServer({ jetstream: true });
-    nc = await connect({ servers: nats.url });
-    client = new VirtClient(nc);
-    agent = await startAgent({ node: NODE, nats: { servers: nats.url }, stateDir, drivers: ['test'], netns, logger, monitoring: { metricsAddress: 'off' } });
+    agent = await startAgent({ node: NODE, nats: { servers: bus.server.url }, stateDir: bus.dir, drivers: ['test'], netns, logger, monitoring: { metricsAddress: 'off' } });
   });
 
   afterAll(async () => {
-    await agent?.close().catch(() => undefined);
-    await nc?.close().catch(() => undefined);
-    await nats?.stop().catch(() => undefined);
-    removeTestNetns(netns);
-    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+    try {
+      await tearDown(agent);
+    } finally {
+      removeTestNetns(netns);
+    }
   });
 
   it('lists lo and the veth made in the namespace, with addresses, stats and bridge membership', async () => {
-    const { interfaces, transaction } = await client.call(NODE, 'iface.list', {});
+    const { interfaces, transaction } = await bus.client.call(NODE, 'iface.list', {});
     expect(transaction).toBeUndefined();
     expect(interfaces.map((i) => i.name).sort()).toEqual(['lo', 'vbkeep', 'vbveth0', 'vbveth1']);
     const lo = interfaces.find((i) => i.name === 'lo')!;
     expect(lo).toMatchObject({ kind: 'loopback', adminUp: true });
     expect(lo.addresses.map((a) => `${a.address}/${a.prefix}`)).toContain('127.0.0.1/8');
-    const veth = await client.call(NODE, 'iface.get', { name: 'vbveth0' });
+    const veth = await bus.client.call(NODE, 'iface.get', { name: 'vbveth0' });
     expect(veth).toMatchObject({ kind: 'veth', adminUp: true, mtu: 1500 });
     expect(veth.mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
     expect(veth.addresses.some((a) => a.address === '192.0.2.1' && a.prefix === 24)).toBe(true);
     expect(veth.stats?.txPackets).toBeGreaterThanOrEqual(0);
-    await rejectsWith(client.call(NODE, 'iface.get', { name: 'nosuch0' }), 'NOT_FOUND');
+    await rejectsWith(bus.client.call(NODE, 'iface.get', { name: 'nosuch0' }), 'NOT_FOUND');
   });
 
   it('rolls a transaction back to exactly the `ip -j addr` output of begin', async () => {
     const before = ipJson();
-    const begun = await client.call(NODE, 'iface.begin', { timeoutSeconds: 120 });
-    await rejectsWith(client.call(NODE, 'iface.begin', {}), 'OPERATION_INVALID');
+    const begun = await bus.client.call(NODE, 'iface.begin', { timeoutSeconds: 120 });
+    await rejectsWith(bus.client.call(NODE, 'iface.begin', {}), 'OPERATION_INVALID');
     const changes: HostInterfaceChange[] = [
       { action: 'create-bridge', name: 'vbbr0', up: true, mtu: 1400 },
       { action: 'set', name: 'vbveth1', master: 'vbbr0' },
@@ -110,44 +99,44 @@ describe.skipIf(!HAVE_IP)('host interfaces in a test network namespace', () => {
       { action: 'set', name: 'vbveth0', mtu: 1280 },
       { action: 'set', name: 'vbkeep', up: true },
     ];
-    await client.call(NODE, 'iface.configure', { changes });
-    if (vlans) await client.call(NODE, 'iface.configure', { changes: [{ action: 'create-vlan', name: 'vbveth0.7', parent: 'vbveth0', vlanId: 7, up: true }] });
-    else await rejectsWith(client.call(NODE, 'iface.configure', { changes: [{ action: 'create-vlan', name: 'vbveth0.7', parent: 'vbveth0', vlanId: 7 }] }), 'OPERATION_UNSUPPORTED');
+    await bus.client.call(NODE, 'iface.configure', { changes });
+    if (vlans) await bus.client.call(NODE, 'iface.configure', { changes: [{ action: 'create-vlan', name: 'vbveth0.7', parent: 'vbveth0', vlanId: 7, up: true }] });
+    else await rejectsWith(bus.client.call(NODE, 'iface.configure', { changes: [{ action: 'create-vlan', name: 'vbveth0.7', parent: 'vbveth0', vlanId: 7 }] }), 'OPERATION_UNSUPPORTED');
 
-    const during = await client.call(NODE, 'iface.transaction', {});
+    const during = await bus.client.call(NODE, 'iface.transaction', {});
     expect(during.transaction).toMatchObject({ id: begun.id, changes: vlans ? 8 : 7 });
     const bridge = during.interfaces.find((i) => i.name === 'vbbr0')!;
     expect(bridge).toMatchObject({ kind: 'bridge', mtu: 1400, members: ['vbveth1'] });
     expect(during.interfaces.find((i) => i.name === 'vbveth0')!.mtu).toBe(1280);
-    expect(existsSync(join(stateDir, 'interfaces', 'transaction.json'))).toBe(true);
+    expect(existsSync(join(bus.dir, 'interfaces', 'transaction.json'))).toBe(true);
 
-    const rolledBack = await client.call(NODE, 'iface.rollback', {});
+    const rolledBack = await bus.client.call(NODE, 'iface.rollback', {});
     expect(rolledBack.id).toBe(begun.id);
     expect(ipJson()).toEqual(before);
-    expect(existsSync(join(stateDir, 'interfaces', 'transaction.json'))).toBe(false);
-    await rejectsWith(client.call(NODE, 'iface.rollback', {}), 'OPERATION_INVALID');
+    expect(existsSync(join(bus.dir, 'interfaces', 'transaction.json'))).toBe(false);
+    await rejectsWith(bus.client.call(NODE, 'iface.rollback', {}), 'OPERATION_INVALID');
   });
 
   it('recreates a deleted bridge on rollback, and commit keeps changes', async () => {
     const before = ipJsonOfRecreated();
-    await client.call(NODE, 'iface.begin', {});
-    await client.call(NODE, 'iface.configure', { changes: [{ action: 'delete', name: 'vbkeep' }] });
+    await bus.client.call(NODE, 'iface.begin', {});
+    await bus.client.call(NODE, 'iface.configure', { changes: [{ action: 'delete', name: 'vbkeep' }] });
     expect(ip('-j', 'link', 'show')).not.toContain('vbkeep');
-    await client.call(NODE, 'iface.rollback', {});
+    await bus.client.call(NODE, 'iface.rollback', {});
     expect(ipJsonOfRecreated()).toEqual(before);
 
-    await client.call(NODE, 'iface.begin', {});
-    await client.call(NODE, 'iface.configure', { changes: [{ action: 'create-bridge', name: 'vbbr1' }, { action: 'set', name: 'vbveth1', master: 'vbbr1' }] });
-    await client.call(NODE, 'iface.commit', {});
-    const kept = (await client.call(NODE, 'iface.list', {})).interfaces;
+    await bus.client.call(NODE, 'iface.begin', {});
+    await bus.client.call(NODE, 'iface.configure', { changes: [{ action: 'create-bridge', name: 'vbbr1' }, { action: 'set', name: 'vbveth1', master: 'vbbr1' }] });
+    await bus.client.call(NODE, 'iface.commit', {});
+    const kept = (await bus.client.call(NODE, 'iface.list', {})).interfaces;
     expect(kept.find((i) => i.name === 'vbveth1')?.master).toBe('vbbr1');
-    await rejectsWith(client.call(NODE, 'iface.commit', {}), 'OPERATION_INVALID');
+    await rejectsWith(bus.client.call(NODE, 'iface.commit', {}), 'OPERATION_INVALID');
   });
 
   it('undoes a failed batch and refuses bad input without changing anything', async () => {
     const before = ipJson();
     await rejectsWith(
-      client.call(NODE, 'iface.configure', {
+      bus.client.call(NODE, 'iface.configure', {
         changes: [
           { action: 'create-bridge', name: 'vbbr2' },
           { action: 'add-address', name: 'vbbr2', address: '10.1.2.3/24' },
@@ -156,23 +145,23 @@ describe.skipIf(!HAVE_IP)('host interfaces in a test network namespace', () => {
       }),
       'INVALID_ARG',
     );
-    await rejectsWith(client.call(NODE, 'iface.configure', { changes: [{ action: 'delete', name: 'vbveth0' }] }), 'OPERATION_INVALID');
-    await rejectsWith(client.call(NODE, 'iface.configure', { changes: [{ action: 'set', name: 'vbveth0', mtu: 20 }] }), 'INVALID_ARG');
+    await rejectsWith(bus.client.call(NODE, 'iface.configure', { changes: [{ action: 'delete', name: 'vbveth0' }] }), 'OPERATION_INVALID');
+    await rejectsWith(bus.client.call(NODE, 'iface.configure', { changes: [{ action: 'set', name: 'vbveth0', mtu: 20 }] }), 'INVALID_ARG');
     expect(ipJson()).toEqual(before);
   });
 
   it('rolls back a transaction left open by an agent that went away, and one that timed out', async () => {
     const before = ipJson();
-    await client.call(NODE, 'iface.begin', {});
-    await client.call(NODE, 'iface.configure', { changes: [{ action: 'create-bridge', name: 'vbbr3', up: true }, { action: 'set', name: 'vbveth0', mtu: 1300 }] });
+    await bus.client.call(NODE, 'iface.begin', {});
+    await bus.client.call(NODE, 'iface.configure', { changes: [{ action: 'create-bridge', name: 'vbbr3', up: true }, { action: 'set', name: 'vbveth0', mtu: 1300 }] });
     await agent!.close();
     agent = undefined;
     expect(ip('-j', 'link', 'show')).toContain('vbbr3');
-    agent = await startAgent({ node: NODE, nats: { servers: nats.url }, stateDir, drivers: ['test'], netns, logger, monitoring: { metricsAddress: 'off' } });
+    agent = await startAgent({ node: NODE, nats: { servers: bus.server.url }, stateDir: bus.dir, drivers: ['test'], netns, logger, monitoring: { metricsAddress: 'off' } });
     expect(ipJson()).toEqual(before);
-    expect((await client.call(NODE, 'iface.list', {})).transaction).toBeUndefined();
+    expect((await bus.client.call(NODE, 'iface.list', {})).transaction).toBeUndefined();
 
-    const manager = new InterfaceManager({ stateDir: join(stateDir, 'timeout'), netns, configurable: true, logger });
+    const manager = new InterfaceManager({ stateDir: join(bus.dir, 'timeout'), netns, configurable: true, logger });
     await manager.begin(1);
     await manager.configure([{ action: 'create-bridge', name: 'vbbr4' }]);
     const deadline = Date.now() + 10_000;
@@ -182,7 +171,7 @@ describe.skipIf(!HAVE_IP)('host interfaces in a test network namespace', () => {
   });
 
   it("refuses configuration where it was not switched on (the agent's own namespace by default)", async () => {
-    const manager = new InterfaceManager({ stateDir: join(stateDir, 'off'), netns, configurable: false, logger });
+    const manager = new InterfaceManager({ stateDir: join(bus.dir, 'off'), netns, configurable: false, logger });
     await rejectsWith(manager.begin(), 'OPERATION_INVALID');
     await rejectsWith(manager.configure([{ action: 'create-bridge', name: 'vbbr5' }]), 'OPERATION_INVALID');
     expect((await manager.list()).interfaces.length).toBeGreaterThan(0);

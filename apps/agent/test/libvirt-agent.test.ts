@@ -1,12 +1,11 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 import { LibvirtClient } from '@virtbus/drivers';
-import { hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, startNatsServer, VIRSH, type AgentProcess, type Libvirt, type NatsServerHandle } from '@virtbus/testing';
+import { hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, tearDown, useNatsBus, VIRSH, type AgentProcess, type Libvirt } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -18,33 +17,26 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
   const tag = `vbla${randomBytes(3).toString('hex')}`;
   let root: string;
   let libvirt: Libvirt;
-  let nats: NatsServerHandle;
-  let nc: NatsConnection;
+  const bus = useNatsBus();
   let client: VirtClient;
   let agent: AgentProcess | undefined;
   let uri: string;
   const virsh = async (...args: string[]) =>
     (await run(VIRSH, ['-q', '-c', uri, ...args]).catch((error: { stderr?: string }) => Promise.reject(new Error(`virsh ${args.join(' ')}: ${error.stderr}\nagent: ${agent?.output().slice(-3000)}`)))).stdout.trim();
   const startAgent = () =>
-    spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(root, 'agent'), drivers: 'libvirt', extraArgs: ['--libvirt-uri', uri], env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+    spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir: join(root, 'agent'), drivers: 'libvirt', extraArgs: ['--libvirt-uri', uri], env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
 
   beforeAll(async () => {
     // short path: unix socket paths are limited to 107 bytes
     root = await mkdtemp(join('/tmp', `${tag}-`));
     libvirt = await startLibvirt(join(root, 'lv'));
     uri = `test+unix:///default?socket=${libvirt.socket}`;
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-    client = new VirtClient(nc);
+    client = new VirtClient(bus.nc);
     agent = await startAgent();
   });
 
   afterAll(async () => {
-    await agent?.stop();
-    await nc?.close();
-    await nats?.stop();
-    await libvirt?.stop();
-    if (root) await rm(root, { recursive: true, force: true });
+    await tearDown(agent, libvirt, root);
   });
 
   it('reports the driver with libvirt\'s hypervisor and runs the lifecycle in libvirt, adopting after an agent restart', async () => {

@@ -1,13 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type Domain, type LifecycleEvent } from '@virtbus/api-contract';
-import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, cgroupDirsNamed, collectBusEvents, ensureBusyboxRootfs, hasBinaryOrSkip, type NatsServerHandle, processesMentioning, ROOTFS_MARKERS, spawnAgent, startNatsServer, waitFor } from '@virtbus/testing';
+import { type AgentProcess, cgroupDirsNamed, collectBusEvents, ensureBusyboxRootfs, hasBinaryOrSkip, processesMentioning, ROOTFS_MARKERS, spawnAgent, waitFor, useAgentBus } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '@virtbus/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -16,15 +12,12 @@ const LXC = hasBinaryOrSkip('lxc-start');
 const NODE = 'cnode';
 const MIB = 1024 * 1024;
 
-let nats: NatsServerHandle;
-let nc: NatsConnection;
-let client: VirtClient;
-let workDir: string;
+const bus = useAgentBus('vbc-');
 let agent: AgentProcess | undefined;
 let gateway: RunningGateway;
 const busEvents: LifecycleEvent[] = [];
 
-const stateDir = () => join(workDir, 'agent');
+const stateDir = () => join(bus.dir, 'agent');
 const lxcPath = () => join(stateDir(), 'drivers', 'lxc');
 
 function eventsOf(uuid: string): string[] {
@@ -42,7 +35,7 @@ function lxcState(uuid: string): string {
 const vethNames = () => readdirSync('/sys/class/net').filter((name) => name.startsWith('vbl') || name.startsWith('veth'));
 
 async function startAgent(): Promise<AgentProcess> {
-  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,lxc' });
+  agent = await spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir: stateDir(), drivers: 'test,lxc' });
   return agent;
 }
 
@@ -54,19 +47,15 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
   beforeAll(async () => {
     for (const name of vethNames()) vethsBefore.add(name);
     rootfs = await ensureBusyboxRootfs();
-    nats = await startNatsServer();
-    workDir = await mkdtemp(join(tmpdir(), 'vbc-'));
-    nc = await connect({ servers: nats.url });
-    client = new VirtClient(nc);
-    collectBusEvents(nc, busEvents);
+    collectBusEvents(bus.nc, busEvents);
     await startAgent();
-    gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
+    gateway = await startGateway({ nc: bus.nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
   }, 180_000);
 
   afterAll(async () => {
     if (agent && box) {
-      const current = await client.call(NODE, 'domain.get', { id: box.uuid }).catch(() => undefined);
-      if (current && current.state !== 'shutoff') await client.call(NODE, 'domain.state', { id: box.uuid, change: { action: 'destroy' } }, { timeoutMs: 30_000 }).catch(() => undefined);
+      const current = await bus.client.call(NODE, 'domain.get', { id: box.uuid }).catch(() => undefined);
+      if (current && current.state !== 'shutoff') await bus.client.call(NODE, 'domain.state', { id: box.uuid, change: { action: 'destroy' } }, { timeoutMs: 30_000 }).catch(() => undefined);
     }
     await gateway?.close();
     await agent?.stop();
@@ -78,66 +67,63 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
         // already gone
       }
     }
-    await nc?.close();
-    await nats?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
   }, 120_000);
 
   it('defines and starts a busybox container with a memory limit', async () => {
-    const info = await client.call(NODE, 'node.info', {});
+    const info = await bus.client.call(NODE, 'node.info', {});
     const lxc = info.drivers.find((driver) => driver.name === 'lxc');
     expect(lxc?.available, lxc?.detail).toBe(true);
-    box = await client.call(NODE, 'domain.define', { name: 'box', driver: 'lxc', vcpus: 1, memory: 32, container: { rootfs: { path: rootfs }, hostname: 'vb-agent' } });
+    box = await bus.client.call(NODE, 'domain.define', { name: 'box', driver: 'lxc', vcpus: 1, memory: 32, container: { rootfs: { path: rootfs }, hostname: 'vb-agent' } });
     const begin = Date.now();
-    const started = await client.call(NODE, 'domain.state', { id: 'box', change: { action: 'start' } }, { timeoutMs: 60_000 });
+    const started = await bus.client.call(NODE, 'domain.state', { id: 'box', change: { action: 'start' } }, { timeoutMs: 60_000 });
     console.info(`lxc-agent: start took ${Date.now() - begin} ms`);
     expect([started.state, started.reason]).toEqual(['running', 'booted']);
     expect(lxcState(box.uuid)).toBe('RUNNING');
   });
 
   it('runs commands through exec: hostname, exit codes', async () => {
-    expect(await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['hostname'] } })).toEqual({ exitCode: 0, stdout: 'vb-agent\n', stderr: '', timedOut: false });
-    const failed = await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'echo out; echo err >&2; exit 3'] } });
+    expect(await bus.client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['hostname'] } })).toEqual({ exitCode: 0, stdout: 'vb-agent\n', stderr: '', timedOut: false });
+    const failed = await bus.client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'echo out; echo err >&2; exit 3'] } });
     expect(failed).toEqual({ exitCode: 3, stdout: 'out\n', stderr: 'err\n', timedOut: false });
   });
 
   it('kills an allocation beyond the memory limit', async () => {
-    const small = await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'head -c 8m /dev/zero | tail -n 1 | wc -c'] } });
+    const small = await bus.client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'head -c 8m /dev/zero | tail -n 1 | wc -c'] } });
     expect(small.stdout.trim()).toBe(String(8 * MIB));
     // busybox tail keeps a line without newline in memory: 64 MiB of zeros is one 64 MiB line.
-    const big = await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'head -c 64m /dev/zero | tail -n 1 > /dev/null'] } }, { timeoutMs: 60_000 });
+    const big = await bus.client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'head -c 64m /dev/zero | tail -n 1 > /dev/null'] } }, { timeoutMs: 60_000 });
     expect(big.exitCode).toBe(128 + 9);
   });
 
   it('reports CPU and memory stats that move', async () => {
-    const first = await client.call(NODE, 'domain.stats', { id: 'box' });
+    const first = await bus.client.call(NODE, 'domain.stats', { id: 'box' });
     expect(first).toMatchObject({ uuid: box.uuid, state: 'running', memory: { limitBytes: 32 * MIB } });
-    await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; head -c 4m /dev/zero > /tmp/fill'] } });
-    const second = await client.call(NODE, 'domain.stats', { id: 'box' });
+    await bus.client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; head -c 4m /dev/zero > /tmp/fill'] } });
+    const second = await bus.client.call(NODE, 'domain.stats', { id: 'box' });
     expect(second.cpu!.timeNs).toBeGreaterThan(first.cpu!.timeNs);
     expect(second.memory!.currentBytes!).toBeGreaterThan(first.memory!.currentBytes! + 2 * MIB);
-    await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/rm', '/tmp/fill'] } });
+    await bus.client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/rm', '/tmp/fill'] } });
     console.info(`lxc-agent: cpu ${first.cpu!.timeNs} -> ${second.cpu!.timeNs} ns, memory ${first.memory!.currentBytes} -> ${second.memory!.currentBytes} bytes`);
   });
 
   it('shows the console: history, live output and keystrokes', async () => {
-    const read = await client.call(NODE, 'domain.console.read', { id: 'box' });
+    const read = await bus.client.call(NODE, 'domain.console.read', { id: 'box' });
     // The console shell's prompt after the boot marker: keys typed before the shell reads its tty can be lost.
     const shellPrompt = new RegExp(`${ROOTFS_MARKERS.ready}[\\s\\S]*# `);
     await waitFor('the boot marker and a shell prompt in the console history', async () =>
-      shellPrompt.test(Buffer.from((await client.call(NODE, 'domain.console.read', { id: 'box' })).history, 'base64').toString('utf8')),
+      shellPrompt.test(Buffer.from((await bus.client.call(NODE, 'domain.console.read', { id: 'box' })).history, 'base64').toString('utf8')),
     );
-    const attached = await client.call(NODE, 'domain.console.attach', { id: 'box' });
+    const attached = await bus.client.call(NODE, 'domain.console.attach', { id: 'box' });
     expect(attached.subject).toBe(read.subject);
     let live = '';
-    const subscription = nc.subscribe(attached.subject, {
+    const subscription = bus.nc.subscribe(attached.subject, {
       callback: (_error, msg) => {
         live += Buffer.from(msg.data).toString('utf8');
       },
     });
     try {
-      await nc.flush();
-      const type = () => client.call(NODE, 'domain.console.write', { id: 'box', session: attached.session, data: Buffer.from('echo console-$((6*7))\n').toString('base64') });
+      await bus.nc.flush();
+      const type = () => bus.client.call(NODE, 'domain.console.write', { id: 'box', session: attached.session, data: Buffer.from('echo console-$((6*7))\n').toString('base64') });
       await type();
       // A loaded machine can be slow to connect the writer: retype once, and say so, before failing.
       const answered = await waitFor('the typed command output', () => live.includes('console-42'), 15_000).then(
@@ -151,7 +137,7 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
       }
     } finally {
       subscription.unsubscribe();
-      await client.call(NODE, 'domain.console.detach', { id: 'box', session: attached.session });
+      await bus.client.call(NODE, 'domain.console.detach', { id: 'box', session: attached.session });
     }
   });
 
@@ -173,13 +159,13 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
   });
 
   it('freezes and thaws', async () => {
-    const frozen = await client.call(NODE, 'domain.state', { id: 'box', change: { action: 'suspend' } });
+    const frozen = await bus.client.call(NODE, 'domain.state', { id: 'box', change: { action: 'suspend' } });
     expect([frozen.state, frozen.reason]).toEqual(['paused', 'user']);
     expect(lxcState(box.uuid)).toBe('FROZEN');
-    const thawed = await client.call(NODE, 'domain.state', { id: 'box', change: { action: 'resume' } });
+    const thawed = await bus.client.call(NODE, 'domain.state', { id: 'box', change: { action: 'resume' } });
     expect([thawed.state, thawed.reason]).toEqual(['running', 'unpaused']);
     expect(lxcState(box.uuid)).toBe('RUNNING');
-    expect((await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['echo', 'thawed'] } })).stdout).toBe('thawed\n');
+    expect((await bus.client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['echo', 'thawed'] } })).stdout).toBe('thawed\n');
   });
 
   it('keeps running when the agent is SIGKILLed; a new agent adopts it', async () => {
@@ -190,13 +176,13 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
     const begin = Date.now();
     await startAgent();
     console.info(`lxc-agent: new agent ready (adopted) in ${Date.now() - begin} ms`);
-    expect((await client.call(NODE, 'domain.get', { id: 'box' })).state).toBe('running');
-    expect((await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['hostname'] } })).stdout).toBe('vb-agent\n');
+    expect((await bus.client.call(NODE, 'domain.get', { id: 'box' })).state).toBe('running');
+    expect((await bus.client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['hostname'] } })).stdout).toBe('vb-agent\n');
   });
 
   it('shuts down within the timeout and publishes the lifecycle events', async () => {
     const begin = Date.now();
-    const stopped = await client.call(NODE, 'domain.state', { id: 'box', change: { action: 'shutdown', timeout: 30 } }, { timeoutMs: 45_000 });
+    const stopped = await bus.client.call(NODE, 'domain.state', { id: 'box', change: { action: 'shutdown', timeout: 30 } }, { timeoutMs: 45_000 });
     console.info(`lxc-agent: shutdown took ${Date.now() - begin} ms`);
     expect([stopped.state, stopped.reason]).toEqual(['shutoff', 'shutdown']);
     expect(lxcState(box.uuid)).not.toBe('RUNNING');
@@ -205,7 +191,7 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
   });
 
   it('leaves nothing behind: cgroups, LXC processes, veths', async () => {
-    await client.call(NODE, 'domain.undefine', { id: 'box' });
+    await bus.client.call(NODE, 'domain.undefine', { id: 'box' });
     await waitFor('LXC processes to go', () => processesMentioning(lxcPath()).length === 0, 5_000).catch(() => undefined);
     expect(processesMentioning(lxcPath())).toEqual([]);
     expect(cgroupDirsNamed(box.uuid)).toEqual([]);

@@ -1,11 +1,11 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Domain } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { freePort, hasBinaryOrSkip, spawnAgent, startNatsServer, startPrometheus, type AgentProcess, type NatsServerHandle, type PrometheusHandle } from '@virtbus/testing';
+import { freePort, hasBinaryOrSkip, spawnAgent, startNatsServer, startPrometheus, tearDown, type AgentProcess, type NatsServerHandle, type PrometheusHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const HAVE_BINARIES = hasBinaryOrSkip('prometheus') && hasBinaryOrSkip('qemu-system-x86_64');
@@ -62,11 +62,7 @@ describe.skipIf(!HAVE_BINARIES)('a real Prometheus scraping an agent that runs a
       await client.call(NODE, 'domain.state', { id: domain.uuid, change: { action: 'destroy' } }).catch(() => undefined);
       await client.call(NODE, 'domain.undefine', { id: domain.uuid }).catch(() => undefined);
     }
-    await prometheus?.stop();
-    await agent?.stop();
-    await nc?.close();
-    await nats?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    await tearDown(prometheus, agent, nc, nats, workDir);
   });
 
   it("finds the domain's CPU time increasing through Prometheus' HTTP API", async () => {

@@ -62,8 +62,23 @@ export async function listAll<K extends string, T>(ctx: CommandContext, path: st
   return items;
 }
 
-function print(ctx: CommandContext, value: unknown, text: () => string): void {
+/** The value as JSON under --json, else the text. */
+export function print(ctx: CommandContext, value: unknown, text: () => string): void {
   ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
+}
+
+/** Prints what a call answered (JSON under --json, else its text); resolves to the command's exit code 0. */
+export async function printResult<T>(ctx: CommandContext, result: Promise<T>, text: (value: T) => string): Promise<0> {
+  const value = await result;
+  print(ctx, value, () => text(value));
+  return 0;
+}
+
+/** Positional argument `index` of `command`, or INVALID_ARG naming `what` it needs. */
+export function need(args: readonly string[], index: number, what: string, command: string): string {
+  const value = args[index];
+  if (!value) throw new VirtError('INVALID_ARG', `${command} needs ${what}`);
+  return value;
 }
 
 export async function nodes(ctx: CommandContext): Promise<void> {

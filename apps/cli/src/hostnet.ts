@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { VirtError, type FirewallRuleSet, type FirewallRuleSetList, type HostInterface, type HostInterfaceChange, type HostInterfaceList, type HostInterfaceTransaction } from '@virtbus/api-contract';
-import { listAll, resolveNode, type CommandContext } from './commands.js';
+import { listAll, need, print, resolveNode, type CommandContext } from './commands.js';
 import { bytes, keyValues, table } from './format.js';
 import { operationUrl } from './http.js';
 
@@ -20,17 +20,7 @@ nwfilter-undefine NAME                delete a rule set no running NIC uses
 `;
 
 
-function print(ctx: CommandContext, value: unknown, text: () => string): void {
-  ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
-}
-
 const addressList = (i: HostInterface) => i.addresses.map((a) => `${a.address}/${a.prefix}`).join(' ');
-
-function need(args: readonly string[], index: number, what: string, command: string): string {
-  const value = args[index];
-  if (!value) throw new VirtError('INVALID_ARG', `${command} needs ${what}`);
-  return value;
-}
 
 function setChange(name: string, words: readonly string[]): HostInterfaceChange {
   const change: Extract<HostInterfaceChange, { action: 'set' }> = { action: 'set', name };

@@ -1,12 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Network, NetworksPost } from '@virtbus/api-contract';
-import { listAll, resolveNode, type CommandContext } from './commands.js';
+import { listAll, print, resolveNode, type CommandContext } from './commands.js';
 import { keyValues, table } from './format.js';
 import { operationUrl } from './http.js';
-
-function print(ctx: CommandContext, value: unknown, text: () => string): void {
-  ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
-}
 
 /** virsh net-list [--all] */
 export async function netList(ctx: CommandContext, all: boolean, max?: number): Promise<void> {

@@ -1,11 +1,7 @@
 import type { DomainSnapshot, DomainSnapshotList } from '@virtbus/api-contract';
-import { listAll, resolveNode, type CommandContext } from './commands.js';
+import { listAll, print, resolveNode, type CommandContext } from './commands.js';
 import { table } from './format.js';
 import { operationUrl } from './http.js';
-
-function print(ctx: CommandContext, value: unknown, text: () => string): void {
-  ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
-}
 
 async function domainParams(ctx: CommandContext, id: string): Promise<{ node: string; id: string }> {
   return { node: await resolveNode(ctx), id };

@@ -11,7 +11,7 @@ import {
   type StorageVolume,
   type StorageVolumesPost,
 } from '@virtbus/api-contract';
-import { listAll, resolveNode, type CommandContext } from './commands.js';
+import { listAll, need, print, printResult, resolveNode, type CommandContext } from './commands.js';
 import { bytes, keyValues, table } from './format.js';
 import { ProgressMeter, type ProgressSink } from './progress.js';
 
@@ -50,16 +50,6 @@ export interface StorageFlags {
   prefix?: string;
 }
 
-
-function print(ctx: CommandContext, value: unknown, text: () => string): void {
-  ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
-}
-
-function need(args: readonly string[], index: number, what: string, command: string): string {
-  const value = args[index];
-  if (!value) throw new VirtError('INVALID_ARG', `${command} needs ${what}`);
-  return value;
-}
 
 /** Polls an async operation until it ends, drawing its progress; a failed or cancelled one becomes an error. */
 export async function followOperation(ctx: CommandContext, node: string, start: AsyncOperation, progress: ProgressSink): Promise<AsyncOperation> {
@@ -121,11 +111,8 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
       );
       return 0;
     }
-    case 'pool-info': {
-      const info = await ctx.http.call('pool.get', pool());
-      print(ctx, info, () => keyValues(poolLines(info)));
-      return 0;
-    }
+    case 'pool-info':
+      return printResult(ctx, ctx.http.call('pool.get', pool()), (info) => keyValues(poolLines(info)));
     case 'pool-define': {
       if (!flags.name || !flags.type) throw new VirtError('INVALID_ARG', 'pool-define needs --name and --type dir|logical');
       const body = {
@@ -148,16 +135,10 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
       print(ctx, result, () => `Pool ${result.name}: ${action} done, ${result.state}`);
       return 0;
     }
-    case 'pool-autostart': {
-      const result = await ctx.http.call('pool.update', pool(), { autostart: !flags.disable });
-      print(ctx, result, () => `Pool ${result.name} ${result.autostart ? 'marked as autostarted' : 'unmarked as autostarted'}`);
-      return 0;
-    }
-    case 'pool-undefine': {
-      const result = await ctx.http.call('pool.undefine', pool());
-      print(ctx, result, () => `Pool ${need(args, 0, 'a pool name', command)} undefined`);
-      return 0;
-    }
+    case 'pool-autostart':
+      return printResult(ctx, ctx.http.call('pool.update', pool(), { autostart: !flags.disable }), (result) => `Pool ${result.name} ${result.autostart ? 'marked as autostarted' : 'unmarked as autostarted'}`);
+    case 'pool-undefine':
+      return printResult(ctx, ctx.http.call('pool.undefine', pool()), () => `Pool ${need(args, 0, 'a pool name', command)} undefined`);
     case 'vol-list': {
       const list = { volumes: await listAll<'volumes', StorageVolume>(ctx, operationUrl('volume.list', pool()), 'volumes', { max: flags.limit, query: { prefix: flags.prefix } }) };
       print(ctx, list, () => table(['Name', 'Format', 'Capacity', 'Allocation', 'Path'], list.volumes.map((v) => [v.name, v.format, bytes(v.capacityBytes), bytes(v.allocationBytes), v.path])));
@@ -186,16 +167,10 @@ export async function runStorageCommand(ctx: CommandContext, command: string, ar
       print(ctx, created, () => `Vol ${created.name} created (${created.format}, ${bytes(created.capacityBytes)})`);
       return 0;
     }
-    case 'vol-delete': {
-      const result = await ctx.http.call('volume.delete', volume());
-      print(ctx, result, () => `Vol ${need(args, 1, 'a volume name', command)} deleted`);
-      return 0;
-    }
-    case 'vol-resize': {
-      const resized = await ctx.http.call('volume.resize', volume(), { capacity: need(args, 2, 'a SIZE', command), ...(flags.shrink ? { allowShrink: true } : {}) });
-      print(ctx, resized, () => `Size of volume '${resized.name}' changed to ${bytes(resized.capacityBytes)}`);
-      return 0;
-    }
+    case 'vol-delete':
+      return printResult(ctx, ctx.http.call('volume.delete', volume()), () => `Vol ${need(args, 1, 'a volume name', command)} deleted`);
+    case 'vol-resize':
+      return printResult(ctx, ctx.http.call('volume.resize', volume(), { capacity: need(args, 2, 'a SIZE', command), ...(flags.shrink ? { allowShrink: true } : {}) }), (resized) => `Size of volume '${resized.name}' changed to ${bytes(resized.capacityBytes)}`);
     case 'vol-clone':
     case 'vol-wipe': {
       const started = await (command === 'vol-clone' ? ctx.http.call('volume.clone', volume(), { name: need(args, 2, 'a NEW name', command) }) : ctx.http.call('volume.wipe', volume()));

@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Domain, DomainDisk, DomainStats } from '@virtbus/api-contract';
-import { domainId, resolveNode, type CommandContext } from './commands.js';
+import { domainId, print, resolveNode, type CommandContext } from './commands.js';
 import { keyValues, table } from './format.js';
 import { VERSION } from './version.js';
 import { UsageError } from './remotes.js';
@@ -21,10 +21,6 @@ capabilities                          the node's CPU, memory, NUMA cells and dri
 send-key DOMAIN KEY... [--holdtime MS]  press QEMU key names together (ctrl alt delete), like virsh send-key
 screenshot DOMAIN FILE                the domain's screen as a PNG file (domains with graphics)
 `;
-
-function print(ctx: CommandContext, value: unknown, text: () => string): void {
-  ctx.output.out(ctx.output.json ? JSON.stringify(value, null, 2) : text());
-}
 
 async function domain(ctx: CommandContext, id: string): Promise<Domain> {
   return ctx.http.call('domain.get', { node: await resolveNode(ctx), id });

@@ -1,6 +1,6 @@
 import Type, { type TSchema } from 'typebox';
 import * as Contract from '@virtbus/api-contract';
-import { AsyncOperation, AsyncOperationList, DomainId, ErrorBody, ErrorStatus, NodeName, SseErrorEvent, SseEventFamilies, type ErrorCode } from '@virtbus/api-contract';
+import { AsyncOperation, AsyncOperationList, DomainId, ErrorBody, ErrorStatus, NodeName, ObjectErrors, SseErrorEvent, SseEventFamilies, type ErrorCode, type HttpBinding, type OperationName, type OperationSpec } from '@virtbus/api-contract';
 
 /** Contract schemas under their own names. */
 function named<const K extends keyof typeof Contract>(...names: K[]): Pick<typeof Contract, K> {
@@ -72,7 +72,27 @@ export function errorResponses(...codes: ErrorCode[]): Record<number, { $ref: st
   return responses;
 }
 
+/** The document of a hand route from its table entry (served: 'hand'): operationId, tag, summary (or its own) and description. */
+export function handRouteDocument(spec: Pick<OperationSpec, 'summary'> & { http: HttpBinding }, summary = spec.summary) {
+  return { operationId: spec.http.operationId, tags: [spec.http.tag as string], summary, ...(spec.http.description ? { description: spec.http.description } : {}) };
+}
+
+/** The options of a hand GET route answering raw bytes: its permission, document from the table entry, params and errors. */
+export function bytesRouteOptions<P extends TSchema>(
+  permission: OperationName,
+  spec: Pick<OperationSpec, 'summary'> & { http: HttpBinding },
+  params: P,
+  body: { description: string; contentType: string },
+  codes: ErrorCode[],
+) {
+  const content = { [body.contentType]: { schema: Type.String({ format: 'binary' }) } };
+  return {
+    config: { permission },
+    schema: { ...handRouteDocument(spec), params, response: { 200: { description: body.description, content }, ...errorResponses(...codes) } },
+  };
+}
+
 /** Codes every call to an agent can produce. */
 export const AgentCallCodes: ErrorCode[] = ['NO_NODE', 'AGENT_UNREACHABLE', 'OPERATION_TIMEOUT', 'OPERATION_FAILED'];
 /** Codes of calls addressing one domain. */
-export const DomainCallCodes: ErrorCode[] = [...AgentCallCodes, 'NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'];
+export const DomainCallCodes: ErrorCode[] = [...AgentCallCodes, ...ObjectErrors.domain];

@@ -1,11 +1,9 @@
-import { readdir, mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { type Subscription } from '@nats-io/transport-node';
 import { type Domain } from '@virtbus/api-contract';
-import { VirtClient } from '@virtbus/client';
-import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest, waitFor, tearDown } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, type AgentProcess, type TestGuest, waitFor, tearDown, useAgentBus } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
@@ -14,12 +12,9 @@ const GENISOIMAGE = hasBinaryOrSkip('genisoimage');
 const NODE = 'hotplug';
 const MiB = 1024 * 1024;
 
-let nats: NatsServerHandle;
-let nc: NatsConnection;
-let client: VirtClient;
+const bus = useAgentBus('vb-hotplug-');
 let gateway: RunningGateway;
 let agent: AgentProcess | undefined;
-let workDir: string;
 let guest: TestGuest;
 
 async function api(method: string, path: string, body?: unknown) {
@@ -49,10 +44,10 @@ class GuestShell {
   ) {}
 
   static async open(id: string): Promise<GuestShell> {
-    const attached = await client.call(NODE, 'domain.console.attach', { id });
+    const attached = await bus.client.call(NODE, 'domain.console.attach', { id });
     const shell = new GuestShell(id, attached.session);
-    shell.subscription = nc.subscribe(attached.subject, { callback: (_error, msg) => shell.append(Buffer.from(msg.data).toString('utf8')) });
-    await nc.flush();
+    shell.subscription = bus.nc.subscribe(attached.subject, { callback: (_error, msg) => shell.append(Buffer.from(msg.data).toString('utf8')) });
+    await bus.nc.flush();
     shell.append(Buffer.from(attached.history, 'base64').toString('utf8'));
     return shell;
   }
@@ -70,7 +65,7 @@ class GuestShell {
     const n = ++this.counter;
     const pattern = new RegExp(`S${1000 + n}\\r?\\n([\\s\\S]*?)E${1000 + n}`);
     const keys = `echo S$((1000+${n})); ${command}; echo E$((1000+${n}))\n`;
-    await client.call(NODE, 'domain.console.write', { id: this.id, session: this.session, data: Buffer.from(keys).toString('base64') });
+    await bus.client.call(NODE, 'domain.console.write', { id: this.id, session: this.session, data: Buffer.from(keys).toString('base64') });
     await waitFor(`output of ${command}`, () => pattern.test(this.output), timeoutMs);
     return pattern.exec(this.output)![1]!.replace(/\r/g, '').trim();
   }
@@ -88,29 +83,25 @@ class GuestShell {
 
   async close(): Promise<void> {
     this.subscription?.unsubscribe();
-    await client.call(NODE, 'domain.console.detach', { id: this.id, session: this.session }).catch(() => undefined);
+    await bus.client.call(NODE, 'domain.console.detach', { id: this.id, session: this.session }).catch(() => undefined);
   }
 }
 
 describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a running TCG guest', () => {
   let domain: Domain;
   let shell: GuestShell | undefined;
-  const poolDir = () => join(workDir, 'state', 'pools', 'default');
+  const poolDir = () => join(bus.dir, 'state', 'pools', 'default');
 
   beforeAll(async () => {
     guest = await ensureTestGuest();
-    nats = await startNatsServer();
-    workDir = await mkdtemp(join(tmpdir(), 'vb-hotplug-'));
-    nc = await connect({ servers: nats.url });
-    client = new VirtClient(nc);
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'state'), drivers: 'test,qemu' });
-    gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
+    agent = await spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir: join(bus.dir, 'state'), drivers: 'test,qemu' });
+    gateway = await startGateway({ nc: bus.nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
   }, 300_000);
 
   afterAll(async () => {
     await shell?.close();
-    if (domain) await client.call(NODE, 'domain.state', { id: domain.uuid, change: { action: 'destroy' } }, { timeoutMs: 30_000 }).catch(() => undefined);
-    await tearDown(gateway, agent, nc, nats, workDir);
+    if (domain) await bus.client.call(NODE, 'domain.state', { id: domain.uuid, change: { action: 'destroy' } }, { timeoutMs: 30_000 }).catch(() => undefined);
+    await tearDown(gateway, agent);
   }, 120_000);
 
   it('boots from an image (qcow2 overlay + cidata cdrom) with the overlay as /dev/vda of the right size', async () => {
@@ -150,7 +141,7 @@ describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a runni
     const traversal = await api('POST', '/domains/hp/disks', { disk: { source: { path: '/tmp/../etc/passwd' } } });
     expect(traversal.body?.code).toBe('INVALID_ARG');
     expect((await readdir(poolDir())).sort()).toEqual(before);
-    expect((await client.call(NODE, 'domain.get', { id: 'hp' })).liveDisks).toHaveLength(2);
+    expect((await bus.client.call(NODE, 'domain.get', { id: 'hp' })).liveDisks).toHaveLength(2);
   });
 
   it('hotplugs a second disk: /dev/vdb appears with its size; the definition is unchanged', async () => {

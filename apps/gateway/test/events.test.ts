@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { EVENTS_STREAM, Subjects, type LifecycleEvent, type LifecycleType } from '@virtbus/api-contract';
+import { EVENTS_STREAM, sseMessages, Subjects, type LifecycleEvent, type LifecycleType } from '@virtbus/api-contract';
 import { tearDown, useNatsBus } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
@@ -35,7 +35,7 @@ async function publish(e: LifecycleEvent): Promise<number> {
   return ack.seq;
 }
 
-interface SseMessage {
+interface EventMessage {
   id: string;
   event: string;
   data: LifecycleEvent;
@@ -46,39 +46,24 @@ async function readEvents(
   path: string,
   count: number,
   options: { headers?: Record<string, string>; onOpen?: () => Promise<void> } = {},
-): Promise<{ messages: SseMessage[]; comments: string[] }> {
+): Promise<{ messages: EventMessage[]; comments: string[] }> {
   const controller = new AbortController();
   const response = await fetch(`${gateway.url}${path}`, { headers: options.headers ?? {}, signal: controller.signal });
   expect(response.status).toBe(200);
   expect(response.headers.get('content-type')).toContain('text/event-stream');
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  const messages: SseMessage[] = [];
+  const messages: EventMessage[] = [];
   const comments: string[] = [];
-  let buffer = '';
   let opened = false;
   try {
-    while (messages.length < count) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const fields: Record<string, string> = {};
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) comments.push(line.slice(1).trim());
-          else {
-            const colon = line.indexOf(':');
-            fields[line.slice(0, colon)] = line.slice(colon + 1).trimStart();
-          }
-        }
-        if (fields['data'] !== undefined) messages.push({ id: fields['id']!, event: fields['event']!, data: JSON.parse(fields['data']) as LifecycleEvent });
-      }
+    for await (const message of sseMessages(response.body!)) {
+      comments.push(...message.comments);
+      if (message.data !== undefined) messages.push({ id: message.id!, event: message.event!, data: JSON.parse(message.data) as LifecycleEvent });
+      // the stream opens with a comment block, so this runs once the gateway is subscribed
       if (!opened && options.onOpen) {
         opened = true;
         await options.onOpen();
       }
+      if (messages.length >= count) break;
     }
   } finally {
     controller.abort();

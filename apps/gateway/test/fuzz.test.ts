@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCodes, type Domain, type DomainList } from '@virtbus/api-contract';
-import { type AgentProcess, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
+import { type AgentProcess, fuzzInBatches, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { buildApp, type GatewayApp } from '../src/index.js';
 import { arbitraryFor, fileDigests, HOSTILE_NAMES, HOSTILE_NUMBERS, HOSTILE_PATHS, type JsonSchema } from './fuzz-support.js';
 
@@ -316,15 +316,7 @@ describe.runIf(canRun)('hostile HTTP input (fast-check, every OpenAPI route)', (
       }
     }
 
-    await fc.assert(
-      fc.asyncProperty(fc.array(arbitrary, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
-        await Promise.all(batch.map(run));
-        return failures.length === 0;
-      }),
-      { numRuns: RUNS, endOnFailure: true, seed: Number(process.env['VIRTBUS_FUZZ_SEED'] ?? 20261122) },
-    ).catch((error: unknown) => {
-      throw new Error(`${failures.slice(0, 20).join('\n')}\n${String(error).slice(0, 2000)}`);
-    });
+    await fuzzInBatches(arbitrary, { batch: BATCH, runs: RUNS, reportChars: 2000 }, run, failures);
 
     console.log(`HTTP fuzz: ${JSON.stringify(counts)}`);
     expect(failures).toEqual([]);

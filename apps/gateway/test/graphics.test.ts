@@ -2,20 +2,16 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { inflateSync } from 'node:zlib';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { sseMessages, Subjects, type Domain, type GraphicsEvent, type SseMessage } from '@virtbus/api-contract';
-import { type AgentProcess, builtBundle, hasBinaryOrSkip, type NatsServerHandle, spawnAgent, startNatsServer, tearDown, openTestSocket } from '@virtbus/testing';
+import { type AgentProcess, builtBundle, hasBinaryOrSkip, spawnAgent, tearDown, openTestSocket, useNatsBus, waitFor } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
 const NODE = 'gnode';
 
-let nats: NatsServerHandle;
 let gateway: RunningGateway;
-let nc: NatsConnection;
 let workDir: string;
 let agent: AgentProcess | undefined;
 const graphicsEvents: GraphicsEvent[] = [];
@@ -33,14 +29,6 @@ async function json(method: string, path: string, body?: unknown) {
   const response = await api(method, path, body);
   const text = await response.text();
   return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 /** A decoded 8-bit RGB(A) PNG: size and raw pixel rows after undoing the filters. */
@@ -116,21 +104,20 @@ async function openVnc(id: string, query = '') {
 }
 
 describe.skipIf(!QEMU)('graphical console: QEMU VNC on a unix socket, relayed over the bus to a WebSocket', () => {
+  const bus = useNatsBus();
   let screen: Domain;
 
   beforeAll(async () => {
-    nats = await startNatsServer();
     // Short path: the QMP, console and VNC sockets live below it (unix socket paths are limited to 107 bytes).
     workDir = await mkdtemp('/tmp/vbg-');
-    nc = await connect({ servers: nats.url });
-    nc.subscribe(Subjects.eventKindFilter({ kind: 'graphics' }), { callback: (_error, message) => void graphicsEvents.push(message.json<GraphicsEvent>()) });
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
-    gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
+    bus.nc.subscribe(Subjects.eventKindFilter({ kind: 'graphics' }), { callback: (_error, message) => void graphicsEvents.push(message.json<GraphicsEvent>()) });
+    agent = await spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir: join(workDir, 'agent'), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
+    gateway = await startGateway({ nc: bus.nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
   }, 300_000);
 
   afterAll(async () => {
     if (gateway && agent && screen) await json('PUT', `/v1/nodes/${NODE}/domains/${screen.uuid}/state`, { action: 'destroy' }).catch(() => undefined);
-    await tearDown(gateway, agent, nc, nats, workDir);
+    await tearDown(gateway, agent, workDir);
   }, 120_000);
 
   it('defines and starts a domain with a VNC screen (SeaBIOS only: it prints on the VGA text screen)', async () => {

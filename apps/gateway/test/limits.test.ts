@@ -2,11 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
 import { connect as tcpConnect } from 'node:net';
 import WebSocket from 'ws';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { EVENTS_STREAM, Subjects } from '@virtbus/api-contract';
 import { createToken } from '@virtbus/security';
-import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
+import { tearDown, useNatsBus } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '../src/index.js';
 import { startFakeAgent, type FakeAgent } from './fake-agent.js';
 
@@ -15,8 +14,7 @@ const CONSOLE_UUID = '33333333-3333-4333-8333-333333333333';
 const alice = createToken({ name: 'alice', role: 'operator' });
 const bob = createToken({ name: 'bob', role: 'operator' });
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
+const bus = useNatsBus();
 let agent: FakeAgent;
 let gateway: RunningGateway;
 
@@ -63,8 +61,7 @@ function closed(socket: WebSocket): Promise<{ code: number; reason: string }> {
 }
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
+  const nc = bus.nc;
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: EVENTS_STREAM, subjects: [Subjects.allEvents] });
   agent = await startFakeAgent(nc, NODE);
@@ -86,7 +83,7 @@ beforeAll(async () => {
   });
 });
 
-afterAll(() => tearDown(gateway, agent, nc, server));
+afterAll(() => tearDown(gateway, agent));
 
 describe('event stream input', () => {
   it('answers 400 to a since beyond any stream sequence', async () => {

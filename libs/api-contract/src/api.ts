@@ -5,11 +5,11 @@ import { DomainId } from './names.js';
 import { ErrorBody } from './errors.js';
 import { NodeInfo } from './node.js';
 import { Access } from './subjects.js';
-import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
+import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { AsyncOperation, StorageOperations } from './storage.js';
 import { NetworkOperations } from './network.js';
 import { HostInterfaceOperations } from './interfaces.js';
-import { DomainMigrateRequest, MigrationAcceptRequest, MigrationTicket } from './migration.js';
+import { DomainMigrateRequest, MigrationAcceptRequest, MigrationTicket, PeerMigrationOperations } from './migration.js';
 import { SnapshotOperations } from './snapshots.js';
 import { DeviceOperations } from './devices.js';
 import { ProvisionOperations } from './provision.js';
@@ -108,7 +108,7 @@ export const Operations = {
     response: Domain,
     summary: 'Remove a shut-off domain; returns it as it was',
     permission: PermissionClass.Define,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'DELETE', path: '/domains/:id', operationId: 'undefineDomain', tag: HttpTags.Domains },
   },
   'domain.state': {
@@ -136,7 +136,7 @@ export const Operations = {
     response: DomainStats,
     summary: 'Host-side stats of one domain (libvirt stats groups)',
     permission: PermissionClass.Read,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'GET', path: '/domains/:id/stats', operationId: 'getDomainStats', tag: HttpTags.Domains },
   },
   'domain.stats.all': {
@@ -215,6 +215,7 @@ export const Operations = {
   ...ProvisionOperations,
   ...FirewallOperations,
   ...GuestAgentOperations,
+  ...PeerMigrationOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

@@ -24,6 +24,11 @@ describe('subjects', () => {
   it('keeps read and write verbs under different tokens', () => {
     expect(Subjects.request('n1', 'ro', 'domain.list')).toBe('virt.v1.n1.ro.domain.list');
     expect(Subjects.request('n1', 'rw', 'domain.state')).toBe('virt.v1.n1.rw.domain.state');
+    // peer verbs from the table keep the wire subjects of the agents that served them by hand
+    expect(Subjects.request('n1', 'peer', 'migration.prepare')).toBe(Subjects.peerRequest('n1', 'migration', 'prepare'));
+    expect(Subjects.request('n1', 'peer', 'migration.prepare')).toBe('virt.v1.n1.peer.migration.prepare');
+    expect(Subjects.nodeAccess('n1', 'peer')).toBe(Subjects.nodePeerRequests('n1'));
+    expect(Subjects.allAccess('peer')).toBe(Subjects.allPeerRequests);
     expect(Subjects.domainEvent('n1', 'u-1', 'STARTED')).toBe('virt.v1.n1.events.domain.u-1.STARTED');
     expect(Subjects.domainEventFilter({ node: 'n1' })).toBe('virt.v1.n1.events.domain.*.*');
   });

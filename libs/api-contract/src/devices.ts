@@ -2,7 +2,7 @@ import Type, { type Static } from 'typebox';
 import { DiskSource, DiskTarget, Domain, DomainDisk } from './domain.js';
 import { DomainId } from './names.js';
 import { Access } from './subjects.js';
-import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
+import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './operation-spec.js';
 
 /** libvirt's --live / --config: neither means the running domain when active, else the definition. */
 const scopeFields = {
@@ -43,7 +43,7 @@ export const DeviceOperations = {
     response: Domain,
     summary: 'Attach a disk: hotplug it (live) and/or add it to the definition (config)',
     permission: PermissionClass.Define,
-    errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.disk,
     http: { method: 'POST', path: '/domains/:id/disks', operationId: 'attachDisk', tag: HttpTags.Domains, body: 'attach' },
   },
   'domain.disk.detach': {
@@ -52,7 +52,7 @@ export const DeviceOperations = {
     response: Domain,
     summary: 'Detach a disk: unplug it (live, waits for the guest) and/or remove it from the definition (config)',
     permission: PermissionClass.Define,
-    errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.disk,
     http: { method: 'DELETE', path: '/domains/:id/disks/:target', operationId: 'detachDisk', tag: HttpTags.Domains, query: 'detach' },
     wait: { seconds: DEFAULT_DETACH_TIMEOUT_S, field: 'detach.timeout', marginSeconds: 5 },
   },
@@ -62,7 +62,7 @@ export const DeviceOperations = {
     response: Domain,
     summary: 'Insert media into a cdrom drive, or eject it (no source)',
     permission: PermissionClass.Define,
-    errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.disk,
     http: { method: 'PUT', path: '/domains/:id/disks/:target/media', operationId: 'changeMedia', tag: HttpTags.Domains, body: 'change' },
   },
 } as const satisfies Record<string, OperationSpec>;

@@ -3,7 +3,7 @@ import { VirtError } from './errors.js';
 import { ObjectName } from './names.js';
 import { Access } from './subjects.js';
 import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
-import { NamePageRequestFields, PageResponseFields } from './paging.js';
+import { namedListOperation, PageResponseFields } from './paging.js';
 
 /** A port (`80`) or an inclusive range (`1000-2000`). */
 export const PortRange = Type.String({ pattern: '^[0-9]{1,5}(-[0-9]{1,5})?$', maxLength: 11, description: 'Port or inclusive range, e.g. `80` or `1000-2000`' });
@@ -139,14 +139,7 @@ export function checkFirewallRules(rules: readonly FirewallRule[]): void {
 const RuleSetRef = Type.Object({ name: ObjectName }, { additionalProperties: false });
 
 export const FirewallOperations = {
-  'firewall.ruleset.list': {
-    access: Access.ReadOnly,
-    request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: 'FirewallRuleSetListRequest' }),
-    response: FirewallRuleSetList,
-    summary: 'Firewall rule sets with the running NICs they are applied to',
-    permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/firewall/rulesets', operationId: 'listFirewallRuleSets', tag: HttpTags.Firewall, query: true },
-  },
+  'firewall.ruleset.list': namedListOperation('FirewallRuleSetListRequest', FirewallRuleSetList, 'Firewall rule sets with the running NICs they are applied to', { path: '/firewall/rulesets', operationId: 'listFirewallRuleSets', tag: HttpTags.Firewall }),
   'firewall.ruleset.get': {
     access: Access.ReadOnly,
     request: RuleSetRef,

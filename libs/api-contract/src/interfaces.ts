@@ -1,7 +1,8 @@
 import Type, { type Static } from 'typebox';
+import { Count } from './names.js';
 import { Access } from './subjects.js';
 import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
-import { NamePageRequestFields, PageResponseFields } from './paging.js';
+import { namedListOperation, PageResponseFields } from './paging.js';
 
 /** Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no `/`, `:`, spaces; never `.` or `..`. */
 export const IFACE_NAME_PATTERN = '^(?!\\.{1,2}$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$';
@@ -28,14 +29,14 @@ export type HostInterfaceAddress = Static<typeof HostInterfaceAddress>;
 
 export const HostInterfaceStats = Type.Object(
   {
-    rxBytes: Type.Integer({ minimum: 0 }),
-    rxPackets: Type.Integer({ minimum: 0 }),
-    rxErrors: Type.Integer({ minimum: 0 }),
-    rxDropped: Type.Integer({ minimum: 0 }),
-    txBytes: Type.Integer({ minimum: 0 }),
-    txPackets: Type.Integer({ minimum: 0 }),
-    txErrors: Type.Integer({ minimum: 0 }),
-    txDropped: Type.Integer({ minimum: 0 }),
+    rxBytes: Count,
+    rxPackets: Count,
+    rxErrors: Count,
+    rxDropped: Count,
+    txBytes: Count,
+    txPackets: Count,
+    txErrors: Count,
+    txDropped: Count,
   },
   { additionalProperties: false },
 );
@@ -44,11 +45,11 @@ export type HostInterfaceStats = Static<typeof HostInterfaceStats>;
 export const HostInterface = Type.Object(
   {
     name: Type.String(),
-    index: Type.Integer({ minimum: 0 }),
+    index: Count,
     kind: HostInterfaceKind,
     adminUp: Type.Boolean({ description: 'Administratively up (`ip link set … up`)' }),
     state: Type.String({ description: 'Operational state from the kernel: UP, DOWN, UNKNOWN, LOWERLAYERDOWN…' }),
-    mtu: Type.Integer({ minimum: 0 }),
+    mtu: Count,
     mac: Type.Optional(Type.String()),
     addresses: Type.Array(HostInterfaceAddress),
     stats: Type.Optional(HostInterfaceStats),
@@ -131,14 +132,7 @@ export const HostInterfaceRef = Type.Object({ name: HostInterfaceName }, { addit
 const NoBody = Type.Object({}, { additionalProperties: false });
 
 export const HostInterfaceOperations = {
-  'iface.list': {
-    access: Access.ReadOnly,
-    request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: 'HostInterfaceListRequest' }),
-    response: HostInterfaceList,
-    summary: 'Host interfaces: state, MTU, MAC, addresses, stats, bridge membership, and the open transaction',
-    permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/interfaces', operationId: 'listHostInterfaces', tag: HttpTags.Interfaces, query: true },
-  },
+  'iface.list': namedListOperation('HostInterfaceListRequest', HostInterfaceList, 'Host interfaces: state, MTU, MAC, addresses, stats, bridge membership, and the open transaction', { path: '/interfaces', operationId: 'listHostInterfaces', tag: HttpTags.Interfaces }),
   'iface.get': {
     access: Access.ReadOnly,
     request: HostInterfaceRef,

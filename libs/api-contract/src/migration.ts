@@ -1,6 +1,8 @@
 import Type, { type Static } from 'typebox';
 import { DomainConfig } from './domain.js';
-import { DomainId, HostPath, NodeName, Uuid } from './names.js';
+import { Count, DomainId, HostPath, NodeName, Uuid } from './names.js';
+import { PermissionClass, type OperationSpec } from './operation-spec.js';
+import { Access } from './subjects.js';
 
 /** libvirt-style migration flags: live or paused, offline, persist/undefine, tuning, TLS and storage copy. */
 export const MigrationRequest = Type.Object(
@@ -29,13 +31,13 @@ export type MigrationRequest = Static<typeof MigrationRequest>;
 export const MigrationProgress = Type.Object(
   {
     phase: Type.Enum(['checking', 'preparing', 'copying-storage', 'copying-ram', 'post-copy', 'finishing', 'done']),
-    ramTransferredBytes: Type.Integer({ minimum: 0 }),
-    ramRemainingBytes: Type.Integer({ minimum: 0 }),
-    ramTotalBytes: Type.Integer({ minimum: 0 }),
+    ramTransferredBytes: Count,
+    ramRemainingBytes: Count,
+    ramTotalBytes: Count,
     iteration: Type.Integer({ minimum: 0, description: 'dirty-sync-count: passes over guest RAM' }),
     dirtyPagesRate: Type.Number({ minimum: 0, description: 'pages dirtied per second' }),
-    diskProcessedBytes: Type.Integer({ minimum: 0 }),
-    diskTotalBytes: Type.Integer({ minimum: 0 }),
+    diskProcessedBytes: Count,
+    diskTotalBytes: Count,
     downtimeMs: Type.Optional(Type.Number({ minimum: 0 })),
     totalTimeMs: Type.Optional(Type.Number({ minimum: 0 })),
   },
@@ -73,7 +75,7 @@ export const PeerMigrationPrepare = Type.Object(
     config: DomainConfig,
     options: MigrationRequest,
     /** Virtual size in bytes per disk target, for the empty disks a storage copy fills. */
-    diskSizes: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),
+    diskSizes: Type.Record(Type.String(), Count),
     /** The destination's one-time ticket for this migration (check and prepare refuse without it). */
     ticket: Type.Optional(MigrationTicketSecret),
   },
@@ -96,3 +98,45 @@ export const PeerMigrationAbort = Type.Object({ migrationId: Uuid, uuid: Uuid, t
 export type PeerMigrationAbort = Static<typeof PeerMigrationAbort>;
 export const PeerMigrationVerbs = { check: 'check', prepare: 'prepare', finish: 'finish', abort: 'abort' } as const;
 export type PeerMigrationVerb = (typeof PeerMigrationVerbs)[keyof typeof PeerMigrationVerbs];
+/** The destination's answer to check: whether the stream is to be encrypted. */
+export const PeerMigrationCheck = Type.Object({ tls: Type.Boolean() }, { additionalProperties: false });
+export type PeerMigrationCheck = Static<typeof PeerMigrationCheck>;
+const PeerMigrationDone = Type.Object({}, { additionalProperties: false });
+
+const peerErrors = ['FORBIDDEN', 'NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'] as const;
+
+/** The destination side of a migration, called by the source agent only (subjects `virt.v1.<destination>.peer.migration.*`; no HTTP binding). */
+export const PeerMigrationOperations = {
+  'migration.check': {
+    access: Access.Peer,
+    request: PeerMigrationPrepare,
+    response: PeerMigrationCheck,
+    summary: 'On the destination: whether it can take the domain (ticket, name, compatibility, TLS)',
+    permission: PermissionClass.Peer,
+    errors: [...peerErrors, 'MIGRATION_INCOMPATIBLE'],
+  },
+  'migration.prepare': {
+    access: Access.Peer,
+    request: PeerMigrationPrepare,
+    response: PeerMigrationTarget,
+    summary: 'On the destination: define the domain and start the incoming process; spends the ticket',
+    permission: PermissionClass.Peer,
+    errors: [...peerErrors, 'MIGRATION_INCOMPATIBLE'],
+  },
+  'migration.finish': {
+    access: Access.Peer,
+    request: PeerMigrationFinish,
+    response: PeerMigrationDone,
+    summary: 'On the destination: the stream is complete; resume (or keep paused) the migrated domain',
+    permission: PermissionClass.Peer,
+    errors: peerErrors,
+  },
+  'migration.abort': {
+    access: Access.Peer,
+    request: PeerMigrationAbort,
+    response: PeerMigrationDone,
+    summary: 'On the destination: drop what prepare made (incoming process, definition, copied disks)',
+    permission: PermissionClass.Peer,
+    errors: peerErrors,
+  },
+} as const satisfies Record<string, OperationSpec>;

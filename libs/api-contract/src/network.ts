@@ -1,10 +1,10 @@
 import Type, { type Static } from 'typebox';
 import { eventHeaderFields } from './event-header.js';
 import { Access } from './subjects.js';
-import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
+import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { Domain, DomainNic, MacAddress } from './domain.js';
 import { DomainId, ObjectName, Uuid } from './names.js';
-import { NamePageRequestFields, PageResponseFields } from './paging.js';
+import { namedListOperation, PageResponseFields } from './paging.js';
 
 /** isolated: no uplink; nat: masquerade out of the node; routed: forwarded without NAT; bridge: an existing host bridge. */
 export const NetworkModes = ['isolated', 'nat', 'routed', 'bridge'] as const;
@@ -173,21 +173,14 @@ const NetworkRef = Type.Object({ network: ObjectName }, { additionalProperties: 
 
 /** Network operations of the agent API, merged into `Operations` (api.ts). */
 export const NetworkOperations = {
-  'network.list': {
-    access: Access.ReadOnly,
-    request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: 'NetworkListRequest' }),
-    response: NetworkList,
-    summary: 'Virtual networks of the node in name order (paged with limit/continue)',
-    permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/networks', operationId: 'listNetworks', tag: HttpTags.Networks, query: true },
-  },
+  'network.list': namedListOperation('NetworkListRequest', NetworkList, 'Virtual networks of the node in name order (paged with limit/continue)', { path: '/networks', operationId: 'listNetworks', tag: HttpTags.Networks }),
   'network.get': {
     access: Access.ReadOnly,
     request: NetworkRef,
     response: Network,
     summary: 'One virtual network',
     permission: PermissionClass.Read,
-    errors: ['NO_NETWORK', 'OPERATION_INVALID'],
+    errors: ObjectErrors.network,
     http: { method: 'GET', path: '/networks/:network', operationId: 'getNetwork', tag: HttpTags.Networks },
   },
   'network.define': {
@@ -205,7 +198,7 @@ export const NetworkOperations = {
     response: Network,
     summary: 'Change autostart, static DHCP hosts and DNS hosts; host changes apply live on an active network',
     permission: PermissionClass.Network,
-    errors: ['NO_NETWORK', 'OPERATION_INVALID'],
+    errors: ObjectErrors.network,
     http: { method: 'PUT', path: '/networks/:network', operationId: 'updateNetwork', tag: HttpTags.Networks, body: 'config' },
   },
   'network.undefine': {
@@ -214,7 +207,7 @@ export const NetworkOperations = {
     response: Network,
     summary: 'Remove an inactive network definition',
     permission: PermissionClass.Network,
-    errors: ['NO_NETWORK', 'OPERATION_INVALID'],
+    errors: ObjectErrors.network,
     http: { method: 'DELETE', path: '/networks/:network', operationId: 'undefineNetwork', tag: HttpTags.Networks },
   },
   'network.state': {
@@ -223,7 +216,7 @@ export const NetworkOperations = {
     response: Network,
     summary: 'Start (bridge, dnsmasq, nftables) or stop (all removed) a network',
     permission: PermissionClass.Network,
-    errors: ['NO_NETWORK', 'OPERATION_INVALID'],
+    errors: ObjectErrors.network,
     http: { method: 'PUT', path: '/networks/:network/state', operationId: 'changeNetworkState', tag: HttpTags.Networks, body: 'change' },
     wait: { seconds: 60 },
   },
@@ -233,7 +226,7 @@ export const NetworkOperations = {
     response: DhcpLeaseList,
     summary: 'DHCP leases of an active network',
     permission: PermissionClass.Read,
-    errors: ['NO_NETWORK', 'OPERATION_INVALID'],
+    errors: ObjectErrors.network,
     http: { method: 'GET', path: '/networks/:network/leases', operationId: 'listNetworkLeases', tag: HttpTags.Networks },
   },
   'domain.interfaces': {
@@ -242,7 +235,7 @@ export const NetworkOperations = {
     response: DomainInterfaceList,
     summary: "A domain's NICs with their addresses from DHCP leases (domifaddr --source lease)",
     permission: PermissionClass.Read,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'GET', path: '/domains/:id/interfaces', operationId: 'listDomainInterfaces', tag: HttpTags.Networks },
   },
   // a NIC's link is run-time state, like start and stop
@@ -252,7 +245,7 @@ export const NetworkOperations = {
     response: Domain,
     summary: "Set a running domain's NIC link up or down (domif-setlink)",
     permission: PermissionClass.Lifecycle,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'PUT', path: '/domains/:id/interfaces/:mac/link', operationId: 'setDomainInterfaceLink', tag: HttpTags.Networks, body: true },
   },
   'domain.nic.attach': {
@@ -274,7 +267,7 @@ export const NetworkOperations = {
     response: Domain,
     summary: 'Remove a NIC: unplugged when the domain runs (waits for the guest), and from its definition',
     permission: PermissionClass.Define,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'DELETE', path: '/domains/:id/interfaces/:mac', operationId: 'detachDomainInterface', tag: HttpTags.Networks, query: true },
     wait: { seconds: 10, field: 'timeout', marginSeconds: 10 },
   },

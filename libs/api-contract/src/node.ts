@@ -1,13 +1,14 @@
 import Type, { type Static } from 'typebox';
+import { Count } from './names.js';
 import { DomainDriver } from './domain.js';
 import { PageResponseFields } from './paging.js';
 
 export const NumaCell = Type.Object(
   {
-    id: Type.Integer({ minimum: 0 }),
-    cpus: Type.Array(Type.Integer({ minimum: 0 })),
-    memoryTotalBytes: Type.Integer({ minimum: 0 }),
-    memoryFreeBytes: Type.Integer({ minimum: 0 }),
+    id: Count,
+    cpus: Type.Array(Count),
+    memoryTotalBytes: Count,
+    memoryFreeBytes: Count,
   },
   { additionalProperties: false },
 );
@@ -34,16 +35,16 @@ export const NodeInfo = Type.Object(
     cpu: Type.Object(
       {
         model: Type.String(),
-        count: Type.Integer({ minimum: 0 }),
-        sockets: Type.Integer({ minimum: 0 }),
-        coresPerSocket: Type.Integer({ minimum: 0 }),
-        threadsPerCore: Type.Integer({ minimum: 0 }),
+        count: Count,
+        sockets: Count,
+        coresPerSocket: Count,
+        threadsPerCore: Count,
         mhz: Type.Number({ minimum: 0 }),
       },
       { additionalProperties: false },
     ),
     memory: Type.Object(
-      { totalBytes: Type.Integer({ minimum: 0 }), freeBytes: Type.Integer({ minimum: 0 }), availableBytes: Type.Integer({ minimum: 0 }) },
+      { totalBytes: Count, freeBytes: Count, availableBytes: Count },
       { additionalProperties: false },
     ),
     numa: Type.Array(NumaCell),
@@ -55,7 +56,7 @@ export type NodeInfo = Static<typeof NodeInfo>;
 
 /** How many of a node's domains there are, and how many run: the registry's small summary. */
 export const NodeDomainCounts = Type.Object(
-  { total: Type.Integer({ minimum: 0 }), running: Type.Integer({ minimum: 0 }) },
+  { total: Count, running: Count },
   { additionalProperties: false, title: 'NodeDomainCounts' },
 );
 

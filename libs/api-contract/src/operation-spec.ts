@@ -13,6 +13,8 @@ export const PermissionClass = {
   Network: 'network',
   HostInterface: 'host-interface',
   Audit: 'audit',
+  /** Agent-to-agent verbs (access peer): no user role has it, only agents' bus identities reach them. */
+  Peer: 'peer',
 } as const;
 export type PermissionClass = (typeof PermissionClass)[keyof typeof PermissionClass];
 
@@ -69,6 +71,17 @@ export interface ReplyWait {
   readonly field?: string;
   readonly marginSeconds?: number;
 }
+
+/** The codes every verb on one kind of object may return (no such object, wrong state, driver cannot): one list per kind. */
+export const ObjectErrors = {
+  domain: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+  snapshot: ['NO_DOMAIN', 'NOT_FOUND', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+  disk: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+  saveFile: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NOT_FOUND', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+  pool: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
+  volume: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+  network: ['NO_NETWORK', 'OPERATION_INVALID'],
+} as const satisfies Record<string, readonly ErrorCode[]>;
 
 export interface OperationSpec {
   readonly access: Access;

@@ -1,5 +1,7 @@
-import Type from 'typebox';
+import Type, { type TSchema } from 'typebox';
 import { VirtError } from './errors.js';
+import { PermissionClass, type HttpBinding } from './operation-spec.js';
+import { Access } from './subjects.js';
 
 export const MAX_PAGE_LIMIT = 1000;
 /** Bytes of a reply kept free for the envelope, `continue` and `remaining` around a page of items. */
@@ -24,6 +26,18 @@ export const NamePageRequestFields = {
   ...PageRequestFields,
   prefix: Type.Optional(Type.String({ maxLength: 64, description: 'Only names starting with this' })),
 };
+
+/** The verb listing one kind of named object a page at a time: read-only, GET with the page and prefix in the query. */
+export function namedListOperation<const R extends TSchema>(requestTitle: string, response: R, summary: string, http: Pick<HttpBinding, 'path' | 'operationId' | 'tag'>) {
+  return {
+    access: Access.ReadOnly,
+    request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: requestTitle }),
+    response,
+    summary,
+    permission: PermissionClass.Read,
+    http: { method: 'GET', ...http, query: true },
+  } as const;
+}
 
 /** Response fields of every paged list: `continue` is absent on the last page. */
 export const PageResponseFields = {

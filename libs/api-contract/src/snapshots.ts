@@ -3,7 +3,7 @@ import { eventHeaderFields } from './event-header.js';
 import { Domain, DomainState } from './domain.js';
 import { DomainId, ObjectName, Uuid } from './names.js';
 import { Access } from './subjects.js';
-import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
+import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { PageRequestFields, PageResponseFields } from './paging.js';
 
 export const SnapshotKinds = ['internal', 'external'] as const;
@@ -126,7 +126,7 @@ export const SnapshotOperations = {
     response: DomainSnapshotList,
     summary: 'Snapshots of a domain oldest first (parents before children), with parent, children and current (paged with limit/continue)',
     permission: PermissionClass.Read,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'GET', path: '/domains/:id/snapshots', operationId: 'listDomainSnapshots', tag: HttpTags.Domains, query: true },
   },
   'domain.snapshot.get': {
@@ -135,7 +135,7 @@ export const SnapshotOperations = {
     response: DomainSnapshot,
     summary: 'One snapshot',
     permission: PermissionClass.Read,
-    errors: ['NO_DOMAIN', 'NOT_FOUND', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.snapshot,
     http: { method: 'GET', path: '/domains/:id/snapshots/:snapshot', operationId: 'getDomainSnapshot', tag: HttpTags.Domains },
   },
   'domain.snapshot.create': {
@@ -155,7 +155,7 @@ export const SnapshotOperations = {
     response: Domain,
     summary: 'Return the domain to a snapshot; for an external one the overlays made after it are discarded',
     permission: PermissionClass.Define,
-    errors: ['NO_DOMAIN', 'NOT_FOUND', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.snapshot,
     http: { method: 'POST', path: '/domains/:id/snapshots/:snapshot/revert', operationId: 'revertDomainSnapshot', tag: HttpTags.Domains },
     wait: { seconds: 300 },
   },
@@ -165,7 +165,7 @@ export const SnapshotOperations = {
     response: DomainSnapshotsDeleted,
     summary: 'Delete a snapshot (external ones are merged with commit), its children, or only the metadata',
     permission: PermissionClass.Define,
-    errors: ['NO_DOMAIN', 'NOT_FOUND', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.snapshot,
     http: { method: 'DELETE', path: '/domains/:id/snapshots/:snapshot', operationId: 'deleteDomainSnapshot', tag: HttpTags.Domains, query: 'options' },
     wait: { seconds: 300 },
   },
@@ -175,7 +175,7 @@ export const SnapshotOperations = {
     response: Domain,
     summary: "Save a running domain's memory state to a file in a dir pool and stop it (shutoff, reason saved)",
     permission: PermissionClass.Lifecycle,
-    errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NOT_FOUND', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.saveFile,
     http: { method: 'POST', path: '/domains/:id/save', operationId: 'saveDomain', tag: HttpTags.Domains, body: 'target' },
     wait: { seconds: 300 },
   },
@@ -185,7 +185,7 @@ export const SnapshotOperations = {
     response: Domain,
     summary: 'Start a domain from a save file in a pool; the file names the domain',
     permission: PermissionClass.Lifecycle,
-    errors: ['NO_DOMAIN', 'NO_STORAGE_POOL', 'NOT_FOUND', 'OPERATION_INVALID', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.saveFile,
     http: { method: 'POST', path: '/restore', operationId: 'restoreDomain', tag: HttpTags.Domains, body: true },
     wait: { seconds: 300 },
   },
@@ -195,7 +195,7 @@ export const SnapshotOperations = {
     response: ManagedSaveInfo,
     summary: 'Whether the domain has a managed save image',
     permission: PermissionClass.Read,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'GET', path: '/domains/:id/managed-save', operationId: 'getManagedSave', tag: HttpTags.Domains },
   },
   'domain.managedsave': {
@@ -204,7 +204,7 @@ export const SnapshotOperations = {
     response: Domain,
     summary: 'Save the domain to an image the agent keeps; the next plain start resumes from it',
     permission: PermissionClass.Lifecycle,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'POST', path: '/domains/:id/managed-save', operationId: 'managedSaveDomain', tag: HttpTags.Domains },
     wait: { seconds: 300 },
   },
@@ -214,7 +214,7 @@ export const SnapshotOperations = {
     response: ManagedSaveInfo,
     summary: 'Throw the managed save image away (the next start boots afresh)',
     permission: PermissionClass.Define,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.domain,
     http: { method: 'DELETE', path: '/domains/:id/managed-save', operationId: 'removeManagedSave', tag: HttpTags.Domains },
   },
 } as const satisfies Record<string, OperationSpec>;

@@ -1,11 +1,11 @@
 import Type, { type Static } from 'typebox';
 import { eventHeaderFields } from './event-header.js';
 import { Access } from './subjects.js';
-import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
+import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { ErrorBody, VirtError } from './errors.js';
-import { HostPath, NodeName, ObjectName, Uuid } from './names.js';
+import { Count, HostPath, NodeName, ObjectName, Uuid } from './names.js';
 import { MigrationProgress } from './migration.js';
-import { NamePageRequestFields, PageRequestFields, PageResponseFields } from './paging.js';
+import { namedListOperation, NamePageRequestFields, PageRequestFields, PageResponseFields } from './paging.js';
 
 export const PoolTypes = ['dir', 'logical'] as const;
 export const PoolType = Type.Enum([...PoolTypes], { description: 'Pool backend: `dir` (a directory) or `logical` (an LVM volume group)' });
@@ -77,9 +77,9 @@ export const StoragePool = Type.Object(
     target: Type.String({ description: 'dir: the directory; logical: /dev/<vg>' }),
     vgName: Type.Optional(Type.String()),
     sourceDevices: Type.Array(Type.String()),
-    capacityBytes: Type.Integer({ minimum: 0 }),
-    allocationBytes: Type.Integer({ minimum: 0 }),
-    availableBytes: Type.Integer({ minimum: 0 }),
+    capacityBytes: Count,
+    allocationBytes: Count,
+    availableBytes: Count,
   },
   { additionalProperties: false, title: 'StoragePool' },
 );
@@ -104,8 +104,8 @@ export const StorageVolume = Type.Object(
     pool: ObjectName,
     path: Type.String(),
     format: VolumeFormat,
-    capacityBytes: Type.Integer({ minimum: 0 }),
-    allocationBytes: Type.Integer({ minimum: 0 }),
+    capacityBytes: Count,
+    allocationBytes: Count,
     backingChain: Type.Array(BackingImage, { description: 'Backing images, nearest first (from qemu-img info --backing-chain)' }),
   },
   { additionalProperties: false, title: 'StorageVolume' },
@@ -127,7 +127,7 @@ export const AsyncOperation = Type.Object(
     description: Type.String(),
     status: Type.Enum([...OperationStatuses]),
     progress: Type.Object(
-      { percent: Type.Number({ minimum: 0, maximum: 100 }), bytesProcessed: Type.Integer({ minimum: 0 }), bytesTotal: Type.Integer({ minimum: 0 }) },
+      { percent: Type.Number({ minimum: 0, maximum: 100 }), bytesProcessed: Count, bytesTotal: Count },
       { additionalProperties: false },
     ),
     resources: Type.Object(
@@ -138,7 +138,7 @@ export const AsyncOperation = Type.Object(
     updatedAt: Type.String({ format: 'date-time' }),
     result: Type.Optional(
       Type.Object(
-        { sizeBytes: Type.Optional(Type.Integer({ minimum: 0 })), sha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })) },
+        { sizeBytes: Type.Optional(Count), sha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })) },
         { additionalProperties: false },
       ),
     ),
@@ -201,21 +201,14 @@ const OperationRef = Type.Object({ id: Uuid }, { additionalProperties: false });
 
 /** Storage operations of the agent API, merged into `Operations` (api.ts). */
 export const StorageOperations = {
-  'pool.list': {
-    access: Access.ReadOnly,
-    request: Type.Object(NamePageRequestFields, { additionalProperties: false, title: 'StoragePoolListRequest' }),
-    response: StoragePoolList,
-    summary: 'Storage pools of the node in name order (paged with limit/continue)',
-    permission: PermissionClass.Read,
-    http: { method: 'GET', path: '/storage-pools', operationId: 'listStoragePools', tag: HttpTags.Storage, query: true },
-  },
+  'pool.list': namedListOperation('StoragePoolListRequest', StoragePoolList, 'Storage pools of the node in name order (paged with limit/continue)', { path: '/storage-pools', operationId: 'listStoragePools', tag: HttpTags.Storage }),
   'pool.get': {
     access: Access.ReadOnly,
     request: PoolRef,
     response: StoragePool,
     summary: 'One pool with capacity, allocation and available bytes',
     permission: PermissionClass.Read,
-    errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
+    errors: ObjectErrors.pool,
     http: { method: 'GET', path: '/storage-pools/:pool', operationId: 'getStoragePool', tag: HttpTags.Storage },
   },
   'pool.define': {
@@ -233,7 +226,7 @@ export const StorageOperations = {
     response: StoragePool,
     summary: 'Change autostart',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
+    errors: ObjectErrors.pool,
     http: { method: 'PUT', path: '/storage-pools/:pool', operationId: 'updateStoragePool', tag: HttpTags.Storage, body: 'config' },
   },
   'pool.undefine': {
@@ -242,7 +235,7 @@ export const StorageOperations = {
     response: StoragePool,
     summary: 'Remove an inactive pool definition',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
+    errors: ObjectErrors.pool,
     http: { method: 'DELETE', path: '/storage-pools/:pool', operationId: 'undefineStoragePool', tag: HttpTags.Storage },
   },
   'pool.state': {
@@ -251,7 +244,7 @@ export const StorageOperations = {
     response: StoragePool,
     summary: 'Build, start, stop, refresh or delete a pool',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
+    errors: ObjectErrors.pool,
     http: { method: 'PUT', path: '/storage-pools/:pool/state', operationId: 'changeStoragePoolState', tag: HttpTags.Storage, body: 'change' },
     wait: { seconds: 120 },
   },
@@ -261,7 +254,7 @@ export const StorageOperations = {
     response: StorageVolumeList,
     summary: 'Volumes of a running pool in name order (paged with limit/continue)',
     permission: PermissionClass.Read,
-    errors: ['NO_STORAGE_POOL', 'OPERATION_INVALID'],
+    errors: ObjectErrors.pool,
     http: { method: 'GET', path: '/storage-pools/:pool/volumes', operationId: 'listStorageVolumes', tag: HttpTags.Storage, query: true },
   },
   'volume.get': {
@@ -270,7 +263,7 @@ export const StorageOperations = {
     response: StorageVolume,
     summary: 'One volume: format, sizes, backing chain',
     permission: PermissionClass.Read,
-    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.volume,
     http: { method: 'GET', path: '/storage-pools/:pool/volumes/:vol', operationId: 'getStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' } },
   },
   'volume.create': {
@@ -289,7 +282,7 @@ export const StorageOperations = {
     response: StorageVolume,
     summary: 'Delete a volume; returns it as it was',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.volume,
     http: { method: 'DELETE', path: '/storage-pools/:pool/volumes/:vol', operationId: 'deleteStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' } },
   },
   'volume.resize': {
@@ -298,7 +291,7 @@ export const StorageOperations = {
     response: StorageVolume,
     summary: 'Grow a volume; shrinking needs allowShrink',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.volume,
     http: { method: 'POST', path: '/storage-pools/:pool/volumes/:vol/resize', operationId: 'resizeStorageVolume', tag: HttpTags.Storage, body: 'resize', params: { vol: 'volume' } },
   },
   'volume.clone': {
@@ -316,7 +309,7 @@ export const StorageOperations = {
     response: AsyncOperation,
     summary: 'Zero a volume; returns the async operation',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.volume,
     http: { method: 'POST', path: '/storage-pools/:pool/volumes/:vol/wipe', operationId: 'wipeStorageVolume', tag: HttpTags.Storage, status: 202, params: { vol: 'volume' } },
   },
   'volume.upload': {
@@ -334,7 +327,7 @@ export const StorageOperations = {
     summary:
       'Open an upload session into an existing volume, whose capacity never changes (a raw volume keeps its size, zeros after the upload; an upload that would change a qcow2 volume\'s format or size is refused); `create` makes a missing one',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.volume,
     http: { method: 'PUT', path: '/storage-pools/:pool/volumes/:vol/content', operationId: 'uploadStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' }, served: 'hand' },
   },
   // disk contents may hold secrets: reading them needs the storage role
@@ -344,7 +337,7 @@ export const StorageOperations = {
     response: StreamSession,
     summary: 'Download volume content; the sha256 is in the trailer and in the operation named by x-virtbus-operation',
     permission: PermissionClass.Storage,
-    errors: ['NO_STORAGE_POOL', 'NO_STORAGE_VOL', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    errors: ObjectErrors.volume,
     http: { method: 'GET', path: '/storage-pools/:pool/volumes/:vol/content', operationId: 'downloadStorageVolume', tag: HttpTags.Storage, params: { vol: 'volume' }, served: 'hand' },
   },
   'operation.list': {

@@ -13,8 +13,8 @@ export const NODES_BUCKET = 'virt_nodes';
  */
 export const EventTimeHeaders = { emitted: 'Virt-Emitted-Us', published: 'Virt-Published-Us' } as const;
 
-/** Read verbs and write verbs sit under different tokens so nats-server permissions can split them. */
-export const Access = { ReadOnly: 'ro', ReadWrite: 'rw' } as const;
+/** Read, write and agent-to-agent verbs sit under different tokens so nats-server permissions can split them. */
+export const Access = { ReadOnly: 'ro', ReadWrite: 'rw', Peer: 'peer' } as const;
 export type Access = (typeof Access)[keyof typeof Access];
 
 function token(value: string, what: string): string {

@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
-import { request } from './rpc.js';
+import { request, type RequestOptions } from './rpc.js';
 import {
   NODES_BUCKET,
   Operations,
@@ -19,6 +19,8 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Message headers (trace context, identity). */
   headers?: MsgHdrs | Record<string, string>;
+  /** The error when nobody answers, instead of reading the node registry (which an agent's bus identity may not read). */
+  noResponders?: RequestOptions['noResponders'];
 }
 
 export interface NodeRegistration {
@@ -59,10 +61,10 @@ export class VirtClient {
       ...(headers ? { headers } : {}),
       callee: `node ${node} (${operation})`,
       // a node that registered once is down; one that never did does not exist
-      noResponders: async (error) => {
+      noResponders: options.noResponders ?? (async (error) => {
         const known = await this.isRegistered(node);
         return new VirtError(known ? 'AGENT_UNREACHABLE' : 'NO_NODE', known ? `the agent of node ${node} is not answering` : `no node named ${node}`, { cause: error });
-      },
+      }),
     })) as OperationResponse<N>;
   }
 

@@ -199,10 +199,10 @@ export function nodesTouched(request: FastifyRequest): readonly string[] {
 }
 
 /** Why the caller may not make this request (401 without an identity, 403 below `role` or outside its nodes), or undefined. */
-export function roleRefusal(request: FastifyRequest, role: Role, paramName = 'node'): { code: ErrorCode; message: string } | undefined {
+export function roleRefusal(request: FastifyRequest, role: Role | null, paramName = 'node'): { code: ErrorCode; message: string } | undefined {
   const identity = request.identity;
   if (!identity) return { code: 'UNAUTHORIZED', message: 'authentication required' };
-  if (!roleAtLeast(identity.role, role)) return { code: 'FORBIDDEN', message: `${identity.name} has role ${identity.role}; this needs ${role}` };
+  if (!roleAtLeast(identity.role, role)) return { code: 'FORBIDDEN', message: `${identity.name} has role ${identity.role}; this needs ${role ?? 'an agent'}` };
   const node = nodeParam(request, paramName);
   if (node !== undefined && !canSeeNode(identity, node)) return { code: 'FORBIDDEN', message: `${identity.name} may not use node ${node}` };
   for (const other of nodesTouched(request)) {
@@ -212,7 +212,7 @@ export function roleRefusal(request: FastifyRequest, role: Role, paramName = 'no
 }
 
 /** preHandler: 401 without an identity, 403 below `role` or when `:node` (or a node the route touches) is outside the caller's nodes. */
-export function requireRole(role: Role, options: { nodeParam?: string } = {}): preHandlerAsyncHookHandler {
+export function requireRole(role: Role | null, options: { nodeParam?: string } = {}): preHandlerAsyncHookHandler {
   const paramName = options.nodeParam ?? 'node';
   return async function checkRole(request, reply) {
     const refusal = roleRefusal(request, role, paramName);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { VirtError } from '@virtbus/api-contract';
+import { OperationNames, Operations, Subjects, VirtError } from '@virtbus/api-contract';
 import {
   adminPermissions,
   agentPermissions,
@@ -71,6 +71,18 @@ describe('agentPermissions', () => {
     expect(may(a, 'publish', 'virt.v1.b.rw.domain.state')).toBe(false);
     for (const client of [gatewayPermissions('gateway'), operatorPermissions('op'), readOnlyPermissions('ro')]) {
       expect(may(client, 'publish', 'virt.v1.b.peer.migration.prepare')).toBe(false);
+    }
+  });
+
+  it('derives the peer verbs of the operation table: agents call them on other nodes and answer their own, users and the gateway never', () => {
+    const peerVerbs = OperationNames.filter((name) => Operations[name].access === 'peer');
+    expect(peerVerbs.length).toBeGreaterThan(0);
+    for (const name of peerVerbs) {
+      expect([name, may(a, 'publish', Subjects.request('b', 'peer', name))]).toEqual([name, true]);
+      expect([name, may(a, 'subscribe', Subjects.request('a', 'peer', name)), may(a, 'subscribe', Subjects.request('b', 'peer', name))]).toEqual([name, true, false]);
+      for (const client of [gatewayPermissions('gateway'), adminPermissions('adm'), operatorPermissions('op'), readOnlyPermissions('ro')]) {
+        expect([name, may(client, 'publish', Subjects.request('b', 'peer', name))]).toEqual([name, false]);
+      }
     }
   });
 

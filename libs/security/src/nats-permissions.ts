@@ -99,8 +99,8 @@ export function agentPermissions(node: string, identityName: string, options: Ag
         `$KV.${NODES_BUCKET}.${own}`,
         `${JS_API}.DIRECT.GET.${KV_STREAM}.$KV.${NODES_BUCKET}.${own}`,
         `${JS_API}.STREAM.MSG.GET.${KV_STREAM}`,
-        // agent-to-agent requests (migration prepare/finish/abort) to any node; only that node's agent subscribes
-        Subjects.allPeerRequests,
+        // agent-to-agent requests (the table's access peer verbs) to any node; only that node's agent subscribes
+        Subjects.allAccess(Access.Peer),
       ],
       deny: [Subjects.nodeAccess(own, Access.ReadOnly), Subjects.nodeAccess(own, Access.ReadWrite)],
     },
@@ -108,7 +108,7 @@ export function agentPermissions(node: string, identityName: string, options: Ag
       allow: [
         Subjects.nodeAccess(own, Access.ReadOnly),
         Subjects.nodeAccess(own, Access.ReadWrite),
-        Subjects.nodePeerRequests(own),
+        Subjects.nodeAccess(own, Access.Peer),
         // @nats-io/services answers PING/INFO/STATS on all, by-name and by-id subjects
         '$SRV.PING',
         '$SRV.INFO',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OperationNames } from '@virtbus/api-contract';
+import { OperationNames, Operations } from '@virtbus/api-contract';
 import { MinimumRole, Role, Roles, isRole, minimumRoleFor, roleAtLeast } from './roles.js';
 
 describe('roles', () => {
@@ -22,8 +22,16 @@ describe('roles', () => {
     expect(MinimumRole['host-interface']).toBe('admin');
   });
 
-  it('gives every contract operation a role from its entry', () => {
-    for (const name of OperationNames) expect(Roles).toContain(minimumRoleFor(name));
+  it('gives every contract operation a role from its entry, and peer verbs none', () => {
+    for (const name of OperationNames) {
+      if (Operations[name].access === 'peer') expect([name, minimumRoleFor(name)]).toEqual([name, null]);
+      else expect(Roles).toContain(minimumRoleFor(name));
+    }
+  });
+
+  it('lets no user role call a peer verb', () => {
+    expect(minimumRoleFor('migration.prepare')).toBeNull();
+    for (const role of Roles) expect(roleAtLeast(role, minimumRoleFor('peer'))).toBe(false);
   });
 
   it('recognises role names', () => {

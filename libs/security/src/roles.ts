@@ -13,12 +13,15 @@ export function isRole(value: unknown): value is Role {
   return typeof value === 'string' && Object.hasOwn(rank, value);
 }
 
-/** Whether `role` is at least `minimum`. */
-export function roleAtLeast(role: Role, minimum: Role): boolean {
-  return rank[role] >= rank[minimum];
+/** Whether `role` is at least `minimum`; no user role reaches null (agents only). */
+export function roleAtLeast(role: Role, minimum: Role | null): boolean {
+  return minimum !== null && rank[role] >= rank[minimum];
 }
 
-/** The minimum role per permission class: read-only is libvirt's ro socket, operator runs and watches, admin changes configuration. */
+/**
+ * The minimum role per permission class: read-only is libvirt's ro socket, operator runs and watches, admin changes
+ * configuration; peer verbs have none (null): only agents' bus identities may send them (nats-permissions.ts).
+ */
 export const MinimumRole = {
   read: Role.ReadOnly,
   events: Role.ReadOnly,
@@ -29,9 +32,10 @@ export const MinimumRole = {
   network: Role.Admin,
   'host-interface': Role.Admin,
   audit: Role.Admin,
-} as const satisfies Record<PermissionClass, Role>;
+  peer: null,
+} as const satisfies Record<PermissionClass, Role | null>;
 
-export function minimumRoleFor(what: PermissionClass | OperationName): Role {
+export function minimumRoleFor(what: PermissionClass | OperationName): Role | null {
   // each operation's class is in its contract entry
   const permission = Object.hasOwn(Operations, what) ? (Operations[what as OperationName] as OperationSpec).permission : (what as PermissionClass);
   return MinimumRole[permission];

@@ -18,3 +18,6 @@ export { useNatsBus, type NatsBus } from './nats-bus.js';
 export { useTempDir } from './temp-dir.js';
 export { ensureLibvirt, startLibvirt, VIRSH, type Libvirt } from './libvirtd.js';
 export { openTestSocket, type TestSocket } from './websocket.js';
+export { fuzzInBatches, FUZZ_SEED, type FuzzBatches } from './fuzz.js';
+export { allPages } from './pages.js';
+export { useAgentBus, type AgentBus } from './agent-bus.js';

@@ -1,17 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { request, serve } from '@virtbus/client';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { VirtClient } from '@virtbus/client';
 import {
-  PeerMigrationAbort,
-  PeerMigrationFinish,
-  PeerMigrationPrepare,
-  PeerMigrationVerbs,
-  Subjects,
   VirtError,
-  parseJsonOr,
-  compileValidator,
   type AsyncOperation,
   type LifecycleEvent,
   type DomainConfig,
@@ -19,17 +12,23 @@ import {
   type MigrationProgress,
   type MigrationRequest,
   type MigrationTicket,
+  type OperationRequest,
+  type OperationResponse,
+  type PeerMigrationAbort,
+  type PeerMigrationFinish,
+  type PeerMigrationOperations,
+  type PeerMigrationPrepare,
   type PeerMigrationTarget,
-  type PeerMigrationVerb,
 } from '@virtbus/api-contract';
 import { diskTargets, writeJsonAtomic, type DomainRecord, type NetworkResolver, type HypervisorDriver, type MigrationCapability, type MigrationStatus } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 import type { DomainManager } from '../domains/manager.js';
+import type { OperationHandlers } from '../service.js';
 import type { OperationHandle, OperationManager } from '../storage/operations.js';
 import { checkCompatibility } from './compatibility.js';
 import { assertMigrationTls, wantsTls } from './tls-policy.js';
 
-const PEER_SERVICE = 'migration';
+type PeerVerb = keyof typeof PeerMigrationOperations;
 const PEER_TIMEOUT_MS = 60_000;
 /** How long a ticket from migration.accept stays usable: the source uses it within seconds. */
 const TICKET_TTL_MS = 120_000;
@@ -84,27 +83,20 @@ interface PendingTicket {
 const hashTicket = (ticket: string) => createHash('sha256').update(ticket).digest('hex');
 const refused = (node: string, what: string) => new VirtError('FORBIDDEN', `node ${node} refuses ${what}: no valid migration ticket (migration.accept on this node issues one)`);
 
-const validPrepare = compileValidator(PeerMigrationPrepare);
-const validFinish = compileValidator(PeerMigrationFinish);
-const validAbort = compileValidator(PeerMigrationAbort);
-
 /** What the destination logs about a peer call: who claims to send it, for which migration and domain. */
-function peerCallFields(data: Uint8Array): Record<string, unknown> {
-  try {
-    const body = JSON.parse(new TextDecoder().decode(data)) as Record<string, unknown>;
-    const text = (value: unknown) => (typeof value === 'string' ? value.slice(0, 64) : undefined);
-    const config = body['config'] as Record<string, unknown> | undefined;
-    return {
-      source: text(body['source']),
-      migrationId: text(body['migrationId']),
-      uuid: text(body['uuid']) ?? text(config?.['uuid']),
-      domain: text(config?.['name']),
-      ticket: typeof body['ticket'] === 'string',
-    };
-  } catch {
-    return { malformed: true };
-  }
+function peerCallFields(request: OperationRequest<PeerVerb>): Record<string, unknown> {
+  const config = 'config' in request ? request.config : undefined;
+  return {
+    source: 'source' in request ? request.source : undefined,
+    migrationId: request.migrationId,
+    uuid: 'uuid' in request ? request.uuid : config?.uuid,
+    domain: config?.name,
+    ticket: request.ticket !== undefined,
+  };
 }
+
+/** An agent may not read other nodes' registrations, so a silent peer is unreachable, never NO_NODE. */
+const unreachable = (node: string) => (error: Error) => new VirtError('AGENT_UNREACHABLE', `node ${node} has no agent answering migrations`, { cause: error });
 
 function migrationOf(driver: HypervisorDriver): MigrationCapability {
   if (!driver.migration) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver cannot migrate running domains (use offline)`);
@@ -148,11 +140,12 @@ export class MigrationManager {
   private readonly incoming = new Map<string, string>();
   /** Destination side: tickets issued by migration.accept and not yet used, by ticket. */
   private readonly tickets = new Map<string, PendingTicket>();
-  private subscription?: Subscription;
   private readonly dir: string;
+  private readonly client: VirtClient;
 
   constructor(private readonly options: MigrationManagerOptions) {
     this.dir = join(options.stateDir, 'migrations');
+    this.client = new VirtClient(options.nc, PEER_TIMEOUT_MS);
   }
 
   async init(): Promise<void> {
@@ -164,20 +157,40 @@ export class MigrationManager {
       this.incoming.delete(event.uuid);
       void this.readJournal(migrationId).then((journal) => journal && this.dropIncoming(journal));
     });
-    const verbOf = (msg: Msg) => msg.subject.split('.').pop() as PeerMigrationVerb;
-    this.subscription = serve(this.options.nc, Subjects.nodePeerRequests(this.options.node), (msg) => this.answer(verbOf(msg), msg.data), {
-      onResult: (msg) => this.options.logger.info({ verb: verbOf(msg), ...peerCallFields(msg.data) }, 'peer migration request accepted'),
-      onError: (msg, body, failure) => {
-        const about = { verb: verbOf(msg), ...peerCallFields(msg.data) };
-        if (body.code === 'INTERNAL') this.options.logger.error({ err: failure, ...about }, 'peer migration request failed');
-        else this.options.logger.warn({ ...about, code: body.code, reason: body.message }, 'peer migration request refused');
-      },
-    });
     await this.recover();
   }
 
-  close(): void {
-    this.subscription?.unsubscribe();
+  /** The destination's side of the peer verbs (served with every other operation), each logged with who claims to send it. */
+  peerHandlers(): Pick<OperationHandlers, PeerVerb> {
+    const { node } = this.options;
+    return {
+      'migration.check': (prepare) =>
+        this.logged('migration.check', prepare, () => {
+          if (!this.ticketValid(prepare, false)) throw refused(node, `to check domain ${prepare.config.name}`);
+          return this.check(prepare);
+        }),
+      'migration.prepare': (prepare) =>
+        this.logged('migration.prepare', prepare, () => {
+          if (!this.ticketValid(prepare, true)) throw refused(node, `to prepare domain ${prepare.config.name}`);
+          return this.prepare(prepare);
+        }),
+      'migration.finish': (request) => this.logged('migration.finish', request, () => this.finish(request)),
+      'migration.abort': (request) => this.logged('migration.abort', request, async () => (await this.abort(request), {})),
+    };
+  }
+
+  private async logged<T>(verb: PeerVerb, request: OperationRequest<PeerVerb>, run: () => Promise<T>): Promise<T> {
+    // logged as before the table served them (verb: check, prepare, finish, abort)
+    const about = { verb: verb.slice('migration.'.length), ...peerCallFields(request) };
+    try {
+      const result = await run();
+      this.options.logger.info(about, 'peer migration request accepted');
+      return result;
+    } catch (failure) {
+      if (VirtError.is(failure)) this.options.logger.warn({ ...about, code: failure.code, reason: failure.message }, 'peer migration request refused');
+      else this.options.logger.error({ err: failure, ...about }, 'peer migration request failed');
+      throw failure;
+    }
   }
 
   /** Destination side: a one-time ticket for migrating `uuid` here from `source` (the caller is authorised for both nodes). */
@@ -243,8 +256,8 @@ export class MigrationManager {
       diskSizes,
       ...(ticket !== undefined ? { ticket } : {}),
     };
-    const checked = await this.peer<{ tls?: boolean } | undefined>(request.destination, PeerMigrationVerbs.check, prepare);
-    if (!offline && ownTls === undefined && checked?.tls === true) {
+    const checked = await this.peer(request.destination, 'migration.check', prepare);
+    if (!offline && ownTls === undefined && checked.tls) {
       assertMigrationTls({ node, tls: true, listenHost, ...(tlsDir ? { tlsDir } : {}), because: `node ${request.destination} takes migrations off loopback and asks for TLS (tls: false in the request forces plaintext)` });
       prepare = { ...prepare, options: { ...prepare.options, tls: true } };
     }
@@ -264,7 +277,7 @@ export class MigrationManager {
       handle.progress(0, undefined, { ramTransferredBytes: 0, ramRemainingBytes: 0, ramTotalBytes: 0, iteration: 0, dirtyPagesRate: 0, diskProcessedBytes: 0, diskTotalBytes: 0, ...status });
     if (request.offline) {
       report({ phase: 'preparing' });
-      await this.peer(destination, PeerMigrationVerbs.prepare, prepare);
+      await this.peer(destination, 'migration.prepare', prepare);
       if (request.undefineSource) await domains.undefine(uuid);
       report({ phase: 'done' });
       return;
@@ -277,7 +290,7 @@ export class MigrationManager {
     let finished = false;
     try {
       report({ phase: 'preparing' });
-      const target = await this.peer<PeerMigrationTarget>(destination, PeerMigrationVerbs.prepare, prepare);
+      const target = await this.peer(destination, 'migration.prepare', prepare);
       prepared = true;
       await domains.runJob(uuid, 'migrate', async (current, driver, apply) => {
         const migration = migrationOf(driver);
@@ -293,7 +306,7 @@ export class MigrationManager {
           onPostcopy: async () => {
             // the destination owns the guest from here on: it must run now, and a failure can no longer fall back to the source
             await this.writeJournal({ ...journal, phase: 'finishing' });
-            await this.peer(destination, PeerMigrationVerbs.finish, { migrationId: prepare.migrationId, uuid, resume: true, ...(ticket ? { ticket } : {}) });
+            await this.peer(destination, 'migration.finish', { migrationId: prepare.migrationId, uuid, resume: true, ...(ticket ? { ticket } : {}) });
             finished = true;
           },
           onProgress: (progress) =>
@@ -303,7 +316,7 @@ export class MigrationManager {
         if (!finished) {
           await this.writeJournal({ ...journal, phase: 'finishing' });
           try {
-            await this.peer(destination, PeerMigrationVerbs.finish, { migrationId: prepare.migrationId, uuid, resume: wasRunning && !(request.paused ?? false), ...(ticket ? { ticket } : {}) });
+            await this.peer(destination, 'migration.finish', { migrationId: prepare.migrationId, uuid, resume: wasRunning && !(request.paused ?? false), ...(ticket ? { ticket } : {}) });
           } catch (error) {
             // the destination did not take over: the guest continues here
             await apply(await migration.recoverOutgoing(current(), wasRunning));
@@ -318,7 +331,7 @@ export class MigrationManager {
       if (request.undefineSource) await domains.undefine(uuid);
     } catch (error) {
       if (!finished) {
-        if (prepared) await this.peer(destination, PeerMigrationVerbs.abort, { migrationId: prepare.migrationId, uuid, ...(ticket ? { ticket } : {}) }).catch((failure: unknown) => logger.warn({ err: failure }, 'destination abort failed'));
+        if (prepared) await this.peer(destination, 'migration.abort', { migrationId: prepare.migrationId, uuid, ...(ticket ? { ticket } : {}) }).catch((failure: unknown) => logger.warn({ err: failure }, 'destination abort failed'));
         await domains
           .runJob(uuid, 'migrate-recover', async (current, driver, apply) => {
             if (ACTIVE.has(current().state)) await apply(await migrationOf(driver).recoverOutgoing(current(), wasRunning));
@@ -327,29 +340,6 @@ export class MigrationManager {
       }
       await this.removeJournal(journal.migrationId);
       throw error;
-    }
-  }
-
-  private async answer(verb: PeerMigrationVerb, data: Uint8Array): Promise<unknown> {
-    const body = parseJsonOr(new TextDecoder().decode(data), 'INVALID_ARG', `the ${verb} request is not valid JSON`);
-    switch (verb) {
-      case PeerMigrationVerbs.check: {
-        const prepare = validPrepare.parse(body);
-        if (!this.ticketValid(prepare, false)) throw refused(this.options.node, `to check domain ${prepare.config.name}`);
-        return this.check(prepare);
-      }
-      case PeerMigrationVerbs.prepare: {
-        const prepare = validPrepare.parse(body);
-        if (!this.ticketValid(prepare, true)) throw refused(this.options.node, `to prepare domain ${prepare.config.name}`);
-        return this.prepare(prepare);
-      }
-      case PeerMigrationVerbs.finish:
-        return this.finish(validFinish.parse(body));
-      case PeerMigrationVerbs.abort:
-        await this.abort(validAbort.parse(body));
-        return {};
-      default:
-        throw new VirtError('INVALID_ARG', `unknown migration request ${String(verb)}`);
     }
   }
 
@@ -466,7 +456,7 @@ export class MigrationManager {
         }
         const takenOver = journal.phase === 'finishing' && (await this.destinationRuns(journal));
         if (!takenOver) {
-          await this.peer(journal.peer, PeerMigrationVerbs.abort, { migrationId: journal.migrationId, uuid: journal.uuid, ...(journal.ticket ? { ticket: journal.ticket } : {}) }).catch(() => undefined);
+          await this.peer(journal.peer, 'migration.abort', { migrationId: journal.migrationId, uuid: journal.uuid, ...(journal.ticket ? { ticket: journal.ticket } : {}) }).catch(() => undefined);
         }
         await this.options.domains.runJob(journal.uuid, 'migrate-recover', async (current, driver, apply) => {
           if (!ACTIVE.has(current().state)) return;
@@ -483,19 +473,15 @@ export class MigrationManager {
   /** Whether the destination already runs the domain (it finished before the source could confirm). */
   private async destinationRuns(journal: Journal): Promise<boolean> {
     try {
-      const domain = (await request(this.options.nc, Subjects.request(journal.peer, 'ro', 'domain.get'), { id: journal.uuid }, { timeoutMs: 5_000, callee: `node ${journal.peer}` })) as { state?: string };
+      const domain = await this.client.call(journal.peer, 'domain.get', { id: journal.uuid }, { timeoutMs: 5_000, noResponders: unreachable(journal.peer) });
       return domain.state === 'running';
     } catch {
       return false;
     }
   }
 
-  private async peer<T = unknown>(destination: string, verb: PeerMigrationVerb, body: unknown): Promise<T> {
-    return (await request(this.options.nc, Subjects.peerRequest(destination, PEER_SERVICE, verb), body, {
-      timeoutMs: PEER_TIMEOUT_MS,
-      callee: `node ${destination} (${verb})`,
-      noResponders: (error) => new VirtError('AGENT_UNREACHABLE', `node ${destination} has no agent answering migrations`, { cause: error }),
-    })) as T;
+  private peer<N extends PeerVerb>(destination: string, verb: N, body: OperationRequest<N>): Promise<OperationResponse<N>> {
+    return this.client.call(destination, verb, body, { noResponders: unreachable(destination) });
   }
 
   private writeJournal(journal: Journal): Promise<void> {

@@ -203,44 +203,36 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     const nc = await liveConnection();
     coalesce.begin(nc);
     try {
-      return await requestAgent(node, operation, request, callOptions);
+      const headers = natsHeaders();
+      injectTrace(headers);
+      const idempotencyKey = idempotencyKeys.getStore();
+      if (idempotencyKey && Operations[operation].access === 'rw') headers.set(IDEMPOTENCY_HEADER, idempotencyKey);
+      let result: OperationResponse<N>;
+      try {
+        // an empty header block still costs an HPUB and the agent's header parse on every call
+        const withHeaders = headers.keys().length > 0 ? { headers } : {};
+        result = await (await client()).call(node, operation, request, { ...withHeaders, ...(callOptions.timeoutMs ? { timeoutMs: callOptions.timeoutMs } : {}) });
+      } catch (error) {
+        // the connection dropped while the call was out: the agent is not to blame
+        const down = busUnavailable();
+        if (down && !VirtError.is(error, 'NO_NODE')) throw new VirtError('BUS_UNAVAILABLE', down.message, { cause: error });
+        throw error;
+      }
+      if (options.validateReplies) checkReply(node, operation, result);
+      return result;
     } finally {
       coalesce.end();
     }
   }
 
-  async function requestAgent<N extends OperationName>(
-    node: string,
-    operation: N,
-    request: OperationRequest<N>,
-    callOptions: CallOptions,
-  ): Promise<OperationResponse<N>> {
-    const headers = natsHeaders();
-    injectTrace(headers);
-    const idempotencyKey = idempotencyKeys.getStore();
-    if (idempotencyKey && Operations[operation].access === 'rw') headers.set(IDEMPOTENCY_HEADER, idempotencyKey);
-    let result: OperationResponse<N>;
+  function checkReply(node: string, operation: OperationName, result: unknown): void {
+    const validator = replyValidator(operation);
+    if (validator.check(result)) return;
     try {
-      // an empty header block still costs an HPUB and the agent's header parse on every call
-      const withHeaders = headers.keys().length > 0 ? { headers } : {};
-      result = await (await client()).call(node, operation, request, { ...withHeaders, ...(callOptions.timeoutMs ? { timeoutMs: callOptions.timeoutMs } : {}) });
+      validator.parse(result);
     } catch (error) {
-      // the connection dropped while the call was out: the agent is not to blame
-      const down = busUnavailable();
-      if (down && !VirtError.is(error, 'NO_NODE')) throw new VirtError('BUS_UNAVAILABLE', down.message, { cause: error });
-      throw error;
+      throw new VirtError('INTERNAL', `reply of node ${node} to ${operation} breaks the contract: ${(error as Error).message}`, { cause: error });
     }
-    if (options.validateReplies) {
-      const validator = replyValidator(operation);
-      if (!validator.check(result)) {
-        try {
-          validator.parse(result);
-        } catch (error) {
-          throw new VirtError('INTERNAL', `reply of node ${node} to ${operation} breaks the contract: ${(error as Error).message}`, { cause: error });
-        }
-      }
-    }
-    return result;
   }
 
   function registry(): Promise<NodeRegistryCache> {

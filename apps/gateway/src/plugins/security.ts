@@ -85,7 +85,7 @@ async function securityPlugin(app: FastifyInstance, options: GatewaySecurityOpti
   if (buckets) await app.register(rateLimitPlugin, buckets);
   // before body validation, so a caller without the role learns nothing about the input it sent
   // a callback hook (it runs on every request, and a promise each costs more than the check); the role per permission once
-  const roles = new Map<string, Role>();
+  const roles = new Map<string, Role | null>();
   app.addHook('preValidation', function checkRole(request, reply, done) {
     const config = request.routeOptions.config;
     if (request.is404 || config?.auth === false) return done();

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import Type from 'typebox';
+import Type, { type TSchema } from 'typebox';
 import { httpPath, Operations, VirtError } from '@virtbus/api-contract';
 import { Tags } from '../plugins/openapi.js';
-import { DomainCallCodes, DomainParams, errorResponses } from '../schemas.js';
+import { bytesRouteOptions, DomainCallCodes, DomainParams, errorResponses, handRouteDocument } from '../schemas.js';
 import { relayWebSocket, type RelaySocket } from './relay.js';
 
 export { closeCodeOf, IDLE_CLOSE_CODE } from './relay.js';
@@ -28,6 +28,24 @@ export interface ConsoleRouteOptions {
   idleTimeoutMs?: number;
 }
 
+/** The route options of a WebSocket on one domain: its document with the 101 and the domain's errors, and a plain GET refused. */
+function domainWebSocket(what: string, querystring: TSchema, document: { operationId: string; tags: string[]; summary: string; description: string }) {
+  return {
+    schema: {
+      ...document,
+      params: DomainParams,
+      querystring,
+      response: {
+        101: { description: 'Switching to the WebSocket protocol', type: 'null' },
+        ...errorResponses(...DomainCallCodes),
+      },
+    },
+    handler: async () => {
+      throw new VirtError('INVALID_ARG', `the ${what} needs a WebSocket upgrade request`);
+    },
+  };
+}
+
 export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRouteOptions> = async (app, options) => {
   const idleTimeoutMs = options.idleTimeoutMs ?? 0;
   app.route({
@@ -35,7 +53,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRouteOptions> = asy
     url: '/v1/nodes/:node/domains/:id/console',
     // console output can show what was typed (passwords): operator, like libvirt's read-write socket
     config: { permission: 'domain.console.attach', liveStream: 'console' },
-    schema: {
+    ...domainWebSocket('console', ConsoleQuery, {
       operationId: 'openConsole',
       tags: [Tags.Console],
       summary: 'Serial console over WebSocket',
@@ -46,16 +64,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRouteOptions> = asy
         'When the domain stops (or is not running) the socket closes with 1000 and a reason saying so, e.g. `domain web1 stopped (destroyed)`. ' +
         'A console with no traffic either way for the idle timeout (15 min by default) closes with 4408 `IDLE_TIMEOUT: …`; ' +
         'past the per-caller or gateway cap of open consoles the upgrade is refused with 429 and Retry-After.',
-      params: DomainParams,
-      querystring: ConsoleQuery,
-      response: {
-        101: { description: 'Switching to the WebSocket protocol', type: 'null' },
-        ...errorResponses(...DomainCallCodes),
-      },
-    },
-    handler: async () => {
-      throw new VirtError('INVALID_ARG', 'the console needs a WebSocket upgrade request');
-    },
+    }),
     wsHandler: (socket: RelaySocket, request) => {
       const { node, id } = request.params as { node: string; id: string };
       const { mode = 'rw', force } = request.query as { mode?: 'rw' | 'ro'; force?: boolean };
@@ -88,25 +97,14 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRouteOptions> = asy
     url: httpPath(vnc.http),
     // the screen shows what the serial console shows, and takes the keyboard
     config: { permission: 'domain.graphics.attach', liveStream: 'console' },
-    schema: {
-      operationId: vnc.http.operationId,
-      tags: [vnc.http.tag],
-      summary: 'Graphical console (VNC/RFB) over WebSocket',
+    ...domainWebSocket('VNC console', GraphicsQuery, {
+      ...handRouteDocument(vnc, 'Graphical console (VNC/RFB) over WebSocket'),
       description:
         `${vnc.http.description} Each viewer gets its own connection to the domain's VNC server, which lives on a unix socket on the node. ` +
         'Errors close the socket with code 4000 + HTTP status and the reason `CODE: message`; `exclusive=true` is refused with 4409 while others watch ' +
         '(and a viewer is refused while an exclusive one watches) unless `force=true`, which closes them. When the domain stops the socket closes with 1000 and the reason. ' +
         'Idle timeout and the cap of open consoles as for the serial console.',
-      params: DomainParams,
-      querystring: GraphicsQuery,
-      response: {
-        101: { description: 'Switching to the WebSocket protocol', type: 'null' },
-        ...errorResponses(...DomainCallCodes),
-      },
-    },
-    handler: async () => {
-      throw new VirtError('INVALID_ARG', 'the VNC console needs a WebSocket upgrade request');
-    },
+    }),
     wsHandler: (socket: RelaySocket, request) => {
       const { node, id } = request.params as { node: string; id: string };
       const { exclusive, force } = request.query as { exclusive?: boolean; force?: boolean };
@@ -131,20 +129,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRouteOptions> = asy
   const screenshot = Operations['domain.screenshot'];
   app.get(
     httpPath(screenshot.http),
-    {
-      config: { permission: 'domain.screenshot' },
-      schema: {
-        operationId: screenshot.http.operationId,
-        tags: [screenshot.http.tag],
-        summary: screenshot.summary,
-        description: screenshot.http.description,
-        params: DomainParams,
-        response: {
-          200: { description: 'The screen', content: { 'image/png': { schema: Type.String({ format: 'binary' }) } } },
-          ...errorResponses(...DomainCallCodes),
-        },
-      },
-    },
+    bytesRouteOptions('domain.screenshot', screenshot, DomainParams, { description: 'The screen', contentType: 'image/png' }, DomainCallCodes),
     async (request, reply) => {
       const { node, id } = request.params;
       const shot = await app.agents.call(node, 'domain.screenshot', { id });

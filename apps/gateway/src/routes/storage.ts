@@ -17,7 +17,7 @@ import {
   type ErrorCode,
   type StreamSession,
 } from '@virtbus/api-contract';
-import { AgentCallCodes, errorResponses, ref } from '../schemas.js';
+import { AgentCallCodes, bytesRouteOptions, errorResponses, handRouteDocument, ref } from '../schemas.js';
 
 const VolumeParams = Type.Object({ node: NodeName, pool: ObjectName, vol: ObjectName }, { additionalProperties: false });
 const UploadQuery = Type.Object(
@@ -173,9 +173,10 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { permission: 'volume.upload', streamingBody: true },
       bodyLimit: CONTENT_BODY_LIMIT,
       schema: {
-        operationId: upload.http.operationId,
-        tags: [upload.http.tag],
-        summary: 'Upload volume content (application/octet-stream) into an existing volume, whose capacity never changes; ?create=true makes a missing dir volume',
+        ...handRouteDocument(
+          upload,
+          'Upload volume content (application/octet-stream) into an existing volume, whose capacity never changes; ?create=true makes a missing dir volume',
+        ),
         params: VolumeParams,
         querystring: UploadQuery,
         response: { 200: ref('Operation'), ...errorResponses(...VolumeCodes) },
@@ -204,16 +205,7 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     httpPath(download.http),
-    {
-      config: { permission: 'volume.download' },
-      schema: {
-        operationId: download.http.operationId,
-        tags: [download.http.tag],
-        summary: 'Download volume content; the sha256 is in the trailer and in the operation named by x-virtbus-operation',
-        params: VolumeParams,
-        response: { 200: { description: 'The volume bytes', content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } } }, ...errorResponses(...VolumeCodes) },
-      },
-    },
+    bytesRouteOptions('volume.download', download, VolumeParams, { description: 'The volume bytes', contentType: 'application/octet-stream' }, VolumeCodes),
     async (request, reply) => {
       const session = await app.agents.call(request.params.node, 'volume.download', { pool: request.params.pool, volume: request.params.vol });
       const nc = await app.agents.connection();

@@ -11,28 +11,27 @@ export class XdrWriter {
     this.buffer = next;
   }
 
+  /** A fixed-size item written by `write` at the current offset. */
+  private fixed(bytes: number, write: (buffer: Buffer, at: number) => unknown): void {
+    this.reserve(bytes);
+    write(this.buffer, this.offset);
+    this.offset += bytes;
+  }
+
   int(value: number): void {
-    this.reserve(4);
-    this.buffer.writeInt32BE(value, this.offset);
-    this.offset += 4;
+    this.fixed(4, (buffer, at) => buffer.writeInt32BE(value, at));
   }
 
   uint(value: number): void {
-    this.reserve(4);
-    this.buffer.writeUInt32BE(value, this.offset);
-    this.offset += 4;
+    this.fixed(4, (buffer, at) => buffer.writeUInt32BE(value, at));
   }
 
   hyper(value: bigint): void {
-    this.reserve(8);
-    this.buffer.writeBigInt64BE(value, this.offset);
-    this.offset += 8;
+    this.fixed(8, (buffer, at) => buffer.writeBigInt64BE(value, at));
   }
 
   uhyper(value: bigint): void {
-    this.reserve(8);
-    this.buffer.writeBigUInt64BE(value, this.offset);
-    this.offset += 8;
+    this.fixed(8, (buffer, at) => buffer.writeBigUInt64BE(value, at));
   }
 
   /** Bytes padded to a multiple of 4 (no length: fixed opaque). */

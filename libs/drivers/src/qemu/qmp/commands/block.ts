@@ -1,4 +1,4 @@
-import type { ExecuteOptions, QmpRun } from './run.js';
+import { QmpCommandGroup, type ExecuteOptions } from './run.js';
 
 /** InetSocketAddress as SocketAddress (flat: blockdev-add nbd `server`). */
 export interface QmpInetAddress {
@@ -80,9 +80,7 @@ export interface QmpBlockExportInfo {
 }
 
 /** Block nodes, removable media and NBD exports (qapi/block-core.json, block.json, block-export.json). */
-export class BlockCommands {
-  constructor(private readonly run: QmpRun) {}
-
+export class BlockCommands extends QmpCommandGroup {
   async blockdevAdd(options: QmpBlockdevOptions, execute?: ExecuteOptions): Promise<void> {
     await this.run('blockdev-add', options, execute);
   }

@@ -1,4 +1,4 @@
-import type { ExecuteOptions, QmpRun } from './run.js';
+import { QmpCommandGroup, type ExecuteOptions } from './run.js';
 
 /** JobStatus (qapi/job.json). */
 export type QmpJobStatus = 'undefined' | 'created' | 'running' | 'paused' | 'ready' | 'standby' | 'waiting' | 'pending' | 'aborting' | 'concluded' | 'null';
@@ -24,9 +24,7 @@ export interface QmpBlockJobInfo {
 }
 
 /** Background jobs: the generic job API plus the block jobs we start (qapi/job.json, block-core.json). */
-export class JobCommands {
-  constructor(private readonly run: QmpRun) {}
-
+export class JobCommands extends QmpCommandGroup {
   queryJobs(options?: ExecuteOptions): Promise<QmpJobInfo[]> {
     return this.run<QmpJobInfo[]>('query-jobs', undefined, options);
   }

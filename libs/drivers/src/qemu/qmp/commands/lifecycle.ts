@@ -1,5 +1,5 @@
 import { QmpCommandError } from '../monitor.js';
-import type { ExecuteOptions, QmpRun } from './run.js';
+import { QmpCommandGroup, type ExecuteOptions } from './run.js';
 
 /** RunState (qapi/run-state.json): what query-status reports. */
 export type QemuRunStatus =
@@ -47,9 +47,7 @@ export interface QmpBalloonGuestStats {
 }
 
 /** Run state and power: query-status, cont, stop, system_powerdown, system_reset, quit, vCPU and balloon queries. */
-export class LifecycleCommands {
-  constructor(private readonly run: QmpRun) {}
-
+export class LifecycleCommands extends QmpCommandGroup {
   queryStatus(options?: ExecuteOptions): Promise<QmpStatusInfo> {
     return this.run<QmpStatusInfo>('query-status', undefined, options);
   }

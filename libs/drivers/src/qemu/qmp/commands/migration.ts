@@ -1,4 +1,4 @@
-import type { ExecuteOptions, QmpRun } from './run.js';
+import { QmpCommandGroup, type ExecuteOptions } from './run.js';
 
 /** MigrationStatus (qapi/migration.json). */
 export type QmpMigrationStatus =
@@ -47,9 +47,7 @@ export interface QmpMigrateSetParameters {
 }
 
 /** Live migration, also the transport of save/restore (qapi/migration.json). */
-export class MigrationCommands {
-  constructor(private readonly run: QmpRun) {}
-
+export class MigrationCommands extends QmpCommandGroup {
   queryMigrate(options?: ExecuteOptions): Promise<QmpMigrationInfo> {
     return this.run<QmpMigrationInfo>('query-migrate', undefined, options);
   }

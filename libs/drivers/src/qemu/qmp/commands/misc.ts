@@ -1,4 +1,4 @@
-import type { ExecuteOptions, QmpRun } from './run.js';
+import { QmpCommandGroup, type ExecuteOptions } from './run.js';
 
 /** device_add arguments: the device type, its id and the device's own properties (qapi/qdev.json). */
 export type QmpDeviceAdd =
@@ -15,9 +15,7 @@ export interface QmpTlsCredsX509 {
 }
 
 /** Devices and QOM objects (qapi/qdev.json, qom.json). */
-export class MiscCommands {
-  constructor(private readonly run: QmpRun) {}
-
+export class MiscCommands extends QmpCommandGroup {
   async deviceAdd(device: QmpDeviceAdd, options?: ExecuteOptions): Promise<void> {
     await this.run('device_add', device, options);
   }

@@ -1,4 +1,4 @@
-import type { ExecuteOptions, QmpRun } from './run.js';
+import { QmpCommandGroup, type ExecuteOptions } from './run.js';
 
 /** NetdevTapOptions (qapi/net.json), the members we set: QEMU opens tap `ifname` itself, no scripts. */
 export interface QmpNetdevTap {
@@ -10,9 +10,7 @@ export interface QmpNetdevTap {
 }
 
 /** Network backends and link state (qapi/net.json). */
-export class NetCommands {
-  constructor(private readonly run: QmpRun) {}
-
+export class NetCommands extends QmpCommandGroup {
   async netdevAdd(netdev: QmpNetdevTap, options?: ExecuteOptions): Promise<void> {
     await this.run('netdev_add', netdev, options);
   }

@@ -4,3 +4,8 @@ import type { ExecuteOptions } from '../monitor.js';
 export type QmpRun = <T = void>(command: string, args?: object, options?: ExecuteOptions) => Promise<T>;
 
 export type { ExecuteOptions };
+
+/** A group of typed QMP commands sent through one `run`. */
+export abstract class QmpCommandGroup {
+  constructor(protected readonly run: QmpRun) {}
+}

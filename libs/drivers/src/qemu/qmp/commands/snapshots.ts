@@ -1,4 +1,4 @@
-import type { ExecuteOptions, QmpRun } from './run.js';
+import { QmpCommandGroup, type ExecuteOptions } from './run.js';
 
 /** Internal snapshot jobs (qapi/migration.json): `vmstate` is the node that holds the RAM, `devices` the disks' nodes. */
 export interface QmpSnapshotJob {
@@ -15,9 +15,7 @@ export interface QmpBlockdevSnapshot {
 }
 
 /** Snapshots: internal ones as jobs, external overlays atomically across disks (transaction of blockdev-snapshot). */
-export class SnapshotCommands {
-  constructor(private readonly run: QmpRun) {}
-
+export class SnapshotCommands extends QmpCommandGroup {
   async snapshotSave(job: QmpSnapshotJob, options?: ExecuteOptions): Promise<void> {
     await this.run('snapshot-save', job, options);
   }

@@ -1,9 +1,7 @@
-import type { ExecuteOptions, QmpRun } from './run.js';
+import { QmpCommandGroup, type ExecuteOptions } from './run.js';
 
 /** Display and input (qapi/ui.json). */
-export class UiCommands {
-  constructor(private readonly run: QmpRun) {}
-
+export class UiCommands extends QmpCommandGroup {
   /** Writes the primary console's screen to `filename` on the host (PNG needs QEMU 7.1). */
   async screendump(filename: string, options?: ExecuteOptions): Promise<void> {
     await this.run('screendump', { filename, format: 'png' }, options);
