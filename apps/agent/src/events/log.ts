@@ -93,7 +93,7 @@ async function syncDir(dir: string): Promise<void> {
 /**
  * The node's event outbox as an append-only log: segment files of JSON lines (one event per line, with the domain
  * state it leaves), an "acked up to" marker, and a snapshot of the recorded domain states. Appends that arrive while a
- * write is in progress share the next write and fsync (group commit). Fully acknowledged segments are dropped in the
+ * write is in progress share the next O_DSYNC write (group commit). Fully acknowledged segments are dropped in the
  * background once the domain snapshot covers them.
  */
 export class EventLog<E extends { seq: number }> {
@@ -170,7 +170,7 @@ export class EventLog<E extends { seq: number }> {
     return this.pending.length - this.head;
   }
 
-  /** Group writes (one write + one fsync each) since the log was opened. */
+  /** Group writes (one O_DSYNC write each) since the log was opened. */
   get commitCount(): number {
     return this.writes;
   }
