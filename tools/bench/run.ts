@@ -217,7 +217,33 @@ function libvirtMarkdown(result: LibvirtBenchResult | undefined): string {
       ? `Raw NATS floor, same run: the same ${result.fileMiB} MiB in ~1 MiB requests between two connections through the same nats-server, 8 in flight, hashed by the responder: ${result.natsBulkMiBs} MiB/s (upload ${round(result.uploadMiBs.virtbus / result.natsBulkMiBs, 2)}×, download ${round(result.downloadMiBs.virtbus / result.natsBulkMiBs, 2)}× of it). The gateway runs in its own process (built code).`
       : '',
     '',
+    ...(result ? volumeCpuMarkdown(result) : []),
   ].join('\n');
+}
+
+/** CPU seconds per GiB moved, by process, for each volume path and the raw NATS floor. */
+function volumeCpuMarkdown(result: LibvirtBenchResult): string[] {
+  const cpu = result.volumeCpuSecPerGiB;
+  const names = ['gateway', 'agent', 'nats-server', 'libvirtd', 'bench'];
+  const rows: [string, keyof typeof cpu, number][] = [
+    ['upload through the gateway', 'upload', result.uploadMiBs.virtbus],
+    ['download through the gateway', 'download', result.downloadMiBs.virtbus],
+    ['raw NATS floor (both clients in the bench process)', 'natsFloor', result.natsBulkMiBs],
+    ['virsh vol-upload (virsh itself not counted)', 'virshUpload', result.uploadMiBs.libvirt],
+    ['virsh vol-download (virsh itself not counted)', 'virshDownload', result.downloadMiBs.libvirt],
+  ];
+  const cell = (figures: Record<string, number>, name: string) => (figures[name] === undefined ? '—' : String(figures[name]));
+  return [
+    '| volume path, CPU s per GiB | MiB/s | ' + names.join(' | ') + ' | sum |',
+    '|---|---|' + names.map(() => '---|').join('') + '---|',
+    ...rows.map(([label, key, rate]) => {
+      const figures = cpu[key];
+      return `| ${label} | ${rate} | ${names.map((name) => cell(figures, name)).join(' | ')} | ${round(Object.values(figures).reduce((a, b) => a + b, 0), 2)} |`;
+    }),
+    '',
+    'CPU seconds per GiB are user + system from /proc/<pid>/stat over all runs; on 2 shared cores a path is bound by its sum.',
+    '',
+  ];
 }
 
 function hostScaleMarkdown(result: HostScaleBenchResult): string {
