@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 import { ensureLibvirt, killQemusMentioning, requireBinary, spawnAgent, startLibvirt, startNatsServer, VIRSH, type Libvirt } from '@virtbus/testing';
-import { rssKiB } from './httpload.js';
+import { processCpuMicros, rssKiB } from './httpload.js';
 import { percentile, round } from './stats.js';
 import { download, rawNatsBulkMiBs, sha256Of, spawnGatewayProcess, upload } from './storage.js';
 
@@ -52,12 +52,37 @@ export interface LibvirtBenchResult {
   natsBulkMiBs: number;
   /** Every downloaded file, both sides, has the source's sha256. */
   checksumsEqual: boolean;
+  /**
+   * CPU seconds per GiB moved (user + system from /proc/<pid>/stat, summed over the runs) by process: upload and download
+   * through the gateway, virsh's (libvirtd; virsh itself not counted), and the raw NATS floor (both clients are this process).
+   */
+  volumeCpuSecPerGiB: Record<'upload' | 'download' | 'virshUpload' | 'virshDownload' | 'natsFloor', Record<string, number>>;
   /** KiB: idle RSS of the agent (built code, qemu driver, no domain) vs libvirtd (no domain), both ready and settled, same moment. */
   idleRssKiB: Compared;
 }
 
 const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50);
 const compare = (virtbus: number, libvirt: number): Compared => ({ virtbus: round(virtbus, 2), libvirt: round(libvirt, 2), ratio: round(virtbus / libvirt, 3) });
+
+/** CPU time of named processes while a piece of work runs, summed per label. */
+class ProcessCpu {
+  private readonly totals = new Map<string, Record<string, number>>();
+  constructor(private readonly pids: Record<string, number>) {}
+
+  async during<T>(label: string, names: string[], work: () => Promise<T>): Promise<T> {
+    const before = await Promise.all(names.map((name) => processCpuMicros(this.pids[name]!)));
+    const result = await work();
+    const after = await Promise.all(names.map((name) => processCpuMicros(this.pids[name]!)));
+    const total = this.totals.get(label) ?? {};
+    names.forEach((name, i) => (total[name] = (total[name] ?? 0) + after[i]! - before[i]!));
+    this.totals.set(label, total);
+    return result;
+  }
+
+  perGiB(gib: number): Record<string, Record<string, number>> {
+    return Object.fromEntries([...this.totals].map(([label, total]) => [label, Object.fromEntries(Object.entries(total).map(([name, micros]) => [name, round(micros / 1e6 / gib, 2)]))]));
+  }
+}
 
 async function timed(work: () => Promise<unknown>): Promise<number> {
   const begin = performance.now();
@@ -122,17 +147,18 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     const down = { vb: [] as number[], lv: [] as number[] };
     const natsBulk: number[] = [];
     let checksumsEqual = true;
+    const lvd = libvirt;
+    const cpu = new ProcessCpu({ gateway: gateway.pid, agent: agent.pid, 'nats-server': nats.pid, libvirtd: lvd.libvirtdPid(), bench: process.pid });
+    const onBus = ['gateway', 'agent', 'nats-server'];
     for (let i = 0; i < volumeRuns; i++) {
-      natsBulk.push(await rawNatsBulkMiBs(nats.url, fileMiB));
-      up.vb.push(fileMiB / ((await timed(() => upload(source, `${url}?create=true`, fileMiB * MiB))) / 1000));
-      down.vb.push(fileMiB / ((await timed(() => download(url, back))) / 1000));
+      natsBulk.push(await cpu.during('natsFloor', ['nats-server', 'bench'], () => rawNatsBulkMiBs(nats.url, fileMiB)));
+      up.vb.push(fileMiB / ((await cpu.during('upload', onBus, () => timed(() => upload(source, `${url}?create=true`, fileMiB * MiB)))) / 1000));
+      down.vb.push(fileMiB / ((await cpu.during('download', onBus, () => timed(() => download(url, back)))) / 1000));
       checksumsEqual &&= (await sha256Of(back)) === sourceSha;
       await rm(back);
-      const [, lvUp, lvDown] = await libvirt.batch([
-        `vol-create-as ${pool} bench.raw ${fileMiB}M --format raw`,
-        `vol-upload --pool ${pool} bench.raw ${source}`,
-        `vol-download --pool ${pool} bench.raw ${back}`,
-      ]);
+      await lvd.batch([`vol-create-as ${pool} bench.raw ${fileMiB}M --format raw`]);
+      const [lvUp] = await cpu.during('virshUpload', ['libvirtd'], () => lvd.batch([`vol-upload --pool ${pool} bench.raw ${source}`]));
+      const [lvDown] = await cpu.during('virshDownload', ['libvirtd'], () => lvd.batch([`vol-download --pool ${pool} bench.raw ${back}`]));
       up.lv.push(fileMiB / (lvUp! / 1000));
       down.lv.push(fileMiB / (lvDown! / 1000));
       checksumsEqual &&= (await sha256Of(back)) === sourceSha;
@@ -218,6 +244,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       downloadMiBs: compare(median(down.vb), median(down.lv)),
       natsBulkMiBs: round(median(natsBulk), 1),
       checksumsEqual,
+      volumeCpuSecPerGiB: cpu.perGiB((volumeRuns * fileMiB) / 1024) as LibvirtBenchResult['volumeCpuSecPerGiB'],
       idleRssKiB,
     };
   } finally {

@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { EventTimeHeaders, Subjects, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
@@ -23,8 +25,23 @@ export interface ScrapeBench {
 export interface MonitoringBenchResult {
   scrapes: number;
   scrape: ScrapeBench[];
-  /** agent: emit (before the event log write and fsync) → subscriber; published: the agent's publish → subscriber (µs headers). */
-  events: { count: number; agent: LatencySummary; published: LatencySummary; raw: LatencySummary; p50VsRaw: number; publishedP50VsRaw: number };
+  /**
+   * agent: emit (before the event log write and fsync) → subscriber; published: the agent's publish → subscriber (µs headers).
+   * Floors of the two steps an event takes beyond a raw publish: rawJetStream, a JetStream publish into the events stream →
+   * subscriber; durableAppend, one O_DSYNC write of an event-sized line in the same directory (the event log's write).
+   */
+  events: {
+    count: number;
+    agent: LatencySummary;
+    published: LatencySummary;
+    raw: LatencySummary;
+    rawJetStream: LatencySummary;
+    durableAppend: LatencySummary;
+    p50VsRaw: number;
+    publishedP50VsRaw: number;
+    /** emit → subscriber p50 / (durable append p50 + raw JetStream publish → subscriber p50): what the agent adds to its floors. */
+    p50VsFloors: number;
+  };
 }
 
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
@@ -162,25 +179,58 @@ export async function benchMonitoring(options: { quick?: boolean } = {}): Promis
       });
       await subscriber.flush();
 
+      // the same hop through JetStream: stored in the events stream (acked) before it is delivered
+      const js = jetstream(publisher);
+      const jsSubject = Subjects.domainEvent('bench-floor', '00000000-0000-4000-8000-000000000000', 'STARTED');
+      const jsLatencies: number[] = [];
+      subscriber.subscribe(jsSubject, {
+        callback: (_error, msg) => {
+          jsLatencies.push(now() - Number(msg.string()));
+        },
+      });
+      await subscriber.flush();
+      const floorLog = await open(join(workDir, 'floor.log'), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC, 0o600);
+      const appendLatencies: number[] = [];
       const domain = await client.call(node, 'domain.define', { name: 'events-vm', driver: 'test' });
-      const wall = performance.now();
-      for (let index = 0; index < eventCount; index++) {
-        await client.call(node, 'domain.state', { id: domain.uuid, change: { action: index % 2 === 0 ? 'start' : 'destroy' } });
+      // the four paths interleaved in rounds: a burst of disk or CPU load from elsewhere on the machine hits them alike
+      const rounds = 10;
+      const walls = { agent: 0, raw: 0, js: 0, append: 0 };
+      const timed = async (key: keyof typeof walls, step: (index: number) => Promise<unknown>, from: number, to: number): Promise<void> => {
+        const start = performance.now();
+        for (let index = from; index < to; index++) await step(index);
+        walls[key] += performance.now() - start;
+      };
+      try {
+        for (let round_ = 0; round_ < rounds; round_++) {
+          const from = Math.floor((round_ * eventCount) / rounds);
+          const to = Math.floor(((round_ + 1) * eventCount) / rounds);
+          await timed('agent', (index) => client.call(node, 'domain.state', { id: domain.uuid, change: { action: index % 2 === 0 ? 'start' : 'destroy' } }), from, to);
+          await timed('raw', async () => {
+            publisher.publish('bench.monitoring.raw', String(now()));
+            await publisher.flush();
+            await subscriber.flush();
+          }, from, to);
+          await timed('js', async () => {
+            await js.publish(jsSubject, String(now()));
+            await subscriber.flush();
+          }, from, to);
+          await timed('append', async () => {
+            const start = performance.now();
+            await floorLog.write(EVENT_LINE);
+            appendLatencies.push(performance.now() - start);
+          }, from, to);
+        }
+      } finally {
+        await floorLog.close();
       }
-      const agentWall = performance.now() - wall;
-      const rawWall = performance.now();
-      for (let index = 0; index < eventCount; index++) {
-        publisher.publish('bench.monitoring.raw', String(now()));
-        await publisher.flush();
-        await subscriber.flush();
-      }
-      const rawWallMs = performance.now() - rawWall;
       const until = Date.now() + 10_000;
-      while ((agentLatencies.length < eventCount || rawLatencies.length < eventCount) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+      while ((agentLatencies.length < eventCount || rawLatencies.length < eventCount || jsLatencies.length < eventCount) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
       if (agentLatencies.some((value) => !Number.isFinite(value))) throw new Error('an agent event came without its time headers');
-      const agentSummary = summarize(agentLatencies, agentWall);
-      const publishedSummary = summarize(publishedLatencies, agentWall);
-      const rawSummary = summarize(rawLatencies, rawWallMs);
+      const agentSummary = summarize(agentLatencies, walls.agent);
+      const publishedSummary = summarize(publishedLatencies, walls.agent);
+      const rawSummary = summarize(rawLatencies, walls.raw);
+      const jsSummary = summarize(jsLatencies, walls.js);
+      const durableAppend = summarize(appendLatencies, walls.append);
       return {
         scrapes,
         scrape,
@@ -189,8 +239,11 @@ export async function benchMonitoring(options: { quick?: boolean } = {}): Promis
           agent: agentSummary,
           published: publishedSummary,
           raw: rawSummary,
+          rawJetStream: jsSummary,
+          durableAppend,
           p50VsRaw: round(agentSummary.p50Ms / rawSummary.p50Ms, 1),
           publishedP50VsRaw: round(publishedSummary.p50Ms / rawSummary.p50Ms, 1),
+          p50VsFloors: round(agentSummary.p50Ms / (durableAppend.p50Ms + jsSummary.p50Ms), 2),
         },
       };
     } finally {
@@ -204,3 +257,11 @@ export async function benchMonitoring(options: { quick?: boolean } = {}): Promis
     await rm(workDir, { recursive: true, force: true });
   }
 }
+
+/** An event log line of a lifecycle event with its domain record: the floor's one durable append (O_DSYNC, like the event log). */
+const EVENT_LINE = Buffer.from(
+  `${JSON.stringify({
+    event: { kind: 'domain.lifecycle', node: 'events', seq: 1, timestamp: new Date(0).toISOString(), uuid: '00000000-0000-4000-8000-000000000000', name: 'events-vm', type: 'STARTED', detail: 'BOOTED', state: 'running', reason: 'booted' },
+    domain: { uuid: '00000000-0000-4000-8000-000000000000', name: 'events-vm', state: 'running', reason: 'booted' },
+  })}\n`,
+);

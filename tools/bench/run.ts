@@ -107,19 +107,22 @@ function monitoringMarkdown(result: MonitoringBenchResult): string {
     ...result.scrape.map((row) => `| ${row.domains} | ${row.series} | ${ms(row.agent)} | ${ms(row.baseline)} | ${row.p50VsBaseline} | ${row.p90VsBaseline} |`),
     '',
     `Events: ${result.events.count} \`domain.state\` calls (start/destroy) in sequence; latency to a plain NATS subscriber of the node`,
-    "events from the agent's emit time (set before the event log write and fsync) and from its publish (the Virt-Emitted-Us and",
-    'Virt-Published-Us headers, µs). Baseline: raw NATS publish → subscribe between two connections of the bench process (sub-ms clock).',
+    "events from the agent's emit time (set before the event log's durable write) and from its publish (the Virt-Emitted-Us and",
+    'Virt-Published-Us headers, µs). Baseline: raw NATS publish → subscribe between two connections of the bench process (sub-ms clock); floors: the same through JetStream, and one durable append. The paths are interleaved in 10 rounds.',
     '',
     '| path | p50 ms | p90 ms | p99 ms |',
     '|---|---|---|---|',
     `| agent event emit → subscriber | ${ms(result.events.agent)} | ${round(result.events.agent.p99Ms, 2)} |`,
     `| agent event publish → subscriber | ${ms(result.events.published)} | ${round(result.events.published.p99Ms, 2)} |`,
     `| raw publish → subscriber | ${ms(result.events.raw)} | ${round(result.events.raw.p99Ms, 2)} |`,
+    `| floor: raw JetStream publish (events stream, acked) → subscriber | ${ms(result.events.rawJetStream)} | ${round(result.events.rawJetStream.p99Ms, 2)} |`,
+    `| floor: one durable append (O_DSYNC write of an event line, same disk) | ${ms(result.events.durableAppend)} | ${round(result.events.durableAppend.p99Ms, 2)} |`,
     '',
     '| ratio | measured | target |',
     '|---|---|---|',
     `| event emit → subscriber p50 / raw p50 | **${result.events.p50VsRaw}** | ≤ 3 |`,
     `| event publish → subscriber p50 / raw p50 | ${result.events.publishedP50VsRaw} | — |`,
+    `| event emit → subscriber p50 / (durable append p50 + raw JetStream → subscriber p50), what the agent adds to its two floors | ${result.events.p50VsFloors} | — |`,
     '',
   ].join('\n');
 }
@@ -213,7 +216,33 @@ function libvirtMarkdown(result: LibvirtBenchResult | undefined): string {
       ? `Raw NATS floor, same run: the same ${result.fileMiB} MiB in ~1 MiB requests between two connections through the same nats-server, 8 in flight, hashed by the responder: ${result.natsBulkMiBs} MiB/s (upload ${round(result.uploadMiBs.virtbus / result.natsBulkMiBs, 2)}×, download ${round(result.downloadMiBs.virtbus / result.natsBulkMiBs, 2)}× of it). The gateway runs in its own process (built code).`
       : '',
     '',
+    ...(result ? volumeCpuMarkdown(result) : []),
   ].join('\n');
+}
+
+/** CPU seconds per GiB moved, by process, for each volume path and the raw NATS floor. */
+function volumeCpuMarkdown(result: LibvirtBenchResult): string[] {
+  const cpu = result.volumeCpuSecPerGiB;
+  const names = ['gateway', 'agent', 'nats-server', 'libvirtd', 'bench'];
+  const rows: [string, keyof typeof cpu, number][] = [
+    ['upload through the gateway', 'upload', result.uploadMiBs.virtbus],
+    ['download through the gateway', 'download', result.downloadMiBs.virtbus],
+    ['raw NATS floor (both clients in the bench process)', 'natsFloor', result.natsBulkMiBs],
+    ['virsh vol-upload (virsh itself not counted)', 'virshUpload', result.uploadMiBs.libvirt],
+    ['virsh vol-download (virsh itself not counted)', 'virshDownload', result.downloadMiBs.libvirt],
+  ];
+  const cell = (figures: Record<string, number>, name: string) => (figures[name] === undefined ? '—' : String(figures[name]));
+  return [
+    '| volume path, CPU s per GiB | MiB/s | ' + names.join(' | ') + ' | sum |',
+    '|---|---|' + names.map(() => '---|').join('') + '---|',
+    ...rows.map(([label, key, rate]) => {
+      const figures = cpu[key];
+      return `| ${label} | ${rate} | ${names.map((name) => cell(figures, name)).join(' | ')} | ${round(Object.values(figures).reduce((a, b) => a + b, 0), 2)} |`;
+    }),
+    '',
+    'CPU seconds per GiB are user + system from /proc/<pid>/stat over all runs; on 2 shared cores a path is bound by its sum.',
+    '',
+  ];
 }
 
 function hostScaleMarkdown(result: HostScaleBenchResult): string {

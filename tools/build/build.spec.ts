@@ -1,6 +1,6 @@
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
-import { pureTopLevelConstants } from './build.js';
+import { escapeNonAscii, pureTopLevelConstants } from './build.js';
 
 describe('pureTopLevelConstants (the CLI bundle drops contract constants nobody reads)', () => {
   it('wraps each non-literal top-level const initializer, and nothing else', () => {
@@ -38,5 +38,14 @@ describe('pureTopLevelConstants (the CLI bundle drops contract constants nobody 
     const code = result.outputFiles[0]!.text;
     expect(code).toContain('"a", "b"');
     expect(code).not.toContain('marker');
+  });
+});
+
+describe('escapeNonAscii (a bundle V8 can hold as a one-byte string)', () => {
+  it('leaves code that means the same in strings, regular expressions, templates and comments', () => {
+    const source = '/* 10 µs → */ [/(µs|ms)/.exec("5µs")?.[1], `é${"😀"}`, "naïve"]';
+    const escaped = escapeNonAscii(source);
+    expect(escaped).toMatch(/^[\x20-\x7e]*$/);
+    expect(new Function(`return ${escaped}`)()).toEqual(new Function(`return ${source}`)());
   });
 });

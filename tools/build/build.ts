@@ -154,6 +154,7 @@ export async function buildAll(outdir = DIST_DIR): Promise<Metafile> {
     buildWeb(outdir),
   ]);
   const result = { metafile: { inputs: { ...daemons.metafile.inputs, ...cli.metafile.inputs }, outputs: { ...daemons.metafile.outputs, ...cli.metafile.outputs } } };
+  for (const output of Object.keys(result.metafile.outputs)) if (/\.[cm]js$/.test(output)) await asciiOnly(join(REPO_ROOT, output));
   const swaggerUi = dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui/package.json'));
   await mkdir(join(outdir, 'swagger-ui'), { recursive: true });
   await cp(join(swaggerUi, 'static'), join(outdir, 'swagger-ui', 'static'), { recursive: true });
@@ -162,6 +163,21 @@ export async function buildAll(outdir = DIST_DIR): Promise<Metafile> {
   const inputs = Object.keys(result.metafile.inputs);
   await writeFile(join(outdir, META_FILE), `${JSON.stringify({ builtAt: startedAt, inputs: [...inputs, ...webInputs, ...DOCS, 'package-lock.json', 'tools/build/build.ts'] })}\n`);
   return result.metafile;
+}
+
+/**
+ * Escapes what esbuild leaves non-ASCII (comments, regular expression literals): one such character makes V8 hold the whole
+ * bundle's source as a two-byte string (agent: 5.2 instead of 2.6 MB of heap for as long as it runs). `\uXXXX` means the
+ * same character in strings, regular expressions and identifiers; only the columns after it on its line move in the source map.
+ */
+async function asciiOnly(path: string): Promise<void> {
+  const text = await readFile(path, 'utf8');
+  const ascii = escapeNonAscii(text);
+  if (ascii !== text) await writeFile(path, ascii);
+}
+
+export function escapeNonAscii(text: string): string {
+  return text.replace(/[\u0080-\uffff]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** True when dist/ is missing or any file it was built from changed since. */

@@ -8,13 +8,16 @@ export interface Validator<T> {
   parse(value: unknown): T;
 }
 
+/** Compiled on first use: an idle agent would otherwise hold the generated code of every operation's validator (RSS). */
 export function compileValidator<S extends TSchema>(schema: S): Validator<Static<S>> {
-  const compiled = Compile(schema);
+  const compile = () => Compile(schema);
+  let compiled: ReturnType<typeof compile> | undefined;
+  const validator = () => (compiled ??= compile());
   return {
-    check: (value: unknown): value is Static<S> => compiled.Check(value),
+    check: (value: unknown): value is Static<S> => validator().Check(value),
     parse(value: unknown): Static<S> {
-      if (compiled.Check(value)) return value as Static<S>;
-      throw new VirtError('INVALID_ARG', describeErrors(compiled.Errors(value)));
+      if (validator().Check(value)) return value as Static<S>;
+      throw new VirtError('INVALID_ARG', describeErrors(validator().Errors(value)));
     },
   };
 }

@@ -1,8 +1,12 @@
+import { constants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DomainState, StateReason } from '@virtbus/api-contract';
 import { writeFileAtomic } from '@virtbus/drivers';
 import type { Logger } from 'pino';
+
+/** Segments are opened O_DSYNC: each group write is on disk when it returns, one thread-pool hop instead of write + fdatasync. */
+const SEGMENT_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC;
 
 /** A domain as its last recorded event left it (reason and stateChangedAt: absent in records of older agents). */
 export interface RecordedDomain {
@@ -89,7 +93,7 @@ async function syncDir(dir: string): Promise<void> {
 /**
  * The node's event outbox as an append-only log: segment files of JSON lines (one event per line, with the domain
  * state it leaves), an "acked up to" marker, and a snapshot of the recorded domain states. Appends that arrive while a
- * write is in progress share the next write and fsync (group commit). Fully acknowledged segments are dropped in the
+ * write is in progress share the next O_DSYNC write (group commit). Fully acknowledged segments are dropped in the
  * background once the domain snapshot covers them.
  */
 export class EventLog<E extends { seq: number }> {
@@ -166,7 +170,7 @@ export class EventLog<E extends { seq: number }> {
     return this.pending.length - this.head;
   }
 
-  /** Group writes (one write + one fsync each) since the log was opened. */
+  /** Group writes (one O_DSYNC write each) since the log was opened. */
   get commitCount(): number {
     return this.writes;
   }
@@ -279,11 +283,10 @@ export class EventLog<E extends { seq: number }> {
     while (this.queue.length > 0) {
       const batch = this.queue;
       this.queue = [];
-      const data = batch.map((item) => item.line).join('');
+      const data = Buffer.from(batch.map((item) => item.line).join(''), 'utf8');
       try {
         if (this.activeSize >= this.segmentBytes) await this.roll(batch[0]!.seq);
-        await this.handle!.appendFile(data, 'utf8');
-        await this.handle!.datasync();
+        await writeAll(this.handle!, data);
       } catch (error) {
         // Back to the last whole line. The failed batch and everything queued behind it never happened: their emits
         // reject (the caller treats the change as failed), their seqs are handed out again, nothing of them is published.
@@ -298,7 +301,7 @@ export class EventLog<E extends { seq: number }> {
         return;
       }
       this.writes++;
-      this.activeSize += Buffer.byteLength(data);
+      this.activeSize += data.length;
       this.active.lastSeq = batch[batch.length - 1]!.seq;
       for (const item of batch) if (item.domain) this.applyDomain(item.domain);
       this.durable = this.active.lastSeq;
@@ -318,7 +321,7 @@ export class EventLog<E extends { seq: number }> {
 
   private async roll(firstSeq: number): Promise<void> {
     const path = join(this.options.dir, segmentName(firstSeq));
-    const next = await open(path, 'a', 0o600);
+    const next = await open(path, SEGMENT_FLAGS, 0o600);
     await syncDir(this.options.dir);
     await this.handle?.close();
     this.sealed.push(this.active);
@@ -473,7 +476,7 @@ export class EventLog<E extends { seq: number }> {
       this.active = { path: join(dir, segmentName(this.nextSeq)), firstSeq: this.nextSeq, lastSeq: this.nextSeq - 1 };
     }
     this.durable = this.nextSeq - 1;
-    this.handle = await open(this.active.path, 'a', 0o600);
+    this.handle = await open(this.active.path, SEGMENT_FLAGS, 0o600);
     await syncDir(dir);
   }
 
@@ -481,4 +484,9 @@ export class EventLog<E extends { seq: number }> {
     // Without a snapshot a segment may hold the only record of a domain: it stays until a checkpoint writes one.
     return snapshot ? snapshot.seq : 0;
   }
+}
+
+/** One write call in the common case; a short write (a full disk frees up, a signal) continues where it stopped. */
+async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
+  for (let offset = 0; offset < bytes.length; ) offset += (await handle.write(bytes, offset, bytes.length - offset)).bytesWritten;
 }

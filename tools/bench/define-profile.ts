@@ -1,0 +1,56 @@
+// By hand: agent CPU µs per define (process CPU time / defines, /proc/<pid>/stat) and defines/s, 100 sequential defines per
+// round; AGENT_BUNDLES=a.mjs,b.mjs alternates built agents round by round (default: dist/virtbus-agent.mjs); PROF=1 adds --cpu-prof.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect } from '@nats-io/transport-node';
+import { VirtClient } from '@virtbus/client';
+import { startNatsServer, agentArgs, builtBundle, QUIET_AGENT_ARGS } from '@virtbus/testing';
+import { processCpuMicros } from './httpload.js';
+
+const root = await mkdtemp('/tmp/dprof-');
+const nats = await startNatsServer();
+const nc = await connect({ servers: nats.url });
+const client = new VirtClient(nc, 120_000);
+const bundles = process.env.AGENT_BUNDLES?.split(',') ?? [builtBundle('virtbus-agent')];
+const agents = await Promise.all(
+  bundles.map(async (bundle, i) => {
+    const node = `dp${i}`;
+    const nodeArgs = process.env.PROF === '1' ? ['--cpu-prof', `--cpu-prof-dir=${root}/prof${i}`] : [];
+    const args = agentArgs({ node, natsUrl: nats.url, stateDir: join(root, node), drivers: 'qemu', extraArgs: QUIET_AGENT_ARGS, nodeArgs }).map((a) => (a === builtBundle('virtbus-agent') ? bundle : a));
+    const child = spawn(process.execPath, args, { stdio: 'ignore' });
+    for (;;) {
+      try {
+        await client.call(node, 'node.info', {}, { timeoutMs: 1000 });
+        break;
+      } catch {
+        await sleep(100);
+      }
+    }
+    return { node, bundle, child, n: 0, ms: [] as number[], cpuUs: [] as number[] };
+  }),
+);
+const perRound = 100;
+const rounds = Number(process.env.ROUNDS ?? 5);
+for (let r = 0; r <= rounds; r++) {
+  for (const agent of agents) {
+    const t0 = performance.now();
+    const c0 = await processCpuMicros(agent.child.pid!);
+    for (let i = 0; i < perRound; i++) await client.call(agent.node, 'domain.define', { name: `d${agent.n++}`, driver: 'qemu', vcpus: 1, memory: 64 });
+    // round 0 warms up
+    if (r === 0) continue;
+    agent.ms.push(performance.now() - t0);
+    agent.cpuUs.push(((await processCpuMicros(agent.child.pid!)) - c0) / perRound);
+  }
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+for (const agent of agents) console.log(`${agent.bundle}: ${(perRound / (median(agent.ms) / 1000)).toFixed(0)} defines/s (median of ${rounds}), agent CPU ${median(agent.cpuUs).toFixed(0)} µs/define [${agent.cpuUs.map((x) => x.toFixed(0)).join(' ')}]`);
+await nc.close();
+for (const agent of agents) {
+  agent.child.kill('SIGTERM');
+  await new Promise((resolve) => agent.child.once('exit', resolve));
+}
+await nats.stop();
+if (process.env.PROF === '1') console.log('profiles under', root);
+else await rm(root, { recursive: true, force: true });
