@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 import { LibvirtClient } from '@virtbus/drivers';
-import { hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, startNatsServer, VIRSH, type AgentProcess, type Libvirt, type NatsServerHandle } from '@virtbus/testing';
+import { hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, startNatsServer, storedNodeEvents, VIRSH, waitFor, type AgentProcess, type Libvirt, type NatsServerHandle } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -86,6 +86,32 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     await client.call(NODE, 'domain.undefine', { id: name });
     await rejectsWith(client.call(NODE, 'domain.get', { id: name }), 'NO_DOMAIN');
     expect(await virsh('list', '--all', '--name')).not.toContain(name);
+  });
+
+  it('publishes what virsh does to a domain as numbered lifecycle events, in order, through the outbox', async () => {
+    const name = `${tag}-ext`;
+    const { uuid } = await client.call(NODE, 'domain.define', { name, driver: 'libvirt' });
+    await client.call(NODE, 'domain.state', { id: name, change: { action: 'start' } });
+    // from the agent's own STARTED on (DEFINED came before)
+    const eventsOf = async () => (await storedNodeEvents(nc, NODE)).filter((event) => event.uuid === uuid && event.type !== 'DEFINED');
+    const startedAt = (await waitFor('STARTED stored', async () => (await eventsOf())[0], 10_000)).seq;
+    for (const command of ['suspend', 'resume', 'destroy', 'start']) {
+      const before = (await eventsOf()).length;
+      await virsh(command, name);
+      await waitFor(`virsh ${command} published`, async () => (await eventsOf()).length > before, 10_000);
+    }
+    const events = await eventsOf();
+    expect(events.map((event) => [event.type, event.detail, event.state, event.reason])).toEqual([
+      ['STARTED', 'BOOTED', 'running', 'booted'],
+      ['SUSPENDED', 'PAUSED', 'paused', 'user'],
+      ['RESUMED', 'UNPAUSED', 'running', 'unpaused'],
+      ['STOPPED', 'DESTROYED', 'shutoff', 'destroyed'],
+      ['STARTED', 'BOOTED', 'running', 'booted'],
+    ]);
+    expect(events.map((event) => event.seq)).toEqual(events.map((_, i) => startedAt + i));
+    expect(await client.call(NODE, 'domain.get', { id: name })).toMatchObject({ state: 'running', reason: 'booted' });
+    await client.call(NODE, 'domain.state', { id: name, change: { action: 'destroy' } });
+    await client.call(NODE, 'domain.undefine', { id: name });
   });
 
   it('refuses what the driver cannot render yet', async () => {
