@@ -49,7 +49,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
 
   it('reports the driver with libvirt\'s hypervisor and runs the lifecycle in libvirt, adopting after an agent restart', async () => {
     const info = await client.call(NODE, 'node.info', {});
-    expect(info.drivers).toEqual([expect.objectContaining({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'stats', 'hypervisor:test'] })]);
+    expect(info.drivers).toEqual([expect.objectContaining({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'console', 'stats', 'hypervisor:test'] })]);
 
     const name = `${tag}-web`;
     const domain = await client.call(NODE, 'domain.define', { name, driver: 'libvirt', vcpus: 2, memory: 128 });
@@ -116,7 +116,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
 
   it('refuses what the driver cannot render yet', async () => {
     await rejectsWith(
-      client.call(NODE, 'domain.define', { name: `${tag}-disk`, driver: 'libvirt', disks: [{ source: { path: '/tmp/none.qcow2' } }] }),
+      client.call(NODE, 'domain.define', { name: `${tag}-disk`, driver: 'libvirt', disks: [{ source: { pool: 'default', volume: 'none' } }] }),
       'OPERATION_UNSUPPORTED',
     );
   });

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtError } from '@virtbus/api-contract';
-import { hasBinaryOrSkip, rejectsWith, requireBinary, startLibvirt, testDomainConfig, VIRSH, waitFor, type Libvirt } from '@virtbus/testing';
-import { makeDriverContext, TestDomain, type Observation } from './support/driver-harness.js';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, rejectsWith, requireBinary, startLibvirt, testDomainConfig, VIRSH, waitFor, type Libvirt } from '@virtbus/testing';
+import { collectConsole, makeDriverContext, TestDomain, type Observation } from './support/driver-harness.js';
 import {
   AuthType,
   DomainState,
@@ -238,7 +238,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       const driver = new LibvirtDriver({ uri: `test+unix:///default?socket=${socket}` });
       await driver.init(makeDriverContext(join(root, 'driver'), domains, observed));
       try {
-        expect(await driver.probe()).toMatchObject({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'stats', 'hypervisor:test'] });
+        expect(await driver.probe()).toMatchObject({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'console', 'stats', 'hypervisor:test'] });
         const domain = new TestDomain(testDomainConfig({ name: `${tag}-drv`, driver: 'libvirt', vcpus: 2, memory: 96 }));
         expect(() => driver.validate(domain.config)).not.toThrow();
         expect(() => driver.validate({ ...domain.config, driver: 'qemu' })).toThrow(VirtError);
@@ -382,6 +382,35 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         await driver.close();
       }
     });
+  });
+
+  describe.skipIf(!QEMU)('the QEMU test guest through libvirt (TCG)', () => {
+    it('boots from kernel + initrd to GUEST-READY on the console stream and shuts down by ACPI', async () => {
+      const guest = await ensureTestGuest();
+      const domains = new Map<string, TestDomain>();
+      const driver = new LibvirtDriver({ uri: `qemu+unix:///system?socket=${socket}` });
+      await driver.init(makeDriverContext(join(root, 'driver-g'), domains, []));
+      const domain = new TestDomain(
+        testDomainConfig({ name: `${tag}-guest`, driver: 'libvirt', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline }, nics: [{ type: 'user' }] }),
+      );
+      domains.set(domain.config.uuid, domain);
+      try {
+        expect(domain.apply(await driver.start(domain, { paused: true }))).toEqual({ state: 'paused', reason: 'user' });
+        // opened before the guest runs: nothing it prints is missed
+        const session = await driver.console!.openConsole(domain);
+        const output = collectConsole(session);
+        domain.apply(await driver.resume(domain));
+        await waitFor('GUEST-READY on the console', () => output.text().includes(GUEST_MARKERS.ready), 180_000, async () => `console: ${JSON.stringify(output.text().slice(-2000))}; ${await virsh('dumpxml', domain.config.name)}`);
+        expect(await virsh('domiflist', domain.config.name)).toContain('user');
+        expect(await driver.shutdown(domain, { timeoutMs: 120_000 })).toEqual({ state: 'shutoff', reason: 'shutdown' });
+        expect(output.text()).toContain(GUEST_MARKERS.powerOff);
+        session.close();
+      } finally {
+        await driver.destroy(domain).catch(() => 'not running');
+        await driver.undefine(domain);
+        await driver.close();
+      }
+    }, 300_000);
   });
 
   // last: restarts the shared daemon

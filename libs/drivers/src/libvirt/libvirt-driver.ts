@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DomainStates, StateReasons, VirtError, type DomainConfig, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
-import type { DomainRecord, DriverContext, HypervisorDriver, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
+import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
+import { diskTargets, macFor } from '../qemu/command-line.js';
 import { LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
 import { DomainEvents, ListDomainsFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
@@ -110,11 +111,49 @@ export function runStateOf(state: number, reason: number): RunState {
   return { state: name, reason: reasons[reason] ?? 'unknown' };
 }
 
-/** virtbus' config as domain XML for libvirt's define (name, uuid, memory, vCPUs; ACPI for guest shutdown and PCI hotplug). */
+const DISK_BUS = { virtio: 'virtio', sata: 'sata', ide: 'ide' } as const;
+const BOOT_DEV = { hd: 'hd', cdrom: 'cdrom', network: 'network' } as const;
+
+/** What of a config this driver cannot hand to libvirt (volume sources, virtbus networks, containers, graphics). */
+function unrenderable(config: DomainConfig): string[] {
+  return [
+    config.disks.some((disk) => !('path' in disk.source)) && 'disks from storage pools',
+    config.nics.some((nic) => nic.type === 'network' || nic.filter !== undefined) && 'virtbus network NICs and NIC filters',
+    config.container && 'container',
+    config.graphics && 'graphics',
+  ].filter((item): item is string => typeof item === 'string');
+}
+
+/** virtbus' config as domain XML for libvirt's define: CPU, memory, boot (direct kernel or boot order), disks from host files, user/bridge NICs, serial console; ACPI for guest shutdown and PCI hotplug. */
 export function renderDomainXml(config: DomainConfig, hypervisor: string): string {
+  const attr = (value: string) => `'${escapeXml(value)}'`;
+  const os = config.os ?? {};
+  const osXml = [
+    `<type${os.machine ? ` machine=${attr(os.machine)}` : ''}>hvm</type>`,
+    os.kernel ? `<kernel>${escapeXml(os.kernel)}</kernel>` : '',
+    os.initrd ? `<initrd>${escapeXml(os.initrd)}</initrd>` : '',
+    os.cmdline ? `<cmdline>${escapeXml(os.cmdline)}</cmdline>` : '',
+    ...(os.boot ?? []).map((dev) => `<boot dev='${BOOT_DEV[dev]}'/>`),
+  ].join('');
+  const targets = diskTargets(config.disks);
+  const disks = config.disks.map((disk, index) => {
+    const path = 'path' in disk.source ? disk.source.path : '';
+    return (
+      `<disk type='file' device='${disk.device ?? 'disk'}'><driver name='qemu' type='${disk.format ?? 'qcow2'}'/><source file=${attr(path)}/>` +
+      `<target dev='${targets[index]}' bus='${DISK_BUS[disk.bus ?? 'virtio']}'/>${disk.readonly || disk.device === 'cdrom' ? '<readonly/>' : ''}</disk>`
+    );
+  });
+  const nics = config.nics
+    .filter((nic) => nic.type !== 'none')
+    .map((nic, index) => {
+      const source = nic.type === 'bridge' ? `<source bridge=${attr(nic.source ?? '')}/>` : '';
+      return `<interface type='${nic.type}'>${source}<mac address='${nic.mac ?? macFor(config.uuid, index)}'/><model type='${nic.model ?? 'virtio'}'/></interface>`;
+    });
+  const console = (config.console?.type ?? 'serial') === 'serial' ? "<serial type='pty'/><console type='pty'/>" : '';
   return (
-    `<domain type='${escapeXml(hypervisor)}'><name>${escapeXml(config.name)}</name><uuid>${config.uuid}</uuid>` +
-    `<memory unit='MiB'>${config.memory}</memory><vcpu>${config.vcpus}</vcpu><os><type>hvm</type></os><features><acpi/></features></domain>`
+    `<domain type=${attr(hypervisor)}><name>${escapeXml(config.name)}</name><uuid>${config.uuid}</uuid>` +
+    `<memory unit='MiB'>${config.memory}</memory><vcpu>${config.vcpus}</vcpu><os>${osXml}</os><features><acpi/></features>` +
+    `<devices>${disks.join('')}${nics.join('')}${console}</devices></domain>`
   );
 }
 
@@ -122,10 +161,11 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
  * Fronts a host's libvirtd over its remote protocol: the agent owns the definition and defines it into libvirt on
  * every start; libvirt runs the domain with whatever hypervisor the URI names. Lifecycle only so far (issue 21).
  */
-export class LibvirtDriver implements HypervisorDriver, StatsCapability {
+export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability {
   readonly name = 'libvirt';
   readonly domainTypes = ['libvirt'] as const;
   readonly stats: StatsCapability = this;
+  readonly console: ConsoleCapability = this;
   private client: LibvirtClient | undefined;
   private connectError: Error | undefined;
   /** libvirt's driver type lower-cased (`qemu`, `xen`, `vz`, `test`, …), the domain XML's type. */
@@ -289,8 +329,9 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability {
 
   validate(config: DomainConfig): void {
     if (config.driver !== 'libvirt') throw new VirtError('INVALID_ARG', `the libvirt driver runs driver 'libvirt', not '${config.driver}'`);
-    const unsupported = [config.disks.length > 0 && 'disks', config.nics.length > 0 && 'nics', config.container && 'container'].filter(Boolean);
+    const unsupported = unrenderable(config);
     if (unsupported.length) throw new VirtError('OPERATION_UNSUPPORTED', `the libvirt driver does not render ${unsupported.join(', ')} yet`);
+    diskTargets(config.disks);
   }
 
   private connection(): LibvirtClient {
@@ -429,6 +470,19 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability {
       cpu: { timeNs: Number(info.cpuTime) },
       memory: stats.memory ?? { maximumBytes: Number(info.maxMem) * 1024, currentBytes: Number(info.memory) * 1024 },
       vcpu: stats.vcpu ?? { current: info.nrVirtCpu, maximum: domain.config.vcpus, list: [] },
+    };
+  }
+
+  /** The domain's first console through virDomainOpenConsole's stream (libvirt keeps no history: it starts empty). */
+  async openConsole(domain: DomainRecord): Promise<ConsoleSession> {
+    const dom = await this.lookup(domain);
+    const stream = await this.connection().openStream('domainOpenConsole', { dom, devName: null, flags: 0 });
+    return {
+      history: Buffer.alloc(0),
+      onData: (listener) => stream.onData(listener),
+      onClose: (listener) => stream.onEnd(() => listener()),
+      write: (data) => stream.write(data),
+      close: () => stream.finish(),
     };
   }
 
