@@ -49,11 +49,13 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
 
   it('reports the driver with libvirt\'s hypervisor and runs the lifecycle in libvirt, adopting after an agent restart', async () => {
     const info = await client.call(NODE, 'node.info', {});
-    expect(info.drivers).toEqual([expect.objectContaining({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'console', 'stats', 'hypervisor:test'] })]);
+    expect(info.drivers).toEqual([expect.objectContaining({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'console', 'stats', 'native-xml', 'hypervisor:test'] })]);
 
     const name = `${tag}-web`;
     const domain = await client.call(NODE, 'domain.define', { name, driver: 'libvirt', vcpus: 2, memory: 128 });
-    expect(domain).toMatchObject({ name, state: 'shutoff', driver: 'libvirt' });
+    expect(domain).toMatchObject({ name, state: 'shutoff', driver: 'libvirt', hypervisor: 'test' });
+    // libvirt holds no definition before the first start
+    await rejectsWith(client.call(NODE, 'domain.xml', { id: name }), 'NO_DOMAIN');
     const steps = [
       [{ action: 'start' }, 'running', 'booted', 'running'],
       [{ action: 'suspend' }, 'paused', 'user', 'paused'],
@@ -67,6 +69,9 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
       expect(await virsh('domstate', name)).toBe(virshState);
     }
     expect(await virsh('dominfo', name)).toMatch(/Max memory:\s+131072 KiB/);
+    const { xml } = await client.call(NODE, 'domain.xml', { id: name });
+    expect(xml.trim()).toBe(await virsh('dumpxml', name));
+    expect(xml).toContain(`<uuid>${domain.uuid}</uuid>`);
     expect(await client.call(NODE, 'domain.stats', { id: name })).toMatchObject({ state: 'running', memory: { maximumBytes: 128 * 1024 * 1024 }, vcpu: { current: 2 } });
 
     // the agent goes, libvirt keeps the domain running; the next agent reads its state back

@@ -8,6 +8,7 @@ import { Access } from './subjects.js';
 import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { AsyncOperation, StorageOperations } from './storage.js';
 import { NetworkOperations } from './network.js';
+import { LibvirtOperations } from './libvirt.js';
 import { HostInterfaceOperations } from './interfaces.js';
 import { DomainMigrateRequest, MigrationAcceptRequest, MigrationTicket } from './migration.js';
 import { SnapshotOperations } from './snapshots.js';
@@ -213,6 +214,7 @@ export const Operations = {
   ...GraphicsOperations,
   ...ProvisionOperations,
   ...FirewallOperations,
+  ...LibvirtOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './names.js';
 export * from './domain.js';
+export * from './libvirt.js';
 export * from './node.js';
 export * from './events.js';
 export * from './subjects.js';

@@ -245,6 +245,14 @@ export interface NicCapability {
   detachNic(domain: DomainRecord, mac: string, options: WaitOptions): Promise<void>;
 }
 
+/** A driver fronting another manager (libvirtd): the hypervisor it reports and the domain's definition in its own format. */
+export interface NativeDefinitionCapability {
+  /** libvirt's driver type in lower case (`qemu`, `xen`, `vz`, `test`, …). */
+  readonly hypervisor: string;
+  /** The domain's XML as libvirt holds it (read-only). */
+  domainXml(domain: DomainRecord): Promise<string>;
+}
+
 /**
  * One interface for every hypervisor. Lifecycle calls are mandatory; optional capability groups
  * (console, stats, …) are absent when unsupported and the agent answers OPERATION_UNSUPPORTED.
@@ -280,6 +288,7 @@ export interface HypervisorDriver {
   readonly saveRestore?: SaveRestoreCapability;
   readonly disks?: DiskCapability;
   readonly nics?: NicCapability;
+  readonly native?: NativeDefinitionCapability;
 }
 
 /** The optional capability groups of a driver: every optional member of HypervisorDriver. */
@@ -296,6 +305,7 @@ export const CapabilityNames = {
   saveRestore: 'save-restore',
   disks: 'disks',
   nics: 'nics',
+  native: 'native-xml',
 } as const satisfies Record<CapabilitySlot, string>;
 
 /** A driver's capabilities as the slots it fills say (so probe() cannot drift from them), then driver facts such as `accel:kvm`. */

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DomainStates, StateReasons, VirtError, type DomainConfig, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
-import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
+import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, NativeDefinitionCapability, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
 import { diskTargets, macFor } from '../qemu/command-line.js';
 import { LibvirtClient, parseLibvirtUri } from './client.js';
@@ -161,15 +161,16 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
  * Fronts a host's libvirtd over its remote protocol: the agent owns the definition and defines it into libvirt on
  * every start; libvirt runs the domain with whatever hypervisor the URI names. Lifecycle only so far (issue 21).
  */
-export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability {
+export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability, NativeDefinitionCapability {
   readonly name = 'libvirt';
   readonly domainTypes = ['libvirt'] as const;
   readonly stats: StatsCapability = this;
   readonly console: ConsoleCapability = this;
+  readonly native: NativeDefinitionCapability = this;
   private client: LibvirtClient | undefined;
   private connectError: Error | undefined;
   /** libvirt's driver type lower-cased (`qemu`, `xen`, `vz`, `test`, …), the domain XML's type. */
-  private hypervisor = 'unknown';
+  hypervisor = 'unknown';
   private detail = '';
   private logger: DriverContext['logger'] | undefined;
   private closing = false;
@@ -471,6 +472,11 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
       memory: stats.memory ?? { maximumBytes: Number(info.maxMem) * 1024, currentBytes: Number(info.memory) * 1024 },
       vcpu: stats.vcpu ?? { current: info.nrVirtCpu, maximum: domain.config.vcpus, list: [] },
     };
+  }
+
+  /** virDomainGetXMLDesc of the domain as libvirt holds it (its live XML while it runs). */
+  async domainXml(domain: DomainRecord): Promise<string> {
+    return (await this.connection().call('domainGetXmlDesc', { dom: await this.lookup(domain), flags: 0 })).xml;
   }
 
   /** The domain's first console through virDomainOpenConsole's stream (libvirt keeps no history: it starts empty). */
