@@ -298,3 +298,7 @@ export const ExecResult = Type.Object(
   { additionalProperties: false, title: 'ExecResult' },
 );
 export type ExecResult = Static<typeof ExecResult>;
+
+/** domain.xml: the definition libvirt holds for a domain of driver libvirt (read-only). */
+export const DomainXml = Type.Object({ uuid: Uuid, name: ObjectName, xml: Type.String({ description: "libvirt's domain XML (virsh dumpxml)" }) }, { additionalProperties: false, title: 'DomainXml' });
+export type DomainXml = Static<typeof DomainXml>;

@@ -1,7 +1,6 @@
 export * from './errors.js';
 export * from './names.js';
 export * from './domain.js';
-export * from './libvirt.js';
 export * from './node.js';
 export * from './events.js';
 export * from './subjects.js';
