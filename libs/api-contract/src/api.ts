@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { DEFAULT_STATE_TIMEOUT_S, Domain, DomainList, DomainListRequest, DomainPut, DomainsPost, DomainStatePut, ExecRequest, ExecResult } from './domain.js';
+import { DEFAULT_STATE_TIMEOUT_S, Domain, DomainList, DomainListRequest, DomainPut, DomainsPost, DomainStatePut, DomainXml, ExecRequest, ExecResult } from './domain.js';
 import { DomainStats, DomainStatsList, DomainStatsListRequest, NodeStats } from './stats.js';
 import { DomainId } from './names.js';
 import { ErrorBody } from './errors.js';
@@ -129,6 +129,12 @@ export const Operations = {
     permission: PermissionClass.Read,
     errors: ['NO_DOMAIN'],
     http: { method: 'GET', path: '/domains/:id/state', operationId: 'getDomainState', tag: HttpTags.Domains },
+  },
+  // driver libvirt: libvirt's own definition, read-only
+  'domain.xml': {
+    access: Access.ReadOnly, request: DomainRef, response: DomainXml, permission: PermissionClass.Read, errors: ['NO_DOMAIN', 'OPERATION_UNSUPPORTED'],
+    summary: 'The domain XML libvirt holds for a domain of driver libvirt (read-only; other drivers answer OPERATION_UNSUPPORTED)',
+    http: { method: 'GET', path: '/domains/:id/xml', operationId: 'getDomainXml', tag: HttpTags.Domains },
   },
   'domain.stats': {
     access: Access.ReadOnly,

@@ -217,6 +217,7 @@ export const Domain = Type.Object(
       Type.Integer({ minimum: 1, description: "virsh's domain id: a number the node gives the domain when it starts, unique on the node while it runs; absent when shut off" }),
     ),
     liveDisks: Type.Optional(Type.Array(LiveDisk, { description: 'Disks of the running domain, hotplugged ones included (absent when shut off)' })),
+    hypervisor: Type.Optional(Type.String({ description: "Driver libvirt: the hypervisor libvirt reports for the node (qemu, xen, vz, test, …)" })),
     persistPending: Type.Optional(
       Type.Literal(true, {
         description:
@@ -297,3 +298,7 @@ export const ExecResult = Type.Object(
   { additionalProperties: false, title: 'ExecResult' },
 );
 export type ExecResult = Static<typeof ExecResult>;
+
+/** domain.xml: the definition libvirt holds for a domain of driver libvirt (read-only). */
+export const DomainXml = Type.Object({ uuid: Uuid, name: ObjectName, xml: Type.String({ description: "libvirt's domain XML (virsh dumpxml)" }) }, { additionalProperties: false, title: 'DomainXml' });
+export type DomainXml = Static<typeof DomainXml>;

@@ -262,6 +262,14 @@ export interface NicCapability {
   detachNic(domain: DomainRecord, mac: string, options: WaitOptions): Promise<void>;
 }
 
+/** A driver fronting another manager (libvirtd): the hypervisor it reports and the domain's definition in its own format. */
+export interface NativeDefinitionCapability {
+  /** libvirt's driver type in lower case (`qemu`, `xen`, `vz`, `test`, …). */
+  readonly hypervisor: string;
+  /** The domain's XML as libvirt holds it (read-only). */
+  domainXml(domain: DomainRecord): Promise<string>;
+}
+
 /**
  * One interface for every hypervisor. Lifecycle calls are mandatory; optional capability groups
  * (console, stats, …) are absent when unsupported and the agent answers OPERATION_UNSUPPORTED.
@@ -298,6 +306,7 @@ export interface HypervisorDriver {
   readonly disks?: DiskCapability;
   readonly nics?: NicCapability;
   readonly guestAgent?: GuestAgentCapability;
+  readonly native?: NativeDefinitionCapability;
 }
 
 /** The optional capability groups of a driver: every optional member of HypervisorDriver. */
@@ -315,6 +324,7 @@ export const CapabilityNames = {
   disks: 'disks',
   nics: 'nics',
   guestAgent: 'guest-agent',
+  native: 'native-xml',
 } as const satisfies Record<CapabilitySlot, string>;
 
 /** A driver's capabilities as the slots it fills say (so probe() cannot drift from them), then driver facts such as `accel:kvm`. */

@@ -87,11 +87,13 @@ export {
   type RuleSetBody,
 } from './firewall/nft.js';
 export { applyNicFilter, listFilteredDevices, removeNicFilter, type NicFilterTarget } from './firewall/apply.js';
-export { LibvirtClient, parseLibvirtUri, DEFAULT_LIBVIRT_SOCKET, type LibvirtClientOptions } from './libvirt/client.js';
+export { LibvirtClient, LibvirtStream, parseLibvirtUri, DEFAULT_LIBVIRT_SOCKET, type LibvirtClientOptions } from './libvirt/client.js';
 export { LibvirtRemoteError, virtErrorFromRemote } from './libvirt/errors.js';
 export {
   AuthType,
+  DomainEvents as LibvirtDomainEvents,
   DomainState,
+  StatsGroup as LibvirtStatsGroup,
   ListDomainsFlag,
   Procedures as LibvirtProcedures,
   UndefineFlag,
@@ -102,4 +104,4 @@ export {
   type ProcedureName as LibvirtProcedureName,
   type ProcedureReply as LibvirtProcedureReply,
 } from './libvirt/protocol.js';
-export { LibvirtDriver, renderDomainXml, runStateOf, type LibvirtDriverOptions } from './libvirt/libvirt-driver.js';
+export { LibvirtDriver, renderDomainXml, runStateOf, statsFromParams, type LibvirtDomainEvent, type LibvirtDriverOptions } from './libvirt/libvirt-driver.js';

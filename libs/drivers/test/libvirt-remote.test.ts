@@ -6,9 +6,23 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtError } from '@virtbus/api-contract';
-import { hasBinaryOrSkip, rejectsWith, requireBinary, startLibvirt, testDomainConfig, VIRSH, type Libvirt } from '@virtbus/testing';
-import { makeDriverContext, TestDomain, type Observation } from './support/driver-harness.js';
-import { AuthType, DomainState, LibvirtClient, LibvirtDriver, LibvirtRemoteError, ListDomainsFlag, parseLibvirtUri, uuidBytes, uuidString } from '../src/index.js';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, rejectsWith, requireBinary, startLibvirt, testDomainConfig, VIRSH, waitFor, type Libvirt } from '@virtbus/testing';
+import { collectConsole, makeDriverContext, TestDomain, type Observation } from './support/driver-harness.js';
+import {
+  AuthType,
+  DomainState,
+  LibvirtClient,
+  LibvirtDomainEvents,
+  LibvirtDriver,
+  LibvirtRemoteError,
+  LibvirtStatsGroup,
+  ListDomainsFlag,
+  parseLibvirtUri,
+  uuidBytes,
+  uuidString,
+  type LibvirtDomainEvent,
+} from '../src/index.js';
+import { decodeXdr } from '../src/libvirt/xdr.js';
 
 const run = promisify(execFile);
 const LIBVIRTD = hasBinaryOrSkip('libvirtd') && hasBinaryOrSkip('virsh');
@@ -22,6 +36,8 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
   let test: LibvirtClient;
   let socket: string;
   const virsh = async (...args: string[]) => (await run(VIRSH, ['-q', '-c', libvirt.uri, ...args])).stdout.trim();
+  /** virsh on the daemon's shared test:///default (the driver's domains there). */
+  const virshTest = async (...args: string[]) => (await run(VIRSH, ['-q', '-c', `test+unix:///default?socket=${socket}`, ...args])).stdout.trim();
   const testXml = (name: string, uuid = randomUUID()) =>
     `<domain type='test'><name>${name}</name><uuid>${uuid}</uuid><memory unit='MiB'>64</memory><currentMemory unit='MiB'>32</currentMemory><vcpu>2</vcpu><os><type>hvm</type></os></domain>`;
 
@@ -40,7 +56,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       const names = (await virsh('list', '--all', '--name').catch(() => '')).split('\n').filter((name) => name.startsWith(tag));
       for (const name of names) {
         await virsh('destroy', name).catch(() => 'not running');
-        await virsh('undefine', name);
+        await virsh('undefine', name).catch(() => 'transient: gone with its destroy');
       }
       await libvirt.stop();
     }
@@ -146,6 +162,49 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
     await rejectsWith(test.call('domainLookupByUuid', { uuid: uuidBytes(randomUUID()) }), 'NO_DOMAIN');
   });
 
+  it('connectDomainEventCallbackRegisterAny registers every event of the table; lifecycle messages (318) arrive in order', async () => {
+    const client = await LibvirtClient.connect({ socket, uri: 'test:///default' });
+    try {
+      const ids = [];
+      for (const event of Object.values(LibvirtDomainEvents)) ids.push((await client.call('connectDomainEventCallbackRegisterAny', { eventID: event.eventId, dom: null })).callbackID);
+      expect(new Set(ids).size).toBe(ids.length);
+      const name = `${tag}-ev`;
+      const seen: Array<[number, number]> = [];
+      const metadata: unknown[] = [];
+      client.onEvent((procedure, body) => {
+        if (procedure === LibvirtDomainEvents.lifecycle.procedure) {
+          const { msg } = decodeXdr(LibvirtDomainEvents.lifecycle.layout, body);
+          if (msg.dom.name === name) seen.push([msg.event, msg.detail]);
+        } else if (procedure === LibvirtDomainEvents.metadataChange.procedure) metadata.push(decodeXdr(LibvirtDomainEvents.metadataChange.layout, body));
+      });
+      const { dom } = await client.call('domainDefineXml', { xml: testXml(name) });
+      await client.call('domainCreate', { dom });
+      await virshTest('suspend', name);
+      await virshTest('resume', name);
+      await virshTest('metadata', name, 'http://virtbus.test/', '--key', 'vb', '--set', '<a/>');
+      await virshTest('destroy', name);
+      await client.call('domainUndefine', { dom });
+      // DEFINED/ADDED, STARTED/BOOTED, SUSPENDED/PAUSED, RESUMED/UNPAUSED, STOPPED/DESTROYED, UNDEFINED/REMOVED
+      await waitFor('six lifecycle events', () => seen.length >= 6, 10_000);
+      expect(seen).toEqual([[0, 0], [2, 0], [3, 0], [4, 0], [5, 1], [1, 0]]);
+      expect(metadata).toEqual([{ callbackID: ids[12], dom: expect.objectContaining({ name }), type: 2, nsuri: 'http://virtbus.test/' }]);
+      await client.call('connectDomainEventCallbackDeregisterAny', { callbackID: ids[0]! });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('connectGetAllDomainStats answers typed parameters (the state group on test:///)', async () => {
+    const { retStats } = await test.call('connectGetAllDomainStats', { doms: [], stats: LibvirtStatsGroup.STATE, flags: ListDomainsFlag.ACTIVE });
+    const own = retStats.find((record) => record.dom.name === 'test')!;
+    const { state, reason } = await test.call('domainGetState', { dom: own.dom, flags: 0 });
+    expect(state).toBe(DomainState.RUNNING);
+    expect(own.params).toEqual([
+      { field: 'state.state', value: { type: 1, value: state } },
+      { field: 'state.reason', value: { type: 1, value: reason } },
+    ]);
+  });
+
   it('a closed client rejects calls instead of hanging', async () => {
     const client = await LibvirtClient.connect({ socket, uri: 'test:///default' });
     await client.close();
@@ -179,7 +238,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       const driver = new LibvirtDriver({ uri: `test+unix:///default?socket=${socket}` });
       await driver.init(makeDriverContext(join(root, 'driver'), domains, observed));
       try {
-        expect(await driver.probe()).toMatchObject({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'stats', 'hypervisor:test'] });
+        expect(await driver.probe()).toMatchObject({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'console', 'stats', 'native-xml', 'hypervisor:test'] });
         const domain = new TestDomain(testDomainConfig({ name: `${tag}-drv`, driver: 'libvirt', vcpus: 2, memory: 96 }));
         expect(() => driver.validate(domain.config)).not.toThrow();
         expect(() => driver.validate({ ...domain.config, driver: 'qemu' })).toThrow(VirtError);
@@ -212,6 +271,42 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         await driver.close();
       }
       expect((await driver.probe()).available).toBe(false);
+    });
+
+    it('reports what virsh does to its domains as observed states, in order, and refuses a name libvirt holds with DOMAIN_EXISTS', async () => {
+      const domains = new Map<string, TestDomain>();
+      const observed: Observation[] = [];
+      const driver = new LibvirtDriver({ uri: `test+unix:///default?socket=${socket}` });
+      await driver.init(makeDriverContext(join(root, 'driver-ev'), domains, observed));
+      const domain = new TestDomain(testDomainConfig({ name: `${tag}-obs`, driver: 'libvirt' }));
+      domains.set(domain.config.uuid, domain);
+      try {
+        domain.apply(await driver.start(domain, { paused: false }));
+        const expectObserved = async (command: string, state: string, reason: string) => {
+          const before = observed.length;
+          await virshTest(command, domain.config.name);
+          await waitFor(`${command} observed`, () => observed.length > before, 10_000);
+          expect(observed.slice(before)).toEqual([{ uuid: domain.config.uuid, change: { state, reason } }]);
+        };
+        await expectObserved('suspend', 'paused', 'user');
+        await expectObserved('resume', 'running', 'unpaused');
+        await expectObserved('destroy', 'shutoff', 'destroyed');
+        await expectObserved('start', 'running', 'booted');
+        // the driver's own calls are not reported again
+        const before = observed.length;
+        expect(await driver.destroy(domain)).toEqual({ state: 'shutoff', reason: 'destroyed' });
+        expect(await driver.start(domain, { paused: false })).toEqual({ state: 'running', reason: 'booted' });
+        expect(await driver.stats!.domainStats(domain, { deadlineMs: 5000 })).toMatchObject({ state: 'running', cpu: { timeNs: expect.any(Number) }, memory: { maximumBytes: domain.config.memory * 1024 * 1024 } });
+        await virshTest('destroy', domain.config.name);
+        await waitFor('virsh destroy observed', () => observed.length > before, 10_000);
+        expect(observed.slice(before)).toEqual([{ uuid: domain.config.uuid, change: { state: 'shutoff', reason: 'destroyed' } }]);
+
+        const clash = new TestDomain(testDomainConfig({ name: domain.config.name, driver: 'libvirt' }));
+        await rejectsWith(driver.start(clash, { paused: false }), 'DOMAIN_EXISTS');
+      } finally {
+        await driver.undefine(domain);
+        await driver.close();
+      }
     });
 
     it('reports itself unavailable when libvirtd does not answer', async () => {
@@ -255,12 +350,77 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       }
     });
   });
+  describe.skipIf(!QEMU)('LibvirtDriver on qemu:///system (TCG)', () => {
+    it('reports reboot and device-added events, and stats from GetAllDomainStats with the block group', async () => {
+      const events: LibvirtDomainEvent[] = [];
+      const driver = new LibvirtDriver({ uri: `qemu+unix:///system?socket=${socket}`, onDomainEvent: (event) => events.push(event) });
+      const domains = new Map<string, TestDomain>();
+      await driver.init(makeDriverContext(join(root, 'driver-q'), domains, []));
+      const domain = new TestDomain(testDomainConfig({ name: `${tag}-qev`, driver: 'libvirt', memory: 64 }));
+      domains.set(domain.config.uuid, domain);
+      const disk = join(root, 'hot.img');
+      try {
+        domain.apply(await driver.start(domain, { paused: false }));
+        await virsh('reset', domain.config.name);
+        await waitFor('reboot event', () => events.find((event) => event.type === 'reboot'), 10_000);
+        await run('truncate', ['-s', '1M', disk]);
+        await virsh('attach-disk', domain.config.name, disk, 'vdb', '--targetbus', 'virtio', '--live');
+        const added = await waitFor('device-added event', () => events.find((event) => event.type === 'deviceAdded'), 10_000);
+        expect(added).toEqual({ type: 'deviceAdded', uuid: domain.config.uuid, name: domain.config.name, detail: { devAlias: 'virtio-disk1' } });
+        const stats = await driver.stats!.domainStats(domain, { deadlineMs: 10_000 });
+        expect(stats).toMatchObject({
+          state: 'running',
+          cpu: { timeNs: expect.any(Number), userNs: expect.any(Number) },
+          memory: { maximumBytes: 64 * 1024 * 1024 },
+          vcpu: { current: 1, maximum: 1, list: [{ id: 0, state: 'running' }] },
+          net: [],
+          block: [{ name: 'vdb', path: disk, capacityBytes: 1024 * 1024, readRequests: expect.any(Number) }],
+        });
+        expect(await driver.destroy(domain)).toEqual({ state: 'shutoff', reason: 'destroyed' });
+      } finally {
+        await driver.undefine(domain);
+        await driver.close();
+      }
+    });
+  });
+
+  describe.skipIf(!QEMU)('the QEMU test guest through libvirt (TCG)', () => {
+    it('boots from kernel + initrd to GUEST-READY on the console stream and shuts down by ACPI', async () => {
+      const guest = await ensureTestGuest();
+      const domains = new Map<string, TestDomain>();
+      const driver = new LibvirtDriver({ uri: `qemu+unix:///system?socket=${socket}` });
+      await driver.init(makeDriverContext(join(root, 'driver-g'), domains, []));
+      const domain = new TestDomain(
+        testDomainConfig({ name: `${tag}-guest`, driver: 'libvirt', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline }, nics: [{ type: 'user' }] }),
+      );
+      domains.set(domain.config.uuid, domain);
+      try {
+        expect(domain.apply(await driver.start(domain, { paused: true }))).toEqual({ state: 'paused', reason: 'user' });
+        // opened before the guest runs: nothing it prints is missed
+        const session = await driver.console!.openConsole(domain);
+        const output = collectConsole(session);
+        domain.apply(await driver.resume(domain));
+        await waitFor('GUEST-READY on the console', () => output.text().includes(GUEST_MARKERS.ready), 180_000, async () => `console: ${JSON.stringify(output.text().slice(-2000))}; ${await virsh('dumpxml', domain.config.name)}`);
+        expect(await virsh('domiflist', domain.config.name)).toContain('user');
+        expect(await driver.shutdown(domain, { timeoutMs: 120_000 })).toEqual({ state: 'shutoff', reason: 'shutdown' });
+        expect(output.text()).toContain(GUEST_MARKERS.powerOff);
+        session.close();
+      } finally {
+        await driver.destroy(domain).catch(() => 'not running');
+        await driver.undefine(domain);
+        await driver.close();
+      }
+    }, 300_000);
+  });
+
   // last: restarts the shared daemon
   describe.skipIf(!QEMU)('libvirtd restarted under a connected driver', () => {
     it('the driver reports libvirtd unreachable, reconnects on its own, and finds the QEMU domain still running', async () => {
       const name = `${tag}-keep`;
       const driver = new LibvirtDriver({ uri: `qemu+unix:///system?socket=${socket}` });
-      await driver.init(makeDriverContext(join(root, 'driver3'), new Map(), []));
+      const domains = new Map<string, TestDomain>();
+      const observed: Observation[] = [];
+      await driver.init(makeDriverContext(join(root, 'driver3'), domains, observed));
       const waitAvailable = async (available: boolean) => {
         const deadline = Date.now() + 30_000;
         while ((await driver.probe()).available !== available) {
@@ -271,14 +431,18 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       try {
         await waitAvailable(true);
         const domain = new TestDomain(testDomainConfig({ name, driver: 'libvirt' }));
-        expect((await driver.start(domain, { paused: false })).state).toBe('running');
+        domains.set(domain.config.uuid, domain);
+        expect(domain.apply(await driver.start(domain, { paused: false })).state).toBe('running');
         await libvirt.stop();
         await waitAvailable(false);
         await rejectsWith(driver.adopt(domain), 'OPERATION_FAILED');
         libvirt = await startLibvirt(join(root, 'lv'));
         await waitAvailable(true);
         expect(await driver.adopt(domain)).toMatchObject({ state: 'running' });
-        expect(await driver.destroy(domain)).toEqual({ state: 'shutoff', reason: 'destroyed' });
+        // events are registered again on the new connection: a virsh destroy is seen
+        await virsh('destroy', name);
+        await waitFor('virsh destroy after the restart observed', () => observed.some((o) => o.change.reason === 'destroyed'), 10_000);
+        expect(observed.at(-1)).toEqual({ uuid: domain.config.uuid, change: { state: 'shutoff', reason: 'destroyed' } });
         await driver.undefine(domain);
       } finally {
         await driver.close();

@@ -70,6 +70,8 @@ export interface Libvirt {
 
 export async function startLibvirt(root: string): Promise<Libvirt> {
   for (const from of Object.keys(LIBVIRT_DIRS)) await mkdir(join(root, from), { recursive: true });
+  // /var/lock is /run/lock: libvirt's console streams lock their pty there
+  await mkdir(join(root, 'run', 'lock'), { recursive: true });
   for (const to of Object.values(LIBVIRT_DIRS)) if (!existsSync(to)) throw new Error(`${to} does not exist: is libvirt installed?`);
   await writeFile(
     join(root, 'etc', 'qemu.conf'),

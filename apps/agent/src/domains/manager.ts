@@ -9,6 +9,7 @@ import {
   takePage,
   type Domain,
   type DomainConfig,
+  type DomainXml,
   type DomainList,
   type DomainListRequest,
   type DomainPut,
@@ -474,6 +475,14 @@ export class DomainManager {
     return driver.exec.exec(stored, request);
   }
 
+  /** The definition the domain's manager below holds (libvirt's XML for driver libvirt). */
+  async nativeXml(id: string): Promise<DomainXml> {
+    const stored = this.resolve(id);
+    const driver = this.driverFor(stored.config);
+    if (!driver.native) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver holds no native definition (only driver libvirt does)`);
+    return { uuid: stored.config.uuid, name: stored.config.name, xml: await driver.native.domainXml(stored) };
+  }
+
   /** Stops a domain just started and puts the record back as it was before the start. */
   private async undoStart(driver: HypervisorDriver, before: StoredDomain, result: RunState): Promise<void> {
     const uuid = before.config.uuid;
@@ -705,6 +714,11 @@ export class DomainManager {
   }
 
 
+  private hypervisorOf(config: DomainConfig): { hypervisor?: string } {
+    const hypervisor = this.driversByType.get(config.driver)?.native?.hypervisor;
+    return hypervisor ? { hypervisor } : {};
+  }
+
   private view(stored: StoredDomain): Domain {
     return {
       uuid: stored.config.uuid,
@@ -717,6 +731,7 @@ export class DomainManager {
       autostart: stored.config.autostart,
       config: stored.config,
       stateChangedAt: stored.stateChangedAt,
+      ...this.hypervisorOf(stored.config),
       ...(isActive(stored.state) && stored.id !== undefined ? { id: stored.id } : {}),
       ...(isActive(stored.state) ? { liveDisks: liveDisksOf(stored) } : {}),
       ...(this.pendingWrites.has(stored.config.uuid) ? { persistPending: true as const } : {}),

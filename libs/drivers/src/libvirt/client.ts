@@ -70,6 +70,8 @@ export class LibvirtClient {
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private closedError: Error | undefined;
   private readonly closedListeners = new Set<(error: Error) => void>();
+  private readonly eventListeners = new Set<(procedure: number, body: Buffer) => void>();
+  private readonly streams = new Map<number, LibvirtStream>();
 
   private constructor(
     private readonly socket: Socket,
@@ -114,13 +116,39 @@ export class LibvirtClient {
 
   /** Calls one procedure of the table and waits for its reply. */
   call<P extends ProcedureName>(name: P, args: ProcedureArgs<P>): Promise<ProcedureReply<P>> {
+    this.serial = (this.serial + 1) >>> 0;
+    return this.callWithSerial(name, args, this.serial);
+  }
+
+  /**
+   * Calls a procedure that opens a stream (domainOpenConsole): libvirtd's data then comes as STREAM packets of the
+   * call's serial, registered before the call leaves so none is missed.
+   */
+  async openStream<P extends ProcedureName>(name: P, args: ProcedureArgs<P>): Promise<LibvirtStream> {
+    this.serial = (this.serial + 1) >>> 0;
+    const stream = new LibvirtStream(this.serial, Procedures[name].number, (packet) => this.socket.write(packet), () => this.streams.delete(stream.serial));
+    this.streams.set(stream.serial, stream);
+    try {
+      await this.callWithSerial(name, args, stream.serial);
+    } catch (error) {
+      this.streams.delete(stream.serial);
+      throw error;
+    }
+    return stream;
+  }
+
+  /** Every event message (type MESSAGE of the remote program): its procedure number and XDR body. */
+  onEvent(listener: (procedure: number, body: Buffer) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  private callWithSerial<P extends ProcedureName>(name: P, args: ProcedureArgs<P>, serial: number): Promise<ProcedureReply<P>> {
     const procedure = Procedures[name];
     if (this.closedError) return Promise.reject(this.closedError);
     if (this.pending.size >= this.options.maxPending) {
       return Promise.reject(new VirtError('RATE_LIMITED', `libvirt ${name}: ${this.pending.size} calls already in flight`));
     }
-    this.serial = (this.serial + 1) >>> 0;
-    const serial = this.serial;
     const body = encodeXdr(procedure.args as Codec<ProcedureArgs<P>>, args);
     const packet = encodePacket(
       { program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure: procedure.number, type: MessageType.CALL, serial, status: MessageStatus.OK },
@@ -228,8 +256,16 @@ export class LibvirtClient {
       else if (header.procedure === KeepaliveProcedure.PONG) for (const waiter of this.pongWaiters.splice(0)) waiter();
       return;
     }
-    // events (type MESSAGE) and streams are not registered by this client yet
-    if (header.program !== REMOTE_PROGRAM || header.type !== MessageType.REPLY) return;
+    if (header.program !== REMOTE_PROGRAM) return;
+    if (header.type === MessageType.MESSAGE) {
+      for (const listener of this.eventListeners) listener(header.procedure, Buffer.from(body));
+      return;
+    }
+    if (header.type === MessageType.STREAM) {
+      this.streams.get(header.serial)?.receive(header.status, Buffer.from(body));
+      return;
+    }
+    if (header.type !== MessageType.REPLY) return;
     const pending = this.pending.get(header.serial);
     if (!pending) return;
     this.pending.delete(header.serial);
@@ -254,6 +290,79 @@ export class LibvirtClient {
       pending.reject(error);
     }
     this.pending.clear();
+    for (const stream of this.streams.values()) stream.receive(MessageStatus.ERROR, undefined, error);
+    this.streams.clear();
     for (const listener of this.closedListeners) listener(error);
+  }
+}
+
+/** Largest data packet body sent on a stream (libvirt's VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX is 256 KiB). */
+const STREAM_CHUNK = 256 * 1024;
+
+/** One libvirt stream (virStream) on a connection: data both ways as STREAM packets of the opening call's serial. */
+export class LibvirtStream {
+  private readonly dataListeners = new Set<(chunk: Buffer) => void>();
+  private readonly endListeners = new Set<(error?: Error) => void>();
+  private ended = false;
+
+  constructor(
+    readonly serial: number,
+    private readonly procedure: number,
+    private readonly send: (packet: Buffer) => void,
+    private readonly forget: () => void,
+  ) {}
+
+  onData(listener: (chunk: Buffer) => void): void {
+    this.dataListeners.add(listener);
+  }
+
+  /** Once: libvirtd finished the stream (no error), failed it, or the connection went away. */
+  onEnd(listener: (error?: Error) => void): void {
+    this.endListeners.add(listener);
+  }
+
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  write(data: Buffer): void {
+    if (this.ended) return;
+    for (let at = 0; at < data.length; at += STREAM_CHUNK) this.packet(MessageStatus.CONTINUE, data.subarray(at, at + STREAM_CHUNK));
+  }
+
+  /** Ends our side (status OK, empty body): libvirtd closes the stream. */
+  finish(): void {
+    if (this.ended) return;
+    this.packet(MessageStatus.OK, Buffer.alloc(0));
+    this.end();
+  }
+
+  /** @internal packets of this serial from the connection */
+  receive(status: number, body: Buffer | undefined, failure?: Error): void {
+    if (this.ended) return;
+    if (status === MessageStatus.CONTINUE && body) {
+      for (const listener of this.dataListeners) listener(body);
+      return;
+    }
+    let error = failure;
+    if (!error && status === MessageStatus.ERROR && body) {
+      try {
+        error = virtErrorFromRemote(decodeXdr(RemoteError, body), 'stream');
+      } catch (cause) {
+        error = new VirtError('INTERNAL', 'libvirt stream: undecodable error', { cause });
+      }
+    }
+    this.end(error);
+  }
+
+  private packet(status: number, body: Buffer): void {
+    this.send(encodePacket({ program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure: this.procedure, type: MessageType.STREAM, serial: this.serial, status }, body));
+  }
+
+  private end(error?: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.forget();
+    for (const listener of this.endListeners) listener(error);
   }
 }

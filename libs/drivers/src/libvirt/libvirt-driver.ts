@@ -1,15 +1,97 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DomainStates, StateReasons, VirtError, type DomainConfig, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
-import type { DomainRecord, DriverContext, HypervisorDriver, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
+import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, NativeDefinitionCapability, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
+import { diskTargets, macFor } from '../qemu/command-line.js';
 import { LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
-import { uuidBytes, type DomainRef } from './protocol.js';
+import { DomainEvents, ListDomainsFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
+import { decodeXdr } from './xdr.js';
+
+/** A libvirt domain event other than lifecycle, as libvirt reports it (fields named as in its remote protocol). */
+export interface LibvirtDomainEvent {
+  type: Exclude<DomainEventName, 'lifecycle'>;
+  uuid: string;
+  name: string;
+  /** The event's own fields (64-bit numbers as decimal strings). */
+  detail: Record<string, string | number | null>;
+}
 
 export interface LibvirtDriverOptions {
   /** libvirt URI of the host's libvirtd (`qemu:///system`, `xen:///system`, `test:///default`, `qemu+unix:///system?socket=…`). */
   uri: string;
   callTimeoutMs?: number;
+  /** Non-lifecycle domain events (reboot, device added/removed, …): lifecycle ones go to DriverContext.observedState. */
+  onDomainEvent?: (event: LibvirtDomainEvent) => void;
+}
+
+/** Event procedure number → its name in DomainEvents. */
+const EventByProcedure = new Map<number, DomainEventName>(Object.entries(DomainEvents).map(([name, event]) => [event.procedure, name as DomainEventName]));
+/** virDomainEventType DEFINED / UNDEFINED: no run-state change. */
+const LIFECYCLE_DEFINED = 0;
+const LIFECYCLE_UNDEFINED = 1;
+/** Stats groups read for a domain's stats slot. */
+const STATS_GROUPS = StatsGroup.STATE | StatsGroup.CPU_TOTAL | StatsGroup.BALLOON | StatsGroup.VCPU | StatsGroup.INTERFACE | StatsGroup.BLOCK;
+const VCPU_STATES = ['offline', 'running', 'blocked'] as const;
+
+/** virTypedParameter list → name → number (64-bit values as numbers) or string. */
+function paramMap(params: readonly TypedParam[]): Map<string, number | string> {
+  return new Map(params.map(({ field, value }) => [field, typeof value.value === 'bigint' ? Number(value.value) : value.value]));
+}
+
+/** GetAllDomainStats' typed parameters in virtbus' DomainStats groups (the metric names of every driver come from these). */
+export function statsFromParams(params: readonly TypedParam[], base: Pick<DomainStats, 'uuid' | 'name' | 'state' | 'reason' | 'collectedAt'>): DomainStats {
+  const p = paramMap(params);
+  const num = (key: string) => (typeof p.get(key) === 'number' ? (p.get(key) as number) : undefined);
+  const count = (key: string) => num(key) ?? 0;
+  const str = (key: string) => (typeof p.get(key) === 'string' ? (p.get(key) as string) : undefined);
+  const stats: DomainStats = { ...base };
+  if (num('cpu.time') !== undefined) stats.cpu = { timeNs: count('cpu.time'), ...(num('cpu.user') !== undefined ? { userNs: count('cpu.user') } : {}), ...(num('cpu.system') !== undefined ? { systemNs: count('cpu.system') } : {}) };
+  if (num('balloon.maximum') !== undefined) {
+    const kib = (key: string) => (num(key) !== undefined ? count(key) * 1024 : undefined);
+    const memory: NonNullable<DomainStats['memory']> = { maximumBytes: kib('balloon.maximum')! };
+    for (const [field, key] of [['currentBytes', 'balloon.current'], ['rssBytes', 'balloon.rss'], ['usableBytes', 'balloon.usable'], ['unusedBytes', 'balloon.unused'], ['availableBytes', 'balloon.available']] as const) {
+      const value = kib(key);
+      if (value !== undefined) memory[field] = value;
+    }
+    stats.memory = memory;
+  }
+  if (num('vcpu.current') !== undefined) {
+    const list = [];
+    for (let id = 0; id < count('vcpu.maximum'); id++) {
+      const state = num(`vcpu.${id}.state`);
+      if (state === undefined) continue;
+      list.push({ id, state: VCPU_STATES[state] ?? 'offline', ...(num(`vcpu.${id}.time`) !== undefined ? { timeNs: count(`vcpu.${id}.time`) } : {}) });
+    }
+    stats.vcpu = { current: count('vcpu.current'), maximum: count('vcpu.maximum'), list };
+  }
+  if (num('net.count') !== undefined) {
+    stats.net = Array.from({ length: count('net.count') }, (_, i) => {
+      const k = (key: string) => count(`net.${i}.${key}`);
+      return { name: str(`net.${i}.name`) ?? `net${i}`, rxBytes: k('rx.bytes'), rxPackets: k('rx.pkts'), rxErrors: k('rx.errs'), rxDrops: k('rx.drop'), txBytes: k('tx.bytes'), txPackets: k('tx.pkts'), txErrors: k('tx.errs'), txDrops: k('tx.drop') };
+    });
+  }
+  if (num('block.count') !== undefined) {
+    stats.block = Array.from({ length: count('block.count') }, (_, i) => {
+      const k = (key: string) => count(`block.${i}.${key}`);
+      const path = str(`block.${i}.path`);
+      const optional = (field: string, key: string) => (num(`block.${i}.${key}`) !== undefined ? { [field]: k(key) } : {});
+      return {
+        name: str(`block.${i}.name`) ?? `block${i}`,
+        ...(path ? { path } : {}),
+        readRequests: k('rd.reqs'),
+        readBytes: k('rd.bytes'),
+        readTimeNs: k('rd.times'),
+        writeRequests: k('wr.reqs'),
+        writeBytes: k('wr.bytes'),
+        writeTimeNs: k('wr.times'),
+        ...optional('flushRequests', 'fl.reqs'),
+        ...optional('capacityBytes', 'capacity'),
+        ...optional('allocationBytes', 'allocation'),
+      };
+    });
+  }
+  return stats;
 }
 
 /** VIR_DOMAIN_START_PAUSED */
@@ -29,11 +111,49 @@ export function runStateOf(state: number, reason: number): RunState {
   return { state: name, reason: reasons[reason] ?? 'unknown' };
 }
 
-/** virtbus' config as domain XML for libvirt's define (what this driver supports so far: name, uuid, memory, vCPUs). */
+const DISK_BUS = { virtio: 'virtio', sata: 'sata', ide: 'ide' } as const;
+const BOOT_DEV = { hd: 'hd', cdrom: 'cdrom', network: 'network' } as const;
+
+/** What of a config this driver cannot hand to libvirt (volume sources, virtbus networks, containers, graphics). */
+function unrenderable(config: DomainConfig): string[] {
+  return [
+    config.disks.some((disk) => !('path' in disk.source)) && 'disks from storage pools',
+    config.nics.some((nic) => nic.type === 'network' || nic.filter !== undefined) && 'virtbus network NICs and NIC filters',
+    config.container && 'container',
+    config.graphics && 'graphics',
+  ].filter((item): item is string => typeof item === 'string');
+}
+
+/** virtbus' config as domain XML for libvirt's define: CPU, memory, boot (direct kernel or boot order), disks from host files, user/bridge NICs, serial console; ACPI for guest shutdown and PCI hotplug. */
 export function renderDomainXml(config: DomainConfig, hypervisor: string): string {
+  const attr = (value: string) => `'${escapeXml(value)}'`;
+  const os = config.os ?? {};
+  const osXml = [
+    `<type${os.machine ? ` machine=${attr(os.machine)}` : ''}>hvm</type>`,
+    os.kernel ? `<kernel>${escapeXml(os.kernel)}</kernel>` : '',
+    os.initrd ? `<initrd>${escapeXml(os.initrd)}</initrd>` : '',
+    os.cmdline ? `<cmdline>${escapeXml(os.cmdline)}</cmdline>` : '',
+    ...(os.boot ?? []).map((dev) => `<boot dev='${BOOT_DEV[dev]}'/>`),
+  ].join('');
+  const targets = diskTargets(config.disks);
+  const disks = config.disks.map((disk, index) => {
+    const path = 'path' in disk.source ? disk.source.path : '';
+    return (
+      `<disk type='file' device='${disk.device ?? 'disk'}'><driver name='qemu' type='${disk.format ?? 'qcow2'}'/><source file=${attr(path)}/>` +
+      `<target dev='${targets[index]}' bus='${DISK_BUS[disk.bus ?? 'virtio']}'/>${disk.readonly || disk.device === 'cdrom' ? '<readonly/>' : ''}</disk>`
+    );
+  });
+  const nics = config.nics
+    .filter((nic) => nic.type !== 'none')
+    .map((nic, index) => {
+      const source = nic.type === 'bridge' ? `<source bridge=${attr(nic.source ?? '')}/>` : '';
+      return `<interface type='${nic.type}'>${source}<mac address='${nic.mac ?? macFor(config.uuid, index)}'/><model type='${nic.model ?? 'virtio'}'/></interface>`;
+    });
+  const console = (config.console?.type ?? 'serial') === 'serial' ? "<serial type='pty'/><console type='pty'/>" : '';
   return (
-    `<domain type='${escapeXml(hypervisor)}'><name>${escapeXml(config.name)}</name><uuid>${config.uuid}</uuid>` +
-    `<memory unit='MiB'>${config.memory}</memory><vcpu>${config.vcpus}</vcpu><os><type>hvm</type></os></domain>`
+    `<domain type=${attr(hypervisor)}><name>${escapeXml(config.name)}</name><uuid>${config.uuid}</uuid>` +
+    `<memory unit='MiB'>${config.memory}</memory><vcpu>${config.vcpus}</vcpu><os>${osXml}</os><features><acpi/></features>` +
+    `<devices>${disks.join('')}${nics.join('')}${console}</devices></domain>`
   );
 }
 
@@ -41,24 +161,34 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
  * Fronts a host's libvirtd over its remote protocol: the agent owns the definition and defines it into libvirt on
  * every start; libvirt runs the domain with whatever hypervisor the URI names. Lifecycle only so far (issue 21).
  */
-export class LibvirtDriver implements HypervisorDriver, StatsCapability {
+export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability, NativeDefinitionCapability {
   readonly name = 'libvirt';
   readonly domainTypes = ['libvirt'] as const;
   readonly stats: StatsCapability = this;
+  readonly console: ConsoleCapability = this;
+  readonly native: NativeDefinitionCapability = this;
   private client: LibvirtClient | undefined;
   private connectError: Error | undefined;
   /** libvirt's driver type lower-cased (`qemu`, `xen`, `vz`, `test`, …), the domain XML's type. */
-  private hypervisor = 'unknown';
+  hypervisor = 'unknown';
   private detail = '';
   private logger: DriverContext['logger'] | undefined;
   private closing = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryMs = RETRY_MIN_MS;
+  private context: DriverContext | undefined;
+  /** Driver calls in flight per domain UUID: their result is the truth, so events meanwhile are not reported. */
+  private readonly busy = new Map<string, number>();
+  /** Bumped at each call's start and end: a re-read that saw another value is stale. */
+  private readonly epochs = new Map<string, number>();
+  /** Per domain, the re-reads that lifecycle events queued (one at a time, in event order). */
+  private readonly rereads = new Map<string, Promise<void>>();
 
   constructor(private readonly options: LibvirtDriverOptions) {}
 
   async init(context: DriverContext): Promise<void> {
     this.logger = context.logger;
+    this.context = context;
     await this.connect();
   }
 
@@ -74,8 +204,13 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability {
         await client.close();
         return;
       }
+      client.onEvent((procedure, body) => this.onEvent(procedure, body));
+      await this.registerEvents(client);
+      const reconnected = this.connectError !== undefined;
       this.client = client;
       this.retryMs = RETRY_MIN_MS;
+      // a restarted libvirtd (or one that was away) may have seen changes we missed: re-read them all
+      if (reconnected) void this.rereadAll();
       client.onClosed((error) => {
         this.connectError = error;
         if (this.closing) return;
@@ -98,6 +233,90 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability {
     this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
   }
 
+  /** Registers every event of DomainEvents for all domains; one the hypervisor driver lacks is skipped. */
+  private async registerEvents(client: LibvirtClient): Promise<void> {
+    for (const [name, event] of Object.entries(DomainEvents)) {
+      try {
+        await client.call('connectDomainEventCallbackRegisterAny', { eventID: event.eventId, dom: null });
+      } catch (error) {
+        if (!VirtError.is(error, 'OPERATION_UNSUPPORTED') && !VirtError.is(error, 'INVALID_ARG')) throw error;
+        this.logger?.debug({ err: error, event: name }, 'libvirt event not offered');
+      }
+    }
+  }
+
+  private onEvent(procedure: number, body: Buffer): void {
+    const name = EventByProcedure.get(procedure);
+    if (!name) return;
+    let decoded: Record<string, unknown>;
+    try {
+      const message = decodeXdr(DomainEvents[name].layout as never, body) as Record<string, unknown>;
+      decoded = (message['msg'] as Record<string, unknown> | undefined) ?? message;
+    } catch (error) {
+      this.logger?.warn({ err: error, event: name }, 'undecodable libvirt event');
+      return;
+    }
+    const dom = decoded['dom'] as DomainRef;
+    const uuid = uuidString(dom.uuid);
+    if (name === 'lifecycle') {
+      const event = decoded['event'] as number;
+      if (event !== LIFECYCLE_DEFINED && event !== LIFECYCLE_UNDEFINED) this.queueReread(uuid, dom);
+      return;
+    }
+    const detail: LibvirtDomainEvent['detail'] = {};
+    for (const [key, value] of Object.entries(decoded)) {
+      if (key === 'dom' || key === 'callbackID') continue;
+      detail[key] = typeof value === 'bigint' ? value.toString() : (value as string | number | null);
+    }
+    const event: LibvirtDomainEvent = { type: name, uuid, name: dom.name, detail };
+    this.logger?.debug({ event }, 'libvirt domain event');
+    this.options.onDomainEvent?.(event);
+  }
+
+  /** A lifecycle event: libvirt's current state (not the event's, which may be older than a reply already applied). */
+  private queueReread(uuid: string, dom: DomainRef): void {
+    const previous = this.rereads.get(uuid) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      if ((this.busy.get(uuid) ?? 0) > 0 || !this.client || this.client.closed) return;
+      const epoch = this.epochs.get(uuid) ?? 0;
+      try {
+        const state = await this.stateOf(dom);
+        if ((this.busy.get(uuid) ?? 0) === 0 && (this.epochs.get(uuid) ?? 0) === epoch) this.context?.observedState(uuid, state);
+      } catch (error) {
+        if (!VirtError.is(error, 'NO_DOMAIN')) this.logger?.warn({ err: error, uuid }, 'could not re-read a domain after its event');
+      }
+    });
+    this.rereads.set(uuid, next);
+    void next.finally(() => {
+      if (this.rereads.get(uuid) === next) this.rereads.delete(uuid);
+    });
+  }
+
+  private async rereadAll(): Promise<void> {
+    try {
+      const { domains } = await this.connection().call('connectListAllDomains', { needResults: 1, flags: ListDomainsFlag.ACTIVE | ListDomainsFlag.INACTIVE });
+      for (const dom of domains) this.queueReread(uuidString(dom.uuid), dom);
+    } catch (error) {
+      this.logger?.warn({ err: error }, 'could not re-read libvirt domains after reconnecting');
+    }
+  }
+
+  /** Runs one driver call on a domain, marked busy so its own events are not reported twice (or out of order). */
+  private async busyWith<T>(domain: DomainRecord, work: () => Promise<T>): Promise<T> {
+    const uuid = domain.config.uuid;
+    const bump = (delta: number) => {
+      this.busy.set(uuid, (this.busy.get(uuid) ?? 0) + delta);
+      this.epochs.set(uuid, (this.epochs.get(uuid) ?? 0) + 1);
+      if (this.busy.get(uuid) === 0) this.busy.delete(uuid);
+    };
+    bump(1);
+    try {
+      return await work();
+    } finally {
+      bump(-1);
+    }
+  }
+
   async probe(): Promise<DriverInfo> {
     const available = this.client !== undefined && !this.client.closed;
     return {
@@ -111,8 +330,9 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability {
 
   validate(config: DomainConfig): void {
     if (config.driver !== 'libvirt') throw new VirtError('INVALID_ARG', `the libvirt driver runs driver 'libvirt', not '${config.driver}'`);
-    const unsupported = [config.disks.length > 0 && 'disks', config.nics.length > 0 && 'nics', config.container && 'container'].filter(Boolean);
+    const unsupported = unrenderable(config);
     if (unsupported.length) throw new VirtError('OPERATION_UNSUPPORTED', `the libvirt driver does not render ${unsupported.join(', ')} yet`);
+    diskTargets(config.disks);
   }
 
   private connection(): LibvirtClient {
@@ -122,6 +342,18 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability {
 
   private async lookup(domain: DomainRecord): Promise<DomainRef> {
     return (await this.connection().call('domainLookupByUuid', { uuid: uuidBytes(domain.config.uuid) })).dom;
+  }
+
+  /** libvirt answers a name held by another UUID with a generic VIR_ERR_OPERATION_FAILED: look first, answer DOMAIN_EXISTS. */
+  private async refuseNameClash(domain: DomainRecord): Promise<void> {
+    try {
+      const { dom } = await this.connection().call('domainLookupByName', { name: domain.config.name });
+      if (uuidString(dom.uuid) !== domain.config.uuid) {
+        throw new VirtError('DOMAIN_EXISTS', `libvirt already has a domain ${domain.config.name} (uuid ${uuidString(dom.uuid)}): import it instead`);
+      }
+    } catch (error) {
+      if (!VirtError.is(error, 'NO_DOMAIN')) throw error;
+    }
   }
 
   private async stateOf(dom: DomainRef): Promise<RunState> {
@@ -139,53 +371,68 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability {
   }
 
   async start(domain: DomainRecord, options: StartOptions): Promise<RunState> {
-    const client = this.connection();
-    const { dom } = await client.call('domainDefineXml', { xml: renderDomainXml(domain.config, this.hypervisor) });
-    try {
-      await client.call('domainCreateWithFlags', { dom, flags: options.paused ? START_PAUSED : 0 });
-    } catch (error) {
-      // some libvirt drivers (test:///) refuse START_PAUSED: start, then pause before reporting
-      if (!options.paused || !(error instanceof VirtError && error.cause instanceof LibvirtRemoteError && error.cause.libvirtCode === VIR_ERR_INVALID_ARG)) throw error;
-      await client.call('domainCreate', { dom });
-      await client.call('domainSuspend', { dom });
-    }
-    return this.stateOf(dom);
+    return this.busyWith(domain, async () => {
+      const client = this.connection();
+      await this.refuseNameClash(domain);
+      const { dom } = await client.call('domainDefineXml', { xml: renderDomainXml(domain.config, this.hypervisor) });
+      try {
+        await client.call('domainCreateWithFlags', { dom, flags: options.paused ? START_PAUSED : 0 });
+      } catch (error) {
+        // some libvirt drivers (test:///) refuse START_PAUSED: start, then pause before reporting
+        if (!options.paused || !(error instanceof VirtError && error.cause instanceof LibvirtRemoteError && error.cause.libvirtCode === VIR_ERR_INVALID_ARG)) throw error;
+        await client.call('domainCreate', { dom });
+        await client.call('domainSuspend', { dom });
+      }
+      return this.stateOf(dom);
+    });
   }
 
   async shutdown(domain: DomainRecord, options: WaitOptions): Promise<RunState> {
-    const dom = await this.lookup(domain);
-    await this.connection().call('domainShutdown', { dom });
-    return this.waitFor(dom, 'shutoff', options.timeoutMs);
+    return this.busyWith(domain, async () => {
+      const dom = await this.lookup(domain);
+      await this.connection().call('domainShutdown', { dom });
+      return this.waitFor(dom, 'shutoff', options.timeoutMs);
+    });
   }
 
   async destroy(domain: DomainRecord): Promise<RunState> {
-    const dom = await this.lookup(domain);
-    await this.connection().call('domainDestroy', { dom });
-    return this.stateOf(dom);
+    return this.busyWith(domain, async () => {
+      const dom = await this.lookup(domain);
+      await this.connection().call('domainDestroy', { dom });
+      return this.stateOf(dom);
+    });
   }
 
   async reboot(domain: DomainRecord, _options: WaitOptions): Promise<RunState> {
-    const dom = await this.lookup(domain);
-    await this.connection().call('domainReboot', { dom, flags: 0 });
-    return this.stateOf(dom);
+    return this.busyWith(domain, async () => {
+      const dom = await this.lookup(domain);
+      await this.connection().call('domainReboot', { dom, flags: 0 });
+      return this.stateOf(dom);
+    });
   }
 
   async reset(domain: DomainRecord): Promise<RunState> {
-    const dom = await this.lookup(domain);
-    await this.connection().call('domainReset', { dom, flags: 0 });
-    return this.stateOf(dom);
+    return this.busyWith(domain, async () => {
+      const dom = await this.lookup(domain);
+      await this.connection().call('domainReset', { dom, flags: 0 });
+      return this.stateOf(dom);
+    });
   }
 
   async suspend(domain: DomainRecord): Promise<RunState> {
-    const dom = await this.lookup(domain);
-    await this.connection().call('domainSuspend', { dom });
-    return this.stateOf(dom);
+    return this.busyWith(domain, async () => {
+      const dom = await this.lookup(domain);
+      await this.connection().call('domainSuspend', { dom });
+      return this.stateOf(dom);
+    });
   }
 
   async resume(domain: DomainRecord): Promise<RunState> {
-    const dom = await this.lookup(domain);
-    await this.connection().call('domainResume', { dom });
-    return this.stateOf(dom);
+    return this.busyWith(domain, async () => {
+      const dom = await this.lookup(domain);
+      await this.connection().call('domainResume', { dom });
+      return this.stateOf(dom);
+    });
   }
 
   async undefine(domain: DomainRecord): Promise<void> {
@@ -196,28 +443,53 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability {
     }
   }
 
-  /** From virDomainGetInfo (state, memory, vCPU count, CPU time); GetAllDomainStats' richer groups come later. */
+  /** From GetAllDomainStats (state, cpu-total, balloon, vcpu, interface, block groups) within the deadline. */
   async domainStats(domain: DomainRecord, options: { deadlineMs: number }): Promise<DomainStats> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new VirtError('OPERATION_TIMEOUT', `libvirt stats of ${domain.config.name}: no answer in ${options.deadlineMs} ms`)), options.deadlineMs);
     });
     try {
-      const info = await Promise.race([this.lookup(domain).then((dom) => this.connection().call('domainGetInfo', { dom })), deadline]);
-      const { state, reason } = runStateOf(info.state, 0);
-      return {
-        uuid: domain.config.uuid,
-        name: domain.config.name,
-        state,
-        reason: state === domain.state ? domain.reason : reason,
-        collectedAt: new Date().toISOString(),
-        cpu: { timeNs: Number(info.cpuTime) },
-        memory: { maximumBytes: Number(info.maxMem) * 1024, currentBytes: Number(info.memory) * 1024 },
-        vcpu: { current: info.nrVirtCpu, maximum: domain.config.vcpus, list: [] },
-      };
+      return await Promise.race([this.readStats(domain), deadline]);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  private async readStats(domain: DomainRecord): Promise<DomainStats> {
+    const dom = await this.lookup(domain);
+    const { retStats } = await this.connection().call('connectGetAllDomainStats', { doms: [dom], stats: STATS_GROUPS, flags: 0 });
+    const params = retStats[0]?.params ?? [];
+    const values = paramMap(params);
+    const { state, reason } = runStateOf(Number(values.get('state.state') ?? 0), Number(values.get('state.reason') ?? 0));
+    const stats = statsFromParams(params, { uuid: domain.config.uuid, name: domain.config.name, state, reason: state === domain.state ? domain.reason : reason, collectedAt: new Date().toISOString() });
+    if (stats.cpu) return stats;
+    // hypervisor drivers that report the state group only (test:///): CPU time, memory and vCPUs from virDomainGetInfo
+    const info = await this.connection().call('domainGetInfo', { dom });
+    return {
+      ...stats,
+      cpu: { timeNs: Number(info.cpuTime) },
+      memory: stats.memory ?? { maximumBytes: Number(info.maxMem) * 1024, currentBytes: Number(info.memory) * 1024 },
+      vcpu: stats.vcpu ?? { current: info.nrVirtCpu, maximum: domain.config.vcpus, list: [] },
+    };
+  }
+
+  /** virDomainGetXMLDesc of the domain as libvirt holds it (its live XML while it runs). */
+  async domainXml(domain: DomainRecord): Promise<string> {
+    return (await this.connection().call('domainGetXmlDesc', { dom: await this.lookup(domain), flags: 0 })).xml;
+  }
+
+  /** The domain's first console through virDomainOpenConsole's stream (libvirt keeps no history: it starts empty). */
+  async openConsole(domain: DomainRecord): Promise<ConsoleSession> {
+    const dom = await this.lookup(domain);
+    const stream = await this.connection().openStream('domainOpenConsole', { dom, devName: null, flags: 0 });
+    return {
+      history: Buffer.alloc(0),
+      onData: (listener) => stream.onData(listener),
+      onClose: (listener) => stream.onEnd(() => listener()),
+      write: (data) => stream.write(data),
+      close: () => stream.finish(),
+    };
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,8 @@
 import {
   xdrArray,
+  xdrDouble,
+  xdrHyper,
+  xdrUnion,
   xdrFixedOpaque,
   xdrInt,
   xdrOptional,
@@ -98,6 +101,14 @@ export const RemoteError = xdrStruct({
 });
 export type RemoteError = CodecType<typeof RemoteError>;
 
+/** remote_typed_param: virTypedParameter's name and a value discriminated by its type (1 int … 7 string). */
+export const TypedParam = xdrStruct({
+  field: nonnullString,
+  value: xdrUnion({ 1: xdrInt, 2: xdrUint, 3: xdrHyper, 4: xdrUhyper, 5: xdrDouble, 6: xdrInt, 7: nonnullString }),
+});
+export type TypedParam = CodecType<typeof TypedParam>;
+const TYPED_PARAMS_MAX = 262_144;
+
 const domainOnly = xdrStruct({ dom: DomainRef });
 const domainFlags = xdrStruct({ dom: DomainRef, flags: xdrUint });
 const domainReply = xdrStruct({ dom: DomainRef });
@@ -140,6 +151,17 @@ export const Procedures = {
   domainGetState: procedure(212, domainFlags, xdrStruct({ state: xdrInt, reason: xdrInt })),
   domainUndefineFlags: procedure(231, domainFlags, xdrVoid),
   domainReset: procedure(245, domainFlags, xdrVoid),
+  /** The stream of one console (devName null: the first); data then flows as STREAM packets of this call's serial. */
+  domainOpenConsole: procedure(201, xdrStruct({ dom: DomainRef, devName: optionalString, flags: xdrUint }), xdrVoid),
+  /** eventID: virDomainEventID; dom null: every domain. The callbackID tags the event messages (DomainEvents). */
+  connectDomainEventCallbackRegisterAny: procedure(316, xdrStruct({ eventID: xdrInt, dom: xdrOptional(DomainRef) }), xdrStruct({ callbackID: xdrInt })),
+  connectDomainEventCallbackDeregisterAny: procedure(317, xdrStruct({ callbackID: xdrInt }), xdrVoid),
+  /** doms empty: every domain the flags select; stats: virDomainStatsTypes bits. */
+  connectGetAllDomainStats: procedure(
+    344,
+    xdrStruct({ doms: xdrArray(DomainRef, DOMAIN_LIST_MAX), stats: xdrUint, flags: xdrUint }),
+    xdrStruct({ retStats: xdrArray(xdrStruct({ dom: DomainRef, params: xdrArray(TypedParam, TYPED_PARAMS_MAX) }), DOMAIN_LIST_MAX) }),
+  ),
   connectListAllDomains: procedure(
     273,
     xdrStruct({ needResults: xdrInt, flags: xdrUint }),
@@ -149,6 +171,34 @@ export const Procedures = {
 export type ProcedureName = keyof typeof Procedures;
 export type ProcedureArgs<P extends ProcedureName> = CodecType<(typeof Procedures)[P]['args']>;
 export type ProcedureReply<P extends ProcedureName> = CodecType<(typeof Procedures)[P]['reply']>;
+
+const withCallback = <F extends Record<string, Codec<unknown>>>(fields: F) => xdrStruct({ callbackID: xdrInt, msg: xdrStruct({ dom: DomainRef, ...fields }) });
+const flatWithCallback = <F extends Record<string, Codec<unknown>>>(fields: F) => xdrStruct({ callbackID: xdrInt, dom: DomainRef, ...fields });
+
+/**
+ * Domain events: the virDomainEventID to register, the procedure number libvirtd sends them with (type MESSAGE) and
+ * their layout. Older events nest their fields in `msg`; the ones added later (agent lifecycle, device added,
+ * tunable, metadata change) are flat.
+ */
+export const DomainEvents = {
+  lifecycle: { eventId: 0, procedure: 318, layout: withCallback({ event: xdrInt, detail: xdrInt }) },
+  reboot: { eventId: 1, procedure: 319, layout: withCallback({}) },
+  rtcChange: { eventId: 2, procedure: 320, layout: withCallback({ offset: xdrHyper }) },
+  watchdog: { eventId: 3, procedure: 321, layout: withCallback({ action: xdrInt }) },
+  ioError: { eventId: 4, procedure: 322, layout: withCallback({ srcPath: nonnullString, devAlias: nonnullString, action: xdrInt }) },
+  blockJob: { eventId: 8, procedure: 326, layout: withCallback({ path: nonnullString, type: xdrInt, status: xdrInt }) },
+  diskChange: { eventId: 9, procedure: 327, layout: withCallback({ oldSrcPath: optionalString, newSrcPath: optionalString, devAlias: nonnullString, reason: xdrInt }) },
+  trayChange: { eventId: 10, procedure: 328, layout: withCallback({ devAlias: nonnullString, reason: xdrInt }) },
+  balloonChange: { eventId: 13, procedure: 331, layout: withCallback({ actual: xdrUhyper }) },
+  deviceRemoved: { eventId: 15, procedure: 333, layout: withCallback({ devAlias: nonnullString }) },
+  agentLifecycle: { eventId: 18, procedure: 348, layout: flatWithCallback({ state: xdrInt, reason: xdrInt }) },
+  deviceAdded: { eventId: 19, procedure: 354, layout: flatWithCallback({ devAlias: nonnullString }) },
+  metadataChange: { eventId: 23, procedure: 379, layout: flatWithCallback({ type: xdrInt, nsuri: optionalString }) },
+} as const;
+export type DomainEventName = keyof typeof DomainEvents;
+
+/** virDomainStatsTypes */
+export const StatsGroup = { STATE: 1, CPU_TOTAL: 2, BALLOON: 4, VCPU: 8, INTERFACE: 16, BLOCK: 32 } as const;
 
 /** virDrvFeature values passed to connectSupportsFeature. */
 export const DriverFeature = { PROGRAM_KEEPALIVE: 10 } as const;

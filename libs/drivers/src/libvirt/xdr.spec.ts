@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeHeader, DomainRef, encodePacket, HEADER_BYTES, MessageStatus, MessageType, Procedures, REMOTE_PROGRAM, uuidBytes, uuidString } from './protocol.js';
-import { decodeXdr, encodeXdr, xdrArray, xdrInt, xdrOptional, xdrString, xdrUhyper } from './xdr.js';
+import { decodeXdr, encodeXdr, xdrArray, xdrDouble, xdrInt, xdrOptional, xdrString, xdrUhyper, xdrUnion } from './xdr.js';
 
 describe('XDR codecs', () => {
   it('pads strings to 4 bytes after a length word', () => {
@@ -41,5 +41,15 @@ describe('packet header', () => {
     expect(packet.readUInt32BE(0)).toBe(packet.length);
     expect(packet.subarray(4, HEADER_BYTES).toString('hex')).toBe('20008086' + '00000001' + '00000001' + '00000000' + '00000007' + '00000000');
     expect(decodeHeader(packet)).toEqual({ program: REMOTE_PROGRAM, version: 1, procedure: 1, type: 0, serial: 7, status: 0 });
+  });
+});
+
+describe('XDR unions and doubles', () => {
+  it('encodes a union as its int discriminant then the arm, and refuses an unknown arm', () => {
+    const codec = xdrUnion({ 1: xdrInt, 5: xdrDouble });
+    expect(encodeXdr(codec, { type: 1, value: -1 }).toString('hex')).toBe('00000001ffffffff');
+    expect(encodeXdr(codec, { type: 5, value: 1.5 }).toString('hex')).toBe('000000053ff8000000000000');
+    expect(decodeXdr(codec, Buffer.from('000000053ff8000000000000', 'hex'))).toEqual({ type: 5, value: 1.5 });
+    expect(() => decodeXdr(codec, Buffer.from('0000000200000000', 'hex'))).toThrow(RangeError);
   });
 });

@@ -34,6 +34,12 @@ export class XdrWriter {
     this.fixed(8, (buffer, at) => buffer.writeBigUInt64BE(value, at));
   }
 
+  double(value: number): void {
+    this.reserve(8);
+    this.buffer.writeDoubleBE(value, this.offset);
+    this.offset += 8;
+  }
+
   /** Bytes padded to a multiple of 4 (no length: fixed opaque). */
   bytes(value: Uint8Array): void {
     const padded = (value.length + 3) & ~3;
@@ -76,6 +82,10 @@ export class XdrReader {
     return this.buffer.readBigUInt64BE(this.take(8));
   }
 
+  double(): number {
+    return this.buffer.readDoubleBE(this.take(8));
+  }
+
   bytes(length: number): Buffer {
     const at = this.take((length + 3) & ~3);
     return Buffer.from(this.buffer.subarray(at, at + length));
@@ -97,6 +107,7 @@ export const xdrInt: Codec<number> = { encode: (w, v) => w.int(v), decode: (r) =
 export const xdrUint: Codec<number> = { encode: (w, v) => w.uint(v), decode: (r) => r.uint() };
 export const xdrHyper: Codec<bigint> = { encode: (w, v) => w.hyper(v), decode: (r) => r.hyper() };
 export const xdrUhyper: Codec<bigint> = { encode: (w, v) => w.uhyper(v), decode: (r) => r.uhyper() };
+export const xdrDouble: Codec<number> = { encode: (w, v) => w.double(v), decode: (r) => r.double() };
 export const xdrBool: Codec<boolean> = {
   encode: (w, v) => w.int(v ? 1 : 0),
   decode: (r) => {
@@ -193,4 +204,22 @@ export function decodeXdr<T>(codec: Codec<T>, buffer: Buffer): T {
   const value = codec.decode(reader);
   if (reader.remaining !== 0) throw new RangeError(`XDR: ${reader.remaining} bytes left after decoding`);
   return value;
+}
+
+/** A discriminated union on an int (`union switch (int type)`); a discriminant without an arm is a decode error. */
+export function xdrUnion<C extends Record<number, Codec<unknown>>>(arms: C): Codec<{ [K in keyof C]: { type: K; value: CodecType<C[K]> } }[keyof C]> {
+  return {
+    encode: (w, v) => {
+      const arm = arms[v.type as number];
+      if (!arm) throw new RangeError(`XDR: union has no arm ${String(v.type)}`);
+      w.int(v.type as number);
+      arm.encode(w, v.value);
+    },
+    decode: (r) => {
+      const type = r.int();
+      const arm = arms[type];
+      if (!arm) throw new RangeError(`XDR: union has no arm ${type}`);
+      return { type, value: arm.decode(r) } as never;
+    },
+  };
 }

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { VirtError } from '@virtbus/api-contract';
+import { testDomainConfig } from '@virtbus/testing';
+import { LibvirtDriver, renderDomainXml, statsFromParams } from './libvirt-driver.js';
+
+describe('renderDomainXml', () => {
+  const config = testDomainConfig({
+    name: "a&b",
+    driver: 'libvirt',
+    vcpus: 2,
+    memory: 256,
+    os: { kernel: '/k', initrd: '/i', cmdline: "console=ttyS0 x='1'" },
+    disks: [{ source: { path: '/d.qcow2' } }, { source: { path: '/c.iso' }, device: 'cdrom', bus: 'sata', format: 'raw' }],
+    nics: [{ type: 'user' }, { type: 'bridge', source: 'br0', model: 'e1000', mac: '52:54:00:00:00:01' }],
+  });
+
+  it('renders boot, disks from host files, user and bridge NICs and the serial console, escaped', () => {
+    const xml = renderDomainXml(config, 'kvm');
+    expect(xml).toContain("<domain type='kvm'><name>a&#38;b</name>");
+    expect(xml).toContain('<os><type>hvm</type><kernel>/k</kernel><initrd>/i</initrd><cmdline>console=ttyS0 x=&#39;1&#39;</cmdline></os>');
+    expect(xml).toContain("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/d.qcow2'/><target dev='vda' bus='virtio'/></disk>");
+    expect(xml).toContain("<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='/c.iso'/><target dev='sda' bus='sata'/><readonly/></disk>");
+    expect(xml).toMatch(/<interface type='user'><mac address='52:54:00:[0-9a-f:]{8}'\/><model type='virtio'\/><\/interface>/);
+    expect(xml).toContain("<interface type='bridge'><source bridge='br0'/><mac address='52:54:00:00:00:01'/><model type='e1000'/></interface>");
+    expect(xml).toContain("<serial type='pty'/><console type='pty'/>");
+  });
+
+  it('refuses what libvirt cannot be given from a virtbus config', () => {
+    const driver = new LibvirtDriver({ uri: 'test:///default' });
+    expect(() => driver.validate(config)).not.toThrow();
+    const refused = (patch: object) => expect(() => driver.validate({ ...config, ...patch })).toThrow(VirtError);
+    refused({ disks: [{ source: { pool: 'p', volume: 'v' } }] });
+    refused({ nics: [{ type: 'network', source: 'net1' }] });
+    refused({ disks: [{ source: { path: '/a' }, target: 'vda' }, { source: { path: '/b' }, target: 'vda' }] });
+  });
+});
+
+describe('statsFromParams', () => {
+  it('maps GetAllDomainStats typed parameters to the stats groups (KiB to bytes, vCPU states, block and net lists)', () => {
+    const int = (value: number) => ({ type: 1 as const, value });
+    const ull = (value: bigint) => ({ type: 4 as const, value });
+    const str = (value: string) => ({ type: 7 as const, value });
+    const base = { uuid: '00000000-0000-4000-8000-000000000001', name: 'x', state: 'running' as const, reason: 'booted' as const, collectedAt: '2026-01-01T00:00:00.000Z' };
+    const params = [
+      ['cpu.time', ull(5n)], ['cpu.user', ull(3n)], ['balloon.maximum', ull(1024n)], ['balloon.rss', ull(10n)],
+      ['vcpu.current', int(1)], ['vcpu.maximum', int(2)], ['vcpu.0.state', int(1)], ['vcpu.0.time', ull(7n)],
+      ['net.count', int(1)], ['net.0.name', str('vnet0')], ['net.0.rx.bytes', ull(9n)],
+      ['block.count', int(1)], ['block.0.name', str('vda')], ['block.0.path', str('/d')], ['block.0.capacity', ull(100n)],
+    ].map(([field, value]) => ({ field, value })) as Parameters<typeof statsFromParams>[0];
+    expect(statsFromParams(params, base)).toEqual({
+      ...base,
+      cpu: { timeNs: 5, userNs: 3 },
+      memory: { maximumBytes: 1024 * 1024, rssBytes: 10 * 1024 },
+      vcpu: { current: 1, maximum: 2, list: [{ id: 0, state: 'running', timeNs: 7 }] },
+      net: [{ name: 'vnet0', rxBytes: 9, rxPackets: 0, rxErrors: 0, rxDrops: 0, txBytes: 0, txPackets: 0, txErrors: 0, txDrops: 0 }],
+      block: [{ name: 'vda', path: '/d', readRequests: 0, readBytes: 0, readTimeNs: 0, writeRequests: 0, writeBytes: 0, writeTimeNs: 0, capacityBytes: 100 }],
+    });
+  });
+});
