@@ -61,6 +61,11 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
       return { domains: page.items, ...pageFields(page) };
     },
     'domain.exec': ({ id, exec }) => manager.exec(id, exec),
+    'domain.qemu.monitor': async ({ id, monitor }) => ({
+      return: await manager.hypervisorCall(id, 'custom-monitor', 'qemu-monitor-command', (driver) => driver.monitor, (capability, record) => capability.command(record, monitor)),
+    }),
+    'domain.lxc.enter': ({ id, enter }) =>
+      manager.hypervisorCall(id, 'custom-namespace', 'lxc-enter-namespace', (driver) => driver.namespaces, (capability, record) => capability.enter(record, enter)),
     'domain.migrate': ({ id, migration, ticket }) => deps.migrations.migrate(id, migration, ticket),
     'migration.accept': async (request) => deps.migrations.accept(request),
     'domain.define.image': (request) => defineFromImage(request, deps.storage, manager),

@@ -1,11 +1,10 @@
 import { readdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type Domain } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest, waitFor, tearDown } from '@virtbus/testing';
+import { ensureTestGuest, GuestShell, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest, waitFor, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
@@ -36,60 +35,6 @@ async function ok<T>(method: string, path: string, body?: unknown, status = 200)
   const response = await api(method, path, body);
   expect(response.status, `${method} ${path} → ${JSON.stringify(response.body)}`).toBe(status);
   return response.body as T;
-}
-
-/** The guest's busybox shell on the serial console, driven through the agent's console API over NATS. */
-class GuestShell {
-  private output = '';
-  private counter = 0;
-  private subscription?: Subscription;
-  private constructor(
-    private readonly id: string,
-    private readonly session: string,
-  ) {}
-
-  static async open(id: string): Promise<GuestShell> {
-    const attached = await client.call(NODE, 'domain.console.attach', { id });
-    const shell = new GuestShell(id, attached.session);
-    shell.subscription = nc.subscribe(attached.subject, { callback: (_error, msg) => shell.append(Buffer.from(msg.data).toString('utf8')) });
-    await nc.flush();
-    shell.append(Buffer.from(attached.history, 'base64').toString('utf8'));
-    return shell;
-  }
-
-  append(text: string): void {
-    this.output += text;
-  }
-
-  text(): string {
-    return this.output;
-  }
-
-  /** Runs a command and returns what it printed; the markers are computed by the shell so the echoed input never matches. */
-  async run(command: string, timeoutMs = 20_000): Promise<string> {
-    const n = ++this.counter;
-    const pattern = new RegExp(`S${1000 + n}\\r?\\n([\\s\\S]*?)E${1000 + n}`);
-    const keys = `echo S$((1000+${n})); ${command}; echo E$((1000+${n}))\n`;
-    await client.call(NODE, 'domain.console.write', { id: this.id, session: this.session, data: Buffer.from(keys).toString('base64') });
-    await waitFor(`output of ${command}`, () => pattern.test(this.output), timeoutMs);
-    return pattern.exec(this.output)![1]!.replace(/\r/g, '').trim();
-  }
-
-  /** Polls a command until its output satisfies `accept`. */
-  async until(command: string, accept: (output: string) => boolean, timeoutMs = 30_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const output = await this.run(command);
-      if (accept(output)) return output;
-      if (Date.now() > deadline) throw new Error(`${command} kept printing ${JSON.stringify(output)}`);
-      await sleep(200);
-    }
-  }
-
-  async close(): Promise<void> {
-    this.subscription?.unsubscribe();
-    await client.call(NODE, 'domain.console.detach', { id: this.id, session: this.session }).catch(() => undefined);
-  }
 }
 
 describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a running TCG guest', () => {
@@ -132,7 +77,7 @@ describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a runni
       expect.objectContaining({ target: 'vda', source: { pool: 'default', volume: 'hp-root.qcow2' } }),
       expect.objectContaining({ target: 'hda', device: 'cdrom', source: { pool: 'default', volume: 'hp-cidata.iso' } }),
     ]);
-    shell = await GuestShell.open('hp');
+    shell = await GuestShell.open(client, nc, NODE, 'hp');
     await waitFor('the guest shell', () => shell!.text().includes(GUEST_MARKERS.ready), 120_000);
     expect(Number(await shell.run('cat /sys/block/vda/size')) * 512).toBe(48 * MiB);
   }, 180_000);

@@ -15,6 +15,7 @@ import { DeviceOperations } from './devices.js';
 import { ProvisionOperations } from './provision.js';
 import { FirewallOperations } from './firewall.js';
 import { GraphicsOperations } from './graphics.js';
+import { HypervisorOperations } from './hypervisor.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
@@ -213,6 +214,7 @@ export const Operations = {
   ...GraphicsOperations,
   ...ProvisionOperations,
   ...FirewallOperations,
+  ...HypervisorOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

@@ -22,3 +22,5 @@ export * from './paging.js';
 export * from './idempotency.js';
 export * from './sse.js';
 export * from './graphics.js';
+export * from './domain-events.js';
+export * from './hypervisor.js';

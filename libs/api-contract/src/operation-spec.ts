@@ -13,6 +13,8 @@ export const PermissionClass = {
   Network: 'network',
   HostInterface: 'host-interface',
   Audit: 'audit',
+  /** Hypervisor-specific calls that reach around the agent (QMP passthrough, entering namespaces). */
+  Hypervisor: 'hypervisor',
 } as const;
 export type PermissionClass = (typeof PermissionClass)[keyof typeof PermissionClass];
 

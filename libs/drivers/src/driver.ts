@@ -2,6 +2,8 @@ import type {
   DomainConfig,
   DomainDisk,
   DomainDriver,
+  DomainEventDetails,
+  DomainEventName,
   DomainNic,
   DomainSnapshot,
   DomainState,
@@ -9,6 +11,8 @@ import type {
   DriverInfo,
   ExecRequest,
   ExecResult,
+  LxcEnterCommand,
+  QemuMonitorCommand,
   SnapshotDisk,
   SnapshotKind,
   StateReason,
@@ -54,6 +58,8 @@ export interface DriverContext {
   readonly logger: Logger;
   /** Reports a change the driver saw on its own (guest poweroff, crash, QMP event); the agent publishes the event. */
   observedState(uuid: string, change: RunState): void;
+  /** Reports a domain event beyond the lifecycle the hypervisor saw (QMP RESET, WATCHDOG…); the agent records and publishes it. */
+  domainEvent?(uuid: string, event: DomainEventName, details?: DomainEventDetails): void;
   /** Persists runtime facts at once (before a long wait), so a restarted agent can find the domain. */
   saveRuntime(uuid: string, runtime: DomainRuntime | null): Promise<void>;
   /** Present when the agent manages virtual networks. */
@@ -104,6 +110,16 @@ export interface StatsCapability {
 /** Run a command inside a running domain (containers: lxc-attach; like incus exec). */
 export interface ExecCapability {
   exec(domain: DomainRecord, request: ExecRequest): Promise<ExecResult>;
+}
+
+/** qemu-monitor-command: one QMP command (or HMP line) the caller names, passed through as is. */
+export interface MonitorCapability {
+  command(domain: DomainRecord, command: QemuMonitorCommand): Promise<unknown>;
+}
+
+/** lxc-enter-namespace: a command in a container's namespaces with the agent's privileges. */
+export interface NamespaceCapability {
+  enter(domain: DomainRecord, request: LxcEnterCommand): Promise<ExecResult>;
 }
 
 /** Live figures a driver reports while migrating (query-migrate and storage mirror jobs). */
@@ -280,6 +296,8 @@ export interface HypervisorDriver {
   readonly saveRestore?: SaveRestoreCapability;
   readonly disks?: DiskCapability;
   readonly nics?: NicCapability;
+  readonly monitor?: MonitorCapability;
+  readonly namespaces?: NamespaceCapability;
 }
 
 /** The optional capability groups of a driver: every optional member of HypervisorDriver. */
@@ -296,6 +314,8 @@ export const CapabilityNames = {
   saveRestore: 'save-restore',
   disks: 'disks',
   nics: 'nics',
+  monitor: 'qemu-monitor',
+  namespaces: 'lxc-enter',
 } as const satisfies Record<CapabilitySlot, string>;
 
 /** A driver's capabilities as the slots it fills say (so probe() cannot drift from them), then driver facts such as `accel:kvm`. */

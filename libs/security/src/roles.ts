@@ -29,6 +29,7 @@ export const MinimumRole = {
   network: Role.Admin,
   'host-interface': Role.Admin,
   audit: Role.Admin,
+  hypervisor: Role.Admin,
 } as const satisfies Record<PermissionClass, Role>;
 
 export function minimumRoleFor(what: PermissionClass | OperationName): Role {

@@ -18,3 +18,4 @@ export { useNatsBus, type NatsBus } from './nats-bus.js';
 export { useTempDir } from './temp-dir.js';
 export { ensureLibvirt, startLibvirt, VIRSH, type Libvirt } from './libvirtd.js';
 export { openTestSocket, type TestSocket } from './websocket.js';
+export { GuestShell } from './guest-shell.js';

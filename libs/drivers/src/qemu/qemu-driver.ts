@@ -11,6 +11,7 @@ import type {
   DomainRecord,
   GraphicsCapability,
   MigrationCapability,
+  MonitorCapability,
   DriverContext,
   HypervisorDriver,
   NicCapability,
@@ -33,7 +34,7 @@ import { QemuDiskHotplug } from './disk-hotplug.js';
 import { QemuSnapshots } from './snapshots.js';
 import { parseRuntime, QemuInstance, type ExitInfo, type QemuRuntime } from './instance.js';
 import { CLOCK_TICKS_PER_SECOND, isProcessAlive, readProcStat, readTaskStat, signalProcess, spawnDetached, waitForProcessExit } from './process.js';
-import { Qmp, QmpClosedError, QmpCommandError, QmpTimeoutError, type QemuRunStatus, type QmpEvent, type QmpStatusInfo } from './qmp/index.js';
+import { domainEventsOf, GUEST_AGENT_CHANNEL, Qmp, QmpClosedError, QmpCommandError, QmpTimeoutError, type QemuRunStatus, type QmpEvent, type QmpEventData, type QmpStatusInfo } from './qmp/index.js';
 
 export interface QemuDriverOptions {
   /** Path of qemu-system-x86_64; found on PATH when absent. */
@@ -118,6 +119,16 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   });
   readonly graphics: GraphicsCapability = new QemuGraphics({ live: (domain) => this.live(domain), paths: (uuid) => this.paths(uuid) });
   readonly disks: DiskCapability = new QemuDiskHotplug((domain) => this.live(domain).qmp!);
+  readonly monitor: MonitorCapability = {
+    command: async (domain, { command, arguments: args, hmp }) => {
+      const qmp = this.live(domain).qmp!;
+      try {
+        return hmp ? await qmp.misc.humanMonitorCommand(command) : await qmp.misc.passthrough(command, args);
+      } catch (error) {
+        throw qmpFailure(error, `QMP ${hmp ? 'human-monitor-command' : command} on ${domain.config.name}`);
+      }
+    },
+  };
   private readonly snapshotSupport = new QemuSnapshots({
     instance: (domain) => this.instances.get(domain.config.uuid),
     busy: (instance, work) => this.busy(instance, work),
@@ -601,7 +612,11 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   private onEvent(instance: QemuInstance, event: QmpEvent): void {
     const uuid = instance.uuid;
     this.log().debug({ uuid, event: event.event, data: event.data }, 'QMP event');
+    if (instance.registered && !instance.hasExited) for (const mapped of domainEventsOf(event)) this.context?.domainEvent?.(uuid, mapped.event, mapped.details);
     switch (event.event) {
+      case 'VSERPORT_CHANGE':
+        void this.reportAgentChannel(instance, event.data as unknown as QmpEventData['VSERPORT_CHANGE']);
+        return;
       case 'SHUTDOWN': {
         const guest = event.data.guest === true;
         instance.shutdownEvent = { guest, reason: String(event.data.reason ?? 'unknown') };
@@ -629,6 +644,17 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       case 'WAKEUP':
         this.observe(instance, { state: 'running', reason: 'wakeup' });
         return;
+    }
+  }
+
+  /** AGENT_LIFECYCLE: the port that opened or closed is the guest agent's when its channel name says so. */
+  private async reportAgentChannel(instance: QemuInstance, change: QmpEventData['VSERPORT_CHANGE']): Promise<void> {
+    try {
+      const name = await instance.qmp!.misc.qomGet(change.id, 'name');
+      if (name !== GUEST_AGENT_CHANNEL || !instance.registered) return;
+      this.context?.domainEvent?.(instance.uuid, 'AGENT_LIFECYCLE', { state: change.open ? 'CONNECTED' : 'DISCONNECTED', reason: 'channel' });
+    } catch (error) {
+      this.log().debug({ err: error, uuid: instance.uuid, port: change.id }, 'qom-get of a virtio-serial port failed');
     }
   }
 
