@@ -16,6 +16,7 @@ import { ProvisionOperations } from './provision.js';
 import { FirewallOperations } from './firewall.js';
 import { GraphicsOperations } from './graphics.js';
 import { HypervisorOperations } from './hypervisor.js';
+import { CapabilityOperations } from './capabilities.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
@@ -215,6 +216,7 @@ export const Operations = {
   ...ProvisionOperations,
   ...FirewallOperations,
   ...HypervisorOperations,
+  ...CapabilityOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

@@ -24,3 +24,4 @@ export * from './sse.js';
 export * from './graphics.js';
 export * from './domain-events.js';
 export * from './hypervisor.js';
+export * from './capabilities.js';

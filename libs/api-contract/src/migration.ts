@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import { HostCpu } from './capabilities.js';
 import { DomainConfig } from './domain.js';
 import { DomainId, HostPath, NodeName, Uuid } from './names.js';
 
@@ -76,6 +77,8 @@ export const PeerMigrationPrepare = Type.Object(
     diskSizes: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),
     /** The destination's one-time ticket for this migration (check and prepare refuse without it). */
     ticket: Type.Optional(MigrationTicketSecret),
+    /** The CPU model the source runs the domain with and the source host's CPU (the destination checks it can give the same). */
+    cpu: Type.Optional(Type.Object({ model: Type.String({ maxLength: 128 }), host: HostCpu }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );

@@ -1,4 +1,5 @@
 import type {
+  DomainCapabilities,
   DomainConfig,
   DomainDisk,
   DomainDriver,
@@ -122,6 +123,11 @@ export interface NamespaceCapability {
   enter(domain: DomainRecord, request: LxcEnterCommand): Promise<ExecResult>;
 }
 
+/** virsh domcapabilities for the domain types of a driver. */
+export interface DomainCapabilitiesCapability {
+  describe(driver: DomainDriver, machine?: string): Promise<DomainCapabilities>;
+}
+
 /** Live figures a driver reports while migrating (query-migrate and storage mirror jobs). */
 export interface MigrationStatus {
   phase: 'copying-storage' | 'copying-ram' | 'post-copy' | 'finishing';
@@ -180,6 +186,8 @@ export interface MigrationHostFacts {
  */
 export interface MigrationCapability {
   hostFacts(): Promise<MigrationHostFacts>;
+  /** The CPU model the domain runs (or would run) with here: the destination must be able to give it the same. */
+  cpuModel?(config: DomainConfig): Promise<string>;
   /** Virtual size of every disk by target (for a storage copy). */
   diskSizes(domain: DomainRecord): Promise<Record<string, number>>;
   prepareIncoming(domain: DomainRecord, options: IncomingOptions): Promise<{ run: RunState; target: IncomingTarget }>;
@@ -298,6 +306,7 @@ export interface HypervisorDriver {
   readonly nics?: NicCapability;
   readonly monitor?: MonitorCapability;
   readonly namespaces?: NamespaceCapability;
+  readonly domainCapabilities?: DomainCapabilitiesCapability;
 }
 
 /** The optional capability groups of a driver: every optional member of HypervisorDriver. */
@@ -316,6 +325,7 @@ export const CapabilityNames = {
   nics: 'nics',
   monitor: 'qemu-monitor',
   namespaces: 'lxc-enter',
+  domainCapabilities: 'domain-capabilities',
 } as const satisfies Record<CapabilitySlot, string>;
 
 /** A driver's capabilities as the slots it fills say (so probe() cannot drift from them), then driver facts such as `accel:kvm`. */

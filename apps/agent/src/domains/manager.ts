@@ -237,8 +237,12 @@ export class DomainManager {
   }
 
   driverFor(config: DomainConfig): HypervisorDriver {
-    const driver = this.driversByType.get(config.driver);
-    if (!driver) throw new VirtError('OPERATION_UNSUPPORTED', `no ${config.driver} driver on node ${this.options.node}`);
+    return this.driverForType(config.driver);
+  }
+
+  driverForType(type: DomainConfig['driver']): HypervisorDriver {
+    const driver = this.driversByType.get(type);
+    if (!driver) throw new VirtError('OPERATION_UNSUPPORTED', `no ${type} driver on node ${this.options.node}`);
     return driver;
   }
 

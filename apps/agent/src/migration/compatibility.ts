@@ -1,6 +1,7 @@
 import { access } from 'node:fs/promises';
-import { VirtError, type PeerMigrationPrepare } from '@virtbus/api-contract';
-import { diskTargets, type NetworkResolver } from '@virtbus/drivers';
+import { compareCpu, VirtError, type PeerMigrationPrepare } from '@virtbus/api-contract';
+import { diskTargets, type HypervisorDriver, type NetworkResolver } from '@virtbus/drivers';
+import { readHostCpu } from '../node-info.js';
 import type { DomainManager } from '../domains/manager.js';
 
 export interface CompatibilityInput {
@@ -16,6 +17,24 @@ const exists = (path: string) =>
     () => true,
     () => false,
   );
+
+/** `host` passes the source host's CPU through: this host needs every flag of it; a named model must be usable here (domcapabilities). */
+async function checkCpu(prepare: PeerMigrationPrepare, known: string[], driver: HypervisorDriver, refuse: (reason: string) => never): Promise<void> {
+  const { config, cpu } = prepare;
+  // a source that predates the CPU in the request runs kvm domains on qemu64 or host, tcg ones on max
+  const model = cpu?.model ?? (config.driver === 'kvm' ? 'qemu64' : 'max');
+  if (!known.includes(model)) refuse(`CPU model ${model} is not supported by its QEMU`);
+  if (!cpu) return;
+  if (model === 'host') {
+    const compared = compareCpu(await readHostCpu(), cpu.host);
+    if (compared.result === 'incompatible') refuse(`its CPU lacks what the source passes through with -cpu host (${cpu.host.vendor}${compared.missingFeatures.length ? `; missing ${compared.missingFeatures.slice(0, 20).join(' ')}` : ''})`);
+    return;
+  }
+  if (model === 'max' || !driver.domainCapabilities) return;
+  const capabilities = await driver.domainCapabilities.describe(config.driver, config.os.machine);
+  const entry = capabilities.cpuModels.find((candidate) => candidate.name === model);
+  if (entry && !entry.usable) refuse(`CPU model ${model} cannot run on its host (missing ${(entry.unavailableFeatures ?? []).slice(0, 20).join(' ')})`);
+}
 
 /**
  * Whether this node can take the domain as the source runs it: driver, machine type, CPU model, disks (present for
@@ -48,8 +67,7 @@ export async function checkCompatibility({ node, domains, prepare, hasTls, netwo
   const facts = await driver.migration.hostFacts();
   const machine = config.os.machine ?? 'pc';
   if (!facts.machines.includes(machine)) refuse(`machine type ${machine} is not supported by its QEMU`);
-  const cpu = config.driver === 'kvm' ? 'qemu64' : 'max';
-  if (!facts.cpuModels.includes(cpu)) refuse(`CPU model ${cpu} is not supported by its QEMU`);
+  await checkCpu(prepare, facts.cpuModels, driver, refuse);
   const copy = (options.copyStorage ?? 'none') === 'all';
   const targets = diskTargets(config.disks);
   for (const [index, disk] of config.disks.entries()) {

@@ -27,6 +27,7 @@ import type { Logger } from 'pino';
 import type { DomainManager } from '../domains/manager.js';
 import type { OperationHandle, OperationManager } from '../storage/operations.js';
 import { checkCompatibility } from './compatibility.js';
+import { readHostCpu } from '../node-info.js';
 import { assertMigrationTls, wantsTls } from './tls-policy.js';
 
 const PEER_SERVICE = 'migration';
@@ -223,10 +224,12 @@ export class MigrationManager {
     const offline = request.offline ?? false;
     const driver = domains.driverFor(config);
     let diskSizes: Record<string, number> = {};
+    let cpu: PeerMigrationPrepare['cpu'];
     if (!offline) {
       if (!ACTIVE.has(record.state)) throw new VirtError('OPERATION_INVALID', `domain ${config.name} is ${record.state}: only a running or paused domain migrates live (use offline)`);
       const migration = migrationOf(driver);
       if ((request.copyStorage ?? 'none') === 'all') diskSizes = await migration.diskSizes(record);
+      if (migration.cpuModel) cpu = { model: await migration.cpuModel(config), host: await readHostCpu() };
     } else if (request.undefineSource && ACTIVE.has(record.state)) {
       throw new VirtError('OPERATION_INVALID', `domain ${config.name} is ${record.state}: an offline migration cannot undefine an active source`);
     }
@@ -242,6 +245,7 @@ export class MigrationManager {
       options: ownTls === undefined ? request : { ...request, tls: ownTls },
       diskSizes,
       ...(ticket !== undefined ? { ticket } : {}),
+      ...(cpu ? { cpu } : {}),
     };
     const checked = await this.peer<{ tls?: boolean } | undefined>(request.destination, PeerMigrationVerbs.check, prepare);
     if (!offline && ownTls === undefined && checked?.tls === true) {

@@ -3,7 +3,7 @@ import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { isActive, VirtError, type DomainConfig, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainCapabilities, type DomainConfig, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
 import type {
   ConsoleCapability,
   ConsoleSession,
@@ -12,6 +12,7 @@ import type {
   GraphicsCapability,
   MigrationCapability,
   MonitorCapability,
+  DomainCapabilitiesCapability,
   DriverContext,
   HypervisorDriver,
   NicCapability,
@@ -28,6 +29,7 @@ import { inNetns } from '../util/netns.js';
 import { attachTaps, hotplugTapNic, planTapNics, qemuNicIds, runningTapNics, tapStats, unplugNic, type TapNic } from './nics.js';
 import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
 import { ConsoleHub } from './console.js';
+import { probeQemuCapabilities } from './capabilities.js';
 import { QemuGraphics } from './graphics.js';
 import { QemuMigration } from './migration.js';
 import { QemuDiskHotplug } from './disk-hotplug.js';
@@ -115,10 +117,28 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     spawn: (domain, extraArgs) => this.start(domain, { paused: true }, extraArgs),
     end: (instance, reason) => this.destroyInstance(instance, reason),
     binary: () => this.binary(),
+    cpuModel: async (config) => (config.driver === 'kvm' ? (await this.kvmCpuModel()).model : (this.options.tcgCpuModel ?? 'max')),
     log: () => this.log(),
   });
   readonly graphics: GraphicsCapability = new QemuGraphics({ live: (domain) => this.live(domain), paths: (uuid) => this.paths(uuid) });
   readonly disks: DiskCapability = new QemuDiskHotplug((domain) => this.live(domain).qmp!);
+  private readonly capabilityProbes = new Map<string, Promise<DomainCapabilities>>();
+  readonly domainCapabilities: DomainCapabilitiesCapability = {
+    describe: (driver, machine) => {
+      const binary = this.binary();
+      if (!binary) return Promise.reject(new VirtError('OPERATION_UNSUPPORTED', 'qemu-system-x86_64 is not installed'));
+      if (driver !== 'qemu' && driver !== 'kvm') return Promise.reject(new VirtError('OPERATION_UNSUPPORTED', `the qemu driver does not run ${driver} domains`));
+      if (driver === 'kvm' && !this.kvmUsable(false).usable) return Promise.reject(new VirtError('OPERATION_UNSUPPORTED', `kvm domains cannot run here: ${this.kvmUsable(false).detail}`));
+      const key = `${driver}/${machine ?? ''}`;
+      let probe = this.capabilityProbes.get(key);
+      if (!probe) {
+        probe = probeQemuCapabilities(binary, driver, machine);
+        this.capabilityProbes.set(key, probe);
+        probe.catch(() => this.capabilityProbes.delete(key));
+      }
+      return probe;
+    },
+  };
   readonly monitor: MonitorCapability = {
     command: async (domain, { command, arguments: args, hmp }) => {
       const qmp = this.live(domain).qmp!;
