@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { VirtError, type AsyncOperation, type Domain, type LifecycleEvent, type MigrationRequest } from '@virtbus/api-contract';
+import { Subjects, VirtError, type AsyncOperation, type Domain, type DomainEvent, type LifecycleEvent, type MigrationRequest } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { ensureCertificateAuthority, ensureMigrationTlsDir } from '@virtbus/security';
 import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, waitFor } from '@virtbus/testing';
@@ -19,6 +19,7 @@ let client: VirtClient;
 let work: string;
 const agents: Record<'a' | 'b', AgentProcess | undefined> = { a: undefined, b: undefined };
 const events: LifecycleEvent[] = [];
+const domainEvents: DomainEvent[] = [];
 let uuid = '';
 
 const stateDir = (node: 'a' | 'b') => join(work, node);
@@ -70,6 +71,7 @@ describe.skipIf(!QEMU)('live migration between two agents (real QEMU, TCG guest)
         events.push(JSON.parse(new TextDecoder().decode(msg.data)) as LifecycleEvent);
       },
     });
+    nc.subscribe(Subjects.eventKindFilter({ kind: 'domainevent' }), { callback: (_error, msg) => void domainEvents.push(msg.json<DomainEvent>()) });
     for (const node of ['a', 'b'] as const) await ensureMigrationTlsDir(join(work, `tls-${node}`), { node, hosts: ['127.0.0.1'], ca: await sharedCa() });
     await Promise.all([startAgent('a'), startAgent('b')]);
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(work, 'disk.qcow2'), '16M']);
@@ -158,6 +160,11 @@ describe.skipIf(!QEMU)('live migration between two agents (real QEMU, TCG guest)
     expect(await domainOn('a')).toMatchObject({ state: 'shutoff', reason: 'migrated' });
     await waitFor('events on both nodes', async () => lifecycle('a').includes('STOPPED/MIGRATED') && lifecycle('b').includes('RESUMED/MIGRATED'));
     expect(lifecycle('b')).toEqual(expect.arrayContaining(['DEFINED/ADDED', 'STARTED/MIGRATED', 'RESUMED/MIGRATED']));
+    // the source's MIGRATION_ITERATION per memory pass (QMP MIGRATION_PASS) and its JOB_COMPLETED with the job's figures
+    await waitFor('JOB_COMPLETED on a', () => domainEvents.some((event) => event.node === 'a' && event.event === 'JOB_COMPLETED'));
+    const fromA = domainEvents.filter((event) => event.node === 'a' && event.uuid === uuid);
+    expect(fromA.find((event) => event.event === 'MIGRATION_ITERATION')).toMatchObject({ eventId: 20, details: { iteration: expect.any(Number) } });
+    expect(fromA.find((event) => event.event === 'JOB_COMPLETED')).toMatchObject({ eventId: 21, details: { params: expect.objectContaining({ operation: 'migration-out', memory_total: expect.any(Number) }) } });
     for (const node of ['a', 'b'] as const) expect(readdirSync(join(stateDir(node), 'migrations'))).toEqual([]);
     await client.call('a', 'domain.undefine', { id: uuid });
   });

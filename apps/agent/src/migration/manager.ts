@@ -317,6 +317,18 @@ export class MigrationManager {
         }
         await apply(await migration.confirmOutgoing(current()));
         handle.progress(status.ramTotalBytes + status.diskTotalBytes, undefined, { ...toProgress(status), phase: 'done' });
+        // libvirt's JOB_COMPLETED with its typed-parameter names (VIR_DOMAIN_JOB_*)
+        await domains.emitDomainEvent(uuid, 'JOB_COMPLETED', {
+          params: {
+            operation: 'migration-out',
+            memory_processed: status.ramTransferredBytes,
+            memory_total: status.ramTotalBytes,
+            disk_processed: status.diskProcessedBytes,
+            disk_total: status.diskTotalBytes,
+            ...(status.downtimeMs !== undefined ? { downtime: status.downtimeMs } : {}),
+            ...(status.totalTimeMs !== undefined ? { time_elapsed: status.totalTimeMs } : {}),
+          },
+        });
       });
       await this.removeJournal(journal.migrationId);
       if (request.undefineSource) await domains.undefine(uuid);

@@ -194,6 +194,8 @@ export class QemuMigration implements MigrationCapability {
         await qmp.migration.migrateSetCapabilities([
           { capability: 'auto-converge', state: options.autoConverge },
           { capability: 'postcopy-ram', state: options.postCopy },
+          // MIGRATION_PASS per memory pass (libvirt's MIGRATION_ITERATION event)
+          { capability: 'events', state: true },
         ]);
         await qmp.migration.migrateSetParameters({
           // parameters outlive a migration in QEMU: an earlier attempt's throttle must not stay
