@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type Domain, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, cgroupDirsNamed, collectBusEvents, ensureBusyboxRootfs, hasBinaryOrSkip, type NatsServerHandle, processesMentioning, ROOTFS_MARKERS, spawnAgent, startNatsServer, waitFor } from '@virtbus/testing';
+import { type AgentProcess, cgroupDirsNamed, collectBusEvents, ensureBusyboxRootfs, hasBinaryOrSkip, type NatsServerHandle, processesMentioning, rejectsWith, ROOTFS_MARKERS, spawnAgent, startNatsServer, waitFor } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '@virtbus/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -99,6 +99,16 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
     expect(await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['hostname'] } })).toEqual({ exitCode: 0, stdout: 'vb-agent\n', stderr: '', timedOut: false });
     const failed = await client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'echo out; echo err >&2; exit 3'] } });
     expect(failed).toEqual({ exitCode: 3, stdout: 'out\n', stderr: 'err\n', timedOut: false });
+  });
+
+  it("enters the container's namespaces (lxc-enter-namespace) and marks it tainted", async () => {
+    expect((await client.call(NODE, 'domain.get', { id: 'box' })).tainted).toBeUndefined();
+    const uts = await client.call(NODE, 'domain.lxc.enter', { id: 'box', enter: { command: ['hostname'], namespaces: ['uts'] } });
+    expect(uts).toEqual({ exitCode: 0, stdout: 'vb-agent\n', stderr: '', timedOut: false });
+    const all = await client.call(NODE, 'domain.lxc.enter', { id: 'box', enter: { command: ['/bin/sh', '-c', 'echo $$; hostname'] } });
+    expect(all.stdout.split('\n').slice(0, 2)).toEqual([expect.stringMatching(/^\d+$/), 'vb-agent']);
+    expect((await client.call(NODE, 'domain.get', { id: 'box' })).tainted).toEqual(['custom-namespace']);
+    await rejectsWith(client.call(NODE, 'domain.qemu.monitor', { id: 'box', monitor: { command: 'query-status' } }), 'OPERATION_UNSUPPORTED');
   });
 
   it('kills an allocation beyond the memory limit', async () => {
