@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type Domain } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { ensureTestGuest, GuestShell, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest, waitFor, tearDown } from '@virtbus/testing';
+import { ensureTestGuest, GuestShell, nodeApi, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest, waitFor, tearDown } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
@@ -21,21 +21,7 @@ let agent: AgentProcess | undefined;
 let workDir: string;
 let guest: TestGuest;
 
-async function api(method: string, path: string, body?: unknown) {
-  const response = await fetch(`${gateway.url}/v1/nodes/${NODE}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
-}
-
-async function ok<T>(method: string, path: string, body?: unknown, status = 200): Promise<T> {
-  const response = await api(method, path, body);
-  expect(response.status, `${method} ${path} → ${JSON.stringify(response.body)}`).toBe(status);
-  return response.body as T;
-}
+const { api, ok, defineFromImage } = nodeApi(() => gateway.url, NODE);
 
 describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a running TCG guest', () => {
   let domain: Domain;
@@ -59,18 +45,7 @@ describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a runni
   }, 120_000);
 
   it('boots from an image (qcow2 overlay + cidata cdrom) with the overlay as /dev/vda of the right size', async () => {
-    await ok('POST', '/storage-pools/default/volumes', { name: 'base.qcow2', capacity: '32M' }, 201);
-    domain = await ok<Domain>(
-      'POST',
-      '/domains/from-image',
-      {
-        domain: { name: 'hp', driver: 'qemu', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline } },
-        image: { pool: 'default', volume: 'base.qcow2' },
-        rootSize: '48M',
-        cloudInit: { userData: '#cloud-config\nhostname: hp\n' },
-      },
-      201,
-    );
+    domain = await defineFromImage('hp', guest, '48M');
     const started = await ok<Domain>('PUT', `/domains/hp/state`, { action: 'start' });
     expect(started.state).toBe('running');
     expect(started.liveDisks).toEqual([

@@ -1,8 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { DomainEventIds, sseMessages, Subjects, type Domain, type DomainEvent, type DomainEventName, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import {
@@ -10,13 +8,14 @@ import {
   ensureTestGuest,
   GuestShell,
   GUEST_MARKERS,
+  nodeApi,
   hasBinaryOrSkip,
   spawnAgent,
-  startNatsServer,
   tearDown,
+  useNatsBus,
+  useTempDir,
   waitFor,
   type AgentProcess,
-  type NatsServerHandle,
   type TestGuest,
 } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,12 +25,11 @@ const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
 const GENISOIMAGE = hasBinaryOrSkip('genisoimage');
 const NODE = 'evnode';
 
-let nats: NatsServerHandle;
-let nc: NatsConnection;
+const bus = useNatsBus();
+const dir = useTempDir('vb-events-');
 let client: VirtClient;
 let gateway: RunningGateway;
 let agent: AgentProcess | undefined;
-let workDir: string;
 let guest: TestGuest;
 let shell: GuestShell | undefined;
 let fullDir: string | undefined;
@@ -40,21 +38,7 @@ const lifecycle: LifecycleEvent[] = [];
 const sse: { event?: string; data?: string }[] = [];
 const sseAbort = new AbortController();
 
-async function api(method: string, path: string, body?: unknown) {
-  const response = await fetch(`${gateway.url}/v1/nodes/${NODE}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
-}
-
-async function ok<T>(method: string, path: string, body?: unknown, status = 200): Promise<T> {
-  const response = await api(method, path, body);
-  expect(response.status, `${method} ${path} → ${JSON.stringify(response.body)}`).toBe(status);
-  return response.body as T;
-}
+const { api, ok, defineFromImage } = nodeApi(() => gateway.url, NODE);
 
 /** Waits for the domain event named `name` that `matches`, after `from` events were seen. */
 async function nextEvent(name: DomainEventName, from: number, matches: (event: DomainEvent) => boolean = () => true, timeoutMs = 60_000): Promise<DomainEvent> {
@@ -67,13 +51,11 @@ describe.skipIf(!QEMU || !GENISOIMAGE)("domain events beyond the lifecycle, prov
 
   beforeAll(async () => {
     guest = await ensureTestGuest();
-    nats = await startNatsServer();
-    workDir = await mkdtemp(join(tmpdir(), 'vb-events-'));
-    nc = await connect({ servers: nats.url });
+    const nc = bus.nc;
     client = new VirtClient(nc);
     nc.subscribe(Subjects.eventKindFilter({ node: NODE, kind: 'domainevent' }), { callback: (_error, message) => void events.push(message.json<DomainEvent>()) });
     nc.subscribe(Subjects.domainEventFilter({ node: NODE }), { callback: (_error, message) => void lifecycle.push(message.json<LifecycleEvent>()) });
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'state'), drivers: 'test,qemu' });
+    agent = await spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir: join(dir.path, 'state'), drivers: 'test,qemu' });
     gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
     const stream = await fetch(`${gateway.url}/v1/events?kind=domainevent&node=${NODE}`, { signal: sseAbort.signal });
     expect(stream.status).toBe(200);
@@ -87,23 +69,13 @@ describe.skipIf(!QEMU || !GENISOIMAGE)("domain events beyond the lifecycle, prov
     await shell?.close();
     if (domain) await client.call(NODE, 'domain.state', { id: domain.uuid, change: { action: 'destroy' } }, { timeoutMs: 30_000 }).catch(() => undefined);
     if (fullDir) spawnSync('umount', [fullDir]);
-    await tearDown(gateway, agent, nc, nats, workDir);
+    await tearDown(gateway, agent);
   }, 120_000);
 
   it('boots a provisioned guest (root volume + cidata cdrom)', async () => {
-    await ok('POST', '/storage-pools/default/volumes', { name: 'base.qcow2', capacity: '32M' }, 201);
-    domain = await ok<Domain>(
-      'POST',
-      '/domains/from-image',
-      {
-        domain: { name: 'ev', driver: 'qemu', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline } },
-        image: { pool: 'default', volume: 'base.qcow2' },
-        cloudInit: { userData: '#cloud-config\nhostname: ev\n' },
-      },
-      201,
-    );
+    domain = await defineFromImage('ev', guest);
     await ok<Domain>('PUT', '/domains/ev/state', { action: 'start' });
-    shell = await GuestShell.open(client, nc, NODE, 'ev');
+    shell = await GuestShell.open(client, bus.nc, NODE, 'ev');
     await waitFor('the guest shell', () => shell!.text().includes(GUEST_MARKERS.ready), 120_000);
   }, 180_000);
 
@@ -175,7 +147,7 @@ describe.skipIf(!QEMU || !GENISOIMAGE)("domain events beyond the lifecycle, prov
 
   it('IO_ERROR and IO_ERROR_REASON (enospc) when the guest writes to a disk whose file system is full; the domain pauses', async (context) => {
     if (!canMountTmpfs()) return context.skip('cannot mount a tmpfs here');
-    fullDir = join(workDir, 'full');
+    fullDir = join(dir.path, 'full');
     await mkdir(fullDir);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', fullDir]);
     const image = join(fullDir, 'grow.qcow2');

@@ -19,3 +19,4 @@ export { useTempDir } from './temp-dir.js';
 export { ensureLibvirt, startLibvirt, VIRSH, type Libvirt } from './libvirtd.js';
 export { openTestSocket, type TestSocket } from './websocket.js';
 export { GuestShell } from './guest-shell.js';
+export { nodeApi, type NodeApi } from './node-api.js';

@@ -127,6 +127,16 @@ function toProgress(status: MigrationStatus): MigrationProgress {
   };
 }
 
+/** libvirt's job statistics names (VIR_DOMAIN_JOB_*) of the migration figures, for JOB_COMPLETED. */
+const JOB_FIELDS = {
+  ramTransferredBytes: 'memory_processed',
+  ramTotalBytes: 'memory_total',
+  diskProcessedBytes: 'disk_processed',
+  diskTotalBytes: 'disk_total',
+  downtimeMs: 'downtime',
+  totalTimeMs: 'time_elapsed',
+} as const;
+
 /** The disk paths a storage copy writes on the destination (`diskPaths` overrides by target). */
 function destinationConfig(config: DomainConfig, request: MigrationRequest, targets: readonly string[]): DomainConfig {
   const paths = request.diskPaths ?? {};
@@ -318,17 +328,9 @@ export class MigrationManager {
         await apply(await migration.confirmOutgoing(current()));
         handle.progress(status.ramTotalBytes + status.diskTotalBytes, undefined, { ...toProgress(status), phase: 'done' });
         // libvirt's JOB_COMPLETED with its typed-parameter names (VIR_DOMAIN_JOB_*)
-        await domains.emitDomainEvent(uuid, 'JOB_COMPLETED', {
-          params: {
-            operation: 'migration-out',
-            memory_processed: status.ramTransferredBytes,
-            memory_total: status.ramTotalBytes,
-            disk_processed: status.diskProcessedBytes,
-            disk_total: status.diskTotalBytes,
-            ...(status.downtimeMs !== undefined ? { downtime: status.downtimeMs } : {}),
-            ...(status.totalTimeMs !== undefined ? { time_elapsed: status.totalTimeMs } : {}),
-          },
-        });
+        const figures = toProgress(status);
+        const params = Object.entries(JOB_FIELDS).flatMap(([from, to]) => (figures[from as keyof typeof JOB_FIELDS] === undefined ? [] : [[to, figures[from as keyof typeof JOB_FIELDS]!]]));
+        await domains.emitDomainEvent(uuid, 'JOB_COMPLETED', { params: { operation: 'migration-out', ...Object.fromEntries(params) } });
       });
       await this.removeJournal(journal.migrationId);
       if (request.undefineSource) await domains.undefine(uuid);
