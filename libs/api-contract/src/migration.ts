@@ -21,6 +21,12 @@ export const MigrationRequest = Type.Object(
     diskPaths: Type.Optional(
       Type.Record(Type.String({ pattern: '^(vd|sd|hd)[a-z]{1,2}$' }), HostPath, { description: 'copyStorage all: destination path per disk target (default: the same path)' }),
     ),
+    poolMap: Type.Optional(
+      Type.Record(Type.String({ maxLength: 64 }), Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_][A-Za-z0-9_.+-]*$' }), {
+        maxProperties: 64,
+        description: 'Disks that are pool volumes: destination pool per source pool (default: the pool of the same name); copyStorage all makes each written volume anew there',
+      }),
+    ),
   },
   { additionalProperties: false, title: 'MigrationRequest' },
 );
