@@ -103,6 +103,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       paused: { type: 'boolean', default: false },
       timeout: { type: 'string' },
       holdtime: { type: 'string' },
+      hmp: { type: 'boolean' },
       force: { type: 'boolean', default: false },
       ro: { type: 'boolean', default: false },
       domain: { type: 'string' },
@@ -216,7 +217,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
     ...((values.node ?? process.env.VIRTBUS_NODE) ? { node: values.node ?? process.env.VIRTBUS_NODE } : {}),
   };
   const holdTime = int('holdtime', values.holdtime);
-  const virsh = await runVirshCommand(ctx, command, need, rest, holdTime !== undefined ? { holdTime } : {});
+  const virsh = await runVirshCommand(ctx, command, need, rest, { ...(holdTime !== undefined ? { holdTime } : {}), ...(values.driver ? { driver: values.driver } : {}), ...(values.hmp ? { hmp: true } : {}) });
   if (virsh !== undefined) return virsh;
 
   switch (command) {
