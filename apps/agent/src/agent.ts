@@ -174,6 +174,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       domains: manager,
       operations: pools.operations,
       networks,
+      storage: pools,
       onLifecycle: (listener) => events.onEvent(listener),
       logger,
       settings: { listenHost: config.migration?.listenHost ?? '127.0.0.1', ...(config.migration?.tlsDir ? { tlsDir: config.migration.tlsDir } : {}) },

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Subjects, VirtError, type GraphicsEvent } from '@virtbus/api-contract';
+import { DomainEventIds, Subjects, VirtError, type GraphicsEvent } from '@virtbus/api-contract';
 import type { DomainRecord, GraphicsCapability, GraphicsSession, HypervisorDriver } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 import { publishEnd, requireRunning } from './console-hub.js';
@@ -142,7 +142,7 @@ export class GraphicsHub {
   }
 
   private event(viewer: Viewer, type: GraphicsEvent['type']): void {
-    const event: GraphicsEvent = { kind: 'graphics', node: this.node, timestamp: new Date().toISOString(), uuid: viewer.uuid, name: viewer.name, type, session: viewer.id, exclusive: viewer.exclusive };
+    const event: GraphicsEvent = { kind: 'graphics', node: this.node, timestamp: new Date().toISOString(), uuid: viewer.uuid, name: viewer.name, type, session: viewer.id, exclusive: viewer.exclusive, event: 'GRAPHICS', eventId: DomainEventIds.GRAPHICS };
     try {
       this.nc.publish(Subjects.graphicsEvent(this.node, viewer.uuid, type), JSON.stringify(event));
     } catch (error) {

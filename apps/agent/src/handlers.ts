@@ -1,10 +1,10 @@
-import { VirtError, type DriverInfo } from '@virtbus/api-contract';
+import { baselineCpu, compareCpu, VirtError, type DriverInfo } from '@virtbus/api-contract';
 import type { ConsoleHub } from './console-hub.js';
 import { graphicsOf, type GraphicsHub } from './graphics-hub.js';
 import type { DomainManager } from './domains/manager.js';
 import { defineFromImage } from './domains/provision.js';
 import type { MigrationManager } from './migration/manager.js';
-import { readNodeInfo } from './node-info.js';
+import { readHostCapabilities, readHostCpu, readNodeInfo } from './node-info.js';
 import { readNodeStats } from './node-stats.js';
 import { pageBudget, pageFields, pageOf } from './paging.js';
 import type { OperationHandlers } from './service.js';
@@ -46,6 +46,14 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
   return {
     'node.info': () => readNodeInfo(deps.node, deps.version, deps.startedAt, deps.driverInfo),
     'node.stats': () => readNodeStats(deps.node),
+    'node.capabilities': () => readHostCapabilities(deps.node, deps.driverInfo),
+    'node.domcapabilities': ({ driver: type, machine }) => {
+      const driver = manager.driverForType(type);
+      if (!driver.domainCapabilities) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver does not describe its domain capabilities`);
+      return driver.domainCapabilities.describe(type, machine);
+    },
+    'node.cpu.compare': async ({ cpu }) => compareCpu(await readHostCpu(), cpu),
+    'node.cpu.baseline': async ({ cpus }) => baselineCpu([await readHostCpu(), ...cpus]),
     'domain.list': async (query, context) => manager.listPage(query, pageBudget(context)),
     'domain.get': async ({ id }) => manager.get(id),
     'domain.define': (post) => manager.define(post),
@@ -63,6 +71,11 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
       return { domains: page.items, ...pageFields(page) };
     },
     'domain.exec': ({ id, exec }) => manager.exec(id, exec),
+    'domain.qemu.monitor': async ({ id, monitor }) => ({
+      return: await manager.hypervisorCall(id, 'custom-monitor', 'qemu-monitor-command', (driver) => driver.monitor, (capability, record) => capability.command(record, monitor)),
+    }),
+    'domain.lxc.enter': ({ id, enter }) =>
+      manager.hypervisorCall(id, 'custom-namespace', 'lxc-enter-namespace', (driver) => driver.namespaces, (capability, record) => capability.enter(record, enter)),
     'domain.migrate': ({ id, migration, ticket }) => deps.migrations.migrate(id, migration, ticket),
     'migration.accept': async (request) => deps.migrations.accept(request),
     'domain.define.image': (request) => defineFromImage(request, deps.storage, manager),

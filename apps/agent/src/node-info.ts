@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import type { DriverInfo, NodeInfo } from '@virtbus/api-contract';
+import type { DriverInfo, HostCapabilities, HostCpu, NodeInfo } from '@virtbus/api-contract';
 
 /** Parses a kernel cpulist such as `0-3,8,10-11`. */
 export function parseCpuList(text: string): number[] {
@@ -30,6 +30,23 @@ export function parseCpuInfo(text: string): NodeInfo['cpu'] {
     threadsPerCore: Math.max(1, Math.round(count / (socketCount * coresPerSocket))),
     mhz: Number(field(first, 'cpu MHz') ?? 0) || 0,
   };
+}
+
+/** The host CPU as migration planning compares it (the first processor's vendor, model name and flags). */
+export function parseHostCpu(text: string, arch = process.arch === 'x64' ? 'x86_64' : process.arch): HostCpu {
+  const first = text.split(/\n\s*\n/).find((block) => /^processor\s*:/m.test(block)) ?? '';
+  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(first)?.[1]?.trim();
+  return { arch, vendor: field('vendor_id') ?? 'unknown', model: field('model name') ?? 'unknown', flags: (field('flags') ?? '').split(/\s+/).filter(Boolean).sort() };
+}
+
+export async function readHostCpu(): Promise<HostCpu> {
+  return parseHostCpu(await readFile('/proc/cpuinfo', 'utf8'));
+}
+
+/** virsh capabilities: the host CPU, NUMA cells and drivers. */
+export async function readHostCapabilities(node: string, drivers: DriverInfo[]): Promise<HostCapabilities> {
+  const [cpu, numa] = await Promise.all([readHostCpu(), numaCells()]);
+  return { node, cpu, numa, drivers };
 }
 
 /** Values of /proc/meminfo or a NUMA node's meminfo, in bytes. */

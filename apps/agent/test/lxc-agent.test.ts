@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Domain, type LifecycleEvent } from '@virtbus/api-contract';
-import { type AgentProcess, cgroupDirsNamed, collectBusEvents, ensureBusyboxRootfs, hasBinaryOrSkip, processesMentioning, ROOTFS_MARKERS, spawnAgent, waitFor, useAgentBus } from '@virtbus/testing';
+import { type AgentProcess, cgroupDirsNamed, collectBusEvents, ensureBusyboxRootfs, hasBinaryOrSkip, processesMentioning, ROOTFS_MARKERS, rejectsWith, spawnAgent, waitFor, useAgentBus } from '@virtbus/testing';
 import { startGateway, type RunningGateway } from '@virtbus/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -85,6 +85,16 @@ describe.skipIf(!LXC)('LXC containers through a real agent process over NATS', (
     expect(await bus.client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['hostname'] } })).toEqual({ exitCode: 0, stdout: 'vb-agent\n', stderr: '', timedOut: false });
     const failed = await bus.client.call(NODE, 'domain.exec', { id: 'box', exec: { command: ['/bin/sh', '-c', 'echo out; echo err >&2; exit 3'] } });
     expect(failed).toEqual({ exitCode: 3, stdout: 'out\n', stderr: 'err\n', timedOut: false });
+  });
+
+  it("enters the container's namespaces (lxc-enter-namespace) and marks it tainted", async () => {
+    expect((await bus.client.call(NODE, 'domain.get', { id: 'box' })).tainted).toBeUndefined();
+    const uts = await bus.client.call(NODE, 'domain.lxc.enter', { id: 'box', enter: { command: ['hostname'], namespaces: ['uts'] } });
+    expect(uts).toEqual({ exitCode: 0, stdout: 'vb-agent\n', stderr: '', timedOut: false });
+    const all = await bus.client.call(NODE, 'domain.lxc.enter', { id: 'box', enter: { command: ['/bin/sh', '-c', 'echo $$; hostname'] } });
+    expect(all.stdout.split('\n').slice(0, 2)).toEqual([expect.stringMatching(/^\d+$/), 'vb-agent']);
+    expect((await bus.client.call(NODE, 'domain.get', { id: 'box' })).tainted).toEqual(['custom-namespace']);
+    await rejectsWith(bus.client.call(NODE, 'domain.qemu.monitor', { id: 'box', monitor: { command: 'query-status' } }), 'OPERATION_UNSUPPORTED');
   });
 
   it('kills an allocation beyond the memory limit', async () => {

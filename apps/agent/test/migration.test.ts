@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { VirtError, type AsyncOperation, type Domain, type LifecycleEvent, type MigrationRequest } from '@virtbus/api-contract';
+import { Subjects, VirtError, type AsyncOperation, type Domain, type DomainEvent, type LifecycleEvent, type MigrationRequest } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { ensureCertificateAuthority, ensureMigrationTlsDir } from '@virtbus/security';
-import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, waitFor } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, rejectsWith, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, type TestGuest, waitFor } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
@@ -19,7 +19,9 @@ let client: VirtClient;
 let work: string;
 const agents: Record<'a' | 'b', AgentProcess | undefined> = { a: undefined, b: undefined };
 const events: LifecycleEvent[] = [];
+const domainEvents: DomainEvent[] = [];
 let uuid = '';
+let guest: TestGuest;
 
 const stateDir = (node: 'a' | 'b') => join(work, node);
 const consoleLog = (node: 'a' | 'b') => join(stateDir(node), 'drivers', 'qemu', uuid, 'console.log');
@@ -61,7 +63,7 @@ const lifecycle = (node: string) => events.filter((event) => event.node === node
 describe.skipIf(!QEMU)('live migration between two agents (real QEMU, TCG guest)', () => {
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'virtbus-mig-'));
-    const guest = await ensureTestGuest();
+    guest = await ensureTestGuest();
     nats = await startNatsServer();
     nc = await connect({ servers: nats.url });
     client = new VirtClient(nc);
@@ -70,6 +72,7 @@ describe.skipIf(!QEMU)('live migration between two agents (real QEMU, TCG guest)
         events.push(JSON.parse(new TextDecoder().decode(msg.data)) as LifecycleEvent);
       },
     });
+    nc.subscribe(Subjects.eventKindFilter({ kind: 'domainevent' }), { callback: (_error, msg) => void domainEvents.push(msg.json<DomainEvent>()) });
     for (const node of ['a', 'b'] as const) await ensureMigrationTlsDir(join(work, `tls-${node}`), { node, hosts: ['127.0.0.1'], ca: await sharedCa() });
     await Promise.all([startAgent('a'), startAgent('b')]);
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(work, 'disk.qcow2'), '16M']);
@@ -158,6 +161,11 @@ describe.skipIf(!QEMU)('live migration between two agents (real QEMU, TCG guest)
     expect(await domainOn('a')).toMatchObject({ state: 'shutoff', reason: 'migrated' });
     await waitFor('events on both nodes', async () => lifecycle('a').includes('STOPPED/MIGRATED') && lifecycle('b').includes('RESUMED/MIGRATED'));
     expect(lifecycle('b')).toEqual(expect.arrayContaining(['DEFINED/ADDED', 'STARTED/MIGRATED', 'RESUMED/MIGRATED']));
+    // the source's MIGRATION_ITERATION per memory pass (QMP MIGRATION_PASS) and its JOB_COMPLETED with the job's figures
+    await waitFor('JOB_COMPLETED on a', () => domainEvents.some((event) => event.node === 'a' && event.event === 'JOB_COMPLETED'));
+    const fromA = domainEvents.filter((event) => event.node === 'a' && event.uuid === uuid);
+    expect(fromA.find((event) => event.event === 'MIGRATION_ITERATION')).toMatchObject({ eventId: 20, details: { iteration: expect.any(Number) } });
+    expect(fromA.find((event) => event.event === 'JOB_COMPLETED')).toMatchObject({ eventId: 21, details: { params: expect.objectContaining({ operation: 'migration-out', memory_total: expect.any(Number) }) } });
     for (const node of ['a', 'b'] as const) expect(readdirSync(join(stateDir(node), 'migrations'))).toEqual([]);
     await client.call('a', 'domain.undefine', { id: uuid });
   });
@@ -205,4 +213,32 @@ describe.skipIf(!QEMU)('live migration between two agents (real QEMU, TCG guest)
     await waitFor('a to drop the incoming domain', async () => (await client.call('a', 'domain.list', {})).domains.length === 0);
     expect(readdirSync(join(stateDir('a'), 'migrations'))).toEqual([]);
   });
+
+  it('migrates a provisioned domain: its root volume is made anew in the mapped pool on the destination and copied over NBD', async () => {
+    await client.call('a', 'volume.create', { pool: 'default', volume: { name: 'base.qcow2', capacity: '32M' } });
+    const provisioned = await client.call('a', 'domain.define.image', {
+      domain: { name: 'prov', driver: 'qemu', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline } },
+      image: { pool: 'default', volume: 'base.qcow2' },
+    });
+    uuid = provisioned.uuid;
+    await client.call('a', 'domain.state', { id: uuid, change: { action: 'start' } });
+    await waitFor('the guest on a', async () => (await readFile(consoleLog('a'), 'utf8').catch(() => '')).includes(GUEST_MARKERS.ready), 120_000);
+    await typeOn('a', 'echo provmark-1234 > /dev/vda; sync\n');
+    await sleep(1_000);
+    // read-only volumes (the cloud-init seed) are not copied: the destination has them (shared or distributed images)
+    await rejectsWith(migrate('a', { destination: 'b', copyStorage: 'all' }), 'MIGRATION_INCOMPATIBLE');
+    await client.call('b', 'volume.create', { pool: 'default', volume: { name: 'prov-cidata.iso', format: 'raw', capacity: '1M' } });
+    await rejectsWith(migrate('a', { destination: 'b', copyStorage: 'all', poolMap: { default: 'nosuch' } }), 'MIGRATION_INCOMPATIBLE');
+    await rejectsWith(migrate('a', { destination: 'b' }), 'MIGRATION_INCOMPATIBLE');
+    const started = await migrate('a', { destination: 'b', copyStorage: 'all', poolMap: { default: 'default' } });
+    const ended = await finished('a', started.id);
+    expect(ended.status, JSON.stringify(ended.error)).toBe('success');
+    const onB = await domainOn('b');
+    expect(onB.state).toBe('running');
+    expect(onB.config.disks.map((disk) => disk.source)).toEqual([{ pool: 'default', volume: 'prov-root.qcow2' }, { pool: 'default', volume: 'prov-cidata.iso' }]);
+    const volume = await client.call('b', 'volume.get', { pool: 'default', volume: 'prov-root.qcow2' });
+    expect(volume.capacityBytes).toBeGreaterThan(0);
+    await typeOn('b', 'sync; echo 3 > /proc/sys/vm/drop_caches; head -c 13 /dev/vda | tr a-z A-Z; echo\n');
+    await waitFor('the marker read back on b', async () => (await readFile(consoleLog('b'), 'utf8')).includes('PROVMARK-1234'));
+  }, 180_000);
 });

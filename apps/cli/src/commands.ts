@@ -7,6 +7,7 @@ import {
   type DomainsPost,
   type DomainStatePut,
   type FleetDomain,
+  type DomainEvent,
   type LifecycleEvent,
   type NodeList,
 } from '@virtbus/api-contract';
@@ -214,7 +215,7 @@ export interface EventOptions {
   node?: string;
   domain?: string;
   type?: string;
-  /** domain (default), pool, network, operation or all. */
+  /** domain (default), pool, network, snapshot, operation, graphics, domainevent or all. */
   kind?: string;
   since?: number;
   /** Stop after this many events (scripts and tests). */
@@ -228,6 +229,11 @@ function describeEvent(event: BusEvent): string {
   if (event.kind === 'domain.lifecycle') {
     const e = event as unknown as LifecycleEvent;
     return `${e.timestamp}  ${e.node}  ${e.name}  ${e.type}/${e.detail}  → ${e.state} (${e.reason})`;
+  }
+  if (event.kind === 'domain.event') {
+    const e = event as unknown as DomainEvent;
+    const details = Object.entries(e.details).map(([key, value]) => `${key}=${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
+    return `${e.timestamp}  ${e.node}  ${e.name}  ${e.event}(${e.eventId})  ${details.join(' ')}`.trimEnd();
   }
   const operation = event['operation'] as { id?: string; kind?: string; state?: string; percent?: number } | undefined;
   if (operation) return `${event.timestamp}  ${event.node}  operation ${operation.id ?? '?'} ${operation.kind ?? ''} ${operation.state ?? ''} ${operation.percent ?? ''}%`.replace(/ +/g, ' ');

@@ -53,7 +53,7 @@ snapshot-list DOMAIN [--tree] | snapshot-info DOMAIN SNAP | snapshot-revert DOMA
 snapshot-delete DOMAIN SNAP [--children|--children-only] [--metadata]
 save DOMAIN POOL FILE | restore POOL FILE [--paused]   memory state to/from a file in a dir pool
 managedsave DOMAIN | managedsave-remove DOMAIN        agent-kept save image; start resumes from it
-events [--kind domain|pool|network|snapshot|operation|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
+events [--kind domain|pool|network|snapshot|operation|graphics|domainevent|all] [--domain UUID] [--type T] [--since SEQ] [--count N]   stream events
 ${HOSTNET_USAGE}${STORAGE_USAGE}remote add NAME URL [--token-file FILE] [--ca FILE] [--cert FILE --key FILE] | remote list | remote remove NAME | remote default [NAME]
                                       named gateways in ~/.config/virtbus/config.json (the first one added is the default)
 help [COMMAND]                        this text, or the usage of one command
@@ -103,6 +103,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       paused: { type: 'boolean', default: false },
       timeout: { type: 'string' },
       holdtime: { type: 'string' },
+      hmp: { type: 'boolean' },
       force: { type: 'boolean', default: false },
       ro: { type: 'boolean', default: false },
       domain: { type: 'string' },
@@ -216,7 +217,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
     ...((values.node ?? process.env.VIRTBUS_NODE) ? { node: values.node ?? process.env.VIRTBUS_NODE } : {}),
   };
   const holdTime = int('holdtime', values.holdtime);
-  const virsh = await runVirshCommand(ctx, command, need, rest, holdTime !== undefined ? { holdTime } : {});
+  const virsh = await runVirshCommand(ctx, command, need, rest, { ...(holdTime !== undefined ? { holdTime } : {}), ...(values.driver ? { driver: values.driver } : {}), ...(values.hmp ? { hmp: true } : {}) });
   if (virsh !== undefined) return virsh;
 
   switch (command) {

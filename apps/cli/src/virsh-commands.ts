@@ -20,6 +20,9 @@ version                               versions of this CLI, the node's agent and
 capabilities                          the node's CPU, memory, NUMA cells and drivers as JSON
 send-key DOMAIN KEY... [--holdtime MS]  press QEMU key names together (ctrl alt delete), like virsh send-key
 screenshot DOMAIN FILE                the domain's screen as a PNG file (domains with graphics)
+domcapabilities [--driver qemu|kvm] [MACHINE]  machine types, firmware, CPU models usable here, max vCPUs (JSON)
+qemu-monitor-command DOMAIN COMMAND [JSON-ARGS] [--hmp]  qemu only, admin: one QMP (or HMP) command; taints the domain
+lxc-enter-namespace DOMAIN COMMAND... lxc only, admin: run a command in the container's namespaces; taints the domain
 `;
 
 async function domain(ctx: CommandContext, id: string): Promise<Domain> {
@@ -144,7 +147,7 @@ export async function runVirshCommand(
   command: string,
   need: (what: string) => string,
   rest: readonly string[] = [],
-  options: { holdTime?: number } = {},
+  options: { holdTime?: number; driver?: string; hmp?: boolean } = {},
 ): Promise<number | undefined> {
   const verbs: Record<string, () => Promise<void> | void> = {
     domblklist: () => domblklist(ctx, need('domain')),
@@ -175,6 +178,25 @@ export async function runVirshCommand(
     hostname: () => hostname(ctx),
     version: () => version(ctx),
     capabilities: () => capabilities(ctx),
+    domcapabilities: async () => {
+      const query = new URLSearchParams({ driver: options.driver ?? 'qemu', ...(rest[0] ? { machine: rest[0] } : {}) });
+      ctx.output.out(JSON.stringify(await ctx.http.call('node.domcapabilities', { node: await resolveNode(ctx) }, undefined, query), null, 2));
+    },
+    'qemu-monitor-command': async () => {
+      const id = need('domain');
+      const [command, args] = [rest[1], rest[2]];
+      if (!command) throw new UsageError('qemu-monitor-command needs a COMMAND');
+      const monitor = { command, ...(args ? { arguments: JSON.parse(args) as Record<string, unknown> } : {}), ...(options.hmp ? { hmp: true } : {}) };
+      const answer = await ctx.http.call('domain.qemu.monitor', { node: await resolveNode(ctx), id }, monitor);
+      ctx.output.out(typeof answer.return === 'string' && !ctx.output.json ? answer.return : JSON.stringify(answer, null, 2));
+    },
+    'lxc-enter-namespace': async () => {
+      const id = need('domain');
+      const command = rest.slice(1);
+      if (command.length === 0) throw new UsageError('lxc-enter-namespace needs a COMMAND');
+      const result = await ctx.http.call('domain.lxc.enter', { node: await resolveNode(ctx), id }, { command });
+      print(ctx, result, () => `${result.stdout}${result.stderr}`.replace(/\n$/, ''));
+    },
   };
   const verb = Object.hasOwn(verbs, command) ? verbs[command] : undefined;
   if (!verb) return undefined;

@@ -69,6 +69,20 @@ describe('virtbus CLI against a real gateway and agent', () => {
     expect(lines.map((line) => line.split(/\s+/)[4])).toEqual(['DEFINED/ADDED', 'STARTED/BOOTED', 'STOPPED/DESTROYED']);
   });
 
+  it('streams domain events beyond the lifecycle (--kind domainevent) and refuses hypervisor-specific verbs on other drivers', async () => {
+    expect((await cli('define', '--name', 'events-1', '--driver', 'test', '--memory', '64')).text).toMatch(/^Domain 'events-1' defined/);
+    const put = await fetch(`${gatewayUrl}/v1/nodes/solo/domains/events-1`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ labels: { tier: 'web' } }) });
+    expect(put.status).toBe(200);
+    const { text } = await cli('events', '--kind', 'domainevent', '--since', '0', '--count', '1');
+    expect(text).toMatch(/^\d+\s+\S+\s+solo\s+events-1\s+METADATA_CHANGE\(23\)\s+metadata=labels$/);
+    await cli('start', 'events-1');
+    await expect(cli('qemu-monitor-command', 'events-1', 'query-status')).rejects.toMatchObject({ code: 'OPERATION_UNSUPPORTED' });
+    await expect(cli('lxc-enter-namespace', 'events-1', 'true')).rejects.toMatchObject({ code: 'OPERATION_UNSUPPORTED' });
+    await expect(cli('domcapabilities', '--driver', 'test')).rejects.toMatchObject({ code: 'OPERATION_UNSUPPORTED' });
+    await cli('destroy', 'events-1');
+    await cli('undefine', 'events-1');
+  });
+
   it('manages pools and volumes like virsh, uploads and downloads content with its sha256, clones with progress', async () => {
     expect((await cli('pool-list')).text).toMatch(/^default\s+dir\s+running/m);
     const target = join(workDir, 'pool-two');

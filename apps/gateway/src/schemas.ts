@@ -42,6 +42,7 @@ export const SharedSchemas = {
   DomainSnapshotEvent: SseEventFamilies.snapshot.payload,
   OperationEvent: SseEventFamilies.operation.payload,
   GraphicsEvent: SseEventFamilies.graphics.payload,
+  DomainEvent: SseEventFamilies.domainevent.payload,
   SseErrorEvent,
 } as const;
 export type SharedSchemaName = keyof typeof SharedSchemas;

@@ -1,9 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { type Subscription } from '@nats-io/transport-node';
 import { type Domain } from '@virtbus/api-contract';
-import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, type AgentProcess, type TestGuest, waitFor, tearDown, useAgentBus } from '@virtbus/testing';
+import { ensureTestGuest, GuestShell, nodeApi, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, type AgentProcess, type TestGuest, waitFor, tearDown, useAgentBus } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
@@ -17,75 +15,7 @@ let gateway: RunningGateway;
 let agent: AgentProcess | undefined;
 let guest: TestGuest;
 
-async function api(method: string, path: string, body?: unknown) {
-  const response = await fetch(`${gateway.url}/v1/nodes/${NODE}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
-}
-
-async function ok<T>(method: string, path: string, body?: unknown, status = 200): Promise<T> {
-  const response = await api(method, path, body);
-  expect(response.status, `${method} ${path} → ${JSON.stringify(response.body)}`).toBe(status);
-  return response.body as T;
-}
-
-/** The guest's busybox shell on the serial console, driven through the agent's console API over NATS. */
-class GuestShell {
-  private output = '';
-  private counter = 0;
-  private subscription?: Subscription;
-  private constructor(
-    private readonly id: string,
-    private readonly session: string,
-  ) {}
-
-  static async open(id: string): Promise<GuestShell> {
-    const attached = await bus.client.call(NODE, 'domain.console.attach', { id });
-    const shell = new GuestShell(id, attached.session);
-    shell.subscription = bus.nc.subscribe(attached.subject, { callback: (_error, msg) => shell.append(Buffer.from(msg.data).toString('utf8')) });
-    await bus.nc.flush();
-    shell.append(Buffer.from(attached.history, 'base64').toString('utf8'));
-    return shell;
-  }
-
-  append(text: string): void {
-    this.output += text;
-  }
-
-  text(): string {
-    return this.output;
-  }
-
-  /** Runs a command and returns what it printed; the markers are computed by the shell so the echoed input never matches. */
-  async run(command: string, timeoutMs = 20_000): Promise<string> {
-    const n = ++this.counter;
-    const pattern = new RegExp(`S${1000 + n}\\r?\\n([\\s\\S]*?)E${1000 + n}`);
-    const keys = `echo S$((1000+${n})); ${command}; echo E$((1000+${n}))\n`;
-    await bus.client.call(NODE, 'domain.console.write', { id: this.id, session: this.session, data: Buffer.from(keys).toString('base64') });
-    await waitFor(`output of ${command}`, () => pattern.test(this.output), timeoutMs);
-    return pattern.exec(this.output)![1]!.replace(/\r/g, '').trim();
-  }
-
-  /** Polls a command until its output satisfies `accept`. */
-  async until(command: string, accept: (output: string) => boolean, timeoutMs = 30_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const output = await this.run(command);
-      if (accept(output)) return output;
-      if (Date.now() > deadline) throw new Error(`${command} kept printing ${JSON.stringify(output)}`);
-      await sleep(200);
-    }
-  }
-
-  async close(): Promise<void> {
-    this.subscription?.unsubscribe();
-    await bus.client.call(NODE, 'domain.console.detach', { id: this.id, session: this.session }).catch(() => undefined);
-  }
-}
+const { api, ok, defineFromImage } = nodeApi(() => gateway.url, NODE);
 
 describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a running TCG guest', () => {
   let domain: Domain;
@@ -105,25 +35,14 @@ describe.skipIf(!QEMU || !GENISOIMAGE)('pool volumes and disk hotplug on a runni
   }, 120_000);
 
   it('boots from an image (qcow2 overlay + cidata cdrom) with the overlay as /dev/vda of the right size', async () => {
-    await ok('POST', '/storage-pools/default/volumes', { name: 'base.qcow2', capacity: '32M' }, 201);
-    domain = await ok<Domain>(
-      'POST',
-      '/domains/from-image',
-      {
-        domain: { name: 'hp', driver: 'qemu', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline } },
-        image: { pool: 'default', volume: 'base.qcow2' },
-        rootSize: '48M',
-        cloudInit: { userData: '#cloud-config\nhostname: hp\n' },
-      },
-      201,
-    );
+    domain = await defineFromImage('hp', guest, '48M');
     const started = await ok<Domain>('PUT', `/domains/hp/state`, { action: 'start' });
     expect(started.state).toBe('running');
     expect(started.liveDisks).toEqual([
       expect.objectContaining({ target: 'vda', source: { pool: 'default', volume: 'hp-root.qcow2' } }),
       expect.objectContaining({ target: 'hda', device: 'cdrom', source: { pool: 'default', volume: 'hp-cidata.iso' } }),
     ]);
-    shell = await GuestShell.open('hp');
+    shell = await GuestShell.open(bus.client, bus.nc, NODE, 'hp');
     await waitFor('the guest shell', () => shell!.text().includes(GUEST_MARKERS.ready), 120_000);
     expect(Number(await shell.run('cat /sys/block/vda/size')) * 512).toBe(48 * MiB);
   }, 180_000);

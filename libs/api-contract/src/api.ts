@@ -16,6 +16,8 @@ import { ProvisionOperations } from './provision.js';
 import { FirewallOperations } from './firewall.js';
 import { GraphicsOperations } from './graphics.js';
 import { GuestAgentOperations } from './guest-agent.js';
+import { HypervisorOperations } from './hypervisor.js';
+import { CapabilityOperations } from './capabilities.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
@@ -222,6 +224,8 @@ export const Operations = {
   ...FirewallOperations,
   ...GuestAgentOperations,
   ...PeerMigrationOperations,
+  ...HypervisorOperations,
+  ...CapabilityOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

@@ -201,6 +201,12 @@ export const DomainStatePut = Type.Object(
 );
 export type DomainStatePut = Static<typeof DomainStatePut>;
 
+/** libvirt's taint flags a domain's view shows once a hypervisor-specific call reached around the agent's model of it. */
+export const DomainTaint = Type.Enum(['custom-monitor', 'custom-namespace'], {
+  description: "custom-monitor: a QMP passthrough command ran (libvirt's qemu-monitor-command); custom-namespace: a process entered its namespaces (lxc-enter-namespace)",
+});
+export type DomainTaint = Static<typeof DomainTaint>;
+
 export const Domain = Type.Object(
   {
     uuid: Uuid,
@@ -223,6 +229,9 @@ export const Domain = Type.Object(
         description:
           'The state shown happened but is not yet on disk (state dir full): the agent retries the write and publishes its events once it succeeds; other changes of the domain answer STORAGE_FULL until then',
       }),
+    ),
+    tainted: Type.Optional(
+      Type.Array(DomainTaint, { description: "libvirt's taint flags of the running domain: a hypervisor-specific call ran since it started" }),
     ),
   },
   { additionalProperties: false, title: 'Domain' },

@@ -72,6 +72,8 @@ export const GraphicsEvent = Type.Object(
     type: GraphicsEventType,
     session: Session,
     exclusive: Type.Boolean(),
+    event: Type.Optional(Type.Literal('GRAPHICS', { description: "libvirt's event id name (DomainEventIds)" })),
+    eventId: Type.Optional(Type.Literal(5, { description: "libvirt's virDomainEventID number of GRAPHICS" })),
   },
   { additionalProperties: false, title: 'GraphicsEvent' },
 );

@@ -23,3 +23,6 @@ export * from './idempotency.js';
 export * from './sse.js';
 export * from './graphics.js';
 export * from './guest-agent.js';
+export * from './domain-events.js';
+export * from './hypervisor.js';
+export * from './capabilities.js';

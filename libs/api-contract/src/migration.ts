@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import { HostCpu } from './capabilities.js';
 import { DomainConfig } from './domain.js';
 import { Count, DomainId, HostPath, NodeName, Uuid } from './names.js';
 import { PermissionClass, type OperationSpec } from './operation-spec.js';
@@ -21,6 +22,12 @@ export const MigrationRequest = Type.Object(
     copyStorage: Type.Optional(Type.Enum(['none', 'all'], { default: 'none', description: 'none: shared storage; all: copy every writable disk over NBD' })),
     diskPaths: Type.Optional(
       Type.Record(Type.String({ pattern: '^(vd|sd|hd)[a-z]{1,2}$' }), HostPath, { description: 'copyStorage all: destination path per disk target (default: the same path)' }),
+    ),
+    poolMap: Type.Optional(
+      Type.Record(Type.String({ maxLength: 64 }), Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_][A-Za-z0-9_.+-]*$' }), {
+        maxProperties: 64,
+        description: 'Disks that are pool volumes: destination pool per source pool (default: the pool of the same name); copyStorage all makes each written volume anew there',
+      }),
     ),
   },
   { additionalProperties: false, title: 'MigrationRequest' },
@@ -78,6 +85,8 @@ export const PeerMigrationPrepare = Type.Object(
     diskSizes: Type.Record(Type.String(), Count),
     /** The destination's one-time ticket for this migration (check and prepare refuse without it). */
     ticket: Type.Optional(MigrationTicketSecret),
+    /** The CPU model the source runs the domain with and the source host's CPU (the destination checks it can give the same). */
+    cpu: Type.Optional(Type.Object({ model: Type.String({ maxLength: 128 }), host: HostCpu }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );

@@ -15,6 +15,8 @@ export const PermissionClass = {
   Audit: 'audit',
   /** Agent-to-agent verbs (access peer): no user role has it, only agents' bus identities reach them. */
   Peer: 'peer',
+  /** Hypervisor-specific calls that reach around the agent (QMP passthrough, entering namespaces). */
+  Hypervisor: 'hypervisor',
 } as const;
 export type PermissionClass = (typeof PermissionClass)[keyof typeof PermissionClass];
 

@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import { DomainEvent } from './domain-events.js';
 import { ErrorBody } from './errors.js';
 import { LifecycleEvent } from './events.js';
 import { GraphicsEvent } from './graphics.js';
@@ -17,6 +18,7 @@ export const SseEventFamilies = {
   snapshot: { event: 'snapshot.lifecycle', payload: DomainSnapshotEvent },
   operation: { event: 'operation', payload: OperationEvent },
   graphics: { event: 'graphics', payload: GraphicsEvent },
+  domainevent: { event: 'domain.event', payload: DomainEvent },
 } as const;
 export type SseEventKind = keyof typeof SseEventFamilies;
 

@@ -55,7 +55,7 @@ export const Subjects = {
       filter.type ? token(filter.type, 'event type') : '*'
     }`,
   /** Filter for one family of events (`all`: every family, present and future); an absent node matches every node. */
-  eventKindFilter: (filter: { node?: string; kind: 'pool' | 'network' | 'snapshot' | 'operation' | 'graphics' | 'all' }) =>
+  eventKindFilter: (filter: { node?: string; kind: 'pool' | 'network' | 'snapshot' | 'operation' | 'graphics' | 'domainevent' | 'all' }) =>
     `${SUBJECT_ROOT}.${filter.node ? node(filter.node) : '*'}.events.${filter.kind === 'all' ? '>' : `${filter.kind}.>`}`,
   poolEvent: (nodeName: string, pool: string, type: string) =>
     `${SUBJECT_ROOT}.${node(nodeName)}.events.pool.${token(pool, 'pool name')}.${token(type, 'event type')}`,
@@ -65,6 +65,9 @@ export const Subjects = {
     `${SUBJECT_ROOT}.${node(nodeName)}.events.snapshot.${token(uuid, 'uuid')}.${token(type, 'event type')}`,
   graphicsEvent: (nodeName: string, uuid: string, type: string) =>
     `${SUBJECT_ROOT}.${node(nodeName)}.events.graphics.${token(uuid, 'uuid')}.${token(type, 'event type')}`,
+  /** A domain event beyond the lifecycle (DomainEvent): its libvirt event id name is the last token. */
+  domainDetailEvent: (nodeName: string, uuid: string, event: string) =>
+    `${SUBJECT_ROOT}.${node(nodeName)}.events.domainevent.${token(uuid, 'uuid')}.${token(event, 'event name')}`,
   /** One VNC viewer session's server bytes. */
   graphicsOutput: (nodeName: string, uuid: string, session: string) => `${SUBJECT_ROOT}.${node(nodeName)}.graphics.${token(uuid, 'uuid')}.${token(session, 'session')}`,
   operationEvent: (nodeName: string, id: string) => `${SUBJECT_ROOT}.${node(nodeName)}.events.operation.${token(id, 'operation id')}`,

@@ -2,9 +2,12 @@ import type {
   GuestInfo,
   GuestInterface,
   GuestTime,
+  DomainCapabilities,
   DomainConfig,
   DomainDisk,
   DomainDriver,
+  DomainEventDetails,
+  DomainEventName,
   DomainNic,
   DomainSnapshot,
   DomainState,
@@ -12,6 +15,8 @@ import type {
   DriverInfo,
   ExecRequest,
   ExecResult,
+  LxcEnterCommand,
+  QemuMonitorCommand,
   SnapshotDisk,
   SnapshotKind,
   StateReason,
@@ -57,6 +62,8 @@ export interface DriverContext {
   readonly logger: Logger;
   /** Reports a change the driver saw on its own (guest poweroff, crash, QMP event); the agent publishes the event. */
   observedState(uuid: string, change: RunState): void;
+  /** Reports a domain event beyond the lifecycle the hypervisor saw (QMP RESET, WATCHDOG…); the agent records and publishes it. */
+  domainEvent?(uuid: string, event: DomainEventName, details?: DomainEventDetails): void;
   /** Persists runtime facts at once (before a long wait), so a restarted agent can find the domain. */
   saveRuntime(uuid: string, runtime: DomainRuntime | null): Promise<void>;
   /** Present when the agent manages virtual networks. */
@@ -123,6 +130,21 @@ export interface GuestAgentCapability {
   setTime(domain: DomainRecord, time?: GuestTime): Promise<GuestTime>;
 }
 
+/** qemu-monitor-command: one QMP command (or HMP line) the caller names, passed through as is. */
+export interface MonitorCapability {
+  command(domain: DomainRecord, command: QemuMonitorCommand): Promise<unknown>;
+}
+
+/** lxc-enter-namespace: a command in a container's namespaces with the agent's privileges. */
+export interface NamespaceCapability {
+  enter(domain: DomainRecord, request: LxcEnterCommand): Promise<ExecResult>;
+}
+
+/** virsh domcapabilities for the domain types of a driver. */
+export interface DomainCapabilitiesCapability {
+  describe(driver: DomainDriver, machine?: string): Promise<DomainCapabilities>;
+}
+
 /** Live figures a driver reports while migrating (query-migrate and storage mirror jobs). */
 export interface MigrationStatus {
   phase: 'copying-storage' | 'copying-ram' | 'post-copy' | 'finishing';
@@ -181,6 +203,8 @@ export interface MigrationHostFacts {
  */
 export interface MigrationCapability {
   hostFacts(): Promise<MigrationHostFacts>;
+  /** The CPU model the domain runs (or would run) with here: the destination must be able to give it the same. */
+  cpuModel?(config: DomainConfig): Promise<string>;
   /** Virtual size of every disk by target (for a storage copy). */
   diskSizes(domain: DomainRecord): Promise<Record<string, number>>;
   prepareIncoming(domain: DomainRecord, options: IncomingOptions): Promise<{ run: RunState; target: IncomingTarget }>;
@@ -307,6 +331,9 @@ export interface HypervisorDriver {
   readonly nics?: NicCapability;
   readonly guestAgent?: GuestAgentCapability;
   readonly native?: NativeDefinitionCapability;
+  readonly monitor?: MonitorCapability;
+  readonly namespaces?: NamespaceCapability;
+  readonly domainCapabilities?: DomainCapabilitiesCapability;
 }
 
 /** The optional capability groups of a driver: every optional member of HypervisorDriver. */
@@ -325,6 +352,9 @@ export const CapabilityNames = {
   nics: 'nics',
   guestAgent: 'guest-agent',
   native: 'native-xml',
+  monitor: 'qemu-monitor',
+  namespaces: 'lxc-enter',
+  domainCapabilities: 'domain-capabilities',
 } as const satisfies Record<CapabilitySlot, string>;
 
 /** A driver's capabilities as the slots it fills say (so probe() cannot drift from them), then driver facts such as `accel:kvm`. */

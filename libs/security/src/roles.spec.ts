@@ -18,6 +18,8 @@ describe('roles', () => {
     expect(minimumRoleFor('domain.state')).toBe('operator');
     expect(minimumRoleFor('domain.console.attach')).toBe('operator');
     expect(minimumRoleFor('domain.define')).toBe('admin');
+    expect(minimumRoleFor('domain.qemu.monitor')).toBe('admin');
+    expect(minimumRoleFor('domain.lxc.enter')).toBe('admin');
     expect(minimumRoleFor('storage')).toBe('admin');
     expect(MinimumRole['host-interface']).toBe('admin');
   });

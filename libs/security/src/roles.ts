@@ -33,6 +33,7 @@ export const MinimumRole = {
   'host-interface': Role.Admin,
   audit: Role.Admin,
   peer: null,
+  hypervisor: Role.Admin,
 } as const satisfies Record<PermissionClass, Role | null>;
 
 export function minimumRoleFor(what: PermissionClass | OperationName): Role | null {

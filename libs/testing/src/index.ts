@@ -21,3 +21,5 @@ export { openTestSocket, type TestSocket } from './websocket.js';
 export { fuzzInBatches, FUZZ_SEED, type FuzzBatches } from './fuzz.js';
 export { allPages } from './pages.js';
 export { useAgentBus, type AgentBus } from './agent-bus.js';
+export { GuestShell } from './guest-shell.js';
+export { nodeApi, type NodeApi } from './node-api.js';

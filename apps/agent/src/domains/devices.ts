@@ -30,7 +30,9 @@ export class DomainDevices {
         const plugged = (await resolveDisk(disk, this.volumes)) as PluggedDisk;
         await this.jobs.driverCall(driver, 'attachDisk', stored, () => disks.attachDisk(stored, plugged));
       }
-      return this.jobs.saveDevices(stored.config.uuid, config, scope.live ? [...live, disk] : undefined, scope.config);
+      const domain = await this.jobs.saveDevices(stored.config.uuid, config, scope.live ? [...live, disk] : undefined, scope.config);
+      if (scope.live) await this.jobs.domainEvent(stored.config.uuid, 'DEVICE_ADDED', { device: disk.target });
+      return domain;
     });
   }
 
@@ -47,7 +49,9 @@ export class DomainDevices {
         await this.jobs.driverCall(driver, 'detachDisk', stored, () => disks.detachDisk(stored, target, { timeoutMs }));
       }
       const config = scope.config ? { ...stored.config, disks: withTargets(stored.config.disks).filter((disk) => disk.target !== target) } : stored.config;
-      return this.jobs.saveDevices(stored.config.uuid, config, scope.live ? live.filter((disk) => disk.target !== target) : undefined, scope.config);
+      const domain = await this.jobs.saveDevices(stored.config.uuid, config, scope.live ? live.filter((disk) => disk.target !== target) : undefined, scope.config);
+      if (scope.live) await this.jobs.domainEvent(stored.config.uuid, 'DEVICE_REMOVED', { device: target });
+      return domain;
     });
   }
 
@@ -74,10 +78,21 @@ export class DomainDevices {
         nextLive = live.map((disk, index) => (index === liveIndex ? (change.source ? { ...empty, source: change.source } : empty) : disk));
       }
       const config = scope.config ? { ...stored.config, disks: configDisks.map((disk, index) => (index === configIndex ? { ...disk, source: change.source! } : disk)) } : stored.config;
-      return this.jobs.saveDevices(stored.config.uuid, config, nextLive, scope.config);
+      const domain = await this.jobs.saveDevices(stored.config.uuid, config, nextLive, scope.config);
+      const before = (scope.live ? live[liveIndex] : configDisks[configIndex])?.source;
+      await this.jobs.domainEvent(stored.config.uuid, 'DISK_CHANGE', {
+        device: target,
+        reason: change.source ? 'MEDIA_CHANGED' : 'MEDIA_EJECTED',
+        ...(before ? { oldSource: sourceText(before) } : {}),
+        ...(change.source ? { newSource: sourceText(change.source) } : {}),
+      });
+      return domain;
     });
   }
 }
+
+/** A disk source as one string: its path, or pool/volume. */
+const sourceText = (source: LiveDisk['source'] & object): string => ('path' in source ? source.path : `${source.pool}/${source.volume}`);
 
 function hotplug(driver: HypervisorDriver): DiskCapability {
   if (!driver.disks) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver cannot change disks of a running domain`);

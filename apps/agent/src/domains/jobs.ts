@@ -1,4 +1,4 @@
-import type { Domain, DomainConfig, LiveDisk } from '@virtbus/api-contract';
+import type { Domain, DomainConfig, DomainEventDetails, DomainEventName, LiveDisk } from '@virtbus/api-contract';
 import type { DomainRecord, HypervisorDriver } from '@virtbus/drivers';
 import type { StoredDomain } from './store.js';
 
@@ -10,6 +10,8 @@ export interface DomainJobs {
   driverCall<T>(driver: HypervisorDriver, operation: string, record: DomainRecord, fn: () => Promise<T>): Promise<T>;
   /** Persists a device change: the definition (with a DEFINED/UPDATED event) and/or the running domain's disks. */
   saveDevices(uuid: string, config: DomainConfig, liveDisks: LiveDisk[] | undefined, configChanged: boolean): Promise<Domain>;
+  /** Records a domain event beyond the lifecycle (DEVICE_ADDED…). */
+  domainEvent(uuid: string, event: DomainEventName, details?: DomainEventDetails): Promise<void>;
   resolve(id: string): StoredDomain;
   driverFor(config: DomainConfig): HypervisorDriver;
   /** Every domain of the node. */

@@ -10,6 +10,9 @@ import {
   type Domain,
   type DomainConfig,
   type DomainXml,
+  type DomainEventDetails,
+  type DomainEventName,
+  type DomainTaint,
   type DomainList,
   type DomainListRequest,
   type DomainPut,
@@ -97,6 +100,7 @@ export class DomainManager {
       inJob: (id, work) => this.inJob(id, work),
       driverCall: (driver, operation, record, fn) => this.driverCall(driver, operation, record, fn),
       saveDevices: (uuid, config, liveDisks, configChanged) => this.saveDevices(uuid, config, liveDisks, configChanged),
+      domainEvent: (uuid, event, details) => this.emitDomainEvent(uuid, event, details),
       resolve: (id) => this.resolve(id),
       driverFor: (config) => this.driverFor(config),
       all: () => this.domains.values(),
@@ -234,8 +238,12 @@ export class DomainManager {
   }
 
   driverFor(config: DomainConfig): HypervisorDriver {
-    const driver = this.driversByType.get(config.driver);
-    if (!driver) throw new VirtError('OPERATION_UNSUPPORTED', `no ${config.driver} driver on node ${this.options.node}`);
+    return this.driverForType(config.driver);
+  }
+
+  driverForType(type: DomainConfig['driver']): HypervisorDriver {
+    const driver = this.driversByType.get(type);
+    if (!driver) throw new VirtError('OPERATION_UNSUPPORTED', `no ${type} driver on node ${this.options.node}`);
     return driver;
   }
 
@@ -302,6 +310,8 @@ export class DomainManager {
         this.markPending(uuid, true);
         throw stateWriteError(config.name, error);
       }
+      // labels are virtbus's domain metadata (libvirt's virDomainSetMetadata)
+      if (JSON.stringify(stored.config.labels ?? {}) !== JSON.stringify(config.labels ?? {})) await this.emitDomainEvent(uuid, 'METADATA_CHANGE', { metadata: 'labels' });
       return this.view(next);
     });
   }
@@ -483,6 +493,25 @@ export class DomainManager {
     return { uuid: stored.config.uuid, name: stored.config.name, xml: await driver.native.domainXml(stored) };
   }
 
+  /**
+   * A hypervisor-specific call (qemu-monitor-command, lxc-enter-namespace): only a driver with the capability, only on a
+   * running domain, which is marked tainted (durably, until it stops) before the call reaches around the agent.
+   */
+  async hypervisorCall<C, T>(id: string, taint: DomainTaint, what: string, pick: (driver: HypervisorDriver) => C | undefined, call: (capability: C, record: DomainRecord) => Promise<T>): Promise<T> {
+    const stored = this.resolve(id);
+    const driver = this.driverFor(stored.config);
+    const capability = pick(driver);
+    if (!capability) throw new VirtError('OPERATION_UNSUPPORTED', `${what} is not for ${driver.name} domains`);
+    if (!isActive(stored.state)) throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is ${stored.state}`);
+    if (!stored.tainted?.includes(taint)) {
+      const next: StoredDomain = { ...stored, tainted: [...(stored.tainted ?? []), taint] };
+      this.domains.set(stored.config.uuid, next);
+      await this.persist(next);
+    }
+    this.options.logger.warn({ domain: stored.config.name, taint, what }, 'hypervisor-specific call: domain tainted');
+    return call(capability, this.resolve(stored.config.uuid));
+  }
+
   /** Stops a domain just started and puts the record back as it was before the start. */
   private async undoStart(driver: HypervisorDriver, before: StoredDomain, result: RunState): Promise<void> {
     const uuid = before.config.uuid;
@@ -548,6 +577,7 @@ export class DomainManager {
     if (!isActive(change.state)) {
       delete next.liveDisks;
       delete next.id;
+      delete next.tainted;
     } else if (next.id === undefined || !isActive(stored.state)) next.id = this.nextId++;
     if (stored.state !== change.state) {
       next.state = change.state;
@@ -561,7 +591,8 @@ export class DomainManager {
       (next.state !== stored.state && changes.length === 0) ||
       (next.id !== stored.id && changes.length === 0) ||
       JSON.stringify(next.runtime) !== JSON.stringify(stored.runtime) ||
-      JSON.stringify(liveDisksOf(next)) !== JSON.stringify(liveDisksOf(stored));
+      JSON.stringify(liveDisksOf(next)) !== JSON.stringify(liveDisksOf(stored)) ||
+      next.tainted !== stored.tainted;
     // Both writes start now, in the order of the memory change: the events take their seqs here, so a concurrent apply
     // (a driver-observed exit racing a destroy) can never number its events before this one's.
     const writes: Promise<void>[] = fileChanged ? [this.persist(next)] : [];
@@ -677,6 +708,15 @@ export class DomainManager {
     await this.options.events.emit({ uuid, name, ...(labels ? { labels } : {}), ...(id !== undefined ? { id } : {}) }, change, stored.state, stored.reason, stored.stateChangedAt, definition);
   }
 
+  /** Records a domain event beyond the lifecycle (REBOOT, DEVICE_ADDED…) for a known domain; a failure is logged, never thrown. */
+  async emitDomainEvent(uuid: string, event: DomainEventName, details?: DomainEventDetails): Promise<void> {
+    const stored = this.domains.get(uuid);
+    if (!stored) return;
+    await this.options.events
+      .emitDomainEvent({ uuid, name: stored.config.name }, event, details)
+      .catch((error: unknown) => this.options.logger.error({ err: error, uuid, event }, 'could not record domain event'));
+  }
+
   private contextFor(driver: HypervisorDriver): DriverContext {
     const stateDir = StateDir.driver(this.options.stateDir, driver.name);
     return {
@@ -687,6 +727,7 @@ export class DomainManager {
       observedState: (uuid, change) => {
         this.apply(uuid, change).catch((error: unknown) => this.options.logger.error({ err: error, uuid }, 'could not apply observed state'));
       },
+      domainEvent: (uuid, event, details) => void this.emitDomainEvent(uuid, event, details),
       saveRuntime: async (uuid, runtime: DomainRuntime | null) => {
         const stored = this.domains.get(uuid);
         if (!stored) return;
@@ -734,6 +775,7 @@ export class DomainManager {
       ...this.hypervisorOf(stored.config),
       ...(isActive(stored.state) && stored.id !== undefined ? { id: stored.id } : {}),
       ...(isActive(stored.state) ? { liveDisks: liveDisksOf(stored) } : {}),
+      ...(isActive(stored.state) && stored.tainted?.length ? { tainted: stored.tainted } : {}),
       ...(this.pendingWrites.has(stored.config.uuid) ? { persistPending: true as const } : {}),
     };
   }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { setImmediate } from 'node:timers/promises';
 import { join } from 'node:path';
-import { compileValidator, DomainConfig, DomainState, LiveDisk, StateReason, isUuid } from '@virtbus/api-contract';
+import { compileValidator, DomainConfig, DomainState, DomainTaint, LiveDisk, StateReason, isUuid } from '@virtbus/api-contract';
 import { writeAndRename, writeFileAtomic, type DomainRuntime } from '@virtbus/drivers';
 import Type, { type Static } from 'typebox';
 import type { Logger } from 'pino';
@@ -21,6 +21,8 @@ export const StoredDomain = Type.Object({
   runtime: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   /** Disks of the running domain (boot disks plus hotplugged ones); absent when shut off. */
   liveDisks: Type.Optional(Type.Array(LiveDisk)),
+  /** Taint flags of the running domain (hypervisor-specific calls); absent when shut off. */
+  tainted: Type.Optional(Type.Array(DomainTaint)),
 });
 export type StoredDomain = Static<typeof StoredDomain> & { runtime?: DomainRuntime };
 

@@ -3,9 +3,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, jetstreamManager, StorageType, type JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
 import {
+  DomainEventIds,
   EVENTS_STREAM,
   EventTimeHeaders,
   Subjects,
+  type DomainEvent,
+  type DomainEventDetails,
+  type DomainEventName,
   type DomainSnapshotEvent,
   type DomainState,
   type Labels,
@@ -43,7 +47,7 @@ export const DEFAULT_STREAM_LIMITS: EventStreamLimits = { maxAgeMs: 7 * 24 * 360
 const epochMicros = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
 
 /** Domain and storage pool lifecycle events share the node's sequence and the outbox. */
-type NodeEvent = LifecycleEvent | StoragePoolEvent | NetworkEvent | DomainSnapshotEvent;
+type NodeEvent = LifecycleEvent | StoragePoolEvent | NetworkEvent | DomainSnapshotEvent | DomainEvent;
 
 /** What publish hooks see of any event. */
 export interface PublishedEvent {
@@ -200,8 +204,13 @@ export class EventPublisher {
     return this.record((stamp) => ({ kind: 'snapshot.lifecycle', ...stamp, uuid: domain.uuid, domain: domain.name, snapshot, type }));
   }
 
+  /** A domain event beyond the lifecycle (REBOOT, WATCHDOG…), recorded and published like a lifecycle event. */
+  emitDomainEvent(domain: { uuid: string; name: string }, event: DomainEventName, details: DomainEventDetails = {}): Promise<DomainEvent> {
+    return this.record((stamp) => ({ kind: 'domain.event', ...stamp, uuid: domain.uuid, name: domain.name, event, eventId: DomainEventIds[event], details }));
+  }
+
   /** Numbers a resource event in the node's sequence, writes it to the log, then lets the publisher send it. */
-  private async record<E extends StoragePoolEvent | NetworkEvent | DomainSnapshotEvent>(build: (stamp: { node: string; seq: number; timestamp: string }) => E): Promise<E> {
+  private async record<E extends Exclude<NodeEvent, LifecycleEvent>>(build: (stamp: { node: string; seq: number; timestamp: string }) => E): Promise<E> {
     const { event, durable } = this.log.append((seq) => build({ node: this.node, seq, timestamp: this.stamp(seq) }));
     await durable;
     return event as E;
@@ -329,7 +338,7 @@ export class EventPublisher {
           await head.ack;
         } catch (error) {
           this.logger.warn({ err: error, seq: head.event.seq }, 'event not published yet; will retry');
-          for (const listener of this.failureListeners) listener(head.event);
+          for (const listener of this.failureListeners) listener(publishedView(head.event));
           failed = true;
           break;
         }
@@ -338,7 +347,7 @@ export class EventPublisher {
         this.emittedMicros.delete(head.event.seq);
         this.emittedContexts.delete(head.event.seq);
         const lagSeconds = Math.max(0, (Date.now() - Date.parse(head.event.timestamp)) / 1000);
-        for (const listener of this.publishedListeners) listener(head.event, lagSeconds);
+        for (const listener of this.publishedListeners) listener(publishedView(head.event), lagSeconds);
       }
       await Promise.allSettled(inflight.map((item) => item.ack));
       if (failed && !this.closed) {
@@ -349,6 +358,11 @@ export class EventPublisher {
   }
 }
 
+/** Hooks see a domain event's libvirt name as its type. */
+function publishedView(event: NodeEvent): PublishedEvent {
+  return event.kind === 'domain.event' ? { type: event.event, seq: event.seq, timestamp: event.timestamp } : event;
+}
+
 function subjectOf(event: NodeEvent): string {
   switch (event.kind) {
     case 'pool.lifecycle':
@@ -357,6 +371,8 @@ function subjectOf(event: NodeEvent): string {
       return Subjects.networkEvent(event.node, event.name, event.type);
     case 'snapshot.lifecycle':
       return Subjects.snapshotEvent(event.node, event.uuid, event.type);
+    case 'domain.event':
+      return Subjects.domainDetailEvent(event.node, event.uuid, event.event);
     default:
       return Subjects.domainEvent(event.node, event.uuid, event.type);
   }

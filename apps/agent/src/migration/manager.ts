@@ -19,6 +19,7 @@ import {
   type PeerMigrationOperations,
   type PeerMigrationPrepare,
   type PeerMigrationTarget,
+  type StorageVolumesPost,
 } from '@virtbus/api-contract';
 import { diskTargets, writeJsonAtomic, type DomainRecord, type NetworkResolver, type HypervisorDriver, type MigrationCapability, type MigrationStatus } from '@virtbus/drivers';
 import type { Logger } from 'pino';
@@ -26,6 +27,8 @@ import type { DomainManager } from '../domains/manager.js';
 import type { OperationHandlers } from '../service.js';
 import type { OperationHandle, OperationManager } from '../storage/operations.js';
 import { checkCompatibility } from './compatibility.js';
+import { resolveConfig, type VolumeResolver } from '../domains/volumes.js';
+import { readHostCpu } from '../node-info.js';
 import { assertMigrationTls, wantsTls } from './tls-policy.js';
 
 type PeerVerb = keyof typeof PeerMigrationOperations;
@@ -53,6 +56,8 @@ export interface MigrationManagerOptions {
   settings: MigrationSettings;
   /** The node's virtual networks, which network/bridge NICs must find on the destination. */
   networks?: NetworkResolver;
+  /** The node's storage pools: disks that are pool volumes are checked, created for a storage copy and resolved there. */
+  storage?: VolumeResolver & { createVolume(pool: string, post: StorageVolumesPost): Promise<unknown> };
   /** Lifecycle events of this node: an incoming process that dies (the source went away) is cleaned up at once. */
   onLifecycle?: (listener: (event: LifecycleEvent) => void) => void;
 }
@@ -118,14 +123,26 @@ function toProgress(status: MigrationStatus): MigrationProgress {
   };
 }
 
+/** libvirt's job statistics names (VIR_DOMAIN_JOB_*) of the migration figures, for JOB_COMPLETED. */
+const JOB_FIELDS = {
+  ramTransferredBytes: 'memory_processed',
+  ramTotalBytes: 'memory_total',
+  diskProcessedBytes: 'disk_processed',
+  diskTotalBytes: 'disk_total',
+  downtimeMs: 'downtime',
+  totalTimeMs: 'time_elapsed',
+} as const;
+
 /** The disk paths a storage copy writes on the destination (`diskPaths` overrides by target). */
 function destinationConfig(config: DomainConfig, request: MigrationRequest, targets: readonly string[]): DomainConfig {
   const paths = request.diskPaths ?? {};
+  const pools = request.poolMap ?? {};
   return {
     ...config,
     disks: config.disks.map((disk, index) => {
+      if ('pool' in disk.source) return { ...disk, source: { ...disk.source, pool: pools[disk.source.pool] ?? disk.source.pool } };
       const path = paths[targets[index] ?? ''];
-      return path && 'path' in disk.source ? { ...disk, source: { path } } : disk;
+      return path ? { ...disk, source: { path } } : disk;
     }),
   };
 }
@@ -236,10 +253,12 @@ export class MigrationManager {
     const offline = request.offline ?? false;
     const driver = domains.driverFor(config);
     let diskSizes: Record<string, number> = {};
+    let cpu: PeerMigrationPrepare['cpu'];
     if (!offline) {
       if (!ACTIVE.has(record.state)) throw new VirtError('OPERATION_INVALID', `domain ${config.name} is ${record.state}: only a running or paused domain migrates live (use offline)`);
       const migration = migrationOf(driver);
       if ((request.copyStorage ?? 'none') === 'all') diskSizes = await migration.diskSizes(record);
+      if (migration.cpuModel) cpu = { model: await migration.cpuModel(config), host: await readHostCpu() };
     } else if (request.undefineSource && ACTIVE.has(record.state)) {
       throw new VirtError('OPERATION_INVALID', `domain ${config.name} is ${record.state}: an offline migration cannot undefine an active source`);
     }
@@ -255,6 +274,7 @@ export class MigrationManager {
       options: ownTls === undefined ? request : { ...request, tls: ownTls },
       diskSizes,
       ...(ticket !== undefined ? { ticket } : {}),
+      ...(cpu ? { cpu } : {}),
     };
     const checked = await this.peer(request.destination, 'migration.check', prepare);
     if (!offline && ownTls === undefined && checked.tls) {
@@ -326,6 +346,10 @@ export class MigrationManager {
         }
         await apply(await migration.confirmOutgoing(current()));
         handle.progress(status.ramTotalBytes + status.diskTotalBytes, undefined, { ...toProgress(status), phase: 'done' });
+        // libvirt's JOB_COMPLETED with its typed-parameter names (VIR_DOMAIN_JOB_*)
+        const figures = toProgress(status);
+        const params = Object.entries(JOB_FIELDS).flatMap(([from, to]) => (figures[from as keyof typeof JOB_FIELDS] === undefined ? [] : [[to, figures[from as keyof typeof JOB_FIELDS]!]]));
+        await domains.emitDomainEvent(uuid, 'JOB_COMPLETED', { params: { operation: 'migration-out', ...Object.fromEntries(params) } });
       });
       await this.removeJournal(journal.migrationId);
       if (request.undefineSource) await domains.undefine(uuid);
@@ -358,7 +382,14 @@ export class MigrationManager {
     } catch (error) {
       if (!VirtError.is(error, 'NO_DOMAIN')) throw error;
     }
-    await checkCompatibility({ node, domains, prepare, hasTls: this.options.settings.tlsDir !== undefined, ...(this.options.networks ? { networks: this.options.networks } : {}) });
+    await checkCompatibility({
+      node,
+      domains,
+      prepare,
+      hasTls: this.options.settings.tlsDir !== undefined,
+      ...(this.options.networks ? { networks: this.options.networks } : {}),
+      ...(this.options.storage ? { volumes: this.options.storage } : {}),
+    });
     if (prepare.options.offline) return { tls: false };
     const { listenHost, tlsDir } = this.options.settings;
     const tls = wantsTls(prepare.options.tls, listenHost);
@@ -375,10 +406,15 @@ export class MigrationManager {
     const copy = (options.copyStorage ?? 'none') === 'all';
     const targets = diskTargets(config.disks);
     const copyDisks = copy ? Object.fromEntries(targets.flatMap((target, index) => (config.disks[index]?.readonly ? [] : prepare.diskSizes[target] !== undefined ? [[target, prepare.diskSizes[target]!]] : []))) : {};
-    const createdFiles = Object.keys(copyDisks).map((target) => {
-      const source = config.disks[targets.indexOf(target)]?.source;
-      return source && 'path' in source ? source.path : '';
-    });
+    // a copied pool volume is made anew in its pool (the copy then writes it); it goes with the other files on failure
+    const createdFiles: string[] = [];
+    for (const target of Object.keys(copyDisks)) {
+      const disk = config.disks[targets.indexOf(target)];
+      if (disk && 'pool' in disk.source && this.options.storage) {
+        await this.options.storage.createVolume(disk.source.pool, { name: disk.source.volume, capacity: copyDisks[target]!, ...(disk.format ? { format: disk.format } : {}) });
+        createdFiles.push((await this.options.storage.resolveVolume(disk.source.pool, disk.source.volume)).path);
+      } else createdFiles.push(disk && 'path' in disk.source ? disk.source.path : '');
+    }
     const journal: Journal = {
       migrationId: prepare.migrationId,
       role: 'destination',
@@ -391,7 +427,7 @@ export class MigrationManager {
     await this.writeJournal(journal);
     try {
       return await domains.runJob(config.uuid, 'migrate-prepare', async (current, driver, apply) => {
-        const { run, target } = await migrationOf(driver).prepareIncoming(current(), {
+        const { run, target } = await migrationOf(driver).prepareIncoming({ ...current(), config: await resolveConfig(current().config, this.options.storage) }, {
           listenHost: this.options.settings.listenHost,
           ...(wantsTls(options.tls, this.options.settings.listenHost) && this.options.settings.tlsDir ? { tlsDir: this.options.settings.tlsDir } : {}),
           ...(copy ? { copyDisks } : {}),

@@ -56,17 +56,25 @@ export function createNetworkHandlers(networks: NetworkManager, domains: DomainM
       for (let index = config.nics.length; !mac || used.has(mac); index++) mac = stableMac(config.uuid, index);
       const full = { ...nic, model: nic.model ?? 'virtio', mac };
       if (full.type === 'network') networks.resolveNic(full);
+      let live = false;
       await domains.runJob(id, 'nic.attach', async (record, driver) => {
-        if (isActive(record().state)) await nicCapability(driver).attachNic(record(), full);
+        live = isActive(record().state);
+        if (live) await nicCapability(driver).attachNic(record(), full);
       });
-      return domains.update(id, { nics: [...domains.record(id).config.nics, full] });
+      const domain = await domains.update(id, { nics: [...domains.record(id).config.nics, full] });
+      if (live) await domains.emitDomainEvent(domain.uuid, 'DEVICE_ADDED', { device: mac });
+      return domain;
     },
     'domain.nic.detach': async ({ id, mac, timeout }) => {
       if (!domains.record(id).config.nics.some((nic) => nic.mac === mac)) throw new VirtError('INVALID_ARG', `domain ${id} has no NIC with MAC ${mac}`);
+      let live = false;
       await domains.runJob(id, 'nic.detach', async (record, driver) => {
-        if (isActive(record().state)) await nicCapability(driver).detachNic(record(), mac, { timeoutMs: (timeout ?? 10) * 1000 });
+        live = isActive(record().state);
+        if (live) await nicCapability(driver).detachNic(record(), mac, { timeoutMs: (timeout ?? 10) * 1000 });
       });
-      return domains.update(id, { nics: domains.record(id).config.nics.filter((nic) => nic.mac !== mac) });
+      const domain = await domains.update(id, { nics: domains.record(id).config.nics.filter((nic) => nic.mac !== mac) });
+      if (live) await domains.emitDomainEvent(domain.uuid, 'DEVICE_REMOVED', { device: mac });
+      return domain;
     },
   };
 }

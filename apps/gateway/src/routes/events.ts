@@ -17,9 +17,11 @@ export const EventsQuery = Type.Object(
     domain: Type.Optional(Type.String({ ...Uuid, description: 'Domain uuid (events are filtered by uuid, not by name)' })),
     type: Type.Optional(LifecycleType),
     kind: Type.Optional(
-      Type.Enum(['domain', 'pool', 'network', 'snapshot', 'operation', 'graphics', 'all'], {
+      Type.Enum(['domain', 'pool', 'network', 'snapshot', 'operation', 'graphics', 'domainevent', 'all'], {
         default: 'domain',
-        description: 'Which events: domain lifecycle (default), storage pool or virtual network lifecycle, domain snapshots, async operations, graphics viewers, or every family on the bus',
+        description:
+          'Which events: domain lifecycle (default), storage pool or virtual network lifecycle, domain snapshots, async operations, graphics viewers, ' +
+          "domain events beyond the lifecycle (domainevent: `domain.event` messages, DomainEvent with libvirt's event name and id: REBOOT, WATCHDOG, IO_ERROR…), or every family on the bus",
       }),
     ),
     since: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SEQUENCE, description: 'Stream sequence to resume after (the last SSE id seen)' })),

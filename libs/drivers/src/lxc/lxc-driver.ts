@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isActive, VirtError, type DomainConfig, type DomainStats, type DriverInfo, type ExecRequest, type ExecResult } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainConfig, type DomainStats, type DriverInfo, type ExecRequest, type ExecResult, type LxcNamespace } from '@virtbus/api-contract';
 import type {
   ConsoleCapability,
   ConsoleSession,
@@ -10,6 +10,7 @@ import type {
   DomainRuntime,
   DriverContext,
   ExecCapability,
+  NamespaceCapability,
   HypervisorDriver,
   RunState,
   StatsCapability,
@@ -75,6 +76,17 @@ function toolError(what: string, result: RunResult, logTail = ''): VirtError {
   return new VirtError('OPERATION_FAILED', `${what}: ${detail}${logTail ? `\n${logTail}` : ''}`);
 }
 
+/** lxc-attach's --namespaces names (lxc-attach(1)). */
+const LXC_NAMESPACE_FLAGS: Record<LxcNamespace, string> = {
+  mount: 'MOUNT',
+  pid: 'PID',
+  uts: 'UTSNAME',
+  ipc: 'IPC',
+  net: 'NETWORK',
+  user: 'USER',
+  cgroup: 'CGROUP',
+};
+
 /**
  * Containers through Debian's LXC userspace (lxc-start, lxc-stop, lxc-info, lxc-attach, lxc-freeze):
  * one container per domain, named by its uuid, with its config under the driver's state dir (`lxc-* -P stateDir`).
@@ -90,6 +102,11 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
   readonly console: ConsoleCapability = this;
   readonly stats: StatsCapability = this;
   readonly exec: ExecCapability = { exec: (domain, request) => this.execute(domain, request) };
+  // lxc-attach -e keeps the agent's cgroup, capabilities and LSM label (virsh lxc-enter-namespace --noseclabel)
+  readonly namespaces: NamespaceCapability = {
+    enter: (domain, { namespaces, ...request }) =>
+      this.execute(domain, request, ['--elevated-privileges', ...(namespaces ? ['--namespaces', namespaces.map((name) => LXC_NAMESPACE_FLAGS[name]).join('|')] : [])]),
+  };
   private readonly options: LxcDriverOptions;
   private context: DriverContext | undefined;
   private cgroupVersion: CgroupVersion = 'v1';
@@ -291,11 +308,11 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
     }
   }
 
-  async execute(domain: DomainRecord, request: ExecRequest): Promise<ExecResult> {
+  async execute(domain: DomainRecord, request: ExecRequest, attachOptions: readonly string[] = []): Promise<ExecResult> {
     if (domain.state !== 'running' && domain.state !== 'blocked') throw new VirtError('OPERATION_INVALID', `cannot exec in container ${domain.config.name}: it is ${domain.state}`);
     const env = Object.entries(request.env ?? {}).flatMap(([name, value]) => ['-v', `${name}=${value}`]);
     const timeoutMs = (request.timeout ?? DEFAULT_EXEC_TIMEOUT_S) * 1000;
-    const result = await run(this.tool('lxc-attach'), ['-P', this.lxcpath, '-n', domain.config.uuid, '--clear-env', ...env, '--', ...request.command], {
+    const result = await run(this.tool('lxc-attach'), ['-P', this.lxcpath, '-n', domain.config.uuid, ...attachOptions, '--clear-env', ...env, '--', ...request.command], {
       timeoutMs,
       // Killing lxc-attach alone would leave the command running inside the container.
       beforeKill: async (pid) => {

@@ -3,7 +3,7 @@ import { access } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { VirtError } from '@virtbus/api-contract';
+import { VirtError, type DomainConfig } from '@virtbus/api-contract';
 import type { Logger } from 'pino';
 import type {
   DomainRecord,
@@ -37,6 +37,8 @@ export interface QemuMigrationHost {
   /** Ends the process; its exit is reported with this reason. */
   end(instance: QemuInstance, reason: 'migrated' | 'destroyed'): Promise<RunState>;
   binary(): string | undefined;
+  /** The -cpu model the driver gives a domain of this config. */
+  cpuModel(config: DomainConfig): Promise<string>;
   log(): Logger;
 }
 
@@ -66,6 +68,10 @@ export class QemuMigration implements MigrationCapability {
   private facts?: Promise<MigrationHostFacts>;
 
   constructor(private readonly host: QemuMigrationHost) {}
+
+  cpuModel(config: DomainConfig): Promise<string> {
+    return this.host.cpuModel(config);
+  }
 
   hostFacts(): Promise<MigrationHostFacts> {
     this.facts ??= this.readHostFacts().catch((error: unknown) => {
@@ -188,6 +194,8 @@ export class QemuMigration implements MigrationCapability {
         await qmp.migration.migrateSetCapabilities([
           { capability: 'auto-converge', state: options.autoConverge },
           { capability: 'postcopy-ram', state: options.postCopy },
+          // MIGRATION_PASS per memory pass (libvirt's MIGRATION_ITERATION event)
+          { capability: 'events', state: true },
         ]);
         await qmp.migration.migrateSetParameters({
           // parameters outlive a migration in QEMU: an earlier attempt's throttle must not stay

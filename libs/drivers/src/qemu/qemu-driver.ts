@@ -3,7 +3,7 @@ import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { isActive, VirtError, type DomainConfig, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainCapabilities, type DomainConfig, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
 import type {
   ConsoleCapability,
   ConsoleSession,
@@ -13,6 +13,8 @@ import type {
   DomainRecord,
   GraphicsCapability,
   MigrationCapability,
+  MonitorCapability,
+  DomainCapabilitiesCapability,
   DriverContext,
   HypervisorDriver,
   NicCapability,
@@ -30,13 +32,14 @@ import { attachTaps, hotplugTapNic, planTapNics, qemuNicIds, runningTapNics, tap
 import { QemuGuestAgent } from './qga/guest-agent.js';
 import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
 import { ConsoleHub } from './console.js';
+import { probeQemuCapabilities } from './capabilities.js';
 import { QemuGraphics } from './graphics.js';
 import { QemuMigration } from './migration.js';
 import { QemuDiskHotplug } from './disk-hotplug.js';
 import { QemuSnapshots } from './snapshots.js';
 import { parseRuntime, QemuInstance, type ExitInfo, type QemuRuntime } from './instance.js';
 import { CLOCK_TICKS_PER_SECOND, isProcessAlive, readProcStat, readTaskStat, signalProcess, spawnDetached, waitForProcessExit } from './process.js';
-import { Qmp, QmpClosedError, QmpCommandError, QmpTimeoutError, type QemuRunStatus, type QmpEvent, type QmpStatusInfo } from './qmp/index.js';
+import { domainEventsOf, GUEST_AGENT_CHANNEL, Qmp, QmpClosedError, QmpCommandError, QmpTimeoutError, type QemuRunStatus, type QmpEvent, type QmpEventData, type QmpStatusInfo } from './qmp/index.js';
 
 export interface QemuDriverOptions {
   /** Path of qemu-system-x86_64; found on PATH when absent. */
@@ -120,6 +123,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     spawn: (domain, extraArgs) => this.start(domain, { paused: true }, extraArgs),
     end: (instance, reason) => this.destroyInstance(instance, reason),
     binary: () => this.binary(),
+    cpuModel: async (config) => (config.driver === 'kvm' ? (await this.kvmCpuModel()).model : (this.options.tcgCpuModel ?? 'max')),
     log: () => this.log(),
   });
   readonly graphics: GraphicsCapability = new QemuGraphics({ live: (domain) => this.live(domain), paths: (uuid) => this.paths(uuid) });
@@ -133,6 +137,33 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   readonly guestAgent: GuestAgentCapability = this.agent;
   /** Commands in the guest run through its guest agent (guest-exec). */
   readonly exec: ExecCapability = this.agent;
+  private readonly capabilityProbes = new Map<string, Promise<DomainCapabilities>>();
+  readonly domainCapabilities: DomainCapabilitiesCapability = {
+    describe: (driver, machine) => {
+      const binary = this.binary();
+      if (!binary) return Promise.reject(new VirtError('OPERATION_UNSUPPORTED', 'qemu-system-x86_64 is not installed'));
+      if (driver !== 'qemu' && driver !== 'kvm') return Promise.reject(new VirtError('OPERATION_UNSUPPORTED', `the qemu driver does not run ${driver} domains`));
+      if (driver === 'kvm' && !this.kvmUsable(false).usable) return Promise.reject(new VirtError('OPERATION_UNSUPPORTED', `kvm domains cannot run here: ${this.kvmUsable(false).detail}`));
+      const key = `${driver}/${machine ?? ''}`;
+      let probe = this.capabilityProbes.get(key);
+      if (!probe) {
+        probe = probeQemuCapabilities(binary, driver, machine);
+        this.capabilityProbes.set(key, probe);
+        probe.catch(() => this.capabilityProbes.delete(key));
+      }
+      return probe;
+    },
+  };
+  readonly monitor: MonitorCapability = {
+    command: async (domain, { command, arguments: args, hmp }) => {
+      const qmp = this.live(domain).qmp!;
+      try {
+        return hmp ? await qmp.misc.humanMonitorCommand(command) : await qmp.misc.passthrough(command, args);
+      } catch (error) {
+        throw qmpFailure(error, `QMP ${hmp ? 'human-monitor-command' : command} on ${domain.config.name}`);
+      }
+    },
+  };
   private readonly snapshotSupport = new QemuSnapshots({
     instance: (domain) => this.instances.get(domain.config.uuid),
     busy: (instance, work) => this.busy(instance, work),
@@ -638,7 +669,11 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   private onEvent(instance: QemuInstance, event: QmpEvent): void {
     const uuid = instance.uuid;
     this.log().debug({ uuid, event: event.event, data: event.data }, 'QMP event');
+    if (instance.registered && !instance.hasExited) for (const mapped of domainEventsOf(event)) this.context?.domainEvent?.(uuid, mapped.event, mapped.details);
     switch (event.event) {
+      case 'VSERPORT_CHANGE':
+        void this.reportAgentChannel(instance, event.data as unknown as QmpEventData['VSERPORT_CHANGE']);
+        return;
       case 'SHUTDOWN': {
         const guest = event.data.guest === true;
         instance.shutdownEvent = { guest, reason: String(event.data.reason ?? 'unknown') };
@@ -666,6 +701,17 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       case 'WAKEUP':
         this.observe(instance, { state: 'running', reason: 'wakeup' });
         return;
+    }
+  }
+
+  /** AGENT_LIFECYCLE: the port that opened or closed is the guest agent's when its channel name says so. */
+  private async reportAgentChannel(instance: QemuInstance, change: QmpEventData['VSERPORT_CHANGE']): Promise<void> {
+    try {
+      const name = await instance.qmp!.misc.qomGet(change.id, 'name');
+      if (name !== GUEST_AGENT_CHANNEL || !instance.registered) return;
+      this.context?.domainEvent?.(instance.uuid, 'AGENT_LIFECYCLE', { state: change.open ? 'CONNECTED' : 'DISCONNECTED', reason: 'channel' });
+    } catch (error) {
+      this.log().debug({ err: error, uuid: instance.uuid, port: change.id }, 'qom-get of a virtio-serial port failed');
     }
   }
 

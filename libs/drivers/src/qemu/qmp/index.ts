@@ -8,3 +8,5 @@ export type { QmpBlockJobInfo, QmpJobInfo, QmpJobStatus } from './commands/jobs.
 export type { QmpBlockdevSnapshot, QmpSnapshotJob } from './commands/snapshots.js';
 export type { QmpNetdevTap } from './commands/net.js';
 export type { QmpDeviceAdd, QmpTlsCredsX509 } from './commands/misc.js';
+export { domainEventsOf, GUEST_AGENT_CHANNEL, type MappedDomainEvent, type QmpEventData } from './events.js';
+export type { QmpCpuDefinitionInfo, QmpCpuModelExpansion, QmpMachineInfo } from './commands/capabilities.js';

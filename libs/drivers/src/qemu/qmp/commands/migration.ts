@@ -36,7 +36,7 @@ export interface QmpMigrationInfo {
 }
 
 /** MigrationCapability (qapi/migration.json), the ones we set. */
-export type QmpMigrationCapability = 'auto-converge' | 'postcopy-ram';
+export type QmpMigrationCapability = 'auto-converge' | 'postcopy-ram' | 'events';
 
 /** MigrateSetParameters (qapi/migration.json), the ones we set; '' clears the TLS settings. */
 export interface QmpMigrateSetParameters {

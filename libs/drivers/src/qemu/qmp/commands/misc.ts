@@ -29,6 +29,21 @@ export class MiscCommands extends QmpCommandGroup {
     await this.run('object-add', object, options);
   }
 
+  /** One QOM property (qom-get), e.g. a virtserialport's `name`. */
+  async qomGet(path: string, property: string, options?: ExecuteOptions): Promise<unknown> {
+    return this.run('qom-get', { path, property }, options);
+  }
+
+  /** qemu-monitor-command: a command the caller names (the one place a command is built from input; the agent taints the domain). */
+  async passthrough(command: string, args: Record<string, unknown> | undefined, options?: ExecuteOptions): Promise<unknown> {
+    return this.run(command, args, options);
+  }
+
+  /** An HMP line through QMP (human-monitor-command); the answer is its text. */
+  async humanMonitorCommand(commandLine: string, options?: ExecuteOptions): Promise<string> {
+    return (await this.run('human-monitor-command', { 'command-line': commandLine }, options)) as string;
+  }
+
   async objectDel(id: string, options?: ExecuteOptions): Promise<void> {
     await this.run('object-del', { id }, options);
   }
