@@ -49,7 +49,7 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.get': async ({ id }) => manager.get(id),
     'domain.define': (post) => manager.define(post),
     'domain.update': ({ id, config }) => manager.update(id, config),
-    'domain.undefine': ({ id }) => manager.undefine(id),
+    'domain.undefine': ({ id, keepNvram }) => manager.undefine(id, { keepNvram: keepNvram === true }),
     'domain.state': ({ id, change }) => manager.changeState(id, change),
     'domain.state.get': async ({ id }) => {
       const { uuid, name, state, reason, stateChangedAt } = manager.get(id);

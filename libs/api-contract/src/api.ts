@@ -19,6 +19,10 @@ import { GraphicsOperations } from './graphics.js';
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
 export const DomainUpdateRequest = Type.Object({ id: DomainId, config: DomainPut }, { additionalProperties: false });
+export const DomainUndefineRequest = Type.Object(
+  { id: DomainId, keepNvram: Type.Optional(Type.Boolean({ description: "Keep an efi domain's NVRAM file on the node (libvirt --keep-nvram)" })) },
+  { additionalProperties: false },
+);
 export const DomainStateRequest = Type.Object({ id: DomainId, change: DomainStatePut }, { additionalProperties: false });
 
 /** virsh domstate --reason: the run state alone, without the definition. */
@@ -103,12 +107,12 @@ export const Operations = {
   },
   'domain.undefine': {
     access: Access.ReadWrite,
-    request: DomainRef,
+    request: DomainUndefineRequest,
     response: Domain,
     summary: 'Remove a shut-off domain; returns it as it was',
     permission: PermissionClass.Define,
     errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'DELETE', path: '/domains/:id', operationId: 'undefineDomain', tag: HttpTags.Domains },
+    http: { method: 'DELETE', path: '/domains/:id', operationId: 'undefineDomain', tag: HttpTags.Domains, query: true },
   },
   'domain.state': {
     access: Access.ReadWrite,

@@ -58,6 +58,13 @@ export interface DriverContext {
   saveRuntime(uuid: string, runtime: DomainRuntime | null): Promise<void>;
   /** Present when the agent manages virtual networks. */
   readonly networks?: NetworkResolver;
+  /** Where per-domain firmware variables (UEFI NVRAM) live; they outlive a stop and go with undefine. */
+  readonly nvramDir?: string;
+}
+
+export interface UndefineOptions {
+  /** Keep the domain's UEFI NVRAM file (libvirt's undefine --keep-nvram). */
+  keepNvram?: boolean;
 }
 
 export interface StartOptions {
@@ -268,7 +275,7 @@ export interface HypervisorDriver {
   suspend(domain: DomainRecord): Promise<RunState>;
   resume(domain: DomainRecord): Promise<RunState>;
   /** Removes the driver's files for a shut-off domain being undefined. */
-  undefine(domain: DomainRecord): Promise<void>;
+  undefine(domain: DomainRecord, options?: UndefineOptions): Promise<void>;
   /** The agent is stopping: let go of monitors and watchers, never of the domains themselves. */
   close(): Promise<void>;
   readonly console?: ConsoleCapability;

@@ -19,7 +19,7 @@ import {
   type LifecycleChange,
   type LiveDisk,
 } from '@virtbus/api-contract';
-import type { DomainRecord, DomainRuntime, DriverContext, HypervisorDriver, NetworkResolver, RunState, SaveRestoreCapability } from '@virtbus/drivers';
+import type { DomainRecord, DomainRuntime, DriverContext, HypervisorDriver, NetworkResolver, RunState, SaveRestoreCapability, UndefineOptions } from '@virtbus/drivers';
 import { withSpan, type DomainListing } from '@virtbus/monitoring';
 import type { Logger } from 'pino';
 import type { EventPublisher } from '../events/publisher.js';
@@ -305,13 +305,13 @@ export class DomainManager {
     });
   }
 
-  async undefine(id: string): Promise<Domain> {
+  async undefine(id: string, options: UndefineOptions = {}): Promise<Domain> {
     return this.inJob(id, async (stored, driver) => {
       const uuid = stored.config.uuid;
       if (isActive(stored.state)) {
         throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is ${stored.state}: destroy it before undefining`);
       }
-      await driver.undefine(stored);
+      await driver.undefine(stored, options);
       await this.writes.get(uuid);
       await this.options.store.remove(uuid);
       this.domains.delete(uuid);
@@ -672,6 +672,7 @@ export class DomainManager {
     return {
       node: this.options.node,
       stateDir,
+      nvramDir: StateDir.nvram(this.options.stateDir),
       logger: this.options.logger.child({ driver: driver.name }),
       ...(this.options.networks ? { networks: this.options.networks } : {}),
       observedState: (uuid, change) => {

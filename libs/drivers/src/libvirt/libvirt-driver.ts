@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { vmOnlyFields } from '../qemu/machine.js';
 import { DomainStates, StateReasons, VirtError, type DomainConfig, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
 import type { DomainRecord, DriverContext, HypervisorDriver, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
@@ -111,7 +112,7 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability {
 
   validate(config: DomainConfig): void {
     if (config.driver !== 'libvirt') throw new VirtError('INVALID_ARG', `the libvirt driver runs driver 'libvirt', not '${config.driver}'`);
-    const unsupported = [config.disks.length > 0 && 'disks', config.nics.length > 0 && 'nics', config.container && 'container'].filter(Boolean);
+    const unsupported = [config.disks.length > 0 && 'disks', config.nics.length > 0 && 'nics', config.container && 'container', ...vmOnlyFields(config)].filter(Boolean);
     if (unsupported.length) throw new VirtError('OPERATION_UNSUPPORTED', `the libvirt driver does not render ${unsupported.join(', ')} yet`);
   }
 

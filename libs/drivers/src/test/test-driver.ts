@@ -1,6 +1,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { validateMachine } from '../qemu/machine.js';
 import { VirtError, type DomainConfig, type DomainStats, type DriverInfo } from '@virtbus/api-contract';
 import type {
   ConsoleCapability,
@@ -97,6 +98,8 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
 
   validate(config: DomainConfig): void {
     if (config.driver !== 'test') throw new VirtError('OPERATION_UNSUPPORTED', `the test driver cannot run ${config.driver} domains`);
+    // firmware, CPU topology, balloon and NUMA cells are simulated: the same rules as a QEMU definition
+    validateMachine(config);
   }
 
   async adopt(domain: DomainRecord): Promise<RunState> {

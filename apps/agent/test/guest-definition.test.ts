@@ -1,0 +1,108 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { VirtClient } from '@virtbus/client';
+import { type AgentProcess, ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, spawnAgent, startNatsServer, tearDown, type TestGuest, waitFor } from '@virtbus/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const NODE = 'gdef';
+const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let client: VirtClient;
+let agent: AgentProcess;
+let workDir = '';
+let guest: TestGuest;
+const stateDir = () => join(workDir, 's');
+const nvramOf = (uuid: string) => join(stateDir(), 'nvram', `${uuid}_VARS.fd`);
+
+/** What the serial console printed so far. */
+async function consoleText(id: string): Promise<string> {
+  return Buffer.from((await client.call(NODE, 'domain.console.read', { id })).history, 'base64').toString('utf8');
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  // short: QMP and console sockets live below it (unix socket paths are limited to 107 bytes)
+  workDir = await mkdtemp('/tmp/vbg-');
+  nc = await connect({ servers: nats.url });
+  client = new VirtClient(nc);
+  agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,qemu,lxc', env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+}, 120_000);
+
+afterAll(async () => {
+  const listed = client ? await client.call(NODE, 'domain.list', {}).catch(() => undefined) : undefined;
+  for (const domain of listed?.domains.filter((d) => d.state !== 'shutoff') ?? []) await client.call(NODE, 'domain.state', { id: domain.uuid, change: { action: 'destroy' } }).catch(() => undefined);
+  await tearDown(agent, nc, nats, workDir);
+}, 60_000);
+
+describe('definition fields on the test and lxc drivers', () => {
+  it('the test driver keeps firmware, CPU, balloon and NUMA settings under the QEMU rules', async () => {
+    const domain = await client.call(NODE, 'domain.define', {
+      name: 'tdef',
+      driver: 'test',
+      vcpus: 2,
+      memory: 512,
+      currentMemory: 384,
+      os: { firmware: 'efi', machine: 'q35', secureBoot: true },
+      cpu: { model: 'max', sockets: 2, cores: 2 },
+      numa: [
+        { cpus: '0-1', memory: 256 },
+        { cpus: '2-3', memory: 256 },
+      ],
+    });
+    expect(domain.config).toMatchObject({ currentMemory: 384, cpu: { sockets: 2, cores: 2 }, os: { firmware: 'efi', secureBoot: true } });
+    await rejectsWith(client.call(NODE, 'domain.define', { name: 'tbad', driver: 'test', memory: 512, numa: [{ cpus: '0', memory: 100 }] }), 'INVALID_ARG');
+    await rejectsWith(client.call(NODE, 'domain.define', { name: 'tbad', driver: 'test', vcpus: 4, cpu: { maxVcpus: 2 } }), 'INVALID_ARG');
+    await client.call(NODE, 'domain.undefine', { id: 'tdef' });
+  });
+
+  it('an lxc domain refuses VM-only fields with OPERATION_UNSUPPORTED', async () => {
+    await rejectsWith(
+      client.call(NODE, 'domain.define', { name: 'cdef', driver: 'lxc', container: { rootfs: { path: '/nonexistent' } }, os: { firmware: 'efi' } }),
+      'OPERATION_UNSUPPORTED',
+    );
+  });
+});
+
+describe.skipIf(!QEMU)('UEFI firmware on the qemu driver (TCG)', () => {
+  beforeAll(async () => {
+    guest = await ensureTestGuest();
+  }, 300_000);
+
+  it('OVMF loads the guest kernel (direct boot through fw_cfg into its EFI stub) and the console shows it; NVRAM lives until undefine', async () => {
+    const domain = await client.call(NODE, 'domain.define', {
+      name: 'efi',
+      driver: 'qemu',
+      vcpus: 1,
+      memory: 256,
+      // ignore_loglevel: the kernel's "efi: EFI v… by EDK II" line shows through the guest's quiet flag
+      os: { firmware: 'efi', machine: 'q35', kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline} ignore_loglevel` },
+    });
+    expect(existsSync(nvramOf(domain.uuid))).toBe(false);
+    await client.call(NODE, 'domain.state', { id: 'efi', change: { action: 'start' } });
+    expect(existsSync(nvramOf(domain.uuid))).toBe(true);
+    const text = await waitFor('GUEST-READY after OVMF', async () => ((await consoleText('efi')).includes(GUEST_MARKERS.ready) ? consoleText('efi') : undefined), 200_000);
+    // the kernel, entered through its EFI stub, names the firmware that loaded it
+    expect(text).toContain('Linux version');
+    expect(text).toMatch(/efi: EFI v[\d.]+ by EDK II/);
+    await client.call(NODE, 'domain.state', { id: 'efi', change: { action: 'destroy' } });
+    expect(existsSync(nvramOf(domain.uuid))).toBe(true);
+    await client.call(NODE, 'domain.undefine', { id: 'efi' });
+    expect(existsSync(nvramOf(domain.uuid))).toBe(false);
+  }, 300_000);
+
+  it('undefine keeps the NVRAM when asked (keepNvram)', async () => {
+    const domain = await client.call(NODE, 'domain.define', { name: 'efikeep', driver: 'qemu', vcpus: 1, memory: 64, os: { firmware: 'efi' } });
+    await client.call(NODE, 'domain.state', { id: 'efikeep', change: { action: 'start', paused: true } });
+    await client.call(NODE, 'domain.state', { id: 'efikeep', change: { action: 'destroy' } });
+    await client.call(NODE, 'domain.undefine', { id: 'efikeep', keepNvram: true });
+    expect(existsSync(nvramOf(domain.uuid))).toBe(true);
+  }, 120_000);
+
+  it('refuses host CPU models on a TCG domain and secure boot without q35', async () => {
+    await rejectsWith(client.call(NODE, 'domain.define', { name: 'hm', driver: 'qemu', cpu: { model: 'host-model' } }), 'OPERATION_UNSUPPORTED');
+    await rejectsWith(client.call(NODE, 'domain.define', { name: 'sb', driver: 'qemu', os: { firmware: 'efi', secureBoot: true } }), 'INVALID_ARG');
+  });
+});
