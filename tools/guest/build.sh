@@ -7,7 +7,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 OUT=${VIRTBUS_GUEST_DIR:-$REPO/tools/.cache/guest}
 CMDLINE='console=ttyS0 quiet panic=-1'
-MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_blk button evdev)
+MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_blk virtio_balloon button evdev)
 # Loaded only with virtbus.nocloud=1: the IDE cdrom that holds the cloud-init seed (this kernel has no AHCI).
 SEED_MODULES=(scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs)
 # What the bootable disk's syslinux passes to the kernel.
@@ -122,7 +122,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 ip link set lo up
-for module in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_blk button evdev; do
+for module in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_blk virtio_balloon button evdev; do
   [ -f "/lib/modules/$module.ko" ] && insmod "/lib/modules/$module.ko" 2>/dev/null
 done
 cmdline=$(cat /proc/cmdline)

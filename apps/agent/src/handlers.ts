@@ -67,6 +67,8 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.disk.attach': ({ id, attach }) => manager.devices.attachDisk(id, attach),
     'domain.disk.detach': ({ id, target, detach }) => manager.devices.detachDisk(id, target, detach),
     'domain.media.change': ({ id, target, change }) => manager.devices.changeMedia(id, target, change),
+    'domain.vcpus.set': ({ id, set }) => manager.resources.setVcpus(id, set),
+    'domain.memory.set': ({ id, set }) => manager.resources.setMemory(id, set),
     'domain.console.read': async ({ id }) => {
       const { record, driver } = consoleTarget(id);
       return consoles.read(record, driver);

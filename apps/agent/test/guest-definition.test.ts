@@ -17,6 +17,25 @@ let guest: TestGuest;
 const stateDir = () => join(workDir, 's');
 const nvramOf = (uuid: string) => join(stateDir(), 'nvram', `${uuid}_VARS.fd`);
 
+/** Types a shell line on the guest's serial console. */
+async function typeLine(id: string, line: string): Promise<void> {
+  const { session } = await client.call(NODE, 'domain.console.attach', { id, force: true });
+  await client.call(NODE, 'domain.console.write', { id, session, data: Buffer.from(`${line}\n`).toString('base64') });
+  await client.call(NODE, 'domain.console.detach', { id, session });
+}
+
+/** Runs `command` in the guest until its output, printed as `TAG=<value>;`, passes `accept`; returns that value. */
+async function guestValue(id: string, tag: string, command: string, accept: (value: string) => boolean): Promise<string> {
+  const pattern = new RegExp(`${tag}=([^;\\s]*);`, 'g');
+  return waitFor(`${tag} from the guest`, async () => {
+    await typeLine(id, `echo "${tag}=$(${command});"`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const values = [...(await consoleText(id)).matchAll(pattern)].map((match) => match[1]!);
+    const last = values.at(-1);
+    return last !== undefined && accept(last) ? last : undefined;
+  }, 60_000);
+}
+
 /** What the serial console printed so far. */
 async function consoleText(id: string): Promise<string> {
   return Buffer.from((await client.call(NODE, 'domain.console.read', { id })).history, 'base64').toString('utf8');
@@ -104,5 +123,68 @@ describe.skipIf(!QEMU)('UEFI firmware on the qemu driver (TCG)', () => {
   it('refuses host CPU models on a TCG domain and secure boot without q35', async () => {
     await rejectsWith(client.call(NODE, 'domain.define', { name: 'hm', driver: 'qemu', cpu: { model: 'host-model' } }), 'OPERATION_UNSUPPORTED');
     await rejectsWith(client.call(NODE, 'domain.define', { name: 'sb', driver: 'qemu', os: { firmware: 'efi', secureBoot: true } }), 'INVALID_ARG');
+  });
+});
+
+describe.skipIf(!QEMU)('live vCPUs and balloon on the qemu driver (TCG)', () => {
+  beforeAll(async () => {
+    guest = await ensureTestGuest();
+  }, 300_000);
+
+  it('hotplugs and unplugs a vCPU and moves the balloon; the guest sees both; --config changes only the definition', async () => {
+    await client.call(NODE, 'domain.define', {
+      name: 'live',
+      driver: 'qemu',
+      vcpus: 1,
+      memory: 512,
+      cpu: { maxVcpus: 2 },
+      os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline },
+    });
+    await client.call(NODE, 'domain.state', { id: 'live', change: { action: 'start' } });
+    await waitFor('GUEST-READY', async () => (await consoleText('live')).includes(GUEST_MARKERS.ready), 200_000);
+    expect(await guestValue('live', 'CPUS', 'cat /sys/devices/system/cpu/online', () => true)).toBe('0');
+
+    let domain = await client.call(NODE, 'domain.vcpus.set', { id: 'live', set: { count: 2 } });
+    expect(domain.config.vcpus).toBe(1);
+    expect((await client.call(NODE, 'domain.stats', { id: 'live' })).vcpu?.current).toBe(2);
+    // the busybox guest has no udev rule that onlines a new CPU: do what such a rule does
+    await typeLine('live', 'echo 1 > /sys/devices/system/cpu/cpu1/online');
+    expect(await guestValue('live', 'CPUS', 'cat /sys/devices/system/cpu/online', (value) => value === '0-1')).toBe('0-1');
+    await rejectsWith(client.call(NODE, 'domain.vcpus.set', { id: 'live', set: { count: 3 } }), 'INVALID_ARG');
+
+    // the guest's kernel offlines and ejects the vCPU on QEMU's ACPI request
+    domain = await client.call(NODE, 'domain.vcpus.set', { id: 'live', set: { count: 1, timeout: 60 } }, { timeoutMs: 65_000 });
+    expect((await client.call(NODE, 'domain.stats', { id: 'live' })).vcpu?.current).toBe(1);
+    expect(await guestValue('live', 'CPUS', 'cat /sys/devices/system/cpu/online', (value) => value === '0')).toBe('0');
+
+    const before = Number(await guestValue('live', 'MEMKB', "awk '/MemTotal/{print $2}' /proc/meminfo", (value) => Number(value) > 0));
+    domain = await client.call(NODE, 'domain.memory.set', { id: 'live', set: { memory: 256 } });
+    expect(domain.config.currentMemory).toBeUndefined();
+    // the balloon takes 256 MiB away from the guest's total
+    const after = Number(await guestValue('live', 'MEMKB', "awk '/MemTotal/{print $2}' /proc/meminfo", (value) => Number(value) <= before - 200 * 1024));
+    expect(before - after).toBeGreaterThanOrEqual(200 * 1024);
+    await waitFor('query-balloon at 256 MiB', async () => (await client.call(NODE, 'domain.stats', { id: 'live' })).memory?.currentBytes === 256 * 1024 * 1024, 30_000);
+    await rejectsWith(client.call(NODE, 'domain.memory.set', { id: 'live', set: { memory: 1024 } }), 'INVALID_ARG');
+
+    domain = await client.call(NODE, 'domain.vcpus.set', { id: 'live', set: { count: 2, config: true } });
+    expect(domain.config.vcpus).toBe(2);
+    expect((await client.call(NODE, 'domain.stats', { id: 'live' })).vcpu?.current).toBe(1);
+    domain = await client.call(NODE, 'domain.memory.set', { id: 'live', set: { memory: 384, config: true } });
+    expect(domain.config.currentMemory).toBe(384);
+    await client.call(NODE, 'domain.state', { id: 'live', change: { action: 'destroy' } });
+    await rejectsWith(client.call(NODE, 'domain.vcpus.set', { id: 'live', set: { count: 2, live: true } }), 'OPERATION_INVALID');
+  }, 400_000);
+});
+
+describe('live resources on the test driver', () => {
+  it('simulates setvcpus and setmem within the maximum and shows them in stats', async () => {
+    await client.call(NODE, 'domain.define', { name: 'tlive', driver: 'test', vcpus: 1, memory: 512, cpu: { maxVcpus: 4 } });
+    await client.call(NODE, 'domain.state', { id: 'tlive', change: { action: 'start' } });
+    await client.call(NODE, 'domain.vcpus.set', { id: 'tlive', set: { count: 3 } });
+    await client.call(NODE, 'domain.memory.set', { id: 'tlive', set: { memory: 128 } });
+    const stats = await client.call(NODE, 'domain.stats', { id: 'tlive' });
+    expect(stats.vcpu).toMatchObject({ current: 3, maximum: 4 });
+    expect(stats.memory?.currentBytes).toBe(128 * 1024 * 1024);
+    await rejectsWith(client.call(NODE, 'domain.vcpus.set', { id: 'tlive', set: { count: 5 } }), 'INVALID_ARG');
   });
 });

@@ -12,6 +12,7 @@ import { HostInterfaceOperations } from './interfaces.js';
 import { DomainMigrateRequest, MigrationAcceptRequest, MigrationTicket } from './migration.js';
 import { SnapshotOperations } from './snapshots.js';
 import { DeviceOperations } from './devices.js';
+import { ResourceOperations } from './resources.js';
 import { ProvisionOperations } from './provision.js';
 import { FirewallOperations } from './firewall.js';
 import { GraphicsOperations } from './graphics.js';
@@ -214,6 +215,7 @@ export const Operations = {
   ...HostInterfaceOperations,
   ...SnapshotOperations,
   ...DeviceOperations,
+  ...ResourceOperations,
   ...GraphicsOperations,
   ...ProvisionOperations,
   ...FirewallOperations,

@@ -252,6 +252,14 @@ export interface NicCapability {
   detachNic(domain: DomainRecord, mac: string, options: WaitOptions): Promise<void>;
 }
 
+/** vCPUs and balloon of a running domain (libvirt's setvcpus --live, setmem --live). */
+export interface ResourceCapability {
+  /** Hotplugs or unplugs vCPUs until `count` are plugged; an unplug waits for the guest to eject each one. */
+  setVcpus(domain: DomainRecord, count: number, options: WaitOptions): Promise<void>;
+  /** Sets the balloon target in MiB (the guest gives memory back or takes it at its own pace). */
+  setMemory(domain: DomainRecord, mib: number): Promise<void>;
+}
+
 /**
  * One interface for every hypervisor. Lifecycle calls are mandatory; optional capability groups
  * (console, stats, …) are absent when unsupported and the agent answers OPERATION_UNSUPPORTED.
@@ -287,6 +295,7 @@ export interface HypervisorDriver {
   readonly saveRestore?: SaveRestoreCapability;
   readonly disks?: DiskCapability;
   readonly nics?: NicCapability;
+  readonly resources?: ResourceCapability;
 }
 
 /** The optional capability groups of a driver: every optional member of HypervisorDriver. */
@@ -303,6 +312,7 @@ export const CapabilityNames = {
   saveRestore: 'save-restore',
   disks: 'disks',
   nics: 'nics',
+  resources: 'resources',
 } as const satisfies Record<CapabilitySlot, string>;
 
 /** A driver's capabilities as the slots it fills say (so probe() cannot drift from them), then driver facts such as `accel:kvm`. */

@@ -10,6 +10,7 @@ export type {
   ExecCapability,
   HypervisorDriver,
   NicCapability,
+  ResourceCapability,
   IncomingOptions,
   IncomingTarget,
   MigrationCapability,

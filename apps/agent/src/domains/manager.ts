@@ -30,6 +30,7 @@ import type { DomainStore, StoredDomain } from './store.js';
 import { withTargets } from './disk-ops.js';
 import { resolveConfig, volumesOf, type VolumeResolver } from './volumes.js';
 import { DomainDevices, liveDisksOf } from './devices.js';
+import { DomainResources } from './resources.js';
 import type { DomainJobs } from './jobs.js';
 import { ManagedSaveImages } from './managed-save.js';
 import { DomainStatsCache } from './stats.js';
@@ -82,6 +83,7 @@ export class DomainManager {
   private readonly writes = new Map<string, Promise<void>>();
   private readonly driversByType = new Map<string, HypervisorDriver>();
   readonly devices: DomainDevices;
+  readonly resources: DomainResources;
   readonly stats: DomainStatsCache;
   readonly managedSaves: ManagedSaveImages;
   /** Domains whose last change happened (the guest stopped, paused…) but is not yet on disk: retried until written. */
@@ -101,6 +103,7 @@ export class DomainManager {
       all: () => this.domains.values(),
     };
     this.devices = new DomainDevices(jobs, options.volumes);
+    this.resources = new DomainResources(jobs);
     this.stats = new DomainStatsCache(jobs, options.statsDeadlineMs);
     this.managedSaves = new ManagedSaveImages(options.stateDir);
   }

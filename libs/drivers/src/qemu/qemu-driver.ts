@@ -14,6 +14,7 @@ import type {
   DriverContext,
   HypervisorDriver,
   NicCapability,
+  ResourceCapability,
   RunState,
   SaveRestoreCapability,
   SnapshotCapability,
@@ -33,6 +34,7 @@ import { ConsoleHub } from './console.js';
 import { QemuGraphics } from './graphics.js';
 import { QemuMigration } from './migration.js';
 import { QemuDiskHotplug } from './disk-hotplug.js';
+import { QemuResources } from './resources.js';
 import { QemuSnapshots } from './snapshots.js';
 import { parseRuntime, QemuInstance, type ExitInfo, type QemuRuntime } from './instance.js';
 import { CLOCK_TICKS_PER_SECOND, isProcessAlive, readProcStat, readTaskStat, signalProcess, spawnDetached, waitForProcessExit } from './process.js';
@@ -123,6 +125,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   });
   readonly graphics: GraphicsCapability = new QemuGraphics({ live: (domain) => this.live(domain), paths: (uuid) => this.paths(uuid) });
   readonly disks: DiskCapability = new QemuDiskHotplug((domain) => this.live(domain).qmp!);
+  readonly resources: ResourceCapability = new QemuResources((domain) => this.live(domain).qmp!);
   private readonly snapshotSupport = new QemuSnapshots({
     instance: (domain) => this.instances.get(domain.config.uuid),
     busy: (instance, work) => this.busy(instance, work),
@@ -300,7 +303,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
         instance.console = hub;
       }
       await attachTaps(netns, tapNics);
-      if (config.currentMemory !== undefined && config.currentMemory < config.memory) await instance.qmp!.lifecycle.balloon(config.currentMemory * 1024 * 1024);
+      if (config.currentMemory !== undefined && config.currentMemory < config.memory) await instance.qmp!.machine.balloon(config.currentMemory * 1024 * 1024);
       if (!options.paused) await this.busy(instance, () => instance.qmp!.lifecycle.cont());
     } catch (error) {
       await this.abortStart(instance, paths);

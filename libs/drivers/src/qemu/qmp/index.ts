@@ -8,3 +8,4 @@ export type { QmpBlockJobInfo, QmpJobInfo, QmpJobStatus } from './commands/jobs.
 export type { QmpBlockdevSnapshot, QmpSnapshotJob } from './commands/snapshots.js';
 export type { QmpNetdevTap } from './commands/net.js';
 export type { QmpDeviceAdd, QmpTlsCredsX509 } from './commands/misc.js';
+export type { QmpCpuInstanceProperties, QmpHotpluggableCpu } from './commands/machine.js';

@@ -2,6 +2,7 @@ import { BlockCommands } from './commands/block.js';
 import { JobCommands } from './commands/jobs.js';
 import { LifecycleCommands } from './commands/lifecycle.js';
 import { MigrationCommands } from './commands/migration.js';
+import { MachineCommands } from './commands/machine.js';
 import { MiscCommands } from './commands/misc.js';
 import { NetCommands } from './commands/net.js';
 import type { QmpRun } from './commands/run.js';
@@ -28,6 +29,7 @@ export class Qmp {
   readonly snapshots: SnapshotCommands;
   readonly misc: MiscCommands;
   readonly ui: UiCommands;
+  readonly machine: MachineCommands;
 
   private constructor(private readonly monitor: QmpMonitor) {
     const run: QmpRun = (command, args, options) => monitor.execute(command, args, options);
@@ -39,6 +41,7 @@ export class Qmp {
     this.snapshots = new SnapshotCommands(run);
     this.misc = new MiscCommands(run);
     this.ui = new UiCommands(run);
+    this.machine = new MachineCommands(run);
   }
 
   /** Connects to QEMU's QMP socket and leaves capabilities negotiation mode. */

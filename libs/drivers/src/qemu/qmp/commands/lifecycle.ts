@@ -72,11 +72,6 @@ export class LifecycleCommands {
     return this.run<QmpCpuInfoFast[]>('query-cpus-fast', undefined, options);
   }
 
-  /** Asks the guest's balloon driver to bring the guest's memory to `bytes` (QMP balloon; the guest may take a while). */
-  async balloon(bytes: number, options?: ExecuteOptions): Promise<void> {
-    await this.run('balloon', { value: bytes }, options);
-  }
-
   /** Null when the domain has no balloon device (QEMU answers DeviceNotActive). */
   async queryBalloon(options?: ExecuteOptions): Promise<QmpBalloonInfo | null> {
     try {

@@ -1,0 +1,49 @@
+import Type, { type Static } from 'typebox';
+import { scopeFields } from './devices.js';
+import { Domain } from './domain.js';
+import { DomainId } from './names.js';
+import { Access } from './subjects.js';
+import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
+
+
+export const VcpusSet = Type.Object(
+  {
+    count: Type.Integer({ minimum: 1, maximum: 256, description: 'vCPUs wanted, at most cpu.maxVcpus' }),
+    ...scopeFields,
+    timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 600, description: 'Seconds to wait for the guest to release unplugged vCPUs (default 10)' })),
+  },
+  { additionalProperties: false, title: 'VcpusSet', description: "virsh setvcpus: hotplug or unplug vCPUs (live) and/or change the definition's count (config)" },
+);
+export type VcpusSet = Static<typeof VcpusSet>;
+
+export const MemorySet = Type.Object(
+  { memory: Type.Integer({ minimum: 1, maximum: 4_194_304, description: 'Balloon target in MiB, at most memory (the maximum)' }), ...scopeFields },
+  { additionalProperties: false, title: 'MemorySet', description: "virsh setmem: the balloon target of the running domain (live) and/or the definition's currentMemory (config)" },
+);
+export type MemorySet = Static<typeof MemorySet>;
+
+/** Default wait for DEVICE_DELETED after a vCPU unplug request. */
+export const DEFAULT_VCPU_UNPLUG_TIMEOUT_S = 10;
+
+/** Live resource operations of the agent API, merged into `Operations` (api.ts). */
+export const ResourceOperations = {
+  'domain.vcpus.set': {
+    access: Access.ReadWrite,
+    request: Type.Object({ id: DomainId, set: VcpusSet }, { additionalProperties: false }),
+    response: Domain,
+    summary: 'Set the vCPU count: hotplug/unplug (live) and/or the definition (config), like virsh setvcpus',
+    permission: PermissionClass.Define,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'PUT', path: '/domains/:id/vcpus', operationId: 'setDomainVcpus', tag: HttpTags.Domains, body: 'set' },
+    wait: { seconds: DEFAULT_VCPU_UNPLUG_TIMEOUT_S, field: 'set.timeout', marginSeconds: 5 },
+  },
+  'domain.memory.set': {
+    access: Access.ReadWrite,
+    request: Type.Object({ id: DomainId, set: MemorySet }, { additionalProperties: false }),
+    response: Domain,
+    summary: 'Set the balloon target: the running domain (live) and/or currentMemory in the definition (config), like virsh setmem',
+    permission: PermissionClass.Define,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'PUT', path: '/domains/:id/memory', operationId: 'setDomainMemory', tag: HttpTags.Domains, body: 'set' },
+  },
+} as const satisfies Record<string, OperationSpec>;
