@@ -8,12 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const NODE = 'gdef';
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
-let nats: NatsServerHandle;
-let nc: NatsConnection;
-let client: VirtClient;
-let agent: AgentProcess;
-let workDir = '';
 let guest: TestGuest;
+let client: VirtClient;
+let workDir = '';
+let agent: AgentProcess;
+let nc: NatsConnection;
+let nats: NatsServerHandle;
 const stateDir = () => join(workDir, 's');
 const nvramOf = (uuid: string) => join(stateDir(), 'nvram', `${uuid}_VARS.fd`);
 
@@ -58,19 +58,9 @@ afterAll(async () => {
 
 describe('definition fields on the test and lxc drivers', () => {
   it('the test driver keeps firmware, CPU, balloon and NUMA settings under the QEMU rules', async () => {
-    const domain = await client.call(NODE, 'domain.define', {
-      name: 'tdef',
-      driver: 'test',
-      vcpus: 2,
-      memory: 512,
-      currentMemory: 384,
-      os: { firmware: 'efi', machine: 'q35', secureBoot: true },
-      cpu: { model: 'max', sockets: 2, cores: 2 },
-      numa: [
-        { cpus: '0-1', memory: 256 },
-        { cpus: '2-3', memory: 256 },
-      ],
-    });
+    const numa = [0, 1].map((cell) => ({ cpus: `${cell * 2}-${cell * 2 + 1}`, memory: 256 }));
+    const machine = { os: { firmware: 'efi', machine: 'q35', secureBoot: true }, cpu: { model: 'max', sockets: 2, cores: 2 }, numa } as const;
+    const domain = await client.call(NODE, 'domain.define', { name: 'tdef', driver: 'test', vcpus: 2, memory: 512, currentMemory: 384, ...machine });
     expect(domain.config).toMatchObject({ currentMemory: 384, cpu: { sockets: 2, cores: 2 }, os: { firmware: 'efi', secureBoot: true } });
     await rejectsWith(client.call(NODE, 'domain.define', { name: 'tbad', driver: 'test', memory: 512, numa: [{ cpus: '0', memory: 100 }] }), 'INVALID_ARG');
     await rejectsWith(client.call(NODE, 'domain.define', { name: 'tbad', driver: 'test', vcpus: 4, cpu: { maxVcpus: 2 } }), 'INVALID_ARG');
@@ -85,7 +75,7 @@ describe('definition fields on the test and lxc drivers', () => {
   });
 });
 
-describe.skipIf(!QEMU)('UEFI firmware on the qemu driver (TCG)', () => {
+describe.skipIf(!QEMU)('UEFI firmware, live vCPUs and balloon on the qemu driver (TCG)', () => {
   beforeAll(async () => {
     guest = await ensureTestGuest();
   }, 300_000);
@@ -124,12 +114,6 @@ describe.skipIf(!QEMU)('UEFI firmware on the qemu driver (TCG)', () => {
     await rejectsWith(client.call(NODE, 'domain.define', { name: 'hm', driver: 'qemu', cpu: { model: 'host-model' } }), 'OPERATION_UNSUPPORTED');
     await rejectsWith(client.call(NODE, 'domain.define', { name: 'sb', driver: 'qemu', os: { firmware: 'efi', secureBoot: true } }), 'INVALID_ARG');
   });
-});
-
-describe.skipIf(!QEMU)('live vCPUs and balloon on the qemu driver (TCG)', () => {
-  beforeAll(async () => {
-    guest = await ensureTestGuest();
-  }, 300_000);
 
   it('hotplugs and unplugs a vCPU and moves the balloon; the guest sees both; --config changes only the definition', async () => {
     await client.call(NODE, 'domain.define', {

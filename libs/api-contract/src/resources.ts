@@ -1,4 +1,4 @@
-import Type, { type Static } from 'typebox';
+import Type, { type Static, type TSchema } from 'typebox';
 import { scopeFields } from './devices.js';
 import { Domain } from './domain.js';
 import { DomainId } from './names.js';
@@ -22,28 +22,32 @@ export const MemorySet = Type.Object(
 );
 export type MemorySet = Static<typeof MemorySet>;
 
-/** Default wait for DEVICE_DELETED after a vCPU unplug request. */
+/** How long a vCPU unplug waits for the guest to eject each vCPU by default. */
 export const DEFAULT_VCPU_UNPLUG_TIMEOUT_S = 10;
+
+/** A `PUT /domains/:id/<what>` change whose body is the request's `set` and whose answer is the domain. */
+function setOperation<S extends TSchema, P extends string, O extends string>(set: S, path: P, operationId: O, summary: string) {
+  return {
+    access: Access.ReadWrite,
+    request: Type.Object({ id: DomainId, set }, { additionalProperties: false }),
+    response: Domain,
+    summary,
+    permission: PermissionClass.Define,
+    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
+    http: { method: 'PUT', path, operationId, tag: HttpTags.Domains, body: 'set' },
+  } as const;
+}
 
 /** Live resource operations of the agent API, merged into `Operations` (api.ts). */
 export const ResourceOperations = {
   'domain.vcpus.set': {
-    access: Access.ReadWrite,
-    request: Type.Object({ id: DomainId, set: VcpusSet }, { additionalProperties: false }),
-    response: Domain,
-    summary: 'Set the vCPU count: hotplug/unplug (live) and/or the definition (config), like virsh setvcpus',
-    permission: PermissionClass.Define,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'PUT', path: '/domains/:id/vcpus', operationId: 'setDomainVcpus', tag: HttpTags.Domains, body: 'set' },
+    ...setOperation(VcpusSet, '/domains/:id/vcpus', 'setDomainVcpus', 'Set the vCPU count: hotplug/unplug (live) and/or the definition (config), like virsh setvcpus'),
     wait: { seconds: DEFAULT_VCPU_UNPLUG_TIMEOUT_S, field: 'set.timeout', marginSeconds: 5 },
   },
-  'domain.memory.set': {
-    access: Access.ReadWrite,
-    request: Type.Object({ id: DomainId, set: MemorySet }, { additionalProperties: false }),
-    response: Domain,
-    summary: 'Set the balloon target: the running domain (live) and/or currentMemory in the definition (config), like virsh setmem',
-    permission: PermissionClass.Define,
-    errors: ['NO_DOMAIN', 'OPERATION_INVALID', 'OPERATION_UNSUPPORTED'],
-    http: { method: 'PUT', path: '/domains/:id/memory', operationId: 'setDomainMemory', tag: HttpTags.Domains, body: 'set' },
-  },
+  'domain.memory.set': setOperation(
+    MemorySet,
+    '/domains/:id/memory',
+    'setDomainMemory',
+    'Set the balloon target: the running domain (live) and/or currentMemory in the definition (config), like virsh setmem',
+  ),
 } as const satisfies Record<string, OperationSpec>;
