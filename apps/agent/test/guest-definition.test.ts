@@ -122,6 +122,8 @@ describe.skipIf(!QEMU)('UEFI firmware, live vCPUs and balloon on the qemu driver
       vcpus: 1,
       memory: 512,
       cpu: { maxVcpus: 2 },
+      // QEMU takes these devices and the guest boots with them
+      devices: { rng: { model: 'virtio' }, watchdog: { model: 'i6300esb', action: 'pause' }, usb: { model: 'qemu-xhci' }, inputs: [{ type: 'tablet' }, { type: 'keyboard', bus: 'virtio' }] },
       os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline },
     });
     await client.call(NODE, 'domain.state', { id: 'live', change: { action: 'start' } });

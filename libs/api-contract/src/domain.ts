@@ -144,6 +144,31 @@ export const DomainNumaCell = Type.Object(
 );
 export type DomainNumaCell = Static<typeof DomainNumaCell>;
 
+/** Other virtual hardware (libvirt's <rng>, <watchdog>, <controller type='usb'>, <input>). */
+export const DomainDevices = Type.Object(
+  {
+    rng: Type.Optional(Type.Object({ model: Type.Enum(['virtio']), source: Type.Optional(Type.Enum(['/dev/urandom', '/dev/random'], { default: '/dev/urandom' })) }, { additionalProperties: false })),
+    watchdog: Type.Optional(
+      Type.Object(
+        {
+          model: Type.Enum(['i6300esb', 'ib700']),
+          action: Type.Optional(Type.Enum(['reset', 'shutdown', 'poweroff', 'pause', 'none', 'inject-nmi'], { default: 'reset', description: 'What QEMU does when the watchdog fires' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    usb: Type.Optional(Type.Object({ model: Type.Enum(['qemu-xhci', 'piix3-uhci']) }, { additionalProperties: false })),
+    inputs: Type.Optional(
+      Type.Array(Type.Object({ type: Type.Enum(['tablet', 'mouse', 'keyboard']), bus: Type.Optional(Type.Enum(['usb', 'virtio'], { default: 'usb' })) }, { additionalProperties: false }), {
+        maxItems: 8,
+        description: 'Input devices beyond the PS/2 mouse and keyboard of the pc and q35 machines',
+      }),
+    ),
+  },
+  { additionalProperties: false, title: 'DomainDevices' },
+);
+export type DomainDevices = Static<typeof DomainDevices>;
+
 /** Config fields shared by define (DomainsPost) and update (DomainPut). */
 const configFields = {
   vcpus: Type.Integer({ minimum: 1, maximum: 256, description: 'Virtual CPUs' }),
@@ -159,6 +184,7 @@ const configFields = {
   cpu: DomainCpu,
   currentMemory: Type.Integer({ minimum: 1, maximum: 4_194_304, description: 'Balloon target in MiB at start (libvirt currentMemory; default: memory, the maximum)' }),
   numa: Type.Array(DomainNumaCell, { minItems: 1, maxItems: 16, description: 'Guest NUMA cells' }),
+  devices: DomainDevices,
 };
 
 /** The config fields a define or an update may leave out (labels differ in meaning between the two). */
@@ -175,6 +201,7 @@ const optionalConfigFields = {
   cpu: Type.Optional(configFields.cpu),
   currentMemory: Type.Optional(configFields.currentMemory),
   numa: Type.Optional(configFields.numa),
+  devices: Type.Optional(configFields.devices),
 };
 
 export const DomainsPost = Type.Object(
@@ -217,6 +244,7 @@ export const DomainConfig = Type.Object(
     cpu: Type.Optional(configFields.cpu),
     currentMemory: Type.Optional(configFields.currentMemory),
     numa: Type.Optional(configFields.numa),
+    devices: Type.Optional(configFields.devices),
   },
   { additionalProperties: false, title: 'DomainConfig' },
 );

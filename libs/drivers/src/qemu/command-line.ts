@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { VirtError, type DomainConfig, type DomainDisk, type DomainNic } from '@virtbus/api-contract';
 import { diskBootIndexes } from './boot-order.js';
-import { machineArgs, type EfiFiles } from './machine.js';
+import { deviceArgs, machineArgs, type EfiFiles } from './machine.js';
 
 export const QemuAccels = { kvm: 'kvm', tcg: 'tcg' } as const;
 export type QemuAccel = (typeof QemuAccels)[keyof typeof QemuAccels];
@@ -173,6 +173,6 @@ export function buildCommandLine(config: DomainConfig, paths: QemuPaths, options
     args.push('-netdev', netdev, '-device', `${NIC_MODELS[nic.model ?? 'virtio']},netdev=net${index},id=nic${index},mac=${mac}`);
   });
 
-  args.push('-device', 'virtio-balloon-pci,id=balloon0', '-device', 'pvpanic');
+  args.push('-device', 'virtio-balloon-pci,id=balloon0', '-device', 'pvpanic', ...deviceArgs(config));
   return args;
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { DomainConfig } from '@virtbus/api-contract';
 import { testDomainConfig } from '@virtbus/testing';
 import { buildCommandLine, qemuPaths } from './command-line.js';
-import { cpuModelFor, cpuTopology, efiFiles, parseCpuList, vmOnlyFields } from './machine.js';
+import { cpuModelFor, cpuTopology, deviceArgs, efiFiles, parseCpuList, vmOnlyFields } from './machine.js';
 
 const base: DomainConfig = testDomainConfig({ name: 'm', uuid: '5d1c7a52-5a43-4d8f-9d55-0f0e6b1c2a11', driver: 'qemu', vcpus: 2, memory: 512 });
 const paths = qemuPaths('/run/vb/m');
@@ -82,6 +82,25 @@ describe('CPU and memory', () => {
   it('names the VM-only fields a container cannot honour', () => {
     expect(vmOnlyFields(base)).toEqual([]);
     expect(vmOnlyFields({ ...base, os: { firmware: 'bios' } })).toEqual([]);
-    expect(vmOnlyFields({ ...base, os: { firmware: 'efi' }, cpu: {}, numa: [{ cpus: '0', memory: 1 }] })).toEqual(['os.firmware efi', 'cpu', 'numa']);
+    expect(vmOnlyFields({ ...base, os: { firmware: 'efi' }, cpu: {}, numa: [{ cpus: '0', memory: 1 }], devices: {} })).toEqual(['os.firmware efi', 'cpu', 'numa', 'devices']);
+  });
+});
+
+describe('devices', () => {
+  it('renders virtio-rng, a watchdog with its action, a USB controller and input devices', () => {
+    const args = deviceArgs({
+      ...base,
+      devices: {
+        rng: { model: 'virtio' },
+        watchdog: { model: 'i6300esb', action: 'pause' },
+        usb: { model: 'qemu-xhci' },
+        inputs: [{ type: 'tablet' }, { type: 'keyboard', bus: 'virtio' }],
+      },
+    });
+    expect(values(args, '-object')).toEqual(['rng-random,id=rng0,filename=/dev/urandom']);
+    expect(values(args, '-action')).toEqual(['watchdog=pause']);
+    expect(values(args, '-device')).toEqual(['virtio-rng-pci,rng=rng0,id=rng0dev', 'i6300esb,id=watchdog0', 'qemu-xhci,id=usb0', 'usb-tablet,id=input0,bus=usb0.0', 'virtio-keyboard-pci,id=input1']);
+    expect(deviceArgs(base)).toEqual([]);
+    expect(() => build({ devices: { inputs: [{ type: 'mouse' }] } })).toThrow(/needs devices.usb/);
   });
 });

@@ -93,6 +93,7 @@ export function vmOnlyFields(config: DomainConfig): string[] {
     ['cpu', config.cpu],
     ['currentMemory', config.currentMemory],
     ['numa', config.numa],
+    ['devices', config.devices],
   ];
   return fields.filter(([, value]) => value !== undefined && value !== false).map(([name]) => name);
 }
@@ -117,6 +118,7 @@ export function validateMachine(config: DomainConfig): CpuTopology {
       }
     }
   }
+  deviceArgs(config);
   return topology;
 }
 
@@ -152,6 +154,27 @@ export function machineArgs(config: DomainConfig, options: { accel: QemuAccel; c
   config.numa?.forEach((cell, index) => {
     const cpus = cell.cpus.split(',').map((range) => `cpus=${range}`).join(',');
     args.push('-object', `memory-backend-ram,id=ram-node${index},size=${cell.memory}M`, '-numa', `node,nodeid=${index},${cpus},memdev=ram-node${index}`);
+  });
+  return args;
+}
+
+const USB_CONTROLLERS = { 'qemu-xhci': 'qemu-xhci', 'piix3-uhci': 'piix3-usb-uhci' } as const;
+const INPUTS = {
+  usb: { tablet: 'usb-tablet', mouse: 'usb-mouse', keyboard: 'usb-kbd' },
+  virtio: { tablet: 'virtio-tablet-pci', mouse: 'virtio-mouse-pci', keyboard: 'virtio-keyboard-pci' },
+} as const;
+
+/** RNG, watchdog, USB controller and input devices. */
+export function deviceArgs(config: DomainConfig): string[] {
+  const devices = config.devices ?? {};
+  const args: string[] = [];
+  if (devices.rng) args.push('-object', `rng-random,id=rng0,filename=${devices.rng.source ?? '/dev/urandom'}`, '-device', 'virtio-rng-pci,rng=rng0,id=rng0dev');
+  if (devices.watchdog) args.push('-device', `${devices.watchdog.model},id=watchdog0`, '-action', `watchdog=${devices.watchdog.action ?? 'reset'}`);
+  if (devices.usb) args.push('-device', `${USB_CONTROLLERS[devices.usb.model]},id=usb0`);
+  devices.inputs?.forEach((input, index) => {
+    const bus = input.bus ?? 'usb';
+    if (bus === 'usb' && !devices.usb) throw new VirtError('INVALID_ARG', `a usb ${input.type} needs devices.usb (a USB controller)`);
+    args.push('-device', `${INPUTS[bus][input.type]},id=input${index}${bus === 'usb' ? ',bus=usb0.0' : ''}`);
   });
   return args;
 }
