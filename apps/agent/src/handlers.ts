@@ -48,6 +48,7 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.list': async (query, context) => manager.listPage(query, pageBudget(context)),
     'domain.get': async ({ id }) => manager.get(id),
     'domain.define': (post) => manager.define(post),
+    'domain.create': ({ paused, ...post }) => manager.create(post, paused === true),
     'domain.update': ({ id, config }) => manager.update(id, config),
     'domain.undefine': ({ id, keepNvram }) => manager.undefine(id, { keepNvram: keepNvram === true }),
     'domain.state': ({ id, change }) => manager.changeState(id, change),

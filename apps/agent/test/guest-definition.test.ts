@@ -162,6 +162,27 @@ describe.skipIf(!QEMU)('UEFI firmware, live vCPUs and balloon on the qemu driver
   }, 400_000);
 });
 
+describe('transient domains (libvirt create)', () => {
+  const gone = (id: string) => waitFor(`${id} removed`, () => client.call(NODE, 'domain.get', { id }).then(() => false, (error: { code?: string }) => error.code === 'NO_DOMAIN'), 30_000);
+
+  it('on the test driver: created running and not persistent, removed once destroyed; a failed start leaves nothing', async () => {
+    const domain = await client.call(NODE, 'domain.create', { name: 'ttrans', driver: 'test' });
+    expect(domain).toMatchObject({ state: 'running', persistent: false });
+    await client.call(NODE, 'domain.state', { id: 'ttrans', change: { action: 'destroy' } });
+    expect(await gone('ttrans')).toBe(true);
+    await rejectsWith(client.call(NODE, 'domain.create', { name: 'qtrans', driver: 'qemu', os: { kernel: '/nonexistent/vmlinuz' } }), 'OPERATION_FAILED');
+    await rejectsWith(client.call(NODE, 'domain.get', { id: 'qtrans' }), 'NO_DOMAIN');
+  });
+
+  it.skipIf(!QEMU)('on the qemu driver: the guest powers off and the domain is gone', async () => {
+    const guestMedia = await ensureTestGuest();
+    await client.call(NODE, 'domain.create', { name: 'qtrans', driver: 'qemu', memory: 256, os: { kernel: guestMedia.kernel, initrd: guestMedia.initrd, cmdline: guestMedia.cmdline } });
+    await waitFor('GUEST-READY', async () => (await consoleText('qtrans')).includes(GUEST_MARKERS.ready), 200_000);
+    await client.call(NODE, 'domain.state', { id: 'qtrans', change: { action: 'shutdown', timeout: 60 } }, { timeoutMs: 70_000 });
+    expect(await gone('qtrans')).toBe(true);
+  }, 300_000);
+});
+
 describe('live resources on the test driver', () => {
   it('simulates setvcpus and setmem within the maximum and shows them in stats', async () => {
     await client.call(NODE, 'domain.define', { name: 'tlive', driver: 'test', vcpus: 1, memory: 512, cpu: { maxVcpus: 4 } });

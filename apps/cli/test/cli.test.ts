@@ -72,6 +72,9 @@ describe('virtbus CLI against a real gateway and agent', () => {
     expect((await cli('domstats', 'res-1')).text).toMatch(/^ {2}vcpu\.current=3$/m);
     await expect(cli('setvcpus', 'res-1', '5')).rejects.toMatchObject({ code: 'INVALID_ARG' });
     await cli('destroy', 'res-1');
+    const transient = join(workDir, 'transient.json');
+    await writeFile(transient, JSON.stringify({ name: 'once-1', driver: 'test' }));
+    expect((await cli('create', transient)).text).toBe(`Domain 'once-1' created from ${transient}: running (transient)`);
   });
 
   it('streams events from a sequence and stops after --count', async () => {

@@ -1,6 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import { scopeFields } from './devices.js';
-import { Domain } from './domain.js';
+import { Domain, DomainsPost } from './domain.js';
 import { DomainId } from './names.js';
 import { Access } from './subjects.js';
 import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
@@ -21,6 +21,12 @@ export const MemorySet = Type.Object(
   { additionalProperties: false, title: 'MemorySet', description: "virsh setmem: the balloon target of the running domain (live) and/or the definition's currentMemory (config)" },
 );
 export type MemorySet = Static<typeof MemorySet>;
+
+export const DomainCreate = Type.Object(
+  { ...DomainsPost.properties, paused: Type.Optional(Type.Boolean({ description: 'Leave the vCPUs paused' })) },
+  { additionalProperties: false, title: 'DomainCreate', description: "libvirt's create: a transient domain, defined and started in one call, removed when it shuts off" },
+);
+export type DomainCreate = Static<typeof DomainCreate>;
 
 /** How long a vCPU unplug waits for the guest to eject each vCPU by default. */
 export const DEFAULT_VCPU_UNPLUG_TIMEOUT_S = 10;
@@ -50,4 +56,13 @@ export const ResourceOperations = {
     'setDomainMemory',
     'Set the balloon target: the running domain (live) and/or currentMemory in the definition (config), like virsh setmem',
   ),
+  'domain.create': {
+    summary: 'Create and start a transient domain (gone once it shuts off), like virsh create',
+    http: { method: 'POST', path: '/domains/create', operationId: 'createDomain', tag: HttpTags.Domains, status: 201, body: true },
+    request: DomainCreate,
+    response: Domain,
+    access: Access.ReadWrite,
+    errors: ['DOMAIN_EXISTS', 'PAYLOAD_TOO_LARGE', 'OPERATION_UNSUPPORTED'],
+    permission: PermissionClass.Define,
+  },
 } as const satisfies Record<string, OperationSpec>;

@@ -21,6 +21,8 @@ export const StoredDomain = Type.Object({
   runtime: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   /** Disks of the running domain (boot disks plus hotplugged ones); absent when shut off. */
   liveDisks: Type.Optional(Type.Array(LiveDisk)),
+  /** Made by domain.create: removed when it shuts off (libvirt's transient domain). */
+  transient: Type.Optional(Type.Literal(true)),
 });
 export type StoredDomain = Static<typeof StoredDomain> & { runtime?: DomainRuntime };
 
