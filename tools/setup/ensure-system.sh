@@ -7,6 +7,7 @@ REQUIRED=(
   /usr/sbin/nats-server:nats-server
   /usr/bin/qemu-system-x86_64:qemu-system-x86
   /usr/bin/qemu-img:qemu-utils
+  /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf
   /usr/bin/busybox:busybox-static
   /usr/bin/as:binutils
   /usr/bin/flock:util-linux

@@ -57,8 +57,9 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.list': async (query, context) => manager.listPage(query, pageBudget(context)),
     'domain.get': async ({ id }) => manager.get(id),
     'domain.define': (post) => manager.define(post),
+    'domain.create': ({ paused, ...post }) => manager.create(post, paused === true),
     'domain.update': ({ id, config }) => manager.update(id, config),
-    'domain.undefine': ({ id }) => manager.undefine(id),
+    'domain.undefine': ({ id, keepNvram }) => manager.undefine(id, { keepNvram: keepNvram === true }),
     'domain.state': ({ id, change }) => manager.changeState(id, change),
     'domain.state.get': async ({ id }) => {
       const { uuid, name, state, reason, stateChangedAt } = manager.get(id);
@@ -82,6 +83,8 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.disk.attach': ({ id, attach }) => manager.devices.attachDisk(id, attach),
     'domain.disk.detach': ({ id, target, detach }) => manager.devices.detachDisk(id, target, detach),
     'domain.media.change': ({ id, target, change }) => manager.devices.changeMedia(id, target, change),
+    'domain.vcpus.set': ({ id, set }) => manager.resources.setVcpus(id, set),
+    'domain.memory.set': ({ id, set }) => manager.resources.setMemory(id, set),
     'domain.console.read': async ({ id }) => {
       const { record, driver } = consoleTarget(id);
       return consoles.read(record, driver);

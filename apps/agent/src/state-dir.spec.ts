@@ -19,6 +19,7 @@ describe('StateDir', () => {
       networks: StateDir.networks(root),
       events: StateDir.events(root),
       idempotency: StateDir.idempotency(root),
+      nvram: StateDir.nvram(root),
     }).toEqual({
       domains: `${root}/domains`,
       cleanStop: `${root}/clean-stop`,
@@ -34,6 +35,7 @@ describe('StateDir', () => {
       networks: `${root}/networks`,
       events: `${root}/events`,
       idempotency: `${root}/idempotency`,
+      nvram: `${root}/nvram`,
     });
   });
 });

@@ -12,6 +12,8 @@ export const StateDir = {
   cleanStop: (root: string) => join(root, 'clean-stop'),
   /** What a driver keeps per domain (QEMU sockets and logs, LXC configs, dnsmasq files of the network driver). */
   driver: (root: string, name: string) => join(root, 'drivers', name),
+  /** UEFI variable stores, `<uuid>_VARS.fd` per efi domain (copied from the firmware's template at first start). */
+  nvram: (root: string) => join(root, 'nvram'),
   /** One record per migration in flight. */
   migrations: (root: string) => join(root, 'migrations'),
   /** One `<uuid>.json` snapshot tree per domain. */
@@ -43,6 +45,7 @@ export function atomicWriteDirs(root: string): string[] {
     StateDir.cleanStop(root),
     join(root, 'drivers'),
     StateDir.migrations(root),
+    StateDir.nvram(root),
     StateDir.snapshots(root),
     join(root, 'interfaces'),
     join(root, 'firewall'),

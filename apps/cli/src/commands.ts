@@ -167,6 +167,13 @@ export async function define(ctx: CommandContext, spec: DomainsPost | string): P
   print(ctx, d, () => `Domain '${d.name}' defined (${d.uuid})`);
 }
 
+/** virsh create: a transient domain from a JSON file, started at once. */
+export async function create(ctx: CommandContext, file: string, paused: boolean): Promise<void> {
+  const body = { ...(JSON.parse(await readFile(file, 'utf8')) as DomainsPost), ...(paused ? { paused } : {}) };
+  const d = await ctx.http.call('domain.create', { node: await resolveNode(ctx) }, body);
+  print(ctx, d, () => `Domain '${d.name}' created from ${file}: ${d.state} (transient)`);
+}
+
 export async function update(ctx: CommandContext, id: string, put: Record<string, unknown>): Promise<void> {
   const d = await ctx.http.call('domain.update', { node: await resolveNode(ctx), id }, put);
   print(ctx, d, () => `Domain '${d.name}' updated; changes apply at next start`);

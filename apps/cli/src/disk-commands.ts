@@ -1,4 +1,4 @@
-import { VirtError, type DiskAttach, type DiskDetach, type Domain, type DomainDisk, type DomainFromImage, type MediaChange } from '@virtbus/api-contract';
+import { VirtError, type DiskAttach, type DiskDetach, type Domain, type DomainDisk, type DomainFromImage, type MediaChange, type MemorySet, type VcpusSet } from '@virtbus/api-contract';
 import type { CommandContext } from './commands.js';
 import { resolveNode } from './commands.js';
 
@@ -39,6 +39,16 @@ export async function detachDisk(ctx: CommandContext, id: string, target: string
 export async function changeMedia(ctx: CommandContext, id: string, target: string, change: MediaChange): Promise<void> {
   const d = await ctx.http.call('domain.media.change', { node: await resolveNode(ctx), id, target }, change);
   out(ctx, d, change.source ? `Media in ${target} of '${d.name}' changed` : `Media ejected from ${target} of '${d.name}'`);
+}
+
+export async function setVcpus(ctx: CommandContext, id: string, set: VcpusSet): Promise<void> {
+  const d = await ctx.http.call('domain.vcpus.set', { node: await resolveNode(ctx), id }, set);
+  out(ctx, d, `vCPUs of '${d.name}' set to ${set.count} ${scopeText(d, set)}`);
+}
+
+export async function setMemory(ctx: CommandContext, id: string, set: MemorySet): Promise<void> {
+  const d = await ctx.http.call('domain.memory.set', { node: await resolveNode(ctx), id }, set);
+  out(ctx, d, `Memory of '${d.name}' set to ${set.memory} MiB ${scopeText(d, set)}`);
 }
 
 export async function defineFromImage(ctx: CommandContext, request: DomainFromImage): Promise<void> {

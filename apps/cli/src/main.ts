@@ -45,6 +45,9 @@ attach-disk DOMAIN SOURCE [--target vdb] [--format qcow2|raw] [--bus virtio|sata
                                       SOURCE is /path/on/node or pool/volume; no --live/--config: live when running
 detach-disk DOMAIN TARGET [--live] [--config] [--timeout S]
 change-media DOMAIN TARGET [SOURCE] [--eject] [--live] [--config]   insert media into a cdrom drive, or eject it
+create FILE.json [--paused]            define and start a transient domain (removed when it shuts off)
+setvcpus DOMAIN COUNT [--live] [--config] [--timeout S]   hotplug/unplug vCPUs (up to cpu.maxVcpus) or set the definition's count
+setmem DOMAIN MiB [--live] [--config]   balloon target of the running domain, or the definition's currentMemory
 define-from-image --name N --driver qemu|kvm --image POOL/VOLUME [--root-size 10G] [--vcpus N] [--memory MiB] [--network NET]...
         [--user-data FILE] [--meta-data FILE] [--network-config FILE]   overlay on the image + cloud-init seed cdrom;
                                       --network: a virtio NIC on that virtual network (net-list), one per flag
@@ -379,6 +382,23 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       if (!source && !values.eject) throw new VirtError('INVALID_ARG', 'change-media needs a SOURCE, or --eject');
       if (source && values.eject) throw new VirtError('INVALID_ARG', 'change-media takes a SOURCE or --eject, not both');
       await diskCommands.changeMedia(ctx, need('domain'), target, { ...(source ? { source: diskCommands.diskSource(source) } : {}), ...scope() });
+      return 0;
+    }
+    case 'create':
+      if (!rest[0]) throw new VirtError('INVALID_ARG', 'create needs FILE.json');
+      await commands.create(ctx, rest[0], values.paused ?? false);
+      return 0;
+    case 'setvcpus': {
+      const count = int('COUNT', rest[1]);
+      if (count === undefined) throw new VirtError('INVALID_ARG', 'setvcpus needs DOMAIN and COUNT');
+      const timeout = int('timeout', values.timeout);
+      await diskCommands.setVcpus(ctx, need('domain'), { count, ...scope(), ...(timeout !== undefined ? { timeout } : {}) });
+      return 0;
+    }
+    case 'setmem': {
+      const memory = int('MiB', rest[1]);
+      if (memory === undefined) throw new VirtError('INVALID_ARG', 'setmem needs DOMAIN and MiB');
+      await diskCommands.setMemory(ctx, need('domain'), { memory, ...scope() });
       return 0;
     }
     case 'events':

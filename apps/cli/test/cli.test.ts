@@ -62,6 +62,21 @@ describe('virtbus CLI against a real gateway and agent', () => {
     expect((await cli('undefine', 'shell-1')).text).toBe("Domain 'shell-1' has been undefined");
   });
 
+  it('sets vCPUs and memory like virsh setvcpus and setmem, live and in the definition', async () => {
+    const spec = join(workDir, 'res.json');
+    await writeFile(spec, JSON.stringify({ name: 'res-1', driver: 'test', vcpus: 1, memory: 256, cpu: { maxVcpus: 4 } }));
+    await cli('define', spec);
+    await cli('start', 'res-1');
+    expect((await cli('setvcpus', 'res-1', '3')).text).toBe("vCPUs of 'res-1' set to 3 live");
+    expect((await cli('setmem', 'res-1', '128', '--config')).text).toBe("Memory of 'res-1' set to 128 MiB in the definition");
+    expect((await cli('domstats', 'res-1')).text).toMatch(/^ {2}vcpu\.current=3$/m);
+    await expect(cli('setvcpus', 'res-1', '5')).rejects.toMatchObject({ code: 'INVALID_ARG' });
+    await cli('destroy', 'res-1');
+    const transient = join(workDir, 'transient.json');
+    await writeFile(transient, JSON.stringify({ name: 'once-1', driver: 'test' }));
+    expect((await cli('create', transient)).text).toBe(`Domain 'once-1' created from ${transient}: running (transient)`);
+  });
+
   it('streams events from a sequence and stops after --count', async () => {
     const { text } = await cli('events', '--since', '0', '--count', '3');
     const lines = text.split('\n');

@@ -12,6 +12,7 @@ import { HostInterfaceOperations } from './interfaces.js';
 import { DomainMigrateRequest, MigrationAcceptRequest, MigrationTicket, PeerMigrationOperations } from './migration.js';
 import { SnapshotOperations } from './snapshots.js';
 import { DeviceOperations } from './devices.js';
+import { ResourceOperations } from './resources.js';
 import { ProvisionOperations } from './provision.js';
 import { FirewallOperations } from './firewall.js';
 import { GraphicsOperations } from './graphics.js';
@@ -22,6 +23,10 @@ import { CapabilityOperations } from './capabilities.js';
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
 export const DomainUpdateRequest = Type.Object({ id: DomainId, config: DomainPut }, { additionalProperties: false });
+export const DomainUndefineRequest = Type.Object(
+  { id: DomainId, keepNvram: Type.Optional(Type.Boolean({ description: "Keep an efi domain's NVRAM file on the node (libvirt --keep-nvram)" })) },
+  { additionalProperties: false },
+);
 export const DomainStateRequest = Type.Object({ id: DomainId, change: DomainStatePut }, { additionalProperties: false });
 
 /** virsh domstate --reason: the run state alone, without the definition. */
@@ -106,12 +111,12 @@ export const Operations = {
   },
   'domain.undefine': {
     access: Access.ReadWrite,
-    request: DomainRef,
+    request: DomainUndefineRequest,
     response: Domain,
     summary: 'Remove a shut-off domain; returns it as it was',
     permission: PermissionClass.Define,
     errors: ObjectErrors.domain,
-    http: { method: 'DELETE', path: '/domains/:id', operationId: 'undefineDomain', tag: HttpTags.Domains },
+    http: { method: 'DELETE', path: '/domains/:id', operationId: 'undefineDomain', tag: HttpTags.Domains, query: true },
   },
   'domain.state': {
     access: Access.ReadWrite,
@@ -219,6 +224,7 @@ export const Operations = {
   ...HostInterfaceOperations,
   ...SnapshotOperations,
   ...DeviceOperations,
+  ...ResourceOperations,
   ...GraphicsOperations,
   ...ProvisionOperations,
   ...FirewallOperations,

@@ -5,7 +5,7 @@ import { Access } from './subjects.js';
 import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './operation-spec.js';
 
 /** libvirt's --live / --config: neither means the running domain when active, else the definition. */
-const scopeFields = {
+export const scopeFields = {
   live: Type.Optional(Type.Boolean({ description: 'Change the running domain' })),
   config: Type.Optional(Type.Boolean({ description: 'Change the persistent definition (applies at next start)' })),
 };

@@ -91,6 +91,8 @@ export const DomainOs = Type.Object(
     cmdline: Type.Optional(KernelCmdline),
     boot: Type.Optional(Type.Array(Type.Enum(['hd', 'cdrom', 'network']), { maxItems: 3, uniqueItems: true })),
     machine: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', description: 'Machine type, e.g. pc or q35' })),
+    firmware: Type.Optional(Type.Enum(['bios', 'efi'], { default: 'bios', description: 'bios: SeaBIOS; efi: OVMF with a per-domain NVRAM copy on the node' })),
+    secureBoot: Type.Optional(Type.Boolean({ default: false, description: 'efi: OVMF with secure boot and Microsoft keys enrolled (needs machine q35)' })),
   },
   { additionalProperties: false, description: "Boot configuration (libvirt's <os>): direct kernel boot or a boot order" },
 );
@@ -117,6 +119,56 @@ export const DomainContainer = Type.Object(
 );
 export type DomainContainer = Static<typeof DomainContainer>;
 
+/** libvirt's <cpu> and <vcpu current=…>: model, topology and the vCPU count hotplug may reach. */
+export const DomainCpu = Type.Object(
+  {
+    model: Type.Optional(
+      Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'host-model, host-passthrough (kvm), max (TCG) or a QEMU CPU model name' }),
+    ),
+    sockets: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
+    cores: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
+    threads: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
+    maxVcpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, description: 'vCPUs the domain may reach by hotplug (default: vcpus); sockets*cores*threads when a topology is given' })),
+  },
+  { additionalProperties: false, title: 'DomainCpu' },
+);
+export type DomainCpu = Static<typeof DomainCpu>;
+
+/** One guest NUMA cell: its vCPUs and its share of the memory. */
+export const DomainNumaCell = Type.Object(
+  {
+    cpus: Type.String({ pattern: '^\\d{1,3}(-\\d{1,3})?(,\\d{1,3}(-\\d{1,3})?){0,31}$', description: 'vCPU ids, e.g. 0-1,4' }),
+    memory: Type.Integer({ minimum: 1, maximum: 4_194_304, description: 'MiB; the cells add up to memory' }),
+  },
+  { additionalProperties: false, title: 'DomainNumaCell' },
+);
+export type DomainNumaCell = Static<typeof DomainNumaCell>;
+
+/** Other virtual hardware (libvirt's <rng>, <watchdog>, <controller type='usb'>, <input>). */
+export const DomainDevices = Type.Object(
+  {
+    rng: Type.Optional(Type.Object({ model: Type.Enum(['virtio']), source: Type.Optional(Type.Enum(['/dev/urandom', '/dev/random'], { default: '/dev/urandom' })) }, { additionalProperties: false })),
+    watchdog: Type.Optional(
+      Type.Object(
+        {
+          model: Type.Enum(['i6300esb', 'ib700']),
+          action: Type.Optional(Type.Enum(['reset', 'shutdown', 'poweroff', 'pause', 'none', 'inject-nmi'], { default: 'reset', description: 'What QEMU does when the watchdog fires' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    usb: Type.Optional(Type.Object({ model: Type.Enum(['qemu-xhci', 'piix3-uhci']) }, { additionalProperties: false })),
+    inputs: Type.Optional(
+      Type.Array(Type.Object({ type: Type.Enum(['tablet', 'mouse', 'keyboard']), bus: Type.Optional(Type.Enum(['usb', 'virtio'], { default: 'usb' })) }, { additionalProperties: false }), {
+        maxItems: 8,
+        description: 'Input devices beyond the PS/2 mouse and keyboard of the pc and q35 machines',
+      }),
+    ),
+  },
+  { additionalProperties: false, title: 'DomainDevices' },
+);
+export type DomainDevices = Static<typeof DomainDevices>;
+
 /** Config fields shared by define (DomainsPost) and update (DomainPut). */
 const configFields = {
   vcpus: Type.Integer({ minimum: 1, maximum: 256, description: 'Virtual CPUs' }),
@@ -129,6 +181,10 @@ const configFields = {
   autostart: Type.Boolean({ description: 'Start with the agent' }),
   container: DomainContainer,
   labels: Labels,
+  cpu: DomainCpu,
+  currentMemory: Type.Integer({ minimum: 1, maximum: 4_194_304, description: 'Balloon target in MiB at start (libvirt currentMemory; default: memory, the maximum)' }),
+  numa: Type.Array(DomainNumaCell, { minItems: 1, maxItems: 16, description: 'Guest NUMA cells' }),
+  devices: DomainDevices,
 };
 
 /** The config fields a define or an update may leave out (labels differ in meaning between the two). */
@@ -142,6 +198,10 @@ const optionalConfigFields = {
   graphics: Type.Optional(configFields.graphics),
   autostart: Type.Optional(configFields.autostart),
   container: Type.Optional(configFields.container),
+  cpu: Type.Optional(configFields.cpu),
+  currentMemory: Type.Optional(configFields.currentMemory),
+  numa: Type.Optional(configFields.numa),
+  devices: Type.Optional(configFields.devices),
 };
 
 export const DomainsPost = Type.Object(
@@ -181,6 +241,10 @@ export const DomainConfig = Type.Object(
     autostart: configFields.autostart,
     container: Type.Optional(configFields.container),
     labels: Type.Optional(configFields.labels),
+    cpu: Type.Optional(configFields.cpu),
+    currentMemory: Type.Optional(configFields.currentMemory),
+    numa: Type.Optional(configFields.numa),
+    devices: Type.Optional(configFields.devices),
   },
   { additionalProperties: false, title: 'DomainConfig' },
 );

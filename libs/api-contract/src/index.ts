@@ -15,6 +15,7 @@ export * from './interfaces.js';
 export * from './migration.js';
 export * from './snapshots.js';
 export * from './devices.js';
+export * from './resources.js';
 export * from './provision.js';
 export * from './firewall.js';
 export * from './labels.js';

@@ -68,6 +68,13 @@ export interface DriverContext {
   saveRuntime(uuid: string, runtime: DomainRuntime | null): Promise<void>;
   /** Present when the agent manages virtual networks. */
   readonly networks?: NetworkResolver;
+  /** Where per-domain firmware variables (UEFI NVRAM) live; they outlive a stop and go with undefine. */
+  readonly nvramDir?: string;
+}
+
+export interface UndefineOptions {
+  /** Keep the domain's UEFI NVRAM file (libvirt's undefine --keep-nvram). */
+  keepNvram?: boolean;
 }
 
 export interface StartOptions {
@@ -294,6 +301,14 @@ export interface NativeDefinitionCapability {
   domainXml(domain: DomainRecord): Promise<string>;
 }
 
+/** vCPUs and balloon of a running domain (libvirt's setvcpus --live, setmem --live). */
+export interface ResourceCapability {
+  /** Hotplugs or unplugs vCPUs until `count` are plugged; an unplug waits for the guest to eject each one. */
+  setVcpus(domain: DomainRecord, count: number, options: WaitOptions): Promise<void>;
+  /** Sets the balloon target in MiB (the guest gives memory back or takes it at its own pace). */
+  setMemory(domain: DomainRecord, mib: number): Promise<void>;
+}
+
 /**
  * One interface for every hypervisor. Lifecycle calls are mandatory; optional capability groups
  * (console, stats, …) are absent when unsupported and the agent answers OPERATION_UNSUPPORTED.
@@ -317,7 +332,7 @@ export interface HypervisorDriver {
   suspend(domain: DomainRecord): Promise<RunState>;
   resume(domain: DomainRecord): Promise<RunState>;
   /** Removes the driver's files for a shut-off domain being undefined. */
-  undefine(domain: DomainRecord): Promise<void>;
+  undefine(domain: DomainRecord, options?: UndefineOptions): Promise<void>;
   /** The agent is stopping: let go of monitors and watchers, never of the domains themselves. */
   close(): Promise<void>;
   readonly console?: ConsoleCapability;
@@ -334,6 +349,7 @@ export interface HypervisorDriver {
   readonly monitor?: MonitorCapability;
   readonly namespaces?: NamespaceCapability;
   readonly domainCapabilities?: DomainCapabilitiesCapability;
+  readonly resources?: ResourceCapability;
 }
 
 /** The optional capability groups of a driver: every optional member of HypervisorDriver. */
@@ -355,6 +371,7 @@ export const CapabilityNames = {
   monitor: 'qemu-monitor',
   namespaces: 'lxc-enter',
   domainCapabilities: 'domain-capabilities',
+  resources: 'resources',
 } as const satisfies Record<CapabilitySlot, string>;
 
 /** A driver's capabilities as the slots it fills say (so probe() cannot drift from them), then driver facts such as `accel:kvm`. */

@@ -11,6 +11,7 @@ export type {
   GuestAgentCapability,
   HypervisorDriver,
   NicCapability,
+  ResourceCapability,
   IncomingOptions,
   IncomingTarget,
   MigrationCapability,
@@ -52,7 +53,7 @@ export { volumePathIn } from './storage/paths.js';
 export { parseQemuImgInfo, qemuImgInfo, type ImageInfo } from './storage/qemu-img.js';
 export { NETNS_DIR, assertNetnsName, inNetns, netnsPath, runInNetns, type NetnsCommand } from './util/netns.js';
 export { runTool, type RunOptions } from './storage/run.js';
-export type { NetworkResolver, NicAttachment } from './driver.js';
+export type { NetworkResolver, NicAttachment, UndefineOptions } from './driver.js';
 export { NetworkDriver, type NetworkDriverOptions, type NetworkRuntime } from './network/network-driver.js';
 export {
   assertInterfaceName,

@@ -46,6 +46,10 @@ export function configFromPost(post: DomainsPost): DomainConfig {
   };
   if (post.graphics?.type === 'vnc') config.graphics = withGraphicsDefaults(post.graphics);
   if (post.container) config.container = post.container;
+  if (post.cpu) config.cpu = post.cpu;
+  if (post.currentMemory !== undefined) config.currentMemory = post.currentMemory;
+  if (post.numa) config.numa = post.numa;
+  if (post.devices) config.devices = post.devices;
   if (post.labels && Object.keys(post.labels).length > 0) config.labels = post.labels;
   return config;
 }
@@ -64,6 +68,10 @@ export function applyPut(config: DomainConfig, put: DomainPut): DomainConfig {
   }
   if (put.autostart !== undefined) next.autostart = put.autostart;
   if (put.container !== undefined) next.container = put.container;
+  if (put.cpu !== undefined) next.cpu = put.cpu;
+  if (put.currentMemory !== undefined) next.currentMemory = put.currentMemory;
+  if (put.numa !== undefined) next.numa = put.numa;
+  if (put.devices !== undefined) next.devices = put.devices;
   if (put.labels !== undefined) {
     if (Object.keys(put.labels).length > 0) next.labels = put.labels;
     else delete next.labels;

@@ -23,7 +23,7 @@ import {
   type LifecycleChange,
   type LiveDisk,
 } from '@virtbus/api-contract';
-import { diskTargets, type DomainRecord, type DomainRuntime, type DriverContext, type HypervisorDriver, type NetworkResolver, type RunState, type SaveRestoreCapability } from '@virtbus/drivers';
+import { diskTargets, type DomainRecord, type DomainRuntime, type DriverContext, type HypervisorDriver, type NetworkResolver, type RunState, type SaveRestoreCapability, type UndefineOptions } from '@virtbus/drivers';
 import { withSpan, type DomainListing } from '@virtbus/monitoring';
 import type { Logger } from 'pino';
 import type { EventPublisher } from '../events/publisher.js';
@@ -34,6 +34,7 @@ import type { DomainStore, StoredDomain } from './store.js';
 import { withTargets } from './disk-ops.js';
 import { resolveConfig, volumesOf, type VolumeResolver } from './volumes.js';
 import { DomainDevices, liveDisksOf } from './devices.js';
+import { DomainResources } from './resources.js';
 import type { DomainJobs } from './jobs.js';
 import { ManagedSaveImages } from './managed-save.js';
 import { DomainStatsCache } from './stats.js';
@@ -86,6 +87,7 @@ export class DomainManager {
   private readonly writes = new Map<string, Promise<void>>();
   private readonly driversByType = new Map<string, HypervisorDriver>();
   readonly devices: DomainDevices;
+  readonly resources: DomainResources;
   readonly stats: DomainStatsCache;
   readonly managedSaves: ManagedSaveImages;
   /** Domains whose last change happened (the guest stopped, paused…) but is not yet on disk: retried until written. */
@@ -106,6 +108,7 @@ export class DomainManager {
       all: () => this.domains.values(),
     };
     this.devices = new DomainDevices(jobs, options.volumes);
+    this.resources = new DomainResources(jobs);
     this.stats = new DomainStatsCache(jobs, options.statsDeadlineMs);
     this.managedSaves = new ManagedSaveImages(options.stateDir);
   }
@@ -247,13 +250,13 @@ export class DomainManager {
     return driver;
   }
 
-  async define(post: DomainsPost): Promise<Domain> {
+  async define(post: DomainsPost, transient = false): Promise<Domain> {
     const config = configFromPost(post);
     this.driverFor(config).validate(config);
     return this.locks.run(`name:${config.name}`, async () => {
       if (this.domains.findByName(config.name)) throw new VirtError('DOMAIN_EXISTS', `domain ${config.name} already exists`);
       if (this.domains.has(config.uuid)) throw new VirtError('DOMAIN_EXISTS', `domain with uuid ${config.uuid} already exists`);
-      const stored: StoredDomain = { config, state: 'shutoff', reason: 'unknown', stateChangedAt: new Date().toISOString() };
+      const stored: StoredDomain = { config, state: 'shutoff', reason: 'unknown', stateChangedAt: new Date().toISOString(), ...(transient ? { transient: true as const } : {}) };
       await this.addDefinition(stored);
       return this.view(stored);
     });
@@ -316,25 +319,48 @@ export class DomainManager {
     });
   }
 
-  async undefine(id: string): Promise<Domain> {
-    return this.inJob(id, async (stored, driver) => {
-      const uuid = stored.config.uuid;
-      if (isActive(stored.state)) {
-        throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is ${stored.state}: destroy it before undefining`);
-      }
-      await driver.undefine(stored);
-      await this.writes.get(uuid);
-      await this.options.store.remove(uuid);
-      this.domains.delete(uuid);
-      try {
-        await this.publish(stored, { type: 'UNDEFINED', detail: 'REMOVED' });
-      } catch (error) {
-        // the file is gone, so a restart records the removal too; until then it is retried
-        this.markPending(uuid);
-        throw stateWriteError(stored.config.name, error);
-      }
-      return this.view(stored);
-    });
+  /** libvirt's create: a transient domain, defined and started in one call, gone once it shuts off. */
+  async create(post: DomainsPost, paused: boolean): Promise<Domain> {
+    const defined = await this.define(post, true);
+    try {
+      return await this.changeState(defined.uuid, { action: 'start', ...(paused ? { paused } : {}) });
+    } catch (error) {
+      await this.undefine(defined.uuid).catch((undo: unknown) => this.options.logger.error({ err: undo, domain: defined.name }, 'transient domain that failed to start not removed'));
+      throw error;
+    }
+  }
+
+  async undefine(id: string, options: UndefineOptions = {}): Promise<Domain> {
+    return this.inJob(id, (stored, driver) => this.remove(stored, driver, options));
+  }
+
+  /** A transient domain that stopped goes away (under its job lock, after the stop's own job). */
+  private forgetTransient(uuid: string): void {
+    this.locks
+      .run(uuid, async () => {
+        const stored = this.domains.get(uuid);
+        if (stored?.transient && !isActive(stored.state)) await this.remove(stored, this.driverFor(stored.config), {});
+      })
+      .catch((error: unknown) => this.options.logger.error({ err: error, uuid }, 'stopped transient domain not removed'));
+  }
+
+  private async remove(stored: StoredDomain, driver: HypervisorDriver, options: UndefineOptions): Promise<Domain> {
+    const uuid = stored.config.uuid;
+    if (isActive(stored.state)) {
+      throw new VirtError('OPERATION_INVALID', `domain ${stored.config.name} is ${stored.state}: destroy it before undefining`);
+    }
+    await driver.undefine(stored, options);
+    await this.writes.get(uuid);
+    await this.options.store.remove(uuid);
+    this.domains.delete(uuid);
+    try {
+      await this.publish(stored, { type: 'UNDEFINED', detail: 'REMOVED' });
+    } catch (error) {
+      // the file is gone, so a restart records the removal too; until then it is retried
+      this.markPending(uuid);
+      throw stateWriteError(stored.config.name, error);
+    }
+    return this.view(stored);
   }
 
   async changeState(id: string, change: DomainStatePut): Promise<Domain> {
@@ -599,6 +625,7 @@ export class DomainManager {
     for (const lifecycle of changes) writes.push(this.publish(next, lifecycle));
     const outcomes = await Promise.allSettled(writes);
     const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    if (!failed && next.transient && !isActive(next.state) && isActive(stored.state)) this.forgetTransient(uuid);
     if (failed) {
       // the change happened (a guest that stopped cannot be restarted as if nothing was): shown as pending, retried
       this.markPending(uuid);
@@ -722,6 +749,7 @@ export class DomainManager {
     return {
       node: this.options.node,
       stateDir,
+      nvramDir: StateDir.nvram(this.options.stateDir),
       logger: this.options.logger.child({ driver: driver.name }),
       ...(this.options.networks ? { networks: this.options.networks } : {}),
       observedState: (uuid, change) => {
@@ -768,7 +796,7 @@ export class DomainManager {
       driver: stored.config.driver,
       state: stored.state,
       reason: stored.reason,
-      persistent: true,
+      persistent: stored.transient !== true,
       autostart: stored.config.autostart,
       config: stored.config,
       stateChangedAt: stored.stateChangedAt,

@@ -23,6 +23,8 @@ export const StoredDomain = Type.Object({
   liveDisks: Type.Optional(Type.Array(LiveDisk)),
   /** Taint flags of the running domain (hypervisor-specific calls); absent when shut off. */
   tainted: Type.Optional(Type.Array(DomainTaint)),
+  /** Made by domain.create: removed when it shuts off (libvirt's transient domain). */
+  transient: Type.Optional(Type.Literal(true)),
 });
 export type StoredDomain = Static<typeof StoredDomain> & { runtime?: DomainRuntime };
 

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { vmOnlyFields } from '../qemu/machine.js';
 import { DomainStates, StateReasons, VirtError, type DomainConfig, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
 import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, NativeDefinitionCapability, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
@@ -330,7 +331,7 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
 
   validate(config: DomainConfig): void {
     if (config.driver !== 'libvirt') throw new VirtError('INVALID_ARG', `the libvirt driver runs driver 'libvirt', not '${config.driver}'`);
-    const unsupported = unrenderable(config);
+    const unsupported = [...unrenderable(config), ...vmOnlyFields(config)];
     if (unsupported.length) throw new VirtError('OPERATION_UNSUPPORTED', `the libvirt driver does not render ${unsupported.join(', ')} yet`);
     diskTargets(config.disks);
   }

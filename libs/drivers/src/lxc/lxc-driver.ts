@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { vmOnlyFields } from '../qemu/machine.js';
 import { isActive, VirtError, type DomainConfig, type DomainStats, type DriverInfo, type ExecRequest, type ExecResult, type LxcNamespace } from '@virtbus/api-contract';
 import type {
   ConsoleCapability,
@@ -139,6 +140,8 @@ export class LxcDriver implements HypervisorDriver, ConsoleCapability, StatsCapa
     if (config.disks.length > 0) throw new VirtError('OPERATION_UNSUPPORTED', 'lxc domains have no disks: the root filesystem is container.rootfs');
     if (config.os.kernel || config.os.initrd) throw new VirtError('OPERATION_UNSUPPORTED', 'lxc domains share the host kernel: os.kernel and os.initrd do not apply');
     if (config.graphics?.type === 'vnc') throw new VirtError('OPERATION_UNSUPPORTED', 'lxc domains have no graphical console (graphics.type vnc)');
+    const vmOnly = vmOnlyFields(config);
+    if (vmOnly.length > 0) throw new VirtError('OPERATION_UNSUPPORTED', `lxc domains share the host's firmware, CPUs and memory: ${vmOnly.join(', ')} do not apply`);
     const init = container.init ?? DEFAULT_INIT;
     if (!init[0]?.startsWith('/')) throw new VirtError('INVALID_ARG', 'container.init[0] must be an absolute path inside the root filesystem');
     this.resolveNics(config);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { VirtError, type DomainConfig, type DomainDisk, type DomainNic } from '@virtbus/api-contract';
 import { diskBootIndexes } from './boot-order.js';
+import { deviceArgs, machineArgs, type EfiFiles } from './machine.js';
 
 export const QemuAccels = { kvm: 'kvm', tcg: 'tcg' } as const;
 export type QemuAccel = (typeof QemuAccels)[keyof typeof QemuAccels];
@@ -25,6 +26,8 @@ export interface QemuPaths {
 export interface CommandLineOptions {
   accel: QemuAccel;
   cpuModel: string;
+  /** Firmware files of an `efi` domain. */
+  efi?: EfiFiles;
   /** Host tap device per NIC index, for `network` and `bridge` NICs. */
   taps?: ReadonlyMap<number, string>;
 }
@@ -114,16 +117,7 @@ export function buildCommandLine(config: DomainConfig, paths: QemuPaths, options
     `guest=${qemuOptValue(config.name)},debug-threads=on`,
     '-uuid',
     config.uuid,
-    '-machine',
-    qemuOptValue(config.os.machine ?? 'pc'),
-    '-accel',
-    options.accel,
-    '-cpu',
-    qemuOptValue(options.cpuModel),
-    '-smp',
-    String(config.vcpus),
-    '-m',
-    `${config.memory}M`,
+    ...machineArgs(config, options),
     '-nodefaults',
     '-no-user-config',
     '-display',
@@ -182,7 +176,7 @@ export function buildCommandLine(config: DomainConfig, paths: QemuPaths, options
     args.push('-netdev', netdev, '-device', `${NIC_MODELS[nic.model ?? 'virtio']},netdev=net${index},id=nic${index},mac=${mac}`);
   });
 
-  args.push('-device', 'virtio-balloon-pci,id=balloon0', '-device', 'pvpanic');
+  args.push('-device', 'virtio-balloon-pci,id=balloon0', '-device', 'pvpanic', ...deviceArgs(config));
   // the guest agent channel: qemu-ga in the guest opens the port, the driver connects to the socket per call
   args.push(
     '-device',

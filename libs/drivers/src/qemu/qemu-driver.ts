@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { isActive, VirtError, type DomainCapabilities, type DomainConfig, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
 import type {
@@ -18,13 +18,17 @@ import type {
   DriverContext,
   HypervisorDriver,
   NicCapability,
+  ResourceCapability,
   RunState,
   SaveRestoreCapability,
   SnapshotCapability,
   StartOptions,
   StatsCapability,
+  UndefineOptions,
   WaitOptions,
 } from '../driver.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { cpuModelFor, efiFiles, isEfi, nvramPath, OVMF_DIR, validateMachine, type EfiFiles } from './machine.js';
 import { driverCapabilities } from '../driver.js';
 import { findExecutable } from '../util/executables.js';
 import { inNetns } from '../util/netns.js';
@@ -36,6 +40,7 @@ import { probeQemuCapabilities } from './capabilities.js';
 import { QemuGraphics } from './graphics.js';
 import { QemuMigration } from './migration.js';
 import { QemuDiskHotplug } from './disk-hotplug.js';
+import { QemuResources } from './resources.js';
 import { QemuSnapshots } from './snapshots.js';
 import { parseRuntime, QemuInstance, type ExitInfo, type QemuRuntime } from './instance.js';
 import { CLOCK_TICKS_PER_SECOND, isProcessAlive, readProcStat, readTaskStat, signalProcess, spawnDetached, waitForProcessExit } from './process.js';
@@ -54,6 +59,8 @@ export interface QemuDriverOptions {
   commandTimeoutMs?: number;
   /** The KVM device; a test may point it elsewhere. */
   kvmDevice?: string;
+  /** Where Debian's ovmf package puts OVMF (efi domains). */
+  ovmfDir?: string;
 }
 
 /** Extra option a caller may pass to shutdown: destroy when the guest ignores the power button. */
@@ -164,6 +171,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       }
     },
   };
+  readonly resources: ResourceCapability = new QemuResources((domain) => this.live(domain).qmp!);
   private readonly snapshotSupport = new QemuSnapshots({
     instance: (domain) => this.instances.get(domain.config.uuid),
     busy: (instance, work) => this.busy(instance, work),
@@ -224,6 +232,12 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     diskTargets(config.disks);
     for (const nic of config.nics) {
       if ((nic.type === 'network' || nic.type === 'bridge') && !nic.source) throw new VirtError('INVALID_ARG', `a ${nic.type} NIC needs a source`);
+    }
+    validateMachine(config);
+    cpuModelFor(config, accelFor(config), 'max');
+    if (isEfi(config)) {
+      const efi = efiFiles(config, this.ovmfDir(), this.nvramDir());
+      if (!existsSync(efi.code) || !existsSync(efi.varsTemplate)) throw new VirtError('OPERATION_UNSUPPORTED', `efi firmware needs the ovmf package (${efi.code} is missing)`);
     }
   }
 
@@ -291,7 +305,8 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     const binary = this.binary();
     if (!binary) throw new VirtError('OPERATION_UNSUPPORTED', 'qemu-system-x86_64 is not installed');
     const accel = accelFor(config);
-    const cpuModel = accel === 'kvm' ? (await this.kvmCpuModel()).model : (this.options.tcgCpuModel ?? 'max');
+    const cpuModel = cpuModelFor(config, accel, accel === 'kvm' ? (await this.kvmCpuModel()).model : (this.options.tcgCpuModel ?? 'max'));
+    const efi = isEfi(config) ? await this.ensureNvram(config) : undefined;
     const paths = this.paths(config.uuid);
     if (Buffer.byteLength(paths.consoleSocket) > MAX_UNIX_SOCKET_PATH) {
       throw new VirtError('OPERATION_FAILED', `state directory path too long for unix sockets: ${paths.consoleSocket}`);
@@ -301,7 +316,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     await rm(paths.consoleLog, { force: true });
     const tapNics = planTapNics(config, this.context?.networks);
     const netns = tapNics.length > 0 ? this.context?.networks?.netns : undefined;
-    const args = [...buildCommandLine(config, paths, { accel, cpuModel, taps: new Map(tapNics.map((nic) => [nic.index, nic.tap])) }), ...extraArgs];
+    const args = [...buildCommandLine(config, paths, { accel, cpuModel, ...(efi ? { efi } : {}), taps: new Map(tapNics.map((nic) => [nic.index, nic.tap])) }), ...extraArgs];
 
     // taps live in the node's network namespace with their bridges, so QEMU must open them there
     const spawnCommand = inNetns(netns, binary, args);
@@ -336,6 +351,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
         instance.console = hub;
       }
       await attachTaps(netns, tapNics);
+      if (config.currentMemory !== undefined && config.currentMemory < config.memory) await instance.qmp!.machine.balloon(config.currentMemory * 1024 * 1024);
       if (!options.paused) await this.busy(instance, () => instance.qmp!.lifecycle.cont());
     } catch (error) {
       await this.abortStart(instance, paths);
@@ -436,9 +452,33 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     });
   }
 
-  async undefine(domain: DomainRecord): Promise<void> {
+  async undefine(domain: DomainRecord, options: UndefineOptions = {}): Promise<void> {
     if (this.instances.has(domain.config.uuid)) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is still running`);
     await rm(this.paths(domain.config.uuid).runDir, { recursive: true, force: true });
+    if (!options.keepNvram) await rm(nvramPath(this.nvramDir(), domain.config.uuid), { force: true });
+  }
+
+  private ovmfDir(): string {
+    return this.options.ovmfDir ?? OVMF_DIR;
+  }
+
+  private nvramDir(): string {
+    return this.context?.nvramDir ?? join(this.context?.stateDir ?? '.', 'nvram');
+  }
+
+  /** An efi domain's NVRAM outlives its QEMU: copied from OVMF's template at first start, kept until undefine. */
+  private async ensureNvram(config: DomainConfig): Promise<EfiFiles> {
+    const efi = efiFiles(config, this.ovmfDir(), this.nvramDir());
+    if (existsSync(efi.nvram)) return efi;
+    let template: Buffer;
+    try {
+      template = await readFile(efi.varsTemplate);
+    } catch (error) {
+      throw new VirtError('OPERATION_UNSUPPORTED', `efi firmware needs the ovmf package (${efi.varsTemplate}: ${(error as Error).message})`, { cause: error });
+    }
+    await mkdir(dirname(efi.nvram), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(efi.nvram, template);
+    return efi;
   }
 
   async close(): Promise<void> {

@@ -1,11 +1,13 @@
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { cpuTopology, validateMachine } from '../qemu/machine.js';
 import { VirtError, type DomainConfig, type DomainStats, type DriverInfo } from '@virtbus/api-contract';
 import type {
   ConsoleCapability,
   ConsoleSession,
   DiskCapability,
+  ResourceCapability,
   DomainRecord,
   DriverContext,
   GraphicsCapability,
@@ -40,7 +42,7 @@ type Mark = 'running' | 'paused';
  * like QEMU's pid): a restarted agent finds its guests by them, including a destroy whose record the agent could not
  * write (removing a file needs no room on a full disk).
  */
-export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCapability, DiskCapability, GraphicsCapability {
+export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCapability, DiskCapability, GraphicsCapability, ResourceCapability {
   readonly name = 'test';
   readonly domainTypes = ['test'] as const;
   readonly console: ConsoleCapability = this;
@@ -59,6 +61,9 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   readonly disks: DiskCapability = this;
   private readonly agent = new TestGuestAgent();
   readonly guestAgent: GuestAgentCapability = this.agent;
+  readonly resources: ResourceCapability = this;
+  /** vCPUs and balloon target set live (setvcpus/setmem --live), until the next start. */
+  private readonly liveResources = new Map<string, { vcpus: number; memory: number }>();
   /** Disks plugged into each running domain by target: whether it is a cdrom and what media it holds. */
   private readonly plugged = new Map<string, Map<string, { cdrom: boolean; media?: string }>>();
   private readonly runningSince = new Map<string, number>();
@@ -101,6 +106,8 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
 
   validate(config: DomainConfig): void {
     if (config.driver !== 'test') throw new VirtError('OPERATION_UNSUPPORTED', `the test driver cannot run ${config.driver} domains`);
+    // firmware, CPU topology, balloon and NUMA cells are simulated: the same rules as a QEMU definition
+    validateMachine(config);
   }
 
   async adopt(domain: DomainRecord): Promise<RunState> {
@@ -115,6 +122,7 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   }
 
   async start(domain: DomainRecord, options: { paused: boolean }): Promise<RunState> {
+    this.liveResources.delete(domain.config.uuid);
     this.require(domain, ['shutoff', 'crashed', 'nostate'], 'start');
     await this.work();
     this.consoleOf(domain).append(`virtbus test domain ${domain.config.name} booted\r\nGUEST-READY\r\n`);
@@ -203,6 +211,22 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     return this.consoleOf(domain).session();
   }
 
+  private liveOf(domain: DomainRecord): { vcpus: number; memory: number } {
+    return this.liveResources.get(domain.config.uuid) ?? { vcpus: domain.config.vcpus, memory: domain.config.currentMemory ?? domain.config.memory };
+  }
+
+  /** Simulated hotplug: the count must fit the topology's maximum, like QEMU's slots. */
+  async setVcpus(domain: DomainRecord, count: number): Promise<void> {
+    const { maxVcpus } = cpuTopology(domain.config);
+    if (count > maxVcpus) throw new VirtError('INVALID_ARG', `domain ${domain.config.name} may have at most ${maxVcpus} vCPUs (cpu.maxVcpus)`);
+    this.liveResources.set(domain.config.uuid, { ...this.liveOf(domain), vcpus: count });
+  }
+
+  async setMemory(domain: DomainRecord, mib: number): Promise<void> {
+    if (mib > domain.config.memory) throw new VirtError('INVALID_ARG', `${mib} MiB exceeds the maximum memory of ${domain.config.name} (${domain.config.memory} MiB)`);
+    this.liveResources.set(domain.config.uuid, { ...this.liveOf(domain), memory: mib });
+  }
+
   /** Simulated counters that grow while the domain runs, so monitoring has something real to plot. */
   async domainStats(domain: DomainRecord, _options: { deadlineMs: number }): Promise<DomainStats> {
     const { config } = domain;
@@ -210,6 +234,7 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     this.runningSince.set(config.uuid, since);
     const elapsedNs = (Date.now() - since) * 1_000_000;
     const memoryBytes = config.memory * 1024 * 1024;
+    const live = this.liveOf(domain);
     return {
       uuid: config.uuid,
       name: config.name,
@@ -217,11 +242,11 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       reason: domain.reason,
       collectedAt: new Date().toISOString(),
       cpu: { timeNs: Math.round(elapsedNs / 10) },
-      memory: { maximumBytes: memoryBytes, currentBytes: memoryBytes, rssBytes: Math.round(memoryBytes / 2) },
+      memory: { maximumBytes: memoryBytes, currentBytes: live.memory * 1024 * 1024, rssBytes: Math.round(memoryBytes / 2) },
       vcpu: {
-        current: config.vcpus,
-        maximum: config.vcpus,
-        list: Array.from({ length: config.vcpus }, (_, id) => ({ id, state: 'running' as const, timeNs: Math.round(elapsedNs / 10 / config.vcpus) })),
+        current: live.vcpus,
+        maximum: cpuTopology(config).maxVcpus,
+        list: Array.from({ length: live.vcpus }, (_, id) => ({ id, state: 'running' as const, timeNs: Math.round(elapsedNs / 10 / live.vcpus) })),
       },
       block: config.disks.map((_, index) => ({
         name: `vd${String.fromCharCode(97 + index)}`,

@@ -10,3 +10,4 @@ export type { QmpNetdevTap } from './commands/net.js';
 export type { QmpDeviceAdd, QmpTlsCredsX509 } from './commands/misc.js';
 export { domainEventsOf, GUEST_AGENT_CHANNEL, type MappedDomainEvent, type QmpEventData } from './events.js';
 export type { QmpCpuDefinitionInfo, QmpCpuModelExpansion, QmpMachineInfo } from './commands/capabilities.js';
+export type { QmpCpuInstanceProperties, QmpHotpluggableCpu } from './commands/machine.js';

@@ -3,6 +3,7 @@ import { CapabilityCommands } from './commands/capabilities.js';
 import { JobCommands } from './commands/jobs.js';
 import { LifecycleCommands } from './commands/lifecycle.js';
 import { MigrationCommands } from './commands/migration.js';
+import { MachineCommands } from './commands/machine.js';
 import { MiscCommands } from './commands/misc.js';
 import { NetCommands } from './commands/net.js';
 import type { QmpRun } from './commands/run.js';
@@ -30,6 +31,7 @@ export class Qmp {
   readonly misc: MiscCommands;
   readonly ui: UiCommands;
   readonly capabilities: CapabilityCommands;
+  readonly machine: MachineCommands;
 
   private constructor(private readonly monitor: QmpMonitor) {
     const run: QmpRun = (command, args, options) => monitor.execute(command, args, options);
@@ -42,6 +44,7 @@ export class Qmp {
     this.misc = new MiscCommands(run);
     this.ui = new UiCommands(run);
     this.capabilities = new CapabilityCommands(run);
+    this.machine = new MachineCommands(run);
   }
 
   /** Connects to QEMU's QMP socket and leaves capabilities negotiation mode. */
