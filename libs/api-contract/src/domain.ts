@@ -91,8 +91,8 @@ export const DomainOs = Type.Object(
     cmdline: Type.Optional(KernelCmdline),
     boot: Type.Optional(Type.Array(Type.Enum(['hd', 'cdrom', 'network']), { maxItems: 3, uniqueItems: true })),
     machine: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', description: 'Machine type, e.g. pc or q35' })),
-    firmware: Type.Optional(Type.Enum(['bios', 'efi'], { default: 'bios', description: 'bios: SeaBIOS; efi: OVMF with a per-domain NVRAM copy on the node' })),
-    secureBoot: Type.Optional(Type.Boolean({ default: false, description: 'efi: OVMF with secure boot and Microsoft keys enrolled (needs machine q35)' })),
+    firmware: Type.Optional(Type.Enum(['bios', 'efi'], { description: 'bios (when absent): SeaBIOS; efi: OVMF with a per-domain NVRAM copy on the node' })),
+    secureBoot: Type.Optional(Type.Boolean({ description: 'efi: OVMF with secure boot and Microsoft keys enrolled (needs machine q35; false when absent)' })),
   },
   { additionalProperties: false, description: "Boot configuration (libvirt's <os>): direct kernel boot or a boot order" },
 );
@@ -147,19 +147,19 @@ export type DomainNumaCell = Static<typeof DomainNumaCell>;
 /** Other virtual hardware (libvirt's <rng>, <watchdog>, <controller type='usb'>, <input>). */
 export const DomainDevices = Type.Object(
   {
-    rng: Type.Optional(Type.Object({ model: Type.Enum(['virtio']), source: Type.Optional(Type.Enum(['/dev/urandom', '/dev/random'], { default: '/dev/urandom' })) }, { additionalProperties: false })),
+    rng: Type.Optional(Type.Object({ model: Type.Enum(['virtio']), source: Type.Optional(Type.Enum(['/dev/urandom', '/dev/random'], { description: '/dev/urandom when absent' })) }, { additionalProperties: false })),
     watchdog: Type.Optional(
       Type.Object(
         {
           model: Type.Enum(['i6300esb', 'ib700']),
-          action: Type.Optional(Type.Enum(['reset', 'shutdown', 'poweroff', 'pause', 'none', 'inject-nmi'], { default: 'reset', description: 'What QEMU does when the watchdog fires' })),
+          action: Type.Optional(Type.Enum(['reset', 'shutdown', 'poweroff', 'pause', 'none', 'inject-nmi'], { description: 'What QEMU does when the watchdog fires (reset when absent)' })),
         },
         { additionalProperties: false },
       ),
     ),
     usb: Type.Optional(Type.Object({ model: Type.Enum(['qemu-xhci', 'piix3-uhci']) }, { additionalProperties: false })),
     inputs: Type.Optional(
-      Type.Array(Type.Object({ type: Type.Enum(['tablet', 'mouse', 'keyboard']), bus: Type.Optional(Type.Enum(['usb', 'virtio'], { default: 'usb' })) }, { additionalProperties: false }), {
+      Type.Array(Type.Object({ type: Type.Enum(['tablet', 'mouse', 'keyboard']), bus: Type.Optional(Type.Enum(['usb', 'virtio'], { description: 'usb when absent' })) }, { additionalProperties: false }), {
         maxItems: 8,
         description: 'Input devices beyond the PS/2 mouse and keyboard of the pc and q35 machines',
       }),

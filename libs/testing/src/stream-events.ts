@@ -27,9 +27,10 @@ export async function waitForStoredNodeEvents(nc: NatsConnection, node: string, 
   return events;
 }
 
-/** Subscribes to every node's events and keeps each once in `into`: core subscribers get at-least-once delivery (an agent killed mid-flush republishes), and (node, seq) identifies an event. */
+/** Subscribes to every node's domain lifecycle events and keeps each once in `into`: core subscribers get at-least-once delivery (an agent killed mid-flush republishes), and (node, seq) identifies an event. */
 export function collectBusEvents(nc: NatsConnection, into: LifecycleEvent[]): Subscription {
-  return nc.subscribe(Subjects.allEvents, {
+  // lifecycle events only: the other families (domain events beyond the lifecycle, pools, …) have other payloads
+  return nc.subscribe(Subjects.domainEventFilter({}), {
     callback: (_error, msg) => {
       const event = msg.json<LifecycleEvent>();
       if (!into.some((other) => other.node === event.node && other.seq === event.seq)) into.push(event);

@@ -17,7 +17,7 @@ describe('ensureTestGuest', () => {
     };
     expect(manifest.kernel.release).toBe(guest.kernelRelease);
     expect(guest.cmdline).toContain('console=ttyS0');
-    expect(Object.keys(manifest.files).sort()).toEqual(['disk.qcow2', 'initramfs.gz', 'kvm-stub.elf', 'vmlinuz']);
+    expect(Object.keys(manifest.files).sort()).toEqual(['disk.qcow2', 'initramfs-agent.gz', 'initramfs.gz', 'kvm-stub.elf', 'vmlinuz']);
     for (const { sha256 } of Object.values(manifest.files)) expect(sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
