@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
-import { sseMessages, Subjects, type Domain, type GraphicsEvent, type SseMessage } from '@virtbus/api-contract';
+import { sseMessages, Subjects, vncAuthResponse, type Domain, type GraphicsEvent, type SseMessage } from '@virtbus/api-contract';
 import { type AgentProcess, builtBundle, hasBinaryOrSkip, spawnAgent, tearDown, openTestSocket, useNatsBus, waitFor } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
@@ -101,6 +101,22 @@ async function openVnc(id: string, query = '') {
       return bytes;
     },
   };
+}
+
+/** The client half of RFB 3.8 up to SecurityResult with VNC authentication (type 2): 0 when the server let the viewer in. */
+async function vncLogin(id: string, password: string): Promise<{ viewer: Awaited<ReturnType<typeof openVnc>>; result: number }> {
+  const viewer = await openVnc(id);
+  expect((await viewer.take(12)).toString('latin1')).toBe('RFB 003.008\n');
+  viewer.socket.send(Buffer.from('RFB 003.008\n', 'latin1'));
+  const types = [...(await viewer.take((await viewer.take(1))[0]!))];
+  expect(types, 'the server asks for VNC authentication only').toEqual([2]);
+  viewer.socket.send(Buffer.from([2]));
+  viewer.socket.send(vncAuthResponse(password, await viewer.take(16)));
+  // a refusal comes with the server closing: read the result without take's open-socket check
+  await waitFor('the SecurityResult', () => viewer.received().length >= 4 || viewer.closedWith() !== undefined, 20_000);
+  const result = viewer.received().readUInt32BE(0);
+  viewer.consume(4);
+  return { viewer, result };
 }
 
 describe.skipIf(!QEMU)('graphical console: QEMU VNC on a unix socket, relayed over the bus to a WebSocket', () => {
@@ -260,4 +276,51 @@ describe.skipIf(!QEMU)('graphical console: QEMU VNC on a unix socket, relayed ov
     await viewer.closed;
     expect(viewer.closedWith()).toBe('1000 domain screen stopped (destroyed)');
   }, 60_000);
+
+  it('asks for a VNC password that no read shows, takes a new one live, and keeps it across an agent restart (QEMU holds it)', async () => {
+    const secret = 'Pa55-vnc';
+    const defined = await json('POST', `/v1/nodes/${NODE}/domains`, { name: 'locked', driver: 'qemu', memory: 64, graphics: { type: 'vnc', password: secret } });
+    expect(defined.status, JSON.stringify(defined.body)).toBe(201);
+    const locked = defined.body as unknown as Domain;
+    expect(locked.config.graphics).toEqual({ type: 'vnc', video: 'std', passwordSet: true });
+    expect((await json('PUT', `/v1/nodes/${NODE}/domains/locked/state`, { action: 'start' })).status).toBe(200);
+    for (const path of [`/v1/nodes/${NODE}/domains/locked`, `/v1/nodes/${NODE}/domains`, `/v1/domains`]) {
+      const read = await api('GET', path);
+      expect(read.status, path).toBe(200);
+      expect(await read.text(), path).not.toContain(secret);
+    }
+    // the agent keeps the password in the domain's file, which only its owner reads
+    expect((await stat(join(workDir, 'agent', 'domains', `${locked.uuid}.json`))).mode & 0o777).toBe(0o600);
+
+    const wrong = await vncLogin('locked', 'nope');
+    expect(wrong.result, 'SecurityResult failed').toBe(1);
+    await wrong.viewer.closed;
+    const reason = wrong.viewer.received();
+    expect(reason.subarray(4, 4 + reason.readUInt32BE(0)).toString()).toMatch(/auth/i);
+    const right = await vncLogin('locked', secret);
+    expect(right.result, 'SecurityResult OK').toBe(0);
+    right.viewer.socket.send(Buffer.from([1]));
+    const init = await right.viewer.take(24);
+    expect((await right.viewer.take(init.readUInt32BE(20))).toString()).toContain('locked');
+    await right.viewer.close();
+
+    // libvirt's update-device on <graphics passwd>: the running server takes it at once
+    const changed = await json('PUT', `/v1/nodes/${NODE}/domains/locked`, { graphics: { type: 'vnc', password: 'n3w' } });
+    expect(changed.status, JSON.stringify(changed.body)).toBe(200);
+    expect(JSON.stringify(changed.body)).not.toContain('n3w');
+    const old = await vncLogin('locked', secret);
+    expect(old.result).toBe(1);
+    await old.viewer.close();
+
+    await agent!.stop();
+    agent = await spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir: join(workDir, 'agent'), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
+    await waitFor('the adopted domain running', async () => (await json('GET', `/v1/nodes/${NODE}/domains/locked`)).body?.state === 'running');
+    const adopted = await vncLogin('locked', 'n3w');
+    expect(adopted.result, 'the new password after the agent restart').toBe(0);
+    await adopted.viewer.close();
+    const refused = await vncLogin('locked', secret);
+    expect(refused.result).toBe(1);
+    await refused.viewer.close();
+    expect((await json('PUT', `/v1/nodes/${NODE}/domains/locked/state`, { action: 'destroy' })).status).toBe(200);
+  }, 120_000);
 });

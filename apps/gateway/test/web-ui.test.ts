@@ -163,6 +163,49 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await page.getByRole('link', { name: 'Fleet' }).click();
   }, 120_000);
 
+  it('asks for a VNC password in a labelled field (noVNC credentialsrequired): a wrong one shows the refusal, the screen shows only after the right one', async () => {
+    // a test-driver screen: its colour comes from the uuid (1b 2c 3d)
+    const uuid = '1b2c3d4e-0000-4000-8000-00000000f00d';
+    const password = 'open-s3s';
+    const defined = await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'locked', uuid, driver: 'test', graphics: { type: 'vnc', password } });
+    expect(defined.status, JSON.stringify(defined.body)).toBe(201);
+    expect(JSON.stringify(defined.body)).not.toContain(password);
+    expect((await api('PUT', `/v1/nodes/${NODE}/domains/locked/state`, { action: 'start' })).status).toBe(200);
+    const read = await api('GET', `/v1/nodes/${NODE}/domains/locked`);
+    expect((read.body as { config: { graphics: unknown } }).config.graphics).toEqual({ type: 'vnc', video: 'std', passwordSet: true });
+    expect(JSON.stringify(read.body)).not.toContain(password);
+    // noVNC's canvas: its width and top-left pixel (a string: this file is typed for Node, the check runs in the page)
+    const canvasState = () =>
+      page.evaluate(`(() => {
+        const canvas = document.querySelector('[data-testid="vnc-screen"] canvas');
+        if (!canvas || canvas.width === 0) return 'blank';
+        return canvas.width + ':' + [...canvas.getContext('2d').getImageData(0, 0, 1, 1).data.subarray(0, 3)].join(',');
+      })()`);
+    await page.goto(`${gateway.url}/ui/#/domains/${NODE}/${uuid}`);
+    await page.getByRole('tab', { name: 'Screen' }).click();
+    await expect.poll(() => page.getByTestId('vnc-status').textContent()).toBe('(password required)');
+    expect(await canvasState()).toBe('blank');
+    await page.screenshot({ path: join(OUTPUT_DIR, 'screen-password.png') });
+
+    await page.getByLabel('VNC password').fill('wrong');
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await expect.poll(() => page.getByTestId('vnc-failure').textContent()).toContain('Authentication failed');
+    expect(await canvasState()).toBe('blank');
+    await page.screenshot({ path: join(OUTPUT_DIR, 'screen-password-refused.png') });
+
+    await page.getByRole('button', { name: 'Try again' }).click();
+    await page.getByLabel('VNC password').fill(password);
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await expect.poll(() => page.getByTestId('vnc-status').textContent()).toBe('(connected)');
+    await expect.poll(canvasState).toBe('320:27,44,61');
+    expect(await page.getByTestId('vnc-failure').count()).toBe(0);
+    await page.screenshot({ path: join(OUTPUT_DIR, 'screen-password-accepted.png') });
+    await page.getByRole('link', { name: 'Fleet' }).click();
+    // gone again: the fleet paging below counts webnode's domains
+    expect((await api('PUT', `/v1/nodes/${NODE}/domains/locked/state`, { action: 'destroy' })).status).toBe(200);
+    expect((await api('DELETE', `/v1/nodes/${NODE}/domains/locked`)).status).toBe(200);
+  }, 60_000);
+
   it("starts the QEMU test guest from the UI and runs a command on its serial console (xterm.js)", async () => {
     await page.getByRole('button', { name: 'Start linux' }).click();
     await expect.poll(() => stateOf('linux').textContent(), { timeout: 30_000 }).toBe('running');

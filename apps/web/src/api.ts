@@ -34,7 +34,7 @@ export interface DomainDetail extends FleetDomain {
     memory: number;
     disks: { type?: string; source?: string; target?: string; device?: string; bus?: string; readonly?: boolean }[];
     nics: { type: string; source?: string; model?: string; mac?: string }[];
-    graphics?: { type: string; video?: string };
+    graphics?: { type: string; video?: string; passwordSet?: boolean };
     console?: { type: string };
   };
   liveDisks?: { source?: string; target: string }[];

@@ -6,5 +6,7 @@ declare module '@novnc/novnc' {
     viewOnly: boolean;
     disconnect(): void;
     sendCtrlAltDel(): void;
+    /** Answers `credentialsrequired` (VNC authentication asks for a password only). */
+    sendCredentials(credentials: { password?: string; username?: string; target?: string }): void;
   }
 }

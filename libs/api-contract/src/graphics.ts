@@ -1,13 +1,37 @@
+import { createCipheriv } from 'node:crypto';
 import Type, { type Static } from 'typebox';
 import { DomainId, Uuid } from './names.js';
 import { HttpTags, PermissionClass, type OperationSpec } from './operation-spec.js';
 import { Access } from './subjects.js';
+
+/** VNC authentication keys DES with 8 bytes: a longer password would be cut silently, so it is refused. */
+export const VNC_PASSWORD_MAX = 8;
+
+/** RFB VNC authentication (security type 2): the 16-byte challenge DES-encrypted with the password, each key byte bit-reversed (RFC 6143 7.2.2). */
+export function vncAuthResponse(password: string, challenge: Buffer): Buffer {
+  const key = Buffer.alloc(8);
+  Buffer.from(password, 'latin1').copy(key, 0, 0, 8);
+  for (let i = 0; i < 8; i++) key[i] = Number.parseInt(key[i]!.toString(2).padStart(8, '0').split('').reverse().join(''), 2);
+  // single DES as triple DES with one key thrice: OpenSSL 3's default provider has no plain des-ecb
+  const cipher = createCipheriv('des-ede3-ecb', Buffer.concat([key, key, key]), null).setAutoPadding(false);
+  return Buffer.concat([cipher.update(challenge), cipher.final()]);
+}
 
 /** A graphical console (libvirt's <graphics> + <video>): QEMU's VNC server on a unix socket only the agent reaches. */
 export const DomainGraphics = Type.Object(
   {
     type: Type.Enum(['vnc', 'none'], { default: 'vnc', description: 'vnc: a VNC server reached through the bus (never a TCP port)' }),
     video: Type.Optional(Type.Enum(['std', 'virtio'], { default: 'std', description: 'Video card: std VGA or virtio-vga' })),
+    password: Type.Optional(
+      Type.String({
+        maxLength: VNC_PASSWORD_MAX,
+        pattern: '^[\\x20-\\x7e]*$',
+        writeOnly: true,
+        description:
+          "VNC password (libvirt's passwd; VNC authentication uses 8 characters at most). Never shown by a read. On an update: absent keeps the one set, empty removes it; a running domain started with one takes a new one at once",
+      }),
+    ),
+    passwordSet: Type.Optional(Type.Boolean({ readOnly: true, description: 'In a read: a VNC password is set (the password itself is never returned); ignored in a write' })),
   },
   { additionalProperties: false, title: 'DomainGraphics' },
 );

@@ -111,6 +111,8 @@ export interface GraphicsCapability {
   /** The screen as PNG bytes. */
   screenshot(domain: DomainRecord): Promise<Buffer>;
   sendKey(domain: DomainRecord, keys: readonly string[], holdTimeMs: number): Promise<void>;
+  /** A new VNC password for the running server if it started with one (QEMU fixes the auth type at start); else it applies at next start. */
+  setPassword(domain: DomainRecord, password: string): Promise<void>;
 }
 
 /** Host-side stats of one domain; must answer within `deadlineMs` or throw OPERATION_TIMEOUT. */

@@ -24,9 +24,17 @@ function withNicDefaults(uuid: string, nics: DomainNic[]): DomainNic[] {
   return nics.map((nic, index) => ({ ...nic, model: nic.model ?? 'virtio', mac: nic.mac ?? stableMac(uuid, index) }));
 }
 
-/** A stored graphics device says its video card. */
-function withGraphicsDefaults(graphics: DomainGraphics): DomainGraphics {
-  return { type: 'vnc', video: graphics.video ?? 'std' };
+/** A stored graphics device says its video card; a password absent from an update keeps the one set (reads never show it), an empty one removes it. */
+function withGraphicsDefaults(graphics: DomainGraphics, previous?: DomainGraphics): DomainGraphics {
+  const password = graphics.password ?? previous?.password;
+  return { type: 'vnc', video: graphics.video ?? 'std', ...(password ? { password } : {}) };
+}
+
+/** The config as reads show it: a VNC password only as `passwordSet` (libvirt hides passwd without VIR_DOMAIN_XML_SECURE). */
+export function publicConfig(config: DomainConfig): DomainConfig {
+  if (config.graphics?.password === undefined) return config;
+  const { password: _hidden, ...graphics } = config.graphics;
+  return { ...config, graphics: { ...graphics, passwordSet: true } };
 }
 
 /** Fills every default so the stored config says exactly what will run. */
@@ -63,7 +71,7 @@ export function applyPut(config: DomainConfig, put: DomainPut): DomainConfig {
   if (put.nics !== undefined) next.nics = withNicDefaults(config.uuid, put.nics);
   if (put.console !== undefined) next.console = put.console;
   if (put.graphics !== undefined) {
-    if (put.graphics.type === 'vnc') next.graphics = withGraphicsDefaults(put.graphics);
+    if (put.graphics.type === 'vnc') next.graphics = withGraphicsDefaults(put.graphics, config.graphics);
     else delete next.graphics;
   }
   if (put.autostart !== undefined) next.autostart = put.autostart;

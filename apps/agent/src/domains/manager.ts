@@ -27,7 +27,7 @@ import { diskTargets, type DomainRecord, type DomainRuntime, type DriverContext,
 import { withSpan, type DomainListing } from '@virtbus/monitoring';
 import type { Logger } from 'pino';
 import type { EventPublisher } from '../events/publisher.js';
-import { applyPut, configFromPost } from './defaults.js';
+import { applyPut, configFromPost, publicConfig } from './defaults.js';
 import { JobLocks } from './job-lock.js';
 import { DomainTable } from './table.js';
 import type { DomainStore, StoredDomain } from './store.js';
@@ -298,7 +298,11 @@ export class DomainManager {
     return this.inJob(id, async (stored) => {
       const uuid = stored.config.uuid;
       const config = applyPut(stored.config, put);
-      this.driverFor(config).validate(config);
+      const driver = this.driverFor(config);
+      driver.validate(config);
+      // like libvirt's update-device on <graphics passwd>: a running VNC server takes the new password at once
+      const password = config.graphics?.password;
+      if (isActive(stored.state) && password && password !== stored.config.graphics?.password) await driver.graphics?.setPassword(stored, password);
       const next = { ...stored, config };
       try {
         await this.options.store.save(next);
@@ -798,7 +802,7 @@ export class DomainManager {
       reason: stored.reason,
       persistent: stored.transient !== true,
       autostart: stored.config.autostart,
-      config: stored.config,
+      config: publicConfig(stored.config),
       stateChangedAt: stored.stateChangedAt,
       ...this.hypervisorOf(stored.config),
       ...(isActive(stored.state) && stored.id !== undefined ? { id: stored.id } : {}),

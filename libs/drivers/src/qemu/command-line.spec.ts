@@ -149,4 +149,10 @@ describe('diskTargets / macFor', () => {
     expect(values(std, '-device')).toContain('VGA,id=video0');
     expect(values(build({ graphics: { type: 'vnc', video: 'virtio' } }), '-device')).toContain('virtio-vga,id=video0');
   });
+
+  it('asks for VNC authentication when a password is set, without the password on the command line (QMP set_password sends it)', () => {
+    const args = build({ graphics: { type: 'vnc', password: 'sekrit' } });
+    expect(values(args, '-vnc')).toEqual([`unix:${paths.vncSocket},share=allow-exclusive,password=on`]);
+    expect(args.join(' ')).not.toContain('sekrit');
+  });
 });

@@ -147,7 +147,7 @@ export function buildCommandLine(config: DomainConfig, paths: QemuPaths, options
   }
   if (config.graphics?.type === 'vnc') {
     // -nodefaults dropped the default VGA; VNC clients may share the server, one may ask for it alone
-    args.push('-device', config.graphics.video === 'virtio' ? 'virtio-vga,id=video0' : 'VGA,id=video0', '-vnc', `unix:${qemuOptValue(paths.vncSocket)},share=allow-exclusive`);
+    args.push('-device', config.graphics.video === 'virtio' ? 'virtio-vga,id=video0' : 'VGA,id=video0', '-vnc', `unix:${qemuOptValue(paths.vncSocket)},share=allow-exclusive${config.graphics.password ? ',password=on' : ''}`);
   }
   if (config.os.kernel) {
     args.push('-kernel', config.os.kernel);

@@ -97,6 +97,17 @@ export class QemuGraphics implements GraphicsCapability {
     }
   }
 
+  async setPassword(domain: DomainRecord, password: string): Promise<void> {
+    const instance = this.hooks.live(domain);
+    // a server started without password=on refuses set_password: the new config applies at next start
+    if (!instance.config.graphics?.password) return;
+    try {
+      await instance.qmp!.ui.setVncPassword(password);
+    } catch (error) {
+      throw failure(error, `VNC password of ${domain.config.name}`);
+    }
+  }
+
   /** The running QEMU, which was started with a VNC server. */
   private vncOf(domain: DomainRecord): QemuInstance {
     const instance = this.hooks.live(domain);

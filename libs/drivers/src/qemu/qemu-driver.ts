@@ -351,6 +351,8 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
         instance.console = hub;
       }
       await attachTaps(netns, tapNics);
+      // the password goes over QMP, never on the command line (ps shows it); QEMU keeps it while it runs, across agent restarts
+      if (config.graphics?.password) await instance.qmp!.ui.setVncPassword(config.graphics.password);
       if (config.currentMemory !== undefined && config.currentMemory < config.memory) await instance.qmp!.machine.balloon(config.currentMemory * 1024 * 1024);
       if (!options.paused) await this.busy(instance, () => instance.qmp!.lifecycle.cont());
     } catch (error) {

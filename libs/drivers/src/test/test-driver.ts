@@ -129,6 +129,8 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     this.mark(domain, options.paused ? 'paused' : 'running');
     this.runningSince.set(domain.config.uuid, Date.now());
     this.plugged.set(domain.config.uuid, this.bootDisks(domain));
+    // the VNC server starts with the guest and its password then, like QEMU's
+    if (domain.config.graphics?.type === 'vnc') this.screens.set(domain.config.uuid, new TestScreen(domain.config.name, domain.config.uuid, domain.config.graphics.password));
     return options.paused ? { state: 'paused', reason: 'user' } : { state: 'running', reason: 'booted' };
   }
 
@@ -283,13 +285,17 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     this.screenOf(domain).pressKeys(keys);
   }
 
+  async setPassword(domain: DomainRecord, password: string): Promise<void> {
+    if (domain.config.graphics?.type === 'vnc') this.screenOf(domain).setPassword(password);
+  }
+
   /** The screen of a running domain defined with one (the agent checks the definition first; this guards direct callers). */
   private screenOf(domain: DomainRecord): TestScreen {
     if (domain.state !== 'running' && domain.state !== 'paused') throw new VirtError('OPERATION_INVALID', 'domain is not running');
     if (domain.config.graphics?.type !== 'vnc') throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} runs without graphics (define it with graphics.type vnc)`);
     let screen = this.screens.get(domain.config.uuid);
     if (!screen) {
-      screen = new TestScreen(domain.config.name, domain.config.uuid);
+      screen = new TestScreen(domain.config.name, domain.config.uuid, domain.config.graphics.password);
       this.screens.set(domain.config.uuid, screen);
     }
     return screen;

@@ -1,5 +1,5 @@
 import { inflateSync } from 'node:zlib';
-import { VirtError } from '@virtbus/api-contract';
+import { VirtError, vncAuthResponse } from '@virtbus/api-contract';
 import { describe, expect, it } from 'vitest';
 import { TestScreen } from './test-screen.js';
 
@@ -66,5 +66,57 @@ describe('test driver screen', () => {
     session.write(Buffer.from('RFB 003.008\n'));
     session.write(Buffer.from([2]));
     expect(closed).toBe(true);
+  });
+});
+
+describe('test driver screen with a VNC password', () => {
+  /** Version and security type 2 done: the 16-byte challenge the server sent. */
+  async function challenged(screen: TestScreen): Promise<{ session: ReturnType<TestScreen['session']>; received: () => Buffer; closed: () => boolean }> {
+    const session = screen.session();
+    let received = Buffer.alloc(0);
+    let closed = false;
+    session.onData((chunk) => (received = Buffer.concat([received, chunk])));
+    session.onClose(() => (closed = true));
+    await Promise.resolve();
+    session.resume();
+    session.write(Buffer.from('RFB 003.008\n'));
+    expect([...received.subarray(12, 14)]).toEqual([1, 2]);
+    session.write(Buffer.from([2]));
+    expect(received.length).toBe(14 + 16);
+    return { session, received: () => received, closed: () => closed };
+  }
+
+  it('offers only VNC authentication and lets in the viewer whose DES response matches', async () => {
+    const viewer = await challenged(new TestScreen('vm1', UUID, 'secret'));
+    viewer.session.write(vncAuthResponse('secret', viewer.received().subarray(14, 30)));
+    expect(viewer.received().readUInt32BE(30)).toBe(0);
+    viewer.session.write(Buffer.from([1]));
+    expect(viewer.received().subarray(34 + 24).toString()).toBe('vm1');
+  });
+
+  it('answers a wrong response with SecurityResult failed and a reason, then closes', async () => {
+    const viewer = await challenged(new TestScreen('vm1', UUID, 'secret'));
+    viewer.session.write(vncAuthResponse('wrong', viewer.received().subarray(14, 30)));
+    const result = viewer.received().subarray(30);
+    expect(result.readUInt32BE(0)).toBe(1);
+    expect(result.subarray(8, 8 + result.readUInt32BE(4)).toString()).toBe('Authentication failed');
+    expect(viewer.closed()).toBe(true);
+  });
+
+  it('takes a new password for the next viewer; a screen started without one stays open (like QEMU)', async () => {
+    const screen = new TestScreen('vm1', UUID, 'secret');
+    screen.setPassword('other');
+    const viewer = await challenged(screen);
+    viewer.session.write(vncAuthResponse('other', viewer.received().subarray(14, 30)));
+    expect(viewer.received().readUInt32BE(30)).toBe(0);
+    const open = new TestScreen('vm1', UUID);
+    open.setPassword('late');
+    const session = open.session();
+    let received = Buffer.alloc(0);
+    session.onData((chunk) => (received = Buffer.concat([received, chunk])));
+    await Promise.resolve();
+    session.resume();
+    session.write(Buffer.from('RFB 003.008\n'));
+    expect([...received.subarray(12)]).toEqual([1, 1]);
   });
 });

@@ -1,5 +1,6 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { crc32, deflateSync } from 'node:zlib';
-import { VirtError } from '@virtbus/api-contract';
+import { VirtError, vncAuthResponse } from '@virtbus/api-contract';
 import type { GraphicsSession } from '../driver.js';
 
 const WIDTH = 320;
@@ -18,6 +19,7 @@ export class TestScreen {
   constructor(
     private readonly name: string,
     uuid: string,
+    private password?: string,
   ) {
     const seed = Number.parseInt(uuid.replace(/-/g, '').slice(0, 6), 16);
     this.base = [(seed >> 16) & 0xff, (seed >> 8) & 0xff, seed & 0xff];
@@ -26,6 +28,11 @@ export class TestScreen {
   /** The guest stopped: every viewer's connection ends, as QEMU's VNC server goes with QEMU. */
   end(): void {
     for (const end of [...this.viewers]) end();
+  }
+
+  /** Like QEMU: a server started without a password keeps security None (the new one applies at next start). */
+  setPassword(password: string): void {
+    if (this.password) this.password = password;
   }
 
   pressKeys(keys: readonly string[]): void {
@@ -51,12 +58,13 @@ export class TestScreen {
     return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
   }
 
-  /** One viewer, paused until resumed: the server half of RFB 3.8 with security None and raw rectangles in the viewer's pixel format. */
+  /** One viewer, paused until resumed: the server half of RFB 3.8 with security None (or VNC authentication with a password) and raw rectangles in the viewer's pixel format. */
   session(): GraphicsSession {
     const listeners = new Set<(chunk: Buffer) => void>();
     const closeListeners = new Set<() => void>();
     let pending = Buffer.alloc(0);
-    let stage: 'version' | 'security' | 'init' | 'messages' = 'version';
+    let stage: 'version' | 'security' | 'auth' | 'init' | 'messages' = 'version';
+    const challenge = randomBytes(16);
     let format = { bigEndian: false, redShift: 16, greenShift: 8, blueShift: 0 };
     // like QEMU's socket, nothing flows until the reader resumes it (the agent does once the viewer listens)
     let paused = true;
@@ -93,19 +101,37 @@ export class TestScreen {
     const step = (): number => {
       if (stage === 'version') {
         if (pending.length < 12) return 0;
-        send(Buffer.from([1, 1]));
+        send(Buffer.from([1, this.password ? 2 : 1]));
         stage = 'security';
         return 12;
       }
       if (stage === 'security') {
         if (pending.length < 1) return 0;
-        if (pending[0] !== 1) {
+        if (pending[0] !== (this.password ? 2 : 1)) {
           end();
           return pending.length;
         }
-        send(Buffer.alloc(4));
-        stage = 'init';
+        if (this.password) send(challenge);
+        else send(Buffer.alloc(4));
+        stage = this.password ? 'auth' : 'init';
         return 1;
+      }
+      if (stage === 'auth') {
+        if (pending.length < 16) return 0;
+        if (timingSafeEqual(pending.subarray(0, 16), vncAuthResponse(this.password ?? '', challenge))) {
+          send(Buffer.alloc(4));
+          stage = 'init';
+          return 16;
+        }
+        // RFB 3.8: SecurityResult failed, then the reason, then the server closes
+        const reason = Buffer.from('Authentication failed');
+        const failed = Buffer.alloc(8 + reason.length);
+        failed.writeUInt32BE(1, 0);
+        failed.writeUInt32BE(reason.length, 4);
+        reason.copy(failed, 8);
+        send(failed);
+        end();
+        return pending.length;
       }
       if (stage === 'init') {
         if (pending.length < 1) return 0;

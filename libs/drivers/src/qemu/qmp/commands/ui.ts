@@ -11,4 +11,9 @@ export class UiCommands extends QmpCommandGroup {
   async sendKey(keys: readonly string[], holdTimeMs: number, options?: ExecuteOptions): Promise<void> {
     await this.run('send-key', { keys: keys.map((data) => ({ type: 'qcode', data })), 'hold-time': holdTimeMs }, options);
   }
+
+  /** The VNC server's password (the server must have started with password=on). */
+  async setVncPassword(password: string, options?: ExecuteOptions): Promise<void> {
+    await this.run('set_password', { protocol: 'vnc', password }, options);
+  }
 }
