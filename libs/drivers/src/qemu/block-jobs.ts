@@ -1,0 +1,135 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VirtError, type BlockIoTune, type BlockJobInfo } from '@virtbus/api-contract';
+import type { BlockJobCapability, BlockJobRun, BlockJobStart, BlockJobWatch, DomainRecord } from '../driver.js';
+import type { Qmp, QmpBlockDeviceInfo } from './qmp/index.js';
+import { failure } from './resources.js';
+
+const POLL_MS = 200;
+
+/** QEMU's job type → virDomainBlockJobType (the same names the BLOCK_JOB events carry). */
+const JOB_TYPES: Record<string, BlockJobInfo['type']> = { stream: 'PULL', mirror: 'COPY', commit: 'COMMIT', 'active-commit': 'ACTIVE_COMMIT' };
+
+/** Block jobs over QMP; a disk's job has the disk's target as its id, so BLOCK_JOB events name the disk. */
+export class QemuBlockJobs implements BlockJobCapability {
+  constructor(private readonly qmpOf: (domain: DomainRecord) => Qmp) {}
+
+  async start(domain: DomainRecord, target: string, job: BlockJobStart, watch: BlockJobWatch): Promise<BlockJobRun> {
+    const qmp = this.qmpOf(domain);
+    const what = `block ${job.kind} of ${target} on ${domain.config.name}`;
+    let pivot = false;
+    try {
+      const top = (await this.activeNode(qmp, target))['node-name']!;
+      const common = { 'job-id': target, device: top, 'auto-dismiss': false, ...(job.bandwidth ? { speed: job.bandwidth } : {}) };
+      const base = job.kind !== 'copy' && job.base ? { 'base-node': await this.nodeOf(qmp, job.base, target) } : {};
+      if (job.kind === 'pull') await qmp.jobs.blockStream({ ...common, ...base });
+      else if (job.kind === 'commit') {
+        const from = job.top ? await this.nodeOf(qmp, job.top, target) : top;
+        // an active commit ends ready: it pivots the disk onto the base, as virsh blockcommit --active --pivot
+        pivot = from === top;
+        await qmp.jobs.blockCommit({ ...common, ...base, ...(pivot ? {} : { 'top-node': from }) });
+      } else {
+        pivot = job.pivot === true;
+        const node = `copy-${target}-${Date.now().toString(36)}`;
+        await qmp.jobs.driveMirror({ ...common, target: job.destination, format: job.format ?? 'qcow2', 'node-name': node, sync: 'full', mode: 'absolute-paths' });
+      }
+    } catch (error) {
+      throw failure(error, what);
+    }
+    return { finished: this.follow(qmp, target, pivot, watch, what) };
+  }
+
+  async info(domain: DomainRecord, target: string): Promise<BlockJobInfo | undefined> {
+    const job = (await this.qmpOf(domain).jobs.queryBlockJobs()).find((entry) => entry.device === target);
+    const type = job && JOB_TYPES[job.type];
+    if (!job || !type) return undefined;
+    return { target, type, bytesProcessed: job.offset, bytesTotal: job.len, ready: job.ready, bandwidth: job.speed };
+  }
+
+  async abort(domain: DomainRecord, target: string, pivot: boolean): Promise<void> {
+    const qmp = this.qmpOf(domain);
+    try {
+      if (pivot) await qmp.jobs.jobComplete(target);
+      else await qmp.jobs.blockJobCancel(target, true);
+    } catch (error) {
+      throw failure(error, `blockjob ${pivot ? 'pivot' : 'abort'} of ${target} on ${domain.config.name}`);
+    }
+  }
+
+  async resize(domain: DomainRecord, target: string, sizeBytes: number): Promise<void> {
+    const qmp = this.qmpOf(domain);
+    try {
+      await qmp.block.blockResize((await this.activeNode(qmp, target))['node-name']!, sizeBytes);
+    } catch (error) {
+      throw failure(error, `blockresize of ${target} on ${domain.config.name}`);
+    }
+  }
+
+  async setIoTune(domain: DomainRecord, target: string, tune: BlockIoTune): Promise<BlockIoTune> {
+    const qmp = this.qmpOf(domain);
+    try {
+      await qmp.block.blockSetIoThrottle({
+        id: target,
+        bps: tune.totalBytesSec ?? 0,
+        bps_rd: tune.readBytesSec ?? 0,
+        bps_wr: tune.writeBytesSec ?? 0,
+        iops: tune.totalIopsSec ?? 0,
+        iops_rd: tune.readIopsSec ?? 0,
+        iops_wr: tune.writeIopsSec ?? 0,
+      });
+      const now = await this.activeNode(qmp, target);
+      return {
+        totalBytesSec: now.bps ?? 0,
+        readBytesSec: now.bps_rd ?? 0,
+        writeBytesSec: now.bps_wr ?? 0,
+        totalIopsSec: now.iops ?? 0,
+        readIopsSec: now.iops_rd ?? 0,
+        writeIopsSec: now.iops_wr ?? 0,
+      };
+    } catch (error) {
+      throw failure(error, `blkdeviotune of ${target} on ${domain.config.name}`);
+    }
+  }
+
+  /** Polls the job to its end: progress from query-block-jobs, a pivot once ready when asked, a cancel on `signal`. */
+  private async follow(qmp: Qmp, target: string, pivot: boolean, watch: BlockJobWatch, what: string): Promise<{ activePath: string }> {
+    const cancel = () => void qmp.jobs.blockJobCancel(target, true).catch(() => undefined);
+    watch.signal.addEventListener('abort', cancel, { once: true });
+    let completing = false;
+    try {
+      for (;;) {
+        const job = (await qmp.jobs.queryJobs()).find((entry) => entry.id === target);
+        if (!job) throw new VirtError('OPERATION_FAILED', `${what}: the job vanished`);
+        if (job.status === 'concluded') {
+          await qmp.jobs.jobDismiss(target).catch(() => undefined);
+          if (watch.signal.aborted) throw new VirtError('OPERATION_FAILED', `${what} was cancelled`);
+          if (job.error) throw new VirtError('OPERATION_FAILED', `${what}: ${job.error}`);
+          return { activePath: (await this.activeNode(qmp, target)).file };
+        }
+        const progress = (await qmp.jobs.queryBlockJobs()).find((entry) => entry.device === target);
+        if (progress) watch.onProgress(progress.offset, progress.len);
+        if (job.status === 'ready' && pivot && !completing) {
+          completing = true;
+          await qmp.jobs.jobComplete(target);
+        }
+        await sleep(POLL_MS);
+      }
+    } catch (error) {
+      throw failure(error, what);
+    } finally {
+      watch.signal.removeEventListener('abort', cancel);
+    }
+  }
+
+  /** The node on top of the disk's chain (fmt-<target> until a snapshot or pivot put another there). */
+  private async activeNode(qmp: Qmp, target: string): Promise<QmpBlockDeviceInfo> {
+    const block = (await qmp.block.queryBlock()).find((entry) => entry.qdev === target || entry.qdev?.startsWith(`/machine/peripheral/${target}/`));
+    if (!block?.inserted?.['node-name']) throw new VirtError('INVALID_ARG', `no disk ${target} with media in the running domain`);
+    return block.inserted;
+  }
+
+  private async nodeOf(qmp: Qmp, path: string, target: string): Promise<string> {
+    const node = (await qmp.block.queryNamedBlockNodes()).find((entry) => entry.file === path && entry.drv !== 'file');
+    if (!node?.['node-name']) throw new VirtError('INVALID_ARG', `${path} is not in the backing chain of disk ${target}`);
+    return node['node-name'];
+  }
+}
