@@ -1,9 +1,9 @@
-import Type, { type Static, type TSchema } from 'typebox';
+import Type, { type Static, type TProperties, type TSchema } from 'typebox';
 import { DiskTarget } from './domain.js';
 import { DomainId, HostPath } from './names.js';
 import { AsyncOperation } from './storage.js';
 import { Access } from './subjects.js';
-import { HttpTags, ObjectErrors, PermissionClass, type OperationSpec } from './operation-spec.js';
+import { HttpTags, ObjectErrors, PermissionClass, type HttpBinding, type OperationSpec } from './operation-spec.js';
 
 const Bandwidth = Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 53 - 1, description: 'Copy speed limit in bytes per second (0: none), like virsh --bandwidth' }));
 
@@ -75,58 +75,43 @@ export const BlockJobAbort = Type.Object(
 
 const DiskRef = { id: DomainId, target: DiskTarget };
 const errors = ObjectErrors.disk;
-/** A block job start: POST /domains/:id/disks/:target/<verb> with the verb's body, answered 202 with the async operation. */
-function jobStart<S extends TSchema, B extends string>(body: B, schema: S, summary: string, operationId: string) {
+const jobErrors = [...errors, 'NOT_FOUND'] as const;
+const Done = Type.Object({}, { additionalProperties: false });
+
+/** An operation on one disk of a running domain at `/domains/:id/disks/:target/<suffix>`, its request the disk plus `fields`. */
+function onDisk<F extends TProperties, R extends TSchema, const H extends Omit<HttpBinding, 'path' | 'tag'>, const S extends string>(
+  suffix: S,
+  fields: F,
+  response: R,
+  summary: string,
+  http: H,
+  rest: Pick<OperationSpec, 'access' | 'permission' | 'errors'>,
+) {
   return {
-    access: Access.ReadWrite,
-    request: Type.Object({ ...DiskRef, body: schema }, { additionalProperties: false }),
-    response: AsyncOperation,
-    summary: `${summary}; returns the async operation (progress, cancel)`,
-    permission: PermissionClass.Define,
-    errors,
-    http: { method: 'POST', path: `/domains/:id/disks/:target/${body}`, operationId, tag: HttpTags.Domains, status: 202, body: 'body' },
+    ...rest,
+    request: Type.Object({ ...DiskRef, ...fields }, { additionalProperties: false }),
+    response,
+    summary,
+    http: { ...http, path: `/domains/:id/disks/:target/${suffix}`, tag: HttpTags.Domains } as const,
   } as const;
 }
+
+const write = { access: Access.ReadWrite, permission: PermissionClass.Define, errors } as const;
+/** A block job start, answered 202 with the async operation. */
+const jobStart = <S extends TSchema, B extends string>(verb: B, schema: S, summary: string, operationId: string) =>
+  onDisk(verb, { body: schema }, AsyncOperation, `${summary}; returns the async operation (progress, cancel)`, { method: 'POST', operationId, status: 202, body: 'body' }, write);
 
 /** Block jobs and live disk tuning of the agent API (virsh blockcommit, blockpull, blockcopy, blockjob, blockresize, blkdeviotune), merged into `Operations` (api.ts). */
 export const BlockJobOperations = {
   'domain.block.commit': jobStart('commit', BlockCommitRequest, 'Merge an overlay of a running disk into an image below it (virsh blockcommit)', 'blockCommit'),
   'domain.block.pull': jobStart('pull', BlockPullRequest, "Pull a running disk's backing chain into its top image (virsh blockpull)", 'blockPull'),
   'domain.block.copy': jobStart('copy', BlockCopyRequest, 'Copy a running disk into a new image, then pivot onto it (virsh blockcopy)', 'blockCopy'),
-  'domain.blockjob.get': {
+  'domain.blockjob.get': onDisk('job', {}, BlockJobInfo, 'The block job running on a disk (virsh blockjob --info); NOT_FOUND when none', { method: 'GET', operationId: 'getBlockJob' }, {
     access: Access.ReadOnly,
-    request: Type.Object(DiskRef, { additionalProperties: false }),
-    response: BlockJobInfo,
-    summary: 'The block job running on a disk (virsh blockjob --info); NOT_FOUND when none',
     permission: PermissionClass.Read,
-    errors: [...errors, 'NOT_FOUND'],
-    http: { method: 'GET', path: '/domains/:id/disks/:target/job', operationId: 'getBlockJob', tag: HttpTags.Domains },
-  },
-  'domain.blockjob.abort': {
-    access: Access.ReadWrite,
-    request: Type.Object({ ...DiskRef, abort: BlockJobAbort }, { additionalProperties: false }),
-    response: Type.Object({}, { additionalProperties: false }),
-    summary: 'Cancel the block job of a disk, or pivot a ready one (virsh blockjob --abort / --pivot)',
-    permission: PermissionClass.Define,
-    errors: [...errors, 'NOT_FOUND'],
-    http: { method: 'DELETE', path: '/domains/:id/disks/:target/job', operationId: 'abortBlockJob', tag: HttpTags.Domains, query: 'abort' },
-  },
-  'domain.block.resize': {
-    access: Access.ReadWrite,
-    request: Type.Object({ ...DiskRef, resize: BlockResizeRequest }, { additionalProperties: false }),
-    response: Type.Object({}, { additionalProperties: false }),
-    summary: 'Resize a disk of a running domain (virsh blockresize)',
-    permission: PermissionClass.Define,
-    errors,
-    http: { method: 'PUT', path: '/domains/:id/disks/:target/size', operationId: 'resizeBlock', tag: HttpTags.Domains, body: 'resize' },
-  },
-  'domain.block.iotune': {
-    access: Access.ReadWrite,
-    request: Type.Object({ ...DiskRef, tune: BlockIoTune }, { additionalProperties: false }),
-    response: BlockIoTune,
-    summary: 'Set the I/O limits of a disk of a running domain (virsh blkdeviotune); answers the limits in force',
-    permission: PermissionClass.Define,
-    errors,
-    http: { method: 'PUT', path: '/domains/:id/disks/:target/iotune', operationId: 'setBlockIoTune', tag: HttpTags.Domains, body: 'tune' },
-  },
+    errors: jobErrors,
+  }),
+  'domain.blockjob.abort': onDisk('job', { abort: BlockJobAbort }, Done, 'Cancel the block job of a disk, or pivot a ready one (virsh blockjob --abort / --pivot)', { method: 'DELETE', operationId: 'abortBlockJob', query: 'abort' }, { ...write, errors: jobErrors }),
+  'domain.block.resize': onDisk('size', { resize: BlockResizeRequest }, Done, 'Resize a disk of a running domain (virsh blockresize)', { method: 'PUT', operationId: 'resizeBlock', body: 'resize' }, write),
+  'domain.block.iotune': onDisk('iotune', { tune: BlockIoTune }, BlockIoTune, 'Set the I/O limits of a disk of a running domain (virsh blkdeviotune); answers the limits in force', { method: 'PUT', operationId: 'setBlockIoTune', body: 'tune' }, write),
 } as const satisfies Record<string, OperationSpec>;

@@ -1,10 +1,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VirtError, type BlockIoTune, type BlockJobInfo } from '@virtbus/api-contract';
 import type { BlockJobCapability, BlockJobRun, BlockJobStart, BlockJobWatch, DomainRecord } from '../driver.js';
-import type { Qmp, QmpBlockDeviceInfo } from './qmp/index.js';
+import type { Qmp, QmpBlockDeviceInfo, QmpIoThrottle } from './qmp/index.js';
 import { failure } from './resources.js';
 
 const POLL_MS = 200;
+
+/** blkdeviotune's fields → block_set_io_throttle's (and query-block's). */
+const IO_TUNE = {
+  totalBytesSec: 'bps',
+  readBytesSec: 'bps_rd',
+  writeBytesSec: 'bps_wr',
+  totalIopsSec: 'iops',
+  readIopsSec: 'iops_rd',
+  writeIopsSec: 'iops_wr',
+} as const satisfies Record<keyof BlockIoTune, keyof QmpIoThrottle>;
 
 /** QEMU's job type → virDomainBlockJobType (the same names the BLOCK_JOB events carry). */
 const JOB_TYPES: Record<string, BlockJobInfo['type']> = { stream: 'PULL', mirror: 'COPY', commit: 'COMMIT', 'active-commit': 'ACTIVE_COMMIT' };
@@ -66,25 +76,11 @@ export class QemuBlockJobs implements BlockJobCapability {
 
   async setIoTune(domain: DomainRecord, target: string, tune: BlockIoTune): Promise<BlockIoTune> {
     const qmp = this.qmpOf(domain);
+    const fields = Object.entries(IO_TUNE) as [keyof BlockIoTune, keyof QmpIoThrottle][];
     try {
-      await qmp.block.blockSetIoThrottle({
-        id: target,
-        bps: tune.totalBytesSec ?? 0,
-        bps_rd: tune.readBytesSec ?? 0,
-        bps_wr: tune.writeBytesSec ?? 0,
-        iops: tune.totalIopsSec ?? 0,
-        iops_rd: tune.readIopsSec ?? 0,
-        iops_wr: tune.writeIopsSec ?? 0,
-      });
+      await qmp.block.blockSetIoThrottle({ id: target, ...(Object.fromEntries(fields.map(([ours, qemu]) => [qemu, tune[ours] ?? 0])) as unknown as QmpIoThrottle) });
       const now = await this.activeNode(qmp, target);
-      return {
-        totalBytesSec: now.bps ?? 0,
-        readBytesSec: now.bps_rd ?? 0,
-        writeBytesSec: now.bps_wr ?? 0,
-        totalIopsSec: now.iops ?? 0,
-        readIopsSec: now.iops_rd ?? 0,
-        writeIopsSec: now.iops_wr ?? 0,
-      };
+      return Object.fromEntries(fields.map(([ours, qemu]) => [ours, now[qemu] ?? 0])) as BlockIoTune;
     } catch (error) {
       throw failure(error, `blkdeviotune of ${target} on ${domain.config.name}`);
     }
