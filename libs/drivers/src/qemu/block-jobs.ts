@@ -27,8 +27,9 @@ export class QemuBlockJobs implements BlockJobCapability {
     const qmp = this.qmpOf(domain);
     const what = `block ${job.kind} of ${target} on ${domain.config.name}`;
     let pivot = false;
+    let top = '';
     try {
-      const top = (await this.activeNode(qmp, target))['node-name']!;
+      top = (await this.activeNode(qmp, target))['node-name']!;
       const common = { 'job-id': target, device: top, 'auto-dismiss': false, ...(job.bandwidth ? { speed: job.bandwidth } : {}) };
       const base = job.kind !== 'copy' && job.base ? { 'base-node': await this.nodeOf(qmp, job.base, target) } : {};
       if (job.kind === 'pull') await qmp.jobs.blockStream({ ...common, ...base });
@@ -45,7 +46,7 @@ export class QemuBlockJobs implements BlockJobCapability {
     } catch (error) {
       throw failure(error, what);
     }
-    return { finished: this.follow(qmp, target, pivot, watch, what) };
+    return { finished: this.follow(qmp, target, top, pivot, watch, what) };
   }
 
   async info(domain: DomainRecord, target: string): Promise<BlockJobInfo | undefined> {
@@ -78,7 +79,8 @@ export class QemuBlockJobs implements BlockJobCapability {
     const qmp = this.qmpOf(domain);
     const fields = Object.entries(IO_TUNE) as [keyof BlockIoTune, keyof QmpIoThrottle][];
     try {
-      await qmp.block.blockSetIoThrottle({ id: target, ...(Object.fromEntries(fields.map(([ours, qemu]) => [qemu, tune[ours] ?? 0])) as unknown as QmpIoThrottle) });
+      const { qdev } = await this.activeNode(qmp, target);
+      await qmp.block.blockSetIoThrottle({ id: qdev, ...(Object.fromEntries(fields.map(([ours, qemu]) => [qemu, tune[ours] ?? 0])) as unknown as QmpIoThrottle) });
       const now = await this.activeNode(qmp, target);
       return Object.fromEntries(fields.map(([ours, qemu]) => [ours, now[qemu] ?? 0])) as BlockIoTune;
     } catch (error) {
@@ -87,7 +89,7 @@ export class QemuBlockJobs implements BlockJobCapability {
   }
 
   /** Polls the job to its end: progress from query-block-jobs, a pivot once ready when asked, a cancel on `signal`. */
-  private async follow(qmp: Qmp, target: string, pivot: boolean, watch: BlockJobWatch, what: string): Promise<{ activePath: string }> {
+  private async follow(qmp: Qmp, target: string, top: string, pivot: boolean, watch: BlockJobWatch, what: string): Promise<{ activePath: string }> {
     const cancel = () => void qmp.jobs.blockJobCancel(target, true).catch(() => undefined);
     watch.signal.addEventListener('abort', cancel, { once: true });
     let completing = false;
@@ -99,7 +101,9 @@ export class QemuBlockJobs implements BlockJobCapability {
           await qmp.jobs.jobDismiss(target).catch(() => undefined);
           if (watch.signal.aborted) throw new VirtError('OPERATION_FAILED', `${what} was cancelled`);
           if (job.error) throw new VirtError('OPERATION_FAILED', `${what}: ${job.error}`);
-          return { activePath: (await this.activeNode(qmp, target)).file };
+          const now = await this.activeNode(qmp, target);
+          if (now['node-name'] !== top) await this.release(qmp, top);
+          return { activePath: now.file };
         }
         const progress = (await qmp.jobs.queryBlockJobs()).find((entry) => entry.device === target);
         if (progress) watch.onProgress(progress.offset, progress.len);
@@ -116,11 +120,21 @@ export class QemuBlockJobs implements BlockJobCapability {
     }
   }
 
+  /** After a pivot: deletes the old top's nodes the monitor added (fmt-/file-<target>, an overlay), so the new top is a root node again. */
+  private async release(qmp: Qmp, oldTop: string): Promise<void> {
+    const nodes = await qmp.block.queryNamedBlockNodes();
+    const old = nodes.find((node) => node['node-name'] === oldTop);
+    const file = nodes.find((node) => node['node-name'] === oldTop.replace(/^fmt-/, 'file-') && node['node-name'] !== oldTop);
+    // auto-named nodes (#block…) go with their last user; only ours need blockdev-del
+    for (const node of [old, file]) if (node?.['node-name'] && !node['node-name'].startsWith('#')) await qmp.block.blockdevDel(node['node-name']).catch(() => undefined);
+  }
+
   /** The node on top of the disk's chain (fmt-<target> until a snapshot or pivot put another there). */
-  private async activeNode(qmp: Qmp, target: string): Promise<QmpBlockDeviceInfo> {
+  private async activeNode(qmp: Qmp, target: string): Promise<QmpBlockDeviceInfo & { qdev: string }> {
     const block = (await qmp.block.queryBlock()).find((entry) => entry.qdev === target || entry.qdev?.startsWith(`/machine/peripheral/${target}/`));
     if (!block?.inserted?.['node-name']) throw new VirtError('INVALID_ARG', `no disk ${target} with media in the running domain`);
-    return block.inserted;
+    // the guest device holding the block backend (virtio-blk-pci's child `virtio-backend`), for block_set_io_throttle
+    return { ...block.inserted, qdev: block.qdev ?? target };
   }
 
   private async nodeOf(qmp: Qmp, path: string, target: string): Promise<string> {
