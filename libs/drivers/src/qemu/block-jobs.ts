@@ -30,6 +30,8 @@ export class QemuBlockJobs implements BlockJobCapability {
     let top = '';
     try {
       top = (await this.activeNode(qmp, target))['node-name']!;
+      // a job that ended while no agent followed it (restart) still holds the id until dismissed
+      if ((await qmp.jobs.queryJobs()).some((entry) => entry.id === target && entry.status === 'concluded')) await qmp.jobs.jobDismiss(target);
       const common = { 'job-id': target, device: top, 'auto-dismiss': false, ...(job.bandwidth ? { speed: job.bandwidth } : {}) };
       const base = job.kind !== 'copy' && job.base ? { 'base-node': await this.nodeOf(qmp, job.base, target) } : {};
       if (job.kind === 'pull') await qmp.jobs.blockStream({ ...common, ...base });
