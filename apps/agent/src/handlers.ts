@@ -2,6 +2,7 @@ import { baselineCpu, compareCpu, VirtError, type DriverInfo } from '@virtbus/ap
 import type { ConsoleHub } from './console-hub.js';
 import { graphicsOf, type GraphicsHub } from './graphics-hub.js';
 import type { DomainManager } from './domains/manager.js';
+import { blockJobOf } from './domains/block-jobs.js';
 import { defineFromImage } from './domains/provision.js';
 import type { MigrationManager } from './migration/manager.js';
 import { readHostCapabilities, readHostCpu, readNodeInfo } from './node-info.js';
@@ -85,6 +86,13 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.media.change': ({ id, target, change }) => manager.devices.changeMedia(id, target, change),
     'domain.vcpus.set': ({ id, set }) => manager.resources.setVcpus(id, set),
     'domain.memory.set': ({ id, set }) => manager.resources.setMemory(id, set),
+    'domain.block.commit': ({ id, target, body }) => manager.blockJobs.start(id, target, blockJobOf('commit', body), deps.storage.operations),
+    'domain.block.pull': ({ id, target, body }) => manager.blockJobs.start(id, target, blockJobOf('pull', body), deps.storage.operations),
+    'domain.block.copy': ({ id, target, body }) => manager.blockJobs.start(id, target, blockJobOf('copy', body), deps.storage.operations),
+    'domain.blockjob.get': ({ id, target }) => manager.blockJobs.info(id, target),
+    'domain.blockjob.abort': ({ id, target, abort }) => manager.blockJobs.abort(id, target, abort.pivot === true, deps.storage.operations),
+    'domain.block.resize': ({ id, target, resize }) => manager.blockJobs.resize(id, target, resize.sizeBytes),
+    'domain.block.iotune': ({ id, target, tune }) => manager.blockJobs.setIoTune(id, target, tune),
     'domain.console.read': async ({ id }) => {
       const { record, driver } = consoleTarget(id);
       return consoles.read(record, driver);

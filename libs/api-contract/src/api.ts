@@ -19,6 +19,7 @@ import { GraphicsOperations } from './graphics.js';
 import { GuestAgentOperations } from './guest-agent.js';
 import { HypervisorOperations } from './hypervisor.js';
 import { CapabilityOperations } from './capabilities.js';
+import { BlockJobOperations } from './block-jobs.js';
 
 export const Empty = Type.Object({}, { additionalProperties: false, title: 'Empty' });
 export const DomainRef = Type.Object({ id: DomainId }, { additionalProperties: false, title: 'DomainRef' });
@@ -232,6 +233,7 @@ export const Operations = {
   ...PeerMigrationOperations,
   ...HypervisorOperations,
   ...CapabilityOperations,
+  ...BlockJobOperations,
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof Operations;

@@ -27,3 +27,4 @@ export * from './guest-agent.js';
 export * from './domain-events.js';
 export * from './hypervisor.js';
 export * from './capabilities.js';
+export * from './block-jobs.js';

@@ -11,7 +11,7 @@ describe('driverCapabilities', () => {
   it('is what the test driver probes', async () => {
     const driver = new TestDriver();
     const info = await driver.probe();
-    expect(info.capabilities).toEqual(['lifecycle', 'console', 'graphics', 'stats', 'snapshots', 'save-restore', 'disks', 'guest-agent', 'resources']);
+    expect(info.capabilities).toEqual(['lifecycle', 'console', 'graphics', 'stats', 'snapshots', 'save-restore', 'disks', 'guest-agent', 'resources', 'block-jobs']);
     expect(info.capabilities).toEqual(driverCapabilities(driver));
   });
 });

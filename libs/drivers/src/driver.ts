@@ -1,4 +1,9 @@
 import type {
+  BlockCommitRequest,
+  BlockCopyRequest,
+  BlockIoTune,
+  BlockJobInfo,
+  BlockPullRequest,
   GuestInfo,
   GuestInterface,
   GuestTime,
@@ -311,6 +316,35 @@ export interface ResourceCapability {
   setMemory(domain: DomainRecord, mib: number): Promise<void>;
 }
 
+/** A block job to start on one disk: merge, pull or copy (the request bodies of the contract, resolved by the agent). */
+export type BlockJobStart =
+  | ({ kind: 'commit' } & BlockCommitRequest)
+  | ({ kind: 'pull' } & BlockPullRequest)
+  | ({ kind: 'copy' } & BlockCopyRequest);
+
+export interface BlockJobWatch {
+  signal: AbortSignal;
+  onProgress(bytesProcessed: number, bytesTotal: number): void;
+}
+
+/** A started block job; `finished` resolves once it ended, with the image the disk runs on when the driver knows it (moved by a pivot). */
+export interface BlockJobRun {
+  finished: Promise<{ activePath?: string }>;
+}
+
+/** libvirt's block jobs and live disk tuning (blockcommit, blockpull, blockcopy, blockjob, blockresize, blkdeviotune). */
+export interface BlockJobCapability {
+  /** Resolves once the hypervisor accepted the job (bad input throws here); `signal` cancels it. */
+  start(domain: DomainRecord, target: string, job: BlockJobStart, watch: BlockJobWatch): Promise<BlockJobRun>;
+  /** The job running on the disk, undefined when none. */
+  info(domain: DomainRecord, target: string): Promise<BlockJobInfo | undefined>;
+  /** Cancels the disk's job, or pivots a ready copy or active commit. */
+  abort(domain: DomainRecord, target: string, pivot: boolean): Promise<void>;
+  resize(domain: DomainRecord, target: string, sizeBytes: number): Promise<void>;
+  /** Sets the limits (absent: 0, none) and answers those in force. */
+  setIoTune(domain: DomainRecord, target: string, tune: BlockIoTune): Promise<BlockIoTune>;
+}
+
 /**
  * One interface for every hypervisor. Lifecycle calls are mandatory; optional capability groups
  * (console, stats, …) are absent when unsupported and the agent answers OPERATION_UNSUPPORTED.
@@ -352,6 +386,7 @@ export interface HypervisorDriver {
   readonly namespaces?: NamespaceCapability;
   readonly domainCapabilities?: DomainCapabilitiesCapability;
   readonly resources?: ResourceCapability;
+  readonly blockJobs?: BlockJobCapability;
 }
 
 /** The optional capability groups of a driver: every optional member of HypervisorDriver. */
@@ -374,6 +409,7 @@ export const CapabilityNames = {
   namespaces: 'lxc-enter',
   domainCapabilities: 'domain-capabilities',
   resources: 'resources',
+  blockJobs: 'block-jobs',
 } as const satisfies Record<CapabilitySlot, string>;
 
 /** A driver's capabilities as the slots it fills say (so probe() cannot drift from them), then driver facts such as `accel:kvm`. */

@@ -35,6 +35,7 @@ import { withTargets } from './disk-ops.js';
 import { resolveConfig, volumesOf, type VolumeResolver } from './volumes.js';
 import { DomainDevices, liveDisksOf } from './devices.js';
 import { DomainResources } from './resources.js';
+import { DomainBlockJobs } from './block-jobs.js';
 import type { DomainJobs } from './jobs.js';
 import { ManagedSaveImages } from './managed-save.js';
 import { DomainStatsCache } from './stats.js';
@@ -88,6 +89,7 @@ export class DomainManager {
   private readonly driversByType = new Map<string, HypervisorDriver>();
   readonly devices: DomainDevices;
   readonly resources: DomainResources;
+  readonly blockJobs: DomainBlockJobs;
   readonly stats: DomainStatsCache;
   readonly managedSaves: ManagedSaveImages;
   /** Domains whose last change happened (the guest stopped, paused…) but is not yet on disk: retried until written. */
@@ -109,6 +111,7 @@ export class DomainManager {
     };
     this.devices = new DomainDevices(jobs, options.volumes);
     this.resources = new DomainResources(jobs);
+    this.blockJobs = new DomainBlockJobs(jobs);
     this.stats = new DomainStatsCache(jobs, options.statsDeadlineMs);
     this.managedSaves = new ManagedSaveImages(options.stateDir);
   }

@@ -19,6 +19,7 @@ import type {
   HypervisorDriver,
   NicCapability,
   ResourceCapability,
+  BlockJobCapability,
   RunState,
   SaveRestoreCapability,
   SnapshotCapability,
@@ -41,6 +42,7 @@ import { QemuGraphics } from './graphics.js';
 import { QemuMigration } from './migration.js';
 import { QemuDiskHotplug } from './disk-hotplug.js';
 import { QemuResources } from './resources.js';
+import { QemuBlockJobs } from './block-jobs.js';
 import { QemuSnapshots } from './snapshots.js';
 import { parseRuntime, QemuInstance, type ExitInfo, type QemuRuntime } from './instance.js';
 import { CLOCK_TICKS_PER_SECOND, isProcessAlive, readProcStat, readTaskStat, signalProcess, spawnDetached, waitForProcessExit } from './process.js';
@@ -172,6 +174,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     },
   };
   readonly resources: ResourceCapability = new QemuResources((domain) => this.live(domain).qmp!);
+  readonly blockJobs: BlockJobCapability = new QemuBlockJobs((domain) => this.live(domain).qmp!);
   private readonly snapshotSupport = new QemuSnapshots({
     instance: (domain) => this.instances.get(domain.config.uuid),
     busy: (instance, work) => this.busy(instance, work),

@@ -4,7 +4,8 @@ import type { DomainRecord, ResourceCapability, WaitOptions } from '../driver.js
 import { cpuTopology } from './machine.js';
 import { QmpCommandError, type Qmp, type QmpHotpluggableCpu } from './qmp/index.js';
 
-function failure(error: unknown, what: string): VirtError {
+/** A QMP or other error as the VirtError a caller gets, saying what failed. */
+export function failure(error: unknown, what: string): VirtError {
   if (error instanceof VirtError) return error;
   if (error instanceof QmpCommandError) return new VirtError('OPERATION_FAILED', `${what}: ${error.desc}`, { cause: error });
   return new VirtError('OPERATION_FAILED', `${what}: ${(error as Error)?.message ?? String(error)}`, { cause: error });

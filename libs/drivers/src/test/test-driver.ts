@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { cpuTopology, validateMachine } from '../qemu/machine.js';
 import { VirtError, type DomainConfig, type DomainStats, type DriverInfo } from '@virtbus/api-contract';
 import type {
+  BlockJobCapability,
   ConsoleCapability,
   ConsoleSession,
   DiskCapability,
@@ -26,6 +27,7 @@ import { driverCapabilities } from '../driver.js';
 import { diskTargets } from '../qemu/command-line.js';
 import { TestConsole } from './test-console.js';
 import { TestGuestAgent } from './test-guest-agent.js';
+import { TestBlockJobs } from './test-block-jobs.js';
 import { TestScreen } from './test-screen.js';
 import { TestSnapshots } from './test-snapshots.js';
 
@@ -62,6 +64,8 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   private readonly agent = new TestGuestAgent();
   readonly guestAgent: GuestAgentCapability = this.agent;
   readonly resources: ResourceCapability = this;
+  private readonly blockJobSupport = new TestBlockJobs();
+  readonly blockJobs: BlockJobCapability = this.blockJobSupport;
   /** vCPUs and balloon target set live (setvcpus/setmem --live), until the next start. */
   private readonly liveResources = new Map<string, { vcpus: number; memory: number }>();
   /** Disks plugged into each running domain by target: whether it is a cdrom and what media it holds. */
@@ -81,6 +85,7 @@ export class TestDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   }
 
   async init(context: DriverContext): Promise<void> {
+    this.blockJobSupport.init(context);
     const dir = join(context.stateDir, 'running');
     this.unmarked = !existsSync(dir);
     mkdirSync(dir, { recursive: true });

@@ -2,7 +2,7 @@
 export { Qmp, type EventWait } from './qmp.js';
 export { QmpClosedError, QmpCommandError, QmpTimeoutError, type ConnectOptions, type ExecuteOptions, type QmpEvent } from './monitor.js';
 export type { QemuRunStatus, QmpBalloonGuestStats, QmpBalloonInfo, QmpCpuInfoFast, QmpStatusInfo } from './commands/lifecycle.js';
-export type { QmpBlockDeviceInfo, QmpBlockDeviceStats, QmpBlockInfo, QmpBlockStats, QmpBlockdevOptions, QmpBlockExportInfo, QmpImageInfo } from './commands/block.js';
+export type { QmpBlockDeviceInfo, QmpBlockDeviceStats, QmpBlockInfo, QmpBlockStats, QmpBlockdevOptions, QmpBlockExportInfo, QmpImageInfo, QmpIoThrottle } from './commands/block.js';
 export type { QmpMigrateSetParameters, QmpMigrationCapability, QmpMigrationInfo, QmpMigrationStats, QmpMigrationStatus } from './commands/migration.js';
 export type { QmpBlockJobInfo, QmpJobInfo, QmpJobStatus } from './commands/jobs.js';
 export type { QmpBlockdevSnapshot, QmpSnapshotJob } from './commands/snapshots.js';

@@ -42,6 +42,25 @@ export interface QmpBlockDeviceInfo {
   ro: boolean;
   drv: string;
   image: QmpImageInfo;
+  /** Current I/O limits (0: none). */
+  bps?: number;
+  bps_rd?: number;
+  bps_wr?: number;
+  iops?: number;
+  iops_rd?: number;
+  iops_wr?: number;
+  /** The backing image path, when the top image has one. */
+  backing_file?: string;
+}
+
+/** The limits block_set_io_throttle takes (BlockIOThrottle, qapi/block-core.json). */
+export interface QmpIoThrottle {
+  bps: number;
+  bps_rd: number;
+  bps_wr: number;
+  iops: number;
+  iops_rd: number;
+  iops_wr: number;
 }
 
 /** BlockInfo (qapi/block-core.json), the members we read. */
@@ -129,6 +148,16 @@ export class BlockCommands extends QmpCommandGroup {
 
   async blockExportDel(id: string, options?: ExecuteOptions): Promise<void> {
     await this.run('block-export-del', { id }, options);
+  }
+
+  /** Grows (or shrinks) a node's image live; the guest device sees the new size. */
+  async blockResize(nodeName: string, size: number, options?: ExecuteOptions): Promise<void> {
+    await this.run('block_resize', { 'node-name': nodeName, size }, options);
+  }
+
+  /** I/O limits of a guest device (by qdev id); 0 means no limit. */
+  async blockSetIoThrottle(args: { id: string } & QmpIoThrottle, options?: ExecuteOptions): Promise<void> {
+    await this.run('block_set_io_throttle', args, options);
   }
 
   queryBlockExports(options?: ExecuteOptions): Promise<QmpBlockExportInfo[]> {

@@ -18,6 +18,8 @@ export interface QmpBlockJobInfo {
   device: string;
   len: number;
   offset: number;
+  /** Speed limit in bytes per second (0: none). */
+  speed: number;
   ready: boolean;
   status: QmpJobStatus;
   error?: string;
@@ -54,7 +56,38 @@ export class JobCommands extends QmpCommandGroup {
   }
 
   /** Merges `top-node` (default: the active layer, `device`) down into `base-node`. */
-  async blockCommit(args: { 'job-id': string; device: string; 'base-node': string; 'top-node'?: string; 'auto-dismiss'?: boolean }, options?: ExecuteOptions): Promise<void> {
+  async blockCommit(
+    args: { 'job-id': string; device: string; 'base-node'?: string; 'top-node'?: string; speed?: number; 'auto-dismiss'?: boolean },
+    options?: ExecuteOptions,
+  ): Promise<void> {
     await this.run('block-commit', args, options);
+  }
+
+  /** Copies the backing chain (down to `base-node`, or all of it) into `device`'s top image, then drops it from the chain. */
+  async blockStream(args: { 'job-id': string; device: string; 'base-node'?: string; speed?: number; 'auto-dismiss'?: boolean }, options?: ExecuteOptions): Promise<void> {
+    await this.run('block-stream', args, options);
+  }
+
+  /** Mirrors `device` into a new image file QEMU creates (`mode: absolute-paths`), opened as `node-name`. */
+  async driveMirror(
+    args: {
+      'job-id': string;
+      device: string;
+      target: string;
+      format: 'qcow2' | 'raw';
+      'node-name'?: string;
+      sync: 'top' | 'full' | 'none';
+      mode?: 'existing' | 'absolute-paths';
+      speed?: number;
+      'auto-dismiss'?: boolean;
+    },
+    options?: ExecuteOptions,
+  ): Promise<void> {
+    await this.run('drive-mirror', args, options);
+  }
+
+  /** A ready mirror or active commit: pivot the disk onto the target. */
+  async blockJobComplete(device: string, options?: ExecuteOptions): Promise<void> {
+    await this.run('block-job-complete', { device }, options);
   }
 }
