@@ -351,11 +351,12 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
     });
   });
   describe.skipIf(!QEMU)('LibvirtDriver on qemu:///system (TCG)', () => {
-    it('reports reboot and device-added events, and stats from GetAllDomainStats with the block group', async () => {
+    it('reports reboot and device-added events (also in the contract\'s catalogue), and stats from GetAllDomainStats with the block group', async () => {
       const events: LibvirtDomainEvent[] = [];
+      const catalogued: Array<{ uuid: string; event: string; details?: object }> = [];
       const driver = new LibvirtDriver({ uri: `qemu+unix:///system?socket=${socket}`, onDomainEvent: (event) => events.push(event) });
       const domains = new Map<string, TestDomain>();
-      await driver.init(makeDriverContext(join(root, 'driver-q'), domains, []));
+      await driver.init({ ...makeDriverContext(join(root, 'driver-q'), domains, []), domainEvent: (uuid, event, details) => catalogued.push({ uuid, event, details }) });
       const domain = new TestDomain(testDomainConfig({ name: `${tag}-qev`, driver: 'libvirt', memory: 64 }));
       domains.set(domain.config.uuid, domain);
       const disk = join(root, 'hot.img');
@@ -367,6 +368,10 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         await virsh('attach-disk', domain.config.name, disk, 'vdb', '--targetbus', 'virtio', '--live');
         const added = await waitFor('device-added event', () => events.find((event) => event.type === 'deviceAdded'), 10_000);
         expect(added).toEqual({ type: 'deviceAdded', uuid: domain.config.uuid, name: domain.config.name, detail: { devAlias: 'virtio-disk1' } });
+        expect(catalogued.filter(({ event }) => event === 'REBOOT' || event === 'DEVICE_ADDED')).toEqual([
+          { uuid: domain.config.uuid, event: 'REBOOT', details: {} },
+          { uuid: domain.config.uuid, event: 'DEVICE_ADDED', details: { device: 'virtio-disk1' } },
+        ]);
         const stats = await driver.stats!.domainStats(domain, { deadlineMs: 10_000 });
         expect(stats).toMatchObject({
           state: 'running',
