@@ -66,7 +66,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
   it('parses libvirt URIs into the socket and the URI libvirtd opens', () => {
     expect(parseLibvirtUri(libvirt.uri)).toEqual({ socket, uri: 'qemu:///system' });
     expect(parseLibvirtUri('xen:///system')).toEqual({ socket: '/var/run/libvirt/libvirt-sock', uri: 'xen:///system' });
-    expect(() => parseLibvirtUri('qemu+tls://host/system')).toThrow(VirtError);
+    expect(() => parseLibvirtUri('qemu+ssh://host/system')).toThrow(VirtError);
   });
 
   it('connectOpen + connectGetType / connectGetVersion / connectGetLibVersion / connectGetHostname answer as virsh does', async () => {

@@ -4,7 +4,7 @@ import { DomainStates, StateReasons, VirtError, type DomainEventDetails, type Do
 import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, NativeDefinitionCapability, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
 import { diskTargets, macFor } from '../qemu/command-line.js';
-import { LibvirtClient, parseLibvirtUri } from './client.js';
+import { libvirtdAddress, LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
 import { DomainEvents, ListDomainsFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
 import { decodeXdr } from './xdr.js';
@@ -250,12 +250,13 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
 
   /** One attempt; on failure (or a later drop) retries with a bounded backoff until close(). */
   private async connect(): Promise<void> {
-    const { socket, uri } = parseLibvirtUri(this.options.uri);
+    const target = parseLibvirtUri(this.options.uri);
+    const { uri } = target;
     try {
-      const client = await LibvirtClient.connect({ socket, uri, callTimeoutMs: this.options.callTimeoutMs });
+      const client = await LibvirtClient.connect({ ...target, callTimeoutMs: this.options.callTimeoutMs });
       const [{ type }, { hvVer }] = [await client.call('connectGetType', undefined), await client.call('connectGetVersion', undefined)];
       this.hypervisor = type.toLowerCase();
-      this.detail = `${uri} on ${socket}: ${type} ${hvVer}`;
+      this.detail = `${uri} on ${libvirtdAddress(target)}: ${type} ${hvVer}`;
       if (this.closing) {
         await client.close();
         return;
