@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtError } from '@virtbus/api-contract';
-import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, rejectsWith, requireBinary, startLibvirt, testDomainConfig, VIRSH, waitFor, type Libvirt } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, makeLibvirtPki, rejectsWith, relayLibvirtTls, requireBinary, startLibvirt, testDomainConfig, VIRSH, waitFor, type Libvirt } from '@virtbus/testing';
 import { collectConsole, makeDriverContext, TestDomain, type Observation } from './support/driver-harness.js';
 import {
   AuthType,
@@ -27,6 +27,7 @@ import { decodeXdr } from '../src/libvirt/xdr.js';
 const run = promisify(execFile);
 const LIBVIRTD = hasBinaryOrSkip('libvirtd') && hasBinaryOrSkip('virsh');
 const QEMU = LIBVIRTD && hasBinaryOrSkip('qemu-system-x86_64');
+const TLS_TOOLS = LIBVIRTD && hasBinaryOrSkip('openssl') && hasBinaryOrSkip('nsenter');
 
 /** Every procedure of the table, one spec each, against a private libvirtd (its own dirs, socket, mount and network namespace). */
 describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvirtd', () => {
@@ -315,6 +316,52 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       expect(await driver.probe()).toMatchObject({ available: false, detail: expect.stringContaining('libvirtd unreachable') });
       await rejectsWith(driver.start(new TestDomain(testDomainConfig({ name: `${tag}-x`, driver: 'libvirt' })), { paused: false }), 'OPERATION_FAILED');
       await driver.close();
+    });
+  });
+
+  describe.skipIf(!TLS_TOOLS)('TLS to a libvirtd listening on its port 16514 (libvirt\'s x509 files)', () => {
+    let tlsd: Libvirt | undefined;
+    let relay: Awaited<ReturnType<typeof relayLibvirtTls>> | undefined;
+    let tlsRoot: string;
+    beforeAll(async () => {
+      tlsRoot = join(root, 'tls');
+      tlsd = await startLibvirt(join(tlsRoot, 'lv'), { tls: true });
+      relay = await relayLibvirtTls(tlsd, tlsRoot);
+    });
+    afterAll(async () => {
+      await relay?.close();
+      await tlsd?.stop();
+    });
+
+    it('the driver opens test+tls://localhost:PORT/default?pkipath=…, checking libvirtd\'s certificate, and runs a domain', async () => {
+      const uri = `test+tls://localhost:${relay!.port}/default?pkipath=${join(tlsRoot, 'lv', 'pki')}`;
+      const domains = new Map<string, TestDomain>();
+      const driver = new LibvirtDriver({ uri });
+      await driver.init(makeDriverContext(join(tlsRoot, 'driver'), domains, []));
+      try {
+        expect(await driver.probe()).toMatchObject({ available: true, detail: expect.stringContaining(`test:///default on localhost:${relay!.port} (tls)`) });
+        const domain = new TestDomain(testDomainConfig({ name: `${tag}-tls`, driver: 'libvirt' }));
+        domains.set(domain.config.uuid, domain);
+        expect(await driver.start(domain, { paused: false })).toMatchObject({ state: 'running', reason: 'booted' });
+        expect(await driver.destroy(domain)).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
+        await driver.undefine(domain);
+      } finally {
+        await driver.close();
+      }
+    });
+
+    it('refuses a libvirtd whose certificate another CA signed, and connects with no_verify=1', async () => {
+      const other = join(tlsRoot, 'other-pki');
+      await makeLibvirtPki(other);
+      // the other CA's client certificate: libvirtd refuses it in turn, so only the client's check is seen here
+      await rejectsWith(LibvirtClient.connect(parseLibvirtUri(`test+tls://localhost:${relay!.port}/default?pkipath=${other}`)), 'OPERATION_FAILED');
+      const own = join(tlsRoot, 'lv', 'pki');
+      const unverified = await LibvirtClient.connect(parseLibvirtUri(`test+tls://127.0.0.1:${relay!.port}/default?pkipath=${own}&no_verify=1`));
+      try {
+        expect((await unverified.call('connectGetType', undefined)).type).toBe('TEST');
+      } finally {
+        await unverified.close();
+      }
     });
   });
 
