@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer, connect as netConnect, type AddressInfo } from 'node:net';
+import { createServer, connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -100,8 +100,13 @@ export async function relayLibvirtTls(libvirt: Libvirt, root: string): Promise<{
     if (Date.now() > deadline || inner.exitCode !== null) throw new Error('the TLS relay in libvirtd\'s namespace did not start');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  const open = new Set<Socket>();
   const server = createServer((client) => {
     const target = netConnect(path);
+    for (const socket of [client, target]) {
+      open.add(socket);
+      socket.once('close', () => open.delete(socket));
+    }
     client.pipe(target).pipe(client);
     target.on('error', () => client.destroy());
     client.on('error', () => target.destroy());
@@ -110,6 +115,8 @@ export async function relayLibvirtTls(libvirt: Libvirt, root: string): Promise<{
   return {
     port: (server.address() as AddressInfo).port,
     close: async () => {
+      // libvirtd keeps half-closed TLS connections open: they are cut here
+      for (const socket of open) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
       inner.kill('SIGTERM');
     },

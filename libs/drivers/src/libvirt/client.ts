@@ -95,6 +95,29 @@ export function libvirtdAddress(options: Pick<LibvirtClientOptions, 'socket' | '
   return options.tls ? `${options.tls.host}:${options.tls.port} (tls)` : (options.socket ?? DEFAULT_LIBVIRT_SOCKET);
 }
 
+/** After the TLS handshake libvirtd sends one byte before any packet: 1 when it accepted this client's certificate and address. */
+function readCertificateVerdict(socket: Socket, where: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      socket.off('readable', onReadable);
+      socket.off('close', onClose);
+      if (error) {
+        socket.destroy();
+        reject(error);
+      } else resolve();
+    };
+    const onReadable = () => {
+      const verdict = socket.read(1) as Buffer | null;
+      if (verdict) done(verdict[0] === 1 ? undefined : new VirtError('OPERATION_FAILED', `libvirtd at ${where} refused this client's certificate or address`));
+    };
+    const onClose = () => done(new VirtError('OPERATION_FAILED', `libvirtd at ${where} closed the TLS connection: it refused this client's certificate or address`));
+    const timer = setTimeout(() => done(new VirtError('OPERATION_TIMEOUT', `libvirtd at ${where}: no certificate verdict in ${timeoutMs} ms`)), timeoutMs);
+    socket.on('readable', onReadable);
+    socket.once('close', onClose);
+  });
+}
+
 async function readPki(tls: LibvirtTls): Promise<{ ca: Buffer; cert: Buffer; key: Buffer }> {
   try {
     const [ca, cert, key] = await Promise.all([tls.caFile, tls.certFile, tls.keyFile].map((file) => readFile(file)));
@@ -154,6 +177,7 @@ export class LibvirtClient {
         reject(new VirtError('OPERATION_FAILED', `libvirtd at ${where}: ${error.message}`, { cause: error }));
       });
     });
+    if (tls) await readCertificateVerdict(socket, where, options.callTimeoutMs ?? 30_000);
     const client = new LibvirtClient(socket, {
       callTimeoutMs: options.callTimeoutMs ?? 30_000,
       keepaliveIntervalMs: options.keepaliveIntervalMs ?? 5_000,

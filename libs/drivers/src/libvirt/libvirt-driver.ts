@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { vmOnlyFields } from '../qemu/machine.js';
-import { DomainStates, StateReasons, VirtError, type DomainEventDetails, type DomainEventName as ContractEventName, type DomainConfig, type DomainsPost, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
+import { DomainStates, isActive, StateReasons, VirtError, type DomainEventDetails, type DomainEventName as ContractEventName, type DomainConfig, type DomainsPost, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
 import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, NativeDefinitionCapability, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
 import { diskTargets, macFor } from '../qemu/command-line.js';
@@ -418,7 +418,8 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   /** libvirt's state, and its id when the reference carries one (lookups and events do; a fresh define does not). */
   private async stateOf(dom: DomainRef): Promise<RunState> {
     const { state, reason } = await this.connection().call('domainGetState', { dom, flags: 0 });
-    return { ...runStateOf(state, reason), ...(dom.id > 0 ? { id: dom.id } : {}) };
+    const run = runStateOf(state, reason);
+    return { ...run, ...(dom.id > 0 && isActive(run.state) ? { id: dom.id } : {}) };
   }
 
   async listNative(): Promise<Array<{ uuid: string; name: string }>> {
