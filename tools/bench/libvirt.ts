@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
-import { ensureLibvirt, killQemusMentioning, requireBinary, spawnAgent, startLibvirt, startNatsServer, VIRSH, type Libvirt } from '@virtbus/testing';
+import { renderDomainXml } from '@virtbus/drivers';
+import { ensureLibvirt, killQemusMentioning, requireBinary, spawnAgent, startLibvirt, startNatsServer, testDomainConfig, VIRSH, type Libvirt } from '@virtbus/testing';
 import { processCpuMicros, rssKiB } from './httpload.js';
 import { percentile, round } from './stats.js';
 import { download, rawNatsBulkMiBs, sha256Of, spawnGatewayProcess, upload } from './storage.js';
@@ -59,6 +60,8 @@ export interface LibvirtBenchResult {
   volumeCpuSecPerGiB: Record<'upload' | 'download' | 'virshUpload' | 'virshDownload' | 'natsFloor', Record<string, number>>;
   /** KiB: idle RSS of the agent (built code, qemu driver, no domain) vs libvirtd (no domain), both ready and settled, same moment. */
   idleRssKiB: Compared;
+  /** virtbus through its libvirt driver on the same libvirtd, next to virsh. */
+  viaLibvirtDriver: LibvirtDriverBenchResult;
 }
 
 const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50);
@@ -88,6 +91,22 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
   const begin = performance.now();
   await work();
   return performance.now() - begin;
+}
+
+/** Start / destroy: one warm-up cycle, then `runs` cycles, virtbus (over NATS) and virsh interleaved cycle by cycle; ms of each. */
+async function startDestroyCycles(runs: number, client: VirtClient, node: string, libvirt: Libvirt, names: { vb: string; lv: string }) {
+  const figures = { vbStart: [] as number[], vbDestroy: [] as number[], lvStart: [] as number[], lvDestroy: [] as number[] };
+  for (let i = 0; i <= runs; i++) {
+    const start = await timed(() => client.call(node, 'domain.state', { id: names.vb, change: { action: 'start' } }));
+    const destroy = await timed(() => client.call(node, 'domain.state', { id: names.vb, change: { action: 'destroy' } }));
+    const [lvStart, lvDestroy] = await libvirt.batch([`start ${names.lv}`, `destroy ${names.lv}`]);
+    if (i === 0) continue;
+    figures.vbStart.push(start);
+    figures.vbDestroy.push(destroy);
+    figures.lvStart.push(lvStart!);
+    figures.lvDestroy.push(lvDestroy!);
+  }
+  return figures;
 }
 
 /** The diskless 64 MiB TCG domain both sides run (libvirt type qemu = `-accel tcg`). */
@@ -167,24 +186,16 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     }
     await libvirt.batch([`pool-destroy ${pool}`]);
 
-    // Start / destroy: one warm-up cycle each, then `runs` cycles, the two sides interleaved cycle by cycle.
     const xmlDir = join(root, 'xml');
     await mkdir(xmlDir);
     const life = `${tag}-life`;
     await writeFile(join(xmlDir, 'life.xml'), domainXml(life));
     await libvirt.batch([`define ${join(xmlDir, 'life.xml')}`]);
     await client.call(NODE, 'domain.define', { name: life, driver: 'qemu', vcpus: 1, memory: 64 });
-    const figures = { vbStart: [] as number[], vbDestroy: [] as number[], lvStart: [] as number[], lvDestroy: [] as number[] };
-    for (let i = 0; i <= runs; i++) {
-      const start = await timed(() => client.call(NODE, 'domain.state', { id: life, change: { action: 'start' } }));
-      const destroy = await timed(() => client.call(NODE, 'domain.state', { id: life, change: { action: 'destroy' } }));
-      const [lvStart, lvDestroy] = await libvirt.batch([`start ${life}`, `destroy ${life}`]);
-      if (i === 0) continue;
-      figures.vbStart.push(start);
-      figures.vbDestroy.push(destroy);
-      figures.lvStart.push(lvStart!);
-      figures.lvDestroy.push(lvDestroy!);
-    }
+    const figures = await startDestroyCycles(runs, client, NODE, libvirt, { vb: life, lv: life });
+
+    // virtbus through its libvirt driver, on the same daemon before it holds thousands of domains
+    const viaLibvirtDriver = await benchLibvirtDriver({ libvirt, natsUrl: nats.url, client, root, tag, runs, domains: probeSize });
 
     // Defines, sequential from one connection each: the first 1,000 timed in all, and probes of 100 while 100 and while
     // `scale` domains exist (the rest filled untimed, virtbus 16 in parallel, libvirt in batches of 1,000 commands).
@@ -246,6 +257,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       checksumsEqual,
       volumeCpuSecPerGiB: cpu.perGiB((volumeRuns * fileMiB) / 1024) as LibvirtBenchResult['volumeCpuSecPerGiB'],
       idleRssKiB,
+      viaLibvirtDriver,
     };
   } finally {
     await gateway?.stop();
@@ -256,5 +268,72 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     await nc.close();
     await nats.stop();
     await rm(root, { recursive: true, force: true });
+  }
+}
+
+export interface LibvirtDriverBenchResult {
+  runs: number;
+  /** ms p50: start of the defined diskless TCG domain → running (domain.state start through the driver / virsh start). */
+  startMs: Compared;
+  /** ms p50: destroy → shut off. */
+  destroyMs: Compared;
+  /** Defines per second, `domains` sequential defines (virtbus records the config; libvirt gets the XML at the first start). */
+  definesPerSec: Compared;
+  /** ms p50: list all `domains` (+1) domains with their states (domain.list / virsh list --all). */
+  listMs: Compared;
+  domains: number;
+}
+
+const DRIVER_NODE = 'benchlvd';
+
+/**
+ * virtbus through its libvirt driver (an agent with `--drivers libvirt` on the bench's libvirtd, qemu:///system) next to
+ * virsh on the same daemon, for the XML the driver renders (a diskless 64 MiB TCG domain): start, destroy, define, list.
+ */
+export async function benchLibvirtDriver(options: { libvirt: Libvirt; natsUrl: string; client: VirtClient; root: string; tag: string; runs: number; domains: number }): Promise<LibvirtDriverBenchResult> {
+  const { libvirt, client, root, tag, runs, domains } = options;
+  const agent = await spawnAgent({
+    node: DRIVER_NODE,
+    natsUrl: options.natsUrl,
+    stateDir: join(root, 'agent-lvd'),
+    drivers: 'libvirt',
+    extraArgs: ['--libvirt-uri', libvirt.uri],
+    env: { VIRTBUS_METRICS_ADDRESS: 'off' },
+  });
+  const names = { vb: `${tag}-dvb`, lv: `${tag}-dlv` };
+  // the virsh side runs the very XML the driver defines for its own domain (same config, another name and uuid)
+  const xmlOf = (name: string) => renderDomainXml(testDomainConfig({ name, driver: 'libvirt', memory: 64, vcpus: 1 }), 'qemu');
+  const xmlFile = (name: string) => join(root, `${name}.xml`);
+  const defined: string[] = [];
+  try {
+    await writeFile(xmlFile(names.lv), xmlOf(names.lv));
+    await libvirt.batch([`define ${xmlFile(names.lv)}`]);
+    defined.push(names.lv);
+    await client.call(DRIVER_NODE, 'domain.define', { name: names.vb, driver: 'libvirt', vcpus: 1, memory: 64 });
+    const figures = await startDestroyCycles(runs, client, DRIVER_NODE, libvirt, names);
+
+    const batch = Array.from({ length: domains }, (_, i) => ({ vb: `${tag}-dv${i}`, lv: `${tag}-dl${i}` }));
+    await Promise.all(batch.map(({ lv }) => writeFile(xmlFile(lv), xmlOf(lv))));
+    const lvDefineMs = (await libvirt.batch(batch.map(({ lv }) => `define ${xmlFile(lv)}`))).reduce((a, b) => a + b, 0);
+    defined.push(...batch.map(({ lv }) => lv));
+    const vbDefineMs = await timed(async () => {
+      for (const { vb } of batch) await client.call(DRIVER_NODE, 'domain.define', { name: vb, driver: 'libvirt', vcpus: 1, memory: 64 });
+    });
+    const lvList = await libvirt.batch(Array.from({ length: runs }, () => 'list --all'));
+    const vbList: number[] = [];
+    for (let i = 0; i < runs; i++) vbList.push(await timed(() => client.call(DRIVER_NODE, 'domain.list', {})));
+    for (const { vb } of batch) await client.call(DRIVER_NODE, 'domain.undefine', { id: vb });
+    await client.call(DRIVER_NODE, 'domain.undefine', { id: names.vb });
+    return {
+      runs,
+      startMs: compare(median(figures.vbStart), median(figures.lvStart)),
+      destroyMs: compare(median(figures.vbDestroy), median(figures.lvDestroy)),
+      definesPerSec: compare(domains / (vbDefineMs / 1000), domains / (lvDefineMs / 1000)),
+      listMs: compare(median(vbList), median(lvList)),
+      domains,
+    };
+  } finally {
+    await libvirt.batch(defined.map((name) => `undefine ${name}`)).catch(() => []);
+    await agent.stop();
   }
 }

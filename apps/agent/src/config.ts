@@ -38,7 +38,8 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
   --state-dir DIR      durable state (default: VIRTBUS_STATE_DIR or /var/lib/virtbus/<node>)
   --drivers LIST       drivers to load (default: VIRTBUS_DRIVERS or all: ${DriverNames.join(',')}; libvirt only with --libvirt-uri)
   --libvirt-uri URI    front this host's libvirtd as driver libvirt: qemu:///system, xen:///system, vz:///system, test:///default,
-                       qemu+unix:///system?socket=PATH (default: VIRTBUS_LIBVIRT_URI; none = no libvirt driver)
+                       qemu+unix:///system?socket=PATH, qemu+tls://HOST/system[?pkipath=DIR]
+                       (default: VIRTBUS_LIBVIRT_URI; none = no libvirt driver)
   --log-level LEVEL    pino level (default: VIRTBUS_LOG_LEVEL or info)
   --netns NAME         keep this node's bridges, taps, dnsmasq and nft tables in network namespace /run/netns/NAME (default: VIRTBUS_NETNS)
   --metrics-address A  host:port of /metrics, or off (default: VIRTBUS_METRICS_ADDRESS or 127.0.0.1:9177; port 0 = any)

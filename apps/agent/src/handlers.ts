@@ -68,6 +68,7 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     },
     'domain.stats': ({ id }) => manager.stats.get(id),
     'domain.xml': ({ id }) => manager.nativeXml(id),
+    'domain.import': (request) => manager.importNative(request),
     'domain.stats.all': async (query, context) => {
       const page = pageOf(await manager.stats.all(), (stats) => [stats.name, stats.uuid], query, context);
       return { domains: page.items, ...pageFields(page) };

@@ -174,6 +174,14 @@ export async function create(ctx: CommandContext, file: string, paused: boolean)
   print(ctx, d, () => `Domain '${d.name}' created from ${file}: ${d.state} (transient)`);
 }
 
+/** Adopts libvirt's domains (driver libvirt): the named ones, or every one the node does not know yet. */
+export async function importDomains(ctx: CommandContext, ids: string[]): Promise<void> {
+  const result = await ctx.http.call('domain.import', { node: await resolveNode(ctx) }, ids.length ? { domains: ids } : {});
+  print(ctx, result, () =>
+    [...result.imported.map((d) => `Domain '${d.name}' imported (${d.uuid}): ${d.state}`), ...(result.remaining ? [`${result.remaining} more to import: run import again`] : [])].join('\n') || 'Nothing to import',
+  );
+}
+
 export async function update(ctx: CommandContext, id: string, put: Record<string, unknown>): Promise<void> {
   const d = await ctx.http.call('domain.update', { node: await resolveNode(ctx), id }, put);
   print(ctx, d, () => `Domain '${d.name}' updated; changes apply at next start`);

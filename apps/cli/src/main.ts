@@ -46,6 +46,7 @@ attach-disk DOMAIN SOURCE [--target vdb] [--format qcow2|raw] [--bus virtio|sata
 detach-disk DOMAIN TARGET [--live] [--config] [--timeout S]
 change-media DOMAIN TARGET [SOURCE] [--eject] [--live] [--config]   insert media into a cdrom drive, or eject it
 create FILE.json [--paused]            define and start a transient domain (removed when it shuts off)
+import [DOMAIN...]                     adopt domains the node's libvirtd already has (all not yet known without DOMAIN)
 setvcpus DOMAIN COUNT [--live] [--config] [--timeout S]   hotplug/unplug vCPUs (up to cpu.maxVcpus) or set the definition's count
 setmem DOMAIN MiB [--live] [--config]   balloon target of the running domain, or the definition's currentMemory
 define-from-image --name N --driver qemu|kvm --image POOL/VOLUME [--root-size 10G] [--vcpus N] [--memory MiB] [--network NET]...
@@ -384,6 +385,9 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       await diskCommands.changeMedia(ctx, need('domain'), target, { ...(source ? { source: diskCommands.diskSource(source) } : {}), ...scope() });
       return 0;
     }
+    case 'import':
+      await commands.importDomains(ctx, rest);
+      return 0;
     case 'create':
       if (!rest[0]) throw new VirtError('INVALID_ARG', 'create needs FILE.json');
       await commands.create(ctx, rest[0], values.paused ?? false);

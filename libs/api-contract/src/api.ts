@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { DEFAULT_STATE_TIMEOUT_S, Domain, DomainList, DomainListRequest, DomainPut, DomainsPost, DomainStatePut, DomainXml, ExecRequest, ExecResult } from './domain.js';
+import { DEFAULT_STATE_TIMEOUT_S, Domain, DomainList, DomainListRequest, DomainPut, DomainsPost, DomainStatePut, DomainImport, DomainImportResult, DomainXml, ExecRequest, ExecResult } from './domain.js';
 import { DomainStats, DomainStatsList, DomainStatsListRequest, NodeStats } from './stats.js';
 import { DomainId } from './names.js';
 import { ErrorBody } from './errors.js';
@@ -143,6 +143,11 @@ export const Operations = {
     access: Access.ReadOnly, request: DomainRef, response: DomainXml, permission: PermissionClass.Read, errors: ['NO_DOMAIN', 'OPERATION_UNSUPPORTED'],
     summary: 'The domain XML libvirt holds for a domain of driver libvirt (read-only; other drivers answer OPERATION_UNSUPPORTED)',
     http: { method: 'GET', path: '/domains/:id/xml', operationId: 'getDomainXml', tag: HttpTags.Domains },
+  },
+  'domain.import': {
+    access: Access.ReadWrite, request: DomainImport, response: DomainImportResult, permission: PermissionClass.Define, errors: ['NO_DOMAIN', 'DOMAIN_EXISTS', 'OPERATION_UNSUPPORTED'],
+    summary: "Adopt domains the node's libvirtd already has (driver libvirt); running ones keep running, libvirt's XML stays their definition",
+    http: { method: 'POST', path: '/domains/import', operationId: 'importDomains', tag: HttpTags.Domains, body: true },
   },
   'domain.stats': {
     access: Access.ReadOnly,

@@ -375,3 +375,23 @@ export type ExecResult = Static<typeof ExecResult>;
 /** domain.xml: the definition libvirt holds for a domain of driver libvirt (read-only). */
 export const DomainXml = Type.Object({ uuid: Uuid, name: ObjectName, xml: Type.String({ description: "libvirt's domain XML (virsh dumpxml)" }) }, { additionalProperties: false, title: 'DomainXml' });
 export type DomainXml = Static<typeof DomainXml>;
+
+/** Most domains one import call adopts (a reply stays far below max_payload); `remaining` says how many are left. */
+export const DOMAIN_IMPORT_MAX = 100;
+export const DomainImport = Type.Object(
+  {
+    domains: Type.Optional(
+      Type.Array(Type.Union([Uuid, ObjectName]), { minItems: 1, maxItems: DOMAIN_IMPORT_MAX, uniqueItems: true, description: "Names or UUIDs of libvirt's domains; absent: every one the node does not know yet" }),
+    ),
+  },
+  { additionalProperties: false, title: 'DomainImport', description: 'Adopt domains libvirtd already has (driver libvirt): running ones keep running, their XML stays the definition' },
+);
+export type DomainImport = Static<typeof DomainImport>;
+export const DomainImportResult = Type.Object(
+  {
+    imported: Type.Array(Domain, { maxItems: DOMAIN_IMPORT_MAX }),
+    remaining: Type.Integer({ minimum: 0, description: 'Domains left to import (call again)' }),
+  },
+  { additionalProperties: false, title: 'DomainImportResult' },
+);
+export type DomainImportResult = Static<typeof DomainImportResult>;

@@ -17,6 +17,7 @@ import type {
   DomainSnapshot,
   DomainState,
   DomainStats,
+  DomainsPost,
   DriverInfo,
   ExecRequest,
   ExecResult,
@@ -44,6 +45,8 @@ export interface RunState {
   reason: StateReason;
   /** Replaces the persisted runtime; `null` clears it, `undefined` keeps it. */
   runtime?: DomainRuntime | null;
+  /** The hypervisor's own id of an active domain (libvirt's), shown instead of the agent's counter. */
+  id?: number;
 }
 
 /** Where a `network` or `bridge` NIC plugs in: a bridge in the node's network namespace. */
@@ -306,6 +309,10 @@ export interface NativeDefinitionCapability {
   readonly hypervisor: string;
   /** The domain's XML as libvirt holds it (read-only). */
   domainXml(domain: DomainRecord): Promise<string>;
+  /** Every domain the manager holds. */
+  listNative(): Promise<Array<{ uuid: string; name: string }>>;
+  /** One of them (name or UUID) as a define request and its run state; the runtime marks libvirt's XML as the definition. */
+  describeNative(id: string): Promise<{ post: DomainsPost & { uuid: string }; run: RunState }>;
 }
 
 /** vCPUs and balloon of a running domain (libvirt's setvcpus --live, setmem --live). */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtError } from '@virtbus/api-contract';
-import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, rejectsWith, requireBinary, startLibvirt, testDomainConfig, VIRSH, waitFor, type Libvirt } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, makeLibvirtPki, rejectsWith, relayLibvirtTls, requireBinary, startLibvirt, testDomainConfig, VIRSH, waitFor, type Libvirt } from '@virtbus/testing';
 import { collectConsole, makeDriverContext, TestDomain, type Observation } from './support/driver-harness.js';
 import {
   AuthType,
@@ -27,6 +27,7 @@ import { decodeXdr } from '../src/libvirt/xdr.js';
 const run = promisify(execFile);
 const LIBVIRTD = hasBinaryOrSkip('libvirtd') && hasBinaryOrSkip('virsh');
 const QEMU = LIBVIRTD && hasBinaryOrSkip('qemu-system-x86_64');
+const TLS_TOOLS = LIBVIRTD && hasBinaryOrSkip('openssl') && hasBinaryOrSkip('nsenter');
 
 /** Every procedure of the table, one spec each, against a private libvirtd (its own dirs, socket, mount and network namespace). */
 describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvirtd', () => {
@@ -38,6 +39,8 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
   const virsh = async (...args: string[]) => (await run(VIRSH, ['-q', '-c', libvirt.uri, ...args])).stdout.trim();
   /** virsh on the daemon's shared test:///default (the driver's domains there). */
   const virshTest = async (...args: string[]) => (await run(VIRSH, ['-q', '-c', `test+unix:///default?socket=${socket}`, ...args])).stdout.trim();
+  /** libvirt's id of a running domain, as virsh prints it. */
+  const domid = async (name: string, on = virshTest) => Number(await on('domid', name));
   const testXml = (name: string, uuid = randomUUID()) =>
     `<domain type='test'><name>${name}</name><uuid>${uuid}</uuid><memory unit='MiB'>64</memory><currentMemory unit='MiB'>32</currentMemory><vcpu>2</vcpu><os><type>hvm</type></os></domain>`;
 
@@ -66,7 +69,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
   it('parses libvirt URIs into the socket and the URI libvirtd opens', () => {
     expect(parseLibvirtUri(libvirt.uri)).toEqual({ socket, uri: 'qemu:///system' });
     expect(parseLibvirtUri('xen:///system')).toEqual({ socket: '/var/run/libvirt/libvirt-sock', uri: 'xen:///system' });
-    expect(() => parseLibvirtUri('qemu+tls://host/system')).toThrow(VirtError);
+    expect(() => parseLibvirtUri('qemu+ssh://host/system')).toThrow(VirtError);
   });
 
   it('connectOpen + connectGetType / connectGetVersion / connectGetLibVersion / connectGetHostname answer as virsh does', async () => {
@@ -244,7 +247,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         expect(() => driver.validate({ ...domain.config, driver: 'qemu' })).toThrow(VirtError);
         expect(await driver.adopt(domain)).toEqual({ state: 'shutoff', reason: 'unknown' });
 
-        expect(domain.apply(await driver.start(domain, { paused: false }))).toEqual({ state: 'running', reason: 'booted' });
+        expect(domain.apply(await driver.start(domain, { paused: false }))).toEqual({ state: 'running', reason: 'booted', id: await domid(domain.config.name) });
         const lookedUp = (await test.call('domainLookupByName', { name: domain.config.name })).dom;
         expect(await test.call('domainGetInfo', { dom: lookedUp })).toMatchObject({ maxMem: 96n * 1024n, nrVirtCpu: 2 });
         expect(await driver.stats!.domainStats(domain, { deadlineMs: 5000 })).toMatchObject({
@@ -255,13 +258,13 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
           memory: { maximumBytes: 96 * 1024 * 1024 },
           vcpu: { current: 2, maximum: 2 },
         });
-        expect(await driver.suspend(domain)).toEqual({ state: 'paused', reason: 'user' });
-        expect(await driver.resume(domain)).toEqual({ state: 'running', reason: 'unpaused' });
+        expect(await driver.suspend(domain)).toEqual({ state: 'paused', reason: 'user', id: await domid(domain.config.name) });
+        expect(await driver.resume(domain)).toEqual({ state: 'running', reason: 'unpaused', id: await domid(domain.config.name) });
         expect((await driver.reboot(domain, { timeoutMs: 10_000 })).state).toBe('running');
         expect((await driver.reset(domain)).state).toBe('running');
         expect(await driver.adopt(domain)).toMatchObject({ state: 'running' });
         expect(await driver.shutdown(domain, { timeoutMs: 10_000 })).toEqual({ state: 'shutoff', reason: 'shutdown' });
-        expect(await driver.start(domain, { paused: true })).toEqual({ state: 'paused', reason: 'user' });
+        expect(await driver.start(domain, { paused: true })).toEqual({ state: 'paused', reason: 'user', id: await domid(domain.config.name) });
         expect(await driver.destroy(domain)).toEqual({ state: 'shutoff', reason: 'destroyed' });
 
         await driver.undefine(domain);
@@ -286,7 +289,8 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
           const before = observed.length;
           await virshTest(command, domain.config.name);
           await waitFor(`${command} observed`, () => observed.length > before, 10_000);
-          expect(observed.slice(before)).toEqual([{ uuid: domain.config.uuid, change: { state, reason } }]);
+          const id = state === 'shutoff' ? {} : { id: await domid(domain.config.name) };
+          expect(observed.slice(before)).toEqual([{ uuid: domain.config.uuid, change: { state, reason, ...id } }]);
         };
         await expectObserved('suspend', 'paused', 'user');
         await expectObserved('resume', 'running', 'unpaused');
@@ -295,7 +299,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         // the driver's own calls are not reported again
         const before = observed.length;
         expect(await driver.destroy(domain)).toEqual({ state: 'shutoff', reason: 'destroyed' });
-        expect(await driver.start(domain, { paused: false })).toEqual({ state: 'running', reason: 'booted' });
+        expect(await driver.start(domain, { paused: false })).toEqual({ state: 'running', reason: 'booted', id: await domid(domain.config.name) });
         expect(await driver.stats!.domainStats(domain, { deadlineMs: 5000 })).toMatchObject({ state: 'running', cpu: { timeNs: expect.any(Number) }, memory: { maximumBytes: domain.config.memory * 1024 * 1024 } });
         await virshTest('destroy', domain.config.name);
         await waitFor('virsh destroy observed', () => observed.length > before, 10_000);
@@ -315,6 +319,52 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       expect(await driver.probe()).toMatchObject({ available: false, detail: expect.stringContaining('libvirtd unreachable') });
       await rejectsWith(driver.start(new TestDomain(testDomainConfig({ name: `${tag}-x`, driver: 'libvirt' })), { paused: false }), 'OPERATION_FAILED');
       await driver.close();
+    });
+  });
+
+  describe.skipIf(!TLS_TOOLS)('TLS to a libvirtd listening on its port 16514 (libvirt\'s x509 files)', () => {
+    let tlsd: Libvirt | undefined;
+    let relay: Awaited<ReturnType<typeof relayLibvirtTls>> | undefined;
+    let tlsRoot: string;
+    beforeAll(async () => {
+      tlsRoot = join(root, 'tls');
+      tlsd = await startLibvirt(join(tlsRoot, 'lv'), { tls: true });
+      relay = await relayLibvirtTls(tlsd, tlsRoot);
+    });
+    afterAll(async () => {
+      await relay?.close();
+      await tlsd?.stop();
+    });
+
+    it('the driver opens test+tls://localhost:PORT/default?pkipath=…, checking libvirtd\'s certificate, and runs a domain', async () => {
+      const uri = `test+tls://localhost:${relay!.port}/default?pkipath=${join(tlsRoot, 'lv', 'pki')}`;
+      const domains = new Map<string, TestDomain>();
+      const driver = new LibvirtDriver({ uri });
+      await driver.init(makeDriverContext(join(tlsRoot, 'driver'), domains, []));
+      try {
+        expect(await driver.probe()).toMatchObject({ available: true, detail: expect.stringContaining(`test:///default on localhost:${relay!.port} (tls)`) });
+        const domain = new TestDomain(testDomainConfig({ name: `${tag}-tls`, driver: 'libvirt' }));
+        domains.set(domain.config.uuid, domain);
+        expect(await driver.start(domain, { paused: false })).toMatchObject({ state: 'running', reason: 'booted' });
+        expect(await driver.destroy(domain)).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
+        await driver.undefine(domain);
+      } finally {
+        await driver.close();
+      }
+    });
+
+    it('refuses a libvirtd whose certificate another CA signed, and connects with no_verify=1', async () => {
+      const other = join(tlsRoot, 'other-pki');
+      await makeLibvirtPki(other);
+      // the other CA's client certificate: libvirtd refuses it in turn, so only the client's check is seen here
+      await rejectsWith(LibvirtClient.connect(parseLibvirtUri(`test+tls://localhost:${relay!.port}/default?pkipath=${other}`)), 'OPERATION_FAILED');
+      const own = join(tlsRoot, 'lv', 'pki');
+      const unverified = await LibvirtClient.connect(parseLibvirtUri(`test+tls://127.0.0.1:${relay!.port}/default?pkipath=${own}&no_verify=1`));
+      try {
+        expect((await unverified.call('connectGetType', undefined)).type).toBe('TEST');
+      } finally {
+        await unverified.close();
+      }
     });
   });
 
@@ -351,11 +401,12 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
     });
   });
   describe.skipIf(!QEMU)('LibvirtDriver on qemu:///system (TCG)', () => {
-    it('reports reboot and device-added events, and stats from GetAllDomainStats with the block group', async () => {
+    it('reports reboot and device-added events (also in the contract\'s catalogue), and stats from GetAllDomainStats with the block group', async () => {
       const events: LibvirtDomainEvent[] = [];
+      const catalogued: Array<{ uuid: string; event: string; details?: object }> = [];
       const driver = new LibvirtDriver({ uri: `qemu+unix:///system?socket=${socket}`, onDomainEvent: (event) => events.push(event) });
       const domains = new Map<string, TestDomain>();
-      await driver.init(makeDriverContext(join(root, 'driver-q'), domains, []));
+      await driver.init({ ...makeDriverContext(join(root, 'driver-q'), domains, []), domainEvent: (uuid, event, details) => catalogued.push({ uuid, event, details }) });
       const domain = new TestDomain(testDomainConfig({ name: `${tag}-qev`, driver: 'libvirt', memory: 64 }));
       domains.set(domain.config.uuid, domain);
       const disk = join(root, 'hot.img');
@@ -367,6 +418,10 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         await virsh('attach-disk', domain.config.name, disk, 'vdb', '--targetbus', 'virtio', '--live');
         const added = await waitFor('device-added event', () => events.find((event) => event.type === 'deviceAdded'), 10_000);
         expect(added).toEqual({ type: 'deviceAdded', uuid: domain.config.uuid, name: domain.config.name, detail: { devAlias: 'virtio-disk1' } });
+        // each libvirt event once in the catalogue too (a diskless guest may reset itself again: SeaBIOS finds nothing to boot)
+        const reboots = events.filter((event) => event.type === 'reboot').length;
+        expect(catalogued.filter(({ event }) => event === 'REBOOT')).toEqual(Array.from({ length: reboots }, () => ({ uuid: domain.config.uuid, event: 'REBOOT', details: {} })));
+        expect(catalogued.filter(({ event }) => event === 'DEVICE_ADDED')).toEqual([{ uuid: domain.config.uuid, event: 'DEVICE_ADDED', details: { device: 'virtio-disk1' } }]);
         const stats = await driver.stats!.domainStats(domain, { deadlineMs: 10_000 });
         expect(stats).toMatchObject({
           state: 'running',
@@ -395,7 +450,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       );
       domains.set(domain.config.uuid, domain);
       try {
-        expect(domain.apply(await driver.start(domain, { paused: true }))).toEqual({ state: 'paused', reason: 'user' });
+        expect(domain.apply(await driver.start(domain, { paused: true }))).toEqual({ state: 'paused', reason: 'user', id: await domid(domain.config.name, virsh) });
         // opened before the guest runs: nothing it prints is missed
         const session = await driver.console!.openConsole(domain);
         const output = collectConsole(session);

@@ -16,7 +16,7 @@ export { testDomainConfig } from './domain-config.js';
 export { waitFor } from './wait.js';
 export { useNatsBus, type NatsBus } from './nats-bus.js';
 export { useTempDir } from './temp-dir.js';
-export { ensureLibvirt, startLibvirt, VIRSH, type Libvirt } from './libvirtd.js';
+export { ensureLibvirt, makeLibvirtPki, relayLibvirtTls, startLibvirt, VIRSH, type Libvirt } from './libvirtd.js';
 export { openTestSocket, type TestSocket } from './websocket.js';
 export { fuzzInBatches, FUZZ_SEED, type FuzzBatches } from './fuzz.js';
 export { allPages } from './pages.js';

@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer, connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -40,7 +41,7 @@ for my $pair (@ARGV) {
 }
 system('ip', 'link', 'set', 'lo', 'up');
 my @daemons;
-for my $cmd (['${VIRTLOGD}'], ['${LIBVIRTD}']) {
+for my $cmd (['${VIRTLOGD}'], ['${LIBVIRTD}', ($ENV{VIRTBUS_LIBVIRTD_LISTEN} ? ('--listen') : ())]) {
   my $pid = fork() // die "fork: $!";
   if ($pid == 0) { exec(@$cmd) or POSIX::_exit(127); }
   push @daemons, $pid;
@@ -68,7 +69,61 @@ export interface Libvirt {
   stop(): Promise<void>;
 }
 
-export async function startLibvirt(root: string): Promise<Libvirt> {
+/**
+ * A CA, a server certificate for localhost / 127.0.0.1 and a client certificate in `dir` (libvirt's file names:
+ * cacert.pem, servercert.pem, serverkey.pem, clientcert.pem, clientkey.pem), as `qemu+tls://…?pkipath=dir` reads them.
+ */
+export async function makeLibvirtPki(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const ssl = (...args: string[]) => run('openssl', args, { cwd: dir });
+  await ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'cakey.pem', '-out', 'cacert.pem', '-days', '2', '-subj', '/CN=virtbus test CA');
+  for (const [who, usage, san] of [['server', 'serverAuth', 'subjectAltName=DNS:localhost,IP:127.0.0.1\n'], ['client', 'clientAuth', '']] as const) {
+    await ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}key.pem`, '-out', `${who}.csr`, '-subj', `/CN=${who === 'server' ? 'localhost' : 'virtbus-agent'}`);
+    await writeFile(join(dir, `${who}.ext`), `${san}keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=${usage}\nbasicConstraints=CA:FALSE\n`);
+    await ssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'cacert.pem', '-CAkey', 'cakey.pem', '-CAcreateserial', '-out', `${who}cert.pem`, '-days', '2', '-extfile', `${who}.ext`);
+  }
+}
+
+/**
+ * libvirtd's TLS port (inside its private network namespace) on a loopback port of the host: a relay in the daemon's
+ * namespace (nsenter) listens on a unix socket in `root`, and one in this process forwards a host TCP port to it.
+ */
+export async function relayLibvirtTls(libvirt: Libvirt, root: string): Promise<{ port: number; close(): Promise<void> }> {
+  const path = join(root, 'tls-relay.sock');
+  const inner = spawn(
+    'nsenter',
+    [`--net=/proc/${libvirt.pid}/ns/net`, process.execPath, '-e', `require('net').createServer((c) => { const t = require('net').connect(16514, '127.0.0.1'); c.pipe(t).pipe(c); t.on('error', () => c.destroy()); c.on('error', () => t.destroy()); }).listen(${JSON.stringify(path)})`],
+    { stdio: 'ignore' },
+  );
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline || inner.exitCode !== null) throw new Error('the TLS relay in libvirtd\'s namespace did not start');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const open = new Set<Socket>();
+  const server = createServer((client) => {
+    const target = netConnect(path);
+    for (const socket of [client, target]) {
+      open.add(socket);
+      socket.once('close', () => open.delete(socket));
+    }
+    client.pipe(target).pipe(client);
+    target.on('error', () => client.destroy());
+    client.on('error', () => target.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      // libvirtd keeps half-closed TLS connections open: they are cut here
+      for (const socket of open) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+      inner.kill('SIGTERM');
+    },
+  };
+}
+
+export async function startLibvirt(root: string, options: { tls?: boolean } = {}): Promise<Libvirt> {
   for (const from of Object.keys(LIBVIRT_DIRS)) await mkdir(join(root, from), { recursive: true });
   // /var/lock is /run/lock: libvirt's console streams lock their pty there
   await mkdir(join(root, 'run', 'lock'), { recursive: true });
@@ -77,11 +132,17 @@ export async function startLibvirt(root: string): Promise<Libvirt> {
     join(root, 'etc', 'qemu.conf'),
     ['user = "root"', 'group = "root"', 'dynamic_ownership = 0', 'remember_owner = 0', 'security_driver = "none"', 'namespaces = [ ]', 'cgroup_controllers = [ ]', ''].join('\n'),
   );
-  await writeFile(join(root, 'etc', 'libvirtd.conf'), ['auth_unix_ro = "none"', 'auth_unix_rw = "none"', 'unix_sock_rw_perms = "0700"', ''].join('\n'));
+  const pki = join(root, 'pki');
+  if (options.tls) await makeLibvirtPki(pki);
+  const tlsConf = options.tls
+    ? ['listen_tls = 1', 'listen_tcp = 0', 'listen_addr = "127.0.0.1"', 'auth_tls = "none"', `ca_file = "${pki}/cacert.pem"`, `cert_file = "${pki}/servercert.pem"`, `key_file = "${pki}/serverkey.pem"`]
+    : [];
+  await writeFile(join(root, 'etc', 'libvirtd.conf'), ['auth_unix_ro = "none"', 'auth_unix_rw = "none"', 'unix_sock_rw_perms = "0700"', ...tlsConf, ''].join('\n'));
   await writeFile(join(root, 'wrapper.pl'), WRAPPER);
   const mounts = Object.entries(LIBVIRT_DIRS).map(([from, to]) => `${from}=${to}`);
   const wrapper: ChildProcess = spawn('unshare', ['--mount', '--net', '--propagation', 'private', 'perl', join(root, 'wrapper.pl'), root, ...mounts], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, VIRTBUS_LIBVIRTD_LISTEN: options.tls ? '1' : '' },
   });
   let stderr = '';
   wrapper.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));

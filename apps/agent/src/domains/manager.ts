@@ -10,6 +10,9 @@ import {
   type Domain,
   type DomainConfig,
   type DomainXml,
+  type DomainImport,
+  type DomainImportResult,
+  DOMAIN_IMPORT_MAX,
   type DomainEventDetails,
   type DomainEventName,
   type DomainTaint,
@@ -527,6 +530,25 @@ export class DomainManager {
   }
 
   /**
+   * Adopts domains the node's libvirtd holds (named, or every one not known yet, DOMAIN_IMPORT_MAX per call): each is
+   * defined with libvirt's XML as its definition, then takes libvirt's state and id (a running one keeps running).
+   */
+  async importNative(request: DomainImport): Promise<DomainImportResult> {
+    const driver = this.options.drivers.find((candidate) => candidate.native);
+    if (!driver?.native) throw new VirtError('OPERATION_UNSUPPORTED', `node ${this.options.node} has no libvirt driver (agent --libvirt-uri)`);
+    const native = driver.native;
+    const wanted = request.domains ?? (await native.listNative()).filter(({ uuid, name }) => !this.domains.has(uuid) && !this.domains.findByName(name)).map(({ uuid }) => uuid);
+    const imported: Domain[] = [];
+    for (const id of wanted.slice(0, DOMAIN_IMPORT_MAX)) {
+      const { post, run } = await native.describeNative(id);
+      await this.defineConfig(configFromPost(post));
+      await this.locks.run(post.uuid, () => this.apply(post.uuid, run));
+      imported.push(this.view(this.resolve(post.uuid)));
+    }
+    return { imported, remaining: Math.max(0, wanted.length - DOMAIN_IMPORT_MAX) };
+  }
+
+  /**
    * A hypervisor-specific call (qemu-monitor-command, lxc-enter-namespace): only a driver with the capability, only on a
    * running domain, which is marked tainted (durably, until it stops) before the call reaches around the agent.
    */
@@ -611,6 +633,10 @@ export class DomainManager {
       delete next.liveDisks;
       delete next.id;
       delete next.tainted;
+    } else if (change.id !== undefined) {
+      // the hypervisor numbers its domains (libvirt): the agent's counter stays above its ids
+      next.id = change.id;
+      this.nextId = Math.max(this.nextId, change.id + 1);
     } else if (next.id === undefined || !isActive(stored.state)) next.id = this.nextId++;
     if (stored.state !== change.state) {
       next.state = change.state;

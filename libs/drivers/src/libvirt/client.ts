@@ -1,4 +1,7 @@
-import { connect as netConnect, type Socket } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { VirtError } from '@virtbus/api-contract';
 import { virtErrorFromRemote } from './errors.js';
 import {
@@ -25,9 +28,29 @@ import { decodeXdr, encodeXdr, type Codec } from './xdr.js';
 
 export const DEFAULT_LIBVIRT_SOCKET = '/var/run/libvirt/libvirt-sock';
 
+/** libvirtd's TLS port (libvirtd.conf tls_port). */
+export const LIBVIRT_TLS_PORT = 16514;
+/** libvirt's default x509 layout for a client (libvirt's "TLS x.509 certificate setup"); `?pkipath=DIR` holds the same three names. */
+const DEFAULT_PKI = { caFile: '/etc/pki/CA/cacert.pem', certFile: '/etc/pki/libvirt/clientcert.pem', keyFile: '/etc/pki/libvirt/private/clientkey.pem' };
+/** URI query parameters libvirt's remote client consumes itself (never sent to libvirtd). */
+const TRANSPORT_PARAMS = ['socket', 'pkipath', 'no_verify', 'name', 'mode', 'proxy', 'auth', 'no_tty', 'command', 'netcat', 'keyfile', 'sshauth', 'known_hosts'];
+
+/** `driver+tls://host[:port]/path`: libvirtd's TLS listener, with this client's x509 certificate. */
+export interface LibvirtTls {
+  host: string;
+  port: number;
+  /** PEM files: the CA that signed libvirtd's certificate, this client's certificate and its key. */
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  /** False with `no_verify=1`: libvirtd's certificate and host name are not checked. */
+  verify: boolean;
+}
+
 export interface LibvirtClientOptions {
-  /** libvirtd's unix socket. */
-  socket: string;
+  /** libvirtd's unix socket (when no `tls`). */
+  socket?: string;
+  tls?: LibvirtTls;
   /** URI libvirtd opens for this connection (`qemu:///system`, `test:///default`, `xen:///system`, …). */
   uri: string;
   /** Per-call reply timeout. */
@@ -39,17 +62,69 @@ export interface LibvirtClientOptions {
   maxPending?: number;
 }
 
-/** `qemu+unix:///system?socket=/path` (or a plain `qemu:///system`) → the socket and the URI libvirtd opens. */
-export function parseLibvirtUri(text: string): { socket: string; uri: string } {
+/**
+ * `qemu+unix:///system?socket=/path` (or a plain `qemu:///system`) → the socket; `qemu+tls://host[:port]/system[?pkipath=DIR][&no_verify=1]`
+ * → libvirtd's TLS listener; with the URI libvirtd opens (no transport, no host, none of the client's own parameters).
+ */
+export function parseLibvirtUri(text: string): { socket?: string; tls?: LibvirtTls; uri: string } {
   const url = new URL(text);
   const [driver, transport] = url.protocol.replace(/:$/, '').split('+');
-  if (!driver || (transport !== undefined && transport !== 'unix')) {
-    throw new VirtError('INVALID_ARG', `libvirt URI ${text}: only local unix-socket transports are supported`);
+  if (!driver || (transport !== undefined && transport !== 'unix' && transport !== 'tls')) {
+    throw new VirtError('INVALID_ARG', `libvirt URI ${text}: only the unix and tls transports are supported`);
   }
-  const socket = url.searchParams.get('socket') ?? DEFAULT_LIBVIRT_SOCKET;
-  url.searchParams.delete('socket');
+  const param = (name: string) => url.searchParams.get(name) ?? undefined;
+  const pkipath = param('pkipath');
+  const tls: LibvirtTls | undefined =
+    transport === 'tls'
+      ? {
+          host: url.hostname.replace(/^\[(.*)\]$/, '$1') || 'localhost',
+          port: url.port ? Number(url.port) : LIBVIRT_TLS_PORT,
+          ...(pkipath ? { caFile: join(pkipath, 'cacert.pem'), certFile: join(pkipath, 'clientcert.pem'), keyFile: join(pkipath, 'clientkey.pem') } : DEFAULT_PKI),
+          verify: param('no_verify') !== '1',
+        }
+      : undefined;
+  const socket = param('socket') ?? DEFAULT_LIBVIRT_SOCKET;
+  for (const name of TRANSPORT_PARAMS) url.searchParams.delete(name);
   const query = url.searchParams.toString();
-  return { socket, uri: `${driver}://${url.host}${url.pathname}${query ? `?${query}` : ''}` };
+  const uri = `${driver}://${tls ? '' : url.host}${url.pathname}${query ? `?${query}` : ''}`;
+  return tls ? { tls, uri } : { socket, uri };
+}
+
+/** Where a client connects: `host:port (tls)` or the unix socket's path. */
+export function libvirtdAddress(options: Pick<LibvirtClientOptions, 'socket' | 'tls'>): string {
+  return options.tls ? `${options.tls.host}:${options.tls.port} (tls)` : (options.socket ?? DEFAULT_LIBVIRT_SOCKET);
+}
+
+/** After the TLS handshake libvirtd sends one byte before any packet: 1 when it accepted this client's certificate and address. */
+function readCertificateVerdict(socket: Socket, where: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      socket.off('readable', onReadable);
+      socket.off('close', onClose);
+      if (error) {
+        socket.destroy();
+        reject(error);
+      } else resolve();
+    };
+    const onReadable = () => {
+      const verdict = socket.read(1) as Buffer | null;
+      if (verdict) done(verdict[0] === 1 ? undefined : new VirtError('OPERATION_FAILED', `libvirtd at ${where} refused this client's certificate or address`));
+    };
+    const onClose = () => done(new VirtError('OPERATION_FAILED', `libvirtd at ${where} closed the TLS connection: it refused this client's certificate or address`));
+    const timer = setTimeout(() => done(new VirtError('OPERATION_TIMEOUT', `libvirtd at ${where}: no certificate verdict in ${timeoutMs} ms`)), timeoutMs);
+    socket.on('readable', onReadable);
+    socket.once('close', onClose);
+  });
+}
+
+async function readPki(tls: LibvirtTls): Promise<{ ca: Buffer; cert: Buffer; key: Buffer }> {
+  try {
+    const [ca, cert, key] = await Promise.all([tls.caFile, tls.certFile, tls.keyFile].map((file) => readFile(file)));
+    return { ca: ca!, cert: cert!, key: key! };
+  } catch (error) {
+    throw new VirtError('OPERATION_FAILED', `libvirt TLS: cannot read the client's x509 files (${tls.caFile}, ${tls.certFile}, ${tls.keyFile}): ${(error as Error).message}`, { cause: error });
+  }
 }
 
 interface Pending {
@@ -75,7 +150,7 @@ export class LibvirtClient {
 
   private constructor(
     private readonly socket: Socket,
-    private readonly options: Required<Omit<LibvirtClientOptions, 'socket' | 'uri'>>,
+    private readonly options: Required<Omit<LibvirtClientOptions, 'socket' | 'tls' | 'uri'>>,
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error) => this.fail(new VirtError('OPERATION_FAILED', `libvirtd connection: ${error.message}`, { cause: error })));
@@ -84,19 +159,25 @@ export class LibvirtClient {
 
   /** Connects to the socket, opens the URI and starts keepalive when libvirtd supports it. */
   static async connect(options: LibvirtClientOptions): Promise<LibvirtClient> {
+    const where = libvirtdAddress(options);
+    const tls = options.tls;
+    const pki = tls ? await readPki(tls) : undefined;
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const connection = netConnect(options.socket);
-      const timer = setTimeout(() => connection.destroy(new Error(`connect to ${options.socket} timed out`)), options.callTimeoutMs ?? 30_000);
-      connection.once('connect', () => {
+      const connection = tls
+        ? tlsConnect({ host: tls.host, port: tls.port, ...pki, rejectUnauthorized: tls.verify, ...(isIP(tls.host) ? {} : { servername: tls.host }) })
+        : netConnect(options.socket ?? DEFAULT_LIBVIRT_SOCKET);
+      const timer = setTimeout(() => connection.destroy(new Error(`connect to ${where} timed out`)), options.callTimeoutMs ?? 30_000);
+      connection.once(tls ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         connection.off('error', reject);
         resolve(connection);
       });
       connection.once('error', (error) => {
         clearTimeout(timer);
-        reject(new VirtError('OPERATION_FAILED', `libvirtd socket ${options.socket}: ${error.message}`, { cause: error }));
+        reject(new VirtError('OPERATION_FAILED', `libvirtd at ${where}: ${error.message}`, { cause: error }));
       });
     });
+    if (tls) await readCertificateVerdict(socket, where, options.callTimeoutMs ?? 30_000);
     const client = new LibvirtClient(socket, {
       callTimeoutMs: options.callTimeoutMs ?? 30_000,
       keepaliveIntervalMs: options.keepaliveIntervalMs ?? 5_000,

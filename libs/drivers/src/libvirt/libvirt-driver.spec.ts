@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { VirtError } from '@virtbus/api-contract';
+import { DomainEventDetails, VirtError } from '@virtbus/api-contract';
+import { Value } from 'typebox/value';
 import { testDomainConfig } from '@virtbus/testing';
-import { LibvirtDriver, renderDomainXml, statsFromParams } from './libvirt-driver.js';
+import { contractEventOf, LibvirtDriver, renderDomainXml, statsFromParams, type LibvirtDomainEvent } from './libvirt-driver.js';
 
 describe('renderDomainXml', () => {
   const config = testDomainConfig({
@@ -55,5 +56,34 @@ describe('statsFromParams', () => {
       net: [{ name: 'vnet0', rxBytes: 9, rxPackets: 0, rxErrors: 0, rxDrops: 0, txBytes: 0, txPackets: 0, txErrors: 0, txDrops: 0 }],
       block: [{ name: 'vda', path: '/d', readRequests: 0, readBytes: 0, readTimeNs: 0, writeRequests: 0, writeBytes: 0, writeTimeNs: 0, capacityBytes: 100 }],
     });
+  });
+});
+
+describe('contractEventOf', () => {
+  const of = (type: LibvirtDomainEvent['type'], detail: LibvirtDomainEvent['detail']) => contractEventOf({ type, uuid: 'u', name: 'n', detail });
+
+  it("names libvirt's event numbers as the contract's catalogue does, each valid against DomainEventDetails", () => {
+    const cases = [
+      [of('reboot', {}), { event: 'REBOOT', details: {} }],
+      [of('rtcChange', { offset: '-3600' }), { event: 'RTC_CHANGE', details: { offset: -3600 } }],
+      [of('watchdog', { action: 6 }), { event: 'WATCHDOG', details: { action: 'inject-nmi' } }],
+      [of('ioError', { srcPath: '/d.qcow2', devAlias: 'virtio-disk0', action: 1 }), { event: 'IO_ERROR', details: { device: 'virtio-disk0', path: '/d.qcow2', action: 'pause' } }],
+      [of('blockJob', { path: '/d.qcow2', type: 2, status: 3 }), { event: 'BLOCK_JOB', details: { path: '/d.qcow2', jobType: 'COPY', status: 'READY' } }],
+      [of('diskChange', { oldSrcPath: '/a.iso', newSrcPath: null, devAlias: 'sata0-0-0', reason: 0 }), { event: 'DISK_CHANGE', details: { device: 'sata0-0-0', oldSource: '/a.iso', reason: 'MISSING_ON_START' } }],
+      [of('trayChange', { devAlias: 'sata0-0-0', reason: 1 }), { event: 'TRAY_CHANGE', details: { device: 'sata0-0-0', reason: 'CLOSE' } }],
+      [of('balloonChange', { actual: '65536' }), { event: 'BALLOON_CHANGE', details: { actualKiB: 65536 } }],
+      [of('deviceAdded', { devAlias: 'virtio-disk1' }), { event: 'DEVICE_ADDED', details: { device: 'virtio-disk1' } }],
+      [of('deviceRemoved', { devAlias: 'net1' }), { event: 'DEVICE_REMOVED', details: { device: 'net1' } }],
+      [of('agentLifecycle', { state: 1, reason: 2 }), { event: 'AGENT_LIFECYCLE', details: { state: 'CONNECTED', reason: 'channel' } }],
+      [of('metadataChange', { type: 1, nsuri: null }), { event: 'METADATA_CHANGE', details: { metadata: 'title' } }],
+    ] as const;
+    for (const [mapped, expected] of cases) {
+      expect(mapped).toEqual(expected);
+      expect(Value.Check(DomainEventDetails, mapped.details)).toBe(true);
+    }
+  });
+
+  it('keeps a number libvirt added later as its number', () => {
+    expect(of('watchdog', { action: 9 })).toEqual({ event: 'WATCHDOG', details: { action: '9' } });
   });
 });

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { vmOnlyFields } from '../qemu/machine.js';
-import { DomainStates, StateReasons, VirtError, type DomainConfig, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
+import { DomainStates, isActive, StateReasons, VirtError, type DomainEventDetails, type DomainEventName as ContractEventName, type DomainConfig, type DomainsPost, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
 import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, NativeDefinitionCapability, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
 import { diskTargets, macFor } from '../qemu/command-line.js';
-import { LibvirtClient, parseLibvirtUri } from './client.js';
+import { libvirtdAddress, LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
 import { DomainEvents, ListDomainsFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
 import { decodeXdr } from './xdr.js';
@@ -22,8 +22,58 @@ export interface LibvirtDriverOptions {
   /** libvirt URI of the host's libvirtd (`qemu:///system`, `xen:///system`, `test:///default`, `qemu+unix:///system?socket=…`). */
   uri: string;
   callTimeoutMs?: number;
-  /** Non-lifecycle domain events (reboot, device added/removed, …): lifecycle ones go to DriverContext.observedState. */
+  /** Non-lifecycle domain events as libvirt sends them (they also go to DriverContext.domainEvent in the contract's catalogue; lifecycle ones to observedState). */
   onDomainEvent?: (event: LibvirtDomainEvent) => void;
+}
+
+/** virDomainEventWatchdogAction, virDomainEventIOErrorAction, virDomainBlockJobType, virConnectDomainEventBlockJobStatus, … by number. */
+const WATCHDOG_ACTIONS = ['none', 'pause', 'reset', 'poweroff', 'shutdown', 'debug', 'inject-nmi'];
+const IO_ERROR_ACTIONS = ['ignore', 'pause', 'report'];
+const BLOCK_JOB_TYPES = ['UNKNOWN', 'PULL', 'COPY', 'COMMIT', 'ACTIVE_COMMIT', 'BACKUP'];
+const BLOCK_JOB_STATUSES = ['COMPLETED', 'FAILED', 'CANCELED', 'READY'];
+const DISK_CHANGE_REASONS = ['MISSING_ON_START', 'DROP_MISSING_ON_START'];
+const TRAY_REASONS = ['OPEN', 'CLOSE'];
+const AGENT_STATES = [undefined, 'CONNECTED', 'DISCONNECTED'] as const;
+const AGENT_REASONS = ['unknown', 'domain-started', 'channel'];
+const METADATA_TYPES = ['description', 'title', 'element'];
+
+/** A libvirt event in the contract's domain-event catalogue (the qemu driver's QMP events map to the same names and fields). */
+export function contractEventOf(event: LibvirtDomainEvent): { event: ContractEventName; details: DomainEventDetails } {
+  const d = event.detail;
+  const num = (key: string) => Number(d[key] ?? 0);
+  const named = (names: readonly (string | undefined)[], key: string) => names[num(key)] ?? String(d[key]);
+  const text = (key: string) => (typeof d[key] === 'string' ? { [key === 'devAlias' ? 'device' : key]: d[key] } : {});
+  switch (event.type) {
+    case 'reboot':
+      return { event: 'REBOOT', details: {} };
+    case 'rtcChange':
+      return { event: 'RTC_CHANGE', details: { offset: num('offset') } };
+    case 'watchdog':
+      return { event: 'WATCHDOG', details: { action: named(WATCHDOG_ACTIONS, 'action') } };
+    case 'ioError':
+      return { event: 'IO_ERROR', details: { ...text('devAlias'), path: String(d['srcPath']), action: named(IO_ERROR_ACTIONS, 'action') } };
+    case 'blockJob':
+      return { event: 'BLOCK_JOB', details: { path: String(d['path']), jobType: named(BLOCK_JOB_TYPES, 'type'), status: named(BLOCK_JOB_STATUSES, 'status') } };
+    case 'diskChange':
+      return {
+        event: 'DISK_CHANGE',
+        details: { ...text('devAlias'), ...(d['oldSrcPath'] ? { oldSource: String(d['oldSrcPath']) } : {}), ...(d['newSrcPath'] ? { newSource: String(d['newSrcPath']) } : {}), reason: named(DISK_CHANGE_REASONS, 'reason') },
+      };
+    case 'trayChange':
+      return { event: 'TRAY_CHANGE', details: { ...text('devAlias'), reason: named(TRAY_REASONS, 'reason') } };
+    case 'balloonChange':
+      return { event: 'BALLOON_CHANGE', details: { actualKiB: num('actual') } };
+    case 'deviceRemoved':
+      return { event: 'DEVICE_REMOVED', details: text('devAlias') };
+    case 'deviceAdded':
+      return { event: 'DEVICE_ADDED', details: text('devAlias') };
+    case 'agentLifecycle': {
+      const state = AGENT_STATES[num('state')];
+      return { event: 'AGENT_LIFECYCLE', details: { ...(state ? { state } : {}), reason: named(AGENT_REASONS, 'reason') } };
+    }
+    case 'metadataChange':
+      return { event: 'METADATA_CHANGE', details: { metadata: named(METADATA_TYPES, 'type') } };
+  }
 }
 
 /** Event procedure number → its name in DomainEvents. */
@@ -102,6 +152,11 @@ const POLL_MS = 100;
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 10_000;
 const VIR_ERR_INVALID_ARG = 8;
+
+/** Runtime of a domain whose definition is libvirt's XML (imported): a start does not define it from virtbus' config. */
+export const NATIVE_DEFINITION = { definition: 'libvirt-xml' } as const;
+const isNativeDefinition = (domain: DomainRecord) => domain.runtime?.['definition'] === NATIVE_DEFINITION.definition;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -195,12 +250,13 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
 
   /** One attempt; on failure (or a later drop) retries with a bounded backoff until close(). */
   private async connect(): Promise<void> {
-    const { socket, uri } = parseLibvirtUri(this.options.uri);
+    const target = parseLibvirtUri(this.options.uri);
+    const { uri } = target;
     try {
-      const client = await LibvirtClient.connect({ socket, uri, callTimeoutMs: this.options.callTimeoutMs });
+      const client = await LibvirtClient.connect({ ...target, callTimeoutMs: this.options.callTimeoutMs });
       const [{ type }, { hvVer }] = [await client.call('connectGetType', undefined), await client.call('connectGetVersion', undefined)];
       this.hypervisor = type.toLowerCase();
-      this.detail = `${uri} on ${socket}: ${type} ${hvVer}`;
+      this.detail = `${uri} on ${libvirtdAddress(target)}: ${type} ${hvVer}`;
       if (this.closing) {
         await client.close();
         return;
@@ -272,6 +328,8 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
     const event: LibvirtDomainEvent = { type: name, uuid, name: dom.name, detail };
     this.logger?.debug({ event }, 'libvirt domain event');
     this.options.onDomainEvent?.(event);
+    const mapped = contractEventOf(event);
+    this.context?.domainEvent?.(uuid, mapped.event, mapped.details);
   }
 
   /** A lifecycle event: libvirt's current state (not the event's, which may be older than a reply already applied). */
@@ -357,9 +415,25 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
     }
   }
 
+  /** libvirt's state, and its id when the reference carries one (lookups and events do; a fresh define does not). */
   private async stateOf(dom: DomainRef): Promise<RunState> {
     const { state, reason } = await this.connection().call('domainGetState', { dom, flags: 0 });
-    return runStateOf(state, reason);
+    const run = runStateOf(state, reason);
+    return { ...run, ...(dom.id > 0 && isActive(run.state) ? { id: dom.id } : {}) };
+  }
+
+  async listNative(): Promise<Array<{ uuid: string; name: string }>> {
+    const { domains } = await this.connection().call('connectListAllDomains', { needResults: 1, flags: ListDomainsFlag.ACTIVE | ListDomainsFlag.INACTIVE });
+    return domains.map((dom) => ({ uuid: uuidString(dom.uuid), name: dom.name }));
+  }
+
+  /** A domain libvirt holds as virtbus' define request (memory and vCPUs from virDomainGetInfo) and its state; libvirt's XML stays its definition. */
+  async describeNative(id: string): Promise<{ post: DomainsPost & { uuid: string }; run: RunState }> {
+    const client = this.connection();
+    const { dom } = UUID_PATTERN.test(id) ? await client.call('domainLookupByUuid', { uuid: uuidBytes(id) }) : await client.call('domainLookupByName', { name: id });
+    const info = await client.call('domainGetInfo', { dom });
+    const post = { name: dom.name, uuid: uuidString(dom.uuid), driver: 'libvirt' as const, memory: Math.max(1, Math.ceil(Number(info.maxMem) / 1024)), vcpus: Math.max(1, info.nrVirtCpu) };
+    return { post, run: { ...(await this.stateOf(dom)), runtime: NATIVE_DEFINITION } };
   }
 
   async adopt(domain: DomainRecord): Promise<RunState> {
@@ -374,17 +448,22 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   async start(domain: DomainRecord, options: StartOptions): Promise<RunState> {
     return this.busyWith(domain, async () => {
       const client = this.connection();
-      await this.refuseNameClash(domain);
-      const { dom } = await client.call('domainDefineXml', { xml: renderDomainXml(domain.config, this.hypervisor) });
+      let dom: DomainRef;
+      // an imported domain's definition is libvirt's XML: started as libvirt holds it
+      if (isNativeDefinition(domain)) dom = await this.lookup(domain);
+      else {
+        await this.refuseNameClash(domain);
+        dom = (await client.call('domainDefineXml', { xml: renderDomainXml(domain.config, this.hypervisor) })).dom;
+      }
       try {
-        await client.call('domainCreateWithFlags', { dom, flags: options.paused ? START_PAUSED : 0 });
+        return await this.stateOf((await client.call('domainCreateWithFlags', { dom, flags: options.paused ? START_PAUSED : 0 })).dom);
       } catch (error) {
         // some libvirt drivers (test:///) refuse START_PAUSED: start, then pause before reporting
         if (!options.paused || !(error instanceof VirtError && error.cause instanceof LibvirtRemoteError && error.cause.libvirtCode === VIR_ERR_INVALID_ARG)) throw error;
         await client.call('domainCreate', { dom });
         await client.call('domainSuspend', { dom });
+        return this.stateOf(await this.lookup(domain));
       }
-      return this.stateOf(dom);
     });
   }
 
