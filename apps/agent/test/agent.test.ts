@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Svcm } from '@nats-io/services';
 import type { Subscription } from '@nats-io/transport-node';
-import { AGENT_SERVICE_NAME, Subjects, type LifecycleEvent } from '@virtbus/api-contract';
+import { AGENT_SERVICE_NAME, Subjects, type DomainEvent, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { type AgentProcess, collectBusEvents, rejectsWith, spawnAgent, tearDown, useNatsBus, useTempDir } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -93,6 +93,35 @@ describe('agent over a real NATS bus', () => {
     const seqs = events.map((event) => event.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(new Set(events.map((event) => event.node))).toEqual(new Set(['alpha']));
+  });
+
+  it('publishes TUNABLE with libvirt parameter names for live vCPU and blkdeviotune changes, not for setmem', async () => {
+    const tunables: DomainEvent[] = [];
+    const sub = bus.nc.subscribe(Subjects.eventKindFilter({ node: 'beta', kind: 'domainevent' }), { callback: (_error, message) => void tunables.push(message.json<DomainEvent>()) });
+    const domain = await client.call('beta', 'domain.define', { name: 'tune', driver: 'test', vcpus: 1, cpu: { maxVcpus: 4 }, memory: 256, disks: [{ source: { path: '/images/tune.qcow2' }, target: 'vda' }] });
+    await client.call('beta', 'domain.state', { id: 'tune', change: { action: 'start' } });
+    await client.call('beta', 'domain.vcpus.set', { id: 'tune', set: { count: 3, live: true } });
+    await client.call('beta', 'domain.memory.set', { id: 'tune', set: { memory: 128, live: true } });
+    await client.call('beta', 'domain.block.iotune', { id: 'tune', target: 'vda', tune: { totalBytesSec: 1048576, readIopsSec: 100 } });
+    const deadline = Date.now() + 5000;
+    while (tunables.filter((event) => event.uuid === domain.uuid && event.event === 'TUNABLE').length < 2 && Date.now() < deadline) await sleep(20);
+    await client.call('beta', 'domain.state', { id: 'tune', change: { action: 'destroy' } });
+    sub.unsubscribe();
+    expect(tunables.filter((event) => event.uuid === domain.uuid && event.event === 'TUNABLE').map((event) => event.details)).toEqual([
+      { params: { 'vcpu.current': 3 } },
+      {
+        device: 'vda',
+        params: {
+          'blkdeviotune.disk': 'vda',
+          'blkdeviotune.total_bytes_sec': 1048576,
+          'blkdeviotune.read_bytes_sec': 0,
+          'blkdeviotune.write_bytes_sec': 0,
+          'blkdeviotune.total_iops_sec': 0,
+          'blkdeviotune.read_iops_sec': 100,
+          'blkdeviotune.write_iops_sec': 0,
+        },
+      },
+    ]);
   });
 
   it('serialises concurrent jobs on one domain', async () => {

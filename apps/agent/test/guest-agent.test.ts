@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Domain } from '@virtbus/api-contract';
+import { Subjects, type Domain, type DomainEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import {
   ensureBusyboxRootfs,
@@ -26,9 +26,11 @@ const bus = useNatsBus();
 const workDir = useTempDir('virtbus-guest-agent-');
 let client: VirtClient;
 let agent: AgentProcess;
+const events: DomainEvent[] = [];
 
 beforeAll(async () => {
   client = new VirtClient(bus.nc);
+  bus.nc.subscribe(Subjects.eventKindFilter({ node: NODE, kind: 'domainevent' }), { callback: (_error, message) => void events.push(message.json<DomainEvent>()) });
   agent = await spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir: join(workDir.path, 'state'), drivers: 'test,qemu,lxc', env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
 });
 
@@ -107,6 +109,8 @@ describe.skipIf(!QEMU)('guest agent calls on QEMU (TCG guest running qemu-ga fro
 
   it('pings, reports the OS, host name and users, and the interfaces with their addresses', async () => {
     const guest = await ensureTestGuest();
+    // qemu-ga opened its channel: libvirt's AGENT_LIFECYCLE connected
+    await waitFor('AGENT_LIFECYCLE CONNECTED', () => events.some((event) => event.uuid === id() && event.event === 'AGENT_LIFECYCLE' && event.details.state === 'CONNECTED'), 30_000);
     expect(await client.call(NODE, 'domain.agent.ping', { id: id() })).toEqual({});
     const info = await client.call(NODE, 'domain.agent.info', { id: id() });
     console.info(`guest info: ${JSON.stringify(info)}`);

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Subjects, type DomainEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { type AgentProcess, ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, spawnAgent, startNatsServer, tearDown, type TestGuest, waitFor } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -115,7 +116,9 @@ describe.skipIf(!QEMU)('UEFI firmware, live vCPUs and balloon on the qemu driver
     await rejectsWith(client.call(NODE, 'domain.define', { name: 'sb', driver: 'qemu', os: { firmware: 'efi', secureBoot: true } }), 'INVALID_ARG');
   });
 
-  it('hotplugs and unplugs a vCPU and moves the balloon; the guest sees both; --config changes only the definition', async () => {
+  it('hotplugs and unplugs a vCPU and moves the balloon (BALLOON_CHANGE); the guest sees both; --config changes only the definition; the watchdog fires (WATCHDOG)', async () => {
+    const events: DomainEvent[] = [];
+    const sub = nc.subscribe(Subjects.eventKindFilter({ node: NODE, kind: 'domainevent' }), { callback: (_error, message) => void events.push(message.json<DomainEvent>()) });
     await client.call(NODE, 'domain.define', {
       name: 'live',
       driver: 'qemu',
@@ -151,12 +154,23 @@ describe.skipIf(!QEMU)('UEFI firmware, live vCPUs and balloon on the qemu driver
     expect(before - after).toBeGreaterThanOrEqual(200 * 1024);
     await waitFor('query-balloon at 256 MiB', async () => (await client.call(NODE, 'domain.stats', { id: 'live' })).memory?.currentBytes === 256 * 1024 * 1024, 30_000);
     await rejectsWith(client.call(NODE, 'domain.memory.set', { id: 'live', set: { memory: 1024 } }), 'INVALID_ARG');
+    await waitFor('BALLOON_CHANGE at 256 MiB', () => events.some((event) => event.event === 'BALLOON_CHANGE' && event.details.actualKiB === 256 * 1024), 30_000);
 
     domain = await client.call(NODE, 'domain.vcpus.set', { id: 'live', set: { count: 2, config: true } });
     expect(domain.config.vcpus).toBe(2);
     expect((await client.call(NODE, 'domain.stats', { id: 'live' })).vcpu?.current).toBe(1);
     domain = await client.call(NODE, 'domain.memory.set', { id: 'live', set: { memory: 384, config: true } });
     expect(domain.config.currentMemory).toBe(384);
+
+    // the guest kernel has no i6300esb driver: do what it does, 1 MHz clock (config 0x60, a word) then enable (lock 0x68): ~2 s
+    const esb = "for d in /sys/bus/pci/devices/*; do [ $(cat $d/device) = 0x25ab ] || continue; printf '\\004\\000' | dd of=$d/config bs=2 seek=48 conv=notrunc; printf '\\002' | dd of=$d/config bs=1 seek=104 conv=notrunc; done";
+    await typeLine('live', esb);
+    await waitFor('WATCHDOG', () => events.some((event) => event.event === 'WATCHDOG' && event.details.action === 'pause'), 60_000);
+    await waitFor('paused by the watchdog', async () => {
+      const now = await client.call(NODE, 'domain.get', { id: 'live' });
+      return now.state === 'paused' && now.reason === 'watchdog';
+    }, 30_000);
+    sub.unsubscribe();
     await client.call(NODE, 'domain.state', { id: 'live', change: { action: 'destroy' } });
     await rejectsWith(client.call(NODE, 'domain.vcpus.set', { id: 'live', set: { count: 2, live: true } }), 'OPERATION_INVALID');
   }, 400_000);

@@ -17,6 +17,13 @@ function blockDisk(stored: StoredDomain, driver: HypervisorDriver, target: strin
   return driver.blockJobs;
 }
 
+/** The limits in force as libvirt's TUNABLE event names them (VIR_DOMAIN_TUNABLE_BLKDEV_*: blkdeviotune.disk, blkdeviotune.total_bytes_sec…). */
+function ioTuneParams(target: string, tune: BlockIoTune): Record<string, string | number> {
+  const params: Record<string, string | number> = { 'blkdeviotune.disk': target };
+  for (const [field, value] of Object.entries(tune)) params[`blkdeviotune.${field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`)}`] = value;
+  return params;
+}
+
 /**
  * libvirt's block jobs (blockcommit, blockpull, blockcopy, blockjob) as async operations, plus blockresize and blkdeviotune.
  * Starting one takes the domain's job lock; the job then runs outside it (the domain stays usable, like libvirt's async jobs).
@@ -89,9 +96,11 @@ export class DomainBlockJobs {
   }
 
   setIoTune(id: string, target: string, tune: BlockIoTune): Promise<BlockIoTune> {
-    return this.jobs.inJob(id, (stored, driver) => {
+    return this.jobs.inJob(id, async (stored, driver) => {
       const capability = blockDisk(stored, driver, target);
-      return this.jobs.driverCall(driver, 'block.iotune', stored, () => capability.setIoTune(stored, target, tune));
+      const now = await this.jobs.driverCall(driver, 'block.iotune', stored, () => capability.setIoTune(stored, target, tune));
+      await this.jobs.domainEvent(stored.config.uuid, 'TUNABLE', { device: target, params: ioTuneParams(target, now) });
+      return now;
     });
   }
 

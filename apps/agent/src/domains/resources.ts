@@ -21,11 +21,14 @@ export class DomainResources {
       if (scope.live) {
         const timeoutMs = (set.timeout ?? DEFAULT_VCPU_UNPLUG_TIMEOUT_S) * 1000;
         await this.jobs.driverCall(driver, 'setVcpus', stored, () => resources(driver).setVcpus(stored, set.count, { timeoutMs }));
+        // libvirt reports a live vCPU change as TUNABLE; the name is its domain-stats one (tunable names match those)
+        await this.jobs.domainEvent(stored.config.uuid, 'TUNABLE', { params: { 'vcpu.current': set.count } });
       }
       return this.jobs.saveDevices(stored.config.uuid, config, undefined, scope.config);
     });
   }
 
+  /** No TUNABLE here, like libvirt: a balloon change is reported by BALLOON_CHANGE once the guest gave or took the memory. */
   setMemory(id: string, set: MemorySet): Promise<Domain> {
     return this.jobs.inJob(id, async (stored, driver) => {
       const scope = scopeOf(stored.config.name, stored.state, set);

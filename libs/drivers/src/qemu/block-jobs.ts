@@ -21,6 +21,9 @@ const JOB_TYPES: Record<string, BlockJobInfo['type']> = { stream: 'PULL', mirror
 
 /** Block jobs over QMP; a disk's job has the disk's target as its id, so BLOCK_JOB events name the disk. */
 export class QemuBlockJobs implements BlockJobCapability {
+  /** `uuid/target` of the commits this driver started on the active layer: QEMU calls them `commit` too. */
+  private readonly activeCommits = new Set<string>();
+
   constructor(private readonly qmpOf: (domain: DomainRecord) => Qmp) {}
 
   async start(domain: DomainRecord, target: string, job: BlockJobStart, watch: BlockJobWatch): Promise<BlockJobRun> {
@@ -28,6 +31,7 @@ export class QemuBlockJobs implements BlockJobCapability {
     const what = `block ${job.kind} of ${target} on ${domain.config.name}`;
     let pivot = false;
     let top = '';
+    this.activeCommits.delete(`${domain.config.uuid}/${target}`);
     try {
       top = (await this.activeNode(qmp, target))['node-name']!;
       // a job that ended while no agent followed it (restart) still holds the id until dismissed
@@ -39,6 +43,7 @@ export class QemuBlockJobs implements BlockJobCapability {
         const from = job.top ? await this.nodeOf(qmp, job.top, target) : top;
         // an active commit ends ready: it pivots the disk onto the base, as virsh blockcommit --active --pivot
         pivot = from === top;
+        if (pivot) this.activeCommits.add(`${domain.config.uuid}/${target}`);
         await qmp.jobs.blockCommit({ ...common, ...base, ...(pivot ? {} : { 'top-node': from }) });
       } else {
         pivot = job.pivot === true;
@@ -53,9 +58,14 @@ export class QemuBlockJobs implements BlockJobCapability {
 
   async info(domain: DomainRecord, target: string): Promise<BlockJobInfo | undefined> {
     const job = (await this.qmpOf(domain).jobs.queryBlockJobs()).find((entry) => entry.device === target);
-    const type = job && JOB_TYPES[job.type];
+    const type = job && this.typeOf(domain.config.uuid, target, job.type);
     if (!job || !type) return undefined;
     return { target, type, bytesProcessed: job.offset, bytesTotal: job.len, ready: job.ready, bandwidth: job.speed };
+  }
+
+  /** virDomainBlockJobType of a disk's job: ACTIVE_COMMIT when this driver started the commit on the active layer, as libvirt reports it. */
+  typeOf(uuid: string, target: string, qemuType: string): BlockJobInfo['type'] | undefined {
+    return qemuType === 'commit' && this.activeCommits.has(`${uuid}/${target}`) ? 'ACTIVE_COMMIT' : JOB_TYPES[qemuType];
   }
 
   async abort(domain: DomainRecord, target: string, pivot: boolean): Promise<void> {

@@ -66,7 +66,7 @@ describe('buildCommandLine', () => {
   it('gives every domain a guest agent channel on a unix socket in its runtime directory', () => {
     const args = build({});
     expect(values(args, '-chardev')).toContain(`socket,id=qga0,path=${paths.qgaSocket},server=on,wait=off`);
-    expect(values(args, '-device')).toContain('virtserialport,bus=virtio-serial0.0,chardev=qga0,name=org.qemu.guest_agent.0');
+    expect(values(args, '-device')).toContain('virtserialport,bus=virtio-serial0.0,chardev=qga0,id=channel0,name=org.qemu.guest_agent.0');
   });
 
   it('boots a kernel directly; -append is passed verbatim (not an option list)', () => {

@@ -184,7 +184,8 @@ export function buildCommandLine(config: DomainConfig, paths: QemuPaths, options
     '-chardev',
     `socket,id=qga0,path=${qemuOptValue(paths.qgaSocket)},server=on,wait=off`,
     '-device',
-    'virtserialport,bus=virtio-serial0.0,chardev=qga0,name=org.qemu.guest_agent.0',
+    // an id, as libvirt's channel0: QEMU sends VSERPORT_CHANGE (AGENT_LIFECYCLE) only for ports that have one
+    'virtserialport,bus=virtio-serial0.0,chardev=qga0,id=channel0,name=org.qemu.guest_agent.0',
   );
   return args;
 }

@@ -3,7 +3,7 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { isActive, VirtError, type DomainCapabilities, type DomainConfig, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
+import { isActive, VirtError, type DomainCapabilities, type DomainConfig, type DomainEventDetails, type DomainNic, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
 import type {
   ConsoleCapability,
   ConsoleSession,
@@ -19,7 +19,6 @@ import type {
   HypervisorDriver,
   NicCapability,
   ResourceCapability,
-  BlockJobCapability,
   RunState,
   SaveRestoreCapability,
   SnapshotCapability,
@@ -174,7 +173,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     },
   };
   readonly resources: ResourceCapability = new QemuResources((domain) => this.live(domain).qmp!);
-  readonly blockJobs: BlockJobCapability = new QemuBlockJobs((domain) => this.live(domain).qmp!);
+  readonly blockJobs: QemuBlockJobs = new QemuBlockJobs((domain) => this.live(domain).qmp!);
   private readonly snapshotSupport = new QemuSnapshots({
     instance: (domain) => this.instances.get(domain.config.uuid),
     busy: (instance, work) => this.busy(instance, work),
@@ -711,10 +710,15 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     }
   }
 
+  /** A BLOCK_JOB event of a commit this driver started on the active layer says ACTIVE_COMMIT, as libvirt's does. */
+  private retyped(uuid: string, details: DomainEventDetails): DomainEventDetails {
+    return details.jobType === 'COMMIT' && details.device && this.blockJobs.typeOf(uuid, details.device, 'commit') === 'ACTIVE_COMMIT' ? { ...details, jobType: 'ACTIVE_COMMIT' } : details;
+  }
+
   private onEvent(instance: QemuInstance, event: QmpEvent): void {
     const uuid = instance.uuid;
     this.log().debug({ uuid, event: event.event, data: event.data }, 'QMP event');
-    if (instance.registered && !instance.hasExited) for (const mapped of domainEventsOf(event)) this.context?.domainEvent?.(uuid, mapped.event, mapped.details);
+    if (instance.registered && !instance.hasExited) for (const mapped of domainEventsOf(event)) this.context?.domainEvent?.(uuid, mapped.event, this.retyped(uuid, mapped.details));
     switch (event.event) {
       case 'VSERPORT_CHANGE':
         void this.reportAgentChannel(instance, event.data as unknown as QmpEventData['VSERPORT_CHANGE']);
