@@ -47,8 +47,8 @@ interface FuzzRequest {
 }
 
 const ERROR_CODES = new Set<string>(ErrorCodes);
-/** Operations that only some drivers have by their definition (native XML, QMP passthrough, entering LXC namespaces, QEMU's domain capabilities). */
-const DRIVER_SPECIFIC = new Set(['getDomainXml', 'qemuMonitorCommand', 'lxcEnterNamespace', 'getDomainCapabilities']);
+/** Operations that only some drivers have by their definition (native XML, libvirt import, QMP passthrough, entering LXC namespaces, QEMU's domain capabilities). */
+const DRIVER_SPECIFIC = new Set(['getDomainXml', 'importDomains', 'qemuMonitorCommand', 'lxcEnterNamespace', 'getDomainCapabilities']);
 
 describe.runIf(canRun)('hostile HTTP input (fast-check, every OpenAPI route)', () => {
   let dir: string;
