@@ -307,7 +307,34 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     expect((await api('GET', `/v1/nodes/${NODE}/domains/made-in-form`)).status).toBe(404);
     expect((await api('GET', `/v1/nodes/${NODE2}/domains/made-in-form`)).status).toBe(200);
     await page.getByRole('link', { name: 'Fleet' }).click();
-    await expect.poll(() => page.getByTestId('domain-made-in-form').locator('td').nth(1).textContent(), { timeout: 20_000 }).toBe(NODE2);
+    await expect.poll(() => page.getByTestId('domain-made-in-form').locator('td').nth(2).textContent(), { timeout: 20_000 }).toBe(NODE2);
+  }, 60_000);
+
+  it('fleet overview: node CPUs/memory/NUMA; the domains filtered, sorted by name both ways, two test domains started at once from their checkboxes', async () => {
+    // hardware columns after the four summary ones: CPUs, memory, NUMA cells
+    const hardware = page.getByTestId(`node-${NODE}`).locator('td');
+    await expect.poll(() => hardware.nth(4).textContent()).toMatch(/^[1-9]\d*$/);
+    expect(await hardware.nth(5).textContent()).toMatch(/^\d+\.\d GiB$/);
+    expect(await hardware.nth(6).textContent()).toMatch(/^[1-9]\d*$/);
+    for (const name of ['bulk-a', 'bulk-b']) expect((await api('POST', `/v1/nodes/${NODE2}/domains`, { name, driver: 'test' })).status).toBe(201);
+    await page.getByTestId('domain-bulk-b').waitFor();
+    await page.getByLabel('Filter').fill('bulk');
+    const names = () => page.getByRole('table', { name: 'Domains' }).locator('tbody tr td:nth-child(2)').allTextContents();
+    await expect.poll(names).toEqual(['bulk-a', 'bulk-b']);
+    const byName = page.getByRole('button', { name: 'Name', exact: true });
+    await byName.click();
+    expect(await page.locator('th', { has: byName }).getAttribute('aria-sort')).toBe('ascending');
+    expect(await names()).toEqual(['bulk-a', 'bulk-b']);
+    await byName.click();
+    expect(await page.locator('th', { has: byName }).getAttribute('aria-sort')).toBe('descending');
+    expect(await names()).toEqual(['bulk-b', 'bulk-a']);
+    await page.getByLabel('Select all shown').check();
+    await page.getByRole('button', { name: 'Start selected' }).click();
+    await expect.poll(() => stateOf('bulk-a').textContent(), { timeout: 20_000 }).toBe('running');
+    await expect.poll(() => stateOf('bulk-b').textContent(), { timeout: 20_000 }).toBe('running');
+    await page.screenshot({ path: join(OUTPUT_DIR, 'fleet-bulk.png'), fullPage: true });
+    await page.getByLabel('Filter').fill('');
+    await page.getByTestId('domain-mem').waitFor();
   }, 60_000);
 
   it('takes a WebSocket token from its subprotocol (never echoed back) and keeps the screen from a read-only token', async () => {
@@ -368,9 +395,11 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await expect.poll(() => page.getByTestId('caller').textContent()).toBe('ui-reader (read-only)');
     await expect.poll(() => stateOf('mem').textContent()).toBe('running');
     // every button left is navigation: sign out, Load more, tabs
-    const actionButtons = /^(Start|Stop|Shut down|Force shutdown|Reboot|Reset|Suspend|Resume|Destroy|Create.*|Upload|Download.*|Revert.*|Delete.*|Detach.*|Attach.*|Migrate)$/;
+    const actionButtons = /^(Start|Stop|Start selected|Stop selected|Shut down|Force shutdown|Reboot|Reset|Suspend|Resume|Destroy|Create.*|Upload|Download.*|Revert.*|Delete.*|Detach.*|Attach.*|Migrate)$/;
     const visibleActions = async () => (await page.getByRole('button').allTextContents()).filter((text) => actionButtons.test(text.trim()));
     expect(await visibleActions()).toEqual([]);
+    // no row checkboxes either: bulk start/stop is an operator's
+    expect(await page.getByRole('table', { name: 'Domains' }).getByRole('checkbox').count()).toBe(0);
     await page.screenshot({ path: join(OUTPUT_DIR, 'fleet-read-only.png') });
     await page.getByRole('link', { name: 'mem', exact: true }).click();
     await expect.poll(() => page.getByTestId('domain-state').textContent()).toBe('running');

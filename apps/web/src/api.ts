@@ -8,6 +8,13 @@ export interface NodeSummary {
   domains?: { total: number; running: number };
 }
 
+/** The part of `GET /v1/nodes/:node` (node.info) the fleet shows. */
+export interface NodeHardware {
+  cpu: { count: number };
+  memory: { totalBytes: number };
+  numa: unknown[];
+}
+
 export interface FleetDomain {
   node: string;
   uuid: string;
@@ -92,6 +99,11 @@ export class Api {
       token = page.continue;
     } while (token);
     return { nodes };
+  }
+
+  /** A node's CPUs, memory and NUMA cells. */
+  nodeInfo(node: string): Promise<NodeHardware> {
+    return this.call('GET', `/v1/nodes/${encodeURIComponent(node)}`);
   }
 
   /** One page of the fleet's domains; `continue` names the next one. */

@@ -1,10 +1,11 @@
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { type Abilities, abilitiesOf, Api, type Caller, type DomainRef, errorText, type FleetDomain, type NodeSummary } from './api.js';
+import { type Abilities, abilitiesOf, Api, type Caller, type DomainRef, errorText, type FleetDomain, type NodeHardware, type NodeSummary } from './api.js';
 import { CreateDomain } from './create.js';
 import { DomainPage } from './domain.js';
 import { EventsPage, NetworksPage, StoragePage } from './pages.js';
-import { Cell, ErrorLine, RowActions, Table } from './ui.js';
+import { fleetView, nextSort, type Sort, type SortColumn } from './fleet-view.js';
+import { Cell, ErrorLine, RowActions, Table, TextField } from './ui.js';
 
 const TOKEN_KEY = 'virtbus.token';
 
@@ -53,6 +54,12 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
   const [live, setLive] = useState(false);
   const [creating, setCreating] = useState(false);
   const [notice, setNotice] = useState('');
+  const [hardware, setHardware] = useState<Record<string, NodeHardware>>({});
+  // node.info is asked once per node: the node list is re-read on every event
+  const asked = useRef(new Set<string>());
+  const [filter, setFilter] = useState('');
+  const [sort, setSort] = useState<Sort | undefined>();
+  const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
 
   const refresh = useMemo(
     () => async () => {
@@ -98,6 +105,14 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
     return () => abort.abort();
   }, [api, refresh]);
 
+  useEffect(() => {
+    for (const node of nodes) {
+      if (!node.online || asked.current.has(node.node)) continue;
+      asked.current.add(node.node);
+      void api.nodeInfo(node.node).then((info) => setHardware((current) => ({ ...current, [node.node]: info })), () => undefined);
+    }
+  }, [api, nodes]);
+
   const loadMore = async () => {
     if (!more) return;
     try {
@@ -118,6 +133,39 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
     }
   };
 
+  const shown = fleetView(domains, filter, sort);
+  const picked = shown.filter((domain) => selected.has(rowKeyOf(domain)));
+  const allPicked = shown.length > 0 && picked.length === shown.length;
+  const toggle = (domain: FleetDomain, on: boolean) =>
+    setSelected((current) => {
+      const next = new Set(current);
+      if (on) next.add(rowKeyOf(domain));
+      else next.delete(rowKeyOf(domain));
+      return next;
+    });
+  const bulk = async (action: 'start' | 'destroy') => {
+    const targets = picked.filter((domain) => (action === 'start' ? domain.state === 'shutoff' : domain.state !== 'shutoff'));
+    setError('');
+    const failures: string[] = [];
+    // a few calls at a time: a selection may hold a whole page
+    for (let at = 0; at < targets.length; at += BULK_PARALLEL) {
+      const results = await Promise.allSettled(targets.slice(at, at + BULK_PARALLEL).map((domain) => api.changeState(domain, action)));
+      results.forEach((result, index) => result.status === 'rejected' && failures.push(`${targets[at + index]!.name}: ${errorText(result.reason)}`));
+    }
+    if (failures.length) setError(failures.join('; '));
+    setSelected(new Set());
+  };
+  const header = (label: string, column: SortColumn) =>
+    new Cell(
+      { 'aria-sort': sort?.column === column ? (sort.descending ? 'descending' : 'ascending') : 'none' },
+      <>
+        <button class="sort" onClick={() => setSort(nextSort(sort, column))}>
+          {label}
+        </button>
+        {sort?.column === column && <span aria-hidden="true">{sort.descending ? ' ▼' : ' ▲'}</span>}
+      </>,
+    );
+
   return (
     <>
       <main>
@@ -129,11 +177,15 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
           <h2>Nodes</h2>
           <Table
             label="Nodes"
-            columns={['Node', 'Online', 'Drivers', 'Domains (running / total)']}
+            columns={['Node', 'Online', 'Drivers', 'Domains (running / total)', 'CPUs', 'Memory', 'NUMA cells']}
             rows={nodes}
             rowKey={(node) => node.node}
             testId="node"
-            cells={(node) => [node.node, node.online ? 'yes' : 'no', node.drivers?.join(', '), node.domains ? `${node.domains.running} / ${node.domains.total}` : '']}
+            cells={(node) => [node.node, node.online ? 'yes' : 'no', node.drivers?.join(', '), node.domains ? `${node.domains.running} / ${node.domains.total}` : '',
+              hardware[node.node]?.cpu.count,
+              hardware[node.node] && `${(hardware[node.node]!.memory.totalBytes / 2 ** 30).toFixed(1)} GiB`,
+              hardware[node.node]?.numa.length,
+            ]}
           />
         </section>
         <section>
@@ -157,13 +209,36 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
               }}
             />
           )}
+          <p class="toolbar">
+            <TextField label="Filter" value={filter} onValue={setFilter} placeholder="name, node or state" type="search" />
+            {can.operate && (
+              <>
+                {' '}
+                <button onClick={() => void bulk('start')} disabled={!picked.length}>
+                  Start selected
+                </button>{' '}
+                <button onClick={() => void bulk('destroy')} disabled={!picked.length}>
+                  Stop selected
+                </button>{' '}
+                <span>{picked.length ? `${picked.length} selected` : ''}</span>
+              </>
+            )}
+          </p>
           <Table
             label="Domains"
-            columns={['Name', 'Node', 'Driver', 'State', can.operate && 'Actions']}
-            rows={domains}
-            rowKey={(domain) => `${domain.node}/${domain.uuid}`}
+            columns={[
+              can.operate && <input type="checkbox" aria-label="Select all shown" checked={allPicked} onChange={() => setSelected(allPicked ? new Set() : new Set(shown.map(rowKeyOf)))} />,
+              header('Name', 'name'),
+              header('Node', 'node'),
+              header('Driver', 'driver'),
+              header('State', 'state'),
+              can.operate && 'Actions',
+            ]}
+            rows={shown}
+            rowKey={rowKeyOf}
             rowProps={(domain) => ({ 'data-testid': `domain-${domain.name}` })}
             cells={(domain) => [
+              <input type="checkbox" aria-label={`Select ${domain.name}`} checked={selected.has(rowKeyOf(domain))} onChange={(event) => toggle(domain, (event.target as HTMLInputElement).checked)} />,
               <a href={domainHash(domain)}>{domain.name}</a>,
               domain.node,
               domain.driver,
@@ -184,6 +259,9 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
   );
 }
 
+const rowKeyOf = (domain: DomainRef) => `${domain.node}/${domain.uuid}`;
+/** Bulk start/stop calls in flight at once. */
+const BULK_PARALLEL = 8;
 const sameDomain = (a: DomainRef, b: DomainRef) => a.node === b.node && a.uuid === b.uuid;
 /** The fleet list's order: node, name, uuid. */
 const fleetOrder = (a: FleetDomain, b: FleetDomain) => (a.node !== b.node ? (a.node < b.node ? -1 : 1) : a.name !== b.name ? (a.name < b.name ? -1 : 1) : a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0);

@@ -9,7 +9,7 @@ export class Cell {
   ) {}
 }
 
-/** A table with a caption-like label; a column given as `false` (not allowed for this role) is left out with its cells. Rows are keyed by `name` unless `rowKey` says otherwise; `testId` names each row `<testId>-<key>`. */
+/** A table with a caption-like label; a column header may be a `Cell` (attributes of its own); a column given as `false` (not allowed for this role) is left out with its cells. Rows are keyed by `name` unless `rowKey` says otherwise; `testId` names each row `<testId>-<key>`. */
 export function Table<T>({
   label,
   columns,
@@ -20,7 +20,7 @@ export function Table<T>({
   cells,
 }: {
   label: string;
-  columns: (string | false)[];
+  columns: (ComponentChild | Cell | false)[];
   rows: T[];
   rowKey?: (row: T, index: number) => string | number;
   testId?: string;
@@ -32,7 +32,7 @@ export function Table<T>({
     <table aria-label={label}>
       <thead>
         <tr>
-          {columns.map((column) => column !== false && <th scope="col">{column}</th>)}
+          {columns.map((column) => column !== false && (column instanceof Cell ? <th scope="col" {...column.props}>{column.content}</th> : <th scope="col">{column}</th>))}
         </tr>
       </thead>
       <tbody>

@@ -1,0 +1,20 @@
+import { describe, expect, it } from 'vitest';
+import { fleetView, nextSort } from './fleet-view.js';
+
+const row = (name: string, node: string, state: string) => ({ node, uuid: `${node}-${name}`, name, driver: 'test', state, reason: '' });
+const rows = [row('web', 'n1', 'running'), row('db', 'n2', 'shutoff'), row('api', 'n1', 'shutoff')];
+
+describe('fleetView', () => {
+  it('keeps the rows whose name, node or state contains the filter, in any case', () => {
+    expect(fleetView(rows, 'N2').map((domain) => domain.name)).toEqual(['db']);
+    expect(fleetView(rows, 'shut').map((domain) => domain.name)).toEqual(['db', 'api']);
+    expect(fleetView(rows, '  ')).toBe(rows);
+  });
+
+  it('sorts by a column, the second press reversing it', () => {
+    const once = nextSort(undefined, 'name');
+    expect(fleetView(rows, '', once).map((domain) => domain.name)).toEqual(['api', 'db', 'web']);
+    expect(fleetView(rows, '', nextSort(once, 'name')).map((domain) => domain.name)).toEqual(['web', 'db', 'api']);
+    expect(nextSort({ column: 'name', descending: true }, 'state')).toEqual({ column: 'state', descending: false });
+  });
+});
