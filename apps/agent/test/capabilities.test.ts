@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { OperationNames, Operations, type OperationName, type OperationSpec } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { hasBinaryOrSkip, rejectsWith, spawnAgent, tearDown, useNatsBus, useTempDir, type AgentProcess } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,5 +47,24 @@ describe.skipIf(!QEMU)('host and domain capabilities (virsh capabilities, domcap
     expect(await client.call(NODE, 'node.cpu.compare', { cpu: { ...cpu, flags: [...cpu.flags, 'virtbus_future_flag'] } })).toEqual({ result: 'incompatible', missingFeatures: ['virtbus_future_flag'] });
     const baseline = await client.call(NODE, 'node.cpu.baseline', { cpus: [{ ...cpu, flags: ['fpu', 'virtbus_future_flag'] }] });
     expect(baseline).toEqual({ ...cpu, flags: ['fpu'] });
+  });
+
+  it('answers OPERATION_UNSUPPORTED for every operation the contract marks as served by other drivers only, on a test domain', async () => {
+    const marked = OperationNames.filter((name) => {
+      const spec: OperationSpec = Operations[name];
+      return spec.drivers !== undefined && !spec.drivers.includes('test');
+    });
+    const plain = await client.call(NODE, 'domain.define', { name: 'plain', driver: 'test', vcpus: 1, memory: 64 });
+    const id = plain.uuid;
+    // one valid request per marked operation: a new marked operation fails here until it has one
+    const requests: Partial<Record<OperationName, unknown>> = {
+      'domain.xml': { id },
+      'domain.import': { domains: ['plain'] },
+      'domain.qemu.monitor': { id, monitor: { command: 'query-status' } },
+      'domain.lxc.enter': { id, enter: { command: ['true'] } },
+      'node.domcapabilities': { driver: 'test' },
+    };
+    expect(Object.keys(requests).sort()).toEqual([...marked].sort());
+    for (const name of marked) await rejectsWith(client.call(NODE, name, requests[name] as never), 'OPERATION_UNSUPPORTED');
   });
 });

@@ -1,6 +1,6 @@
 import Type, { type TSchema } from 'typebox';
 import * as Contract from '@virtbus/api-contract';
-import { AsyncOperation, AsyncOperationList, DomainId, ErrorBody, ErrorStatus, NodeName, ObjectErrors, SseErrorEvent, SseEventFamilies, type ErrorCode, type HttpBinding, type OperationName, type OperationSpec } from '@virtbus/api-contract';
+import { AsyncOperation, AsyncOperationList, DomainId, driversNote, ErrorBody, ErrorStatus, NodeName, ObjectErrors, SseErrorEvent, SseEventFamilies, type ErrorCode, type HttpBinding, type OperationName, type OperationSpec } from '@virtbus/api-contract';
 
 /** Contract schemas under their own names. */
 function named<const K extends keyof typeof Contract>(...names: K[]): Pick<typeof Contract, K> {
@@ -73,9 +73,15 @@ export function errorResponses(...codes: ErrorCode[]): Record<number, { $ref: st
   return responses;
 }
 
+/** The long text of a table operation: its binding's description, then which drivers serve it when only some do. */
+export function documentText(spec: Pick<OperationSpec, 'drivers'> & { http: HttpBinding }): { description?: string } {
+  const text = [spec.http.description, spec.drivers && driversNote(spec.drivers)].filter(Boolean).join(' ');
+  return text ? { description: text } : {};
+}
+
 /** The document of a hand route from its table entry (served: 'hand'): operationId, tag, summary (or its own) and description. */
-export function handRouteDocument(spec: Pick<OperationSpec, 'summary'> & { http: HttpBinding }, summary = spec.summary) {
-  return { operationId: spec.http.operationId, tags: [spec.http.tag as string], summary, ...(spec.http.description ? { description: spec.http.description } : {}) };
+export function handRouteDocument(spec: Pick<OperationSpec, 'summary' | 'drivers'> & { http: HttpBinding }, summary = spec.summary) {
+  return { operationId: spec.http.operationId, tags: [spec.http.tag as string], summary, ...documentText(spec) };
 }
 
 /** The options of a hand GET route answering raw bytes: its permission, document from the table entry, params and errors. */

@@ -140,12 +140,12 @@ export const Operations = {
   },
   // driver libvirt: libvirt's own definition, read-only
   'domain.xml': {
-    access: Access.ReadOnly, request: DomainRef, response: DomainXml, permission: PermissionClass.Read, errors: ['NO_DOMAIN', 'OPERATION_UNSUPPORTED'],
+    access: Access.ReadOnly, request: DomainRef, response: DomainXml, permission: PermissionClass.Read, errors: ['NO_DOMAIN', 'OPERATION_UNSUPPORTED'], drivers: ['libvirt'],
     summary: 'The domain XML libvirt holds for a domain of driver libvirt (read-only; other drivers answer OPERATION_UNSUPPORTED)',
     http: { method: 'GET', path: '/domains/:id/xml', operationId: 'getDomainXml', tag: HttpTags.Domains },
   },
   'domain.import': {
-    access: Access.ReadWrite, request: DomainImport, response: DomainImportResult, permission: PermissionClass.Define, errors: ['NO_DOMAIN', 'DOMAIN_EXISTS', 'OPERATION_UNSUPPORTED'],
+    access: Access.ReadWrite, request: DomainImport, response: DomainImportResult, permission: PermissionClass.Define, errors: ['NO_DOMAIN', 'DOMAIN_EXISTS', 'OPERATION_UNSUPPORTED'], drivers: ['libvirt'],
     summary: "Adopt domains the node's libvirtd already has (driver libvirt); running ones keep running, libvirt's XML stays their definition",
     http: { method: 'POST', path: '/domains/import', operationId: 'importDomains', tag: HttpTags.Domains, body: true },
   },

@@ -120,6 +120,7 @@ export const CapabilityOperations = {
     summary: 'virsh domcapabilities: machine types, firmware, CPU models usable on this host, device models and max vCPUs for a domain type',
     permission: PermissionClass.Read,
     errors: CapabilityErrors,
+    drivers: ['qemu', 'kvm'],
     http: { method: 'GET', path: '/domain-capabilities', operationId: 'getDomainCapabilities', tag: HttpTags.Nodes, query: true },
     wait: { seconds: 30 },
   },

@@ -44,6 +44,7 @@ export const HypervisorOperations = {
     summary: 'qemu only: run one QMP (or HMP) command on the domain\'s QEMU; admin only, audited, and the domain is shown tainted (custom-monitor) until it stops',
     permission: PermissionClass.Hypervisor,
     errors: HypervisorErrors,
+    drivers: ['qemu', 'kvm'],
     http: { method: 'POST', path: '/domains/:id/qemu/monitor-command', operationId: 'qemuMonitorCommand', tag: HttpTags.Domains, body: 'monitor' },
   },
   'domain.lxc.enter': {
@@ -53,6 +54,7 @@ export const HypervisorOperations = {
     summary: "lxc only: run a command in the container's namespaces with the agent's privileges; admin only, audited, and the domain is shown tainted (custom-namespace) until it stops",
     permission: PermissionClass.Hypervisor,
     errors: [...HypervisorErrors, 'PAYLOAD_TOO_LARGE'],
+    drivers: ['lxc'],
     http: { method: 'POST', path: '/domains/:id/lxc/enter-namespace', operationId: 'lxcEnterNamespace', tag: HttpTags.Domains, body: 'enter' },
     wait: { seconds: 60, field: 'enter.timeout', marginSeconds: 5 },
   },

@@ -23,6 +23,15 @@ describe('the operation table', () => {
     expect(new Set(bound.map((http) => `${http.method} ${httpPath(http)}`)).size).toBe(bound.length);
   });
 
+  it('lets a driver-specific operation answer OPERATION_UNSUPPORTED, and marks the ones the hypervisor verbs and libvirt verbs are', () => {
+    const marked = specs.filter(([, spec]) => spec.drivers);
+    for (const [name, spec] of marked) {
+      expect(spec.errors, name).toContain('OPERATION_UNSUPPORTED');
+      expect(new Set(spec.drivers).size, name).toBe(spec.drivers!.length);
+    }
+    expect(marked.map(([name]) => name)).toEqual(expect.arrayContaining(['domain.xml', 'domain.import', 'domain.qemu.monitor', 'domain.lxc.enter']));
+  });
+
   it('reads a wait from the request, never below the minimum', () => {
     const wait = { wait: { seconds: 30, field: 'change.timeout', marginSeconds: 5 } };
     expect(replyWaitMs(wait, { change: { timeout: 100 } }, 10_000)).toBe(105_000);

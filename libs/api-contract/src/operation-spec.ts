@@ -1,4 +1,5 @@
 import type { TSchema } from 'typebox';
+import type { DomainDriver } from './domain.js';
 import type { ErrorCode } from './errors.js';
 import type { Access } from './subjects.js';
 
@@ -97,6 +98,13 @@ export interface OperationSpec {
   readonly http?: HttpBinding;
   /** Calls that may take longer than the caller's default request timeout. */
   readonly wait?: ReplyWait;
+  /** Only domains of these drivers (or the driver a node-level request names) are served; every other driver answers OPERATION_UNSUPPORTED. */
+  readonly drivers?: readonly DomainDriver[];
+}
+
+/** The sentence the API document adds to a driver-specific operation. */
+export function driversNote(drivers: readonly DomainDriver[]): string {
+  return `Driver-specific: served for ${drivers.join(', ')} only; other drivers answer OPERATION_UNSUPPORTED (501).`;
 }
 
 /** Milliseconds to wait for the reply to `request`, never less than `minimumMs`. */

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type, { type TSchema } from 'typebox';
 import { httpPath, NodeName, OperationNames, Operations, replyWaitMs, type OperationName, type OperationRequest, type OperationSpec } from '@virtbus/api-contract';
-import { AgentCallCodes, errorResponses, ref, SharedSchemas, type SharedSchemaName } from '../schemas.js';
+import { AgentCallCodes, documentText, errorResponses, ref, SharedSchemas, type SharedSchemaName } from '../schemas.js';
 
 export interface OperationRouteOptions {
   requestTimeoutMs: number;
@@ -45,7 +45,7 @@ export function operationSchema(name: OperationName) {
     operationId: http.operationId,
     tags: [http.tag],
     summary: spec.summary,
-    ...(http.description ? { description: http.description } : {}),
+    ...documentText(spec),
     ...(pathParams(httpPath(http)).length > 0 ? { params } : {}),
     ...(http.query !== undefined ? { querystring: partSchema(spec, http.query, http.body) } : {}),
     ...(http.body !== undefined ? { body: partSchema(spec, http.body, http.query) } : {}),
