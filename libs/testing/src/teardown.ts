@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { endDomainsUnder } from './leftover-domains.js';
 
 /** What a test's afterAll ends: a process, a server, a connection, a tracer, a directory (a string) to remove, or a list of them ended together. */
 export type TearDownPart = { stop(): unknown } | { close(): unknown } | { shutdown(): unknown } | string | null | undefined | readonly TearDownPart[];
@@ -9,7 +10,10 @@ export async function tearDown(...parts: TearDownPart[]): Promise<void> {
   for (const part of parts) {
     try {
       if (part === null || part === undefined || part === '') continue;
-      if (typeof part === 'string') await rm(part, { recursive: true, force: true });
+      if (typeof part === 'string') {
+        await endDomainsUnder(part);
+        await rm(part, { recursive: true, force: true });
+      }
       else if (Array.isArray(part)) await tearDownTogether(part);
       else if ('stop' in part) await part.stop();
       else if ('close' in part) await part.close();
