@@ -532,8 +532,10 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await page.getByRole('button', { name: 'Attach disk' }).click();
     const disks = page.getByRole('table', { name: 'Disks' });
     await expect.poll(() => disks.textContent(), { timeout: 20_000 }).toContain(image);
-    // QEMU hotplugs tap NICs only: a second one on the guest's network
-    await page.getByLabel('Network (empty: user-mode NAT)').fill('lan');
+    // QEMU hotplugs tap NICs only: a second one on the guest's network (the field says so and is required)
+    const network = page.getByLabel('Network', { exact: true });
+    expect(await network.getAttribute('required')).not.toBeNull();
+    await network.fill('lan');
     await page.getByRole('button', { name: 'Attach interface' }).click();
     const nics = page.getByRole('table', { name: 'Network interfaces' });
     await expect.poll(() => nics.locator('tbody tr').count(), { timeout: 20_000 }).toBe(2);

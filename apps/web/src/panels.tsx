@@ -155,7 +155,8 @@ export function DevicesPanel({ api, domain, canWrite, onChanged }: { api: Api; d
       />
       {canWrite && (
         <form class="inline" onSubmit={attachNic}>
-          <TextField label="Network (empty: user-mode NAT)" value={network} onValue={setNetwork} />
+          {/* a running guest gets tap NICs only (QEMU hotplugs no user-mode NIC) */}
+          <TextField label={running ? 'Network' : 'Network (empty: user-mode NAT)'} value={network} onValue={setNetwork} required={running} />
           <button type="submit">Attach interface</button>
         </form>
       )}
