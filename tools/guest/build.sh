@@ -187,6 +187,10 @@ case " $cmdline " in
     (n=0; while :; do n=$((n + 1)); echo "COUNTER $n" >/dev/console; sleep 0.5; done) &
     ;;
 esac
+# A marker on the VGA text console, found without OCR: no cursor, no blanking, a red block at rows 2-5, columns 3-22.
+if [ -c /dev/tty1 ]; then
+  { printf '\033[?25l\033[9;0]\033[0m\033[H\033[2J'; for row in 2 3 4 5; do printf '\033[%s;3H\033[41m%20s\033[0m' "$row" ''; done; } >/dev/tty1
+fi
 # The shell itself prints GUEST-READY once ttyS0 is open, so input typed after the marker is never lost.
 ready='echo GUEST-READY; exec sh -l'
 while :; do

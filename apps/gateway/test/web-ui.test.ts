@@ -1,9 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createToken } from '@virtbus/security';
-import { type AgentProcess, DIST_DIR, ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, type NatsServerHandle, REPO_ROOT, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
+import { addTestNetns, type AgentProcess, DIST_DIR, ensureTestGuest, GUEST_MARKERS, GUEST_VGA_MARKER, hasBinaryOrSkip, type NatsServerHandle, removeTestNetns, REPO_ROOT, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -12,8 +13,10 @@ import { startGateway, type RunningGateway } from '../src/index.js';
 const CHROMIUM = '/usr/bin/chromium';
 const QEMU = hasBinaryOrSkip('qemu-system-x86_64');
 const NODE = 'webnode';
-/** A second node, test driver only: the destination of an offline migration. */
+/** A second node: the destination of an offline (test driver) and a live (QEMU) migration. */
 const NODE2 = 'webnode2';
+/** The first node's networks and the QEMU guests on them live in this namespace. */
+const NETNS = `vbwebui${process.pid}`;
 /** Screenshots of each page, for people to look at. */
 const OUTPUT_DIR = join(REPO_ROOT, 'test-results', 'web-ui');
 const admin = createToken({ name: 'ui-admin', role: 'admin' });
@@ -46,15 +49,19 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     nats = await startNatsServer();
     workDir = await mkdtemp('/tmp/vbw-');
     nc = await connect({ servers: nats.url });
+    addTestNetns(NETNS);
     [agent, agent2] = await Promise.all([
-      spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] }),
-      spawnAgent({ node: NODE2, natsUrl: nats.url, stateDir: join(workDir, 'agent2'), drivers: 'test', extraArgs: ['--metrics-address', '127.0.0.1:0'] }),
+      spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(workDir, 'agent'), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0', '--netns', NETNS] }),
+      spawnAgent({ node: NODE2, natsUrl: nats.url, stateDir: join(workDir, 'agent2'), drivers: 'test,qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] }),
     ]);
     gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500, uiDir: join(DIST_DIR, 'web'), security: { tokens: [admin.record, reader.record] } });
     expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'mem', driver: 'test' })).status).toBe(201);
     expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'screen', driver: 'qemu', memory: 64, graphics: { type: 'vnc' } })).status).toBe(201);
+    // the test guest's NIC is on a network, so a NIC can be hotplugged next to it (QEMU then runs in NETNS)
+    expect((await api('POST', `/v1/nodes/${NODE}/networks`, { name: 'lan', mode: 'isolated', ipv4: { address: '10.78.0.1/24' } })).status).toBe(201);
+    expect((await api('PUT', `/v1/nodes/${NODE}/networks/lan/state`, { action: 'start' })).status).toBe(200);
     const guest = await ensureTestGuest();
-    const linux = { name: 'linux', driver: 'qemu', vcpus: 1, memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline } };
+    const linux = { name: 'linux', driver: 'qemu', vcpus: 1, memory: 256, graphics: { type: 'vnc' }, nics: [{ type: 'network', source: 'lan' }], os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline } };
     expect((await api('POST', `/v1/nodes/${NODE}/domains`, linux)).status).toBe(201);
     // root in a container: chromium's sandbox needs user namespaces it may not get
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
@@ -66,9 +73,11 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
   afterAll(async () => {
     await browser?.close();
     if (gateway) {
-      for (const name of ['linux', 'screen', 'mem']) await api('PUT', `/v1/nodes/${NODE}/domains/${name}/state`, { action: 'destroy' }).catch(() => undefined);
+      for (const name of ['linux', 'screen', 'mem', 'hop']) await api('PUT', `/v1/nodes/${NODE}/domains/${name}/state`, { action: 'destroy' }).catch(() => undefined);
+      await api('PUT', `/v1/nodes/${NODE2}/domains/hop/state`, { action: 'destroy' }).catch(() => undefined);
     }
     await tearDown(gateway, [agent, agent2], nc, nats, workDir);
+    removeTestNetns(NETNS);
   }, 120_000);
 
   it('serves the built UI without a token and without a dev server', async () => {
@@ -395,7 +404,7 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await expect.poll(() => page.getByTestId('caller').textContent()).toBe('ui-reader (read-only)');
     await expect.poll(() => stateOf('mem').textContent()).toBe('running');
     // every button left is navigation: sign out, Load more, tabs
-    const actionButtons = /^(Start|Stop|Start selected|Stop selected|Shut down|Force shutdown|Reboot|Reset|Suspend|Resume|Destroy|Create.*|Upload|Download.*|Revert.*|Delete.*|Detach.*|Attach.*|Migrate)$/;
+    const actionButtons = /^(Start|Stop|Start selected|Stop selected|Shut down|Force shutdown|Reboot|Reset|Suspend|Resume|Destroy|Create.*|Upload|Download.*|Revert.*|Delete.*|Undefine|Detach.*|Attach.*|Migrate)$/;
     const visibleActions = async () => (await page.getByRole('button').allTextContents()).filter((text) => actionButtons.test(text.trim()));
     expect(await visibleActions()).toEqual([]);
     // no row checkboxes either: bulk start/stop is an operator's
@@ -424,4 +433,182 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     expect(forced).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
     expect(((await api('GET', `/v1/nodes/${NODE}/domains/mem`)).body as { state: string }).state).toBe('running');
   }, 60_000);
+
+  const signInAs = async (token: string, caller: string) => {
+    await page.goto(`${gateway.url}/ui/#/`);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Token').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByTestId('caller').textContent()).toBe(caller);
+  };
+  const uuidOf = async (node: string, name: string) => ((await api('GET', `/v1/nodes/${node}/domains/${name}`)).body as { uuid: string }).uuid;
+  // whether RGBA pixels show the guest's VGA marker block and nothing else of its colour (a string: it runs in the page)
+  const HAS_VGA_MARKER = `((pixels, width, height) => {
+    const { columns, rows, block, rgb } = ${JSON.stringify(GUEST_VGA_MARKER)};
+    const x0 = Math.round((block.column * width) / columns), x1 = Math.round(((block.column + block.width) * width) / columns);
+    const y0 = Math.round((block.row * height) / rows), y1 = Math.round(((block.row + block.height) * height) / rows);
+    let inside = 0, outside = 0;
+    for (let at = 0; at < pixels.length; at += 4) {
+      if (Math.abs(pixels[at] - rgb[0]) + Math.abs(pixels[at + 1] - rgb[1]) + Math.abs(pixels[at + 2] - rgb[2]) > 24) continue;
+      const x = (at / 4) % width, y = Math.floor(at / 4 / width);
+      if (x >= x0 && x < x1 && y >= y0 && y < y1) inside++; else outside++;
+    }
+    const area = (x1 - x0) * (y1 - y0);
+    return inside >= area * 0.98 && outside <= area * 0.02;
+  })`;
+
+  it("the QEMU test guest's VGA marker shows in the noVNC canvas and in the API's screenshot", async () => {
+    await signInAs(admin.token, 'ui-admin (admin)');
+    await page.goto(`${gateway.url}/ui/#/domains/${NODE}/${await uuidOf(NODE, 'linux')}`);
+    await page.getByRole('tab', { name: 'Screen' }).click();
+    await expect.poll(() => page.getByTestId('vnc-status').textContent(), { timeout: 30_000 }).toBe('(connected)');
+    await page.waitForFunction(
+      `(() => {
+        const canvas = document.querySelector('[data-testid="vnc-screen"] canvas');
+        return !!canvas && canvas.width > 0 && ${HAS_VGA_MARKER}(canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
+      })()`,
+      undefined,
+      { timeout: 30_000, polling: 250 },
+    );
+    const shot = (await page.evaluate(`(async () => {
+      const response = await fetch('/v1/nodes/${NODE}/domains/linux/screenshot', { headers: { authorization: 'Bearer ${admin.token}' } });
+      const image = await createImageBitmap(await response.blob());
+      const context = new OffscreenCanvas(image.width, image.height).getContext('2d');
+      context.drawImage(image, 0, 0);
+      return { type: response.headers.get('content-type'), marker: ${HAS_VGA_MARKER}(context.getImageData(0, 0, image.width, image.height).data, image.width, image.height) };
+    })()`)) as { type: string; marker: boolean };
+    expect(shot).toEqual({ type: 'image/png', marker: true });
+    const png = await fetch(`${gateway.url}/v1/nodes/${NODE}/domains/linux/screenshot`, { headers: { authorization: `Bearer ${admin.token}` } });
+    await writeFile(join(OUTPUT_DIR, 'screen-vga-marker-api.png'), Buffer.from(await png.arrayBuffer()));
+    await page.screenshot({ path: join(OUTPUT_DIR, 'screen-vga-marker.png'), fullPage: true });
+  }, 60_000);
+
+  it('creates a domain from an image volume with cloud-init user-data, and one from an ISO with a blank disk, in the form', async () => {
+    const volumes = `/v1/nodes/${NODE}/storage-pools/default/volumes`;
+    expect((await api('POST', volumes, { name: 'base.qcow2', capacity: '16M', format: 'qcow2' })).status).toBe(201);
+    expect((await api('POST', volumes, { name: 'install.iso', capacity: '1M', format: 'raw' })).status).toBe(201);
+    const fill = async (name: string, source: string, fields: Record<string, string>) => {
+      await page.getByRole('button', { name: 'Create domain' }).click();
+      await page.getByLabel('Driver').selectOption('qemu');
+      await page.getByLabel('Name').fill(name);
+      await page.getByLabel(source).check();
+      for (const [label, value] of Object.entries(fields)) await page.getByLabel(label, { exact: true }).fill(value);
+    };
+    await page.getByRole('link', { name: 'Fleet' }).click();
+    await fill('from-image', 'Image volume with cloud-init', { 'Storage pool': 'default', 'Image volume': 'base.qcow2', 'Root disk size': '64M', 'cloud-init user-data': '#cloud-config\nhostname: ui-made\n' });
+    await page.screenshot({ path: join(OUTPUT_DIR, 'create-from-image.png') });
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await expect.poll(() => stateOf('from-image').textContent(), { timeout: 20_000 }).toBe('shutoff');
+    const fromImage = (await api('GET', `/v1/nodes/${NODE}/domains/from-image`)).body as { config: { disks: unknown[] } };
+    expect(fromImage.config.disks).toMatchObject([
+      { source: { pool: 'default', volume: 'from-image-root.qcow2' }, format: 'qcow2', bus: 'virtio' },
+      { source: { pool: 'default', volume: 'from-image-cidata.iso' }, device: 'cdrom', format: 'raw', readonly: true },
+    ]);
+    expect(((await api('GET', `${volumes}/from-image-root.qcow2`)).body as { capacityBytes: number }).capacityBytes).toBe(64 * 2 ** 20);
+    const seed = await fetch(`${gateway.url}${volumes}/from-image-cidata.iso/content`, { headers: { authorization: `Bearer ${admin.token}` } });
+    expect(Buffer.from(await seed.arrayBuffer()).toString('latin1')).toContain('hostname: ui-made');
+
+    await fill('from-iso', 'ISO and a blank disk', { 'Storage pool': 'default', 'ISO volume': 'install.iso', 'Blank disk size': '32M' });
+    await page.screenshot({ path: join(OUTPUT_DIR, 'create-from-iso.png') });
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await expect.poll(() => stateOf('from-iso').textContent(), { timeout: 20_000 }).toBe('shutoff');
+    const fromIso = (await api('GET', `/v1/nodes/${NODE}/domains/from-iso`)).body as { config: { os: { boot: string[] }; disks: unknown[] } };
+    expect(fromIso.config.os.boot).toEqual(['cdrom', 'hd']);
+    expect(fromIso.config.disks).toMatchObject([
+      { source: { pool: 'default', volume: 'install.iso' }, device: 'cdrom', format: 'raw', readonly: true },
+      { source: { pool: 'default', volume: 'from-iso-disk' }, device: 'disk', format: 'qcow2' },
+    ]);
+    expect(((await api('GET', `${volumes}/from-iso-disk`)).body as { capacityBytes: number }).capacityBytes).toBe(32 * 2 ** 20);
+    for (const name of ['from-image', 'from-iso']) expect((await api('DELETE', `/v1/nodes/${NODE}/domains/${name}`)).status).toBe(200);
+  }, 60_000);
+
+  it("hotplugs a disk and a NIC into the running QEMU guest from its page, and unplugs them", async () => {
+    const image = join(workDir, 'hotplug.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', image, '16M']);
+    await page.goto(`${gateway.url}/ui/#/domains/${NODE}/${await uuidOf(NODE, 'linux')}`);
+    await page.getByRole('tab', { name: 'Disks and NICs' }).click();
+    await page.getByLabel('Disk image path').fill(image);
+    await page.getByLabel('Target').fill('vdb');
+    await page.getByRole('button', { name: 'Attach disk' }).click();
+    const disks = page.getByRole('table', { name: 'Disks' });
+    await expect.poll(() => disks.textContent(), { timeout: 20_000 }).toContain(image);
+    // QEMU hotplugs tap NICs only: a second one on the guest's network (the field says so and is required)
+    const network = page.getByLabel('Network', { exact: true });
+    expect(await network.getAttribute('required')).not.toBeNull();
+    await network.fill('lan');
+    await page.getByRole('button', { name: 'Attach interface' }).click();
+    const nics = page.getByRole('table', { name: 'Network interfaces' });
+    await expect.poll(() => nics.locator('tbody tr').count(), { timeout: 20_000 }).toBe(2);
+    const live = (await api('GET', `/v1/nodes/${NODE}/domains/linux`)).body as { liveDisks: { target: string; format: string }[]; config: { nics: { mac: string; source: string }[] } };
+    expect(live.liveDisks).toMatchObject([{ target: 'vdb', format: 'qcow2' }]);
+    expect(live.config.nics.map((nic) => nic.source)).toEqual(['lan', 'lan']);
+    await page.screenshot({ path: join(OUTPUT_DIR, 'domain-hotplug.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Detach vdb' }).click();
+    await expect.poll(() => disks.textContent(), { timeout: 20_000 }).not.toContain(image);
+    await page.getByRole('button', { name: `Detach ${live.config.nics[1]!.mac}` }).click();
+    await expect.poll(() => nics.locator('tbody tr').count(), { timeout: 20_000 }).toBe(1);
+    expect(await page.getByRole('alert').count()).toBe(0);
+  }, 60_000);
+
+  it('starts and stops a network from the networks page', async () => {
+    expect((await api('POST', `/v1/nodes/${NODE}/networks`, { name: 'uinet', mode: 'isolated', ipv4: { address: '10.79.0.1/24' } })).status).toBe(201);
+    await page.getByRole('link', { name: 'Networks' }).click();
+    const state = page.getByTestId('network-uinet').getByTestId('state');
+    await expect.poll(() => state.textContent()).toBe('inactive');
+    await page.getByRole('button', { name: 'Start network uinet' }).click();
+    await expect.poll(() => state.textContent(), { timeout: 20_000 }).toBe('active');
+    await page.screenshot({ path: join(OUTPUT_DIR, 'network-started.png') });
+    await page.getByRole('button', { name: 'Stop network uinet' }).click();
+    await expect.poll(() => state.textContent(), { timeout: 20_000 }).toBe('inactive');
+    expect(((await api('GET', `/v1/nodes/${NODE}/networks/uinet`)).body as { state: string }).state).toBe('inactive');
+    expect((await api('DELETE', `/v1/nodes/${NODE}/networks/uinet`)).status).toBe(200);
+  }, 60_000);
+
+  it('creates and deletes a pool and a volume from the storage page', async () => {
+    await page.getByRole('link', { name: 'Storage' }).click();
+    await page.getByLabel('Pool name').fill('uipool');
+    await page.getByRole('button', { name: 'Create pool' }).click();
+    await expect.poll(() => page.getByTestId('pool-uipool').locator('td').nth(2).textContent()).toBe('running');
+    await page.getByRole('button', { name: 'Volumes of uipool' }).click();
+    await page.getByLabel('New volume name').fill('made.raw');
+    await page.getByLabel('Capacity').fill('8M');
+    await page.getByLabel('Format').selectOption('raw');
+    await page.getByRole('button', { name: 'Create volume' }).click();
+    await page.getByTestId('volume-made.raw').waitFor();
+    expect((await api('GET', `/v1/nodes/${NODE}/storage-pools/uipool/volumes/made.raw`)).body).toMatchObject({ format: 'raw', capacityBytes: 8 * 2 ** 20 });
+    await page.screenshot({ path: join(OUTPUT_DIR, 'storage-pool-volume.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Delete volume made.raw' }).click();
+    await expect.poll(() => page.getByTestId('volume-made.raw').count()).toBe(0);
+    await page.getByRole('button', { name: 'Stop pool uipool' }).click();
+    await expect.poll(() => page.getByTestId('pool-uipool').locator('td').nth(2).textContent()).toBe('inactive');
+    await page.getByRole('button', { name: 'Undefine pool uipool' }).click();
+    await expect.poll(() => page.getByTestId('pool-uipool').count()).toBe(0);
+    expect((await api('GET', `/v1/nodes/${NODE}/storage-pools/uipool`)).status).toBe(404);
+  }, 60_000);
+
+  it('migrates a running QEMU domain live from its page, the progress bar following the operation', async () => {
+    expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'hop', driver: 'qemu', memory: 64 })).status).toBe(201);
+    expect((await api('PUT', `/v1/nodes/${NODE}/domains/hop/state`, { action: 'start' })).status).toBe(200);
+    await page.goto(`${gateway.url}/ui/#/domains/${NODE}/${await uuidOf(NODE, 'hop')}`);
+    await page.getByRole('tab', { name: 'Migrate' }).click();
+    await expect.poll(() => page.getByLabel('Destination node').inputValue()).toBe(NODE2);
+    // every state of the progress bar, also one shown for less time than a poll of this test takes
+    await page.evaluate(`(() => {
+      window.progressSeen = [];
+      new MutationObserver(() => {
+        const bar = document.querySelector('form progress');
+        if (bar) window.progressSeen.push(bar.parentElement.textContent.trim() + ' ' + bar.value);
+      }).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+    })()`);
+    await page.getByRole('button', { name: 'Migrate' }).click();
+    await expect.poll(() => page.locator('#domain-title small').textContent(), { timeout: 60_000 }).toBe(`on ${NODE2}`);
+    await expect.poll(() => page.getByTestId('domain-state').textContent()).toBe('running');
+    const seen = (await page.evaluate('window.progressSeen')) as string[];
+    expect(seen.length, seen.join('; ')).toBeGreaterThan(0);
+    expect(seen[0]).toMatch(/^Progress \(running\) \d+/);
+    await page.screenshot({ path: join(OUTPUT_DIR, 'domain-migrated-live.png') });
+    expect(((await api('GET', `/v1/nodes/${NODE2}/domains/hop`)).body as { state: string }).state).toBe('running');
+    expect(((await api('GET', `/v1/nodes/${NODE}/domains/hop`)).body as { state: string }).state).toBe('shutoff');
+    expect((await api('PUT', `/v1/nodes/${NODE2}/domains/hop/state`, { action: 'destroy' })).status).toBe(200);
+  }, 90_000);
 });

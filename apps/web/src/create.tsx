@@ -31,13 +31,14 @@ export function CreateDomain({ api, nodes, onCreated }: { api: Api; nodes: NodeS
         });
       } else if (source === 'iso') {
         const disk = `${values.name}-disk`;
-        await api.call('POST', `${nodePath}/storage-pools/${encodeURIComponent(values.pool)}/volumes`, { name: disk, capacity: values.size });
+        // the pool picks the blank disk's format (qcow2 in dir pools, raw in logical ones); the ISO is raw, never the qcow2 default
+        const blank = await api.call<{ format: string }>('POST', `${nodePath}/storage-pools/${encodeURIComponent(values.pool)}/volumes`, { name: disk, capacity: values.size });
         created = await api.call('POST', `${nodePath}/domains`, {
           ...domain,
           os: { boot: ['cdrom', 'hd'] },
           disks: [
-            { source: { pool: values.pool, volume: values.volume }, device: 'cdrom', bus: 'sata', readonly: true },
-            { source: { pool: values.pool, volume: disk } },
+            { source: { pool: values.pool, volume: values.volume }, device: 'cdrom', format: 'raw', bus: 'sata', readonly: true },
+            { source: { pool: values.pool, volume: disk }, format: blank.format },
           ],
         });
       } else {

@@ -73,6 +73,8 @@ export function DomainPage({ api, domainRef, can }: { api: Api; domainRef: Domai
           if (name !== 'lifecycle') return;
           const event = data as LifecycleEvent;
           setEvents((current) => [event, ...current].slice(0, 200));
+          // after a migration the stream holds both nodes' events of this uuid: only this node's set its state here
+          if (event.node !== domainRef.node) return;
           setDomain((current) => (current ? { ...current, state: event.state, reason: event.reason } : current));
         },
         abort.signal,

@@ -80,6 +80,8 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
   const [file, setFile] = useState<File | undefined>();
   const [volumeName, setVolumeName] = useState('');
   const [progress, setProgress] = useState<number | undefined>();
+  const [newPool, setNewPool] = useState({ name: '', target: '' });
+  const [newVolume, setNewVolume] = useState({ name: '', capacity: '1G', format: 'qcow2' });
 
   const loadPools = async () => {
     if (!node) return;
@@ -99,6 +101,36 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
     run(async () => {
       await api.call('PUT', `${nodePath(node)}/storage-pools/${encodeURIComponent(name)}/state`, { action });
       await loadPools();
+    });
+  // libvirt's pool-define, pool-build, pool-start in one form, as Cockpit's "start pool" does
+  const definePool = (event: Event) => {
+    event.preventDefault();
+    void run(async () => {
+      const pools = `${nodePath(node)}/storage-pools`;
+      await api.call('POST', pools, { name: newPool.name, type: 'dir', ...(newPool.target ? { target: newPool.target } : {}) });
+      for (const action of ['build', 'start']) await api.call('PUT', `${pools}/${encodeURIComponent(newPool.name)}/state`, { action });
+      setNewPool({ name: '', target: '' });
+      await loadPools();
+    });
+  };
+  const undefinePool = (name: string) =>
+    run(async () => {
+      await api.call('DELETE', `${nodePath(node)}/storage-pools/${encodeURIComponent(name)}`);
+      await loadPools();
+    });
+  const volumePath = (name = '') => `${nodePath(node)}/storage-pools/${encodeURIComponent(pool)}/volumes${name && `/${encodeURIComponent(name)}`}`;
+  const createVolume = (event: Event) => {
+    event.preventDefault();
+    void run(async () => {
+      await api.call('POST', volumePath(), newVolume);
+      setNewVolume({ ...newVolume, name: '' });
+      await loadVolumes();
+    });
+  };
+  const deleteVolume = (name: string) =>
+    run(async () => {
+      await api.call('DELETE', volumePath(name));
+      await loadVolumes();
     });
   const upload = (event: Event) => {
     event.preventDefault();
@@ -149,10 +181,19 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
                 { label: 'Start', disabled: item.state === 'running', run: () => poolAction(item.name, 'start') },
                 { label: 'Stop', disabled: item.state !== 'running', run: () => poolAction(item.name, 'stop') },
                 { label: 'Refresh', disabled: item.state !== 'running', run: () => poolAction(item.name, 'refresh') },
+                // undefine only: the directory and its volumes stay
+                { label: 'Undefine', disabled: item.state === 'running', run: () => undefinePool(item.name) },
               ]}
             />,
           ]}
         />
+        {canWrite && (
+          <form class="inline" onSubmit={definePool} aria-label="Define a directory pool">
+            <TextField label="Pool name" value={newPool.name} onValue={(name) => setNewPool({ ...newPool, name })} required />
+            <TextField label="Directory" value={newPool.target} onValue={(target) => setNewPool({ ...newPool, target })} placeholder="default: under the agent's state dir" />
+            <button type="submit">Create pool</button>
+          </form>
+        )}
       </section>
       {pool && (
         <section aria-labelledby="volumes-title">
@@ -164,11 +205,30 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
             testId="volume"
             cells={(volume) => [
               ...[volume.name, volume.format, bytes(volume.capacityBytes), bytes(volume.allocationBytes)],
-              <button onClick={() => void download(volume)} aria-label={`Download ${volume.name}`}>
-                Download
-              </button>,
+              <>
+                <button onClick={() => void download(volume)} aria-label={`Download ${volume.name}`}>
+                  Download
+                </button>
+                <button onClick={() => void deleteVolume(volume.name)} aria-label={`Delete volume ${volume.name}`}>
+                  Delete
+                </button>
+              </>,
             ]}
           />
+          {canWrite && (
+            <form class="inline" onSubmit={createVolume} aria-label="Create a volume">
+              <TextField label="New volume name" value={newVolume.name} onValue={(name) => setNewVolume({ ...newVolume, name })} required />
+              <TextField label="Capacity" value={newVolume.capacity} onValue={(capacity) => setNewVolume({ ...newVolume, capacity })} size={6} required />
+              <label>
+                Format{' '}
+                <select value={newVolume.format} onChange={(event) => setNewVolume({ ...newVolume, format: (event.target as HTMLSelectElement).value })}>
+                  <option>qcow2</option>
+                  <option>raw</option>
+                </select>
+              </label>
+              <button type="submit">Create volume</button>
+            </form>
+          )}
           {canWrite && (
             <form class="inline" onSubmit={upload}>
               <label>

@@ -89,6 +89,7 @@ export function DevicesPanel({ api, domain, canWrite, onChanged }: { api: Api; d
   const [error, setError] = useState('');
   const [path, setPath] = useState('');
   const [target, setTarget] = useState('');
+  const [format, setFormat] = useState('qcow2');
   const [network, setNetwork] = useState('');
   const run = runner(setError, onChanged);
   const running = domain.state === 'running' || domain.state === 'paused';
@@ -98,7 +99,7 @@ export function DevicesPanel({ api, domain, canWrite, onChanged }: { api: Api; d
   const sourceText = (source: unknown) => (source && typeof source === 'object' ? Object.values(source as Record<string, string>).join('/') : '(empty)');
   const attachDisk = (event: Event) => {
     event.preventDefault();
-    void run(() => api.call('POST', api.domainPath(domain, '/disks'), { disk: { source: { path }, ...(target ? { target } : {}) }, ...scope }));
+    void run(() => api.call('POST', api.domainPath(domain, '/disks'), { disk: { source: { path }, format, ...(target ? { target } : {}) }, ...scope }));
   };
   const attachNic = (event: Event) => {
     event.preventDefault();
@@ -124,6 +125,13 @@ export function DevicesPanel({ api, domain, canWrite, onChanged }: { api: Api; d
       {canWrite && (
         <form class="inline" onSubmit={attachDisk}>
           <TextField label="Disk image path" value={path} onValue={setPath} required />
+          <label>
+            Image format{' '}
+            <select value={format} onChange={(event) => setFormat((event.target as HTMLSelectElement).value)}>
+              <option>qcow2</option>
+              <option>raw</option>
+            </select>
+          </label>
           <TextField label="Target" value={target} onValue={setTarget} placeholder="vdb" size={5} />
           <button type="submit">Attach disk</button>
         </form>
@@ -147,7 +155,8 @@ export function DevicesPanel({ api, domain, canWrite, onChanged }: { api: Api; d
       />
       {canWrite && (
         <form class="inline" onSubmit={attachNic}>
-          <TextField label="Network (empty: user-mode NAT)" value={network} onValue={setNetwork} />
+          {/* a running guest gets tap NICs only (QEMU hotplugs no user-mode NIC) */}
+          <TextField label={running ? 'Network' : 'Network (empty: user-mode NAT)'} value={network} onValue={setNetwork} required={running} />
           <button type="submit">Attach interface</button>
         </form>
       )}

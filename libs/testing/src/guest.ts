@@ -31,6 +31,12 @@ export const GUEST_MARKERS = {
   kvmStubPowerOff: 'KVM-STUB-POWEROFF',
 } as const;
 
+/**
+ * What /init draws on the VGA text console (80x25; vgacon, tty1) after boot: a block of red-background cells, the
+ * cursor hidden, so a test finds it in a screenshot or a VNC canvas without OCR (cell size = width / 80, height / 25).
+ */
+export const GUEST_VGA_MARKER = { columns: 80, rows: 25, block: { column: 2, row: 1, width: 20, height: 4 }, rgb: [170, 0, 0] } as const;
+
 /** Kernel command-line flags the guest's /init understands; append them to `cmdline`. */
 export const GUEST_FLAGS = {
   dhcp: 'virtbus.net=dhcp',

@@ -1,6 +1,6 @@
 export { startNatsServer, freePort, type NatsServerHandle, type NatsServerOptions } from './nats-server.js';
 export { findBinary, requireBinary, hasBinaryOrSkip } from './binaries.js';
-export { ensureTestGuest, GUEST_MARKERS, GUEST_FLAGS, GuestBuildError, type TestGuest } from './guest.js';
+export { ensureTestGuest, GUEST_MARKERS, GUEST_FLAGS, GUEST_VGA_MARKER, GuestBuildError, type TestGuest } from './guest.js';
 export { spawnAgent, agentArgs, REPO_ROOT, QUIET_AGENT_ARGS, type AgentProcess, type AgentProcessOptions } from './agent-process.js';
 export { ensureBusyboxRootfs, ROOTFS_MARKERS, RootfsBuildError } from './rootfs.js';
 export { startPrometheus, type PrometheusHandle, type PromQueryResult } from './prometheus.js';
