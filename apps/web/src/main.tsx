@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { type Abilities, abilitiesOf, Api, type Caller, type DomainRef, errorText, type FleetDomain, type NodeHardware, type NodeSummary } from './api.js';
+import { type Abilities, abilitiesOf, Api, ApiFailure, type Caller, type DomainRef, errorText, type FleetDomain, type NodeHardware, type NodeSummary } from './api.js';
 import { CreateDomain } from './create.js';
 import { DomainPage } from './domain.js';
 import { EventsPage, NetworksPage, StoragePage } from './pages.js';
@@ -23,6 +23,18 @@ function SignIn({ onSignedIn }: { onSignedIn: (api: Api) => void }) {
       setError(errorText(failure));
     }
   };
+  // no token: the gateway knows the caller by the TLS client certificate the browser presented
+  const byCertificate = async () => {
+    const api = new Api('');
+    try {
+      await api.call<Caller>('GET', '/v1/whoami');
+      sessionStorage.setItem(TOKEN_KEY, '');
+      onSignedIn(api);
+    } catch (failure) {
+      const refused = failure instanceof ApiFailure && failure.body.code === 'UNAUTHORIZED';
+      setError(refused ? `The browser presented no client certificate the gateway accepts (${errorText(failure)})` : errorText(failure));
+    }
+  };
   return (
     <main>
       <section>
@@ -35,6 +47,12 @@ function SignIn({ onSignedIn }: { onSignedIn: (api: Api) => void }) {
           </label>
           <button type="submit">Sign in</button>
         </form>
+        <p>
+          or{' '}
+          <button type="button" onClick={() => void byCertificate()}>
+            Sign in with a client certificate
+          </button>
+        </p>
         <ErrorLine error={error} />
       </section>
     </main>
