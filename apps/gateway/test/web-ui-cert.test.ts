@@ -70,7 +70,7 @@ describe.skipIf(!existsSync(CHROMIUM) || !hasBinaryOrSkip('openssl'))('web UI ov
         if (header !== undefined) authorizations.push(header);
       });
       await page.goto(`${gateway.url}/ui/`);
-      await page.getByRole('button', { name: 'Sign in with a client certificate' }).click();
+      await page.getByRole('button', { name: 'Use a client certificate' }).click();
       await expect.poll(() => page.getByTestId('caller').textContent()).toBe(`${name} (${role})`);
       await page.getByTestId(`node-${NODE}`).waitFor();
       expect(await page.getByRole('button', { name: 'Create domain' }).count()).toBe(createButtons);
@@ -95,7 +95,7 @@ describe.skipIf(!existsSync(CHROMIUM) || !hasBinaryOrSkip('openssl'))('web UI ov
     const page = await context.newPage();
     page.setDefaultTimeout(20_000);
     await page.goto(`${gateway.url}/ui/`);
-    await page.getByRole('button', { name: 'Sign in with a client certificate' }).click();
+    await page.getByRole('button', { name: 'Use a client certificate' }).click();
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('The browser presented no client certificate the gateway accepts');
     expect(await page.getByTestId('caller').count()).toBe(0);
     await page.screenshot({ path: join(OUTPUT_DIR, 'sign-in-no-certificate.png') });
