@@ -161,15 +161,17 @@ export async function dominfo(ctx: CommandContext, id: string): Promise<void> {
   );
 }
 
-export async function define(ctx: CommandContext, spec: DomainsPost | string): Promise<void> {
-  const body = typeof spec === 'string' ? (JSON.parse(await readFile(spec, 'utf8')) as DomainsPost) : spec;
-  const d = await ctx.http.call('domain.define', { node: await resolveNode(ctx) }, body);
+/** A DomainsPost JSON file (the gateway validates it). */
+export const readSpec = async (file: string): Promise<DomainsPost> => JSON.parse(await readFile(file, 'utf8')) as DomainsPost;
+
+export async function define(ctx: CommandContext, spec: DomainsPost): Promise<void> {
+  const d = await ctx.http.call('domain.define', { node: await resolveNode(ctx) }, spec);
   print(ctx, d, () => `Domain '${d.name}' defined (${d.uuid})`);
 }
 
 /** virsh create: a transient domain from a JSON file, started at once. */
-export async function create(ctx: CommandContext, file: string, paused: boolean): Promise<void> {
-  const body = { ...(JSON.parse(await readFile(file, 'utf8')) as DomainsPost), ...(paused ? { paused } : {}) };
+export async function create(ctx: CommandContext, file: string, spec: DomainsPost, paused: boolean): Promise<void> {
+  const body = { ...spec, ...(paused ? { paused } : {}) };
   const d = await ctx.http.call('domain.create', { node: await resolveNode(ctx) }, body);
   print(ctx, d, () => `Domain '${d.name}' created from ${file}: ${d.state} (transient)`);
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { DomainStateActions, VirtError, type DomainDisk, type DomainsPost, type DomainStatePut } from '@virtbus/api-contract';
+import { DomainStateActions, VirtError, type DomainDisk, type DomainGraphics, type DomainsPost, type DomainStatePut } from '@virtbus/api-contract';
 import * as commands from './commands.js';
 import * as net from './network-commands.js';
 import * as diskCommands from './disk-commands.js';
@@ -29,6 +29,8 @@ list [--all] [--state S] [--selector SEL] [--prefix P] [--driver D] [--limit N] 
 dominfo DOMAIN                        one domain
 define FILE.json                      define a domain from a DomainsPost JSON file
 define --name N --driver D [--vcpus N] [--memory MiB] [--kernel P --initrd P --cmdline S] [--disk PATH]... [--label K=V]...
+        [--vnc-password-file FILE | --vnc-password PW]   define FILE.json and create FILE.json take these too:
+                                      a VNC screen with this password (8 characters at most; the file's first line)
 update DOMAIN [--vcpus N] [--memory MiB] [--autostart|--no-autostart] [--label K=V]... [--no-labels]   labels replace all
 undefine DOMAIN
 start DOMAIN [--paused] | shutdown DOMAIN [--timeout S] [--force] | destroy | reboot | reset | suspend | resume
@@ -138,6 +140,8 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       live: { type: 'boolean', default: false },
       config: { type: 'boolean', default: false },
       eject: { type: 'boolean', default: false },
+      'vnc-password': { type: 'string' },
+      'vnc-password-file': { type: 'string' },
       'source-dev': { type: 'string', multiple: true },
       backing: { type: 'string' },
       shrink: { type: 'boolean', default: false },
@@ -214,6 +218,11 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       }),
     );
   };
+  /** --vnc-password(-file): a VNC screen with that password, over the graphics the spec may already have. */
+  const withVncPassword = <T extends { graphics?: DomainGraphics }>(spec: T): T => {
+    const password = values['vnc-password-file'] !== undefined ? readFileSync(values['vnc-password-file'], 'utf8').split('\n')[0]! : values['vnc-password'];
+    return password === undefined ? spec : { ...spec, graphics: { ...spec.graphics, type: spec.graphics?.type ?? 'vnc', password } };
+  };
   const scope = () => ({ ...(values.live ? { live: true } : {}), ...(values.config ? { config: true } : {}) });
   const ctx: commands.CommandContext = {
     http: new GatewayHttp(resolveConnection(values)),
@@ -244,7 +253,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       return 0;
     case 'define': {
       if (rest[0]) {
-        await commands.define(ctx, rest[0]);
+        await commands.define(ctx, withVncPassword(await commands.readSpec(rest[0])));
         return 0;
       }
       if (!values.name || !values.driver) throw new VirtError('INVALID_ARG', 'define needs FILE.json, or --name and --driver');
@@ -254,7 +263,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       if (values.kernel) spec.os = { kernel: values.kernel, initrd: values.initrd, cmdline: values.cmdline };
       if (values.disk) spec.disks = values.disk.map((path) => ({ source: { path }, format: path.endsWith('.qcow2') ? 'qcow2' : 'raw' }));
       if (labels()) spec.labels = labels();
-      await commands.define(ctx, spec as DomainsPost);
+      await commands.define(ctx, withVncPassword(spec as DomainsPost));
       return 0;
     }
     case 'update': {
@@ -390,7 +399,7 @@ export async function run(argv: string[], out: (text: string) => void = (text) =
       return 0;
     case 'create':
       if (!rest[0]) throw new VirtError('INVALID_ARG', 'create needs FILE.json');
-      await commands.create(ctx, rest[0], values.paused ?? false);
+      await commands.create(ctx, rest[0], withVncPassword(await commands.readSpec(rest[0])), values.paused ?? false);
       return 0;
     case 'setvcpus': {
       const count = int('COUNT', rest[1]);

@@ -200,6 +200,23 @@ describe('virtbus CLI against a real gateway and agent', () => {
     expect((await cli('undefine', 'inspect-1')).code).toBe(0);
   });
 
+  it('gives a domain a VNC password with --vnc-password(-file) on define and create (the read shows only passwordSet)', async () => {
+    const passwordFile = join(workDir, 'vnc-password');
+    await writeFile(passwordFile, 'f1le-pw\n');
+    await cli('define', '--name', 'vnc-1', '--driver', 'test', '--vnc-password-file', passwordFile);
+    const spec = join(workDir, 'vnc-2.json');
+    await writeFile(spec, JSON.stringify({ name: 'vnc-2', driver: 'test', graphics: { type: 'vnc', video: 'virtio' } }));
+    await cli('create', spec, '--vnc-password', 'fl4g-pw');
+    const graphicsOf = async (name: string) => JSON.parse((await cli('--json', 'dominfo', name)).text) as { config: { graphics?: unknown } };
+    expect((await graphicsOf('vnc-1')).config.graphics).toEqual({ type: 'vnc', video: 'std', passwordSet: true });
+    expect((await graphicsOf('vnc-2')).config.graphics).toEqual({ type: 'vnc', video: 'virtio', passwordSet: true });
+    expect(JSON.stringify(await graphicsOf('vnc-1'))).not.toContain('f1le-pw');
+    // VNC authentication keys with 8 characters: a longer password is refused, not cut
+    await expect(cli('define', '--name', 'vnc-3', '--driver', 'test', '--vnc-password', 'nine-char')).rejects.toMatchObject({ code: 'INVALID_ARG' });
+    await cli('destroy', 'vnc-2');
+    await cli('undefine', 'vnc-1');
+  });
+
   it('prints the gateway error and exits non-zero (as a real process)', async () => {
     const bin = builtBundle('virtbus');
     // Asynchronous on purpose: the gateway under test lives in this process and must keep answering.

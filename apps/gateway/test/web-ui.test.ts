@@ -433,6 +433,60 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     expect(forced).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
     expect(((await api('GET', `/v1/nodes/${NODE}/domains/mem`)).body as { state: string }).state).toBe('running');
   }, 60_000);
+  it('filters and sorts the whole fleet on the gateway (a row past the first page), and a new row still arrives live in that order', async () => {
+    // still the read-only caller: filter and sort are reads. webnode's linux, mem, screen and zz-000…zz-096 fill the first page
+    await page.goto(`${gateway.url}/ui/#/`);
+    await page.getByTestId('domain-zz-096').waitFor();
+    expect(await page.getByTestId('domain-zz-100').count()).toBe(0);
+    // the name links: a read-only caller has no checkbox column
+    const names = () => page.getByRole('table', { name: 'Domains' }).locator('tbody tr a').allTextContents();
+    await page.getByLabel('Filter').fill('zz-100');
+    await expect.poll(names).toEqual(['zz-100']);
+    expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0);
+    await page.getByLabel('Filter').fill('');
+    await page.getByTestId('domain-mem').waitFor();
+    const byName = page.getByRole('button', { name: 'Name', exact: true });
+    await byName.click();
+    await byName.click();
+    await expect.poll(async () => (await names())[0]).toBe('zz-100');
+    expect(await page.locator('th', { has: byName }).getAttribute('aria-sort')).toBe('descending');
+    expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'zzz-live', driver: 'test' })).status).toBe(201);
+    await expect.poll(async () => (await names()).slice(0, 2)).toEqual(['zzz-live', 'zz-100']);
+    await page.screenshot({ path: join(OUTPUT_DIR, 'fleet-server-sort.png') });
+    expect((await api('DELETE', `/v1/nodes/${NODE}/domains/zzz-live`)).status).toBe(200);
+    await expect.poll(async () => (await names())[0]).toBe('zz-100');
+    // by node, descending: the second node's rows come first although the first page of the default order holds none
+    const byNode = page.getByRole('button', { name: 'Node', exact: true });
+    await byNode.click();
+    await byNode.click();
+    await expect.poll(() => page.getByRole('table', { name: 'Domains' }).locator('tbody tr:first-child a').getAttribute('href')).toContain(`/domains/${NODE2}/`);
+  }, 60_000);
+
+  it('creates a domain with a VNC password from the form: the API reports passwordSet, its screen asks for the password', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Token').fill(admin.token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Create domain' }).click();
+    await page.getByLabel('Driver').selectOption('test');
+    await page.getByLabel('Name').fill('vnc-form');
+    await page.getByLabel('Graphics console (VNC)').check();
+    const password = page.getByLabel('VNC password');
+    expect(await password.getAttribute('type')).toBe('password');
+    await password.fill('f0rm-pw');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await expect.poll(() => stateOf('vnc-form').textContent()).toBe('shutoff');
+    const read = await api('GET', `/v1/nodes/${NODE}/domains/vnc-form`);
+    expect((read.body as { config: { graphics: unknown } }).config.graphics).toEqual({ type: 'vnc', video: 'std', passwordSet: true });
+    expect((await api('PUT', `/v1/nodes/${NODE}/domains/vnc-form/state`, { action: 'start' })).status).toBe(200);
+    await page.getByRole('link', { name: 'vnc-form', exact: true }).click();
+    await page.getByRole('tab', { name: 'Screen' }).click();
+    await expect.poll(() => page.getByTestId('vnc-status').textContent()).toBe('(password required)');
+    await page.getByLabel('VNC password').fill('f0rm-pw');
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await expect.poll(() => page.getByTestId('vnc-status').textContent()).toBe('(connected)');
+    await page.screenshot({ path: join(OUTPUT_DIR, 'create-vnc-password.png') });
+    expect((await api('PUT', `/v1/nodes/${NODE}/domains/vnc-form/state`, { action: 'destroy' })).status).toBe(200);
+  }, 60_000);
 
   const signInAs = async (token: string, caller: string) => {
     await page.goto(`${gateway.url}/ui/#/`);

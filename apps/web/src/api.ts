@@ -106,9 +106,9 @@ export class Api {
     return this.call('GET', `/v1/nodes/${encodeURIComponent(node)}`);
   }
 
-  /** One page of the fleet's domains; `continue` names the next one. */
-  domains(token?: string): Promise<{ domains: FleetDomain[]; continue?: string }> {
-    return this.call('GET', `/v1/domains?limit=${PAGE_SIZE}${token ? `&continue=${encodeURIComponent(token)}` : ''}`);
+  /** One page of the fleet's domains, filtered and sorted by the gateway (`query`: search, sort, order); `continue` names the next one. */
+  domains(query = '', token?: string): Promise<{ domains: FleetDomain[]; continue?: string }> {
+    return this.call('GET', `/v1/domains?limit=${PAGE_SIZE}${query ? `&${query}` : ''}${token ? `&continue=${encodeURIComponent(token)}` : ''}`);
   }
 
   /** `/v1/nodes/:node/domains/:uuid` plus `rest`. */

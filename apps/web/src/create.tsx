@@ -7,7 +7,8 @@ type Source = 'none' | 'image' | 'iso';
 /** Define a domain: empty (e.g. the test driver), from an image volume with cloud-init user-data, or from an ISO with a blank disk. */
 export function CreateDomain({ api, nodes, onCreated }: { api: Api; nodes: NodeSummary[]; onCreated: (domain: DomainRef) => void }) {
   const online = nodes.filter((node) => node.online);
-  const [values, setValues] = useState({ node: online[0]?.node ?? '', name: '', driver: online[0]?.drivers?.[0] ?? 'test', vcpus: '1', memory: '128', pool: '', volume: '', size: '10G', userData: '#cloud-config\n' });
+  const [values, setValues] = useState({ node: online[0]?.node ?? '', name: '', driver: online[0]?.drivers?.[0] ?? 'test', vcpus: '1', memory: '128', pool: '', volume: '', size: '10G', userData: '#cloud-config\n', vncPassword: '' });
+  const [vnc, setVnc] = useState(false);
   const [source, setSource] = useState<Source>('none');
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
@@ -19,7 +20,8 @@ export function CreateDomain({ api, nodes, onCreated }: { api: Api; nodes: NodeS
     event.preventDefault();
     setErrors({});
     setBusy(true);
-    const domain = { name: values.name, driver: values.driver, vcpus: Number(values.vcpus), memory: Number(values.memory) };
+    const graphics = vnc ? { graphics: { type: 'vnc', ...(values.vncPassword ? { password: values.vncPassword } : {}) } } : {};
+    const domain = { name: values.name, driver: values.driver, vcpus: Number(values.vcpus), memory: Number(values.memory), ...graphics };
     try {
       let created: DomainRef & { uuid: string };
       if (source === 'image') {
@@ -112,6 +114,10 @@ export function CreateDomain({ api, nodes, onCreated }: { api: Api; nodes: NodeS
             {text('size', source === 'image' ? 'Root disk size' : 'Blank disk size')}
           </>
         )}
+        <label class="radio">
+          <input type="checkbox" name="vnc" checked={vnc} onChange={(event) => setVnc((event.target as HTMLInputElement).checked)} /> Graphics console (VNC)
+        </label>
+        {vnc && text('vncPassword', 'VNC password (optional, 8 characters at most)', { type: 'password', autocomplete: 'new-password', maxLength: 8 })}
         {source === 'image' && field('userData', 'cloud-init user-data', <textarea name="userData" rows={5} cols={50} value={values.userData} onInput={set('userData')} />)}
         <button type="submit" disabled={busy}>
           Create

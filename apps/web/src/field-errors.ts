@@ -15,6 +15,8 @@ const FIELD_OF_PATH: Record<string, string> = {
   '/rootSize': 'size',
   '/capacity': 'size',
   '/cloudInit/userData': 'userData',
+  '/graphics/password': 'vncPassword',
+  '/domain/graphics/password': 'vncPassword',
 };
 
 /** The fields an API error is about: schema paths in INVALID_ARG messages, and codes that name one field. */

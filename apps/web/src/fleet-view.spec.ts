@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fleetView, nextSort } from './fleet-view.js';
+import { fleetQuery, fleetView, nextSort } from './fleet-view.js';
 
 const row = (name: string, node: string, state: string) => ({ node, uuid: `${node}-${name}`, name, driver: 'test', state, reason: '' });
 const rows = [row('web', 'n1', 'running'), row('db', 'n2', 'shutoff'), row('api', 'n1', 'shutoff')];
@@ -16,5 +16,11 @@ describe('fleetView', () => {
     expect(fleetView(rows, '', once).map((domain) => domain.name)).toEqual(['api', 'db', 'web']);
     expect(fleetView(rows, '', nextSort(once, 'name')).map((domain) => domain.name)).toEqual(['web', 'db', 'api']);
     expect(nextSort({ column: 'name', descending: true }, 'state')).toEqual({ column: 'state', descending: false });
+  });
+
+  it("asks the gateway for the same filter and order (search, sort, order=desc)", () => {
+    expect(fleetQuery('', undefined)).toBe('');
+    expect(fleetQuery(' zz 1 ', { column: 'name', descending: true })).toBe('search=zz%201&sort=name&order=desc');
+    expect(fleetQuery('', { column: 'state', descending: false })).toBe('sort=state');
   });
 });

@@ -1,10 +1,10 @@
 import { render } from 'preact';
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { type Abilities, abilitiesOf, Api, type Caller, type DomainRef, errorText, type FleetDomain, type NodeHardware, type NodeSummary } from './api.js';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { type Abilities, abilitiesOf, Api, ApiFailure, type Caller, type DomainRef, errorText, type FleetDomain, type NodeHardware, type NodeSummary } from './api.js';
 import { CreateDomain } from './create.js';
 import { DomainPage } from './domain.js';
 import { EventsPage, NetworksPage, StoragePage } from './pages.js';
-import { fleetView, nextSort, type Sort, type SortColumn } from './fleet-view.js';
+import { fleetOrder, fleetQuery, fleetView, nextSort, type Sort, type SortColumn } from './fleet-view.js';
 import { Cell, ErrorLine, RowActions, Table, TextField } from './ui.js';
 
 const TOKEN_KEY = 'virtbus.token';
@@ -23,6 +23,18 @@ function SignIn({ onSignedIn }: { onSignedIn: (api: Api) => void }) {
       setError(errorText(failure));
     }
   };
+  // no token: the gateway knows the caller by the TLS client certificate the browser presented
+  const byCertificate = async () => {
+    const api = new Api('');
+    try {
+      await api.call<Caller>('GET', '/v1/whoami');
+      sessionStorage.setItem(TOKEN_KEY, '');
+      onSignedIn(api);
+    } catch (failure) {
+      const refused = failure instanceof ApiFailure && failure.body.code === 'UNAUTHORIZED';
+      setError(refused ? `The browser presented no client certificate the gateway accepts (${errorText(failure)})` : errorText(failure));
+    }
+  };
   return (
     <main>
       <section>
@@ -35,6 +47,12 @@ function SignIn({ onSignedIn }: { onSignedIn: (api: Api) => void }) {
           </label>
           <button type="submit">Sign in</button>
         </form>
+        <p>
+          or with the TLS client certificate the browser presents:{' '}
+          <button type="button" onClick={() => void byCertificate()}>
+            Use a client certificate
+          </button>
+        </p>
         <ErrorLine error={error} />
       </section>
     </main>
@@ -59,25 +77,34 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
   const asked = useRef(new Set<string>());
   const [filter, setFilter] = useState('');
   const [sort, setSort] = useState<Sort | undefined>();
+  const sortRef = useRef(sort);
+  sortRef.current = sort;
   const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
+  // the gateway filters and sorts the whole fleet: the loaded rows are the first pages of that answer
+  const query = fleetQuery(filter, sort);
+  const queryRef = useRef(query);
+  queryRef.current = query;
 
-  const refresh = useMemo(
-    () => async () => {
-      try {
-        const [nodeList, domainList] = await Promise.all([api.nodes(), api.domains()]);
-        setNodes(nodeList.nodes);
-        setDomains(domainList.domains);
-        setMore(domainList.continue);
-      } catch (failure) {
-        setError(errorText(failure));
-      }
-    },
-    [api],
-  );
+  // an answer to an older filter or sort is dropped
+  const loadDomains = async (token?: string) => {
+    const asked = queryRef.current;
+    try {
+      const page = await api.domains(asked, token);
+      if (asked !== queryRef.current) return;
+      setDomains((current) => (token ? [...current, ...page.domains] : page.domains));
+      setMore(page.continue);
+    } catch (failure) {
+      setError(errorText(failure));
+    }
+  };
+
+  useEffect(() => {
+    void loadDomains();
+  }, [api, query]);
 
   useEffect(() => {
     const abort = new AbortController();
-    void refresh();
+    void api.nodes().then((list) => setNodes(list.nodes), (failure: unknown) => setError(errorText(failure)));
     void api
       .follow((event) => {
         setLive(true);
@@ -91,7 +118,7 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
             setDomains((current) => {
               if (current.some((domain) => sameDomain(domain, found))) return current;
               const row: FleetDomain = { node: found.node, uuid: found.uuid, name: found.name, driver: found.driver, state: found.state, reason: found.reason };
-              const at = current.findIndex((domain) => fleetOrder(row, domain) < 0);
+              const at = current.findIndex((domain) => fleetOrder(sortRef.current)(row, domain) < 0);
               // past the last loaded row while more pages remain: Load more brings it
               if (at < 0 && moreRef.current) return current;
               return at < 0 ? [...current, row] : [...current.slice(0, at), row, ...current.slice(at)];
@@ -103,7 +130,7 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
         if (!abort.signal.aborted) setError(`event stream: ${String(failure)}`);
       });
     return () => abort.abort();
-  }, [api, refresh]);
+  }, [api]);
 
   useEffect(() => {
     for (const node of nodes) {
@@ -113,16 +140,7 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
     }
   }, [api, nodes]);
 
-  const loadMore = async () => {
-    if (!more) return;
-    try {
-      const page = await api.domains(more);
-      setDomains((current) => [...current, ...page.domains]);
-      setMore(page.continue);
-    } catch (failure) {
-      setError(errorText(failure));
-    }
-  };
+  const loadMore = () => more && loadDomains(more);
 
   const act = async (domain: FleetDomain, action: string) => {
     setError('');
@@ -263,8 +281,6 @@ const rowKeyOf = (domain: DomainRef) => `${domain.node}/${domain.uuid}`;
 /** Bulk start/stop calls in flight at once. */
 const BULK_PARALLEL = 8;
 const sameDomain = (a: DomainRef, b: DomainRef) => a.node === b.node && a.uuid === b.uuid;
-/** The fleet list's order: node, name, uuid. */
-const fleetOrder = (a: FleetDomain, b: FleetDomain) => (a.node !== b.node ? (a.node < b.node ? -1 : 1) : a.name !== b.name ? (a.name < b.name ? -1 : 1) : a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0);
 
 const domainHash = (domain: DomainRef) => `#/domains/${encodeURIComponent(domain.node)}/${domain.uuid}`;
 

@@ -335,7 +335,19 @@ export const FleetDomain = Type.Object(
 export type FleetDomain = Static<typeof FleetDomain>;
 
 /** GET /v1/domains: the same filters and paging as domain.list, over every node the caller may see. */
-export const FleetDomainListRequest = Type.Object({ ...DomainListRequest.properties }, { additionalProperties: false, title: 'FleetDomainListRequest' });
+export const FleetDomainListRequest = Type.Object(
+  {
+    ...DomainListRequest.properties,
+    search: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Only domains whose name, node or state contains this, in any case' })),
+    sort: Type.Optional(
+      Type.Enum(['node', 'name', 'driver', 'state'], {
+        description: 'Order by this column, then node, name and uuid (absent: node, the default (node, name, uuid) order); a continue token holds its order',
+      }),
+    ),
+    order: Type.Optional(Type.Enum(['asc', 'desc'], { description: 'asc (absent) or desc: every key of the order reversed' })),
+  },
+  { additionalProperties: false, title: 'FleetDomainListRequest' },
+);
 export type FleetDomainListRequest = Static<typeof FleetDomainListRequest>;
 
 export const FleetDomainList = Type.Object(

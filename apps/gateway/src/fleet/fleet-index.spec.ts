@@ -152,6 +152,32 @@ describe('FleetIndex', () => {
     index.close();
   });
 
+  it('filters by a search over name, node and state and pages in another sort order, each token holding its order', async () => {
+    const nodes = new Nodes();
+    for (const node of ['a', 'b']) for (let i = 0; i < 7; i++) nodes.add(node, `vm-${(i * 5) % 7}`, {}, i % 3 === 0 ? 'running' : 'shutoff');
+    nodes.add('web-node', 'Other');
+    const index = new FleetIndex(nodes);
+    for (const node of nodes.domains.keys()) index.setNode(node, 'g1');
+    expect(await index.whenSynced(5000)).toBe(true);
+    const every = allPages(index);
+    const key = (d: FleetDomain, column: 'name' | 'state') => [d[column], d.node, d.name, d.uuid].join('\u0000');
+    for (const [column, order] of [['name', 'asc'], ['name', 'desc'], ['state', 'desc'], ['state', 'asc']] as const) {
+      const sign = order === 'desc' ? -1 : 1;
+      const expected = [...every].sort((x, y) => sign * (key(x, column) < key(y, column) ? -1 : 1));
+      expect(allPages(index, { sort: column, order, limit: 3 }).map((d) => d.uuid), `${column} ${order}`).toEqual(expected.map((d) => d.uuid));
+    }
+    expect(allPages(index, { order: 'desc', limit: 4 }).map((d) => d.uuid)).toEqual([...every].reverse().map((d) => d.uuid));
+    // the search: any case, over name, node and state; it counts towards remaining like the other filters
+    expect(allPages(index, { search: 'OTH' }).map((d) => d.name)).toEqual(['Other']);
+    expect(allPages(index, { search: 'web-' }).map((d) => d.node)).toEqual(['web-node']);
+    expect(allPages(index, { search: 'runn', sort: 'name', limit: 2 })).toHaveLength(6);
+    expect(index.page({ search: 'vm-6', limit: 1 }, everyone, BYTES).remaining).toBe(1);
+    const byName = index.page({ sort: 'name', limit: 1 }, everyone, BYTES).continue!;
+    expect(() => index.page({ sort: 'state', continue: byName }, everyone, BYTES)).toThrow(/another sort order/);
+    expect(() => index.page({ continue: byName }, everyone, BYTES)).toThrow(/another sort order/);
+    index.close();
+  });
+
   it('applies lifecycle events, drops repeats and learns the driver of a new domain', async () => {
     const { nodes, web, index } = await oneWebDomain();
 

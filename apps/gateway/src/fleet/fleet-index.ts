@@ -6,6 +6,7 @@ import {
   matchesLabelSelector,
   parseLabelSelector,
   takePage,
+  VirtError,
   type Domain,
   type DomainDriver,
   type DomainList,
@@ -197,16 +198,21 @@ export class FleetIndex {
    * One page of the fleet list in (node, name, uuid) order over the nodes `visible` lets through. Only the page's
    * items are collected: nodes and domains before the token are skipped by search, and the rest is counted (by
    * size without filters), so a call costs the page plus one step per node, not one per domain of the fleet.
+   * Another order (`sort`, `order`) costs one pass over the visible domains and a sort of those after the token.
    */
   page(query: FleetDomainListRequest, visible: (node: string) => boolean, maxBytes: number): FleetDomainList {
     const selector = parseLabelSelector(query.labelSelector ?? '');
-    const filtered = query.state !== undefined || query.driver !== undefined || query.prefix !== undefined || query.labelSelector !== undefined;
+    const search = query.search?.toLowerCase();
+    const filtered = query.state !== undefined || query.driver !== undefined || query.prefix !== undefined || query.labelSelector !== undefined || search !== undefined;
     const matches = (domain: FleetDomain): boolean =>
       (query.state === undefined || domain.state === query.state) &&
       (query.driver === undefined || domain.driver === query.driver) &&
       (query.prefix === undefined || domain.name.startsWith(query.prefix)) &&
+      (search === undefined || domain.name.toLowerCase().includes(search) || domain.node.toLowerCase().includes(search) || domain.state.includes(search)) &&
       matchesLabelSelector(domain.labels, selector);
+    if ((query.sort ?? 'node') !== 'node' || query.order === 'desc') return this.orderedPage(query, matches, visible, maxBytes);
     const after = query.continue === undefined ? undefined : decodeContinueToken(query.continue);
+    if (after !== undefined && after.length !== 3) throw new VirtError('INVALID_ARG', 'continue token of another sort order');
     const limit = query.limit ?? Number.POSITIVE_INFINITY;
     const candidates: FleetDomain[] = [];
     let beyond = 0;
@@ -229,15 +235,41 @@ export class FleetIndex {
       if (!filtered) beyond += sorted.length - index;
       else for (; index < sorted.length; index++) if (matches(sorted[index]!)) beyond++;
     }
+    // the candidates start after the token already; takePage only applies the limit and the byte bound
+    return this.answer(candidates, (domain) => [domain.node, domain.name, domain.uuid], query.limit, beyond, visible, maxBytes);
+  }
+
+  /** A page in `sort` column order (then node, name, uuid), every key reversed for `desc`; the token names its order. */
+  private orderedPage(query: FleetDomainListRequest, matches: (domain: FleetDomain) => boolean, visible: (node: string) => boolean, maxBytes: number): FleetDomainList {
+    const column = query.sort ?? 'node';
+    const sign = query.order === 'desc' ? -1 : 1;
+    const tag = `${column}:${query.order ?? 'asc'}`;
+    const keyOf = (domain: FleetDomain) => [tag, domain[column], domain.node, domain.name, domain.uuid];
+    const after = query.continue === undefined ? undefined : decodeContinueToken(query.continue);
+    if (after !== undefined && (after.length !== 5 || after[0] !== tag)) throw new VirtError('INVALID_ARG', 'continue token of another sort order');
+    const keyed: { key: string[]; domain: FleetDomain }[] = [];
+    for (const node of this.nodeNames()) {
+      if (!visible(node)) continue;
+      for (const domain of this.sortedOf(this.nodes.get(node)!)) {
+        if (!matches(domain)) continue;
+        const key = keyOf(domain);
+        if (after === undefined || sign * compareKeys(key, after) > 0) keyed.push({ key, domain });
+      }
+    }
+    keyed.sort((a, b) => sign * compareKeys(a.key, b.key));
+    return this.answer(keyed.map((entry) => entry.domain), keyOf, query.limit, 0, visible, maxBytes);
+  }
+
+  /** The reply: `candidates` (in order, after the token) cut to the limit and byte bound; `beyond` more match past them. */
+  private answer(candidates: FleetDomain[], keyOf: (domain: FleetDomain) => string[], limit: number | undefined, beyond: number, visible: (node: string) => boolean, maxBytes: number): FleetDomainList {
     const stale = this.staleNodes().filter(visible);
     const envelope = stale.reduce((bytes, node) => bytes + node.length + 3, 0);
-    // the candidates start after the token already; takePage only applies the limit and the byte bound
-    const page = takePage(candidates, { keyOf: (domain) => [domain.node, domain.name, domain.uuid], view: (domain) => domain, query: { ...(query.limit ? { limit: query.limit } : {}) }, maxBytes: maxBytes - envelope });
+    const page = takePage(candidates, { keyOf, view: (domain) => domain, query: { ...(limit ? { limit } : {}) }, maxBytes: maxBytes - envelope });
     const remaining = page.remaining + beyond;
     const last = page.items.at(-1);
     return {
       domains: page.items,
-      ...(remaining > 0 && last ? { continue: encodeContinueToken([last.node, last.name, last.uuid]) } : {}),
+      ...(remaining > 0 && last ? { continue: encodeContinueToken(keyOf(last)) } : {}),
       remaining,
       asOf: new Date().toISOString(),
       ...(stale.length > 0 ? { stale } : {}),
