@@ -13,6 +13,7 @@ export type {
   NicCapability,
   ResourceCapability,
   BlockJobCapability,
+  AdoptedBlockJob,
   BlockJobRun,
   BlockJobStart,
   BlockJobWatch,
