@@ -180,6 +180,8 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
       settings: { listenHost: config.migration?.listenHost ?? '127.0.0.1', ...(config.migration?.tlsDir ? { tlsDir: config.migration.tlsDir } : {}) },
     });
     await mover.init();
+    // block jobs that outlived the previous agent process (SIGKILL, crash) are operations again
+    void manager.blockJobs.adoptRunning(pools.operations, (domain, error) => logger.warn({ err: error, domain }, 'block jobs of the domain not re-tracked'));
     const driverInfo: DriverInfo[] = await Promise.all(drivers.map((driver) => driver.probe()));
 
     const kv = await untilJetStreamReady(`bucket ${NODES_BUCKET}`, () => new Kvm(nc).create(NODES_BUCKET, { history: 1, replicas }), { logger });

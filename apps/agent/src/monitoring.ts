@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { EVENTS_STREAM, Subjects, VirtError } from '@virtbus/api-contract';
+import { EVENTS_STREAM, Subjects, VirtError, type AsyncOperation } from '@virtbus/api-contract';
 import {
   createAgentMetrics,
   createDomainMetrics,
@@ -14,6 +14,8 @@ import {
   withoutTracing,
   withSpan,
   type AgentMetrics,
+  type DomainJobListing,
+  type DomainListing,
   type MetricsServer,
   type StoragePoolListing,
 } from '@virtbus/monitoring';
@@ -59,8 +61,26 @@ export interface AgentMonitoring {
   onResult(operation: string, code: string, durationMs: number): void;
   onDriverError(driver: string, operation: string, error: unknown): void;
   /** Starts /metrics and the periodic stats messages once the manager is ready; returns the metrics URL. */
-  start(manager: DomainManager, events: EventPublisher, pools?: { list(): Promise<StoragePoolListing[]> }): Promise<string | undefined>;
+  start(manager: DomainManager, events: EventPublisher, pools?: { list(): Promise<StoragePoolListing[]>; operations?: { list(): AsyncOperation[] } }): Promise<string | undefined>;
   close(): Promise<void>;
+}
+
+/** Each domain's running operations (migration, block jobs) as its one libvirt job: bytes summed, the earliest start. */
+export function withJobs(listings: DomainListing[], operations: readonly AsyncOperation[]): DomainListing[] {
+  const jobs = new Map<string, DomainJobListing>();
+  for (const operation of operations) {
+    const uuid = operation.resources.domain;
+    if (operation.status !== 'running' || !uuid) continue;
+    const before = jobs.get(uuid);
+    const ram = operation.migration;
+    jobs.set(uuid, {
+      startedAt: Math.min(before?.startedAt ?? Infinity, Date.parse(operation.createdAt)),
+      dataTotalBytes: (before?.dataTotalBytes ?? 0) + operation.progress.bytesTotal,
+      dataProcessedBytes: (before?.dataProcessedBytes ?? 0) + operation.progress.bytesProcessed,
+      ...(ram ? { memoryTotalBytes: ram.ramTotalBytes, memoryProcessedBytes: ram.ramTransferredBytes, memoryRemainingBytes: ram.ramRemainingBytes } : {}),
+    });
+  }
+  return jobs.size === 0 ? listings : listings.map((listing) => (jobs.has(listing.uuid) ? { ...listing, job: jobs.get(listing.uuid)! } : listing));
 }
 
 /** How long /readyz waits for the event stream's info: a disconnected bus answers nothing. */
@@ -126,7 +146,7 @@ export function createAgentMonitoring(options: { node: string; nc: NatsConnectio
           cacheIntervalMs: config.metricsCacheMs ?? DEFAULT_METRICS_CACHE_MS,
           deadlineMs,
           source: {
-            listDomains: async () => manager.listings(),
+            listDomains: async () => withJobs(manager.listings(), pools?.operations?.list() ?? []),
             // The driver gets a little longer than the collector, so a stuck domain is reported as timed out, not failed.
             // A scrape is no caller's request: its driver and QMP calls make no traces.
             domainStats: (uuid, { deadlineMs: bound }) => withoutTracing(() => manager.stats.driverStats(uuid, bound + DRIVER_DEADLINE_MARGIN_MS)),

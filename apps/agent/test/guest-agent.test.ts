@@ -124,6 +124,15 @@ describe.skipIf(!QEMU)('guest agent calls on QEMU (TCG guest running qemu-ga fro
     expect(interfaces.find((nic) => nic.name === 'lo')?.addresses).toContainEqual({ type: 'ipv4', address: '127.0.0.1', prefix: 8 });
   });
 
+  it("fills a user NIC's interface stats from the guest agent's counters (host view, as for taps: rx = what the guest sent)", async () => {
+    await waitFor('the DHCP lease', async () => (await log()).includes(GUEST_MARKERS.ip), 60_000);
+    const nic0 = (await client.call(NODE, 'domain.stats', { id: id() })).net?.find((nic) => nic.name === 'nic0');
+    // the guest sent DHCP discover/request and received the offer/ack of QEMU's slirp
+    expect(nic0?.rxPackets).toBeGreaterThan(0);
+    expect(nic0?.txPackets).toBeGreaterThan(0);
+    expect(nic0?.rxBytes).toBeGreaterThan(0);
+  });
+
   it('runs a command with its output and exit code (guest-exec)', async () => {
     const result = await client.call(NODE, 'domain.exec', { id: id(), exec: { command: ['/bin/sh', '-c', 'echo "hi $WHO"; echo err >&2; exit 3'], env: { WHO: 'there' } } });
     expect(result).toEqual({ exitCode: 3, stdout: 'hi there\n', stderr: 'err\n', timedOut: false });

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Subjects, type AsyncOperation, type Domain, type DomainEvent } from '@virtbus/api-contract';
-import { ensureTestGuest, GuestShell, nodeApi, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, type AgentProcess, waitFor, tearDown, useAgentBus } from '@virtbus/testing';
+import { ensureTestGuest, freePort, GuestShell, nodeApi, GUEST_MARKERS, hasBinaryOrSkip, spawnAgent, type AgentProcess, waitFor, tearDown, useAgentBus } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../src/index.js';
 
@@ -16,6 +16,10 @@ const events: DomainEvent[] = [];
 const bus = useAgentBus('vb-blockjobs-');
 let gateway: RunningGateway;
 let agent: AgentProcess | undefined;
+let metricsPort = 0;
+/** The agent of the node on its state dir: started again after a SIGKILL, it finds the domain and its block jobs. */
+const startAgent = () =>
+  spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir: join(bus.dir, 'state'), drivers: 'test,qemu', extraArgs: ['--metrics-address', `127.0.0.1:${metricsPort}`, '--metrics-cache-ms', '0'] });
 
 const { api, ok, defineFromImage } = nodeApi(() => gateway.url, NODE);
 const images = () => join(bus.dir, 'images');
@@ -53,7 +57,8 @@ describe.skipIf(!QEMU || !GENISOIMAGE || !QEMU_IO)('block jobs on a running TCG 
   beforeAll(async () => {
     const guest = await ensureTestGuest();
     await mkdir(images(), { recursive: true });
-    agent = await spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir: join(bus.dir, 'state'), drivers: 'test,qemu' });
+    metricsPort = await freePort();
+    agent = await startAgent();
     gateway = await startGateway({ nc: bus.nc, host: '127.0.0.1', port: 0, heartbeatMs: 500, discoveryWaitMs: 500 });
     bus.nc.subscribe(Subjects.eventKindFilter({ node: NODE, kind: 'domainevent' }), { callback: (_error, message) => void events.push(message.json<DomainEvent>()) });
     domain = await defineFromImage('bj', guest, '48M');
@@ -148,9 +153,37 @@ describe.skipIf(!QEMU || !GENISOIMAGE || !QEMU_IO)('block jobs on a running TCG 
     expect((await api('GET', '/domains/bj/disks/vdb/job')).body?.code).toBe('NOT_FOUND');
   }, 120_000);
 
+  it('a throttled copy is the domain job of libvirt_domain_job_info_*; after an agent SIGKILL it is found again (query-block-jobs) with progress and cancelled', async () => {
+    await ok<AsyncOperation>('POST', '/domains/bj/disks/vdb/copy', { destination: image('adopted.qcow2'), bandwidth: 256 * 1024 }, 202);
+    const sample = async (name: string) => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      return Number(new RegExp(`^${name}\\{domain="bj",[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1]);
+    };
+    await waitFor('the job in the metrics', async () => (await sample('libvirt_domain_job_info_data_total_bytes')) > 0, 10_000);
+    expect(await sample('libvirt_domain_job_info_type')).toBe(2);
+    expect(await sample('libvirt_domain_info')).toBe(1);
+
+    await shell!.close();
+    shell = undefined;
+    await agent!.kill('SIGKILL');
+    agent = await startAgent();
+    let adopted: AsyncOperation | undefined;
+    await waitFor('the re-tracked copy', async () => {
+      const { operations } = await ok<{ operations: AsyncOperation[] }>('GET', '/operations');
+      adopted = operations.find((operation) => operation.description === 'block copy of vdb on bj' && operation.progress.bytesTotal > 0);
+      return adopted !== undefined;
+    }, 30_000);
+    expect(adopted).toMatchObject({ status: 'running', resources: { domain: domain.uuid } });
+    expect(await ok('GET', '/domains/bj/disks/vdb/job')).toMatchObject({ type: 'COPY', ready: false });
+    expect((await api('POST', '/domains/bj/disks/vdb/pull', {})).body?.code).toBe('OPERATION_INVALID');
+    await ok('DELETE', '/domains/bj/disks/vdb/job');
+    expect(await finished(adopted!)).toMatchObject({ status: 'cancelled' });
+    expect((await ok<Domain>('GET', '/domains/bj')).liveDisks?.find((disk) => disk.target === 'vdb')?.source).toEqual({ path: image('data.qcow2') });
+  }, 120_000);
+
   it('refuses block jobs on a cdrom and on a shut-off domain', async () => {
     expect((await api('POST', '/domains/bj/disks/hda/pull', {})).body?.code).toBe('INVALID_ARG');
-    await shell!.close();
+    await shell?.close();
     shell = undefined;
     await ok<Domain>('PUT', '/domains/bj/state', { action: 'destroy' });
     expect((await api('PUT', '/domains/bj/disks/vda/size', { sizeBytes: 64 * MiB })).body?.code).toBe('OPERATION_INVALID');

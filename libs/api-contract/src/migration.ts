@@ -1,7 +1,8 @@
 import Type, { type Static } from 'typebox';
 import { HostCpu } from './capabilities.js';
 import { DomainConfig } from './domain.js';
-import { Count, DomainId, HostPath, NodeName, Uuid } from './names.js';
+import { Count, DomainId, HostPath, NodeName, ObjectName, Uuid } from './names.js';
+import { DomainSnapshot } from './snapshots.js';
 import { PermissionClass, type OperationSpec } from './operation-spec.js';
 import { Access } from './subjects.js';
 
@@ -74,6 +75,22 @@ export const DomainMigrateRequest = Type.Object(
   { additionalProperties: false },
 );
 
+/** Bound of the gzip bytes of every file carried inside one prepare, so the message stays below NATS' 1 MiB max_payload. */
+export const MIGRATION_CARRIED_MAX_BYTES = 512 * 1024;
+
+/** A small file that travels inside prepare (gzip, then base64): the EFI NVRAM, or a read-only pool volume such as a cloud-init seed. */
+export const PeerMigrationFile = Type.Object(
+  {
+    kind: Type.Enum(['nvram', 'volume']),
+    /** volume: where it goes on the destination (the pool mapped by poolMap). */
+    pool: Type.Optional(ObjectName),
+    volume: Type.Optional(ObjectName),
+    gzipBase64: Type.String({ maxLength: Math.ceil(MIGRATION_CARRIED_MAX_BYTES / 3) * 4 }),
+  },
+  { additionalProperties: false },
+);
+export type PeerMigrationFile = Static<typeof PeerMigrationFile>;
+
 /** Agent-to-agent messages on `virt.v1.<destination>.peer.migration.*` (never on the public API). */
 export const PeerMigrationPrepare = Type.Object(
   {
@@ -87,6 +104,11 @@ export const PeerMigrationPrepare = Type.Object(
     ticket: Type.Optional(MigrationTicketSecret),
     /** The CPU model the source runs the domain with and the source host's CPU (the destination checks it can give the same). */
     cpu: Type.Optional(Type.Object({ model: Type.String({ maxLength: 128 }), host: HostCpu }, { additionalProperties: false })),
+    /** The domain's snapshot metadata, which moves with it (the images hold the snapshots themselves). */
+    snapshots: Type.Optional(
+      Type.Object({ current: Type.Optional(ObjectName), snapshots: Type.Array(Type.Omit(DomainSnapshot, ['children', 'current'])) }, { additionalProperties: false }),
+    ),
+    files: Type.Optional(Type.Array(PeerMigrationFile, { maxItems: 16 })),
   },
   { additionalProperties: false },
 );

@@ -350,6 +350,14 @@ export interface BlockJobCapability {
   resize(domain: DomainRecord, target: string, sizeBytes: number): Promise<void>;
   /** Sets the limits (absent: 0, none) and answers those in force. */
   setIoTune(domain: DomainRecord, target: string, tune: BlockIoTune): Promise<BlockIoTune>;
+  /** After an agent restart: the block jobs still on the domain's disks (`targets`), each followed again to its end (no pivot of its own). */
+  adoptJobs?(domain: DomainRecord, targets: readonly string[], watch: (target: string) => BlockJobWatch): Promise<AdoptedBlockJob[]>;
+}
+
+/** A block job found running after an agent restart. */
+export interface AdoptedBlockJob extends BlockJobRun {
+  target: string;
+  type: BlockJobInfo['type'];
 }
 
 /**

@@ -13,6 +13,7 @@ export type {
   NicCapability,
   ResourceCapability,
   BlockJobCapability,
+  AdoptedBlockJob,
   BlockJobRun,
   BlockJobStart,
   BlockJobWatch,
@@ -36,6 +37,7 @@ export type {
 } from './driver.js';
 export { TestDriver, type TestDriverOptions } from './test/test-driver.js';
 export { diskTargets } from './qemu/command-line.js';
+export { nvramPath } from './qemu/machine.js';
 export { QemuDriver, type QemuDriverOptions, type ShutdownOptions } from './qemu/qemu-driver.js';
 export { LxcDriver, type LxcDriverOptions } from './lxc/lxc-driver.js';
 export { DriverFactories, DriverNames, createDrivers, type DriverName, type DriverOptions } from './registry.js';

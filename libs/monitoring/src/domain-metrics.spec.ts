@@ -148,4 +148,26 @@ describe('createDomainMetrics', () => {
     expect(text).toContain(`libvirt_domain_timed_out{domain="web",uuid="${WEB}",node="n1"} 1`);
     expect(text).toContain(`libvirt_domain_info_cpu_time_seconds_total{domain="web",uuid="${WEB}",node="n1"} 1`);
   });
+
+  it('exports libvirt_domain_info and libvirt_domain_job_info_* for active domains: type 2 with the job figures while one runs, 0 otherwise', async () => {
+    const registry = new Registry();
+    const source = makeSource();
+    const list = source.listDomains.bind(source);
+    const os = { type: 'hvm', arch: 'x86_64', machine: 'q35' };
+    const job = { startedAt: Date.now() - 3_000, dataTotalBytes: 1000, dataProcessedBytes: 400, memoryTotalBytes: 64, memoryProcessedBytes: 16, memoryRemainingBytes: 48 };
+    source.listDomains = async () => (await list()).map((entry) => ({ ...entry, os, ...(entry.uuid === WEB ? { job } : {}) }));
+    createDomainMetrics({ registry, node: 'n1', source, cacheIntervalMs: 0, deadlineMs: 300 });
+
+    const text = await registry.metrics();
+    expect(text).toContain(`libvirt_domain_info{domain="web",uuid="${WEB}",node="n1",os_type="hvm",os_type_arch="x86_64",os_type_machine="q35"} 1`);
+    expect(text).toContain('# TYPE libvirt_domain_job_info_type gauge');
+    expect(text).toContain(`libvirt_domain_job_info_type{domain="web",uuid="${WEB}",node="n1"} 2`);
+    expect(text).toContain(`libvirt_domain_job_info_type{domain="stuck",uuid="${STUCK}",node="n1"} 0`);
+    expect(text).not.toContain(`libvirt_domain_job_info_type{domain="off"`);
+    expect(text).toContain(`libvirt_domain_job_info_data_remaining_bytes{domain="web",uuid="${WEB}",node="n1"} 600`);
+    expect(text).toContain(`libvirt_domain_job_info_memory_remaining_bytes{domain="web",uuid="${WEB}",node="n1"} 48`);
+    expect(text).toContain(`libvirt_domain_job_info_file_total_bytes{domain="web",uuid="${WEB}",node="n1"} 0`);
+    const elapsed = valueFor(values(await registry.getMetricsAsJSON(), 'libvirt_domain_job_info_time_elapsed_seconds'), { uuid: WEB });
+    expect(elapsed).toBeGreaterThanOrEqual(3);
+  });
 });

@@ -17,8 +17,29 @@ export interface NicListing {
   model: string;
 }
 
+/** A domain's running job (a migration or block jobs) for libvirt_domain_job_info_*, as virDomainGetJobInfo reports one. */
+export interface DomainJobListing {
+  /** Epoch ms the job started. */
+  startedAt: number;
+  dataTotalBytes: number;
+  dataProcessedBytes: number;
+  memoryTotalBytes?: number;
+  memoryProcessedBytes?: number;
+  memoryRemainingBytes?: number;
+}
+
+/** The domain's OS type as libvirt's <os><type arch machine> names it, for libvirt_domain_info. */
+export interface DomainOsListing {
+  type: string;
+  arch: string;
+  machine: string;
+}
+
 /** What the collector needs to know about a domain without asking its hypervisor. */
 export interface DomainListing {
+  /** The job running on an active domain; absent when none (job type 0, VIR_DOMAIN_JOB_NONE). */
+  job?: DomainJobListing;
+  os?: DomainOsListing;
   /** Devices of an active domain (their info metrics); absent for shut-off ones. */
   disks?: readonly DiskListing[];
   nics?: readonly NicListing[];
@@ -427,6 +448,30 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
   family('gauge', 'libvirt_storage_pool_timed_out', "Whether scraping libvirt's storage pool metrics has timed out.", poolLabels, (set, data) => {
     for (const pool of data.pools) set({ storage_pool: pool.name, node }, data.poolsTimedOut ? 1 : 0);
   });
+
+  family('gauge', 'libvirt_domain_info', 'Metadata labels for the domain.', [...domainLabels, 'os_type', 'os_type_arch', 'os_type_machine'], (set, data) => {
+    for (const { listing } of data.domains) set({ ...labelsOf(listing), os_type: listing.os?.type ?? '', os_type_arch: listing.os?.arch ?? '', os_type_machine: listing.os?.machine ?? '' }, 1);
+  });
+
+  // virDomainJobType: NONE 0, UNBOUNDED 2 (a migration or block job of unknown end); inovex reports every active domain
+  const jobMetric = (name: string, help: string, value: (job: DomainJobListing | undefined, now: number) => number) =>
+    family('gauge', `libvirt_domain_job_info_${name}`, help, domainLabels, (set, data) => {
+      const now = Date.now();
+      for (const { listing } of data.domains) if (isActive(listing.state)) set(labelsOf(listing), value(listing.job, now));
+    });
+  jobMetric('type', 'Code of the domain job type', (job) => (job ? 2 : 0));
+  jobMetric('time_elapsed_seconds', 'Time elapsed since the start of the domain job', (job, now) => (job ? Math.max(0, now - job.startedAt) / 1000 : 0));
+  jobMetric('time_remaining_seconds', 'Time remaining until the end of the domain job', () => 0);
+  jobMetric('data_total_bytes', 'Data total of the domain job', (job) => job?.dataTotalBytes ?? 0);
+  jobMetric('data_processed_bytes', 'Data processed of the domain job', (job) => job?.dataProcessedBytes ?? 0);
+  jobMetric('data_remaining_bytes', 'Data remaining of the domain job', (job) => (job ? Math.max(0, job.dataTotalBytes - job.dataProcessedBytes) : 0));
+  jobMetric('memory_total_bytes', 'Memory total of the domain job', (job) => job?.memoryTotalBytes ?? 0);
+  jobMetric('memory_processed_bytes', 'Memory processed of the domain job', (job) => job?.memoryProcessedBytes ?? 0);
+  jobMetric('memory_remaining_bytes', 'Memory remaining of the domain job', (job) => job?.memoryRemainingBytes ?? 0);
+  // no job of this agent writes a save file while it is tracked: file figures stay 0, as libvirt reports outside save/dump
+  jobMetric('file_total_bytes', 'File total of the domain job', () => 0);
+  jobMetric('file_processed_bytes', 'File processed of the domain job', () => 0);
+  jobMetric('file_remaining_bytes', 'File remaining of the domain job', () => 0);
 
   return { refresh };
 }

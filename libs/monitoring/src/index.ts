@@ -1,9 +1,11 @@
 export {
   createDomainMetrics,
   StoragePoolStates,
+  type DomainJobListing,
   type DomainListing,
   type DomainMetrics,
   type DomainMetricsOptions,
+  type DomainOsListing,
   type DomainStatsSource,
   type StoragePoolListing,
   type StoragePoolState,

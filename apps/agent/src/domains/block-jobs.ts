@@ -1,10 +1,13 @@
-import { VirtError, type AsyncOperation, type BlockIoTune, type BlockJobInfo, type LiveDisk } from '@virtbus/api-contract';
-import type { BlockJobCapability, BlockJobStart, HypervisorDriver } from '@virtbus/drivers';
-import type { OperationManager } from '../storage/operations.js';
+import { VirtError, isActive, type AsyncOperation, type BlockIoTune, type BlockJobInfo, type LiveDisk } from '@virtbus/api-contract';
+import type { BlockJobCapability, BlockJobRun, BlockJobStart, HypervisorDriver } from '@virtbus/drivers';
+import type { OperationHandle, OperationManager } from '../storage/operations.js';
 import { liveDisksOf } from './devices.js';
 import { withTargets } from './disk-ops.js';
 import type { DomainJobs } from './jobs.js';
 import type { StoredDomain } from './store.js';
+
+/** The verb that starts each virDomainBlockJobType, for an adopted job's operation. */
+const KIND_OF_TYPE: Record<BlockJobInfo['type'], BlockJobStart['kind']> = { PULL: 'pull', COPY: 'copy', COMMIT: 'commit', ACTIVE_COMMIT: 'commit' };
 
 /** A running domain's disk that block jobs may act on, with the driver's capability. */
 function blockDisk(stored: StoredDomain, driver: HypervisorDriver, target: string): BlockJobCapability {
@@ -38,30 +41,64 @@ export class DomainBlockJobs {
     return this.jobs.inJob(id, async (stored, driver) => {
       const capability = blockDisk(stored, driver, target);
       const { uuid, name } = stored.config;
-      const key = `${uuid}/${target}`;
-      if (this.running.has(key)) throw new VirtError('OPERATION_INVALID', `disk ${target} of ${name} already has a block job`);
+      if (this.running.has(`${uuid}/${target}`)) throw new VirtError('OPERATION_INVALID', `disk ${target} of ${name} already has a block job`);
       const controller = new AbortController();
       let progress = (_done: number, _total: number): void => undefined;
       const run = await this.jobs.driverCall(driver, `block.${job.kind}`, stored, () =>
         capability.start(stored, target, job, { signal: controller.signal, onProgress: (done, total) => progress(done, total) }),
       );
-      const handle = operations.begin(`block ${job.kind} of ${target} on ${name}`, { domain: uuid });
-      handle.signal.addEventListener('abort', () => controller.abort(), { once: true });
+      const handle = this.track(stored, target, job.kind, run, controller, operations, job.kind === 'copy' ? (job.format ?? 'qcow2') : undefined);
       progress = (done, total) => handle.progress(done, total);
-      this.running.set(key, handle.id);
-      void (async () => {
-        try {
-          const { activePath } = await run.finished;
-          if (activePath) await this.movedTo(uuid, target, activePath, job.kind === 'copy' ? (job.format ?? 'qcow2') : undefined);
-          handle.succeed();
-        } catch (error) {
-          handle.fail(error);
-        } finally {
-          this.running.delete(key);
-        }
-      })();
       return handle.snapshot();
     });
+  }
+
+  /**
+   * After an agent restart: the block jobs still running on every active domain become operations again (progress,
+   * cancel, completion). A copy or active commit adopted this way does not pivot by itself: `blockjob --pivot` does.
+   */
+  async adoptRunning(operations: OperationManager, onError: (domain: string, error: unknown) => void): Promise<void> {
+    for (const stored of [...this.jobs.all()]) {
+      const driver = this.jobs.driverFor(stored.config);
+      if (!isActive(stored.state) || !driver.blockJobs?.adoptJobs) continue;
+      const adoptJobs = driver.blockJobs.adoptJobs.bind(driver.blockJobs);
+      try {
+        const handles = new Map<string, OperationHandle>();
+        const controllers = new Map<string, AbortController>();
+        const targets = liveDisksOf(stored).map((disk) => disk.target);
+        const adopted = await this.jobs.driverCall(driver, 'block.adopt', stored, () =>
+          adoptJobs(stored, targets, (target) => {
+            const controller = new AbortController();
+            controllers.set(target, controller);
+            return { signal: controller.signal, onProgress: (done, total) => handles.get(target)?.progress(done, total) };
+          }),
+        );
+        for (const job of adopted) handles.set(job.target, this.track(stored, job.target, KIND_OF_TYPE[job.type], job, controllers.get(job.target)!, operations, undefined));
+      } catch (error) {
+        onError(stored.config.name, error);
+      }
+    }
+  }
+
+  /** The operation of a started (or adopted) job: cancel aborts it, its end moves the disk when it pivoted. */
+  private track(stored: StoredDomain, target: string, kind: BlockJobStart['kind'], run: BlockJobRun, controller: AbortController, operations: OperationManager, format: LiveDisk['format'] | undefined): OperationHandle {
+    const { uuid, name } = stored.config;
+    const key = `${uuid}/${target}`;
+    const handle = operations.begin(`block ${kind} of ${target} on ${name}`, { domain: uuid });
+    handle.signal.addEventListener('abort', () => controller.abort(), { once: true });
+    this.running.set(key, handle.id);
+    void (async () => {
+      try {
+        const { activePath } = await run.finished;
+        if (activePath) await this.movedTo(uuid, target, activePath, format);
+        handle.succeed();
+      } catch (error) {
+        handle.fail(error);
+      } finally {
+        this.running.delete(key);
+      }
+    })();
+    return handle;
   }
 
   async info(id: string, target: string): Promise<BlockJobInfo> {

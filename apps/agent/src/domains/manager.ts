@@ -509,6 +509,7 @@ export class DomainManager {
       reason: stored.reason,
       vcpus: stored.config.vcpus,
       memoryMiB: stored.config.memory,
+      os: osOf(stored.config),
       ...(isActive(stored.state) ? devicesOf(stored.config) : {}),
     }));
   }
@@ -840,6 +841,14 @@ export class DomainManager {
       ...(this.pendingWrites.has(stored.config.uuid) ? { persistPending: true as const } : {}),
     };
   }
+}
+
+const HOST_ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ia32: 'i686', ppc64: 'ppc64le', s390x: 's390x' };
+
+/** libvirt's <os><type> of the domain for libvirt_domain_info: containers are `exe`, machines `hvm` on the host's arch. */
+function osOf(config: DomainConfig): NonNullable<DomainListing['os']> {
+  if (config.driver === 'lxc') return { type: 'exe', arch: HOST_ARCH[process.arch] ?? process.arch, machine: '' };
+  return { type: 'hvm', arch: HOST_ARCH[process.arch] ?? process.arch, machine: config.os?.machine ?? 'pc' };
 }
 
 /** The devices of an active domain for the block and interface info metrics. */

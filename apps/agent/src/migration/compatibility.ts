@@ -73,7 +73,10 @@ export async function checkCompatibility({ node, domains, prepare, hasTls, netwo
   const copy = (options.copyStorage ?? 'none') === 'all';
   const targets = diskTargets(config.disks);
   for (const [index, disk] of config.disks.entries()) {
-    const copied = copy && !disk.readonly;
+    // a read-only volume the source sent inside prepare (a cloud-init seed) is made here like a copied one
+    const source = disk.source;
+    const carried = 'pool' in source && prepare.files?.some((file) => file.kind === 'volume' && file.pool === source.pool && file.volume === source.volume) === true;
+    const copied = copy && (!disk.readonly || carried);
     if ('pool' in disk.source) {
       const { pool, volume } = disk.source;
       if (!volumes) refuse(`disk ${targets[index]} is a volume of pool ${pool}, and the node has no storage pools`);
@@ -83,7 +86,7 @@ export async function checkCompatibility({ node, domains, prepare, hasTls, netwo
       );
       if (copied && found) refuse(`disk ${targets[index]}: volume ${volume} already exists in pool ${pool} (a storage copy makes it anew; map the pool with poolMap)`);
       if (!copied && !found) refuse(`disk ${targets[index]}: pool ${pool} has no volume ${volume} there (shared storage expected; use copyStorage all)`);
-      if (copied && prepare.diskSizes[targets[index]!] === undefined) refuse(`disk ${targets[index]}: the source sent no size`);
+      if (copied && !carried && prepare.diskSizes[targets[index]!] === undefined) refuse(`disk ${targets[index]}: the source sent no size`);
       continue;
     }
     const path = disk.source.path;

@@ -1,9 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 import {
+  MIGRATION_CARRIED_MAX_BYTES,
   VirtError,
   type AsyncOperation,
   type LifecycleEvent,
@@ -15,13 +17,14 @@ import {
   type OperationRequest,
   type OperationResponse,
   type PeerMigrationAbort,
+  type PeerMigrationFile,
   type PeerMigrationFinish,
   type PeerMigrationOperations,
   type PeerMigrationPrepare,
   type PeerMigrationTarget,
   type StorageVolumesPost,
 } from '@virtbus/api-contract';
-import { diskTargets, writeJsonAtomic, type DomainRecord, type NetworkResolver, type HypervisorDriver, type MigrationCapability, type MigrationStatus } from '@virtbus/drivers';
+import { diskTargets, nvramPath, writeJsonAtomic, type DomainRecord, type NetworkResolver, type HypervisorDriver, type MigrationCapability, type MigrationStatus } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 import type { DomainManager } from '../domains/manager.js';
 import type { OperationHandlers } from '../service.js';
@@ -30,6 +33,8 @@ import { checkCompatibility } from './compatibility.js';
 import { resolveConfig, type VolumeResolver } from '../domains/volumes.js';
 import { readHostCpu } from '../node-info.js';
 import { assertMigrationTls, wantsTls } from './tls-policy.js';
+import { SnapshotStore } from '../snapshots/store.js';
+import { StateDir } from '../state-dir.js';
 
 type PeerVerb = keyof typeof PeerMigrationOperations;
 const PEER_TIMEOUT_MS = 60_000;
@@ -159,9 +164,11 @@ export class MigrationManager {
   private readonly tickets = new Map<string, PendingTicket>();
   private readonly dir: string;
   private readonly client: VirtClient;
+  private readonly snapshots: SnapshotStore;
 
   constructor(private readonly options: MigrationManagerOptions) {
     this.dir = join(options.stateDir, 'migrations');
+    this.snapshots = new SnapshotStore(options.stateDir);
     this.client = new VirtClient(options.nc, PEER_TIMEOUT_MS);
   }
 
@@ -267,14 +274,23 @@ export class MigrationManager {
     const ownTls = offline ? request.tls : (request.tls ?? (wantsTls(undefined, listenHost) ? true : undefined));
     if (!offline) assertMigrationTls({ node, tls: ownTls ?? false, listenHost, ...(tlsDir ? { tlsDir } : {}), ...(request.tls !== undefined ? { requested: request.tls } : {}) });
     const targets = diskTargets(config.disks);
+    const copying = (request.copyStorage ?? 'none') === 'all';
+    const snapshots = await this.snapshots.load(config.uuid);
+    // an NBD copy carries the guest-visible data only: internal snapshots and external overlays stay behind
+    if (copying && snapshots.snapshots.length > 0) {
+      throw new VirtError('MIGRATION_INCOMPATIBLE', `domain ${config.name} has ${snapshots.snapshots.length} snapshot(s), which a storage copy cannot carry: migrate over shared storage or delete them`);
+    }
+    const files = await this.carriedFiles(config, request, copying);
     let prepare: PeerMigrationPrepare = {
       migrationId: '00000000-0000-4000-8000-000000000000',
       source: node,
-      config: (request.copyStorage ?? 'none') === 'all' ? destinationConfig(config, request, targets) : config,
+      config: copying ? destinationConfig(config, request, targets) : config,
       options: ownTls === undefined ? request : { ...request, tls: ownTls },
       diskSizes,
       ...(ticket !== undefined ? { ticket } : {}),
       ...(cpu ? { cpu } : {}),
+      ...(snapshots.snapshots.length > 0 ? { snapshots } : {}),
+      ...(files.length > 0 ? { files } : {}),
     };
     const checked = await this.peer(request.destination, 'migration.check', prepare);
     if (!offline && ownTls === undefined && checked.tls) {
@@ -402,12 +418,16 @@ export class MigrationManager {
     await this.check(prepare);
     const { config, options } = prepare;
     await domains.defineConfig(config);
+    // what came inside the message is written before the guest starts; it goes with the other files on failure
+    const createdFiles = await this.writeCarried(prepare).catch(async (error: unknown) => {
+      await this.dropIncoming({ migrationId: prepare.migrationId, role: 'destination', uuid: config.uuid, peer: prepare.source, createdDefinition: true });
+      throw error;
+    });
     if (options.offline) return { uri: '' };
     const copy = (options.copyStorage ?? 'none') === 'all';
     const targets = diskTargets(config.disks);
     const copyDisks = copy ? Object.fromEntries(targets.flatMap((target, index) => (config.disks[index]?.readonly ? [] : prepare.diskSizes[target] !== undefined ? [[target, prepare.diskSizes[target]!]] : []))) : {};
     // a copied pool volume is made anew in its pool (the copy then writes it); it goes with the other files on failure
-    const createdFiles: string[] = [];
     for (const target of Object.keys(copyDisks)) {
       const disk = config.disks[targets.indexOf(target)];
       if (disk && 'pool' in disk.source && this.options.storage) {
@@ -504,6 +524,63 @@ export class MigrationManager {
       }
       await this.removeJournal(journal.migrationId);
     }
+  }
+
+  /**
+   * Small files that travel inside prepare: the EFI NVRAM (QEMU migrates the flash contents live, but not offline) and,
+   * for a storage copy, the read-only pool volumes QEMU cannot mirror (the cloud-init seed); larger ones must exist there.
+   */
+  private async carriedFiles(config: DomainConfig, request: MigrationRequest, copying: boolean): Promise<PeerMigrationFile[]> {
+    const files: { file: Omit<PeerMigrationFile, 'gzipBase64'>; path: string }[] = [];
+    if (config.os.firmware === 'efi') files.push({ file: { kind: 'nvram' }, path: nvramPath(StateDir.nvram(this.options.stateDir), config.uuid) });
+    if (copying && this.options.storage) {
+      for (const disk of config.disks) {
+        if (!disk.readonly || !('pool' in disk.source)) continue;
+        const { pool, volume } = disk.source;
+        files.push({ file: { kind: 'volume', pool: request.poolMap?.[pool] ?? pool, volume }, path: (await this.options.storage.resolveVolume(pool, volume)).path });
+      }
+    }
+    let total = 0;
+    const carried: PeerMigrationFile[] = [];
+    for (const { file, path } of files) {
+      const content = await readFile(path).catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && file.kind === 'nvram') return undefined;
+        throw error;
+      });
+      if (!content) continue;
+      const gzip = gzipSync(content);
+      total += gzip.length;
+      if (total > MIGRATION_CARRIED_MAX_BYTES) {
+        throw new VirtError('MIGRATION_INCOMPATIBLE', `${file.volume ?? 'the NVRAM'} of ${config.name} is too large to travel with the migration (${MIGRATION_CARRIED_MAX_BYTES} bytes compressed in all): make it exist on the destination`);
+      }
+      carried.push({ ...file, gzipBase64: gzip.toString('base64') });
+    }
+    return carried;
+  }
+
+  /** Destination side: writes the carried files and the snapshot metadata; answers the paths made (removed on failure). */
+  private async writeCarried(prepare: PeerMigrationPrepare): Promise<string[]> {
+    const { uuid } = prepare.config;
+    const created: string[] = [];
+    for (const file of prepare.files ?? []) {
+      const content = gunzipSync(Buffer.from(file.gzipBase64, 'base64'), { maxOutputLength: 64 * 1024 * 1024 });
+      let path: string;
+      if (file.kind === 'nvram') path = nvramPath(StateDir.nvram(this.options.stateDir), uuid);
+      else {
+        if (!file.pool || !file.volume || !this.options.storage) throw new VirtError('INVALID_ARG', 'a carried volume needs a pool and a volume on a node with storage pools');
+        await this.options.storage.createVolume(file.pool, { name: file.volume, capacity: content.length, format: 'raw' });
+        path = (await this.options.storage.resolveVolume(file.pool, file.volume)).path;
+      }
+      created.push(path);
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, content, { mode: 0o600 });
+    }
+    if (prepare.snapshots) {
+      await this.snapshots.init();
+      await this.snapshots.save(uuid, prepare.snapshots);
+      created.push(this.snapshots.path(uuid));
+    }
+    return created;
   }
 
   /** Whether the destination already runs the domain (it finished before the source could confirm). */

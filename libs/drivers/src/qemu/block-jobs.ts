@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VirtError, type BlockIoTune, type BlockJobInfo } from '@virtbus/api-contract';
-import type { BlockJobCapability, BlockJobRun, BlockJobStart, BlockJobWatch, DomainRecord } from '../driver.js';
+import type { AdoptedBlockJob, BlockJobCapability, BlockJobRun, BlockJobStart, BlockJobWatch, DomainRecord } from '../driver.js';
 import type { Qmp, QmpBlockDeviceInfo, QmpIoThrottle } from './qmp/index.js';
 import { failure } from './resources.js';
 
@@ -61,6 +61,19 @@ export class QemuBlockJobs implements BlockJobCapability {
     const type = job && this.typeOf(domain.config.uuid, target, job.type);
     if (!job || !type) return undefined;
     return { target, type, bytesProcessed: job.offset, bytesTotal: job.len, ready: job.ready, bandwidth: job.speed };
+  }
+
+  async adoptJobs(domain: DomainRecord, targets: readonly string[], watch: (target: string) => BlockJobWatch): Promise<AdoptedBlockJob[]> {
+    const qmp = this.qmpOf(domain);
+    // our block jobs are named after their disk; migration's mirrors and snapshot jobs have other ids
+    const jobs = (await qmp.jobs.queryJobs()).filter((job) => targets.includes(job.id) && JOB_TYPES[job.type]);
+    const adopted: AdoptedBlockJob[] = [];
+    for (const job of jobs) {
+      const what = `block job of ${job.id} on ${domain.config.name}`;
+      const top = job.status === 'concluded' ? '' : ((await this.activeNode(qmp, job.id))['node-name'] ?? '');
+      adopted.push({ target: job.id, type: this.typeOf(domain.config.uuid, job.id, job.type)!, finished: this.follow(qmp, job.id, top, false, watch(job.id), what) });
+    }
+    return adopted;
   }
 
   /** virDomainBlockJobType of a disk's job: ACTIVE_COMMIT when this driver started the commit on the active layer, as libvirt reports it. */

@@ -47,6 +47,8 @@ export class QemuInstance {
   /** The SHUTDOWN event QEMU sent, if any (guest poweroff, host quit or signal). */
   shutdownEvent?: { guest: boolean; reason: string };
   panicked = false;
+  /** qemu-ga opened its channel (VSERPORT_CHANGE): stats may ask it for the `user` NICs' counters. */
+  guestAgentOpen = false;
   /** A reboot waiting for the guest to power off, so it can reset instead of quitting. */
   onGuestPoweroff?: () => void;
   /** Reported to the agent once the driver returned it from start/adopt. */

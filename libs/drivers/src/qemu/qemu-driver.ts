@@ -34,7 +34,7 @@ import { findExecutable } from '../util/executables.js';
 import { inNetns } from '../util/netns.js';
 import { attachTaps, hotplugTapNic, planTapNics, qemuNicIds, runningTapNics, tapStats, unplugNic, type TapNic } from './nics.js';
 import { QemuGuestAgent } from './qga/guest-agent.js';
-import { accelFor, buildCommandLine, diskTargets, qemuPaths, type QemuPaths } from './command-line.js';
+import { accelFor, buildCommandLine, diskTargets, macFor, qemuPaths, type QemuPaths } from './command-line.js';
 import { ConsoleHub } from './console.js';
 import { probeQemuCapabilities } from './capabilities.js';
 import { QemuGraphics } from './graphics.js';
@@ -563,7 +563,43 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     }
     const taps = runningTapNics(instance.runtime);
     if (taps.nics.length > 0) stats.net = await tapStats(taps.netns, taps.nics).catch(() => []);
+    const user = await this.userNicStats(domain, instance, deadline);
+    if (user.length > 0) stats.net = [...(stats.net ?? []), ...user];
     return stats;
+  }
+
+  /**
+   * `user` (slirp) NICs have no host device to count on and QEMU 7.2's QMP no netdev counters: the guest agent's
+   * guest-network-get-interfaces statistics (by MAC; swapped into the host view taps report, rx = what the guest sent)
+   * while qemu-ga is connected, named by the QEMU device id (nic<index>); none without a connected agent or past the deadline.
+   */
+  private async userNicStats(domain: DomainRecord, instance: QemuInstance, deadline: number): Promise<NonNullable<DomainStats['net']>> {
+    const { config } = domain;
+    const user = config.nics.flatMap((nic, index) => (nic.type === 'user' ? [{ name: `nic${index}`, mac: (nic.mac ?? macFor(config.uuid, index)).toLowerCase() }] : []));
+    if (user.length === 0 || !instance.guestAgentOpen || domain.state !== 'running') return [];
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), Math.max(1, deadline - Date.now()))));
+    const call = this.agent.interfaceCounters(domain, Math.max(1, deadline - Date.now()));
+    call.catch(() => undefined);
+    const counters = await Promise.race([call.catch(() => undefined), late]).finally(() => clearTimeout(timer));
+    if (!counters) return [];
+    return user.flatMap(({ name, mac }) => {
+      const counted = counters.get(mac);
+      if (!counted) return [];
+      return [
+        {
+          name,
+          rxBytes: counted['tx-bytes'],
+          rxPackets: counted['tx-packets'],
+          rxErrors: counted['tx-errs'],
+          rxDrops: counted['tx-dropped'],
+          txBytes: counted['rx-bytes'],
+          txPackets: counted['rx-packets'],
+          txErrors: counted['rx-errs'],
+          txDrops: counted['rx-dropped'],
+        },
+      ];
+    });
   }
 
   /**
@@ -757,7 +793,9 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   private async reportAgentChannel(instance: QemuInstance, change: QmpEventData['VSERPORT_CHANGE']): Promise<void> {
     try {
       const name = await instance.qmp!.misc.qomGet(change.id, 'name');
-      if (name !== GUEST_AGENT_CHANNEL || !instance.registered) return;
+      if (name !== GUEST_AGENT_CHANNEL) return;
+      instance.guestAgentOpen = change.open;
+      if (!instance.registered) return;
       this.context?.domainEvent?.(instance.uuid, 'AGENT_LIFECYCLE', { state: change.open ? 'CONNECTED' : 'DISCONNECTED', reason: 'channel' });
     } catch (error) {
       this.log().debug({ err: error, uuid: instance.uuid, port: change.id }, 'qom-get of a virtio-serial port failed');

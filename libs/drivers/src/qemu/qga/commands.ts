@@ -22,6 +22,8 @@ export interface QgaInterface {
   name: string;
   'hardware-address'?: string;
   'ip-addresses'?: { 'ip-address-type': 'ipv4' | 'ipv6'; 'ip-address': string; prefix: number }[];
+  /** GuestNetworkInterfaceStat (qemu-ga 7.1+, Linux): the guest's own counters of the interface. */
+  statistics?: Record<'rx-bytes' | 'rx-packets' | 'rx-errs' | 'rx-dropped' | 'tx-bytes' | 'tx-packets' | 'tx-errs' | 'tx-dropped', number>;
 }
 
 export interface QgaExecStatus {
@@ -58,8 +60,8 @@ export class QgaCommands {
     return this.channel.execute('guest-get-timezone');
   }
 
-  networkInterfaces(): Promise<QgaInterface[]> {
-    return this.channel.execute('guest-network-get-interfaces');
+  networkInterfaces(options?: QgaCallOptions): Promise<QgaInterface[]> {
+    return this.channel.execute('guest-network-get-interfaces', undefined, options);
   }
 
   /** Number of file systems frozen; freezing can take a while on a busy guest. */

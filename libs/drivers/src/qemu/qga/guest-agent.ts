@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { VirtError, type ExecRequest, type ExecResult, type GuestInfo, type GuestInterface, type GuestTime } from '@virtbus/api-contract';
 import type { DomainRecord, ExecCapability, GuestAgentCapability } from '../../driver.js';
 import { QgaChannel } from './channel.js';
-import { QgaCommands } from './commands.js';
+import { QgaCommands, type QgaInterface } from './commands.js';
 
 const SYNC_TIMEOUT_MS = 5_000;
 const FREEZE_TIMEOUT_MS = 60_000;
@@ -58,6 +58,15 @@ export class QemuGuestAgent implements GuestAgentCapability, ExecCapability {
         addresses: (nic['ip-addresses'] ?? []).map((address) => ({ type: address['ip-address-type'], address: address['ip-address'], prefix: address.prefix })),
       })),
     );
+  }
+
+  /** The guest's counters per NIC by MAC (lower case), from guest-network-get-interfaces' statistics; `timeoutMs` bounds the call. */
+  interfaceCounters(domain: DomainRecord, timeoutMs: number): Promise<Map<string, NonNullable<QgaInterface['statistics']>>> {
+    return this.session(domain, async (qga) => {
+      const counters = new Map<string, NonNullable<QgaInterface['statistics']>>();
+      for (const nic of await qga.networkInterfaces({ timeoutMs })) if (nic['hardware-address'] && nic.statistics) counters.set(nic['hardware-address'].toLowerCase(), nic.statistics);
+      return counters;
+    });
   }
 
   fsFreeze(domain: DomainRecord, mountpoints?: readonly string[]): Promise<number> {
