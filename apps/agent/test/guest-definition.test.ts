@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -17,6 +17,7 @@ let nc: NatsConnection;
 let nats: NatsServerHandle;
 const stateDir = () => join(workDir, 's');
 const nvramOf = (uuid: string) => join(stateDir(), 'nvram', `${uuid}_VARS.fd`);
+const tpmStateOf = (uuid: string) => join(stateDir(), 'tpm', uuid);
 
 /** Types a shell line on the guest's serial console. */
 async function typeLine(id: string, line: string): Promise<void> {
@@ -81,26 +82,55 @@ describe.skipIf(!QEMU)('UEFI firmware, live vCPUs and balloon on the qemu driver
     guest = await ensureTestGuest();
   }, 300_000);
 
-  it('OVMF loads the guest kernel (direct boot through fw_cfg into its EFI stub) and the console shows it; NVRAM lives until undefine', async () => {
+  it('OVMF with secure boot loads the guest kernel (fw_cfg into its EFI stub), which sees secure boot, two NUMA cells and a TPM that outlives an agent restart; NVRAM and TPM state live until undefine', async () => {
     const domain = await client.call(NODE, 'domain.define', {
       name: 'efi',
       driver: 'qemu',
       vcpus: 1,
       memory: 256,
+      // node1's vCPU is a hotplug slot: the guest gets its memory without a second vCPU to emulate
+      cpu: { maxVcpus: 2 },
+      numa: [{ cpus: '0', memory: 128 }, { cpus: '1', memory: 128 }],
+      devices: { tpm: { model: 'tpm-crb' } },
       // ignore_loglevel: the kernel's "efi: EFI v… by EDK II" line shows through the guest's quiet flag
-      os: { firmware: 'efi', machine: 'q35', kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline} ignore_loglevel` },
+      os: { firmware: 'efi', machine: 'q35', secureBoot: true, kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline} ignore_loglevel` },
     });
     expect(existsSync(nvramOf(domain.uuid))).toBe(false);
     await client.call(NODE, 'domain.state', { id: 'efi', change: { action: 'start' } });
     expect(existsSync(nvramOf(domain.uuid))).toBe(true);
     const text = await waitFor('GUEST-READY after OVMF', async () => ((await consoleText('efi')).includes(GUEST_MARKERS.ready) ? consoleText('efi') : undefined), 200_000);
-    // the kernel, entered through its EFI stub, names the firmware that loaded it
+    // the kernel, entered through its EFI stub, names the firmware that loaded it and reads its SecureBoot variable
     expect(text).toContain('Linux version');
     expect(text).toMatch(/efi: EFI v[\d.]+ by EDK II/);
+    expect(text).toContain('secureboot: Secure boot enabled');
+    expect(text).toContain('Kernel is locked down from EFI Secure Boot');
+    expect(await guestValue('efi', 'NODES', 'ls -d /sys/devices/system/node/node[0-9]* | wc -l', () => true)).toBe('2');
+    const node1KiB = Number(await guestValue('efi', 'NODE1KB', "awk '/MemTotal/{print $4}' /sys/devices/system/node/node1/meminfo", (value) => Number(value) > 0));
+    expect(node1KiB).toBeGreaterThan(64 * 1024);
+    expect(node1KiB).toBeLessThanOrEqual(128 * 1024);
+
+    // a TPM 2.0 the guest's tpm_crb driver found; reading a PCR is a command that swtpm answers
+    expect(await guestValue('efi', 'TPMV', 'cat /sys/class/tpm/tpm0/tpm_version_major', () => true)).toBe('2');
+    const pcr = (tag: string) => guestValue('efi', tag, 'cat /sys/class/tpm/tpm0/pcr-sha256/0', (value) => /^[0-9A-F]{64}$/i.test(value));
+    const measured = await pcr('PCRA');
+    const swtpm = JSON.parse(readFileSync(join(stateDir(), 'drivers', 'qemu', domain.uuid, 'swtpm.json'), 'utf8')) as { pid: number };
+    const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+    expect(alive(swtpm.pid)).toBe(true);
+    expect(readdirSync(tpmStateOf(domain.uuid))).toContain('tpm2-00.permall');
+
+    // the agent dies and comes back: it adopts QEMU, whose swtpm kept running
+    await agent.kill('SIGKILL');
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,qemu,lxc', env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+    expect((await client.call(NODE, 'domain.get', { id: 'efi' })).state).toBe('running');
+    expect(await pcr('PCRB')).toBe(measured);
+
     await client.call(NODE, 'domain.state', { id: 'efi', change: { action: 'destroy' } });
     expect(existsSync(nvramOf(domain.uuid))).toBe(true);
+    await waitFor('swtpm ended with its QEMU', () => !alive(swtpm.pid), 15_000);
+    expect(existsSync(tpmStateOf(domain.uuid))).toBe(true);
     await client.call(NODE, 'domain.undefine', { id: 'efi' });
     expect(existsSync(nvramOf(domain.uuid))).toBe(false);
+    expect(existsSync(tpmStateOf(domain.uuid))).toBe(false);
   }, 300_000);
 
   it('undefine keeps the NVRAM when asked (keepNvram)', async () => {
@@ -109,6 +139,38 @@ describe.skipIf(!QEMU)('UEFI firmware, live vCPUs and balloon on the qemu driver
     await client.call(NODE, 'domain.state', { id: 'efikeep', change: { action: 'destroy' } });
     await client.call(NODE, 'domain.undefine', { id: 'efikeep', keepNvram: true });
     expect(existsSync(nvramOf(domain.uuid))).toBe(true);
+  }, 120_000);
+
+  it('backs guest memory with huge pages the test reserves, and refuses to start when too few are free', async (context) => {
+    const NR = '/proc/sys/vm/nr_hugepages';
+    const meminfo = () => Object.fromEntries([...readFileSync('/proc/meminfo', 'utf8').matchAll(/^(HugePages_\w+|Hugepagesize):\s+(\d+)/gm)].map((match) => [match[1]!, Number(match[2])]));
+    const available = () => meminfo().HugePages_Free! - meminfo().HugePages_Rsvd!;
+    const pageKiB = meminfo().Hugepagesize ?? 0;
+    const needed = pageKiB > 0 ? (64 * 1024) / pageKiB : 0;
+    let previous: string | undefined;
+    try {
+      previous = readFileSync(NR, 'utf8');
+      if (needed > 0) writeFileSync(NR, String(Number(previous) + needed));
+    } catch (error) {
+      return context.skip(`cannot reserve huge pages in ${NR}: ${(error as Error).message}`);
+    }
+    try {
+      if (!Number.isInteger(needed) || needed === 0 || available() < needed) return context.skip(`the host could not reserve ${needed} huge pages of ${pageKiB} kB`);
+      await client.call(NODE, 'domain.define', { name: 'huge', driver: 'qemu', vcpus: 1, memory: 64, memoryBacking: { hugepages: true } });
+      const before = available();
+      await client.call(NODE, 'domain.state', { id: 'huge', change: { action: 'start', paused: true } });
+      // QEMU's hugetlb mapping reserves its pages at start
+      expect(before - available()).toBe(needed);
+      const over = Math.ceil(((available() + 1) * pageKiB) / 1024);
+      await client.call(NODE, 'domain.define', { name: 'huge2', driver: 'qemu', vcpus: 1, memory: over, memoryBacking: { hugepages: true } });
+      const refused = await rejectsWith(client.call(NODE, 'domain.state', { id: 'huge2', change: { action: 'start', paused: true } }), 'OPERATION_FAILED');
+      expect(refused.message).toMatch(/huge pages/);
+      await client.call(NODE, 'domain.state', { id: 'huge', change: { action: 'destroy' } });
+      expect(available()).toBe(before);
+    } finally {
+      await client.call(NODE, 'domain.state', { id: 'huge', change: { action: 'destroy' } }).catch(() => undefined);
+      writeFileSync(NR, previous);
+    }
   }, 120_000);
 
   it('refuses host CPU models on a TCG domain and secure boot without q35', async () => {
