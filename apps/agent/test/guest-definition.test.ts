@@ -251,10 +251,26 @@ describe('transient domains (libvirt create)', () => {
     await rejectsWith(client.call(NODE, 'domain.get', { id: 'qtrans' }), 'NO_DOMAIN');
   });
 
-  it.skipIf(!QEMU)('on the qemu driver: the guest powers off and the domain is gone', async () => {
+  it.skipIf(!QEMU)('on the qemu driver: the guest refuses a memory module unplug (DEVICE_REMOVAL_FAILED), powers off and the domain is gone', async () => {
     const guestMedia = await ensureTestGuest();
-    await client.call(NODE, 'domain.create', { name: 'qtrans', driver: 'qemu', memory: 256, os: { kernel: guestMedia.kernel, initrd: guestMedia.initrd, cmdline: guestMedia.cmdline } });
+    const events: DomainEvent[] = [];
+    const sub = nc.subscribe(Subjects.eventKindFilter({ node: NODE, kind: 'domainevent' }), { callback: (_error, message) => void events.push(message.json<DomainEvent>()) });
+    await client.call(NODE, 'domain.create', {
+      name: 'qtrans',
+      driver: 'qemu',
+      memory: 256,
+      maxMemory: { memory: 512, slots: 1 },
+      os: { kernel: guestMedia.kernel, initrd: guestMedia.initrd, cmdline: guestMedia.cmdline },
+    });
     await waitFor('GUEST-READY', async () => (await consoleText('qtrans')).includes(GUEST_MARKERS.ready), 200_000);
+    // x86 QEMU has no DEVICE_UNPLUG_GUEST_ERROR for a refused eject: its ACPI _OST answer (0x80) is what libvirt reads
+    const qmp = (command: string, args: Record<string, unknown>) => client.call(NODE, 'domain.qemu.monitor', { id: 'qtrans', monitor: { command, arguments: args } });
+    await qmp('object-add', { 'qom-type': 'memory-backend-ram', id: 'mem1', size: 128 * 1024 * 1024 });
+    await qmp('device_add', { driver: 'pc-dimm', id: 'dimm0', memdev: 'mem1' });
+    expect(await guestValue('qtrans', 'MEMHP', 'echo 0 > /sys/firmware/acpi/hotplug/memory/enabled; cat /sys/firmware/acpi/hotplug/memory/enabled', () => true)).toBe('0');
+    await qmp('device_del', { id: 'dimm0' });
+    await waitFor('DEVICE_REMOVAL_FAILED', () => events.some((event) => event.event === 'DEVICE_REMOVAL_FAILED' && event.details.device === 'dimm0'), 60_000);
+    sub.unsubscribe();
     await client.call(NODE, 'domain.state', { id: 'qtrans', change: { action: 'shutdown', timeout: 60 } }, { timeoutMs: 70_000 });
     expect(await gone('qtrans')).toBe(true);
   }, 300_000);

@@ -182,6 +182,16 @@ export const DomainMemoryBacking = Type.Object(
 );
 export type DomainMemoryBacking = Static<typeof DomainMemoryBacking>;
 
+/** libvirt's <maxMemory slots=…>: room for memory modules (DIMMs) hotplugged beside the boot memory. */
+export const DomainMaxMemory = Type.Object(
+  {
+    memory: Type.Integer({ minimum: 1, maximum: 4_194_304, description: 'MiB the boot memory and hotplugged modules may reach (at least memory)' }),
+    slots: Type.Integer({ minimum: 1, maximum: 255, description: 'Memory module slots' }),
+  },
+  { additionalProperties: false, title: 'DomainMaxMemory' },
+);
+export type DomainMaxMemory = Static<typeof DomainMaxMemory>;
+
 /** Config fields shared by define (DomainsPost) and update (DomainPut). */
 const configFields = {
   vcpus: Type.Integer({ minimum: 1, maximum: 256, description: 'Virtual CPUs' }),
@@ -199,6 +209,7 @@ const configFields = {
   numa: Type.Array(DomainNumaCell, { minItems: 1, maxItems: 16, description: 'Guest NUMA cells' }),
   devices: DomainDevices,
   memoryBacking: DomainMemoryBacking,
+  maxMemory: DomainMaxMemory,
 };
 
 /** The config fields a define or an update may leave out (labels differ in meaning between the two). */
@@ -217,6 +228,7 @@ const optionalConfigFields = {
   numa: Type.Optional(configFields.numa),
   devices: Type.Optional(configFields.devices),
   memoryBacking: Type.Optional(configFields.memoryBacking),
+  maxMemory: Type.Optional(configFields.maxMemory),
 };
 
 export const DomainsPost = Type.Object(
@@ -261,6 +273,7 @@ export const DomainConfig = Type.Object(
     numa: Type.Optional(configFields.numa),
     devices: Type.Optional(configFields.devices),
     memoryBacking: Type.Optional(configFields.memoryBacking),
+    maxMemory: Type.Optional(configFields.maxMemory),
   },
   { additionalProperties: false, title: 'DomainConfig' },
 );

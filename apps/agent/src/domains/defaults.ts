@@ -59,6 +59,7 @@ export function configFromPost(post: DomainsPost): DomainConfig {
   if (post.numa) config.numa = post.numa;
   if (post.devices) config.devices = post.devices;
   if (post.memoryBacking) config.memoryBacking = post.memoryBacking;
+  if (post.maxMemory) config.maxMemory = post.maxMemory;
   if (post.labels && Object.keys(post.labels).length > 0) config.labels = post.labels;
   return config;
 }
@@ -82,6 +83,7 @@ export function applyPut(config: DomainConfig, put: DomainPut): DomainConfig {
   if (put.numa !== undefined) next.numa = put.numa;
   if (put.devices !== undefined) next.devices = put.devices;
   if (put.memoryBacking !== undefined) next.memoryBacking = put.memoryBacking;
+  if (put.maxMemory !== undefined) next.maxMemory = put.maxMemory;
   if (put.labels !== undefined) {
     if (Object.keys(put.labels).length > 0) next.labels = put.labels;
     else delete next.labels;

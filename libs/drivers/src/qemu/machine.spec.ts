@@ -133,3 +133,11 @@ describe('TPM and huge pages', () => {
     expect(() => requireHugepages(base, meminfo(0, 0))).not.toThrow();
   });
 });
+
+describe('memory module slots', () => {
+  it('gives -m its slots and maximum; the maximum covers the boot memory', () => {
+    expect(values(build({ maxMemory: { memory: 1024, slots: 2 } }), '-m')).toEqual(['512M,slots=2,maxmem=1024M']);
+    expect(values(build({}), '-m')).toEqual(['512M']);
+    expect(() => build({ maxMemory: { memory: 256, slots: 1 } })).toThrow(/below memory/);
+  });
+});
