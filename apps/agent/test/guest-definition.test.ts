@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { Subjects, type DomainEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { type AgentProcess, ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, spawnAgent, startNatsServer, tearDown, type TestGuest, waitFor } from '@virtbus/testing';
@@ -36,6 +36,13 @@ async function guestValue(id: string, tag: string, command: string, accept: (val
     const last = values.at(-1);
     return last !== undefined && accept(last) ? last : undefined;
   }, 60_000);
+}
+
+/** This node's domain events as they arrive (a plain subscription). */
+function collectDomainEvents(): { events: DomainEvent[]; sub: Subscription } {
+  const events: DomainEvent[] = [];
+  const sub = nc.subscribe(Subjects.eventKindFilter({ node: NODE, kind: 'domainevent' }), { callback: (_error, message) => void events.push(message.json<DomainEvent>()) });
+  return { events, sub };
 }
 
 /** What the serial console printed so far. */
@@ -180,8 +187,7 @@ describe.skipIf(!QEMU)('UEFI firmware, live vCPUs and balloon on the qemu driver
   });
 
   it('hotplugs and unplugs a vCPU and moves the balloon (BALLOON_CHANGE); the guest sees both; --config changes only the definition; the watchdog fires (WATCHDOG)', async () => {
-    const events: DomainEvent[] = [];
-    const sub = nc.subscribe(Subjects.eventKindFilter({ node: NODE, kind: 'domainevent' }), { callback: (_error, message) => void events.push(message.json<DomainEvent>()) });
+    const { events, sub } = collectDomainEvents();
     await client.call(NODE, 'domain.define', {
       name: 'live',
       driver: 'qemu',
@@ -253,8 +259,7 @@ describe('transient domains (libvirt create)', () => {
 
   it.skipIf(!QEMU)('on the qemu driver: the guest refuses a memory module unplug (DEVICE_REMOVAL_FAILED), powers off and the domain is gone', async () => {
     const guestMedia = await ensureTestGuest();
-    const events: DomainEvent[] = [];
-    const sub = nc.subscribe(Subjects.eventKindFilter({ node: NODE, kind: 'domainevent' }), { callback: (_error, message) => void events.push(message.json<DomainEvent>()) });
+    const { events, sub } = collectDomainEvents();
     await client.call(NODE, 'domain.create', {
       name: 'qtrans',
       driver: 'qemu',
