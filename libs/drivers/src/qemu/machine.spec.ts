@@ -84,6 +84,7 @@ describe('CPU and memory', () => {
     expect(vmOnlyFields(base)).toEqual([]);
     expect(vmOnlyFields({ ...base, os: { firmware: 'bios' } })).toEqual([]);
     expect(vmOnlyFields({ ...base, os: { firmware: 'efi' }, cpu: {}, numa: [{ cpus: '0', memory: 1 }], devices: {} })).toEqual(['os.firmware efi', 'cpu', 'numa', 'devices']);
+    expect(vmOnlyFields({ ...base, memoryBacking: { hugepages: true }, maxMemory: { memory: 1024, slots: 1 } })).toEqual(['memoryBacking', 'maxMemory']);
   });
 });
 
