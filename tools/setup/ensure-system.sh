@@ -35,6 +35,9 @@ REQUIRED=(
   /usr/bin/isoinfo:genisoimage
   /usr/bin/systemd-analyze:systemd
   /usr/bin/wrk:wrk
+  # emulated TPMs of qemu domains (devices.tpm)
+  /usr/bin/swtpm:swtpm
+  /usr/bin/swtpm_setup:swtpm-tools
   # the web UI's browser tests (playwright-core drives it; no browser is downloaded)
   /usr/bin/chromium:chromium
 )

@@ -22,6 +22,8 @@ export const StateDir = {
   managedSave: (root: string) => join(root, 'managed-save'),
   /** The host interface change in progress (begin/commit/rollback). */
   interfacesTransaction: (root: string) => join(root, 'interfaces', 'transaction.json'),
+  /** Emulated TPM state, a `<uuid>/` directory per domain with a TPM (written by its swtpm, removed by undefine). */
+  tpm: (root: string) => join(root, 'tpm'),
   /** Firewall rule sets, one `<name>.json` each. */
   firewallRulesets: (root: string) => join(root, 'firewall', 'rulesets'),
   /** Which devices use which firewall rule set. */

@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { Subjects, type DomainEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { type AgentProcess, ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, type NatsServerHandle, rejectsWith, spawnAgent, startNatsServer, tearDown, type TestGuest, waitFor } from '@virtbus/testing';
@@ -17,6 +17,7 @@ let nc: NatsConnection;
 let nats: NatsServerHandle;
 const stateDir = () => join(workDir, 's');
 const nvramOf = (uuid: string) => join(stateDir(), 'nvram', `${uuid}_VARS.fd`);
+const tpmStateOf = (uuid: string) => join(stateDir(), 'tpm', uuid);
 
 /** Types a shell line on the guest's serial console. */
 async function typeLine(id: string, line: string): Promise<void> {
@@ -35,6 +36,13 @@ async function guestValue(id: string, tag: string, command: string, accept: (val
     const last = values.at(-1);
     return last !== undefined && accept(last) ? last : undefined;
   }, 60_000);
+}
+
+/** This node's domain events as they arrive (a plain subscription). */
+function collectDomainEvents(): { events: DomainEvent[]; sub: Subscription } {
+  const events: DomainEvent[] = [];
+  const sub = nc.subscribe(Subjects.eventKindFilter({ node: NODE, kind: 'domainevent' }), { callback: (_error, message) => void events.push(message.json<DomainEvent>()) });
+  return { events, sub };
 }
 
 /** What the serial console printed so far. */
@@ -81,26 +89,55 @@ describe.skipIf(!QEMU)('UEFI firmware, live vCPUs and balloon on the qemu driver
     guest = await ensureTestGuest();
   }, 300_000);
 
-  it('OVMF loads the guest kernel (direct boot through fw_cfg into its EFI stub) and the console shows it; NVRAM lives until undefine', async () => {
+  it('OVMF with secure boot loads the guest kernel (fw_cfg into its EFI stub), which sees secure boot, two NUMA cells and a TPM that outlives an agent restart; NVRAM and TPM state live until undefine', async () => {
     const domain = await client.call(NODE, 'domain.define', {
       name: 'efi',
       driver: 'qemu',
       vcpus: 1,
       memory: 256,
+      // node1's vCPU is a hotplug slot: the guest gets its memory without a second vCPU to emulate
+      cpu: { maxVcpus: 2 },
+      numa: [{ cpus: '0', memory: 128 }, { cpus: '1', memory: 128 }],
+      devices: { tpm: { model: 'tpm-crb' } },
       // ignore_loglevel: the kernel's "efi: EFI v… by EDK II" line shows through the guest's quiet flag
-      os: { firmware: 'efi', machine: 'q35', kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline} ignore_loglevel` },
+      os: { firmware: 'efi', machine: 'q35', secureBoot: true, kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline} ignore_loglevel` },
     });
     expect(existsSync(nvramOf(domain.uuid))).toBe(false);
     await client.call(NODE, 'domain.state', { id: 'efi', change: { action: 'start' } });
     expect(existsSync(nvramOf(domain.uuid))).toBe(true);
     const text = await waitFor('GUEST-READY after OVMF', async () => ((await consoleText('efi')).includes(GUEST_MARKERS.ready) ? consoleText('efi') : undefined), 200_000);
-    // the kernel, entered through its EFI stub, names the firmware that loaded it
+    // the kernel, entered through its EFI stub, names the firmware that loaded it and reads its SecureBoot variable
     expect(text).toContain('Linux version');
     expect(text).toMatch(/efi: EFI v[\d.]+ by EDK II/);
+    expect(text).toContain('secureboot: Secure boot enabled');
+    expect(text).toContain('Kernel is locked down from EFI Secure Boot');
+    // one console round trip: NUMA nodes, node1's memory, the TPM the guest's tpm_crb driver found and its PCR 0 (a command swtpm answers)
+    const pcrOf = 'cat /sys/class/tpm/tpm0/pcr-sha256/0';
+    const facts = await guestValue('efi', 'HW', `echo $(ls -d /sys/devices/system/node/node[0-9]* | wc -l),$(awk '/MemTotal/{print $4}' /sys/devices/system/node/node1/meminfo),$(cat /sys/class/tpm/tpm0/tpm_version_major),$(${pcrOf})`, (value) => value.split(',').length === 4);
+    const [nodes, node1KiB, tpmMajor, measured] = facts.split(',') as [string, string, string, string];
+    expect(nodes).toBe('2');
+    expect(Number(node1KiB)).toBeGreaterThan(64 * 1024);
+    expect(Number(node1KiB)).toBeLessThanOrEqual(128 * 1024);
+    expect(tpmMajor).toBe('2');
+    expect(measured).toMatch(/^[0-9A-F]{64}$/i);
+    const swtpm = JSON.parse(readFileSync(join(stateDir(), 'drivers', 'qemu', domain.uuid, 'swtpm.json'), 'utf8')) as { pid: number };
+    const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+    expect(alive(swtpm.pid)).toBe(true);
+    expect(readdirSync(tpmStateOf(domain.uuid))).toContain('tpm2-00.permall');
+
+    // the agent dies and comes back: it adopts QEMU, whose swtpm kept running
+    await agent.kill('SIGKILL');
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: stateDir(), drivers: 'test,qemu,lxc', env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+    expect((await client.call(NODE, 'domain.get', { id: 'efi' })).state).toBe('running');
+    expect(await guestValue('efi', 'PCRB', pcrOf, (value) => /^[0-9A-F]{64}$/i.test(value))).toBe(measured);
+
     await client.call(NODE, 'domain.state', { id: 'efi', change: { action: 'destroy' } });
     expect(existsSync(nvramOf(domain.uuid))).toBe(true);
+    await waitFor('swtpm ended with its QEMU', () => !alive(swtpm.pid), 15_000);
+    expect(existsSync(tpmStateOf(domain.uuid))).toBe(true);
     await client.call(NODE, 'domain.undefine', { id: 'efi' });
     expect(existsSync(nvramOf(domain.uuid))).toBe(false);
+    expect(existsSync(tpmStateOf(domain.uuid))).toBe(false);
   }, 300_000);
 
   it('undefine keeps the NVRAM when asked (keepNvram)', async () => {
@@ -111,14 +148,46 @@ describe.skipIf(!QEMU)('UEFI firmware, live vCPUs and balloon on the qemu driver
     expect(existsSync(nvramOf(domain.uuid))).toBe(true);
   }, 120_000);
 
+  it('backs guest memory with huge pages the test reserves, and refuses to start when too few are free', async (context) => {
+    const NR = '/proc/sys/vm/nr_hugepages';
+    const meminfo = () => Object.fromEntries([...readFileSync('/proc/meminfo', 'utf8').matchAll(/^(HugePages_\w+|Hugepagesize):\s+(\d+)/gm)].map((match) => [match[1]!, Number(match[2])]));
+    const available = () => meminfo().HugePages_Free! - meminfo().HugePages_Rsvd!;
+    const pageKiB = meminfo().Hugepagesize ?? 0;
+    const needed = pageKiB > 0 ? (64 * 1024) / pageKiB : 0;
+    let previous: string | undefined;
+    try {
+      previous = readFileSync(NR, 'utf8');
+      if (needed > 0) writeFileSync(NR, String(Number(previous) + needed));
+    } catch (error) {
+      return context.skip(`cannot reserve huge pages in ${NR}: ${(error as Error).message}`);
+    }
+    try {
+      if (!Number.isInteger(needed) || needed === 0 || available() < needed) return context.skip(`the host could not reserve ${needed} huge pages of ${pageKiB} kB`);
+      await client.call(NODE, 'domain.define', { name: 'huge', driver: 'qemu', vcpus: 1, memory: 64, memoryBacking: { hugepages: true } });
+      const before = available();
+      await client.call(NODE, 'domain.state', { id: 'huge', change: { action: 'start', paused: true } });
+      // QEMU's hugetlb mapping reserves its pages at start
+      expect(before - available()).toBe(needed);
+      const over = Math.ceil(((available() + 1) * pageKiB) / 1024);
+      await client.call(NODE, 'domain.define', { name: 'huge2', driver: 'qemu', vcpus: 1, memory: over, memoryBacking: { hugepages: true } });
+      const refused = await rejectsWith(client.call(NODE, 'domain.state', { id: 'huge2', change: { action: 'start', paused: true } }), 'OPERATION_FAILED');
+      expect(refused.message).toMatch(/huge pages/);
+      await client.call(NODE, 'domain.state', { id: 'huge', change: { action: 'destroy' } });
+      // the kernel frees the pages once QEMU's exit completes
+      await waitFor('huge pages released', () => available() === before, 15_000);
+    } finally {
+      await client.call(NODE, 'domain.state', { id: 'huge', change: { action: 'destroy' } }).catch(() => undefined);
+      writeFileSync(NR, previous);
+    }
+  }, 120_000);
+
   it('refuses host CPU models on a TCG domain and secure boot without q35', async () => {
     await rejectsWith(client.call(NODE, 'domain.define', { name: 'hm', driver: 'qemu', cpu: { model: 'host-model' } }), 'OPERATION_UNSUPPORTED');
     await rejectsWith(client.call(NODE, 'domain.define', { name: 'sb', driver: 'qemu', os: { firmware: 'efi', secureBoot: true } }), 'INVALID_ARG');
   });
 
   it('hotplugs and unplugs a vCPU and moves the balloon (BALLOON_CHANGE); the guest sees both; --config changes only the definition; the watchdog fires (WATCHDOG)', async () => {
-    const events: DomainEvent[] = [];
-    const sub = nc.subscribe(Subjects.eventKindFilter({ node: NODE, kind: 'domainevent' }), { callback: (_error, message) => void events.push(message.json<DomainEvent>()) });
+    const { events, sub } = collectDomainEvents();
     await client.call(NODE, 'domain.define', {
       name: 'live',
       driver: 'qemu',
@@ -188,10 +257,25 @@ describe('transient domains (libvirt create)', () => {
     await rejectsWith(client.call(NODE, 'domain.get', { id: 'qtrans' }), 'NO_DOMAIN');
   });
 
-  it.skipIf(!QEMU)('on the qemu driver: the guest powers off and the domain is gone', async () => {
+  it.skipIf(!QEMU)('on the qemu driver: the guest refuses a memory module unplug (DEVICE_REMOVAL_FAILED), powers off and the domain is gone', async () => {
     const guestMedia = await ensureTestGuest();
-    await client.call(NODE, 'domain.create', { name: 'qtrans', driver: 'qemu', memory: 256, os: { kernel: guestMedia.kernel, initrd: guestMedia.initrd, cmdline: guestMedia.cmdline } });
+    const { events, sub } = collectDomainEvents();
+    await client.call(NODE, 'domain.create', {
+      name: 'qtrans',
+      driver: 'qemu',
+      memory: 256,
+      maxMemory: { memory: 512, slots: 1 },
+      os: { kernel: guestMedia.kernel, initrd: guestMedia.initrd, cmdline: guestMedia.cmdline },
+    });
     await waitFor('GUEST-READY', async () => (await consoleText('qtrans')).includes(GUEST_MARKERS.ready), 200_000);
+    // x86 QEMU has no DEVICE_UNPLUG_GUEST_ERROR for a refused eject: its ACPI _OST answer (0x80) is what libvirt reads
+    const qmp = (command: string, args: Record<string, unknown>) => client.call(NODE, 'domain.qemu.monitor', { id: 'qtrans', monitor: { command, arguments: args } });
+    await qmp('object-add', { 'qom-type': 'memory-backend-ram', id: 'mem1', size: 128 * 1024 * 1024 });
+    await qmp('device_add', { driver: 'pc-dimm', id: 'dimm0', memdev: 'mem1' });
+    expect(await guestValue('qtrans', 'MEMHP', 'echo 0 > /sys/firmware/acpi/hotplug/memory/enabled; cat /sys/firmware/acpi/hotplug/memory/enabled', () => true)).toBe('0');
+    await qmp('device_del', { id: 'dimm0' });
+    await waitFor('DEVICE_REMOVAL_FAILED', () => events.some((event) => event.event === 'DEVICE_REMOVAL_FAILED' && event.details.device === 'dimm0'), 60_000);
+    sub.unsubscribe();
     await client.call(NODE, 'domain.state', { id: 'qtrans', change: { action: 'shutdown', timeout: 60 } }, { timeoutMs: 70_000 });
     expect(await gone('qtrans')).toBe(true);
   }, 300_000);

@@ -164,10 +164,33 @@ export const DomainDevices = Type.Object(
         description: 'Input devices beyond the PS/2 mouse and keyboard of the pc and q35 machines',
       }),
     ),
+    tpm: Type.Optional(
+      Type.Object(
+        { model: Type.Enum(['tpm-crb', 'tpm-tis']), version: Type.Optional(Type.Enum(['2.0'], { description: '2.0 when absent' })) },
+        { additionalProperties: false, description: 'An emulated TPM: the node runs swtpm per domain, its state kept until undefine' },
+      ),
+    ),
   },
   { additionalProperties: false, title: 'DomainDevices' },
 );
 export type DomainDevices = Static<typeof DomainDevices>;
+
+/** libvirt's <memoryBacking>: guest RAM on the host's huge pages. */
+export const DomainMemoryBacking = Type.Object(
+  { hugepages: Type.Optional(Type.Boolean({ description: 'Back guest memory with the host default-size huge pages (reserved in /proc/sys/vm/nr_hugepages); false when absent' })) },
+  { additionalProperties: false, title: 'DomainMemoryBacking' },
+);
+export type DomainMemoryBacking = Static<typeof DomainMemoryBacking>;
+
+/** libvirt's <maxMemory slots=…>: room for memory modules (DIMMs) hotplugged beside the boot memory. */
+export const DomainMaxMemory = Type.Object(
+  {
+    memory: Type.Integer({ minimum: 1, maximum: 4_194_304, description: 'MiB the boot memory and hotplugged modules may reach (at least memory)' }),
+    slots: Type.Integer({ minimum: 1, maximum: 255, description: 'Memory module slots' }),
+  },
+  { additionalProperties: false, title: 'DomainMaxMemory' },
+);
+export type DomainMaxMemory = Static<typeof DomainMaxMemory>;
 
 /** Config fields shared by define (DomainsPost) and update (DomainPut). */
 const configFields = {
@@ -185,6 +208,8 @@ const configFields = {
   currentMemory: Type.Integer({ minimum: 1, maximum: 4_194_304, description: 'Balloon target in MiB at start (libvirt currentMemory; default: memory, the maximum)' }),
   numa: Type.Array(DomainNumaCell, { minItems: 1, maxItems: 16, description: 'Guest NUMA cells' }),
   devices: DomainDevices,
+  memoryBacking: DomainMemoryBacking,
+  maxMemory: DomainMaxMemory,
 };
 
 /** The config fields a define or an update may leave out (labels differ in meaning between the two). */
@@ -202,6 +227,8 @@ const optionalConfigFields = {
   currentMemory: Type.Optional(configFields.currentMemory),
   numa: Type.Optional(configFields.numa),
   devices: Type.Optional(configFields.devices),
+  memoryBacking: Type.Optional(configFields.memoryBacking),
+  maxMemory: Type.Optional(configFields.maxMemory),
 };
 
 export const DomainsPost = Type.Object(
@@ -245,6 +272,8 @@ export const DomainConfig = Type.Object(
     currentMemory: Type.Optional(configFields.currentMemory),
     numa: Type.Optional(configFields.numa),
     devices: Type.Optional(configFields.devices),
+    memoryBacking: Type.Optional(configFields.memoryBacking),
+    maxMemory: Type.Optional(configFields.maxMemory),
   },
   { additionalProperties: false, title: 'DomainConfig' },
 );

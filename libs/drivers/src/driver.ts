@@ -78,6 +78,8 @@ export interface DriverContext {
   readonly networks?: NetworkResolver;
   /** Where per-domain firmware variables (UEFI NVRAM) live; they outlive a stop and go with undefine. */
   readonly nvramDir?: string;
+  /** Where per-domain emulated TPM state (swtpm) lives; it outlives a stop and goes with undefine. */
+  readonly tpmDir?: string;
 }
 
 export interface UndefineOptions {

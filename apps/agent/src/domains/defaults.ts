@@ -58,6 +58,8 @@ export function configFromPost(post: DomainsPost): DomainConfig {
   if (post.currentMemory !== undefined) config.currentMemory = post.currentMemory;
   if (post.numa) config.numa = post.numa;
   if (post.devices) config.devices = post.devices;
+  if (post.memoryBacking) config.memoryBacking = post.memoryBacking;
+  if (post.maxMemory) config.maxMemory = post.maxMemory;
   if (post.labels && Object.keys(post.labels).length > 0) config.labels = post.labels;
   return config;
 }
@@ -80,6 +82,8 @@ export function applyPut(config: DomainConfig, put: DomainPut): DomainConfig {
   if (put.currentMemory !== undefined) next.currentMemory = put.currentMemory;
   if (put.numa !== undefined) next.numa = put.numa;
   if (put.devices !== undefined) next.devices = put.devices;
+  if (put.memoryBacking !== undefined) next.memoryBacking = put.memoryBacking;
+  if (put.maxMemory !== undefined) next.maxMemory = put.maxMemory;
   if (put.labels !== undefined) {
     if (Object.keys(put.labels).length > 0) next.labels = put.labels;
     else delete next.labels;

@@ -784,6 +784,7 @@ export class DomainManager {
       node: this.options.node,
       stateDir,
       nvramDir: StateDir.nvram(this.options.stateDir),
+      tpmDir: StateDir.tpm(this.options.stateDir),
       logger: this.options.logger.child({ driver: driver.name }),
       ...(this.options.networks ? { networks: this.options.networks } : {}),
       observedState: (uuid, change) => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { VirtError, type DomainConfig, type DomainDisk, type DomainNic } from '@virtbus/api-contract';
 import { diskBootIndexes } from './boot-order.js';
 import { deviceArgs, machineArgs, type EfiFiles } from './machine.js';
+import { tpmArgs } from './tpm.js';
 
 export const QemuAccels = { kvm: 'kvm', tcg: 'tcg' } as const;
 export type QemuAccel = (typeof QemuAccels)[keyof typeof QemuAccels];
@@ -21,6 +22,10 @@ export interface QemuPaths {
   qemuLog: string;
   /** The guest agent's virtio-serial channel (org.qemu.guest_agent.0), served by QEMU. */
   qgaSocket: string;
+  /** The domain's swtpm: its control socket (QEMU's TPM backend), `{pid, startTime}` and log. */
+  tpmSocket: string;
+  tpmPidFile: string;
+  tpmLog: string;
 }
 
 export interface CommandLineOptions {
@@ -43,6 +48,9 @@ export function qemuPaths(runDir: string): QemuPaths {
     pidFile: join(runDir, 'qemu.pid'),
     qemuLog: join(runDir, 'qemu.log'),
     qgaSocket: join(runDir, 'qga.sock'),
+    tpmSocket: join(runDir, 'swtpm.sock'),
+    tpmPidFile: join(runDir, 'swtpm.json'),
+    tpmLog: join(runDir, 'swtpm.log'),
   };
 }
 
@@ -176,7 +184,7 @@ export function buildCommandLine(config: DomainConfig, paths: QemuPaths, options
     args.push('-netdev', netdev, '-device', `${NIC_MODELS[nic.model ?? 'virtio']},netdev=net${index},id=nic${index},mac=${mac}`);
   });
 
-  args.push('-device', 'virtio-balloon-pci,id=balloon0', '-device', 'pvpanic', ...deviceArgs(config));
+  args.push('-device', 'virtio-balloon-pci,id=balloon0', '-device', 'pvpanic', ...deviceArgs(config), ...tpmArgs(config, paths));
   // the guest agent channel: qemu-ga in the guest opens the port, the driver connects to the socket per call
   args.push(
     '-device',

@@ -3,6 +3,7 @@ import type { DomainConfig } from '@virtbus/api-contract';
 import { testDomainConfig } from '@virtbus/testing';
 import { buildCommandLine, qemuPaths } from './command-line.js';
 import { cpuModelFor, cpuTopology, deviceArgs, efiFiles, parseCpuList, vmOnlyFields } from './machine.js';
+import { hugepagesAvailable, requireHugepages } from './hugepages.js';
 
 const base: DomainConfig = testDomainConfig({ name: 'm', uuid: '5d1c7a52-5a43-4d8f-9d55-0f0e6b1c2a11', driver: 'qemu', vcpus: 2, memory: 512 });
 const paths = qemuPaths('/run/vb/m');
@@ -83,6 +84,7 @@ describe('CPU and memory', () => {
     expect(vmOnlyFields(base)).toEqual([]);
     expect(vmOnlyFields({ ...base, os: { firmware: 'bios' } })).toEqual([]);
     expect(vmOnlyFields({ ...base, os: { firmware: 'efi' }, cpu: {}, numa: [{ cpus: '0', memory: 1 }], devices: {} })).toEqual(['os.firmware efi', 'cpu', 'numa', 'devices']);
+    expect(vmOnlyFields({ ...base, memoryBacking: { hugepages: true }, maxMemory: { memory: 1024, slots: 1 } })).toEqual(['memoryBacking', 'maxMemory']);
   });
 });
 
@@ -102,5 +104,41 @@ describe('devices', () => {
     expect(values(args, '-device')).toEqual(['virtio-rng-pci,rng=rng0,id=rng0dev', 'i6300esb,id=watchdog0', 'qemu-xhci,id=usb0', 'usb-tablet,id=input0,bus=usb0.0', 'virtio-keyboard-pci,id=input1']);
     expect(deviceArgs(base)).toEqual([]);
     expect(() => build({ devices: { inputs: [{ type: 'mouse' }] } })).toThrow(/needs devices.usb/);
+  });
+});
+
+describe('TPM and huge pages', () => {
+  it('gives a TPM device the swtpm socket of the domain as its emulator backend', () => {
+    const args = build({ devices: { tpm: { model: 'tpm-crb' } } });
+    expect(values(args, '-tpmdev')).toEqual(['emulator,id=tpm0,chardev=chrtpm']);
+    expect(values(args, '-chardev')).toContain(`socket,id=chrtpm,path=${paths.tpmSocket}`);
+    expect(values(args, '-device')).toContain('tpm-crb,tpmdev=tpm0,id=tpm0dev');
+    expect(values(build({}), '-tpmdev')).toEqual([]);
+  });
+
+  it('backs memory with hugetlb memfd: the machine RAM, or each NUMA cell', () => {
+    const plain = build({ memoryBacking: { hugepages: true } });
+    expect(values(plain, '-machine')).toEqual(['pc,memory-backend=ram0']);
+    expect(values(plain, '-object')).toEqual(['memory-backend-memfd,id=ram0,size=512M,hugetlb=on']);
+    const cells = build({ memoryBacking: { hugepages: true }, numa: [{ cpus: '0', memory: 256 }, { cpus: '1', memory: 256 }] });
+    expect(values(cells, '-machine')).toEqual(['pc']);
+    expect(values(cells, '-object')).toEqual(['memory-backend-memfd,id=ram-node0,size=256M,hugetlb=on', 'memory-backend-memfd,id=ram-node1,size=256M,hugetlb=on']);
+  });
+
+  it('refuses to start a hugepages domain without enough free pages, naming what it needs', () => {
+    const meminfo = (free: number, reserved: number) => `HugePages_Total:     512\nHugePages_Free:      ${free}\nHugePages_Rsvd:      ${reserved}\nHugepagesize:       2048 kB\n`;
+    const config = { ...base, memoryBacking: { hugepages: true } };
+    expect(hugepagesAvailable(meminfo(300, 100))).toEqual({ pages: 200, pageKiB: 2048 });
+    expect(() => requireHugepages(config, meminfo(300, 100))).toThrow(/needs 256 huge pages of 2048 kB, the host has 200 free/);
+    expect(() => requireHugepages(config, meminfo(256, 0))).not.toThrow();
+    expect(() => requireHugepages(base, meminfo(0, 0))).not.toThrow();
+  });
+});
+
+describe('memory module slots', () => {
+  it('gives -m its slots and maximum; the maximum covers the boot memory', () => {
+    expect(values(build({ maxMemory: { memory: 1024, slots: 2 } }), '-m')).toEqual(['512M,slots=2,maxmem=1024M']);
+    expect(values(build({}), '-m')).toEqual(['512M']);
+    expect(() => build({ maxMemory: { memory: 256, slots: 1 } })).toThrow(/below memory/);
   });
 });

@@ -94,6 +94,8 @@ export function vmOnlyFields(config: DomainConfig): string[] {
     ['currentMemory', config.currentMemory],
     ['numa', config.numa],
     ['devices', config.devices],
+    ['memoryBacking', config.memoryBacking],
+    ['maxMemory', config.maxMemory],
   ];
   return fields.filter(([, value]) => value !== undefined && value !== false).map(([name]) => name);
 }
@@ -106,6 +108,7 @@ export function validateMachine(config: DomainConfig): CpuTopology {
   if (config.currentMemory !== undefined && config.currentMemory > config.memory) {
     throw new VirtError('INVALID_ARG', `currentMemory ${config.currentMemory} MiB exceeds memory ${config.memory} MiB`);
   }
+  if (config.maxMemory && config.maxMemory.memory < config.memory) throw new VirtError('INVALID_ARG', `maxMemory.memory ${config.maxMemory.memory} MiB is below memory ${config.memory} MiB`);
   if (config.numa) {
     const total = config.numa.reduce((sum, cell) => sum + cell.memory, 0);
     if (total !== config.memory) throw new VirtError('INVALID_ARG', `the NUMA cells have ${total} MiB, memory is ${config.memory} MiB`);
@@ -147,13 +150,20 @@ export function machineArgs(config: DomainConfig, options: { accel: QemuAccel; c
       args.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
     }
   }
+  // huge pages: memfd on hugetlbfs needs no mount; without NUMA cells the machine's RAM is one such backend
+  const hugepages = config.memoryBacking?.hugepages === true;
+  const backend = (id: string, mib: number) => (hugepages ? `memory-backend-memfd,id=${id},size=${mib}M,hugetlb=on` : `memory-backend-ram,id=${id},size=${mib}M`);
+  if (hugepages && !config.numa) {
+    machine += ',memory-backend=ram0';
+    args.push('-object', backend('ram0', config.memory));
+  }
   args.push('-machine', machine, '-accel', options.accel, '-cpu', qemuOptValue(options.cpuModel));
   const { vcpus, maxVcpus, sockets, cores, threads } = topology;
   args.push('-smp', config.cpu === undefined ? String(vcpus) : `${vcpus},maxcpus=${maxVcpus},sockets=${sockets},cores=${cores},threads=${threads}`);
-  args.push('-m', `${config.memory}M`);
+  args.push('-m', config.maxMemory ? `${config.memory}M,slots=${config.maxMemory.slots},maxmem=${config.maxMemory.memory}M` : `${config.memory}M`);
   config.numa?.forEach((cell, index) => {
     const cpus = cell.cpus.split(',').map((range) => `cpus=${range}`).join(',');
-    args.push('-object', `memory-backend-ram,id=ram-node${index},size=${cell.memory}M`, '-numa', `node,nodeid=${index},${cpus},memdev=ram-node${index}`);
+    args.push('-object', backend(`ram-node${index}`, cell.memory), '-numa', `node,nodeid=${index},${cpus},memdev=ram-node${index}`);
   });
   return args;
 }

@@ -21,6 +21,13 @@ describe('QemuDriver without a usable /dev/kvm', () => {
     expect(() => driver.validate({ ...config, driver: 'qemu' })).not.toThrow();
   });
 
+  it('refuses a TPM where swtpm is not installed', () => {
+    const noSwtpm = new QemuDriver({ binary: '/bin/echo', swtpmBinary: '/nonexistent/swtpm' });
+    const tpm = { ...config, driver: 'qemu' as const, devices: { tpm: { model: 'tpm-crb' as const } } };
+    expect(() => noSwtpm.validate(tpm)).toThrow(expect.objectContaining({ code: 'OPERATION_UNSUPPORTED', message: expect.stringMatching(/swtpm/) }));
+    expect(() => noSwtpm.validate({ ...tpm, devices: {} })).not.toThrow();
+  });
+
   it('says so in probe() and never offers accel:kvm', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'qemu-spec-'));
     try {

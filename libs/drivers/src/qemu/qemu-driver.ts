@@ -35,6 +35,8 @@ import { inNetns } from '../util/netns.js';
 import { attachTaps, hotplugTapNic, planTapNics, qemuNicIds, runningTapNics, tapStats, unplugNic, type TapNic } from './nics.js';
 import { QemuGuestAgent } from './qga/guest-agent.js';
 import { accelFor, buildCommandLine, diskTargets, macFor, qemuPaths, type QemuPaths } from './command-line.js';
+import { requireHugepages } from './hugepages.js';
+import { startSwtpm, stopSwtpm, swtpmBinary, tpmStateDir } from './tpm.js';
 import { ConsoleHub } from './console.js';
 import { probeQemuCapabilities } from './capabilities.js';
 import { QemuGraphics } from './graphics.js';
@@ -62,6 +64,8 @@ export interface QemuDriverOptions {
   kvmDevice?: string;
   /** Where Debian's ovmf package puts OVMF (efi domains). */
   ovmfDir?: string;
+  /** Path of swtpm (domains with devices.tpm); found on PATH when absent. */
+  swtpmBinary?: string;
 }
 
 /** Extra option a caller may pass to shutdown: destroy when the guest ignores the power button. */
@@ -236,6 +240,7 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       if ((nic.type === 'network' || nic.type === 'bridge') && !nic.source) throw new VirtError('INVALID_ARG', `a ${nic.type} NIC needs a source`);
     }
     validateMachine(config);
+    swtpmBinary(config, this.options.swtpmBinary);
     cpuModelFor(config, accelFor(config), 'max');
     if (isEfi(config)) {
       const efi = efiFiles(config, this.ovmfDir(), this.nvramDir());
@@ -316,6 +321,9 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     await mkdir(paths.runDir, { recursive: true, mode: 0o700 });
     await this.removeRuntimeFiles(paths);
     await rm(paths.consoleLog, { force: true });
+    requireHugepages(config, await readFile('/proc/meminfo', 'utf8'));
+    const swtpm = swtpmBinary(config, this.options.swtpmBinary);
+    if (swtpm) await startSwtpm(swtpm, tpmStateDir(this.tpmDir(), config.uuid), paths);
     const tapNics = planTapNics(config, this.context?.networks);
     const netns = tapNics.length > 0 ? this.context?.networks?.netns : undefined;
     const args = [...buildCommandLine(config, paths, { accel, cpuModel, ...(efi ? { efi } : {}), taps: new Map(tapNics.map((nic) => [nic.index, nic.tap])) }), ...extraArgs];
@@ -327,7 +335,10 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       child.once('spawn', () => resolve(undefined));
       child.once('error', (error) => resolve(error));
     });
-    if (spawned || child.pid === undefined) throw new VirtError('OPERATION_FAILED', `could not run ${binary}: ${spawned?.message}`, { cause: spawned });
+    if (spawned || child.pid === undefined) {
+      await this.removeRuntimeFiles(paths);
+      throw new VirtError('OPERATION_FAILED', `could not run ${binary}: ${spawned?.message}`, { cause: spawned });
+    }
     const pid = child.pid;
     const procStat = await readProcStat(pid);
     const runtime: QemuRuntime = {
@@ -460,6 +471,11 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     if (this.instances.has(domain.config.uuid)) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is still running`);
     await rm(this.paths(domain.config.uuid).runDir, { recursive: true, force: true });
     if (!options.keepNvram) await rm(nvramPath(this.nvramDir(), domain.config.uuid), { force: true });
+    await rm(tpmStateDir(this.tpmDir(), domain.config.uuid), { recursive: true, force: true });
+  }
+
+  private tpmDir(): string {
+    return this.context?.tpmDir ?? join(this.context?.stateDir ?? '.', 'tpm');
   }
 
   private ovmfDir(): string {
@@ -858,6 +874,8 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   }
 
   private async removeRuntimeFiles(paths: QemuPaths): Promise<void> {
+    // the swtpm ends with its QEMU (--terminate); this also ends one whose QEMU never connected
+    await stopSwtpm(paths);
     await Promise.all([paths.qmpSocket, paths.consoleSocket, paths.vncSocket, paths.qgaSocket, paths.pidFile].map((path) => rm(path, { force: true })));
   }
 

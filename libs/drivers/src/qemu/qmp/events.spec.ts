@@ -14,6 +14,11 @@ describe('QMP events as libvirt domain events', () => {
     expect(domainEventsOf(qmp('DEVICE_UNPLUG_GUEST_ERROR', { path: '/machine/peripheral/vdb' }))).toEqual([
       { event: 'DEVICE_REMOVAL_FAILED', details: { device: 'vdb', path: '/machine/peripheral/vdb' } },
     ]);
+    const ost = (source: number, status: number) => qmp('ACPI_DEVICE_OST', { info: { device: 'dimm0', slot: '0', 'slot-type': 'DIMM', source, status } });
+    expect(domainEventsOf(ost(3, 0x80))).toEqual([{ event: 'DEVICE_REMOVAL_FAILED', details: { device: 'dimm0' } }]);
+    expect(domainEventsOf(ost(0x103, 0x01))).toHaveLength(1);
+    // eject in progress (0x84), success, and a plug report are no failures
+    expect([ost(3, 0x84), ost(3, 0), ost(1, 0x80)].flatMap(domainEventsOf)).toEqual([]);
     expect(domainEventsOf(qmp('MIGRATION_PASS', { pass: 3 }))).toEqual([{ event: 'MIGRATION_ITERATION', details: { iteration: 3 } }]);
     expect(domainEventsOf(qmp('BLOCK_JOB_READY', { type: 'mirror', device: 'vda' }))).toEqual([{ event: 'BLOCK_JOB', details: { device: 'vda', jobType: 'COPY', status: 'READY' } }]);
     expect(domainEventsOf(qmp('STOP', {}))).toEqual([]);

@@ -16,6 +16,7 @@ export interface QmpEventData {
   BLOCK_JOB_CANCELLED: { type: string; device: string };
   BLOCK_JOB_READY: { type: string; device: string };
   BLOCK_JOB_ERROR: { device: string; operation: string; action: string };
+  ACPI_DEVICE_OST: { info: { device?: string; slot: string; 'slot-type': string; source: number; status: number } };
 }
 
 /** One libvirt domain event from one QMP event. */
@@ -68,6 +69,13 @@ export function domainEventsOf(qmpEvent: QmpEvent): MappedDomainEvent[] {
     case 'DEVICE_UNPLUG_GUEST_ERROR': {
       const failed = data as unknown as QmpEventData['DEVICE_UNPLUG_GUEST_ERROR'];
       return [{ event: 'DEVICE_REMOVAL_FAILED', details: { device: deviceOf(failed), path: failed.path } }];
+    }
+    case 'ACPI_DEVICE_OST': {
+      // x86 guests refuse a DIMM unplug through ACPI _OST (QEMU's DEVICE_UNPLUG_GUEST_ERROR stays silent there); libvirt's rule:
+      // eject request (0x003) or eject processing (0x103) answered by failure (0x01) or an eject-refused code (0x80-0x83)
+      const { info } = data as unknown as QmpEventData['ACPI_DEVICE_OST'];
+      const refused = info['slot-type'] === 'DIMM' && (info.source === 0x003 || info.source === 0x103) && (info.status === 0x01 || (info.status >= 0x80 && info.status <= 0x83));
+      return refused && info.device ? [{ event: 'DEVICE_REMOVAL_FAILED', details: { device: info.device } }] : [];
     }
     case 'MIGRATION_PASS':
       return [{ event: 'MIGRATION_ITERATION', details: { iteration: (data as unknown as QmpEventData['MIGRATION_PASS']).pass } }];
