@@ -111,10 +111,9 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     const body = new VirtError('SHUTTING_DOWN', 'the gateway is shutting down; retry the request').toBody();
     void reply.header('connection', 'close').code(body.status).send(body);
   });
-  // an answer that was in flight when closing began ends its keep-alive socket too, else the socket holds close() open;
-  // so does one sent before its body arrived (a refused upload): the unread rest would hold the socket until keep-alive timeout
-  app.addHook('onSend', (request, reply, payload, done) => {
-    if (closing || !request.raw.complete) reply.header('connection', 'close');
+  // an answer that was in flight when closing began ends its keep-alive socket too, else the socket holds close() open
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
   // a refused WebSocket upgrade (401, 403, 429…): its socket left the HTTP server's tracking, so nothing closes it but us
