@@ -4,6 +4,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasBinaryOrSkip } from '@virtbus/testing';
@@ -72,5 +73,28 @@ describe.runIf(hasBinaryOrSkip('openssl'))('GatewayHttp over HTTPS (TLS loads on
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('GatewayHttp uploads', () => {
+  it('stops sending and ends its connection once the gateway refused the upload (no half-sent body left on a kept-alive socket)', async () => {
+    let closed: () => void = () => undefined;
+    const socketClosed = new Promise<void>((resolve) => (closed = resolve));
+    // answers before reading the body, as the gateway does when the volume does not exist
+    server = createServer((request, response) => {
+      request.socket.once('close', () => closed());
+      response.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'NO_STORAGE_VOL', message: 'no volume data', status: 404 }));
+    });
+    // the server never times the socket out: only the client can end it
+    server.keepAliveTimeout = 0;
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const http = new GatewayHttp({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+    const size = 64 * 1024 * 1024;
+    const body = Readable.from((function* () {
+      for (let sent = 0; sent < size; sent += 64 * 1024) yield Buffer.alloc(64 * 1024);
+    })());
+    await expect(http.upload('/v1/nodes/n1/storage-pools/default/volumes/data/content', body, size)).rejects.toMatchObject({ code: 'NO_STORAGE_VOL' });
+    await socketClosed;
+    expect(body.destroyed).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { IDEMPOTENCY_HEADER, isErrorCode, operationPath, VirtError, type HttpBinding, type OperationName, type OperationResponse } from '@virtbus/api-contract';
 import { HttpBindings } from './operation-bindings.js';
@@ -124,13 +124,20 @@ export class GatewayHttp {
     const target = this.url(path);
     const headers = this.headers({ 'content-type': 'application/octet-stream', 'content-length': String(sizeBytes) });
     const { request: send, agent } = await this.connect();
+    let request: ClientRequest | undefined;
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const request = send(target, { method: 'PUT', headers, agent }, resolve);
+      request = send(target, { method: 'PUT', headers, agent }, resolve);
       request.on('error', (error) => reject(new GatewayUnreachableError(`upload to ${this.base.origin} failed: ${error.message}`, { cause: error })));
-      body.on('error', (error) => request.destroy(error));
+      body.on('error', (error) => request!.destroy(error));
       body.pipe(request);
     });
     const text = await readAll(response);
+    // answered before the whole body went out (refused): the rest is not read, so stop sending and drop the half-sent socket
+    if (!request!.writableFinished) {
+      body.unpipe(request);
+      body.destroy();
+      request!.destroy();
+    }
     const parsed: unknown = text ? JSON.parse(text) : undefined;
     if ((response.statusCode ?? 500) >= 400) throw toError(response.statusCode ?? 500, parsed);
     return parsed as T;

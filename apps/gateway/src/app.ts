@@ -10,6 +10,7 @@ import errors, { formatValidationErrors, toErrorBody } from './plugins/errors.js
 import health from './plugins/health.js';
 import idempotency from './plugins/idempotency.js';
 import limitsPlugin, { resolveLimits, type GatewayLimits } from './plugins/limits.js';
+import { cachedSerializerFactory } from './plugins/serializers.js';
 import liveStreams from './plugins/live-streams.js';
 import monitoring, { createGatewayMonitoring, injectActiveTrace, type GatewayMonitoringOptions } from './plugins/monitoring.js';
 import openapi from './plugins/openapi.js';
@@ -80,6 +81,7 @@ export async function buildApp(deps: GatewayDeps): Promise<GatewayApp> {
     connectionTimeout: limits.connectionTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     return503OnClosing: false,
+    schemaController: { compilersFactory: { buildSerializer: cachedSerializerFactory } },
     // the router's own rejections (malformed or over-long URL parameters) answer with the contract's error body too
     frameworkErrors: (error, _request, reply) => {
       const code = (error as { code?: string }).code;
