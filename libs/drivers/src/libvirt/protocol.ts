@@ -148,6 +148,10 @@ export const Procedures = {
   connectGetLibVersion: procedure(157, xdrVoid, xdrStruct({ libVer: xdrUhyper })),
   /** flags: virDomainCreateFlags (1 = START_PAUSED). */
   domainCreateWithFlags: procedure(196, domainFlags, domainReply),
+  /** flags: virDomainModificationImpact (1 = AFFECT_LIVE). */
+  domainSetVcpusFlags: procedure(199, xdrStruct({ dom: DomainRef, nvcpus: xdrUint, flags: xdrUint }), xdrVoid),
+  /** memory in KiB; flags as domainSetVcpusFlags. */
+  domainSetMemoryFlags: procedure(204, xdrStruct({ dom: DomainRef, memory: xdrUhyper, flags: xdrUint }), xdrVoid),
   domainGetState: procedure(212, domainFlags, xdrStruct({ state: xdrInt, reason: xdrInt })),
   domainUndefineFlags: procedure(231, domainFlags, xdrVoid),
   domainReset: procedure(245, domainFlags, xdrVoid),
@@ -196,6 +200,11 @@ export const DomainEvents = {
   metadataChange: { eventId: 23, procedure: 379, layout: flatWithCallback({ type: xdrInt, nsuri: optionalString }) },
 } as const;
 export type DomainEventName = keyof typeof DomainEvents;
+
+/** virDomainModificationImpact */
+export const AffectFlag = { CURRENT: 0, LIVE: 1, CONFIG: 2 } as const;
+/** virDomainXMLFlags */
+export const XmlFlag = { SECURE: 1, INACTIVE: 2 } as const;
 
 /** virDomainStatsTypes */
 export const StatsGroup = { STATE: 1, CPU_TOTAL: 2, BALLOON: 4, VCPU: 8, INTERFACE: 16, BLOCK: 32 } as const;
