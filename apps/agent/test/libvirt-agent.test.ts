@@ -161,13 +161,24 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     await writeFile(ctx.file, Buffer.alloc(1 << 20));
     await writeFile(`${ctx.file}.iso`, Buffer.alloc(1 << 20));
     await defineForImport(on, type, ctx.imported, type === 'qemu' ? '<emulator>/usr/bin/qemu-system-x86_64</emulator>' : '');
+    // a disk from the node's storage pool: the agent resolves it to the volume's path for libvirt
+    const pool = join(root, `${type}-pool`);
+    await client.call(node, 'pool.define', { name: 'lvpool', type: 'dir', target: pool });
+    await client.call(node, 'pool.state', { pool: 'lvpool', change: { action: 'build' } });
+    await client.call(node, 'pool.state', { pool: 'lvpool', change: { action: 'start' } });
+    await client.call(node, 'volume.create', { pool: 'lvpool', volume: { name: 'data.raw', format: 'raw', capacity: 1 << 20 } });
     const domain = await client.call(node, 'domain.create', {
       name: ctx.id,
       driver: 'libvirt',
       vcpus: 1,
       memory: 128,
-      disks: [{ source: { path: ctx.file }, format: 'raw' }, { source: { path: `${ctx.file}.iso` }, format: 'raw', device: 'cdrom', bus: 'ide' }],
-      nics: [{ type: 'user' }],
+      disks: [
+        { source: { path: ctx.file }, format: 'raw' },
+        { source: { path: `${ctx.file}.iso` }, format: 'raw', device: 'cdrom', bus: 'ide' },
+        { source: { pool: 'lvpool', volume: 'data.raw' } },
+      ],
+      // test:/// has libvirt's network `default`; the private daemon's qemu:///system has none
+      nics: [{ type: 'user' }, ...(type === 'test' ? [{ type: 'network' as const, source: 'default' }] : [])],
       graphics: { type: 'vnc' },
     });
     ctx.mac = domain.config.nics[0]!.mac!;
@@ -179,6 +190,8 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
       const { xml } = await client.call(node, 'domain.xml', { id: ctx.id });
       expect(xml).toMatch(/<graphics type='vnc'[^>]*>\s*<listen type='socket'/);
       expect(xml).toContain(`<source file='${ctx.file}.iso'`);
+      expect(xml).toContain(`<source file='${join(pool, 'data.raw')}'`);
+      if (type === 'test') expect(xml).toMatch(/<interface type='network'>[\s\S]*?<source network='default'/);
       // QEMU's XML shows the balloon the guest reached (this one has no balloon driver); test:/// shows the target
       expect(xml).toContain(`<currentMemory unit='KiB'>${type === 'test' ? 98304 : 131072}</currentMemory>`);
       const imported = await client.call(node, 'domain.get', { id: ctx.imported });

@@ -23,7 +23,6 @@ describe('configFromDomainXml', () => {
       disks: [
         { source: { path: '/var/lib/a&b.qcow2' }, device: 'disk', format: 'qcow2', bus: 'virtio', target: 'vda' },
         { source: { path: '/dev/sr0' }, device: 'cdrom', format: 'raw', bus: 'sata', target: 'sda', readonly: true },
-        { source: { pool: 'images', volume: 'v1' }, device: 'disk', target: 'sdb' },
       ],
       nics: [
         { type: 'network', source: 'default', mac: '52:54:00:12:34:56', model: 'e1000' },

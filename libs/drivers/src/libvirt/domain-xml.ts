@@ -26,17 +26,16 @@ function elements(xml: string, name: string): XmlElement[] {
 const first = (xml: string, name: string) => elements(xml, name)[0];
 const pick = <T extends string>(value: string | undefined, allowed: readonly T[]): T | undefined => (allowed.includes(value as T) ? (value as T) : undefined);
 
-/** libvirt's disks virtbus can hold: file, block and pool-volume sources of disk and cdrom devices (network disks, empty drives and floppies are left to libvirt's XML). */
+/** libvirt's disks virtbus can hold: file and block sources of disk and cdrom devices (libvirt's pool volumes are not the node's pools; they, network disks, empty drives and floppies are left to libvirt's XML). */
 function disksOf(devices: string): DomainDisk[] {
   return elements(devices, 'disk').flatMap(({ attrs, body }) => {
     const source = first(body, 'source')?.attrs ?? {};
     const path = source['file'] ?? source['dev'];
-    const from = path ? { path } : source['pool'] && source['volume'] ? { pool: source['pool'], volume: source['volume'] } : undefined;
     const device = pick(attrs['device'] ?? 'disk', ['disk', 'cdrom'] as const);
-    if (!from || !device) return [];
+    if (!path || !device) return [];
     const target = first(body, 'target')?.attrs ?? {};
     const disk = {
-      source: from,
+      source: { path },
       device,
       ...(pick(first(body, 'driver')?.attrs['type'], ['qcow2', 'raw'] as const) ? { format: first(body, 'driver')!.attrs['type'] } : {}),
       ...(pick(target['bus'], ['virtio', 'sata', 'ide'] as const) ? { bus: target['bus'] } : {}),

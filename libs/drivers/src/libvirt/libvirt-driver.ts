@@ -189,7 +189,7 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
   ].join('');
   const targets = diskTargets(config.disks);
   const disks = config.disks.map((disk, index) => {
-    // the agent resolves its pool volumes to paths before a start; a pool named here is libvirt's own
+    // the agent resolves its pool volumes to paths before every start; one left unresolved names libvirt's pool
     const source = 'path' in disk.source ? `<source file=${attr(disk.source.path)}/>` : `<source pool=${attr(disk.source.pool)} volume=${attr(disk.source.volume)}/>`;
     return (
       `<disk type='${'path' in disk.source ? 'file' : 'volume'}' device='${disk.device ?? 'disk'}'><driver name='qemu' type='${disk.format ?? 'qcow2'}'/>${source}` +
