@@ -166,17 +166,14 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     await client.call(node, 'pool.define', { name: 'lvpool', type: 'dir', target: pool });
     await client.call(node, 'pool.state', { pool: 'lvpool', change: { action: 'build' } });
     await client.call(node, 'pool.state', { pool: 'lvpool', change: { action: 'start' } });
-    await client.call(node, 'volume.create', { pool: 'lvpool', volume: { name: 'data.raw', format: 'raw', capacity: 1 << 20 } });
+    await client.call(node, 'volume.create', { pool: 'lvpool', volume: { name: 'data.qcow2', capacity: 1 << 20 } });
     const domain = await client.call(node, 'domain.create', {
       name: ctx.id,
       driver: 'libvirt',
       vcpus: 1,
       memory: 128,
-      disks: [
-        { source: { path: ctx.file }, format: 'raw' },
-        { source: { path: `${ctx.file}.iso` }, format: 'raw', device: 'cdrom', bus: 'ide' },
-        { source: { pool: 'lvpool', volume: 'data.raw' } },
-      ],
+      // qcow2 (the pool's default) for the internal snapshots of the table
+      disks: [{ source: { pool: 'lvpool', volume: 'data.qcow2' } }, { source: { path: `${ctx.file}.iso` }, format: 'raw', device: 'cdrom', bus: 'ide' }],
       // test:/// has libvirt's network `default`; the private daemon's qemu:///system has none
       nics: [{ type: 'user' }, ...(type === 'test' ? [{ type: 'network' as const, source: 'default' }] : [])],
       graphics: { type: 'vnc' },
@@ -190,7 +187,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
       const { xml } = await client.call(node, 'domain.xml', { id: ctx.id });
       expect(xml).toMatch(/<graphics type='vnc'[^>]*>\s*<listen type='socket'/);
       expect(xml).toContain(`<source file='${ctx.file}.iso'`);
-      expect(xml).toContain(`<source file='${join(pool, 'data.raw')}'`);
+      expect(xml).toContain(`<source file='${join(pool, 'data.qcow2')}'`);
       if (type === 'test') expect(xml).toMatch(/<interface type='network'>[\s\S]*?<source network='default'/);
       // QEMU's XML shows the balloon the guest reached (this one has no balloon driver); test:/// shows the target
       expect(xml).toContain(`<currentMemory unit='KiB'>${type === 'test' ? 98304 : 131072}</currentMemory>`);
@@ -232,7 +229,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
 
   it('reports the driver with libvirt\'s hypervisor and runs the lifecycle in libvirt, adopting after an agent restart', async () => {
     const info = await client.call(NODE, 'node.info', {});
-    expect(info.drivers).toEqual([expect.objectContaining({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'stats', 'native-xml', 'resources', 'hypervisor:test'] })]);
+    expect(info.drivers).toEqual([expect.objectContaining({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'stats', 'snapshots', 'native-xml', 'resources', 'hypervisor:test'] })]);
 
     const name = `${tag}-web`;
     const domain = await client.call(NODE, 'domain.define', { name, driver: 'libvirt', vcpus: 2, memory: 128 });

@@ -1,13 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { vmOnlyFields } from '../qemu/machine.js';
-import { DomainStates, isActive, StateReasons, VirtError, type DomainEventDetails, type DomainEventName as ContractEventName, type DomainConfig, type DomainsPost, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
-import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, NativeDefinitionCapability, ResourceCapability, RunState, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
+import { DomainStates, isActive, StateReasons, VirtError, type DomainSnapshot, type SnapshotKind, type DomainEventDetails, type DomainEventName as ContractEventName, type DomainConfig, type DomainsPost, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
+import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, NativeDefinitionCapability, ResourceCapability, RunState, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
 import { diskTargets, macFor } from '../qemu/command-line.js';
 import { libvirtdAddress, LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
 import { configFromDomainXml } from './domain-xml.js';
-import { AffectFlag, DomainEvents, ListDomainsFlag, XmlFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
+import { AffectFlag, DomainEvents, ListDomainsFlag, UndefineFlag, XmlFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
 import { decodeXdr } from './xdr.js';
 
 /** A libvirt domain event other than lifecycle, as libvirt reports it (fields named as in its remote protocol). */
@@ -223,7 +223,7 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
  * every start; libvirt runs the domain with whatever hypervisor the URI names. Capability groups libvirt has no
  * procedures for here yet (snapshots, hotplug, graphics, guest agent, …) are absent: the agent answers OPERATION_UNSUPPORTED.
  */
-export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability, NativeDefinitionCapability, ResourceCapability {
+export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability, NativeDefinitionCapability, ResourceCapability, SnapshotCapability {
   readonly name = 'libvirt';
   readonly domainTypes = ['libvirt'] as const;
   readonly stats: StatsCapability = this;
@@ -233,6 +233,7 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   }
   readonly native: NativeDefinitionCapability = this;
   readonly resources: ResourceCapability = this;
+  readonly snapshots: SnapshotCapability = this;
   private client: LibvirtClient | undefined;
   private connectError: Error | undefined;
   /** libvirt's driver type lower-cased (`qemu`, `xen`, `vz`, `test`, …), the domain XML's type. */
@@ -536,7 +537,8 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
 
   async undefine(domain: DomainRecord): Promise<void> {
     try {
-      await this.connection().call('domainUndefineFlags', { dom: await this.lookup(domain), flags: 0 });
+      // libvirt refuses to undefine a domain with snapshots unless their metadata goes too (the agent's goes with it)
+      await this.connection().call('domainUndefineFlags', { dom: await this.lookup(domain), flags: UndefineFlag.SNAPSHOTS_METADATA });
     } catch (error) {
       if (!VirtError.is(error, 'NO_DOMAIN')) throw error;
     }
@@ -581,6 +583,35 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   /** virDomainSetMemoryFlags: the running domain's balloon target. */
   async setMemory(domain: DomainRecord, mib: number): Promise<void> {
     await this.busyWith(domain, async () => this.connection().call('domainSetMemoryFlags', { dom: await this.lookup(domain), memory: BigInt(mib) * 1024n, flags: AffectFlag.LIVE }));
+  }
+
+  /** virDomainSnapshotCreateXML: an internal snapshot libvirt keeps in the images (with RAM while the domain runs); external ones are not done here. */
+  async createSnapshot(domain: DomainRecord, request: { name: string; kind: SnapshotKind }): Promise<SnapshotTaken> {
+    if (request.kind !== 'internal') throw new VirtError('OPERATION_UNSUPPORTED', 'the libvirt driver takes internal snapshots only');
+    return this.busyWith(domain, async () => {
+      const dom = await this.lookup(domain);
+      await this.connection().call('domainSnapshotCreateXml', { dom, xmlDesc: `<domainsnapshot><name>${escapeXml(request.name)}</name></domainsnapshot>`, flags: 0 });
+      const targets = diskTargets(domain.config.disks);
+      const disks = domain.config.disks.flatMap((disk, index) => ('path' in disk.source && !disk.readonly && disk.device !== 'cdrom' ? [{ target: targets[index]!, file: disk.source.path }] : []));
+      return { state: domain.state, memory: isActive(domain.state), disks };
+    });
+  }
+
+  async revertSnapshot(domain: DomainRecord, snapshot: DomainSnapshot): Promise<SnapshotReverted> {
+    return this.busyWith(domain, async () => {
+      const dom = await this.lookup(domain);
+      const { snap } = await this.connection().call('domainSnapshotLookupByName', { dom, name: snapshot.name, flags: 0 });
+      await this.connection().call('domainRevertToSnapshot', { snap, flags: 0 });
+      return { run: await this.stateOf(await this.lookup(domain)) };
+    });
+  }
+
+  async deleteSnapshot(domain: DomainRecord, snapshot: DomainSnapshot): Promise<Omit<SnapshotReverted, 'run'>> {
+    return this.busyWith(domain, async () => {
+      const { snap } = await this.connection().call('domainSnapshotLookupByName', { dom: await this.lookup(domain), name: snapshot.name, flags: 0 });
+      await this.connection().call('domainSnapshotDelete', { snap, flags: 0 });
+      return {};
+    });
   }
 
   /** virDomainGetXMLDesc of the domain as libvirt holds it (its live XML while it runs). */

@@ -84,6 +84,8 @@ const uuid = xdrFixedOpaque(UUID_BYTES);
 export const DomainRef = xdrStruct({ name: nonnullString, uuid, id: xdrInt });
 export type DomainRef = CodecType<typeof DomainRef>;
 const NetworkRef = xdrStruct({ name: nonnullString, uuid });
+/** remote_nonnull_domain_snapshot */
+const SnapshotRef = xdrStruct({ name: nonnullString, dom: DomainRef });
 
 /** remote_error: the body of every reply with status ERROR. */
 export const RemoteError = xdrStruct({
@@ -141,6 +143,10 @@ export const Procedures = {
   domainShutdown: procedure(33, domainOnly, xdrVoid),
   domainSuspend: procedure(34, domainOnly, xdrVoid),
   domainUndefine: procedure(35, domainOnly, xdrVoid),
+  domainSnapshotCreateXml: procedure(185, xdrStruct({ dom: DomainRef, xmlDesc: nonnullString, flags: xdrUint }), xdrStruct({ snap: SnapshotRef })),
+  domainSnapshotLookupByName: procedure(189, xdrStruct({ dom: DomainRef, name: nonnullString, flags: xdrUint }), xdrStruct({ snap: SnapshotRef })),
+  domainRevertToSnapshot: procedure(192, xdrStruct({ snap: SnapshotRef, flags: xdrUint }), xdrVoid),
+  domainSnapshotDelete: procedure(193, xdrStruct({ snap: SnapshotRef, flags: xdrUint }), xdrVoid),
   connectGetHostname: procedure(59, xdrVoid, xdrStruct({ hostname: nonnullString })),
   connectSupportsFeature: procedure(60, xdrStruct({ feature: xdrInt }), xdrStruct({ supported: xdrInt })),
   authList: procedure(66, xdrVoid, xdrStruct({ types: xdrArray(xdrInt, AUTH_TYPE_LIST_MAX) })),
