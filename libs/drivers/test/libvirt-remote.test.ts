@@ -241,7 +241,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       const driver = new LibvirtDriver({ uri: `test+unix:///default?socket=${socket}` });
       await driver.init(makeDriverContext(join(root, 'driver'), domains, observed));
       try {
-        expect(await driver.probe()).toMatchObject({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'stats', 'snapshots', 'native-xml', 'resources', 'hypervisor:test'] });
+        expect(await driver.probe()).toMatchObject({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'stats', 'snapshots', 'save-restore', 'native-xml', 'resources', 'hypervisor:test'] });
         const domain = new TestDomain(testDomainConfig({ name: `${tag}-drv`, driver: 'libvirt', vcpus: 2, memory: 96 }));
         expect(() => driver.validate(domain.config)).not.toThrow();
         expect(() => driver.validate({ ...domain.config, driver: 'qemu' })).toThrow(VirtError);

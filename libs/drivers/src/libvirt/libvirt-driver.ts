@@ -1,13 +1,18 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { vmOnlyFields } from '../qemu/machine.js';
 import { DomainStates, isActive, StateReasons, VirtError, type DomainSnapshot, type SnapshotKind, type DomainEventDetails, type DomainEventName as ContractEventName, type DomainConfig, type DomainsPost, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
-import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, NativeDefinitionCapability, ResourceCapability, RunState, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
+import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, NativeDefinitionCapability, ResourceCapability, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
 import { diskTargets, macFor } from '../qemu/command-line.js';
 import { libvirtdAddress, LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
 import { configFromDomainXml } from './domain-xml.js';
-import { AffectFlag, DomainEvents, ListDomainsFlag, UndefineFlag, XmlFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
+import { encodeSaveHeader, readSaveHeader } from '../save-file.js';
+import { AffectFlag, DomainEvents, ListDomainsFlag, SaveFlag, UndefineFlag, XmlFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
 import { decodeXdr } from './xdr.js';
 
 /** A libvirt domain event other than lifecycle, as libvirt reports it (fields named as in its remote protocol). */
@@ -153,6 +158,8 @@ const POLL_MS = 100;
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 10_000;
 const VIR_ERR_INVALID_ARG = 8;
+/** libvirt's VIR_ERR_INVALID_ARG: what a driver answers to flags it does not take. */
+const isInvalidArg = (error: unknown) => error instanceof VirtError && error.cause instanceof LibvirtRemoteError && error.cause.libvirtCode === VIR_ERR_INVALID_ARG;
 
 /** Runtime of a domain whose definition is libvirt's XML (imported): a start does not define it from virtbus' config. */
 export const NATIVE_DEFINITION = { definition: 'libvirt-xml' } as const;
@@ -223,7 +230,7 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
  * every start; libvirt runs the domain with whatever hypervisor the URI names. Capability groups libvirt has no
  * procedures for here yet (snapshots, hotplug, graphics, guest agent, …) are absent: the agent answers OPERATION_UNSUPPORTED.
  */
-export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability, NativeDefinitionCapability, ResourceCapability, SnapshotCapability {
+export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability, NativeDefinitionCapability, ResourceCapability, SnapshotCapability, SaveRestoreCapability {
   readonly name = 'libvirt';
   readonly domainTypes = ['libvirt'] as const;
   readonly stats: StatsCapability = this;
@@ -234,6 +241,7 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   readonly native: NativeDefinitionCapability = this;
   readonly resources: ResourceCapability = this;
   readonly snapshots: SnapshotCapability = this;
+  readonly saveRestore: SaveRestoreCapability = this;
   private client: LibvirtClient | undefined;
   private connectError: Error | undefined;
   /** libvirt's driver type lower-cased (`qemu`, `xen`, `vz`, `test`, …), the domain XML's type. */
@@ -254,6 +262,7 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   constructor(private readonly options: LibvirtDriverOptions) {}
 
   async init(context: DriverContext): Promise<void> {
+    await mkdir(context.stateDir, { recursive: true });
     this.logger = context.logger;
     this.context = context;
     await this.connect();
@@ -479,7 +488,7 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
         return await this.stateOf((await client.call('domainCreateWithFlags', { dom, flags: options.paused ? START_PAUSED : 0 })).dom);
       } catch (error) {
         // some libvirt drivers (test:///) refuse START_PAUSED: start, then pause before reporting
-        if (!options.paused || !(error instanceof VirtError && error.cause instanceof LibvirtRemoteError && error.cause.libvirtCode === VIR_ERR_INVALID_ARG)) throw error;
+        if (!options.paused || !isInvalidArg(error)) throw error;
         await client.call('domainCreate', { dom });
         await client.call('domainSuspend', { dom });
         return this.stateOf(await this.lookup(domain));
@@ -612,6 +621,67 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
       await this.connection().call('domainSnapshotDelete', { snap, flags: 0 });
       return {};
     });
+  }
+
+  /** virDomainSaveFlags into the driver's directory, then virtbus' header line and libvirt's image as one file at `path` (renamed into place once synced). */
+  async save(domain: DomainRecord, path: string): Promise<RunState> {
+    return this.busyWith(domain, async () => {
+      const dom = await this.lookup(domain);
+      const image = this.imagePath(domain, 'save');
+      await rm(image, { force: true });
+      await this.connection().call('domainSaveFlags', { dom, to: image, dxml: null, flags: 0 });
+      const temporary = `${path}.partial`;
+      try {
+        await mkdir(join(path, '..'), { recursive: true });
+        await writeFile(temporary, encodeSaveHeader({ config: domain.config, state: domain.state, createdAt: new Date().toISOString() }), { mode: 0o600 });
+        await pipeline(createReadStream(image), createWriteStream(temporary, { flags: 'a' }));
+        const handle = await open(temporary, 'r');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await rename(temporary, path);
+      } catch (error) {
+        // the domain is stopped: its state stays in libvirt's image for an operator
+        await rm(temporary, { force: true });
+        throw new VirtError('OPERATION_FAILED', `domain ${domain.config.name} saved by libvirt to ${image}, but ${path} could not be written`, { cause: error });
+      }
+      await rm(image, { force: true });
+      // libvirt forgets a transient domain once it is saved
+      return this.stateOf(dom).catch((error: unknown) => {
+        if (VirtError.is(error, 'NO_DOMAIN')) return { state: 'shutoff' as const, reason: 'saved' as const };
+        throw error;
+      });
+    });
+  }
+
+  /** libvirt's image out of the save file into the driver's directory, then virDomainRestoreFlags (running or paused as asked). */
+  async restore(domain: DomainRecord, path: string, options: { paused: boolean }): Promise<RunState> {
+    return this.busyWith(domain, async () => {
+      const { payloadOffset } = await readSaveHeader(path);
+      const image = this.imagePath(domain, 'restore');
+      try {
+        await pipeline(createReadStream(path, { start: payloadOffset }), createWriteStream(image, { mode: 0o600 }));
+        const client = this.connection();
+        try {
+          await client.call('domainRestoreFlags', { from: image, dxml: null, flags: options.paused ? SaveFlag.PAUSED : SaveFlag.RUNNING });
+        } catch (error) {
+          // some libvirt drivers (test:///) refuse the state flags: restore as saved, then pause if asked
+          if (!isInvalidArg(error)) throw error;
+          await client.call('domainRestoreFlags', { from: image, dxml: null, flags: 0 });
+          if (options.paused) await client.call('domainSuspend', { dom: await this.lookup(domain) });
+        }
+      } finally {
+        await rm(image, { force: true });
+      }
+      return this.stateOf(await this.lookup(domain));
+    });
+  }
+
+  private imagePath(domain: DomainRecord, kind: 'save' | 'restore'): string {
+    if (!this.context) throw new VirtError('OPERATION_FAILED', 'the libvirt driver is not initialised');
+    return join(this.context.stateDir, `${domain.config.uuid}.${kind}`);
   }
 
   /** virDomainGetXMLDesc of the domain as libvirt holds it (its live XML while it runs). */

@@ -161,6 +161,10 @@ export const Procedures = {
   domainGetState: procedure(212, domainFlags, xdrStruct({ state: xdrInt, reason: xdrInt })),
   domainUndefineFlags: procedure(231, domainFlags, xdrVoid),
   domainReset: procedure(245, domainFlags, xdrVoid),
+  /** Writes libvirt's save image (its XML, then the hypervisor's state) to `to` on libvirtd's host; the domain stops. */
+  domainSaveFlags: procedure(232, xdrStruct({ dom: DomainRef, to: nonnullString, dxml: optionalString, flags: xdrUint }), xdrVoid),
+  /** flags: SaveFlag (RUNNING or PAUSED overrides the state the image was saved in). */
+  domainRestoreFlags: procedure(233, xdrStruct({ from: nonnullString, dxml: optionalString, flags: xdrUint }), xdrVoid),
   /** The stream of one console (devName null: the first); data then flows as STREAM packets of this call's serial. */
   domainOpenConsole: procedure(201, xdrStruct({ dom: DomainRef, devName: optionalString, flags: xdrUint }), xdrVoid),
   /** eventID: virDomainEventID; dom null: every domain. The callbackID tags the event messages (DomainEvents). */
@@ -209,6 +213,8 @@ export type DomainEventName = keyof typeof DomainEvents;
 
 /** virDomainModificationImpact */
 export const AffectFlag = { CURRENT: 0, LIVE: 1, CONFIG: 2 } as const;
+/** virDomainSaveRestoreFlags */
+export const SaveFlag = { BYPASS_CACHE: 1, RUNNING: 2, PAUSED: 4 } as const;
 /** virDomainXMLFlags */
 export const XmlFlag = { SECURE: 1, INACTIVE: 2 } as const;
 
