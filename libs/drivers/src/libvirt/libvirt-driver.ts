@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,7 +11,7 @@ import { diskTargets, macFor } from '../qemu/command-line.js';
 import { libvirtdAddress, LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
 import { configFromDomainXml } from './domain-xml.js';
-import { encodeSaveHeader, readSaveHeader } from '../save-file.js';
+import { readSaveHeader, writeSaveFile } from '../save-file.js';
 import { AffectFlag, DomainEvents, ListDomainsFlag, SaveFlag, UndefineFlag, XmlFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
 import { decodeXdr } from './xdr.js';
 
@@ -228,7 +228,7 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
 /**
  * Fronts a host's libvirtd over its remote protocol: the agent owns the definition and defines it into libvirt on
  * every start; libvirt runs the domain with whatever hypervisor the URI names. Capability groups libvirt has no
- * procedures for here yet (snapshots, hotplug, graphics, guest agent, …) are absent: the agent answers OPERATION_UNSUPPORTED.
+ * procedures for here yet (hotplug, graphics, guest agent, block jobs, migration, …) are absent: the agent answers OPERATION_UNSUPPORTED.
  */
 export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability, NativeDefinitionCapability, ResourceCapability, SnapshotCapability, SaveRestoreCapability {
   readonly name = 'libvirt';
@@ -630,21 +630,11 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
       const image = this.imagePath(domain, 'save');
       await rm(image, { force: true });
       await this.connection().call('domainSaveFlags', { dom, to: image, dxml: null, flags: 0 });
-      const temporary = `${path}.partial`;
       try {
         await mkdir(join(path, '..'), { recursive: true });
-        await writeFile(temporary, encodeSaveHeader({ config: domain.config, state: domain.state, createdAt: new Date().toISOString() }), { mode: 0o600 });
-        await pipeline(createReadStream(image), createWriteStream(temporary, { flags: 'a' }));
-        const handle = await open(temporary, 'r');
-        try {
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-        await rename(temporary, path);
+        await writeSaveFile(path, { config: domain.config, state: domain.state, createdAt: new Date().toISOString() }, { from: image });
       } catch (error) {
         // the domain is stopped: its state stays in libvirt's image for an operator
-        await rm(temporary, { force: true });
         throw new VirtError('OPERATION_FAILED', `domain ${domain.config.name} saved by libvirt to ${image}, but ${path} could not be written`, { cause: error });
       }
       await rm(image, { force: true });
