@@ -1,6 +1,6 @@
 import { baselineCpu, compareCpu, VirtError, type DriverInfo } from '@virtbus/api-contract';
 import { consoleOf, type ConsoleHub } from './console-hub.js';
-import { graphicsOf, type GraphicsHub } from './graphics-hub.js';
+import { graphicsDriver, graphicsOf, type GraphicsHub } from './graphics-hub.js';
 import type { DomainManager } from './domains/manager.js';
 import { blockJobOf } from './domains/block-jobs.js';
 import { defineFromImage } from './domains/provision.js';
@@ -123,15 +123,14 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.graphics.write': async ({ id, session, data, ack }) => {
       const bytes = data === undefined ? undefined : Buffer.from(data, 'base64');
       if (bytes && bytes.length > 65_536) throw new VirtError('INVALID_ARG', 'graphics writes are limited to 64 KiB');
-      // a driver without graphics answers OPERATION_UNSUPPORTED, not "no such viewer"
       const { record, driver } = consoleTarget(id);
-      graphicsOf(record, driver);
+      graphicsDriver(driver);
       deps.graphics.write(record, session, bytes, ack);
       return {};
     },
     'domain.graphics.detach': async ({ id, session }) => {
       const { record, driver } = consoleTarget(id);
-      graphicsOf(record, driver);
+      graphicsDriver(driver);
       deps.graphics.detach(record, session);
       return {};
     },
