@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { ConsoleHeaders, Subjects, VirtError } from '@virtbus/api-contract';
-import type { ConsoleSession, DomainRecord, HypervisorDriver } from '@virtbus/drivers';
+import type { ConsoleCapability, ConsoleSession, DomainRecord, HypervisorDriver } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 
 const HISTORY_LIMIT = 1024 * 1024;
@@ -14,6 +14,13 @@ export function publishEnd(nc: NatsConnection, subject: string, why: string): vo
 }
 
 /** Consoles (serial or graphical) exist only while the domain's process runs. */
+/** A driver without consoles answers OPERATION_UNSUPPORTED for every console call (before any session lookup). */
+export function consoleOf(driver: HypervisorDriver, domain?: DomainRecord): ConsoleCapability {
+  if (!driver.console) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no console`);
+  if (domain) requireRunning(domain, 'console');
+  return driver.console;
+}
+
 export function requireRunning(domain: DomainRecord, what: string): void {
   if (domain.state !== 'running' && domain.state !== 'paused' && domain.state !== 'blocked') {
     throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} is ${domain.state}: no ${what}`);
@@ -93,9 +100,7 @@ export class ConsoleHub {
   private async open(domain: DomainRecord, driver: HypervisorDriver): Promise<DomainConsole> {
     const existing = this.consoles.get(domain.config.uuid);
     if (existing) return existing;
-    if (!driver.console) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no console`);
-    requireRunning(domain, 'console');
-    const session = await driver.console.openConsole(domain);
+    const session = await consoleOf(driver, domain).openConsole(domain);
     const subject = Subjects.consoleOutput(this.node, domain.config.uuid);
     const console: DomainConsole = { session, history: session.history, subject, writer: undefined };
     session.onData((chunk) => {

@@ -8,6 +8,11 @@ import { publishEnd, requireRunning } from './console-hub.js';
 /** A domain's screen: one defined without a screen is refused (409, its config), a driver without screens answers 501. */
 export function graphicsOf(domain: DomainRecord, driver: HypervisorDriver): GraphicsCapability {
   if (domain.config.graphics?.type !== 'vnc') throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} has no graphical console (define it with graphics.type vnc)`);
+  return graphicsDriver(driver);
+}
+
+/** A driver without screens answers OPERATION_UNSUPPORTED to every graphics call (viewer writes and detaches too, whatever the domain's config now says). */
+export function graphicsDriver(driver: HypervisorDriver): GraphicsCapability {
   if (!driver.graphics) throw new VirtError('OPERATION_UNSUPPORTED', `the ${driver.name} driver has no graphical console`);
   return driver.graphics;
 }

@@ -1,6 +1,6 @@
 import { baselineCpu, compareCpu, VirtError, type DriverInfo } from '@virtbus/api-contract';
-import type { ConsoleHub } from './console-hub.js';
-import { graphicsOf, type GraphicsHub } from './graphics-hub.js';
+import { consoleOf, type ConsoleHub } from './console-hub.js';
+import { graphicsDriver, graphicsOf, type GraphicsHub } from './graphics-hub.js';
 import type { DomainManager } from './domains/manager.js';
 import { blockJobOf } from './domains/block-jobs.js';
 import { defineFromImage } from './domains/provision.js';
@@ -105,11 +105,15 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.console.write': async ({ id, session, data }) => {
       const bytes = Buffer.from(data, 'base64');
       if (bytes.length > 65_536) throw new VirtError('INVALID_ARG', 'console writes are limited to 64 KiB');
-      consoles.write(manager.record(id), session, bytes);
+      const { record, driver } = consoleTarget(id);
+      consoleOf(driver);
+      consoles.write(record, session, bytes);
       return {};
     },
     'domain.console.detach': async ({ id, session }) => {
-      consoles.detach(manager.record(id), session);
+      const { record, driver } = consoleTarget(id);
+      consoleOf(driver);
+      consoles.detach(record, session);
       return {};
     },
     'domain.graphics.attach': async ({ id, exclusive, force }) => {
@@ -119,11 +123,15 @@ export function createHandlers(deps: HandlerDeps): OperationHandlers {
     'domain.graphics.write': async ({ id, session, data, ack }) => {
       const bytes = data === undefined ? undefined : Buffer.from(data, 'base64');
       if (bytes && bytes.length > 65_536) throw new VirtError('INVALID_ARG', 'graphics writes are limited to 64 KiB');
-      deps.graphics.write(manager.record(id), session, bytes, ack);
+      const { record, driver } = consoleTarget(id);
+      graphicsDriver(driver);
+      deps.graphics.write(record, session, bytes, ack);
       return {};
     },
     'domain.graphics.detach': async ({ id, session }) => {
-      deps.graphics.detach(manager.record(id), session);
+      const { record, driver } = consoleTarget(id);
+      graphicsDriver(driver);
+      deps.graphics.detach(record, session);
       return {};
     },
     'domain.screenshot': async ({ id }) => {

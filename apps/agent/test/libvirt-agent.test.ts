@@ -3,6 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { OperationNames, VirtError, type OperationName, type OperationRequest } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { LibvirtClient } from '@virtbus/drivers';
 import { hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, storedNodeEvents, tearDown, useNatsBus, VIRSH, waitFor, type AgentProcess, type Libvirt } from '@virtbus/testing';
@@ -11,6 +12,122 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const LIBVIRTD = hasBinaryOrSkip('libvirtd') && hasBinaryOrSkip('virsh');
 const NODE = 'lvnode';
+const QEMU_NODE = 'lvqemu';
+const QEMU = LIBVIRTD && hasBinaryOrSkip('qemu-system-x86_64');
+
+/** What a domain operation of the table is run with: the running domain, a shut-off one, and what earlier rows returned. */
+interface TableContext {
+  id: string;
+  spare: string;
+  mac: string;
+  file: string;
+  cdrom: string;
+  imported: string;
+  session?: string;
+  /** libvirt's XML of the running domain, once its devices and resources changed. */
+  xml?: string;
+}
+type Row<N extends OperationName> = {
+  /** The capability group (as probe() names it) the operation needs; absent: every driver answers it. */
+  needs?: string;
+  request: (ctx: TableContext) => OperationRequest<N>;
+  /** Keeps a result later rows need. */
+  keep?: (result: unknown, ctx: TableContext) => void;
+  /** Acts on what an earlier row makes (a snapshot, a save file, a plugged device): without it, this stable error. */
+  after?: { operation: OperationName; missing: string };
+};
+/** One row per domain operation of the contract, in an order that leaves the domain running. */
+const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : never]: Row<N> } = {
+  'domain.list': { request: () => ({}) },
+  'domain.get': { request: ({ id }) => ({ id }) },
+  'domain.define': { request: ({ spare }) => ({ name: `${spare}-d`, driver: 'libvirt' }) },
+  'domain.update': { request: ({ spare }) => ({ id: `${spare}-d`, config: { memory: 64 } }) },
+  'domain.undefine': { request: ({ spare }) => ({ id: `${spare}-d` }) },
+  'domain.create': { request: ({ spare }) => ({ name: `${spare}-c`, driver: 'libvirt', vcpus: 1, memory: 64 }) },
+  'domain.state': { request: ({ spare }) => ({ id: `${spare}-c`, change: { action: 'destroy' } }) },
+  'domain.state.get': { request: ({ id }) => ({ id }) },
+  'domain.import': { needs: 'native-xml', request: ({ imported }) => ({ domains: [imported] }) },
+  'domain.stats': { needs: 'stats', request: ({ id }) => ({ id }) },
+  'domain.stats.all': { request: () => ({}) },
+  'domain.exec': { needs: 'exec', request: ({ id }) => ({ id, exec: { command: ['true'] } }) },
+  'domain.console.read': { needs: 'console', request: ({ id }) => ({ id }) },
+  'domain.console.attach': { needs: 'console', request: ({ id }) => ({ id }), keep: (result, ctx) => (ctx.session = (result as { session: string }).session) },
+  'domain.console.write': { needs: 'console', request: ({ id, session }) => ({ id, session: session ?? 'none', data: 'DQ==' }) },
+  'domain.console.detach': { needs: 'console', request: ({ id, session }) => ({ id, session: session ?? 'none' }) },
+  'domain.migrate': { needs: 'migration', request: ({ id }) => ({ id, migration: { destination: 'nowhere' } }) },
+  'domain.interfaces': { request: ({ id }) => ({ id }) },
+  'domain.nic.link': { needs: 'nics', request: ({ id, mac }) => ({ id, mac, link: 'up' }) },
+  'domain.nic.attach': { needs: 'nics', request: ({ id }) => ({ id, nic: { type: 'user', mac: '52:54:00:aa:bb:cc' } }) },
+  'domain.nic.detach': { needs: 'nics', request: ({ id }) => ({ id, mac: '52:54:00:aa:bb:cc' }), after: { operation: 'domain.nic.attach', missing: 'INVALID_ARG' } },
+  // the agent keeps snapshot metadata: the list is every driver's, the others act on the snapshot made above
+  'domain.snapshot.list': { request: ({ id }) => ({ id }) },
+  'domain.snapshot.create': { needs: 'snapshots', request: ({ id }) => ({ id, snapshot: { name: 's1' } }) },
+  'domain.snapshot.get': { needs: 'snapshots', request: ({ id }) => ({ id, snapshot: 's1' }), after: { operation: 'domain.snapshot.create', missing: 'NOT_FOUND' } },
+  'domain.snapshot.revert': { needs: 'snapshots', request: ({ id }) => ({ id, snapshot: 's1' }), after: { operation: 'domain.snapshot.create', missing: 'NOT_FOUND' } },
+  'domain.snapshot.delete': { needs: 'snapshots', request: ({ id }) => ({ id, snapshot: 's1' }), after: { operation: 'domain.snapshot.create', missing: 'NOT_FOUND' } },
+  'domain.disk.attach': { needs: 'disks', request: ({ id, file }) => ({ id, attach: { disk: { source: { path: file }, format: 'raw', target: 'vdz', readonly: true } } }) },
+  'domain.media.change': { needs: 'disks', request: ({ id, cdrom }) => ({ id, target: cdrom, change: {} }) },
+  'domain.disk.detach': { needs: 'disks', request: ({ id }) => ({ id, target: 'vdz', detach: {} }), after: { operation: 'domain.disk.attach', missing: 'INVALID_ARG' } },
+  'domain.vcpus.set': { needs: 'resources', request: ({ id }) => ({ id, set: { count: 1 } }) },
+  'domain.memory.set': { needs: 'resources', request: ({ id }) => ({ id, set: { memory: 96 } }) },
+  'domain.xml': { needs: 'native-xml', request: ({ id }) => ({ id }), keep: (result, ctx) => (ctx.xml = (result as { xml: string }).xml) },
+  'domain.graphics.attach': { needs: 'graphics', request: ({ id }) => ({ id }), keep: (result, ctx) => (ctx.session = (result as { session: string }).session) },
+  'domain.graphics.write': { needs: 'graphics', request: ({ id, session }) => ({ id, session: session ?? 'none' }) },
+  'domain.graphics.detach': { needs: 'graphics', request: ({ id, session }) => ({ id, session: session ?? 'none' }) },
+  'domain.screenshot': { needs: 'graphics', request: ({ id }) => ({ id }) },
+  'domain.sendKey': { needs: 'graphics', request: ({ id }) => ({ id, keys: ['a'] }) },
+  // from a disk image: the drivers that build a root disk from a pool volume (not libvirt's)
+  'domain.define.image': { needs: 'define-image', request: ({ spare }) => ({ domain: { name: `${spare}-i`, driver: 'libvirt' }, image: { pool: 'default', volume: 'img' } }) },
+  'domain.agent.ping': { needs: 'guest-agent', request: ({ id }) => ({ id }) },
+  'domain.agent.info': { needs: 'guest-agent', request: ({ id }) => ({ id }) },
+  'domain.interface.addresses': { needs: 'guest-agent', request: ({ id }) => ({ id }) },
+  'domain.fs.freeze': { needs: 'guest-agent', request: ({ id }) => ({ id }) },
+  'domain.fs.thaw': { needs: 'guest-agent', request: ({ id }) => ({ id }) },
+  'domain.user.password': { needs: 'guest-agent', request: ({ id }) => ({ id, user: 'root', password: 'x' }) },
+  'domain.time.get': { needs: 'guest-agent', request: ({ id }) => ({ id }) },
+  'domain.time.set': { needs: 'guest-agent', request: ({ id }) => ({ id }) },
+  'domain.qemu.monitor': { needs: 'qemu-monitor', request: ({ id }) => ({ id, monitor: { command: 'query-status' } }) },
+  'domain.lxc.enter': { needs: 'lxc-enter', request: ({ id }) => ({ id, enter: { command: ['true'] } }) },
+  'domain.block.commit': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', body: {} }) },
+  'domain.block.pull': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', body: {} }) },
+  'domain.block.copy': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', body: { destination: '/nonexistent/copy.qcow2' } }) },
+  'domain.blockjob.get': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda' }) },
+  'domain.blockjob.abort': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', abort: {} }) },
+  'domain.block.resize': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', resize: { sizeBytes: 1 << 20 } }) },
+  'domain.block.iotune': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', tune: {} }) },
+  // last: these stop the domain (a restore names no domain, only the file the save above wrote, and starts it again)
+  'domain.save': { needs: 'save-restore', request: ({ id }) => ({ id, target: { pool: 'lvpool', volume: 'save' } }) },
+  'domain.restore': { needs: 'save-restore', request: () => ({ pool: 'lvpool', volume: 'save' }), after: { operation: 'domain.save', missing: 'NOT_FOUND' } },
+  'domain.managedsave': { needs: 'save-restore', request: ({ id }) => ({ id }) },
+  'domain.managedsave.get': { request: ({ id }) => ({ id }) },
+  'domain.managedsave.remove': { needs: 'save-restore', request: ({ id }) => ({ id }), after: { operation: 'domain.managedsave', missing: 'OPERATION_INVALID' } },
+};
+
+/** Runs every domain operation of the contract on `node`: each works, or answers OPERATION_UNSUPPORTED because the driver lacks the capability it needs. */
+async function runDomainTable(client: VirtClient, node: string, ctx: TableContext): Promise<Record<string, string>> {
+  const outcomes: Record<string, string> = {};
+  for (const [operation, row] of Object.entries(DOMAIN_TABLE) as [OperationName, Row<OperationName>][]) {
+    const outcome = await client.call(node, operation, row.request(ctx) as never).then(
+      (result: unknown) => {
+        row.keep?.(result, ctx);
+        return 'ok';
+      },
+      (error: unknown) => (VirtError.is(error) ? `${error.code} (${error.message.slice(0, 200)})` : String(error)),
+    );
+    outcomes[operation] = outcome;
+  }
+  return outcomes;
+}
+const supported = (row: Row<OperationName>, capabilities: readonly string[]) => row.needs === undefined || capabilities.includes(row.needs);
+/** What the table must answer: `ok` where the driver declares the capability, else OPERATION_UNSUPPORTED (or, acting on what an unsupported row would have made, its stable error). */
+const expectedOutcomes = (capabilities: readonly string[]) =>
+  Object.fromEntries(
+    Object.entries(DOMAIN_TABLE).map(([operation, row]: [string, Row<OperationName>]) => {
+      const maker = row.after && (DOMAIN_TABLE as Record<string, Row<OperationName>>)[row.after.operation]!;
+      if (row.after && maker && !supported(maker, capabilities)) return [operation, expect.stringMatching(new RegExp(`^${row.after.missing} `))];
+      return [operation, supported(row, capabilities) ? 'ok' : expect.stringMatching(/^OPERATION_UNSUPPORTED /)];
+    }),
+  );
 
 /** The agent with `--drivers libvirt --libvirt-uri test+unix:///default?socket=…` against a private libvirtd, over NATS. */
 describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', () => {
@@ -24,8 +141,73 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
   /** Holds test:///default open from before the agent starts (libvirtd frees it when its last connection goes). */
   let holder: LibvirtClient | undefined;
   const old = { name: `${tag}-old`, uuid: randomUUID(), id: 0 };
-  const virsh = async (...args: string[]) =>
-    (await run(VIRSH, ['-q', '-c', uri, ...args]).catch((error: { stderr?: string }) => Promise.reject(new Error(`virsh ${args.join(' ')}: ${error.stderr}\nagent: ${agent?.output().slice(-3000)}`)))).stdout.trim();
+  const virshOn = async (on: string, ...args: string[]) =>
+    (await run(VIRSH, ['-q', '-c', on, ...args]).catch((error: { stderr?: string }) => Promise.reject(new Error(`virsh ${args.join(' ')}: ${error.stderr}\nagent: ${agent?.output().slice(-3000)}`)))).stdout.trim();
+  const virsh = (...args: string[]) => virshOn(uri, ...args);
+  /** A domain libvirt holds before virtbus imports it, with a disk, a NIC and a VNC display (its config comes from this XML). */
+  const defineForImport = async (on: string, type: string, name: string, extra = '') => {
+    const xml = join(root, `${name}.xml`);
+    await writeFile(
+      xml,
+      `<domain type='${type}'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os><devices>${extra}` +
+        `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${join(root, 'tbl.img')}'/><target dev='vda' bus='virtio'/></disk>` +
+        `<interface type='network'><source network='default'/><mac address='52:54:00:12:34:56'/><model type='e1000'/></interface>` +
+        `<graphics type='vnc' autoport='yes'/></devices></domain>`,
+    );
+    await virshOn(on, 'define', xml);
+  };
+  /** The table on a running domain of `node`, then its domains go. */
+  const domainTable = async (node: string, on: string, type: string) => {
+    expect(Object.keys(DOMAIN_TABLE).sort()).toEqual(OperationNames.filter((name) => name.startsWith('domain.')).sort());
+    const ctx: TableContext = { id: `${tag}-${type}`, spare: `${tag}-${type}x`, mac: '', file: join(root, 'tbl.img'), cdrom: '', imported: `${tag}-${type}i` };
+    await writeFile(ctx.file, Buffer.alloc(1 << 20));
+    await writeFile(`${ctx.file}.iso`, Buffer.alloc(1 << 20));
+    await defineForImport(on, type, ctx.imported, type === 'qemu' ? '<emulator>/usr/bin/qemu-system-x86_64</emulator>' : '');
+    // a disk from the node's storage pool: the agent resolves it to the volume's path for libvirt
+    const pool = join(root, `${type}-pool`);
+    await client.call(node, 'pool.define', { name: 'lvpool', type: 'dir', target: pool });
+    await client.call(node, 'pool.state', { pool: 'lvpool', change: { action: 'build' } });
+    await client.call(node, 'pool.state', { pool: 'lvpool', change: { action: 'start' } });
+    await client.call(node, 'volume.create', { pool: 'lvpool', volume: { name: 'data.qcow2', capacity: 1 << 20 } });
+    // persistent (domain.create would make it transient: gone once saved)
+    const domain = await client.call(node, 'domain.define', {
+      name: ctx.id,
+      driver: 'libvirt',
+      vcpus: 1,
+      memory: 128,
+      // qcow2 (the pool's default) for the internal snapshots of the table
+      disks: [{ source: { pool: 'lvpool', volume: 'data.qcow2' } }, { source: { path: `${ctx.file}.iso` }, format: 'raw', device: 'cdrom', bus: 'ide' }],
+      // test:/// has libvirt's network `default`; the private daemon's qemu:///system has none
+      nics: [{ type: 'user' }, ...(type === 'test' ? [{ type: 'network' as const, source: 'default' }] : [])],
+      graphics: { type: 'vnc' },
+    });
+    await client.call(node, 'domain.state', { id: ctx.id, change: { action: 'start' } });
+    ctx.mac = domain.config.nics[0]!.mac!;
+    ctx.cdrom = domain.config.disks[1]!.target ?? 'hda';
+    const [driver] = (await client.call(node, 'node.info', {})).drivers;
+    try {
+      expect(await runDomainTable(client, node, ctx)).toEqual(expectedOutcomes(driver!.capabilities));
+      // rendered for libvirt: VNC on a unix socket (never a TCP port), the cdrom, the balloon target the table set
+      const xml = ctx.xml ?? '';
+      expect(xml).toMatch(/<graphics type='vnc'[^>]*>\s*<listen type='socket'/);
+      expect(xml).toContain(`<source file='${ctx.file}.iso'`);
+      expect(xml).toContain(`<source file='${join(pool, 'data.qcow2')}'`);
+      if (type === 'test') expect(xml).toMatch(/<interface type='network'>[\s\S]*?<source network='default'/);
+      // QEMU's XML shows the balloon the guest reached (this one has no balloon driver); test:/// shows the target
+      expect(xml).toContain(`<currentMemory unit='KiB'>${type === 'test' ? 98304 : 131072}</currentMemory>`);
+      const imported = await client.call(node, 'domain.get', { id: ctx.imported });
+      expect(imported.config).toMatchObject({
+        disks: [{ source: { path: ctx.file }, format: 'raw', bus: 'virtio', device: 'disk' }],
+        nics: [{ type: 'network', source: 'default', mac: '52:54:00:12:34:56', model: 'e1000' }],
+        graphics: { type: 'vnc' },
+      });
+    } finally {
+      for (const id of [ctx.id, `${ctx.spare}-c`, ctx.imported]) {
+        await client.call(node, 'domain.state', { id, change: { action: 'destroy' } }).catch(() => 'not running');
+        await client.call(node, 'domain.undefine', { id }).catch(() => 'not defined');
+      }
+    }
+  };
   const startAgent = () =>
     spawnAgent({ node: NODE, natsUrl: bus.server.url, stateDir: join(root, 'agent'), drivers: 'libvirt', extraArgs: ['--libvirt-uri', uri], env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
 
@@ -51,7 +233,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
 
   it('reports the driver with libvirt\'s hypervisor and runs the lifecycle in libvirt, adopting after an agent restart', async () => {
     const info = await client.call(NODE, 'node.info', {});
-    expect(info.drivers).toEqual([expect.objectContaining({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'console', 'stats', 'native-xml', 'hypervisor:test'] })]);
+    expect(info.drivers).toEqual([expect.objectContaining({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'stats', 'snapshots', 'save-restore', 'native-xml', 'resources', 'hypervisor:test'] })]);
 
     const name = `${tag}-web`;
     const domain = await client.call(NODE, 'domain.define', { name, driver: 'libvirt', vcpus: 2, memory: 128 });
@@ -118,7 +300,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
 
   it('refuses what the driver cannot render yet', async () => {
     await rejectsWith(
-      client.call(NODE, 'domain.define', { name: `${tag}-disk`, driver: 'libvirt', disks: [{ source: { pool: 'default', volume: 'none' } }] }),
+      client.call(NODE, 'domain.define', { name: `${tag}-filter`, driver: 'libvirt', nics: [{ type: 'bridge', source: 'br0', filter: 'web' }] }),
       'OPERATION_UNSUPPORTED',
     );
   });
@@ -160,5 +342,30 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     await client.call(NODE, 'domain.state', { id: old.name, change: { action: 'destroy' } });
     await client.call(NODE, 'domain.undefine', { id: old.name });
     expect(await virsh('list', '--all', '--name')).not.toContain(old.name);
+  });
+
+  it('runs every domain operation of the contract on test:///default: working, or OPERATION_UNSUPPORTED where the driver lacks the capability', async () => {
+    await domainTable(NODE, uri, 'test');
+  });
+
+  describe.skipIf(!QEMU)('on qemu:///system (TCG)', () => {
+    let qemuAgent: AgentProcess | undefined;
+    const qemuUri = () => `qemu+unix:///system?socket=${libvirt.socket}`;
+    beforeAll(async () => {
+      qemuAgent = await spawnAgent({ node: QEMU_NODE, natsUrl: bus.server.url, stateDir: join(root, 'qagent'), drivers: 'libvirt', extraArgs: ['--libvirt-uri', qemuUri()], env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+    });
+    afterAll(async () => {
+      // QEMU domains outlive libvirtd by design: ours go first
+      const names = (await virshOn(qemuUri(), 'list', '--all', '--name').catch(() => '')).split('\n').filter((name) => name.startsWith(tag));
+      for (const name of names) {
+        await virshOn(qemuUri(), 'destroy', name).catch(() => 'not running');
+        await virshOn(qemuUri(), 'undefine', name).catch(() => 'transient: gone with its destroy');
+      }
+      await tearDown(qemuAgent);
+    });
+
+    it('runs every domain operation of the contract: working, or OPERATION_UNSUPPORTED where the driver lacks the capability', async () => {
+      await domainTable(QEMU_NODE, qemuUri(), 'qemu');
+    });
   });
 });

@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { VirtError, type DomainConfig, type DomainState } from '@virtbus/api-contract';
 
@@ -43,13 +44,18 @@ export async function readSaveHeader(path: string): Promise<{ header: SaveHeader
   }
 }
 
-/** Writes a whole save file (header + payload) under a temporary name, then renames it into place. */
-export async function writeSaveFile(path: string, header: SaveHeader, payload: Buffer): Promise<void> {
+/** Writes a whole save file (header + payload, or the bytes of the file `payload.from`) under a temporary name, then renames it into place. */
+export async function writeSaveFile(path: string, header: SaveHeader, payload: Buffer | { from: string }): Promise<void> {
   const temporary = `${path}.partial`;
   try {
     const handle = await open(temporary, 'w', 0o600);
     try {
-      await handle.writeFile(Buffer.concat([encodeSaveHeader(header), payload]));
+      if (Buffer.isBuffer(payload)) await handle.writeFile(Buffer.concat([encodeSaveHeader(header), payload]));
+      else {
+        // a hypervisor's image may be large: streamed, never whole in memory
+        await handle.writeFile(encodeSaveHeader(header));
+        for await (const chunk of createReadStream(payload.from)) await handle.writeFile(chunk as Buffer);
+      }
       await handle.sync();
     } finally {
       await handle.close();

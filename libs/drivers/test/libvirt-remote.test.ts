@@ -241,7 +241,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       const driver = new LibvirtDriver({ uri: `test+unix:///default?socket=${socket}` });
       await driver.init(makeDriverContext(join(root, 'driver'), domains, observed));
       try {
-        expect(await driver.probe()).toMatchObject({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'console', 'stats', 'native-xml', 'hypervisor:test'] });
+        expect(await driver.probe()).toMatchObject({ name: 'libvirt', domainTypes: ['libvirt'], available: true, capabilities: ['lifecycle', 'stats', 'snapshots', 'save-restore', 'native-xml', 'resources', 'hypervisor:test'] });
         const domain = new TestDomain(testDomainConfig({ name: `${tag}-drv`, driver: 'libvirt', vcpus: 2, memory: 96 }));
         expect(() => driver.validate(domain.config)).not.toThrow();
         expect(() => driver.validate({ ...domain.config, driver: 'qemu' })).toThrow(VirtError);
@@ -349,6 +349,34 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         expect(await driver.destroy(domain)).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
         await driver.undefine(domain);
       } finally {
+        await driver.close();
+      }
+    });
+
+    it.skipIf(!QEMU)('the driver opens qemu+tls://localhost:PORT/system?pkipath=… and runs a QEMU domain (TCG) with its console stream over TLS', async () => {
+      const uri = `qemu+tls://localhost:${relay!.port}/system?pkipath=${join(tlsRoot, 'lv', 'pki')}`;
+      const domains = new Map<string, TestDomain>();
+      const driver = new LibvirtDriver({ uri });
+      await driver.init(makeDriverContext(join(tlsRoot, 'driver-q'), domains, []));
+      const domain = new TestDomain(testDomainConfig({ name: `${tag}-qtls`, driver: 'libvirt', memory: 64 }));
+      domains.set(domain.config.uuid, domain);
+      try {
+        expect(await driver.probe()).toMatchObject({
+          available: true,
+          detail: expect.stringContaining(`qemu:///system on localhost:${relay!.port} (tls): QEMU`),
+          capabilities: expect.arrayContaining(['console', 'hypervisor:qemu']),
+        });
+        expect(domain.apply(await driver.start(domain, { paused: true }))).toMatchObject({ state: 'paused', reason: 'user' });
+        // a stream (not only calls) over the TLS connection: the console opens and closes cleanly
+        const session = await driver.console!.openConsole(domain);
+        session.close();
+        expect(domain.apply(await driver.resume(domain))).toMatchObject({ state: 'running', reason: 'unpaused' });
+        expect(await driver.domainStats(domain, { deadlineMs: 10_000 })).toMatchObject({ state: 'running', cpu: { timeNs: expect.any(Number) }, memory: { maximumBytes: 64 * 1024 * 1024 } });
+        expect(domain.apply(await driver.destroy(domain))).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
+      } finally {
+        // QEMU outlives libvirtd: ours goes before the daemon does
+        await driver.destroy(domain).catch(() => 'not running');
+        await driver.undefine(domain);
         await driver.close();
       }
     });

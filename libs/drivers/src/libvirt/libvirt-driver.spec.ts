@@ -26,12 +26,25 @@ describe('renderDomainXml', () => {
     expect(xml).toContain("<serial type='pty'/><console type='pty'/>");
   });
 
+  it('renders pool-volume disks, network NICs, the balloon and VNC on a unix socket with its video card', () => {
+    const xml = renderDomainXml(
+      { ...config, currentMemory: 128, disks: [{ source: { pool: 'images', volume: 'root.qcow2' } }], nics: [{ type: 'network', source: 'lan', mac: '52:54:00:00:00:02' }], graphics: { type: 'vnc', video: 'virtio', password: "p'w" } },
+      'qemu',
+    );
+    expect(xml).toContain("<memory unit='MiB'>256</memory><currentMemory unit='MiB'>128</currentMemory>");
+    expect(xml).toContain("<disk type='volume' device='disk'><driver name='qemu' type='qcow2'/><source pool='images' volume='root.qcow2'/><target dev='vda' bus='virtio'/></disk>");
+    expect(xml).toContain("<interface type='network'><source network='lan'/><mac address='52:54:00:00:00:02'/><model type='virtio'/></interface>");
+    expect(xml).toContain("<graphics type='vnc' passwd='p&#39;w'><listen type='socket'/></graphics><video><model type='virtio'/></video>");
+    expect(renderDomainXml({ ...config, graphics: { type: 'none' } }, 'qemu')).not.toContain('<graphics');
+  });
+
   it('refuses what libvirt cannot be given from a virtbus config', () => {
     const driver = new LibvirtDriver({ uri: 'test:///default' });
     expect(() => driver.validate(config)).not.toThrow();
+    expect(() => driver.validate({ ...config, disks: [{ source: { pool: 'p', volume: 'v' } }], nics: [{ type: 'network', source: 'net1' }], graphics: { type: 'vnc' }, currentMemory: 128 })).not.toThrow();
     const refused = (patch: object) => expect(() => driver.validate({ ...config, ...patch })).toThrow(VirtError);
-    refused({ disks: [{ source: { pool: 'p', volume: 'v' } }] });
-    refused({ nics: [{ type: 'network', source: 'net1' }] });
+    refused({ nics: [{ type: 'network', source: 'net1', filter: 'web' }] });
+    refused({ currentMemory: 512 });
     refused({ disks: [{ source: { path: '/a' }, target: 'vda' }, { source: { path: '/b' }, target: 'vda' }] });
   });
 });

@@ -84,6 +84,8 @@ const uuid = xdrFixedOpaque(UUID_BYTES);
 export const DomainRef = xdrStruct({ name: nonnullString, uuid, id: xdrInt });
 export type DomainRef = CodecType<typeof DomainRef>;
 const NetworkRef = xdrStruct({ name: nonnullString, uuid });
+/** remote_nonnull_domain_snapshot */
+const SnapshotRef = xdrStruct({ name: nonnullString, dom: DomainRef });
 
 /** remote_error: the body of every reply with status ERROR. */
 export const RemoteError = xdrStruct({
@@ -141,6 +143,10 @@ export const Procedures = {
   domainShutdown: procedure(33, domainOnly, xdrVoid),
   domainSuspend: procedure(34, domainOnly, xdrVoid),
   domainUndefine: procedure(35, domainOnly, xdrVoid),
+  domainSnapshotCreateXml: procedure(185, xdrStruct({ dom: DomainRef, xmlDesc: nonnullString, flags: xdrUint }), xdrStruct({ snap: SnapshotRef })),
+  domainSnapshotLookupByName: procedure(189, xdrStruct({ dom: DomainRef, name: nonnullString, flags: xdrUint }), xdrStruct({ snap: SnapshotRef })),
+  domainRevertToSnapshot: procedure(192, xdrStruct({ snap: SnapshotRef, flags: xdrUint }), xdrVoid),
+  domainSnapshotDelete: procedure(193, xdrStruct({ snap: SnapshotRef, flags: xdrUint }), xdrVoid),
   connectGetHostname: procedure(59, xdrVoid, xdrStruct({ hostname: nonnullString })),
   connectSupportsFeature: procedure(60, xdrStruct({ feature: xdrInt }), xdrStruct({ supported: xdrInt })),
   authList: procedure(66, xdrVoid, xdrStruct({ types: xdrArray(xdrInt, AUTH_TYPE_LIST_MAX) })),
@@ -148,9 +154,17 @@ export const Procedures = {
   connectGetLibVersion: procedure(157, xdrVoid, xdrStruct({ libVer: xdrUhyper })),
   /** flags: virDomainCreateFlags (1 = START_PAUSED). */
   domainCreateWithFlags: procedure(196, domainFlags, domainReply),
+  /** flags: virDomainModificationImpact (1 = AFFECT_LIVE). */
+  domainSetVcpusFlags: procedure(199, xdrStruct({ dom: DomainRef, nvcpus: xdrUint, flags: xdrUint }), xdrVoid),
+  /** memory in KiB; flags as domainSetVcpusFlags. */
+  domainSetMemoryFlags: procedure(204, xdrStruct({ dom: DomainRef, memory: xdrUhyper, flags: xdrUint }), xdrVoid),
   domainGetState: procedure(212, domainFlags, xdrStruct({ state: xdrInt, reason: xdrInt })),
   domainUndefineFlags: procedure(231, domainFlags, xdrVoid),
   domainReset: procedure(245, domainFlags, xdrVoid),
+  /** Writes libvirt's save image (its XML, then the hypervisor's state) to `to` on libvirtd's host; the domain stops. */
+  domainSaveFlags: procedure(232, xdrStruct({ dom: DomainRef, to: nonnullString, dxml: optionalString, flags: xdrUint }), xdrVoid),
+  /** flags: SaveFlag (RUNNING or PAUSED overrides the state the image was saved in). */
+  domainRestoreFlags: procedure(233, xdrStruct({ from: nonnullString, dxml: optionalString, flags: xdrUint }), xdrVoid),
   /** The stream of one console (devName null: the first); data then flows as STREAM packets of this call's serial. */
   domainOpenConsole: procedure(201, xdrStruct({ dom: DomainRef, devName: optionalString, flags: xdrUint }), xdrVoid),
   /** eventID: virDomainEventID; dom null: every domain. The callbackID tags the event messages (DomainEvents). */
@@ -196,6 +210,13 @@ export const DomainEvents = {
   metadataChange: { eventId: 23, procedure: 379, layout: flatWithCallback({ type: xdrInt, nsuri: optionalString }) },
 } as const;
 export type DomainEventName = keyof typeof DomainEvents;
+
+/** virDomainModificationImpact */
+export const AffectFlag = { CURRENT: 0, LIVE: 1, CONFIG: 2 } as const;
+/** virDomainSaveRestoreFlags */
+export const SaveFlag = { BYPASS_CACHE: 1, RUNNING: 2, PAUSED: 4 } as const;
+/** virDomainXMLFlags */
+export const XmlFlag = { SECURE: 1, INACTIVE: 2 } as const;
 
 /** virDomainStatsTypes */
 export const StatsGroup = { STATE: 1, CPU_TOTAL: 2, BALLOON: 4, VCPU: 8, INTERFACE: 16, BLOCK: 32 } as const;
