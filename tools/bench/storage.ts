@@ -134,10 +134,10 @@ async function rssGrowth(pids: number[], work: () => Promise<unknown>): Promise<
 }
 
 /** A gateway in its own process (built code, as shipped), so its memory and CPU are its own; BENCH_CPU_PROF=<dir> profiles it. */
-export async function spawnGatewayProcess(natsUrl: string, node = NODE): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+export async function spawnGatewayProcess(natsUrl: string, node = NODE, bundle = builtBundle('virtbus-gateway')): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const profile = process.env['BENCH_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CPU_PROF']}`] : [];
-  const child = spawn(process.execPath, [...profile, builtBundle('virtbus-gateway'), '--nats', natsUrl, '--port', String(port), '--rate-limit', '0'], {
+  const child = spawn(process.execPath, [...profile, bundle, '--nats', natsUrl, '--port', String(port), '--rate-limit', '0'], {
     cwd: REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
     stdio: ['ignore', 'ignore', 'inherit'],

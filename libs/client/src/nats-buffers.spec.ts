@@ -1,0 +1,40 @@
+import { randomBytes } from 'node:crypto';
+import { Kind, Parser, type ParserEvent } from '@nats-io/nats-core/internal';
+import { describe, expect, it } from 'vitest';
+import { tuneNatsBuffers } from './nats-buffers.js';
+
+/** Parses `wire` fed in socket-read sized pieces; the MSG events. */
+function parseInPieces(wire: Buffer, piece: number): ParserEvent[] {
+  const events: ParserEvent[] = [];
+  const parser = new Parser({ push: (event: ParserEvent) => events.push(event) });
+  for (let at = 0; at < wire.length; at += piece) parser.parse(wire.subarray(at, at + piece));
+  return events.filter((event) => event.kind === Kind.MSG);
+}
+
+describe('tuneNatsBuffers', () => {
+  it('assembles a large message in one buffer of its size, byte for byte, also around a small one', () => {
+    tuneNatsBuffers();
+    tuneNatsBuffers();
+    const headers = Buffer.from('NATS/1.0\r\nVirt-Offset: 0\r\n\r\n');
+    const payload = randomBytes(960 * 1024 + 7);
+    const size = headers.length + payload.length;
+    const wire = Buffer.concat([
+      Buffer.from(`HMSG a.b 1 _INBOX.x ${headers.length} ${size}\r\n`),
+      headers,
+      payload,
+      Buffer.from('\r\nMSG c 2 3\r\nabc\r\n'),
+      Buffer.from(`HMSG a.b 1 ${headers.length} ${size}\r\n`),
+      headers,
+      payload,
+      Buffer.from('\r\n'),
+    ]);
+    const events = parseInPieces(wire, 65_536);
+    expect(events).toHaveLength(3);
+    for (const event of [events[0]!, events[2]!]) {
+      expect(Buffer.from(event.data!).equals(Buffer.concat([headers, payload]))).toBe(true);
+      // the doubling buffer would hold it in up to twice its size
+      expect(event.data!.buffer.byteLength).toBe(size);
+    }
+    expect(Buffer.from(events[1]!.data!).toString()).toBe('abc');
+  });
+});
