@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { Kind, Parser, type ParserEvent } from '@nats-io/nats-core/internal';
+import { Kind, Parser, ProtocolHandler, type ParserEvent } from '@nats-io/nats-core/internal';
 import { describe, expect, it } from 'vitest';
 import { tuneNatsBuffers } from './nats-buffers.js';
+
+const flushOf = () => (ProtocolHandler.prototype as unknown as { flushPending?: () => void }).flushPending;
+const untunedFlush = flushOf();
 
 /** Parses `wire` fed in socket-read sized pieces; the MSG events. */
 function parseInPieces(wire: Buffer, piece: number): ParserEvent[] {
@@ -36,5 +39,11 @@ describe('tuneNatsBuffers', () => {
       expect(event.data!.buffer.byteLength).toBe(size);
     }
     expect(Buffer.from(events[1]!.data!).toString()).toBe('abc');
+  });
+
+  it('replaces the flush it patches (a nats.js without one would silently keep packing)', () => {
+    tuneNatsBuffers();
+    expect(untunedFlush).toBeTypeOf('function');
+    expect(flushOf()).not.toBe(untunedFlush);
   });
 });

@@ -1,11 +1,20 @@
-import { Parser, State } from '@nats-io/nats-core/internal';
+import type { Socket } from 'node:net';
+import { Parser, ProtocolHandler, State } from '@nats-io/nats-core/internal';
+
+/** Pending output from which a flush writes the pieces as they are (one writev) instead of packing them into a new buffer. */
+const WRITEV_BYTES = 64 * 1024;
+
+/** What the outbound patch reaches of nats.js 3.4: the private flush and the node transport's socket. */
+type Flushing = { flushPending(): void; transport: { socket?: Socket; isClosed?: boolean } };
+
 
 let tuned = false;
 
 /**
  * nats.js assembles a message larger than one socket read in a buffer that grows by doubling, so a ~1 MiB volume chunk
  * costs four or five ArrayBuffers (up to 2 MiB) and as many copies, and only full GCs started by external memory pressure
- * free them. Once a payload's size is known this gives it one buffer of exactly that size. Idempotent; process-wide; written against nats-core 3.4 (pinned in package.json; nats-buffers.spec.ts checks it).
+ * free them. Once a payload's size is known this gives it one buffer of exactly that size; a large outbound message is
+ * written as its pieces (one writev), not packed into a new buffer first, so a sender must not change a payload it passed. Idempotent; process-wide; written against nats-core 3.4 (pinned in package.json; nats-buffers.spec.ts checks it).
  */
 export function tuneNatsBuffers(): void {
   if (tuned) return;
@@ -22,4 +31,22 @@ export function tuneNatsBuffers(): void {
     msgBuf._buf = new Uint8Array(sized.buffer, 0, held.length);
     msgBuf._off = 0;
   };
+  // Outbound, nats.js packs the queued protocol line, headers and payload into one new buffer before the socket write.
+  const proto = ProtocolHandler.prototype as unknown as Flushing;
+  const flushPending = proto.flushPending;
+  proto.flushPending = function (this: ProtocolHandler & Flushing): void {
+    const out = this.outbound;
+    const socket = this.transport.socket;
+    if (!this.infoReceived || !this.connected || out.byteLength < WRITEV_BYTES || out.buffers.length < 2 || !socket || this.transport.isClosed !== false) {
+      flushPending.call(this);
+      return;
+    }
+    socket.cork();
+    // Write errors surface on the read side, as in nats.js's own send.
+    for (const piece of out.buffers) socket.write(piece, ignoreWriteError);
+    socket.uncork();
+    out.reset();
+  };
 }
+
+function ignoreWriteError(): void {}
