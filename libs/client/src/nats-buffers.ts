@@ -5,7 +5,7 @@ import { Parser, ProtocolHandler, State } from '@nats-io/nats-core/internal';
 const WRITEV_BYTES = 64 * 1024;
 
 /** What the outbound patch reaches of nats.js 3.4: the private flush and the node transport's socket. */
-type Flushing = { flushPending(): void; transport: { socket?: Socket; isClosed?: boolean } };
+type Flushing = Pick<ProtocolHandler, 'outbound' | 'infoReceived' | 'connected'> & { transport: { socket?: Socket; isClosed?: boolean } };
 
 
 let tuned = false;
@@ -32,9 +32,9 @@ export function tuneNatsBuffers(): void {
     msgBuf._off = 0;
   };
   // Outbound, nats.js packs the queued protocol line, headers and payload into one new buffer before the socket write.
-  const proto = ProtocolHandler.prototype as unknown as Flushing;
+  const proto = ProtocolHandler.prototype as unknown as { flushPending(this: Flushing): void };
   const flushPending = proto.flushPending;
-  proto.flushPending = function (this: ProtocolHandler & Flushing): void {
+  proto.flushPending = function (this: Flushing): void {
     const out = this.outbound;
     const socket = this.transport.socket;
     if (!this.infoReceived || !this.connected || out.byteLength < WRITEV_BYTES || out.buffers.length < 2 || !socket || this.transport.isClosed !== false) {
