@@ -59,7 +59,7 @@ try {
   for (const [i, bundle] of agentBundles.entries()) {
     const node = `ab${i}`;
     const args = agentArgs({ node, natsUrl: nats.url, stateDir: join(root, node), extraArgs: QUIET_AGENT_ARGS }).map((a) => (a === builtBundle('virtbus-agent') ? bundle : a));
-    const child = spawn(process.execPath, [...(process.env.AB_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.AB_PROF}/agent${i}`] : []), ...args], { stdio: ['ignore', process.env.AB_VERBOSE ? 'inherit' : 'ignore', 'inherit'] });
+    const child = spawn(process.execPath, [...(process.env.AB_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(process.env.AB_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.AB_PROF}/agent${i}`] : []), ...args], { stdio: ['ignore', process.env.AB_VERBOSE ? 'inherit' : 'ignore', 'inherit'] });
     children.push(child);
     for (let attempt = 0; ; attempt++) {
       if (await client.call(node, 'node.info', {}, { timeoutMs: 1000 }).then(() => true, () => false)) break;

@@ -61,40 +61,48 @@ function uploadChunkBytes(nc: NatsConnection, session: StreamSession): number {
   return maxPayload === undefined ? session.chunkBytes : Math.max(1, Math.min(session.chunkBytes, maxPayload - HEADROOM_BYTES));
 }
 
-/** Sends the body in chunks with up to UPLOAD_WINDOW unacknowledged; the HTTP body is read only as acknowledgements free the window. */
+/**
+ * Sends the body in chunks with up to UPLOAD_WINDOW unacknowledged; the HTTP body is read only as acknowledgements free the
+ * window. The HTTP pieces are copied into UPLOAD_WINDOW + 1 chunk buffers used in turn: an acknowledged chunk has left this
+ * process (the agent has it), so its buffer takes the next one, and a transfer allocates no chunk memory after its first.
+ */
 async function sendUpload(nc: NatsConnection, session: StreamSession, body: Readable): Promise<AsyncOperation> {
   const chunkBytes = uploadChunkBytes(nc, session);
-  const inFlight: Promise<Msg>[] = [];
+  const inFlight: { request: Promise<Msg>; buffer: Buffer }[] = [];
+  const free: Buffer[] = [];
   let offset = 0;
-  let parts: Buffer[] = [];
-  let buffered = 0;
-  const send = (data: Uint8Array) => {
+  let chunk: Buffer | undefined;
+  let filled = 0;
+  const send = (buffer: Buffer, length: number) => {
     const headers = natsHeaders();
     headers.set(StreamHeaders.Offset, String(offset));
-    offset += data.length;
-    const request = nc.request(session.subject, data, { timeout: CHUNK_TIMEOUT_MS, headers });
+    offset += length;
+    const request = nc.request(session.subject, buffer.subarray(0, length), { timeout: CHUNK_TIMEOUT_MS, headers });
     // A rejection is handled when the window reaches it; this keeps Node from calling it unhandled first.
     request.catch(() => undefined);
-    inFlight.push(request);
+    inFlight.push({ request, buffer });
   };
   const drainTo = async (size: number) => {
-    while (inFlight.length > size) checkChunkReply(await inFlight.shift()!);
+    while (inFlight.length > size) {
+      const head = inFlight.shift()!;
+      checkChunkReply(await head.request);
+      free.push(head.buffer);
+    }
   };
   for await (const piece of body as AsyncIterable<Buffer>) {
-    parts.push(piece);
-    buffered += piece.length;
-    if (buffered < chunkBytes) continue;
-    // One copy of the HTTP pieces into whole chunks; nats.js holds each until it is written to the socket.
-    const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts, buffered);
-    let at = 0;
-    for (; all.length - at >= chunkBytes; at += chunkBytes) {
-      send(all.subarray(at, at + chunkBytes));
+    for (let at = 0; at < piece.length; ) {
+      chunk ??= free.pop() ?? Buffer.allocUnsafeSlow(chunkBytes);
+      const copied = piece.copy(chunk, filled, at);
+      at += copied;
+      filled += copied;
+      if (filled < chunkBytes) continue;
+      send(chunk, filled);
+      chunk = undefined;
+      filled = 0;
       await drainTo(UPLOAD_WINDOW - 1);
     }
-    parts = at < all.length ? [all.subarray(at)] : [];
-    buffered = all.length - at;
   }
-  if (buffered > 0) send(Buffer.concat(parts, buffered));
+  if (chunk && filled > 0) send(chunk, filled);
   await drainTo(0);
   const headers = natsHeaders();
   headers.set(StreamHeaders.Action, StreamActions.Commit);
