@@ -137,10 +137,12 @@ async function rssGrowth(pids: number[], work: () => Promise<unknown>): Promise<
 export async function spawnGatewayProcess(natsUrl: string, node = NODE, bundle = builtBundle('virtbus-gateway')): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const profile = process.env['BENCH_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CPU_PROF']}`] : [];
+  // BENCH_GATEWAY_NODE_ARGS: node options of the gateway process (e.g. --trace-gc, printed on this process's stdout).
+  profile.push(...(process.env['BENCH_GATEWAY_NODE_ARGS']?.split(' ').filter(Boolean) ?? []));
   const child = spawn(process.execPath, [...profile, bundle, '--nats', natsUrl, '--port', String(port), '--rate-limit', '0'], {
     cwd: REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', process.env['BENCH_GATEWAY_NODE_ARGS'] ? 'inherit' : 'ignore', 'inherit'],
   });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const stop = async () => {
