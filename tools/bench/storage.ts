@@ -107,7 +107,7 @@ export async function rawNatsBulkMiBs(natsUrl: string, fileMiB: number, chunkByt
   }
 }
 
-async function rssBytes(pid: number): Promise<number> {
+export async function rssBytes(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
@@ -164,6 +164,14 @@ export async function spawnGatewayProcess(natsUrl: string, node = NODE, bundle =
   }
 }
 
+/** Writes `mib` MiB of incompressible bytes to `path`; their sha256. */
+export async function writeRandomFile(path: string, mib: number): Promise<string> {
+  const handle = await open(path, 'w');
+  for (let i = 0; i < mib; i++) await handle.write(randomBytes(MiB));
+  await handle.close();
+  return sha256Of(path);
+}
+
 export async function sha256Of(path: string): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(path), hash);
@@ -184,10 +192,7 @@ export async function benchStorage(options: StorageBenchOptions): Promise<Storag
   const gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, discoveryWaitMs: 500 });
   try {
     const source = join(workDir, 'source.img');
-    const handle = await open(source, 'w');
-    for (let i = 0; i < fileMiB; i++) await handle.write(randomBytes(MiB));
-    await handle.close();
-    const sourceSha = await sha256Of(source);
+    const sourceSha = await writeRandomFile(source, fileMiB);
     const url = `${gateway.url}/v1/nodes/${NODE}/storage-pools/default/volumes/bench.raw/content`;
     const copy = join(workDir, 'state', 'pools', 'default', 'cp-copy.img');
     const back = join(workDir, 'downloaded.img');
@@ -207,10 +212,7 @@ export async function benchStorage(options: StorageBenchOptions): Promise<Storag
     // Memory: one large transfer each way through a gateway process (2 GiB; 512 MiB with --quick).
     const transferMiB = options.quick ? 512 : 2048;
     const big = join(workDir, 'big.img');
-    const bigHandle = await open(big, 'w');
-    for (let i = 0; i < transferMiB; i++) await bigHandle.write(randomBytes(MiB));
-    await bigHandle.close();
-    const bigSha = await sha256Of(big);
+    const bigSha = await writeRandomFile(big, transferMiB);
     const gatewayProcess = await spawnGatewayProcess(nats.url);
     let memory: StorageBenchResult['memory'];
     try {

@@ -2,15 +2,14 @@
 // AB_MIB (256) MiB up and down through each in turn for AB_RUNS (3) rounds, with virsh vol-upload/-download of the same file
 // interleaved (AB_VIRSH=0 skips it): MiB/s, CPU s per GiB per process and peak RSS growth (MiB) per transfer, medians.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentArgs, builtBundle, QUIET_AGENT_ARGS, startLibvirt, startNatsServer, type Libvirt } from '@virtbus/testing';
 import { VirtClient } from '@virtbus/client';
 import { connect } from '@nats-io/transport-node';
 import { processCpuMicros } from './httpload.js';
-import { download, sha256Of, spawnGatewayProcess, upload } from './storage.js';
+import { download, rssBytes, sha256Of, spawnGatewayProcess, upload, writeRandomFile } from './storage.js';
 
 const MiB = 1024 * 1024;
 const fileMiB = Number(process.env.AB_MIB ?? 256);
@@ -24,7 +23,6 @@ const client = new VirtClient(nc, 60_000);
 const children: { kill: () => void }[] = [];
 let libvirt: Libvirt | undefined;
 
-const rssBytes = async (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** MiB/s, CPU s/GiB and peak RSS growth (MiB) of each named pid during `work`. */
@@ -71,10 +69,7 @@ try {
     stacks.push({ label: `${i}: ${bundle.split('/').slice(-2).join('/')} + ${gatewayBundles[i]!.split('/').slice(-2).join('/')}`, node, agent: child.pid!, gateway });
   }
   const source = join(root, 'source.img');
-  const handle = await open(source, 'w');
-  for (let i = 0; i < fileMiB; i++) await handle.write(randomBytes(MiB));
-  await handle.close();
-  const sha = await sha256Of(source);
+  const sha = await writeRandomFile(source, fileMiB);
   const back = join(root, 'back.img');
   if (process.env.AB_VIRSH !== '0') {
     libvirt = await startLibvirt(join(root, 'lv'));
