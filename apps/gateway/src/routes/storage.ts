@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import Type from 'typebox';
-import { decodeReply } from '@virtbus/client';
+import { decodeReply, releaseNatsPayload } from '@virtbus/client';
 import {
   type AsyncOperation,
   ErrorBody,
@@ -119,13 +119,14 @@ function abortSession(nc: NatsConnection, session: StreamSession): void {
  * Pulls the volume with up to DOWNLOAD_WINDOW pulls in flight (offsets known from the size and the chunk size), yielding the
  * chunks in order; the window only moves when the HTTP response takes a chunk. Without a size it pulls one at a time.
  */
-async function* pullDownload(nc: NatsConnection, session: StreamSession, onDone: (sha256: string) => void): AsyncGenerator<Buffer> {
+async function* pullDownload(nc: NatsConnection, session: StreamSession, onDone: (sha256: string) => void, allWritten: () => boolean): AsyncGenerator<Buffer> {
   const size = session.sizeBytes;
   const window = size === undefined ? 1 : DOWNLOAD_WINDOW;
   const pulls: { offset: number; reply: Promise<Msg> }[] = [];
   let next = 0;
   let lastPulled = false;
   let done = false;
+  const held: Uint8Array[] = [];
   const pull = (offset: number) => {
     const headers = natsHeaders();
     headers.set(StreamHeaders.Offset, String(offset));
@@ -159,6 +160,11 @@ async function* pullDownload(nc: NatsConnection, session: StreamSession, onDone:
       } else if (reply.data.length !== Math.min(session.chunkBytes, size - head.offset)) {
         throw new VirtError('OPERATION_FAILED', `chunk at ${head.offset} has ${reply.data.length} bytes`);
       }
+      // Chunks yielded before are in the kernel once the stream and the response hold no bytes: their buffers go back to
+      // nats.js's pool for the next chunk. A few at most wait for that; older ones are left to the GC.
+      if (allWritten()) held.splice(0).forEach(releaseNatsPayload);
+      if (held.length >= DOWNLOAD_WINDOW) held.shift();
+      held.push(reply.data);
       yield Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength);
     }
   } finally {
@@ -218,7 +224,8 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const session = await app.agents.call(request.params.node, 'volume.download', { pool: request.params.pool, volume: request.params.vol });
       const nc = await app.agents.connection();
       let sha256 = '';
-      const stream = Readable.from(pullDownload(nc, session, (digest) => (sha256 = digest)), { objectMode: false, highWaterMark: session.chunkBytes });
+      const allWritten = () => stream.readableLength === 0 && reply.raw.writableLength === 0;
+      const stream: Readable = Readable.from(pullDownload(nc, session, (digest) => (sha256 = digest), allWritten), { objectMode: false, highWaterMark: session.chunkBytes });
       reply.header('content-type', 'application/octet-stream');
       reply.header('x-virtbus-operation', session.operation.id);
       reply.header('x-virtbus-size', String(session.sizeBytes ?? 0));
