@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
@@ -9,7 +9,7 @@ import { renderDomainXml } from '@virtbus/drivers';
 import { ensureLibvirt, killQemusMentioning, requireBinary, spawnAgent, startLibvirt, startNatsServer, testDomainConfig, VIRSH, type Libvirt } from '@virtbus/testing';
 import { processCpuMicros, rssKiB } from './httpload.js';
 import { percentile, round } from './stats.js';
-import { download, rawNatsBulkMiBs, sha256Of, spawnGatewayProcess, upload } from './storage.js';
+import { download, rawNatsBulkMiBs, sha256Of, spawnGatewayProcess, upload, writeRandomFile } from './storage.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -152,10 +152,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
 
     // Volumes first, before 2,000 define/undefine events keep the agent's outbox busy: the same file into a dir pool, and back.
     const source = join(root, 'source.img');
-    const handle = await open(source, 'w');
-    for (let i = 0; i < fileMiB; i++) await handle.write(randomBytes(MiB));
-    await handle.close();
-    const sourceSha = await sha256Of(source);
+    const sourceSha = await writeRandomFile(source, fileMiB);
     const poolDir = join(root, 'lvpool');
     await mkdir(poolDir);
     const pool = `${tag}-pool`;

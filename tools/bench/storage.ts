@@ -107,7 +107,7 @@ export async function rawNatsBulkMiBs(natsUrl: string, fileMiB: number, chunkByt
   }
 }
 
-async function rssBytes(pid: number): Promise<number> {
+export async function rssBytes(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
@@ -134,13 +134,15 @@ async function rssGrowth(pids: number[], work: () => Promise<unknown>): Promise<
 }
 
 /** A gateway in its own process (built code, as shipped), so its memory and CPU are its own; BENCH_CPU_PROF=<dir> profiles it. */
-export async function spawnGatewayProcess(natsUrl: string, node = NODE): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+export async function spawnGatewayProcess(natsUrl: string, node = NODE, bundle = builtBundle('virtbus-gateway')): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const profile = process.env['BENCH_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CPU_PROF']}`] : [];
-  const child = spawn(process.execPath, [...profile, builtBundle('virtbus-gateway'), '--nats', natsUrl, '--port', String(port), '--rate-limit', '0'], {
+  // BENCH_GATEWAY_NODE_ARGS: node options of the gateway process (e.g. --trace-gc, printed on this process's stdout).
+  profile.push(...(process.env['BENCH_GATEWAY_NODE_ARGS']?.split(' ').filter(Boolean) ?? []));
+  const child = spawn(process.execPath, [...profile, bundle, '--nats', natsUrl, '--port', String(port), '--rate-limit', '0'], {
     cwd: REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', process.env['BENCH_GATEWAY_NODE_ARGS'] ? 'inherit' : 'ignore', 'inherit'],
   });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const stop = async () => {
@@ -160,6 +162,14 @@ export async function spawnGatewayProcess(natsUrl: string, node = NODE): Promise
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** Writes `mib` MiB of incompressible bytes to `path`; their sha256. */
+export async function writeRandomFile(path: string, mib: number): Promise<string> {
+  const handle = await open(path, 'w');
+  for (let i = 0; i < mib; i++) await handle.write(randomBytes(MiB));
+  await handle.close();
+  return sha256Of(path);
 }
 
 export async function sha256Of(path: string): Promise<string> {
@@ -182,10 +192,7 @@ export async function benchStorage(options: StorageBenchOptions): Promise<Storag
   const gateway = await startGateway({ nc, host: '127.0.0.1', port: 0, discoveryWaitMs: 500 });
   try {
     const source = join(workDir, 'source.img');
-    const handle = await open(source, 'w');
-    for (let i = 0; i < fileMiB; i++) await handle.write(randomBytes(MiB));
-    await handle.close();
-    const sourceSha = await sha256Of(source);
+    const sourceSha = await writeRandomFile(source, fileMiB);
     const url = `${gateway.url}/v1/nodes/${NODE}/storage-pools/default/volumes/bench.raw/content`;
     const copy = join(workDir, 'state', 'pools', 'default', 'cp-copy.img');
     const back = join(workDir, 'downloaded.img');
@@ -205,10 +212,7 @@ export async function benchStorage(options: StorageBenchOptions): Promise<Storag
     // Memory: one large transfer each way through a gateway process (2 GiB; 512 MiB with --quick).
     const transferMiB = options.quick ? 512 : 2048;
     const big = join(workDir, 'big.img');
-    const bigHandle = await open(big, 'w');
-    for (let i = 0; i < transferMiB; i++) await bigHandle.write(randomBytes(MiB));
-    await bigHandle.close();
-    const bigSha = await sha256Of(big);
+    const bigSha = await writeRandomFile(big, transferMiB);
     const gatewayProcess = await spawnGatewayProcess(nats.url);
     let memory: StorageBenchResult['memory'];
     try {

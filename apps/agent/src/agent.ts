@@ -3,7 +3,7 @@ import { Kvm } from '@nats-io/kv';
 import type { Service } from '@nats-io/services';
 import { connect, RequestError, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { NODES_BUCKET, Subjects, VirtError, isNodeName, type DriverInfo, type NodeRecord } from '@virtbus/api-contract';
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, RECONNECT_FOREVER, startHeartbeat, untilJetStreamReady, type Heartbeat } from '@virtbus/client';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, RECONNECT_FOREVER, startHeartbeat, tuneNatsBuffers, untilJetStreamReady, type Heartbeat } from '@virtbus/client';
 import { createDrivers, type DriverName, type DriverOptions } from '@virtbus/drivers';
 import { pino, type Logger } from 'pino';
 import { ConsoleHub } from './console-hub.js';
@@ -85,6 +85,7 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   const startedAt = new Date().toISOString();
 
+  tuneNatsBuffers();
   const nc = await connect({ name: `virt-agent-${config.node}`, noAsyncTraces: true, ...RECONNECT_FOREVER, ...config.nats });
   let service: Service | undefined;
   let heartbeat: Heartbeat | undefined;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { RECONNECT_FOREVER } from '@virtbus/client';
+import { RECONNECT_FOREVER, tuneNatsBuffers } from '@virtbus/client';
 import { assertSecureListen, natsConnectionOptions, type NatsClientConfig } from '@virtbus/security';
 import { buildApp, type GatewayDeps, type GatewayApp } from './app.js';
 
@@ -53,6 +53,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const ownsConnection = !given;
   const url = natsUrl === undefined ? natsConfig?.url : Array.isArray(natsUrl) ? natsUrl.join(',') : natsUrl;
   // reconnects forever: a closed connection would leave the gateway answering 503 until restarted
+  tuneNatsBuffers();
   const nc = given ?? (await connect({ name: 'virtbus-gateway', noAsyncTraces: true, ...RECONNECT_FOREVER, ...natsConnectionOptions({ ...natsConfig, url: url ?? 'nats://127.0.0.1:4222' }) }));
   let app: GatewayApp;
   try {

@@ -20,3 +20,4 @@ export {
   type RegisteredNode,
 } from './node-registry.js';
 export { RECONNECT_FOREVER } from './reconnect.js';
+export { releaseNatsPayload, tuneNatsBuffers } from './nats-buffers.js';

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { StreamActions, StreamHeaders, Subjects, VirtError, type StreamSession } from '@virtbus/api-contract';
-import { errorEnvelope, resultEnvelope } from '@virtbus/client';
+import { errorEnvelope, releaseNatsPayload, resultEnvelope } from '@virtbus/client';
 import type { ReadSource, WriteTarget } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 import type { OperationHandle, OperationManager } from './operations.js';
@@ -108,13 +108,15 @@ export class ContentStreams {
             throw new VirtError('INVALID_ARG', `upload exceeds the volume size of ${target.maxBytes} bytes`);
           }
           // Chunks arrive in offset order, so hashing here keeps the digest in order while the writes overlap.
-          hash.update(msg.data);
-          received += msg.data.length;
+          const data = msg.data;
+          hash.update(data);
+          received += data.length;
           const acknowledged = received;
-          const write: Promise<void> = writeChunk(msg.data, offset)
+          const write: Promise<void> = writeChunk(data, offset)
+            .finally(() => releaseNatsPayload(data))
             .then(
               () => {
-                written += msg.data.length;
+                written += data.length;
                 op.progress(written, Math.max(received, expectedBytes ?? target.maxBytes ?? 0));
                 if (ended()) msg.respond(errorReply(failed ?? new VirtError('OPERATION_FAILED', 'upload ended')), { headers: errorHeaders() });
                 else msg.respond(resultEnvelope({ received: acknowledged }));

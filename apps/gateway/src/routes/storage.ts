@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import Type from 'typebox';
-import { decodeReply } from '@virtbus/client';
+import { decodeReply, releaseNatsPayload } from '@virtbus/client';
 import {
   type AsyncOperation,
   ErrorBody,
@@ -61,40 +61,48 @@ function uploadChunkBytes(nc: NatsConnection, session: StreamSession): number {
   return maxPayload === undefined ? session.chunkBytes : Math.max(1, Math.min(session.chunkBytes, maxPayload - HEADROOM_BYTES));
 }
 
-/** Sends the body in chunks with up to UPLOAD_WINDOW unacknowledged; the HTTP body is read only as acknowledgements free the window. */
+/**
+ * Sends the body in chunks with up to UPLOAD_WINDOW unacknowledged; the HTTP body is read only as acknowledgements free the
+ * window. The HTTP pieces are copied into UPLOAD_WINDOW + 1 chunk buffers used in turn: an acknowledged chunk has left this
+ * process (the agent has it), so its buffer takes the next one, and a transfer allocates no chunk memory after its first.
+ */
 async function sendUpload(nc: NatsConnection, session: StreamSession, body: Readable): Promise<AsyncOperation> {
   const chunkBytes = uploadChunkBytes(nc, session);
-  const inFlight: Promise<Msg>[] = [];
+  const inFlight: { request: Promise<Msg>; buffer: Buffer }[] = [];
+  const free: Buffer[] = [];
   let offset = 0;
-  let parts: Buffer[] = [];
-  let buffered = 0;
-  const send = (data: Uint8Array) => {
+  let chunk: Buffer | undefined;
+  let filled = 0;
+  const send = (buffer: Buffer, length: number) => {
     const headers = natsHeaders();
     headers.set(StreamHeaders.Offset, String(offset));
-    offset += data.length;
-    const request = nc.request(session.subject, data, { timeout: CHUNK_TIMEOUT_MS, headers });
+    offset += length;
+    const request = nc.request(session.subject, buffer.subarray(0, length), { timeout: CHUNK_TIMEOUT_MS, headers });
     // A rejection is handled when the window reaches it; this keeps Node from calling it unhandled first.
     request.catch(() => undefined);
-    inFlight.push(request);
+    inFlight.push({ request, buffer });
   };
   const drainTo = async (size: number) => {
-    while (inFlight.length > size) checkChunkReply(await inFlight.shift()!);
+    while (inFlight.length > size) {
+      const head = inFlight.shift()!;
+      checkChunkReply(await head.request);
+      free.push(head.buffer);
+    }
   };
   for await (const piece of body as AsyncIterable<Buffer>) {
-    parts.push(piece);
-    buffered += piece.length;
-    if (buffered < chunkBytes) continue;
-    // One copy of the HTTP pieces into whole chunks; nats.js holds each until it is written to the socket.
-    const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts, buffered);
-    let at = 0;
-    for (; all.length - at >= chunkBytes; at += chunkBytes) {
-      send(all.subarray(at, at + chunkBytes));
+    for (let at = 0; at < piece.length; ) {
+      chunk ??= free.pop() ?? Buffer.allocUnsafeSlow(chunkBytes);
+      const copied = piece.copy(chunk, filled, at);
+      at += copied;
+      filled += copied;
+      if (filled < chunkBytes) continue;
+      send(chunk, filled);
+      chunk = undefined;
+      filled = 0;
       await drainTo(UPLOAD_WINDOW - 1);
     }
-    parts = at < all.length ? [all.subarray(at)] : [];
-    buffered = all.length - at;
   }
-  if (buffered > 0) send(Buffer.concat(parts, buffered));
+  if (chunk && filled > 0) send(chunk, filled);
   await drainTo(0);
   const headers = natsHeaders();
   headers.set(StreamHeaders.Action, StreamActions.Commit);
@@ -111,13 +119,14 @@ function abortSession(nc: NatsConnection, session: StreamSession): void {
  * Pulls the volume with up to DOWNLOAD_WINDOW pulls in flight (offsets known from the size and the chunk size), yielding the
  * chunks in order; the window only moves when the HTTP response takes a chunk. Without a size it pulls one at a time.
  */
-async function* pullDownload(nc: NatsConnection, session: StreamSession, onDone: (sha256: string) => void): AsyncGenerator<Buffer> {
+async function* pullDownload(nc: NatsConnection, session: StreamSession, onDone: (sha256: string) => void, allWritten: () => boolean): AsyncGenerator<Buffer> {
   const size = session.sizeBytes;
   const window = size === undefined ? 1 : DOWNLOAD_WINDOW;
   const pulls: { offset: number; reply: Promise<Msg> }[] = [];
   let next = 0;
   let lastPulled = false;
   let done = false;
+  const held: Uint8Array[] = [];
   const pull = (offset: number) => {
     const headers = natsHeaders();
     headers.set(StreamHeaders.Offset, String(offset));
@@ -151,6 +160,11 @@ async function* pullDownload(nc: NatsConnection, session: StreamSession, onDone:
       } else if (reply.data.length !== Math.min(session.chunkBytes, size - head.offset)) {
         throw new VirtError('OPERATION_FAILED', `chunk at ${head.offset} has ${reply.data.length} bytes`);
       }
+      // Chunks yielded before are in the kernel once the stream and the response hold no bytes: their buffers go back to
+      // nats.js's pool for the next chunk. A few at most wait for that; older ones are left to the GC.
+      if (allWritten()) held.splice(0).forEach(releaseNatsPayload);
+      if (held.length >= DOWNLOAD_WINDOW) held.shift();
+      held.push(reply.data);
       yield Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength);
     }
   } finally {
@@ -210,7 +224,8 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const session = await app.agents.call(request.params.node, 'volume.download', { pool: request.params.pool, volume: request.params.vol });
       const nc = await app.agents.connection();
       let sha256 = '';
-      const stream = Readable.from(pullDownload(nc, session, (digest) => (sha256 = digest)), { objectMode: false, highWaterMark: session.chunkBytes });
+      const allWritten = () => stream.readableLength === 0 && reply.raw.writableLength === 0;
+      const stream: Readable = Readable.from(pullDownload(nc, session, (digest) => (sha256 = digest), allWritten), { objectMode: false, highWaterMark: session.chunkBytes });
       reply.header('content-type', 'application/octet-stream');
       reply.header('x-virtbus-operation', session.operation.id);
       reply.header('x-virtbus-size', String(session.sizeBytes ?? 0));

@@ -1,0 +1,75 @@
+import type { Socket } from 'node:net';
+import { Parser, ProtocolHandler, State } from '@nats-io/nats-core/internal';
+
+/** Pending output from which a flush writes the pieces as they are (one writev) instead of packing them into a new buffer. */
+const WRITEV_BYTES = 64 * 1024;
+
+/** What the outbound patch reaches of nats.js 3.4: the private flush and the node transport's socket. */
+type Flushing = Pick<ProtocolHandler, 'outbound' | 'infoReceived' | 'connected'> & { transport: { socket?: Socket; isClosed?: boolean } };
+
+/** Inbound payloads of this size class (a volume chunk) take their buffer from a few kept for reuse (releaseNatsPayload). */
+const POOLED_BYTES = 1024 * 1024;
+const POOL_LIMIT = 16;
+const pooled = new WeakSet<ArrayBufferLike>();
+const free: ArrayBuffer[] = [];
+
+function payloadBuffer(size: number): ArrayBuffer {
+  if (size > POOLED_BYTES || size < POOLED_BYTES / 4) return Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer;
+  const reused = free.pop();
+  if (reused) return reused;
+  const fresh = Buffer.allocUnsafeSlow(POOLED_BYTES).buffer as ArrayBuffer;
+  pooled.add(fresh);
+  return fresh;
+}
+
+/**
+ * Gives a received message's payload buffer back for the next large message; only for a caller that holds the last reference
+ * (the message and its data are not used afterwards). Payloads not from the pool are left to the GC.
+ */
+export function releaseNatsPayload(data: Uint8Array): void {
+  if (pooled.has(data.buffer) && free.length < POOL_LIMIT && !free.includes(data.buffer as ArrayBuffer)) free.push(data.buffer as ArrayBuffer);
+}
+
+let tuned = false;
+
+/**
+ * nats.js assembles a message larger than one socket read in a buffer that grows by doubling, so a ~1 MiB volume chunk
+ * costs four or five ArrayBuffers (up to 2 MiB) and as many copies, and only full GCs started by external memory pressure
+ * free them. Once a payload's size is known this gives it one buffer that holds it (a pooled one for a volume chunk); a large outbound message is
+ * written as its pieces (one writev), not packed into a new buffer first, so a sender must not change a payload it passed. Idempotent;
+ * process-wide; written against nats-core 3.4 (pinned in package.json; nats-buffers.spec.ts checks it).
+ */
+export function tuneNatsBuffers(): void {
+  if (tuned) return;
+  tuned = true;
+  const parse = Parser.prototype.parse;
+  Parser.prototype.parse = function (this: Parser, buf: Uint8Array): void {
+    parse.call(this, buf);
+    const { msgBuf, ma } = this;
+    if (this.state !== State.MSG_PAYLOAD || !msgBuf || msgBuf.capacity >= ma.size) return;
+    const sized = payloadBuffer(ma.size);
+    const held = msgBuf.bytes({ copy: false });
+    // The parser appends by reslicing from offset 0 of the buffer while it has room, so the view starts at 0.
+    msgBuf._buf = new Uint8Array(sized, 0, held.length);
+    msgBuf._buf.set(held);
+    msgBuf._off = 0;
+  };
+  // Outbound, nats.js packs the queued protocol line, headers and payload into one new buffer before the socket write.
+  const proto = ProtocolHandler.prototype as unknown as { flushPending(this: Flushing): void };
+  const flushPending = proto.flushPending;
+  proto.flushPending = function (this: Flushing): void {
+    const out = this.outbound;
+    const socket = this.transport.socket;
+    if (!this.infoReceived || !this.connected || out.byteLength < WRITEV_BYTES || out.buffers.length < 2 || !socket || this.transport.isClosed !== false) {
+      flushPending.call(this);
+      return;
+    }
+    socket.cork();
+    // Write errors surface on the read side, as in nats.js's own send.
+    for (const piece of out.buffers) socket.write(piece, ignoreWriteError);
+    socket.uncork();
+    out.reset();
+  };
+}
+
+function ignoreWriteError(): void {}

@@ -1,0 +1,122 @@
+// Volume stream A/B: AGENT_BUNDLES / GW_BUNDLES (comma lists, same length; default the built ones) as stacks on one nats-server,
+// AB_MIB (256) MiB up and down through each in turn for AB_RUNS (3) rounds, with virsh vol-upload/-download of the same file
+// interleaved (AB_VIRSH=0 skips it): MiB/s, CPU s per GiB per process and peak RSS growth (MiB) per transfer, medians.
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { agentArgs, builtBundle, QUIET_AGENT_ARGS, startLibvirt, startNatsServer, type Libvirt } from '@virtbus/testing';
+import { VirtClient } from '@virtbus/client';
+import { connect } from '@nats-io/transport-node';
+import { processCpuMicros } from './httpload.js';
+import { download, rssBytes, sha256Of, spawnGatewayProcess, upload, writeRandomFile } from './storage.js';
+
+const MiB = 1024 * 1024;
+const fileMiB = Number(process.env.AB_MIB ?? 256);
+const runs = Number(process.env.AB_RUNS ?? 3);
+const agentBundles = process.env.AGENT_BUNDLES?.split(',') ?? [builtBundle('virtbus-agent')];
+const gatewayBundles = process.env.GW_BUNDLES?.split(',') ?? agentBundles.map(() => builtBundle('virtbus-gateway'));
+const root = await mkdtemp(join(tmpdir(), 'stream-ab-'));
+const nats = await startNatsServer();
+const nc = await connect({ servers: nats.url });
+const client = new VirtClient(nc, 60_000);
+const children: { kill: () => void }[] = [];
+let libvirt: Libvirt | undefined;
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/** MiB/s, CPU s/GiB and peak RSS growth (MiB) of each named pid during `work`. */
+async function measure(pids: Record<string, number>, work: () => Promise<unknown>) {
+  const names = Object.keys(pids);
+  const cpu0 = await Promise.all(names.map((n) => processCpuMicros(pids[n]!)));
+  const rss0 = await Promise.all(names.map((n) => rssBytes(pids[n]!)));
+  const peak = [...rss0];
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      (await Promise.all(names.map((n) => rssBytes(pids[n]!)))).forEach((v, i) => (peak[i] = Math.max(peak[i]!, v)));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  const t0 = performance.now();
+  await work();
+  const seconds = (performance.now() - t0) / 1000;
+  running = false;
+  await sampler;
+  const cpu1 = await Promise.all(names.map((n) => processCpuMicros(pids[n]!)));
+  const gib = fileMiB / 1024;
+  return {
+    mibs: fileMiB / seconds,
+    cpu: Object.fromEntries(names.map((n, i) => [n, (cpu1[i]! - cpu0[i]!) / 1e6 / gib])),
+    rss: Object.fromEntries(names.map((n, i) => [n, (peak[i]! - rss0[i]!) / MiB])),
+  };
+}
+
+try {
+  const stacks = [];
+  for (const [i, bundle] of agentBundles.entries()) {
+    const node = `ab${i}`;
+    const args = agentArgs({ node, natsUrl: nats.url, stateDir: join(root, node), extraArgs: QUIET_AGENT_ARGS }).map((a) => (a === builtBundle('virtbus-agent') ? bundle : a));
+    const child = spawn(process.execPath, [...(process.env.AB_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(process.env.AB_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.AB_PROF}/agent${i}`] : []), ...args], { stdio: ['ignore', process.env.AB_VERBOSE ? 'inherit' : 'ignore', 'inherit'] });
+    children.push(child);
+    for (let attempt = 0; ; attempt++) {
+      if (await client.call(node, 'node.info', {}, { timeoutMs: 1000 }).then(() => true, () => false)) break;
+      if (attempt > 300 || child.exitCode !== null) throw new Error(`agent ${bundle} did not come up`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const gateway = await spawnGatewayProcess(nats.url, node, gatewayBundles[i]);
+    children.push({ kill: () => void gateway.stop() });
+    stacks.push({ label: `${i}: ${bundle.split('/').slice(-2).join('/')} + ${gatewayBundles[i]!.split('/').slice(-2).join('/')}`, node, agent: child.pid!, gateway });
+  }
+  const source = join(root, 'source.img');
+  const sha = await writeRandomFile(source, fileMiB);
+  const back = join(root, 'back.img');
+  if (process.env.AB_VIRSH !== '0') {
+    libvirt = await startLibvirt(join(root, 'lv'));
+    await mkdir(join(root, 'lvpool'));
+    await libvirt.batch([`pool-create-as abpool dir --target ${join(root, 'lvpool')}`]);
+  }
+  const results = new Map<string, { up: Awaited<ReturnType<typeof measure>>[]; down: Awaited<ReturnType<typeof measure>>[] }>();
+  const add = (label: string, dir: 'up' | 'down', m: Awaited<ReturnType<typeof measure>>) => {
+    const entry = results.get(label) ?? { up: [], down: [] };
+    entry[dir].push(m);
+    results.set(label, entry);
+  };
+  let checksumsEqual = true;
+  for (let r = 0; r < runs; r++) {
+    for (const stack of stacks) {
+      const url = `${stack.gateway.url}/v1/nodes/${stack.node}/storage-pools/default/volumes/ab.raw/content`;
+      const pids = { gateway: stack.gateway.pid, agent: stack.agent, 'nats-server': nats.pid };
+      add(stack.label, 'up', await measure(pids, () => upload(source, `${url}?create=true`, fileMiB * MiB)));
+      add(stack.label, 'down', await measure(pids, () => download(url, back)));
+      checksumsEqual &&= (await sha256Of(back)) === sha;
+      await rm(back);
+    }
+    if (libvirt) {
+      const lv = libvirt;
+      await lv.batch([`vol-create-as abpool ab.raw ${fileMiB}M --format raw`]);
+      add('virsh', 'up', await measure({ libvirtd: lv.libvirtdPid() }, () => lv.batch([`vol-upload --pool abpool ab.raw ${source}`])));
+      add('virsh', 'down', await measure({ libvirtd: lv.libvirtdPid() }, () => lv.batch([`vol-download --pool abpool ab.raw ${back}`])));
+      checksumsEqual &&= (await sha256Of(back)) === sha;
+      await rm(back);
+      await lv.batch(['vol-delete --pool abpool ab.raw']);
+    }
+  }
+  console.log(`\n${fileMiB} MiB, ${runs} rounds interleaved, medians; sha256 equal: ${checksumsEqual}`);
+  console.log('| stack | dir | MiB/s | CPU s/GiB by process | peak RSS growth MiB |\n|---|---|---|---|---|');
+  for (const [label, entry] of results) {
+    for (const dir of ['up', 'down'] as const) {
+      const list = entry[dir];
+      const names = Object.keys(list[0]!.cpu);
+      const cpu = names.map((n) => `${n} ${median(list.map((m) => m.cpu[n]!)).toFixed(2)}`).join(', ');
+      const rss = names.map((n) => `${n} ${Math.max(...list.map((m) => m.rss[n]!)).toFixed(0)}`).join(', ');
+      console.log(`| ${label} | ${dir} | ${median(list.map((m) => m.mibs)).toFixed(1)} | ${cpu} | ${rss} |`);
+    }
+  }
+} finally {
+  for (const child of children) child.kill();
+  await libvirt?.stop();
+  await nc.close();
+  await nats.stop();
+  await rm(root, { recursive: true, force: true });
+}
