@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createToken } from '@virtbus/security';
-import { addTestNetns, type AgentProcess, DIST_DIR, ensureTestGuest, GUEST_MARKERS, GUEST_VGA_MARKER, hasBinaryOrSkip, type NatsServerHandle, removeTestNetns, REPO_ROOT, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
+import { addTestNetns, type AgentProcess, DIST_DIR, ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, GUEST_VGA_MARKER, hasBinaryOrSkip, type NatsServerHandle, removeTestNetns, REPO_ROOT, spawnAgent, startNatsServer, tearDown } from '@virtbus/testing';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -63,10 +63,10 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'mem', driver: 'test' })).status).toBe(201);
     expect((await api('POST', `/v1/nodes/${NODE}/domains`, { name: 'screen', driver: 'qemu', memory: 64, graphics: { type: 'vnc' } })).status).toBe(201);
     // the test guest's NIC is on a network, so a NIC can be hotplugged next to it (QEMU then runs in NETNS)
-    expect((await api('POST', `/v1/nodes/${NODE}/networks`, { name: 'lan', mode: 'isolated', ipv4: { address: '10.78.0.1/24' } })).status).toBe(201);
+    expect((await api('POST', `/v1/nodes/${NODE}/networks`, { name: 'lan', mode: 'isolated', ipv4: { address: '10.78.0.1/24', dhcp: { ranges: [{ start: '10.78.0.100', end: '10.78.0.150' }] } } })).status).toBe(201);
     expect((await api('PUT', `/v1/nodes/${NODE}/networks/lan/state`, { action: 'start' })).status).toBe(200);
     const guest = await ensureTestGuest();
-    const linux = { name: 'linux', driver: 'qemu', vcpus: 1, memory: 256, graphics: { type: 'vnc' }, nics: [{ type: 'network', source: 'lan' }], os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline } };
+    const linux = { name: 'linux', driver: 'qemu', vcpus: 1, memory: 256, graphics: { type: 'vnc' }, nics: [{ type: 'network', source: 'lan' }], os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline} ${GUEST_FLAGS.dhcp}` } };
     expect((await api('POST', `/v1/nodes/${NODE}/domains`, linux)).status).toBe(201);
     // root in a container: chromium's sandbox needs user namespaces it may not get
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
@@ -294,6 +294,11 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
 
     await page.getByRole('link', { name: 'Networks' }).click();
     await page.getByRole('table', { name: 'Networks' }).waitFor();
+    // the QEMU guest (started above) asked lan's dnsmasq for an address at boot
+    const mac = ((await api('GET', `/v1/nodes/${NODE}/domains/linux`)).body as { config: { nics: { mac: string }[] } }).config.nics[0]!.mac;
+    expect(await page.getByTestId('network-lan').locator('td').nth(3).textContent()).toBe('10.78.0.1/24');
+    await page.getByRole('button', { name: 'DHCP leases of lan' }).click();
+    await expect.poll(() => page.getByRole('table', { name: 'DHCP leases' }).textContent()).toMatch(new RegExp(`${mac}.*10\\.78\\.0\\.1[0-5]\\d`));
     await shoot('networks.png');
 
     await page.getByRole('link', { name: 'Events' }).click();

@@ -256,7 +256,8 @@ interface Network {
   mode: string;
   state: string;
   bridge?: string;
-  ipv4?: { address: string; prefix: number };
+  /** address with its prefix, e.g. 10.0.0.1/24 */
+  ipv4?: { address: string };
 }
 interface Lease {
   mac?: string;
@@ -298,7 +299,7 @@ export function NetworksPage({ api, canWrite }: { api: Api; canWrite: boolean })
             network.name,
             network.mode,
             new Cell({ 'data-testid': 'state' }, network.state),
-            network.ipv4 ? `${network.ipv4.address}/${network.ipv4.prefix}` : '',
+            network.ipv4?.address ?? '',
             <>
               {canWrite && (
                 <RowActions
