@@ -43,6 +43,8 @@ export interface LibvirtBenchResult {
   definesPerSecAtScale: Compared;
   /** ms p50: list all of 1,000+ domains with their states (virsh list --all / domain.list). */
   listMs: Compared;
+  /** One page of 1,000 (limit=1000) through the gateway process over HTTP vs virsh list --all. */
+  gatewayListMs: Compared;
   /** ms p50: one domain by name with its info (virsh dominfo / domain.get). */
   lookupInfoMs: Compared;
   fileMiB: number;
@@ -215,6 +217,18 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     const lvList = await libvirt.batch(Array.from({ length: runs }, () => 'list --all'));
     const vbList: number[] = [];
     for (let i = 0; i < runs; i++) vbList.push(await timed(() => client.call(NODE, 'domain.list', {})));
+    // the same list as one HTTP page of 1,000 through the gateway process, body read
+    const gwList: number[] = [];
+    const listPage = `${gateway.url}/v1/nodes/${NODE}/domains?limit=1000`;
+    for (let i = 0; i < runs; i++) {
+      gwList.push(
+        await timed(async () => {
+          const response = await fetch(listPage);
+          const page = (await response.json()) as { domains?: unknown[] };
+          if (!response.ok || page.domains?.length !== 1000) throw new Error(`GET ${listPage}: ${response.status}, ${page.domains?.length} domains`);
+        }),
+      );
+    }
     const lookups = runs * 5;
     const probe = names[defines / 2]!;
     const lvLookup = await libvirt.batch(Array.from({ length: lookups }, () => `dominfo ${probe}`));
@@ -246,6 +260,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       definesPerSecAt100: compare(probeSize / (first.vb[1]! / 1000), probeSize / (first.lv[1]! / 1000)),
       definesPerSecAtScale: compare(probeSize / (atScale.vb / 1000), probeSize / (atScale.lv / 1000)),
       listMs: compare(p50(vbList), p50(lvList)),
+      gatewayListMs: compare(p50(gwList), p50(lvList)),
       lookupInfoMs: compare(p50(vbLookup), p50(lvLookup)),
       fileMiB,
       uploadMiBs: compare(median(up.vb), median(up.lv)),

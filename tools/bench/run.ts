@@ -13,6 +13,7 @@ import { benchMigration, type MigrationBenchResult } from './migration.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
 import { round, type LatencySummary } from './stats.js';
 import { benchStorage, type StorageBenchResult } from './storage.js';
+import { targetRows, targetsMarkdown } from './targets.js';
 
 const { values } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'hostscale-domains': { type: 'string' }, 'with-libvirt': { type: 'boolean', default: false } },
@@ -448,6 +449,10 @@ if (selected('libvirt')) {
   sections.push(libvirtMarkdown(libvirt));
   console.log(libvirtMarkdown(libvirt));
 }
+
+// the summary goes first: every #18 target with its same-run reference
+sections.splice(2, 0, targetsMarkdown(report));
+report.targets = targetRows(report);
 
 const dir = join(REPO_ROOT, 'bench-results');
 await mkdir(dir, { recursive: true });

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { targetRows, targetsMarkdown } from './targets.js';
+
+const latency = (p50Ms: number) => ({ p50Ms, p90Ms: p50Ms, p99Ms: p50Ms, throughputPerSec: 0 });
+const monitoring = {
+  events: { agent: latency(0.9), raw: latency(0.1), rawJetStream: latency(0.2), durableAppend: latency(0.3), p50VsRaw: 9 },
+};
+const libvirt = {
+  scaleDomains: 10_000,
+  definesPerSecAt100: { virtbus: 900, libvirt: 600, ratio: 1.5 },
+  definesPerSecAtScale: { virtbus: 300, libvirt: 600, ratio: 0.5 },
+  gatewayListMs: { virtbus: 10, libvirt: 5, ratio: 2 },
+  fileMiB: 256,
+  checksumsEqual: true,
+  natsBulkMiBs: 200,
+  uploadMiBs: { virtbus: 100, libvirt: 500, ratio: 0.2 },
+  downloadMiBs: { virtbus: 100, libvirt: 50, ratio: 2 },
+  volumeCpuSecPerGiB: { upload: { gateway: 2, agent: 3, 'nats-server': 2.5 }, download: { gateway: 1 }, virshUpload: { libvirtd: 1.2 }, virshDownload: { libvirtd: 1.9 }, natsFloor: {} },
+  idleRssKiB: { virtbus: 60_000, libvirt: 30_000, ratio: 2 },
+};
+
+describe('the issue-18 summary of a bench run', () => {
+  it('reads each target from its section, marks it met or missed, and says why where missed', () => {
+    const rows = targetRows({ monitoring, libvirt });
+    const row = (start: string) => rows.find((r) => r.path.startsWith(start))!;
+    expect(row('event emit')).toMatchObject({ ratio: 9, met: false, why: expect.stringContaining('are 5× raw') });
+    expect(row('define rate, 100 with 100')).toMatchObject({ ratio: 1.5, met: true });
+    expect(row('define rate, 100 with 10000')).toMatchObject({ ratio: 0.5, met: false });
+    expect(row('list 1,000')).toMatchObject({ ratio: 2, met: true });
+    expect(row('volume upload')).toMatchObject({ ratio: 0.2, met: false, why: expect.stringContaining('= 7.5 vs libvirtd 1.2') });
+    expect(row('volume download')).toMatchObject({ ratio: 2, met: true });
+    expect(row('agent idle RSS')).toMatchObject({ ratio: 2, met: false });
+    // sections that did not run are rows that say so, not missing rows
+    expect(row('API read call')).toMatchObject({ virtbus: 'not measured', met: undefined });
+    expect(row('agent RSS per defined domain')).toMatchObject({ virtbus: 'not measured' });
+  });
+
+  it('writes one markdown row per target, with the reason only on missed ones', () => {
+    const text = targetsMarkdown({ monitoring, libvirt });
+    const lines = text.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| path'));
+    expect(lines).toHaveLength(targetRows({ monitoring, libvirt }).length);
+    expect(lines.find((line) => line.startsWith('| define rate, 100 with 100 '))).toMatch(/\| ✔ \| +\|$/);
+    expect(lines.find((line) => line.startsWith('| event emit'))).toMatch(/\| ✘ \| its two floors/);
+  });
+});
