@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
-import { type Api, type DomainRef, type NodeSummary } from './api.js';
+import type { NodeSummary } from '@virtbus/api-contract';
+import type { Api, DomainRef } from './api.js';
 import { fieldErrors } from './field-errors.js';
 
 type Source = 'none' | 'image' | 'iso';

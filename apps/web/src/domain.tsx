@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { type Abilities, type Api, type DomainDetail, type DomainRef, errorText, type LifecycleEvent } from './api.js';
+import { type Abilities, type Api, type DomainRef, errorText } from './api.js';
+import type { Domain, LifecycleEvent } from '@virtbus/api-contract';
 import { DevicesPanel, MigratePanel, SnapshotsPanel, StatsPanel } from './panels.js';
 import { Screen } from './screen.js';
 import { SerialConsole } from './terminal.js';
@@ -49,14 +50,14 @@ export function Tabs<T extends string>({ tabs, current, onSelect, label }: { tab
 }
 
 export function DomainPage({ api, domainRef, can }: { api: Api; domainRef: DomainRef; can: Abilities }) {
-  const [domain, setDomain] = useState<DomainDetail | undefined>();
+  const [domain, setDomain] = useState<Domain | undefined>();
   const [events, setEvents] = useState<LifecycleEvent[]>([]);
   const [error, setError] = useState('');
   const [tab, setTab] = useState<Tab>('serial');
   const [otherNodes, setOtherNodes] = useState<string[]>([]);
 
   const reload = () =>
-    api.call<DomainDetail>('GET', api.domainPath(domainRef)).then(setDomain, (failure: unknown) => setError(errorText(failure)));
+    api.call<Domain>('GET', api.domainPath(domainRef)).then(setDomain, (failure: unknown) => setError(errorText(failure)));
 
   useEffect(() => {
     const abort = new AbortController();
