@@ -1,5 +1,5 @@
 /** The gateway's public HTTP API as the UI uses it: same origin, bearer token from the sign-in. */
-import type { ErrorBody, FleetDomain, FleetDomainList, LifecycleEvent, NodeInfo, NodeList, NodeSummary } from '@virtbus/api-contract';
+import type { DomainStatePut, ErrorBody, FleetDomain, FleetDomainList, LifecycleEvent, NodeInfo, NodeList, NodeSummary } from '@virtbus/api-contract';
 
 /** The part of `GET /v1/nodes/:node` (node.info) the fleet shows. */
 export type NodeHardware = Pick<NodeInfo, 'cpu' | 'memory' | 'numa'>;
@@ -67,7 +67,7 @@ export class Api {
     return `/v1/nodes/${encodeURIComponent(domain.node)}/domains/${domain.uuid}${rest}`;
   }
 
-  changeState(domain: DomainRef, action: string, options: { force?: boolean } = {}): Promise<unknown> {
+  changeState(domain: DomainRef, action: DomainStatePut['action'], options: Pick<DomainStatePut, 'force'> = {}): Promise<unknown> {
     return this.call('PUT', this.domainPath(domain, '/state'), { action, ...options });
   }
 

@@ -1,13 +1,13 @@
 import { useEffect, useState } from 'preact/hooks';
 import { type Abilities, type Api, type DomainRef, errorText } from './api.js';
-import type { Domain, LifecycleEvent } from '@virtbus/api-contract';
+import type { Domain, DomainState, DomainStatePut, LifecycleEvent } from '@virtbus/api-contract';
 import { DevicesPanel, MigratePanel, SnapshotsPanel, StatsPanel } from './panels.js';
 import { Screen } from './screen.js';
 import { SerialConsole } from './terminal.js';
 import { ErrorLine, Table } from './ui.js';
 
 /** The state actions (libvirt's lifecycle verbs), with the states each one applies to. */
-const ACTIONS: { label: string; action: string; force?: boolean; when: string[] }[] = [
+const ACTIONS: (Pick<DomainStatePut, 'action' | 'force'> & { label: string; when: DomainState[] })[] = [
   { label: 'Start', action: 'start', when: ['shutoff', 'crashed'] },
   { label: 'Shut down', action: 'shutdown', when: ['running'] },
   { label: 'Force shutdown', action: 'shutdown', force: true, when: ['running', 'paused'] },
@@ -86,7 +86,7 @@ export function DomainPage({ api, domainRef, can }: { api: Api; domainRef: Domai
     return () => abort.abort();
   }, [api, domainRef.node, domainRef.uuid]);
 
-  const act = async (action: string, force?: boolean) => {
+  const act = async (action: DomainStatePut['action'], force?: boolean) => {
     setError('');
     try {
       await api.changeState(domainRef, action, force ? { force } : {});

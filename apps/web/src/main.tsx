@@ -1,7 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { type Abilities, abilitiesOf, Api, ApiFailure, type Caller, type DomainRef, errorText, type NodeHardware } from './api.js';
-import type { Domain, FleetDomain, NodeSummary } from '@virtbus/api-contract';
+import type { Domain, DomainStatePut, FleetDomain, NodeSummary } from '@virtbus/api-contract';
 import { CreateDomain } from './create.js';
 import { DomainPage } from './domain.js';
 import { EventsPage, NetworksPage, StoragePage } from './pages.js';
@@ -143,7 +143,7 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
 
   const loadMore = () => more && loadDomains(more);
 
-  const act = async (domain: FleetDomain, action: string) => {
+  const act = async (domain: FleetDomain, action: DomainStatePut['action']) => {
     setError('');
     try {
       await api.changeState(domain, action);
@@ -162,7 +162,7 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
       else next.delete(rowKeyOf(domain));
       return next;
     });
-  const bulk = async (action: 'start' | 'destroy') => {
+  const bulk = async (action: Extract<DomainStatePut['action'], 'start' | 'destroy'>) => {
     const targets = picked.filter((domain) => (action === 'start' ? domain.state === 'shutoff' : domain.state !== 'shutoff'));
     setError('');
     const failures: string[] = [];

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { type Api, errorText } from './api.js';
-import type { DhcpLease, Network, NodeSummary, StoragePool, StorageVolume } from '@virtbus/api-contract';
+import type { DhcpLease, ErrorBody, Network, NetworkStatePut, NodeSummary, StoragePool, StoragePoolStatePut, StorageVolume } from '@virtbus/api-contract';
 import { Cell, ErrorLine, RowActions, runner, Table, TextField } from './ui.js';
 
 const nodePath = (node: string) => `/v1/nodes/${encodeURIComponent(node)}`;
@@ -46,7 +46,7 @@ function uploadFile(api: Api, url: string, file: File, onProgress: (percent: num
     request.onload = () => {
       if (request.status < 300) return resolve();
       try {
-        const body = JSON.parse(request.responseText) as { code: string; message: string };
+        const body = JSON.parse(request.responseText) as ErrorBody;
         reject(new Error(`${body.code}: ${body.message}`));
       } catch {
         reject(new Error(`upload: ${request.status}`));
@@ -84,7 +84,7 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
   useEffect(() => void loadVolumes().catch((failure: unknown) => setError(errorText(failure))), [api, node, pool]);
 
   const run = runner(setError);
-  const poolAction = (name: string, action: string) =>
+  const poolAction = (name: string, action: StoragePoolStatePut['action']) =>
     run(async () => {
       await api.call('PUT', `${nodePath(node)}/storage-pools/${encodeURIComponent(name)}/state`, { action });
       await loadPools();
@@ -95,7 +95,7 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
     void run(async () => {
       const pools = `${nodePath(node)}/storage-pools`;
       await api.call('POST', pools, { name: newPool.name, type: 'dir', ...(newPool.target ? { target: newPool.target } : {}) });
-      for (const action of ['build', 'start']) await api.call('PUT', `${pools}/${encodeURIComponent(newPool.name)}/state`, { action });
+      for (const action of ['build', 'start'] as const) await api.call('PUT', `${pools}/${encodeURIComponent(newPool.name)}/state`, { action });
       setNewPool({ name: '', target: '' });
       await loadPools();
     });
@@ -249,7 +249,7 @@ export function NetworksPage({ api, canWrite }: { api: Api; canWrite: boolean })
   };
   useEffect(() => void load().catch((failure: unknown) => setError(errorText(failure))), [api, node]);
   const run = runner(setError);
-  const act = (name: string, action: string) =>
+  const act = (name: string, action: NetworkStatePut['action']) =>
     run(async () => {
       await api.call('PUT', `${nodePath(node)}/networks/${encodeURIComponent(name)}/state`, { action });
       await load();
