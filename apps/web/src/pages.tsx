@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { type Api, errorText } from './api.js';
-import type { DhcpLease, ErrorBody, Network, NetworkStatePut, NodeSummary, StoragePool, StoragePoolStatePut, StorageVolume } from '@virtbus/api-contract';
+import type { DhcpLease, DhcpLeaseList, ErrorBody, Network, NetworkList, NetworkStatePut, NodeSummary, StoragePool, StoragePoolStatePut, StorageVolume } from '@virtbus/api-contract';
 import { Cell, ErrorLine, RowActions, runner, Table, TextField } from './ui.js';
 
 const nodePath = (node: string) => `/v1/nodes/${encodeURIComponent(node)}`;
@@ -245,7 +245,7 @@ export function NetworksPage({ api, canWrite }: { api: Api; canWrite: boolean })
   const [leases, setLeases] = useState<{ network: string; leases: DhcpLease[] } | undefined>();
   const [error, setError] = useState('');
   const load = async () => {
-    if (node) setNetworks((await api.call<{ networks: Network[] }>('GET', `${nodePath(node)}/networks?limit=1000`)).networks);
+    if (node) setNetworks((await api.call<NetworkList>('GET', `${nodePath(node)}/networks?limit=1000`)).networks);
   };
   useEffect(() => void load().catch((failure: unknown) => setError(errorText(failure))), [api, node]);
   const run = runner(setError);
@@ -255,7 +255,7 @@ export function NetworksPage({ api, canWrite }: { api: Api; canWrite: boolean })
       await load();
     });
   const showLeases = (name: string) =>
-    run(async () => setLeases({ network: name, leases: (await api.call<{ leases: DhcpLease[] }>('GET', `${nodePath(node)}/networks/${encodeURIComponent(name)}/leases`)).leases }));
+    run(async () => setLeases({ network: name, leases: (await api.call<DhcpLeaseList>('GET', `${nodePath(node)}/networks/${encodeURIComponent(name)}/leases`)).leases }));
   return (
     <main>
       <section aria-labelledby="networks-title">

@@ -3,7 +3,7 @@ import 'uplot/dist/uPlot.min.css';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ErrorLine, runner, Table, TextField } from './ui.js';
 import { type Abilities, type Api, type DomainRef, errorText } from './api.js';
-import type { AsyncOperation, Domain, DomainSnapshot, DomainStats } from '@virtbus/api-contract';
+import type { AsyncOperation, Domain, DomainSnapshot, DomainSnapshotList, DomainStats } from '@virtbus/api-contract';
 
 const STATS_INTERVAL_MS = 2_000;
 /** Points kept per chart: ten minutes at one sample every 2 s. */
@@ -161,7 +161,7 @@ export function SnapshotsPanel({ api, domain, can, onChanged }: { api: Api; doma
   const [snapshots, setSnapshots] = useState<DomainSnapshot[]>([]);
   const [name, setName] = useState('');
   const [error, setError] = useState('');
-  const load = async () => setSnapshots((await api.call<{ snapshots: DomainSnapshot[] }>('GET', api.domainPath(domain, '/snapshots?limit=1000'))).snapshots);
+  const load = async () => setSnapshots((await api.call<DomainSnapshotList>('GET', api.domainPath(domain, '/snapshots?limit=1000'))).snapshots);
   const run = runner(setError, async () => {
     await load();
     await onChanged();
