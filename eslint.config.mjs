@@ -14,8 +14,8 @@ const depConstraints = [
   { sourceTag: 'scope:agent', onlyDependOnLibsWithTags: ['scope:contract', 'scope:client', 'scope:drivers', 'scope:monitoring', 'scope:security', 'scope:testing'] },
   { sourceTag: 'scope:gateway', onlyDependOnLibsWithTags: ['scope:contract', 'scope:client', 'scope:monitoring', 'scope:security', 'scope:testing'] },
   { sourceTag: 'scope:cli', onlyDependOnLibsWithTags: ['scope:contract', 'scope:testing'] },
-  // the web UI is a client of the public HTTP API only: no workspace library, not even the contract
-  { sourceTag: 'scope:web', onlyDependOnLibsWithTags: [] },
+  // the web UI is a client of the public HTTP API only: the contract's types (type-only imports, see below), no runtime code
+  { sourceTag: 'scope:web', onlyDependOnLibsWithTags: ['scope:contract'] },
   { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['*'] },
 ];
 
@@ -53,6 +53,19 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         { patterns: [{ regex: 'qmp/(monitor|qmp|commands/.*)\\.js$', message: 'Use the typed commands from qemu/qmp/index.js; the monitor is private to qemu/qmp.' }] },
+      ],
+    },
+  },
+  {
+    // The web UI checks its calls against the contract's types, but bundles no workspace code: type-only imports of the contract, nothing else.
+    files: ['apps/web/**/*.ts', 'apps/web/**/*.tsx'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: '@virtbus/api-contract', allowTypeImports: true, message: 'The web UI bundles no workspace code: import the contract\'s types only (import type).' }],
+          patterns: [{ regex: '^@virtbus/(?!api-contract$)', message: 'The web UI is a client of the public HTTP API only: no workspace library.' }],
+        },
       ],
     },
   },

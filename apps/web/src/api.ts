@@ -1,63 +1,14 @@
 /** The gateway's public HTTP API as the UI uses it: same origin, bearer token from the sign-in. */
-
-export interface NodeSummary {
-  node: string;
-  online: boolean;
-  version: string;
-  drivers?: string[];
-  domains?: { total: number; running: number };
-}
+import type { DomainStatePut, ErrorBody, FleetDomain, FleetDomainList, LifecycleEvent, NodeInfo, NodeList, NodeSummary } from '@virtbus/api-contract';
 
 /** The part of `GET /v1/nodes/:node` (node.info) the fleet shows. */
-export interface NodeHardware {
-  cpu: { count: number };
-  memory: { totalBytes: number };
-  numa: unknown[];
-}
-
-export interface FleetDomain {
-  node: string;
-  uuid: string;
-  name: string;
-  driver: string;
-  state: string;
-  reason: string;
-}
-
-export interface LifecycleEvent {
-  node: string;
-  uuid: string;
-  name: string;
-  type: string;
-  state: string;
-  reason: string;
-}
-
-export interface DomainDetail extends FleetDomain {
-  persistent: boolean;
-  autostart: boolean;
-  config: {
-    vcpus: number;
-    memory: number;
-    disks: { type?: string; source?: string; target?: string; device?: string; bus?: string; readonly?: boolean }[];
-    nics: { type: string; source?: string; model?: string; mac?: string }[];
-    graphics?: { type: string; video?: string; passwordSet?: boolean };
-    console?: { type: string };
-  };
-  liveDisks?: { source?: string; target: string }[];
-}
+export type NodeHardware = Pick<NodeInfo, 'cpu' | 'memory' | 'numa'>;
 
 /** The domain a page is about: its node and UUID. */
-export interface DomainRef {
-  node: string;
-  uuid: string;
-}
+export type DomainRef = Pick<FleetDomain, 'node' | 'uuid'>;
 
-export interface ApiError {
-  code: string;
-  message: string;
-  status: number;
-}
+/** The gateway's error body, or one the UI makes when a reply has none (code HTTP). */
+export type ApiError = ErrorBody | (Omit<ErrorBody, 'code'> & { code: 'HTTP' });
 
 export class ApiFailure extends Error {
   constructor(readonly body: ApiError) {
@@ -94,7 +45,7 @@ export class Api {
     const nodes: NodeSummary[] = [];
     let token: string | undefined;
     do {
-      const page = await this.call<{ nodes: NodeSummary[]; continue?: string }>('GET', `/v1/nodes?limit=${PAGE_SIZE}${token ? `&continue=${encodeURIComponent(token)}` : ''}`);
+      const page = await this.call<NodeList>('GET', `/v1/nodes?limit=${PAGE_SIZE}${token ? `&continue=${encodeURIComponent(token)}` : ''}`);
       nodes.push(...page.nodes);
       token = page.continue;
     } while (token);
@@ -107,7 +58,7 @@ export class Api {
   }
 
   /** One page of the fleet's domains, filtered and sorted by the gateway (`query`: search, sort, order); `continue` names the next one. */
-  domains(query = '', token?: string): Promise<{ domains: FleetDomain[]; continue?: string }> {
+  domains(query = '', token?: string): Promise<FleetDomainList> {
     return this.call('GET', `/v1/domains?limit=${PAGE_SIZE}${query ? `&${query}` : ''}${token ? `&continue=${encodeURIComponent(token)}` : ''}`);
   }
 
@@ -116,7 +67,7 @@ export class Api {
     return `/v1/nodes/${encodeURIComponent(domain.node)}/domains/${domain.uuid}${rest}`;
   }
 
-  changeState(domain: DomainRef, action: string, options: { force?: boolean } = {}): Promise<unknown> {
+  changeState(domain: DomainRef, action: DomainStatePut['action'], options: Pick<DomainStatePut, 'force'> = {}): Promise<unknown> {
     return this.call('PUT', this.domainPath(domain, '/state'), { action, ...options });
   }
 

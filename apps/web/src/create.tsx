@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
-import { type Api, type DomainRef, type NodeSummary } from './api.js';
+import type { NodeSummary, StorageVolume } from '@virtbus/api-contract';
+import type { Api, DomainRef } from './api.js';
 import { fieldErrors } from './field-errors.js';
 
 type Source = 'none' | 'image' | 'iso';
@@ -34,7 +35,7 @@ export function CreateDomain({ api, nodes, onCreated }: { api: Api; nodes: NodeS
       } else if (source === 'iso') {
         const disk = `${values.name}-disk`;
         // the pool picks the blank disk's format (qcow2 in dir pools, raw in logical ones); the ISO is raw, never the qcow2 default
-        const blank = await api.call<{ format: string }>('POST', `${nodePath}/storage-pools/${encodeURIComponent(values.pool)}/volumes`, { name: disk, capacity: values.size });
+        const blank = await api.call<Pick<StorageVolume, 'format'>>('POST', `${nodePath}/storage-pools/${encodeURIComponent(values.pool)}/volumes`, { name: disk, capacity: values.size });
         created = await api.call('POST', `${nodePath}/domains`, {
           ...domain,
           os: { boot: ['cdrom', 'hd'] },

@@ -1,12 +1,13 @@
 import { useEffect, useState } from 'preact/hooks';
-import { type Abilities, type Api, type DomainDetail, type DomainRef, errorText, type LifecycleEvent } from './api.js';
+import { type Abilities, type Api, type DomainRef, errorText } from './api.js';
+import type { Domain, DomainState, DomainStatePut, LifecycleEvent } from '@virtbus/api-contract';
 import { DevicesPanel, MigratePanel, SnapshotsPanel, StatsPanel } from './panels.js';
 import { Screen } from './screen.js';
 import { SerialConsole } from './terminal.js';
 import { ErrorLine, Table } from './ui.js';
 
 /** The state actions (libvirt's lifecycle verbs), with the states each one applies to. */
-const ACTIONS: { label: string; action: string; force?: boolean; when: string[] }[] = [
+const ACTIONS: (Pick<DomainStatePut, 'action' | 'force'> & { label: string; when: DomainState[] })[] = [
   { label: 'Start', action: 'start', when: ['shutoff', 'crashed'] },
   { label: 'Shut down', action: 'shutdown', when: ['running'] },
   { label: 'Force shutdown', action: 'shutdown', force: true, when: ['running', 'paused'] },
@@ -49,14 +50,14 @@ export function Tabs<T extends string>({ tabs, current, onSelect, label }: { tab
 }
 
 export function DomainPage({ api, domainRef, can }: { api: Api; domainRef: DomainRef; can: Abilities }) {
-  const [domain, setDomain] = useState<DomainDetail | undefined>();
+  const [domain, setDomain] = useState<Domain | undefined>();
   const [events, setEvents] = useState<LifecycleEvent[]>([]);
   const [error, setError] = useState('');
   const [tab, setTab] = useState<Tab>('serial');
   const [otherNodes, setOtherNodes] = useState<string[]>([]);
 
   const reload = () =>
-    api.call<DomainDetail>('GET', api.domainPath(domainRef)).then(setDomain, (failure: unknown) => setError(errorText(failure)));
+    api.call<Domain>('GET', api.domainPath(domainRef)).then(setDomain, (failure: unknown) => setError(errorText(failure)));
 
   useEffect(() => {
     const abort = new AbortController();
@@ -85,7 +86,7 @@ export function DomainPage({ api, domainRef, can }: { api: Api; domainRef: Domai
     return () => abort.abort();
   }, [api, domainRef.node, domainRef.uuid]);
 
-  const act = async (action: string, force?: boolean) => {
+  const act = async (action: DomainStatePut['action'], force?: boolean) => {
     setError('');
     try {
       await api.changeState(domainRef, action, force ? { force } : {});

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import type { ErrorCode } from '@virtbus/api-contract';
 import { ApiFailure } from './api.js';
 import { fieldErrors } from './field-errors.js';
 
-const failure = (code: string, message: string) => new ApiFailure({ code, message, status: 400 });
+const failure = (code: ErrorCode, message: string) => new ApiFailure({ code, message, status: 400 });
 
 describe('fieldErrors: an API error placed on the form field it is about', () => {
   it('reads the JSON pointers of a validation message (define and define-from-image bodies)', () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import type { DomainState, FleetDomain } from '@virtbus/api-contract';
 import { fleetQuery, fleetView, nextSort } from './fleet-view.js';
 
-const row = (name: string, node: string, state: string) => ({ node, uuid: `${node}-${name}`, name, driver: 'test', state, reason: '' });
+const row = (name: string, node: string, state: DomainState): FleetDomain => ({ node, uuid: `${node}-${name}`, name, driver: 'test', state, reason: 'unknown', stateChangedAt: '2026-01-01T00:00:00Z' });
 const rows = [row('web', 'n1', 'running'), row('db', 'n2', 'shutoff'), row('api', 'n1', 'shutoff')];
 
 describe('fleetView', () => {

@@ -1,4 +1,4 @@
-import type { FleetDomain } from './api.js';
+import type { FleetDomain } from '@virtbus/api-contract';
 
 export const SORTABLE = ['name', 'node', 'driver', 'state'] as const;
 export type SortColumn = (typeof SORTABLE)[number];

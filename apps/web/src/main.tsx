@@ -1,6 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { type Abilities, abilitiesOf, Api, ApiFailure, type Caller, type DomainRef, errorText, type FleetDomain, type NodeHardware, type NodeSummary } from './api.js';
+import { type Abilities, abilitiesOf, Api, ApiFailure, type Caller, type DomainRef, errorText, type NodeHardware } from './api.js';
+import type { Domain, DomainStatePut, FleetDomain, NodeSummary } from '@virtbus/api-contract';
 import { CreateDomain } from './create.js';
 import { DomainPage } from './domain.js';
 import { EventsPage, NetworksPage, StoragePage } from './pages.js';
@@ -113,11 +114,11 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
         setDomains((current) => current.map((domain) => (sameDomain(domain, event) ? { ...domain, state: event.state, reason: event.reason } : domain)));
         if (domainsRef.current.some((domain) => sameDomain(domain, event))) return;
         // a domain new to the table: read it from its node (the gateway's fleet index may not have it yet)
-        void api.call<FleetDomain>('GET', api.domainPath(event)).then(
+        void api.call<Domain>('GET', api.domainPath(event)).then(
           (found) =>
             setDomains((current) => {
               if (current.some((domain) => sameDomain(domain, found))) return current;
-              const row: FleetDomain = { node: found.node, uuid: found.uuid, name: found.name, driver: found.driver, state: found.state, reason: found.reason };
+              const row: FleetDomain = { node: found.node, uuid: found.uuid, name: found.name, driver: found.driver, state: found.state, reason: found.reason, stateChangedAt: found.stateChangedAt };
               const at = current.findIndex((domain) => fleetOrder(sortRef.current)(row, domain) < 0);
               // past the last loaded row while more pages remain: Load more brings it
               if (at < 0 && moreRef.current) return current;
@@ -142,7 +143,7 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
 
   const loadMore = () => more && loadDomains(more);
 
-  const act = async (domain: FleetDomain, action: string) => {
+  const act = async (domain: FleetDomain, action: DomainStatePut['action']) => {
     setError('');
     try {
       await api.changeState(domain, action);
@@ -161,7 +162,7 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
       else next.delete(rowKeyOf(domain));
       return next;
     });
-  const bulk = async (action: 'start' | 'destroy') => {
+  const bulk = async (action: Extract<DomainStatePut['action'], 'start' | 'destroy'>) => {
     const targets = picked.filter((domain) => (action === 'start' ? domain.state === 'shutoff' : domain.state !== 'shutoff'));
     setError('');
     const failures: string[] = [];

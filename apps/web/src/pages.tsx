@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { type Api, errorText, type NodeSummary } from './api.js';
+import { type Api, errorText } from './api.js';
+import type { DhcpLease, DhcpLeaseList, ErrorBody, Network, NetworkList, NetworkStatePut, NodeSummary, StoragePool, StoragePoolStatePut, StorageVolume } from '@virtbus/api-contract';
 import { Cell, ErrorLine, RowActions, runner, Table, TextField } from './ui.js';
 
 const nodePath = (node: string) => `/v1/nodes/${encodeURIComponent(node)}`;
@@ -32,20 +33,6 @@ function NodeSelect({ node, nodes, onChange }: { node: string; nodes: NodeSummar
   );
 }
 
-interface Pool {
-  name: string;
-  type: string;
-  state: string;
-  capacityBytes: number;
-  availableBytes: number;
-}
-interface Volume {
-  name: string;
-  format: string;
-  capacityBytes: number;
-  allocationBytes: number;
-}
-
 /** Uploads with XMLHttpRequest: fetch reports no upload progress. */
 function uploadFile(api: Api, url: string, file: File, onProgress: (percent: number) => void): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -59,7 +46,7 @@ function uploadFile(api: Api, url: string, file: File, onProgress: (percent: num
     request.onload = () => {
       if (request.status < 300) return resolve();
       try {
-        const body = JSON.parse(request.responseText) as { code: string; message: string };
+        const body = JSON.parse(request.responseText) as ErrorBody;
         reject(new Error(`${body.code}: ${body.message}`));
       } catch {
         reject(new Error(`upload: ${request.status}`));
@@ -73,9 +60,9 @@ function uploadFile(api: Api, url: string, file: File, onProgress: (percent: num
 /** Storage: pools of a node and the volumes of the chosen one; upload an image with a progress bar, download a volume. */
 export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) {
   const [node, setNode, nodes] = useNode(api);
-  const [pools, setPools] = useState<Pool[]>([]);
+  const [pools, setPools] = useState<StoragePool[]>([]);
   const [pool, setPool] = useState('');
-  const [volumes, setVolumes] = useState<Volume[]>([]);
+  const [volumes, setVolumes] = useState<StorageVolume[]>([]);
   const [error, setError] = useState('');
   const [file, setFile] = useState<File | undefined>();
   const [volumeName, setVolumeName] = useState('');
@@ -85,19 +72,19 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
 
   const loadPools = async () => {
     if (!node) return;
-    const list = await api.call<{ pools: Pool[] }>('GET', `${nodePath(node)}/storage-pools?limit=1000`);
+    const list = await api.call<{ pools: StoragePool[] }>('GET', `${nodePath(node)}/storage-pools?limit=1000`);
     setPools(list.pools);
     setPool((current) => (list.pools.some((item) => item.name === current) ? current : (list.pools[0]?.name ?? '')));
   };
   const loadVolumes = async () => {
     if (!node || !pool) return setVolumes([]);
-    setVolumes((await api.call<{ volumes: Volume[] }>('GET', `${nodePath(node)}/storage-pools/${encodeURIComponent(pool)}/volumes?limit=1000`)).volumes);
+    setVolumes((await api.call<{ volumes: StorageVolume[] }>('GET', `${nodePath(node)}/storage-pools/${encodeURIComponent(pool)}/volumes?limit=1000`)).volumes);
   };
   useEffect(() => void loadPools().catch((failure: unknown) => setError(errorText(failure))), [api, node]);
   useEffect(() => void loadVolumes().catch((failure: unknown) => setError(errorText(failure))), [api, node, pool]);
 
   const run = runner(setError);
-  const poolAction = (name: string, action: string) =>
+  const poolAction = (name: string, action: StoragePoolStatePut['action']) =>
     run(async () => {
       await api.call('PUT', `${nodePath(node)}/storage-pools/${encodeURIComponent(name)}/state`, { action });
       await loadPools();
@@ -108,7 +95,7 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
     void run(async () => {
       const pools = `${nodePath(node)}/storage-pools`;
       await api.call('POST', pools, { name: newPool.name, type: 'dir', ...(newPool.target ? { target: newPool.target } : {}) });
-      for (const action of ['build', 'start']) await api.call('PUT', `${pools}/${encodeURIComponent(newPool.name)}/state`, { action });
+      for (const action of ['build', 'start'] as const) await api.call('PUT', `${pools}/${encodeURIComponent(newPool.name)}/state`, { action });
       setNewPool({ name: '', target: '' });
       await loadPools();
     });
@@ -144,7 +131,7 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
     });
   };
   // a link cannot carry the token header: fetch the bytes, then save them from a blob URL
-  const download = (volume: Volume) =>
+  const download = (volume: StorageVolume) =>
     run(async () => {
       const response = await fetch(`${nodePath(node)}/storage-pools/${encodeURIComponent(pool)}/volumes/${encodeURIComponent(volume.name)}/content`, {
         headers: api.token ? { authorization: `Bearer ${api.token}` } : {},
@@ -251,39 +238,24 @@ export function StoragePage({ api, canWrite }: { api: Api; canWrite: boolean }) 
   );
 }
 
-interface Network {
-  name: string;
-  mode: string;
-  state: string;
-  bridge?: string;
-  /** address with its prefix, e.g. 10.0.0.1/24 */
-  ipv4?: { address: string };
-}
-interface Lease {
-  mac?: string;
-  ip: string;
-  prefix: number;
-  hostname?: string;
-}
-
 /** Networks of a node: start/stop and each one's DHCP leases. */
 export function NetworksPage({ api, canWrite }: { api: Api; canWrite: boolean }) {
   const [node, setNode, nodes] = useNode(api);
   const [networks, setNetworks] = useState<Network[]>([]);
-  const [leases, setLeases] = useState<{ network: string; leases: Lease[] } | undefined>();
+  const [leases, setLeases] = useState<{ network: string; leases: DhcpLease[] } | undefined>();
   const [error, setError] = useState('');
   const load = async () => {
-    if (node) setNetworks((await api.call<{ networks: Network[] }>('GET', `${nodePath(node)}/networks?limit=1000`)).networks);
+    if (node) setNetworks((await api.call<NetworkList>('GET', `${nodePath(node)}/networks?limit=1000`)).networks);
   };
   useEffect(() => void load().catch((failure: unknown) => setError(errorText(failure))), [api, node]);
   const run = runner(setError);
-  const act = (name: string, action: string) =>
+  const act = (name: string, action: NetworkStatePut['action']) =>
     run(async () => {
       await api.call('PUT', `${nodePath(node)}/networks/${encodeURIComponent(name)}/state`, { action });
       await load();
     });
   const showLeases = (name: string) =>
-    run(async () => setLeases({ network: name, leases: (await api.call<{ leases: Lease[] }>('GET', `${nodePath(node)}/networks/${encodeURIComponent(name)}/leases`)).leases }));
+    run(async () => setLeases({ network: name, leases: (await api.call<DhcpLeaseList>('GET', `${nodePath(node)}/networks/${encodeURIComponent(name)}/leases`)).leases }));
   return (
     <main>
       <section aria-labelledby="networks-title">

@@ -2,22 +2,14 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ErrorLine, runner, Table, TextField } from './ui.js';
-import { type Abilities, type Api, type DomainDetail, type DomainRef, errorText } from './api.js';
-
-interface StatsSample {
-  collectedAt: string;
-  cpu?: { timeNs: number };
-  memory?: { maximumBytes: number; currentBytes?: number; rssBytes?: number };
-  vcpu?: { current: number };
-  block?: { readBytes: number; writeBytes: number }[];
-  net?: { rxBytes: number; txBytes: number }[];
-}
+import { type Abilities, type Api, type DomainRef, errorText } from './api.js';
+import type { AsyncOperation, Domain, DomainSnapshot, DomainSnapshotList, DomainStats } from '@virtbus/api-contract';
 
 const STATS_INTERVAL_MS = 2_000;
 /** Points kept per chart: ten minutes at one sample every 2 s. */
 const STATS_POINTS = 300;
 
-const sum = (items: { [key: string]: number }[] | undefined, key: string) => (items ?? []).reduce((total, item) => total + (item[key] ?? 0), 0);
+const sum = <K extends string>(items: Record<NoInfer<K>, number>[] | undefined, key: K) => (items ?? []).reduce((total, item) => total + item[key], 0);
 
 /** One uPlot line chart; `data` is [times, ...series]. */
 function Chart({ title, series, data }: { title: string; series: string[]; data: number[][] }) {
@@ -42,10 +34,10 @@ export function StatsPanel({ api, domain }: { api: Api; domain: DomainRef }) {
   const [rows, setRows] = useState<number[][]>([[], [], [], [], [], [], []]);
   const [error, setError] = useState('');
   useEffect(() => {
-    let previous: StatsSample | undefined;
+    let previous: DomainStats | undefined;
     const sample = async () => {
       try {
-        const stats = await api.call<StatsSample>('GET', api.domainPath(domain, '/stats'));
+        const stats = await api.call<DomainStats>('GET', api.domainPath(domain, '/stats'));
         const last = previous;
         previous = stats;
         if (!last) return;
@@ -85,7 +77,7 @@ export function StatsPanel({ api, domain }: { api: Api; domain: DomainRef }) {
 }
 
 /** Disks and NICs of the definition (and the running domain's disks), with hotplug: live when running, and the definition. */
-export function DevicesPanel({ api, domain, canWrite, onChanged }: { api: Api; domain: DomainDetail; canWrite: boolean; onChanged: () => unknown }) {
+export function DevicesPanel({ api, domain, canWrite, onChanged }: { api: Api; domain: Domain; canWrite: boolean; onChanged: () => unknown }) {
   const [error, setError] = useState('');
   const [path, setPath] = useState('');
   const [target, setTarget] = useState('');
@@ -164,29 +156,19 @@ export function DevicesPanel({ api, domain, canWrite, onChanged }: { api: Api; d
   );
 }
 
-interface Snapshot {
-  name: string;
-  parent?: string;
-  children: string[];
-  current: boolean;
-  state: string;
-  kind: string;
-  createdAt: string;
-}
-
 /** Snapshots as a tree (children under their parent), with create, revert and delete. */
 export function SnapshotsPanel({ api, domain, can, onChanged }: { api: Api; domain: DomainRef; can: Abilities; onChanged: () => unknown }) {
-  const [snapshots, setSnapshots] = useState<Snapshot[]>([]);
+  const [snapshots, setSnapshots] = useState<DomainSnapshot[]>([]);
   const [name, setName] = useState('');
   const [error, setError] = useState('');
-  const load = async () => setSnapshots((await api.call<{ snapshots: Snapshot[] }>('GET', api.domainPath(domain, '/snapshots?limit=1000'))).snapshots);
+  const load = async () => setSnapshots((await api.call<DomainSnapshotList>('GET', api.domainPath(domain, '/snapshots?limit=1000'))).snapshots);
   const run = runner(setError, async () => {
     await load();
     await onChanged();
   });
   useEffect(() => void load().catch((failure: unknown) => setError(errorText(failure))), [api, domain.node, domain.uuid]);
   const byName = new Map(snapshots.map((snapshot) => [snapshot.name, snapshot]));
-  const branch = (snapshot: Snapshot) => (
+  const branch = (snapshot: DomainSnapshot) => (
     <li key={snapshot.name} data-testid={`snapshot-${snapshot.name}`}>
       <strong>{snapshot.name}</strong> {snapshot.current && <em>(current)</em>} · {snapshot.kind} · {snapshot.state} · {new Date(snapshot.createdAt).toLocaleString()}{' '}
       {can.admin && (
@@ -223,13 +205,6 @@ export function SnapshotsPanel({ api, domain, can, onChanged }: { api: Api; doma
   );
 }
 
-interface Operation {
-  id: string;
-  status: string;
-  progress: { percent: number };
-  error?: { code: string; message: string };
-}
-
 /** Migrate to another node: the async operation's progress as a progress bar, polled until it ends. */
 export function MigratePanel({ api, domain, nodes }: { api: Api; domain: DomainRef; nodes: string[] }) {
   const [chosen, setDestination] = useState('');
@@ -237,17 +212,17 @@ export function MigratePanel({ api, domain, nodes }: { api: Api; domain: DomainR
   const destination = chosen || nodes[0] || '';
   const [offline, setOffline] = useState(false);
   const [undefineSource, setUndefineSource] = useState(false);
-  const [operation, setOperation] = useState<Operation | undefined>();
+  const [operation, setOperation] = useState<AsyncOperation | undefined>();
   const [error, setError] = useState('');
   const migrate = async (event: Event) => {
     event.preventDefault();
     setError('');
     try {
-      let current = await api.call<Operation>('POST', api.domainPath(domain, '/migrate'), { destination, offline, undefineSource });
+      let current = await api.call<AsyncOperation>('POST', api.domainPath(domain, '/migrate'), { destination, offline, undefineSource });
       setOperation(current);
       while (current.status === 'running') {
         await new Promise((resolve) => setTimeout(resolve, 500));
-        current = await api.call<Operation>('GET', `/v1/nodes/${encodeURIComponent(domain.node)}/operations/${current.id}`);
+        current = await api.call<AsyncOperation>('GET', `/v1/nodes/${encodeURIComponent(domain.node)}/operations/${current.id}`);
         setOperation(current);
       }
       if (current.error) setError(`${current.error.code}: ${current.error.message}`);
