@@ -223,6 +223,9 @@ export async function startAgent(config: AgentConfig): Promise<Agent> {
     // written at once with the service id, then every interval
     await register();
     heartbeat = startHeartbeat({ kv, node: config.node, intervalMs: heartbeatIntervalMs, record: nodeRecord, logger });
+    // the node list shows domain counts: a define, undefine or state change refreshes the entry within a second
+    const beating = heartbeat;
+    events.onEvent(() => beating.nudge());
     const metricsUrl = await watch.start(manager, events, pools);
     logger.info({ domains: manager.counts().total, drivers: config.drivers, metricsUrl: metricsUrl ? `${metricsUrl}/metrics` : 'off', processUptimeMs: Math.round(process.uptime() * 1000) }, 'agent serving');
 

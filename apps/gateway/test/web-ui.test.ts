@@ -42,6 +42,7 @@ async function api(method: string, path: string, body?: unknown) {
 }
 
 const stateOf = (name: string) => page.getByTestId(`domain-${name}`).getByTestId('state');
+const domainCounts = (node: string) => page.getByTestId(`node-${node}`).locator('td').nth(3);
 /** A page saved as `file` after checking it fits the 1280-pixel-wide window (no horizontal scrolling). */
 async function shoot(file: string): Promise<void> {
   expect(await page.evaluate('document.documentElement.scrollWidth'), `${file}: page wider than the window`).toBeLessThanOrEqual(1280);
@@ -108,6 +109,8 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await page.keyboard.press('Enter');
     await page.getByTestId(`node-${NODE}`).waitFor();
     await expect.poll(() => stateOf('mem').textContent()).toBe('shutoff');
+    // the node's domain counts (running / total): linux, mem and screen, none running
+    await expect.poll(() => domainCounts(NODE).textContent(), { timeout: 15_000 }).toBe('0 / 3');
     await shoot('fleet.png');
   }, 60_000);
 
@@ -119,6 +122,8 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     // a change made elsewhere shows up too
     expect((await api('PUT', `/v1/nodes/${NODE}/domains/mem/state`, { action: 'start' })).status).toBe(200);
     await expect.poll(() => stateOf('mem').textContent(), { timeout: 20_000 }).toBe('running');
+    // the counts follow within the agent's registry write after the event, not its next heartbeat
+    await expect.poll(() => domainCounts(NODE).textContent(), { timeout: 10_000 }).toBe('1 / 3');
   }, 60_000);
 
   it('creates a test-driver domain in the form: an API validation error shows on its field, the new row arrives live over SSE', async () => {

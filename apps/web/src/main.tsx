@@ -60,6 +60,11 @@ function SignIn({ onSignedIn }: { onSignedIn: (api: Api) => void }) {
   );
 }
 
+/** After an event, the node list is read again once this has passed (the agent's registry write follows within a second). */
+const NODES_REREAD_MS = 1500;
+/** The node list is read again this often without events (online/offline, counts). */
+const NODES_REFRESH_MS = 10_000;
+
 function Fleet({ api, can }: { api: Api; can: Abilities }) {
   const [nodes, setNodes] = useState<NodeSummary[]>([]);
   const [domains, setDomains] = useState<FleetDomain[]>([]);
@@ -106,10 +111,25 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
   useEffect(() => {
     const abort = new AbortController();
     void api.nodes().then((list) => setNodes(list.nodes), (failure: unknown) => setError(errorText(failure)));
+    // an agent writes its domain counts to the registry up to a second after an event: one node read per burst, after it
+    let nodesTimer: ReturnType<typeof setTimeout> | undefined;
+    const readNodes = () => void api.nodes().then((list) => setNodes(list.nodes), () => undefined);
+    const readNodesSoon = () => {
+      nodesTimer ??= setTimeout(() => {
+        nodesTimer = undefined;
+        readNodes();
+      }, NODES_REREAD_MS);
+    };
+    // liveness changes without any event (a node stops beating)
+    const refresh = setInterval(readNodes, NODES_REFRESH_MS);
+    abort.signal.addEventListener('abort', () => {
+      clearTimeout(nodesTimer);
+      clearInterval(refresh);
+    });
     void api
       .follow((event) => {
         setLive(true);
-        void api.nodes().then((list) => setNodes(list.nodes), () => undefined);
+        readNodesSoon();
         if (event.type === 'UNDEFINED') return setDomains((current) => current.filter((domain) => !sameDomain(domain, event)));
         setDomains((current) => current.map((domain) => (sameDomain(domain, event) ? { ...domain, state: event.state, reason: event.reason } : domain)));
         if (domainsRef.current.some((domain) => sameDomain(domain, event))) return;

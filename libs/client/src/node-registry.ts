@@ -24,7 +24,12 @@ export interface HeartbeatOptions {
 export interface Heartbeat {
   /** Ends the loop and writes the record once more with `stoppedAt` (best effort, bounded). */
   stop(options?: { markStopped?: boolean }): Promise<void>;
+  /** The record changed (domain counts): write it before the interval ends, at most once per NUDGE_SPACING_MS. */
+  nudge(): void;
 }
+
+/** A nudged registry write waits this long after the previous write, so a burst of changes costs one write a second. */
+export const NUDGE_SPACING_MS = 1000;
 
 /** Refreshes the node's registry entry every interval: the liveness signal the gateway's node list reads. */
 export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
@@ -33,10 +38,25 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
   let failing = false;
   const write = (extra: Partial<NodeRecord> = {}) =>
     options.kv.put(options.node, JSON.stringify({ ...options.record(), heartbeatAt: new Date().toISOString(), heartbeatIntervalMs: intervalMs, ...extra }));
+  let nudged = false;
+  let wake: (() => void) | undefined;
+  let lastWrite = Date.now();
   const loop = (async () => {
     while (!abort.signal.aborted) {
-      await sleep(intervalMs, undefined, { signal: abort.signal }).catch(() => undefined);
+      const tick = new AbortController();
+      const stopTick = () => tick.abort();
+      abort.signal.addEventListener('abort', stopTick, { once: true });
+      wake = stopTick;
+      if (!nudged) await sleep(intervalMs, undefined, { signal: tick.signal }).catch(() => undefined);
+      abort.signal.removeEventListener('abort', stopTick);
+      wake = undefined;
       if (abort.signal.aborted) break;
+      // a nudge still keeps its spacing from the previous write
+      const spacing = lastWrite + Math.min(NUDGE_SPACING_MS, intervalMs) - Date.now();
+      if (nudged && spacing > 0) await sleep(spacing, undefined, { signal: abort.signal }).catch(() => undefined);
+      if (abort.signal.aborted) break;
+      nudged = false;
+      lastWrite = Date.now();
       try {
         await write();
         if (failing) options.logger?.info({ node: options.node }, 'heartbeat written again');
@@ -49,6 +69,10 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
     }
   })();
   return {
+    nudge() {
+      nudged = true;
+      wake?.();
+    },
     async stop(stopOptions = {}) {
       abort.abort();
       await loop;
