@@ -149,5 +149,7 @@ export async function serveOperations(options: ServeOptions): Promise<Service> {
       },
     });
   }
+  // a caller on another connection may call as soon as this resolves: the server must hold the subscriptions by then
+  await nc.flush();
   return service;
 }

@@ -45,6 +45,22 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
+describe('serveOperations answers from the moment it resolves', () => {
+  it('a call from another connection right after it is answered, not lost to a subscription still in flight', async () => {
+    const codes: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const nc = await connect({ servers: nats.url });
+      const fresh = await serveOperations({ nc, node: `fresh${i}`, version: '0.0.1', handlers: { 'node.info': async () => ({ node: 'x' }) } as unknown as OperationHandlers, logger: pino({ level: 'silent' }) });
+      await client.call(`fresh${i}`, 'node.info', {}).then(
+        () => codes.push('OK'),
+        (error: unknown) => codes.push(String((error as VirtError).code)),
+      );
+      await tearDown(fresh, nc);
+    }
+    expect(codes).toEqual(Array(30).fill('OK'));
+  });
+});
+
 describe('serveOperations bounds every reply', () => {
   it('knows the server max_payload', () => {
     expect(agentSide.info?.max_payload).toBe(MAX_PAYLOAD);
