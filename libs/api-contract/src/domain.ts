@@ -212,6 +212,16 @@ const configFields = {
   maxMemory: DomainMaxMemory,
 };
 
+/** The VM-only config fields: optional in a define, an update and the stored config alike (one list for all three). */
+const vmOnlyOptionalFields = {
+  cpu: Type.Optional(configFields.cpu),
+  currentMemory: Type.Optional(configFields.currentMemory),
+  numa: Type.Optional(configFields.numa),
+  devices: Type.Optional(configFields.devices),
+  memoryBacking: Type.Optional(configFields.memoryBacking),
+  maxMemory: Type.Optional(configFields.maxMemory),
+};
+
 /** The config fields a define or an update may leave out (labels differ in meaning between the two). */
 const optionalConfigFields = {
   vcpus: Type.Optional(configFields.vcpus),
@@ -223,12 +233,7 @@ const optionalConfigFields = {
   graphics: Type.Optional(configFields.graphics),
   autostart: Type.Optional(configFields.autostart),
   container: Type.Optional(configFields.container),
-  cpu: Type.Optional(configFields.cpu),
-  currentMemory: Type.Optional(configFields.currentMemory),
-  numa: Type.Optional(configFields.numa),
-  devices: Type.Optional(configFields.devices),
-  memoryBacking: Type.Optional(configFields.memoryBacking),
-  maxMemory: Type.Optional(configFields.maxMemory),
+  ...vmOnlyOptionalFields,
 };
 
 export const DomainsPost = Type.Object(
@@ -268,12 +273,7 @@ export const DomainConfig = Type.Object(
     autostart: configFields.autostart,
     container: Type.Optional(configFields.container),
     labels: Type.Optional(configFields.labels),
-    cpu: Type.Optional(configFields.cpu),
-    currentMemory: Type.Optional(configFields.currentMemory),
-    numa: Type.Optional(configFields.numa),
-    devices: Type.Optional(configFields.devices),
-    memoryBacking: Type.Optional(configFields.memoryBacking),
-    maxMemory: Type.Optional(configFields.maxMemory),
+    ...vmOnlyOptionalFields,
   },
   { additionalProperties: false, title: 'DomainConfig' },
 );
