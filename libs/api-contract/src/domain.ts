@@ -43,11 +43,11 @@ export const DiskTarget = Type.String({ pattern: '^(vd|sd|hd)[a-z]{1,2}$', descr
 export const DomainDisk = Type.Object(
   {
     source: DiskSource,
-    device: Type.Optional(Type.Enum(['disk', 'cdrom'], { default: 'disk' })),
-    format: Type.Optional(Type.Enum(['qcow2', 'raw'], { default: 'qcow2' })),
-    bus: Type.Optional(Type.Enum(['virtio', 'sata', 'ide'], { default: 'virtio' })),
+    device: Type.Optional(Type.Enum(['disk', 'cdrom'], { description: 'disk when absent' })),
+    format: Type.Optional(Type.Enum(['qcow2', 'raw'], { description: "qcow2 when absent (raw for a cdrom; a pool volume's own format)" })),
+    bus: Type.Optional(Type.Enum(['virtio', 'sata', 'ide'], { description: 'virtio when absent (sata for a cdrom)' })),
     target: Type.Optional(DiskTarget),
-    readonly: Type.Optional(Type.Boolean({ default: false })),
+    readonly: Type.Optional(Type.Boolean({ description: 'false when absent (true for a cdrom)' })),
   },
   { additionalProperties: false },
 );
@@ -70,7 +70,7 @@ export const DomainNic = Type.Object(
   {
     type: Type.Enum(['user', 'network', 'bridge', 'none'], { description: 'user-mode NAT, a virtbus network, or a host bridge' }),
     source: Type.Optional(ObjectName),
-    model: Type.Optional(Type.Enum(['virtio', 'e1000', 'rtl8139'], { default: 'virtio' })),
+    model: Type.Optional(Type.Enum(['virtio', 'e1000', 'rtl8139'], { description: 'virtio when absent' })),
     mac: Type.Optional(MacAddress),
     filter: Type.Optional(Type.String({ ...ObjectName, description: 'Firewall rule set applied to this NIC while the domain runs (network and bridge NICs)' })),
   },
@@ -98,7 +98,7 @@ export const DomainOs = Type.Object(
 );
 
 export const DomainConsole = Type.Object(
-  { type: Type.Enum(['serial', 'none'], { default: 'serial' }) },
+  { type: Type.Enum(['serial', 'none'], { description: 'serial: a serial console (what a define without console gets); none: no console' }) },
   { additionalProperties: false },
 );
 
