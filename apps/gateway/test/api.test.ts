@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { ConsoleHeaders, NODES_BUCKET, Subjects, type ErrorBody, type NodeInfo } from '@virtbus/api-contract';
+import { CallerIdentity, ConsoleHeaders, NODES_BUCKET, Subjects, compileValidator, type ErrorBody, type NodeInfo } from '@virtbus/api-contract';
 import { tearDown, useNatsBus } from '@virtbus/testing';
 import { buildApp, type GatewayApp } from '../src/index.js';
 import { sampleDomain, startFakeAgent, type FakeAgent } from './fake-agent.js';
@@ -92,6 +92,13 @@ describe('routing to agents', () => {
     const response = await app.inject({ method: 'GET', url: `/v1/nodes/${NODE}/domains/bare` });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual(bareDomain);
+  });
+
+  it('tells a loopback caller without credentials who it is, in the contract CallerIdentity', async () => {
+    const response = await app.inject({ method: 'GET', url: '/v1/whoami' });
+    expect(response.statusCode).toBe(200);
+    expect(compileValidator(CallerIdentity).check(response.json())).toBe(true);
+    expect(response.json()).toEqual({ name: 'loopback-dev', role: 'admin', nodes: 'all', via: 'loopback-dev' });
   });
 
   it('answers 404 NO_NODE for a node nobody knows', async () => {
