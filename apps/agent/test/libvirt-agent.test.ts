@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { OperationNames, VirtError, type OperationName, type OperationRequest } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { LibvirtClient } from '@virtbus/drivers';
-import { hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, storedNodeEvents, tearDown, useNatsBus, VIRSH, waitFor, type AgentProcess, type Libvirt } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, storedNodeEvents, tearDown, useNatsBus, VIRSH, waitFor, type AgentProcess, type Libvirt } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -76,8 +76,8 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.graphics.detach': { needs: 'graphics', request: ({ id, session }) => ({ id, session: session ?? 'none' }) },
   'domain.screenshot': { needs: 'graphics', request: ({ id }) => ({ id }) },
   'domain.sendKey': { needs: 'graphics', request: ({ id }) => ({ id, keys: ['a'] }) },
-  // from a disk image: the drivers that build a root disk from a pool volume (not libvirt's)
-  'domain.define.image': { needs: 'define-image', request: ({ spare }) => ({ domain: { name: `${spare}-i`, driver: 'libvirt' }, image: { pool: 'default', volume: 'img' } }) },
+  // from a disk image in the node's pool (the agent makes the overlay and the seed; libvirt opens them at start)
+  'domain.define.image': { request: ({ spare }) => ({ domain: { name: `${spare}-i`, driver: 'libvirt' }, image: { pool: 'lvpool', volume: 'img.qcow2' } }) },
   'domain.agent.ping': { needs: 'guest-agent', request: ({ id }) => ({ id }) },
   'domain.agent.info': { needs: 'guest-agent', request: ({ id }) => ({ id }) },
   'domain.interface.addresses': { needs: 'guest-agent', request: ({ id }) => ({ id }) },
@@ -168,7 +168,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     await client.call(node, 'pool.define', { name: 'lvpool', type: 'dir', target: pool });
     await client.call(node, 'pool.state', { pool: 'lvpool', change: { action: 'build' } });
     await client.call(node, 'pool.state', { pool: 'lvpool', change: { action: 'start' } });
-    await client.call(node, 'volume.create', { pool: 'lvpool', volume: { name: 'data.qcow2', capacity: 1 << 20 } });
+    for (const name of ['data.qcow2', 'img.qcow2']) await client.call(node, 'volume.create', { pool: 'lvpool', volume: { name, capacity: 1 << 20 } });
     // persistent (domain.create would make it transient: gone once saved)
     const domain = await client.call(node, 'domain.define', {
       name: ctx.id,
@@ -202,7 +202,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         graphics: { type: 'vnc' },
       });
     } finally {
-      for (const id of [ctx.id, `${ctx.spare}-c`, ctx.imported]) {
+      for (const id of [ctx.id, `${ctx.spare}-c`, `${ctx.spare}-i`, ctx.imported]) {
         await client.call(node, 'domain.state', { id, change: { action: 'destroy' } }).catch(() => 'not running');
         await client.call(node, 'domain.undefine', { id }).catch(() => 'not defined');
       }
@@ -367,5 +367,42 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     it('runs every domain operation of the contract: working, or OPERATION_UNSUPPORTED where the driver lacks the capability', async () => {
       await domainTable(QEMU_NODE, qemuUri(), 'qemu');
     });
+
+    it('defines a domain from an image volume with cloud-init user-data: it boots from its cloned disk and applies the seed', async () => {
+      const guest = await ensureTestGuest();
+      const pool = join(root, 'img-pool');
+      await client.call(QEMU_NODE, 'pool.define', { name: 'lvimg', type: 'dir', target: pool });
+      await client.call(QEMU_NODE, 'pool.state', { pool: 'lvimg', change: { action: 'build' } });
+      // the bootable test disk stands in for a cloud image (syslinux, then the NoCloud reader of the seed)
+      await copyFile(guest.disk, join(pool, 'guest.qcow2'));
+      await client.call(QEMU_NODE, 'pool.state', { pool: 'lvimg', change: { action: 'start' } });
+      const name = `${tag}-cloud`;
+      const domain = await client.call(QEMU_NODE, 'domain.define.image', {
+        domain: { name, driver: 'libvirt', memory: 256, nics: [{ type: 'user' }] },
+        image: { pool: 'lvimg', volume: 'guest.qcow2' },
+        rootSize: '64M',
+        cloudInit: { userData: `#cloud-config\nhostname: ${name}\n` },
+      });
+      expect(domain.config.disks.map((disk) => [disk.source, disk.target])).toEqual([
+        [{ pool: 'lvimg', volume: `${name}-root.qcow2` }, 'vda'],
+        [{ pool: 'lvimg', volume: `${name}-cidata.iso` }, 'hda'],
+      ]);
+      const consoleText = async () => Buffer.from((await client.call(QEMU_NODE, 'domain.console.read', { id: name })).history, 'base64').toString();
+      try {
+        await client.call(QEMU_NODE, 'domain.state', { id: name, change: { action: 'start', paused: true } });
+        // the console opens (and keeps history) before the guest runs: nothing it prints is missed
+        await consoleText();
+        await client.call(QEMU_NODE, 'domain.state', { id: name, change: { action: 'resume' } });
+        const seen = `${GUEST_MARKERS.nocloudDone} hostname=${name}`;
+        await waitFor(seen, async () => (await consoleText()).includes(seen), 240_000, async () => `console: ${JSON.stringify((await consoleText()).slice(-2000))}`);
+        expect(await consoleText()).toContain(GUEST_MARKERS.bootloader);
+        const { xml } = await client.call(QEMU_NODE, 'domain.xml', { id: name });
+        expect(xml).toMatch(new RegExp(`<disk type='file' device='disk'>[\\s\\S]*?<source file='${join(pool, `${name}-root.qcow2`)}'`));
+        expect(xml).toMatch(new RegExp(`<disk type='file' device='cdrom'>[\\s\\S]*?<source file='${join(pool, `${name}-cidata.iso`)}'`));
+      } finally {
+        await client.call(QEMU_NODE, 'domain.state', { id: name, change: { action: 'destroy' } }).catch(() => 'not running');
+        await client.call(QEMU_NODE, 'domain.undefine', { id: name });
+      }
+    }, 300_000);
   });
 });
