@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { OperationNames, VirtError, type OperationName, type OperationRequest } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { LibvirtClient } from '@virtbus/drivers';
-import { ensureTestGuest, GUEST_MARKERS, hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, storedNodeEvents, tearDown, useNatsBus, VIRSH, waitFor, type AgentProcess, type Libvirt } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, storedNodeEvents, tearDown, useNatsBus, VIRSH, waitFor, type AgentProcess, type Libvirt } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -35,6 +35,8 @@ type Row<N extends OperationName> = {
   keep?: (result: unknown, ctx: TableContext) => void;
   /** Acts on what an earlier row makes (a snapshot, a save file, a plugged device): without it, this stable error. */
   after?: { operation: OperationName; missing: string };
+  /** Needs a second node, which the table has not: where supported, this stable error (the migration test below does it). */
+  alone?: string;
 };
 /** One row per domain operation of the contract, in an order that leaves the domain running. */
 const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : never]: Row<N> } = {
@@ -54,7 +56,7 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.console.attach': { needs: 'console', request: ({ id }) => ({ id }), keep: (result, ctx) => (ctx.session = (result as { session: string }).session) },
   'domain.console.write': { needs: 'console', request: ({ id, session }) => ({ id, session: session ?? 'none', data: 'DQ==' }) },
   'domain.console.detach': { needs: 'console', request: ({ id, session }) => ({ id, session: session ?? 'none' }) },
-  'domain.migrate': { needs: 'migration', request: ({ id }) => ({ id, migration: { destination: 'nowhere' } }) },
+  'domain.migrate': { needs: 'migration', request: ({ id }) => ({ id, migration: { destination: 'nowhere' } }), alone: 'AGENT_UNREACHABLE' },
   'domain.interfaces': { request: ({ id }) => ({ id }) },
   'domain.nic.link': { needs: 'nics', request: ({ id, mac }) => ({ id, mac, link: 'up' }) },
   'domain.nic.attach': { needs: 'nics', request: ({ id }) => ({ id, nic: { type: 'user', mac: '52:54:00:aa:bb:cc' } }) },
@@ -125,6 +127,7 @@ const expectedOutcomes = (capabilities: readonly string[]) =>
     Object.entries(DOMAIN_TABLE).map(([operation, row]: [string, Row<OperationName>]) => {
       const maker = row.after && (DOMAIN_TABLE as Record<string, Row<OperationName>>)[row.after.operation]!;
       if (row.after && maker && !supported(maker, capabilities)) return [operation, expect.stringMatching(new RegExp(`^${row.after.missing} `))];
+      if (row.alone && supported(row, capabilities)) return [operation, expect.stringMatching(new RegExp(`^${row.alone} `))];
       return [operation, supported(row, capabilities) ? 'ok' : expect.stringMatching(/^OPERATION_UNSUPPORTED /)];
     }),
   );
@@ -404,5 +407,69 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         await client.call(QEMU_NODE, 'domain.undefine', { id: name });
       }
     }, 300_000);
+
+    describe('live migration to a second libvirtd', () => {
+      const DEST = 'lvqemu2';
+      let second: Libvirt | undefined;
+      let destAgent: AgentProcess | undefined;
+      const destUri = () => `qemu+unix:///system?socket=${second!.socket}`;
+      beforeAll(async () => {
+        // its own daemon, mount and network namespace: libvirt's peer-to-peer connection and QEMU's stream go over unix sockets
+        second = await startLibvirt(join(root, 'lv2'));
+        destAgent = await spawnAgent({ node: DEST, natsUrl: bus.server.url, stateDir: join(root, 'dagent'), drivers: 'libvirt', extraArgs: ['--libvirt-uri', destUri()], env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+      });
+      afterAll(async () => {
+        for (const name of (await virshOn(destUri(), 'list', '--all', '--name').catch(() => '')).split('\n').filter((name) => name.startsWith(tag))) {
+          await virshOn(destUri(), 'destroy', name).catch(() => 'not running');
+          await virshOn(destUri(), 'undefine', name).catch(() => 'transient');
+        }
+        await tearDown(destAgent, second);
+      });
+
+      it('moves a running guest peer-to-peer between the libvirtds: it keeps running there, its console answers, and it is gone from the source', async () => {
+        const guest = await ensureTestGuest();
+        const name = `${tag}-mig`;
+        const { uuid } = await client.call(QEMU_NODE, 'domain.define', { name, driver: 'libvirt', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline} ${GUEST_FLAGS.counter}` }, nics: [] });
+        const consoleOf = async (node: string) => Buffer.from((await client.call(node, 'domain.console.read', { id: uuid })).history, 'base64').toString();
+        await client.call(QEMU_NODE, 'domain.state', { id: uuid, change: { action: 'start', paused: true } });
+        await consoleOf(QEMU_NODE);
+        await client.call(QEMU_NODE, 'domain.state', { id: uuid, change: { action: 'resume' } });
+        await waitFor('GUEST-READY on the source', async () => (await consoleOf(QEMU_NODE)).includes(GUEST_MARKERS.ready), 180_000);
+
+        const started = await client.migrate(QEMU_NODE, uuid, { destination: DEST, undefineSource: true });
+        const operation = await waitFor('migration done', async () => {
+          const op = await client.call(QEMU_NODE, 'operation.get', { id: started.id });
+          return op.status !== 'running' && op;
+        }, 120_000);
+        expect(operation).toMatchObject({ status: 'success', migration: { phase: 'done' } });
+        // libvirt's job figures fed the operation
+        expect(operation.migration!.ramTransferredBytes).toBeGreaterThan(0);
+        expect(operation.migration!.ramTotalBytes).toBeGreaterThanOrEqual(256 * 1024 * 1024);
+
+        expect(await client.call(DEST, 'domain.get', { id: uuid })).toMatchObject({ name, state: 'running', reason: 'migrated', driver: 'libvirt' });
+        expect(await virshOn(destUri(), 'domstate', name)).toBe('running');
+        await rejectsWith(client.call(QEMU_NODE, 'domain.get', { id: uuid }), 'NO_DOMAIN');
+        expect(await virshOn(qemuUri(), 'list', '--all', '--name')).not.toContain(name);
+
+        // the same guest answers on the destination's console
+        const { session } = await client.call(DEST, 'domain.console.attach', { id: uuid, force: true });
+        await client.call(DEST, 'domain.console.write', { id: uuid, session, data: Buffer.from('echo vb-$((40+2))\n').toString('base64') });
+        await waitFor('the guest answers on the destination', async () => (await consoleOf(DEST)).includes('vb-42'), 60_000);
+        await client.call(DEST, 'domain.console.detach', { id: uuid, session });
+
+        const lifecycle = async (node: string) => (await storedNodeEvents(bus.nc, node)).filter((event) => event.uuid === uuid && event.type !== undefined).map((event) => `${event.type}/${event.detail}`);
+        // the outbox publishes after the calls answered: wait for the last of each node
+        await waitFor('the destination\'s events stored', async () => (await lifecycle(DEST)).includes('RESUMED/MIGRATED'), 30_000);
+        expect(await lifecycle(DEST)).toEqual(['DEFINED/ADDED', 'STARTED/MIGRATED', 'SUSPENDED/MIGRATED', 'RESUMED/MIGRATED']);
+        await waitFor('the source\'s events stored', async () => (await lifecycle(QEMU_NODE)).includes('UNDEFINED/REMOVED'), 30_000);
+        expect(await lifecycle(QEMU_NODE)).toEqual(['DEFINED/ADDED', 'STARTED/BOOTED', 'SUSPENDED/PAUSED', 'RESUMED/UNPAUSED', 'STOPPED/MIGRATED', 'UNDEFINED/REMOVED']);
+        // and libvirt's figures in the source's JOB_COMPLETED, as the qemu driver's (stored before the undefine's event)
+        const completed = (await storedNodeEvents(bus.nc, QEMU_NODE)).find((event) => event.uuid === uuid && (event as { event?: string }).event === 'JOB_COMPLETED');
+        expect(completed).toMatchObject({ details: { params: expect.objectContaining({ operation: 'migration-out', memory_total: operation.migration!.ramTotalBytes }) } });
+
+        await client.call(DEST, 'domain.state', { id: uuid, change: { action: 'destroy' } });
+        await client.call(DEST, 'domain.undefine', { id: uuid });
+      }, 400_000);
+    });
   });
 });
