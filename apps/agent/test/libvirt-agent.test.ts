@@ -426,7 +426,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         await tearDown(destAgent, second);
       });
 
-      it('moves a running guest peer-to-peer between the libvirtds: it keeps running there, its console answers, and it is gone from the source', async () => {
+      it('moves a running guest peer-to-peer between the libvirtds: it keeps running there, its console answers, and it is gone from the source; a cancelled migration back leaves it running there', async () => {
         const guest = await ensureTestGuest();
         const name = `${tag}-mig`;
         const { uuid } = await client.call(QEMU_NODE, 'domain.define', { name, driver: 'libvirt', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline} ${GUEST_FLAGS.counter}` }, nics: [] });
@@ -466,6 +466,23 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         // and libvirt's figures in the source's JOB_COMPLETED, as the qemu driver's (stored before the undefine's event)
         const completed = (await storedNodeEvents(bus.nc, QEMU_NODE)).find((event) => event.uuid === uuid && (event as { event?: string }).event === 'JOB_COMPLETED');
         expect(completed).toMatchObject({ details: { params: expect.objectContaining({ operation: 'migration-out', memory_total: operation.migration!.ramTotalBytes }) } });
+
+        // back, throttled, cancelled once RAM flows: libvirt's job is aborted, the guest runs on where it was, nothing is left on the other side
+        const back = await client.migrate(DEST, uuid, { destination: QEMU_NODE, bandwidthMiBs: 1 });
+        await waitFor('RAM being sent', async () => ((await client.call(DEST, 'operation.get', { id: back.id })).migration?.ramTransferredBytes ?? 0) > 0, 60_000);
+        await client.call(DEST, 'operation.cancel', { id: back.id });
+        const cancelled = await waitFor('migration ended', async () => {
+          const op = await client.call(DEST, 'operation.get', { id: back.id });
+          return op.status !== 'running' && op;
+        }, 60_000);
+        expect(cancelled.status).toBe('cancelled');
+        expect(await client.call(DEST, 'domain.get', { id: uuid })).toMatchObject({ state: 'running' });
+        await rejectsWith(client.call(QEMU_NODE, 'domain.get', { id: uuid }), 'NO_DOMAIN');
+        expect(await virshOn(qemuUri(), 'list', '--all', '--name')).not.toContain(name);
+        const { session: again } = await client.call(DEST, 'domain.console.attach', { id: uuid, force: true });
+        await client.call(DEST, 'domain.console.write', { id: uuid, session: again, data: Buffer.from('echo vb-$((40+3))\n').toString('base64') });
+        await waitFor('the guest still answers on the destination', async () => (await consoleOf(DEST)).includes('vb-43'), 60_000);
+        await client.call(DEST, 'domain.console.detach', { id: uuid, session: again });
 
         await client.call(DEST, 'domain.state', { id: uuid, change: { action: 'destroy' } });
         await client.call(DEST, 'domain.undefine', { id: uuid });
