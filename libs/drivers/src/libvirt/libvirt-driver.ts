@@ -744,6 +744,7 @@ export function migrationStatusOf(params: readonly TypedParam[]): MigrationStatu
 }
 
 const MIGRATION_POLL_MS = 250;
+const SHARED_STORAGE_ONLY = 'the libvirt driver migrates over shared storage only (copyStorage none)';
 /** VIR_DOMAIN_JOB_STATS_COMPLETED */
 const JOB_STATS_COMPLETED = 1;
 /** The longest one migration call may take (libvirt answers Perform when the guest runs on the destination). */
@@ -766,13 +767,14 @@ class LibvirtMigration implements MigrationCapability {
     return { machines: [...new Set([...capabilities.matchAll(MACHINE_PATTERN)].map((match) => match[1]!.trim()))], cpuModels: ['max'] };
   }
 
+  /** Asked for a storage copy only, which this driver does not do (shared storage). */
   async diskSizes(): Promise<Record<string, number>> {
-    return {};
+    throw new VirtError('OPERATION_UNSUPPORTED', SHARED_STORAGE_ONLY);
   }
 
   /** Nothing to start: libvirt's prepare runs when the source libvirtd calls; the domain is held busy here until finish or abort. */
   async prepareIncoming(domain: DomainRecord, options: IncomingOptions): Promise<{ run: RunState; target: IncomingTarget }> {
-    if (options.copyDisks && Object.keys(options.copyDisks).length > 0) throw new VirtError('OPERATION_UNSUPPORTED', 'the libvirt driver migrates over shared storage only (copyStorage none)');
+    if (options.copyDisks && Object.keys(options.copyDisks).length > 0) throw new VirtError('OPERATION_UNSUPPORTED', SHARED_STORAGE_ONLY);
     if (options.tlsDir || options.postCopy) throw new VirtError('OPERATION_UNSUPPORTED', 'the libvirt driver does not migrate with virtbus TLS or post-copy yet');
     await this.driver.refuseNameClash(domain);
     const { uri, stateDir } = this.driver.peerTarget();
