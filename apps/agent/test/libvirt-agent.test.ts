@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -448,6 +449,9 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
 
         expect(await client.call(DEST, 'domain.get', { id: uuid })).toMatchObject({ name, state: 'running', reason: 'migrated', driver: 'libvirt' });
         expect(await virshOn(destUri(), 'domstate', name)).toBe('running');
+        // QEMU's stream went over a unix socket in the destination driver's directory: none is left
+        const sockets = (agentDir: string) => readdirSync(join(root, agentDir, 'drivers', 'libvirt')).filter((file) => file.endsWith('.sock'));
+        expect(sockets('dagent')).toEqual([]);
         await rejectsWith(client.call(QEMU_NODE, 'domain.get', { id: uuid }), 'NO_DOMAIN');
         expect(await virshOn(qemuUri(), 'list', '--all', '--name')).not.toContain(name);
 
@@ -479,6 +483,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         expect(await client.call(DEST, 'domain.get', { id: uuid })).toMatchObject({ state: 'running' });
         await rejectsWith(client.call(QEMU_NODE, 'domain.get', { id: uuid }), 'NO_DOMAIN');
         expect(await virshOn(qemuUri(), 'list', '--all', '--name')).not.toContain(name);
+        expect(sockets('qagent')).toEqual([]);
         const { session: again } = await client.call(DEST, 'domain.console.attach', { id: uuid, force: true });
         await client.call(DEST, 'domain.console.write', { id: uuid, session: again, data: Buffer.from('echo vb-$((40+3))\n').toString('base64') });
         await waitFor('the guest still answers on the destination', async () => (await consoleOf(DEST)).includes('vb-43'), 60_000);

@@ -780,9 +780,13 @@ class LibvirtMigration implements MigrationCapability {
     const { uri, stateDir } = this.driver.peerTarget();
     // a libvirtd on this host (unix socket): QEMU's stream on a unix socket too; a remote one: TCP on its host, port from libvirt's range
     const host = new URL(uri).hostname;
-    const stream = host ? `tcp://${host}` : `unix://${join(stateDir, `m-${domain.config.uuid.slice(0, 8)}.sock`)}`;
+    const stream = host ? `tcp://${host}` : `unix://${this.streamSocket(domain, stateDir)}`;
     this.driver.markBusy(domain.config.uuid, 1);
     return { run: { state: 'paused', reason: 'migration' }, target: { uri: stream, libvirtUri: uri } };
+  }
+
+  private streamSocket(domain: DomainRecord, stateDir = this.driver.peerTarget().stateDir): string {
+    return join(stateDir, `m-${domain.config.uuid.slice(0, 8)}.sock`);
   }
 
   async finishIncoming(domain: DomainRecord, resume: boolean): Promise<RunState> {
@@ -797,9 +801,10 @@ class LibvirtMigration implements MigrationCapability {
     });
   }
 
-  /** libvirt drops a failed incoming domain itself; one left running is destroyed. */
+  /** libvirt drops a failed incoming domain itself (one left running is destroyed), but not the stream's unix socket. */
   async abortIncoming(domain: DomainRecord): Promise<RunState> {
     this.driver.markBusy(domain.config.uuid, -1);
+    await rm(this.streamSocket(domain), { force: true });
     return this.driver.busyWith(domain, async () => {
       try {
         const dom = await this.driver.lookup(domain);
