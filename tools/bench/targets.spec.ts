@@ -19,7 +19,26 @@ const libvirt = {
   idleRssKiB: { virtbus: 60_000, libvirt: 30_000, ratio: 2 },
 };
 
+const tcg = {
+  bareSpawnToQmp: latency(45),
+  bareQuitToExit: latency(5),
+  driverStart: latency(48),
+  driverDestroy: latency(7),
+  agentStart: latency(52),
+  agentDestroy: latency(9.5),
+  gatewayStart: latency(55),
+  gatewayDestroy: latency(11),
+  ratios: { gatewayStartP50VsFloor: 1.22, gatewayDestroyP50VsFloor: 2.2, agentStartP50VsFloor: 1.16, agentDestroyP50VsFloor: 1.9, driverStartP50VsFloor: 1.07, driverDestroyP50VsFloor: 1.4 },
+};
+
 describe('the issue-18 summary of a bench run', () => {
+  it('explains a missed lifecycle target with the steps this run measured', () => {
+    const rows = targetRows({ qemu: { runs: 10, tcg, kvm: { skipped: 'no kvm' } } });
+    expect(rows.find((r) => r.path.startsWith('destroy'))).toMatchObject({ met: false, why: expect.stringContaining('floor 5 ms; QemuDriver in process (QMP quit → reaped) +2 ms; agent over NATS') });
+    expect(rows.find((r) => r.path.startsWith('destroy'))!.why).toContain('gateway HTTP hop +1.5 ms');
+    expect(rows.find((r) => r.path.startsWith('start'))).toMatchObject({ met: false, why: expect.stringContaining('+4 ms') });
+  });
+
   it('reads each target from its section, marks it met or missed, and says why where missed', () => {
     const rows = targetRows({ monitoring, libvirt });
     const row = (start: string) => rows.find((r) => r.path.startsWith(start))!;
