@@ -89,6 +89,8 @@ export class DomainManager {
   private readonly domains = new DomainTable();
   private readonly locks = new JobLocks();
   private readonly writes = new Map<string, Promise<void>>();
+  /** Each domain's state writes still in flight (file and events of its latest apply): a later apply reporting that state waits for them. */
+  private readonly applying = new Map<string, Promise<unknown>>();
   private readonly driversByType = new Map<string, HypervisorDriver>();
   readonly devices: DomainDevices;
   readonly resources: DomainResources;
@@ -625,7 +627,7 @@ export class DomainManager {
     const stored = this.domains.get(uuid);
     if (!stored) return;
     // nothing changes (an adopt finding the domain as recorded): no copy, no comparison, no write
-    if (change.state === stored.state && change.runtime === undefined && (isActive(change.state) || stored.liveDisks === undefined)) return;
+    if (change.state === stored.state && change.runtime === undefined && (isActive(change.state) || stored.liveDisks === undefined)) return this.earlierWrites(stored);
     const next: StoredDomain = { ...stored };
     if (change.runtime === null) delete next.runtime;
     else if (change.runtime !== undefined) next.runtime = change.runtime;
@@ -655,8 +657,12 @@ export class DomainManager {
       next.tainted !== stored.tainted;
     // Both writes start now, in the order of the memory change: the events take their seqs here, so a concurrent apply
     // (a driver-observed exit racing a destroy) can never number its events before this one's.
-    const writes: Promise<void>[] = fileChanged ? [this.persist(next)] : [];
+    const writes: Promise<unknown>[] = fileChanged ? [this.persist(next)] : [];
     for (const lifecycle of changes) writes.push(this.publish(next, lifecycle));
+    // the state this apply leaves may have been written by an earlier one still in flight (QEMU's exit observed during its destroy)
+    const earlier = this.applying.get(uuid);
+    if (earlier) writes.push(earlier);
+    if (writes.length > 0) this.trackWrites(uuid, writes);
     const outcomes = await Promise.allSettled(writes);
     const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
     if (!failed && next.transient && !isActive(next.state) && isActive(stored.state)) this.forgetTransient(uuid);
@@ -664,6 +670,26 @@ export class DomainManager {
       // the change happened (a guest that stopped cannot be restarted as if nothing was): shown as pending, retried
       this.markPending(uuid);
       throw stateWriteError(stored.config.name, failed.reason);
+    }
+  }
+
+  private trackWrites(uuid: string, writes: Promise<unknown>[]): void {
+    const all: Promise<unknown> = Promise.all(writes);
+    this.applying.set(uuid, all);
+    // only writes in flight are kept; a failure is answered by the apply that made it
+    all.catch(() => undefined).then(() => {
+      if (this.applying.get(uuid) === all) this.applying.delete(uuid);
+    });
+  }
+
+  /** An apply that changes nothing still reports a state: it answers once that state's writes in flight are done. */
+  private async earlierWrites(stored: StoredDomain): Promise<void> {
+    const earlier = this.applying.get(stored.config.uuid);
+    if (!earlier) return;
+    try {
+      await earlier;
+    } catch (error) {
+      throw stateWriteError(stored.config.name, error);
     }
   }
 
