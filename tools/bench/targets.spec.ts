@@ -3,7 +3,7 @@ import { targetRows, targetsMarkdown } from './targets.js';
 
 const latency = (p50Ms: number) => ({ p50Ms, p90Ms: p50Ms, p99Ms: p50Ms, throughputPerSec: 0 });
 const monitoring = {
-  events: { agent: latency(0.9), raw: latency(0.1), rawJetStream: latency(0.2), durableAppend: latency(0.3), p50VsRaw: 9 },
+  events: { agent: latency(0.9), published: latency(0.25), raw: latency(0.1), rawJetStream: latency(0.2), durableAppend: latency(0.3), p50VsRaw: 9, publishedP50VsRaw: 2.5, p50VsFloors: 1.8 },
 };
 const libvirt = {
   scaleDomains: 10_000,
@@ -17,6 +17,7 @@ const libvirt = {
   downloadMiBs: { virtbus: 100, libvirt: 50, ratio: 2 },
   volumeCpuSecPerGiB: { upload: { gateway: 2, agent: 3, 'nats-server': 2.5 }, download: { gateway: 1 }, virshUpload: { libvirtd: 1.2 }, virshDownload: { libvirtd: 1.9 }, natsFloor: {} },
   idleRssKiB: { virtbus: 60_000, libvirt: 30_000, ratio: 2 },
+  bareNodeRssKiB: 40_000,
 };
 
 const tcg = {
@@ -43,12 +44,14 @@ describe('the issue-18 summary of a bench run', () => {
     const rows = targetRows({ monitoring, libvirt });
     const row = (start: string) => rows.find((r) => r.path.startsWith(start))!;
     expect(row('event emit')).toMatchObject({ ratio: 9, met: false, why: expect.stringContaining('are 5× raw') });
+    expect(row('event emit').why).toContain('1.8× their sum, its publish → subscriber 0.25 ms (2.5× raw)');
     expect(row('define rate, 100 with 100')).toMatchObject({ ratio: 1.5, met: true });
     expect(row('define rate, 100 with 10000')).toMatchObject({ ratio: 0.5, met: false });
     expect(row('list 1,000')).toMatchObject({ ratio: 2, met: true });
     expect(row('volume upload')).toMatchObject({ ratio: 0.2, met: false, why: expect.stringContaining('= 7.5 vs libvirtd 1.2') });
     expect(row('volume download')).toMatchObject({ ratio: 2, met: true });
-    expect(row('agent idle RSS')).toMatchObject({ ratio: 2, met: false });
+    expect(row('agent idle RSS')).toMatchObject({ ratio: 2, met: false, why: expect.stringContaining('40000 KiB = 1.33× libvirtd before any agent code; the agent') });
+    expect(row('agent idle RSS').why).toContain('add 20000 KiB');
     // sections that did not run are rows that say so, not missing rows
     expect(row('API read call')).toMatchObject({ virtbus: 'not measured', met: undefined });
     expect(row('agent RSS per defined domain')).toMatchObject({ virtbus: 'not measured' });

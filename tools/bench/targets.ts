@@ -91,7 +91,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       `CPU s/GiB: gateway + agent + nats-server = ${sum(cpu[key])} vs libvirtd ${sum(cpu[virsh])}; nats-server alone ${cpu[key]['nats-server'] ?? '—'}; the raw NATS floor moves ${lv.natsBulkMiBs} MiB/s (the broker hop and two processes' copies, GCs of socket-read buffers, sha256)`;
     rows.push(rate(`volume upload ${lv.fileMiB} MiB (MiB/s), sha256 equal: ${lv.checksumsEqual}`, lv.uploadMiBs, 1.5, transferWhy('upload', 'virshUpload')));
     rows.push(rate(`volume download ${lv.fileMiB} MiB (MiB/s)`, lv.downloadMiBs, 1.5, transferWhy('download', 'virshDownload')));
-    const bare = bus?.idleRss.bareNodeKiB;
+    const bare = lv.bareNodeRssKiB ?? bus?.idleRss.bareNodeKiB;
     rows.push({
       path: 'agent idle RSS, built (KiB)',
       virtbus: String(lv.idleRssKiB.virtbus),
@@ -99,7 +99,9 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: round(lv.idleRssKiB.ratio, 2),
       target: '≤ 1.5',
       met: lv.idleRssKiB.ratio <= 1.5,
-      why: bare ? `a bare \`node -e\` process is ${bare} KiB = ${round(bare / lv.idleRssKiB.libvirt, 2)}× libvirtd before any agent code` : 'run with --only bus for the bare node process',
+      why: bare
+        ? `a bare \`node -e\` process is ${bare} KiB = ${round(bare / lv.idleRssKiB.libvirt, 2)}× libvirtd before any agent code; the agent's own code, heap and the node builtins it loads add ${lv.idleRssKiB.virtbus - bare} KiB`
+        : 'run with --only bus for the bare node process',
     });
   } else rows.push(none('define, list of 1,000, upload/download, idle RSS vs libvirt', 'see issue', 'libvirt --with-libvirt'));
   if (storage) {
@@ -117,7 +119,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: e.p50VsRaw,
       target: '≤ 3',
       met: e.p50VsRaw <= 3,
-      why: `its two floors alone, a durable append (${round(e.durableAppend.p50Ms, 3)} ms) then a JetStream publish → subscriber (${round(e.rawJetStream.p50Ms, 3)} ms), are ${floors}× raw: an event is on disk before it is published`,
+      why: `its two floors alone, a durable append (${round(e.durableAppend.p50Ms, 3)} ms) then a JetStream publish → subscriber (${round(e.rawJetStream.p50Ms, 3)} ms), are ${floors}× raw: an event is on disk before it is published; the agent's emit → subscriber is ${e.p50VsFloors}× their sum, its publish → subscriber ${round(e.published.p50Ms, 3)} ms (${e.publishedP50VsRaw}× raw)`,
     });
   } else rows.push(none('event emit → subscriber p50', '≤ 3', 'monitoring'));
   if (host) {
