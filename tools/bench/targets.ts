@@ -13,9 +13,11 @@ const sum = (figures: Record<string, number> | undefined) => round(Object.values
 
 /** Where a lifecycle call's time goes, from this run's figures: the floor, then what the driver, the agent and the gateway each add. */
 function stepsWhy(tcg: AccelBench, verb: 'start' | 'destroy', driverStep: string, agentStep: string): string {
-  const [floor, driver, agent, gateway] = verb === 'start' ? [tcg.bareSpawnToQmp, tcg.driverStart, tcg.agentStart, tcg.gatewayStart] : [tcg.bareQuitToExit, tcg.driverDestroy, tcg.agentDestroy, tcg.gatewayDestroy];
+  const [floor, same, driver, agent, gateway] =
+    verb === 'start' ? [tcg.bareSpawnToQmp, tcg.sameArgsSpawnToQmp, tcg.driverStart, tcg.agentStart, tcg.gatewayStart] : [tcg.bareQuitToExit, tcg.sameArgsQuitToExit, tcg.driverDestroy, tcg.agentDestroy, tcg.gatewayDestroy];
   const add = (from: { p50Ms: number }, to: { p50Ms: number }) => `${to.p50Ms >= from.p50Ms ? '+' : ''}${round(to.p50Ms - from.p50Ms, 1)} ms`;
-  return `p50s of this run: floor ${round(floor.p50Ms, 1)} ms; QemuDriver in process (${driverStep}) ${add(floor, driver)}; agent over NATS (${agentStep}, reply) ${add(driver, agent)}; gateway HTTP hop ${add(agent, gateway)}`;
+  const qemu = same ? ` (QEMU alone with the driver's command line ${add(floor, same)}, gateway / that ${round(gateway.p50Ms / same.p50Ms, 2)})` : '';
+  return `p50s of this run: floor ${round(floor.p50Ms, 1)} ms; QemuDriver in process (${driverStep}) ${add(floor, driver)}${qemu}; agent over NATS (${agentStep}, reply) ${add(driver, agent)}; gateway HTTP hop ${add(agent, gateway)}`;
 }
 
 /** Every target of issue #18 read back from this run's sections; a row whose section did not run says so. */
