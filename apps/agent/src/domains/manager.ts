@@ -140,6 +140,12 @@ export class DomainManager {
       const last = recorded?.get(stored.config.uuid);
       if (!(last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt)) return stored;
       const { id: _fileId, ...rest } = stored;
+      // a stop recorded only in the log: the file may still hold the runtime facts of the run that ended
+      if (last.runtimeCleared) {
+        delete rest.runtime;
+        delete rest.liveDisks;
+        delete rest.tainted;
+      }
       return { ...rest, state: last.state, reason: last.reason, stateChangedAt: last.stateChangedAt, ...(last.id !== undefined ? { id: last.id } : {}) };
     });
     this.domains.load(loaded);
@@ -649,16 +655,19 @@ export class DomainManager {
     this.domains.set(uuid, next);
     // The event log record carries the new state; the file is written only for what the log does not hold (runtime
     // facts, disks of the running domain, a state change without an event). An adopt finding the domain as recorded writes nothing.
+    // A stop that drops the runtime is all in its record (runtimeCleared): the load drops what the file still holds of the run.
+    const runtimeCleared = changes.length > 0 && !isActive(next.state) && next.runtime === undefined && stored.runtime !== undefined;
     const fileChanged =
-      (next.state !== stored.state && changes.length === 0) ||
+      !runtimeCleared &&
+      ((next.state !== stored.state && changes.length === 0) ||
       (next.id !== stored.id && changes.length === 0) ||
       JSON.stringify(next.runtime) !== JSON.stringify(stored.runtime) ||
       JSON.stringify(liveDisksOf(next)) !== JSON.stringify(liveDisksOf(stored)) ||
-      next.tainted !== stored.tainted;
+      next.tainted !== stored.tainted);
     // Both writes start now, in the order of the memory change: the events take their seqs here, so a concurrent apply
     // (a driver-observed exit racing a destroy) can never number its events before this one's.
     const writes: Promise<unknown>[] = fileChanged ? [this.persist(next)] : [];
-    for (const lifecycle of changes) writes.push(this.publish(next, lifecycle));
+    for (const lifecycle of changes) writes.push(this.publish(next, lifecycle, undefined, runtimeCleared));
     // the state this apply leaves may have been written by an earlier one still in flight (QEMU's exit observed during its destroy)
     const earlier = this.applying.get(uuid);
     if (earlier) writes.push(earlier);
@@ -789,10 +798,11 @@ export class DomainManager {
     return write;
   }
 
-  private async publish(stored: StoredDomain, change: LifecycleChange, definition?: StoredDomain): Promise<void> {
+  private async publish(stored: StoredDomain, change: LifecycleChange, definition?: StoredDomain, runtimeCleared = false): Promise<void> {
     const { uuid, name, labels } = stored.config;
     const id = isActive(stored.state) ? stored.id : undefined;
-    await this.options.events.emit({ uuid, name, ...(labels ? { labels } : {}), ...(id !== undefined ? { id } : {}) }, change, stored.state, stored.reason, stored.stateChangedAt, definition);
+    const domain = { uuid, name, ...(labels ? { labels } : {}), ...(id !== undefined ? { id } : {}), ...(runtimeCleared ? { runtimeCleared: true as const } : {}) };
+    await this.options.events.emit(domain, change, stored.state, stored.reason, stored.stateChangedAt, definition);
   }
 
   /** Records a domain event beyond the lifecycle (REBOOT, DEVICE_ADDED…) for a known domain; a failure is logged, never thrown. */
