@@ -80,8 +80,6 @@ const execFileAsync = promisify(execFile);
 /** The balloon device every domain gets (command-line.ts `id=balloon0`) and how often its guest driver reports memory stats. */
 const BALLOON_QOM_PATH = '/machine/peripheral/balloon0';
 const BALLOON_POLL_SECONDS = 2;
-/** QMP connect retries: fine while QEMU usually comes up (the start floor polls as often), coarse after. */
-const QMP_CONNECT_POLL_MS = { first: 2, firstForMs: 1_000, then: 10 } as const;
 
 /** QMP failures in driver terms: no answer → OPERATION_TIMEOUT, anything else → OPERATION_FAILED. */
 function qmpFailure(error: unknown, what: string): VirtError {
@@ -729,16 +727,14 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
   }
 
   private async connectQmp(instance: QemuInstance): Promise<Qmp> {
-    const began = Date.now();
-    const deadline = began + (this.options.startTimeoutMs ?? 30_000);
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 30_000);
     for (;;) {
       if (instance.hasExited) throw new VirtError('OPERATION_FAILED', `QEMU exited (${JSON.stringify(instance.exitInfo)})`);
       try {
         return await Qmp.connect(instance.runtime.qmpSocket, { timeoutMs: Math.max(1_000, deadline - Date.now()), commandTimeoutMs: this.commandTimeoutMs() });
       } catch (error) {
         if (Date.now() >= deadline) throw error;
-        const pollMs = Date.now() - began < QMP_CONNECT_POLL_MS.firstForMs ? QMP_CONNECT_POLL_MS.first : QMP_CONNECT_POLL_MS.then;
-        await new Promise((resolve) => setTimeout(resolve, pollMs));
+        await new Promise((resolve) => setTimeout(resolve, 10));
       }
     }
   }
