@@ -68,7 +68,7 @@ async function floorArgs(accel: 'kvm' | 'tcg', dir: string, sameArgs: boolean): 
 }
 
 /** Spawns QEMU and times until query-status answers over QMP (after `cont` for -S), then times `quit` until the process is reaped. */
-async function bareQemu(binary: string, accel: 'kvm' | 'tcg', dir: string, sameArgs = false): Promise<{ spawnToQmpMs: number; quitToExitMs: number }> {
+export async function bareQemu(binary: string, accel: 'kvm' | 'tcg', dir: string, sameArgs = false): Promise<{ spawnToQmpMs: number; quitToExitMs: number }> {
   const { args, socketPath, cont } = await floorArgs(accel, dir, sameArgs);
   const begin = performance.now();
   const child = spawn(binary, args, {
