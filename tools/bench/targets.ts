@@ -63,7 +63,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: tcg.ratios.gatewayDestroyP50VsFloor,
       target: '≤ 2',
       met: at(tcg.ratios.gatewayDestroyP50VsFloor, 2),
-      why: stepsWhy(tcg, 'destroy', 'QMP quit → reaped', 'the state write ‖ DESTROYED event on the log'),
+      why: stepsWhy(tcg, 'destroy', 'QMP quit → reaped', 'the DESTROYED record, one O_DSYNC log append'),
     });
     rows.push({
       path: 'start through the gateway (TCG)',
@@ -72,7 +72,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: tcg.ratios.gatewayStartP50VsFloor,
       target: '≤ 1.2',
       met: at(tcg.ratios.gatewayStartP50VsFloor, 1.2),
-      why: stepsWhy(tcg, 'start', 'spawn, QMP handshake, console, cont', 'the state write ‖ STARTED event on the log'),
+      why: stepsWhy(tcg, 'start', 'spawn, QMP handshake, console, cont', 'the STARTED record, one O_DSYNC log append'),
     });
   } else rows.push(none('destroy / start through the gateway', '≤ 2 / ≤ 1.2', 'qemu'));
   if (lv) {
