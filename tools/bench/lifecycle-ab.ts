@@ -1,12 +1,11 @@
 // By hand: start and destroy of one diskless TCG domain over NATS on built agents side by side, run by run interleaved with
 // the bare QEMU floor (tools/bench/qemu.ts): AGENT_BUNDLES=a.mjs,b.mjs (default: dist/virtbus-agent.mjs), RUNS (15).
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
-import { agentArgs, builtBundle, killQemusMentioning, QUIET_AGENT_ARGS, requireBinary, startNatsServer } from '@virtbus/testing';
+import { builtBundle, killQemusMentioning, requireBinary, startNatsServer } from '@virtbus/testing';
+import { spawnBundleAgent } from './bundle-agent.js';
 import { bareQemu } from './qemu.js';
 import { percentile } from './stats.js';
 
@@ -19,16 +18,7 @@ const bundles = process.env.AGENT_BUNDLES?.split(',') ?? [builtBundle('virtbus-a
 const agents = await Promise.all(
   bundles.map(async (bundle, i) => {
     const node = `lc${i}`;
-    const args = agentArgs({ node, natsUrl: nats.url, stateDir: join(root, node), drivers: 'qemu', extraArgs: QUIET_AGENT_ARGS }).map((a) => (a === builtBundle('virtbus-agent') ? bundle : a));
-    const child = spawn(process.execPath, args, { stdio: 'ignore' });
-    for (;;) {
-      try {
-        await client.call(node, 'node.info', {}, { timeoutMs: 1000 });
-        break;
-      } catch {
-        await sleep(100);
-      }
-    }
+    const child = await spawnBundleAgent(client, { bundle, node, natsUrl: nats.url, stateDir: join(root, node) });
     await client.call(node, 'domain.define', { name: 'lc', driver: 'qemu', vcpus: 1, memory: 64 });
     return { node, bundle, child, start: [] as number[], destroy: [] as number[] };
   }),
