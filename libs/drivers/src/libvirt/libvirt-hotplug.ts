@@ -13,6 +13,7 @@ export interface LibvirtDomainAccess {
 }
 
 const POLL_MS = 200;
+const TRAY_ATTEMPTS = 5;
 
 /**
  * Disk and NIC hotplug through virDomainAttachDeviceFlags / DetachDeviceFlags / UpdateDeviceFlags on the running domain
@@ -34,11 +35,19 @@ export class LibvirtHotplug implements DiskCapability, NicCapability {
 
   /** virDomainUpdateDeviceFlags on the cdrom drive: the live element with the new `<source>`, or none (eject). */
   async changeMedia(domain: DomainRecord, target: string, media: Media | undefined): Promise<void> {
-    await this.onDevice(domain, 'domainUpdateDeviceFlags', async (xml) => {
-      const drive = this.live(xml, 'disk', (body) => diskTargetOf(body) === target, `cdrom drive ${target}`);
-      const empty = drive.replace(/<source\b[^>]*?(\/>|>[\s\S]*?<\/source>)/g, '').replace(/<driver\b([^>]*?)type='[^']*'/, `<driver$1type='${media?.format ?? 'raw'}'`);
-      return media ? empty.replace(/<target\b/, `<source file='${escapeXml(media.path)}'/><target`) : empty;
-    });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.onDevice(domain, 'domainUpdateDeviceFlags', async (xml) => {
+          const drive = this.live(xml, 'disk', (body) => diskTargetOf(body) === target, `cdrom drive ${target}`);
+          const empty = drive.replace(/<source\b[^>]*?(\/>|>[\s\S]*?<\/source>)/g, '').replace(/<driver\b([^>]*?)type='[^']*'/, `<driver$1type='${media?.format ?? 'raw'}'`);
+          return media ? empty.replace(/<target\b/, `<source file='${escapeXml(media.path)}'/><target`) : empty;
+        });
+      } catch (error) {
+        // libvirt waits a bounded time for the tray it opened; on a loaded host it may still be closing: it is open by the next try
+        if (attempt >= TRAY_ATTEMPTS || !/Tray of device .* is not open/.test((error as Error).message)) throw error;
+        await sleep(POLL_MS * attempt);
+      }
+    }
   }
 
   /** The live `<interface>` with its `<link state>` set (libvirt's domif-setlink). */
