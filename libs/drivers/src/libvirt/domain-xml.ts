@@ -101,3 +101,5 @@ export function deviceElement(xml: string, name: 'disk' | 'interface', match: (b
 /** The target (`vda`) of a `<disk>` body, the MAC of an `<interface>` body. */
 export const diskTargetOf = (body: string) => first(body, 'target')?.attrs['dev'];
 export const macOf = (body: string) => first(body, 'mac')?.attrs['address']?.toLowerCase();
+/** The image a `<disk>` reads now: its own first `<source>` (a `<backingStore>` comes after it). */
+export const diskSourceOf = (disk: string) => first(disk, 'source')?.attrs['file'] ?? first(disk, 'source')?.attrs['dev'];

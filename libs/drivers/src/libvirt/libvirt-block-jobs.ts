@@ -1,6 +1,6 @@
 import { VirtError, type BlockIoTune, type BlockJobInfo } from '@virtbus/api-contract';
 import type { BlockJobCapability, BlockJobRun, BlockJobStart, BlockJobWatch, DomainRecord } from '../driver.js';
-import { deviceElement, diskTargetOf, escapeXml } from './domain-xml.js';
+import { deviceElement, diskSourceOf, diskTargetOf, escapeXml } from './domain-xml.js';
 import type { LibvirtDomainAccess } from './libvirt-hotplug.js';
 import { AffectFlag, BlockFlag, BlockJobStatus, BlockJobTypeNames, type DomainRef, type TypedParam } from './protocol.js';
 
@@ -164,6 +164,6 @@ export class LibvirtBlockJobs implements BlockJobCapability {
   private async activePath(dom: DomainRef, target: string): Promise<string | undefined> {
     const { xml } = await this.access.connection().call('domainGetXmlDesc', { dom, flags: 0 });
     const disk = deviceElement(xml, 'disk', (body) => diskTargetOf(body) === target);
-    return disk?.match(/<source\b[^>]*?\bfile='([^']*)'/)?.[1];
+    return disk ? diskSourceOf(disk) : undefined;
   }
 }
