@@ -63,7 +63,7 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.interfaces': { request: ({ id }) => ({ id }) },
   'domain.nic.link': { needs: 'nics', request: ({ id, mac }) => ({ id, mac, link: 'up' }) },
   'domain.nic.attach': { needs: 'nics', request: ({ id }) => ({ id, nic: { type: 'user', mac: '52:54:00:aa:bb:cc' } }) },
-  'domain.nic.detach': { needs: 'nics', request: ({ id }) => ({ id, mac: '52:54:00:aa:bb:cc' }), after: { operation: 'domain.nic.attach', missing: 'INVALID_ARG' } },
+  'domain.nic.detach': { needs: 'nics', request: ({ id }) => ({ id, mac: '52:54:00:aa:bb:cc', timeout: 60 }), after: { operation: 'domain.nic.attach', missing: 'INVALID_ARG' } },
   // the agent keeps snapshot metadata: the list is every driver's, the others act on the snapshot made above
   'domain.snapshot.list': { request: ({ id }) => ({ id }) },
   'domain.snapshot.create': { needs: 'snapshots', request: ({ id }) => ({ id, snapshot: { name: 's1' } }) },
@@ -72,7 +72,7 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.snapshot.delete': { needs: 'snapshots', request: ({ id }) => ({ id, snapshot: 's1' }), after: { operation: 'domain.snapshot.create', missing: 'NOT_FOUND' } },
   'domain.disk.attach': { needs: 'disks', request: ({ id, file }) => ({ id, attach: { disk: { source: { path: file }, format: 'raw', target: 'vdz', readonly: true } } }) },
   'domain.media.change': { needs: 'disks', request: ({ id, cdrom }) => ({ id, target: cdrom, change: {} }) },
-  'domain.disk.detach': { needs: 'disks', request: ({ id }) => ({ id, target: 'vdz', detach: {} }), after: { operation: 'domain.disk.attach', missing: 'INVALID_ARG' } },
+  'domain.disk.detach': { needs: 'disks', request: ({ id }) => ({ id, target: 'vdz', detach: { timeout: 60 } }), after: { operation: 'domain.disk.attach', missing: 'INVALID_ARG' } },
   'domain.vcpus.set': { needs: 'resources', request: ({ id }) => ({ id, set: { count: 1 } }) },
   'domain.memory.set': { needs: 'resources', request: ({ id }) => ({ id, set: { memory: 96 } }) },
   'domain.xml': { needs: 'native-xml', request: ({ id }) => ({ id }), keep: (result, ctx) => (ctx.xml = (result as { xml: string }).xml) },

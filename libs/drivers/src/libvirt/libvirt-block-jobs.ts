@@ -1,19 +1,12 @@
-import { VirtError, type BlockIoTune, type BlockJobInfo } from '@virtbus/api-contract';
+import { BlockIoTune, VirtError, type BlockJobInfo } from '@virtbus/api-contract';
 import type { BlockJobCapability, BlockJobRun, BlockJobStart, BlockJobWatch, DomainRecord } from '../driver.js';
 import { deviceElement, diskSourceOf, diskTargetOf, escapeXml } from './domain-xml.js';
 import type { LibvirtDomainAccess } from './libvirt-hotplug.js';
 import { AffectFlag, BlockFlag, BlockJobStatus, BlockJobTypeNames, type DomainRef, type TypedParam } from './protocol.js';
 
 const POLL_MS = 200;
-/** blkdeviotune's fields → virDomainSetBlockIoTune's parameter names. */
-const IO_TUNE = {
-  totalBytesSec: 'total_bytes_sec',
-  readBytesSec: 'read_bytes_sec',
-  writeBytesSec: 'write_bytes_sec',
-  totalIopsSec: 'total_iops_sec',
-  readIopsSec: 'read_iops_sec',
-  writeIopsSec: 'write_iops_sec',
-} as const satisfies Record<keyof BlockIoTune, string>;
+/** blkdeviotune's fields and virDomainSetBlockIoTune's parameter names: the same words in snake case (totalBytesSec → total_bytes_sec). */
+const IO_TUNE = Object.keys(BlockIoTune.properties).map((ours) => [ours as keyof BlockIoTune, ours.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`)] as const);
 /** VIR_TYPED_PARAM_ULLONG */
 const ULLONG = 4 as const;
 
@@ -151,12 +144,11 @@ export class LibvirtBlockJobs implements BlockJobCapability {
     return this.access.busyWith(domain, async () => {
       const client = this.access.connection();
       const dom = await this.access.lookup(domain);
-      const fields = Object.entries(IO_TUNE) as [keyof BlockIoTune, string][];
-      const params = fields.map(([ours, field]) => ({ field, value: { type: ULLONG, value: BigInt(tune[ours] ?? 0) } }));
+      const params = IO_TUNE.map(([ours, field]) => ({ field, value: { type: ULLONG, value: BigInt(tune[ours] ?? 0) } }));
       await client.call('domainSetBlockIoTune', { dom, disk: target, params, flags: AffectFlag.LIVE });
       const { nparams } = await client.call('domainGetBlockIoTune', { dom, disk: target, nparams: 0, flags: AffectFlag.LIVE });
       const now = new Map((await client.call('domainGetBlockIoTune', { dom, disk: target, nparams, flags: AffectFlag.LIVE })).params.map(({ field, value }) => [field, Number(value.value)]));
-      return Object.fromEntries(fields.map(([ours, field]) => [ours, now.get(field) ?? 0])) as BlockIoTune;
+      return Object.fromEntries(IO_TUNE.map(([ours, field]) => [ours, now.get(field) ?? 0])) as BlockIoTune;
     });
   }
 
