@@ -1,5 +1,5 @@
 import { BlockIoTune, VirtError, type BlockJobInfo } from '@virtbus/api-contract';
-import type { BlockJobCapability, BlockJobRun, BlockJobStart, BlockJobWatch, DomainRecord } from '../driver.js';
+import type { AdoptedBlockJob, BlockJobCapability, BlockJobRun, BlockJobStart, BlockJobWatch, DomainRecord } from '../driver.js';
 import { deviceElement, diskSourceOf, diskTargetOf, escapeXml } from './domain-xml.js';
 import type { LibvirtDomainAccess } from './libvirt-hotplug.js';
 import { AffectFlag, BlockFlag, BlockJobStatus, BlockJobTypeNames, type DomainRef, type TypedParam } from './protocol.js';
@@ -47,10 +47,8 @@ export class LibvirtBlockJobs implements BlockJobCapability {
     const bandwidth = BigInt(job.bandwidth ?? 0);
     // an active commit and a copy end READY: the commit always pivots onto its base, a copy when asked
     let pivot = false;
-    const statuses: number[] = [];
-    let wake: () => void = () => undefined;
-    const follower: Follower = { onStatus: (status) => (statuses.push(status), wake()) };
-    this.followers.set(key, follower);
+    // listening before the job starts: an instant job's end is not missed
+    const follower = this.listen(key);
     this.ready.delete(key);
     let dom: DomainRef;
     try {
@@ -76,44 +74,78 @@ export class LibvirtBlockJobs implements BlockJobCapability {
       if (this.followers.get(key) === follower) this.followers.delete(key);
       throw error;
     }
-    const what = `block ${job.kind} of ${target} on ${domain.config.name}`;
-    const finished = (async () => {
-      const cancel = () => void client().call('domainBlockJobAbort', { dom, path: target, flags: 0 }).catch(() => undefined);
-      watch.signal.addEventListener('abort', cancel, { once: true });
-      let pivoting = false;
-      let absent = 0;
-      try {
-        for (;;) {
-          for (const status of statuses.splice(0)) {
-            if (status === BlockJobStatus.COMPLETED) return { activePath: await this.activePath(dom, target) };
-            if (status === BlockJobStatus.FAILED) throw new VirtError('OPERATION_FAILED', `${what} failed`);
-            if (status === BlockJobStatus.CANCELED) throw new VirtError('OPERATION_FAILED', `${what} was cancelled`);
-            if (status === BlockJobStatus.READY && pivot && !pivoting && !watch.signal.aborted) {
-              pivoting = true;
-              await client().call('domainBlockJobAbort', { dom, path: target, flags: BlockFlag.ABORT_PIVOT });
-            }
-          }
-          const info = await client().call('domainGetBlockJobInfo', { dom, path: target, flags: BlockFlag.INFO_BANDWIDTH_BYTES });
-          if (info.found) watch.onProgress(Number(info.cur), Number(info.end));
-          // no job and no event for it (missed while libvirtd was away): it ended, as the disk shows
-          else if (++absent > 25) {
-            if (watch.signal.aborted) throw new VirtError('OPERATION_FAILED', `${what} was cancelled`);
-            return { activePath: await this.activePath(dom, target) };
-          }
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, POLL_MS);
-            wake = () => (clearTimeout(timer), resolve());
-          });
-        }
-      } finally {
-        watch.signal.removeEventListener('abort', cancel);
-        if (this.followers.get(key) === follower) {
-          this.followers.delete(key);
-          this.ready.delete(key);
-        }
+    return { finished: this.follow(key, dom, target, follower, pivot, watch, `block ${job.kind} of ${target} on ${domain.config.name}`) };
+  }
+
+  /** After an agent restart: the jobs libvirt still runs on `targets`, followed again to their end (no pivot of their own). */
+  async adoptJobs(domain: DomainRecord, targets: readonly string[], watch: (target: string) => BlockJobWatch): Promise<AdoptedBlockJob[]> {
+    const dom = await this.access.lookup(domain);
+    const adopted: AdoptedBlockJob[] = [];
+    for (const target of targets) {
+      const key = `${domain.config.uuid}/${target}`;
+      const follower = this.listen(key);
+      const info = await this.access.connection().call('domainGetBlockJobInfo', { dom, path: target, flags: BlockFlag.INFO_BANDWIDTH_BYTES });
+      const type = info.found ? jobType(info.type) : undefined;
+      if (!type) {
+        this.followers.delete(key);
+        continue;
       }
-    })();
-    return { finished };
+      adopted.push({ target, type, finished: this.follow(key, dom, target, follower, false, watch(target), `block job of ${target} on ${domain.config.name}`) });
+    }
+    return adopted;
+  }
+
+  /** Collects the BLOCK_JOB_2 statuses of one disk; `next` waits for one or a poll interval. */
+  private listen(key: string): Follower & { statuses: number[]; next(): Promise<void> } {
+    const statuses: number[] = [];
+    let wake: () => void = () => undefined;
+    const follower = {
+      statuses,
+      onStatus: (status: number) => (statuses.push(status), wake()),
+      next: () =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, POLL_MS);
+          wake = () => (clearTimeout(timer), resolve());
+        }),
+    };
+    this.followers.set(key, follower);
+    return follower;
+  }
+
+  /** Follows a job to its end: progress from GetBlockJobInfo, its end from BLOCK_JOB_2, a pivot once READY when asked, an abort on `signal`. */
+  private async follow(key: string, dom: DomainRef, target: string, follower: ReturnType<LibvirtBlockJobs['listen']>, pivot: boolean, watch: BlockJobWatch, what: string): Promise<{ activePath?: string }> {
+    const client = () => this.access.connection();
+    const cancel = () => void client().call('domainBlockJobAbort', { dom, path: target, flags: 0 }).catch(() => undefined);
+    watch.signal.addEventListener('abort', cancel, { once: true });
+    let pivoting = false;
+    let absent = 0;
+    try {
+      for (;;) {
+        for (const status of follower.statuses.splice(0)) {
+          if (status === BlockJobStatus.COMPLETED) return { activePath: await this.activePath(dom, target) };
+          if (status === BlockJobStatus.FAILED) throw new VirtError('OPERATION_FAILED', `${what} failed`);
+          if (status === BlockJobStatus.CANCELED) throw new VirtError('OPERATION_FAILED', `${what} was cancelled`);
+          if (status === BlockJobStatus.READY && pivot && !pivoting && !watch.signal.aborted) {
+            pivoting = true;
+            await client().call('domainBlockJobAbort', { dom, path: target, flags: BlockFlag.ABORT_PIVOT });
+          }
+        }
+        const info = await client().call('domainGetBlockJobInfo', { dom, path: target, flags: BlockFlag.INFO_BANDWIDTH_BYTES });
+        if (info.found) watch.onProgress(Number(info.cur), Number(info.end));
+        // no job and no event for it (missed while libvirtd was away): it ended, as the disk shows
+        else if (++absent > 25) {
+          if (watch.signal.aborted) throw new VirtError('OPERATION_FAILED', `${what} was cancelled`);
+          return { activePath: await this.activePath(dom, target) };
+        }
+        await follower.next();
+      }
+    } finally {
+      watch.signal.removeEventListener('abort', cancel);
+      if (this.followers.get(key) === follower) {
+        this.followers.delete(key);
+        this.ready.delete(key);
+      }
+    }
   }
 
   async info(domain: DomainRecord, target: string): Promise<BlockJobInfo | undefined> {
