@@ -244,6 +244,10 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         if (operation === 'domain.block.copy') copy = result;
         if (operation === 'domain.blockjob.get' && restart) {
           expect(result).toMatchObject({ target: 'vda', type: 'COPY' });
+          // READY reached the stream before the agent goes (one arriving while no agent runs is libvirt's alone)
+          await waitFor('the copy READY stored', async () =>
+            (await storedNodeEvents(bus.nc, node)).some((event) => event.uuid === domain.uuid && JSON.stringify((event as { details?: object }).details) === JSON.stringify({ device: 'vda', jobType: 'COPY', status: 'READY' })),
+          30_000);
           // the next agent finds the copy libvirt still runs and makes it an operation again (its cancel is the abort row's)
           await restart();
           copy = await waitFor('the copy followed again', async () =>
