@@ -4,10 +4,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { OperationNames, VirtError, type OperationName, type OperationRequest } from '@virtbus/api-contract';
+import { OperationNames, VirtError, type AsyncOperation, type OperationName, type OperationRequest } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { LibvirtClient } from '@virtbus/drivers';
-import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, storedNodeEvents, tearDown, useNatsBus, VIRSH, waitFor, type AgentProcess, type Libvirt } from '@virtbus/testing';
+import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, GuestShell, hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, storedNodeEvents, tearDown, useNatsBus, VIRSH, waitFor, type AgentProcess, type Libvirt } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -27,6 +27,11 @@ interface TableContext {
   session?: string;
   /** libvirt's XML of the running domain, once its devices and resources changed. */
   xml?: string;
+  /** Backing images of disk vdb (qemu:///system): its top is pulled down to `base`, then committed into it. */
+  base: string;
+  copy: string;
+  /** Checks after a row that worked (the guest sees a hotplugged disk, a block job ends). */
+  afterRow?: (operation: OperationName, result: unknown) => Promise<void>;
 }
 type Row<N extends OperationName> = {
   /** The capability group (as probe() names it) the operation needs; absent: every driver answers it. */
@@ -61,7 +66,7 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.interfaces': { request: ({ id }) => ({ id }) },
   'domain.nic.link': { needs: 'nics', request: ({ id, mac }) => ({ id, mac, link: 'up' }) },
   'domain.nic.attach': { needs: 'nics', request: ({ id }) => ({ id, nic: { type: 'user', mac: '52:54:00:aa:bb:cc' } }) },
-  'domain.nic.detach': { needs: 'nics', request: ({ id }) => ({ id, mac: '52:54:00:aa:bb:cc' }), after: { operation: 'domain.nic.attach', missing: 'INVALID_ARG' } },
+  'domain.nic.detach': { needs: 'nics', request: ({ id }) => ({ id, mac: '52:54:00:aa:bb:cc', timeout: 60 }), after: { operation: 'domain.nic.attach', missing: 'INVALID_ARG' } },
   // the agent keeps snapshot metadata: the list is every driver's, the others act on the snapshot made above
   'domain.snapshot.list': { request: ({ id }) => ({ id }) },
   'domain.snapshot.create': { needs: 'snapshots', request: ({ id }) => ({ id, snapshot: { name: 's1' } }) },
@@ -70,7 +75,7 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.snapshot.delete': { needs: 'snapshots', request: ({ id }) => ({ id, snapshot: 's1' }), after: { operation: 'domain.snapshot.create', missing: 'NOT_FOUND' } },
   'domain.disk.attach': { needs: 'disks', request: ({ id, file }) => ({ id, attach: { disk: { source: { path: file }, format: 'raw', target: 'vdz', readonly: true } } }) },
   'domain.media.change': { needs: 'disks', request: ({ id, cdrom }) => ({ id, target: cdrom, change: {} }) },
-  'domain.disk.detach': { needs: 'disks', request: ({ id }) => ({ id, target: 'vdz', detach: {} }), after: { operation: 'domain.disk.attach', missing: 'INVALID_ARG' } },
+  'domain.disk.detach': { needs: 'disks', request: ({ id }) => ({ id, target: 'vdz', detach: { timeout: 60 } }), after: { operation: 'domain.disk.attach', missing: 'INVALID_ARG' } },
   'domain.vcpus.set': { needs: 'resources', request: ({ id }) => ({ id, set: { count: 1 } }) },
   'domain.memory.set': { needs: 'resources', request: ({ id }) => ({ id, set: { memory: 96 } }) },
   'domain.xml': { needs: 'native-xml', request: ({ id }) => ({ id }), keep: (result, ctx) => (ctx.xml = (result as { xml: string }).xml) },
@@ -91,13 +96,14 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.time.set': { needs: 'guest-agent', request: ({ id }) => ({ id }) },
   'domain.qemu.monitor': { needs: 'qemu-monitor', request: ({ id }) => ({ id, monitor: { command: 'query-status' } }) },
   'domain.lxc.enter': { needs: 'lxc-enter', request: ({ id }) => ({ id, enter: { command: ['true'] } }) },
-  'domain.block.commit': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', body: {} }) },
-  'domain.block.pull': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', body: {} }) },
-  'domain.block.copy': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', body: { destination: '/nonexistent/copy.qcow2' } }) },
+  // vdb: top over mid over base; the pull keeps base, the commit merges the top into it and pivots; the copy of vda stays ready until aborted
+  'domain.block.pull': { needs: 'block-jobs', request: ({ id, base }) => ({ id, target: 'vdb', body: { base } }) },
+  'domain.block.commit': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vdb', body: {} }) },
+  'domain.block.copy': { needs: 'block-jobs', request: ({ id, copy }) => ({ id, target: 'vda', body: { destination: copy } }) },
   'domain.blockjob.get': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda' }) },
   'domain.blockjob.abort': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', abort: {} }) },
-  'domain.block.resize': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', resize: { sizeBytes: 1 << 20 } }) },
-  'domain.block.iotune': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', tune: {} }) },
+  'domain.block.resize': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', resize: { sizeBytes: 1 << 21 } }) },
+  'domain.block.iotune': { needs: 'block-jobs', request: ({ id }) => ({ id, target: 'vda', tune: { totalIopsSec: 1000 } }) },
   // last: these stop the domain (a restore names no domain, only the file the save above wrote, and starts it again)
   'domain.save': { needs: 'save-restore', request: ({ id }) => ({ id, target: { pool: 'lvpool', volume: 'save' } }) },
   'domain.restore': { needs: 'save-restore', request: () => ({ pool: 'lvpool', volume: 'save' }), after: { operation: 'domain.save', missing: 'NOT_FOUND' } },
@@ -113,7 +119,7 @@ async function runDomainTable(client: VirtClient, node: string, ctx: TableContex
     const outcome = await client.call(node, operation, row.request(ctx) as never).then(
       (result: unknown) => {
         row.keep?.(result, ctx);
-        return 'ok';
+        return ctx.afterRow ? ctx.afterRow(operation, result).then(() => 'ok') : 'ok';
       },
       (error: unknown) => (VirtError.is(error) ? `${error.code} (${error.message.slice(0, 200)})` : String(error)),
     );
@@ -161,9 +167,15 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     await virshOn(on, 'define', xml);
   };
   /** The table on a running domain of `node`, then its domains go. */
-  const domainTable = async (node: string, on: string, type: string) => {
+  /** `restart` (qemu:///system): the agent goes (SIGKILL) while a block copy runs; the next one follows it again. */
+  const domainTable = async (node: string, on: string, type: string, restart?: () => Promise<void>) => {
     expect(Object.keys(DOMAIN_TABLE).sort()).toEqual(OperationNames.filter((name) => name.startsWith('domain.')).sort());
-    const ctx: TableContext = { id: `${tag}-${type}`, spare: `${tag}-${type}x`, mac: '', file: join(root, 'tbl.img'), cdrom: '', imported: `${tag}-${type}i` };
+    const image = (name: string) => join(root, `${type}-${name}.qcow2`);
+    const ctx: TableContext = { id: `${tag}-${type}`, spare: `${tag}-${type}x`, mac: '', file: join(root, 'tbl.img'), cdrom: '', imported: `${tag}-${type}i`, base: image('base'), copy: image('copy') };
+    const qemu = type === 'qemu';
+    // QEMU runs the test guest (it sees hotplugged disks, releases unplugged ones) with a backing chain on vdb for the block jobs
+    const guest = qemu ? await ensureTestGuest() : undefined;
+    if (qemu) for (const [name, backing] of [['base'], ['mid', 'base'], ['top', 'mid']] as const) await run('qemu-img', ['create', '-q', '-f', 'qcow2', ...(backing ? ['-b', image(backing), '-F', 'qcow2', image(name)] : [image(name), '1M'])]);
     await writeFile(ctx.file, Buffer.alloc(1 << 20));
     await writeFile(`${ctx.file}.iso`, Buffer.alloc(1 << 20));
     await defineForImport(on, type, ctx.imported, type === 'qemu' ? '<emulator>/usr/bin/qemu-system-x86_64</emulator>' : '');
@@ -180,12 +192,76 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
       vcpus: 1,
       memory: 128,
       // qcow2 (the pool's default) for the internal snapshots of the table
-      disks: [{ source: { pool: 'lvpool', volume: 'data.qcow2' } }, { source: { path: `${ctx.file}.iso` }, format: 'raw', device: 'cdrom', bus: 'ide' }],
+      disks: [
+        { source: { pool: 'lvpool', volume: 'data.qcow2' } },
+        { source: { path: `${ctx.file}.iso` }, format: 'raw', device: 'cdrom', bus: 'ide' },
+        ...(qemu ? [{ source: { path: image('top') }, format: 'qcow2' as const, target: 'vdb' }] : []),
+      ],
+      ...(guest ? { os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline } } : {}),
       // test:/// has libvirt's network `default`; the private daemon's qemu:///system has none
       nics: [{ type: 'user' }, ...(type === 'test' ? [{ type: 'network' as const, source: 'default' }] : [])],
       graphics: { type: 'vnc' },
     });
-    await client.call(node, 'domain.state', { id: ctx.id, change: { action: 'start' } });
+    await client.call(node, 'domain.state', { id: ctx.id, change: { action: 'start', paused: qemu } });
+    if (qemu) {
+      // the console opens before the guest runs (libvirt keeps no history): its shell prompt is not missed
+      const shell = await GuestShell.open(client, bus.nc, node, ctx.id);
+      await client.call(node, 'domain.state', { id: ctx.id, change: { action: 'resume' } });
+      await waitFor('GUEST-READY', () => shell.text().includes(GUEST_MARKERS.ready), 180_000, async () => shell.text().slice(-2000));
+      await shell.close();
+      // a console session per look, closed again (the table's console rows need the console meanwhile); the agent hands
+      // a new session the console's history, so each look's markers are its own (computed by the guest's shell); a look
+      // is tried again while unanswered (input typed before the guest's shell reads is dropped, and libvirt's console
+      // stream may end under the agent, which opens a new one for the next session)
+      let looks = 0;
+      const disksInGuest = async () => {
+        const marker = 5000 + ++looks;
+        const pattern = new RegExp(`L${marker}\\r?\\n([\\s\\S]*?)M${marker}`);
+        const listing = await waitFor(
+          'ls /sys/block in the guest',
+          async () => {
+            const look = await GuestShell.open(client, bus.nc, node, ctx.id);
+            try {
+              await look.type(`echo L$((${marker}+0)); ls /sys/block; echo M$((${marker}+0))`);
+              return await waitFor('its answer', () => pattern.exec(look.text())?.[1], 4_000).catch(() => undefined);
+            } catch {
+              return undefined;
+            } finally {
+              await look.close();
+            }
+          },
+          90_000,
+        );
+        return listing.split(/\s+/).filter((name) => name.startsWith('vd')).length;
+      };
+      const before = await disksInGuest();
+      const finished = async (operation: unknown, status: string) =>
+        expect(await waitFor(`operation ${status}`, async () => {
+          const now = await client.call(node, 'operation.get', { id: (operation as AsyncOperation).id });
+          return now.status === 'running' ? undefined : now;
+        }, 60_000)).toMatchObject({ status });
+      let copy: unknown;
+      ctx.afterRow = async (operation, result) => {
+        if (operation === 'domain.disk.attach') await waitFor('the hotplugged disk in the guest', async () => (await disksInGuest()) === before + 1, 60_000);
+        if (operation === 'domain.disk.detach') await waitFor('the unplugged disk gone from the guest', async () => (await disksInGuest()) === before, 60_000);
+        if (operation === 'domain.block.pull' || operation === 'domain.block.commit') await finished(result, 'success');
+        if (operation === 'domain.block.copy') copy = result;
+        if (operation === 'domain.blockjob.get' && restart) {
+          expect(result).toMatchObject({ target: 'vda', type: 'COPY' });
+          // READY reached the stream before the agent goes (one arriving while no agent runs is libvirt's alone)
+          await waitFor('the copy READY stored', async () =>
+            (await storedNodeEvents(bus.nc, node)).some((event) => event.uuid === domain.uuid && JSON.stringify((event as { details?: object }).details) === JSON.stringify({ device: 'vda', jobType: 'COPY', status: 'READY' })),
+          30_000);
+          // the next agent finds the copy libvirt still runs and makes it an operation again (its cancel is the abort row's)
+          await restart();
+          copy = await waitFor('the copy followed again', async () =>
+            (await client.call(node, 'operation.list', {})).operations.find((entry) => entry.status === 'running' && entry.description.startsWith('block copy of vda')),
+          30_000);
+        }
+        if (operation === 'domain.blockjob.abort') await finished(copy, 'cancelled');
+        if (operation === 'domain.block.iotune') expect(result).toMatchObject({ totalIopsSec: 1000, totalBytesSec: 0 });
+      };
+    }
     ctx.mac = domain.config.nics[0]!.mac!;
     ctx.cdrom = domain.config.disks[1]!.target ?? 'hda';
     const [driver] = (await client.call(node, 'node.info', {})).drivers;
@@ -194,11 +270,29 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
       // rendered for libvirt: VNC on a unix socket (never a TCP port), the cdrom, the balloon target the table set
       const xml = ctx.xml ?? '';
       expect(xml).toMatch(/<graphics type='vnc'[^>]*>\s*<listen type='socket'/);
-      expect(xml).toContain(`<source file='${ctx.file}.iso'`);
+      // the cdrom, ejected by the table where the driver changes media
+      if (driver!.capabilities.includes('disks')) expect([xml.includes(`<target dev='${ctx.cdrom}'`), xml.includes(`${ctx.file}.iso`)]).toEqual([true, false]);
+      else expect(xml).toContain(`<source file='${ctx.file}.iso'`);
       expect(xml).toContain(`<source file='${join(pool, 'data.qcow2')}'`);
       if (type === 'test') expect(xml).toMatch(/<interface type='network'>[\s\S]*?<source network='default'/);
-      // QEMU's XML shows the balloon the guest reached (this one has no balloon driver); test:/// shows the target
-      expect(xml).toContain(`<currentMemory unit='KiB'>${type === 'test' ? 98304 : 131072}</currentMemory>`);
+      // QEMU's XML shows the balloon the guest reached so far (between the target and the start); test:/// shows the target
+      const current = Number(/<currentMemory unit='KiB'>(\d+)<\/currentMemory>/.exec(xml)?.[1]);
+      if (qemu) expect([current >= 98304, current <= 131072]).toEqual([true, true]);
+      else expect(current).toBe(98304);
+      if (qemu) {
+        // the jobs' BLOCK_JOB events name the disk, as the qemu driver's do; the commit pivoted vdb onto its base
+        const jobs = (await storedNodeEvents(bus.nc, node)).filter((event) => event.uuid === domain.uuid && (event as { event?: string }).event === 'BLOCK_JOB');
+        expect(jobs.map((event) => (event as { details?: object }).details)).toEqual(
+          expect.arrayContaining([
+            { device: 'vdb', jobType: 'PULL', status: 'COMPLETED' },
+            { device: 'vdb', jobType: 'ACTIVE_COMMIT', status: 'READY' },
+            { device: 'vdb', jobType: 'ACTIVE_COMMIT', status: 'COMPLETED' },
+            { device: 'vda', jobType: 'COPY', status: 'READY' },
+            { device: 'vda', jobType: 'COPY', status: 'CANCELED' },
+          ]),
+        );
+        expect((await client.call(node, 'domain.get', { id: ctx.id })).config.disks[2]).toMatchObject({ target: 'vdb', source: { path: ctx.base } });
+      }
       const imported = await client.call(node, 'domain.get', { id: ctx.imported });
       expect(imported.config).toMatchObject({
         disks: [{ source: { path: ctx.file }, format: 'raw', bus: 'virtio', device: 'disk' }],
@@ -355,8 +449,10 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
   describe.skipIf(!QEMU)('on qemu:///system (TCG)', () => {
     let qemuAgent: AgentProcess | undefined;
     const qemuUri = () => `qemu+unix:///system?socket=${libvirt.socket}`;
+    const startQemuAgent = () =>
+      spawnAgent({ node: QEMU_NODE, natsUrl: bus.server.url, stateDir: join(root, 'qagent'), drivers: 'libvirt', extraArgs: ['--libvirt-uri', qemuUri()], env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
     beforeAll(async () => {
-      qemuAgent = await spawnAgent({ node: QEMU_NODE, natsUrl: bus.server.url, stateDir: join(root, 'qagent'), drivers: 'libvirt', extraArgs: ['--libvirt-uri', qemuUri()], env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+      qemuAgent = await startQemuAgent();
     });
     afterAll(async () => {
       // QEMU domains outlive libvirtd by design: ours go first
@@ -369,7 +465,11 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     });
 
     it('runs every domain operation of the contract: working, or OPERATION_UNSUPPORTED where the driver lacks the capability', async () => {
-      await domainTable(QEMU_NODE, qemuUri(), 'qemu');
+      // killed, as a crash would: a clean stop cancels the agent's operations, block jobs with them
+      await domainTable(QEMU_NODE, qemuUri(), 'qemu', async () => {
+        await qemuAgent!.kill();
+        qemuAgent = await startQemuAgent();
+      });
     });
 
     it('defines a domain from an image volume with cloud-init user-data: it boots from its cloned disk and applies the seed', async () => {

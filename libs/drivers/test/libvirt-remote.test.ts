@@ -23,6 +23,7 @@ import {
   type LibvirtDomainEvent,
 } from '../src/index.js';
 import { decodeXdr } from '../src/libvirt/xdr.js';
+import { BlockFlag, BlockJobStatus, DeviceFlag } from '../src/libvirt/protocol.js';
 
 const run = promisify(execFile);
 const LIBVIRTD = hasBinaryOrSkip('libvirtd') && hasBinaryOrSkip('virsh');
@@ -456,6 +457,93 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         await qemu.close();
       }
     });
+  });
+  describe.skipIf(!QEMU)('device and block procedures on qemu:///system (TCG)', () => {
+    it('attach/update/detach device flags, block stats, resize, I/O tune, job info, pull, rebase, commit with pivot, copy with abort, BLOCK_JOB_2 events, as virsh sees them', async () => {
+      const name = `${tag}-blk`;
+      const img = (file: string) => join(root, `blk-${file}`);
+      const qcow2 = (file: string, backing?: string) => run('qemu-img', ['create', '-q', '-f', 'qcow2', ...(backing ? ['-b', img(backing), '-F', 'qcow2'] : []), img(file), ...(backing ? [] : ['1M'])]);
+      // vda alone; vdb top over base1 (commit); vdc leaf over mid over base2 (rebase, then pull)
+      for (const [file, backing] of [['a.qcow2'], ['base1.qcow2'], ['top.qcow2', 'base1.qcow2'], ['base2.qcow2'], ['mid.qcow2', 'base2.qcow2'], ['leaf.qcow2', 'mid.qcow2']] as const) await qcow2(file, backing);
+      await run('truncate', ['-s', '1M', img('hot.img')]);
+      const disk = (file: string, dev: string, type = 'qcow2') => `<disk type='file' device='disk'><driver name='qemu' type='${type}'/><source file='${img(file)}'/><target dev='${dev}' bus='virtio'/></disk>`;
+      const mac = '52:54:00:00:00:42';
+      const nic = (link: string) => `<interface type='user'><mac address='${mac}'/><model type='virtio'/>${link}</interface>`;
+      const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
+      const events: Array<{ dst: string; type: number; status: number }> = [];
+      qemu.onEvent((procedure, body) => {
+        if (procedure !== LibvirtDomainEvents.blockJob2.procedure) return;
+        const { dst, type, status } = decodeXdr(LibvirtDomainEvents.blockJob2.layout, body);
+        events.push({ dst, type, status });
+      });
+      const jobEvent = (dst: string, status: number) => waitFor(`BLOCK_JOB_2 ${dst} status ${status}`, () => events.find((event) => event.dst === dst && event.status === status), 60_000, async () => JSON.stringify(events));
+      const sourceOf = async (dev: string) => (await virsh('domblklist', name)).split('\n').find((line) => line.trim().startsWith(`${dev} `))?.trim().split(/\s+/)[1];
+      try {
+        await qemu.call('connectDomainEventCallbackRegisterAny', { eventID: LibvirtDomainEvents.blockJob2.eventId, dom: null });
+        const xml =
+          `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>` +
+          `<devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>${disk('a.qcow2', 'vda')}${disk('top.qcow2', 'vdb')}${disk('leaf.qcow2', 'vdc')}` +
+          `${nic('')}<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;
+        const { dom } = await qemu.call('domainDefineXml', { xml });
+        await qemu.call('domainCreate', { dom });
+
+        // devices: a live hotplug, a change in place (NIC link), a persistent attach and detach
+        await qemu.call('domainAttachDeviceFlags', { dom, xml: disk('hot.img', 'vdd', 'raw'), flags: DeviceFlag.LIVE });
+        expect(await sourceOf('vdd')).toBe(img('hot.img'));
+        await qemu.call('domainUpdateDeviceFlags', { dom, xml: nic("<link state='down'/>"), flags: DeviceFlag.LIVE });
+        expect(await virsh('domif-getlink', name, mac)).toContain('down');
+        await qemu.call('domainAttachDeviceFlags', { dom, xml: disk('hot.img', 'vde', 'raw'), flags: DeviceFlag.CONFIG });
+        expect(await virsh('dumpxml', '--inactive', name)).toContain("<target dev='vde'");
+        await qemu.call('domainDetachDeviceFlags', { dom, xml: disk('hot.img', 'vde', 'raw'), flags: DeviceFlag.CONFIG });
+        expect(await virsh('dumpxml', '--inactive', name)).not.toContain("<target dev='vde'");
+        await rejectsWith(qemu.call('domainDetachDeviceFlags', { dom, xml: disk('hot.img', 'vdq', 'raw'), flags: DeviceFlag.LIVE }), 'OPERATION_FAILED');
+
+        // stats, size and throttling of one disk
+        const stats = await qemu.call('domainBlockStats', { dom, path: 'vda' });
+        const virshStats = Object.fromEntries((await virsh('domblkstat', name, 'vda')).split('\n').map((line) => line.trim().split(/\s+/).slice(1)));
+        expect(Number(virshStats['rd_req'])).toBeGreaterThanOrEqual(Number(stats.rdReq));
+        expect(stats.rdReq).toBeGreaterThanOrEqual(0n);
+        await qemu.call('domainBlockResize', { dom, disk: 'vda', size: 2n * 1024n * 1024n, flags: BlockFlag.RESIZE_BYTES });
+        expect(await virsh('domblkinfo', name, 'vda')).toMatch(/Capacity:\s+2097152/);
+        const ullong = (field: string, value: bigint) => ({ field, value: { type: 4 as const, value } });
+        await qemu.call('domainSetBlockIoTune', { dom, disk: 'vda', params: [ullong('total_bytes_sec', 1_000_000n), ullong('total_iops_sec', 500n)], flags: DeviceFlag.LIVE });
+        expect(await virsh('blkdeviotune', name, 'vda')).toMatch(/total_bytes_sec\s*: 1000000[\s\S]*total_iops_sec\s*: 500/);
+        const { nparams } = await qemu.call('domainGetBlockIoTune', { dom, disk: 'vda', nparams: 0, flags: DeviceFlag.LIVE });
+        expect(nparams).toBeGreaterThanOrEqual(6);
+        const tune = await qemu.call('domainGetBlockIoTune', { dom, disk: 'vda', nparams, flags: DeviceFlag.LIVE });
+        expect(tune.params).toContainEqual(ullong('total_bytes_sec', 1_000_000n));
+        expect(tune.params).toContainEqual(ullong('read_iops_sec', 0n));
+        expect(await qemu.call('domainGetBlockJobInfo', { dom, path: 'vda', flags: BlockFlag.INFO_BANDWIDTH_BYTES })).toMatchObject({ found: 0 });
+
+        // rebase keeping base2, then a pull of the rest: vdc ends with no backing file
+        await qemu.call('domainBlockRebase', { dom, path: 'vdc', base: img('base2.qcow2'), bandwidth: 0n, flags: BlockFlag.PULL_BANDWIDTH_BYTES });
+        expect(await jobEvent('vdc', BlockJobStatus.COMPLETED)).toEqual({ dst: 'vdc', type: 1, status: BlockJobStatus.COMPLETED });
+        events.length = 0;
+        await qemu.call('domainBlockPull', { dom, path: 'vdc', bandwidth: 0n, flags: BlockFlag.PULL_BANDWIDTH_BYTES });
+        await jobEvent('vdc', BlockJobStatus.COMPLETED);
+        expect((await run('qemu-img', ['info', '-U', img('leaf.qcow2')])).stdout).not.toContain('backing file');
+
+        // an active commit of vdb into base1 ends ready; a pivot moves the disk onto base1
+        await qemu.call('domainBlockCommit', { dom, disk: 'vdb', base: null, top: null, bandwidth: 0n, flags: BlockFlag.COMMIT_ACTIVE | BlockFlag.COMMIT_BANDWIDTH_BYTES });
+        expect(await jobEvent('vdb', BlockJobStatus.READY)).toEqual({ dst: 'vdb', type: 4, status: BlockJobStatus.READY });
+        expect(await qemu.call('domainGetBlockJobInfo', { dom, path: 'vdb', flags: BlockFlag.INFO_BANDWIDTH_BYTES })).toMatchObject({ found: 1, type: 4 });
+        await qemu.call('domainBlockJobAbort', { dom, path: 'vdb', flags: BlockFlag.ABORT_PIVOT });
+        await jobEvent('vdb', BlockJobStatus.COMPLETED);
+        expect(await sourceOf('vdb')).toBe(img('base1.qcow2'));
+
+        // a copy mirrors until aborted: the disk stays on its image
+        await qemu.call('domainBlockCopy', { dom, path: 'vda', destxml: `<disk type='file'><source file='${img('copy.qcow2')}'/><driver type='qcow2'/></disk>`, params: [ullong('bandwidth', 0n)], flags: BlockFlag.COPY_TRANSIENT_JOB });
+        expect(await jobEvent('vda', BlockJobStatus.READY)).toEqual({ dst: 'vda', type: 2, status: BlockJobStatus.READY });
+        await qemu.call('domainBlockJobAbort', { dom, path: 'vda', flags: 0 });
+        await jobEvent('vda', BlockJobStatus.CANCELED);
+        expect(await sourceOf('vda')).toBe(img('a.qcow2'));
+        expect(readFileSync(img('copy.qcow2')).length).toBeGreaterThan(0);
+        await qemu.call('domainDestroy', { dom });
+        await qemu.call('domainUndefine', { dom });
+      } finally {
+        await qemu.close();
+      }
+    }, 180_000);
   });
   describe.skipIf(!QEMU)('LibvirtDriver on qemu:///system (TCG)', () => {
     it('reports reboot and device-added events (also in the contract\'s catalogue), and stats from GetAllDomainStats with the block group', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { configFromDomainXml } from './domain-xml.js';
+import { configFromDomainXml, deviceElement, diskSourceOf, diskTargetOf, diskXml, macOf, nicXml } from './domain-xml.js';
 
 describe('configFromDomainXml', () => {
   it("reads disks, NICs and a VNC display from libvirt's XML as virtbus config (what it cannot hold stays in libvirt's XML)", () => {
@@ -32,5 +32,26 @@ describe('configFromDomainXml', () => {
       graphics: { type: 'vnc', video: 'virtio' },
     });
     expect(configFromDomainXml("<domain type='test'><name>b</name><devices/></domain>")).toEqual({ disks: [], nics: [] });
+  });
+});
+
+describe('device XML for hotplug', () => {
+  it('renders a disk and a NIC as the define does, and finds a live device by target or MAC as libvirt wrote it', () => {
+    expect(diskXml({ source: { path: "/d/a'b.img" }, format: 'raw', readonly: true }, 'vdz')).toBe(
+      "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/d/a&#39;b.img'/><target dev='vdz' bus='virtio'/><readonly/></disk>",
+    );
+    expect(diskXml({ source: { pool: 'p', volume: 'v' } }, 'vdb')).toBe("<disk type='volume' device='disk'><driver name='qemu' type='qcow2'/><source pool='p' volume='v'/><target dev='vdb' bus='virtio'/></disk>");
+    expect(nicXml({ type: 'bridge', source: 'br0' }, '52:54:00:aa:bb:cc')).toBe("<interface type='bridge'><source bridge='br0'/><mac address='52:54:00:aa:bb:cc'/><model type='virtio'/></interface>");
+    const live = `<domain><devices>
+      <disk type='file' device='disk'><source file='/top.qcow2' index='2'/><backingStore type='file' index='3'><source file='/base.qcow2'/></backingStore><target dev='vda' bus='virtio'/></disk>
+      <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>
+      <interface type='user'><mac address='52:54:00:AA:BB:CC'/><model type='virtio'/><alias name='net0'/></interface>
+    </devices></domain>`;
+    const vda = deviceElement(live, 'disk', (body) => diskTargetOf(body) === 'vda');
+    expect(vda).toMatch(/^<disk type='file' device='disk'>[\s\S]*<\/disk>$/);
+    expect(diskSourceOf(vda!)).toBe('/top.qcow2');
+    expect(deviceElement(live, 'disk', (body) => diskTargetOf(body) === 'hdc')).toBe("<disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>");
+    expect(deviceElement(live, 'interface', (body) => macOf(body) === '52:54:00:aa:bb:cc')).toContain("<alias name='net0'/>");
+    expect(deviceElement(live, 'disk', (body) => diskTargetOf(body) === 'vdq')).toBeUndefined();
   });
 });

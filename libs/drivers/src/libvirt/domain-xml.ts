@@ -71,3 +71,35 @@ export function configFromDomainXml(xml: string): Pick<DomainConfig, 'disks' | '
     ...(vnc ? { graphics: { type: 'vnc' as const, ...(video === 'virtio' ? { video: 'virtio' as const } : video ? { video: 'std' as const } : {}) } } : {}),
   };
 }
+
+/** Text for an XML attribute value or element body (libvirt's parser reads numeric character references). */
+export const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+const attr = (value: string) => `'${escapeXml(value)}'`;
+const DISK_BUS = { virtio: 'virtio', sata: 'sata', ide: 'ide' } as const;
+
+/** One `<disk>` of libvirt's domain XML, for define and for hotplug: a host file, or a volume of libvirt's pool of that name (one the agent left unresolved). */
+export function diskXml(disk: DomainDisk, target: string): string {
+  const source = 'path' in disk.source ? `<source file=${attr(disk.source.path)}/>` : `<source pool=${attr(disk.source.pool)} volume=${attr(disk.source.volume)}/>`;
+  return (
+    `<disk type='${'path' in disk.source ? 'file' : 'volume'}' device='${disk.device ?? 'disk'}'><driver name='qemu' type='${disk.format ?? 'qcow2'}'/>${source}` +
+    `<target dev=${attr(target)} bus='${DISK_BUS[disk.bus ?? 'virtio']}'/>${disk.readonly || disk.device === 'cdrom' ? '<readonly/>' : ''}</disk>`
+  );
+}
+
+/** One `<interface>` for define and for hotplug: user, bridge, or the libvirt host's network of that name. */
+export function nicXml(nic: DomainNic, mac: string): string {
+  const source = nic.type === 'bridge' ? `<source bridge=${attr(nic.source ?? '')}/>` : nic.type === 'network' ? `<source network=${attr(nic.source ?? 'default')}/>` : '';
+  return `<interface type='${nic.type}'>${source}<mac address=${attr(mac)}/><model type='${nic.model ?? 'virtio'}'/></interface>`;
+}
+
+/** The first `<disk>` or `<interface>` of a domain's XML whose parts `match` accepts, as libvirt wrote it (what detach and update name a device by). */
+export function deviceElement(xml: string, name: 'disk' | 'interface', match: (body: string) => boolean): string | undefined {
+  for (const [whole, , body] of xml.matchAll(new RegExp(`<${name}(\\s[^>]*?)?(?:/>|>([\\s\\S]*?)</${name}>)`, 'g'))) if (match(body ?? '')) return whole;
+  return undefined;
+}
+
+/** The target (`vda`) of a `<disk>` body, the MAC of an `<interface>` body. */
+export const diskTargetOf = (body: string) => first(body, 'target')?.attrs['dev'];
+export const macOf = (body: string) => first(body, 'mac')?.attrs['address']?.toLowerCase();
+/** The image a `<disk>` reads now: its own first `<source>` (a `<backingStore>` comes after it). */
+export const diskSourceOf = (disk: string) => first(disk, 'source')?.attrs['file'] ?? first(disk, 'source')?.attrs['dev'];

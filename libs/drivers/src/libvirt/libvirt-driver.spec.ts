@@ -81,7 +81,7 @@ describe('contractEventOf', () => {
       [of('rtcChange', { offset: '-3600' }), { event: 'RTC_CHANGE', details: { offset: -3600 } }],
       [of('watchdog', { action: 6 }), { event: 'WATCHDOG', details: { action: 'inject-nmi' } }],
       [of('ioError', { srcPath: '/d.qcow2', devAlias: 'virtio-disk0', action: 1 }), { event: 'IO_ERROR', details: { device: 'virtio-disk0', path: '/d.qcow2', action: 'pause' } }],
-      [of('blockJob', { path: '/d.qcow2', type: 2, status: 3 }), { event: 'BLOCK_JOB', details: { path: '/d.qcow2', jobType: 'COPY', status: 'READY' } }],
+      [of('blockJob2', { dst: 'vda', type: 2, status: 3 }), { event: 'BLOCK_JOB', details: { device: 'vda', jobType: 'COPY', status: 'READY' } }],
       [of('diskChange', { oldSrcPath: '/a.iso', newSrcPath: null, devAlias: 'sata0-0-0', reason: 0 }), { event: 'DISK_CHANGE', details: { device: 'sata0-0-0', oldSource: '/a.iso', reason: 'MISSING_ON_START' } }],
       [of('trayChange', { devAlias: 'sata0-0-0', reason: 1 }), { event: 'TRAY_CHANGE', details: { device: 'sata0-0-0', reason: 'CLOSE' } }],
       [of('balloonChange', { actual: '65536' }), { event: 'BALLOON_CHANGE', details: { actualKiB: 65536 } }],

@@ -5,14 +5,16 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { vmOnlyFields } from '../qemu/machine.js';
 import { DomainStates, isActive, StateReasons, VirtError, type DomainSnapshot, type SnapshotKind, type DomainEventDetails, type DomainEventName as ContractEventName, type DomainConfig, type DomainsPost, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
-import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, IncomingOptions, IncomingTarget, MigrationCapability, MigrationHostFacts, MigrationStatus, NativeDefinitionCapability, OutgoingOptions, ResourceCapability, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
+import type { BlockJobCapability, DiskCapability, NicCapability, ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, IncomingOptions, IncomingTarget, MigrationCapability, MigrationHostFacts, MigrationStatus, NativeDefinitionCapability, OutgoingOptions, ResourceCapability, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
 import { diskTargets, macFor } from '../qemu/command-line.js';
 import { libvirtdAddress, LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
-import { configFromDomainXml } from './domain-xml.js';
+import { configFromDomainXml, diskXml, escapeXml, nicXml } from './domain-xml.js';
 import { readSaveHeader, writeSaveFile } from '../save-file.js';
-import { AffectFlag, DomainEvents, JobType, ListDomainsFlag, MigrateFlag, SaveFlag, UndefineFlag, XmlFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
+import { LibvirtBlockJobs } from './libvirt-block-jobs.js';
+import { LibvirtHotplug, type LibvirtDomainAccess } from './libvirt-hotplug.js';
+import { AffectFlag, BlockJobTypeNames, DomainEvents, JobType, ListDomainsFlag, MigrateFlag, SaveFlag, UndefineFlag, XmlFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
 import { decodeXdr } from './xdr.js';
 
 /** A libvirt domain event other than lifecycle, as libvirt reports it (fields named as in its remote protocol). */
@@ -37,7 +39,6 @@ export interface LibvirtDriverOptions {
 /** virDomainEventWatchdogAction, virDomainEventIOErrorAction, virDomainBlockJobType, virConnectDomainEventBlockJobStatus, … by number. */
 const WATCHDOG_ACTIONS = ['none', 'pause', 'reset', 'poweroff', 'shutdown', 'debug', 'inject-nmi'];
 const IO_ERROR_ACTIONS = ['ignore', 'pause', 'report'];
-const BLOCK_JOB_TYPES = ['UNKNOWN', 'PULL', 'COPY', 'COMMIT', 'ACTIVE_COMMIT', 'BACKUP'];
 const BLOCK_JOB_STATUSES = ['COMPLETED', 'FAILED', 'CANCELED', 'READY'];
 const DISK_CHANGE_REASONS = ['MISSING_ON_START', 'DROP_MISSING_ON_START'];
 const TRAY_REASONS = ['OPEN', 'CLOSE'];
@@ -60,8 +61,8 @@ export function contractEventOf(event: LibvirtDomainEvent): { event: ContractEve
       return { event: 'WATCHDOG', details: { action: named(WATCHDOG_ACTIONS, 'action') } };
     case 'ioError':
       return { event: 'IO_ERROR', details: { ...text('devAlias'), path: String(d['srcPath']), action: named(IO_ERROR_ACTIONS, 'action') } };
-    case 'blockJob':
-      return { event: 'BLOCK_JOB', details: { path: String(d['path']), jobType: named(BLOCK_JOB_TYPES, 'type'), status: named(BLOCK_JOB_STATUSES, 'status') } };
+    case 'blockJob2':
+      return { event: 'BLOCK_JOB', details: { device: String(d['dst']), jobType: named(BlockJobTypeNames, 'type'), status: named(BLOCK_JOB_STATUSES, 'status') } };
     case 'diskChange':
       return {
         event: 'DISK_CHANGE',
@@ -168,7 +169,6 @@ export const NATIVE_DEFINITION = { definition: 'libvirt-xml' } as const;
 const isNativeDefinition = (domain: DomainRecord) => domain.runtime?.['definition'] === NATIVE_DEFINITION.definition;
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** libvirt's (state, reason) numbers to virtbus' names: both follow virDomainState and its per-state reason enums. */
 export function runStateOf(state: number, reason: number): RunState {
@@ -177,7 +177,6 @@ export function runStateOf(state: number, reason: number): RunState {
   return { state: name, reason: reasons[reason] ?? 'unknown' };
 }
 
-const DISK_BUS = { virtio: 'virtio', sata: 'sata', ide: 'ide' } as const;
 const BOOT_DEV = { hd: 'hd', cdrom: 'cdrom', network: 'network' } as const;
 
 /** What of a config this driver cannot hand to libvirt (virtbus firewall filters, containers). */
@@ -197,21 +196,10 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
     ...(os.boot ?? []).map((dev) => `<boot dev='${BOOT_DEV[dev]}'/>`),
   ].join('');
   const targets = diskTargets(config.disks);
-  const disks = config.disks.map((disk, index) => {
-    // the agent resolves its pool volumes to paths before every start; one left unresolved names libvirt's pool
-    const source = 'path' in disk.source ? `<source file=${attr(disk.source.path)}/>` : `<source pool=${attr(disk.source.pool)} volume=${attr(disk.source.volume)}/>`;
-    return (
-      `<disk type='${'path' in disk.source ? 'file' : 'volume'}' device='${disk.device ?? 'disk'}'><driver name='qemu' type='${disk.format ?? 'qcow2'}'/>${source}` +
-      `<target dev='${targets[index]}' bus='${DISK_BUS[disk.bus ?? 'virtio']}'/>${disk.readonly || disk.device === 'cdrom' ? '<readonly/>' : ''}</disk>`
-    );
-  });
-  const nics = config.nics
-    .filter((nic) => nic.type !== 'none')
-    .map((nic, index) => {
-      // a network NIC joins the libvirt host's network of that name
-      const source = nic.type === 'bridge' ? `<source bridge=${attr(nic.source ?? '')}/>` : nic.type === 'network' ? `<source network=${attr(nic.source ?? 'default')}/>` : '';
-      return `<interface type='${nic.type}'>${source}<mac address='${nic.mac ?? macFor(config.uuid, index)}'/><model type='${nic.model ?? 'virtio'}'/></interface>`;
-    });
+  // the agent resolves its pool volumes to paths before every start; one left unresolved names libvirt's pool
+  const disks = config.disks.map((disk, index) => diskXml(disk, targets[index]!));
+  // a network NIC joins the libvirt host's network of that name
+  const nics = config.nics.filter((nic) => nic.type !== 'none').map((nic, index) => nicXml(nic, nic.mac ?? macFor(config.uuid, index)));
   const console = (config.console?.type ?? 'serial') === 'serial' ? "<serial type='pty'/><console type='pty'/>" : '';
   // VNC on a unix socket libvirt places in the domain's own directory (never a TCP port), like the qemu driver's
   const graphics =
@@ -230,7 +218,7 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
 /**
  * Fronts a host's libvirtd over its remote protocol: the agent owns the definition and defines it into libvirt on
  * every start; libvirt runs the domain with whatever hypervisor the URI names. Capability groups libvirt has no
- * procedures for here yet (hotplug, graphics, guest agent, block jobs, …) are absent: the agent answers OPERATION_UNSUPPORTED.
+ * procedures for here yet (graphics, guest agent, …) are absent: the agent answers OPERATION_UNSUPPORTED.
  */
 export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability, NativeDefinitionCapability, ResourceCapability, SnapshotCapability, SaveRestoreCapability {
   readonly name = 'libvirt';
@@ -249,6 +237,19 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
     return this.hypervisor === 'test' ? undefined : this.migrations;
   }
   private readonly migrations = new LibvirtMigration(this);
+  private readonly access: LibvirtDomainAccess = { connection: () => this.connection(), lookup: (domain) => this.lookup(domain), busyWith: (domain, work) => this.busyWith(domain, work) };
+  private readonly hotplug = new LibvirtHotplug(this.access);
+  private readonly blockJobSupport = new LibvirtBlockJobs(this.access);
+  /** libvirt's test driver has no device attach/detach/update nor block jobs: those groups are absent on test:///. */
+  get disks(): DiskCapability | undefined {
+    return this.hypervisor === 'test' ? undefined : this.hotplug;
+  }
+  get nics(): NicCapability | undefined {
+    return this.hypervisor === 'test' ? undefined : this.hotplug;
+  }
+  get blockJobs(): BlockJobCapability | undefined {
+    return this.hypervisor === 'test' ? undefined : this.blockJobSupport;
+  }
   private client: LibvirtClient | undefined;
   private connectError: Error | undefined;
   /** libvirt's driver type lower-cased (`qemu`, `xen`, `vz`, `test`, …), the domain XML's type. */
@@ -353,6 +354,7 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
       detail[key] = typeof value === 'bigint' ? value.toString() : (value as string | number | null);
     }
     const event: LibvirtDomainEvent = { type: name, uuid, name: dom.name, detail };
+    if (name === 'blockJob2') this.blockJobSupport.onEvent(uuid, String(detail['dst']), Number(detail['status']));
     this.logger?.debug({ event }, 'libvirt domain event');
     this.options.onDomainEvent?.(event);
     const mapped = contractEventOf(event);

@@ -120,6 +120,9 @@ const JOB_STATS_MAX = 64;
 const domainOnly = xdrStruct({ dom: DomainRef });
 const domainFlags = xdrStruct({ dom: DomainRef, flags: xdrUint });
 const domainReply = xdrStruct({ dom: DomainRef });
+const deviceXml = xdrStruct({ dom: DomainRef, xml: nonnullString, flags: xdrUint });
+const BLOCK_IO_TUNE_MAX = 32;
+const BLOCK_COPY_PARAMS_MAX = 16;
 
 function procedure<A, R>(number: number, args: Codec<A>, reply: Codec<R>) {
   return { number, args, reply };
@@ -198,6 +201,52 @@ export const Procedures = {
   /** The running job's figures as typed parameters (memory_processed, memory_total, …); type: virDomainJobType. */
   domainGetJobStats: procedure(298, domainFlags, xdrStruct({ type: xdrInt, params: xdrArray(TypedParam, JOB_STATS_MAX) })),
   domainAbortJob: procedure(164, domainOnly, xdrVoid),
+  /** xml: one device element (`<disk>`, `<interface>`); flags: DeviceFlag. */
+  domainAttachDeviceFlags: procedure(160, deviceXml, xdrVoid),
+  /** Asks the guest to release the device; libvirt answers before a slow guest did (the device leaves the live XML then). */
+  domainDetachDeviceFlags: procedure(161, deviceXml, xdrVoid),
+  /** Changes a device in place: cdrom media (no `<source>`: eject), NIC link state. */
+  domainUpdateDeviceFlags: procedure(174, deviceXml, xdrVoid),
+  /** path: the disk's target (`vda`) or source. */
+  domainBlockStats: procedure(
+    64,
+    xdrStruct({ dom: DomainRef, path: nonnullString }),
+    xdrStruct({ rdReq: xdrHyper, rdBytes: xdrHyper, wrReq: xdrHyper, wrBytes: xdrHyper, errs: xdrHyper }),
+  ),
+  /** flags: BlockJobAbortFlag (PIVOT: switch a ready copy or active commit over). */
+  domainBlockJobAbort: procedure(237, xdrStruct({ dom: DomainRef, path: nonnullString, flags: xdrUint }), xdrVoid),
+  /** found 0: no job on the disk; type: virDomainBlockJobType; cur/end: progress (bytes). flags 1 = BANDWIDTH_BYTES. */
+  domainGetBlockJobInfo: procedure(
+    238,
+    xdrStruct({ dom: DomainRef, path: nonnullString, flags: xdrUint }),
+    xdrStruct({ found: xdrInt, type: xdrInt, bandwidth: xdrUhyper, cur: xdrUhyper, end: xdrUhyper }),
+  ),
+  /** Pulls the whole backing chain into the top image (bandwidth in bytes/s with BlockFlag.PULL_BANDWIDTH_BYTES). */
+  domainBlockPull: procedure(240, xdrStruct({ dom: DomainRef, path: nonnullString, bandwidth: xdrUhyper, flags: xdrUint }), xdrVoid),
+  /** size in bytes with BlockFlag.RESIZE_BYTES (else KiB). */
+  domainBlockResize: procedure(251, xdrStruct({ dom: DomainRef, disk: nonnullString, size: xdrUhyper, flags: xdrUint }), xdrVoid),
+  /** params: blkdeviotune's names (total_bytes_sec …) as unsigned 64-bit values; flags: AffectFlag. */
+  domainSetBlockIoTune: procedure(252, xdrStruct({ dom: DomainRef, disk: nonnullString, params: xdrArray(TypedParam, BLOCK_IO_TUNE_MAX), flags: xdrUint }), xdrVoid),
+  /** nparams 0: answers how many there are (params empty); then called with that count. */
+  domainGetBlockIoTune: procedure(
+    253,
+    xdrStruct({ dom: DomainRef, disk: optionalString, nparams: xdrInt, flags: xdrUint }),
+    xdrStruct({ params: xdrArray(TypedParam, BLOCK_IO_TUNE_MAX), nparams: xdrInt }),
+  ),
+  /** blockpull down to `base` (kept, with what is below it); same flags as domainBlockPull. */
+  domainBlockRebase: procedure(266, xdrStruct({ dom: DomainRef, path: nonnullString, base: optionalString, bandwidth: xdrUhyper, flags: xdrUint }), xdrVoid),
+  /** top null: the active layer (needs BlockFlag.COMMIT_ACTIVE; the job ends READY and waits for a pivot); base null: the chain's bottom. */
+  domainBlockCommit: procedure(
+    290,
+    xdrStruct({ dom: DomainRef, disk: nonnullString, base: optionalString, top: optionalString, bandwidth: xdrUhyper, flags: xdrUint }),
+    xdrVoid,
+  ),
+  /** destxml: a `<disk>` naming the destination; params: bandwidth (bytes/s) …; the job ends READY and mirrors until a pivot or abort. */
+  domainBlockCopy: procedure(
+    345,
+    xdrStruct({ dom: DomainRef, path: nonnullString, destxml: nonnullString, params: xdrArray(TypedParam, BLOCK_COPY_PARAMS_MAX), flags: xdrUint }),
+    xdrVoid,
+  ),
 } as const;
 export type ProcedureName = keyof typeof Procedures;
 export type ProcedureArgs<P extends ProcedureName> = CodecType<(typeof Procedures)[P]['args']>;
@@ -217,7 +266,8 @@ export const DomainEvents = {
   rtcChange: { eventId: 2, procedure: 320, layout: withCallback({ offset: xdrHyper }) },
   watchdog: { eventId: 3, procedure: 321, layout: withCallback({ action: xdrInt }) },
   ioError: { eventId: 4, procedure: 322, layout: withCallback({ srcPath: nonnullString, devAlias: nonnullString, action: xdrInt }) },
-  blockJob: { eventId: 8, procedure: 326, layout: withCallback({ path: nonnullString, type: xdrInt, status: xdrInt }) },
+  /** BLOCK_JOB_2 (not BLOCK_JOB, which names the disk by its source path): `dst` is the disk's target, as the qemu driver reports it. */
+  blockJob2: { eventId: 16, procedure: 339, layout: flatWithCallback({ dst: nonnullString, type: xdrInt, status: xdrInt }) },
   diskChange: { eventId: 9, procedure: 327, layout: withCallback({ oldSrcPath: optionalString, newSrcPath: optionalString, devAlias: nonnullString, reason: xdrInt }) },
   trayChange: { eventId: 10, procedure: 328, layout: withCallback({ devAlias: nonnullString, reason: xdrInt }) },
   balloonChange: { eventId: 13, procedure: 331, layout: withCallback({ actual: xdrUhyper }) },
@@ -230,6 +280,22 @@ export type DomainEventName = keyof typeof DomainEvents;
 
 /** virDomainModificationImpact */
 export const AffectFlag = { CURRENT: 0, LIVE: 1, CONFIG: 2 } as const;
+/** virDomainDeviceModifyFlags (AFFECT_* plus FORCE). */
+export const DeviceFlag = { ...AffectFlag, FORCE: 4 } as const;
+/** Flags of the block procedures: virDomainBlockJobAbortFlags, virDomainBlockCommitFlags, virDomainBlockRebaseFlags / PullFlags, virDomainBlockCopyFlags, virDomainBlockResizeFlags, virDomainBlockJobInfoFlags. */
+export const BlockFlag = {
+  ABORT_PIVOT: 2,
+  COMMIT_ACTIVE: 4,
+  COMMIT_BANDWIDTH_BYTES: 16,
+  PULL_BANDWIDTH_BYTES: 64,
+  /** The copy job is not kept across a libvirtd restart: what lets a persistent domain copy. */
+  COPY_TRANSIENT_JOB: 4,
+  RESIZE_BYTES: 1,
+  INFO_BANDWIDTH_BYTES: 1,
+} as const;
+/** virDomainBlockJobType and virConnectDomainEventBlockJobStatus by number. */
+export const BlockJobTypeNames = ['UNKNOWN', 'PULL', 'COPY', 'COMMIT', 'ACTIVE_COMMIT', 'BACKUP'] as const;
+export const BlockJobStatus = { COMPLETED: 0, FAILED: 1, CANCELED: 2, READY: 3 } as const;
 /** virDomainSaveRestoreFlags */
 export const SaveFlag = { BYPASS_CACHE: 1, RUNNING: 2, PAUSED: 4 } as const;
 /** virDomainXMLFlags */
