@@ -567,8 +567,17 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
       await page.getByLabel(source).check();
       for (const [label, value] of Object.entries(fields)) await page.getByLabel(label, { exact: true }).fill(value);
     };
+    // the form opens before the node list arrives (as on a loaded machine): it still offers the nodes' drivers once it does
+    await page.getByRole('link', { name: 'Storage' }).click();
+    await page.getByTestId('pool-default').waitFor();
+    const nodeList = (url: URL) => url.pathname === '/v1/nodes';
+    await page.route(nodeList, async (route) => {
+      await page.getByRole('heading', { name: 'Create a domain' }).waitFor();
+      await route.continue();
+    });
     await page.getByRole('link', { name: 'Fleet' }).click();
     await fill('from-image', 'Image volume with cloud-init', { 'Storage pool': 'default', 'Image volume': 'base.qcow2', 'Root disk size': '64M', 'cloud-init user-data': '#cloud-config\nhostname: ui-made\n' });
+    await page.unroute(nodeList);
     await page.screenshot({ path: join(OUTPUT_DIR, 'create-from-image.png') });
     await page.getByRole('button', { name: 'Create', exact: true }).click();
     await expect.poll(() => stateOf('from-image').textContent(), { timeout: 20_000 }).toBe('shutoff');
