@@ -207,7 +207,8 @@ describe('documentation', () => {
 });
 
 async function eventually(check: () => boolean, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
+  // 10 s: a loaded machine; the loop ends as soon as the check holds
+  for (let attempt = 0; attempt < 500; attempt++) {
     if (check()) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
