@@ -17,7 +17,8 @@ let eventsSub: Subscription;
 const events: (LifecycleEvent | DomainSnapshotEvent)[] = [];
 
 async function eventsFor(uuid: string, count: number): Promise<string[]> {
-  const deadline = Date.now() + 5000;
+  // events go out through two fsyncs (the agent's log, JetStream) on a disk shared with other work: seconds when it is busy
+  const deadline = Date.now() + 30_000;
   const seen = () =>
     events
       .filter((event) => event.uuid === uuid)

@@ -65,6 +65,16 @@ describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
     return domain;
   }
 
+  /** Waits for `count` events that match (the publisher sends after the reply: later on a loaded machine), then a while for a wrong extra one. */
+  async function expectEvents(match: (event: LifecycleEvent) => boolean, count: number): Promise<LifecycleEvent[]> {
+    for (const deadline = Date.now() + 30_000; events.filter(match).length < count && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 50));
+    await nc.flush();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const matching = events.filter(match);
+    expect(matching).toHaveLength(count);
+    return matching;
+  }
+
   afterAll(async () => {
     await tearDown(agent, nc, nats);
     if (state) spawnSync('umount', [state]);
@@ -92,10 +102,8 @@ describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
     const started = await client.call('full', 'domain.state', { id: 'vm1', change: { action: 'start' } });
     expect(started.state).toBe('running');
     starts += 1;
-    await nc.flush();
-    await new Promise((resolve) => setTimeout(resolve, 500));
     // the refused start published nothing
-    expect(events.filter((event) => event.uuid === domain.uuid && event.type === 'STARTED')).toHaveLength(starts);
+    await expectEvents((event) => event.uuid === domain.uuid && event.type === 'STARTED', starts);
   });
 
   it('a destroy that cannot be recorded answers STORAGE_FULL, shows the domain shut off with its write pending, and records it once there is room', async () => {
@@ -124,10 +132,7 @@ describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
     const written = await waitFor(name, (domain) => domain.persistPending !== true);
     expect(written.persistPending).toBeUndefined();
     expect(written.state).toBe('shutoff');
-    await nc.flush();
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const stopped = events.filter((event) => event.name === name && event.type === 'STOPPED');
-    expect(stopped).toHaveLength(1);
+    const stopped = await expectEvents((event) => event.name === name && event.type === 'STOPPED', 1);
     expect(stopped[0]!.detail).toBe('DESTROYED');
   }, 120_000);
 
@@ -139,9 +144,7 @@ describe.runIf(MOUNT)('a state directory that is full (tmpfs)', () => {
     const after = await client.call('full', 'domain.get', { id: name });
     expect(after.state).toBe(state);
     expect(after.persistPending).toBeUndefined();
-    await nc.flush();
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(events.filter((event) => event.name === name && event.type === type)).toHaveLength(1);
+    await expectEvents((event) => event.name === name && event.type === type, 1);
   }
 
   it('an agent killed before a pending destroy was written comes back with the domain shut off and records the STOPPED event', async () => {

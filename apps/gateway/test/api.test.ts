@@ -39,7 +39,7 @@ beforeAll(async () => {
   agent.handle('domain.get', (request) => {
     const { id } = request as { id: string };
     // running: its console stays open
-    if (id === 'web1') return { result: sampleDomain(NODE, { state: 'running', reason: 'booted' }) };
+    if (id === 'web1' || id === 'chatty' || id === 'busy') return { result: sampleDomain(NODE, { state: 'running', reason: 'booted' }) };
     if (id === 'idle1') return { result: sampleDomain(NODE, { name: 'idle1' }) };
     if (id === 'bare') return { result: bareDomain };
     if (id === 'slow') return 'silent';
@@ -54,6 +54,12 @@ beforeAll(async () => {
   agent.handle('domain.console.attach', (request) => {
     const { id } = request as { id: string };
     if (id === 'busy') return { error: { code: 'OPERATION_INVALID', message: 'another client holds the console', status: 409 } };
+    if (id === 'chatty') {
+      // output on both sides of the answer, as from a guest that keeps printing: one line already in the history, one after it
+      bus.nc.publish(Subjects.consoleOutput(NODE, CONSOLE_UUID), 'in history\n');
+      setImmediate(() => bus.nc.publish(Subjects.consoleOutput(NODE, CONSOLE_UUID), 'after attach\n'));
+      return { result: { session: 'writer-2', history: Buffer.from('boot log\nin history\n').toString('base64'), subject: Subjects.consoleOutput(NODE, CONSOLE_UUID) } };
+    }
     return { result: { session: 'writer-1', history: Buffer.from('boot log\n').toString('base64'), subject: Subjects.consoleOutput(NODE, CONSOLE_UUID) } };
   });
   agent.handle('domain.console.write', () => ({ result: {} }));
@@ -218,7 +224,8 @@ describe('documentation', () => {
 });
 
 async function eventually(check: () => boolean, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
+  // 10 s: a loaded machine; the loop ends as soon as the check holds
+  for (let attempt = 0; attempt < 500; attempt++) {
     if (check()) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -255,6 +262,15 @@ describe('console WebSocket', () => {
     socket.terminate();
     await eventually(() => agent.calls.some((c) => c.operation === 'domain.console.detach'), 'the detach');
     expect(agent.calls.find((c) => c.operation === 'domain.console.detach')?.request).toEqual({ id: 'web1', session: 'writer-1' });
+  });
+
+  it('loses no output the agent sends right after its attach answer, and sends none of the history twice', async () => {
+    const received: string[] = [];
+    const socket = (await app.injectWS(`/v1/nodes/${NODE}/domains/chatty/console`)) as TestSocket;
+    socket.on('message', (data) => received.push(data.toString()));
+    await eventually(() => received.join('').includes('after attach'), 'the output after the attach answer');
+    expect(received.join('')).toBe('boot log\nin history\nafter attach\n');
+    socket.terminate();
   });
 
   it('closes with 1000 and the reason when the agent says the console ended (the domain stopped)', async () => {

@@ -1,7 +1,6 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { sseMessages, type Domain, type LifecycleEvent } from '@virtbus/api-contract';
 import { type AgentProcess, collectBusEvents, type NatsServerHandle, spawnAgent, startNatsServer } from '@virtbus/testing';
@@ -31,25 +30,36 @@ interface SseMessage {
 }
 
 /** Reads SSE messages from the gateway until `count` arrived (or the timeout), then disconnects. */
-async function readSse(path: string, count: number, headers: Record<string, string> = {}, timeoutMs = 8000): Promise<SseMessage[]> {
+/** Opens an SSE stream; resolves once the gateway answered (its consumer exists: later events all arrive), with the first `count` messages to come. */
+async function openSse(path: string, count: number, headers: Record<string, string> = {}, timeoutMs = 30_000): Promise<{ messages: Promise<SseMessage[]> }> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
-  const messages: SseMessage[] = [];
-  try {
-    const response = await fetch(`${gateway.url}${path}`, { headers, signal: controller.signal });
-    expect(response.status).toBe(200);
-    expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
-    for await (const { id, data } of sseMessages(response.body as unknown as AsyncIterable<Uint8Array>)) {
-      if (id && data) messages.push({ id: Number(id), event: JSON.parse(data) as LifecycleEvent });
-      if (messages.length >= count) break;
-    }
-  } catch (error) {
-    if ((error as Error).name !== 'AbortError') throw error;
-  } finally {
+  const response = await fetch(`${gateway.url}${path}`, { headers, signal: controller.signal }).catch((error: unknown) => {
     clearTimeout(timer);
-    controller.abort();
-  }
-  return messages;
+    throw error;
+  });
+  const read = async (): Promise<SseMessage[]> => {
+    const messages: SseMessage[] = [];
+    try {
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
+      for await (const { id, data } of sseMessages(response.body as unknown as AsyncIterable<Uint8Array>)) {
+        if (id && data) messages.push({ id: Number(id), event: JSON.parse(data) as LifecycleEvent });
+        if (messages.length >= count) break;
+      }
+    } catch (error) {
+      if ((error as Error).name !== 'AbortError') throw error;
+    } finally {
+      clearTimeout(timer);
+      controller.abort();
+    }
+    return messages;
+  };
+  return { messages: read() };
+}
+
+async function readSse(path: string, count: number, headers: Record<string, string> = {}): Promise<SseMessage[]> {
+  return (await openSse(path, count, headers)).messages;
 }
 
 async function listAllDomains(): Promise<Record<string, unknown>> {
@@ -100,8 +110,8 @@ describe('gateway + two agents over a real NATS bus', () => {
   });
 
   it('drives a full lifecycle over HTTP; the bus and the SSE stream see the same events in order', async () => {
-    const sse = readSse('/v1/events?node=east', 6);
-    await sleep(300);
+    // only events after the stream opened come: the lifecycle starts once it has (a fixed 300 ms was a guess)
+    const sse = (await openSse('/v1/events?node=east', 6)).messages;
     const created = await api('POST', '/v1/nodes/east/domains', { name: 'app-1', driver: 'test', vcpus: 2, memory: 512 });
     expect(created.status).toBe(201);
     const domain = created.body as unknown as Domain;

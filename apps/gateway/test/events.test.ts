@@ -76,7 +76,8 @@ async function consumerCount(): Promise<number> {
 }
 
 async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
+  // 20 s: a loaded machine; the loop ends as soon as the check holds
+  for (let attempt = 0; attempt < 400; attempt++) {
     if (await check()) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

@@ -18,7 +18,7 @@ import {
   type NatsClientConfig,
   type SecurityBundle,
 } from '@virtbus/security';
-import { builtBundle, hasBinaryOrSkip, REPO_ROOT, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle } from '@virtbus/testing';
+import { builtBundle, hasBinaryOrSkip, REPO_ROOT, spawnAgent, startNatsServer, type AgentProcess, type NatsServerHandle, waitFor } from '@virtbus/testing';
 import { buildApp, startGateway, type RunningGateway } from '../src/index.js';
 
 const canRun = hasBinaryOrSkip('nats-server') && hasBinaryOrSkip('openssl');
@@ -207,17 +207,19 @@ describe.runIf(canRun)('gateway over HTTPS with tokens and certificates, agents 
     const started = await call('POST', '/v1/nodes/a/domains/mig1/migrate', { token: adminToken.token, body: { destination: 'b', offline: true } });
     expect(started.status).toBe(202);
     const id = (started.body as { id: string }).id;
-    let status = 'running';
-    for (let i = 0; i < 100 && status === 'running'; i++) {
-      status = ((await call('GET', `/v1/nodes/a/operations/${id}`, { token: adminToken.token })).body as { status: string }).status;
-      if (status === 'running') await sleep(50);
-    }
+    // a few seconds on an idle machine: the deadline is the helper's
+    const status = await waitFor('the migration to end', async () => {
+      const current = ((await call('GET', `/v1/nodes/a/operations/${id}`, { token: adminToken.token })).body as { status: string }).status;
+      return current !== 'running' && current;
+    });
     expect(status).toBe('success');
     expect((await call('GET', '/v1/nodes/b/domains/mig1', { token: adminToken.token })).status).toBe(200);
 
-    await sleep(100);
-    const lines = (await readFile(auditFile, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
-    const migrations = lines.filter((r) => r.action === 'POST /v1/nodes/:node/domains/:id/migrate').map((r) => [r.identity, r.status, r.node, r.nodes]);
+    // the gateway writes a record once its response went out (onResponse): the client may read the file before that
+    const migrateRecords = async () =>
+      (await readFile(auditFile, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as AuditRecord).filter((r) => r.action === 'POST /v1/nodes/:node/domains/:id/migrate');
+    await waitFor('the audit record of the accepted migration', async () => (await migrateRecords()).some((r) => r.status === 202), 30_000);
+    const migrations = (await migrateRecords()).map((r) => [r.identity, r.status, r.node, r.nodes]);
     expect(migrations).toEqual([
       ['admin-a', 403, 'a', ['a', 'b']],
       ['root', 202, 'a', ['a', 'b']],
@@ -262,7 +264,7 @@ describe.runIf(canRun)('gateway over HTTPS with tokens and certificates, agents 
     expect(lines.every((r) => !r.action.startsWith('GET'))).toBe(true);
     const ok = lines.find((r) => r.identity === 'ops' && r.status === 200);
     expect(ok).toMatchObject({ role: 'operator', via: 'token', result: 'ok' });
-    for (let i = 0; i < 50 && busAudit.length < lines.length; i++) await sleep(50);
+    await waitFor('the audit records on the bus', () => busAudit.length >= lines.length, 30_000);
     expect(busAudit.map((r) => [r.identity, r.action, r.status])).toEqual(lines.map((r) => [r.identity, r.action, r.status]));
   });
 

@@ -235,7 +235,8 @@ describe.skipIf(!QEMU)('QEMU domains through the gateway, a real agent process a
     } finally {
       await terminal.close();
     }
-  });
+    // two TCG boots: 51 s on an idle CI run, which the 120 s default left barely twice over; its own waits name the slow step
+  }, 240_000);
 
   it('destroys the SeaBIOS domain; a kill -9 of its QEMU reports a crash', async () => {
     const pid = await qemuPid(bios.uuid);

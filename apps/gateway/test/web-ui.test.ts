@@ -126,6 +126,35 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await expect.poll(() => domainCounts(NODE).textContent(), { timeout: 10_000 }).toBe('1 / 3');
   }, 60_000);
 
+  it('shows a change made while the fleet page loads, between its domain list and its event stream', async () => {
+    await page.getByRole('link', { name: 'Storage' }).click();
+    await page.getByTestId('pool-default').waitFor();
+    // the list is read, then mem stops, then the list arrives; an event stream asked for beside that list opens only now
+    let listed = false;
+    let changed!: () => void;
+    const stopped = new Promise<void>((resolve) => (changed = resolve));
+    const domainList = (url: URL) => url.pathname === '/v1/domains';
+    const eventStream = (url: URL) => url.pathname === '/v1/events';
+    await page.route(domainList, async (route) => {
+      if (listed) return route.continue();
+      listed = true;
+      const response = await route.fetch();
+      expect((await api('PUT', `/v1/nodes/${NODE}/domains/mem/state`, { action: 'destroy' })).status).toBe(200);
+      changed();
+      await route.fulfill({ response });
+    });
+    await page.route(eventStream, async (route) => {
+      if (listed) await stopped;
+      await route.continue();
+    });
+    await page.getByRole('link', { name: 'Fleet' }).click();
+    await expect.poll(() => stateOf('mem').textContent(), { timeout: 20_000 }).toBe('shutoff');
+    await page.unroute(domainList);
+    await page.unroute(eventStream);
+    expect((await api('PUT', `/v1/nodes/${NODE}/domains/mem/state`, { action: 'start' })).status).toBe(200);
+    await expect.poll(() => stateOf('mem').textContent(), { timeout: 20_000 }).toBe('running');
+  }, 60_000);
+
   it('creates a test-driver domain in the form: an API validation error shows on its field, the new row arrives live over SSE', async () => {
     await page.getByRole('button', { name: 'Create domain' }).click();
     await page.getByLabel('Driver').selectOption('test');
@@ -567,8 +596,17 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
       await page.getByLabel(source).check();
       for (const [label, value] of Object.entries(fields)) await page.getByLabel(label, { exact: true }).fill(value);
     };
+    // the form opens before the node list arrives (as on a loaded machine): it still offers the nodes' drivers once it does
+    await page.getByRole('link', { name: 'Storage' }).click();
+    await page.getByTestId('pool-default').waitFor();
+    const nodeList = (url: URL) => url.pathname === '/v1/nodes';
+    await page.route(nodeList, async (route) => {
+      await page.getByRole('heading', { name: 'Create a domain' }).waitFor();
+      await route.continue();
+    });
     await page.getByRole('link', { name: 'Fleet' }).click();
     await fill('from-image', 'Image volume with cloud-init', { 'Storage pool': 'default', 'Image volume': 'base.qcow2', 'Root disk size': '64M', 'cloud-init user-data': '#cloud-config\nhostname: ui-made\n' });
+    await page.unroute(nodeList);
     await page.screenshot({ path: join(OUTPUT_DIR, 'create-from-image.png') });
     await page.getByRole('button', { name: 'Create', exact: true }).click();
     await expect.poll(() => stateOf('from-image').textContent(), { timeout: 20_000 }).toBe('shutoff');

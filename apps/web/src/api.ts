@@ -72,16 +72,20 @@ export class Api {
   }
 
   /** Domain lifecycle events from the SSE stream; ends when `signal` aborts. */
-  follow(onEvent: (event: LifecycleEvent) => void, signal: AbortSignal): Promise<void> {
+  follow(onEvent: (event: LifecycleEvent) => void, signal: AbortSignal, onOpen?: () => void): Promise<void> {
     return this.events('kind=domain', (name, data) => {
       if (name === 'lifecycle') onEvent(data as LifecycleEvent);
-    }, signal);
+    }, signal, onOpen);
   }
 
-  /** Any SSE event stream of `GET /v1/events?<query>`, read with fetch so the token goes in a header. */
-  async events(query: string, onEvent: (name: string, data: unknown) => void, signal: AbortSignal): Promise<void> {
+  /**
+   * Any SSE event stream of `GET /v1/events?<query>`, read with fetch so the token goes in a header. `onOpen` runs once
+   * the gateway answered: its consumer exists then, so every later event arrives (a list read after it misses nothing).
+   */
+  async events(query: string, onEvent: (name: string, data: unknown) => void, signal: AbortSignal, onOpen?: () => void): Promise<void> {
     const response = await fetch(`/v1/events?${query}`, { headers: { ...this.headers(false), accept: 'text/event-stream' }, signal });
     if (!response.ok || !response.body) throw new ApiFailure({ code: 'HTTP', message: `events: ${response.status}`, status: response.status });
+    onOpen?.();
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
     for (;;) {

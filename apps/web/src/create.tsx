@@ -8,13 +8,16 @@ type Source = 'none' | 'image' | 'iso';
 /** Define a domain: empty (e.g. the test driver), from an image volume with cloud-init user-data, or from an ISO with a blank disk. */
 export function CreateDomain({ api, nodes, onCreated }: { api: Api; nodes: NodeSummary[]; onCreated: (domain: DomainRef) => void }) {
   const online = nodes.filter((node) => node.online);
-  const [values, setValues] = useState({ node: online[0]?.node ?? '', name: '', driver: online[0]?.drivers?.[0] ?? 'test', vcpus: '1', memory: '128', pool: '', volume: '', size: '10G', userData: '#cloud-config\n', vncPassword: '' });
+  // node and driver stay '' until picked: the form may open before the node list arrives, and then offers what it brings
+  const [chosen, setChosen] = useState({ node: '', name: '', driver: '', vcpus: '1', memory: '128', pool: '', volume: '', size: '10G', userData: '#cloud-config\n', vncPassword: '' });
   const [vnc, setVnc] = useState(false);
   const [source, setSource] = useState<Source>('none');
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
-  const drivers = online.find((node) => node.node === values.node)?.drivers ?? ['test'];
-  const set = (field: keyof typeof values) => (event: Event) => setValues({ ...values, [field]: (event.target as HTMLInputElement).value });
+  const node = online.some((candidate) => candidate.node === chosen.node) ? chosen.node : (online[0]?.node ?? '');
+  const drivers = online.find((candidate) => candidate.node === node)?.drivers ?? ['test'];
+  const values = { ...chosen, node, driver: drivers.includes(chosen.driver) ? chosen.driver : (drivers[0] ?? 'test') };
+  const set = (field: keyof typeof values) => (event: Event) => setChosen({ ...chosen, [field]: (event.target as HTMLInputElement).value });
   const nodePath = `/v1/nodes/${encodeURIComponent(values.node)}`;
 
   const submit = async (event: Event) => {

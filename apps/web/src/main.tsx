@@ -1,7 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { type Abilities, abilitiesOf, Api, ApiFailure, type DomainRef, errorText, type NodeHardware } from './api.js';
-import type { CallerIdentity, Domain, DomainStatePut, FleetDomain, NodeSummary } from '@virtbus/api-contract';
+import type { CallerIdentity, Domain, DomainStatePut, FleetDomain, LifecycleEvent, NodeSummary } from '@virtbus/api-contract';
 import { CreateDomain } from './create.js';
 import { DomainPage } from './domain.js';
 import { EventsPage, NetworksPage, StoragePage } from './pages.js';
@@ -91,22 +91,51 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
   const queryRef = useRef(query);
   queryRef.current = query;
 
+  /** One lifecycle event applied to the rows (`rows`: those known now, to tell a domain new to the table). */
+  const applyEvent = (event: LifecycleEvent, rows: FleetDomain[] = domainsRef.current) => {
+    if (event.type === 'UNDEFINED') return setDomains((current) => current.filter((domain) => !sameDomain(domain, event)));
+    setDomains((current) => current.map((domain) => (sameDomain(domain, event) ? { ...domain, state: event.state, reason: event.reason } : domain)));
+    if (rows.some((domain) => sameDomain(domain, event))) return;
+    // a domain new to the table: read it from its node (the gateway's fleet index may not have it yet)
+    void api.call<Domain>('GET', api.domainPath(event)).then(
+      (found) =>
+        setDomains((current) => {
+          if (current.some((domain) => sameDomain(domain, found))) return current;
+          const row: FleetDomain = { node: found.node, uuid: found.uuid, name: found.name, driver: found.driver, state: found.state, reason: found.reason, stateChangedAt: found.stateChangedAt };
+          const at = current.findIndex((domain) => fleetOrder(sortRef.current)(row, domain) < 0);
+          // past the last loaded row while more pages remain: Load more brings it
+          if (at < 0 && moreRef.current) return current;
+          return at < 0 ? [...current, row] : [...current.slice(0, at), row, ...current.slice(at)];
+        }),
+      () => undefined,
+    );
+  };
+  // events that arrive while the first page is read: that answer may predate them, so they are applied again on top of it
+  const arrivedDuringList = useRef<LifecycleEvent[] | undefined>(undefined);
+
   // an answer to an older filter or sort is dropped
   const loadDomains = async (token?: string) => {
     const asked = queryRef.current;
+    const arrived: LifecycleEvent[] = [];
+    if (!token) arrivedDuringList.current = arrived;
     try {
       const page = await api.domains(asked, token);
       if (asked !== queryRef.current) return;
       setDomains((current) => (token ? [...current, ...page.domains] : page.domains));
       setMore(page.continue);
+      for (const event of arrived) applyEvent(event, page.domains);
     } catch (failure) {
       setError(errorText(failure));
+    } finally {
+      if (arrivedDuringList.current === arrived) arrivedDuringList.current = undefined;
     }
   };
 
+  // the list is read once the event stream is open (or failed): a change between a list read first and the stream was lost
+  const [following, setFollowing] = useState(false);
   useEffect(() => {
-    void loadDomains();
-  }, [api, query]);
+    if (following) void loadDomains();
+  }, [api, query, following]);
 
   useEffect(() => {
     const abort = new AbortController();
@@ -130,24 +159,11 @@ function Fleet({ api, can }: { api: Api; can: Abilities }) {
       .follow((event) => {
         setLive(true);
         readNodesSoon();
-        if (event.type === 'UNDEFINED') return setDomains((current) => current.filter((domain) => !sameDomain(domain, event)));
-        setDomains((current) => current.map((domain) => (sameDomain(domain, event) ? { ...domain, state: event.state, reason: event.reason } : domain)));
-        if (domainsRef.current.some((domain) => sameDomain(domain, event))) return;
-        // a domain new to the table: read it from its node (the gateway's fleet index may not have it yet)
-        void api.call<Domain>('GET', api.domainPath(event)).then(
-          (found) =>
-            setDomains((current) => {
-              if (current.some((domain) => sameDomain(domain, found))) return current;
-              const row: FleetDomain = { node: found.node, uuid: found.uuid, name: found.name, driver: found.driver, state: found.state, reason: found.reason, stateChangedAt: found.stateChangedAt };
-              const at = current.findIndex((domain) => fleetOrder(sortRef.current)(row, domain) < 0);
-              // past the last loaded row while more pages remain: Load more brings it
-              if (at < 0 && moreRef.current) return current;
-              return at < 0 ? [...current, row] : [...current.slice(0, at), row, ...current.slice(at)];
-            }),
-          () => undefined,
-        );
-      }, abort.signal)
+        arrivedDuringList.current?.push(event);
+        applyEvent(event);
+      }, abort.signal, () => setFollowing(true))
       .catch((failure: unknown) => {
+        setFollowing(true);
         if (!abort.signal.aborted) setError(`event stream: ${String(failure)}`);
       });
     return () => abort.abort();

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,14 +55,35 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number)
   throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms`);
 }
 
-/** Starts a real nats-server on a free loopback port; `stop()` ends exactly that process. */
+/** The client port a server that picked its own (`-1`) wrote to its ports file in `dir`. */
+async function portFromPortsFile(dir: string, child: ChildProcess, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`nats-server exited with code ${child.exitCode}`);
+    const text = await readFile(join(dir, `nats-server_${child.pid}.ports`), 'utf8').catch(() => '');
+    let url: string | undefined;
+    try {
+      url = text ? (JSON.parse(text) as { nats?: string[] }).nats?.[0] : undefined;
+    } catch {
+      // read while being written: not whole JSON yet
+    }
+    if (url) return Number(new URL(url).port);
+    await sleep(20);
+  }
+  throw new Error(`nats-server wrote no ports file within ${timeoutMs} ms`);
+}
+
+/**
+ * Starts a real nats-server on a loopback port it picks itself (a port chosen here and bound later by the server could
+ * be taken in between by another process on a shared machine); `stop()` ends exactly that process.
+ */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
   const binary = requireBinary('nats-server');
-  const port = options.port ?? (await freePort());
   const workDir = await mkdtemp(join(tmpdir(), 'virtbus-nats-'));
   const storeDir = options.storeDir ?? join(workDir, 'js');
   const config = [
-    `listen: "127.0.0.1:${port}"`,
+    `listen: "127.0.0.1:${options.port ?? -1}"`,
+    `ports_file_dir: "${workDir}"`,
     options.jetstream === false ? '' : `jetstream { store_dir: "${storeDir}" }`,
     options.config ?? '',
   ].join('\n');
@@ -73,7 +94,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
+  let port = options.port ?? 0;
   try {
+    port ||= await portFromPortsFile(workDir, child, 10_000);
     await waitForPort(port, child, 10_000);
   } catch (error) {
     child.kill('SIGKILL');

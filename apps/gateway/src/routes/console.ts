@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type, { type TSchema } from 'typebox';
-import { httpPath, Operations, VirtError } from '@virtbus/api-contract';
+import { httpPath, Operations, Subjects, VirtError } from '@virtbus/api-contract';
 import { Tags } from '../plugins/openapi.js';
 import { bytesRouteOptions, DomainCallCodes, DomainParams, errorResponses, handRouteDocument } from '../schemas.js';
 import { relayWebSocket, type RelaySocket } from './relay.js';
@@ -82,6 +82,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRouteOptions> = asy
               mode === 'ro' ? await app.agents.call(node, 'domain.console.read', { id }) : await app.agents.call(node, 'domain.console.attach', force === undefined ? { id } : { id, force });
             return { session: attachment.session, subject: attachment.subject, history: Buffer.from(attachment.history, 'base64') };
           },
+          outputSubject: async () => Subjects.consoleOutput(node, (await app.agents.call(node, 'domain.get', { id })).uuid),
           write: (session, bytes) => app.agents.call(node, 'domain.console.write', { id, session, data: bytes.toString('base64') }),
           detach: (session) => app.agents.call(node, 'domain.console.detach', { id, session }),
         },

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Subscription } from '@nats-io/transport-node';
+import type { Msg, Subscription } from '@nats-io/transport-node';
 import { ConsoleHeaders, isActive, VirtError, type ErrorBody } from '@virtbus/api-contract';
 import { toErrorBody } from '../plugins/errors.js';
 import { releaseLiveStream } from '../plugins/limits.js';
@@ -39,6 +39,8 @@ export interface RelaySession {
   /** What the idle close says carried no traffic. */
   readonly what: string;
   attach(): Promise<{ session: string; subject: string; history?: Buffer; windowBytes?: number }>;
+  /** The output subject when it is known before the attach: subscribed first, so output sent right after the attach answer is not lost. */
+  outputSubject?(): Promise<string>;
   write(session: string, bytes: Buffer): Promise<unknown>;
   /** Flow control: the bytes the socket took so far; the first call (0) starts the agent's output. */
   ack?(session: string, consumed: number): Promise<unknown>;
@@ -48,6 +50,16 @@ export interface RelaySession {
 function shortReason(text: string): string {
   // A close frame's reason is at most 123 bytes.
   return Buffer.from(text).subarray(0, 123).toString().replace(/\uFFFD$/, '');
+}
+
+/** How many of the messages that came before the attach answer are the end of its history (sent there, not again). */
+export function alreadyInHistory(history: Buffer, early: Msg[]): number {
+  const data = early.findIndex((message) => message.headers?.get(ConsoleHeaders.End));
+  for (let count = data < 0 ? early.length : data; count > 0; count--) {
+    const joined = Buffer.concat(early.slice(0, count).map((message) => message.data));
+    if (joined.length <= history.length && history.subarray(history.length - joined.length).equals(joined)) return count;
+  }
+  return 0;
 }
 
 function toBuffer(data: RawData): Buffer {
@@ -146,7 +158,40 @@ export function relayWebSocket(app: FastifyInstance, socket: RelaySocket, reques
     if (session) void relay.detach(session).catch(() => undefined);
   });
 
+  const forward = (message: Msg): void => {
+    const ended = message.headers?.get(ConsoleHeaders.End);
+    if (ended) return end(ended);
+    if (socket.readyState !== socket.OPEN) return;
+    touch();
+    const length = message.data.length;
+    // the send callback runs once ws handed the bytes to the kernel: the browser's pace becomes the agent's
+    socket.send(message.data, { binary: true }, () => {
+      consumed += length;
+      ack();
+    });
+  };
+  // output that arrives before the attach answer waits here (set while subscribed ahead of the attach)
+  let early: Msg[] | undefined;
+  const subscribe = async (subject: string): Promise<void> => {
+    const nc = await app.agents.connection();
+    subscription = nc.subscribe(subject, {
+      callback: (error, message) => {
+        if (error) return fail(new VirtError('AGENT_UNREACHABLE', `${relay.what} subscription failed: ${error.message}`, { cause: error }));
+        if (early) early.push(message);
+        else forward(message);
+      },
+    });
+    // the socket closed while the subscription was made: its close handler has run already
+    if (closed) void subscription.unsubscribe();
+  };
+
   void (async () => {
+    // not known ahead (the lookup failed): subscribed after the attach as before; the attach reports a missing domain itself
+    const ahead = await relay.outputSubject?.().catch((error: unknown) => void request.log.debug({ err: error }, `${relay.what}: output subscribed after the attach`));
+    if (ahead) {
+      early = [];
+      await subscribe(ahead);
+    }
     const attachment = await relay.attach();
     session = attachment.session;
     audit(101);
@@ -155,23 +200,18 @@ export function relayWebSocket(app: FastifyInstance, socket: RelaySocket, reques
       return;
     }
     if (attachment.windowBytes !== undefined) ackThreshold = Math.max(1, Math.floor(attachment.windowBytes / 4));
-    const nc = await app.agents.connection();
-    subscription = nc.subscribe(attachment.subject, {
-      callback: (error, message) => {
-        if (error) return fail(new VirtError('AGENT_UNREACHABLE', `${relay.what} subscription failed: ${error.message}`, { cause: error }));
-        const ended = message.headers?.get(ConsoleHeaders.End);
-        if (ended) return end(ended);
-        if (socket.readyState !== socket.OPEN) return;
-        touch();
-        const length = message.data.length;
-        // the send callback runs once ws handed the bytes to the kernel: the browser's pace becomes the agent's
-        socket.send(message.data, { binary: true }, () => {
-          consumed += length;
-          ack();
-        });
-      },
-    });
-    if (attachment.history && attachment.history.length > 0) socket.send(attachment.history, { binary: true });
+    if (ahead !== attachment.subject) {
+      void subscription?.unsubscribe();
+      early = undefined;
+      await subscribe(attachment.subject);
+    }
+    const history = attachment.history ?? Buffer.alloc(0);
+    if (history.length > 0) socket.send(history, { binary: true });
+    if (early) {
+      const held = early;
+      early = undefined;
+      for (const message of held.slice(alreadyInHistory(history, held))) forward(message);
+    }
     for (const bytes of pending.splice(0)) write(bytes);
     ack(true);
     // a stop between the attach and the subscription published its end before anyone listened
