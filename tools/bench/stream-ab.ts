@@ -23,7 +23,8 @@ const nats = await startNatsServer();
 const servers = natsConfigs ? await Promise.all(natsConfigs.map((config) => startNatsServer({ config }))) : [];
 const connections = await Promise.all([nats, ...servers].map((server) => connect({ servers: server.url })));
 const clients = connections.map((nc) => new VirtClient(nc, 60_000));
-const children: { kill: () => void }[] = [];
+/** Stops of the agents and gateways started, each resolving once its process has exited (so their state dirs can go). */
+const stops: (() => Promise<unknown>)[] = [];
 let libvirt: Libvirt | undefined;
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -63,14 +64,18 @@ try {
     const client = clients[servers[i] ? i + 1 : 0]!;
     const args = agentArgs({ node, natsUrl: server.url, stateDir: join(root, node), extraArgs: QUIET_AGENT_ARGS }).map((a) => (a === builtBundle('virtbus-agent') ? bundle : a));
     const child = spawn(process.execPath, [...(process.env.AB_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(process.env.AB_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.AB_PROF}/agent${i}`] : []), ...args], { stdio: ['ignore', process.env.AB_VERBOSE ? 'inherit' : 'ignore', 'inherit'] });
-    children.push(child);
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    stops.push(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+      return exited;
+    });
     for (let attempt = 0; ; attempt++) {
       if (await client.call(node, 'node.info', {}, { timeoutMs: 1000 }).then(() => true, () => false)) break;
       if (attempt > 300 || child.exitCode !== null) throw new Error(`agent ${bundle} did not come up`);
       await new Promise((r) => setTimeout(r, 100));
     }
     const gateway = await spawnGatewayProcess(server.url, node, gatewayBundles[i]);
-    children.push({ kill: () => void gateway.stop() });
+    stops.push(gateway.stop);
     stacks.push({ label: `${i}: ${bundle.split('/').slice(-3).join('/')} + ${gatewayBundles[i]!.split('/').slice(-3).join('/')}${natsConfigs ? ` (${natsConfigs[i] || 'default server'})` : ''}`, node, agent: child.pid!, gateway, nats: server.pid });
   }
   const source = join(root, 'source.img');
@@ -119,7 +124,7 @@ try {
     }
   }
 } finally {
-  for (const child of children) child.kill();
+  await Promise.all(stops.map((stop) => stop()));
   await libvirt?.stop();
   await Promise.all(connections.map((nc) => nc.close()));
   await Promise.all([nats, ...servers].map((server) => server.stop()));
