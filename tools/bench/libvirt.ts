@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
@@ -60,6 +61,8 @@ export interface LibvirtBenchResult {
    * through the gateway, virsh's (libvirtd; virsh itself not counted), and the raw NATS floor (both clients are this process).
    */
   volumeCpuSecPerGiB: Record<'upload' | 'download' | 'virshUpload' | 'virshDownload' | 'natsFloor', Record<string, number>>;
+  /** CPUs of the host the transfers shared (os.availableParallelism). */
+  cores?: number;
   /** KiB: idle RSS of the agent (built code, qemu driver, no domain) vs libvirtd (no domain), both ready and settled, same moment. */
   idleRssKiB: Compared;
   /** KiB: a bare `node -e` process kept alive by a timer, read at the same moment: the share of the agent's RSS no agent code makes. */
@@ -273,6 +276,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       natsBulkMiBs: round(median(natsBulk), 1),
       checksumsEqual,
       volumeCpuSecPerGiB: cpu.perGiB((volumeRuns * fileMiB) / 1024) as LibvirtBenchResult['volumeCpuSecPerGiB'],
+      cores: availableParallelism(),
       idleRssKiB,
       bareNodeRssKiB,
       viaLibvirtDriver,

@@ -1,6 +1,7 @@
 // Volume stream A/B: AGENT_BUNDLES / GW_BUNDLES (comma lists, same length; default the built ones) as stacks on one nats-server,
 // AB_MIB (256) MiB up and down through each in turn for AB_RUNS (3) rounds, with virsh vol-upload/-download of the same file
 // interleaved (AB_VIRSH=0 skips it): MiB/s, CPU s per GiB per process and peak RSS growth (MiB) per transfer, medians.
+// AB_NATS_CONFIGS (`|`-separated, one per stack): each stack gets its own nats-server with these config lines (e.g. `max_payload: 8MB`).
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,10 +18,13 @@ const runs = Number(process.env.AB_RUNS ?? 3);
 const agentBundles = process.env.AGENT_BUNDLES?.split(',') ?? [builtBundle('virtbus-agent')];
 const gatewayBundles = process.env.GW_BUNDLES?.split(',') ?? agentBundles.map(() => builtBundle('virtbus-gateway'));
 const root = await mkdtemp(join(tmpdir(), 'stream-ab-'));
+const natsConfigs = process.env.AB_NATS_CONFIGS?.split('|');
 const nats = await startNatsServer();
-const nc = await connect({ servers: nats.url });
-const client = new VirtClient(nc, 60_000);
-const children: { kill: () => void }[] = [];
+const servers = natsConfigs ? await Promise.all(natsConfigs.map((config) => startNatsServer({ config }))) : [];
+const connections = await Promise.all([nats, ...servers].map((server) => connect({ servers: server.url })));
+const clients = connections.map((nc) => new VirtClient(nc, 60_000));
+/** Stops of the agents and gateways started, each resolving once its process has exited (so their state dirs can go). */
+const stops: (() => Promise<unknown>)[] = [];
 let libvirt: Libvirt | undefined;
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -56,17 +60,23 @@ try {
   const stacks = [];
   for (const [i, bundle] of agentBundles.entries()) {
     const node = `ab${i}`;
-    const args = agentArgs({ node, natsUrl: nats.url, stateDir: join(root, node), extraArgs: QUIET_AGENT_ARGS }).map((a) => (a === builtBundle('virtbus-agent') ? bundle : a));
+    const server = servers[i] ?? nats;
+    const client = clients[servers[i] ? i + 1 : 0]!;
+    const args = agentArgs({ node, natsUrl: server.url, stateDir: join(root, node), extraArgs: QUIET_AGENT_ARGS }).map((a) => (a === builtBundle('virtbus-agent') ? bundle : a));
     const child = spawn(process.execPath, [...(process.env.AB_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(process.env.AB_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.AB_PROF}/agent${i}`] : []), ...args], { stdio: ['ignore', process.env.AB_VERBOSE ? 'inherit' : 'ignore', 'inherit'] });
-    children.push(child);
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    stops.push(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+      return exited;
+    });
     for (let attempt = 0; ; attempt++) {
       if (await client.call(node, 'node.info', {}, { timeoutMs: 1000 }).then(() => true, () => false)) break;
       if (attempt > 300 || child.exitCode !== null) throw new Error(`agent ${bundle} did not come up`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    const gateway = await spawnGatewayProcess(nats.url, node, gatewayBundles[i]);
-    children.push({ kill: () => void gateway.stop() });
-    stacks.push({ label: `${i}: ${bundle.split('/').slice(-2).join('/')} + ${gatewayBundles[i]!.split('/').slice(-2).join('/')}`, node, agent: child.pid!, gateway });
+    const gateway = await spawnGatewayProcess(server.url, node, gatewayBundles[i]);
+    stops.push(gateway.stop);
+    stacks.push({ label: `${i}: ${bundle.split('/').slice(-3).join('/')} + ${gatewayBundles[i]!.split('/').slice(-3).join('/')}${natsConfigs ? ` (${natsConfigs[i] || 'default server'})` : ''}`, node, agent: child.pid!, gateway, nats: server.pid });
   }
   const source = join(root, 'source.img');
   const sha = await writeRandomFile(source, fileMiB);
@@ -86,7 +96,7 @@ try {
   for (let r = 0; r < runs; r++) {
     for (const stack of stacks) {
       const url = `${stack.gateway.url}/v1/nodes/${stack.node}/storage-pools/default/volumes/ab.raw/content`;
-      const pids = { gateway: stack.gateway.pid, agent: stack.agent, 'nats-server': nats.pid };
+      const pids = { gateway: stack.gateway.pid, agent: stack.agent, 'nats-server': stack.nats };
       add(stack.label, 'up', await measure(pids, () => upload(source, `${url}?create=true`, fileMiB * MiB)));
       add(stack.label, 'down', await measure(pids, () => download(url, back)));
       checksumsEqual &&= (await sha256Of(back)) === sha;
@@ -114,9 +124,9 @@ try {
     }
   }
 } finally {
-  for (const child of children) child.kill();
+  await Promise.all(stops.map((stop) => stop()));
   await libvirt?.stop();
-  await nc.close();
-  await nats.stop();
+  await Promise.all(connections.map((nc) => nc.close()));
+  await Promise.all([nats, ...servers].map((server) => server.stop()));
   await rm(root, { recursive: true, force: true });
 }

@@ -20,4 +20,4 @@ export {
   type RegisteredNode,
 } from './node-registry.js';
 export { RECONNECT_FOREVER } from './reconnect.js';
-export { releaseNatsPayload, tuneNatsBuffers } from './nats-buffers.js';
+export { natsChunkBuffer, releaseNatsPayload, tuneNatsBuffers, whenNatsWritten } from './nats-buffers.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { Kind, Parser, ProtocolHandler, type ParserEvent } from '@nats-io/nats-core/internal';
+import { DataBuffer, Kind, Parser, ProtocolHandler, type ParserEvent } from '@nats-io/nats-core/internal';
 import { describe, expect, it } from 'vitest';
-import { releaseNatsPayload, tuneNatsBuffers } from './nats-buffers.js';
+import { natsChunkBuffer, releaseNatsPayload, tuneNatsBuffers, whenNatsWritten } from './nats-buffers.js';
 
 const flushOf = () => (ProtocolHandler.prototype as unknown as { flushPending?: () => void }).flushPending;
 const untunedFlush = flushOf();
@@ -43,5 +43,30 @@ describe('tuneNatsBuffers', () => {
     tuneNatsBuffers();
     expect(untunedFlush).toBeTypeOf('function');
     expect(flushOf()).not.toBe(untunedFlush);
+  });
+
+  it('gives an outbound chunk back only after the socket has written it, and hands it out again afterwards', () => {
+    tuneNatsBuffers();
+    const chunk = natsChunkBuffer(960 * 1024);
+    chunk.fill(7);
+    const done: unknown[] = [];
+    whenNatsWritten(chunk, () => {
+      done.push(chunk);
+      releaseNatsPayload(chunk);
+    });
+    const writes: { piece: Uint8Array; callback: () => void }[] = [];
+    const socket = { cork() {}, uncork() {}, write: (piece: Uint8Array, callback: () => void) => writes.push({ piece, callback }) };
+    const outbound = new DataBuffer();
+    outbound.fill(Buffer.from('HPUB a 10 983050\r\n'), Buffer.alloc(10), chunk, Buffer.from('\r\n'));
+    const handler = { infoReceived: true, connected: true, outbound, transport: { socket, isClosed: false } };
+    (ProtocolHandler.prototype as unknown as { flushPending(this: unknown): void }).flushPending.call(handler);
+    expect(writes.some((write) => write.piece === chunk)).toBe(true);
+    // written by the socket later: until then the buffer is not handed out again
+    expect(natsChunkBuffer(960 * 1024).buffer).not.toBe(chunk.buffer);
+    expect(done).toHaveLength(0);
+    writes.forEach((write) => write.callback());
+    expect(done).toHaveLength(1);
+    expect(done[0]).toBe(chunk);
+    expect(natsChunkBuffer(960 * 1024).buffer).toBe(chunk.buffer);
   });
 });

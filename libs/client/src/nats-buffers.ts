@@ -30,6 +30,22 @@ export function releaseNatsPayload(data: Uint8Array): void {
   if (pooled.has(data.buffer) && free.length < POOL_LIMIT && !free.includes(data.buffer as ArrayBuffer)) free.push(data.buffer as ArrayBuffer);
 }
 
+/** Outbound payloads whose buffer goes back to the pool once the socket has written them (whenNatsWritten). */
+const onWritten = new WeakMap<ArrayBufferLike, () => void>();
+
+/** A buffer for an outbound volume chunk, from the same pool; it comes back through whenNatsWritten + releaseNatsPayload. */
+export function natsChunkBuffer(size: number): Uint8Array {
+  return new Uint8Array(payloadBuffer(size), 0, size);
+}
+
+/**
+ * Runs `done` once the socket has written `data`, a payload about to be published (call it first: a publish may flush at once),
+ * through the tuned flush's writev; never when nats.js packs it into a copy instead (then the GC frees it).
+ */
+export function whenNatsWritten(data: Uint8Array, done: () => void): void {
+  onWritten.set(data.buffer, done);
+}
+
 let tuned = false;
 
 /**
@@ -66,7 +82,11 @@ export function tuneNatsBuffers(): void {
     }
     socket.cork();
     // Write errors surface on the read side, as in nats.js's own send.
-    for (const piece of out.buffers) socket.write(piece, ignoreWriteError);
+    for (const piece of out.buffers) {
+      const done = onWritten.get(piece.buffer);
+      if (done) onWritten.delete(piece.buffer);
+      socket.write(piece, done ? () => done() : ignoreWriteError);
+    }
     socket.uncork();
     out.reset();
   };

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { StreamActions, StreamHeaders, Subjects, VirtError, type StreamSession } from '@virtbus/api-contract';
-import { errorEnvelope, releaseNatsPayload, resultEnvelope } from '@virtbus/client';
+import { errorEnvelope, natsChunkBuffer, releaseNatsPayload, resultEnvelope, whenNatsWritten } from '@virtbus/client';
 import type { ReadSource, WriteTarget } from '@virtbus/drivers';
 import type { Logger } from 'pino';
 import type { OperationHandle, OperationManager } from './operations.js';
@@ -167,8 +167,8 @@ export class ContentStreams {
     });
 
     const readChunk = async (offset: number, length: number): Promise<Uint8Array> => {
-      // A fresh buffer per chunk: nats.js keeps a reference to a reply's bytes until it flushes them.
-      const buffer = Buffer.allocUnsafeSlow(length);
+      // A pooled buffer per chunk, back in the pool once the socket has written the reply (nats.js holds it until then).
+      const buffer = natsChunkBuffer(length);
       let done = 0;
       while (done < length) {
         const { bytesRead } = await source.handle.read(buffer, done, length - done, offset + done);
@@ -239,6 +239,7 @@ export class ContentStreams {
           hash.update(chunk);
           sent += chunk.length;
           op.progress(sent);
+          whenNatsWritten(chunk, () => releaseNatsPayload(chunk));
           msg.respond(chunk, { headers: chunkHeaders(StreamActions.Chunk) });
         });
         if (reads.size >= IO_WINDOW) await Promise.race(reads);

@@ -119,14 +119,16 @@ function abortSession(nc: NatsConnection, session: StreamSession): void {
  * Pulls the volume with up to DOWNLOAD_WINDOW pulls in flight (offsets known from the size and the chunk size), yielding the
  * chunks in order; the window only moves when the HTTP response takes a chunk. Without a size it pulls one at a time.
  */
-async function* pullDownload(nc: NatsConnection, session: StreamSession, onDone: (sha256: string) => void, allWritten: () => boolean): AsyncGenerator<Buffer> {
+async function* pullDownload(nc: NatsConnection, session: StreamSession, onDone: (sha256: string) => void, unwritten: () => number): AsyncGenerator<Buffer> {
   const size = session.sizeBytes;
   const window = size === undefined ? 1 : DOWNLOAD_WINDOW;
   const pulls: { offset: number; reply: Promise<Msg> }[] = [];
   let next = 0;
   let lastPulled = false;
   let done = false;
-  const held: Uint8Array[] = [];
+  /** Chunks yielded and not yet given back, with the byte count yielded up to the end of each. */
+  const held: { end: number; data: Uint8Array }[] = [];
+  let yielded = 0;
   const pull = (offset: number) => {
     const headers = natsHeaders();
     headers.set(StreamHeaders.Offset, String(offset));
@@ -160,11 +162,14 @@ async function* pullDownload(nc: NatsConnection, session: StreamSession, onDone:
       } else if (reply.data.length !== Math.min(session.chunkBytes, size - head.offset)) {
         throw new VirtError('OPERATION_FAILED', `chunk at ${head.offset} has ${reply.data.length} bytes`);
       }
-      // Chunks yielded before are in the kernel once the stream and the response hold no bytes: their buffers go back to
-      // nats.js's pool for the next chunk. A few at most wait for that; older ones are left to the GC.
-      if (allWritten()) held.splice(0).forEach(releaseNatsPayload);
+      // A yielded chunk is in the kernel once the bytes yielded after it cover all the stream and the response still hold
+      // (their counts include HTTP framing, so this errs late): its buffer goes back to nats.js's pool for the next chunk.
+      // A few at most wait for that; older ones are left to the GC.
+      const written = yielded - unwritten();
+      while (held.length > 0 && held[0]!.end <= written) releaseNatsPayload(held.shift()!.data);
       if (held.length >= DOWNLOAD_WINDOW) held.shift();
-      held.push(reply.data);
+      yielded += reply.data.length;
+      held.push({ end: yielded, data: reply.data });
       yield Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength);
     }
   } finally {
@@ -224,8 +229,8 @@ export const storageRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const session = await app.agents.call(request.params.node, 'volume.download', { pool: request.params.pool, volume: request.params.vol });
       const nc = await app.agents.connection();
       let sha256 = '';
-      const allWritten = () => stream.readableLength === 0 && reply.raw.writableLength === 0;
-      const stream: Readable = Readable.from(pullDownload(nc, session, (digest) => (sha256 = digest), allWritten), { objectMode: false, highWaterMark: session.chunkBytes });
+      const unwritten = () => stream.readableLength + reply.raw.writableLength;
+      const stream: Readable = Readable.from(pullDownload(nc, session, (digest) => (sha256 = digest), unwritten), { objectMode: false, highWaterMark: session.chunkBytes });
       reply.header('content-type', 'application/octet-stream');
       reply.header('x-virtbus-operation', session.operation.id);
       reply.header('x-virtbus-size', String(session.sizeBytes ?? 0));
