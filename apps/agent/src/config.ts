@@ -39,7 +39,8 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
   --drivers LIST       drivers to load (default: VIRTBUS_DRIVERS or all: ${DriverNames.join(',')}; libvirt only with --libvirt-uri)
   --libvirt-uri URI    front this host's libvirtd as driver libvirt: qemu:///system, xen:///system, vz:///system, test:///default,
                        qemu+unix:///system?socket=PATH, qemu+tls://HOST/system[?pkipath=DIR]
-                       (default: VIRTBUS_LIBVIRT_URI; none = no libvirt driver)
+                       (default: VIRTBUS_LIBVIRT_URI; none = no libvirt driver; VIRTBUS_LIBVIRT_ROOT: libvirtd's / as seen
+                       here, e.g. /host in a container, to reach the VNC sockets libvirt makes)
   --log-level LEVEL    pino level (default: VIRTBUS_LOG_LEVEL or info)
   --netns NAME         keep this node's bridges, taps, dnsmasq and nft tables in network namespace /run/netns/NAME (default: VIRTBUS_NETNS)
   --metrics-address A  host:port of /metrics, or off (default: VIRTBUS_METRICS_ADDRESS or 127.0.0.1:9177; port 0 = any)
@@ -151,7 +152,7 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
     nats,
     stateDir: values['state-dir'] ?? env.VIRTBUS_STATE_DIR ?? defaultStateDir(node),
     drivers,
-    driverOptions: { test: { latencyMs: latency }, ...(libvirtUri ? { libvirt: { uri: libvirtUri } } : {}) },
+    driverOptions: { test: { latencyMs: latency }, ...(libvirtUri ? { libvirt: { uri: libvirtUri, ...(env.VIRTBUS_LIBVIRT_ROOT ? { root: env.VIRTBUS_LIBVIRT_ROOT } : {}) } } : {}) },
     monitoring: {
       metricsAddress,
       metricsCacheMs: numberOption('--metrics-cache-ms', values['metrics-cache-ms'] ?? env.VIRTBUS_METRICS_CACHE_MS, DEFAULT_METRICS_CACHE_MS),

@@ -5,12 +5,14 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { vmOnlyFields } from '../qemu/machine.js';
 import { DomainStates, isActive, StateReasons, VirtError, type DomainSnapshot, type SnapshotKind, type DomainEventDetails, type DomainEventName as ContractEventName, type DomainConfig, type DomainsPost, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
-import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, NativeDefinitionCapability, ResourceCapability, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
+import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, ExecCapability, GraphicsCapability, GuestAgentCapability, HypervisorDriver, NativeDefinitionCapability, ResourceCapability, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
 import { diskTargets, macFor } from '../qemu/command-line.js';
 import { libvirtdAddress, LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
-import { configFromDomainXml } from './domain-xml.js';
+import { LibvirtGraphics } from './graphics.js';
+import { LibvirtGuestAgent } from './guest-agent.js';
+import { configFromDomainXml, escapeXml } from './domain-xml.js';
 import { readSaveHeader, writeSaveFile } from '../save-file.js';
 import { AffectFlag, DomainEvents, ListDomainsFlag, SaveFlag, UndefineFlag, XmlFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
 import { decodeXdr } from './xdr.js';
@@ -28,6 +30,8 @@ export interface LibvirtDriverOptions {
   /** libvirt URI of the host's libvirtd (`qemu:///system`, `xen:///system`, `test:///default`, `qemu+unix:///system?socket=…`). */
   uri: string;
   callTimeoutMs?: number;
+  /** libvirtd's file system root as the agent sees it (e.g. `/host` in a container, `/proc/PID/root`); default: shared. Used to reach the VNC sockets libvirt makes. */
+  root?: string;
   /** Non-lifecycle domain events as libvirt sends them (they also go to DriverContext.domainEvent in the contract's catalogue; lifecycle ones to observedState). */
   onDomainEvent?: (event: LibvirtDomainEvent) => void;
 }
@@ -166,8 +170,6 @@ export const NATIVE_DEFINITION = { definition: 'libvirt-xml' } as const;
 const isNativeDefinition = (domain: DomainRecord) => domain.runtime?.['definition'] === NATIVE_DEFINITION.definition;
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
-
 /** libvirt's (state, reason) numbers to virtbus' names: both follow virDomainState and its per-state reason enums. */
 export function runStateOf(state: number, reason: number): RunState {
   const name: DomainState = DomainStates[state] ?? 'nostate';
@@ -211,6 +213,8 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
       return `<interface type='${nic.type}'>${source}<mac address='${nic.mac ?? macFor(config.uuid, index)}'/><model type='${nic.model ?? 'virtio'}'/></interface>`;
     });
   const console = (config.console?.type ?? 'serial') === 'serial' ? "<serial type='pty'/><console type='pty'/>" : '';
+  // QEMU domains get qemu-ga's channel like the qemu driver's (libvirt makes its socket and talks to the agent itself)
+  const agentChannel = hypervisor === 'qemu' || hypervisor === 'kvm' ? "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>" : '';
   // VNC on a unix socket libvirt places in the domain's own directory (never a TCP port), like the qemu driver's
   const graphics =
     config.graphics && config.graphics.type !== 'none'
@@ -221,14 +225,14 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
   return (
     `<domain type=${attr(hypervisor)}><name>${escapeXml(config.name)}</name><uuid>${config.uuid}</uuid>` +
     `<memory unit='MiB'>${config.memory}</memory>${currentMemory}<vcpu>${config.vcpus}</vcpu><os>${osXml}</os><features><acpi/></features>` +
-    `<devices>${disks.join('')}${nics.join('')}${console}${graphics}</devices></domain>`
+    `<devices>${disks.join('')}${nics.join('')}${console}${agentChannel}${graphics}</devices></domain>`
   );
 }
 
 /**
  * Fronts a host's libvirtd over its remote protocol: the agent owns the definition and defines it into libvirt on
  * every start; libvirt runs the domain with whatever hypervisor the URI names. Capability groups libvirt has no
- * procedures for here yet (hotplug, graphics, guest agent, block jobs, migration, …) are absent: the agent answers OPERATION_UNSUPPORTED.
+ * procedures for here yet (hotplug, block jobs, migration, …) are absent: the agent answers OPERATION_UNSUPPORTED.
  */
 export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability, NativeDefinitionCapability, ResourceCapability, SnapshotCapability, SaveRestoreCapability {
   readonly name = 'libvirt';
@@ -242,6 +246,24 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   readonly resources: ResourceCapability = this;
   readonly snapshots: SnapshotCapability = this;
   readonly saveRestore: SaveRestoreCapability = this;
+  private readonly qemuGraphics = new LibvirtGraphics({
+    connection: () => this.connection(),
+    lookup: (domain) => this.lookup(domain),
+    liveXml: async (domain, secure) => (await this.connection().call('domainGetXmlDesc', { dom: await this.lookup(domain), flags: secure ? XmlFlag.SECURE : 0 })).xml,
+    root: () => this.options.root ?? '',
+  });
+  private readonly qemuAgent = new LibvirtGuestAgent({ connection: () => this.connection(), lookup: (domain) => this.lookup(domain) });
+  /** VNC relay, screenshot, send-key: QEMU domains (libvirt's test driver has no VNC socket to relay). */
+  get graphics(): GraphicsCapability | undefined {
+    return this.hypervisor === 'qemu' ? this.qemuGraphics : undefined;
+  }
+  /** qemu-ga through libvirt: QEMU domains only (the agent pass-through is libvirt-qemu's). */
+  get guestAgent(): GuestAgentCapability | undefined {
+    return this.hypervisor === 'qemu' ? this.qemuAgent : undefined;
+  }
+  get exec(): ExecCapability | undefined {
+    return this.hypervisor === 'qemu' ? this.qemuAgent : undefined;
+  }
   private client: LibvirtClient | undefined;
   private connectError: Error | undefined;
   /** libvirt's driver type lower-cased (`qemu`, `xen`, `vz`, `test`, …), the domain XML's type. */
