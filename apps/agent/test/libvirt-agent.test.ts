@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { OperationNames, VirtError, type OperationName, type OperationRequest } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { LibvirtClient } from '@virtbus/drivers';
-import { hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, storedNodeEvents, tearDown, useNatsBus, VIRSH, waitFor, type AgentProcess, type Libvirt } from '@virtbus/testing';
+import { decodePng, ensureTestGuest, GUEST_VGA_MARKER, hasBinaryOrSkip, litPixels, rejectsWith, spawnAgent, startLibvirt, storedNodeEvents, tearDown, useNatsBus, VIRSH, waitFor, type AgentProcess, type Libvirt } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -26,6 +26,9 @@ interface TableContext {
   session?: string;
   /** libvirt's XML of the running domain, once its devices and resources changed. */
   xml?: string;
+  /** What the exec and screenshot rows answered. */
+  exec?: { stdout: string; exitCode: number };
+  screenshot?: string;
 }
 type Row<N extends OperationName> = {
   /** The capability group (as probe() names it) the operation needs; absent: every driver answers it. */
@@ -49,7 +52,7 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.import': { needs: 'native-xml', request: ({ imported }) => ({ domains: [imported] }) },
   'domain.stats': { needs: 'stats', request: ({ id }) => ({ id }) },
   'domain.stats.all': { request: () => ({}) },
-  'domain.exec': { needs: 'exec', request: ({ id }) => ({ id, exec: { command: ['true'] } }) },
+  'domain.exec': { needs: 'exec', request: ({ id }) => ({ id, exec: { command: ['/bin/sh', '-c', 'echo lv-$((6*7))'] } }), keep: (result, ctx) => (ctx.exec = result as TableContext['exec']) },
   'domain.console.read': { needs: 'console', request: ({ id }) => ({ id }) },
   'domain.console.attach': { needs: 'console', request: ({ id }) => ({ id }), keep: (result, ctx) => (ctx.session = (result as { session: string }).session) },
   'domain.console.write': { needs: 'console', request: ({ id, session }) => ({ id, session: session ?? 'none', data: 'DQ==' }) },
@@ -74,7 +77,7 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.graphics.attach': { needs: 'graphics', request: ({ id }) => ({ id }), keep: (result, ctx) => (ctx.session = (result as { session: string }).session) },
   'domain.graphics.write': { needs: 'graphics', request: ({ id, session }) => ({ id, session: session ?? 'none' }) },
   'domain.graphics.detach': { needs: 'graphics', request: ({ id, session }) => ({ id, session: session ?? 'none' }) },
-  'domain.screenshot': { needs: 'graphics', request: ({ id }) => ({ id }) },
+  'domain.screenshot': { needs: 'graphics', request: ({ id }) => ({ id }), keep: (result, ctx) => (ctx.screenshot = (result as { data: string }).data) },
   'domain.sendKey': { needs: 'graphics', request: ({ id }) => ({ id, keys: ['a'] }) },
   // from a disk image: the drivers that build a root disk from a pool volume (not libvirt's)
   'domain.define.image': { needs: 'define-image', request: ({ spare }) => ({ domain: { name: `${spare}-i`, driver: 'libvirt' }, image: { pool: 'default', volume: 'img' } }) },
@@ -102,6 +105,16 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.managedsave.get': { request: ({ id }) => ({ id }) },
   'domain.managedsave.remove': { needs: 'save-restore', request: ({ id }) => ({ id }), after: { operation: 'domain.managedsave', missing: 'OPERATION_INVALID' } },
 };
+
+/** Whether the middle of the test guest's VGA marker block has its colour in a base64 PNG screenshot (QEMU's PPM scales the 6-bit VGA DAC by 4: 168 for 170). */
+const markerShown = (png: string) => markerColour(png).every((value, i) => Math.abs(value - GUEST_VGA_MARKER.rgb[i]!) <= 4);
+function markerColour(png: string): number[] {
+  const image = decodePng(Buffer.from(png, 'base64'));
+  const { block, columns, rows } = GUEST_VGA_MARKER;
+  const [x, y] = [Math.floor(((block.column + block.width / 2) * image.width) / columns), Math.floor(((block.row + block.height / 2) * image.height) / rows)];
+  const at = (y * image.width + x) * image.channels;
+  return [...image.pixels.subarray(at, at + 3)];
+}
 
 /** Runs every domain operation of the contract on `node`: each works, or answers OPERATION_UNSUPPORTED because the driver lacks the capability it needs. */
 async function runDomainTable(client: VirtClient, node: string, ctx: TableContext): Promise<Record<string, string>> {
@@ -156,8 +169,8 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     );
     await virshOn(on, 'define', xml);
   };
-  /** The table on a running domain of `node`, then its domains go. */
-  const domainTable = async (node: string, on: string, type: string) => {
+  /** The table on a running domain of `node` (booting `os` when given), then its domains go. */
+  const domainTable = async (node: string, on: string, type: string, os?: { kernel: string; initrd: string; cmdline: string }) => {
     expect(Object.keys(DOMAIN_TABLE).sort()).toEqual(OperationNames.filter((name) => name.startsWith('domain.')).sort());
     const ctx: TableContext = { id: `${tag}-${type}`, spare: `${tag}-${type}x`, mac: '', file: join(root, 'tbl.img'), cdrom: '', imported: `${tag}-${type}i` };
     await writeFile(ctx.file, Buffer.alloc(1 << 20));
@@ -180,21 +193,34 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
       // test:/// has libvirt's network `default`; the private daemon's qemu:///system has none
       nics: [{ type: 'user' }, ...(type === 'test' ? [{ type: 'network' as const, source: 'default' }] : [])],
       graphics: { type: 'vnc' },
+      ...(os ? { os } : {}),
     });
     await client.call(node, 'domain.state', { id: ctx.id, change: { action: 'start' } });
+    // the guest's qemu-ga answers through libvirt once it booted
+    if (os) await waitFor('qemu-ga through libvirt', () => client.call(node, 'domain.agent.ping', { id: ctx.id }).then(() => true, () => false), 180_000);
+    // /init draws its VGA marker after starting qemu-ga
+    if (os) await waitFor('the VGA marker in a screenshot', async () => markerShown((await client.call(node, 'domain.screenshot', { id: ctx.id })).data), 60_000);
     ctx.mac = domain.config.nics[0]!.mac!;
     ctx.cdrom = domain.config.disks[1]!.target ?? 'hda';
     const [driver] = (await client.call(node, 'node.info', {})).drivers;
     try {
       expect(await runDomainTable(client, node, ctx)).toEqual(expectedOutcomes(driver!.capabilities));
+      if (os) {
+        // the guest's own output, and its screen: not blank, with the marker its /init draws on the VGA console
+        expect(ctx.exec).toMatchObject({ exitCode: 0, stdout: 'lv-42\n' });
+        expect(litPixels(decodePng(Buffer.from(ctx.screenshot ?? '', 'base64')))).toBeGreaterThan(0);
+        expect(markerShown(ctx.screenshot ?? ''), `marker colour ${markerColour(ctx.screenshot ?? '').join()}`).toBe(true);
+      }
       // rendered for libvirt: VNC on a unix socket (never a TCP port), the cdrom, the balloon target the table set
       const xml = ctx.xml ?? '';
       expect(xml).toMatch(/<graphics type='vnc'[^>]*>\s*<listen type='socket'/);
       expect(xml).toContain(`<source file='${ctx.file}.iso'`);
       expect(xml).toContain(`<source file='${join(pool, 'data.qcow2')}'`);
       if (type === 'test') expect(xml).toMatch(/<interface type='network'>[\s\S]*?<source network='default'/);
-      // QEMU's XML shows the balloon the guest reached (this one has no balloon driver); test:/// shows the target
-      expect(xml).toContain(`<currentMemory unit='KiB'>${type === 'test' ? 98304 : 131072}</currentMemory>`);
+      // test:/// shows the balloon target; QEMU's XML what the guest gave back so far (between the target and the start)
+      const current = Number(/<currentMemory unit='KiB'>(\d+)<\/currentMemory>/.exec(xml)?.[1]);
+      if (type === 'test') expect(current).toBe(98304);
+      else expect(current).toSatisfy((kib: number) => kib >= 98304 && kib <= 131072);
       const imported = await client.call(node, 'domain.get', { id: ctx.imported });
       expect(imported.config).toMatchObject({
         disks: [{ source: { path: ctx.file }, format: 'raw', bus: 'virtio', device: 'disk' }],
@@ -352,7 +378,15 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     let qemuAgent: AgentProcess | undefined;
     const qemuUri = () => `qemu+unix:///system?socket=${libvirt.socket}`;
     beforeAll(async () => {
-      qemuAgent = await spawnAgent({ node: QEMU_NODE, natsUrl: bus.server.url, stateDir: join(root, 'qagent'), drivers: 'libvirt', extraArgs: ['--libvirt-uri', qemuUri()], env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+      // the private libvirtd's / (its VNC sockets sit in its own /var/lib/libvirt) as the agent sees it
+      qemuAgent = await spawnAgent({
+        node: QEMU_NODE,
+        natsUrl: bus.server.url,
+        stateDir: join(root, 'qagent'),
+        drivers: 'libvirt',
+        extraArgs: ['--libvirt-uri', qemuUri()],
+        env: { VIRTBUS_METRICS_ADDRESS: 'off', VIRTBUS_LIBVIRT_ROOT: `/proc/${libvirt.libvirtdPid()}/root` },
+      });
     });
     afterAll(async () => {
       // QEMU domains outlive libvirtd by design: ours go first
@@ -365,7 +399,8 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     });
 
     it('runs every domain operation of the contract: working, or OPERATION_UNSUPPORTED where the driver lacks the capability', async () => {
-      await domainTable(QEMU_NODE, qemuUri(), 'qemu');
-    });
+      const guest = await ensureTestGuest();
+      await domainTable(QEMU_NODE, qemuUri(), 'qemu', { kernel: guest.kernel, initrd: guest.agentInitrd, cmdline: guest.cmdline });
+    }, 400_000);
   });
 });
