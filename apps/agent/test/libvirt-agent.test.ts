@@ -200,6 +200,11 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     if (os) await waitFor('qemu-ga through libvirt', () => client.call(node, 'domain.agent.ping', { id: ctx.id }).then(() => true, () => false), 180_000);
     // /init draws its VGA marker after starting qemu-ga
     if (os) await waitFor('the VGA marker in a screenshot', async () => markerShown((await client.call(node, 'domain.screenshot', { id: ctx.id })).data), 60_000);
+    if (os) {
+      // a quiesced snapshot: the agent freezes through virDomainFSFreeze, libvirt snapshots, the agent thaws
+      expect(await client.call(node, 'domain.snapshot.create', { id: ctx.id, snapshot: { name: 'quiesced', quiesce: true } })).toMatchObject({ name: 'quiesced' });
+      expect(await client.call(node, 'domain.fs.thaw', { id: ctx.id })).toEqual({ filesystems: 0 });
+    }
     ctx.mac = domain.config.nics[0]!.mac!;
     ctx.cdrom = domain.config.disks[1]!.target ?? 'hda';
     const [driver] = (await client.call(node, 'node.info', {})).drivers;
