@@ -391,6 +391,8 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         // a stream (not only calls) over the TLS connection: the console opens and closes cleanly
         const session = await driver.console!.openConsole(domain);
         session.close();
+        // libvirt's VNC socket is on libvirtd's host: no viewer relay over TLS
+        await rejectsWith(driver.graphics!.openGraphics(domain), 'OPERATION_UNSUPPORTED');
         expect(domain.apply(await driver.resume(domain))).toMatchObject({ state: 'running', reason: 'unpaused' });
         expect(await driver.domainStats(domain, { deadlineMs: 10_000 })).toMatchObject({ state: 'running', cpu: { timeNs: expect.any(Number) }, memory: { maximumBytes: 64 * 1024 * 1024 } });
         expect(domain.apply(await driver.destroy(domain))).toMatchObject({ state: 'shutoff', reason: 'destroyed' });

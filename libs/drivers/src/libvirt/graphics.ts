@@ -28,8 +28,8 @@ export interface LibvirtGraphicsHooks {
   lookup(domain: DomainRecord): Promise<DomainRef>;
   /** libvirt's live XML of the running domain (with its VNC password when `secure`). */
   liveXml(domain: DomainRecord, secure?: boolean): Promise<string>;
-  /** Where libvirtd's file system root is seen from the agent ('' when they share it). */
-  root(): string;
+  /** Where libvirtd's file system root is seen from the agent ('' when they share it); undefined: libvirtd is remote (TLS). */
+  root(): string | undefined;
 }
 
 /**
@@ -41,9 +41,12 @@ export class LibvirtGraphics implements GraphicsCapability {
   constructor(private readonly hooks: LibvirtGraphicsHooks) {}
 
   async openGraphics(domain: DomainRecord): Promise<GraphicsSession> {
+    const root = this.hooks.root();
+    // libvirt hands a remote client the VNC server only as a file descriptor (virDomainOpenGraphicsFD), which TLS cannot carry
+    if (root === undefined) throw new VirtError('OPERATION_UNSUPPORTED', `the VNC viewer of ${domain.config.name} needs libvirtd on the agent's host (a unix URI), not over TLS`);
     const socket = /<graphics type='vnc'[^>]*>\s*<listen type='socket' socket='([^']+)'/.exec(await this.hooks.liveXml(domain))?.[1];
     if (!socket) throw new VirtError('OPERATION_INVALID', `domain ${domain.config.name} runs without a VNC unix socket (define it with graphics.type vnc; the change applies at its next start)`);
-    return connectVnc(join(this.hooks.root() || '/', socket), `VNC server of ${domain.config.name}`);
+    return connectVnc(join(root || '/', socket), `VNC server of ${domain.config.name}`);
   }
 
   async screenshot(domain: DomainRecord): Promise<Buffer> {

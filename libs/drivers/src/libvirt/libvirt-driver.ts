@@ -250,7 +250,7 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
     connection: () => this.connection(),
     lookup: (domain) => this.lookup(domain),
     liveXml: async (domain, secure) => (await this.connection().call('domainGetXmlDesc', { dom: await this.lookup(domain), flags: secure ? XmlFlag.SECURE : 0 })).xml,
-    root: () => this.options.root ?? '',
+    root: () => (parseLibvirtUri(this.options.uri).tls ? undefined : (this.options.root ?? '')),
   });
   private readonly qemuAgent = new LibvirtGuestAgent({ connection: () => this.connection(), lookup: (domain) => this.lookup(domain) });
   /** VNC relay, screenshot, send-key: QEMU domains (libvirt's test driver has no VNC socket to relay). */
