@@ -215,6 +215,9 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
     expect(shot.data.subarray(1, 4).toString()).toBe('PNG');
     // the stream was finished on both sides: the connection goes on
     expect(await test.call('connectGetType', undefined)).toEqual({ type: 'TEST' });
+    // one larger than its bound is aborted (virStreamAbort), and the connection still goes on
+    await rejectsWith(test.readStream('domainScreenshot', { dom, screen: 0, flags: 0 }, 100), 'OPERATION_FAILED');
+    expect(await test.call('connectGetType', undefined)).toEqual({ type: 'TEST' });
     await test.call('domainSendKey', { dom, codeset: 0, holdtime: 50, keycodes: [29, 56, 111], flags: 0 });
     // libvirt 9.0's test driver has no virDomainGetGuestInfo: the daemon names the API the number reached (QEMU's answer: apps/agent/test/libvirt-agent.test.ts)
     const noGuestInfo = await rejectsWith(test.call('domainGetGuestInfo', { dom, types: 1 | 2 | 4 | 8, flags: 0 }), 'OPERATION_UNSUPPORTED');

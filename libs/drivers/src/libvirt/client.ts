@@ -221,7 +221,7 @@ export class LibvirtClient {
 
   /**
    * Calls a procedure whose data libvirtd sends back on a stream (domainScreenshot) and collects it: the call's reply
-   * and at most `maxBytes` of data; the end is acknowledged so libvirtd frees the stream.
+   * and at most `maxBytes` of data within the call timeout; the end is acknowledged so libvirtd frees the stream.
    */
   async readStream<P extends ProcedureName>(name: P, args: ProcedureArgs<P>, maxBytes: number): Promise<{ reply: ProcedureReply<P>; data: Buffer }> {
     this.serial = (this.serial + 1) >>> 0;
@@ -244,7 +244,13 @@ export class LibvirtClient {
       this.streams.delete(stream.serial);
       throw error;
     }
-    await ended;
+    // bounded like a call: a stream libvirtd never ends is given up
+    const timer = setTimeout(() => stream.abort(new VirtError('OPERATION_TIMEOUT', `libvirt ${name}: stream not ended in ${this.options.callTimeoutMs} ms`)), this.options.callTimeoutMs);
+    try {
+      await ended;
+    } finally {
+      clearTimeout(timer);
+    }
     return { reply, data: Buffer.concat(chunks) };
   }
 
