@@ -494,13 +494,14 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
   });
 
   describe.skipIf(!QEMU)('the QEMU test guest through libvirt (TCG)', () => {
-    it('boots from kernel + initrd to GUEST-READY on the console stream and shuts down by ACPI', async () => {
+    it('boots from kernel + initrd to GUEST-READY on the console stream, greets a viewer on libvirt\'s VNC socket and shuts down by ACPI', async () => {
       const guest = await ensureTestGuest();
       const domains = new Map<string, TestDomain>();
-      const driver = new LibvirtDriver({ uri: `qemu+unix:///system?socket=${socket}` });
+      // the private libvirtd's / as this process sees it: its VNC socket is in its own /var/lib/libvirt
+      const driver = new LibvirtDriver({ uri: `qemu+unix:///system?socket=${socket}`, root: `/proc/${libvirt.libvirtdPid()}/root` });
       await driver.init(makeDriverContext(join(root, 'driver-g'), domains, []));
       const domain = new TestDomain(
-        testDomainConfig({ name: `${tag}-guest`, driver: 'libvirt', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline }, nics: [{ type: 'user' }] }),
+        testDomainConfig({ name: `${tag}-guest`, driver: 'libvirt', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline }, nics: [{ type: 'user' }], graphics: { type: 'vnc' } }),
       );
       domains.set(domain.config.uuid, domain);
       try {
@@ -511,6 +512,14 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         domain.apply(await driver.resume(domain));
         await waitFor('GUEST-READY on the console', () => output.text().includes(GUEST_MARKERS.ready), 180_000, async () => `console: ${JSON.stringify(output.text().slice(-2000))}; ${await virsh('dumpxml', domain.config.name)}`);
         expect(await virsh('domiflist', domain.config.name)).toContain('user');
+        // a viewer's connection to libvirt's VNC socket: QEMU's server greets with its RFB version
+        const vnc = await driver.graphics!.openGraphics(domain);
+        let greeting = Buffer.alloc(0);
+        vnc.onData((chunk) => (greeting = Buffer.concat([greeting, chunk])));
+        vnc.resume();
+        await waitFor('the RFB greeting', () => greeting.length >= 12, 10_000);
+        expect(greeting.subarray(0, 12).toString()).toBe('RFB 003.008\n');
+        vnc.close();
         expect(await driver.shutdown(domain, { timeoutMs: 120_000 })).toEqual({ state: 'shutoff', reason: 'shutdown' });
         expect(output.text()).toContain(GUEST_MARKERS.powerOff);
         session.close();
