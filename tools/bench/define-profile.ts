@@ -1,12 +1,11 @@
 // By hand: agent CPU µs per define (process CPU time / defines, /proc/<pid>/stat) and defines/s, 100 sequential defines per
 // round; AGENT_BUNDLES=a.mjs,b.mjs alternates built agents round by round (default: dist/virtbus-agent.mjs); PROF=1 adds --cpu-prof.
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
-import { startNatsServer, agentArgs, builtBundle, QUIET_AGENT_ARGS } from '@virtbus/testing';
+import { builtBundle, startNatsServer } from '@virtbus/testing';
+import { spawnBundleAgent } from './bundle-agent.js';
 import { processCpuMicros } from './httpload.js';
 
 const root = await mkdtemp('/tmp/dprof-');
@@ -18,16 +17,7 @@ const agents = await Promise.all(
   bundles.map(async (bundle, i) => {
     const node = `dp${i}`;
     const nodeArgs = process.env.PROF === '1' ? ['--cpu-prof', `--cpu-prof-dir=${root}/prof${i}`] : [];
-    const args = agentArgs({ node, natsUrl: nats.url, stateDir: join(root, node), drivers: 'qemu', extraArgs: QUIET_AGENT_ARGS, nodeArgs }).map((a) => (a === builtBundle('virtbus-agent') ? bundle : a));
-    const child = spawn(process.execPath, args, { stdio: 'ignore' });
-    for (;;) {
-      try {
-        await client.call(node, 'node.info', {}, { timeoutMs: 1000 });
-        break;
-      } catch {
-        await sleep(100);
-      }
-    }
+    const child = await spawnBundleAgent(client, { bundle, node, natsUrl: nats.url, stateDir: join(root, node), nodeArgs });
     return { node, bundle, child, n: 0, ms: [] as number[], cpuUs: [] as number[] };
   }),
 );

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -62,6 +62,8 @@ export interface LibvirtBenchResult {
   volumeCpuSecPerGiB: Record<'upload' | 'download' | 'virshUpload' | 'virshDownload' | 'natsFloor', Record<string, number>>;
   /** KiB: idle RSS of the agent (built code, qemu driver, no domain) vs libvirtd (no domain), both ready and settled, same moment. */
   idleRssKiB: Compared;
+  /** KiB: a bare `node -e` process kept alive by a timer, read at the same moment: the share of the agent's RSS no agent code makes. */
+  bareNodeRssKiB?: number;
   /** virtbus through its libvirt driver on the same libvirtd, next to virsh. */
   viaLibvirtDriver: LibvirtDriverBenchResult;
 }
@@ -149,8 +151,11 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     gateway = await spawnGatewayProcess(nats.url, NODE);
     // Idle memory before any work: both daemons answered their first call, then a second to settle.
     await client.call(NODE, 'node.info', {});
+    const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => undefined, 1e9)'], { stdio: 'ignore' });
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const idleRssKiB = compare(await rssKiB(agent.pid), await rssKiB(libvirt.libvirtdPid()));
+    const bareNodeRssKiB = await rssKiB(bareNode.pid!);
+    bareNode.kill('SIGTERM');
 
     // Volumes first, before 2,000 define/undefine events keep the agent's outbox busy: the same file into a dir pool, and back.
     const source = join(root, 'source.img');
@@ -269,6 +274,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       checksumsEqual,
       volumeCpuSecPerGiB: cpu.perGiB((volumeRuns * fileMiB) / 1024) as LibvirtBenchResult['volumeCpuSecPerGiB'],
       idleRssKiB,
+      bareNodeRssKiB,
       viaLibvirtDriver,
     };
   } finally {

@@ -2,14 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { connect as connectSocket } from 'node:net';
 import { connect } from '@nats-io/transport-node';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { DomainConfig } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { QemuDriver, type DomainRecord } from '@virtbus/drivers';
+import { buildCommandLine, QemuDriver, qemuPaths, type DomainRecord } from '@virtbus/drivers';
 import { type AgentProcess, builtBundle, freePort, killQemusMentioning, REPO_ROOT, requireBinary, spawnAgent, startNatsServer, testDomainConfig } from '@virtbus/testing';
 import { round, summarize, type LatencySummary } from './stats.js';
 
@@ -23,6 +23,9 @@ export interface AccelBench {
   bareSpawnToQmp: LatencySummary;
   /** Bare QEMU: QMP `quit` sent → process reaped: the destroy floor. */
   bareQuitToExit: LatencySummary;
+  /** The same two with the command line QemuDriver builds for the bench's domain (its devices, sockets, -S then `cont`): QEMU's own share of the driver's time. */
+  sameArgsSpawnToQmp?: LatencySummary;
+  sameArgsQuitToExit?: LatencySummary;
   /** QemuDriver.start → running, in this process (no disk, no kernel: SeaBIOS only). */
   driverStart: LatencySummary;
   /** QemuDriver.destroy → shutoff (process gone), in this process. */
@@ -51,12 +54,24 @@ export interface QemuBenchResult {
   kvm: AccelBench | { skipped: string };
 }
 
-/** Spawns bare QEMU and times until query-status answers over QMP, then times `quit` until the process is reaped. */
-async function bareQemu(binary: string, accel: 'kvm' | 'tcg', dir: string): Promise<{ spawnToQmpMs: number; quitToExitMs: number }> {
-  const socketPath = join(dir, `bare-${randomUUID().slice(0, 8)}.sock`);
+/** QEMU's arguments for the floor: bare (no devices, running at once), or the command line QemuDriver builds for the bench domain. */
+async function floorArgs(accel: 'kvm' | 'tcg', dir: string, sameArgs: boolean): Promise<{ args: string[]; socketPath: string; cont: boolean }> {
   const cpu = accel === 'kvm' ? 'qemu64' : 'max';
+  if (!sameArgs) {
+    const socketPath = join(dir, `bare-${randomUUID().slice(0, 8)}.sock`);
+    return { args: ['-accel', accel, '-cpu', cpu, '-m', '64', '-nodefaults', '-no-user-config', '-display', 'none', '-qmp', `unix:${socketPath},server=on,wait=off`], socketPath, cont: false };
+  }
+  const paths = qemuPaths(join(dir, `same-${randomUUID().slice(0, 8)}`));
+  await mkdir(paths.runDir);
+  const config = testDomainConfig({ name: 'floor', driver: accel === 'kvm' ? 'kvm' : 'qemu' });
+  return { args: buildCommandLine(config, paths, { accel, cpuModel: cpu }), socketPath: paths.qmpSocket, cont: true };
+}
+
+/** Spawns QEMU and times until query-status answers over QMP (after `cont` for -S), then times `quit` until the process is reaped. */
+export async function bareQemu(binary: string, accel: 'kvm' | 'tcg', dir: string, sameArgs = false): Promise<{ spawnToQmpMs: number; quitToExitMs: number }> {
+  const { args, socketPath, cont } = await floorArgs(accel, dir, sameArgs);
   const begin = performance.now();
-  const child = spawn(binary, ['-accel', accel, '-cpu', cpu, '-m', '64', '-nodefaults', '-no-user-config', '-display', 'none', '-qmp', `unix:${socketPath},server=on,wait=off`], {
+  const child = spawn(binary, args, {
     stdio: 'ignore',
   });
   let exitedAt = 0;
@@ -77,7 +92,7 @@ async function bareQemu(binary: string, accel: 'kvm' | 'tcg', dir: string): Prom
         socket.on('data', (chunk) => {
           buffer += chunk.toString();
           if (!asked && buffer.includes('"QMP"')) {
-            socket.write('{"execute":"qmp_capabilities"}\n{"execute":"query-status","id":"s"}\n');
+            socket.write(`{"execute":"qmp_capabilities"}\n${cont ? '{"execute":"cont"}\n' : ''}{"execute":"query-status","id":"s"}\n`);
             asked = true;
           }
           if (/"id":\s*"s"/.test(buffer)) {
@@ -226,11 +241,12 @@ async function driverCycle(driver: QemuDriver, accel: 'kvm' | 'tcg', run: number
 }
 
 async function benchAccel(binary: string, driver: QemuDriver, stack: Stack, accel: 'kvm' | 'tcg', runs: number, dir: string): Promise<AccelBench> {
-  const figures = { spawnToQmp: [] as number[], quitToExit: [] as number[], driverStart: [] as number[], driverDestroy: [] as number[], agentStart: [] as number[], agentDestroy: [] as number[], gatewayStart: [] as number[], gatewayDestroy: [] as number[] };
+  const figures = { spawnToQmp: [] as number[], quitToExit: [] as number[], sameSpawnToQmp: [] as number[], sameQuitToExit: [] as number[], driverStart: [] as number[], driverDestroy: [] as number[], agentStart: [] as number[], agentDestroy: [] as number[], gatewayStart: [] as number[], gatewayDestroy: [] as number[] };
   const viaGateway = await gatewayCycler(stack, accel);
   const viaAgent = await agentCycler(stack, accel);
   // One warm-up of each: the first QEMU pays for loading its binary and firmware from disk.
   await bareQemu(binary, accel, dir);
+  await bareQemu(binary, accel, dir, true);
   await driverCycle(driver, accel, -1);
   await viaAgent();
   await viaGateway();
@@ -239,6 +255,9 @@ async function benchAccel(binary: string, driver: QemuDriver, stack: Stack, acce
     const bare = await bareQemu(binary, accel, dir);
     figures.spawnToQmp.push(bare.spawnToQmpMs);
     figures.quitToExit.push(bare.quitToExitMs);
+    const same = await bareQemu(binary, accel, dir, true);
+    figures.sameSpawnToQmp.push(same.spawnToQmpMs);
+    figures.sameQuitToExit.push(same.quitToExitMs);
     const inProcess = await driverCycle(driver, accel, run);
     figures.driverStart.push(inProcess.startMs);
     figures.driverDestroy.push(inProcess.destroyMs);
@@ -252,6 +271,8 @@ async function benchAccel(binary: string, driver: QemuDriver, stack: Stack, acce
   const result = {
     bareSpawnToQmp: summary(figures.spawnToQmp),
     bareQuitToExit: summary(figures.quitToExit),
+    sameArgsSpawnToQmp: summary(figures.sameSpawnToQmp),
+    sameArgsQuitToExit: summary(figures.sameQuitToExit),
     driverStart: summary(figures.driverStart),
     driverDestroy: summary(figures.driverDestroy),
     agentStart: summary(figures.agentStart),

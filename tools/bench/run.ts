@@ -71,6 +71,12 @@ function accelRows(label: string, result: AccelBench | { skipped: string }): str
   return [
     `| ${label} | bare spawn → QMP query-status (start floor) | ${p50p90(result.bareSpawnToQmp)} | — |`,
     `| ${label} | bare QMP quit → reaped (destroy floor) | ${p50p90(result.bareQuitToExit)} | — |`,
+    ...(result.sameArgsSpawnToQmp && result.sameArgsQuitToExit
+      ? [
+          `| ${label} | QEMU with the driver's command line: spawn → cont → QMP query-status | ${p50p90(result.sameArgsSpawnToQmp)} | ${round(result.sameArgsSpawnToQmp.p50Ms / result.bareSpawnToQmp.p50Ms, 2)} |`,
+          `| ${label} | QEMU with the driver's command line: quit → reaped | ${p50p90(result.sameArgsQuitToExit)} | ${round(result.sameArgsQuitToExit.p50Ms / result.bareQuitToExit.p50Ms, 2)} |`,
+        ]
+      : []),
     `| ${label} | QemuDriver.start → running (in process) | ${p50p90(result.driverStart)} | ${ratios.driverStartP50VsFloor} |`,
     `| ${label} | QemuDriver.destroy → shutoff (in process) | ${p50p90(result.driverDestroy)} | ${ratios.driverDestroyP50VsFloor} |`,
     `| ${label} | agent over NATS start → running | ${p50p90(result.agentStart)} | ${ratios.agentStartP50VsFloor} |`,

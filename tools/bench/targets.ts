@@ -2,7 +2,7 @@ import type { BusBenchResult } from './bus.js';
 import type { HostScaleBenchResult } from './hostscale.js';
 import type { Compared, LibvirtBenchResult } from './libvirt.js';
 import type { MonitoringBenchResult } from './monitoring.js';
-import type { QemuBenchResult } from './qemu.js';
+import type { AccelBench, QemuBenchResult } from './qemu.js';
 import { round } from './stats.js';
 import type { StorageBenchResult } from './storage.js';
 
@@ -10,6 +10,15 @@ import type { StorageBenchResult } from './storage.js';
 export type TargetRow = { path: string; virtbus: string; reference: string; ratio: number | undefined; target: string; met: boolean | undefined; why: string };
 
 const sum = (figures: Record<string, number> | undefined) => round(Object.values(figures ?? {}).reduce((a, b) => a + b, 0), 2);
+
+/** Where a lifecycle call's time goes, from this run's figures: the floor, then what the driver, the agent and the gateway each add. */
+function stepsWhy(tcg: AccelBench, verb: 'start' | 'destroy', driverStep: string, agentStep: string): string {
+  const [floor, same, driver, agent, gateway] =
+    verb === 'start' ? [tcg.bareSpawnToQmp, tcg.sameArgsSpawnToQmp, tcg.driverStart, tcg.agentStart, tcg.gatewayStart] : [tcg.bareQuitToExit, tcg.sameArgsQuitToExit, tcg.driverDestroy, tcg.agentDestroy, tcg.gatewayDestroy];
+  const add = (from: { p50Ms: number }, to: { p50Ms: number }) => `${to.p50Ms >= from.p50Ms ? '+' : ''}${round(to.p50Ms - from.p50Ms, 1)} ms`;
+  const qemu = same ? ` (QEMU alone with the driver's command line ${add(floor, same)}, gateway / that ${round(gateway.p50Ms / same.p50Ms, 2)})` : '';
+  return `p50s of this run: floor ${round(floor.p50Ms, 1)} ms; QemuDriver in process (${driverStep}) ${add(floor, driver)}${qemu}; agent over NATS (${agentStep}, reply) ${add(driver, agent)}; gateway HTTP hop ${add(agent, gateway)}`;
+}
 
 /** Every target of issue #18 read back from this run's sections; a row whose section did not run says so. */
 export function targetRows(r: Record<string, unknown>): TargetRow[] {
@@ -54,7 +63,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: tcg.ratios.gatewayDestroyP50VsFloor,
       target: '≤ 2',
       met: at(tcg.ratios.gatewayDestroyP50VsFloor, 2),
-      why: 'QMP quit, the reap, the state write and the DESTROYED event on the log before the reply',
+      why: stepsWhy(tcg, 'destroy', 'QMP quit → reaped', 'the DESTROYED record, one O_DSYNC log append'),
     });
     rows.push({
       path: 'start through the gateway (TCG)',
@@ -63,7 +72,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: tcg.ratios.gatewayStartP50VsFloor,
       target: '≤ 1.2',
       met: at(tcg.ratios.gatewayStartP50VsFloor, 1.2),
-      why: 'the QMP handshake and cont after the floor',
+      why: stepsWhy(tcg, 'start', 'spawn, QMP handshake, console, cont', 'the STARTED record, one O_DSYNC log append'),
     });
   } else rows.push(none('destroy / start through the gateway', '≤ 2 / ≤ 1.2', 'qemu'));
   if (lv) {
@@ -84,7 +93,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       `CPU s/GiB: gateway + agent + nats-server = ${sum(cpu[key])} vs libvirtd ${sum(cpu[virsh])}; nats-server alone ${cpu[key]['nats-server'] ?? '—'}; the raw NATS floor moves ${lv.natsBulkMiBs} MiB/s (the broker hop and two processes' copies, GCs of socket-read buffers, sha256)`;
     rows.push(rate(`volume upload ${lv.fileMiB} MiB (MiB/s), sha256 equal: ${lv.checksumsEqual}`, lv.uploadMiBs, 1.5, transferWhy('upload', 'virshUpload')));
     rows.push(rate(`volume download ${lv.fileMiB} MiB (MiB/s)`, lv.downloadMiBs, 1.5, transferWhy('download', 'virshDownload')));
-    const bare = bus?.idleRss.bareNodeKiB;
+    const bare = lv.bareNodeRssKiB ?? bus?.idleRss.bareNodeKiB;
     rows.push({
       path: 'agent idle RSS, built (KiB)',
       virtbus: String(lv.idleRssKiB.virtbus),
@@ -92,7 +101,9 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: round(lv.idleRssKiB.ratio, 2),
       target: '≤ 1.5',
       met: lv.idleRssKiB.ratio <= 1.5,
-      why: bare ? `a bare \`node -e\` process is ${bare} KiB = ${round(bare / lv.idleRssKiB.libvirt, 2)}× libvirtd before any agent code` : 'run with --only bus for the bare node process',
+      why: bare
+        ? `a bare \`node -e\` process is ${bare} KiB = ${round(bare / lv.idleRssKiB.libvirt, 2)}× libvirtd before any agent code; the agent's own code, heap and the node builtins it loads add ${lv.idleRssKiB.virtbus - bare} KiB`
+        : 'run with --only bus for the bare node process',
     });
   } else rows.push(none('define, list of 1,000, upload/download, idle RSS vs libvirt', 'see issue', 'libvirt --with-libvirt'));
   if (storage) {
@@ -110,7 +121,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: e.p50VsRaw,
       target: '≤ 3',
       met: e.p50VsRaw <= 3,
-      why: `its two floors alone, a durable append (${round(e.durableAppend.p50Ms, 3)} ms) then a JetStream publish → subscriber (${round(e.rawJetStream.p50Ms, 3)} ms), are ${floors}× raw: an event is on disk before it is published`,
+      why: `its two floors alone, a durable append (${round(e.durableAppend.p50Ms, 3)} ms) then a JetStream publish → subscriber (${round(e.rawJetStream.p50Ms, 3)} ms), are ${floors}× raw: an event is on disk before it is published; the agent's emit → subscriber is ${e.p50VsFloors}× their sum, its publish → subscriber ${round(e.published.p50Ms, 3)} ms (${e.publishedP50VsRaw}× raw)`,
     });
   } else rows.push(none('event emit → subscriber p50', '≤ 3', 'monitoring'));
   if (host) {

@@ -52,6 +52,7 @@ describe('agent libvirt driver option', () => {
       driverOptions: { libvirt: { uri: 'xen:///system' } },
     });
     expect(configFromArgs([...base, '--drivers', 'libvirt'], { VIRTBUS_LIBVIRT_URI: 'test:///default' })).toMatchObject({ drivers: ['libvirt'], driverOptions: { libvirt: { uri: 'test:///default' } } });
+    expect(configFromArgs([...base, '--libvirt-uri', 'qemu:///system', '--libvirt-peer-uri', 'qemu+tls://h1/system'], {})).toMatchObject({ driverOptions: { libvirt: { uri: 'qemu:///system', peerUri: 'qemu+tls://h1/system' } } });
   });
 
   it('refuses driver libvirt without a URI', () => {

@@ -41,6 +41,8 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
                        qemu+unix:///system?socket=PATH, qemu+tls://HOST/system[?pkipath=DIR]
                        (default: VIRTBUS_LIBVIRT_URI; none = no libvirt driver; VIRTBUS_LIBVIRT_ROOT: libvirtd's / as seen
                        here, e.g. /host in a container, to reach the VNC sockets libvirt makes)
+  --libvirt-peer-uri U how other hosts' libvirtds reach this one for a migration here, e.g. qemu+tls://HOST/system
+                       (default: VIRTBUS_LIBVIRT_PEER_URI or --libvirt-uri, right only for agents on one host)
   --log-level LEVEL    pino level (default: VIRTBUS_LOG_LEVEL or info)
   --netns NAME         keep this node's bridges, taps, dnsmasq and nft tables in network namespace /run/netns/NAME (default: VIRTBUS_NETNS)
   --metrics-address A  host:port of /metrics, or off (default: VIRTBUS_METRICS_ADDRESS or 127.0.0.1:9177; port 0 = any)
@@ -102,6 +104,7 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
       'state-dir': { type: 'string' },
       drivers: { type: 'string' },
       'libvirt-uri': { type: 'string' },
+      'libvirt-peer-uri': { type: 'string' },
       'log-level': { type: 'string' },
       netns: { type: 'string' },
       'test-latency-ms': { type: 'string' },
@@ -126,6 +129,7 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
   if (values.help) return 'help';
   const node = values.node ?? env.VIRTBUS_NODE ?? nodeNameFromHost();
   const libvirtUri = values['libvirt-uri'] ?? env.VIRTBUS_LIBVIRT_URI;
+  const libvirtPeerUri = values['libvirt-peer-uri'] ?? env.VIRTBUS_LIBVIRT_PEER_URI;
   // the libvirt driver fronts a daemon that must be named: it is in the default list only with its URI
   const drivers = parseDriverList(values.drivers ?? env.VIRTBUS_DRIVERS ?? DriverNames.filter((name) => name !== 'libvirt' || libvirtUri).join(','));
   if (drivers.includes('libvirt') && !libvirtUri) throw new VirtError('INVALID_ARG', 'driver libvirt needs --libvirt-uri (or VIRTBUS_LIBVIRT_URI)');
@@ -152,7 +156,10 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
     nats,
     stateDir: values['state-dir'] ?? env.VIRTBUS_STATE_DIR ?? defaultStateDir(node),
     drivers,
-    driverOptions: { test: { latencyMs: latency }, ...(libvirtUri ? { libvirt: { uri: libvirtUri, ...(env.VIRTBUS_LIBVIRT_ROOT ? { root: env.VIRTBUS_LIBVIRT_ROOT } : {}) } } : {}) },
+    driverOptions: {
+      test: { latencyMs: latency },
+      ...(libvirtUri ? { libvirt: { uri: libvirtUri, ...(libvirtPeerUri ? { peerUri: libvirtPeerUri } : {}), ...(env.VIRTBUS_LIBVIRT_ROOT ? { root: env.VIRTBUS_LIBVIRT_ROOT } : {}) } } : {}),
+    },
     monitoring: {
       metricsAddress,
       metricsCacheMs: numberOption('--metrics-cache-ms', values['metrics-cache-ms'] ?? env.VIRTBUS_METRICS_CACHE_MS, DEFAULT_METRICS_CACHE_MS),

@@ -1,11 +1,13 @@
-import { mkdtemp } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { type LifecycleEvent } from '@virtbus/api-contract';
+import { type LifecycleEvent, VirtError } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { type AgentProcess, type NatsServerHandle, QUIET_AGENT_ARGS, spawnAgent, startNatsServer, storedNodeEvents, tearDown, waitForStoredNodeEvents } from '@virtbus/testing';
+import { type AgentProcess, hasBinaryOrSkip, type NatsServerHandle, QUIET_AGENT_ARGS, spawnAgent, startNatsServer, storedNodeEvents, tearDown, waitForStoredNodeEvents } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventLog } from '../src/events/log.js';
 
@@ -123,4 +125,88 @@ describe('lifecycle events survive restarts with no gap and no duplicate in the 
     await client.call(NODE, 'domain.state', { id: domains[0]!.uuid, change: { action: 'destroy' } }, { timeoutMs: 10_000 });
     expectContiguous(await waitForStored(expected + 1), expected + 1);
   });
+});
+
+/** Whether an immutable file refuses appends through an fd opened before (ext4 does; tmpfs lets them through). */
+function immutableStopsAppends(dir: string): boolean {
+  const probe = join(dir, 'immutable-probe');
+  const fd = openSync(probe, 'a');
+  try {
+    if (spawnSync('chattr', ['+i', probe]).status !== 0) return false;
+    try {
+      writeSync(fd, 'x');
+      return false;
+    } catch {
+      return true;
+    } finally {
+      spawnSync('chattr', ['-i', probe]);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(probe);
+  }
+}
+
+describe.runIf(hasBinaryOrSkip('qemu-system-x86_64'))('a QEMU domain stopped while its state is being recorded', () => {
+  const node = 'qemu-crash';
+  let stateDir: string;
+  let qemuAgent: AgentProcess;
+  const start = () => spawnAgent({ node, natsUrl: nats.url, stateDir, drivers: 'qemu', extraArgs: QUIET_AGENT_ARGS });
+
+  beforeAll(async () => {
+    stateDir = join(workDir, node);
+    qemuAgent = await start();
+    await client.call(node, 'domain.define', { name: 'q', driver: 'qemu', vcpus: 1, memory: 64 });
+  });
+
+  afterAll(async () => {
+    await client.call(node, 'domain.state', { id: 'q', change: { action: 'destroy' } }).catch(() => undefined);
+    await qemuAgent.stop();
+  });
+
+  // A destroy records the stop in its log record only (runtimeCleared): the domain file keeps the ended run's QEMU facts.
+  it('destroyed just before an agent crash, comes back shut off as destroyed, its old runtime dropped at load, and starts again', async () => {
+    const { uuid } = await client.call(node, 'domain.get', { id: 'q' });
+    expect((await client.call(node, 'domain.state', { id: 'q', change: { action: 'start' } })).state).toBe('running');
+    expect((await client.call(node, 'domain.state', { id: 'q', change: { action: 'destroy' } })).state).toBe('shutoff');
+    const file = JSON.parse(await readFile(join(stateDir, 'domains', `${uuid}.json`), 'utf8')) as { runtime?: unknown };
+    expect(file.runtime).toBeDefined();
+    await qemuAgent.kill('SIGKILL');
+    qemuAgent = await start();
+    expect(await client.call(node, 'domain.get', { id: 'q' })).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
+    // the load, not the adopt, knew the run had ended
+    expect(qemuAgent.output()).not.toMatch(/exited while the agent was away/);
+    expect((await client.call(node, 'domain.state', { id: 'q', change: { action: 'start' } })).state).toBe('running');
+    expect((await client.call(node, 'domain.state', { id: 'q', change: { action: 'destroy' } })).state).toBe('shutoff');
+  }, 60_000);
+
+  // QEMU reports its exit while the destroy still runs: that observed change must not let the reply out before its record.
+  it('a destroy whose stop cannot be recorded answers the write error, not shutoff before the state is on disk', async (context) => {
+    if (!hasBinaryOrSkip('chattr') || !immutableStopsAppends(stateDir)) context.skip('needs chattr and a file system whose immutable files refuse appends (ext4; not tmpfs)');
+    expect((await client.call(node, 'domain.state', { id: 'q', change: { action: 'start' } })).state).toBe('running');
+    const events = join(stateDir, 'events');
+    const segments = readdirSync(events)
+      .filter((file) => file.endsWith('.jsonl'))
+      .map((file) => join(events, file));
+    expect(spawnSync('chattr', ['+i', ...segments]).status).toBe(0);
+    let failure: unknown;
+    try {
+      failure = await client.call(node, 'domain.state', { id: 'q', change: { action: 'destroy' } }).then(
+        (domain) => domain,
+        (error: unknown) => error,
+      );
+    } finally {
+      spawnSync('chattr', ['-i', ...segments]);
+    }
+    expect(VirtError.is(failure, 'OPERATION_FAILED'), JSON.stringify(failure)).toBe(true);
+    expect((failure as VirtError).message).toMatch(/could not be written.*(EPERM|operation not permitted)/i);
+    // the stop is recorded once the log takes writes again
+    let domain = await client.call(node, 'domain.get', { id: 'q' });
+    for (let round = 0; round < 200 && domain.persistPending; round++) {
+      await sleep(100);
+      domain = await client.call(node, 'domain.get', { id: 'q' });
+    }
+    expect(domain).toMatchObject({ state: 'shutoff' });
+    expect(domain.persistPending).toBeUndefined();
+  }, 60_000);
 });

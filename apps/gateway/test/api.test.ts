@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { ConsoleHeaders, NODES_BUCKET, Subjects, type ErrorBody, type NodeInfo } from '@virtbus/api-contract';
+import { CallerIdentity, ConsoleHeaders, NODES_BUCKET, Subjects, compileValidator, type ErrorBody, type NodeInfo } from '@virtbus/api-contract';
 import { tearDown, useNatsBus } from '@virtbus/testing';
 import { buildApp, type GatewayApp } from '../src/index.js';
 import { sampleDomain, startFakeAgent, type FakeAgent } from './fake-agent.js';
@@ -23,6 +23,9 @@ const nodeInfo: NodeInfo = {
   drivers: [{ name: 'test', domainTypes: ['test'], available: true, capabilities: [] }],
 };
 
+/** A domain whose disk, NIC and graphics leave every optional field out, as an agent may store it. */
+const bareDomain = sampleDomain(NODE, { name: 'bare', config: { ...sampleDomain(NODE).config, name: 'bare', disks: [{ source: { path: '/images/bare.img' } }], nics: [{ type: 'user' }], graphics: { type: 'vnc' } } });
+
 const bus = useNatsBus();
 let agent: FakeAgent;
 let app: GatewayApp;
@@ -38,6 +41,7 @@ beforeAll(async () => {
     // running: its console stays open
     if (id === 'web1') return { result: sampleDomain(NODE, { state: 'running', reason: 'booted' }) };
     if (id === 'idle1') return { result: sampleDomain(NODE, { name: 'idle1' }) };
+    if (id === 'bare') return { result: bareDomain };
     if (id === 'slow') return 'silent';
     if (id === 'broken') return { result: { ...sampleDomain(NODE), state: 'exploded' } };
     return { error: { code: 'NO_DOMAIN', message: `no domain ${id}`, status: 404 } };
@@ -82,6 +86,19 @@ describe('routing to agents', () => {
     const list = await app.inject({ method: 'GET', url: `/v1/nodes/${NODE}/domains` });
     expect(list.statusCode).toBe(200);
     expect((list.json() as { domains: unknown[] }).domains).toHaveLength(1);
+  });
+
+  it('answers a domain as the agent sent it, writing no schema default into the reply', async () => {
+    const response = await app.inject({ method: 'GET', url: `/v1/nodes/${NODE}/domains/bare` });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual(bareDomain);
+  });
+
+  it('tells a loopback caller without credentials who it is, in the contract CallerIdentity', async () => {
+    const response = await app.inject({ method: 'GET', url: '/v1/whoami' });
+    expect(response.statusCode).toBe(200);
+    expect(compileValidator(CallerIdentity).check(response.json())).toBe(true);
+    expect(response.json()).toEqual({ name: 'loopback-dev', role: 'admin', nodes: 'all', via: 'loopback-dev' });
   });
 
   it('answers 404 NO_NODE for a node nobody knows', async () => {

@@ -1,5 +1,5 @@
 /** The gateway's public HTTP API as the UI uses it: same origin, bearer token from the sign-in. */
-import type { DomainStatePut, ErrorBody, FleetDomain, FleetDomainList, LifecycleEvent, NodeInfo, NodeList, NodeSummary } from '@virtbus/api-contract';
+import type { CallerIdentity, DomainStatePut, ErrorBody, FleetDomain, FleetDomainList, LifecycleEvent, NodeInfo, NodeList, NodeSummary } from '@virtbus/api-contract';
 
 /** The part of `GET /v1/nodes/:node` (node.info) the fleet shows. */
 export type NodeHardware = Pick<NodeInfo, 'cpu' | 'memory' | 'numa'>;
@@ -116,14 +116,8 @@ export class Api {
   }
 }
 
-/** `GET /v1/whoami`: who signed in, so the UI shows only what the role allows. */
-export interface Caller {
-  name: string;
-  role: 'read-only' | 'operator' | 'admin';
-}
-
-const RANK: Record<Caller['role'], number> = { 'read-only': 0, operator: 1, admin: 2 };
+const RANK: Record<CallerIdentity['role'], number> = { 'read-only': 0, operator: 1, admin: 2 };
 
 /** What a role may do in the UI: operators run domains and open consoles; admins also change definitions, storage and networks. */
-export const abilitiesOf = (role: Caller['role']) => ({ operate: RANK[role] >= RANK.operator, admin: RANK[role] >= RANK.admin });
+export const abilitiesOf = (role: CallerIdentity['role']) => ({ operate: RANK[role] >= RANK.operator, admin: RANK[role] >= RANK.admin });
 export type Abilities = ReturnType<typeof abilitiesOf>;

@@ -1,7 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { type Abilities, abilitiesOf, Api, ApiFailure, type Caller, type DomainRef, errorText, type NodeHardware } from './api.js';
-import type { Domain, DomainStatePut, FleetDomain, NodeSummary } from '@virtbus/api-contract';
+import { type Abilities, abilitiesOf, Api, ApiFailure, type DomainRef, errorText, type NodeHardware } from './api.js';
+import type { CallerIdentity, Domain, DomainStatePut, FleetDomain, NodeSummary } from '@virtbus/api-contract';
 import { CreateDomain } from './create.js';
 import { DomainPage } from './domain.js';
 import { EventsPage, NetworksPage, StoragePage } from './pages.js';
@@ -28,7 +28,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (api: Api) => void }) {
   const byCertificate = async () => {
     const api = new Api('');
     try {
-      await api.call<Caller>('GET', '/v1/whoami');
+      await api.call<CallerIdentity>('GET', '/v1/whoami');
       sessionStorage.setItem(TOKEN_KEY, '');
       onSignedIn(api);
     } catch (failure) {
@@ -329,10 +329,10 @@ function App() {
   const stored = sessionStorage.getItem(TOKEN_KEY);
   const [api, setApi] = useState<Api | undefined>(stored === null ? undefined : new Api(stored));
   const route = useRoute();
-  const [caller, setCaller] = useState<Caller | undefined>();
+  const [caller, setCaller] = useState<CallerIdentity | undefined>();
   useEffect(() => {
     setCaller(undefined);
-    if (api) void api.call<Caller>('GET', '/v1/whoami').then(setCaller, () => setApi(undefined));
+    if (api) void api.call<CallerIdentity>('GET', '/v1/whoami').then(setCaller, () => setApi(undefined));
   }, [api]);
   if (!api) return <SignIn onSignedIn={setApi} />;
   if (!caller) return <main>Loading…</main>;

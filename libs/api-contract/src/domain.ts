@@ -43,11 +43,11 @@ export const DiskTarget = Type.String({ pattern: '^(vd|sd|hd)[a-z]{1,2}$', descr
 export const DomainDisk = Type.Object(
   {
     source: DiskSource,
-    device: Type.Optional(Type.Enum(['disk', 'cdrom'], { default: 'disk' })),
-    format: Type.Optional(Type.Enum(['qcow2', 'raw'], { default: 'qcow2' })),
-    bus: Type.Optional(Type.Enum(['virtio', 'sata', 'ide'], { default: 'virtio' })),
+    device: Type.Optional(Type.Enum(['disk', 'cdrom'], { description: 'disk when absent' })),
+    format: Type.Optional(Type.Enum(['qcow2', 'raw'], { description: "qcow2 when absent (raw for a cdrom; a pool volume's own format)" })),
+    bus: Type.Optional(Type.Enum(['virtio', 'sata', 'ide'], { description: 'virtio when absent (sata for a cdrom)' })),
     target: Type.Optional(DiskTarget),
-    readonly: Type.Optional(Type.Boolean({ default: false })),
+    readonly: Type.Optional(Type.Boolean({ description: 'false when absent (true for a cdrom)' })),
   },
   { additionalProperties: false },
 );
@@ -70,7 +70,7 @@ export const DomainNic = Type.Object(
   {
     type: Type.Enum(['user', 'network', 'bridge', 'none'], { description: 'user-mode NAT, a virtbus network, or a host bridge' }),
     source: Type.Optional(ObjectName),
-    model: Type.Optional(Type.Enum(['virtio', 'e1000', 'rtl8139'], { default: 'virtio' })),
+    model: Type.Optional(Type.Enum(['virtio', 'e1000', 'rtl8139'], { description: 'virtio when absent' })),
     mac: Type.Optional(MacAddress),
     filter: Type.Optional(Type.String({ ...ObjectName, description: 'Firewall rule set applied to this NIC while the domain runs (network and bridge NICs)' })),
   },
@@ -98,7 +98,7 @@ export const DomainOs = Type.Object(
 );
 
 export const DomainConsole = Type.Object(
-  { type: Type.Enum(['serial', 'none'], { default: 'serial' }) },
+  { type: Type.Enum(['serial', 'none'], { description: 'serial: a serial console (what a define without console gets); none: no console' }) },
   { additionalProperties: false },
 );
 
@@ -212,6 +212,16 @@ const configFields = {
   maxMemory: DomainMaxMemory,
 };
 
+/** The VM-only config fields: optional in a define, an update and the stored config alike (one list for all three). */
+const vmOnlyOptionalFields = {
+  cpu: Type.Optional(configFields.cpu),
+  currentMemory: Type.Optional(configFields.currentMemory),
+  numa: Type.Optional(configFields.numa),
+  devices: Type.Optional(configFields.devices),
+  memoryBacking: Type.Optional(configFields.memoryBacking),
+  maxMemory: Type.Optional(configFields.maxMemory),
+};
+
 /** The config fields a define or an update may leave out (labels differ in meaning between the two). */
 const optionalConfigFields = {
   vcpus: Type.Optional(configFields.vcpus),
@@ -223,12 +233,7 @@ const optionalConfigFields = {
   graphics: Type.Optional(configFields.graphics),
   autostart: Type.Optional(configFields.autostart),
   container: Type.Optional(configFields.container),
-  cpu: Type.Optional(configFields.cpu),
-  currentMemory: Type.Optional(configFields.currentMemory),
-  numa: Type.Optional(configFields.numa),
-  devices: Type.Optional(configFields.devices),
-  memoryBacking: Type.Optional(configFields.memoryBacking),
-  maxMemory: Type.Optional(configFields.maxMemory),
+  ...vmOnlyOptionalFields,
 };
 
 export const DomainsPost = Type.Object(
@@ -268,12 +273,7 @@ export const DomainConfig = Type.Object(
     autostart: configFields.autostart,
     container: Type.Optional(configFields.container),
     labels: Type.Optional(configFields.labels),
-    cpu: Type.Optional(configFields.cpu),
-    currentMemory: Type.Optional(configFields.currentMemory),
-    numa: Type.Optional(configFields.numa),
-    devices: Type.Optional(configFields.devices),
-    memoryBacking: Type.Optional(configFields.memoryBacking),
-    maxMemory: Type.Optional(configFields.maxMemory),
+    ...vmOnlyOptionalFields,
   },
   { additionalProperties: false, title: 'DomainConfig' },
 );

@@ -20,8 +20,8 @@ export function vncAuthResponse(password: string, challenge: Buffer): Buffer {
 /** A graphical console (libvirt's <graphics> + <video>): QEMU's VNC server on a unix socket only the agent reaches. */
 export const DomainGraphics = Type.Object(
   {
-    type: Type.Enum(['vnc', 'none'], { default: 'vnc', description: 'vnc: a VNC server reached through the bus (never a TCP port)' }),
-    video: Type.Optional(Type.Enum(['std', 'virtio'], { default: 'std', description: 'Video card: std VGA or virtio-vga' })),
+    type: Type.Enum(['vnc', 'none'], { description: 'vnc: a VNC server reached through the bus (never a TCP port)' }),
+    video: Type.Optional(Type.Enum(['std', 'virtio'], { description: 'Video card: std VGA (when absent) or virtio-vga' })),
     password: Type.Optional(
       Type.String({
         maxLength: VNC_PASSWORD_MAX,

@@ -28,3 +28,4 @@ export * from './domain-events.js';
 export * from './hypervisor.js';
 export * from './capabilities.js';
 export * from './block-jobs.js';
+export * from './identity.js';

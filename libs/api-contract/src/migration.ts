@@ -118,6 +118,7 @@ export const PeerMigrationTarget = Type.Object(
   {
     uri: Type.String({ description: 'QEMU migration URI the source connects to' }),
     nbd: Type.Optional(Type.Object({ host: Type.String(), port: Type.Integer(), exports: Type.Record(Type.String(), Type.String()) }, { additionalProperties: false })),
+    libvirtUri: Type.Optional(Type.String({ maxLength: 4096, description: 'libvirt driver: the URI by which the source libvirtd reaches the destination libvirtd (peer-to-peer migration)' })),
   },
   { additionalProperties: false },
 );

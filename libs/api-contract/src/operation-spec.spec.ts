@@ -45,3 +45,30 @@ describe('the operation table', () => {
     expect(() => operationPath({ path: '' }, {})).toThrow(/:node/);
   });
 });
+
+/** Keywords whose values are data, not schemas (a `default` inside them is a value). */
+const DATA_KEYWORDS = new Set(['enum', 'const', 'examples', 'default']);
+/** Keywords whose keys are names and whose values are schemas (a property may be called `default`). */
+const NAMED_SCHEMAS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas']);
+
+/** JSON paths of every `default` keyword in a schema and its subschemas. */
+function defaultsIn(schema: unknown, path = '#'): string[] {
+  if (Array.isArray(schema)) return schema.flatMap((item, index) => defaultsIn(item, `${path}/${index}`));
+  if (typeof schema !== 'object' || schema === null) return [];
+  const found = Object.hasOwn(schema, 'default') ? [path] : [];
+  for (const [key, value] of Object.entries(schema)) {
+    if (DATA_KEYWORDS.has(key)) continue;
+    if (NAMED_SCHEMAS.has(key) && typeof value === 'object' && value !== null) {
+      for (const [name, sub] of Object.entries(value)) found.push(...defaultsIn(sub, `${path}/${key}/${name}`));
+    } else found.push(...defaultsIn(value, `${path}/${key}`));
+  }
+  return found;
+}
+
+describe('response schemas', () => {
+  it('carry no default keyword: fast-json-stringify would write it into every reply, unseen by the page budget', () => {
+    expect(defaultsIn({ properties: { default: { type: 'boolean' }, a: { type: 'string', default: 'x' } } })).toEqual(['#/properties/a']);
+    const found = specs.flatMap(([name, spec]) => defaultsIn(spec.response).map((path) => `${name} ${path}`));
+    expect(found).toEqual([]);
+  });
+});

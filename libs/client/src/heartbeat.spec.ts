@@ -33,3 +33,21 @@ describe('the node heartbeat', () => {
     }
   });
 });
+
+describe('the node heartbeat while the registry is unwritable', () => {
+  it('spaces nudged writes by its interval after a failed write, not by the nudge spacing', async () => {
+    const attempts: number[] = [];
+    const kv = { put: async () => { attempts.push(Date.now()); throw new Error('JetStream not available'); } } as unknown as KV;
+    const intervalMs = NUDGE_SPACING_MS * 2;
+    const heartbeat = startHeartbeat({ kv, node: 'n1', intervalMs, record: () => ({ node: 'n1', version: '1', registeredAt: new Date().toISOString() }) });
+    // lifecycle events keep coming during the outage
+    const events = setInterval(() => heartbeat.nudge(), 50);
+    try {
+      await expect.poll(() => attempts.length, { timeout: intervalMs * 4 }).toBeGreaterThanOrEqual(2);
+      expect(attempts[1]! - attempts[0]!).toBeGreaterThanOrEqual(intervalMs - 5);
+    } finally {
+      clearInterval(events);
+      await heartbeat.stop({ markStopped: false });
+    }
+  });
+});

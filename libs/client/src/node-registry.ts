@@ -24,7 +24,7 @@ export interface HeartbeatOptions {
 export interface Heartbeat {
   /** Ends the loop and writes the record once more with `stoppedAt` (best effort, bounded). */
   stop(options?: { markStopped?: boolean }): Promise<void>;
-  /** The record changed (domain counts): write it before the interval ends, at most once per NUDGE_SPACING_MS. */
+  /** The record changed (domain counts): write it before the interval ends, at most once per NUDGE_SPACING_MS (while writes fail, once per interval). */
   nudge(): void;
 }
 
@@ -51,8 +51,8 @@ export function startHeartbeat(options: HeartbeatOptions): Heartbeat {
       abort.signal.removeEventListener('abort', stopTick);
       wake = undefined;
       if (abort.signal.aborted) break;
-      // a nudge still keeps its spacing from the previous write
-      const spacing = lastWrite + Math.min(NUDGE_SPACING_MS, intervalMs) - Date.now();
+      // a nudge keeps its spacing from the previous write; after a failed write, the whole interval (no retry a second in an outage)
+      const spacing = lastWrite + (failing ? intervalMs : Math.min(NUDGE_SPACING_MS, intervalMs)) - Date.now();
       if (nudged && spacing > 0) await sleep(spacing, undefined, { signal: abort.signal }).catch(() => undefined);
       if (abort.signal.aborted) break;
       nudged = false;

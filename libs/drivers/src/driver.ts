@@ -192,6 +192,8 @@ export interface IncomingOptions {
 export interface IncomingTarget {
   uri: string;
   nbd?: { host: string; port: number; exports: Record<string, string> };
+  /** libvirt driver: the destination libvirtd's URI, which the source libvirtd connects to (peer-to-peer). */
+  libvirtUri?: string;
 }
 
 export interface OutgoingOptions {

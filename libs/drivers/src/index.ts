@@ -36,7 +36,7 @@ export type {
   WaitOptions,
 } from './driver.js';
 export { TestDriver, type TestDriverOptions } from './test/test-driver.js';
-export { diskTargets } from './qemu/command-line.js';
+export { buildCommandLine, diskTargets, qemuPaths } from './qemu/command-line.js';
 export { nvramPath } from './qemu/machine.js';
 export { QemuDriver, type QemuDriverOptions, type ShutdownOptions } from './qemu/qemu-driver.js';
 export { LxcDriver, type LxcDriverOptions } from './lxc/lxc-driver.js';

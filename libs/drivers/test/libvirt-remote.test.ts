@@ -453,6 +453,35 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         await qemu.close();
       }
     });
+
+    it('connectGetCapabilities lists machine types; domainGetJobStats, domainAbortJob and domainMigratePerform3Params reach a running domain (the migration itself: apps/agent/test/libvirt-agent.test.ts)', async () => {
+      const name = `${tag}-q2`;
+      const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
+      try {
+        const { capabilities } = await qemu.call('connectGetCapabilities', undefined);
+        expect(capabilities).toMatch(/<machine\b[^>]*>pc<\/machine>/);
+        const xml =
+          `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
+          `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>` +
+          `<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;
+        const { dom } = await qemu.call('domainDefineXml', { xml });
+        await qemu.call('domainCreate', { dom });
+        // no job: type NONE (0), no figures
+        expect(await qemu.call('domainGetJobStats', { dom, flags: 0 })).toEqual({ type: 0, params: [] });
+        await rejectsWith(qemu.call('domainAbortJob', { dom }), 'OPERATION_INVALID');
+        // peer to peer into the same daemon: libvirt decodes the call (URI as a string parameter) and refuses the same host (an internal error)
+        const refused = await rejectsWith(
+          qemu.call('domainMigratePerform3Params', { dom, dconnuri: libvirt.uri, params: [{ field: 'migrate_uri', value: { type: 7, value: `unix://${join(root, 'm.sock')}` } }], cookieIn: Buffer.alloc(0), flags: 1 | 2 }),
+          'OPERATION_FAILED',
+        );
+        expect(refused.message).toMatch(/same host/);
+        expect(await virsh('domstate', name)).toBe('running');
+        await qemu.call('domainDestroy', { dom });
+        await qemu.call('domainUndefine', { dom });
+      } finally {
+        await qemu.close();
+      }
+    });
   });
   describe.skipIf(!QEMU)('LibvirtDriver on qemu:///system (TCG)', () => {
     it('reports reboot and device-added events (also in the contract\'s catalogue), and stats from GetAllDomainStats with the block group', async () => {

@@ -2,7 +2,7 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import Type, { type Static } from 'typebox';
-import { ErrorCodes, compileValidator } from '@virtbus/api-contract';
+import { CallerVias, ErrorCodes, compileValidator } from '@virtbus/api-contract';
 import { nodesTouched } from './auth-plugin.js';
 import { Roles, type Role } from './roles.js';
 
@@ -12,7 +12,7 @@ export const AuditRecord = Type.Object(
     time: Type.String({ format: 'date-time' }),
     identity: Type.String({ description: 'Token or certificate name, or loopback-dev' }),
     role: Type.Union([Type.Enum(Roles as Role[]), Type.Null()]),
-    via: Type.Union([Type.Enum(['token', 'certificate', 'loopback-dev']), Type.Null()]),
+    via: Type.Union([Type.Enum([...CallerVias]), Type.Null()]),
     action: Type.String({ description: 'Operation name, or METHOD and route' }),
     node: Type.Union([Type.String(), Type.Null()]),
     nodes: Type.Optional(Type.Array(Type.String(), { description: 'Every node the call touches (source first) when it reaches more than its own' })),

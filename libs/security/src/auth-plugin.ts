@@ -1,6 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import { VirtError, isNodeName, type ErrorCode, type OperationName } from '@virtbus/api-contract';
+import { VirtError, isNodeName, type CallerIdentity, type ErrorCode, type OperationName } from '@virtbus/api-contract';
 import { isLoopbackHost } from './loopback.js';
 import { nodesFromUnit } from './pki.js';
 import { Role, isRole, minimumRoleFor, roleAtLeast, type PermissionClass } from './roles.js';
@@ -12,7 +12,7 @@ export interface Identity {
   role: Role;
   /** Nodes this caller may reach; `all` for every node. */
   nodes: 'all' | readonly string[];
-  via: 'token' | 'certificate' | 'loopback-dev';
+  via: CallerIdentity['via'];
 }
 
 declare module 'fastify' {

@@ -1,11 +1,11 @@
-import { Operations, PermissionClass, type OperationName, type OperationSpec } from '@virtbus/api-contract';
+import { CallerRoles, Operations, PermissionClass, type OperationName, type OperationSpec } from '@virtbus/api-contract';
 
 export { PermissionClass };
 
 /** HTTP roles, weakest first; each includes everything the weaker ones may do. */
 export const Role = { ReadOnly: 'read-only', Operator: 'operator', Admin: 'admin' } as const;
 export type Role = (typeof Role)[keyof typeof Role];
-export const Roles: readonly Role[] = [Role.ReadOnly, Role.Operator, Role.Admin];
+export const Roles: readonly Role[] = CallerRoles;
 
 const rank: Record<Role, number> = { 'read-only': 0, operator: 1, admin: 2 };
 

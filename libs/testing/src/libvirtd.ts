@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect, type AddressInfo, type Socket } from 'node:net';
@@ -137,7 +138,9 @@ export async function startLibvirt(root: string, options: { tls?: boolean } = {}
   const tlsConf = options.tls
     ? ['listen_tls = 1', 'listen_tcp = 0', 'listen_addr = "127.0.0.1"', 'auth_tls = "none"', `ca_file = "${pki}/cacert.pem"`, `cert_file = "${pki}/servercert.pem"`, `key_file = "${pki}/serverkey.pem"`]
     : [];
-  await writeFile(join(root, 'etc', 'libvirtd.conf'), ['auth_unix_ro = "none"', 'auth_unix_rw = "none"', 'unix_sock_rw_perms = "0700"', ...tlsConf, ''].join('\n'));
+  // a host UUID of its own: libvirt refuses a migration between two daemons it takes for one host
+  const hostUuid = `host_uuid = "${randomUUID()}"`;
+  await writeFile(join(root, 'etc', 'libvirtd.conf'), ['auth_unix_ro = "none"', 'auth_unix_rw = "none"', 'unix_sock_rw_perms = "0700"', hostUuid, ...tlsConf, ''].join('\n'));
   await writeFile(join(root, 'wrapper.pl'), WRAPPER);
   const mounts = Object.entries(LIBVIRT_DIRS).map(([from, to]) => `${from}=${to}`);
   const wrapper: ChildProcess = spawn('unshare', ['--mount', '--net', '--propagation', 'private', 'perl', join(root, 'wrapper.pl'), root, ...mounts], {

@@ -89,6 +89,8 @@ export class DomainManager {
   private readonly domains = new DomainTable();
   private readonly locks = new JobLocks();
   private readonly writes = new Map<string, Promise<void>>();
+  /** Each domain's state writes still in flight (file and events of its latest apply): a later apply reporting that state waits for them. */
+  private readonly applying = new Map<string, Promise<unknown>>();
   private readonly driversByType = new Map<string, HypervisorDriver>();
   readonly devices: DomainDevices;
   readonly resources: DomainResources;
@@ -138,6 +140,12 @@ export class DomainManager {
       const last = recorded?.get(stored.config.uuid);
       if (!(last?.stateChangedAt && last.reason && last.stateChangedAt > stored.stateChangedAt)) return stored;
       const { id: _fileId, ...rest } = stored;
+      // a stop recorded only in the log: the file may still hold the runtime facts of the run that ended
+      if (last.runtimeCleared) {
+        delete rest.runtime;
+        delete rest.liveDisks;
+        delete rest.tainted;
+      }
       return { ...rest, state: last.state, reason: last.reason, stateChangedAt: last.stateChangedAt, ...(last.id !== undefined ? { id: last.id } : {}) };
     });
     this.domains.load(loaded);
@@ -625,7 +633,7 @@ export class DomainManager {
     const stored = this.domains.get(uuid);
     if (!stored) return;
     // nothing changes (an adopt finding the domain as recorded): no copy, no comparison, no write
-    if (change.state === stored.state && change.runtime === undefined && (isActive(change.state) || stored.liveDisks === undefined)) return;
+    if (change.state === stored.state && change.runtime === undefined && (isActive(change.state) || stored.liveDisks === undefined)) return this.earlierWrites(stored);
     const next: StoredDomain = { ...stored };
     if (change.runtime === null) delete next.runtime;
     else if (change.runtime !== undefined) next.runtime = change.runtime;
@@ -647,16 +655,23 @@ export class DomainManager {
     this.domains.set(uuid, next);
     // The event log record carries the new state; the file is written only for what the log does not hold (runtime
     // facts, disks of the running domain, a state change without an event). An adopt finding the domain as recorded writes nothing.
+    // A stop that drops the runtime is all in its record (runtimeCleared): the load drops what the file still holds of the run.
+    const runtimeCleared = changes.length > 0 && !isActive(next.state) && next.runtime === undefined && stored.runtime !== undefined;
     const fileChanged =
-      (next.state !== stored.state && changes.length === 0) ||
+      !runtimeCleared &&
+      ((next.state !== stored.state && changes.length === 0) ||
       (next.id !== stored.id && changes.length === 0) ||
       JSON.stringify(next.runtime) !== JSON.stringify(stored.runtime) ||
       JSON.stringify(liveDisksOf(next)) !== JSON.stringify(liveDisksOf(stored)) ||
-      next.tainted !== stored.tainted;
+      next.tainted !== stored.tainted);
     // Both writes start now, in the order of the memory change: the events take their seqs here, so a concurrent apply
     // (a driver-observed exit racing a destroy) can never number its events before this one's.
-    const writes: Promise<void>[] = fileChanged ? [this.persist(next)] : [];
-    for (const lifecycle of changes) writes.push(this.publish(next, lifecycle));
+    const writes: Promise<unknown>[] = fileChanged ? [this.persist(next)] : [];
+    for (const lifecycle of changes) writes.push(this.publish(next, lifecycle, undefined, runtimeCleared));
+    // the state this apply leaves may have been written by an earlier one still in flight (QEMU's exit observed during its destroy)
+    const earlier = this.applying.get(uuid);
+    if (earlier) writes.push(earlier);
+    if (writes.length > 0) this.trackWrites(uuid, writes);
     const outcomes = await Promise.allSettled(writes);
     const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
     if (!failed && next.transient && !isActive(next.state) && isActive(stored.state)) this.forgetTransient(uuid);
@@ -664,6 +679,26 @@ export class DomainManager {
       // the change happened (a guest that stopped cannot be restarted as if nothing was): shown as pending, retried
       this.markPending(uuid);
       throw stateWriteError(stored.config.name, failed.reason);
+    }
+  }
+
+  private trackWrites(uuid: string, writes: Promise<unknown>[]): void {
+    const all: Promise<unknown> = Promise.all(writes);
+    this.applying.set(uuid, all);
+    // only writes in flight are kept; a failure is answered by the apply that made it
+    all.catch(() => undefined).then(() => {
+      if (this.applying.get(uuid) === all) this.applying.delete(uuid);
+    });
+  }
+
+  /** An apply that changes nothing still reports a state: it answers once that state's writes in flight are done. */
+  private async earlierWrites(stored: StoredDomain): Promise<void> {
+    const earlier = this.applying.get(stored.config.uuid);
+    if (!earlier) return;
+    try {
+      await earlier;
+    } catch (error) {
+      throw stateWriteError(stored.config.name, error);
     }
   }
 
@@ -763,10 +798,11 @@ export class DomainManager {
     return write;
   }
 
-  private async publish(stored: StoredDomain, change: LifecycleChange, definition?: StoredDomain): Promise<void> {
+  private async publish(stored: StoredDomain, change: LifecycleChange, definition?: StoredDomain, runtimeCleared = false): Promise<void> {
     const { uuid, name, labels } = stored.config;
     const id = isActive(stored.state) ? stored.id : undefined;
-    await this.options.events.emit({ uuid, name, ...(labels ? { labels } : {}), ...(id !== undefined ? { id } : {}) }, change, stored.state, stored.reason, stored.stateChangedAt, definition);
+    const domain = { uuid, name, ...(labels ? { labels } : {}), ...(id !== undefined ? { id } : {}), ...(runtimeCleared ? { runtimeCleared: true as const } : {}) };
+    await this.options.events.emit(domain, change, stored.state, stored.reason, stored.stateChangedAt, definition);
   }
 
   /** Records a domain event beyond the lifecycle (REBOOT, DEVICE_ADDED…) for a known domain; a failure is logged, never thrown. */

@@ -5,7 +5,8 @@ import type { StorageManager } from '../storage/manager.js';
 import { withTargets } from './disk-ops.js';
 import type { DomainManager } from './manager.js';
 
-const IMAGE_DRIVERS = new Set(['test', 'qemu', 'kvm']);
+// libvirt: the agent resolves both volumes to paths before each start, and libvirt's QEMU opens them like the qemu driver's
+const IMAGE_DRIVERS = new Set(['test', 'qemu', 'kvm', 'libvirt']);
 
 /** Names of the volumes a domain from an image gets. */
 export function provisionedVolumeNames(domain: string): { root: string; seed: string } {

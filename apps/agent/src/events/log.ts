@@ -16,6 +16,8 @@ export interface RecordedDomain {
   stateChangedAt?: string;
   /** virsh's domain id while it runs: kept in the log record so a start or stop needs no domain file write. */
   id?: number;
+  /** The change stopped the domain and dropped its driver runtime facts: the domain file, not rewritten for it, may still hold them. */
+  runtimeCleared?: true;
 }
 
 /** The domain fact written in the same log record as an event: its state as of the event, or that it is gone. */

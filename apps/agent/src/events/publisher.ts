@@ -153,7 +153,7 @@ export class EventPublisher {
    * new domain's whole record, kept in the log as its durable copy until the next snapshot (see DomainStore.saveUnsynced).
    */
   async emit(
-    domain: { uuid: string; name: string; labels?: Labels; id?: number },
+    domain: { uuid: string; name: string; labels?: Labels; id?: number; runtimeCleared?: true },
     change: LifecycleChange,
     state: DomainState,
     reason: StateReason,
@@ -165,7 +165,15 @@ export class EventPublisher {
     const recorded: DomainChange =
       change.type === 'UNDEFINED'
         ? { uuid: domain.uuid, removed: true }
-        : { uuid: domain.uuid, name: domain.name, state, reason, ...(stateChangedAt ? { stateChangedAt } : {}), ...(domain.id !== undefined ? { id: domain.id } : {}) };
+        : {
+            uuid: domain.uuid,
+            name: domain.name,
+            state,
+            reason,
+            ...(stateChangedAt ? { stateChangedAt } : {}),
+            ...(domain.id !== undefined ? { id: domain.id } : {}),
+            ...(domain.runtimeCleared ? { runtimeCleared: true as const } : {}),
+          };
     const { event, durable } = this.log.append(
       (seq): LifecycleEvent => ({
         kind: 'domain.lifecycle',

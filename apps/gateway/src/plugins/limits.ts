@@ -24,6 +24,8 @@ export interface GatewayLimits {
   connectionTimeoutMs?: number;
   /** An idle keep-alive connection is closed after this (default 72 s). */
   keepAliveTimeoutMs?: number;
+  /** Once close() begins, a request whose body has not all arrived gets this long before its connection ends (default 5 s). */
+  closeGraceMs?: number;
 }
 
 export const DEFAULT_LIMITS = {
@@ -38,6 +40,7 @@ export const DEFAULT_LIMITS = {
   // the longest call a handler may wait for is a 3600 s shutdown or exec plus margin
   connectionTimeoutMs: 62 * 60_000,
   keepAliveTimeoutMs: 72_000,
+  closeGraceMs: 5000,
 } as const satisfies Required<GatewayLimits>;
 
 export type ResolvedLimits = Required<GatewayLimits>;
@@ -136,6 +139,27 @@ async function limitsPlugin(app: FastifyInstance, limits: ResolvedLimits): Promi
       done();
     });
   }
+
+  // close() waits for every connection: one still receiving its request (a stalled upload) gets closeGraceMs, then its socket ends
+  const receiving = new Set<FastifyRequest['raw']>();
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.raw.complete || !hasBody(request)) return done();
+    const raw = request.raw;
+    receiving.add(raw);
+    raw.once('close', () => receiving.delete(raw));
+    done();
+  });
+  let grace: NodeJS.Timeout | undefined;
+  app.addHook('preClose', (done) => {
+    grace = setTimeout(() => {
+      for (const raw of receiving) if (!raw.complete) raw.socket.destroy();
+    }, limits.closeGraceMs).unref();
+    done();
+  });
+  app.addHook('onClose', (_instance, done) => {
+    clearTimeout(grace);
+    done();
+  });
 
   // after authentication and the role check, so a refused caller holds no slot; only on live-stream routes (every other
   // request skips the hook)

@@ -196,10 +196,10 @@ export class LibvirtClient {
     return client;
   }
 
-  /** Calls one procedure of the table and waits for its reply. */
-  call<P extends ProcedureName>(name: P, args: ProcedureArgs<P>): Promise<ProcedureReply<P>> {
+  /** Calls one procedure of the table and waits for its reply (`timeoutMs`: for a call that lasts, such as a migration; default callTimeoutMs). */
+  call<P extends ProcedureName>(name: P, args: ProcedureArgs<P>, timeoutMs?: number): Promise<ProcedureReply<P>> {
     this.serial = (this.serial + 1) >>> 0;
-    return this.callWithSerial(name, args, this.serial);
+    return this.callWithSerial(name, args, this.serial, timeoutMs);
   }
 
   /**
@@ -260,7 +260,7 @@ export class LibvirtClient {
     return () => this.eventListeners.delete(listener);
   }
 
-  private callWithSerial<P extends ProcedureName>(name: P, args: ProcedureArgs<P>, serial: number): Promise<ProcedureReply<P>> {
+  private callWithSerial<P extends ProcedureName>(name: P, args: ProcedureArgs<P>, serial: number, timeoutMs = this.options.callTimeoutMs): Promise<ProcedureReply<P>> {
     const procedure = Procedures[name];
     if (this.closedError) return Promise.reject(this.closedError);
     if (this.pending.size >= this.options.maxPending) {
@@ -275,8 +275,8 @@ export class LibvirtClient {
     return new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(serial);
-        reject(new VirtError('OPERATION_TIMEOUT', `libvirt ${name}: no reply in ${this.options.callTimeoutMs} ms`));
-      }, this.options.callTimeoutMs);
+        reject(new VirtError('OPERATION_TIMEOUT', `libvirt ${name}: no reply in ${timeoutMs} ms`));
+      }, timeoutMs);
       this.pending.set(serial, { procedure: name, resolve, reject, timer });
       this.socket.write(packet);
     }).then((reply) => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DomainEventDetails, VirtError } from '@virtbus/api-contract';
 import { Value } from 'typebox/value';
 import { testDomainConfig } from '@virtbus/testing';
-import { contractEventOf, LibvirtDriver, renderDomainXml, statsFromParams, type LibvirtDomainEvent } from './libvirt-driver.js';
+import { contractEventOf, LibvirtDriver, migrationStatusOf, renderDomainXml, statsFromParams, type LibvirtDomainEvent } from './libvirt-driver.js';
 
 describe('renderDomainXml', () => {
   const config = testDomainConfig({
@@ -105,5 +105,30 @@ describe('contractEventOf', () => {
 
   it('keeps a number libvirt added later as its number', () => {
     expect(of('watchdog', { action: 9 })).toEqual({ event: 'WATCHDOG', details: { action: '9' } });
+  });
+});
+
+describe('migrationStatusOf', () => {
+  it('reads virDomainGetJobStats figures (64-bit numbers included) into the migration status; absent ones are 0', () => {
+    const status = migrationStatusOf([
+      { field: 'memory_processed', value: { type: 4, value: 5_000_000n } },
+      { field: 'memory_total', value: { type: 4, value: 268_435_456n } },
+      { field: 'memory_remaining', value: { type: 4, value: 1_000n } },
+      { field: 'memory_iteration', value: { type: 4, value: 3n } },
+      { field: 'time_elapsed', value: { type: 4, value: 1_234n } },
+      { field: 'downtime', value: { type: 4, value: 12n } },
+    ]);
+    expect(status).toEqual({
+      phase: 'copying-ram',
+      ramTransferredBytes: 5_000_000,
+      ramTotalBytes: 268_435_456,
+      ramRemainingBytes: 1_000,
+      iteration: 3,
+      dirtyPagesRate: 0,
+      diskProcessedBytes: 0,
+      diskTotalBytes: 0,
+      downtimeMs: 12,
+      totalTimeMs: 1_234,
+    });
   });
 });

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { vmOnlyFields } from '../qemu/machine.js';
 import { DomainStates, isActive, StateReasons, VirtError, type DomainSnapshot, type SnapshotKind, type DomainEventDetails, type DomainEventName as ContractEventName, type DomainConfig, type DomainsPost, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
-import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, ExecCapability, GraphicsCapability, GuestAgentCapability, HypervisorDriver, NativeDefinitionCapability, ResourceCapability, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
+import type { ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, ExecCapability, GraphicsCapability, GuestAgentCapability, HypervisorDriver, IncomingOptions, IncomingTarget, MigrationCapability, MigrationHostFacts, MigrationStatus, NativeDefinitionCapability, OutgoingOptions, ResourceCapability, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
 import { diskTargets, macFor } from '../qemu/command-line.js';
 import { libvirtdAddress, LibvirtClient, parseLibvirtUri } from './client.js';
@@ -14,7 +14,7 @@ import { LibvirtGraphics } from './graphics.js';
 import { LibvirtGuestAgent } from './guest-agent.js';
 import { configFromDomainXml, escapeXml } from './domain-xml.js';
 import { readSaveHeader, writeSaveFile } from '../save-file.js';
-import { AffectFlag, DomainEvents, ListDomainsFlag, SaveFlag, UndefineFlag, XmlFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
+import { AffectFlag, DomainEvents, JobType, ListDomainsFlag, MigrateFlag, SaveFlag, UndefineFlag, XmlFlag, StatsGroup, uuidBytes, uuidString, type DomainEventName, type DomainRef, type TypedParam } from './protocol.js';
 import { decodeXdr } from './xdr.js';
 
 /** A libvirt domain event other than lifecycle, as libvirt reports it (fields named as in its remote protocol). */
@@ -32,6 +32,8 @@ export interface LibvirtDriverOptions {
   callTimeoutMs?: number;
   /** libvirtd's file system root as the agent sees it (e.g. `/host` in a container, `/proc/PID/root`); default: shared. Used to reach the VNC sockets libvirt makes. */
   root?: string;
+  /** How other hosts' libvirtds reach this one when it takes a migration (`qemu+tls://host/system`); default `uri`, right only when both agents share a host. */
+  peerUri?: string;
   /** Non-lifecycle domain events as libvirt sends them (they also go to DriverContext.domainEvent in the contract's catalogue; lifecycle ones to observedState). */
   onDomainEvent?: (event: LibvirtDomainEvent) => void;
 }
@@ -232,7 +234,7 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
 /**
  * Fronts a host's libvirtd over its remote protocol: the agent owns the definition and defines it into libvirt on
  * every start; libvirt runs the domain with whatever hypervisor the URI names. Capability groups libvirt has no
- * procedures for here yet (hotplug, block jobs, migration, …) are absent: the agent answers OPERATION_UNSUPPORTED.
+ * procedures for here yet (hotplug, block jobs, …) are absent: the agent answers OPERATION_UNSUPPORTED.
  */
 export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability, NativeDefinitionCapability, ResourceCapability, SnapshotCapability, SaveRestoreCapability {
   readonly name = 'libvirt';
@@ -264,6 +266,11 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   get exec(): ExecCapability | undefined {
     return this.hypervisor === 'qemu' ? this.qemuAgent : undefined;
   }
+  /** libvirt's test driver cannot migrate. */
+  get migration(): MigrationCapability | undefined {
+    return this.hypervisor === 'test' ? undefined : this.migrations;
+  }
+  private readonly migrations = new LibvirtMigration(this);
   private client: LibvirtClient | undefined;
   private connectError: Error | undefined;
   /** libvirt's driver type lower-cased (`qemu`, `xen`, `vz`, `test`, …), the domain XML's type. */
@@ -402,20 +409,27 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
     }
   }
 
+  /** Marks a domain busy (delta 1) or done (-1): libvirt's events for it meanwhile are not reported. */
+  markBusy(uuid: string, delta: 1 | -1): void {
+    this.busy.set(uuid, (this.busy.get(uuid) ?? 0) + delta);
+    this.epochs.set(uuid, (this.epochs.get(uuid) ?? 0) + 1);
+    if ((this.busy.get(uuid) ?? 0) <= 0) this.busy.delete(uuid);
+  }
+
   /** Runs one driver call on a domain, marked busy so its own events are not reported twice (or out of order). */
-  private async busyWith<T>(domain: DomainRecord, work: () => Promise<T>): Promise<T> {
-    const uuid = domain.config.uuid;
-    const bump = (delta: number) => {
-      this.busy.set(uuid, (this.busy.get(uuid) ?? 0) + delta);
-      this.epochs.set(uuid, (this.epochs.get(uuid) ?? 0) + 1);
-      if (this.busy.get(uuid) === 0) this.busy.delete(uuid);
-    };
-    bump(1);
+  async busyWith<T>(domain: DomainRecord, work: () => Promise<T>): Promise<T> {
+    this.markBusy(domain.config.uuid, 1);
     try {
       return await work();
     } finally {
-      bump(-1);
+      this.markBusy(domain.config.uuid, -1);
     }
+  }
+
+  /** The URI another host's libvirtd reaches this one by, and the driver's directory (for a unix migration socket). */
+  peerTarget(): { uri: string; stateDir: string } {
+    if (!this.context) throw new VirtError('OPERATION_FAILED', 'the libvirt driver is not initialised');
+    return { uri: this.options.peerUri ?? this.options.uri, stateDir: this.context.stateDir };
   }
 
   async probe(): Promise<DriverInfo> {
@@ -437,17 +451,17 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
     diskTargets(config.disks);
   }
 
-  private connection(): LibvirtClient {
+  connection(): LibvirtClient {
     if (!this.client || this.client.closed) throw new VirtError('OPERATION_FAILED', 'libvirtd is not connected', { cause: this.connectError });
     return this.client;
   }
 
-  private async lookup(domain: DomainRecord): Promise<DomainRef> {
+  async lookup(domain: DomainRecord): Promise<DomainRef> {
     return (await this.connection().call('domainLookupByUuid', { uuid: uuidBytes(domain.config.uuid) })).dom;
   }
 
   /** libvirt answers a name held by another UUID with a generic VIR_ERR_OPERATION_FAILED: look first, answer DOMAIN_EXISTS. */
-  private async refuseNameClash(domain: DomainRecord): Promise<void> {
+  async refuseNameClash(domain: DomainRecord): Promise<void> {
     try {
       const { dom } = await this.connection().call('domainLookupByName', { name: domain.config.name });
       if (uuidString(dom.uuid) !== domain.config.uuid) {
@@ -459,7 +473,7 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   }
 
   /** libvirt's state, and its id when the reference carries one (lookups and events do; a fresh define does not). */
-  private async stateOf(dom: DomainRef): Promise<RunState> {
+  async stateOf(dom: DomainRef): Promise<RunState> {
     const { state, reason } = await this.connection().call('domainGetState', { dom, flags: 0 });
     const run = runStateOf(state, reason);
     return { ...run, ...(dom.id > 0 && isActive(run.state) ? { id: dom.id } : {}) };
@@ -730,5 +744,152 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
       if (Date.now() >= deadline) throw new VirtError('OPERATION_TIMEOUT', `domain ${dom.name} not ${state} after ${timeoutMs} ms (still ${run.state})`);
       await sleep(POLL_MS);
     }
+  }
+}
+
+/** virDomainGetJobStats' typed parameters as the migration figures every driver reports. */
+export function migrationStatusOf(params: readonly TypedParam[]): MigrationStatus {
+  const p = paramMap(params);
+  const num = (key: string) => (typeof p.get(key) === 'number' ? (p.get(key) as number) : 0);
+  return {
+    phase: 'copying-ram',
+    ramTransferredBytes: num('memory_processed'),
+    ramRemainingBytes: num('memory_remaining'),
+    ramTotalBytes: num('memory_total'),
+    iteration: num('memory_iteration'),
+    dirtyPagesRate: num('memory_dirty_rate'),
+    diskProcessedBytes: num('disk_processed'),
+    diskTotalBytes: num('disk_total'),
+    ...(p.has('downtime') ? { downtimeMs: num('downtime') } : {}),
+    ...(p.has('time_elapsed') ? { totalTimeMs: num('time_elapsed') } : {}),
+  };
+}
+
+const MIGRATION_POLL_MS = 250;
+const SHARED_STORAGE_ONLY = 'the libvirt driver migrates over shared storage only (copyStorage none)';
+/** VIR_DOMAIN_JOB_STATS_COMPLETED */
+const JOB_STATS_COMPLETED = 1;
+/** The longest one migration call may take (libvirt answers Perform when the guest runs on the destination). */
+const MIGRATION_TIMEOUT_MS = 6 * 60 * 60 * 1000;
+const MACHINE_PATTERN = /<machine\b[^>]*>([^<]+)<\/machine>/g;
+
+/**
+ * Live migration through libvirt, peer to peer: the destination agent only names its libvirtd (and a stream URI),
+ * the source agent's one virDomainMigratePerform3Params(PEER2PEER) makes the source libvirtd run libvirt's own
+ * begin/prepare/perform/finish/confirm with the destination libvirtd (cookies, incoming QEMU, cleanup on failure),
+ * so no libvirt cookie has to cross the bus and libvirt's own checks apply; the agents keep virtbus' ticket, journal
+ * and events around it, and the destination's finish only resumes or pauses what libvirt started there.
+ */
+class LibvirtMigration implements MigrationCapability {
+  constructor(private readonly driver: LibvirtDriver) {}
+
+  /** Machine types from libvirt's capabilities; the rendered XML names no CPU model (the hypervisor's default, which libvirt's prepare checks itself), so the CPU fact is QEMU's TCG default. */
+  async hostFacts(): Promise<MigrationHostFacts> {
+    const { capabilities } = await this.driver.connection().call('connectGetCapabilities', undefined);
+    return { machines: [...new Set([...capabilities.matchAll(MACHINE_PATTERN)].map((match) => match[1]!.trim()))], cpuModels: ['max'] };
+  }
+
+  /** Asked for a storage copy only, which this driver does not do (shared storage). */
+  async diskSizes(): Promise<Record<string, number>> {
+    throw new VirtError('OPERATION_UNSUPPORTED', SHARED_STORAGE_ONLY);
+  }
+
+  /** Nothing to start: libvirt's prepare runs when the source libvirtd calls; the domain is held busy here until finish or abort. */
+  async prepareIncoming(domain: DomainRecord, options: IncomingOptions): Promise<{ run: RunState; target: IncomingTarget }> {
+    if (options.copyDisks && Object.keys(options.copyDisks).length > 0) throw new VirtError('OPERATION_UNSUPPORTED', SHARED_STORAGE_ONLY);
+    if (options.tlsDir || options.postCopy) throw new VirtError('OPERATION_UNSUPPORTED', 'the libvirt driver does not migrate with virtbus TLS or post-copy yet');
+    await this.driver.refuseNameClash(domain);
+    const { uri, stateDir } = this.driver.peerTarget();
+    // a libvirtd on this host (unix socket): QEMU's stream on a unix socket too; a remote one: TCP on its host, port from libvirt's range
+    const host = new URL(uri).hostname;
+    const stream = host ? `tcp://${host}` : `unix://${this.streamSocket(domain, stateDir)}`;
+    this.driver.markBusy(domain.config.uuid, 1);
+    return { run: { state: 'paused', reason: 'migration' }, target: { uri: stream, libvirtUri: uri } };
+  }
+
+  private streamSocket(domain: DomainRecord, stateDir = this.driver.peerTarget().stateDir): string {
+    return join(stateDir, `m-${domain.config.uuid.slice(0, 8)}.sock`);
+  }
+
+  async finishIncoming(domain: DomainRecord, resume: boolean): Promise<RunState> {
+    this.driver.markBusy(domain.config.uuid, -1);
+    return this.driver.busyWith(domain, async () => {
+      const client = this.driver.connection();
+      const dom = await this.driver.lookup(domain);
+      const run = await this.driver.stateOf(dom);
+      if (resume && run.state === 'paused') await client.call('domainResume', { dom });
+      if (!resume && run.state === 'running') await client.call('domainSuspend', { dom });
+      return this.driver.stateOf(dom);
+    });
+  }
+
+  /** libvirt drops a failed incoming domain itself (one left running is destroyed), but not the stream's unix socket. */
+  async abortIncoming(domain: DomainRecord): Promise<RunState> {
+    this.driver.markBusy(domain.config.uuid, -1);
+    await rm(this.streamSocket(domain), { force: true });
+    return this.driver.busyWith(domain, async () => {
+      try {
+        const dom = await this.driver.lookup(domain);
+        if (isActive((await this.driver.stateOf(dom)).state)) await this.driver.connection().call('domainDestroy', { dom });
+      } catch (error) {
+        if (!VirtError.is(error, 'NO_DOMAIN')) throw error;
+      }
+      return { state: 'shutoff', reason: 'failed' };
+    });
+  }
+
+  /** One Perform3Params(PEER2PEER) call; virDomainGetJobStats feeds the progress meanwhile, the signal aborts libvirt's job. */
+  async migrateOut(domain: DomainRecord, options: OutgoingOptions): Promise<MigrationStatus> {
+    return this.driver.busyWith(domain, () => this.perform(domain, options));
+  }
+
+  private async perform(domain: DomainRecord, options: OutgoingOptions): Promise<MigrationStatus> {
+    if (!options.target.libvirtUri) throw new VirtError('OPERATION_UNSUPPORTED', 'the destination is not a libvirt driver (no libvirtd URI in its answer)');
+    if (options.postCopy || options.tlsDir || options.maxDowntimeMs !== undefined) throw new VirtError('OPERATION_UNSUPPORTED', 'the libvirt driver does not migrate with virtbus TLS, post-copy or maxDowntimeMs yet');
+    const client = this.driver.connection();
+    const dom = await this.driver.lookup(domain);
+    const flags = MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST | (options.live ? MigrateFlag.LIVE : 0) | (options.autoConverge ? MigrateFlag.AUTO_CONVERGE : 0);
+    const params = [
+      { field: 'migrate_uri', value: { type: 7 as const, value: options.target.uri } },
+      ...(options.bandwidthMiBs !== undefined ? [{ field: 'bandwidth', value: { type: 4 as const, value: BigInt(options.bandwidthMiBs) } }] : []),
+    ];
+    let status = migrationStatusOf([]);
+    let done = false;
+    const abort = () => void client.call('domainAbortJob', { dom }).catch(() => 'no job');
+    options.signal.addEventListener('abort', abort, { once: true });
+    const perform = client.call('domainMigratePerform3Params', { dom, dconnuri: options.target.libvirtUri, params, cookieIn: Buffer.alloc(0), flags }, MIGRATION_TIMEOUT_MS).finally(() => (done = true));
+    try {
+      while (!done) {
+        await Promise.race([perform.catch(() => undefined), sleep(MIGRATION_POLL_MS)]);
+        if (done) break;
+        const job = await client.call('domainGetJobStats', { dom, flags: 0 }).catch(() => undefined);
+        if (job && (job.type === JobType.BOUNDED || job.type === JobType.UNBOUNDED)) {
+          status = migrationStatusOf(job.params);
+          options.onProgress(status);
+        }
+      }
+      await perform;
+    } finally {
+      options.signal.removeEventListener('abort', abort);
+    }
+    // the whole job's figures, which libvirt keeps on the source after it (a short migration ends between two polls)
+    const completed = await client.call('domainGetJobStats', { dom, flags: JOB_STATS_COMPLETED }).catch(() => undefined);
+    if (completed?.type === JobType.COMPLETED) status = migrationStatusOf(completed.params);
+    return { ...status, phase: 'finishing', ramRemainingBytes: 0 };
+  }
+
+  /** libvirt ended the source's QEMU once the destination ran: its state (shut off, migrated). */
+  async confirmOutgoing(domain: DomainRecord): Promise<RunState> {
+    return this.driver.busyWith(domain, async () => this.driver.stateOf(await this.driver.lookup(domain)));
+  }
+
+  /** libvirt resumes the source itself when a migration fails; resumed here if it still is paused. */
+  async recoverOutgoing(domain: DomainRecord, resume: boolean): Promise<RunState> {
+    return this.driver.busyWith(domain, async () => {
+      const dom = await this.driver.lookup(domain);
+      const run = await this.driver.stateOf(dom);
+      if (resume && run.state === 'paused') await this.driver.connection().call('domainResume', { dom });
+      return this.driver.stateOf(dom);
+    });
   }
 }

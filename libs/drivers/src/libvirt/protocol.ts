@@ -10,6 +10,7 @@ import {
   xdrStruct,
   xdrUhyper,
   xdrUint,
+  xdrVarOpaque,
   xdrVoid,
   type Codec,
   type CodecType,
@@ -118,6 +119,11 @@ export const TypedParam = xdrStruct({
 export type TypedParam = CodecType<typeof TypedParam>;
 const TYPED_PARAMS_MAX = 262_144;
 
+/** REMOTE_DOMAIN_MIGRATE_PARAM_LIST_MAX, REMOTE_MIGRATE_COOKIE_MAX, REMOTE_DOMAIN_JOB_STATS_MAX */
+const MIGRATE_PARAMS_MAX = 64;
+const MIGRATE_COOKIE_MAX = 4_194_304;
+const JOB_STATS_MAX = 64;
+
 const domainOnly = xdrStruct({ dom: DomainRef });
 const domainFlags = xdrStruct({ dom: DomainRef, flags: xdrUint });
 const domainReply = xdrStruct({ dom: DomainRef });
@@ -212,6 +218,17 @@ export const Procedures = {
   domainGetGuestInfo: procedure(418, xdrStruct({ dom: DomainRef, types: xdrUint, flags: xdrUint }), xdrStruct({ params: xdrArray(TypedParam, GUEST_INFO_PARAMS_MAX) })),
   /** QEMU_PROC_DOMAIN_AGENT_COMMAND: one qemu-ga JSON command passed through (timeout in seconds, or AgentTimeout); libvirt taints the domain. */
   qemuDomainAgentCommand: procedure(3, xdrStruct({ dom: DomainRef, cmd: nonnullString, timeout: xdrInt, flags: xdrUint }), xdrStruct({ result: optionalString }), QEMU_PROGRAM),
+  /** The host's capabilities XML (guest architectures and their machine types). */
+  connectGetCapabilities: procedure(7, xdrVoid, xdrStruct({ capabilities: nonnullString })),
+  /** Live migration, v3 with typed parameters; with MigrateFlag.PEER2PEER libvirtd connects to `dconnuri` and runs prepare, finish and confirm itself. */
+  domainMigratePerform3Params: procedure(
+    305,
+    xdrStruct({ dom: DomainRef, dconnuri: optionalString, params: xdrArray(TypedParam, MIGRATE_PARAMS_MAX), cookieIn: xdrVarOpaque(MIGRATE_COOKIE_MAX), flags: xdrUint }),
+    xdrStruct({ cookieOut: xdrVarOpaque(MIGRATE_COOKIE_MAX) }),
+  ),
+  /** The running job's figures as typed parameters (memory_processed, memory_total, …); type: virDomainJobType. */
+  domainGetJobStats: procedure(298, domainFlags, xdrStruct({ type: xdrInt, params: xdrArray(TypedParam, JOB_STATS_MAX) })),
+  domainAbortJob: procedure(164, domainOnly, xdrVoid),
 } as const;
 export type ProcedureName = keyof typeof Procedures;
 export type ProcedureArgs<P extends ProcedureName> = CodecType<(typeof Procedures)[P]['args']>;
@@ -259,6 +276,11 @@ export const AffectFlag = { CURRENT: 0, LIVE: 1, CONFIG: 2 } as const;
 export const SaveFlag = { BYPASS_CACHE: 1, RUNNING: 2, PAUSED: 4 } as const;
 /** virDomainXMLFlags */
 export const XmlFlag = { SECURE: 1, INACTIVE: 2 } as const;
+
+/** virDomainMigrateFlags this driver sets */
+export const MigrateFlag = { LIVE: 1, PEER2PEER: 2, PERSIST_DEST: 8, AUTO_CONVERGE: 8192 } as const;
+/** virDomainJobType: NONE, BOUNDED, UNBOUNDED, COMPLETED, FAILED, CANCELLED */
+export const JobType = { NONE: 0, BOUNDED: 1, UNBOUNDED: 2, COMPLETED: 3, FAILED: 4, CANCELLED: 5 } as const;
 
 /** virDomainStatsTypes */
 export const StatsGroup = { STATE: 1, CPU_TOTAL: 2, BALLOON: 4, VCPU: 8, INTERFACE: 16, BLOCK: 32 } as const;
