@@ -39,7 +39,8 @@ export const USAGE = `virtbus agent: serves one node's hypervisors on NATS
   --drivers LIST       drivers to load (default: VIRTBUS_DRIVERS or all: ${DriverNames.join(',')}; libvirt only with --libvirt-uri)
   --libvirt-uri URI    front this host's libvirtd as driver libvirt: qemu:///system, xen:///system, vz:///system, test:///default,
                        qemu+unix:///system?socket=PATH, qemu+tls://HOST/system[?pkipath=DIR]
-                       (default: VIRTBUS_LIBVIRT_URI; none = no libvirt driver)
+                       (default: VIRTBUS_LIBVIRT_URI; none = no libvirt driver; VIRTBUS_LIBVIRT_ROOT: libvirtd's / as seen
+                       here, e.g. /host in a container, to reach the VNC sockets libvirt makes)
   --libvirt-peer-uri U how other hosts' libvirtds reach this one for a migration here, e.g. qemu+tls://HOST/system
                        (default: VIRTBUS_LIBVIRT_PEER_URI or --libvirt-uri, right only for agents on one host)
   --log-level LEVEL    pino level (default: VIRTBUS_LOG_LEVEL or info)
@@ -155,7 +156,10 @@ export function configFromArgs(argv: string[], processEnv: NodeJS.ProcessEnv = p
     nats,
     stateDir: values['state-dir'] ?? env.VIRTBUS_STATE_DIR ?? defaultStateDir(node),
     drivers,
-    driverOptions: { test: { latencyMs: latency }, ...(libvirtUri ? { libvirt: { uri: libvirtUri, ...(libvirtPeerUri ? { peerUri: libvirtPeerUri } : {}) } } : {}) },
+    driverOptions: {
+      test: { latencyMs: latency },
+      ...(libvirtUri ? { libvirt: { uri: libvirtUri, ...(libvirtPeerUri ? { peerUri: libvirtPeerUri } : {}), ...(env.VIRTBUS_LIBVIRT_ROOT ? { root: env.VIRTBUS_LIBVIRT_ROOT } : {}) } } : {}),
+    },
     monitoring: {
       metricsAddress,
       metricsCacheMs: numberOption('--metrics-cache-ms', values['metrics-cache-ms'] ?? env.VIRTBUS_METRICS_CACHE_MS, DEFAULT_METRICS_CACHE_MS),

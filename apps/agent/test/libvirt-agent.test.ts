@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { OperationNames, VirtError, type AsyncOperation, type OperationName, type OperationRequest } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { LibvirtClient } from '@virtbus/drivers';
-import { ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, GuestShell, hasBinaryOrSkip, rejectsWith, spawnAgent, startLibvirt, storedNodeEvents, tearDown, useNatsBus, VIRSH, waitFor, type AgentProcess, type Libvirt } from '@virtbus/testing';
+import { decodePng, ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, GUEST_VGA_MARKER, GuestShell, hasBinaryOrSkip, litPixels, rejectsWith, spawnAgent, startLibvirt, storedNodeEvents, tearDown, useNatsBus, VIRSH, waitFor, type AgentProcess, type Libvirt } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -32,6 +32,9 @@ interface TableContext {
   copy: string;
   /** Checks after a row that worked (the guest sees a hotplugged disk, a block job ends). */
   afterRow?: (operation: OperationName, result: unknown) => Promise<void>;
+  /** What the exec and screenshot rows answered. */
+  exec?: { stdout: string; exitCode: number };
+  screenshot?: string;
 }
 type Row<N extends OperationName> = {
   /** The capability group (as probe() names it) the operation needs; absent: every driver answers it. */
@@ -57,7 +60,7 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.import': { needs: 'native-xml', request: ({ imported }) => ({ domains: [imported] }) },
   'domain.stats': { needs: 'stats', request: ({ id }) => ({ id }) },
   'domain.stats.all': { request: () => ({}) },
-  'domain.exec': { needs: 'exec', request: ({ id }) => ({ id, exec: { command: ['true'] } }) },
+  'domain.exec': { needs: 'exec', request: ({ id }) => ({ id, exec: { command: ['/bin/sh', '-c', 'echo lv-$((6*7))'] } }), keep: (result, ctx) => (ctx.exec = result as TableContext['exec']) },
   'domain.console.read': { needs: 'console', request: ({ id }) => ({ id }) },
   'domain.console.attach': { needs: 'console', request: ({ id }) => ({ id }), keep: (result, ctx) => (ctx.session = (result as { session: string }).session) },
   'domain.console.write': { needs: 'console', request: ({ id, session }) => ({ id, session: session ?? 'none', data: 'DQ==' }) },
@@ -82,7 +85,7 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.graphics.attach': { needs: 'graphics', request: ({ id }) => ({ id }), keep: (result, ctx) => (ctx.session = (result as { session: string }).session) },
   'domain.graphics.write': { needs: 'graphics', request: ({ id, session }) => ({ id, session: session ?? 'none' }) },
   'domain.graphics.detach': { needs: 'graphics', request: ({ id, session }) => ({ id, session: session ?? 'none' }) },
-  'domain.screenshot': { needs: 'graphics', request: ({ id }) => ({ id }) },
+  'domain.screenshot': { needs: 'graphics', request: ({ id }) => ({ id }), keep: (result, ctx) => (ctx.screenshot = (result as { data: string }).data) },
   'domain.sendKey': { needs: 'graphics', request: ({ id }) => ({ id, keys: ['a'] }) },
   // from a disk image in the node's pool (the agent makes the overlay and the seed; libvirt opens them at start)
   'domain.define.image': { request: ({ spare }) => ({ domain: { name: `${spare}-i`, driver: 'libvirt' }, image: { pool: 'lvpool', volume: 'img.qcow2' } }) },
@@ -111,6 +114,16 @@ const DOMAIN_TABLE: { [N in OperationName as N extends `domain.${string}` ? N : 
   'domain.managedsave.get': { request: ({ id }) => ({ id }) },
   'domain.managedsave.remove': { needs: 'save-restore', request: ({ id }) => ({ id }), after: { operation: 'domain.managedsave', missing: 'OPERATION_INVALID' } },
 };
+
+/** Whether the middle of the test guest's VGA marker block has its colour in a base64 PNG screenshot (QEMU's PPM scales the 6-bit VGA DAC by 4: 168 for 170). */
+const markerShown = (png: string) => markerColour(png).every((value, i) => Math.abs(value - GUEST_VGA_MARKER.rgb[i]!) <= 4);
+function markerColour(png: string): number[] {
+  const image = decodePng(Buffer.from(png, 'base64'));
+  const { block, columns, rows } = GUEST_VGA_MARKER;
+  const [x, y] = [Math.floor(((block.column + block.width / 2) * image.width) / columns), Math.floor(((block.row + block.height / 2) * image.height) / rows)];
+  const at = (y * image.width + x) * image.channels;
+  return [...image.pixels.subarray(at, at + 3)];
+}
 
 /** Runs every domain operation of the contract on `node`: each works, or answers OPERATION_UNSUPPORTED because the driver lacks the capability it needs. */
 async function runDomainTable(client: VirtClient, node: string, ctx: TableContext): Promise<Record<string, string>> {
@@ -197,7 +210,8 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         { source: { path: `${ctx.file}.iso` }, format: 'raw', device: 'cdrom', bus: 'ide' },
         ...(qemu ? [{ source: { path: image('top') }, format: 'qcow2' as const, target: 'vdb' }] : []),
       ],
-      ...(guest ? { os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline } } : {}),
+      // qemu-ga in the initramfs: the guest-agent, exec and graphics rows
+      ...(guest ? { os: { kernel: guest.kernel, initrd: guest.agentInitrd, cmdline: guest.cmdline } } : {}),
       // test:/// has libvirt's network `default`; the private daemon's qemu:///system has none
       nics: [{ type: 'user' }, ...(type === 'test' ? [{ type: 'network' as const, source: 'default' }] : [])],
       graphics: { type: 'vnc' },
@@ -209,6 +223,12 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
       await client.call(node, 'domain.state', { id: ctx.id, change: { action: 'resume' } });
       await waitFor('GUEST-READY', () => shell.text().includes(GUEST_MARKERS.ready), 180_000, async () => shell.text().slice(-2000));
       await shell.close();
+      // the guest's qemu-ga answers through libvirt once it booted; /init draws its VGA marker after starting qemu-ga
+      await waitFor('qemu-ga through libvirt', () => client.call(node, 'domain.agent.ping', { id: ctx.id }).then(() => true, () => false), 180_000);
+      await waitFor('the VGA marker in a screenshot', async () => markerShown((await client.call(node, 'domain.screenshot', { id: ctx.id })).data), 60_000);
+      // a quiesced snapshot: the agent freezes through virDomainFSFreeze, libvirt snapshots, the agent thaws
+      expect(await client.call(node, 'domain.snapshot.create', { id: ctx.id, snapshot: { name: 'quiesced', quiesce: true } })).toMatchObject({ name: 'quiesced' });
+      expect(await client.call(node, 'domain.fs.thaw', { id: ctx.id })).toEqual({ filesystems: 0 });
       // a console session per look, closed again (the table's console rows need the console meanwhile); the agent hands
       // a new session the console's history, so each look's markers are its own (computed by the guest's shell); a look
       // is tried again while unanswered (input typed before the guest's shell reads is dropped, and libvirt's console
@@ -267,6 +287,12 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     const [driver] = (await client.call(node, 'node.info', {})).drivers;
     try {
       expect(await runDomainTable(client, node, ctx)).toEqual(expectedOutcomes(driver!.capabilities));
+      if (qemu) {
+        // the guest's own output, and its screen: not blank, with the marker its /init draws on the VGA console
+        expect(ctx.exec).toMatchObject({ exitCode: 0, stdout: 'lv-42\n' });
+        expect(litPixels(decodePng(Buffer.from(ctx.screenshot ?? '', 'base64')))).toBeGreaterThan(0);
+        expect(markerShown(ctx.screenshot ?? ''), `marker colour ${markerColour(ctx.screenshot ?? '').join()}`).toBe(true);
+      }
       // rendered for libvirt: VNC on a unix socket (never a TCP port), the cdrom, the balloon target the table set
       const xml = ctx.xml ?? '';
       expect(xml).toMatch(/<graphics type='vnc'[^>]*>\s*<listen type='socket'/);
@@ -449,8 +475,9 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
   describe.skipIf(!QEMU)('on qemu:///system (TCG)', () => {
     let qemuAgent: AgentProcess | undefined;
     const qemuUri = () => `qemu+unix:///system?socket=${libvirt.socket}`;
+    // VIRTBUS_LIBVIRT_ROOT: the private libvirtd's / (its VNC sockets sit in its own /var/lib/libvirt) as the agent sees it
     const startQemuAgent = () =>
-      spawnAgent({ node: QEMU_NODE, natsUrl: bus.server.url, stateDir: join(root, 'qagent'), drivers: 'libvirt', extraArgs: ['--libvirt-uri', qemuUri()], env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+      spawnAgent({ node: QEMU_NODE, natsUrl: bus.server.url, stateDir: join(root, 'qagent'), drivers: 'libvirt', extraArgs: ['--libvirt-uri', qemuUri()], env: { VIRTBUS_METRICS_ADDRESS: 'off', VIRTBUS_LIBVIRT_ROOT: `/proc/${libvirt.libvirtdPid()}/root` } });
     beforeAll(async () => {
       qemuAgent = await startQemuAgent();
     });
@@ -470,7 +497,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         await qemuAgent!.kill();
         qemuAgent = await startQemuAgent();
       });
-    });
+    }, 400_000);
 
     it('defines a domain from an image volume with cloud-init user-data: it boots from its cloned disk and applies the seed', async () => {
       const guest = await ensureTestGuest();

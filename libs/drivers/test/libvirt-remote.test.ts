@@ -209,6 +209,30 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
     ]);
   });
 
+  it("graphics and guest-agent procedures on test:///'s running domain: screenshot stream (PNG), send-key, guest info, interface addresses, fs freeze/thaw, time, user password", async () => {
+    const { dom } = await test.call('domainLookupByName', { name: 'test' });
+    const shot = await test.readStream('domainScreenshot', { dom, screen: 0, flags: 0 }, 1 << 20);
+    expect(shot.reply).toEqual({ mime: 'image/png' });
+    expect(shot.data.subarray(1, 4).toString()).toBe('PNG');
+    // the stream was finished on both sides: the connection goes on
+    expect(await test.call('connectGetType', undefined)).toEqual({ type: 'TEST' });
+    // one larger than its bound is aborted (virStreamAbort), and the connection still goes on
+    await rejectsWith(test.readStream('domainScreenshot', { dom, screen: 0, flags: 0 }, 100), 'OPERATION_FAILED');
+    expect(await test.call('connectGetType', undefined)).toEqual({ type: 'TEST' });
+    await test.call('domainSendKey', { dom, codeset: 0, holdtime: 50, keycodes: [29, 56, 111], flags: 0 });
+    // libvirt 9.0's test driver has no virDomainGetGuestInfo: the daemon names the API the number reached (QEMU's answer: apps/agent/test/libvirt-agent.test.ts)
+    const noGuestInfo = await rejectsWith(test.call('domainGetGuestInfo', { dom, types: 1 | 2 | 4 | 8, flags: 0 }), 'OPERATION_UNSUPPORTED');
+    expect(noGuestInfo.message).toContain('virDomainGetGuestInfo');
+    const { ifaces } = await test.call('domainInterfaceAddresses', { dom, source: 1, flags: 0 });
+    expect(ifaces.length).toBeGreaterThan(0);
+    expect((await test.call('domainFsFreeze', { dom, mountpoints: [], flags: 0 })).filesystems).toBeGreaterThan(0);
+    expect((await test.call('domainFsThaw', { dom, mountpoints: [], flags: 0 })).filesystems).toBeGreaterThan(0);
+    const time = await test.call('domainGetTime', { dom, flags: 0 });
+    expect(time.seconds).toBeGreaterThan(0n);
+    await test.call('domainSetTime', { dom, seconds: time.seconds, nseconds: 0, flags: 0 });
+    await test.call('domainSetUserPassword', { dom, user: 'root', password: 'x', flags: 0 });
+  }, 15_000);
+
   it('a closed client rejects calls instead of hanging', async () => {
     const client = await LibvirtClient.connect({ socket, uri: 'test:///default' });
     await client.close();
@@ -371,6 +395,8 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         // a stream (not only calls) over the TLS connection: the console opens and closes cleanly
         const session = await driver.console!.openConsole(domain);
         session.close();
+        // libvirt's VNC socket is on libvirtd's host: no viewer relay over TLS
+        await rejectsWith(driver.graphics!.openGraphics(domain), 'OPERATION_UNSUPPORTED');
         expect(domain.apply(await driver.resume(domain))).toMatchObject({ state: 'running', reason: 'unpaused' });
         expect(await driver.domainStats(domain, { deadlineMs: 10_000 })).toMatchObject({ state: 'running', cpu: { timeNs: expect.any(Number) }, memory: { maximumBytes: 64 * 1024 * 1024 } });
         expect(domain.apply(await driver.destroy(domain))).toMatchObject({ state: 'shutoff', reason: 'destroyed' });
@@ -585,13 +611,14 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
   });
 
   describe.skipIf(!QEMU)('the QEMU test guest through libvirt (TCG)', () => {
-    it('boots from kernel + initrd to GUEST-READY on the console stream and shuts down by ACPI', async () => {
+    it('boots from kernel + initrd to GUEST-READY on the console stream, greets a viewer on libvirt\'s VNC socket and shuts down by ACPI', async () => {
       const guest = await ensureTestGuest();
       const domains = new Map<string, TestDomain>();
-      const driver = new LibvirtDriver({ uri: `qemu+unix:///system?socket=${socket}` });
+      // the private libvirtd's / as this process sees it: its VNC socket is in its own /var/lib/libvirt
+      const driver = new LibvirtDriver({ uri: `qemu+unix:///system?socket=${socket}`, root: `/proc/${libvirt.libvirtdPid()}/root` });
       await driver.init(makeDriverContext(join(root, 'driver-g'), domains, []));
       const domain = new TestDomain(
-        testDomainConfig({ name: `${tag}-guest`, driver: 'libvirt', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline }, nics: [{ type: 'user' }] }),
+        testDomainConfig({ name: `${tag}-guest`, driver: 'libvirt', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline }, nics: [{ type: 'user' }], graphics: { type: 'vnc' } }),
       );
       domains.set(domain.config.uuid, domain);
       try {
@@ -602,6 +629,14 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         domain.apply(await driver.resume(domain));
         await waitFor('GUEST-READY on the console', () => output.text().includes(GUEST_MARKERS.ready), 180_000, async () => `console: ${JSON.stringify(output.text().slice(-2000))}; ${await virsh('dumpxml', domain.config.name)}`);
         expect(await virsh('domiflist', domain.config.name)).toContain('user');
+        // a viewer's connection to libvirt's VNC socket: QEMU's server greets with its RFB version
+        const vnc = await driver.graphics!.openGraphics(domain);
+        let greeting = Buffer.alloc(0);
+        vnc.onData((chunk) => (greeting = Buffer.concat([greeting, chunk])));
+        vnc.resume();
+        await waitFor('the RFB greeting', () => greeting.length >= 12, 10_000);
+        expect(greeting.subarray(0, 12).toString()).toBe('RFB 003.008\n');
+        vnc.close();
         expect(await driver.shutdown(domain, { timeoutMs: 120_000 })).toEqual({ state: 'shutoff', reason: 'shutdown' });
         expect(output.text()).toContain(GUEST_MARKERS.powerOff);
         session.close();

@@ -23,3 +23,4 @@ export { allPages } from './pages.js';
 export { useAgentBus, type AgentBus } from './agent-bus.js';
 export { GuestShell } from './guest-shell.js';
 export { nodeApi, type NodeApi } from './node-api.js';
+export { decodePng, litPixels } from './png.js';

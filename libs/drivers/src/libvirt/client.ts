@@ -16,6 +16,7 @@ import {
   MessageStatus,
   MessageType,
   Procedures,
+  QEMU_PROGRAM,
   REMOTE_PROGRAM,
   REMOTE_PROTOCOL_VERSION,
   RemoteError,
@@ -218,6 +219,41 @@ export class LibvirtClient {
     return stream;
   }
 
+  /**
+   * Calls a procedure whose data libvirtd sends back on a stream (domainScreenshot) and collects it: the call's reply
+   * and at most `maxBytes` of data within the call timeout; the end is acknowledged so libvirtd frees the stream.
+   */
+  async readStream<P extends ProcedureName>(name: P, args: ProcedureArgs<P>, maxBytes: number): Promise<{ reply: ProcedureReply<P>; data: Buffer }> {
+    this.serial = (this.serial + 1) >>> 0;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stream = new LibvirtStream(this.serial, Procedures[name].number, (packet) => this.socket.write(packet), () => this.streams.delete(stream.serial));
+    const ended = new Promise<void>((resolve, reject) => stream.onEnd((error) => (error ? reject(error) : resolve())));
+    // awaited after the call's reply; an end before that must not count as unhandled
+    ended.catch(() => undefined);
+    stream.onData((chunk) => {
+      size += chunk.length;
+      if (size > maxBytes) stream.abort(new VirtError('OPERATION_FAILED', `libvirt ${name}: stream larger than ${maxBytes} bytes`));
+      else chunks.push(chunk);
+    });
+    this.streams.set(stream.serial, stream);
+    let reply: ProcedureReply<P>;
+    try {
+      reply = await this.callWithSerial(name, args, stream.serial);
+    } catch (error) {
+      this.streams.delete(stream.serial);
+      throw error;
+    }
+    // bounded like a call: a stream libvirtd never ends is given up
+    const timer = setTimeout(() => stream.abort(new VirtError('OPERATION_TIMEOUT', `libvirt ${name}: stream not ended in ${this.options.callTimeoutMs} ms`)), this.options.callTimeoutMs);
+    try {
+      await ended;
+    } finally {
+      clearTimeout(timer);
+    }
+    return { reply, data: Buffer.concat(chunks) };
+  }
+
   /** Every event message (type MESSAGE of the remote program): its procedure number and XDR body. */
   onEvent(listener: (procedure: number, body: Buffer) => void): () => void {
     this.eventListeners.add(listener);
@@ -232,7 +268,7 @@ export class LibvirtClient {
     }
     const body = encodeXdr(procedure.args as Codec<ProcedureArgs<P>>, args);
     const packet = encodePacket(
-      { program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure: procedure.number, type: MessageType.CALL, serial, status: MessageStatus.OK },
+      { program: procedure.program, version: REMOTE_PROTOCOL_VERSION, procedure: procedure.number, type: MessageType.CALL, serial, status: MessageStatus.OK },
       body,
     );
     if (packet.length > MESSAGE_MAX) return Promise.reject(new VirtError('PAYLOAD_TOO_LARGE', `libvirt ${name}: ${packet.length} bytes exceed ${MESSAGE_MAX}`));
@@ -337,7 +373,9 @@ export class LibvirtClient {
       else if (header.procedure === KeepaliveProcedure.PONG) for (const waiter of this.pongWaiters.splice(0)) waiter();
       return;
     }
-    if (header.program !== REMOTE_PROGRAM) return;
+    // replies of the qemu program share the serials of the remote program's calls
+    if (header.program === QEMU_PROGRAM && header.type !== MessageType.REPLY) return;
+    if (header.program !== REMOTE_PROGRAM && header.program !== QEMU_PROGRAM) return;
     if (header.type === MessageType.MESSAGE) {
       for (const listener of this.eventListeners) listener(header.procedure, Buffer.from(body));
       return;
@@ -418,14 +456,23 @@ export class LibvirtStream {
     this.end();
   }
 
+  /** Our side gives up (status ERROR, as virStreamAbort): libvirtd drops the stream; listeners see `error`. */
+  abort(error: Error): void {
+    if (this.ended) return;
+    this.packet(MessageStatus.ERROR, Buffer.alloc(0));
+    this.end(error);
+  }
+
   /** @internal packets of this serial from the connection */
   receive(status: number, body: Buffer | undefined, failure?: Error): void {
     if (this.ended) return;
-    if (status === MessageStatus.CONTINUE && body) {
+    if (status === MessageStatus.CONTINUE && body?.length) {
       for (const listener of this.dataListeners) listener(body);
       return;
     }
     let error = failure;
+    // an empty CONTINUE is libvirtd's end of data: our finish lets it free the stream (virStreamFinish)
+    if (!error && status === MessageStatus.CONTINUE) this.packet(MessageStatus.OK, Buffer.alloc(0));
     if (!error && status === MessageStatus.ERROR && body) {
       try {
         error = virtErrorFromRemote(decodeXdr(RemoteError, body), 'stream');

@@ -26,6 +26,13 @@ describe('renderDomainXml', () => {
     expect(xml).toContain("<serial type='pty'/><console type='pty'/>");
   });
 
+  it("renders qemu-ga's virtio-serial channel for QEMU domains only", () => {
+    const channel = "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>";
+    expect(renderDomainXml(config, 'qemu')).toContain(channel);
+    expect(renderDomainXml(config, 'kvm')).toContain(channel);
+    expect(renderDomainXml(config, 'xen')).not.toContain('<channel');
+  });
+
   it('renders pool-volume disks, network NICs, the balloon and VNC on a unix socket with its video card', () => {
     const xml = renderDomainXml(
       { ...config, currentMemory: 128, disks: [{ source: { pool: 'images', volume: 'root.qcow2' } }], nics: [{ type: 'network', source: 'lan', mac: '52:54:00:00:00:02' }], graphics: { type: 'vnc', video: 'virtio', password: "p'w" } },

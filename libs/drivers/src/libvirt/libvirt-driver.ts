@@ -5,11 +5,13 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { vmOnlyFields } from '../qemu/machine.js';
 import { DomainStates, isActive, StateReasons, VirtError, type DomainSnapshot, type SnapshotKind, type DomainEventDetails, type DomainEventName as ContractEventName, type DomainConfig, type DomainsPost, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
-import type { BlockJobCapability, DiskCapability, NicCapability, ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, HypervisorDriver, IncomingOptions, IncomingTarget, MigrationCapability, MigrationHostFacts, MigrationStatus, NativeDefinitionCapability, OutgoingOptions, ResourceCapability, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
+import type { BlockJobCapability, DiskCapability, NicCapability, ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, ExecCapability, GraphicsCapability, GuestAgentCapability, HypervisorDriver, IncomingOptions, IncomingTarget, MigrationCapability, MigrationHostFacts, MigrationStatus, NativeDefinitionCapability, OutgoingOptions, ResourceCapability, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
 import { diskTargets, macFor } from '../qemu/command-line.js';
 import { libvirtdAddress, LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
+import { LibvirtGraphics } from './graphics.js';
+import { LibvirtGuestAgent } from './guest-agent.js';
 import { configFromDomainXml, diskXml, escapeXml, nicXml } from './domain-xml.js';
 import { readSaveHeader, writeSaveFile } from '../save-file.js';
 import { LibvirtBlockJobs } from './libvirt-block-jobs.js';
@@ -30,6 +32,8 @@ export interface LibvirtDriverOptions {
   /** libvirt URI of the host's libvirtd (`qemu:///system`, `xen:///system`, `test:///default`, `qemu+unix:///system?socket=…`). */
   uri: string;
   callTimeoutMs?: number;
+  /** libvirtd's file system root as the agent sees it (e.g. `/host` in a container, `/proc/PID/root`); default: shared. Used to reach the VNC sockets libvirt makes. */
+  root?: string;
   /** How other hosts' libvirtds reach this one when it takes a migration (`qemu+tls://host/system`); default `uri`, right only when both agents share a host. */
   peerUri?: string;
   /** Non-lifecycle domain events as libvirt sends them (they also go to DriverContext.domainEvent in the contract's catalogue; lifecycle ones to observedState). */
@@ -201,6 +205,8 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
   // a network NIC joins the libvirt host's network of that name
   const nics = config.nics.filter((nic) => nic.type !== 'none').map((nic, index) => nicXml(nic, nic.mac ?? macFor(config.uuid, index)));
   const console = (config.console?.type ?? 'serial') === 'serial' ? "<serial type='pty'/><console type='pty'/>" : '';
+  // QEMU domains get qemu-ga's channel like the qemu driver's (libvirt makes its socket and talks to the agent itself)
+  const agentChannel = hypervisor === 'qemu' || hypervisor === 'kvm' ? "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>" : '';
   // VNC on a unix socket libvirt places in the domain's own directory (never a TCP port), like the qemu driver's
   const graphics =
     config.graphics && config.graphics.type !== 'none'
@@ -211,14 +217,14 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
   return (
     `<domain type=${attr(hypervisor)}><name>${escapeXml(config.name)}</name><uuid>${config.uuid}</uuid>` +
     `<memory unit='MiB'>${config.memory}</memory>${currentMemory}<vcpu>${config.vcpus}</vcpu><os>${osXml}</os><features><acpi/></features>` +
-    `<devices>${disks.join('')}${nics.join('')}${console}${graphics}</devices></domain>`
+    `<devices>${disks.join('')}${nics.join('')}${console}${agentChannel}${graphics}</devices></domain>`
   );
 }
 
 /**
  * Fronts a host's libvirtd over its remote protocol: the agent owns the definition and defines it into libvirt on
  * every start; libvirt runs the domain with whatever hypervisor the URI names. Capability groups libvirt has no
- * procedures for here yet (graphics, guest agent, …) are absent: the agent answers OPERATION_UNSUPPORTED.
+ * procedures for here yet (qemu-monitor pass-through, …) are absent: the agent answers OPERATION_UNSUPPORTED.
  */
 export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability, NativeDefinitionCapability, ResourceCapability, SnapshotCapability, SaveRestoreCapability {
   readonly name = 'libvirt';
@@ -232,6 +238,24 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   readonly resources: ResourceCapability = this;
   readonly snapshots: SnapshotCapability = this;
   readonly saveRestore: SaveRestoreCapability = this;
+  private readonly qemuGraphics = new LibvirtGraphics({
+    connection: () => this.connection(),
+    lookup: (domain) => this.lookup(domain),
+    liveXml: async (domain, secure) => (await this.connection().call('domainGetXmlDesc', { dom: await this.lookup(domain), flags: secure ? XmlFlag.SECURE : 0 })).xml,
+    root: () => (parseLibvirtUri(this.options.uri).tls ? undefined : (this.options.root ?? '')),
+  });
+  private readonly qemuAgent = new LibvirtGuestAgent({ connection: () => this.connection(), lookup: (domain) => this.lookup(domain) });
+  /** VNC relay, screenshot, send-key: QEMU domains (libvirt's test driver has no VNC socket to relay). */
+  get graphics(): GraphicsCapability | undefined {
+    return this.hypervisor === 'qemu' ? this.qemuGraphics : undefined;
+  }
+  /** qemu-ga through libvirt: QEMU domains only (the agent pass-through is libvirt-qemu's). */
+  get guestAgent(): GuestAgentCapability | undefined {
+    return this.hypervisor === 'qemu' ? this.qemuAgent : undefined;
+  }
+  get exec(): ExecCapability | undefined {
+    return this.hypervisor === 'qemu' ? this.qemuAgent : undefined;
+  }
   /** libvirt's test driver cannot migrate. */
   get migration(): MigrationCapability | undefined {
     return this.hypervisor === 'test' ? undefined : this.migrations;

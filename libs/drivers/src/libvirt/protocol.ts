@@ -25,6 +25,8 @@ import {
 
 export const REMOTE_PROGRAM = 0x20008086;
 export const REMOTE_PROTOCOL_VERSION = 1;
+/** libvirt-qemu's program (qemu_protocol.x): QEMU-specific calls such as the guest agent pass-through. */
+export const QEMU_PROGRAM = 0x20008087;
 export const KEEPALIVE_PROGRAM = 0x6b656570;
 export const KEEPALIVE_PROTOCOL_VERSION = 1;
 export const KeepaliveProcedure = { PING: 1, PONG: 2 } as const;
@@ -41,6 +43,11 @@ export const MESSAGE_MAX = 32 * 1024 * 1024;
 const STRING_MAX = 4 * 1024 * 1024;
 const DOMAIN_LIST_MAX = 16384;
 const AUTH_TYPE_LIST_MAX = 20;
+const SEND_KEY_MAX = 16;
+const FSFREEZE_MOUNTPOINTS_MAX = 256;
+const IP_ADDR_MAX = 2048;
+const INTERFACE_MAX = 2048;
+const GUEST_INFO_PARAMS_MAX = 2048;
 export const UUID_BYTES = 16;
 
 export interface PacketHeader {
@@ -124,8 +131,8 @@ const deviceXml = xdrStruct({ dom: DomainRef, xml: nonnullString, flags: xdrUint
 const BLOCK_IO_TUNE_MAX = 32;
 const BLOCK_COPY_PARAMS_MAX = 16;
 
-function procedure<A, R>(number: number, args: Codec<A>, reply: Codec<R>) {
-  return { number, args, reply };
+function procedure<A, R>(number: number, args: Codec<A>, reply: Codec<R>, program: number = REMOTE_PROGRAM) {
+  return { number, args, reply, program };
 }
 
 /** The remote program's procedures this driver calls (REMOTE_PROC_*). */
@@ -190,6 +197,30 @@ export const Procedures = {
     xdrStruct({ needResults: xdrInt, flags: xdrUint }),
     xdrStruct({ domains: xdrArray(DomainRef, DOMAIN_LIST_MAX), ret: xdrUint }),
   ),
+  /** The screen as a stream (data follows as STREAM packets of the call's serial); mime: QEMU's PPM or the test driver's PNG. */
+  domainScreenshot: procedure(211, xdrStruct({ dom: DomainRef, screen: xdrUint, flags: xdrUint }), xdrStruct({ mime: optionalString })),
+  /** codeset: KeycodeSet; holdtime in ms; at most 16 keycodes. */
+  domainSendKey: procedure(226, xdrStruct({ dom: DomainRef, codeset: xdrUint, holdtime: xdrUint, keycodes: xdrArray(xdrUint, SEND_KEY_MAX), flags: xdrUint }), xdrVoid),
+  /** Live device change (graphics passwd); flags: AffectFlag. */
+  domainUpdateDeviceFlags: procedure(174, xdrStruct({ dom: DomainRef, xml: nonnullString, flags: xdrUint }), xdrVoid),
+  /** Guest agent calls (libvirt talks to qemu-ga on the domain's org.qemu.guest_agent.0 channel). */
+  domainFsFreeze: procedure(335, xdrStruct({ dom: DomainRef, mountpoints: xdrArray(nonnullString, FSFREEZE_MOUNTPOINTS_MAX), flags: xdrUint }), xdrStruct({ filesystems: xdrInt })),
+  domainFsThaw: procedure(336, xdrStruct({ dom: DomainRef, mountpoints: xdrArray(nonnullString, FSFREEZE_MOUNTPOINTS_MAX), flags: xdrUint }), xdrStruct({ filesystems: xdrInt })),
+  domainGetTime: procedure(337, domainFlags, xdrStruct({ seconds: xdrHyper, nseconds: xdrUint })),
+  /** flags: TimeFlag (SYNC: the guest reads its RTC, seconds ignored). */
+  domainSetTime: procedure(338, xdrStruct({ dom: DomainRef, seconds: xdrHyper, nseconds: xdrUint, flags: xdrUint }), xdrVoid),
+  /** source: AddressSource; ip type 0 ipv4, 1 ipv6. */
+  domainInterfaceAddresses: procedure(
+    353,
+    xdrStruct({ dom: DomainRef, source: xdrUint, flags: xdrUint }),
+    xdrStruct({ ifaces: xdrArray(xdrStruct({ name: nonnullString, hwaddr: optionalString, addrs: xdrArray(xdrStruct({ type: xdrInt, addr: nonnullString, prefix: xdrUint }), IP_ADDR_MAX) }), INTERFACE_MAX) }),
+  ),
+  /** flags: 1 = the password is already crypted. */
+  domainSetUserPassword: procedure(357, xdrStruct({ dom: DomainRef, user: optionalString, password: optionalString, flags: xdrUint }), xdrVoid),
+  /** types: GuestInfoType bits; typed parameters such as os.id, hostname, user.0.name, timezone.offset. */
+  domainGetGuestInfo: procedure(418, xdrStruct({ dom: DomainRef, types: xdrUint, flags: xdrUint }), xdrStruct({ params: xdrArray(TypedParam, GUEST_INFO_PARAMS_MAX) })),
+  /** QEMU_PROC_DOMAIN_AGENT_COMMAND: one qemu-ga JSON command passed through (timeout in seconds, or AgentTimeout); libvirt taints the domain. */
+  qemuDomainAgentCommand: procedure(3, xdrStruct({ dom: DomainRef, cmd: nonnullString, timeout: xdrInt, flags: xdrUint }), xdrStruct({ result: optionalString }), QEMU_PROGRAM),
   /** The host's capabilities XML (guest architectures and their machine types). */
   connectGetCapabilities: procedure(7, xdrVoid, xdrStruct({ capabilities: nonnullString })),
   /** Live migration, v3 with typed parameters; with MigrateFlag.PEER2PEER libvirtd connects to `dconnuri` and runs prepare, finish and confirm itself. */
@@ -277,6 +308,17 @@ export const DomainEvents = {
   metadataChange: { eventId: 23, procedure: 379, layout: flatWithCallback({ type: xdrInt, nsuri: optionalString }) },
 } as const;
 export type DomainEventName = keyof typeof DomainEvents;
+
+/** virKeycodeSet (LINUX: linux/input-event-codes.h numbers). */
+export const KeycodeSet = { LINUX: 0, XT: 1, ATSET1: 2, QNUM: 9 } as const;
+/** virDomainInterfaceAddressesSource */
+export const AddressSource = { LEASE: 0, AGENT: 1, ARP: 2 } as const;
+/** virDomainGuestInfoTypes */
+export const GuestInfoType = { USERS: 1, OS: 2, TIMEZONE: 4, HOSTNAME: 8 } as const;
+/** virDomainSetTimeFlags */
+export const TimeFlag = { SYNC: 1 } as const;
+/** virDomainQemuAgentCommandTimeoutValues (else seconds). */
+export const AgentTimeout = { BLOCK: -2, DEFAULT: -1, NOWAIT: 0 } as const;
 
 /** virDomainModificationImpact */
 export const AffectFlag = { CURRENT: 0, LIVE: 1, CONFIG: 2 } as const;

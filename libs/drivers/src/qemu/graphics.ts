@@ -42,6 +42,24 @@ function socketSession(socket: Socket): GraphicsSession {
   };
 }
 
+/** A viewer's connection to a VNC server's unix socket, paused until the relay resumes it. */
+export async function connectVnc(path: string, what: string): Promise<GraphicsSession> {
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const socket = connect({ path });
+    const timer = setTimeout(() => socket.destroy(new Error('timed out')), CONNECT_TIMEOUT_MS);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.pause();
+      resolve(socket);
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(failure(error, what));
+    });
+  });
+  return socketSession(socket);
+}
+
 function failure(error: unknown, what: string): VirtError {
   if (error instanceof VirtError) return error;
   if (error instanceof QmpCommandError) return new VirtError('OPERATION_FAILED', `${what}: ${error.desc}`, { cause: error });
@@ -54,21 +72,7 @@ export class QemuGraphics implements GraphicsCapability {
 
   async openGraphics(domain: DomainRecord): Promise<GraphicsSession> {
     this.vncOf(domain);
-    const path = this.hooks.paths(domain.config.uuid).vncSocket;
-    const socket = await new Promise<Socket>((resolve, reject) => {
-      const socket = connect({ path });
-      const timer = setTimeout(() => socket.destroy(new Error('timed out')), CONNECT_TIMEOUT_MS);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.pause();
-        resolve(socket);
-      });
-      socket.once('error', (error) => {
-        clearTimeout(timer);
-        reject(failure(error, `VNC server of ${domain.config.name}`));
-      });
-    });
-    return socketSession(socket);
+    return connectVnc(this.hooks.paths(domain.config.uuid).vncSocket, `VNC server of ${domain.config.name}`);
   }
 
   async screenshot(domain: DomainRecord): Promise<Buffer> {

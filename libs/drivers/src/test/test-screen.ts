@@ -1,7 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { crc32, deflateSync } from 'node:zlib';
 import { VirtError, vncAuthResponse } from '@virtbus/api-contract';
 import type { GraphicsSession } from '../driver.js';
+import { encodePng } from '../png.js';
 
 const WIDTH = 320;
 const HEIGHT = 200;
@@ -46,16 +46,9 @@ export class TestScreen {
   }
 
   png(): Buffer {
-    const rows = Buffer.alloc((WIDTH * 3 + 1) * HEIGHT);
-    for (let y = 0; y < HEIGHT; y++) {
-      const row = y * (WIDTH * 3 + 1);
-      for (let x = 0; x < WIDTH; x++) rows.set(this.pixel(x, y), row + 1 + x * 3);
-    }
-    const header = Buffer.alloc(13);
-    header.writeUInt32BE(WIDTH, 0);
-    header.writeUInt32BE(HEIGHT, 4);
-    header.set([8, 2, 0, 0, 0], 8);
-    return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+    const rgb = Buffer.alloc(WIDTH * 3 * HEIGHT);
+    for (let y = 0; y < HEIGHT; y++) for (let x = 0; x < WIDTH; x++) rgb.set(this.pixel(x, y), (y * WIDTH + x) * 3);
+    return encodePng(WIDTH, HEIGHT, rgb);
   }
 
   /** One viewer, paused until resumed: the server half of RFB 3.8 with security None (or VNC authentication with a password) and raw rectangles in the viewer's pixel format. */
@@ -192,13 +185,4 @@ export class TestScreen {
       },
     };
   }
-}
-
-function chunk(type: string, data: Buffer): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'latin1');
-  data.copy(out, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
 }

@@ -142,7 +142,8 @@ export class QgaChannel {
   }
 }
 
-function unwrap<T>(command: string, line: Buffer): T {
+/** qemu-ga's JSON reply to `command`: its `return`, or QgaCommandError. */
+export function unwrap<T>(command: string, line: Buffer): T {
   let reply: { return?: unknown; error?: { class?: string; desc?: string } };
   try {
     reply = JSON.parse(line.toString()) as typeof reply;

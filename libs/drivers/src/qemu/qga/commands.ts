@@ -1,5 +1,8 @@
 import type { QgaCallOptions, QgaChannel } from './channel.js';
 
+/** What runs one qemu-ga command: the channel socket, or another path to the agent (libvirt's agent pass-through). */
+export type QgaExecutor = Pick<QgaChannel, 'execute' | 'close'>;
+
 /** guest-get-osinfo (qga/qapi-schema.json GuestOSInfo). */
 export interface QgaOsInfo {
   id?: string;
@@ -38,7 +41,7 @@ export interface QgaExecStatus {
 
 /** The guest agent's commands this driver uses, typed (qga/qapi-schema.json), over one synchronised channel. */
 export class QgaCommands {
-  constructor(private readonly channel: QgaChannel) {}
+  constructor(private readonly channel: QgaExecutor) {}
 
   async ping(options?: QgaCallOptions): Promise<void> {
     await this.channel.execute('guest-ping', undefined, options);

@@ -2,16 +2,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { VirtError, type ExecRequest, type ExecResult, type GuestInfo, type GuestInterface, type GuestTime } from '@virtbus/api-contract';
 import type { DomainRecord, ExecCapability, GuestAgentCapability } from '../../driver.js';
 import { QgaChannel } from './channel.js';
-import { QgaCommands, type QgaInterface } from './commands.js';
+import { QgaCommands, type QgaExecutor, type QgaInterface } from './commands.js';
 
 const SYNC_TIMEOUT_MS = 5_000;
 const FREEZE_TIMEOUT_MS = 60_000;
 const EXEC_POLL_MS = 100;
 
-export interface QemuGuestAgentHooks {
-  /** The guest agent channel socket of a running domain, or OPERATION_INVALID. */
-  socketOf(domain: DomainRecord): string;
-}
+export type QemuGuestAgentHooks =
+  | {
+      /** The guest agent channel socket of a running domain, or OPERATION_INVALID. */
+      socketOf(domain: DomainRecord): string;
+    }
+  | {
+      /** Another way to the domain's qemu-ga, one session per call. */
+      open(domain: DomainRecord): Promise<QgaExecutor>;
+    };
 
 /**
  * The guest agent of QEMU domains: one session per call (connect, guest-sync-delimited, commands, close), calls of one
@@ -123,7 +128,7 @@ export class QemuGuestAgent implements GuestAgentCapability, ExecCapability {
     const uuid = domain.config.uuid;
     const previous = this.queues.get(uuid) ?? Promise.resolve();
     const call = previous.catch(() => undefined).then(async () => {
-      const channel = await QgaChannel.open(this.hooks.socketOf(domain), { timeoutMs: SYNC_TIMEOUT_MS });
+      const channel = 'open' in this.hooks ? await this.hooks.open(domain) : await QgaChannel.open(this.hooks.socketOf(domain), { timeoutMs: SYNC_TIMEOUT_MS });
       try {
         return await work(new QgaCommands(channel));
       } finally {
