@@ -7,7 +7,7 @@ interface XmlElement {
   body: string;
 }
 
-/** Text or an attribute value for libvirt's XML. */
+/** Text for an XML attribute value or element body (libvirt's parser reads numeric character references). */
 export const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const ENTITIES: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
@@ -75,8 +75,6 @@ export function configFromDomainXml(xml: string): Pick<DomainConfig, 'disks' | '
   };
 }
 
-/** Text for an XML attribute value or element body (libvirt's parser reads numeric character references). */
-export const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 const attr = (value: string) => `'${escapeXml(value)}'`;
 const DISK_BUS = { virtio: 'virtio', sata: 'sata', ide: 'ide' } as const;
 

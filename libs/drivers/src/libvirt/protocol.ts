@@ -201,8 +201,6 @@ export const Procedures = {
   domainScreenshot: procedure(211, xdrStruct({ dom: DomainRef, screen: xdrUint, flags: xdrUint }), xdrStruct({ mime: optionalString })),
   /** codeset: KeycodeSet; holdtime in ms; at most 16 keycodes. */
   domainSendKey: procedure(226, xdrStruct({ dom: DomainRef, codeset: xdrUint, holdtime: xdrUint, keycodes: xdrArray(xdrUint, SEND_KEY_MAX), flags: xdrUint }), xdrVoid),
-  /** Live device change (graphics passwd); flags: AffectFlag. */
-  domainUpdateDeviceFlags: procedure(174, xdrStruct({ dom: DomainRef, xml: nonnullString, flags: xdrUint }), xdrVoid),
   /** Guest agent calls (libvirt talks to qemu-ga on the domain's org.qemu.guest_agent.0 channel). */
   domainFsFreeze: procedure(335, xdrStruct({ dom: DomainRef, mountpoints: xdrArray(nonnullString, FSFREEZE_MOUNTPOINTS_MAX), flags: xdrUint }), xdrStruct({ filesystems: xdrInt })),
   domainFsThaw: procedure(336, xdrStruct({ dom: DomainRef, mountpoints: xdrArray(nonnullString, FSFREEZE_MOUNTPOINTS_MAX), flags: xdrUint }), xdrStruct({ filesystems: xdrInt })),
@@ -236,7 +234,7 @@ export const Procedures = {
   domainAttachDeviceFlags: procedure(160, deviceXml, xdrVoid),
   /** Asks the guest to release the device; libvirt answers before a slow guest did (the device leaves the live XML then). */
   domainDetachDeviceFlags: procedure(161, deviceXml, xdrVoid),
-  /** Changes a device in place: cdrom media (no `<source>`: eject), NIC link state. */
+  /** Changes a device in place: cdrom media (no `<source>`: eject), NIC link state, graphics passwd. */
   domainUpdateDeviceFlags: procedure(174, deviceXml, xdrVoid),
   /** path: the disk's target (`vda`) or source. */
   domainBlockStats: procedure(
