@@ -7,8 +7,15 @@ type FirewallOperationName = Extract<keyof OperationHandlers, `firewall.${string
 /** What each firewall contract operation does on this agent. */
 export function createFirewallHandlers(firewall: FirewallManager): Pick<OperationHandlers, FirewallOperationName> {
   return {
-    'firewall.ruleset.list': async (query, context) => namedListPage('ruleSets', firewall.list(), query, context),
-    'firewall.ruleset.get': async ({ name }) => firewall.get(name),
+    // reads wait for queued firewall work: a binding a lifecycle event (sent before its call's answer) changes shows changed
+    'firewall.ruleset.list': async (query, context) => {
+      await firewall.idle();
+      return namedListPage('ruleSets', firewall.list(), query, context);
+    },
+    'firewall.ruleset.get': async ({ name }) => {
+      await firewall.idle();
+      return firewall.get(name);
+    },
     'firewall.ruleset.define': (post) => firewall.define(post),
     'firewall.ruleset.update': ({ name, ruleSet }) => firewall.update(name, ruleSet),
     'firewall.ruleset.delete': ({ name }) => firewall.delete(name),

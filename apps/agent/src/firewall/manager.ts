@@ -257,7 +257,7 @@ export class FirewallManager {
     await this.syncDomain(uuid, this.source).catch((error: unknown) => this.options.logger.error({ err: error, domain: uuid }, 'firewall sync failed'));
   }
 
-  /** Waits for queued firewall work (tests and shutdown). */
+  /** Waits for queued firewall work (reads, shutdown). */
   async idle(): Promise<void> {
     await this.queue;
   }
