@@ -455,7 +455,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       }
     });
 
-    it('connectGetCapabilities lists machine types; domainGetJobStats, domainAbortJob and domainMigratePerform3Params reach a running domain (the migration itself: apps/agent/test/libvirt-agent.test.ts)', async () => {
+    it('connectGetCapabilities lists machine types; domainGetJobStats, domainAbortJob, domainMigrateSetMaxDowntime and domainMigratePerform3Params reach a running domain (the migration itself: apps/agent/test/libvirt-agent.test.ts)', async () => {
       const name = `${tag}-q2`;
       const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
       try {
@@ -470,6 +470,9 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         // no job: type NONE (0), no figures
         expect(await qemu.call('domainGetJobStats', { dom, flags: 0 })).toEqual({ type: 0, params: [] });
         await rejectsWith(qemu.call('domainAbortJob', { dom }), 'OPERATION_INVALID');
+        // QEMU's downtime-limit, which libvirt sets with or without a migration job
+        await qemu.call('domainMigrateSetMaxDowntime', { dom, downtime: 777n, flags: 0 });
+        expect(await virsh('migrate-getmaxdowntime', name)).toBe('777');
         // peer to peer into the same daemon: libvirt decodes the call (URI as a string parameter) and refuses the same host (an internal error)
         const refused = await rejectsWith(
           qemu.call('domainMigratePerform3Params', { dom, dconnuri: libvirt.uri, params: [{ field: 'migrate_uri', value: { type: 7, value: `unix://${join(root, 'm.sock')}` } }], cookieIn: Buffer.alloc(0), flags: 1 | 2 }),

@@ -849,16 +849,18 @@ class LibvirtMigration implements MigrationCapability {
 
   private async perform(domain: DomainRecord, options: OutgoingOptions): Promise<MigrationStatus> {
     if (!options.target.libvirtUri) throw new VirtError('OPERATION_UNSUPPORTED', 'the destination is not a libvirt driver (no libvirtd URI in its answer)');
-    if (options.postCopy || options.tlsDir || options.maxDowntimeMs !== undefined) throw new VirtError('OPERATION_UNSUPPORTED', 'the libvirt driver does not migrate with virtbus TLS, post-copy or maxDowntimeMs yet');
+    if (options.postCopy || options.tlsDir) throw new VirtError('OPERATION_UNSUPPORTED', 'the libvirt driver does not migrate with virtbus TLS or post-copy yet');
     const client = this.driver.connection();
     const dom = await this.driver.lookup(domain);
-    const flags = MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST | (options.live ? MigrateFlag.LIVE : 0) | (options.autoConverge ? MigrateFlag.AUTO_CONVERGE : 0);
+    const flags = MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST | (options.live ? MigrateFlag.LIVE : 0) | (options.autoConverge ? MigrateFlag.AUTO_CONVERGE : 0) | (options.paused ? MigrateFlag.PAUSED : 0);
     const params = [
       { field: 'migrate_uri', value: { type: 7 as const, value: options.target.uri } },
       ...(options.bandwidthMiBs !== undefined ? [{ field: 'bandwidth', value: { type: 4 as const, value: BigInt(options.bandwidthMiBs) } }] : []),
     ];
     let status = migrationStatusOf([]);
     let done = false;
+    // libvirt 9.0 has no migrate parameter for it: set once the job runs
+    let downtimeSet = options.maxDowntimeMs === undefined;
     const abort = () => void client.call('domainAbortJob', { dom }).catch(() => 'no job');
     options.signal.addEventListener('abort', abort, { once: true });
     const perform = client.call('domainMigratePerform3Params', { dom, dconnuri: options.target.libvirtUri, params, cookieIn: Buffer.alloc(0), flags }, MIGRATION_TIMEOUT_MS).finally(() => (done = true));
@@ -868,6 +870,10 @@ class LibvirtMigration implements MigrationCapability {
         if (done) break;
         const job = await client.call('domainGetJobStats', { dom, flags: 0 }).catch(() => undefined);
         if (job && (job.type === JobType.BOUNDED || job.type === JobType.UNBOUNDED)) {
+          if (!downtimeSet) {
+            await client.call('domainMigrateSetMaxDowntime', { dom, downtime: BigInt(options.maxDowntimeMs!), flags: 0 });
+            downtimeSet = true;
+          }
           status = migrationStatusOf(job.params);
           options.onProgress(status);
         }

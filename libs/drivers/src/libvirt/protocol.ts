@@ -230,6 +230,8 @@ export const Procedures = {
   /** The running job's figures as typed parameters (memory_processed, memory_total, …); type: virDomainJobType. */
   domainGetJobStats: procedure(298, domainFlags, xdrStruct({ type: xdrInt, params: xdrArray(TypedParam, JOB_STATS_MAX) })),
   domainAbortJob: procedure(164, domainOnly, xdrVoid),
+  /** The longest pause (ms) the running migration may cause when it switches over; set while the job runs. */
+  domainMigrateSetMaxDowntime: procedure(166, xdrStruct({ dom: DomainRef, downtime: xdrUhyper, flags: xdrUint }), xdrVoid),
   /** xml: one device element (`<disk>`, `<interface>`); flags: DeviceFlag. */
   domainAttachDeviceFlags: procedure(160, deviceXml, xdrVoid),
   /** Asks the guest to release the device; libvirt answers before a slow guest did (the device leaves the live XML then). */
@@ -342,7 +344,7 @@ export const SaveFlag = { BYPASS_CACHE: 1, RUNNING: 2, PAUSED: 4 } as const;
 export const XmlFlag = { SECURE: 1, INACTIVE: 2 } as const;
 
 /** virDomainMigrateFlags this driver sets */
-export const MigrateFlag = { LIVE: 1, PEER2PEER: 2, PERSIST_DEST: 8, AUTO_CONVERGE: 8192 } as const;
+export const MigrateFlag = { LIVE: 1, PEER2PEER: 2, PERSIST_DEST: 8, PAUSED: 32, AUTO_CONVERGE: 8192 } as const;
 /** virDomainJobType: NONE, BOUNDED, UNBOUNDED, COMPLETED, FAILED, CANCELLED */
 export const JobType = { NONE: 0, BOUNDED: 1, UNBOUNDED: 2, COMPLETED: 3, FAILED: 4, CANCELLED: 5 } as const;
 
