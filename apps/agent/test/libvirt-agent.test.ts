@@ -280,6 +280,11 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         }
         if (operation === 'domain.blockjob.abort') await finished(copy, 'cancelled');
         if (operation === 'domain.block.iotune') expect(result).toMatchObject({ totalIopsSec: 1000, totalBytesSec: 0 });
+        if (operation === 'domain.qemu.monitor') {
+          // QEMU's own answer through libvirt-qemu; the agent shows the domain tainted, as libvirt does
+          expect(result).toMatchObject({ return: { status: 'running', running: true } });
+          expect((await client.call(node, 'domain.get', { id: ctx.id })).tainted).toContain('custom-monitor');
+        }
       };
     }
     ctx.mac = domain.config.nics[0]!.mac!;
@@ -288,6 +293,8 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     try {
       expect(await runDomainTable(client, node, ctx)).toEqual(expectedOutcomes(driver!.capabilities));
       if (qemu) {
+        // libvirt-qemu's pass-through: the table's monitor row must work here
+        expect(driver!.capabilities).toContain('qemu-monitor');
         // the guest's own output, and its screen: not blank, with the marker its /init draws on the VGA console
         expect(ctx.exec).toMatchObject({ exitCode: 0, stdout: 'lv-42\n' });
         expect(litPixels(decodePng(Buffer.from(ctx.screenshot ?? '', 'base64')))).toBeGreaterThan(0);

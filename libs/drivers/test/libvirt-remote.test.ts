@@ -23,7 +23,7 @@ import {
   type LibvirtDomainEvent,
 } from '../src/index.js';
 import { decodeXdr } from '../src/libvirt/xdr.js';
-import { BlockFlag, BlockJobStatus, DeviceFlag } from '../src/libvirt/protocol.js';
+import { BlockFlag, BlockJobStatus, DeviceFlag, MonitorFlag } from '../src/libvirt/protocol.js';
 
 const run = promisify(execFile);
 const LIBVIRTD = hasBinaryOrSkip('libvirtd') && hasBinaryOrSkip('virsh');
@@ -424,15 +424,17 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
   });
 
   describe.skipIf(!QEMU)('qemu:///system on the private daemon (TCG)', () => {
+    /** A diskless QEMU domain: enough for procedures that need a running QEMU, not a guest. */
+    const qemuXml = (name: string) =>
+      `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
+      `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>` +
+      `<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;
     it('define, create, reset, suspend, resume, destroy, create paused, undefine a diskless QEMU domain, seen by virsh', async () => {
       const name = `${tag}-q1`;
       const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
       try {
         expect(await qemu.call('connectGetType', undefined)).toEqual({ type: 'QEMU' });
-        const xml =
-          `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
-          `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>` +
-          `<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;
+        const xml = qemuXml(name);
         const { dom } = await qemu.call('domainDefineXml', { xml });
         expect(await virsh('domstate', name)).toBe('shut off');
         await qemu.call('domainCreate', { dom });
@@ -461,10 +463,7 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       try {
         const { capabilities } = await qemu.call('connectGetCapabilities', undefined);
         expect(capabilities).toMatch(/<machine\b[^>]*>pc<\/machine>/);
-        const xml =
-          `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
-          `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>` +
-          `<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;
+        const xml = qemuXml(name);
         const { dom } = await qemu.call('domainDefineXml', { xml });
         await qemu.call('domainCreate', { dom });
         // no job: type NONE (0), no figures
@@ -480,6 +479,25 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         );
         expect(refused.message).toMatch(/same host/);
         expect(await virsh('domstate', name)).toBe('running');
+        await qemu.call('domainDestroy', { dom });
+        await qemu.call('domainUndefine', { dom });
+      } finally {
+        await qemu.close();
+      }
+    });
+
+    it("qemuDomainMonitorCommand (libvirt-qemu): a QMP command gets QEMU's whole JSON reply (an error too), an HMP line its text; libvirt taints the domain custom-monitor", async () => {
+      const name = `${tag}-q3`;
+      const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
+      try {
+        const { dom } = await qemu.call('domainDefineXml', { xml: qemuXml(name) });
+        await qemu.call('domainCreate', { dom });
+        const status = JSON.parse((await qemu.call('qemuDomainMonitorCommand', { dom, cmd: JSON.stringify({ execute: 'query-status' }), flags: 0 })).result);
+        expect(status).toMatchObject({ return: { status: 'running', running: true } });
+        const unknown = JSON.parse((await qemu.call('qemuDomainMonitorCommand', { dom, cmd: JSON.stringify({ execute: 'vb-nope' }), flags: 0 })).result);
+        expect(unknown).toMatchObject({ error: { class: 'CommandNotFound' } });
+        expect((await qemu.call('qemuDomainMonitorCommand', { dom, cmd: 'info status', flags: MonitorFlag.HMP })).result).toMatch(/^VM status: running/);
+        expect(readFileSync(join(root, 'lv', 'log', 'qemu', `${name}.log`), 'utf8')).toMatch(/tainted: custom-monitor/);
         await qemu.call('domainDestroy', { dom });
         await qemu.call('domainUndefine', { dom });
       } finally {

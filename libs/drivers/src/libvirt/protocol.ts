@@ -219,6 +219,8 @@ export const Procedures = {
   domainGetGuestInfo: procedure(418, xdrStruct({ dom: DomainRef, types: xdrUint, flags: xdrUint }), xdrStruct({ params: xdrArray(TypedParam, GUEST_INFO_PARAMS_MAX) })),
   /** QEMU_PROC_DOMAIN_AGENT_COMMAND: one qemu-ga JSON command passed through (timeout in seconds, or AgentTimeout); libvirt taints the domain. */
   qemuDomainAgentCommand: procedure(3, xdrStruct({ dom: DomainRef, cmd: nonnullString, timeout: xdrInt, flags: xdrUint }), xdrStruct({ result: optionalString }), QEMU_PROGRAM),
+  /** QEMU_PROC_DOMAIN_MONITOR_COMMAND: one QMP command as JSON (QEMU's whole reply comes back, `error` included) or, with MonitorFlag.HMP, an HMP line (its text); libvirt taints the domain. */
+  qemuDomainMonitorCommand: procedure(1, xdrStruct({ dom: DomainRef, cmd: nonnullString, flags: xdrUint }), xdrStruct({ result: nonnullString }), QEMU_PROGRAM),
   /** The host's capabilities XML (guest architectures and their machine types). */
   connectGetCapabilities: procedure(7, xdrVoid, xdrStruct({ capabilities: nonnullString })),
   /** Live migration, v3 with typed parameters; with MigrateFlag.PEER2PEER libvirtd connects to `dconnuri` and runs prepare, finish and confirm itself. */
@@ -317,6 +319,8 @@ export const AddressSource = { LEASE: 0, AGENT: 1, ARP: 2 } as const;
 export const GuestInfoType = { USERS: 1, OS: 2, TIMEZONE: 4, HOSTNAME: 8 } as const;
 /** virDomainSetTimeFlags */
 export const TimeFlag = { SYNC: 1 } as const;
+/** virDomainQemuMonitorCommandFlags */
+export const MonitorFlag = { HMP: 1 } as const;
 /** virDomainQemuAgentCommandTimeoutValues (else seconds). */
 export const AgentTimeout = { BLOCK: -2, DEFAULT: -1, NOWAIT: 0 } as const;
 
