@@ -21,6 +21,7 @@ import {
   uuidBytes,
   uuidString,
   type LibvirtDomainEvent,
+  type LibvirtDomainRef,
 } from '../src/index.js';
 import { decodeXdr } from '../src/libvirt/xdr.js';
 import { BlockFlag, BlockJobStatus, DeviceFlag, MonitorFlag } from '../src/libvirt/protocol.js';
@@ -429,6 +430,19 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
       `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>` +
       `<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;
+    /** Runs `work` on a running diskless QEMU domain of its own, destroyed and undefined after it. */
+    const onRunningQemu = async (name: string, work: (qemu: LibvirtClient, dom: LibvirtDomainRef) => Promise<void>) => {
+      const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
+      try {
+        const { dom } = await qemu.call('domainDefineXml', { xml: qemuXml(name) });
+        await qemu.call('domainCreate', { dom });
+        await work(qemu, dom);
+        await qemu.call('domainDestroy', { dom });
+        await qemu.call('domainUndefine', { dom });
+      } finally {
+        await qemu.close();
+      }
+    };
     it('define, create, reset, suspend, resume, destroy, create paused, undefine a diskless QEMU domain, seen by virsh', async () => {
       const name = `${tag}-q1`;
       const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
@@ -459,13 +473,9 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
 
     it('connectGetCapabilities lists machine types; domainGetJobStats, domainAbortJob, domainMigrateSetMaxDowntime and domainMigratePerform3Params reach a running domain (the migration itself: apps/agent/test/libvirt-agent.test.ts)', async () => {
       const name = `${tag}-q2`;
-      const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
-      try {
+      await onRunningQemu(name, async (qemu, dom) => {
         const { capabilities } = await qemu.call('connectGetCapabilities', undefined);
         expect(capabilities).toMatch(/<machine\b[^>]*>pc<\/machine>/);
-        const xml = qemuXml(name);
-        const { dom } = await qemu.call('domainDefineXml', { xml });
-        await qemu.call('domainCreate', { dom });
         // no job: type NONE (0), no figures
         expect(await qemu.call('domainGetJobStats', { dom, flags: 0 })).toEqual({ type: 0, params: [] });
         await rejectsWith(qemu.call('domainAbortJob', { dom }), 'OPERATION_INVALID');
@@ -479,30 +489,19 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         );
         expect(refused.message).toMatch(/same host/);
         expect(await virsh('domstate', name)).toBe('running');
-        await qemu.call('domainDestroy', { dom });
-        await qemu.call('domainUndefine', { dom });
-      } finally {
-        await qemu.close();
-      }
+      });
     });
 
     it("qemuDomainMonitorCommand (libvirt-qemu): a QMP command gets QEMU's whole JSON reply (an error too), an HMP line its text; libvirt taints the domain custom-monitor", async () => {
       const name = `${tag}-q3`;
-      const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
-      try {
-        const { dom } = await qemu.call('domainDefineXml', { xml: qemuXml(name) });
-        await qemu.call('domainCreate', { dom });
+      await onRunningQemu(name, async (qemu, dom) => {
         const status = JSON.parse((await qemu.call('qemuDomainMonitorCommand', { dom, cmd: JSON.stringify({ execute: 'query-status' }), flags: 0 })).result);
         expect(status).toMatchObject({ return: { status: 'running', running: true } });
         const unknown = JSON.parse((await qemu.call('qemuDomainMonitorCommand', { dom, cmd: JSON.stringify({ execute: 'vb-nope' }), flags: 0 })).result);
         expect(unknown).toMatchObject({ error: { class: 'CommandNotFound' } });
         expect((await qemu.call('qemuDomainMonitorCommand', { dom, cmd: 'info status', flags: MonitorFlag.HMP })).result).toMatch(/^VM status: running/);
         expect(readFileSync(join(root, 'lv', 'log', 'qemu', `${name}.log`), 'utf8')).toMatch(/tainted: custom-monitor/);
-        await qemu.call('domainDestroy', { dom });
-        await qemu.call('domainUndefine', { dom });
-      } finally {
-        await qemu.close();
-      }
+      });
     });
   });
   describe.skipIf(!QEMU)('device and block procedures on qemu:///system (TCG)', () => {
