@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { OperationNames, VirtError, type AsyncOperation, type OperationName, type OperationRequest } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
-import { LibvirtClient } from '@virtbus/drivers';
+import { decodeLibvirtXdr, LibvirtClient, LibvirtDomainEvents } from '@virtbus/drivers';
 import { decodePng, ensureTestGuest, GUEST_FLAGS, GUEST_MARKERS, GUEST_VGA_MARKER, GuestShell, hasBinaryOrSkip, litPixels, rejectsWith, spawnAgent, startLibvirt, storedNodeEvents, tearDown, useNatsBus, VIRSH, waitFor, type AgentProcess, type Libvirt } from '@virtbus/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -280,6 +280,11 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         }
         if (operation === 'domain.blockjob.abort') await finished(copy, 'cancelled');
         if (operation === 'domain.block.iotune') expect(result).toMatchObject({ totalIopsSec: 1000, totalBytesSec: 0 });
+        if (operation === 'domain.qemu.monitor') {
+          // QEMU's own answer through libvirt-qemu; the agent shows the domain tainted, as libvirt does
+          expect(result).toMatchObject({ return: { status: 'running', running: true } });
+          expect((await client.call(node, 'domain.get', { id: ctx.id })).tainted).toContain('custom-monitor');
+        }
       };
     }
     ctx.mac = domain.config.nics[0]!.mac!;
@@ -288,6 +293,8 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
     try {
       expect(await runDomainTable(client, node, ctx)).toEqual(expectedOutcomes(driver!.capabilities));
       if (qemu) {
+        // libvirt-qemu's pass-through: the table's monitor row must work here
+        expect(driver!.capabilities).toContain('qemu-monitor');
         // the guest's own output, and its screen: not blank, with the marker its /init draws on the VGA console
         expect(ctx.exec).toMatchObject({ exitCode: 0, stdout: 'lv-42\n' });
         expect(litPixels(decodePng(Buffer.from(ctx.screenshot ?? '', 'base64')))).toBeGreaterThan(0);
@@ -554,7 +561,7 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         await tearDown(destAgent, second);
       });
 
-      it('moves a running guest peer-to-peer between the libvirtds: it keeps running there, its console answers, and it is gone from the source; a cancelled migration back leaves it running there', async () => {
+      it('moves a running guest peer-to-peer between the libvirtds (paused there, as asked, until resumed), its console answers, and it is gone from the source; a cancelled migration back leaves it running there', async () => {
         const guest = await ensureTestGuest();
         const name = `${tag}-mig`;
         const { uuid } = await client.call(QEMU_NODE, 'domain.define', { name, driver: 'libvirt', memory: 256, os: { kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline} ${GUEST_FLAGS.counter}` }, nics: [] });
@@ -564,17 +571,35 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         await client.call(QEMU_NODE, 'domain.state', { id: uuid, change: { action: 'resume' } });
         await waitFor('GUEST-READY on the source', async () => (await consoleOf(QEMU_NODE)).includes(GUEST_MARKERS.ready), 180_000);
 
-        const started = await client.migrate(QEMU_NODE, uuid, { destination: DEST, undefineSource: true });
-        const operation = await waitFor('migration done', async () => {
-          const op = await client.call(QEMU_NODE, 'operation.get', { id: started.id });
-          return op.status !== 'running' && op;
-        }, 120_000);
-        expect(operation).toMatchObject({ status: 'success', migration: { phase: 'done' } });
-        // libvirt's job figures fed the operation
-        expect(operation.migration!.ramTransferredBytes).toBeGreaterThan(0);
-        expect(operation.migration!.ramTotalBytes).toBeGreaterThanOrEqual(256 * 1024 * 1024);
-
-        expect(await client.call(DEST, 'domain.get', { id: uuid })).toMatchObject({ name, state: 'running', reason: 'migrated', driver: 'libvirt' });
+        // the destination libvirtd's own lifecycle events: VIR_MIGRATE_PAUSED means it never resumes the guest there (RESUMED/MIGRATED)
+        const watcher = await LibvirtClient.connect({ socket: second!.socket, uri: 'qemu:///system' });
+        const destLifecycle: Array<[number, number]> = [];
+        let operation: AsyncOperation;
+        watcher.onEvent((procedure, body) => {
+          if (procedure !== LibvirtDomainEvents.lifecycle.procedure) return;
+          const { msg } = decodeLibvirtXdr(LibvirtDomainEvents.lifecycle.layout, body);
+          if (msg.dom.name === name) destLifecycle.push([msg.event, msg.detail]);
+        });
+        try {
+          await watcher.call('connectDomainEventCallbackRegisterAny', { eventID: LibvirtDomainEvents.lifecycle.eventId, dom: null });
+          const started = await client.migrate(QEMU_NODE, uuid, { destination: DEST, undefineSource: true, paused: true });
+          operation = await waitFor('migration done', async () => {
+            const op = await client.call(QEMU_NODE, 'operation.get', { id: started.id });
+            return op.status !== 'running' && op;
+          }, 120_000);
+          expect(operation).toMatchObject({ status: 'success', migration: { phase: 'done' } });
+          // libvirt's job figures fed the operation
+          expect(operation.migration!.ramTransferredBytes).toBeGreaterThan(0);
+          expect(operation.migration!.ramTotalBytes).toBeGreaterThanOrEqual(256 * 1024 * 1024);
+          expect(await client.call(DEST, 'domain.get', { id: uuid })).toMatchObject({ name, state: 'paused', driver: 'libvirt' });
+          expect(await virshOn(destUri(), 'domstate', name)).toBe('paused');
+          await client.call(DEST, 'domain.state', { id: uuid, change: { action: 'resume' } });
+          // events of one connection arrive in order: a RESUMED/MIGRATED would precede the resume's RESUMED/UNPAUSED
+          await waitFor('RESUMED/UNPAUSED on the destination libvirtd', () => destLifecycle.some(([event, detail]) => event === 4 && detail === 0), 30_000, async () => JSON.stringify(destLifecycle));
+          expect(destLifecycle.filter(([event]) => event === 4)).toEqual([[4, 0]]);
+        } finally {
+          await watcher.close();
+        }
         expect(await virshOn(destUri(), 'domstate', name)).toBe('running');
         // QEMU's stream went over a unix socket in the destination driver's directory: none is left
         const sockets = (agentDir: string) => readdirSync(join(root, agentDir, 'drivers', 'libvirt')).filter((file) => file.endsWith('.sock'));
@@ -590,8 +615,8 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
 
         const lifecycle = async (node: string) => (await storedNodeEvents(bus.nc, node)).filter((event) => event.uuid === uuid && event.type !== undefined).map((event) => `${event.type}/${event.detail}`);
         // the outbox publishes after the calls answered: wait for the last of each node
-        await waitFor('the destination\'s events stored', async () => (await lifecycle(DEST)).includes('RESUMED/MIGRATED'), 30_000);
-        expect(await lifecycle(DEST)).toEqual(['DEFINED/ADDED', 'STARTED/MIGRATED', 'SUSPENDED/MIGRATED', 'RESUMED/MIGRATED']);
+        await waitFor('the destination\'s events stored', async () => (await lifecycle(DEST)).includes('RESUMED/UNPAUSED'), 30_000);
+        expect(await lifecycle(DEST)).toEqual(['DEFINED/ADDED', 'STARTED/MIGRATED', 'SUSPENDED/MIGRATED', 'RESUMED/UNPAUSED']);
         await waitFor('the source\'s events stored', async () => (await lifecycle(QEMU_NODE)).includes('UNDEFINED/REMOVED'), 30_000);
         expect(await lifecycle(QEMU_NODE)).toEqual(['DEFINED/ADDED', 'STARTED/BOOTED', 'SUSPENDED/PAUSED', 'RESUMED/UNPAUSED', 'STOPPED/MIGRATED', 'UNDEFINED/REMOVED']);
         // and libvirt's figures in the source's JOB_COMPLETED, as the qemu driver's (stored before the undefine's event)
@@ -599,8 +624,10 @@ describe.skipIf(!LIBVIRTD)('agent with driver libvirt against a real libvirtd', 
         expect(completed).toMatchObject({ details: { params: expect.objectContaining({ operation: 'migration-out', memory_total: operation.migration!.ramTotalBytes }) } });
 
         // back, throttled, cancelled once RAM flows: libvirt's job is aborted, the guest runs on where it was, nothing is left on the other side
-        const back = await client.migrate(DEST, uuid, { destination: QEMU_NODE, bandwidthMiBs: 1 });
+        const back = await client.migrate(DEST, uuid, { destination: QEMU_NODE, bandwidthMiBs: 1, maxDowntimeMs: 1234 });
         await waitFor('RAM being sent', async () => ((await client.call(DEST, 'operation.get', { id: back.id })).migration?.ramTransferredBytes ?? 0) > 0, 60_000);
+        // set on libvirt's job before its first figures were reported
+        expect(await virshOn(destUri(), 'migrate-getmaxdowntime', name)).toBe('1234');
         await client.call(DEST, 'operation.cancel', { id: back.id });
         const cancelled = await waitFor('migration ended', async () => {
           const op = await client.call(DEST, 'operation.get', { id: back.id });

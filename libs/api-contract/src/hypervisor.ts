@@ -41,10 +41,10 @@ export const HypervisorOperations = {
     access: Access.ReadWrite,
     request: QemuMonitorRequest,
     response: QemuMonitorResult,
-    summary: 'qemu only: run one QMP (or HMP) command on the domain\'s QEMU; admin only, audited, and the domain is shown tainted (custom-monitor) until it stops',
+    summary: 'QEMU only (drivers qemu and kvm, and libvirt domains whose hypervisor is qemu): run one QMP (or HMP) command on the domain\'s QEMU; admin only, audited, and the domain is shown tainted (custom-monitor) until it stops',
     permission: PermissionClass.Hypervisor,
     errors: HypervisorErrors,
-    drivers: ['qemu', 'kvm'],
+    drivers: ['qemu', 'kvm', 'libvirt'],
     http: { method: 'POST', path: '/domains/:id/qemu/monitor-command', operationId: 'qemuMonitorCommand', tag: HttpTags.Domains, body: 'monitor' },
   },
   'domain.lxc.enter': {

@@ -199,6 +199,8 @@ export interface IncomingTarget {
 export interface OutgoingOptions {
   target: IncomingTarget;
   live: boolean;
+  /** The guest stays paused on the destination (the destination's finish is asked not to resume it as well). */
+  paused?: boolean;
   maxDowntimeMs?: number;
   bandwidthMiBs?: number;
   autoConverge: boolean;

@@ -96,6 +96,7 @@ export {
 export { applyNicFilter, listFilteredDevices, removeNicFilter, type NicFilterTarget } from './firewall/apply.js';
 export { LibvirtClient, LibvirtStream, parseLibvirtUri, DEFAULT_LIBVIRT_SOCKET, type LibvirtClientOptions } from './libvirt/client.js';
 export { LibvirtRemoteError, virtErrorFromRemote } from './libvirt/errors.js';
+export { decodeXdr as decodeLibvirtXdr } from './libvirt/xdr.js';
 export {
   AuthType,
   DomainEvents as LibvirtDomainEvents,

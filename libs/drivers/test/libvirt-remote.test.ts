@@ -21,9 +21,10 @@ import {
   uuidBytes,
   uuidString,
   type LibvirtDomainEvent,
+  type LibvirtDomainRef,
 } from '../src/index.js';
 import { decodeXdr } from '../src/libvirt/xdr.js';
-import { BlockFlag, BlockJobStatus, DeviceFlag } from '../src/libvirt/protocol.js';
+import { BlockFlag, BlockJobStatus, DeviceFlag, MonitorFlag } from '../src/libvirt/protocol.js';
 
 const run = promisify(execFile);
 const LIBVIRTD = hasBinaryOrSkip('libvirtd') && hasBinaryOrSkip('virsh');
@@ -424,15 +425,30 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
   });
 
   describe.skipIf(!QEMU)('qemu:///system on the private daemon (TCG)', () => {
+    /** A diskless QEMU domain: enough for procedures that need a running QEMU, not a guest. */
+    const qemuXml = (name: string) =>
+      `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
+      `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>` +
+      `<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;
+    /** Runs `work` on a running diskless QEMU domain of its own, destroyed and undefined after it. */
+    const onRunningQemu = async (name: string, work: (qemu: LibvirtClient, dom: LibvirtDomainRef) => Promise<void>) => {
+      const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
+      try {
+        const { dom } = await qemu.call('domainDefineXml', { xml: qemuXml(name) });
+        await qemu.call('domainCreate', { dom });
+        await work(qemu, dom);
+        await qemu.call('domainDestroy', { dom });
+        await qemu.call('domainUndefine', { dom });
+      } finally {
+        await qemu.close();
+      }
+    };
     it('define, create, reset, suspend, resume, destroy, create paused, undefine a diskless QEMU domain, seen by virsh', async () => {
       const name = `${tag}-q1`;
       const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
       try {
         expect(await qemu.call('connectGetType', undefined)).toEqual({ type: 'QEMU' });
-        const xml =
-          `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
-          `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>` +
-          `<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;
+        const xml = qemuXml(name);
         const { dom } = await qemu.call('domainDefineXml', { xml });
         expect(await virsh('domstate', name)).toBe('shut off');
         await qemu.call('domainCreate', { dom });
@@ -455,21 +471,17 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
       }
     });
 
-    it('connectGetCapabilities lists machine types; domainGetJobStats, domainAbortJob and domainMigratePerform3Params reach a running domain (the migration itself: apps/agent/test/libvirt-agent.test.ts)', async () => {
+    it('connectGetCapabilities lists machine types; domainGetJobStats, domainAbortJob, domainMigrateSetMaxDowntime and domainMigratePerform3Params reach a running domain (the migration itself: apps/agent/test/libvirt-agent.test.ts)', async () => {
       const name = `${tag}-q2`;
-      const qemu = await LibvirtClient.connect({ socket, uri: 'qemu:///system' });
-      try {
+      await onRunningQemu(name, async (qemu, dom) => {
         const { capabilities } = await qemu.call('connectGetCapabilities', undefined);
         expect(capabilities).toMatch(/<machine\b[^>]*>pc<\/machine>/);
-        const xml =
-          `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
-          `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>${requireBinary('qemu-system-x86_64')}</emulator>` +
-          `<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>`;
-        const { dom } = await qemu.call('domainDefineXml', { xml });
-        await qemu.call('domainCreate', { dom });
         // no job: type NONE (0), no figures
         expect(await qemu.call('domainGetJobStats', { dom, flags: 0 })).toEqual({ type: 0, params: [] });
         await rejectsWith(qemu.call('domainAbortJob', { dom }), 'OPERATION_INVALID');
+        // QEMU's downtime-limit, which libvirt sets with or without a migration job
+        await qemu.call('domainMigrateSetMaxDowntime', { dom, downtime: 777n, flags: 0 });
+        expect(await virsh('migrate-getmaxdowntime', name)).toBe('777');
         // peer to peer into the same daemon: libvirt decodes the call (URI as a string parameter) and refuses the same host (an internal error)
         const refused = await rejectsWith(
           qemu.call('domainMigratePerform3Params', { dom, dconnuri: libvirt.uri, params: [{ field: 'migrate_uri', value: { type: 7, value: `unix://${join(root, 'm.sock')}` } }], cookieIn: Buffer.alloc(0), flags: 1 | 2 }),
@@ -477,11 +489,19 @@ describe.skipIf(!LIBVIRTD)('libvirt remote protocol client against a real libvir
         );
         expect(refused.message).toMatch(/same host/);
         expect(await virsh('domstate', name)).toBe('running');
-        await qemu.call('domainDestroy', { dom });
-        await qemu.call('domainUndefine', { dom });
-      } finally {
-        await qemu.close();
-      }
+      });
+    });
+
+    it("qemuDomainMonitorCommand (libvirt-qemu): a QMP command gets QEMU's whole JSON reply (an error too), an HMP line its text; libvirt taints the domain custom-monitor", async () => {
+      const name = `${tag}-q3`;
+      await onRunningQemu(name, async (qemu, dom) => {
+        const status = JSON.parse((await qemu.call('qemuDomainMonitorCommand', { dom, cmd: JSON.stringify({ execute: 'query-status' }), flags: 0 })).result);
+        expect(status).toMatchObject({ return: { status: 'running', running: true } });
+        const unknown = JSON.parse((await qemu.call('qemuDomainMonitorCommand', { dom, cmd: JSON.stringify({ execute: 'vb-nope' }), flags: 0 })).result);
+        expect(unknown).toMatchObject({ error: { class: 'CommandNotFound' } });
+        expect((await qemu.call('qemuDomainMonitorCommand', { dom, cmd: 'info status', flags: MonitorFlag.HMP })).result).toMatch(/^VM status: running/);
+        expect(readFileSync(join(root, 'lv', 'log', 'qemu', `${name}.log`), 'utf8')).toMatch(/tainted: custom-monitor/);
+      });
     });
   });
   describe.skipIf(!QEMU)('device and block procedures on qemu:///system (TCG)', () => {

@@ -319,6 +319,7 @@ export class MigrationManager {
       return;
     }
     const wasRunning = record.state === 'running' || record.state === 'blocked';
+    const resume = wasRunning && !(request.paused ?? false);
     const ticket = prepare.ticket;
     const journal: Journal = { migrationId: prepare.migrationId, role: 'source', uuid, peer: destination, wasRunning, phase: 'migrating', ...(ticket ? { ticket } : {}) };
     await this.writeJournal(journal);
@@ -333,6 +334,7 @@ export class MigrationManager {
         const status = await migration.migrateOut(current(), {
           target,
           live: request.live ?? true,
+          paused: !resume,
           ...(request.maxDowntimeMs !== undefined ? { maxDowntimeMs: request.maxDowntimeMs } : {}),
           ...(request.bandwidthMiBs !== undefined ? { bandwidthMiBs: request.bandwidthMiBs } : {}),
           autoConverge: request.autoConverge ?? false,
@@ -352,7 +354,7 @@ export class MigrationManager {
         if (!finished) {
           await this.writeJournal({ ...journal, phase: 'finishing' });
           try {
-            await this.peer(destination, 'migration.finish', { migrationId: prepare.migrationId, uuid, resume: wasRunning && !(request.paused ?? false), ...(ticket ? { ticket } : {}) });
+            await this.peer(destination, 'migration.finish', { migrationId: prepare.migrationId, uuid, resume, ...(ticket ? { ticket } : {}) });
           } catch (error) {
             // the destination did not take over: the guest continues here
             await apply(await migration.recoverOutgoing(current(), wasRunning));

@@ -5,13 +5,14 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { vmOnlyFields } from '../qemu/machine.js';
 import { DomainStates, isActive, StateReasons, VirtError, type DomainSnapshot, type SnapshotKind, type DomainEventDetails, type DomainEventName as ContractEventName, type DomainConfig, type DomainsPost, type DomainState, type DomainStats, type DriverInfo, type StateReason } from '@virtbus/api-contract';
-import type { BlockJobCapability, DiskCapability, NicCapability, ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, ExecCapability, GraphicsCapability, GuestAgentCapability, HypervisorDriver, IncomingOptions, IncomingTarget, MigrationCapability, MigrationHostFacts, MigrationStatus, NativeDefinitionCapability, OutgoingOptions, ResourceCapability, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
+import type { BlockJobCapability, DiskCapability, NicCapability, ConsoleCapability, ConsoleSession, DomainRecord, DriverContext, ExecCapability, GraphicsCapability, GuestAgentCapability, HypervisorDriver, IncomingOptions, IncomingTarget, MigrationCapability, MonitorCapability, MigrationHostFacts, MigrationStatus, NativeDefinitionCapability, OutgoingOptions, ResourceCapability, RunState, SaveRestoreCapability, SnapshotCapability, SnapshotReverted, SnapshotTaken, StartOptions, StatsCapability, WaitOptions } from '../driver.js';
 import { driverCapabilities } from '../driver.js';
 import { diskTargets, macFor } from '../qemu/command-line.js';
 import { libvirtdAddress, LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
 import { LibvirtGraphics } from './graphics.js';
-import { LibvirtGuestAgent } from './guest-agent.js';
+import { LibvirtGuestAgent, type LibvirtGuestAgentHooks } from './guest-agent.js';
+import { LibvirtQemuMonitor } from './qemu-monitor.js';
 import { configFromDomainXml, diskXml, escapeXml, nicXml } from './domain-xml.js';
 import { readSaveHeader, writeSaveFile } from '../save-file.js';
 import { LibvirtBlockJobs } from './libvirt-block-jobs.js';
@@ -224,7 +225,7 @@ export function renderDomainXml(config: DomainConfig, hypervisor: string): strin
 /**
  * Fronts a host's libvirtd over its remote protocol: the agent owns the definition and defines it into libvirt on
  * every start; libvirt runs the domain with whatever hypervisor the URI names. Capability groups libvirt has no
- * procedures for here yet (qemu-monitor pass-through, …) are absent: the agent answers OPERATION_UNSUPPORTED.
+ * procedures for here yet (post-copy, external snapshots, …) are absent: the agent answers OPERATION_UNSUPPORTED.
  */
 export class LibvirtDriver implements HypervisorDriver, StatsCapability, ConsoleCapability, NativeDefinitionCapability, ResourceCapability, SnapshotCapability, SaveRestoreCapability {
   readonly name = 'libvirt';
@@ -244,7 +245,8 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
     liveXml: async (domain, secure) => (await this.connection().call('domainGetXmlDesc', { dom: await this.lookup(domain), flags: secure ? XmlFlag.SECURE : 0 })).xml,
     root: () => (parseLibvirtUri(this.options.uri).tls ? undefined : (this.options.root ?? '')),
   });
-  private readonly qemuAgent = new LibvirtGuestAgent({ connection: () => this.connection(), lookup: (domain) => this.lookup(domain) });
+  private readonly qemuHooks: LibvirtGuestAgentHooks = { connection: () => this.connection(), lookup: (domain) => this.lookup(domain) };
+  private readonly qemuAgent = new LibvirtGuestAgent(this.qemuHooks);
   /** VNC relay, screenshot, send-key: QEMU domains (libvirt's test driver has no VNC socket to relay). */
   get graphics(): GraphicsCapability | undefined {
     return this.hypervisor === 'qemu' ? this.qemuGraphics : undefined;
@@ -255,6 +257,11 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   }
   get exec(): ExecCapability | undefined {
     return this.hypervisor === 'qemu' ? this.qemuAgent : undefined;
+  }
+  private readonly qemuMonitor = new LibvirtQemuMonitor(this.qemuHooks);
+  /** QMP/HMP pass-through: QEMU domains only (libvirt-qemu's monitor command). */
+  get monitor(): MonitorCapability | undefined {
+    return this.hypervisor === 'qemu' ? this.qemuMonitor : undefined;
   }
   /** libvirt's test driver cannot migrate. */
   get migration(): MigrationCapability | undefined {
@@ -849,16 +856,18 @@ class LibvirtMigration implements MigrationCapability {
 
   private async perform(domain: DomainRecord, options: OutgoingOptions): Promise<MigrationStatus> {
     if (!options.target.libvirtUri) throw new VirtError('OPERATION_UNSUPPORTED', 'the destination is not a libvirt driver (no libvirtd URI in its answer)');
-    if (options.postCopy || options.tlsDir || options.maxDowntimeMs !== undefined) throw new VirtError('OPERATION_UNSUPPORTED', 'the libvirt driver does not migrate with virtbus TLS, post-copy or maxDowntimeMs yet');
+    if (options.postCopy || options.tlsDir) throw new VirtError('OPERATION_UNSUPPORTED', 'the libvirt driver does not migrate with virtbus TLS or post-copy yet');
     const client = this.driver.connection();
     const dom = await this.driver.lookup(domain);
-    const flags = MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST | (options.live ? MigrateFlag.LIVE : 0) | (options.autoConverge ? MigrateFlag.AUTO_CONVERGE : 0);
+    const flags = MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST | (options.live ? MigrateFlag.LIVE : 0) | (options.autoConverge ? MigrateFlag.AUTO_CONVERGE : 0) | (options.paused ? MigrateFlag.PAUSED : 0);
     const params = [
       { field: 'migrate_uri', value: { type: 7 as const, value: options.target.uri } },
       ...(options.bandwidthMiBs !== undefined ? [{ field: 'bandwidth', value: { type: 4 as const, value: BigInt(options.bandwidthMiBs) } }] : []),
     ];
     let status = migrationStatusOf([]);
     let done = false;
+    // libvirt 9.0 has no migrate parameter for it: set once the job runs
+    let downtimeSet = options.maxDowntimeMs === undefined;
     const abort = () => void client.call('domainAbortJob', { dom }).catch(() => 'no job');
     options.signal.addEventListener('abort', abort, { once: true });
     const perform = client.call('domainMigratePerform3Params', { dom, dconnuri: options.target.libvirtUri, params, cookieIn: Buffer.alloc(0), flags }, MIGRATION_TIMEOUT_MS).finally(() => (done = true));
@@ -868,6 +877,10 @@ class LibvirtMigration implements MigrationCapability {
         if (done) break;
         const job = await client.call('domainGetJobStats', { dom, flags: 0 }).catch(() => undefined);
         if (job && (job.type === JobType.BOUNDED || job.type === JobType.UNBOUNDED)) {
+          if (!downtimeSet) {
+            await client.call('domainMigrateSetMaxDowntime', { dom, downtime: BigInt(options.maxDowntimeMs!), flags: 0 });
+            downtimeSet = true;
+          }
           status = migrationStatusOf(job.params);
           options.onProgress(status);
         }

@@ -219,6 +219,8 @@ export const Procedures = {
   domainGetGuestInfo: procedure(418, xdrStruct({ dom: DomainRef, types: xdrUint, flags: xdrUint }), xdrStruct({ params: xdrArray(TypedParam, GUEST_INFO_PARAMS_MAX) })),
   /** QEMU_PROC_DOMAIN_AGENT_COMMAND: one qemu-ga JSON command passed through (timeout in seconds, or AgentTimeout); libvirt taints the domain. */
   qemuDomainAgentCommand: procedure(3, xdrStruct({ dom: DomainRef, cmd: nonnullString, timeout: xdrInt, flags: xdrUint }), xdrStruct({ result: optionalString }), QEMU_PROGRAM),
+  /** QEMU_PROC_DOMAIN_MONITOR_COMMAND: one QMP command as JSON (QEMU's whole reply comes back, `error` included) or, with MonitorFlag.HMP, an HMP line (its text); libvirt taints the domain. */
+  qemuDomainMonitorCommand: procedure(1, xdrStruct({ dom: DomainRef, cmd: nonnullString, flags: xdrUint }), xdrStruct({ result: nonnullString }), QEMU_PROGRAM),
   /** The host's capabilities XML (guest architectures and their machine types). */
   connectGetCapabilities: procedure(7, xdrVoid, xdrStruct({ capabilities: nonnullString })),
   /** Live migration, v3 with typed parameters; with MigrateFlag.PEER2PEER libvirtd connects to `dconnuri` and runs prepare, finish and confirm itself. */
@@ -230,6 +232,8 @@ export const Procedures = {
   /** The running job's figures as typed parameters (memory_processed, memory_total, …); type: virDomainJobType. */
   domainGetJobStats: procedure(298, domainFlags, xdrStruct({ type: xdrInt, params: xdrArray(TypedParam, JOB_STATS_MAX) })),
   domainAbortJob: procedure(164, domainOnly, xdrVoid),
+  /** The longest pause (ms) the running migration may cause when it switches over; set while the job runs. */
+  domainMigrateSetMaxDowntime: procedure(166, xdrStruct({ dom: DomainRef, downtime: xdrUhyper, flags: xdrUint }), xdrVoid),
   /** xml: one device element (`<disk>`, `<interface>`); flags: DeviceFlag. */
   domainAttachDeviceFlags: procedure(160, deviceXml, xdrVoid),
   /** Asks the guest to release the device; libvirt answers before a slow guest did (the device leaves the live XML then). */
@@ -315,6 +319,8 @@ export const AddressSource = { LEASE: 0, AGENT: 1, ARP: 2 } as const;
 export const GuestInfoType = { USERS: 1, OS: 2, TIMEZONE: 4, HOSTNAME: 8 } as const;
 /** virDomainSetTimeFlags */
 export const TimeFlag = { SYNC: 1 } as const;
+/** virDomainQemuMonitorCommandFlags */
+export const MonitorFlag = { HMP: 1 } as const;
 /** virDomainQemuAgentCommandTimeoutValues (else seconds). */
 export const AgentTimeout = { BLOCK: -2, DEFAULT: -1, NOWAIT: 0 } as const;
 
@@ -342,7 +348,7 @@ export const SaveFlag = { BYPASS_CACHE: 1, RUNNING: 2, PAUSED: 4 } as const;
 export const XmlFlag = { SECURE: 1, INACTIVE: 2 } as const;
 
 /** virDomainMigrateFlags this driver sets */
-export const MigrateFlag = { LIVE: 1, PEER2PEER: 2, PERSIST_DEST: 8, AUTO_CONVERGE: 8192 } as const;
+export const MigrateFlag = { LIVE: 1, PEER2PEER: 2, PERSIST_DEST: 8, PAUSED: 32, AUTO_CONVERGE: 8192 } as const;
 /** virDomainJobType: NONE, BOUNDED, UNBOUNDED, COMPLETED, FAILED, CANCELLED */
 export const JobType = { NONE: 0, BOUNDED: 1, UNBOUNDED: 2, COMPLETED: 3, FAILED: 4, CANCELLED: 5 } as const;
 
