@@ -311,6 +311,39 @@ describe.skipIf(!existsSync(CHROMIUM) || !QEMU)('web UI in a real browser (Debia
     await page.getByRole('link', { name: 'Fleet' }).click();
   }, 90_000);
 
+  it("shows a change made while the domain's page reads the domain, its event stream open", async () => {
+    const uuid = (await api('GET', `/v1/nodes/${NODE}/domains/mem`)).body?.['uuid'] as string;
+    // a live stream of mem's events beside the page's: once it has the change, the page's stream has it too
+    const abort = new AbortController();
+    const watch = await fetch(`${gateway.url}/v1/events?kind=domain&domain=${uuid}`, { headers: { authorization: `Bearer ${admin.token}`, accept: 'text/event-stream' }, signal: abort.signal });
+    const reader = watch.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const seen = async (text: string): Promise<void> => {
+      for (let got = ''; !got.includes(text); ) got += (await reader.read()).value ?? '';
+    };
+    const pageStream = page.waitForResponse((response) => new URL(response.url()).pathname === '/v1/events');
+    // the page's read of mem is answered as mem was, after mem was suspended and the page's stream opened
+    let held = false;
+    const domainRead = (url: URL) => url.pathname === `/v1/nodes/${NODE}/domains/${uuid}`;
+    await page.route(domainRead, async (route) => {
+      if (held || route.request().method() !== 'GET') return route.continue();
+      held = true;
+      const response = await route.fetch();
+      await pageStream;
+      expect((await api('PUT', `/v1/nodes/${NODE}/domains/mem/state`, { action: 'suspend' })).status).toBe(200);
+      await seen('SUSPENDED');
+      await route.fulfill({ response });
+    });
+    await page.getByRole('link', { name: 'mem', exact: true }).click();
+    const state = page.getByTestId('domain-state');
+    await expect.poll(() => state.textContent(), { timeout: 20_000 }).toBe('paused');
+    await page.unroute(domainRead);
+    abort.abort();
+    expect(held).toBe(true);
+    expect((await api('PUT', `/v1/nodes/${NODE}/domains/mem/state`, { action: 'resume' })).status).toBe(200);
+    await expect.poll(() => state.textContent(), { timeout: 20_000 }).toBe('running');
+    await page.getByRole('link', { name: 'Fleet' }).click();
+  }, 60_000);
+
   it('storage: uploads an image with a progress bar and downloads it; networks list; the events page follows the stream', async () => {
     await page.getByRole('link', { name: 'Storage' }).click();
     await page.getByTestId('pool-default').waitFor();

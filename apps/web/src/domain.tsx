@@ -61,7 +61,22 @@ export function DomainPage({ api, domainRef, can }: { api: Api; domainRef: Domai
 
   useEffect(() => {
     const abort = new AbortController();
-    void reload();
+    // events that arrive while the domain is read: that answer may predate them, so they are applied again on top of it
+    let arrived: LifecycleEvent[] | undefined;
+    let read = false;
+    // the domain is read once the event stream is open (or failed): a change between a read first and the stream was lost
+    const firstRead = () => {
+      if (read) return;
+      read = true;
+      const during: LifecycleEvent[] = (arrived = []);
+      void api
+        .call<Domain>('GET', api.domainPath(domainRef))
+        .then(
+          (found) => setDomain(during.reduce((domain, event) => ({ ...domain, state: event.state, reason: event.reason }), found)),
+          (failure: unknown) => setError(errorText(failure)),
+        )
+        .finally(() => (arrived = undefined));
+    };
     void api.nodes().then(
       (list) => setOtherNodes(list.nodes.filter((node) => node.online && node.node !== domainRef.node).map((node) => node.node)),
       () => undefined,
@@ -76,12 +91,16 @@ export function DomainPage({ api, domainRef, can }: { api: Api; domainRef: Domai
           setEvents((current) => [event, ...current].slice(0, 200));
           // after a migration the stream holds both nodes' events of this uuid: only this node's set its state here
           if (event.node !== domainRef.node) return;
+          arrived?.push(event);
           setDomain((current) => (current ? { ...current, state: event.state, reason: event.reason } : current));
         },
         abort.signal,
+        firstRead,
       )
       .catch((failure: unknown) => {
-        if (!abort.signal.aborted) setError(`event stream: ${errorText(failure)}`);
+        if (abort.signal.aborted) return;
+        firstRead();
+        setError(`event stream: ${errorText(failure)}`);
       });
     return () => abort.abort();
   }, [api, domainRef.node, domainRef.uuid]);

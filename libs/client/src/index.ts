@@ -21,3 +21,4 @@ export {
 } from './node-registry.js';
 export { RECONNECT_FOREVER } from './reconnect.js';
 export { natsChunkBuffer, releaseNatsPayload, tuneNatsBuffers, whenNatsWritten } from './nats-buffers.js';
+export { alreadyInHistory } from './console.js';

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { VirtClient } from '@virtbus/client';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { Subjects } from '@virtbus/api-contract';
+import { alreadyInHistory, type VirtClient } from '@virtbus/client';
 import { waitFor } from './wait.js';
 
 /** The test guest's busybox shell on the serial console, driven through the agent's console API over NATS. */
@@ -16,11 +17,30 @@ export class GuestShell {
   ) {}
 
   static async open(client: VirtClient, nc: NatsConnection, node: string, id: string): Promise<GuestShell> {
-    const attached = await client.call(node, 'domain.console.attach', { id });
-    const shell = new GuestShell(client, node, id, attached.session);
-    shell.subscription = nc.subscribe(attached.subject, { callback: (_error, msg) => shell.append(Buffer.from(msg.data).toString('utf8')) });
+    // subscribed before the attach, so output sent right after its answer is not lost; what came before the answer is held
+    const ahead = Subjects.consoleOutput(node, (await client.call(node, 'domain.get', { id })).uuid);
+    let early: Msg[] = [];
+    let deliver = (msg: Msg): void => void early.push(msg);
+    const subscribe = (subject: string): Subscription => nc.subscribe(subject, { callback: (_error, msg) => deliver(msg) });
+    let subscription = subscribe(ahead);
     await nc.flush();
-    shell.append(Buffer.from(attached.history, 'base64').toString('utf8'));
+    const attached = await client.call(node, 'domain.console.attach', { id }).catch((error: unknown) => {
+      subscription.unsubscribe();
+      throw error;
+    });
+    const shell = new GuestShell(client, node, id, attached.session);
+    if (attached.subject !== ahead) {
+      subscription.unsubscribe();
+      early = [];
+      subscription = subscribe(attached.subject);
+      await nc.flush();
+    }
+    shell.subscription = subscription;
+    const history = Buffer.from(attached.history, 'base64');
+    shell.append(history.toString('utf8'));
+    // the held part the history ends with was in it already
+    for (const msg of early.slice(alreadyInHistory(history, early))) shell.append(Buffer.from(msg.data).toString('utf8'));
+    deliver = (msg) => shell.append(Buffer.from(msg.data).toString('utf8'));
     return shell;
   }
 

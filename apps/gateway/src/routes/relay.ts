@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { ConsoleHeaders, isActive, VirtError, type ErrorBody } from '@virtbus/api-contract';
+import { alreadyInHistory } from '@virtbus/client';
 import { toErrorBody } from '../plugins/errors.js';
 import { releaseLiveStream } from '../plugins/limits.js';
 import { auditRecordOf } from '../plugins/security.js';
@@ -50,16 +51,6 @@ export interface RelaySession {
 function shortReason(text: string): string {
   // A close frame's reason is at most 123 bytes.
   return Buffer.from(text).subarray(0, 123).toString().replace(/\uFFFD$/, '');
-}
-
-/** How many of the messages that came before the attach answer are the end of its history (sent there, not again). */
-export function alreadyInHistory(history: Buffer, early: Msg[]): number {
-  const data = early.findIndex((message) => message.headers?.get(ConsoleHeaders.End));
-  for (let count = data < 0 ? early.length : data; count > 0; count--) {
-    const joined = Buffer.concat(early.slice(0, count).map((message) => message.data));
-    if (joined.length <= history.length && history.subarray(history.length - joined.length).equals(joined)) return count;
-  }
-  return 0;
 }
 
 function toBuffer(data: RawData): Buffer {

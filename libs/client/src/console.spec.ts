@@ -2,7 +2,7 @@ import type { Msg } from '@nats-io/transport-node';
 import { headers } from '@nats-io/transport-node';
 import { ConsoleHeaders } from '@virtbus/api-contract';
 import { describe, expect, it } from 'vitest';
-import { alreadyInHistory } from './relay.js';
+import { alreadyInHistory } from './console.js';
 
 const chunk = (text: string) => ({ data: Buffer.from(text) }) as unknown as Msg;
 
