@@ -3,9 +3,9 @@ import { VirtError } from '@virtbus/api-contract';
 import type { DomainRecord, GraphicsCapability, GraphicsSession } from '../driver.js';
 import { pngFromPpm } from '../png.js';
 import { connectVnc, MAX_SCREENSHOT_BYTES } from '../qemu/graphics.js';
-import type { LibvirtClient } from './client.js';
+import type { LibvirtDomainAccess } from './libvirt-hotplug.js';
 import { escapeXml } from './domain-xml.js';
-import { AffectFlag, KeycodeSet, type DomainRef } from './protocol.js';
+import { AffectFlag, KeycodeSet } from './protocol.js';
 
 /** The largest raw screen libvirt may stream (a 4K PPM is 25 MB). */
 const MAX_SCREEN_STREAM_BYTES = 32 * 1024 * 1024;
@@ -23,9 +23,7 @@ const LINUX_KEYCODES: Readonly<Record<string, number>> = {
   end: 107, down: 108, pgdn: 109, insert: 110, delete: 111, pause: 119, meta_l: 125, meta_r: 126, menu: 127,
 };
 
-export interface LibvirtGraphicsHooks {
-  connection(): LibvirtClient;
-  lookup(domain: DomainRecord): Promise<DomainRef>;
+export interface LibvirtGraphicsHooks extends Pick<LibvirtDomainAccess, 'connection' | 'lookup'> {
   /** libvirt's live XML of the running domain (with its VNC password when `secure`). */
   liveXml(domain: DomainRecord, secure?: boolean): Promise<string>;
   /** Where libvirtd's file system root is seen from the agent ('' when they share it); undefined: libvirtd is remote (TLS). */

@@ -4,6 +4,7 @@ import { unwrap } from '../qemu/qga/channel.js';
 import type { QgaExecutor } from '../qemu/qga/commands.js';
 import { QemuGuestAgent } from '../qemu/qga/guest-agent.js';
 import type { LibvirtClient } from './client.js';
+import type { LibvirtDomainAccess } from './libvirt-hotplug.js';
 import { AddressSource, GuestInfoType, type DomainRef, type TypedParam } from './protocol.js';
 
 /** Seconds libvirt waits for qemu-ga on a pass-through command (libvirt's own calls use its default). */
@@ -12,10 +13,8 @@ const AGENT_COMMAND_TIMEOUT_S = 10;
 const PASSWORD_ENCRYPTED = 1;
 const IP_TYPES = ['ipv4', 'ipv6'] as const;
 
-export interface LibvirtGuestAgentHooks {
-  connection(): LibvirtClient;
-  lookup(domain: DomainRecord): Promise<DomainRef>;
-}
+/** What the guest agent and the monitor pass-through need of the driver: its connection and a domain's reference. */
+export type LibvirtGuestAgentHooks = Pick<LibvirtDomainAccess, 'connection' | 'lookup'>;
 
 /**
  * The guest agent of a libvirt QEMU domain: libvirt's own agent APIs (guest info, interface addresses, fs freeze/thaw,

@@ -11,7 +11,7 @@ import { diskTargets, macFor } from '../qemu/command-line.js';
 import { libvirtdAddress, LibvirtClient, parseLibvirtUri } from './client.js';
 import { LibvirtRemoteError } from './errors.js';
 import { LibvirtGraphics } from './graphics.js';
-import { LibvirtGuestAgent, type LibvirtGuestAgentHooks } from './guest-agent.js';
+import { LibvirtGuestAgent } from './guest-agent.js';
 import { LibvirtQemuMonitor } from './qemu-monitor.js';
 import { configFromDomainXml, diskXml, escapeXml, nicXml } from './domain-xml.js';
 import { readSaveHeader, writeSaveFile } from '../save-file.js';
@@ -239,14 +239,13 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   readonly resources: ResourceCapability = this;
   readonly snapshots: SnapshotCapability = this;
   readonly saveRestore: SaveRestoreCapability = this;
+  private readonly access: LibvirtDomainAccess = { connection: () => this.connection(), lookup: (domain) => this.lookup(domain), busyWith: (domain, work) => this.busyWith(domain, work) };
   private readonly qemuGraphics = new LibvirtGraphics({
-    connection: () => this.connection(),
-    lookup: (domain) => this.lookup(domain),
+    ...this.access,
     liveXml: async (domain, secure) => (await this.connection().call('domainGetXmlDesc', { dom: await this.lookup(domain), flags: secure ? XmlFlag.SECURE : 0 })).xml,
     root: () => (parseLibvirtUri(this.options.uri).tls ? undefined : (this.options.root ?? '')),
   });
-  private readonly qemuHooks: LibvirtGuestAgentHooks = { connection: () => this.connection(), lookup: (domain) => this.lookup(domain) };
-  private readonly qemuAgent = new LibvirtGuestAgent(this.qemuHooks);
+  private readonly qemuAgent = new LibvirtGuestAgent(this.access);
   /** VNC relay, screenshot, send-key: QEMU domains (libvirt's test driver has no VNC socket to relay). */
   get graphics(): GraphicsCapability | undefined {
     return this.hypervisor === 'qemu' ? this.qemuGraphics : undefined;
@@ -258,7 +257,7 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
   get exec(): ExecCapability | undefined {
     return this.hypervisor === 'qemu' ? this.qemuAgent : undefined;
   }
-  private readonly qemuMonitor = new LibvirtQemuMonitor(this.qemuHooks);
+  private readonly qemuMonitor = new LibvirtQemuMonitor(this.access);
   /** QMP/HMP pass-through: QEMU domains only (libvirt-qemu's monitor command). */
   get monitor(): MonitorCapability | undefined {
     return this.hypervisor === 'qemu' ? this.qemuMonitor : undefined;
@@ -268,7 +267,6 @@ export class LibvirtDriver implements HypervisorDriver, StatsCapability, Console
     return this.hypervisor === 'test' ? undefined : this.migrations;
   }
   private readonly migrations = new LibvirtMigration(this);
-  private readonly access: LibvirtDomainAccess = { connection: () => this.connection(), lookup: (domain) => this.lookup(domain), busyWith: (domain, work) => this.busyWith(domain, work) };
   private readonly hotplug = new LibvirtHotplug(this.access);
   private readonly blockJobSupport = new LibvirtBlockJobs(this.access);
   /** libvirt's test driver has no device attach/detach/update nor block jobs: those groups are absent on test:///. */
