@@ -23,7 +23,7 @@ process.on('unhandledRejection', (reason) => {
 });
 try {
   // exports spans only when the standard OTEL_* variables ask for it
-  const tracing = initTracing({ serviceName: 'virtbus-agent', serviceVersion: AGENT_VERSION, resourceAttributes: { 'virtbus.node': config.node } });
+  const tracing = await initTracing({ serviceName: 'virtbus-agent', serviceVersion: AGENT_VERSION, resourceAttributes: { 'virtbus.node': config.node } });
   const running = await startAgent({ ...config, logger });
   agent = running;
   let stopping = false;

@@ -111,7 +111,7 @@ async function loadTokens(): Promise<void> {
 }
 
 // exports spans only when the standard OTEL_* variables ask for it
-const tracing = initTracing({ serviceName: 'virtbus-gateway', serviceVersion: GATEWAY_VERSION });
+const tracing = await initTracing({ serviceName: 'virtbus-gateway', serviceVersion: GATEWAY_VERSION });
 const monitoring = createGatewayMonitoring();
 let gateway: RunningGateway | undefined;
 // A rejection nothing handled is a bug, but never a reason to drop every HTTP client and SSE stream.

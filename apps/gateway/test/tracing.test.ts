@@ -24,7 +24,7 @@ const exporter = new InMemorySpanExporter();
 const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
 
 beforeAll(async () => {
-  tracing = initTracing({ serviceName: 'virtbus-test', exporter });
+  tracing = await initTracing({ serviceName: 'virtbus-test', exporter });
   nats = await startNatsServer();
   workDir = await mkdtemp(join(tmpdir(), 'virtbus-tracing-'));
   agent = await startAgent({

@@ -14,7 +14,7 @@ describe('tracing', () => {
   });
 
   it('registers nothing without OTEL_* configuration, and propagates nothing', async () => {
-    tracing = initTracing({ serviceName: 'virtbus-test', env: {} });
+    tracing = await initTracing({ serviceName: 'virtbus-test', env: {} });
     expect(tracing.enabled).toBe(false);
     const headers: Record<string, string> = {};
     const result = await withSpan('noop', {}, (span) => {
@@ -23,15 +23,15 @@ describe('tracing', () => {
     });
     expect(result).toBe(false);
     expect(headers).toEqual({});
-    expect(initTracing({ serviceName: 'x', env: { OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' } }).enabled).toBe(false);
-    expect(initTracing({ serviceName: 'x', env: { OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'otlp' } }).enabled).toBe(false);
-    expect(() => initTracing({ serviceName: 'x', env: { OTEL_TRACES_EXPORTER: 'zipkin' } })).toThrow(TracingConfigError);
-    expect(() => initTracing({ serviceName: 'x', env: { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } })).toThrow(TracingConfigError);
+    expect((await initTracing({ serviceName: 'x', env: { OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' } })).enabled).toBe(false);
+    expect((await initTracing({ serviceName: 'x', env: { OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'otlp' } })).enabled).toBe(false);
+    await expect(initTracing({ serviceName: 'x', env: { OTEL_TRACES_EXPORTER: 'zipkin' } })).rejects.toThrow(TracingConfigError);
+    await expect(initTracing({ serviceName: 'x', env: { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } })).rejects.toThrow(TracingConfigError);
   });
 
   it('continues one trace from gateway to agent through traceparent headers', async () => {
     const exporter = new InMemorySpanExporter();
-    tracing = initTracing({ serviceName: 'virtbus-test', exporter });
+    tracing = await initTracing({ serviceName: 'virtbus-test', exporter });
     expect(tracing.enabled).toBe(true);
 
     // "gateway": route span, then a NATS request carrying the headers in a plain object.
@@ -65,7 +65,7 @@ describe('tracing', () => {
 
   it('records a thrown error, its code and an error status, and rethrows it', async () => {
     const exporter = new InMemorySpanExporter();
-    tracing = initTracing({ serviceName: 'virtbus-test', exporter });
+    tracing = await initTracing({ serviceName: 'virtbus-test', exporter });
     const failure = Object.assign(new Error('no domain with uuid x'), { code: 'NO_DOMAIN' });
     await expect(withSpan('agent domain.get', {}, () => Promise.reject(failure))).rejects.toBe(failure);
     const [span] = exporter.getFinishedSpans();
@@ -90,7 +90,7 @@ describe('tracing', () => {
     const saved = { ...process.env };
     Object.assign(process.env, { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_SERVICE_NAME: 'virtbus-from-env', ...env });
     try {
-      tracing = initTracing({ serviceName: 'virtbus-agent' });
+      tracing = await initTracing({ serviceName: 'virtbus-agent' });
       expect(tracing.enabled).toBe(true);
       await withSpan('agent domain.start', { 'virt.domain.uuid': 'u' }, () => undefined);
       await tracing.forceFlush();
@@ -119,7 +119,7 @@ describe('tracing', () => {
 
   it('puts host.name, the given attributes and the version in the resource', async () => {
     const exporter = new InMemorySpanExporter();
-    tracing = initTracing({ serviceName: 'virtbus-agent', serviceVersion: '9.9.9', resourceAttributes: { 'virtbus.node': 'n7' }, exporter, env: {} });
+    tracing = await initTracing({ serviceName: 'virtbus-agent', serviceVersion: '9.9.9', resourceAttributes: { 'virtbus.node': 'n7' }, exporter, env: {} });
     await withSpan('s', {}, () => undefined);
     const [span] = exporter.getFinishedSpans();
     expect(span?.resource.attributes).toMatchObject({ 'service.name': 'virtbus-agent', 'service.version': '9.9.9', 'host.name': hostname(), 'virtbus.node': 'n7' });
@@ -127,7 +127,7 @@ describe('tracing', () => {
 
   it('makes no spans inside withoutTracing, and ends a startSpan span with its error', async () => {
     const exporter = new InMemorySpanExporter();
-    tracing = initTracing({ serviceName: 'virtbus-test', exporter });
+    tracing = await initTracing({ serviceName: 'virtbus-test', exporter });
     await withoutTracing(() => withSpan('background stats', {}, () => withSpan('qmp query-blockstats', {}, () => undefined)));
     expect(exporter.getFinishedSpans()).toEqual([]);
     await withSpan('caller', {}, () => {
@@ -140,7 +140,7 @@ describe('tracing', () => {
   });
 
   it('leaves the global tracer a no-op again after shutdown', async () => {
-    tracing = initTracing({ serviceName: 'virtbus-test', exporter: new InMemorySpanExporter() });
+    tracing = await initTracing({ serviceName: 'virtbus-test', exporter: new InMemorySpanExporter() });
     await tracing.shutdown();
     tracing = undefined;
     expect(trace.getTracer('t').startSpan('s').isRecording()).toBe(false);

@@ -10,20 +10,10 @@ import {
   type Context,
   type Span,
 } from '@opentelemetry/api';
-import { hostname } from 'node:os';
-import { suppressTracing, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter as OtlpJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OtlpProtobufTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  BatchSpanProcessor,
-  ConsoleSpanExporter,
-  NodeTracerProvider,
-  SimpleSpanProcessor,
-  type SpanExporter,
-  type SpanProcessor,
-} from '@opentelemetry/sdk-trace-node';
-import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+// the two files, not the package index: that loads all of core and the semantic conventions (~5 MiB of an idle daemon's RSS)
+import { suppressTracing } from '@opentelemetry/core/build/src/trace/suppress-tracing.js';
+import { W3CTraceContextPropagator } from '@opentelemetry/core/build/src/trace/W3CTraceContextPropagator.js';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-node';
 
 export { SpanKind, type Attributes, type Context, type Span };
 
@@ -58,8 +48,11 @@ const W3C = new W3CTraceContextPropagator();
 
 const DISABLED: Tracing = { enabled: false, forceFlush: async () => undefined, shutdown: async () => undefined };
 
+/** The exporters OTEL_TRACES_EXPORTER and OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL can name. */
+export type ExporterKind = 'otlp-protobuf' | 'otlp-json' | 'console';
+
 /** The exporter the OTEL_* environment asks for, or undefined when tracing is off. */
-function exporterFromEnv(env: NodeJS.ProcessEnv): SpanExporter | undefined {
+function exporterFromEnv(env: NodeJS.ProcessEnv): ExporterKind | undefined {
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return undefined;
   const names = (env.OTEL_TRACES_EXPORTER ?? '')
     .split(',')
@@ -71,47 +64,28 @@ function exporterFromEnv(env: NodeJS.ProcessEnv): SpanExporter | undefined {
   const [name, ...rest] = names;
   if (rest.length > 0) throw new TracingConfigError(`OTEL_TRACES_EXPORTER: one exporter is supported, got ${names.join(',')}`);
   if (name === 'otlp') return otlpExporter(env);
-  if (name === 'console') return new ConsoleSpanExporter();
+  if (name === 'console') return 'console';
   throw new TracingConfigError(`OTEL_TRACES_EXPORTER=${name} is not supported (otlp, console or none)`);
 }
 
 /** OTLP over HTTP in the protocol OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL names; protobuf is the spec's default. */
-function otlpExporter(env: NodeJS.ProcessEnv): SpanExporter {
+function otlpExporter(env: NodeJS.ProcessEnv): ExporterKind {
   const protocol = (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf').trim().toLowerCase();
-  if (protocol === 'http/protobuf') return new OtlpProtobufTraceExporter();
-  if (protocol === 'http/json') return new OtlpJsonTraceExporter();
+  if (protocol === 'http/protobuf') return 'otlp-protobuf';
+  if (protocol === 'http/json') return 'otlp-json';
   throw new TracingConfigError(`OTLP protocol ${protocol} is not supported (use http/protobuf or http/json)`);
 }
 
 /**
  * Registers a global tracer provider when the standard OTEL_* environment asks for one (OTLP over HTTP, batched)
- * or when an exporter is passed; otherwise registers nothing.
+ * or when an exporter is passed; otherwise registers nothing. The SDK is imported only then: loading it costs an
+ * untraced daemon ~9 MiB of RSS (tools/bench idle memory).
  */
-export function initTracing(options: TracingOptions): Tracing {
-  const env = options.env ?? process.env;
-  let processor: SpanProcessor;
-  if (options.exporter) {
-    processor = new SimpleSpanProcessor(options.exporter);
-  } else {
-    const exporter = exporterFromEnv(env);
-    if (!exporter) return DISABLED;
-    processor = new BatchSpanProcessor(exporter);
-  }
-
-  const resource = defaultResource()
-    .merge(
-      resourceFromAttributes({
-        [ATTR_SERVICE_NAME]: options.serviceName,
-        'host.name': hostname(),
-        ...options.resourceAttributes,
-        ...(options.serviceVersion ? { [ATTR_SERVICE_VERSION]: options.serviceVersion } : {}),
-      }),
-    )
-    // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override what the code says, as the spec wants.
-    .merge(detectResources({ detectors: [envDetector] }));
-
-  const provider = new NodeTracerProvider({ resource, spanProcessors: [processor] });
-  provider.register({ propagator: W3C });
+export async function initTracing(options: TracingOptions): Promise<Tracing> {
+  const exporter = options.exporter ? undefined : exporterFromEnv(options.env ?? process.env);
+  if (!options.exporter && !exporter) return DISABLED;
+  const { registerProvider } = await import('./tracing-sdk.js');
+  const provider = registerProvider({ ...options, propagator: W3C, exporterKind: exporter });
   return {
     enabled: true,
     forceFlush: () => provider.forceFlush(),
