@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { build, type Metafile, type Plugin } from 'esbuild';
 import ts from 'typescript';
 import { build as viteBuild } from 'vite';
+import { TRACING_BUNDLE } from './bundle-names.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const DIST_DIR = join(REPO_ROOT, 'dist');
@@ -16,6 +17,7 @@ export const Bundles = {
   'virtbus-agent.mjs': 'apps/agent/src/main.ts',
   'virtbus-gateway.mjs': 'apps/gateway/src/main.ts',
   'install.mjs': 'tools/install/install.ts',
+  [TRACING_BUNDLE]: 'libs/monitoring/src/tracing-sdk.ts',
 } as const;
 
 /**
@@ -32,6 +34,16 @@ async function buildWeb(outdir: string): Promise<string[]> {
   await viteBuild({ configFile: join(root, 'vite.config.ts'), build: { outDir: join(outdir, 'web'), emptyOutDir: true } });
   const sources = (await readdir(join(root, 'src'))).map((file) => `${WEB_ROOT}/src/${file}`);
   return [...sources, `${WEB_ROOT}/index.html`, `${WEB_ROOT}/vite.config.ts`, `${WEB_ROOT}/package.json`];
+}
+
+/** The daemons' dynamic import of the tracing SDK loads the bundle beside them at run time. */
+function tracingBundleExternal(): Plugin {
+  return {
+    name: 'tracing-bundle-external',
+    setup(pluginBuild) {
+      pluginBuild.onResolve({ filter: /^\.\/tracing-sdk\.js$/ }, (args) => (args.kind === 'dynamic-import' ? { path: `./${TRACING_BUNDLE}`, external: true } : undefined));
+    },
+  };
 }
 
 /** Installed under share/doc/virtbus. */
@@ -149,7 +161,7 @@ export async function buildAll(outdir = DIST_DIR): Promise<Metafile> {
   });
   const { [CLI_BUNDLE]: cliEntry, ...daemonEntries } = Bundles;
   const [daemons, cli, webInputs] = await Promise.all([
-    build(options(daemonEntries, [swaggerUiAssets()])),
+    build(options(daemonEntries, [swaggerUiAssets(), tracingBundleExternal()])),
     build({ ...options({ [CLI_BUNDLE]: cliEntry }, cliStartupPlugins()), format: 'cjs', outExtension: { '.js': '.cjs' }, banner: {} }),
     buildWeb(outdir),
   ]);

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { TRACING_BUNDLE } from '../build/bundle-names.js';
 
 /** `node dist/install.mjs`: installs the built bundles on a host (see docs/INSTALL.md). */
 const USAGE = `usage: node dist/install.mjs [--role agent,gateway] [--prefix /usr/local] [--destdir DIR] [--node PATH] [--enable] [--uninstall]
@@ -169,7 +170,7 @@ function systemctl(...args: string[]): void {
 }
 
 async function install(layout: Layout, roles: Role[], enable: boolean): Promise<void> {
-  for (const file of ['virtbus', ...roles.map((role) => `virtbus-${role}`)].map(bundleFile)) {
+  for (const file of [...['virtbus', ...roles.map((role) => `virtbus-${role}`)].map(bundleFile), ...(roles.length > 0 ? [TRACING_BUNDLE] : [])]) {
     if (!existsSync(join(HERE, file))) throw new Error(`${join(HERE, file)} is missing: run npm run build first`);
   }
   const manifestPath = path(layout, join(libDir(layout), MANIFEST));
@@ -188,14 +189,18 @@ async function install(layout: Layout, roles: Role[], enable: boolean): Promise<
   };
 
   const lib = libDir(layout);
+  const putBundle = async (file: string) => {
+    for (const suffix of ['', '.map', '.LEGAL.txt']) {
+      if (existsSync(join(HERE, file + suffix))) await put(join(lib, file + suffix), { copy: join(HERE, file + suffix) }, 0o644);
+    }
+  };
   const bundles = ['virtbus', ...roles.map((role) => `virtbus-${role}`)];
   for (const bundle of bundles) {
-    for (const suffix of ['', '.map', '.LEGAL.txt']) {
-      const file = bundleFile(bundle) + suffix;
-      if (existsSync(join(HERE, file))) await put(join(lib, file), { copy: join(HERE, file) }, 0o644);
-    }
+    await putBundle(bundleFile(bundle));
     await put(join(layout.prefix, 'bin', bundle), wrapper(layout, bundleFile(bundle)), 0o755);
   }
+  // the daemons load it beside them when OTEL_* turns tracing on
+  if (roles.length > 0) await putBundle(TRACING_BUNDLE);
   if (roles.includes('gateway')) {
     // /docs and the web UI at /ui, beside the gateway bundle that serves them
     for (const dir of ['swagger-ui', 'web']) {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { builtBundle, freePort, hasBinaryOrSkip, startNatsServer, type NatsServerHandle } from '@virtbus/testing';
+import { builtBundle, freePort, hasBinaryOrSkip, startNatsServer, waitFor, type NatsServerHandle } from '@virtbus/testing';
 
 const run = promisify(execFile);
 const PREFIX = '/usr/local';
@@ -31,7 +31,7 @@ afterAll(async () => {
 describe('install.mjs into a scratch root (--destdir)', () => {
   it('lays out commands, bundles, settings, state, units, docs and completion', async () => {
     for (const name of ['virtbus', 'virtbus-agent', 'virtbus-gateway']) expect((await stat(bin(name))).mode & 0o111).not.toBe(0);
-    for (const file of ['virtbus.cjs', 'virtbus-agent.mjs', 'virtbus-gateway.mjs', 'swagger-ui/static/index.html', 'web/index.html', 'installed.json']) {
+    for (const file of ['virtbus.cjs', 'virtbus-agent.mjs', 'virtbus-gateway.mjs', 'virtbus-tracing.mjs', 'swagger-ui/static/index.html', 'web/index.html', 'installed.json']) {
       expect(existsSync(installed(join(PREFIX, 'lib/virtbus', file))), file).toBe(true);
     }
     expect((await stat(installed('/etc/virtbus/agent.env'))).mode & 0o777).toBe(0o600);
@@ -85,8 +85,8 @@ describe('the installed daemons and CLI work together', () => {
   const children: ChildProcess[] = [];
   let gatewayUrl: string;
 
-  const start = (name: string, args: string[]) => {
-    const child = spawn(bin(name), args, { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+  const start = (name: string, args: string[], env: Record<string, string> = {}) => {
+    const child = spawn(bin(name), args, { cwd: work, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -132,6 +132,15 @@ describe('the installed daemons and CLI work together', () => {
     expect(failure.code).toBe(2);
     const unreachable = (await run(bin('virtbus'), ['--url', 'http://127.0.0.1:1', 'list'], { cwd: work, env }).catch((error: unknown) => error)) as { code?: number };
     expect(unreachable.code).toBe(3);
+  });
+
+  // after the CLI test: a second node would make its node-less define ambiguous
+  it('an installed agent loads the tracing SDK from its own bundle when OTEL_* asks for spans', async () => {
+    const output = start('virtbus-agent', ['--config', 'none', '--node', 'traced', '--nats', nats.url, '--state-dir', join(work, 'traced'), '--drivers', 'test', '--metrics-address', 'off', '--log-level', 'warn'], {
+      OTEL_TRACES_EXPORTER: 'console',
+    });
+    // its start-up publishes events (the default pool), each in a span the console exporter prints
+    await waitFor("a span on the traced agent's output", () => /traceId: '[0-9a-f]{32}'/.test(output()), 60_000, async () => output());
   });
 });
 
