@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -67,6 +67,8 @@ export interface LibvirtBenchResult {
   idleRssKiB: Compared;
   /** KiB: a bare `node -e` process kept alive by a timer, read at the same moment: the share of the agent's RSS no agent code makes. */
   bareNodeRssKiB?: number;
+  /** KiB: the same three idle RSS figures by mapping (/proc/<pid>/smaps), so the report says where each one's memory is. */
+  idleRssByMappingKiB?: Record<'agent' | 'libvirtd' | 'bareNode', RssByMapping>;
   /** virtbus through its libvirt driver on the same libvirtd, next to virsh. */
   viaLibvirtDriver: LibvirtDriverBenchResult;
 }
@@ -158,6 +160,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const idleRssKiB = compare(await rssKiB(agent.pid), await rssKiB(libvirt.libvirtdPid()));
     const bareNodeRssKiB = await rssKiB(bareNode.pid!);
+    const idleRssByMappingKiB = { agent: await rssByMappingKiB(agent.pid), libvirtd: await rssByMappingKiB(libvirt.libvirtdPid()), bareNode: await rssByMappingKiB(bareNode.pid!) };
     bareNode.kill('SIGTERM');
 
     // Volumes first, before 2,000 define/undefine events keep the agent's outbox busy: the same file into a dir pool, and back.
@@ -279,6 +282,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       cores: availableParallelism(),
       idleRssKiB,
       bareNodeRssKiB,
+      idleRssByMappingKiB,
       viaLibvirtDriver,
     };
   } finally {
@@ -358,4 +362,28 @@ export async function benchLibvirtDriver(options: { libvirt: Libvirt; natsUrl: s
     await libvirt.batch(defined.map((name) => `undefine ${name}`)).catch(() => []);
     await agent.stop();
   }
+}
+
+/** KiB of RSS by kind of mapping: the executable's code and read-only data, anonymous memory (V8's heap, thread stacks), malloc's heap, shared libraries. */
+export type RssByMapping = Record<'executableCode' | 'executableData' | 'anonymous' | 'mallocHeap' | 'sharedLibraries' | 'other', number>;
+
+export async function rssByMappingKiB(pid: number): Promise<RssByMapping> {
+  const [smaps, exe] = await Promise.all([readFile(`/proc/${pid}/smaps`, 'utf8'), readlink(`/proc/${pid}/exe`)]);
+  const sums: RssByMapping = { executableCode: 0, executableData: 0, anonymous: 0, mallocHeap: 0, sharedLibraries: 0, other: 0 };
+  let kind: keyof RssByMapping = 'other';
+  for (const line of smaps.split('\n')) {
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (mapping) {
+      const [, perms, path] = mapping as unknown as [string, string, string];
+      if (path === exe) kind = perms.includes('x') ? 'executableCode' : 'executableData';
+      else if (path === '[heap]') kind = 'mallocHeap';
+      else if (path === '' || path.startsWith('[stack') || path.startsWith('[anon')) kind = 'anonymous';
+      else if (/\.so(\.|$)/.test(path)) kind = 'sharedLibraries';
+      else kind = 'other';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) sums[kind] += Number(rss[1]);
+  }
+  return sums;
 }
