@@ -69,6 +69,28 @@ describe('a CPU profile summarized per request by category', () => {
     expect(summary.top.find((f) => f.function === 'writev')).toEqual({ function: 'writev', module: '(native)', category: CATEGORIES.http, perUnit: 100 });
   });
 
+  it('tells socket work apart by the protocol above it in the stack', () => {
+    const sockets: CpuProfile = {
+      startTime: 0,
+      endTime: 1,
+      nodes: [
+        frame(1, '(root)', '', 0, [2, 5, 7]),
+        frame(2, 'end', 'node:_http_outgoing', 0, [3]),
+        frame(3, 'writeGeneric', 'node:internal/stream_base_commons', 4, [4]),
+        frame(4, 'writev', '', 6),
+        frame(5, 'flush', 'file:///w/node_modules/@nats-io/nats-core/lib/protocol.js', 0, [6]),
+        frame(6, 'writeGeneric', 'node:internal/stream_base_commons', 2),
+        frame(7, 'onStreamRead', 'node:internal/stream_base_commons', 3),
+      ],
+    };
+    const summary = summarizeProfile(sockets, { name: 'gateway', cpuMicros: { total: 15, main: 15 }, units: 1, unit: 'request' });
+    expect(summary.categories).toEqual([
+      { category: CATEGORIES.socketHttp, perUnit: 10 },
+      { category: CATEGORIES.socket, perUnit: 3 },
+      { category: CATEGORIES.socketNats, perUnit: 2 },
+    ]);
+  });
+
   it('gives seconds per GiB for a transfer', () => {
     const summary = summarizeProfile(profile, { name: 'agent', cpuMicros: { total: 1_000_000, main: 500_000 }, units: 0.25, unit: 'GiB', topCount: 1 });
     expect(summary).toMatchObject({ cpu: 4, mainThread: 2 });

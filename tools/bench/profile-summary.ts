@@ -15,7 +15,9 @@ export const CATEGORIES = {
   framework: 'fastify, validation, serialization',
   telemetry: 'metrics and tracing (prom-client, OpenTelemetry)',
   nats: 'nats.js protocol',
-  socket: 'sockets and streams (node:net, stream writes)',
+  socketHttp: 'socket reads/writes for HTTP (node:net, streams)',
+  socketNats: 'socket reads/writes for NATS (node:net, streams)',
+  socket: 'other socket and stream work',
   fs: 'fs calls on the main thread',
   crypto: 'crypto (hashing)',
   json: 'JSON (where V8 shows it apart)',
@@ -24,7 +26,7 @@ export const CATEGORIES = {
   node: 'other node internals (events, ticks, timers, buffers)',
   packages: 'other packages',
   program: 'V8 and native, unattributed',
-  threads: 'other threads (libuv pool, GC and compiler helpers, the sampler)',
+  threads: 'other threads (libuv pool, GC and compiler helpers)',
 } as const;
 export type Category = (typeof CATEGORIES)[keyof typeof CATEGORIES];
 
@@ -127,6 +129,15 @@ export function summarizeProfile(profile: CpuProfile, options: SummaryOptions): 
     });
   } else for (const node of profile.nodes) if (node.hitCount) hits.set(node.id, node.hitCount);
 
+  const protocolAbove = (id: number): Category | undefined => {
+    for (let at = parent.get(id); at !== undefined; at = parent.get(at)) {
+      const { url, lineNumber } = byId.get(at)!.callFrame;
+      const category = categoryOfModule(moduleOf(url, lineNumber, options.bundleModuleAt));
+      if (category === CATEGORIES.http || category === CATEGORIES.framework) return CATEGORIES.socketHttp;
+      if (category === CATEGORIES.nats) return CATEGORIES.socketNats;
+    }
+    return undefined;
+  };
   const placed = new Map<number, { category: Category | 'idle'; module: string }>();
   const place = (id: number): { category: Category | 'idle'; module: string } => {
     const known = placed.get(id);
@@ -136,7 +147,10 @@ export function summarizeProfile(profile: CpuProfile, options: SummaryOptions): 
     let category: Category | 'idle' | undefined = callFrame.url === '' ? SPECIAL[callFrame.functionName] : categoryOfModule(module);
     if (!category && /^(parse|stringify|JSONParse|JSONStringify)$/.test(callFrame.functionName)) category = CATEGORIES.json;
     // native code (a binding, a builtin) is counted with the JS that called it
-    const result = category ? { category, module } : { category: parent.has(id) ? place(parent.get(id)!).category : CATEGORIES.program, module };
+    if (!category) category = parent.has(id) ? place(parent.get(id)!).category : CATEGORIES.program;
+    // socket work is told apart by the protocol above it in the stack
+    if (category === CATEGORIES.socket) category = protocolAbove(id) ?? category;
+    const result = { category, module };
     placed.set(id, result);
     return result;
   };
@@ -165,7 +179,7 @@ export function summarizeProfile(profile: CpuProfile, options: SummaryOptions): 
     const { functionName, lineNumber } = byId.get(id)!.callFrame;
     const name = functionName || '(anonymous)';
     const key = `${name} ${module}:${lineNumber}`;
-    const entry = functions.get(key) ?? { function: name, module: module || '(native)', category, micros: 0 };
+    const entry = functions.get(key) ?? { function: name, module: module || (name.startsWith('(') ? '' : '(native)'), category, micros: 0 };
     entry.micros += micros;
     functions.set(key, entry);
   }
