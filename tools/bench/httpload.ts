@@ -18,9 +18,9 @@ export interface HttpLoadResult {
 
 export const httpLoadGenerator = (): 'wrk' | 'worker' => (existsSync(WRK) ? 'wrk' : 'worker');
 
-/** CPU time (user + system) the process (or one of its threads) has used so far, in µs, from /proc/<pid>/stat. */
-export async function processCpuMicros(pid: number, thread?: number): Promise<number> {
-  const stat = await readFile(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
+/** CPU time (user + system) the process has used so far, in µs, from /proc/<pid>/stat. */
+export async function processCpuMicros(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   // fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / TICKS_PER_SEC;

@@ -45,6 +45,7 @@ describe('a CPU profile summarized per request by category', () => {
     expect(categoryOfModule('prom-client')).toBe(CATEGORIES.telemetry);
     expect(categoryOfModule('@nats-io/jetstream')).toBe(CATEGORIES.nats);
     expect(categoryOfModule('node:internal/process/task_queues')).toBe(CATEGORIES.node);
+    expect(categoryOfModule('node:internal/child_process')).toBe(CATEGORIES.spawn);
     expect(categoryOfModule('')).toBeUndefined();
   });
 
@@ -67,6 +68,9 @@ describe('a CPU profile summarized per request by category', () => {
     expect(summary.ours).toEqual({ 'libs/drivers': 150 });
     expect(summary.top[0]).toEqual({ function: 'route', module: 'fastify', category: CATEGORIES.framework, perUnit: 300 });
     expect(summary.top.find((f) => f.function === 'writev')).toEqual({ function: 'writev', module: '(native)', category: CATEGORIES.http, perUnit: 100 });
+    // native or node-internal frames name the nearest caller that is neither
+    expect(summary.top.find((f) => f.function === 'parse')).toEqual({ function: 'parse', module: '(native)', via: 'publish (@nats-io/nats-core)', category: CATEGORIES.json, perUnit: 50 });
+    expect(summary.top.find((f) => f.function === 'route')).not.toHaveProperty('via');
   });
 
   it('tells socket work apart by the protocol above it in the stack', () => {

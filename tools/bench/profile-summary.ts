@@ -19,6 +19,7 @@ export const CATEGORIES = {
   socketNats: 'socket reads/writes for NATS (node:net, streams)',
   socket: 'other socket and stream work',
   fs: 'fs calls on the main thread',
+  spawn: 'child processes (spawn: fork + exec on the main thread)',
   crypto: 'crypto (hashing)',
   json: 'JSON (where V8 shows it apart)',
   gc: 'GC (main-thread pauses)',
@@ -53,6 +54,7 @@ export function categoryOfModule(module: string): Category | undefined {
     if (/^(net$|stream$|internal\/stream_base_commons|internal\/streams\/|internal\/net)/.test(name)) return CATEGORIES.socket;
     if (/^(fs$|fs\/|internal\/fs\/)/.test(name)) return CATEGORIES.fs;
     if (/^(crypto$|internal\/crypto\/)/.test(name)) return CATEGORIES.crypto;
+    if (/^(child_process$|internal\/child_process)/.test(name)) return CATEGORIES.spawn;
     return CATEGORIES.node;
   }
   if (/^(apps|libs|tools)\//.test(module)) return CATEGORIES.ours;
@@ -97,7 +99,8 @@ export interface ProcessProfile {
   /** virtbus code by app/lib, per unit. */
   ours: Record<string, number>;
   /** The functions with the most self time, per unit. */
-  top: { function: string; module: string; category: Category; perUnit: number }[];
+  /** `via`: the nearest caller outside node's own modules (for a builtin or node internal, the code that asked for it). */
+  top: { function: string; module: string; via?: string; category: Category; perUnit: number }[];
 }
 
 export interface SummaryOptions {
@@ -169,7 +172,15 @@ export function summarizeProfile(profile: CpuProfile, options: SummaryOptions): 
 
   const categories = new Map<Category, number>();
   const ours = new Map<string, number>();
-  const functions = new Map<string, { function: string; module: string; category: Category; micros: number }>();
+  const functions = new Map<string, { function: string; module: string; via?: string; category: Category; micros: number }>();
+  const caller = (id: number): string | undefined => {
+    for (let at = parent.get(id); at !== undefined; at = parent.get(at)) {
+      const { functionName, url, lineNumber } = byId.get(at)!.callFrame;
+      const module = moduleOf(url, lineNumber, options.bundleModuleAt);
+      if (module !== '' && !module.startsWith('node:')) return `${functionName || '(anonymous)'} (${module})`;
+    }
+    return undefined;
+  };
   for (const [id, count] of hits) {
     const { category, module } = place(id);
     if (category === 'idle') continue;
@@ -178,8 +189,10 @@ export function summarizeProfile(profile: CpuProfile, options: SummaryOptions): 
     if (category === CATEGORIES.ours) ours.set(module, (ours.get(module) ?? 0) + micros);
     const { functionName, lineNumber } = byId.get(id)!.callFrame;
     const name = functionName || '(anonymous)';
-    const key = `${name} ${module}:${lineNumber}`;
-    const entry = functions.get(key) ?? { function: name, module: module || (name.startsWith('(') ? '' : '(native)'), category, micros: 0 };
+    const own = module !== '' && !module.startsWith('node:');
+    const via = own ? undefined : caller(id);
+    const key = `${name} ${module}:${lineNumber} ${via ?? ''}`;
+    const entry = functions.get(key) ?? { function: name, module: module || (name.startsWith('(') ? '' : '(native)'), ...(via ? { via } : {}), category, micros: 0 };
     entry.micros += micros;
     functions.set(key, entry);
   }

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import type { ChildProcess } from 'node:child_process';
-import { processCpuMicros } from './httpload.js';
 import { INSPECT_LATER_ARGS, openInspector, type InspectorSession } from './inspector.js';
 import { bundleModuleStarts, CATEGORIES, moduleAtLine, summarizeProfile, type CpuProfile, type ProcessProfile } from './profile-summary.js';
 import { round } from './stats.js';
@@ -78,7 +77,7 @@ export function stderrOf(child: ChildProcess): () => string {
   child.stderr?.on('data', (chunk: Buffer) => {
     const piece = chunk.toString();
     text = (text + piece).slice(-20_000);
-    const rest = piece.split('\n').filter((line) => !/^(Debugger listening on|For help, see: https:\/\/nodejs.org|Debugger attached|Waiting for the debugger)/.test(line));
+    const rest = piece.split('\n').filter((line) => !/^(Debugger (listening|ending) on|For help, see: https:\/\/nodejs.org|Debugger attached|Waiting for the debugger)/.test(line));
     if (rest.some((line) => line !== '')) process.stderr.write(rest.join('\n'));
   });
   return () => text;
@@ -98,6 +97,23 @@ export const memoryProbes: MemoryProbe[] = [
     return Object.fromEntries(KIB_FIELDS.map(([field, label]) => [label, Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN)]));
   },
 ];
+
+/** On-CPU µs of each thread of a process, from /proc/<pid>/task/<tid>/schedstat (ns, where /proc/<pid>/stat counts 10 ms ticks). */
+async function threadCpuMicros(pid: number): Promise<Map<number, number>> {
+  const threads = new Map<number, number>();
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    const text = await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').catch(() => undefined);
+    if (text) threads.set(Number(tid), Number(text.split(' ')[0]) / 1000);
+  }
+  return threads;
+}
+
+/** CPU µs of the whole process and of its main thread between two threadCpuMicros reads (a thread gone by the second is left out). */
+function cpuBetween(pid: number, from: Map<number, number>, to: Map<number, number>): { total: number; main: number } {
+  let total = 0;
+  for (const [tid, micros] of to) total += micros - (from.get(tid) ?? 0);
+  return { total, main: (to.get(pid) ?? 0) - (from.get(pid) ?? 0) };
+}
 
 const bundleStarts = new Map<string, [number, string][]>();
 
@@ -122,8 +138,8 @@ export function createProfiler(options: { seconds: number; samplingIntervalUs?: 
     memoryProfiles,
     async cpu(rows, processes, workload) {
       const sessions: (InspectorSession | undefined)[] = [];
-      const readCpu = () => Promise.all(processes.map(async (p) => ({ total: await processCpuMicros(p.pid), main: await processCpuMicros(p.pid, p.pid) })));
-      const spent = (from: { total: number; main: number }[], to: { total: number; main: number }[]) => from.map((a, index) => ({ total: to[index]!.total - a.total, main: to[index]!.main - a.main }));
+      const readCpu = () => Promise.all(processes.map((p) => threadCpuMicros(p.pid)));
+      const spent = (from: Map<number, number>[], to: Map<number, number>[]) => from.map((before, index) => cpuBetween(processes[index]!.pid, before, to[index]!));
       try {
         // first the workload without the profiler (inspector still closed): the CPU amounts; then with it: where they go
         const plain0 = await readCpu();
@@ -215,7 +231,7 @@ export function profilesMarkdown(cpu: RowProfile[], memory: RowMemory[], seconds
     '## Profiles: what the CPU does per request (same run, after each row\'s measured phase)',
     '',
     `After a row's measured phase its workload runs twice more on the same processes, ~${seconds} s each: first as it is, for the CPU amounts`,
-    '(user + system time from /proc, all threads, and the main thread\'s from /proc/<pid>/task/<pid>), then under the V8 CPU profiler over',
+    '(on-CPU time of every thread from /proc/<pid>/task/*/schedstat, ns; the main thread is task <pid>), then under the V8 CPU profiler over',
     `the inspector (closed until then, opened by SIGUSR1; one sample per ${samplingIntervalUs} µs), whose non-idle samples share out the main thread's`,
     'amount by category and function, idle left out; "other threads" is the rest of the process\'s amount as measured.',
     'Builtins such as JSON.parse/stringify and native bindings count in the JS function that calls them (V8 gives most no frame of',
@@ -242,7 +258,7 @@ export function profilesMarkdown(cpu: RowProfile[], memory: RowMemory[], seconds
     lines.push(`| samples (non-idle) | ${profile.processes.map((p) => p.samples).join(' | ')} |`, '');
     for (const p of profile.processes) {
       if (p.top.length === 0) continue;
-      lines.push(`Top functions, ${p.name} (self, ${UNIT_LABEL[profile.unit]}): ${p.top.map((f) => `${f.function}${f.module ? ` (${f.module})` : ''} ${f.perUnit}`).join('; ')}`, '');
+      lines.push(`Top functions, ${p.name} (self, ${UNIT_LABEL[profile.unit]}): ${p.top.map((f) => `${f.function}${f.module ? ` (${f.module})` : ''}${f.via ? ` ← ${f.via}` : ''} ${f.perUnit}`).join('; ')}`, '');
     }
   }
   for (const entry of memory) {

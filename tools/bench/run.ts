@@ -441,8 +441,8 @@ const benches = {
     outageMarkdown,
     (outage) => failoverMarkdown(outage.failover),
   ),
-  monitoring: bench(() => benchMonitoring({ quick }), monitoringMarkdown),
-  qemu: bench(() => benchQemu({ runs: quick ? 10 : 20 }), qemuMarkdown),
+  monitoring: bench(() => benchMonitoring({ quick, profiler }), monitoringMarkdown),
+  qemu: bench(() => benchQemu({ runs: quick ? 10 : 20, profiler }), qemuMarkdown),
   migration: bench(() => benchMigration({ quick }), migrationMarkdown),
   storage: bench(() => benchStorage({ quick }), storageMarkdown),
   hostscale: bench(() => benchHostScale({ quick, domains: Number(values['hostscale-domains'] ?? (quick ? 2000 : 10_000)) }), hostScaleMarkdown),
@@ -456,7 +456,7 @@ for (const [name, run] of Object.entries(benches)) {
 }
 
 if (selected('libvirt')) {
-  const libvirt = values['with-libvirt'] ? await benchLibvirt({ quick: values.quick }) : undefined;
+  const libvirt = values['with-libvirt'] ? await benchLibvirt({ quick: values.quick, profiler }) : undefined;
   report.libvirt = libvirt ?? 'not measured (run with --with-libvirt)';
   sections.push(libvirtMarkdown(libvirt));
   console.log(libvirtMarkdown(libvirt));
