@@ -42,6 +42,7 @@ describe('a CPU profile summarized per request by category', () => {
     expect(categoryOfModule('node:_http_outgoing')).toBe(CATEGORIES.http);
     expect(categoryOfModule('node:internal/fs/promises')).toBe(CATEGORIES.fs);
     expect(categoryOfModule('fast-json-stringify')).toBe(CATEGORIES.framework);
+    expect(categoryOfModule('typebox')).toBe(CATEGORIES.framework);
     expect(categoryOfModule('prom-client')).toBe(CATEGORIES.telemetry);
     expect(categoryOfModule('@nats-io/jetstream')).toBe(CATEGORIES.nats);
     expect(categoryOfModule('node:internal/process/task_queues')).toBe(CATEGORIES.node);

@@ -31,7 +31,7 @@ export const CATEGORIES = {
 } as const;
 export type Category = (typeof CATEGORIES)[keyof typeof CATEGORIES];
 
-const FRAMEWORK = /^(fastify|@fastify\/.*|find-my-way|fast-json-stringify|fast-uri|fast-querystring|fast-decode-uri-component|ajv|ajv-formats|@sinclair\/typebox|avvio|light-my-request|pino|pino-std-serializers|sonic-boom|secure-json-parse|toad-cache|json-schema-ref-resolver|rfdc|proxy-addr|safe-regex2|ret|content-type|process-warning|abstract-logging)$/;
+const FRAMEWORK = /^(fastify|@fastify\/.*|find-my-way|fast-json-stringify|fast-uri|fast-querystring|fast-decode-uri-component|ajv|ajv-formats|typebox|@sinclair\/typebox|avvio|light-my-request|pino|pino-std-serializers|sonic-boom|secure-json-parse|toad-cache|json-schema-ref-resolver|rfdc|proxy-addr|safe-regex2|ret|content-type|process-warning|abstract-logging)$/;
 const TELEMETRY = /^(prom-client|@opentelemetry\/.*|tdigest|bintrees)$/;
 
 /** Where a frame's code lives: `node:<module>`, a package name, `apps/<x>` / `libs/<x>` / `tools/<x>`, or '' (native). */

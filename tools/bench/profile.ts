@@ -85,7 +85,7 @@ export function stderrOf(child: ChildProcess): () => string {
 
 const KIB_FIELDS: [string, string][] = [
   ['VmRSS', 'rss'],
-  ['RssAnon', 'anonymous (V8 heap, malloc, buffers)'],
+  ['RssAnon', 'anonymous (heaps, malloc, buffers)'],
   ['RssFile', 'file-backed (node binary, libraries, code)'],
   ['RssShmem', 'shared memory'],
 ];
@@ -203,6 +203,22 @@ export function profileBrief(profile: RowProfile | undefined): string {
     return `${p.name} ${p.cpu}${largest.length ? ` (${largest.join(', ')})` : ''}`;
   });
   return `same-run profile (Profiles section), CPU ${unit}: ${parts.join('; ')}`;
+}
+
+/** Where process `name` of profile `a` spends more CPU per unit than process `reference` of profile `b`, by category, largest first. */
+export function profileDelta(a: RowProfile | undefined, name: string, b: RowProfile | undefined, reference: string, count = 4): string {
+  if (!a || !b || 'error' in a || 'error' in b) return '';
+  const left = a.processes.find((p) => p.name === name);
+  const right = b.processes.find((p) => p.name === reference);
+  if (!left || !right) return '';
+  const of = (p: ProcessProfile, category: string) => p.categories.find((c) => c.category === category)?.perUnit ?? 0;
+  const categories = [...new Set([...left.categories, ...right.categories].map((c) => c.category))];
+  const deltas = categories.map((category) => [category, round(of(left, category) - of(right, category), 1)] as const).sort((x, y) => Math.abs(y[1]) - Math.abs(x[1]));
+  const sign = (value: number) => `${value >= 0 ? '+' : ''}${value}`;
+  return `${name} − ${reference} ${sign(round(left.cpu - right.cpu, 1))}: ${deltas
+    .slice(0, count)
+    .map(([category, delta]) => `${category} ${sign(delta)}`)
+    .join(', ')}`;
 }
 
 /** One line for the targets table: a process's RSS split (the memory probes' figures). */

@@ -103,4 +103,29 @@ describe('the issue-18 summary of a bench run', () => {
     // met: no explanation, so no profile either
     expect(lines.find((line) => line.startsWith('| define rate, 100 with 100 '))).toMatch(/\| ✔ \| +\|$/);
   });
+
+  it('tells where the gateway spends more CPU per request than the bare forwarder under the same load', () => {
+    const latency64 = { p50Ms: 1, p90Ms: 1, p99Ms: 1, throughputPerSec: 1 };
+    const paths = { c1: latency(0.5), c64: latency64 };
+    const http = (name: string, requestsPerSec: number, cpu: number) => ({ requests: 1, seconds: 1, requestsPerSec, errors: 0, cpuMicrosPerRequest: { [name]: cpu, agent: 10 } });
+    const bus = {
+      raw: paths,
+      agent: paths,
+      gateway: paths,
+      httpForwarder: paths,
+      ratios: { gatewayP50VsRaw: 1 },
+      http64: { generator: 'wrk', gateway: http('gateway', 800, 50), httpForwarder: http('forwarder', 1000, 40), gatewayVsForwarder: 0.8 },
+    };
+    const front = (name: string, cpu: number, categories: [string, number][]) => ({ name, cpu, mainThread: cpu, samples: 9, ours: {}, top: [], profiledCpu: cpu, categories: categories.map(([category, perUnit]) => ({ category, perUnit })) });
+    const profiles = {
+      cpu: [
+        { row: 'api-throughput', per: 'GET', unit: 'request', units: 9, seconds: 2, processes: [front('gateway', 50, [[CATEGORIES.socketHttp, 15], [CATEGORIES.framework, 6], [CATEGORIES.telemetry, 2]])] },
+        { row: 'api-throughput-forwarder', per: 'GET', unit: 'request', units: 9, seconds: 2, processes: [front('forwarder', 40, [[CATEGORIES.socketHttp, 16], [CATEGORIES.nats, 3]])] },
+      ],
+      memory: [],
+    };
+    const row = targetRows({ bus, profiles }).find((r) => r.path.startsWith('API throughput'))!;
+    expect(row.met).toBe(false);
+    expect(row.profile).toContain(`gateway − forwarder +10: ${CATEGORIES.framework} +6, ${CATEGORIES.nats} -3, ${CATEGORIES.telemetry} +2, ${CATEGORIES.socketHttp} -1`);
+  });
 });

@@ -2,7 +2,7 @@ import type { BusBenchResult } from './bus.js';
 import type { HostScaleBenchResult } from './hostscale.js';
 import type { Compared, LibvirtBenchResult } from './libvirt.js';
 import type { MonitoringBenchResult } from './monitoring.js';
-import { memoryBrief, PROFILE_ROWS, profileBrief, type ProfileRow, type RowMemory, type RowProfile } from './profile.js';
+import { memoryBrief, PROFILE_ROWS, profileBrief, profileDelta, type ProfileRow, type RowMemory, type RowProfile } from './profile.js';
 import type { AccelBench, QemuBenchResult } from './qemu.js';
 import { round } from './stats.js';
 import type { StorageBenchResult } from './storage.js';
@@ -62,7 +62,8 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
   const none = (path: string, target: string, section: string): TargetRow => ({ path, virtbus: 'not measured', reference: `run \`--only ${section}\``, ratio: undefined, target, met: undefined, why: '' });
   const at = (ratio: number, max: number) => ratio <= max;
   const profiles = r.profiles as { cpu: RowProfile[]; memory: RowMemory[] } | undefined;
-  const cpuOf = (row: ProfileRow) => profileBrief(profiles?.cpu.find((p) => p.row === row)) || undefined;
+  const rowProfile = (row: ProfileRow) => profiles?.cpu.find((p) => p.row === row);
+  const cpuOf = (row: ProfileRow) => profileBrief(rowProfile(row)) || undefined;
   const rows: TargetRow[] = [];
   if (bus) {
     const forwarderP50 = round(bus.httpForwarder.c1.p50Ms / bus.raw.c1.p50Ms, 2);
@@ -85,7 +86,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: bus.http64.gatewayVsForwarder,
       target: '≥ 0.9',
       met: bus.http64.gatewayVsForwarder >= 0.9,
-      profile: cpuOf(PROFILE_ROWS.apiThroughput) && `${cpuOf(PROFILE_ROWS.apiThroughput)}; the forwarder's: ${cpuOf(PROFILE_ROWS.apiForwarder) ?? 'not profiled'}`,
+      profile: cpuOf(PROFILE_ROWS.apiThroughput) && [cpuOf(PROFILE_ROWS.apiThroughput), `the forwarder's: ${cpuOf(PROFILE_ROWS.apiForwarder) ?? 'not profiled'}`, profileDelta(rowProfile(PROFILE_ROWS.apiThroughput), 'gateway', rowProfile(PROFILE_ROWS.apiForwarder), 'forwarder')].filter(Boolean).join('; '),
       why: `gateway CPU per request ${round(gw.gateway! / fw.forwarder!, 2)}× the forwarder's (auth, validation, serializers, metrics, tracing); tools/bench/gateway-profile.ts prints it by function`,
     });
   } else rows.push(none('API read call p50 and throughput (gateway)', '≤ 2 / ≥ 0.9', 'bus'));
