@@ -145,7 +145,7 @@ export async function benchBus(options: { quick?: boolean; profiler?: BenchProfi
     };
     if (options.profiler) {
       const processes = { gateway: { name: 'gateway', pid: gateway.pid!, output: gatewayOutput }, agent: { name: 'agent', pid: agent.pid, output: agent.output }, forwarder: { name: 'forwarder', pid: forwarder.pid!, output: forwarderOutput } };
-      await profileBus(options.profiler, processes, { gateway: url, forwarder: `http://127.0.0.1:${forwarderPort}/` }, viaGateway);
+      await profileBus(options.profiler, processes, { gateway: url, forwarder: `http://127.0.0.1:${forwarderPort}/` }, { gateway: viaGateway, forwarder: viaForwarder });
     }
     const gateway64 = combine(rounds.map((r) => r.gateway));
     const forwarder64 = combine(rounds.map((r) => r.httpForwarder));
@@ -177,10 +177,15 @@ export async function benchBus(options: { quick?: boolean; profiler?: BenchProfi
   }
 }
 
-/** After the measured phases: the gateway and the agent profiled at 1 in flight and under the 64-connection load, and the forwarder under that load. */
-async function profileBus(profiler: BenchProfiler, p: Record<'gateway' | 'agent' | 'forwarder', ProfiledProcess>, urls: Record<'gateway' | 'forwarder', string>, viaGateway: () => Promise<void>): Promise<void> {
+/** After the measured phases: the gateway and the agent profiled at 1 in flight and under the 64-connection load, and the forwarder in both. */
+async function profileBus(profiler: BenchProfiler, p: Record<'gateway' | 'agent' | 'forwarder', ProfiledProcess>, urls: Record<'gateway' | 'forwarder', string>, calls: Record<'gateway' | 'forwarder', () => Promise<void>>): Promise<void> {
   const per = 'GET of one domain';
-  await profiler.cpu([PROFILE_ROWS.apiP50], [p.gateway, p.agent], async () => [{ row: PROFILE_ROWS.apiP50, per, unit: 'request', units: await repeatFor(profiler.seconds, viaGateway) }]);
+  for (const [row, front, call] of [
+    [PROFILE_ROWS.apiP50, p.gateway, calls.gateway],
+    [PROFILE_ROWS.apiP50Forwarder, p.forwarder, calls.forwarder],
+  ] as const) {
+    await profiler.cpu([row], [front, p.agent], async () => [{ row, per, unit: 'request', units: await repeatFor(profiler.seconds, call) }]);
+  }
   for (const [row, front, url] of [
     [PROFILE_ROWS.apiThroughput, p.gateway, urls.gateway],
     [PROFILE_ROWS.apiForwarder, p.forwarder, urls.forwarder],

@@ -7,6 +7,7 @@ import { round } from './stats.js';
 /** The issue-18 rows a same-run profile explains (the targets table refers to them by these ids). */
 export const PROFILE_ROWS = {
   apiP50: 'api-p50',
+  apiP50Forwarder: 'api-p50-forwarder',
   apiThroughput: 'api-throughput',
   apiForwarder: 'api-throughput-forwarder',
   start: 'start',
@@ -230,6 +231,7 @@ export function memoryBrief(memory: RowMemory | undefined): string {
 
 const ROW_TITLES: Record<ProfileRow, string> = {
   'api-p50': 'API read call, 1 in flight (gateway)',
+  'api-p50-forwarder': 'API read call, 1 in flight (bare node:http forwarder, the reference)',
   'api-throughput': 'API throughput, 64 connections (gateway)',
   'api-throughput-forwarder': 'API throughput, 64 connections (bare node:http forwarder, the reference)',
   start: 'start through the gateway (TCG)',

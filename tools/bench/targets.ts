@@ -74,7 +74,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: bus.ratios.gatewayP50VsRaw,
       target: '≤ 2',
       met: at(bus.ratios.gatewayP50VsRaw, 2),
-      profile: cpuOf(PROFILE_ROWS.apiP50),
+      profile: [cpuOf(PROFILE_ROWS.apiP50), profileDelta(rowProfile(PROFILE_ROWS.apiP50), 'gateway', rowProfile(PROFILE_ROWS.apiP50Forwarder), 'forwarder')].filter(Boolean).join('; ') || undefined,
       why: `a bare node:http forwarder of the same bus call is already ${forwarderP50}× raw: the HTTP hop (parse, socket writes, a second event-loop turn) before any framework work`,
     });
     const gw = bus.http64.gateway.cpuMicrosPerRequest;
