@@ -162,7 +162,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const idleRssKiB = compare(await rssKiB(agent.pid), await rssKiB(libvirt.libvirtdPid()));
     const bareNodeRssKiB = await rssKiB(bareNode.pid!);
-    await profiler?.memory(PROFILE_ROWS.idleRss, [{ name: 'agent', pid: agent.pid }, { name: 'libvirtd', pid: libvirt.libvirtdPid() }, { name: 'bare node', pid: bareNode.pid! }]);
+    await profiler?.memory(PROFILE_ROWS.idleRss, [{ name: 'agent', pid: agent.pid, output: agent.output }, { name: 'libvirtd', pid: libvirt.libvirtdPid() }, { name: 'bare node', pid: bareNode.pid! }]);
     bareNode.kill('SIGTERM');
 
     // Volumes first, before 2,000 define/undefine events keep the agent's outbox busy: the same file into a dir pool, and back.

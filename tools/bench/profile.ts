@@ -44,7 +44,7 @@ export type RowProfile =
   | { row: ProfileRow; error: string };
 
 /** A memory figure source for the idle-RSS row: KiB by what they hold; other code may push its own probes (a finer breakdown). */
-export type MemoryProbe = (pid: number) => Promise<Record<string, number>>;
+export type MemoryProbe = (process: ProfiledProcess) => Promise<Record<string, number>>;
 export type RowMemory = { row: ProfileRow; processes: { name: string; kib: Record<string, number> }[] } | { row: ProfileRow; error: string };
 
 /** What the bench sections call after a row's measured phase (never during it). */
@@ -91,11 +91,23 @@ const KIB_FIELDS: [string, string][] = [
   ['RssShmem', 'shared memory'],
 ];
 
-/** The default memory probe: /proc/<pid>/status RSS split by kind. */
+/** The default memory probes: /proc/<pid>/status RSS split by kind, and for a node process V8's figures over its inspector (no forced GC). */
 export const memoryProbes: MemoryProbe[] = [
-  async (pid) => {
+  async ({ pid }) => {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     return Object.fromEntries(KIB_FIELDS.map(([field, label]) => [label, Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN)]));
+  },
+  async ({ pid, output }): Promise<Record<string, number>> => {
+    if (!output) return {};
+    const session = await openInspector(output, { wake: pid });
+    try {
+      const evaluated = (await session.send('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as { result: { value: string } };
+      const usage = JSON.parse(evaluated.result.value) as NodeJS.MemoryUsage;
+      const kib = (bytes: number) => Math.round(bytes / 1024);
+      return { 'V8 heap total': kib(usage.heapTotal), 'V8 heap used': kib(usage.heapUsed), 'external (buffers, native objects)': kib(usage.external), 'of it ArrayBuffers': kib(usage.arrayBuffers) };
+    } finally {
+      session.close();
+    }
   },
 ];
 
@@ -183,7 +195,7 @@ export function createProfiler(options: { seconds: number; samplingIntervalUs?: 
     },
     async memory(row, processes) {
       try {
-        const figures = await Promise.all(processes.map(async (p) => ({ name: p.name, kib: Object.assign({}, ...(await Promise.all(memoryProbes.map((probe) => probe(p.pid))))) as Record<string, number> })));
+        const figures = await Promise.all(processes.map(async (p) => ({ name: p.name, kib: Object.assign({}, ...(await Promise.all(memoryProbes.map((probe) => probe(p))))) as Record<string, number> })));
         memoryProfiles.push({ row, processes: figures });
       } catch (error) {
         memoryProfiles.push({ row, error: String(error) });
