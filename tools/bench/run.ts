@@ -425,7 +425,7 @@ const bench =
   };
 const quick = values.quick;
 // after each issue-18 row's measured phase, a short profiled phase of the same workload (--no-profiles: none)
-const PROFILE_SECONDS = quick ? 2 : 3;
+const PROFILE_SECONDS = 2;
 const SAMPLING_US = 500;
 const profiling = createProfiler({ seconds: PROFILE_SECONDS, samplingIntervalUs: SAMPLING_US });
 const profiler = values['no-profiles'] ? undefined : profiling;
