@@ -1,4 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import { INSPECT_LATER_ARGS, openInspector, type InspectorSession } from './inspector.js';
 import { bundleModuleStarts, CATEGORIES, moduleAtLine, summarizeProfile, type CpuProfile, type ProcessProfile } from './profile-summary.js';
@@ -40,7 +41,7 @@ export interface ProfiledWork {
 
 /** A row's profile: CPU amounts from an unprofiled run of the workload, their split from a profiled run right after it. */
 export type RowProfile =
-  | { row: ProfileRow; per: string; unit: 'request' | 'GiB'; units: number; seconds: number; processes: (ProcessProfile & { profiledCpu: number | undefined })[] }
+  | { row: ProfileRow; per: string; unit: 'request' | 'GiB'; units: number; seconds: number; loadAverage: number; samplingIntervalUs: number; processes: (ProcessProfile & { profiledCpu: number | undefined })[] }
   | { row: ProfileRow; error: string };
 
 /** A memory figure source for the idle-RSS row: KiB by what they hold; other code may push its own probes (a finer breakdown). */
@@ -53,8 +54,8 @@ export interface BenchProfiler {
   readonly seconds: number;
   /** Node options for a process the profiler may reach later: its inspector stays closed until the profiled phase. */
   readonly nodeArgs: readonly string[];
-  /** Profiles `processes` while `workload` runs (it returns what it did for each of `rows`). */
-  cpu(rows: ProfileRow[], processes: ProfiledProcess[], workload: () => Promise<ProfiledWork[]>): Promise<void>;
+  /** Profiles `processes` while `workload` runs (it returns what it did for each of `rows`); a short call may sample finer. */
+  cpu(rows: ProfileRow[], processes: ProfiledProcess[], workload: () => Promise<ProfiledWork[]>, options?: { samplingIntervalUs?: number }): Promise<void>;
   memory(row: ProfileRow, processes: ProfiledProcess[]): Promise<void>;
 }
 
@@ -149,7 +150,7 @@ export function createProfiler(options: { seconds: number; samplingIntervalUs?: 
     nodeArgs: INSPECT_LATER_ARGS,
     cpuProfiles,
     memoryProfiles,
-    async cpu(rows, processes, workload) {
+    async cpu(rows, processes, workload, callOptions = {}) {
       const sessions: (InspectorSession | undefined)[] = [];
       const readCpu = () => Promise.all(processes.map((p) => threadCpuMicros(p.pid)));
       const spent = (from: Map<number, number>[], to: Map<number, number>[]) => from.map((before, index) => cpuBetween(processes[index]!.pid, before, to[index]!));
@@ -163,7 +164,7 @@ export function createProfiler(options: { seconds: number; samplingIntervalUs?: 
         for (const p of processes) sessions.push(p.output ? await openInspector(p.output, { wake: p.pid }) : undefined);
         for (const session of sessions) {
           await session?.send('Profiler.enable');
-          await session?.send('Profiler.setSamplingInterval', { interval: options.samplingIntervalUs ?? 500 });
+          await session?.send('Profiler.setSamplingInterval', { interval: callOptions.samplingIntervalUs ?? options.samplingIntervalUs ?? 500 });
         }
         await Promise.all(sessions.map((session) => session?.send('Profiler.start')));
         const profiled0 = await readCpu();
@@ -182,7 +183,7 @@ export function createProfiler(options: { seconds: number; samplingIntervalUs?: 
             // a process without a profile (not node) has its CPU time only
             return { ...(profiles[index] ? summary : { ...summary, mainThread: summary.cpu, categories: [], top: [] }), profiledCpu };
           });
-          cpuProfiles.push({ row: item.row, per: item.per, unit: item.unit, units: round(item.units, 3), seconds: round(seconds, 2), processes: summaries });
+          cpuProfiles.push({ row: item.row, per: item.per, unit: item.unit, units: round(item.units, 3), seconds: round(seconds, 2), loadAverage: round(loadavg()[0]!, 1), samplingIntervalUs: callOptions.samplingIntervalUs ?? options.samplingIntervalUs ?? 500, processes: summaries });
         }
       } catch (error) {
         for (const row of rows) cpuProfiles.push({ row, error: String(error) });
@@ -262,8 +263,10 @@ export function profilesMarkdown(cpu: RowProfile[], memory: RowMemory[], seconds
     '',
     `After a row's measured phase its workload runs twice more on the same processes, ~${seconds} s each: first as it is, for the CPU amounts`,
     '(on-CPU time of every thread from /proc/<pid>/task/*/schedstat, ns; the main thread is task <pid>), then under the V8 CPU profiler over',
-    `the inspector (closed until then, opened by SIGUSR1; one sample per ${samplingIntervalUs} µs), whose non-idle samples share out the main thread's`,
-    'amount by category and function, idle left out; "other threads" is the rest of the process\'s amount as measured.',
+    `the inspector (closed until then, opened by SIGUSR1; one sample per ${samplingIntervalUs} µs unless the heading says otherwise), whose non-idle`,
+    'samples share out the main thread\'s amount by category and function, idle left out; "other threads" is the rest of the process\'s amount as measured.',
+    'A sample is wall time: on a loaded machine a call that wakes another thread or process (a socket write to nats-server, a thread-pool job)',
+    'is often where the main thread loses its core, so such calls also get the time it waits for one (the heading gives the 1-minute load).',
     'Builtins such as JSON.parse/stringify and native bindings count in the JS function that calls them (V8 gives most no frame of',
     'their own); "other threads" holds the libuv pool (fs, crypto jobs) and V8\'s GC and compiler helpers.',
     '',
@@ -275,7 +278,8 @@ export function profilesMarkdown(cpu: RowProfile[], memory: RowMemory[], seconds
     }
     const unit = profile.unit === 'GiB' ? 'CPU s per GiB' : `CPU µs per ${profile.per}`;
     const amount = profile.unit === 'GiB' ? `${round(profile.units * 1024, 0)} MiB moved` : `${profile.units} × ${profile.per}`;
-    lines.push(`### ${ROW_TITLES[profile.row] ?? profile.row}: ${amount} in ${profile.seconds} s, ${unit}`, '');
+    const sampling = profile.samplingIntervalUs === samplingIntervalUs ? '' : `, one sample per ${profile.samplingIntervalUs} µs`;
+    lines.push(`### ${ROW_TITLES[profile.row] ?? profile.row}: ${amount} in ${profile.seconds} s, ${unit} (load ${profile.loadAverage}${sampling})`, '');
     lines.push(`| ${unit} | ${profile.processes.map((p) => p.name).join(' | ')} |`, `|---|${profile.processes.map(() => '---|').join('')}`);
     lines.push(`| **all threads** | ${profile.processes.map((p) => `**${p.cpu}**`).join(' | ')} |`);
     lines.push(`| main thread | ${profile.processes.map((p) => p.mainThread).join(' | ')} |`);
