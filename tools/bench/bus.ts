@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 import { builtBundle, freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
-import { httpLoadGenerator, httpLoadWithCpu, rssKiB, type HttpLoadResult } from './httpload.js';
+import { httpLoad, httpLoadGenerator, httpLoadWithCpu, rssKiB, type HttpLoadResult } from './httpload.js';
+import { PROFILE_ROWS, repeatFor, stderrOf, type BenchProfiler, type ProfiledProcess } from './profile.js';
 import { load, round, summarize, timeCalls, type LatencySummary } from './stats.js';
 
 type HttpLoadFigure = HttpLoadResult & { cpuMicrosPerRequest: Record<string, number> };
@@ -45,7 +46,8 @@ export async function waitForLine(child: ReturnType<typeof spawn>, text: string)
 }
 
 /** Raw nats.js request/reply vs the same read call through the agent and through the gateway, in one run. */
-export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBenchResult> {
+export async function benchBus(options: { quick?: boolean; profiler?: BenchProfiler } = {}): Promise<BusBenchResult> {
+  const profileArgs = options.profiler?.nodeArgs ?? [];
   const n1 = options.quick ? 300 : 3000;
   const n64 = options.quick ? 3000 : 30000;
   const nats = await startNatsServer();
@@ -55,13 +57,14 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: ['--metrics-address', '127.0.0.1:0'] });
+  const agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(workDir, 'agent'), extraArgs: ['--metrics-address', '127.0.0.1:0'], nodeArgs: [...profileArgs] });
   const port = await freePort();
-  const gateway = spawn(process.execPath, [...(process.env.VIRTBUS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VIRTBUS_BENCH_PROFILE}`] : []), builtBundle('virtbus-gateway'), '--config', 'none', '--nats', nats.url, '--port', String(port), '--rate-limit', '0'], {
+  const gateway = spawn(process.execPath, [...(process.env.VIRTBUS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VIRTBUS_BENCH_PROFILE}`] : []), ...profileArgs, builtBundle('virtbus-gateway'), '--config', 'none', '--nats', nats.url, '--port', String(port), '--rate-limit', '0'], {
     cwd: REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const gatewayOutput = stderrOf(gateway);
   let forwarder: ReturnType<typeof spawn> | undefined;
   try {
     await waitForLine(responder, 'ready');
@@ -69,10 +72,11 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
     const domain = await client.call('bench', 'domain.define', { name: 'bench-vm', driver: 'test' });
     const url = `http://127.0.0.1:${port}/v1/nodes/bench/domains/${domain.uuid}`;
     const forwarderPort = await freePort();
-    forwarder = spawn(process.execPath, [...(process.env.VIRTBUS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VIRTBUS_BENCH_PROFILE}/forwarder`] : []), '--import', 'tsx', fileURLToPath(new URL('./forwarder.ts', import.meta.url)), nats.url, 'bench', domain.uuid, String(forwarderPort)], {
+    forwarder = spawn(process.execPath, [...(process.env.VIRTBUS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.VIRTBUS_BENCH_PROFILE}/forwarder`] : []), ...profileArgs, '--import', 'tsx', fileURLToPath(new URL('./forwarder.ts', import.meta.url)), nats.url, 'bench', domain.uuid, String(forwarderPort)], {
       cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    const forwarderOutput = stderrOf(forwarder);
     await waitForLine(forwarder, 'ready');
     const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => undefined, 1e9)'], { stdio: 'ignore' });
     await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -139,6 +143,10 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
         cpuMicrosPerRequest: Object.fromEntries(Object.entries(cpu).map(([name, total]) => [name, round(total / Math.max(1, requests), 1)])),
       };
     };
+    if (options.profiler) {
+      const processes = { gateway: { name: 'gateway', pid: gateway.pid!, output: gatewayOutput }, agent: { name: 'agent', pid: agent.pid, output: agent.output }, forwarder: { name: 'forwarder', pid: forwarder.pid!, output: forwarderOutput } };
+      await profileBus(options.profiler, processes, { gateway: url, forwarder: `http://127.0.0.1:${forwarderPort}/` }, { gateway: viaGateway, forwarder: viaForwarder });
+    }
     const gateway64 = combine(rounds.map((r) => r.gateway));
     const forwarder64 = combine(rounds.map((r) => r.httpForwarder));
     return {
@@ -166,5 +174,22 @@ export async function benchBus(options: { quick?: boolean } = {}): Promise<BusBe
     await nc.close();
     await nats.stop();
     await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** After the measured phases: the gateway and the agent profiled at 1 in flight and under the 64-connection load, and the forwarder in both. */
+async function profileBus(profiler: BenchProfiler, p: Record<'gateway' | 'agent' | 'forwarder', ProfiledProcess>, urls: Record<'gateway' | 'forwarder', string>, calls: Record<'gateway' | 'forwarder', () => Promise<void>>): Promise<void> {
+  const per = 'GET of one domain';
+  for (const [row, front, call] of [
+    [PROFILE_ROWS.apiP50, p.gateway, calls.gateway],
+    [PROFILE_ROWS.apiP50Forwarder, p.forwarder, calls.forwarder],
+  ] as const) {
+    await profiler.cpu([row], [front, p.agent], async () => [{ row, per, unit: 'request', units: await repeatFor(profiler.seconds, call) }]);
+  }
+  for (const [row, front, url] of [
+    [PROFILE_ROWS.apiThroughput, p.gateway, urls.gateway],
+    [PROFILE_ROWS.apiForwarder, p.forwarder, urls.forwarder],
+  ] as const) {
+    await profiler.cpu([row], [front, p.agent], async () => [{ row, per, unit: 'request', units: (await httpLoad(url, 64, profiler.seconds)).requests }]);
   }
 }

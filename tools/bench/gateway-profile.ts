@@ -10,6 +10,7 @@ import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 import { builtBundle, freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { processCpuMicros } from './httpload.js';
+import { bundleModuleStarts, moduleAtLine } from './profile-summary.js';
 
 const run = promisify(execFile);
 const dir = process.env['PROF_DIR'] ?? '/tmp/gateway-prof';
@@ -71,21 +72,8 @@ profile.samples.forEach((id, i) => {
 });
 for (const node of profile.nodes) node.hitCount = hits.get(node.id) ?? 0;
 // esbuild marks each module of the bundle with a `// <path>` line: a sample's line names its package
-const starts: [number, string][] = [];
-(await readFile(builtBundle('virtbus-gateway'), 'utf8')).split('\n').forEach((line, index) => {
-  const match = /^\/\/ ((?:node_modules\/(?:@[^/]+\/)?[^/]+)|(?:apps|libs)\/[^/]+)/.exec(line);
-  if (match) starts.push([index, match[1]!.replace(/^node_modules\//, '')]);
-});
-const packageAt = (line: number): string => {
-  let low = 0;
-  let high = starts.length - 1;
-  while (low < high) {
-    const mid = (low + high + 1) >> 1;
-    if (starts[mid]![0] <= line) low = mid;
-    else high = mid - 1;
-  }
-  return starts[low]?.[0] !== undefined && starts[low]![0] <= line ? starts[low]![1] : 'bundle';
-};
+const starts = bundleModuleStarts(await readFile(builtBundle('virtbus-gateway'), 'utf8'));
+const packageAt = (line: number): string => moduleAtLine(starts, line) ?? 'bundle';
 const total = profile.nodes.reduce((sum, node) => sum + node.hitCount, 0);
 const self = new Map<string, number>();
 const byFile = new Map<string, number>();

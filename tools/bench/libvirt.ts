@@ -9,6 +9,7 @@ import { VirtClient } from '@virtbus/client';
 import { renderDomainXml } from '@virtbus/drivers';
 import { ensureLibvirt, killQemusMentioning, requireBinary, spawnAgent, startLibvirt, startNatsServer, testDomainConfig, VIRSH, type Libvirt } from '@virtbus/testing';
 import { processCpuMicros, rssKiB } from './httpload.js';
+import { memoryProbes, PROFILE_ROWS, repeatFor, type BenchProfiler } from './profile.js';
 import { percentile, round } from './stats.js';
 import { download, rawNatsBulkMiBs, sha256Of, spawnGatewayProcess, upload, writeRandomFile } from './storage.js';
 
@@ -20,6 +21,8 @@ export interface LibvirtBenchOptions {
   quick: boolean;
   /** Domains defined on each side for the define-rate probe at scale (10,000; quick 2,000). */
   scaleDomains?: number;
+  /** Profiles define, upload and download (agent, gateway) and splits the agent's idle RSS, each after its measured phase. */
+  profiler?: BenchProfiler;
 }
 
 /** One compared figure: virtbus, libvirt, and virtbus / libvirt (time: < 1 is faster; rate: > 1 is faster). */
@@ -151,9 +154,10 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
   try {
     libvirt = await startLibvirt(join(root, 'lv'));
     const { stdout: version } = await run(VIRSH, ['-q', '-c', libvirt.uri, 'version', '--daemon']);
-    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(root, 'agent'), drivers: 'qemu', env: { VIRTBUS_METRICS_ADDRESS: 'off' } });
+    const profiler = options.profiler;
+    agent = await spawnAgent({ node: NODE, natsUrl: nats.url, stateDir: join(root, 'agent'), drivers: 'qemu', env: { VIRTBUS_METRICS_ADDRESS: 'off' }, nodeArgs: [...(profiler?.nodeArgs ?? [])] });
     // The gateway in its own process, as deployed (the HTTP client is this process, as virsh is its own).
-    gateway = await spawnGatewayProcess(nats.url, NODE);
+    gateway = await spawnGatewayProcess(nats.url, NODE, undefined, profiler?.nodeArgs);
     // Idle memory before any work: both daemons answered their first call, then a second to settle.
     await client.call(NODE, 'node.info', {});
     const bareNode = spawn(process.execPath, ['-e', 'setInterval(() => undefined, 1e9)'], { stdio: 'ignore' });
@@ -161,6 +165,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     const idleRssKiB = compare(await rssKiB(agent.pid), await rssKiB(libvirt.libvirtdPid()));
     const bareNodeRssKiB = await rssKiB(bareNode.pid!);
     const idleRssByMappingKiB = { agent: await rssByMappingKiB(agent.pid), libvirtd: await rssByMappingKiB(libvirt.libvirtdPid()), bareNode: await rssByMappingKiB(bareNode.pid!) };
+    await profiler?.memory(PROFILE_ROWS.idleRss, [{ name: 'agent', pid: agent.pid, output: agent.output }, { name: 'libvirtd', pid: libvirt.libvirtdPid() }, { name: 'bare node', pid: bareNode.pid! }]);
     bareNode.kill('SIGTERM');
 
     // Volumes first, before 2,000 define/undefine events keep the agent's outbox busy: the same file into a dir pool, and back.
@@ -195,6 +200,20 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       await libvirt.batch([`vol-delete --pool ${pool} bench.raw`]);
     }
     await libvirt.batch([`pool-destroy ${pool}`]);
+    const [profiledAgent, profiledGateway] = [{ name: 'agent', pid: agent.pid, output: agent.output }, { name: 'gateway', pid: gateway.pid, output: gateway.output }];
+    if (profiler) {
+      const moved = fileMiB / 1024;
+      const bus = [profiledGateway, profiledAgent, { name: 'nats-server', pid: nats.pid }];
+      await profiler.cpu([PROFILE_ROWS.upload], bus, async () => {
+        await upload(source, `${url}?create=true`, fileMiB * MiB);
+        return [{ row: PROFILE_ROWS.upload, per: 'GiB', unit: 'GiB', units: moved }];
+      });
+      await profiler.cpu([PROFILE_ROWS.download], bus, async () => {
+        await download(url, back);
+        await rm(back);
+        return [{ row: PROFILE_ROWS.download, per: 'GiB', unit: 'GiB', units: moved }];
+      });
+    }
 
     const xmlDir = join(root, 'xml');
     await mkdir(xmlDir);
@@ -252,10 +271,21 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       for (let name = fill.shift(); name !== undefined; name = fill.shift()) await client.call(NODE, 'domain.define', { name, driver: 'qemu', vcpus: 1, memory: 64 });
     }));
     const atScale = { lv: await lvDefine(scale, scale + probeSize), vb: await vbDefine(scale, scale + probeSize) };
+    // after the measured defines: more of them, profiled, at scale; they go with the rest below
+    const profiledNames: string[] = [];
+    await profiler?.cpu([PROFILE_ROWS.define], [profiledAgent, { name: 'nats-server', pid: nats.pid }], async () => {
+      const from = names.length;
+      const units = await repeatFor(profiler.seconds, () => {
+        const name = `${tag}-p${profiledNames.length}`;
+        profiledNames.push(name);
+        return client.call(NODE, 'domain.define', { name, driver: 'qemu', vcpus: 1, memory: 64 });
+      });
+      return [{ row: PROFILE_ROWS.define, per: `define (${from} defined)`, unit: 'request', units }];
+    });
 
     for (let i = 0; i < names.length; i += 1000) await libvirt.batch(names.slice(i, i + 1000).map((name) => `undefine ${name}`));
     await libvirt.batch([`undefine ${life}`]);
-    const gone = [...names, life];
+    const gone = [...names, ...profiledNames, life];
     await Promise.all(Array.from({ length: 16 }, async () => {
       for (let name = gone.shift(); name !== undefined; name = gone.shift()) await client.call(NODE, 'domain.undefine', { id: name });
     }));
@@ -363,6 +393,17 @@ export async function benchLibvirtDriver(options: { libvirt: Libvirt; natsUrl: s
     await agent.stop();
   }
 }
+
+const MAPPING_LABELS: Record<keyof RssByMapping, string> = {
+  executableCode: 'by mapping: executable code',
+  executableData: 'by mapping: executable read-only data',
+  anonymous: 'by mapping: anonymous (V8 heap, stacks)',
+  mallocHeap: 'by mapping: malloc heap',
+  sharedLibraries: 'by mapping: shared libraries',
+  other: 'by mapping: other',
+};
+// the idle-RSS row's memory split also shows where each process's pages are mapped
+memoryProbes.push(async ({ pid }) => Object.fromEntries(Object.entries(await rssByMappingKiB(pid)).map(([kind, kib]) => [MAPPING_LABELS[kind as keyof RssByMapping], kib])));
 
 /** KiB of RSS by kind of mapping: the executable's code and read-only data, anonymous memory (V8's heap, thread stacks), malloc's heap, shared libraries. */
 export type RssByMapping = Record<'executableCode' | 'executableData' | 'anonymous' | 'mallocHeap' | 'sharedLibraries' | 'other', number>;

@@ -10,6 +10,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { EventTimeHeaders, Subjects, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { PROFILE_ROWS, repeatFor, type BenchProfiler } from './profile.js';
 import { round, summarize, type LatencySummary } from './stats.js';
 
 export interface ScrapeBench {
@@ -103,7 +104,7 @@ async function pool<T>(items: T[], limit: number, task: (item: T) => Promise<unk
  * a static prom-client registry with the same number of series on the same metrics server (its own process), and the
  * event publish → plain NATS subscriber latency against raw NATS publish → subscribe, all in one run.
  */
-export async function benchMonitoring(options: { quick?: boolean } = {}): Promise<MonitoringBenchResult> {
+export async function benchMonitoring(options: { quick?: boolean; profiler?: BenchProfiler } = {}): Promise<MonitoringBenchResult> {
   const scrapes = options.quick ? 20 : 50;
   const eventCount = options.quick ? 100 : 400;
   const nats = await startNatsServer();
@@ -154,7 +155,7 @@ export async function benchMonitoring(options: { quick?: boolean } = {}): Promis
     // Events: the agent's emit and publish times (µs headers) → a plain NATS subscriber; baseline: a raw publish carrying a
     // sub-ms timestamp from another connection of this process.
     const node = 'events';
-    const agent = await spawnAgent({ node, natsUrl: nats.url, stateDir: join(workDir, node), extraArgs: ['--metrics-address', 'off', '--stats-interval', '0'] });
+    const agent = await spawnAgent({ node, natsUrl: nats.url, stateDir: join(workDir, node), extraArgs: ['--metrics-address', 'off', '--stats-interval', '0'], nodeArgs: [...(options.profiler?.nodeArgs ?? [])] });
     const subscriber = await connect({ servers: nats.url });
     const publisher = await connect({ servers: nats.url });
     try {
@@ -231,7 +232,7 @@ export async function benchMonitoring(options: { quick?: boolean } = {}): Promis
       const rawSummary = summarize(rawLatencies, walls.raw);
       const jsSummary = summarize(jsLatencies, walls.js);
       const durableAppend = summarize(appendLatencies, walls.append);
-      return {
+      const result = {
         scrapes,
         scrape,
         events: {
@@ -246,6 +247,16 @@ export async function benchMonitoring(options: { quick?: boolean } = {}): Promis
           p50VsFloors: round(agentSummary.p50Ms / (durableAppend.p50Ms + jsSummary.p50Ms), 2),
         },
       };
+      // after the measured phase: the same state changes again, profiled
+      const profiler = options.profiler;
+      await profiler?.cpu([PROFILE_ROWS.event], [{ name: 'agent', pid: agent.pid, output: agent.output }, { name: 'nats-server', pid: nats.pid }], async () => {
+        let index = 0;
+        const units = await repeatFor(profiler.seconds, () => client.call(node, 'domain.state', { id: domain.uuid, change: { action: index++ % 2 === 0 ? 'start' : 'destroy' } }));
+        // an even count leaves the domain as it was
+        if (index % 2 === 1) await client.call(node, 'domain.state', { id: domain.uuid, change: { action: 'destroy' } });
+        return [{ row: PROFILE_ROWS.event, per: 'state change (call + its event)', unit: 'request', units }];
+      });
+      return result;
     } finally {
       await subscriber.close();
       await publisher.close();

@@ -11,11 +11,14 @@ import type { DomainConfig } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { buildCommandLine, QemuDriver, qemuPaths, type DomainRecord } from '@virtbus/drivers';
 import { type AgentProcess, builtBundle, freePort, killQemusMentioning, REPO_ROOT, requireBinary, spawnAgent, startNatsServer, testDomainConfig } from '@virtbus/testing';
+import { monotonicMicros, PROFILE_ROWS, repeatFor, stderrOf, type BenchProfiler, type ProfiledProcess } from './profile.js';
 import { round, summarize, type LatencySummary } from './stats.js';
 
 export interface QemuBenchOptions {
   /** Runs per measurement and accelerator (at least 10). */
   runs?: number;
+  /** Profiles start and destroy through the gateway (TCG) after their measured runs. */
+  profiler?: BenchProfiler;
 }
 
 export interface AccelBench {
@@ -134,9 +137,10 @@ interface Stack {
   client: VirtClient;
   send(method: 'POST' | 'PUT', path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
   close(): Promise<void>;
+  processes: ProfiledProcess[];
 }
 
-async function startStack(dir: string): Promise<Stack> {
+async function startStack(dir: string, nodeArgs: readonly string[] = []): Promise<Stack> {
   const nats = await startNatsServer();
   const nc = await connect({ servers: nats.url });
   let agent: AgentProcess | undefined;
@@ -156,13 +160,14 @@ async function startStack(dir: string): Promise<Stack> {
     await nats.stop();
   };
   try {
-    agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(dir, 'agent'), drivers: 'qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
+    agent = await spawnAgent({ node: 'bench', natsUrl: nats.url, stateDir: join(dir, 'agent'), drivers: 'qemu', extraArgs: ['--metrics-address', '127.0.0.1:0'], nodeArgs: [...nodeArgs] });
     const port = await freePort();
-    gateway = spawn(process.execPath, [builtBundle('virtbus-gateway'), '--config', 'none', '--nats', nats.url, '--port', String(port), '--rate-limit', '0'], {
+    gateway = spawn(process.execPath, [...nodeArgs, builtBundle('virtbus-gateway'), '--config', 'none', '--nats', nats.url, '--port', String(port), '--rate-limit', '0'], {
       cwd: REPO_ROOT,
       env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
+    const processes = [{ name: 'gateway', pid: gateway.pid!, output: stderrOf(gateway) }, { name: 'agent', pid: agent.pid, output: agent.output }];
     const base = `http://127.0.0.1:${port}`;
     const send = (method: string, path: string, body?: unknown) =>
       new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
@@ -185,7 +190,7 @@ async function startStack(dir: string): Promise<Stack> {
       if (attempt > 300) throw new Error(`gateway did not come up (last: ${JSON.stringify(ready)})`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    return { client: new VirtClient(nc), send, close };
+    return { client: new VirtClient(nc), send, close, processes };
   } catch (error) {
     await close();
     throw error;
@@ -240,7 +245,7 @@ async function driverCycle(driver: QemuDriver, accel: 'kvm' | 'tcg', run: number
   return { startMs, destroyMs };
 }
 
-async function benchAccel(binary: string, driver: QemuDriver, stack: Stack, accel: 'kvm' | 'tcg', runs: number, dir: string): Promise<AccelBench> {
+async function benchAccel(binary: string, driver: QemuDriver, stack: Stack, accel: 'kvm' | 'tcg', runs: number, dir: string, profiler?: BenchProfiler): Promise<AccelBench> {
   const figures = { spawnToQmp: [] as number[], quitToExit: [] as number[], sameSpawnToQmp: [] as number[], sameQuitToExit: [] as number[], driverStart: [] as number[], driverDestroy: [] as number[], agentStart: [] as number[], agentDestroy: [] as number[], gatewayStart: [] as number[], gatewayDestroy: [] as number[] };
   const viaGateway = await gatewayCycler(stack, accel);
   const viaAgent = await agentCycler(stack, accel);
@@ -268,6 +273,7 @@ async function benchAccel(binary: string, driver: QemuDriver, stack: Stack, acce
     figures.gatewayStart.push(gateway.startMs);
     figures.gatewayDestroy.push(gateway.destroyMs);
   }
+  if (profiler) await profileLifecycle(profiler, stack.processes, viaGateway);
   const result = {
     bareSpawnToQmp: summary(figures.spawnToQmp),
     bareQuitToExit: summary(figures.quitToExit),
@@ -310,8 +316,8 @@ export async function benchQemu(options: QemuBenchOptions = {}): Promise<QemuBen
   });
   let stack: Stack | undefined;
   try {
-    stack = await startStack(dir);
-    const tcg = await benchAccel(binary, driver, stack, 'tcg', runs, dir);
+    stack = await startStack(dir, options.profiler?.nodeArgs);
+    const tcg = await benchAccel(binary, driver, stack, 'tcg', runs, dir, options.profiler);
     const unusable = kvmUsable();
     const kvm = unusable ? { skipped: unusable } : await benchAccel(binary, driver, stack, 'kvm', runs, dir);
     return { runs, tcg, kvm };
@@ -327,4 +333,22 @@ export async function benchQemu(options: QemuBenchOptions = {}): Promise<QemuBen
     await stack?.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** After the measured runs: start/destroy cycles through the gateway, each call's time window telling the two rows apart; finer samples, as the gateway spends ~1 ms of CPU on a call. */
+async function profileLifecycle(profiler: BenchProfiler, processes: ProfiledProcess[], cycle: () => Promise<{ startMs: number; destroyMs: number }>): Promise<void> {
+  await profiler.cpu([PROFILE_ROWS.start, PROFILE_ROWS.destroy], processes, async () => {
+    const windows = { start: [] as [number, number][], destroy: [] as [number, number][] };
+    // twice the usual phase: a cycle takes tens of ms, and the gateway's share of one is small
+    const cycles = await repeatFor(2 * profiler.seconds, async () => {
+      const from = monotonicMicros();
+      const { startMs } = await cycle();
+      windows.start.push([from, from + startMs * 1000]);
+      windows.destroy.push([from + startMs * 1000, monotonicMicros()]);
+    });
+    return [
+      { row: PROFILE_ROWS.start, per: 'start', unit: 'request', units: cycles, windows: windows.start },
+      { row: PROFILE_ROWS.destroy, per: 'destroy', unit: 'request', units: cycles, windows: windows.destroy },
+    ];
+  }, { samplingIntervalUs: 100 });
 }

@@ -13,10 +13,11 @@ import { benchMigration, type MigrationBenchResult } from './migration.js';
 import { benchQemu, type AccelBench, type QemuBenchResult } from './qemu.js';
 import { round, type LatencySummary } from './stats.js';
 import { benchStorage, type StorageBenchResult } from './storage.js';
+import { createProfiler, profilesMarkdown } from './profile.js';
 import { targetRows, targetsMarkdown } from './targets.js';
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'hostscale-domains': { type: 'string' }, 'with-libvirt': { type: 'boolean', default: false } },
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'hostscale-domains': { type: 'string' }, 'with-libvirt': { type: 'boolean', default: false }, 'no-profiles': { type: 'boolean', default: false } },
   strict: true,
 });
 const selected = (name: string) => !values.only || values.only.split(',').includes(name);
@@ -423,8 +424,13 @@ const bench =
     return { result, markdown: views.map((view) => view(result)) };
   };
 const quick = values.quick;
+// after each issue-18 row's measured phase, a short profiled phase of the same workload (--no-profiles: none)
+const PROFILE_SECONDS = 2;
+const SAMPLING_US = 500;
+const profiling = createProfiler({ seconds: PROFILE_SECONDS, samplingIntervalUs: SAMPLING_US });
+const profiler = values['no-profiles'] ? undefined : profiling;
 const benches = {
-  bus: bench(() => benchBus({ quick }), busMarkdown),
+  bus: bench(() => benchBus({ quick, profiler }), busMarkdown),
   cli: bench(() => benchCli({ quick, withLibvirt: values['with-libvirt'] }), cliMarkdown),
   fleet: bench(() => benchFleet({ quick }), fleetMarkdown),
   outage: bench(
@@ -435,8 +441,8 @@ const benches = {
     outageMarkdown,
     (outage) => failoverMarkdown(outage.failover),
   ),
-  monitoring: bench(() => benchMonitoring({ quick }), monitoringMarkdown),
-  qemu: bench(() => benchQemu({ runs: quick ? 10 : 20 }), qemuMarkdown),
+  monitoring: bench(() => benchMonitoring({ quick, profiler }), monitoringMarkdown),
+  qemu: bench(() => benchQemu({ runs: quick ? 10 : 20, profiler }), qemuMarkdown),
   migration: bench(() => benchMigration({ quick }), migrationMarkdown),
   storage: bench(() => benchStorage({ quick }), storageMarkdown),
   hostscale: bench(() => benchHostScale({ quick, domains: Number(values['hostscale-domains'] ?? (quick ? 2000 : 10_000)) }), hostScaleMarkdown),
@@ -450,10 +456,16 @@ for (const [name, run] of Object.entries(benches)) {
 }
 
 if (selected('libvirt')) {
-  const libvirt = values['with-libvirt'] ? await benchLibvirt({ quick: values.quick }) : undefined;
+  const libvirt = values['with-libvirt'] ? await benchLibvirt({ quick: values.quick, profiler }) : undefined;
   report.libvirt = libvirt ?? 'not measured (run with --with-libvirt)';
   sections.push(libvirtMarkdown(libvirt));
   console.log(libvirtMarkdown(libvirt));
+}
+
+if (profiler) {
+  report.profiles = { seconds: PROFILE_SECONDS, samplingIntervalUs: SAMPLING_US, cpu: profiling.cpuProfiles, memory: profiling.memoryProfiles };
+  sections.push(profilesMarkdown(profiling.cpuProfiles, profiling.memoryProfiles, PROFILE_SECONDS, SAMPLING_US));
+  console.log(sections.at(-1));
 }
 
 // the summary goes first: every #18 target with its same-run reference

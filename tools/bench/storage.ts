@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { startGateway } from '@virtbus/gateway';
 import { builtBundle, freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
+import { stderrOf } from './profile.js';
 import { round } from './stats.js';
 
 const run = promisify(execFile);
@@ -134,16 +135,18 @@ async function rssGrowth(pids: number[], work: () => Promise<unknown>): Promise<
 }
 
 /** A gateway in its own process (built code, as shipped), so its memory and CPU are its own; BENCH_CPU_PROF=<dir> profiles it. */
-export async function spawnGatewayProcess(natsUrl: string, node = NODE, bundle = builtBundle('virtbus-gateway')): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+export async function spawnGatewayProcess(natsUrl: string, node = NODE, bundle = builtBundle('virtbus-gateway'), nodeArgs: readonly string[] = []): Promise<{ url: string; pid: number; output: () => string; stop: () => Promise<void> }> {
   const port = await freePort();
   const profile = process.env['BENCH_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CPU_PROF']}`] : [];
   // BENCH_GATEWAY_NODE_ARGS: node options of the gateway process (e.g. --trace-gc, printed on this process's stdout).
   profile.push(...(process.env['BENCH_GATEWAY_NODE_ARGS']?.split(' ').filter(Boolean) ?? []));
-  const child = spawn(process.execPath, [...profile, bundle, '--nats', natsUrl, '--port', String(port), '--rate-limit', '0'], {
+  const child = spawn(process.execPath, [...profile, ...nodeArgs, bundle, '--nats', natsUrl, '--port', String(port), '--rate-limit', '0'], {
     cwd: REPO_ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', NODE_ENV: 'production' },
-    stdio: ['ignore', process.env['BENCH_GATEWAY_NODE_ARGS'] ? 'inherit' : 'ignore', 'inherit'],
+    stdio: ['ignore', process.env['BENCH_GATEWAY_NODE_ARGS'] ? 'inherit' : 'ignore', 'pipe'],
   });
+  // its stderr passes through; kept for a profiler's inspector URL
+  const output = stderrOf(child);
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -155,7 +158,7 @@ export async function spawnGatewayProcess(natsUrl: string, node = NODE, bundle =
   const url = `http://127.0.0.1:${port}`;
   for (let attempt = 0; ; attempt++) {
     const ok = await fetch(`${url}/v1/nodes/${node}`).then((res) => res.status === 200, () => false);
-    if (ok) return { url, pid: child.pid!, stop };
+    if (ok) return { url, pid: child.pid!, output, stop };
     if (attempt > 300 || child.exitCode !== null) {
       await stop();
       throw new Error('gateway process did not come up');

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { CATEGORIES } from './profile-summary.js';
 import { targetRows, targetsMarkdown } from './targets.js';
 
 const latency = (p50Ms: number) => ({ p50Ms, p90Ms: p50Ms, p99Ms: p50Ms, throughputPerSec: 0 });
@@ -71,5 +72,60 @@ describe('the issue-18 summary of a bench run', () => {
     expect(lines).toHaveLength(targetRows({ monitoring, libvirt }).length);
     expect(lines.find((line) => line.startsWith('| define rate, 100 with 100 '))).toMatch(/\| ✔ \| +\|$/);
     expect(lines.find((line) => line.startsWith('| event emit'))).toMatch(/\| ✘ \| its two floors/);
+  });
+
+  it("adds a missed row's same-run profile to its explanation, and leaves a met row's out", () => {
+    const agent = (cpu: number) => ({ name: 'agent', cpu, mainThread: 100, samples: 50, ours: {}, top: [], profiledCpu: 150 });
+    const categories = [
+      { category: CATEGORIES.socketNats, perUnit: 40 },
+      { category: CATEGORIES.ours, perUnit: 30 },
+      { category: CATEGORIES.fs, perUnit: 20 },
+      { category: CATEGORIES.gc, perUnit: 1 },
+    ];
+    const profiles = {
+      cpu: [
+        { row: 'event', per: 'state change', unit: 'request', units: 100, seconds: 2, processes: [{ ...agent(120), categories }] },
+        { row: 'define', per: 'define', unit: 'request', units: 100, seconds: 2, processes: [{ ...agent(900), categories }] },
+        { row: 'upload', error: 'inspector gone' },
+      ],
+      memory: [{ row: 'idle-rss', processes: [{ name: 'agent', kib: { rss: 70000, 'file-backed': 30000 } }] }],
+    };
+    const rows = targetRows({ monitoring, libvirt, profiles });
+    const row = (start: string) => rows.find((r) => r.path.startsWith(start))!;
+    expect(row('event emit').profile).toBe(
+      `same-run profile (Profiles section), CPU µs/state change: agent 120 (${CATEGORIES.socketNats} 40, ${CATEGORIES.ours} 30, ${CATEGORIES.fs} 20)`,
+    );
+    expect(row('define rate, 100 with 10000').profile).toContain('agent 900 (');
+    expect(row('volume upload').profile).toBe('profile failed: inspector gone');
+    expect(row('agent idle RSS').profile).toBe('same-run breakdown (KiB): agent rss 70000, file-backed 30000');
+    const lines = targetsMarkdown({ monitoring, libvirt, profiles }).split('\n');
+    expect(lines.find((line) => line.startsWith('| event emit'))).toMatch(/\| ✘ \| its two floors.*; same-run profile \(Profiles section\), CPU µs\/state change: agent 120 .* \|$/);
+    // met: no explanation, so no profile either
+    expect(lines.find((line) => line.startsWith('| define rate, 100 with 100 '))).toMatch(/\| ✔ \| +\|$/);
+  });
+
+  it('tells where the gateway spends more CPU per request than the bare forwarder under the same load', () => {
+    const latency64 = { p50Ms: 1, p90Ms: 1, p99Ms: 1, throughputPerSec: 1 };
+    const paths = { c1: latency(0.5), c64: latency64 };
+    const http = (name: string, requestsPerSec: number, cpu: number) => ({ requests: 1, seconds: 1, requestsPerSec, errors: 0, cpuMicrosPerRequest: { [name]: cpu, agent: 10 } });
+    const bus = {
+      raw: paths,
+      agent: paths,
+      gateway: paths,
+      httpForwarder: paths,
+      ratios: { gatewayP50VsRaw: 1 },
+      http64: { generator: 'wrk', gateway: http('gateway', 800, 50), httpForwarder: http('forwarder', 1000, 40), gatewayVsForwarder: 0.8 },
+    };
+    const front = (name: string, cpu: number, categories: [string, number][]) => ({ name, cpu, mainThread: cpu, samples: 9, ours: {}, top: [], profiledCpu: cpu, categories: categories.map(([category, perUnit]) => ({ category, perUnit })) });
+    const profiles = {
+      cpu: [
+        { row: 'api-throughput', per: 'GET', unit: 'request', units: 9, seconds: 2, processes: [front('gateway', 50, [[CATEGORIES.socketHttp, 15], [CATEGORIES.framework, 6], [CATEGORIES.telemetry, 2]])] },
+        { row: 'api-throughput-forwarder', per: 'GET', unit: 'request', units: 9, seconds: 2, processes: [front('forwarder', 40, [[CATEGORIES.socketHttp, 16], [CATEGORIES.nats, 3]])] },
+      ],
+      memory: [],
+    };
+    const row = targetRows({ bus, profiles }).find((r) => r.path.startsWith('API throughput'))!;
+    expect(row.met).toBe(false);
+    expect(row.profile).toContain(`gateway − forwarder +10: ${CATEGORIES.framework} +6, ${CATEGORIES.nats} -3, ${CATEGORIES.telemetry} +2, ${CATEGORIES.socketHttp} -1`);
   });
 });

@@ -2,12 +2,16 @@ import type { BusBenchResult } from './bus.js';
 import type { HostScaleBenchResult } from './hostscale.js';
 import type { Compared, LibvirtBenchResult } from './libvirt.js';
 import type { MonitoringBenchResult } from './monitoring.js';
+import { memoryBrief, PROFILE_ROWS, profileBrief, profileDelta, type ProfileRow, type RowMemory, type RowProfile } from './profile.js';
 import type { AccelBench, QemuBenchResult } from './qemu.js';
 import { round } from './stats.js';
 import type { StorageBenchResult } from './storage.js';
 
-/** One row of the issue-#18 summary: the figure, its same-run reference, the ratio, the target, and where the rest goes when missed. */
-export type TargetRow = { path: string; virtbus: string; reference: string; ratio: number | undefined; target: string; met: boolean | undefined; why: string };
+/**
+ * One row of the issue-#18 summary: the figure, its same-run reference, the ratio, the target, where the rest goes when missed,
+ * and what the CPU does per unit of it in this run's profile of the row (the report's Profiles section).
+ */
+export type TargetRow = { path: string; virtbus: string; reference: string; ratio: number | undefined; target: string; met: boolean | undefined; why: string; profile?: string };
 
 const sum = (figures: Record<string, number> | undefined) => round(Object.values(figures ?? {}).reduce((a, b) => a + b, 0), 2);
 
@@ -57,6 +61,9 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
   const tcg = qemu && !('skipped' in qemu.tcg) ? qemu.tcg : undefined;
   const none = (path: string, target: string, section: string): TargetRow => ({ path, virtbus: 'not measured', reference: `run \`--only ${section}\``, ratio: undefined, target, met: undefined, why: '' });
   const at = (ratio: number, max: number) => ratio <= max;
+  const profiles = r.profiles as { cpu: RowProfile[]; memory: RowMemory[] } | undefined;
+  const rowProfile = (row: ProfileRow) => profiles?.cpu.find((p) => p.row === row);
+  const cpuOf = (row: ProfileRow) => profileBrief(rowProfile(row)) || undefined;
   const rows: TargetRow[] = [];
   if (bus) {
     const forwarderP50 = round(bus.httpForwarder.c1.p50Ms / bus.raw.c1.p50Ms, 2);
@@ -67,6 +74,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: bus.ratios.gatewayP50VsRaw,
       target: '≤ 2',
       met: at(bus.ratios.gatewayP50VsRaw, 2),
+      profile: [cpuOf(PROFILE_ROWS.apiP50), profileDelta(rowProfile(PROFILE_ROWS.apiP50), 'gateway', rowProfile(PROFILE_ROWS.apiP50Forwarder), 'forwarder')].filter(Boolean).join('; ') || undefined,
       why: `a bare node:http forwarder of the same bus call is already ${forwarderP50}× raw: the HTTP hop (parse, socket writes, a second event-loop turn) before any framework work`,
     });
     const gw = bus.http64.gateway.cpuMicrosPerRequest;
@@ -78,6 +86,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: bus.http64.gatewayVsForwarder,
       target: '≥ 0.9',
       met: bus.http64.gatewayVsForwarder >= 0.9,
+      profile: cpuOf(PROFILE_ROWS.apiThroughput) && [cpuOf(PROFILE_ROWS.apiThroughput), `the forwarder's: ${cpuOf(PROFILE_ROWS.apiForwarder) ?? 'not profiled'}`, profileDelta(rowProfile(PROFILE_ROWS.apiThroughput), 'gateway', rowProfile(PROFILE_ROWS.apiForwarder), 'forwarder')].filter(Boolean).join('; '),
       why: `gateway CPU per request ${round(gw.gateway! / fw.forwarder!, 2)}× the forwarder's (auth, validation, serializers, metrics, tracing); tools/bench/gateway-profile.ts prints it by function`,
     });
   } else rows.push(none('API read call p50 and throughput (gateway)', '≤ 2 / ≥ 0.9', 'bus'));
@@ -89,6 +98,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: tcg.ratios.gatewayDestroyP50VsFloor,
       target: '≤ 2',
       met: at(tcg.ratios.gatewayDestroyP50VsFloor, 2),
+      profile: cpuOf(PROFILE_ROWS.destroy),
       why: stepsWhy(tcg, 'destroy', 'QMP quit → reaped', 'the DESTROYED record, one O_DSYNC log append'),
     });
     rows.push({
@@ -98,24 +108,25 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: tcg.ratios.gatewayStartP50VsFloor,
       target: '≤ 1.2',
       met: at(tcg.ratios.gatewayStartP50VsFloor, 1.2),
+      profile: cpuOf(PROFILE_ROWS.start),
       why: stepsWhy(tcg, 'start', 'spawn, QMP handshake, console, cont', 'the STARTED record, one O_DSYNC log append'),
     });
   } else rows.push(none('destroy / start through the gateway', '≤ 2 / ≤ 1.2', 'qemu'));
   if (lv) {
-    const rate = (path: string, figure: Compared, target: number, why: string): TargetRow => {
+    const rate = (path: string, figure: Compared, target: number, why: string, profile?: ProfileRow): TargetRow => {
       const ratio = round(figure.virtbus / figure.libvirt, 2);
-      return { path, virtbus: String(figure.virtbus), reference: `libvirt ${figure.libvirt}`, ratio, target: `≥ ${target}`, met: ratio >= target, why };
+      return { path, virtbus: String(figure.virtbus), reference: `libvirt ${figure.libvirt}`, ratio, target: `≥ ${target}`, met: ratio >= target, why, profile: profile && cpuOf(profile) };
     };
     const defineWhy = 'agent CPU per define: the reply and the DEFINED event are two socket writes in different ticks, the domain file goes through the thread pool (open, write, close, rename) beside the O_DSYNC log append (tools/bench/define-profile.ts)';
-    rows.push(rate('define rate, 100 with 100 defined (defines/s)', lv.definesPerSecAt100, 1, defineWhy));
-    rows.push(rate(`define rate, 100 with ${lv.scaleDomains} defined (defines/s)`, lv.definesPerSecAtScale, 1, defineWhy));
+    rows.push(rate('define rate, 100 with 100 defined (defines/s)', lv.definesPerSecAt100, 1, defineWhy, PROFILE_ROWS.define));
+    rows.push(rate(`define rate, 100 with ${lv.scaleDomains} defined (defines/s)`, lv.definesPerSecAtScale, 1, defineWhy, PROFILE_ROWS.define));
     const list = lv.gatewayListMs;
     if (list) {
       const ratio = round(list.virtbus / list.libvirt, 2);
       rows.push({ path: 'list 1,000 domains, one page through the gateway (ms)', virtbus: String(list.virtbus), reference: `virsh list --all ${list.libvirt} ms`, ratio, target: '≤ 4', met: ratio <= 4, why: 'the page crosses the bus as JSON (agent encode, gateway parse and re-serialize) where libvirtd hands out names from memory' });
     }
-    rows.push(rate(`volume upload ${lv.fileMiB} MiB (MiB/s), sha256 equal: ${lv.checksumsEqual}`, lv.uploadMiBs, 1.5, transferWhy(lv, 'upload')));
-    rows.push(rate(`volume download ${lv.fileMiB} MiB (MiB/s)`, lv.downloadMiBs, 1.5, transferWhy(lv, 'download')));
+    rows.push(rate(`volume upload ${lv.fileMiB} MiB (MiB/s), sha256 equal: ${lv.checksumsEqual}`, lv.uploadMiBs, 1.5, transferWhy(lv, 'upload'), PROFILE_ROWS.upload));
+    rows.push(rate(`volume download ${lv.fileMiB} MiB (MiB/s)`, lv.downloadMiBs, 1.5, transferWhy(lv, 'download'), PROFILE_ROWS.download));
     const bare = lv.bareNodeRssKiB ?? bus?.idleRss.bareNodeKiB;
     rows.push({
       path: 'agent idle RSS, built (KiB)',
@@ -124,6 +135,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: round(lv.idleRssKiB.ratio, 2),
       target: '≤ 1.5',
       met: lv.idleRssKiB.ratio <= 1.5,
+      profile: memoryBrief(profiles?.memory.find((m) => m.row === PROFILE_ROWS.idleRss)) || undefined,
       why: bare
         ? `a bare \`node -e\` process is ${bare} KiB = ${round(bare / lv.idleRssKiB.libvirt, 2)}× libvirtd before any agent code; the agent's own code, heap and the node builtins it loads add ${lv.idleRssKiB.virtbus - bare} KiB`
         : 'run with --only bus for the bare node process',
@@ -144,6 +156,7 @@ export function targetRows(r: Record<string, unknown>): TargetRow[] {
       ratio: e.p50VsRaw,
       target: '≤ 3',
       met: e.p50VsRaw <= 3,
+      profile: cpuOf(PROFILE_ROWS.event),
       why: `its two floors alone, a durable append (${round(e.durableAppend.p50Ms, 3)} ms) then a JetStream publish → subscriber (${round(e.rawJetStream.p50Ms, 3)} ms), are ${floors}× raw: an event is on disk before it is published; the agent's emit → subscriber is ${e.p50VsFloors}× their sum, its publish → subscriber ${round(e.published.p50Ms, 3)} ms (${e.publishedP50VsRaw}× raw)`,
     });
   } else rows.push(none('event emit → subscriber p50', '≤ 3', 'monitoring'));
@@ -162,7 +175,7 @@ export function targetsMarkdown(r: Record<string, unknown>): string {
     '',
     '| path | virtbus | same-run reference | ratio | target | met | where the rest goes (profile) |',
     '|---|---|---|---|---|---|---|',
-    ...rows.map((row) => `| ${row.path} | ${row.virtbus} | ${row.reference} | ${row.ratio ?? '—'} | ${row.target} | ${mark(row.met)} | ${row.met === false ? row.why : ''} |`),
+    ...rows.map((row) => `| ${row.path} | ${row.virtbus} | ${row.reference} | ${row.ratio ?? '—'} | ${row.target} | ${mark(row.met)} | ${row.met === false ? [row.why, row.profile].filter(Boolean).join('; ') : ''} |`),
     '',
   ].join('\n');
 }
