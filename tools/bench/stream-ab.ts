@@ -2,8 +2,10 @@
 // AB_MIB (256) MiB up and down through each in turn for AB_RUNS (3) rounds, with virsh vol-upload/-download of the same file
 // interleaved (AB_VIRSH=0 skips it): MiB/s, CPU s per GiB per process and peak RSS growth (MiB) per transfer, medians.
 // AB_NATS_CONFIGS (`|`-separated, one per stack): each stack gets its own nats-server with these config lines (e.g. `max_payload: 8MB`).
+// AB_PERF=<dir> records `perf record -g` of the measured processes per transfer there (add --perf-basic-prof to the node args for JS names).
+// AB_THREADS=1 splits the agent's and gateway's CPU s/GiB into main (the JS thread) and off (libuv's file I/O pool, V8's GC helpers).
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentArgs, builtBundle, QUIET_AGENT_ARGS, startLibvirt, startNatsServer, type Libvirt } from '@virtbus/testing';
@@ -27,12 +29,32 @@ const clients = connections.map((nc) => new VirtClient(nc, 60_000));
 const stops: (() => Promise<unknown>)[] = [];
 let libvirt: Libvirt | undefined;
 
+/** The node processes whose CPU AB_THREADS=1 splits by thread. */
+const splitThreads = process.env.AB_THREADS === '1' ? ['gateway', 'agent'] : [];
+
+/** CPU µs of a process's main thread and of its other threads (Node 20 leaves them all named "node") from /proc/<pid>/task. */
+async function threadCpuMicros(pid: number): Promise<Record<string, number>> {
+  const byClass: Record<string, number> = { main: 0, off: 0 };
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [])) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const micros = ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100 || 0;
+    byClass[Number(tid) === pid ? 'main' : 'off']! += micros;
+  }
+  return byClass;
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** MiB/s, CPU s/GiB and peak RSS growth (MiB) of each named pid during `work`. */
-async function measure(pids: Record<string, number>, work: () => Promise<unknown>) {
+async function measure(pids: Record<string, number>, work: () => Promise<unknown>, perfName?: string) {
   const names = Object.keys(pids);
+  const perf = process.env.AB_PERF && perfName ? spawn('perf', ['record', '-q', '-g', '-p', Object.values(pids).join(','), '-o', join(process.env.AB_PERF, `${perfName}.data`)], { stdio: 'ignore' }) : undefined;
+  const perfDone = perf && new Promise((resolve) => perf.once('exit', resolve));
+  if (perf) await new Promise((r) => setTimeout(r, 500));
   const cpu0 = await Promise.all(names.map((n) => processCpuMicros(pids[n]!)));
+  const split = names.filter((n) => splitThreads.includes(n));
+  const threads0 = await Promise.all(split.map((n) => threadCpuMicros(pids[n]!)));
   const rss0 = await Promise.all(names.map((n) => rssBytes(pids[n]!)));
   const peak = [...rss0];
   let running = true;
@@ -47,11 +69,15 @@ async function measure(pids: Record<string, number>, work: () => Promise<unknown
   const seconds = (performance.now() - t0) / 1000;
   running = false;
   await sampler;
+  perf?.kill('SIGINT');
+  await perfDone;
   const cpu1 = await Promise.all(names.map((n) => processCpuMicros(pids[n]!)));
+  const threads1 = await Promise.all(split.map((n) => threadCpuMicros(pids[n]!)));
   const gib = fileMiB / 1024;
+  const byThread = threads1.flatMap((after, i) => Object.keys(after).map((kind) => [`${split[i]}.${kind}`, (after[kind]! - threads0[i]![kind]!) / 1e6 / gib] as const));
   return {
     mibs: fileMiB / seconds,
-    cpu: Object.fromEntries(names.map((n, i) => [n, (cpu1[i]! - cpu0[i]!) / 1e6 / gib])),
+    cpu: Object.fromEntries([...names.map((n, i) => [n, (cpu1[i]! - cpu0[i]!) / 1e6 / gib] as const), ...byThread]),
     rss: Object.fromEntries(names.map((n, i) => [n, (peak[i]! - rss0[i]!) / MiB])),
   };
 }
@@ -97,8 +123,8 @@ try {
     for (const stack of stacks) {
       const url = `${stack.gateway.url}/v1/nodes/${stack.node}/storage-pools/default/volumes/ab.raw/content`;
       const pids = { gateway: stack.gateway.pid, agent: stack.agent, 'nats-server': stack.nats };
-      add(stack.label, 'up', await measure(pids, () => upload(source, `${url}?create=true`, fileMiB * MiB)));
-      add(stack.label, 'down', await measure(pids, () => download(url, back)));
+      add(stack.label, 'up', await measure(pids, () => upload(source, `${url}?create=true`, fileMiB * MiB), `s${stacks.indexOf(stack)}-up-${r}`));
+      add(stack.label, 'down', await measure(pids, () => download(url, back), `s${stacks.indexOf(stack)}-down-${r}`));
       checksumsEqual &&= (await sha256Of(back)) === sha;
       await rm(back);
     }
@@ -119,7 +145,7 @@ try {
       const list = entry[dir];
       const names = Object.keys(list[0]!.cpu);
       const cpu = names.map((n) => `${n} ${median(list.map((m) => m.cpu[n]!)).toFixed(2)}`).join(', ');
-      const rss = names.map((n) => `${n} ${Math.max(...list.map((m) => m.rss[n]!)).toFixed(0)}`).join(', ');
+      const rss = Object.keys(list[0]!.rss).map((n) => `${n} ${Math.max(...list.map((m) => m.rss[n]!)).toFixed(0)}`).join(', ');
       console.log(`| ${label} | ${dir} | ${median(list.map((m) => m.mibs)).toFixed(1)} | ${cpu} | ${rss} |`);
     }
   }

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { DataBuffer, Kind, Parser, ProtocolHandler, type ParserEvent } from '@nats-io/nats-core/internal';
 import { describe, expect, it } from 'vitest';
-import { natsChunkBuffer, releaseNatsPayload, tuneNatsBuffers, whenNatsWritten } from './nats-buffers.js';
+import { NodeTransport } from '@nats-io/transport-node/lib/node_transport.js';
+import { natsChunkBuffer, natsReadBuffer, releaseNatsPayload, tuneNatsBuffers, whenNatsWritten } from './nats-buffers.js';
 
+const dialOf = () => (NodeTransport.prototype as unknown as { dial?: () => void }).dial;
+const untunedDial = dialOf();
 const flushOf = () => (ProtocolHandler.prototype as unknown as { flushPending?: () => void }).flushPending;
 const untunedFlush = flushOf();
 
@@ -68,5 +71,40 @@ describe('tuneNatsBuffers', () => {
     expect(done).toHaveLength(1);
     expect(done[0]).toBe(chunk);
     expect(natsChunkBuffer(960 * 1024).buffer).toBe(chunk.buffer);
+  });
+
+  it('keeps what a message holds when the socket reads the next bytes into the same buffer', () => {
+    tuneNatsBuffers();
+    expect(untunedDial).toBeTypeOf('function');
+    expect(dialOf()).not.toBe(untunedDial);
+    const headers = Buffer.from('NATS/1.0\r\nVirt-Offset: 0\r\n\r\n');
+    const big = randomBytes(400 * 1024);
+    const bigSize = headers.length + big.length;
+    const wire = Buffer.concat([
+      Buffer.from('MSG _INBOX.abc.1 7 5\r\nhello\r\n'),
+      Buffer.from(`HMSG virt.v1.n.upload.s 3 _INBOX.reply.9 ${headers.length} ${bigSize}\r\n`),
+      headers,
+      big,
+      Buffer.from('\r\nMSG a.b 2 _INBOX.r.2 3\r\nabc\r\n'),
+      Buffer.from(`HMSG spans.reads 4 ${headers.length} ${bigSize}\r\n`),
+      headers,
+      big,
+      Buffer.from('\r\n'),
+    ]);
+    const events: ParserEvent[] = [];
+    const parser = new Parser({ push: (event: ParserEvent) => events.push(event) });
+    // reads of 600 KiB into one buffer, overwritten by the next read as a socket's onread does
+    const read = natsReadBuffer(600 * 1024);
+    for (let at = 0; at < wire.length; at += read.length) {
+      const bytes = wire.copy(read, 0, at);
+      parser.parse(read.subarray(0, bytes));
+      read.fill(0x5a);
+    }
+    const msgs = events.filter((event) => event.kind === Kind.MSG);
+    expect(msgs.map((event) => Buffer.from(event.msg!.subject).toString())).toEqual(['_INBOX.abc.1', 'virt.v1.n.upload.s', 'a.b', 'spans.reads']);
+    expect(msgs.map((event) => event.msg!.reply && Buffer.from(event.msg!.reply).toString())).toEqual([undefined, '_INBOX.reply.9', '_INBOX.r.2', undefined]);
+    expect(Buffer.from(msgs[0]!.data!).toString()).toBe('hello');
+    expect(Buffer.from(msgs[2]!.data!).toString()).toBe('abc');
+    for (const event of [msgs[1]!, msgs[3]!]) expect(Buffer.from(event.data!).equals(Buffer.concat([headers, big]))).toBe(true);
   });
 });
