@@ -140,6 +140,25 @@ interface Stack {
   processes: ProfiledProcess[];
 }
 
+/** A JSON request to a gateway over a keep-alive agent: status and parsed body. */
+export function httpSender(base: string, httpAgent: HttpAgent) {
+  return (method: string, path: string, body?: unknown) =>
+    new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const request = httpRequest(
+        `${base}${path}`,
+        { method, agent: httpAgent, headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+        (response) => {
+          let text = '';
+          response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} }));
+        },
+      );
+      request.on('error', reject);
+      request.end(payload);
+    });
+}
+
 async function startStack(dir: string, nodeArgs: readonly string[] = []): Promise<Stack> {
   const nats = await startNatsServer();
   const nc = await connect({ servers: nats.url });
@@ -168,22 +187,7 @@ async function startStack(dir: string, nodeArgs: readonly string[] = []): Promis
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const processes = [{ name: 'gateway', pid: gateway.pid!, output: stderrOf(gateway) }, { name: 'agent', pid: agent.pid, output: agent.output }];
-    const base = `http://127.0.0.1:${port}`;
-    const send = (method: string, path: string, body?: unknown) =>
-      new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
-        const payload = body === undefined ? undefined : JSON.stringify(body);
-        const request = httpRequest(
-          `${base}${path}`,
-          { method, agent: httpAgent, headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
-          (response) => {
-            let text = '';
-            response.on('data', (chunk: Buffer) => (text += chunk.toString()));
-            response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} }));
-          },
-        );
-        request.on('error', reject);
-        request.end(payload);
-      });
+    const send = httpSender(`http://127.0.0.1:${port}`, httpAgent);
     for (let attempt = 0; ; attempt++) {
       const ready = await send('GET', '/v1/nodes/bench').catch(() => undefined);
       if (ready?.status === 200) break;

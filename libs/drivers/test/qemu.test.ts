@@ -236,6 +236,33 @@ describe.skipIf(!QEMU)('qemu driver against real QEMU', () => {
       await driver.undefine(a);
     });
 
+    it('fails a start whose runtime cannot be saved and ends its QEMU (the save runs beside the QMP handshake)', async () => {
+      const spawned: number[] = [];
+      const failing = new QemuDriver();
+      await failing.init({
+        ...makeDriverContext(stateDir, domains, observed),
+        async saveRuntime(_uuid, runtime) {
+          if (!runtime) return;
+          spawned.push(runtime.pid as number);
+          pids.add(runtime.pid as number);
+          throw new Error('disk full');
+        },
+      });
+      drivers.push(failing);
+      const domain = define('unsaved');
+      const failure = await failing.start(domain, { paused: false }).catch((error: unknown) => error);
+      expect(VirtError.is(failure, 'OPERATION_FAILED')).toBe(true);
+      expect((failure as Error).message).toMatch(/disk full/);
+      expect(spawned).toHaveLength(1);
+      expect(isAlive(spawned[0]!)).toBe(false);
+      expect(failing.processes().has(domain.config.uuid)).toBe(false);
+      // nothing of that run is left in the way of the next start
+      domain.apply(await driver.start(domain, { paused: false }));
+      pids.add(domain.pid);
+      domain.apply(await driver.destroy(domain));
+      await driver.undefine(domain);
+    });
+
     it('times out a shutdown the guest ignores, or destroys it when forced', async () => {
       const domain = define('deaf');
       await start(driver, domain);

@@ -6,9 +6,12 @@ export function hugepagesAvailable(meminfo: string): { pages: number; pageKiB: n
   return { pages: Math.max(0, field('HugePages_Free') - field('HugePages_Rsvd')), pageKiB: field('Hugepagesize') };
 }
 
+/** Whether the domain's memory must come from huge pages (then its start checks /proc/meminfo). */
+export const wantsHugepages = (config: DomainConfig): boolean => config.memoryBacking?.hugepages === true;
+
 /** A hugepages domain starts only when the host has reserved enough pages for all its memory; QEMU's own error is vaguer. */
 export function requireHugepages(config: DomainConfig, meminfo: string): void {
-  if (config.memoryBacking?.hugepages !== true) return;
+  if (!wantsHugepages(config)) return;
   const { pages, pageKiB } = hugepagesAvailable(meminfo);
   const needed = pageKiB > 0 ? Math.ceil((config.memory * 1024) / pageKiB) : Infinity;
   if (pages < needed) {

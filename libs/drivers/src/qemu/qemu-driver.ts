@@ -35,7 +35,7 @@ import { inNetns } from '../util/netns.js';
 import { attachTaps, hotplugTapNic, planTapNics, qemuNicIds, runningTapNics, tapStats, unplugNic, type TapNic } from './nics.js';
 import { QemuGuestAgent } from './qga/guest-agent.js';
 import { accelFor, buildCommandLine, diskTargets, macFor, qemuPaths, type QemuPaths } from './command-line.js';
-import { requireHugepages } from './hugepages.js';
+import { requireHugepages, wantsHugepages } from './hugepages.js';
 import { startSwtpm, stopSwtpm, swtpmBinary, tpmStateDir } from './tpm.js';
 import { ConsoleHub } from './console.js';
 import { probeQemuCapabilities } from './capabilities.js';
@@ -319,9 +319,9 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
       throw new VirtError('OPERATION_FAILED', `state directory path too long for unix sockets: ${paths.consoleSocket}`);
     }
     await mkdir(paths.runDir, { recursive: true, mode: 0o700 });
-    await this.removeRuntimeFiles(paths);
-    await rm(paths.consoleLog, { force: true });
-    requireHugepages(config, await readFile('/proc/meminfo', 'utf8'));
+    // independent of each other: one thread-pool round each instead of one after another; /proc/meminfo only for hugepages
+    await Promise.all([this.removeRuntimeFiles(paths), rm(paths.consoleLog, { force: true })]);
+    if (wantsHugepages(config)) requireHugepages(config, await readFile('/proc/meminfo', 'utf8'));
     const swtpm = swtpmBinary(config, this.options.swtpmBinary);
     if (swtpm) await startSwtpm(swtpm, tpmStateDir(this.tpmDir(), config.uuid), paths);
     const tapNics = planTapNics(config, this.context?.networks);
@@ -356,8 +356,14 @@ export class QemuDriver implements HypervisorDriver, ConsoleCapability, StatsCap
     this.log().debug({ uuid: config.uuid, qemuPid: pid, args }, 'QEMU spawned');
     try {
       if (!procStat) throw new VirtError('OPERATION_FAILED', 'QEMU exited at once');
-      await this.context?.saveRuntime(config.uuid, runtime);
-      instance.attachQmp(await this.connectQmp(instance), (inst, event) => this.onEvent(inst, event));
+      // the runtime's durable write overlaps QEMU's own start-up (QMP answers only once QEMU is initialised); both end before `cont`
+      const [connected, saved] = await Promise.allSettled([this.connectQmp(instance), this.context?.saveRuntime(config.uuid, runtime)]);
+      if (saved.status === 'rejected') {
+        if (connected.status === 'fulfilled') connected.value.close();
+        throw saved.reason;
+      }
+      if (connected.status === 'rejected') throw connected.reason;
+      instance.attachQmp(connected.value, (inst, event) => this.onEvent(inst, event));
       if (runtime.consoleSocket && runtime.consoleLog) {
         const hub = new ConsoleHub(runtime.consoleSocket, runtime.consoleLog, this.log());
         await hub.attach(true);
