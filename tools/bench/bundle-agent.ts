@@ -3,9 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { VirtClient } from '@virtbus/client';
 import { agentArgs, builtBundle, QUIET_AGENT_ARGS } from '@virtbus/testing';
 
-/** A built agent from any bundle (an A/B's copy of dist/), qemu driver, quiet; resolves once it answers node.info. */
-export async function spawnBundleAgent(client: VirtClient, options: { bundle: string; node: string; natsUrl: string; stateDir: string; nodeArgs?: string[] }): Promise<ChildProcess> {
-  const args = agentArgs({ node: options.node, natsUrl: options.natsUrl, stateDir: options.stateDir, drivers: 'qemu', extraArgs: QUIET_AGENT_ARGS, nodeArgs: options.nodeArgs ?? [] }).map((a) =>
+/** A built agent from any bundle (an A/B's copy of dist/), qemu driver unless told, quiet; resolves once it answers node.info. */
+export async function spawnBundleAgent(client: VirtClient, options: { bundle: string; node: string; natsUrl: string; stateDir: string; nodeArgs?: string[]; drivers?: string }): Promise<ChildProcess> {
+  const args = agentArgs({ node: options.node, natsUrl: options.natsUrl, stateDir: options.stateDir, drivers: options.drivers ?? 'qemu', extraArgs: QUIET_AGENT_ARGS, nodeArgs: options.nodeArgs ?? [] }).map((a) =>
     a === builtBundle('virtbus-agent') ? options.bundle : a,
   );
   const child = spawn(process.execPath, args, { stdio: 'ignore' });

@@ -16,7 +16,7 @@ const bundles = process.env.AGENT_BUNDLES?.split(',') ?? [builtBundle('virtbus-a
 const agents = await Promise.all(
   bundles.map(async (bundle, i) => {
     const node = `dp${i}`;
-    const nodeArgs = process.env.PROF === '1' ? ['--cpu-prof', `--cpu-prof-dir=${root}/prof${i}`] : [];
+    const nodeArgs = process.env.PROF === '1' ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${root}/prof${i}`] : [];
     const child = await spawnBundleAgent(client, { bundle, node, natsUrl: nats.url, stateDir: join(root, node), nodeArgs });
     return { node, bundle, child, n: 0, ms: [] as number[], cpuUs: [] as number[] };
   }),
