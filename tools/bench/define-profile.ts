@@ -28,6 +28,7 @@ for (let r = 0; r <= rounds; r++) {
     const t0 = performance.now();
     const c0 = await processCpuMicros(agent.child.pid!);
     for (let i = 0; i < perRound; i++) await client.call(agent.node, 'domain.define', { name: `d${agent.n++}`, driver: 'qemu', vcpus: 1, memory: 64 });
+    if (process.env.DP_VERBOSE === '1') console.log(`round ${r} ${agent.bundle}: ${(perRound / ((performance.now() - t0) / 1000)).toFixed(0)} defines/s, ${(((await processCpuMicros(agent.child.pid!)) - c0) / perRound).toFixed(0)} µs CPU/define`);
     // round 0 warms up
     if (r === 0) continue;
     agent.ms.push(performance.now() - t0);
@@ -36,6 +37,8 @@ for (let r = 0; r <= rounds; r++) {
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 for (const agent of agents) console.log(`${agent.bundle}: ${(perRound / (median(agent.ms) / 1000)).toFixed(0)} defines/s (median of ${rounds}), agent CPU ${median(agent.cpuUs).toFixed(0)} µs/define [${agent.cpuUs.map((x) => x.toFixed(0)).join(' ')}]`);
+// paired by round (the same minute of a shared machine's load): each agent's rate over the first agent's
+for (const agent of agents.slice(1)) console.log(`${agent.bundle} / ${agents[0]!.bundle}: define rate ${median(agent.ms.map((ms, r) => agents[0]!.ms[r]! / ms)).toFixed(2)}×, CPU per define ${median(agent.cpuUs.map((us, r) => us / agents[0]!.cpuUs[r]!)).toFixed(2)}× (medians of per-round ratios)`);
 await nc.close();
 for (const agent of agents) {
   agent.child.kill('SIGTERM');

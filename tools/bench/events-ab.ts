@@ -99,6 +99,8 @@ for (const agent of agents) {
     `${agent.bundle}: emit → subscriber p50 ${e.toFixed(3)} ms (${(e / floorP50).toFixed(2)}× floor), publish → subscriber ${p.toFixed(3)} ms (${(p / floorP50).toFixed(2)}×), emit → publish ${(e - p).toFixed(3)} ms; agent CPU ${median(agent.cpuUs).toFixed(0)} µs/event (system ${median(agent.sysUs).toFixed(0)}) [${agent.cpuUs.map((x) => x.toFixed(0)).join(' ')}] (${agent.emitted.length} events)`,
   );
 }
+// paired by round (the same minute of a shared machine's load): each agent's CPU per event over the first agent's
+for (const agent of agents.slice(1)) console.log(`${agent.bundle} / ${agents[0]!.bundle}: CPU per event ${median(agent.cpuUs.map((us, r) => us / agents[0]!.cpuUs[r]!)).toFixed(2)}× (median of per-round ratios)`);
 await subscriber.close();
 await nc.close();
 for (const agent of agents) {
