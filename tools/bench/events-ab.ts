@@ -32,7 +32,7 @@ const agents = await Promise.all(
     const node = `ev${i}`;
     const nodeArgs = process.env.PROF === '1' ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${root}/prof${i}`] : [];
     const child = await spawnBundleAgent(client, { bundle, node, natsUrl: nats.url, stateDir: join(root, node), nodeArgs, drivers: 'test' });
-    const agent = { node, bundle, child, emitted: [] as number[], published: [] as number[], cpuUs: [] as number[], sysUs: [] as number[], record: false, domains: [] as string[] };
+    const agent = { node, bundle, child, emitted: [] as number[], published: [] as number[], emittedP50s: [] as number[], cpuUs: [] as number[], sysUs: [] as number[], record: false, domains: [] as string[] };
     subscriber.subscribe(Subjects.nodeEvents(node), {
       callback: (_error, msg) => {
         const at = now();
@@ -45,6 +45,7 @@ const agents = await Promise.all(
     return agent;
   }),
 );
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const js = jetstream(nc);
 const jsSubject = Subjects.domainEvent('bench-floor', '00000000-0000-4000-8000-000000000000', 'STARTED');
 const floor: number[] = [];
@@ -60,8 +61,10 @@ const floorLog = await open(join(root, 'floor.log'), constants.O_WRONLY | consta
 const line = Buffer.alloc(400, 'x');
 const appends: number[] = [];
 for (let r = 0; r <= rounds; r++) {
-  for (const agent of agents) {
+  // the order alternates round by round: going first or second in a round is not the same on a shared machine
+  for (const agent of r % 2 === 0 ? agents : [...agents].reverse()) {
     agent.record = r > 0;
+    const from = agent.emitted.length;
     const [u0, s0] = await cpuSplit(agent.child.pid!);
     await Promise.all(
       agent.domains.map(async (uuid) => {
@@ -75,6 +78,7 @@ for (let r = 0; r <= rounds; r++) {
     }
     await subscriber.flush();
     agent.record = false;
+    if (r > 0) agent.emittedP50s.push(median(agent.emitted.slice(from)));
   }
   recordFloor = r > 0;
   for (let i = 0; i < perRound / parallel; i++) {
@@ -89,7 +93,6 @@ for (let r = 0; r <= rounds; r++) {
   }
 }
 await floorLog.close();
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const floorP50 = median(floor);
 console.log(`raw JetStream publish → subscriber p50 ${floorP50.toFixed(3)} ms (${floor.length}); durable append p50 ${median(appends).toFixed(3)} ms`);
 for (const agent of agents) {
@@ -100,7 +103,11 @@ for (const agent of agents) {
   );
 }
 // paired by round (the same minute of a shared machine's load): each agent's CPU per event over the first agent's
-for (const agent of agents.slice(1)) console.log(`${agent.bundle} / ${agents[0]!.bundle}: CPU per event ${median(agent.cpuUs.map((us, r) => us / agents[0]!.cpuUs[r]!)).toFixed(2)}× (median of per-round ratios)`);
+for (const agent of agents.slice(1)) {
+  const cpu = median(agent.cpuUs.map((us, r) => us / agents[0]!.cpuUs[r]!));
+  const latency = median(agent.emittedP50s.map((ms, r) => ms / agents[0]!.emittedP50s[r]!));
+  console.log(`${agent.bundle} / ${agents[0]!.bundle}: emit → subscriber p50 ${latency.toFixed(2)}×, CPU per event ${cpu.toFixed(2)}× (medians of per-round ratios)`);
+}
 await subscriber.close();
 await nc.close();
 for (const agent of agents) {
