@@ -135,7 +135,8 @@ describe('EventPublisher over a real nats-server', () => {
     await publisher.close();
     await nc.close();
     expect(first.length).toBe(800);
-    const seqs = await storedSeqs('outage');
+    // the reader's own reconnect to the restarted server may still be under way once the publisher has drained
+    const seqs = await vi.waitFor(() => storedSeqs('outage'), { timeout: 30_000, interval: 200 });
     console.info(`publisher outage: ${failures} failed publishes retried, ${seqs.length} events stored`);
     expect(seqs).toEqual(range(1, 1600));
   });

@@ -315,8 +315,9 @@ export class EventPublisher {
     for await (const status of this.nc.status()) {
       if (status.type === 'disconnect') {
         this.connected = false;
-        // what was in flight is sent again after the reconnect (the msgID makes a re-send a duplicate JetStream drops)
-        if (this.sentSeq > this.log.ackedSeq) this.reportFailure(new Error('disconnected from NATS'));
+        // what was in flight is sent again after the reconnect (the msgID makes a re-send a duplicate JetStream drops);
+        // an event not yet acknowledged, sent or not, counts as a failed publish
+        if (this.log.pendingCount > 0) this.reportFailure(new Error('disconnected from NATS'));
         this.restartRound();
       } else if (status.type === 'reconnect') {
         this.connected = true;
