@@ -1,11 +1,11 @@
 // By hand: agent CPU µs per define (process CPU time / defines, /proc/<pid>/stat) and defines/s, 100 sequential defines per
 // round; AGENT_BUNDLES=a.mjs,b.mjs alternates built agents round by round (default: dist/virtbus-agent.mjs); PROF=1 adds --cpu-prof.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 import { builtBundle, startNatsServer } from '@virtbus/testing';
-import { spawnBundleAgent } from './bundle-agent.js';
+import { endBundleRun, median, spawnBundleAgent } from './bundle-agent.js';
 import { processCpuMicros } from './httpload.js';
 
 const root = await mkdtemp('/tmp/dprof-');
@@ -36,15 +36,8 @@ for (let r = 0; r <= rounds; r++) {
     agent.cpuUs.push(((await processCpuMicros(agent.child.pid!)) - c0) / perRound);
   }
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 for (const agent of agents) console.log(`${agent.bundle}: ${(perRound / (median(agent.ms) / 1000)).toFixed(0)} defines/s (median of ${rounds}), agent CPU ${median(agent.cpuUs).toFixed(0)} µs/define [${agent.cpuUs.map((x) => x.toFixed(0)).join(' ')}]`);
 // paired by round (the same minute of a shared machine's load): each agent's rate over the first agent's
 for (const agent of agents.slice(1)) console.log(`${agent.bundle} / ${agents[0]!.bundle}: define rate ${median(agent.ms.map((ms, r) => agents[0]!.ms[r]! / ms)).toFixed(2)}×, CPU per define ${median(agent.cpuUs.map((us, r) => us / agents[0]!.cpuUs[r]!)).toFixed(2)}× (medians of per-round ratios)`);
 await nc.close();
-for (const agent of agents) {
-  agent.child.kill('SIGTERM');
-  await new Promise((resolve) => agent.child.once('exit', resolve));
-}
-await nats.stop();
-if (process.env.PROF === '1') console.log('profiles under', root);
-else await rm(root, { recursive: true, force: true });
+await endBundleRun(agents.map((agent) => agent.child), nats, root);

@@ -2,14 +2,14 @@
 // agents (AGENT_BUNDLES=a.mjs,b.mjs, test driver) alternated round by round with the raw JetStream publish → subscriber floor;
 // EV_PARALLEL=n runs n domains' start/destroy loops at once (events then become durable while earlier publishes await acks).
 import { constants } from 'node:fs';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { EventTimeHeaders, Subjects, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { builtBundle, startNatsServer } from '@virtbus/testing';
-import { spawnBundleAgent } from './bundle-agent.js';
+import { endBundleRun, median, spawnBundleAgent } from './bundle-agent.js';
 
 /** User and system CPU µs of a process so far (/proc/<pid>/stat, 100 ticks/s). */
 async function cpuSplit(pid: number): Promise<[number, number]> {
@@ -45,7 +45,6 @@ const agents = await Promise.all(
     return agent;
   }),
 );
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const js = jetstream(nc);
 const jsSubject = Subjects.domainEvent('bench-floor', '00000000-0000-4000-8000-000000000000', 'STARTED');
 const floor: number[] = [];
@@ -110,10 +109,4 @@ for (const agent of agents.slice(1)) {
 }
 await subscriber.close();
 await nc.close();
-for (const agent of agents) {
-  agent.child.kill('SIGTERM');
-  await new Promise((resolve) => agent.child.once('exit', resolve));
-}
-await nats.stop();
-if (process.env.PROF === '1') console.log('profiles under', root);
-else await rm(root, { recursive: true, force: true });
+await endBundleRun(agents.map((agent) => agent.child), nats, root);
