@@ -120,6 +120,17 @@ describe('EventPublisher over a real nats-server', () => {
     expect(await storedSeqs('refused')).toEqual(range(1, 3));
   });
 
+  it('keeps an event nats.js refuses to send (its connection closed) pending, and goes on', async () => {
+    const { publisher, nc } = await startPublisher('closed');
+    let failures = 0;
+    publisher.onPublishFailure(() => failures++);
+    await nc.close();
+    await burst(publisher, 2);
+    await vi.waitFor(() => expect(failures).toBeGreaterThan(0), { timeout: 10_000 });
+    expect(publisher.pendingCount).toBe(2);
+    await publisher.close();
+  });
+
   it('sends again from the first unacknowledged event after nats-server dies mid-burst: every event stored once, in order', async () => {
     const { publisher, nc } = await startPublisher('outage');
     let failures = 0;

@@ -335,7 +335,14 @@ export class EventPublisher {
     if (this.sentSeq < this.log.ackedSeq) this.sentSeq = this.log.ackedSeq;
     const durable = this.log.durableSeq;
     const limit = this.log.ackedSeq + PUBLISH_WINDOW;
-    while (this.sentSeq < durable && this.sentSeq < limit) this.send(this.log.eventAt(++this.sentSeq)!);
+    try {
+      while (this.sentSeq < durable && this.sentSeq < limit) this.send(this.log.eventAt(++this.sentSeq)!);
+    } catch (error) {
+      // nats.js refuses a publish at once (connection closed, over max_payload): retried like a refused one, and this
+      // runs inside the log's write loop and the ack callback, which must not see it
+      this.fail(new Error(`event not sent: ${(error as Error).message}`, { cause: error }));
+      return;
+    }
     if (this.sentSeq > this.log.ackedSeq && !this.ackTimer) this.armAckTimer();
   }
 
