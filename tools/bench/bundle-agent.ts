@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { VirtClient } from '@virtbus/client';
 import { agentArgs, builtBundle, QUIET_AGENT_ARGS } from '@virtbus/testing';
@@ -19,3 +20,17 @@ export async function spawnBundleAgent(client: VirtClient, options: { bundle: st
     }
   }
 }
+
+/** Ends an A/B's agents (SIGTERM, each waited for) and its nats-server; the work dir stays when it holds profiles (PROF=1). */
+export async function endBundleRun(children: ChildProcess[], nats: { stop(): Promise<void> }, root: string): Promise<void> {
+  for (const child of children) {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+  await nats.stop();
+  if (process.env.PROF === '1') console.log('profiles under', root);
+  else await rm(root, { recursive: true, force: true });
+}
+
+/** The middle value (the upper one of an even count). */
+export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;

@@ -140,6 +140,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
   const defines = 1000;
   const scale = options.scaleDomains ?? (options.quick ? 2000 : 10_000);
   const probeSize = 100;
+  const defineWarmup = options.quick ? 200 : 1000;
   const fileMiB = 256;
   const volumeRuns = options.quick ? 2 : 3;
   const tag = `vbl${randomBytes(3).toString('hex')}`;
@@ -239,6 +240,14 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       timed(async () => {
         for (const name of names.slice(from, to)) await client.call(NODE, 'domain.define', { name, driver: 'qemu', vcpus: 1, memory: 64 });
       });
+    // Both daemons warmed alike before any timed define: `defineWarmup` scratch domains defined and undefined on each side
+    // (the agent's JIT and first files in its fresh directories; libvirtd's caches), so no rate is a cold agent's.
+    const scratch = Array.from({ length: defineWarmup }, (_, i) => `${tag}-w${i}`);
+    await Promise.all(scratch.map((name, i) => writeFile(join(xmlDir, `w${i}.xml`), domainXml(name))));
+    await libvirt.batch(scratch.map((_, i) => `define ${join(xmlDir, `w${i}.xml`)}`));
+    await libvirt.batch(scratch.map((name) => `undefine ${name}`));
+    for (const name of scratch) await client.call(NODE, 'domain.define', { name, driver: 'qemu', vcpus: 1, memory: 64 });
+    for (const name of scratch) await client.call(NODE, 'domain.undefine', { id: name });
     const first = { lv: [await lvDefine(0, 100), await lvDefine(100, 200), await lvDefine(200, defines)], vb: [await vbDefine(0, 100), await vbDefine(100, 200), await vbDefine(200, defines)] };
     const lvDefineMs = first.lv.reduce((a, b) => a + b, 0);
     const vbDefineMs = first.vb.reduce((a, b) => a + b, 0);

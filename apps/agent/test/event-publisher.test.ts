@@ -7,7 +7,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { EVENTS_STREAM, EventTimeHeaders, Subjects } from '@virtbus/api-contract';
 import { type NatsServerHandle, startNatsServer, tearDown } from '@virtbus/testing';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EventPublisher } from '../src/events/publisher.js';
 
 const logger = pino({ level: 'silent' });
@@ -99,6 +99,38 @@ describe('EventPublisher over a real nats-server', () => {
     }
   });
 
+  it('keeps an event JetStream refuses (an error ack) and sends it again until the stream takes it, stored once in order', async () => {
+    const { publisher, nc } = await startPublisher('refused');
+    const jsm = await jetstreamManager(reader);
+    // every event is larger than this: each publish is answered with an error instead of an ack
+    await jsm.streams.update(EVENTS_STREAM, { max_msg_size: 16 });
+    try {
+      let failures = 0;
+      publisher.onPublishFailure(() => failures++);
+      await burst(publisher, 3);
+      await vi.waitFor(() => expect(failures).toBeGreaterThan(0), { timeout: 10_000 });
+      expect(publisher.pendingCount).toBe(3);
+      expect(await storedSeqs('refused')).toEqual([]);
+    } finally {
+      await jsm.streams.update(EVENTS_STREAM, { max_msg_size: -1 });
+    }
+    expect(await publisher.drain(30_000)).toBe(true);
+    await publisher.close();
+    await nc.close();
+    expect(await storedSeqs('refused')).toEqual(range(1, 3));
+  });
+
+  it('keeps an event nats.js refuses to send (its connection closed) pending, and goes on', async () => {
+    const { publisher, nc } = await startPublisher('closed');
+    let failures = 0;
+    publisher.onPublishFailure(() => failures++);
+    await nc.close();
+    await burst(publisher, 2);
+    await vi.waitFor(() => expect(failures).toBeGreaterThan(0), { timeout: 10_000 });
+    expect(publisher.pendingCount).toBe(2);
+    await publisher.close();
+  });
+
   it('sends again from the first unacknowledged event after nats-server dies mid-burst: every event stored once, in order', async () => {
     const { publisher, nc } = await startPublisher('outage');
     let failures = 0;
@@ -114,7 +146,8 @@ describe('EventPublisher over a real nats-server', () => {
     await publisher.close();
     await nc.close();
     expect(first.length).toBe(800);
-    const seqs = await storedSeqs('outage');
+    // the reader's own reconnect to the restarted server may still be under way once the publisher has drained
+    const seqs = await vi.waitFor(() => storedSeqs('outage'), { timeout: 30_000, interval: 200 });
     console.info(`publisher outage: ${failures} failed publishes retried, ${seqs.length} events stored`);
     expect(seqs).toEqual(range(1, 1600));
   });

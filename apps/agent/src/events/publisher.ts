@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { jetstream, jetstreamManager, StorageType, type JetStreamClient } from '@nats-io/jetstream';
-import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager, PubHeaders, StorageType } from '@nats-io/jetstream';
+import { createInbox, headers as natsHeaders, nanos, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
   DomainEventIds,
   EVENTS_STREAM,
@@ -25,7 +25,7 @@ import {
   type NetworkState,
 } from '@virtbus/api-contract';
 import { untilJetStreamReady } from '@virtbus/client';
-import { activeContext, endSpan, SpanKind, startSpan, tracingActive, type Context } from '@virtbus/monitoring';
+import { activeContext, endSpan, SpanKind, startSpan, tracingActive, type Context, type Span } from '@virtbus/monitoring';
 import type { Logger } from 'pino';
 import { EventLog, type BeforeSnapshot, type DomainChange, type RecordedDomain } from './log.js';
 import { StateDir } from '../state-dir.js';
@@ -70,11 +70,22 @@ export class EventPublisher {
   private log!: EventLog<NodeEvent>;
   private readonly dir: string;
   private readonly legacyPath: string;
-  private readonly js: JetStreamClient;
-  private running: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
   private connected = true;
   private closed = false;
+  /** Acks come to `<inbox>.<seq>`: one subscription for all publishes, no request (timer, promise, error object) per event. */
+  private readonly inbox: string;
+  private acks: Subscription | undefined;
+  /** Highest seq sent in this round; a failure sends again from the first unacknowledged one. */
+  private sentSeq = 0;
+  /** Seqs JetStream acknowledged ahead of an earlier one still unacknowledged. */
+  private readonly ackedAhead = new Set<number>();
+  /** Fires PUBLISH_TIMEOUT_MS after it is armed: a failure unless the acked seq moved meanwhile. */
+  private ackTimer: NodeJS.Timeout | undefined;
+  private ackedAtArm = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private backoffMs = BACKOFF_MIN_MS;
+  private readonly spans = new Map<number, Span>();
+  private settled: (() => void) | undefined;
   private readonly listeners = new Set<(event: LifecycleEvent) => void>();
   /** Emit time (µs since the epoch) of each recorded event until JetStream acknowledges it. */
   private readonly emittedMicros = new Map<number, number>();
@@ -92,15 +103,18 @@ export class EventPublisher {
   ) {
     this.dir = StateDir.events(stateDir);
     this.legacyPath = join(stateDir, 'events-outbox.json');
-    this.js = jetstream(nc);
+    this.inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
   }
 
   async init(): Promise<void> {
     this.log = await EventLog.open<NodeEvent>({ dir: this.dir, legacyOutboxPath: this.legacyPath, logger: this.logger });
-    this.log.onDurable(() => this.signal());
     void this.watchConnection();
     await this.ensureStream();
-    this.running = this.run();
+    this.acks = this.nc.subscribe(`${this.inbox}.*`, { callback: (_error, msg) => this.onAck(msg) });
+    this.sentSeq = this.log.ackedSeq;
+    // Sent in the write's own callback, before the emits waiting for it resume: no tick between disk and wire.
+    this.log.onDurable(() => this.pump());
+    this.pump();
   }
 
   get lastSeq(): number {
@@ -241,8 +255,22 @@ export class EventPublisher {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.signal();
-    await this.running;
+    clearTimeout(this.retryTimer);
+    // what is in flight may still be acknowledged (then the acked marker covers it): wait for that, within the publish timeout
+    if (this.sentSeq > this.log.ackedSeq) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, PUBLISH_TIMEOUT_MS);
+        this.settled = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.settled = undefined;
+    clearTimeout(this.ackTimer);
+    this.acks?.unsubscribe();
+    for (const span of this.spans.values()) endSpan(span, new Error('event publisher closed'));
+    this.spans.clear();
     await this.log.close();
   }
 
@@ -282,87 +310,135 @@ export class EventPublisher {
     }
   }
 
-  private signal(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-
-  private waitForSignal(ms?: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-
   /** No new publishes while disconnected: what nats.js buffers then is dropped at reconnect, after later ones went out. */
   private async watchConnection(): Promise<void> {
     for await (const status of this.nc.status()) {
-      if (status.type === 'disconnect') this.connected = false;
-      else if (status.type === 'reconnect') {
+      if (status.type === 'disconnect') {
+        this.connected = false;
+        // what was in flight is sent again after the reconnect (the msgID makes a re-send a duplicate JetStream drops);
+        // an event not yet acknowledged, sent or not, counts as a failed publish
+        if (this.log.pendingCount > 0) this.reportFailure(new Error('disconnected from NATS'));
+        this.restartRound();
+      } else if (status.type === 'reconnect') {
         this.connected = true;
-        this.signal();
+        this.pump();
       }
     }
   }
 
   /**
-   * Keeps up to PUBLISH_WINDOW durable events in flight and takes their acks in seq order; on a failure it lets the
-   * window settle and sends again from the first unacknowledged event (the msgID makes a re-send a duplicate JetStream drops).
+   * Sends every durable event not yet sent, keeping at most PUBLISH_WINDOW unacknowledged; acks are taken in seq order
+   * (onAck). Runs synchronously when events become durable, when acks free the window, at reconnect and after a backoff.
    */
-  private async run(): Promise<void> {
-    let backoffMs = BACKOFF_MIN_MS;
-    while (!this.closed) {
-      const inflight: { event: NodeEvent; ack: Promise<unknown> }[] = [];
-      let next = this.log.ackedSeq + 1;
-      let failed = false;
-      while (!this.closed) {
-        while (this.connected && inflight.length < PUBLISH_WINDOW && next <= this.log.durableSeq) {
-          const event = this.log.eventAt(next++)!;
-          const headers = natsHeaders();
-          const emitted = this.emittedMicros.get(event.seq);
-          if (emitted !== undefined) headers.set(EventTimeHeaders.emitted, String(emitted));
-          headers.set(EventTimeHeaders.published, String(epochMicros()));
-          const subject = subjectOf(event);
-          const parent = this.emittedContexts.get(event.seq);
-          const span = startSpan(
-            `publish ${EVENTS_STREAM}`,
-            { 'messaging.system': 'nats', 'messaging.operation.type': 'send', 'messaging.destination.name': subject, 'virtbus.event.seq': event.seq },
-            { kind: SpanKind.PRODUCER, ...(parent ? { parent } : {}) },
-          );
-          const ack = this.js.publish(subject, JSON.stringify(event), { msgID: `${event.node}-${event.seq}`, timeout: PUBLISH_TIMEOUT_MS, headers });
-          ack.then(() => endSpan(span), (error: unknown) => endSpan(span, error));
-          inflight.push({ event, ack });
-        }
-        const head = inflight.shift();
-        if (!head) {
-          await this.waitForSignal(this.connected ? undefined : 250);
-          continue;
-        }
-        try {
-          await head.ack;
-        } catch (error) {
-          this.logger.warn({ err: error, seq: head.event.seq }, 'event not published yet; will retry');
-          for (const listener of this.failureListeners) listener(publishedView(head.event));
-          failed = true;
-          break;
-        }
-        backoffMs = BACKOFF_MIN_MS;
-        this.log.ack(head.event.seq);
-        this.emittedMicros.delete(head.event.seq);
-        this.emittedContexts.delete(head.event.seq);
-        const lagSeconds = Math.max(0, (Date.now() - Date.parse(head.event.timestamp)) / 1000);
-        for (const listener of this.publishedListeners) listener(publishedView(head.event), lagSeconds);
-      }
-      await Promise.allSettled(inflight.map((item) => item.ack));
-      if (failed && !this.closed) {
-        await this.waitForSignal(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
+  private pump(): void {
+    if (this.closed || !this.connected || this.retryTimer) return;
+    if (this.sentSeq < this.log.ackedSeq) this.sentSeq = this.log.ackedSeq;
+    const durable = this.log.durableSeq;
+    const limit = this.log.ackedSeq + PUBLISH_WINDOW;
+    try {
+      while (this.sentSeq < durable && this.sentSeq < limit) this.send(this.log.eventAt(++this.sentSeq)!);
+    } catch (error) {
+      // nats.js refuses a publish at once (connection closed, over max_payload): retried like a refused one, and this
+      // runs inside the log's write loop and the ack callback, which must not see it
+      this.fail(new Error(`event not sent: ${(error as Error).message}`, { cause: error }));
+      return;
+    }
+    if (this.sentSeq > this.log.ackedSeq && !this.ackTimer) this.armAckTimer();
+  }
+
+  private send(event: NodeEvent): void {
+    const headers = natsHeaders();
+    headers.set(PubHeaders.MsgIdHdr, `${event.node}-${event.seq}`);
+    const emitted = this.emittedMicros.get(event.seq);
+    if (emitted !== undefined) headers.set(EventTimeHeaders.emitted, String(emitted));
+    headers.set(EventTimeHeaders.published, String(epochMicros()));
+    const subject = subjectOf(event);
+    if (tracingActive() && !this.spans.has(event.seq)) {
+      const parent = this.emittedContexts.get(event.seq);
+      const attributes = { 'messaging.system': 'nats', 'messaging.operation.type': 'send', 'messaging.destination.name': subject, 'virtbus.event.seq': event.seq };
+      this.spans.set(event.seq, startSpan(`publish ${EVENTS_STREAM}`, attributes, { kind: SpanKind.PRODUCER, ...(parent ? { parent } : {}) }));
+    }
+    this.nc.publish(subject, JSON.stringify(event), { reply: `${this.inbox}.${event.seq}`, headers });
+  }
+
+  private armAckTimer(): void {
+    this.ackedAtArm = this.log.ackedSeq;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      if (this.sentSeq <= this.log.ackedSeq) return;
+      if (this.log.ackedSeq > this.ackedAtArm) this.armAckTimer();
+      else this.fail(new Error(`no JetStream ack within ${PUBLISH_TIMEOUT_MS} ms`));
+    }, PUBLISH_TIMEOUT_MS);
+    this.ackTimer.unref();
+  }
+
+  /** A JetStream publish ack (`{stream, seq}`), an API error (`{error}`) or a no-responders status, for the event its subject names. */
+  private onAck(msg: Msg): void {
+    const seq = Number(msg.subject.slice(this.inbox.length + 1));
+    let error: string | undefined;
+    if (msg.data.length === 0) error = msg.headers?.code === 503 ? 'no responders: the events stream is not available' : `empty ack (status ${msg.headers?.code ?? 'none'})`;
+    else {
+      try {
+        const ack = msg.json<{ stream?: string; error?: { code?: number; description?: string } }>();
+        if (ack.error) error = `JetStream error ${ack.error.code ?? ''}: ${ack.error.description ?? 'unknown'}`;
+        else if (!ack.stream) error = 'invalid ack response';
+      } catch (parseError) {
+        error = `unreadable ack: ${(parseError as Error).message}`;
       }
     }
+    if (error !== undefined) {
+      this.fail(new Error(`event ${seq} not stored: ${error}`));
+      return;
+    }
+    if (!(seq > this.log.ackedSeq)) return;
+    this.ackedAhead.add(seq);
+    let next = this.log.ackedSeq + 1;
+    const done: NodeEvent[] = [];
+    while (this.ackedAhead.delete(next)) done.push(this.log.eventAt(next++)!);
+    if (done.length === 0) return;
+    this.backoffMs = BACKOFF_MIN_MS;
+    this.log.ack(next - 1);
+    for (const event of done) {
+      this.emittedMicros.delete(event.seq);
+      this.emittedContexts.delete(event.seq);
+      const span = this.spans.get(event.seq);
+      if (span) {
+        this.spans.delete(event.seq);
+        endSpan(span);
+      }
+      const lagSeconds = Math.max(0, (Date.now() - Date.parse(event.timestamp)) / 1000);
+      for (const listener of this.publishedListeners) listener(publishedView(event), lagSeconds);
+    }
+    if (this.sentSeq <= this.log.ackedSeq) this.settled?.();
+    this.pump();
+  }
+
+  /** A publish failed: after a backoff, sends again from the first unacknowledged event. */
+  private fail(error: Error): void {
+    if (this.retryTimer) return;
+    this.reportFailure(error);
+    this.restartRound();
+    if (this.closed) {
+      this.settled?.();
+      return;
+    }
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.pump();
+    }, this.backoffMs);
+    this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
+  }
+
+  private reportFailure(error: Error): void {
+    const head = this.log.eventAt(this.log.ackedSeq + 1);
+    this.logger.warn({ err: error, seq: head?.seq }, 'event not published yet; will retry');
+    if (head) for (const listener of this.failureListeners) listener(publishedView(head));
+  }
+
+  private restartRound(): void {
+    this.sentSeq = this.log.ackedSeq;
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
   }
 }
 
