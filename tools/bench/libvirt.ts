@@ -43,6 +43,8 @@ export interface LibvirtBenchResult {
   definesPerSec: Compared;
   /** Defines per second of 100 sequential defines while 100 domains exist, and while `scaleDomains` exist. */
   scaleDomains: number;
+  /** Scratch domains defined and undefined on each side before any timed define (the same warm-up for both daemons). */
+  defineWarmup: number;
   definesPerSecAt100: Compared;
   definesPerSecAtScale: Compared;
   /** ms p50: list all of 1,000+ domains with their states (virsh list --all / domain.list). */
@@ -307,6 +309,7 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       destroyMs: compare(p50(figures.vbDestroy), p50(figures.lvDestroy)),
       definesPerSec: compare(defines / (vbDefineMs / 1000), defines / (lvDefineMs / 1000)),
       scaleDomains: scale,
+      defineWarmup,
       definesPerSecAt100: compare(probeSize / (first.vb[1]! / 1000), probeSize / (first.lv[1]! / 1000)),
       definesPerSecAtScale: compare(probeSize / (atScale.vb / 1000), probeSize / (atScale.lv / 1000)),
       listMs: compare(p50(vbList), p50(lvList)),

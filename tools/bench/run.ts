@@ -228,7 +228,7 @@ function libvirtMarkdown(result: LibvirtBenchResult | undefined): string {
       ? `| RSS KiB, ready, no domain, same moment (agent built, qemu driver) | ${result.idleRssKiB.virtbus} | ${result.idleRssKiB.libvirt} | **${round(result.idleRssKiB.ratio, 2)}×** | ≤ 1.5 |`
       : '| RSS KiB, ready, no domain | not measured | not measured | — | ≤ 1.5 |',
     '',
-    result ? `N for the define probe at scale: ${result.scaleDomains} domains on each side (filled untimed between the probes).` : '',
+    result ? `N for the define probe at scale: ${result.scaleDomains} domains on each side (filled untimed between the probes). Before any timed define, both daemons were warmed alike: ${result.defineWarmup} scratch domains defined and undefined on each side.` : '',
     result ? `sha256 of every downloaded file (both sides) equal to the source: ${result.checksumsEqual}` : '',
     result
       ? `Raw NATS floor, same run: the same ${result.fileMiB} MiB in ~1 MiB requests between two connections through the same nats-server, 8 in flight, hashed by the responder: ${result.natsBulkMiBs} MiB/s (upload ${round(result.uploadMiBs.virtbus / result.natsBulkMiBs, 2)}×, download ${round(result.downloadMiBs.virtbus / result.natsBulkMiBs, 2)}× of it). The gateway runs in its own process (built code).`
