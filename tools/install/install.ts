@@ -144,11 +144,7 @@ LockPersonality=yes
   );
 }
 
-/**
- * No node flags: the daemons run as the tests and the bench run them. --enable-source-maps cost the agent ~9 MiB of idle
- * RSS (the map parsed at load) and ~60 MiB more from its first printed stack; stacks keep function names (no minifying) and
- * the installed `.map` maps them offline.
- */
+// no node flags, as tests and bench run them: --enable-source-maps cost ~9 MiB idle and ~60 MiB from the first stack
 function wrapper(layout: Layout, bundle: string): string {
   // next to the wrapper (a --destdir tree runs where it is staged), else the installed path (a symlinked wrapper); no fork
   return [

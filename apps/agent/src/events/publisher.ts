@@ -315,8 +315,7 @@ export class EventPublisher {
     for await (const status of this.nc.status()) {
       if (status.type === 'disconnect') {
         this.connected = false;
-        // what was in flight is sent again after the reconnect (the msgID makes a re-send a duplicate JetStream drops);
-        // an event not yet acknowledged, sent or not, counts as a failed publish
+        // an unacknowledged event, sent or not, is a failed publish: sent again after the reconnect (its msgID dedupes it)
         if (this.log.pendingCount > 0) this.reportFailure(new Error('disconnected from NATS'));
         this.restartRound();
       } else if (status.type === 'reconnect') {
@@ -338,8 +337,7 @@ export class EventPublisher {
     try {
       while (this.sentSeq < durable && this.sentSeq < limit) this.send(this.log.eventAt(++this.sentSeq)!);
     } catch (error) {
-      // nats.js refuses a publish at once (connection closed, over max_payload): retried like a refused one, and this
-      // runs inside the log's write loop and the ack callback, which must not see it
+      // nats.js refused it at once (closed, over max_payload): retried, never thrown into the log's write loop or onAck
       this.fail(new Error(`event not sent: ${(error as Error).message}`, { cause: error }));
       return;
     }
