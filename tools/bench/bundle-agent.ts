@@ -31,6 +31,3 @@ export async function endBundleRun(children: ChildProcess[], nats: { stop(): Pro
   if (process.env.PROF === '1') console.log('profiles under', root);
   else await rm(root, { recursive: true, force: true });
 }
-
-/** The middle value (the upper one of an even count). */
-export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;

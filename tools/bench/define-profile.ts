@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { VirtClient } from '@virtbus/client';
 import { builtBundle, startNatsServer } from '@virtbus/testing';
-import { endBundleRun, median, spawnBundleAgent } from './bundle-agent.js';
+import { endBundleRun, spawnBundleAgent } from './bundle-agent.js';
+import { median } from './stats.js';
 import { processCpuMicros } from './httpload.js';
 
 const root = await mkdtemp('/tmp/dprof-');

@@ -9,7 +9,8 @@ import { connect } from '@nats-io/transport-node';
 import { EventTimeHeaders, Subjects, type LifecycleEvent } from '@virtbus/api-contract';
 import { VirtClient } from '@virtbus/client';
 import { builtBundle, startNatsServer } from '@virtbus/testing';
-import { endBundleRun, median, spawnBundleAgent } from './bundle-agent.js';
+import { endBundleRun, spawnBundleAgent } from './bundle-agent.js';
+import { median } from './stats.js';
 
 /** User and system CPU µs of a process so far (/proc/<pid>/stat, 100 ticks/s). */
 async function cpuSplit(pid: number): Promise<[number, number]> {

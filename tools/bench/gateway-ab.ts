@@ -11,7 +11,7 @@ import { freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testi
 import { waitForLine } from './bus.js';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { processCpuMicros } from './httpload.js';
-import { load } from './stats.js';
+import { load, median } from './stats.js';
 
 const run = promisify(execFile);
 const bundles = (process.env['GW_BUNDLES'] ?? '').split(',').filter(Boolean);
@@ -82,7 +82,6 @@ for (let round = 0; round < rounds; round++) {
     console.log(`round ${round} ${front.name}: ${figure.perSec} req/s, ${figure.cpu.toFixed(1)} µs/req at 64; p50 ${figure.p50Ms} ms at 1`);
   }
 }
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 for (const [name, figures] of results) console.log(`median ${name}: ${median(figures.map((f) => f.perSec))} req/s, ${median(figures.map((f) => f.cpu)).toFixed(1)} µs/req at 64; p50 ${median(figures.map((f) => f.p50Ms))} ms at 1`);
 for (const front of fronts) front.child.kill('SIGTERM');
 await agent.stop();

@@ -17,7 +17,7 @@ import { VirtClient } from '@virtbus/client';
 import { type AgentProcess, type NatsServerHandle, QUIET_AGENT_ARGS, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { waitForLine } from './bus.js';
 import { INSPECT_ARGS, measureAfterGc, type MemoryAfterGc } from './inspector.js';
-import { percentile, round } from './stats.js';
+import { median, percentile, round } from './stats.js';
 
 export interface HostScaleBenchResult {
   domains: number;
@@ -58,7 +58,6 @@ const DEFINE_PROBE = 100;
 const DEFINE_WARMUP_ROUNDS = 10;
 const PAGE_LIMIT = 100;
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 async function rssKiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');

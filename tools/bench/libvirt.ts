@@ -72,8 +72,6 @@ export interface LibvirtBenchResult {
   idleRssKiB: Compared;
   /** KiB: a bare `node -e` process kept alive by a timer, read at the same moment: the share of the agent's RSS no agent code makes. */
   bareNodeRssKiB?: number;
-  /** KiB: the same three idle RSS figures by mapping (/proc/<pid>/smaps), so the report says where each one's memory is. */
-  idleRssByMappingKiB?: Record<'agent' | 'libvirtd' | 'bareNode', RssByMapping>;
   /** virtbus through its libvirt driver on the same libvirtd, next to virsh. */
   viaLibvirtDriver: LibvirtDriverBenchResult;
 }
@@ -167,7 +165,6 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const idleRssKiB = compare(await rssKiB(agent.pid), await rssKiB(libvirt.libvirtdPid()));
     const bareNodeRssKiB = await rssKiB(bareNode.pid!);
-    const idleRssByMappingKiB = { agent: await rssByMappingKiB(agent.pid), libvirtd: await rssByMappingKiB(libvirt.libvirtdPid()), bareNode: await rssByMappingKiB(bareNode.pid!) };
     await profiler?.memory(PROFILE_ROWS.idleRss, [{ name: 'agent', pid: agent.pid, output: agent.output }, { name: 'libvirtd', pid: libvirt.libvirtdPid() }, { name: 'bare node', pid: bareNode.pid! }]);
     bareNode.kill('SIGTERM');
 
@@ -324,7 +321,6 @@ export async function benchLibvirt(options: LibvirtBenchOptions): Promise<Libvir
       cores: availableParallelism(),
       idleRssKiB,
       bareNodeRssKiB,
-      idleRssByMappingKiB,
       viaLibvirtDriver,
     };
   } finally {

@@ -46,4 +46,7 @@ export async function timeCalls(call: () => Promise<unknown>, inFlight: number, 
   return { latencies, wallMs: performance.now() - wallStart };
 }
 
+/** The middle value (the upper one of an even count). */
+export const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[values.length >> 1]!;
+
 export const round = (value: number, digits = 3) => Number(value.toFixed(digits));

@@ -11,7 +11,7 @@ import { connect } from '@nats-io/transport-node';
 import { startGateway } from '@virtbus/gateway';
 import { builtBundle, freePort, REPO_ROOT, spawnAgent, startNatsServer } from '@virtbus/testing';
 import { stderrOf } from './profile.js';
-import { round } from './stats.js';
+import { median, round } from './stats.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -36,7 +36,6 @@ export interface StorageBenchResult {
   memory: { transferMiB: number; agentUploadMiB: number; agentDownloadMiB: number; gatewayUploadMiB: number; gatewayDownloadMiB: number; checksumEqual: boolean };
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 async function timed(work: () => Promise<unknown>): Promise<number> {
   const start = performance.now();

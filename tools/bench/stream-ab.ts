@@ -12,6 +12,7 @@ import { agentArgs, builtBundle, QUIET_AGENT_ARGS, startLibvirt, startNatsServer
 import { VirtClient } from '@virtbus/client';
 import { connect } from '@nats-io/transport-node';
 import { processCpuMicros } from './httpload.js';
+import { median } from './stats.js';
 import { download, rssBytes, sha256Of, spawnGatewayProcess, upload, writeRandomFile } from './storage.js';
 
 const MiB = 1024 * 1024;
@@ -44,7 +45,6 @@ async function threadCpuMicros(pid: number): Promise<Record<string, number>> {
   return byClass;
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** MiB/s, CPU s/GiB and peak RSS growth (MiB) of each named pid during `work`. */
 async function measure(pids: Record<string, number>, work: () => Promise<unknown>, perfName?: string) {
